@@ -1,0 +1,38 @@
+# The targets CI runs are exactly `make test` (see .ci/run). Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint typecheck unit docs bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	npm install --no-audit --no-fund --silent
+
+## Run the whole pipeline locally on embedded defaults (Tansu broker, local lake), then print a summary.
+run: setup
+	$(BIN)/python -m devhost start --broker embedded --lake .lake --duration $${DURATION:-60}
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+docs: setup
+	$(BIN)/python -m tools.docs schemas
+
+## Set up and run every check: lint, types, unit, integration and Terraform tests.
+test: setup lint typecheck
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python bench/core.py
+
+clean:
+	rm -rf $(VENV) node_modules .lake .state .azurite

@@ -1,0 +1,1 @@
+"""Binding glue: each module adapts Azure Functions triggers and bindings to ``shared``."""

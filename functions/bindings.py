@@ -1,0 +1,80 @@
+"""Shared binding arguments and conversions for the Kafka trigger and output bindings."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import azure.functions as func
+
+from shared.lake import LakeStore, open_lake
+from shared.records import KafkaRecord
+from shared.settings import SourceSettings, current_settings, load_source_settings, source_setting_name
+
+BROKER_LIST = "%KAFKA_BROKER_LIST%"
+
+
+def setting_ref(source: str, field: str) -> str:
+    """A binding argument that names a per-source app setting, e.g. ``%CLICKSTREAM_TOPIC%``."""
+    return f"%{source_setting_name(source, field)}%"
+
+
+def kafka_auth() -> dict[str, Any]:
+    """SASL arguments for Kafka bindings.
+
+    The extension reads ``protocol`` and ``authenticationMode`` as enums, not ``%settings%``,
+    so they are chosen here, when the worker indexes the functions, from KAFKA_SECURITY_PROTOCOL.
+    """
+    if current_settings().kafka_security_protocol == "SASL_SSL":
+        return {
+            "protocol": "SaslSsl",
+            "authentication_mode": "Plain",
+            "username": "%KAFKA_SASL_USERNAME%",
+            "password": "%KAFKA_SASL_PASSWORD%",
+        }
+    return {}
+
+
+@lru_cache(maxsize=1)
+def lake() -> LakeStore:
+    """The worker's lake client, built on first use and reused by every invocation."""
+    return open_lake(current_settings())
+
+
+@lru_cache(maxsize=None)
+def source_settings(source: str) -> SourceSettings:
+    return load_source_settings(source)
+
+
+def to_record(event: func.KafkaEvent) -> KafkaRecord:
+    """Adapt the worker's ``KafkaEvent`` (binary data type) to the core's record."""
+    body = event.get_body()
+    metadata = event.metadata or {}
+    return KafkaRecord(
+        topic=event.topic or str(metadata.get("Topic", "")),
+        partition=int(event.partition if event.partition is not None else -1),
+        offset=int(event.offset if event.offset is not None else -1),
+        key=event.key,
+        value=None if body is None else bytes(body),
+        timestamp_ms=parse_timestamp_ms(event.timestamp),
+    )
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_timestamp_ms(value: str | None) -> int | None:
+    """The extension's record timestamp (ISO 8601, up to 7 fraction digits) as epoch ms."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        from datetime import timezone
+
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)

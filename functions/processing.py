@@ -1,0 +1,40 @@
+"""One Kafka-triggered function per registered source (``process_<source>``), cardinality many."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, source_settings, to_record
+from shared.settings import current_settings
+from shared.sources import SOURCES, Source
+from shared.stream import handle_batch
+
+bp = func.Blueprint()
+
+
+def _register(source: Source) -> None:
+    @bp.function_name(name=f"process_{source.name}")
+    @bp.kafka_trigger(
+        arg_name="events",
+        topic=setting_ref(source.name, "topic"),
+        broker_list=BROKER_LIST,
+        consumer_group=setting_ref(source.name, "consumer_group"),
+        cardinality=func.Cardinality.MANY,
+        data_type=func.DataType.BINARY,
+        **kafka_auth(),
+    )
+    @bp.retry(strategy="exponential_backoff", max_retry_count="5", minimum_interval="00:00:02",
+              maximum_interval="00:01:00")
+    def process(events: list[func.KafkaEvent]) -> None:
+        """Called by the Kafka extension with up to ``maxBatchSize`` records of one partition set."""
+        handle_batch(
+            source,
+            [to_record(event) for event in events],
+            lake=lake(),
+            settings=current_settings(),
+            source_settings=source_settings(source.name),
+        )
+
+
+for _source in SOURCES.values():
+    _register(_source)

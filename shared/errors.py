@@ -1,0 +1,25 @@
+"""The project's own exceptions. SDK errors are converted to these at the edge."""
+
+
+class StreamingPocError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class TransientError(StreamingPocError):
+    """A dependency (storage, broker) is unavailable; the trigger's retry policy redelivers."""
+
+
+class LakeUnavailable(TransientError):
+    """The lake could not be reached or refused the write for a reason that may pass."""
+
+
+class LakeError(StreamingPocError):
+    """The lake rejected a request for a reason retrying will not fix (bad path, no permission)."""
+
+
+class UnsafePath(LakeError):
+    """A path would escape the lake root or contains a segment that is not allowed."""
+
+
+class ConfigurationError(StreamingPocError):
+    """App settings are missing or contradict each other."""

@@ -1,0 +1,25 @@
+"""The lake interface every store implements: atomic whole-file writes, reads and listings."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class LakeStore(Protocol):
+    """A place landed files go. Paths are relative, ``/``-separated, checked by ``shared.layout``.
+
+    Implementations convert their SDK's errors into ``LakeUnavailable`` (transient: the
+    trigger retries) or ``LakeError`` (permanent) at this edge.
+    """
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Create or replace ``path`` so that a reader sees the old file or the whole new one."""
+        ...
+
+    def read(self, path: str) -> bytes:
+        """The whole content of ``path``; ``LakeError`` if it does not exist."""
+        ...
+
+    def list_paths(self, prefix: str) -> list[str]:
+        """Sorted paths of the files under ``prefix`` (a directory path, no trailing slash)."""
+        ...

@@ -1,0 +1,129 @@
+"""Turn a processed batch into lake files and write them: one file per partition and event hour.
+
+``plan_files`` is pure (what to write, where); ``land`` is the one place that does I/O.
+A file's name comes from its topic, partition and the batch's offset range, so a
+redelivered batch rewrites the same files instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared import formats
+from shared.lake.base import LakeStore
+from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_name, hour_directory, hour_start_ms
+from shared.pipeline import DeadLetter, ProcessedBatch
+from shared.settings import LakeFormat
+from shared.sources.base import Column, Row
+
+LINEAGE_COLUMNS: tuple[Column, ...] = (
+    Column("_topic", "string", nullable=False),
+    Column("_partition", "long", nullable=False),
+    Column("_offset", "long", nullable=False),
+    Column("_key", "string"),
+    Column("_kafka_timestamp", "timestamp"),
+    Column("_event_time", "timestamp", nullable=False),
+    Column("_event_time_source", "string", nullable=False),
+)
+DEADLETTER_COLUMNS: tuple[Column, ...] = (
+    Column("_topic", "string", nullable=False),
+    Column("_partition", "long", nullable=False),
+    Column("_offset", "long", nullable=False),
+    Column("_key", "string"),
+    Column("_kafka_timestamp", "timestamp"),
+    Column("reason", "string", nullable=False),
+    Column("detail", "string", nullable=False),
+    Column("raw_base64", "string"),
+    Column("dead_lettered_at", "timestamp", nullable=False),
+)
+DEADLETTER_FORMAT: LakeFormat = "jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    path: str
+    format: LakeFormat
+    columns: tuple[Column, ...]
+    rows: Sequence[Row]
+    record_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LandingReport:
+    files: tuple[str, ...]
+    bytes_written: int
+    rows: int
+    dead_letters: int
+
+
+def landed_columns(batch: ProcessedBatch) -> tuple[Column, ...]:
+    return (*batch.source.columns, *LINEAGE_COLUMNS)
+
+
+def plan_files(batch: ProcessedBatch, fmt: LakeFormat, *, now_ms: int) -> list[PlannedFile]:
+    """The files one batch lands as: rows by (topic, partition, event hour), dead letters likewise."""
+    offsets = _offset_ranges(batch)
+    source = batch.source.name
+    planned: list[PlannedFile] = []
+
+    rows_by_file: dict[tuple[str, int, int], list[Row]] = defaultdict(list)
+    for row in batch.rows:
+        rows_by_file[(row["_topic"], row["_partition"], hour_start_ms(row["_event_time"]))].append(row)
+    columns = landed_columns(batch)
+    for (topic, partition, hour), rows in sorted(rows_by_file.items()):
+        first, last = offsets[(topic, partition)]
+        name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS[fmt])
+        path = f"{hour_directory(RAW_AREA, source, hour)}/{name}"
+        planned.append(PlannedFile(path, fmt, columns, rows, record_name=source))
+
+    letters_by_file: dict[tuple[str, int, int], list[Row]] = defaultdict(list)
+    for letter in batch.dead_letters:
+        row = dead_letter_row(letter, now_ms)
+        moment = row["_kafka_timestamp"] if row["_kafka_timestamp"] is not None else now_ms
+        letters_by_file[(row["_topic"], row["_partition"], hour_start_ms(moment))].append(row)
+    for (topic, partition, hour), rows in sorted(letters_by_file.items()):
+        first, last = offsets[(topic, partition)]
+        name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS[DEADLETTER_FORMAT])
+        path = f"{hour_directory(DEADLETTER_AREA, source, hour)}/{name}"
+        planned.append(PlannedFile(path, DEADLETTER_FORMAT, DEADLETTER_COLUMNS, rows, record_name=f"{source}_deadletter"))
+    return planned
+
+
+def dead_letter_row(letter: DeadLetter, now_ms: int) -> Row:
+    record = letter.record
+    return {
+        "_topic": record.topic,
+        "_partition": record.partition,
+        "_offset": record.offset,
+        "_key": record.key,
+        "_kafka_timestamp": record.timestamp_ms,
+        "reason": letter.reason,
+        "detail": letter.detail,
+        "raw_base64": None if record.value is None else base64.b64encode(record.value).decode("ascii"),
+        "dead_lettered_at": now_ms,
+    }
+
+
+def land(lake: LakeStore, planned: Sequence[PlannedFile]) -> LandingReport:
+    """Encode and write every planned file. Lake errors propagate (transient ones are retried)."""
+    written = 0
+    for file in planned:
+        data = formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
+        lake.write_atomic(file.path, data)
+        written += len(data)
+    rows = sum(len(f.rows) for f in planned if not f.path.startswith(DEADLETTER_AREA))
+    letters = sum(len(f.rows) for f in planned if f.path.startswith(DEADLETTER_AREA))
+    return LandingReport(tuple(f.path for f in planned), written, rows, letters)
+
+
+def _offset_ranges(batch: ProcessedBatch) -> dict[tuple[str, int], tuple[int, int]]:
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    positions = [(r["_topic"], r["_partition"], r["_offset"]) for r in batch.rows]
+    positions += [(d.record.topic, d.record.partition, d.record.offset) for d in batch.dead_letters]
+    for topic, partition, offset in positions:
+        first, last = ranges.get((topic, partition), (offset, offset))
+        ranges[(topic, partition)] = (min(first, offset), max(last, offset))
+    return ranges

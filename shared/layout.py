@@ -1,0 +1,52 @@
+"""Where things land in the lake. Pure path logic; every path is relative to the lake root.
+
+``raw/<source>/date=YYYY-MM-DD/hour=HH/<topic>+<partition>+<firstOffset>+<lastOffset>.<ext>``
+Offsets are zero-padded to 20 digits so names sort in offset order.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+from shared.errors import UnsafePath
+
+RAW_AREA = "raw"
+DEADLETTER_AREA = "deadletter"
+OFFSET_DIGITS = 20
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._=+-]+$")
+
+
+def safe_segment(value: str) -> str:
+    """One path segment from untrusted text: percent-encodes anything outside [A-Za-z0-9._-]."""
+    encoded = quote(value, safe="")
+    if encoded in ("", ".", "..") or len(encoded) > 255:
+        raise UnsafePath(f"{value!r} cannot be a path segment")
+    return encoded
+
+
+def check_relative_path(path: str) -> str:
+    """Reject absolute paths, ``..``, empty segments and characters outside the layout's alphabet."""
+    segments = path.split("/")
+    if not path or path.startswith("/") or any(s in ("", ".", "..") or not _SAFE_SEGMENT.match(s) for s in segments):
+        raise UnsafePath(f"refusing lake path {path!r}")
+    return path
+
+
+def hour_directory(area: str, source: str, event_ms: int) -> str:
+    moment = datetime.fromtimestamp(event_ms / 1000, tz=timezone.utc)
+    return f"{area}/{safe_segment(source)}/date={moment:%Y-%m-%d}/hour={moment:%H}"
+
+
+def batch_file_name(topic: str, partition: int, first_offset: int, last_offset: int, extension: str) -> str:
+    if partition < 0 or first_offset < 0 or last_offset < first_offset:
+        raise UnsafePath(f"bad offset range {partition}:{first_offset}-{last_offset}")
+    return (
+        f"{safe_segment(topic)}+{partition}+{first_offset:0{OFFSET_DIGITS}d}"
+        f"+{last_offset:0{OFFSET_DIGITS}d}.{extension}"
+    )
+
+
+def hour_start_ms(event_ms: int) -> int:
+    return event_ms - event_ms % 3_600_000

@@ -1,0 +1,36 @@
+"""Names of the metrics the code emits (OpenTelemetry instruments -> App Insights customMetrics).
+
+The Terraform workbook and alerts query exactly these names; a test checks they match.
+Every metric carries the attribute ``source``; dead letters also carry ``reason``.
+"""
+
+from __future__ import annotations
+
+EVENTS_RECEIVED = "streamingpoc.events.received"
+EVENTS_LANDED = "streamingpoc.events.landed"
+EVENTS_DEADLETTERED = "streamingpoc.events.deadlettered"
+EVENTS_LATE = "streamingpoc.events.late"
+ANOMALIES = "streamingpoc.anomalies"
+BATCH_DURATION = "streamingpoc.batch.duration"
+BATCH_SIZE = "streamingpoc.batch.size"
+END_TO_END_LATENCY = "streamingpoc.end_to_end.latency"
+LAKE_WRITE_DURATION = "streamingpoc.lake.write.duration"
+LAKE_BYTES_WRITTEN = "streamingpoc.lake.bytes_written"
+LAKE_FILES_WRITTEN = "streamingpoc.lake.files_written"
+ENTITY_SIGNALS = "streamingpoc.entity.signals"
+
+# name -> (instrument kind, unit, description)
+METRICS: dict[str, tuple[str, str, str]] = {
+    EVENTS_RECEIVED: ("counter", "{event}", "Records delivered to a processing function"),
+    EVENTS_LANDED: ("counter", "{event}", "Valid records written to the lake"),
+    EVENTS_DEADLETTERED: ("counter", "{event}", "Records written to the dead-letter area, by reason"),
+    EVENTS_LATE: ("counter", "{event}", "Events older than the oldest window kept in state"),
+    ANOMALIES: ("counter", "{event}", "Sensor readings flagged as anomalies"),
+    BATCH_DURATION: ("histogram", "ms", "Wall time of one processing invocation"),
+    BATCH_SIZE: ("histogram", "{event}", "Records per processing invocation"),
+    END_TO_END_LATENCY: ("histogram", "ms", "Event time to landed time"),
+    LAKE_WRITE_DURATION: ("histogram", "ms", "Wall time of one lake file write"),
+    LAKE_BYTES_WRITTEN: ("counter", "By", "Bytes written to the lake"),
+    LAKE_FILES_WRITTEN: ("counter", "{file}", "Files written to the lake"),
+    ENTITY_SIGNALS: ("counter", "{signal}", "Durable entity signals sent"),
+}

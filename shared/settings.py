@@ -1,0 +1,174 @@
+"""The one place that reads app settings.
+
+Global settings live on :class:`Settings`; every registered source adds its own block of
+``<SOURCE>_*`` settings read by :class:`SourceSettings`. :func:`app_setting_names` lists
+every name the code reads, which the tests compare with ``local.settings.example.json``,
+the Terraform app settings and the README table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LakeKind = Literal["local", "blob", "adls"]
+LakeFormat = Literal["parquet", "avro", "jsonl"]
+KafkaSecurity = Literal["PLAINTEXT", "SASL_SSL"]
+
+# Read by the Functions host or the platform, not by this code; Terraform may set them.
+PLATFORM_SETTINGS = frozenset(
+    {
+        "FUNCTIONS_WORKER_RUNTIME",
+        "FUNCTIONS_EXTENSION_VERSION",
+        "AzureWebJobsStorage",
+        "AzureWebJobsStorage__accountName",
+        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__blobServiceUri",
+        "AzureWebJobsStorage__queueServiceUri",
+        "AzureWebJobsStorage__tableServiceUri",
+        "AzureWebJobsFeatureFlags",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    }
+)
+
+
+class Settings(BaseSettings):
+    """Settings shared by every function. Field aliases are the app-setting names."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", populate_by_name=True)
+
+    kafka_broker_list: str = Field(
+        "127.0.0.1:9092",
+        alias="KAFKA_BROKER_LIST",
+        description="Kafka bootstrap servers: Redpanda locally, `<namespace>.servicebus.windows.net:9093` in Azure.",
+    )
+    kafka_security_protocol: KafkaSecurity = Field(
+        "PLAINTEXT",
+        alias="KAFKA_SECURITY_PROTOCOL",
+        description="PLAINTEXT for a local broker; SASL_SSL (with SASL PLAIN) for Event Hubs. Read when functions are indexed.",
+    )
+    kafka_sasl_username: str = Field(
+        "",
+        alias="KAFKA_SASL_USERNAME",
+        description="SASL user; `$ConnectionString` for Event Hubs.",
+    )
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""),
+        alias="KAFKA_SASL_PASSWORD",
+        description="SASL password; an Event Hubs connection string, set as a Key Vault reference in Azure.",
+    )
+    lake_kind: LakeKind = Field(
+        "local",
+        alias="LAKE_KIND",
+        description="Where batches land: `local` directory, `blob` (Azurite) or `adls` (ADLS Gen2).",
+    )
+    lake_local_root: Path = Field(
+        Path(".lake"),
+        alias="LAKE_LOCAL_ROOT",
+        description="Root directory of the local lake (LAKE_KIND=local).",
+    )
+    lake_account_url: str = Field(
+        "",
+        alias="LAKE_ACCOUNT_URL",
+        description="ADLS Gen2 endpoint, `https://<account>.dfs.core.windows.net`; used with managed identity.",
+    )
+    lake_connection_string: SecretStr = Field(
+        SecretStr(""),
+        alias="LAKE_CONNECTION_STRING",
+        description="Storage connection string (Azurite locally); leave empty in Azure to use identity.",
+    )
+    lake_file_system: str = Field(
+        "lake",
+        alias="LAKE_FILE_SYSTEM",
+        description="File system (container) that holds `raw/` and `deadletter/`.",
+    )
+    max_record_bytes: int = Field(
+        1_048_576,
+        alias="MAX_RECORD_BYTES",
+        gt=0,
+        description="Records larger than this are dead-lettered as `oversized`.",
+    )
+
+    @field_validator("kafka_broker_list")
+    @classmethod
+    def _brokers_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("KAFKA_BROKER_LIST must name at least one host:port")
+        return value.strip()
+
+
+class SourceSettings(BaseSettings):
+    """Per-source settings, read from ``<SOURCE>_<FIELD>`` (e.g. ``CLICKSTREAM_TOPIC``)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    topic: str = Field(description="Kafka topic (event hub) the source is produced to and consumed from.")
+    consumer_group: str = Field(description="Consumer group of the source's processing function.")
+    format: LakeFormat = Field("parquet", description="Lake file format: parquet (zstd), avro or jsonl (gzip).")
+    generator_enabled: bool = Field(True, description="Whether the timer generator produces this source.")
+    generator_schedule: str = Field(
+        "*/10 * * * * *", description="NCRONTAB (six fields, seconds first) of the source's generator."
+    )
+    generator_events_per_tick: int = Field(100, ge=0, le=100_000, description="Events produced per timer tick.")
+    generator_iterations: int = Field(0, ge=0, description="Stop after this many events in total; 0 means never.")
+    generator_seed: int | None = Field(None, description="Seed for reproducible events; unset for random.")
+
+    @field_validator("generator_seed", mode="before")
+    @classmethod
+    def _blank_seed_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+SOURCE_FIELDS = tuple(SourceSettings.model_fields)
+
+
+def source_setting_name(source: str, field: str) -> str:
+    """App-setting name of one per-source field: ``source_setting_name("mobile", "topic") == "MOBILE_TOPIC"``."""
+    if field not in SourceSettings.model_fields:
+        raise KeyError(f"unknown source setting {field!r}")
+    return f"{source.upper()}_{field.upper()}"
+
+
+def source_defaults(source: str) -> dict[str, str]:
+    """Defaults of the settings that have none in the model: topic = source name, group = ``<source>-processor``."""
+    return {"topic": source, "consumer_group": f"{source}-processor"}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    values = {alias: env[alias] for alias in global_setting_names() if alias in env}
+    return Settings.model_validate(values)
+
+
+def load_source_settings(source: str, environ: Mapping[str, str] | None = None) -> SourceSettings:
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = dict(source_defaults(source))
+    for field in SOURCE_FIELDS:
+        name = source_setting_name(source, field)
+        if name in env:
+            values[field] = env[name]
+    return SourceSettings.model_validate(values)
+
+
+def global_setting_names() -> list[str]:
+    return [str(info.alias) for info in Settings.model_fields.values()]
+
+
+def app_setting_names(sources: list[str]) -> list[str]:
+    """Every app setting the code reads, for the given source names."""
+    names = global_setting_names()
+    for source in sources:
+        names.extend(source_setting_name(source, field) for field in SOURCE_FIELDS)
+    return names
+
+
+@lru_cache(maxsize=1)
+def current_settings() -> Settings:
+    """Settings of this worker process, read once (app settings change only with a restart)."""
+    return load_settings()

@@ -1,0 +1,146 @@
+"""Website clickstream, shaped exactly like kafka-connect-datagen's ``clickstream`` quickstart.
+
+Datagen (JSON converter, schemas disabled) sends ``userid`` as an int (-1 for an unknown
+user), ``status`` and ``bytes`` as strings, ``time`` as a string and ``_time`` as a long.
+Datagen's ``_time`` counts up from 1 ms, so the pipeline falls back to the Kafka record
+timestamp for it; this module's generator stamps current times instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from faker import Faker
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.sources.base import Column, Row, Source, epoch_ms
+
+UNKNOWN_USER = -1
+
+# The option lists of Datagen's clickstream_schema.avro, so generated traffic looks the same.
+DATAGEN_IPS = [
+    f"{prefix}.{suffix}"
+    for prefix in ("111", "222", "122", "233")
+    for suffix in (
+        "152.45.45", "203.236.146", "168.57.122", "249.79.93", "90.225.227",
+        "173.165.103", "145.8.144", "245.174.248", "245.174.111",
+    )
+]
+DATAGEN_REQUESTS = [
+    "GET /index.html HTTP/1.1",
+    "GET /site/user_status.html HTTP/1.1",
+    "GET /site/login.html HTTP/1.1",
+    "GET /images/track.png HTTP/1.1",
+    "GET /images/logo-small.png HTTP/1.1",
+]
+DATAGEN_STATUSES = ["200", "302", "404", "405", "406", "407"]
+DATAGEN_BYTES = ["278", "1289", "2048", "4096", "4006", "4196", "14096"]
+DATAGEN_AGENTS = [
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/59.0.3071.115 Safari/537.36",
+]
+APACHE_TIME_FORMAT = "%d/%b/%Y:%H:%M:%S +0000"
+
+
+class ClickstreamEvent(BaseModel):
+    """One web server hit, as Datagen's clickstream quickstart produces it."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    ip: str = Field(min_length=1, max_length=64)
+    userid: int = Field(ge=-1)
+    remote_user: str = Field(max_length=256)
+    time: str = Field(max_length=64)
+    time_ms: int = Field(alias="_time", ge=0)
+    request: str = Field(min_length=1, max_length=8192)
+    status: str = Field(pattern=r"^[1-5][0-9]{2}$")
+    bytes: str = Field(pattern=r"^[0-9]{1,15}$")
+    referrer: str = Field(max_length=8192)
+    agent: str = Field(max_length=2048)
+
+
+COLUMNS = (
+    Column("ip", "string", nullable=False),
+    Column("userid", "long", nullable=False),
+    Column("user_known", "boolean", nullable=False),
+    Column("remote_user", "string"),
+    Column("request_method", "string"),
+    Column("request_path", "string"),
+    Column("http_version", "string"),
+    Column("status", "long", nullable=False),
+    Column("status_class", "string", nullable=False),
+    Column("bytes", "long", nullable=False),
+    Column("referrer", "string"),
+    Column("agent", "string"),
+    Column("is_bot", "boolean", nullable=False),
+    Column("datagen_time", "string"),
+)
+
+_BOT_MARKERS = ("bot", "crawler", "spider", "slurp")
+
+
+def transform(event: ClickstreamEvent) -> Row:
+    method, _, rest = event.request.partition(" ")
+    path, _, version = rest.rpartition(" ") if " " in rest else (rest, "", "")
+    agent = event.agent.lower()
+    return {
+        "ip": event.ip,
+        "userid": event.userid,
+        "user_known": event.userid != UNKNOWN_USER,
+        "remote_user": None if event.remote_user == "-" else event.remote_user,
+        "request_method": method or None,
+        "request_path": path or None,
+        "http_version": version or None,
+        "status": int(event.status),
+        "status_class": f"{event.status[0]}xx",
+        "bytes": int(event.bytes),
+        "referrer": None if event.referrer == "-" else event.referrer,
+        "agent": event.agent,
+        "is_bot": any(marker in agent for marker in _BOT_MARKERS),
+        "datagen_time": event.time,
+    }
+
+
+def event_time_ms(event: ClickstreamEvent) -> int:
+    return event.time_ms
+
+
+def entity_key(row: Row) -> str:
+    """Known users by id; Datagen's anonymous ``-1`` users by IP address."""
+    return str(row["userid"]) if row["user_known"] else f"ip:{row['ip']}"
+
+
+def generate(fake: Faker, count: int, now: datetime) -> list[ClickstreamEvent]:
+    """Datagen-like hits: an IP keeps its user id (Datagen's session-sibling hash), times are now."""
+    stamp = now.strftime(APACHE_TIME_FORMAT)
+    millis = epoch_ms(now) or 0
+    events = []
+    for _ in range(count):
+        ip = fake.random_element(DATAGEN_IPS)
+        events.append(
+            ClickstreamEvent(
+                ip=ip,
+                userid=(sum(ip.encode()) % 42) - 1,
+                remote_user="-",
+                time=stamp,
+                time_ms=millis,
+                request=fake.random_element(DATAGEN_REQUESTS),
+                status=fake.random_element(DATAGEN_STATUSES),
+                bytes=fake.random_element(DATAGEN_BYTES),
+                referrer="-",
+                agent=fake.random_element(DATAGEN_AGENTS),
+            )
+        )
+    return events
+
+
+SOURCE = Source(
+    name="clickstream",
+    model=ClickstreamEvent,
+    columns=COLUMNS,
+    transform=transform,
+    event_time_ms=event_time_ms,
+    entity_key=entity_key,
+    generate=generate,
+)
