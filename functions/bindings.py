@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache, lru_cache
 from typing import Any
 
 import azure.functions as func
@@ -43,7 +43,7 @@ def lake() -> LakeStore:
     return open_lake(current_settings())
 
 
-@lru_cache(maxsize=None)
+@cache
 def source_settings(source: str) -> SourceSettings:
     return load_source_settings(source)
 
@@ -74,7 +74,6 @@ def parse_timestamp_ms(value: str | None) -> int | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        from datetime import timezone
 
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)

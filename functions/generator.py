@@ -6,7 +6,7 @@ binding, keyed by entity. A seeded or bounded generator keeps its progress in th
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import azure.functions as func
 import orjson
@@ -32,10 +32,19 @@ def _read_sent(source: str) -> int:
 
 def _register(source: Source) -> None:
     @bp.function_name(name=f"generate_{source.name}")
-    @bp.timer_trigger(arg_name="timer", schedule=setting_ref(source.name, "generator_schedule"),
-                      run_on_startup=False, use_monitor=False)
-    @bp.kafka_output(arg_name="out", topic=setting_ref(source.name, "topic"), broker_list=BROKER_LIST,
-                     data_type=func.DataType.STRING, **kafka_auth())
+    @bp.timer_trigger(
+        arg_name="timer",
+        schedule=setting_ref(source.name, "generator_schedule"),
+        run_on_startup=False,
+        use_monitor=False,
+    )
+    @bp.kafka_output(
+        arg_name="out",
+        topic=setting_ref(source.name, "topic"),
+        broker_list=BROKER_LIST,
+        data_type=func.DataType.STRING,
+        **kafka_auth(),
+    )
     def generate(timer: func.TimerRequest, out: func.Out[str]) -> None:
         """Called on every tick of the source's NCRONTAB schedule."""
         settings = source_settings(source.name)
@@ -44,7 +53,7 @@ def _register(source: Source) -> None:
         if count == 0:
             return
         messages = generate_messages(
-            source, count, now=datetime.now(timezone.utc), seed=settings.generator_seed, start_index=sent
+            source, count, now=datetime.now(UTC), seed=settings.generator_seed, start_index=sent
         )
         out.set(kafka_output_payload(messages))
         if needs_progress(settings):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import fastavro
@@ -61,7 +61,7 @@ def decode(fmt: LakeFormat, data: bytes) -> list[Row]:
                     row[name] = dict(row[name])
         return rows
     if fmt == "avro":
-        return [_timestamps_to_ms(row) for row in fastavro.reader(io.BytesIO(data))]
+        return [_timestamps_to_ms(row) for row in fastavro.reader(io.BytesIO(data))]  # type: ignore[arg-type]
     if fmt == "jsonl":
         return [orjson.loads(line) for line in gzip.decompress(data).splitlines() if line]
     raise ValueError(f"unknown format {fmt!r}")
@@ -115,5 +115,5 @@ def _encode_jsonl(columns: Sequence[Column], rows: Sequence[Row]) -> bytes:
 def _timestamps_to_ms(row: dict[str, Any]) -> Row:
     for name, value in row.items():
         if isinstance(value, datetime):
-            row[name] = int(value.astimezone(timezone.utc).timestamp() * 1000)
+            row[name] = int(value.astimezone(UTC).timestamp() * 1000)
     return row

@@ -88,7 +88,9 @@ def plan_files(batch: ProcessedBatch, fmt: LakeFormat, *, now_ms: int) -> list[P
         first, last = offsets[(topic, partition)]
         name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS[DEADLETTER_FORMAT])
         path = f"{hour_directory(DEADLETTER_AREA, source, hour)}/{name}"
-        planned.append(PlannedFile(path, DEADLETTER_FORMAT, DEADLETTER_COLUMNS, rows, record_name=f"{source}_deadletter"))
+        planned.append(
+            PlannedFile(path, DEADLETTER_FORMAT, DEADLETTER_COLUMNS, rows, record_name=f"{source}_deadletter")
+        )
     return planned
 
 

@@ -7,7 +7,7 @@ Offsets are zero-padded to 20 digits so names sort in offset order.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from shared.errors import UnsafePath
@@ -15,7 +15,7 @@ from shared.errors import UnsafePath
 RAW_AREA = "raw"
 DEADLETTER_AREA = "deadletter"
 OFFSET_DIGITS = 20
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._=+-]+$")
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._=+%-]+$")
 
 
 def safe_segment(value: str) -> str:
@@ -35,7 +35,7 @@ def check_relative_path(path: str) -> str:
 
 
 def hour_directory(area: str, source: str, event_ms: int) -> str:
-    moment = datetime.fromtimestamp(event_ms / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(event_ms / 1000, tz=UTC)
     return f"{area}/{safe_segment(source)}/date={moment:%Y-%m-%d}/hour={moment:%H}"
 
 

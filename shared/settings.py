@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     kafka_security_protocol: KafkaSecurity = Field(
         "PLAINTEXT",
         alias="KAFKA_SECURITY_PROTOCOL",
-        description="PLAINTEXT for a local broker; SASL_SSL (with SASL PLAIN) for Event Hubs. Read when functions are indexed.",
+        description="PLAINTEXT locally; SASL_SSL (SASL PLAIN) for Event Hubs. Read when functions are indexed.",
     )
     kafka_sasl_username: str = Field(
         "",

@@ -43,13 +43,24 @@ def handle_batch(
     batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
     report: LandingReport = land(lake, plan_files(batch, source_settings.format, now_ms=now_ms))
     outcome = BatchOutcome(
-        source.name, batch.records, report.rows, report.dead_letters, report.files, report.bytes_written,
+        source.name,
+        batch.records,
+        report.rows,
+        report.dead_letters,
+        report.files,
+        report.bytes_written,
         time.perf_counter() - started,
     )
     log.info(
         "landed batch",
-        extra={"source": source.name, "records": outcome.records, "landed": outcome.landed,
-               "dead_letters": outcome.dead_letters, "files": len(outcome.files), "offsets": _offset_span(records)},
+        extra={
+            "source": source.name,
+            "records": outcome.records,
+            "landed": outcome.landed,
+            "dead_letters": outcome.dead_letters,
+            "files": len(outcome.files),
+            "offsets": _offset_span(records),
+        },
     )
     return outcome
 

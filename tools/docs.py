@@ -1,8 +1,8 @@
 """Generate the docs that derive from code: JSON Schemas and the settings table.
 
-    python -m tools.docs schemas         # write docs/schemas/<source>.schema.json
-    python -m tools.docs settings-table  # print the README's settings table
-    python -m tools.docs check           # exit 1 if either is stale
+python -m tools.docs schemas         # write docs/schemas/<source>.schema.json
+python -m tools.docs settings-table  # print the README's settings table
+python -m tools.docs check           # exit 1 if either is stale
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ def main(argv: list[str]) -> int:
         print(settings_table())
         return 0
     if command == "check":
-        stale = [str(p.relative_to(ROOT)) for p, c in schema_documents().items() if not p.exists() or p.read_text() != c]
+        stale = [
+            str(p.relative_to(ROOT)) for p, c in schema_documents().items() if not p.exists() or p.read_text() != c
+        ]
         if readme_table() != settings_table():
             stale.append("README.md settings table")
         for item in stale:

@@ -14,7 +14,15 @@ EventType = Literal[
     "app_open", "app_close", "screen_view", "tap", "scroll", "search", "add_to_cart", "purchase", "error"
 ]
 EVENT_TYPES: tuple[EventType, ...] = (
-    "app_open", "app_close", "screen_view", "tap", "scroll", "search", "add_to_cart", "purchase", "error",
+    "app_open",
+    "app_close",
+    "screen_view",
+    "tap",
+    "scroll",
+    "search",
+    "add_to_cart",
+    "purchase",
+    "error",
 )
 SCREENS = ("home", "search", "product", "cart", "checkout", "profile", "settings", "orders")
 APP_VERSIONS = ("4.2.0", "4.2.1", "4.3.0", "5.0.0")

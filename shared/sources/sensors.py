@@ -88,7 +88,7 @@ def generate(fake: Faker, count: int, now: datetime) -> list[SensorReading]:
             SensorReading(
                 sensor_id=f"{SITES[sensor % len(SITES)]}-{metric}-{sensor:03d}",
                 site=SITES[sensor % len(SITES)],
-                metric=metric,  # type: ignore[arg-type]
+                metric=metric,
                 value=round(value, 3),
                 unit=unit,
                 timestamp=now - timedelta(milliseconds=(count - index) * 5),

@@ -1,0 +1,167 @@
+"""What the Functions host would index from function_app.app, and the generator's glue."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from functions import bindings
+from shared.sources import SOURCES
+from tests.conftest import ROOT
+
+
+def _index(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Index the app in a fresh interpreter, as the worker does at start-up (bindings read settings then)."""
+    script = (
+        "import json, function_app\n"
+        "out = {}\n"
+        "for f in function_app.app.get_functions():\n"
+        "    out[f.get_function_name()] = {'json': json.loads(f.get_function_json()),\n"
+        "        'settings': [s.get_dict_repr() for s in f._settings]}\n"
+        "print(json.dumps(out))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k != "KAFKA_SECURITY_PROTOCOL"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=clean | (env or {}), capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def indexed() -> dict[str, dict[str, Any]]:
+    return _index()
+
+
+def _binding(function: dict[str, Any], kind: str) -> dict[str, Any]:
+    (binding,) = [b for b in function["json"]["bindings"] if b["type"] == kind]
+    return dict(binding)
+
+
+def test_one_kafka_trigger_per_source_with_cardinality_many(indexed: dict[str, dict[str, Any]]) -> None:
+    triggers = {name: _binding(f, "kafkaTrigger") for name, f in indexed.items() if name.startswith("process_")}
+    assert sorted(triggers) == sorted(f"process_{s}" for s in SOURCES)
+    for source in SOURCES:
+        trigger = triggers[f"process_{source}"]
+        upper = source.upper()
+        assert trigger["cardinality"] == "MANY"
+        assert trigger["dataType"] == "BINARY"  # raw bytes, so bad UTF-8 reaches the dead-letter area intact
+        assert trigger["topic"] == f"%{upper}_TOPIC%"
+        assert trigger["consumerGroup"] == f"%{upper}_CONSUMER_GROUP%"
+        assert trigger["brokerList"] == "%KAFKA_BROKER_LIST%"
+        assert trigger["protocol"] == "NOTSET" and trigger["authenticationMode"] == "NOTSET"
+
+
+def test_processing_functions_have_a_retry_policy(indexed: dict[str, dict[str, Any]]) -> None:
+    for source in SOURCES:
+        (policy,) = [s for s in indexed[f"process_{source}"]["settings"] if s["setting_name"] == "retry_policy"]
+        assert policy["strategy"] == "exponential_backoff"
+        assert int(policy["max_retry_count"]) >= 3
+
+
+def test_one_timer_per_source_with_its_kafka_output(indexed: dict[str, dict[str, Any]]) -> None:
+    for source in SOURCES:
+        function = indexed[f"generate_{source}"]
+        upper = source.upper()
+        assert _binding(function, "timerTrigger")["schedule"] == f"%{upper}_GENERATOR_SCHEDULE%"
+        output = _binding(function, "kafka")
+        assert output["direction"] == "OUT"
+        assert (output["topic"], output["brokerList"]) == (f"%{upper}_TOPIC%", "%KAFKA_BROKER_LIST%")
+
+
+def test_binding_values_are_app_setting_names_never_literals(indexed: dict[str, dict[str, Any]]) -> None:
+    for function in indexed.values():
+        for binding in function["json"]["bindings"]:
+            for key in ("topic", "brokerList", "consumerGroup", "username", "password", "schedule"):
+                if key in binding:
+                    assert binding[key].startswith("%") and binding[key].endswith("%"), (key, binding[key])
+
+
+def test_event_hubs_mode_uses_sasl_ssl_plain_with_settings_for_credentials() -> None:
+    indexed = _index({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+    for name, function in indexed.items():
+        for binding in function["json"]["bindings"]:
+            if binding["type"] in ("kafka", "kafkaTrigger"):
+                assert (binding["protocol"], binding["authenticationMode"]) == ("SASLSSL", "PLAIN"), name
+                assert (binding["username"], binding["password"]) == ("%KAFKA_SASL_USERNAME%", "%KAFKA_SASL_PASSWORD%")
+
+
+class _Out(func.Out[str]):
+    """The worker's output binding holder: the function sets, the host reads."""
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+
+    def set(self, val: str) -> None:
+        self.value = val
+
+    def get(self) -> str:
+        assert self.value is not None
+        return self.value
+
+
+def _user_function(name: str) -> Any:
+    import function_app
+
+    (function,) = [f for f in function_app.app.get_functions() if f.get_function_name() == name]
+    return function.get_user_function()
+
+
+def test_generator_function_sends_keyed_events_and_honours_iterations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    monkeypatch.setenv("SENSORS_GENERATOR_EVENTS_PER_TICK", "7")
+    monkeypatch.setenv("SENSORS_GENERATOR_ITERATIONS", "10")
+    monkeypatch.setenv("SENSORS_GENERATOR_SEED", "3")
+    for cached in (bindings.lake, bindings.source_settings):
+        cached.cache_clear()
+    from shared import settings as settings_module
+
+    settings_module.current_settings.cache_clear()
+    generate = _user_function("generate_sensors")
+    sent = []
+    for _ in range(3):
+        out = _Out()
+        generate(timer=None, out=out)
+        sent.append(json.loads(out.value) if out.value else [])
+    assert [len(batch) for batch in sent] == [7, 3, 0]
+    assert all(item["Key"] and json.loads(item["Value"])["sensor_id"] == item["Key"] for item in sent[0])
+    for cached in (bindings.lake, bindings.source_settings):
+        cached.cache_clear()
+    settings_module.current_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-24T10:30:00.1234567Z", 1795516200123),
+        ("2026-11-24T10:30:00+00:00", 1795516200000),
+        ("", None),
+        (None, None),
+        ("garbage", None),
+    ],
+)
+def test_kafka_record_timestamps_from_the_extension_parse(text: str | None, expected: int | None) -> None:
+    assert bindings.parse_timestamp_ms(text) == expected
+
+
+def test_kafka_event_becomes_a_core_record() -> None:
+    event = func.KafkaEvent(
+        body=b'{"a":1}', key="k1", partition=2, offset=99, topic="mobile", timestamp="2026-11-24T10:30:00Z"
+    )
+    record = bindings.to_record(event)
+    assert (record.topic, record.partition, record.offset, record.key, record.value) == (
+        "mobile",
+        2,
+        99,
+        "k1",
+        b'{"a":1}',
+    )
+    assert record.timestamp_ms == 1795516200000

@@ -1,0 +1,59 @@
+"""The Datagen stand-in: rates, iterations, seeds and the Kafka output payload."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.generator import generate_messages, kafka_output_payload, needs_progress, tick_size
+from shared.settings import load_source_settings
+from shared.sources import SOURCES, get_source
+from tests.conftest import FIXED_NOW, FIXED_NOW_MS
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_same_seed_gives_the_same_events(name: str) -> None:
+    source = get_source(name)
+    first = generate_messages(source, 20, now=FIXED_NOW, seed=5, start_index=0)
+    again = generate_messages(source, 20, now=FIXED_NOW, seed=5, start_index=0)
+    other = generate_messages(source, 20, now=FIXED_NOW, seed=6, start_index=0)
+    next_tick = generate_messages(source, 20, now=FIXED_NOW, seed=5, start_index=20)
+    assert first == again
+    assert first != other
+    assert first != next_tick
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_messages_are_keyed_by_entity_and_valid(name: str) -> None:
+    source = get_source(name)
+    for message in generate_messages(source, 30, now=FIXED_NOW, seed=None, start_index=0):
+        event = source.model.model_validate_json(message.value)
+        assert message.key == source.entity_key(source.transform(event))
+
+
+def test_generated_timestamps_are_current() -> None:
+    for name in ("clickstream", "mobile", "sensors"):
+        source = get_source(name)
+        messages = generate_messages(source, 5, now=FIXED_NOW, seed=1, start_index=0)
+        times = [source.event_time_ms(source.model.model_validate_json(m.value)) for m in messages]
+        assert all(t is not None and FIXED_NOW_MS - 60_000 <= t <= FIXED_NOW_MS for t in times), name
+
+
+def test_tick_size_follows_rate_iterations_and_switch() -> None:
+    settings = load_source_settings(
+        "mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "40", "MOBILE_GENERATOR_ITERATIONS": "100"}
+    )
+    assert [tick_size(settings, sent) for sent in (0, 40, 80, 100, 150)] == [40, 40, 20, 0, 0]
+    unbounded = load_source_settings("mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "40"})
+    assert tick_size(unbounded, 10_000_000) == 40 and not needs_progress(unbounded)
+    off = load_source_settings("mobile", {"MOBILE_GENERATOR_ENABLED": "false"})
+    assert tick_size(off, 0) == 0
+    assert needs_progress(settings)
+
+
+def test_output_payload_is_the_kafka_bindings_many_message_form() -> None:
+    messages = generate_messages(get_source("sensors"), 3, now=FIXED_NOW, seed=2, start_index=0)
+    payload = json.loads(kafka_output_payload(messages))
+    assert [item["Key"] for item in payload] == [m.key for m in messages]
+    assert [item["Value"] for item in payload] == [m.value for m in messages]

@@ -1,0 +1,80 @@
+"""Decode/validate/transform: dead letters with reasons, lineage, event-time fallback."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.pipeline import MAX_EVENT_AGE_MS, process_batch
+from shared.records import KafkaRecord
+from shared.sources import get_source
+from tests.conftest import FIXED_NOW_MS, records_for
+
+CLICKSTREAM = get_source("clickstream")
+SENSORS = get_source("sensors")
+
+
+def _record(value: bytes | None, offset: int = 100, timestamp_ms: int | None = FIXED_NOW_MS) -> KafkaRecord:
+    return KafkaRecord("clickstream", 3, offset, "k", value, timestamp_ms)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"\xff\xfe{}", "not_utf8"),
+        (b"{not json", "not_json"),
+        (b'{"ip": "1.2.3.4"}', "schema"),
+        (b"[1, 2]", "schema"),
+        (None, "null_value"),
+        (b'{"pad": "' + b"x" * 2000 + b'"}', "oversized"),
+    ],
+)
+def test_each_kind_of_bad_record_is_dead_lettered_with_its_reason(value: bytes | None, reason: str) -> None:
+    batch = process_batch(CLICKSTREAM, [_record(value)], max_record_bytes=1000, now_ms=FIXED_NOW_MS)
+    assert batch.rows == []
+    assert [letter.reason for letter in batch.dead_letters] == [reason]
+    assert batch.dead_letters[0].record.offset == 100
+    assert batch.dead_letters[0].detail
+
+
+def test_bad_records_do_not_stop_the_rest_of_the_batch() -> None:
+    good = records_for(CLICKSTREAM, 10)
+    mixed = [*good[:5], _record(b"garbage", offset=5), *good[5:]]
+    batch = process_batch(CLICKSTREAM, mixed, max_record_bytes=10_000, now_ms=FIXED_NOW_MS)
+    assert len(batch.rows) == 10 and len(batch.dead_letters) == 1 and batch.records == 11
+
+
+def test_rows_carry_lineage() -> None:
+    record = records_for(SENSORS, 1, topic="sensors-eh", partition=4, first_offset=42)[0]
+    row = process_batch(SENSORS, [record], max_record_bytes=10_000, now_ms=FIXED_NOW_MS).rows[0]
+    assert (row["_topic"], row["_partition"], row["_offset"], row["_key"]) == ("sensors-eh", 4, 42, record.key)
+    assert row["_kafka_timestamp"] == FIXED_NOW_MS
+
+
+def test_plausible_event_time_is_used() -> None:
+    row = process_batch(SENSORS, records_for(SENSORS, 1), max_record_bytes=10_000, now_ms=FIXED_NOW_MS).rows[0]
+    assert row["_event_time_source"] == "event"
+    assert FIXED_NOW_MS - 1000 <= row["_event_time"] <= FIXED_NOW_MS
+
+
+def test_datagen_style_tiny_time_falls_back_to_the_kafka_timestamp_and_is_flagged() -> None:
+    value = (
+        b'{"ip":"1.1.1.1","userid":3,"remote_user":"-","time":"11","_time":11,"request":"GET / HTTP/1.1",'
+        b'"status":"200","bytes":"10","referrer":"-","agent":"x"}'
+    )
+    row = process_batch(CLICKSTREAM, [_record(value)], max_record_bytes=10_000, now_ms=FIXED_NOW_MS).rows[0]
+    assert (row["_event_time"], row["_event_time_source"]) == (FIXED_NOW_MS, "kafka")
+
+
+def test_missing_event_time_without_kafka_timestamp_uses_processing_time() -> None:
+    record = records_for(SENSORS, 1)[0]
+    value = (record.value or b"").replace(b'"timestamp":', b'"ignored":')
+    bare = KafkaRecord("sensors", 0, 0, None, value, None)
+    row = process_batch(SENSORS, [bare], max_record_bytes=10_000, now_ms=FIXED_NOW_MS + 5).rows[0]
+    assert (row["_event_time"], row["_event_time_source"]) == (FIXED_NOW_MS + 5, "processing")
+
+
+def test_event_time_far_in_the_past_is_implausible() -> None:
+    record = records_for(SENSORS, 1)[0]
+    late = KafkaRecord("sensors", 0, 0, None, record.value, FIXED_NOW_MS + MAX_EVENT_AGE_MS + 60_000)
+    row = process_batch(SENSORS, [late], max_record_bytes=10_000, now_ms=FIXED_NOW_MS).rows[0]
+    assert row["_event_time_source"] == "kafka"

@@ -1,0 +1,78 @@
+"""One settings model: the example file, README table and JSON Schemas all agree with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from shared.settings import PLATFORM_SETTINGS, app_setting_names, load_settings, load_source_settings
+from shared.sources import SOURCES
+from tests.conftest import ROOT
+from tools import docs
+
+EXAMPLE = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
+
+
+def test_example_settings_document_exactly_what_the_code_reads() -> None:
+    code = set(app_setting_names(list(SOURCES)))
+    example = set(EXAMPLE) - PLATFORM_SETTINGS
+    assert sorted(code - example) == [], "settings the code reads but the example lacks"
+    assert sorted(example - code) == [], "settings in the example that the code never reads"
+
+
+def test_example_values_are_valid() -> None:
+    settings = load_settings(EXAMPLE)
+    assert settings.kafka_broker_list == "127.0.0.1:9092"
+    for name in SOURCES:
+        assert load_source_settings(name, EXAMPLE).topic == name
+
+
+def test_defaults_work_with_no_settings_at_all() -> None:
+    assert load_settings({}).lake_kind == "local"
+    clickstream = load_source_settings("clickstream", {})
+    assert (clickstream.topic, clickstream.consumer_group, clickstream.format) == (
+        "clickstream",
+        "clickstream-processor",
+        "parquet",
+    )
+
+
+def test_source_settings_read_their_prefixed_names() -> None:
+    env = {"MOBILE_FORMAT": "avro", "MOBILE_GENERATOR_SEED": "42", "MOBILE_GENERATOR_ENABLED": "false"}
+    mobile = load_source_settings("mobile", env)
+    assert (mobile.format, mobile.generator_seed, mobile.generator_enabled) == ("avro", 42, False)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LAKE_KIND": "s3"}, "LAKE_KIND"),
+        ({"MAX_RECORD_BYTES": "0"}, "MAX_RECORD_BYTES"),
+        ({"KAFKA_BROKER_LIST": "  "}, "KAFKA_BROKER_LIST"),
+    ],
+)
+def test_bad_settings_fail_with_the_setting_name(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        load_settings(env)
+
+
+def test_bad_source_setting_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="format"):
+        load_source_settings("sensors", {"SENSORS_FORMAT": "csv"})
+
+
+def test_secrets_do_not_print() -> None:
+    settings = load_settings({"KAFKA_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=topsecret"})
+    assert "topsecret" not in repr(settings) and "topsecret" not in str(settings.model_dump())
+
+
+def test_readme_settings_table_and_json_schemas_are_fresh() -> None:
+    assert docs.main(["check"]) == 0, "run: python -m tools.docs schemas, and paste settings-table into README"
+
+
+def test_json_schema_of_clickstream_uses_datagen_field_names() -> None:
+    schema = json.loads((ROOT / "docs/schemas/clickstream.schema.json").read_text())
+    assert schema["properties"]["_time"]["type"] == "integer"
+    assert schema["properties"]["status"]["type"] == "string"
