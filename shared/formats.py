@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 from collections.abc import Sequence
+from operator import itemgetter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,15 +83,29 @@ def avro_schema(columns: Sequence[Column], record_name: str) -> dict[str, Any]:
 def _encode_parquet(columns: Sequence[Column], rows: Sequence[Row]) -> bytes:
     schema = arrow_schema(columns)
     arrays = []
-    for column, arrow_field in zip(columns, schema, strict=True):
-        values = [row.get(column.name) for row in rows]
+    for column, values in zip(columns, _columnar(columns, rows), strict=True):
         if column.type == "map":
             values = [None if v is None else list(v.items()) for v in values]
-        arrays.append(pa.array(values, type=arrow_field.type))
+        arrays.append(pa.array(values, type=_ARROW_TYPES[column.type]))
     table = pa.Table.from_arrays(arrays, schema=schema)
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
+
+
+def _columnar(columns: Sequence[Column], rows: Sequence[Row]) -> list[Sequence[Any]]:
+    """Transpose rows into one value list per column (missing keys become ``None``)."""
+    if not rows:
+        return [[] for _ in columns]
+    names = [c.name for c in columns]
+    try:
+        return (
+            list(zip(*map(itemgetter(*names), rows), strict=True))
+            if len(names) > 1
+            else [[row[names[0]] for row in rows]]
+        )
+    except KeyError:
+        return [[row.get(name) for row in rows] for name in names]
 
 
 _parsed_avro_schemas: dict[tuple[str, tuple[Column, ...]], Any] = {}

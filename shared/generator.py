@@ -44,7 +44,7 @@ def generate_messages(
         fake.seed_instance(f"{source.name}:{seed}:{start_index}")
     messages = []
     for event in source.generate(fake, count, now):
-        row = source.transform(event)
+        row = source.transform(event.model_dump())
         messages.append(OutgoingMessage(source.entity_key(row), event.model_dump_json(by_alias=True)))
     return messages
 

@@ -122,10 +122,9 @@ def land(lake: LakeStore, planned: Sequence[PlannedFile]) -> LandingReport:
 
 
 def _offset_ranges(batch: ProcessedBatch) -> dict[tuple[str, int], tuple[int, int]]:
-    ranges: dict[tuple[str, int], tuple[int, int]] = {}
-    positions = [(r["_topic"], r["_partition"], r["_offset"]) for r in batch.rows]
-    positions += [(d.record.topic, d.record.partition, d.record.offset) for d in batch.dead_letters]
-    for topic, partition, offset in positions:
-        first, last = ranges.get((topic, partition), (offset, offset))
-        ranges[(topic, partition)] = (min(first, offset), max(last, offset))
-    return ranges
+    offsets: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for row in batch.rows:
+        offsets[(row["_topic"], row["_partition"])].append(row["_offset"])
+    for letter in batch.dead_letters:
+        offsets[(letter.record.topic, letter.record.partition)].append(letter.record.offset)
+    return {position: (min(values), max(values)) for position, values in offsets.items()}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from shared.records import KafkaRecord
-from shared.sources.base import Row, Source
+from shared.sources.base import Row, Source, record_validator
 
 # An event's own time is trusted within this window around its Kafka record timestamp.
 MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
@@ -39,7 +39,7 @@ def process_batch(
 ) -> ProcessedBatch:
     """Validate and transform ``records``; each bad one becomes a :class:`DeadLetter` with its reason."""
     batch = ProcessedBatch(source)
-    validate_json = source.model.model_validate_json
+    validate_json = record_validator(source.model).validate_json
     for record in records:
         batch.records += 1
         value = record.value

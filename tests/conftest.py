@@ -38,7 +38,7 @@ def records_for(
     fake.seed_instance(seed)
     records = []
     for index, event in enumerate(source.generate(fake, count, FIXED_NOW)):
-        key = source.entity_key(source.transform(event))
+        key = source.entity_key(source.transform(event.model_dump()))
         value = event.model_dump_json(by_alias=True).encode()
         records.append(KafkaRecord(topic or source.name, partition, first_offset + index, key, value, FIXED_NOW_MS))
     return records

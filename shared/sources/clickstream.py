@@ -84,33 +84,36 @@ COLUMNS = (
     Column("datagen_time", "string"),
 )
 
-_BOT_MARKERS = ("bot", "crawler", "spider", "slurp")
 
-
-def transform(event: ClickstreamEvent) -> Row:
-    method, _, rest = event.request.partition(" ")
+def transform(event: Row) -> Row:
+    method, _, rest = event["request"].partition(" ")
     path, _, version = rest.rpartition(" ") if " " in rest else (rest, "", "")
-    agent = event.agent.lower()
+    agent = event["agent"]
+    lowered = agent.lower()
+    status = event["status"]
+    userid = event["userid"]
+    remote_user = event["remote_user"]
+    referrer = event["referrer"]
     return {
-        "ip": event.ip,
-        "userid": event.userid,
-        "user_known": event.userid != UNKNOWN_USER,
-        "remote_user": None if event.remote_user == "-" else event.remote_user,
+        "ip": event["ip"],
+        "userid": userid,
+        "user_known": userid != UNKNOWN_USER,
+        "remote_user": None if remote_user == "-" else remote_user,
         "request_method": method or None,
         "request_path": path or None,
         "http_version": version or None,
-        "status": int(event.status),
-        "status_class": f"{event.status[0]}xx",
-        "bytes": int(event.bytes),
-        "referrer": None if event.referrer == "-" else event.referrer,
-        "agent": event.agent,
-        "is_bot": any(marker in agent for marker in _BOT_MARKERS),
-        "datagen_time": event.time,
+        "status": int(status),
+        "status_class": f"{status[0]}xx",
+        "bytes": int(event["bytes"]),
+        "referrer": None if referrer == "-" else referrer,
+        "agent": agent,
+        "is_bot": "bot" in lowered or "crawler" in lowered or "spider" in lowered or "slurp" in lowered,
+        "datagen_time": event["time"],
     }
 
 
-def event_time_ms(event: ClickstreamEvent) -> int:
-    return event.time_ms
+def event_time_ms(event: Row) -> int:
+    return int(event["time_ms"])
 
 
 def entity_key(row: Row) -> str:

@@ -61,23 +61,23 @@ COLUMNS = (
 )
 
 
-def transform(event: MobileEvent) -> Row:
+def transform(event: Row) -> Row:
     return {
-        "event_id": event.event_id,
-        "device_id": event.device_id,
-        "user_id": event.user_id,
-        "session_id": event.session_id,
-        "event_type": event.event_type,
-        "screen": event.screen,
-        "app_version": event.app_version,
-        "os": event.os,
-        "os_version": event.os_version,
-        "properties": dict(event.properties),
+        "event_id": event["event_id"],
+        "device_id": event["device_id"],
+        "user_id": event.get("user_id"),
+        "session_id": event["session_id"],
+        "event_type": event["event_type"],
+        "screen": event["screen"],
+        "app_version": event["app_version"],
+        "os": event["os"],
+        "os_version": event["os_version"],
+        "properties": event.get("properties") or {},
     }
 
 
-def event_time_ms(event: MobileEvent) -> int | None:
-    return epoch_ms(event.timestamp)
+def event_time_ms(event: Row) -> int | None:
+    return epoch_ms(event.get("timestamp"))
 
 
 def entity_key(row: Row) -> str:

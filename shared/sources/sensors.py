@@ -39,14 +39,21 @@ class SensorReading(BaseModel):
 
     @model_validator(mode="after")
     def _value_fits_metric(self) -> SensorReading:
-        unit, low, high, _, _ = METRICS[self.metric]
-        if not math.isfinite(self.value):
-            raise ValueError("value must be a finite number")
-        if not low <= self.value <= high:
-            raise ValueError(f"{self.metric} value {self.value} outside [{low}, {high}]")
-        if self.unit != unit:
-            raise ValueError(f"{self.metric} is measured in {unit}, not {self.unit}")
+        self.check_record(self.__dict__)
         return self
+
+    @staticmethod
+    def check_record(record: Row) -> Row:
+        """The value is finite, inside its metric's physical range and in the metric's unit."""
+        metric, value = record["metric"], record["value"]
+        unit, low, high, _, _ = METRICS[metric]
+        if not math.isfinite(value):
+            raise ValueError("value must be a finite number")
+        if not low <= value <= high:
+            raise ValueError(f"{metric} value {value} outside [{low}, {high}]")
+        if record["unit"] != unit:
+            raise ValueError(f"{metric} is measured in {unit}, not {record['unit']}")
+        return record
 
 
 COLUMNS = (
@@ -58,18 +65,18 @@ COLUMNS = (
 )
 
 
-def transform(reading: SensorReading) -> Row:
+def transform(reading: Row) -> Row:
     return {
-        "sensor_id": reading.sensor_id,
-        "site": reading.site,
-        "metric": reading.metric,
-        "value": reading.value,
-        "unit": reading.unit,
+        "sensor_id": reading["sensor_id"],
+        "site": reading["site"],
+        "metric": reading["metric"],
+        "value": reading["value"],
+        "unit": reading["unit"],
     }
 
 
-def event_time_ms(reading: SensorReading) -> int | None:
-    return epoch_ms(reading.timestamp)
+def event_time_ms(reading: Row) -> int | None:
+    return epoch_ms(reading.get("timestamp"))
 
 
 def entity_key(row: Row) -> str:

@@ -9,6 +9,7 @@ import pytest
 from shared.generator import generate_messages, kafka_output_payload, needs_progress, tick_size
 from shared.settings import load_source_settings
 from shared.sources import SOURCES, get_source
+from shared.sources.base import record_validator
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS
 
 
@@ -28,7 +29,7 @@ def test_same_seed_gives_the_same_events(name: str) -> None:
 def test_messages_are_keyed_by_entity_and_valid(name: str) -> None:
     source = get_source(name)
     for message in generate_messages(source, 30, now=FIXED_NOW, seed=None, start_index=0):
-        event = source.model.model_validate_json(message.value)
+        event = record_validator(source.model).validate_json(message.value)
         assert message.key == source.entity_key(source.transform(event))
 
 
@@ -36,7 +37,7 @@ def test_generated_timestamps_are_current() -> None:
     for name in ("clickstream", "mobile", "sensors"):
         source = get_source(name)
         messages = generate_messages(source, 5, now=FIXED_NOW, seed=1, start_index=0)
-        times = [source.event_time_ms(source.model.model_validate_json(m.value)) for m in messages]
+        times = [source.event_time_ms(record_validator(source.model).validate_json(m.value)) for m in messages]
         assert all(t is not None and FIXED_NOW_MS - 60_000 <= t <= FIXED_NOW_MS for t in times), name
 
 
