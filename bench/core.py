@@ -20,13 +20,13 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import formats  # noqa: E402
-from shared.generator import generate_messages  # noqa: E402
-from shared.landing import plan_files  # noqa: E402
-from shared.pipeline import process_batch  # noqa: E402
-from shared.records import KafkaRecord  # noqa: E402
-from shared.sources import SOURCES, Source  # noqa: E402
-from tests.conftest import FIXED_NOW, FIXED_NOW_MS  # noqa: E402
+from shared import formats
+from shared.generator import generate_messages
+from shared.landing import plan_files
+from shared.pipeline import process_batch
+from shared.records import KafkaRecord
+from shared.sources import SOURCES, Source
+from tests.conftest import FIXED_NOW, FIXED_NOW_MS
 
 BATCH = 1000  # records per invocation, as host.json's maxBatchSize
 

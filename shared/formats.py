@@ -8,8 +8,8 @@ from __future__ import annotations
 import gzip
 import io
 from collections.abc import Sequence
-from operator import itemgetter
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import fastavro
