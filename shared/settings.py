@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         alias="LAKE_FILE_SYSTEM",
         description="File system (container) that holds `raw/` and `deadletter/`.",
     )
+    applicationinsights_connection_string: SecretStr = Field(
+        SecretStr(""),
+        alias="APPLICATIONINSIGHTS_CONNECTION_STRING",
+        description="Application Insights connection string; metrics are exported only when set.",
+    )
     max_record_bytes: int = Field(
         1_048_576,
         alias="MAX_RECORD_BYTES",

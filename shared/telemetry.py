@@ -1,0 +1,115 @@
+"""Metrics through OpenTelemetry: App Insights in Azure, an in-memory reader in tests.
+
+``configure`` is called once per worker; without APPLICATIONINSIGHTS_CONNECTION_STRING it
+does nothing and the instruments are the API's no-ops. Everything is recorded per batch,
+never per event, so telemetry stays cheap; end-to-end latency is sampled (at most
+``LATENCY_SAMPLES`` evenly spaced events per batch).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry import metrics
+
+from shared import metric_names as names
+from shared.settings import Settings
+
+LATENCY_SAMPLES = 100
+log = logging.getLogger("streamingpoc.telemetry")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMetrics:
+    """What one processing invocation reports."""
+
+    source: str
+    received: int
+    landed: int
+    dead_letters: Mapping[str, int]
+    duration_ms: float
+    event_times_ms: Sequence[int]
+    landed_at_ms: int
+    bytes_written: int
+    files_written: int
+    lake_write_ms: Sequence[float] = field(default_factory=tuple)
+
+
+class Telemetry:
+    """The instruments of ``shared.metric_names`` on one meter."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        counter, histogram = meter.create_counter, meter.create_histogram
+        kinds = {name: kind for name, (kind, _, _) in names.METRICS.items()}
+        self._instruments = {
+            name: (counter if kinds[name] == "counter" else histogram)(name, unit=unit, description=description)
+            for name, (_, unit, description) in names.METRICS.items()
+        }
+
+    def _add(self, name: str, amount: float, attributes: Mapping[str, str]) -> None:
+        if amount:
+            self._instruments[name].add(amount, attributes)  # type: ignore[union-attr]
+
+    def _record(self, name: str, value: float, attributes: Mapping[str, str]) -> None:
+        self._instruments[name].record(value, attributes)  # type: ignore[union-attr]
+
+    def record_batch(self, batch: BatchMetrics) -> None:
+        """Called once per processing invocation, after its files landed."""
+        source = {"source": batch.source}
+        self._add(names.EVENTS_RECEIVED, batch.received, source)
+        self._add(names.EVENTS_LANDED, batch.landed, source)
+        for reason, count in sorted(batch.dead_letters.items()):
+            self._add(names.EVENTS_DEADLETTERED, count, {"source": batch.source, "reason": reason})
+        self._record(names.BATCH_DURATION, batch.duration_ms, source)
+        self._record(names.BATCH_SIZE, batch.received, source)
+        for event_ms in sample(batch.event_times_ms, LATENCY_SAMPLES):
+            self._record(names.END_TO_END_LATENCY, max(0, batch.landed_at_ms - event_ms), source)
+        for write_ms in batch.lake_write_ms:
+            self._record(names.LAKE_WRITE_DURATION, write_ms, source)
+        self._add(names.LAKE_BYTES_WRITTEN, batch.bytes_written, source)
+        self._add(names.LAKE_FILES_WRITTEN, batch.files_written, source)
+
+    def record_state(self, source: str, *, signals: int, late: int = 0, anomalies: int = 0) -> None:
+        """Called once per invocation that signalled entities."""
+        attributes = {"source": source}
+        self._add(names.ENTITY_SIGNALS, signals, attributes)
+        self._add(names.EVENTS_LATE, late, attributes)
+        self._add(names.ANOMALIES, anomalies, attributes)
+
+
+def sample(values: Sequence[int], limit: int) -> Sequence[int]:
+    """At most ``limit`` evenly spaced values (all of them when there are few)."""
+    if len(values) <= limit:
+        return values
+    step = len(values) / limit
+    return [values[int(index * step)] for index in range(limit)]
+
+
+def count_reasons(reasons: Sequence[str]) -> dict[str, int]:
+    return dict(Counter(reasons))
+
+
+_telemetry: Telemetry | None = None
+
+
+def telemetry() -> Telemetry:
+    """The process-wide instruments, on whatever meter provider ``configure`` installed."""
+    global _telemetry
+    if _telemetry is None:
+        _telemetry = Telemetry(metrics.get_meter("streamingpoc"))
+    return _telemetry
+
+
+def configure(settings: Settings) -> bool:
+    """Export to Application Insights when a connection string is set. Called once per worker."""
+    connection_string = settings.applicationinsights_connection_string.get_secret_value()
+    if not connection_string:
+        return False
+    from azure.monitor.opentelemetry import configure_azure_monitor
+
+    configure_azure_monitor(connection_string=connection_string, logger_name="streamingpoc")
+    log.info("telemetry exported to Application Insights")
+    return True
