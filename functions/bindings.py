@@ -8,6 +8,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 import azure.functions as func
+from opentelemetry import propagate
 
 from shared.lake import LakeStore, open_lake
 from shared.records import KafkaRecord
@@ -74,6 +75,12 @@ def parse_timestamp_ms(value: str | None) -> int | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+def trace_headers() -> dict[str, str]:
+    """W3C trace context of the current span (``traceparent``), empty when nothing is traced."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import azure.functions as func
 import orjson
 
-from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, source_settings
+from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, source_settings, trace_headers
 from shared.errors import LakeError
 from shared.generator import generate_messages, kafka_output_payload, needs_progress, tick_size
 from shared.sources import SOURCES, Source
@@ -52,10 +52,9 @@ def _register(source: Source) -> None:
         count = tick_size(settings, sent)
         if count == 0:
             return
-        messages = generate_messages(
-            source, count, now=datetime.now(UTC), seed=settings.generator_seed, start_index=sent
-        )
-        out.set(kafka_output_payload(messages))
+        now = datetime.now(UTC)
+        messages = generate_messages(source, count, now=now, seed=settings.generator_seed, start_index=sent)
+        out.set(kafka_output_payload(messages, now=now, headers=trace_headers()))
         if needs_progress(settings):
             lake().write_atomic(progress_path(source.name), orjson.dumps({"sent": sent + count}))
 

@@ -5,6 +5,7 @@ Pure: the caller passes the clock, the seed and how many records were already se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,6 +50,30 @@ def generate_messages(
     return messages
 
 
-def kafka_output_payload(messages: list[OutgoingMessage]) -> str:
-    """The Kafka output binding's many-message form: a JSON array of ``{"Key", "Value"}`` events."""
-    return orjson.dumps([{"Key": m.key, "Value": m.value} for m in messages]).decode()
+def kafka_output_payload(
+    messages: list[OutgoingMessage], *, now: datetime, headers: Mapping[str, str] | None = None
+) -> str:
+    """The Kafka output binding's many-message form: a JSON array of Kafka event objects.
+
+    The extension takes ``Key`` and ``Headers`` from an item only when the item has all of
+    Offset, Partition, Topic, Timestamp, Value and Headers; otherwise it sends the whole
+    JSON text as the value. Topic, partition and timestamp are ignored on send (the binding's
+    topic wins and the key picks the partition). ``headers`` (e.g. ``traceparent``) go on
+    every message.
+    """
+    stamp = now.isoformat().replace("+00:00", "Z")
+    header_list = [{"Key": key, "Value": value} for key, value in (headers or {}).items()]
+    return orjson.dumps(
+        [
+            {
+                "Offset": 0,
+                "Partition": 0,
+                "Topic": "",
+                "Timestamp": stamp,
+                "Key": m.key,
+                "Value": m.value,
+                "Headers": header_list,
+            }
+            for m in messages
+        ]
+    ).decode()

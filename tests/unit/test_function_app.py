@@ -133,6 +133,7 @@ def test_generator_function_sends_keyed_events_and_honours_iterations(
         sent.append(json.loads(out.value) if out.value else [])
     assert [len(batch) for batch in sent] == [7, 3, 0]
     assert all(item["Key"] and json.loads(item["Value"])["sensor_id"] == item["Key"] for item in sent[0])
+    assert all(item["Headers"] == [] for item in sent[0])  # nothing traced, no trace header
     for cached in (bindings.lake, bindings.source_settings):
         cached.cache_clear()
     settings_module.current_settings.cache_clear()
@@ -165,3 +166,14 @@ def test_kafka_event_becomes_a_core_record() -> None:
         b'{"a":1}',
     )
     assert record.timestamp_ms == 1795516200000
+
+
+def test_trace_context_of_the_current_span_becomes_a_header() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("generate") as span:
+        headers = bindings.trace_headers()
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert headers["traceparent"].split("-")[1] == trace_id
+    assert bindings.trace_headers() == {}

@@ -55,6 +55,12 @@ def test_tick_size_follows_rate_iterations_and_switch() -> None:
 
 def test_output_payload_is_the_kafka_bindings_many_message_form() -> None:
     messages = generate_messages(get_source("sensors"), 3, now=FIXED_NOW, seed=2, start_index=0)
-    payload = json.loads(kafka_output_payload(messages))
+    payload = json.loads(kafka_output_payload(messages, now=FIXED_NOW, headers={"traceparent": "00-ab-cd-01"}))
     assert [item["Key"] for item in payload] == [m.key for m in messages]
     assert [item["Value"] for item in payload] == [m.value for m in messages]
+    for item in payload:
+        # The extension honours Key and Headers only when all six of these are present.
+        assert {"Offset", "Partition", "Topic", "Timestamp", "Value", "Headers"} <= set(item)
+        assert item["Topic"] == ""  # the binding's topic is used
+        assert item["Headers"] == [{"Key": "traceparent", "Value": "00-ab-cd-01"}]
+        assert item["Timestamp"] == "2026-11-24T10:30:00Z"
