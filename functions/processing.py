@@ -23,8 +23,9 @@ def _register(source: Source) -> None:
         data_type=func.DataType.BINARY,
         **kafka_auth(),
     )
-    @bp.retry(strategy="exponential_backoff", max_retry_count="5", minimum_interval="00:00:02",
-              maximum_interval="00:01:00")
+    @bp.retry(
+        strategy="exponential_backoff", max_retry_count="5", minimum_interval="00:00:02", maximum_interval="00:01:00"
+    )
     def process(events: list[func.KafkaEvent]) -> None:
         """Called by the Kafka extension with up to ``maxBatchSize`` records of one partition set."""
         handle_batch(
