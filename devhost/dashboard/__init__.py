@@ -1,0 +1,1 @@
+"""The local dashboard: a static page polling ``/dashboard/api/stats`` once a second."""
