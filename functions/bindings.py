@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import azure.functions as func
 from opentelemetry import propagate
@@ -22,18 +22,21 @@ def setting_ref(source: str, field: str) -> str:
     return f"%{source_setting_name(source, field)}%"
 
 
-def kafka_auth() -> dict[str, Any]:
-    """SASL arguments for Kafka bindings.
+def kafka_auth(role: Literal["consumer", "producer"]) -> dict[str, Any]:
+    """SASL arguments for a Kafka trigger (``consumer``) or output binding (``producer``).
 
     The extension reads ``protocol`` and ``authenticationMode`` as enums, not ``%settings%``,
     so they are chosen here, when the worker indexes the functions, from KAFKA_SECURITY_PROTOCOL.
+    Each role has its own password setting so that Azure can give each a least-privilege
+    credential (listen-only, send-only).
     """
     if current_settings().kafka_security_protocol == "SASL_SSL":
+        password = "KAFKA_SASL_PASSWORD" if role == "consumer" else "KAFKA_PRODUCER_SASL_PASSWORD"
         return {
             "protocol": "SaslSsl",
             "authentication_mode": "Plain",
             "username": "%KAFKA_SASL_USERNAME%",
-            "password": "%KAFKA_SASL_PASSWORD%",
+            "password": f"%{password}%",
         }
     return {}
 

@@ -43,7 +43,7 @@ def _register(source: Source) -> None:
         topic=setting_ref(source.name, "topic"),
         broker_list=BROKER_LIST,
         data_type=func.DataType.STRING,
-        **kafka_auth(),
+        **kafka_auth("producer"),
     )
     def generate(timer: func.TimerRequest, out: func.Out[str]) -> None:
         """Called on every tick of the source's NCRONTAB schedule."""

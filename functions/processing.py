@@ -21,7 +21,7 @@ def _register(source: Source) -> None:
         consumer_group=setting_ref(source.name, "consumer_group"),
         cardinality=func.Cardinality.MANY,
         data_type=func.DataType.BINARY,
-        **kafka_auth(),
+        **kafka_auth("consumer"),
     )
     @bp.retry(
         strategy="exponential_backoff", max_retry_count="5", minimum_interval="00:00:02", maximum_interval="00:01:00"

@@ -61,7 +61,12 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr = Field(
         SecretStr(""),
         alias="KAFKA_SASL_PASSWORD",
-        description="SASL password; an Event Hubs connection string, set as a Key Vault reference in Azure.",
+        description="SASL password of the Kafka triggers; in Azure a Key Vault reference to a listen-only connection string.",
+    )
+    kafka_producer_sasl_password: SecretStr = Field(
+        SecretStr(""),
+        alias="KAFKA_PRODUCER_SASL_PASSWORD",
+        description="SASL password of the Kafka output bindings; in Azure a Key Vault reference to a send-only connection string.",
     )
     lake_kind: LakeKind = Field(
         "local",

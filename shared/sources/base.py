@@ -70,9 +70,10 @@ def record_validator(model: type[BaseModel]) -> TypeAdapter[Row]:
     """
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        annotated = Annotated[(info.annotation, *info.metadata, Field(alias=info.alias or name))]  # type: ignore[valid-type]
-        fields[name] = annotated if info.is_required() else NotRequired[annotated]  # type: ignore[valid-type]
-    record_type = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
+        annotated: Any = Annotated[(info.annotation, *info.metadata, Field(alias=info.alias or name))]
+        fields[name] = annotated if info.is_required() else NotRequired[annotated]
+    record_type: Any = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
     check = getattr(model, "check_record", None)
-    target = Annotated[record_type, AfterValidator(check)] if check else record_type
-    return TypeAdapter(target)
+    target: Any = Annotated[record_type, AfterValidator(check)] if check else record_type
+    adapter: TypeAdapter[Row] = TypeAdapter(target)
+    return adapter
