@@ -61,12 +61,12 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr = Field(
         SecretStr(""),
         alias="KAFKA_SASL_PASSWORD",
-        description="SASL password of the Kafka triggers; in Azure a Key Vault reference to a listen-only connection string.",
+        description="SASL password of the Kafka triggers; in Azure a Key Vault reference (listen-only rule).",
     )
     kafka_producer_sasl_password: SecretStr = Field(
         SecretStr(""),
         alias="KAFKA_PRODUCER_SASL_PASSWORD",
-        description="SASL password of the Kafka output bindings; in Azure a Key Vault reference to a send-only connection string.",
+        description="SASL password of the Kafka output bindings; in Azure a Key Vault reference (send-only rule).",
     )
     lake_kind: LakeKind = Field(
         "local",

@@ -89,7 +89,8 @@ def test_event_hubs_mode_uses_sasl_ssl_plain_with_settings_for_credentials() -> 
         for binding in function["json"]["bindings"]:
             if binding["type"] in ("kafka", "kafkaTrigger"):
                 assert (binding["protocol"], binding["authenticationMode"]) == ("SASLSSL", "PLAIN"), name
-                password = "%KAFKA_SASL_PASSWORD%" if binding["type"] == "kafkaTrigger" else "%KAFKA_PRODUCER_SASL_PASSWORD%"
+                role = "" if binding["type"] == "kafkaTrigger" else "PRODUCER_"
+                password = f"%KAFKA_{role}SASL_PASSWORD%"
                 assert (binding["username"], binding["password"]) == ("%KAFKA_SASL_USERNAME%", password), name
 
 
