@@ -1,0 +1,61 @@
+"""Command line: ``python -m devhost start [options]`` runs function_app.py like ``func start``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from devhost.config import HostConfigError
+
+
+def _broker(value: str) -> str:
+    if value != "embedded" and (":" not in value or not value.rsplit(":", 1)[1].isdigit()):
+        raise argparse.ArgumentTypeError("expected 'embedded' or HOST:PORT")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="index function_app.py and run its functions")
+    start.add_argument("--settings", type=Path, help="settings file (default: local.settings.json)")
+    start.add_argument("--broker", type=_broker, help="'embedded' (start Tansu) or HOST:PORT (default: from settings)")
+    lake = start.add_mutually_exclusive_group()
+    lake.add_argument("--lake", type=Path, help="local lake directory (LAKE_KIND=local)")
+    lake.add_argument("--storage", choices=["azurite"], help="start Azurite and land through the Blob API")
+    start.add_argument("--no-timers", dest="timers", action="store_false", help="do not run timer triggers")
+    start.add_argument("--duration", type=float, help="stop cleanly after this many seconds (default: until Ctrl-C)")
+    start.add_argument("--workers", type=int, default=1, help="processes sharing each consumer group (default 1)")
+    start.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
+    start.add_argument("--partitions", type=int, default=4, help="partitions of topics the host creates (default 4)")
+    start.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    logging.basicConfig(level=arguments.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from devhost.host import LocalHost, StartOptions
+
+    options = StartOptions(
+        settings=arguments.settings,
+        broker=arguments.broker,
+        lake=arguments.lake,
+        storage=arguments.storage,
+        timers=arguments.timers,
+        duration=arguments.duration,
+        workers=max(1, arguments.workers),
+        port=arguments.port,
+        partitions=arguments.partitions,
+    )
+    try:
+        return LocalHost(options).run()
+    except HostConfigError as error:
+        print(f"devhost: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

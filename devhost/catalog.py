@@ -1,0 +1,102 @@
+"""What the local host indexes from the app: each function's trigger, bindings and retry policy."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+
+SUPPORTED_TRIGGERS = frozenset({"kafkaTrigger", "timerTrigger", "httpTrigger", "entityTrigger"})
+_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?$")
+
+
+class IndexingError(Exception):
+    """A function uses a trigger or binding the local host does not implement."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The function's ``retry`` setting: fixed delay or exponential backoff, in seconds."""
+
+    strategy: str
+    max_retry_count: int
+    delay: float = 0.0
+    minimum_interval: float = 0.0
+    maximum_interval: float = 0.0
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        if self.strategy == "fixed_delay":
+            return self.delay
+        return float(min(self.maximum_interval, self.minimum_interval * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class IndexedFunction:
+    """One function as the host sees it: name, binding JSON, the user callable and its retry policy."""
+
+    name: str
+    bindings: tuple[dict[str, Any], ...]
+    user_function: Callable[..., Any]
+    retry: RetryPolicy | None
+
+    @property
+    def trigger(self) -> dict[str, Any]:
+        return next(b for b in self.bindings if b["type"].endswith("Trigger"))
+
+    @property
+    def trigger_type(self) -> str:
+        return str(self.trigger["type"])
+
+    def bindings_of(self, kind: str, direction: str | None = None) -> list[dict[str, Any]]:
+        return [b for b in self.bindings if b["type"] == kind and (direction is None or b["direction"] == direction)]
+
+
+def parse_timespan(value: str) -> float:
+    """``[d.]hh:mm:ss[.fff]`` as seconds."""
+    match = _TIMESPAN.match(value.strip())
+    if not match:
+        raise IndexingError(f"not a timespan: {value!r}")
+    days, hours, minutes, seconds, fraction = match.groups()
+    total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+    return total + (float(f"0.{fraction}") if fraction else 0.0)
+
+
+def _retry_policy(settings: list[dict[str, Any]]) -> RetryPolicy | None:
+    for setting in settings:
+        if setting.get("setting_name") != "retry_policy":
+            continue
+        return RetryPolicy(
+            strategy=str(setting["strategy"]),
+            max_retry_count=int(setting["max_retry_count"]),
+            delay=parse_timespan(setting["delay_interval"]) if setting.get("delay_interval") else 0.0,
+            minimum_interval=parse_timespan(setting["minimum_interval"]) if setting.get("minimum_interval") else 0.0,
+            maximum_interval=parse_timespan(setting["maximum_interval"]) if setting.get("maximum_interval") else 0.0,
+        )
+    return None
+
+
+def index_app(app: func.FunctionApp) -> list[IndexedFunction]:
+    """Every function of ``app``, as ``app.get_functions()`` hands it to the Functions host."""
+    indexed = []
+    for function in app.get_functions():
+        document = json.loads(function.get_function_json())
+        settings = [s.get_dict_repr() for s in getattr(function, "_settings", [])]
+        entry = IndexedFunction(
+            name=str(function.get_function_name()),
+            bindings=tuple(document["bindings"]),
+            user_function=function.get_user_function(),
+            retry=_retry_policy(settings),
+        )
+        if entry.trigger_type not in SUPPORTED_TRIGGERS:
+            raise IndexingError(
+                f"{entry.name}: the local host does not run {entry.trigger_type} functions "
+                f"(supported: {', '.join(sorted(SUPPORTED_TRIGGERS))}); orchestrations and activities need "
+                "the Azure Functions host (`func start`)"
+            )
+        indexed.append(entry)
+    return indexed

@@ -1,0 +1,226 @@
+"""``python -m devhost start``: the local host's life cycle, from settings to the exit summary."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from devhost.broker import embedded_broker, ensure_topics, wait_for_metadata
+from devhost.catalog import IndexedFunction, index_app
+from devhost.config import PROJECT_ROOT, HostConfig, load_host_config
+from devhost.dashboard.stats import LiveStats
+from devhost.entities import EntityRuntime
+from devhost.entity_store import EntityStore, SqliteEntityStore
+from devhost.http_routes import http_routes
+from devhost.http_server import DURABLE_PREFIX, HttpFrontEnd
+from devhost.invoker import Invoker, WorkerLoop
+from devhost.kafka_config import client_config
+from devhost.kafka_output import OutputProducers
+from devhost.kafka_trigger import KafkaTriggerRunner
+from devhost.progress import HostStats
+from devhost.server import HostLoop
+from devhost.timers import TimerRunner
+
+log = logging.getLogger("devhost")
+EXAMPLE_SETTINGS = PROJECT_ROOT / "local.settings.example.json"
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    settings: Path | None = None
+    broker: str | None = None
+    lake: Path | None = None
+    storage: str | None = None
+    timers: bool = True
+    duration: float | None = None
+    workers: int = 1
+    port: int = 7071
+    partitions: int = 4
+    app_module: str = "function_app"
+
+
+class LocalHost:
+    """Indexes the app and runs its functions until ``stop`` is set (Ctrl-C, SIGTERM or --duration)."""
+
+    def __init__(self, options: StartOptions) -> None:
+        self.options = options
+        self.stop = threading.Event()
+        self.stats = HostStats()
+        self.reader = InMemoryMetricReader()
+        self.threads: list[threading.Thread] = []
+
+    def run(self) -> int:
+        with ExitStack() as stack:
+            config = self._configure(stack)
+            os.environ.update(config.settings)
+            metrics.set_meter_provider(MeterProvider(metric_readers=[self.reader]))
+            app = importlib.import_module(self.options.app_module).app
+            functions = index_app(app)
+            self._print_index(functions)
+            self._prepare_topics(functions, config)
+            worker_loop = WorkerLoop()
+            stack.callback(worker_loop.close)
+            producers = OutputProducers(config)
+            stack.callback(producers.close)
+            rpc_base_url = f"http://127.0.0.1:{self.options.port}{DURABLE_PREFIX}/"
+            invoker = Invoker(worker_loop, producers, _durable_client_json(rpc_base_url))
+            host_loop = HostLoop()
+            stack.callback(host_loop.close)
+            entities = self._entities(functions, invoker, config, stack, host_loop)
+            live = LiveStats(self.reader)
+            front = HttpFrontEnd(
+                http_routes(functions), invoker, entities, self.stats, lambda: live.snapshot(self._lag())
+            )
+            host_loop.serve(front.application(), "127.0.0.1", self.options.port)
+            print(f"devhost: listening on http://127.0.0.1:{self.options.port} (dashboard: /dashboard)", flush=True)
+            self._start_runners(functions, config, invoker)
+            self._wait()
+            self._shutdown(entities, host_loop)
+        print(self.stats.summary(), flush=True)
+        return 0
+
+    def _configure(self, stack: ExitStack) -> HostConfig:
+        options = self.options
+        settings_path = options.settings
+        if settings_path is None and not (PROJECT_ROOT / "local.settings.json").exists():
+            settings_path = EXAMPLE_SETTINGS
+            print(f"devhost: no local.settings.json; using {EXAMPLE_SETTINGS.name}", flush=True)
+        overrides: dict[str, str] = {}
+        if options.broker == "embedded":
+            overrides["KAFKA_BROKER_LIST"] = stack.enter_context(embedded_broker())
+            overrides["KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
+        elif options.broker:
+            overrides["KAFKA_BROKER_LIST"] = options.broker
+        if options.storage == "azurite":
+            from devhost.azurite import start_azurite
+
+            location = (options.lake or PROJECT_ROOT / ".azurite").resolve()
+            azurite = stack.enter_context(start_azurite(location))
+            overrides |= {"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": azurite.connection_string}
+            overrides["AzureWebJobsStorage"] = azurite.connection_string
+        elif options.lake is not None:
+            overrides |= {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(options.lake.resolve())}
+        config = load_host_config(settings_path, overrides)
+        if options.broker is None:
+            settings = {"bootstrap.servers": config.settings.get("KAFKA_BROKER_LIST", "127.0.0.1:9092"), "logger": log}
+            wait_for_metadata(settings, timeout=15)
+        return config
+
+    def _print_index(self, functions: list[IndexedFunction]) -> None:
+        print(f"devhost: indexed {len(functions)} functions", flush=True)
+        for function in functions:
+            trigger = function.trigger
+            detail = trigger.get("topic") or trigger.get("schedule") or trigger.get("route") or ""
+            print(f"  {function.name}: {function.trigger_type} {detail}", flush=True)
+            self.stats.add(function.name, function.trigger_type)
+
+    def _prepare_topics(self, functions: list[IndexedFunction], config: HostConfig) -> None:
+        by_cluster: dict[str, tuple[dict[str, Any], set[str]]] = {}
+        for function in functions:
+            for binding in function.bindings:
+                if binding["type"] in ("kafka", "kafkaTrigger"):
+                    settings = client_config(binding, config)
+                    entry = by_cluster.setdefault(settings["bootstrap.servers"], (settings, set()))
+                    entry[1].add(config.resolve(binding["topic"]))
+        for settings, topics in by_cluster.values():
+            ensure_topics(settings, topics, self.options.partitions)
+
+    def _entities(
+        self,
+        functions: list[IndexedFunction],
+        invoker: Invoker,
+        config: HostConfig,
+        stack: ExitStack,
+        host_loop: HostLoop,
+    ) -> EntityRuntime | None:
+        entity_functions = [f for f in functions if f.trigger_type == "entityTrigger"]
+        if not entity_functions:
+            return None
+        store: EntityStore
+        if self.options.storage == "azurite":
+            from devhost.entity_table_store import TableEntityStore
+
+            store = TableEntityStore(config.settings["AzureWebJobsStorage"])
+        else:
+            lake_root = Path(config.settings.get("LAKE_LOCAL_ROOT") or ".lake").resolve()
+            store = SqliteEntityStore(lake_root.parent / f"{lake_root.name}.state" / "entities.sqlite")
+        stack.callback(store.close)
+        runtime = EntityRuntime(entity_functions, store, invoker, self.stats.functions)
+        resumed = host_loop.run(runtime.resume())
+        if resumed:
+            print(f"devhost: resuming {resumed} entity signals accepted before the last stop", flush=True)
+        return runtime
+
+    def _start_runners(self, functions: list[IndexedFunction], config: HostConfig, invoker: Invoker) -> None:
+        self.kafka_runners: list[KafkaTriggerRunner] = []
+        for function in functions:
+            stats = self.stats.functions[function.name]
+            runner: KafkaTriggerRunner | TimerRunner
+            if function.trigger_type == "kafkaTrigger":
+                runner = KafkaTriggerRunner(function, config, invoker, stats, self.stop)
+                self.kafka_runners.append(runner)
+            elif function.trigger_type == "timerTrigger" and self.options.timers:
+                runner = TimerRunner(function, config, invoker, stats, self.stop)
+            else:
+                continue
+            thread = threading.Thread(target=runner.run, name=function.name, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _lag(self) -> dict[str, int]:
+        return {r.topic: r.stats.lag for r in self.kafka_runners if r.stats.lag is not None}
+
+    def _wait(self) -> None:
+        for name in ("SIGINT", "SIGTERM"):
+            signal.signal(getattr(signal, name), lambda *_: self.stop.set())
+        deadline = None if self.options.duration is None else time.monotonic() + self.options.duration
+        interactive = sys.stdout.isatty()
+        printed = 0.0
+        while not self.stop.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            self.stop.wait(1.0 if remaining is None else min(1.0, remaining))
+            now = time.monotonic()
+            if interactive:
+                print("\r" + self.stats.live_line()[:200].ljust(200), end="", flush=True)
+            elif now - printed >= 5:
+                print(self.stats.live_line(), flush=True)
+                printed = now
+        if interactive:
+            print(flush=True)
+        self.stop.set()
+
+    def _shutdown(self, entities: EntityRuntime | None, host_loop: HostLoop) -> None:
+        print("devhost: stopping; finishing in-flight invocations and committing offsets", flush=True)
+        for thread in self.threads:
+            thread.join(timeout=120)
+        if entities is not None:
+            host_loop.run(entities.drained(), timeout=60)
+
+
+def _durable_client_json(rpc_base_url: str) -> str:
+    import json
+
+    return json.dumps(
+        {
+            "taskHubName": "DevhostHub",
+            "creationUrls": {},
+            "managementUrls": {},
+            "rpcBaseUrl": rpc_base_url,
+            "requiredQueryStringParameters": "",
+        }
+    )

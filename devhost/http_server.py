@@ -1,0 +1,131 @@
+"""The local host's HTTP side: HTTP triggers under /api, the durable entity API, the dashboard.
+
+Served with aiohttp on the host's event loop. Function code runs through the ``Invoker`` on a
+thread, so a slow function never blocks the entity API it may itself be calling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from aiohttp import web
+
+from devhost.entities import EntityRuntime, UnknownEntity
+from devhost.http_routes import Route
+from devhost.invoker import Invoker
+from devhost.progress import HostStats
+
+DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
+DURABLE_PREFIX = "/runtime/webhooks/durabletask"
+_STATIC_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}
+
+
+class HttpFrontEnd:
+    def __init__(
+        self,
+        routes: list[Route],
+        invoker: Invoker,
+        entities: EntityRuntime | None,
+        stats: HostStats,
+        dashboard_snapshot: Callable[[], dict[str, Any]] | None,
+    ) -> None:
+        self.routes = routes
+        self.invoker = invoker
+        self.entities = entities
+        self.stats = stats
+        self.dashboard_snapshot = dashboard_snapshot
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="http")
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", DURABLE_PREFIX + "/entities/{name}/{key}", self._entity)
+        app.router.add_get("/dashboard", self._dashboard_page)
+        app.router.add_get("/dashboard/api/stats", self._dashboard_stats)
+        app.router.add_get("/dashboard/{file}", self._dashboard_file)
+        app.router.add_get("/admin/host/status", self._status)
+        app.router.add_route("*", "/api/{tail:.*}", self._api)
+        return app
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        path = request.match_info["tail"].strip("/")
+        for route in self.routes:
+            parameters = route.match(request.method, path)
+            if parameters is not None:
+                return await self._invoke(route, parameters, request)
+        return web.json_response({"error": f"no function answers {request.method} /api/{path}"}, status=404)
+
+    async def _invoke(self, route: Route, parameters: dict[str, str], request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        http_request = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params=dict(request.query),
+            route_params=parameters,
+            body=body,
+        )
+        function = route.function
+        stats = self.stats.functions[function.name]
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(
+                self._executor, self.invoker.invoke, function, {function.trigger["name"]: http_request}
+            )
+        except Exception as error:
+            stats.invoked(failed=True)
+            return web.json_response({"error": f"{function.name} failed: {error}"}, status=500)
+        stats.invoked()
+        return _to_response(result)
+
+    async def _entity(self, request: web.Request) -> web.StreamResponse:
+        if self.entities is None:
+            return web.json_response({"error": "this app has no entity functions"}, status=404)
+        name, key = request.match_info["name"], request.match_info["key"]
+        try:
+            if request.method == "POST":
+                operation = request.query.get("op", "")
+                body = await request.text()
+                await self.entities.signal(name, key, operation, body or None)
+                return web.Response(status=202)
+            if request.method == "GET":
+                state = await self.entities.read(name, key)
+                return web.Response(status=404) if state is None else web.json_response(state)
+        except UnknownEntity:
+            return web.json_response({"error": f"no entity function named {name}"}, status=404)
+        return web.Response(status=405)
+
+    async def _dashboard_page(self, _request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(DASHBOARD_DIR / "index.html")
+
+    async def _dashboard_file(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["file"]
+        target = DASHBOARD_DIR / name
+        if "/" in name or target.suffix not in _STATIC_TYPES or not target.is_file():
+            return web.Response(status=404)
+        return web.FileResponse(target, headers={"Content-Type": _STATIC_TYPES[target.suffix]})
+
+    async def _dashboard_stats(self, _request: web.Request) -> web.StreamResponse:
+        snapshot = self.dashboard_snapshot() if self.dashboard_snapshot else {}
+        snapshot["functions"] = [stats.as_dict() for stats in self.stats.functions.values()]
+        return web.json_response(snapshot)
+
+    async def _status(self, _request: web.Request) -> web.StreamResponse:
+        return web.json_response({"state": "Running", "functions": list(self.stats.functions)})
+
+
+def _to_response(result: Any) -> web.StreamResponse:
+    if result is None:
+        return web.Response(status=204)
+    if isinstance(result, func.HttpResponse):
+        headers = {k: v for k, v in result.headers.items() if k.lower() != "content-length"}
+        if result.mimetype and "content-type" not in {k.lower() for k in headers}:
+            content_type = result.mimetype + (f"; charset={result.charset}" if result.charset else "")
+            headers["Content-Type"] = content_type
+        return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
+    return web.Response(text=result if isinstance(result, str) else json.dumps(result), content_type="application/json")

@@ -1,0 +1,123 @@
+"""Calls user functions the way the Python worker does: async ones on one event loop, sync ones in threads."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import uuid
+from concurrent.futures import Future
+from typing import Any
+
+import azure.functions as func
+
+from devhost.catalog import IndexedFunction, IndexingError
+from devhost.kafka_output import OutputProducers
+
+
+class WorkerLoop:
+    """The worker's event loop, on its own thread. Async functions (e.g. with a durable client) run here."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="worker-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coroutine: Any) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+class _Out(func.Out[Any]):
+    """The holder the worker passes for an output binding: the function sets, the host reads."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def set(self, val: Any) -> None:
+        self.value = val
+
+    def get(self) -> Any:
+        return self.value
+
+
+class Invoker:
+    """Invokes a function with its trigger's argument plus every other binding; blocks the caller.
+
+    Output bindings get a ``func.Out`` each; after the function returns, Kafka outputs are
+    produced (and acknowledged) before the invocation counts as done. A durable client input
+    gets the binding JSON whose ``rpcBaseUrl`` points at this host.
+    """
+
+    def __init__(self, worker_loop: WorkerLoop, producers: OutputProducers, durable_client_json: str = "") -> None:
+        self.worker_loop = worker_loop
+        self.producers = producers
+        self.durable_client_json = durable_client_json
+
+    def invoke(self, function: IndexedFunction, trigger_arguments: dict[str, Any]) -> Any:
+        """Run ``function`` to completion and return its result; its exception propagates."""
+        arguments = dict(trigger_arguments)
+        outputs: dict[str, tuple[dict[str, Any], _Out]] = {}
+        for binding in function.bindings:
+            name = binding["name"]
+            if name in arguments or name == "$return":
+                continue
+            if binding["direction"] == "OUT":
+                outputs[name] = (binding, _Out())
+                arguments[name] = outputs[name][1]
+            elif binding["type"] == "durableClient":
+                if not self.durable_client_json:
+                    raise IndexingError(f"{function.name}: durable client binding needs the entity runtime")
+                arguments[name] = self.durable_client_json
+            elif not binding["type"].endswith("Trigger"):
+                raise IndexingError(f"{function.name}: the local host does not implement {binding['type']} bindings")
+        user_function = function.user_function
+        if "context" in inspect.signature(user_function).parameters and "context" not in arguments:
+            arguments["context"] = _Context(function.name)
+        if inspect.iscoroutinefunction(user_function):
+            result = self.worker_loop.submit(user_function(**arguments)).result()
+        else:
+            result = user_function(**arguments)
+        for binding, holder in outputs.values():
+            if binding["type"] == "kafka":
+                self.producers.send(binding, holder.get())
+        return result
+
+
+class _Context(func.Context):
+    """The invocation context the worker passes to a function that asks for ``context``."""
+
+    def __init__(self, function_name: str) -> None:
+        self._invocation_id = str(uuid.uuid4())
+        self._function_name = function_name
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return ""
+
+    @property
+    def trace_context(self) -> Any:
+        return None
+
+    @property
+    def retry_context(self) -> Any:
+        return None
+
+    @property
+    def thread_local_storage(self) -> Any:
+        return threading.local()

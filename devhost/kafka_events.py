@@ -1,0 +1,90 @@
+"""Consumed messages as the Kafka extension hands them to the Python worker, decoded by its own converter."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from azure.functions import meta
+from azure.functions.kafka import KafkaTriggerConverter
+from confluent_kafka import Message
+
+
+def extension_timestamp(epoch_ms: int) -> str:
+    """The record timestamp as the extension serialises a .NET DateTime (UTC, ISO 8601)."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _key(message: Message) -> str | None:
+    key = message.key()
+    if key is None:
+        return None
+    return key.decode("utf-8", errors="replace") if isinstance(key, bytes) else str(key)
+
+
+def _headers(message: Message) -> list[dict[str, str]]:
+    """Headers as the extension serialises them: ``Value`` is the bytes in base64."""
+    raw = message.headers() or []
+    headers = list(raw.items()) if isinstance(raw, dict) else list(raw)
+    return [{"Key": name, "Value": base64.b64encode(_bytes(value)).decode("ascii")} for name, value in headers]
+
+
+def _bytes(value: str | bytes | None) -> bytes:
+    if value is None:
+        return b""
+    return value.encode() if isinstance(value, str) else value
+
+
+def partition_of(message: Message) -> int:
+    return int(message.partition() or 0)
+
+
+def offset_of(message: Message) -> int:
+    return int(message.offset() or 0)
+
+
+def _offset(message: Message) -> int:
+    return int(message.offset() or 0)
+
+
+def trigger_data(messages: Sequence[Message]) -> tuple[meta.Datum, dict[str, meta.Datum]]:
+    """The ``collection_bytes`` payload and the ``*Array`` trigger metadata of a MANY-cardinality batch."""
+    payload = meta.Datum(type="collection_bytes", value=SimpleNamespace(bytes=[m.value() or b"" for m in messages]))
+    metadata = {
+        "KeyArray": meta.Datum(type="json", value=json.dumps([_key(m) for m in messages])),
+        "PartitionArray": meta.Datum(type="json", value=json.dumps([partition_of(m) for m in messages])),
+        "OffsetArray": meta.Datum(
+            type="collection_sint64", value=SimpleNamespace(sint64=[_offset(m) for m in messages])
+        ),
+        "TopicArray": meta.Datum(type="collection_string", value=SimpleNamespace(string=[m.topic() for m in messages])),
+        "TimestampArray": meta.Datum(
+            type="json", value=json.dumps([extension_timestamp(m.timestamp()[1]) for m in messages])
+        ),
+        "HeadersArray": meta.Datum(type="json", value=json.dumps([_headers(m) for m in messages])),
+    }
+    return payload, metadata
+
+
+def decode_batch(messages: Sequence[Message], cardinality: str) -> Any:
+    """What the function parameter receives: ``list[KafkaEvent]`` (MANY) or one ``KafkaEvent`` (ONE)."""
+    if cardinality.upper() == "MANY":
+        payload, metadata = trigger_data(messages)
+        return KafkaTriggerConverter.decode(payload, trigger_metadata=metadata)
+    (message,) = messages
+    single = {
+        "Key": meta.Datum(type="string", value=_key(message) or ""),
+        "Partition": meta.Datum(type="int", value=message.partition()),
+        "Offset": meta.Datum(type="int", value=message.offset()),
+        "Topic": meta.Datum(type="string", value=message.topic()),
+        "Timestamp": meta.Datum(type="string", value=extension_timestamp(message.timestamp()[1])),
+        "Headers": meta.Datum(type="json", value=json.dumps(_headers(message))),
+    }
+    event = KafkaTriggerConverter.decode(
+        meta.Datum(type="bytes", value=message.value() or b""), trigger_metadata=single
+    )
+    return event

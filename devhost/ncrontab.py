@@ -1,0 +1,111 @@
+"""NCRONTAB schedules as the Functions timer trigger reads them: six fields, seconds first (UTC).
+
+``{second} {minute} {hour} {day} {month} {day-of-week}``; each field takes ``*``, numbers,
+ranges ``a-b``, steps ``*/n`` or ``a-b/n``, lists ``a,b``, and month or day names. A
+five-field expression (no seconds) fires at second 0. When both day fields are
+restricted, a day matching either fires (classic cron).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+_MONTHS = {
+    n: i
+    for i, n in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)
+}
+_DAYS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+_SEARCH_LIMIT = timedelta(days=366 * 5)
+
+
+class ScheduleError(ValueError):
+    """The expression is not a valid NCRONTAB schedule."""
+
+
+def _number(token: str, names: dict[str, int]) -> int:
+    lowered = token.lower()
+    if lowered in names:
+        return names[lowered]
+    if not token.isdigit():
+        raise ScheduleError(f"not a number: {token!r}")
+    return int(token)
+
+
+def _field(text: str, low: int, high: int, names: dict[str, int] | None = None) -> frozenset[int]:
+    values: set[int] = set()
+    for part in text.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ScheduleError(f"bad step in {part!r}")
+        if span == "*":
+            start, end = low, high
+        elif "-" in span:
+            first, last = span.split("-", 1)
+            start, end = _number(first, names or {}), _number(last, names or {})
+        else:
+            start = _number(span, names or {})
+            end = high if step_text else start
+        if not (low <= start <= high and low <= end <= high and start <= end):
+            raise ScheduleError(f"{part!r} is outside {low}-{high}")
+        values.update(range(start, end + 1, step))
+    return frozenset(values)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    seconds: frozenset[int]
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    any_day: bool
+    any_weekday: bool
+
+    @classmethod
+    def parse(cls, expression: str) -> Schedule:
+        fields = expression.split()
+        if len(fields) == 5:
+            fields = ["0", *fields]
+        if len(fields) != 6:
+            raise ScheduleError(f"{expression!r}: expected 6 fields (seconds first), got {len(fields)}")
+        second, minute, hour, day, month, weekday = fields
+        weekdays = frozenset(d % 7 for d in _field(weekday, 0, 7, _DAYS))
+        return cls(
+            _field(second, 0, 59),
+            _field(minute, 0, 59),
+            _field(hour, 0, 23),
+            _field(day, 1, 31),
+            _field(month, 1, 12, _MONTHS),
+            weekdays,
+            any_day=day == "*",
+            any_weekday=weekday == "*",
+        )
+
+    def _day_matches(self, moment: datetime) -> bool:
+        in_days = moment.day in self.days
+        in_weekdays = (moment.weekday() + 1) % 7 in self.weekdays
+        if self.any_day or self.any_weekday:
+            return in_days and in_weekdays
+        return in_days or in_weekdays
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first firing time strictly after ``moment`` (same time zone as ``moment``)."""
+        current = moment.replace(microsecond=0) + timedelta(seconds=1)
+        limit = moment + _SEARCH_LIMIT
+        while current <= limit:
+            if current.month not in self.months:
+                current = (current.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0)
+            elif not self._day_matches(current):
+                current = current.replace(hour=0, minute=0, second=0) + timedelta(days=1)
+            elif current.hour not in self.hours:
+                current = current.replace(minute=0, second=0) + timedelta(hours=1)
+            elif current.minute not in self.minutes:
+                current = current.replace(second=0) + timedelta(minutes=1)
+            elif current.second not in self.seconds:
+                current += timedelta(seconds=1)
+            else:
+                return current
+        raise ScheduleError("schedule never fires")

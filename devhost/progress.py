@@ -1,0 +1,70 @@
+"""Per-function counters, the live terminal line and the summary printed on exit."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FunctionStats:
+    """What one function did on this host. Updated by its runner thread, read by the printer."""
+
+    name: str
+    trigger: str
+    invocations: int = 0
+    events: int = 0
+    failures: int = 0
+    lag: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def invoked(self, events: int = 0, *, failed: bool = False) -> None:
+        with self._lock:
+            self.invocations += 1
+            self.events += events
+            self.failures += int(failed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "trigger": self.trigger,
+            "invocations": self.invocations,
+            "events": self.events,
+            "failures": self.failures,
+            "lag": self.lag,
+        }
+
+
+class HostStats:
+    """Every function's stats, keyed by function name."""
+
+    def __init__(self) -> None:
+        self.functions: dict[str, FunctionStats] = {}
+
+    def add(self, name: str, trigger: str) -> FunctionStats:
+        return self.functions.setdefault(name, FunctionStats(name, trigger))
+
+    def live_line(self) -> str:
+        parts = []
+        for stats in self.functions.values():
+            if stats.trigger == "kafkaTrigger":
+                lag = "?" if stats.lag is None else str(stats.lag)
+                parts.append(f"{stats.name}: {stats.events} ev/{stats.invocations} inv lag {lag} fail {stats.failures}")
+            elif stats.invocations:
+                parts.append(f"{stats.name}: {stats.invocations} inv fail {stats.failures}")
+        return " | ".join(parts)
+
+    def summary(self) -> str:
+        width = max((len(name) for name in self.functions), default=8)
+        lines = [f"{'function':<{width}}  {'trigger':<13} {'invocations':>11} {'events':>9} {'failures':>8} {'lag':>6}"]
+        for stats in self.functions.values():
+            lag = "-" if stats.lag is None else str(stats.lag)
+            lines.append(
+                f"{stats.name:<{width}}  {stats.trigger:<13} {stats.invocations:>11} {stats.events:>9} "
+                f"{stats.failures:>8} {lag:>6}"
+            )
+        return "\n".join(lines)
+
+    def lag_by_topic_function(self) -> dict[str, int]:
+        return {name: stats.lag for name, stats in self.functions.items() if stats.lag is not None}

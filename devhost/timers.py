@@ -1,0 +1,74 @@
+"""Runs timer-triggered functions on their NCRONTAB schedule (UTC), like the Functions host."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+
+from azure.functions import meta
+from azure.functions.timer import TimerRequestConverter
+
+from devhost.catalog import IndexedFunction
+from devhost.config import HostConfig
+from devhost.invoker import Invoker
+from devhost.ncrontab import Schedule
+from devhost.progress import FunctionStats
+
+log = logging.getLogger("devhost.timer")
+
+
+def timer_request(past_due: bool, last: datetime | None, next_due: datetime) -> object:
+    """The ``func.TimerRequest`` the worker builds from the host's timer info."""
+    info = {
+        "Schedule": {"AdjustForDST": True},
+        "ScheduleStatus": {
+            "Last": (last or datetime.min.replace(tzinfo=UTC)).isoformat(),
+            "Next": next_due.isoformat(),
+            "LastUpdated": datetime.now(UTC).isoformat(),
+        },
+        "IsPastDue": past_due,
+    }
+    return TimerRequestConverter.decode(meta.Datum(type="json", value=json.dumps(info)), trigger_metadata={})
+
+
+class TimerRunner:
+    """One timer function. A tick missed while the previous run was busy fires once, with ``past_due``."""
+
+    def __init__(
+        self,
+        function: IndexedFunction,
+        config: HostConfig,
+        invoker: Invoker,
+        stats: FunctionStats,
+        stop: threading.Event,
+    ) -> None:
+        self.function = function
+        self.binding = function.trigger
+        self.schedule = Schedule.parse(config.resolve(self.binding["schedule"]))
+        self.invoker = invoker
+        self.stats = stats
+        self.stop = stop
+
+    def run(self) -> None:
+        last: datetime | None = None
+        due = self.schedule.next_after(datetime.now(UTC))
+        if self.binding.get("runOnStartup"):
+            self._fire(past_due=False, last=None, next_due=due)
+        while not self.stop.wait(max(0.0, (due - datetime.now(UTC)).total_seconds())):
+            now = datetime.now(UTC)
+            self._fire(past_due=(now - due).total_seconds() > 1.0, last=last, next_due=self.schedule.next_after(now))
+            last, due = due, self.schedule.next_after(due)
+            now = datetime.now(UTC)
+            while (following := self.schedule.next_after(due)) < now:
+                due = following
+
+    def _fire(self, *, past_due: bool, last: datetime | None, next_due: datetime) -> None:
+        request = timer_request(past_due, last, next_due)
+        try:
+            self.invoker.invoke(self.function, {self.binding["name"]: request})
+            self.stats.invoked()
+        except Exception:
+            self.stats.invoked(failed=True)
+            log.exception("%s: timer invocation failed", self.function.name)
