@@ -33,6 +33,7 @@ from devhost.kafka_trigger import KafkaTriggerRunner
 from devhost.progress import HostStats
 from devhost.server import HostLoop
 from devhost.timers import TimerRunner
+from devhost.workers import WorkerPool
 
 log = logging.getLogger("devhost")
 EXAMPLE_SETTINGS = PROJECT_ROOT / "local.settings.example.json"
@@ -87,8 +88,12 @@ class LocalHost:
             host_loop.serve(front.application(), "127.0.0.1", self.options.port)
             print(f"devhost: listening on http://127.0.0.1:{self.options.port} (dashboard: /dashboard)", flush=True)
             self._start_runners(functions, config, invoker)
+            pool = None
+            if self.options.workers > 1:
+                durable_json = _durable_client_json(rpc_base_url)
+                pool = WorkerPool(self.options.workers - 1, config, self.options.app_module, durable_json)
             self._wait()
-            self._shutdown(entities, host_loop)
+            self._shutdown(entities, host_loop, pool)
         print(self.stats.summary(), flush=True)
         return 0
 
@@ -204,10 +209,13 @@ class LocalHost:
             print(flush=True)
         self.stop.set()
 
-    def _shutdown(self, entities: EntityRuntime | None, host_loop: HostLoop) -> None:
+    def _shutdown(self, entities: EntityRuntime | None, host_loop: HostLoop, pool: WorkerPool | None) -> None:
         print("devhost: stopping; finishing in-flight invocations and committing offsets", flush=True)
         for thread in self.threads:
             thread.join(timeout=120)
+        for report in pool.stop() if pool else []:
+            for name, figures in report.items():
+                self.stats.functions[name].merge(figures)
         if entities is not None:
             host_loop.run(entities.drained(), timeout=60)
 

@@ -41,6 +41,7 @@ def consumer_config(binding: dict[str, Any], config: HostConfig) -> dict[str, An
         "enable.auto.offset.store": False,
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
+        "statistics.interval.ms": 1_000,
     }
 
 

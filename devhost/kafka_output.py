@@ -71,7 +71,7 @@ class OutputProducers:
 
     def _producer(self, binding: dict[str, Any]) -> Producer:
         settings = producer_config(binding, self.config)
-        identity = json.dumps(settings, sort_keys=True)
+        identity = json.dumps(settings, sort_keys=True, default=repr)
         with self._lock:
             if identity not in self._producers:
                 self._producers[identity] = Producer(settings)

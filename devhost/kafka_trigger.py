@@ -10,6 +10,7 @@ policy; after that, with ``commitOnFailure`` false, the same batch is retried in
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -49,9 +50,11 @@ class KafkaTriggerRunner:
         self.stop = stop
         self.topic = config.resolve(self.binding["topic"])
         self._lag_checked = 0.0
+        self._high_watermarks: dict[int, int] = {}
 
     def run(self) -> None:
-        consumer = Consumer(consumer_config(self.binding, self.config) | {"client.id": self.function.name})
+        settings = consumer_config(self.binding, self.config)
+        consumer = Consumer(settings | {"client.id": self.function.name, "stats_cb": self._on_statistics})
         pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=self.function.name)
         try:
             consumer.subscribe([self.topic])
@@ -135,21 +138,27 @@ class KafkaTriggerRunner:
             return True
         return False
 
+    def _on_statistics(self, document: str) -> None:
+        """librdkafka's statistics callback: the high watermark of each partition from fetch responses."""
+        partitions = json.loads(document).get("topics", {}).get(self.topic, {}).get("partitions", {})
+        for number, figures in partitions.items():
+            if number != "-1" and figures.get("hi_offset", -1) >= 0:
+                self._high_watermarks[int(number)] = int(figures["hi_offset"])
+
     def _refresh_lag(self, consumer: Consumer) -> None:
+        """Records of the assigned partitions not yet processed (high watermark minus position)."""
         now = time.monotonic()
         if now - self._lag_checked < LAG_REFRESH_SECONDS:
             return
         self._lag_checked = now
         try:
-            assigned = consumer.assignment()
-            if not assigned:
-                return
-            committed = consumer.committed(assigned, timeout=2)
-            lag = 0
-            for partition in committed:
-                low, high = consumer.get_watermark_offsets(partition, timeout=2)
-                position = partition.offset if partition.offset >= 0 else low
-                lag += max(0, high - position)
-            self.stats.lag = lag
+            positions = consumer.position(consumer.assignment())
         except KafkaException as error:
             log.debug("%s: lag unavailable: %s", self.function.name, error)
+            return
+        lag = 0
+        for position in positions:
+            high = self._high_watermarks.get(position.partition)
+            if high is not None and position.offset >= 0:
+                lag += max(0, high - position.offset)
+        self.stats.lag = lag

@@ -25,6 +25,13 @@ class FunctionStats:
             self.events += events
             self.failures += int(failed)
 
+    def merge(self, other: dict[str, Any]) -> None:
+        """Add another worker's figures for the same function."""
+        with self._lock:
+            self.invocations += int(other["invocations"])
+            self.events += int(other["events"])
+            self.failures += int(other["failures"])
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -43,8 +43,8 @@ def process_batch(
     for record in records:
         batch.records += 1
         value = record.value
-        if value is None:
-            batch.dead_letters.append(DeadLetter(record, "null_value", "record has no value (tombstone)"))
+        if not value:  # the Functions worker hands a tombstone's null value over as empty bytes
+            batch.dead_letters.append(DeadLetter(record, "null_value", "record has no value (tombstone or empty)"))
             continue
         if len(value) > max_record_bytes:
             detail = f"{len(value)} bytes exceeds MAX_RECORD_BYTES={max_record_bytes}"

@@ -1,0 +1,86 @@
+"""Extra worker processes (``--workers N``): each runs the app's Kafka triggers in the same consumer groups.
+
+The first worker is the host process itself (HTTP, timers, entities). The others only consume;
+their durable clients call the first worker's entity API, so every entity still runs in one place.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from devhost.catalog import index_app
+from devhost.config import HostConfig
+from devhost.invoker import Invoker, WorkerLoop
+from devhost.kafka_output import OutputProducers
+from devhost.kafka_trigger import KafkaTriggerRunner
+from devhost.progress import HostStats
+
+
+def run_kafka_worker(
+    config: HostConfig, app_module: str, durable_client_json: str, stop: Event, results: Any, number: int
+) -> None:
+    """Entry point of a worker process; puts its per-function stats on ``results`` when stopped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.update(config.settings)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    functions = [f for f in index_app(importlib.import_module(app_module).app) if f.trigger_type == "kafkaTrigger"]
+    worker_loop = WorkerLoop()
+    producers = OutputProducers(config)
+    invoker = Invoker(worker_loop, producers, durable_client_json)
+    stats = HostStats()
+    local_stop = threading.Event()
+    threads = []
+    for function in functions:
+        runner = KafkaTriggerRunner(function, config, invoker, stats.add(function.name, "kafkaTrigger"), local_stop)
+        thread = threading.Thread(target=runner.run, name=f"{function.name}-{number}")
+        thread.start()
+        threads.append(thread)
+    stop.wait()
+    local_stop.set()
+    for thread in threads:
+        thread.join()
+    producers.close()
+    worker_loop.close()
+    results.put({name: s.as_dict() for name, s in stats.functions.items()})
+
+
+class WorkerPool:
+    """Starts ``count`` worker processes and, on ``stop``, collects what they did."""
+
+    def __init__(self, count: int, config: HostConfig, app_module: str, durable_client_json: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.stop_event = context.Event()
+        self.results = context.Queue()
+        self.processes = [
+            context.Process(
+                target=run_kafka_worker,
+                args=(config, app_module, durable_client_json, self.stop_event, self.results, number),
+                name=f"devhost-worker-{number}",
+            )
+            for number in range(1, count + 1)
+        ]
+        for process in self.processes:
+            process.start()
+
+    def stop(self, timeout: float = 120) -> list[dict[str, dict[str, Any]]]:
+        self.stop_event.set()
+        reports = []
+        for _ in self.processes:
+            try:
+                reports.append(self.results.get(timeout=timeout))
+            except queue.Empty:
+                break
+        for process in self.processes:
+            process.join(timeout=10)
+        return reports

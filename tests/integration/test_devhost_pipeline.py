@@ -1,0 +1,114 @@
+"""The pipeline through the local host on a real broker: landing, dead letters, retries, shutdown, workers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+
+from shared.generator import generate_messages
+from shared.sources import SOURCES
+from tests.conftest import FIXED_NOW
+from tests.integration.harness import DevHost, Run, committed_lag, landed_rows, produce, wait_for
+
+POISON = [(None, b"not json"), ("k", b"\xff\xfe"), ("k", b'{"schema": "violation"}'), ("k", None)]
+
+
+def _valid(source: str, count: int, seed: int = 3) -> list[tuple[str | None, bytes | None]]:
+    messages = generate_messages(SOURCES[source], count, now=FIXED_NOW, seed=seed, start_index=0)
+    return [(m.key, m.value.encode()) for m in messages]
+
+
+def test_new_user_run_lands_every_valid_record_once_and_dead_letters_the_rest(broker: str, tmp_path: Path) -> None:
+    """The issue's acceptance run: records already in the topics, --no-timers --duration 30, exit 0."""
+    run, lake = Run(), tmp_path / "lake"
+    expected = {}
+    for source in ("clickstream", "mobile", "sensors"):
+        expected[source] = produce(broker, run.topic(source), _valid(source, 300) + POISON + _valid(source, 200, 9))
+    host = DevHost(broker, lake, run.settings(), "--no-timers", "--duration", "30")
+    assert host.wait(90) == 0, host.output()
+    for source, total in expected.items():
+        rows = landed_rows(lake, "raw", source)
+        offsets = Counter((row["_partition"], row["_offset"]) for row in rows)
+        assert len(rows) == total - len(POISON) == len(offsets), source
+        letters = landed_rows(lake, "deadletter", source)
+        assert sorted(letter["reason"] for letter in letters) == ["not_json", "not_utf8", "null_value", "schema"]
+        assert committed_lag(broker, f"{source}-processor-{run.suffix}", run.topic(source)) == 0
+    assert "process_clickstream" in host.output() and "invocations" in host.output()
+
+
+def test_a_batch_that_fails_once_then_succeeds_lands_once(broker: str, tmp_path: Path) -> None:
+    run, lake = Run(), tmp_path / "lake"
+    blocker = lake / "raw" / "clickstream"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the source's directory must go: every lake write fails")
+    host = DevHost(broker, lake, run.settings(["clickstream"]), "--no-timers")
+    try:
+        produce(broker, run.topic("clickstream"), _valid("clickstream", 120))
+        wait_for(lambda: host.function_stats()["process_clickstream"]["failures"] >= 1, 60, "a failed invocation")
+        assert landed_rows(lake, "raw", "clickstream") == []
+        blocker.unlink()
+        wait_for(lambda: len(landed_rows(lake, "raw", "clickstream")) >= 120, 90, "the retried batch to land")
+        assert host.interrupt() == 0, host.output()
+    finally:
+        if host.process.poll() is None:
+            host.kill()
+    rows = landed_rows(lake, "raw", "clickstream")
+    assert len(rows) == 120 == len({(r["_partition"], r["_offset"]) for r in rows})
+    assert committed_lag(broker, f"clickstream-processor-{run.suffix}", run.topic("clickstream")) == 0
+
+
+def test_ctrl_c_commits_offsets_of_everything_landed(broker: str, tmp_path: Path) -> None:
+    run, lake = Run(), tmp_path / "lake"
+    host = DevHost(broker, lake, run.settings(["sensors"]), "--no-timers")
+    produce(broker, run.topic("sensors"), _valid("sensors", 2000))
+    wait_for(lambda: len(landed_rows(lake, "raw", "sensors")) >= 1, 60, "the first landed file")
+    assert host.interrupt() == 0, host.output()
+    landed = {(r["_partition"], r["_offset"]) for r in landed_rows(lake, "raw", "sensors")}
+    assert committed_lag(broker, f"sensors-processor-{run.suffix}", run.topic("sensors")) == 2000 - len(landed)
+    resumed = DevHost(broker, lake, run.settings(["sensors"]), "--no-timers", "--duration", "15")
+    assert resumed.wait(60) == 0, resumed.output()
+    rows = landed_rows(lake, "raw", "sensors")
+    assert len(rows) == 2000 == len({(r["_partition"], r["_offset"]) for r in rows})
+
+
+def test_generator_timers_feed_all_sources_to_the_lake(broker: str, tmp_path: Path) -> None:
+    run, lake = Run(), tmp_path / "lake"
+    settings = run.settings()
+    for source in ("clickstream", "mobile", "sensors"):
+        upper = source.upper()
+        settings |= {
+            f"{upper}_GENERATOR_ENABLED": "true",
+            f"{upper}_GENERATOR_SCHEDULE": "* * * * * *",
+            f"{upper}_GENERATOR_EVENTS_PER_TICK": "40",
+            f"{upper}_GENERATOR_ITERATIONS": "120",
+        }
+    host = DevHost(broker, lake, settings)
+    try:
+        for source in ("clickstream", "mobile", "sensors"):
+            wait_for(lambda s=source: len(landed_rows(lake, "raw", s)) >= 120, 60, f"{source} rows")
+        stats = host.function_stats()
+        assert all(stats[f"generate_{s}"]["invocations"] >= 3 for s in ("clickstream", "mobile", "sensors"))
+        assert host.interrupt() == 0, host.output()
+    finally:
+        if host.process.poll() is None:
+            host.kill()
+    for source in ("clickstream", "mobile", "sensors"):
+        rows = landed_rows(lake, "raw", source)
+        assert len(rows) == 120, source  # the iterations cap holds across ticks
+        assert landed_rows(lake, "deadletter", source) == []
+
+
+def test_two_workers_split_partitions_and_land_every_record_once(broker: str, tmp_path: Path) -> None:
+    run, lake = Run(), tmp_path / "lake"
+    total = produce(broker, run.topic("mobile"), _valid("mobile", 4000))
+    host = DevHost(broker, lake, run.settings(["mobile"]), "--no-timers", "--workers", "2")
+    try:
+        wait_for(lambda: len(landed_rows(lake, "raw", "mobile")) >= total, 90, "every mobile record")
+        assert host.interrupt() == 0, host.output()
+    finally:
+        if host.process.poll() is None:
+            host.kill()
+    rows = landed_rows(lake, "raw", "mobile")
+    assert len(rows) == total == len({(r["_partition"], r["_offset"]) for r in rows})
+    assert committed_lag(broker, f"mobile-processor-{run.suffix}", run.topic("mobile")) == 0
