@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-
 from shared.generator import generate_messages
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW
