@@ -13,8 +13,10 @@ from opentelemetry import propagate
 from shared.lake import LakeStore, open_lake
 from shared.records import KafkaRecord
 from shared.settings import SourceSettings, current_settings, load_source_settings, source_setting_name
+from shared.telemetry import configure as configure_telemetry
 
 BROKER_LIST = "%KAFKA_BROKER_LIST%"
+TELEMETRY_EXPORTED = configure_telemetry(current_settings())  # once per worker, when the app is indexed
 
 
 def setting_ref(source: str, field: str) -> str:

@@ -8,6 +8,7 @@ redelivered batch rewrites the same files instead of adding new ones.
 from __future__ import annotations
 
 import base64
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class LandingReport:
     bytes_written: int
     rows: int
     dead_letters: int
+    write_ms: tuple[float, ...] = ()
 
 
 def landed_columns(batch: ProcessedBatch) -> tuple[Column, ...]:
@@ -112,13 +114,16 @@ def dead_letter_row(letter: DeadLetter, now_ms: int) -> Row:
 def land(lake: LakeStore, planned: Sequence[PlannedFile]) -> LandingReport:
     """Encode and write every planned file. Lake errors propagate (transient ones are retried)."""
     written = 0
+    write_ms = []
     for file in planned:
         data = formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
+        started = time.perf_counter()
         lake.write_atomic(file.path, data)
+        write_ms.append((time.perf_counter() - started) * 1000)
         written += len(data)
     rows = sum(len(f.rows) for f in planned if not f.path.startswith(DEADLETTER_AREA))
     letters = sum(len(f.rows) for f in planned if f.path.startswith(DEADLETTER_AREA))
-    return LandingReport(tuple(f.path for f in planned), written, rows, letters)
+    return LandingReport(tuple(f.path for f in planned), written, rows, letters, tuple(write_ms))
 
 
 def _offset_ranges(batch: ProcessedBatch) -> dict[tuple[str, int], tuple[int, int]]:

@@ -13,6 +13,7 @@ from shared.pipeline import process_batch
 from shared.records import KafkaRecord
 from shared.settings import Settings, SourceSettings
 from shared.sources.base import Source
+from shared.telemetry import BatchMetrics, count_reasons, telemetry
 
 log = logging.getLogger("streamingpoc.stream")
 
@@ -50,6 +51,20 @@ def handle_batch(
         report.files,
         report.bytes_written,
         time.perf_counter() - started,
+    )
+    telemetry().record_batch(
+        BatchMetrics(
+            source=source.name,
+            received=batch.records,
+            landed=report.rows,
+            dead_letters=count_reasons([letter.reason for letter in batch.dead_letters]),
+            duration_ms=outcome.seconds * 1000,
+            event_times_ms=[row["_event_time"] for row in batch.rows],
+            landed_at_ms=int(time.time() * 1000),
+            bytes_written=report.bytes_written,
+            files_written=len(report.files),
+            lake_write_ms=report.write_ms,
+        )
     )
     log.info(
         "landed batch",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +10,14 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared import metric_names as names
+from shared import telemetry as telemetry_module
+from shared.lake import LocalLake
+from shared.records import KafkaRecord
+from shared.settings import load_settings, load_source_settings
+from shared.sources import SOURCES
+from shared.stream import handle_batch
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, Telemetry, sample
+from tests.conftest import records_for
 
 
 @pytest.fixture
@@ -77,3 +85,39 @@ def test_latency_sampling_is_bounded_and_spread() -> None:
     sampled = sample(values, LATENCY_SAMPLES)
     assert len(sampled) == LATENCY_SAMPLES and sampled[0] == 0 and sampled[-1] >= 9_800
     assert sample([1, 2], LATENCY_SAMPLES) == [1, 2]
+
+
+def test_handle_batch_emits_exact_counts_for_a_known_batch(
+    reader_and_telemetry: tuple[InMemoryMetricReader, Telemetry],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    now_ms: int,
+) -> None:
+    reader, instruments = reader_and_telemetry
+    monkeypatch.setattr(telemetry_module, "_telemetry", instruments)
+    source = SOURCES["clickstream"]
+    records = records_for(source, 5)
+    bad = [
+        KafkaRecord("clickstream", 0, 5, None, b"{not json", now_ms),
+        KafkaRecord("clickstream", 0, 6, None, b"\xff", now_ms),
+        KafkaRecord("clickstream", 0, 7, None, b'{"ip": 1}', now_ms),
+        KafkaRecord("clickstream", 0, 8, None, b"[]", now_ms),
+    ]
+    outcome = handle_batch(
+        source,
+        records + bad,
+        lake=LocalLake(tmp_path),
+        settings=load_settings({}),
+        source_settings=load_source_settings("clickstream", {}),
+        now_ms=now_ms,
+    )
+    value = {name: {tuple(sorted(p.attributes.items())): p for p in pts} for name, pts in _points(reader).items()}
+    attributes = (("source", "clickstream"),)
+    assert value[names.EVENTS_RECEIVED][attributes].value == 9
+    assert value[names.EVENTS_LANDED][attributes].value == 5 == outcome.landed
+    reasons = {dict(key)["reason"]: point.value for key, point in value[names.EVENTS_DEADLETTERED].items()}
+    assert reasons == {"not_json": 1, "not_utf8": 1, "schema": 2}
+    assert value[names.LAKE_FILES_WRITTEN][attributes].value == len(outcome.files) == 2
+    assert value[names.LAKE_BYTES_WRITTEN][attributes].value == outcome.bytes_written
+    assert value[names.LAKE_WRITE_DURATION][attributes].count == 2
+    assert value[names.END_TO_END_LATENCY][attributes].count == 5
