@@ -65,7 +65,7 @@ class LocalHost:
 
     def run(self) -> int:
         with ExitStack() as stack:
-            config = self._configure(stack)
+            config = self.config = self._configure(stack)
             os.environ.update(config.settings)
             metrics.set_meter_provider(MeterProvider(metric_readers=[self.reader]))
             app = importlib.import_module(self.options.app_module).app
@@ -186,7 +186,10 @@ class LocalHost:
             self.threads.append(thread)
 
     def _lag(self) -> dict[str, int]:
-        return {r.topic: r.stats.lag for r in self.kafka_runners if r.stats.lag is not None}
+        """Lag per source for the dashboard; a topic set by ``<SOURCE>_TOPIC`` is shown under that source."""
+        settings = self.config.settings
+        sources = {value: name[: -len("_TOPIC")].lower() for name, value in settings.items() if name.endswith("_TOPIC")}
+        return {sources.get(r.topic, r.topic): r.stats.lag for r in self.kafka_runners if r.stats.lag is not None}
 
     def _wait(self) -> None:
         for name in ("SIGINT", "SIGTERM"):

@@ -5,7 +5,8 @@ const history = {};
 const fmt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US", { maximumFractionDigits: 1 }));
 
 function figure(id, label, value, bad) {
-  return `<div class="figure${bad ? " bad" : ""}"><b data-figure="${id}">${fmt(value)}</b><span>${label}</span></div>`;
+  const shown = typeof value === "string" ? value : fmt(value);
+  return `<div class="figure${bad ? " bad" : ""}"><b data-figure="${id}">${shown}</b><span>${label}</span></div>`;
 }
 
 function sparkline(points) {
