@@ -18,7 +18,7 @@ from opentelemetry import metrics
 from shared import metric_names as names
 from shared.settings import Settings
 
-LATENCY_SAMPLES = 100
+LATENCY_SAMPLES = 8  # an SDK histogram record costs ~10 us; see bench/telemetry.py
 log = logging.getLogger("streamingpoc.telemetry")
 
 
@@ -81,11 +81,11 @@ class Telemetry:
 
 
 def sample(values: Sequence[int], limit: int) -> Sequence[int]:
-    """At most ``limit`` evenly spaced values (all of them when there are few)."""
+    """At most ``limit`` evenly spaced values, first and last included (all of them when there are few)."""
     if len(values) <= limit:
         return values
-    step = len(values) / limit
-    return [values[int(index * step)] for index in range(limit)]
+    step = (len(values) - 1) / (limit - 1)
+    return [values[round(index * step)] for index in range(limit)]
 
 
 def count_reasons(reasons: Sequence[str]) -> dict[str, int]:

@@ -83,7 +83,7 @@ def test_every_declared_metric_is_an_instrument(reader_and_telemetry: tuple[InMe
 def test_latency_sampling_is_bounded_and_spread() -> None:
     values = list(range(10_000))
     sampled = sample(values, LATENCY_SAMPLES)
-    assert len(sampled) == LATENCY_SAMPLES and sampled[0] == 0 and sampled[-1] >= 9_800
+    assert len(sampled) == LATENCY_SAMPLES and sampled[0] == values[0] and sampled[-1] == values[-1]
     assert sample([1, 2], LATENCY_SAMPLES) == [1, 2]
 
 
