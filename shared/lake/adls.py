@@ -1,0 +1,87 @@
+"""The production lake: ADLS Gen2 through azure-storage-file-datalake, managed identity by default.
+
+A file is uploaded under ``_tmp/`` and then renamed into place; a rename in a hierarchical
+namespace is atomic and replaces the destination, so readers never see a partial file.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import suppress
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.filedatalake import FileSystemClient
+
+from shared.errors import ConfigurationError
+from shared.lake.errors import lake_errors
+from shared.layout import check_relative_path
+from shared.settings import Settings
+
+TEMPORARY_DIRECTORY = "_tmp"
+SDK_RETRIES: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.5, "connection_timeout": 10}
+
+
+def dfs_endpoint(account_url: str) -> str:
+    """The Data Lake endpoint of a storage account given by either its blob or its dfs URL."""
+    return account_url.replace(".blob.core.", ".dfs.core.")
+
+
+class AdlsLake:
+    """Files in one ADLS Gen2 file system."""
+
+    def __init__(self, file_system: FileSystemClient) -> None:
+        self.file_system = file_system
+        self._directories: set[str] = set()
+        with lake_errors(f"create file system {file_system.file_system_name}"), suppress(ResourceExistsError):
+            file_system.create_file_system()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **client_options: Any) -> AdlsLake:
+        """The account URL with ``DefaultAzureCredential`` (managed identity in Azure), or a connection string."""
+        options = SDK_RETRIES | client_options
+        connection_string = settings.lake_connection_string.get_secret_value()
+        if connection_string:
+            client = FileSystemClient.from_connection_string(connection_string, settings.lake_file_system, **options)
+        elif settings.lake_account_url:
+            from azure.identity import DefaultAzureCredential
+
+            url = dfs_endpoint(settings.lake_account_url)
+            client = FileSystemClient(url, settings.lake_file_system, credential=DefaultAzureCredential(), **options)
+        else:
+            raise ConfigurationError(
+                "LAKE_KIND=adls needs LAKE_ACCOUNT_URL (managed identity) or LAKE_CONNECTION_STRING"
+            )
+        return cls(client)
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        name = check_relative_path(path)
+        temporary = f"{TEMPORARY_DIRECTORY}/{uuid.uuid4().hex}.part"
+        with lake_errors(f"write {name}"):
+            staged = self.file_system.get_file_client(temporary)
+            staged.upload_data(data, overwrite=True)
+            self._ensure_directory(name.rpartition("/")[0])
+            staged.rename_file(f"{self.file_system.file_system_name}/{name}")
+
+    def _ensure_directory(self, directory: str) -> None:
+        """Create the rename's destination directory once per process; never touch an existing one."""
+        if not directory or directory in self._directories:
+            return
+        with suppress(ResourceExistsError):
+            self.file_system.get_directory_client(directory).create_directory(match_condition=MatchConditions.IfMissing)
+        self._directories.add(directory)
+
+    def read(self, path: str) -> bytes:
+        name = check_relative_path(path)
+        with lake_errors(f"read {name}"):
+            return bytes(self.file_system.get_file_client(name).download_file().readall())
+
+    def list_paths(self, prefix: str) -> list[str]:
+        directory = check_relative_path(prefix)
+        with lake_errors(f"list {directory}"):
+            try:
+                paths = list(self.file_system.get_paths(path=directory, recursive=True))
+            except ResourceNotFoundError:
+                return []
+        return sorted(p.name for p in paths if not p.is_directory and not p.name.startswith(TEMPORARY_DIRECTORY + "/"))

@@ -1,0 +1,64 @@
+"""The lake over the Blob API: for Azurite (which has no Data Lake endpoint); works on any Blob storage.
+
+One block blob upload per file: a reader sees the old blob or the whole new one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.storage.blob import ContainerClient
+
+from shared.errors import ConfigurationError
+from shared.lake.errors import lake_errors
+from shared.layout import check_relative_path
+from shared.settings import Settings
+
+SDK_RETRIES: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.5, "connection_timeout": 10}
+
+
+def blob_endpoint(account_url: str) -> str:
+    """The Blob endpoint of a storage account given by either its blob or its dfs URL."""
+    return account_url.replace(".dfs.core.", ".blob.core.")
+
+
+class BlobLake:
+    """Files as block blobs in one container."""
+
+    def __init__(self, container: ContainerClient) -> None:
+        self.container = container
+        with lake_errors(f"create container {container.container_name}"):
+            if not container.exists():
+                container.create_container()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **client_options: Any) -> BlobLake:
+        """A connection string when set (Azurite), else the account URL with the managed identity."""
+        options = SDK_RETRIES | client_options
+        connection_string = settings.lake_connection_string.get_secret_value()
+        if connection_string:
+            container = ContainerClient.from_connection_string(connection_string, settings.lake_file_system, **options)
+        elif settings.lake_account_url:
+            from azure.identity import DefaultAzureCredential
+
+            container = ContainerClient(
+                blob_endpoint(settings.lake_account_url), settings.lake_file_system, DefaultAzureCredential(), **options
+            )
+        else:
+            raise ConfigurationError("LAKE_KIND=blob needs LAKE_CONNECTION_STRING or LAKE_ACCOUNT_URL")
+        return cls(container)
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        name = check_relative_path(path)
+        with lake_errors(f"write {name}"):
+            self.container.upload_blob(name, data, overwrite=True)
+
+    def read(self, path: str) -> bytes:
+        name = check_relative_path(path)
+        with lake_errors(f"read {name}"):
+            return bytes(self.container.download_blob(name).readall())
+
+    def list_paths(self, prefix: str) -> list[str]:
+        directory = check_relative_path(prefix) + "/"
+        with lake_errors(f"list {directory}"):
+            return sorted(blob.name for blob in self.container.list_blobs(name_starts_with=directory))

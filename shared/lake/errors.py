@@ -1,0 +1,38 @@
+"""Azure SDK errors converted to the project's own at the lake's edge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from shared.errors import LakeError, LakeUnavailable
+
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@contextmanager
+def lake_errors(action: str) -> Iterator[None]:
+    """Run an SDK call; unreachable or throttled becomes ``LakeUnavailable``, the rest ``LakeError``."""
+    try:
+        yield
+    except ResourceNotFoundError as error:
+        raise LakeError(f"{action}: not found") from error
+    except ClientAuthenticationError as error:
+        raise LakeError(f"{action}: not authorised ({error.reason})") from error
+    except HttpResponseError as error:
+        if error.status_code in TRANSIENT_STATUS:
+            raise LakeUnavailable(f"{action}: HTTP {error.status_code} {error.reason}") from error
+        raise LakeError(f"{action}: HTTP {error.status_code} {error.reason}") from error
+    except (ServiceRequestError, ServiceResponseError) as error:
+        raise LakeUnavailable(f"{action}: {error}") from error
+    except AzureError as error:
+        raise LakeUnavailable(f"{action}: {error}") from error

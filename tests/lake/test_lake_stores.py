@@ -1,0 +1,104 @@
+"""One behaviour, three stores: atomic overwrite, scoped listings, safe paths, errors converted at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devhost.azurite import Azurite
+from devhost.broker import free_port
+from shared.errors import LakeError, LakeUnavailable, UnsafePath
+from shared.formats import decode
+from shared.lake import LakeStore
+from shared.landing import land, plan_files
+from shared.pipeline import process_batch
+from shared.sources import SOURCES
+from tests.conftest import FIXED_NOW_MS, records_for
+from tests.lake.conftest import adls_lake, blob_lake
+from tests.lake.fake_dfs_server import FakeDataLake
+
+PATH = "raw/clickstream/date=2026-11-24/hour=10/clickstream+0+00000000000000000000+00000000000000000009.parquet"
+
+
+def test_write_then_read_back_and_overwrite_replaces(store: LakeStore) -> None:
+    store.write_atomic(PATH, b"first")
+    store.write_atomic(PATH, b"second version")
+    assert store.read(PATH) == b"second version"
+    assert store.list_paths("raw") == [PATH]
+
+
+def test_listing_is_sorted_scoped_and_empty_for_unknown_prefixes(store: LakeStore) -> None:
+    for name in ("raw/b/2.avro", "raw/a/1.avro", "deadletter/a/1.jsonl.gz", "raw/a/0.avro"):
+        store.write_atomic(name, b"x")
+    assert store.list_paths("raw") == ["raw/a/0.avro", "raw/a/1.avro", "raw/b/2.avro"]
+    assert store.list_paths("raw/a") == ["raw/a/0.avro", "raw/a/1.avro"]
+    assert store.list_paths("nothing/here") == []
+
+
+def test_reading_a_missing_file_is_a_lake_error(store: LakeStore) -> None:
+    with pytest.raises(LakeError) as raised:
+        store.read("raw/missing.parquet")
+    assert not isinstance(raised.value, LakeUnavailable)
+
+
+@pytest.mark.parametrize("path", ["../outside", "/absolute", "a//b", "a/./b", "a/../../b", "a/b\\c", ""])
+def test_unsafe_paths_are_refused_before_any_io(store: LakeStore, path: str) -> None:
+    with pytest.raises(UnsafePath):
+        store.write_atomic(path, b"x")
+    with pytest.raises(UnsafePath):
+        store.read(path)
+
+
+def test_landing_a_batch_twice_gives_the_same_files_and_rows_on_every_store(store: LakeStore) -> None:
+    source = SOURCES["clickstream"]
+    batch = process_batch(source, records_for(source, 50), max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    first = land(store, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
+    again = land(store, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
+    assert first.files == again.files and store.list_paths("raw") == sorted(first.files)
+    rows = [row for path in store.list_paths("raw") for row in decode("parquet", store.read(path))]
+    assert len(rows) == 50 == len({row["_offset"] for row in rows})
+
+
+def test_adls_writes_leave_no_temporary_files(fake_dfs: tuple[FakeDataLake, str]) -> None:
+    service, connection_string = fake_dfs
+    lake = adls_lake(connection_string)
+    lake.write_atomic(PATH, b"data")
+    lake.write_atomic(PATH, b"data again")
+    names = set(service.file_systems["lake"])
+    assert PATH in names and not [n for n in names if n.startswith("_tmp/") and n != "_tmp"]
+    renames = [r for r in service.requests if r[0] == "PUT" and r[1] == f"lake/{PATH}"]
+    assert len(renames) == 2  # each write lands by one atomic rename onto the final name
+
+
+def test_adls_throttling_is_transient_and_retried_by_the_trigger(fake_dfs: tuple[FakeDataLake, str]) -> None:
+    service, connection_string = fake_dfs
+    lake = adls_lake(connection_string)
+    service.fail_next(1, 503)
+    with pytest.raises(LakeUnavailable):
+        lake.write_atomic(PATH, b"data")
+    lake.write_atomic(PATH, b"data")
+    assert lake.read(PATH) == b"data"
+
+
+def test_adls_permission_denied_is_permanent(fake_dfs: tuple[FakeDataLake, str]) -> None:
+    service, connection_string = fake_dfs
+    lake = adls_lake(connection_string)
+    service.fail_next(1, 403)
+    with pytest.raises(LakeError) as raised:
+        lake.write_atomic(PATH, b"data")
+    assert not isinstance(raised.value, LakeUnavailable)
+
+
+def test_blob_store_that_cannot_be_reached_is_transient(azurite: Azurite) -> None:
+    unreachable = azurite.connection_string.replace(str(azurite.blob_port), str(free_port()))
+    with pytest.raises(LakeUnavailable):
+        blob_lake(unreachable)
+
+
+def test_local_store_cannot_write_is_transient(tmp_path: Path) -> None:
+    from shared.lake import LocalLake
+
+    (tmp_path / "raw").write_text("a file where a directory must go")
+    with pytest.raises(LakeUnavailable):
+        LocalLake(tmp_path).write_atomic("raw/x.parquet", b"x")
