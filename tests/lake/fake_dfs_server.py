@@ -22,7 +22,10 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from devhost.azurite import ACCOUNT_KEY as AZURITE_KEY
+
 ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = AZURITE_KEY  # any base64 key works: the fake does not check signatures
 
 
 @dataclass
@@ -50,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     lake: FakeDataLake
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: object) -> None:
         return
 
     def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
@@ -92,7 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
             handler = getattr(self, f"_{self.command.lower()}")
             handler(file_system, path, query, body)
 
-    do_GET = do_PUT = do_PATCH = do_HEAD = do_DELETE = _dispatch  # noqa: N815 - http.server's naming
+    do_GET = do_PUT = do_PATCH = do_HEAD = do_DELETE = _dispatch
 
     def _paths(self, file_system: str) -> dict[str, _Path] | None:
         paths = self.lake.file_systems.get(file_system)
@@ -261,8 +264,10 @@ def fake_dfs_server() -> Iterator[tuple[FakeDataLake, str]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}/{ACCOUNT}"
-    key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-    connection_string = f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={key};BlobEndpoint={endpoint};DfsEndpoint={endpoint};"
+    connection_string = (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint={endpoint};DfsEndpoint={endpoint};"
+    )
     try:
         yield lake, connection_string
     finally:
