@@ -3,8 +3,10 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions import generator, processing
+from functions import entities, generator, http, processing
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(generator.bp)
 app.register_functions(processing.bp)
+app.register_functions(entities.bp)
+app.register_functions(http.bp)

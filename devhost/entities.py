@@ -28,15 +28,18 @@ class UnknownEntity(Exception):
 
 
 def batch_context(entity: str, key: str, state: str | None, operations: list[PendingOperation]) -> str:
-    """The JSON the Durable extension hands an entity function for one batch."""
+    """The JSON the Durable extension hands an entity function for one batch.
+
+    An operation's ``input`` is the signal's HTTP body as posted: the durable client sends
+    ``json.dumps(value)`` as a JSON string, so it is JSON text of JSON text.
+    """
     return json.dumps(
         {
             "self": {"name": entity, "key": key},
             "state": state,
             "exists": state is not None,
             "batch": [
-                {"name": op.operation, "input": json.dumps(op.input if op.input is not None else "null")}
-                for op in operations
+                {"name": op.operation, "input": op.input if op.input is not None else "null"} for op in operations
             ],
         }
     )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import azure.durable_functions as df
 import azure.functions as func
 
 from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, source_settings, to_record
+from functions.state_client import DurableStateGateway
 from shared.settings import current_settings
 from shared.sources import SOURCES, Source
-from shared.stream import handle_batch
+from shared.state.lookups import StateJoiner
+from shared.stream import handle_batch_with_state
 
-bp = func.Blueprint()
+bp = df.Blueprint()
+_joiners = {name: StateJoiner() for name in SOURCES}  # lookup caches shared by a worker's invocations
 
 
 def _register(source: Source) -> None:
@@ -26,14 +30,17 @@ def _register(source: Source) -> None:
     @bp.retry(
         strategy="exponential_backoff", max_retry_count="5", minimum_interval="00:00:02", maximum_interval="00:01:00"
     )
-    def process(events: list[func.KafkaEvent]) -> None:
-        """Called by the Kafka extension with up to ``maxBatchSize`` records of one partition set."""
-        handle_batch(
+    @bp.durable_client_input(client_name="client")
+    async def process(events: list[func.KafkaEvent], client: df.DurableOrchestrationClient) -> None:
+        """Called by the Kafka extension with up to ``maxBatchSize`` records of one partition."""
+        await handle_batch_with_state(
             source,
             [to_record(event) for event in events],
             lake=lake(),
             settings=current_settings(),
             source_settings=source_settings(source.name),
+            state=DurableStateGateway(client),
+            joiner=_joiners[source.name],
         )
 
 

@@ -1,21 +1,33 @@
-"""One processing invocation for one source: validate, transform, land. Called by the Kafka trigger."""
+"""One processing invocation for one source: validate, transform, join state, land, signal entities.
+
+Called by the Kafka trigger. The order matters for redelivery: files land before entities
+are signalled, and both are idempotent (file names from offsets, entity offset marks), so
+a batch retried after any failure lands and counts exactly once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+from shared.errors import TransientError
 from shared.lake.base import LakeStore
 from shared.landing import LandingReport, land, plan_files
-from shared.pipeline import process_batch
+from shared.pipeline import ProcessedBatch, process_batch
 from shared.records import KafkaRecord
 from shared.settings import Settings, SourceSettings
 from shared.sources.base import Source
+from shared.state.aggregate import signals_for
+from shared.state.lookups import StateGateway, StateJoiner, send_signals
 from shared.telemetry import BatchMetrics, count_reasons, telemetry
 
 log = logging.getLogger("streamingpoc.stream")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +39,8 @@ class BatchOutcome:
     files: tuple[str, ...]
     bytes_written: int
     seconds: float
+    signals: int = 0
+    anomalies: int = 0
 
 
 def handle_batch(
@@ -38,13 +52,58 @@ def handle_batch(
     source_settings: SourceSettings,
     now_ms: int | None = None,
 ) -> BatchOutcome:
-    """Land one batch. Bad records are dead-lettered; only lake failures raise (and are retried)."""
+    """Land one batch without keyed state. Bad records are dead-lettered; only lake failures raise."""
     started = time.perf_counter()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
+    return _land(batch, records, lake, source_settings, started, now_ms)
+
+
+async def handle_batch_with_state(
+    source: Source,
+    records: Sequence[KafkaRecord],
+    *,
+    lake: LakeStore,
+    settings: Settings,
+    source_settings: SourceSettings,
+    state: StateGateway,
+    joiner: StateJoiner,
+    now_ms: int | None = None,
+) -> BatchOutcome:
+    """Land one batch and update its keys' entities: one lookup and one signal per distinct key."""
+    started = time.perf_counter()
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
+    joined = await _state_call(joiner.join(state, source.name, batch.rows), "read entity state")
+    landed = await asyncio.to_thread(_land, batch, records, lake, source_settings, started, now_ms)
+    signals = signals_for(source.name, batch.rows)
+    await _state_call(send_signals(state, signals), "signal entities")
+    telemetry().record_state(source.name, signals=len(signals), late=joined.late, anomalies=joined.anomalies)
+    return dataclasses.replace(landed, signals=len(signals), anomalies=joined.anomalies)
+
+
+async def _state_call(call: Awaitable[T], action: str) -> T:
+    """Entity API failures are transient: the batch is retried, and landing and signals are idempotent."""
+    try:
+        return await call
+    except TransientError:
+        raise
+    except Exception as error:
+        raise TransientError(f"{action}: {error}") from error
+
+
+def _land(
+    batch: ProcessedBatch,
+    records: Sequence[KafkaRecord],
+    lake: LakeStore,
+    source_settings: SourceSettings,
+    started: float,
+    now_ms: int,
+) -> BatchOutcome:
     report: LandingReport = land(lake, plan_files(batch, source_settings.format, now_ms=now_ms))
+    source = batch.source.name
     outcome = BatchOutcome(
-        source.name,
+        source,
         batch.records,
         report.rows,
         report.dead_letters,
@@ -54,7 +113,7 @@ def handle_batch(
     )
     telemetry().record_batch(
         BatchMetrics(
-            source=source.name,
+            source=source,
             received=batch.records,
             landed=report.rows,
             dead_letters=count_reasons([letter.reason for letter in batch.dead_letters]),
@@ -69,7 +128,7 @@ def handle_batch(
     log.info(
         "landed batch",
         extra={
-            "source": source.name,
+            "source": source,
             "records": outcome.records,
             "landed": outcome.landed,
             "dead_letters": outcome.dead_letters,

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from shared.sources import clickstream, mobile, sensors
+from shared.sources import clickstream, mobile, sensors, users
 from shared.sources.base import Column, Row, Source
 
-_REGISTERED: tuple[Source, ...] = (clickstream.SOURCE, mobile.SOURCE, sensors.SOURCE)
+_REGISTERED: tuple[Source, ...] = (clickstream.SOURCE, mobile.SOURCE, sensors.SOURCE, users.SOURCE)
 
 SOURCES: dict[str, Source] = {source.name: source for source in _REGISTERED}
 

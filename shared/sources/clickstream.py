@@ -82,6 +82,9 @@ COLUMNS = (
     Column("agent", "string"),
     Column("is_bot", "boolean", nullable=False),
     Column("datagen_time", "string"),
+    Column("username", "string"),
+    Column("city", "string"),
+    Column("level", "string"),
 )
 
 
@@ -109,6 +112,9 @@ def transform(event: Row) -> Row:
         "agent": agent,
         "is_bot": "bot" in lowered or "crawler" in lowered or "spider" in lowered or "slurp" in lowered,
         "datagen_time": event["time"],
+        "username": None,  # filled from the user's profile by shared.state.enrich
+        "city": None,
+        "level": None,
     }
 
 

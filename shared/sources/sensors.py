@@ -62,6 +62,7 @@ COLUMNS = (
     Column("metric", "string", nullable=False),
     Column("value", "double", nullable=False),
     Column("unit", "string", nullable=False),
+    Column("anomaly", "boolean", nullable=False),
 )
 
 
@@ -72,6 +73,7 @@ def transform(reading: Row) -> Row:
         "metric": reading["metric"],
         "value": reading["value"],
         "unit": reading["unit"],
+        "anomaly": False,  # set by shared.state.anomaly from the sensor's running stats
     }
 
 

@@ -155,8 +155,8 @@ def test_entity_batch_context_is_what_the_durable_sdk_reads() -> None:
 
     handle = df.Entity.create(counter)
     operations = [
-        PendingOperation(1, "counter", "k", "add", json.dumps({"amount": 2})),
-        PendingOperation(2, "counter", "k", "add", json.dumps({"amount": 5})),
+        PendingOperation(1, "counter", "k", "add", json.dumps(json.dumps({"amount": 2}))),  # as signal_entity posts it
+        PendingOperation(2, "counter", "k", "add", json.dumps(json.dumps({"amount": 5}))),
         PendingOperation(3, "counter", "k", "get", None),
     ]
     result = json.loads(handle(batch_context("counter", "k", "10", operations)))

@@ -1,0 +1,43 @@
+"""The query API: entity state as JSON (HTTP triggers, function-level auth in Azure)."""
+
+from __future__ import annotations
+
+import json
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.state.query import BadQuery, entity_name, public_state
+
+bp = df.Blueprint()
+
+
+def _json(body: object, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+async def _read(client: df.DurableOrchestrationClient, source: str, key: str) -> func.HttpResponse | dict[str, object]:
+    try:
+        name = entity_name(source, key)
+    except BadQuery as error:
+        return _json({"error": str(error)}, 400)
+    response = await client.read_entity_state(df.EntityId(name, key))
+    if not response.entity_exists:
+        return _json({"error": f"no state for {source} key {key!r}"}, 404)
+    return public_state(response.entity_state or {})
+
+
+@bp.route(route="state/{source}/{key}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_state(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """GET /api/state/{source}/{key}: the entity's state (404 unknown key, 400 bad source or key)."""
+    found = await _read(client, req.route_params["source"], req.route_params["key"])
+    return found if isinstance(found, func.HttpResponse) else _json(found)
+
+
+@bp.route(route="state/sensors/{key}/windows", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_sensor_windows(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """GET /api/state/sensors/{key}/windows: the sensor's one-minute windows of the last hour."""
+    found = await _read(client, "sensors", req.route_params["key"])
+    return found if isinstance(found, func.HttpResponse) else _json({"windows": found.get("windows", [])})

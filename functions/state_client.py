@@ -1,0 +1,23 @@
+"""The durable client as the core's ``StateGateway``: entity reads and signals over the Durable HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+
+from shared.state.aggregate import Signal
+
+
+class DurableStateGateway:
+    """Wraps the invocation's ``DurableOrchestrationClient``; built per invocation, cheap."""
+
+    def __init__(self, client: df.DurableOrchestrationClient) -> None:
+        self.client = client
+
+    async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        response = await self.client.read_entity_state(df.EntityId(entity, key))
+        return dict(response.entity_state) if response.entity_exists and response.entity_state else None
+
+    async def signal(self, signal: Signal) -> None:
+        await self.client.signal_entity(df.EntityId(signal.entity, signal.key), signal.operation, signal.payload)

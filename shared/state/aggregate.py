@@ -1,0 +1,33 @@
+"""Pre-aggregation: one entity signal per distinct key (and topic-partition) per batch, never one per event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.sources import get_source
+from shared.sources.base import Row
+from shared.state.registry import entity_for
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    entity: str
+    key: str
+    operation: str
+    payload: dict[str, Any]
+
+
+def signals_for(source_name: str, rows: list[Row]) -> list[Signal]:
+    """The ``apply`` signals for a batch's landed rows; [] for a source without state."""
+    kind = entity_for(source_name)
+    if kind is None or not rows:
+        return []
+    entity_key = get_source(source_name).entity_key
+    grouped: dict[tuple[str, str, int], list[list[Any]]] = {}
+    for row in rows:
+        grouped.setdefault((entity_key(row), row["_topic"], row["_partition"]), []).append(kind.compact(row))
+    return [
+        Signal(kind.name, key, "apply", {"topic": topic, "partition": partition, "events": sorted(events)})
+        for (key, topic, partition), events in grouped.items()
+    ]

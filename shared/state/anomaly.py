@@ -1,0 +1,29 @@
+"""Flag sensor readings before they land, from the entities' running stats read once per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.sources.base import Row
+from shared.state.running_stats import is_anomaly, update
+
+
+def flag_anomalies(rows: list[Row], stats_by_key: Mapping[str, dict[str, Any] | None]) -> int:
+    """Set ``anomaly`` on each sensors row (in offset order per sensor); returns how many were flagged.
+
+    Each sensor's stats start from its entity state (None for a new sensor) and take in the
+    batch's readings as they go, so an outlier late in a batch is judged on the earlier ones.
+    """
+    local: dict[str, dict[str, Any]] = {}
+    flagged = 0
+    for row in sorted(rows, key=lambda r: (r["_partition"], r["_offset"])):
+        key = row["sensor_id"]
+        if key not in local:
+            known = stats_by_key.get(key) or {}
+            local[key] = {name: known[name] for name in ("count", "mean", "m2") if name in known}
+        stats = local[key]
+        row["anomaly"] = is_anomaly(stats, row["value"])
+        flagged += row["anomaly"]
+        update(stats, row["value"])
+    return flagged

@@ -1,0 +1,41 @@
+"""Per mobile device: sessions by inactivity, event-type counts, last screen, app versions and OS seen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.sources.base import Row
+from shared.state.counters import count, seen
+from shared.state.offsets import advance, unapplied
+from shared.state.sessions import add_to_session
+
+ENTITY = "device_activity"
+KEPT_VERSIONS = 10
+
+
+def compact(row: Row) -> list[Any]:
+    """``[offset, event_ms, event_type, screen, app_version, os]``."""
+    return [row["_offset"], row["_event_time"], row["event_type"], row["screen"], row["app_version"], row["os"]]
+
+
+def _remember(values: list[str], value: str) -> None:
+    if value not in values:
+        values.append(value)
+        del values[:-KEPT_VERSIONS]
+
+
+def reduce(state: dict[str, Any], operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Called by the entity for each ``apply`` signal: one batch's events of this device."""
+    if operation != "apply":
+        raise ValueError(f"{ENTITY} has no operation {operation!r}")
+    for _offset, event_ms, event_type, screen, app_version, os_name in unapplied(state, payload):
+        state["events"] = state.get("events", 0) + 1
+        count(state, "event_types", event_type)
+        if event_ms >= state.get("last_seen", event_ms):
+            state["last_screen"] = screen
+        _remember(state.setdefault("app_versions", []), app_version)
+        _remember(state.setdefault("os_seen", []), os_name)
+        seen(state, event_ms)
+        add_to_session(state, event_ms, screen)
+    advance(state, payload)
+    return state
