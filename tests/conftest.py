@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faker import Faker
@@ -42,3 +44,11 @@ def records_for(
         value = event.model_dump_json(by_alias=True).encode()
         records.append(KafkaRecord(topic or source.name, partition, first_offset + index, key, value, FIXED_NOW_MS))
     return records
+
+
+@cache
+def app_functions() -> dict[str, Any]:
+    """``function_app.app.get_functions()`` by name; cached because the SDK indexes an app only once."""
+    import function_app
+
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}

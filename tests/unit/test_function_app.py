@@ -14,7 +14,7 @@ import pytest
 
 from functions import bindings
 from shared.sources import SOURCES
-from tests.conftest import ROOT
+from tests.conftest import ROOT, app_functions
 
 
 def _index(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
@@ -109,10 +109,7 @@ class _Out(func.Out[str]):
 
 
 def _user_function(name: str) -> Any:
-    import function_app
-
-    (function,) = [f for f in function_app.app.get_functions() if f.get_function_name() == name]
-    return function.get_user_function()
+    return app_functions()[name].get_user_function()
 
 
 def test_generator_function_sends_keyed_events_and_honours_iterations(

