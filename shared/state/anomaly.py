@@ -17,13 +17,15 @@ def flag_anomalies(rows: list[Row], stats_by_key: Mapping[str, dict[str, Any] | 
     """
     local: dict[str, dict[str, Any]] = {}
     flagged = 0
-    for row in sorted(rows, key=lambda r: (r["_partition"], r["_offset"])):
+    for row in rows:  # in offset order within each partition, as delivered; a sensor keeps to one partition
         key = row["sensor_id"]
-        if key not in local:
+        stats = local.get(key)
+        if stats is None:
             known = stats_by_key.get(key) or {}
-            local[key] = {name: known[name] for name in ("count", "mean", "m2") if name in known}
-        stats = local[key]
-        row["anomaly"] = is_anomaly(stats, row["value"])
-        flagged += row["anomaly"]
-        update(stats, row["value"])
+            stats = local[key] = {name: known[name] for name in ("count", "mean", "m2") if name in known}
+        value = row["value"]
+        anomaly = is_anomaly(stats, value)
+        row["anomaly"] = anomaly
+        flagged += anomaly
+        update(stats, value)
     return flagged

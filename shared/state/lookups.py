@@ -62,7 +62,7 @@ def count_late(rows: list[Row], stats: dict[str, dict[str, Any] | None]) -> int:
     late = 0
     for row in rows:
         windows = (stats.get(row["sensor_id"]) or {}).get("windows") or []
-        if windows and row["_event_time"] < windows[-1]["start"] - (KEPT_WINDOWS - 1) * WINDOW_MS:
+        if windows and row["_event_time"] < windows[-1][0] - (KEPT_WINDOWS - 1) * WINDOW_MS:
             late += 1
     return late
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from shared.state.offsets import MARKS
 from shared.state.registry import ENTITY_KINDS
+from shared.state.sensor_stats import windows_view
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -30,5 +31,5 @@ def public_state(state: dict[str, Any]) -> dict[str, Any]:
     hidden = {MARKS, "m2"}
     shown = {name: value for name, value in state.items() if name not in hidden}
     if "windows" in shown:
-        shown["windows"] = [{k: v for k, v in w.items() if k != "sum"} for w in shown["windows"]]
+        shown["windows"] = windows_view(state)
     return shown

@@ -8,6 +8,7 @@ stats), so state and lake agree.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from shared.sources.base import Row
@@ -25,24 +26,35 @@ def compact(row: Row) -> list[Any]:
 
 
 def _window(state: dict[str, Any], event_ms: int, value: float) -> bool:
-    """Add the reading to its minute; False when it is older than every window kept (late)."""
-    windows: list[dict[str, Any]] = state.setdefault("windows", [])
+    """Add the reading to its minute; False when it is older than every window kept (late).
+
+    Windows are ``[start, count, min, max, sum]`` lists sorted by start (compact JSON: entity
+    state is serialised on every operation); ``windows_view`` shows them as objects.
+    """
+    windows: list[list[Any]] = state.setdefault("windows", [])
     start = event_ms - event_ms % WINDOW_MS
-    newest = max([w["start"] for w in windows] + [start])
+    newest = max(windows[-1][0], start) if windows else start
     oldest_kept = newest - (KEPT_WINDOWS - 1) * WINDOW_MS
     if start < oldest_kept:
         return False
-    window = next((w for w in windows if w["start"] == start), None)
-    if window is None:
-        window = {"start": start, "count": 0, "min": value, "max": value, "sum": 0.0}
-        windows.append(window)
-        windows.sort(key=lambda w: w["start"])
-    window["count"] += 1
-    window["min"], window["max"] = min(window["min"], value), max(window["max"], value)
-    window["sum"] += value
-    window["mean"] = window["sum"] / window["count"]
-    windows[:] = [w for w in windows if w["start"] >= oldest_kept]
+    index = bisect.bisect_left(windows, start, key=lambda w: w[0])
+    if index == len(windows) or windows[index][0] != start:
+        windows.insert(index, [start, 0, value, value, 0.0])
+    window = windows[index]
+    window[1] += 1
+    window[2], window[3] = min(window[2], value), max(window[3], value)
+    window[4] += value
+    if windows[0][0] < oldest_kept:
+        del windows[: bisect.bisect_left(windows, oldest_kept, key=lambda w: w[0])]
     return True
+
+
+def windows_view(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The windows as the query API returns them: start, count, min, max, mean."""
+    return [
+        {"start": start, "count": count, "min": low, "max": high, "mean": total / count}
+        for start, count, low, high, total in state.get("windows", [])
+    ]
 
 
 def reduce(state: dict[str, Any], operation: str, payload: dict[str, Any]) -> dict[str, Any]:

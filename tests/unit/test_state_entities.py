@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.state.sensor_stats import windows_view
 from shared.state.sessions import INACTIVITY_MS, KEPT_SESSIONS
 from tests.conftest import app_functions
 
@@ -96,12 +97,12 @@ def test_sensor_stats_totals_and_one_minute_windows() -> None:
     state = apply("sensor_stats", None, readings([10.0, 20.0, 30.0], step_ms=30_000))
     assert (state["count"], state["min"], state["max"], state["mean"]) == (3, 10.0, 30.0, 20.0)
     assert (state["last_value"], state["last_time"]) == (30.0, T0 + 60_000)
-    assert [(w["start"], w["count"], w["mean"]) for w in state["windows"]] == [(T0, 2, 15.0), (T0 + MINUTE, 1, 30.0)]
+    assert [(w["start"], w["count"], w["mean"]) for w in windows_view(state)] == [(T0, 2, 15.0), (T0 + MINUTE, 1, 30.0)]
 
 
 def test_sensor_windows_keep_the_last_hour_and_late_readings_are_counted_not_windowed() -> None:
     state = apply("sensor_stats", None, readings([1.0] * 70, step_ms=MINUTE))
-    assert len(state["windows"]) == 60 and state["windows"][0]["start"] == T0 + 10 * MINUTE
+    assert len(state["windows"]) == 60 and windows_view(state)[0]["start"] == T0 + 10 * MINUTE
     late = {"topic": "sensors", "partition": 0, "events": [[70, T0, 5.0, False]]}
     after = apply("sensor_stats", state, late)
     assert after["late"] == 1 and after["count"] == 71

@@ -1,0 +1,124 @@
+"""Keyed state cost: entity operations per 1M events, and pipeline throughput with state on versus off.
+
+    python bench/state.py [--events 1000000] [--keys 10000]
+
+Sensors readings over ``--keys`` sensors, in invocations of 1,000 records over 4 partitions.
+Off: decode, validate, transform, plan and encode Parquet (what an invocation does without
+state). On: the same, plus the state work of an invocation (stats lookups through the
+30-second cache, anomaly flags, pre-aggregation into one signal per key, each signal's JSON
+body). The entities applying those signals (``sensor_stats.reduce`` over JSON state, which in
+Azure runs in separate entity invocations) are timed apart and reported as total CPU. Both
+run in one process, batch by batch, the
+order alternating. Targets (issue 4): entity operations <= distinct keys per batch, summed
+over batches; state costs under 25% of throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from shared import formats
+from shared.landing import plan_files
+from shared.pipeline import ProcessedBatch, process_batch
+from shared.records import KafkaRecord
+from shared.sources import SOURCES
+from shared.state.aggregate import signals_for
+from shared.state.anomaly import flag_anomalies
+from shared.state.cache import TtlCache
+from shared.state.sensor_stats import reduce
+from tests.conftest import FIXED_NOW_MS
+
+BATCH, PARTITIONS = 1000, 4
+SENSORS = SOURCES["sensors"]
+
+
+def synthetic_batches(events: int, keys: int) -> list[list[KafkaRecord]]:
+    """Valid sensor readings; a key always goes to the same partition, offsets count per partition."""
+    rng = random.Random(7)
+    offsets = [0] * PARTITIONS
+    records = []
+    for index in range(events):
+        key = f"fra-1-temperature-{rng.randrange(keys):05d}"
+        partition = hash(key) % PARTITIONS
+        value = {"sensor_id": key, "site": "fra-1", "metric": "temperature", "value": round(rng.gauss(24, 3), 3),
+                 "unit": "celsius", "timestamp": FIXED_NOW_MS - (events - index)}  # fmt: skip
+        records.append(KafkaRecord("sensors", partition, offsets[partition], key, orjson.dumps(value), FIXED_NOW_MS))
+        offsets[partition] += 1
+    return [records[start : start + BATCH] for start in range(0, events, BATCH)]
+
+
+def without_state(records: list[KafkaRecord]) -> ProcessedBatch:
+    batch = process_batch(SENSORS, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    for file in plan_files(batch, "parquet", now_ms=FIXED_NOW_MS):
+        formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
+    return batch
+
+
+def with_state(records: list[KafkaRecord], entities: dict[str, str], cache: TtlCache[Any]) -> list[tuple[str, str]]:
+    """One invocation with state: cached stats lookups, anomaly flags, landing, one signal body per key."""
+    batch = process_batch(SENSORS, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    keys = {row["sensor_id"] for row in batch.rows}
+    for key in cache.missing(keys):
+        cache.put(key, json.loads(entities[key]) if key in entities else None)
+    flag_anomalies(batch.rows, cache.get_many(keys))
+    for file in plan_files(batch, "parquet", now_ms=FIXED_NOW_MS):
+        formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
+    return [(s.key, json.dumps(json.dumps(s.payload))) for s in signals_for("sensors", batch.rows)]
+
+
+def run_entities(signals: list[tuple[str, str]], entities: dict[str, str]) -> None:
+    """What the entity invocations do with those signals: load state, reduce, save state (JSON)."""
+    for key, body in signals:
+        state = json.loads(entities[key]) if key in entities else {}
+        entities[key] = json.dumps(reduce(state, "apply", json.loads(json.loads(body))))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--keys", type=int, default=10_000)
+    args = parser.parse_args()
+    batches = synthetic_batches(args.events, args.keys)
+    entities: dict[str, str] = {}
+    cache: TtlCache[Any] = TtlCache(30.0)
+    spent = {"off": 0.0, "on": 0.0, "entities": 0.0}
+    operations = distinct_per_batch = 0
+    for number, records in enumerate(batches):
+        distinct_per_batch += len({(r.key, r.partition) for r in records})
+        for mode in ("off", "on") if number % 2 == 0 else ("on", "off"):
+            started = time.perf_counter()
+            if mode == "off":
+                without_state(records)
+                spent["off"] += time.perf_counter() - started
+                continue
+            signals = with_state(records, entities, cache)
+            spent["on"] += time.perf_counter() - started
+            started = time.perf_counter()
+            run_entities(signals, entities)
+            spent["entities"] += time.perf_counter() - started
+            operations += len(signals)
+    per_million = operations * 1_000_000 / args.events
+    print(f"events: {args.events:,} over {args.keys:,} keys in {len(batches):,} invocations of {BATCH:,}")
+    print(f"entity operations: {operations:,} ({per_million:,.0f} per 1M events); distinct keys per batch, summed: "
+          f"{distinct_per_batch:,} -> {'met' if operations <= distinct_per_batch else 'MISSED'}")  # fmt: skip
+    rate_off, rate_on = args.events / spent["off"], args.events / spent["on"]
+    cost = 1 - rate_on / rate_off
+    print(f"processing throughput, state off: {rate_off:,.0f} ev/s; state on: {rate_on:,.0f} ev/s")
+    print(f"state costs the processing functions {cost:.1%}; target < 25%: {'met' if cost < 0.25 else 'MISSED'}")
+    total = args.events / (spent["on"] + spent["entities"])
+    print(f"counting the entity invocations' CPU too: {total:,.0f} ev/s, {1 - total / rate_off:.1%} below state off")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
