@@ -1,0 +1,217 @@
+# Alerts on the three ways the pipeline goes wrong: functions fail, records are rejected, or
+# events pile up unread. Queries use the code's metric names (local.metrics, main.workbook.tf).
+
+resource "azurerm_monitor_action_group" "this" {
+  count = length(var.alert_email_addresses) > 0 ? 1 : 0
+
+  name                = local.names.action_group
+  resource_group_name = local.resource_group_name
+  short_name          = substr("spoc${local.suffix}", 0, 12)
+
+  dynamic "email_receiver" {
+    for_each = toset(var.alert_email_addresses)
+
+    content {
+      name                    = "email-${index(var.alert_email_addresses, email_receiver.value)}"
+      email_address           = email_receiver.value
+      use_common_alert_schema = true
+    }
+  }
+
+  tags = local.tags
+}
+
+locals {
+  action_group_ids = azurerm_monitor_action_group.this[*].id
+}
+
+# Failed invocations per function (requests logged by the Functions host).
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "function_failures" {
+  name                 = "${local.names.alert}-function-failures"
+  display_name         = "StreamingPOC: function failures"
+  description          = "A function failed more than ${var.function_failure_threshold} invocations in 15 minutes. Processing failures are transient (storage or broker unavailable) and retried; see the workbook's Failures panel and the exceptions table."
+  resource_group_name  = local.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  enabled              = var.alerts_enabled
+  severity             = 2
+  evaluation_frequency = "PT5M"
+  window_duration      = "PT15M"
+
+  criteria {
+    query                   = <<-KQL
+      requests
+      | where success == false
+      | summarize failures = count() by function_name = operation_Name
+    KQL
+    time_aggregation_method = "Total"
+    metric_measure_column   = "failures"
+    operator                = "GreaterThan"
+    threshold               = var.function_failure_threshold
+
+    dimension {
+      name     = "function_name"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  auto_mitigation_enabled = true
+
+  dynamic "action" {
+    for_each = length(local.action_group_ids) > 0 ? [1] : []
+
+    content {
+      action_groups = local.action_group_ids
+    }
+  }
+
+  tags = local.tags
+}
+
+# Share of received records that went to the dead-letter area, per source.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "dead_letter_rate" {
+  name                 = "${local.names.alert}-dead-letter-rate"
+  display_name         = "StreamingPOC: dead-letter rate"
+  description          = "A source dead-lettered more than ${var.dead_letter_rate_threshold * 100}% of the records it received in 15 minutes (bad JSON, schema violations, oversized records). Dead letters keep the raw bytes under deadletter/ in the lake; the workbook shows them by reason."
+  resource_group_name  = local.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  enabled              = var.alerts_enabled
+  severity             = 2
+  evaluation_frequency = "PT5M"
+  window_duration      = "PT15M"
+
+  criteria {
+    query                   = <<-KQL
+      let received = customMetrics
+          | where name == "${local.metrics.events_received}"
+          | summarize received = sum(valueSum) by source = tostring(customDimensions.source);
+      customMetrics
+      | where name == "${local.metrics.events_deadlettered}"
+      | summarize dead_letters = sum(valueSum) by source = tostring(customDimensions.source)
+      | join kind=inner received on source
+      | where received > 0
+      | project source, dead_letter_rate = dead_letters / received
+    KQL
+    time_aggregation_method = "Maximum"
+    metric_measure_column   = "dead_letter_rate"
+    operator                = "GreaterThan"
+    threshold               = var.dead_letter_rate_threshold
+
+    dimension {
+      name     = "source"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  auto_mitigation_enabled = true
+
+  dynamic "action" {
+    for_each = length(local.action_group_ids) > 0 ? [1] : []
+
+    content {
+      action_groups = local.action_group_ids
+    }
+  }
+
+  tags = local.tags
+}
+
+# Unprocessed events, per hub: events arrive but nothing reads them (the source's processing
+# function is stalled, failing before it commits, or its trigger is not running). One rule
+# per hub because a multi-condition metric alert cannot split by "all values" of a dimension.
+resource "azurerm_monitor_metric_alert" "eventhubs_unprocessed" {
+  for_each = local.sources
+
+  name                = "${local.names.alert}-unprocessed-${each.key}"
+  description         = "Events arrived on event hub ${each.value.topic} in the last 15 minutes but none were read: process_${each.key} is not consuming."
+  resource_group_name = local.resource_group_name
+  scopes              = [azurerm_eventhub_namespace.this.id]
+  enabled             = var.alerts_enabled
+  severity            = 1
+  frequency           = "PT5M"
+  window_size         = "PT15M"
+  auto_mitigate       = true
+
+  criteria {
+    metric_namespace = "Microsoft.EventHub/namespaces"
+    metric_name      = "IncomingMessages"
+    aggregation      = "Total"
+    operator         = "GreaterThan"
+    threshold        = 0
+
+    dimension {
+      name     = "EntityName"
+      operator = "Include"
+      values   = [azurerm_eventhub.source[each.key].name]
+    }
+  }
+
+  criteria {
+    metric_namespace = "Microsoft.EventHub/namespaces"
+    metric_name      = "OutgoingMessages"
+    aggregation      = "Total"
+    operator         = "LessThan"
+    threshold        = 1
+
+    dimension {
+      name     = "EntityName"
+      operator = "Include"
+      values   = [azurerm_eventhub.source[each.key].name]
+    }
+  }
+
+  dynamic "action" {
+    for_each = local.action_group_ids
+
+    content {
+      action_group_id = action.value
+    }
+  }
+
+  tags = local.tags
+}
+
+# Backlog building up: the namespace rejects requests because its throughput units are used
+# up, so producers and consumers fall behind.
+resource "azurerm_monitor_metric_alert" "eventhubs_throttled" {
+  name                = "${local.names.alert}-eventhubs-throttled"
+  description         = "Event Hubs throttled requests in the last 15 minutes: raise eventhubs_capacity or eventhubs_maximum_throughput_units."
+  resource_group_name = local.resource_group_name
+  scopes              = [azurerm_eventhub_namespace.this.id]
+  enabled             = var.alerts_enabled
+  severity            = 2
+  frequency           = "PT5M"
+  window_size         = "PT15M"
+  auto_mitigate       = true
+
+  criteria {
+    metric_namespace = "Microsoft.EventHub/namespaces"
+    metric_name      = "ThrottledRequests"
+    aggregation      = "Total"
+    operator         = "GreaterThan"
+    threshold        = 0
+  }
+
+  dynamic "action" {
+    for_each = local.action_group_ids
+
+    content {
+      action_group_id = action.value
+    }
+  }
+
+  tags = local.tags
+}

@@ -1,0 +1,64 @@
+# The Kafka endpoint (<namespace>.servicebus.windows.net:9093) is on for every Standard and
+# Premium namespace; Basic has none, which var.eventhubs_sku rules out.
+resource "azurerm_eventhub_namespace" "this" {
+  name                = local.names.eventhubs_namespace
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  sku                 = var.eventhubs_sku
+  capacity            = var.eventhubs_capacity
+  minimum_tls_version = "1.2"
+
+  auto_inflate_enabled     = var.eventhubs_maximum_throughput_units > 0
+  maximum_throughput_units = var.eventhubs_maximum_throughput_units > 0 ? var.eventhubs_maximum_throughput_units : null
+
+  # SAS (local) authentication must stay on: the Functions Kafka extension authenticates with
+  # SASL PLAIN, user "$ConnectionString" and a SAS connection string as password; it has no
+  # managed-identity (OAUTHBEARER with Entra ID) mode the bindings could use. The keys live
+  # only in Key Vault (main.keyvault.tf) and the rules carry no Manage right.
+  local_authentication_enabled = true
+  # The Flex Consumption app is not VNet-integrated here, so it reaches the namespace over its
+  # public endpoint (TLS 1.2+, SAS-authenticated). See docs/deploy.md, "Network exposure".
+  public_network_access_enabled = true
+
+  tags = local.tags
+}
+
+locals {
+  kafka_bootstrap_servers = "${azurerm_eventhub_namespace.this.name}.servicebus.windows.net:9093"
+}
+
+# One event hub (Kafka topic) per source.
+resource "azurerm_eventhub" "source" {
+  for_each = local.sources
+
+  name              = each.value.topic
+  namespace_id      = azurerm_eventhub_namespace.this.id
+  partition_count   = each.value.partition_count
+  message_retention = var.eventhub_message_retention_days
+}
+
+# One consumer group per processing function (process_<source>).
+resource "azurerm_eventhub_consumer_group" "processor" {
+  for_each = local.sources
+
+  name                = each.value.consumer_group
+  namespace_name      = azurerm_eventhub_namespace.this.name
+  eventhub_name       = azurerm_eventhub.source[each.key].name
+  resource_group_name = local.resource_group_name
+  user_metadata       = "Kafka consumer group of the process_${each.key} function"
+}
+
+# Dead letters go to the lake's deadletter/ area with their raw bytes (shared/landing.py),
+# not to a hub, so there is no dead-letter event hub.
+
+# SAS rules for the Kafka endpoint, one per credential in local.kafka_credentials.
+resource "azurerm_eventhub_namespace_authorization_rule" "kafka" {
+  for_each = local.kafka_credentials
+
+  name                = each.value.rule_name
+  namespace_name      = azurerm_eventhub_namespace.this.name
+  resource_group_name = local.resource_group_name
+  listen              = each.value.listen
+  send                = each.value.send
+  manage              = false
+}

@@ -1,0 +1,136 @@
+# Storage of the Functions host and Durable Functions (blobs, queues, tables) and of the
+# Flex Consumption deployment package; separate from the lake and reached by identity only.
+resource "azurerm_storage_account" "host" {
+  #checkov:skip=CKV_AZURE_59:The Flex Consumption app is not VNet-integrated and reaches its host storage over the public endpoint; access needs an Entra ID token and a data role (shared keys are off). See docs/deploy.md, Network exposure.
+  #checkov:skip=CKV_AZURE_35:Same reason: a deny-by-default firewall would block the function app, whose outbound addresses are not fixed on Flex Consumption.
+  #checkov:skip=CKV2_AZURE_33:No private endpoint for the same reason: private networking is out of scope for this deployment.
+  #checkov:skip=CKV2_AZURE_1:Encrypted at rest with Microsoft-managed keys; the account holds only host state (leases, Durable queues and history) and the deployment package.
+  #checkov:skip=CKV_AZURE_206:Replication is var.storage_replication_type, zone-redundant (ZRS) by default; geo-replication (GZRS/RAGZRS) is left to the user, since a second region doubles the cost of a proof of concept.
+  #checkov:skip=CKV_AZURE_33:Queue logging is set through the data plane, which Terraform does not use here (terraform.tf); the queues are Durable Functions' internal work items.
+  name                     = local.names.host_storage
+  resource_group_name      = local.resource_group_name
+  location                 = var.location
+  account_kind             = "StorageV2"
+  account_tier             = "Standard"
+  account_replication_type = var.storage_replication_type
+  access_tier              = "Hot"
+
+  https_traffic_only_enabled        = true
+  min_tls_version                   = "TLS1_2"
+  shared_access_key_enabled         = false
+  default_to_oauth_authentication   = true
+  allow_nested_items_to_be_public   = false
+  public_network_access_enabled     = true
+  infrastructure_encryption_enabled = true
+  local_user_enabled                = false
+  sftp_enabled                      = false
+  cross_tenant_replication_enabled  = false
+
+  sas_policy {
+    expiration_period = "00.01:00:00"
+    expiration_action = "Log"
+  }
+
+  blob_properties {
+    delete_retention_policy {
+      days = 7
+    }
+    container_delete_retention_policy {
+      days = 7
+    }
+  }
+
+  tags = local.tags
+}
+
+# Where `func azure functionapp publish` (or a zip deploy) puts the app package.
+resource "azurerm_storage_container" "deployment" {
+  #checkov:skip=CKV2_AZURE_21:Checkov only accepts the legacy Storage Insights link, which needs the account key (disabled here); the container holds only the app package, written by deployments.
+  name                  = "app-package"
+  storage_account_id    = azurerm_storage_account.host.id
+  container_access_type = "private"
+}
+
+resource "azurerm_service_plan" "this" {
+  #checkov:skip=CKV_AZURE_212:worker_count does not apply to Flex Consumption: instances scale per function between 0 and function_maximum_instance_count.
+  name                   = local.names.service_plan
+  resource_group_name    = local.resource_group_name
+  location               = var.location
+  os_type                = "Linux"
+  sku_name               = "FC1"
+  zone_balancing_enabled = var.zone_redundancy_enabled
+  tags                   = local.tags
+}
+
+# Every app setting, from one place (modules/app_settings), matching shared/settings.py.
+module "app_settings" {
+  source = "./modules/app_settings"
+
+  kafka_bootstrap_servers   = local.kafka_bootstrap_servers
+  kafka_password_secret_ids = { for name, secret in azurerm_key_vault_secret.kafka : name => secret.versionless_id }
+  lake_account_url          = trimsuffix(azurerm_storage_account.lake.primary_dfs_endpoint, "/")
+  lake_file_system          = azurerm_storage_container.lake.name
+  host_storage_account_name = azurerm_storage_account.host.name
+  max_record_bytes          = var.max_record_bytes
+
+  application_insights_connection_string = azurerm_application_insights.this.connection_string
+
+  sources = {
+    for name, source in local.sources : name => {
+      topic                     = azurerm_eventhub.source[name].name
+      consumer_group            = azurerm_eventhub_consumer_group.processor[name].name
+      format                    = source.format
+      generator_enabled         = source.generator_enabled
+      generator_schedule        = source.generator_schedule
+      generator_events_per_tick = source.generator_events_per_tick
+      generator_iterations      = source.generator_iterations
+      generator_seed            = source.generator_seed
+    }
+  }
+}
+
+resource "azurerm_function_app_flex_consumption" "this" {
+  name                = local.names.function_app
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  service_plan_id     = azurerm_service_plan.this.id
+
+  runtime_name           = "python"
+  runtime_version        = "3.11"
+  instance_memory_in_mb  = var.function_instance_memory_mb
+  maximum_instance_count = var.function_maximum_instance_count
+
+  # The deployment package is read with the app's own identity (role in main.roles.tf).
+  storage_container_type      = "blobContainer"
+  storage_container_endpoint  = "${azurerm_storage_account.host.primary_blob_endpoint}${azurerm_storage_container.deployment.name}"
+  storage_authentication_type = "SystemAssignedIdentity"
+
+  identity {
+    type = "SystemAssigned"
+  }
+
+  https_only                                     = true
+  public_network_access_enabled                  = true
+  webdeploy_publish_basic_authentication_enabled = false
+  client_certificate_enabled                     = false
+
+  # Known provider behaviour (azurerm issues #29693, #30732, #33211): with an identity-based
+  # storage_authentication_type the provider still writes AzureWebJobsStorage as a connection
+  # string with an empty key, which the host would use instead of the identity. The settings
+  # module sets AzureWebJobsStorage to "" to override it, so the host falls back to
+  # AzureWebJobsStorage__accountName/__credential; the provider then strips that key on read,
+  # so every plan shows an in-place update of app_settings that changes nothing.
+  app_settings = {
+    for name, value in module.app_settings.app_settings : name => value
+    if !contains(local.site_config_app_settings, name)
+  }
+
+  site_config {
+    application_insights_connection_string = module.app_settings.app_settings["APPLICATIONINSIGHTS_CONNECTION_STRING"]
+    minimum_tls_version                    = "1.2"
+    scm_minimum_tls_version                = "1.2"
+    http2_enabled                          = true
+  }
+
+  tags = local.tags
+}

@@ -1,0 +1,38 @@
+# Holds the Event Hubs connection strings the Kafka bindings use as SASL password. The app
+# reads them through Key Vault references (@Microsoft.KeyVault(SecretUri=...)), so no app
+# setting, output or log ever carries the value.
+resource "azurerm_key_vault" "this" {
+  #checkov:skip=CKV_AZURE_189:The Flex Consumption app is not VNet-integrated, so Key Vault references resolve over the public endpoint; access is Entra ID RBAC only (see docs/deploy.md, Network exposure).
+  #checkov:skip=CKV_AZURE_109:Same reason: a deny-by-default firewall would block the app's Key Vault references; App Service is not a trusted service for the bypass.
+  #checkov:skip=CKV2_AZURE_32:No private endpoint for the same reason: private networking (VNet integration and private endpoints) is out of scope for this deployment.
+  name                       = local.names.key_vault
+  resource_group_name        = local.resource_group_name
+  location                   = var.location
+  tenant_id                  = data.azurerm_client_config.current.tenant_id
+  sku_name                   = "standard"
+  rbac_authorization_enabled = true
+  purge_protection_enabled   = true
+  soft_delete_retention_days = var.key_vault_soft_delete_retention_days
+
+  public_network_access_enabled = true
+  network_acls {
+    default_action = "Allow"
+    bypass         = "AzureServices"
+  }
+
+  tags = local.tags
+}
+
+resource "azurerm_key_vault_secret" "kafka" {
+  for_each = local.kafka_credentials
+  #checkov:skip=CKV_AZURE_41:The value is an Event Hubs SAS rule key, rotated by regenerating the rule key, not by date; Key Vault does not stop serving expired secrets, so an expiry would only be a label.
+
+  name         = "eventhubs-${lower(replace(each.key, "_", "-"))}"
+  key_vault_id = azurerm_key_vault.this.id
+  value        = azurerm_eventhub_namespace_authorization_rule.kafka[each.key].primary_connection_string
+  content_type = "Event Hubs connection string (Kafka SASL PLAIN password, rule ${each.value.rule_name})"
+  tags         = local.tags
+
+  # Terraform's identity writes the secret through the data plane: wait for its role.
+  depends_on = [azurerm_role_assignment.deployer_key_vault]
+}

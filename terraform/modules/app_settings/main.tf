@@ -1,0 +1,48 @@
+locals {
+  # The one map of app settings. Names are exactly what shared/settings.py reads
+  # (Settings field aliases, and <SOURCE>_<FIELD> for SourceSettings) plus the host settings
+  # of shared.settings.PLATFORM_SETTINGS; tests/terraform checks both directions.
+  app_settings = merge(
+    {
+      # Functions host and Durable Functions storage, by identity. The plain
+      # AzureWebJobsStorage is blanked on purpose (see main.functionapp.tf): an empty value
+      # makes the host use the __accountName/__credential pair.
+      AzureWebJobsStorage              = ""
+      AzureWebJobsStorage__accountName = var.host_storage_account_name
+      AzureWebJobsStorage__credential  = "managedidentity"
+
+      # Kafka: Event Hubs' Kafka endpoint, SASL PLAIN over TLS.
+      KAFKA_BROKER_LIST       = var.kafka_bootstrap_servers
+      KAFKA_SECURITY_PROTOCOL = "SASL_SSL"
+      KAFKA_SASL_USERNAME     = "$ConnectionString"
+
+      # Lake: ADLS Gen2 with the app's managed identity; no connection string in Azure.
+      LAKE_KIND              = "adls"
+      LAKE_ACCOUNT_URL       = var.lake_account_url
+      LAKE_FILE_SYSTEM       = var.lake_file_system
+      LAKE_CONNECTION_STRING = ""
+      LAKE_LOCAL_ROOT        = ".lake" # read only when LAKE_KIND=local; set to the model's default
+
+      APPLICATIONINSIGHTS_CONNECTION_STRING = var.application_insights_connection_string
+      MAX_RECORD_BYTES                      = tostring(var.max_record_bytes)
+    },
+    # SASL passwords: Key Vault references only, never the value.
+    {
+      for name, secret_id in var.kafka_password_secret_ids :
+      name => "@Microsoft.KeyVault(SecretUri=${trimsuffix(secret_id, "/")}/)"
+    },
+    # <SOURCE>_<FIELD> for every source.
+    merge([
+      for name, source in var.sources : {
+        "${upper(name)}_TOPIC"                     = source.topic
+        "${upper(name)}_CONSUMER_GROUP"            = source.consumer_group
+        "${upper(name)}_FORMAT"                    = source.format
+        "${upper(name)}_GENERATOR_ENABLED"         = tostring(source.generator_enabled)
+        "${upper(name)}_GENERATOR_SCHEDULE"        = source.generator_schedule
+        "${upper(name)}_GENERATOR_EVENTS_PER_TICK" = tostring(source.generator_events_per_tick)
+        "${upper(name)}_GENERATOR_ITERATIONS"      = tostring(source.generator_iterations)
+        "${upper(name)}_GENERATOR_SEED"            = source.generator_seed == null ? "" : tostring(source.generator_seed)
+      }
+    ]...),
+  )
+}

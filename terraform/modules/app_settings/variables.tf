@@ -1,0 +1,64 @@
+variable "kafka_bootstrap_servers" {
+  type        = string
+  description = "Kafka bootstrap servers of the Event Hubs namespace, `<namespace>.servicebus.windows.net:9093`."
+
+  validation {
+    condition     = can(regex("^[^:,\\s]+:9093$", var.kafka_bootstrap_servers))
+    error_message = "kafka_bootstrap_servers must be one host:9093 (the Event Hubs Kafka endpoint)."
+  }
+}
+
+variable "kafka_password_secret_ids" {
+  type        = map(string)
+  description = "App-setting name -> versionless Key Vault secret ID of the Event Hubs connection string that setting holds (SASL PLAIN password)."
+
+  validation {
+    condition     = alltrue([for id in values(var.kafka_password_secret_ids) : can(regex("^https://[^/]+/secrets/[^/]+/?$", id))])
+    error_message = "kafka_password_secret_ids values must be versionless Key Vault secret IDs (https://<vault>.vault.azure.net/secrets/<name>)."
+  }
+}
+
+variable "lake_account_url" {
+  type        = string
+  description = "ADLS Gen2 endpoint of the lake account, `https://<account>.dfs.core.windows.net`."
+
+  validation {
+    condition     = can(regex("^https://[a-z0-9]+\\.dfs\\.[^/]+$", var.lake_account_url))
+    error_message = "lake_account_url must be an https DFS endpoint without a trailing slash."
+  }
+}
+
+variable "lake_file_system" {
+  type        = string
+  description = "File system (container) of the lake."
+}
+
+variable "host_storage_account_name" {
+  type        = string
+  description = "Storage account of the Functions host and Durable Functions, reached with the app's identity."
+}
+
+variable "application_insights_connection_string" {
+  type        = string
+  sensitive   = true
+  description = "Connection string of Application Insights (host telemetry and the code's OpenTelemetry metrics)."
+}
+
+variable "max_record_bytes" {
+  type        = number
+  description = "MAX_RECORD_BYTES: larger records are dead-lettered as oversized."
+}
+
+variable "sources" {
+  type = map(object({
+    topic                     = string
+    consumer_group            = string
+    format                    = string
+    generator_enabled         = bool
+    generator_schedule        = string
+    generator_events_per_tick = number
+    generator_iterations      = number
+    generator_seed            = optional(number)
+  }))
+  description = "Per-source settings (shared.settings.SourceSettings), keyed by source name."
+}

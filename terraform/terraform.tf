@@ -1,0 +1,36 @@
+# Versions are pinned to what the offline checks validate against: azurerm 4.55 is the
+# provider version of the schema in @cdktf/provider-azurerm 14.23.1 (tests/terraform).
+terraform {
+  required_version = ">= 1.9, < 2.0"
+
+  required_providers {
+    azurerm = {
+      source  = "hashicorp/azurerm"
+      version = "~> 4.55"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = "~> 3.7"
+    }
+  }
+}
+
+provider "azurerm" {
+  # Null falls back to ARM_SUBSCRIPTION_ID (azurerm 4.x requires one of the two).
+  subscription_id = var.subscription_id
+  # Shared keys are off on both storage accounts: never fall back to them.
+  storage_use_azuread = true
+
+  features {
+    key_vault {
+      # Purge protection is on: a destroyed vault stays soft-deleted for its retention period.
+      purge_soft_delete_on_destroy    = false
+      recover_soft_deleted_key_vaults = true
+    }
+    storage {
+      # Containers, file systems and lifecycle rules are managed through ARM only, so the
+      # identity running Terraform needs no data-plane role on the storage accounts.
+      data_plane_available = false
+    }
+  }
+}

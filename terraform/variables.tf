@@ -1,0 +1,328 @@
+variable "subscription_id" {
+  type        = string
+  default     = null
+  description = "Azure subscription to deploy into. Null uses ARM_SUBSCRIPTION_ID from the environment."
+
+  validation {
+    condition     = var.subscription_id == null || can(regex("^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$", var.subscription_id))
+    error_message = "subscription_id must be a subscription GUID (or null to use ARM_SUBSCRIPTION_ID)."
+  }
+}
+
+variable "location" {
+  type        = string
+  default     = "swedencentral"
+  description = "Azure region for every resource. It must offer the Flex Consumption plan: `az functionapp list-flexconsumption-locations`."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]+$", var.location))
+    error_message = "location must be a region name such as swedencentral or eastus2 (lowercase, no spaces)."
+  }
+}
+
+variable "prefix" {
+  type        = string
+  default     = "spoc"
+  description = "Short prefix of every resource name; a random suffix makes names globally unique (storage accounts, Key Vault, function app)."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.prefix))
+    error_message = "prefix must be 2-10 lowercase letters or digits, starting with a letter (storage account names allow nothing else)."
+  }
+}
+
+variable "resource_group_name" {
+  type        = string
+  default     = null
+  description = "Name of an existing resource group to deploy into. Null creates `rg-<prefix>-<suffix>`."
+
+  validation {
+    condition     = var.resource_group_name == null || can(regex("^[-\\w._()]{1,89}[-\\w_()]$", var.resource_group_name))
+    error_message = "resource_group_name must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'."
+  }
+}
+
+variable "tags" {
+  type        = map(string)
+  default     = {}
+  description = "Tags added to every resource, on top of `project` and `managed-by`."
+}
+
+variable "sources" {
+  type = map(object({
+    format                    = optional(string, "parquet")
+    generator_enabled         = optional(bool, true)
+    generator_schedule        = optional(string, "*/10 * * * * *")
+    generator_events_per_tick = optional(number, 100)
+    generator_iterations      = optional(number, 0)
+    generator_seed            = optional(number)
+    partition_count           = optional(number)
+  }))
+  default = {
+    clickstream = {}
+    mobile      = {}
+    sensors     = {}
+    users       = { generator_events_per_tick = 5 }
+  }
+  description = <<-EOT
+    The streams, keyed by the source names the code registers (shared/sources). Each gets an
+    event hub (the Kafka topic), a consumer group for its process_<source> function and the
+    <SOURCE>_* app settings: lake `format` (parquet, avro or jsonl), the generator's switch,
+    NCRONTAB `generator_schedule` (six fields, seconds first), events per tick, total events
+    (`generator_iterations`, 0 = unbounded) and `generator_seed` (null = random).
+    `partition_count` overrides `eventhub_partition_count` for that hub.
+  EOT
+
+  validation {
+    condition     = length(var.sources) > 0 && alltrue([for name in keys(var.sources) : can(regex("^[a-z][a-z0-9]*$", name))])
+    error_message = "sources needs at least one entry; names must be lowercase letters and digits (they become <SOURCE>_* setting names and hub names)."
+  }
+  validation {
+    condition     = alltrue([for source in values(var.sources) : contains(["parquet", "avro", "jsonl"], source.format)])
+    error_message = "format must be parquet, avro or jsonl."
+  }
+  validation {
+    condition     = alltrue([for source in values(var.sources) : length(split(" ", trimspace(source.generator_schedule))) == 6])
+    error_message = "generator_schedule must be an NCRONTAB expression with six fields (seconds first), e.g. \"*/10 * * * * *\"."
+  }
+  validation {
+    condition = alltrue([for source in values(var.sources) :
+      source.generator_events_per_tick >= 0 && source.generator_events_per_tick <= 100000 && floor(source.generator_events_per_tick) == source.generator_events_per_tick
+    ])
+    error_message = "generator_events_per_tick must be a whole number from 0 to 100000."
+  }
+  validation {
+    condition     = alltrue([for source in values(var.sources) : source.generator_iterations >= 0 && floor(source.generator_iterations) == source.generator_iterations])
+    error_message = "generator_iterations must be a whole number >= 0 (0 means unbounded)."
+  }
+  validation {
+    condition     = alltrue([for source in values(var.sources) : source.generator_seed == null || try(floor(source.generator_seed) == source.generator_seed, false)])
+    error_message = "generator_seed must be a whole number or null."
+  }
+  validation {
+    condition     = alltrue([for source in values(var.sources) : source.partition_count == null || try(source.partition_count >= 1 && source.partition_count <= 32, false)])
+    error_message = "partition_count must be null or 1-32."
+  }
+}
+
+variable "zone_redundancy_enabled" {
+  type        = bool
+  default     = true
+  description = "Spread the Flex Consumption plan's instances over availability zones. Needs a region with zones and zone-redundant storage; set false (and storage_replication_type = \"LRS\") elsewhere."
+
+  validation {
+    condition     = !var.zone_redundancy_enabled || contains(["ZRS", "GZRS", "RAGZRS"], var.storage_replication_type)
+    error_message = "zone_redundancy_enabled needs zone-redundant storage: storage_replication_type ZRS, GZRS or RAGZRS."
+  }
+}
+
+variable "eventhubs_sku" {
+  type        = string
+  default     = "Standard"
+  description = "Event Hubs namespace tier. The Kafka endpoint needs Standard or Premium (Basic has none)."
+
+  validation {
+    condition     = contains(["Standard", "Premium"], var.eventhubs_sku)
+    error_message = "eventhubs_sku must be Standard or Premium."
+  }
+}
+
+variable "eventhubs_capacity" {
+  type        = number
+  default     = 1
+  description = "Throughput units (Standard, 1-40) or processing units (Premium: 1, 2, 4, 8 or 16) of the namespace."
+
+  validation {
+    condition     = var.eventhubs_capacity >= 1 && var.eventhubs_capacity <= 40 && floor(var.eventhubs_capacity) == var.eventhubs_capacity
+    error_message = "eventhubs_capacity must be a whole number from 1 to 40."
+  }
+  validation {
+    condition     = var.eventhubs_sku != "Premium" || contains([1, 2, 4, 8, 16], var.eventhubs_capacity)
+    error_message = "A Premium namespace takes 1, 2, 4, 8 or 16 processing units."
+  }
+}
+
+variable "eventhubs_maximum_throughput_units" {
+  type        = number
+  default     = 0
+  description = "Standard only: auto-inflate up to this many throughput units; 0 turns auto-inflate off."
+
+  validation {
+    condition     = var.eventhubs_maximum_throughput_units == 0 || (var.eventhubs_maximum_throughput_units >= var.eventhubs_capacity && var.eventhubs_maximum_throughput_units <= 40)
+    error_message = "eventhubs_maximum_throughput_units must be 0 (off) or between eventhubs_capacity and 40."
+  }
+  validation {
+    condition     = var.eventhubs_maximum_throughput_units == 0 || var.eventhubs_sku == "Standard"
+    error_message = "Auto-inflate exists on the Standard tier only."
+  }
+}
+
+variable "eventhub_partition_count" {
+  type        = number
+  default     = 4
+  description = "Partitions per event hub (topic): the processing parallelism of each source. Fixed once the hub exists on Standard."
+
+  validation {
+    condition     = var.eventhub_partition_count >= 1 && var.eventhub_partition_count <= 32 && floor(var.eventhub_partition_count) == var.eventhub_partition_count
+    error_message = "eventhub_partition_count must be a whole number from 1 to 32."
+  }
+}
+
+variable "eventhub_message_retention_days" {
+  type        = number
+  default     = 1
+  description = "Days an event hub keeps events (Standard: 1-7, Premium: up to 90)."
+
+  validation {
+    condition     = var.eventhub_message_retention_days >= 1 && var.eventhub_message_retention_days <= 90 && floor(var.eventhub_message_retention_days) == var.eventhub_message_retention_days
+    error_message = "eventhub_message_retention_days must be a whole number from 1 to 90."
+  }
+  validation {
+    condition     = var.eventhubs_sku == "Premium" || var.eventhub_message_retention_days <= 7
+    error_message = "The Standard tier keeps events for at most 7 days."
+  }
+}
+
+variable "storage_replication_type" {
+  type        = string
+  default     = "ZRS"
+  description = "Replication of both storage accounts (lake and Functions host): LRS, ZRS, GRS, RAGRS, GZRS or RAGZRS. ZRS survives a zone outage; pick LRS in a region without availability zones."
+
+  validation {
+    condition     = contains(["LRS", "ZRS", "GRS", "RAGRS", "GZRS", "RAGZRS"], var.storage_replication_type)
+    error_message = "storage_replication_type must be LRS, ZRS, GRS, RAGRS, GZRS or RAGZRS."
+  }
+}
+
+variable "lake_file_system" {
+  type        = string
+  default     = "lake"
+  description = "ADLS Gen2 file system (container) that holds raw/ and deadletter/ (LAKE_FILE_SYSTEM)."
+
+  validation {
+    condition     = can(regex("^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$", var.lake_file_system))
+    error_message = "lake_file_system must be 3-63 lowercase letters, digits or single hyphens, starting and ending with a letter or digit."
+  }
+}
+
+variable "lake_cool_after_days" {
+  type        = number
+  default     = 30
+  description = "Move lake files (raw/ and deadletter/) to the Cool tier this many days after their last modification."
+
+  validation {
+    condition     = var.lake_cool_after_days >= 1 && var.lake_cool_after_days <= 99999 && floor(var.lake_cool_after_days) == var.lake_cool_after_days
+    error_message = "lake_cool_after_days must be a whole number from 1 to 99999."
+  }
+}
+
+variable "lake_delete_after_days" {
+  type        = number
+  default     = null
+  description = "Delete lake files this many days after their last modification; null keeps them forever."
+
+  validation {
+    condition     = var.lake_delete_after_days == null || try(var.lake_delete_after_days > var.lake_cool_after_days && var.lake_delete_after_days <= 99999 && floor(var.lake_delete_after_days) == var.lake_delete_after_days, false)
+    error_message = "lake_delete_after_days must be null or a whole number greater than lake_cool_after_days (at most 99999)."
+  }
+}
+
+variable "function_instance_memory_mb" {
+  type        = number
+  default     = 2048
+  description = "Memory per Flex Consumption instance: 512, 2048 or 4096 MB."
+
+  validation {
+    condition     = contains([512, 2048, 4096], var.function_instance_memory_mb)
+    error_message = "function_instance_memory_mb must be 512, 2048 or 4096."
+  }
+}
+
+variable "function_maximum_instance_count" {
+  type        = number
+  default     = 40
+  description = "Upper bound of the Flex Consumption scale-out (instances), which caps cost."
+
+  validation {
+    condition     = var.function_maximum_instance_count >= 1 && var.function_maximum_instance_count <= 1000 && floor(var.function_maximum_instance_count) == var.function_maximum_instance_count
+    error_message = "function_maximum_instance_count must be a whole number from 1 to 1000."
+  }
+}
+
+variable "max_record_bytes" {
+  type        = number
+  default     = 1048576
+  description = "Records larger than this are dead-lettered as `oversized` (MAX_RECORD_BYTES)."
+
+  validation {
+    condition     = var.max_record_bytes > 0 && floor(var.max_record_bytes) == var.max_record_bytes
+    error_message = "max_record_bytes must be a positive whole number."
+  }
+}
+
+variable "log_retention_days" {
+  type        = number
+  default     = 30
+  description = "Retention of the Log Analytics workspace behind Application Insights (30-730 days)."
+
+  validation {
+    condition     = var.log_retention_days >= 30 && var.log_retention_days <= 730 && floor(var.log_retention_days) == var.log_retention_days
+    error_message = "log_retention_days must be a whole number from 30 to 730."
+  }
+}
+
+variable "key_vault_soft_delete_retention_days" {
+  type        = number
+  default     = 90
+  description = "Days a deleted Key Vault (and its secrets) can be recovered. Purge protection keeps it that long."
+
+  validation {
+    condition     = var.key_vault_soft_delete_retention_days >= 7 && var.key_vault_soft_delete_retention_days <= 90 && floor(var.key_vault_soft_delete_retention_days) == var.key_vault_soft_delete_retention_days
+    error_message = "key_vault_soft_delete_retention_days must be a whole number from 7 to 90."
+  }
+}
+
+variable "alerts_enabled" {
+  type        = bool
+  default     = true
+  description = "Whether the alert rules evaluate. They are created either way, so they can be switched on later."
+}
+
+variable "alert_email_addresses" {
+  type        = list(string)
+  default     = []
+  description = "Who is emailed when an alert fires. Empty: alerts only show in the portal (no action group)."
+
+  validation {
+    condition     = alltrue([for address in var.alert_email_addresses : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", address))])
+    error_message = "alert_email_addresses must be email addresses."
+  }
+}
+
+variable "function_failure_threshold" {
+  type        = number
+  default     = 5
+  description = "Alert when one function fails more than this many invocations within 15 minutes (retries count)."
+
+  validation {
+    condition     = var.function_failure_threshold >= 0 && floor(var.function_failure_threshold) == var.function_failure_threshold
+    error_message = "function_failure_threshold must be a whole number >= 0."
+  }
+}
+
+variable "dead_letter_rate_threshold" {
+  type        = number
+  default     = 0.01
+  description = "Alert when a source dead-letters more than this fraction of the records it received within 15 minutes."
+
+  validation {
+    condition     = var.dead_letter_rate_threshold > 0 && var.dead_letter_rate_threshold <= 1
+    error_message = "dead_letter_rate_threshold must be a fraction in (0, 1]."
+  }
+}
+
+variable "diagnostic_settings_enabled" {
+  type        = bool
+  default     = true
+  description = "Send Key Vault audit logs, lake access logs and Event Hubs logs (including Kafka user errors) and metrics to the Log Analytics workspace."
+}
