@@ -25,6 +25,7 @@ def parser() -> argparse.ArgumentParser:
     lake = start.add_mutually_exclusive_group()
     lake.add_argument("--lake", type=Path, help="local lake directory (LAKE_KIND=local)")
     lake.add_argument("--storage", choices=["azurite"], help="start Azurite and land through the Blob API")
+    start.add_argument("--azurite-dir", type=Path, help="Azurite's data directory (default .azurite)")
     start.add_argument("--no-timers", dest="timers", action="store_false", help="do not run timer triggers")
     start.add_argument("--duration", type=float, help="stop cleanly after this many seconds (default: until Ctrl-C)")
     start.add_argument("--workers", type=int, default=1, help="processes sharing each consumer group (default 1)")
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         broker=arguments.broker,
         lake=arguments.lake,
         storage=arguments.storage,
+        azurite_dir=arguments.azurite_dir,
         timers=arguments.timers,
         duration=arguments.duration,
         workers=max(1, arguments.workers),

@@ -45,6 +45,7 @@ class StartOptions:
     broker: str | None = None
     lake: Path | None = None
     storage: str | None = None
+    azurite_dir: Path | None = None
     timers: bool = True
     duration: float | None = None
     workers: int = 1
@@ -112,7 +113,7 @@ class LocalHost:
         if options.storage == "azurite":
             from devhost.azurite import start_azurite
 
-            location = (options.lake or PROJECT_ROOT / ".azurite").resolve()
+            location = (options.azurite_dir or PROJECT_ROOT / ".azurite").resolve()
             azurite = stack.enter_context(start_azurite(location))
             overrides |= {"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": azurite.connection_string}
             overrides["AzureWebJobsStorage"] = azurite.connection_string

@@ -63,7 +63,8 @@ class DevHost:
     def __init__(self, broker: str, lake: Path, env: dict[str, str], *arguments: str) -> None:
         self.port = free_port()
         self.log_path = lake.parent / f"devhost-{self.port}.log"
-        command = [sys.executable, "-m", "devhost", "start", "--broker", broker, "--lake", str(lake)]
+        command = [sys.executable, "-m", "devhost", "start", "--broker", broker]
+        command += [] if "--storage" in arguments else ["--lake", str(lake)]
         command += ["--port", str(self.port), *arguments]
         environment = {k: v for k, v in os.environ.items() if k not in ("KAFKA_SECURITY_PROTOCOL", "LAKE_KIND")}
         self._log = self.log_path.open("wb")
