@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from devhost.broker import free_port
 from devhost.config import PROJECT_ROOT
+from devhost.processes import free_port, stop
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (the same for every Azurite install), not a secret.
@@ -89,9 +89,4 @@ def start_azurite(location: Path, *, reuse_running: bool = True, timeout: float 
             time.sleep(0.1)
         yield azurite
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

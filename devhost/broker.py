@@ -13,18 +13,14 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from devhost.processes import free_port, stop
+
 log = logging.getLogger("devhost.broker")
 DEFAULT_PARTITIONS = 4
 
 
 class BrokerError(Exception):
     """The broker could not be started, reached, or asked to create topics."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_metadata(client_settings: dict[str, Any], timeout: float) -> None:
@@ -90,11 +86,4 @@ def embedded_broker(startup_timeout: float = 30.0) -> Iterator[str]:
         log.info("embedded Tansu broker on %s (memory storage, pid %d)", address, process.pid)
         yield address
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
+        stop(process)

@@ -14,13 +14,12 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.filedatalake import FileSystemClient
 
-from shared.errors import ConfigurationError
+from shared.lake.connection import lake_connection
 from shared.lake.errors import lake_errors
 from shared.layout import check_relative_path
 from shared.settings import Settings
 
 TEMPORARY_DIRECTORY = "_tmp"
-SDK_RETRIES: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.5, "connection_timeout": 10}
 
 
 def dfs_endpoint(account_url: str) -> str:
@@ -40,20 +39,12 @@ class AdlsLake:
     @classmethod
     def from_settings(cls, settings: Settings, **client_options: Any) -> AdlsLake:
         """The account URL with ``DefaultAzureCredential`` (managed identity in Azure), or a connection string."""
-        options = SDK_RETRIES | client_options
-        connection_string = settings.lake_connection_string.get_secret_value()
-        if connection_string:
-            client = FileSystemClient.from_connection_string(connection_string, settings.lake_file_system, **options)
-        elif settings.lake_account_url:
-            from azure.identity import DefaultAzureCredential
-
-            url = dfs_endpoint(settings.lake_account_url)
-            client = FileSystemClient(url, settings.lake_file_system, credential=DefaultAzureCredential(), **options)
-        else:
-            raise ConfigurationError(
-                "LAKE_KIND=adls needs LAKE_ACCOUNT_URL (managed identity) or LAKE_CONNECTION_STRING"
+        lake = lake_connection(settings, dfs_endpoint, client_options)
+        if lake.connection_string:
+            return cls(
+                FileSystemClient.from_connection_string(lake.connection_string, lake.file_system, **lake.options)
             )
-        return cls(client)
+        return cls(FileSystemClient(lake.account_url, lake.file_system, credential=lake.credential(), **lake.options))
 
     def write_atomic(self, path: str, data: bytes) -> None:
         name = check_relative_path(path)

@@ -9,12 +9,10 @@ from typing import Any
 
 from azure.storage.blob import ContainerClient
 
-from shared.errors import ConfigurationError
+from shared.lake.connection import lake_connection
 from shared.lake.errors import lake_errors
 from shared.layout import check_relative_path
 from shared.settings import Settings
-
-SDK_RETRIES: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.5, "connection_timeout": 10}
 
 
 def blob_endpoint(account_url: str) -> str:
@@ -34,19 +32,10 @@ class BlobLake:
     @classmethod
     def from_settings(cls, settings: Settings, **client_options: Any) -> BlobLake:
         """A connection string when set (Azurite), else the account URL with the managed identity."""
-        options = SDK_RETRIES | client_options
-        connection_string = settings.lake_connection_string.get_secret_value()
-        if connection_string:
-            container = ContainerClient.from_connection_string(connection_string, settings.lake_file_system, **options)
-        elif settings.lake_account_url:
-            from azure.identity import DefaultAzureCredential
-
-            container = ContainerClient(
-                blob_endpoint(settings.lake_account_url), settings.lake_file_system, DefaultAzureCredential(), **options
-            )
-        else:
-            raise ConfigurationError("LAKE_KIND=blob needs LAKE_CONNECTION_STRING or LAKE_ACCOUNT_URL")
-        return cls(container)
+        lake = lake_connection(settings, blob_endpoint, client_options)
+        if lake.connection_string:
+            return cls(ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **lake.options))
+        return cls(ContainerClient(lake.account_url, lake.file_system, lake.credential(), **lake.options))
 
     def write_atomic(self, path: str, data: bytes) -> None:
         name = check_relative_path(path)

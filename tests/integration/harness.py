@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from devhost.broker import free_port
+from devhost.processes import free_port
 from shared.formats import decode
 from tests.conftest import ROOT
 

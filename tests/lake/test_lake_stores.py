@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devhost.azurite import Azurite
-from devhost.broker import free_port
+from devhost.processes import free_port
 from shared.errors import LakeError, LakeUnavailable, UnsafePath
 from shared.formats import decode
 from shared.lake import LakeStore
