@@ -33,6 +33,8 @@ test: setup lint typecheck
 
 bench: setup
 	$(BIN)/python bench/core.py
+	$(BIN)/python bench/telemetry.py
+	$(BIN)/python bench/state.py
 
 clean:
-	rm -rf $(VENV) node_modules .lake .state .azurite
+	rm -rf $(VENV) node_modules .lake .lake.state .azurite
