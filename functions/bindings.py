@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import UTC, datetime
 from functools import cache, lru_cache
@@ -82,6 +83,20 @@ def parse_timestamp_ms(value: str | None) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+def trace_carriers(events: list[func.KafkaEvent]) -> list[dict[str, str]]:
+    """Each event's headers as text (the extension hands header values over in base64)."""
+    carriers = []
+    for event in events:
+        carrier = {}
+        for header in event.headers or []:
+            try:
+                carrier[str(header["Key"]).lower()] = base64.b64decode(header["Value"]).decode()
+            except (KeyError, TypeError, ValueError):
+                continue
+        carriers.append(carrier)
+    return carriers
 
 
 def trace_headers() -> dict[str, str]:

@@ -15,6 +15,7 @@ from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, sourc
 from shared.errors import LakeError
 from shared.generator import generate_messages, kafka_output_payload, needs_progress, tick_size
 from shared.sources import SOURCES, Source
+from shared.tracing import producing_span
 
 bp = func.Blueprint()
 
@@ -54,7 +55,8 @@ def _register(source: Source) -> None:
             return
         now = datetime.now(UTC)
         messages = generate_messages(source, count, now=now, seed=settings.generator_seed, start_index=sent)
-        out.set(kafka_output_payload(messages, now=now, headers=trace_headers()))
+        with producing_span(source.name):
+            out.set(kafka_output_payload(messages, now=now, headers=trace_headers()))
         if needs_progress(settings):
             lake().write_atomic(progress_path(source.name), orjson.dumps({"sent": sent + count}))
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, source_settings, to_record
+from functions.bindings import (
+    BROKER_LIST,
+    kafka_auth,
+    lake,
+    setting_ref,
+    source_settings,
+    to_record,
+    trace_carriers,
+)
 from functions.state_client import DurableStateGateway
 from shared.settings import current_settings
 from shared.sources import SOURCES, Source
 from shared.state.lookups import StateJoiner
 from shared.stream import handle_batch_with_state
+from shared.tracing import processing_span
 
 bp = df.Blueprint()
 _joiners = {name: StateJoiner() for name in SOURCES}  # lookup caches shared by a worker's invocations
@@ -33,15 +42,16 @@ def _register(source: Source) -> None:
     @bp.durable_client_input(client_name="client")
     async def process(events: list[func.KafkaEvent], client: df.DurableOrchestrationClient) -> None:
         """Called by the Kafka extension with up to ``maxBatchSize`` records of one partition."""
-        await handle_batch_with_state(
-            source,
-            [to_record(event) for event in events],
-            lake=lake(),
-            settings=current_settings(),
-            source_settings=source_settings(source.name),
-            state=DurableStateGateway(client),
-            joiner=_joiners[source.name],
-        )
+        with processing_span(source.name, trace_carriers(events)):
+            await handle_batch_with_state(
+                source,
+                [to_record(event) for event in events],
+                lake=lake(),
+                settings=current_settings(),
+                source_settings=source_settings(source.name),
+                state=DurableStateGateway(client),
+                joiner=_joiners[source.name],
+            )
 
 
 for _source in SOURCES.values():

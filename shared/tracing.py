@@ -1,0 +1,60 @@
+"""Trace context across Kafka: the generator's span travels in a ``traceparent`` header, and a
+processing invocation's span continues the first record's trace and links every other one.
+
+A batch mixes records produced under different spans (ticks, sources), so one parent cannot
+describe it; OpenTelemetry's messaging conventions use span links for that. Spans are exported
+to Application Insights when ``shared.telemetry.configure`` installed the exporter, and are
+no-ops otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, Span, SpanKind
+
+MAX_LINKS = 32
+_TRACER_NAME = "streamingpoc"
+
+
+def producer_links(carriers: Iterable[Mapping[str, str]]) -> list[Link]:
+    """One link per distinct producing span found in the records' headers (at most ``MAX_LINKS``)."""
+    links: dict[tuple[int, int], Link] = {}
+    for carrier in carriers:
+        if "traceparent" not in carrier:
+            continue
+        span_context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+        if span_context.is_valid:
+            links.setdefault((span_context.trace_id, span_context.span_id), Link(span_context))
+        if len(links) >= MAX_LINKS:
+            break
+    return list(links.values())
+
+
+@contextmanager
+def processing_span(
+    source: str, carriers: list[Mapping[str, str]], tracer: trace.Tracer | None = None
+) -> Iterator[Span]:
+    """The span of one processing invocation. Called by the Kafka-triggered function around its work."""
+    links = producer_links(carriers)
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(links[0].context)) if links else None
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.batch.message_count": len(carriers),
+        "source": source,
+    }
+    with (tracer or trace.get_tracer(_TRACER_NAME)).start_as_current_span(
+        f"process {source}", context=parent, kind=SpanKind.CONSUMER, links=links, attributes=attributes
+    ) as span:
+        yield span
+
+
+@contextmanager
+def producing_span(source: str, tracer: trace.Tracer | None = None) -> Iterator[Span]:
+    """The span whose context the generator puts in its records' ``traceparent`` header."""
+    with (tracer or trace.get_tracer(_TRACER_NAME)).start_as_current_span(
+        f"generate {source}", kind=SpanKind.PRODUCER, attributes={"messaging.system": "kafka", "source": source}
+    ) as span:
+        yield span
