@@ -164,3 +164,18 @@ def test_entity_batch_context_is_what_the_durable_sdk_reads() -> None:
     assert [json.loads(r["result"]) for r in result["results"]] == [12, 17, 17] and not any(
         r["isError"] for r in result["results"]
     )
+
+
+def test_orchestrations_fail_indexing_with_a_message_naming_what_is_missing() -> None:
+    import azure.durable_functions as df
+
+    from devhost.catalog import IndexingError, index_app
+
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def workflow(context: df.DurableOrchestrationContext) -> None:
+        return None
+
+    with pytest.raises(IndexingError, match=r"workflow: the local host does not run orchestrationTrigger.*func start"):
+        index_app(app)
