@@ -31,8 +31,22 @@ class WorkerLoop:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
+        """Close what functions left open on the loop, then stop it."""
+        try:
+            self.submit(_close_durable_http_session()).result(timeout=5)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+
+
+async def _close_durable_http_session() -> None:
+    # The durable SDK keeps one module-level aiohttp session per worker and has no public close;
+    # the Python worker never needs one because it exits with the process.
+    from azure.durable_functions.models.utils import http_utils
+
+    session = getattr(http_utils, "_client_session", None)
+    if session is not None and not session.closed:
+        await session.close()
 
 
 class _Out(func.Out[Any]):
