@@ -27,10 +27,15 @@ def signals_for(source_name: str, rows: list[Row]) -> list[Signal]:
     kind = entity_for(source_name)
     if kind is None or not rows:
         return []
-    entity_key = get_source(source_name).entity_key
+    entity_key, compact = get_source(source_name).entity_key, kind.compact
     grouped: dict[tuple[str, str, int], list[list[Any]]] = {}
     for row in rows:
-        grouped.setdefault((entity_key(row), row["_topic"], row["_partition"]), []).append(kind.compact(row))
+        group = (entity_key(row), row["_topic"], row["_partition"])
+        events = grouped.get(group)
+        if events is None:
+            grouped[group] = [compact(row)]
+        else:
+            events.append(compact(row))
     return [
         Signal(kind.name, key, "apply", {"topic": topic, "partition": partition, "events": events})
         for (key, topic, partition), events in grouped.items()
