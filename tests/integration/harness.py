@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +25,18 @@ from tests.conftest import ROOT
 
 T = TypeVar("T")
 SOURCE_NAMES = ("clickstream", "mobile", "sensors")
+
+
+async def wait_for_async(condition: Callable[[], Awaitable[T]], timeout: float, what: str, interval: float = 0.2) -> T:
+    """``wait_for`` for a coroutine condition, polled on the running event loop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value {value!r}")
+        await asyncio.sleep(interval)
 
 
 def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:

@@ -1,14 +1,20 @@
-"""Keyed state through the local host on a real broker: exact counts, replay, SIGKILL, restart, the query API."""
+"""Keyed state through the local host on a real broker: exact counts, replay, SIGKILL, restart, the query API.
+
+The tests are async (pytest-asyncio) so that they can ask the query API for thousands of keys concurrently.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from pathlib import Path
+
+import aiohttp
 
 from shared.generator import generate_messages
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW
-from tests.integration.harness import DevHost, Run, landed_rows, produce, wait_for
+from tests.integration.harness import DevHost, Run, landed_rows, produce, wait_for, wait_for_async
 
 
 def _produce(broker: str, run: Run, source: str, count: int, seed: int = 5) -> Counter[str]:
@@ -17,24 +23,31 @@ def _produce(broker: str, run: Run, source: str, count: int, seed: int = 5) -> C
     return Counter(m.key for m in messages)
 
 
-def _counts(host: DevHost, source: str, field: str, keys: Counter[str]) -> dict[str, int | None]:
-    found: dict[str, int | None] = {}
-    for key in keys:
-        status, body = host.get(f"/api/state/{source}/{key}")
-        found[key] = body.get(field) if status == 200 else None
-    return found
+async def _counts(host: DevHost, source: str, field: str, keys: Counter[str]) -> dict[str, int | None]:
+    """Every key's ``field`` through the query API, the requests concurrent."""
+
+    async def one(session: aiohttp.ClientSession, key: str) -> int | None:
+        async with session.get(f"http://127.0.0.1:{host.port}/api/state/{source}/{key}") as response:
+            return (await response.json()).get(field) if response.status == 200 else None
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+        values = await asyncio.gather(*(one(session, key) for key in keys))
+    return dict(zip(keys, values, strict=True))
 
 
-def _wait_for_counts(host: DevHost, source: str, field: str, expected: Counter[str], timeout: float = 90) -> None:
-    wait_for(lambda: _counts(host, source, field, expected) == dict(expected), timeout, f"{source} entity counts")
+async def _wait_for_counts(host: DevHost, source: str, field: str, expected: Counter[str], timeout: float = 90) -> None:
+    async def matches() -> bool:
+        return await _counts(host, source, field, expected) == dict(expected)
+
+    await wait_for_async(matches, timeout, f"{source} entity counts")
 
 
-def test_query_api_returns_exact_counts_and_replay_changes_nothing(broker: str, tmp_path: Path) -> None:
+async def test_query_api_returns_exact_counts_and_replay_changes_nothing(broker: str, tmp_path: Path) -> None:
     run, lake = Run(), tmp_path / "lake"
     expected = _produce(broker, run, "mobile", 3000)
     host = DevHost(broker, lake, run.settings(["mobile"]), "--no-timers")
     try:
-        _wait_for_counts(host, "mobile", "events", expected)
+        await _wait_for_counts(host, "mobile", "events", expected)
         assert host.get("/api/state/mobile/no-such-device")[0] == 404
         assert host.get("/api/state/unknown/x")[0] == 400
         assert host.get("/api/state/mobile/bad%20key")[0] == 400
@@ -48,7 +61,7 @@ def test_query_api_returns_exact_counts_and_replay_changes_nothing(broker: str, 
     try:
         wait_for(lambda: replay.function_stats()["process_mobile"]["events"] >= 3000, 90, "the replay to be processed")
         wait_for(lambda: replay.function_stats()["device_activity"]["events"] >= len(expected), 60, "replayed signals")
-        assert _counts(replay, "mobile", "events", expected) == dict(expected)
+        assert await _counts(replay, "mobile", "events", expected) == dict(expected)
         assert replay.interrupt() == 0, replay.output()
     finally:
         if replay.process.poll() is None:
@@ -56,7 +69,7 @@ def test_query_api_returns_exact_counts_and_replay_changes_nothing(broker: str, 
     assert len(landed_rows(lake, "raw", "mobile")) == 3000  # the replay rewrote the same files
 
 
-def test_sigkill_mid_stream_then_restart_counts_every_record_once(broker: str, tmp_path: Path) -> None:
+async def test_sigkill_mid_stream_then_restart_counts_every_record_once(broker: str, tmp_path: Path) -> None:
     run, lake = Run(), tmp_path / "lake"
     expected = _produce(broker, run, "sensors", 20000)
     host = DevHost(broker, lake, run.settings(["sensors"]), "--no-timers")
@@ -65,7 +78,7 @@ def test_sigkill_mid_stream_then_restart_counts_every_record_once(broker: str, t
     assert len(landed_rows(lake, "raw", "sensors")) < 20000  # killed mid-stream
     restarted = DevHost(broker, lake, run.settings(["sensors"]), "--no-timers")
     try:
-        _wait_for_counts(restarted, "sensors", "count", expected)
+        await _wait_for_counts(restarted, "sensors", "count", expected)
         status, windows = restarted.get(f"/api/state/sensors/{next(iter(expected))}/windows")
         assert status == 200 and sum(w["count"] for w in windows["windows"]) == expected[next(iter(expected))]
         assert restarted.interrupt() == 0, restarted.output()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -112,14 +111,14 @@ class RecordingGateway:
         raise AssertionError("not used")
 
 
-def test_lookups_are_per_batch_and_cached() -> None:
+async def test_lookups_are_per_batch_and_cached() -> None:
     gateway = RecordingGateway(
         {("user_profile", "7"): {"profile": {"username": "u7", "city": "Raleigh", "level": "Gold"}}}
     )
     joiner = StateJoiner()
     rows = [{"userid": 7, "user_known": True} for _ in range(50)] + [{"userid": 9, "user_known": True}]
-    asyncio.run(joiner.join(gateway, "clickstream", rows))
-    asyncio.run(joiner.join(gateway, "clickstream", [dict(r) for r in rows]))
+    await joiner.join(gateway, "clickstream", rows)
+    await joiner.join(gateway, "clickstream", [dict(r) for r in rows])
     assert sorted(gateway.reads) == [("user_profile", "7"), ("user_profile", "9")]  # once per key, then cached
     assert rows[0]["city"] == "Raleigh" and rows[-1]["city"] is None
 
