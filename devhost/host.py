@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import signal
@@ -63,6 +64,8 @@ class LocalHost:
         self.stats = HostStats()
         self.reader = InMemoryMetricReader()
         self.threads: list[threading.Thread] = []
+        self.kafka_runners: list[KafkaTriggerRunner] = []
+        self.config = HostConfig({})
 
     def run(self) -> int:
         with ExitStack() as stack:
@@ -77,8 +80,8 @@ class LocalHost:
             stack.callback(worker_loop.close)
             producers = OutputProducers(config)
             stack.callback(producers.close)
-            rpc_base_url = f"http://127.0.0.1:{self.options.port}{DURABLE_PREFIX}/"
-            invoker = Invoker(worker_loop, producers, _durable_client_json(rpc_base_url))
+            durable_client = durable_client_json(f"http://127.0.0.1:{self.options.port}{DURABLE_PREFIX}/")
+            invoker = Invoker(worker_loop, producers, durable_client)
             host_loop = HostLoop()
             stack.callback(host_loop.close)
             entities = self._entities(functions, invoker, config, stack, host_loop)
@@ -91,8 +94,7 @@ class LocalHost:
             self._start_runners(functions, config, invoker)
             pool = None
             if self.options.workers > 1:
-                durable_json = _durable_client_json(rpc_base_url)
-                pool = WorkerPool(self.options.workers - 1, config, self.options.app_module, durable_json)
+                pool = WorkerPool(self.options.workers - 1, config, self.options.app_module, durable_client)
             self._wait()
             self._shutdown(entities, host_loop, pool)
         print(self.stats.summary(), flush=True)
@@ -171,7 +173,6 @@ class LocalHost:
         return runtime
 
     def _start_runners(self, functions: list[IndexedFunction], config: HostConfig, invoker: Invoker) -> None:
-        self.kafka_runners: list[KafkaTriggerRunner] = []
         for function in functions:
             stats = self.stats.functions[function.name]
             runner: KafkaTriggerRunner | TimerRunner
@@ -224,9 +225,8 @@ class LocalHost:
             host_loop.run(entities.drained(), timeout=60)
 
 
-def _durable_client_json(rpc_base_url: str) -> str:
-    import json
-
+def durable_client_json(rpc_base_url: str) -> str:
+    """The durable client binding's payload: the Durable HTTP API of this host."""
     return json.dumps(
         {
             "taskHubName": "DevhostHub",
