@@ -94,7 +94,11 @@ class KafkaTriggerRunner:
             if not commit
         ]
         if commits:
-            consumer.commit(offsets=commits, asynchronous=False)
+            try:
+                consumer.commit(offsets=commits, asynchronous=False)
+            except KafkaException as error:
+                # Lost the partitions to a rebalance: their next owner redelivers (at least once).
+                log.warning("%s: commit failed, batch will be redelivered: %s", self.function.name, error)
         for position in rewinds:
             consumer.seek(position)
 
