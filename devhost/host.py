@@ -218,11 +218,21 @@ class LocalHost:
         print("devhost: stopping; finishing in-flight invocations and committing offsets", flush=True)
         for thread in self.threads:
             thread.join(timeout=120)
-        for report in pool.stop() if pool else []:
-            for name, figures in report.items():
-                self.stats.functions[name].merge(figures)
+        if pool is not None:
+            self._collect(pool)
         if entities is not None:
             host_loop.run(entities.drained(), timeout=60)
+
+    def _collect(self, pool: WorkerPool) -> None:
+        """Print each worker's events per Kafka-triggered function, then add the others' to the summary."""
+        own = {name: stats.as_dict() for name, stats in self.stats.functions.items()}
+        reports = [{"worker": 0, "functions": own}, *pool.stop()]
+        for report in reports:
+            entries = [e for e in report["functions"].values() if e["trigger"] == "kafkaTrigger"]
+            print(f"worker {report['worker']}: " + " ".join(f"{e['name']}={e['events']}" for e in entries), flush=True)
+        for report in reports[1:]:
+            for entry in report["functions"].values():
+                self.stats.functions[entry["name"]].merge(entry)
 
 
 def durable_client_json(rpc_base_url: str) -> str:

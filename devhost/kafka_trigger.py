@@ -41,8 +41,10 @@ class KafkaTriggerRunner:
         invoker: Invoker,
         stats: FunctionStats,
         stop: threading.Event,
+        worker: int = 0,
     ) -> None:
         self.function = function
+        self.worker = worker
         self.binding = function.trigger
         self.config = config
         self.invoker = invoker
@@ -57,7 +59,7 @@ class KafkaTriggerRunner:
         consumer = Consumer(settings | {"client.id": self.function.name, "stats_cb": self._on_statistics})
         pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=self.function.name)
         try:
-            consumer.subscribe([self.topic])
+            consumer.subscribe([self.topic], on_assign=self._on_assign)
             while not self.stop.is_set():
                 messages = self._poll(consumer)
                 if messages:
@@ -141,6 +143,11 @@ class KafkaTriggerRunner:
             self.stats.invoked(len(batch))
             return True
         return False
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Called by librdkafka after each rebalance: say which partitions this worker now owns."""
+        owned = sorted(p.partition for p in partitions)
+        print(f"devhost: worker {self.worker} {self.function.name} assigned {self.topic} {owned}", flush=True)
 
     def _on_statistics(self, document: str) -> None:
         """librdkafka's statistics callback: the high watermark of each partition from fetch responses."""

@@ -42,7 +42,8 @@ def run_kafka_worker(
     local_stop = threading.Event()
     threads = []
     for function in functions:
-        runner = KafkaTriggerRunner(function, config, invoker, stats.add(function.name, "kafkaTrigger"), local_stop)
+        function_stats = stats.add(function.name, "kafkaTrigger")
+        runner = KafkaTriggerRunner(function, config, invoker, function_stats, local_stop, worker=number)
         thread = threading.Thread(target=runner.run, name=f"{function.name}-{number}")
         thread.start()
         threads.append(thread)
@@ -52,7 +53,7 @@ def run_kafka_worker(
         thread.join()
     producers.close()
     worker_loop.close()
-    results.put({name: s.as_dict() for name, s in stats.functions.items()})
+    results.put({"worker": number, "functions": {name: s.as_dict() for name, s in stats.functions.items()}})
 
 
 class WorkerPool:
@@ -73,7 +74,7 @@ class WorkerPool:
         for process in self.processes:
             process.start()
 
-    def stop(self, timeout: float = 120) -> list[dict[str, dict[str, Any]]]:
+    def stop(self, timeout: float = 120) -> list[dict[str, Any]]:
         self.stop_event.set()
         reports = []
         for _ in self.processes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -98,11 +99,25 @@ def test_generator_timers_feed_all_sources_to_the_lake(broker: str, tmp_path: Pa
         assert landed_rows(lake, "deadletter", source) == []
 
 
+def _latest_assignments(output: str, function: str) -> dict[int, list[int]]:
+    """Each worker's partitions after the last rebalance, from the host's ``assigned`` lines."""
+    found: dict[int, list[int]] = {}
+    for match in re.finditer(rf"worker (\d+) {function} assigned \S+ \[([\d, ]*)\]", output):
+        found[int(match.group(1))] = [int(p) for p in match.group(2).split(",") if p.strip()]
+    return found
+
+
 def test_two_workers_split_partitions_and_land_every_record_once(broker: str, tmp_path: Path) -> None:
     run, lake = Run(), tmp_path / "lake"
-    total = produce(broker, run.topic("mobile"), _valid("mobile", 4000))
     host = DevHost(broker, lake, run.settings(["mobile"]), "--no-timers", "--workers", "2")
     try:
+        split = wait_for(
+            lambda: len(a := _latest_assignments(host.output(), "process_mobile")) == 2 and all(a.values()) and a,
+            60,
+            "both workers to own partitions of the mobile topic",
+        )
+        assert sorted(p for partitions in split.values() for p in partitions) == [0, 1, 2, 3]
+        total = produce(broker, run.topic("mobile"), _valid("mobile", 4000))
         wait_for(lambda: len(landed_rows(lake, "raw", "mobile")) >= total, 90, "every mobile record")
         assert host.interrupt() == 0, host.output()
     finally:
@@ -110,4 +125,6 @@ def test_two_workers_split_partitions_and_land_every_record_once(broker: str, tm
             host.kill()
     rows = landed_rows(lake, "raw", "mobile")
     assert len(rows) == total == len({(r["_partition"], r["_offset"]) for r in rows})
+    per_worker = {int(w): int(n) for w, n in re.findall(r"^worker (\d+):.* process_mobile=(\d+)", host.output(), re.M)}
+    assert sorted(per_worker) == [0, 1] and all(per_worker.values()) and sum(per_worker.values()) == total
     assert committed_lag(broker, f"mobile-processor-{run.suffix}", run.topic("mobile")) == 0
