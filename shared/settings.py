@@ -121,6 +121,9 @@ class SourceSettings(BaseSettings):
     topic: str = Field(description="Kafka topic (event hub) the source is produced to and consumed from.")
     consumer_group: str = Field(description="Consumer group of the source's processing function.")
     format: LakeFormat = Field("parquet", description="Lake file format: parquet (zstd), avro or jsonl (gzip).")
+    state_enabled: bool = Field(
+        True, description="Keep keyed state in Durable entities (joins, anomaly flags); false only lands batches."
+    )
     generator_enabled: bool = Field(True, description="Whether the timer generator produces this source.")
     generator_schedule: str = Field(
         "*/10 * * * * *", description="NCRONTAB (six fields, seconds first) of the source's generator."

@@ -80,6 +80,7 @@ module "app_settings" {
       topic                     = azurerm_eventhub.source[name].name
       consumer_group            = azurerm_eventhub_consumer_group.processor[name].name
       format                    = source.format
+      state_enabled             = source.state_enabled
       generator_enabled         = source.generator_enabled
       generator_schedule        = source.generator_schedule
       generator_events_per_tick = source.generator_events_per_tick

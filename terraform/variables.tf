@@ -51,6 +51,7 @@ variable "tags" {
 variable "sources" {
   type = map(object({
     format                    = optional(string, "parquet")
+    state_enabled             = optional(bool, true)
     generator_enabled         = optional(bool, true)
     generator_schedule        = optional(string, "*/10 * * * * *")
     generator_events_per_tick = optional(number, 100)
@@ -67,7 +68,8 @@ variable "sources" {
   description = <<-EOT
     The streams, keyed by the source names the code registers (shared/sources). Each gets an
     event hub (the Kafka topic), a consumer group for its process_<source> function and the
-    <SOURCE>_* app settings: lake `format` (parquet, avro or jsonl), the generator's switch,
+    <SOURCE>_* app settings: lake `format` (parquet, avro or jsonl), `state_enabled` (keyed
+    state in Durable entities; false only lands), the generator's switch,
     NCRONTAB `generator_schedule` (six fields, seconds first), events per tick, total events
     (`generator_iterations`, 0 = unbounded) and `generator_seed` (null = random).
     `partition_count` overrides `eventhub_partition_count` for that hub.

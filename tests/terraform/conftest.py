@@ -156,6 +156,7 @@ module "app_settings" {
       topic                     = source.topic
       consumer_group            = source.consumer_group
       format                    = source.format
+      state_enabled             = source.state_enabled
       generator_enabled         = source.generator_enabled
       generator_schedule        = source.generator_schedule
       generator_events_per_tick = source.generator_events_per_tick

@@ -14,7 +14,7 @@ import pytest
 
 from functions import bindings
 from shared.sources import SOURCES
-from tests.conftest import ROOT, app_functions
+from tests.conftest import ROOT, app_functions, records_for
 
 
 def _index(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
@@ -176,3 +176,36 @@ def test_trace_context_of_the_current_span_becomes_a_header() -> None:
     trace_id = format(span.get_span_context().trace_id, "032x")
     assert headers["traceparent"].split("-")[1] == trace_id
     assert bindings.trace_headers() == {}
+
+
+@pytest.mark.parametrize("state_enabled", ["true", "false"])
+async def test_processing_function_lands_and_uses_entities_only_when_state_is_enabled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_enabled: str
+) -> None:
+    from devhost.host import durable_client_json
+    from shared import settings as settings_module
+    from shared.errors import TransientError
+
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    monkeypatch.setenv("SENSORS_STATE_ENABLED", state_enabled)
+    caches = (bindings.lake, bindings.source_settings, settings_module.current_settings)
+    for cached in caches:
+        cached.cache_clear()
+    events = [
+        func.KafkaEvent(body=r.value, key=r.key, partition=0, offset=r.offset, topic="sensors", timestamp=None)
+        for r in records_for(SOURCES["sensors"], 5)
+    ]
+    client = durable_client_json("http://127.0.0.1:9/runtime/webhooks/durabletask/")  # nothing answers there
+    process = _user_function("process_sensors")
+    try:
+        if state_enabled == "true":
+            with pytest.raises(TransientError, match="read entity state"):
+                await process(events=events, client=client)
+            assert not list(tmp_path.rglob("*.parquet"))
+        else:
+            await process(events=events, client=client)
+            assert len(list(tmp_path.glob("raw/sensors/date=*/hour=*/sensors+0+*.parquet"))) >= 1
+    finally:
+        for cached in caches:
+            cached.cache_clear()

@@ -37,6 +37,7 @@ locals {
         "${upper(name)}_TOPIC"                     = source.topic
         "${upper(name)}_CONSUMER_GROUP"            = source.consumer_group
         "${upper(name)}_FORMAT"                    = source.format
+        "${upper(name)}_STATE_ENABLED"             = tostring(source.state_enabled)
         "${upper(name)}_GENERATOR_ENABLED"         = tostring(source.generator_enabled)
         "${upper(name)}_GENERATOR_SCHEDULE"        = source.generator_schedule
         "${upper(name)}_GENERATOR_EVENTS_PER_TICK" = tostring(source.generator_events_per_tick)

@@ -54,6 +54,7 @@ variable "sources" {
     topic                     = string
     consumer_group            = string
     format                    = string
+    state_enabled             = bool
     generator_enabled         = bool
     generator_schedule        = string
     generator_events_per_tick = number
