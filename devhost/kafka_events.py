@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from azure.functions import meta
 from azure.functions.kafka import KafkaTriggerConverter
 from confluent_kafka import Message
@@ -16,8 +17,13 @@ from confluent_kafka import Message
 
 def extension_timestamp(epoch_ms: int) -> str:
     """The record timestamp as the extension serialises a .NET DateTime (UTC, ISO 8601)."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    seconds, millis = divmod(epoch_ms, 1000)
+    return f"{_utc_second(seconds)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=256)
+def _utc_second(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _key(message: Message) -> str | None:
@@ -29,7 +35,9 @@ def _key(message: Message) -> str | None:
 
 def _headers(message: Message) -> list[dict[str, str]]:
     """Headers as the extension serialises them: ``Value`` is the bytes in base64."""
-    raw = message.headers() or []
+    raw = message.headers()
+    if not raw:
+        return []
     headers = list(raw.items()) if isinstance(raw, dict) else list(raw)
     return [{"Key": name, "Value": base64.b64encode(_bytes(value)).decode("ascii")} for name, value in headers]
 
@@ -56,18 +64,20 @@ def trigger_data(messages: Sequence[Message]) -> tuple[meta.Datum, dict[str, met
     """The ``collection_bytes`` payload and the ``*Array`` trigger metadata of a MANY-cardinality batch."""
     payload = meta.Datum(type="collection_bytes", value=SimpleNamespace(bytes=[m.value() or b"" for m in messages]))
     metadata = {
-        "KeyArray": meta.Datum(type="json", value=json.dumps([_key(m) for m in messages])),
-        "PartitionArray": meta.Datum(type="json", value=json.dumps([partition_of(m) for m in messages])),
+        "KeyArray": _json([_key(m) for m in messages]),
+        "PartitionArray": _json([partition_of(m) for m in messages]),
         "OffsetArray": meta.Datum(
             type="collection_sint64", value=SimpleNamespace(sint64=[_offset(m) for m in messages])
         ),
         "TopicArray": meta.Datum(type="collection_string", value=SimpleNamespace(string=[m.topic() for m in messages])),
-        "TimestampArray": meta.Datum(
-            type="json", value=json.dumps([extension_timestamp(m.timestamp()[1]) for m in messages])
-        ),
-        "HeadersArray": meta.Datum(type="json", value=json.dumps([_headers(m) for m in messages])),
+        "TimestampArray": _json([extension_timestamp(m.timestamp()[1]) for m in messages]),
+        "HeadersArray": _json([_headers(m) for m in messages]),
     }
     return payload, metadata
+
+
+def _json(value: object) -> meta.Datum:
+    return meta.Datum(type="json", value=orjson.dumps(value).decode())
 
 
 def decode_batch(messages: Sequence[Message], cardinality: str) -> Any:
@@ -82,7 +92,7 @@ def decode_batch(messages: Sequence[Message], cardinality: str) -> Any:
         "Offset": meta.Datum(type="int", value=message.offset()),
         "Topic": meta.Datum(type="string", value=message.topic()),
         "Timestamp": meta.Datum(type="string", value=extension_timestamp(message.timestamp()[1])),
-        "Headers": meta.Datum(type="json", value=json.dumps(_headers(message))),
+        "Headers": _json(_headers(message)),
     }
     event = KafkaTriggerConverter.decode(
         meta.Datum(type="bytes", value=message.value() or b""), trigger_metadata=single

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any, Literal
@@ -58,9 +57,8 @@ def source_settings(source: str) -> SourceSettings:
 def to_record(event: func.KafkaEvent) -> KafkaRecord:
     """Adapt the worker's ``KafkaEvent`` (binary data type) to the core's record."""
     body = event.get_body()
-    metadata = event.metadata or {}
     return KafkaRecord(
-        topic=event.topic or str(metadata.get("Topic", "")),
+        topic=event.topic or str((event.metadata or {}).get("Topic", "")),  # metadata is rebuilt per access
         partition=int(event.partition if event.partition is not None else -1),
         offset=int(event.offset if event.offset is not None else -1),
         key=event.key,
@@ -69,15 +67,12 @@ def to_record(event: func.KafkaEvent) -> KafkaRecord:
     )
 
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
 def parse_timestamp_ms(value: str | None) -> int | None:
-    """The extension's record timestamp (ISO 8601, up to 7 fraction digits) as epoch ms."""
+    """The extension's record timestamp (ISO 8601, ``Z`` or an offset, up to 7 fraction digits) as epoch ms."""
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", value.replace("Z", "+00:00")))
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return None
     if moment.tzinfo is None:
@@ -87,16 +82,17 @@ def parse_timestamp_ms(value: str | None) -> int | None:
 
 def trace_carriers(events: list[func.KafkaEvent]) -> list[dict[str, str]]:
     """Each event's headers as text (the extension hands header values over in base64)."""
-    carriers = []
-    for event in events:
-        carrier = {}
-        for header in event.headers or []:
-            try:
-                carrier[str(header["Key"]).lower()] = base64.b64decode(header["Value"]).decode()
-            except (KeyError, TypeError, ValueError):
-                continue
-        carriers.append(carrier)
-    return carriers
+    return [_carrier(headers) if (headers := event.headers) else {} for event in events]
+
+
+def _carrier(headers: list[dict[str, str]]) -> dict[str, str]:
+    carrier = {}
+    for header in headers:
+        try:
+            carrier[str(header["Key"]).lower()] = base64.b64decode(header["Value"]).decode()
+        except (KeyError, TypeError, ValueError):
+            continue
+    return carrier
 
 
 def trace_headers() -> dict[str, str]:
