@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/state.py
+	$(BIN)/python bench/e2e.py
 
 clean:
 	rm -rf $(VENV) node_modules .lake .lake.state .azurite
