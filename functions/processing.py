@@ -42,15 +42,15 @@ def _register(source: Source) -> None:
     @bp.durable_client_input(client_name="client")
     async def process(events: list[func.KafkaEvent], client: df.DurableOrchestrationClient) -> None:
         """Called by the Kafka extension with up to ``maxBatchSize`` records of one partition."""
-        settings = source_settings(source.name)
+        this_source = source_settings(source.name)
         with processing_span(source.name, trace_carriers(events)):
             await handle_batch_with_state(
                 source,
                 [to_record(event) for event in events],
                 lake=lake(),
                 settings=current_settings(),
-                source_settings=settings,
-                state=DurableStateGateway(client) if settings.state_enabled else None,
+                source_settings=this_source,
+                state=DurableStateGateway(client) if this_source.state_enabled else None,
                 joiner=_joiners[source.name],
             )
 

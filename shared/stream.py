@@ -74,12 +74,12 @@ async def handle_batch_with_state(
 
     With ``state`` None (``<SOURCE>_STATE_ENABLED=false``) the batch only lands, off the event loop.
     """
-    started = time.perf_counter()
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if state is None:
         return await asyncio.to_thread(
             handle_batch, source, records, lake=lake, settings=settings, source_settings=source_settings, now_ms=now_ms
         )
+    started = time.perf_counter()
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
     joined = await _state_call(joiner.join(state, source.name, batch.rows), "read entity state")
     landed = await asyncio.to_thread(_land, batch, records, lake, source_settings, started, now_ms)
