@@ -13,6 +13,10 @@ class LakeUnavailable(TransientError):
     """The lake could not be reached or refused the write for a reason that may pass."""
 
 
+class WriteConflict(TransientError):
+    """A conditional lake write lost to another writer: reload what changed and retry."""
+
+
 class LakeError(StreamingPocError):
     """The lake rejected a request for a reason retrying will not fix (bad path, no permission)."""
 

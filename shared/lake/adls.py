@@ -11,9 +11,10 @@ from contextlib import suppress
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.filedatalake import FileSystemClient
 
+from shared.errors import WriteConflict
 from shared.lake.connection import lake_connection
 from shared.lake.errors import lake_errors
 from shared.layout import check_relative_path
@@ -48,12 +49,18 @@ class AdlsLake:
 
     def write_atomic(self, path: str, data: bytes) -> None:
         name = check_relative_path(path)
-        temporary = f"{TEMPORARY_DIRECTORY}/{uuid.uuid4().hex}.part"
         with lake_errors(f"write {name}"):
-            staged = self.file_system.get_file_client(temporary)
-            staged.upload_data(data, overwrite=True)
-            self._ensure_directory(name.rpartition("/")[0])
-            staged.rename_file(f"{self.file_system.file_system_name}/{name}")
+            self._stage(data).rename_file(self._qualified(name))
+
+    def _stage(self, data: bytes) -> Any:
+        staged = self.file_system.get_file_client(f"{TEMPORARY_DIRECTORY}/{uuid.uuid4().hex}.part")
+        staged.upload_data(data, overwrite=True)
+        return staged
+
+    def _qualified(self, name: str) -> str:
+        """The rename destination: ``<file system>/<path>``, its directory created first."""
+        self._ensure_directory(name.rpartition("/")[0])
+        return f"{self.file_system.file_system_name}/{name}"
 
     def _ensure_directory(self, directory: str) -> None:
         """Create the rename's destination directory once per process; never touch an existing one."""
@@ -67,6 +74,42 @@ class AdlsLake:
         name = check_relative_path(path)
         with lake_errors(f"read {name}"):
             return bytes(self.file_system.get_file_client(name).download_file().readall())
+
+    def exists(self, path: str) -> bool:
+        name = check_relative_path(path)
+        with lake_errors(f"check {name}"):
+            return bool(self.file_system.get_file_client(name).exists())
+
+    def delete(self, path: str) -> None:
+        name = check_relative_path(path)
+        with lake_errors(f"delete {name}"), suppress(ResourceNotFoundError):
+            self.file_system.get_file_client(name).delete_file()
+
+    def read_versioned(self, path: str) -> tuple[bytes, str] | None:
+        name = check_relative_path(path)
+        with lake_errors(f"read {name}"):
+            try:
+                download = self.file_system.get_file_client(name).download_file()
+            except ResourceNotFoundError:
+                return None
+            return bytes(download.readall()), str(download.properties.etag)
+
+    def write_if(self, path: str, data: bytes, version: str | None) -> str:
+        """Stage, then rename onto ``path`` on the condition; the rename is the atomic step."""
+        name = check_relative_path(path)
+        condition = (
+            {"match_condition": MatchConditions.IfMissing}
+            if version is None
+            else {"etag": version, "match_condition": MatchConditions.IfNotModified}
+        )
+        with lake_errors(f"write {name}"):
+            staged = self._stage(data)
+            try:
+                renamed = staged.rename_file(self._qualified(name), **condition)
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
+                staged.delete_file()
+                raise WriteConflict(f"{name} changed since version {version}") from error
+            return str(renamed.get_file_properties().etag)
 
     def list_paths(self, prefix: str) -> list[str]:
         directory = check_relative_path(prefix)

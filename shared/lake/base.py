@@ -23,3 +23,22 @@ class LakeStore(Protocol):
     def list_paths(self, prefix: str) -> list[str]:
         """Sorted paths of the files under ``prefix`` (a directory path, no trailing slash)."""
         ...
+
+    def exists(self, path: str) -> bool:
+        """Whether a file is at ``path``."""
+        ...
+
+    def delete(self, path: str) -> None:
+        """Remove the file at ``path``; nothing happens when there is none."""
+        ...
+
+    def read_versioned(self, path: str) -> tuple[bytes, str] | None:
+        """The content of ``path`` and an opaque version (ETag), or None when there is no file."""
+        ...
+
+    def write_if(self, path: str, data: bytes, version: str | None) -> str:
+        """Atomically replace ``path`` only if it is still at ``version`` (None: only if absent).
+
+        Returns the new version; raises ``WriteConflict`` when another writer got there first.
+        """
+        ...

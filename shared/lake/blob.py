@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
+from shared.errors import WriteConflict
 from shared.lake.connection import lake_connection
 from shared.lake.errors import lake_errors
 from shared.layout import check_relative_path
@@ -51,3 +54,39 @@ class BlobLake:
         directory = check_relative_path(prefix) + "/"
         with lake_errors(f"list {directory}"):
             return sorted(blob.name for blob in self.container.list_blobs(name_starts_with=directory))
+
+    def exists(self, path: str) -> bool:
+        name = check_relative_path(path)
+        with lake_errors(f"check {name}"):
+            return bool(self.container.get_blob_client(name).exists())
+
+    def delete(self, path: str) -> None:
+        name = check_relative_path(path)
+        with lake_errors(f"delete {name}"):
+            try:
+                self.container.delete_blob(name)
+            except ResourceNotFoundError:
+                return
+
+    def read_versioned(self, path: str) -> tuple[bytes, str] | None:
+        name = check_relative_path(path)
+        with lake_errors(f"read {name}"):
+            try:
+                download = self.container.download_blob(name)
+            except ResourceNotFoundError:
+                return None
+            return bytes(download.readall()), str(download.properties.etag)
+
+    def write_if(self, path: str, data: bytes, version: str | None) -> str:
+        name = check_relative_path(path)
+        condition = (
+            {"match_condition": MatchConditions.IfMissing}
+            if version is None
+            else {"etag": version, "match_condition": MatchConditions.IfNotModified}
+        )
+        with lake_errors(f"write {name}"):
+            try:
+                written = self.container.get_blob_client(name).upload_blob(data, overwrite=True, **condition)
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
+                raise WriteConflict(f"{name} changed since version {version}") from error
+            return str(written["etag"])

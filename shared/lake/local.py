@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from shared.errors import LakeError, LakeUnavailable
+from shared.errors import LakeError, LakeUnavailable, WriteConflict
 from shared.layout import check_relative_path
+
+HIDDEN_PREFIX = "."  # temporary files and lock files; never listed
 
 
 class LocalLake:
@@ -25,17 +30,7 @@ class LocalLake:
     def write_atomic(self, path: str, data: bytes) -> None:
         target = self._resolve(path)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, target)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            _replace(target, data)
         except OSError as error:
             raise LakeUnavailable(f"cannot write {path}: {error}") from error
 
@@ -54,5 +49,65 @@ class LocalLake:
         return sorted(
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            if p.is_file() and not p.name.startswith(HIDDEN_PREFIX)
         )
+
+    def exists(self, path: str) -> bool:
+        return self._resolve(path).is_file()
+
+    def delete(self, path: str) -> None:
+        try:
+            self._resolve(path).unlink(missing_ok=True)
+        except OSError as error:
+            raise LakeUnavailable(f"cannot delete {path}: {error}") from error
+
+    def read_versioned(self, path: str) -> tuple[bytes, str] | None:
+        target = self._resolve(path)
+        try:
+            with self._locked(target):
+                return target.read_bytes(), _version(target)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise LakeUnavailable(f"cannot read {path}: {error}") from error
+
+    def write_if(self, path: str, data: bytes, version: str | None) -> str:
+        target = self._resolve(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with self._locked(target):
+                current = _version(target) if target.exists() else None
+                if current != version:
+                    raise WriteConflict(f"{path} is at version {current}, not {version}")
+                _replace(target, data)
+                return _version(target)
+        except OSError as error:
+            raise LakeUnavailable(f"cannot write {path}: {error}") from error
+
+    @contextmanager
+    def _locked(self, target: Path) -> Iterator[None]:
+        """An exclusive lock per file shared by every process on this machine (``flock``)."""
+        if not target.parent.is_dir():
+            raise FileNotFoundError(target.parent)
+        with open(target.parent / f"{HIDDEN_PREFIX}lock-{target.name}", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+
+def _version(target: Path) -> str:
+    status = target.stat()
+    return f"{status.st_ino}-{status.st_mtime_ns}-{status.st_size}"
+
+
+def _replace(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f"{HIDDEN_PREFIX}tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -151,6 +151,13 @@ class _Handler(BaseHTTPRequestHandler):
         if parent and parent not in paths:
             self._error(404, "RenameDestinationParentPathNotFound")
             return
+        existing = paths.get(path)
+        if_match, if_none_match = self.headers.get("If-Match"), self.headers.get("If-None-Match")
+        if (if_none_match == "*" and existing is not None) or (
+            if_match is not None and (existing is None or existing.etag != if_match)
+        ):
+            self._error(412 if if_match is not None else 409, "ConditionNotMet" if if_match else "PathAlreadyExists")
+            return
         paths[path] = paths.pop(source_path)
         self._reply(201, headers={"ETag": paths[path].etag, "Last-Modified": formatdate(usegmt=True)})
 

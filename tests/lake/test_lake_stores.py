@@ -8,7 +8,7 @@ import pytest
 
 from devhost.azurite import Azurite
 from devhost.processes import free_port
-from shared.errors import LakeError, LakeUnavailable, UnsafePath
+from shared.errors import LakeError, LakeUnavailable, UnsafePath, WriteConflict
 from shared.formats import decode
 from shared.lake import LakeStore
 from shared.landing import land, plan_files
@@ -102,3 +102,28 @@ def test_local_store_cannot_write_is_transient(tmp_path: Path) -> None:
     (tmp_path / "raw").write_text("a file where a directory must go")
     with pytest.raises(LakeUnavailable):
         LocalLake(tmp_path).write_atomic("raw/x.parquet", b"x")
+
+
+LEDGER = "_landing/clickstream/clickstream+0.json"
+
+
+def test_conditional_writes_let_one_writer_win_and_tell_the_other(store: LakeStore) -> None:
+    assert store.read_versioned(LEDGER) is None
+    first = store.write_if(LEDGER, b"one", None)
+    with pytest.raises(WriteConflict):
+        store.write_if(LEDGER, b"two", None)  # it exists now
+    second = store.write_if(LEDGER, b"two", first)
+    assert second != first
+    with pytest.raises(WriteConflict):
+        store.write_if(LEDGER, b"stale", first)  # someone else moved it on
+    assert store.read_versioned(LEDGER) == (b"two", second)
+    assert store.list_paths("_landing") == [LEDGER]
+
+
+def test_exists_and_delete(store: LakeStore) -> None:
+    assert not store.exists(PATH)
+    store.write_atomic(PATH, b"x")
+    assert store.exists(PATH)
+    store.delete(PATH)
+    store.delete(PATH)  # deleting what is not there is not an error
+    assert not store.exists(PATH) and store.list_paths("raw") == []
