@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared import formats
@@ -23,6 +23,7 @@ from shared.sources.base import Column, Row
 LINEAGE_COLUMNS: tuple[Column, ...] = (
     Column("_topic", "string", nullable=False),
     Column("_partition", "long", nullable=False),
+    Column("_incarnation", "long", nullable=False),
     Column("_offset", "long", nullable=False),
     Column("_key", "string"),
     Column("_kafka_timestamp", "timestamp"),
@@ -32,6 +33,7 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
 DEADLETTER_COLUMNS: tuple[Column, ...] = (
     Column("_topic", "string", nullable=False),
     Column("_partition", "long", nullable=False),
+    Column("_incarnation", "long", nullable=False),
     Column("_offset", "long", nullable=False),
     Column("_key", "string"),
     Column("_kafka_timestamp", "timestamp"),
@@ -59,14 +61,21 @@ class LandingReport:
     rows: int
     dead_letters: int
     write_ms: tuple[float, ...] = ()
+    skipped: int = 0  # records already in the lake (redelivered), not landed again
 
 
 def landed_columns(batch: ProcessedBatch) -> tuple[Column, ...]:
     return (*batch.source.columns, *LINEAGE_COLUMNS)
 
 
-def plan_files(batch: ProcessedBatch, fmt: LakeFormat, *, now_ms: int) -> list[PlannedFile]:
-    """The files one batch lands as: rows by (topic, partition, event hour), dead letters likewise."""
+def plan_files(
+    batch: ProcessedBatch, fmt: LakeFormat, *, now_ms: int, incarnations: Mapping[tuple[str, int], int] | None = None
+) -> list[PlannedFile]:
+    """The files one batch lands as: rows by (topic, partition, event hour), dead letters likewise.
+
+    ``incarnations`` names each partition's incarnation when it is not 0 (see ``shared.landing_guard``).
+    """
+    incarnations = incarnations or {}
     offsets = _offset_ranges(batch)
     source = batch.source.name
     planned: list[PlannedFile] = []
@@ -77,18 +86,20 @@ def plan_files(batch: ProcessedBatch, fmt: LakeFormat, *, now_ms: int) -> list[P
     columns = landed_columns(batch)
     for (topic, partition, hour), rows in sorted(rows_by_file.items()):
         first, last = offsets[(topic, partition)]
-        name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS[fmt])
+        incarnation = incarnations.get((topic, partition), 0)
+        name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS[fmt], incarnation)
         path = f"{hour_directory(RAW_AREA, source, hour)}/{name}"
         planned.append(PlannedFile(path, fmt, columns, rows, record_name=source))
 
     letters_by_file: dict[tuple[str, int, int], list[Row]] = defaultdict(list)
     for letter in batch.dead_letters:
-        row = dead_letter_row(letter, now_ms)
-        moment = row["_kafka_timestamp"] if row["_kafka_timestamp"] is not None else now_ms
+        row = dead_letter_row(letter, now_ms, incarnations.get((letter.record.topic, letter.record.partition), 0))
+        moment = row["_kafka_timestamp"] if row["_kafka_timestamp"] is not None else 0
         letters_by_file[(row["_topic"], row["_partition"], hour_start_ms(moment))].append(row)
     for (topic, partition, hour), rows in sorted(letters_by_file.items()):
         first, last = offsets[(topic, partition)]
-        name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS[DEADLETTER_FORMAT])
+        incarnation = incarnations.get((topic, partition), 0)
+        name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS[DEADLETTER_FORMAT], incarnation)
         path = f"{hour_directory(DEADLETTER_AREA, source, hour)}/{name}"
         planned.append(
             PlannedFile(path, DEADLETTER_FORMAT, DEADLETTER_COLUMNS, rows, record_name=f"{source}_deadletter")
@@ -96,11 +107,12 @@ def plan_files(batch: ProcessedBatch, fmt: LakeFormat, *, now_ms: int) -> list[P
     return planned
 
 
-def dead_letter_row(letter: DeadLetter, now_ms: int) -> Row:
+def dead_letter_row(letter: DeadLetter, now_ms: int, incarnation: int = 0) -> Row:
     record = letter.record
     return {
         "_topic": record.topic,
         "_partition": record.partition,
+        "_incarnation": incarnation,
         "_offset": record.offset,
         "_key": record.key,
         "_kafka_timestamp": record.timestamp_ms,

@@ -1,7 +1,9 @@
 """Where things land in the lake. Pure path logic; every path is relative to the lake root.
 
-``raw/<source>/date=YYYY-MM-DD/hour=HH/<topic>+<partition>+<firstOffset>+<lastOffset>.<ext>``
-Offsets are zero-padded to 20 digits so names sort in offset order.
+``raw/<source>/date=YYYY-MM-DD/hour=HH/<topic>+<partition>+i<incarnation>+<firstOffset>+<lastOffset>.<ext>``
+Offsets are zero-padded to 20 digits so names sort in offset order. The incarnation counts the
+lives of a topic-partition's offsets (see ``shared.landing_ledger``), so a recreated topic's
+files never take an earlier one's names. ``_landing/`` holds each partition's ledger.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from shared.errors import UnsafePath
 
 RAW_AREA = "raw"
 DEADLETTER_AREA = "deadletter"
+LEDGER_AREA = "_landing"
 OFFSET_DIGITS = 20
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._=+%-]+$")
 
@@ -39,11 +42,13 @@ def hour_directory(area: str, source: str, event_ms: int) -> str:
     return f"{area}/{safe_segment(source)}/date={moment:%Y-%m-%d}/hour={moment:%H}"
 
 
-def batch_file_name(topic: str, partition: int, first_offset: int, last_offset: int, extension: str) -> str:
-    if partition < 0 or first_offset < 0 or last_offset < first_offset:
-        raise UnsafePath(f"bad offset range {partition}:{first_offset}-{last_offset}")
+def batch_file_name(
+    topic: str, partition: int, first_offset: int, last_offset: int, extension: str, incarnation: int = 0
+) -> str:
+    if partition < 0 or first_offset < 0 or last_offset < first_offset or incarnation < 0:
+        raise UnsafePath(f"bad offset range {partition}:{first_offset}-{last_offset} (incarnation {incarnation})")
     return (
-        f"{safe_segment(topic)}+{partition}+{first_offset:0{OFFSET_DIGITS}d}"
+        f"{safe_segment(topic)}+{partition}+i{incarnation}+{first_offset:0{OFFSET_DIGITS}d}"
         f"+{last_offset:0{OFFSET_DIGITS}d}.{extension}"
     )
 

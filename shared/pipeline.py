@@ -13,8 +13,7 @@ from shared.sources.base import Row, Source, record_validator
 # An event's own time is trusted within this window around its Kafka record timestamp.
 MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
 MAX_EVENT_LEAD_MS = 3600 * 1000
-
-LINEAGE_COLUMNS = ("_topic", "_partition", "_offset", "_key", "_kafka_timestamp", "_event_time", "_event_time_source")
+LATEST_EVENT_MS = 4_102_444_800_000  # 2100-01-01: an event time without a Kafka timestamp must be before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +77,23 @@ def _classify(record: KafkaRecord, value: bytes, error: ValidationError) -> Dead
 
 
 def _add_lineage(row: Row, record: KafkaRecord, event_ms: int | None, now_ms: int) -> None:
-    reference = record.timestamp_ms if record.timestamp_ms is not None else now_ms
-    if event_ms is not None and reference - MAX_EVENT_AGE_MS <= event_ms <= reference + MAX_EVENT_LEAD_MS:
+    """Lineage columns. The hour a row lands in never depends on when it was processed: a record
+    with no Kafka timestamp keeps its own time, or lands at epoch 0 (``_event_time_source = "none"``)."""
+    reference = record.timestamp_ms
+    if event_ms is not None and (
+        (reference is None and 0 <= event_ms < LATEST_EVENT_MS)
+        or (reference is not None and reference - MAX_EVENT_AGE_MS <= event_ms <= reference + MAX_EVENT_LEAD_MS)
+    ):
         event_time, time_source = event_ms, "event"
-    elif record.timestamp_ms is not None:
-        event_time, time_source = record.timestamp_ms, "kafka"
+    elif reference is not None:
+        event_time, time_source = reference, "kafka"
     else:
-        event_time, time_source = now_ms, "processing"
+        event_time, time_source = 0, "none"
     row["_topic"] = record.topic
     row["_partition"] = record.partition
+    row["_incarnation"] = 0  # set by the landing guard when the partition's offsets have restarted
     row["_offset"] = record.offset
     row["_key"] = record.key
-    row["_kafka_timestamp"] = record.timestamp_ms
+    row["_kafka_timestamp"] = reference
     row["_event_time"] = event_time
     row["_event_time_source"] = time_source

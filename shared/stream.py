@@ -17,7 +17,8 @@ from typing import TypeVar
 
 from shared.errors import TransientError
 from shared.lake.base import LakeStore
-from shared.landing import LandingReport, land, plan_files
+from shared.landing import LandingReport
+from shared.landing_guard import land_once
 from shared.pipeline import ProcessedBatch, process_batch
 from shared.records import KafkaRecord
 from shared.settings import Settings, SourceSettings
@@ -107,7 +108,7 @@ def _land(
     started: float,
     now_ms: int,
 ) -> BatchOutcome:
-    report: LandingReport = land(lake, plan_files(batch, source_settings.format, now_ms=now_ms))
+    report: LandingReport = land_once(lake, batch, records, source_settings.format, now_ms=now_ms)
     source = batch.source.name
     outcome = BatchOutcome(
         source,
@@ -140,6 +141,7 @@ def _land(
             "landed": outcome.landed,
             "dead_letters": outcome.dead_letters,
             "files": len(outcome.files),
+            "skipped": report.skipped,
             "offsets": _offset_span(records),
         },
     )

@@ -32,14 +32,14 @@ def _batch(name: str, count: int = 20, **kwargs: object):  # type: ignore[no-unt
 
 def test_file_name_is_topic_partition_and_zero_padded_offsets() -> None:
     assert batch_file_name("clickstream", 2, 7, 1234, "parquet") == (
-        "clickstream+2+00000000000000000007+00000000000000001234.parquet"
+        "clickstream+2+i0+00000000000000000007+00000000000000001234.parquet"
     )
 
 
 def test_batch_lands_in_event_hour_directory() -> None:
     planned = plan_files(_batch("sensors", first_offset=500), "parquet", now_ms=FIXED_NOW_MS)
     assert [p.path for p in planned] == [
-        "raw/sensors/date=2026-11-24/hour=10/sensors+0+00000000000000000500+00000000000000000519.parquet"
+        "raw/sensors/date=2026-11-24/hour=10/sensors+0+i0+00000000000000000500+00000000000000000519.parquet"
     ]
 
 
@@ -58,8 +58,8 @@ def test_partitions_land_in_separate_files() -> None:
     batch = process_batch(source, records, max_record_bytes=100_000, now_ms=FIXED_NOW_MS)
     names = sorted(p.path.split("/")[-1] for p in plan_files(batch, "avro", now_ms=FIXED_NOW_MS))
     assert names == [
-        "clickstream+0+00000000000000000000+00000000000000000004.avro",
-        "clickstream+1+00000000000000000090+00000000000000000094.avro",
+        "clickstream+0+i0+00000000000000000000+00000000000000000004.avro",
+        "clickstream+1+i0+00000000000000000090+00000000000000000094.avro",
     ]
 
 
@@ -100,7 +100,7 @@ def test_dead_letters_keep_raw_bytes_reason_and_position(tmp_path: Path) -> None
     assert (report.rows, report.dead_letters) == (3, 1)
     letter_path = next(p for p in report.files if p.startswith("deadletter/"))
     assert letter_path == (
-        "deadletter/sensors/date=2026-11-24/hour=10/sensors+0+00000000000000000000+00000000000000000003.jsonl.gz"
+        "deadletter/sensors/date=2026-11-24/hour=10/sensors+0+i0+00000000000000000000+00000000000000000003.jsonl.gz"
     )
     (letter,) = [json.loads(line) for line in gzip.decompress((tmp_path / letter_path).read_bytes()).splitlines()]
     assert base64.b64decode(letter["raw_base64"]) == b"\x00\xffnot json"

@@ -9,6 +9,8 @@ from shared.records import KafkaRecord
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
 
+HOUR_MS = 3_600_000
+
 CLICKSTREAM = get_source("clickstream")
 SENSORS = get_source("sensors")
 
@@ -65,12 +67,21 @@ def test_datagen_style_tiny_time_falls_back_to_the_kafka_timestamp_and_is_flagge
     assert (row["_event_time"], row["_event_time_source"]) == (FIXED_NOW_MS, "kafka")
 
 
-def test_missing_event_time_without_kafka_timestamp_uses_processing_time() -> None:
+def test_no_time_at_all_lands_at_epoch_zero_whenever_it_is_processed() -> None:
     record = records_for(SENSORS, 1)[0]
     value = (record.value or b"").replace(b'"timestamp":', b'"ignored":')
     bare = KafkaRecord("sensors", 0, 0, None, value, None)
-    row = process_batch(SENSORS, [bare], max_record_bytes=10_000, now_ms=FIXED_NOW_MS + 5).rows[0]
-    assert (row["_event_time"], row["_event_time_source"]) == (FIXED_NOW_MS + 5, "processing")
+    first = process_batch(SENSORS, [bare], max_record_bytes=10_000, now_ms=FIXED_NOW_MS).rows[0]
+    later = process_batch(SENSORS, [bare], max_record_bytes=10_000, now_ms=FIXED_NOW_MS + HOUR_MS).rows[0]
+    assert (first["_event_time"], first["_event_time_source"]) == (0, "none")
+    assert later["_event_time"] == 0  # a redelivery lands in the same hour
+
+
+def test_event_time_without_kafka_timestamp_is_kept() -> None:
+    record = records_for(SENSORS, 1)[0]
+    bare = KafkaRecord("sensors", 0, 0, None, record.value, None)
+    row = process_batch(SENSORS, [bare], max_record_bytes=10_000, now_ms=FIXED_NOW_MS).rows[0]
+    assert row["_event_time_source"] == "event" and abs(row["_event_time"] - FIXED_NOW_MS) < 60_000
 
 
 def test_event_time_far_in_the_past_is_implausible() -> None:

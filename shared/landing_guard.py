@@ -1,0 +1,247 @@
+"""Exactly once per offset in the raw lake: each batch lands only what the partition's ledger lacks.
+
+One guard per lake client (so per worker process). It caches every partition's ledger and the
+version it read or wrote, so a batch costs one small conditional write and no reads; a write
+that loses to another instance (a rebalance moved the partition) reloads and tries again.
+
+The runtime's order, per batch: ``admit`` (which records are new, which incarnation), then the
+caller plans its files, ``begin`` (the ledger names the files before any is written), writes
+the files, and ``finish``. A crash anywhere leaves a ledger whose ``pending`` files tell the next
+owner what happened: all there means landed; a partial set is removed and landed again once
+the writer's lease has run out, so a batch still in flight elsewhere is never raced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from shared.errors import TransientError, WriteConflict
+from shared.lake.base import LakeStore
+from shared.landing import LandingReport, land, plan_files
+from shared.landing_ledger import Ledger, Pending
+from shared.layout import LEDGER_AREA, safe_segment
+from shared.pipeline import ProcessedBatch
+from shared.records import KafkaRecord
+from shared.settings import LakeFormat
+
+log = logging.getLogger("streamingpoc.landing")
+DEFAULT_LEASE_SECONDS = 30.0
+PartitionKey = tuple[str, str, int]  # source, topic, partition
+
+
+class PartitionWaiting(TransientError):
+    """Another instance's landing of this partition may still be in flight; retry after its lease."""
+
+
+@dataclass
+class _Entry:
+    ledger: Ledger
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What one batch may land for one partition."""
+
+    key: PartitionKey
+    incarnation: int
+    low: int
+    high: int
+    fresh: frozenset[int]
+    first_fresh: KafkaRecord | None
+    last_fresh: KafkaRecord | None
+
+
+def ledger_path(source: str, topic: str, partition: int) -> str:
+    return f"{LEDGER_AREA}/{safe_segment(source)}/{safe_segment(topic)}+{partition}.json"
+
+
+class LandingGuard:
+    """Keeps each partition's ledger for one lake client; called by the processing path per batch."""
+
+    def __init__(
+        self,
+        lake: LakeStore,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.lake = lake
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.owner = uuid.uuid4().hex
+        self._entries: dict[PartitionKey, _Entry] = {}
+
+    def admit(self, source: str, records: Sequence[KafkaRecord]) -> Admission:
+        """Records of one partition (in offset order) not yet in the lake, and their incarnation."""
+        first, last = records[0], records[-1]
+        key = (source, first.topic, first.partition)
+        entry = self._entries.get(key) or self._load(key)
+        if entry.ledger.pending is not None:
+            self._settle(key, entry.ledger)
+        if entry.ledger.contradicted_by(records):
+            log.warning("%s %s/%d: offsets restarted; new incarnation", source, first.topic, first.partition)
+            entry.ledger = entry.ledger.next_incarnation()
+        ledger = entry.ledger
+        fresh = [record for record in records if not ledger.is_landed(record.offset)]
+        return Admission(
+            key,
+            ledger.incarnation,
+            first.offset,
+            last.offset,
+            frozenset(record.offset for record in fresh),
+            fresh[0] if fresh else None,
+            fresh[-1] if fresh else None,
+        )
+
+    def begin(self, admission: Admission, files: list[str]) -> None:
+        """Record the landing about to happen (the one ledger write per batch). Conflicts reload."""
+        entry = self._entries[admission.key]
+        if admission.first_fresh is None or admission.last_fresh is None:
+            return
+        entry.ledger.remember(admission.first_fresh, admission.last_fresh)
+        entry.ledger.pending = Pending(
+            admission.first_fresh.offset,
+            admission.last_fresh.offset,
+            files,
+            self.owner,
+            int(self.clock() * 1000),
+        )
+        try:
+            entry.version = self.lake.write_if(ledger_path(*admission.key), _encode(entry.ledger), entry.version)
+        except WriteConflict:
+            self._entries.pop(admission.key, None)
+            raise
+
+    def finish(self, admission: Admission) -> None:
+        """Called once the batch's files are written: its whole offset range counts as landed."""
+        ledger = self._entries[admission.key].ledger
+        ledger.pending = None
+        ledger.mark_landed(admission.low, admission.high)
+
+    def forget(self, key: PartitionKey) -> None:
+        self._entries.pop(key, None)
+
+    def _load(self, key: PartitionKey) -> _Entry:
+        found = self.lake.read_versioned(ledger_path(*key))
+        if found is None:
+            entry = _Entry(Ledger(), None)
+        else:
+            data, version = found
+            try:
+                entry = _Entry(Ledger.from_json(orjson.loads(data)), version)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+                raise TransientError(f"landing ledger {ledger_path(*key)} is unreadable: {error}") from error
+        self._entries[key] = entry
+        return entry
+
+    def _settle(self, key: PartitionKey, ledger: Ledger) -> None:
+        """Decide what became of the ledger's pending landing before admitting anything."""
+        pending = ledger.pending
+        assert pending is not None
+        missing = [path for path in pending.files if not self.lake.exists(path)]
+        age = self.clock() - pending.started_ms / 1000
+        if missing and pending.owner != self.owner and age < self.lease_seconds:
+            raise PartitionWaiting(
+                f"{key[0]} {key[1]}/{key[2]}: offsets {pending.low}-{pending.high} are being landed by another "
+                f"instance ({age:.0f}s ago, lease {self.lease_seconds:.0f}s); waiting"
+            )
+        ledger.pending = None
+        if not missing:
+            ledger.mark_landed(pending.low, pending.high)
+            return
+        for path in pending.files:
+            self.lake.delete(path)
+        log.warning("%s %s/%d: removed an unfinished landing of %d-%d", *key, pending.low, pending.high)
+
+
+def _encode(ledger: Ledger) -> bytes:
+    return orjson.dumps(ledger.to_json())
+
+
+_guards: weakref.WeakKeyDictionary[LakeStore, LandingGuard] = weakref.WeakKeyDictionary()
+
+
+def guard_for(lake: LakeStore, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> LandingGuard:
+    """The guard of ``lake``: one per lake client, so its ledgers outlive invocations."""
+    guard = _guards.get(lake)
+    if guard is None:
+        guard = _guards[lake] = LandingGuard(lake, lease_seconds=lease_seconds)
+    return guard
+
+
+def land_once(
+    lake: LakeStore,
+    batch: ProcessedBatch,
+    records: Sequence[KafkaRecord],
+    fmt: LakeFormat,
+    *,
+    now_ms: int,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> LandingReport:
+    """Land what of ``batch`` the lake does not hold yet; one retry when another instance moved a ledger."""
+    try:
+        return _land_once(guard_for(lake, lease_seconds), batch, records, fmt, now_ms)
+    except WriteConflict:
+        return _land_once(guard_for(lake, lease_seconds), batch, records, fmt, now_ms)
+
+
+def _land_once(
+    guard: LandingGuard, batch: ProcessedBatch, records: Sequence[KafkaRecord], fmt: LakeFormat, now_ms: int
+) -> LandingReport:
+    source = batch.source.name
+    partitions = _by_partition(records)
+    admissions = {position: guard.admit(source, part) for position, part in partitions.items()}
+    incarnations = {position: a.incarnation for position, a in admissions.items() if a.incarnation}
+    if incarnations:
+        for row in batch.rows:
+            row["_incarnation"] = incarnations.get((row["_topic"], row["_partition"]), 0)
+    planned_by_partition = {}
+    for position, admission in admissions.items():
+        part = batch if len(admissions) == 1 else _only(batch, position)
+        if len(admission.fresh) < len(partitions[position]):
+            part = _fresh_only(part, admission.fresh)
+        planned_by_partition[position] = plan_files(part, fmt, now_ms=now_ms, incarnations=incarnations)
+    for position, admission in admissions.items():
+        guard.begin(admission, [file.path for file in planned_by_partition[position]])
+    report = land(guard.lake, [file for planned in planned_by_partition.values() for file in planned])
+    for admission in admissions.values():
+        guard.finish(admission)
+    skipped = sum(len(partitions[p]) - len(a.fresh) for p, a in admissions.items())
+    return dataclasses.replace(report, skipped=skipped)
+
+
+def _by_partition(records: Sequence[KafkaRecord]) -> dict[tuple[str, int], list[KafkaRecord]]:
+    groups: dict[tuple[str, int], list[KafkaRecord]] = {}
+    for record in records:
+        groups.setdefault((record.topic, record.partition), []).append(record)
+    for group in groups.values():
+        group.sort(key=lambda record: record.offset)
+    return groups
+
+
+def _only(batch: ProcessedBatch, position: tuple[str, int]) -> ProcessedBatch:
+    topic, partition = position
+    return ProcessedBatch(
+        batch.source,
+        [row for row in batch.rows if row["_partition"] == partition and row["_topic"] == topic],
+        [d for d in batch.dead_letters if d.record.partition == partition and d.record.topic == topic],
+        batch.records,
+    )
+
+
+def _fresh_only(batch: ProcessedBatch, fresh: frozenset[int]) -> ProcessedBatch:
+    return ProcessedBatch(
+        batch.source,
+        [row for row in batch.rows if row["_offset"] in fresh],
+        [letter for letter in batch.dead_letters if letter.record.offset in fresh],
+        batch.records,
+    )

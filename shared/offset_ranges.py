@@ -1,0 +1,34 @@
+"""Sets of Kafka offsets as sorted, disjoint, inclusive ``[low, high]`` ranges (plain JSON lists).
+
+The landing ledger and the entity guard both remember which offsets they have applied this
+way: batches that arrive in order merge into one range, so the record stays small.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+OffsetRanges = list[list[int]]
+
+
+def contains(ranges: OffsetRanges, offset: int) -> bool:
+    """Whether ``offset`` lies in one of ``ranges``."""
+    index = bisect.bisect_right(ranges, offset, key=lambda r: r[0]) - 1
+    return index >= 0 and ranges[index][1] >= offset
+
+
+def add(ranges: OffsetRanges, low: int, high: int, *, limit: int | None = None) -> OffsetRanges:
+    """``ranges`` with ``[low, high]`` added; touching or overlapping ranges merge.
+
+    With ``limit``, the oldest gaps are closed until at most ``limit`` ranges remain: offsets in
+    those gaps then count as applied (see the callers for why that is safe for them).
+    """
+    merged: OffsetRanges = []
+    for current in sorted([*ranges, [low, high]]):
+        if merged and current[0] <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], current[1])
+        else:
+            merged.append([current[0], current[1]])
+    if limit is not None and len(merged) > limit:
+        merged = [[merged[0][0], merged[-limit][1]], *merged[len(merged) - limit + 1 :]]
+    return merged
