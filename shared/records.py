@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -15,3 +16,17 @@ class KafkaRecord:
     key: str | None
     value: bytes | None
     timestamp_ms: int | None
+
+
+def partition_ranges(records: Iterable[KafkaRecord]) -> dict[tuple[str, int], tuple[int, int]]:
+    """Each topic-partition's lowest and highest offset among ``records``, in one pass."""
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for record in records:
+        position = (record.topic, record.partition)
+        known = ranges.get(position)
+        offset = record.offset
+        if known is None:
+            ranges[position] = (offset, offset)
+        elif offset < known[0] or offset > known[1]:
+            ranges[position] = (min(known[0], offset), max(known[1], offset))
+    return ranges

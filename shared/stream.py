@@ -20,7 +20,7 @@ from shared.lake.base import LakeStore
 from shared.landing import LandingReport
 from shared.landing_guard import land_once
 from shared.pipeline import ProcessedBatch, process_batch
-from shared.records import KafkaRecord
+from shared.records import KafkaRecord, partition_ranges
 from shared.settings import Settings, SourceSettings
 from shared.sources.base import Source
 from shared.state.aggregate import signals_for
@@ -84,7 +84,7 @@ async def handle_batch_with_state(
     batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
     joined = await _state_call(joiner.join(state, source.name, batch.rows), "read entity state")
     landed = await asyncio.to_thread(_land, batch, records, lake, source_settings, started, now_ms)
-    signals = signals_for(source.name, batch.rows)
+    signals = signals_for(source.name, batch.rows, partition_ranges(records))
     await _state_call(send_signals(state, signals), "signal entities")
     telemetry().record_state(source.name, signals=len(signals), late=joined.late, anomalies=joined.anomalies)
     return dataclasses.replace(landed, signals=len(signals), anomalies=joined.anomalies)
@@ -149,7 +149,4 @@ def _land(
 
 
 def _offset_span(records: Sequence[KafkaRecord]) -> str:
-    spans: dict[tuple[str, int], list[int]] = {}
-    for record in records:
-        spans.setdefault((record.topic, record.partition), []).append(record.offset)
-    return ",".join(f"{t}/{p}:{min(o)}-{max(o)}" for (t, p), o in sorted(spans.items()))
+    return ",".join(f"{t}/{p}:{low}-{high}" for (t, p), (low, high) in sorted(partition_ranges(records).items()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared.state.offsets import MARKS
+from shared.state.offsets import APPLIED, LEGACY_MARKS
 from shared.state.registry import ENTITY_KINDS
 from shared.state.sensor_stats import windows_view
 
@@ -28,7 +28,7 @@ def entity_name(source: str, key: str) -> str:
 
 def public_state(state: dict[str, Any]) -> dict[str, Any]:
     """The state as the API shows it: bookkeeping (offset marks, running sums) left out."""
-    hidden = {MARKS, "m2"}
+    hidden = {APPLIED, LEGACY_MARKS, "m2"}
     shown = {name: value for name, value in state.items() if name not in hidden}
     if "windows" in shown:
         shown["windows"] = windows_view(state)

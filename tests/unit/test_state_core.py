@@ -138,5 +138,7 @@ def test_query_maps_sources_to_entities_and_hides_bookkeeping() -> None:
         "sensors": "sensor_stats",
         "users": "user_profile",
     }
-    shown = public_state({"count": 2, "m2": 1.0, "_offsets": {"t/0": 1}, "windows": [[0, 2, 1.0, 2.0, 3.0]]})
+    shown = public_state(
+        {"count": 2, "m2": 1.0, "_offsets": {"t/0": 1}, "_applied": {}, "windows": [[0, 2, 1.0, 2.0, 3.0]]}
+    )
     assert shown == {"count": 2, "windows": [{"start": 0, "count": 2, "min": 1.0, "max": 2.0, "mean": 1.5}]}

@@ -70,9 +70,39 @@ def test_replayed_and_recut_batches_change_nothing() -> None:
     once = apply("user_activity", None, clicks(range(5)))
     assert apply("user_activity", once, clicks(range(5))) == once
     recut = apply("user_activity", once, clicks(range(10)))  # redelivered with more records after it
-    assert recut["page_views"] == 10 and recut["_offsets"] == {"clickstream/0": 9}
+    assert recut["page_views"] == 10 and recut["_applied"] == {"clickstream/0/0": [[0, 9]]}
     other_partition = apply("user_activity", recut, clicks(range(3), partition=1))
     assert other_partition["page_views"] == 13
+
+
+def test_an_older_batch_signalled_after_a_newer_one_still_counts() -> None:
+    newer = clicks(range(100, 110)) | {"range": [100, 199]}
+    older = clicks(range(0, 10)) | {"range": [0, 99]}
+    state = apply("user_activity", None, newer, older)  # Durable does not order a client's signals
+    assert state["page_views"] == 20
+    assert apply("user_activity", state, older, newer) == state  # and both again, in any order: nothing
+    assert state["_applied"] == {"clickstream/0/0": [[0, 199]]}
+
+
+def test_applied_ranges_stay_small_however_many_batches_there_are() -> None:
+    state: dict[str, Any] | None = None
+    for batch in range(200):  # the key appears in every other batch: gaps that never fill
+        low = batch * 200
+        state = apply("user_activity", state, clicks(range(low, low + 2)) | {"range": [low, low + 99]})
+    assert state is not None and state["page_views"] == 400
+    assert len(state["_applied"]["clickstream/0/0"]) <= 32
+
+
+def test_a_new_incarnation_of_the_partition_is_counted_afresh() -> None:
+    first = apply("user_activity", None, clicks(range(5)))
+    again = apply("user_activity", first, clicks(range(5)) | {"incarnation": 1})  # offsets restarted
+    assert again["page_views"] == 10
+
+
+def test_state_written_with_high_water_marks_keeps_its_meaning() -> None:
+    legacy = {"page_views": 5, "_offsets": {"clickstream/0": 4}}
+    state = apply("user_activity", legacy, clicks(range(8)))
+    assert state["page_views"] == 8 and "_offsets" not in state
 
 
 def test_device_activity_tracks_types_screen_versions_and_os() -> None:
