@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,10 @@ class RetryPolicy:
     delay: float = 0.0
     minimum_interval: float = 0.0
     maximum_interval: float = 0.0
+
+    def attempts(self) -> Iterator[int]:
+        """Attempt numbers from 0: the first call, then each retry (``max_retry_count`` -1: forever)."""
+        return itertools.count() if self.max_retry_count < 0 else iter(range(1 + self.max_retry_count))
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""

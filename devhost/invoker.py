@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import azure.functions as func
+from azure.functions._abc import RetryContext
 
 from devhost.catalog import IndexedFunction, IndexingError
 from devhost.kafka_output import OutputProducers
@@ -75,8 +76,12 @@ class Invoker:
         self.producers = producers
         self.durable_client_json = durable_client_json
 
-    def invoke(self, function: IndexedFunction, trigger_arguments: dict[str, Any]) -> Any:
-        """Run ``function`` to completion and return its result; its exception propagates."""
+    def invoke(self, function: IndexedFunction, trigger_arguments: dict[str, Any], retry_count: int = 0) -> Any:
+        """Run ``function`` to completion and return its result; its exception propagates.
+
+        ``retry_count`` is the attempt's number under the function's retry policy (0: first call),
+        shown to the function as ``context.retry_context`` like the Python worker does.
+        """
         arguments = dict(trigger_arguments)
         outputs: dict[str, tuple[dict[str, Any], _Out]] = {}
         for binding in function.bindings:
@@ -94,7 +99,8 @@ class Invoker:
                 raise IndexingError(f"{function.name}: the local host does not implement {binding['type']} bindings")
         user_function = function.user_function
         if "context" in inspect.signature(user_function).parameters and "context" not in arguments:
-            arguments["context"] = _Context(function.name)
+            max_retries = function.retry.max_retry_count if function.retry else 0
+            arguments["context"] = _Context(function.name, _RetryContext(retry_count, max_retries))
         if inspect.iscoroutinefunction(user_function):
             result = self.worker_loop.submit(user_function(**arguments)).result()
         else:
@@ -105,12 +111,31 @@ class Invoker:
         return result
 
 
+class _RetryContext(RetryContext):
+    def __init__(self, retry_count: int, max_retry_count: int) -> None:
+        self._retry_count = retry_count
+        self._max_retry_count = max_retry_count
+
+    @property
+    def retry_count(self) -> int:
+        return self._retry_count
+
+    @property
+    def max_retry_count(self) -> int:
+        return self._max_retry_count
+
+    @property
+    def exception(self) -> Any:
+        return None
+
+
 class _Context(func.Context):
     """The invocation context the worker passes to a function that asks for ``context``."""
 
-    def __init__(self, function_name: str) -> None:
+    def __init__(self, function_name: str, retry_context: RetryContext) -> None:
         self._invocation_id = str(uuid.uuid4())
         self._function_name = function_name
+        self._retry_context = retry_context
 
     @property
     def invocation_id(self) -> str:
@@ -130,7 +155,7 @@ class _Context(func.Context):
 
     @property
     def retry_context(self) -> Any:
-        return None
+        return self._retry_context
 
     @property
     def thread_local_storage(self) -> Any:

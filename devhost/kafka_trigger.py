@@ -122,7 +122,7 @@ class KafkaTriggerRunner:
     def _invoke_with_retries(self, batch: Sequence[Message]) -> bool:
         policy = self.function.retry
         attempts = 1 + (policy.max_retry_count if policy else 0)
-        for attempt in range(attempts):
+        for attempt in policy.attempts() if policy else range(1):
             if attempt and policy and self.stop.wait(policy.delay_before(attempt)):
                 return False
             events = decode_batch(batch, str(self.binding.get("cardinality", "ONE")))

@@ -65,10 +65,17 @@ class TimerRunner:
                 due = following
 
     def _fire(self, *, past_due: bool, last: datetime | None, next_due: datetime) -> None:
+        """One tick: the function, then its retry policy's retries until one succeeds or the host stops."""
         request = timer_request(past_due, last, next_due)
-        try:
-            self.invoker.invoke(self.function, {self.binding["name"]: request})
+        policy = self.function.retry
+        for attempt in policy.attempts() if policy else range(1):
+            if attempt and policy and self.stop.wait(policy.delay_before(attempt)):
+                return
+            try:
+                self.invoker.invoke(self.function, {self.binding["name"]: request}, retry_count=attempt)
+            except Exception:
+                self.stats.invoked(failed=True)
+                log.exception("%s: timer invocation failed (attempt %d)", self.function.name, attempt + 1)
+                continue
             self.stats.invoked()
-        except Exception:
-            self.stats.invoked(failed=True)
-            log.exception("%s: timer invocation failed", self.function.name)
+            return

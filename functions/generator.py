@@ -1,34 +1,39 @@
 """The Datagen stand-in: one timer-triggered function per source (``generate_<source>``).
 
 Each tick sends ``<SOURCE>_GENERATOR_EVENTS_PER_TICK`` records through the Kafka output
-binding, keyed by entity. A seeded or bounded generator keeps its progress in the lake.
+binding, keyed by entity. A seeded or bounded generator keeps its progress in the lake, saved
+before the binding sends and confirmed by the next tick (``shared.generator.plan_tick``), so a
+failed send is retried with the same records: at least once, never lost.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import azure.functions as func
 import orjson
 
 from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, source_settings, trace_headers
 from shared.errors import LakeError
-from shared.generator import generate_messages, kafka_output_payload, needs_progress, tick_size
+from shared.generator import generate_messages, kafka_output_payload, needs_progress, plan_tick
 from shared.sources import SOURCES, Source
 from shared.tracing import producing_span
 
 bp = func.Blueprint()
+PROCESS_ID = uuid.uuid4().hex  # tells this worker's pending ticks from those another process left
 
 
 def progress_path(source: str) -> str:
     return f"_generator/{source}.json"
 
 
-def _read_sent(source: str) -> int:
+def _read_progress(source: str) -> dict[str, Any]:
     try:
-        return int(orjson.loads(lake().read(progress_path(source)))["sent"])
+        return dict(orjson.loads(lake().read(progress_path(source))))
     except LakeError:
-        return 0
+        return {}
 
 
 def _register(source: Source) -> None:
@@ -46,19 +51,23 @@ def _register(source: Source) -> None:
         data_type=func.DataType.STRING,
         **kafka_auth("producer"),
     )
-    def generate(timer: func.TimerRequest, out: func.Out[str]) -> None:
-        """Called on every tick of the source's NCRONTAB schedule."""
+    @bp.retry(strategy="fixed_delay", max_retry_count="-1", delay_interval="00:00:05")
+    def generate(timer: func.TimerRequest, out: func.Out[str], context: func.Context) -> None:
+        """Called on every tick of the source's NCRONTAB schedule, and again (same records) after a failed send."""
         settings = source_settings(source.name)
-        sent = _read_sent(source.name) if needs_progress(settings) else 0
-        count = tick_size(settings, sent)
-        if count == 0:
-            return
         now = datetime.now(UTC)
-        messages = generate_messages(source, count, now=now, seed=settings.generator_seed, start_index=sent)
+        tracked = needs_progress(settings)
+        retrying = bool(context.retry_context and context.retry_context.retry_count)
+        progress = _read_progress(source.name) if tracked else {}
+        tick, saved = plan_tick(progress, settings, now=now, owner=PROCESS_ID, retrying=retrying)
+        if tracked and saved != progress:
+            lake().write_atomic(progress_path(source.name), orjson.dumps(saved))
+        if tick.count == 0:
+            return
+        at = datetime.fromisoformat(tick.now)
+        messages = generate_messages(source, tick.count, now=at, seed=settings.generator_seed, start_index=tick.start)
         with producing_span(source.name):
-            out.set(kafka_output_payload(messages, now=now, headers=trace_headers()))
-        if needs_progress(settings):
-            lake().write_atomic(progress_path(source.name), orjson.dumps({"sent": sent + count}))
+            out.set(kafka_output_payload(messages, now=at, headers=trace_headers()))
 
 
 for _source in SOURCES.values():

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from faker import Faker
@@ -77,3 +78,37 @@ def kafka_output_payload(
             for m in messages
         ]
     ).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The records one invocation sends: ``count`` from ``start`` at time ``now`` (ISO 8601)."""
+
+    start: int
+    count: int
+    now: str
+
+
+def plan_tick(
+    progress: Mapping[str, Any], settings: SourceSettings, *, now: datetime, owner: str, retrying: bool
+) -> tuple[Tick, dict[str, Any]]:
+    """What this tick sends and the progress to save *before* sending it (at least once).
+
+    The output binding sends after the function returns, so a tick cannot record its own
+    success. It records what it is about to send as ``pending``; the next tick in the same
+    process knows that send succeeded (the timer's retry policy retries a failed send forever,
+    so an invocation ends only when its records are out) and counts it as sent. A retry, or a
+    pending tick left by another process (restarted, moved), is sent again: a record may be
+    produced twice, never lost.
+    """
+    sent = int(progress.get("sent", 0))
+    pending = progress.get("pending")
+    if pending and (retrying or pending["owner"] != owner):
+        tick = Tick(int(pending["start"]), int(pending["count"]), str(pending["now"]))
+        return tick, {"sent": sent, "pending": {**pending, "owner": owner}}
+    if pending:
+        sent = int(pending["start"]) + int(pending["count"])
+    tick = Tick(sent, tick_size(settings, sent), now.isoformat())
+    if tick.count == 0:
+        return tick, {"sent": sent, "pending": None}
+    return tick, {"sent": sent, "pending": {"start": tick.start, "count": tick.count, "now": tick.now, "owner": owner}}

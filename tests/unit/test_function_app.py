@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import azure.functions as func
 import pytest
 
 from functions import bindings
+from functions import generator as generator_functions
 from shared.sources import SOURCES
 from tests.conftest import ROOT, app_functions, records_for
 
@@ -108,6 +110,13 @@ class _Out(func.Out[str]):
         return self.value
 
 
+class _TickContext:
+    """What the worker passes as ``context``: only the retry context matters to the generator."""
+
+    def __init__(self, retry_count: int) -> None:
+        self.retry_context = SimpleNamespace(retry_count=retry_count, max_retry_count=-1)
+
+
 def _user_function(name: str) -> Any:
     return app_functions()[name].get_user_function()
 
@@ -125,14 +134,23 @@ def test_generator_function_sends_keyed_events_and_honours_iterations(
 
     settings_module.current_settings.cache_clear()
     generate = _user_function("generate_sensors")
-    sent = []
-    for _ in range(3):
+
+    def tick(retry_count: int = 0) -> list[dict[str, Any]]:
         out = _Out()
-        generate(timer=None, out=out)
-        sent.append(json.loads(out.value) if out.value else [])
+        generate(timer=None, out=out, context=_TickContext(retry_count))
+        return json.loads(out.value) if out.value else []
+
+    first = tick()
+    assert tick(retry_count=1) == first  # the send failed: the retry sends the same records again
+    sent = [first, tick(), tick()]
     assert [len(batch) for batch in sent] == [7, 3, 0]
     assert all(item["Key"] and json.loads(item["Value"])["sensor_id"] == item["Key"] for item in sent[0])
     assert all(item["Headers"] == [] for item in sent[0])  # nothing traced, no trace header
+    monkeypatch.setattr(generator_functions, "PROCESS_ID", "restarted")
+    monkeypatch.setenv("SENSORS_GENERATOR_ITERATIONS", "20")
+    bindings.source_settings.cache_clear()
+    resent = tick()
+    assert len(resent) == 7 and resent != first  # the 7 after the first 10; nothing re-sent after a clean end
     for cached in (bindings.lake, bindings.source_settings):
         cached.cache_clear()
     settings_module.current_settings.cache_clear()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared.generator import generate_messages, kafka_output_payload, needs_progress, tick_size
+from shared.generator import generate_messages, kafka_output_payload, needs_progress, plan_tick, tick_size
 from shared.settings import load_source_settings
 from shared.sources import SOURCES, get_source
 from shared.sources.base import record_validator
@@ -64,3 +64,22 @@ def test_output_payload_is_the_kafka_bindings_many_message_form() -> None:
         assert item["Topic"] == ""  # the binding's topic is used
         assert item["Headers"] == [{"Key": "traceparent", "Value": "00-ab-cd-01"}]
         assert item["Timestamp"] == "2026-11-24T10:30:00Z"
+
+
+def test_a_tick_is_saved_as_pending_before_it_is_sent_and_confirmed_by_the_next() -> None:
+    settings = load_source_settings("mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "40"})
+    first, saved = plan_tick({}, settings, now=FIXED_NOW, owner="a", retrying=False)
+    assert (first.start, first.count) == (0, 40) and saved["sent"] == 0 and saved["pending"]["count"] == 40
+    retried, _ = plan_tick(saved, settings, now=FIXED_NOW, owner="a", retrying=True)
+    assert retried == first  # same records again
+    following, confirmed = plan_tick(saved, settings, now=FIXED_NOW, owner="a", retrying=False)
+    assert following.start == 40 and confirmed["sent"] == 40
+
+
+def test_a_pending_tick_another_process_left_is_sent_again() -> None:
+    settings = load_source_settings("mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "40"})
+    _, saved = plan_tick({}, settings, now=FIXED_NOW, owner="crashed", retrying=False)
+    again, resaved = plan_tick(saved, settings, now=FIXED_NOW, owner="new", retrying=False)
+    assert (again.start, again.count, again.now) == (0, 40, FIXED_NOW.isoformat()) and resaved["sent"] == 0
+    following, _ = plan_tick(resaved, settings, now=FIXED_NOW, owner="new", retrying=False)
+    assert following.start == 40
