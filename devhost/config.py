@@ -20,22 +20,53 @@ class HostConfigError(Exception):
 
 @dataclass(frozen=True)
 class KafkaOptions:
-    """The Kafka extension options of host.json (``extensions.kafka``) the local host honours."""
+    """The Kafka extension options of host.json (``extensions.kafka``) the local host honours.
+
+    Defaults are the extension's (4.3.x): note ``commitOnFailure`` true and ``maxRetries`` 5.
+    """
 
     max_batch_size: int = 64
     commit_on_failure: bool = True
     max_retries: int = 5
     subscriber_interval_seconds: float = 1.0
+    auto_commit_interval_ms: int = 200
+    max_poll_interval_ms: int = 300_000
+    auto_offset_reset: str = "earliest"
 
     @classmethod
     def from_host_json(cls, host: Mapping[str, Any]) -> KafkaOptions:
-        kafka = host.get("extensions", {}).get("kafka", {})
+        """Read ``extensions.kafka`` (names case-insensitive, as the extension binds them); wrong types are errors."""
+        kafka = {str(name).lower(): value for name, value in host.get("extensions", {}).get("kafka", {}).items()}
+        reset = str(kafka.get("autooffsetreset", "Earliest"))
         return cls(
-            max_batch_size=int(kafka.get("maxBatchSize", cls.max_batch_size)),
-            commit_on_failure=bool(kafka.get("commitOnFailure", cls.commit_on_failure)),
-            max_retries=int(kafka.get("maxRetries", cls.max_retries)),
-            subscriber_interval_seconds=float(kafka.get("subscriberIntervalInSeconds", 1)),
+            max_batch_size=_number(kafka, "maxBatchSize", cls.max_batch_size, minimum=1),
+            commit_on_failure=_flag(kafka, "commitOnFailure", cls.commit_on_failure),
+            max_retries=_number(kafka, "maxRetries", cls.max_retries, minimum=-1),
+            subscriber_interval_seconds=_number(kafka, "subscriberIntervalInSeconds", 1, minimum=0),
+            auto_commit_interval_ms=_number(kafka, "autoCommitIntervalMs", cls.auto_commit_interval_ms, minimum=1),
+            max_poll_interval_ms=_number(kafka, "maxPollIntervalMs", cls.max_poll_interval_ms, minimum=1),
+            auto_offset_reset="latest" if reset.lower() == "latest" else "earliest",
         )
+
+
+def _flag(options: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = options.get(name.lower(), default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise HostConfigError(f"host.json extensions.kafka.{name} must be true or false, not {value!r}")
+
+
+def _number(options: Mapping[str, Any], name: str, default: int, *, minimum: int) -> int:
+    value = options.get(name.lower(), default)
+    try:
+        number = int(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < minimum:
+        raise HostConfigError(f"host.json extensions.kafka.{name} must be an integer >= {minimum}, not {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -74,11 +105,15 @@ def load_settings_file(path: Path | None) -> dict[str, str]:
 def load_host_config(
     settings_path: Path | None = None,
     overrides: Mapping[str, str] | None = None,
-    host_json: Path = PROJECT_ROOT / "host.json",
+    host_json: Path | None = None,
 ) -> HostConfig:
-    """Settings file, then environment variables, then the command line's overrides."""
+    """Settings file, then environment variables, then the command line's overrides.
+
+    host.json is the project's, or the one ``DEVHOST_HOST_JSON`` names (tests shorten timeouts with it).
+    """
     settings = load_settings_file(settings_path)
     settings.update(os.environ)
     settings.update(overrides or {})
+    host_json = host_json or Path(os.environ.get("DEVHOST_HOST_JSON") or PROJECT_ROOT / "host.json")
     host = json.loads(host_json.read_text(encoding="utf-8")) if host_json.exists() else {}
     return HostConfig(settings=settings, kafka=KafkaOptions.from_host_json(host))

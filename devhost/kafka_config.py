@@ -33,12 +33,15 @@ def client_config(binding: dict[str, Any], config: HostConfig) -> dict[str, Any]
 
 
 def consumer_config(binding: dict[str, Any], config: HostConfig) -> dict[str, Any]:
-    """A consumer that commits only what the host tells it to, starting at the earliest offset."""
+    """The extension's consumer: offsets stored by the host after each invocation, committed on an interval."""
+    kafka = config.kafka
     return client_config(binding, config) | {
         "group.id": config.resolve(binding["consumerGroup"]),
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
+        "auto.offset.reset": kafka.auto_offset_reset,
+        "enable.auto.commit": True,
         "enable.auto.offset.store": False,
+        "auto.commit.interval.ms": kafka.auto_commit_interval_ms,
+        "max.poll.interval.ms": kafka.max_poll_interval_ms,
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
         "statistics.interval.ms": 1_000,

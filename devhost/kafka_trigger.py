@@ -1,22 +1,28 @@
-"""Runs one Kafka-triggered function the way the Kafka extension does.
+"""Runs one Kafka-triggered function the way the Kafka extension (4.3.x) does.
 
-A consumer in the binding's group reads batches of up to ``maxBatchSize``; each partition's
-records go to one invocation, partitions in parallel, one invocation at a time per
-partition. Offsets are committed after the invocation succeeds (or fails, when
-``commitOnFailure`` is true). A failing invocation is retried with the function's retry
-policy; after that, with ``commitOnFailure`` false, the same batch is retried in place up to
-``maxRetries`` rounds (``-1``: forever), so nothing is skipped.
+A consumer in the binding's group polls up to ``maxBatchSize`` records (or what arrived within
+``subscriberIntervalInSeconds``) from all its partitions. With cardinality many, that whole
+batch is one invocation, partitions mixed, invocations one after another; with cardinality one,
+each record is an invocation, in order. After an invocation the extension only *stores* each
+partition's next offset; librdkafka commits stored offsets every ``autoCommitIntervalMs``
+(default 200 ms) and on close, so a crash or a rebalance can redeliver up to that much.
+A failing invocation is retried with the function's retry policy; after that, with
+``commitOnFailure`` false, the same batch is retried in place, and skipped (stored anyway, with an
+error) only after more than ``maxRetries`` failed rounds (``-1``: never).
+
+``DEVHOST_FAULT_KILL_BEFORE_STORE=N`` (tests only) kills the process after the N-th successful
+invocation, after its files landed and before its offsets are stored: the widest redelivery.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
@@ -57,17 +63,15 @@ class KafkaTriggerRunner:
     def run(self) -> None:
         settings = consumer_config(self.binding, self.config)
         consumer = Consumer(settings | {"client.id": self.function.name, "stats_cb": self._on_statistics})
-        pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=self.function.name)
         try:
             consumer.subscribe([self.topic], on_assign=self._on_assign)
             while not self.stop.is_set():
                 messages = self._poll(consumer)
                 if messages:
-                    self._process(consumer, pool, messages)
+                    self._process(consumer, messages)
                 self._refresh_lag(consumer)
         finally:
-            pool.shutdown(wait=True)
-            consumer.close()
+            consumer.close()  # commits what was stored
 
     def _poll(self, consumer: Consumer) -> list[Message]:
         wait = min(1.0, self.config.kafka.subscriber_interval_seconds)
@@ -80,41 +84,30 @@ class KafkaTriggerRunner:
                 good.append(message)
         return good
 
-    def _process(self, consumer: Consumer, pool: ThreadPoolExecutor, messages: list[Message]) -> None:
-        by_partition: dict[int, list[Message]] = defaultdict(list)
-        for message in messages:
-            by_partition[partition_of(message)].append(message)
-        outcomes = list(pool.map(self._run_partition_batch, by_partition.values()))
-        commits = [
-            TopicPartition(self.topic, partition_of(batch[-1]), offset_of(batch[-1]) + 1)
-            for batch, commit in zip(by_partition.values(), outcomes, strict=True)
-            if commit
-        ]
-        rewinds = [
-            TopicPartition(self.topic, partition_of(batch[0]), offset_of(batch[0]))
-            for batch, commit in zip(by_partition.values(), outcomes, strict=True)
-            if not commit
-        ]
-        if commits:
+    def _process(self, consumer: Consumer, messages: list[Message]) -> None:
+        many = str(self.binding.get("cardinality", "ONE")).upper() == "MANY"
+        for batch in [messages] if many else [[message] for message in messages]:
+            if not self._run_batch(batch):
+                return  # stopping: nothing stored, the batch comes again
+            _fault_hook()
+            ends = {partition_of(message): offset_of(message) + 1 for message in batch}
             try:
-                consumer.commit(offsets=commits, asynchronous=False)
+                consumer.store_offsets(offsets=[TopicPartition(self.topic, p, end) for p, end in ends.items()])
             except KafkaException as error:
-                # Lost the partitions to a rebalance: their next owner redelivers (at least once).
-                log.warning("%s: commit failed, batch will be redelivered: %s", self.function.name, error)
-        for position in rewinds:
-            consumer.seek(position)
+                # The partitions moved to another consumer in a rebalance: it redelivers from the last commit.
+                log.warning("%s: offsets not stored, partitions reassigned: %s", self.function.name, error)
 
-    def _run_partition_batch(self, batch: Sequence[Message]) -> bool:
-        """Invoke until the batch succeeds or gives up; True when its offsets may be committed."""
+    def _run_batch(self, batch: Sequence[Message]) -> bool:
+        """Invoke until the batch succeeds or may be skipped; False only when the host is stopping."""
         rounds = 0
         while not self.stop.is_set():
             if self._invoke_with_retries(batch):
                 return True
             rounds += 1
             if self.config.kafka.commit_on_failure:
-                log.error("%s: batch failed; committing anyway (commitOnFailure=true)", self.function.name)
+                log.error("%s: batch failed; storing its offsets anyway (commitOnFailure=true)", self.function.name)
                 return True
-            if 0 <= self.config.kafka.max_retries <= rounds:
+            if 0 <= self.config.kafka.max_retries < rounds:
                 log.error("%s: batch failed %d rounds; skipping it (maxRetries)", self.function.name, rounds)
                 return True
         return False
@@ -173,3 +166,18 @@ class KafkaTriggerRunner:
             if high is not None and position.offset >= 0:
                 lag += max(0, high - position.offset)
         self.stats.lag = lag
+
+
+_successful_invocations = 0
+
+
+def _fault_hook() -> None:
+    """Test-only fault injection: SIGKILL this process between landing and storing offsets."""
+    global _successful_invocations
+    limit = os.environ.get("DEVHOST_FAULT_KILL_BEFORE_STORE")
+    if not limit:
+        return
+    _successful_invocations += 1
+    if _successful_invocations >= int(limit):
+        print(f"devhost: fault injection: killed before storing offsets (pid {os.getpid()})", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)

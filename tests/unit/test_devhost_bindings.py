@@ -24,7 +24,7 @@ from devhost.progress import FunctionStats
 from devhost.timers import TimerRunner
 from functions.bindings import to_record
 from shared.generator import OutgoingMessage, kafka_output_payload
-from tests.conftest import FIXED_NOW, FIXED_NOW_MS
+from tests.conftest import FIXED_NOW, FIXED_NOW_MS, ROOT
 
 
 def _message(offset: int, value: bytes | None, key: bytes | None = b"user-1") -> Message:
@@ -179,3 +179,30 @@ def test_orchestrations_fail_indexing_with_a_message_naming_what_is_missing() ->
 
     with pytest.raises(IndexingError, match=r"workflow: the local host does not run orchestrationTrigger.*func start"):
         index_app(app)
+
+
+def test_the_projects_host_json_asks_for_at_least_once_on_a_bundle_that_honours_it() -> None:
+    host = json.loads((ROOT / "host.json").read_text())
+    options = KafkaOptions.from_host_json(host)
+    assert options.commit_on_failure is False and options.max_retries == -1
+    assert options.max_batch_size == 1000 and options.auto_commit_interval_ms == 200
+    assert host["extensionBundle"]["version"] == "[4.37.0, 5.0.0)"  # Kafka extension 4.3.x: commitOnFailure
+
+
+@pytest.mark.parametrize("value", ["false", "False", False])
+def test_commit_on_failure_false_reads_as_false_however_it_is_written(value: object) -> None:
+    options = KafkaOptions.from_host_json({"extensions": {"kafka": {"CommitOnFailure": value}}})
+    assert options.commit_on_failure is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("commitOnFailure", "no"), ("commitOnFailure", 0), ("maxRetries", "x"), ("maxBatchSize", 0)]
+)
+def test_kafka_options_of_the_wrong_type_are_refused(name: str, value: object) -> None:
+    with pytest.raises(HostConfigError, match=name):
+        KafkaOptions.from_host_json({"extensions": {"kafka": {name: value}}})
+
+
+def test_kafka_defaults_are_the_extensions() -> None:
+    options = KafkaOptions.from_host_json({})
+    assert (options.commit_on_failure, options.max_retries, options.max_batch_size) == (True, 5, 64)
