@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,10 +35,12 @@ class RetryPolicy:
         return itertools.count() if self.max_retry_count < 0 else iter(range(1 + self.max_retry_count))
 
     def delay_before(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        """Seconds to wait before retry number ``attempt`` (1-based), times ``DEVHOST_RETRY_DELAY_SCALE`` (tests)."""
         if self.strategy == "fixed_delay":
-            return self.delay
-        return float(min(self.maximum_interval, self.minimum_interval * 2 ** (attempt - 1)))
+            delay = self.delay
+        else:
+            delay = float(min(self.maximum_interval, self.minimum_interval * 2 ** (attempt - 1)))
+        return delay * float(os.environ.get("DEVHOST_RETRY_DELAY_SCALE", "1"))
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         description="Records larger than this are dead-lettered as `oversized`.",
     )
 
+    landing_lease_seconds: float = Field(
+        30.0,
+        alias="LANDING_LEASE_SECONDS",
+        gt=0,
+        description="How long a partition waits for another instance's unfinished landing before landing it again.",
+    )
+
     @field_validator("kafka_broker_list")
     @classmethod
     def _brokers_not_blank(cls, value: str) -> str:

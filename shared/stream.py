@@ -57,7 +57,7 @@ def handle_batch(
     started = time.perf_counter()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
-    return _land(batch, records, lake, source_settings, started, now_ms)
+    return _land(batch, records, lake, settings, source_settings, started, now_ms)
 
 
 async def handle_batch_with_state(
@@ -83,7 +83,7 @@ async def handle_batch_with_state(
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
     joined = await _state_call(joiner.join(state, source.name, batch.rows), "read entity state")
-    landed = await asyncio.to_thread(_land, batch, records, lake, source_settings, started, now_ms)
+    landed = await asyncio.to_thread(_land, batch, records, lake, settings, source_settings, started, now_ms)
     signals = signals_for(source.name, batch.rows, partition_ranges(records))
     await _state_call(send_signals(state, signals), "signal entities")
     telemetry().record_state(source.name, signals=len(signals), late=joined.late, anomalies=joined.anomalies)
@@ -104,11 +104,14 @@ def _land(
     batch: ProcessedBatch,
     records: Sequence[KafkaRecord],
     lake: LakeStore,
+    settings: Settings,
     source_settings: SourceSettings,
     started: float,
     now_ms: int,
 ) -> BatchOutcome:
-    report: LandingReport = land_once(lake, batch, records, source_settings.format, now_ms=now_ms)
+    report: LandingReport = land_once(
+        lake, batch, records, source_settings.format, now_ms=now_ms, lease_seconds=settings.landing_lease_seconds
+    )
     source = batch.source.name
     outcome = BatchOutcome(
         source,

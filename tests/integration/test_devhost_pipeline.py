@@ -37,15 +37,20 @@ def test_new_user_run_lands_every_valid_record_once_and_dead_letters_the_rest(br
     assert "process_clickstream" in host.output() and "invocations" in host.output()
 
 
-def test_a_batch_that_fails_once_then_succeeds_lands_once(broker: str, tmp_path: Path) -> None:
+def test_a_batch_that_fails_past_its_retry_policy_is_retried_in_place_and_lands_once(
+    broker: str, tmp_path: Path
+) -> None:
+    """More failures than one round of the retry policy (6 attempts): with commitOnFailure true the batch
+    would be stored and skipped; with host.json's false it waits, then lands."""
     run, lake = Run(), tmp_path / "lake"
     blocker = lake / "raw" / "clickstream"
     blocker.parent.mkdir(parents=True)
     blocker.write_text("a file where the source's directory must go: every lake write fails")
-    host = DevHost(broker, lake, run.settings(["clickstream"]), "--no-timers")
+    fast_retries = run.settings(["clickstream"]) | {"DEVHOST_RETRY_DELAY_SCALE": "0.01"}
+    host = DevHost(broker, lake, fast_retries, "--no-timers")
     try:
         produce(broker, run.topic("clickstream"), _valid("clickstream", 120))
-        wait_for(lambda: host.function_stats()["process_clickstream"]["failures"] >= 1, 60, "a failed invocation")
+        wait_for(lambda: host.function_stats()["process_clickstream"]["failures"] >= 14, 60, "two failed rounds")
         assert landed_rows(lake, "raw", "clickstream") == []
         blocker.unlink()
         wait_for(lambda: len(landed_rows(lake, "raw", "clickstream")) >= 120, 90, "the retried batch to land")

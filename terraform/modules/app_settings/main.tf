@@ -25,6 +25,7 @@ locals {
 
       APPLICATIONINSIGHTS_CONNECTION_STRING = var.application_insights_connection_string
       MAX_RECORD_BYTES                      = tostring(var.max_record_bytes)
+      LANDING_LEASE_SECONDS                 = "30"
     },
     # SASL passwords: Key Vault references only, never the value.
     {
