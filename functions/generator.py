@@ -44,7 +44,7 @@ def _register(source: Source) -> None:
         topic=setting_ref(source.name, "topic"),
         broker_list=BROKER_LIST,
         data_type=func.DataType.STRING,
-        **kafka_auth("producer"),
+        **kafka_auth("producer", source.name),
     )
     def generate(timer: func.TimerRequest, out: func.Out[str]) -> None:
         """Called on every tick of the source's NCRONTAB schedule."""
