@@ -36,17 +36,19 @@ class Price:
 # as of 2025 and must be re-checked in the Azure pricing calculator for the region used).
 PRICES: dict[str, Price] = {
     "eventhubs_tu_hour": Price(
-        0.030, "per throughput unit-hour", "azure.microsoft.com/pricing/details/event-hubs (Standard, 2025)"
+        0.030, "USD per throughput unit-hour", "azure.microsoft.com/pricing/details/event-hubs (Standard, 2025)"
     ),
     "eventhubs_ingress_million": Price(
-        0.028, "per million ingress events (64 KB each)", "azure.microsoft.com/pricing/details/event-hubs (2025)"
+        0.028, "USD per million ingress events (64 KB each)", "azure.microsoft.com/pricing/details/event-hubs (2025)"
     ),
     "flex_on_demand_gb_s": Price(
         0.000026,
-        "per GB-s of on-demand execution",
+        "USD per GB-s of on-demand execution",
         "azure.microsoft.com/pricing/details/functions; confirmed in modal.com 'Azure Functions pricing' (2025-05-22)",
     ),
-    "flex_executions_million": Price(0.40, "per million executions", "azure.microsoft.com/pricing/details/functions"),
+    "flex_executions_million": Price(
+        0.40, "USD per million executions", "azure.microsoft.com/pricing/details/functions"
+    ),
     "flex_free_gb_s": Price(
         100_000, "GB-s free per month (on demand)", "azure.microsoft.com/pricing/details/functions"
     ),
@@ -54,19 +56,21 @@ PRICES: dict[str, Price] = {
         250_000, "executions free per month (on demand)", "azure.microsoft.com/pricing/details/functions"
     ),
     "flex_always_ready_baseline_gb_s": Price(
-        0.000004, "per GB-s of always-ready baseline", "azure.microsoft.com/pricing/details/functions (2025)"
+        0.000004, "USD per GB-s of always-ready baseline", "azure.microsoft.com/pricing/details/functions (2025)"
     ),
     "lake_capacity_gb_month": Price(
-        0.019, "per GB-month, ADLS Gen2 hot LRS", "azure.microsoft.com/pricing/details/storage/data-lake (2025)"
+        0.019, "USD per GB-month, ADLS Gen2 hot LRS", "azure.microsoft.com/pricing/details/storage/data-lake (2025)"
     ),
     "lake_write_10k": Price(
-        0.065, "per 10,000 write operations, hot", "azure.microsoft.com/pricing/details/storage/data-lake (2025)"
+        0.065, "USD per 10,000 write operations, hot", "azure.microsoft.com/pricing/details/storage/data-lake (2025)"
     ),
-    "queue_10k": Price(0.004, "per 10,000 queue operations", "azure.microsoft.com/pricing/details/storage/queues"),
-    "table_10k": Price(0.00036, "per 10,000 table transactions", "azure.microsoft.com/pricing/details/storage/tables"),
+    "queue_10k": Price(0.004, "USD per 10,000 queue operations", "azure.microsoft.com/pricing/details/storage/queues"),
+    "table_10k": Price(
+        0.00036, "USD per 10,000 table transactions", "azure.microsoft.com/pricing/details/storage/tables"
+    ),
     "logs_gb": Price(
         2.30,
-        "per GB ingested (Analytics logs, pay-as-you-go; first 5 GB a month free per billing account, not counted)",
+        "USD per GB ingested (Analytics logs, pay-as-you-go; first 5 GB a month free per billing account, not counted)",
         "azure.microsoft.com/pricing/details/monitor (2025)",
     ),
 }
@@ -96,13 +100,14 @@ class Config:
     invocation_overhead_ms: float = 40.0  # fixed wall time per invocation: lake round trips (assumed)
     entity_op_ms: float = 10.0  # wall time of one entity operation (storage round trips, assumed)
     batch_window_s: float = 1.0  # host.json subscriberIntervalInSeconds: a batch holds ~1 s of a partition
+    burst_period_s: float = 0.0  # events arrive in bursts this far apart (a generator tick), 0 = evenly
     max_batch: int = 1000  # host.json maxBatchSize
     files_per_batch: float = 1.0  # one Parquet file per partition per invocation (no dead letters)
     writes_per_file: int = 4  # ADLS atomic write: create, append, flush, rename
     storage_ops_per_entity_op: int = 8  # Durable (Azure Storage): queue put/get/delete, history and state rows
     log_kb_per_execution: float = 1.0  # requests row (not sampled) plus what adaptive sampling keeps of traces
     timers: int = 4  # generate_<source> timers fire even with the generator switched off
-    timer_period_s: float = 10.0  # <SOURCE>_GENERATOR_SCHEDULE, every 10 s
+    timer_period_s: float = 60.0  # <SOURCE>_GENERATOR_SCHEDULE in Terraform: once a minute
     timer_execution_ms: float = 50.0
     generator_on: bool = False  # the generators produce part of the rate (their cost is counted in it)
 
@@ -128,7 +133,8 @@ class Breakdown:
 def batch_size(config: Config) -> float:
     """Events per invocation: what one partition receives in a batch window, between 1 and maxBatchSize."""
     per_partition = config.events_per_second / (config.sources * config.partitions)
-    return min(float(config.max_batch), max(1.0, per_partition * config.batch_window_s))
+    window = max(config.batch_window_s, config.burst_period_s)
+    return min(float(config.max_batch), max(1.0, per_partition * window))
 
 
 def invocations_per_second(config: Config) -> float:
@@ -280,6 +286,15 @@ def table(rates: Sequence[float], base: Config) -> str:
     return "\n".join(lines)
 
 
+GENERATOR_EVENTS_PER_TICK = (100, 100, 100, 5)  # terraform/variables.tf sources: clickstream, mobile, sensors, users
+
+
+def with_generators(base: Config, period_s: float) -> Config:
+    """The load of the deployed generators alone: every source's tick every ``period_s``, as one burst."""
+    rate = sum(GENERATOR_EVENTS_PER_TICK) / period_s
+    return replace(base, events_per_second=rate, burst_period_s=period_s, timer_period_s=period_s)
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[10, 1000, 10_000], help="events per second")
@@ -289,11 +304,18 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--partitions", type=int, default=4, help="partitions per hub")
     parser.add_argument("--sources", type=int, default=4)
     parser.add_argument("--keys", type=int, default=200, help="distinct entity keys per source")
+    parser.add_argument(
+        "--generators",
+        type=float,
+        nargs="+",
+        metavar="SECONDS",
+        help="also print the month with only the generators running, one tick every SECONDS (60 = the default)",
+    )
     parser.add_argument("--prices", action="store_true", help="print the list prices used and their sources")
     args = parser.parse_args(argv)
     if args.prices:
         for name, item in PRICES.items():
-            print(f"{name}: {item.value} USD {item.unit} ({item.source})")
+            print(f"{name}: {item.value:g} {item.unit} [{item.source}]")
         return 0
     base = Config(
         sources=args.sources,
@@ -304,6 +326,13 @@ def main(argv: Sequence[str]) -> int:
         keys_per_source=args.keys,
     )
     print(table(args.rates, base))
+    for period in args.generators or []:
+        config = with_generators(base, period)
+        month = monthly_cost(config)
+        print(
+            f"- generators only, a tick every {period:g} s ({config.events_per_second:,.1f} ev/s in bursts): "
+            f"{month.total:,.2f} USD a month, {month.dominant()} first"
+        )
     return 0
 
 

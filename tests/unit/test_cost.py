@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.conftest import ROOT
 from tools import cost
 from tools.cost import PRICES, SECONDS_PER_MONTH, Config, monthly_cost
 
@@ -63,12 +64,27 @@ def test_idle_without_timers_is_one_throughput_unit() -> None:
 
 
 def test_idle_timers_cost_executions_beyond_the_free_grant_and_their_logs() -> None:
-    idle = monthly_cost(Config())
-    runs = 4 * MONTH / 10  # four timers every 10 s
+    idle = monthly_cost(Config(timer_period_s=10))
+    runs = 4 * MONTH / 10  # four timers every 10 s (the code's local default)
     assert idle.lines["Functions executions"] == pytest.approx((runs - 250_000) / 1e6 * 0.40)
     gb_s = runs * 0.050 * 2  # 50 ms at 2 GB each
     assert idle.lines["Functions execution time"] == pytest.approx((gb_s - 100_000) * 0.000026)
     assert idle.lines["Application Insights logs"] == pytest.approx(runs * 1.0 / 1e6 * 2.30)
+    once_a_minute = monthly_cost(Config())  # Terraform's schedule: 175,200 runs, inside the free grants
+    assert once_a_minute.lines["Functions executions"] == once_a_minute.lines["Functions execution time"] == 0
+
+
+def test_generators_arrive_in_bursts_of_one_tick() -> None:
+    config = cost.with_generators(Config(), 60)
+    assert config.events_per_second == pytest.approx(305 / 60)
+    assert cost.batch_size(config) == pytest.approx(305 / 16)  # a tick's events over 16 partitions
+    assert cost.invocations_per_second(config) == pytest.approx(16 / 60)
+
+
+def test_docs_show_the_current_table() -> None:
+    """docs/cost.md carries the default table as tools.cost prints it; rerun and paste when prices change."""
+    doc = (ROOT / "docs" / "cost.md").read_text()
+    assert cost.table([10, 1000, 10_000], Config()) in doc
 
 
 def test_zone_redundancy_bills_two_always_ready_instances_per_scale_group() -> None:
