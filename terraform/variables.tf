@@ -73,7 +73,7 @@ variable "sources" {
     state in Durable entities; false only lands), the generator's switch,
     NCRONTAB `generator_schedule` (six fields, seconds first; once a minute here, where the
     code's local default is every 10 s: in Azure each tick's invocations, entity operations
-    and logs cost about USD 110 a month at one a minute and 550 at one every 10 s,
+    and logs cost about USD 110 a month at one a minute and 560 at one every 10 s,
     `python -m tools.cost --generators 60 10`), events per tick, total events
     (`generator_iterations`, 0 = unbounded) and `generator_seed` (null = random).
     `partition_count` overrides `eventhub_partition_count` for that hub: it caps how far

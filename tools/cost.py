@@ -64,6 +64,9 @@ PRICES: dict[str, Price] = {
     "lake_write_10k": Price(
         0.065, "USD per 10,000 write operations, hot", "azure.microsoft.com/pricing/details/storage/data-lake (2025)"
     ),
+    "lake_read_10k": Price(
+        0.0052, "USD per 10,000 read operations, hot", "azure.microsoft.com/pricing/details/storage/data-lake (2025)"
+    ),
     "queue_10k": Price(0.004, "USD per 10,000 queue operations", "azure.microsoft.com/pricing/details/storage/queues"),
     "table_10k": Price(
         0.00036, "USD per 10,000 table transactions", "azure.microsoft.com/pricing/details/storage/tables"
@@ -104,6 +107,12 @@ class Config:
     max_batch: int = 1000  # host.json maxBatchSize
     files_per_batch: float = 1.0  # one Parquet file per partition per invocation (no dead letters)
     writes_per_file: int = 4  # ADLS atomic write: create, append, flush, rename
+    # Compaction (DESIGN.md: curated/<source> Delta table per closed hour): reads each raw file
+    # of the hour once (2 read operations: properties and content) and writes a data file and a
+    # Delta log entry per source and hour; curated data takes about as much room as raw.
+    compaction: bool = True
+    reads_per_raw_file: int = 2
+    curated_files_per_hour: int = 2
     storage_ops_per_entity_op: int = 8  # Durable (Azure Storage): queue put/get/delete, history and state rows
     log_kb_per_execution: float = 1.0  # requests row (not sampled) plus what adaptive sampling keeps of traces
     timers: int = 4  # generate_<source> timers fire even with the generator switched off
@@ -201,6 +210,7 @@ def monthly_cost(config: Config) -> Breakdown:
     storage_factor = ZRS_FACTOR if config.zone_redundant else 1.0
     files = invocations * config.files_per_batch
     stored_gb = events * config.stored_bytes_per_event / 1e9  # the first month's data, kept hot
+    curated_files = config.sources * HOURS_PER_MONTH * config.curated_files_per_hour if events else 0.0
 
     lines = {
         "Event Hubs throughput units": throughput_units(config) * HOURS_PER_MONTH * price["eventhubs_tu_hour"],
@@ -213,7 +223,19 @@ def monthly_cost(config: Config) -> Breakdown:
             else 0.0
         ),
         "Lake writes": files * config.writes_per_file / 1e4 * price["lake_write_10k"] * storage_factor,
-        "Lake capacity": stored_gb * price["lake_capacity_gb_month"] * storage_factor,
+        "Lake compaction (raw reads, curated writes)": (
+            (
+                files * config.reads_per_raw_file / 1e4 * price["lake_read_10k"]
+                + curated_files * config.writes_per_file / 1e4 * price["lake_write_10k"]
+            )
+            * storage_factor
+            if config.compaction
+            else 0.0
+        ),
+        "Lake capacity (raw and curated)": stored_gb
+        * (2 if config.compaction else 1)
+        * price["lake_capacity_gb_month"]
+        * storage_factor,
         "Durable state storage": entity_ops
         * config.storage_ops_per_entity_op
         / 1e4

@@ -101,7 +101,11 @@ def test_ingress_lake_writes_and_capacity_scale_with_events_and_files() -> None:
     assert lines["Event Hubs ingress"] == pytest.approx(events / 1e6 * 0.028)
     files = 10 * MONTH  # one file per invocation, one event per invocation at this rate
     assert lines["Lake writes"] == pytest.approx(files * 4 / 1e4 * 0.065)
-    assert lines["Lake capacity"] == pytest.approx(events * 80 / 1e9 * 0.019)
+    assert lines["Lake capacity (raw and curated)"] == pytest.approx(2 * events * 80 / 1e9 * 0.019)
+    curated = 4 * 730 * 2  # a data file and a Delta log entry per source and hour
+    assert lines["Lake compaction (raw reads, curated writes)"] == pytest.approx(
+        files * 2 / 1e4 * 0.0052 + curated * 4 / 1e4 * 0.065
+    )
     zrs = monthly_cost(replace(config, zone_redundant=True)).lines
     assert zrs["Lake writes"] == pytest.approx(lines["Lake writes"] * 1.25)
 
