@@ -15,7 +15,21 @@ _PROTOCOLS = {
     "SASLPLAINTEXT": "sasl_plaintext",
     "SASLSSL": "sasl_ssl",
 }
-_MECHANISMS = {"NOTSET": None, "PLAIN": "PLAIN", "SCRAMSHA256": "SCRAM-SHA-256", "SCRAMSHA512": "SCRAM-SHA-512"}
+_MECHANISMS = {
+    "NOTSET": None,
+    "PLAIN": "PLAIN",
+    "SCRAMSHA256": "SCRAM-SHA-256",
+    "SCRAMSHA512": "SCRAM-SHA-512",
+    "OAUTHBEARER": "OAUTHBEARER",
+}
+# The extension's OAuthBearer options and the librdkafka properties it sets from them.
+_OAUTH = {
+    "oAuthBearerClientId": "sasl.oauthbearer.client.id",
+    "oAuthBearerClientSecret": "sasl.oauthbearer.client.secret",
+    "oAuthBearerScope": "sasl.oauthbearer.scope",
+    "oAuthBearerTokenEndpointUrl": "sasl.oauthbearer.token.endpoint.url",
+    "oAuthBearerExtensions": "sasl.oauthbearer.extensions",
+}
 
 
 def client_config(binding: dict[str, Any], config: HostConfig) -> dict[str, Any]:
@@ -25,7 +39,14 @@ def client_config(binding: dict[str, Any], config: HostConfig) -> dict[str, Any]
     mechanism = _MECHANISMS.get(str(binding.get("authenticationMode", "NOTSET")).upper())
     if protocol:
         settings["security.protocol"] = protocol
-    if mechanism:
+    if mechanism == "OAUTHBEARER":
+        settings["sasl.mechanism"] = mechanism
+        if str(binding.get("oAuthBearerMethod", "DEFAULT")).upper() == "OIDC":
+            settings["sasl.oauthbearer.method"] = "oidc"
+        for key, name in _OAUTH.items():
+            if binding.get(key):
+                settings[name] = config.resolve(str(binding[key]))
+    elif mechanism:
         settings["sasl.mechanism"] = mechanism
         settings["sasl.username"] = config.resolve(binding.get("username", ""))
         settings["sasl.password"] = config.resolve(binding.get("password", ""))

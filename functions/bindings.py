@@ -8,6 +8,8 @@ from functools import cache, lru_cache
 from typing import Any, Literal
 
 import azure.functions as func
+from azure.functions.decorators.core import StringifyEnum
+from azure.functions.decorators.kafka import OAuthBearerMethod
 from opentelemetry import propagate
 
 from shared.lake import LakeStore, open_lake
@@ -24,23 +26,48 @@ def setting_ref(source: str, field: str) -> str:
     return f"%{source_setting_name(source, field)}%"
 
 
-def kafka_auth(role: Literal["consumer", "producer"]) -> dict[str, Any]:
-    """SASL arguments for a Kafka trigger (``consumer``) or output binding (``producer``).
+class _OAuthBearerMode(StringifyEnum):
+    """The extension's ``BrokerAuthenticationMode.OAuthBearer`` (Kafka extension 4.0+), which the
+    ``azure-functions`` 1.26 decorators do not list; the host parses the name case-insensitively."""
 
-    The extension reads ``protocol`` and ``authenticationMode`` as enums, not ``%settings%``,
-    so they are chosen here, when the worker indexes the functions, from KAFKA_SECURITY_PROTOCOL.
-    Each role has its own password setting so that Azure can give each a least-privilege
-    credential (listen-only, send-only).
+    OAUTHBEARER = 4
+
+
+def kafka_auth(role: Literal["consumer", "producer"], source: str) -> dict[str, Any]:
+    """Authentication arguments of ``source``'s Kafka trigger (``consumer``) or output binding (``producer``).
+
+    Called when the worker indexes the functions. The extension reads ``protocol``,
+    ``authenticationMode`` and ``oAuthBearerMethod`` as enums, not ``%settings%``, so they are
+    chosen here from KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_MECHANISM:
+
+    - PLAINTEXT: nothing (local brokers).
+    - SASL_SSL + PLAIN: user ``%KAFKA_SASL_USERNAME%`` (``$ConnectionString`` for Event Hubs) and a
+      password setting per source and role, ``<SOURCE>_KAFKA_SASL_PASSWORD`` for the trigger and
+      ``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD`` for the output binding, so that Azure can give each
+      one the connection string of a rule on that one event hub with only the right it needs.
+    - SASL_SSL + OAUTHBEARER: OIDC client credentials of a service principal (``KAFKA_OAUTH_*``);
+      Entra ID roles on each event hub decide what it may do.
     """
-    if current_settings().kafka_security_protocol == "SASL_SSL":
-        password = "KAFKA_SASL_PASSWORD" if role == "consumer" else "KAFKA_PRODUCER_SASL_PASSWORD"
+    settings = current_settings()
+    if settings.kafka_security_protocol != "SASL_SSL":
+        return {}
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
         return {
             "protocol": "SaslSsl",
-            "authentication_mode": "Plain",
-            "username": "%KAFKA_SASL_USERNAME%",
-            "password": f"%{password}%",
+            "authentication_mode": _OAuthBearerMode.OAUTHBEARER,
+            "o_auth_bearer_method": OAuthBearerMethod.OIDC,
+            "o_auth_bearer_client_id": "%KAFKA_OAUTH_CLIENT_ID%",
+            "o_auth_bearer_client_secret": "%KAFKA_OAUTH_CLIENT_SECRET%",
+            "o_auth_bearer_token_endpoint_url": "%KAFKA_OAUTH_TOKEN_ENDPOINT_URL%",
+            "o_auth_bearer_scope": "%KAFKA_OAUTH_SCOPE%",
         }
-    return {}
+    field = "kafka_sasl_password" if role == "consumer" else "kafka_producer_sasl_password"
+    return {
+        "protocol": "SaslSsl",
+        "authentication_mode": "Plain",
+        "username": "%KAFKA_SASL_USERNAME%",
+        "password": setting_ref(source, field),
+    }
 
 
 @lru_cache(maxsize=1)

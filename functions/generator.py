@@ -49,7 +49,7 @@ def _register(source: Source) -> None:
         topic=setting_ref(source.name, "topic"),
         broker_list=BROKER_LIST,
         data_type=func.DataType.STRING,
-        **kafka_auth("producer"),
+        **kafka_auth("producer", source.name),
     )
     @bp.retry(strategy="fixed_delay", max_retry_count="-1", delay_interval="00:00:05")
     def generate(timer: func.TimerRequest, out: func.Out[str], context: func.Context) -> None:

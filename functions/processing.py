@@ -34,7 +34,10 @@ def _register(source: Source) -> None:
         consumer_group=setting_ref(source.name, "consumer_group"),
         cardinality=func.Cardinality.MANY,
         data_type=func.DataType.BINARY,
-        **kafka_auth("consumer"),
+        # A number in the binding JSON, which the extension does not resolve from %settings%,
+        # so <SOURCE>_LAG_THRESHOLD is read here, when the worker indexes the function.
+        lag_threshold=source_settings(source.name).lag_threshold,
+        **kafka_auth("consumer", source.name),
     )
     @bp.retry(
         strategy="exponential_backoff", max_retry_count="5", minimum_interval="00:00:02", maximum_interval="00:01:00"

@@ -12,14 +12,15 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LakeKind = Literal["local", "blob", "adls"]
 LakeFormat = Literal["parquet", "avro", "jsonl"]
 KafkaSecurity = Literal["PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "OAUTHBEARER"]
 
 # Read by the Functions host or the platform, not by this code; Terraform may set them.
 PLATFORM_SETTINGS = frozenset(
@@ -33,7 +34,6 @@ PLATFORM_SETTINGS = frozenset(
         "AzureWebJobsStorage__queueServiceUri",
         "AzureWebJobsStorage__tableServiceUri",
         "AzureWebJobsFeatureFlags",
-        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     }
 )
 
@@ -58,15 +58,34 @@ class Settings(BaseSettings):
         alias="KAFKA_SASL_USERNAME",
         description="SASL user; `$ConnectionString` for Event Hubs.",
     )
-    kafka_sasl_password: SecretStr = Field(
-        SecretStr(""),
-        alias="KAFKA_SASL_PASSWORD",
-        description="SASL password of the Kafka triggers; in Azure a Key Vault reference (listen-only rule).",
+    kafka_sasl_mechanism: KafkaSaslMechanism = Field(
+        "PLAIN",
+        alias="KAFKA_SASL_MECHANISM",
+        description=(
+            "With SASL_SSL: PLAIN (Event Hubs SAS connection strings, `<SOURCE>_KAFKA_*SASL_PASSWORD`) or "
+            "OAUTHBEARER (OIDC client credentials of a service principal, `KAFKA_OAUTH_*`). Read when functions are "
+            "indexed."
+        ),
     )
-    kafka_producer_sasl_password: SecretStr = Field(
+    kafka_oauth_client_id: str = Field(
+        "",
+        alias="KAFKA_OAUTH_CLIENT_ID",
+        description="OAUTHBEARER only: application (client) id of the service principal the Kafka bindings use.",
+    )
+    kafka_oauth_client_secret: SecretStr = Field(
         SecretStr(""),
-        alias="KAFKA_PRODUCER_SASL_PASSWORD",
-        description="SASL password of the Kafka output bindings; in Azure a Key Vault reference (send-only rule).",
+        alias="KAFKA_OAUTH_CLIENT_SECRET",
+        description="OAUTHBEARER only: its client secret; in Azure a Key Vault reference.",
+    )
+    kafka_oauth_token_endpoint_url: str = Field(
+        "",
+        alias="KAFKA_OAUTH_TOKEN_ENDPOINT_URL",
+        description="OAUTHBEARER only: `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`.",
+    )
+    kafka_oauth_scope: str = Field(
+        "",
+        alias="KAFKA_OAUTH_SCOPE",
+        description="OAUTHBEARER only: `https://<namespace>.servicebus.windows.net/.default`.",
     )
     lake_kind: LakeKind = Field(
         "local",
@@ -98,6 +117,14 @@ class Settings(BaseSettings):
         alias="APPLICATIONINSIGHTS_CONNECTION_STRING",
         description="Application Insights connection string; metrics are exported only when set.",
     )
+    applicationinsights_authentication_string: str = Field(
+        "",
+        alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        description=(
+            "`Authorization=AAD` (system-assigned identity) or `ClientId=<id>;Authorization=AAD`: export with the "
+            "app's Entra ID identity instead of the key; empty exports with the connection string alone."
+        ),
+    )
     max_record_bytes: int = Field(
         1_048_576,
         alias="MAX_RECORD_BYTES",
@@ -119,6 +146,49 @@ class Settings(BaseSettings):
             raise ValueError("KAFKA_BROKER_LIST must name at least one host:port")
         return value.strip()
 
+    @field_validator("applicationinsights_authentication_string")
+    @classmethod
+    def _authentication_string_is_aad(cls, value: str) -> str:
+        if value.strip():
+            telemetry_identity(value)  # raises ValueError with the setting's name
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _oauth_settings_complete(self) -> Self:
+        if self.kafka_security_protocol == "SASL_SSL" and self.kafka_sasl_mechanism == "OAUTHBEARER":
+            missing = [
+                name
+                for name, value in (
+                    ("KAFKA_OAUTH_CLIENT_ID", self.kafka_oauth_client_id),
+                    ("KAFKA_OAUTH_CLIENT_SECRET", self.kafka_oauth_client_secret.get_secret_value()),
+                    ("KAFKA_OAUTH_TOKEN_ENDPOINT_URL", self.kafka_oauth_token_endpoint_url),
+                    ("KAFKA_OAUTH_SCOPE", self.kafka_oauth_scope),
+                )
+                if not value.strip()
+            ]
+            if missing:
+                raise ValueError(f"KAFKA_SASL_MECHANISM=OAUTHBEARER needs {', '.join(missing)}")
+        return self
+
+
+def telemetry_identity(authentication_string: str) -> str | None:
+    """The managed identity's client id an APPLICATIONINSIGHTS_AUTHENTICATION_STRING names (None: system-assigned).
+
+    The format is the one Application Insights documents, ``Authorization=AAD`` optionally preceded by
+    ``ClientId=<client id>;``. Anything else raises ``ValueError``.
+    """
+    parts = {}
+    for part in authentication_string.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if not part.strip():
+            continue
+        if not sep or not value.strip():
+            raise ValueError(f"APPLICATIONINSIGHTS_AUTHENTICATION_STRING: {part.strip()!r} is not key=value")
+        parts[key.strip().lower()] = value.strip()
+    if parts.get("authorization", "").upper() != "AAD" or set(parts) - {"authorization", "clientid"}:
+        raise ValueError("APPLICATIONINSIGHTS_AUTHENTICATION_STRING must be Authorization=AAD[;ClientId=<client id>]")
+    return parts.get("clientid")
+
 
 class SourceSettings(BaseSettings):
     """Per-source settings, read from ``<SOURCE>_<FIELD>`` (e.g. ``CLICKSTREAM_TOPIC``)."""
@@ -138,6 +208,22 @@ class SourceSettings(BaseSettings):
     generator_events_per_tick: int = Field(100, ge=0, le=100_000, description="Events produced per timer tick.")
     generator_iterations: int = Field(0, ge=0, description="Stop after this many events in total; 0 means never.")
     generator_seed: int | None = Field(None, description="Seed for reproducible events; unset for random.")
+    lag_threshold: int = Field(
+        1000,
+        ge=1,
+        description=(
+            "Target-based scaling of process_<source>: instances = unprocessed events / this, at most one per "
+            "partition. Read when functions are indexed."
+        ),
+    )
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""),
+        description="SASL PLAIN password of process_<source>; in Azure a Key Vault reference (listen-only rule).",
+    )
+    kafka_producer_sasl_password: SecretStr = Field(
+        SecretStr(""),
+        description="SASL PLAIN password of generate_<source>; in Azure a Key Vault reference (send-only rule).",
+    )
 
     @field_validator("generator_seed", mode="before")
     @classmethod

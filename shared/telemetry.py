@@ -1,7 +1,9 @@
 """Metrics through OpenTelemetry: App Insights in Azure, an in-memory reader in tests.
 
 ``configure`` is called once per worker; without APPLICATIONINSIGHTS_CONNECTION_STRING it
-does nothing and the instruments are the API's no-ops. Everything is recorded per batch,
+does nothing and the instruments are the API's no-ops. With APPLICATIONINSIGHTS_AUTHENTICATION_STRING
+(``Authorization=AAD``) it exports with the app's managed identity, so the Application Insights
+resource can refuse key-based (local) ingestion. Everything is recorded per batch,
 never per event, so telemetry stays cheap; end-to-end latency is sampled (at most
 ``LATENCY_SAMPLES`` evenly spaced events per batch).
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from opentelemetry import metrics
 
 from shared import metric_names as names
-from shared.settings import Settings
+from shared.settings import Settings, telemetry_identity
 
 LATENCY_SAMPLES = 8  # an SDK histogram record costs ~10 us; see bench/telemetry.py
 log = logging.getLogger("streamingpoc.telemetry")
@@ -110,6 +112,25 @@ def configure(settings: Settings) -> bool:
         return False
     from azure.monitor.opentelemetry import configure_azure_monitor
 
-    configure_azure_monitor(connection_string=connection_string, logger_name="streamingpoc")
-    log.info("telemetry exported to Application Insights")
+    options = exporter_options(settings)
+    configure_azure_monitor(connection_string=connection_string, logger_name="streamingpoc", **options)
+    how = "the app's managed identity" if "credential" in options else "the connection string"
+    log.info("telemetry exported to Application Insights with %s", how)
     return True
+
+
+def exporter_options(settings: Settings) -> dict[str, object]:
+    """Extra ``configure_azure_monitor`` arguments: an Entra ID credential when the authentication string asks.
+
+    ``Authorization=AAD`` means the system-assigned identity (``ManagedIdentityCredential()``);
+    ``ClientId=<id>;Authorization=AAD`` a user-assigned one. Application Insights then accepts the
+    telemetry only if that identity holds Monitoring Metrics Publisher on the resource.
+    """
+    authentication = settings.applicationinsights_authentication_string
+    if not authentication:
+        return {}
+    from azure.identity import ManagedIdentityCredential
+
+    client_id = telemetry_identity(authentication)
+    credential = ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+    return {"credential": credential}

@@ -12,9 +12,9 @@ resource "azurerm_eventhub_namespace" "this" {
   maximum_throughput_units = var.eventhubs_maximum_throughput_units > 0 ? var.eventhubs_maximum_throughput_units : null
 
   # SAS (local) authentication must stay on: the Functions Kafka extension authenticates with
-  # SASL PLAIN, user "$ConnectionString" and a SAS connection string as password; it has no
-  # managed-identity (OAUTHBEARER with Entra ID) mode the bindings could use. The keys live
-  # only in Key Vault (main.keyvault.tf) and the rules carry no Manage right.
+  # SASL PLAIN (user "$ConnectionString", a SAS connection string as password) or OAUTHBEARER
+  # with OIDC client credentials of a service principal; it has no managed-identity mode. The
+  # keys live only in Key Vault (main.keyvault.tf); each rule is on one hub with one right.
   local_authentication_enabled = true
   # The Flex Consumption app is not VNet-integrated here, so it reaches the namespace over its
   # public endpoint (TLS 1.2+, SAS-authenticated). See docs/deploy.md, "Network exposure".
@@ -37,23 +37,30 @@ resource "azurerm_eventhub" "source" {
   message_retention = var.eventhub_message_retention_days
 }
 
-# One consumer group per processing function (process_<source>).
-resource "azurerm_eventhub_consumer_group" "processor" {
-  for_each = local.sources
-
-  name                = each.value.consumer_group
-  namespace_name      = azurerm_eventhub_namespace.this.name
-  eventhub_name       = azurerm_eventhub.source[each.key].name
-  resource_group_name = local.resource_group_name
-  user_metadata       = "Kafka consumer group of the process_${each.key} function"
-}
+# No Event Hubs consumer groups: the Kafka triggers join Kafka consumer groups
+# (<SOURCE>_CONSUMER_GROUP), which the Kafka endpoint creates on first use, keeps apart from
+# Event Hubs consumer groups and scopes to the whole namespace, so their names carry the source.
 
 # Dead letters go to the lake's deadletter/ area with their raw bytes (shared/landing.py),
 # not to a hub, so there is no dead-letter event hub.
 
-# SAS rules for the Kafka endpoint, one per credential in local.kafka_credentials.
+# SAS rules for the Kafka endpoint (SASL PLAIN). kafka_sas_scope = "event_hub": one rule per
+# credential of local.kafka_credentials, on that source's hub only.
+resource "azurerm_eventhub_authorization_rule" "kafka" {
+  for_each = var.kafka_sas_scope == "event_hub" ? local.kafka_credentials : {}
+
+  name                = each.value.rule_name
+  namespace_name      = azurerm_eventhub_namespace.this.name
+  eventhub_name       = azurerm_eventhub.source[each.value.source].name
+  resource_group_name = local.resource_group_name
+  listen              = each.value.listen
+  send                = each.value.send
+  manage              = false
+}
+
+# kafka_sas_scope = "namespace": one listen-only and one send-only rule for all hubs.
 resource "azurerm_eventhub_namespace_authorization_rule" "kafka" {
-  for_each = local.kafka_credentials
+  for_each = local.kafka_namespace_rules
 
   name                = each.value.rule_name
   namespace_name      = azurerm_eventhub_namespace.this.name
@@ -61,4 +68,15 @@ resource "azurerm_eventhub_namespace_authorization_rule" "kafka" {
   listen              = each.value.listen
   send                = each.value.send
   manage              = false
+}
+
+locals {
+  # The connection string each credential's secret holds.
+  kafka_connection_strings = {
+    for setting, credential in local.kafka_credentials : setting => (
+      var.kafka_sas_scope == "event_hub"
+      ? azurerm_eventhub_authorization_rule.kafka[setting].primary_connection_string
+      : azurerm_eventhub_namespace_authorization_rule.kafka[credential.listen ? "listen" : "send"].primary_connection_string
+    )
+  }
 }

@@ -5,7 +5,7 @@ resource "azurerm_storage_account" "host" {
   #checkov:skip=CKV_AZURE_35:Same reason: a deny-by-default firewall would block the function app, whose outbound addresses are not fixed on Flex Consumption.
   #checkov:skip=CKV2_AZURE_33:No private endpoint for the same reason: private networking is out of scope for this deployment.
   #checkov:skip=CKV2_AZURE_1:Encrypted at rest with Microsoft-managed keys; the account holds only host state (leases, Durable queues and history) and the deployment package.
-  #checkov:skip=CKV_AZURE_206:Replication is var.storage_replication_type, zone-redundant (ZRS) by default; geo-replication (GZRS/RAGZRS) is left to the user, since a second region doubles the cost of a proof of concept.
+  #checkov:skip=CKV_AZURE_206:Replication is var.storage_replication_type: LRS by default for a proof of concept, ZRS in terraform/production.tfvars.example; geo-replication (GZRS/RAGZRS) is left to the user, since a second region doubles the storage cost.
   #checkov:skip=CKV_AZURE_33:Queue logging is set through the data plane, which Terraform does not use here (terraform.tf); the queues are Durable Functions' internal work items.
   name                     = local.names.host_storage
   resource_group_name      = local.resource_group_name
@@ -53,6 +53,7 @@ resource "azurerm_storage_container" "deployment" {
 
 resource "azurerm_service_plan" "this" {
   #checkov:skip=CKV_AZURE_212:worker_count does not apply to Flex Consumption: instances scale per function between 0 and function_maximum_instance_count.
+  #checkov:skip=CKV_AZURE_225:Zone redundancy is var.zone_redundancy_enabled, off by default for a proof of concept: on Flex Consumption it keeps two billed always-ready instances per function scale group (about USD 400 a month for this app, docs/cost.md); terraform/production.tfvars.example turns it on.
   name                   = local.names.service_plan
   resource_group_name    = local.resource_group_name
   location               = var.location
@@ -78,7 +79,7 @@ module "app_settings" {
   sources = {
     for name, source in local.sources : name => {
       topic                     = azurerm_eventhub.source[name].name
-      consumer_group            = azurerm_eventhub_consumer_group.processor[name].name
+      consumer_group            = source.consumer_group
       format                    = source.format
       state_enabled             = source.state_enabled
       generator_enabled         = source.generator_enabled
@@ -86,6 +87,7 @@ module "app_settings" {
       generator_events_per_tick = source.generator_events_per_tick
       generator_iterations      = source.generator_iterations
       generator_seed            = source.generator_seed
+      lag_threshold             = source.lag_threshold
     }
   }
 }
@@ -115,12 +117,13 @@ resource "azurerm_function_app_flex_consumption" "this" {
   webdeploy_publish_basic_authentication_enabled = false
   client_certificate_enabled                     = false
 
-  # Known provider behaviour (azurerm issues #29693, #30732, #33211): with an identity-based
-  # storage_authentication_type the provider still writes AzureWebJobsStorage as a connection
-  # string with an empty key, which the host would use instead of the identity. The settings
-  # module sets AzureWebJobsStorage to "" to override it, so the host falls back to
-  # AzureWebJobsStorage__accountName/__credential; the provider then strips that key on read,
-  # so every plan shows an in-place update of app_settings that changes nothing.
+  # Known provider behaviour (azurerm 4.x, issues #29693, #30732, #33211; kept under test by
+  # tests/terraform/test_terraform_host_storage.py): whatever storage_authentication_type says,
+  # the provider writes AzureWebJobsStorage as a connection string with an empty AccountKey,
+  # which the host would use instead of the identity. The settings module overrides it with "",
+  # so the host falls back to AzureWebJobsStorage__accountName/__credential; the provider then
+  # hides that key on read, so every plan shows an in-place update of app_settings that changes
+  # nothing. After each deploy, docs/deploy.md checks /admin/host/status for "Running".
   app_settings = {
     for name, value in module.app_settings.app_settings : name => value
     if !contains(local.site_config_app_settings, name)

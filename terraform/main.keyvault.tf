@@ -1,4 +1,5 @@
-# Holds the Event Hubs connection strings the Kafka bindings use as SASL password. The app
+# Holds the Event Hubs connection strings the Kafka bindings use as SASL password, one per
+# source and role (local.kafka_credentials). The app
 # reads them through Key Vault references (@Microsoft.KeyVault(SecretUri=...)), so no app
 # setting, output or log ever carries the value.
 resource "azurerm_key_vault" "this" {
@@ -29,8 +30,8 @@ resource "azurerm_key_vault_secret" "kafka" {
 
   name         = "eventhubs-${lower(replace(each.key, "_", "-"))}"
   key_vault_id = azurerm_key_vault.this.id
-  value        = azurerm_eventhub_namespace_authorization_rule.kafka[each.key].primary_connection_string
-  content_type = "Event Hubs connection string (Kafka SASL PLAIN password, rule ${each.value.rule_name})"
+  value        = local.kafka_connection_strings[each.key]
+  content_type = "Event Hubs connection string (Kafka SASL PLAIN password of ${each.value.source}, ${each.value.listen ? "listen" : "send"} only)"
   tags         = local.tags
 
   # Terraform's identity writes the secret through the data plane: wait for its role.

@@ -5,7 +5,7 @@ resource "azurerm_storage_account" "lake" {
   #checkov:skip=CKV_AZURE_35:Same reason: a deny-by-default firewall would block the function app, whose outbound addresses are not fixed on Flex Consumption.
   #checkov:skip=CKV2_AZURE_33:No private endpoint for the same reason: private networking is out of scope for this deployment.
   #checkov:skip=CKV2_AZURE_1:Encrypted at rest with Microsoft-managed keys; customer-managed keys (a key, a vault key policy and an identity) are not required for this proof of concept.
-  #checkov:skip=CKV_AZURE_206:Replication is var.storage_replication_type, zone-redundant (ZRS) by default; geo-replication (GZRS/RAGZRS) is left to the user, since a second region doubles the cost of a proof of concept.
+  #checkov:skip=CKV_AZURE_206:Replication is var.storage_replication_type: LRS by default for a proof of concept, ZRS in terraform/production.tfvars.example; geo-replication (GZRS/RAGZRS) is left to the user, since a second region doubles the storage cost.
   #checkov:skip=CKV_AZURE_33:Queue service logging does not apply: the lake uses no queues (and the provider's data plane is off, see terraform.tf).
   name                     = local.names.lake_storage
   resource_group_name      = local.resource_group_name

@@ -15,10 +15,12 @@ resource "azurerm_application_insights" "this" {
   location            = var.location
   workspace_id        = azurerm_log_analytics_workspace.this.id
   application_type    = "other"
-  # Local (connection string) ingestion stays on: shared/telemetry.py exports with
-  # configure_azure_monitor(connection_string=...) and passes no Entra ID credential, so
-  # disabling it would drop every custom metric the workbook and alerts read.
-  local_authentication_disabled = false
+  # Entra ID ingestion only: the Functions host and the code's exporter (shared/telemetry.py,
+  # ManagedIdentityCredential) authenticate with the app's identity, as
+  # APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD" tells them; the identity
+  # holds Monitoring Metrics Publisher on this resource (main.roles.tf). The connection string
+  # only says where to send; without a token Application Insights refuses the telemetry.
+  local_authentication_disabled = true
   tags                          = local.tags
 }
 

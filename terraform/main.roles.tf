@@ -11,10 +11,12 @@ locals {
         role  = "Storage Blob Data Contributor"
       }
       # Host storage: blobs (host locks, keys, Durable state and the deployment package),
-      # queues and tables (Durable Functions' work items and history).
+      # queues and tables (Durable Functions' work items and history). Storage Blob Data Owner
+      # is the role Microsoft documents for identity-based AzureWebJobsStorage ("Connecting to
+      # host storage with an identity"); queues and tables are what Durable Functions needs.
       host_blob_data = {
         scope = azurerm_storage_account.host.id
-        role  = "Storage Blob Data Contributor"
+        role  = "Storage Blob Data Owner"
       }
       host_queue_data = {
         scope = azurerm_storage_account.host.id
@@ -23,6 +25,13 @@ locals {
       host_table_data = {
         scope = azurerm_storage_account.host.id
         role  = "Storage Table Data Contributor"
+      }
+    },
+    # Sends the host's and the code's telemetry with its Entra ID identity (local auth is off).
+    {
+      application_insights = {
+        scope = azurerm_application_insights.this.id
+        role  = "Monitoring Metrics Publisher"
       }
     },
     # Resolves its own Key Vault references: read access to those secrets only, not the vault.

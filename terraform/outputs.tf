@@ -34,8 +34,8 @@ output "kafka_bootstrap_servers" {
 }
 
 output "event_hubs" {
-  value       = { for name, hub in azurerm_eventhub.source : name => { topic = hub.name, consumer_group = azurerm_eventhub_consumer_group.processor[name].name } }
-  description = "Per source: the event hub (Kafka topic) and the consumer group of its processing function."
+  value       = { for name, hub in azurerm_eventhub.source : name => { topic = hub.name, consumer_group = local.sources[name].consumer_group, partitions = hub.partition_count } }
+  description = "Per source: the event hub (Kafka topic), the Kafka consumer group of its processing function (created by the Kafka client, namespace-wide) and the partition count that caps its scale-out."
 }
 
 output "application_insights_name" {

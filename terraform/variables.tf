@@ -53,11 +53,12 @@ variable "sources" {
     format                    = optional(string, "parquet")
     state_enabled             = optional(bool, true)
     generator_enabled         = optional(bool, true)
-    generator_schedule        = optional(string, "*/10 * * * * *")
+    generator_schedule        = optional(string, "0 * * * * *")
     generator_events_per_tick = optional(number, 100)
     generator_iterations      = optional(number, 0)
     generator_seed            = optional(number)
     partition_count           = optional(number)
+    lag_threshold             = optional(number, 1000)
   }))
   default = {
     clickstream = {}
@@ -70,9 +71,15 @@ variable "sources" {
     event hub (the Kafka topic), a consumer group for its process_<source> function and the
     <SOURCE>_* app settings: lake `format` (parquet, avro or jsonl), `state_enabled` (keyed
     state in Durable entities; false only lands), the generator's switch,
-    NCRONTAB `generator_schedule` (six fields, seconds first), events per tick, total events
+    NCRONTAB `generator_schedule` (six fields, seconds first; once a minute here, where the
+    code's local default is every 10 s: in Azure each tick's invocations, entity operations
+    and logs cost about USD 110 a month at one a minute and 560 at one every 10 s,
+    `python -m tools.cost --generators 60 10`), events per tick, total events
     (`generator_iterations`, 0 = unbounded) and `generator_seed` (null = random).
-    `partition_count` overrides `eventhub_partition_count` for that hub.
+    `partition_count` overrides `eventhub_partition_count` for that hub: it caps how far
+    process_<source> scales out (one instance per partition at most). `lag_threshold` is the
+    Kafka trigger's target of unprocessed events per instance (<SOURCE>_LAG_THRESHOLD):
+    instances = lag / lag_threshold, rounded up, at most partition_count.
   EOT
 
   validation {
@@ -105,12 +112,24 @@ variable "sources" {
     condition     = alltrue([for source in values(var.sources) : source.partition_count == null || try(source.partition_count >= 1 && source.partition_count <= 32, false)])
     error_message = "partition_count must be null or 1-32."
   }
+  validation {
+    condition     = alltrue([for source in values(var.sources) : source.lag_threshold >= 1 && floor(source.lag_threshold) == source.lag_threshold])
+    error_message = "lag_threshold must be a whole number >= 1 (unprocessed events per instance)."
+  }
 }
 
 variable "zone_redundancy_enabled" {
   type        = bool
-  default     = true
-  description = "Spread the Flex Consumption plan's instances over availability zones. Needs a region with zones and zone-redundant storage; set false (and storage_replication_type = \"LRS\") elsewhere."
+  default     = false
+  description = <<-EOT
+    Spread the Flex Consumption plan's instances over availability zones. Off by default because
+    of its cost: with zone redundancy the platform keeps at least two always-ready instances for
+    every per-function scale group (this app has about ten: each Kafka trigger and timer is its
+    own group, plus the http and durable groups) and bills them as always ready whether or not
+    events arrive, about USD 40 a month per group at 2048 MB, USD 400+ a month in all
+    (docs/cost.md, `python -m tools.cost --zone-redundant`). Needs a region with zones and
+    zone-redundant storage (storage_replication_type ZRS, GZRS or RAGZRS).
+  EOT
 
   validation {
     condition     = !var.zone_redundancy_enabled || contains(["ZRS", "GZRS", "RAGZRS"], var.storage_replication_type)
@@ -185,10 +204,27 @@ variable "eventhub_message_retention_days" {
   }
 }
 
+variable "kafka_sas_scope" {
+  type        = string
+  default     = "event_hub"
+  description = <<-EOT
+    Where the Kafka SAS rules live. "event_hub" (default): one listen-only rule on each source's
+    hub for its processor and one send-only rule for its generator, so each credential reaches
+    one hub with one right. "namespace": one listen-only and one send-only rule on the namespace
+    shared by all sources (each reaches every hub); a fallback should the Kafka endpoint refuse
+    a hub-level connection string (see docs/deploy.md, Kafka credentials).
+  EOT
+
+  validation {
+    condition     = contains(["event_hub", "namespace"], var.kafka_sas_scope)
+    error_message = "kafka_sas_scope must be event_hub or namespace."
+  }
+}
+
 variable "storage_replication_type" {
   type        = string
-  default     = "ZRS"
-  description = "Replication of both storage accounts (lake and Functions host): LRS, ZRS, GRS, RAGRS, GZRS or RAGZRS. ZRS survives a zone outage; pick LRS in a region without availability zones."
+  default     = "LRS"
+  description = "Replication of both storage accounts (lake and Functions host): LRS, ZRS, GRS, RAGRS, GZRS or RAGZRS. LRS (the proof-of-concept default) keeps three copies in one datacenter; ZRS survives a zone outage for about 25% more per GB and is what zone_redundancy_enabled needs."
 
   validation {
     condition     = contains(["LRS", "ZRS", "GRS", "RAGRS", "GZRS", "RAGZRS"], var.storage_replication_type)
@@ -243,11 +279,15 @@ variable "function_instance_memory_mb" {
 variable "function_maximum_instance_count" {
   type        = number
   default     = 40
-  description = "Upper bound of the Flex Consumption scale-out (instances), which caps cost."
+  description = "Upper bound of the Flex Consumption scale-out (instances), which caps cost. A Kafka trigger never scales past its hub's partition count, so the instances the processors can use add up to the partitions of all hubs; a cap below the largest partition count leaves partitions without an instance of their own."
 
   validation {
     condition     = var.function_maximum_instance_count >= 1 && var.function_maximum_instance_count <= 1000 && floor(var.function_maximum_instance_count) == var.function_maximum_instance_count
     error_message = "function_maximum_instance_count must be a whole number from 1 to 1000."
+  }
+  validation {
+    condition     = var.function_maximum_instance_count >= max([for source in values(var.sources) : coalesce(source.partition_count, var.eventhub_partition_count)]...)
+    error_message = "function_maximum_instance_count is below a hub's partition count: that source's processor could never run one instance per partition. Raise the cap or lower partition_count / eventhub_partition_count."
   }
 }
 

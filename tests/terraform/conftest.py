@@ -133,8 +133,7 @@ class TerraformFailed(Exception):
 # Evaluates the root's variables.tf and locals.tf (input-only locals) and calls
 # modules/app_settings exactly as main.functionapp.tf does, with stand-ins for values that
 # exist only after apply: each resource is replaced by what it is created from
-# (hub name = local.sources[...].topic, consumer group = ...consumer_group, secret name as in
-# main.keyvault.tf).
+# (hub name = local.sources[...].topic, secret name as in main.keyvault.tf).
 HARNESS = """
 module "app_settings" {
   source = "./modules/app_settings"
@@ -162,6 +161,7 @@ module "app_settings" {
       generator_events_per_tick = source.generator_events_per_tick
       generator_iterations      = source.generator_iterations
       generator_seed            = source.generator_seed
+      lag_threshold             = source.lag_threshold
     }
   }
 }
@@ -177,6 +177,10 @@ output "sources" {
 
 output "kafka_credentials" {
   value = local.kafka_credentials
+}
+
+output "kafka_namespace_rules" {
+  value = local.kafka_namespace_rules
 }
 
 output "site_config_app_settings" {

@@ -49,9 +49,12 @@ def test_settings_are_valid_for_the_model_and_point_at_azure(evaluated: dict[str
     assert re.fullmatch(r"https://[a-z0-9]+\.dfs\.core\.windows\.net", settings.lake_account_url)
     assert settings.lake_connection_string.get_secret_value() == "", "Azure uses the managed identity for the lake"
     assert settings.applicationinsights_connection_string.get_secret_value()
+    assert settings.kafka_sasl_mechanism == "PLAIN"
+    assert settings.applicationinsights_authentication_string == "Authorization=AAD"
     for name in SOURCES:
         source = load_source_settings(name, values)
         assert (source.topic, source.consumer_group) == (name, f"{name}-processor")
+        assert source.lag_threshold == evaluated["sources"][name]["lag_threshold"] == 1000
     # Host storage by identity (the plain AzureWebJobsStorage is blanked, see main.functionapp.tf).
     assert values["AzureWebJobsStorage"] == ""
     assert values["AzureWebJobsStorage__credential"] == "managedidentity"
@@ -107,7 +110,10 @@ def test_every_binding_setting_is_set_by_terraform(
     kafka_names = {
         match for _, b in kafka for v in b.values() if isinstance(v, str) for match in SETTING_REF.findall(v)
     }
-    assert {"KAFKA_BROKER_LIST", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} <= kafka_names
+    assert {"KAFKA_BROKER_LIST", "KAFKA_SASL_USERNAME"} <= kafka_names
+    for source in SOURCES:
+        upper = source.upper()
+        assert {f"{upper}_KAFKA_SASL_PASSWORD", f"{upper}_KAFKA_PRODUCER_SASL_PASSWORD"} <= kafka_names
     missing = sorted(f"{function}: %{name}%" for function, name in referenced if name not in evaluated["app_settings"])
     assert missing == []
 
@@ -115,24 +121,53 @@ def test_every_binding_setting_is_set_by_terraform(
 def test_each_kafka_password_rule_has_the_rights_its_bindings_need(
     bindings: dict[str, list[dict[str, Any]]], evaluated: dict[str, Any]
 ) -> None:
-    """A trigger (direction in) needs Listen, an output binding (out) needs Send; nothing needs Manage."""
+    """A trigger (direction in) needs Listen, an output binding (out) needs Send, each on its own
+    source's hub only; nothing needs Manage, and no credential serves two sources or two roles."""
     credentials: dict[str, dict[str, Any]] = evaluated["kafka_credentials"]
     needed: dict[str, set[str]] = {}
     for function, binding in _kafka_bindings(bindings):
         (setting,) = SETTING_REF.findall(binding["password"])
         assert setting in credentials, f"{function} reads {setting}, which local.kafka_credentials does not define"
+        assert credentials[setting]["source"] == function.split("_", 1)[1], f"{function} reads another hub's rule"
         needed.setdefault(setting, set()).add("listen" if binding["direction"].lower() == "in" else "send")
     for setting, rights in needed.items():
         granted = {right for right in ("listen", "send") if credentials[setting][right]}
         assert granted == rights, f"{setting}: rule grants {sorted(granted)}, its bindings need {sorted(rights)}"
     assert set(credentials) == set(needed), "a Kafka credential no binding uses"
-    rule = hcl2.loads((TERRAFORM_DIR / "main.eventhubs.tf").read_text())["resource"]
-    (kafka_rule,) = [
-        r['"azurerm_eventhub_namespace_authorization_rule"']['"kafka"']
-        for r in rule
-        if '"azurerm_eventhub_namespace_authorization_rule"' in r
+    resources = hcl2.loads((TERRAFORM_DIR / "main.eventhubs.tf").read_text())["resource"]
+    rules = [
+        body
+        for resource in resources
+        for kind, named in resource.items()
+        if kind in ('"azurerm_eventhub_authorization_rule"', '"azurerm_eventhub_namespace_authorization_rule"')
+        for body in named.values()
     ]
-    assert kafka_rule["manage"] is False
+    assert len(rules) == 2 and all(rule["manage"] is False for rule in rules)
+    assert evaluated["kafka_namespace_rules"] == {}, "hub-level rules by default"
+
+
+def test_hub_rules_are_on_their_sources_hub() -> None:
+    text = (TERRAFORM_DIR / "main.eventhubs.tf").read_text()
+    assert re.search(
+        r'resource "azurerm_eventhub_authorization_rule" "kafka" \{\s*for_each = var\.kafka_sas_scope == "event_hub" '
+        r"\? local\.kafka_credentials : \{\}.*?eventhub_name\s*= azurerm_eventhub\.source\[each\.value\.source\]\.name",
+        text,
+        re.DOTALL,
+    )
+
+
+def test_namespace_scope_shares_one_rule_per_role(tmp_path: Path) -> None:
+    values = terraform_output(harness_dir(tmp_path), vars={"kafka_sas_scope": "namespace"})
+    rules = values["kafka_namespace_rules"]
+    assert {name: (rule["listen"], rule["send"]) for name, rule in rules.items()} == {
+        "listen": (True, False),
+        "send": (False, True),
+    }
+    assert set(values["kafka_credentials"]) == set(evaluated_credentials_names())
+
+
+def evaluated_credentials_names() -> list[str]:
+    return [f"{s.upper()}_KAFKA_{role}SASL_PASSWORD" for s in SOURCES for role in ("", "PRODUCER_")]
 
 
 def test_function_app_takes_every_setting_from_the_module(evaluated: dict[str, Any]) -> None:
@@ -166,15 +201,14 @@ def test_harness_calls_the_module_like_the_root_does() -> None:
     assert set(fields.findall(str(root["sources"]))) == set(fields.findall(str(harness["sources"])))
 
 
-def test_hubs_and_consumer_groups_are_named_from_the_sources() -> None:
-    """The harness replaces these resources by what they are named from; keep that true."""
+def test_hubs_are_named_from_the_sources_and_no_event_hubs_consumer_groups_are_made() -> None:
+    """The harness replaces the hubs by what they are named from; keep that true. Kafka consumer
+    groups are not Event Hubs consumer groups, so Terraform creates none (the Kafka client does)."""
     text = (TERRAFORM_DIR / "main.eventhubs.tf").read_text()
-    for resource, name in [
-        ('"azurerm_eventhub" "source"', "topic"),
-        ('"azurerm_eventhub_consumer_group" "processor"', "consumer_group"),
-    ]:
-        pattern = rf"resource {resource} \{{\s*for_each = local\.sources\s*name\s*= each\.value\.{name}\n"
-        assert re.search(pattern, text), resource
+    pattern = r'resource "azurerm_eventhub" "source" \{\s*for_each = local\.sources\s*name\s*= each\.value\.topic\n'
+    assert re.search(pattern, text)
+    everything = "\n".join(path.read_text() for path in TERRAFORM_DIR.rglob("*.tf"))
+    assert 'resource "azurerm_eventhub_consumer_group"' not in everything
 
 
 def test_lake_lifecycle_covers_the_codes_areas() -> None:
@@ -205,6 +239,13 @@ def test_example_tfvars_are_valid(tmp_path: Path) -> None:
         ({"sources": '{ clickstream = { generator_schedule = "*/10 * * * *" } }'}, "six fields"),
         ({"eventhubs_sku": "Basic"}, "Standard or Premium"),
         ({"zone_redundancy_enabled": "true", "storage_replication_type": "LRS"}, "zone-redundant storage"),
+        ({"function_maximum_instance_count": "3"}, "below a hub's partition count"),
+        (
+            {"sources": "{ clickstream = { partition_count = 8 } }", "function_maximum_instance_count": "6"},
+            "partition count",
+        ),
+        ({"sources": "{ clickstream = { lag_threshold = 0 } }"}, "lag_threshold must be"),
+        ({"kafka_sas_scope": "topic"}, "kafka_sas_scope must be"),
     ],
 )
 def test_variable_validation_rejects_bad_input(tmp_path: Path, variables: dict[str, str], message: str) -> None:

@@ -85,15 +85,59 @@ def test_binding_values_are_app_setting_names_never_literals(indexed: dict[str, 
                     assert binding[key].startswith("%") and binding[key].endswith("%"), (key, binding[key])
 
 
-def test_event_hubs_mode_uses_sasl_ssl_plain_with_settings_for_credentials() -> None:
+def test_event_hubs_mode_uses_sasl_ssl_plain_with_a_password_per_source_and_role() -> None:
     indexed = _index({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+    passwords = set()
     for name, function in indexed.items():
         for binding in function["json"]["bindings"]:
             if binding["type"] in ("kafka", "kafkaTrigger"):
                 assert (binding["protocol"], binding["authenticationMode"]) == ("SASLSSL", "PLAIN"), name
+                source = name.split("_", 1)[1].upper()
                 role = "" if binding["type"] == "kafkaTrigger" else "PRODUCER_"
-                password = f"%KAFKA_{role}SASL_PASSWORD%"
+                password = f"%{source}_KAFKA_{role}SASL_PASSWORD%"
                 assert (binding["username"], binding["password"]) == ("%KAFKA_SASL_USERNAME%", password), name
+                passwords.add(binding["password"])
+    assert len(passwords) == 2 * len(SOURCES), "one credential per source and role"
+
+
+OAUTH = {
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+    "KAFKA_OAUTH_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
+    "KAFKA_OAUTH_CLIENT_SECRET": "not-a-real-secret",
+    "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.microsoftonline.com/tenant/oauth2/v2.0/token",
+    "KAFKA_OAUTH_SCOPE": "https://evhns-test.servicebus.windows.net/.default",
+}
+
+
+def test_oauthbearer_mode_produces_oidc_client_credentials_bindings() -> None:
+    """The binding JSON the host gets in OAUTHBEARER mode: every credential is a %setting%, no password."""
+    indexed = _index(OAUTH)
+    kafka = [b for f in indexed.values() for b in f["json"]["bindings"] if b["type"] in ("kafka", "kafkaTrigger")]
+    assert len(kafka) == 2 * len(SOURCES)
+    for binding in kafka:
+        assert binding["protocol"] == "SASLSSL"
+        assert binding["authenticationMode"] == "OAUTHBEARER"  # the extension's BrokerAuthenticationMode.OAuthBearer
+        assert binding["oAuthBearerMethod"] == "OIDC"
+        assert binding["oAuthBearerClientId"] == "%KAFKA_OAUTH_CLIENT_ID%"
+        assert binding["oAuthBearerClientSecret"] == "%KAFKA_OAUTH_CLIENT_SECRET%"
+        assert binding["oAuthBearerTokenEndpointUrl"] == "%KAFKA_OAUTH_TOKEN_ENDPOINT_URL%"
+        assert binding["oAuthBearerScope"] == "%KAFKA_OAUTH_SCOPE%"
+        assert "password" not in binding and "username" not in binding
+        assert "not-a-real-secret" not in json.dumps(binding)
+
+
+def test_oauthbearer_without_its_settings_fails_at_indexing() -> None:
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        _index({**OAUTH, "KAFKA_OAUTH_SCOPE": ""})
+    assert "KAFKA_OAUTH_SCOPE" in failure.value.stderr
+
+
+def test_lag_threshold_is_read_per_source_at_indexing(indexed: dict[str, dict[str, Any]]) -> None:
+    assert {_binding(indexed[f"process_{s}"], "kafkaTrigger")["lagThreshold"] for s in SOURCES} == {1000}
+    tuned = _index({"SENSORS_LAG_THRESHOLD": "250"})
+    assert _binding(tuned["process_sensors"], "kafkaTrigger")["lagThreshold"] == 250
+    assert _binding(tuned["process_mobile"], "kafkaTrigger")["lagThreshold"] == 1000
 
 
 class _Out(func.Out[str]):

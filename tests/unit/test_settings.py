@@ -7,7 +7,13 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from shared.settings import PLATFORM_SETTINGS, app_setting_names, load_settings, load_source_settings
+from shared.settings import (
+    PLATFORM_SETTINGS,
+    app_setting_names,
+    load_settings,
+    load_source_settings,
+    telemetry_identity,
+)
 from shared.sources import SOURCES
 from tests.conftest import ROOT
 from tools import docs
@@ -51,6 +57,10 @@ def test_source_settings_read_their_prefixed_names() -> None:
         ({"LAKE_KIND": "s3"}, "LAKE_KIND"),
         ({"MAX_RECORD_BYTES": "0"}, "MAX_RECORD_BYTES"),
         ({"KAFKA_BROKER_LIST": "  "}, "KAFKA_BROKER_LIST"),
+        ({"KAFKA_SASL_MECHANISM": "SCRAM"}, "KAFKA_SASL_MECHANISM"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER"}, "KAFKA_OAUTH_CLIENT_ID"),
+        ({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=Key"}, "APPLICATIONINSIGHTS_AUTHENTICATION"),
+        ({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId"}, "APPLICATIONINSIGHTS_AUTHENTICATION"),
     ],
 )
 def test_bad_settings_fail_with_the_setting_name(env: dict[str, str], message: str) -> None:
@@ -61,11 +71,26 @@ def test_bad_settings_fail_with_the_setting_name(env: dict[str, str], message: s
 def test_bad_source_setting_is_rejected() -> None:
     with pytest.raises(ValidationError, match="format"):
         load_source_settings("sensors", {"SENSORS_FORMAT": "csv"})
+    with pytest.raises(ValidationError, match="lag_threshold"):
+        load_source_settings("sensors", {"SENSORS_LAG_THRESHOLD": "0"})
+
+
+@pytest.mark.parametrize(
+    ("value", "client_id"),
+    [("Authorization=AAD", None), ("ClientId=abc-123;Authorization=AAD", "abc-123"), (" authorization=aad ", None)],
+)
+def test_telemetry_identity_reads_the_documented_authentication_string(value: str, client_id: str | None) -> None:
+    assert telemetry_identity(value) == client_id
+    assert load_settings({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": value}).applicationinsights_authentication_string
 
 
 def test_secrets_do_not_print() -> None:
-    settings = load_settings({"KAFKA_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=topsecret"})
+    settings = load_settings({"KAFKA_OAUTH_CLIENT_SECRET": "topsecret"})
     assert "topsecret" not in repr(settings) and "topsecret" not in str(settings.model_dump())
+    source = load_source_settings(
+        "mobile", {"MOBILE_KAFKA_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=topsecret"}
+    )
+    assert "topsecret" not in repr(source) and "topsecret" not in str(source.model_dump())
 
 
 def test_readme_settings_table_and_json_schemas_are_fresh() -> None:

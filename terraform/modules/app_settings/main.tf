@@ -11,10 +11,17 @@ locals {
       AzureWebJobsStorage__accountName = var.host_storage_account_name
       AzureWebJobsStorage__credential  = "managedidentity"
 
-      # Kafka: Event Hubs' Kafka endpoint, SASL PLAIN over TLS.
-      KAFKA_BROKER_LIST       = var.kafka_bootstrap_servers
-      KAFKA_SECURITY_PROTOCOL = "SASL_SSL"
-      KAFKA_SASL_USERNAME     = "$ConnectionString"
+      # Kafka: Event Hubs' Kafka endpoint, SASL PLAIN over TLS with a connection string per
+      # source and role (below). The OAUTHBEARER settings stay empty; docs/deploy.md says how
+      # to switch to a service principal.
+      KAFKA_BROKER_LIST              = var.kafka_bootstrap_servers
+      KAFKA_SECURITY_PROTOCOL        = "SASL_SSL"
+      KAFKA_SASL_MECHANISM           = "PLAIN"
+      KAFKA_SASL_USERNAME            = "$ConnectionString"
+      KAFKA_OAUTH_CLIENT_ID          = ""
+      KAFKA_OAUTH_CLIENT_SECRET      = ""
+      KAFKA_OAUTH_TOKEN_ENDPOINT_URL = ""
+      KAFKA_OAUTH_SCOPE              = ""
 
       # Lake: ADLS Gen2 with the app's managed identity; no connection string in Azure.
       LAKE_KIND              = "adls"
@@ -23,11 +30,13 @@ locals {
       LAKE_CONNECTION_STRING = ""
       LAKE_LOCAL_ROOT        = ".lake" # read only when LAKE_KIND=local; set to the model's default
 
-      APPLICATIONINSIGHTS_CONNECTION_STRING = var.application_insights_connection_string
-      MAX_RECORD_BYTES                      = tostring(var.max_record_bytes)
-      LANDING_LEASE_SECONDS                 = "30"
+      APPLICATIONINSIGHTS_CONNECTION_STRING     = var.application_insights_connection_string
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD" # the app's system-assigned identity
+      MAX_RECORD_BYTES                          = tostring(var.max_record_bytes)
+      LANDING_LEASE_SECONDS                     = "30"
     },
-    # SASL passwords: Key Vault references only, never the value.
+    # <SOURCE>_KAFKA_SASL_PASSWORD and <SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD: Key Vault
+    # references only, never the value.
     {
       for name, secret_id in var.kafka_password_secret_ids :
       name => "@Microsoft.KeyVault(SecretUri=${trimsuffix(secret_id, "/")}/)"
@@ -44,6 +53,7 @@ locals {
         "${upper(name)}_GENERATOR_EVENTS_PER_TICK" = tostring(source.generator_events_per_tick)
         "${upper(name)}_GENERATOR_ITERATIONS"      = tostring(source.generator_iterations)
         "${upper(name)}_GENERATOR_SEED"            = source.generator_seed == null ? "" : tostring(source.generator_seed)
+        "${upper(name)}_LAG_THRESHOLD"             = tostring(source.lag_threshold)
       }
     ]...),
   )

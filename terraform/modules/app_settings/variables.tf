@@ -60,6 +60,7 @@ variable "sources" {
     generator_events_per_tick = number
     generator_iterations      = number
     generator_seed            = optional(number)
+    lag_threshold             = number
   }))
   description = "Per-source settings (shared.settings.SourceSettings), keyed by source name."
 }
