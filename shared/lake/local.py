@@ -53,7 +53,16 @@ class LocalLake:
         )
 
     def exists(self, path: str) -> bool:
+        try:
+            self._check_root()
+        except OSError as error:
+            raise LakeUnavailable(str(error)) from error
         return self._resolve(path).is_file()
+
+    def _check_root(self) -> None:
+        """A root that is missing is an empty lake; one that is something else is a lake that is down."""
+        if self.root.exists() and not self.root.is_dir():
+            raise NotADirectoryError(f"the lake root {self.root} is not a directory")
 
     def delete(self, path: str) -> None:
         try:
@@ -88,6 +97,7 @@ class LocalLake:
     def _locked(self, target: Path) -> Iterator[None]:
         """An exclusive lock per file shared by every process on this machine (``flock``)."""
         if not target.parent.is_dir():
+            self._check_root()
             raise FileNotFoundError(target.parent)
         with open(target.parent / f"{HIDDEN_PREFIX}lock-{target.name}", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

@@ -1,0 +1,136 @@
+"""One fault scenario: the sensors pipeline with keyed state through the real local host and a real broker.
+
+Records are produced while the faults happen (1% of them poison). At the end every valid record
+must be in raw/ exactly once (by partition, incarnation and offset), every poison record in
+deadletter/ exactly once, and each sensor's entity count exact.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shared.generator import generate_messages
+from shared.sources import SOURCES
+from tests.integration.harness import DevHost, Run, committed_lag, landed_rows, produce, wait_for
+
+POISON_EVERY = 100
+FAST = {"LANDING_LEASE_SECONDS": "3", "DEVHOST_RETRY_DELAY_SCALE": "0.05"}
+
+
+class Scenario:
+    """Produces, runs hosts, and checks the outcome of one fault test."""
+
+    def __init__(self, broker: str, root: Path, **settings: str) -> None:
+        self.broker = broker
+        self.root = root
+        self.run = Run()
+        self.lake = root / "lake"
+        self.topic = self.run.topic("sensors")
+        self.group = f"sensors-processor-{self.run.suffix}"
+        self.settings = self.run.settings(["sensors"]) | FAST | settings
+        self.expected: Counter[str] = Counter()
+        self.valid = 0
+        self.poison = 0
+        self._produced = 0
+
+    def host(self, *arguments: str, **extra: str) -> DevHost:
+        return DevHost(self.broker, self.lake, self.settings | extra, "--no-timers", *arguments)
+
+    def produce(self, count: int) -> None:
+        """``count`` more records: sensor readings keyed by sensor, every 100th one not JSON."""
+        messages = generate_messages(
+            SOURCES["sensors"], count, now=datetime.now(UTC), seed=11, start_index=self._produced
+        )
+        records: list[tuple[str | None, bytes | None]] = []
+        for index, message in enumerate(messages, start=self._produced):
+            if index % POISON_EVERY == POISON_EVERY - 1:
+                records.append((message.key, b"{not json"))
+                self.poison += 1
+            else:
+                records.append((message.key, message.value.encode()))
+                self.expected[message.key] += 1
+                self.valid += 1
+        self._produced += count
+        produce(self.broker, self.topic, records)
+
+    @contextmanager
+    def producing(self, count: int, seconds: float) -> Iterator[None]:
+        """Produce ``count`` records evenly over ``seconds`` in the background while the block runs."""
+        chunks = max(1, int(seconds * 4))
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for _ in range(chunks):
+                    started = time.monotonic()
+                    self.produce(count // chunks)
+                    time.sleep(max(0.0, seconds / chunks - (time.monotonic() - started)))
+            except BaseException as error:  # surfaced after the block
+                failure.append(error)
+
+        thread = threading.Thread(target=work, name="producer", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join(seconds + 60)
+        assert not failure, failure
+        assert not thread.is_alive(), "the producer did not finish"
+
+    def drained(self, host: DevHost, timeout: float = 120) -> None:
+        """Wait until the group has committed everything produced and every sensor's count is exact."""
+        wait_for(lambda: committed_lag(self.broker, self.group, self.topic) == 0, timeout, "committed lag 0")
+        wait_for(lambda: self._state_mismatches(host) == {}, 60, "exact entity counts")
+
+    def _state_mismatches(self, host: DevHost) -> dict[str, tuple[int, Any]]:
+        wrong = {}
+        for key, count in self.expected.items():
+            status, body = host.get(f"/api/state/sensors/{key}")
+            found = body.get("count") if status == 200 and body else None
+            if found != count:
+                wrong[key] = (count, found)
+        return wrong
+
+    def assert_exactly_once(self) -> None:
+        rows = landed_rows(self.lake, "raw", "sensors")
+        positions = Counter((r["_partition"], r["_incarnation"], r["_offset"]) for r in rows)
+        duplicates = {p: n for p, n in positions.items() if n > 1}
+        assert not duplicates, f"{len(duplicates)} offsets landed more than once, e.g. {list(duplicates)[:5]}"
+        assert len(rows) == self.valid, f"{len(rows)} rows landed, {self.valid} valid records produced"
+        letters = landed_rows(self.lake, "deadletter", "sensors")
+        assert len({(r["_partition"], r["_incarnation"], r["_offset"]) for r in letters}) == len(letters) == self.poison
+
+
+def broker_pid(address: str) -> int:
+    """The process id of the broker listening on ``address`` (from /proc: no extra tools needed)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"tcp://{address}".encode() in command and b"broker" in command:
+            return int(entry.name)
+    raise AssertionError(f"no broker process listens on {address}")
+
+
+@contextmanager
+def lake_outage(lake: Path) -> Iterator[None]:
+    """Every lake read and write fails while the block runs: the lake's root is a file, its data aside."""
+    aside = lake.with_name(lake.name + ".aside")
+    os.replace(lake, aside)
+    lake.write_text("the lake is down")
+    try:
+        yield
+    finally:
+        lake.unlink()
+        os.replace(aside, lake)

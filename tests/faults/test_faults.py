@@ -1,0 +1,192 @@
+"""Exactly once under faults, through the real local host and broker, with records produced during the faults.
+
+Each test ends with every valid record in raw/ once (partition, incarnation, offset), every
+poison record dead-lettered once, exact per-sensor entity counts, and (where it applies) nothing
+landed before overwritten. ``make faults`` runs these alone; ``make test`` runs them with the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from devhost.broker import embedded_broker
+from tests.faults.scenario import Scenario, broker_pid, lake_outage
+from tests.integration.harness import END_OFFSETS, DevHost, wait_for
+
+
+def _stop(host: DevHost) -> None:
+    if host.process.poll() is None:
+        host.kill()
+
+
+def test_sigkill_five_times_at_random_moments_while_producing(broker: str, tmp_path: Path) -> None:
+    scenario = Scenario(broker, tmp_path)
+    chance = random.Random(2026)
+    host = scenario.host()
+    try:
+        with scenario.producing(20_000, seconds=15):
+            for _ in range(5):
+                time.sleep(chance.uniform(1.0, 3.0))  # a random moment: the fault, not a synchronisation
+                host.kill()
+                host = scenario.host()
+        scenario.drained(host)
+        assert host.interrupt() == 0, host.output()
+    finally:
+        _stop(host)
+    scenario.assert_exactly_once()
+
+
+def test_killed_between_landing_and_storing_offsets(broker: str, tmp_path: Path) -> None:
+    scenario = Scenario(broker, tmp_path)
+    scenario.produce(3_000)
+    doomed = scenario.host(DEVHOST_FAULT_KILL_BEFORE_STORE="2")
+    assert doomed.wait(60) == -signal.SIGKILL, doomed.output()
+    assert "killed before storing offsets" in doomed.output()
+    host = scenario.host()
+    try:
+        with scenario.producing(3_000, seconds=3):
+            pass
+        scenario.drained(host)
+        assert host.interrupt() == 0, host.output()
+    finally:
+        _stop(host)
+    scenario.assert_exactly_once()
+
+
+def _rewind(broker: str, group: str, topic: str, back: int) -> None:
+    """Move the group's committed offsets ``back`` records earlier on every partition (the group is idle)."""
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": group, "enable.auto.commit": False})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)
+        rewound = [TopicPartition(topic, c.partition, max(0, c.offset - back)) for c in committed if c.offset > 0]
+        consumer.commit(offsets=rewound, asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def test_consumer_group_rewound_into_the_middle_of_landed_batches(broker: str, tmp_path: Path) -> None:
+    scenario = Scenario(broker, tmp_path)
+    scenario.produce(8_000)
+    host = scenario.host()
+    try:
+        scenario.drained(host)
+        assert host.interrupt() == 0, host.output()
+    finally:
+        _stop(host)
+    _rewind(broker, scenario.group, scenario.topic, back=1_337)  # not a batch boundary
+    host = scenario.host()
+    try:
+        with scenario.producing(2_000, seconds=3):
+            pass
+        scenario.drained(host)
+        assert host.interrupt() == 0, host.output()
+    finally:
+        _stop(host)
+    scenario.assert_exactly_once()
+
+
+def test_scale_out_to_three_workers_and_back_while_producing(broker: str, tmp_path: Path) -> None:
+    scenario = Scenario(broker, tmp_path)
+    host = scenario.host()
+    try:
+        with scenario.producing(15_000, seconds=15):
+            time.sleep(4)  # let the single worker land for a while: the fault is the change of workers
+            assert host.interrupt() == 0, host.output()
+            host = scenario.host("--workers", "3")
+            time.sleep(5)
+            assert host.interrupt() == 0, host.output()
+            host = scenario.host()
+        scenario.drained(host)
+        assert host.interrupt() == 0, host.output()
+    finally:
+        _stop(host)
+    scenario.assert_exactly_once()
+
+
+def test_lake_outage_of_thirty_seconds(broker: str, tmp_path: Path) -> None:
+    scenario = Scenario(broker, tmp_path)
+    scenario.produce(2_000)
+    host = scenario.host()
+    try:
+        wait_for(lambda: scenario.lake.is_dir() and any(scenario.lake.glob("raw/**/*.parquet")), 60, "a file")
+        with scenario.producing(4_000, seconds=10), lake_outage(scenario.lake):
+            wait_for(lambda: host.function_stats()["process_sensors"]["failures"] >= 3, 30, "failing invocations")
+            time.sleep(27)  # the outage lasts 30 s
+        scenario.drained(host)
+        assert host.interrupt() == 0, host.output()
+    finally:
+        _stop(host)
+    scenario.assert_exactly_once()
+
+
+def test_lake_outage_longer_than_max_poll_interval_forces_a_rebalance(broker: str, tmp_path: Path) -> None:
+    host_json = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
+    host_json["extensions"]["kafka"]["maxPollIntervalMs"] = 10_000
+    short_poll = tmp_path / "host.json"
+    short_poll.write_text(json.dumps(host_json))
+    scenario = Scenario(broker, tmp_path, DEVHOST_HOST_JSON=str(short_poll))
+    host = scenario.host("--workers", "2")
+    try:
+        with scenario.producing(6_000, seconds=6):
+            wait_for(lambda: any(scenario.lake.glob("raw/**/*.parquet")), 60, "a first file")
+            with lake_outage(scenario.lake):
+                time.sleep(20)  # twice max.poll.interval.ms: the stuck consumers leave the group
+        scenario.drained(host, timeout=180)
+        assert host.interrupt() == 0, host.output()
+    finally:
+        _stop(host)
+    scenario.assert_exactly_once()
+
+
+def test_broker_paused_for_twenty_seconds(tmp_path: Path) -> None:
+    with embedded_broker() as address:
+        scenario = Scenario(address, tmp_path)
+        host = scenario.host()
+        try:
+            scenario.produce(3_000)
+            wait_for(lambda: any(scenario.lake.glob("raw/**/*.parquet")), 60, "a first file")
+            pid = broker_pid(address)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                time.sleep(20)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            scenario.produce(3_000)
+            scenario.drained(host, timeout=180)
+            assert host.interrupt() == 0, host.output()
+        finally:
+            _stop(host)
+        scenario.assert_exactly_once()
+
+
+def test_a_second_run_on_a_fresh_broker_keeps_the_first_runs_files_and_counts(tmp_path: Path) -> None:
+    with embedded_broker() as first_broker:
+        scenario = Scenario(first_broker, tmp_path)
+        scenario.produce(4_000)
+        host = scenario.host()
+        try:
+            scenario.drained(host)
+            assert host.interrupt() == 0, host.output()
+        finally:
+            _stop(host)
+    first_files = {path: path.read_bytes() for path in (tmp_path / "lake").glob("raw/**/*.parquet")}
+    with embedded_broker() as second_broker:  # memory storage: the topic's offsets start at 0 again
+        scenario.broker = second_broker
+        END_OFFSETS.pop(scenario.topic)  # the producer's record of end offsets was the first broker's
+        scenario.produce(3_000)
+        host = scenario.host()
+        try:
+            scenario.drained(host)
+            assert host.interrupt() == 0, host.output()
+        finally:
+            _stop(host)
+    assert all(path.read_bytes() == data for path, data in first_files.items()), "a first-run file changed"
+    assert any("+i1+" in path.name for path in (tmp_path / "lake").glob("raw/**/*.parquet"))
+    scenario.assert_exactly_once()
