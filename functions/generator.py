@@ -49,7 +49,7 @@ def _register(source: Source) -> None:
     def generate(timer: func.TimerRequest, out: func.Out[str]) -> None:
         """Called on every tick of the source's NCRONTAB schedule."""
         settings = source_settings(source.name)
-        sent = _read_sent(source.name) if needs_progress(settings) else 0
+        sent = _read_sent(source.name) if needs_progress(settings, source) else 0
         count = tick_size(settings, sent)
         if count == 0:
             return
@@ -57,7 +57,7 @@ def _register(source: Source) -> None:
         messages = generate_messages(source, count, now=now, seed=settings.generator_seed, start_index=sent)
         with producing_span(source.name):
             out.set(kafka_output_payload(messages, now=now, headers=trace_headers()))
-        if needs_progress(settings):
+        if needs_progress(settings, source):
             lake().write_atomic(progress_path(source.name), orjson.dumps({"sent": sent + count}))
 
 

@@ -30,7 +30,7 @@ def signals_for(source_name: str, rows: list[Row]) -> list[Signal]:
     entity_key, compact = get_source(source_name).entity_key, kind.compact
     grouped: dict[tuple[str, str, int], list[list[Any]]] = {}
     for row in rows:
-        group = (entity_key(row), row["_topic"], row["_partition"])
+        group = (str(entity_key(row)), row["_topic"], row["_partition"])
         events = grouped.get(group)
         if events is None:
             grouped[group] = [compact(row)]
