@@ -7,6 +7,7 @@ Every problem raises :class:`DatagenConfigError` naming the file and the option.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,7 @@ class DatagenConfig:
         sends that many times ten, times ``tasks.max`` (max.interval <= 0 sends the most a tick allows)."""
         if self.max_interval_ms <= 0:
             return MAX_EVENTS_PER_TICK
-        per_tick = round(self.tasks * TICK_SECONDS * 2000 / self.max_interval_ms)
+        per_tick = math.floor(self.tasks * TICK_SECONDS * 2000 / self.max_interval_ms + 0.5)  # as Terraform does
         return max(1, min(MAX_EVENTS_PER_TICK, per_tick))
 
 
