@@ -522,3 +522,50 @@ def test_schema_filename_is_read_from_the_configs_folder(tmp_path: Path) -> None
     (source,) = load_config_sources(folder, [])
     assert source.name == "mine" and source.setting_defaults["topic"] == "mine"
     assert all(r["n"] < 3 for r in values(source, 50))
+
+
+@pytest.mark.parametrize("fmt", ["avro", "jsonl"])
+@pytest.mark.parametrize("quickstart", ["users_", "purchases", "orders"])
+def test_maps_json_columns_and_decimals_land_in_every_format(quickstart: str, fmt: str, tmp_path: Path) -> None:
+    from shared import formats
+
+    source = config_source(quickstart_config(quickstart, seed=4))
+    messages = generate_messages(source, 50, now=FIXED_NOW, seed=4, start_index=0)
+    records = [KafkaRecord(source.name, 0, i, m.key, m.value.encode(), FIXED_NOW_MS) for i, m in enumerate(messages)]
+    outcome = handle_batch(
+        source,
+        records,
+        lake=LocalLake(tmp_path),
+        settings=load_settings({}),
+        source_settings=load_source_settings(source.name, {f"{source.name.upper()}_FORMAT": fmt}),
+        now_ms=FIXED_NOW_MS,
+    )
+    assert (outcome.landed, outcome.dead_letters) == (50, 0)
+    (path,) = outcome.files
+    rows = formats.decode(fmt, (tmp_path / path).read_bytes())
+    assert [row["_offset"] for row in rows] == list(range(50))
+    assert set(rows[0]) >= set(source.column_names)
+
+
+def test_datagen_cli_prints_keyed_records(capsys: pytest.CaptureFixture[str]) -> None:
+    from tools import datagen
+
+    assert datagen.main(["--config", "sources/orders.json", "--count", "3", "--seed", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for number, line in enumerate(lines):
+        key, value = line.split("\t")
+        assert json.loads(value)["orderid"] == number and key == str(number)
+    assert datagen.main(["--quickstart", "clickstream_codes", "--count", "2"]) == 0
+    assert all(
+        json.loads(line.split("\t")[1])["code"] in (200, 302, 404, 405, 406, 407)
+        for line in capsys.readouterr().out.splitlines()
+    )
+
+
+def test_datagen_cli_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools import datagen
+
+    bad = _write(tmp_path, "bad.json", _config(**{"random.seeds": 1}))
+    assert datagen.main(["--config", str(bad)]) == 2
+    assert "config.random.seeds: unknown option" in capsys.readouterr().err
