@@ -198,6 +198,8 @@ def _logical(node: AvroType, schema: dict[str, Any]) -> None:
         precision, scale = schema.get("precision"), schema.get("scale", 0)
         if not isinstance(precision, int) or precision < 1 or not isinstance(scale, int) or not 0 <= scale <= precision:
             raise SchemaProblem(node.path, "decimal needs precision >= 1 and 0 <= scale <= precision")
+        if node.kind == "fixed" and (10**precision - 1).bit_length() + 1 > 8 * node.size:
+            raise SchemaProblem(node.path, f"a fixed of {node.size} bytes cannot hold precision {precision}")
         node.precision, node.scale = precision, scale
 
 

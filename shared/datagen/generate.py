@@ -76,12 +76,10 @@ class RecordGenerator:
             if node.logical == "uuid":
                 return str(uuid.UUID(int=rnd.getrandbits(128), version=4))
             return self._string(props, rnd)
-        if kind == "bytes" and node.logical == "decimal":
-            return _decimal(node, rnd)
         if kind in ("bytes", "fixed"):
-            size = node.size if kind == "fixed" else _length(props, rnd)
             if node.logical == "decimal":
-                return _decimal(node, rnd)
+                return _decimal(node, rnd, node.size if kind == "fixed" else 0)
+            size = node.size if kind == "fixed" else _length(props, rnd)
             return base64.b64encode(rnd.randbytes(size)).decode("ascii")
         raise ValueError(f"{node.path}: cannot generate {kind}")
 
@@ -172,7 +170,7 @@ def _real(node: AvroType, rnd: random.Random) -> float:
     return value
 
 
-def _decimal(node: AvroType, rnd: random.Random) -> str:
+def _decimal(node: AvroType, rnd: random.Random, size: int) -> str:
     """A decimal in range, with the schema's scale, as Connect's JsonConverter sends it: base64 of the
     big-endian two's-complement unscaled value (``decimal.format=BASE64``, the default)."""
     bounds = node.props.get("range", {})
@@ -181,12 +179,13 @@ def _decimal(node: AvroType, rnd: random.Random) -> str:
     low = int(Decimal(str(bounds.get("min", -largest / scale))) * scale)
     high = int(Decimal(str(bounds.get("max", (largest + 1) / scale))) * scale)  # exclusive
     unscaled = rnd.randrange(max(low, -largest), min(high, largest + 1))
-    return base64.b64encode(decimal_bytes(unscaled)).decode("ascii")
+    return base64.b64encode(decimal_bytes(unscaled, size)).decode("ascii")
 
 
-def decimal_bytes(unscaled: int) -> bytes:
-    size = max(1, (unscaled.bit_length() + 8) // 8)
-    return unscaled.to_bytes(size, "big", signed=True)
+def decimal_bytes(unscaled: int, size: int = 0) -> bytes:
+    """Big-endian two's complement, minimal or (for a fixed) exactly ``size`` bytes."""
+    needed = max(1, (unscaled.bit_length() + 8) // 8)
+    return unscaled.to_bytes(max(size, needed), "big", signed=True)
 
 
 def decimal_from_base64(text: str, scale: int) -> Decimal:

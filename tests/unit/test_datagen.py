@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import random
@@ -302,6 +303,17 @@ def test_nested_records_arrays_of_records_unions_enums_and_logical_types_land() 
                 },
             },
             {"name": "props", "type": {"type": "map", "values": "string", "arg.properties": {"length": 1}}},
+            {
+                "name": "amount",
+                "type": {
+                    "type": "fixed",
+                    "name": "amount",
+                    "size": 4,
+                    "logicalType": "decimal",
+                    "precision": 6,
+                    "scale": 1,
+                },
+            },
         ],
         keyfield="id",
     )
@@ -319,6 +331,7 @@ def test_nested_records_arrays_of_records_unions_enums_and_logical_types_land() 
         assert 1.0 <= row["price"] < 2.0
         assert len(json.loads(row["lines"])) == 2 and isinstance(row["props"], dict)
         assert row["colour"] in ("RED", "GREEN")
+        assert len(base64.b64decode(record["amount"])) == 4 and -100_000 < row["amount"] < 100_000
     assert whos == {None, "ann"}
 
 
