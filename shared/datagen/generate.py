@@ -136,7 +136,8 @@ def iteration_value(node: AvroType, position: int) -> Any:
         span = restart - start
         value = start + (value - start) % span
     if node.kind in ("int", "long"):
-        return int(value)
+        low, high = INT_BOUNDS[node.kind]
+        return (int(value) - low) % (high - low + 1) + low  # overflows wrap, as Java's int and long do
     if node.kind == "string":
         return str(int(value)) if float(value).is_integer() else str(value)
     return float(value)

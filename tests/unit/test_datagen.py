@@ -183,6 +183,8 @@ def test_iteration_start_step_restart_initial_and_continuation() -> None:
     assert [r["real"] for r in first] == [0.5, 0.75, 1.0, 1.25]
     assert [r["text"] for r in first] == ["1", "11", "21", "31"]
     assert [r["flag"] for r in first] == [True, False, True, False]
+    near_the_top = schema_source([field("n", "int", iteration={"start": 2**31 - 2})])
+    assert [r["n"] for r in values(near_the_top, 3)] == [2**31 - 2, 2**31 - 1, -(2**31)]  # wraps like Java's int
     # The next tick continues where the last one stopped (the generator passes the absolute index).
     assert [r["plain"] for r in values(source, 2, start_index=4)] == [9, 10]
     assert needs_progress(load_source_settings("test", {}), source)
