@@ -12,7 +12,6 @@ import base64
 import random
 import string
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -191,6 +190,3 @@ def decimal_bytes(unscaled: int, size: int = 0) -> bytes:
 
 def decimal_from_base64(text: str, scale: int) -> Decimal:
     return Decimal(int.from_bytes(base64.b64decode(text, validate=True), "big", signed=True)).scaleb(-scale)
-
-
-Generator = Callable[[random.Random, int, datetime, int], list[dict[str, Any]]]
