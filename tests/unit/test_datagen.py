@@ -584,3 +584,46 @@ def test_datagen_cli_reports_a_bad_config(tmp_path: Path, capsys: pytest.Capture
     bad = _write(tmp_path, "bad.json", _config(**{"random.seeds": 1}))
     assert datagen.main(["--config", str(bad)]) == 2
     assert "config.random.seeds: unknown option" in capsys.readouterr().err
+
+
+def test_generator_function_of_a_config_source_continues_iteration_and_stops_at_iterations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """generate_orders through the function glue: orderid counts on across ticks; the total holds."""
+    import azure.functions as func
+
+    from functions import bindings
+    from shared import settings as settings_module
+    from tests.conftest import app_functions
+
+    class Out(func.Out[str]):
+        def __init__(self) -> None:
+            self.value: str | None = None
+
+        def set(self, val: str) -> None:
+            self.value = val
+
+        def get(self) -> str:
+            assert self.value is not None
+            return self.value
+
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    monkeypatch.setenv("ORDERS_GENERATOR_EVENTS_PER_TICK", "7")
+    monkeypatch.setenv("ORDERS_GENERATOR_ITERATIONS", "10")
+    caches = (bindings.lake, bindings.source_settings, settings_module.current_settings)
+    for cached in caches:
+        cached.cache_clear()
+    try:
+        generate = app_functions()["generate_orders"].get_user_function()
+        ticks = []
+        for _ in range(3):
+            out = Out()
+            generate(timer=None, out=out)
+            ticks.append(json.loads(out.value) if out.value else [])
+    finally:
+        for cached in caches:
+            cached.cache_clear()
+    order_ids = [[json.loads(item["Value"])["orderid"] for item in tick] for tick in ticks]
+    assert order_ids == [[0, 1, 2, 3, 4, 5, 6], [7, 8, 9], []]
+    assert [item["Key"] for item in ticks[1]] == ["7", "8", "9"]
