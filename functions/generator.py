@@ -56,7 +56,7 @@ def _register(source: Source) -> None:
         """Called on every tick of the source's NCRONTAB schedule, and again (same records) after a failed send."""
         settings = source_settings(source.name)
         now = datetime.now(UTC)
-        tracked = needs_progress(settings)
+        tracked = needs_progress(settings, source)
         retrying = bool(context.retry_context and context.retry_context.retry_count)
         progress = _read_progress(source.name) if tracked else {}
         tick, saved = plan_tick(progress, settings, now=now, owner=PROCESS_ID, retrying=retrying)

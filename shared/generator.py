@@ -19,7 +19,7 @@ from shared.sources.base import Source
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
-    key: str
+    key: str | None  # None: unkeyed (a Datagen config without schema.keyfield)
     value: str
 
 
@@ -32,9 +32,11 @@ def tick_size(settings: SourceSettings, already_sent: int) -> int:
     return settings.generator_events_per_tick
 
 
-def needs_progress(settings: SourceSettings) -> bool:
-    """A seeded or bounded generator must remember how far it got across ticks and restarts."""
-    return bool(settings.generator_iterations) or settings.generator_seed is not None
+def needs_progress(settings: SourceSettings, source: Source | None = None) -> bool:
+    """A seeded or bounded generator, or one whose records count (``iteration``), must remember how
+    far it got across ticks and restarts."""
+    counted = source is not None and source.generate_from is not None
+    return counted or bool(settings.generator_iterations) or settings.generator_seed is not None
 
 
 def generate_messages(
@@ -45,7 +47,12 @@ def generate_messages(
     if seed is not None:
         fake.seed_instance(f"{source.name}:{seed}:{start_index}")
     messages = []
-    for event in source.generate(fake, count, now):
+    events = (
+        source.generate(fake, count, now)
+        if source.generate_from is None
+        else source.generate_from(fake, count, now, start_index)
+    )
+    for event in events:
         row = source.transform(event.model_dump())
         messages.append(OutgoingMessage(source.entity_key(row), event.model_dump_json(by_alias=True)))
     return messages

@@ -242,8 +242,13 @@ def source_setting_name(source: str, field: str) -> str:
 
 
 def source_defaults(source: str) -> dict[str, str]:
-    """Defaults of the settings that have none in the model: topic = source name, group = ``<source>-processor``."""
-    return {"topic": source, "consumer_group": f"{source}-processor"}
+    """Defaults of the settings that have none in the model: topic = source name, group = ``<source>-processor``;
+    a Datagen config source adds its own (topic, rate, iterations, seed: ``Source.setting_defaults``)."""
+    from shared.sources import SOURCES  # the registry reads the sources/ folder; import it only when asked
+
+    registered = SOURCES.get(source)
+    extra = dict(registered.setting_defaults) if registered is not None else {}
+    return {"topic": source, "consumer_group": f"{source}-processor"} | extra
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -11,12 +11,36 @@ locals {
   # the clients themselves and span the namespace; they are not Event Hubs consumer groups, so
   # nothing is created for them here. The names are the code's defaults
   # (shared.settings.source_defaults), so local runs and Azure use the same topics and groups.
-  sources = {
+  sources = merge(local.datagen_sources, {
     for name, source in var.sources : name => merge(source, {
-      topic           = name
+      topic           = try(local.datagen_configs[name]["kafka.topic"], name)
       consumer_group  = "${name}-processor"
       partition_count = coalesce(source.partition_count, var.eventhub_partition_count)
     })
+  })
+
+  # Kafka Connect Datagen configs in ../sources/*.json are sources too (shared/datagen reads the
+  # same files): the hub is the config's kafka.topic, and the generator's defaults follow from
+  # max.interval, tasks.max, iterations and random.seed exactly as shared/datagen/config.py derives
+  # them. A var.sources entry of the same name overrides these settings (the topic stays).
+  datagen_configs = {
+    for file in fileset("${path.module}/../sources", "*.json") :
+    trimsuffix(file, ".json") => jsondecode(file("${path.module}/../sources/${file}")).config
+  }
+  datagen_sources = {
+    for name, config in local.datagen_configs : name => {
+      topic                     = config["kafka.topic"]
+      consumer_group            = "${name}-processor"
+      format                    = "parquet"
+      state_enabled             = false
+      generator_enabled         = true
+      generator_schedule        = "*/10 * * * * *"
+      generator_events_per_tick = tonumber(lookup(config, "max.interval", 500)) <= 0 ? 100000 : max(1, min(100000, floor(tonumber(lookup(config, "tasks.max", 1)) * 20000 / tonumber(lookup(config, "max.interval", 500)) + 0.5)))
+      generator_iterations      = max(0, tonumber(lookup(config, "iterations", -1))) * tonumber(lookup(config, "tasks.max", 1))
+      generator_seed            = lookup(config, "random.seed", "") == "" ? null : tonumber(config["random.seed"])
+      partition_count           = var.eventhub_partition_count
+      lag_threshold             = 1000
+    }
   }
 
   # Kafka SASL PLAIN credentials, keyed by the app setting that holds the connection string (a
@@ -29,7 +53,7 @@ locals {
   # share a namespace rule (kafka_namespace_rules). Rules, secrets and app settings all follow
   # from these maps; tests/terraform checks each binding's setting against the rights here.
   kafka_credentials = merge([
-    for name in keys(var.sources) : {
+    for name in keys(local.sources) : {
       "${upper(name)}_KAFKA_SASL_PASSWORD" = {
         source    = name
         rule_name = "${name}-processor-listen"

@@ -118,6 +118,17 @@ variable "sources" {
   }
 }
 
+variable "redrive_operator_principal_id" {
+  type        = string
+  default     = null
+  description = "Object ID of the user or group that runs `python -m tools.redrive` against Azure: gets Azure Event Hubs Data Sender on the namespace and Storage Blob Data Contributor on the lake (read dead letters, record what was redriven). Null grants nothing."
+
+  validation {
+    condition     = var.redrive_operator_principal_id == null || can(regex("^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$", var.redrive_operator_principal_id))
+    error_message = "redrive_operator_principal_id must be an object ID (GUID) or null."
+  }
+}
+
 variable "zone_redundancy_enabled" {
   type        = bool
   default     = false

@@ -1,14 +1,24 @@
-"""The registry of sources. To add one: write ``shared/sources/<name>.py`` defining
-``SOURCE``, then add it to ``_REGISTERED`` below. Functions, settings and docs follow."""
+"""The registry of sources: the hand-written modules and the Datagen connector configs in ``sources/``.
+
+To add one without Python, drop a Kafka Connect Datagen config (``sources/<name>.json``) in the
+folder. To add a hand-written one: write ``shared/sources/<name>.py`` defining ``SOURCE``, then
+add it to ``_REGISTERED`` below. Functions, settings and docs follow.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from shared.datagen.source import load_config_sources
 from shared.sources import clickstream, mobile, sensors, users
 from shared.sources.base import Column, Row, Source
 
-_REGISTERED: tuple[Source, ...] = (clickstream.SOURCE, mobile.SOURCE, sensors.SOURCE, users.SOURCE)
+CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "sources"
 
-SOURCES: dict[str, Source] = {source.name: source for source in _REGISTERED}
+_REGISTERED: tuple[Source, ...] = (clickstream.SOURCE, mobile.SOURCE, sensors.SOURCE, users.SOURCE)
+CONFIG_SOURCES: tuple[Source, ...] = tuple(load_config_sources(CONFIG_DIR, _REGISTERED))
+
+SOURCES: dict[str, Source] = {source.name: source for source in (*_REGISTERED, *CONFIG_SOURCES)}
 
 
 def get_source(name: str) -> Source:
@@ -18,4 +28,4 @@ def get_source(name: str) -> Source:
         raise KeyError(f"unknown source {name!r}; known: {', '.join(SOURCES)}") from None
 
 
-__all__ = ["SOURCES", "Column", "Row", "Source", "get_source"]
+__all__ = ["CONFIG_SOURCES", "SOURCES", "Column", "Row", "Source", "get_source"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Literal, NotRequired
@@ -34,8 +34,14 @@ class Source:
     - ``transform`` turns a valid record (a dict keyed by field name) into a landed row
       holding exactly ``columns``.
     - ``event_time_ms`` reads the record's own time (epoch ms) or ``None`` when it has none.
-    - ``entity_key`` names the entity a row belongs to; it is also the Kafka message key.
+    - ``entity_key`` names the entity a row belongs to; it is also the Kafka message key
+      (``None``: unkeyed, for sources without keyed state).
     - ``generate`` makes ``count`` realistic records stamped around ``now`` using ``fake``.
+    - ``generate_from``, when set, is used instead and also gets the absolute index of the first
+      record (Datagen's ``iteration`` continues across ticks); the generator then keeps its
+      progress in the lake.
+    - ``setting_defaults`` overrides per-source setting defaults (``SourceSettings`` field -> value),
+      e.g. a Datagen config's topic and rate.
     """
 
     name: str
@@ -43,8 +49,10 @@ class Source:
     columns: Sequence[Column]
     transform: Callable[[Row], Row]
     event_time_ms: Callable[[Row], int | None]
-    entity_key: Callable[[Row], str]
+    entity_key: Callable[[Row], str | None]
     generate: Callable[[Faker, int, datetime], list[Any]]
+    generate_from: Callable[[Faker, int, datetime, int], list[Any]] | None = None
+    setting_defaults: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def column_names(self) -> list[str]:

@@ -35,7 +35,7 @@ def signals_for(
     entity_key, compact = get_source(source_name).entity_key, kind.compact
     grouped: dict[tuple[str, str, int, int], list[list[Any]]] = {}
     for row in rows:
-        group = (entity_key(row), row["_topic"], row["_partition"], row["_incarnation"])
+        group = (str(entity_key(row)), row["_topic"], row["_partition"], row["_incarnation"])
         events = grouped.get(group)
         if events is None:
             grouped[group] = [compact(row)]

@@ -195,6 +195,8 @@ def harness_dir(tmp: Path) -> Path:
     for name in ("variables.tf", "locals.tf"):
         shutil.copy(TERRAFORM_DIR / name, directory / name)
     shutil.copytree(TERRAFORM_DIR / "modules", directory / "modules")
+    if (ROOT / "sources").is_dir():  # locals.tf reads the Datagen configs from ../sources
+        shutil.copytree(ROOT / "sources", tmp / "sources")
     (directory / "harness.tf").write_text(HARNESS)
     return directory
 

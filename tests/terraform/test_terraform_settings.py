@@ -20,8 +20,14 @@ import hcl2
 import pytest
 
 from shared.layout import DEADLETTER_AREA, RAW_AREA
-from shared.settings import PLATFORM_SETTINGS, app_setting_names, load_settings, load_source_settings
-from shared.sources import SOURCES
+from shared.settings import (
+    PLATFORM_SETTINGS,
+    app_setting_names,
+    load_settings,
+    load_source_settings,
+    source_defaults,
+)
+from shared.sources import CONFIG_SOURCES, SOURCES
 from tests.conftest import ROOT
 from tests.terraform.conftest import HARNESS, TERRAFORM_DIR, TerraformFailed, harness_dir, terraform_output
 
@@ -53,12 +59,22 @@ def test_settings_are_valid_for_the_model_and_point_at_azure(evaluated: dict[str
     assert settings.applicationinsights_authentication_string == "Authorization=AAD"
     for name in SOURCES:
         source = load_source_settings(name, values)
-        assert (source.topic, source.consumer_group) == (name, f"{name}-processor")
+        assert (source.topic, source.consumer_group) == (source_defaults(name)["topic"], f"{name}-processor")
         assert source.lag_threshold == evaluated["sources"][name]["lag_threshold"] == 1000
     # Host storage by identity (the plain AzureWebJobsStorage is blanked, see main.functionapp.tf).
     assert values["AzureWebJobsStorage"] == ""
     assert values["AzureWebJobsStorage__credential"] == "managedidentity"
     assert values["AzureWebJobsStorage__accountName"]
+
+
+def test_datagen_config_sources_get_their_hub_and_the_codes_defaults(evaluated: dict[str, Any]) -> None:
+    """Terraform reads sources/*.json itself; its settings for them are what the code derives from each config."""
+    assert "orders" in {source.name for source in CONFIG_SOURCES}
+    for source in CONFIG_SOURCES:
+        assert evaluated["sources"][source.name]["topic"] == source.setting_defaults["topic"]
+        secrets = {"kafka_sasl_password", "kafka_producer_sasl_password"}  # Key Vault references in Azure
+        in_azure = load_source_settings(source.name, evaluated["app_settings"]).model_dump(exclude=secrets)
+        assert in_azure == load_source_settings(source.name, {}).model_dump(exclude=secrets)
 
 
 def test_secrets_are_key_vault_references_never_values(evaluated: dict[str, Any]) -> None:

@@ -12,27 +12,43 @@ from shared.settings import (
     app_setting_names,
     load_settings,
     load_source_settings,
+    source_defaults,
+    source_setting_name,
     telemetry_identity,
 )
-from shared.sources import SOURCES
+from shared.sources import CONFIG_SOURCES, SOURCES
 from tests.conftest import ROOT
 from tools import docs
 
 EXAMPLE = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
 
 
+def _listed_config_sources() -> list[str]:
+    """Datagen config sources the example lists (a dropped-in config needs no entry: its file holds the defaults)."""
+    return [s.name for s in CONFIG_SOURCES if source_setting_name(s.name, "topic") in EXAMPLE]
+
+
 def test_example_settings_document_exactly_what_the_code_reads() -> None:
-    code = set(app_setting_names(list(SOURCES)))
+    hand_written = [name for name in SOURCES if name not in {s.name for s in CONFIG_SOURCES}]
+    code = set(app_setting_names([*hand_written, *_listed_config_sources()]))
     example = set(EXAMPLE) - PLATFORM_SETTINGS
     assert sorted(code - example) == [], "settings the code reads but the example lacks"
     assert sorted(example - code) == [], "settings in the example that the code never reads"
+
+
+def test_the_shipped_datagen_config_is_in_the_example_with_its_configs_defaults() -> None:
+    assert "orders" in _listed_config_sources()
+    for name in _listed_config_sources():
+        from_example = load_source_settings(name, EXAMPLE)
+        from_config = load_source_settings(name, {})
+        assert from_example == from_config, f"local.settings.example.json disagrees with sources/{name}.json"
 
 
 def test_example_values_are_valid() -> None:
     settings = load_settings(EXAMPLE)
     assert settings.kafka_broker_list == "127.0.0.1:9092"
     for name in SOURCES:
-        assert load_source_settings(name, EXAMPLE).topic == name
+        assert load_source_settings(name, EXAMPLE).topic == source_defaults(name)["topic"]
 
 
 def test_defaults_work_with_no_settings_at_all() -> None:

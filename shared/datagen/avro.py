@@ -1,0 +1,288 @@
+"""Parse an Avro schema (as Datagen reads it) into a small typed tree, checking its ``arg.properties``.
+
+Every problem raises :class:`SchemaProblem` naming where in the schema it is (``address.city``),
+so a connector config can be rejected at indexing with the field and the option at fault.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.datagen.regex_gen import RegexError, parse_regex
+
+PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
+NUMERIC = ("int", "long", "float", "double")
+INT_BOUNDS = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+FLOAT_MAX = {"float": 3.4028234663852886e38, "double": 1.7976931348623157e308}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Which arg.properties annotations Avro Random Generator honours on which type.
+ANNOTATIONS: dict[str, frozenset[str]] = {
+    "null": frozenset({"options"}),
+    "boolean": frozenset({"options", "iteration", "odds"}),
+    "int": frozenset({"options", "range", "iteration"}),
+    "long": frozenset({"options", "range", "iteration"}),
+    "float": frozenset({"options", "range", "iteration"}),
+    "double": frozenset({"options", "range", "iteration"}),
+    "bytes": frozenset({"options", "length", "range"}),  # range only for the decimal logical type
+    "string": frozenset({"options", "length", "regex", "prefix", "suffix", "iteration"}),
+    "array": frozenset({"options", "length"}),
+    "map": frozenset({"options", "length", "keys"}),
+    "enum": frozenset({"options"}),
+    "fixed": frozenset({"options"}),
+    "record": frozenset({"options"}),
+    "union": frozenset({"options"}),
+}
+KEY_ANNOTATIONS = frozenset({"options", "length", "regex", "prefix", "suffix"})
+
+
+class SchemaProblem(ValueError):
+    """An Avro schema or one of its ``arg.properties`` that this stand-in cannot honour."""
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+@dataclass(eq=False)
+class AvroType:
+    """One node of a schema. ``props`` is its ``arg.properties`` (already checked)."""
+
+    kind: str  # a primitive, or record | enum | array | map | fixed | union
+    path: str
+    props: dict[str, Any] = field(default_factory=dict)
+    logical: str | None = None
+    name: str = ""  # records, enums, fixed
+    fields: list[AvroField] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+    items: AvroType | None = None  # arrays; maps' values
+    branches: list[AvroType] = field(default_factory=list)
+    size: int = 0  # fixed
+    precision: int = 0  # decimal
+    scale: int = 0
+    once_per_record: bool = True  # generated exactly once per top-level record (iteration can use the index)
+
+    @property
+    def nullable(self) -> bool:
+        return self.kind == "null" or (self.kind == "union" and any(b.kind == "null" for b in self.branches))
+
+    @property
+    def non_null(self) -> list[AvroType]:
+        return [b for b in self.branches if b.kind != "null"] if self.kind == "union" else [self]
+
+
+@dataclass(eq=False)
+class AvroField:
+    name: str
+    type: AvroType
+
+
+def parse_schema(schema: Any) -> AvroType:
+    """The typed tree of a top-level record schema (Datagen needs a record at the top)."""
+    named: dict[str, AvroType] = {}
+    root = _parse(schema, "", named, namespace="", once=True)
+    if root.kind != "record":
+        raise SchemaProblem("", f"the top-level schema must be a record, not {root.kind}")
+    return root
+
+
+def _full_name(name: str, namespace: str) -> str:
+    return name if "." in name or not namespace else f"{namespace}.{name}"
+
+
+def _parse(schema: Any, path: str, named: dict[str, AvroType], *, namespace: str, once: bool) -> AvroType:
+    if isinstance(schema, str):
+        if schema in PRIMITIVES:
+            return AvroType(schema, path, once_per_record=once)
+        reference = named.get(_full_name(schema, namespace)) or named.get(schema)
+        if reference is None:
+            raise SchemaProblem(path, f"unknown type {schema!r}")
+        if reference.kind == "record":
+            raise SchemaProblem(path, f"record {schema!r} is used twice or recursively; inline a copy instead")
+        return reference
+    if isinstance(schema, list):
+        node = AvroType("union", path, once_per_record=once)
+        node.branches = [_parse(b, path, named, namespace=namespace, once=False) for b in schema]
+        if not node.branches:
+            raise SchemaProblem(path, "a union needs at least one branch")
+        return node
+    if not isinstance(schema, dict) or "type" not in schema:
+        raise SchemaProblem(path, f"not an Avro schema: {schema!r}")
+    kind = schema["type"]
+    if isinstance(kind, (list, dict)) or (isinstance(kind, str) and kind not in ANNOTATIONS):
+        # {"type": {...}} or {"type": "someNamedType"}: a wrapper around another schema
+        inner = _parse(kind, path, named, namespace=namespace, once=once)
+        props = _props(schema, inner.kind, path)
+        if props:
+            inner = _with_props(inner, props, path)
+        return inner
+    node = AvroType(kind, path, once_per_record=once)
+    namespace = str(schema.get("namespace") or namespace)
+    if kind in ("record", "enum", "fixed"):
+        name = schema.get("name")
+        if not isinstance(name, str) or not _NAME.match(name.rsplit(".", 1)[-1]):
+            raise SchemaProblem(path, f"a {kind} needs a valid name, got {name!r}")
+        node.name = name
+        named[_full_name(name, namespace)] = node
+    if kind == "record":
+        fields = schema.get("fields")
+        if not isinstance(fields, list) or not fields:
+            raise SchemaProblem(path, "a record needs a non-empty fields list")
+        seen: set[str] = set()
+        for item in fields:
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise SchemaProblem(path, f"field name {name!r} is not a valid Avro name")
+            if name in seen:
+                raise SchemaProblem(path, f"field {name!r} appears twice")
+            seen.add(name)
+            child_path = f"{path}.{name}" if path else name
+            if "type" not in item:
+                raise SchemaProblem(child_path, "field has no type")
+            child = _parse(item["type"], child_path, named, namespace=namespace, once=once)
+            field_props = _props(item, child.kind, child_path)
+            if field_props:
+                child = _with_props(child, field_props, child_path)
+            node.fields.append(AvroField(name, child))
+    elif kind == "enum":
+        symbols = schema.get("symbols")
+        if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):
+            raise SchemaProblem(path, "an enum needs a non-empty list of string symbols")
+        node.symbols = list(symbols)
+    elif kind == "array":
+        if "items" not in schema:
+            raise SchemaProblem(path, "an array needs items")
+        node.items = _parse(schema["items"], f"{path}[]", named, namespace=namespace, once=False)
+    elif kind == "map":
+        if "values" not in schema:
+            raise SchemaProblem(path, "a map needs values")
+        node.items = _parse(schema["values"], f"{path}{{}}", named, namespace=namespace, once=False)
+    elif kind == "fixed":
+        size = schema.get("size")
+        if not isinstance(size, int) or size < 0:
+            raise SchemaProblem(path, "a fixed needs a size")
+        node.size = size
+    _logical(node, schema)
+    node.props = _props(schema, kind, path)
+    return node
+
+
+def _with_props(node: AvroType, props: dict[str, Any], path: str) -> AvroType:
+    if node.props:
+        raise SchemaProblem(path, "arg.properties given twice (on the field and on its type)")
+    copy = AvroType(**{**node.__dict__, "props": props})
+    return copy
+
+
+def _logical(node: AvroType, schema: dict[str, Any]) -> None:
+    logical = schema.get("logicalType")
+    if logical is None:
+        return
+    valid = {
+        "decimal": ("bytes", "fixed"),
+        "uuid": ("string",),
+        "date": ("int",),
+        "time-millis": ("int",),
+        "time-micros": ("long",),
+        "timestamp-millis": ("long",),
+        "timestamp-micros": ("long",),
+        "local-timestamp-millis": ("long",),
+        "local-timestamp-micros": ("long",),
+    }
+    if logical not in valid or node.kind not in valid[logical]:
+        return  # Avro ignores unknown logical types: the underlying type stands
+    node.logical = logical
+    if logical == "decimal":
+        precision, scale = schema.get("precision"), schema.get("scale", 0)
+        if not isinstance(precision, int) or precision < 1 or not isinstance(scale, int) or not 0 <= scale <= precision:
+            raise SchemaProblem(node.path, "decimal needs precision >= 1 and 0 <= scale <= precision")
+        if node.kind == "fixed" and (10**precision - 1).bit_length() + 1 > 8 * node.size:
+            raise SchemaProblem(node.path, f"a fixed of {node.size} bytes cannot hold precision {precision}")
+        node.precision, node.scale = precision, scale
+
+
+def _props(schema: dict[str, Any], kind: str, path: str) -> dict[str, Any]:
+    props = schema.get("arg.properties")
+    if props is None:
+        return {}
+    if not isinstance(props, dict):
+        raise SchemaProblem(path, "arg.properties must be an object")
+    allowed = ANNOTATIONS.get(kind, frozenset())
+    for key in props:
+        if key not in allowed:
+            raise SchemaProblem(
+                path, f"arg.properties.{key} is not supported on {kind} (allowed: {', '.join(sorted(allowed))})"
+            )
+    _check_props(props, kind, path)
+    return dict(props)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_props(props: dict[str, Any], kind: str, path: str) -> None:
+    where = f"{path} arg.properties" if path else "arg.properties"
+    if "options" in props:
+        options = props["options"]
+        if isinstance(options, dict):
+            raise SchemaProblem(where, "options from a file are not supported; list them inline")
+        if not isinstance(options, list) or not options:
+            raise SchemaProblem(where, "options must be a non-empty list")
+    if "range" in props:
+        bounds = props["range"]
+        if not isinstance(bounds, dict) or not bounds or set(bounds) - {"min", "max"}:
+            raise SchemaProblem(where, 'range must be {"min": ..., "max": ...} (at least one)')
+        if not all(_number(v) for v in bounds.values()):
+            raise SchemaProblem(where, "range min and max must be numbers")
+        if "min" in bounds and "max" in bounds and bounds["min"] >= bounds["max"]:
+            raise SchemaProblem(where, "range min must be below max (max is exclusive)")
+        if kind in ("int", "long"):
+            low, high = INT_BOUNDS[kind]
+            if not all(low <= v <= high + 1 for v in bounds.values()):
+                raise SchemaProblem(where, f"range is outside the {kind} range")
+    if "iteration" in props:
+        iteration = props["iteration"]
+        if not isinstance(iteration, dict) or "start" not in iteration:
+            raise SchemaProblem(where, "iteration needs a start")
+        unknown = set(iteration) - {"start", "restart", "step", "initial"}
+        if unknown:
+            raise SchemaProblem(where, f"iteration does not know {', '.join(sorted(unknown))}")
+        if kind == "boolean":
+            if set(iteration) != {"start"} or not isinstance(iteration["start"], bool):
+                raise SchemaProblem(where, "a boolean iteration takes only a true/false start")
+        else:
+            if not all(_number(v) for v in iteration.values()):
+                raise SchemaProblem(where, "iteration values must be numbers")
+            if iteration.get("restart") == iteration["start"]:
+                raise SchemaProblem(where, "iteration restart must differ from start")
+            if iteration.get("step") == 0:
+                raise SchemaProblem(where, "iteration step must not be 0")
+    if "length" in props:
+        length = props["length"]
+        if isinstance(length, dict):
+            if not length or set(length) - {"min", "max"} or not all(isinstance(v, int) for v in length.values()):
+                raise SchemaProblem(where, 'length must be a number or {"min": n, "max": m}')
+            if length.get("min", 0) < 0 or ("max" in length and length["max"] <= length.get("min", 0)):
+                raise SchemaProblem(where, "length needs 0 <= min < max (max is exclusive)")
+        elif not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            raise SchemaProblem(where, "length must be a whole number >= 0")
+    if "regex" in props:
+        if not isinstance(props["regex"], str):
+            raise SchemaProblem(where, "regex must be a string")
+        try:
+            parse_regex(props["regex"])
+        except RegexError as error:
+            raise SchemaProblem(where, f"regex {props['regex']!r}: {error}") from None
+    for key in ("prefix", "suffix"):
+        if key in props and not isinstance(props[key], str):
+            raise SchemaProblem(where, f"{key} must be a string")
+    if "odds" in props and not (_number(props["odds"]) and 0 <= props["odds"] <= 1):
+        raise SchemaProblem(where, "odds must be a number from 0 to 1")
+    if "keys" in props:
+        keys = props["keys"]
+        if not isinstance(keys, dict) or set(keys) - KEY_ANNOTATIONS:
+            raise SchemaProblem(where, f"keys takes {', '.join(sorted(KEY_ANNOTATIONS))}")
+        _check_props(keys, "string", f"{path} keys")

@@ -1,0 +1,286 @@
+"""Kafka Connect Datagen connector configs, read and checked.
+
+A config file is the JSON a user POSTs to Kafka Connect (``{"name": ..., "config": {...}}``).
+Every problem raises :class:`DatagenConfigError` naming the file and the option.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.datagen.avro import AvroType, SchemaProblem, parse_schema
+
+QUICKSTART_DIR = Path(__file__).resolve().parent / "quickstarts"
+# Datagen's quickstarts: schema file and default schema.keyfield.
+QUICKSTARTS: dict[str, tuple[str, str]] = {
+    "clickstream": ("clickstream.avsc", "ip"),
+    "clickstream_users": ("clickstream_users.avsc", "user_id"),
+    "clickstream_codes": ("clickstream_codes.avsc", "code"),
+    "pageviews": ("pageviews.avsc", "viewtime"),
+    "users": ("users.avsc", "userid"),
+    "users_": ("users_.avsc", "userid"),
+    "orders": ("orders.avsc", "orderid"),
+    "ratings": ("ratings.avsc", "rating_id"),
+    "stock_trades": ("stock_trades.avsc", "symbol"),
+    "fleet_mgmt_sensors": ("fleet_mgmt_sensors.avsc", "vehicle_id"),
+    "inventory": ("inventory.avsc", "id"),
+    "purchases": ("purchases.avsc", "id"),
+    "transactions": ("transactions.avsc", "transaction_id"),
+}
+CONNECTOR_CLASSES = ("io.confluent.kafka.connect.datagen.DatagenConnector", "DatagenConnector")
+JSON_CONVERTER = "org.apache.kafka.connect.json.JsonConverter"
+KEY_CONVERTERS = (JSON_CONVERTER, "org.apache.kafka.connect.storage.StringConverter")
+SCHEMA_OPTIONS = ("quickstart", "schema.string", "schema.filename")
+KNOWN_OPTIONS = frozenset(
+    {
+        "connector.class",
+        "name",
+        "kafka.topic",
+        *SCHEMA_OPTIONS,
+        "schema.keyfield",
+        "max.interval",
+        "iterations",
+        "random.seed",
+        "tasks.max",
+        "key.converter",
+        "value.converter",
+        "key.converter.schemas.enable",
+        "value.converter.schemas.enable",
+    }
+)
+SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+TOPIC_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$")  # Kafka and Event Hubs both accept
+DEFAULT_MAX_INTERVAL_MS = 500
+TICK_SECONDS = 10  # the default generator schedule, */10 * * * * *
+MAX_EVENTS_PER_TICK = 100_000
+
+
+class DatagenConfigError(ValueError):
+    """A connector config this stand-in refuses; the message names the file and the option."""
+
+    def __init__(self, file: str, option: str, message: str) -> None:
+        self.file, self.option = file, option
+        super().__init__(f"{file}: {option}: {message}")
+
+
+@dataclass(frozen=True)
+class DatagenConfig:
+    """One checked connector config."""
+
+    source: str  # the file name without .json: the source's name
+    file: str
+    connector: str  # the connector's name as Kafka Connect knows it
+    topic: str
+    schema: AvroType
+    schema_json: Any
+    keyfield: str | None
+    max_interval_ms: int
+    iterations: int  # total across tasks; 0 = unlimited
+    seed: int | None
+    tasks: int
+    quickstart: str | None
+
+    @property
+    def events_per_tick(self) -> int:
+        """``max.interval``: Datagen sleeps a random 0..max.interval ms before each record, so a task
+        sends 2000 / max.interval records a second on average; a tick of the default 10 s schedule
+        sends that many times ten, times ``tasks.max`` (max.interval <= 0 sends the most a tick allows)."""
+        if self.max_interval_ms <= 0:
+            return MAX_EVENTS_PER_TICK
+        per_tick = math.floor(self.tasks * TICK_SECONDS * 2000 / self.max_interval_ms + 0.5)  # as Terraform does
+        return max(1, min(MAX_EVENTS_PER_TICK, per_tick))
+
+
+def load_quickstart(name: str) -> Any:
+    try:
+        filename, _ = QUICKSTARTS[name]
+    except KeyError:
+        raise KeyError(f"unknown quickstart {name!r}; known: {', '.join(sorted(QUICKSTARTS))}") from None
+    return json.loads((QUICKSTART_DIR / filename).read_text())
+
+
+def quickstart_config(name: str, *, seed: int | None = None) -> DatagenConfig:
+    """The config of ``{"quickstart": name}`` with Datagen's defaults (for the CLI and tests)."""
+    source = name.rstrip("_")
+    document: dict[str, Any] = {
+        "name": f"datagen-{source}",
+        "config": {"connector.class": CONNECTOR_CLASSES[0], "kafka.topic": source, "quickstart": name},
+    }
+    if seed is not None:
+        document["config"]["random.seed"] = seed
+    return parse_config(document, source=source, file=f"<quickstart {name}>", folder=QUICKSTART_DIR)
+
+
+def read_config(path: Path) -> DatagenConfig:
+    file = f"{path.parent.name}/{path.name}"
+    source = path.name.removesuffix(".json")
+    if not SOURCE_NAME.match(source):
+        raise DatagenConfigError(
+            file, "file name", "must be <source>.json with a lowercase letter, then lowercase letters, digits or _"
+        )
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DatagenConfigError(file, "<document>", f"not JSON: {error}") from None
+    return parse_config(document, source=source, file=file, folder=path.parent)
+
+
+def _text(file: str, option: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DatagenConfigError(file, option, f"must be a string, got {json.dumps(value)}")
+    return str(value).strip()
+
+
+def _integer(file: str, option: str, value: Any, *, minimum: int | None = None) -> int:
+    text = _text(file, option, value)
+    try:
+        number = int(text)
+    except ValueError:
+        raise DatagenConfigError(file, option, f"must be a whole number, got {text!r}") from None
+    if minimum is not None and number < minimum:
+        raise DatagenConfigError(file, option, f"must be at least {minimum}, got {number}")
+    return number
+
+
+def _flag(file: str, option: str, value: Any) -> bool:
+    text = _text(file, option, value).lower()
+    if text not in ("true", "false"):
+        raise DatagenConfigError(file, option, f"must be true or false, got {text!r}")
+    return text == "true"
+
+
+def parse_config(document: Any, *, source: str, file: str, folder: Path) -> DatagenConfig:
+    """Check one connector config document (the POST body) and read its schema."""
+    if not isinstance(document, dict):
+        raise DatagenConfigError(file, "<document>", 'must be an object {"name": ..., "config": {...}}')
+    for key in document:
+        if key not in ("name", "config"):
+            raise DatagenConfigError(file, key, 'unknown top-level key; a connector is {"name": ..., "config": {...}}')
+    if "config" not in document or not isinstance(document["config"], dict):
+        raise DatagenConfigError(file, "config", "missing: the connector's options go in a config object")
+    if "name" not in document:
+        raise DatagenConfigError(file, "name", "missing: Kafka Connect needs the connector's name")
+    connector = _text(file, "name", document["name"])
+    config: dict[str, Any] = document["config"]
+    for option in config:
+        if option not in KNOWN_OPTIONS:
+            raise DatagenConfigError(
+                file, f"config.{option}", f"unknown option; Datagen options here: {', '.join(sorted(KNOWN_OPTIONS))}"
+            )
+    if "name" in config and _text(file, "config.name", config["name"]) != connector:
+        raise DatagenConfigError(file, "config.name", f"conflicts with the connector name {connector!r}")
+    connector_class = _text(file, "config.connector.class", config.get("connector.class", ""))
+    if connector_class not in CONNECTOR_CLASSES:
+        raise DatagenConfigError(
+            file, "config.connector.class", f"must be {CONNECTOR_CLASSES[0]}, got {connector_class!r}"
+        )
+    _check_converters(file, config)
+    topic = _text(file, "config.kafka.topic", config.get("kafka.topic", ""))
+    if not TOPIC_NAME.match(topic):
+        raise DatagenConfigError(file, "config.kafka.topic", f"{topic!r} is not a usable topic (event hub) name")
+    given = [option for option in SCHEMA_OPTIONS if _text(file, f"config.{option}", config.get(option, ""))]
+    if not given:
+        raise DatagenConfigError(file, "config.quickstart", f"one of {', '.join(SCHEMA_OPTIONS)} is required")
+    if len(given) > 1:
+        raise DatagenConfigError(file, f"config.{given[1]}", f"conflicts with config.{given[0]}; give only one")
+    schema_option = given[0]
+    quickstart = None
+    if schema_option == "quickstart":
+        quickstart = _text(file, "config.quickstart", config["quickstart"]).lower()
+        if quickstart not in QUICKSTARTS:
+            raise DatagenConfigError(
+                file, "config.quickstart", f"unknown quickstart {quickstart!r}; known: {', '.join(sorted(QUICKSTARTS))}"
+            )
+        schema_json = load_quickstart(quickstart)
+    elif schema_option == "schema.string":
+        try:
+            schema_json = json.loads(_text(file, "config.schema.string", config["schema.string"]))
+        except ValueError as error:
+            raise DatagenConfigError(file, "config.schema.string", f"not a JSON Avro schema: {error}") from None
+    else:
+        schema_json = _schema_file(file, folder, _text(file, "config.schema.filename", config["schema.filename"]))
+    try:
+        schema = parse_schema(schema_json)
+    except SchemaProblem as problem:
+        raise DatagenConfigError(file, f"config.{schema_option}", str(problem)) from None
+    keyfield = _text(file, "config.schema.keyfield", config.get("schema.keyfield", "")) or (
+        QUICKSTARTS[quickstart][1] if quickstart else ""
+    )
+    if keyfield:
+        _check_keyfield(file, schema, keyfield)
+    tasks = _integer(file, "config.tasks.max", config.get("tasks.max", 1), minimum=1)
+    iterations = _integer(file, "config.iterations", config.get("iterations", -1))
+    seed_text = config.get("random.seed")
+    return DatagenConfig(
+        source=source,
+        file=file,
+        connector=connector,
+        topic=topic,
+        schema=schema,
+        schema_json=schema_json,
+        keyfield=keyfield or None,
+        max_interval_ms=_integer(file, "config.max.interval", config.get("max.interval", DEFAULT_MAX_INTERVAL_MS)),
+        iterations=max(0, iterations) * tasks,
+        seed=None if seed_text in (None, "") else _integer(file, "config.random.seed", seed_text),
+        tasks=tasks,
+        quickstart=quickstart,
+    )
+
+
+def _check_converters(file: str, config: dict[str, Any]) -> None:
+    value_converter = _text(file, "config.value.converter", config.get("value.converter", JSON_CONVERTER))
+    if value_converter != JSON_CONVERTER:
+        raise DatagenConfigError(
+            file,
+            "config.value.converter",
+            f"this stand-in sends what {JSON_CONVERTER} with schemas.enable=false sends; got {value_converter!r}",
+        )
+    if "value.converter.schemas.enable" in config and _flag(
+        file, "config.value.converter.schemas.enable", config["value.converter.schemas.enable"]
+    ):
+        raise DatagenConfigError(
+            file, "config.value.converter.schemas.enable", "conflicts with plain JSON records: set it to false"
+        )
+    key_converter = _text(file, "config.key.converter", config.get("key.converter", KEY_CONVERTERS[1]))
+    if key_converter not in KEY_CONVERTERS:
+        raise DatagenConfigError(
+            file, "config.key.converter", f"must be one of {', '.join(KEY_CONVERTERS)}; got {key_converter!r}"
+        )
+    if "key.converter.schemas.enable" in config and _flag(
+        file, "config.key.converter.schemas.enable", config["key.converter.schemas.enable"]
+    ):
+        raise DatagenConfigError(
+            file, "config.key.converter.schemas.enable", "conflicts with plain string keys: set it to false"
+        )
+
+
+def _schema_file(file: str, folder: Path, name: str) -> Any:
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise DatagenConfigError(file, "config.schema.filename", f"{name!r} must be a file inside {folder.name}/")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatagenConfigError(file, "config.schema.filename", f"{name!r} does not exist in {folder.name}/") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DatagenConfigError(
+            file, "config.schema.filename", f"{name!r} is not a JSON Avro schema: {error}"
+        ) from None
+
+
+def _check_keyfield(file: str, schema: AvroType, keyfield: str) -> None:
+    fields = {f.name: f.type for f in schema.fields}
+    if keyfield not in fields:
+        raise DatagenConfigError(
+            file, "config.schema.keyfield", f"{keyfield!r} is not a field of the schema ({', '.join(fields)})"
+        )
+    kinds = {branch.kind for branch in fields[keyfield].non_null}
+    if not kinds <= {"boolean", "int", "long", "float", "double", "string", "enum"}:
+        raise DatagenConfigError(
+            file, "config.schema.keyfield", f"{keyfield!r} must be a primitive field to be a message key"
+        )

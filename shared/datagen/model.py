@@ -1,0 +1,211 @@
+"""From an Avro record schema: the pydantic wire model, the landed columns and the transform.
+
+The model validates what Datagen sends with the JsonConverter (``schemas.enable=false``):
+ints and longs within their Avro range (no strings, no booleans), finite floats, unions with
+null as optional values, nested records as objects, arrays, maps, enums as their symbols,
+bytes/fixed/decimal as base64 text, logical types as their underlying numbers.
+
+Landed columns: top-level and nested record fields flatten into ``parent_child`` columns;
+``map<string>`` lands as a map; arrays, other maps and multi-type unions land as JSON text;
+decimals as doubles; ``timestamp-*`` as timestamps (ms); ``date`` as ISO date text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import keyword
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, NotRequired, Union
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, create_model
+from typing_extensions import TypedDict
+
+from shared.datagen.avro import FLOAT_MAX, INT_BOUNDS, AvroType, SchemaProblem
+from shared.datagen.generate import decimal_from_base64
+from shared.sources.base import Column, ColumnType, Row
+
+RESERVED_COLUMNS = frozenset(
+    {"_topic", "_partition", "_offset", "_key", "_kafka_timestamp", "_event_time", "_event_time_source"}
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC).date()
+
+
+def _base64(text: str) -> str:
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64 (bytes travel as base64 text)") from None
+    return text
+
+
+def _uuid(text: str) -> str:
+    uuid.UUID(text)
+    return text
+
+
+def python_name(name: str, taken: set[str]) -> str:
+    """A pydantic field name for an Avro field name (``_time`` -> ``f_time``); the alias keeps the wire name."""
+    candidate = name
+    if name.startswith("_") or keyword.iskeyword(name) or name.startswith("model_") or hasattr(BaseModel, name):
+        candidate = f"f_{name.lstrip('_')}"
+    while candidate in taken:
+        candidate += "_"
+    taken.add(candidate)
+    return candidate
+
+
+def annotation(node: AvroType) -> Any:
+    """The Python type (with constraints) that validates ``node``'s wire values."""
+    kind = node.kind
+    if kind == "null":
+        return None
+    if kind == "boolean":
+        return Annotated[bool, Strict()]
+    if kind in ("int", "long"):
+        low, high = INT_BOUNDS[kind]
+        return Annotated[int, Strict(), Field(ge=low, le=high)]
+    if kind in ("float", "double"):
+        limit = FLOAT_MAX[kind]
+        return Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-limit, le=limit)]
+    if kind == "string":
+        if node.logical == "uuid":
+            return Annotated[str, Strict(), AfterValidator(_uuid)]
+        return Annotated[str, Strict()]
+    if kind in ("bytes", "fixed"):
+        return Annotated[str, Strict(), AfterValidator(_base64)]
+    if kind == "enum":
+        return Literal[tuple(node.symbols)]
+    if kind == "array":
+        assert node.items is not None
+        return list[annotation(node.items)]  # type: ignore[misc]
+    if kind == "map":
+        assert node.items is not None
+        return dict[str, annotation(node.items)]  # type: ignore[misc]
+    if kind == "record":
+        return record_typed_dict(node)
+    if kind == "union":
+        branches = [annotation(b) for b in node.branches if b.kind != "null"]
+        inner = branches[0] if len(branches) == 1 else Union[tuple(branches)]  # noqa: UP007
+        return inner | None if node.nullable else inner
+    raise SchemaProblem(node.path, f"unsupported type {kind}")
+
+
+def record_typed_dict(node: AvroType) -> Any:
+    """A nested record as a TypedDict keyed by the Avro field names (validates to plain dicts)."""
+    fields: dict[str, Any] = {}
+    for item in node.fields:
+        kind = annotation(item.type)
+        fields[item.name] = NotRequired[kind] if item.type.nullable else kind
+    return TypedDict(node.name.rsplit(".", 1)[-1], fields)  # type: ignore[operator]
+
+
+def build_model(root: AvroType, model_name: str) -> tuple[type[BaseModel], dict[str, str]]:
+    """The top-level model and its Avro name -> Python field name map."""
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    definitions: dict[str, Any] = {}
+    for item in root.fields:
+        python = names[item.name] = python_name(item.name, taken)
+        kind = annotation(item.type)
+        default: Any = None if item.type.nullable else ...
+        definitions[python] = (kind, Field(default, alias=item.name))
+    config = ConfigDict(populate_by_name=True, frozen=True, serialize_by_alias=True)
+    model: type[BaseModel] = create_model(model_name, __config__=config, **definitions)
+    return model, names
+
+
+Getter = Callable[[Row], Any]
+
+
+def landed_columns(root: AvroType, names: dict[str, str]) -> tuple[tuple[Column, ...], Callable[[Row], Row]]:
+    """The columns a record lands as and the transform that builds them from a validated record."""
+    plan: list[tuple[Column, Getter]] = []
+    for item in root.fields:
+        key = names[item.name]
+        _plan(item.type, item.name, _field_getter(key), False, plan)
+    seen: set[str] = set()
+    for column, _ in plan:
+        if column.name in RESERVED_COLUMNS:
+            raise SchemaProblem(column.name, "the name of a lineage column; rename the field")
+        if column.name in seen:
+            raise SchemaProblem(column.name, "two fields land as the same column (nested fields flatten to a_b)")
+        seen.add(column.name)
+    getters = [(column.name, getter) for column, getter in plan]
+
+    def transform(event: Row) -> Row:
+        return {name: getter(event) for name, getter in getters}
+
+    return tuple(column for column, _ in plan), transform
+
+
+def _field_getter(key: str) -> Getter:
+    def get(event: Row) -> Any:
+        return event.get(key)
+
+    return get
+
+
+def _plan(node: AvroType, name: str, get: Getter, nullable: bool, plan: list[tuple[Column, Getter]]) -> None:
+    branches = node.non_null
+    nullable = nullable or node.nullable
+    if len(branches) == 1 and branches[0].kind == "record":
+        record = branches[0]
+        for item in record.fields:
+
+            def child(event: Row, parent: Getter = get, field: str = item.name) -> Any:
+                value = parent(event)
+                return None if value is None else value.get(field)
+
+            _plan(item.type, f"{name}_{item.name}", child, nullable, plan)
+        return
+    column_type, convert = _column(branches)
+    if convert is None:
+        plan.append((Column(name, column_type, nullable), get))
+    else:
+        plan.append((Column(name, column_type, nullable), lambda event: _apply(convert, get(event))))
+
+
+def _apply(convert: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else convert(value)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _column(branches: list[AvroType]) -> tuple[ColumnType, Callable[[Any], Any] | None]:
+    if len(branches) != 1:
+        kinds = {b.kind for b in branches}
+        if kinds <= {"int", "long"} and not any(b.logical for b in branches):
+            return "long", None
+        if kinds <= {"int", "long", "float", "double"} and not any(b.logical for b in branches):
+            return "double", float
+        return "string", _json_text
+    node = branches[0]
+    kind, logical = node.kind, node.logical
+    if logical == "decimal":
+        scale = node.scale
+        return "double", lambda text: float(decimal_from_base64(text, scale))
+    if logical in ("timestamp-millis", "local-timestamp-millis"):
+        return "timestamp", None
+    if logical in ("timestamp-micros", "local-timestamp-micros"):
+        return "timestamp", lambda micros: micros // 1000
+    if logical == "date":
+        return "string", lambda days: (_EPOCH + timedelta(days=days)).isoformat()
+    if kind in ("int", "long"):
+        return "long", None
+    if kind in ("float", "double"):
+        return "double", float
+    if kind == "boolean":
+        return "boolean", None
+    if kind in ("string", "enum", "bytes", "fixed"):
+        return "string", None
+    if kind == "map" and node.items is not None and node.items.kind == "string":
+        return "map", None
+    if kind == "null":
+        return "string", None
+    return "string", _json_text

@@ -1,0 +1,24 @@
+# Dead-letter redrive (python -m tools.redrive) run by an operator, not by the app: it sends
+# through azure-eventhub with the operator's Entra ID login, so the operator (and only when
+# named) gets the data-plane Sender role on the namespace, no SAS key, and blob access to the lake.
+locals {
+  redrive_operator_roles = var.redrive_operator_principal_id == null ? {} : {
+    eventhubs_sender = {
+      scope = azurerm_eventhub_namespace.this.id
+      role  = "Azure Event Hubs Data Sender"
+    }
+    lake_blob_data = {
+      scope = azurerm_storage_account.lake.id
+      role  = "Storage Blob Data Contributor"
+    }
+  }
+}
+
+resource "azurerm_role_assignment" "redrive_operator" {
+  for_each = local.redrive_operator_roles
+
+  scope                = each.value.scope
+  role_definition_name = each.value.role
+  principal_id         = var.redrive_operator_principal_id
+  description          = "StreamingPOC dead-letter redrive operator: ${each.key}"
+}

@@ -1,0 +1,170 @@
+"""Send a source's dead letters that now pass its model back to its topic, once each.
+
+python -m tools.redrive orders --dry-run                 # what would go, nothing sent
+python -m tools.redrive orders --reason schema --since 2026-11-27T00:00:00Z
+python -m tools.redrive orders --eventhubs-namespace evhns-spoc-x1y2.servicebus.windows.net
+
+Settings (the lake, the broker, the source's topic) come from ``local.settings.json``'s Values
+(``--settings``), overridden by the environment, exactly as the app reads them. Locally the
+records go through Kafka (``KAFKA_BROKER_LIST``); with ``--eventhubs-namespace`` (or when
+``KAFKA_BROKER_LIST`` is an Event Hubs endpoint) through ``azure-eventhub`` with
+``DefaultAzureCredential``: the operator needs the Azure Event Hubs Data Sender role
+(Terraform: ``redrive_operator_principal_id``) and read/write on the lake. Ends with a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shared.lake import open_lake
+from shared.redrive import OutgoingRedrive, RedriveSender, redrive
+from shared.settings import Settings, load_settings, load_source_settings
+from shared.sources import SOURCES
+
+EVENTHUBS_SUFFIX = ".servicebus.windows.net"
+
+
+class KafkaRedriveSender:
+    """confluent-kafka, as the local host produces: waits for every acknowledgement."""
+
+    def __init__(self, settings: Settings, timeout: float = 60.0) -> None:
+        config: dict[str, Any] = {"bootstrap.servers": settings.kafka_broker_list, "enable.idempotence": True}
+        if settings.kafka_security_protocol == "SASL_SSL":
+            config |= {
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanisms": "PLAIN",
+                "sasl.username": settings.kafka_sasl_username,
+                "sasl.password": settings.kafka_producer_sasl_password.get_secret_value(),
+            }
+        self.config = config
+        self.timeout = timeout
+
+    def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[bool]:
+        from confluent_kafka import Producer
+
+        producer = Producer(self.config)
+        delivered = [False] * len(messages)
+
+        def on_delivery(index: int) -> Any:
+            def callback(error: Any, _message: Any) -> None:
+                delivered[index] = error is None
+
+            return callback
+
+        for index, message in enumerate(messages):
+            producer.produce(
+                topic,
+                message.value,
+                None if message.key is None else message.key.encode(),
+                headers=list(message.headers),
+                on_delivery=on_delivery(index),
+            )
+            producer.poll(0)
+        producer.flush(self.timeout)
+        return delivered
+
+
+class EventHubsRedriveSender:
+    """azure-eventhub with DefaultAzureCredential; one batch per partition key keeps a key's records together."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace if "." in namespace else f"{namespace}{EVENTHUBS_SUFFIX}"
+
+    def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[bool]:
+        from azure.eventhub import EventData, EventHubProducerClient
+        from azure.identity import DefaultAzureCredential
+
+        by_key: dict[str | None, list[int]] = defaultdict(list)
+        for index, message in enumerate(messages):
+            by_key[message.key].append(index)
+        delivered = [False] * len(messages)
+        client = EventHubProducerClient(
+            fully_qualified_namespace=self.namespace, eventhub_name=topic, credential=DefaultAzureCredential()
+        )
+        with client:
+            for key, indexes in by_key.items():
+                batch = client.create_batch(partition_key=key) if key is not None else client.create_batch()
+                members: list[int] = []
+                for index in indexes:
+                    event = EventData(messages[index].value)
+                    event.properties = {name: value.decode() for name, value in messages[index].headers}
+                    try:
+                        batch.add(event)
+                    except ValueError:  # batch full: send it and start the next
+                        client.send_batch(batch)
+                        delivered_now(delivered, members)
+                        batch = client.create_batch(partition_key=key) if key is not None else client.create_batch()
+                        members = []
+                        batch.add(event)
+                    members.append(index)
+                client.send_batch(batch)
+                delivered_now(delivered, members)
+        return delivered
+
+
+def delivered_now(delivered: list[bool], members: list[int]) -> None:
+    for index in members:
+        delivered[index] = True
+
+
+def environment(settings_file: Path | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if settings_file is not None and settings_file.exists():
+        values = {k: str(v) for k, v in json.loads(settings_file.read_text()).get("Values", {}).items()}
+    return values | dict(os.environ)
+
+
+def parse_since(text: str) -> int:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def choose_sender(settings: Settings, namespace: str | None) -> RedriveSender:
+    if namespace:
+        return EventHubsRedriveSender(namespace)
+    host = settings.kafka_broker_list.split(",")[0].rsplit(":", 1)[0]
+    if host.endswith(EVENTHUBS_SUFFIX):
+        return EventHubsRedriveSender(host)
+    return KafkaRedriveSender(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.redrive", description=__doc__.splitlines()[0])
+    parser.add_argument("source", choices=sorted(SOURCES), help="the source whose dead letters to redrive")
+    parser.add_argument("--reason", action="append", default=[], help="only this reason (repeatable), e.g. schema")
+    parser.add_argument("--since", type=parse_since, help="only dead letters written at or after this ISO time")
+    parser.add_argument("--dry-run", action="store_true", help="re-validate and report; send nothing")
+    parser.add_argument("--eventhubs-namespace", help="send through Event Hubs (name or FQDN) with your Azure login")
+    parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
+    args = parser.parse_args(argv)
+    env = environment(args.settings)
+    settings = load_settings(env)
+    source = SOURCES[args.source]
+    topic = load_source_settings(source.name, env).topic
+    sender = None if args.dry_run else choose_sender(settings, args.eventhubs_namespace)
+    summary = redrive(
+        source,
+        lake=open_lake(settings),
+        sender=sender,
+        topic=topic,
+        max_record_bytes=settings.max_record_bytes,
+        reasons=frozenset(args.reason),
+        since_ms=args.since,
+        dry_run=args.dry_run,
+    )
+    print(summary.table())
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
