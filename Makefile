@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint typecheck unit docs bench clean
+.PHONY: setup run test faults lint typecheck unit docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,15 +27,20 @@ typecheck: setup
 docs: setup
 	$(BIN)/python -m tools.docs schemas
 
-## Set up and run every check: lint, types, unit, integration and Terraform tests.
+## Set up and run every check: lint, types, unit, integration, fault and Terraform tests.
 test: setup lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## Only the fault suite (also part of `make test`): kills, rewinds, outages, rebalances, offset restarts.
+faults: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/faults
 
 bench: setup
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/state.py
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/guard.py
 
 clean:
 	rm -rf $(VENV) node_modules .lake .lake.state .azurite

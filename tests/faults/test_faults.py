@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -92,17 +93,43 @@ def test_consumer_group_rewound_into_the_middle_of_landed_batches(broker: str, t
     scenario.assert_exactly_once()
 
 
+def _owners(host: DevHost, topic: str) -> dict[int, list[int]]:
+    """Each worker's partitions of ``topic`` after its last rebalance, from the host's ``assigned`` lines."""
+    found: dict[int, list[int]] = {}
+    for match in re.finditer(rf"worker (\d+) process_sensors assigned {re.escape(topic)} \[([\d, ]*)\]", host.output()):
+        found[int(match.group(1))] = [int(p) for p in match.group(2).split(",") if p.strip()]
+    return found
+
+
+def _landed_files(scenario: Scenario) -> int:
+    return len(list(scenario.lake.glob("raw/**/*.parquet")))
+
+
+def _host_json(root: Path, **kafka: int) -> str:
+    """A host.json like the project's with some Kafka options changed; for ``DEVHOST_HOST_JSON``."""
+    document = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
+    document["extensions"]["kafka"] |= kafka
+    path = root / "host.json"
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
 def test_scale_out_to_three_workers_and_back_while_producing(broker: str, tmp_path: Path) -> None:
-    scenario = Scenario(broker, tmp_path)
+    # A rebalance waits up to max.poll.interval.ms for members to rejoin: 15 s instead of 5 minutes.
+    scenario = Scenario(broker, tmp_path, DEVHOST_HOST_JSON=_host_json(tmp_path, maxPollIntervalMs=15_000))
     host = scenario.host()
     try:
-        with scenario.producing(15_000, seconds=15):
-            time.sleep(4)  # let the single worker land for a while: the fault is the change of workers
-            assert host.interrupt() == 0, host.output()
-            host = scenario.host("--workers", "3")
-            time.sleep(5)
-            assert host.interrupt() == 0, host.output()
-            host = scenario.host()
+        with scenario.producing(15_000, seconds=20):
+            for workers in (3, 1):
+                landed = _landed_files(scenario)
+                wait_for(lambda n=landed: _landed_files(scenario) > n, 60, "this host to land files")
+                assert host.interrupt() == 0, host.output()
+                host = current = scenario.host("--workers", str(workers))
+                wait_for(
+                    lambda w=workers, h=current: len(o := _owners(h, scenario.topic)) == w and all(o.values()),
+                    60,
+                    f"{workers} workers to own partitions",
+                )
         scenario.drained(host)
         assert host.interrupt() == 0, host.output()
     finally:
@@ -127,11 +154,7 @@ def test_lake_outage_of_thirty_seconds(broker: str, tmp_path: Path) -> None:
 
 
 def test_lake_outage_longer_than_max_poll_interval_forces_a_rebalance(broker: str, tmp_path: Path) -> None:
-    host_json = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
-    host_json["extensions"]["kafka"]["maxPollIntervalMs"] = 10_000
-    short_poll = tmp_path / "host.json"
-    short_poll.write_text(json.dumps(host_json))
-    scenario = Scenario(broker, tmp_path, DEVHOST_HOST_JSON=str(short_poll))
+    scenario = Scenario(broker, tmp_path, DEVHOST_HOST_JSON=_host_json(tmp_path, maxPollIntervalMs=10_000))
     host = scenario.host("--workers", "2")
     try:
         with scenario.producing(6_000, seconds=6):
