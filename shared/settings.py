@@ -105,6 +105,26 @@ class Settings(BaseSettings):
         description="Records larger than this are dead-lettered as `oversized`.",
     )
 
+    compaction_grace_minutes: int = Field(
+        15,
+        alias="COMPACTION_GRACE_MINUTES",
+        ge=0,
+        le=1440,
+        description="An hour of raw files is compacted this many minutes after it ends (room for late files).",
+    )
+    compaction_open_hours: bool = Field(
+        False,
+        alias="COMPACTION_OPEN_HOURS",
+        description="Also compact the hour still open (local runs); later runs recompact it with its new files.",
+    )
+    compaction_target_file_mb: int = Field(
+        128,
+        alias="COMPACTION_TARGET_FILE_MB",
+        ge=1,
+        le=4096,
+        description="Target size of a curated Delta file; an hour smaller than this is one file.",
+    )
+
     @field_validator("kafka_broker_list")
     @classmethod
     def _brokers_not_blank(cls, value: str) -> str:
@@ -131,6 +151,9 @@ class SourceSettings(BaseSettings):
     generator_events_per_tick: int = Field(100, ge=0, le=100_000, description="Events produced per timer tick.")
     generator_iterations: int = Field(0, ge=0, description="Stop after this many events in total; 0 means never.")
     generator_seed: int | None = Field(None, description="Seed for reproducible events; unset for random.")
+    compaction_schedule: str = Field(
+        "0 */15 * * * *", description="NCRONTAB of `compact_<source>`, which turns closed raw hours into curated Delta."
+    )
 
     @field_validator("generator_seed", mode="before")
     @classmethod

@@ -1,0 +1,83 @@
+"""The curated Delta table of one source: the only module that imports ``deltalake``.
+
+Reads go through delta-rs' own query engine (``QueryBuilder``) rather than a pyarrow dataset:
+the dataset path can abort the interpreter at exit (delta-io/delta-rs#2184).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
+
+from shared.compaction.coverage import LOG_RETENTION, coverage_from_history
+from shared.compaction.hours import Hour
+from shared.compaction.location import DeltaLocation
+from shared.compaction.rows import PARTITION_COLUMNS, CompactionError, without_partitions
+from shared.errors import LakeUnavailable
+
+TABLE_CONFIGURATION = {"delta.logRetentionDuration": LOG_RETENTION}
+
+
+class CuratedTable:
+    """``curated/<source>`` on one store. Each method is one step of a compaction run."""
+
+    def __init__(self, location: DeltaLocation, *, target_file_bytes: int) -> None:
+        self.location = location
+        self.target_file_bytes = target_file_bytes
+        self._table: DeltaTable | None = None
+
+    def _open(self) -> DeltaTable | None:
+        if self._table is None:
+            try:
+                self._table = DeltaTable(self.location.uri, storage_options=self.location.storage_options)
+            except TableNotFoundError:
+                return None
+            except (DeltaError, OSError) as error:
+                raise LakeUnavailable(f"cannot open {self.location.uri}: {error}") from error
+        else:
+            self._table.update_incremental()
+        return self._table
+
+    def coverage(self) -> dict[Hour, frozenset[str]]:
+        """Raw files covered per hour, from the newest compaction commit of each hour."""
+        table = self._open()
+        return {} if table is None else coverage_from_history(table.history())
+
+    def read_hour(self, hour: Hour) -> pa.Table:
+        """The hour's curated rows without partition columns (empty when the hour was never compacted)."""
+        table = self._open()
+        if table is None:
+            return pa.table({})
+        reader = QueryBuilder().register("curated", table).execute(f"SELECT * FROM curated WHERE {hour.predicate}")
+        return without_partitions(pa.table(reader))
+
+    def replace_hour(self, hour: Hour, rows: pa.Table, metadata: dict[str, str]) -> int:
+        """Replace the hour in one commit (readers see the old hour or the new one); returns files written."""
+        existing = self._open()
+        options: dict[str, Any] = {
+            "partition_by": list(PARTITION_COLUMNS),
+            "storage_options": self.location.storage_options,
+            "target_file_size": self.target_file_bytes,
+            "writer_properties": WriterProperties(compression="ZSTD"),
+            "commit_properties": CommitProperties(custom_metadata=metadata),
+            "schema_mode": "merge",
+        }
+        try:
+            if existing is None:
+                write_deltalake(self.location.uri, rows, mode="append", configuration=TABLE_CONFIGURATION, **options)
+            else:
+                write_deltalake(existing, rows, mode="overwrite", predicate=hour.predicate, **options)
+        except SchemaMismatchError as error:
+            raise CompactionError(f"hour {hour}: rows do not fit the table's schema: {error}") from error
+        except CommitFailedError as error:
+            raise LakeUnavailable(f"hour {hour}: another writer committed first: {error}") from error
+        except (DeltaError, OSError) as error:
+            raise LakeUnavailable(f"hour {hour}: cannot write {self.location.uri}: {error}") from error
+        self._table = None
+        latest = self._open()
+        assert latest is not None
+        metrics = latest.history(1)[0].get("operationMetrics", {})
+        return int(metrics.get("num_added_files", 0))

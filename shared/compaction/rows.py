@@ -1,0 +1,158 @@
+"""Arrow work of one hour: read raw files as tables, merge them with the hour's curated rows,
+deduplicate by offset, sort by event time. Pure (bytes and tables in, tables out).
+
+A row's identity is (``_topic``, ``_partition``, ``_incarnation``, ``_offset``). Files landed
+before the landing added ``_incarnation`` get 0, the first incarnation of a topic-partition.
+Among rows with the same identity the first one wins, in the order the tables are given
+(the curated rows first, so a published row never changes).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Sequence
+
+import fastavro
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from shared.compaction.coverage import OffsetRange
+from shared.compaction.hours import Hour, RawFormat
+from shared.errors import StreamingPocError
+
+IDENTITY = ("_topic", "_partition", "_incarnation", "_offset")
+EVENT_TIME = "_event_time"
+PARTITION_COLUMNS = ("date", "hour")
+TIMESTAMP = pa.timestamp("us", tz="UTC")  # what Delta stores
+
+
+class CompactionError(StreamingPocError):
+    """An hour cannot be compacted as it is (unreadable raw file, conflicting schemas); others go on."""
+
+
+def read_raw(fmt: RawFormat, data: bytes, *, path: str) -> pa.Table:
+    """One landed file as an Arrow table with the lineage columns the merge needs."""
+    try:
+        if fmt == "parquet":
+            table = pq.read_table(io.BytesIO(data))
+        elif fmt == "avro":
+            table = _from_records(list(fastavro.reader(io.BytesIO(data))))  # type: ignore[arg-type]
+        else:
+            lines = gzip.decompress(data).splitlines()
+            table = _from_records([orjson.loads(line) for line in lines if line])
+    except (OSError, ValueError, pa.ArrowException, EOFError, StopIteration) as error:
+        raise CompactionError(f"cannot read raw file {path}: {error}") from error
+    return _with_lineage(table, path)
+
+
+def _from_records(records: list[dict[str, object]]) -> pa.Table:
+    return pa.Table.from_pylist(records) if records else pa.table({})
+
+
+def _with_lineage(table: pa.Table, path: str) -> pa.Table:
+    if table.num_rows == 0:
+        return table
+    missing = [name for name in (*IDENTITY, EVENT_TIME) if name not in table.column_names and name != "_incarnation"]
+    if missing:
+        raise CompactionError(f"raw file {path} lacks lineage columns {missing}")
+    if "_incarnation" not in table.column_names:
+        table = table.append_column("_incarnation", pa.array([0] * table.num_rows, pa.int64()))
+    for name in ("_partition", "_incarnation", "_offset"):
+        table = _cast(table, name, pa.int64(), path)
+    table = _cast(table, "_topic", pa.string(), path)
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) or field.name in (EVENT_TIME, "_kafka_timestamp"):
+            table = table.set_column(index, field.name, _as_timestamp(table.column(index), path, field.name))
+    return table
+
+
+def _cast(table: pa.Table, name: str, target: pa.DataType, path: str) -> pa.Table:
+    index = table.schema.get_field_index(name)
+    column = table.column(index)
+    if column.type == target:
+        return table
+    try:
+        return table.set_column(index, name, column.cast(target))
+    except pa.ArrowException as error:
+        raise CompactionError(f"raw file {path}: column {name} is {column.type}, not {target}") from error
+
+
+def _as_timestamp(column: pa.ChunkedArray, path: str, name: str) -> pa.ChunkedArray:
+    """Timestamps as Delta stores them; epoch milliseconds (Avro without logical type, JSON lines) included."""
+    try:
+        if pa.types.is_integer(column.type):
+            column = column.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+        return column.cast(TIMESTAMP)
+    except pa.ArrowException as error:
+        raise CompactionError(f"raw file {path}: column {name} is {column.type}, not a timestamp") from error
+
+
+def merge_hour(hour: Hour, tables: Sequence[pa.Table]) -> pa.Table:
+    """The hour's rows once each, sorted by event time (then identity), with its partition columns.
+
+    ``tables`` are the curated rows of the hour (partition columns removed) and then the raw files.
+    """
+    parts = [table for table in tables if table.num_rows]
+    clashing = sorted({name for table in parts for name in PARTITION_COLUMNS if name in table.column_names})
+    if clashing:
+        raise CompactionError(f"hour {hour}: rows carry columns {clashing}, which are the table's partition columns")
+    if not parts:
+        raise CompactionError(f"hour {hour} has no rows")
+    try:
+        combined = pa.concat_tables(parts, promote_options="default")
+    except pa.ArrowException as error:
+        raise CompactionError(f"hour {hour}: raw files disagree on a column type: {error}") from error
+    combined = combined.combine_chunks()
+    unique = combined.take(first_of_each_identity(combined))
+    ordered = unique.take(pc.sort_indices(unique, sort_keys=[(EVENT_TIME, "ascending"), *_ascending(IDENTITY)]))
+    rows = ordered.num_rows
+    return ordered.append_column("date", pa.array([hour.date] * rows, pa.string())).append_column(
+        "hour", pa.array([hour.hour] * rows, pa.string())
+    )
+
+
+def first_of_each_identity(table: pa.Table) -> pa.Array:
+    """Indices of the first row of every identity (a stable sort keeps input order among equals)."""
+    order = pc.sort_indices(table.select(list(IDENTITY)), sort_keys=_ascending(IDENTITY))
+    if len(order) == 0:
+        return order
+    changed: pa.Array | None = None
+    for name in IDENTITY:
+        values = table.column(name).take(order)
+        differs = pc.fill_null(pc.not_equal(values.slice(1), values.slice(0, len(values) - 1)), True)
+        changed = differs if changed is None else pc.or_(changed, differs)
+    assert changed is not None
+    keep = pa.concat_arrays([pa.array([True]), changed.combine_chunks()])
+    return order.filter(keep)
+
+
+def offset_ranges(table: pa.Table) -> list[OffsetRange]:
+    """Offset range and row count per topic, partition and incarnation of a merged hour."""
+    grouped = table.group_by(list(IDENTITY[:3]), use_threads=False).aggregate(
+        [("_offset", "min"), ("_offset", "max"), ("_offset", "count")]
+    )
+    ranges = [
+        OffsetRange(
+            str(row["_topic"]),
+            int(row["_partition"]),
+            int(row["_incarnation"]),
+            int(row["_offset_min"]),
+            int(row["_offset_max"]),
+            int(row["_offset_count"]),
+        )
+        for row in grouped.to_pylist()
+    ]
+    return sorted(ranges, key=lambda r: (r.topic, r.partition, r.incarnation))
+
+
+def without_partitions(table: pa.Table) -> pa.Table:
+    """Curated rows read back, minus the partition columns ``merge_hour`` adds again."""
+    present = [name for name in PARTITION_COLUMNS if name in table.column_names]
+    return table.drop_columns(present) if present else table
+
+
+def _ascending(names: Sequence[str]) -> list[tuple[str, str]]:
+    return [(name, "ascending") for name in names]
