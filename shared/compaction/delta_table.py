@@ -15,7 +15,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchEr
 from shared.compaction.coverage import LOG_RETENTION, coverage_from_history
 from shared.compaction.hours import Hour
 from shared.compaction.location import DeltaLocation
-from shared.compaction.rows import PARTITION_COLUMNS, CompactionError, without_partitions
+from shared.compaction.rows import PARTITION_COLUMNS, CompactionError, all_nullable, check_fits, curated_as_landed
 from shared.errors import LakeUnavailable
 
 TABLE_CONFIGURATION = {"delta.logRetentionDuration": LOG_RETENTION}
@@ -52,11 +52,14 @@ class CuratedTable:
         if table is None:
             return pa.table({})
         reader = QueryBuilder().register("curated", table).execute(f"SELECT * FROM curated WHERE {hour.predicate}")
-        return without_partitions(pa.table(reader))
+        return curated_as_landed(pa.table(reader))
 
     def replace_hour(self, hour: Hour, rows: pa.Table, metadata: dict[str, str]) -> int:
         """Replace the hour in one commit (readers see the old hour or the new one); returns files written."""
         existing = self._open()
+        if existing is not None:
+            check_fits(hour, pa.schema(existing.schema().to_arrow()), rows.schema)
+        rows = all_nullable(rows)
         options: dict[str, Any] = {
             "partition_by": list(PARTITION_COLUMNS),
             "storage_options": self.location.storage_options,

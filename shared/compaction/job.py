@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from shared import formats
 from shared.compaction.coverage import commit_metadata
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour, raw_prefix
@@ -22,7 +23,9 @@ from shared.compaction.location import delta_location
 from shared.compaction.plan import CompactionPlan, HourTask, plan_compaction
 from shared.compaction.rows import CompactionError, merge_hour, offset_ranges, read_raw
 from shared.lake.base import LakeStore
+from shared.landing import LINEAGE_COLUMNS
 from shared.settings import Settings
+from shared.sources import SOURCES
 from shared.telemetry import telemetry
 
 log = logging.getLogger("streamingpoc.compaction")
@@ -85,9 +88,10 @@ def compact(
     if plan.ignored:
         log.warning("%s: %d paths under raw/ are not landed files, e.g. %s", source, len(plan.ignored), plan.ignored[0])
     report = CompactionReport(source, plan)
+    schema = landed_schema(source)
     for task in plan.tasks:
         try:
-            report.hours.append(compact_hour(source, lake, table, task))
+            report.hours.append(compact_hour(source, lake, table, task, schema))
         except CompactionError as error:
             log.error("%s: %s", source, error)
             report.failed[task.hour] = str(error)
@@ -120,14 +124,22 @@ def run_compaction(
     return report
 
 
-def compact_hour(source: str, lake: LakeStore, table: CuratedTable, task: HourTask) -> HourResult:
+def landed_schema(source: str) -> pa.Schema | None:
+    """The Arrow schema today's code lands for ``source`` (types Avro and JSON lines files)."""
+    registered = SOURCES.get(source)
+    return None if registered is None else formats.arrow_schema((*registered.columns, *LINEAGE_COLUMNS))
+
+
+def compact_hour(
+    source: str, lake: LakeStore, table: CuratedTable, task: HourTask, schema: pa.Schema | None = None
+) -> HourResult:
     """Curated rows of the hour plus its new raw files, deduplicated, written as one commit."""
     tables: list[pa.Table] = [table.read_hour(task.hour)]
     bytes_in = 0
     for raw in task.new_files:
         data = lake.read(raw.path)
         bytes_in += len(data)
-        tables.append(read_raw(raw.format, data, path=raw.path))
+        tables.append(read_raw(raw.format, data, path=raw.path, schema=schema))
     merged = merge_hour(task.hour, tables)
     covered = [*task.covered_files, *(raw.path for raw in task.new_files)]
     metadata = commit_metadata(source, task.hour, covered, offset_ranges(merged), merged.num_rows)

@@ -33,23 +33,30 @@ class CompactionError(StreamingPocError):
     """An hour cannot be compacted as it is (unreadable raw file, conflicting schemas); others go on."""
 
 
-def read_raw(fmt: RawFormat, data: bytes, *, path: str) -> pa.Table:
-    """One landed file as an Arrow table with the lineage columns the merge needs."""
+def read_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None = None) -> pa.Table:
+    """One landed file as an Arrow table with the lineage columns the merge needs.
+
+    Parquet carries its types. Avro and JSON lines are typed by ``schema`` (the source's landed
+    columns) where it names a column, and by inference for columns it does not know (newer code).
+    """
     try:
         if fmt == "parquet":
             table = pq.read_table(io.BytesIO(data))
         elif fmt == "avro":
-            table = _from_records(list(fastavro.reader(io.BytesIO(data))))  # type: ignore[arg-type]
+            table = _from_records(list(fastavro.reader(io.BytesIO(data))), schema)  # type: ignore[arg-type]
         else:
             lines = gzip.decompress(data).splitlines()
-            table = _from_records([orjson.loads(line) for line in lines if line])
-    except (OSError, ValueError, pa.ArrowException, EOFError, StopIteration) as error:
+            table = _from_records([orjson.loads(line) for line in lines if line], schema)
+    except (OSError, ValueError, TypeError, pa.ArrowException, EOFError, StopIteration) as error:
         raise CompactionError(f"cannot read raw file {path}: {error}") from error
     return _with_lineage(table, path)
 
 
-def _from_records(records: list[dict[str, object]]) -> pa.Table:
-    return pa.Table.from_pylist(records) if records else pa.table({})
+def _from_records(records: list[dict[str, object]], schema: pa.Schema | None) -> pa.Table:
+    names = list(dict.fromkeys(name for record in records for name in record))
+    known = {} if schema is None else {field.name: field.type for field in schema}
+    arrays = [pa.array([record.get(name) for record in records], type=known.get(name)) for name in names]
+    return pa.table(dict(zip(names, arrays, strict=True)))
 
 
 def _with_lineage(table: pa.Table, path: str) -> pa.Table:
@@ -148,10 +155,48 @@ def offset_ranges(table: pa.Table) -> list[OffsetRange]:
     return sorted(ranges, key=lambda r: (r.topic, r.partition, r.incarnation))
 
 
-def without_partitions(table: pa.Table) -> pa.Table:
-    """Curated rows read back, minus the partition columns ``merge_hour`` adds again."""
+def check_fits(hour: Hour, table_schema: pa.Schema, rows: pa.Schema) -> None:
+    """Delta can add nullable columns to a table, not change a column's type: say which column would."""
+    for field in rows:
+        if field.name not in table_schema.names:
+            continue
+        expected = _plain_type(table_schema.field(field.name).type)
+        if _plain_type(field.type) != expected:
+            raise CompactionError(
+                f"hour {hour}: column {field.name} is {field.type} in the raw files but {expected} in the curated "
+                "table; Delta adds new nullable columns but cannot change a column's type"
+            )
+
+
+def all_nullable(table: pa.Table) -> pa.Table:
+    """Every column nullable in the table's schema, so older files that lack a newer column still fit."""
+    relaxed = pa.schema([field.with_nullable(True) for field in table.schema])
+    return table if relaxed == table.schema else table.cast(relaxed)
+
+
+def curated_as_landed(table: pa.Table) -> pa.Table:
+    """Curated rows as read back by the Delta engine, typed like raw files, minus the partition columns.
+
+    The engine returns view and large types (``string_view``); raw files use the plain ones.
+    """
     present = [name for name in PARTITION_COLUMNS if name in table.column_names]
-    return table.drop_columns(present) if present else table
+    table = table.drop_columns(present) if present else table
+    plain = pa.schema([field.with_type(_plain_type(field.type)) for field in table.schema])
+    return table if plain == table.schema else table.cast(plain)
+
+
+def _plain_type(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_string_view(kind) or pa.types.is_large_string(kind):
+        return pa.string()
+    if pa.types.is_binary_view(kind) or pa.types.is_large_binary(kind):
+        return pa.binary()
+    if pa.types.is_map(kind):
+        return pa.map_(_plain_type(kind.key_type), _plain_type(kind.item_type))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_list_view(kind):
+        return pa.list_(kind.value_field.with_type(_plain_type(kind.value_type)))
+    if pa.types.is_struct(kind):
+        return pa.struct([field.with_type(_plain_type(field.type)) for field in kind])
+    return kind
 
 
 def _ascending(names: Sequence[str]) -> list[tuple[str, str]]:
