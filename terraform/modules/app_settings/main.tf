@@ -25,6 +25,11 @@ locals {
 
       APPLICATIONINSIGHTS_CONNECTION_STRING = var.application_insights_connection_string
       MAX_RECORD_BYTES                      = tostring(var.max_record_bytes)
+
+      # Compaction (compact_<source>): closed hours only in Azure.
+      COMPACTION_GRACE_MINUTES  = tostring(var.compaction_grace_minutes)
+      COMPACTION_TARGET_FILE_MB = tostring(var.compaction_target_file_mb)
+      COMPACTION_OPEN_HOURS     = "false"
     },
     # SASL passwords: Key Vault references only, never the value.
     {
@@ -43,6 +48,7 @@ locals {
         "${upper(name)}_GENERATOR_EVENTS_PER_TICK" = tostring(source.generator_events_per_tick)
         "${upper(name)}_GENERATOR_ITERATIONS"      = tostring(source.generator_iterations)
         "${upper(name)}_GENERATOR_SEED"            = source.generator_seed == null ? "" : tostring(source.generator_seed)
+        "${upper(name)}_COMPACTION_SCHEDULE"       = source.compaction_schedule
       }
     ]...),
   )
