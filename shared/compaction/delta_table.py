@@ -29,21 +29,22 @@ class CuratedTable:
         self.target_file_bytes = target_file_bytes
         self._table: DeltaTable | None = None
 
-    def _open(self) -> DeltaTable | None:
-        if self._table is None:
-            try:
+    def _open(self, *, refresh: bool = False) -> DeltaTable | None:
+        """The table as of its latest version when opened or refreshed (a run is the table's only writer)."""
+        try:
+            if self._table is None:
                 self._table = DeltaTable(self.location.uri, storage_options=self.location.storage_options)
-            except TableNotFoundError:
-                return None
-            except (DeltaError, OSError) as error:
-                raise LakeUnavailable(f"cannot open {self.location.uri}: {error}") from error
-        else:
-            self._table.update_incremental()
+            elif refresh:
+                self._table.update_incremental()
+        except TableNotFoundError:
+            return None
+        except (DeltaError, OSError) as error:
+            raise LakeUnavailable(f"cannot open {self.location.uri}: {error}") from error
         return self._table
 
     def coverage(self) -> dict[Hour, frozenset[str]]:
-        """Raw files covered per hour, from the newest compaction commit of each hour."""
-        table = self._open()
+        """Raw files covered per hour, from the newest compaction commit of each hour. Called first in a run."""
+        table = self._open(refresh=True)
         return {} if table is None else coverage_from_history(table.history())
 
     def read_hour(self, hour: Hour) -> pa.Table:
@@ -79,8 +80,7 @@ class CuratedTable:
             raise LakeUnavailable(f"hour {hour}: another writer committed first: {error}") from error
         except (DeltaError, OSError) as error:
             raise LakeUnavailable(f"hour {hour}: cannot write {self.location.uri}: {error}") from error
-        self._table = None
-        latest = self._open()
+        latest = self._open(refresh=True)
         assert latest is not None
         metrics = latest.history(1)[0].get("operationMetrics", {})
         return int(metrics.get("num_added_files", 0))

@@ -41,7 +41,7 @@ def read_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None
     """
     try:
         if fmt == "parquet":
-            table = pq.read_table(io.BytesIO(data))
+            table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)  # small files: threads cost more
         elif fmt == "avro":
             table = _from_records(list(fastavro.reader(io.BytesIO(data))), schema)  # type: ignore[arg-type]
         else:
@@ -113,8 +113,10 @@ def merge_hour(hour: Hour, tables: Sequence[pa.Table]) -> pa.Table:
     except pa.ArrowException as error:
         raise CompactionError(f"hour {hour}: raw files disagree on a column type: {error}") from error
     combined = combined.combine_chunks()
-    unique = combined.take(first_of_each_identity(combined))
-    ordered = unique.take(pc.sort_indices(unique, sort_keys=[(EVENT_TIME, "ascending"), *_ascending(IDENTITY)]))
+    keep = first_of_each_identity(combined)
+    keys = combined.select([EVENT_TIME, *IDENTITY]).take(keep)
+    order = keep.take(pc.sort_indices(keys, sort_keys=[(EVENT_TIME, "ascending"), *_ascending(IDENTITY)]))
+    ordered = combined if _is_identity_permutation(order, combined.num_rows) else combined.take(order)
     rows = ordered.num_rows
     return ordered.append_column("date", pa.array([hour.date] * rows, pa.string())).append_column(
         "hour", pa.array([hour.hour] * rows, pa.string())
@@ -134,6 +136,15 @@ def first_of_each_identity(table: pa.Table) -> pa.Array:
     assert changed is not None
     keep = pa.concat_arrays([pa.array([True]), changed.combine_chunks()])
     return order.filter(keep)
+
+
+def _is_identity_permutation(indices: pa.Array, length: int) -> bool:
+    """True when ``indices`` is 0..length-1 in order: nothing to drop or reorder (the common case)."""
+    if len(indices) != length or length == 0:
+        return len(indices) == length
+    signed = indices.cast(pa.int64())
+    steps = pc.subtract(signed.slice(1), signed.slice(0, length - 1))
+    return bool(pc.all(pc.equal(steps, 1)).as_py()) and indices[0].as_py() == 0
 
 
 def offset_ranges(table: pa.Table) -> list[OffsetRange]:
