@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -30,6 +31,7 @@ from shared.telemetry import telemetry
 
 log = logging.getLogger("streamingpoc.compaction")
 MB = 1024 * 1024
+READ_CONCURRENCY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +138,10 @@ def compact_hour(
     """Curated rows of the hour plus its new raw files, deduplicated, written as one commit."""
     tables: list[pa.Table] = [table.read_hour(task.hour)]
     bytes_in = 0
-    for raw in task.new_files:
-        data = lake.read(raw.path)
-        bytes_in += len(data)
-        tables.append(read_raw(raw.format, data, path=raw.path, schema=schema))
+    with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:  # reads wait on the store, not the CPU
+        for raw, data in zip(task.new_files, pool.map(lake.read, [raw.path for raw in task.new_files]), strict=True):
+            bytes_in += len(data)
+            tables.append(read_raw(raw.format, data, path=raw.path, schema=schema))
     merged = merge_hour(task.hour, tables)
     covered = [*task.covered_files, *(raw.path for raw in task.new_files)]
     metadata = commit_metadata(source, task.hour, covered, offset_ranges(merged), merged.num_rows)
