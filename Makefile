@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/state.py
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/compact.py
 
 clean:
 	rm -rf $(VENV) node_modules .lake .lake.state .azurite

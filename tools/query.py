@@ -21,6 +21,7 @@ from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
 from shared.compaction.location import delta_location
+from shared.lake import open_lake
 from shared.settings import load_settings
 
 PAGE_VIEWS_PER_USER_AND_HOUR = """
@@ -43,7 +44,8 @@ def load(name: str, lake: Path | None) -> pa.Table | None:
     environment = dict(os.environ)
     if lake is not None:
         environment |= {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}
-    location = delta_location(load_settings(environment), name, environment)
+    settings = load_settings(environment)
+    location = delta_location(settings, name, environment)
     try:
         table = DeltaTable(location.uri, storage_options=location.storage_options)
     except TableNotFoundError:
@@ -51,7 +53,8 @@ def load(name: str, lake: Path | None) -> pa.Table | None:
     files, version = len(table.file_uris()), table.version()
     rows = pa.table(QueryBuilder().register("t", table).execute("SELECT * FROM t"))
     hours = len(set(zip(rows.column("date").to_pylist(), rows.column("hour").to_pylist(), strict=True)))
-    print(f"curated/{name}: {rows.num_rows} rows, {hours} hours, {files} files, table version {version}")
+    raw_files = len(open_lake(settings).list_paths(f"raw/{name}"))
+    print(f"curated/{name}: {rows.num_rows} rows in {files} files, {hours} hours, v{version} (raw/: {raw_files} files)")
     return rows
 
 

@@ -179,27 +179,27 @@ def test_rows_of_raw_files_deleted_by_retention_stay_curated(local_lake: Lake, t
     assert sorted(row["_offset"] for row in curated_rows(local_lake)) == list(range(15))
 
 
-def test_a_reader_during_compaction_sees_the_old_hour_or_the_new_one(local_lake: Lake) -> None:
-    land_batch(local_lake, 0, 2000)
-    run(local_lake)
-    land_batch(local_lake, 2000, 2000)
+def test_a_reader_during_compaction_sees_the_old_hour_or_the_new_one(lake: Lake) -> None:
+    land_batch(lake, 0, 2000)
+    run(lake)
+    land_batch(lake, 2000, 2000)
     counts: list[int] = []
     done = threading.Event()
 
     def read_until_done() -> None:
         while not done.is_set() or not counts:
-            counts.append(len(curated_rows(local_lake)))
+            counts.append(len(curated_rows(lake)))
 
     reader = threading.Thread(target=read_until_done)
     reader.start()
     try:
-        run(local_lake)
+        run(lake)
     finally:
         done.set()
         reader.join(timeout=60)
-    counts.append(len(curated_rows(local_lake)))
+    counts.append(len(curated_rows(lake)))
     assert counts and set(counts) <= {2000, 4000} and counts[-1] == 4000
-    delta = local_lake.delta()
+    delta = lake.delta()
     for version in range(delta.version() + 1):  # and so does every version a reader could pin
         delta.load_as_version(version)
         reader_rows = pa.table(QueryBuilder().register("t", delta).execute("SELECT _offset FROM t")).num_rows
