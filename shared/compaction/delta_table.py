@@ -6,6 +6,7 @@ the dataset path can abort the interpreter at exit (delta-io/delta-rs#2184).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import pyarrow as pa
@@ -42,10 +43,22 @@ class CuratedTable:
             raise LakeUnavailable(f"cannot open {self.location.uri}: {error}") from error
         return self._table
 
-    def coverage(self) -> dict[Hour, frozenset[str]]:
-        """Raw files covered per hour, from the newest compaction commit of each hour. Called first in a run."""
+    def coverage(self, hours: Collection[Hour], *, first_page: int = 64) -> dict[Hour, frozenset[str]]:
+        """Raw files covered per hour, from the newest compaction commit of each hour. Called first in a run.
+
+        Reads the newest commits only, as many as it takes to find every hour in ``hours`` (those
+        with raw files) or to reach the oldest commit, so a run reads a few commit files, not all.
+        """
         table = self._open(refresh=True)
-        return {} if table is None else coverage_from_history(table.history())
+        if table is None:
+            return {}
+        limit = max(first_page, 2 * len(hours))
+        while True:
+            history = table.history(limit)
+            found = coverage_from_history(history)
+            if found.keys() >= set(hours) or len(history) < limit:
+                return found
+            limit *= 4
 
     def read_hour(self, hour: Hour) -> pa.Table:
         """The hour's curated rows without partition columns (empty when the hour was never compacted)."""

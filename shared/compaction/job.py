@@ -19,7 +19,7 @@ import pyarrow as pa
 from shared import formats
 from shared.compaction.coverage import commit_metadata
 from shared.compaction.delta_table import CuratedTable
-from shared.compaction.hours import Hour, raw_prefix
+from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
 from shared.compaction.plan import CompactionPlan, HourTask, plan_compaction
 from shared.compaction.rows import CompactionError, merge_hour, offset_ranges, read_raw
@@ -82,9 +82,8 @@ def compact(
     """Compact every due hour of ``source``; hours that fail are in ``report.failed``, the others commit."""
     started = time.perf_counter()
     listing = lake.list_paths(raw_prefix(source))
-    plan = plan_compaction(
-        source, listing, table.coverage(), now_ms=now_ms, grace_ms=grace_ms, include_open=include_open
-    )
+    coverage = table.coverage({raw.hour for path in listing if (raw := parse_raw_path(source, path))})
+    plan = plan_compaction(source, listing, coverage, now_ms=now_ms, grace_ms=grace_ms, include_open=include_open)
     if on_planned is not None:
         on_planned(plan)
     if plan.ignored:

@@ -239,3 +239,16 @@ def _parquet(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
+
+
+def test_coverage_reads_only_as_many_commits_as_the_listed_hours_need(local_lake: Lake) -> None:
+    hours = [Hour.of_ms(H10.start_ms + index * 3_600_000) for index in range(5)]
+    for index, hour in enumerate(hours):  # five commits, oldest hour first
+        table = pa.table({"_topic": ["t"], "_partition": [0], "_offset": [index]})
+        table = table.append_column("_event_time", pa.array([hour.start_ms], pa.timestamp("ms", tz="UTC")))
+        local_lake.store.write_atomic(f"raw/clickstream/date={hour.date}/hour={hour.hour}/f.parquet", _parquet(table))
+        run(local_lake, now_ms=hour.end_ms + GRACE)
+    curated = local_lake.table()
+    assert set(curated.coverage({hours[-1]}, first_page=1)) == set(hours[-2:])  # two newest commits sufficed
+    assert set(curated.coverage({hours[0]}, first_page=1)) == set(hours)  # paged back to the oldest
+    assert curated.coverage({Hour("2020-01-01", "00")}, first_page=2).keys() == set(hours)  # unknown: read all
