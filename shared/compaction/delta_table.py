@@ -20,6 +20,7 @@ from shared.compaction.rows import PARTITION_COLUMNS, CompactionError, all_nulla
 from shared.errors import LakeUnavailable
 
 TABLE_CONFIGURATION = {"delta.logRetentionDuration": LOG_RETENTION}
+CLOCK_SKEW_MS = 3_600_000
 
 
 class CuratedTable:
@@ -46,8 +47,12 @@ class CuratedTable:
     def coverage(self, hours: Collection[Hour], *, first_page: int = 64) -> dict[Hour, frozenset[str]]:
         """Raw files covered per hour, from the newest compaction commit of each hour. Called first in a run.
 
-        Reads the newest commits only, as many as it takes to find every hour in ``hours`` (those
-        with raw files) or to reach the oldest commit, so a run reads a few commit files, not all.
+        Reads the newest commits only: pages back until every hour in ``hours`` (those with raw
+        files) is found, or the commits read are older than the start of every hour still missing
+        (no commit can have compacted an hour before it began; ``CLOCK_SKEW_MS`` of margin), or
+        the log's start. A run thus reads a few commit files, not the whole history. Missing an
+        hour's coverage would only cost work, never rows: the hour is recompacted from its
+        curated rows plus all its raw files.
         """
         table = self._open(refresh=True)
         if table is None:
@@ -56,7 +61,9 @@ class CuratedTable:
         while True:
             history = table.history(limit)
             found = coverage_from_history(history)
-            if found.keys() >= set(hours) or len(history) < limit:
+            missing = set(hours) - found.keys()
+            oldest_ms = min((int(commit.get("timestamp", 0)) for commit in history), default=0)
+            if not missing or len(history) < limit or oldest_ms < min(h.start_ms for h in missing) - CLOCK_SKEW_MS:
                 return found
             limit *= 4
 

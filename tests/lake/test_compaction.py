@@ -7,6 +7,7 @@ REST API (object_store), and the fake server implements only the Data Lake (dfs)
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -251,4 +252,6 @@ def test_coverage_reads_only_as_many_commits_as_the_listed_hours_need(local_lake
     curated = local_lake.table()
     assert set(curated.coverage({hours[-1]}, first_page=1)) == set(hours[-2:])  # two newest commits sufficed
     assert set(curated.coverage({hours[0]}, first_page=1)) == set(hours)  # paged back to the oldest
-    assert curated.coverage({Hour("2020-01-01", "00")}, first_page=2).keys() == set(hours)  # unknown: read all
+    assert curated.coverage({Hour("2020-01-01", "00")}, first_page=2).keys() == set(hours)  # could be anywhere
+    new_hour = Hour.of_ms(int(time.time() * 1000) + 3 * 3_600_000)  # begins after every commit was made
+    assert set(curated.coverage({new_hour, hours[-1]}, first_page=1)) == set(hours[1:])  # one page: 2 per hour asked
