@@ -255,3 +255,12 @@ def test_coverage_reads_only_as_many_commits_as_the_listed_hours_need(local_lake
     assert curated.coverage({Hour("2020-01-01", "00")}, first_page=2).keys() == set(hours)  # could be anywhere
     new_hour = Hour.of_ms(int(time.time() * 1000) + 3 * 3_600_000)  # begins after every commit was made
     assert set(curated.coverage({new_hour, hours[-1]}, first_page=1)) == set(hours[1:])  # one page: 2 per hour asked
+
+
+def test_a_smaller_target_file_size_splits_an_hour(local_lake: Lake) -> None:
+    land_batch(local_lake, 0, 3000)
+    location = local_lake.table().location
+    small = CuratedTable(location, target_file_bytes=100_000)
+    report = compact("clickstream", local_lake.store, small, now_ms=LATER, grace_ms=GRACE)
+    assert report.files_out > 1 and len(local_lake.delta().file_uris()) == report.files_out
+    assert len(curated_rows(local_lake)) == 3000
