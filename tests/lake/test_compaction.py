@@ -260,7 +260,7 @@ def test_coverage_reads_only_as_many_commits_as_the_listed_hours_need(local_lake
 def test_a_smaller_target_file_size_splits_an_hour(local_lake: Lake) -> None:
     land_batch(local_lake, 0, 3000)
     location = local_lake.table().location
-    small = CuratedTable(location, target_file_bytes=100_000)
+    small = CuratedTable(location, target_file_bytes=5_000)
     report = compact("clickstream", local_lake.store, small, now_ms=LATER, grace_ms=GRACE)
     assert report.files_out > 1 and len(local_lake.delta().file_uris()) == report.files_out
     assert len(curated_rows(local_lake)) == 3000
