@@ -264,3 +264,18 @@ def test_a_smaller_target_file_size_splits_an_hour(local_lake: Lake) -> None:
     report = compact("clickstream", local_lake.store, small, now_ms=LATER, grace_ms=GRACE)
     assert report.files_out > 1 and len(local_lake.delta().file_uris()) == report.files_out
     assert len(curated_rows(local_lake)) == 3000
+
+
+def test_a_new_nullable_column_is_added_to_the_table(local_lake: Lake) -> None:
+    land_batch(local_lake, 0, 10)
+    run(local_lake)
+    next_hour = Hour.of_ms(H10.end_ms)
+    newer = pa.table({"_topic": ["clickstream"], "_partition": [0], "_offset": [10], "firmware": ["2.1"]})
+    newer = newer.append_column("_event_time", pa.array([next_hour.start_ms], pa.timestamp("ms", tz="UTC")))
+    local_lake.store.write_atomic(
+        f"raw/clickstream/date={next_hour.date}/hour={next_hour.hour}/newer.parquet", _parquet(newer)
+    )
+    report = run(local_lake, now_ms=next_hour.end_ms + GRACE)
+    assert not report.failed and [h.hour for h in report.hours] == [next_hour]
+    assert [row["firmware"] for row in curated_rows(local_lake, hour=next_hour)] == ["2.1"]
+    assert {row["firmware"] for row in curated_rows(local_lake)} == {None}  # older hour: null
