@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/python bench/state.py
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/guard.py
+	$(BIN)/python bench/compact.py
 
 clean:
 	rm -rf $(VENV) node_modules .lake .lake.state .azurite

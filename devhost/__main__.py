@@ -31,6 +31,11 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--workers", type=int, default=1, help="processes sharing each consumer group (default 1)")
     start.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
     start.add_argument("--partitions", type=int, default=4, help="partitions of topics the host creates (default 4)")
+    start.add_argument(
+        "--final-timers",
+        default="compact_",
+        help="name prefixes (comma-separated) of timers run once more at shutdown (default compact_; '' for none)",
+    )
     start.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
     return root
 
@@ -51,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=max(1, arguments.workers),
         port=arguments.port,
         partitions=arguments.partitions,
+        final_timers=tuple(prefix for prefix in arguments.final_timers.split(",") if prefix),
     )
     try:
         return LocalHost(options).run()

@@ -53,6 +53,9 @@ class StartOptions:
     port: int = 7071
     partitions: int = 4
     app_module: str = "function_app"
+    final_timers: tuple[str, ...] = ("compact_",)
+    """Timer functions whose names start with one of these run once more at shutdown, after the last
+    batches landed, so that a local run ends with a compacted lake (the Functions host has no such step)."""
 
 
 class LocalHost:
@@ -65,6 +68,7 @@ class LocalHost:
         self.reader = InMemoryMetricReader()
         self.threads: list[threading.Thread] = []
         self.kafka_runners: list[KafkaTriggerRunner] = []
+        self.timer_runners: list[TimerRunner] = []
         self.config = HostConfig({})
 
     def run(self) -> int:
@@ -181,6 +185,7 @@ class LocalHost:
                 self.kafka_runners.append(runner)
             elif function.trigger_type == "timerTrigger" and self.options.timers:
                 runner = TimerRunner(function, config, invoker, stats, self.stop)
+                self.timer_runners.append(runner)
             else:
                 continue
             thread = threading.Thread(target=runner.run, name=function.name, daemon=True)
@@ -222,6 +227,14 @@ class LocalHost:
             self._collect(pool)
         if entities is not None:
             host_loop.run(entities.drained(), timeout=60)
+        self._final_timer_runs()
+
+    def _final_timer_runs(self) -> None:
+        prefixes = self.options.final_timers
+        for runner in self.timer_runners:
+            if prefixes and runner.function.name.startswith(prefixes):
+                print(f"devhost: final run of {runner.function.name}", flush=True)
+                runner.run_once()
 
     def _collect(self, pool: WorkerPool) -> None:
         """Print each worker's events per Kafka-triggered function, then add the others' to the summary."""

@@ -64,6 +64,10 @@ class TimerRunner:
             while (following := self.schedule.next_after(due)) < now:
                 due = following
 
+    def run_once(self) -> None:
+        """One more invocation outside the schedule: the host's final run of compaction timers at shutdown."""
+        self._fire(past_due=False, last=None, next_due=self.schedule.next_after(datetime.now(UTC)))
+
     def _fire(self, *, past_due: bool, last: datetime | None, next_due: datetime) -> None:
         """One tick: the function, then its retry policy's retries until one succeeds or the host stops."""
         request = timer_request(past_due, last, next_due)

@@ -18,6 +18,11 @@ LAKE_WRITE_DURATION = "streamingpoc.lake.write.duration"
 LAKE_BYTES_WRITTEN = "streamingpoc.lake.bytes_written"
 LAKE_FILES_WRITTEN = "streamingpoc.lake.files_written"
 ENTITY_SIGNALS = "streamingpoc.entity.signals"
+COMPACTION_HOURS = "streamingpoc.compaction.hours"
+COMPACTION_ROWS = "streamingpoc.compaction.rows"
+COMPACTION_FILES_IN = "streamingpoc.compaction.files_in"
+COMPACTION_FILES_OUT = "streamingpoc.compaction.files_out"
+COMPACTION_LAG = "streamingpoc.compaction.lag"
 
 # name -> (instrument kind, unit, description)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -33,4 +38,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
     LAKE_BYTES_WRITTEN: ("counter", "By", "Bytes written to the lake"),
     LAKE_FILES_WRITTEN: ("counter", "{file}", "Files written to the lake"),
     ENTITY_SIGNALS: ("counter", "{signal}", "Durable entity signals sent"),
+    COMPACTION_HOURS: ("counter", "{hour}", "Raw hours compacted into the curated Delta table"),
+    COMPACTION_ROWS: ("counter", "{row}", "Rows written by compaction (distinct by offset)"),
+    COMPACTION_FILES_IN: ("counter", "{file}", "Raw files read by compaction"),
+    COMPACTION_FILES_OUT: ("counter", "{file}", "Curated Delta files written by compaction"),
+    COMPACTION_LAG: ("histogram", "s", "Age of the oldest closed raw hour not yet compacted, per run (0 if none)"),
 }

@@ -138,6 +138,25 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a partition waits for another instance's unfinished landing before landing it again.",
     )
+    compaction_grace_minutes: int = Field(
+        15,
+        alias="COMPACTION_GRACE_MINUTES",
+        ge=0,
+        le=1440,
+        description="An hour of raw files is compacted this many minutes after it ends (room for late files).",
+    )
+    compaction_open_hours: bool = Field(
+        False,
+        alias="COMPACTION_OPEN_HOURS",
+        description="Also compact the hour still open (local runs); later runs recompact it with its new files.",
+    )
+    compaction_target_file_mb: int = Field(
+        128,
+        alias="COMPACTION_TARGET_FILE_MB",
+        ge=1,
+        le=4096,
+        description="Target size of a curated Delta file; an hour smaller than this is one file.",
+    )
 
     @field_validator("kafka_broker_list")
     @classmethod
@@ -223,6 +242,9 @@ class SourceSettings(BaseSettings):
     kafka_producer_sasl_password: SecretStr = Field(
         SecretStr(""),
         description="SASL PLAIN password of generate_<source>; in Azure a Key Vault reference (send-only rule).",
+    )
+    compaction_schedule: str = Field(
+        "0 */15 * * * *", description="NCRONTAB of `compact_<source>`, which turns closed raw hours into curated Delta."
     )
 
     @field_validator("generator_seed", mode="before")

@@ -81,6 +81,18 @@ class Telemetry:
         self._add(names.EVENTS_LATE, late, attributes)
         self._add(names.ANOMALIES, anomalies, attributes)
 
+    def record_compaction_lag(self, source: str, lag_ms: int) -> None:
+        """Called once per compaction run, after planning and before any work, so a failing run still reports."""
+        self._record(names.COMPACTION_LAG, lag_ms / 1000, {"source": source})
+
+    def record_compaction(self, source: str, *, hours: int, rows: int, files_in: int, files_out: int) -> None:
+        """Called once per compaction run, with what its commits wrote."""
+        attributes = {"source": source}
+        self._add(names.COMPACTION_HOURS, hours, attributes)
+        self._add(names.COMPACTION_ROWS, rows, attributes)
+        self._add(names.COMPACTION_FILES_IN, files_in, attributes)
+        self._add(names.COMPACTION_FILES_OUT, files_out, attributes)
+
 
 def sample(values: Sequence[int], limit: int) -> Sequence[int]:
     """At most ``limit`` evenly spaced values, first and last included (all of them when there are few)."""

@@ -40,6 +40,7 @@ locals {
       generator_seed            = lookup(config, "random.seed", "") == "" ? null : tonumber(config["random.seed"])
       partition_count           = var.eventhub_partition_count
       lag_threshold             = 1000
+      compaction_schedule       = "0 */15 * * * *"
     }
   }
 

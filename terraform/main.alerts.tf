@@ -129,6 +129,57 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "dead_letter_rate" {
   tags = local.tags
 }
 
+# Compaction falling behind: a closed hour of raw files is still not in the curated table
+# (compact_<source> failing, e.g. a raw file it cannot read or a column whose type changed, or
+# not running). Raw files are deleted after raw_retention_days, so this must not go unnoticed.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "compaction_lag" {
+  name                 = "${local.names.alert}-compaction-lag"
+  display_name         = "StreamingPOC: compaction lag"
+  description          = "The oldest closed raw hour not yet compacted into curated/<source> ended more than ${var.compaction_lag_alert_minutes} minutes ago. See the workbook's Compaction panels and the compact_<source> failures."
+  resource_group_name  = local.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  enabled              = var.alerts_enabled
+  severity             = 2
+  evaluation_frequency = "PT15M"
+  window_duration      = "PT1H"
+
+  criteria {
+    query                   = <<-KQL
+      customMetrics
+      | where name == "${local.metrics.compaction_lag}"
+      | summarize lag_minutes = max(valueMax) / 60.0 by source = tostring(customDimensions.source)
+    KQL
+    time_aggregation_method = "Maximum"
+    metric_measure_column   = "lag_minutes"
+    operator                = "GreaterThan"
+    threshold               = var.compaction_lag_alert_minutes
+
+    dimension {
+      name     = "source"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  auto_mitigation_enabled = true
+
+  dynamic "action" {
+    for_each = length(local.action_group_ids) > 0 ? [1] : []
+
+    content {
+      action_groups = local.action_group_ids
+    }
+  }
+
+  tags = local.tags
+}
+
 # Unprocessed events, per hub: events arrive but nothing reads them (the source's processing
 # function is stalled, failing before it commits, or its trigger is not running). One rule
 # per hub because a multi-condition metric alert cannot split by "all values" of a dimension.

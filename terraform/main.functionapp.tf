@@ -73,6 +73,8 @@ module "app_settings" {
   lake_file_system          = azurerm_storage_container.lake.name
   host_storage_account_name = azurerm_storage_account.host.name
   max_record_bytes          = var.max_record_bytes
+  compaction_grace_minutes  = var.compaction_grace_minutes
+  compaction_target_file_mb = var.compaction_target_file_mb
 
   application_insights_connection_string = azurerm_application_insights.this.connection_string
 
@@ -88,6 +90,7 @@ module "app_settings" {
       generator_iterations      = source.generator_iterations
       generator_seed            = source.generator_seed
       lag_threshold             = source.lag_threshold
+      compaction_schedule       = source.compaction_schedule
     }
   }
 }

@@ -75,8 +75,10 @@ resource "azurerm_monitor_diagnostic_setting" "lake_blob" {
   }
 }
 
-# Landed batches and dead letters cool after N days (optionally expire); the generator's
-# progress files (_generator/) stay hot.
+# Raw micro-batches are deleted raw_retention_days after they landed: compact_<source> has copied
+# their rows into curated/<source> (a Delta table, kept) long before, and the compaction-lag alert
+# fires if it has not. Dead letters cool after N days (optionally expire). The generator's
+# progress files (_generator/) and curated/ are not touched.
 resource "azurerm_storage_management_policy" "lake" {
   storage_account_id = azurerm_storage_account.lake.id
 
@@ -94,8 +96,8 @@ resource "azurerm_storage_management_policy" "lake" {
 
       actions {
         base_blob {
-          tier_to_cool_after_days_since_modification_greater_than = var.lake_cool_after_days
-          delete_after_days_since_modification_greater_than       = var.lake_delete_after_days
+          tier_to_cool_after_days_since_modification_greater_than = rule.key == "raw" ? null : var.lake_cool_after_days
+          delete_after_days_since_modification_greater_than       = rule.key == "raw" ? var.raw_retention_days : var.lake_delete_after_days
         }
       }
     }

@@ -3,18 +3,23 @@ locals {
   # land in Application Insights customMetrics with the attributes `source` and, for dead
   # letters, `reason`). tests/terraform checks every name used here exists in the code.
   metrics = {
-    events_received     = "streamingpoc.events.received"
-    events_landed       = "streamingpoc.events.landed"
-    events_deadlettered = "streamingpoc.events.deadlettered"
-    events_late         = "streamingpoc.events.late"
-    anomalies           = "streamingpoc.anomalies"
-    batch_duration      = "streamingpoc.batch.duration"
-    batch_size          = "streamingpoc.batch.size"
-    end_to_end_latency  = "streamingpoc.end_to_end.latency"
-    lake_write_duration = "streamingpoc.lake.write.duration"
-    lake_bytes_written  = "streamingpoc.lake.bytes_written"
-    lake_files_written  = "streamingpoc.lake.files_written"
-    entity_signals      = "streamingpoc.entity.signals"
+    events_received      = "streamingpoc.events.received"
+    events_landed        = "streamingpoc.events.landed"
+    events_deadlettered  = "streamingpoc.events.deadlettered"
+    events_late          = "streamingpoc.events.late"
+    anomalies            = "streamingpoc.anomalies"
+    batch_duration       = "streamingpoc.batch.duration"
+    batch_size           = "streamingpoc.batch.size"
+    end_to_end_latency   = "streamingpoc.end_to_end.latency"
+    lake_write_duration  = "streamingpoc.lake.write.duration"
+    lake_bytes_written   = "streamingpoc.lake.bytes_written"
+    lake_files_written   = "streamingpoc.lake.files_written"
+    entity_signals       = "streamingpoc.entity.signals"
+    compaction_hours     = "streamingpoc.compaction.hours"
+    compaction_rows      = "streamingpoc.compaction.rows"
+    compaction_files_in  = "streamingpoc.compaction.files_in"
+    compaction_files_out = "streamingpoc.compaction.files_out"
+    compaction_lag       = "streamingpoc.compaction.lag"
   }
 
   # Counters arrive as per-interval sums (valueSum), histograms as sum/count/min/max per
@@ -88,6 +93,25 @@ locals {
       | summarize files = sum(valueSum) by bin(timestamp, {TimeRange:grain}), source
       | render timechart
     KQL
+    compaction             = <<-KQL
+      customMetrics
+      | where name in ("${local.metrics.compaction_hours}", "${local.metrics.compaction_rows}", "${local.metrics.compaction_files_in}", "${local.metrics.compaction_files_out}", "${local.metrics.compaction_lag}")
+      | extend source = tostring(customDimensions.source)
+      | summarize hours = sumif(valueSum, name == "${local.metrics.compaction_hours}"),
+                  rows = sumif(valueSum, name == "${local.metrics.compaction_rows}"),
+                  raw_files_in = sumif(valueSum, name == "${local.metrics.compaction_files_in}"),
+                  curated_files_out = sumif(valueSum, name == "${local.metrics.compaction_files_out}"),
+                  max_lag_minutes = round(maxif(valueMax, name == "${local.metrics.compaction_lag}") / 60.0, 1)
+          by source
+      | order by source asc
+    KQL
+    compaction_lag         = <<-KQL
+      customMetrics
+      | where name == "${local.metrics.compaction_lag}"
+      | extend source = tostring(customDimensions.source)
+      | summarize lag_minutes = max(valueMax) / 60.0 by bin(timestamp, {TimeRange:grain}), source
+      | render timechart
+    KQL
     state                  = <<-KQL
       customMetrics
       | where name in ("${local.metrics.entity_signals}", "${local.metrics.events_late}", "${local.metrics.anomalies}")
@@ -107,6 +131,8 @@ locals {
     { name = "batch_size", title = "Records per invocation", query = "batch_size", visualization = "timechart", width = "50" },
     { name = "lake_files_over_time", title = "Lake files written per source", query = "lake_files_over_time", visualization = "timechart", width = "50" },
     { name = "lake_writes", title = "Lake writes per source: files, MB and write time", query = "lake_writes", visualization = "table", width = "50" },
+    { name = "compaction", title = "Compaction per source: hours, rows, raw files in, curated files out, worst lag", query = "compaction", visualization = "table", width = "50" },
+    { name = "compaction_lag", title = "Compaction lag: oldest closed raw hour not yet compacted (minutes)", query = "compaction_lag", visualization = "timechart", width = "50" },
     { name = "state", title = "Keyed state: entity signals, late events and anomalies", query = "state", visualization = "table", width = "50" },
   ]
 

@@ -59,6 +59,7 @@ variable "sources" {
     generator_seed            = optional(number)
     partition_count           = optional(number)
     lag_threshold             = optional(number, 1000)
+    compaction_schedule       = optional(string, "0 */15 * * * *")
   }))
   default = {
     clickstream = {}
@@ -80,6 +81,8 @@ variable "sources" {
     process_<source> scales out (one instance per partition at most). `lag_threshold` is the
     Kafka trigger's target of unprocessed events per instance (<SOURCE>_LAG_THRESHOLD):
     instances = lag / lag_threshold, rounded up, at most partition_count.
+    `partition_count` overrides `eventhub_partition_count` for that hub.
+    `compaction_schedule` is the NCRONTAB of compact_<source> (raw hours -> curated Delta table).
   EOT
 
   validation {
@@ -93,6 +96,10 @@ variable "sources" {
   validation {
     condition     = alltrue([for source in values(var.sources) : length(split(" ", trimspace(source.generator_schedule))) == 6])
     error_message = "generator_schedule must be an NCRONTAB expression with six fields (seconds first), e.g. \"*/10 * * * * *\"."
+  }
+  validation {
+    condition     = alltrue([for source in values(var.sources) : length(split(" ", trimspace(source.compaction_schedule))) == 6])
+    error_message = "compaction_schedule must be an NCRONTAB expression with six fields (seconds first), e.g. \"0 */15 * * * *\"."
   }
   validation {
     condition = alltrue([for source in values(var.sources) :
@@ -257,7 +264,7 @@ variable "lake_file_system" {
 variable "lake_cool_after_days" {
   type        = number
   default     = 30
-  description = "Move lake files (raw/ and deadletter/) to the Cool tier this many days after their last modification."
+  description = "Move dead letters (deadletter/) to the Cool tier this many days after their last modification. Raw files are deleted after raw_retention_days; curated/ stays hot."
 
   validation {
     condition     = var.lake_cool_after_days >= 1 && var.lake_cool_after_days <= 99999 && floor(var.lake_cool_after_days) == var.lake_cool_after_days
@@ -268,7 +275,7 @@ variable "lake_cool_after_days" {
 variable "lake_delete_after_days" {
   type        = number
   default     = null
-  description = "Delete lake files this many days after their last modification; null keeps them forever."
+  description = "Delete dead letters this many days after their last modification; null keeps them forever."
 
   validation {
     condition     = var.lake_delete_after_days == null || try(var.lake_delete_after_days > var.lake_cool_after_days && var.lake_delete_after_days <= 99999 && floor(var.lake_delete_after_days) == var.lake_delete_after_days, false)
@@ -299,6 +306,50 @@ variable "function_maximum_instance_count" {
   validation {
     condition     = var.function_maximum_instance_count >= max([for source in values(var.sources) : coalesce(source.partition_count, var.eventhub_partition_count)]...)
     error_message = "function_maximum_instance_count is below a hub's partition count: that source's processor could never run one instance per partition. Raise the cap or lower partition_count / eventhub_partition_count."
+  }
+}
+
+variable "compaction_grace_minutes" {
+  type        = number
+  default     = 15
+  description = "Minutes after an hour ends before compact_<source> compacts it (room for late raw files; later ones recompact the hour)."
+
+  validation {
+    condition     = var.compaction_grace_minutes >= 0 && var.compaction_grace_minutes <= 1440 && floor(var.compaction_grace_minutes) == var.compaction_grace_minutes
+    error_message = "compaction_grace_minutes must be a whole number from 0 to 1440."
+  }
+}
+
+variable "compaction_target_file_mb" {
+  type        = number
+  default     = 128
+  description = "Target size of a curated Delta file (COMPACTION_TARGET_FILE_MB); an hour smaller than this is one file."
+
+  validation {
+    condition     = var.compaction_target_file_mb >= 1 && var.compaction_target_file_mb <= 4096 && floor(var.compaction_target_file_mb) == var.compaction_target_file_mb
+    error_message = "compaction_target_file_mb must be a whole number from 1 to 4096."
+  }
+}
+
+variable "raw_retention_days" {
+  type        = number
+  default     = 7
+  description = "Delete raw/ files this many days after they landed. Compaction reads them within hours (the compaction-lag alert fires after compaction_lag_alert_minutes), keeps the rows of deleted files, and finds what it covered in the Delta log, which it keeps 30 days: so at most 29."
+
+  validation {
+    condition     = var.raw_retention_days >= 1 && var.raw_retention_days <= 29 && floor(var.raw_retention_days) == var.raw_retention_days
+    error_message = "raw_retention_days must be a whole number from 1 to 29 (below the curated tables' 30-day Delta log retention)."
+  }
+}
+
+variable "compaction_lag_alert_minutes" {
+  type        = number
+  default     = 120
+  description = "Alert when the oldest closed raw hour not yet compacted ended more than this many minutes ago."
+
+  validation {
+    condition     = var.compaction_lag_alert_minutes >= 30 && floor(var.compaction_lag_alert_minutes) == var.compaction_lag_alert_minutes
+    error_message = "compaction_lag_alert_minutes must be a whole number of at least 30."
   }
 }
 

@@ -34,6 +34,7 @@ def settings_table() -> str:
     for info in Settings.model_fields.values():
         default = info.get_default(call_default_factory=True)
         shown = "" if default is None else getattr(default, "get_secret_value", lambda d=default: d)()
+        shown = str(shown).lower() if isinstance(shown, bool) else shown
         lines.append(f"| `{info.alias}` | `{shown}` | {info.description} |")
     for field in SOURCE_FIELDS:
         info = SourceSettings.model_fields[field]

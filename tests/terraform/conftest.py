@@ -147,6 +147,8 @@ module "app_settings" {
   lake_file_system          = var.lake_file_system
   host_storage_account_name = "sttestfunc"
   max_record_bytes          = var.max_record_bytes
+  compaction_grace_minutes  = var.compaction_grace_minutes
+  compaction_target_file_mb = var.compaction_target_file_mb
 
   application_insights_connection_string = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://example.invalid/"
 
@@ -162,6 +164,7 @@ module "app_settings" {
       generator_iterations      = source.generator_iterations
       generator_seed            = source.generator_seed
       lag_threshold             = source.lag_threshold
+      compaction_schedule       = source.compaction_schedule
     }
   }
 }

@@ -34,6 +34,11 @@ locals {
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD" # the app's system-assigned identity
       MAX_RECORD_BYTES                          = tostring(var.max_record_bytes)
       LANDING_LEASE_SECONDS                     = "30"
+
+      # Compaction (compact_<source>): closed hours only in Azure.
+      COMPACTION_GRACE_MINUTES  = tostring(var.compaction_grace_minutes)
+      COMPACTION_TARGET_FILE_MB = tostring(var.compaction_target_file_mb)
+      COMPACTION_OPEN_HOURS     = "false"
     },
     # <SOURCE>_KAFKA_SASL_PASSWORD and <SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD: Key Vault
     # references only, never the value.
@@ -54,6 +59,7 @@ locals {
         "${upper(name)}_GENERATOR_ITERATIONS"      = tostring(source.generator_iterations)
         "${upper(name)}_GENERATOR_SEED"            = source.generator_seed == null ? "" : tostring(source.generator_seed)
         "${upper(name)}_LAG_THRESHOLD"             = tostring(source.lag_threshold)
+        "${upper(name)}_COMPACTION_SCHEDULE"       = source.compaction_schedule
       }
     ]...),
   )

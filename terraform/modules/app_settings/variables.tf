@@ -49,6 +49,16 @@ variable "max_record_bytes" {
   description = "MAX_RECORD_BYTES: larger records are dead-lettered as oversized."
 }
 
+variable "compaction_grace_minutes" {
+  type        = number
+  description = "COMPACTION_GRACE_MINUTES: an hour of raw files is compacted this long after it ends."
+}
+
+variable "compaction_target_file_mb" {
+  type        = number
+  description = "COMPACTION_TARGET_FILE_MB: target size of a curated Delta file."
+}
+
 variable "sources" {
   type = map(object({
     topic                     = string
@@ -61,6 +71,7 @@ variable "sources" {
     generator_iterations      = number
     generator_seed            = optional(number)
     lag_threshold             = number
+    compaction_schedule       = string
   }))
   description = "Per-source settings (shared.settings.SourceSettings), keyed by source name."
 }

@@ -1,0 +1,214 @@
+"""Arrow work of one hour: read raw files as tables, merge them with the hour's curated rows,
+deduplicate by offset, sort by event time. Pure (bytes and tables in, tables out).
+
+A row's identity is (``_topic``, ``_partition``, ``_incarnation``, ``_offset``). Files landed
+before the landing added ``_incarnation`` get 0, the first incarnation of a topic-partition.
+Among rows with the same identity the first one wins, in the order the tables are given
+(the curated rows first, so a published row never changes).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Sequence
+
+import fastavro
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from shared.compaction.coverage import OffsetRange
+from shared.compaction.hours import Hour, RawFormat
+from shared.errors import StreamingPocError
+
+IDENTITY = ("_topic", "_partition", "_incarnation", "_offset")
+EVENT_TIME = "_event_time"
+PARTITION_COLUMNS = ("date", "hour")
+TIMESTAMP = pa.timestamp("us", tz="UTC")  # what Delta stores
+
+
+class CompactionError(StreamingPocError):
+    """An hour cannot be compacted as it is (unreadable raw file, conflicting schemas); others go on."""
+
+
+def read_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None = None) -> pa.Table:
+    """One landed file as an Arrow table with the lineage columns the merge needs.
+
+    Parquet carries its types. Avro and JSON lines are typed by ``schema`` (the source's landed
+    columns) where it names a column, and by inference for columns it does not know (newer code).
+    """
+    try:
+        if fmt == "parquet":
+            table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)  # small files: threads cost more
+        elif fmt == "avro":
+            table = _from_records(list(fastavro.reader(io.BytesIO(data))), schema)  # type: ignore[arg-type]
+        else:
+            lines = gzip.decompress(data).splitlines()
+            table = _from_records([orjson.loads(line) for line in lines if line], schema)
+    except (OSError, ValueError, TypeError, pa.ArrowException, EOFError, StopIteration) as error:
+        raise CompactionError(f"cannot read raw file {path}: {error}") from error
+    return _with_lineage(table, path)
+
+
+def _from_records(records: list[dict[str, object]], schema: pa.Schema | None) -> pa.Table:
+    names = list(dict.fromkeys(name for record in records for name in record))
+    known = {} if schema is None else {field.name: field.type for field in schema}
+    arrays = [pa.array([record.get(name) for record in records], type=known.get(name)) for name in names]
+    return pa.table(dict(zip(names, arrays, strict=True)))
+
+
+def _with_lineage(table: pa.Table, path: str) -> pa.Table:
+    if table.num_rows == 0:
+        return table
+    missing = [name for name in (*IDENTITY, EVENT_TIME) if name not in table.column_names and name != "_incarnation"]
+    if missing:
+        raise CompactionError(f"raw file {path} lacks lineage columns {missing}")
+    if "_incarnation" not in table.column_names:
+        table = table.append_column("_incarnation", pa.array([0] * table.num_rows, pa.int64()))
+    for name in ("_partition", "_incarnation", "_offset"):
+        table = _cast(table, name, pa.int64(), path)
+    table = _cast(table, "_topic", pa.string(), path)
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) or field.name in (EVENT_TIME, "_kafka_timestamp"):
+            table = table.set_column(index, field.name, _as_timestamp(table.column(index), path, field.name))
+    return table
+
+
+def _cast(table: pa.Table, name: str, target: pa.DataType, path: str) -> pa.Table:
+    index = table.schema.get_field_index(name)
+    column = table.column(index)
+    if column.type == target:
+        return table
+    try:
+        return table.set_column(index, name, column.cast(target))
+    except pa.ArrowException as error:
+        raise CompactionError(f"raw file {path}: column {name} is {column.type}, not {target}") from error
+
+
+def _as_timestamp(column: pa.ChunkedArray, path: str, name: str) -> pa.ChunkedArray:
+    """Timestamps as Delta stores them; epoch milliseconds (Avro without logical type, JSON lines) included."""
+    try:
+        if pa.types.is_integer(column.type):
+            column = column.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+        return column.cast(TIMESTAMP)
+    except pa.ArrowException as error:
+        raise CompactionError(f"raw file {path}: column {name} is {column.type}, not a timestamp") from error
+
+
+def merge_hour(hour: Hour, tables: Sequence[pa.Table]) -> pa.Table:
+    """The hour's rows once each, sorted by event time (then identity), with its partition columns.
+
+    ``tables`` are the curated rows of the hour (partition columns removed) and then the raw files.
+    """
+    parts = [table for table in tables if table.num_rows]
+    clashing = sorted({name for table in parts for name in PARTITION_COLUMNS if name in table.column_names})
+    if clashing:
+        raise CompactionError(f"hour {hour}: rows carry columns {clashing}, which are the table's partition columns")
+    if not parts:
+        raise CompactionError(f"hour {hour} has no rows")
+    try:
+        combined = pa.concat_tables(parts, promote_options="default")
+    except pa.ArrowException as error:
+        raise CompactionError(f"hour {hour}: raw files disagree on a column type: {error}") from error
+    combined = combined.combine_chunks()
+    keep = first_of_each_identity(combined)
+    keys = combined.select([EVENT_TIME, *IDENTITY]).take(keep)
+    order = keep.take(pc.sort_indices(keys, sort_keys=[(EVENT_TIME, "ascending"), *_ascending(IDENTITY)]))
+    ordered = combined if _is_identity_permutation(order, combined.num_rows) else combined.take(order)
+    rows = ordered.num_rows
+    return ordered.append_column("date", pa.array([hour.date] * rows, pa.string())).append_column(
+        "hour", pa.array([hour.hour] * rows, pa.string())
+    )
+
+
+def first_of_each_identity(table: pa.Table) -> pa.Array:
+    """Indices of the first row of every identity (a stable sort keeps input order among equals)."""
+    order = pc.sort_indices(table.select(list(IDENTITY)), sort_keys=_ascending(IDENTITY))
+    if len(order) == 0:
+        return order
+    changed: pa.Array | None = None
+    for name in IDENTITY:
+        values = table.column(name).take(order)
+        differs = pc.fill_null(pc.not_equal(values.slice(1), values.slice(0, len(values) - 1)), True)
+        changed = differs if changed is None else pc.or_(changed, differs)
+    assert changed is not None
+    keep = pa.concat_arrays([pa.array([True]), changed.combine_chunks()])
+    return order.filter(keep)
+
+
+def _is_identity_permutation(indices: pa.Array, length: int) -> bool:
+    """True when ``indices`` is 0..length-1 in order: nothing to drop or reorder (the common case)."""
+    if len(indices) != length or length == 0:
+        return len(indices) == length
+    signed = indices.cast(pa.int64())
+    steps = pc.subtract(signed.slice(1), signed.slice(0, length - 1))
+    return bool(pc.all(pc.equal(steps, 1)).as_py()) and indices[0].as_py() == 0
+
+
+def offset_ranges(table: pa.Table) -> list[OffsetRange]:
+    """Offset range and row count per topic, partition and incarnation of a merged hour."""
+    grouped = table.group_by(list(IDENTITY[:3]), use_threads=False).aggregate(
+        [("_offset", "min"), ("_offset", "max"), ("_offset", "count")]
+    )
+    ranges = [
+        OffsetRange(
+            str(row["_topic"]),
+            int(row["_partition"]),
+            int(row["_incarnation"]),
+            int(row["_offset_min"]),
+            int(row["_offset_max"]),
+            int(row["_offset_count"]),
+        )
+        for row in grouped.to_pylist()
+    ]
+    return sorted(ranges, key=lambda r: (r.topic, r.partition, r.incarnation))
+
+
+def check_fits(hour: Hour, table_schema: pa.Schema, rows: pa.Schema) -> None:
+    """Delta can add nullable columns to a table, not change a column's type: say which column would."""
+    for field in rows:
+        if field.name not in table_schema.names:
+            continue
+        expected = _plain_type(table_schema.field(field.name).type)
+        if _plain_type(field.type) != expected:
+            raise CompactionError(
+                f"hour {hour}: column {field.name} is {field.type} in the raw files but {expected} in the curated "
+                "table; Delta adds new nullable columns but cannot change a column's type"
+            )
+
+
+def all_nullable(table: pa.Table) -> pa.Table:
+    """Every column nullable in the table's schema, so older files that lack a newer column still fit."""
+    relaxed = pa.schema([field.with_nullable(True) for field in table.schema])
+    return table if relaxed == table.schema else table.cast(relaxed)
+
+
+def curated_as_landed(table: pa.Table) -> pa.Table:
+    """Curated rows as read back by the Delta engine, typed like raw files, minus the partition columns.
+
+    The engine returns view and large types (``string_view``); raw files use the plain ones.
+    """
+    present = [name for name in PARTITION_COLUMNS if name in table.column_names]
+    table = table.drop_columns(present) if present else table
+    plain = pa.schema([field.with_type(_plain_type(field.type)) for field in table.schema])
+    return table if plain == table.schema else table.cast(plain)
+
+
+def _plain_type(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_string_view(kind) or pa.types.is_large_string(kind):
+        return pa.string()
+    if pa.types.is_binary_view(kind) or pa.types.is_large_binary(kind):
+        return pa.binary()
+    if pa.types.is_map(kind):
+        return pa.map_(_plain_type(kind.key_type), _plain_type(kind.item_type))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_list_view(kind):
+        return pa.list_(kind.value_field.with_type(_plain_type(kind.value_type)))
+    if pa.types.is_struct(kind):
+        return pa.struct([field.with_type(_plain_type(field.type)) for field in kind])
+    return kind
+
+
+def _ascending(names: Sequence[str]) -> list[tuple[str, str]]:
+    return [(name, "ascending") for name in names]

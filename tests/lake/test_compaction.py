@@ -1,0 +1,281 @@
+"""Compaction on real stores: a local directory and Azurite (Blob API), each with a real Delta table.
+
+ADLS through the fake Data Lake server is not covered: delta-rs reaches Azure through the Blob
+REST API (object_store), and the fake server implements only the Data Lake (dfs) endpoints.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, QueryBuilder
+
+from devhost.azurite import Azurite
+from shared import formats
+from shared.compaction.coverage import METADATA_KEY, parse_commit
+from shared.compaction.delta_table import CuratedTable
+from shared.compaction.hours import Hour
+from shared.compaction.job import compact, open_curated
+from shared.lake import LakeStore, LocalLake
+from shared.lake.blob import BlobLake
+from shared.landing import land, plan_files
+from shared.pipeline import process_batch
+from shared.settings import Settings, load_settings
+from shared.sources import get_source
+from tests.conftest import FIXED_NOW_MS, records_for
+from tests.lake.conftest import NO_RETRIES
+
+H10 = Hour.of_ms(FIXED_NOW_MS)
+LATER = H10.end_ms + 2 * 3_600_000
+GRACE = 15 * 60_000
+IDENTITY = ("_topic", "_partition", "_incarnation", "_offset")
+
+
+@dataclass
+class Lake:
+    store: LakeStore
+    settings: Settings
+
+    def table(self, source: str = "clickstream") -> CuratedTable:
+        return open_curated(self.settings, source)
+
+    def delta(self, source: str = "clickstream") -> DeltaTable:
+        location = self.table(source).location
+        return DeltaTable(location.uri, storage_options=location.storage_options)
+
+
+@pytest.fixture(params=["local", "azurite"])
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lake]:
+    if request.param == "local":
+        yield Lake(LocalLake(tmp_path), load_settings({"LAKE_LOCAL_ROOT": str(tmp_path)}))
+        return
+    azurite: Azurite = request.getfixturevalue("azurite")
+    settings = load_settings(
+        {
+            "LAKE_KIND": "blob",
+            "LAKE_CONNECTION_STRING": azurite.connection_string,
+            "LAKE_FILE_SYSTEM": f"lake-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    yield Lake(BlobLake.from_settings(settings, **NO_RETRIES), settings)
+
+
+@pytest.fixture
+def local_lake(tmp_path: Path) -> Lake:
+    return Lake(LocalLake(tmp_path), load_settings({"LAKE_LOCAL_ROOT": str(tmp_path)}))
+
+
+def land_batch(
+    lake: Lake, first_offset: int, count: int, *, fmt: formats.LakeFormat = "parquet", source: str = "clickstream"
+) -> list[str]:
+    src = get_source(source)
+    batch = process_batch(
+        src, records_for(src, count, first_offset=first_offset), max_record_bytes=100_000, now_ms=FIXED_NOW_MS
+    )
+    return list(land(lake.store, plan_files(batch, fmt, now_ms=FIXED_NOW_MS)).files)
+
+
+def run(lake: Lake, source: str = "clickstream", now_ms: int = LATER) -> Any:
+    return compact(source, lake.store, lake.table(source), now_ms=now_ms, grace_ms=GRACE)
+
+
+def curated_rows(lake: Lake, source: str = "clickstream", hour: Hour = H10) -> list[dict[str, Any]]:
+    reader = QueryBuilder().register("t", lake.delta(source)).execute(f"SELECT * FROM t WHERE {hour.predicate}")
+    return [_plain(row) for row in pa.table(reader).to_pylist()]
+
+
+def distinct_raw_rows(lake: Lake, source: str = "clickstream") -> list[dict[str, Any]]:
+    """Every raw file decoded with the format's own reader, first row per offset kept."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for path in lake.store.list_paths(f"raw/{source}"):
+        fmt = "jsonl" if path.endswith(".jsonl.gz") else path.rsplit(".", 1)[1]
+        for row in formats.decode(fmt, lake.store.read(path)):  # type: ignore[arg-type]
+            row.setdefault("_incarnation", 0)
+            seen.setdefault(tuple(row[name] for name in IDENTITY), _plain(row))
+    return list(seen.values())
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """Comparable values: timestamps as epoch ms, maps as dicts, no partition columns."""
+    plain = {}
+    for name, value in row.items():
+        if name in ("date", "hour"):
+            continue
+        if isinstance(value, datetime):
+            value = int(value.astimezone(UTC).timestamp() * 1000)
+        elif isinstance(value, list) and all(isinstance(item, tuple) for item in value):
+            value = dict(value)
+        plain[name] = value
+    return plain
+
+
+def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[name] for name in IDENTITY)
+
+
+def test_curated_rows_equal_the_distinct_raw_rows_exactly(lake: Lake) -> None:
+    files = land_batch(lake, 0, 40) + land_batch(lake, 30, 40) + land_batch(lake, 10, 5)  # overlapping offsets
+    report = run(lake)
+    assert (len(report.hours), report.files_in, report.rows) == (1, len(files), 70)
+    curated = curated_rows(lake)
+    assert sorted(curated, key=_key) == sorted(distinct_raw_rows(lake), key=_key)
+    times = [row["_event_time"] for row in curated]
+    assert times == sorted(times), "rows are sorted by event time"
+    assert report.files_out == 1 and len(lake.delta().file_uris()) == 1
+
+
+def test_rerun_is_idempotent_and_late_files_recompact_the_hour(lake: Lake) -> None:
+    first_files = land_batch(lake, 0, 20)
+    run(lake)
+    version = lake.delta().version()
+    again = run(lake)
+    assert again.plan.tasks == () and lake.delta().version() == version
+
+    late = land_batch(lake, 15, 10)  # 5 duplicates, 5 new offsets
+    report = run(lake)
+    assert [h.hour for h in report.hours] == [H10] and report.files_in == 1
+    assert len(curated_rows(lake)) == 25
+    assert lake.delta().version() == version + 1
+    document = parse_commit(lake.delta().history(1)[0])
+    assert document is not None and document["raw_files"] == sorted(first_files + late)
+    assert document["offsets"] == [
+        {"topic": "clickstream", "partition": 0, "incarnation": 0, "first": 0, "last": 24, "rows": 25}
+    ]
+    assert len(lake.delta().file_uris()) == 1, "the hour was replaced, not appended to"
+
+
+def test_open_hours_wait_and_lag_reports_the_oldest_closed_hour(local_lake: Lake) -> None:
+    land_batch(local_lake, 0, 10)
+    waiting = run(local_lake, now_ms=H10.end_ms + GRACE - 1)
+    assert waiting.plan.tasks == () and waiting.plan.waiting_hours == 1
+    planned = run(local_lake, now_ms=H10.end_ms + 40 * 60_000)
+    assert planned.plan.lag_ms == 40 * 60_000 and planned.rows == 10
+
+
+def test_every_format_compacts_into_one_table(local_lake: Lake) -> None:
+    land_batch(local_lake, 0, 10, fmt="avro", source="sensors")
+    land_batch(local_lake, 5, 10, fmt="jsonl", source="sensors")
+    land_batch(local_lake, 12, 10, fmt="parquet", source="sensors")
+    assert run(local_lake, "sensors").rows == 22
+    assert sorted(curated_rows(local_lake, "sensors"), key=_key) == sorted(
+        distinct_raw_rows(local_lake, "sensors"), key=_key
+    )
+
+
+def test_rows_of_raw_files_deleted_by_retention_stay_curated(local_lake: Lake, tmp_path: Path) -> None:
+    (expired,) = land_batch(local_lake, 0, 10)
+    run(local_lake)
+    (tmp_path / expired).unlink()  # what the storage lifecycle rule does after raw_retention_days
+    land_batch(local_lake, 10, 5)
+    run(local_lake)
+    assert sorted(row["_offset"] for row in curated_rows(local_lake)) == list(range(15))
+
+
+def test_a_reader_during_compaction_sees_the_old_hour_or_the_new_one(lake: Lake) -> None:
+    land_batch(lake, 0, 2000)
+    run(lake)
+    land_batch(lake, 2000, 2000)
+    counts: list[int] = []
+    done = threading.Event()
+
+    def read_until_done() -> None:
+        while not done.is_set() or not counts:
+            counts.append(len(curated_rows(lake)))
+
+    reader = threading.Thread(target=read_until_done)
+    reader.start()
+    try:
+        run(lake)
+    finally:
+        done.set()
+        reader.join(timeout=60)
+    counts.append(len(curated_rows(lake)))
+    assert counts and set(counts) <= {2000, 4000} and counts[-1] == 4000
+    delta = lake.delta()
+    for version in range(delta.version() + 1):  # and so does every version a reader could pin
+        delta.load_as_version(version)
+        reader_rows = pa.table(QueryBuilder().register("t", delta).execute("SELECT _offset FROM t")).num_rows
+        assert reader_rows in {2000, 4000}
+
+
+def test_an_hour_that_does_not_fit_the_table_fails_alone(local_lake: Lake) -> None:
+    land_batch(local_lake, 0, 10)
+    run(local_lake)
+    next_hour = Hour.of_ms(H10.end_ms)
+    bad = pa.table({"_topic": ["clickstream"], "_partition": [0], "_offset": [99], "userid": ["not a number"]})
+    bad = bad.append_column("_event_time", pa.array([next_hour.start_ms], pa.timestamp("ms", tz="UTC")))
+    local_lake.store.write_atomic(
+        f"raw/clickstream/date={next_hour.date}/hour={next_hour.hour}/odd.parquet", _parquet(bad)
+    )
+    land_batch(local_lake, 10, 5)  # a late file for H10 in the same run
+    report = run(local_lake)
+    assert list(report.failed) == [next_hour] and "userid" in report.failed[next_hour]
+    assert [h.hour for h in report.hours] == [H10] and len(curated_rows(local_lake)) == 15
+
+
+def test_commit_metadata_names_the_hour_and_its_offsets(local_lake: Lake) -> None:
+    land_batch(local_lake, 100, 10)
+    run(local_lake)
+    commit = local_lake.delta().history(1)[0]
+    assert METADATA_KEY in commit and commit["operation"] == "WRITE"
+    document = parse_commit(commit)
+    assert document is not None and (document["date"], document["hour"], document["rows"]) == (H10.date, H10.hour, 10)
+    assert document["offsets"][0]["first"] == 100 and document["offsets"][0]["last"] == 109
+
+
+def _parquet(table: pa.Table) -> bytes:
+    import io
+
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def test_coverage_reads_only_as_many_commits_as_the_listed_hours_need(local_lake: Lake) -> None:
+    hours = [Hour.of_ms(H10.start_ms + index * 3_600_000) for index in range(5)]
+    for index, hour in enumerate(hours):  # five commits, oldest hour first
+        table = pa.table({"_topic": ["t"], "_partition": [0], "_offset": [index]})
+        table = table.append_column("_event_time", pa.array([hour.start_ms], pa.timestamp("ms", tz="UTC")))
+        local_lake.store.write_atomic(f"raw/clickstream/date={hour.date}/hour={hour.hour}/f.parquet", _parquet(table))
+        run(local_lake, now_ms=hour.end_ms + GRACE)
+    curated = local_lake.table()
+    assert set(curated.coverage({hours[-1]}, first_page=1)) == set(hours[-2:])  # two newest commits sufficed
+    assert set(curated.coverage({hours[0]}, first_page=1)) == set(hours)  # paged back to the oldest
+    assert curated.coverage({Hour("2020-01-01", "00")}, first_page=2).keys() == set(hours)  # could be anywhere
+    new_hour = Hour.of_ms(int(time.time() * 1000) + 3 * 3_600_000)  # begins after every commit was made
+    assert set(curated.coverage({new_hour, hours[-1]}, first_page=1)) == set(hours[1:])  # one page: 2 per hour asked
+
+
+def test_a_smaller_target_file_size_splits_an_hour(local_lake: Lake) -> None:
+    land_batch(local_lake, 0, 3000)
+    location = local_lake.table().location
+    small = CuratedTable(location, target_file_bytes=5_000)
+    report = compact("clickstream", local_lake.store, small, now_ms=LATER, grace_ms=GRACE)
+    assert report.files_out > 1 and len(local_lake.delta().file_uris()) == report.files_out
+    assert len(curated_rows(local_lake)) == 3000
+
+
+def test_a_new_nullable_column_is_added_to_the_table(local_lake: Lake) -> None:
+    land_batch(local_lake, 0, 10)
+    run(local_lake)
+    next_hour = Hour.of_ms(H10.end_ms)
+    newer = pa.table({"_topic": ["clickstream"], "_partition": [0], "_offset": [10], "firmware": ["2.1"]})
+    newer = newer.append_column("_event_time", pa.array([next_hour.start_ms], pa.timestamp("ms", tz="UTC")))
+    local_lake.store.write_atomic(
+        f"raw/clickstream/date={next_hour.date}/hour={next_hour.hour}/newer.parquet", _parquet(newer)
+    )
+    report = run(local_lake, now_ms=next_hour.end_ms + GRACE)
+    assert not report.failed and [h.hour for h in report.hours] == [next_hour]
+    assert [row["firmware"] for row in curated_rows(local_lake, hour=next_hour)] == ["2.1"]
+    assert {row["firmware"] for row in curated_rows(local_lake)} == {None}  # older hour: null

@@ -1,0 +1,79 @@
+"""Compaction in Terraform: its app settings, the raw retention rule, its workbook panels and lag alert."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from shared import metric_names
+from shared.settings import load_settings, load_source_settings
+from shared.sources import SOURCES
+from tests.terraform.conftest import TERRAFORM_DIR, TerraformFailed, harness_dir, terraform_output
+
+COMPACTION_METRICS = {
+    metric_names.COMPACTION_HOURS,
+    metric_names.COMPACTION_ROWS,
+    metric_names.COMPACTION_FILES_IN,
+    metric_names.COMPACTION_FILES_OUT,
+    metric_names.COMPACTION_LAG,
+}
+
+
+def test_azure_compacts_closed_hours_only_on_the_codes_default_schedule(evaluated: dict[str, Any]) -> None:
+    settings = evaluated["app_settings"]
+    model = load_settings(settings)
+    assert (model.compaction_open_hours, model.compaction_grace_minutes, model.compaction_target_file_mb) == (
+        False,
+        15,
+        128,
+    )
+    for source in SOURCES:
+        assert load_source_settings(source, settings).compaction_schedule == "0 */15 * * * *"
+
+
+def test_raw_files_are_deleted_after_the_retention_and_curated_is_left_alone() -> None:
+    text = (TERRAFORM_DIR / "main.lake.tf").read_text()
+    assert 'rule.key == "raw" ? var.raw_retention_days : var.lake_delete_after_days' in text
+    assert "curated" not in re.findall(r"toset\(\[([^\]]*)\]\)", text)[0]
+    (variable,) = [
+        v['"raw_retention_days"']
+        for v in hcl2.loads((TERRAFORM_DIR / "variables.tf").read_text())["variable"]
+        if '"raw_retention_days"' in v
+    ]
+    assert variable["default"] == 7
+
+
+def test_raw_retention_must_stay_below_the_delta_log_retention(tmp_path: Path) -> None:
+    with pytest.raises(TerraformFailed) as failure:
+        terraform_output(harness_dir(tmp_path), vars={"raw_retention_days": "30"})
+    assert "below the curated tables' 30-day Delta log retention" in " ".join(str(failure.value).split())
+
+
+def test_workbook_shows_every_compaction_metric() -> None:
+    text = (TERRAFORM_DIR / "main.workbook.tf").read_text()
+    (locals_block,) = [block for block in hcl2.loads(text)["locals"] if "workbook_queries" in block]
+    names = {value.strip('"'): key for key, value in locals_block["metrics"].items() if not key.startswith("__")}
+    queries = str(locals_block["workbook_queries"]["compaction"]) + str(
+        locals_block["workbook_queries"]["compaction_lag"]
+    )
+    for metric in COMPACTION_METRICS:
+        assert f"local.metrics.{names[metric]}" in queries, metric
+    assert 'query = "compaction"' in text and 'query = "compaction_lag"' in text
+
+
+def test_one_alert_on_compaction_lag_over_two_hours() -> None:
+    text = (TERRAFORM_DIR / "main.alerts.tf").read_text()
+    block = text[text.index('"compaction_lag"') :]
+    block = block[: block.index("\nresource ")] if "\nresource " in block else block
+    assert (
+        "local.metrics.compaction_lag" in block
+        and "threshold               = var.compaction_lag_alert_minutes" in block
+    )
+    assert "lag_minutes = max(valueMax) / 60.0" in block  # the metric is in seconds
+    variables = hcl2.loads((TERRAFORM_DIR / "variables.tf").read_text())["variable"]
+    (threshold,) = [v['"compaction_lag_alert_minutes"'] for v in variables if '"compaction_lag_alert_minutes"' in v]
+    assert threshold["default"] == 120

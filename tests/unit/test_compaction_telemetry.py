@@ -1,0 +1,75 @@
+"""What a compaction run reports: exact counts and the lag, also when an hour fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from shared import metric_names as names
+from shared import telemetry as telemetry_module
+from shared.compaction.hours import Hour
+from shared.compaction.job import run_compaction
+from shared.compaction.rows import CompactionError
+from shared.lake import LocalLake
+from shared.landing import land, plan_files
+from shared.pipeline import process_batch
+from shared.settings import load_settings
+from shared.sources import get_source
+from shared.telemetry import Telemetry
+from tests.conftest import FIXED_NOW_MS, records_for
+
+HOUR = Hour.of_ms(FIXED_NOW_MS)
+
+
+@pytest.fixture
+def reader(monkeypatch: pytest.MonkeyPatch) -> InMemoryMetricReader:
+    reader = InMemoryMetricReader()
+    monkeypatch.setattr(
+        telemetry_module, "_telemetry", Telemetry(MeterProvider(metric_readers=[reader]).get_meter("t"))
+    )
+    return reader
+
+
+def _values(reader: InMemoryMetricReader) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                (point,) = metric.data.data_points
+                found[metric.name] = point.value if hasattr(point, "value") else point.max
+    return found
+
+
+def _land(lake: LocalLake, first: int, count: int) -> None:
+    source = get_source("sensors")
+    batch = process_batch(source, records_for(source, count, first_offset=first), max_record_bytes=10**5, now_ms=0)
+    land(lake, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
+
+
+def test_a_run_reports_hours_rows_files_and_lag(tmp_path: Path, reader: InMemoryMetricReader) -> None:
+    lake = LocalLake(tmp_path)
+    _land(lake, 0, 20)
+    _land(lake, 10, 20)
+    settings = load_settings({"LAKE_LOCAL_ROOT": str(tmp_path), "COMPACTION_GRACE_MINUTES": "15"})
+    run_compaction("sensors", lake, settings, now_ms=HOUR.end_ms + 45 * 60_000)
+    assert _values(reader) == {
+        names.COMPACTION_LAG: 45 * 60.0,
+        names.COMPACTION_HOURS: 1,
+        names.COMPACTION_ROWS: 30,
+        names.COMPACTION_FILES_IN: 2,
+        names.COMPACTION_FILES_OUT: 1,
+    }
+
+
+def test_a_failing_hour_raises_after_reporting_the_lag(tmp_path: Path, reader: InMemoryMetricReader) -> None:
+    lake = LocalLake(tmp_path)
+    lake.write_atomic(f"raw/sensors/date={HOUR.date}/hour={HOUR.hour}/broken.parquet", b"not parquet")
+    settings = load_settings({"LAKE_LOCAL_ROOT": str(tmp_path)})
+    with pytest.raises(CompactionError, match="broken"):
+        run_compaction("sensors", lake, settings, now_ms=HOUR.end_ms + 3 * 3_600_000)
+    assert _values(reader)[names.COMPACTION_LAG] == 3 * 3600.0
