@@ -9,7 +9,7 @@ no-ops otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from opentelemetry import propagate, trace
@@ -49,7 +49,7 @@ def producer_links(carriers: Iterable[Mapping[str, str]]) -> list[Link]:
 @contextmanager
 def processing_span(
     source: str,
-    carriers: list[Mapping[str, str]],
+    carriers: Sequence[Mapping[str, str]],
     tracer: trace.Tracer | None = None,
     *,
     message_count: int | None = None,
