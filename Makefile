@@ -31,11 +31,18 @@ docs: setup
 test: setup lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: setup
+## The Quix Streams peer of bench/compare.py, in its own venv (it pins an older pydantic than the app).
+.venv-quix/bin/python: bench/requirements-quix.txt
+	$(PYTHON) -m venv .venv-quix
+	.venv-quix/bin/pip install --quiet -r bench/requirements-quix.txt
+	touch $@
+
+bench: setup .venv-quix/bin/python
+	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/state.py
 	$(BIN)/python bench/e2e.py
 
 clean:
-	rm -rf $(VENV) node_modules .lake .lake.state .azurite
+	rm -rf $(VENV) .venv-quix node_modules .lake .lake.state .azurite

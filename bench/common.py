@@ -17,8 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,9 +181,11 @@ def measure_process(
     *,
     done: Callable[[], bool] = lambda: True,
     timeout: float = 900,
+    profiler: Profiler | None = None,
 ) -> tuple[float, float]:
     """Events/s and CPU us per event of ``process``'s tree from its first progress until ``progress()``
-    reaches ``expected`` and ``done()`` holds (e.g. entities applied everything)."""
+    reaches ``expected`` and ``done()`` holds (e.g. entities applied everything); ``profiler``
+    samples the same span."""
     first_count, first_time, first_cpu, count = 0, 0.0, 0.0, 0
     deadline = time.monotonic() + timeout
     while count < expected or not done():
@@ -193,28 +194,37 @@ def measure_process(
         count = progress()
         if count and not first_time:
             first_count, first_time, first_cpu = count, time.perf_counter(), cpu_seconds(process.pid)
+            if profiler:
+                profiler.start()
         time.sleep(0.05)
+    if profiler:
+        profiler.stop()
     if count != expected:
         raise CheckFailed(f"committed {count} offsets, expected {expected}")
+    if count == first_count:
+        raise CheckFailed(f"all {count} records were committed at once: too few records to measure a rate")
     seconds, cpu = time.perf_counter() - first_time, cpu_seconds(process.pid) - first_cpu
     return (count - first_count) / seconds, cpu / (count - first_count) * 1e6
 
 
-@contextmanager
-def profiled(pid: int, output: Path | None) -> Iterator[None]:
-    """Sample ``pid`` and its children with py-spy (raw collapsed stacks) while the block runs."""
-    if output is None:
-        yield
-        return
-    spy = Path(sys.executable).with_name("py-spy")
-    command = [str(spy), "record", "--pid", str(pid), "--subprocesses", "--rate", "250", "--format", "raw"]
-    command += ["--output", str(output), "--nonblocking"]
-    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        recorder.send_signal(signal.SIGINT)
-        recorder.wait(60)
+class Profiler:
+    """py-spy sampling a process and its children once started: raw collapsed stacks, full file names,
+    only threads holding the GIL (so samples / rate is the Python CPU time, GIL waits excluded)."""
+
+    def __init__(self, pid: int, output: Path, rate: int) -> None:
+        self.pid, self.output, self.rate = pid, output, rate
+        self.recorder: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        spy = Path(sys.executable).with_name("py-spy")
+        command = [str(spy), "record", "--pid", str(self.pid), "--subprocesses", "--rate", str(self.rate)]
+        command += ["--format", "raw", "--full-filenames", "--nonblocking", "--gil", "--output", str(self.output)]
+        self.recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.recorder is not None:
+            self.recorder.send_signal(signal.SIGINT)
+            self.recorder.wait(60)
 
 
 def local_host(
@@ -224,7 +234,7 @@ def local_host(
     telemetry: bool,
     workers: int = 1,
     state: bool = False,
-    profile: Path | None = None,
+    profile: Profiler | None = None,
 ) -> Run:
     """``python -m devhost start --no-timers`` on the produced topics, from its first commit to its last
     (and, with state on, until the entities applied every event); then checks what landed."""
@@ -259,9 +269,10 @@ def local_host(
                 s: produced.valid[s] for s in produced.valid if s in ENTITY_COUNTS
             }
 
+        if profile:
+            profile.pid = host.pid
         try:
-            with profiled(host.pid, profile):
-                rate, cpu_us = measure_process(host, watcher.committed, expected, done=applied)
+            rate, cpu_us = measure_process(host, watcher.committed, expected, done=applied, profiler=profile)
         finally:
             watcher.close()
             host.send_signal(signal.SIGINT)
