@@ -74,6 +74,11 @@ def parse_timestamp_ms(value: str | None) -> int | None:
     """The extension's record timestamp (ISO 8601, ``Z`` or an offset, up to 7 fraction digits) as epoch ms."""
     if not value:
         return None
+    return _parse_timestamp_ms(value)
+
+
+@lru_cache(maxsize=4096)  # records produced together share their millisecond: most of a batch hits
+def _parse_timestamp_ms(value: str) -> int | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
