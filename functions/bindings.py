@@ -96,10 +96,12 @@ def trace_carriers(events: list[func.KafkaEvent]) -> list[dict[str, str]]:
     ``traceparent`` on all its records, so a batch holds a handful. Undecodable values are skipped.
     """
     distinct: dict[tuple[tuple[str, str], ...], None] = {}
+    previous: list[Any] | None = None
     for event in events:
         headers = event.headers
-        if not headers:
+        if not headers or headers == previous:  # a tick's records arrive together with equal headers
             continue
+        previous = headers
         raw = tuple(
             (name, value)
             for header in headers
