@@ -172,6 +172,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="split the host's CPU per event with py-spy")
     parser.add_argument("--profile-only", action="store_true", help="only the profiled run (while developing)")
     parser.add_argument("--profile-output", type=Path, help="keep py-spy's raw stacks in this file")
+    parser.add_argument("--only", action="append", choices=RUNNERS, help="run only these runners (while developing)")
     args = parser.parse_args()
     if not QUIX_PYTHON.exists():
         print(f"{QUIX_PYTHON} is missing: run `make .venv-quix/bin/python`", file=sys.stderr)
@@ -191,14 +192,17 @@ def main() -> int:
             profile_host(broker, produced, 0.0, args.profile_output)
             return 0
         for number in range(args.rounds):
-            for name in RUNNERS if number % 2 == 0 else reversed(RUNNERS):
+            chosen = [name for name in RUNNERS if not args.only or name in args.only]
+            for name in chosen if number % 2 == 0 else reversed(chosen):
                 run = run_one(name, broker, produced)
                 runs[name].append(run)
                 print(f"  {name:<16} {run.rate:>10,.0f} ev/s {run.cpu_us_per_event:>7.1f} us/ev {run.files:>6} files")
         summary = {name: Run(mean([r.rate for r in v]), mean([r.cpu_us_per_event for r in v]), v[0].files)
-                   for name, v in runs.items()}  # fmt: skip
-        if args.profile:
+                   for name, v in runs.items() if v}  # fmt: skip
+        if args.profile and "host, state off" in summary:
             profile_host(broker, produced, summary["host, state off"].cpu_us_per_event, args.profile_output)
+    if "quix" not in summary or "host, state off" not in summary:
+        return 0
     baseline = summary["quix"]
     print(f"\n{args.records:,} records, mean of {args.rounds} round(s); every run checked (landed/dead-lettered once)")
     print(f"{'runner':<16} {'events/s':>10} {'CPU us/ev':>10} {'files':>6} {'ev/s / quix':>12} {'CPU / quix':>11}")
