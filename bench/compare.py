@@ -20,7 +20,7 @@ applied every event), so start-up and group joins are left out; CPU per event is
 tree's user + system time over the same span (the bare consumer's own process). Every run is
 checked: each valid record landed once (distinct partition and offset), each invalid one
 dead-lettered once, entity page views sum to the valid events; a failed check exits 1.
-``--profile`` adds one uncounted run of the host with state off under py-spy and splits its CPU
+``--profile`` adds one uncounted run of the host per state mode under py-spy and splits its CPU
 per event by where the code lives (see ``CATEGORIES``). Targets (issue 13): the host with one
 worker >= 1.5x Quix's events/s and <= 0.6x its CPU per event.
 """
@@ -67,10 +67,16 @@ RUNNERS = ("bare", "quix", "host, state off", "host, state on")
 # Where a sampled stack's CPU goes: the innermost frame whose file matches, first pattern first.
 # Third-party code (pydantic, pyarrow, orjson, confluent_kafka) counts for the project code that called it.
 CATEGORIES: tuple[tuple[str, str], ...] = (
-    ("Durable entities (devhost emulation + entity functions)", r"/devhost/entit|/functions/entities\.py"),
+    (
+        "Durable extension emulation + entity functions (devhost HTTP API, entities)",
+        r"/devhost/(entit|http_|server\.py)|/functions/entities\.py",
+    ),
     ("Kafka extension emulation (devhost)", r"/devhost/"),
     ("Functions SDK conversion (azure.functions)", r"/azure/functions/"),
-    ("keyed state (shared/state, durable client)", r"/shared/state/|/functions/state_client\.py|/durable_functions/"),
+    (
+        "keyed state (shared/state: signals, lookups, reducers; durable client)",
+        r"/shared/state/|/functions/state_client\.py|/durable_functions/",
+    ),
     ("lake write (plan, encode, atomic write)", r"/shared/(landing|formats|layout)\.py|/shared/lake/"),
     ("core (validate + transform)", r"/shared/(pipeline\.py|sources/)"),
     ("glue (functions/, shared/stream, tracing, telemetry)", r"/functions/|/shared/"),
@@ -147,15 +153,17 @@ def breakdown(samples: Path) -> tuple[Counter[str], int]:
     return counts, sum(counts.values())
 
 
-def profile_host(broker: str, produced: Produced, counted_cpu_us: float, keep: Path | None) -> None:
-    """One uncounted host run (state off) under py-spy; prints its CPU per event by category."""
+def profile_host(broker: str, produced: Produced, counted_cpu_us: float, keep: Path | None, *, state: bool) -> None:
+    """One uncounted host run under py-spy; prints its CPU per event by category."""
     samples = keep or Path(tempfile.gettempdir()) / f"bench-profile-{uuid.uuid4().hex[:8]}.txt"
-    profiled = local_host(broker, produced, telemetry=True, profile=Profiler(0, samples, PROFILE_RATE))
+    profiler = Profiler(0, samples, PROFILE_RATE)
+    profiled = local_host(broker, produced, telemetry=True, state=state, profile=profiler)
     counts, _ = breakdown(samples)
     if keep is None:
         samples.unlink(missing_ok=True)
     per_event = {name: count / PROFILE_RATE / produced.total * 1e6 for name, count in counts.most_common()}
-    print(f"\nprofile (py-spy, GIL holders, host state off, uncounted run: {profiled.rate:,.0f} ev/s, ", end="")
+    mode = "on" if state else "off"
+    print(f"\nprofile (py-spy, GIL holders, host state {mode}, uncounted run: {profiled.rate:,.0f} ev/s, ", end="")
     print(f"{profiled.cpu_us_per_event:.1f} us CPU/event; counted runs: {counted_cpu_us:.1f} us):")
     print(f"{'where':<58} {'us/event':>9} {'share':>7}")
     for name, us in per_event.items():
@@ -189,7 +197,9 @@ def main() -> int:
         )
         bare_consumer(broker, produced)  # the broker's first full read is slower: warm it, uncounted
         if args.profile_only:
-            profile_host(broker, produced, 0.0, args.profile_output)
+            for state in (False, True):
+                if not args.only or f"host, state {'on' if state else 'off'}" in args.only:
+                    profile_host(broker, produced, 0.0, args.profile_output, state=state)
             return 0
         for number in range(args.rounds):
             chosen = [name for name in RUNNERS if not args.only or name in args.only]
@@ -199,8 +209,10 @@ def main() -> int:
                 print(f"  {name:<16} {run.rate:>10,.0f} ev/s {run.cpu_us_per_event:>7.1f} us/ev {run.files:>6} files")
         summary = {name: Run(mean([r.rate for r in v]), mean([r.cpu_us_per_event for r in v]), v[0].files)
                    for name, v in runs.items() if v}  # fmt: skip
-        if args.profile and "host, state off" in summary:
-            profile_host(broker, produced, summary["host, state off"].cpu_us_per_event, args.profile_output)
+        for state, mode in ((False, "off"), (True, "on")) if args.profile else ():
+            if f"host, state {mode}" in summary:
+                keep = args.profile_output and args.profile_output.with_suffix(f".state-{mode}.txt")
+                profile_host(broker, produced, summary[f"host, state {mode}"].cpu_us_per_event, keep, state=state)
     if "quix" not in summary or "host, state off" not in summary:
         return 0
     baseline = summary["quix"]

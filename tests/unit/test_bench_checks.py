@@ -60,5 +60,5 @@ def test_profile_samples_go_to_the_innermost_project_or_sdk_frame(tmp_path: Path
     assert counts["core (validate + transform)"] == 7
     assert counts["lake write (plan, encode, atomic write)"] == 4
     assert counts["Functions SDK conversion (azure.functions)"] == 3
-    assert counts["keyed state (shared/state, durable client)"] == 2
+    assert counts["keyed state (shared/state: signals, lookups, reducers; durable client)"] == 2
     assert counts["other Python (event loop, threads, start-up)"] == 1
