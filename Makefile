@@ -35,7 +35,14 @@ test: setup lint typecheck
 faults: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/faults
 
-bench: setup
+## The Quix Streams peer of bench/compare.py, in its own venv (it pins an older pydantic than the app).
+.venv-quix/bin/python: bench/requirements-quix.txt
+	$(PYTHON) -m venv .venv-quix
+	.venv-quix/bin/pip install --quiet -r bench/requirements-quix.txt
+	touch $@
+
+bench: setup .venv-quix/bin/python
+	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/state.py
@@ -44,4 +51,4 @@ bench: setup
 	$(BIN)/python bench/compact.py
 
 clean:
-	rm -rf $(VENV) node_modules .lake .lake.state .azurite
+	rm -rf $(VENV) .venv-quix node_modules .lake .lake.state .azurite

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared import formats
 from shared.landing import plan_files
-from shared.pipeline import ProcessedBatch, process_batch
+from shared.pipeline import process_batch
 from shared.records import KafkaRecord
 from shared.sources import SOURCES
 from shared.state.aggregate import signals_for
@@ -57,23 +57,32 @@ def synthetic_batches(events: int, keys: int) -> list[list[KafkaRecord]]:
     return [records[start : start + BATCH] for start in range(0, events, BATCH)]
 
 
-def without_state(records: list[KafkaRecord]) -> ProcessedBatch:
+def without_state(records: list[KafkaRecord]) -> int:
+    """One invocation without state; returns the rows encoded into files."""
     batch = process_batch(SENSORS, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    encoded = 0
     for file in plan_files(batch, "parquet", now_ms=FIXED_NOW_MS):
         formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
-    return batch
+        encoded += len(file.rows)
+    return encoded
 
 
-def with_state(records: list[KafkaRecord], entities: dict[str, str], cache: TtlCache[Any]) -> list[tuple[str, str]]:
-    """One invocation with state: cached stats lookups, anomaly flags, landing, one signal body per key."""
+def with_state(
+    records: list[KafkaRecord], entities: dict[str, str], cache: TtlCache[Any]
+) -> tuple[int, list[tuple[str, str]]]:
+    """One invocation with state: cached stats lookups, anomaly flags, landing, one signal body per key.
+
+    Returns the rows encoded into files and the signals (key, body)."""
     batch = process_batch(SENSORS, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
     keys = {row["sensor_id"] for row in batch.rows}
     for key in cache.missing(keys):
         cache.put(key, json.loads(entities[key]) if key in entities else None)
     flag_anomalies(batch.rows, cache.get_many(keys))
+    encoded = 0
     for file in plan_files(batch, "parquet", now_ms=FIXED_NOW_MS):
         formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
-    return [(s.key, json.dumps(json.dumps(s.payload))) for s in signals_for("sensors", batch.rows)]
+        encoded += len(file.rows)
+    return encoded, [(s.key, json.dumps(json.dumps(s.payload))) for s in signals_for("sensors", batch.rows)]
 
 
 def run_entities(signals: list[tuple[str, str]], entities: dict[str, str]) -> None:
@@ -93,20 +102,27 @@ def main() -> int:
     cache: TtlCache[Any] = TtlCache(30.0)
     spent = {"off": 0.0, "on": 0.0, "entities": 0.0}
     operations = distinct_per_batch = 0
+    encoded = {"off": 0, "on": 0}
     for number, records in enumerate(batches):
         distinct_per_batch += len({(r.key, r.partition) for r in records})
         for mode in ("off", "on") if number % 2 == 0 else ("on", "off"):
             started = time.perf_counter()
             if mode == "off":
-                without_state(records)
+                encoded["off"] += without_state(records)
                 spent["off"] += time.perf_counter() - started
                 continue
-            signals = with_state(records, entities, cache)
+            rows, signals = with_state(records, entities, cache)
+            encoded["on"] += rows
             spent["on"] += time.perf_counter() - started
             started = time.perf_counter()
             run_entities(signals, entities)
             spent["entities"] += time.perf_counter() - started
             operations += len(signals)
+    counted = sum(json.loads(state).get("count", 0) for state in entities.values())
+    if encoded != {"off": args.events, "on": args.events} or counted != args.events:
+        print(f"CHECK FAILED: {args.events:,} events in; encoded {encoded}; entities counted {counted:,}")
+        return 1
+    print(f"checked: every event encoded in both modes, entities counted {counted:,} events")
     per_million = operations * 1_000_000 / args.events
     print(f"events: {args.events:,} over {args.keys:,} keys in {len(batches):,} invocations of {BATCH:,}")
     print(f"entity operations: {operations:,} ({per_million:,.0f} per 1M events); distinct keys per batch, summed: "

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -55,6 +56,17 @@ def measure(records: list[KafkaRecord], modes: dict[str, Telemetry], lake_root: 
     return spent
 
 
+def landed_rows(root: Path) -> int:
+    """Distinct (partition, offset) pairs in the Parquet files under ``root``, failing on duplicates."""
+    seen: set[tuple[int, int]] = set()
+    rows = 0
+    for path in root.rglob("*.parquet"):
+        table = pq.read_table(path, columns=["_partition", "_offset"])
+        seen.update(zip(table["_partition"].to_pylist(), table["_offset"].to_pylist(), strict=True))
+        rows += table.num_rows
+    return len(seen) if rows == len(seen) else -rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000)
@@ -71,6 +83,12 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, seconds in measure(records, modes, Path(directory)).items():
                 totals[name] += seconds
+        for name in modes:  # every round rewrote the same files: each mode's lake holds each record once
+            landed = landed_rows(Path(directory) / name)
+            if landed != args.records:
+                print(f"CHECK FAILED: telemetry {name}: {landed:,} rows landed of {args.records:,} records")
+                return 1
+    print(f"checked: each mode landed all {args.records:,} records")
     events = args.records * args.rounds
     rate_off, rate_on = events / totals["off"], events / totals["on"]
     print(f"telemetry off: {rate_off:,.0f} ev/s")

@@ -60,9 +60,6 @@ class IndexedFunction:
     def trigger_type(self) -> str:
         return str(self.trigger["type"])
 
-    def bindings_of(self, kind: str, direction: str | None = None) -> list[dict[str, Any]]:
-        return [b for b in self.bindings if b["type"] == kind and (direction is None or b["direction"] == direction)]
-
 
 def parse_timespan(value: str) -> float:
     """``[d.]hh:mm:ss[.fff]`` as seconds."""

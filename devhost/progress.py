@@ -72,6 +72,3 @@ class HostStats:
                 f"{stats.failures:>8} {lag:>6}"
             )
         return "\n".join(lines)
-
-    def lag_by_topic_function(self) -> dict[str, int]:
-        return {name: stats.lag for name, stats in self.functions.items() if stats.lag is not None}

@@ -18,7 +18,10 @@ from shared.settings import SourceSettings, current_settings, load_source_settin
 from shared.telemetry import configure as configure_telemetry
 
 BROKER_LIST = "%KAFKA_BROKER_LIST%"
-TELEMETRY_EXPORTED = configure_telemetry(current_settings())  # once per worker, when the app is indexed
+TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+MAX_TRACE_CONTEXTS = 128  # distinct trace contexts decoded per batch; links are capped lower still
+
+configure_telemetry(current_settings())  # once per worker: Python imports this module once, when the app is indexed
 
 
 def setting_ref(source: str, field: str) -> str:
@@ -98,6 +101,11 @@ def parse_timestamp_ms(value: str | None) -> int | None:
     """The extension's record timestamp (ISO 8601, ``Z`` or an offset, up to 7 fraction digits) as epoch ms."""
     if not value:
         return None
+    return _parse_timestamp_ms(value)
+
+
+@lru_cache(maxsize=4096)  # records produced together share their millisecond: most of a batch hits
+def _parse_timestamp_ms(value: str) -> int | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -108,16 +116,39 @@ def parse_timestamp_ms(value: str | None) -> int | None:
 
 
 def trace_carriers(events: list[func.KafkaEvent]) -> list[dict[str, str]]:
-    """Each event's headers as text (the extension hands header values over in base64)."""
-    return [_carrier(headers) if (headers := event.headers) else {} for event in events]
+    """The batch's distinct trace contexts, in order of first appearance, as text carriers.
+
+    The extension hands header values over in base64. Only ``traceparent`` and ``tracestate``
+    are read, and each distinct pair of raw values is decoded once: a generator tick stamps one
+    ``traceparent`` on all its records, so a batch holds a handful. Undecodable values are skipped.
+    """
+    distinct: dict[tuple[tuple[str, str], ...], None] = {}
+    previous: list[Any] | None = None
+    for event in events:
+        headers = event.headers
+        if not headers or headers == previous:  # a tick's records arrive together with equal headers
+            continue
+        previous = headers
+        raw = tuple(
+            (name, value)
+            for header in headers
+            if isinstance(header, dict)
+            and (name := str(header.get("Key", "")).lower()) in TRACE_HEADERS
+            and isinstance(value := header.get("Value"), str)
+        )
+        if raw and raw not in distinct:
+            distinct[raw] = None
+            if len(distinct) >= MAX_TRACE_CONTEXTS:
+                break
+    return [carrier for raw in distinct if "traceparent" in (carrier := _decoded(raw))]
 
 
-def _carrier(headers: list[dict[str, str]]) -> dict[str, str]:
+def _decoded(raw: tuple[tuple[str, str], ...]) -> dict[str, str]:
     carrier = {}
-    for header in headers:
+    for name, value in raw:
         try:
-            carrier[str(header["Key"]).lower()] = base64.b64decode(header["Value"]).decode()
-        except (KeyError, TypeError, ValueError):
+            carrier[name] = base64.b64decode(value, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
             continue
     return carrier
 

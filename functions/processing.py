@@ -46,7 +46,7 @@ def _register(source: Source) -> None:
     async def process(events: list[func.KafkaEvent], client: df.DurableOrchestrationClient) -> None:
         """Called by the Kafka extension with up to ``maxBatchSize`` records of one partition."""
         this_source = source_settings(source.name)
-        with processing_span(source.name, trace_carriers(events)):
+        with processing_span(source.name, trace_carriers(events), message_count=len(events)):
             await handle_batch_with_state(
                 source,
                 [to_record(event) for event in events],

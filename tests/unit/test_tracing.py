@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 
 import azure.functions as func
+import pytest
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from functions.bindings import trace_carriers
+from functions.bindings import MAX_TRACE_CONTEXTS, trace_carriers
+from shared import tracing
 from shared.tracing import MAX_LINKS, processing_span, producing_span
 
 
@@ -40,7 +42,7 @@ def test_processing_continues_the_producers_trace_and_links_every_producer() -> 
             propagate.inject(carrier)
             parents.append((span.get_span_context(), carrier["traceparent"]))
     events = [_event(parents[0][1]), _event(parents[0][1]), _event(parents[1][1]), _event(None), _event("garbage")]
-    with processing_span("sensors", trace_carriers(events), tracer):  # type: ignore[arg-type]
+    with processing_span("sensors", trace_carriers(events), tracer, message_count=len(events)):  # type: ignore[arg-type]
         pass
     produced = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.PRODUCER]
     (processed,) = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CONSUMER]
@@ -61,3 +63,73 @@ def test_a_batch_without_headers_starts_a_new_trace_and_links_are_capped() -> No
     with processing_span("mobile", many, tracer):  # type: ignore[arg-type]
         pass
     assert len(exporter.get_finished_spans()[-1].links) == MAX_LINKS
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_trace_carriers_are_the_distinct_trace_headers_in_order_of_first_appearance() -> None:
+    first, second = f"00-{1:032x}-{1:016x}-01", f"00-{2:032x}-{2:016x}-01"
+    events = [
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": _b64(first)}, {"Key": "x", "Value": "!"}]),
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "TraceParent", "Value": _b64(second)}]),
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": _b64(first)}]),
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": _b64(second)}]),
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": "not base64!"}]),
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "tracestate", "Value": _b64("a=b")}]),  # no traceparent
+        func.KafkaEvent(body=b"{}", headers=None),
+    ]
+    assert trace_carriers(events) == [{"traceparent": first}, {"traceparent": second}]
+
+
+def test_trace_carriers_keep_tracestate_and_decode_no_other_header() -> None:
+    parent = f"00-{3:032x}-{3:016x}-01"
+    headers = [
+        {"Key": "traceparent", "Value": _b64(parent)},
+        {"Key": "tracestate", "Value": _b64("vendor=1")},
+        {"Key": "payload", "Value": _b64("secret")},
+    ]
+    assert trace_carriers([func.KafkaEvent(body=b"{}", headers=headers)]) == [
+        {"traceparent": parent, "tracestate": "vendor=1"}
+    ]
+
+
+def test_links_parse_each_distinct_header_value_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    extract = propagate.extract
+
+    def counting_extract(carrier: dict[str, str]) -> object:
+        calls.append(carrier["traceparent"])
+        return extract(carrier)
+
+    monkeypatch.setattr(tracing.propagate, "extract", counting_extract)
+    tick = [{"traceparent": f"00-{7:032x}-{7:016x}-01"}] * 1000  # one generator tick stamps one traceparent
+    links = tracing.producer_links([*tick, {"traceparent": f"00-{8:032x}-{8:016x}-01"}, {}])
+    assert [link.context.span_id for link in links] == [7, 8]
+    assert len(calls) == 2
+
+
+def test_hostile_headers_bound_the_parsing_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    extract = propagate.extract
+
+    def counting_extract(carrier: dict[str, str]) -> object:
+        calls.append(carrier["traceparent"])
+        return extract(carrier)
+
+    monkeypatch.setattr(tracing.propagate, "extract", counting_extract)
+    garbage = [{"traceparent": f"garbage-{i}"} for i in range(10_000)]
+    assert tracing.producer_links(garbage) == []
+    assert len(calls) == tracing.MAX_PARSED
+    events = [func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": _b64(f"g{i}")}]) for i in range(500)]
+    assert len(trace_carriers(events)) == MAX_TRACE_CONTEXTS
+
+
+def test_the_span_counts_the_batch_not_the_distinct_carriers() -> None:
+    exporter, tracer = _tracer()
+    with processing_span("clickstream", [{"traceparent": f"00-{9:032x}-{9:016x}-01"}], tracer, message_count=1000):  # type: ignore[arg-type]
+        pass
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes is not None and span.attributes["messaging.batch.message_count"] == 1000
+    assert span.context.trace_id == 9
