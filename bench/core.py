@@ -20,7 +20,6 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import formats
 from shared.generator import generate_messages
 from shared.landing import plan_files
 from shared.pipeline import process_batch
@@ -48,7 +47,7 @@ def pipeline(source: Source, records: list[KafkaRecord]) -> None:
     for start in range(0, len(records), BATCH):
         batch = process_batch(source, records[start : start + BATCH], max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
         for file in plan_files(batch, "parquet", now_ms=FIXED_NOW_MS):
-            formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
+            file.encoded()
 
 
 def best_rate(work: Callable[[], None], count: int, repeat: int) -> float:
