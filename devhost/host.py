@@ -87,7 +87,11 @@ class LocalHost:
             entities = self._entities(functions, invoker, config, stack, host_loop)
             live = LiveStats(self.reader)
             front = HttpFrontEnd(
-                http_routes(functions), invoker, entities, self.stats, lambda: live.snapshot(self._lag())
+                http_routes(functions),
+                invoker,
+                entities,
+                self.stats,
+                lambda: live.snapshot(self._lag(), self._waiting()),
             )
             host_loop.serve(front.application(), "127.0.0.1", self.options.port)
             print(f"devhost: listening on http://127.0.0.1:{self.options.port} (dashboard: /dashboard)", flush=True)
@@ -192,6 +196,18 @@ class LocalHost:
         settings = self.config.settings
         sources = {value: name[: -len("_TOPIC")].lower() for name, value in settings.items() if name.endswith("_TOPIC")}
         return {sources.get(r.topic, r.topic): r.stats.lag for r in self.kafka_runners if r.stats.lag is not None}
+
+    def _waiting(self) -> dict[str, dict[str, Any]]:
+        """Partitions whose batch keeps failing, per source (the dashboard shows them as waiting)."""
+        settings = self.config.settings
+        sources = {value: name[: -len("_TOPIC")].lower() for name, value in settings.items() if name.endswith("_TOPIC")}
+        waiting: dict[str, dict[str, Any]] = {}
+        for runner in self.kafka_runners:
+            with runner.stats._lock:
+                batches = {str(p): dict(b) for p, b in runner.stats.waiting.items()}
+            if batches:
+                waiting.setdefault(sources.get(runner.topic, runner.topic), {}).update(batches)
+        return waiting
 
     def _wait(self) -> None:
         for name in ("SIGINT", "SIGTERM"):

@@ -1,7 +1,8 @@
 """Names of the metrics the code emits (OpenTelemetry instruments -> App Insights customMetrics).
 
 The Terraform workbook and alerts query exactly these names; a test checks they match.
-Every metric carries the attribute ``source``; dead letters also carry ``reason``.
+Every metric carries the attribute ``source``; dead letters also carry ``reason``, batch
+failures ``error_class`` (``transient`` or ``infrastructure``, see shared/failures.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ LAKE_WRITE_DURATION = "streamingpoc.lake.write.duration"
 LAKE_BYTES_WRITTEN = "streamingpoc.lake.bytes_written"
 LAKE_FILES_WRITTEN = "streamingpoc.lake.files_written"
 ENTITY_SIGNALS = "streamingpoc.entity.signals"
+BATCH_FAILURES = "streamingpoc.batch.failures"
 
 # name -> (instrument kind, unit, description)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -33,4 +35,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
     LAKE_BYTES_WRITTEN: ("counter", "By", "Bytes written to the lake"),
     LAKE_FILES_WRITTEN: ("counter", "{file}", "Files written to the lake"),
     ENTITY_SIGNALS: ("counter", "{signal}", "Durable entity signals sent"),
+    BATCH_FAILURES: (
+        "counter",
+        "{invocation}",
+        "Failed processing invocations (the partition waits), by error_class: transient or infrastructure",
+    ),
 }

@@ -79,6 +79,10 @@ class Telemetry:
         self._add(names.EVENTS_LATE, late, attributes)
         self._add(names.ANOMALIES, anomalies, attributes)
 
+    def record_failure(self, source: str, error_class: str) -> None:
+        """Called once per failed processing invocation (its partition waits and is retried)."""
+        self._add(names.BATCH_FAILURES, 1, {"source": source, "error_class": error_class})
+
 
 def sample(values: Sequence[int], limit: int) -> Sequence[int]:
     """At most ``limit`` evenly spaced values, first and last included (all of them when there are few)."""

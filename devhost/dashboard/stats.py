@@ -80,9 +80,14 @@ class LiveStats:
     started: float = field(default_factory=time.time)
     _previous: tuple[float, dict[str, float]] | None = None
 
-    def snapshot(self, lag: Mapping[str, int] | None = None) -> dict[str, Any]:
+    def snapshot(
+        self, lag: Mapping[str, int] | None = None, waiting: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Called once a second by the dashboard. ``waiting``: per source, partitions whose batch keeps failing."""
         now = time.time()
         sources = read_sources(self.reader)
+        for name in {*(lag or {}), *(waiting or {})} - set(sources):
+            sources[name] = _empty()  # a source stuck on its first batch has no metrics yet, but is shown
         received = {name: float(entry["received"]) for name, entry in sources.items()}
         if self._previous is not None:
             then, before = self._previous
@@ -94,5 +99,6 @@ class LiveStats:
                 entry["events_per_s"] = 0.0
         for name, entry in sources.items():
             entry["lag"] = (lag or {}).get(name)
+            entry["waiting"] = dict((waiting or {}).get(name, {}))
         self._previous = (now, received)
         return {"now": now, "uptime_s": round(now - self.started, 1), "sources": sources}
