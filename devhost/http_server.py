@@ -51,7 +51,7 @@ class HttpFrontEnd:
         app.router.add_get("/dashboard/api/stats", self._dashboard_stats)
         app.router.add_get("/dashboard/{file}", self._dashboard_file)
         app.router.add_get("/admin/host/status", self._status)
-        app.router.add_route("*", "/api/{tail:.*}", self._api)
+        app.router.add_route("*", r"/api/{tail:[\s\S]*}", self._api)  # any character, newlines too
         return app
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
