@@ -13,6 +13,7 @@ Three classes (docs/reliability.md has the table):
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import threading
@@ -64,8 +65,15 @@ def classify_entity_error(error: BaseException) -> ErrorClass:
     return "record" if 400 <= status < 500 else "infrastructure"
 
 
+# OS errors no retry heals: a path that is not a directory, no permission, a full or read-only disk.
+_PERMANENT_ERRNOS = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS})
+
+
 def classify(error: BaseException) -> ErrorClass:
     """What a failed invocation means for its partition: ``transient`` or ``infrastructure``."""
+    cause = error.__cause__
+    if isinstance(error, TransientError) and isinstance(cause, OSError) and cause.errno in _PERMANENT_ERRNOS:
+        return "infrastructure"  # the local lake maps every OSError to LakeUnavailable; these will not pass
     if isinstance(error, TransientError):
         return "transient"
     if isinstance(error, LakeError | StateBackendError | ConfigurationError | EntityRejected):
@@ -73,7 +81,7 @@ def classify(error: BaseException) -> ErrorClass:
     if isinstance(error, TimeoutError | ConnectionError):
         return "transient"
     if isinstance(error, OSError):
-        return "infrastructure"  # disk full, permission denied: someone has to act
+        return "infrastructure" if error.errno in _PERMANENT_ERRNOS else "transient"
     return "transient" if _is_connection_error(error) else "infrastructure"
 
 

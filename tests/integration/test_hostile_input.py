@@ -26,7 +26,7 @@ from shared.generator import generate_messages
 from shared.sources import SOURCES
 from shared.sources.base import record_validator
 from tests.conftest import FIXED_NOW
-from tests.integration.harness import END_OFFSETS, DevHost, Run, committed_lag, landed_rows, wait_for
+from tests.integration.harness import END_OFFSETS, DevHost, Run, committed_lag, landed_rows, produce, wait_for
 
 GOOD_AFTER_EACH = 2  # good records after every hostile one
 INT64_OVER, INT64_UNDER = 2**63, -(2**63) - 1
@@ -276,3 +276,41 @@ def test_hostile_records_never_stop_a_stream(broker: str, tmp_path: Path) -> Non
 def _state_field(host: DevHost, source: str, key: str, field_name: str) -> Any:
     status, body = host.get(f"/api/state/{source}/{_url_key(key)}")
     return body.get(field_name) if status == 200 else status
+
+
+def test_a_partition_waiting_on_the_lake_is_loud_and_shows_its_backlog(broker: str, tmp_path: Path) -> None:
+    """An infrastructure failure (the lake's source directory is a file) keeps the partition waiting, visibly."""
+    run, lake = Run(), tmp_path / "lake"
+    topic = run.topic("mobile")
+    ensure_topics({"bootstrap.servers": broker}, [topic], partitions=1)
+    blocker = lake / "raw" / "mobile"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a directory")
+    messages = generate_messages(SOURCES["mobile"], 50, now=FIXED_NOW, seed=4, start_index=0)
+    produce(broker, topic, [(m.key, m.value.encode()) for m in messages])
+    host = DevHost(broker, lake, run.settings(["mobile"]), "--no-timers")
+    try:
+
+        def waiting() -> dict[str, Any] | None:
+            entry = host.get("/dashboard/api/stats")[1]["sources"].get("mobile") or {}
+            return entry if entry.get("waiting") and entry.get("lag") == 50 else None
+
+        entry = wait_for(waiting, 30, "the dashboard to show mobile's partition waiting with lag 50")
+        assert entry["waiting"]["0"]["first_offset"] == 0 and entry["waiting"]["0"]["last_offset"] == 49
+        assert host.function_stats()["process_mobile"]["lag"] == 50
+        wait_for(lambda: "partition waiting: source=mobile" in host.output(), 10, "the waiting partition's error log")
+        line = next(x for x in host.output().splitlines() if "partition waiting: source=mobile" in x)
+        assert "ERROR" in line and "partition=0 offsets=0-49 attempts=1" in line and "class=infrastructure" in line
+        assert "Not a directory" in line
+        assert landed_rows(lake, "raw", "mobile") == []
+
+        blocker.unlink()  # someone fixes the lake: the same batch lands, nothing was skipped
+        wait_for(lambda: len(landed_rows(lake, "raw", "mobile")) == 50, 60, "the waiting batch to land")
+        wait_for(
+            lambda: committed_lag(broker, run.settings(["mobile"])["MOBILE_CONSUMER_GROUP"], topic) == 0, 30, "commit"
+        )
+        wait_for(lambda: not (host.get("/dashboard/api/stats")[1]["sources"]["mobile"].get("waiting")), 10, "no wait")
+        assert host.interrupt() == 0, host.output()
+    finally:
+        if host.process.poll() is None:
+            host.kill()
