@@ -30,6 +30,7 @@ from shared.errors import (
     TransientError,
 )
 from shared.records import KafkaRecord
+from shared.state.keys import BadKey
 
 ErrorClass = Literal["transient", "record", "infrastructure"]
 log = logging.getLogger("streamingpoc.failures")
@@ -52,6 +53,8 @@ def http_status(error: BaseException) -> int | None:
 
 def classify_entity_error(error: BaseException) -> ErrorClass:
     """What an entity read or signal failure means for the record whose key it was for."""
+    if isinstance(error, BadKey):
+        return "record"
     if isinstance(error, TransientError | TimeoutError | ConnectionError):
         return "transient"
     status = http_status(error)

@@ -47,6 +47,15 @@ def encode_key(key: str) -> str:
     return encoded
 
 
+_ALWAYS_FITS = MAX_ENCODED_KEY_LENGTH // 12  # a character encodes to at most 4 UTF-8 bytes of 3 characters each
+
+
+def check_key(key: str) -> None:
+    """``BadKey`` unless ``key`` can name an entity; the per-record check, cheap for the usual short keys."""
+    if not key or len(key) > _ALWAYS_FITS:
+        encode_key(key)
+
+
 def decode_key(encoded: str) -> str:
     """The original key of an encoded one (what entity ids carry); ``BadKey`` for anything else."""
     if not _ENCODED.match(encoded):

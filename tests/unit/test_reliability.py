@@ -210,3 +210,7 @@ def test_dead_letter_rows_keep_rows_and_origins_aligned() -> None:
     batch.dead_letter_rows([batch.rows[1], batch.rows[3]], "entity_rejected", ["a", "b"])
     assert [r["_offset"] for r in batch.rows] == [o.offset for o in batch.origins] == [0, 2]
     assert [(d.record.offset, d.detail) for d in batch.dead_letters] == [(1, "a"), (3, "b")]
+
+
+def test_a_key_the_gateway_cannot_encode_is_the_records_problem() -> None:
+    assert classify_entity_error(BadKey("entity key is empty")) == "record"
