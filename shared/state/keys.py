@@ -14,12 +14,11 @@ entity. Keys that are empty or longer than :data:`MAX_ENCODED_KEY_LENGTH` once e
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 MAX_ENCODED_KEY_LENGTH = 400  # + "@<entity name>@" stays well inside Azure Table's 512-character keys
-_PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_:-.")
 _ENCODED = re.compile(r"^(?:[A-Za-z0-9_:.-]|~[0-9A-F]{2})+$")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_:-](?:[A-Za-z0-9_:.-]*[A-Za-z0-9_:-])?$")
-_DOT = ord(".")
 
 
 class BadKey(ValueError):
@@ -34,14 +33,15 @@ def encode_key(key: str) -> str:
         encoded = key
     else:
         try:
-            raw = key.encode("utf-8")
+            # quote() leaves [A-Za-z0-9_.~-] and ":" and writes %XX (upper case) for every other byte;
+            # "~" is then escaped too, so every "%" it wrote becomes the "~" of an escape.
+            encoded = quote(key, safe=":").replace("~", "%7E").replace("%", "~")
         except UnicodeEncodeError as error:  # a lone surrogate: no storage or URL can carry it
             raise BadKey(f"entity key is not valid Unicode: {error.reason}") from error
-        last = len(raw) - 1
-        encoded = "".join(
-            chr(b) if b in _PLAIN and not (b == _DOT and index in (0, last)) else f"~{b:02X}"
-            for index, b in enumerate(raw)
-        )
+        if encoded.startswith("."):
+            encoded = "~2E" + encoded[1:]
+        if encoded.endswith("."):
+            encoded = encoded[:-1] + "~2E"
     if len(encoded) > MAX_ENCODED_KEY_LENGTH:
         raise BadKey(f"entity key is {len(encoded)} characters once encoded; the limit is {MAX_ENCODED_KEY_LENGTH}")
     return encoded
