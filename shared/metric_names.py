@@ -20,6 +20,7 @@ LAKE_BYTES_WRITTEN = "streamingpoc.lake.bytes_written"
 LAKE_FILES_WRITTEN = "streamingpoc.lake.files_written"
 ENTITY_SIGNALS = "streamingpoc.entity.signals"
 BATCH_FAILURES = "streamingpoc.batch.failures"
+CONSUMER_LAG = "streamingpoc.consumer.lag"
 
 # name -> (instrument kind, unit, description)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -40,4 +41,6 @@ METRICS: dict[str, tuple[str, str, str]] = {
         "{invocation}",
         "Failed processing invocations (the partition waits), by error_class: transient or infrastructure",
     ),
+    # Emitted by the local host only: in Azure the Kafka extension owns the consumer (see docs/reliability.md).
+    CONSUMER_LAG: ("gauge", "{event}", "Records behind the end of each partition, from its first unprocessed one"),
 }

@@ -47,6 +47,7 @@ class Telemetry:
         self._instruments = {
             name: (counter if kinds[name] == "counter" else histogram)(name, unit=unit, description=description)
             for name, (_, unit, description) in names.METRICS.items()
+            if kinds[name] != "gauge"  # gauges are observed by whoever knows the value (the local host's lag)
         }
 
     def _add(self, name: str, amount: float, attributes: Mapping[str, str]) -> None:

@@ -16,6 +16,7 @@ locals {
     lake_files_written  = "streamingpoc.lake.files_written"
     entity_signals      = "streamingpoc.entity.signals"
     batch_failures      = "streamingpoc.batch.failures"
+    consumer_lag        = "streamingpoc.consumer.lag"
   }
 
   # Counters arrive as per-interval sums (valueSum), histograms as sum/count/min/max per
