@@ -197,6 +197,7 @@ def _dead_letter_rejected(
         for file in plan_files(letters, "jsonl", now_ms=now_ms)
     ]
     land(lake, planned)
+    telemetry().record_dead_letters(batch.source.name, {"entity_rejected": len(letters.dead_letters)})
     log.error(
         "entity refused %d signals of %s; %d landed records dead-lettered as entity_rejected",
         len(rejected),

@@ -80,6 +80,11 @@ class Telemetry:
         self._add(names.EVENTS_LATE, late, attributes)
         self._add(names.ANOMALIES, anomalies, attributes)
 
+    def record_dead_letters(self, source: str, reasons: Mapping[str, int]) -> None:
+        """Called when records already counted as received are dead-lettered later (``entity_rejected``)."""
+        for reason, count in sorted(reasons.items()):
+            self._add(names.EVENTS_DEADLETTERED, count, {"source": source, "reason": reason})
+
     def record_failure(self, source: str, error_class: str) -> None:
         """Called once per failed processing invocation (its partition waits and is retried)."""
         self._add(names.BATCH_FAILURES, 1, {"source": source, "error_class": error_class})

@@ -6,23 +6,28 @@ import asyncio
 import errno
 import logging
 import unicodedata
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from shared import formats
 from shared.errors import LakeError, LakeUnavailable, TransientError
 from shared.failures import StallLog, classify, classify_entity_error
 from shared.isolation import encode_isolating
+from shared.lake import LocalLake
 from shared.landing import plan_files
 from shared.pipeline import ProcessedBatch, process_batch
 from shared.records import KafkaRecord
+from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.sources.base import Column
 from shared.state.aggregate import Signal
 from shared.state.keys import MAX_ENCODED_KEY_LENGTH, BadKey, decode_key, encode_key, is_storable_key
+from shared.state.lookups import StateJoiner
 from shared.state.query import BadQuery, entity_id, key_from_url
-from shared.stream import _RecordIsolatingGateway
+from shared.stream import _RecordIsolatingGateway, handle_batch_with_state
 from tests.conftest import FIXED_NOW_MS, records_for
 
 HOSTILE_KEYS = [
@@ -214,3 +219,42 @@ def test_dead_letter_rows_keep_rows_and_origins_aligned() -> None:
 
 def test_a_key_the_gateway_cannot_encode_is_the_records_problem() -> None:
     assert classify_entity_error(BadKey("entity key is empty")) == "record"
+
+
+def test_a_refused_signal_dead_letters_that_keys_landed_records_and_the_batch_succeeds(tmp_path: Path) -> None:
+    source = SOURCES["mobile"]
+    records = records_for(source, 30)
+    refused_key = source.entity_key(source.transform(orjson.loads(records[0].value or b"{}")))
+
+    class Gateway:
+        def __init__(self) -> None:
+            self.signalled: list[str] = []
+
+        async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+            return None
+
+        async def signal(self, signal: Signal) -> None:
+            if signal.key == refused_key:
+                raise Exception("The operation failed with an unexpected status code 400")
+            self.signalled.append(signal.key)
+
+    gateway, lake = Gateway(), LocalLake(tmp_path)
+    outcome = asyncio.run(
+        handle_batch_with_state(
+            source,
+            records,
+            lake=lake,
+            settings=load_settings({}),
+            source_settings=load_source_settings("mobile", {}),
+            state=gateway,
+            joiner=StateJoiner(),
+            now_ms=FIXED_NOW_MS,
+        )
+    )
+    assert outcome.landed == 30 and refused_key not in gateway.signalled and gateway.signalled
+    letters = list(tmp_path.rglob("*.entity_rejected.jsonl.gz"))
+    assert len(letters) == 1
+    rows = formats.decode("jsonl", letters[0].read_bytes())
+    expected = [r.offset for r in records if refused_key.encode() in (r.value or b"")]
+    assert [row["_offset"] for row in rows] == expected and {row["reason"] for row in rows} == {"entity_rejected"}
+    assert "status code 400" in rows[0]["detail"]
