@@ -135,6 +135,8 @@ def mobile_cases() -> list[Case]:
         Case("timestamp year 1", _with("mobile", device_id="y1", timestamp="0001-01-01T00:00:00Z"), LANDED, "y1"),
         Case("timestamp year 9999", _with("mobile", device_id="y9", timestamp="9999-12-31T23:59:59Z"), LANDED, "y9"),
         Case("negative epoch", _with("mobile", device_id="neg", timestamp=-86_400), LANDED, "neg"),
+        Case("year 1 east of UTC", _with("mobile", device_id="y1e", timestamp="0001-01-01T00:00:00+14:00"), LANDED),
+        Case("year 9999 west of UTC", _with("mobile", device_id="y9w", timestamp="9999-12-31T23:59:59-12:00"), LANDED),
         Case("timestamp as a bool", _with("mobile", timestamp=True), "schema"),
         Case("timestamp beyond any date", _with("mobile", timestamp=10**20), "schema"),
         Case("properties nested", _with("mobile", properties={"a": {"b": "c"}}), "schema"),
