@@ -267,6 +267,9 @@ def test_hostile_records_never_stop_a_stream(broker: str, tmp_path: Path) -> Non
             with contextlib.suppress(AssertionError):  # the assertion below says which keys differ
                 wait_for(lambda e=exact: not e(), 30, f"{source} entity state", interval=0.5)  # type: ignore[misc]
             assert exact() == {}, f"{source}: key -> (state, expected)"
+        entities = "/runtime/webhooks/durabletask/entities/device_activity"
+        assert host.get(f"{entities}/a~2Fb")[0] == 200  # the key "a/b" as the gateway encodes it
+        assert host.get(f"{entities}/a%23b")[0] == 400  # an unencoded key Azure Storage would refuse
         stats = host.get("/dashboard/api/stats")[1]
         assert all(not entry.get("waiting") for entry in stats["sources"].values())
         assert host.interrupt() == 0, host.output()
