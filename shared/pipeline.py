@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from shared.records import KafkaRecord
 from shared.sources.base import MAX_TIMESTAMP_MS, Row, Source, record_validator
-from shared.state.keys import BadKey, check_key
+from shared.state.keys import ALWAYS_FITS, BadKey, encode_key
 
 # An event's own time is trusted within this window around its Kafka record timestamp.
 MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
@@ -99,7 +99,9 @@ def process_batch(
             row = source.transform(event)
             event_ms = source.event_time_ms(event)
             if keyed:
-                check_key(entity_key(row))
+                key = entity_key(row)
+                if not key or len(key) > ALWAYS_FITS:  # shared.state.keys.check_key, inlined: once per record
+                    encode_key(key)
         except BadKey as error:
             batch.dead_letters.append(DeadLetter(record, "bad_key", str(error)))
             continue

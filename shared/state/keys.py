@@ -47,12 +47,12 @@ def encode_key(key: str) -> str:
     return encoded
 
 
-_ALWAYS_FITS = MAX_ENCODED_KEY_LENGTH // 12  # a character encodes to at most 4 UTF-8 bytes of 3 characters each
+ALWAYS_FITS = MAX_ENCODED_KEY_LENGTH // 12  # a character encodes to at most 4 UTF-8 bytes of 3 characters each
 
 
 def check_key(key: str) -> None:
     """``BadKey`` unless ``key`` can name an entity; the per-record check, cheap for the usual short keys."""
-    if not key or len(key) > _ALWAYS_FITS:
+    if not key or len(key) > ALWAYS_FITS:
         encode_key(key)
 
 
