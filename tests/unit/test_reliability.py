@@ -24,7 +24,7 @@ from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.sources.base import Column
 from shared.state.aggregate import Signal
-from shared.state.keys import MAX_ENCODED_KEY_LENGTH, BadKey, decode_key, encode_key, is_storable_key
+from shared.state.keys import MAX_ENCODED_KEY_LENGTH, BadKey, check_key, decode_key, encode_key, is_storable_key
 from shared.state.lookups import StateJoiner
 from shared.state.query import BadQuery, entity_id, key_from_url
 from shared.stream import _RecordIsolatingGateway, handle_batch_with_state
@@ -258,3 +258,18 @@ def test_a_refused_signal_dead_letters_that_keys_landed_records_and_the_batch_su
     expected = [r.offset for r in records if refused_key.encode() in (r.value or b"")]
     assert [row["_offset"] for row in rows] == expected and {row["reason"] for row in rows} == {"entity_rejected"}
     assert "status code 400" in rows[0]["detail"]
+
+
+def test_check_key_agrees_with_encode_key() -> None:
+    for key in ["", "é" * 100, "k" * 33, "a/b", "é" * 30]:
+        try:
+            encode_key(key)
+            fits = True
+        except BadKey:
+            fits = False
+        try:
+            check_key(key)
+            checked = True
+        except BadKey:
+            checked = False
+        assert checked == fits, key
