@@ -25,9 +25,5 @@ class ConfigurationError(StreamingPocError):
     """App settings are missing or contradict each other."""
 
 
-class EntityRejected(StreamingPocError):
-    """The entity API refused one key's request for a reason of that key's own (a 4xx): dead-letter its records."""
-
-
 class StateBackendError(StreamingPocError):
     """The entity API refused every request (not authorised, no such entity function): waits, loudly."""

@@ -22,13 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.errors import (
-    ConfigurationError,
-    EntityRejected,
-    LakeError,
-    StateBackendError,
-    TransientError,
-)
+from shared.errors import ConfigurationError, LakeError, StateBackendError, TransientError
 from shared.records import KafkaRecord
 from shared.state.keys import BadKey
 
@@ -79,7 +73,7 @@ def classify(error: BaseException) -> ErrorClass:
         return "infrastructure"  # the local lake maps every OSError to LakeUnavailable; these will not pass
     if isinstance(error, TransientError):
         return "transient"
-    if isinstance(error, LakeError | StateBackendError | ConfigurationError | EntityRejected):
+    if isinstance(error, LakeError | StateBackendError | ConfigurationError):
         return "infrastructure"
     if isinstance(error, TimeoutError | ConnectionError):
         return "transient"

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from shared.errors import EntityRejected, StateBackendError, TransientError
+from shared.errors import StateBackendError, TransientError
 from shared.failures import StallLog, classify_entity_error
 from shared.lake.base import LakeStore
 from shared.landing import LandingReport, land, plan_files
@@ -166,7 +166,7 @@ async def _state_call(call: Awaitable[T], action: str) -> T:
     """Entity API failures as the project's own errors, classified once (``shared.failures``)."""
     try:
         return await call
-    except (TransientError, StateBackendError, EntityRejected):
+    except (TransientError, StateBackendError):
         raise
     except Exception as error:
         _entity_error(error, action)
@@ -178,8 +178,8 @@ def _dead_letter_rejected(
 ) -> None:
     """Dead-letter the records whose entity refused their signal; they are in raw/ already.
 
-    Written to their own file (``...+<first>+<last>.entity_rejected.jsonl.gz``) beside the batch's
-    dead letters, so a redelivered batch rewrites it rather than adding another.
+    Written to their own file (``...+<first>+<last>.entity_rejected.jsonl.gz``, the refused records'
+    offsets) beside the batch's dead letters, so a redelivered batch rewrites it rather than adding another.
     """
     entity_key = batch.source.entity_key
     refused = {(s.key, s.payload["topic"], s.payload["partition"]): detail for s, detail in rejected}
