@@ -120,9 +120,11 @@ class KafkaTriggerRunner:
             rounds += 1
             if self.config.kafka.commit_on_failure:
                 log.error("%s: batch failed; committing anyway (commitOnFailure=true)", self.function.name)
+                self._batch_done(batch)
                 return True
             if 0 <= self.config.kafka.max_retries <= rounds:
                 log.error("%s: batch failed %d rounds; skipping it (maxRetries)", self.function.name, rounds)
+                self._batch_done(batch)
                 return True
         return False
 
@@ -155,12 +157,17 @@ class KafkaTriggerRunner:
                 )
                 continue
             self.stats.invoked(len(batch))
-            with self.stats._lock:
-                self.stats.waiting.pop(partition, None)
-            self._unprocessed[partition] = last + 1
-            self._update_lag()
+            self._batch_done(batch)
             return True
         return False
+
+    def _batch_done(self, batch: Sequence[Message]) -> None:
+        """The batch's offsets will be committed: its partition no longer waits, lag counts from after it."""
+        partition = partition_of(batch[0])
+        with self.stats._lock:
+            self.stats.waiting.pop(partition, None)
+        self._unprocessed[partition] = offset_of(batch[-1]) + 1
+        self._update_lag()
 
     def _waiting(self, partition: int, first: int, last: int, error: Exception) -> None:
         """Record the failing batch of ``partition`` for the live line and dashboard; refresh its lag."""
