@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -35,6 +36,7 @@ from devhost.progress import HostStats
 from devhost.server import HostLoop
 from devhost.timers import TimerRunner
 from devhost.workers import WorkerPool
+from shared import metric_names
 
 log = logging.getLogger("devhost")
 EXAMPLE_SETTINGS = PROJECT_ROOT / "local.settings.example.json"
@@ -76,6 +78,10 @@ class LocalHost:
             config = self.config = self._configure(stack)
             os.environ.update(config.settings)
             metrics.set_meter_provider(MeterProvider(metric_readers=[self.reader]))
+            _, unit, description = metric_names.METRICS[metric_names.CONSUMER_LAG]
+            metrics.get_meter("devhost").create_observable_gauge(
+                metric_names.CONSUMER_LAG, callbacks=[self._observe_lag], unit=unit, description=description
+            )
             app = importlib.import_module(self.options.app_module).app
             functions = index_app(app)
             self._print_index(functions)
@@ -91,7 +97,11 @@ class LocalHost:
             entities = self._entities(functions, invoker, config, stack, host_loop)
             live = LiveStats(self.reader)
             front = HttpFrontEnd(
-                http_routes(functions), invoker, entities, self.stats, lambda: live.snapshot(self._lag())
+                http_routes(functions),
+                invoker,
+                entities,
+                self.stats,
+                lambda: live.snapshot(waiting=self._waiting()),
             )
             host_loop.serve(front.application(), "127.0.0.1", self.options.port)
             print(f"devhost: listening on http://127.0.0.1:{self.options.port} (dashboard: /dashboard)", flush=True)
@@ -197,6 +207,22 @@ class LocalHost:
         settings = self.config.settings
         sources = {value: name[: -len("_TOPIC")].lower() for name, value in settings.items() if name.endswith("_TOPIC")}
         return {sources.get(r.topic, r.topic): r.stats.lag for r in self.kafka_runners if r.stats.lag is not None}
+
+    def _observe_lag(self, _options: CallbackOptions) -> list[Observation]:
+        """Called by the metric reader on each collection: lag per source, from the first unprocessed offset."""
+        return [Observation(lag, {"source": source}) for source, lag in self._lag().items()]
+
+    def _waiting(self) -> dict[str, dict[str, Any]]:
+        """Partitions whose batch keeps failing, per source (the dashboard shows them as waiting)."""
+        settings = self.config.settings
+        sources = {value: name[: -len("_TOPIC")].lower() for name, value in settings.items() if name.endswith("_TOPIC")}
+        waiting: dict[str, dict[str, Any]] = {}
+        for runner in self.kafka_runners:
+            with runner.stats._lock:
+                batches = {str(p): dict(b) for p, b in runner.stats.waiting.items()}
+            if batches:
+                waiting.setdefault(sources.get(runner.topic, runner.topic), {}).update(batches)
+        return waiting
 
     def _wait(self) -> None:
         for name in ("SIGINT", "SIGTERM"):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import azure.functions as func
 from aiohttp import web
@@ -20,6 +21,7 @@ from devhost.entities import EntityRuntime, UnknownEntity
 from devhost.http_routes import Route
 from devhost.invoker import Invoker
 from devhost.progress import HostStats
+from shared.state.keys import MAX_ENCODED_KEY_LENGTH, is_storable_key
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 DURABLE_PREFIX = "/runtime/webhooks/durabletask"
@@ -49,15 +51,17 @@ class HttpFrontEnd:
         app.router.add_get("/dashboard/api/stats", self._dashboard_stats)
         app.router.add_get("/dashboard/{file}", self._dashboard_file)
         app.router.add_get("/admin/host/status", self._status)
-        app.router.add_route("*", "/api/{tail:.*}", self._api)
+        app.router.add_route("*", r"/api/{tail:[\s\S]*}", self._api)  # any character, newlines too
         return app
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
-        path = request.match_info["tail"].strip("/")
+        # Match on the raw path, then decode each value once: an encoded ``/`` stays inside its segment.
+        path = request.rel_url.raw_path.removeprefix("/api").strip("/")
         for route in self.routes:
             parameters = route.match(request.method, path)
             if parameters is not None:
-                return await self._invoke(route, parameters, request)
+                decoded = {name: unquote(value) for name, value in parameters.items()}
+                return await self._invoke(route, decoded, request)
         return web.json_response({"error": f"no function answers {request.method} /api/{path}"}, status=404)
 
     async def _invoke(self, route: Route, parameters: dict[str, str], request: web.Request) -> web.StreamResponse:
@@ -87,6 +91,10 @@ class HttpFrontEnd:
         if self.entities is None:
             return web.json_response({"error": "this app has no entity functions"}, status=404)
         name, key = request.match_info["name"], request.match_info["key"]
+        if not is_storable_key(key):
+            # What the Durable backend's storage refuses (Azure Table keys), so the local host fails the same way.
+            detail = f"entity key must be 1-{MAX_ENCODED_KEY_LENGTH} characters without / \\ # ? or control characters"
+            return web.json_response({"error": detail}, status=400)
         try:
             if request.method == "POST":
                 operation = request.query.get("op", "")

@@ -59,10 +59,17 @@ class KafkaTriggerRunner:
         self.topic = config.resolve(self.binding["topic"])
         self._lag_checked = 0.0
         self._high_watermarks: dict[int, int] = {}
+        # First offset not yet processed per partition: the in-flight batch's first while it runs
+        # (and is retried), the consumer position otherwise. Lag counts from here, so a partition
+        # stuck on a failing batch shows its whole backlog, not 0.
+        self._unprocessed: dict[int, int] = {}
+        self._positions: dict[int, int] = {}
+        self._consumer: Consumer | None = None
 
     def run(self) -> None:
         settings = consumer_config(self.binding, self.config)
         consumer = Consumer(settings | {"client.id": self.function.name, "stats_cb": self._on_statistics})
+        self._consumer = consumer
         try:
             consumer.subscribe([self.topic], on_assign=self._on_assign)
             while not self.stop.is_set():
@@ -106,36 +113,70 @@ class KafkaTriggerRunner:
             rounds += 1
             if self.config.kafka.commit_on_failure:
                 log.error("%s: batch failed; storing its offsets anyway (commitOnFailure=true)", self.function.name)
+                self._batch_done(batch)
                 return True
             if 0 <= self.config.kafka.max_retries < rounds:
                 log.error("%s: batch failed %d rounds; skipping it (maxRetries)", self.function.name, rounds)
+                self._batch_done(batch)
                 return True
         return False
 
     def _invoke_with_retries(self, batch: Sequence[Message]) -> bool:
         policy = self.function.retry
         attempts = 1 + (policy.max_retry_count if policy else 0)
+        spans = _spans(batch)
+        for partition, (first, last) in spans.items():
+            self._unprocessed[partition] = first
+            self._high_watermarks[partition] = max(self._high_watermarks.get(partition, 0), last + 1)
         for attempt in policy.attempts() if policy else range(1):
             if attempt and policy and self.stop.wait(policy.delay_before(attempt)):
                 return False
             events = decode_batch(batch, str(self.binding.get("cardinality", "ONE")))
             try:
                 self.invoker.invoke(self.function, {self.binding["name"]: events})
-            except Exception:
+            except Exception as error:
                 self.stats.invoked(len(batch), failed=True)
-                log.exception(
-                    "%s: invocation failed (partition %d, offsets %d-%d, attempt %d/%d)",
+                for partition, (first, last) in spans.items():
+                    self._waiting(partition, first, last, error)
+                # Full traceback at debug level; the core logs a one-line error per partition per minute.
+                log.debug("%s: invocation failed", self.function.name, exc_info=True)
+                log.warning(
+                    "%s: invocation failed (offsets %s, attempt %d/%s): %s",
                     self.function.name,
-                    batch[0].partition(),
-                    batch[0].offset(),
-                    batch[-1].offset(),
+                    ", ".join(f"{p}:{first}-{last}" for p, (first, last) in sorted(spans.items())),
                     attempt + 1,
-                    attempts,
+                    attempts if attempts > 0 else "unlimited",
+                    f"{type(error).__name__}: {error}"[:300],
                 )
                 continue
             self.stats.invoked(len(batch))
+            self._batch_done(batch)
             return True
         return False
+
+    def _batch_done(self, batch: Sequence[Message]) -> None:
+        """The batch's offsets will be stored: its partitions no longer wait, lag counts from after it."""
+        spans = _spans(batch)
+        with self.stats._lock:
+            for partition in spans:
+                self.stats.waiting.pop(partition, None)
+        for partition, (_first, last) in spans.items():
+            self._unprocessed[partition] = last + 1
+        self._update_lag()
+
+    def _waiting(self, partition: int, first: int, last: int, error: Exception) -> None:
+        """Record the failing batch of ``partition`` for the live line and dashboard; refresh its lag."""
+        with self.stats._lock:
+            previous = self.stats.waiting.get(partition)
+            attempts = 1 if previous is None or previous["first_offset"] != first else previous["attempts"] + 1
+            self.stats.waiting[partition] = {
+                "first_offset": first,
+                "last_offset": last,
+                "attempts": attempts,
+                "since": time.time() if previous is None else previous["since"],
+                "cause": f"{type(error).__name__}: {error}"[:300],
+            }
+        self._update_lag()
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Called by librdkafka after each rebalance: say which partitions this worker now owns."""
@@ -150,7 +191,7 @@ class KafkaTriggerRunner:
                 self._high_watermarks[int(number)] = int(figures["hi_offset"])
 
     def _refresh_lag(self, consumer: Consumer) -> None:
-        """Records of the assigned partitions not yet processed (high watermark minus position)."""
+        """Records behind the end of each assigned partition, from its first unprocessed offset."""
         now = time.monotonic()
         if now - self._lag_checked < LAG_REFRESH_SECONDS:
             return
@@ -160,12 +201,42 @@ class KafkaTriggerRunner:
         except KafkaException as error:
             log.debug("%s: lag unavailable: %s", self.function.name, error)
             return
+        self._positions = {p.partition: p.offset for p in positions}
+        for partition in list(self._unprocessed):
+            if partition not in self._positions:
+                del self._unprocessed[partition]  # revoked: its next owner reports it
+        self._update_lag()
+
+    def _update_lag(self) -> None:
+        """Called from the consumer loop and from a batch's retries (the loop is blocked while they run)."""
         lag = 0
-        for position in positions:
-            high = self._high_watermarks.get(position.partition)
-            if high is not None and position.offset >= 0:
-                lag += max(0, high - position.offset)
+        for partition, position in list(self._positions.items()) or [(p, -1) for p in self._unprocessed]:
+            start = self._unprocessed.get(partition, position)
+            if position >= 0:
+                start = min(start, position)
+            high = self._high_watermarks.get(partition)
+            if self._consumer is not None:
+                try:  # the fetcher's last answer, no request: records produced while a batch waits count too
+                    _, cached_high = self._consumer.get_watermark_offsets(
+                        TopicPartition(self.topic, partition), cached=True
+                    )
+                    if cached_high > 0:
+                        high = max(high or 0, cached_high)
+                except KafkaException:
+                    pass
+            if high is not None and start >= 0:
+                lag += max(0, high - start)
         self.stats.lag = lag
+
+
+def _spans(batch: Sequence[Message]) -> dict[int, tuple[int, int]]:
+    """Each partition's first and last offset in a batch (records of one partition arrive in order)."""
+    spans: dict[int, tuple[int, int]] = {}
+    for message in batch:
+        partition, offset = partition_of(message), offset_of(message)
+        first = spans.get(partition, (offset, offset))[0]
+        spans[partition] = (first, offset)
+    return spans
 
 
 _successful_invocations = 0

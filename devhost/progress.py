@@ -17,6 +17,7 @@ class FunctionStats:
     events: int = 0
     failures: int = 0
     lag: int | None = None
+    waiting: dict[int, dict[str, Any]] = field(default_factory=dict)  # partition -> its failing batch
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def invoked(self, events: int = 0, *, failed: bool = False) -> None:
@@ -40,6 +41,7 @@ class FunctionStats:
             "events": self.events,
             "failures": self.failures,
             "lag": self.lag,
+            "waiting": {str(partition): dict(batch) for partition, batch in self.waiting.items()},
         }
 
 
@@ -57,7 +59,13 @@ class HostStats:
         for stats in self.functions.values():
             if stats.trigger == "kafkaTrigger":
                 lag = "?" if stats.lag is None else str(stats.lag)
-                parts.append(f"{stats.name}: {stats.events} ev/{stats.invocations} inv lag {lag} fail {stats.failures}")
+                line = f"{stats.name}: {stats.events} ev/{stats.invocations} inv lag {lag} fail {stats.failures}"
+                for partition, batch in sorted(stats.waiting.items()):
+                    line += (
+                        f" WAITING p{partition} offsets {batch['first_offset']}-{batch['last_offset']}"
+                        f" attempts {batch['attempts']}"
+                    )
+                parts.append(line)
             elif stats.invocations:
                 parts.append(f"{stats.name}: {stats.invocations} inv fail {stats.failures}")
         return " | ".join(parts)

@@ -7,7 +7,7 @@ import json
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.state.query import BadQuery, entity_name, public_state
+from shared.state.query import BadQuery, entity_id, key_from_url, public_state
 
 bp = df.Blueprint()
 
@@ -16,12 +16,16 @@ def _json(body: object, status: int = 200) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
 
-async def _read(client: df.DurableOrchestrationClient, source: str, key: str) -> func.HttpResponse | dict[str, object]:
+async def _read(
+    client: df.DurableOrchestrationClient, req: func.HttpRequest, source: str
+) -> func.HttpResponse | dict[str, object]:
+    """The state of the route's key, taken percent-decoded from the URL (any Unicode, ``/ ? # %`` too)."""
     try:
-        name = entity_name(source, key)
+        key = key_from_url(req.url, source, req.route_params["key"])
+        name, encoded_key = entity_id(source, key)
     except BadQuery as error:
         return _json({"error": str(error)}, 400)
-    response = await client.read_entity_state(df.EntityId(name, key))
+    response = await client.read_entity_state(df.EntityId(name, encoded_key))
     if not response.entity_exists:
         return _json({"error": f"no state for {source} key {key!r}"}, 404)
     return public_state(response.entity_state or {})
@@ -31,7 +35,7 @@ async def _read(client: df.DurableOrchestrationClient, source: str, key: str) ->
 @bp.durable_client_input(client_name="client")
 async def get_state(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """GET /api/state/{source}/{key}: the entity's state (404 unknown key, 400 bad source or key)."""
-    found = await _read(client, req.route_params["source"], req.route_params["key"])
+    found = await _read(client, req, req.route_params["source"])
     return found if isinstance(found, func.HttpResponse) else _json(found)
 
 
@@ -39,5 +43,5 @@ async def get_state(req: func.HttpRequest, client: df.DurableOrchestrationClient
 @bp.durable_client_input(client_name="client")
 async def get_sensor_windows(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """GET /api/state/sensors/{key}/windows: the sensor's one-minute windows of the last hour."""
-    found = await _read(client, "sensors", req.route_params["key"])
+    found = await _read(client, req, "sensors")
     return found if isinstance(found, func.HttpResponse) else _json({"windows": found.get("windows", [])})

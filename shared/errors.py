@@ -27,3 +27,7 @@ class UnsafePath(LakeError):
 
 class ConfigurationError(StreamingPocError):
     """App settings are missing or contradict each other."""
+
+
+class StateBackendError(StreamingPocError):
+    """The entity API refused every request (not authorised, no such entity function): waits, loudly."""

@@ -123,7 +123,10 @@ def _encode_avro(columns: Sequence[Column], rows: Sequence[Row], record_name: st
 
 def _encode_jsonl(columns: Sequence[Column], rows: Sequence[Row]) -> bytes:
     names = [c.name for c in columns]
-    lines = b"\n".join(orjson.dumps({name: row.get(name) for name in names}) for row in rows)
+    exact = set(names)  # rows holding exactly the columns (dead letters, landed rows) are dumped as they are
+    lines = b"\n".join(
+        orjson.dumps(row if row.keys() == exact else {name: row.get(name) for name in names}) for row in rows
+    )
     return gzip.compress(lines + b"\n" if rows else b"", compresslevel=6, mtime=0)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared import formats
+from shared.isolation import encode_isolating
 from shared.lake.base import LakeStore
 from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_name, hour_directory, hour_start_ms
 from shared.pipeline import DeadLetter, ProcessedBatch
@@ -52,6 +53,12 @@ class PlannedFile:
     columns: tuple[Column, ...]
     rows: Sequence[Row]
     record_name: str
+    data: bytes | None = None  # already encoded (raw files are encoded while planning, to isolate bad rows)
+
+    def encoded(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        return formats.encode(self.format, self.columns, self.rows, record_name=self.record_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,8 @@ def plan_files(
 ) -> list[PlannedFile]:
     """The files one batch lands as: rows by (topic, partition, event hour), dead letters likewise.
 
+    Raw files are encoded here; a row no encoder accepts moves to the batch's dead letters as
+    ``unencodable`` (``shared.isolation``), so the rest lands and no signal is sent for it.
     ``incarnations`` names each partition's incarnation when it is not 0 (see ``shared.landing_guard``).
     """
     incarnations = incarnations or {}
@@ -89,7 +98,15 @@ def plan_files(
         incarnation = incarnations.get((topic, partition), 0)
         name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS[fmt], incarnation)
         path = f"{hour_directory(RAW_AREA, source, hour)}/{name}"
-        planned.append(PlannedFile(path, fmt, columns, rows, record_name=source))
+        data, unencodable = encode_isolating(fmt, columns, rows, record_name=source)
+        if unencodable:
+            bad_indexes = {item.index for item in unencodable}
+            bad = [rows[index] for index in sorted(bad_indexes)]
+            batch.dead_letter_rows(bad, "unencodable", [f"{fmt}: {item.error}" for item in unencodable])
+            rows = [row for index, row in enumerate(rows) if index not in bad_indexes]
+            if not rows:
+                continue
+        planned.append(PlannedFile(path, fmt, columns, rows, record_name=source, data=data))
 
     letters_by_file: dict[tuple[str, int, int], list[Row]] = defaultdict(list)
     for letter in batch.dead_letters:
@@ -114,13 +131,22 @@ def dead_letter_row(letter: DeadLetter, now_ms: int, incarnation: int = 0) -> Ro
         "_partition": record.partition,
         "_incarnation": incarnation,
         "_offset": record.offset,
-        "_key": record.key,
+        "_key": None if record.key is None else _storable_text(record.key),
         "_kafka_timestamp": record.timestamp_ms,
         "reason": letter.reason,
-        "detail": letter.detail,
+        "detail": _storable_text(letter.detail),
         "raw_base64": None if record.value is None else base64.b64encode(record.value).decode("ascii"),
         "dead_lettered_at": now_ms,
     }
+
+
+def _storable_text(text: str) -> str:
+    """``text`` as UTF-8 can carry it: lone surrogates become ``\\udXXX`` escapes, so a dead letter always encodes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def land(lake: LakeStore, planned: Sequence[PlannedFile]) -> LandingReport:
@@ -128,7 +154,7 @@ def land(lake: LakeStore, planned: Sequence[PlannedFile]) -> LandingReport:
     written = 0
     write_ms = []
     for file in planned:
-        data = formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
+        data = file.encoded()
         started = time.perf_counter()
         lake.write_atomic(file.path, data)
         write_ms.append((time.perf_counter() - started) * 1000)

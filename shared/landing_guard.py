@@ -28,9 +28,10 @@ from shared.lake.base import LakeStore
 from shared.landing import LandingReport, land, plan_files
 from shared.landing_ledger import Ledger, Pending
 from shared.layout import LEDGER_AREA, safe_segment
-from shared.pipeline import ProcessedBatch
+from shared.pipeline import DeadLetter, ProcessedBatch
 from shared.records import KafkaRecord
 from shared.settings import LakeFormat
+from shared.sources.base import Row
 
 log = logging.getLogger("streamingpoc.landing")
 DEFAULT_LEASE_SECONDS = 30.0
@@ -209,7 +210,10 @@ def _land_once(
         part = batch if len(admissions) == 1 else _only(batch, position)
         if len(admission.fresh) < len(partitions[position]):
             part = _fresh_only(part, admission.fresh)
+        planning = _Planning(part)
         planned_by_partition[position] = plan_files(part, fmt, now_ms=now_ms, incarnations=incarnations)
+        if part is not batch:
+            planning.move_unencodable(batch)
     for position, admission in admissions.items():
         guard.begin(admission, [file.path for file in planned_by_partition[position]])
     report = land(guard.lake, [file for planned in planned_by_partition.values() for file in planned])
@@ -230,18 +234,37 @@ def _by_partition(records: Sequence[KafkaRecord]) -> dict[tuple[str, int], list[
 
 def _only(batch: ProcessedBatch, position: tuple[str, int]) -> ProcessedBatch:
     topic, partition = position
-    return ProcessedBatch(
-        batch.source,
-        [row for row in batch.rows if row["_partition"] == partition and row["_topic"] == topic],
+    return _subset(
+        batch,
+        lambda row: row["_partition"] == partition and row["_topic"] == topic,
         [d for d in batch.dead_letters if d.record.partition == partition and d.record.topic == topic],
-        batch.records,
     )
 
 
 def _fresh_only(batch: ProcessedBatch, fresh: frozenset[int]) -> ProcessedBatch:
-    return ProcessedBatch(
-        batch.source,
-        [row for row in batch.rows if row["_offset"] in fresh],
-        [letter for letter in batch.dead_letters if letter.record.offset in fresh],
-        batch.records,
+    return _subset(
+        batch, lambda row: row["_offset"] in fresh, [d for d in batch.dead_letters if d.record.offset in fresh]
     )
+
+
+def _subset(batch: ProcessedBatch, keep: Callable[[Row], bool], letters: list[DeadLetter]) -> ProcessedBatch:
+    pairs = [(row, origin) for row, origin in zip(batch.rows, batch.origins, strict=True) if keep(row)]
+    return ProcessedBatch(
+        batch.source, [row for row, _ in pairs], letters, batch.records, [origin for _, origin in pairs]
+    )
+
+
+class _Planning:
+    """Remembers a partial batch's rows before planning, to move rows found unencodable to the whole batch."""
+
+    def __init__(self, part: ProcessedBatch) -> None:
+        self.part = part
+        self.rows = list(part.rows)
+        self.letters = len(part.dead_letters)
+
+    def move_unencodable(self, whole: ProcessedBatch) -> None:
+        kept = {id(row) for row in self.part.rows}
+        moved = [row for row in self.rows if id(row) not in kept]
+        if moved:
+            details = [letter.detail for letter in self.part.dead_letters[self.letters :]]
+            whole.dead_letter_rows(moved, "unencodable", details)

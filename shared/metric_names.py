@@ -1,7 +1,8 @@
 """Names of the metrics the code emits (OpenTelemetry instruments -> App Insights customMetrics).
 
 The Terraform workbook and alerts query exactly these names; a test checks they match.
-Every metric carries the attribute ``source``; dead letters also carry ``reason``.
+Every metric carries the attribute ``source``; dead letters also carry ``reason``, batch
+failures ``error_class`` (``transient`` or ``infrastructure``, see shared/failures.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ COMPACTION_ROWS = "streamingpoc.compaction.rows"
 COMPACTION_FILES_IN = "streamingpoc.compaction.files_in"
 COMPACTION_FILES_OUT = "streamingpoc.compaction.files_out"
 COMPACTION_LAG = "streamingpoc.compaction.lag"
+BATCH_FAILURES = "streamingpoc.batch.failures"
+CONSUMER_LAG = "streamingpoc.consumer.lag"
 
 # name -> (instrument kind, unit, description)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -43,4 +46,11 @@ METRICS: dict[str, tuple[str, str, str]] = {
     COMPACTION_FILES_IN: ("counter", "{file}", "Raw files read by compaction"),
     COMPACTION_FILES_OUT: ("counter", "{file}", "Curated Delta files written by compaction"),
     COMPACTION_LAG: ("histogram", "s", "Age of the oldest closed raw hour not yet compacted, per run (0 if none)"),
+    BATCH_FAILURES: (
+        "counter",
+        "{invocation}",
+        "Failed processing invocations (the partition waits), by error_class: transient or infrastructure",
+    ),
+    # Emitted by the local host only: in Azure the Kafka extension owns the consumer (see docs/reliability.md).
+    CONSUMER_LAG: ("gauge", "{event}", "Records behind the end of each partition, from its first unprocessed one"),
 }

@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from shared.records import KafkaRecord
-from shared.sources.base import Row, Source, record_validator
+from shared.sources.base import MAX_TIMESTAMP_MS, Row, Source, record_validator
+from shared.state.keys import ALWAYS_FITS, BadKey, encode_key
 
 # An event's own time is trusted within this window around its Kafka record timestamp.
 MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
 MAX_EVENT_LEAD_MS = 3600 * 1000
 LATEST_EVENT_MS = 4_102_444_800_000  # 2100-01-01: an event time without a Kafka timestamp must be before it
 
+# Every reason a record can be dead-lettered for; docs/reliability.md says what each means.
+REASONS = (
+    "null_value",
+    "oversized",
+    "not_utf8",
+    "not_json",
+    "schema",
+    "transform_error",
+    "bad_key",
+    "unencodable",
+    "entity_rejected",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     record: KafkaRecord
-    reason: str  # not_utf8 | not_json | schema | oversized | null_value | transform_error
+    reason: str  # see REASONS
     detail: str
 
 
@@ -31,17 +46,39 @@ class ProcessedBatch:
     rows: list[Row] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     records: int = 0
+    origins: list[KafkaRecord] = field(default_factory=list)  # the record each row came from, row by row
+
+    def dead_letter_rows(self, rows: list[Row], reason: str, details: list[str]) -> None:
+        """Move ``rows`` (objects of ``self.rows``) to the dead letters with ``reason``; called by landing."""
+        detail_of = {id(row): detail for row, detail in zip(rows, details, strict=True)}
+        kept_rows, kept_origins = [], []
+        for row, origin in zip(self.rows, self.origins, strict=True):
+            detail = detail_of.get(id(row))
+            if detail is None:
+                kept_rows.append(row)
+                kept_origins.append(origin)
+            else:
+                self.dead_letters.append(DeadLetter(origin, reason, detail))
+        self.rows, self.origins = kept_rows, kept_origins
 
 
 def process_batch(
-    source: Source, records: Iterable[KafkaRecord], *, max_record_bytes: int, now_ms: int
+    source: Source, records: Iterable[KafkaRecord], *, max_record_bytes: int, now_ms: int, keyed: bool = False
 ) -> ProcessedBatch:
-    """Validate and transform ``records``; each bad one becomes a :class:`DeadLetter` with its reason."""
+    """Validate and transform ``records``; each bad one becomes a :class:`DeadLetter` with its reason.
+
+    Called once per invocation. With ``keyed`` (the source keeps state in entities) a row whose
+    entity key no entity can take (empty, too long once encoded) is dead-lettered as ``bad_key``.
+    Never raises for anything a record carries: every failure is the record's own dead letter.
+    """
     batch = ProcessedBatch(source)
     validate_json = record_validator(source.model).validate_json
+    entity_key = source.entity_key
     for record in records:
         batch.records += 1
         value = record.value
+        if record.timestamp_ms is not None and not 0 <= record.timestamp_ms <= MAX_TIMESTAMP_MS:
+            record = dataclasses.replace(record, timestamp_ms=None)  # no date can be built from it
         if not value:  # the Functions worker hands a tombstone's null value over as empty bytes
             batch.dead_letters.append(DeadLetter(record, "null_value", "record has no value (tombstone or empty)"))
             continue
@@ -54,13 +91,25 @@ def process_batch(
         except ValidationError as error:
             batch.dead_letters.append(_classify(record, value, error))
             continue
+        except Exception as error:  # a model's own check raised something pydantic does not wrap
+            batch.dead_letters.append(DeadLetter(record, "schema", f"{type(error).__name__}: {error}"))
+            continue
         try:
             row = source.transform(event)
+            event_ms = source.event_time_ms(event)
+            if keyed:
+                key = entity_key(row)
+                if not key or len(key) > ALWAYS_FITS:  # shared.state.keys.check_key, inlined: once per record
+                    encode_key(key or "")
+        except BadKey as error:
+            batch.dead_letters.append(DeadLetter(record, "bad_key", str(error)))
+            continue
         except Exception as error:  # a transform bug must not stop the stream: park the record
             batch.dead_letters.append(DeadLetter(record, "transform_error", f"{type(error).__name__}: {error}"))
             continue
-        _add_lineage(row, record, source.event_time_ms(event), now_ms)
+        _add_lineage(row, record, event_ms, now_ms)
         batch.rows.append(row)
+        batch.origins.append(record)
     return batch
 
 

@@ -13,22 +13,24 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from shared.errors import TransientError
+from shared.errors import StateBackendError, TransientError
+from shared.failures import StallLog, classify_entity_error
 from shared.lake.base import LakeStore
-from shared.landing import LandingReport
+from shared.landing import LandingReport, land, plan_files
 from shared.landing_guard import land_once
 from shared.pipeline import ProcessedBatch, process_batch
 from shared.records import KafkaRecord, partition_ranges
 from shared.settings import Settings, SourceSettings
 from shared.sources.base import Source
-from shared.state.aggregate import signals_for
+from shared.state.aggregate import Signal, signals_for
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
 from shared.telemetry import BatchMetrics, count_reasons, telemetry
 
 log = logging.getLogger("streamingpoc.stream")
 T = TypeVar("T")
+stalls = StallLog(on_failure=lambda source, error_class: telemetry().record_failure(source, error_class))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +58,14 @@ def handle_batch(
     """Land one batch without keyed state. Bad records are dead-lettered; only lake failures raise."""
     started = time.perf_counter()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
-    return _land(batch, records, lake, settings, source_settings, started, now_ms)
+    try:
+        batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
+        outcome = _land(batch, records, lake, settings, source_settings, started, now_ms)
+    except Exception as error:
+        stalls.failed(source.name, records, error)
+        raise
+    stalls.succeeded(source.name, records)
+    return outcome
 
 
 async def handle_batch_with_state(
@@ -81,23 +89,123 @@ async def handle_batch_with_state(
         )
     started = time.perf_counter()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
-    joined = await _state_call(joiner.join(state, source.name, batch.rows), "read entity state")
+    try:
+        outcome = await _with_state(source, records, lake, settings, source_settings, state, joiner, started, now_ms)
+    except Exception as error:
+        stalls.failed(source.name, records, error)
+        raise
+    stalls.succeeded(source.name, records)
+    return outcome
+
+
+async def _with_state(
+    source: Source,
+    records: Sequence[KafkaRecord],
+    lake: LakeStore,
+    settings: Settings,
+    source_settings: SourceSettings,
+    state: StateGateway,
+    joiner: StateJoiner,
+    started: float,
+    now_ms: int,
+) -> BatchOutcome:
+    batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms, keyed=True)
+    gateway = _RecordIsolatingGateway(state)
+    joined = await _state_call(joiner.join(gateway, source.name, batch.rows), "read entity state")
     landed = await asyncio.to_thread(_land, batch, records, lake, settings, source_settings, started, now_ms)
     signals = signals_for(source.name, batch.rows, partition_ranges(records))
-    await _state_call(send_signals(state, signals), "signal entities")
+    await _state_call(send_signals(gateway, signals), "signal entities")
+    if gateway.rejected:
+        await asyncio.to_thread(_dead_letter_rejected, batch, gateway.rejected, lake, now_ms)
     telemetry().record_state(source.name, signals=len(signals), late=joined.late, anomalies=joined.anomalies)
     return dataclasses.replace(landed, signals=len(signals), anomalies=joined.anomalies)
 
 
+class _RecordIsolatingGateway:
+    """The gateway as processing uses it: a key the entity API refuses (a 4xx of its own) does not fail the batch.
+
+    A refused read counts as no state (the row lands unenriched); a refused signal is kept in
+    ``rejected`` so its rows are dead-lettered as ``entity_rejected``. Everything else is
+    classified once (``shared.failures``): transient errors retry the batch, infrastructure
+    errors make it wait, loudly.
+    """
+
+    def __init__(self, state: StateGateway) -> None:
+        self.state = state
+        self.rejected: list[tuple[Signal, str]] = []
+
+    async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        try:
+            return await self.state.read(entity, key)
+        except Exception as error:
+            if _entity_error(error, f"read entity state ({entity})") == "record":
+                log.warning("entity read refused for one key, treated as no state: %s %r: %s", entity, key, error)
+                return None
+            raise
+
+    async def signal(self, signal: Signal) -> None:
+        try:
+            await self.state.signal(signal)
+        except Exception as error:
+            if _entity_error(error, f"signal entities ({signal.entity})") == "record":
+                self.rejected.append((signal, f"{type(error).__name__}: {error}"[:1000]))
+                return
+            raise
+
+
+def _entity_error(error: Exception, action: str) -> str:
+    """``record`` for a per-key refusal; otherwise raises the error's class (transient or infrastructure)."""
+    error_class = classify_entity_error(error)
+    if error_class == "transient":
+        raise TransientError(f"{action}: {error}") from error
+    if error_class == "infrastructure":
+        raise StateBackendError(f"{action}: {error}") from error
+    return error_class
+
+
 async def _state_call(call: Awaitable[T], action: str) -> T:
-    """Entity API failures are transient: the batch is retried, and landing and signals are idempotent."""
+    """Entity API failures as the project's own errors, classified once (``shared.failures``)."""
     try:
         return await call
-    except TransientError:
+    except (TransientError, StateBackendError):
         raise
     except Exception as error:
-        raise TransientError(f"{action}: {error}") from error
+        _entity_error(error, action)
+        raise StateBackendError(f"{action}: {error}") from error
+
+
+def _dead_letter_rejected(
+    batch: ProcessedBatch, rejected: list[tuple[Signal, str]], lake: LakeStore, now_ms: int
+) -> None:
+    """Dead-letter the records whose entity refused their signal; they are in raw/ already.
+
+    Written to their own file (``...+<first>+<last>.entity_rejected.jsonl.gz``, the refused records'
+    offsets) beside the batch's dead letters, so a redelivered batch rewrites it rather than adding another.
+    """
+    entity_key = batch.source.entity_key
+    refused = {(s.key, s.payload["topic"], s.payload["partition"]): detail for s, detail in rejected}
+    letters = ProcessedBatch(batch.source, records=batch.records)
+    details = []
+    for row, origin in zip(batch.rows, batch.origins, strict=True):
+        detail = refused.get((str(entity_key(row)), row["_topic"], row["_partition"]))
+        if detail is not None:
+            letters.rows.append(row)
+            letters.origins.append(origin)
+            details.append(f"landed in raw/, but the entity refused its update: {detail}")
+    incarnations = {(row["_topic"], row["_partition"]): row["_incarnation"] for row in letters.rows}
+    letters.dead_letter_rows(list(letters.rows), "entity_rejected", details)
+    planned = [
+        dataclasses.replace(file, path=file.path.replace(".jsonl.gz", ".entity_rejected.jsonl.gz"))
+        for file in plan_files(letters, "jsonl", now_ms=now_ms, incarnations=incarnations)
+    ]
+    land(lake, planned)
+    telemetry().record_dead_letters(batch.source.name, {"entity_rejected": len(letters.dead_letters)})
+    log.error(
+        "entity refused %d signals of %s; %d landed records dead-lettered as entity_rejected",
+        len(rejected),
+        batch.source.name,
+        len(letters.dead_letters),
+    )
 
 
 def _land(

@@ -49,6 +49,7 @@ class Telemetry:
         self._instruments = {
             name: (counter if kinds[name] == "counter" else histogram)(name, unit=unit, description=description)
             for name, (_, unit, description) in names.METRICS.items()
+            if kinds[name] != "gauge"  # gauges are observed by whoever knows the value (the local host's lag)
         }
 
     def _add(self, name: str, amount: float, attributes: Mapping[str, str]) -> None:
@@ -92,6 +93,15 @@ class Telemetry:
         self._add(names.COMPACTION_ROWS, rows, attributes)
         self._add(names.COMPACTION_FILES_IN, files_in, attributes)
         self._add(names.COMPACTION_FILES_OUT, files_out, attributes)
+
+    def record_dead_letters(self, source: str, reasons: Mapping[str, int]) -> None:
+        """Called when records already counted as received are dead-lettered later (``entity_rejected``)."""
+        for reason, count in sorted(reasons.items()):
+            self._add(names.EVENTS_DEADLETTERED, count, {"source": source, "reason": reason})
+
+    def record_failure(self, source: str, error_class: str) -> None:
+        """Called once per failed processing invocation (its partition waits and is retried)."""
+        self._add(names.BATCH_FAILURES, 1, {"source": source, "error_class": error_class})
 
 
 def sample(values: Sequence[int], limit: int) -> Sequence[int]:

@@ -180,6 +180,57 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "compaction_lag" {
   tags = local.tags
 }
 
+# A partition waiting on a failure that will not heal by itself (403, missing container or
+# entity function, unsafe path): its batch is retried forever so nothing is skipped, and this
+# alert says so. The processing logs name the partition, offsets, attempts and cause once a minute.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "partition_waiting" {
+  name                 = "${local.names.alert}-partition-waiting"
+  display_name         = "StreamingPOC: partition waiting on infrastructure"
+  description          = "A processing function failed batches with an infrastructure error (not transient) in the last 15 minutes: its partition waits until someone fixes the cause. Find 'partition waiting' in traces for source, partition, offsets and cause; the Event Hubs backlog grows meanwhile."
+  resource_group_name  = local.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  enabled              = var.alerts_enabled
+  severity             = 1
+  evaluation_frequency = "PT5M"
+  window_duration      = "PT15M"
+
+  criteria {
+    query                   = <<-KQL
+      customMetrics
+      | where name == "${local.metrics.batch_failures}" and tostring(customDimensions.error_class) == "infrastructure"
+      | summarize failed_attempts = sum(valueSum) by source = tostring(customDimensions.source)
+    KQL
+    time_aggregation_method = "Total"
+    metric_measure_column   = "failed_attempts"
+    operator                = "GreaterThan"
+    threshold               = 0
+
+    dimension {
+      name     = "source"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  auto_mitigation_enabled = true
+
+  dynamic "action" {
+    for_each = length(local.action_group_ids) > 0 ? [1] : []
+
+    content {
+      action_groups = local.action_group_ids
+    }
+  }
+
+  tags = local.tags
+}
+
 # Unprocessed events, per hub: events arrive but nothing reads them (the source's processing
 # function is stalled, failing before it commits, or its trigger is not running). One rule
 # per hub because a multi-condition metric alert cannot split by "all values" of a dimension.

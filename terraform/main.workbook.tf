@@ -1,7 +1,7 @@
 locals {
   # The metric names the code emits (shared/metric_names.py, OpenTelemetry instruments that
   # land in Application Insights customMetrics with the attributes `source` and, for dead
-  # letters, `reason`). tests/terraform checks every name used here exists in the code.
+  # letters, `reason`, for batch failures `error_class`). tests/terraform checks every name used here exists in the code.
   metrics = {
     events_received      = "streamingpoc.events.received"
     events_landed        = "streamingpoc.events.landed"
@@ -20,6 +20,8 @@ locals {
     compaction_files_in  = "streamingpoc.compaction.files_in"
     compaction_files_out = "streamingpoc.compaction.files_out"
     compaction_lag       = "streamingpoc.compaction.lag"
+    batch_failures       = "streamingpoc.batch.failures"
+    consumer_lag         = "streamingpoc.consumer.lag"
   }
 
   # Counters arrive as per-interval sums (valueSum), histograms as sum/count/min/max per
@@ -36,6 +38,13 @@ locals {
       requests
       | summarize failed = countif(success == false), invocations = count() by bin(timestamp, {TimeRange:grain}), function_name = operation_Name
       | project timestamp, function_name, failed
+      | render timechart
+    KQL
+    waiting_partitions     = <<-KQL
+      customMetrics
+      | where name == "${local.metrics.batch_failures}"
+      | extend source = tostring(customDimensions.source), error_class = tostring(customDimensions.error_class)
+      | summarize failed_attempts = sum(valueSum) by bin(timestamp, {TimeRange:grain}), series = strcat(source, " ", error_class)
       | render timechart
     KQL
     failed_invocations     = <<-KQL
@@ -124,6 +133,7 @@ locals {
   workbook_panels = [
     { name = "throughput", title = "Throughput: events received and landed per source", query = "throughput", visualization = "timechart", width = "50" },
     { name = "failures", title = "Failures: failed invocations per function", query = "failures", visualization = "timechart", width = "50" },
+    { name = "waiting_partitions", title = "Waiting partitions: failed batch attempts per source and error class (the partition is retried, nothing skipped)", query = "waiting_partitions", visualization = "timechart", width = "50" },
     { name = "failed_invocations", title = "Invocations, failures and p95 duration per function", query = "failed_invocations", visualization = "table", width = "50" },
     { name = "dead_letter_rate", title = "Dead letters per source and reason (share of received)", query = "dead_letter_rate", visualization = "table", width = "50" },
     { name = "dead_letters_by_reason", title = "Dead letters over time by source and reason", query = "dead_letters_by_reason", visualization = "barchart", width = "50" },

@@ -9,6 +9,10 @@ function figure(id, label, value, bad) {
   return `<div class="figure${bad ? " bad" : ""}"><b data-figure="${id}">${shown}</b><span>${label}</span></div>`;
 }
 
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
 function sparkline(points) {
   const max = Math.max(1, ...points);
   const step = 100 / Math.max(1, HISTORY - 1);
@@ -22,14 +26,17 @@ function render(stats) {
   container.innerHTML = names.map((name) => {
     const s = stats.sources[name];
     const series = (history[name] = (history[name] || []).concat([s.events_per_s || 0]).slice(-HISTORY));
-    return `<article class="card" data-source="${name}">
-      <h2>${name}<span class="muted">${fmt(s.events_per_s)} ev/s</span></h2>
+    const waiting = Object.entries(s.waiting || {});
+    const stalled = waiting.map(([p, b]) => `<p class="stalled" data-stalled="${name}-${p}">partition ${p} waiting: offsets ${b.first_offset}–${b.last_offset}, ${b.attempts} attempts, ${escapeHtml(b.cause)}</p>`).join("");
+    return `<article class="card${waiting.length ? " waiting" : ""}" data-source="${name}">
+      <h2>${name}<span class="muted">${waiting.length ? "WAITING · " : ""}${fmt(s.events_per_s)} ev/s</span></h2>
+      ${stalled}
       <div class="figures">
         ${figure(`${name}-received`, "received", s.received)}
         ${figure(`${name}-landed`, "landed", s.landed)}
         ${figure(`${name}-dead_letters`, "dead letters", s.dead_letters, s.dead_letters > 0)}
         ${figure(`${name}-files`, "files landed", s.files)}
-        ${figure(`${name}-lag`, "lag", s.lag)}
+        ${figure(`${name}-lag`, "lag", s.lag, waiting.length > 0)}
         ${figure(`${name}-p50`, "p50 / p99 ms", s.latency_p50_ms === null ? null : `${fmt(s.latency_p50_ms)} / ${fmt(s.latency_p99_ms)}`)}
       </div>
       ${sparkline(series)}

@@ -43,7 +43,7 @@ def percentile(point: HistogramDataPoint, fraction: float) -> float | None:
 
 
 def read_sources(reader: InMemoryMetricReader) -> dict[str, dict[str, Any]]:
-    """Cumulative figures per source: counters, dead letters by reason, latency p50/p99."""
+    """Cumulative figures per source: counters, dead letters by reason, latency p50/p99, lag (a gauge)."""
     sources: dict[str, dict[str, Any]] = {}
     data = reader.get_metrics_data()
     for resource in data.resource_metrics if data else []:
@@ -58,6 +58,8 @@ def read_sources(reader: InMemoryMetricReader) -> dict[str, dict[str, Any]]:
                         if metric.name == names.EVENTS_DEADLETTERED:
                             reason = str(attributes.get("reason", "?"))
                             entry["dead_letter_reasons"][reason] = point.value
+                    elif metric.name == names.CONSUMER_LAG and isinstance(point, NumberDataPoint):
+                        entry["lag"] = int(point.value)
                     elif metric.name == names.END_TO_END_LATENCY and isinstance(point, HistogramDataPoint):
                         entry["latency_p50_ms"] = percentile(point, 0.50)
                         entry["latency_p99_ms"] = percentile(point, 0.99)
@@ -69,6 +71,7 @@ def _empty() -> dict[str, Any]:
         "dead_letter_reasons": {},
         "latency_p50_ms": None,
         "latency_p99_ms": None,
+        "lag": None,
     }
 
 
@@ -80,9 +83,14 @@ class LiveStats:
     started: float = field(default_factory=time.time)
     _previous: tuple[float, dict[str, float]] | None = None
 
-    def snapshot(self, lag: Mapping[str, int] | None = None) -> dict[str, Any]:
+    def snapshot(
+        self, lag: Mapping[str, int] | None = None, waiting: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Called once a second by the dashboard. ``waiting``: per source, partitions whose batch keeps failing."""
         now = time.time()
         sources = read_sources(self.reader)
+        for name in {*(lag or {}), *(waiting or {})} - set(sources):
+            sources[name] = _empty()  # a source stuck on its first batch has no metrics yet, but is shown
         received = {name: float(entry["received"]) for name, entry in sources.items()}
         if self._previous is not None:
             then, before = self._previous
@@ -93,6 +101,8 @@ class LiveStats:
             for entry in sources.values():
                 entry["events_per_s"] = 0.0
         for name, entry in sources.items():
-            entry["lag"] = (lag or {}).get(name)
+            if lag is not None:  # given explicitly; otherwise the consumer-lag gauge read above
+                entry["lag"] = lag.get(name)
+            entry["waiting"] = dict((waiting or {}).get(name, {}))
         self._previous = (now, received)
         return {"now": now, "uptime_s": round(now - self.started, 1), "sources": sources}

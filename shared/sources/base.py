@@ -15,6 +15,14 @@ from typing_extensions import TypedDict
 ColumnType = Literal["string", "long", "double", "boolean", "timestamp", "map"]
 Row = dict[str, Any]
 
+# What the lake can store, enforced by the models so that a value no format can hold is a
+# ``schema`` dead letter, not an encoding failure: Parquet and Avro longs are signed 64-bit,
+# doubles are finite here (JSON has no NaN/Infinity), timestamps must be datetimes readers can build.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant Python, Spark and .NET can hold
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+TimestampMs = Annotated[int, Field(ge=0, le=MAX_TIMESTAMP_MS)]
+
 
 @dataclass(frozen=True, slots=True)
 class Column:

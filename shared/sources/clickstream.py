@@ -13,7 +13,7 @@ from datetime import datetime
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.sources.base import Column, Row, Source, epoch_ms
+from shared.sources.base import INT64_MAX, Column, Row, Source, epoch_ms
 
 UNKNOWN_USER = -1
 
@@ -56,10 +56,10 @@ class ClickstreamEvent(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     ip: str = Field(min_length=1, max_length=64)
-    userid: int = Field(ge=-1)
+    userid: int = Field(ge=-1, le=INT64_MAX)
     remote_user: str = Field(max_length=256)
     time: str = Field(max_length=64)
-    time_ms: int = Field(alias="_time", ge=0)
+    time_ms: int = Field(alias="_time", ge=0, le=INT64_MAX)
     request: str = Field(min_length=1, max_length=8192)
     status: str = Field(pattern=r"^[1-5][0-9]{2}$")
     bytes: str = Field(pattern=r"^[0-9]{1,15}$")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,10 @@ EVENT_TYPES: tuple[EventType, ...] = (
     "purchase",
     "error",
 )
+
+PropertyName = Annotated[str, Field(min_length=1, max_length=128)]
+PropertyValue = Annotated[str, Field(max_length=4096)]
+
 SCREENS = ("home", "search", "product", "cart", "checkout", "profile", "settings", "orders")
 APP_VERSIONS = ("4.2.0", "4.2.1", "4.3.0", "5.0.0")
 OS_VERSIONS = {"iOS": ("17.5", "18.1", "18.2"), "Android": ("13", "14", "15")}
@@ -40,11 +44,11 @@ class MobileEvent(BaseModel):
     session_id: str = Field(min_length=1, max_length=128)
     event_type: EventType
     screen: str = Field(min_length=1, max_length=128)
-    app_version: str = Field(pattern=r"^[0-9]+(\.[0-9]+){1,3}$")
+    app_version: str = Field(max_length=64, pattern=r"^[0-9]+(\.[0-9]+){1,3}$")
     os: Literal["iOS", "Android"]
     os_version: str = Field(max_length=32)
     timestamp: datetime | None = None
-    properties: dict[str, str] = Field(default_factory=dict, max_length=64)
+    properties: dict[PropertyName, PropertyValue] = Field(default_factory=dict, max_length=64)
 
 
 COLUMNS = (

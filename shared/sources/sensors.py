@@ -9,7 +9,7 @@ from typing import Literal
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.sources.base import Column, Row, Source, epoch_ms
+from shared.sources.base import Column, FiniteFloat, Row, Source, epoch_ms
 
 Metric = Literal["temperature", "humidity", "cpu_utilization", "power", "pressure", "vibration"]
 
@@ -33,7 +33,7 @@ class SensorReading(BaseModel):
     sensor_id: str = Field(min_length=1, max_length=128)
     site: str = Field(min_length=1, max_length=64)
     metric: Metric
-    value: float
+    value: FiniteFloat
     unit: str = Field(min_length=1, max_length=32)
     timestamp: datetime | None = None
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.sources.base import Column, Row, Source, epoch_ms
+from shared.sources.base import INT64_MAX, Column, Row, Source, TimestampMs, epoch_ms
 
 # The option lists of Datagen's clickstream_users_schema.avro.
 DATAGEN_FIRST_NAMES = [
@@ -38,9 +38,9 @@ class UserProfile(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    user_id: int = Field(ge=0)
+    user_id: int = Field(ge=0, le=INT64_MAX)
     username: str = Field(min_length=1, max_length=128)
-    registered_at: int = Field(ge=0)
+    registered_at: TimestampMs
     first_name: str = Field(max_length=128)
     last_name: str = Field(max_length=128)
     city: str = Field(max_length=128)

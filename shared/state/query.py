@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from shared.state.keys import BadKey, encode_key
 from shared.state.offsets import APPLIED, LEGACY_MARKS
 from shared.state.registry import ENTITY_KINDS
 from shared.state.sensor_stats import windows_view
-
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class BadQuery(ValueError):
@@ -18,12 +17,34 @@ class BadQuery(ValueError):
 
 def entity_name(source: str, key: str) -> str:
     """The entity holding ``source``'s state for ``key``; ``BadQuery`` when either is not acceptable."""
+    return entity_id(source, key)[0]
+
+
+def entity_id(source: str, key: str) -> tuple[str, str]:
+    """The entity (name, encoded key) holding ``source``'s state for ``key``, any string a record can carry."""
     kind = ENTITY_KINDS.get(source)
     if kind is None:
         raise BadQuery(f"unknown source {source!r}; known: {', '.join(sorted(ENTITY_KINDS))}")
-    if not KEY_PATTERN.match(key):
-        raise BadQuery("key must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-    return kind.name
+    try:
+        return kind.name, encode_key(key)
+    except BadKey as error:
+        raise BadQuery(str(error)) from error
+
+
+def key_from_url(url: str, source: str, route_key: str) -> str:
+    """The key of ``.../state/{source}/{key}[/...]`` percent-decoded once from the request's own URL.
+
+    Hosts decode route values differently (ASP.NET Core leaves ``%2F`` encoded, others split on
+    it), so the key is read from the raw path when it can be, else the route value is taken as is.
+    """
+    segments = urlsplit(url).path.split("/")
+    for index in range(len(segments) - 2):
+        if segments[index] == "state" and unquote(segments[index + 1]) == source:
+            try:
+                return unquote(segments[index + 2], errors="strict")
+            except UnicodeDecodeError as error:
+                raise BadQuery("key is not percent-encoded UTF-8") from error
+    return route_key
 
 
 def public_state(state: dict[str, Any]) -> dict[str, Any]:

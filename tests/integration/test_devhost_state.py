@@ -50,7 +50,8 @@ async def test_query_api_returns_exact_counts_and_replay_changes_nothing(broker:
         await _wait_for_counts(host, "mobile", "events", expected)
         assert host.get("/api/state/mobile/no-such-device")[0] == 404
         assert host.get("/api/state/unknown/x")[0] == 400
-        assert host.get("/api/state/mobile/bad%20key")[0] == 400
+        assert host.get("/api/state/mobile/any%20key%2F%3F")[0] == 404  # any key can be asked for; none has state
+        assert host.get("/api/state/mobile/%FF")[0] == 400  # not percent-encoded UTF-8
         assert host.interrupt() == 0, host.output()
     finally:
         if host.process.poll() is None:
