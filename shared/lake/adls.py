@@ -11,12 +11,12 @@ from contextlib import suppress
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.filedatalake import FileSystemClient
 
 from shared.errors import WriteConflict
 from shared.lake.connection import lake_connection
-from shared.lake.errors import lake_errors
+from shared.lake.errors import CONDITION_FAILED, lake_errors, write_conditions
 from shared.layout import check_relative_path
 from shared.settings import Settings
 
@@ -97,16 +97,12 @@ class AdlsLake:
     def write_if(self, path: str, data: bytes, version: str | None) -> str:
         """Stage, then rename onto ``path`` on the condition; the rename is the atomic step."""
         name = check_relative_path(path)
-        condition = (
-            {"match_condition": MatchConditions.IfMissing}
-            if version is None
-            else {"etag": version, "match_condition": MatchConditions.IfNotModified}
-        )
+        condition = write_conditions(version)
         with lake_errors(f"write {name}"):
             staged = self._stage(data)
             try:
                 renamed = staged.rename_file(self._qualified(name), **condition)
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
+            except CONDITION_FAILED as error:
                 staged.delete_file()
                 raise WriteConflict(f"{name} changed since version {version}") from error
             return str(renamed.get_file_properties().etag)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from shared.errors import WriteConflict
 from shared.lake.connection import lake_connection
-from shared.lake.errors import lake_errors
+from shared.lake.errors import CONDITION_FAILED, lake_errors, write_conditions
 from shared.layout import check_relative_path
 from shared.settings import Settings
 
@@ -79,14 +78,10 @@ class BlobLake:
 
     def write_if(self, path: str, data: bytes, version: str | None) -> str:
         name = check_relative_path(path)
-        condition = (
-            {"match_condition": MatchConditions.IfMissing}
-            if version is None
-            else {"etag": version, "match_condition": MatchConditions.IfNotModified}
-        )
+        condition = write_conditions(version)
         with lake_errors(f"write {name}"):
             try:
                 written = self.container.get_blob_client(name).upload_blob(data, overwrite=True, **condition)
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
+            except CONDITION_FAILED as error:
                 raise WriteConflict(f"{name} changed since version {version}") from error
             return str(written["etag"])

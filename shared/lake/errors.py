@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
@@ -17,6 +21,15 @@ from azure.core.exceptions import (
 from shared.errors import LakeError, LakeUnavailable
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# What the SDKs raise when a conditional write finds the target changed, created or gone.
+CONDITION_FAILED = (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError)
+
+
+def write_conditions(version: str | None) -> dict[str, Any]:
+    """SDK keyword arguments for "only if still at ``version``" (an ETag), or "only if absent" for None."""
+    if version is None:
+        return {"match_condition": MatchConditions.IfMissing}
+    return {"etag": version, "match_condition": MatchConditions.IfNotModified}
 
 
 @contextmanager
