@@ -56,9 +56,12 @@ class Admission:
     incarnation: int
     low: int
     high: int
-    fresh: frozenset[int]
+    fresh: frozenset[int]  # offsets to land; ``_ALL`` when every record of the batch is new
     first_fresh: KafkaRecord | None
     last_fresh: KafkaRecord | None
+
+
+_ALL: frozenset[int] = frozenset([-1])  # a sentinel object: "every record is new" (an empty set would be shared)
 
 
 def ledger_path(source: str, topic: str, partition: int) -> str:
@@ -88,6 +91,9 @@ class LandingGuard:
         entry = self._entries.get(key) or self._load(key)
         if entry.ledger.pending is not None:
             self._settle(key, entry.ledger)
+        landed = entry.ledger.landed
+        if not landed or first.offset > landed[-1][1]:  # the steady state: all new, nothing to compare
+            return Admission(key, entry.ledger.incarnation, first.offset, last.offset, _ALL, first, last)
         if entry.ledger.contradicted_by(records):
             log.warning("%s %s/%d: offsets restarted; new incarnation", source, first.topic, first.partition)
             entry.ledger = entry.ledger.next_incarnation()
@@ -208,7 +214,7 @@ def _land_once(
     planned_by_partition = {}
     for position, admission in admissions.items():
         part = batch if len(admissions) == 1 else _only(batch, position)
-        if len(admission.fresh) < len(partitions[position]):
+        if admission.fresh is not _ALL and len(admission.fresh) < len(partitions[position]):
             part = _fresh_only(part, admission.fresh)
         planning = _Planning(part)
         planned_by_partition[position] = plan_files(part, fmt, now_ms=now_ms, incarnations=incarnations)
@@ -219,7 +225,7 @@ def _land_once(
     report = land(guard.lake, [file for planned in planned_by_partition.values() for file in planned])
     for admission in admissions.values():
         guard.finish(admission)
-    skipped = sum(len(partitions[p]) - len(a.fresh) for p, a in admissions.items())
+    skipped = sum(len(partitions[p]) - len(a.fresh) for p, a in admissions.items() if a.fresh is not _ALL)
     return dataclasses.replace(report, skipped=skipped)
 
 
