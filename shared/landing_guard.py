@@ -134,9 +134,6 @@ class LandingGuard:
         ledger.pending = None
         ledger.mark_landed(admission.low, admission.high)
 
-    def forget(self, key: PartitionKey) -> None:
-        self._entries.pop(key, None)
-
     def _load(self, key: PartitionKey) -> _Entry:
         found = self.lake.read_versioned(ledger_path(*key))
         if found is None:
