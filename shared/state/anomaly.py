@@ -7,6 +7,7 @@ from typing import Any
 
 from shared.sources.base import Row
 from shared.state.running_stats import is_anomaly, update
+from shared.state.sensor_stats import KEPT_WINDOWS, WINDOW_MS
 
 
 def flag_anomalies(rows: list[Row], stats_by_key: Mapping[str, dict[str, Any] | None]) -> int:
@@ -29,3 +30,13 @@ def flag_anomalies(rows: list[Row], stats_by_key: Mapping[str, dict[str, Any] | 
         flagged += anomaly
         update(stats, value)
     return flagged
+
+
+def count_late(rows: list[Row], stats: Mapping[str, dict[str, Any] | None]) -> int:
+    """Readings older than the oldest window their sensor keeps: counted late, not windowed."""
+    late = 0
+    for row in rows:
+        windows = (stats.get(row["sensor_id"]) or {}).get("windows") or []
+        if windows and row["_event_time"] < windows[-1][0] - (KEPT_WINDOWS - 1) * WINDOW_MS:
+            late += 1
+    return late
