@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from devhost.processes import free_port  # noqa: E402
-from shared.generator import generate_messages  # noqa: E402
+from shared.generator_ticks import generate_messages  # noqa: E402
 from shared.sources import SOURCES  # noqa: E402
 
 INVALID_EVERY = 20  # 5%

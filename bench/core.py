@@ -28,7 +28,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import CheckFailed
-from shared.generator import generate_messages
+from shared.generator_ticks import generate_messages
 from shared.landing import plan_files
 from shared.pipeline import process_batch
 from shared.records import KafkaRecord

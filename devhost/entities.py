@@ -16,8 +16,8 @@ from typing import Any
 
 from devhost.catalog import IndexedFunction
 from devhost.entity_store import EntityStore, PendingOperation
+from devhost.function_stats import FunctionStats
 from devhost.invoker import Invoker
-from devhost.progress import FunctionStats
 
 log = logging.getLogger("devhost.entities")
 MAX_BATCH = 99

@@ -26,14 +26,14 @@ from devhost.config import PROJECT_ROOT, HostConfig, load_host_config
 from devhost.dashboard.stats import LiveStats
 from devhost.entities import EntityRuntime
 from devhost.entity_store import EntityStore, SqliteEntityStore
+from devhost.function_stats import HostStats
+from devhost.host_loop import HostLoop
 from devhost.http_routes import http_routes
 from devhost.http_server import DURABLE_PREFIX, HttpFrontEnd
 from devhost.invoker import Invoker, WorkerLoop
 from devhost.kafka_config import client_config
 from devhost.kafka_output import OutputProducers
 from devhost.kafka_trigger import KafkaTriggerRunner
-from devhost.progress import HostStats
-from devhost.server import HostLoop
 from devhost.timers import TimerRunner
 from devhost.workers import WorkerPool
 from shared import metric_names

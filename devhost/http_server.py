@@ -18,9 +18,9 @@ import azure.functions as func
 from aiohttp import web
 
 from devhost.entities import EntityRuntime, UnknownEntity
+from devhost.function_stats import HostStats
 from devhost.http_routes import Route
 from devhost.invoker import Invoker
-from devhost.progress import HostStats
 from shared.state.keys import MAX_ENCODED_KEY_LENGTH, is_storable_key
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"

@@ -28,10 +28,10 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from devhost.catalog import IndexedFunction
 from devhost.config import HostConfig
+from devhost.function_stats import FunctionStats
 from devhost.invoker import Invoker
 from devhost.kafka_config import consumer_config
 from devhost.kafka_events import decode_batch, offset_of, partition_of
-from devhost.progress import FunctionStats
 
 log = logging.getLogger("devhost.kafka")
 LAG_REFRESH_SECONDS = 1.0

@@ -12,9 +12,9 @@ from azure.functions.timer import TimerRequestConverter
 
 from devhost.catalog import IndexedFunction
 from devhost.config import HostConfig
+from devhost.function_stats import FunctionStats
 from devhost.invoker import Invoker
 from devhost.ncrontab import Schedule
-from devhost.progress import FunctionStats
 
 log = logging.getLogger("devhost.timer")
 

@@ -21,10 +21,10 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from devhost.catalog import index_app
 from devhost.config import HostConfig
+from devhost.function_stats import HostStats
 from devhost.invoker import Invoker, WorkerLoop
 from devhost.kafka_output import OutputProducers
 from devhost.kafka_trigger import KafkaTriggerRunner
-from devhost.progress import HostStats
 
 
 def run_kafka_worker(

@@ -2,7 +2,7 @@
 
 Each tick sends ``<SOURCE>_GENERATOR_EVENTS_PER_TICK`` records through the Kafka output
 binding, keyed by entity. A seeded or bounded generator keeps its progress in the lake, saved
-before the binding sends and confirmed by the next tick (``shared.generator.plan_tick``), so a
+before the binding sends and confirmed by the next tick (``shared.generator_ticks.plan_tick``), so a
 failed send is retried with the same records: at least once, never lost.
 """
 
@@ -17,7 +17,7 @@ import orjson
 
 from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, source_settings, trace_headers
 from shared.errors import LakeError
-from shared.generator import generate_messages, kafka_output_payload, needs_progress, plan_tick
+from shared.generator_ticks import generate_messages, kafka_output_payload, needs_progress, plan_tick
 from shared.sources import SOURCES, Source
 from shared.tracing import producing_span
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from shared.datagen.config import QUICKSTARTS, DatagenConfigError, quickstart_config, read_config
 from shared.datagen.source import config_source
-from shared.generator import generate_messages
+from shared.generator_ticks import generate_messages
 
 
 def main(argv: list[str] | None = None) -> int:

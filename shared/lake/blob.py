@@ -12,7 +12,7 @@ from azure.storage.blob import ContainerClient
 
 from shared.errors import WriteConflict
 from shared.lake.connection import lake_connection
-from shared.lake.errors import CONDITION_FAILED, lake_errors, write_conditions
+from shared.lake.sdk_errors import CONDITION_FAILED, lake_errors, write_conditions
 from shared.layout import check_relative_path
 from shared.settings import Settings
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.generator import generate_messages
+from shared.generator_ticks import generate_messages
 from shared.sources import SOURCES
 from tests.integration.harness import DevHost, Run, committed_lag, landed_rows, produce, wait_for
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from devhost.azurite import start_azurite
 from shared.formats import decode
-from shared.generator import generate_messages
+from shared.generator_ticks import generate_messages
 from shared.lake.blob import BlobLake
 from shared.settings import load_settings
 from shared.sources import SOURCES

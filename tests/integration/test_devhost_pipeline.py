@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from shared.generator import generate_messages
+from shared.generator_ticks import generate_messages
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW
 from tests.integration.harness import DevHost, Run, committed_lag, landed_rows, produce, wait_for

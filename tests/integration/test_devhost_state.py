@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from shared.generator import generate_messages
+from shared.generator_ticks import generate_messages
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW
 from tests.integration.harness import DevHost, Run, landed_rows, produce, wait_for, wait_for_async

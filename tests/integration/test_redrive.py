@@ -13,7 +13,7 @@ from confluent_kafka import Consumer
 from devhost.broker import ensure_topics
 from shared.datagen.config import load_quickstart, parse_config
 from shared.datagen.source import config_source
-from shared.generator import generate_messages
+from shared.generator_ticks import generate_messages
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.redrive import REDRIVE_HEADER, ledger

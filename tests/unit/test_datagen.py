@@ -19,7 +19,7 @@ from shared.datagen.config import QUICKSTARTS, DatagenConfigError, load_quicksta
 from shared.datagen.regex_gen import RegexError, parse_regex
 from shared.datagen.regex_gen import generate as regex_generate
 from shared.datagen.source import config_source, load_config_sources
-from shared.generator import generate_messages, needs_progress
+from shared.generator_ticks import generate_messages, needs_progress
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.settings import load_settings, load_source_settings

@@ -15,15 +15,15 @@ from confluent_kafka import Message
 
 from devhost.catalog import IndexedFunction, RetryPolicy, parse_timespan
 from devhost.config import HostConfig, HostConfigError, KafkaOptions
+from devhost.function_stats import FunctionStats
 from devhost.http_routes import compile_route
 from devhost.invoker import Invoker, WorkerLoop
 from devhost.kafka_events import decode_batch
 from devhost.kafka_output import OutputProducers, parse_output
 from devhost.ncrontab import Schedule, ScheduleError
-from devhost.progress import FunctionStats
 from devhost.timers import TimerRunner
 from functions.bindings import to_record
-from shared.generator import OutgoingMessage, kafka_output_payload
+from shared.generator_ticks import OutgoingMessage, kafka_output_payload
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS, ROOT
 
 

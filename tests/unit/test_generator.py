@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared.generator import generate_messages, kafka_output_payload, needs_progress, plan_tick, tick_size
+from shared.generator_ticks import generate_messages, kafka_output_payload, needs_progress, plan_tick, tick_size
 from shared.settings import load_source_settings
 from shared.sources import SOURCES, get_source
 from shared.sources.base import record_validator
