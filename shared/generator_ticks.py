@@ -105,14 +105,16 @@ def plan_tick(
     success. It records what it is about to send as ``pending``; the next tick in the same
     process knows that send succeeded (the timer's retry policy retries a failed send forever,
     so an invocation ends only when its records are out) and counts it as sent. A retry, or a
-    pending tick left by another process (restarted, moved), is sent again: a record may be
-    produced twice, never lost.
+    pending tick left by another process (restarted, moved), is sent again, once: if ticks
+    alternate between processes, a tick already resent is confirmed rather than resent forever.
+    A record may be produced twice; it is lost only if a resend fails and its process dies too.
     """
     sent = int(progress.get("sent", 0))
     pending = progress.get("pending")
-    if pending and (retrying or pending["owner"] != owner):
+    foreign = pending is not None and pending["owner"] != owner
+    if pending and (retrying or (foreign and not pending.get("resent"))):
         tick = Tick(int(pending["start"]), int(pending["count"]), str(pending["now"]))
-        return tick, {"sent": sent, "pending": {**pending, "owner": owner}}
+        return tick, {"sent": sent, "pending": {**pending, "owner": owner, "resent": foreign or pending.get("resent")}}
     if pending:
         sent = int(pending["start"]) + int(pending["count"])
     tick = Tick(sent, tick_size(settings, sent), now.isoformat())

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import orjson
 
 from shared.errors import TransientError, WriteConflict
+from shared.isolation import encode_isolating
 from shared.lake.base import LakeStore
-from shared.landing import LandingReport, land, plan_files
+from shared.landing import LandingReport, land, landed_columns, plan_files
 from shared.landing_ledger import Ledger, Pending
 from shared.layout import LEDGER_AREA, safe_segment
 from shared.pipeline import DeadLetter, ProcessedBatch
@@ -158,12 +159,13 @@ class LandingGuard:
                 f"{key[0]} {key[1]}/{key[2]}: offsets {pending.low}-{pending.high} are being landed by another "
                 f"instance ({age:.0f}s ago, lease {self.lease_seconds:.0f}s); waiting"
             )
-        ledger.pending = None
         if not missing:
+            ledger.pending = None
             ledger.mark_landed(pending.low, pending.high)
             return
         for path in pending.files:
             self.lake.delete(path)
+        ledger.pending = None  # only once every file of it is gone: a failed delete is retried
         log.warning("%s %s/%d: removed an unfinished landing of %d-%d", *key, pending.low, pending.high)
 
 
@@ -217,6 +219,8 @@ def _land_once(
         planned_by_partition[position] = plan_files(part, fmt, now_ms=now_ms, incarnations=incarnations)
         if part is not batch:
             planning.move_unencodable(batch)
+        if admission.fresh is not _ALL:
+            _drop_unencodable_landed(batch, position, admission.fresh, fmt)
     for position, admission in admissions.items():
         guard.begin(admission, [file.path for file in planned_by_partition[position]])
     report = land(guard.lake, [file for planned in planned_by_partition.values() for file in planned])
@@ -262,12 +266,34 @@ class _Planning:
 
     def __init__(self, part: ProcessedBatch) -> None:
         self.part = part
-        self.rows = list(part.rows)
+        self.rows = list(zip(part.rows, part.origins, strict=True))
         self.letters = len(part.dead_letters)
 
     def move_unencodable(self, whole: ProcessedBatch) -> None:
         kept = {id(row) for row in self.part.rows}
-        moved = [row for row in self.rows if id(row) not in kept]
+        moved = [(row, origin) for row, origin in self.rows if id(row) not in kept]
         if moved:
-            details = [letter.detail for letter in self.part.dead_letters[self.letters :]]
-            whole.dead_letter_rows(moved, "unencodable", details)
+            detail = {_position(letter.record): letter.detail for letter in self.part.dead_letters[self.letters :]}
+            whole.dead_letter_rows([row for row, _ in moved], "unencodable", [detail[_position(o)] for _, o in moved])
+
+
+def _position(record: KafkaRecord) -> tuple[str, int, int]:
+    return record.topic, record.partition, record.offset
+
+
+def _drop_unencodable_landed(
+    batch: ProcessedBatch, position: tuple[str, int], fresh: frozenset[int], fmt: LakeFormat
+) -> None:
+    """Rows of a redelivered batch that already landed are not encoded again, so a row that was
+    dead-lettered as ``unencodable`` would reach the entities; find such rows and leave them out."""
+    topic, partition = position
+    landed = [
+        row
+        for row in batch.rows
+        if row["_offset"] not in fresh and row["_partition"] == partition and row["_topic"] == topic
+    ]
+    if not landed:
+        return
+    _, bad = encode_isolating(fmt, landed_columns(batch), landed, record_name=batch.source.name)
+    if bad:
+        batch.dead_letter_rows([landed[item.index] for item in bad], "unencodable", [item.error for item in bad])

@@ -179,8 +179,8 @@ def _dead_letter_rejected(
 ) -> None:
     """Dead-letter the records whose entity refused their signal; they are in raw/ already.
 
-    Written to their own file (``...+<first>+<last>.entity_rejected.jsonl.gz``, the refused records'
-    offsets) beside the batch's dead letters, so a redelivered batch rewrites it rather than adding another.
+    Each refused record gets its own file (``...+<offset>+<offset>.entity_rejected.jsonl.gz``) beside
+    the batch's dead letters, so a redelivered batch, however it is cut, rewrites it rather than adding one.
     """
     entity_key = batch.source.entity_key
     refused = {(s.key, s.payload["topic"], s.payload["partition"]): detail for s, detail in rejected}
@@ -194,9 +194,12 @@ def _dead_letter_rejected(
             details.append(f"landed in raw/, but the entity refused its update: {detail}")
     incarnations = {(row["_topic"], row["_partition"]): row["_incarnation"] for row in letters.rows}
     letters.dead_letter_rows(list(letters.rows), "entity_rejected", details)
-    planned = [
+    planned = [  # one file per refused record: its name never depends on how the batch was cut
         dataclasses.replace(file, path=file.path.replace(".jsonl.gz", ".entity_rejected.jsonl.gz"))
-        for file in plan_files(letters, "jsonl", now_ms=now_ms, incarnations=incarnations)
+        for letter in letters.dead_letters
+        for file in plan_files(
+            ProcessedBatch(batch.source, dead_letters=[letter]), "jsonl", now_ms=now_ms, incarnations=incarnations
+        )
     ]
     land(lake, planned)
     telemetry().record_dead_letters(batch.source.name, {"entity_rejected": len(letters.dead_letters)})

@@ -83,3 +83,12 @@ def test_a_pending_tick_another_process_left_is_sent_again() -> None:
     assert (again.start, again.count, again.now) == (0, 40, FIXED_NOW.isoformat()) and resaved["sent"] == 0
     following, _ = plan_tick(resaved, settings, now=FIXED_NOW, owner="new", retrying=False)
     assert following.start == 40
+
+
+def test_a_tick_resent_by_another_process_is_not_resent_again_when_ticks_alternate() -> None:
+    settings = load_source_settings("mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "40"})
+    _, saved = plan_tick({}, settings, now=FIXED_NOW, owner="a", retrying=False)
+    resent, saved = plan_tick(saved, settings, now=FIXED_NOW, owner="b", retrying=False)
+    assert resent.start == 0
+    following, saved = plan_tick(saved, settings, now=FIXED_NOW, owner="a", retrying=False)
+    assert following.start == 40 and saved["sent"] == 40  # confirmed, not resent a second time

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from shared.errors import LakeUnavailable
 from shared.formats import decode
 from shared.lake import LocalLake
 from shared.landing_guard import PartitionWaiting, guard_for, land_once
-from shared.pipeline import process_batch
+from shared.pipeline import ProcessedBatch, process_batch
 from shared.records import KafkaRecord
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -104,3 +105,44 @@ def test_partitions_of_one_batch_are_guarded_separately(tmp_path: Path) -> None:
     assert _land(lake, zero[:20] + one) == 70
     assert _land(LocalLake(tmp_path), zero + one) == 30
     assert _positions(tmp_path) == [(0, 0, o) for o in range(50)] + [(1, 0, o) for o in range(1000, 1050)]
+
+
+def test_a_row_dead_lettered_as_unencodable_stays_out_of_a_redelivered_batch(tmp_path: Path) -> None:
+    mobile = get_source("mobile")
+    records = records_for(mobile, 20)
+
+    def delivered() -> ProcessedBatch:
+        batch = process_batch(mobile, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+        batch.rows[5]["screen"] = "\udcff"  # no encoder takes a lone surrogate
+        return batch
+
+    first = delivered()
+    assert land_once(LocalLake(tmp_path), first, records, "parquet", now_ms=FIXED_NOW_MS).rows == 19
+    again = delivered()  # redelivered to a new process: nothing lands, nothing is encoded for landing
+    assert land_once(LocalLake(tmp_path), again, records, "parquet", now_ms=FIXED_NOW_MS).rows == 0
+    assert 5 not in {row["_offset"] for row in again.rows}  # so no entity counts it
+    assert [letter.reason for letter in again.dead_letters] == ["unencodable"]
+
+
+class _FlakyDeletes(LocalLake):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.failures = 1
+
+    def delete(self, path: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise LakeUnavailable("the lake blinked")
+        super().delete(path)
+
+
+def test_an_unfinished_landing_is_forgotten_only_once_its_files_are_removed(tmp_path: Path) -> None:
+    records = records_for(CLICKS, 100)
+    _land(LocalLake(tmp_path), records)
+    sorted(tmp_path.glob("raw/**/*.parquet"))[0].unlink()  # the writer died before its last file
+    flaky = _FlakyDeletes(tmp_path)
+    guard_for(flaky).clock = lambda: time.time() + 3600  # long past the writer's lease
+    with pytest.raises(LakeUnavailable):
+        _land(flaky, records)
+    assert _land(flaky, records) == 100
+    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100)]
