@@ -11,7 +11,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -58,14 +59,9 @@ def handle_batch(
     """Land one batch without keyed state. Bad records are dead-lettered; only lake failures raise."""
     started = time.perf_counter()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    try:
+    with _watched(source, records):
         batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
-        outcome = _land(batch, records, lake, settings, source_settings, started, now_ms)
-    except Exception as error:
-        stalls.failed(source.name, records, error)
-        raise
-    stalls.succeeded(source.name, records)
-    return outcome
+        return _land(batch, records, lake, settings, source_settings, started, now_ms)
 
 
 async def handle_batch_with_state(
@@ -89,13 +85,19 @@ async def handle_batch_with_state(
         )
     started = time.perf_counter()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    with _watched(source, records):
+        return await _with_state(source, records, lake, settings, source_settings, state, joiner, started, now_ms)
+
+
+@contextmanager
+def _watched(source: Source, records: Sequence[KafkaRecord]) -> Iterator[None]:
+    """Tell the stall watch how the invocation ended: a failure makes its partitions wait (loudly)."""
     try:
-        outcome = await _with_state(source, records, lake, settings, source_settings, state, joiner, started, now_ms)
+        yield
     except Exception as error:
         stalls.failed(source.name, records, error)
         raise
     stalls.succeeded(source.name, records)
-    return outcome
 
 
 async def _with_state(
