@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -41,6 +42,15 @@ ENTITY_COUNTS = {"clickstream": ("user_activity", "page_views"), "mobile": ("dev
 
 class CheckFailed(RuntimeError):
     """What a benchmark measured is not what it was given: its figures must not be reported."""
+
+
+def run_checked(main: Callable[[], int]) -> NoReturn:
+    """A benchmark's entry point: its exit code, or 1 with the reason when a check failed."""
+    try:
+        sys.exit(main())
+    except CheckFailed as failure:
+        print(f"CHECK FAILED: {failure}", file=sys.stderr)
+        sys.exit(1)
 
 
 @dataclass

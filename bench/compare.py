@@ -56,6 +56,7 @@ from bench.common import (
     mean,
     measure_process,
     produce,
+    run_checked,
 )
 from devhost.broker import embedded_broker, ensure_topics
 
@@ -231,8 +232,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except CheckFailed as failure:
-        print(f"CHECK FAILED: {failure}", file=sys.stderr)
-        sys.exit(1)
+    run_checked(main)

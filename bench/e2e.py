@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import core
-from bench.common import CheckFailed, Run, bare_consumer, local_host, mean, produce
+from bench.common import Run, bare_consumer, local_host, mean, produce, run_checked
 from devhost.broker import embedded_broker, ensure_topics
 from shared.sources import SOURCES
 
@@ -101,8 +101,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except CheckFailed as failure:
-        print(f"CHECK FAILED: {failure}", file=sys.stderr)
-        sys.exit(1)
+    run_checked(main)
