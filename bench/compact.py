@@ -38,12 +38,12 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared import formats
+from shared.batch import process_batch
 from shared.compaction.hours import HOUR_MS
 from shared.compaction.job import compact, open_curated
 from shared.lake import LakeStore, LocalLake
-from shared.landing import landed_columns
+from shared.landing.files import landed_columns
 from shared.layout import RAW_AREA, batch_file_name, hour_directory
-from shared.pipeline import process_batch
 from shared.settings import Settings, load_settings
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS
@@ -71,7 +71,7 @@ def row_pool() -> list[dict[str, object]]:
     from bench.core import seeded_records
 
     source = get_source("clickstream")
-    batch = process_batch(source, seeded_records(source, POOL), max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    batch = process_batch(source, seeded_records(source, POOL), max_record_bytes=1 << 20)
     return batch.rows
 
 
@@ -79,7 +79,7 @@ def land_raw(lake: LakeStore, events: int, per_file: int) -> tuple[int, int]:
     """Write ``events`` rows as files of ``per_file`` over one day; returns (files, bytes)."""
     source = get_source("clickstream")
     pool = row_pool()
-    columns = landed_columns(process_batch(source, [], max_record_bytes=1, now_ms=FIXED_NOW_MS))
+    columns = landed_columns(process_batch(source, [], max_record_bytes=1))
     files = events // per_file
     written = 0
     for index in range(files):

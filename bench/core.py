@@ -28,9 +28,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import CheckFailed
+from shared.batch import process_batch
 from shared.generator_ticks import generate_messages
-from shared.landing import plan_files
-from shared.pipeline import process_batch
+from shared.landing.files import plan_files
 from shared.records import KafkaRecord
 from shared.sources import SOURCES, Source
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS
@@ -83,9 +83,7 @@ def pipeline(source: Source, records: list[KafkaRecord], *, clean: bool = True) 
     """Process and encode ``records`` in batches; fails unless each record was encoded or dead-lettered once."""
     rows = dead = 0
     for start in range(0, len(records), BATCH):
-        batch = process_batch(
-            source, records[start : start + BATCH], max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS, keyed=True
-        )
+        batch = process_batch(source, records[start : start + BATCH], max_record_bytes=1 << 20, keyed=True)
         for file in plan_files(batch, "parquet", now_ms=FIXED_NOW_MS):
             file.encoded()
         rows += len(batch.rows)

@@ -4,7 +4,7 @@
 
 Clickstream batches of 1,000 records (host.json's maxBatchSize), one partition, land on a local
 lake twice per round, alternating: (a) ``plan_files`` + ``land`` as before the guard, (b)
-``shared.landing_guard.land_once`` as the processing functions do now. Lake operations are
+``shared.landing.guard.land_once`` as the processing functions do now. Lake operations are
 counted per batch by a counting wrapper around the store. Best of ``--repeat`` rounds.
 Targets (issue 10): at most one extra small write per partition-batch, and under 5% slower.
 Each round checks its lake holds every offset exactly once, and exits non-zero if not.
@@ -23,11 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.core import BATCH, seeded_records
+from shared.batch import process_batch
 from shared.formats import decode
 from shared.lake import LocalLake
-from shared.landing import land, plan_files
-from shared.landing_guard import land_once
-from shared.pipeline import process_batch
+from shared.landing.files import land, plan_files
+from shared.landing.guard import land_once
 from shared.records import KafkaRecord
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW_MS
@@ -61,7 +61,7 @@ def plain(lake: LocalLake, records: list[KafkaRecord]) -> None:
     source = SOURCES["clickstream"]
     for start in range(0, len(records), BATCH):
         part = records[start : start + BATCH]
-        batch = process_batch(source, part, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+        batch = process_batch(source, part, max_record_bytes=1 << 20)
         land(lake, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
 
 
@@ -69,7 +69,7 @@ def guarded(lake: LocalLake, records: list[KafkaRecord]) -> None:
     source = SOURCES["clickstream"]
     for start in range(0, len(records), BATCH):
         part = records[start : start + BATCH]
-        batch = process_batch(source, part, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+        batch = process_batch(source, part, max_record_bytes=1 << 20)
         land_once(lake, batch, part, "parquet", now_ms=FIXED_NOW_MS)
 
 

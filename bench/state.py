@@ -28,8 +28,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared import formats
-from shared.landing import plan_files
-from shared.pipeline import process_batch
+from shared.batch import process_batch
+from shared.landing.files import plan_files
 from shared.records import KafkaRecord
 from shared.sources import SOURCES
 from shared.state.aggregate import signals_for
@@ -59,7 +59,7 @@ def synthetic_batches(events: int, keys: int) -> list[list[KafkaRecord]]:
 
 def without_state(records: list[KafkaRecord]) -> int:
     """One invocation without state; returns the rows encoded into files."""
-    batch = process_batch(SENSORS, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    batch = process_batch(SENSORS, records, max_record_bytes=1 << 20)
     encoded = 0
     for file in plan_files(batch, "parquet", now_ms=FIXED_NOW_MS):
         formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
@@ -73,7 +73,7 @@ def with_state(
     """One invocation with state: cached stats lookups, anomaly flags, landing, one signal body per key.
 
     Returns the rows encoded into files and the signals (key, body)."""
-    batch = process_batch(SENSORS, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    batch = process_batch(SENSORS, records, max_record_bytes=1 << 20)
     keys = {row["sensor_id"] for row in batch.rows}
     for key in cache.missing(keys):
         cache.put(key, json.loads(entities[key]) if key in entities else None)

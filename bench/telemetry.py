@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.core import BATCH, seeded_records
 from shared import telemetry as telemetry_module
+from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
-from shared.stream import handle_batch
 from shared.telemetry import Telemetry
 from tests.conftest import FIXED_NOW_MS
 

@@ -15,10 +15,10 @@ from functions.bindings import (
     trace_carriers,
 )
 from functions.state_client import DurableStateGateway
+from shared.invocation import handle_batch_with_state
 from shared.settings import current_settings
 from shared.sources import SOURCES, Source
 from shared.state.lookups import StateJoiner
-from shared.stream import handle_batch_with_state
 from shared.tracing import processing_span
 
 bp = df.Blueprint()

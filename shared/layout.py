@@ -2,7 +2,7 @@
 
 ``raw/<source>/date=YYYY-MM-DD/hour=HH/<topic>+<partition>+i<incarnation>+<firstOffset>+<lastOffset>.<ext>``
 Offsets are zero-padded to 20 digits so names sort in offset order. The incarnation counts the
-lives of a topic-partition's offsets (see ``shared.landing_ledger``), so a recreated topic's
+lives of a topic-partition's offsets (see ``shared.landing.ledger``), so a recreated topic's
 files never take an earlier one's names. ``_landing/`` holds each partition's ledger.
 """
 

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from shared import formats
+from shared.batch import process_batch
 from shared.lake.base import LakeStore
 from shared.layout import DEADLETTER_AREA, safe_segment
-from shared.pipeline import process_batch
 from shared.records import KafkaRecord
 from shared.sources.base import Column, Source
 
@@ -186,7 +186,7 @@ def redrive(
         else:
             candidates.append(entry)
     records = [KafkaRecord(e.topic, e.partition, e.offset, e.key, e.raw, e.timestamp_ms) for e in candidates]
-    batch = process_batch(source, records, max_record_bytes=max_record_bytes, now_ms=now_ms)
+    batch = process_batch(source, records, max_record_bytes=max_record_bytes)
     for letter in batch.dead_letters:
         summary.still_invalid[letter.reason] += 1
     passing = {(row["_topic"], row["_partition"], row["_offset"]) for row in batch.rows}

@@ -24,7 +24,7 @@ from shared.compaction.location import delta_location
 from shared.compaction.plan import CompactionPlan, HourTask, plan_compaction
 from shared.compaction.rows import CompactionError, merge_hour, offset_ranges, read_raw
 from shared.lake.base import LakeStore
-from shared.landing import LINEAGE_COLUMNS
+from shared.lineage import LINEAGE_COLUMNS
 from shared.settings import Settings
 from shared.sources import SOURCES
 from shared.telemetry import telemetry

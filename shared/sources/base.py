@@ -77,19 +77,24 @@ def epoch_ms(moment: datetime | None) -> int | None:
 
 
 @cache
-def record_validator(model: type[BaseModel]) -> TypeAdapter[Row]:
-    """A validator with ``model``'s fields, types, constraints and aliases that returns a dict.
+def record_type(model: type[BaseModel]) -> Any:
+    """A TypedDict with ``model``'s fields, types, constraints and aliases, plus its ``check_record``.
 
-    About three times faster than ``model.model_validate_json`` because no model instance is
-    built. Optional fields that are absent stay absent. A model may define a static
-    ``check_record(record) -> record`` for cross-field rules; it runs here and in the model.
+    Validating into it is about three times faster than ``model.model_validate_json`` because no
+    model instance is built. Optional fields that are absent stay absent. A model may define a
+    static ``check_record(record) -> record`` for cross-field rules; it runs here and in the model.
     """
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         annotated: Any = Annotated[(info.annotation, *info.metadata, Field(alias=info.alias or name))]
         fields[name] = annotated if info.is_required() else NotRequired[annotated]
-    record_type: Any = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
+    record: Any = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
     check = getattr(model, "check_record", None)
-    target: Any = Annotated[record_type, AfterValidator(check)] if check else record_type
-    adapter: TypeAdapter[Row] = TypeAdapter(target)
+    return Annotated[record, AfterValidator(check)] if check else record
+
+
+@cache
+def record_validator(model: type[BaseModel]) -> TypeAdapter[Row]:
+    """A validator of one record against ``model``'s schema (:func:`record_type`) that returns a dict."""
+    adapter: TypeAdapter[Row] = TypeAdapter(record_type(model))
     return adapter

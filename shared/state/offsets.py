@@ -9,7 +9,7 @@ not order a client's signals): each event still counts once.
 Ranges of one key merge when batches with its events follow each other; where a key had no
 events, gaps stay. At most ``KEPT_RANGES`` ranges are kept per partition: the oldest gaps are
 closed first, so only a signal overtaken by that many newer signals of the same key would be
-ignored. Ranges are kept per incarnation (``shared.landing_ledger``): a topic whose offsets
+ignored. Ranges are kept per incarnation (``shared.landing.ledger``): a topic whose offsets
 restart is counted afresh.
 """
 

@@ -14,12 +14,12 @@ from devhost.broker import ensure_topics
 from shared.datagen.config import load_quickstart, parse_config
 from shared.datagen.source import config_source
 from shared.generator_ticks import generate_messages
+from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.redrive import REDRIVE_HEADER, ledger
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
-from shared.stream import handle_batch
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS
 from tools import redrive as redrive_cli
 

@@ -21,14 +21,14 @@ from deltalake import DeltaTable, QueryBuilder
 
 from devhost.azurite import Azurite
 from shared import formats
+from shared.batch import process_batch
 from shared.compaction.coverage import METADATA_KEY, parse_commit
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour
 from shared.compaction.job import compact, open_curated
 from shared.lake import LakeStore, LocalLake
 from shared.lake.blob import BlobLake
-from shared.landing import land, plan_files
-from shared.pipeline import process_batch
+from shared.landing.files import land, plan_files
 from shared.settings import Settings, load_settings
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -78,9 +78,7 @@ def land_batch(
     lake: Lake, first_offset: int, count: int, *, fmt: formats.LakeFormat = "parquet", source: str = "clickstream"
 ) -> list[str]:
     src = get_source(source)
-    batch = process_batch(
-        src, records_for(src, count, first_offset=first_offset), max_record_bytes=100_000, now_ms=FIXED_NOW_MS
-    )
+    batch = process_batch(src, records_for(src, count, first_offset=first_offset), max_record_bytes=100_000)
     return list(land(lake.store, plan_files(batch, fmt, now_ms=FIXED_NOW_MS)).files)
 
 

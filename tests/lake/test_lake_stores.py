@@ -8,11 +8,11 @@ import pytest
 
 from devhost.azurite import Azurite
 from devhost.processes import free_port
+from shared.batch import process_batch
 from shared.errors import LakeError, LakeUnavailable, UnsafePath, WriteConflict
 from shared.formats import decode
 from shared.lake import LakeStore
-from shared.landing import land, plan_files
-from shared.pipeline import process_batch
+from shared.landing.files import land, plan_files
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW_MS, records_for
 from tests.lake.conftest import adls_lake, blob_lake
@@ -52,7 +52,7 @@ def test_unsafe_paths_are_refused_before_any_io(store: LakeStore, path: str) -> 
 
 def test_landing_a_batch_twice_gives_the_same_files_and_rows_on_every_store(store: LakeStore) -> None:
     source = SOURCES["clickstream"]
-    batch = process_batch(source, records_for(source, 50), max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    batch = process_batch(source, records_for(source, 50), max_record_bytes=1 << 20)
     first = land(store, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
     again = land(store, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
     assert first.files == again.files and store.list_paths("raw") == sorted(first.files)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 
+from shared.batch import process_batch
 from shared.lake import LocalLake
-from shared.landing import land, plan_files
-from shared.pipeline import process_batch
+from shared.landing.files import land, plan_files
 from shared.sources import SOURCES, get_source
 from tests.conftest import FIXED_NOW_MS, ROOT, records_for
 
@@ -53,7 +53,7 @@ def test_one_compaction_timer_per_source_and_no_deltalake_at_indexing() -> None:
 
 def test_the_timer_compacts_the_sources_closed_hours(tmp_path: Path) -> None:
     source = get_source("sensors")
-    batch = process_batch(source, records_for(source, 30), max_record_bytes=100_000, now_ms=FIXED_NOW_MS)
+    batch = process_batch(source, records_for(source, 30), max_record_bytes=100_000)
     land(LocalLake(tmp_path), plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))  # an hour long closed by now
     assert _python(RUN, {"LAKE_LOCAL_ROOT": str(tmp_path)}) == {"done": True}
     table = DeltaTable(str(tmp_path / "curated" / "sensors"))

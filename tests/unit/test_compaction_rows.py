@@ -10,7 +10,7 @@ from shared.compaction.hours import Hour
 from shared.compaction.location import delta_location
 from shared.compaction.rows import CompactionError, merge_hour, offset_ranges, read_raw
 from shared.errors import ConfigurationError
-from shared.landing import LINEAGE_COLUMNS
+from shared.lineage import LINEAGE_COLUMNS
 from shared.settings import load_settings
 from shared.sources.base import Column
 

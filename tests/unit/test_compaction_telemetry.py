@@ -11,12 +11,12 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared import metric_names as names
 from shared import telemetry as telemetry_module
+from shared.batch import process_batch
 from shared.compaction.hours import Hour
 from shared.compaction.job import run_compaction
 from shared.compaction.rows import CompactionError
 from shared.lake import LocalLake
-from shared.landing import land, plan_files
-from shared.pipeline import process_batch
+from shared.landing.files import land, plan_files
 from shared.settings import load_settings
 from shared.sources import get_source
 from shared.telemetry import Telemetry
@@ -47,7 +47,7 @@ def _values(reader: InMemoryMetricReader) -> dict[str, Any]:
 
 def _land(lake: LocalLake, first: int, count: int) -> None:
     source = get_source("sensors")
-    batch = process_batch(source, records_for(source, count, first_offset=first), max_record_bytes=10**5, now_ms=0)
+    batch = process_batch(source, records_for(source, count, first_offset=first), max_record_bytes=10**5)
     land(lake, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
 
 

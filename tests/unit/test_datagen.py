@@ -20,12 +20,12 @@ from shared.datagen.regex_gen import RegexError, parse_regex
 from shared.datagen.regex_gen import generate as regex_generate
 from shared.datagen.source import config_source, load_config_sources
 from shared.generator_ticks import generate_messages, needs_progress
+from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.settings import load_settings, load_source_settings
 from shared.sources import CONFIG_SOURCES, SOURCES
 from shared.sources.base import Source, record_validator
-from shared.stream import handle_batch
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS
 
 DATAGEN_CLASS = "io.confluent.kafka.connect.datagen.DatagenConnector"

@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from shared import formats
+from shared.batch import process_batch
 from shared.errors import UnsafePath
 from shared.lake import LocalLake
-from shared.landing import land, plan_files
+from shared.landing.files import land, plan_files
 from shared.layout import batch_file_name, check_relative_path, safe_segment
-from shared.pipeline import process_batch
 from shared.records import KafkaRecord
 from shared.sources import SOURCES, get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -27,7 +27,7 @@ HOUR_MS = 3_600_000
 
 def _batch(name: str, count: int = 20, **kwargs: object):  # type: ignore[no-untyped-def]
     source = get_source(name)
-    return process_batch(source, records_for(source, count, **kwargs), max_record_bytes=100_000, now_ms=FIXED_NOW_MS)
+    return process_batch(source, records_for(source, count, **kwargs), max_record_bytes=100_000)
 
 
 def test_file_name_is_topic_partition_and_zero_padded_offsets() -> None:
@@ -55,7 +55,7 @@ def test_batch_spanning_two_hours_writes_one_file_per_hour() -> None:
 def test_partitions_land_in_separate_files() -> None:
     source = get_source("clickstream")
     records = records_for(source, 5, partition=0) + records_for(source, 5, partition=1, first_offset=90)
-    batch = process_batch(source, records, max_record_bytes=100_000, now_ms=FIXED_NOW_MS)
+    batch = process_batch(source, records, max_record_bytes=100_000)
     names = sorted(p.path.split("/")[-1] for p in plan_files(batch, "avro", now_ms=FIXED_NOW_MS))
     assert names == [
         "clickstream+0+i0+00000000000000000000+00000000000000000004.avro",
@@ -95,7 +95,7 @@ def test_formats_read_back_losslessly_with_standard_readers(tmp_path: Path, name
 def test_dead_letters_keep_raw_bytes_reason_and_position(tmp_path: Path) -> None:
     source = get_source("sensors")
     records = [*records_for(source, 3), KafkaRecord("sensors", 0, 3, "bad-key", b"\x00\xffnot json", FIXED_NOW_MS)]
-    batch = process_batch(source, records, max_record_bytes=100_000, now_ms=FIXED_NOW_MS)
+    batch = process_batch(source, records, max_record_bytes=100_000)
     report = land(LocalLake(tmp_path), plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
     assert (report.rows, report.dead_letters) == (3, 1)
     letter_path = next(p for p in report.files if p.startswith("deadletter/"))

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from shared.batch import ProcessedBatch, process_batch
 from shared.errors import LakeUnavailable
 from shared.formats import decode
 from shared.lake import LocalLake
-from shared.landing_guard import PartitionWaiting, guard_for, land_once
-from shared.pipeline import ProcessedBatch, process_batch
+from shared.landing.guard import PartitionWaiting, guard_for, land_once
 from shared.records import KafkaRecord
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -20,7 +20,7 @@ CLICKS = get_source("clickstream")
 
 
 def _land(lake: LocalLake, records: list[KafkaRecord]) -> int:
-    batch = process_batch(CLICKS, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    batch = process_batch(CLICKS, records, max_record_bytes=1 << 20)
     return land_once(lake, batch, records, "parquet", now_ms=FIXED_NOW_MS).rows
 
 
@@ -112,7 +112,7 @@ def test_a_row_dead_lettered_as_unencodable_stays_out_of_a_redelivered_batch(tmp
     records = records_for(mobile, 20)
 
     def delivered() -> ProcessedBatch:
-        batch = process_batch(mobile, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+        batch = process_batch(mobile, records, max_record_bytes=1 << 20)
         batch.rows[5]["screen"] = "\udcff"  # no encoder takes a lone surrogate
         return batch
 

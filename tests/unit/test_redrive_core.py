@@ -6,13 +6,13 @@ import base64
 from pathlib import Path
 
 from shared import formats
+from shared.invocation import handle_batch
 from shared.lake import LocalLake
-from shared.landing import DEADLETTER_COLUMNS
+from shared.landing.files import DEADLETTER_COLUMNS
 from shared.records import KafkaRecord
 from shared.redrive import LEDGER_COLUMNS, read_dead_letters, redrive
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
-from shared.stream import handle_batch
 from tests.conftest import FIXED_NOW_MS
 
 ORDER = (

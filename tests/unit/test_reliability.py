@@ -13,12 +13,13 @@ import orjson
 import pytest
 
 from shared import formats
+from shared.batch import ProcessedBatch, process_batch
 from shared.errors import LakeError, LakeUnavailable, TransientError
 from shared.failures import StallLog, classify, classify_entity_error
-from shared.isolation import encode_isolating
+from shared.invocation import _RecordIsolatingGateway, handle_batch_with_state
 from shared.lake import LocalLake
-from shared.landing import plan_files
-from shared.pipeline import ProcessedBatch, process_batch
+from shared.landing.files import plan_files
+from shared.landing.isolation import encode_isolating
 from shared.records import KafkaRecord
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
@@ -27,7 +28,6 @@ from shared.state.aggregate import Signal
 from shared.state.keys import MAX_ENCODED_KEY_LENGTH, BadKey, check_key, decode_key, encode_key, is_storable_key
 from shared.state.lookups import StateJoiner
 from shared.state.query import BadQuery, entity_id, key_from_url
-from shared.stream import _RecordIsolatingGateway, handle_batch_with_state
 from tests.conftest import FIXED_NOW_MS, records_for
 
 HOSTILE_KEYS = [
@@ -93,7 +93,7 @@ def test_clean_files_are_encoded_once_and_unchanged() -> None:
 
 def test_an_unencodable_row_becomes_a_dead_letter_and_the_rest_lands() -> None:
     source = SOURCES["mobile"]
-    batch = process_batch(source, records_for(source, 20), max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    batch = process_batch(source, records_for(source, 20), max_record_bytes=1 << 20)
     batch.rows[5]["screen"] = "\udcff"  # a gap no model closes today: a transform producing a lone surrogate
     planned = plan_files(batch, "parquet", now_ms=FIXED_NOW_MS)
     raw = [f for f in planned if f.path.startswith("raw/")]
@@ -109,10 +109,10 @@ def test_keys_no_entity_can_take_are_bad_key_dead_letters_only_with_state() -> N
     good = records_for(source, 3)
     too_long = good[1].value.replace(b'"device_id":"', b'"device_id":"' + "é".encode() * 100)  # type: ignore[union-attr]
     records = [good[0], KafkaRecord("mobile", 0, 1, None, too_long, FIXED_NOW_MS), good[2]]
-    keyed = process_batch(source, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS, keyed=True)
+    keyed = process_batch(source, records, max_record_bytes=1 << 20, keyed=True)
     assert [(d.record.offset, d.reason) for d in keyed.dead_letters] == [(1, "bad_key")]
     assert len(keyed.rows) == 2
-    unkeyed = process_batch(source, records, max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    unkeyed = process_batch(source, records, max_record_bytes=1 << 20)
     assert unkeyed.dead_letters == [] and len(unkeyed.rows) == 3
 
 
@@ -120,7 +120,7 @@ def test_absurd_kafka_timestamps_are_treated_as_absent() -> None:
     source = SOURCES["users"]
     record = records_for(source, 1)[0]
     hostile = KafkaRecord(record.topic, 0, 0, None, record.value, 2**62)
-    batch = process_batch(source, [hostile], max_record_bytes=1 << 20, now_ms=FIXED_NOW_MS)
+    batch = process_batch(source, [hostile], max_record_bytes=1 << 20)
     row = batch.rows[0]
     assert row["_kafka_timestamp"] is None and (row["_event_time"], row["_event_time_source"]) == (0, "none")
     assert plan_files(batch, "parquet", now_ms=FIXED_NOW_MS)
@@ -212,7 +212,7 @@ def test_stall_log_logs_once_a_minute_per_partition_and_counts_every_failure(cap
 
 def test_dead_letter_rows_keep_rows_and_origins_aligned() -> None:
     source = SOURCES["users"]
-    batch: ProcessedBatch = process_batch(source, records_for(source, 4), max_record_bytes=1 << 20, now_ms=0)
+    batch: ProcessedBatch = process_batch(source, records_for(source, 4), max_record_bytes=1 << 20)
     batch.dead_letter_rows([batch.rows[1], batch.rows[3]], "entity_rejected", ["a", "b"])
     assert [r["_offset"] for r in batch.rows] == [o.offset for o in batch.origins] == [0, 2]
     assert [(d.record.offset, d.detail) for d in batch.dead_letters] == [(1, "a"), (3, "b")]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.pipeline import process_batch
+from shared.batch import process_batch
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal, signals_for
 from shared.state.anomaly import flag_anomalies
@@ -23,7 +23,6 @@ def landed(source: str, count: int, partition: int = 0) -> list[dict[str, Any]]:
         SOURCES[source],
         records_for(SOURCES[source], count, partition=partition),
         max_record_bytes=1 << 20,
-        now_ms=FIXED_NOW_MS,
     )
     return batch.rows
 

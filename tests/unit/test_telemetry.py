@@ -11,11 +11,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared import metric_names as names
 from shared import telemetry as telemetry_module
+from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
-from shared.stream import handle_batch
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, Telemetry, sample
 from tests.conftest import records_for
 

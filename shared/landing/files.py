@@ -14,23 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared import formats
-from shared.isolation import encode_isolating
+from shared.batch import ProcessedBatch
+from shared.dead_letters import DeadLetter
 from shared.lake.base import LakeStore
+from shared.landing.isolation import encode_isolating
 from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_name, hour_directory, hour_start_ms
-from shared.pipeline import DeadLetter, ProcessedBatch
+from shared.lineage import LINEAGE_COLUMNS
 from shared.settings import LakeFormat
 from shared.sources.base import Column, Row
 
-LINEAGE_COLUMNS: tuple[Column, ...] = (
-    Column("_topic", "string", nullable=False),
-    Column("_partition", "long", nullable=False),
-    Column("_incarnation", "long", nullable=False),
-    Column("_offset", "long", nullable=False),
-    Column("_key", "string"),
-    Column("_kafka_timestamp", "timestamp"),
-    Column("_event_time", "timestamp", nullable=False),
-    Column("_event_time_source", "string", nullable=False),
-)
 DEADLETTER_COLUMNS: tuple[Column, ...] = (
     Column("_topic", "string", nullable=False),
     Column("_partition", "long", nullable=False),
@@ -82,7 +74,7 @@ def plan_files(
 
     Raw files are encoded here; a row no encoder accepts moves to the batch's dead letters as
     ``unencodable`` (``shared.isolation``), so the rest lands and no signal is sent for it.
-    ``incarnations`` names each partition's incarnation when it is not 0 (see ``shared.landing_guard``).
+    ``incarnations`` names each partition's incarnation when it is not 0 (see ``shared.landing.guard``).
     """
     incarnations = incarnations or {}
     offsets = _offset_ranges(batch)

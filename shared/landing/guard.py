@@ -23,13 +23,14 @@ from dataclasses import dataclass
 
 import orjson
 
+from shared.batch import ProcessedBatch
+from shared.dead_letters import DeadLetter
 from shared.errors import TransientError, WriteConflict
-from shared.isolation import encode_isolating
 from shared.lake.base import LakeStore
-from shared.landing import LandingReport, land, landed_columns, plan_files
-from shared.landing_ledger import Ledger, Pending
+from shared.landing.files import LandingReport, land, landed_columns, plan_files
+from shared.landing.isolation import encode_isolating
+from shared.landing.ledger import Ledger, Pending
 from shared.layout import LEDGER_AREA, safe_segment
-from shared.pipeline import DeadLetter, ProcessedBatch
 from shared.records import KafkaRecord
 from shared.settings import LakeFormat
 from shared.sources.base import Row

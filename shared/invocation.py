@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from shared.batch import ProcessedBatch, process_batch
 from shared.errors import StateBackendError, TransientError
 from shared.failures import StallLog, classify_entity_error
 from shared.lake.base import LakeStore
-from shared.landing import LandingReport, land, plan_files
-from shared.landing_guard import land_once
-from shared.pipeline import ProcessedBatch, process_batch
+from shared.landing.files import LandingReport, land, plan_files
+from shared.landing.guard import land_once
 from shared.records import KafkaRecord, partition_ranges
 from shared.settings import Settings, SourceSettings
 from shared.sources.base import Source
@@ -60,7 +60,7 @@ def handle_batch(
     started = time.perf_counter()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     with _watched(source, records):
-        batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms)
+        batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes)
         return _land(batch, records, lake, settings, source_settings, started, now_ms)
 
 
@@ -111,7 +111,7 @@ async def _with_state(
     started: float,
     now_ms: int,
 ) -> BatchOutcome:
-    batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, now_ms=now_ms, keyed=True)
+    batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, keyed=True)
     gateway = _RecordIsolatingGateway(state)
     joined = await _state_call(joiner.join(gateway, source.name, batch.rows), "read entity state")
     landed = await asyncio.to_thread(_land, batch, records, lake, settings, source_settings, started, now_ms)

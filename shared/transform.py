@@ -1,0 +1,47 @@
+"""Step 2 of processing: turn validated events into landed rows with their lineage. Pure: no I/O.
+
+Each source's ``transform`` runs once per event; a transform that raises parks its record as a
+``transform_error`` dead letter instead of stopping the stream. With ``keyed`` (the source keeps
+state in entities) a row whose entity key no entity can take is dead-lettered as ``bad_key``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.dead_letters import DeadLetter
+from shared.lineage import add_lineage
+from shared.state.keys import ALWAYS_FITS, BadKey, encode_key
+from shared.validation import ValidatedBatch
+
+if TYPE_CHECKING:
+    from shared.batch import ProcessedBatch
+
+
+def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: bool = False) -> None:
+    """Append the landed rows of ``validated`` events to ``batch``; records that fail here become dead letters."""
+    source = batch.source
+    transform, event_time_ms, entity_key = source.transform, source.event_time_ms, source.entity_key
+    rows, origins, letters = batch.rows, batch.origins, batch.dead_letters
+    failed = False
+    for event, record in zip(validated.events, validated.origins, strict=True):
+        try:
+            row = transform(event)
+            event_ms = event_time_ms(event)
+            if keyed:
+                key = entity_key(row)
+                if not key or len(key) > ALWAYS_FITS:  # shared.state.keys.check_key, inlined: once per record
+                    encode_key(key or "")
+        except BadKey as error:
+            letters.append(DeadLetter(record, "bad_key", str(error)))
+            failed = True
+            continue
+        except Exception as error:  # a transform bug must not stop the stream: park the record
+            letters.append(DeadLetter(record, "transform_error", f"{type(error).__name__}: {error}"))
+            failed = True
+            continue
+        add_lineage(row, record, event_ms)
+        rows.append(row)
+        origins.append(record)
+    if failed:  # dead letters in offset order, as the records came
+        letters.sort(key=lambda letter: (letter.record.topic, letter.record.partition, letter.record.offset))

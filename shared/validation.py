@@ -1,0 +1,111 @@
+"""Step 1 of processing: decode and validate a batch's values against its source's model.
+
+The whole batch goes through pydantic in one call: each value is parsed as JSON and validated
+into a dict, and a value that fails comes back as its own bytes (a left-to-right union), so one
+bad record never costs the batch its fast path. Only the failed values are validated again,
+one by one, to name their exact reason. Pure: no I/O, never raises for bad data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, Json, TypeAdapter, ValidationError
+
+from shared.dead_letters import DeadLetter
+from shared.records import KafkaRecord
+from shared.sources.base import MAX_TIMESTAMP_MS, Row, Source, record_type, record_validator
+
+
+@dataclass(slots=True)
+class ValidatedBatch:
+    """Valid events (dicts keyed by field name), the record each came from, and the rest as dead letters."""
+
+    events: list[Row] = field(default_factory=list)
+    origins: list[KafkaRecord] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    records: int = 0
+
+
+def validate_batch(source: Source, records: Iterable[KafkaRecord], *, max_record_bytes: int) -> ValidatedBatch:
+    """Validate ``records`` in one pydantic call; each bad one becomes a :class:`DeadLetter` with its reason.
+
+    Dead letters keep the records' order. Called once per invocation, before the transform.
+    """
+    batch = ValidatedBatch()
+    rejected: list[tuple[int, DeadLetter]] = []  # (position in the batch, dead letter)
+    candidates: list[tuple[int, KafkaRecord]] = []
+    for position, record in enumerate(records):
+        value = record.value
+        if record.timestamp_ms is not None and not 0 <= record.timestamp_ms <= MAX_TIMESTAMP_MS:
+            record = dataclasses.replace(record, timestamp_ms=None)  # no date can be built from it
+        if not value:  # the Functions worker hands a tombstone's null value over as empty bytes
+            rejected.append((position, DeadLetter(record, "null_value", "record has no value (tombstone or empty)")))
+        elif len(value) > max_record_bytes:
+            detail = f"{len(value)} bytes exceeds MAX_RECORD_BYTES={max_record_bytes}"
+            rejected.append((position, DeadLetter(record, "oversized", detail)))
+        else:
+            candidates.append((position, record))
+    batch.records = len(candidates) + len(rejected)
+    model = source.model
+    events = _validate_all(model, [record.value for _, record in candidates])
+    for (position, record), event in zip(candidates, events, strict=True):
+        if isinstance(event, dict):
+            batch.events.append(event)
+            batch.origins.append(record)
+        else:
+            rejected.append((position, _reason(model, record)))
+    if rejected:
+        rejected.sort(key=lambda item: item[0])
+        batch.dead_letters = [letter for _, letter in rejected]
+    return batch
+
+
+@cache
+def batch_validator(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    """Validates a list of raw values: each becomes a dict, or stays bytes when it is not a valid record."""
+    item: Any = Annotated[Json[record_type(model)] | bytes, Field(union_mode="left_to_right")]  # type: ignore[misc]
+    return TypeAdapter(list[item])
+
+
+def _validate_all(model: type[BaseModel], values: list[Any]) -> list[Any]:
+    """Each value as a dict when it is a valid record, else as it came."""
+    try:
+        return batch_validator(model).validate_python(values)
+    except Exception:  # a model's own check raised something pydantic does not wrap: one by one
+        return [_validate_one(model, value) for value in values]
+
+
+def _validate_one(model: type[BaseModel], value: bytes) -> Any:
+    try:
+        return record_validator(model).validate_json(value)
+    except Exception:
+        return value
+
+
+def _reason(model: type[BaseModel], record: KafkaRecord) -> DeadLetter:
+    """Why ``record`` failed, from validating it alone (only failed records get here)."""
+    value = record.value or b""
+    try:
+        record_validator(model).validate_json(value)
+    except ValidationError as error:
+        return _classify(record, value, error)
+    except Exception as error:
+        return DeadLetter(record, "schema", f"{type(error).__name__}: {error}")
+    return DeadLetter(record, "schema", "valid alone, but its batch failed validation")
+
+
+def _classify(record: KafkaRecord, value: bytes, error: ValidationError) -> DeadLetter:
+    issues = error.errors(include_url=False, include_input=False)
+    if any(issue["type"] == "json_invalid" for issue in issues):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as decode_error:
+            return DeadLetter(record, "not_utf8", str(decode_error))
+        return DeadLetter(record, "not_json", issues[0]["msg"])
+    detail = "; ".join(f"{'.'.join(map(str, issue['loc'])) or '<record>'}: {issue['msg']}" for issue in issues[:10])
+    return DeadLetter(record, "schema", detail)
