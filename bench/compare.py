@@ -70,7 +70,7 @@ RUNNERS = ("bare", "quix", "host, state off", "host, state on")
 CATEGORIES: tuple[tuple[str, str], ...] = (
     (
         "Durable extension emulation + entity functions (devhost HTTP API, entities)",
-        r"/devhost/(entit|http_|server\.py)|/functions/entities\.py",
+        r"/devhost/(durable/|web/|http/|entit|http_|server\.py)|/functions/entities\.py",
     ),
     ("Kafka extension emulation (devhost)", r"/devhost/"),
     ("Functions SDK conversion (azure.functions)", r"/azure/functions/"),
@@ -78,9 +78,9 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
         "keyed state (shared/state: signals, lookups, reducers; durable client)",
         r"/shared/state/|/functions/state_client\.py|/durable_functions/",
     ),
-    ("lake write (plan, encode, atomic write)", r"/shared/(landing|formats|layout)\.py|/shared/lake/"),
-    ("core (validate + transform)", r"/shared/(pipeline\.py|sources/)"),
-    ("glue (functions/, shared/stream, tracing, telemetry)", r"/functions/|/shared/"),
+    ("lake write (plan, encode, atomic write)", r"/shared/(landing/|formats\.py|layout\.py|lake/)"),
+    ("core (validate + transform)", r"/shared/((validation|transform|lineage|batch)\.py|sources/)"),
+    ("glue (functions/, shared/invocation, tracing, telemetry)", r"/functions/|/shared/"),
 )
 
 

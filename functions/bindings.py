@@ -87,13 +87,14 @@ def source_settings(source: str) -> SourceSettings:
 def to_record(event: func.KafkaEvent) -> KafkaRecord:
     """Adapt the worker's ``KafkaEvent`` (binary data type) to the core's record."""
     body = event.get_body()
+    partition, offset = event.partition, event.offset
     return KafkaRecord(
-        topic=event.topic or str((event.metadata or {}).get("Topic", "")),  # metadata is rebuilt per access
-        partition=int(event.partition if event.partition is not None else -1),
-        offset=int(event.offset if event.offset is not None else -1),
-        key=event.key,
-        value=None if body is None else bytes(body),
-        timestamp_ms=parse_timestamp_ms(event.timestamp),
+        event.topic or str((event.metadata or {}).get("Topic", "")),  # metadata is rebuilt per access
+        -1 if partition is None else int(partition),
+        -1 if offset is None else int(offset),
+        event.key,
+        None if body is None else bytes(body),
+        parse_timestamp_ms(event.timestamp),
     )
 
 

@@ -18,12 +18,12 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from shared.errors import ConfigurationError, LakeError, StateBackendError, TransientError
-from shared.records import KafkaRecord
+from shared.records import PartitionRanges
 from shared.state.keys import BadKey
 
 ErrorClass = Literal["transient", "record", "infrastructure"]
@@ -117,11 +117,11 @@ class StallLog:
         self._stalls: dict[tuple[str, str, int], _Stall] = {}
         self._lock = threading.Lock()
 
-    def failed(self, source: str, records: Sequence[KafkaRecord], error: BaseException) -> ErrorClass:
+    def failed(self, source: str, ranges: PartitionRanges, error: BaseException) -> ErrorClass:
         error_class = classify(error)
         cause = f"{type(error).__name__}: {error}"[:500]
         now = self.clock()
-        for (topic, partition), (first, last) in _spans(records).items():
+        for (topic, partition), (first, last) in ranges.items():
             with self._lock:
                 stall = self._stalls.get((source, topic, partition))
                 if stall is None or stall.first_offset != first:
@@ -153,8 +153,10 @@ class StallLog:
             self.on_failure(source, error_class)
         return error_class
 
-    def succeeded(self, source: str, records: Sequence[KafkaRecord]) -> None:
-        for topic, partition in _spans(records):
+    def succeeded(self, source: str, ranges: PartitionRanges) -> None:
+        if not self._stalls:  # nothing waits: the common case costs no pass over the batch
+            return
+        for topic, partition in ranges:
             with self._lock:
                 stall = self._stalls.pop((source, topic, partition), None)
             if stall is not None:
@@ -181,12 +183,3 @@ class StallLog:
                 }
                 for key, s in self._stalls.items()
             }
-
-
-def _spans(records: Sequence[KafkaRecord]) -> dict[tuple[str, int], tuple[int, int]]:
-    spans: dict[tuple[str, int], tuple[int, int]] = {}
-    for record in records:
-        key = (record.topic, record.partition)
-        first, last = spans.get(key, (record.offset, record.offset))
-        spans[key] = (min(first, record.offset), max(last, record.offset))
-    return spans

@@ -22,12 +22,12 @@ from shared.failures import StallLog, classify_entity_error
 from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, land, plan_files
 from shared.landing.guard import land_once
-from shared.records import KafkaRecord, partition_ranges
+from shared.records import KafkaRecord, PartitionRanges, partition_ranges
 from shared.settings import Settings, SourceSettings
 from shared.sources.base import Source
 from shared.state.aggregate import Signal, signals_for
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
-from shared.telemetry import BatchMetrics, count_reasons, telemetry
+from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, count_reasons, sample, telemetry
 
 log = logging.getLogger("streamingpoc.stream")
 T = TypeVar("T")
@@ -59,9 +59,10 @@ def handle_batch(
     """Land one batch without keyed state. Bad records are dead-lettered; only lake failures raise."""
     started = time.perf_counter()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    with _watched(source, records):
+    ranges = partition_ranges(records)
+    with _watched(source, ranges):
         batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes)
-        return _land(batch, records, lake, settings, source_settings, started, now_ms)
+        return _land(batch, records, ranges, lake, settings, source_settings, started, now_ms)
 
 
 async def handle_batch_with_state(
@@ -85,24 +86,28 @@ async def handle_batch_with_state(
         )
     started = time.perf_counter()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    with _watched(source, records):
-        return await _with_state(source, records, lake, settings, source_settings, state, joiner, started, now_ms)
+    ranges = partition_ranges(records)
+    with _watched(source, ranges):
+        return await _with_state(
+            source, records, ranges, lake, settings, source_settings, state, joiner, started, now_ms
+        )
 
 
 @contextmanager
-def _watched(source: Source, records: Sequence[KafkaRecord]) -> Iterator[None]:
+def _watched(source: Source, ranges: PartitionRanges) -> Iterator[None]:
     """Tell the stall watch how the invocation ended: a failure makes its partitions wait (loudly)."""
     try:
         yield
     except Exception as error:
-        stalls.failed(source.name, records, error)
+        stalls.failed(source.name, ranges, error)
         raise
-    stalls.succeeded(source.name, records)
+    stalls.succeeded(source.name, ranges)
 
 
 async def _with_state(
     source: Source,
     records: Sequence[KafkaRecord],
+    ranges: PartitionRanges,
     lake: LakeStore,
     settings: Settings,
     source_settings: SourceSettings,
@@ -114,8 +119,8 @@ async def _with_state(
     batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, keyed=True)
     gateway = _RecordIsolatingGateway(state)
     joined = await _state_call(joiner.join(gateway, source.name, batch.rows), "read entity state")
-    landed = await asyncio.to_thread(_land, batch, records, lake, settings, source_settings, started, now_ms)
-    signals = signals_for(source.name, batch.rows, partition_ranges(records))
+    landed = await asyncio.to_thread(_land, batch, records, ranges, lake, settings, source_settings, started, now_ms)
+    signals = signals_for(source.name, batch.rows, ranges)
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
         await asyncio.to_thread(_dead_letter_rejected, batch, gateway.rejected, lake, now_ms)
@@ -216,6 +221,7 @@ def _dead_letter_rejected(
 def _land(
     batch: ProcessedBatch,
     records: Sequence[KafkaRecord],
+    ranges: PartitionRanges,
     lake: LakeStore,
     settings: Settings,
     source_settings: SourceSettings,
@@ -242,27 +248,24 @@ def _land(
             landed=report.rows,
             dead_letters=count_reasons([letter.reason for letter in batch.dead_letters]),
             duration_ms=outcome.seconds * 1000,
-            event_times_ms=[row["_event_time"] for row in batch.rows],
+            event_times_ms=[row["_event_time"] for row in sample(batch.rows, LATENCY_SAMPLES)],
             landed_at_ms=int(time.time() * 1000),
             bytes_written=report.bytes_written,
             files_written=len(report.files),
             lake_write_ms=report.write_ms,
         )
     )
-    log.info(
-        "landed batch",
-        extra={
-            "source": source,
-            "records": outcome.records,
-            "landed": outcome.landed,
-            "dead_letters": outcome.dead_letters,
-            "files": len(outcome.files),
-            "skipped": report.skipped,
-            "offsets": _offset_span(records),
-        },
-    )
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "landed batch",
+            extra={
+                "source": source,
+                "records": outcome.records,
+                "landed": outcome.landed,
+                "dead_letters": outcome.dead_letters,
+                "files": len(outcome.files),
+                "skipped": report.skipped,
+                "offsets": ",".join(f"{t}/{p}:{low}-{high}" for (t, p), (low, high) in sorted(ranges.items())),
+            },
+        )
     return outcome
-
-
-def _offset_span(records: Sequence[KafkaRecord]) -> str:
-    return ",".join(f"{t}/{p}:{low}-{high}" for (t, p), (low, high) in sorted(partition_ranges(records).items()))

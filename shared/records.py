@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+PartitionRanges = Mapping[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (lowest, highest offset)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs ~0.7 us more to build, once per record
 class KafkaRecord:
-    """One consumed record. ``value`` is the raw bytes (``None`` for a tombstone)."""
+    """One consumed record. ``value`` is the raw bytes (``None`` for a tombstone). Treated as read-only."""
 
     topic: str
     partition: int

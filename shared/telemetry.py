@@ -14,12 +14,14 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from opentelemetry import metrics
 
 from shared import metric_names as names
 from shared.settings import Settings, telemetry_identity
 
+T = TypeVar("T")
 LATENCY_SAMPLES = 8  # an SDK histogram record costs ~10 us; see bench/telemetry.py
 log = logging.getLogger("streamingpoc.telemetry")
 
@@ -104,7 +106,7 @@ class Telemetry:
         self._add(names.BATCH_FAILURES, 1, {"source": source, "error_class": error_class})
 
 
-def sample(values: Sequence[int], limit: int) -> Sequence[int]:
+def sample(values: Sequence[T], limit: int) -> Sequence[T]:
     """At most ``limit`` evenly spaced values, first and last included (all of them when there are few)."""
     if len(values) <= limit:
         return values

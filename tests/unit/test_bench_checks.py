@@ -44,8 +44,8 @@ def test_profile_samples_go_to_the_innermost_project_or_sdk_frame(tmp_path: Path
     stacks = [
         f"run (/usr/lib/python3.11/threading.py:1);consume ({root}/devhost/kafka_trigger.py:9);poll (x.py:1) 5",
         f"loop ({root}/devhost/invoker.py:3);process ({root}/functions/processing.py:47);"
-        f"process_batch ({root}/shared/pipeline.py:50);validate_json (site-packages/pydantic/type_adapter.py:9) 7",
-        f"to_thread ({root}/devhost/invoker.py:3);land ({root}/shared/landing.py:3);"
+        f"process_batch ({root}/shared/validation.py:50);validate_json (site-packages/pydantic/type_adapter.py:9) 7",
+        f"to_thread ({root}/devhost/invoker.py:3);land ({root}/shared/landing/files.py:3);"
         f"encode ({root}/shared/formats.py:1) 4",
         f"decode ({root}/devhost/kafka_events.py:70);"
         "decode_multiple_events (site-packages/azure/functions/kafka.py:263) 3",

@@ -20,7 +20,7 @@ from shared.invocation import _RecordIsolatingGateway, handle_batch_with_state
 from shared.lake import LocalLake
 from shared.landing.files import plan_files
 from shared.landing.isolation import encode_isolating
-from shared.records import KafkaRecord
+from shared.records import KafkaRecord, partition_ranges
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.sources.base import Column
@@ -194,18 +194,18 @@ def test_stall_log_logs_once_a_minute_per_partition_and_counts_every_failure(cap
     records = [KafkaRecord("mobile", 0, offset, None, b"{}", None) for offset in range(10, 20)]
     caplog.set_level(logging.WARNING, "streamingpoc.failures")
     for _ in range(5):
-        stalls.failed("mobile", records, LakeError("HTTP 403 forbidden"))
+        stalls.failed("mobile", partition_ranges(records), LakeError("HTTP 403 forbidden"))
         now[0] += 10
     lines = [r.getMessage() for r in caplog.records if "partition waiting" in r.getMessage()]
     assert len(lines) == 1
     assert "source=mobile topic=mobile partition=0 offsets=10-19 attempts=1" in lines[0]
     assert "class=infrastructure" in lines[0] and "HTTP 403" in lines[0]
     now[0] += 60
-    stalls.failed("mobile", records, LakeError("HTTP 403 forbidden"))
+    stalls.failed("mobile", partition_ranges(records), LakeError("HTTP 403 forbidden"))
     assert sum("attempts=6" in r.getMessage() for r in caplog.records) == 1
     assert counted == [("mobile", "infrastructure")] * 6
     assert stalls.waiting()[("mobile", "mobile", 0)]["attempts"] == 6
-    stalls.succeeded("mobile", records)
+    stalls.succeeded("mobile", partition_ranges(records))
     assert stalls.waiting() == {}
     assert any("flowing again" in r.getMessage() for r in caplog.records)
 
