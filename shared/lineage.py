@@ -26,26 +26,28 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def landing_time(event_ms: int | None, kafka_ms: int | None) -> tuple[int, str]:
-    """The time a row lands by (epoch ms) and where it came from: ``event``, ``kafka`` or ``none``."""
-    if event_ms is not None and (
-        (kafka_ms is None and 0 <= event_ms < LATEST_EVENT_MS)
-        or (kafka_ms is not None and kafka_ms - MAX_EVENT_AGE_MS <= event_ms <= kafka_ms + MAX_EVENT_LEAD_MS)
-    ):
-        return event_ms, "event"
-    if kafka_ms is not None:
-        return kafka_ms, "kafka"
-    return 0, "none"
+def add_lineage(rows: list[Row], records: list[KafkaRecord], event_times_ms: list[int | None]) -> None:
+    """Add the lineage columns to each row in place, from its record and its event's own time.
 
-
-def add_lineage(row: Row, record: KafkaRecord, event_ms: int | None) -> None:
-    """Add the lineage columns to ``row`` in place (``_incarnation`` is set by the landing guard)."""
-    event_time, time_source = landing_time(event_ms, record.timestamp_ms)
-    row["_topic"] = record.topic
-    row["_partition"] = record.partition
-    row["_incarnation"] = 0
-    row["_offset"] = record.offset
-    row["_key"] = record.key
-    row["_kafka_timestamp"] = record.timestamp_ms
-    row["_event_time"] = event_time
-    row["_event_time_source"] = time_source
+    ``_incarnation`` starts at 0; the landing guard sets it when the partition's offsets restarted.
+    """
+    for row, record, event_ms in zip(rows, records, event_times_ms, strict=True):
+        kafka_ms = record.timestamp_ms
+        if event_ms is not None and (
+            (kafka_ms - MAX_EVENT_AGE_MS <= event_ms <= kafka_ms + MAX_EVENT_LEAD_MS)
+            if kafka_ms is not None
+            else 0 <= event_ms < LATEST_EVENT_MS
+        ):
+            event_time, time_source = event_ms, "event"
+        elif kafka_ms is not None:
+            event_time, time_source = kafka_ms, "kafka"
+        else:
+            event_time, time_source = 0, "none"
+        row["_topic"] = record.topic
+        row["_partition"] = record.partition
+        row["_incarnation"] = 0
+        row["_offset"] = record.offset
+        row["_key"] = record.key
+        row["_kafka_timestamp"] = kafka_ms
+        row["_event_time"] = event_time
+        row["_event_time_source"] = time_source

@@ -1,6 +1,6 @@
 """Dead-letter redrive: send dead letters that now pass the source's model back to its topic, once.
 
-Dead letters are gzipped JSON lines under ``deadletter/<source>/`` (``shared.landing``). A redrive
+Dead letters are gzipped JSON lines under ``deadletter/<source>/`` (``shared.landing.files``). A redrive
 re-validates each against the current model (the whole processing path: size, JSON, schema,
 transform), and sends the ones that now pass with their original key. What was sent is recorded
 in the lake under ``_redrive/<source>/``, keyed by the dead letter's topic, partition and offset,

@@ -23,6 +23,7 @@ def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: b
     source = batch.source
     transform, event_time_ms, entity_key = source.transform, source.event_time_ms, source.entity_key
     rows, origins, letters = batch.rows, batch.origins, batch.dead_letters
+    event_times: list[int | None] = []
     failed = False
     for event, record in zip(validated.events, validated.origins, strict=True):
         try:
@@ -40,8 +41,9 @@ def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: b
             letters.append(DeadLetter(record, "transform_error", f"{type(error).__name__}: {error}"))
             failed = True
             continue
-        add_lineage(row, record, event_ms)
         rows.append(row)
         origins.append(record)
+        event_times.append(event_ms)
+    add_lineage(rows, origins, event_times)
     if failed:  # dead letters in offset order, as the records came
         letters.sort(key=lambda letter: (letter.record.topic, letter.record.partition, letter.record.offset))

@@ -73,7 +73,7 @@ def plan_files(
     """The files one batch lands as: rows by (topic, partition, event hour), dead letters likewise.
 
     Raw files are encoded here; a row no encoder accepts moves to the batch's dead letters as
-    ``unencodable`` (``shared.isolation``), so the rest lands and no signal is sent for it.
+    ``unencodable`` (``shared.landing.isolation``), so the rest lands and no signal is sent for it.
     ``incarnations`` names each partition's incarnation when it is not 0 (see ``shared.landing.guard``).
     """
     incarnations = incarnations or {}
