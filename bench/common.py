@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from devhost.processes import free_port  # noqa: E402
+from devhost.services.processes import free_port  # noqa: E402
 from shared.generator_ticks import generate_messages  # noqa: E402
 from shared.sources import SOURCES  # noqa: E402
 

@@ -190,7 +190,7 @@ def open_store(kind: str, scratch: Path) -> Iterator[Store]:
         root = scratch / "lake"
         yield Store("local directory", LocalLake(root), load_settings({"LAKE_LOCAL_ROOT": str(root)}), root)
         return
-    from devhost.azurite import start_azurite
+    from devhost.services.azurite import start_azurite
     from shared.lake.blob import BlobLake
 
     with start_azurite(scratch / "azurite", reuse_running=False) as azurite:

@@ -58,7 +58,7 @@ from bench.common import (
     produce,
     run_checked,
 )
-from devhost.broker import embedded_broker, ensure_topics
+from devhost.services.broker import embedded_broker, ensure_topics
 
 PARTITIONS = 4
 TICK = 100  # records per generator tick, one traceparent each (CLICKSTREAM_GENERATOR_EVENTS_PER_TICK's default)
@@ -70,7 +70,7 @@ RUNNERS = ("bare", "quix", "host, state off", "host, state on")
 CATEGORIES: tuple[tuple[str, str], ...] = (
     (
         "Durable extension emulation + entity functions (devhost HTTP API, entities)",
-        r"/devhost/(durable/|web/|http/|entit|http_|server\.py)|/functions/entities\.py",
+        r"/devhost/(durable/|web/(server|routes)\.py)|/functions/entities\.py",
     ),
     ("Kafka extension emulation (devhost)", r"/devhost/"),
     ("Functions SDK conversion (azure.functions)", r"/azure/functions/"),

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import core
 from bench.common import Run, bare_consumer, local_host, mean, produce, run_checked
-from devhost.broker import embedded_broker, ensure_topics
+from devhost.services.broker import embedded_broker, ensure_topics
 from shared.sources import SOURCES
 
 STREAMS = ("clickstream", "mobile", "sensors")

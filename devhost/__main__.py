@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from devhost.config import HostConfigError
+from devhost.runtime.host_config import HostConfigError
 
 
 def _broker(value: str) -> str:
@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     logging.basicConfig(level=arguments.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from devhost.host import LocalHost, StartOptions
+    from devhost.runtime.host import LocalHost, StartOptions
 
     options = StartOptions(
         settings=arguments.settings,

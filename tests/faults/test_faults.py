@@ -17,7 +17,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from devhost.broker import embedded_broker
+from devhost.services.broker import embedded_broker
 from tests.faults.scenario import Scenario, broker_pid, lake_outage
 from tests.integration.harness import END_OFFSETS, DevHost, wait_for
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devhost.broker import embedded_broker
+from devhost.services.broker import embedded_broker
 
 
 @pytest.fixture(scope="session")

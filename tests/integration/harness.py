@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from devhost.processes import free_port
+from devhost.services.processes import free_port
 from shared.formats import decode
 from tests.conftest import ROOT
 

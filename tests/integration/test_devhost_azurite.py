@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from devhost.azurite import start_azurite
+from devhost.services.azurite import start_azurite
 from shared.formats import decode
 from shared.generator_ticks import generate_messages
 from shared.lake.blob import BlobLake

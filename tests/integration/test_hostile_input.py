@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from confluent_kafka import Producer
 
-from devhost.broker import ensure_topics
+from devhost.services.broker import ensure_topics
 from shared.generator_ticks import generate_messages
 from shared.sources import SOURCES
 from shared.sources.base import record_validator

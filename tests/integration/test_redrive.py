@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 
-from devhost.broker import ensure_topics
+from devhost.services.broker import ensure_topics
 from shared.datagen.config import load_quickstart, parse_config
 from shared.datagen.source import config_source
 from shared.generator_ticks import generate_messages

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost.azurite import Azurite, start_azurite
+from devhost.services.azurite import Azurite, start_azurite
 from shared.lake import LakeStore, LocalLake
 from shared.lake.adls import AdlsLake
 from shared.lake.blob import BlobLake

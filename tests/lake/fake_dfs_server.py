@@ -22,7 +22,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from devhost.azurite import ACCOUNT_KEY as AZURITE_KEY
+from devhost.services.azurite import ACCOUNT_KEY as AZURITE_KEY
 
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = AZURITE_KEY  # any base64 key works: the fake does not check signatures

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, QueryBuilder
 
-from devhost.azurite import Azurite
+from devhost.services.azurite import Azurite
 from shared import formats
 from shared.batch import process_batch
 from shared.compaction.coverage import METADATA_KEY, parse_commit

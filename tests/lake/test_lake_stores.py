@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from devhost.azurite import Azurite
-from devhost.processes import free_port
+from devhost.services.azurite import Azurite
+from devhost.services.processes import free_port
 from shared.batch import process_batch
 from shared.errors import LakeError, LakeUnavailable, UnsafePath, WriteConflict
 from shared.formats import decode

@@ -5,7 +5,7 @@ from __future__ import annotations
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from devhost.dashboard.stats import LiveStats, read_sources
+from devhost.web.dashboard.stats import LiveStats, read_sources
 from shared.telemetry import BatchMetrics, Telemetry
 
 

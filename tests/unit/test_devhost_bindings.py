@@ -13,15 +13,15 @@ import azure.functions as func
 import pytest
 from confluent_kafka import Message
 
-from devhost.catalog import IndexedFunction, RetryPolicy, parse_timespan
-from devhost.config import HostConfig, HostConfigError, KafkaOptions
-from devhost.function_stats import FunctionStats
-from devhost.http_routes import compile_route
-from devhost.invoker import Invoker, WorkerLoop
-from devhost.kafka_events import decode_batch
-from devhost.kafka_output import OutputProducers, parse_output
-from devhost.ncrontab import Schedule, ScheduleError
-from devhost.timers import TimerRunner
+from devhost.kafka.events import decode_batch
+from devhost.kafka.output import OutputProducers, parse_output
+from devhost.runtime.catalog import IndexedFunction, RetryPolicy, parse_timespan
+from devhost.runtime.function_stats import FunctionStats
+from devhost.runtime.host_config import HostConfig, HostConfigError, KafkaOptions
+from devhost.runtime.invoker import Invoker, WorkerLoop
+from devhost.timers.ncrontab import Schedule, ScheduleError
+from devhost.timers.runner import TimerRunner
+from devhost.web.routes import compile_route
 from functions.bindings import to_record
 from shared.generator_ticks import OutgoingMessage, kafka_output_payload
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS, ROOT
@@ -143,8 +143,8 @@ def test_timer_fires_on_schedule_with_a_timer_request() -> None:
 def test_entity_batch_context_is_what_the_durable_sdk_reads() -> None:
     import azure.durable_functions as df
 
-    from devhost.entities import batch_context
-    from devhost.entity_store import PendingOperation
+    from devhost.durable.entity_runtime import batch_context
+    from devhost.durable.store import PendingOperation
 
     def counter(context: df.DurableEntityContext) -> None:
         value = context.get_state(lambda: 0)
@@ -169,7 +169,7 @@ def test_entity_batch_context_is_what_the_durable_sdk_reads() -> None:
 def test_orchestrations_fail_indexing_with_a_message_naming_what_is_missing() -> None:
     import azure.durable_functions as df
 
-    from devhost.catalog import IndexingError, index_app
+    from devhost.runtime.catalog import IndexingError, index_app
 
     app = df.DFApp()
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import confluent_kafka
 
-from devhost.config import HostConfig, KafkaOptions
-from devhost.kafka_config import client_config, consumer_config, producer_config
+from devhost.kafka.client_config import client_config, consumer_config, producer_config
+from devhost.runtime.host_config import HostConfig, KafkaOptions
 from tests.conftest import ROOT
 
 OAUTH = {

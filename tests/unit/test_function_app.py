@@ -244,7 +244,7 @@ def test_trace_context_of_the_current_span_becomes_a_header() -> None:
 async def test_processing_function_lands_and_uses_entities_only_when_state_is_enabled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_enabled: str
 ) -> None:
-    from devhost.host import durable_client_json
+    from devhost.runtime.host import durable_client_json
     from shared import settings as settings_module
     from shared.errors import TransientError
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from devhost.config import HostConfig
-from devhost.kafka_config import producer_config
+from devhost.kafka.client_config import producer_config
+from devhost.runtime.host_config import HostConfig
 
 _EVENT_FIELDS = frozenset({"Offset", "Partition", "Topic", "Timestamp", "Value", "Headers"})
 

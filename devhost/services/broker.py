@@ -13,9 +13,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from devhost.processes import free_port, stop
+from devhost.services.processes import free_port, stop
 
-log = logging.getLogger("devhost.broker")
+log = logging.getLogger("devhost.services.broker")
 DEFAULT_PARTITIONS = 4
 
 

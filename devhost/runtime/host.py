@@ -20,22 +20,22 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from devhost.broker import embedded_broker, ensure_topics, wait_for_metadata
-from devhost.catalog import IndexedFunction, index_app
-from devhost.config import PROJECT_ROOT, HostConfig, load_host_config
-from devhost.dashboard.stats import LiveStats
-from devhost.entities import EntityRuntime
-from devhost.entity_store import EntityStore, SqliteEntityStore
-from devhost.function_stats import HostStats
-from devhost.host_loop import HostLoop
-from devhost.http_routes import http_routes
-from devhost.http_server import DURABLE_PREFIX, HttpFrontEnd
-from devhost.invoker import Invoker, WorkerLoop
-from devhost.kafka_config import client_config
-from devhost.kafka_output import OutputProducers
-from devhost.kafka_trigger import KafkaTriggerRunner
-from devhost.timers import TimerRunner
-from devhost.workers import WorkerPool
+from devhost.durable.entity_runtime import EntityRuntime
+from devhost.durable.store import EntityStore, SqliteEntityStore
+from devhost.kafka.client_config import client_config
+from devhost.kafka.output import OutputProducers
+from devhost.kafka.trigger import KafkaTriggerRunner
+from devhost.runtime.catalog import IndexedFunction, index_app
+from devhost.runtime.function_stats import HostStats
+from devhost.runtime.host_config import PROJECT_ROOT, HostConfig, load_host_config
+from devhost.runtime.host_loop import HostLoop
+from devhost.runtime.invoker import Invoker, WorkerLoop
+from devhost.runtime.workers import WorkerPool
+from devhost.services.broker import embedded_broker, ensure_topics, wait_for_metadata
+from devhost.timers.runner import TimerRunner
+from devhost.web.dashboard.stats import LiveStats
+from devhost.web.routes import http_routes
+from devhost.web.server import DURABLE_PREFIX, HttpFrontEnd
 from shared import metric_names
 
 log = logging.getLogger("devhost")
@@ -127,7 +127,7 @@ class LocalHost:
         elif options.broker:
             overrides["KAFKA_BROKER_LIST"] = options.broker
         if options.storage == "azurite":
-            from devhost.azurite import start_azurite
+            from devhost.services.azurite import start_azurite
 
             location = (options.azurite_dir or PROJECT_ROOT / ".azurite").resolve()
             azurite = stack.enter_context(start_azurite(location))
@@ -173,7 +173,7 @@ class LocalHost:
             return None
         store: EntityStore
         if self.options.storage == "azurite":
-            from devhost.entity_table_store import TableEntityStore
+            from devhost.durable.table_store import TableEntityStore
 
             store = TableEntityStore(config.settings["AzureWebJobsStorage"])
         else:

@@ -26,12 +26,12 @@ from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from devhost.catalog import IndexedFunction
-from devhost.config import HostConfig
-from devhost.function_stats import FunctionStats
-from devhost.invoker import Invoker
-from devhost.kafka_config import consumer_config
-from devhost.kafka_events import decode_batch, offset_of, partition_of
+from devhost.kafka.client_config import consumer_config
+from devhost.kafka.events import decode_batch, offset_of, partition_of
+from devhost.runtime.catalog import IndexedFunction
+from devhost.runtime.function_stats import FunctionStats
+from devhost.runtime.host_config import HostConfig
+from devhost.runtime.invoker import Invoker
 
 log = logging.getLogger("devhost.kafka")
 LAG_REFRESH_SECONDS = 1.0

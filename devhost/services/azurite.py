@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from devhost.config import PROJECT_ROOT
-from devhost.processes import free_port, stop
+from devhost.runtime.host_config import PROJECT_ROOT
+from devhost.services.processes import free_port, stop
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (the same for every Azurite install), not a secret.

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from azure.functions import meta
 from azure.functions.timer import TimerRequestConverter
 
-from devhost.catalog import IndexedFunction
-from devhost.config import HostConfig
-from devhost.function_stats import FunctionStats
-from devhost.invoker import Invoker
-from devhost.ncrontab import Schedule
+from devhost.runtime.catalog import IndexedFunction
+from devhost.runtime.function_stats import FunctionStats
+from devhost.runtime.host_config import HostConfig
+from devhost.runtime.invoker import Invoker
+from devhost.timers.ncrontab import Schedule
 
-log = logging.getLogger("devhost.timer")
+log = logging.getLogger("devhost.timers")
 
 
 def timer_request(past_due: bool, last: datetime | None, next_due: datetime) -> object:

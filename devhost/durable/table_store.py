@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
-from devhost.entity_store import PendingOperation
+from devhost.durable.store import PendingOperation
 
 MAX_BATCH = 99
 _STATE_ROW = "state"

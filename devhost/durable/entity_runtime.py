@@ -14,12 +14,12 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from devhost.catalog import IndexedFunction
-from devhost.entity_store import EntityStore, PendingOperation
-from devhost.function_stats import FunctionStats
-from devhost.invoker import Invoker
+from devhost.durable.store import EntityStore, PendingOperation
+from devhost.runtime.catalog import IndexedFunction
+from devhost.runtime.function_stats import FunctionStats
+from devhost.runtime.invoker import Invoker
 
-log = logging.getLogger("devhost.entities")
+log = logging.getLogger("devhost.durable")
 MAX_BATCH = 99
 
 

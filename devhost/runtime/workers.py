@@ -19,12 +19,12 @@ from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from devhost.catalog import index_app
-from devhost.config import HostConfig
-from devhost.function_stats import HostStats
-from devhost.invoker import Invoker, WorkerLoop
-from devhost.kafka_output import OutputProducers
-from devhost.kafka_trigger import KafkaTriggerRunner
+from devhost.kafka.output import OutputProducers
+from devhost.kafka.trigger import KafkaTriggerRunner
+from devhost.runtime.catalog import index_app
+from devhost.runtime.function_stats import HostStats
+from devhost.runtime.host_config import HostConfig
+from devhost.runtime.invoker import Invoker, WorkerLoop
 
 
 def run_kafka_worker(

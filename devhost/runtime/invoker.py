@@ -12,8 +12,8 @@ from typing import Any
 import azure.functions as func
 from azure.functions._abc import RetryContext
 
-from devhost.catalog import IndexedFunction, IndexingError
-from devhost.kafka_output import OutputProducers
+from devhost.kafka.output import OutputProducers
+from devhost.runtime.catalog import IndexedFunction, IndexingError
 
 
 class WorkerLoop:

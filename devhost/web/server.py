@@ -17,10 +17,10 @@ from urllib.parse import unquote
 import azure.functions as func
 from aiohttp import web
 
-from devhost.entities import EntityRuntime, UnknownEntity
-from devhost.function_stats import HostStats
-from devhost.http_routes import Route
-from devhost.invoker import Invoker
+from devhost.durable.entity_runtime import EntityRuntime, UnknownEntity
+from devhost.runtime.function_stats import HostStats
+from devhost.runtime.invoker import Invoker
+from devhost.web.routes import Route
 from shared.state.keys import MAX_ENCODED_KEY_LENGTH, is_storable_key
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"

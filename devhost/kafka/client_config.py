@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from devhost.config import HostConfig
+from devhost.runtime.host_config import HostConfig
 
-RDKAFKA_LOG = logging.getLogger("devhost.rdkafka")
+RDKAFKA_LOG = logging.getLogger("devhost.kafka.rdkafka")
 _PROTOCOLS = {
     "NOTSET": None,
     "PLAINTEXT": "plaintext",

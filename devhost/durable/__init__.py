@@ -1,0 +1,1 @@
+"""The Durable Functions extension, entities only: signals applied in order per entity, state and signals stored."""
