@@ -38,7 +38,11 @@ def _headers(message: Message) -> list[dict[str, str]]:
     raw = message.headers()
     if not raw:
         return []
-    headers = list(raw.items()) if isinstance(raw, dict) else list(raw)
+    return _serialised_headers(tuple(raw.items()) if isinstance(raw, dict) else tuple(raw))
+
+
+@lru_cache(maxsize=1024)  # a generator tick stamps the same headers on all its records
+def _serialised_headers(headers: tuple[tuple[str, str | bytes | None], ...]) -> list[dict[str, str]]:
     return [{"Key": name, "Value": base64.b64encode(_bytes(value)).decode("ascii")} for name, value in headers]
 
 

@@ -33,6 +33,7 @@ from devhost.runtime.function_stats import FunctionStats
 from devhost.runtime.host_config import HostConfig
 from devhost.runtime.invoker import Invoker
 
+Spans = dict[int, tuple[int, int]]  # partition -> (first, last offset) of one batch
 log = logging.getLogger("devhost.kafka")
 LAG_REFRESH_SECONDS = 1.0
 
@@ -94,37 +95,37 @@ class KafkaTriggerRunner:
     def _process(self, consumer: Consumer, messages: list[Message]) -> None:
         many = str(self.binding.get("cardinality", "ONE")).upper() == "MANY"
         for batch in [messages] if many else [[message] for message in messages]:
-            if not self._run_batch(batch):
+            spans = _spans(batch)
+            if not self._run_batch(batch, spans):
                 return  # stopping: nothing stored, the batch comes again
             _fault_hook()
-            ends = {partition_of(message): offset_of(message) + 1 for message in batch}
             try:
-                consumer.store_offsets(offsets=[TopicPartition(self.topic, p, end) for p, end in ends.items()])
+                ends = [TopicPartition(self.topic, p, last + 1) for p, (_first, last) in spans.items()]
+                consumer.store_offsets(offsets=ends)
             except KafkaException as error:
                 # The partitions moved to another consumer in a rebalance: it redelivers from the last commit.
                 log.warning("%s: offsets not stored, partitions reassigned: %s", self.function.name, error)
 
-    def _run_batch(self, batch: Sequence[Message]) -> bool:
+    def _run_batch(self, batch: Sequence[Message], spans: Spans) -> bool:
         """Invoke until the batch succeeds or may be skipped; False only when the host is stopping."""
         rounds = 0
         while not self.stop.is_set():
-            if self._invoke_with_retries(batch):
+            if self._invoke_with_retries(batch, spans):
                 return True
             rounds += 1
             if self.config.kafka.commit_on_failure:
                 log.error("%s: batch failed; storing its offsets anyway (commitOnFailure=true)", self.function.name)
-                self._batch_done(batch)
+                self._batch_done(spans)
                 return True
             if 0 <= self.config.kafka.max_retries < rounds:
                 log.error("%s: batch failed %d rounds; skipping it (maxRetries)", self.function.name, rounds)
-                self._batch_done(batch)
+                self._batch_done(spans)
                 return True
         return False
 
-    def _invoke_with_retries(self, batch: Sequence[Message]) -> bool:
+    def _invoke_with_retries(self, batch: Sequence[Message], spans: Spans) -> bool:
         policy = self.function.retry
         attempts = 1 + (policy.max_retry_count if policy else 0)
-        spans = _spans(batch)
         for partition, (first, last) in spans.items():
             self._unprocessed[partition] = first
             self._high_watermarks[partition] = max(self._high_watermarks.get(partition, 0), last + 1)
@@ -150,13 +151,12 @@ class KafkaTriggerRunner:
                 )
                 continue
             self.stats.invoked(len(batch))
-            self._batch_done(batch)
+            self._batch_done(spans)
             return True
         return False
 
-    def _batch_done(self, batch: Sequence[Message]) -> None:
+    def _batch_done(self, spans: Spans) -> None:
         """The batch's offsets will be stored: its partitions no longer wait, lag counts from after it."""
-        spans = _spans(batch)
         with self.stats._lock:
             for partition in spans:
                 self.stats.waiting.pop(partition, None)
@@ -229,13 +229,13 @@ class KafkaTriggerRunner:
         self.stats.lag = lag
 
 
-def _spans(batch: Sequence[Message]) -> dict[int, tuple[int, int]]:
-    """Each partition's first and last offset in a batch (records of one partition arrive in order)."""
-    spans: dict[int, tuple[int, int]] = {}
+def _spans(batch: Sequence[Message]) -> Spans:
+    """Each partition's first and last offset in a batch, in one pass (a partition's records arrive in order)."""
+    spans: Spans = {}
     for message in batch:
         partition, offset = partition_of(message), offset_of(message)
-        first = spans.get(partition, (offset, offset))[0]
-        spans[partition] = (first, offset)
+        known = spans.get(partition)
+        spans[partition] = (offset, offset) if known is None else (known[0], offset)
     return spans
 
 
