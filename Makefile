@@ -44,10 +44,10 @@ faults: setup
 bench: setup .venv-quix/bin/python
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/core.py
-	$(BIN)/python bench/telemetry.py
+	$(BIN)/python bench/telemetry_overhead.py
 	$(BIN)/python bench/state.py
 	$(BIN)/python bench/e2e.py
-	$(BIN)/python bench/guard.py
+	$(BIN)/python bench/landing_guard.py
 	$(BIN)/python bench/compact.py
 
 clean:

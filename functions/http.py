@@ -7,7 +7,7 @@ import json
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.state.query import BadQuery, entity_id, key_from_url, public_state
+from shared.state.query_api import BadQuery, entity_id, key_from_url, public_state
 
 bp = df.Blueprint()
 

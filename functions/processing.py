@@ -44,7 +44,7 @@ def _register(source: Source) -> None:
     )
     @bp.durable_client_input(client_name="client")
     async def process(events: list[func.KafkaEvent], client: df.DurableOrchestrationClient) -> None:
-        """Called by the Kafka extension with up to ``maxBatchSize`` records of one partition."""
+        """Called by the Kafka extension with up to ``maxBatchSize`` records, partitions mixed."""
         this_source = source_settings(source.name)
         with processing_span(source.name, trace_carriers(events), message_count=len(events)):
             await handle_batch_with_state(

@@ -22,7 +22,7 @@ from shared import metric_names as names
 from shared.settings import Settings, telemetry_identity
 
 T = TypeVar("T")
-LATENCY_SAMPLES = 8  # an SDK histogram record costs ~10 us; see bench/telemetry.py
+LATENCY_SAMPLES = 8  # an SDK histogram record costs ~10 us; see bench/telemetry_overhead.py
 log = logging.getLogger("streamingpoc.telemetry")
 
 

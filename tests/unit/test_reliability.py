@@ -27,7 +27,7 @@ from shared.sources.base import Column
 from shared.state.aggregate import Signal
 from shared.state.keys import MAX_ENCODED_KEY_LENGTH, BadKey, check_key, decode_key, encode_key, is_storable_key
 from shared.state.lookups import StateJoiner
-from shared.state.query import BadQuery, entity_id, key_from_url
+from shared.state.query_api import BadQuery, entity_id, key_from_url
 from tests.conftest import FIXED_NOW_MS, records_for
 
 HOSTILE_KEYS = [

@@ -13,7 +13,7 @@ from shared.state.anomaly import flag_anomalies
 from shared.state.cache import TtlCache
 from shared.state.enrich import enrich_clicks, profile_keys
 from shared.state.lookups import StateJoiner
-from shared.state.query import BadQuery, entity_name, public_state
+from shared.state.query_api import BadQuery, entity_name, public_state
 from shared.state.registry import ENTITY_KINDS
 from tests.conftest import FIXED_NOW_MS, records_for
 

@@ -1,6 +1,6 @@
 """Telemetry overhead: processing invocations with OpenTelemetry metrics on versus off, one run.
 
-    python bench/telemetry.py [--records 100000] [--rounds 5]
+    python bench/telemetry_overhead.py [--records 100000] [--rounds 5]
 
 Every seeded clickstream invocation (1,000 records, landed in a local lake on /dev/shm when
 there is one, so disk noise does not drown the difference) runs twice back to back, the

@@ -1,6 +1,6 @@
 """What exactly-once landing costs: the same batches landed plainly and through the landing guard.
 
-    python bench/guard.py [--records 200000] [--repeat 3]
+    python bench/landing_guard.py [--records 200000] [--repeat 3]
 
 Clickstream batches of 1,000 records (host.json's maxBatchSize), one partition, land on a local
 lake twice per round, alternating: (a) ``plan_files`` + ``land`` as before the guard, (b)
