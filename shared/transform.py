@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from shared.dead_letters import DeadLetter
 from shared.lineage import add_lineage
 from shared.state.keys import ALWAYS_FITS, BadKey, encode_key
-from shared.validation import ValidatedBatch
+from shared.validation import ValidatedBatch, in_offset_order
 
 if TYPE_CHECKING:
     from shared.batch import ProcessedBatch
@@ -45,5 +45,5 @@ def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: b
         origins.append(record)
         event_times.append(event_ms)
     add_lineage(rows, origins, event_times)
-    if failed:  # dead letters in offset order, as the records came
-        letters.sort(key=lambda letter: (letter.record.topic, letter.record.partition, letter.record.offset))
+    if failed:
+        in_offset_order(letters)

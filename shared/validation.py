@@ -34,35 +34,43 @@ class ValidatedBatch:
 def validate_batch(source: Source, records: Iterable[KafkaRecord], *, max_record_bytes: int) -> ValidatedBatch:
     """Validate ``records`` in one pydantic call; each bad one becomes a :class:`DeadLetter` with its reason.
 
-    Dead letters keep the records' order. Called once per invocation, before the transform.
+    Dead letters are in offset order per partition. Called once per invocation, before the transform.
     """
     batch = ValidatedBatch()
-    rejected: list[tuple[int, DeadLetter]] = []  # (position in the batch, dead letter)
-    candidates: list[tuple[int, KafkaRecord]] = []
-    for position, record in enumerate(records):
+    letters = batch.dead_letters
+    candidates: list[KafkaRecord] = []
+    values: list[bytes] = []
+    for record in records:
         value = record.value
-        if record.timestamp_ms is not None and not 0 <= record.timestamp_ms <= MAX_TIMESTAMP_MS:
+        timestamp_ms = record.timestamp_ms
+        if timestamp_ms is not None and not 0 <= timestamp_ms <= MAX_TIMESTAMP_MS:
             record = dataclasses.replace(record, timestamp_ms=None)  # no date can be built from it
         if not value:  # the Functions worker hands a tombstone's null value over as empty bytes
-            rejected.append((position, DeadLetter(record, "null_value", "record has no value (tombstone or empty)")))
+            letters.append(DeadLetter(record, "null_value", "record has no value (tombstone or empty)"))
         elif len(value) > max_record_bytes:
-            detail = f"{len(value)} bytes exceeds MAX_RECORD_BYTES={max_record_bytes}"
-            rejected.append((position, DeadLetter(record, "oversized", detail)))
+            letters.append(
+                DeadLetter(record, "oversized", f"{len(value)} bytes exceeds MAX_RECORD_BYTES={max_record_bytes}")
+            )
         else:
-            candidates.append((position, record))
-    batch.records = len(candidates) + len(rejected)
+            candidates.append(record)
+            values.append(value)
+    batch.records = len(candidates) + len(letters)
     model = source.model
-    events = _validate_all(model, [record.value for _, record in candidates])
-    for (position, record), event in zip(candidates, events, strict=True):
+    screened = len(letters)
+    for record, event in zip(candidates, _validate_all(model, values), strict=True):
         if isinstance(event, dict):
             batch.events.append(event)
             batch.origins.append(record)
         else:
-            rejected.append((position, _reason(model, record)))
-    if rejected:
-        rejected.sort(key=lambda item: item[0])
-        batch.dead_letters = [letter for _, letter in rejected]
+            letters.append(_reason(model, record))
+    if screened and len(letters) > screened:
+        in_offset_order(letters)
     return batch
+
+
+def in_offset_order(letters: list[DeadLetter]) -> None:
+    """Sort dead letters as their records came: by partition, then offset."""
+    letters.sort(key=lambda letter: (letter.record.topic, letter.record.partition, letter.record.offset))
 
 
 @cache
