@@ -87,7 +87,11 @@ def _encode_parquet(columns: Sequence[Column], rows: Sequence[Row]) -> bytes:
         if column.type == "map":
             values = [None if v is None else list(v.items()) for v in values]
         arrays.append(pa.array(values, type=_ARROW_TYPES[column.type]))
-    table = pa.Table.from_arrays(arrays, schema=schema)
+    return encode_parquet_table(pa.Table.from_arrays(arrays, schema=schema))
+
+
+def encode_parquet_table(table: pa.Table) -> bytes:
+    """A table as one Parquet file, zstd-compressed: how every raw Parquet file is written."""
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()

@@ -61,7 +61,9 @@ def handle_batch(
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     ranges = partition_ranges(records)
     with _watched(source, ranges):
-        batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes)
+        batch = process_batch(
+            source, records, max_record_bytes=settings.max_record_bytes, columnar=source_settings.format == "parquet"
+        )
         return _land(batch, records, ranges, lake, settings, source_settings, started, now_ms)
 
 
@@ -248,7 +250,7 @@ def _land(
             landed=report.rows,
             dead_letters=count_reasons([letter.reason for letter in batch.dead_letters]),
             duration_ms=outcome.seconds * 1000,
-            event_times_ms=[row["_event_time"] for row in sample(batch.rows, LATENCY_SAMPLES)],
+            event_times_ms=batch.event_times_ms(sample(range(batch.row_count), LATENCY_SAMPLES)),
             landed_at_ms=int(time.time() * 1000),
             bytes_written=report.bytes_written,
             files_written=len(report.files),

@@ -7,8 +7,11 @@ a record with neither lands at epoch 0 (``_event_time_source = "none"``).
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from shared.records import KafkaRecord
-from shared.sources.base import Column, Row
+from shared.sources.base import INT64_MAX, INT64_MIN, Column, Row
 
 MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
 MAX_EVENT_LEAD_MS = 3600 * 1000
@@ -26,28 +29,67 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
 )
 
 
+def landing_times(kafka_ms: pa.Array, event_ms: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each row's landing time (epoch ms, int64) and where it came from: ``event``, ``kafka`` or ``none``.
+
+    ``kafka_ms`` and ``event_ms`` are int64 arrays with nulls for a missing time.
+    """
+    with_kafka = pc.and_(
+        pc.greater_equal(event_ms, pc.subtract(kafka_ms, MAX_EVENT_AGE_MS)),
+        pc.less_equal(event_ms, pc.add(kafka_ms, MAX_EVENT_LEAD_MS)),
+    )
+    alone = pc.and_(pc.greater_equal(event_ms, 0), pc.less(event_ms, LATEST_EVENT_MS))
+    trusted = pc.fill_null(pc.if_else(pc.is_valid(kafka_ms), with_kafka, alone), False)
+    has_kafka = pc.is_valid(kafka_ms)
+    times = pc.if_else(trusted, event_ms, pc.fill_null(kafka_ms, 0))
+    sources = pc.if_else(trusted, "event", pc.if_else(has_kafka, "kafka", "none"))
+    return times, sources
+
+
 def add_lineage(rows: list[Row], records: list[KafkaRecord], event_times_ms: list[int | None]) -> None:
     """Add the lineage columns to each row in place, from its record and its event's own time.
 
     ``_incarnation`` starts at 0; the landing guard sets it when the partition's offsets restarted.
     """
-    for row, record, event_ms in zip(rows, records, event_times_ms, strict=True):
-        kafka_ms = record.timestamp_ms
-        if event_ms is not None and (
-            (kafka_ms - MAX_EVENT_AGE_MS <= event_ms <= kafka_ms + MAX_EVENT_LEAD_MS)
-            if kafka_ms is not None
-            else 0 <= event_ms < LATEST_EVENT_MS
-        ):
-            event_time, time_source = event_ms, "event"
-        elif kafka_ms is not None:
-            event_time, time_source = kafka_ms, "kafka"
-        else:
-            event_time, time_source = 0, "none"
+    times, sources = _landing_times_of(records, event_times_ms)
+    for row, record, event_time, time_source in zip(rows, records, times.to_pylist(), sources.to_pylist(), strict=True):
         row["_topic"] = record.topic
         row["_partition"] = record.partition
         row["_incarnation"] = 0
         row["_offset"] = record.offset
         row["_key"] = record.key
-        row["_kafka_timestamp"] = kafka_ms
+        row["_kafka_timestamp"] = record.timestamp_ms
         row["_event_time"] = event_time
         row["_event_time_source"] = time_source
+
+
+def lineage_arrays(records: list[KafkaRecord], event_times_ms: list[int | None]) -> list[pa.Array]:
+    """The lineage columns of rows from ``records`` as Arrow arrays, in ``LINEAGE_COLUMNS`` order."""
+    kafka_ms = pa.array([record.timestamp_ms for record in records], pa.int64())
+    times, sources = landing_times(kafka_ms, _int64_times(event_times_ms))
+    timestamp = pa.timestamp("ms", tz="UTC")
+    return [
+        pa.array([record.topic for record in records], pa.string()),
+        pa.array([record.partition for record in records], pa.int64()),
+        pa.nulls(len(records), pa.int64()).fill_null(0),
+        pa.array([record.offset for record in records], pa.int64()),
+        pa.array([record.key for record in records], pa.string()),
+        kafka_ms.cast(timestamp),
+        times.cast(timestamp),
+        sources,
+    ]
+
+
+def _landing_times_of(records: list[KafkaRecord], event_times_ms: list[int | None]) -> tuple[pa.Array, pa.Array]:
+    kafka_ms = pa.array([record.timestamp_ms for record in records], pa.int64())
+    return landing_times(kafka_ms, _int64_times(event_times_ms))
+
+
+def _int64_times(event_times_ms: list[int | None]) -> pa.Array:
+    """Event times as int64; one that is not an integer a long can hold counts as no time of its own."""
+    try:
+        return pa.array(event_times_ms, pa.int64())
+    except (OverflowError, TypeError, pa.ArrowInvalid):
+        return pa.array(
+            [t if type(t) is int and INT64_MIN <= t <= INT64_MAX else None for t in event_times_ms], pa.int64()
+        )

@@ -21,14 +21,30 @@ class KafkaRecord:
 
 
 def partition_ranges(records: Iterable[KafkaRecord]) -> dict[tuple[str, int], tuple[int, int]]:
-    """Each topic-partition's lowest and highest offset among ``records``, in one pass."""
+    """Each topic-partition's lowest and highest offset among ``records``, in one pass.
+
+    A batch holds runs of records from one partition, so the bounds are kept per run and merged
+    when the partition changes, instead of looking one up for every record.
+    """
     ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    topic: str | None = None
+    partition = low = high = -1
     for record in records:
-        position = (record.topic, record.partition)
-        known = ranges.get(position)
+        if record.partition != partition or record.topic != topic:
+            if topic is not None:
+                _merge(ranges, (topic, partition), low, high)
+            topic, partition, low, high = record.topic, record.partition, record.offset, record.offset
+            continue
         offset = record.offset
-        if known is None:
-            ranges[position] = (offset, offset)
-        elif offset < known[0] or offset > known[1]:
-            ranges[position] = (min(known[0], offset), max(known[1], offset))
+        if offset > high:
+            high = offset
+        elif offset < low:
+            low = offset
+    if topic is not None:
+        _merge(ranges, (topic, partition), low, high)
     return ranges
+
+
+def _merge(ranges: dict[tuple[str, int], tuple[int, int]], position: tuple[str, int], low: int, high: int) -> None:
+    known = ranges.get(position)
+    ranges[position] = (low, high) if known is None else (min(known[0], low), max(known[1], high))

@@ -1,7 +1,8 @@
 """Step 2 of processing: turn validated events into landed rows with their lineage. Pure: no I/O.
 
-Each source's ``transform`` runs once per event; a transform that raises parks its record as a
-``transform_error`` dead letter instead of stopping the stream. With ``keyed`` (the source keeps
+Each source's ``transform`` runs once per event (:func:`transform_into`), or its
+``transform_columns`` once per batch (:func:`landed_table`); a transform that raises parks its
+record as a ``transform_error`` dead letter instead of stopping the stream. With ``keyed`` (the source keeps
 state in entities) a row whose entity key no entity can take is dead-lettered as ``bad_key``.
 """
 
@@ -9,13 +10,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
+from shared import formats
 from shared.dead_letters import DeadLetter
-from shared.lineage import add_lineage
+from shared.lineage import LINEAGE_COLUMNS, add_lineage, lineage_arrays
+from shared.sources.base import event_schema
 from shared.state.keys import ALWAYS_FITS, BadKey, encode_key
 from shared.validation import ValidatedBatch, in_offset_order
 
 if TYPE_CHECKING:
     from shared.batch import ProcessedBatch
+    from shared.sources.base import Source
 
 
 def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: bool = False) -> None:
@@ -47,3 +53,22 @@ def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: b
     add_lineage(rows, origins, event_times)
     if failed:
         in_offset_order(letters)
+
+
+def landed_table(source: Source, validated: ValidatedBatch) -> pa.Table | None:
+    """The landed rows of ``validated`` events as one Arrow table, by the source's columnar transform.
+
+    ``None`` when the batch cannot be transformed as a whole (a value the columnar transform does
+    not take): then the row transform runs and names the records that fail.
+    """
+    assert source.transform_columns is not None
+    schema = formats.arrow_schema((*source.columns, *LINEAGE_COLUMNS))
+    try:
+        events = pa.Table.from_pylist(validated.events, schema=event_schema(source.model))
+        transformed = source.transform_columns(events)
+        event_time_ms = source.event_time_ms
+        event_times = [event_time_ms(event) for event in validated.events]
+        arrays = [transformed.column(column.name).cast(schema.field(column.name).type) for column in source.columns]
+        return pa.Table.from_arrays([*arrays, *lineage_arrays(validated.origins, event_times)], schema=schema)
+    except Exception:  # the row transform finds the record, if any, and dead-letters it alone
+        return None

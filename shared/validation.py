@@ -36,33 +36,24 @@ def validate_batch(source: Source, records: Iterable[KafkaRecord], *, max_record
 
     Dead letters are in offset order per partition. Called once per invocation, before the transform.
     """
-    batch = ValidatedBatch()
-    letters = batch.dead_letters
-    candidates: list[KafkaRecord] = []
-    values: list[bytes] = []
-    for record in records:
-        value = record.value
-        timestamp_ms = record.timestamp_ms
-        if timestamp_ms is not None and not 0 <= timestamp_ms <= MAX_TIMESTAMP_MS:
-            record = dataclasses.replace(record, timestamp_ms=None)  # no date can be built from it
-        if not value:  # the Functions worker hands a tombstone's null value over as empty bytes
-            letters.append(DeadLetter(record, "null_value", "record has no value (tombstone or empty)"))
-        elif len(value) > max_record_bytes:
-            letters.append(
-                DeadLetter(record, "oversized", f"{len(value)} bytes exceeds MAX_RECORD_BYTES={max_record_bytes}")
-            )
-        else:
-            candidates.append(record)
-            values.append(value)
-    batch.records = len(candidates) + len(letters)
+    records = list(records)
+    values: list[Any] = [record.value for record in records]
+    candidates, letters = records, list[DeadLetter]()
+    if not _all_plain(records, values, max_record_bytes):  # the common case needs no screening
+        candidates, values, letters = _screen(records, max_record_bytes)
+    batch = ValidatedBatch(dead_letters=letters, records=len(records))
     model = source.model
     screened = len(letters)
-    for record, event in zip(candidates, _validate_all(model, values), strict=True):
-        if isinstance(event, dict):
-            batch.events.append(event)
-            batch.origins.append(record)
-        else:
-            letters.append(_reason(model, record))
+    events = _validate_all(model, values)
+    if all(type(event) is dict for event in events):
+        batch.events, batch.origins = events, candidates
+    else:
+        for record, event in zip(candidates, events, strict=True):
+            if isinstance(event, dict):
+                batch.events.append(event)
+                batch.origins.append(record)
+            else:
+                letters.append(_reason(model, record))
     if screened and len(letters) > screened:
         in_offset_order(letters)
     return batch
@@ -71,6 +62,39 @@ def validate_batch(source: Source, records: Iterable[KafkaRecord], *, max_record
 def in_offset_order(letters: list[DeadLetter]) -> None:
     """Sort dead letters as their records came: by partition, then offset."""
     letters.sort(key=lambda letter: (letter.record.topic, letter.record.partition, letter.record.offset))
+
+
+def _all_plain(records: list[KafkaRecord], values: list[bytes | None], max_record_bytes: int) -> bool:
+    """True when every record has a value within the size limit and a timestamp a date can be built from."""
+    return (
+        all(values)
+        and max(map(len, values), default=0) <= max_record_bytes  # type: ignore[arg-type]
+        and all(
+            timestamp is None or 0 <= timestamp <= MAX_TIMESTAMP_MS
+            for timestamp in [record.timestamp_ms for record in records]
+        )
+    )
+
+
+def _screen(records: list[KafkaRecord], max_record_bytes: int) -> tuple[list[KafkaRecord], list[Any], list[DeadLetter]]:
+    """Records worth validating and their values; the rest as dead letters (no value, oversized)."""
+    candidates: list[KafkaRecord] = []
+    values: list[Any] = []
+    letters: list[DeadLetter] = []
+    for record in records:
+        value = record.value
+        timestamp_ms = record.timestamp_ms
+        if timestamp_ms is not None and not 0 <= timestamp_ms <= MAX_TIMESTAMP_MS:
+            record = dataclasses.replace(record, timestamp_ms=None)  # no date can be built from it
+        if not value:  # the Functions worker hands a tombstone's null value over as empty bytes
+            letters.append(DeadLetter(record, "null_value", "record has no value (tombstone or empty)"))
+        elif len(value) > max_record_bytes:
+            detail = f"{len(value)} bytes exceeds MAX_RECORD_BYTES={max_record_bytes}"
+            letters.append(DeadLetter(record, "oversized", detail))
+        else:
+            candidates.append(record)
+            values.append(value)
+    return candidates, values, letters
 
 
 @cache

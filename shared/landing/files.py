@@ -12,6 +12,10 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shared import formats
 from shared.batch import ProcessedBatch
@@ -20,6 +24,7 @@ from shared.lake.base import LakeStore
 from shared.landing.isolation import encode_isolating
 from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_name, hour_directory, hour_start_ms
 from shared.lineage import LINEAGE_COLUMNS
+from shared.records import PartitionRanges, partition_ranges
 from shared.settings import LakeFormat
 from shared.sources.base import Column, Row
 
@@ -46,6 +51,11 @@ class PlannedFile:
     rows: Sequence[Row]
     record_name: str
     data: bytes | None = None  # already encoded (raw files are encoded while planning, to isolate bad rows)
+    table_rows: int | None = None  # rows of a file encoded from an Arrow table (``rows`` is then empty)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows) if self.table_rows is None else self.table_rows
 
     def encoded(self) -> bytes:
         if self.data is not None:
@@ -80,11 +90,15 @@ def plan_files(
     offsets = _offset_ranges(batch)
     source = batch.source.name
     planned: list[PlannedFile] = []
-
-    rows_by_file: dict[tuple[str, int, int], list[Row]] = defaultdict(list)
-    for row in batch.rows:
-        rows_by_file[(row["_topic"], row["_partition"], hour_start_ms(row["_event_time"]))].append(row)
     columns = landed_columns(batch)
+    if batch.table is not None and fmt == "parquet":
+        try:
+            planned.extend(_plan_table(batch.table, columns, source, offsets, incarnations))
+        except Exception:  # an encoder edge case: the rows find the record it fails on
+            planned.clear()
+    rows_by_file: dict[tuple[str, int, int], list[Row]] = defaultdict(list)
+    for row in batch.rows if not planned else ():
+        rows_by_file[(row["_topic"], row["_partition"], hour_start_ms(row["_event_time"]))].append(row)
     for (topic, partition, hour), rows in sorted(rows_by_file.items()):
         first, last = offsets[(topic, partition)]
         incarnation = incarnations.get((topic, partition), 0)
@@ -151,15 +165,41 @@ def land(lake: LakeStore, planned: Sequence[PlannedFile]) -> LandingReport:
         lake.write_atomic(file.path, data)
         write_ms.append((time.perf_counter() - started) * 1000)
         written += len(data)
-    rows = sum(len(f.rows) for f in planned if not f.path.startswith(DEADLETTER_AREA))
-    letters = sum(len(f.rows) for f in planned if f.path.startswith(DEADLETTER_AREA))
+    rows = sum(f.count for f in planned if not f.path.startswith(DEADLETTER_AREA))
+    letters = sum(f.count for f in planned if f.path.startswith(DEADLETTER_AREA))
     return LandingReport(tuple(f.path for f in planned), written, rows, letters, tuple(write_ms))
 
 
-def _offset_ranges(batch: ProcessedBatch) -> dict[tuple[str, int], tuple[int, int]]:
-    offsets: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for row in batch.rows:
-        offsets[(row["_topic"], row["_partition"])].append(row["_offset"])
-    for letter in batch.dead_letters:
-        offsets[(letter.record.topic, letter.record.partition)].append(letter.record.offset)
-    return {position: (min(values), max(values)) for position, values in offsets.items()}
+def _offset_ranges(batch: ProcessedBatch) -> PartitionRanges:
+    return partition_ranges(chain(batch.origins, (letter.record for letter in batch.dead_letters)))
+
+
+def _plan_table(
+    table: pa.Table,
+    columns: tuple[Column, ...],
+    source: str,
+    offsets: PartitionRanges,
+    incarnations: Mapping[tuple[str, int], int],
+) -> list[PlannedFile]:
+    """Raw Parquet files straight from a batch's Arrow table, grouped like rows: (topic, partition, hour)."""
+    hours = pc.floor_temporal(table["_event_time"], unit="hour")
+    keys = pa.table({"topic": table["_topic"], "partition": table["_partition"], "hour": hours})
+    groups = keys.group_by(["topic", "partition", "hour"], use_threads=False).aggregate([])
+    planned = []
+    for topic, partition, hour in sorted(zip(*(groups[name].to_pylist() for name in keys.column_names), strict=True)):
+        hour_ms = int(hour.timestamp() * 1000)
+        part = table
+        if groups.num_rows > 1:
+            mask = pc.and_(
+                pc.and_(pc.equal(keys["topic"], topic), pc.equal(keys["partition"], partition)),
+                pc.equal(keys["hour"], pa.scalar(hour, hours.type)),
+            )
+            part = table.filter(mask)
+        first, last = offsets[(topic, partition)]
+        incarnation = incarnations.get((topic, partition), 0)
+        name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS["parquet"], incarnation)
+        path = f"{hour_directory(RAW_AREA, source, hour_ms)}/{name}"
+        planned.append(
+            PlannedFile(path, "parquet", columns, (), source, formats.encode_parquet_table(part), part.num_rows)
+        )
+    return planned

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import orjson
 
 from shared.batch import ProcessedBatch
-from shared.dead_letters import DeadLetter
 from shared.errors import TransientError, WriteConflict
 from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, land, landed_columns, plan_files
@@ -33,7 +32,6 @@ from shared.landing.ledger import Ledger, Pending
 from shared.layout import LEDGER_AREA, safe_segment
 from shared.records import KafkaRecord
 from shared.settings import LakeFormat
-from shared.sources.base import Row
 
 log = logging.getLogger("streamingpoc.landing")
 DEFAULT_LEASE_SECONDS = 30.0
@@ -242,40 +240,32 @@ def _by_partition(records: Sequence[KafkaRecord]) -> dict[tuple[str, int], list[
 
 def _only(batch: ProcessedBatch, position: tuple[str, int]) -> ProcessedBatch:
     topic, partition = position
-    return _subset(
-        batch,
-        lambda row: row["_partition"] == partition and row["_topic"] == topic,
+    return batch.subset(
+        lambda record: record.partition == partition and record.topic == topic,
         [d for d in batch.dead_letters if d.record.partition == partition and d.record.topic == topic],
     )
 
 
 def _fresh_only(batch: ProcessedBatch, fresh: frozenset[int]) -> ProcessedBatch:
-    return _subset(
-        batch, lambda row: row["_offset"] in fresh, [d for d in batch.dead_letters if d.record.offset in fresh]
-    )
-
-
-def _subset(batch: ProcessedBatch, keep: Callable[[Row], bool], letters: list[DeadLetter]) -> ProcessedBatch:
-    pairs = [(row, origin) for row, origin in zip(batch.rows, batch.origins, strict=True) if keep(row)]
-    return ProcessedBatch(
-        batch.source, [row for row, _ in pairs], letters, batch.records, [origin for _, origin in pairs]
+    return batch.subset(
+        lambda record: record.offset in fresh, [d for d in batch.dead_letters if d.record.offset in fresh]
     )
 
 
 class _Planning:
-    """Remembers a partial batch's rows before planning, to move rows found unencodable to the whole batch."""
+    """Remembers how many dead letters a partial batch had before planning, to move the rows planning
+    found unencodable to the whole batch too."""
 
     def __init__(self, part: ProcessedBatch) -> None:
         self.part = part
-        self.rows = list(zip(part.rows, part.origins, strict=True))
         self.letters = len(part.dead_letters)
 
     def move_unencodable(self, whole: ProcessedBatch) -> None:
-        kept = {id(row) for row in self.part.rows}
-        moved = [(row, origin) for row, origin in self.rows if id(row) not in kept]
-        if moved:
-            detail = {_position(letter.record): letter.detail for letter in self.part.dead_letters[self.letters :]}
-            whole.dead_letter_rows([row for row, _ in moved], "unencodable", [detail[_position(o)] for _, o in moved])
+        found = {_position(letter.record): letter.detail for letter in self.part.dead_letters[self.letters :]}
+        if found:
+            moved = [row for row, origin in zip(whole.rows, whole.origins, strict=True) if _position(origin) in found]
+            details = [found[_position(origin)] for origin in whole.origins if _position(origin) in found]
+            whole.dead_letter_rows(moved, "unencodable", details)
 
 
 def _position(record: KafkaRecord) -> tuple[str, int, int]:

@@ -6,8 +6,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, Literal, NotRequired
+from types import UnionType
+from typing import Annotated, Any, Literal, NotRequired, Union, get_args, get_origin
 
+import pyarrow as pa
 from faker import Faker
 from pydantic import AfterValidator, BaseModel, Field, TypeAdapter
 from typing_extensions import TypedDict
@@ -50,6 +52,10 @@ class Source:
       progress in the lake.
     - ``setting_defaults`` overrides per-source setting defaults (``SourceSettings`` field -> value),
       e.g. a Datagen config's topic and rate.
+    - ``transform_columns``, optional, is ``transform`` for a whole batch at once: an Arrow table of
+      valid events (:func:`event_schema`) in, a table holding ``columns`` out. It must give exactly
+      the rows ``transform`` gives (a test checks each source that has one); ``transform`` stays the
+      reference and what keyed state uses. Without it, rows are transformed one by one.
     """
 
     name: str
@@ -61,6 +67,7 @@ class Source:
     generate: Callable[[Faker, int, datetime], list[Any]]
     generate_from: Callable[[Faker, int, datetime, int], list[Any]] | None = None
     setting_defaults: Mapping[str, str] = field(default_factory=dict)
+    transform_columns: Callable[[pa.Table], pa.Table] | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -98,3 +105,24 @@ def record_validator(model: type[BaseModel]) -> TypeAdapter[Row]:
     """A validator of one record against ``model``'s schema (:func:`record_type`) that returns a dict."""
     adapter: TypeAdapter[Row] = TypeAdapter(record_type(model))
     return adapter
+
+
+_EVENT_TYPES: dict[Any, pa.DataType] = {int: pa.int64(), str: pa.string(), float: pa.float64(), bool: pa.bool_()}
+
+
+@cache
+def event_schema(model: type[BaseModel]) -> pa.Schema:
+    """The Arrow schema of ``model``'s valid events (field names, not aliases), for columnar transforms.
+
+    Only flat fields of int, str, float and bool (optional or not) have one; other models raise TypeError.
+    """
+    fields = []
+    for name, info in model.model_fields.items():
+        annotation, nullable = info.annotation, not info.is_required()
+        arguments = [a for a in get_args(annotation) if a is not type(None)]
+        if get_origin(annotation) in (Union, UnionType) and len(arguments) == 1:
+            annotation, nullable = arguments[0], True
+        if annotation not in _EVENT_TYPES:
+            raise TypeError(f"{model.__name__}.{name}: {annotation!r} has no columnar form")
+        fields.append(pa.field(name, _EVENT_TYPES[annotation], nullable=nullable))
+    return pa.schema(fields)

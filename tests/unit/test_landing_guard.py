@@ -17,10 +17,17 @@ from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
 
 CLICKS = get_source("clickstream")
+_columnar = [False]  # clickstream has a columnar transform: every test runs with rows and with one Arrow table
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["rows", "arrow"])
+def _batch_form(request: pytest.FixtureRequest) -> None:
+    _columnar[0] = request.param
 
 
 def _land(lake: LocalLake, records: list[KafkaRecord]) -> int:
-    batch = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    batch = process_batch(CLICKS, records, max_record_bytes=1 << 20, columnar=_columnar[0])
+    assert (batch.table is not None) == _columnar[0]
     return land_once(lake, batch, records, "parquet", now_ms=FIXED_NOW_MS).rows
 
 
