@@ -131,7 +131,7 @@ def _encode_jsonl(columns: Sequence[Column], rows: Sequence[Row]) -> bytes:
     lines = b"\n".join(
         orjson.dumps(row if row.keys() == exact else {name: row.get(name) for name in names}) for row in rows
     )
-    return gzip.compress(lines + b"\n" if rows else b"", compresslevel=6, mtime=0)
+    return gzip.compress(lines + b"\n" if rows else b"", compresslevel=1, mtime=0)
 
 
 def _timestamps_to_ms(row: dict[str, Any]) -> Row:
