@@ -1,8 +1,9 @@
-"""What each source's rows read from state before they land, declared in one table (``LOOKUPS``).
+"""What a source's rows can read from state before they land: the lookups the registry gives sources.
 
 A lookup names the entity kind whose states it reads, the keys a batch needs, and what to do
 with the states: clicks join the user's latest profile (the seed's stream-table join), sensor
-readings are judged against their sensor's running stats. A source without an entry reads nothing.
+readings are judged against their sensor's running stats. Which source uses which lookup is
+declared with its entity kind in ``shared.state.registry``; a source without one reads nothing.
 """
 
 from __future__ import annotations
@@ -43,7 +44,5 @@ def _judge_readings(rows: list[Row], stats: States) -> JoinOutcome:
     return JoinOutcome(anomalies=flag_anomalies(rows, stats), late=count_late(rows, stats))
 
 
-LOOKUPS: dict[str, Lookup] = {
-    "clickstream": Lookup(user_profile.ENTITY, profile_keys, _join_profiles),
-    "sensors": Lookup(sensor_stats.ENTITY, lambda rows: {row["sensor_id"] for row in rows}, _judge_readings),
-}
+USER_PROFILE = Lookup(user_profile.ENTITY, profile_keys, _join_profiles)
+SENSOR_STATS = Lookup(sensor_stats.ENTITY, lambda rows: {row["sensor_id"] for row in rows}, _judge_readings)

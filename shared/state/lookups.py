@@ -1,4 +1,5 @@
-"""Per-batch state lookups (``shared.state.joins.LOOKUPS``): one read per key, cached; signals, bounded."""
+"""Per-batch state lookups (each source's ``lookup`` in ``shared.state.registry``): one read per key,
+cached; signals, bounded."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any, Protocol
 from shared.sources.base import Row
 from shared.state.aggregate import Signal
 from shared.state.cache import TtlCache
-from shared.state.joins import LOOKUPS, JoinOutcome
+from shared.state.joins import JoinOutcome
+from shared.state.registry import entity_for
 
 CONCURRENT_REQUESTS = 32
 
@@ -55,7 +57,8 @@ class StateJoiner:
 
     async def join(self, gateway: StateGateway, source: str, rows: list[Row]) -> JoinOutcome:
         """Apply the source's lookup to ``rows`` (in place); a source without one passes through."""
-        lookup = LOOKUPS.get(source)
+        kind = entity_for(source)
+        lookup = kind.lookup if kind else None
         if lookup is None:
             return JoinOutcome()
         cache = self.caches.setdefault(lookup.entity, TtlCache(self.ttl_seconds))

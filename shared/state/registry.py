@@ -1,4 +1,5 @@
-"""Which entity holds each source's state, and how a landed row becomes an entity event."""
+"""Each source's keyed state, declared once: which entity holds it, how a landed row becomes an
+entity event, and what the source's rows read from state before they land (``lookup``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from shared.sources.base import Row
 from shared.state import device_activity, sensor_stats, user_activity, user_profile
+from shared.state.joins import SENSOR_STATS, USER_PROFILE, Lookup
 
 Reducer = Callable[[dict[str, Any], str, dict[str, Any]], dict[str, Any]]
 
@@ -18,14 +20,15 @@ class EntityKind:
     source: str
     compact: Callable[[Row], list[Any]]
     reduce: Reducer
+    lookup: Lookup | None = None  # read before landing (a join), e.g. clicks read their user's profile
 
 
 ENTITY_KINDS: dict[str, EntityKind] = {
     kind.source: kind
     for kind in (
-        EntityKind(user_activity.ENTITY, "clickstream", user_activity.compact, user_activity.reduce),
+        EntityKind(user_activity.ENTITY, "clickstream", user_activity.compact, user_activity.reduce, USER_PROFILE),
         EntityKind(device_activity.ENTITY, "mobile", device_activity.compact, device_activity.reduce),
-        EntityKind(sensor_stats.ENTITY, "sensors", sensor_stats.compact, sensor_stats.reduce),
+        EntityKind(sensor_stats.ENTITY, "sensors", sensor_stats.compact, sensor_stats.reduce, SENSOR_STATS),
         EntityKind(user_profile.ENTITY, "users", user_profile.compact, user_profile.reduce),
     )
 }
