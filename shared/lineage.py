@@ -51,7 +51,7 @@ def add_lineage(rows: list[Row], records: list[KafkaRecord], event_times_ms: lis
 
     ``_incarnation`` starts at 0; the landing guard sets it when the partition's offsets restarted.
     """
-    times, sources = _landing_times_of(records, event_times_ms)
+    _, times, sources = _landing_times_of(records, event_times_ms)
     for row, record, event_time, time_source in zip(rows, records, times.to_pylist(), sources.to_pylist(), strict=True):
         row["_topic"] = record.topic
         row["_partition"] = record.partition
@@ -65,8 +65,7 @@ def add_lineage(rows: list[Row], records: list[KafkaRecord], event_times_ms: lis
 
 def lineage_arrays(records: list[KafkaRecord], event_times_ms: list[int | None]) -> list[pa.Array]:
     """The lineage columns of rows from ``records`` as Arrow arrays, in ``LINEAGE_COLUMNS`` order."""
-    kafka_ms = pa.array([record.timestamp_ms for record in records], pa.int64())
-    times, sources = landing_times(kafka_ms, _int64_times(event_times_ms))
+    kafka_ms, times, sources = _landing_times_of(records, event_times_ms)
     timestamp = pa.timestamp("ms", tz="UTC")
     return [
         pa.array([record.topic for record in records], pa.string()),
@@ -80,9 +79,12 @@ def lineage_arrays(records: list[KafkaRecord], event_times_ms: list[int | None])
     ]
 
 
-def _landing_times_of(records: list[KafkaRecord], event_times_ms: list[int | None]) -> tuple[pa.Array, pa.Array]:
+def _landing_times_of(
+    records: list[KafkaRecord], event_times_ms: list[int | None]
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """The records' Kafka timestamps, then :func:`landing_times`, as arrays."""
     kafka_ms = pa.array([record.timestamp_ms for record in records], pa.int64())
-    return landing_times(kafka_ms, _int64_times(event_times_ms))
+    return kafka_ms, *landing_times(kafka_ms, _int64_times(event_times_ms))
 
 
 def _int64_times(event_times_ms: list[int | None]) -> pa.Array:
