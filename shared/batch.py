@@ -9,7 +9,7 @@ built from the table on first use, and from then on the rows are what lands.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import pyarrow as pa
 
@@ -68,6 +68,16 @@ class ProcessedBatch:
             return ProcessedBatch(self.source, None, letters, self.records, origins, table)
         rows = [row for row, kept in zip(self.rows, mask, strict=True) if kept]
         return ProcessedBatch(self.source, rows, letters, self.records, origins)
+
+    def set_incarnations(self, incarnations: Mapping[tuple[str, int], int]) -> None:
+        """Set ``_incarnation`` of each row from its (topic, partition); 0 where ``incarnations`` has none."""
+        if self.table is not None:
+            values = pa.array([incarnations.get((o.topic, o.partition), 0) for o in self.origins], pa.int64())
+            index = self.table.schema.get_field_index("_incarnation")
+            self.table = self.table.set_column(index, self.table.schema.field(index), values)
+            return
+        for row in self.rows:
+            row["_incarnation"] = incarnations.get((row["_topic"], row["_partition"]), 0)
 
     def event_times_ms(self, indexes: Iterable[int]) -> list[int]:
         """The landing times (``_event_time``, epoch ms) of the rows at ``indexes``."""

@@ -183,3 +183,15 @@ class StallLog:
                 }
                 for key, s in self._stalls.items()
             }
+
+
+_fast_path_failures: set[tuple[str, str, str]] = set()
+
+
+def fast_path_failed(step: str, source: str, error: BaseException) -> None:
+    """A batch left a fast path for the row by row one (which names any failing record). Logged once
+    per step, source and kind of error, so a fast path that stopped working does not go unnoticed."""
+    key = (step, source, type(error).__name__)
+    if key not in _fast_path_failures:
+        _fast_path_failures.add(key)
+        log.warning("%s for %s failed, the batch goes row by row: %s: %s", step, source, type(error).__name__, error)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.records import KafkaRecord
-from shared.sources.base import INT64_MAX, INT64_MIN, Column, Row
+from shared.sources.base import INT64_MAX, INT64_MIN, MAX_TIMESTAMP_MS, Column, Row
 
 MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
 MAX_EVENT_LEAD_MS = 3600 * 1000
@@ -32,11 +32,13 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
 def landing_times(kafka_ms: pa.Array, event_ms: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Each row's landing time (epoch ms, int64) and where it came from: ``event``, ``kafka`` or ``none``.
 
-    ``kafka_ms`` and ``event_ms`` are int64 arrays with nulls for a missing time.
+    ``kafka_ms`` and ``event_ms`` are int64 arrays with nulls for a missing time. An event's own time
+    counts within a window around its Kafka timestamp, and never past ``MAX_TIMESTAMP_MS`` (a year
+    10000 hour has no directory).
     """
     with_kafka = pc.and_(
         pc.greater_equal(event_ms, pc.subtract(kafka_ms, MAX_EVENT_AGE_MS)),
-        pc.less_equal(event_ms, pc.add(kafka_ms, MAX_EVENT_LEAD_MS)),
+        pc.less_equal(event_ms, pc.min_element_wise(pc.add(kafka_ms, MAX_EVENT_LEAD_MS), MAX_TIMESTAMP_MS)),
     )
     alone = pc.and_(pc.greater_equal(event_ms, 0), pc.less(event_ms, LATEST_EVENT_MS))
     trusted = pc.fill_null(pc.if_else(pc.is_valid(kafka_ms), with_kafka, alone), False)

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from shared import formats
 from shared.dead_letters import DeadLetter
+from shared.failures import fast_path_failed
 from shared.lineage import LINEAGE_COLUMNS, add_lineage, lineage_arrays
 from shared.sources.base import event_schema
 from shared.state.keys import ALWAYS_FITS, BadKey, encode_key
@@ -70,5 +71,6 @@ def landed_table(source: Source, validated: ValidatedBatch) -> pa.Table | None:
         event_times = [event_time_ms(event) for event in validated.events]
         arrays = [transformed.column(column.name).cast(schema.field(column.name).type) for column in source.columns]
         return pa.Table.from_arrays([*arrays, *lineage_arrays(validated.origins, event_times)], schema=schema)
-    except Exception:  # the row transform finds the record, if any, and dead-letters it alone
+    except Exception as error:  # the row transform finds the record, if any, and dead-letters it alone
+        fast_path_failed("columnar transform", source.name, error)
         return None

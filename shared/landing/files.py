@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from shared import formats
 from shared.batch import ProcessedBatch
 from shared.dead_letters import DeadLetter
+from shared.failures import fast_path_failed
 from shared.lake.base import LakeStore
 from shared.landing.isolation import encode_isolating
 from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_name, hour_directory, hour_start_ms
@@ -94,7 +95,8 @@ def plan_files(
     if batch.table is not None and fmt == "parquet":
         try:
             planned.extend(_plan_table(batch.table, columns, source, offsets, incarnations))
-        except Exception:  # an encoder edge case: the rows find the record it fails on
+        except Exception as error:  # an encoder edge case: the rows find the record it fails on
+            fast_path_failed("Parquet from the batch's table", source, error)
             planned.clear()
     rows_by_file: dict[tuple[str, int, int], list[Row]] = defaultdict(list)
     for row in batch.rows if not planned else ():

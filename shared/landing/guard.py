@@ -22,7 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
+import pyarrow as pa
 
+from shared import formats
 from shared.batch import ProcessedBatch
 from shared.errors import TransientError, WriteConflict
 from shared.lake.base import LakeStore
@@ -207,8 +209,7 @@ def _land_once(
     admissions = {position: guard.admit(source, part) for position, part in partitions.items()}
     incarnations = {position: a.incarnation for position, a in admissions.items() if a.incarnation}
     if incarnations:
-        for row in batch.rows:
-            row["_incarnation"] = incarnations.get((row["_topic"], row["_partition"]), 0)
+        batch.set_incarnations(incarnations)
     planned_by_partition = {}
     for position, admission in admissions.items():
         part = batch if len(admissions) == 1 else _only(batch, position)
@@ -278,6 +279,13 @@ def _drop_unencodable_landed(
     """Rows of a redelivered batch that already landed are not encoded again, so a row that was
     dead-lettered as ``unencodable`` would reach the entities; find such rows and leave them out."""
     topic, partition = position
+    if batch.table is not None and fmt == "parquet":
+        mask = [o.offset not in fresh and o.partition == partition and o.topic == topic for o in batch.origins]
+        try:
+            formats.encode_parquet_table(batch.table.filter(pa.array(mask, pa.bool_())))
+            return  # they all encode: the table stays
+        except Exception:  # find them among rows
+            pass
     landed = [
         row
         for row in batch.rows

@@ -15,7 +15,7 @@ from shared.formats import decode
 from shared.landing.files import plan_files
 from shared.records import KafkaRecord, partition_ranges
 from shared.sources import SOURCES, get_source
-from shared.sources.base import Row
+from shared.sources.base import MAX_TIMESTAMP_MS, Row
 from tests.conftest import FIXED_NOW_MS, records_for
 
 HOUR_MS = 3_600_000
@@ -97,8 +97,12 @@ def _failing_row(event: Row) -> Row:
     return get_source("clickstream").transform(event)
 
 
-def test_a_batch_the_columnar_transform_cannot_take_goes_row_by_row_and_parks_only_the_bad_record() -> None:
-    source = dataclasses.replace(get_source("clickstream"), transform=_failing_row, transform_columns=_failing_columns)
+def test_a_batch_the_columnar_transform_cannot_take_goes_row_by_row_and_parks_only_the_bad_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = dataclasses.replace(
+        get_source("clickstream"), name="fallback-test", transform=_failing_row, transform_columns=_failing_columns
+    )
     records = records_for(source, 20)
     event = json.loads(records[7].value or b"{}") | {"agent": "explode"}
     records[7] = dataclasses.replace(records[7], value=json.dumps(event).encode())
@@ -106,6 +110,9 @@ def test_a_batch_the_columnar_transform_cannot_take_goes_row_by_row_and_parks_on
     assert batch.table is None
     assert [row["_offset"] for row in batch.rows] == [r.offset for r in records if r.offset != 7]
     assert [(letter.record.offset, letter.reason) for letter in batch.dead_letters] == [(7, "transform_error")]
+    process_batch(source, records, max_record_bytes=1 << 20, columnar=True)
+    warnings = [r.getMessage() for r in caplog.records if "goes row by row" in r.getMessage()]
+    assert len(warnings) == 1 and "ValueError: cannot take the batch" in warnings[0]  # once, not per batch
 
 
 @pytest.mark.parametrize("columnar", [False, True])
@@ -127,3 +134,15 @@ def test_partition_ranges_are_each_partitions_lowest_and_highest_offset_however_
             offsets = expected.setdefault((record.topic, record.partition), [])
             offsets.append(record.offset)
         assert partition_ranges(records) == {key: (min(v), max(v)) for key, v in expected.items()}
+
+
+@pytest.mark.parametrize("columnar", [False, True])
+def test_an_event_time_past_the_last_storable_instant_lands_by_its_kafka_timestamp(columnar: bool) -> None:
+    source = get_source("clickstream")
+    record = records_for(source, 1)[0]
+    event = json.loads(record.value or b"{}") | {"_time": MAX_TIMESTAMP_MS + 1}  # within the hour's lead
+    record = dataclasses.replace(record, value=json.dumps(event).encode(), timestamp_ms=MAX_TIMESTAMP_MS)
+    batch = process_batch(source, [record], max_record_bytes=1 << 20, columnar=columnar)
+    planned = plan_files(batch, "parquet", now_ms=FIXED_NOW_MS)  # a year-10000 hour has no directory
+    assert [file.count for file in planned] == [1]
+    assert [(row["_event_time"], row["_event_time_source"]) for row in batch.rows] == [(MAX_TIMESTAMP_MS, "kafka")]
