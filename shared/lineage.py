@@ -17,13 +17,16 @@ MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
 MAX_EVENT_LEAD_MS = 3600 * 1000
 LATEST_EVENT_MS = 4_102_444_800_000  # 2100-01-01: an event time without a Kafka timestamp must be before it
 
-LINEAGE_COLUMNS: tuple[Column, ...] = (
+RECORD_LINEAGE: tuple[Column, ...] = (  # where a record came from: landed rows and dead letters carry these
     Column("_topic", "string", nullable=False),
     Column("_partition", "long", nullable=False),
     Column("_incarnation", "long", nullable=False),
     Column("_offset", "long", nullable=False),
     Column("_key", "string"),
     Column("_kafka_timestamp", "timestamp"),
+)
+LINEAGE_COLUMNS: tuple[Column, ...] = (
+    *RECORD_LINEAGE,
     Column("_event_time", "timestamp", nullable=False),
     Column("_event_time_source", "string", nullable=False),
 )

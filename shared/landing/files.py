@@ -24,18 +24,13 @@ from shared.failures import fast_path_failed
 from shared.lake.base import LakeStore
 from shared.landing.isolation import encode_isolating
 from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_name, hour_directory, hour_start_ms
-from shared.lineage import LINEAGE_COLUMNS
+from shared.lineage import LINEAGE_COLUMNS, RECORD_LINEAGE
 from shared.records import PartitionRanges, partition_ranges
 from shared.settings import LakeFormat
 from shared.sources.base import Column, Row
 
 DEADLETTER_COLUMNS: tuple[Column, ...] = (
-    Column("_topic", "string", nullable=False),
-    Column("_partition", "long", nullable=False),
-    Column("_incarnation", "long", nullable=False),
-    Column("_offset", "long", nullable=False),
-    Column("_key", "string"),
-    Column("_kafka_timestamp", "timestamp"),
+    *RECORD_LINEAGE,
     Column("reason", "string", nullable=False),
     Column("detail", "string", nullable=False),
     Column("raw_base64", "string"),
