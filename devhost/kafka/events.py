@@ -15,6 +15,7 @@ from azure.functions.kafka import KafkaTriggerConverter
 from confluent_kafka import Message
 
 
+@lru_cache(maxsize=4096)  # records produced together share their millisecond
 def extension_timestamp(epoch_ms: int) -> str:
     """The record timestamp as the extension serialises a .NET DateTime (UTC, ISO 8601)."""
     seconds, millis = divmod(epoch_ms, 1000)
@@ -60,22 +61,25 @@ def offset_of(message: Message) -> int:
     return int(message.offset() or 0)
 
 
-def _offset(message: Message) -> int:
-    return int(message.offset() or 0)
-
-
 def trigger_data(messages: Sequence[Message]) -> tuple[meta.Datum, dict[str, meta.Datum]]:
     """The ``collection_bytes`` payload and the ``*Array`` trigger metadata of a MANY-cardinality batch."""
-    payload = meta.Datum(type="collection_bytes", value=SimpleNamespace(bytes=[m.value() or b"" for m in messages]))
+    values, keys, partitions, offsets, topics, timestamps, headers = [], [], [], [], [], [], []
+    for message in messages:  # one pass: this runs for every record the local host delivers
+        values.append(message.value() or b"")
+        keys.append(_key(message))
+        partitions.append(message.partition() or 0)
+        offsets.append(message.offset() or 0)
+        topics.append(message.topic())
+        timestamps.append(extension_timestamp(message.timestamp()[1]))
+        headers.append(_headers(message))
+    payload = meta.Datum(type="collection_bytes", value=SimpleNamespace(bytes=values))
     metadata = {
-        "KeyArray": _json([_key(m) for m in messages]),
-        "PartitionArray": _json([partition_of(m) for m in messages]),
-        "OffsetArray": meta.Datum(
-            type="collection_sint64", value=SimpleNamespace(sint64=[_offset(m) for m in messages])
-        ),
-        "TopicArray": meta.Datum(type="collection_string", value=SimpleNamespace(string=[m.topic() for m in messages])),
-        "TimestampArray": _json([extension_timestamp(m.timestamp()[1]) for m in messages]),
-        "HeadersArray": _json([_headers(m) for m in messages]),
+        "KeyArray": _json(keys),
+        "PartitionArray": _json(partitions),
+        "OffsetArray": meta.Datum(type="collection_sint64", value=SimpleNamespace(sint64=offsets)),
+        "TopicArray": meta.Datum(type="collection_string", value=SimpleNamespace(string=topics)),
+        "TimestampArray": _json(timestamps),
+        "HeadersArray": _json(headers),
     }
     return payload, metadata
 
