@@ -87,13 +87,15 @@ def source_settings(source: str) -> SourceSettings:
 def to_record(event: func.KafkaEvent) -> KafkaRecord:
     """Adapt the worker's ``KafkaEvent`` (binary data type) to the core's record."""
     body = event.get_body()
+    if body is not None and type(body) is not bytes:
+        body = bytes(body)
     partition, offset = event.partition, event.offset
     return KafkaRecord(
         event.topic or str((event.metadata or {}).get("Topic", "")),  # metadata is rebuilt per access
         -1 if partition is None else int(partition),
         -1 if offset is None else int(offset),
         event.key,
-        None if body is None else bytes(body),
+        body,
         parse_timestamp_ms(event.timestamp),
     )
 

@@ -271,3 +271,11 @@ async def test_processing_function_lands_and_uses_entities_only_when_state_is_en
     finally:
         for cached in caches:
             cached.cache_clear()
+
+
+def test_the_worker_runs_the_cycle_collector_every_50000_allocations_not_700() -> None:
+    import gc
+
+    from functions.processing import GC_THRESHOLDS
+
+    assert GC_THRESHOLDS == (50_000, 20, 100) and gc.get_threshold() == GC_THRESHOLDS
