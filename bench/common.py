@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -184,6 +184,28 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def measure_then_stop(
+    process: subprocess.Popen[bytes],
+    watcher: CommitWatcher,
+    expected: int,
+    stop: signal.Signals,
+    what: str,
+    log_path: Path,
+    **options: Any,
+) -> tuple[float, float]:
+    """:func:`measure_process` on the watcher's commits, then stop ``process`` with ``stop``; a process
+    that does not exit cleanly fails the run (its log is kept at ``log_path``)."""
+    try:
+        measured = measure_process(process, watcher.committed, expected, **options)
+    finally:
+        watcher.close()
+        process.send_signal(stop)
+        code = process.wait(120)
+    if code != 0:
+        raise CheckFailed(f"{what} exited {code}; see {log_path}")
+    return measured
+
+
 def measure_process(
     process: subprocess.Popen[bytes],
     progress: Callable[[], int],
@@ -281,14 +303,9 @@ def local_host(
 
         if profile:
             profile.pid = host.pid
-        try:
-            rate, cpu_us = measure_process(host, watcher.committed, expected, done=applied, profiler=profile)
-        finally:
-            watcher.close()
-            host.send_signal(signal.SIGINT)
-            code = host.wait(120)
-        if code != 0:
-            raise CheckFailed(f"local host exited {code}; see {log_path}")
+        rate, cpu_us = measure_then_stop(
+            host, watcher, expected, signal.SIGINT, "local host", log_path, done=applied, profiler=profile
+        )
         files = check_landed(lake, produced)
         if state:
             check_entities(entities, produced)

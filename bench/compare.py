@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     ROOT,
-    CheckFailed,
     CommitWatcher,
     Produced,
     Profiler,
@@ -54,7 +53,7 @@ from bench.common import (
     check_counts,
     local_host,
     mean,
-    measure_process,
+    measure_then_stop,
     produce,
     run_checked,
 )
@@ -96,14 +95,7 @@ def quix(broker: str, produced: Produced) -> Run:
         with log_path.open("wb") as log:
             app = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         watcher = CommitWatcher(broker, {topic: group}, produced.ends)
-        try:
-            rate, cpu_us = measure_process(app, watcher.committed, produced.total)
-        finally:
-            watcher.close()
-            app.send_signal(signal.SIGTERM)
-            code = app.wait(120)
-        if code != 0:
-            raise CheckFailed(f"quix app exited {code}; see {log_path}")
+        rate, cpu_us = measure_then_stop(app, watcher, produced.total, signal.SIGTERM, "quix app", log_path)
         files = check_quix_output(output, produced)
     log_path.unlink(missing_ok=True)
     return Run(rate, cpu_us, files)

@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import azure.functions as func
 import pytest
 from faker import Faker
 
@@ -52,3 +53,17 @@ def app_functions() -> dict[str, Any]:
     import function_app
 
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+class OutputBinding(func.Out[str]):
+    """The worker's output binding holder: the function sets, the host reads."""
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+
+    def set(self, val: str) -> None:
+        self.value = val
+
+    def get(self) -> str:
+        assert self.value is not None
+        return self.value

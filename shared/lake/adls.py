@@ -16,7 +16,7 @@ from azure.storage.filedatalake import FileSystemClient
 
 from shared.errors import WriteConflict
 from shared.lake.connection import lake_connection
-from shared.lake.sdk_errors import CONDITION_FAILED, lake_errors, write_conditions
+from shared.lake.sdk_errors import CONDITION_FAILED, download_versioned, lake_errors, write_conditions
 from shared.layout import check_relative_path
 from shared.settings import Settings
 
@@ -87,12 +87,7 @@ class AdlsLake:
 
     def read_versioned(self, path: str) -> tuple[bytes, str] | None:
         name = check_relative_path(path)
-        with lake_errors(f"read {name}"):
-            try:
-                download = self.file_system.get_file_client(name).download_file()
-            except ResourceNotFoundError:
-                return None
-            return bytes(download.readall()), str(download.properties.etag)
+        return download_versioned(name, self.file_system.get_file_client(name).download_file)
 
     def write_if(self, path: str, data: bytes, version: str | None) -> str:
         """Stage, then rename onto ``path`` on the condition; the rename is the atomic step."""

@@ -12,7 +12,7 @@ from azure.storage.blob import ContainerClient
 
 from shared.errors import WriteConflict
 from shared.lake.connection import lake_connection
-from shared.lake.sdk_errors import CONDITION_FAILED, lake_errors, write_conditions
+from shared.lake.sdk_errors import CONDITION_FAILED, download_versioned, lake_errors, write_conditions
 from shared.layout import check_relative_path
 from shared.settings import Settings
 
@@ -69,12 +69,7 @@ class BlobLake:
 
     def read_versioned(self, path: str) -> tuple[bytes, str] | None:
         name = check_relative_path(path)
-        with lake_errors(f"read {name}"):
-            try:
-                download = self.container.download_blob(name)
-            except ResourceNotFoundError:
-                return None
-            return bytes(download.readall()), str(download.properties.etag)
+        return download_versioned(name, lambda: self.container.download_blob(name))
 
     def write_if(self, path: str, data: bytes, version: str | None) -> str:
         name = check_relative_path(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,16 @@ def write_conditions(version: str | None) -> dict[str, Any]:
     if version is None:
         return {"match_condition": MatchConditions.IfMissing}
     return {"etag": version, "match_condition": MatchConditions.IfNotModified}
+
+
+def download_versioned(name: str, download: Callable[[], Any]) -> tuple[bytes, str] | None:
+    """``download()``'s bytes and ETag, ``None`` when there is no such file: how every SDK store reads a version."""
+    with lake_errors(f"read {name}"):
+        try:
+            downloaded = download()
+        except ResourceNotFoundError:
+            return None
+        return bytes(downloaded.readall()), str(downloaded.properties.etag)
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from shared.records import KafkaRecord
 from shared.settings import load_settings, load_source_settings
 from shared.sources import CONFIG_SOURCES, SOURCES
 from shared.sources.base import Source, record_validator
-from tests.conftest import FIXED_NOW, FIXED_NOW_MS
+from tests.conftest import FIXED_NOW, FIXED_NOW_MS, OutputBinding
 
 DATAGEN_CLASS = "io.confluent.kafka.connect.datagen.DatagenConnector"
 
@@ -591,22 +591,10 @@ def test_generator_function_of_a_config_source_continues_iteration_and_stops_at_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """generate_orders through the function glue: orderid counts on across ticks; the total holds."""
-    import azure.functions as func
 
     from functions import bindings
     from shared import settings as settings_module
     from tests.conftest import app_functions
-
-    class Out(func.Out[str]):
-        def __init__(self) -> None:
-            self.value: str | None = None
-
-        def set(self, val: str) -> None:
-            self.value = val
-
-        def get(self) -> str:
-            assert self.value is not None
-            return self.value
 
     monkeypatch.setenv("LAKE_KIND", "local")
     monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
@@ -619,7 +607,7 @@ def test_generator_function_of_a_config_source_continues_iteration_and_stops_at_
         generate = app_functions()["generate_orders"].get_user_function()
         ticks = []
         for _ in range(3):
-            out = Out()
+            out = OutputBinding()
             generate(timer=None, out=out, context=SimpleNamespace(retry_context=None))
             ticks.append(json.loads(out.value) if out.value else [])
     finally:

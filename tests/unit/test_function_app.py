@@ -16,7 +16,7 @@ import pytest
 from functions import bindings
 from functions import generator as generator_functions
 from shared.sources import SOURCES
-from tests.conftest import ROOT, app_functions, records_for
+from tests.conftest import ROOT, OutputBinding, app_functions, records_for
 
 
 def _index(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
@@ -140,20 +140,6 @@ def test_lag_threshold_is_read_per_source_at_indexing(indexed: dict[str, dict[st
     assert _binding(tuned["process_mobile"], "kafkaTrigger")["lagThreshold"] == 1000
 
 
-class _Out(func.Out[str]):
-    """The worker's output binding holder: the function sets, the host reads."""
-
-    def __init__(self) -> None:
-        self.value: str | None = None
-
-    def set(self, val: str) -> None:
-        self.value = val
-
-    def get(self) -> str:
-        assert self.value is not None
-        return self.value
-
-
 class _TickContext:
     """What the worker passes as ``context``: only the retry context matters to the generator."""
 
@@ -180,7 +166,7 @@ def test_generator_function_sends_keyed_events_and_honours_iterations(
     generate = _user_function("generate_sensors")
 
     def tick(retry_count: int = 0) -> list[dict[str, Any]]:
-        out = _Out()
+        out = OutputBinding()
         generate(timer=None, out=out, context=_TickContext(retry_count))
         return json.loads(out.value) if out.value else []
 
