@@ -1,26 +1,31 @@
-"""The production lake: ADLS Gen2 through azure-storage-file-datalake, managed identity by default.
+"""The production lake: an ADLS Gen2 account (hierarchical namespace), managed identity by default.
 
-A file is uploaded under ``_tmp/`` and then renamed into place; a rename in a hierarchical
-namespace is atomic and replaces the destination, so readers never see a partial file.
+Writes go through the account's Blob endpoint (multi-protocol access): one Put Blob per file,
+created only if absent or replaced only at a version, and atomic (a reader sees the old file or
+the whole new one). The Data Lake API (``azure-storage-file-datalake``) does everything else:
+the file system, reads, directory listings and deletes. A write through the Data Lake API would
+take four requests (create, append, flush, rename) and could not be conditional in one step.
 """
 
 from __future__ import annotations
 
-import uuid
 from contextlib import suppress
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient
+from azure.storage.blob import ExponentialRetry as BlobRetry
+from azure.storage.filedatalake import ExponentialRetry as DataLakeRetry
 from azure.storage.filedatalake import FileSystemClient
 
 from shared.errors import WriteConflict
-from shared.lake.connection import lake_connection
+from shared.lake.blob import blob_endpoint
+from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
 from shared.lake.sdk_errors import CONDITION_FAILED, download_versioned, lake_errors, write_conditions
 from shared.layout import check_relative_path
 from shared.settings import Settings
 
-TEMPORARY_DIRECTORY = "_tmp"
+TEMPORARY_DIRECTORY = "_tmp"  # where earlier versions staged files before renaming them; never listed
 
 
 def dfs_endpoint(account_url: str) -> str:
@@ -29,11 +34,13 @@ def dfs_endpoint(account_url: str) -> str:
 
 
 class AdlsLake:
-    """Files in one ADLS Gen2 file system."""
+    """Files in one ADLS Gen2 file system: written as blobs, read and listed as paths."""
 
-    def __init__(self, file_system: FileSystemClient) -> None:
+    max_request_seconds = max_request_seconds(REQUEST_LIMITS)
+
+    def __init__(self, file_system: FileSystemClient, container: ContainerClient) -> None:
         self.file_system = file_system
-        self._directories: set[str] = set()
+        self.container = container
         with lake_errors(f"create file system {file_system.file_system_name}"), suppress(ResourceExistsError):
             file_system.create_file_system()
 
@@ -41,39 +48,53 @@ class AdlsLake:
     def from_settings(cls, settings: Settings, **client_options: Any) -> AdlsLake:
         """The account URL with ``DefaultAzureCredential`` (managed identity in Azure), or a connection string."""
         lake = lake_connection(settings, dfs_endpoint, client_options)
+        paths, blobs = lake.client_options(DataLakeRetry), lake.client_options(BlobRetry)
         if lake.connection_string:
-            return cls(
-                FileSystemClient.from_connection_string(lake.connection_string, lake.file_system, **lake.options)
+            store = cls(
+                FileSystemClient.from_connection_string(lake.connection_string, lake.file_system, **paths),
+                ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **blobs),
             )
-        return cls(FileSystemClient(lake.account_url, lake.file_system, credential=lake.credential(), **lake.options))
+        else:
+            credential = lake.credential()
+            store = cls(
+                FileSystemClient(lake.account_url, lake.file_system, credential=credential, **paths),
+                ContainerClient(blob_endpoint(lake.account_url), lake.file_system, credential, **blobs),
+            )
+        store.max_request_seconds = lake.max_request_seconds
+        return store
+
+    def create(self, path: str, data: bytes) -> bool:
+        name = check_relative_path(path)
+        with lake_errors(f"create {name}"):
+            try:
+                self.container.upload_blob(name, data, overwrite=False)
+            except ResourceExistsError:
+                return False
+            return True
 
     def write_atomic(self, path: str, data: bytes) -> None:
         name = check_relative_path(path)
         with lake_errors(f"write {name}"):
-            self._stage(data).rename_file(self._qualified(name))
+            self.container.upload_blob(name, data, overwrite=True)
 
-    def _stage(self, data: bytes) -> Any:
-        staged = self.file_system.get_file_client(f"{TEMPORARY_DIRECTORY}/{uuid.uuid4().hex}.part")
-        staged.upload_data(data, overwrite=True)
-        return staged
-
-    def _qualified(self, name: str) -> str:
-        """The rename destination: ``<file system>/<path>``, its directory created first."""
-        self._ensure_directory(name.rpartition("/")[0])
-        return f"{self.file_system.file_system_name}/{name}"
-
-    def _ensure_directory(self, directory: str) -> None:
-        """Create the rename's destination directory once per process; never touch an existing one."""
-        if not directory or directory in self._directories:
-            return
-        with suppress(ResourceExistsError):
-            self.file_system.get_directory_client(directory).create_directory(match_condition=MatchConditions.IfMissing)
-        self._directories.add(directory)
+    def write_if(self, path: str, data: bytes, version: str | None) -> str:
+        name = check_relative_path(path)
+        condition = write_conditions(version)
+        with lake_errors(f"write {name}"):
+            try:
+                written = self.container.get_blob_client(name).upload_blob(data, overwrite=True, **condition)
+            except CONDITION_FAILED as error:
+                raise WriteConflict(f"{name} changed since version {version}") from error
+            return str(written["etag"])
 
     def read(self, path: str) -> bytes:
         name = check_relative_path(path)
         with lake_errors(f"read {name}"):
             return bytes(self.file_system.get_file_client(name).download_file().readall())
+
+    def read_versioned(self, path: str) -> tuple[bytes, str] | None:
+        name = check_relative_path(path)
+        return download_versioned(name, self.file_system.get_file_client(name).download_file)
 
     def exists(self, path: str) -> bool:
         name = check_relative_path(path)
@@ -84,23 +105,6 @@ class AdlsLake:
         name = check_relative_path(path)
         with lake_errors(f"delete {name}"), suppress(ResourceNotFoundError):
             self.file_system.get_file_client(name).delete_file()
-
-    def read_versioned(self, path: str) -> tuple[bytes, str] | None:
-        name = check_relative_path(path)
-        return download_versioned(name, self.file_system.get_file_client(name).download_file)
-
-    def write_if(self, path: str, data: bytes, version: str | None) -> str:
-        """Stage, then rename onto ``path`` on the condition; the rename is the atomic step."""
-        name = check_relative_path(path)
-        condition = write_conditions(version)
-        with lake_errors(f"write {name}"):
-            staged = self._stage(data)
-            try:
-                renamed = staged.rename_file(self._qualified(name), **condition)
-            except CONDITION_FAILED as error:
-                staged.delete_file()
-                raise WriteConflict(f"{name} changed since version {version}") from error
-            return str(renamed.get_file_properties().etag)
 
     def list_paths(self, prefix: str) -> list[str]:
         directory = check_relative_path(prefix)

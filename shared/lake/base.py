@@ -1,4 +1,9 @@
-"""The lake interface every store implements: atomic whole-file writes, reads and listings."""
+"""The lake interface every store implements: atomic whole-file writes, reads and listings.
+
+Data files are created only if absent (``create``): nothing landed is ever replaced. Ledgers are
+replaced only on a version match (``write_if``): the fencing token every landing decision is
+committed with (``shared.landing``).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,18 @@ class LakeStore(Protocol):
     """A place landed files go. Paths are relative, ``/``-separated, checked by ``shared.layout``.
 
     Implementations convert their SDK's errors into ``LakeUnavailable`` (transient: the
-    trigger retries) or ``LakeError`` (permanent) at this edge.
+    trigger retries) or ``LakeError`` (permanent) at this edge. ``max_request_seconds`` bounds
+    one request, retries included (from the SDK's timeouts): landing leases are derived from it.
     """
+
+    max_request_seconds: float
+
+    def create(self, path: str, data: bytes) -> bool:
+        """Write ``path`` in one atomic step only if no file is there.
+
+        True when this call created it; False when a file was already there (it is left as it is).
+        """
+        ...
 
     def write_atomic(self, path: str, data: bytes) -> None:
         """Create or replace ``path`` so that a reader sees the old file or the whole new one."""

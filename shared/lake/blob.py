@@ -1,17 +1,18 @@
 """The lake over the Blob API: for Azurite (which has no Data Lake endpoint); works on any Blob storage.
 
-One block blob upload per file: a reader sees the old blob or the whole new one.
+One request per write: a Put Blob (a reader sees the old blob or the whole new one), created only
+if absent (``If-None-Match: *``) or replaced only at a version (``If-Match``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import ContainerClient
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient, ExponentialRetry
 
 from shared.errors import WriteConflict
-from shared.lake.connection import lake_connection
+from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
 from shared.lake.sdk_errors import CONDITION_FAILED, download_versioned, lake_errors, write_conditions
 from shared.layout import check_relative_path
 from shared.settings import Settings
@@ -25,6 +26,8 @@ def blob_endpoint(account_url: str) -> str:
 class BlobLake:
     """Files as block blobs in one container."""
 
+    max_request_seconds = max_request_seconds(REQUEST_LIMITS)
+
     def __init__(self, container: ContainerClient) -> None:
         self.container = container
         with lake_errors(f"create container {container.container_name}"):
@@ -35,9 +38,22 @@ class BlobLake:
     def from_settings(cls, settings: Settings, **client_options: Any) -> BlobLake:
         """A connection string when set (Azurite), else the account URL with the managed identity."""
         lake = lake_connection(settings, blob_endpoint, client_options)
+        options = lake.client_options(ExponentialRetry)
         if lake.connection_string:
-            return cls(ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **lake.options))
-        return cls(ContainerClient(lake.account_url, lake.file_system, lake.credential(), **lake.options))
+            store = cls(ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **options))
+        else:
+            store = cls(ContainerClient(lake.account_url, lake.file_system, lake.credential(), **options))
+        store.max_request_seconds = lake.max_request_seconds
+        return store
+
+    def create(self, path: str, data: bytes) -> bool:
+        name = check_relative_path(path)
+        with lake_errors(f"create {name}"):
+            try:
+                self.container.upload_blob(name, data, overwrite=False)
+            except ResourceExistsError:
+                return False
+            return True
 
     def write_atomic(self, path: str, data: bytes) -> None:
         name = check_relative_path(path)

@@ -1,4 +1,9 @@
-"""How the Azure lake stores connect: a connection string (Azurite, local) or the account URL with identity."""
+"""How the Azure lake stores connect: a connection string (Azurite, local) or the account URL with identity.
+
+Every request's time is bounded by explicit SDK timeouts and a short retry policy, never the SDKs'
+defaults (a 60 s read timeout and about a minute of backoff per request): a landing's lease is
+derived from ``max_request_seconds`` (``shared.landing``), so it has to be known.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,30 @@ from typing import Any
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 
-SDK_RETRIES: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.5, "connection_timeout": 10}
+REQUEST_LIMITS: dict[str, Any] = {
+    "connection_timeout": 5,  # seconds to open a connection
+    "read_timeout": 15,  # seconds without a byte from the service
+    "retry_total": 2,  # retries after the first attempt
+    "initial_backoff": 1,  # seconds before the first retry (storage ExponentialRetry)
+    "increment_base": 2,  # later retries wait initial_backoff + increment_base ** n
+    "random_jitter_range": 1,
+}
+RETRY_KEYS = ("initial_backoff", "increment_base", "retry_total", "random_jitter_range")
+
+
+def max_request_seconds(limits: dict[str, Any]) -> float:
+    """The longest one request can take with these limits: every attempt timing out, every backoff at its longest.
+
+    This holds while the service sends a byte at least every ``read_timeout`` seconds (the lake's files are small).
+    """
+    attempts = limits["retry_total"] + 1
+    per_attempt = limits["connection_timeout"] + limits["read_timeout"]
+    longest_jitter = limits["random_jitter_range"]
+    backoffs = sum(
+        limits["initial_backoff"] + (0 if retry == 0 else limits["increment_base"] ** retry) + longest_jitter
+        for retry in range(limits["retry_total"])
+    )
+    return float(attempts * per_attempt + backoffs)
 
 
 @dataclass(frozen=True)
@@ -17,7 +45,8 @@ class LakeConnection:
     file_system: str
     connection_string: str = ""
     account_url: str = ""
-    options: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # other SDK client keyword arguments
 
     def credential(self) -> Any:
         """``DefaultAzureCredential``: the managed identity in Azure, a developer's login elsewhere."""
@@ -25,18 +54,32 @@ class LakeConnection:
 
         return DefaultAzureCredential()
 
+    def client_options(self, retry_policy_class: Callable[..., Any]) -> dict[str, Any]:
+        """SDK keyword arguments: the timeouts, a retry policy of the SDK's own class, the rest as given."""
+        retry = retry_policy_class(**{key: self.limits[key] for key in RETRY_KEYS})
+        timeouts = {key: self.limits[key] for key in ("connection_timeout", "read_timeout")}
+        return self.options | timeouts | {"retry_policy": retry}
+
+    @property
+    def max_request_seconds(self) -> float:
+        return max_request_seconds(self.limits)
+
 
 def lake_connection(
     settings: Settings, endpoint: Callable[[str], str], client_options: dict[str, Any]
 ) -> LakeConnection:
-    """The connection string when set, else ``endpoint(LAKE_ACCOUNT_URL)``; SDK retries kept short."""
-    options = SDK_RETRIES | client_options
+    """The connection string when set, else ``endpoint(LAKE_ACCOUNT_URL)``; request limits from ``REQUEST_LIMITS``.
+
+    ``client_options`` may override a limit (tests use ``retry_total=0``) or add SDK keyword arguments.
+    """
+    limits = REQUEST_LIMITS | {key: value for key, value in client_options.items() if key in REQUEST_LIMITS}
+    options = {key: value for key, value in client_options.items() if key not in REQUEST_LIMITS}
     connection_string = settings.lake_connection_string.get_secret_value()
     if connection_string:
-        return LakeConnection(settings.lake_file_system, connection_string=connection_string, options=options)
+        return LakeConnection(settings.lake_file_system, connection_string, limits=limits, options=options)
     if settings.lake_account_url:
         return LakeConnection(
-            settings.lake_file_system, account_url=endpoint(settings.lake_account_url), options=options
+            settings.lake_file_system, account_url=endpoint(settings.lake_account_url), limits=limits, options=options
         )
     raise ConfigurationError(
         f"LAKE_KIND={settings.lake_kind} needs LAKE_ACCOUNT_URL (identity) or LAKE_CONNECTION_STRING"

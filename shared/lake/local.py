@@ -16,7 +16,9 @@ HIDDEN_PREFIX = "."  # temporary files and lock files; never listed
 
 
 class LocalLake:
-    """Files under ``root``; writes go to a temporary sibling and are renamed into place."""
+    """Files under ``root``; writes go to a temporary sibling and are renamed (or linked) into place."""
+
+    max_request_seconds = 1.0  # a local write; the bound holds unless the process is paused or the disk stalls
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()
@@ -26,6 +28,13 @@ class LocalLake:
         if not target.is_relative_to(self.root):
             raise LakeError(f"{path!r} escapes the lake root")
         return target
+
+    def create(self, path: str, data: bytes) -> bool:
+        target = self._resolve(path)
+        try:
+            return _create(target, data)
+        except OSError as error:
+            raise LakeUnavailable(f"cannot create {path}: {error}") from error
 
     def write_atomic(self, path: str, data: bytes) -> None:
         target = self._resolve(path)
@@ -110,6 +119,29 @@ def _version(target: Path) -> str:
 
 
 def _replace(target: Path, data: bytes) -> None:
+    """Write a hidden sibling, then rename it over ``target``: a reader sees the old file or the whole new one."""
+    temporary = _written_aside(target, data)
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _create(target: Path, data: bytes) -> bool:
+    """Write a hidden sibling, then hard-link it as ``target`` only if nothing is there (``link`` never replaces)."""
+    temporary = _written_aside(target, data)
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink(missing_ok=True)
+    return True
+
+
+def _written_aside(target: Path, data: bytes) -> Path:
+    """``data`` in a new hidden file beside ``target``, flushed to disk; removed again if writing fails."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f"{HIDDEN_PREFIX}tmp-", suffix=".part")
     try:
@@ -117,7 +149,7 @@ def _replace(target: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return Path(temporary)

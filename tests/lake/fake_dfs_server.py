@@ -1,11 +1,13 @@
-"""A FAKE Data Lake Storage Gen2 endpoint, in memory, on loopback: test use only.
+"""A FAKE Data Lake Storage Gen2 account, in memory, on loopback: test use only.
 
 Azurite implements Blob, Queue and Table but not the Data Lake (dfs) REST API, and no real
 ADLS Gen2 account is reachable from CI. This server implements exactly the operations
 ``shared.lake.adls.AdlsLake`` makes through the real ``azure-storage-file-datalake`` client
 (file system create; path create, append, flush, rename, read, properties, delete; list
-paths), with the status codes and ``x-ms-error-code`` values the service returns, so the SDK
-runs its real request and error paths. It does not check signatures or implement leases,
+paths) and, as a hierarchical-namespace account with multi-protocol access does, the Blob
+endpoint's Put Blob on the same paths (with ``If-Match`` / ``If-None-Match: *``, parent
+directories created implicitly), with the status codes and ``x-ms-error-code`` values the
+service returns, so the SDKs run their real request and error paths. It does not check signatures or implement leases,
 ACLs or continuation beyond what one page needs. ``fail_next(n, status)`` makes the next
 ``n`` requests fail, to exercise the transient-error path.
 """
@@ -114,6 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         paths = self._paths(file_system)
         if paths is None:
             return
+        if self.headers.get("x-ms-blob-type"):
+            self._put_blob(paths, path, _body)
+            return
         source = self.headers.get("x-ms-rename-source")
         if source:
             self._rename(paths, file_system, path, unquote(urlsplit(source).path))
@@ -127,6 +132,23 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             entry = _Path(is_directory)
             paths[path] = entry
+        self._make_parents(paths, path)
+        self._reply(201, headers={"ETag": entry.etag, "Last-Modified": formatdate(usegmt=True)})
+
+    def _put_blob(self, paths: dict[str, _Path], path: str, body: bytes) -> None:
+        existing = paths.get(path)
+        if_match, if_none_match = self.headers.get("If-Match"), self.headers.get("If-None-Match")
+        if if_none_match == "*" and existing is not None:
+            self._error(409, "BlobAlreadyExists")
+            return
+        if if_match is not None and (existing is None or existing.etag != if_match):
+            self._error(412, "ConditionNotMet")
+            return
+        if existing is not None and existing.is_directory:
+            self._error(409, "PathConflict")
+            return
+        entry = _Path(False, bytearray(body))
+        paths[path] = entry
         self._make_parents(paths, path)
         self._reply(201, headers={"ETag": entry.etag, "Last-Modified": formatdate(usegmt=True)})
 

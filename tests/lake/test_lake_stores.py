@@ -60,15 +60,28 @@ def test_landing_a_batch_twice_gives_the_same_files_and_rows_on_every_store(stor
     assert len(rows) == 50 == len({row["_offset"] for row in rows})
 
 
-def test_adls_writes_leave_no_temporary_files(fake_dfs: tuple[FakeDataLake, str]) -> None:
+def test_data_files_are_created_only_if_absent(store: LakeStore) -> None:
+    assert store.create(PATH, b"first") is True
+    assert store.create(PATH, b"second") is False  # already there: counts as written, never replaced
+    assert store.read(PATH) == b"first"
+    assert store.list_paths("raw") == [PATH]
+
+
+def test_adls_writes_are_one_request_each_and_leave_no_temporary_files(fake_dfs: tuple[FakeDataLake, str]) -> None:
     service, connection_string = fake_dfs
     lake = adls_lake(connection_string)
-    lake.write_atomic(PATH, b"data")
+    before = len(service.requests)
+    assert lake.create(PATH, b"data")
+    assert not lake.create(PATH, b"other")
+    version = lake.write_if(LEDGER, b"ledger", None)
+    lake.write_if(LEDGER, b"ledger again", version)
     lake.write_atomic(PATH, b"data again")
+    made = service.requests[before:]
+    assert [method for method, _path, _query in made] == ["PUT"] * 5  # one Put Blob per write, no create/append/flush
+    assert {path for _method, path, _query in made} == {f"lake/{PATH}", f"lake/{LEDGER}"}
     names = set(service.file_systems["lake"])
-    assert PATH in names and not [n for n in names if n.startswith("_tmp/") and n != "_tmp"]
-    renames = [r for r in service.requests if r[0] == "PUT" and r[1] == f"lake/{PATH}"]
-    assert len(renames) == 2  # each write lands by one atomic rename onto the final name
+    assert not [n for n in names if n.startswith("_tmp")]
+    assert lake.read(PATH) == b"data again" and lake.list_paths("_landing") == [LEDGER]
 
 
 def test_adls_throttling_is_transient_and_retried_by_the_trigger(fake_dfs: tuple[FakeDataLake, str]) -> None:
@@ -94,6 +107,40 @@ def test_blob_store_that_cannot_be_reached_is_transient(azurite: Azurite) -> Non
     unreachable = azurite.connection_string.replace(str(azurite.blob_port), str(free_port()))
     with pytest.raises(LakeUnavailable):
         blob_lake(unreachable)
+
+
+def test_azure_stores_bound_every_request_with_explicit_timeouts(fake_dfs: tuple[FakeDataLake, str]) -> None:
+    from shared.lake.connection import REQUEST_LIMITS, max_request_seconds
+
+    lake = adls_lake(fake_dfs[1])
+    for client in (lake.container, lake.file_system):
+        config = client._pipeline._transport.connection_config  # what the SDK sends with: not its 60 s default
+        assert (config.timeout, config.read_timeout) == (REQUEST_LIMITS["connection_timeout"], 15)
+    assert lake.max_request_seconds == max_request_seconds(REQUEST_LIMITS | {"retry_total": 0}) == 20
+    assert max_request_seconds(REQUEST_LIMITS) == 3 * 20 + (1 + 1) + (1 + 2 + 1)  # attempts, then each backoff
+
+
+def test_a_local_reader_keeps_the_old_bytes_and_a_failed_write_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.lake import LocalLake
+
+    lake = LocalLake(tmp_path)
+    lake.write_atomic(PATH, b"old bytes")
+    with open(tmp_path / PATH, "rb") as reader:
+        lake.write_atomic(PATH, b"new bytes")
+        assert reader.read() == b"old bytes"  # the file it opened was replaced, not rewritten in place
+    assert lake.read(PATH) == b"new bytes"
+
+    def crash(_fd: int) -> None:
+        raise OSError("the disk went away mid-write")
+
+    monkeypatch.setattr("os.fsync", crash)
+    for write in (lambda: lake.write_atomic(PATH, b"partial"), lambda: lake.create(PATH + ".new", b"partial")):
+        with pytest.raises(LakeUnavailable):
+            write()
+    assert lake.read(PATH) == b"new bytes" and not (tmp_path / (PATH + ".new")).exists()
+    assert [p.name for p in (tmp_path / PATH).parent.iterdir() if p.name.startswith(".tmp")] == []
 
 
 def test_local_store_cannot_write_is_transient(tmp_path: Path) -> None:
