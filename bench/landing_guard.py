@@ -40,9 +40,9 @@ class CountingLake(LocalLake):
         super().__init__(root)
         self.calls: Counter[str] = Counter()
 
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def create(self, path: str, data: bytes) -> bool:
         self.calls["write"] += 1
-        super().write_atomic(path, data)
+        return super().create(path, data)
 
     def write_if(self, path: str, data: bytes, version: str | None) -> str:
         self.calls["conditional write"] += 1

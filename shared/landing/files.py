@@ -1,8 +1,8 @@
 """Turn a processed batch into lake files and write them: one file per partition and event hour.
 
 ``plan_files`` is pure (what to write, where); ``land`` is the one place that does I/O.
-A file's name comes from its topic, partition and the batch's offset range, so a
-redelivered batch rewrites the same files instead of adding new ones.
+A file's name comes from its topic, partition and the batch's offset range, and files are
+created only if absent: a batch landed again finds its files there and replaces nothing.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
@@ -152,14 +152,18 @@ def _storable_text(text: str) -> str:
     return text
 
 
-def land(lake: LakeStore, planned: Sequence[PlannedFile]) -> LandingReport:
-    """Encode and write every planned file. Lake errors propagate (transient ones are retried)."""
+def land(
+    lake: LakeStore, planned: Sequence[PlannedFile], before_each: Callable[[], None] = lambda: None
+) -> LandingReport:
+    """Encode and create every planned file; one already there counts as written. ``before_each`` runs before
+    each request (a landing's deadline). Lake errors propagate (transient ones are retried)."""
     written = 0
     write_ms = []
     for file in planned:
         data = file.encoded()
+        before_each()
         started = time.perf_counter()
-        lake.write_atomic(file.path, data)
+        lake.create(file.path, data)
         write_ms.append((time.perf_counter() - started) * 1000)
         written += len(data)
     rows = sum(f.count for f in planned if not f.path.startswith(DEADLETTER_AREA))

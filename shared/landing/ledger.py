@@ -39,13 +39,18 @@ def fingerprint(record: KafkaRecord) -> str:
 
 @dataclass
 class Pending:
-    """A landing that started: the offsets it covers and every file it writes."""
+    """A landing that started: the offsets it covers, every file it writes, who holds it and since when.
+
+    ``removing``: its holder found it unfinished and is deleting its files to land the records
+    again; nobody else touches it until the holder's lease has run out.
+    """
 
     low: int
     high: int
     files: list[str]
     owner: str
     started_ms: int
+    removing: bool = False
 
     def covers(self, low: int, high: int) -> bool:
         return low <= self.low and self.high <= high
@@ -105,6 +110,7 @@ class Ledger:
                 "files": pending.files,
                 "owner": pending.owner,
                 "started_ms": pending.started_ms,
+                "removing": pending.removing,
             },
             "previous": self.previous,
         }

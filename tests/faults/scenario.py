@@ -22,7 +22,7 @@ from shared.sources import SOURCES
 from tests.integration.harness import DevHost, Run, committed_lag, landed_rows, produce, wait_for
 
 POISON_EVERY = 100
-FAST = {"LANDING_LEASE_SECONDS": "3", "DEVHOST_RETRY_DELAY_SCALE": "0.05"}
+FAST = {"LANDING_LEASE_SECONDS": "5", "DEVHOST_RETRY_DELAY_SCALE": "0.05"}
 
 
 class Scenario:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from shared.batch import ProcessedBatch, process_batch
-from shared.errors import LakeUnavailable
+from shared.errors import ConfigurationError, LakeUnavailable
 from shared.formats import decode
 from shared.lake import LocalLake
-from shared.landing.guard import PartitionWaiting, guard_for, land_once
+from shared.landing.guard import DEFAULT_LEASE_SECONDS, LandingGuard, PartitionWaiting, guard_for, land_once
+from shared.landing.partition import LeaseExpired, ledger_path
 from shared.records import KafkaRecord
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -78,8 +79,8 @@ def test_an_unfinished_landing_is_waited_for_then_removed_and_landed_again(tmp_p
     now = [time.time() + 5]  # within the writer's lease: it may still be writing
     guard_for(other).clock = lambda: now[0]
     with pytest.raises(PartitionWaiting):
-        _land(other, records[:80])
-    now[0] += 60  # the lease ran out: the writer is gone
+        _land(other, records[:80])  # cut shorter: it cannot write the same files, only remove them
+    now[0] += DEFAULT_LEASE_SECONDS  # the lease ran out: the writer is gone
     assert _land(other, records[:80]) == 80
     assert _land(other, records) == 20
     assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100)]
@@ -152,6 +153,154 @@ def test_an_unfinished_landing_is_forgotten_only_once_its_files_are_removed(tmp_
     flaky = _FlakyDeletes(tmp_path)
     guard_for(flaky).clock = lambda: time.time() + 3600  # long past the writer's lease
     with pytest.raises(LakeUnavailable):
-        _land(flaky, records)
-    assert _land(flaky, records) == 100
+        _land(flaky, records[:70])
+    assert _land(flaky, records[:70]) == 70
+    assert _land(flaky, records) == 30
     assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100)]
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.glob("*/**/*.*")) if p.is_file()}
+
+
+def _poisoned(count: int, poison: set[int]) -> list[KafkaRecord]:
+    """Records whose landing writes two files: the raw rows, and the dead letters of the ``poison`` offsets."""
+    records = records_for(CLICKS, count)
+    for index in poison:
+        record = records[index]
+        records[index] = KafkaRecord(
+            record.topic, record.partition, record.offset, record.key, b"{not json", record.timestamp_ms
+        )
+    return records
+
+
+def _letters(root: Path) -> list[tuple[object, ...]]:
+    rows = [row for p in sorted(root.glob("deadletter/**/*.gz")) for row in decode("jsonl", p.read_bytes())]
+    return sorted((row["_partition"], row["_incarnation"], row["_offset"], row["reason"]) for row in rows)
+
+
+def test_an_unfinished_landing_is_completed_at_once_by_a_batch_holding_its_records(tmp_path: Path) -> None:
+    records = _poisoned(100, {7})
+    _land(LocalLake(tmp_path), records)
+    files = _files(tmp_path)
+    (raw_file,) = [path for path in files if path.startswith("raw/")]
+    (tmp_path / raw_file).unlink()  # the writer may still be writing it: the new owner must not delete anything
+    other = LocalLake(tmp_path)
+    guard_for(other).clock = lambda: time.time() + 1  # well within the writer's lease: no waiting needed
+    assert _land(other, records[:150]) == 0  # the unfinished landing's rows land by completing it
+    assert {path: data for path, data in _files(tmp_path).items() if not path.startswith("_")} == {
+        path: data for path, data in files.items() if path != raw_file and not path.startswith("_")
+    } | {raw_file: _files(tmp_path)[raw_file]}
+    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100) if offset != 7]
+    assert _letters(tmp_path) == [(0, 0, 7, "not_json")]
+
+
+def test_a_batch_starting_at_the_last_landed_offset_lands_only_the_new_offsets(tmp_path: Path) -> None:
+    records = records_for(CLICKS, 150)
+    lake = LocalLake(tmp_path)
+    assert _land(lake, records[:100]) == 100
+    assert _land(lake, records[99:150]) == 50  # offset 99 is landed already
+    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(150)]
+
+
+def test_a_stale_cache_does_not_hide_a_new_incarnation(tmp_path: Path) -> None:
+    first_life, second_life = records_for(CLICKS, 300, seed=1), records_for(CLICKS, 150, seed=2)
+    worker_a, worker_b = LocalLake(tmp_path), LocalLake(tmp_path)
+    assert _land(worker_a, first_life[:200]) == 200  # A keeps incarnation 0, offsets 0-199, cached
+    assert _land(worker_b, second_life[:110]) == 110  # the topic was recreated; B sees offsets restart
+    assert _land(worker_a, second_life[110:150]) == 40  # the partition came back to A: below its cached mark
+    expected = [(0, 0, offset) for offset in range(200)] + [(0, 1, offset) for offset in range(150)]
+    assert _positions(tmp_path) == expected
+
+
+class _LosesTheLake(LocalLake):
+    """One instance's view of the lake: after ``files_left`` data files it can no longer reach it."""
+
+    files_left: int | None = None
+    deletes_fail = False
+
+    def delete(self, path: str) -> None:
+        if self.deletes_fail:
+            raise LakeUnavailable("this instance cannot reach the lake")
+        super().delete(path)
+
+    def create(self, path: str, data: bytes) -> bool:
+        if self.files_left is not None:
+            if self.files_left == 0:
+                raise LakeUnavailable("this instance cannot reach the lake")
+            self.files_left -= 1
+        return super().create(path, data)
+
+
+def test_a_retry_on_its_own_stale_pending_never_deletes_the_new_owners_files(tmp_path: Path) -> None:
+    records = _poisoned(100, {7})
+    worker_a, worker_b = _LosesTheLake(tmp_path), LocalLake(tmp_path)
+    now = [time.time()]
+    guard_for(worker_a).clock = guard_for(worker_b).clock = lambda: now[0]
+    worker_a.files_left = 1  # A writes its pending, lands the dead letters, then loses the lake
+    with pytest.raises(LakeUnavailable):
+        _land(worker_a, records)
+    now[0] += DEFAULT_LEASE_SECONDS + 1  # the partition moved to B after A's lease
+    assert _land(worker_b, records) == 0  # B completes A's landing (the same files): nothing new to land
+    worker_a.files_left = None  # A's retry, with its own pending cached
+    assert _land(worker_a, records) == 0
+    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100) if offset != 7]
+    assert _letters(tmp_path) == [(0, 0, 7, "not_json")]
+
+
+def test_a_retry_on_its_own_stale_pending_waits_for_the_new_holder(tmp_path: Path) -> None:
+    records = _poisoned(100, {7})
+    worker_a, worker_b = _LosesTheLake(tmp_path), _LosesTheLake(tmp_path)
+    now = [time.time()]
+    guard_for(worker_a).clock = guard_for(worker_b).clock = lambda: now[0]
+    worker_a.files_left = 1
+    with pytest.raises(LakeUnavailable):
+        _land(worker_a, records)
+    now[0] += DEFAULT_LEASE_SECONDS + 1
+    worker_b.deletes_fail = True  # B takes A's landing over (the fence), then loses the lake
+    with pytest.raises(LakeUnavailable):
+        _land(worker_b, records[:60])  # cut shorter: B must remove A's files to land again
+    worker_a.files_left = None
+    with pytest.raises(PartitionWaiting):  # A's own pending is B's now, being removed: A neither writes nor deletes
+        _land(worker_a, records)
+    assert (tmp_path / "raw").exists() and any(tmp_path.glob("raw/**/*.parquet"))
+    worker_b.deletes_fail = False
+    assert _land(worker_b, records[:60]) == 59
+    assert _land(worker_a, records) == 40
+    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100) if offset != 7]
+    assert _letters(tmp_path) == [(0, 0, 7, "not_json")]
+
+
+def test_a_writer_starts_no_request_after_its_deadline(tmp_path: Path) -> None:
+    records = records_for(CLICKS, 100)
+    lake = LocalLake(tmp_path)
+    guard = guard_for(lake)
+    now = [time.time()]
+    guard.clock = lambda: now[0]
+    landing = guard.partition("clickstream", "clickstream", 0)
+    batch = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    from shared.landing.files import plan_files
+
+    admission = landing.admit(records, lambda _pending, _incarnation: [])
+    begun = landing.begin(admission, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
+    now[0] += DEFAULT_LEASE_SECONDS - lake.max_request_seconds  # too late to be sure a request ends within the lease
+    with pytest.raises(LeaseExpired):
+        landing.write(begun)
+    assert list(tmp_path.glob("raw/**/*.parquet")) == []
+
+
+def test_a_lease_too_short_for_the_lakes_requests_is_refused(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    with pytest.raises(ConfigurationError, match="LANDING_LEASE_SECONDS"):
+        LandingGuard(lake, lease_seconds=lake.max_request_seconds)
+    assert DEFAULT_LEASE_SECONDS >= 2 * 66 + 2  # the Azure stores' longest request (shared.lake.connection), twice
+
+
+def test_every_landing_decision_is_committed_by_a_conditional_ledger_write(tmp_path: Path) -> None:
+    records = records_for(CLICKS, 100)
+    lake = LocalLake(tmp_path)
+    _land(lake, records)
+    path = tmp_path / ledger_path("clickstream", "clickstream", 0)
+    before = path.stat().st_ino
+    assert _land(lake, records) == 0  # a redelivery: nothing lands, but the skip is fenced
+    assert path.stat().st_ino != before

@@ -33,7 +33,7 @@ locals {
       APPLICATIONINSIGHTS_CONNECTION_STRING     = var.application_insights_connection_string
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD" # the app's system-assigned identity
       MAX_RECORD_BYTES                          = tostring(var.max_record_bytes)
-      LANDING_LEASE_SECONDS                     = "30"
+      LANDING_LEASE_SECONDS                     = "150"
 
       # Compaction (compact_<source>): closed hours only in Azure.
       COMPACTION_GRACE_MINUTES  = tostring(var.compaction_grace_minutes)

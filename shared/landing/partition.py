@@ -1,0 +1,261 @@
+"""One topic-partition's landing for one lake client: exactly once per offset, fenced by its ledger.
+
+The ledger (``shared.landing.ledger``) is this object's snapshot: the offsets landed, the one
+landing in flight (``pending``, with every file it writes) and fingerprints of records. The
+object keeps the version (ETag) it last read or wrote, so the steady state costs one request per
+batch: the conditional ledger write of ``begin``.
+
+Per batch, in an order the types enforce (each step takes what the one before returned):
+
+1. ``admit(records)`` -> ``Admission``: which records are not landed yet, and their incarnation.
+   A pending landing found first is settled (below).
+2. ``begin(admission, files)`` -> ``Begun``: the ledger names the files, written only if it is
+   still at the version this object decided on. Every decision (what is fresh, what is skipped,
+   a new incarnation, a settled landing) is committed by this write or by none: a stale snapshot
+   loses it (``WriteConflict``), is dropped and read again.
+3. ``write(begun)`` -> ``Written``: each file created only if absent. One already there counts as
+   written and is never replaced, so two instances landing the same files cannot double a row.
+4. ``finish(written)``: the range counts as landed; the next ``begin`` records it.
+
+A pending landing whose files are all there is counted. One with files missing is repaired by
+whoever owns the partition next, and only after a fencing write (the ledger taken over at its
+version, the lease restarted): when this batch holds the pending landing's records, the same
+files are planned and the missing ones created, at once (an instance still writing them creates
+identical files, and the loser's create is refused). Otherwise the holder marks it ``removing``,
+deletes its files and lands the records again; another instance does that only once the
+holder's lease has run out. Every holder stops starting requests before its lease ends
+(``deadline``), so nothing it sends arrives after another instance took over. The lease must
+leave room for that: at least two of the lake's longest requests plus the allowed clock skew.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shared.errors import TransientError
+from shared.lake.base import LakeStore
+from shared.landing.files import LandingReport, PlannedFile, land
+from shared.landing.ledger import Ledger, Pending
+from shared.layout import LEDGER_AREA, safe_segment
+from shared.records import KafkaRecord
+
+log = logging.getLogger("streamingpoc.landing")
+DEFAULT_LEASE_SECONDS = 150.0
+CLOCK_SKEW_SECONDS = 2.0  # how far two instances' clocks may disagree (NTP-synchronised hosts)
+PartitionKey = tuple[str, str, int]  # source, topic, partition
+PendingPlanner = Callable[[Pending, int], list[PlannedFile]]  # the pending range's files from this batch's records
+
+
+class PartitionWaiting(TransientError):
+    """Another instance's landing of this partition may still be in flight; retry after its lease."""
+
+
+class LeaseExpired(TransientError):
+    """This instance's lease on a landing ran out before its next request; the retry repairs the landing."""
+
+
+def ledger_path(source: str, topic: str, partition: int) -> str:
+    return f"{LEDGER_AREA}/{safe_segment(source)}/{safe_segment(topic)}+{partition}.json"
+
+
+def minimum_lease_seconds(lake: LakeStore) -> float:
+    """The shortest lease that lets a writer send its ledger write and one file before its deadline."""
+    return 2 * lake.max_request_seconds + CLOCK_SKEW_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What one batch may land for one partition."""
+
+    incarnation: int
+    low: int
+    high: int
+    fresh: frozenset[int] | None  # offsets to land; None when every record of the batch is new
+    first_fresh: KafkaRecord | None
+    last_fresh: KafkaRecord | None
+
+    def fresh_count(self, records: int) -> int:
+        return records if self.fresh is None else len(self.fresh)
+
+
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """A landing the ledger has named: its files may now be written, until ``deadline``."""
+
+    admission: Admission
+    files: tuple[PlannedFile, ...]
+    deadline: float  # no request of this landing starts after this (this instance's clock, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    begun: Begun
+    report: LandingReport
+
+
+class PartitionLanding:
+    """The landing of one (source, topic, partition) for one lake client; lives as long as the client."""
+
+    def __init__(
+        self, lake: LakeStore, key: PartitionKey, *, owner: str, lease_seconds: float, clock: Callable[[], float]
+    ) -> None:
+        self.lake = lake
+        self.key = key
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self._ledger: Ledger | None = None
+        self._version: str | None = None
+
+    @property
+    def path(self) -> str:
+        return ledger_path(*self.key)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ledger as this object last read or wrote it (plain JSON)."""
+        return self._loaded().to_json()
+
+    def admit(self, records: Sequence[KafkaRecord], plan_pending: PendingPlanner) -> Admission:
+        """Records of this partition (in offset order) not yet in the lake, and their incarnation."""
+        ledger = self._loaded()
+        if ledger.pending is not None:
+            self._settle(ledger, ledger.pending, records, plan_pending)
+        first, last = records[0], records[-1]
+        landed = ledger.landed
+        if not landed or first.offset > landed[-1][1]:  # the steady state: all new, nothing to compare
+            return Admission(ledger.incarnation, first.offset, last.offset, None, first, last)
+        if ledger.contradicted_by(records):
+            log.warning("%s %s/%d: offsets restarted; new incarnation", *self.key)
+            ledger = self._ledger = ledger.next_incarnation()
+        fresh = [record for record in records if not ledger.is_landed(record.offset)]
+        return Admission(
+            ledger.incarnation,
+            first.offset,
+            last.offset,
+            frozenset(record.offset for record in fresh),
+            fresh[0] if fresh else None,
+            fresh[-1] if fresh else None,
+        )
+
+    def begin(self, admission: Admission, files: Sequence[PlannedFile]) -> Begun:
+        """Name the landing's files in the ledger: the one conditional write per batch, which commits every
+        decision ``admit`` made. Written even when nothing is fresh: a skip is confirmed, never assumed."""
+        ledger = self._loaded()
+        started = self.clock()
+        if admission.first_fresh is not None and admission.last_fresh is not None:
+            ledger.remember(admission.first_fresh, admission.last_fresh)
+            paths = [file.path for file in files]
+            ledger.pending = Pending(
+                admission.first_fresh.offset, admission.last_fresh.offset, paths, self.owner, int(started * 1000)
+            )
+        elif files:
+            raise ValueError("files planned for a batch with no fresh records")
+        self._commit(ledger)
+        return Begun(admission, tuple(files), self._deadline(started))
+
+    def write(self, begun: Begun) -> Written:
+        """Create the landing's files; each request starts only before the deadline."""
+        report = land(self.lake, begun.files, before_each=lambda: self._check(begun.deadline))
+        return Written(begun, report)
+
+    def finish(self, written: Written) -> None:
+        """The batch's whole range counts as landed (recorded by the next ``begin``)."""
+        ledger = self._loaded()
+        ledger.pending = None
+        ledger.mark_landed(written.begun.admission.low, written.begun.admission.high)
+
+    def forget(self) -> None:
+        """Drop the snapshot: the next step reads the ledger again."""
+        self._ledger, self._version = None, None
+
+    def _loaded(self) -> Ledger:
+        if self._ledger is None:
+            found = self.lake.read_versioned(self.path)
+            if found is None:
+                self._ledger, self._version = Ledger(), None
+            else:
+                data, version = found
+                try:
+                    self._ledger = Ledger.from_json(orjson.loads(data))
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+                    raise TransientError(f"landing ledger {self.path} is unreadable: {error}") from error
+                self._version = version
+        return self._ledger
+
+    def _commit(self, ledger: Ledger) -> None:
+        """Write the ledger only if it is still at the version this snapshot came from; on any failure, forget."""
+        try:
+            self._version = self.lake.write_if(self.path, orjson.dumps(ledger.to_json()), self._version)
+        except BaseException:
+            self.forget()
+            raise
+
+    def _deadline(self, started: float) -> float:
+        return started + self.lease_seconds - self.lake.max_request_seconds - CLOCK_SKEW_SECONDS
+
+    def _check(self, deadline: float) -> None:
+        if self.clock() > deadline:
+            raise LeaseExpired(f"{self.key[0]} {self.key[1]}/{self.key[2]}: the landing's lease ran out; retrying")
+
+    def _settle(
+        self, ledger: Ledger, pending: Pending, records: Sequence[KafkaRecord], plan_pending: PendingPlanner
+    ) -> None:
+        """Decide what became of the ledger's pending landing before admitting anything."""
+        missing = [path for path in pending.files if not self.lake.exists(path)]
+        if not missing:
+            ledger.pending = None
+            ledger.mark_landed(pending.low, pending.high)
+            return
+        planned = None if pending.removing else self._same_landing(ledger, pending, records, plan_pending)
+        age = self.clock() - pending.started_ms / 1000
+        if planned is None and pending.owner != self.owner and age < self.lease_seconds:
+            self.forget()  # the holder will move the ledger on: read it again next time
+            raise PartitionWaiting(
+                f"{self.key[0]} {self.key[1]}/{self.key[2]}: offsets {pending.low}-{pending.high} are being landed "
+                f"by another instance ({age:.0f}s ago, lease {self.lease_seconds:.0f}s); waiting"
+            )
+        started = self.clock()
+        pending.owner, pending.started_ms, pending.removing = self.owner, int(started * 1000), planned is None
+        self._commit(ledger)  # the fence: nothing is created or deleted for a landing this instance does not hold
+        deadline = self._deadline(started)
+        if planned is not None:
+            land(
+                self.lake, [file for file in planned if file.path in missing], before_each=lambda: self._check(deadline)
+            )
+            ledger.pending = None
+            ledger.mark_landed(pending.low, pending.high)
+            log.warning("%s %s/%d: completed an unfinished landing of %d-%d", *self.key, pending.low, pending.high)
+            return
+        for path in pending.files:
+            self._check(deadline)
+            self.lake.delete(path)
+        ledger.pending = None  # only once every file of it is gone: a failed delete is retried
+        log.warning("%s %s/%d: removed an unfinished landing of %d-%d", *self.key, pending.low, pending.high)
+
+    @staticmethod
+    def _same_landing(
+        ledger: Ledger, pending: Pending, records: Sequence[KafkaRecord], plan_pending: PendingPlanner
+    ) -> list[PlannedFile] | None:
+        """The pending landing's files planned again from this batch, when it holds the same records; else None."""
+        if not records or records[0].offset > pending.low or records[-1].offset < pending.high:
+            return None
+        inside = [record for record in records if pending.low <= record.offset <= pending.high]
+        if ledger.contradicted_by(inside):
+            return None
+        planned = plan_pending(pending, ledger.incarnation)
+        return planned if sorted(file.path for file in planned) == sorted(pending.files) else None
+
+
+def new_owner() -> str:
+    return uuid.uuid4().hex
+
+
+def wall_clock() -> float:
+    return time.time()
