@@ -23,9 +23,12 @@ from shared.landing.isolation import encode_isolating
 from shared.landing.ledger import Pending
 from shared.landing.partition import (
     DEFAULT_LEASE_SECONDS,
+    Admission,
+    Begun,
     PartitionKey,
     PartitionLanding,
     PartitionWaiting,
+    Written,
     minimum_lease_seconds,
     new_owner,
     wall_clock,
@@ -99,34 +102,64 @@ def land_once(
 def _land_once(
     guard: LandingGuard, batch: ProcessedBatch, records: Sequence[KafkaRecord], fmt: LakeFormat, now_ms: int
 ) -> LandingReport:
-    source = batch.source.name
-    partitions = _by_partition(records)
-    landings = {position: guard.partition(source, *position) for position in partitions}
-    parts = {position: batch if len(partitions) == 1 else _only(batch, position) for position in partitions}
-    admissions = {
-        position: landing.admit(partitions[position], _pending_planner(parts[position], position, fmt, now_ms))
-        for position, landing in landings.items()
-    }
-    incarnations = {position: a.incarnation for position, a in admissions.items() if a.incarnation}
-    if incarnations:
-        batch.set_incarnations(incarnations)
-    planned_by_partition = {}
-    for position, admission in admissions.items():
-        part = parts[position]
-        if admission.fresh is not None and len(admission.fresh) < len(partitions[position]):
-            part = _fresh_only(part, admission.fresh)
-        planning = _Planning(part)
-        planned_by_partition[position] = plan_files(part, fmt, now_ms=now_ms, incarnations=incarnations)
-        if part is not batch:
-            planning.move_unencodable(batch)
-        if admission.fresh is not None:
-            _drop_unencodable_landed(batch, position, admission.fresh, fmt)
-    begun = [landings[p].begin(a, planned_by_partition[p]) for p, a in admissions.items()]
-    written = [landings[position].write(step) for position, step in zip(admissions, begun, strict=True)]
-    for position, step in zip(admissions, written, strict=True):
-        landings[position].finish(step)
-    skipped = sum(len(partitions[p]) - a.fresh_count(len(partitions[p])) for p, a in admissions.items())
-    return _combined([step.report for step in written], skipped)
+    landing = BatchLanding(guard, batch, records, fmt, now_ms)
+    landing.admit()
+    landing.begin()
+    landing.write()
+    return landing.finish()
+
+
+class BatchLanding:
+    """One batch through its partitions' landings, a step at a time (``land_once`` runs them in order)."""
+
+    def __init__(
+        self, guard: LandingGuard, batch: ProcessedBatch, records: Sequence[KafkaRecord], fmt: LakeFormat, now_ms: int
+    ) -> None:
+        self.batch, self.fmt, self.now_ms = batch, fmt, now_ms
+        self.partitions = _by_partition(records)
+        self.landings = {position: guard.partition(batch.source.name, *position) for position in self.partitions}
+        many = len(self.partitions) > 1
+        self.parts = {position: _only(batch, position) if many else batch for position in self.partitions}
+        self.admissions: dict[tuple[str, int], Admission] = {}
+        self.begun: dict[tuple[str, int], Begun] = {}
+        self.written: dict[tuple[str, int], Written] = {}
+
+    def admit(self) -> None:
+        for position, landing in self.landings.items():
+            planner = _pending_planner(self.parts[position], position, self.fmt, self.now_ms)
+            self.admissions[position] = landing.admit(self.partitions[position], planner)
+        incarnations = {position: a.incarnation for position, a in self.admissions.items() if a.incarnation}
+        if incarnations:
+            self.batch.set_incarnations(incarnations)
+
+    def begin(self) -> None:
+        """Plan each partition's files from its fresh records, then name them in its ledger."""
+        batch, fmt = self.batch, self.fmt
+        incarnations = {position: a.incarnation for position, a in self.admissions.items() if a.incarnation}
+        planned = {}
+        for position, admission in self.admissions.items():
+            part = self.parts[position]
+            if admission.fresh is not None and len(admission.fresh) < len(self.partitions[position]):
+                part = _fresh_only(part, admission.fresh)
+            planning = _Planning(part)
+            planned[position] = plan_files(part, fmt, now_ms=self.now_ms, incarnations=incarnations)
+            if part is not batch:
+                planning.move_unencodable(batch)
+            if admission.fresh is not None:
+                _drop_unencodable_landed(batch, position, admission.fresh, fmt)
+        for position, admission in self.admissions.items():
+            self.begun[position] = self.landings[position].begin(admission, planned[position])
+
+    def write(self) -> None:
+        for position, begun in self.begun.items():
+            self.written[position] = self.landings[position].write(begun)
+
+    def finish(self) -> LandingReport:
+        for position, written in self.written.items():
+            self.landings[position].finish(written)
+        partitions = self.partitions
+        skipped = sum(len(partitions[p]) - a.fresh_count(len(partitions[p])) for p, a in self.admissions.items())
+        return _combined([written.report for written in self.written.values()], skipped)
 
 
 def _combined(reports: list[LandingReport], skipped: int) -> LandingReport:

@@ -25,6 +25,7 @@ from shared.records import KafkaRecord
 
 KEPT_FINGERPRINTS = 64
 KEPT_INCARNATIONS = 8
+KEPT_PREVIOUS_FINGERPRINTS = 16
 
 
 def fingerprint(record: KafkaRecord) -> str:
@@ -42,7 +43,8 @@ class Pending:
     """A landing that started: the offsets it covers, every file it writes, who holds it and since when.
 
     ``removing``: its holder found it unfinished and is deleting its files to land the records
-    again; nobody else touches it until the holder's lease has run out.
+    again; nobody else touches it until the holder's lease has run out. ``incarnation``: the life
+    its records belong to (None in ledgers written before it was recorded: the ledger's current one).
     """
 
     low: int
@@ -51,14 +53,17 @@ class Pending:
     owner: str
     started_ms: int
     removing: bool = False
-
-    def covers(self, low: int, high: int) -> bool:
-        return low <= self.low and self.high <= high
+    incarnation: int | None = None
 
 
 @dataclass
 class Ledger:
-    """One topic-partition's landing record, stored as JSON in the lake."""
+    """One topic-partition's landing record, stored as JSON in the lake.
+
+    The current incarnation's ranges and fingerprints are top-level fields; earlier ones are kept
+    in ``previous`` (at most ``KEPT_INCARNATIONS``), so a batch of an earlier life, still held by
+    another instance or redelivered, is recognised and admitted against what landed in that life.
+    """
 
     incarnation: int = 0
     landed: OffsetRanges = field(default_factory=list)
@@ -66,42 +71,89 @@ class Ledger:
     pending: Pending | None = None
     previous: list[dict[str, Any]] = field(default_factory=list)
 
-    def contradicted_by(self, records: Sequence[KafkaRecord]) -> bool:
-        """True when a record sits at a fingerprinted offset but is not the record landed there."""
-        known = self.fingerprints
-        return any(
-            record.offset in known and known[record.offset] != fingerprint(record)
-            for record in records
-            if record.offset in known
-        )
+    def incarnation_of(self, records: Sequence[KafkaRecord]) -> int:
+        """The life ``records`` (one batch, one life) belong to: the current or an earlier one whose fingerprint a
+        record matches; else the next one when a record contradicts the current fingerprints (the offsets
+        restarted); else the current one."""
+        digests: dict[int, str] = {}
+
+        def matches(known: dict[int, str]) -> bool | None:
+            """True if a record matches ``known``, False if one contradicts it, None if none is at a known offset."""
+            verdict = None
+            for record in records:
+                if record.offset in known:
+                    digest = digests.get(record.offset) or digests.setdefault(record.offset, fingerprint(record))
+                    if known[record.offset] == digest:
+                        return True
+                    verdict = False
+            return verdict
+
+        current = matches(self.fingerprints)
+        if current:
+            return self.incarnation
+        for earlier in reversed(self.previous):
+            if matches(_fingerprints(earlier)):
+                return int(earlier["incarnation"])
+        return self.incarnation if current is None else self.incarnation + 1
 
     def next_incarnation(self) -> Ledger:
-        """A fresh ledger for the topic-partition's next life; this one's ranges are kept as history."""
-        history = [*self.previous, {"incarnation": self.incarnation, "landed": self.landed}]
-        return Ledger(incarnation=self.incarnation + 1, previous=history[-KEPT_INCARNATIONS:])
+        """A fresh ledger for the topic-partition's next life; this one's ranges and fingerprints kept as history."""
+        kept = _oldest_and_recent(self.fingerprints, KEPT_PREVIOUS_FINGERPRINTS)
+        entry = {"incarnation": self.incarnation, "landed": self.landed, "fingerprints": _encoded(kept)}
+        history = [*self.previous, entry]
+        return Ledger(incarnation=self.incarnation + 1, pending=self.pending, previous=history[-KEPT_INCARNATIONS:])
 
-    def is_landed(self, offset: int) -> bool:
-        return contains(self.landed, offset)
+    def landed_in(self, incarnation: int) -> OffsetRanges:
+        if incarnation == self.incarnation:
+            return self.landed
+        for earlier in self.previous:
+            if int(earlier["incarnation"]) == incarnation:
+                return [[int(low), int(high)] for low, high in earlier["landed"]]
+        return []
 
-    def mark_landed(self, low: int, high: int) -> None:
-        """Record ``[low, high]`` as landed."""
-        self.landed = add(self.landed, low, high)
+    def is_landed(self, offset: int, incarnation: int | None = None) -> bool:
+        return contains(self.landed_in(self.incarnation if incarnation is None else incarnation), offset)
 
-    def remember(self, *records: KafkaRecord) -> None:
+    def mark_landed(self, low: int, high: int, incarnation: int | None = None) -> None:
+        """Record ``[low, high]`` as landed in ``incarnation`` (the current one by default)."""
+        if incarnation is None or incarnation == self.incarnation:
+            self.landed = add(self.landed, low, high)
+            return
+        for earlier in self.previous:
+            if int(earlier["incarnation"]) == incarnation:
+                earlier["landed"] = add(self.landed_in(incarnation), low, high)
+
+    def remember(self, *records: KafkaRecord, incarnation: int | None = None) -> None:
         """Fingerprint records about to land, so a different record at their offset is recognised."""
+        if incarnation is not None and incarnation != self.incarnation:
+            for earlier in self.previous:
+                if int(earlier["incarnation"]) == incarnation:
+                    known = _fingerprints(earlier) | {record.offset: fingerprint(record) for record in records}
+                    earlier["fingerprints"] = _encoded(_oldest_and_recent(known, KEPT_PREVIOUS_FINGERPRINTS))
+            return
         for record in records:
             self.fingerprints[record.offset] = fingerprint(record)
-        if len(self.fingerprints) > KEPT_FINGERPRINTS:
-            oldest = min(self.fingerprints)  # the incarnation's first offset stays: a restart from 0 meets it
-            recent = sorted(self.fingerprints)[-(KEPT_FINGERPRINTS - 1) :]
-            self.fingerprints = {offset: self.fingerprints[offset] for offset in (oldest, *recent)}
+        self.fingerprints = _oldest_and_recent(self.fingerprints, KEPT_FINGERPRINTS)
+
+    def forget(self, pending: Pending) -> None:
+        """A pending landing that was removed: its records never landed, so its fingerprints say nothing."""
+        incarnation = self.incarnation if pending.incarnation is None else pending.incarnation
+        if incarnation == self.incarnation:
+            self.fingerprints = {o: d for o, d in self.fingerprints.items() if o not in (pending.low, pending.high)}
+            return
+        for earlier in self.previous:
+            if int(earlier["incarnation"]) == incarnation:
+                known = _fingerprints(earlier)
+                earlier["fingerprints"] = _encoded(
+                    {o: d for o, d in known.items() if o not in (pending.low, pending.high)}
+                )
 
     def to_json(self) -> dict[str, Any]:
         pending = self.pending
         return {
             "incarnation": self.incarnation,
             "landed": self.landed,
-            "fingerprints": {str(offset): value for offset, value in sorted(self.fingerprints.items())},
+            "fingerprints": _encoded(self.fingerprints),
             "pending": None
             if pending is None
             else {
@@ -111,6 +163,7 @@ class Ledger:
                 "owner": pending.owner,
                 "started_ms": pending.started_ms,
                 "removing": pending.removing,
+                "incarnation": pending.incarnation,
             },
             "previous": self.previous,
         }
@@ -125,3 +178,20 @@ class Ledger:
             pending=None if pending is None else Pending(**pending),
             previous=list(document.get("previous", [])),
         )
+
+
+def _oldest_and_recent(known: dict[int, str], limit: int) -> dict[int, str]:
+    """At most ``limit`` fingerprints: the incarnation's first offset (a restart from 0 meets it) and the newest."""
+    if len(known) <= limit:
+        return known
+    oldest = min(known)
+    recent = sorted(known)[-(limit - 1) :]
+    return {offset: known[offset] for offset in (oldest, *recent)}
+
+
+def _fingerprints(entry: dict[str, Any]) -> dict[int, str]:
+    return {int(offset): str(value) for offset, value in entry.get("fingerprints", {}).items()}
+
+
+def _encoded(known: dict[int, str]) -> dict[str, str]:
+    return {str(offset): value for offset, value in sorted(known.items())}

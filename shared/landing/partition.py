@@ -129,14 +129,18 @@ class PartitionLanding:
             self._settle(ledger, ledger.pending, records, plan_pending)
         first, last = records[0], records[-1]
         landed = ledger.landed
-        if not landed or first.offset > landed[-1][1]:  # the steady state: all new, nothing to compare
+        steady = not landed or first.offset > landed[-1][1]
+        if steady and not ledger.previous:  # all new, and the topic never restarted: nothing to compare
             return Admission(ledger.incarnation, first.offset, last.offset, None, first, last)
-        if ledger.contradicted_by(records):
-            log.warning("%s %s/%d: offsets restarted; new incarnation", *self.key)
+        incarnation = ledger.incarnation_of(records)
+        if incarnation > ledger.incarnation:
+            log.warning("%s %s/%d: offsets restarted; new incarnation %d", *self.key, incarnation)
             ledger = self._ledger = ledger.next_incarnation()
-        fresh = [record for record in records if not ledger.is_landed(record.offset)]
+        elif incarnation < ledger.incarnation:
+            log.warning("%s %s/%d: a batch of incarnation %d, an earlier life of the topic", *self.key, incarnation)
+        fresh = [record for record in records if not ledger.is_landed(record.offset, incarnation)]
         return Admission(
-            ledger.incarnation,
+            incarnation,
             first.offset,
             last.offset,
             frozenset(record.offset for record in fresh),
@@ -150,11 +154,11 @@ class PartitionLanding:
         ledger = self._loaded()
         started = self.clock()
         if admission.first_fresh is not None and admission.last_fresh is not None:
-            ledger.remember(admission.first_fresh, admission.last_fresh)
+            incarnation = admission.incarnation
+            ledger.remember(admission.first_fresh, admission.last_fresh, incarnation=incarnation)
             paths = [file.path for file in files]
-            ledger.pending = Pending(
-                admission.first_fresh.offset, admission.last_fresh.offset, paths, self.owner, int(started * 1000)
-            )
+            low, high = admission.first_fresh.offset, admission.last_fresh.offset
+            ledger.pending = Pending(low, high, paths, self.owner, int(started * 1000), incarnation=incarnation)
         elif files:
             raise ValueError("files planned for a batch with no fresh records")
         self._commit(ledger)
@@ -169,7 +173,8 @@ class PartitionLanding:
         """The batch's whole range counts as landed (recorded by the next ``begin``)."""
         ledger = self._loaded()
         ledger.pending = None
-        ledger.mark_landed(written.begun.admission.low, written.begun.admission.high)
+        admission = written.begun.admission
+        ledger.mark_landed(admission.low, admission.high, admission.incarnation)
 
     def forget(self) -> None:
         """Drop the snapshot: the next step reads the ledger again."""
@@ -211,7 +216,7 @@ class PartitionLanding:
         missing = [path for path in pending.files if not self.lake.exists(path)]
         if not missing:
             ledger.pending = None
-            ledger.mark_landed(pending.low, pending.high)
+            ledger.mark_landed(pending.low, pending.high, pending.incarnation)
             return
         planned = None if pending.removing else self._same_landing(ledger, pending, records, plan_pending)
         age = self.clock() - pending.started_ms / 1000
@@ -230,12 +235,13 @@ class PartitionLanding:
                 self.lake, [file for file in planned if file.path in missing], before_each=lambda: self._check(deadline)
             )
             ledger.pending = None
-            ledger.mark_landed(pending.low, pending.high)
+            ledger.mark_landed(pending.low, pending.high, pending.incarnation)
             log.warning("%s %s/%d: completed an unfinished landing of %d-%d", *self.key, pending.low, pending.high)
             return
         for path in pending.files:
             self._check(deadline)
             self.lake.delete(path)
+        ledger.forget(pending)
         ledger.pending = None  # only once every file of it is gone: a failed delete is retried
         log.warning("%s %s/%d: removed an unfinished landing of %d-%d", *self.key, pending.low, pending.high)
 
@@ -247,9 +253,10 @@ class PartitionLanding:
         if not records or records[0].offset > pending.low or records[-1].offset < pending.high:
             return None
         inside = [record for record in records if pending.low <= record.offset <= pending.high]
-        if ledger.contradicted_by(inside):
+        incarnation = ledger.incarnation if pending.incarnation is None else pending.incarnation
+        if ledger.incarnation_of(inside) != incarnation:
             return None
-        planned = plan_pending(pending, ledger.incarnation)
+        planned = plan_pending(pending, incarnation)
         return planned if sorted(file.path for file in planned) == sorted(pending.files) else None
 
 

@@ -1,0 +1,229 @@
+"""Two instances landing one partition through the guard API, under every interleaving of their steps.
+
+Each worker is its own lake client (its own ledger snapshots) on one lake directory; both read
+one clock. A worker lands its batches in order, one step at a time: admit, begin, write, finish
+(``BatchLanding``). A step that raises (a lost ledger write, a landing to wait for, an outage, a
+lease that ran out) makes the worker start that batch again from admit, as the trigger retries
+it; waiting moves the clock past the lease, as the retries would. The scenarios move the
+partition back and forth (overlapping batches cut differently), restart the topic's offsets (a
+new incarnation) and take the lake away from one worker half-way through a landing.
+
+Every interleaving of one batch per worker is run, and a seeded sample of those of two batches
+per worker. At the end, every record of every batch is in raw/ or deadletter/ exactly once (by
+its own identity: offset and Kafka timestamp), and no (incarnation, offset) is there twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from shared.batch import process_batch
+from shared.errors import LakeUnavailable, TransientError
+from shared.formats import decode
+from shared.lake import LocalLake
+from shared.landing.guard import DEFAULT_LEASE_SECONDS, BatchLanding, LandingGuard, PartitionWaiting
+from shared.records import KafkaRecord
+from shared.sources import get_source
+from tests.conftest import FIXED_NOW_MS, records_for
+
+CLICKS = get_source("clickstream")
+STEPS = ("admit", "begin", "write", "finish")
+SAMPLED = 120  # interleavings sampled per two-batch scenario
+MAX_ATTEMPTS = 12  # a worker that cannot finish a batch in this many attempts is stuck: the test fails
+
+
+def _life(count: int, seed: int, shift_ms: int) -> list[KafkaRecord]:
+    """One life of the topic: its records, every 7th not JSON (so a landing writes raw and dead-letter files)."""
+    records = records_for(CLICKS, count, seed=seed)
+    for record in records:
+        record.timestamp_ms = FIXED_NOW_MS + shift_ms
+        if record.offset % 7 == 3:
+            record.value = b"{not json"
+    return records
+
+
+FIRST_LIFE = _life(30, seed=1, shift_ms=0)
+SECOND_LIFE = _life(30, seed=2, shift_ms=1000)  # the topic recreated: offsets from 0 again, other records
+
+
+class _Lake(LocalLake):
+    """A worker's view of the lake: ``fail_after`` data files, its lake becomes unreachable until ``restore``."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.fail_after: int | None = None
+
+    def create(self, path: str, data: bytes) -> bool:
+        if self.fail_after is not None:
+            if self.fail_after == 0:
+                self.fail_after = None  # the outage ends with this failure: the retry finds the lake again
+                raise LakeUnavailable("this instance lost the lake")
+            self.fail_after -= 1
+        return super().create(path, data)
+
+
+@dataclass
+class Worker:
+    name: str
+    lake: _Lake
+    guard: LandingGuard
+    batches: list[list[KafkaRecord]]
+    outage_after_files: int | None = None  # the first attempt loses the lake after this many data files
+    batch_index: int = 0
+    step_index: int = 0
+    attempts: int = 0
+    landing: BatchLanding | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.batch_index == len(self.batches)
+
+    def step(self, clock: list[float]) -> None:
+        """Run this worker's next step; a transient failure restarts its batch, as the trigger's retry does."""
+        records = self.batches[self.batch_index]
+        step = STEPS[self.step_index]
+        try:
+            if step == "admit":
+                self.attempts += 1
+                assert self.attempts <= MAX_ATTEMPTS, f"{self.name} is stuck: {self.log}"
+                if self.outage_after_files is not None and self.attempts == 1 and self.batch_index == 0:
+                    self.lake.fail_after = self.outage_after_files
+                batch = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+                self.landing = BatchLanding(self.guard, batch, records, "parquet", FIXED_NOW_MS)
+                self.landing.admit()
+            else:
+                assert self.landing is not None
+                getattr(self.landing, step)()
+        except TransientError as error:
+            self.log.append(f"{step}: {type(error).__name__}")
+            if isinstance(error, PartitionWaiting):
+                clock[0] += DEFAULT_LEASE_SECONDS + 1  # its retries wait until the holder's lease has run out
+            self.step_index = 0
+            return
+        self.log.append(step)
+        self.step_index += 1
+        if self.step_index == len(STEPS):
+            self.batch_index, self.step_index, self.attempts = self.batch_index + 1, 0, 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    a: list[list[KafkaRecord]]
+    b: list[list[KafkaRecord]]
+    a_outage_after_files: int | None = None
+
+
+def _run(scenario: Scenario, schedule: tuple[int, ...], root: Path) -> tuple[list[Worker], Path]:
+    clock = [1_000_000.0]
+    workers = []
+    for name, batches, outage in (("A", scenario.a, scenario.a_outage_after_files), ("B", scenario.b, None)):
+        lake = _Lake(root)
+        guard = LandingGuard(lake, clock=lambda: clock[0])
+        workers.append(Worker(name, lake, guard, batches, outage))
+    choices = iter(schedule)
+    for _ in range(400):
+        active = [worker for worker in workers if not worker.done]
+        if not active:
+            break
+        chosen = next(choices, None)
+        worker = workers[chosen] if chosen is not None and not workers[chosen].done else active[0]
+        worker.step(clock)
+        clock[0] += 1
+    assert all(worker.done for worker in workers), [worker.log for worker in workers]
+    return workers, root
+
+
+def _check(scenario: Scenario, root: Path, schedule: tuple[int, ...]) -> None:
+    raw = [row for p in sorted(root.glob("raw/**/*.parquet")) for row in decode("parquet", p.read_bytes())]
+    letters = [row for p in sorted(root.glob("deadletter/**/*.gz")) for row in decode("jsonl", p.read_bytes())]
+    landed = Counter((row["_offset"], row["_kafka_timestamp"]) for row in raw + letters)
+    expected = {(r.offset, r.timestamp_ms) for batch in scenario.a + scenario.b for r in batch}
+    doubled = {identity: n for identity, n in landed.items() if n > 1}
+    where = f"{scenario.name}, schedule {''.join('AB'[c] for c in schedule)}"
+    assert not doubled, f"{where}: landed twice {sorted(doubled)}"
+    assert set(landed) == expected, f"{where}: lost {sorted(expected - set(landed))}"
+    positions = Counter((row["_incarnation"], row["_offset"]) for row in raw + letters)
+    assert max(positions.values()) == 1, f"{where}: an (incarnation, offset) twice"
+    assert all(row["reason"] == "not_json" and row["_offset"] % 7 == 3 for row in letters), where
+
+
+SCENARIOS = [
+    Scenario("moved back and forth", a=[FIRST_LIFE[0:10], FIRST_LIFE[10:20]], b=[FIRST_LIFE[5:15], FIRST_LIFE[15:25]]),
+    Scenario("redelivered re-cut", a=[FIRST_LIFE[0:12], FIRST_LIFE[12:24]], b=[FIRST_LIFE[0:6], FIRST_LIFE[6:24]]),
+    Scenario(
+        "outage half-way",
+        a=[FIRST_LIFE[0:12], FIRST_LIFE[12:20]],
+        b=[FIRST_LIFE[0:8], FIRST_LIFE[8:20]],
+        a_outage_after_files=1,
+    ),
+    Scenario(
+        "outage, same cut",
+        a=[FIRST_LIFE[0:12], FIRST_LIFE[12:20]],
+        b=[FIRST_LIFE[0:12], FIRST_LIFE[12:20]],
+        a_outage_after_files=1,
+    ),
+    Scenario("offsets restart", a=[FIRST_LIFE[0:10], FIRST_LIFE[10:20]], b=[SECOND_LIFE[0:8], SECOND_LIFE[8:16]]),
+]
+
+
+def _interleavings(a_steps: int, b_steps: int) -> Iterator[tuple[int, ...]]:
+    for b_positions in itertools.combinations(range(a_steps + b_steps), b_steps):
+        chosen = set(b_positions)
+        yield tuple(1 if index in chosen else 0 for index in range(a_steps + b_steps))
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None  # memory: thousands of small lakes
+    root = Path(tempfile.mkdtemp(prefix="races-", dir=base))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _first_batches(scenario: Scenario) -> Scenario:
+    return Scenario(scenario.name, scenario.a[:1], scenario.b[:1], scenario.a_outage_after_files)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_every_interleaving_of_one_batch_per_worker(scenario: Scenario, scratch: Path) -> None:
+    single = _first_batches(scenario)
+    runs = 0
+    for schedule in _interleavings(len(STEPS), len(STEPS)):
+        root = scratch / str(runs)
+        _run(single, schedule, root)
+        _check(single, root, schedule)
+        runs += 1
+    assert runs == 70
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_sampled_interleavings_of_two_batches_per_worker(scenario: Scenario, scratch: Path) -> None:
+    schedules = list(_interleavings(2 * len(STEPS), 2 * len(STEPS)))
+    for index, schedule in enumerate(random.Random(18).sample(schedules, SAMPLED)):
+        root = scratch / str(index)
+        _run(scenario, schedule, root)
+        _check(scenario, root, schedule)
+
+
+def test_the_two_interleavings_the_review_found(scratch: Path) -> None:
+    """A stale snapshot hiding a new incarnation, and a retry on its own stale pending deleting B's file."""
+    incarnation = Scenario("stale snapshot", a=[FIRST_LIFE[0:20], SECOND_LIFE[11:15]], b=[SECOND_LIFE[0:11]])
+    run = (0, 0, 0, 0) + (1, 1, 1, 1) + (0, 0, 0, 0)  # A lands, B restarts the offsets, A comes back below its mark
+    _run(incarnation, run, scratch / "incarnation")
+    _check(incarnation, scratch / "incarnation", run)
+    outage = Scenario("own stale pending", a=[FIRST_LIFE[0:14]], b=[FIRST_LIFE[0:14]], a_outage_after_files=1)
+    run = (0, 0, 0) + (1, 1, 1, 1) + (0, 0, 0, 0, 0)  # A's files half-written, B completes them, A retries
+    workers, root = _run(outage, run, scratch / "outage")
+    _check(outage, root, run)
+    assert workers[0].log[:3] == ["admit", "begin", "write: LakeUnavailable"]
