@@ -219,11 +219,11 @@ def test_sampled_interleavings_of_two_batches_per_worker(scenario: Scenario, scr
 def test_the_two_interleavings_the_review_found(scratch: Path) -> None:
     """A stale snapshot hiding a new incarnation, and a retry on its own stale pending deleting B's file."""
     incarnation = Scenario("stale snapshot", a=[FIRST_LIFE[0:20], SECOND_LIFE[11:15]], b=[SECOND_LIFE[0:11]])
-    run = (0, 0, 0, 0) + (1, 1, 1, 1) + (0, 0, 0, 0)  # A lands, B restarts the offsets, A comes back below its mark
+    run = (*[0] * 4, *[1] * 4, *[0] * 4)  # A lands, B restarts the offsets, A comes back below its mark
     _run(incarnation, run, scratch / "incarnation")
     _check(incarnation, scratch / "incarnation", run)
     outage = Scenario("own stale pending", a=[FIRST_LIFE[0:14]], b=[FIRST_LIFE[0:14]], a_outage_after_files=1)
-    run = (0, 0, 0) + (1, 1, 1, 1) + (0, 0, 0, 0, 0)  # A's files half-written, B completes them, A retries
+    run = (*[0] * 3, *[1] * 4, *[0] * 5)  # A's files half-written, B completes them, A retries
     workers, root = _run(outage, run, scratch / "outage")
     _check(outage, root, run)
     assert workers[0].log[:3] == ["admit", "begin", "write: LakeUnavailable"]
