@@ -9,6 +9,7 @@ files never take an earlier one's names. ``_landing/`` holds each partition's le
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -50,6 +51,33 @@ def batch_file_name(
     return (
         f"{safe_segment(topic)}+{partition}+i{incarnation}+{first_offset:0{OFFSET_DIGITS}d}"
         f"+{last_offset:0{OFFSET_DIGITS}d}.{extension}"
+    )
+
+
+_BATCH_FILE = re.compile(
+    r"^(?P<topic>[^+/]+)\+(?P<partition>\d+)\+(?:i(?P<incarnation>\d+)\+)?(?P<first>\d+)\+(?P<last>\d+)\."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFile:
+    """What a landed file's name says: its topic-partition, incarnation and offset range."""
+
+    topic: str
+    partition: int
+    incarnation: int
+    first: int
+    last: int
+
+
+def parse_batch_file_name(name: str) -> BatchFile | None:
+    """The parts of a ``batch_file_name`` (names from before incarnations were recorded are incarnation 0)."""
+    found = _BATCH_FILE.match(name.rpartition("/")[2])
+    if found is None:
+        return None
+    incarnation = found["incarnation"]
+    return BatchFile(
+        found["topic"], int(found["partition"]), int(incarnation or 0), int(found["first"]), int(found["last"])
     )
 
 

@@ -1,8 +1,15 @@
-"""Send a source's dead letters that now pass its model back to its topic, once each.
+"""Send a source's dead letters that now pass the whole path back to its topic, once each; re-apply refused state.
 
 python -m tools.redrive orders --dry-run                 # what would go, nothing sent
 python -m tools.redrive orders --reason schema --since 2026-11-27T00:00:00Z
 python -m tools.redrive orders --eventhubs-namespace evhns-spoc-x1y2.servicebus.windows.net
+python -m tools.redrive clickstream --functions-url https://func-spoc-x1y2.azurewebsites.net  # + DURABLE_SYSTEM_KEY
+
+``entity_rejected`` dead letters are never produced again (their records are in raw/): their state
+update is re-applied from the raw row through the Durable entity HTTP API of the function app
+(``--functions-url``; default the local host, http://127.0.0.1:7071). In Azure that API needs the
+host's ``durabletask_extension`` system key, read from ``DURABLE_SYSTEM_KEY``:
+``az functionapp keys list -g <resource group> -n <function app> --query systemKeys.durabletask_extension -o tsv``.
 
 Settings (the lake, the broker, the source's topic) come from ``local.settings.json``'s Values
 (``--settings``), overridden by the environment, exactly as the app reads them. Locally the
@@ -25,11 +32,51 @@ from pathlib import Path
 from typing import Any
 
 from shared.lake import open_lake
-from shared.redrive import OutgoingRedrive, RedriveSender, redrive
+from shared.redrive import EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
 from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES
+from shared.state.aggregate import Signal
+from shared.state.keys import encode_key
 
 EVENTHUBS_SUFFIX = ".servicebus.windows.net"
+LOCAL_FUNCTIONS_URL = "http://127.0.0.1:7071"
+SYSTEM_KEY_SETTING = "DURABLE_SYSTEM_KEY"
+
+
+class DurableHttpSignaller:
+    """Signals entities through the Durable extension's HTTP API (``POST .../entities/{name}/{key}?op=``): 202 is
+    accepted. Keys are encoded as the app encodes them (``shared.state.keys``), so the same entity is reached."""
+
+    def __init__(self, base_url: str, system_key: str = "", timeout: float = 30.0) -> None:
+        local = base_url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+        if not base_url.startswith("https://") and not local:
+            raise SystemExit(f"--functions-url must be https:// (or the local host): {base_url}")
+        self.base_url = base_url.rstrip("/")
+        self.system_key = system_key
+        self.timeout = timeout
+
+    def signal(self, signals: Sequence[Signal]) -> list[bool]:
+        import urllib.error
+        import urllib.request
+        from urllib.parse import quote, urlencode
+
+        accepted = []
+        for signal in signals:
+            query = {"op": signal.operation} | ({"code": self.system_key} if self.system_key else {})
+            path = f"{quote(signal.entity, safe='')}/{quote(encode_key(signal.key), safe='')}"
+            request = urllib.request.Request(
+                f"{self.base_url}/runtime/webhooks/durabletask/entities/{path}?{urlencode(query)}",
+                data=json.dumps(signal.payload).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    accepted.append(response.status == 202)
+            except (urllib.error.URLError, TimeoutError) as error:
+                print(f"signal {signal.entity}/{signal.key} failed: {error}", file=sys.stderr)
+                accepted.append(False)
+        return accepted
 
 
 class KafkaRedriveSender:
@@ -146,24 +193,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="re-validate and report; send nothing")
     parser.add_argument("--eventhubs-namespace", help="send through Event Hubs (name or FQDN) with your Azure login")
     parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
+    parser.add_argument(
+        "--functions-url",
+        default=LOCAL_FUNCTIONS_URL,
+        help=f"the function app whose entities take re-applied state updates (key in {SYSTEM_KEY_SETTING})",
+    )
     args = parser.parse_args(argv)
     env = environment(args.settings)
     settings = load_settings(env)
     source = SOURCES[args.source]
-    topic = load_source_settings(source.name, env).topic
+    source_settings = load_source_settings(source.name, env)
     sender = None if args.dry_run else choose_sender(settings, args.eventhubs_namespace)
+    signaller: EntitySignaller | None = None
+    if not args.dry_run:
+        signaller = DurableHttpSignaller(args.functions_url, env.get(SYSTEM_KEY_SETTING, ""))
     summary = redrive(
         source,
         lake=open_lake(settings),
+        target=RedriveTarget(source_settings.topic, settings.max_record_bytes, source_settings.format),
         sender=sender,
-        topic=topic,
-        max_record_bytes=settings.max_record_bytes,
+        signaller=signaller,
         reasons=frozenset(args.reason),
         since_ms=args.since,
         dry_run=args.dry_run,
     )
     print(summary.table())
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.resignal_failed else 0
 
 
 if __name__ == "__main__":

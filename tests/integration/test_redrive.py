@@ -17,7 +17,7 @@ from shared.generator_ticks import generate_messages
 from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
-from shared.redrive import REDRIVE_HEADER, ledger
+from shared.redrive import REDRIVE_HEADER, redrive_log
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS
@@ -99,7 +99,7 @@ def test_redrive_sends_exactly_the_fixed_records_once(
     assert redrive_cli.main(["orders", "--dry-run", *no_file]) == 0
     dry = capsys.readouterr().out
     assert "now valid" in dry and "dry run" in dry
-    assert ledger(lake, "orders") == (set(), set())  # a dry run records nothing
+    assert redrive_log(lake, "orders") == (set(), set())  # a dry run records nothing
 
     assert redrive_cli.main(["orders", *no_file]) == 0
     first = capsys.readouterr().out
@@ -115,7 +115,7 @@ def test_redrive_sends_exactly_the_fixed_records_once(
     assert sorted((m.key().decode(), m.value().decode()) for m in received) == sorted((m.key, m.value) for m in fixed)
     origins = {dict(m.headers())[REDRIVE_HEADER].decode() for m in received}
     assert origins == {f"{topic}/0/{offset}" for offset in range(6)}
-    assert ledger(lake, "orders") == ({(topic, 0, offset) for offset in range(6)}, set())
+    assert redrive_log(lake, "orders") == ({(topic, 0, 0, offset) for offset in range(6)}, set())
 
 
 def _row(table: str, label: str) -> int:
