@@ -75,12 +75,18 @@ class CuratedTable:
         reader = QueryBuilder().register("curated", table).execute(f"SELECT * FROM curated WHERE {hour.predicate}")
         return curated_as_landed(pa.table(reader))
 
+    def _created(self, rows: pa.Table, options: dict[str, Any]) -> bool:
+        """Create the table with ``rows``; False when another compaction created it first (it is never appended to)."""
+        try:
+            write_deltalake(self.location.uri, rows, mode="error", configuration=TABLE_CONFIGURATION, **options)
+        except DeltaError as error:
+            if "already exists" not in str(error):
+                raise
+            return False
+        return True
+
     def replace_hour(self, hour: Hour, rows: pa.Table, metadata: dict[str, str]) -> int:
         """Replace the hour in one commit (readers see the old hour or the new one); returns files written."""
-        existing = self._open()
-        if existing is not None:
-            check_fits(hour, pa.schema(existing.schema().to_arrow()), rows.schema)
-        rows = all_nullable(rows)
         options: dict[str, Any] = {
             "partition_by": list(PARTITION_COLUMNS),
             "storage_options": self.location.storage_options,
@@ -89,17 +95,23 @@ class CuratedTable:
             "commit_properties": CommitProperties(custom_metadata=metadata),
             "schema_mode": "merge",
         }
+        existing = self._open()
         try:
-            if existing is None:
-                write_deltalake(self.location.uri, rows, mode="append", configuration=TABLE_CONFIGURATION, **options)
-            else:
-                write_deltalake(existing, rows, mode="overwrite", predicate=hour.predicate, **options)
+            if existing is None and self._created(all_nullable(rows), options):
+                return self._files_added()
+            existing = existing or self._open(refresh=True)
+            assert existing is not None
+            check_fits(hour, pa.schema(existing.schema().to_arrow()), rows.schema)
+            write_deltalake(existing, all_nullable(rows), mode="overwrite", predicate=hour.predicate, **options)
         except SchemaMismatchError as error:
             raise CompactionError(f"hour {hour}: rows do not fit the table's schema: {error}") from error
         except CommitFailedError as error:
             raise LakeUnavailable(f"hour {hour}: another writer committed first: {error}") from error
         except (DeltaError, OSError) as error:
             raise LakeUnavailable(f"hour {hour}: cannot write {self.location.uri}: {error}") from error
+        return self._files_added()
+
+    def _files_added(self) -> int:
         latest = self._open(refresh=True)
         assert latest is not None
         metrics = latest.history(1)[0].get("operationMetrics", {})

@@ -24,6 +24,7 @@ from shared import formats
 from shared.batch import process_batch
 from shared.compaction.coverage import METADATA_KEY, parse_commit
 from shared.compaction.delta_table import CuratedTable
+from shared.compaction.rows import merge_hour
 from shared.compaction.hours import Hour
 from shared.compaction.job import compact, open_curated
 from shared.lake import LakeStore, LocalLake
@@ -277,3 +278,22 @@ def test_a_new_nullable_column_is_added_to_the_table(local_lake: Lake) -> None:
     assert not report.failed and [h.hour for h in report.hours] == [next_hour]
     assert [row["firmware"] for row in curated_rows(local_lake, hour=next_hour)] == ["2.1"]
     assert {row["firmware"] for row in curated_rows(local_lake)} == {None}  # older hour: null
+
+
+def test_two_first_compactions_racing_create_the_table_once_and_never_append(local_lake: Lake) -> None:
+    land_batch(local_lake, 0, 30)
+    run(local_lake)  # one compaction creates the table...
+    hour_rows = merge_hour(H10, [local_lake.table().read_hour(H10)])
+    late_starter = local_lake.table()  # ...while another had looked before it existed
+    looked = late_starter._open
+    first_look = [True]
+
+    def before_it_existed(*, refresh: bool = False) -> Any:
+        if first_look.pop() if first_look else False:
+            return None
+        return looked(refresh=refresh)
+
+    late_starter._open = before_it_existed  # type: ignore[method-assign]
+    late_starter.replace_hour(H10, hour_rows, {})
+    curated = curated_rows(local_lake)
+    assert len(curated) == 30 == len({_key(row) for row in curated})
