@@ -24,9 +24,9 @@ from shared import formats
 from shared.batch import process_batch
 from shared.compaction.coverage import METADATA_KEY, parse_commit
 from shared.compaction.delta_table import CuratedTable
-from shared.compaction.rows import merge_hour
 from shared.compaction.hours import Hour
 from shared.compaction.job import compact, open_curated
+from shared.compaction.rows import merge_hour
 from shared.lake import LakeStore, LocalLake
 from shared.lake.blob import BlobLake
 from shared.landing.files import land, plan_files
