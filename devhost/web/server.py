@@ -25,6 +25,7 @@ from shared.state.keys import MAX_ENCODED_KEY_LENGTH, is_storable_key
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 DURABLE_PREFIX = "/runtime/webhooks/durabletask"
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 _STATIC_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}
 
 
@@ -88,6 +89,9 @@ class HttpFrontEnd:
         return _to_response(result)
 
     async def _entity(self, request: web.Request) -> web.StreamResponse:
+        refused = entity_api_refusal(request)
+        if refused is not None:
+            return refused
         if self.entities is None:
             return web.json_response({"error": "this app has no entity functions"}, status=404)
         name, key = request.match_info["name"], request.match_info["key"]
@@ -125,6 +129,24 @@ class HttpFrontEnd:
 
     async def _status(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response({"state": "Running", "functions": list(self.stats.functions)})
+
+
+def entity_api_refusal(request: web.Request) -> web.StreamResponse | None:
+    """Why the entity API refuses ``request``, or None: it answers programs on this machine, never a web page.
+
+    In Azure the Functions host asks for the ``durabletask_extension`` system key; this host serves
+    loopback only and has no key, so it refuses what a browser sends instead: any ``Origin`` or
+    cross-site fetch metadata (a page posting to 127.0.0.1), a Host that is not loopback (DNS
+    rebinding), and a signal whose body is not declared JSON (an HTML form cannot declare it).
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if "Origin" in request.headers or fetch_site not in (None, "none", "same-origin"):
+        return web.json_response({"error": "the entity API does not answer web pages"}, status=403)
+    if request.url.host not in LOOPBACK_NAMES:
+        return web.json_response({"error": "the entity API answers on loopback names only"}, status=403)
+    if request.method == "POST" and request.can_read_body and request.content_type != "application/json":
+        return web.json_response({"error": "a signal's input must be sent as application/json"}, status=415)
+    return None
 
 
 def _to_response(result: Any) -> web.StreamResponse:
