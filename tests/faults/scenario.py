@@ -1,8 +1,8 @@
 """One fault scenario: the sensors pipeline with keyed state through the real local host and a real broker.
 
-Records are produced while the faults happen (1% of them poison). At the end every valid record
-must be in raw/ exactly once (by partition, incarnation and offset), every poison record in
-deadletter/ exactly once, and each sensor's entity count exact.
+Records are produced while the faults happen (1% of them poison). At the end the raw rows' positions
+(partition, incarnation, offset) must be exactly the valid records' positions, each once, the dead
+letters' exactly the poison records', each once and as ``not_json``, and each sensor's entity count exact.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from shared.sources import SOURCES
 from tests.integration.harness import DevHost, Run, committed_lag, landed_rows, produce, wait_for
 
 POISON_EVERY = 100
+Position = tuple[int, int, int]  # partition, incarnation, offset
 FAST = {"LANDING_LEASE_SECONDS": "5", "DEVHOST_RETRY_DELAY_SCALE": "0.05"}
 
 
@@ -37,8 +38,9 @@ class Scenario:
         self.group = f"sensors-processor-{self.run.suffix}"
         self.settings = self.run.settings(["sensors"]) | FAST | settings
         self.expected: Counter[str] = Counter()
-        self.valid = 0
-        self.poison = 0
+        self.valid: set[Position] = set()
+        self.poison: set[Position] = set()
+        self.incarnation = 0  # the life of the topic's offsets: 1 after a second broker started them at 0 again
         self._produced = 0
 
     def host(self, *arguments: str, **extra: str) -> DevHost:
@@ -50,16 +52,24 @@ class Scenario:
             SOURCES["sensors"], count, now=datetime.now(UTC), seed=11, start_index=self._produced
         )
         records: list[tuple[str | None, bytes | None]] = []
+        poisoned: list[bool] = []
         for index, message in enumerate(messages, start=self._produced):
-            if index % POISON_EVERY == POISON_EVERY - 1:
+            poisoned.append(index % POISON_EVERY == POISON_EVERY - 1)
+            if poisoned[-1]:
                 records.append((message.key, b"{not json"))
-                self.poison += 1
             else:
                 records.append((message.key, message.value.encode()))
                 self.expected[message.key] += 1
-                self.valid += 1
         self._produced += count
-        produce(self.broker, self.topic, records)
+        positions: list[tuple[int, int]] = []
+        produce(self.broker, self.topic, records, positions)
+        for (partition, offset), poison in zip(positions, poisoned, strict=True):
+            (self.poison if poison else self.valid).add((partition, self.incarnation, offset))
+
+    def restart_broker(self, address: str) -> None:
+        """The topic lives again on a new broker: its offsets start at 0 as a new incarnation."""
+        self.broker = address
+        self.incarnation += 1
 
     @contextmanager
     def producing(self, count: int, seconds: float) -> Iterator[None]:
@@ -104,9 +114,16 @@ class Scenario:
         positions = Counter((r["_partition"], r["_incarnation"], r["_offset"]) for r in rows)
         duplicates = {p: n for p, n in positions.items() if n > 1}
         assert not duplicates, f"{len(duplicates)} offsets landed more than once, e.g. {list(duplicates)[:5]}"
-        assert len(rows) == self.valid, f"{len(rows)} rows landed, {self.valid} valid records produced"
+        lost, foreign = sorted(self.valid - positions.keys()), sorted(positions.keys() - self.valid)
+        assert not lost and not foreign, (
+            f"valid records not in raw/: {lost[:5]}; raw rows produced as none: {foreign[:5]}"
+        )
         letters = landed_rows(self.lake, "deadletter", "sensors")
-        assert len({(r["_partition"], r["_incarnation"], r["_offset"]) for r in letters}) == len(letters) == self.poison
+        lettered = Counter((r["_partition"], r["_incarnation"], r["_offset"]) for r in letters)
+        assert set(lettered) == self.poison and max(lettered.values(), default=1) == 1, (
+            f"dead letters {sorted(lettered)[:5]}... are not the {len(self.poison)} poison records once each"
+        )
+        assert {r["reason"] for r in letters} <= {"not_json"}, sorted({r["reason"] for r in letters})
 
 
 def broker_pid(address: str) -> int:

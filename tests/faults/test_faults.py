@@ -221,7 +221,7 @@ def test_a_second_run_on_a_fresh_broker_keeps_the_first_runs_files_and_counts(tm
             _stop(host)
     first_files = {path: path.read_bytes() for path in (tmp_path / "lake").glob("raw/**/*.parquet")}
     with embedded_broker() as second_broker:  # memory storage: the topic's offsets start at 0 again
-        scenario.broker = second_broker
+        scenario.restart_broker(second_broker)
         END_OFFSETS.pop(scenario.topic)  # the producer's record of end offsets was the first broker's
         scenario.produce(3_000)
         host = scenario.host()

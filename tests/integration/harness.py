@@ -126,19 +126,32 @@ class DevHost:
 END_OFFSETS: dict[str, dict[int, int]] = {}
 
 
-def produce(broker: str, topic: str, records: Iterable[tuple[str | None, bytes | None]]) -> int:
+def produce(
+    broker: str,
+    topic: str,
+    records: Iterable[tuple[str | None, bytes | None]],
+    positions: list[tuple[int, int]] | None = None,
+) -> int:
+    """Produce ``records``; with ``positions``, the (partition, offset) of each, in order, is appended to it."""
     producer = Producer({"bootstrap.servers": broker, "linger.ms": 50, "batch.size": 1_048_576})
     ends = END_OFFSETS.setdefault(topic, {})
+    where: dict[int, tuple[int, int]] = {}
 
-    def delivered(error: Any, message: Any) -> None:
-        assert error is None, error
-        ends[message.partition()] = max(ends.get(message.partition(), 0), message.offset() + 1)
+    def delivered(index: int) -> Any:
+        def report(error: Any, message: Any) -> None:
+            assert error is None, error
+            ends[message.partition()] = max(ends.get(message.partition(), 0), message.offset() + 1)
+            where[index] = (message.partition(), message.offset())
+
+        return report
 
     count = 0
     for key, value in records:
-        producer.produce(topic, value, key, on_delivery=delivered)
+        producer.produce(topic, value, key, on_delivery=delivered(count))
         count += 1
     assert producer.flush(30) == 0
+    if positions is not None:
+        positions.extend(where[index] for index in range(count))
     return count
 
 
