@@ -33,8 +33,23 @@ def timer_request(past_due: bool, last: datetime | None, next_due: datetime) -> 
     return TimerRequestConverter.decode(meta.Datum(type="json", value=json.dumps(info)), trigger_metadata={})
 
 
+class Clock:
+    """The wall clock a timer runs on; tests give one whose waits move time instead of passing it."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def wait(self, seconds: float) -> bool:
+        """Wait ``seconds``; True when the host is stopping."""
+        return self.stop.wait(seconds)
+
+
 class TimerRunner:
-    """One timer function. A tick missed while the previous run was busy fires once, with ``past_due``."""
+    """One timer function. A tick missed while the previous run was busy fires once, with ``past_due``
+    (more than a second after it was due, as the Functions host's timer trigger reports it)."""
 
     def __init__(
         self,
@@ -43,6 +58,7 @@ class TimerRunner:
         invoker: Invoker,
         stats: FunctionStats,
         stop: threading.Event,
+        clock: Clock | None = None,
     ) -> None:
         self.function = function
         self.binding = function.trigger
@@ -50,30 +66,32 @@ class TimerRunner:
         self.invoker = invoker
         self.stats = stats
         self.stop = stop
+        self.clock = clock or Clock(stop)
 
     def run(self) -> None:
+        clock = self.clock
         last: datetime | None = None
-        due = self.schedule.next_after(datetime.now(UTC))
+        due = self.schedule.next_after(clock.now())
         if self.binding.get("runOnStartup"):
             self._fire(past_due=False, last=None, next_due=due)
-        while not self.stop.wait(max(0.0, (due - datetime.now(UTC)).total_seconds())):
-            now = datetime.now(UTC)
+        while not clock.wait(max(0.0, (due - clock.now()).total_seconds())):
+            now = clock.now()
             self._fire(past_due=(now - due).total_seconds() > 1.0, last=last, next_due=self.schedule.next_after(now))
             last, due = due, self.schedule.next_after(due)
-            now = datetime.now(UTC)
+            now = clock.now()
             while (following := self.schedule.next_after(due)) < now:
                 due = following
 
     def run_once(self) -> None:
         """One more invocation outside the schedule: the host's final run of compaction timers at shutdown."""
-        self._fire(past_due=False, last=None, next_due=self.schedule.next_after(datetime.now(UTC)))
+        self._fire(past_due=False, last=None, next_due=self.schedule.next_after(self.clock.now()))
 
     def _fire(self, *, past_due: bool, last: datetime | None, next_due: datetime) -> None:
         """One tick: the function, then its retry policy's retries until one succeeds or the host stops."""
         request = timer_request(past_due, last, next_due)
         policy = self.function.retry
         for attempt in policy.attempts() if policy else range(1):
-            if attempt and policy and self.stop.wait(policy.delay_before(attempt)):
+            if attempt and policy and self.clock.wait(policy.delay_before(attempt)):
                 return
             try:
                 self.invoker.invoke(self.function, {self.binding["name"]: request}, retry_count=attempt)

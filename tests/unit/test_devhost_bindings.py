@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import threading
-import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
 import pytest
@@ -20,7 +18,7 @@ from devhost.runtime.function_stats import FunctionStats
 from devhost.runtime.host_config import HostConfig, HostConfigError, KafkaOptions
 from devhost.runtime.invoker import Invoker, WorkerLoop
 from devhost.timers.ncrontab import Schedule, ScheduleError
-from devhost.timers.runner import TimerRunner
+from devhost.timers.runner import Clock, TimerRunner
 from devhost.web.routes import compile_route
 from functions.bindings import to_record
 from shared.generator_ticks import OutgoingMessage, kafka_output_payload
@@ -111,33 +109,63 @@ def test_retry_policy_and_settings_resolution() -> None:
         config.resolve("%MISSING%")
 
 
-def test_timer_fires_on_schedule_with_a_timer_request() -> None:
-    fired: list[tuple[float, bool]] = []
+class VirtualClock(Clock):
+    """Time that moves only when the runner waits or a function works: a starved CPU changes nothing."""
+
+    def __init__(self, stop: threading.Event, start: datetime) -> None:
+        super().__init__(stop)
+        self.moment = start
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def wait(self, seconds: float) -> bool:
+        self.moment += timedelta(seconds=seconds)
+        return self.stop.is_set()
+
+    def work(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+
+def _run_timer(
+    busy_seconds: list[float], start: datetime, schedule: str = "* * * * * *"
+) -> list[tuple[datetime, bool]]:
+    """Run a timer on a virtual clock; the n-th invocation works ``busy_seconds[n]``."""
+    fired: list[tuple[datetime, bool]] = []
+    stop = threading.Event()
+    clock = VirtualClock(stop, start)
 
     def tick(timer: func.TimerRequest) -> None:
-        fired.append((time.time(), timer.past_due))
+        fired.append((clock.now(), timer.past_due))
+        clock.work(busy_seconds[len(fired) - 1])
+        if len(fired) == len(busy_seconds):
+            stop.set()
 
     function = IndexedFunction(
-        "tick", ({"type": "timerTrigger", "direction": "IN", "name": "timer", "schedule": "* * * * * *"},), tick, None
+        "tick", ({"type": "timerTrigger", "direction": "IN", "name": "timer", "schedule": schedule},), tick, None
     )
     config = HostConfig({}, KafkaOptions())
     loop = WorkerLoop()
-    stop = threading.Event()
-    runner = TimerRunner(function, config, Invoker(loop, OutputProducers(config)), FunctionStats("tick", "t"), stop)
-    thread = threading.Thread(target=runner.run)
-    thread.start()
+    invoker = Invoker(loop, OutputProducers(config))
     try:
-        deadline = time.monotonic() + 10
-        while len(fired) < 3 and time.monotonic() < deadline:
-            stop.wait(0.05)
+        TimerRunner(function, config, invoker, FunctionStats("tick", "t"), stop, clock).run()
     finally:
-        stop.set()
-        thread.join(5)
         loop.close()
-    assert len(fired) >= 3
-    assert all(moment % 1 < 0.5 for moment, _ in fired)  # on whole seconds, as scheduled
-    assert all(0.5 < b - a < 1.5 for (a, _), (b, _) in itertools.pairwise(fired))
+    return fired
+
+
+def test_timer_fires_on_schedule_with_a_timer_request() -> None:
+    start = datetime(2026, 12, 4, 10, 0, 0, 300_000, tzinfo=UTC)
+    fired = _run_timer([0.01] * 4, start)
+    assert [moment for moment, _ in fired] == [start.replace(microsecond=0) + timedelta(seconds=n) for n in range(1, 5)]
     assert not any(past_due for _, past_due in fired)
+
+
+def test_a_tick_missed_while_the_function_was_busy_fires_once_past_due() -> None:
+    start = datetime(2026, 12, 4, 10, 0, 0, tzinfo=UTC)
+    fired = _run_timer([7.5, 0.01, 0.01], start, "*/5 * * * * *")  # busy 7.5 s: the tick at 10 s is missed
+    moments = [(moment - start).total_seconds() for moment, _ in fired]
+    assert moments == [5.0, 12.5, 15.0] and [past_due for _, past_due in fired] == [False, True, False]
 
 
 def test_entity_batch_context_is_what_the_durable_sdk_reads() -> None:
