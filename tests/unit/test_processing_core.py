@@ -160,3 +160,25 @@ def test_a_check_that_raises_outside_pydantic_costs_only_its_own_record() -> Non
     assert [(letter.record.offset, letter.reason, letter.detail) for letter in batch.dead_letters] == [
         (13, "schema", "LookupError: unlucky")
     ]
+
+
+@pytest.mark.parametrize(("source_name", "field"), [("sensors", "value"), ("orders", "orderunits")])
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_a_bare_non_finite_number_in_a_modelled_float_is_a_schema_dead_letter(
+    source_name: str, field: str, literal: bytes
+) -> None:
+    """JSON's parser here accepts NaN and Infinity as bare literals; the model must refuse them, alone or in a batch."""
+    source = get_source(source_name)
+    good = records_for(source, 3)
+    value = json.loads(good[1].value or b"")
+    assert isinstance(value[field], float | int), f"{field} is not a number in a generated {source_name} record"
+    value[field] = "__LITERAL__"
+    poisoned = json.dumps(value).replace('"__LITERAL__"', literal.decode()).encode()
+    assert literal in poisoned and b'"' + literal not in poisoned  # the bare literal, not a string
+    records = [good[0], dataclasses.replace(good[1], value=poisoned), good[2]]
+    batch = process_batch(source, records, max_record_bytes=1 << 20)
+    assert [(letter.record.offset, letter.reason) for letter in batch.dead_letters] == [(1, "schema")]
+    assert field in batch.dead_letters[0].detail
+    assert sorted(row["_offset"] for row in batch.rows) == [0, 2]
+    alone = process_batch(source, [records[1]], max_record_bytes=1 << 20)
+    assert [letter.reason for letter in alone.dead_letters] == ["schema"]
