@@ -159,7 +159,8 @@ class BatchLanding:
             self.landings[position].finish(written)
         partitions = self.partitions
         skipped = sum(len(partitions[p]) - a.fresh_count(len(partitions[p])) for p, a in self.admissions.items())
-        return _combined([written.report for written in self.written.values()], skipped)
+        repaired = [a.repaired for a in self.admissions.values() if a.repaired is not None]
+        return _combined([*repaired, *(written.report for written in self.written.values())], skipped)
 
 
 def _combined(reports: list[LandingReport], skipped: int) -> LandingReport:

@@ -80,6 +80,7 @@ class Admission:
     fresh: frozenset[int] | None  # offsets to land; None when every record of the batch is new
     first_fresh: KafkaRecord | None
     last_fresh: KafkaRecord | None
+    repaired: LandingReport | None = None  # an unfinished landing this batch completed first
 
     def fresh_count(self, records: int) -> int:
         return records if self.fresh is None else len(self.fresh)
@@ -125,13 +126,12 @@ class PartitionLanding:
     def admit(self, records: Sequence[KafkaRecord], plan_pending: PendingPlanner) -> Admission:
         """Records of this partition (in offset order) not yet in the lake, and their incarnation."""
         ledger = self._loaded()
-        if ledger.pending is not None:
-            self._settle(ledger, ledger.pending, records, plan_pending)
+        repaired = None if ledger.pending is None else self._settle(ledger, ledger.pending, records, plan_pending)
         first, last = records[0], records[-1]
         landed = ledger.landed
         steady = not landed or first.offset > landed[-1][1]
         if steady and not ledger.previous:  # all new, and the topic never restarted: nothing to compare
-            return Admission(ledger.incarnation, first.offset, last.offset, None, first, last)
+            return Admission(ledger.incarnation, first.offset, last.offset, None, first, last, repaired)
         incarnation = ledger.incarnation_of(records)
         if incarnation > ledger.incarnation:
             log.warning("%s %s/%d: offsets restarted; new incarnation %d", *self.key, incarnation)
@@ -146,6 +146,7 @@ class PartitionLanding:
             frozenset(record.offset for record in fresh),
             fresh[0] if fresh else None,
             fresh[-1] if fresh else None,
+            repaired,
         )
 
     def begin(self, admission: Admission, files: Sequence[PlannedFile]) -> Begun:
@@ -211,13 +212,13 @@ class PartitionLanding:
 
     def _settle(
         self, ledger: Ledger, pending: Pending, records: Sequence[KafkaRecord], plan_pending: PendingPlanner
-    ) -> None:
-        """Decide what became of the ledger's pending landing before admitting anything."""
+    ) -> LandingReport | None:
+        """Decide what became of the ledger's pending landing before admitting anything; what it landed, if any."""
         missing = [path for path in pending.files if not self.lake.exists(path)]
         if not missing:
             ledger.pending = None
             ledger.mark_landed(pending.low, pending.high, pending.incarnation)
-            return
+            return None
         planned = None if pending.removing else self._same_landing(ledger, pending, records, plan_pending)
         age = self.clock() - pending.started_ms / 1000
         if planned is None and pending.owner != self.owner and age < self.lease_seconds:
@@ -231,19 +232,19 @@ class PartitionLanding:
         self._commit(ledger)  # the fence: nothing is created or deleted for a landing this instance does not hold
         deadline = self._deadline(started)
         if planned is not None:
-            land(
-                self.lake, [file for file in planned if file.path in missing], before_each=lambda: self._check(deadline)
-            )
+            absent = [file for file in planned if file.path in missing]
+            report = land(self.lake, absent, before_each=lambda: self._check(deadline))
             ledger.pending = None
             ledger.mark_landed(pending.low, pending.high, pending.incarnation)
             log.warning("%s %s/%d: completed an unfinished landing of %d-%d", *self.key, pending.low, pending.high)
-            return
+            return report
         for path in pending.files:
             self._check(deadline)
             self.lake.delete(path)
         ledger.forget(pending)
         ledger.pending = None  # only once every file of it is gone: a failed delete is retried
         log.warning("%s %s/%d: removed an unfinished landing of %d-%d", *self.key, pending.low, pending.high)
+        return None
 
     @staticmethod
     def _same_landing(

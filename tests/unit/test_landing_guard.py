@@ -187,7 +187,7 @@ def test_an_unfinished_landing_is_completed_at_once_by_a_batch_holding_its_recor
     (tmp_path / raw_file).unlink()  # the writer may still be writing it: the new owner must not delete anything
     other = LocalLake(tmp_path)
     guard_for(other).clock = lambda: time.time() + 1  # well within the writer's lease: no waiting needed
-    assert _land(other, records[:150]) == 0  # the unfinished landing's rows land by completing it
+    assert _land(other, records[:150]) == 99  # the unfinished landing's rows land by completing it
     assert {path: data for path, data in _files(tmp_path).items() if not path.startswith("_")} == {
         path: data for path, data in files.items() if path != raw_file and not path.startswith("_")
     } | {raw_file: _files(tmp_path)[raw_file]}
@@ -304,3 +304,31 @@ def test_every_landing_decision_is_committed_by_a_conditional_ledger_write(tmp_p
     before = path.stat().st_ino
     assert _land(lake, records) == 0  # a redelivery: nothing lands, but the skip is fenced
     assert path.stat().st_ino != before
+
+
+def test_a_ledger_written_by_the_previous_version_keeps_working(tmp_path: Path) -> None:
+    """An upgrade in place: the previous version's ledger (no incarnation on pending, no earlier fingerprints,
+    no removing flag) is read, its unfinished landing completed, and nothing lands twice or goes missing."""
+    import orjson
+
+    from shared.landing.ledger import fingerprint
+
+    first_life, records = records_for(CLICKS, 30, seed=3), records_for(CLICKS, 150)
+    _land(LocalLake(tmp_path), first_life)
+    _land(LocalLake(tmp_path), records[:100])  # incarnation 1: offsets restarted
+    (raw_file,) = [p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("raw/**/*+i1+*.parquet")]
+    (tmp_path / raw_file).unlink()  # the old writer died before its file
+    old = {  # what the previous version wrote for that moment
+        "incarnation": 1,
+        "landed": [],
+        "fingerprints": {"0": fingerprint(records[0]), "99": fingerprint(records[99])},
+        "pending": {"low": 0, "high": 99, "files": [raw_file], "owner": "old-process", "started_ms": 0},
+        "previous": [{"incarnation": 0, "landed": [[0, 29]]}],
+    }
+    (tmp_path / ledger_path("clickstream", "clickstream", 0)).write_bytes(orjson.dumps(old))
+    assert _land(LocalLake(tmp_path), records) == 150  # the unfinished 0-99 as the same file, then 100-149
+    assert (tmp_path / raw_file).exists()
+    expected = [(0, 0, offset) for offset in range(30)] + [(0, 1, offset) for offset in range(150)]
+    assert _positions(tmp_path) == expected
+    assert _land(LocalLake(tmp_path), records[50:150]) == 0
+    assert _positions(tmp_path) == expected
