@@ -44,7 +44,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,7 +207,7 @@ class RateProducer:
             ends[message.partition()] = max(ends.get(message.partition(), 0), message.offset() + 1)
 
         step = 0
-        while (elapsed := time.monotonic() - started) < seconds:
+        while time.monotonic() - started < seconds:
             for name, share in shares.items():
                 owed[name] += rate * share * self.STEP_S
                 while owed[name] >= 1:
@@ -243,6 +243,7 @@ class RunSpec:
     partitions: int
     key_space: int
     host_json: Path
+    state: bool = True  # False: every <SOURCE>_STATE_ENABLED=false (the state-off row)
 
 
 def host_environment(
@@ -257,7 +258,7 @@ def host_environment(
     for name in SOURCES:
         upper = name.upper()
         env[f"{upper}_GENERATOR_ENABLED"] = "false"
-        env[f"{upper}_STATE_ENABLED"] = "true" if states.get(name) else "false"
+        env[f"{upper}_STATE_ENABLED"] = "true" if spec.state and states.get(name) else "false"
         env[f"{upper}_TOPIC"] = topics[name]
         env[f"{upper}_CONSUMER_GROUP"] = groups[name]
     env["DEVHOST_HOST_JSON"] = str(spec.host_json)
@@ -409,10 +410,12 @@ def summarise(
     functions = counters["functions"]
     entity_functions = [n for n, f in functions.items() if f["trigger"] == "entityTrigger"]
     calls = Counter(call[0] for call in counters["calls"])
-    files = Counter()
-    for method, path, *_ in counters["calls"]:
+    files: Counter[str] = Counter()
+    written: Counter[str] = Counter()
+    for method, path, size, *_ in counters["calls"]:
         if method == "write_atomic":
             files[path.split("/")[0]] += 1
+            written[path.split("/")[0]] += size
     latency_sorted = sorted(latency)
     return {
         "rate_ev_s": spec.rate,
@@ -428,6 +431,9 @@ def summarise(
         "activity": activity,
         "lake_calls": dict(sorted(calls.items())),
         "files_written": dict(sorted(files.items())),
+        "bytes_written": dict(sorted(written.items())),
+        "state": spec.state,
+        "peak_rss_mb": counters.get("peak_rss_mb"),
         "log_records": counters["log_records"],
         "latency_ms": {
             "samples": len(latency_sorted),
@@ -482,25 +488,26 @@ def stores() -> Iterator[dict[str, Callable[[RequestCounter], Any]]]:
     from shared.settings import load_settings
     from tests.lake.fake_dfs_server import fake_dfs_server
 
-    with fake_dfs_server() as (_fake, dfs), tempfile.TemporaryDirectory(prefix="bench-azurite-") as location:
-        with start_azurite(Path(location), reuse_running=False) as azurite:
+    with (
+        fake_dfs_server() as (_fake, dfs),
+        tempfile.TemporaryDirectory(prefix="bench-azurite-") as location,
+        start_azurite(Path(location), reuse_running=False) as azurite,
+    ):
 
-            def adls(hook: RequestCounter) -> Any:
-                settings = load_settings(
-                    {"LAKE_CONNECTION_STRING": dfs, "LAKE_FILE_SYSTEM": f"r{uuid.uuid4().hex[:10]}"}
-                )
-                return AdlsLake.from_settings(settings, raw_request_hook=hook, retry_total=0)
+        def adls(hook: RequestCounter) -> Any:
+            settings = load_settings({"LAKE_CONNECTION_STRING": dfs, "LAKE_FILE_SYSTEM": f"r{uuid.uuid4().hex[:10]}"})
+            return AdlsLake.from_settings(settings, raw_request_hook=hook, retry_total=0)
 
-            def blob(hook: RequestCounter) -> Any:
-                settings = load_settings(
-                    {
-                        "LAKE_CONNECTION_STRING": azurite.connection_string,
-                        "LAKE_FILE_SYSTEM": f"r{uuid.uuid4().hex[:10]}",
-                    }
-                )
-                return BlobLake.from_settings(settings, raw_request_hook=hook, retry_total=0)
+        def blob(hook: RequestCounter) -> Any:
+            settings = load_settings(
+                {
+                    "LAKE_CONNECTION_STRING": azurite.connection_string,
+                    "LAKE_FILE_SYSTEM": f"r{uuid.uuid4().hex[:10]}",
+                }
+            )
+            return BlobLake.from_settings(settings, raw_request_hook=hook, retry_total=0)
 
-            yield {"adls": adls, "blob": blob}
+        yield {"adls": adls, "blob": blob}
 
 
 def replay(calls: list[list[Any]], factory: Callable[[RequestCounter], Any]) -> dict[str, Any]:
@@ -531,10 +538,8 @@ def replay(calls: list[list[Any]], factory: Callable[[RequestCounter], Any]) -> 
             found = store.read_versioned(path)
             versions[path] = found[1] if found else None
         elif method in ("read", "exists", "delete", "list_paths"):
-            try:
+            with suppress(Exception):  # a path the replay did not create: still one request
                 getattr(store, method)(path)
-            except Exception:  # a read of a path that the replay did not create (another process's): still one request
-                pass
     counter.current = "compaction_list"
     for hour in sorted(raw_hours):
         store.list_paths(hour)
@@ -595,6 +600,7 @@ def main() -> int:
     parser.add_argument(
         "--partitions", type=int, default=None, help="per topic (default: Terraform's eventhub_partition_count)"
     )
+    parser.add_argument("--no-state-rates", type=float, nargs="*", default=[1000], help="also with state off")
     parser.add_argument("--keys", type=int, default=100_000, help="distinct entity keys per keyed source")
     parser.add_argument("--host-json", type=Path, default=HOST_JSON)
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -603,17 +609,20 @@ def main() -> int:
     mix = deployed_mix()
     runs = []
     with embedded_broker() as broker, contextmanager_azurite("azurite" in args.lakes) as azurite:
-        for lake in args.lakes:
-            for rate in args.rates:
-                spec = RunSpec(rate, args.seconds, lake, partitions, args.keys, args.host_json.resolve())
-                run = measure(spec, broker, mix, azurite)
-                runs.append(run)
-                latency = run["latency_ms"]
-                print(
-                    f"{lake:>7} {rate:>7,.0f} ev/s: {run['events']:,} events, {run['kafka_invocations']} invocations, "
-                    f"{run['entity_operations']} entity ops, latency p50 {latency['p50']:,.0f} ms p99 {latency['p99']:,.0f} ms",
-                    flush=True,
-                )
+        plan = [(lake, rate, True) for lake in args.lakes for rate in args.rates]
+        plan += [("local", rate, False) for rate in args.no_state_rates if "local" in args.lakes]
+        for lake, rate, state in plan:
+            spec = RunSpec(rate, args.seconds, lake, partitions, args.keys, args.host_json.resolve(), state)
+            run = measure(spec, broker, mix, azurite)
+            runs.append(run)
+            latency = run["latency_ms"]
+            print(
+                f"{lake:>7} {rate:>7,.0f} ev/s{'' if state else ' (state off)'}: {run['events']:,} events, "
+                f"{run['kafka_invocations']} invocations, "
+                f"{run['entity_operations']} entity ops, "
+                f"latency p50 {latency['p50']:,.0f} ms p99 {latency['p99']:,.0f} ms",
+                flush=True,
+            )
     with stores() as factories:
         for run in runs:
             calls = run.pop("call_log")
@@ -648,9 +657,11 @@ def contextmanager_azurite(wanted: bool) -> Iterator[Any]:
     if not wanted:
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="bench-cost-azurite-") as location:
-        with start_azurite(Path(location), reuse_running=False) as azurite:
-            yield azurite
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-cost-azurite-") as location,
+        start_azurite(Path(location), reuse_running=False) as azurite,
+    ):
+        yield azurite
 
 
 if __name__ == "__main__":

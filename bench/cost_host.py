@@ -140,6 +140,14 @@ def install() -> None:
     Invoker.invoke = invoke  # type: ignore[method-assign]
 
 
+def peak_rss_mb() -> float | None:
+    """The process's peak resident memory (VmHWM): every function runs in this one process here."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
 def main(argv: list[str]) -> int:
     output, devhost_args = Path(argv[0]), argv[1:]
     install()
@@ -175,6 +183,7 @@ def main(argv: list[str]) -> int:
                 for (name, level), rows in sorted(COUNTERS.log_rows.items())
             ],
             "functions": {name: stats.as_dict() for name, stats in host.stats.functions.items()},
+            "peak_rss_mb": peak_rss_mb(),
         }
     output.write_text(json.dumps(document))
     return code
