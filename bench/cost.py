@@ -412,10 +412,13 @@ def summarise(
     calls = Counter(call[0] for call in counters["calls"])
     files: Counter[str] = Counter()
     written: Counter[str] = Counter()
+    raw_by_source: Counter[str] = Counter()
     for method, path, size, *_ in counters["calls"]:
         if method == "write_atomic":
             files[path.split("/")[0]] += 1
             written[path.split("/")[0]] += size
+            if path.startswith("raw/"):
+                raw_by_source[path.split("/")[1]] += 1
     latency_sorted = sorted(latency)
     return {
         "rate_ev_s": spec.rate,
@@ -432,6 +435,12 @@ def summarise(
         "lake_calls": dict(sorted(calls.items())),
         "files_written": dict(sorted(files.items())),
         "bytes_written": dict(sorted(written.items())),
+        "raw_files_by_source": dict(sorted(raw_by_source.items())),
+        "invocations_by_source": {
+            n.removeprefix("process_"): f["invocations"]
+            for n, f in sorted(functions.items())
+            if n.startswith("process_")
+        },
         "state": spec.state,
         "peak_rss_mb": counters.get("peak_rss_mb"),
         "log_records": counters["log_records"],
