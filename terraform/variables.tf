@@ -198,8 +198,8 @@ variable "eventhubs_maximum_throughput_units" {
 
 variable "eventhub_partition_count" {
   type        = number
-  default     = 4
-  description = "Partitions per event hub (topic): the processing parallelism of each source. Fixed once the hub exists on Standard."
+  default     = 1
+  description = "Partitions per event hub (topic): the processing parallelism of each source. Fixed once the hub exists on Standard. 1 is the proof-of-concept default chosen by measurement (bench/cost.py, docs/scale.md): every partition with data in a batch window costs a file and a ledger write, so at 10 events/s four partitions cost about four times the lake requests of one; one partition takes about 1,000 events/s of one source. Plan 4 or more (production.tfvars.example) before the rate grows: Standard hubs cannot add partitions later."
 
   validation {
     condition     = var.eventhub_partition_count >= 1 && var.eventhub_partition_count <= 32 && floor(var.eventhub_partition_count) == var.eventhub_partition_count
