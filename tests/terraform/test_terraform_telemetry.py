@@ -74,7 +74,7 @@ def test_workbook_shows_what_the_issue_asks_for() -> None:
 
 def test_alerts_cover_failures_dead_letters_and_unprocessed_events() -> None:
     text = (TERRAFORM_DIR / "main.alerts.tf").read_text()
-    assert "exceptions\n      | where operation_Name != \"\"" in text
+    assert 'exceptions\n      | where operation_Name != ""' in text
     assert "local.metrics.events_deadlettered" in text and "local.metrics.events_received" in text
     assert '"IncomingMessages"' in text and '"OutgoingMessages"' in text
 
