@@ -25,7 +25,9 @@ locals {
   action_group_ids = azurerm_monitor_action_group.this[*].id
 }
 
-# Failed invocations per function (requests logged by the Functions host).
+# Failed invocations per function. host.json logs no request rows (Host.Results at Warning: the
+# host writes them at Information, success or failure); a failed execution is still logged at
+# Error with its exception, so each failed invocation has exception rows under its operation id.
 resource "azurerm_monitor_scheduled_query_rules_alert_v2" "function_failures" {
   name                 = "${local.names.alert}-function-failures"
   display_name         = "StreamingPOC: function failures"
@@ -40,9 +42,9 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "function_failures" {
 
   criteria {
     query                   = <<-KQL
-      requests
-      | where success == false
-      | summarize failures = count() by function_name = operation_Name
+      exceptions
+      | where operation_Name != ""
+      | summarize failures = dcount(operation_Id) by function_name = operation_Name
     KQL
     time_aggregation_method = "Total"
     metric_measure_column   = "failures"

@@ -53,7 +53,7 @@ resource "azurerm_storage_container" "lake" {
   container_access_type = "private"
 }
 
-# Who read, wrote or deleted what in the lake (StorageBlobLogs, DFS operations included).
+# Who deleted what in the lake (StorageBlobLogs, DFS operations included); reads and writes on request.
 resource "azurerm_monitor_diagnostic_setting" "lake_blob" {
   count = var.diagnostic_settings_enabled ? 1 : 0
 
@@ -61,14 +61,14 @@ resource "azurerm_monitor_diagnostic_setting" "lake_blob" {
   target_resource_id         = "${azurerm_storage_account.lake.id}/blobServices/default"
   log_analytics_workspace_id = azurerm_log_analytics_workspace.this.id
 
-  enabled_log {
-    category = "StorageRead"
-  }
-  enabled_log {
-    category = "StorageWrite"
-  }
-  enabled_log {
-    category = "StorageDelete"
+  # One row per storage request for each category kept: var.lake_diagnostic_log_categories
+  # keeps deletes only by default (tools.cost prices the others).
+  dynamic "enabled_log" {
+    for_each = toset(var.lake_diagnostic_log_categories)
+
+    content {
+      category = enabled_log.value
+    }
   }
   enabled_metric {
     category = "Transaction"

@@ -35,9 +35,9 @@ locals {
       | render timechart
     KQL
     failures               = <<-KQL
-      requests
-      | summarize failed = countif(success == false), invocations = count() by bin(timestamp, {TimeRange:grain}), function_name = operation_Name
-      | project timestamp, function_name, failed
+      exceptions
+      | where operation_Name != ""
+      | summarize failed = dcount(operation_Id) by bin(timestamp, {TimeRange:grain}), function_name = operation_Name
       | render timechart
     KQL
     waiting_partitions     = <<-KQL
@@ -48,9 +48,15 @@ locals {
       | render timechart
     KQL
     failed_invocations     = <<-KQL
-      requests
-      | summarize invocations = count(), failed = countif(success == false), p95_duration_ms = percentile(duration, 95) by function_name = operation_Name
-      | extend failure_rate = round(100.0 * failed / invocations, 2)
+      let failed = exceptions
+          | where operation_Name startswith "process_"
+          | summarize failed = dcount(operation_Id) by source = substring(operation_Name, 8);
+      customMetrics
+      | where name == "${local.metrics.batch_duration}"
+      | summarize invocations = sum(valueCount), avg_duration_ms = round(sum(valueSum) / sum(valueCount), 1), max_duration_ms = max(valueMax) by source = tostring(customDimensions.source)
+      | join kind=leftouter failed on source
+      | extend failed = coalesce(failed, 0), failure_rate = round(100.0 * coalesce(failed, 0) / invocations, 2)
+      | project source, invocations, failed, failure_rate, avg_duration_ms, max_duration_ms
       | order by failed desc
     KQL
     dead_letters_by_reason = <<-KQL
@@ -134,7 +140,7 @@ locals {
     { name = "throughput", title = "Throughput: events received and landed per source", query = "throughput", visualization = "timechart", width = "50" },
     { name = "failures", title = "Failures: failed invocations per function", query = "failures", visualization = "timechart", width = "50" },
     { name = "waiting_partitions", title = "Waiting partitions: failed batch attempts per source and error class (the partition is retried, nothing skipped)", query = "waiting_partitions", visualization = "timechart", width = "50" },
-    { name = "failed_invocations", title = "Invocations, failures and p95 duration per function", query = "failed_invocations", visualization = "table", width = "50" },
+    { name = "failed_invocations", title = "Batches, failed invocations and batch duration per source", query = "failed_invocations", visualization = "table", width = "50" },
     { name = "dead_letter_rate", title = "Dead letters per source and reason (share of received)", query = "dead_letter_rate", visualization = "table", width = "50" },
     { name = "dead_letters_by_reason", title = "Dead letters over time by source and reason", query = "dead_letters_by_reason", visualization = "barchart", width = "50" },
     { name = "batch_latency", title = "Batch latency: processing time and end-to-end latency (ms)", query = "batch_latency", visualization = "timechart", width = "50" },
@@ -154,7 +160,7 @@ locals {
           type = 1
           name = "title"
           content = {
-            json = "## StreamingPOC\nPer-source throughput, failures, dead letters, latency and lake writes, from the metrics the functions emit (`streamingpoc.*` in customMetrics) and the host's request telemetry."
+            json = "## StreamingPOC\nPer-source throughput, failures, dead letters, latency and lake writes, from the metrics the functions emit (`streamingpoc.*` in customMetrics) and the exceptions of failed executions (host.json logs no request rows)."
           }
         },
         {

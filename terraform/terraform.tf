@@ -12,6 +12,8 @@ terraform {
       source  = "hashicorp/random"
       version = "~> 3.7"
     }
+    # Microsoft.DurableTask (the Durable Task Scheduler option, main.durable.tf) has no azurerm resource.
+    azapi = { source = "Azure/azapi", version = "~> 2.5" }
   }
 }
 

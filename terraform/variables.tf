@@ -198,8 +198,8 @@ variable "eventhubs_maximum_throughput_units" {
 
 variable "eventhub_partition_count" {
   type        = number
-  default     = 4
-  description = "Partitions per event hub (topic): the processing parallelism of each source. Fixed once the hub exists on Standard."
+  default     = 1
+  description = "Partitions per event hub (topic): the processing parallelism of each source. Fixed once the hub exists on Standard. 1 is the proof-of-concept default chosen by measurement (bench/cost.py, docs/scale.md): every partition with data in a batch window costs a file and a ledger write, so at 10 events/s four partitions cost about four times the lake requests of one; one partition takes about 1,000 events/s of one source. Plan 4 or more (production.tfvars.example) before the rate grows: Standard hubs cannot add partitions later."
 
   validation {
     condition     = var.eventhub_partition_count >= 1 && var.eventhub_partition_count <= 32 && floor(var.eventhub_partition_count) == var.eventhub_partition_count
@@ -429,4 +429,48 @@ variable "diagnostic_settings_enabled" {
   type        = bool
   default     = true
   description = "Send Key Vault audit logs, lake access logs and Event Hubs logs (including Kafka user errors) and metrics to the Log Analytics workspace."
+}
+
+variable "durable_backend" {
+  type        = string
+  default     = "azure_storage"
+  description = "Backend of the Durable entities: azure_storage (the host storage account; the cheaper one for the proof of concept by `python -m tools.cost`), dts_consumption or dts_dedicated (the Durable Task Scheduler, main.durable.tf; needed for keyed state near 10,000 events/s, docs/scale.md)."
+
+  validation {
+    condition     = contains(["azure_storage", "dts_consumption", "dts_dedicated"], var.durable_backend)
+    error_message = "durable_backend must be azure_storage, dts_consumption or dts_dedicated."
+  }
+}
+
+variable "dts_capacity_units" {
+  type        = number
+  default     = 1
+  description = "Capacity units of a dts_dedicated scheduler: 2,000 actions (entity operations) per second each, 1-3 (3 for high availability)."
+
+  validation {
+    condition     = var.dts_capacity_units >= 1 && var.dts_capacity_units <= 3 && floor(var.dts_capacity_units) == var.dts_capacity_units
+    error_message = "dts_capacity_units must be 1, 2 or 3."
+  }
+}
+
+variable "monthly_budget_usd" {
+  type        = number
+  default     = 100
+  description = "Monthly cost budget of the resource group in USD, alerting at 80% spent and 100% forecast; 0 creates none. The default is `python -m tools.cost --json`'s recommended_budget_usd for the defaults (the 10 events/s month with 50% headroom)."
+
+  validation {
+    condition     = var.monthly_budget_usd >= 0
+    error_message = "monthly_budget_usd must be 0 (no budget) or a positive amount."
+  }
+}
+
+variable "lake_diagnostic_log_categories" {
+  type        = list(string)
+  default     = ["StorageDelete"]
+  description = "Log categories of the lake's diagnostic setting. StorageDelete (who removed what) by default: StorageRead and StorageWrite write one Log Analytics row per storage request, which `python -m tools.cost` prices (docs/cost.md); failed requests show in the Transaction metric, kept. Add StorageRead/StorageWrite to audit access."
+
+  validation {
+    condition     = alltrue([for category in var.lake_diagnostic_log_categories : contains(["StorageRead", "StorageWrite", "StorageDelete"], category)])
+    error_message = "lake_diagnostic_log_categories may hold StorageRead, StorageWrite and StorageDelete."
+  }
 }

@@ -82,8 +82,17 @@ class KafkaTriggerRunner:
             consumer.close()  # commits what was stored
 
     def _poll(self, consumer: Consumer) -> list[Message]:
-        wait = min(1.0, self.config.kafka.subscriber_interval_seconds)
-        messages = consumer.consume(num_messages=self.config.kafka.max_batch_size, timeout=wait)
+        """One batch as the extension cuts it: what arrives within ``subscriberIntervalInSeconds`` of the
+        window's start, flushed early at ``maxBatchSize``. Waits in slices of at most a second so that
+        a stop is seen promptly even with long windows."""
+        limit = self.config.kafka.max_batch_size
+        window_end = time.monotonic() + self.config.kafka.subscriber_interval_seconds
+        messages: list[Message] = []
+        while True:
+            remaining = max(0.0, window_end - time.monotonic())
+            messages.extend(consumer.consume(num_messages=limit - len(messages), timeout=min(1.0, remaining)))
+            if len(messages) >= limit or remaining <= 0 or self.stop.is_set():
+                break
         good = []
         for message in messages:
             if message.error():

@@ -56,7 +56,7 @@ def test_workbook_shows_what_the_issue_asks_for() -> None:
     assert isinstance(queries, dict)
     expected = {
         "throughput": [metric_names.EVENTS_RECEIVED, metric_names.EVENTS_LANDED],
-        "failures": ["requests", "success == false"],
+        "failures": ["exceptions", "dcount(operation_Id)"],
         "dead_letters_by_reason": [metric_names.EVENTS_DEADLETTERED, "customDimensions.reason"],
         "batch_latency": [metric_names.BATCH_DURATION],
         "lake_writes": [metric_names.LAKE_FILES_WRITTEN, metric_names.LAKE_BYTES_WRITTEN],
@@ -74,7 +74,7 @@ def test_workbook_shows_what_the_issue_asks_for() -> None:
 
 def test_alerts_cover_failures_dead_letters_and_unprocessed_events() -> None:
     text = (TERRAFORM_DIR / "main.alerts.tf").read_text()
-    assert "requests\n      | where success == false" in text
+    assert 'exceptions\n      | where operation_Name != ""' in text
     assert "local.metrics.events_deadlettered" in text and "local.metrics.events_received" in text
     assert '"IncomingMessages"' in text and '"OutgoingMessages"' in text
 

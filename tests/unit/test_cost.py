@@ -1,145 +1,83 @@
-"""tools.cost: the arithmetic of the monthly cost model, checked against hand-computed figures."""
+"""tools.cost: the model's rules on hand-made inputs, and the checked-in results' provenance."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+import subprocess
+import sys
 
 import pytest
 
+from bench.cost import billable_seconds, deployed_mix, sha256, shaping_digest, terraform_number
 from tests.conftest import ROOT
 from tools import cost
-from tools.cost import PRICES, SECONDS_PER_MONTH, Config, monthly_cost
 
-MONTH = 730 * 3600
-
-
-def _price(name: str) -> float:
-    return PRICES[name].value
+RESULTS = ROOT / "bench" / "results" / "cost.json"
 
 
-def test_a_month_is_730_hours() -> None:
-    assert SECONDS_PER_MONTH == MONTH == 2_628_000
+def test_flex_bills_at_least_a_second_per_activity_period_in_100_ms_steps() -> None:
+    assert billable_seconds([(0.0, 0.05)]) == (1.0, pytest.approx(0.05), 1)
+    assert billable_seconds([(0.0, 0.05), (0.5, 0.6)])[0] == pytest.approx(1.5)  # overlapping minimums merge
+    assert billable_seconds([(0.0, 0.05), (5.0, 5.05)])[0] == pytest.approx(2.0)  # apart: two periods
+    assert billable_seconds([(0.0, 1.23)])[0] == pytest.approx(1.3)
 
 
-@pytest.mark.parametrize(
-    ("rate", "expected"),
-    [(0.0, 1.0), (10.0, 1.0), (1000.0, 62.5), (10_000.0, 625.0), (1e6, 1000.0)],
-)
-def test_batch_size_is_a_partitions_second_of_events_between_1_and_max_batch(rate: float, expected: float) -> None:
-    assert cost.batch_size(Config(events_per_second=rate)) == expected  # 4 sources x 4 partitions
+def test_instances_are_billed_throughout_once_executions_overlap() -> None:
+    assert cost._instance_seconds(0.1, 0.2) == pytest.approx(0.1)  # one billed second every ten
+    assert cost._instance_seconds(5, 0.1) == pytest.approx(1.0)  # always active: one instance
+    assert cost._instance_seconds(20, 0.5) == pytest.approx(10.0)  # ten busy instances
 
 
-def test_invocations_stop_growing_once_every_partition_fires_each_window() -> None:
-    assert cost.invocations_per_second(Config(events_per_second=10)) == 10
-    assert cost.invocations_per_second(Config(events_per_second=1000)) == 16
-    assert cost.invocations_per_second(Config(events_per_second=10_000)) == 16
-    assert cost.invocations_per_second(Config(events_per_second=100_000)) == 100  # batches of 1,000
+def test_distinct_keys_and_the_fitted_key_space() -> None:
+    assert cost.distinct(1000, 100_000) == pytest.approx(995.0, rel=1e-3)
+    assert cost.distinct(1000, 10) == pytest.approx(10.0, rel=1e-3)
+    assert cost.effective_keys(cost.distinct(500, 64), 500) == pytest.approx(64, rel=1e-3)
 
 
-def test_entity_operations_are_distinct_keys_per_invocation() -> None:
-    # 200 keys over 4 partitions: at most 50 distinct keys per invocation.
-    assert cost.entity_ops_per_second(Config(events_per_second=1000)) == 16 * 50
-    assert cost.entity_ops_per_second(Config(events_per_second=10)) == 10  # one event per invocation
-    assert cost.entity_ops_per_second(Config(events_per_second=1000, state=False)) == 0
+def test_host_json_levels_follow_the_longest_category() -> None:
+    config = cost.deployed()
+    assert cost.level_of(config, "Host.Results") == cost.LEVELS["warning"]
+    assert cost.level_of(config, "Function.process_mobile.User") == cost.LEVELS["warning"]
 
 
-@pytest.mark.parametrize(
-    ("config", "units"),
-    [
-        (Config(events_per_second=0), 1),
-        (Config(events_per_second=1000), 1),
-        (Config(events_per_second=1500), 2),  # 1,000 events/s per TU
-        (Config(events_per_second=900, event_bytes=2500), 3),  # 2.25 MB/s, 1 MB/s per TU
-        (Config(events_per_second=0, throughput_units=4), 4),
-    ],
-)
-def test_throughput_units(config: Config, units: int) -> None:
-    assert cost.throughput_units(config) == units
+def test_json_has_the_scenarios_the_issue_asks_for(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cost.main(["--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["measured_inputs"] == "bench/results/cost.json"
+    rows = {(r["rate_ev_s"], r["state"]): r for r in document["scenarios"] if not r["config"]["differs_from_default"]}
+    assert set(rows) == {(0, True), (10, True), (1000, True), (10_000, True), (1000, False)}
+    for row in document["scenarios"]:
+        assert isinstance(row["usd_month"], float) and isinstance(row["limits_exceeded"], list)
+        assert (row["usd_per_1m_events"] is None) == (row["rate_ev_s"] == 0)
+        assert row["extrapolated"] == (row["rate_ev_s"] > 1000)
+        assert {"durable_backend", "instance_memory_mb", "partitions", "subscriber_interval_s"} <= set(row["config"])
+    assert rows[(1000, False)]["usd_month"] < rows[(1000, True)]["usd_month"]
 
 
-def test_idle_without_timers_is_one_throughput_unit() -> None:
-    idle = monthly_cost(Config(timers=0))
-    assert idle.total == pytest.approx(730 * _price("eventhubs_tu_hour")) == pytest.approx(21.90)
-    assert idle.dominant() == "Event Hubs throughput units"
+def test_every_price_names_its_page_and_when_it_was_read() -> None:
+    for name, price in cost.PRICES.items():
+        assert price.page and price.read and price.unit, name
+        assert price.value is not None or "no list price" in price.read, name
 
 
-def test_idle_timers_cost_executions_beyond_the_free_grant_and_their_logs() -> None:
-    idle = monthly_cost(Config(timer_period_s=10))
-    runs = 4 * MONTH / 10  # four timers every 10 s (the code's local default)
-    assert idle.lines["Functions executions"] == pytest.approx((runs - 250_000) / 1e6 * 0.40)
-    gb_s = runs * 0.050 * 2  # 50 ms at 2 GB each
-    assert idle.lines["Functions execution time"] == pytest.approx((gb_s - 100_000) * 0.000026)
-    assert idle.lines["Application Insights logs"] == pytest.approx(runs * 1.0 / 1e6 * 2.30)
-    once_a_minute = monthly_cost(Config())  # Terraform's schedule: 175,200 runs, inside the free grants
-    assert once_a_minute.lines["Functions executions"] == once_a_minute.lines["Functions execution time"] == 0
+def test_the_terraform_budget_default_is_the_models_recommendation() -> None:
+    variables = (ROOT / "terraform" / "variables.tf").read_text()
+    recommended = cost.recommended_budget(cost.load_results())
+    assert f'variable "monthly_budget_usd" {{\n  type        = number\n  default     = {recommended}\n' in variables
 
 
-def test_generators_arrive_in_bursts_of_one_tick() -> None:
-    config = cost.with_generators(Config(), 60)
-    assert config.events_per_second == pytest.approx(305 / 60)
-    assert cost.batch_size(config) == pytest.approx(305 / 16)  # a tick's events over 16 partitions
-    assert cost.invocations_per_second(config) == pytest.approx(16 / 60)
+def test_results_were_measured_with_this_host_json_and_these_sources() -> None:
+    """The commit is recorded for information; what decides the counts is host.json and the files that
+    shape the bench. Refresh with `python bench/cost.py` when this fails."""
+    results = json.loads(RESULTS.read_text())
+    assert results["host_json"]["sha256"] == sha256(ROOT / "host.json")
+    assert results["shaping_sources"] == shaping_digest()
+    assert results["command"].startswith("python bench/cost.py") and results["commit"]
+    assert results["config"]["partitions"] == terraform_number("eventhub_partition_count")
+    mix = [{"source": p.name, "events_per_minute": p.events_per_minute, "state": p.state} for p in deployed_mix()]
+    assert results["config"]["mix"] == mix
 
 
-def test_docs_show_the_current_table() -> None:
-    """docs/cost.md carries the default table as tools.cost prints it; rerun and paste when prices change."""
-    doc = (ROOT / "docs" / "cost.md").read_text()
-    assert cost.table([10, 1000, 10_000], Config()) in doc
-
-
-def test_zone_redundancy_bills_two_always_ready_instances_per_scale_group() -> None:
-    lines = monthly_cost(Config(zone_redundant=True)).lines
-    assert lines["Functions always ready (zone redundancy)"] == pytest.approx(2 * 10 * 2.0 * MONTH * 0.000004)
-    assert lines["Functions always ready (zone redundancy)"] == pytest.approx(420.48)
-    assert monthly_cost(Config()).lines["Functions always ready (zone redundancy)"] == 0
-
-
-def test_ingress_lake_writes_and_capacity_scale_with_events_and_files() -> None:
-    config = Config(events_per_second=10, state=False)
-    lines = monthly_cost(config).lines
-    events = 10 * MONTH
-    assert lines["Event Hubs ingress"] == pytest.approx(events / 1e6 * 0.028)
-    files = 10 * MONTH  # one file per invocation, one event per invocation at this rate
-    assert lines["Lake writes"] == pytest.approx(files * 4 / 1e4 * 0.065)
-    assert lines["Lake capacity (raw and curated)"] == pytest.approx(2 * events * 80 / 1e9 * 0.019)
-    curated = 4 * 730 * 2  # a data file and a Delta log entry per source and hour
-    assert lines["Lake compaction (raw reads, curated writes)"] == pytest.approx(
-        files * 2 / 1e4 * 0.0052 + curated * 4 / 1e4 * 0.065
-    )
-    zrs = monthly_cost(replace(config, zone_redundant=True)).lines
-    assert zrs["Lake writes"] == pytest.approx(lines["Lake writes"] * 1.25)
-
-
-def test_instance_time_is_capped_by_overlap_once_executions_overlap() -> None:
-    # 10 ev/s: invocations never overlap, the wall time of each is billed.
-    quiet = Config(events_per_second=10, state=False, timers=0)
-    assert cost.instance_seconds(quiet) == pytest.approx(10 * MONTH * (0.040 + 25e-6))
-    # 1,000 ev/s with state: entity operations overlap on one instance, billed as one busy instance.
-    busy = Config(events_per_second=1000, timers=0)
-    kafka = 16 * MONTH * 0.040 + 1000 * MONTH * 25e-6
-    assert cost.instance_seconds(busy) == pytest.approx(kafka + MONTH)
-
-
-def test_per_million_events_is_the_cost_above_idle_per_event() -> None:
-    config = Config(events_per_second=1000)
-    expected = (monthly_cost(config).total - monthly_cost(Config()).total) / (1000 * MONTH) * 1e6
-    assert cost.per_million_events(config) == pytest.approx(expected)
-    assert cost.per_million_events(Config()) == 0
-
-
-def test_best_lever_is_the_largest_single_cut() -> None:
-    config = Config(events_per_second=1000)
-    name, total = cost.best_lever(config)
-    assert total < monthly_cost(config).total
-    for change in cost.LEVERS.values():
-        assert monthly_cost(replace(config, **change)).total >= total  # type: ignore[arg-type]
-    assert total == pytest.approx(monthly_cost(replace(config, **cost.LEVERS[name])).total)  # type: ignore[arg-type]
-
-
-def test_cli_prints_the_three_rate_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cost.main([]) == 0
-    out = capsys.readouterr().out
-    assert "| USD per month | idle | 10 ev/s | 1,000 ev/s | 10,000 ev/s |" in out
-    assert out.count("dominates") == 4 and "per 1M events" in out
-    assert cost.main(["--prices"]) == 0
-    assert "azure.microsoft.com/pricing/details/event-hubs" in capsys.readouterr().out
+def test_cli_prints_the_table() -> None:
+    out = subprocess.run([sys.executable, "-m", "tools.cost"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "| **total** |" in out.stdout and "Event Hubs Capture" in out.stdout

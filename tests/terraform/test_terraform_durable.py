@@ -1,0 +1,83 @@
+"""The Durable Task Scheduler option (issue 19, item 5): azapi resources whose bodies match the
+Microsoft.DurableTask ARM reference, the app's role, the app settings it needs, and the default backend
+being the one tools.cost chooses."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import hcl2
+
+from tests.conftest import ROOT
+from tools import cost
+
+TERRAFORM = ROOT / "terraform"
+# Microsoft.DurableTask REST API 2025-11-01: schedulers take properties.ipAllowlist (required) and
+# properties.sku {name: Consumption | Dedicated, capacity for Dedicated}; task hubs have no settable property.
+API_VERSION = "2025-11-01"
+SKU_NAMES = {"Consumption", "Dedicated"}
+DATA_CONTRIBUTOR = "Durable Task Data Contributor"
+
+
+def _plain(value: Any) -> Any:
+    """python-hcl2 keeps the quotes of strings and keys; the checks compare plain values."""
+    if isinstance(value, dict):
+        return {str(k).strip('"'): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.strip('"') if isinstance(value, str) else value
+
+
+def durable() -> dict[str, Any]:
+    with (TERRAFORM / "main.durable.tf").open() as handle:
+        document = _plain(hcl2.load(handle))
+    return {
+        f"{kind}.{name}": body
+        for block in document["resource"]
+        for kind, named in block.items()
+        for name, body in named.items()
+    }
+
+
+def test_azapi_is_pinned_as_agreed() -> None:
+    text = (TERRAFORM / "terraform.tf").read_text()
+    assert 'azapi = { source = "Azure/azapi", version = "~> 2.5" }' in text
+
+
+def test_scheduler_and_task_hub_bodies_match_the_arm_reference() -> None:
+    resources = durable()
+    scheduler = resources["azapi_resource.durable_task_scheduler"]
+    assert scheduler["type"] == f"Microsoft.DurableTask/schedulers@{API_VERSION}"
+    properties = scheduler["body"]["properties"]
+    assert set(properties) == {"ipAllowlist", "sku"}
+    text = (TERRAFORM / "main.durable.tf").read_text()
+    skus = set(re.findall(r'name = "(\w+)"', text)) & SKU_NAMES
+    assert skus == SKU_NAMES and "capacity = var.dts_capacity_units" in text
+    hub = resources["azapi_resource.durable_task_hub"]
+    assert hub["type"] == f"Microsoft.DurableTask/schedulers/taskHubs@{API_VERSION}"
+    assert hub["body"] == {"properties": {}}
+
+
+def test_the_apps_identity_gets_the_data_role_on_the_scheduler_only() -> None:
+    role = durable()["azurerm_role_assignment.durable_task_data_contributor"]
+    assert role["role_definition_name"] == DATA_CONTRIBUTOR
+    assert "azapi_resource.durable_task_scheduler" in role["scope"]
+    assert "azurerm_function_app_flex_consumption.this.identity[0].principal_id" in role["principal_id"]
+
+
+def test_dts_settings_switch_the_storage_provider_by_identity() -> None:
+    text = (TERRAFORM / "main.durable.tf").read_text()
+    assert (
+        'AzureFunctionsJobHost__extensions__durableTask__storageProvider__type                 = "azureManaged"' in text
+    )
+    assert "Authentication=ManagedIdentity" in text and "AccountKey" not in text
+    assert 'connectionStringName = "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"' in re.sub(r"\s+=", " =", text)
+
+
+def test_the_default_backend_is_the_one_the_cost_model_chooses() -> None:
+    variables = (TERRAFORM / "variables.tf").read_text()
+    default = re.search(r'variable "durable_backend" \{.*?default\s*=\s*"(\w+)"', variables, re.DOTALL)
+    assert default
+    choice = cost.backend_choice(cost.load_results(), cost.deployed())
+    assert default.group(1) == choice["default"] == cost.deployed().backend
