@@ -1,0 +1,110 @@
+"""What a bucket entity does with an operation: apply a batch's events to its keys, or adopt moved keys.
+
+A bucket's state is plain JSON: ``{"keys": {key: key state}, "_applied": {position: ranges}}``.
+Each key state is exactly what a per-key entity held (the kind's reducer state); the applied
+ranges (``shared.state.offsets``) are kept once for the bucket, since an ``apply`` carries every
+event of the bucket's keys in its parts' offset ranges. A key moved in from the per-key layout
+keeps its own ``_applied`` ranges, and its events at offsets it applied before the move are
+skipped too, so a batch redelivered across the upgrade never counts twice.
+
+Operations:
+- ``apply`` ``{"parts": [{"topic", "partition", "incarnation", "range": [low, high],
+  "keys": {key: [[offset, ...], ...]}}]}``: one invocation's events, per topic-partition.
+- ``adopt`` ``{"states": {key: state}}``: keys moved from another layout (``shared.state.migration``).
+  A key the bucket does not hold takes the state given; one it holds with the same state is left
+  alone (a migration run twice); one it holds with another state is a conflict, refused and named.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from shared.state.buckets import is_bucket_key
+from shared.state.offsets import APPLIED, Fold, Reducer, applied_ranges, mark, not_in, position
+
+KEYS = "keys"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The entity's new state, and why the operation was refused in part (``None``: it was not)."""
+
+    state: dict[str, Any]
+    refused: str | None = None
+
+
+def operate(
+    fold: Fold, reduce: Reducer, entity_key: str, state: dict[str, Any], operation: str, payload: Any
+) -> Outcome:
+    """One operation on one entity: a bucket (``~b<i>of<n>``) or a per-key entity of the previous layout."""
+    if not is_bucket_key(entity_key):
+        return Outcome(reduce(state, operation, payload))
+    if operation == "apply":
+        return Outcome(apply(fold, state, payload))
+    if operation == "adopt":
+        conflicts = adopt(state, payload)
+        refused = f"adopt refused for {len(conflicts)} keys held with other state: {conflicts[:10]!r}"
+        return Outcome(state, refused if conflicts else None)
+    raise ValueError(f"a bucket has no operation {operation!r}")
+
+
+def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """Apply each part's events the bucket has not applied yet, then mark the parts' ranges applied."""
+    keys: dict[str, dict[str, Any]] = state.setdefault(KEYS, {})
+    applied = applied_ranges(state)
+    for part in payload["parts"]:
+        where = position(part)
+        ranges = applied.get(where)
+        for key, events in part["keys"].items():
+            fresh = not_in(ranges, events)
+            if not fresh:
+                continue
+            key_state = keys.get(key)
+            if key_state is None:
+                key_state = keys[key] = {}
+            elif APPLIED in key_state:  # moved from the per-key layout: what it applied there counts too
+                fresh = not_in(key_state[APPLIED].get(where), fresh)
+            if fresh:
+                fold(key_state, fresh, part)
+        mark(applied, where, *_part_range(part))
+    return state
+
+
+def _part_range(part: dict[str, Any]) -> tuple[int, int]:
+    if part.get("range"):
+        low, high = part["range"]
+        return int(low), int(high)
+    offsets = [event[0] for events in part["keys"].values() for event in events]
+    return min(offsets), max(offsets)
+
+
+def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:
+    """Take in moved keys' states; returns the keys refused because the bucket holds them with other state."""
+    keys: dict[str, dict[str, Any]] = state.setdefault(KEYS, {})
+    conflicts = []
+    for key, moved in payload["states"].items():
+        moved = copy.deepcopy(moved)
+        if APPLIED in moved or "_offsets" in moved:
+            applied_ranges(moved)  # high-water marks of older state become ranges, as the per-key entity would
+        held = keys.get(key)
+        if held is None:
+            keys[key] = moved
+        elif held != moved:
+            conflicts.append(key)
+    return conflicts
+
+
+def key_state(bucket: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+    """One key's state in a bucket's state (``None``: the bucket does not hold it)."""
+    if not bucket:
+        return None
+    held = bucket.get(KEYS, {}).get(key)
+    return held if isinstance(held, dict) else None
+
+
+def held_keys(bucket: dict[str, Any] | None) -> Iterator[str]:
+    """The keys a bucket's state holds."""
+    yield from (bucket or {}).get(KEYS, {})
