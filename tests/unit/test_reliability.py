@@ -25,9 +25,9 @@ from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.sources.base import Column
 from shared.state.aggregate import Signal
+from shared.state.buckets import bucket_for
 from shared.state.keys import MAX_ENCODED_KEY_LENGTH, BadKey, check_key, decode_key, encode_key, is_storable_key
 from shared.state.lookups import StateJoiner
-from shared.state.buckets import bucket_for
 from shared.state.query_api import BadQuery, key_from_url, locate
 from tests.conftest import FIXED_NOW_MS, records_for
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -10,8 +11,8 @@ import pytest
 from shared.batch import process_batch
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal, members, signals_for
-from shared.state.buckets import bucket_for, bucket_index, bucket_key, is_bucket_key
 from shared.state.anomaly import flag_anomalies
+from shared.state.buckets import bucket_for, bucket_index, bucket_key, is_bucket_key
 from shared.state.cache import TtlCache
 from shared.state.enrich import enrich_clicks, profile_keys
 from shared.state.keys import encode_key
@@ -151,7 +152,7 @@ class RecordingGateway:
 
 async def test_lookups_read_each_bucket_once_then_cached() -> None:
     profile = {"profile": {"username": "u7", "city": "Raleigh", "level": "Gold"}}
-    gateway = RecordingGateway({("user_profile", bucket_for("7", 4)): {"keys": {"7": profile}}})
+    gateway = RecordingGateway({("user_profile", bucket_for("7", 4)): {"keys": {"7": json.dumps(profile)}}})
     joiner = StateJoiner()
     users = [7, 9, *range(100, 140)]
     rows = [{"userid": u, "user_known": True} for u in users for _ in range(5)]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from shared.offset_ranges import add
+from shared.state.bucket_state import key_state
 from shared.state.offsets import KEPT_RANGES
 from shared.state.sensor_stats import windows_view
 from shared.state.sessions import INACTIVITY_MS, KEPT_SESSIONS
@@ -185,6 +186,13 @@ def test_user_profile_keeps_the_highest_offset_whatever_order_signals_arrive_in(
     assert apply("user_profile", state, restarted)["profile"] == older  # a new incarnation is newer at any offset
 
 
+def held(bucket: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    """One key's state in a bucket (held as JSON text)."""
+    state = key_state(bucket, key)
+    assert state is not None, f"the bucket does not hold {key!r}"
+    return state
+
+
 def bucket_apply(name: str, state: dict[str, Any] | None, *payloads: dict[str, Any], key: str = "~b0of1") -> Any:
     new_state, results = run_entity(name, state, [("apply", p) for p in payloads], key=key)
     assert not any(r["isError"] for r in results), results
@@ -206,9 +214,9 @@ def test_a_bucket_holds_each_keys_state_as_its_per_key_entity_would() -> None:
     part = click_part({"u1": range(0, 3), "u2": range(3, 5)}, 0, 9)
     bucket = bucket_apply("user_activity", None, {"parts": [part]})
     per_key = apply("user_activity", None, {"topic": "clickstream", "partition": 0, "events": part["keys"]["u1"]})
-    assert bucket["keys"]["u1"] == {name: value for name, value in per_key.items() if name != "_applied"}
-    assert bucket["keys"]["u2"]["page_views"] == 2 and bucket["_applied"] == {"clickstream/0/0": [[0, 9]]}
-    assert "_applied" not in bucket["keys"]["u1"]  # kept once per bucket, not per key
+    assert held(bucket, "u1") == {name: value for name, value in per_key.items() if name != "_applied"}
+    assert held(bucket, "u2")["page_views"] == 2 and bucket["_applied"] == {"clickstream/0/0": [[0, 9]]}
+    assert "_applied" not in held(bucket, "u1")  # kept once per bucket, not per key
 
 
 def test_a_bucket_counts_each_offset_once_however_signals_are_repeated_reordered_or_recut() -> None:
@@ -226,10 +234,10 @@ def test_a_bucket_counts_each_offset_once_however_signals_are_repeated_reordered
     rng.shuffle(cuts)
     shuffled = bucket_apply("user_activity", None, *cuts)
     order_free = ("page_views", "bytes", "status_classes", "first_seen", "last_seen")  # sessions depend on order
-    assert {k: [v[f] for f in order_free] for k, v in shuffled["keys"].items()} == {
-        k: [v[f] for f in order_free] for k, v in in_order["keys"].items()
+    assert {k: [held(shuffled, k)[f] for f in order_free] for k in shuffled["keys"]} == {
+        k: [held(in_order, k)[f] for f in order_free] for k in in_order["keys"]
     }
-    assert sum(state["page_views"] for state in shuffled["keys"].values()) == 400
+    assert sum(held(shuffled, k)["page_views"] for k in shuffled["keys"]) == 400
 
 
 def test_the_range_limit_closes_the_oldest_gaps_so_a_late_signal_into_a_recent_gap_still_counts() -> None:
@@ -242,7 +250,7 @@ def test_the_range_limit_closes_the_oldest_gaps_so_a_late_signal_into_a_recent_g
     ranges = bucket["_applied"]["clickstream/0/0"]
     assert len(ranges) == KEPT_RANGES and ranges[0] == [0, (82 - 2 * KEPT_RANGES + 1) * 100 - 1]
     after = bucket_apply("user_activity", bucket, batch(79), batch(1))  # 79: the newest gap; 1: closed, so applied
-    assert after["keys"]["u"]["page_views"] == 41 + 1
+    assert held(after, "u")["page_views"] == 41 + 1
     assert add([[0, 9], [20, 29], [40, 49], [60, 69]], 80, 89, limit=3) == [[0, 49], [60, 69], [80, 89]]
 
 
@@ -261,8 +269,8 @@ def test_a_moved_key_never_counts_again_what_its_per_key_entity_applied() -> Non
     # Redelivered across the upgrade: u1's 5-9 were applied by its per-key entity (0-19), u2's 20-21 by the bucket.
     redelivered = {"parts": [click_part({"u1": [5, 6, 7, 8, 9, 30, 31], "u2": [20, 21, 35]}, 5, 39)]}
     after = bucket_apply("user_activity", adopted, redelivered)
-    assert after["keys"]["u1"]["page_views"] == 10 + 2
-    assert after["keys"]["u2"]["page_views"] == 2 + 1
+    assert held(after, "u1")["page_views"] == 10 + 2
+    assert held(after, "u2")["page_views"] == 2 + 1
 
 
 def test_adopting_twice_changes_nothing_and_a_conflicting_adopt_is_refused_by_name() -> None:
@@ -275,7 +283,7 @@ def test_adopting_twice_changes_nothing_and_a_conflicting_adopt_is_refused_by_na
         "user_activity", once, [("adopt", {"states": {"u1": other, "u3": other}})], key="~b0of1"
     )
     assert results[0]["isError"] and "'u1'" in results[0]["result"]
-    assert after is not None and after["keys"]["u1"] == once["keys"]["u1"] and after["keys"]["u3"]["page_views"] == 5
+    assert after is not None and held(after, "u1") == held(once, "u1") and held(after, "u3")["page_views"] == 5
 
 
 def test_a_bucket_refuses_operations_it_does_not_have() -> None:
@@ -291,4 +299,4 @@ def test_user_profile_buckets_keep_the_latest_by_position_too() -> None:
         {"parts": [part | {"range": [100, 199], "keys": {"7": [[150, T0, newer]]}}]},
         {"parts": [part | {"range": [0, 99], "keys": {"7": [[10, T0, older]]}}]},
     ]
-    assert bucket_apply("user_profile", None, *late_first)["keys"]["7"]["profile"] == newer
+    assert held(bucket_apply("user_profile", None, *late_first), "7")["profile"] == newer
