@@ -1,7 +1,7 @@
 """Keyed state cost: pipeline throughput with state on versus off, and what key buckets weigh at scale.
 
-    python bench/state.py [--events 1000000] [--keys 10000] [--buckets 512]
-    python bench/state.py scale [--rate 10000] [--keys 100000] [--buckets 512] [--minutes 120]
+    python bench/state.py [--events 1000000] [--keys 10000] [--buckets 1024]
+    python bench/state.py scale [--rate 10000] [--keys 100000] [--buckets 1024] [--minutes 120]
 
 Throughput (the default): sensor readings over ``--keys`` sensors, in invocations of 1,000
 records over 4 partitions. Off: decode, validate, transform, plan and encode Parquet (what an
@@ -106,7 +106,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keys", type=int, default=10_000)
-    parser.add_argument("--buckets", type=int, default=512)
+    parser.add_argument("--buckets", type=int, default=1024)
     args = parser.parse_args()
     batches = synthetic_batches(args.events, args.keys)
     entities: dict[str, str] = {}

@@ -132,7 +132,7 @@ class Settings(BaseSettings):
         description="Records larger than this are dead-lettered as `oversized`.",
     )
     state_buckets: int = Field(
-        512,
+        1024,
         alias="STATE_BUCKETS",
         ge=1,
         le=65_536,

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from shared.state.buckets import is_bucket_key
-from shared.state.offsets import APPLIED, Fold, Reducer, applied_ranges, mark, not_in, position
+from shared.state.offsets import APPLIED, LEGACY_MARKS, Fold, Reducer, applied_ranges, mark, not_in, position
 
 KEYS = "keys"
 
@@ -98,16 +98,22 @@ def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:
     """Take in moved keys' states; returns the keys refused because the bucket holds them with other state."""
     keys: dict[str, str] = state.setdefault(KEYS, {})
     conflicts = []
-    for key, moved in payload["states"].items():
-        moved = orjson.loads(orjson.dumps(moved))
-        if APPLIED in moved or "_offsets" in moved:
-            applied_ranges(moved)  # high-water marks of older state become ranges, as the per-key entity would
+    for key, given in payload["states"].items():
+        moved = as_adopted(given)
         held = keys.get(key)
         if held is None:
             keys[key] = dump(moved)
         elif orjson.loads(held) != moved:
             conflicts.append(key)
     return conflicts
+
+
+def as_adopted(state: dict[str, Any]) -> dict[str, Any]:
+    """A moved key's state as its bucket keeps it: a copy, older high-water marks turned into ranges."""
+    adopted: dict[str, Any] = orjson.loads(orjson.dumps(state))
+    if APPLIED in adopted or LEGACY_MARKS in adopted:
+        applied_ranges(adopted)  # as the per-key entity would have on its next operation
+    return adopted
 
 
 def key_state(bucket: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
