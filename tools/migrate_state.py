@@ -58,12 +58,12 @@ class DurableHttp:
     def _url(self, entity: str, key: str, **query: str) -> str:
         if self.system_key:
             query["code"] = self.system_key
-        path = f"{self.base_url}/entities/{urllib.parse.quote(entity, safe='')}/{urllib.parse.quote(key, safe='~')}"
+        path = f"{self.base_url}/entities/{urllib.parse.quote(entity, safe='')}/{urllib.parse.quote(key, safe='~:')}"
         return path + ("?" + urllib.parse.urlencode(query) if query else "")
 
     def read(self, entity: str, key: str) -> dict[str, Any] | None:
         try:
-            with urllib.request.urlopen(self._url(entity, key), timeout=self.timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(self._url(entity, key), timeout=self.timeout) as response:
                 state = json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             if error.code == 404:
@@ -79,7 +79,7 @@ class DurableHttp:
             method="POST",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
             if response.status != 202:
                 raise RuntimeError(f"signal {signal.entity}@{signal.key}: HTTP {response.status}")
 
@@ -111,7 +111,8 @@ def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_s
         homes = sorted({bucket_for(key, buckets) for key in states})
         deadline = time.monotonic() + wait_seconds
         while True:
-            outcome = verify(states, dict(zip(homes, pool.map(lambda home: http.read(entity, home), homes))), buckets)
+            held = dict(zip(homes, pool.map(lambda home: http.read(entity, home), homes), strict=True))
+            outcome = verify(states, held, buckets)
             if not outcome.missing or time.monotonic() > deadline:
                 return outcome
             time.sleep(0.5)  # the adopt operations are queued: poll the buckets until they are applied
@@ -140,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         keys = keys_of(SOURCES[source].entity_key, lake_rows(settings, source, environ))
         outcome = migrate(http, source, keys, settings.state_buckets, args.wait)
         print(
-            f"{source}: {len(keys):,} keys in the lake, {len(outcome.moved):,} moved into "
-            f"{settings.state_buckets:,} buckets, {len(outcome.missing):,} missing, {len(outcome.conflicts):,} conflicts"
+            f"{source}: {len(keys):,} keys in the lake, {len(outcome.moved):,} moved into {settings.state_buckets:,} "
+            f"buckets, {len(outcome.missing):,} missing, {len(outcome.conflicts):,} conflicts"
         )
         for problem, keys_listed in (("missing", outcome.missing), ("conflict", outcome.conflicts)):
             for key in keys_listed[:20]:

@@ -35,7 +35,9 @@ class StateTooLarge(ValueError):
 def state_row(partition: str, state: str) -> dict[str, Any]:
     """The row holding ``state``, cut into properties that each fit a Table string."""
     if len(state) > MAX_STATE_CHARS:
-        raise StateTooLarge(f"entity state of {len(state):,} characters; the local Table store holds {MAX_STATE_CHARS:,}")
+        raise StateTooLarge(
+            f"entity state of {len(state):,} characters; the local Table store holds {MAX_STATE_CHARS:,}"
+        )
     chunks = [state[start : start + CHUNK_CHARS] for start in range(0, len(state), CHUNK_CHARS)] or [""]
     row: dict[str, Any] = {"PartitionKey": partition, "RowKey": _STATE_ROW, "chunks": len(chunks)}
     for index, chunk in enumerate(chunks):

@@ -28,7 +28,17 @@ from typing import Any
 import orjson
 
 from shared.state.buckets import is_bucket_key
-from shared.state.offsets import APPLIED, LEGACY_MARKS, Fold, Reducer, applied_ranges, mark, not_in, position
+from shared.state.offsets import (
+    APPLIED,
+    LEGACY_MARKS,
+    Fold,
+    Reducer,
+    applied_ranges,
+    mark,
+    not_in,
+    part_range,
+    position,
+)
 
 KEYS = "keys"
 
@@ -75,7 +85,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> dict[st
                 fresh = not_in(held[APPLIED].get(where), fresh)
             if fresh:
                 fold(held, fresh, part)
-        mark(applied, where, *_part_range(part))
+        mark(applied, where, *part_range(part))
     for key, held in touched.items():
         keys[key] = dump(held)
     return state
@@ -84,14 +94,6 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> dict[st
 def dump(key_state: dict[str, Any]) -> str:
     """A key's state as the JSON text a bucket holds."""
     return orjson.dumps(key_state).decode()
-
-
-def _part_range(part: dict[str, Any]) -> tuple[int, int]:
-    if part.get("range"):
-        low, high = part["range"]
-        return int(low), int(high)
-    offsets = [event[0] for events in part["keys"].values() for event in events]
-    return min(offsets), max(offsets)
 
 
 def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:

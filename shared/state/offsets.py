@@ -59,20 +59,21 @@ def not_in(ranges: OffsetRanges | None, events: list[list[Any]]) -> list[list[An
 
 
 def part_range(part: dict[str, Any]) -> tuple[int, int]:
-    """The offsets a part accounts for: its batch range, else its events' own span."""
+    """The offsets a part accounts for: its batch range, else its events' own span.
+
+    A per-key part carries ``events``; a bucket's part carries them per key (``keys``).
+    """
     if part.get("range"):
         low, high = part["range"]
         return int(low), int(high)
-    offsets = [event[0] for event in part["events"]]
+    groups = part["keys"].values() if "keys" in part else [part["events"]]
+    offsets = [event[0] for events in groups for event in events]
     return min(offsets), max(offsets)
 
 
 def unapplied(state: dict[str, Any], payload: dict[str, Any]) -> list[list[Any]]:
     """The payload's events (``[offset, ...]`` lists) the entity has not applied yet."""
-    ranges = applied_ranges(state).get(position(payload), [])
-    if not ranges:
-        return list(payload["events"])
-    return [event for event in payload["events"] if not contains(ranges, event[0])]
+    return not_in(applied_ranges(state).get(position(payload)), list(payload["events"]))
 
 
 def advance(state: dict[str, Any], payload: dict[str, Any]) -> None:

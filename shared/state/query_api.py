@@ -35,19 +35,29 @@ class StateLocation:
 
 def entity_name(source: str, key: str) -> str:
     """The entity kind holding ``source``'s state for ``key``; ``BadQuery`` when either is not acceptable."""
-    return locate(source, key, 1).entity
+    name = _entity(source)
+    _per_key(key)
+    return name
 
 
 def locate(source: str, key: str, buckets: int) -> StateLocation:
     """Where ``source``'s state for ``key`` (any string a record can carry) is kept, with ``buckets`` per source."""
+    return StateLocation(_entity(source), key, bucket_for(key, buckets), _per_key(key))
+
+
+def _entity(source: str) -> str:
     kind = ENTITY_KINDS.get(source)
     if kind is None:
         raise BadQuery(f"unknown source {source!r}; known: {', '.join(sorted(ENTITY_KINDS))}")
+    return kind.name
+
+
+def _per_key(key: str) -> str:
+    """The key as its per-key entity was named; ``BadQuery`` for a key no record could have had state for."""
     try:
-        per_key = encode_key(key)
+        return encode_key(key)
     except BadKey as error:
         raise BadQuery(str(error)) from error
-    return StateLocation(kind.name, key, bucket_for(key, buckets), per_key)
 
 
 def key_from_url(url: str, source: str, route_key: str) -> str:

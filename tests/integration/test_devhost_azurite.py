@@ -62,7 +62,9 @@ def test_table_store_keeps_a_bucket_sized_state_and_reads_rows_written_before_ch
     with start_azurite(tmp_path / "azurite", reuse_running=False) as azurite:
         store = TableEntityStore(azurite.connection_string, table=f"Entities{uuid.uuid4().hex[:8]}")
         try:
-            bucket = json.dumps({"keys": {f"sensor-{i}": json.dumps({"count": i, "pad": "x" * 900}) for i in range(250)}})
+            bucket = json.dumps(
+                {"keys": {f"sensor-{i}": json.dumps({"count": i, "pad": "x" * 900}) for i in range(250)}}
+            )
             assert len(bucket) > 7 * CHUNK_CHARS
             accepted = store.enqueue("sensor_stats", "~b3of512", "apply", "{}")
             store.commit("sensor_stats", "~b3of512", bucket, [accepted.id])
