@@ -354,12 +354,19 @@ def entity_totals(path: Path, produced: Produced) -> dict[str, int]:
                 continue
             entity, counter = ENTITY_COUNTS[source]
             rows = db.execute("SELECT state FROM state WHERE entity = ?", (entity,)).fetchall()
-            totals[source] = sum(int(json.loads(state).get(counter, 0)) for (state,) in rows if state)
+            totals[source] = sum(_counted(json.loads(state), counter) for (state,) in rows if state)
     except sqlite3.OperationalError:  # the host has not created its tables yet
         return {}
     finally:
         db.close()
     return totals
+
+
+def _counted(state: dict[str, Any], counter: str) -> int:
+    """A bucket's keys' counts summed (``shared.state.bucket_state``), or a per-key entity's own count."""
+    if "keys" in state:
+        return sum(int(json.loads(key_state).get(counter, 0)) for key_state in state["keys"].values())
+    return int(state.get(counter, 0))
 
 
 def check_entities(path: Path, produced: Produced) -> None:

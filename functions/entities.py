@@ -1,4 +1,5 @@
-"""One Durable entity function per kind of keyed state; each applies its pure reducer from shared/state."""
+"""One Durable entity function per kind of keyed state: buckets of keys, and the per-key entities of the
+previous layout (kept so that signals they were sent before an upgrade still apply); shared/state decides."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from shared.state.bucket_state import operate
 from shared.state.registry import ENTITY_KINDS, EntityKind
 
 bp = df.Blueprint()
@@ -18,7 +20,10 @@ def _register(kind: EntityKind) -> None:
         """Called by the Durable extension with one operation of a batch for one entity id."""
         state: dict[str, Any] = context.get_state(dict, expected_type=dict) or {}
         payload: dict[str, Any] = context.get_input(expected_type=dict)
-        context.set_state(kind.reduce(state, context.operation_name, payload))
+        outcome = operate(kind.fold, kind.reduce, context.entity_key, state, context.operation_name, payload)
+        context.set_state(outcome.state)
+        if outcome.refused:  # after set_state: what was accepted is kept, the error result names the rest
+            raise ValueError(outcome.refused)
 
 
 for _kind in ENTITY_KINDS.values():

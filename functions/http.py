@@ -7,7 +7,9 @@ import json
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.state.query_api import BadQuery, entity_id, key_from_url, public_state
+from shared.settings import current_settings
+from shared.state.bucket_state import key_state
+from shared.state.query_api import BadQuery, key_from_url, locate, public_state
 
 bp = df.Blueprint()
 
@@ -19,16 +21,24 @@ def _json(body: object, status: int = 200) -> func.HttpResponse:
 async def _read(
     client: df.DurableOrchestrationClient, req: func.HttpRequest, source: str
 ) -> func.HttpResponse | dict[str, object]:
-    """The state of the route's key, taken percent-decoded from the URL (any Unicode, ``/ ? # %`` too)."""
+    """The state of the route's key, taken percent-decoded from the URL (any Unicode, ``/ ? # %`` too).
+
+    Read from the key's bucket; a key the bucket does not hold is read from its per-key entity of
+    the previous layout (both are read until a deployment's state is migrated).
+    """
     try:
         key = key_from_url(req.url, source, req.route_params["key"])
-        name, encoded_key = entity_id(source, key)
+        where = locate(source, key, current_settings().state_buckets)
     except BadQuery as error:
         return _json({"error": str(error)}, 400)
-    response = await client.read_entity_state(df.EntityId(name, encoded_key))
-    if not response.entity_exists:
+    bucket = await client.read_entity_state(df.EntityId(where.entity, where.bucket))
+    state = key_state(bucket.entity_state if bucket.entity_exists else None, key)
+    if state is None:
+        per_key = await client.read_entity_state(df.EntityId(where.entity, where.per_key))
+        state = (per_key.entity_state or {}) if per_key.entity_exists else None
+    if state is None:
         return _json({"error": f"no state for {source} key {key!r}"}, 404)
-    return public_state(response.entity_state or {})
+    return public_state(state)
 
 
 @bp.route(route="state/{source}/{key}", methods=["GET"])

@@ -25,7 +25,7 @@ from shared.landing.guard import land_once
 from shared.records import KafkaRecord, PartitionRanges, partition_ranges
 from shared.settings import Settings, SourceSettings
 from shared.sources.base import Source
-from shared.state.aggregate import Signal, signals_for
+from shared.state.aggregate import Signal, members, signals_for
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, count_reasons, sample, telemetry
 
@@ -120,9 +120,10 @@ async def _with_state(
 ) -> BatchOutcome:
     batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, keyed=True)
     gateway = _RecordIsolatingGateway(state)
-    joined = await _state_call(joiner.join(gateway, source.name, batch.rows), "read entity state")
+    buckets = settings.state_buckets
+    joined = await _state_call(joiner.join(gateway, source.name, batch.rows, buckets), "read entity state")
     landed = await asyncio.to_thread(_land, batch, records, ranges, lake, settings, source_settings, started, now_ms)
-    signals = signals_for(source.name, batch.rows, ranges)
+    signals = signals_for(source.name, batch.rows, ranges, buckets=buckets)
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
         await asyncio.to_thread(_dead_letter_rejected, batch, gateway.rejected, lake, now_ms)
@@ -192,7 +193,7 @@ def _dead_letter_rejected(
     the batch's dead letters, so a redelivered batch, however it is cut, rewrites it rather than adding one.
     """
     entity_key = batch.source.entity_key
-    refused = {(s.key, s.payload["topic"], s.payload["partition"]): detail for s, detail in rejected}
+    refused = {member: detail for signal, detail in rejected for member in members(signal)}
     letters = ProcessedBatch(batch.source, records=batch.records)
     details = []
     for row, origin in zip(batch.rows, batch.origins, strict=True):

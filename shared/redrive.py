@@ -230,6 +230,7 @@ class RedriveTarget:
     topic: str
     max_record_bytes: int
     fmt: LakeFormat = "parquet"
+    state_buckets: int | None = None  # the app's STATE_BUCKETS: which entity holds a key's state
 
 
 def redrive(
@@ -278,9 +279,9 @@ def redrive(
     if to_signal:
         if signaller is None:
             raise ValueError("an entity signaller is needed to re-apply refused state updates")
-        _resignal(
-            lake, source.name, f"{run_id}-state", signaller, [(e, in_raw[e.identity]) for e in to_signal], summary
-        )
+        refused_rows = [(entry, in_raw[entry.identity]) for entry in to_signal]
+        done = _resignal(lake, source.name, f"{run_id}-state", signaller, refused_rows, target.state_buckets)
+        summary.resignalled, summary.resignal_failed = done, len(to_signal) - done
     return summary
 
 
@@ -330,17 +331,19 @@ def _resignal(
     run_id: str,
     signaller: EntitySignaller,
     refused: list[tuple[DeadLetterEntry, Row]],
-    summary: RedriveSummary,
-) -> None:
-    """One signal per raw row, carrying only its own offset: the entity applies it once whatever it holds."""
+    buckets: int | None,
+) -> int:
+    """One signal per raw row, carrying only its own offset: the entity applies it once whatever it holds.
+    Returns how many the entity API accepted."""
     pairs = [
         (entry, signal)
         for entry, row in refused
-        for signal in signals_for(source, [row], {(entry.topic, entry.partition): (entry.offset, entry.offset)})
+        for signal in signals_for(
+            source, [row], {(entry.topic, entry.partition): (entry.offset, entry.offset)}, buckets=buckets
+        )
     ]
     _write_log(lake, source, run_id, "intent", [entry for entry, _ in pairs])
     accepted = signaller.signal([signal for _, signal in pairs])
     done = [entry for (entry, _), ok in zip(pairs, accepted, strict=True) if ok]
     _write_log(lake, source, run_id, "sent", done)
-    summary.resignalled = len(done)
-    summary.resignal_failed = len(refused) - len(done)
+    return len(done)

@@ -131,6 +131,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Records larger than this are dead-lettered as `oversized`.",
     )
+    state_buckets: int = Field(
+        1024,
+        alias="STATE_BUCKETS",
+        ge=1,
+        le=65_536,
+        description=(
+            "Entities per source that hold keyed state: each key hashes into one of these buckets, so a batch "
+            "sends at most this many entity operations. Changing it moves every key: see docs/scale.md."
+        ),
+    )
 
     landing_lease_seconds: float = Field(
         150.0,

@@ -36,7 +36,6 @@ from shared.redrive import EntitySignaller, OutgoingRedrive, RedriveSender, Redr
 from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
-from shared.state.keys import encode_key
 
 EVENTHUBS_SUFFIX = ".servicebus.windows.net"
 LOCAL_FUNCTIONS_URL = "http://127.0.0.1:7071"
@@ -45,7 +44,8 @@ SYSTEM_KEY_SETTING = "DURABLE_SYSTEM_KEY"
 
 class DurableHttpSignaller:
     """Signals entities through the Durable extension's HTTP API (``POST .../entities/{name}/{key}?op=``): 202 is
-    accepted. Keys are encoded as the app encodes them (``shared.state.keys``), so the same entity is reached."""
+    accepted. Entity keys go as the app sends them (bucket keys, ``shared.state.buckets``), so the same entity is
+    reached."""
 
     def __init__(self, base_url: str, system_key: str = "", timeout: float = 30.0) -> None:
         local = base_url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
@@ -63,7 +63,7 @@ class DurableHttpSignaller:
         accepted = []
         for signal in signals:
             query = {"op": signal.operation} | ({"code": self.system_key} if self.system_key else {})
-            path = f"{quote(signal.entity, safe='')}/{quote(encode_key(signal.key), safe='')}"
+            path = f"{quote(signal.entity, safe='')}/{quote(signal.key, safe='')}"
             request = urllib.request.Request(
                 f"{self.base_url}/runtime/webhooks/durabletask/entities/{path}?{urlencode(query)}",
                 data=json.dumps(signal.payload).encode(),
@@ -210,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = redrive(
         source,
         lake=open_lake(settings),
-        target=RedriveTarget(source_settings.topic, settings.max_record_bytes, source_settings.format),
+        target=RedriveTarget(
+            source_settings.topic, settings.max_record_bytes, source_settings.format, settings.state_buckets
+        ),
         sender=sender,
         signaller=signaller,
         reasons=frozenset(args.reason),

@@ -102,6 +102,8 @@ class EntityRuntime:
             while queue := self._queues[entity_id]:
                 batch, self._queues[entity_id] = queue[:MAX_BATCH], queue[MAX_BATCH:]
                 await loop.run_in_executor(self._executor, self._apply, entity_id, batch)
+        except Exception:  # the store refused the new state: its signals stay accepted, applied on the next start
+            log.exception("%s@%s: accepted signals not applied until the host starts again", *entity_id)
         finally:
             self._queues.pop(entity_id, None)
             self._running.pop(entity_id, None)

@@ -3,6 +3,11 @@
 Each entity is one partition: row ``state`` holds its state and rows ``op-<sequence>`` its
 accepted signals, so saving a state and removing the signals it applied is one entity-group
 transaction. Batches are capped at ``MAX_BATCH`` signals to fit one transaction.
+
+A string property holds at most 32K UTF-16 characters, and a key bucket's state is often more
+(``shared.state.bucket_state``), so a state is cut into ``state``, ``state1``, ``state2`` ...
+properties of the same row (an entity holds at most 1 MiB, about ``MAX_STATE_CHARS``); the
+Durable extension's own Azure Storage provider moves large states to blobs instead.
 """
 
 from __future__ import annotations
@@ -19,6 +24,31 @@ from devhost.durable.store import PendingOperation
 
 MAX_BATCH = 99
 _STATE_ROW = "state"
+CHUNK_CHARS = 30_000
+MAX_STATE_CHARS = 16 * CHUNK_CHARS  # 16 chunks of <= 60 KB (UTF-16): inside the 1 MiB an entity may hold
+
+
+class StateTooLarge(ValueError):
+    """An entity state beyond what one Table row can hold here."""
+
+
+def state_row(partition: str, state: str) -> dict[str, Any]:
+    """The row holding ``state``, cut into properties that each fit a Table string."""
+    if len(state) > MAX_STATE_CHARS:
+        raise StateTooLarge(
+            f"entity state of {len(state):,} characters; the local Table store holds {MAX_STATE_CHARS:,}"
+        )
+    chunks = [state[start : start + CHUNK_CHARS] for start in range(0, len(state), CHUNK_CHARS)] or [""]
+    row: dict[str, Any] = {"PartitionKey": partition, "RowKey": _STATE_ROW, "chunks": len(chunks)}
+    for index, chunk in enumerate(chunks):
+        row["state" if index == 0 else f"state{index}"] = chunk
+    return row
+
+
+def state_of(row: dict[str, Any]) -> str:
+    """The state a row holds (rows written before chunking have ``state`` alone)."""
+    count = int(row.get("chunks") or 1)
+    return "".join(str(row["state" if index == 0 else f"state{index}"]) for index in range(count))
 
 
 def _partition(entity: str, key: str) -> str:
@@ -59,7 +89,7 @@ class TableEntityStore:
             row = self._table.get_entity(_partition(entity, key), _STATE_ROW)
         except ResourceNotFoundError:
             return None
-        return str(row["state"])
+        return state_of(row)
 
     def commit(self, entity: str, key: str, state: str | None, applied: list[int]) -> None:
         partition = _partition(entity, key)
@@ -67,8 +97,7 @@ class TableEntityStore:
             ("delete", {"PartitionKey": partition, "RowKey": f"op-{sequence:020d}"}) for sequence in applied
         ]
         if state is not None:
-            row = {"PartitionKey": partition, "RowKey": _STATE_ROW, "state": state}
-            operations.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
+            operations.append(("upsert", state_row(partition, state), {"mode": UpdateMode.REPLACE}))
         elif self.load(entity, key) is not None:
             operations.append(("delete", {"PartitionKey": partition, "RowKey": _STATE_ROW}))
         if operations:

@@ -1,18 +1,30 @@
-"""Pre-aggregation: one entity signal per distinct key (and topic-partition) per batch, never one per event."""
+"""Pre-aggregation: one entity operation per key bucket touched by a batch, never one per event or key.
+
+A batch's rows are grouped by key, each key's events in offset order, and the keys by the bucket
+that holds them (``shared.state.buckets``); each bucket gets one ``apply`` whose parts cover the
+batch's topic-partitions (``shared.state.bucket_state``). So a batch sends at most
+min(distinct keys, buckets) operations, across all the partitions it mixes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.settings import current_settings
 from shared.sources import get_source
 from shared.sources.base import Row
+from shared.state.buckets import bucket_for
 from shared.state.registry import entity_for
+
+Position = tuple[str, int, int]  # topic, partition, incarnation
 
 
 @dataclass(frozen=True, slots=True)
 class Signal:
+    """One entity operation; ``key`` is the entity key as sent (a bucket key, or an encoded per-key key)."""
+
     entity: str
     key: str
     operation: str
@@ -20,36 +32,61 @@ class Signal:
 
 
 def signals_for(
-    source_name: str, rows: list[Row], ranges: Mapping[tuple[str, int], tuple[int, int]] | None = None
+    source_name: str,
+    rows: list[Row],
+    ranges: Mapping[tuple[str, int], tuple[int, int]] | None = None,
+    *,
+    buckets: int | None = None,
 ) -> list[Signal]:
     """The ``apply`` signals for a batch's landed rows; [] for a source without state.
 
     Rows arrive in offset order within each partition (as the trigger delivers them), so each
-    signal's events are in offset order too. ``ranges`` is each partition's offset range in the
-    batch (all records, landed or not); a signal carries its partition's range and incarnation
-    so the entity can tell which offsets it has applied (``shared.state.offsets``).
+    key's events are in offset order too. ``ranges`` is each partition's offset range in the
+    batch (all records, landed or not); a part carries its partition's range and incarnation so
+    the bucket can tell which offsets it has applied (``shared.state.offsets``). ``buckets`` is
+    N (default: the ``STATE_BUCKETS`` setting).
     """
     kind = entity_for(source_name)
     if kind is None or not rows:
         return []
+    count = buckets if buckets is not None else current_settings().state_buckets
     entity_key, compact = get_source(source_name).entity_key, kind.compact
-    grouped: dict[tuple[str, str, int, int], list[list[Any]]] = {}
+    by_key: dict[tuple[str, str, int, int], list[list[Any]]] = {}
     for row in rows:
         group = (str(entity_key(row)), row["_topic"], row["_partition"], row["_incarnation"])
-        events = grouped.get(group)
+        events = by_key.get(group)
         if events is None:
-            grouped[group] = [compact(row)]
+            by_key[group] = [compact(row)]
         else:
             events.append(compact(row))
+    homes: dict[str, str] = {}
+    by_bucket: dict[str, dict[Position, dict[str, list[list[Any]]]]] = {}
+    for (key, topic, partition, incarnation), events in by_key.items():
+        home = homes.get(key)
+        if home is None:
+            home = homes[key] = bucket_for(key, count)
+        by_bucket.setdefault(home, {}).setdefault((topic, partition, incarnation), {})[key] = events
     ranges = ranges or {}
     return [
-        Signal(kind.name, key, "apply", _payload(topic, partition, incarnation, events, ranges.get((topic, partition))))
-        for (key, topic, partition, incarnation), events in grouped.items()
+        Signal(kind.name, home, "apply", {"parts": [_part(where, keys, ranges) for where, keys in parts.items()]})
+        for home, parts in by_bucket.items()
     ]
 
 
-def _payload(
-    topic: str, partition: int, incarnation: int, events: list[list[Any]], batch_range: tuple[int, int] | None
+def _part(
+    where: Position, keys: dict[str, list[list[Any]]], ranges: Mapping[tuple[str, int], tuple[int, int]]
 ) -> dict[str, Any]:
-    low, high = batch_range or (events[0][0], events[-1][0])
-    return {"topic": topic, "partition": partition, "incarnation": incarnation, "range": [low, high], "events": events}
+    topic, partition, incarnation = where
+    batch_range = ranges.get((topic, partition))
+    if batch_range is None:
+        offsets = [event[0] for events in keys.values() for event in events]
+        batch_range = (min(offsets), max(offsets))
+    low, high = batch_range
+    return {"topic": topic, "partition": partition, "incarnation": incarnation, "range": [low, high], "keys": keys}
+
+
+def members(signal: Signal) -> Iterator[tuple[str, str, int]]:
+    """The (key, topic, partition) whose events an ``apply`` carries: what a refused signal leaves unapplied."""
+    for part in signal.payload.get("parts", []):
+        for key in part["keys"]:
+            yield key, part["topic"], part["partition"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from shared.sources.base import Row
 from shared.state.counters import count, seen
-from shared.state.offsets import advance, unapplied
+from shared.state.offsets import per_key_reduce
 from shared.state.sessions import add_to_session
 
 ENTITY = "device_activity"
@@ -24,11 +24,9 @@ def _remember(values: list[str], value: str) -> None:
         del values[:-KEPT_VERSIONS]
 
 
-def reduce(state: dict[str, Any], operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Called by the entity for each ``apply`` signal: one batch's events of this device."""
-    if operation != "apply":
-        raise ValueError(f"{ENTITY} has no operation {operation!r}")
-    for _offset, event_ms, event_type, screen, app_version, os_name in unapplied(state, payload):
+def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -> None:
+    """Take in one batch's events of this device not applied before (in offset order)."""
+    for _offset, event_ms, event_type, screen, app_version, os_name in events:
         state["events"] = state.get("events", 0) + 1
         count(state, "event_types", event_type)
         if event_ms >= state.get("last_seen", event_ms):
@@ -37,5 +35,6 @@ def reduce(state: dict[str, Any], operation: str, payload: dict[str, Any]) -> di
         _remember(state.setdefault("os_seen", []), os_name)
         seen(state, event_ms)
         add_to_session(state, event_ms, screen)
-    advance(state, payload)
-    return state
+
+
+reduce = per_key_reduce(ENTITY, fold)

@@ -1,5 +1,5 @@
-"""Per-batch state lookups (each source's ``lookup`` in ``shared.state.registry``): one read per key,
-cached; signals, bounded."""
+"""Per-batch state lookups (each source's ``lookup`` in ``shared.state.registry``): one read per key
+bucket, cached; signals, bounded."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from shared.settings import current_settings
 from shared.sources.base import Row
 from shared.state.aggregate import Signal
+from shared.state.bucket_state import key_state
+from shared.state.buckets import bucket_for
 from shared.state.cache import TtlCache
 from shared.state.joins import JoinOutcome
 from shared.state.registry import entity_for
@@ -17,7 +20,11 @@ CONCURRENT_REQUESTS = 32
 
 
 class StateGateway(Protocol):
-    """How processing reaches entities: the durable client in Azure and on the local host."""
+    """How processing reaches entities: the durable client in Azure and on the local host.
+
+    ``key`` is the entity key as sent: a bucket key (``shared.state.buckets``), or a per-key
+    entity's key already encoded (``shared.state.keys``).
+    """
 
     async def read(self, entity: str, key: str) -> dict[str, Any] | None: ...
 
@@ -35,13 +42,15 @@ async def _bounded(calls: Iterable[Any]) -> list[Any]:
 
 
 async def read_cached(
-    gateway: StateGateway, cache: TtlCache[dict[str, Any] | None], entity: str, keys: set[str]
+    gateway: StateGateway, cache: TtlCache[dict[str, Any] | None], entity: str, keys: set[str], buckets: int
 ) -> dict[str, dict[str, Any] | None]:
-    """States of ``keys``; only those not cached (or expired) are read, concurrently."""
-    missing = sorted(cache.missing(keys))
-    for key, state in zip(missing, await _bounded(gateway.read(entity, key) for key in missing), strict=True):
-        cache.put(key, state)
-    return cache.get_many(keys)
+    """States of ``keys``: each bucket that holds some is read once, concurrently, unless cached (and fresh)."""
+    homes = {key: bucket_for(key, buckets) for key in keys}
+    missing = sorted(cache.missing(set(homes.values())))
+    for home, state in zip(missing, await _bounded(gateway.read(entity, home) for home in missing), strict=True):
+        cache.put(home, state)
+    held = cache.get_many(set(homes.values()))
+    return {key: key_state(held.get(home), key) for key, home in homes.items()}
 
 
 async def send_signals(gateway: StateGateway, signals: list[Signal]) -> None:
@@ -55,11 +64,17 @@ class StateJoiner:
         self.ttl_seconds = ttl_seconds
         self.caches: dict[str, TtlCache[dict[str, Any] | None]] = {}
 
-    async def join(self, gateway: StateGateway, source: str, rows: list[Row]) -> JoinOutcome:
-        """Apply the source's lookup to ``rows`` (in place); a source without one passes through."""
+    async def join(
+        self, gateway: StateGateway, source: str, rows: list[Row], buckets: int | None = None
+    ) -> JoinOutcome:
+        """Apply the source's lookup to ``rows`` (in place); a source without one passes through.
+
+        ``buckets`` is N (default: the ``STATE_BUCKETS`` setting); the caches hold whole buckets.
+        """
         kind = entity_for(source)
         lookup = kind.lookup if kind else None
         if lookup is None:
             return JoinOutcome()
         cache = self.caches.setdefault(lookup.entity, TtlCache(self.ttl_seconds))
-        return lookup.apply(rows, await read_cached(gateway, cache, lookup.entity, lookup.keys(rows)))
+        count = buckets if buckets is not None else current_settings().state_buckets
+        return lookup.apply(rows, await read_cached(gateway, cache, lookup.entity, lookup.keys(rows), count))

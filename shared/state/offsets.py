@@ -1,20 +1,25 @@
 """The exactly-once guard of every entity: which offsets of each topic-partition it has applied.
 
-A payload carries one batch's events of this key, each with its offset, and the batch's whole
-offset ``range`` for the partition (every event of the key in that range is in the payload).
-The entity applies the events whose offsets it has not applied yet, then adds the range to
-its applied ranges. Signals may arrive twice, late or out of order (Durable Functions does
-not order a client's signals): each event still counts once.
+A part of a payload carries one batch's events for one topic-partition, each with its offset,
+and the batch's whole offset ``range`` for the partition (every event of the entity's keys in
+that range is in the part). The entity applies the events whose offsets it has not applied
+yet, then adds the range to its applied ranges. Signals may arrive twice, late or out of order
+(Durable Functions does not order a client's signals): each event still counts once.
 
-Ranges of one key merge when batches with its events follow each other; where a key had no
+A bucket entity (``shared.state.bucket``) keeps these ranges once for all its keys; a per-key
+entity of the previous layout keeps them in its own state (``per_key_reduce``), and a key
+moved into a bucket keeps them too, so offsets it applied before the move never count twice.
+
+Ranges merge when batches with the entity's events follow each other; where it had no
 events, gaps stay. At most ``KEPT_RANGES`` ranges are kept per partition: the oldest gaps are
-closed first, so only a signal overtaken by that many newer signals of the same key would be
-ignored. Ranges are kept per incarnation (``shared.landing.ledger``): a topic whose offsets
+closed first, so only a signal overtaken by that many newer signals of the same entity would
+be ignored. Ranges are kept per incarnation (``shared.landing.ledger``): a topic whose offsets
 restart is counted afresh.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shared.offset_ranges import OffsetRanges, add, contains
@@ -28,30 +33,69 @@ def partition_id(topic: str, partition: int, incarnation: int = 0) -> str:
     return f"{topic}/{partition}/{incarnation}"
 
 
-def _applied(state: dict[str, Any]) -> dict[str, OffsetRanges]:
+Fold = Callable[[dict[str, Any], list[list[Any]], dict[str, Any]], None]
+Reducer = Callable[[dict[str, Any], str, dict[str, Any]], dict[str, Any]]
+
+
+def applied_ranges(state: dict[str, Any]) -> dict[str, OffsetRanges]:
+    """The entity's applied ranges per position (created empty; high-water marks of older state converted)."""
     applied: dict[str, OffsetRanges] = state.setdefault(APPLIED, {})
-    for legacy, mark in state.pop(LEGACY_MARKS, {}).items():
-        if mark >= 0:
-            applied[f"{legacy}/0"] = add(applied.get(f"{legacy}/0", []), 0, mark)
+    for legacy, high in state.pop(LEGACY_MARKS, {}).items():
+        if high >= 0:
+            applied[f"{legacy}/0"] = add(applied.get(f"{legacy}/0", []), 0, high)
     return applied
 
 
-def _position(payload: dict[str, Any]) -> str:
-    return partition_id(payload["topic"], payload["partition"], payload.get("incarnation", 0))
+def position(part: dict[str, Any]) -> str:
+    """The topic-partition-incarnation a payload part covers."""
+    return partition_id(part["topic"], part["partition"], part.get("incarnation", 0))
+
+
+def not_in(ranges: OffsetRanges | None, events: list[list[Any]]) -> list[list[Any]]:
+    """The events (``[offset, ...]``) whose offsets ``ranges`` does not hold."""
+    if not ranges:
+        return events
+    return [event for event in events if not contains(ranges, event[0])]
+
+
+def part_range(part: dict[str, Any]) -> tuple[int, int]:
+    """The offsets a part accounts for: its batch range, else its events' own span.
+
+    A per-key part carries ``events``; a bucket's part carries them per key (``keys``).
+    """
+    if part.get("range"):
+        low, high = part["range"]
+        return int(low), int(high)
+    groups = part["keys"].values() if "keys" in part else [part["events"]]
+    offsets = [event[0] for events in groups for event in events]
+    return min(offsets), max(offsets)
 
 
 def unapplied(state: dict[str, Any], payload: dict[str, Any]) -> list[list[Any]]:
     """The payload's events (``[offset, ...]`` lists) the entity has not applied yet."""
-    ranges = _applied(state).get(_position(payload), [])
-    if not ranges:
-        return list(payload["events"])
-    return [event for event in payload["events"] if not contains(ranges, event[0])]
+    return not_in(applied_ranges(state).get(position(payload)), list(payload["events"]))
 
 
 def advance(state: dict[str, Any], payload: dict[str, Any]) -> None:
     """Record the payload's offset range as applied."""
-    events = payload["events"]
-    low, high = payload.get("range") or (min(e[0] for e in events), max(e[0] for e in events))
-    applied = _applied(state)
-    position = _position(payload)
-    applied[position] = add(applied.get(position, []), low, high, limit=KEPT_RANGES)
+    mark(applied_ranges(state), position(payload), *part_range(payload))
+
+
+def mark(applied: dict[str, OffsetRanges], where: str, low: int, high: int) -> None:
+    """Add ``[low, high]`` to the ranges applied at ``where``, keeping at most ``KEPT_RANGES``."""
+    applied[where] = add(applied.get(where, []), low, high, limit=KEPT_RANGES)
+
+
+def per_key_reduce(entity: str, fold: Fold) -> Reducer:
+    """The reducer of a per-key entity (the previous layout): ``apply`` takes one key's part of a batch."""
+
+    def reduce(state: dict[str, Any], operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if operation != "apply":
+            raise ValueError(f"{entity} has no operation {operation!r}")
+        fresh = unapplied(state, payload)
+        if fresh:
+            fold(state, fresh, payload)
+        advance(state, payload)
+        return state
+
+    return reduce

@@ -1,10 +1,18 @@
-"""The query API's decisions: which entity a source maps to, which keys are acceptable, what to return."""
+"""The query API's decisions: which entity holds a source's key, which keys are acceptable, what to return.
+
+A key's state lives in its bucket (``shared.state.buckets``). Until a deployment's per-key entities
+of the previous layout are migrated (``shared.state.migration``), a key its bucket does not hold is
+looked up in its per-key entity too: both are read until migrated, so the API answers the same
+across the upgrade.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from shared.state.buckets import bucket_for
 from shared.state.keys import BadKey, encode_key
 from shared.state.offsets import APPLIED, LEGACY_MARKS
 from shared.state.registry import ENTITY_KINDS
@@ -15,18 +23,39 @@ class BadQuery(ValueError):
     """Unknown source or malformed key (HTTP 400)."""
 
 
+@dataclass(frozen=True, slots=True)
+class StateLocation:
+    """Where ``key``'s state is: entity ``bucket`` of kind ``entity``, else (before migration) ``per_key``."""
+
+    entity: str
+    key: str
+    bucket: str
+    per_key: str
+
+
 def entity_name(source: str, key: str) -> str:
-    """The entity holding ``source``'s state for ``key``; ``BadQuery`` when either is not acceptable."""
-    return entity_id(source, key)[0]
+    """The entity kind holding ``source``'s state for ``key``; ``BadQuery`` when either is not acceptable."""
+    name = _entity(source)
+    _per_key(key)
+    return name
 
 
-def entity_id(source: str, key: str) -> tuple[str, str]:
-    """The entity (name, encoded key) holding ``source``'s state for ``key``, any string a record can carry."""
+def locate(source: str, key: str, buckets: int) -> StateLocation:
+    """Where ``source``'s state for ``key`` (any string a record can carry) is kept, with ``buckets`` per source."""
+    return StateLocation(_entity(source), key, bucket_for(key, buckets), _per_key(key))
+
+
+def _entity(source: str) -> str:
     kind = ENTITY_KINDS.get(source)
     if kind is None:
         raise BadQuery(f"unknown source {source!r}; known: {', '.join(sorted(ENTITY_KINDS))}")
+    return kind.name
+
+
+def _per_key(key: str) -> str:
+    """The key as its per-key entity was named; ``BadQuery`` for a key no record could have had state for."""
     try:
-        return kind.name, encode_key(key)
+        return encode_key(key)
     except BadKey as error:
         raise BadQuery(str(error)) from error
 
@@ -49,7 +78,7 @@ def key_from_url(url: str, source: str, route_key: str) -> str:
 
 def public_state(state: dict[str, Any]) -> dict[str, Any]:
     """The state as the API shows it: bookkeeping (offset marks, running sums) left out."""
-    hidden = {APPLIED, LEGACY_MARKS, "m2"}
+    hidden = {APPLIED, LEGACY_MARKS, "m2", "latest"}
     shown = {name: value for name, value in state.items() if name not in hidden}
     if "windows" in shown:
         shown["windows"] = windows_view(state)

@@ -12,7 +12,7 @@ import bisect
 from typing import Any
 
 from shared.sources.base import Row
-from shared.state.offsets import advance, unapplied
+from shared.state.offsets import per_key_reduce
 from shared.state.running_stats import update
 
 ENTITY = "sensor_stats"
@@ -57,11 +57,9 @@ def windows_view(state: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def reduce(state: dict[str, Any], operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Called by the entity for each ``apply`` signal: one batch's readings of this sensor."""
-    if operation != "apply":
-        raise ValueError(f"{ENTITY} has no operation {operation!r}")
-    for _offset, event_ms, value, anomaly in unapplied(state, payload):
+def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -> None:
+    """Take in one batch's readings of this sensor not applied before (in offset order)."""
+    for _offset, event_ms, value, anomaly in events:
         update(state, value)
         state["min"] = min(state.get("min", value), value)
         state["max"] = max(state.get("max", value), value)
@@ -70,5 +68,6 @@ def reduce(state: dict[str, Any], operation: str, payload: dict[str, Any]) -> di
         state["anomalies"] = state.get("anomalies", 0) + int(anomaly)
         if not _window(state, event_ms, value):
             state["late"] = state.get("late", 0) + 1
-    advance(state, payload)
-    return state
+
+
+reduce = per_key_reduce(ENTITY, fold)

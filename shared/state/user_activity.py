@@ -6,7 +6,7 @@ from typing import Any
 
 from shared.sources.base import Row
 from shared.state.counters import count, seen
-from shared.state.offsets import advance, unapplied
+from shared.state.offsets import per_key_reduce
 from shared.state.sessions import add_to_session
 
 ENTITY = "user_activity"
@@ -17,16 +17,15 @@ def compact(row: Row) -> list[Any]:
     return [row["_offset"], row["_event_time"], row["status_class"], row["bytes"], row["is_bot"], row["request_path"]]
 
 
-def reduce(state: dict[str, Any], operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Called by the entity for each ``apply`` signal: one batch's clicks of this user."""
-    if operation != "apply":
-        raise ValueError(f"{ENTITY} has no operation {operation!r}")
-    for _offset, event_ms, status_class, size, is_bot, path in unapplied(state, payload):
+def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -> None:
+    """Take in one batch's clicks of this user not applied before (in offset order)."""
+    for _offset, event_ms, status_class, size, is_bot, path in events:
         state["page_views"] = state.get("page_views", 0) + 1
         state["bytes"] = state.get("bytes", 0) + size
         count(state, "status_classes", status_class)
         state["bot"] = bool(state.get("bot", False) or is_bot)
         seen(state, event_ms)
         add_to_session(state, event_ms, path)
-    advance(state, payload)
-    return state
+
+
+reduce = per_key_reduce(ENTITY, fold)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections import Counter
 from pathlib import Path
 
+from devhost.durable.table_store import CHUNK_CHARS, TableEntityStore
 from devhost.services.azurite import start_azurite
 from shared.formats import decode
 from shared.generator_ticks import generate_messages
@@ -52,3 +55,23 @@ def test_blob_landing_and_table_state_survive_a_restart(broker: str, tmp_path: P
         )
         rows = [row for path in lake.list_paths("raw/mobile") for row in decode("parquet", lake.read(path))]
     assert len(rows) == 400 == len({(r["_partition"], r["_offset"]) for r in rows})
+
+
+def test_table_store_keeps_a_bucket_sized_state_and_reads_rows_written_before_chunking(tmp_path: Path) -> None:
+    """A key bucket's state is far beyond one Table string property (32K characters)."""
+    with start_azurite(tmp_path / "azurite", reuse_running=False) as azurite:
+        store = TableEntityStore(azurite.connection_string, table=f"Entities{uuid.uuid4().hex[:8]}")
+        try:
+            bucket = json.dumps(
+                {"keys": {f"sensor-{i}": json.dumps({"count": i, "pad": "x" * 900}) for i in range(250)}}
+            )
+            assert len(bucket) > 7 * CHUNK_CHARS
+            accepted = store.enqueue("sensor_stats", "~b3of512", "apply", "{}")
+            store.commit("sensor_stats", "~b3of512", bucket, [accepted.id])
+            assert store.load("sensor_stats", "~b3of512") == bucket and store.pending() == []
+            store.commit("sensor_stats", "~b3of512", '{"keys": {}}', [])  # shorter: no chunk of the old one is left
+            assert store.load("sensor_stats", "~b3of512") == '{"keys": {}}'
+            store._table.upsert_entity({"PartitionKey": "sensor_stats|k", "RowKey": "state", "state": '{"count": 1}'})
+            assert store.load("sensor_stats", "k") == '{"count": 1}'  # a row of the previous format
+        finally:
+            store.close()

@@ -6,15 +6,26 @@ The tests are async (pytest-asyncio) so that they can ask the query API for thou
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import urllib.request
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+from confluent_kafka import Consumer, TopicPartition
 
 from shared.generator_ticks import generate_messages
 from shared.sources import SOURCES
+from shared.state import device_activity
+from shared.state.buckets import bucket_for
+from shared.state.keys import encode_key
 from tests.conftest import FIXED_NOW
 from tests.integration.harness import DevHost, Run, landed_rows, produce, wait_for, wait_for_async
+from tools import migrate_state
 
 
 def _produce(broker: str, run: Run, source: str, count: int, seed: int = 5) -> Counter[str]:
@@ -111,3 +122,112 @@ def test_clicks_land_joined_with_user_profiles(broker: str, tmp_path: Path) -> N
     joined = [r for r in rows if r["user_known"] and str(r["userid"]) in known]
     assert joined and all(r["username"] and r["city"] and r["level"] for r in joined)
     assert all(r["username"] is None for r in rows if not r["user_known"])
+
+
+def _signal_per_key(host: DevHost, rows: list[dict[str, Any]], batch: int = 500) -> None:
+    """What the previous version sent: one ``apply`` per key and partition per invocation, to the key's own entity."""
+    by_signal: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: (r["_partition"], r["_offset"])):
+        by_signal.setdefault(
+            (SOURCES["mobile"].entity_key(row), row["_partition"], row["_offset"] // batch), []
+        ).append(row)
+    last = {}  # the previous version's last invocation ended at the last offset it read
+    for row in rows:
+        last[row["_partition"]] = max(last.get(row["_partition"], 0), row["_offset"])
+    for (key, partition, number), key_rows in by_signal.items():
+        payload = {
+            "topic": key_rows[0]["_topic"],
+            "partition": partition,
+            "incarnation": 0,
+            "range": [number * batch, min(number * batch + batch - 1, last[partition])],
+            "events": [device_activity.compact(row) for row in key_rows],
+        }
+        url = f"http://127.0.0.1:{host.port}/runtime/webhooks/durabletask/entities/device_activity/{encode_key(key)}"
+        request = urllib.request.Request(
+            url + "?op=apply", data=json.dumps(json.dumps(payload)).encode(), method="POST"
+        )
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+
+
+def _per_key_counts(host: DevHost, keys: Iterable[str]) -> dict[str, int | None]:
+    found: dict[str, int | None] = {}
+    for key in keys:
+        status, body = host.get(f"/runtime/webhooks/durabletask/entities/device_activity/{encode_key(key)}")
+        found[key] = body.get("events") if status == 200 else None
+    return found
+
+
+async def test_per_key_state_moves_into_buckets_in_place_losing_and_doubling_nothing(
+    broker: str, tmp_path: Path
+) -> None:
+    """The previous version applied the first two thirds of each partition to per-key entities and committed
+    the first half; the rest landed but was never applied. The upgrade: migrate once (processing stopped),
+    then the new version resumes the same consumer group, so the third between half and two thirds is
+    redelivered across the upgrade (applied before: must not count again) and the rest is new.
+    """
+    run, lake = Run(), tmp_path / "lake"
+    expected = _produce(broker, run, "mobile", 3000)
+    lands_only = DevHost(broker, lake, run.settings(["mobile"], MOBILE_STATE_ENABLED="false"), "--no-timers")
+    try:
+        wait_for(lambda: len(landed_rows(lake, "raw", "mobile")) >= 3000, 90, "the records to land")
+        rows = landed_rows(lake, "raw", "mobile")
+        ends = Counter(row["_partition"] for row in rows)  # offsets start at 0: a partition's end is its count
+        applied_before = [row for row in rows if row["_offset"] < ends[row["_partition"]] * 2 // 3]
+        _signal_per_key(lands_only, applied_before)
+        before = Counter(SOURCES["mobile"].entity_key(row) for row in applied_before)
+        wait_for(lambda: _per_key_counts(lands_only, before) == dict(before), 60, "the per-key entities")
+        some_key = next(iter(before))
+        assert host_query(lands_only, some_key) == before[some_key]  # read both until migrated
+        durable = f"http://127.0.0.1:{lands_only.port}/runtime/webhooks/durabletask"
+        arguments = ["--sources", "mobile", "--durable-url", durable, "--settings", str(tmp_path / "none.json")]
+        with _environment({"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake), "STATE_BUCKETS": "16"}):
+            assert migrate_state.main(arguments) == 0
+            assert migrate_state.main(arguments) == 0  # run again: nothing moves twice
+        assert lands_only.interrupt() == 0, lands_only.output()
+    finally:
+        if lands_only.process.poll() is None:
+            lands_only.kill()
+    group = f"mobile-processor-{run.suffix}"
+    _commit(broker, group, run.topic("mobile"), {partition: end // 2 for partition, end in ends.items()})
+    upgraded = DevHost(broker, lake, run.settings(["mobile"], STATE_BUCKETS="16"), "--no-timers")
+    try:
+        await _wait_for_counts(upgraded, "mobile", "events", expected)
+        redelivered = sum(end - end // 2 for end in ends.values())
+        wait_for(lambda: upgraded.function_stats()["process_mobile"]["events"] >= redelivered, 60, "the redelivery")
+        assert await _counts(upgraded, "mobile", "events", expected) == dict(expected)  # nothing doubled either
+        bucket = f"/runtime/webhooks/durabletask/entities/device_activity/{bucket_for(some_key, 16)}"
+        assert upgraded.get(bucket)[0] == 200
+        assert upgraded.interrupt() == 0, upgraded.output()
+    finally:
+        if upgraded.process.poll() is None:
+            upgraded.kill()
+
+
+def _commit(broker: str, group: str, topic: str, offsets: dict[int, int]) -> None:
+    """Set the group's committed offsets (no member is running): where the upgraded version resumes."""
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": group, "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def host_query(host: DevHost, key: str) -> int | None:
+    status, body = host.get(f"/api/state/mobile/{key}")
+    return body.get("events") if status == 200 else None
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

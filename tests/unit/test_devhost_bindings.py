@@ -213,7 +213,7 @@ def test_the_projects_host_json_asks_for_at_least_once_on_a_bundle_that_honours_
     host = json.loads((ROOT / "host.json").read_text())
     options = KafkaOptions.from_host_json(host)
     assert options.commit_on_failure is False and options.max_retries == -1
-    assert options.max_batch_size == 1000 and options.auto_commit_interval_ms == 200
+    assert options.max_batch_size == 10_000 and options.auto_commit_interval_ms == 200
     assert host["extensionBundle"]["version"] == "[4.37.0, 5.0.0)"  # Kafka extension 4.3.x: commitOnFailure
 
 

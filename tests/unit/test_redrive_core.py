@@ -24,7 +24,8 @@ from shared.redrive import (
 )
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
-from shared.state.aggregate import Signal
+from shared.state.aggregate import Signal, members
+from shared.state.buckets import bucket_for
 from tests.conftest import FIXED_NOW_MS, records_for
 
 ORDER = (
@@ -229,11 +230,13 @@ def test_refused_state_updates_are_re_applied_from_raw_not_produced_again(tmp_pa
     name = "mobile+0+i0+00000000000000000001+00000000000000000001.entity_rejected.jsonl.gz"
     lake.write_atomic(f"deadletter/mobile/date=2026-11-24/hour=10/{name}", data)
     sender, signaller = RecordingSender(), RecordingSignaller()
-    target = RedriveTarget("mobile", max_record_bytes=1 << 20)
+    target = RedriveTarget("mobile", max_record_bytes=1 << 20, state_buckets=1024)
     summary = redrive(mobile, lake=lake, target=target, sender=sender, signaller=signaller)
     assert (summary.sent, summary.resignalled, sender.sent) == (0, 1, [])
     (signal,) = signaller.signals
-    assert signal.key == records[1].key and signal.payload["range"] == [1, 1]
-    assert [event[0] for event in signal.payload["events"]] == [1]
+    assert signal.key == bucket_for(records[1].key or "", 1024)
+    assert list(members(signal)) == [(records[1].key, "mobile", 0)]
+    (part,) = signal.payload["parts"]
+    assert part["range"] == [1, 1] and [event[0] for event in part["keys"][records[1].key]] == [1]
     again = redrive(mobile, lake=lake, target=target, sender=sender, signaller=signaller)
     assert (again.already_redriven, again.resignalled, len(signaller.signals)) == (1, 0, 1)

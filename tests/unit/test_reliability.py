@@ -25,9 +25,10 @@ from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.sources.base import Column
 from shared.state.aggregate import Signal
+from shared.state.buckets import bucket_for
 from shared.state.keys import MAX_ENCODED_KEY_LENGTH, BadKey, check_key, decode_key, encode_key, is_storable_key
 from shared.state.lookups import StateJoiner
-from shared.state.query_api import BadQuery, entity_id, key_from_url
+from shared.state.query_api import BadQuery, key_from_url, locate
 from tests.conftest import FIXED_NOW_MS, records_for
 
 HOSTILE_KEYS = [
@@ -67,7 +68,8 @@ def test_query_reads_the_key_from_the_raw_url_whatever_the_host_decoded() -> Non
     url = "http://h/api/state/mobile/a%2Fb%3F%23%25%2E%2E"
     assert key_from_url(url, "mobile", "a%2Fb?#%..") == "a/b?#%.."
     assert key_from_url("http://h/api/state/sensors/s%20x/windows", "sensors", "x") == "s x"
-    assert entity_id("mobile", "a/b") == ("device_activity", "a~2Fb")
+    where = locate("mobile", "a/b", 64)
+    assert (where.entity, where.bucket, where.per_key) == ("device_activity", bucket_for("a/b", 64), "a~2Fb")
     with pytest.raises(BadQuery):
         key_from_url("http://h/api/state/mobile/%FF", "mobile", "")
 
@@ -222,10 +224,12 @@ def test_a_key_the_gateway_cannot_encode_is_the_records_problem() -> None:
     assert classify_entity_error(BadKey("entity key is empty")) == "record"
 
 
-def test_a_refused_signal_dead_letters_that_keys_landed_records_and_the_batch_succeeds(tmp_path: Path) -> None:
+def test_a_refused_signal_dead_letters_that_buckets_landed_records_and_the_batch_succeeds(tmp_path: Path) -> None:
     source = SOURCES["mobile"]
     records = records_for(source, 30)
-    refused_key = source.entity_key(source.transform(orjson.loads(records[0].value or b"{}")))
+    settings = load_settings({"STATE_BUCKETS": "8"})
+    key_of = {r.offset: source.entity_key(source.transform(orjson.loads(r.value or b"{}"))) for r in records}
+    refused_bucket = bucket_for(key_of[0], 8)
 
     class Gateway:
         def __init__(self) -> None:
@@ -235,7 +239,7 @@ def test_a_refused_signal_dead_letters_that_keys_landed_records_and_the_batch_su
             return None
 
         async def signal(self, signal: Signal) -> None:
-            if signal.key == refused_key:
+            if signal.key == refused_bucket:
                 raise Exception("The operation failed with an unexpected status code 400")
             self.signalled.append(signal.key)
 
@@ -245,18 +249,18 @@ def test_a_refused_signal_dead_letters_that_keys_landed_records_and_the_batch_su
             source,
             records,
             lake=lake,
-            settings=load_settings({}),
+            settings=settings,
             source_settings=load_source_settings("mobile", {}),
             state=gateway,
             joiner=StateJoiner(),
             now_ms=FIXED_NOW_MS,
         )
     )
-    assert outcome.landed == 30 and refused_key not in gateway.signalled and gateway.signalled
-    letters = list(tmp_path.rglob("*.entity_rejected.jsonl.gz"))
-    assert len(letters) == 1
-    rows = formats.decode("jsonl", letters[0].read_bytes())
-    expected = [r.offset for r in records if refused_key.encode() in (r.value or b"")]
+    assert outcome.landed == 30 and refused_bucket not in gateway.signalled and gateway.signalled
+    letters = sorted(tmp_path.rglob("*.entity_rejected.jsonl.gz"))
+    rows = sorted((row for f in letters for row in formats.decode("jsonl", f.read_bytes())), key=lambda r: r["_offset"])
+    expected = [offset for offset, key in key_of.items() if bucket_for(key, 8) == refused_bucket]
+    assert len(expected) < 30  # only the refused bucket's keys: the other buckets' signals went through
     assert [row["_offset"] for row in rows] == expected and {row["reason"] for row in rows} == {"entity_rejected"}
     assert "status code 400" in rows[0]["detail"]
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from typing import Any
 
 import pytest
 
 from shared.batch import process_batch
 from shared.sources import SOURCES
-from shared.state.aggregate import Signal, signals_for
+from shared.state.aggregate import Signal, members, signals_for
 from shared.state.anomaly import flag_anomalies
+from shared.state.buckets import bucket_for, bucket_index, bucket_key, is_bucket_key
 from shared.state.cache import TtlCache
 from shared.state.enrich import enrich_clicks, profile_keys
+from shared.state.keys import encode_key
 from shared.state.lookups import StateJoiner
 from shared.state.query_api import BadQuery, entity_name, public_state
 from shared.state.registry import ENTITY_KINDS
@@ -27,15 +31,51 @@ def landed(source: str, count: int, partition: int = 0) -> list[dict[str, Any]]:
     return batch.rows
 
 
-def test_one_signal_per_key_and_partition_carrying_every_event_once() -> None:
+def test_one_signal_per_bucket_touched_carrying_every_event_once() -> None:
     rows = landed("mobile", 1000) + landed("mobile", 10, partition=1)
-    signals = signals_for("mobile", rows)
-    keys = {(SOURCES["mobile"].entity_key(r), r["_partition"]) for r in rows}
-    assert len(signals) == len(keys) < len(rows)
-    assert {(s.key, s.payload["partition"]) for s in signals} == keys
-    offsets = sorted((s.payload["partition"], e[0]) for s in signals for e in s.payload["events"])
-    assert offsets == sorted((r["_partition"], r["_offset"]) for r in rows)
-    assert all(s.payload["events"] == sorted(s.payload["events"]) for s in signals)
+    keys = {SOURCES["mobile"].entity_key(r) for r in rows}
+    signals = signals_for("mobile", rows, {("mobile", 0): (0, 999), ("mobile", 1): (0, 9)}, buckets=64)
+    assert len(signals) == len({bucket_for(k, 64) for k in keys}) <= 64 < len(keys)  # min(distinct keys, N)
+    assert len({s.key for s in signals}) == len(signals) and all(is_bucket_key(s.key) for s in signals)
+    events = [
+        (part["partition"], key, event[0], s.key)
+        for s in signals
+        for part in s.payload["parts"]
+        for key, key_events in part["keys"].items()
+        for event in key_events
+    ]
+    assert sorted(e[:3] for e in events) == sorted(
+        (r["_partition"], SOURCES["mobile"].entity_key(r), r["_offset"]) for r in rows
+    )
+    assert all(home == bucket_for(key, 64) for _, key, _, home in events)  # every key in its own bucket
+    parts = [part for s in signals for part in s.payload["parts"]]
+    assert {tuple(p["range"]) for p in parts} == {(0, 999), (0, 9)}  # the batch's whole range per partition
+    assert all(e == sorted(e) for p in parts for e in p["keys"].values())  # offset order per key
+    assert [m for m in members(signals[0])] == [
+        (key, "mobile", part["partition"]) for part in signals[0].payload["parts"] for key in part["keys"]
+    ]
+
+
+def test_fewer_buckets_than_keys_send_fewer_operations_and_more_buckets_never_more_than_keys() -> None:
+    rows = landed("mobile", 1000)
+    keys = len({SOURCES["mobile"].entity_key(r) for r in rows})
+    assert len(signals_for("mobile", rows, buckets=1)) == 1
+    assert len(signals_for("mobile", rows, buckets=16)) == 16
+    assert len(signals_for("mobile", rows, buckets=65_536)) <= keys
+
+
+def test_a_key_hashes_to_the_same_bucket_in_every_process() -> None:
+    """BLAKE2b, not Python's salted hash: a changed hash would orphan every deployment's state."""
+    assert [bucket_index(k, 512) for k in ("device-00001", "ip:111.152.45.45", "7", "é/?#")] == [510, 8, 386, 426]
+    assert bucket_key(7, 512) == "~b7of512" and is_bucket_key("~b7of512")
+    assert not any(is_bucket_key(encode_key(k)) for k in ("~b7of512", "b7of512", "7"))  # per-key ids never clash
+    with pytest.raises(ValueError):
+        bucket_key(512, 512)
+
+
+def test_keys_spread_evenly_over_buckets() -> None:
+    counts = Counter(bucket_index(f"sensor-{i:06d}", 256) for i in range(100_000))
+    assert len(counts) == 256 and max(counts.values()) < 1.25 * 100_000 / 256
 
 
 def test_sources_without_state_send_nothing() -> None:
@@ -110,16 +150,16 @@ class RecordingGateway:
         raise AssertionError("not used")
 
 
-async def test_lookups_are_per_batch_and_cached() -> None:
-    gateway = RecordingGateway(
-        {("user_profile", "7"): {"profile": {"username": "u7", "city": "Raleigh", "level": "Gold"}}}
-    )
+async def test_lookups_read_each_bucket_once_then_cached() -> None:
+    profile = {"profile": {"username": "u7", "city": "Raleigh", "level": "Gold"}}
+    gateway = RecordingGateway({("user_profile", bucket_for("7", 4)): {"keys": {"7": json.dumps(profile)}}})
     joiner = StateJoiner()
-    rows = [{"userid": 7, "user_known": True} for _ in range(50)] + [{"userid": 9, "user_known": True}]
-    await joiner.join(gateway, "clickstream", rows)
-    await joiner.join(gateway, "clickstream", [dict(r) for r in rows])
-    assert sorted(gateway.reads) == [("user_profile", "7"), ("user_profile", "9")]  # once per key, then cached
-    assert rows[0]["city"] == "Raleigh" and rows[-1]["city"] is None
+    users = [7, 9, *range(100, 140)]
+    rows = [{"userid": u, "user_known": True} for u in users for _ in range(5)]
+    await joiner.join(gateway, "clickstream", rows, buckets=4)
+    await joiner.join(gateway, "clickstream", [dict(r) for r in rows], buckets=4)
+    assert sorted(gateway.reads) == [("user_profile", f"~b{i}of4") for i in range(4)]  # per bucket, then cached
+    assert rows[0]["city"] == "Raleigh" and rows[5]["city"] is None
 
 
 @pytest.mark.parametrize(

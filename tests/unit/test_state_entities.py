@@ -1,12 +1,20 @@
-"""Each entity through the durable SDK's own entity handler, with the batch context the extension sends."""
+"""Each entity through the durable SDK's own entity handler, with the batch context the extension sends.
+
+Per-key entities (key ``k``) are the previous layout, still applied for signals sent before an
+upgrade; buckets (``~b<i>of<n>``) are the layout the pipeline sends to.
+"""
 
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
 
+from shared.offset_ranges import add
+from shared.state.bucket_state import key_state
+from shared.state.offsets import KEPT_RANGES
 from shared.state.sensor_stats import windows_view
 from shared.state.sessions import INACTIVITY_MS, KEPT_SESSIONS
 from tests.conftest import app_functions
@@ -17,11 +25,11 @@ HANDLERS = {name: f.get_user_function() for name, f in app_functions().items()}
 
 
 def run_entity(
-    name: str, state: dict[str, Any] | None, operations: list[tuple[str, Any]]
+    name: str, state: dict[str, Any] | None, operations: list[tuple[str, Any]], key: str = "k"
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """One batch for one entity id, as the Durable extension delivers it; returns (new state, results)."""
     context = {
-        "self": {"name": name, "key": "k"},
+        "self": {"name": name, "key": key},
         "state": None if state is None else json.dumps(state),
         "exists": state is not None,
         # signal_entity posts json.dumps(input) as a JSON string: the input is JSON text of JSON text
@@ -163,3 +171,132 @@ def test_an_unknown_operation_is_an_error_result_and_leaves_state_alone() -> Non
 @pytest.mark.parametrize("name", ["user_activity", "device_activity", "sensor_stats", "user_profile"])
 def test_every_entity_is_registered(name: str) -> None:
     assert name in HANDLERS
+
+
+def test_user_profile_keeps_the_highest_offset_whatever_order_signals_arrive_in() -> None:
+    newer = {"username": "Ferd_1", "city": "Raleigh", "level": "Platinum"}
+    older = {"username": "Ferd_1", "city": "London", "level": "Gold"}
+    late_first = [
+        {"topic": "users", "partition": 0, "range": [100, 199], "events": [[150, T0 + 150, newer]]},
+        {"topic": "users", "partition": 0, "range": [0, 99], "events": [[10, T0 + 10, older]]},
+    ]
+    state = apply("user_profile", None, *late_first)  # offset 150 applied before offset 10
+    assert state["profile"] == newer and state["updates"] == 2
+    restarted = {"topic": "users", "partition": 0, "incarnation": 1, "range": [0, 9], "events": [[5, T0, older]]}
+    assert apply("user_profile", state, restarted)["profile"] == older  # a new incarnation is newer at any offset
+
+
+def held(bucket: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    """One key's state in a bucket (held as JSON text)."""
+    state = key_state(bucket, key)
+    assert state is not None, f"the bucket does not hold {key!r}"
+    return state
+
+
+def bucket_apply(name: str, state: dict[str, Any] | None, *payloads: dict[str, Any], key: str = "~b0of1") -> Any:
+    new_state, results = run_entity(name, state, [("apply", p) for p in payloads], key=key)
+    assert not any(r["isError"] for r in results), results
+    return new_state
+
+
+def click(offset: int) -> list[Any]:
+    """A click whose event time follows from its offset, whichever batch carries it."""
+    return [offset, T0 + offset * 1_000, "2xx" if offset % 3 else "4xx", 100, False, "/index.html"]
+
+
+def click_part(keys: dict[str, Any], low: int, high: int, partition: int = 0) -> dict[str, Any]:
+    """One partition's part of a bucket signal: each key's clicks at the given offsets, the batch range [low, high]."""
+    by_key = {key: [click(offset) for offset in offsets] for key, offsets in keys.items()}
+    return {"topic": "clickstream", "partition": partition, "incarnation": 0, "range": [low, high], "keys": by_key}
+
+
+def test_a_bucket_holds_each_keys_state_as_its_per_key_entity_would() -> None:
+    part = click_part({"u1": range(0, 3), "u2": range(3, 5)}, 0, 9)
+    bucket = bucket_apply("user_activity", None, {"parts": [part]})
+    per_key = apply("user_activity", None, {"topic": "clickstream", "partition": 0, "events": part["keys"]["u1"]})
+    assert held(bucket, "u1") == {name: value for name, value in per_key.items() if name != "_applied"}
+    assert held(bucket, "u2")["page_views"] == 2 and bucket["_applied"] == {"clickstream/0/0": [[0, 9]]}
+    assert "_applied" not in held(bucket, "u1")  # kept once per bucket, not per key
+
+
+def test_a_bucket_counts_each_offset_once_however_signals_are_repeated_reordered_or_recut() -> None:
+    rng = random.Random(19)
+    owners = {offset: f"u{rng.randrange(6)}" for offset in range(400)}
+
+    def batch(low: int, high: int) -> dict[str, Any]:
+        keys: dict[str, list[int]] = {}
+        for offset in range(low, high + 1):
+            keys.setdefault(owners[offset], []).append(offset)
+        return {"parts": [click_part(keys, low, high)]}
+
+    in_order = bucket_apply("user_activity", None, *(batch(low, low + 49) for low in range(0, 400, 50)))
+    cuts = [batch(low, low + 49) for low in range(0, 400, 50)] + [batch(0, 199), batch(120, 260), batch(350, 399)]
+    rng.shuffle(cuts)
+    shuffled = bucket_apply("user_activity", None, *cuts)
+    order_free = ("page_views", "bytes", "status_classes", "first_seen", "last_seen")  # sessions depend on order
+    assert {k: [held(shuffled, k)[f] for f in order_free] for k in shuffled["keys"]} == {
+        k: [held(in_order, k)[f] for f in order_free] for k in in_order["keys"]
+    }
+    assert sum(held(shuffled, k)["page_views"] for k in shuffled["keys"]) == 400
+
+
+def test_the_range_limit_closes_the_oldest_gaps_so_a_late_signal_into_a_recent_gap_still_counts() -> None:
+    """Kills the mutation that closes the newest gaps: 41 batches with gaps between them, KEPT_RANGES ranges kept."""
+
+    def batch(number: int) -> dict[str, Any]:  # batch n covers offsets n*100 .. n*100+99; "u" has one click in it
+        return {"parts": [click_part({"u": [number * 100]}, number * 100, number * 100 + 99)]}
+
+    bucket = bucket_apply("user_activity", None, *(batch(n) for n in range(0, 82, 2)))
+    ranges = bucket["_applied"]["clickstream/0/0"]
+    assert len(ranges) == KEPT_RANGES and ranges[0] == [0, (82 - 2 * KEPT_RANGES + 1) * 100 - 1]
+    after = bucket_apply("user_activity", bucket, batch(79), batch(1))  # 79: the newest gap; 1: closed, so applied
+    assert held(after, "u")["page_views"] == 41 + 1
+    assert add([[0, 9], [20, 29], [40, 49], [60, 69]], 80, 89, limit=3) == [[0, 49], [60, 69], [80, 89]]
+
+
+def test_per_key_entities_keep_their_range_limit_on_the_oldest_gaps_too() -> None:
+    state = apply("user_activity", None, *(clicks(range(b * 100, b * 100 + 1)) | {"range": [b * 100, b * 100 + 99]}
+                                          for b in range(0, 82, 2)))  # fmt: skip
+    late = apply("user_activity", state, clicks(range(7900, 7901)) | {"range": [7900, 7999]})
+    assert late["page_views"] == state["page_views"] + 1 == 42
+
+
+def test_a_moved_key_never_counts_again_what_its_per_key_entity_applied() -> None:
+    per_key = apply("user_activity", None, clicks(range(0, 10)) | {"range": [0, 19]})
+    bucket = bucket_apply("user_activity", None, {"parts": [click_part({"u2": range(20, 22)}, 20, 29)]})
+    adopted, results = run_entity("user_activity", bucket, [("adopt", {"states": {"u1": per_key}})], key="~b0of1")
+    assert adopted is not None and not results[0]["isError"]
+    # Redelivered across the upgrade: u1's 5-9 were applied by its per-key entity (0-19), u2's 20-21 by the bucket.
+    redelivered = {"parts": [click_part({"u1": [5, 6, 7, 8, 9, 30, 31], "u2": [20, 21, 35]}, 5, 39)]}
+    after = bucket_apply("user_activity", adopted, redelivered)
+    assert held(after, "u1")["page_views"] == 10 + 2
+    assert held(after, "u2")["page_views"] == 2 + 1
+
+
+def test_adopting_twice_changes_nothing_and_a_conflicting_adopt_is_refused_by_name() -> None:
+    per_key = apply("user_activity", None, clicks(range(3)))
+    once, _ = run_entity("user_activity", None, [("adopt", {"states": {"u1": per_key}})], key="~b0of1")
+    twice, results = run_entity("user_activity", once, [("adopt", {"states": {"u1": per_key}})], key="~b0of1")
+    assert twice == once and not results[0]["isError"]
+    other = apply("user_activity", None, clicks(range(5)))
+    after, results = run_entity(
+        "user_activity", once, [("adopt", {"states": {"u1": other, "u3": other}})], key="~b0of1"
+    )
+    assert results[0]["isError"] and "'u1'" in results[0]["result"]
+    assert after is not None and held(after, "u1") == held(once, "u1") and held(after, "u3")["page_views"] == 5
+
+
+def test_a_bucket_refuses_operations_it_does_not_have() -> None:
+    before = bucket_apply("user_activity", None, {"parts": [click_part({"u": range(2)}, 0, 1)]})
+    after, results = run_entity("user_activity", before, [("drop_table", {})], key="~b0of1")
+    assert results[0]["isError"] and "drop_table" in results[0]["result"] and after == before
+
+
+def test_user_profile_buckets_keep_the_latest_by_position_too() -> None:
+    newer, older = {"city": "Raleigh"}, {"city": "London"}
+    part = {"topic": "users", "partition": 0, "incarnation": 0}
+    late_first = [
+        {"parts": [part | {"range": [100, 199], "keys": {"7": [[150, T0, newer]]}}]},
+        {"parts": [part | {"range": [0, 99], "keys": {"7": [[10, T0, older]]}}]},
+    ]
+    assert held(bucket_apply("user_profile", None, *late_first), "7")["profile"] == newer

@@ -1,0 +1,134 @@
+"""What a bucket entity does with an operation: apply a batch's events to its keys, or adopt moved keys.
+
+A bucket's state is plain JSON: ``{"keys": {key: "<key state as JSON text>"}, "_applied": {position:
+ranges}}``. Each key state is exactly what a per-key entity held (the kind's reducer state), kept
+as its JSON text so that an operation parses and serialises only the keys it touches: the whole
+bucket is still read and written per operation (Durable stores an entity's state as one JSON
+document), but as a few hundred strings instead of thousands of objects, which is what its CPU per
+operation depends on (bench/README.md). The applied ranges (``shared.state.offsets``) are kept
+once for the bucket, since an ``apply`` carries every event of the bucket's keys in its parts'
+offset ranges. A key moved in from the per-key layout
+keeps its own ``_applied`` ranges, and its events at offsets it applied before the move are
+skipped too, so a batch redelivered across the upgrade never counts twice.
+
+Operations:
+- ``apply`` ``{"parts": [{"topic", "partition", "incarnation", "range": [low, high],
+  "keys": {key: [[offset, ...], ...]}}]}``: one invocation's events, per topic-partition.
+- ``adopt`` ``{"states": {key: state}}``: keys moved from another layout (``shared.state.migration``).
+  A key the bucket does not hold takes the state given; one it holds with the same state is left
+  alone (a migration run twice); one it holds with another state is a conflict, refused and named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shared.state.buckets import is_bucket_key
+from shared.state.offsets import (
+    APPLIED,
+    LEGACY_MARKS,
+    Fold,
+    Reducer,
+    applied_ranges,
+    mark,
+    not_in,
+    part_range,
+    position,
+)
+
+KEYS = "keys"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The entity's new state, and why the operation was refused in part (``None``: it was not)."""
+
+    state: dict[str, Any]
+    refused: str | None = None
+
+
+def operate(
+    fold: Fold, reduce: Reducer, entity_key: str, state: dict[str, Any], operation: str, payload: Any
+) -> Outcome:
+    """One operation on one entity: a bucket (``~b<i>of<n>``) or a per-key entity of the previous layout."""
+    if not is_bucket_key(entity_key):
+        return Outcome(reduce(state, operation, payload))
+    if operation == "apply":
+        return Outcome(apply(fold, state, payload))
+    if operation == "adopt":
+        conflicts = adopt(state, payload)
+        refused = f"adopt refused for {len(conflicts)} keys held with other state: {conflicts[:10]!r}"
+        return Outcome(state, refused if conflicts else None)
+    raise ValueError(f"a bucket has no operation {operation!r}")
+
+
+def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """Apply each part's events the bucket has not applied yet, then mark the parts' ranges applied."""
+    keys: dict[str, str] = state.setdefault(KEYS, {})
+    applied = applied_ranges(state)
+    touched: dict[str, dict[str, Any]] = {}
+    for part in payload["parts"]:
+        where = position(part)
+        ranges = applied.get(where)
+        for key, events in part["keys"].items():
+            fresh = not_in(ranges, events)
+            if not fresh:
+                continue
+            held = touched.get(key)
+            if held is None:
+                held = touched[key] = orjson.loads(keys[key]) if key in keys else {}
+            if APPLIED in held:  # moved from the per-key layout: what it applied there counts too
+                fresh = not_in(held[APPLIED].get(where), fresh)
+            if fresh:
+                fold(held, fresh, part)
+        mark(applied, where, *part_range(part))
+    for key, held in touched.items():
+        keys[key] = dump(held)
+    return state
+
+
+def dump(key_state: dict[str, Any]) -> str:
+    """A key's state as the JSON text a bucket holds."""
+    return orjson.dumps(key_state).decode()
+
+
+def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:
+    """Take in moved keys' states; returns the keys refused because the bucket holds them with other state."""
+    keys: dict[str, str] = state.setdefault(KEYS, {})
+    conflicts = []
+    for key, given in payload["states"].items():
+        moved = as_adopted(given)
+        held = keys.get(key)
+        if held is None:
+            keys[key] = dump(moved)
+        elif orjson.loads(held) != moved:
+            conflicts.append(key)
+    return conflicts
+
+
+def as_adopted(state: dict[str, Any]) -> dict[str, Any]:
+    """A moved key's state as its bucket keeps it: a copy, older high-water marks turned into ranges."""
+    adopted: dict[str, Any] = orjson.loads(orjson.dumps(state))
+    if APPLIED in adopted or LEGACY_MARKS in adopted:
+        applied_ranges(adopted)  # as the per-key entity would have on its next operation
+    return adopted
+
+
+def key_state(bucket: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+    """One key's state in a bucket's state (``None``: the bucket does not hold it)."""
+    if not bucket:
+        return None
+    held = bucket.get(KEYS, {}).get(key)
+    if not isinstance(held, str):
+        return None
+    parsed = orjson.loads(held)
+    return parsed if isinstance(parsed, dict) else None
+
+
+def held_keys(bucket: dict[str, Any] | None) -> Iterator[str]:
+    """The keys a bucket's state holds."""
+    yield from (bucket or {}).get(KEYS, {})

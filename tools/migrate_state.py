@@ -1,0 +1,162 @@
+"""Move keyed state into key buckets once: an upgrade in place from the per-key entities of the previous layout.
+
+python -m tools.migrate_state                         # every keyed source, the local host on :7071
+python -m tools.migrate_state --sources sensors --durable-url https://<app>.azurewebsites.net/runtime/webhooks/durabletask
+DURABLE_SYSTEM_KEY=<the durabletask_extension system key> python -m tools.migrate_state --durable-url ...
+
+Stop processing first (docs/scale.md, "Upgrading keyed state"): the keys are taken from the lake
+(raw files and the curated table: every key that can have state), each key's per-key entity is
+read, its state moved into its bucket (``adopt``, one operation per bucket), and every moved key
+is then read back from its bucket. Exit 0 when every key with state is in its bucket as it was,
+1 when one is missing after ``--wait`` seconds or its bucket holds other state (a conflict: the
+bucket had counted events for it, so processing ran before the migration). Running it again is
+harmless: nothing is moved twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from shared.compaction.hours import parse_raw_path, raw_prefix
+from shared.compaction.location import delta_location
+from shared.compaction.rows import read_raw
+from shared.lake import open_lake
+from shared.settings import Settings, load_settings
+from shared.sources import SOURCES
+from shared.state.aggregate import Signal
+from shared.state.buckets import bucket_for
+from shared.state.keys import encode_key
+from shared.state.migration import Verification, adopt_signals, keys_of, verify
+from shared.state.registry import ENTITY_KINDS
+
+CONCURRENT_REQUESTS = 16
+LOCAL_DURABLE_URL = "http://127.0.0.1:7071/runtime/webhooks/durabletask"
+
+
+class DurableHttp:
+    """The Durable Functions HTTP API for entities: read a state, signal an operation (as the durable client does)."""
+
+    def __init__(self, base_url: str, system_key: str | None, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.system_key = system_key
+        self.timeout = timeout
+
+    def _url(self, entity: str, key: str, **query: str) -> str:
+        if self.system_key:
+            query["code"] = self.system_key
+        path = f"{self.base_url}/entities/{urllib.parse.quote(entity, safe='')}/{urllib.parse.quote(key, safe='~:')}"
+        return path + ("?" + urllib.parse.urlencode(query) if query else "")
+
+    def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(self._url(entity, key), timeout=self.timeout) as response:
+                state = json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+        return state if isinstance(state, dict) else None
+
+    def signal(self, signal: Signal) -> None:
+        body = json.dumps(json.dumps(signal.payload)).encode()  # what signal_entity posts: JSON text of JSON text
+        request = urllib.request.Request(
+            self._url(signal.entity, signal.key, op=signal.operation),
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            if response.status != 202:
+                raise RuntimeError(f"signal {signal.entity}@{signal.key}: HTTP {response.status}")
+
+
+def lake_rows(settings: Settings, source: str, environ: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """Every row of a source the lake holds: its raw files, then its curated table."""
+    lake = open_lake(settings)
+    for path in lake.list_paths(raw_prefix(source)):
+        raw = parse_raw_path(source, path)
+        if raw is not None:
+            yield from read_raw(raw.format, lake.read(path), path=path).to_pylist()
+    location = delta_location(settings, source, environ)
+    try:
+        table = DeltaTable(location.uri, storage_options=location.storage_options)
+    except TableNotFoundError:
+        return
+    for batch in table.to_pyarrow_dataset().to_batches():
+        yield from batch.to_pylist()
+
+
+def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_seconds: float) -> Verification:
+    """Move the per-key states of ``keys`` into their buckets and check them there."""
+    entity = ENTITY_KINDS[source].name
+    readable = sorted(key for key in keys if _encodable(key))
+    with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
+        found = dict(zip(readable, pool.map(lambda key: http.read(entity, encode_key(key)), readable), strict=True))
+        states = {key: state for key, state in found.items() if state is not None}
+        list(pool.map(http.signal, adopt_signals(entity, states, buckets)))
+        homes = sorted({bucket_for(key, buckets) for key in states})
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            held = dict(zip(homes, pool.map(lambda home: http.read(entity, home), homes), strict=True))
+            outcome = verify(states, held, buckets)
+            if not outcome.missing or time.monotonic() > deadline:
+                return outcome
+            time.sleep(0.5)  # the adopt operations are queued: poll the buckets until they are applied
+
+
+def _encodable(key: str) -> bool:
+    try:
+        encode_key(key)
+    except ValueError:
+        return False  # a key no per-key entity could take: dead-lettered as bad_key, it never had state
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.migrate_state", description=__doc__.splitlines()[0])
+    parser.add_argument("--sources", nargs="*", choices=sorted(ENTITY_KINDS), default=sorted(ENTITY_KINDS))
+    parser.add_argument("--durable-url", default=LOCAL_DURABLE_URL, help="the app's .../runtime/webhooks/durabletask")
+    parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
+    parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the buckets to apply")
+    args = parser.parse_args(argv)
+    environ = _environment(args.settings)
+    settings = load_settings(environ)
+    http = DurableHttp(args.durable_url, environ.get("DURABLE_SYSTEM_KEY") or None)
+    failed = False
+    for source in args.sources:
+        keys = keys_of(SOURCES[source].entity_key, lake_rows(settings, source, environ))
+        outcome = migrate(http, source, keys, settings.state_buckets, args.wait)
+        print(
+            f"{source}: {len(keys):,} keys in the lake, {len(outcome.moved):,} moved into {settings.state_buckets:,} "
+            f"buckets, {len(outcome.missing):,} missing, {len(outcome.conflicts):,} conflicts"
+        )
+        for problem, keys_listed in (("missing", outcome.missing), ("conflict", outcome.conflicts)):
+            for key in keys_listed[:20]:
+                print(f"  {problem}: {key!r}")
+        failed = failed or not outcome.complete
+    return 1 if failed else 0
+
+
+def _environment(settings_file: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if settings_file.exists():
+        values = {k: str(v) for k, v in json.loads(settings_file.read_text()).get("Values", {}).items()}
+    return values | dict(os.environ)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
