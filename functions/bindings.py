@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any, Literal
@@ -24,9 +25,23 @@ MAX_TRACE_CONTEXTS = 128  # distinct trace contexts decoded per batch; links are
 configure_telemetry(current_settings())  # once per worker: Python imports this module once, when the app is indexed
 
 
+# Never written into a binding as a value, set or not: the host must resolve them (Key Vault references in Azure).
+SECRET_SOURCE_FIELDS = frozenset({"kafka_sasl_password", "kafka_producer_sasl_password"})
+
+
 def setting_ref(source: str, field: str) -> str:
-    """A binding argument that names a per-source app setting, e.g. ``%CLICKSTREAM_TOPIC%``."""
-    return f"%{source_setting_name(source, field)}%"
+    """A binding argument for a per-source app setting: ``%CLICKSTREAM_TOPIC%`` when the setting is set.
+
+    When it is not set as the worker indexes the app, the setting's default (the model's, or what a
+    Datagen config in ``sources/`` gives it) is written into the binding instead: ``func start``
+    resolves ``%NAME%`` only from app settings, so a config dropped into ``sources/`` then runs with
+    no settings added by hand. In Azure, Terraform sets every per-source setting, so deployed
+    bindings always name settings. Secrets are always references.
+    """
+    name = source_setting_name(source, field)
+    if name in os.environ or field in SECRET_SOURCE_FIELDS:
+        return f"%{name}%"
+    return str(getattr(load_source_settings(source, {}), field))
 
 
 class _OAuthBearerMode(StringifyEnum):
