@@ -15,6 +15,7 @@ from opentelemetry import propagate
 
 from shared.lake import LakeStore, open_lake
 from shared.records import KafkaRecord
+from shared.schema_registry.wire import CONTENT_TYPE_HEADER
 from shared.settings import SourceSettings, current_settings, load_source_settings, source_setting_name
 from shared.telemetry import configure as configure_telemetry
 
@@ -113,6 +114,24 @@ def to_record(event: func.KafkaEvent) -> KafkaRecord:
         body,
         parse_timestamp_ms(event.timestamp),
     )
+
+
+def to_record_with_content_type(event: func.KafkaEvent) -> KafkaRecord:
+    """:func:`to_record` plus the ``content-type`` header (Event Hubs Schema Registry Avro carries its id there)."""
+    record = to_record(event)
+    record.content_type = header_text(event.headers, CONTENT_TYPE_HEADER)
+    return record
+
+
+def header_text(headers: list[Any] | None, name: str) -> str | None:
+    """The first header ``name`` (case-insensitive) as text; the extension hands values over in base64."""
+    for header in headers or ():
+        if isinstance(header, dict) and str(header.get("Key", "")).lower() == name:
+            try:
+                return base64.b64decode(str(header.get("Value", "")), validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                return None
+    return None
 
 
 def parse_timestamp_ms(value: str | None) -> int | None:
