@@ -68,11 +68,22 @@ def _walk(fields: Structure, value: dict[str, Any], prefix: str, found: dict[str
 
 def extra_texts(model: type[BaseModel], events: list[Row]) -> list[str | None] | None:
     """Each event's ``_extra`` (JSON text, or None), or None for the whole batch when no event has any."""
-    fields = structure(model)
-    if not any(fields.values()) and all(map(frozenset(fields).issuperset, events)):
-        return None  # the common case: a flat model, every record clean
+    if _all_known(structure(model), events):
+        return None  # the common case: every record clean, checked level by level in C loops
     find = unknown_fields(model)
     found = [find(event) for event in events]
     if not any(found):
         return None
     return [None if extra is None else orjson.dumps(extra, default=str).decode() for extra in found]
+
+
+def _all_known(fields: Structure, values: list[Any]) -> bool:
+    """True when no dict in ``values`` has a key outside ``fields``, at any nested level ``fields`` describes."""
+    if not all(map(frozenset(fields).issuperset, values)):
+        return False
+    for name, inner in fields.items():
+        if inner:
+            nested = [value[name] for value in values if isinstance(value.get(name), dict)]
+            if nested and not _all_known(inner, nested):
+                return False
+    return True
