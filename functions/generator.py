@@ -7,7 +7,7 @@ failed send is retried with the same records: at least once, never lost.
 
 An Avro source (a Datagen config with the AvroConverter) registers its schema and sends each record
 in its registry's wire format. The output binding cannot carry binary values with keys from a Python
-function (``shared.kafka_producer``), so its generator produces with the same broker settings and
+function (``shared.kafka_clients``), so its generator produces with the same broker settings and
 credentials itself, and returns once the broker acknowledged every record.
 """
 
@@ -21,7 +21,7 @@ import azure.functions as func
 import orjson
 
 from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, source_settings, trace_headers
-from shared import kafka_producer
+from shared import kafka_clients
 from shared.errors import LakeError
 from shared.generator_ticks import OutgoingMessage, generate_messages, kafka_output_payload, needs_progress, plan_tick
 from shared.schema_registry.decoder import registry_for
@@ -89,8 +89,8 @@ def _register_avro(source: Source) -> None:
         settings = source_settings(source.name)
         with producing_span(source.name):
             encoded = _avro_messages(source, messages, settings.topic)
-            config = kafka_producer.producer_config(current_settings(), settings)
-            kafka_producer.send(config, settings.topic, encoded)
+            config = kafka_clients.producer_config(current_settings(), settings)
+            kafka_clients.send(config, settings.topic, encoded)
 
 
 def _register(source: Source) -> None:

@@ -1,4 +1,4 @@
-"""A Kafka producer configured from app settings, for what the output binding cannot send.
+"""Kafka clients configured from app settings: the Avro generator's producer and the operator tools'.
 
 The Kafka extension's output binding takes a Python worker's messages as strings (UTF-8 values
 with keys and headers, ``KafkaProducerAsyncCollector``) or as bare bytes without a key, so binary
@@ -20,15 +20,9 @@ from shared.settings import Settings, SourceSettings
 SEND_TIMEOUT_SECONDS = 60.0
 
 
-def producer_config(settings: Settings, source: SourceSettings) -> dict[str, Any]:
-    """librdkafka settings of a source's producer, as its output binding would have them."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_broker_list,
-        "linger.ms": 50,
-        "batch.size": 1_048_576,
-        "acks": "all",
-        "enable.idempotence": False,  # as the output binding (the extension's default)
-    }
+def client_config(settings: Settings, sasl_password: str) -> dict[str, Any]:
+    """Broker and security settings as the bindings have them; ``sasl_password`` for SASL PLAIN."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.kafka_broker_list}
     if settings.kafka_security_protocol != "SASL_SSL":
         return config
     config["security.protocol"] = "sasl_ssl"
@@ -44,7 +38,17 @@ def producer_config(settings: Settings, source: SourceSettings) -> dict[str, Any
     return config | {
         "sasl.mechanism": "PLAIN",
         "sasl.username": settings.kafka_sasl_username,
-        "sasl.password": source.kafka_producer_sasl_password.get_secret_value(),
+        "sasl.password": sasl_password,
+    }
+
+
+def producer_config(settings: Settings, source: SourceSettings) -> dict[str, Any]:
+    """librdkafka settings of a source's producer, as its output binding would have them."""
+    return client_config(settings, source.kafka_producer_sasl_password.get_secret_value()) | {
+        "linger.ms": 50,
+        "batch.size": 1_048_576,
+        "acks": "all",
+        "enable.idempotence": False,  # as the output binding (the extension's default)
     }
 
 
