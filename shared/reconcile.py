@@ -173,6 +173,8 @@ def offset_for_time(
     it was found: ``broker`` (its time index, checked against the records around it) or ``search``."""
     if low >= end:
         return end, "empty"
+    if broker_answer is not None and broker_answer < 0:  # Kafka's "no record at or after it": the end
+        broker_answer = end
     if broker_answer is not None and _holds(fetch, low, end, at_ms, broker_answer):
         return broker_answer, "broker"
     first, last = low, end  # invariant: records before `first` are earlier than at_ms; `last` is not earlier
@@ -186,8 +188,6 @@ def offset_for_time(
 
 
 def _holds(fetch: FetchTimestamp, low: int, end: int, at_ms: int, answer: int) -> bool:
-    if answer < 0:  # "no such record": every retained record is earlier
-        answer = end
     if not low <= answer <= end:
         return False
     if answer < end and fetch(answer) < at_ms:
