@@ -3,7 +3,8 @@
 Reconcile: every offset a partition retains on the broker must be in ``raw/`` or ``deadletter/``
 exactly once, for the partition's current incarnation (older incarnations' offsets are gone from
 the broker). What is missing is a *gap*; what is there twice, a *double* (a record both landed
-and dead-lettered counts as a double, except ``entity_rejected``, which is in both by design).
+and dead-lettered counts as a double, except ``entity_rejected`` and the dead letters of
+``tools.reprocess``, which are in both by design).
 
 Reposition: the first offset whose record timestamp is at or after a time, per partition. The
 broker's time index is asked first and its answer checked against the records around it; an
@@ -31,6 +32,7 @@ from shared.layout import DEADLETTER_AREA, RAW_AREA
 Position = tuple[str, int]  # topic, partition
 IDENTITY = ["_topic", "_partition", "_incarnation", "_offset"]
 BOTH_BY_DESIGN = "entity_rejected"  # landed in raw and dead-lettered: its entity refused the update
+REPROCESSED = ".reprocessed-"  # dead letters tools.reprocess wrote for rows it removed from curated/
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,11 @@ class Landed:
     offset: int
     path: str
     reason: str | None = None  # None: a raw row
+
+    @property
+    def also_in_raw_by_design(self) -> bool:
+        """Dead letters of records that landed too: an entity refused their update, or a reprocess removed them."""
+        return self.reason == BOTH_BY_DESIGN or REPROCESSED in self.path
 
 
 def landed_offsets(lake: LakeStore, source: str) -> list[Landed]:
@@ -140,7 +147,7 @@ def reconcile(
             if not copies:
                 missing.append(offset)
                 continue
-            counted = [c for c in copies if c.reason != BOTH_BY_DESIGN]
+            counted = [c for c in copies if not c.also_in_raw_by_design]
             report.landed += any(c.reason is None for c in copies)
             report.dead_lettered += any(c.reason is not None for c in copies)
             if len(counted) > 1:
