@@ -132,9 +132,7 @@ def report(source: Source, results: list[HourResult], window: tuple[int, int]) -
     for result in results:
         d = result.diff
         dead = ", ".join(f"{count} {reason}" for reason, count in sorted(d.newly_dead.items())) or "0"
-        lines.append(
-            f"{d.hour!s:<14}  {d.rows:>6}  {d.changed:>7}  {d.added:>5}  {d.removed:>7}  {dead:<19}  {d.kept}"
-        )
+        lines.append(f"{d.hour!s:<14}  {d.rows:>6}  {d.changed:>7}  {d.added:>5}  {d.removed:>7}  {dead:<19}  {d.kept}")
         if d.columns:
             lines.append(f"{'':<14}  columns changed: " + ", ".join(f"{n} ({c})" for n, c in sorted(d.columns.items())))
     joined = joined_columns(source)

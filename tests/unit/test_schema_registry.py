@@ -346,3 +346,82 @@ def test_event_hubs_answers_map_to_unknown_refused_or_waiting(
     service.status = status
     with pytest.raises(error):
         registry.schema_text("0123abcd0123abcd0123abcd0123abcd")
+
+
+def test_a_newer_writer_schema_with_a_field_the_model_lacks_keeps_it_in_extra(registry: str) -> None:
+    source = avro_source()
+    client = ConfluentRegistry(registry)
+    newer = json.loads(AvroEncoder(source, client, "orders").schema_text)
+    newer["fields"].append(
+        {
+            "name": "coupon",
+            "type": [
+                "null",
+                {
+                    "type": "record",
+                    "name": "Coupon",
+                    "fields": [{"name": "code", "type": "string"}, {"name": "percent", "type": "int"}],
+                },
+            ],
+            "default": None,
+        }
+    )
+    schema_id = client.register("orders-value", json.dumps(newer))
+    (_, text), *_ = generated(source, 1)
+    record = orjson.loads(text) | {"coupon": {"code": "SPRING", "percent": 10}}
+    value = confluent_frame(schema_id, encode(newer, parse_writer_schema(json.dumps(newer)), record))
+    (row,) = process_batch(source, _records([value]), max_record_bytes=1 << 20, decoder=AvroDecoder(client)).rows
+    assert json.loads(row["_extra"]) == {"coupon": {"code": "SPRING", "percent": 10}}
+    assert orjson.loads(row["_received"]) == record
+
+
+def test_the_avro_generators_producer_uses_the_bindings_credentials() -> None:
+    from shared.kafka_clients import producer_config
+    from shared.settings import load_settings, load_source_settings
+
+    plain = load_settings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"})
+    sender = load_source_settings(
+        "orders", {"ORDERS_KAFKA_PRODUCER_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=k"}
+    )
+    config = producer_config(plain, sender)
+    assert (config["security.protocol"], config["sasl.mechanism"], config["sasl.username"]) == (
+        "sasl_ssl",
+        "PLAIN",
+        "$ConnectionString",
+    )
+    assert config["sasl.password"].endswith("SharedAccessKey=k"), "the send-only rule, as the output binding's"
+    oauth = load_settings(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+            "KAFKA_OAUTH_CLIENT_ID": "id",
+            "KAFKA_OAUTH_CLIENT_SECRET": "secret",
+            "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.example/token",
+            "KAFKA_OAUTH_SCOPE": "https://evhns.servicebus.windows.net/.default",
+        }
+    )
+    config = producer_config(oauth, sender)
+    assert (config["sasl.mechanism"], config["sasl.oauthbearer.method"]) == ("OAUTHBEARER", "oidc")
+    assert "sasl.password" not in config
+    assert producer_config(load_settings({}), sender) == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "linger.ms": 50,
+        "batch.size": 1_048_576,
+        "acks": "all",
+        "enable.idempotence": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("settings", "served"),
+    [
+        ({}, True),
+        ({"SCHEMA_REGISTRY_URL": " "}, True),
+        ({"SCHEMA_REGISTRY_URL": "http://localhost:8081"}, False),
+        ({"SCHEMA_REGISTRY_KIND": "eventhubs"}, False),
+    ],
+)
+def test_the_local_host_serves_its_registry_only_when_no_other_is_named(settings: dict[str, str], served: bool) -> None:
+    from devhost.runtime.host import serves_registry
+
+    assert serves_registry(settings) is served
