@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from opentelemetry import propagate
 
 from shared.lake import LakeStore, open_lake
 from shared.records import KafkaRecord
+from shared.schema_registry.wire import CONTENT_TYPE_HEADER
 from shared.settings import SourceSettings, current_settings, load_source_settings, source_setting_name
 from shared.telemetry import configure as configure_telemetry
 
@@ -24,9 +26,23 @@ MAX_TRACE_CONTEXTS = 128  # distinct trace contexts decoded per batch; links are
 configure_telemetry(current_settings())  # once per worker: Python imports this module once, when the app is indexed
 
 
+# Never written into a binding as a value, set or not: the host must resolve them (Key Vault references in Azure).
+SECRET_SOURCE_FIELDS = frozenset({"kafka_sasl_password", "kafka_producer_sasl_password"})
+
+
 def setting_ref(source: str, field: str) -> str:
-    """A binding argument that names a per-source app setting, e.g. ``%CLICKSTREAM_TOPIC%``."""
-    return f"%{source_setting_name(source, field)}%"
+    """A binding argument for a per-source app setting: ``%CLICKSTREAM_TOPIC%`` when the setting is set.
+
+    When it is not set as the worker indexes the app, the setting's default (the model's, or what a
+    Datagen config in ``sources/`` gives it) is written into the binding instead: ``func start``
+    resolves ``%NAME%`` only from app settings, so a config dropped into ``sources/`` then runs with
+    no settings added by hand. In Azure, Terraform sets every per-source setting, so deployed
+    bindings always name settings. Secrets are always references.
+    """
+    name = source_setting_name(source, field)
+    if name in os.environ or field in SECRET_SOURCE_FIELDS:
+        return f"%{name}%"
+    return str(getattr(load_source_settings(source, {}), field))
 
 
 class _OAuthBearerMode(StringifyEnum):
@@ -98,6 +114,24 @@ def to_record(event: func.KafkaEvent) -> KafkaRecord:
         body,
         parse_timestamp_ms(event.timestamp),
     )
+
+
+def to_record_with_content_type(event: func.KafkaEvent) -> KafkaRecord:
+    """:func:`to_record` plus the ``content-type`` header (Event Hubs Schema Registry Avro carries its id there)."""
+    record = to_record(event)
+    record.content_type = header_text(event.headers, CONTENT_TYPE_HEADER)
+    return record
+
+
+def header_text(headers: list[Any] | None, name: str) -> str | None:
+    """The first header ``name`` (case-insensitive) as text; the extension hands values over in base64."""
+    for header in headers or ():
+        if isinstance(header, dict) and str(header.get("Key", "")).lower() == name:
+            try:
+                return base64.b64decode(str(header.get("Value", "")), validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                return None
+    return None
 
 
 def parse_timestamp_ms(value: str | None) -> int | None:

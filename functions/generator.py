@@ -4,6 +4,11 @@ Each tick sends ``<SOURCE>_GENERATOR_EVENTS_PER_TICK`` records through the Kafka
 binding, keyed by entity. A seeded or bounded generator keeps its progress in the lake, saved
 before the binding sends and confirmed by the next tick (``shared.generator_ticks.plan_tick``), so a
 failed send is retried with the same records: at least once, never lost.
+
+An Avro source (a Datagen config with the AvroConverter) registers its schema and sends each record
+in its registry's wire format. The output binding cannot carry binary values with keys from a Python
+function (``shared.kafka_clients``), so its generator produces with the same broker settings and
+credentials itself, and returns once the broker acknowledged every record.
 """
 
 from __future__ import annotations
@@ -16,8 +21,12 @@ import azure.functions as func
 import orjson
 
 from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, source_settings, trace_headers
+from shared import kafka_clients
 from shared.errors import LakeError
-from shared.generator_ticks import generate_messages, kafka_output_payload, needs_progress, plan_tick
+from shared.generator_ticks import OutgoingMessage, generate_messages, kafka_output_payload, needs_progress, plan_tick
+from shared.schema_registry.decoder import registry_for
+from shared.schema_registry.encoder import AvroEncoder, AvroMessage
+from shared.settings import current_settings
 from shared.sources import SOURCES, Source
 from shared.tracing import producing_span
 
@@ -36,7 +45,59 @@ def _read_progress(source: str) -> dict[str, Any]:
         return {}
 
 
+def _tick_messages(source: Source, retrying: bool) -> tuple[list[OutgoingMessage], datetime]:
+    """The records this tick sends and their time, after saving the progress that makes a failed send resend them."""
+    settings = source_settings(source.name)
+    tracked = needs_progress(settings, source)
+    progress = _read_progress(source.name) if tracked else {}
+    tick, saved = plan_tick(progress, settings, now=datetime.now(UTC), owner=PROCESS_ID, retrying=retrying)
+    if tracked and saved != progress:
+        lake().write_atomic(progress_path(source.name), orjson.dumps(saved))
+    at = datetime.fromisoformat(tick.now)
+    if tick.count == 0:
+        return [], at
+    return generate_messages(source, tick.count, now=at, seed=settings.generator_seed, start_index=tick.start), at
+
+
+_encoders: dict[tuple[str, str], AvroEncoder] = {}
+
+
+def _avro_messages(source: Source, messages: list[OutgoingMessage], topic: str) -> list[AvroMessage]:
+    encoder = _encoders.get((source.name, topic))
+    if encoder is None:
+        encoder = _encoders[(source.name, topic)] = AvroEncoder(source, registry_for(source, current_settings()), topic)
+    trace = tuple(trace_headers().items())
+    encoded = [encoder.encode(message.key, message.value) for message in messages]
+    return [AvroMessage(m.key, m.value, m.headers + trace) for m in encoded]
+
+
+def _register_avro(source: Source) -> None:
+    @bp.function_name(name=f"generate_{source.name}")
+    @bp.timer_trigger(
+        arg_name="timer",
+        schedule=setting_ref(source.name, "generator_schedule"),
+        run_on_startup=False,
+        use_monitor=False,
+    )
+    @bp.retry(strategy="fixed_delay", max_retry_count="-1", delay_interval="00:00:05")
+    def generate(timer: func.TimerRequest, context: func.Context) -> None:
+        """Called on every tick; a failed send raises, and the retry sends the same records again."""
+        retrying = bool(context.retry_context and context.retry_context.retry_count)
+        messages, _ = _tick_messages(source, retrying)
+        if not messages:
+            return
+        settings = source_settings(source.name)
+        with producing_span(source.name):
+            encoded = _avro_messages(source, messages, settings.topic)
+            config = kafka_clients.producer_config(current_settings(), settings)
+            kafka_clients.send(config, settings.topic, encoded)
+
+
 def _register(source: Source) -> None:
+    if source.value_format == "avro":
+        _register_avro(source)
+        return
+
     @bp.function_name(name=f"generate_{source.name}")
     @bp.timer_trigger(
         arg_name="timer",
@@ -54,18 +115,10 @@ def _register(source: Source) -> None:
     @bp.retry(strategy="fixed_delay", max_retry_count="-1", delay_interval="00:00:05")
     def generate(timer: func.TimerRequest, out: func.Out[str], context: func.Context) -> None:
         """Called on every tick of the source's NCRONTAB schedule, and again (same records) after a failed send."""
-        settings = source_settings(source.name)
-        now = datetime.now(UTC)
-        tracked = needs_progress(settings, source)
         retrying = bool(context.retry_context and context.retry_context.retry_count)
-        progress = _read_progress(source.name) if tracked else {}
-        tick, saved = plan_tick(progress, settings, now=now, owner=PROCESS_ID, retrying=retrying)
-        if tracked and saved != progress:
-            lake().write_atomic(progress_path(source.name), orjson.dumps(saved))
-        if tick.count == 0:
+        messages, at = _tick_messages(source, retrying)
+        if not messages:
             return
-        at = datetime.fromisoformat(tick.now)
-        messages = generate_messages(source, tick.count, now=at, seed=settings.generator_seed, start_index=tick.start)
         with producing_span(source.name):
             out.set(kafka_output_payload(messages, now=at, headers=trace_headers()))
 

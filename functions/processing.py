@@ -14,6 +14,7 @@ from functions.bindings import (
     setting_ref,
     source_settings,
     to_record,
+    to_record_with_content_type,
     trace_carriers,
 )
 from functions.state_client import DurableStateGateway
@@ -33,6 +34,11 @@ gc.set_threshold(*GC_THRESHOLDS)
 
 bp = df.Blueprint()
 _joiners = {name: StateJoiner() for name in SOURCES}  # lookup caches shared by a worker's invocations
+
+
+def _id_in_header(source: Source) -> bool:
+    """Avro with the Event Hubs Schema Registry: the schema id travels in the content-type header."""
+    return source.value_format == "avro" and current_settings().schema_registry_kind == "eventhubs"
 
 
 def _register(source: Source) -> None:
@@ -56,10 +62,11 @@ def _register(source: Source) -> None:
     async def process(events: list[func.KafkaEvent], client: df.DurableOrchestrationClient) -> None:
         """Called by the Kafka extension with up to ``maxBatchSize`` records, partitions mixed."""
         this_source = source_settings(source.name)
+        convert = to_record_with_content_type if _id_in_header(source) else to_record
         with processing_span(source.name, trace_carriers(events), message_count=len(events)):
             await handle_batch_with_state(
                 source,
-                [to_record(event) for event in events],
+                [convert(event) for event in events],
                 lake=lake(),
                 settings=current_settings(),
                 source_settings=this_source,

@@ -15,6 +15,8 @@ import pyarrow as pa
 
 from shared.dead_letters import DeadLetter
 from shared.records import KafkaRecord
+from shared.schema_registry.decoder import AvroDecoder, decoder_for
+from shared.settings import current_settings
 from shared.sources.base import Row, Source
 from shared.transform import landed_table, transform_into
 from shared.validation import validate_batch
@@ -121,14 +123,19 @@ def process_batch(
     max_record_bytes: int,
     keyed: bool = False,
     columnar: bool = False,
+    decoder: AvroDecoder | None = None,
 ) -> ProcessedBatch:
     """Validate and transform ``records``; each bad one becomes a :class:`DeadLetter` with its reason.
 
     Called once per invocation. With ``columnar`` (the batch lands as Parquet) and a source that
     has a columnar transform, the rows stay one Arrow table unless ``keyed``: keyed state reads rows.
+    An Avro source's values are decoded by ``decoder``, by default the worker's for the source's
+    registry (the only I/O here: a schema id not seen before; a registry that does not answer raises).
     Never raises for anything a record carries.
     """
-    validated = validate_batch(source, records, max_record_bytes=max_record_bytes)
+    if decoder is None and source.value_format == "avro":
+        decoder = decoder_for(source, current_settings())
+    validated = validate_batch(source, records, max_record_bytes=max_record_bytes, decoder=decoder)
     if columnar and not keyed and source.transform_columns is not None:
         table = landed_table(source, validated)
         if table is not None:

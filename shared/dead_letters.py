@@ -11,6 +11,8 @@ REASONS = (
     "oversized",
     "not_utf8",
     "not_json",
+    "not_avro",
+    "unknown_schema",
     "schema",
     "transform_error",
     "bad_key",

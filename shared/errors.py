@@ -31,3 +31,11 @@ class ConfigurationError(StreamingPocError):
 
 class StateBackendError(StreamingPocError):
     """The entity API refused every request (not authorised, no such entity function): waits, loudly."""
+
+
+class RegistryUnavailable(TransientError):
+    """The schema registry did not answer (connection, timeout, 5xx): the batch waits and retries."""
+
+
+class RegistryRefused(ConfigurationError):
+    """The schema registry refuses this app (401/403, a URL that is not a registry): waits, loudly."""

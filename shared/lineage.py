@@ -1,8 +1,15 @@
-"""The lineage columns every landed row carries: where it came from and which hour it lands in.
+"""The lineage columns every landed row carries: where it came from, which hour it lands in, and
+the record as it was received.
 
 The hour a row lands in never depends on when it was processed: an event's own time is
 trusted within a window around its Kafka timestamp; otherwise the Kafka timestamp counts;
 a record with neither lands at epoch 0 (``_event_time_source = "none"``).
+
+Nothing a producer sent is dropped: ``_extra`` holds the fields the model does not know (JSON
+text, nested values whole; a field inside a known nested record as ``parent.child``), and
+``_received`` the record as received (JSON text: the value itself for JSON sources, the decoded
+record for Avro ones), so the current code can recompute the row from raw alone
+(``tools.reprocess``).
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ RECORD_LINEAGE: tuple[Column, ...] = (  # where a record came from: landed rows 
     Column("_key", "string"),
     Column("_kafka_timestamp", "timestamp"),
 )
+RECEIVED_COLUMNS: tuple[Column, ...] = (Column("_extra", "string"), Column("_received", "string"))
 LINEAGE_COLUMNS: tuple[Column, ...] = (
     *RECORD_LINEAGE,
     Column("_event_time", "timestamp", nullable=False),
     Column("_event_time_source", "string", nullable=False),
+    *RECEIVED_COLUMNS,
 )
 
 
@@ -51,13 +60,24 @@ def landing_times(kafka_ms: pa.Array, event_ms: pa.Array) -> tuple[pa.Array, pa.
     return times, sources
 
 
-def add_lineage(rows: list[Row], records: list[KafkaRecord], event_times_ms: list[int | None]) -> None:
+def add_lineage(
+    rows: list[Row],
+    records: list[KafkaRecord],
+    event_times_ms: list[int | None],
+    extras: list[str | None] | None = None,
+    received: list[bytes] | None = None,
+) -> None:
     """Add the lineage columns to each row in place, from its record and its event's own time.
 
-    ``_incarnation`` starts at 0; the landing guard sets it when the partition's offsets restarted.
+    ``extras`` are the rows' ``_extra`` texts (None: no unknown fields anywhere); ``received`` the
+    records as received (None: their values, JSON text). ``_incarnation`` starts at 0; the
+    landing guard sets it when the partition's offsets restarted.
     """
     _, times, sources = _landing_times_of(records, event_times_ms)
-    for row, record, event_time, time_source in zip(rows, records, times.to_pylist(), sources.to_pylist(), strict=True):
+    texts = received_texts(records, received)
+    extra_texts = extras if extras is not None else [None] * len(rows)
+    lineage = zip(records, times.to_pylist(), sources.to_pylist(), extra_texts, texts, strict=True)
+    for row, (record, event_time, time_source, extra, text) in zip(rows, lineage, strict=True):
         row["_topic"] = record.topic
         row["_partition"] = record.partition
         row["_incarnation"] = 0
@@ -66,12 +86,35 @@ def add_lineage(rows: list[Row], records: list[KafkaRecord], event_times_ms: lis
         row["_kafka_timestamp"] = record.timestamp_ms
         row["_event_time"] = event_time
         row["_event_time_source"] = time_source
+        row["_extra"] = extra
+        row["_received"] = text
 
 
-def lineage_arrays(records: list[KafkaRecord], event_times_ms: list[int | None]) -> list[pa.Array]:
+def received_texts(records: list[KafkaRecord], received: list[bytes] | None) -> list[str | None]:
+    """``_received`` of each row: the record as received, as text."""
+    values = received if received is not None else [record.value for record in records]
+    return [None if value is None else value.decode("utf-8", errors="replace") for value in values]
+
+
+def received_array(records: list[KafkaRecord], received: list[bytes] | None) -> pa.Array:
+    """``_received`` as an Arrow string array, from the bytes without a Python string per row."""
+    values = received if received is not None else [record.value for record in records]
+    try:
+        return pa.array(values, pa.binary()).cast(pa.string())
+    except (pa.ArrowInvalid, TypeError):  # not UTF-8 (never for a validated JSON value): replace, as the rows do
+        return pa.array(received_texts(records, received), pa.string())
+
+
+def lineage_arrays(
+    records: list[KafkaRecord],
+    event_times_ms: list[int | None],
+    extras: list[str | None] | None = None,
+    received: list[bytes] | None = None,
+) -> list[pa.Array]:
     """The lineage columns of rows from ``records`` as Arrow arrays, in ``LINEAGE_COLUMNS`` order."""
     kafka_ms, times, sources = _landing_times_of(records, event_times_ms)
     timestamp = pa.timestamp("ms", tz="UTC")
+    extra = pa.nulls(len(records), pa.string()) if extras is None else pa.array(extras, pa.string())
     return [
         pa.array([record.topic for record in records], pa.string()),
         pa.array([record.partition for record in records], pa.int64()),
@@ -81,6 +124,8 @@ def lineage_arrays(records: list[KafkaRecord], event_times_ms: list[int | None])
         kafka_ms.cast(timestamp),
         times.cast(timestamp),
         sources,
+        extra,
+        received_array(records, received),
     ]
 
 

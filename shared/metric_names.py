@@ -24,6 +24,7 @@ COMPACTION_ROWS = "streamingpoc.compaction.rows"
 COMPACTION_FILES_IN = "streamingpoc.compaction.files_in"
 COMPACTION_FILES_OUT = "streamingpoc.compaction.files_out"
 COMPACTION_LAG = "streamingpoc.compaction.lag"
+COMPACTION_DRIFT = "streamingpoc.compaction.drift"
 BATCH_FAILURES = "streamingpoc.batch.failures"
 CONSUMER_LAG = "streamingpoc.consumer.lag"
 
@@ -46,6 +47,11 @@ METRICS: dict[str, tuple[str, str, str]] = {
     COMPACTION_FILES_IN: ("counter", "{file}", "Raw files read by compaction"),
     COMPACTION_FILES_OUT: ("counter", "{file}", "Curated Delta files written by compaction"),
     COMPACTION_LAG: ("histogram", "s", "Age of the oldest closed raw hour not yet compacted, per run (0 if none)"),
+    COMPACTION_DRIFT: (
+        "counter",
+        "{field}",
+        "Schema drift found by compaction per hour, by kind: new_field (in _extra), new_column, type_change",
+    ),
     BATCH_FAILURES: (
         "counter",
         "{invocation}",

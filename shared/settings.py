@@ -21,6 +21,7 @@ LakeKind = Literal["local", "blob", "adls"]
 LakeFormat = Literal["parquet", "avro", "jsonl"]
 KafkaSecurity = Literal["PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "OAUTHBEARER"]
+SchemaRegistryKind = Literal["confluent", "eventhubs"]
 
 # Read by the Functions host or the platform, not by this code; Terraform may set them.
 PLATFORM_SETTINGS = frozenset(
@@ -169,6 +170,37 @@ class Settings(BaseSettings):
         ge=1,
         le=4096,
         description="Target size of a curated Delta file; an hour smaller than this is one file.",
+    )
+    schema_registry_kind: SchemaRegistryKind = Field(
+        "confluent",
+        alias="SCHEMA_REGISTRY_KIND",
+        description=(
+            "Schema registry of Avro sources: `confluent` (a Confluent-compatible REST API; schema id in the "
+            "record) or `eventhubs` (the namespace's Event Hubs Schema Registry; id in the `content-type` header)."
+        ),
+    )
+    schema_registry_url: str = Field(
+        "",
+        alias="SCHEMA_REGISTRY_URL",
+        description=(
+            "Confluent-compatible registry URL (empty: a config's `value.converter.schema.registry.url`; the "
+            "local host serves its own), or `https://<namespace>.servicebus.windows.net` for `eventhubs`."
+        ),
+    )
+    schema_registry_username: str = Field(
+        "",
+        alias="SCHEMA_REGISTRY_USERNAME",
+        description="Basic-auth user of a Confluent-compatible registry (a Confluent Cloud API key); https only.",
+    )
+    schema_registry_password: SecretStr = Field(
+        SecretStr(""),
+        alias="SCHEMA_REGISTRY_PASSWORD",
+        description="Its secret; in Azure a Key Vault reference. Event Hubs' registry uses the app's identity.",
+    )
+    schema_registry_group: str = Field(
+        "",
+        alias="SCHEMA_REGISTRY_GROUP",
+        description="`eventhubs` only: the schema group Avro sources register in and read from.",
     )
 
     @field_validator("kafka_broker_list")

@@ -96,6 +96,11 @@ class Telemetry:
         self._add(names.COMPACTION_FILES_IN, files_in, attributes)
         self._add(names.COMPACTION_FILES_OUT, files_out, attributes)
 
+    def record_drift(self, source: str, *, new_fields: int, new_columns: int, type_changes: int) -> None:
+        """Called once per compacted hour whose rows drifted from the curated schema."""
+        for kind, count in (("new_field", new_fields), ("new_column", new_columns), ("type_change", type_changes)):
+            self._add(names.COMPACTION_DRIFT, count, {"source": source, "kind": kind})
+
     def record_dead_letters(self, source: str, reasons: Mapping[str, int]) -> None:
         """Called when records already counted as received are dead-lettered later (``entity_rejected``)."""
         for reason, count in sorted(reasons.items()):

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from shared import formats
 from shared.dead_letters import DeadLetter
+from shared.extra_fields import extra_texts
 from shared.failures import fast_path_failed
 from shared.lineage import LINEAGE_COLUMNS, add_lineage, lineage_arrays
 from shared.sources.base import event_schema
@@ -31,8 +32,11 @@ def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: b
     transform, event_time_ms, entity_key = source.transform, source.event_time_ms, source.entity_key
     rows, origins, letters = batch.rows, batch.origins, batch.dead_letters
     event_times: list[int | None] = []
+    extras = extra_texts(source.model, validated.events)
+    received = validated.received
+    kept: list[int] = []
     failed = False
-    for event, record in zip(validated.events, validated.origins, strict=True):
+    for index, (event, record) in enumerate(zip(validated.events, validated.origins, strict=True)):
         try:
             row = transform(event)
             event_ms = event_time_ms(event)
@@ -51,7 +55,11 @@ def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: b
         rows.append(row)
         origins.append(record)
         event_times.append(event_ms)
-    add_lineage(rows, origins, event_times)
+        kept.append(index)
+    if failed:  # only the kept rows' extras and received texts, in their order
+        extras = None if extras is None else [extras[index] for index in kept]
+        received = None if received is None else [received[index] for index in kept]
+    add_lineage(rows, origins, event_times, extras, received)
     if failed:
         in_offset_order(letters)
 
@@ -70,7 +78,9 @@ def landed_table(source: Source, validated: ValidatedBatch) -> pa.Table | None:
         event_time_ms = source.event_time_ms
         event_times = [event_time_ms(event) for event in validated.events]
         arrays = [transformed.column(column.name).cast(schema.field(column.name).type) for column in source.columns]
-        return pa.Table.from_arrays([*arrays, *lineage_arrays(validated.origins, event_times)], schema=schema)
+        extras = extra_texts(source.model, validated.events)
+        lineage = lineage_arrays(validated.origins, event_times, extras, validated.received)
+        return pa.Table.from_arrays([*arrays, *lineage], schema=schema)
     except Exception as error:  # the row transform finds the record, if any, and dead-letters it alone
         fast_path_failed("columnar transform", source.name, error)
         return None

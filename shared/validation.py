@@ -4,6 +4,10 @@ The whole batch goes through pydantic in one call: each value is parsed as JSON 
 into a dict, and a value that fails comes back as its own bytes (a left-to-right union), so one
 bad record never costs the batch its fast path. Only the failed values are validated again,
 one by one, to name their exact reason. Pure: no I/O, never raises for bad data.
+
+Avro sources pass a decoder (``shared.schema_registry.decoder``): values are decoded with their
+writer schemas first (the decoder's only I/O is fetching a schema it has not seen), then the
+decoded records are validated the same way, as Python objects.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field, Json, TypeAdapter, ValidationError
 
@@ -20,21 +24,32 @@ from shared.dead_letters import DeadLetter
 from shared.records import KafkaRecord
 from shared.sources.base import MAX_TIMESTAMP_MS, Row, Source, record_type, record_validator
 
+if TYPE_CHECKING:
+    from shared.schema_registry.decoder import AvroDecoder
+
 
 @dataclass(slots=True)
 class ValidatedBatch:
-    """Valid events (dicts keyed by field name), the record each came from, and the rest as dead letters."""
+    """Valid events (dicts keyed by field name), the record each came from, and the rest as dead letters.
+
+    ``received`` holds each event's record as received (JSON text) when that is not the record's
+    value: for Avro, the decoded record. ``None`` means the values themselves.
+    """
 
     events: list[Row] = field(default_factory=list)
     origins: list[KafkaRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     records: int = 0
+    received: list[bytes] | None = None
 
 
-def validate_batch(source: Source, records: Iterable[KafkaRecord], *, max_record_bytes: int) -> ValidatedBatch:
+def validate_batch(
+    source: Source, records: Iterable[KafkaRecord], *, max_record_bytes: int, decoder: AvroDecoder | None = None
+) -> ValidatedBatch:
     """Validate ``records`` in one pydantic call; each bad one becomes a :class:`DeadLetter` with its reason.
 
-    Dead letters are in offset order per partition. Called once per invocation, before the transform.
+    With ``decoder`` (Avro sources) values are decoded first. Dead letters are in offset order per
+    partition. Called once per invocation, before the transform.
     """
     records = list(records)
     values: list[Any] = [record.value for record in records]
@@ -42,6 +57,9 @@ def validate_batch(source: Source, records: Iterable[KafkaRecord], *, max_record
     if not _all_plain(records, values, max_record_bytes):  # the common case needs no screening
         candidates, values, letters = _screen(records, max_record_bytes)
     batch = ValidatedBatch(dead_letters=letters, records=len(records))
+    if decoder is not None:
+        _validate_decoded(source.model, decoder, candidates, values, batch)
+        return batch
     model = source.model
     screened = len(letters)
     events = _validate_all(model, values)
@@ -57,6 +75,56 @@ def validate_batch(source: Source, records: Iterable[KafkaRecord], *, max_record
     if screened and len(letters) > screened:
         in_offset_order(letters)
     return batch
+
+
+def _validate_decoded(
+    model: type[BaseModel], decoder: AvroDecoder, records: list[KafkaRecord], values: list[Any], batch: ValidatedBatch
+) -> None:
+    """Decode Avro ``values``, then validate the decoded records in one call (Python objects, not JSON)."""
+    decoded = decoder.decode(records, values)
+    letters = batch.dead_letters
+    letters.extend(decoded.letters)
+    batch.received = []
+    events = _validate_all_python(model, decoded.values)
+    for record, value, text, event in zip(decoded.records, decoded.values, decoded.received, events, strict=True):
+        if event is not value and type(event) is dict:
+            batch.events.append(event)
+            batch.origins.append(record)
+            batch.received.append(text)
+        else:
+            letters.append(_reason_python(model, record, value))
+    in_offset_order(letters)
+
+
+@cache
+def python_batch_validator(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    """Validates a list of decoded records: each valid one becomes a new dict, an invalid one stays itself."""
+    item: Any = Annotated[record_type(model) | Any, Field(union_mode="left_to_right")]
+    return TypeAdapter(list[item])
+
+
+def _validate_all_python(model: type[BaseModel], values: list[Any]) -> list[Any]:
+    try:
+        return python_batch_validator(model).validate_python(values)
+    except Exception:  # a model's own check raised something pydantic does not wrap: one by one
+        return [_validate_one_python(model, value) for value in values]
+
+
+def _validate_one_python(model: type[BaseModel], value: Any) -> Any:
+    try:
+        return record_validator(model).validate_python(value)
+    except Exception:
+        return value
+
+
+def _reason_python(model: type[BaseModel], record: KafkaRecord, value: Any) -> DeadLetter:
+    try:
+        record_validator(model).validate_python(value)
+    except ValidationError as error:
+        return _classify(record, b"", error)
+    except Exception as error:
+        return DeadLetter(record, "schema", f"{type(error).__name__}: {error}")
+    return DeadLetter(record, "schema", "valid alone, but its batch failed validation")
 
 
 def in_offset_order(letters: list[DeadLetter]) -> None:

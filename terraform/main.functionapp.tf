@@ -75,6 +75,8 @@ module "app_settings" {
   max_record_bytes          = var.max_record_bytes
   compaction_grace_minutes  = var.compaction_grace_minutes
   compaction_target_file_mb = var.compaction_target_file_mb
+  schema_registry_url       = local.schema_registry_url
+  schema_registry_group     = azurerm_eventhub_namespace_schema_group.sources.name
 
   application_insights_connection_string = azurerm_application_insights.this.connection_string
 

@@ -136,6 +136,23 @@ variable "redrive_operator_principal_id" {
   }
 }
 
+variable "schema_group_name" {
+  type        = string
+  default     = "streamingpoc"
+  description = "Event Hubs Schema Registry group that Avro sources register their schemas in (SCHEMA_REGISTRY_GROUP)."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$", var.schema_group_name))
+    error_message = "schema_group_name must be 1-50 letters, digits, '.', '_' or '-', starting with a letter or digit."
+  }
+}
+
+variable "schema_registry_generator_registers" {
+  type        = bool
+  default     = true
+  description = "Grant the app Schema Registry Contributor so that generators register Avro schemas themselves, as Datagen does. False keeps the app at Schema Registry Reader; then register each schema before its generator runs (docs/datagen.md)."
+}
+
 variable "zone_redundancy_enabled" {
   type        = bool
   default     = false

@@ -2,6 +2,7 @@
 
 python -m tools.query                 # the local lake of `make run` (.lake)
 python -m tools.query --lake DIR      # another local lake
+python -m tools.query --drift [SOURCE ...]   # schema drift per source and hour, from the compaction commits
 LAKE_KIND=blob LAKE_CONNECTION_STRING=... python -m tools.query   # Azurite or a storage account
 
 deltalake reads each table (to Arrow) and DuckDB queries the Arrow tables in place; DuckDB's own
@@ -14,12 +15,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
+from shared.compaction.drift import drift_from_history
 from shared.compaction.location import delta_location
 from shared.lake import open_lake
 from shared.settings import load_settings
@@ -39,17 +42,27 @@ SENSOR_AVERAGES_PER_MINUTE = """
 """
 
 
-def load(name: str, lake: Path | None) -> pa.Table | None:
-    """The whole curated table of one source as Arrow, or ``None`` before its first compaction."""
+def _environment(lake: Path | None) -> dict[str, str]:
     environment = dict(os.environ)
-    if lake is not None:
-        environment |= {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}
-    settings = load_settings(environment)
-    location = delta_location(settings, name, environment)
+    return environment if lake is None else environment | {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}
+
+
+def open_table(name: str, lake: Path | None) -> DeltaTable | None:
+    """The curated table of one source, or ``None`` before its first compaction."""
+    environment = _environment(lake)
+    location = delta_location(load_settings(environment), name, environment)
     try:
-        table = DeltaTable(location.uri, storage_options=location.storage_options)
+        return DeltaTable(location.uri, storage_options=location.storage_options)
     except TableNotFoundError:
         return None
+
+
+def load(name: str, lake: Path | None) -> pa.Table | None:
+    """The whole curated table of one source as Arrow, or ``None`` before its first compaction."""
+    table = open_table(name, lake)
+    if table is None:
+        return None
+    settings = load_settings(_environment(lake))
     files, version = len(table.file_uris()), table.version()
     rows = pa.table(QueryBuilder().register("t", table).execute("SELECT * FROM t"))
     hours = len(set(zip(rows.column("date").to_pylist(), rows.column("hour").to_pylist(), strict=True)))
@@ -58,10 +71,48 @@ def load(name: str, lake: Path | None) -> pa.Table | None:
     return rows
 
 
+def print_drift(sources: list[str], lake: Path | None) -> int:
+    """Per source and hour: new fields (in _extra), type changes, new columns, null rates."""
+    for name in sources:
+        table = open_table(name, lake)
+        if table is None:
+            print(f"curated/{name}: no table yet")
+            continue
+        hours = drift_from_history(table.history())
+        print(f"curated/{name}: drift per hour (its newest compaction), {len(hours)} hours")
+        for document in hours:
+            print("  " + drift_line(document))
+    return 0
+
+
+def drift_line(document: dict[str, Any]) -> str:
+    """One hour of a drift report as text."""
+    fields = ", ".join(f"{name} ({rows})" for name, rows in document.get("new_fields", {}).items()) or "-"
+    changes = (
+        ", ".join(
+            f"{name} {change['landed']} -> {change['curated']} ({change['moved']} to _extra)"
+            for name, change in document.get("type_changes", {}).items()
+        )
+        or "-"
+    )
+    nulls = ", ".join(f"{name} {rate:.0%}" for name, rate in document.get("null_rates", {}).items()) or "-"
+    columns = ", ".join(document.get("new_columns", [])) or "-"
+    hour = f"{document.get('date')}T{document.get('hour')}"
+    return (
+        f"{hour}  rows {document.get('rows')}  new fields: {fields}  type changes: {changes}  "
+        f"new columns: {columns}  null rates: {nulls}"
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.query", description=__doc__.splitlines()[0])
     parser.add_argument("--lake", type=Path, help="local lake directory (default: settings, i.e. .lake)")
+    parser.add_argument("--drift", nargs="*", metavar="SOURCE", help="print schema drift per hour (default: all)")
     arguments = parser.parse_args(argv)
+    if arguments.drift is not None:
+        from shared.sources import SOURCES
+
+        return print_drift(arguments.drift or list(SOURCES), arguments.lake)
     clickstream, sensors = load("clickstream", arguments.lake), load("sensors", arguments.lake)
     if clickstream is None or sensors is None:
         print("no curated tables yet: run `make run` first (it compacts before it exits)", file=sys.stderr)

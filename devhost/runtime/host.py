@@ -25,6 +25,9 @@ from devhost.durable.store import EntityStore, SqliteEntityStore
 from devhost.kafka.client_config import client_config
 from devhost.kafka.output import OutputProducers
 from devhost.kafka.trigger import KafkaTriggerRunner
+from devhost.registry.server import MOUNT as REGISTRY_MOUNT
+from devhost.registry.server import registry_app
+from devhost.registry.store import RegistryStore
 from devhost.runtime.catalog import IndexedFunction, index_app
 from devhost.runtime.function_stats import HostStats
 from devhost.runtime.host_config import PROJECT_ROOT, HostConfig, load_host_config
@@ -102,6 +105,7 @@ class LocalHost:
                 entities,
                 self.stats,
                 lambda: live.snapshot(waiting=self._waiting()),
+                mounts=self._registry(config, stack),
             )
             host_loop.serve(front.application(), "127.0.0.1", self.options.port)
             print(f"devhost: listening on http://127.0.0.1:{self.options.port} (dashboard: /dashboard)", flush=True)
@@ -136,10 +140,20 @@ class LocalHost:
         elif options.lake is not None:
             overrides |= {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(options.lake.resolve())}
         config = load_host_config(settings_path, overrides)
+        if serves_registry(config.settings):  # Avro sources find the host's own registry
+            config.settings["SCHEMA_REGISTRY_URL"] = f"http://127.0.0.1:{options.port}{REGISTRY_MOUNT}"
         if options.broker is None:
             settings = {"bootstrap.servers": config.settings.get("KAFKA_BROKER_LIST", "127.0.0.1:9092"), "logger": log}
             wait_for_metadata(settings, timeout=15)
         return config
+
+    def _registry(self, config: HostConfig, stack: ExitStack) -> dict[str, Any]:
+        """The schema registry this host serves when SCHEMA_REGISTRY_URL named no other, persisted beside the lake."""
+        if config.settings.get("SCHEMA_REGISTRY_URL") != f"http://127.0.0.1:{self.options.port}{REGISTRY_MOUNT}":
+            return {}
+        store = RegistryStore(state_directory(config) / "registry.sqlite")
+        stack.callback(store.close)
+        return {REGISTRY_MOUNT: registry_app(store)}
 
     def _print_index(self, functions: list[IndexedFunction]) -> None:
         print(f"devhost: indexed {len(functions)} functions", flush=True)
@@ -177,8 +191,7 @@ class LocalHost:
 
             store = TableEntityStore(config.settings["AzureWebJobsStorage"])
         else:
-            lake_root = Path(config.settings.get("LAKE_LOCAL_ROOT") or ".lake").resolve()
-            store = SqliteEntityStore(lake_root.parent / f"{lake_root.name}.state" / "entities.sqlite")
+            store = SqliteEntityStore(state_directory(config) / "entities.sqlite")
         stack.callback(store.close)
         runtime = EntityRuntime(entity_functions, store, invoker, self.stats.functions)
         resumed = host_loop.run(runtime.resume())
@@ -272,6 +285,17 @@ class LocalHost:
         for report in reports[1:]:
             for entry in report["functions"].values():
                 self.stats.functions[entry["name"]].merge(entry)
+
+
+def state_directory(config: HostConfig) -> Path:
+    """Where the host keeps what outlives a run beside a local lake: ``<lake>.state/``."""
+    lake_root = Path(config.settings.get("LAKE_LOCAL_ROOT") or ".lake").resolve()
+    return lake_root.parent / f"{lake_root.name}.state"
+
+
+def serves_registry(settings: dict[str, str]) -> bool:
+    """The host serves the schema registry unless SCHEMA_REGISTRY_URL names one or the Event Hubs one is used."""
+    return not settings.get("SCHEMA_REGISTRY_URL", "").strip() and settings.get("SCHEMA_REGISTRY_KIND") != "eventhubs"
 
 
 def durable_client_json(rpc_base_url: str) -> str:

@@ -1,4 +1,5 @@
-"""The local host's HTTP side: HTTP triggers under /api, the durable entity API, the dashboard.
+"""The local host's HTTP side: HTTP triggers under /api, the durable entity API, the dashboard, and
+mounted apps (the schema registry under /registry).
 
 Served with aiohttp on the host's event loop. Function code runs through the ``Invoker`` on a
 thread, so a slow function never blocks the entity API it may itself be calling.
@@ -37,8 +38,10 @@ class HttpFrontEnd:
         entities: EntityRuntime | None,
         stats: HostStats,
         dashboard_snapshot: Callable[[], dict[str, Any]] | None,
+        mounts: dict[str, web.Application] | None = None,
     ) -> None:
         self.routes = routes
+        self.mounts = mounts or {}
         self.invoker = invoker
         self.entities = entities
         self.stats = stats
@@ -53,6 +56,8 @@ class HttpFrontEnd:
         app.router.add_get("/dashboard/{file}", self._dashboard_file)
         app.router.add_get("/admin/host/status", self._status)
         app.router.add_route("*", r"/api/{tail:[\s\S]*}", self._api)  # any character, newlines too
+        for prefix, mounted in self.mounts.items():  # e.g. the schema registry under /registry
+            app.add_subapp(prefix, mounted)
         return app
 
     async def _api(self, request: web.Request) -> web.StreamResponse:

@@ -67,6 +67,11 @@ class CuratedTable:
                 return found
             limit *= 4
 
+    def schema(self) -> pa.Schema | None:
+        """The table's Arrow schema as of its latest version, or ``None`` before its first commit."""
+        table = self._open(refresh=True)
+        return None if table is None else pa.schema(table.schema().to_arrow())
+
     def read_hour(self, hour: Hour) -> pa.Table:
         """The hour's curated rows without partition columns (empty when the hour was never compacted)."""
         table = self._open()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from shared import formats
+from shared.compaction import drift
 from shared.compaction.coverage import commit_metadata
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
@@ -41,6 +42,7 @@ class HourResult:
     files_in: int
     files_out: int
     bytes_in: int
+    drift: drift.HourDrift | None = None
 
 
 @dataclass
@@ -135,15 +137,32 @@ def compact_hour(
     source: str, lake: LakeStore, table: CuratedTable, task: HourTask, schema: pa.Schema | None = None
 ) -> HourResult:
     """Curated rows of the hour plus its new raw files, deduplicated, written as one commit."""
+    curated_schema = table.schema()
     tables: list[pa.Table] = [table.read_hour(task.hour)]
     bytes_in = 0
     with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:  # reads wait on the store, not the CPU
         for raw, data in zip(task.new_files, pool.map(lake.read, [raw.path for raw in task.new_files]), strict=True):
             bytes_in += len(data)
             tables.append(read_raw(raw.format, data, path=raw.path, schema=schema))
+    tables, type_changes = drift.fit_tables(curated_schema, tables)  # a changed type still compacts
     merged = merge_hour(task.hour, tables)
+    hour_drift = drift.report(task.hour, merged, curated_schema, type_changes)
     covered = [*task.covered_files, *(raw.path for raw in task.new_files)]
     metadata = commit_metadata(source, task.hour, covered, offset_ranges(merged), merged.num_rows)
-    files_out = table.replace_hour(task.hour, merged, metadata)
+    files_out = table.replace_hour(task.hour, merged, metadata | hour_drift.metadata())
+    _report_drift(source, hour_drift)
     log.info("%s: compacted %s: %d rows from %d new raw files", source, task.hour, merged.num_rows, len(task.new_files))
-    return HourResult(task.hour, merged.num_rows, len(task.new_files), files_out, bytes_in)
+    return HourResult(task.hour, merged.num_rows, len(task.new_files), files_out, bytes_in, hour_drift)
+
+
+def _report_drift(source: str, hour_drift: drift.HourDrift) -> None:
+    """One log line and the drift metric for an hour whose rows drifted from the curated schema."""
+    if not hour_drift.drifted:
+        return
+    log.warning("%s: schema drift in %s: %s", source, hour_drift.hour, hour_drift.summary())
+    telemetry().record_drift(
+        source,
+        new_fields=len(hour_drift.new_fields),
+        new_columns=len(hour_drift.new_columns),
+        type_changes=len(hour_drift.type_changes),
+    )

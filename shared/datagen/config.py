@@ -34,6 +34,12 @@ QUICKSTARTS: dict[str, tuple[str, str]] = {
 }
 CONNECTOR_CLASSES = ("io.confluent.kafka.connect.datagen.DatagenConnector", "DatagenConnector")
 JSON_CONVERTER = "org.apache.kafka.connect.json.JsonConverter"
+AVRO_CONVERTER = "io.confluent.connect.avro.AvroConverter"
+REGISTRY_URL_OPTION = "value.converter.schema.registry.url"
+REGISTRY_SECRET_OPTIONS = (
+    "value.converter.schema.registry.basic.auth.user.info",
+    "value.converter.basic.auth.user.info",
+)
 KEY_CONVERTERS = (JSON_CONVERTER, "org.apache.kafka.connect.storage.StringConverter")
 SCHEMA_OPTIONS = ("quickstart", "schema.string", "schema.filename")
 KNOWN_OPTIONS = frozenset(
@@ -51,6 +57,9 @@ KNOWN_OPTIONS = frozenset(
         "value.converter",
         "key.converter.schemas.enable",
         "value.converter.schemas.enable",
+        REGISTRY_URL_OPTION,
+        "value.converter.basic.auth.credentials.source",
+        *REGISTRY_SECRET_OPTIONS,
     }
 )
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -84,6 +93,8 @@ class DatagenConfig:
     seed: int | None
     tasks: int
     quickstart: str | None
+    value_format: str = "json"  # json (JsonConverter, schemas off) or avro (AvroConverter with a registry)
+    registry_url: str = ""  # value.converter.schema.registry.url of an Avro config
 
     @property
     def events_per_tick(self) -> int:
@@ -179,7 +190,7 @@ def parse_config(document: Any, *, source: str, file: str, folder: Path) -> Data
         raise DatagenConfigError(
             file, "config.connector.class", f"must be {CONNECTOR_CLASSES[0]}, got {connector_class!r}"
         )
-    _check_converters(file, config)
+    value_format, registry_url = _check_converters(file, config)
     topic = _text(file, "config.kafka.topic", config.get("kafka.topic", ""))
     if not TOPIC_NAME.match(topic):
         raise DatagenConfigError(file, "config.kafka.topic", f"{topic!r} is not a usable topic (event hub) name")
@@ -229,22 +240,49 @@ def parse_config(document: Any, *, source: str, file: str, folder: Path) -> Data
         seed=None if seed_text in (None, "") else _integer(file, "config.random.seed", seed_text),
         tasks=tasks,
         quickstart=quickstart,
+        value_format=value_format,
+        registry_url=registry_url,
     )
 
 
-def _check_converters(file: str, config: dict[str, Any]) -> None:
+def _check_converters(file: str, config: dict[str, Any]) -> tuple[str, str]:
+    """The value format (``json`` or ``avro``) and, for Avro, the registry URL the config names."""
     value_converter = _text(file, "config.value.converter", config.get("value.converter", JSON_CONVERTER))
-    if value_converter != JSON_CONVERTER:
+    for option in REGISTRY_SECRET_OPTIONS:
+        if option in config:
+            raise DatagenConfigError(
+                file,
+                f"config.{option}",
+                "a secret does not belong in a file under sources/: set SCHEMA_REGISTRY_USERNAME and "
+                "SCHEMA_REGISTRY_PASSWORD (a Key Vault reference in Azure)",
+            )
+    registry_url = _text(file, f"config.{REGISTRY_URL_OPTION}", config.get(REGISTRY_URL_OPTION, ""))
+    if value_converter == AVRO_CONVERTER:
+        if not registry_url:
+            raise DatagenConfigError(
+                file, f"config.{REGISTRY_URL_OPTION}", f"{AVRO_CONVERTER} needs the schema registry's URL"
+            )
+        if not registry_url.startswith(("http://", "https://")):
+            raise DatagenConfigError(file, f"config.{REGISTRY_URL_OPTION}", f"{registry_url!r} is not an http(s) URL")
+        value_format = "avro"
+    elif value_converter == JSON_CONVERTER:
+        if registry_url:
+            raise DatagenConfigError(
+                file, f"config.{REGISTRY_URL_OPTION}", f"is for {AVRO_CONVERTER}; the value converter is JSON"
+            )
+        if "value.converter.schemas.enable" in config and _flag(
+            file, "config.value.converter.schemas.enable", config["value.converter.schemas.enable"]
+        ):
+            raise DatagenConfigError(
+                file, "config.value.converter.schemas.enable", "conflicts with plain JSON records: set it to false"
+            )
+        value_format = "json"
+    else:
         raise DatagenConfigError(
             file,
             "config.value.converter",
-            f"this stand-in sends what {JSON_CONVERTER} with schemas.enable=false sends; got {value_converter!r}",
-        )
-    if "value.converter.schemas.enable" in config and _flag(
-        file, "config.value.converter.schemas.enable", config["value.converter.schemas.enable"]
-    ):
-        raise DatagenConfigError(
-            file, "config.value.converter.schemas.enable", "conflicts with plain JSON records: set it to false"
+            f"this stand-in sends what {JSON_CONVERTER} (schemas.enable=false) or {AVRO_CONVERTER} with a schema "
+            f"registry sends; got {value_converter!r}",
         )
     key_converter = _text(file, "config.key.converter", config.get("key.converter", KEY_CONVERTERS[1]))
     if key_converter not in KEY_CONVERTERS:
@@ -257,6 +295,7 @@ def _check_converters(file: str, config: dict[str, Any]) -> None:
         raise DatagenConfigError(
             file, "config.key.converter.schemas.enable", "conflicts with plain string keys: set it to false"
         )
+    return value_format, registry_url.rstrip("/")
 
 
 def _schema_file(file: str, folder: Path, name: str) -> Any:

@@ -26,10 +26,21 @@ from typing_extensions import TypedDict
 
 from shared.datagen.avro import FLOAT_MAX, INT_BOUNDS, AvroType, SchemaProblem
 from shared.datagen.generate import decimal_from_base64
-from shared.sources.base import Column, ColumnType, Row
+from shared.sources.base import KEEP_UNKNOWN_FIELDS, Column, ColumnType, Row
 
 RESERVED_COLUMNS = frozenset(
-    {"_topic", "_partition", "_offset", "_key", "_kafka_timestamp", "_event_time", "_event_time_source"}
+    {
+        "_topic",
+        "_partition",
+        "_incarnation",
+        "_offset",
+        "_key",
+        "_kafka_timestamp",
+        "_event_time",
+        "_event_time_source",
+        "_extra",
+        "_received",
+    }
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC).date()
 
@@ -100,7 +111,9 @@ def record_typed_dict(node: AvroType) -> Any:
     for item in node.fields:
         kind = annotation(item.type)
         fields[item.name] = NotRequired[kind] if item.type.nullable else kind
-    return TypedDict(node.name.rsplit(".", 1)[-1], fields)  # type: ignore[operator]
+    nested: Any = TypedDict(node.name.rsplit(".", 1)[-1], fields)  # type: ignore[misc]
+    nested.__pydantic_config__ = KEEP_UNKNOWN_FIELDS  # type: ignore[attr-defined]  # unknown fields kept, for _extra
+    return nested
 
 
 def build_model(root: AvroType, model_name: str) -> tuple[type[BaseModel], dict[str, str]]:

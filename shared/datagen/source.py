@@ -70,6 +70,9 @@ def config_source(config: DatagenConfig) -> Source:
         generate=generate,
         generate_from=generate_from,
         setting_defaults=defaults,
+        value_format="avro" if config.value_format == "avro" else "json",
+        avro_schema=config.schema_json if config.value_format == "avro" else None,
+        registry_url=config.registry_url,
     )
 
 

@@ -11,10 +11,11 @@ from typing import Annotated, Any, Literal, NotRequired, Union, get_args, get_or
 
 import pyarrow as pa
 from faker import Faker
-from pydantic import AfterValidator, BaseModel, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
 ColumnType = Literal["string", "long", "double", "boolean", "timestamp", "map"]
+ValueFormat = Literal["json", "avro"]
 Row = dict[str, Any]
 
 # What the lake can store, enforced by the models so that a value no format can hold is a
@@ -23,6 +24,9 @@ Row = dict[str, Any]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant Python, Spark and .NET can hold
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# Validated records keep the fields their model does not know, so that they land in ``_extra``
+# instead of being dropped (pydantic ignores unknown keys by default).
+KEEP_UNKNOWN_FIELDS = ConfigDict(extra="allow")
 TimestampMs = Annotated[int, Field(ge=0, le=MAX_TIMESTAMP_MS)]
 
 
@@ -56,6 +60,10 @@ class Source:
       valid events (:func:`event_schema`) in, a table holding ``columns`` out. It must give exactly
       the rows ``transform`` gives (a test checks each source that has one); ``transform`` stays the
       reference and what keyed state uses. Without it, rows are transformed one by one.
+    - ``value_format`` is how values travel: ``json`` (UTF-8 JSON text) or ``avro`` (Avro binary with a
+      schema registry, ``shared.schema_registry``); ``avro_schema`` is then the schema the generator
+      registers and writes, and ``registry_url`` the registry a Datagen config names (the
+      ``SCHEMA_REGISTRY_URL`` setting overrides it).
     """
 
     name: str
@@ -68,6 +76,9 @@ class Source:
     generate_from: Callable[[Faker, int, datetime, int], list[Any]] | None = None
     setting_defaults: Mapping[str, str] = field(default_factory=dict)
     transform_columns: Callable[[pa.Table], pa.Table] | None = None
+    value_format: ValueFormat = "json"
+    avro_schema: Any = None
+    registry_url: str = ""
 
     @property
     def column_names(self) -> list[str]:
@@ -88,7 +99,8 @@ def record_type(model: type[BaseModel]) -> Any:
     """A TypedDict with ``model``'s fields, types, constraints and aliases, plus its ``check_record``.
 
     Validating into it is about three times faster than ``model.model_validate_json`` because no
-    model instance is built. Optional fields that are absent stay absent. A model may define a
+    model instance is built. Optional fields that are absent stay absent; fields the model does
+    not know are kept as they came (``unknown_fields`` finds them). A model may define a
     static ``check_record(record) -> record`` for cross-field rules; it runs here and in the model.
     """
     fields: dict[str, Any] = {}
@@ -96,6 +108,7 @@ def record_type(model: type[BaseModel]) -> Any:
         annotated: Any = Annotated[(info.annotation, *info.metadata, Field(alias=info.alias or name))]
         fields[name] = annotated if info.is_required() else NotRequired[annotated]
     record: Any = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
+    record.__pydantic_config__ = KEEP_UNKNOWN_FIELDS  # type: ignore[attr-defined]
     check = getattr(model, "check_record", None)
     return Annotated[record, AfterValidator(check)] if check else record
 

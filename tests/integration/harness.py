@@ -73,7 +73,7 @@ class Run:
 class DevHost:
     """One ``python -m devhost start`` process; its output goes to a log file the test can show."""
 
-    def __init__(self, broker: str, lake: Path, env: dict[str, str], *arguments: str) -> None:
+    def __init__(self, broker: str, lake: Path, env: dict[str, str], *arguments: str, project: Path = ROOT) -> None:
         self.port = free_port()
         self.log_path = lake.parent / f"devhost-{self.port}.log"
         command = [sys.executable, "-m", "devhost", "start", "--broker", broker]
@@ -82,7 +82,7 @@ class DevHost:
         environment = {k: v for k, v in os.environ.items() if k not in ("KAFKA_SECURITY_PROTOCOL", "LAKE_KIND")}
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=environment | env, stdout=self._log, stderr=subprocess.STDOUT
+            command, cwd=project, env=environment | env, stdout=self._log, stderr=subprocess.STDOUT
         )
         wait_for(lambda: self.process.poll() is not None or "listening on" in self.output(), 60, "devhost to start")
         if self.process.poll() is not None:

@@ -6,6 +6,7 @@ REST API (object_store), and the fake server implements only the Data Lake (dfs)
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from shared import formats
 from shared.batch import process_batch
 from shared.compaction.coverage import METADATA_KEY, parse_commit
 from shared.compaction.delta_table import CuratedTable
+from shared.compaction.drift import METADATA_KEY as DRIFT_KEY
 from shared.compaction.hours import Hour
 from shared.compaction.job import compact, open_curated
 from shared.compaction.rows import merge_hour
@@ -206,19 +208,50 @@ def test_a_reader_during_compaction_sees_the_old_hour_or_the_new_one(lake: Lake)
         assert reader_rows in {2000, 4000}
 
 
-def test_an_hour_that_does_not_fit_the_table_fails_alone(local_lake: Lake) -> None:
+def test_an_hour_that_cannot_be_read_fails_alone(local_lake: Lake) -> None:
     land_batch(local_lake, 0, 10)
     run(local_lake)
     next_hour = Hour.of_ms(H10.end_ms)
-    bad = pa.table({"_topic": ["clickstream"], "_partition": [0], "_offset": [99], "userid": ["not a number"]})
-    bad = bad.append_column("_event_time", pa.array([next_hour.start_ms], pa.timestamp("ms", tz="UTC")))
     local_lake.store.write_atomic(
-        f"raw/clickstream/date={next_hour.date}/hour={next_hour.hour}/odd.parquet", _parquet(bad)
+        f"raw/clickstream/date={next_hour.date}/hour={next_hour.hour}/clickstream+0+i0+{99:020d}+{99:020d}.parquet",
+        b"not parquet at all",
     )
     land_batch(local_lake, 10, 5)  # a late file for H10 in the same run
     report = run(local_lake)
-    assert list(report.failed) == [next_hour] and "userid" in report.failed[next_hour]
+    assert list(report.failed) == [next_hour] and "cannot read raw file" in report.failed[next_hour]
     assert [h.hour for h in report.hours] == [H10] and len(curated_rows(local_lake)) == 15
+
+
+def test_a_column_whose_type_changed_still_compacts_and_keeps_misfits_in_extra(local_lake: Lake) -> None:
+    """userid is a long in the table; a raw file brings it as text: what casts stays, the rest goes to _extra."""
+    land_batch(local_lake, 0, 10)
+    run(local_lake)
+    late = pa.table(
+        {
+            "_topic": ["clickstream", "clickstream"],
+            "_partition": [0, 0],
+            "_offset": [98, 99],
+            "userid": ["not a number", "17"],
+            "_extra": [None, '{"new_field": {"nested": [1, 2]}}'],
+        }
+    ).append_column("_event_time", pa.array([H10.start_ms + 5] * 2, pa.timestamp("ms", tz="UTC")))
+    local_lake.store.write_atomic(
+        f"raw/clickstream/date={H10.date}/hour={H10.hour}/clickstream+0+i0+{98:020d}+{99:020d}.parquet",
+        _parquet(late),
+    )
+    report = run(local_lake)
+    assert not report.failed
+    (hour,) = report.hours
+    assert hour.drift is not None
+    assert {name: (c.curated, c.landed, c.moved) for name, c in hour.drift.type_changes.items()} == {
+        "userid": ("int64", "string", 1)
+    }
+    assert hour.drift.new_fields == {"new_field": 1}
+    rows = {row["_offset"]: row for row in curated_rows(local_lake)}
+    assert (rows[98]["userid"], json.loads(rows[98]["_extra"])) == (None, {"userid": "not a number"})
+    assert (rows[99]["userid"], json.loads(rows[99]["_extra"])) == (17, {"new_field": {"nested": [1, 2]}})
+    commit = local_lake.delta().history(1)[0]
+    assert json.loads(commit[DRIFT_KEY])["type_changes"]["userid"]["moved"] == 1
 
 
 def test_commit_metadata_names_the_hour_and_its_offsets(local_lake: Lake) -> None:

@@ -149,6 +149,8 @@ module "app_settings" {
   max_record_bytes          = var.max_record_bytes
   compaction_grace_minutes  = var.compaction_grace_minutes
   compaction_target_file_mb = var.compaction_target_file_mb
+  schema_registry_url       = "https://evhns-test.servicebus.windows.net"
+  schema_registry_group     = var.schema_group_name
 
   application_insights_connection_string = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://example.invalid/"
 

@@ -32,6 +32,7 @@ from tests.conftest import ROOT
 from tests.terraform.conftest import HARNESS, TERRAFORM_DIR, TerraformFailed, harness_dir, terraform_output
 
 SETTING_REF = re.compile(r"%([A-Za-z0-9_]+)%")
+_SOURCE_PREFIXES = tuple(f"{source.upper()}_" for source in SOURCES)
 
 
 def test_settings_match_the_code_in_both_directions(evaluated: dict[str, Any]) -> None:
@@ -86,14 +87,15 @@ def test_secrets_are_key_vault_references_never_values(evaluated: dict[str, Any]
     assert "primary_connection_string" not in module and "primary_key" not in module
 
 
-def _indexed_bindings() -> dict[str, list[dict[str, Any]]]:
-    """Binding JSON of every function as the worker indexes it in Azure (KAFKA_SECURITY_PROTOCOL=SASL_SSL)."""
+def _indexed_bindings(app_settings: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Binding JSON of every function as the worker indexes it in Azure, with Terraform's app settings."""
     script = (
         "import json, function_app\n"
         "print(json.dumps({f.get_function_name(): json.loads(f.get_function_json())['bindings']"
         " for f in function_app.app.get_functions()}))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LAKE_"))}
+    env |= {name: value for name, value in app_settings.items() if name.startswith(_SOURCE_PREFIXES)}
     env["KAFKA_SECURITY_PROTOCOL"] = "SASL_SSL"
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
@@ -102,8 +104,8 @@ def _indexed_bindings() -> dict[str, list[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="module")
-def bindings() -> dict[str, list[dict[str, Any]]]:
-    return _indexed_bindings()
+def bindings(evaluated: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return _indexed_bindings(evaluated["app_settings"])
 
 
 def _kafka_bindings(bindings: dict[str, list[dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:

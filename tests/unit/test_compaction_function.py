@@ -41,7 +41,8 @@ def _python(script: str, env: dict[str, str]) -> dict[str, object]:
 
 
 def test_one_compaction_timer_per_source_and_no_deltalake_at_indexing() -> None:
-    indexed = _python(INDEX, {})
+    schedules = {f"{source.upper()}_COMPACTION_SCHEDULE": "0 */15 * * * *" for source in SOURCES}  # as app settings
+    indexed = _python(INDEX, schedules)
     assert indexed["deltalake_loaded"] is False, "indexing the app (every function's cold start) loaded deltalake"
     functions = indexed["functions"]
     assert isinstance(functions, dict)

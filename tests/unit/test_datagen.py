@@ -430,8 +430,32 @@ def _config(**options: Any) -> dict[str, Any]:
         (
             "things.json",
             _config(**{"value.converter": "io.confluent.connect.avro.AvroConverter"}),
+            "config.value.converter.schema.registry.url",
+            "needs the schema registry",
+        ),
+        (
+            "things.json",
+            _config(**{"value.converter": "io.confluent.connect.protobuf.ProtobufConverter"}),
             "config.value.converter",
-            "JsonConverter",
+            "AvroConverter",
+        ),
+        (
+            "things.json",
+            _config(
+                **{
+                    "value.converter": "io.confluent.connect.avro.AvroConverter",
+                    "value.converter.schema.registry.url": "https://psrc.example.confluent.cloud",
+                    "value.converter.schema.registry.basic.auth.user.info": "KEY:SECRET",
+                }
+            ),
+            "config.value.converter.schema.registry.basic.auth.user.info",
+            "SCHEMA_REGISTRY_PASSWORD",
+        ),
+        (
+            "things.json",
+            _config(**{"value.converter.schema.registry.url": "http://localhost:8081"}),
+            "config.value.converter.schema.registry.url",
+            "value converter is JSON",
         ),
         ("things.json", _config(**{"value.converter.schemas.enable": "true"}), "config.value.converter.schemas", ""),
         ("things.json", _config(**{"tasks.max": "0"}), "config.tasks.max", "at least 1"),

@@ -39,7 +39,7 @@ def _kafka_bindings(env: dict[str, str]) -> dict[str, dict[str, Any]]:
 
 
 def test_oauthbearer_bindings_become_librdkafka_oidc_settings() -> None:
-    bindings = _kafka_bindings(OAUTH)
+    bindings = _kafka_bindings(OAUTH | {"SENSORS_CONSUMER_GROUP": "g"})  # the worker indexes with the app settings
     config = HostConfig({**OAUTH, "KAFKA_BROKER_LIST": "127.0.0.1:9093", "SENSORS_CONSUMER_GROUP": "g"}, KafkaOptions())
     settings = client_config(bindings["process_sensors"], config)
     assert settings["security.protocol"] == "sasl_ssl"

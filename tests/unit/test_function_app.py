@@ -18,9 +18,15 @@ from functions import generator as generator_functions
 from shared.sources import SOURCES
 from tests.conftest import ROOT, OutputBinding, app_functions, records_for
 
+EXAMPLE_SETTINGS: dict[str, str] = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
 
-def _index(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """Index the app in a fresh interpreter, as the worker does at start-up (bindings read settings then)."""
+
+def _index(env: dict[str, str] | None = None, *, settings: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Index the app in a fresh interpreter, as the worker does at start-up (bindings read settings then).
+
+    ``settings`` are the app settings the worker starts with (default: local.settings.example.json,
+    as ``func start`` with a copied local.settings.json), then ``env`` on top.
+    """
     script = (
         "import json, function_app\n"
         "out = {}\n"
@@ -30,8 +36,14 @@ def _index(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
         "print(json.dumps(out))\n"
     )
     clean = {k: v for k, v in os.environ.items() if k != "KAFKA_SECURITY_PROTOCOL"}
+    app_settings = EXAMPLE_SETTINGS if settings is None else settings
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=clean | (env or {}), capture_output=True, text=True, check=True
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=clean | app_settings | (env or {}),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
@@ -83,6 +95,20 @@ def test_binding_values_are_app_setting_names_never_literals(indexed: dict[str, 
             for key in ("topic", "brokerList", "consumerGroup", "username", "password", "schedule"):
                 if key in binding:
                     assert binding[key].startswith("%") and binding[key].endswith("%"), (key, binding[key])
+
+
+def test_an_unset_per_source_setting_is_written_as_its_default_except_secrets() -> None:
+    """``func start`` resolves %NAME% only from app settings: a source without settings still indexes
+    to bindings the host can run (a Datagen config dropped into sources/ needs no settings edit)."""
+    without_sources = {k: v for k, v in EXAMPLE_SETTINGS.items() if not k.startswith(("ORDERS_", "SENSORS_"))}
+    indexed = _index({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, settings=without_sources)
+    trigger = _binding(indexed["process_orders"], "kafkaTrigger")
+    assert (trigger["topic"], trigger["consumerGroup"]) == ("orders", "orders-processor")
+    assert trigger["password"] == "%ORDERS_KAFKA_SASL_PASSWORD%", "a secret is never written as a value"
+    assert _binding(indexed["generate_sensors"], "timerTrigger")["schedule"] == "*/10 * * * * *"
+    assert _binding(indexed["compact_sensors"], "timerTrigger")["schedule"] == "0 */15 * * * *"
+    assert _binding(indexed["generate_orders"], "kafka")["password"] == "%ORDERS_KAFKA_PRODUCER_SASL_PASSWORD%"
+    assert _binding(indexed["process_mobile"], "kafkaTrigger")["topic"] == "%MOBILE_TOPIC%", "set: named"
 
 
 def test_event_hubs_mode_uses_sasl_ssl_plain_with_a_password_per_source_and_role() -> None:

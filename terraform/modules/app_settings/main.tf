@@ -40,6 +40,14 @@ locals {
       COMPACTION_GRACE_MINUTES  = tostring(var.compaction_grace_minutes)
       COMPACTION_TARGET_FILE_MB = tostring(var.compaction_target_file_mb)
       COMPACTION_OPEN_HOURS     = "false"
+
+      # Avro sources: the namespace's Event Hubs Schema Registry with the app's identity (no
+      # username or password); main.schemaregistry.tf creates the group and grants the roles.
+      SCHEMA_REGISTRY_KIND     = "eventhubs"
+      SCHEMA_REGISTRY_URL      = var.schema_registry_url
+      SCHEMA_REGISTRY_GROUP    = var.schema_registry_group
+      SCHEMA_REGISTRY_USERNAME = ""
+      SCHEMA_REGISTRY_PASSWORD = ""
     },
     # <SOURCE>_KAFKA_SASL_PASSWORD and <SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD: Key Vault
     # references only, never the value.

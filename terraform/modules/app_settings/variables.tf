@@ -59,6 +59,21 @@ variable "compaction_target_file_mb" {
   description = "COMPACTION_TARGET_FILE_MB: target size of a curated Delta file."
 }
 
+variable "schema_registry_url" {
+  type        = string
+  description = "Event Hubs Schema Registry endpoint of the namespace, `https://<namespace>.servicebus.windows.net`."
+
+  validation {
+    condition     = can(regex("^https://[^/]+\\.servicebus\\.windows\\.net$", var.schema_registry_url))
+    error_message = "schema_registry_url must be https://<namespace>.servicebus.windows.net."
+  }
+}
+
+variable "schema_registry_group" {
+  type        = string
+  description = "Schema group of the Avro sources (SCHEMA_REGISTRY_GROUP)."
+}
+
 variable "sources" {
   type = map(object({
     topic                     = string

@@ -1,0 +1,119 @@
+"""Registered schemas and subject versions, persisted in one SQLite file.
+
+Ids are global and stable: the same schema (compared in canonical JSON) keeps its id under every
+subject, as in Confluent Schema Registry; a subject's versions count from 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    subject: str
+    version: int
+    id: int
+    schema: str
+    schema_type: str
+
+
+def canonical(schema: str) -> str:
+    """The schema as compact JSON with sorted keys: two texts of one schema compare equal."""
+    return json.dumps(json.loads(schema), sort_keys=True, separators=(",", ":"))
+
+
+class RegistryStore:
+    """Schemas by id and subjects' versions; ``path`` None keeps them in memory (tests)."""
+
+    def __init__(self, path: Path | None) -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(":memory:" if path is None else path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schemas (id INTEGER PRIMARY KEY AUTOINCREMENT, canonical TEXT UNIQUE,"
+            " schema TEXT NOT NULL, schema_type TEXT NOT NULL)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS versions (subject TEXT, version INTEGER, schema_id INTEGER,"
+            " PRIMARY KEY (subject, version), UNIQUE (subject, schema_id))"
+        )
+
+    def register(self, subject: str, schema: str, schema_type: str = "AVRO") -> Registered:
+        """The subject's version of ``schema``, added (with a new id if the schema is new) when it lacks it."""
+        key = canonical(schema)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT id FROM schemas WHERE canonical = ?", (key,)).fetchone()
+                schema_id = row[0] if row else self._insert_schema(key, schema, schema_type)
+                found = self._db.execute(
+                    "SELECT version FROM versions WHERE subject = ? AND schema_id = ?", (subject, schema_id)
+                ).fetchone()
+                if found:
+                    version = found[0]
+                else:
+                    (latest,) = self._db.execute(
+                        "SELECT COALESCE(MAX(version), 0) FROM versions WHERE subject = ?", (subject,)
+                    ).fetchone()
+                    version = latest + 1
+                    self._db.execute("INSERT INTO versions VALUES (?, ?, ?)", (subject, version, schema_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return Registered(subject, version, schema_id, schema, schema_type)
+
+    def _insert_schema(self, key: str, schema: str, schema_type: str) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO schemas (canonical, schema, schema_type) VALUES (?, ?, ?)", (key, schema, schema_type)
+        )
+        return int(cursor.lastrowid or 0)
+
+    def schema(self, schema_id: int) -> tuple[str, str] | None:
+        """``(schema, schema_type)`` of an id, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT schema, schema_type FROM schemas WHERE id = ?", (schema_id,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def subjects(self) -> list[str]:
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT DISTINCT subject FROM versions ORDER BY subject")]
+
+    def versions(self, subject: str) -> list[int]:
+        with self._lock:
+            rows = self._db.execute("SELECT version FROM versions WHERE subject = ? ORDER BY version", (subject,))
+            return [row[0] for row in rows]
+
+    def version(self, subject: str, version: int | None) -> Registered | None:
+        """One version of a subject (None: the latest)."""
+        query = (
+            "SELECT v.version, s.id, s.schema, s.schema_type FROM versions v JOIN schemas s ON s.id = v.schema_id"
+            " WHERE v.subject = ?"
+        )
+        with self._lock:
+            if version is None:
+                row = self._db.execute(query + " ORDER BY v.version DESC LIMIT 1", (subject,)).fetchone()
+            else:
+                row = self._db.execute(query + " AND v.version = ?", (subject, version)).fetchone()
+        return None if row is None else Registered(subject, row[0], row[1], row[2], row[3])
+
+    def lookup(self, subject: str, schema: str) -> Registered | None:
+        """The subject's version holding ``schema``, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT v.version, s.id, s.schema, s.schema_type FROM versions v JOIN schemas s ON s.id = v.schema_id"
+                " WHERE v.subject = ? AND s.canonical = ?",
+                (subject, canonical(schema)),
+            ).fetchone()
+        return None if row is None else Registered(subject, row[0], row[1], row[2], row[3])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,89 @@
+"""Fields a validated record carries that its model does not know: what lands in ``_extra``.
+
+Models validate with unknown fields kept (``shared.sources.base.KEEP_UNKNOWN_FIELDS``). A top-level
+unknown field is kept whole under its name, nested objects included; an unknown field inside a
+known nested record (a Datagen record field) under ``parent.child``. Clean batches, the usual
+case, cost one subset test per record and give ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from types import UnionType
+from typing import Annotated, Any, NotRequired, Required, Union, get_args, get_origin
+
+import orjson
+from pydantic import BaseModel
+from typing_extensions import is_typeddict
+
+from shared.sources.base import Row
+
+Structure = dict[str, "Structure | None"]  # field name -> the nested record's fields, or None for a leaf
+
+
+def _nested(annotation: Any) -> Structure | None:
+    """The fields of a nested record type (a TypedDict, perhaps optional or annotated); None for anything else."""
+    while get_origin(annotation) in (Annotated, NotRequired, Required):
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        branches = [branch for branch in get_args(annotation) if branch is not type(None)]
+        return _nested(branches[0]) if len(branches) == 1 else None
+    if is_typeddict(annotation):
+        return {name: _nested(kind) for name, kind in annotation.__annotations__.items()}
+    return None
+
+
+@cache
+def structure(model: type[BaseModel]) -> Structure:
+    """``model``'s field names as validated records hold them, with nested records' fields."""
+    return {name: _nested(info.annotation) for name, info in model.model_fields.items()}
+
+
+@cache
+def unknown_fields(model: type[BaseModel]) -> Callable[[Row], dict[str, Any] | None]:
+    """A function giving a validated record's unknown fields (``None`` when it has none)."""
+    fields = structure(model)
+    known = frozenset(fields)
+    nested = {name: inner for name, inner in fields.items() if inner}
+
+    def find(event: Row) -> dict[str, Any] | None:
+        found = {} if known.issuperset(event) else {k: v for k, v in event.items() if k not in known}
+        for name, inner in nested.items():
+            value = event.get(name)
+            if isinstance(value, dict):
+                _walk(inner, value, f"{name}.", found)
+        return found or None
+
+    return find
+
+
+def _walk(fields: Structure, value: dict[str, Any], prefix: str, found: dict[str, Any]) -> None:
+    for key, item in value.items():
+        if key not in fields:
+            found[prefix + key] = item
+        elif (inner := fields[key]) and isinstance(item, dict):
+            _walk(inner, item, f"{prefix}{key}.", found)
+
+
+def extra_texts(model: type[BaseModel], events: list[Row]) -> list[str | None] | None:
+    """Each event's ``_extra`` (JSON text, or None), or None for the whole batch when no event has any."""
+    if _all_known(structure(model), events):
+        return None  # the common case: every record clean, checked level by level in C loops
+    find = unknown_fields(model)
+    found = [find(event) for event in events]
+    if not any(found):
+        return None
+    return [None if extra is None else orjson.dumps(extra, default=str).decode() for extra in found]
+
+
+def _all_known(fields: Structure, values: list[Any]) -> bool:
+    """True when no dict in ``values`` has a key outside ``fields``, at any nested level ``fields`` describes."""
+    if not all(map(frozenset(fields).issuperset, values)):
+        return False
+    for name, inner in fields.items():
+        if inner:
+            nested = [value[name] for value in values if isinstance(value.get(name), dict)]
+            if nested and not _all_known(inner, nested):
+                return False
+    return True

@@ -1,0 +1,91 @@
+"""Kafka clients configured from app settings: the Avro generator's producer and the operator tools'.
+
+The Kafka extension's output binding takes a Python worker's messages as strings (UTF-8 values
+with keys and headers, ``KafkaProducerAsyncCollector``) or as bare bytes without a key, so binary
+Avro values with their keys are produced here instead, with the same broker, protocol and
+credentials the binding would use: PLAINTEXT locally; SASL_SSL with ``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD``
+(PLAIN) or the ``KAFKA_OAUTH_*`` client credentials (OAUTHBEARER, OIDC) for Event Hubs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from shared.errors import TransientError
+from shared.schema_registry.encoder import AvroMessage
+from shared.settings import Settings, SourceSettings
+
+SEND_TIMEOUT_SECONDS = 60.0
+
+
+def client_config(settings: Settings, sasl_password: str) -> dict[str, Any]:
+    """Broker and security settings as the bindings have them; ``sasl_password`` for SASL PLAIN."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.kafka_broker_list}
+    if settings.kafka_security_protocol != "SASL_SSL":
+        return config
+    config["security.protocol"] = "sasl_ssl"
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        return config | {
+            "sasl.mechanism": "OAUTHBEARER",
+            "sasl.oauthbearer.method": "oidc",
+            "sasl.oauthbearer.client.id": settings.kafka_oauth_client_id,
+            "sasl.oauthbearer.client.secret": settings.kafka_oauth_client_secret.get_secret_value(),
+            "sasl.oauthbearer.token.endpoint.url": settings.kafka_oauth_token_endpoint_url,
+            "sasl.oauthbearer.scope": settings.kafka_oauth_scope,
+        }
+    return config | {
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": settings.kafka_sasl_username,
+        "sasl.password": sasl_password,
+    }
+
+
+def producer_config(settings: Settings, source: SourceSettings) -> dict[str, Any]:
+    """librdkafka settings of a source's producer, as its output binding would have them."""
+    return client_config(settings, source.kafka_producer_sasl_password.get_secret_value()) | {
+        "linger.ms": 50,
+        "batch.size": 1_048_576,
+        "acks": "all",
+        "enable.idempotence": False,  # as the output binding (the extension's default)
+    }
+
+
+_producers: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def send(config: dict[str, Any], topic: str, messages: Sequence[AvroMessage]) -> None:
+    """Produce ``messages`` to ``topic`` and wait until the broker acknowledged each; raises otherwise.
+
+    One producer per configuration and worker, kept across ticks.
+    """
+    from confluent_kafka import Producer
+
+    identity = repr(sorted(config.items()))
+    with _lock:
+        producer = _producers.get(identity)
+        if producer is None:
+            producer = _producers[identity] = Producer(config)
+    failures: list[str] = []
+
+    def delivered(error: Any, _message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    for message in messages:
+        while True:
+            try:
+                producer.produce(
+                    topic, message.value, message.key, headers=list(message.headers), on_delivery=delivered
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+    remaining = producer.flush(SEND_TIMEOUT_SECONDS)
+    if remaining or failures:
+        detail = failures[0] if failures else "timed out"
+        raise TransientError(
+            f"{topic}: {len(failures)} failed, {remaining} unacknowledged of {len(messages)}: {detail}"
+        )

@@ -1,0 +1,183 @@
+"""Recompute landed hours from the records as received, with today's validation and transform.
+
+Input per hour: the curated rows (each carries ``_received``, the record as it came) and the
+hour's dead letters not yet redriven. Today's code validates and transforms them again; joined
+columns (what keyed state wrote into a row) keep their landed values, because state is not
+versioned. The diff per hour: rows *changed* (same offset, other values), *added* (a dead letter
+that passes now), *removed* (a landed row that does not any more) of which *newly dead-lettered*
+by reason, and rows *kept* as they are because they landed before ``_received`` existed.
+
+Promoting replaces the hour in ``curated/<source>`` in one commit that keeps the hour's coverage
+(so compaction does not redo it; and as compaction keeps curated rows first, a late raw file
+never brings the old values back). Rows that leave are written to ``deadletter/`` as
+``...reprocessed.jsonl.gz`` (they stay in raw/, which is immutable); dead letters that now land are
+recorded in the redrive ledger so ``tools.redrive`` does not send them too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from shared import formats
+from shared.batch import process_batch, rows_of
+from shared.compaction.hours import Hour
+from shared.compaction.rows import TIMESTAMP
+from shared.dead_letters import DeadLetter
+from shared.lineage import LINEAGE_COLUMNS
+from shared.records import KafkaRecord
+from shared.redrive import DeadLetterEntry
+from shared.sources.base import Row, Source
+from shared.state.enrich import JOINED_FIELDS
+from shared.state.registry import entity_for
+
+# What keyed state writes into a source's rows before they land (shared/state: enrich, anomaly).
+JOINED_COLUMNS: dict[str, tuple[str, ...]] = {"clickstream": JOINED_FIELDS, "sensors": ("anomaly",)}
+NOT_COMPARED = frozenset({"_received", "date", "hour"})
+
+
+@dataclass
+class HourDiff:
+    hour: Hour
+    rows: int = 0  # curated rows before
+    changed: int = 0
+    added: int = 0
+    removed: int = 0
+    newly_dead: Counter[str] = field(default_factory=Counter)
+    kept: int = 0  # landed before _received: kept as they are
+    columns: Counter[str] = field(default_factory=Counter)  # changed rows per column
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.changed or self.added or self.removed)
+
+
+@dataclass
+class HourResult:
+    diff: HourDiff
+    table: pa.Table  # the hour as recomputed (curated column order, partition columns not included)
+    letters: list[DeadLetter]  # records that no longer land
+    added_letters: list[DeadLetterEntry]  # dead letters that land now
+
+
+def joined_columns(source: Source) -> tuple[str, ...]:
+    """Columns keyed state fills (kept from the landed row); none for a source without a lookup."""
+    kind = entity_for(source.name)
+    return JOINED_COLUMNS.get(source.name, ()) if kind is not None and kind.lookup is not None else ()
+
+
+def recompute_hour(
+    source: Source, hour: Hour, curated: pa.Table, dead_letters: list[DeadLetterEntry], *, max_record_bytes: int
+) -> HourResult:
+    """The hour as today's code makes it from what was received, and how it differs from ``curated``."""
+    landed = _rows(curated)
+    diff = HourDiff(hour, rows=len(landed))
+    kept = [row for row in landed if row.get("_received") is None]
+    diff.kept = len(kept)
+    by_identity = {_identity(row): row for row in landed}
+    candidates = [row for row in landed if row.get("_received") is not None]
+    records = [_record(row) for row in candidates] + [_letter_record(entry) for entry in dead_letters]
+    incarnations = {_position(row): row.get("_incarnation") or 0 for row in candidates}
+    as_json = dataclasses.replace(source, value_format="json")  # _received is JSON text, Avro included
+    batch = process_batch(as_json, records, max_record_bytes=max_record_bytes)
+    joined = joined_columns(source)
+    rows: list[Row] = list(kept)
+    for row in batch.rows:
+        row["_incarnation"] = incarnations.get((row["_topic"], row["_partition"], row["_offset"]), 0)
+        before = by_identity.get(_identity(row))
+        if before is None:
+            diff.added += 1
+        else:
+            for name in joined:
+                row[name] = before.get(name)
+            changed = [name for name in sorted(set(row) | set(before)) if _differs(name, row, before)]
+            if changed:
+                diff.changed += 1
+                diff.columns.update(changed)
+        rows.append(row)
+    landed_now = {_identity(row) for row in batch.rows}
+    letters = [letter for letter in batch.dead_letters if _identity_of(letter.record) in by_identity]
+    diff.removed = len(candidates) - sum(1 for row in candidates if _identity(row) in landed_now)
+    diff.newly_dead.update(letter.reason for letter in letters)
+    added = {
+        (r["_topic"], r["_partition"], r.get("_incarnation") or 0, r["_offset"])
+        for r in batch.rows
+        if _identity(r) not in by_identity
+    }
+    added_letters = [entry for entry in dead_letters if entry.identity in added]
+    return HourResult(diff, _table(source, rows, curated.schema), letters, added_letters)
+
+
+def _differs(name: str, row: Row, before: Row) -> bool:
+    if name in NOT_COMPARED:
+        return False
+    return row.get(name) != before.get(name)
+
+
+def _rows(table: pa.Table) -> list[Row]:
+    """Curated rows as the row path has them: timestamps in epoch ms, maps as dicts."""
+    for index, column in enumerate(table.schema):
+        if pa.types.is_timestamp(column.type):
+            table = table.set_column(index, column.name, table.column(index).cast(pa.timestamp("ms", tz="UTC")))
+    return rows_of(table)
+
+
+def _identity(row: Row) -> tuple[Any, ...]:
+    return (row["_topic"], row["_partition"], row["_offset"])
+
+
+def _identity_of(record: KafkaRecord) -> tuple[Any, ...]:
+    return (record.topic, record.partition, record.offset)
+
+
+def _position(row: Row) -> tuple[Any, ...]:
+    return (row["_topic"], row["_partition"], row["_offset"])
+
+
+def _record(row: Row) -> KafkaRecord:
+    return KafkaRecord(
+        row["_topic"],
+        row["_partition"],
+        row["_offset"],
+        row.get("_key"),
+        str(row["_received"]).encode(),
+        row.get("_kafka_timestamp"),
+    )
+
+
+def _letter_record(entry: DeadLetterEntry) -> KafkaRecord:
+    return KafkaRecord(entry.topic, entry.partition, entry.offset, entry.key, entry.raw, entry.timestamp_ms)
+
+
+def _table(source: Source, rows: list[Row], curated: pa.Schema) -> pa.Table:
+    """Recomputed rows typed like the curated table (its columns first, then any new ones)."""
+    landed = formats.arrow_schema((*source.columns, *LINEAGE_COLUMNS))
+    names = [name for name in curated.names if name not in ("date", "hour")]
+    names += [name for name in landed.names if name not in names]
+    fields = []
+    for name in names:
+        kind = curated.field(name).type if name in curated.names else landed.field(name).type
+        if pa.types.is_timestamp(kind):
+            kind = pa.timestamp("ms", tz="UTC")
+        fields.append(pa.field(name, kind))
+    values = {name: [row.get(name) for row in rows] for name in names}
+    for column in fields:
+        if pa.types.is_map(column.type):
+            values[column.name] = [None if v is None else list(v.items()) for v in values[column.name]]
+    table = pa.table({f.name: pa.array(values[f.name], f.type) for f in fields})
+    for index, column in enumerate(table.schema):
+        if pa.types.is_timestamp(column.type):
+            table = table.set_column(index, column.name, table.column(index).cast(TIMESTAMP))
+    return table
+
+
+def dead_letters_by_hour(entries: list[DeadLetterEntry]) -> dict[Hour, list[DeadLetterEntry]]:
+    """Dead letters by the hour their record's Kafka timestamp falls in (where processing filed them)."""
+    by_hour: dict[Hour, list[DeadLetterEntry]] = defaultdict(list)
+    for entry in entries:
+        by_hour[Hour.of_ms(entry.timestamp_ms or 0)].append(entry)
+    return by_hour

@@ -1,0 +1,158 @@
+"""A batch's Avro values decoded with their writer schemas, each schema fetched once per id and cached.
+
+Runs before validation (``shared.validation``) for sources whose values are Avro. A record without
+a usable schema id, or whose body does not decode, is a dead letter ``not_avro``; one whose id the
+registry does not hold, ``unknown_schema``. A registry that does not answer raises
+(``RegistryUnavailable``): the batch waits and is retried, nothing is dead-lettered for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from shared.dead_letters import DeadLetter
+from shared.errors import ConfigurationError
+from shared.records import KafkaRecord
+from shared.schema_registry.avro_binary import BadSchema, ParsedSchema, decode, parse_writer_schema
+from shared.schema_registry.client import ConfluentRegistry, EventHubsRegistry, SchemaRegistry, UnknownSchema
+from shared.schema_registry.wire import NotAvro, confluent_split, schema_id_of_content_type
+from shared.settings import Settings
+from shared.sources.base import Source
+
+UNKNOWN_RETRY_SECONDS = 60.0  # an id the registry did not hold is asked again after this long
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """Records whose value decoded, their values (the JSON converter's form) and texts, and the rest."""
+
+    records: list[KafkaRecord] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    received: list[bytes] = field(default_factory=list)  # each decoded value as JSON text, for ``_received``
+    letters: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    reason: str
+    detail: str
+
+
+class AvroDecoder:
+    """Decodes values for one registry; its schema cache is shared by every batch of the worker."""
+
+    def __init__(self, registry: SchemaRegistry, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = registry
+        self.clock = clock
+        self._schemas: dict[str, ParsedSchema | _Refused] = {}
+        self._unknown_since: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def decode(self, records: list[KafkaRecord], values: list[bytes]) -> DecodedBatch:
+        """Decode ``values`` (of ``records``); fetches the schemas of ids not seen yet, once each."""
+        located = [self._locate(record, value) for record, value in zip(records, values, strict=True)]
+        self._fetch({found[0] for found in located if isinstance(found, tuple)})
+        batch = DecodedBatch()
+        for record, found in zip(records, located, strict=True):
+            if isinstance(found, NotAvro):
+                batch.letters.append(DeadLetter(record, "not_avro", str(found)))
+                continue
+            schema_id, body = found
+            schema = self._schemas[schema_id]
+            if isinstance(schema, _Refused):
+                batch.letters.append(DeadLetter(record, schema.reason, schema.detail))
+                continue
+            try:
+                value = decode(schema, body)
+            except NotAvro as problem:
+                batch.letters.append(DeadLetter(record, "not_avro", f"schema {schema_id}: {problem}"))
+                continue
+            batch.records.append(record)
+            batch.values.append(value)
+            batch.received.append(orjson.dumps(value))
+        return batch
+
+    def _locate(self, record: KafkaRecord, value: bytes) -> tuple[str, bytes | memoryview] | NotAvro:
+        try:
+            if self.registry.kind == "eventhubs":
+                return schema_id_of_content_type(record.content_type), value
+            return confluent_split(value)
+        except NotAvro as problem:
+            return problem
+
+    def _fetch(self, schema_ids: set[str]) -> None:
+        now = self.clock()
+        with self._lock:
+            missing = [
+                schema_id
+                for schema_id in sorted(schema_ids)
+                if schema_id not in self._schemas
+                or now - self._unknown_since.get(schema_id, now) >= UNKNOWN_RETRY_SECONDS
+            ]
+        for schema_id in missing:  # RegistryUnavailable/RegistryRefused propagate: the batch waits
+            schema = self._resolve(schema_id)
+            with self._lock:
+                self._schemas[schema_id] = schema
+                if isinstance(schema, _Refused) and schema.reason == "unknown_schema":
+                    self._unknown_since[schema_id] = now
+                else:
+                    self._unknown_since.pop(schema_id, None)
+
+    def _resolve(self, schema_id: str) -> ParsedSchema | _Refused:
+        try:
+            schema_format, text = self.registry.schema_text(schema_id)
+        except UnknownSchema as unknown:
+            return _Refused("unknown_schema", str(unknown))
+        if schema_format != "AVRO":
+            return _Refused("not_avro", f"schema {schema_id} is {schema_format}, not Avro")
+        try:
+            return parse_writer_schema(text)
+        except BadSchema as problem:
+            return _Refused("unknown_schema", f"schema {schema_id}: {problem}")
+
+
+def registry_url(source: Source, settings: Settings) -> str:
+    """The registry of ``source``: ``SCHEMA_REGISTRY_URL``, else the URL its Datagen config names."""
+    url = settings.schema_registry_url.strip() or source.registry_url
+    if not url:
+        raise ConfigurationError(f"{source.name} is Avro: set SCHEMA_REGISTRY_URL (or the config's registry URL)")
+    return url
+
+
+def registry_for(source: Source, settings: Settings) -> SchemaRegistry:
+    """The worker's client for ``source``'s registry (one per registry, shared by its sources)."""
+    return _registry(
+        settings.schema_registry_kind,
+        registry_url(source, settings),
+        settings.schema_registry_username,
+        settings.schema_registry_password.get_secret_value(),
+        settings.schema_registry_group,
+    )
+
+
+@lru_cache(maxsize=16)
+def _registry(kind: str, url: str, username: str, password: str, group: str) -> SchemaRegistry:
+    if kind == "eventhubs":
+        return EventHubsRegistry(url, group)
+    return ConfluentRegistry(url, username=username, password=password)
+
+
+def decoder_for(source: Source, settings: Settings) -> AvroDecoder:
+    """The worker's decoder for ``source``'s registry: schemas fetched by one batch serve the next."""
+    registry = registry_for(source, settings)
+    with _decoders_lock:
+        decoder = _decoders.get(id(registry))
+        if decoder is None:
+            decoder = _decoders[id(registry)] = AvroDecoder(registry)
+        return decoder
+
+
+_decoders: dict[int, AvroDecoder] = {}  # by registry client (cached, so alive as long as its entry)
+_decoders_lock = threading.Lock()

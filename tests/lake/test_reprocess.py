@@ -1,0 +1,191 @@
+"""tools.reprocess: recompute curated hours from ``_received`` with changed code, show the diff
+per hour (changed, added, removed, newly dead-lettered), and promote exactly the hours that differ."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from shared import formats
+from shared.compaction.coverage import METADATA_KEY
+from shared.compaction.delta_table import CuratedTable
+from shared.compaction.hours import Hour
+from shared.lake import LocalLake
+from shared.landing.files import DEADLETTER_COLUMNS
+from shared.redrive import read_dead_letters, redrive_log
+from shared.settings import load_settings
+from shared.sources.base import Row, Source
+from tests.conftest import FIXED_NOW_MS
+from tests.lake.test_compaction import H10, Lake, curated_rows, run
+from tests.lake.test_drift import land_records, things
+from tools.reprocess import REPROCESS_KEY, promote, report, reprocess, shadow_location
+
+H11 = Hour.of_ms(H10.end_ms)
+WINDOW = (H10.start_ms, H11.end_ms)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(LocalLake(tmp_path), load_settings({"LAKE_LOCAL_ROOT": str(tmp_path)}))
+
+
+def _values(ids: range) -> list[dict[str, Any]]:
+    return [{"id": i, "address": {"city": f"city-{i}"}} for i in ids]
+
+
+def _land_two_hours(lake: Lake) -> Source:
+    source = things()
+    land_records(lake, source, _values(range(0, 6)), 0)  # H10 (FIXED_NOW_MS + i ms)
+    shifted = [dict(v) for v in _values(range(6, 10))]
+    batch_records = [
+        {"value": value, "offset": 6 + index, "ts": H11.start_ms + index} for index, value in enumerate(shifted)
+    ]
+    from shared.batch import process_batch
+    from shared.landing.files import land, plan_files
+    from shared.records import KafkaRecord
+
+    records = [KafkaRecord("things", 0, r["offset"], None, orjson.dumps(r["value"]), r["ts"]) for r in batch_records]
+    land(
+        lake.store, plan_files(process_batch(source, records, max_record_bytes=10_000), "parquet", now_ms=FIXED_NOW_MS)
+    )
+    _dead_letter(lake, offset=20, value={"id": "twenty", "address": {"city": "x"}})  # fails today's model
+    run(lake, "things")
+    return source
+
+
+def _dead_letter(lake: Lake, *, offset: int, value: dict[str, Any]) -> None:
+    row = {
+        "_topic": "things",
+        "_partition": 0,
+        "_offset": offset,
+        "_key": None,
+        "_kafka_timestamp": FIXED_NOW_MS,
+        "reason": "schema",
+        "detail": "id: not an integer",
+        "raw_base64": base64.b64encode(orjson.dumps(value)).decode(),
+        "dead_lettered_at": FIXED_NOW_MS,
+    }
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, [row], record_name="x")
+    lake.store.write_atomic(
+        f"deadletter/things/date={H10.date}/hour={H10.hour}/things+0+i0+{offset:020d}.jsonl.gz", data
+    )
+
+
+def _changed(source: Source) -> Source:
+    """Today's code: cities upper-case for even ids, and odd ids above 2 refused."""
+
+    def transform(event: Row) -> Row:
+        row = source.transform(event)
+        if row["id"] % 2 == 0:
+            row["address_city"] = str(row["address_city"]).upper()
+        return row
+
+    class Model(source.model):  # type: ignore[name-defined,misc]
+        @staticmethod
+        def check_record(record: Row) -> Row:
+            if record["id"] % 2 and record["id"] > 2:
+                raise ValueError("odd ids above 2 are refused now")
+            return record
+
+    return dataclasses.replace(source, transform=transform, model=Model)
+
+
+def _shadow(lake: Lake) -> CuratedTable:
+    location = shadow_location(lake.table("things").location, "things")
+    return CuratedTable(location, target_file_bytes=1 << 27)
+
+
+def test_a_transform_change_shows_the_diff_then_promotes_exactly_the_changed_hours(lake: Lake) -> None:
+    source = _land_two_hours(lake)
+    curated = lake.table("things")
+    history = len(lake.delta("things").history())
+    results = reprocess(
+        _changed(source), lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
+    )
+    diffs = {str(r.diff.hour): r.diff for r in results}
+    h10, h11 = diffs[str(H10)], diffs[str(H11)]
+    assert (h10.rows, h10.changed, h10.added, h10.removed, dict(h10.newly_dead)) == (6, 3, 0, 2, {"schema": 2})
+    assert (h11.rows, h11.changed, h11.added, h11.removed) == (4, 2, 0, 2)
+    assert h10.columns == {"address_city": 3}
+    assert len(lake.delta("things").history()) == history, "nothing in curated/ changes before --promote"
+    text = report(source, results, WINDOW)
+    assert f"{H10!s:<14}       6        3      0        2  2 schema" in text, text
+
+    promote(
+        source,
+        next(r for r in results if r.diff.hour == H10),
+        lake=lake.store,
+        curated=curated,
+        run_id="t1",
+        now_ms=FIXED_NOW_MS,
+    )
+    commits = lake.delta("things").history()
+    assert len(commits) == history + 1 and json.loads(commits[0][REPROCESS_KEY])["changed"] == 3
+    assert json.loads(commits[0][METADATA_KEY])["raw_files"], (
+        "the hour's coverage is kept: compaction has nothing to redo"
+    )
+    rows = {row["id"]: row for row in curated_rows(lake, "things", H10)}
+    assert sorted(rows) == [0, 1, 2, 4] and rows[4]["address_city"] == "CITY-4" and rows[1]["address_city"] == "city-1"
+    assert sorted(e.offset for e in read_dead_letters(lake.store, "things")) == [3, 5, 20], "removed rows: dead letters"
+    assert run(lake, "things").hours == [], "a rerun of compaction finds nothing new in the promoted hour"
+
+
+def test_a_model_fix_lands_a_dead_letter_once_and_redrive_will_not_send_it(lake: Lake) -> None:
+    source = _land_two_hours(lake)
+    lenient = dataclasses.replace(source, model=_lenient_model(source))
+    (h10, *_) = reprocess(
+        lenient,
+        lake=lake.store,
+        curated=lake.table("things"),
+        shadow=_shadow(lake),
+        window=WINDOW,
+        max_record_bytes=10_000,
+    )
+    assert (h10.diff.added, h10.diff.changed, h10.diff.removed) == (1, 0, 0)
+    promote(source, h10, lake=lake.store, curated=lake.table("things"), run_id="t2", now_ms=FIXED_NOW_MS)
+    assert 20 in {row["_offset"] for row in curated_rows(lake, "things", H10)}
+    sent, _ = redrive_log(lake.store, "things")
+    assert ("things", 0, 0, 20) in sent
+
+
+def _lenient_model(source: Source) -> Any:
+    from typing import Annotated
+
+    from pydantic import BeforeValidator, create_model
+
+    fields = {name: (info.annotation, info) for name, info in source.model.model_fields.items()}
+    fields["id"] = (Annotated[int, BeforeValidator(lambda v: 20 if v == "twenty" else v)], ...)
+    return create_model("LenientThing", **fields)  # type: ignore[call-overload]
+
+
+def test_the_command_promotes_only_the_hours_that_differ(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m tools.reprocess things --from --to --promote`` after a change that touches H11 only."""
+    import tools.reprocess as command
+
+    source = _land_two_hours(lake)
+
+    def transform(event: Row) -> Row:
+        row = source.transform(event)
+        if row["id"] >= 6:  # the records of H11
+            row["address_city"] = "moved"
+        return row
+
+    monkeypatch.setitem(command.SOURCES, "things", dataclasses.replace(source, transform=transform))
+    commits = len(lake.delta("things").history())
+    window = ["--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--lake", str(lake.store.root)]
+    assert command.main(["things", *window, "--settings", "/nonexistent.json"]) == 0
+    assert len(lake.delta("things").history()) == commits, "the diff alone changes nothing"
+    assert command.main(["things", *window, "--settings", "/nonexistent.json", "--promote"]) == 0
+    printed = capsys.readouterr().out
+    assert "hours that differ: 1 of 2" in printed and f"promoted {H11}" in printed and f"promoted {H10}" not in printed
+    history = lake.delta("things").history()
+    assert len(history) == commits + 1 and json.loads(history[0][METADATA_KEY])["hour"] == H11.hour
+    assert {row["address_city"] for row in curated_rows(lake, "things", H11)} == {"moved"}

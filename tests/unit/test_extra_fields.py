@@ -1,0 +1,49 @@
+"""Fields a model does not know are kept: in ``_extra`` on the row path and the Arrow path alike,
+and the record as received in ``_received``."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+
+from shared.batch import process_batch
+from shared.extra_fields import extra_texts
+from shared.records import KafkaRecord
+from shared.sources import SOURCES
+from tests.conftest import records_for
+
+
+def _with_unknown_fields(record: KafkaRecord, **fields: object) -> KafkaRecord:
+    value = orjson.loads(record.value or b"{}") | fields
+    return KafkaRecord(
+        record.topic, record.partition, record.offset, record.key, orjson.dumps(value), record.timestamp_ms
+    )
+
+
+@pytest.mark.parametrize(("columnar", "keyed"), [(True, False), (False, False), (False, True)])
+def test_unknown_fields_land_in_extra_and_clean_rows_have_none(columnar: bool, keyed: bool) -> None:
+    source = SOURCES["clickstream"]
+    records = records_for(source, 4)
+    records[1] = _with_unknown_fields(records[1], campaign="spring", device={"os": "ios", "tags": [1, "x"]})
+    batch = process_batch(source, records, max_record_bytes=1 << 20, columnar=columnar, keyed=keyed)
+    assert (batch.table is not None) == columnar, "clean or not, the batch keeps the Arrow path"
+    rows = batch.rows
+    assert [row["_extra"] for row in rows if row["_offset"] != 1] == [None, None, None]
+    assert json.loads(rows[1]["_extra"]) == {"campaign": "spring", "device": {"os": "ios", "tags": [1, "x"]}}
+    assert [row["_received"].encode() for row in rows] == [record.value for record in records]
+
+
+def test_a_clean_batch_reports_no_extras_without_a_per_record_walk() -> None:
+    source = SOURCES["clickstream"]
+    events = [{"ip": "1", "userid": 1}] * 3
+    assert extra_texts(source.model, events) is None
+    assert extra_texts(source.model, [*events, {"ip": "1", "new": 1}]) == [None, None, None, '{"new":1}']
+
+
+def test_an_aliased_field_is_not_an_unknown_one() -> None:
+    """clickstream's ``_time`` validates into ``time_ms``; neither name is an unknown field."""
+    source = SOURCES["clickstream"]
+    batch = process_batch(source, records_for(source, 2), max_record_bytes=1 << 20)
+    assert all(row["_extra"] is None for row in batch.rows)

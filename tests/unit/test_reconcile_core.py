@@ -1,0 +1,62 @@
+"""Reconcile and reposition decisions without a broker: gaps, doubles, incarnations, offsets for a time."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.reconcile import Landed, Move, group_is_idle, offset_for_time, ranges, reconcile
+
+TIMES = [1000, 1000, 2000, 3000, 3000, 5000, 8000]  # record timestamps at offsets 10..16
+LOW, END = 10, 17
+
+
+def fetch(offset: int) -> int:
+    return TIMES[offset - LOW]
+
+
+@pytest.mark.parametrize(
+    ("at_ms", "expected"), [(0, 10), (1000, 10), (1500, 12), (3000, 13), (4000, 15), (8000, 16), (9000, 17)]
+)
+def test_the_search_finds_the_first_record_at_or_after_the_time(at_ms: int, expected: int) -> None:
+    assert offset_for_time(fetch, LOW, END, at_ms, broker_answer=LOW) == (
+        expected,
+        "broker" if expected == LOW else "search",
+    )
+
+
+def test_a_right_broker_answer_is_taken_and_a_wrong_one_is_not() -> None:
+    assert offset_for_time(fetch, LOW, END, 3000, broker_answer=13) == (13, "broker")
+    assert offset_for_time(fetch, LOW, END, 3000, broker_answer=14) == (13, "search")  # 13 is already at 3000
+    assert offset_for_time(fetch, LOW, END, 3000, broker_answer=10) == (13, "search")  # Tansu's "earliest"
+    assert offset_for_time(fetch, LOW, END, 9000, broker_answer=-1) == (17, "broker")  # none at or after: the end
+    assert offset_for_time(fetch, LOW, LOW, 9000, broker_answer=None) == (LOW, "empty")
+
+
+def _raw(offset: int, incarnation: int = 0, path: str = "raw/a") -> Landed:
+    return Landed("t", 0, incarnation, offset, path)
+
+
+def test_gaps_and_doubles_per_partition_of_the_current_incarnation() -> None:
+    landed = [
+        *(_raw(o) for o in (0, 1, 2, 5, 6)),
+        _raw(6, path="raw/b"),  # a double
+        Landed("t", 0, 0, 3, "deadletter/x", "schema"),
+        Landed("t", 0, 0, 2, "deadletter/y", "entity_rejected"),  # landed and dead-lettered by design
+        _raw(4, incarnation=1),  # another life of the partition's offsets: not this one
+    ]
+    (report,) = reconcile({("t", 0): (0, 8)}, landed, {("t", 0): 0})
+    assert report.gaps == [(4, 4), (7, 7)] and report.missing == 2
+    assert report.doubles == {6: ["raw/a", "raw/b"]}
+    assert (report.landed, report.dead_lettered) == (5, 2)
+    (current,) = reconcile({("t", 0): (4, 5)}, landed, {("t", 0): 1})
+    assert current.clean
+
+
+def test_ranges_group_consecutive_offsets() -> None:
+    assert ranges([7, 1, 2, 3, 9, 10]) == [(1, 3), (7, 7), (9, 10)]
+
+
+def test_only_an_idle_group_moves_and_a_move_says_what_it_does() -> None:
+    assert group_is_idle("ConsumerGroupState.EMPTY") and group_is_idle("DEAD")
+    assert not group_is_idle("ConsumerGroupState.STABLE") and not group_is_idle("PREPARING_REBALANCE")
+    assert Move("t", 0, 100, 40, "search").shift == -60 and Move("t", 0, None, 40, "broker").shift is None

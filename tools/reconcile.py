@@ -1,0 +1,253 @@
+"""Prove nothing was lost: every offset the broker retains is in the lake once; or reposition a group.
+
+python -m tools.reconcile orders                          # gaps and doubles, per partition and incarnation
+python -m tools.reconcile orders --move-group-to-time 2026-11-27T10:00:00Z            # dry run
+python -m tools.reconcile orders --move-group-to-time 2026-11-27T10:00:00Z --apply    # move it
+python -m tools.reconcile orders --eventhubs-namespace evhns-spoc-x1y2                # in Azure
+
+Settings (broker, lake, the source's topic and consumer group) come from ``local.settings.json``
+(``--settings``) and the environment, as the app reads them. With ``--eventhubs-namespace`` the
+Kafka endpoint of that namespace is used with your Azure login (OAUTHBEARER, ``DefaultAzureCredential``):
+you need *Azure Event Hubs Data Receiver* on the namespace, and to read the lake, *Storage Blob
+Data Reader*. A group is moved only while it has no members: stop the local host, or in Azure
+disable ``process_<source>`` first (docs/operations in docs/datagen.md, "Reconcile and reposition").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from shared.kafka_clients import client_config
+from shared.lake import open_lake
+from shared.reconcile import (
+    Move,
+    PartitionReport,
+    current_incarnations,
+    group_is_idle,
+    landed_offsets,
+    offset_for_time,
+    reconcile,
+)
+from shared.settings import Settings, load_settings, load_source_settings
+from shared.sources import SOURCES
+from tools.redrive import environment, parse_since
+
+TIMEOUT = 30.0
+
+
+class Broker:
+    """What reconcile and reposition ask the broker, through confluent-kafka (works with Tansu and Event Hubs)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        from confluent_kafka import Consumer
+        from confluent_kafka.admin import AdminClient
+
+        self.admin = AdminClient(config)
+        reader = config | {
+            "group.id": f"streamingpoc-reconcile-{uuid.uuid4().hex[:8]}",  # never commits: leaves no trace
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+        self.consumer = Consumer(reader)
+
+    def partitions(self, topic: str) -> list[int]:
+        metadata = self.consumer.list_topics(topic, timeout=TIMEOUT)
+        return sorted(metadata.topics[topic].partitions)
+
+    def retained(self, topic: str, partition: int) -> tuple[int, int]:
+        """``[low, end)``: the high watermark is checked by reading from the last offset it implies
+        (Tansu answers the last record batch's base offset + 1, not the end)."""
+        from confluent_kafka import TopicPartition
+
+        low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT)
+        if high <= low:
+            return low, high
+        end = high
+        for message in self._read(topic, partition, high - 1):
+            end = max(end, message.offset() + 1)
+        return low, end
+
+    def timestamp_at(self, topic: str, partition: int, offset: int) -> int:
+        for message in self._read(topic, partition, offset, limit=1):
+            return int(message.timestamp()[1])
+        raise LookupError(f"{topic}/{partition}: no record at offset {offset}")
+
+    def _read(self, topic: str, partition: int, offset: int, limit: int | None = None) -> list[Any]:
+        """Records from ``offset`` to the partition's end (or ``limit`` of them)."""
+        from confluent_kafka import KafkaError, TopicPartition
+
+        self.consumer.assign([TopicPartition(topic, partition, offset)])
+        found: list[Any] = []
+        while limit is None or len(found) < limit:
+            message = self.consumer.poll(TIMEOUT)
+            if message is None:
+                raise TimeoutError(f"{topic}/{partition}: nothing from offset {offset} within {TIMEOUT:.0f}s")
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    break
+                raise RuntimeError(f"{topic}/{partition}: {message.error()}")
+            if message.offset() >= offset:
+                found.append(message)
+        self.consumer.unassign()
+        return found
+
+    def broker_offsets_for_time(self, topic: str, partitions: list[int], at_ms: int) -> dict[int, int | None]:
+        from confluent_kafka import TopicPartition
+
+        try:
+            answers = self.consumer.offsets_for_times([TopicPartition(topic, p, at_ms) for p in partitions], TIMEOUT)
+        except Exception:  # a broker without a time index: the search finds the offsets
+            return dict.fromkeys(partitions)
+        return {answer.partition: None if answer.error else answer.offset for answer in answers}
+
+    def group_state(self, group: str) -> str:
+        described = self.admin.describe_consumer_groups([group])[group].result(TIMEOUT)
+        return f"{described.state}{'' if not described.members else f' ({len(described.members)} members)'}"
+
+    def committed(self, group: str, topic: str, partitions: list[int]) -> dict[int, int | None]:
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+        request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])]
+        answer = self.admin.list_consumer_group_offsets(request)[group].result(TIMEOUT)
+        return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answer.topic_partitions}
+
+    def move(self, group: str, moves: list[Move]) -> None:
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+        targets = [TopicPartition(m.topic, m.partition, m.target) for m in moves]
+        answer = self.admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, targets)])
+        result = answer[group].result(TIMEOUT)
+        failed = [tp for tp in result.topic_partitions if tp.error]
+        if failed:
+            raise RuntimeError(f"moving {group} failed for partitions {[tp.partition for tp in failed]}")
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def broker_config(settings: Settings, source: str, env: dict[str, str], namespace: str | None) -> dict[str, Any]:
+    """The app's broker settings (the processor's listen credential), or an Event Hubs namespace with your login."""
+    if not namespace:
+        return client_config(settings, load_source_settings(source, env).kafka_sasl_password.get_secret_value())
+    from azure.identity import DefaultAzureCredential
+
+    host = namespace if "." in namespace else f"{namespace}.servicebus.windows.net"
+    credential = DefaultAzureCredential()
+
+    def token(_config: str) -> tuple[str, float]:
+        access = credential.get_token(f"https://{host}/.default")
+        return access.token, float(access.expires_on)
+
+    return {
+        "bootstrap.servers": f"{host}:9093",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "OAUTHBEARER",
+        "oauth_cb": token,
+    }
+
+
+def run_reconcile(broker: Broker, settings: Settings, source: str, topic: str) -> int:
+    partitions = broker.partitions(topic)
+    retained = {(topic, p): broker.retained(topic, p) for p in partitions}
+    lake = open_lake(settings)
+    landed = landed_offsets(lake, source)
+    reports = reconcile(retained, landed, current_incarnations(lake, source, retained, landed))
+    print(report_table(source, topic, reports))
+    return 0 if all(report.clean for report in reports) else 1
+
+
+def report_table(source: str, topic: str, reports: list[PartitionReport]) -> str:
+    lines = [
+        f"reconcile of {source} (topic {topic}): the broker's retained offsets against raw/ and deadletter/",
+        f"{'partition':>9}  {'incarnation':>11}  {'retained':>21}  {'landed':>8}  {'dead':>6}  {'missing':>7}  "
+        f"{'doubles':>7}",
+    ]
+    for r in reports:
+        span = f"{r.low}-{r.end - 1} ({r.end - r.low})" if r.end > r.low else "none"
+        lines.append(
+            f"{r.partition:>9}  {r.incarnation:>11}  {span:>21}  {r.landed:>8}  {r.dead_lettered:>6}  "
+            f"{r.missing:>7}  {len(r.doubles):>7}"
+        )
+    for r in reports:
+        for first, last in r.gaps:
+            lines.append(f"missing: partition {r.partition} offsets {first}-{last} ({last - first + 1})")
+        for offset, paths in sorted(r.doubles.items()):
+            lines.append(f"double: partition {r.partition} offset {offset} in {', '.join(paths)}")
+    clean = all(r.clean for r in reports)
+    lines.append("result: every retained offset is in the lake exactly once" if clean else "result: NOT reconciled")
+    return "\n".join(lines)
+
+
+def run_move(broker: Broker, topic: str, group: str, at_ms: int, *, apply: bool) -> int:
+    state = broker.group_state(group)
+    partitions = broker.partitions(topic)
+    committed = broker.committed(group, topic, partitions)
+    answers = broker.broker_offsets_for_time(topic, partitions, at_ms)
+    moves = []
+    for partition in partitions:
+        low, end = broker.retained(topic, partition)
+        target, how = offset_for_time(
+            lambda offset, p=partition: broker.timestamp_at(topic, p, offset), low, end, at_ms, answers.get(partition)
+        )
+        moves.append(Move(topic, partition, committed.get(partition), target, how))
+    print(move_table(group, topic, moves, apply=apply))
+    if not group_is_idle(state.split(" ")[0]):
+        print(
+            f"refused: consumer group {group} is {state}: it has members. Stop its processor first "
+            "(the local host; in Azure disable process_<source>, docs/datagen.md) and run again."
+        )
+        return 2
+    if apply:
+        broker.move(group, moves)
+        print(f"moved {group}: {len(moves)} partitions")
+    return 0
+
+
+def move_table(group: str, topic: str, moves: list[Move], *, apply: bool) -> str:
+    mode = "" if apply else " (dry run: nothing changes; --apply moves)"
+    lines = [f"move consumer group {group} of topic {topic}{mode}", "partition  committed  target  found by  change"]
+    for m in moves:
+        shift = m.shift
+        change = (
+            "-"
+            if shift is None
+            else "none"
+            if shift == 0
+            else f"skips {shift}"
+            if shift > 0
+            else f"reads {-shift} again"
+        )
+        committed = "none" if m.committed is None else str(m.committed)
+        lines.append(f"{m.partition:>9}  {committed:>9}  {m.target:>6}  {m.how:>8}  {change}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.reconcile", description=__doc__.splitlines()[0])
+    parser.add_argument("source", choices=sorted(SOURCES), help="the source whose topic and lake to compare")
+    parser.add_argument("--move-group-to-time", type=parse_since, metavar="TIME", help="ISO time to move the group to")
+    parser.add_argument("--apply", action="store_true", help="with --move-group-to-time: move (default: dry run)")
+    parser.add_argument("--eventhubs-namespace", help="an Event Hubs namespace (name or FQDN), with your Azure login")
+    parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
+    args = parser.parse_args(argv)
+    env = environment(args.settings)
+    settings = load_settings(env)
+    source_settings = load_source_settings(args.source, env)
+    broker = Broker(broker_config(settings, args.source, env, args.eventhubs_namespace))
+    try:
+        if args.move_group_to_time is not None:
+            return run_move(
+                broker, source_settings.topic, source_settings.consumer_group, args.move_group_to_time, apply=args.apply
+            )
+        return run_reconcile(broker, settings, args.source, source_settings.topic)
+    finally:
+        broker.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Recompute curated hours from the records as received with today's code; show the diff; promote.
+
+python -m tools.reprocess orders --from 2026-11-27T10:00Z --to 2026-11-27T12:00Z            # diff only
+python -m tools.reprocess orders --from 2026-11-27T10:00Z --to 2026-11-27T12:00Z --promote  # replace them
+
+Before anything changes it writes the recomputed hours to the shadow Delta table
+``shadow/<source>`` and prints, per hour, the rows changed, added, removed and newly dead-lettered.
+``--promote`` then replaces each hour that differs in ``curated/<source>``, one commit per hour.
+Joined columns (what keyed state wrote: clickstream's username/city/level, sensors' anomaly) keep
+their landed values, because state is not versioned. Settings as for the app (``--settings``, the
+environment; ``--lake DIR`` for a local lake). See docs/datagen.md, "Reprocess".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from shared import formats
+from shared.compaction import drift
+from shared.compaction.coverage import commit_metadata
+from shared.compaction.delta_table import CuratedTable
+from shared.compaction.hours import Hour
+from shared.compaction.job import MB, open_curated
+from shared.compaction.location import DeltaLocation, curated_path, delta_location
+from shared.compaction.rows import merge_hour, offset_ranges
+from shared.lake import open_lake
+from shared.lake.base import LakeStore
+from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
+from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, safe_segment
+from shared.redrive import REDRIVE_AREA, REDRIVE_LOG_COLUMNS, DeadLetterEntry, read_dead_letters, redrive_log
+from shared.reprocess import HourResult, dead_letters_by_hour, joined_columns, recompute_hour
+from shared.settings import Settings, load_settings
+from shared.sources import SOURCES, Source
+from tools.redrive import environment, parse_since
+
+HOUR_MS = 3_600_000
+REPROCESS_KEY = "streamingpoc.reprocess"
+
+
+def shadow_location(location: DeltaLocation, source: str) -> DeltaLocation:
+    """``shadow/<source>`` beside ``curated/<source>`` on the same store."""
+    base = location.uri[: -len(curated_path(source))]
+    return DeltaLocation(f"{base}shadow/{safe_segment(source)}", location.storage_options)
+
+
+def reprocess(
+    source: Source,
+    *,
+    lake: LakeStore,
+    curated: CuratedTable,
+    shadow: CuratedTable,
+    window: tuple[int, int],
+    max_record_bytes: int,
+) -> list[HourResult]:
+    """Recompute every hour of ``[from, to)`` that has curated rows or dead letters; write them to ``shadow``."""
+    sent, unconfirmed = redrive_log(lake, source.name)
+    letters = [e for e in read_dead_letters(lake, source.name) if e.identity not in sent | unconfirmed]
+    letters_by_hour = dead_letters_by_hour(letters)
+    results = []
+    for start in range(window[0] - window[0] % HOUR_MS, window[1], HOUR_MS):
+        hour = Hour.of_ms(start)
+        rows = curated.read_hour(hour)
+        if not rows.num_rows and not letters_by_hour.get(hour):
+            continue
+        result = recompute_hour(source, hour, rows, letters_by_hour.get(hour, []), max_record_bytes=max_record_bytes)
+        if result.table.num_rows:
+            shadow.replace_hour(hour, merge_hour(hour, [result.table]), {REPROCESS_KEY: _note(result)})
+        results.append(result)
+    return results
+
+
+def promote(
+    source: Source, result: HourResult, *, lake: LakeStore, curated: CuratedTable, run_id: str, now_ms: int
+) -> None:
+    """Replace the hour in ``curated``: dead letters and the redrive log first, so a crash loses nothing."""
+    hour = result.diff.hour
+    _write_dead_letters(lake, source.name, result, run_id, now_ms)
+    _record_added(lake, source.name, result.added_letters, run_id, now_ms)
+    if not result.table.num_rows:
+        raise SystemExit(f"{hour}: every row would leave the hour; not promoted (their dead letters are written)")
+    fitted, _ = drift.fit_tables(curated.schema(), [result.table])
+    merged = merge_hour(hour, fitted)
+    covered = sorted(curated.coverage({hour}).get(hour, frozenset()))  # compaction sees nothing new to do
+    metadata = commit_metadata(source.name, hour, covered, offset_ranges(merged), merged.num_rows)
+    curated.replace_hour(hour, merged, metadata | {REPROCESS_KEY: _note(result)})
+
+
+def _note(result: HourResult) -> str:
+    diff = result.diff
+    return orjson.dumps(
+        {"changed": diff.changed, "added": diff.added, "removed": diff.removed, "newly_dead": dict(diff.newly_dead)}
+    ).decode()
+
+
+def _write_dead_letters(lake: LakeStore, source: str, result: HourResult, run_id: str, now_ms: int) -> None:
+    """Rows that leave curated, as dead letters beside the others (``.reprocessed``: raw/ still holds them)."""
+    by_file: dict[tuple[str, int, int], list[dict[str, object]]] = {}
+    for letter in result.letters:
+        row = dead_letter_row(letter, now_ms)
+        row["detail"] = f"tools.reprocess {run_id}: {row['detail']}"
+        moment = letter.record.timestamp_ms or 0
+        by_file.setdefault((letter.record.topic, letter.record.partition, moment - moment % HOUR_MS), []).append(row)
+    for (topic, partition, hour_ms), rows in sorted(by_file.items()):
+        offsets = [int(str(row["_offset"])) for row in rows]
+        name = batch_file_name(topic, partition, min(offsets), max(offsets), f"reprocessed-{run_id}.jsonl.gz")
+        data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="deadletter")
+        lake.write_atomic(f"{hour_directory(DEADLETTER_AREA, source, hour_ms)}/{name}", data)
+
+
+def _record_added(lake: LakeStore, source: str, entries: list[DeadLetterEntry], run_id: str, now_ms: int) -> None:
+    """Dead letters that land now count as redriven: tools.redrive will not send them as well."""
+    if not entries:
+        return
+    rows = [
+        {"_topic": e.topic, "_partition": e.partition, "_incarnation": e.incarnation, "_offset": e.offset}
+        | {"redriven_at": now_ms}
+        for e in entries
+    ]
+    data = formats.encode("jsonl", REDRIVE_LOG_COLUMNS, rows, record_name="redrive")
+    lake.write_atomic(f"{REDRIVE_AREA}/{safe_segment(source)}/reprocess-{run_id}.sent.jsonl.gz", data)
+
+
+def report(source: Source, results: list[HourResult], window: tuple[int, int]) -> str:
+    start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ") for ms in window)
+    lines = [
+        f"reprocess of {source.name}, {start} to {end}: recomputed into shadow/{source.name}",
+        f"{'hour':<14}  {'rows':>6}  {'changed':>7}  {'added':>5}  {'removed':>7}  newly dead-lettered  kept as landed",
+    ]
+    for result in results:
+        d = result.diff
+        dead = ", ".join(f"{count} {reason}" for reason, count in sorted(d.newly_dead.items())) or "0"
+        lines.append(f"{d.hour!s:<14}  {d.rows:>6}  {d.changed:>7}  {d.added:>5}  {d.removed:>7}  {dead:<19}  {d.kept}")
+        if d.columns:
+            lines.append(f"{'':<14}  columns changed: " + ", ".join(f"{n} ({c})" for n, c in sorted(d.columns.items())))
+    joined = joined_columns(source)
+    if joined:
+        lines.append(f"joined columns keep their landed values (state is not versioned): {', '.join(joined)}")
+    lines.append(f"hours that differ: {sum(r.diff.differs for r in results)} of {len(results)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.reprocess", description=__doc__.splitlines()[0])
+    parser.add_argument("source", choices=sorted(SOURCES))
+    parser.add_argument("--from", dest="start", type=parse_since, required=True, help="ISO time, inclusive")
+    parser.add_argument("--to", dest="end", type=parse_since, required=True, help="ISO time, exclusive")
+    parser.add_argument("--promote", action="store_true", help="replace the hours that differ in curated/<source>")
+    parser.add_argument("--lake", type=Path, help="a local lake directory (default: settings)")
+    parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
+    args = parser.parse_args(argv)
+    env = environment(args.settings) | (
+        {} if args.lake is None else {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(args.lake)}
+    )
+    settings: Settings = load_settings(env)
+    source, lake = SOURCES[args.source], open_lake(settings)
+    curated = open_curated(settings, source.name, env)
+    shadow = CuratedTable(
+        shadow_location(delta_location(settings, source.name, env), source.name),
+        target_file_bytes=settings.compaction_target_file_mb * MB,
+    )
+    window = (args.start, args.end)
+    results = reprocess(
+        source, lake=lake, curated=curated, shadow=shadow, window=window, max_record_bytes=settings.max_record_bytes
+    )
+    print(report(source, results, window))
+    if not args.promote:
+        print("nothing in curated/ changed; --promote replaces the hours that differ")
+        return 0
+    run_id = f"{int(time.time())}-{uuid.uuid4().hex[:6]}"
+    for result in results:
+        if result.diff.differs:
+            promote(source, result, lake=lake, curated=curated, run_id=run_id, now_ms=int(time.time() * 1000))
+            print(f"promoted {result.diff.hour}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
