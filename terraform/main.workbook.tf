@@ -20,6 +20,7 @@ locals {
     compaction_files_in  = "streamingpoc.compaction.files_in"
     compaction_files_out = "streamingpoc.compaction.files_out"
     compaction_lag       = "streamingpoc.compaction.lag"
+    compaction_drift     = "streamingpoc.compaction.drift"
     batch_failures       = "streamingpoc.batch.failures"
     consumer_lag         = "streamingpoc.consumer.lag"
   }
@@ -120,6 +121,14 @@ locals {
           by source
       | order by source asc
     KQL
+    schema_drift           = <<-KQL
+      customMetrics
+      | where name == "${local.metrics.compaction_drift}"
+      | extend source = tostring(customDimensions.source), kind = tostring(customDimensions.kind)
+      | summarize changes = sum(valueSum) by source, kind
+      | where changes > 0
+      | order by changes desc
+    KQL
     compaction_lag         = <<-KQL
       customMetrics
       | where name == "${local.metrics.compaction_lag}"
@@ -149,6 +158,7 @@ locals {
     { name = "lake_writes", title = "Lake writes per source: files, MB and write time", query = "lake_writes", visualization = "table", width = "50" },
     { name = "compaction", title = "Compaction per source: hours, rows, raw files in, curated files out, worst lag", query = "compaction", visualization = "table", width = "50" },
     { name = "compaction_lag", title = "Compaction lag: oldest closed raw hour not yet compacted (minutes)", query = "compaction_lag", visualization = "timechart", width = "50" },
+    { name = "schema_drift", title = "Schema drift per source: new fields kept in _extra, new columns, type changes (python -m tools.query --drift)", query = "schema_drift", visualization = "table", width = "50" },
     { name = "state", title = "Keyed state: entity signals, late events and anomalies", query = "state", visualization = "table", width = "50" },
   ]
 

@@ -7,7 +7,6 @@ landed before overwritten. ``make faults`` runs these alone; ``make test`` runs 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -19,7 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from devhost.services.broker import embedded_broker
 from tests.faults.scenario import Scenario, broker_pid, lake_outage
-from tests.integration.harness import END_OFFSETS, DevHost, wait_for
+from tests.integration.harness import END_OFFSETS, DevHost, fast_host_json, wait_for
 
 
 def _stop(host: DevHost) -> None:
@@ -109,12 +108,8 @@ def _landed_files(scenario: Scenario) -> int:
 
 
 def _host_json(root: Path, **kafka: int) -> str:
-    """A host.json like the project's with some Kafka options changed; for ``DEVHOST_HOST_JSON``."""
-    document = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
-    document["extensions"]["kafka"] |= kafka
-    path = root / "host.json"
-    path.write_text(json.dumps(document))
-    return str(path)
+    """The tests' host.json (``fast_host_json``) with some Kafka options changed; for ``DEVHOST_HOST_JSON``."""
+    return str(fast_host_json(root, **kafka))
 
 
 def test_scale_out_to_three_workers_and_back_while_producing(broker: str, tmp_path: Path) -> None:

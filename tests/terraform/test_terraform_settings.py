@@ -257,7 +257,7 @@ def test_example_tfvars_are_valid(tmp_path: Path) -> None:
         ({"sources": '{ clickstream = { generator_schedule = "*/10 * * * *" } }'}, "six fields"),
         ({"eventhubs_sku": "Basic"}, "Standard or Premium"),
         ({"zone_redundancy_enabled": "true", "storage_replication_type": "LRS"}, "zone-redundant storage"),
-        ({"function_maximum_instance_count": "3"}, "below a hub's partition count"),
+        ({"eventhub_partition_count": "4", "function_maximum_instance_count": "3"}, "below a hub's partition count"),
         (
             {"sources": "{ clickstream = { partition_count = 8 } }", "function_maximum_instance_count": "6"},
             "partition count",

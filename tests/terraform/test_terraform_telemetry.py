@@ -47,7 +47,7 @@ def test_metric_map_mirrors_metric_names_module() -> None:
 
 
 def test_queries_use_only_the_dimensions_the_code_records() -> None:
-    assert set(DIMENSION.findall(_all_text())) <= {"source", "reason", "error_class"}
+    assert set(DIMENSION.findall(_all_text())) <= {"source", "reason", "error_class", "kind"}
 
 
 def test_workbook_shows_what_the_issue_asks_for() -> None:
