@@ -44,6 +44,7 @@ from shared.compaction.job import compact, open_curated
 from shared.lake import LakeStore, LocalLake
 from shared.landing.files import landed_columns
 from shared.layout import RAW_AREA, batch_file_name, hour_directory
+from shared.records import OffsetSpan, TopicPartition
 from shared.settings import Settings, load_settings
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS
@@ -72,14 +73,14 @@ def row_pool() -> list[dict[str, object]]:
 
     source = get_source("clickstream")
     batch = process_batch(source, seeded_records(source, POOL), max_record_bytes=1 << 20)
-    return batch.rows
+    return batch.rows()
 
 
 def land_raw(lake: LakeStore, events: int, per_file: int) -> tuple[int, int]:
     """Write ``events`` rows as files of ``per_file`` over one day; returns (files, bytes)."""
     source = get_source("clickstream")
     pool = row_pool()
-    columns = landed_columns(process_batch(source, [], max_record_bytes=1))
+    columns = landed_columns(source)
     files = events // per_file
     written = 0
     for index in range(files):
@@ -92,7 +93,7 @@ def land_raw(lake: LakeStore, events: int, per_file: int) -> tuple[int, int]:
             row["_event_time"] = event_ms + (offset - first)
             rows.append(row)
         data = formats.encode("parquet", columns, rows, record_name="clickstream")
-        name = batch_file_name("clickstream", 0, first, first + per_file - 1, "parquet")
+        name = batch_file_name(TopicPartition("clickstream", 0), OffsetSpan(first, first + per_file - 1), 0, "parquet")
         lake.write_atomic(f"{hour_directory(RAW_AREA, 'clickstream', event_ms)}/{name}", data)
         written += len(data)
     return files, written

@@ -30,11 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import CheckFailed
 from shared.batch import process_batch
+from shared.formats import format_named
 from shared.generator_ticks import generate_messages
-from shared.landing.files import plan_files
+from shared.landing.files import plan_batch
 from shared.records import KafkaRecord
 from shared.sources import SOURCES, Source
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS
+
+PARQUET = format_named("parquet")
 
 BATCH = 1000  # records per invocation, as host.json's maxBatchSize
 HOSTILE_SHARE = 0.05
@@ -88,10 +91,9 @@ def pipeline(source: Source, records: list[KafkaRecord], *, clean: bool = True, 
     for start in range(0, len(records), BATCH):
         part = records[start : start + BATCH]
         batch = process_batch(source, part, max_record_bytes=1 << 20, keyed=keyed, columnar=not keyed)
-        for file in plan_files(batch, "parquet", now_ms=FIXED_NOW_MS):
-            file.encoded()
-            if file.path.startswith("raw/"):
-                rows += file.count
+        for file in plan_batch(batch, PARQUET, now_ms=FIXED_NOW_MS):  # encodes every file
+            if not file.dead_letters:
+                rows += file.row_count
         dead += len(batch.dead_letters)
     if rows + dead != len(records) or (clean and dead) or (not clean and not dead):
         raise CheckFailed(f"{source.name}: {len(records)} records in, {rows} rows encoded, {dead} dead-lettered")

@@ -3,7 +3,7 @@
     python bench/landing_guard.py [--records 200000] [--repeat 3]
 
 Clickstream batches of 1,000 records (host.json's maxBatchSize), one partition, land on a local
-lake twice per round, alternating: (a) ``plan_files`` + ``land`` as before the guard, (b)
+lake twice per round, alternating: (a) ``plan_batch`` + ``land`` as before the guard, (b)
 ``shared.landing.guard.land_once`` as the processing functions do now. Lake operations are
 counted per batch by a counting wrapper around the store. Best of ``--repeat`` rounds.
 Targets (issue 10): at most one extra small write per partition-batch, and under 5% slower.
@@ -24,13 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.core import BATCH, seeded_records
 from shared.batch import process_batch
-from shared.formats import decode
+from shared.formats import decode, format_named
 from shared.lake import LocalLake
-from shared.landing.files import land, plan_files
+from shared.landing.files import land, plan_batch
 from shared.landing.guard import land_once
 from shared.records import KafkaRecord
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW_MS
+
+PARQUET = format_named("parquet")
 
 
 class CountingLake(LocalLake):
@@ -62,7 +64,7 @@ def plain(lake: LocalLake, records: list[KafkaRecord]) -> None:
     for start in range(0, len(records), BATCH):
         part = records[start : start + BATCH]
         batch = process_batch(source, part, max_record_bytes=1 << 20)
-        land(lake, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
+        land(lake, plan_batch(batch, PARQUET, now_ms=FIXED_NOW_MS))
 
 
 def guarded(lake: LocalLake, records: list[KafkaRecord]) -> None:
@@ -70,7 +72,7 @@ def guarded(lake: LocalLake, records: list[KafkaRecord]) -> None:
     for start in range(0, len(records), BATCH):
         part = records[start : start + BATCH]
         batch = process_batch(source, part, max_record_bytes=1 << 20)
-        land_once(lake, batch, part, "parquet", now_ms=FIXED_NOW_MS)
+        land_once(lake, batch, PARQUET, now_ms=FIXED_NOW_MS)
 
 
 def timed(

@@ -29,9 +29,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import formats
 from shared.batch import process_batch
-from shared.landing.files import plan_files
+from shared.formats import format_named
+from shared.landing.files import plan_batch
 from shared.records import KafkaRecord
 from shared.sources import SOURCES
 from shared.state.aggregate import signals_for
@@ -43,6 +43,7 @@ from shared.state.sensor_stats import fold
 from tests.conftest import FIXED_NOW_MS
 
 BATCH, PARTITIONS = 1000, 4
+PARQUET = format_named("parquet")
 SENSORS = SOURCES["sensors"]
 
 
@@ -64,11 +65,7 @@ def synthetic_batches(events: int, keys: int) -> list[list[KafkaRecord]]:
 def without_state(records: list[KafkaRecord]) -> int:
     """One invocation without state; returns the rows encoded into files."""
     batch = process_batch(SENSORS, records, max_record_bytes=1 << 20)
-    encoded = 0
-    for file in plan_files(batch, "parquet", now_ms=FIXED_NOW_MS):
-        formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
-        encoded += len(file.rows)
-    return encoded
+    return sum(file.row_count for file in plan_batch(batch, PARQUET, now_ms=FIXED_NOW_MS) if not file.dead_letters)
 
 
 def with_state(
@@ -78,16 +75,15 @@ def with_state(
 
     Returns the rows encoded into files and the signals (bucket key, body)."""
     batch = process_batch(SENSORS, records, max_record_bytes=1 << 20)
-    homes = {row["sensor_id"]: bucket_for(row["sensor_id"], buckets) for row in batch.rows}
+    rows = batch.rows()
+    homes = {row["sensor_id"]: bucket_for(row["sensor_id"], buckets) for row in rows}
     for home in cache.missing(set(homes.values())):
         cache.put(home, json.loads(entities[home]) if home in entities else None)
     held = cache.get_many(set(homes.values()))
-    flag_anomalies(batch.rows, {key: key_state(held.get(home), key) for key, home in homes.items()})
-    encoded = 0
-    for file in plan_files(batch, "parquet", now_ms=FIXED_NOW_MS):
-        formats.encode(file.format, file.columns, file.rows, record_name=file.record_name)
-        encoded += len(file.rows)
-    signals = signals_for("sensors", batch.rows, buckets=buckets)
+    flag_anomalies(rows, {key: key_state(held.get(home), key) for key, home in homes.items()})
+    planned = plan_batch(batch, PARQUET, now_ms=FIXED_NOW_MS)
+    encoded = sum(file.row_count for file in planned if not file.dead_letters)
+    signals = signals_for("sensors", rows, buckets=buckets)
     return encoded, [(s.key, json.dumps(json.dumps(s.payload))) for s in signals]
 
 

@@ -79,7 +79,7 @@ def row_pool(source: str, count: int = 500) -> list[dict[str, Any]]:
     """The source's own Datagen records as the pipeline lands them (valid rows, lineage columns)."""
     messages = generate_messages(SOURCES[source], count, now=FIXED_NOW, seed=3, start_index=0)
     records = [KafkaRecord(source, 0, i, None, m.value.encode(), FIXED_NOW_MS) for i, m in enumerate(messages)]
-    rows = process_batch(SOURCES[source], records, max_record_bytes=1 << 20, keyed=True).rows
+    rows = process_batch(SOURCES[source], records, max_record_bytes=1 << 20, keyed=True).rows()
     if source == "clickstream":
         rows = [r for r in rows if r["user_known"]]
     return rows

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.core import BATCH, seeded_records
 from shared import telemetry as telemetry_module
-from shared.invocation import handle_batch
+from shared.invocation import ProcessingContext, handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.settings import load_settings, load_source_settings
@@ -43,15 +43,17 @@ def measure(records: list[KafkaRecord], modes: dict[str, Telemetry], lake_root: 
     source_settings = load_source_settings("clickstream", {})
     lakes = {name: LocalLake(lake_root / name) for name in modes}
     spent = dict.fromkeys(modes, 0.0)
+    contexts = {
+        name: ProcessingContext(source, lakes[name], settings, source_settings, clock=lambda: FIXED_NOW_MS / 1000)
+        for name in modes
+    }
     for number, start in enumerate(range(0, len(records), BATCH)):
         batch = records[start : start + BATCH]
         names = list(modes) if number % 2 == 0 else list(reversed(modes))
         for name in names:
             telemetry_module._telemetry = modes[name]
             started = time.perf_counter()
-            handle_batch(
-                source, batch, lake=lakes[name], settings=settings, source_settings=source_settings, now_ms=FIXED_NOW_MS
-            )
+            handle_batch(contexts[name], batch)
             spent[name] += time.perf_counter() - started
     return spent
 

@@ -1,115 +1,125 @@
-"""What processing makes of one batch for one source: landed rows and dead letters.
+"""What processing makes of one invocation's records for one source: a batch per topic-partition.
 
-:func:`process_batch` is the pure core an invocation calls first: validate
-(``shared.validation``), then transform (``shared.transform``). A source with a columnar
-transform, processed for Parquet without keyed state, keeps its landed rows as one Arrow
-table (``ProcessedBatch.table``): no dict per row. Anything that reads ``rows`` gets them
-built from the table on first use, and from then on the rows are what lands.
+:func:`process_batch` is the pure core an invocation calls first: validate the whole batch in
+one call (``shared.validation``), transform it (``shared.transform``), then split it by
+topic-partition, as the records came. Each :class:`PartitionBatch` owns its data: the landed rows
+in one form, an Arrow table (a source with a columnar transform, landing Parquet, without keyed
+state) or dicts (everything else), their records and the partition's dead letters. Landing works
+one partition at a time (``shared.landing``) and nothing is merged back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import itertools
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from shared.dead_letters import DeadLetter
-from shared.records import KafkaRecord
+from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.schema_registry.decoder import AvroDecoder, decoder_for
 from shared.settings import current_settings
 from shared.sources.base import Row, Source
-from shared.transform import landed_table, transform_into
+from shared.transform import transform_rows, transform_table
 from shared.validation import validate_batch
 
 
-class ProcessedBatch:
-    """Landed rows (dicts, or one Arrow table) and dead letters of one invocation for one source.
+@dataclass(slots=True)
+class PartitionBatch:
+    """One topic-partition's share of a batch: its records, their landed rows and its dead letters.
 
-    ``origins`` holds the record each row came from, row by row.
+    The rows are held in one form: ``table`` (Arrow) or ``rows`` (dicts). ``origins`` holds the
+    record of each row, in offset order; ``records`` every record of the partition, landed or not.
     """
 
-    __slots__ = ("_rows", "dead_letters", "origins", "records", "source", "table")
-
-    def __init__(
-        self,
-        source: Source,
-        rows: list[Row] | None = None,
-        dead_letters: list[DeadLetter] | None = None,
-        records: int = 0,
-        origins: list[KafkaRecord] | None = None,
-        table: pa.Table | None = None,
-    ) -> None:
-        self.source = source
-        self._rows = rows if rows is not None or table is not None else []
-        self.dead_letters = dead_letters if dead_letters is not None else []
-        self.records = records
-        self.origins = origins if origins is not None else []
-        self.table = table
-
-    @property
-    def rows(self) -> list[Row]:
-        if self._rows is None:
-            self._rows = rows_of(self.table) if self.table is not None else []
-            self.table = None  # the rows may change from here on: they are what lands
-        return self._rows
-
-    @rows.setter
-    def rows(self, rows: list[Row]) -> None:
-        self._rows, self.table = rows, None
+    source: Source
+    topic_partition: TopicPartition
+    records: list[KafkaRecord]
+    origins: list[KafkaRecord]
+    dead_letters: list[DeadLetter]
+    table: pa.Table | None = None
+    rows: list[Row] | None = None
 
     @property
     def row_count(self) -> int:
-        return self.table.num_rows if self.table is not None else len(self.rows)
+        return self.table.num_rows if self.table is not None else len(self.rows or ())
 
-    def subset(self, keep: Callable[[KafkaRecord], bool], letters: list[DeadLetter]) -> ProcessedBatch:
-        """The rows whose record ``keep`` accepts (in either form), with ``letters`` as dead letters."""
-        mask = [keep(origin) for origin in self.origins]
-        origins = [origin for origin, kept in zip(self.origins, mask, strict=True) if kept]
-        if self.table is not None:
-            table = self.table if all(mask) else self.table.filter(pa.array(mask, pa.bool_()))
-            return ProcessedBatch(self.source, None, letters, self.records, origins, table)
-        rows = [row for row, kept in zip(self.rows, mask, strict=True) if kept]
-        return ProcessedBatch(self.source, rows, letters, self.records, origins)
+    @property
+    def span(self) -> OffsetSpan:
+        """The lowest and highest offset of the partition's records."""
+        offsets = [record.offset for record in self.records]
+        return OffsetSpan(min(offsets), max(offsets))
 
-    def set_incarnations(self, incarnations: Mapping[tuple[str, int], int]) -> None:
-        """Set ``_incarnation`` of each row from its (topic, partition); 0 where ``incarnations`` has none."""
-        if self.table is not None:
-            values = pa.array([incarnations.get((o.topic, o.partition), 0) for o in self.origins], pa.int64())
-            index = self.table.schema.get_field_index("_incarnation")
-            self.table = self.table.set_column(index, self.table.schema.field(index), values)
-            return
-        for row in self.rows:
-            row["_incarnation"] = incarnations.get((row["_topic"], row["_partition"]), 0)
+    def to_rows(self) -> list[Row]:
+        """The landed rows as dicts: the rows themselves, or new dicts built from the table."""
+        if self.rows is not None:
+            return self.rows
+        return rows_of(self.table) if self.table is not None else []
 
     def event_times_ms(self, indexes: Iterable[int]) -> list[int]:
         """The landing times (``_event_time``, epoch ms) of the rows at ``indexes``."""
         if self.table is not None:
             column = self.table.column("_event_time")
             return [column[index].value for index in indexes]
-        return [self.rows[index]["_event_time"] for index in indexes]
+        rows = self.rows or []
+        return [rows[index]["_event_time"] for index in indexes]
 
-    def dead_letter_rows(self, rows: list[Row], reason: str, details: list[str]) -> None:
-        """Move ``rows`` (objects of ``self.rows``) to the dead letters with ``reason``; called by landing."""
-        detail_of = {id(row): detail for row, detail in zip(rows, details, strict=True)}
-        kept_rows, kept_origins = [], []
-        for row, origin in zip(self.rows, self.origins, strict=True):
-            detail = detail_of.get(id(row))
-            if detail is None:
-                kept_rows.append(row)
-                kept_origins.append(origin)
-            else:
-                self.dead_letters.append(DeadLetter(origin, reason, detail))
-        self.rows, self.origins = kept_rows, kept_origins
+    def select(self, offsets: Collection[int]) -> PartitionBatch:
+        """The part of this batch at ``offsets``: its records, rows and dead letters."""
+        keep = [origin.offset in offsets for origin in self.origins]
+        origins = [origin for origin, kept in zip(self.origins, keep, strict=True) if kept]
+        records = [record for record in self.records if record.offset in offsets]
+        letters = [letter for letter in self.dead_letters if letter.record.offset in offsets]
+        if self.table is not None:
+            table = self.table if all(keep) else self.table.filter(pa.array(keep, pa.bool_()))
+            return PartitionBatch(self.source, self.topic_partition, records, origins, letters, table=table)
+        rows = [row for row, kept in zip(self.rows or (), keep, strict=True) if kept]
+        return PartitionBatch(self.source, self.topic_partition, records, origins, letters, rows=rows)
+
+    def set_incarnation(self, incarnation: int) -> None:
+        """Every row's ``_incarnation``: the life of the partition's offsets its landing found (in place)."""
+        if self.table is not None:
+            index = self.table.schema.get_field_index("_incarnation")
+            values = pa.array([incarnation] * self.table.num_rows, pa.int64())
+            self.table = self.table.set_column(index, self.table.schema.field(index), values)
+            return
+        for row in self.rows or ():
+            row["_incarnation"] = incarnation
+
+
+@dataclass(slots=True)
+class ProcessedBatch:
+    """One invocation's records for one source, split by topic-partition in the order they came."""
+
+    source: Source
+    record_count: int
+    partitions: dict[TopicPartition, PartitionBatch] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[PartitionBatch]:
+        return iter(self.partitions.values())
+
+    @property
+    def row_count(self) -> int:
+        return sum(part.row_count for part in self)
+
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        return [letter for part in self for letter in part.dead_letters]
+
+    def rows(self) -> list[Row]:
+        """Every partition's rows as dicts, partition by partition (what keyed state reads and enriches)."""
+        return [row for part in self for row in part.to_rows()]
 
 
 def rows_of(table: pa.Table) -> list[Row]:
     """The table's rows as dicts, timestamps as epoch ms and maps as dicts, as the row path has them."""
     columns = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        if pa.types.is_timestamp(field.type):
+    for column_field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_timestamp(column_field.type):
             column = column.cast(pa.int64())
         values = column.to_pylist()
-        if pa.types.is_map(field.type):
+        if pa.types.is_map(column_field.type):
             values = [None if value is None else dict(value) for value in values]
         columns.append(values)
     names = table.column_names
@@ -125,21 +135,83 @@ def process_batch(
     columnar: bool = False,
     decoder: AvroDecoder | None = None,
 ) -> ProcessedBatch:
-    """Validate and transform ``records``; each bad one becomes a :class:`DeadLetter` with its reason.
+    """Validate and transform ``records``, then split them by topic-partition; each bad record becomes a
+    :class:`DeadLetter` with its reason.
 
     Called once per invocation. With ``columnar`` (the batch lands as Parquet) and a source that
-    has a columnar transform, the rows stay one Arrow table unless ``keyed``: keyed state reads rows.
+    has a columnar transform, the rows stay Arrow unless ``keyed``: keyed state reads rows.
     An Avro source's values are decoded by ``decoder``, by default the worker's for the source's
     registry (the only I/O here: a schema id not seen before; a registry that does not answer raises).
     Never raises for anything a record carries.
     """
+    records = list(records)
     if decoder is None and source.value_format == "avro":
         decoder = decoder_for(source, current_settings())
     validated = validate_batch(source, records, max_record_bytes=max_record_bytes, decoder=decoder)
     if columnar and not keyed and source.transform_columns is not None:
-        table = landed_table(source, validated)
+        table = transform_table(source, validated)
         if table is not None:
-            return ProcessedBatch(source, None, validated.dead_letters, validated.records, validated.origins, table)
-    batch = ProcessedBatch(source, dead_letters=validated.dead_letters, records=validated.records)
-    transform_into(batch, validated, keyed=keyed)
+            return _split(source, records, validated.origins, validated.dead_letters, table=table)
+    transformed = transform_rows(source, validated, keyed=keyed)
+    return _split(source, records, transformed.origins, transformed.dead_letters, rows=transformed.rows)
+
+
+def _split(
+    source: Source,
+    records: list[KafkaRecord],
+    origins: list[KafkaRecord],
+    letters: list[DeadLetter],
+    *,
+    table: pa.Table | None = None,
+    rows: list[Row] | None = None,
+) -> ProcessedBatch:
+    """The batch's rows, origins and dead letters by topic-partition. A batch holds runs of records of
+    one partition, so a table is cut by runs (slices, no copy while each partition is one run)."""
+    batch = ProcessedBatch(source, len(records))
+    for record in records:
+        where = record.topic_partition
+        if where not in batch.partitions:
+            batch.partitions[where] = PartitionBatch(source, where, [], [], [], rows=None if table is not None else [])
+        batch.partitions[where].records.append(record)
+    for letter in letters:
+        batch.partitions[letter.record.topic_partition].dead_letters.append(letter)
+    slices: dict[TopicPartition, list[tuple[int, int]]] = {}
+    for where, start, end in _runs(origins):
+        part = batch.partitions[where]
+        part.origins.extend(origins[start:end])
+        if rows is not None and part.rows is not None:
+            part.rows.extend(rows[start:end])
+        slices.setdefault(where, []).append((start, end))
+    if table is not None:
+        for where, part in batch.partitions.items():
+            pieces = [table.slice(start, end - start) for start, end in slices.get(where, ())]
+            part.table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces) if pieces else table.slice(0, 0)
+    for part in batch:
+        if not _in_order(part.records):
+            _sort(part)
     return batch
+
+
+def _runs(origins: list[KafkaRecord]) -> Iterator[tuple[TopicPartition, int, int]]:
+    """Each run of consecutive origins from one topic-partition: where, first index, end index."""
+    start = 0
+    for index in range(1, len(origins) + 1):
+        if index == len(origins) or origins[index].topic_partition != origins[start].topic_partition:
+            yield origins[start].topic_partition, start, index
+            start = index
+
+
+def _in_order(records: list[KafkaRecord]) -> bool:
+    return all(a.offset < b.offset for a, b in itertools.pairwise(records))
+
+
+def _sort(part: PartitionBatch) -> None:
+    """Put a partition delivered out of offset order in order (records, rows and dead letters alike)."""
+    part.records.sort(key=lambda record: record.offset)
+    part.dead_letters.sort(key=lambda letter: letter.record.offset)
+    order = sorted(range(len(part.origins)), key=lambda index: part.origins[index].offset)
+    part.origins = [part.origins[index] for index in order]
+    if part.table is not None:
+        part.table = part.table.take(pa.array(order, pa.int64()))
+    elif part.rows is not None:
+        part.rows = [part.rows[index] for index in order]

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from shared.records import KafkaRecord
 
-REASONS = (
-    "null_value",
-    "oversized",
-    "not_utf8",
-    "not_json",
-    "not_avro",
-    "unknown_schema",
-    "schema",
-    "transform_error",
-    "bad_key",
-    "unencodable",
-    "entity_rejected",
-)
+
+class Reason(StrEnum):
+    """Why a record was dead-lettered: its own problem, never the infrastructure's. Stored as its value."""
+
+    NULL_VALUE = "null_value"
+    OVERSIZED = "oversized"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    NOT_AVRO = "not_avro"
+    UNKNOWN_SCHEMA = "unknown_schema"
+    SCHEMA = "schema"
+    TRANSFORM_ERROR = "transform_error"
+    BAD_KEY = "bad_key"
+    UNENCODABLE = "unencodable"
+    ENTITY_REJECTED = "entity_rejected"
+
+
+REASONS = tuple(reason.value for reason in Reason)
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     record: KafkaRecord
-    reason: str  # see REASONS
+    reason: Reason
     detail: str

@@ -29,6 +29,13 @@ class ConfigurationError(StreamingPocError):
     """App settings are missing or contradict each other."""
 
 
+class RecordRejected(StreamingPocError):
+    """One record's own problem (a key no entity can take, a query for no valid key): never retried.
+
+    Processing turns it into a dead letter with its reason; the rest of the batch goes on.
+    """
+
+
 class StateBackendError(StreamingPocError):
     """The entity API refused every request (not authorised, no such entity function): waits, loudly."""
 

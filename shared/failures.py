@@ -20,13 +20,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
-from shared.errors import ConfigurationError, LakeError, StateBackendError, TransientError
-from shared.records import PartitionRanges
-from shared.state.keys import BadKey
+from shared.errors import ConfigurationError, LakeError, RecordRejected, StateBackendError, TransientError
+from shared.records import OffsetSpans
 
-ErrorClass = Literal["transient", "record", "infrastructure"]
+
+class ErrorClass(StrEnum):
+    """What a failure means: retry (``transient``), wait loudly (``infrastructure``), or dead-letter its record."""
+
+    TRANSIENT = "transient"
+    INFRASTRUCTURE = "infrastructure"
+    RECORD = "record"
+
+
 log = logging.getLogger("streamingpoc.failures")
 
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -47,19 +54,19 @@ def http_status(error: BaseException) -> int | None:
 
 def classify_entity_error(error: BaseException) -> ErrorClass:
     """What an entity read or signal failure means for the record whose key it was for."""
-    if isinstance(error, BadKey):
-        return "record"
+    if isinstance(error, RecordRejected):
+        return ErrorClass.RECORD
     if isinstance(error, TransientError | TimeoutError | ConnectionError):
-        return "transient"
+        return ErrorClass.TRANSIENT
     status = http_status(error)
     if status is None:
         # aiohttp's client errors and the like: the endpoint did not answer.
-        return "transient" if _is_connection_error(error) else "infrastructure"
+        return ErrorClass.TRANSIENT if _is_connection_error(error) else ErrorClass.INFRASTRUCTURE
     if status in TRANSIENT_STATUS or status >= 500:
-        return "transient"
+        return ErrorClass.TRANSIENT
     if status in INFRASTRUCTURE_STATUS:
-        return "infrastructure"
-    return "record" if 400 <= status < 500 else "infrastructure"
+        return ErrorClass.INFRASTRUCTURE
+    return ErrorClass.RECORD if 400 <= status < 500 else ErrorClass.INFRASTRUCTURE
 
 
 # OS errors no retry heals: a path that is not a directory, no permission, a full or read-only disk.
@@ -70,16 +77,16 @@ def classify(error: BaseException) -> ErrorClass:
     """What a failed invocation means for its partition: ``transient`` or ``infrastructure``."""
     cause = error.__cause__
     if isinstance(error, TransientError) and isinstance(cause, OSError) and cause.errno in _PERMANENT_ERRNOS:
-        return "infrastructure"  # the local lake maps every OSError to LakeUnavailable; these will not pass
+        return ErrorClass.INFRASTRUCTURE  # the local lake maps every OSError to LakeUnavailable; these will not pass
     if isinstance(error, TransientError):
-        return "transient"
+        return ErrorClass.TRANSIENT
     if isinstance(error, LakeError | StateBackendError | ConfigurationError):
-        return "infrastructure"
+        return ErrorClass.INFRASTRUCTURE
     if isinstance(error, TimeoutError | ConnectionError):
-        return "transient"
+        return ErrorClass.TRANSIENT
     if isinstance(error, OSError):
-        return "infrastructure" if error.errno in _PERMANENT_ERRNOS else "transient"
-    return "transient" if _is_connection_error(error) else "infrastructure"
+        return ErrorClass.INFRASTRUCTURE if error.errno in _PERMANENT_ERRNOS else ErrorClass.TRANSIENT
+    return ErrorClass.TRANSIENT if _is_connection_error(error) else ErrorClass.INFRASTRUCTURE
 
 
 def _is_connection_error(error: BaseException) -> bool:
@@ -117,11 +124,11 @@ class StallLog:
         self._stalls: dict[tuple[str, str, int], _Stall] = {}
         self._lock = threading.Lock()
 
-    def failed(self, source: str, ranges: PartitionRanges, error: BaseException) -> ErrorClass:
+    def failed(self, source: str, spans: OffsetSpans, error: BaseException) -> ErrorClass:
         error_class = classify(error)
         cause = f"{type(error).__name__}: {error}"[:500]
         now = self.clock()
-        for (topic, partition), (first, last) in ranges.items():
+        for (topic, partition), (first, last) in spans.items():
             with self._lock:
                 stall = self._stalls.get((source, topic, partition))
                 if stall is None or stall.first_offset != first:
@@ -135,7 +142,7 @@ class StallLog:
                     stall.logged_at = now
             if due:
                 log.log(
-                    logging.ERROR if error_class == "infrastructure" else logging.WARNING,
+                    logging.ERROR if error_class is ErrorClass.INFRASTRUCTURE else logging.WARNING,
                     "partition waiting: source=%s topic=%s partition=%d offsets=%d-%d attempts=%d "
                     "waiting_s=%.0f class=%s cause=%s",
                     source,
@@ -147,16 +154,16 @@ class StallLog:
                     now - stall.since,
                     error_class,
                     cause,
-                    extra={"source": source, "partition": partition, "error_class": error_class},
+                    extra={"source": source, "partition": partition, "error_class": str(error_class)},
                 )
         if self.on_failure is not None:
             self.on_failure(source, error_class)
         return error_class
 
-    def succeeded(self, source: str, ranges: PartitionRanges) -> None:
+    def succeeded(self, source: str, spans: OffsetSpans) -> None:
         if not self._stalls:  # nothing waits: the common case costs no pass over the batch
             return
-        for topic, partition in ranges:
+        for topic, partition in spans:
             with self._lock:
                 stall = self._stalls.pop((source, topic, partition), None)
             if stall is not None:

@@ -20,8 +20,6 @@ import pyarrow.parquet as pq
 from shared.settings import LakeFormat
 from shared.sources.base import Column, Row
 
-EXTENSIONS: dict[str, str] = {"parquet": "parquet", "avro": "avro", "jsonl": "jsonl.gz"}
-
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
     "long": pa.int64(),
@@ -40,19 +38,34 @@ _AVRO_TYPES: dict[str, Any] = {
 }
 
 
-def encode(fmt: LakeFormat, columns: Sequence[Column], rows: Sequence[Row], *, record_name: str) -> bytes:
-    if fmt == "parquet":
+class Format:
+    """A lake file format: how rows (and, for Parquet, one Arrow table) are encoded and read back."""
+
+    name: LakeFormat
+    extension: str
+    takes_tables = False  # whether a batch's Arrow table can be encoded as it is (no rows built)
+
+    def encode_rows(self, columns: Sequence[Column], rows: Sequence[Row], record_name: str) -> bytes:
+        raise NotImplementedError
+
+    def encode_table(self, table: pa.Table) -> bytes:
+        raise TypeError(f"{self.name} files are encoded from rows, not tables")
+
+    def decode(self, data: bytes) -> list[Row]:
+        """A landed file read back with the format's standard reader (timestamps as epoch ms)."""
+        raise NotImplementedError
+
+
+class Parquet(Format):
+    name, extension, takes_tables = "parquet", "parquet", True
+
+    def encode_rows(self, columns: Sequence[Column], rows: Sequence[Row], record_name: str) -> bytes:
         return _encode_parquet(columns, rows)
-    if fmt == "avro":
-        return _encode_avro(columns, rows, record_name)
-    if fmt == "jsonl":
-        return _encode_jsonl(columns, rows)
-    raise ValueError(f"unknown format {fmt!r}")
 
+    def encode_table(self, table: pa.Table) -> bytes:
+        return encode_parquet_table(table)
 
-def decode(fmt: LakeFormat, data: bytes) -> list[Row]:
-    """Read a landed file back with the standard reader of its format (timestamps as epoch ms)."""
-    if fmt == "parquet":
+    def decode(self, data: bytes) -> list[Row]:
         table = pq.read_table(io.BytesIO(data))
         maps = [f.name for f in table.schema if pa.types.is_map(f.type)]
         rows = [_timestamps_to_ms(row) for row in table.to_pylist()]
@@ -61,11 +74,52 @@ def decode(fmt: LakeFormat, data: bytes) -> list[Row]:
                 if row[name] is not None:
                     row[name] = dict(row[name])
         return rows
-    if fmt == "avro":
+
+
+class Avro(Format):
+    name, extension = "avro", "avro"
+
+    def encode_rows(self, columns: Sequence[Column], rows: Sequence[Row], record_name: str) -> bytes:
+        return _encode_avro(columns, rows, record_name)
+
+    def decode(self, data: bytes) -> list[Row]:
         return [_timestamps_to_ms(row) for row in fastavro.reader(io.BytesIO(data))]  # type: ignore[arg-type]
-    if fmt == "jsonl":
+
+
+class JsonLines(Format):
+    name, extension = "jsonl", "jsonl.gz"
+
+    def encode_rows(self, columns: Sequence[Column], rows: Sequence[Row], record_name: str) -> bytes:
+        return _encode_jsonl(columns, rows)
+
+    def decode(self, data: bytes) -> list[Row]:
         return [orjson.loads(line) for line in gzip.decompress(data).splitlines() if line]
-    raise ValueError(f"unknown format {fmt!r}")
+
+
+FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (Parquet(), Avro(), JsonLines())}
+EXTENSIONS: dict[str, str] = {name: fmt.extension for name, fmt in FORMATS.items()}
+
+
+def format_named(name: str) -> Format:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}") from None
+
+
+def format_of_path(path: str) -> Format | None:
+    """The format a landed file's name says it has, or None."""
+    return next((fmt for fmt in FORMATS.values() if path.endswith("." + fmt.extension)), None)
+
+
+def encode(fmt: LakeFormat, columns: Sequence[Column], rows: Sequence[Row], *, record_name: str) -> bytes:
+    """``rows`` as a file of the format named ``fmt``."""
+    return format_named(fmt).encode_rows(columns, rows, record_name)
+
+
+def decode(fmt: LakeFormat, data: bytes) -> list[Row]:
+    """A landed file of the format named ``fmt`` read back (timestamps as epoch ms)."""
+    return format_named(fmt).decode(data)
 
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:

@@ -1,8 +1,15 @@
 """One processing invocation for one source: validate, transform, join state, land, signal entities.
 
-Called by the Kafka trigger. The order matters for redelivery: files land before entities
-are signalled, and both are idempotent (file names from offsets, entity offset marks), so
-a batch retried after any failure lands and counts exactly once.
+Called by the Kafka trigger with a :class:`ProcessingContext` (what the invocation runs against)
+and the records. The order matters for redelivery: files land before entities are signalled,
+and both are idempotent (file names from offsets, entity offset marks), so a batch retried
+after any failure lands and counts exactly once.
+
+Step by step (docs/architecture.md): ``process_batch`` validates and transforms the records and
+splits them by topic-partition; with keyed state, the rows read their lookups (one read per
+bucket); ``land_once`` lands each partition (admit, plan, begin, write, finish); the rows that
+landed are signalled to their key buckets; a refused signal's records are dead-lettered as
+``entity_rejected``; telemetry records the batch.
 """
 
 from __future__ import annotations
@@ -11,20 +18,22 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from shared.batch import ProcessedBatch, process_batch
+from shared.dead_letters import DeadLetter, Reason
 from shared.errors import StateBackendError, TransientError
-from shared.failures import StallLog, classify_entity_error
+from shared.failures import ErrorClass, StallLog, classify_entity_error
+from shared.formats import format_named
 from shared.lake.base import LakeStore
-from shared.landing.files import LandingReport, land, plan_files
+from shared.landing.files import LandingReport, land, plan_entity_rejected
 from shared.landing.guard import land_once
-from shared.records import KafkaRecord, PartitionRanges, partition_ranges
+from shared.records import KafkaRecord, OffsetSpans, offset_spans
 from shared.settings import Settings, SourceSettings
-from shared.sources.base import Source
+from shared.sources.base import Row, Source
 from shared.state.aggregate import Signal, members, signals_for
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, count_reasons, sample, telemetry
@@ -34,10 +43,24 @@ T = TypeVar("T")
 stalls = StallLog(on_failure=lambda source, error_class: telemetry().record_failure(source, error_class))
 
 
+@dataclass(frozen=True)
+class ProcessingContext:
+    """What one source's invocations run against: the lake, the app's and the source's settings, a clock."""
+
+    source: Source
+    lake: LakeStore
+    settings: Settings
+    source_settings: SourceSettings
+    clock: Callable[[], float] = field(default=time.time)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
     source: str
-    records: int
+    record_count: int
     landed: int
     dead_letters: int
     files: tuple[str, ...]
@@ -47,88 +70,83 @@ class BatchOutcome:
     anomalies: int = 0
 
 
-def handle_batch(
-    source: Source,
-    records: Sequence[KafkaRecord],
-    *,
-    lake: LakeStore,
-    settings: Settings,
-    source_settings: SourceSettings,
-    now_ms: int | None = None,
-) -> BatchOutcome:
+@dataclass(frozen=True, slots=True)
+class _Invocation:
+    """One invocation in flight: its context, records, their offset spans, and when it started."""
+
+    context: ProcessingContext
+    records: Sequence[KafkaRecord]
+    spans: OffsetSpans
+    started: float
+    now_ms: int
+
+
+def handle_batch(context: ProcessingContext, records: Sequence[KafkaRecord]) -> BatchOutcome:
     """Land one batch without keyed state. Bad records are dead-lettered; only lake failures raise."""
-    started = time.perf_counter()
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    ranges = partition_ranges(records)
-    with _watched(source, ranges):
+    invocation = _begin(context, records)
+    with _watched(invocation):
+        columnar = format_named(context.source_settings.format).takes_tables
         batch = process_batch(
-            source, records, max_record_bytes=settings.max_record_bytes, columnar=source_settings.format == "parquet"
+            context.source, records, max_record_bytes=context.settings.max_record_bytes, columnar=columnar
         )
-        return _land(batch, records, ranges, lake, settings, source_settings, started, now_ms)
+        return _land(invocation, batch)
 
 
 async def handle_batch_with_state(
-    source: Source,
+    context: ProcessingContext,
     records: Sequence[KafkaRecord],
-    *,
-    lake: LakeStore,
-    settings: Settings,
-    source_settings: SourceSettings,
     state: StateGateway | None,
     joiner: StateJoiner,
-    now_ms: int | None = None,
 ) -> BatchOutcome:
-    """Land one batch and update its keys' entities: one lookup and one signal per distinct key.
+    """Land one batch and update its keys' entities: one lookup and one signal per key bucket.
 
     With ``state`` None (``<SOURCE>_STATE_ENABLED=false``) the batch only lands, off the event loop.
     """
     if state is None:
-        return await asyncio.to_thread(
-            handle_batch, source, records, lake=lake, settings=settings, source_settings=source_settings, now_ms=now_ms
-        )
-    started = time.perf_counter()
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    ranges = partition_ranges(records)
-    with _watched(source, ranges):
-        return await _with_state(
-            source, records, ranges, lake, settings, source_settings, state, joiner, started, now_ms
-        )
+        return await asyncio.to_thread(handle_batch, context, records)
+    invocation = _begin(context, records)
+    with _watched(invocation):
+        return await _with_state(invocation, state, joiner)
+
+
+def _begin(context: ProcessingContext, records: Sequence[KafkaRecord]) -> _Invocation:
+    return _Invocation(context, records, offset_spans(records), time.perf_counter(), context.now_ms())
 
 
 @contextmanager
-def _watched(source: Source, ranges: PartitionRanges) -> Iterator[None]:
+def _watched(invocation: _Invocation) -> Iterator[None]:
     """Tell the stall watch how the invocation ended: a failure makes its partitions wait (loudly)."""
+    source = invocation.context.source.name
     try:
         yield
     except Exception as error:
-        stalls.failed(source.name, ranges, error)
+        stalls.failed(source, invocation.spans, error)
         raise
-    stalls.succeeded(source.name, ranges)
+    stalls.succeeded(source, invocation.spans)
 
 
-async def _with_state(
-    source: Source,
-    records: Sequence[KafkaRecord],
-    ranges: PartitionRanges,
-    lake: LakeStore,
-    settings: Settings,
-    source_settings: SourceSettings,
-    state: StateGateway,
-    joiner: StateJoiner,
-    started: float,
-    now_ms: int,
-) -> BatchOutcome:
-    batch = process_batch(source, records, max_record_bytes=settings.max_record_bytes, keyed=True)
+async def _with_state(invocation: _Invocation, state: StateGateway, joiner: StateJoiner) -> BatchOutcome:
+    context = invocation.context
+    source, buckets = context.source, context.settings.state_buckets
+    batch = process_batch(source, invocation.records, max_record_bytes=context.settings.max_record_bytes, keyed=True)
     gateway = _RecordIsolatingGateway(state)
-    buckets = settings.state_buckets
-    joined = await _state_call(joiner.join(gateway, source.name, batch.rows, buckets), "read entity state")
-    landed = await asyncio.to_thread(_land, batch, records, ranges, lake, settings, source_settings, started, now_ms)
-    signals = signals_for(source.name, batch.rows, ranges, buckets=buckets)
+    rows = batch.rows()
+    joined = await _state_call(joiner.join(gateway, source.name, rows, buckets), "read entity state")
+    outcome, report = await asyncio.to_thread(_land_and_report, invocation, batch)
+    signals = signals_for(source.name, _signalled(rows, report.unencodable), invocation.spans, buckets=buckets)
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
-        await asyncio.to_thread(_dead_letter_rejected, batch, gateway.rejected, lake, now_ms)
+        await asyncio.to_thread(_dead_letter_rejected, invocation, batch, gateway.rejected)
     telemetry().record_state(source.name, signals=len(signals), late=joined.late, anomalies=joined.anomalies)
-    return dataclasses.replace(landed, signals=len(signals), anomalies=joined.anomalies)
+    return dataclasses.replace(outcome, signals=len(signals), anomalies=joined.anomalies)
+
+
+def _signalled(rows: list[Row], unencodable: Sequence[DeadLetter]) -> list[Row]:
+    """The rows whose events reach the entities: all but those no lake format could store."""
+    if not unencodable:
+        return rows
+    refused = {(letter.record.topic, letter.record.partition, letter.record.offset) for letter in unencodable}
+    return [row for row in rows if (row["_topic"], row["_partition"], row["_offset"]) not in refused]
 
 
 class _RecordIsolatingGateway:
@@ -148,7 +166,7 @@ class _RecordIsolatingGateway:
         try:
             return await self.state.read(entity, key)
         except Exception as error:
-            if _entity_error(error, f"read entity state ({entity})") == "record":
+            if _entity_error(error, f"read entity state ({entity})") is ErrorClass.RECORD:
                 log.warning("entity read refused for one key, treated as no state: %s %r: %s", entity, key, error)
                 return None
             raise
@@ -157,18 +175,18 @@ class _RecordIsolatingGateway:
         try:
             await self.state.signal(signal)
         except Exception as error:
-            if _entity_error(error, f"signal entities ({signal.entity})") == "record":
+            if _entity_error(error, f"signal entities ({signal.entity})") is ErrorClass.RECORD:
                 self.rejected.append((signal, f"{type(error).__name__}: {error}"[:1000]))
                 return
             raise
 
 
-def _entity_error(error: Exception, action: str) -> str:
-    """``record`` for a per-key refusal; otherwise raises the error's class (transient or infrastructure)."""
+def _entity_error(error: Exception, action: str) -> ErrorClass:
+    """``ErrorClass.RECORD`` for a per-key refusal; otherwise raises the error's class (transient or infrastructure)."""
     error_class = classify_entity_error(error)
-    if error_class == "transient":
+    if error_class is ErrorClass.TRANSIENT:
         raise TransientError(f"{action}: {error}") from error
-    if error_class == "infrastructure":
+    if error_class is ErrorClass.INFRASTRUCTURE:
         raise StateBackendError(f"{action}: {error}") from error
     return error_class
 
@@ -184,74 +202,62 @@ async def _state_call(call: Awaitable[T], action: str) -> T:
         raise StateBackendError(f"{action}: {error}") from error
 
 
-def _dead_letter_rejected(
-    batch: ProcessedBatch, rejected: list[tuple[Signal, str]], lake: LakeStore, now_ms: int
-) -> None:
+def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, rejected: list[tuple[Signal, str]]) -> None:
     """Dead-letter the records whose entity refused their signal; they are in raw/ already.
 
-    Each refused record gets its own file (``...+<offset>+<offset>.entity_rejected.jsonl.gz``) beside
-    the batch's dead letters, so a redelivered batch, however it is cut, rewrites it rather than adding one.
+    Each refused record gets its own file (``plan_entity_rejected``) beside the batch's dead letters,
+    so a redelivered batch, however it is cut, finds it there rather than adding one.
     """
-    entity_key = batch.source.entity_key
+    source = batch.source
+    entity_key = source.entity_key
     refused = {member: detail for signal, detail in rejected for member in members(signal)}
-    letters = ProcessedBatch(batch.source, records=batch.records)
-    details = []
-    for row, origin in zip(batch.rows, batch.origins, strict=True):
-        detail = refused.get((str(entity_key(row)), row["_topic"], row["_partition"]))
-        if detail is not None:
-            letters.rows.append(row)
-            letters.origins.append(origin)
-            details.append(f"landed in raw/, but the entity refused its update: {detail}")
-    incarnations = {(row["_topic"], row["_partition"]): row["_incarnation"] for row in letters.rows}
-    letters.dead_letter_rows(list(letters.rows), "entity_rejected", details)
-    planned = [  # one file per refused record: its name never depends on how the batch was cut
-        dataclasses.replace(file, path=file.path.replace(".jsonl.gz", ".entity_rejected.jsonl.gz"))
-        for letter in letters.dead_letters
-        for file in plan_files(
-            ProcessedBatch(batch.source, dead_letters=[letter]), "jsonl", now_ms=now_ms, incarnations=incarnations
-        )
-    ]
-    land(lake, planned)
-    telemetry().record_dead_letters(batch.source.name, {"entity_rejected": len(letters.dead_letters)})
+    planned = []
+    for part in batch:
+        for row, origin in zip(part.to_rows(), part.origins, strict=True):
+            detail = refused.get((str(entity_key(row)), row["_topic"], row["_partition"]))
+            if detail is not None:
+                letter = DeadLetter(
+                    origin, Reason.ENTITY_REJECTED, f"landed in raw/, but the entity refused its update: {detail}"
+                )
+                planned.append(plan_entity_rejected(source, letter, row["_incarnation"], invocation.now_ms))
+    land(invocation.context.lake, planned)
+    telemetry().record_dead_letters(source.name, {Reason.ENTITY_REJECTED: len(planned)})
     log.error(
         "entity refused %d signals of %s; %d landed records dead-lettered as entity_rejected",
         len(rejected),
-        batch.source.name,
-        len(letters.dead_letters),
+        source.name,
+        len(planned),
     )
 
 
-def _land(
-    batch: ProcessedBatch,
-    records: Sequence[KafkaRecord],
-    ranges: PartitionRanges,
-    lake: LakeStore,
-    settings: Settings,
-    source_settings: SourceSettings,
-    started: float,
-    now_ms: int,
-) -> BatchOutcome:
-    report: LandingReport = land_once(
-        lake, batch, records, source_settings.format, now_ms=now_ms, lease_seconds=settings.landing_lease_seconds
-    )
+def _land(invocation: _Invocation, batch: ProcessedBatch) -> BatchOutcome:
+    return _land_and_report(invocation, batch)[0]
+
+
+def _land_and_report(invocation: _Invocation, batch: ProcessedBatch) -> tuple[BatchOutcome, LandingReport]:
+    context = invocation.context
+    fmt = format_named(context.source_settings.format)
+    lease = context.settings.landing_lease_seconds
+    report = land_once(context.lake, batch, fmt, now_ms=invocation.now_ms, lease_seconds=lease)
     source = batch.source.name
     outcome = BatchOutcome(
         source,
-        batch.records,
-        report.rows,
-        report.dead_letters,
+        batch.record_count,
+        report.row_count,
+        report.dead_letter_count,
         report.files,
         report.bytes_written,
-        time.perf_counter() - started,
+        time.perf_counter() - invocation.started,
     )
+    reasons = [letter.reason for letter in batch.dead_letters] + [letter.reason for letter in report.unencodable]
     telemetry().record_batch(
         BatchMetrics(
             source=source,
-            received=batch.records,
-            landed=report.rows,
-            dead_letters=count_reasons([letter.reason for letter in batch.dead_letters]),
+            received=batch.record_count,
+            landed=report.row_count,
+            dead_letters=count_reasons(reasons),
             duration_ms=outcome.seconds * 1000,
-            event_times_ms=batch.event_times_ms(sample(range(batch.row_count), LATENCY_SAMPLES)),
+            event_times_ms=_latency_samples(batch),
             landed_at_ms=int(time.time() * 1000),
             bytes_written=report.bytes_written,
             files_written=len(report.files),
@@ -263,12 +269,23 @@ def _land(
             "landed batch",
             extra={
                 "source": source,
-                "records": outcome.records,
+                "records": outcome.record_count,
                 "landed": outcome.landed,
                 "dead_letters": outcome.dead_letters,
                 "files": len(outcome.files),
                 "skipped": report.skipped,
-                "offsets": ",".join(f"{t}/{p}:{low}-{high}" for (t, p), (low, high) in sorted(ranges.items())),
+                "offsets": ",".join(
+                    f"{t}/{p}:{low}-{high}" for (t, p), (low, high) in sorted(invocation.spans.items())
+                ),
             },
         )
-    return outcome
+    return outcome, report
+
+
+def _latency_samples(batch: ProcessedBatch) -> list[int]:
+    """The landing times of up to ``LATENCY_SAMPLES`` rows spread over the batch."""
+    samples: list[int] = []
+    per_part = max(1, LATENCY_SAMPLES // max(1, len(batch.partitions)))
+    for part in batch:
+        samples.extend(part.event_times_ms(sample(range(part.row_count), per_part)))
+    return samples[:LATENCY_SAMPLES]

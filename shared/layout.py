@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from shared.errors import UnsafePath
+from shared.records import OffsetSpan, TopicPartition
 
 RAW_AREA = "raw"
 DEADLETTER_AREA = "deadletter"
@@ -43,15 +44,13 @@ def hour_directory(area: str, source: str, event_ms: int) -> str:
     return f"{area}/{safe_segment(source)}/date={moment:%Y-%m-%d}/hour={moment:%H}"
 
 
-def batch_file_name(
-    topic: str, partition: int, first_offset: int, last_offset: int, extension: str, incarnation: int = 0
-) -> str:
-    if partition < 0 or first_offset < 0 or last_offset < first_offset or incarnation < 0:
-        raise UnsafePath(f"bad offset range {partition}:{first_offset}-{last_offset} (incarnation {incarnation})")
-    return (
-        f"{safe_segment(topic)}+{partition}+i{incarnation}+{first_offset:0{OFFSET_DIGITS}d}"
-        f"+{last_offset:0{OFFSET_DIGITS}d}.{extension}"
-    )
+def batch_file_name(where: TopicPartition, span: OffsetSpan, incarnation: int, extension: str) -> str:
+    """``<topic>+<partition>+i<incarnation>+<first>+<last>.<extension>``: a landed file of one partition's records."""
+    (topic, partition), (first, last) = where, span
+    if partition < 0 or first < 0 or last < first or incarnation < 0:
+        raise UnsafePath(f"bad offset range {partition}:{first}-{last} (incarnation {incarnation})")
+    offsets = f"{first:0{OFFSET_DIGITS}d}+{last:0{OFFSET_DIGITS}d}"
+    return f"{safe_segment(topic)}+{partition}+i{incarnation}+{offsets}.{extension}"
 
 
 _BATCH_FILE = re.compile(

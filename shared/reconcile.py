@@ -28,6 +28,7 @@ from shared.compaction.hours import parse_raw_path
 from shared.lake.base import LakeStore
 from shared.landing.partition import ledger_path
 from shared.layout import DEADLETTER_AREA, RAW_AREA
+from shared.records import TopicPartition
 
 Position = tuple[str, int]  # topic, partition
 IDENTITY = ["_topic", "_partition", "_incarnation", "_offset"]
@@ -98,7 +99,7 @@ def current_incarnations(
     for position in positions:
         incarnation = highest.get(position, 0)
         try:
-            document = orjson.loads(lake.read(ledger_path(source, *position)))
+            document = orjson.loads(lake.read(ledger_path(source, TopicPartition(*position))))
             incarnation = int(document.get("incarnation", incarnation))
         except Exception:  # no ledger yet, or one this code cannot read: the files decide
             pass

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
-PartitionRanges = Mapping[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (lowest, highest offset)
+
+class TopicPartition(NamedTuple):
+    """Where a record comes from: one partition of one topic. The one type for a position in the core."""
+
+    topic: str
+    partition: int
+
+
+class OffsetSpan(NamedTuple):
+    """The lowest and highest offset of a batch's records of one topic-partition (inclusive)."""
+
+    low: int
+    high: int
+
+
+OffsetSpans = dict[TopicPartition, OffsetSpan]
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs ~0.7 us more to build, once per record
@@ -24,20 +40,24 @@ class KafkaRecord:
     timestamp_ms: int | None
     content_type: str | None = None
 
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
 
-def partition_ranges(records: Iterable[KafkaRecord]) -> dict[tuple[str, int], tuple[int, int]]:
+
+def offset_spans(records: Iterable[KafkaRecord]) -> OffsetSpans:
     """Each topic-partition's lowest and highest offset among ``records``, in one pass.
 
     A batch holds runs of records from one partition, so the bounds are kept per run and merged
     when the partition changes, instead of looking one up for every record.
     """
-    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    spans: OffsetSpans = {}
     topic: str | None = None
     partition = low = high = -1
     for record in records:
         if record.partition != partition or record.topic != topic:
             if topic is not None:
-                _merge(ranges, (topic, partition), low, high)
+                _merge(spans, TopicPartition(topic, partition), low, high)
             topic, partition, low, high = record.topic, record.partition, record.offset, record.offset
             continue
         offset = record.offset
@@ -46,10 +66,10 @@ def partition_ranges(records: Iterable[KafkaRecord]) -> dict[tuple[str, int], tu
         elif offset < low:
             low = offset
     if topic is not None:
-        _merge(ranges, (topic, partition), low, high)
-    return ranges
+        _merge(spans, TopicPartition(topic, partition), low, high)
+    return spans
 
 
-def _merge(ranges: dict[tuple[str, int], tuple[int, int]], position: tuple[str, int], low: int, high: int) -> None:
-    known = ranges.get(position)
-    ranges[position] = (low, high) if known is None else (min(known[0], low), max(known[1], high))
+def _merge(spans: OffsetSpans, where: TopicPartition, low: int, high: int) -> None:
+    known = spans.get(where)
+    spans[where] = OffsetSpan(low, high) if known is None else OffsetSpan(min(known.low, low), max(known.high, high))

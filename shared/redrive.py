@@ -35,10 +35,11 @@ from typing import Protocol, cast, get_args
 
 from shared import formats
 from shared.batch import process_batch
+from shared.formats import format_named
 from shared.lake.base import LakeStore
 from shared.landing.files import plan_files
 from shared.layout import DEADLETTER_AREA, RAW_AREA, parse_batch_file_name, safe_segment
-from shared.records import KafkaRecord
+from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.settings import LakeFormat
 from shared.sources.base import Column, Row, Source
 from shared.state.aggregate import Signal, signals_for
@@ -289,15 +290,21 @@ def _passing(
     source: Source, entries: list[DeadLetterEntry], target: RedriveTarget, summary: RedriveSummary
 ) -> list[DeadLetterEntry]:
     """The entries whose records now pass validation, transform, the entity key and the lake format's encoder."""
+    entry_of: dict[tuple[str, int, int, bytes | None], list[DeadLetterEntry]] = {}
+    for entry in entries:
+        entry_of.setdefault((entry.topic, entry.partition, entry.offset, entry.raw), []).append(entry)
     records = [KafkaRecord(e.topic, e.partition, e.offset, e.key, e.raw, e.timestamp_ms) for e in entries]
-    entry_of = {id(record): entry for record, entry in zip(records, entries, strict=True)}
-    batch = process_batch(
-        source, records, max_record_bytes=target.max_record_bytes, keyed=entity_for(source.name) is not None
-    )
-    plan_files(batch, target.fmt, now_ms=0)  # moves rows no encoder takes to the dead letters as ``unencodable``
-    for letter in batch.dead_letters:
-        summary.still_invalid[letter.reason] += 1
-    return [entry_of[id(origin)] for origin in batch.origins]
+    keyed = entity_for(source.name) is not None
+    batch = process_batch(source, records, max_record_bytes=target.max_record_bytes, keyed=keyed)
+    fmt = format_named(target.fmt)
+    passing = []
+    for part in batch:
+        unencodable = plan_files(part, fmt, now_ms=0).unencodable
+        for letter in (*part.dead_letters, *unencodable):
+            summary.still_invalid[letter.reason] += 1
+        refused = {id(letter.record) for letter in unencodable}
+        passing += [origin for origin in part.origins if id(origin) not in refused]
+    return [entry_of[(o.topic, o.partition, o.offset, o.value)].pop(0) for o in passing]
 
 
 def _send(
@@ -325,6 +332,10 @@ def _origin(entry: DeadLetterEntry) -> bytes:
     return f"{entry.topic}/{entry.partition}/{incarnation}{entry.offset}".encode()
 
 
+def entry_partition(entry: DeadLetterEntry) -> TopicPartition:
+    return TopicPartition(entry.topic, entry.partition)
+
+
 def _resignal(
     lake: LakeStore,
     source: str,
@@ -339,7 +350,7 @@ def _resignal(
         (entry, signal)
         for entry, row in refused
         for signal in signals_for(
-            source, [row], {(entry.topic, entry.partition): (entry.offset, entry.offset)}, buckets=buckets
+            source, [row], {entry_partition(entry): OffsetSpan(entry.offset, entry.offset)}, buckets=buckets
         )
     ]
     _write_log(lake, source, run_id, "intent", [entry for entry, _ in pairs])

@@ -86,7 +86,7 @@ def recompute_hour(
     batch = process_batch(as_json, records, max_record_bytes=max_record_bytes)
     joined = joined_columns(source)
     rows: list[Row] = list(kept)
-    for row in batch.rows:
+    for row in batch.rows():
         row["_incarnation"] = incarnations.get((row["_topic"], row["_partition"], row["_offset"]), 0)
         before = by_identity.get(_identity(row))
         if before is None:
@@ -99,13 +99,13 @@ def recompute_hour(
                 diff.changed += 1
                 diff.columns.update(changed)
         rows.append(row)
-    landed_now = {_identity(row) for row in batch.rows}
+    landed_now = {_identity(row) for row in batch.rows()}
     letters = [letter for letter in batch.dead_letters if _identity_of(letter.record) in by_identity]
     diff.removed = len(candidates) - sum(1 for row in candidates if _identity(row) in landed_now)
-    diff.newly_dead.update(letter.reason for letter in letters)
+    diff.newly_dead.update(str(letter.reason) for letter in letters)
     added = {
         (r["_topic"], r["_partition"], r.get("_incarnation") or 0, r["_offset"])
-        for r in batch.rows
+        for r in batch.rows()
         if _identity(r) not in by_identity
     }
     added_letters = [entry for entry in dead_letters if entry.identity in added]

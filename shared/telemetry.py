@@ -120,7 +120,7 @@ def sample(values: Sequence[T], limit: int) -> Sequence[T]:
 
 
 def count_reasons(reasons: Sequence[str]) -> dict[str, int]:
-    return dict(Counter(reasons))
+    return dict(Counter(str(reason) for reason in reasons))
 
 
 _telemetry: Telemetry | None = None

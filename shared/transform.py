@@ -1,36 +1,42 @@
 """Step 2 of processing: turn validated events into landed rows with their lineage. Pure: no I/O.
 
-Each source's ``transform`` runs once per event (:func:`transform_into`), or its
-``transform_columns`` once per batch (:func:`landed_table`); a transform that raises parks its
+Each source's ``transform`` runs once per event (:func:`transform_rows`), or its
+``transform_columns`` once per batch (:func:`transform_table`); a transform that raises parks its
 record as a ``transform_error`` dead letter instead of stopping the stream. With ``keyed`` (the source keeps
 state in entities) a row whose entity key no entity can take is dead-lettered as ``bad_key``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from shared import formats
-from shared.dead_letters import DeadLetter
+from shared.dead_letters import DeadLetter, Reason
 from shared.extra_fields import extra_texts
 from shared.failures import fast_path_failed
 from shared.lineage import LINEAGE_COLUMNS, add_lineage, lineage_arrays
-from shared.sources.base import event_schema
+from shared.records import KafkaRecord
+from shared.sources.base import Row, Source, event_schema
 from shared.state.keys import ALWAYS_FITS, BadKey, encode_key
 from shared.validation import ValidatedBatch, in_offset_order
 
-if TYPE_CHECKING:
-    from shared.batch import ProcessedBatch
-    from shared.sources.base import Source
+
+@dataclass(slots=True)
+class TransformedRows:
+    """Landed rows (with lineage), the record of each, and the records that failed here and before."""
+
+    rows: list[Row] = field(default_factory=list)
+    origins: list[KafkaRecord] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: bool = False) -> None:
-    """Append the landed rows of ``validated`` events to ``batch``; records that fail here become dead letters."""
-    source = batch.source
+def transform_rows(source: Source, validated: ValidatedBatch, *, keyed: bool = False) -> TransformedRows:
+    """The landed rows of ``validated`` events; records that fail here join its dead letters."""
     transform, event_time_ms, entity_key = source.transform, source.event_time_ms, source.entity_key
-    rows, origins, letters = batch.rows, batch.origins, batch.dead_letters
+    result = TransformedRows(dead_letters=list(validated.dead_letters))
+    rows, origins, letters = result.rows, result.origins, result.dead_letters
     event_times: list[int | None] = []
     extras = extra_texts(source.model, validated.events)
     received = validated.received
@@ -45,11 +51,11 @@ def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: b
                 if not key or len(key) > ALWAYS_FITS:  # shared.state.keys.check_key, inlined: once per record
                     encode_key(key or "")
         except BadKey as error:
-            letters.append(DeadLetter(record, "bad_key", str(error)))
+            letters.append(DeadLetter(record, Reason.BAD_KEY, str(error)))
             failed = True
             continue
         except Exception as error:  # a transform bug must not stop the stream: park the record
-            letters.append(DeadLetter(record, "transform_error", f"{type(error).__name__}: {error}"))
+            letters.append(DeadLetter(record, Reason.TRANSFORM_ERROR, f"{type(error).__name__}: {error}"))
             failed = True
             continue
         rows.append(row)
@@ -59,12 +65,12 @@ def transform_into(batch: ProcessedBatch, validated: ValidatedBatch, *, keyed: b
     if failed:  # only the kept rows' extras and received texts, in their order
         extras = None if extras is None else [extras[index] for index in kept]
         received = None if received is None else [received[index] for index in kept]
-    add_lineage(rows, origins, event_times, extras, received)
-    if failed:
         in_offset_order(letters)
+    add_lineage(rows, origins, event_times, extras, received)
+    return result
 
 
-def landed_table(source: Source, validated: ValidatedBatch) -> pa.Table | None:
+def transform_table(source: Source, validated: ValidatedBatch) -> pa.Table | None:
     """The landed rows of ``validated`` events as one Arrow table, by the source's columnar transform.
 
     ``None`` when the batch cannot be transformed as a whole (a value the columnar transform does

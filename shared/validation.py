@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field, Json, TypeAdapter, ValidationError
 
-from shared.dead_letters import DeadLetter
+from shared.dead_letters import DeadLetter, Reason
 from shared.records import KafkaRecord
 from shared.sources.base import MAX_TIMESTAMP_MS, Row, Source, record_type, record_validator
 
@@ -123,8 +123,8 @@ def _reason_python(model: type[BaseModel], record: KafkaRecord, value: Any) -> D
     except ValidationError as error:
         return _classify(record, b"", error)
     except Exception as error:
-        return DeadLetter(record, "schema", f"{type(error).__name__}: {error}")
-    return DeadLetter(record, "schema", "valid alone, but its batch failed validation")
+        return DeadLetter(record, Reason.SCHEMA, f"{type(error).__name__}: {error}")
+    return DeadLetter(record, Reason.SCHEMA, "valid alone, but its batch failed validation")
 
 
 def in_offset_order(letters: list[DeadLetter]) -> None:
@@ -155,10 +155,10 @@ def _screen(records: list[KafkaRecord], max_record_bytes: int) -> tuple[list[Kaf
         if timestamp_ms is not None and not 0 <= timestamp_ms <= MAX_TIMESTAMP_MS:
             record = dataclasses.replace(record, timestamp_ms=None)  # no date can be built from it
         if not value:  # the Functions worker hands a tombstone's null value over as empty bytes
-            letters.append(DeadLetter(record, "null_value", "record has no value (tombstone or empty)"))
+            letters.append(DeadLetter(record, Reason.NULL_VALUE, "record has no value (tombstone or empty)"))
         elif len(value) > max_record_bytes:
             detail = f"{len(value)} bytes exceeds MAX_RECORD_BYTES={max_record_bytes}"
-            letters.append(DeadLetter(record, "oversized", detail))
+            letters.append(DeadLetter(record, Reason.OVERSIZED, detail))
         else:
             candidates.append(record)
             values.append(value)
@@ -195,8 +195,8 @@ def _reason(model: type[BaseModel], record: KafkaRecord) -> DeadLetter:
     except ValidationError as error:
         return _classify(record, value, error)
     except Exception as error:
-        return DeadLetter(record, "schema", f"{type(error).__name__}: {error}")
-    return DeadLetter(record, "schema", "valid alone, but its batch failed validation")
+        return DeadLetter(record, Reason.SCHEMA, f"{type(error).__name__}: {error}")
+    return DeadLetter(record, Reason.SCHEMA, "valid alone, but its batch failed validation")
 
 
 def _classify(record: KafkaRecord, value: bytes, error: ValidationError) -> DeadLetter:
@@ -205,7 +205,7 @@ def _classify(record: KafkaRecord, value: bytes, error: ValidationError) -> Dead
         try:
             value.decode("utf-8")
         except UnicodeDecodeError as decode_error:
-            return DeadLetter(record, "not_utf8", str(decode_error))
-        return DeadLetter(record, "not_json", issues[0]["msg"])
+            return DeadLetter(record, Reason.NOT_UTF8, str(decode_error))
+        return DeadLetter(record, Reason.NOT_JSON, issues[0]["msg"])
     detail = "; ".join(f"{'.'.join(map(str, issue['loc'])) or '<record>'}: {issue['msg']}" for issue in issues[:10])
-    return DeadLetter(record, "schema", detail)
+    return DeadLetter(record, Reason.SCHEMA, detail)

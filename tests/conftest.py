@@ -55,6 +55,19 @@ def app_functions() -> dict[str, Any]:
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
 
 
+def context_for(
+    source: Source, lake: Any, *, settings: dict[str, str] | None = None, now_ms: int = FIXED_NOW_MS
+) -> Any:
+    """A ``ProcessingContext`` for ``source`` on ``lake``: default settings, ``settings`` overriding, at ``now_ms``."""
+    from shared.invocation import ProcessingContext
+    from shared.settings import load_settings, load_source_settings
+
+    values = settings or {}
+    return ProcessingContext(
+        source, lake, load_settings(values), load_source_settings(source.name, values), clock=lambda: now_ms / 1000
+    )
+
+
 class OutputBinding(func.Out[str]):
     """The worker's output binding holder: the function sets, the host reads."""
 

@@ -33,6 +33,7 @@ from shared.compaction.rows import merge_hour, offset_ranges
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
+from shared.records import OffsetSpan, TopicPartition
 from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, safe_segment
 from shared.redrive import REDRIVE_AREA, REDRIVE_LOG_COLUMNS, DeadLetterEntry, read_dead_letters, redrive_log
 from shared.reprocess import HourResult, dead_letters_by_hour, joined_columns, recompute_hour
@@ -109,7 +110,12 @@ def _write_dead_letters(lake: LakeStore, source: str, result: HourResult, run_id
         by_file.setdefault((letter.record.topic, letter.record.partition, moment - moment % HOUR_MS), []).append(row)
     for (topic, partition, hour_ms), rows in sorted(by_file.items()):
         offsets = [int(str(row["_offset"])) for row in rows]
-        name = batch_file_name(topic, partition, min(offsets), max(offsets), f"reprocessed-{run_id}.jsonl.gz")
+        name = batch_file_name(
+            TopicPartition(topic, partition),
+            OffsetSpan(min(offsets), max(offsets)),
+            0,
+            f"reprocessed-{run_id}.jsonl.gz",
+        )
         data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="deadletter")
         lake.write_atomic(f"{hour_directory(DEADLETTER_AREA, source, hour_ms)}/{name}", data)
 

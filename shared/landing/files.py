@@ -1,8 +1,9 @@
-"""Turn a processed batch into lake files and write them: one file per partition and event hour.
+"""Turn one partition's batch into lake files and write them: one file per event hour, raw and dead letters.
 
-``plan_files`` is pure (what to write, where); ``land`` is the one place that does I/O.
-A file's name comes from its topic, partition and the batch's offset range, and files are
-created only if absent: a batch landed again finds its files there and replaces nothing.
+``plan_files`` is pure: what to write, where, and which rows no encoder takes (returned, never
+put back into the batch); ``land`` is the one place that does I/O. A file's name comes from its
+topic-partition, incarnation and the landing's offset span, and files are created only if
+absent: a landing repeated finds its files there and replaces nothing.
 """
 
 from __future__ import annotations
@@ -10,24 +11,22 @@ from __future__ import annotations
 import base64
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import chain
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shared import formats
-from shared.batch import ProcessedBatch
-from shared.dead_letters import DeadLetter
+from shared.batch import PartitionBatch, ProcessedBatch
+from shared.dead_letters import DeadLetter, Reason
 from shared.failures import fast_path_failed
+from shared.formats import Format, JsonLines
 from shared.lake.base import LakeStore
 from shared.landing.isolation import encode_isolating
 from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_name, hour_directory, hour_start_ms
 from shared.lineage import LINEAGE_COLUMNS, RECORD_LINEAGE
-from shared.records import PartitionRanges, partition_ranges
-from shared.settings import LakeFormat
-from shared.sources.base import Column, Row
+from shared.records import OffsetSpan
+from shared.sources.base import Column, Row, Source
 
 DEADLETTER_COLUMNS: tuple[Column, ...] = (
     *RECORD_LINEAGE,
@@ -36,95 +35,116 @@ DEADLETTER_COLUMNS: tuple[Column, ...] = (
     Column("raw_base64", "string"),
     Column("dead_lettered_at", "timestamp", nullable=False),
 )
-DEADLETTER_FORMAT: LakeFormat = "jsonl"
+DEADLETTER_FORMAT: Format = JsonLines()
+ENTITY_REJECTED_EXTENSION = f"entity_rejected.{DEADLETTER_FORMAT.extension}"
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedFile:
     path: str
-    format: LakeFormat
-    columns: tuple[Column, ...]
-    rows: Sequence[Row]
-    record_name: str
-    data: bytes | None = None  # already encoded (raw files are encoded while planning, to isolate bad rows)
-    table_rows: int | None = None  # rows of a file encoded from an Arrow table (``rows`` is then empty)
+    data: bytes  # encoded while planning: raw files to find the rows no encoder takes
+    row_count: int
+    dead_letters: bool = False
 
-    @property
-    def count(self) -> int:
-        return len(self.rows) if self.table_rows is None else self.table_rows
 
-    def encoded(self) -> bytes:
-        if self.data is not None:
-            return self.data
-        return formats.encode(self.format, self.columns, self.rows, record_name=self.record_name)
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The files a partition's landing writes, and its rows that no encoder takes (in its dead-letter files)."""
+
+    files: tuple[PlannedFile, ...]
+    unencodable: tuple[DeadLetter, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class LandingReport:
-    files: tuple[str, ...]
-    bytes_written: int
-    rows: int
-    dead_letters: int
+    files: tuple[str, ...] = ()
+    bytes_written: int = 0
+    row_count: int = 0
+    dead_letter_count: int = 0
     write_ms: tuple[float, ...] = ()
     skipped: int = 0  # records already in the lake (redelivered), not landed again
+    unencodable: tuple[DeadLetter, ...] = field(default=())  # rows dead-lettered here: no entity counts them
 
-
-def landed_columns(batch: ProcessedBatch) -> tuple[Column, ...]:
-    return (*batch.source.columns, *LINEAGE_COLUMNS)
-
-
-def plan_files(
-    batch: ProcessedBatch, fmt: LakeFormat, *, now_ms: int, incarnations: Mapping[tuple[str, int], int] | None = None
-) -> list[PlannedFile]:
-    """The files one batch lands as: rows by (topic, partition, event hour), dead letters likewise.
-
-    Raw files are encoded here; a row no encoder accepts moves to the batch's dead letters as
-    ``unencodable`` (``shared.landing.isolation``), so the rest lands and no signal is sent for it.
-    ``incarnations`` names each partition's incarnation when it is not 0 (see ``shared.landing.guard``).
-    """
-    incarnations = incarnations or {}
-    offsets = _offset_ranges(batch)
-    source = batch.source.name
-    planned: list[PlannedFile] = []
-    columns = landed_columns(batch)
-    if batch.table is not None and fmt == "parquet":
-        try:
-            planned.extend(_plan_table(batch.table, columns, source, offsets, incarnations))
-        except Exception as error:  # an encoder edge case: the rows find the record it fails on
-            fast_path_failed("Parquet from the batch's table", source, error)
-            planned.clear()
-    rows_by_file: dict[tuple[str, int, int], list[Row]] = defaultdict(list)
-    for row in batch.rows if not planned else ():
-        rows_by_file[(row["_topic"], row["_partition"], hour_start_ms(row["_event_time"]))].append(row)
-    for (topic, partition, hour), rows in sorted(rows_by_file.items()):
-        first, last = offsets[(topic, partition)]
-        incarnation = incarnations.get((topic, partition), 0)
-        name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS[fmt], incarnation)
-        path = f"{hour_directory(RAW_AREA, source, hour)}/{name}"
-        data, unencodable = encode_isolating(fmt, columns, rows, record_name=source)
-        if unencodable:
-            bad_indexes = {item.index for item in unencodable}
-            bad = [rows[index] for index in sorted(bad_indexes)]
-            batch.dead_letter_rows(bad, "unencodable", [f"{fmt}: {item.error}" for item in unencodable])
-            rows = [row for index, row in enumerate(rows) if index not in bad_indexes]
-            if not rows:
-                continue
-        planned.append(PlannedFile(path, fmt, columns, rows, record_name=source, data=data))
-
-    letters_by_file: dict[tuple[str, int, int], list[Row]] = defaultdict(list)
-    for letter in batch.dead_letters:
-        row = dead_letter_row(letter, now_ms, incarnations.get((letter.record.topic, letter.record.partition), 0))
-        moment = row["_kafka_timestamp"] if row["_kafka_timestamp"] is not None else 0
-        letters_by_file[(row["_topic"], row["_partition"], hour_start_ms(moment))].append(row)
-    for (topic, partition, hour), rows in sorted(letters_by_file.items()):
-        first, last = offsets[(topic, partition)]
-        incarnation = incarnations.get((topic, partition), 0)
-        name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS[DEADLETTER_FORMAT], incarnation)
-        path = f"{hour_directory(DEADLETTER_AREA, source, hour)}/{name}"
-        planned.append(
-            PlannedFile(path, DEADLETTER_FORMAT, DEADLETTER_COLUMNS, rows, record_name=f"{source}_deadletter")
+    def __add__(self, other: LandingReport) -> LandingReport:
+        return LandingReport(
+            self.files + other.files,
+            self.bytes_written + other.bytes_written,
+            self.row_count + other.row_count,
+            self.dead_letter_count + other.dead_letter_count,
+            self.write_ms + other.write_ms,
+            self.skipped + other.skipped,
+            self.unencodable + other.unencodable,
         )
-    return planned
+
+
+def landed_columns(source: Source) -> tuple[Column, ...]:
+    return (*source.columns, *LINEAGE_COLUMNS)
+
+
+def plan_files(part: PartitionBatch, fmt: Format, *, now_ms: int, incarnation: int = 0) -> Plan:
+    """The files ``part`` lands as: its rows by event hour in ``fmt``, its dead letters by Kafka hour.
+
+    Raw files are encoded here; a row no encoder accepts is returned as an ``unencodable`` dead letter
+    (``shared.landing.isolation``) and lands in the dead-letter file instead. Pure: no I/O.
+    """
+    if not part.records:
+        return Plan(())
+    span = part.span
+    raw: list[PlannedFile] | None = None
+    unencodable: list[DeadLetter] = []
+    if part.table is not None and fmt.takes_tables:
+        try:
+            raw = _plan_table(part, fmt, span, incarnation)
+        except Exception as error:  # an encoder edge case: the rows find the record it fails on
+            fast_path_failed("Parquet from the batch's table", part.source.name, error)
+    if raw is None:
+        raw = _plan_rows(part, fmt, span, incarnation, unencodable)
+    letters = [*part.dead_letters, *unencodable]
+    letters.sort(key=lambda letter: letter.record.offset)
+    return Plan((*raw, *plan_dead_letters(part.source, letters, span, incarnation, now_ms)), tuple(unencodable))
+
+
+def plan_batch(batch: ProcessedBatch, fmt: Format, *, now_ms: int) -> list[PlannedFile]:
+    """Every partition's files, incarnation 0, unencodable rows in the dead-letter files: a batch planned
+    without a landing guard (benchmarks' baseline, tests, tools that write outside the live path)."""
+    return [file for part in batch for file in plan_files(part, fmt, now_ms=now_ms).files]
+
+
+def plan_dead_letters(
+    source: Source, letters: Sequence[DeadLetter], span: OffsetSpan, incarnation: int, now_ms: int
+) -> list[PlannedFile]:
+    """One dead-letter file per Kafka-timestamp hour of ``letters`` (all of one partition), named by ``span``."""
+    if not letters:
+        return []
+    by_hour: dict[int, list[Row]] = defaultdict(list)
+    for letter in letters:
+        row = dead_letter_row(letter, now_ms, incarnation)
+        by_hour[hour_start_ms(row["_kafka_timestamp"] or 0)].append(row)
+    name = batch_file_name(letters[0].record.topic_partition, span, incarnation, DEADLETTER_FORMAT.extension)
+    return [
+        PlannedFile(
+            f"{hour_directory(DEADLETTER_AREA, source.name, hour)}/{name}",
+            DEADLETTER_FORMAT.encode_rows(DEADLETTER_COLUMNS, rows, f"{source.name}_deadletter"),
+            len(rows),
+            dead_letters=True,
+        )
+        for hour, rows in sorted(by_hour.items())
+    ]
+
+
+def plan_entity_rejected(source: Source, letter: DeadLetter, incarnation: int, now_ms: int) -> PlannedFile:
+    """A record whose entity refused its update, in a file of its own: its name never depends on how the
+    batch was cut, so a redelivered batch finds it there (``...+<offset>+<offset>.entity_rejected.jsonl.gz``)."""
+    record = letter.record
+    row = dead_letter_row(letter, now_ms, incarnation)
+    span = OffsetSpan(record.offset, record.offset)
+    name = batch_file_name(record.topic_partition, span, incarnation, ENTITY_REJECTED_EXTENSION)
+    return PlannedFile(
+        f"{hour_directory(DEADLETTER_AREA, source.name, hour_start_ms(record.timestamp_ms or 0))}/{name}",
+        DEADLETTER_FORMAT.encode_rows(DEADLETTER_COLUMNS, [row], f"{source.name}_deadletter"),
+        1,
+        dead_letters=True,
+    )
 
 
 def dead_letter_row(letter: DeadLetter, now_ms: int, incarnation: int = 0) -> Row:
@@ -136,7 +156,7 @@ def dead_letter_row(letter: DeadLetter, now_ms: int, incarnation: int = 0) -> Ro
         "_offset": record.offset,
         "_key": None if record.key is None else _storable_text(record.key),
         "_kafka_timestamp": record.timestamp_ms,
-        "reason": letter.reason,
+        "reason": str(letter.reason),
         "detail": _storable_text(letter.detail),
         "raw_base64": None if record.value is None else base64.b64encode(record.value).decode("ascii"),
         "dead_lettered_at": now_ms,
@@ -155,52 +175,57 @@ def _storable_text(text: str) -> str:
 def land(
     lake: LakeStore, planned: Sequence[PlannedFile], before_each: Callable[[], None] = lambda: None
 ) -> LandingReport:
-    """Encode and create every planned file; one already there counts as written. ``before_each`` runs before
-    each request (a landing's deadline). Lake errors propagate (transient ones are retried)."""
-    written = 0
+    """Create every planned file; one already there counts as written. ``before_each`` runs before each
+    request (a landing's deadline). Lake errors propagate (transient ones are retried)."""
     write_ms = []
     for file in planned:
-        data = file.encoded()
         before_each()
         started = time.perf_counter()
-        lake.create(file.path, data)
+        lake.create(file.path, file.data)
         write_ms.append((time.perf_counter() - started) * 1000)
-        written += len(data)
-    rows = sum(f.count for f in planned if not f.path.startswith(DEADLETTER_AREA))
-    letters = sum(f.count for f in planned if f.path.startswith(DEADLETTER_AREA))
-    return LandingReport(tuple(f.path for f in planned), written, rows, letters, tuple(write_ms))
+    return LandingReport(
+        tuple(file.path for file in planned),
+        sum(len(file.data) for file in planned),
+        sum(file.row_count for file in planned if not file.dead_letters),
+        sum(file.row_count for file in planned if file.dead_letters),
+        tuple(write_ms),
+    )
 
 
-def _offset_ranges(batch: ProcessedBatch) -> PartitionRanges:
-    return partition_ranges(chain(batch.origins, (letter.record for letter in batch.dead_letters)))
-
-
-def _plan_table(
-    table: pa.Table,
-    columns: tuple[Column, ...],
-    source: str,
-    offsets: PartitionRanges,
-    incarnations: Mapping[tuple[str, int], int],
+def _plan_rows(
+    part: PartitionBatch, fmt: Format, span: OffsetSpan, incarnation: int, unencodable: list[DeadLetter]
 ) -> list[PlannedFile]:
-    """Raw Parquet files straight from a batch's Arrow table, grouped like rows: (topic, partition, hour)."""
-    hours = pc.floor_temporal(table["_event_time"], unit="hour")
-    keys = pa.table({"topic": table["_topic"], "partition": table["_partition"], "hour": hours})
-    groups = keys.group_by(["topic", "partition", "hour"], use_threads=False).aggregate([])
+    """Raw files from the partition's rows by event hour; rows no encoder takes are appended to ``unencodable``."""
+    source, columns = part.source, landed_columns(part.source)
+    by_hour: dict[int, list[tuple[Row, int]]] = defaultdict(list)
+    for index, row in enumerate(part.to_rows()):
+        by_hour[hour_start_ms(row["_event_time"])].append((row, index))
+    name = batch_file_name(part.topic_partition, span, incarnation, fmt.extension)
     planned = []
-    for topic, partition, hour in sorted(zip(*(groups[name].to_pylist() for name in keys.column_names), strict=True)):
-        hour_ms = int(hour.timestamp() * 1000)
-        part = table
-        if groups.num_rows > 1:
-            mask = pc.and_(
-                pc.and_(pc.equal(keys["topic"], topic), pc.equal(keys["partition"], partition)),
-                pc.equal(keys["hour"], pa.scalar(hour, hours.type)),
+    for hour, entries in sorted(by_hour.items()):
+        rows = [row for row, _ in entries]
+        data, bad = encode_isolating(fmt, columns, rows, record_name=source.name)
+        for item in bad:
+            origin = part.origins[entries[item.index][1]]
+            unencodable.append(DeadLetter(origin, Reason.UNENCODABLE, f"{fmt.name}: {item.error}"))
+        if len(bad) < len(rows):
+            planned.append(
+                PlannedFile(f"{hour_directory(RAW_AREA, source.name, hour)}/{name}", data, len(rows) - len(bad))
             )
-            part = table.filter(mask)
-        first, last = offsets[(topic, partition)]
-        incarnation = incarnations.get((topic, partition), 0)
-        name = batch_file_name(topic, partition, first, last, formats.EXTENSIONS["parquet"], incarnation)
-        path = f"{hour_directory(RAW_AREA, source, hour_ms)}/{name}"
-        planned.append(
-            PlannedFile(path, "parquet", columns, (), source, formats.encode_parquet_table(part), part.num_rows)
-        )
+    return planned
+
+
+def _plan_table(part: PartitionBatch, fmt: Format, span: OffsetSpan, incarnation: int) -> list[PlannedFile]:
+    """Raw files straight from the partition's Arrow table, one per event hour."""
+    table = part.table
+    assert table is not None
+    name = batch_file_name(part.topic_partition, span, incarnation, fmt.extension)
+    hours = pc.floor_temporal(table["_event_time"], unit="hour")
+    distinct = pc.unique(hours).to_pylist()
+    planned = []
+    for hour in sorted(distinct):
+        piece = table if len(distinct) == 1 else table.filter(pc.equal(hours, pa.scalar(hour, hours.type)))
+        hour_ms = int(hour.timestamp() * 1000)
+        path = f"{hour_directory(RAW_AREA, part.source.name, hour_ms)}/{name}"
+        planned.append(PlannedFile(path, fmt.encode_table(piece), piece.num_rows))
     return planned

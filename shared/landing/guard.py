@@ -1,22 +1,25 @@
 """Exactly once per offset in the raw lake: each batch lands only what its partitions' ledgers lack.
 
 One guard per lake client (so per worker process) keeps a ``PartitionLanding`` per partition
-(``shared.landing.partition``: the protocol, its fencing and its lease). ``land_once`` runs a
-batch through them: admit every partition, plan its files, begin (the one conditional ledger
-write per partition), write, finish. A ledger write that loses to another instance (a rebalance
-moved the partition, or a stale snapshot) drops the snapshot and the batch is admitted again.
+(``shared.landing.partition``: the protocol, its fencing and its lease). ``land_once`` lands a
+batch one partition at a time, each through a ``PartitionLander``: admit, plan the fresh records'
+files and begin (the one conditional ledger write), write, finish. A ledger write that loses to
+another instance (a rebalance moved the partition, or a stale snapshot) drops the snapshot and the
+partition is admitted again. Nothing is merged back into the batch: rows no encoder takes come
+back in the report (``unencodable``), for the invocation to leave out of its entity signals.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import TypeVar
 
-import pyarrow as pa
-
-from shared import formats
-from shared.batch import ProcessedBatch
+from shared.batch import PartitionBatch, ProcessedBatch
+from shared.dead_letters import DeadLetter, Reason
 from shared.errors import ConfigurationError, WriteConflict
+from shared.formats import Format
 from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, PlannedFile, landed_columns, plan_files
 from shared.landing.isolation import encode_isolating
@@ -25,7 +28,6 @@ from shared.landing.partition import (
     DEFAULT_LEASE_SECONDS,
     Admission,
     Begun,
-    PartitionKey,
     PartitionLanding,
     PartitionWaiting,
     Written,
@@ -33,9 +35,9 @@ from shared.landing.partition import (
     new_owner,
     wall_clock,
 )
-from shared.records import KafkaRecord
-from shared.settings import LakeFormat
+from shared.records import TopicPartition
 
+T = TypeVar("T")
 __all__ = ["DEFAULT_LEASE_SECONDS", "LandingGuard", "PartitionWaiting", "guard_for", "land_once"]
 ATTEMPTS = 3  # a batch admitted again after a lost ledger write; more conflicts fail it and the trigger retries
 
@@ -56,15 +58,15 @@ class LandingGuard:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self.owner = new_owner()
-        self._partitions: dict[PartitionKey, PartitionLanding] = {}
+        self._partitions: dict[tuple[str, TopicPartition], PartitionLanding] = {}
 
-    def partition(self, source: str, topic: str, partition: int) -> PartitionLanding:
-        key = (source, topic, partition)
-        landing = self._partitions.get(key)
+    def partition(self, source: str, where: TopicPartition) -> PartitionLanding:
+        landing = self._partitions.get((source, where))
         if landing is None:
-            landing = self._partitions[key] = PartitionLanding(
-                self.lake, key, owner=self.owner, lease_seconds=self.lease_seconds, clock=lambda: self.clock()
+            landing = self._partitions[(source, where)] = PartitionLanding(
+                self.lake, source, where, owner=self.owner, lease_seconds=self.lease_seconds
             )
+            landing.clock = lambda: self.clock()
         return landing
 
 
@@ -82,182 +84,104 @@ def guard_for(lake: LakeStore, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> 
 def land_once(
     lake: LakeStore,
     batch: ProcessedBatch,
-    records: Sequence[KafkaRecord],
-    fmt: LakeFormat,
+    fmt: Format,
     *,
     now_ms: int,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> LandingReport:
-    """Land what of ``batch`` the lake does not hold yet; admitted again when another instance moved a ledger."""
+    """Land what of ``batch`` the lake does not hold yet, one partition at a time."""
     guard = guard_for(lake, lease_seconds)
+    report = LandingReport()
+    for part in batch:
+        report += land_partition(guard.partition(part.source.name, part.topic_partition), part, fmt, now_ms)
+    return report
+
+
+def land_partition(landing: PartitionLanding, part: PartitionBatch, fmt: Format, now_ms: int) -> LandingReport:
+    """Land one partition's batch; admitted again when another instance moved its ledger."""
     for attempt in range(ATTEMPTS):
+        lander = PartitionLander(landing, part, fmt, now_ms)
         try:
-            return _land_once(guard, batch, records, fmt, now_ms)
+            lander.admit()
+            lander.begin()
+            lander.write()
+            return lander.finish()
         except WriteConflict:
             if attempt == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def _land_once(
-    guard: LandingGuard, batch: ProcessedBatch, records: Sequence[KafkaRecord], fmt: LakeFormat, now_ms: int
-) -> LandingReport:
-    landing = BatchLanding(guard, batch, records, fmt, now_ms)
-    landing.admit()
-    landing.begin()
-    landing.write()
-    return landing.finish()
+class PartitionLander:
+    """One partition's batch through its ``PartitionLanding``, a step at a time (``land_partition`` runs them)."""
 
-
-class BatchLanding:
-    """One batch through its partitions' landings, a step at a time (``land_once`` runs them in order)."""
-
-    def __init__(
-        self, guard: LandingGuard, batch: ProcessedBatch, records: Sequence[KafkaRecord], fmt: LakeFormat, now_ms: int
-    ) -> None:
-        self.batch, self.fmt, self.now_ms = batch, fmt, now_ms
-        self.partitions = _by_partition(records)
-        self.landings = {position: guard.partition(batch.source.name, *position) for position in self.partitions}
-        many = len(self.partitions) > 1
-        self.parts = {position: _only(batch, position) if many else batch for position in self.partitions}
-        self.admissions: dict[tuple[str, int], Admission] = {}
-        self.begun: dict[tuple[str, int], Begun] = {}
-        self.written: dict[tuple[str, int], Written] = {}
+    def __init__(self, landing: PartitionLanding, part: PartitionBatch, fmt: Format, now_ms: int) -> None:
+        self.landing, self.part, self.fmt, self.now_ms = landing, part, fmt, now_ms
+        self._admission: Admission | None = None
+        self._begun: Begun | None = None
+        self._written: Written | None = None
+        self._unencodable: tuple[DeadLetter, ...] = ()
 
     def admit(self) -> None:
-        for position, landing in self.landings.items():
-            planner = _pending_planner(self.parts[position], position, self.fmt, self.now_ms)
-            self.admissions[position] = landing.admit(self.partitions[position], planner)
-        incarnations = {position: a.incarnation for position, a in self.admissions.items() if a.incarnation}
-        if incarnations:
-            self.batch.set_incarnations(incarnations)
+        part = self.part
+        admission = self.landing.admit(part.records, self._plan_pending)
+        if admission.incarnation:
+            part.set_incarnation(admission.incarnation)
+        self._admission = admission
 
     def begin(self) -> None:
-        """Plan each partition's files from its fresh records, then name them in its ledger."""
-        batch, fmt = self.batch, self.fmt
-        incarnations = {position: a.incarnation for position, a in self.admissions.items() if a.incarnation}
-        planned = {}
-        for position, admission in self.admissions.items():
-            part = self.parts[position]
-            if admission.fresh is not None and len(admission.fresh) < len(self.partitions[position]):
-                part = _fresh_only(part, admission.fresh)
-            planning = _Planning(part)
-            planned[position] = plan_files(part, fmt, now_ms=self.now_ms, incarnations=incarnations)
-            if part is not batch:
-                planning.move_unencodable(batch)
-            if admission.fresh is not None:
-                _drop_unencodable_landed(batch, position, admission.fresh, fmt)
-        for position, admission in self.admissions.items():
-            self.begun[position] = self.landings[position].begin(admission, planned[position])
+        """Plan the files of the fresh records, then name them in the ledger."""
+        admission = self._require(self._admission, "admit")
+        part, fresh = self.part, admission.fresh
+        if fresh is not None and len(fresh) < len(part.records):
+            already = self._unencodable_already_landed(part.select(_landed(part, fresh)))
+            part = part.select(fresh)
+        else:
+            already = ()
+        plan = plan_files(part, self.fmt, now_ms=self.now_ms, incarnation=admission.incarnation)
+        self._unencodable = (*already, *plan.unencodable)
+        self._begun = self.landing.begin(admission, plan.files)
 
     def write(self) -> None:
-        for position, begun in self.begun.items():
-            self.written[position] = self.landings[position].write(begun)
+        self._written = self.landing.write(self._require(self._begun, "begin"))
 
     def finish(self) -> LandingReport:
-        for position, written in self.written.items():
-            self.landings[position].finish(written)
-        partitions = self.partitions
-        skipped = sum(len(partitions[p]) - a.fresh_count(len(partitions[p])) for p, a in self.admissions.items())
-        repaired = [a.repaired for a in self.admissions.values() if a.repaired is not None]
-        return _combined([*repaired, *(written.report for written in self.written.values())], skipped)
+        written = self._require(self._written, "write")
+        self.landing.finish(written)
+        admission = written.begun.admission
+        skipped = len(self.part.records) - admission.fresh_count(len(self.part.records))
+        report = admission.repaired or LandingReport()
+        return report + dataclasses.replace(written.report, skipped=skipped, unencodable=self._unencodable)
+
+    def _plan_pending(self, pending: Pending, incarnation: int) -> list[PlannedFile]:
+        """An unfinished landing's files planned again from this batch's records of its range."""
+        offsets = {r.offset for r in self.part.records if pending.low <= r.offset <= pending.high}
+        inside = self.part.select(offsets)
+        if incarnation:
+            inside.set_incarnation(incarnation)
+        return list(plan_files(inside, self.fmt, now_ms=self.now_ms, incarnation=incarnation).files)
+
+    def _unencodable_already_landed(self, landed: PartitionBatch) -> tuple[DeadLetter, ...]:
+        """Rows of a redelivered batch that landed before are not encoded again, so a row that was
+        dead-lettered as ``unencodable`` would reach the entities; find such rows to leave them out."""
+        if not landed.row_count:
+            return ()
+        if landed.table is not None and self.fmt.takes_tables:
+            try:
+                self.fmt.encode_table(landed.table)
+                return ()  # they all encode
+            except Exception:  # find them among rows
+                pass
+        columns = landed_columns(landed.source)
+        _, bad = encode_isolating(self.fmt, columns, landed.to_rows(), record_name=landed.source.name)
+        return tuple(DeadLetter(landed.origins[item.index], Reason.UNENCODABLE, item.error) for item in bad)
+
+    @staticmethod
+    def _require(step: T | None, before: str) -> T:
+        if step is None:
+            raise RuntimeError(f"a landing step ran before {before}()")
+        return step
 
 
-def _combined(reports: list[LandingReport], skipped: int) -> LandingReport:
-    return LandingReport(
-        tuple(path for report in reports for path in report.files),
-        sum(report.bytes_written for report in reports),
-        sum(report.rows for report in reports),
-        sum(report.dead_letters for report in reports),
-        tuple(ms for report in reports for ms in report.write_ms),
-        skipped,
-    )
-
-
-def _pending_planner(
-    part: ProcessedBatch, position: tuple[str, int], fmt: LakeFormat, now_ms: int
-) -> Callable[[Pending, int], list[PlannedFile]]:
-    """How an unfinished landing's files are planned again from this batch (``PartitionLanding.admit``)."""
-
-    def plan(pending: Pending, incarnation: int) -> list[PlannedFile]:
-        inside = _in_range(part, pending.low, pending.high)
-        incarnations = {position: incarnation} if incarnation else {}
-        if incarnations:
-            inside.set_incarnations(incarnations)
-        return plan_files(inside, fmt, now_ms=now_ms, incarnations=incarnations)
-
-    return plan
-
-
-def _by_partition(records: Sequence[KafkaRecord]) -> dict[tuple[str, int], list[KafkaRecord]]:
-    groups: dict[tuple[str, int], list[KafkaRecord]] = {}
-    for record in records:
-        groups.setdefault((record.topic, record.partition), []).append(record)
-    for group in groups.values():
-        group.sort(key=lambda record: record.offset)
-    return groups
-
-
-def _only(batch: ProcessedBatch, position: tuple[str, int]) -> ProcessedBatch:
-    topic, partition = position
-    return batch.subset(
-        lambda record: record.partition == partition and record.topic == topic,
-        [d for d in batch.dead_letters if d.record.partition == partition and d.record.topic == topic],
-    )
-
-
-def _in_range(batch: ProcessedBatch, low: int, high: int) -> ProcessedBatch:
-    return batch.subset(
-        lambda record: low <= record.offset <= high, [d for d in batch.dead_letters if low <= d.record.offset <= high]
-    )
-
-
-def _fresh_only(batch: ProcessedBatch, fresh: frozenset[int]) -> ProcessedBatch:
-    return batch.subset(
-        lambda record: record.offset in fresh, [d for d in batch.dead_letters if d.record.offset in fresh]
-    )
-
-
-class _Planning:
-    """Remembers how many dead letters a partial batch had before planning, to move the rows planning
-    found unencodable to the whole batch too."""
-
-    def __init__(self, part: ProcessedBatch) -> None:
-        self.part = part
-        self.letters = len(part.dead_letters)
-
-    def move_unencodable(self, whole: ProcessedBatch) -> None:
-        found = {_position(letter.record): letter.detail for letter in self.part.dead_letters[self.letters :]}
-        if found:
-            moved = [row for row, origin in zip(whole.rows, whole.origins, strict=True) if _position(origin) in found]
-            details = [found[_position(origin)] for origin in whole.origins if _position(origin) in found]
-            whole.dead_letter_rows(moved, "unencodable", details)
-
-
-def _position(record: KafkaRecord) -> tuple[str, int, int]:
-    return record.topic, record.partition, record.offset
-
-
-def _drop_unencodable_landed(
-    batch: ProcessedBatch, position: tuple[str, int], fresh: frozenset[int], fmt: LakeFormat
-) -> None:
-    """Rows of a redelivered batch that already landed are not encoded again, so a row that was
-    dead-lettered as ``unencodable`` would reach the entities; find such rows and leave them out."""
-    topic, partition = position
-    if batch.table is not None and fmt == "parquet":
-        mask = [o.offset not in fresh and o.partition == partition and o.topic == topic for o in batch.origins]
-        try:
-            formats.encode_parquet_table(batch.table.filter(pa.array(mask, pa.bool_())))
-            return  # they all encode: the table stays
-        except Exception:  # find them among rows
-            pass
-    landed = [
-        row
-        for row in batch.rows
-        if row["_offset"] not in fresh and row["_partition"] == partition and row["_topic"] == topic
-    ]
-    if not landed:
-        return
-    _, bad = encode_isolating(fmt, landed_columns(batch), landed, record_name=batch.source.name)
-    if bad:
-        batch.dead_letter_rows([landed[item.index] for item in bad], "unencodable", [item.error for item in bad])
+def _landed(part: PartitionBatch, fresh: frozenset[int]) -> set[int]:
+    return {record.offset for record in part.records if record.offset not in fresh}

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared import formats
-from shared.settings import LakeFormat
+from shared.formats import Format
 from shared.sources.base import Column, Row
 
 
@@ -26,11 +25,11 @@ class Unencodable:
 
 
 def encode_isolating(
-    fmt: LakeFormat, columns: Sequence[Column], rows: Sequence[Row], *, record_name: str
+    fmt: Format, columns: Sequence[Column], rows: Sequence[Row], *, record_name: str
 ) -> tuple[bytes, list[Unencodable]]:
-    """``formats.encode`` of ``rows``, minus the rows that cannot be encoded (returned, in input order)."""
+    """``rows`` encoded in ``fmt``, minus the rows that cannot be encoded (returned, in input order)."""
     try:
-        return formats.encode(fmt, columns, rows, record_name=record_name), []
+        return fmt.encode_rows(columns, rows, record_name), []
     except Exception:  # any failure of any encoder: find the rows that cause it
         pass
     bad: list[Unencodable] = []
@@ -38,11 +37,11 @@ def encode_isolating(
     bad_indexes = {item.index for item in bad}
     good = [row for index, row in enumerate(rows) if index not in bad_indexes]
     # Rows that encode alone but not together cannot be told apart; then the whole file fails loudly.
-    return formats.encode(fmt, columns, good, record_name=record_name), sorted(bad, key=lambda item: item.index)
+    return fmt.encode_rows(columns, good, record_name), sorted(bad, key=lambda item: item.index)
 
 
 def _bisect(
-    fmt: LakeFormat,
+    fmt: Format,
     columns: Sequence[Column],
     rows: Sequence[Row],
     indexes: range,
@@ -53,13 +52,13 @@ def _bisect(
     if len(indexes) == 1:
         index = indexes[0]
         try:
-            formats.encode(fmt, columns, [rows[index]], record_name=record_name)
+            fmt.encode_rows(columns, [rows[index]], record_name)
         except Exception as error:
             bad.append(Unencodable(index, f"{type(error).__name__}: {error}"[:1000]))
         return
     middle = len(indexes) // 2
     for half in (indexes[:middle], indexes[middle:]):
         try:
-            formats.encode(fmt, columns, [rows[i] for i in half], record_name=record_name)
+            fmt.encode_rows(columns, [rows[i] for i in half], record_name)
         except Exception:
             _bisect(fmt, columns, rows, half, record_name, bad)

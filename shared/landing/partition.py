@@ -44,12 +44,11 @@ from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, PlannedFile, land
 from shared.landing.ledger import Ledger, Pending
 from shared.layout import LEDGER_AREA, safe_segment
-from shared.records import KafkaRecord
+from shared.records import KafkaRecord, TopicPartition
 
 log = logging.getLogger("streamingpoc.landing")
 DEFAULT_LEASE_SECONDS = 150.0
 CLOCK_SKEW_SECONDS = 2.0  # how far two instances' clocks may disagree (NTP-synchronised hosts)
-PartitionKey = tuple[str, str, int]  # source, topic, partition
 PendingPlanner = Callable[[Pending, int], list[PlannedFile]]  # the pending range's files from this batch's records
 
 
@@ -61,8 +60,8 @@ class LeaseExpired(TransientError):
     """This instance's lease on a landing ran out before its next request; the retry repairs the landing."""
 
 
-def ledger_path(source: str, topic: str, partition: int) -> str:
-    return f"{LEDGER_AREA}/{safe_segment(source)}/{safe_segment(topic)}+{partition}.json"
+def ledger_path(source: str, where: TopicPartition) -> str:
+    return f"{LEDGER_AREA}/{safe_segment(source)}/{safe_segment(where.topic)}+{where.partition}.json"
 
 
 def minimum_lease_seconds(lake: LakeStore) -> float:
@@ -105,19 +104,21 @@ class PartitionLanding:
     """The landing of one (source, topic, partition) for one lake client; lives as long as the client."""
 
     def __init__(
-        self, lake: LakeStore, key: PartitionKey, *, owner: str, lease_seconds: float, clock: Callable[[], float]
+        self, lake: LakeStore, source: str, where: TopicPartition, *, owner: str, lease_seconds: float
     ) -> None:
         self.lake = lake
-        self.key = key
+        self.source = source
+        self.where = where
+        self.name = f"{source} {where.topic}/{where.partition}"
         self.owner = owner
         self.lease_seconds = lease_seconds
-        self.clock = clock
+        self.clock: Callable[[], float] = wall_clock
         self._ledger: Ledger | None = None
         self._version: str | None = None
 
     @property
     def path(self) -> str:
-        return ledger_path(*self.key)
+        return ledger_path(self.source, self.where)
 
     def snapshot(self) -> dict[str, Any]:
         """The ledger as this object last read or wrote it (plain JSON)."""
@@ -134,10 +135,10 @@ class PartitionLanding:
             return Admission(ledger.incarnation, first.offset, last.offset, None, first, last, repaired)
         incarnation = ledger.incarnation_of(records)
         if incarnation > ledger.incarnation:
-            log.warning("%s %s/%d: offsets restarted; new incarnation %d", *self.key, incarnation)
+            log.warning("%s: offsets restarted; new incarnation %d", self.name, incarnation)
             ledger = self._ledger = ledger.next_incarnation()
         elif incarnation < ledger.incarnation:
-            log.warning("%s %s/%d: a batch of incarnation %d, an earlier life of the topic", *self.key, incarnation)
+            log.warning("%s: a batch of incarnation %d, an earlier life of the topic", self.name, incarnation)
         fresh = [record for record in records if not ledger.is_landed(record.offset, incarnation)]
         return Admission(
             incarnation,
@@ -208,7 +209,7 @@ class PartitionLanding:
 
     def _check(self, deadline: float) -> None:
         if self.clock() > deadline:
-            raise LeaseExpired(f"{self.key[0]} {self.key[1]}/{self.key[2]}: the landing's lease ran out; retrying")
+            raise LeaseExpired(f"{self.name}: the landing's lease ran out; retrying")
 
     def _settle(
         self, ledger: Ledger, pending: Pending, records: Sequence[KafkaRecord], plan_pending: PendingPlanner
@@ -224,7 +225,7 @@ class PartitionLanding:
         if planned is None and pending.owner != self.owner and age < self.lease_seconds:
             self.forget()  # the holder will move the ledger on: read it again next time
             raise PartitionWaiting(
-                f"{self.key[0]} {self.key[1]}/{self.key[2]}: offsets {pending.low}-{pending.high} are being landed "
+                f"{self.name}: offsets {pending.low}-{pending.high} are being landed "
                 f"by another instance ({age:.0f}s ago, lease {self.lease_seconds:.0f}s); waiting"
             )
         started = self.clock()
@@ -236,14 +237,14 @@ class PartitionLanding:
             report = land(self.lake, absent, before_each=lambda: self._check(deadline))
             ledger.pending = None
             ledger.mark_landed(pending.low, pending.high, pending.incarnation)
-            log.warning("%s %s/%d: completed an unfinished landing of %d-%d", *self.key, pending.low, pending.high)
+            log.warning("%s: completed an unfinished landing of %d-%d", self.name, pending.low, pending.high)
             return report
         for path in pending.files:
             self._check(deadline)
             self.lake.delete(path)
         ledger.forget(pending)
         ledger.pending = None  # only once every file of it is gone: a failed delete is retried
-        log.warning("%s %s/%d: removed an unfinished landing of %d-%d", *self.key, pending.low, pending.high)
+        log.warning("%s: removed an unfinished landing of %d-%d", self.name, pending.low, pending.high)
         return None
 
     @staticmethod

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from shared.dead_letters import DeadLetter
+from shared.dead_letters import DeadLetter, Reason
 from shared.errors import ConfigurationError
 from shared.records import KafkaRecord
 from shared.schema_registry.avro_binary import BadSchema, ParsedSchema, decode, parse_writer_schema
@@ -41,7 +41,7 @@ class DecodedBatch:
 
 @dataclass(frozen=True, slots=True)
 class _Refused:
-    reason: str
+    reason: Reason
     detail: str
 
 
@@ -62,7 +62,7 @@ class AvroDecoder:
         batch = DecodedBatch()
         for record, found in zip(records, located, strict=True):
             if isinstance(found, NotAvro):
-                batch.letters.append(DeadLetter(record, "not_avro", str(found)))
+                batch.letters.append(DeadLetter(record, Reason.NOT_AVRO, str(found)))
                 continue
             schema_id, body = found
             schema = self._schemas[schema_id]
@@ -72,7 +72,7 @@ class AvroDecoder:
             try:
                 value = decode(schema, body)
             except NotAvro as problem:
-                batch.letters.append(DeadLetter(record, "not_avro", f"schema {schema_id}: {problem}"))
+                batch.letters.append(DeadLetter(record, Reason.NOT_AVRO, f"schema {schema_id}: {problem}"))
                 continue
             batch.records.append(record)
             batch.values.append(value)
@@ -100,7 +100,7 @@ class AvroDecoder:
             schema = self._resolve(schema_id)
             with self._lock:
                 self._schemas[schema_id] = schema
-                if isinstance(schema, _Refused) and schema.reason == "unknown_schema":
+                if isinstance(schema, _Refused) and schema.reason == Reason.UNKNOWN_SCHEMA:
                     self._unknown_since[schema_id] = now
                 else:
                     self._unknown_since.pop(schema_id, None)
@@ -109,13 +109,13 @@ class AvroDecoder:
         try:
             schema_format, text = self.registry.schema_text(schema_id)
         except UnknownSchema as unknown:
-            return _Refused("unknown_schema", str(unknown))
+            return _Refused(Reason.UNKNOWN_SCHEMA, str(unknown))
         if schema_format != "AVRO":
-            return _Refused("not_avro", f"schema {schema_id} is {schema_format}, not Avro")
+            return _Refused(Reason.NOT_AVRO, f"schema {schema_id} is {schema_format}, not Avro")
         try:
             return parse_writer_schema(text)
         except BadSchema as problem:
-            return _Refused("unknown_schema", f"schema {schema_id}: {problem}")
+            return _Refused(Reason.UNKNOWN_SCHEMA, f"schema {schema_id}: {problem}")
 
 
 def registry_url(source: Source, settings: Settings) -> str:

@@ -8,17 +8,18 @@ min(distinct keys, buckets) operations, across all the partitions it mixes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from shared.records import OffsetSpan, OffsetSpans, TopicPartition
 from shared.settings import current_settings
 from shared.sources import get_source
 from shared.sources.base import Row
 from shared.state.buckets import bucket_for
 from shared.state.registry import entity_for
 
-Position = tuple[str, int, int]  # topic, partition, incarnation
+PartitionLife = tuple[str, int, int]  # topic, partition, incarnation: one life of a topic-partition
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +35,15 @@ class Signal:
 def signals_for(
     source_name: str,
     rows: list[Row],
-    ranges: Mapping[tuple[str, int], tuple[int, int]] | None = None,
+    spans: OffsetSpans | None = None,
     *,
     buckets: int | None = None,
 ) -> list[Signal]:
     """The ``apply`` signals for a batch's landed rows; [] for a source without state.
 
     Rows arrive in offset order within each partition (as the trigger delivers them), so each
-    key's events are in offset order too. ``ranges`` is each partition's offset range in the
-    batch (all records, landed or not); a part carries its partition's range and incarnation so
+    key's events are in offset order too. ``spans`` holds each partition's offset span in the
+    batch (all records, landed or not); a part carries its partition's span and incarnation so
     the bucket can tell which offsets it has applied (``shared.state.offsets``). ``buckets`` is
     N (default: the ``STATE_BUCKETS`` setting).
     """
@@ -60,27 +61,25 @@ def signals_for(
         else:
             events.append(compact(row))
     homes: dict[str, str] = {}
-    by_bucket: dict[str, dict[Position, dict[str, list[list[Any]]]]] = {}
+    by_bucket: dict[str, dict[PartitionLife, dict[str, list[list[Any]]]]] = {}
     for (key, topic, partition, incarnation), events in by_key.items():
         home = homes.get(key)
         if home is None:
             home = homes[key] = bucket_for(key, count)
         by_bucket.setdefault(home, {}).setdefault((topic, partition, incarnation), {})[key] = events
-    ranges = ranges or {}
+    spans = spans or {}
     return [
-        Signal(kind.name, home, "apply", {"parts": [_part(where, keys, ranges) for where, keys in parts.items()]})
+        Signal(kind.name, home, "apply", {"parts": [_part(where, keys, spans) for where, keys in parts.items()]})
         for home, parts in by_bucket.items()
     ]
 
 
-def _part(
-    where: Position, keys: dict[str, list[list[Any]]], ranges: Mapping[tuple[str, int], tuple[int, int]]
-) -> dict[str, Any]:
+def _part(where: PartitionLife, keys: dict[str, list[list[Any]]], spans: OffsetSpans) -> dict[str, Any]:
     topic, partition, incarnation = where
-    batch_range = ranges.get((topic, partition))
+    batch_range = spans.get(TopicPartition(topic, partition))
     if batch_range is None:
         offsets = [event[0] for events in keys.values() for event in events]
-        batch_range = (min(offsets), max(offsets))
+        batch_range = OffsetSpan(min(offsets), max(offsets))
     low, high = batch_range
     return {"topic": topic, "partition": partition, "incarnation": incarnation, "range": [low, high], "keys": keys}
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from shared.errors import RecordRejected
+
 MAX_ENCODED_KEY_LENGTH = 400  # + "@<entity name>@" stays well inside Azure Table's 512-character keys
 _ENCODED = re.compile(r"^(?:[A-Za-z0-9_:.-]|~[0-9A-F]{2})+$")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_:-](?:[A-Za-z0-9_:.-]*[A-Za-z0-9_:-])?$")
 
 
-class BadKey(ValueError):
+class BadKey(RecordRejected):
     """The key cannot name an entity: empty, too long once encoded, or (decoding) not an encoded key."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from shared.errors import RecordRejected
 from shared.state.buckets import bucket_for
 from shared.state.keys import BadKey, encode_key
 from shared.state.offsets import APPLIED, LEGACY_MARKS
@@ -19,7 +20,7 @@ from shared.state.registry import ENTITY_KINDS
 from shared.state.sensor_stats import windows_view
 
 
-class BadQuery(ValueError):
+class BadQuery(RecordRejected):
     """Unknown source or malformed key (HTTP 400)."""
 
 

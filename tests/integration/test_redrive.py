@@ -18,9 +18,8 @@ from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.redrive import REDRIVE_HEADER, redrive_log
-from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
-from tests.conftest import FIXED_NOW, FIXED_NOW_MS
+from tests.conftest import FIXED_NOW, FIXED_NOW_MS, context_for
 from tools import redrive as redrive_cli
 
 pytestmark = pytest.mark.integration
@@ -80,14 +79,7 @@ def test_redrive_sends_exactly_the_fixed_records_once(
     records = [KafkaRecord(topic, 0, i, m.key, m.value.encode(), FIXED_NOW_MS) for i, m in enumerate(fixed)]
     records += [KafkaRecord(topic, 0, 6 + i, key, value, FIXED_NOW_MS) for i, (key, value) in enumerate(broken)]
     lake = LocalLake(tmp_path)
-    landed = handle_batch(
-        _stricter_orders(),
-        records,
-        lake=lake,
-        settings=load_settings({}),
-        source_settings=load_source_settings("orders", {}),
-        now_ms=FIXED_NOW_MS,
-    )
+    landed = handle_batch(context_for(_stricter_orders(), lake, now_ms=FIXED_NOW_MS), records)
     assert (landed.landed, landed.dead_letters) == (0, 8)
 
     monkeypatch.setenv("LAKE_KIND", "local")

@@ -29,9 +29,10 @@ from shared.compaction.drift import METADATA_KEY as DRIFT_KEY
 from shared.compaction.hours import Hour
 from shared.compaction.job import compact, open_curated
 from shared.compaction.rows import merge_hour
+from shared.formats import format_named
 from shared.lake import LakeStore, LocalLake
 from shared.lake.blob import BlobLake
-from shared.landing.files import land, plan_files
+from shared.landing.files import land, plan_batch
 from shared.settings import Settings, load_settings
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -82,7 +83,7 @@ def land_batch(
 ) -> list[str]:
     src = get_source(source)
     batch = process_batch(src, records_for(src, count, first_offset=first_offset), max_record_bytes=100_000)
-    return list(land(lake.store, plan_files(batch, fmt, now_ms=FIXED_NOW_MS)).files)
+    return list(land(lake.store, plan_batch(batch, format_named(fmt), now_ms=FIXED_NOW_MS)).files)
 
 
 def run(lake: Lake, source: str = "clickstream", now_ms: int = LATER) -> Any:

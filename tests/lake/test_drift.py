@@ -15,8 +15,9 @@ from shared.batch import process_batch
 from shared.compaction.drift import drift_from_history
 from shared.datagen.config import parse_config
 from shared.datagen.source import config_source
+from shared.formats import format_named
 from shared.lake import LocalLake
-from shared.landing.files import land, plan_files
+from shared.landing.files import land, plan_batch
 from shared.records import KafkaRecord
 from shared.settings import load_settings
 from shared.sources.base import Source
@@ -56,7 +57,7 @@ def records(values: list[dict[str, Any]], first_offset: int) -> list[KafkaRecord
 def land_records(lake: Lake, source: Source, values: list[dict[str, Any]], first_offset: int) -> None:
     batch = process_batch(source, records(values, first_offset), max_record_bytes=100_000)
     assert batch.dead_letters == []
-    land(lake.store, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
+    land(lake.store, plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS))
 
 
 @pytest.fixture

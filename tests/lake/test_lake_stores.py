@@ -10,9 +10,9 @@ from devhost.services.azurite import Azurite
 from devhost.services.processes import free_port
 from shared.batch import process_batch
 from shared.errors import LakeError, LakeUnavailable, UnsafePath, WriteConflict
-from shared.formats import decode
+from shared.formats import decode, format_named
 from shared.lake import LakeStore
-from shared.landing.files import land, plan_files
+from shared.landing.files import land, plan_batch
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW_MS, records_for
 from tests.lake.conftest import adls_lake, blob_lake
@@ -53,8 +53,8 @@ def test_unsafe_paths_are_refused_before_any_io(store: LakeStore, path: str) -> 
 def test_landing_a_batch_twice_gives_the_same_files_and_rows_on_every_store(store: LakeStore) -> None:
     source = SOURCES["clickstream"]
     batch = process_batch(source, records_for(source, 50), max_record_bytes=1 << 20)
-    first = land(store, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
-    again = land(store, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
+    first = land(store, plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS))
+    again = land(store, plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS))
     assert first.files == again.files and store.list_paths("raw") == sorted(first.files)
     rows = [row for path in store.list_paths("raw") for row in decode("parquet", store.read(path))]
     assert len(rows) == 50 == len({row["_offset"] for row in rows})

@@ -16,8 +16,9 @@ from shared import formats
 from shared.compaction.coverage import METADATA_KEY
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour
+from shared.formats import format_named
 from shared.lake import LocalLake
-from shared.landing.files import DEADLETTER_COLUMNS
+from shared.landing.files import DEADLETTER_COLUMNS, plan_batch
 from shared.redrive import read_dead_letters, redrive_log
 from shared.settings import load_settings
 from shared.sources.base import Row, Source
@@ -47,12 +48,15 @@ def _land_two_hours(lake: Lake) -> Source:
         {"value": value, "offset": 6 + index, "ts": H11.start_ms + index} for index, value in enumerate(shifted)
     ]
     from shared.batch import process_batch
-    from shared.landing.files import land, plan_files
+    from shared.landing.files import land
     from shared.records import KafkaRecord
 
     records = [KafkaRecord("things", 0, r["offset"], None, orjson.dumps(r["value"]), r["ts"]) for r in batch_records]
     land(
-        lake.store, plan_files(process_batch(source, records, max_record_bytes=10_000), "parquet", now_ms=FIXED_NOW_MS)
+        lake.store,
+        plan_batch(
+            process_batch(source, records, max_record_bytes=10_000), format_named("parquet"), now_ms=FIXED_NOW_MS
+        ),
     )
     _dead_letter(lake, offset=20, value={"id": "twenty", "address": {"city": "x"}})  # fails today's model
     run(lake, "things")

@@ -12,8 +12,9 @@ import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 
 from shared.batch import process_batch
+from shared.formats import format_named
 from shared.lake import LocalLake
-from shared.landing.files import land, plan_files
+from shared.landing.files import land, plan_batch
 from shared.sources import SOURCES, get_source
 from tests.conftest import FIXED_NOW_MS, ROOT, records_for
 
@@ -55,7 +56,9 @@ def test_one_compaction_timer_per_source_and_no_deltalake_at_indexing() -> None:
 def test_the_timer_compacts_the_sources_closed_hours(tmp_path: Path) -> None:
     source = get_source("sensors")
     batch = process_batch(source, records_for(source, 30), max_record_bytes=100_000)
-    land(LocalLake(tmp_path), plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))  # an hour long closed by now
+    land(
+        LocalLake(tmp_path), plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS)
+    )  # an hour long closed by now
     assert _python(RUN, {"LAKE_LOCAL_ROOT": str(tmp_path)}) == {"done": True}
     table = DeltaTable(str(tmp_path / "curated" / "sensors"))
     assert pa.table(QueryBuilder().register("t", table).execute("SELECT count(*) AS n FROM t"))["n"][0].as_py() == 30

@@ -15,8 +15,9 @@ from shared.batch import process_batch
 from shared.compaction.hours import Hour
 from shared.compaction.job import run_compaction
 from shared.compaction.rows import CompactionError
+from shared.formats import format_named
 from shared.lake import LocalLake
-from shared.landing.files import land, plan_files
+from shared.landing.files import land, plan_batch
 from shared.settings import load_settings
 from shared.sources import get_source
 from shared.telemetry import Telemetry
@@ -48,7 +49,7 @@ def _values(reader: InMemoryMetricReader) -> dict[str, Any]:
 def _land(lake: LocalLake, first: int, count: int) -> None:
     source = get_source("sensors")
     batch = process_batch(source, records_for(source, count, first_offset=first), max_record_bytes=10**5)
-    land(lake, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
+    land(lake, plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS))
 
 
 def test_a_run_reports_hours_rows_files_and_lag(tmp_path: Path, reader: InMemoryMetricReader) -> None:

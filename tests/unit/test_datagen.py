@@ -23,10 +23,10 @@ from shared.generator_ticks import generate_messages, needs_progress
 from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
-from shared.settings import load_settings, load_source_settings
+from shared.settings import load_source_settings
 from shared.sources import CONFIG_SOURCES, SOURCES
 from shared.sources.base import Source, record_validator
-from tests.conftest import FIXED_NOW, FIXED_NOW_MS, OutputBinding
+from tests.conftest import FIXED_NOW, FIXED_NOW_MS, OutputBinding, context_for
 
 DATAGEN_CLASS = "io.confluent.kafka.connect.datagen.DatagenConnector"
 
@@ -62,15 +62,7 @@ def test_every_quickstart_lands_with_no_dead_letter(quickstart: str, tmp_path: P
     records = [
         KafkaRecord(source.name, 0, offset, m.key, m.value.encode(), FIXED_NOW_MS) for offset, m in enumerate(messages)
     ]
-    settings = load_settings({})
-    outcome = handle_batch(
-        source,
-        records,
-        lake=LocalLake(tmp_path),
-        settings=settings,
-        source_settings=load_source_settings(source.name, {}),
-        now_ms=FIXED_NOW_MS,
-    )
+    outcome = handle_batch(context_for(source, LocalLake(tmp_path), now_ms=FIXED_NOW_MS), records)
     assert (outcome.landed, outcome.dead_letters) == (300, 0)
     assert list(tmp_path.glob(f"raw/{source.name}/date=*/hour=*/*.parquet"))
     assert not list(tmp_path.glob("deadletter/**/*"))
@@ -573,12 +565,8 @@ def test_maps_json_columns_and_decimals_land_in_every_format(quickstart: str, fm
     messages = generate_messages(source, 50, now=FIXED_NOW, seed=4, start_index=0)
     records = [KafkaRecord(source.name, 0, i, m.key, m.value.encode(), FIXED_NOW_MS) for i, m in enumerate(messages)]
     outcome = handle_batch(
-        source,
+        context_for(source, LocalLake(tmp_path), settings={f"{source.name.upper()}_FORMAT": fmt}, now_ms=FIXED_NOW_MS),
         records,
-        lake=LocalLake(tmp_path),
-        settings=load_settings({}),
-        source_settings=load_source_settings(source.name, {f"{source.name.upper()}_FORMAT": fmt}),
-        now_ms=FIXED_NOW_MS,
     )
     assert (outcome.landed, outcome.dead_letters) == (50, 0)
     (path,) = outcome.files

@@ -28,8 +28,8 @@ def test_unknown_fields_land_in_extra_and_clean_rows_have_none(columnar: bool, k
     records = records_for(source, 4)
     records[1] = _with_unknown_fields(records[1], campaign="spring", device={"os": "ios", "tags": [1, "x"]})
     batch = process_batch(source, records, max_record_bytes=1 << 20, columnar=columnar, keyed=keyed)
-    assert (batch.table is not None) == columnar, "clean or not, the batch keeps the Arrow path"
-    rows = batch.rows
+    assert all((part.table is not None) == columnar for part in batch), "clean or not, the Arrow path is kept"
+    rows = batch.rows()
     assert [row["_extra"] for row in rows if row["_offset"] != 1] == [None, None, None]
     assert json.loads(rows[1]["_extra"]) == {"campaign": "spring", "device": {"os": "ios", "tags": [1, "x"]}}
     assert [row["_received"].encode() for row in rows] == [record.value for record in records]
@@ -46,4 +46,4 @@ def test_an_aliased_field_is_not_an_unknown_one() -> None:
     """clickstream's ``_time`` validates into ``time_ms``; neither name is an unknown field."""
     source = SOURCES["clickstream"]
     batch = process_batch(source, records_for(source, 2), max_record_bytes=1 << 20)
-    assert all(row["_extra"] is None for row in batch.rows)
+    assert all(row["_extra"] is None for row in batch.rows())

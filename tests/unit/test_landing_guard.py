@@ -9,11 +9,11 @@ import pytest
 
 from shared.batch import ProcessedBatch, process_batch
 from shared.errors import ConfigurationError, LakeUnavailable
-from shared.formats import decode
+from shared.formats import decode, format_named
 from shared.lake import LocalLake
 from shared.landing.guard import DEFAULT_LEASE_SECONDS, LandingGuard, PartitionWaiting, guard_for, land_once
 from shared.landing.partition import LeaseExpired, ledger_path
-from shared.records import KafkaRecord
+from shared.records import KafkaRecord, TopicPartition
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
 
@@ -26,11 +26,18 @@ def _batch_form(request: pytest.FixtureRequest) -> None:
     _columnar[0] = request.param
 
 
+PARQUET = format_named("parquet")
+
+
+def _tables(batch: ProcessedBatch) -> bool:
+    return all(part.table is not None for part in batch)
+
+
 def _land(lake: LocalLake, records: list[KafkaRecord]) -> int:
     batch = process_batch(CLICKS, records, max_record_bytes=1 << 20, columnar=_columnar[0])
-    assert (batch.table is not None) == _columnar[0]
-    landed = land_once(lake, batch, records, "parquet", now_ms=FIXED_NOW_MS).rows
-    assert (batch.table is not None) == _columnar[0]  # redeliveries and incarnations keep the table: no rows built
+    assert _tables(batch) == _columnar[0]
+    landed = land_once(lake, batch, PARQUET, now_ms=FIXED_NOW_MS).row_count
+    assert _tables(batch) == _columnar[0]  # redeliveries and incarnations keep the table: no rows built
     return landed
 
 
@@ -123,15 +130,14 @@ def test_a_row_dead_lettered_as_unencodable_stays_out_of_a_redelivered_batch(tmp
 
     def delivered() -> ProcessedBatch:
         batch = process_batch(mobile, records, max_record_bytes=1 << 20)
-        batch.rows[5]["screen"] = "\udcff"  # no encoder takes a lone surrogate
+        batch.rows()[5]["screen"] = "\udcff"  # no encoder takes a lone surrogate
         return batch
 
-    first = delivered()
-    assert land_once(LocalLake(tmp_path), first, records, "parquet", now_ms=FIXED_NOW_MS).rows == 19
-    again = delivered()  # redelivered to a new process: nothing lands, nothing is encoded for landing
-    assert land_once(LocalLake(tmp_path), again, records, "parquet", now_ms=FIXED_NOW_MS).rows == 0
-    assert 5 not in {row["_offset"] for row in again.rows}  # so no entity counts it
-    assert [letter.reason for letter in again.dead_letters] == ["unencodable"]
+    first = land_once(LocalLake(tmp_path), delivered(), PARQUET, now_ms=FIXED_NOW_MS)
+    assert first.row_count == 19 and [letter.record.offset for letter in first.unencodable] == [5]
+    again = land_once(LocalLake(tmp_path), delivered(), PARQUET, now_ms=FIXED_NOW_MS)  # redelivered to a new process
+    assert again.row_count == 0  # nothing lands, nothing is encoded for landing
+    assert [(letter.record.offset, letter.reason) for letter in again.unencodable] == [(5, "unencodable")]
 
 
 class _FlakyDeletes(LocalLake):
@@ -277,12 +283,12 @@ def test_a_writer_starts_no_request_after_its_deadline(tmp_path: Path) -> None:
     guard = guard_for(lake)
     now = [time.time()]
     guard.clock = lambda: now[0]
-    landing = guard.partition("clickstream", "clickstream", 0)
-    batch = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    landing = guard.partition("clickstream", TopicPartition("clickstream", 0))
+    (part,) = process_batch(CLICKS, records, max_record_bytes=1 << 20)
     from shared.landing.files import plan_files
 
     admission = landing.admit(records, lambda _pending, _incarnation: [])
-    begun = landing.begin(admission, plan_files(batch, "parquet", now_ms=FIXED_NOW_MS))
+    begun = landing.begin(admission, plan_files(part, PARQUET, now_ms=FIXED_NOW_MS).files)
     now[0] += DEFAULT_LEASE_SECONDS - lake.max_request_seconds  # too late to be sure a request ends within the lease
     with pytest.raises(LeaseExpired):
         landing.write(begun)
@@ -300,7 +306,7 @@ def test_every_landing_decision_is_committed_by_a_conditional_ledger_write(tmp_p
     records = records_for(CLICKS, 100)
     lake = LocalLake(tmp_path)
     _land(lake, records)
-    path = tmp_path / ledger_path("clickstream", "clickstream", 0)
+    path = tmp_path / ledger_path("clickstream", TopicPartition("clickstream", 0))
     before = path.stat().st_ino
     assert _land(lake, records) == 0  # a redelivery: nothing lands, but the skip is fenced
     assert path.stat().st_ino != before
@@ -325,7 +331,7 @@ def test_a_ledger_written_by_the_previous_version_keeps_working(tmp_path: Path) 
         "pending": {"low": 0, "high": 99, "files": [raw_file], "owner": "old-process", "started_ms": 0},
         "previous": [{"incarnation": 0, "landed": [[0, 29]]}],
     }
-    (tmp_path / ledger_path("clickstream", "clickstream", 0)).write_bytes(orjson.dumps(old))
+    (tmp_path / ledger_path("clickstream", TopicPartition("clickstream", 0))).write_bytes(orjson.dumps(old))
     assert _land(LocalLake(tmp_path), records) == 150  # the unfinished 0-99 as the same file, then 100-149
     assert (tmp_path / raw_file).exists()
     expected = [(0, 0, offset) for offset in range(30)] + [(0, 1, offset) for offset in range(150)]

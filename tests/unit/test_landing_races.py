@@ -2,7 +2,7 @@
 
 Each worker is its own lake client (its own ledger snapshots) on one lake directory; both read
 one clock. A worker lands its batches in order, one step at a time: admit, begin, write, finish
-(``BatchLanding``). A step that raises (a lost ledger write, a landing to wait for, an outage, a
+(``PartitionLander``). A step that raises (a lost ledger write, a landing to wait for, an outage, a
 lease that ran out) makes the worker start that batch again from admit, as the trigger retries
 it; waiting moves the clock past the lease, as the retries would. The scenarios move the
 partition back and forth (overlapping batches cut differently), restart the topic's offsets (a
@@ -28,9 +28,9 @@ import pytest
 
 from shared.batch import process_batch
 from shared.errors import LakeUnavailable, TransientError
-from shared.formats import decode
+from shared.formats import decode, format_named
 from shared.lake import LocalLake
-from shared.landing.guard import DEFAULT_LEASE_SECONDS, BatchLanding, LandingGuard, PartitionWaiting
+from shared.landing.guard import DEFAULT_LEASE_SECONDS, LandingGuard, PartitionLander, PartitionWaiting
 from shared.records import KafkaRecord
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -81,7 +81,7 @@ class Worker:
     batch_index: int = 0
     step_index: int = 0
     attempts: int = 0
-    landing: BatchLanding | None = None
+    landing: PartitionLander | None = None
     log: list[str] = field(default_factory=list)
 
     @property
@@ -98,8 +98,9 @@ class Worker:
                 assert self.attempts <= MAX_ATTEMPTS, f"{self.name} is stuck: {self.log}"
                 if self.outage_after_files is not None and self.attempts == 1 and self.batch_index == 0:
                     self.lake.fail_after = self.outage_after_files
-                batch = process_batch(CLICKS, records, max_record_bytes=1 << 20)
-                self.landing = BatchLanding(self.guard, batch, records, "parquet", FIXED_NOW_MS)
+                (part,) = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+                landing = self.guard.partition(CLICKS.name, part.topic_partition)
+                self.landing = PartitionLander(landing, part, format_named("parquet"), FIXED_NOW_MS)
                 self.landing.admit()
             else:
                 assert self.landing is not None

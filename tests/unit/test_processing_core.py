@@ -38,7 +38,7 @@ def _record(value: bytes | None, offset: int = 100, timestamp_ms: int | None = F
 )
 def test_each_kind_of_bad_record_is_dead_lettered_with_its_reason(value: bytes | None, reason: str) -> None:
     batch = process_batch(CLICKSTREAM, [_record(value)], max_record_bytes=1000)
-    assert batch.rows == []
+    assert batch.rows() == []
     assert [letter.reason for letter in batch.dead_letters] == [reason]
     assert batch.dead_letters[0].record.offset == 100
     assert batch.dead_letters[0].detail
@@ -48,18 +48,18 @@ def test_bad_records_do_not_stop_the_rest_of_the_batch() -> None:
     good = records_for(CLICKSTREAM, 10)
     mixed = [*good[:5], _record(b"garbage", offset=5), *good[5:]]
     batch = process_batch(CLICKSTREAM, mixed, max_record_bytes=10_000)
-    assert len(batch.rows) == 10 and len(batch.dead_letters) == 1 and batch.records == 11
+    assert len(batch.rows()) == 10 and len(batch.dead_letters) == 1 and batch.record_count == 11
 
 
 def test_rows_carry_lineage() -> None:
     record = records_for(SENSORS, 1, topic="sensors-eh", partition=4, first_offset=42)[0]
-    row = process_batch(SENSORS, [record], max_record_bytes=10_000).rows[0]
+    row = process_batch(SENSORS, [record], max_record_bytes=10_000).rows()[0]
     assert (row["_topic"], row["_partition"], row["_offset"], row["_key"]) == ("sensors-eh", 4, 42, record.key)
     assert row["_kafka_timestamp"] == FIXED_NOW_MS
 
 
 def test_plausible_event_time_is_used() -> None:
-    row = process_batch(SENSORS, records_for(SENSORS, 1), max_record_bytes=10_000).rows[0]
+    row = process_batch(SENSORS, records_for(SENSORS, 1), max_record_bytes=10_000).rows()[0]
     assert row["_event_time_source"] == "event"
     assert FIXED_NOW_MS - 1000 <= row["_event_time"] <= FIXED_NOW_MS
 
@@ -69,7 +69,7 @@ def test_datagen_style_tiny_time_falls_back_to_the_kafka_timestamp_and_is_flagge
         b'{"ip":"1.1.1.1","userid":3,"remote_user":"-","time":"11","_time":11,"request":"GET / HTTP/1.1",'
         b'"status":"200","bytes":"10","referrer":"-","agent":"x"}'
     )
-    row = process_batch(CLICKSTREAM, [_record(value)], max_record_bytes=10_000).rows[0]
+    row = process_batch(CLICKSTREAM, [_record(value)], max_record_bytes=10_000).rows()[0]
     assert (row["_event_time"], row["_event_time_source"]) == (FIXED_NOW_MS, "kafka")
 
 
@@ -77,8 +77,8 @@ def test_no_time_at_all_lands_at_epoch_zero_whenever_it_is_processed() -> None:
     record = records_for(SENSORS, 1)[0]
     value = (record.value or b"").replace(b'"timestamp":', b'"ignored":')
     bare = KafkaRecord("sensors", 0, 0, None, value, None)
-    first = process_batch(SENSORS, [bare], max_record_bytes=10_000).rows[0]
-    later = process_batch(SENSORS, [bare], max_record_bytes=10_000).rows[0]
+    first = process_batch(SENSORS, [bare], max_record_bytes=10_000).rows()[0]
+    later = process_batch(SENSORS, [bare], max_record_bytes=10_000).rows()[0]
     assert (first["_event_time"], first["_event_time_source"]) == (0, "none")
     assert later["_event_time"] == 0  # a redelivery lands in the same hour
 
@@ -86,14 +86,14 @@ def test_no_time_at_all_lands_at_epoch_zero_whenever_it_is_processed() -> None:
 def test_event_time_without_kafka_timestamp_is_kept() -> None:
     record = records_for(SENSORS, 1)[0]
     bare = KafkaRecord("sensors", 0, 0, None, record.value, None)
-    row = process_batch(SENSORS, [bare], max_record_bytes=10_000).rows[0]
+    row = process_batch(SENSORS, [bare], max_record_bytes=10_000).rows()[0]
     assert row["_event_time_source"] == "event" and abs(row["_event_time"] - FIXED_NOW_MS) < 60_000
 
 
 def test_event_time_far_in_the_past_is_implausible() -> None:
     record = records_for(SENSORS, 1)[0]
     late = KafkaRecord("sensors", 0, 0, None, record.value, FIXED_NOW_MS + MAX_EVENT_AGE_MS + 60_000)
-    row = process_batch(SENSORS, [late], max_record_bytes=10_000).rows[0]
+    row = process_batch(SENSORS, [late], max_record_bytes=10_000).rows()[0]
     assert row["_event_time_source"] == "kafka"
 
 
@@ -127,11 +127,11 @@ def test_validating_a_batch_in_one_call_agrees_with_validating_each_record_alone
         except ValidationError:
             pass
     alone = [process_batch(source, [record], max_record_bytes=10_000) for record in mixed]
-    assert [row["_offset"] for row in batch.rows] == valid_alone
-    assert batch.rows == [row for single in alone for row in single.rows]
+    assert [row["_offset"] for row in batch.rows()] == valid_alone
+    assert batch.rows() == [row for single in alone for row in single.rows()]
     letters = [(letter.record.offset, letter.reason, letter.detail) for letter in batch.dead_letters]
     assert letters == [(lt.record.offset, lt.reason, lt.detail) for single in alone for lt in single.dead_letters]
-    assert len(batch.rows) + len(batch.dead_letters) == batch.records == len(mixed)
+    assert len(batch.rows()) + len(batch.dead_letters) == batch.record_count == len(mixed)
     assert {letter.reason for letter in batch.dead_letters} >= {"not_utf8", "not_json", "schema"}
 
 
@@ -156,7 +156,7 @@ def test_a_check_that_raises_outside_pydantic_costs_only_its_own_record() -> Non
     )
     records = [KafkaRecord("picky", 0, n, None, json.dumps({"n": n}).encode(), FIXED_NOW_MS) for n in range(20)]
     batch = process_batch(source, records, max_record_bytes=10_000)
-    assert [row["n"] for row in batch.rows] == [n for n in range(20) if n != 13]
+    assert [row["n"] for row in batch.rows()] == [n for n in range(20) if n != 13]
     assert [(letter.record.offset, letter.reason, letter.detail) for letter in batch.dead_letters] == [
         (13, "schema", "LookupError: unlucky")
     ]
@@ -179,6 +179,6 @@ def test_a_bare_non_finite_number_in_a_modelled_float_is_a_schema_dead_letter(
     batch = process_batch(source, records, max_record_bytes=1 << 20)
     assert [(letter.record.offset, letter.reason) for letter in batch.dead_letters] == [(1, "schema")]
     assert field in batch.dead_letters[0].detail
-    assert sorted(row["_offset"] for row in batch.rows) == [0, 2]
+    assert sorted(row["_offset"] for row in batch.rows()) == [0, 2]
     alone = process_batch(source, [records[1]], max_record_bytes=1 << 20)
     assert [letter.reason for letter in alone.dead_letters] == ["schema"]

@@ -22,11 +22,10 @@ from shared.redrive import (
     redrive,
     redrive_log,
 )
-from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal, members
 from shared.state.buckets import bucket_for
-from tests.conftest import FIXED_NOW_MS, records_for
+from tests.conftest import FIXED_NOW_MS, context_for, records_for
 
 ORDER = (
     b'{"ordertime":1,"orderid":%d,"itemid":"Item_1","orderunits":1.5,"address":{"city":"C","state":"S","zipcode":1}}'
@@ -58,14 +57,7 @@ def _dead_letters(lake: LocalLake, now_ms: int) -> None:
         KafkaRecord("orders", 0, 1, "1", b"{oops", FIXED_NOW_MS),  # not_json
         KafkaRecord("orders", 0, 2, "2", b"\xff\xfe", FIXED_NOW_MS),  # not_utf8
     ]
-    handle_batch(
-        SOURCES["orders"],
-        records,
-        lake=lake,
-        settings=load_settings({}),
-        source_settings=load_source_settings("orders", {}),
-        now_ms=now_ms,
-    )
+    handle_batch(context_for(SOURCES["orders"], lake, now_ms=now_ms), records)
 
 
 def _letter_rows(lake: LocalLake, rows: list[dict[str, object]], name: str) -> None:
@@ -156,8 +148,7 @@ def test_a_redrive_log_written_before_incarnations_reads_as_incarnation_0(tmp_pa
 def test_a_dead_letter_whose_record_is_in_raw_is_not_sent(tmp_path: Path) -> None:
     lake = LocalLake(tmp_path)
     records = [KafkaRecord("orders", 1, offset, str(offset), ORDER % offset, FIXED_NOW_MS) for offset in range(50, 53)]
-    settings, source_settings = load_settings({}), load_source_settings("orders", {})
-    handle_batch(SOURCES["orders"], records, lake=lake, settings=settings, source_settings=source_settings)
+    handle_batch(context_for(SOURCES["orders"], lake), records)
     _valid_dead_letter_rows(lake, range(51, 54), FIXED_NOW_MS)  # 51 and 52 landed in raw; 53 did not
     sender = RecordingSender()
     summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
@@ -210,8 +201,7 @@ def test_refused_state_updates_are_re_applied_from_raw_not_produced_again(tmp_pa
     lake = LocalLake(tmp_path)
     mobile = SOURCES["mobile"]
     records = records_for(mobile, 3)
-    settings, source_settings = load_settings({}), load_source_settings("mobile", {})
-    handle_batch(mobile, records, lake=lake, settings=settings, source_settings=source_settings, now_ms=FIXED_NOW_MS)
+    handle_batch(context_for(mobile, lake, now_ms=FIXED_NOW_MS), records)
     rows: list[dict[str, object]] = [
         {
             "_topic": "mobile",

@@ -56,5 +56,5 @@ def test_a_redriven_record_keeps_its_unknown_fields(tmp_path: Path) -> None:
     (message,) = sender.sent
     assert message.value == ORDER_WITH_UNKNOWN_FIELDS
     redriven = KafkaRecord("orders", 1, 100, message.key, message.value, FIXED_NOW_MS)
-    (landed,) = process_batch(SOURCES["orders"], [redriven], max_record_bytes=10_000).rows
+    (landed,) = process_batch(SOURCES["orders"], [redriven], max_record_bytes=10_000).rows()
     assert json.loads(landed["_extra"]) == {"coupon": {"code": "X", "uses": [1, 2]}, "address.country": "NO"}

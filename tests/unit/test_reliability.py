@@ -16,11 +16,12 @@ from shared import formats
 from shared.batch import ProcessedBatch, process_batch
 from shared.errors import LakeError, LakeUnavailable, TransientError
 from shared.failures import StallLog, classify, classify_entity_error
-from shared.invocation import _RecordIsolatingGateway, handle_batch_with_state
+from shared.formats import format_named
+from shared.invocation import ProcessingContext, _RecordIsolatingGateway, handle_batch_with_state
 from shared.lake import LocalLake
-from shared.landing.files import plan_files
+from shared.landing.files import plan_batch, plan_files
 from shared.landing.isolation import encode_isolating
-from shared.records import KafkaRecord, partition_ranges
+from shared.records import KafkaRecord, offset_spans
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.sources.base import Column
@@ -80,7 +81,7 @@ def test_encoding_isolation_finds_the_offending_rows_in_every_format() -> None:
     rows[3]["n"] = 2**63
     rows[70]["s"] = "\ud800"
     for fmt in ("parquet", "avro", "jsonl"):
-        data, bad = encode_isolating(fmt, columns, rows, record_name="t")  # type: ignore[arg-type]
+        data, bad = encode_isolating(format_named(fmt), columns, rows, record_name="t")
         expected = [70] if fmt == "jsonl" else [3, 70]  # JSON lines carry any integer
         assert [item.index for item in bad] == expected
         assert len(formats.decode(fmt, data)) == 100 - len(expected)  # type: ignore[arg-type]
@@ -89,21 +90,22 @@ def test_encoding_isolation_finds_the_offending_rows_in_every_format() -> None:
 def test_clean_files_are_encoded_once_and_unchanged() -> None:
     columns = (Column("n", "long"),)
     rows = [{"n": i} for i in range(10)]
-    data, bad = encode_isolating("jsonl", columns, rows, record_name="t")
+    data, bad = encode_isolating(format_named("jsonl"), columns, rows, record_name="t")
     assert bad == [] and data == formats.encode("jsonl", columns, rows, record_name="t")
 
 
 def test_an_unencodable_row_becomes_a_dead_letter_and_the_rest_lands() -> None:
     source = SOURCES["mobile"]
     batch = process_batch(source, records_for(source, 20), max_record_bytes=1 << 20)
-    batch.rows[5]["screen"] = "\udcff"  # a gap no model closes today: a transform producing a lone surrogate
-    planned = plan_files(batch, "parquet", now_ms=FIXED_NOW_MS)
-    raw = [f for f in planned if f.path.startswith("raw/")]
-    letters = [f for f in planned if f.path.startswith("deadletter/")]
-    assert sum(len(formats.decode("parquet", f.encoded())) for f in raw) == 19
-    assert [row["reason"] for f in letters for row in f.rows] == ["unencodable"]
-    assert [row["_offset"] for f in letters for row in f.rows] == [5]
-    assert len(batch.rows) == len(batch.origins) == 19  # no signal is sent for it
+    batch.rows()[5]["screen"] = "\udcff"  # a gap no model closes today: a transform producing a lone surrogate
+    (part,) = batch
+    plan = plan_files(part, format_named("parquet"), now_ms=FIXED_NOW_MS)
+    raw = [f for f in plan.files if f.path.startswith("raw/")]
+    letters = [row for f in plan.files if f.dead_letters for row in formats.decode("jsonl", f.data)]
+    assert sum(len(formats.decode("parquet", f.data)) for f in raw) == 19
+    assert [(row["_offset"], row["reason"]) for row in letters] == [(5, "unencodable")]
+    assert [letter.record.offset for letter in plan.unencodable] == [5]  # returned, so no signal is sent for it
+    assert len(batch.rows()) == 20  # the batch itself is left as it was
 
 
 def test_keys_no_entity_can_take_are_bad_key_dead_letters_only_with_state() -> None:
@@ -113,9 +115,9 @@ def test_keys_no_entity_can_take_are_bad_key_dead_letters_only_with_state() -> N
     records = [good[0], KafkaRecord("mobile", 0, 1, None, too_long, FIXED_NOW_MS), good[2]]
     keyed = process_batch(source, records, max_record_bytes=1 << 20, keyed=True)
     assert [(d.record.offset, d.reason) for d in keyed.dead_letters] == [(1, "bad_key")]
-    assert len(keyed.rows) == 2
+    assert len(keyed.rows()) == 2
     unkeyed = process_batch(source, records, max_record_bytes=1 << 20)
-    assert unkeyed.dead_letters == [] and len(unkeyed.rows) == 3
+    assert unkeyed.dead_letters == [] and len(unkeyed.rows()) == 3
 
 
 def test_absurd_kafka_timestamps_are_treated_as_absent() -> None:
@@ -123,9 +125,9 @@ def test_absurd_kafka_timestamps_are_treated_as_absent() -> None:
     record = records_for(source, 1)[0]
     hostile = KafkaRecord(record.topic, 0, 0, None, record.value, 2**62)
     batch = process_batch(source, [hostile], max_record_bytes=1 << 20)
-    row = batch.rows[0]
+    row = batch.rows()[0]
     assert row["_kafka_timestamp"] is None and (row["_event_time"], row["_event_time_source"]) == (0, "none")
-    assert plan_files(batch, "parquet", now_ms=FIXED_NOW_MS)
+    assert plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS)
 
 
 class _Refused(Exception):
@@ -196,28 +198,33 @@ def test_stall_log_logs_once_a_minute_per_partition_and_counts_every_failure(cap
     records = [KafkaRecord("mobile", 0, offset, None, b"{}", None) for offset in range(10, 20)]
     caplog.set_level(logging.WARNING, "streamingpoc.failures")
     for _ in range(5):
-        stalls.failed("mobile", partition_ranges(records), LakeError("HTTP 403 forbidden"))
+        stalls.failed("mobile", offset_spans(records), LakeError("HTTP 403 forbidden"))
         now[0] += 10
     lines = [r.getMessage() for r in caplog.records if "partition waiting" in r.getMessage()]
     assert len(lines) == 1
     assert "source=mobile topic=mobile partition=0 offsets=10-19 attempts=1" in lines[0]
     assert "class=infrastructure" in lines[0] and "HTTP 403" in lines[0]
     now[0] += 60
-    stalls.failed("mobile", partition_ranges(records), LakeError("HTTP 403 forbidden"))
+    stalls.failed("mobile", offset_spans(records), LakeError("HTTP 403 forbidden"))
     assert sum("attempts=6" in r.getMessage() for r in caplog.records) == 1
     assert counted == [("mobile", "infrastructure")] * 6
     assert stalls.waiting()[("mobile", "mobile", 0)]["attempts"] == 6
-    stalls.succeeded("mobile", partition_ranges(records))
+    stalls.succeeded("mobile", offset_spans(records))
     assert stalls.waiting() == {}
     assert any("flowing again" in r.getMessage() for r in caplog.records)
 
 
-def test_dead_letter_rows_keep_rows_and_origins_aligned() -> None:
-    source = SOURCES["users"]
-    batch: ProcessedBatch = process_batch(source, records_for(source, 4), max_record_bytes=1 << 20)
-    batch.dead_letter_rows([batch.rows[1], batch.rows[3]], "entity_rejected", ["a", "b"])
-    assert [r["_offset"] for r in batch.rows] == [o.offset for o in batch.origins] == [0, 2]
-    assert [(d.record.offset, d.detail) for d in batch.dead_letters] == [(1, "a"), (3, "b")]
+@pytest.mark.parametrize("columnar", [False, True])
+def test_selecting_offsets_keeps_rows_origins_records_and_dead_letters_aligned(columnar: bool) -> None:
+    source = SOURCES["clickstream"]
+    records = records_for(source, 6)
+    records[4] = KafkaRecord(records[4].topic, 0, 4, None, b"{not json", FIXED_NOW_MS)
+    batch: ProcessedBatch = process_batch(source, records, max_record_bytes=1 << 20, columnar=columnar)
+    (part,) = batch
+    chosen = part.select({1, 3, 4})
+    assert [r["_offset"] for r in chosen.to_rows()] == [o.offset for o in chosen.origins] == [1, 3]
+    assert [r.offset for r in chosen.records] == [1, 3, 4] and [d.record.offset for d in chosen.dead_letters] == [4]
+    assert (chosen.table is not None) == columnar and part.row_count == 5  # the batch it came from is unchanged
 
 
 def test_a_key_the_gateway_cannot_encode_is_the_records_problem() -> None:
@@ -246,14 +253,12 @@ def test_a_refused_signal_dead_letters_that_buckets_landed_records_and_the_batch
     gateway, lake = Gateway(), LocalLake(tmp_path)
     outcome = asyncio.run(
         handle_batch_with_state(
-            source,
+            ProcessingContext(
+                source, lake, settings, load_source_settings("mobile", {}), clock=lambda: FIXED_NOW_MS / 1000
+            ),
             records,
-            lake=lake,
-            settings=settings,
-            source_settings=load_source_settings("mobile", {}),
-            state=gateway,
-            joiner=StateJoiner(),
-            now_ms=FIXED_NOW_MS,
+            gateway,
+            StateJoiner(),
         )
     )
     assert outcome.landed == 30 and refused_bucket not in gateway.signalled and gateway.signalled

@@ -180,7 +180,7 @@ def test_avro_records_land_and_hostile_ones_are_dead_lettered_with_their_reason(
     batch = process_batch(source, _records(values), max_record_bytes=1 << 20, decoder=AvroDecoder(client))
     reasons = {letter.record.offset: letter.reason for letter in batch.dead_letters}
     assert reasons == {3: "not_avro", 4: "unknown_schema", 5: "not_avro"}
-    rows = batch.rows
+    rows = batch.rows()
     assert [row["_offset"] for row in rows] == [0, 1, 2, 6, 7]
     expected = [orjson.loads(text) for _, text in generated(source, 6)]
     assert [orjson.loads(row["_received"]) for row in rows] == [expected[i] for i in (0, 1, 2, 4, 5)]
@@ -198,9 +198,9 @@ def test_a_registry_outage_raises_so_the_batch_waits_then_the_same_batch_flows(t
         process_batch(source, _records(values), max_record_bytes=1 << 20, decoder=decoder)
     with serve_registry(store, port):
         batch = process_batch(source, _records(values), max_record_bytes=1 << 20, decoder=decoder)
-    assert (len(batch.rows), batch.dead_letters) == (4, [])
+    assert (len(batch.rows()), batch.dead_letters) == (4, [])
     again = process_batch(source, _records(values), max_record_bytes=1 << 20, decoder=decoder)  # cached: no registry
-    assert len(again.rows) == 4
+    assert len(again.rows()) == 4
 
 
 def test_an_unknown_id_is_asked_again_after_a_while_not_on_every_batch(registry: str) -> None:
@@ -329,7 +329,7 @@ def test_event_hubs_avro_travels_with_its_id_in_the_content_type_header(
     values: list[bytes | None] = [m.value for m in messages] + [messages[0].value]
     records = _records(values, content_types=content_types)
     batch = process_batch(source, records, max_record_bytes=1 << 20, decoder=AvroDecoder(registry))
-    assert [row["_offset"] for row in batch.rows] == [0, 1, 2]
+    assert [row["_offset"] for row in batch.rows()] == [0, 1, 2]
     assert [(letter.record.offset, letter.reason) for letter in batch.dead_letters] == [(3, "not_avro")]
     assert AvroEncoder(source, registry, "orders").schema_id() == schema_id, "found again, not re-registered"
     assert all(url.startswith("https://evhns-test.servicebus.windows.net/$schemaGroups") for _, url in service.requests)
@@ -370,7 +370,7 @@ def test_a_newer_writer_schema_with_a_field_the_model_lacks_keeps_it_in_extra(re
     (_, text), *_ = generated(source, 1)
     record = orjson.loads(text) | {"coupon": {"code": "SPRING", "percent": 10}}
     value = confluent_frame(schema_id, encode(newer, parse_writer_schema(json.dumps(newer)), record))
-    (row,) = process_batch(source, _records([value]), max_record_bytes=1 << 20, decoder=AvroDecoder(client)).rows
+    (row,) = process_batch(source, _records([value]), max_record_bytes=1 << 20, decoder=AvroDecoder(client)).rows()
     assert json.loads(row["_extra"]) == {"coupon": {"code": "SPRING", "percent": 10}}
     assert orjson.loads(row["_received"]) == record
 

@@ -28,7 +28,7 @@ def landed(source: str, count: int, partition: int = 0) -> list[dict[str, Any]]:
         records_for(SOURCES[source], count, partition=partition),
         max_record_bytes=1 << 20,
     )
-    return batch.rows
+    return batch.rows()
 
 
 def test_one_signal_per_bucket_touched_carrying_every_event_once() -> None:

@@ -14,10 +14,9 @@ from shared import telemetry as telemetry_module
 from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
-from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, Telemetry, sample
-from tests.conftest import records_for
+from tests.conftest import context_for, records_for
 
 
 @pytest.fixture
@@ -105,14 +104,7 @@ def test_handle_batch_emits_exact_counts_for_a_known_batch(
         KafkaRecord("clickstream", 0, 7, None, b'{"ip": 1}', now_ms),
         KafkaRecord("clickstream", 0, 8, None, b"[]", now_ms),
     ]
-    outcome = handle_batch(
-        source,
-        records + bad,
-        lake=LocalLake(tmp_path),
-        settings=load_settings({}),
-        source_settings=load_source_settings("clickstream", {}),
-        now_ms=now_ms,
-    )
+    outcome = handle_batch(context_for(source, LocalLake(tmp_path), now_ms=now_ms), records + bad)
     value = {name: {tuple(sorted(p.attributes.items())): p for p in pts} for name, pts in _points(reader).items()}
     attributes = (("source", "clickstream"),)
     assert value[names.EVENTS_RECEIVED][attributes].value == 9
