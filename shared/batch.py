@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from shared.dead_letters import DeadLetter
+from shared.errors import ConfigurationError
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
-from shared.schema_registry.decoder import AvroDecoder, decoder_for
-from shared.settings import current_settings
+from shared.schema_registry.decoder import AvroDecoder
 from shared.sources.base import Row, Source
 from shared.transform import transform_rows, transform_table
 from shared.validation import validate_batch
@@ -140,13 +140,13 @@ def process_batch(
 
     Called once per invocation. With ``columnar`` (the batch lands as Parquet) and a source that
     has a columnar transform, the rows stay Arrow unless ``keyed``: keyed state reads rows.
-    An Avro source's values are decoded by ``decoder``, by default the worker's for the source's
-    registry (the only I/O here: a schema id not seen before; a registry that does not answer raises).
+    An Avro source's values are decoded by ``decoder`` (``shared.schema_registry.decoder.decoder_for``:
+    its only I/O is fetching a schema id not seen before; a registry that does not answer raises).
     Never raises for anything a record carries.
     """
     records = list(records)
     if decoder is None and source.value_format == "avro":
-        decoder = decoder_for(source, current_settings())
+        raise ConfigurationError(f"{source.name} is an Avro source: its records need the registry's decoder")
     validated = validate_batch(source, records, max_record_bytes=max_record_bytes, decoder=decoder)
     if columnar and not keyed and source.transform_columns is not None:
         table = transform_table(source, validated)

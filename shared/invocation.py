@@ -32,6 +32,7 @@ from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, land, plan_entity_rejected
 from shared.landing.guard import land_once
 from shared.records import KafkaRecord, OffsetSpans, offset_spans
+from shared.schema_registry.decoder import AvroDecoder, decoder_for
 from shared.settings import Settings, SourceSettings
 from shared.sources.base import Row, Source
 from shared.state.aggregate import Signal, members, signals_for
@@ -55,6 +56,10 @@ class ProcessingContext:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    def decoder(self) -> AvroDecoder | None:
+        """The worker's Avro decoder for the source's registry; None for a JSON source."""
+        return decoder_for(self.source, self.settings) if self.source.value_format == "avro" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,11 @@ def handle_batch(context: ProcessingContext, records: Sequence[KafkaRecord]) -> 
     with _watched(invocation):
         columnar = format_named(context.source_settings.format).takes_tables
         batch = process_batch(
-            context.source, records, max_record_bytes=context.settings.max_record_bytes, columnar=columnar
+            context.source,
+            records,
+            max_record_bytes=context.settings.max_record_bytes,
+            columnar=columnar,
+            decoder=context.decoder(),
         )
         return _land(invocation, batch)
 
@@ -128,7 +137,8 @@ def _watched(invocation: _Invocation) -> Iterator[None]:
 async def _with_state(invocation: _Invocation, state: StateGateway, joiner: StateJoiner) -> BatchOutcome:
     context = invocation.context
     source, buckets = context.source, context.settings.state_buckets
-    batch = process_batch(source, invocation.records, max_record_bytes=context.settings.max_record_bytes, keyed=True)
+    limit, decoder = context.settings.max_record_bytes, context.decoder()
+    batch = process_batch(source, invocation.records, max_record_bytes=limit, keyed=True, decoder=decoder)
     gateway = _RecordIsolatingGateway(state)
     rows = batch.rows()
     joined = await _state_call(joiner.join(gateway, source.name, rows, buckets), "read entity state")

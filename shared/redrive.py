@@ -40,6 +40,7 @@ from shared.lake.base import LakeStore
 from shared.landing.files import plan_files
 from shared.layout import DEADLETTER_AREA, RAW_AREA, parse_batch_file_name, safe_segment
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
+from shared.schema_registry.decoder import AvroDecoder
 from shared.settings import LakeFormat
 from shared.sources.base import Column, Row, Source
 from shared.state.aggregate import Signal, signals_for
@@ -232,6 +233,7 @@ class RedriveTarget:
     max_record_bytes: int
     fmt: LakeFormat = "parquet"
     state_buckets: int | None = None  # the app's STATE_BUCKETS: which entity holds a key's state
+    decoder: AvroDecoder | None = None  # an Avro source's registry decoder (``decoder_for``)
 
 
 def redrive(
@@ -295,7 +297,9 @@ def _passing(
         entry_of.setdefault((entry.topic, entry.partition, entry.offset, entry.raw), []).append(entry)
     records = [KafkaRecord(e.topic, e.partition, e.offset, e.key, e.raw, e.timestamp_ms) for e in entries]
     keyed = entity_for(source.name) is not None
-    batch = process_batch(source, records, max_record_bytes=target.max_record_bytes, keyed=keyed)
+    batch = process_batch(
+        source, records, max_record_bytes=target.max_record_bytes, keyed=keyed, decoder=target.decoder
+    )
     fmt = format_named(target.fmt)
     passing = []
     for part in batch:

@@ -17,8 +17,9 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LakeKind = Literal["local", "blob", "adls"]
 LakeFormat = Literal["parquet", "avro", "jsonl"]
+
+LakeKind = Literal["local", "blob", "adls"]
 KafkaSecurity = Literal["PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "OAUTHBEARER"]
 SchemaRegistryKind = Literal["confluent", "eventhubs"]
@@ -308,13 +309,14 @@ def source_setting_name(source: str, field: str) -> str:
     return f"{source.upper()}_{field.upper()}"
 
 
+REGISTERED_DEFAULTS: dict[str, dict[str, str]] = {}  # filled by the source registry (``shared.sources``)
+
+
 def source_defaults(source: str) -> dict[str, str]:
     """Defaults of the settings that have none in the model: topic = source name, group = ``<source>-processor``;
-    a Datagen config source adds its own (topic, rate, iterations, seed: ``Source.setting_defaults``)."""
-    from shared.sources import SOURCES  # the registry reads the sources/ folder; import it only when asked
-
-    registered = SOURCES.get(source)
-    extra = dict(registered.setting_defaults) if registered is not None else {}
+    a Datagen config source adds its own (topic, rate, iterations, seed: ``Source.setting_defaults``), which the
+    source registry registers here when it loads (settings import nothing of the domain)."""
+    extra = REGISTERED_DEFAULTS.get(source, {})
     return {"topic": source, "consumer_group": f"{source}-processor"} | extra
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from shared.lake import open_lake
 from shared.redrive import EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
+from shared.schema_registry.decoder import decoder_for
 from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
@@ -211,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         source,
         lake=open_lake(settings),
         target=RedriveTarget(
-            source_settings.topic, settings.max_record_bytes, source_settings.format, settings.state_buckets
+            source_settings.topic,
+            settings.max_record_bytes,
+            source_settings.format,
+            settings.state_buckets,
+            decoder_for(source, settings) if source.value_format == "avro" else None,
         ),
         sender=sender,
         signaller=signaller,

@@ -33,8 +33,8 @@ from shared.compaction.rows import merge_hour, offset_ranges
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
-from shared.records import OffsetSpan, TopicPartition
 from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, safe_segment
+from shared.records import OffsetSpan, TopicPartition
 from shared.redrive import REDRIVE_AREA, REDRIVE_LOG_COLUMNS, DeadLetterEntry, read_dead_letters, redrive_log
 from shared.reprocess import HourResult, dead_letters_by_hour, joined_columns, recompute_hour
 from shared.settings import Settings, load_settings

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.datagen.source import load_config_sources
+from shared.settings import REGISTERED_DEFAULTS
 from shared.sources import clickstream, mobile, sensors, users
 from shared.sources.base import Column, Row, Source
 
@@ -19,6 +20,7 @@ _REGISTERED: tuple[Source, ...] = (clickstream.SOURCE, mobile.SOURCE, sensors.SO
 CONFIG_SOURCES: tuple[Source, ...] = tuple(load_config_sources(CONFIG_DIR, _REGISTERED))
 
 SOURCES: dict[str, Source] = {source.name: source for source in (*_REGISTERED, *CONFIG_SOURCES)}
+REGISTERED_DEFAULTS.update({name: dict(source.setting_defaults) for name, source in SOURCES.items()})
 
 
 def get_source(name: str) -> Source:
