@@ -115,6 +115,15 @@ resource "azurerm_function_app_flex_consumption" "this" {
     type = "SystemAssigned"
   }
 
+  # Durable Functions on Flex Consumption (docs/deploy.md): optional warm instance for the entities.
+  dynamic "always_ready" {
+    for_each = var.durable_always_ready_instances > 0 ? [var.durable_always_ready_instances] : []
+    content {
+      name           = "durable"
+      instance_count = always_ready.value
+    }
+  }
+
   https_only                                     = true
   public_network_access_enabled                  = true
   webdeploy_publish_basic_authentication_enabled = false
