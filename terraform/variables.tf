@@ -409,6 +409,17 @@ variable "key_vault_soft_delete_retention_days" {
   }
 }
 
+variable "key_vault_role_propagation_seconds" {
+  type        = number
+  default     = 600
+  description = "Seconds Terraform waits after creating its own Key Vault Secrets Officer role assignment before it writes the secrets: Microsoft documents up to 10 minutes before a new role assignment takes effect in Key Vault, and until then writes fail with 403 ForbiddenByRbac. Only the first apply (or one that replaces the assignment) waits; the wait overlaps the Event Hubs deployment. 0 skips it."
+
+  validation {
+    condition     = var.key_vault_role_propagation_seconds >= 0 && var.key_vault_role_propagation_seconds <= 1800 && floor(var.key_vault_role_propagation_seconds) == var.key_vault_role_propagation_seconds
+    error_message = "key_vault_role_propagation_seconds must be a whole number from 0 to 1800."
+  }
+}
+
 variable "alerts_enabled" {
   type        = bool
   default     = true
