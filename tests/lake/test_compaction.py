@@ -22,6 +22,7 @@ from deltalake import DeltaTable, QueryBuilder
 from devhost.services.azurite import Azurite
 from shared import formats
 from shared.batch import process_batch
+from shared.compaction import delta_table, parts
 from shared.compaction.coverage import METADATA_KEY, parse_commit
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour
@@ -224,7 +225,7 @@ def test_commit_metadata_names_the_hour_and_its_offsets(local_lake: Lake) -> Non
     land_batch(local_lake, 100, 10)
     run(local_lake)
     commit = local_lake.delta().history(1)[0]
-    assert METADATA_KEY in commit and commit["operation"] == "WRITE"
+    assert METADATA_KEY in commit and commit["operation"] == "CREATE TABLE"  # the table's first commit
     document = parse_commit(commit)
     assert document is not None and (document["date"], document["hour"], document["rows"]) == (H10.date, H10.hour, 10)
     assert document["offsets"][0]["first"] == 100 and document["offsets"][0]["last"] == 109
@@ -255,10 +256,11 @@ def test_coverage_reads_only_as_many_commits_as_the_listed_hours_need(local_lake
     assert set(curated.coverage({new_hour, hours[-1]}, first_page=1)) == set(hours[1:])  # one page: 2 per hour asked
 
 
-def test_a_smaller_target_file_size_splits_an_hour(local_lake: Lake) -> None:
+def test_a_smaller_target_file_size_splits_an_hour(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     land_batch(local_lake, 0, 3000)
     location = local_lake.table().location
-    small = CuratedTable(location, target_file_bytes=5_000)
+    small = CuratedTable(location, target_file_bytes=5_000)  # a file closes at the first row group past it
+    monkeypatch.setattr(parts, "ROW_GROUP_ROWS", 500)
     report = compact("clickstream", local_lake.store, small, now_ms=LATER, grace_ms=GRACE)
     assert report.files_out > 1 and len(local_lake.delta().file_uris()) == report.files_out
     assert len(curated_rows(local_lake)) == 3000
@@ -277,3 +279,40 @@ def test_a_new_nullable_column_is_added_to_the_table(local_lake: Lake) -> None:
     assert not report.failed and [h.hour for h in report.hours] == [next_hour]
     assert [row["firmware"] for row in curated_rows(local_lake, hour=next_hour)] == ["2.1"]
     assert {row["firmware"] for row in curated_rows(local_lake)} == {None}  # older hour: null
+
+
+def _data_files_stored(lake: Lake) -> set[str]:
+    return {p for p in lake.store.list_paths("curated/clickstream") if p.endswith(".parquet")}
+
+
+def _active_files(lake: Lake) -> set[str]:
+    adds = pa.table(lake.delta().get_add_actions(flatten=True)).column("path").to_pylist()
+    return {f"curated/clickstream/{path}" for path in adds}
+
+
+def test_replaced_files_stay_for_time_travel_within_the_file_retention(lake: Lake) -> None:
+    land_batch(lake, 0, 20)
+    run(lake)
+    land_batch(lake, 20, 10)
+    report = run(lake)  # replaces the hour; this run's vacuum must keep the file it replaced
+    assert report.vacuumed == 0 and len(_data_files_stored(lake)) == 2 and len(_active_files(lake)) == 1
+    delta = lake.delta()
+    assert delta.metadata().configuration["delta.deletedFileRetentionDuration"] == delta_table.FILE_RETENTION
+    delta.load_as_version(0)
+    assert pa.table(QueryBuilder().register("t", delta).execute("SELECT _offset FROM t")).num_rows == 20
+
+
+def test_vacuum_deletes_replaced_and_orphaned_files_past_the_retention(
+    local_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(delta_table.TABLE_CONFIGURATION, "delta.deletedFileRetentionDuration", "interval 0 hours")
+    land_batch(local_lake, 0, 20)
+    run(local_lake)
+    replaced = _data_files_stored(local_lake)
+    orphan = f"curated/clickstream/date={H10.date}/hour={H10.hour}/part-00000-left-by-a-failed-run.parquet"
+    local_lake.store.write_atomic(orphan, _parquet(pa.table({"x": [1]})))
+    land_batch(local_lake, 20, 10)
+    report = run(local_lake)
+    assert report.vacuumed == len(replaced) + 1
+    assert _data_files_stored(local_lake) == _active_files(local_lake)
+    assert len(curated_rows(local_lake)) == 30
