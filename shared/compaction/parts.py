@@ -5,15 +5,18 @@ groups of ``ROW_GROUP_ROWS``), and a file is closed and stored through the lake 
 reaches the target size. So the hour's files, in name order, hold its rows in event-time order.
 (The Delta writer of ``deltalake`` cannot do that: it deals the batches of one stream round-robin
 to its partitions, delta-rs#2659 and polars#26912.) Each file comes with the statistics the Delta
-log keeps for it. Memory: the file being written, at most the target size, plus one slice.
+log keeps for it. The file being written grows in a local temporary file, not in memory; memory
+holds one row group while it is encoded, and the finished file while it is stored.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -48,7 +51,8 @@ class HourFiles:
         self.schema = schema
         self.target_bytes = target_bytes
         self.files: list[DataFile] = []
-        self._sink: pa.BufferOutputStream | None = None
+        self._scratch = tempfile.TemporaryDirectory(prefix="curated-")
+        self._path = Path(self._scratch.name) / "part.parquet"
         self._writer: pq.ParquetWriter | None = None
         self._stats = _Stats(schema)
 
@@ -57,24 +61,33 @@ class HourFiles:
         for start in range(0, rows.num_rows, ROW_GROUP_ROWS):
             group = rows.slice(start, ROW_GROUP_ROWS)
             if self._writer is None:
-                self._sink = pa.BufferOutputStream()
-                self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd")
+                self._writer = pq.ParquetWriter(self._path, self.schema, compression="zstd")
             self._writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
             self._stats.add(group)
-            assert self._sink is not None
-            if self._sink.tell() >= self.target_bytes:
+            if self._path.stat().st_size >= self.target_bytes:
                 self._close()
 
     def finish(self) -> list[DataFile]:
-        self._close()
+        """Store the last file; the files written, in order."""
+        try:
+            self._close()
+        finally:
+            self.discard()
         return self.files
 
+    def discard(self) -> None:
+        """Drop the file being written (stored files stay: the caller decides about them)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._scratch.cleanup()
+
     def _close(self) -> None:
-        if self._writer is None or self._sink is None:
+        if self._writer is None:
             return
         self._writer.close()
-        data = self._sink.getvalue().to_pybytes()
-        self._writer, self._sink = None, None
+        self._writer = None
+        data = self._path.read_bytes()
         directory = f"date={self.hour.date}/hour={self.hour.hour}"
         name = f"part-{len(self.files):05d}-{uuid.uuid4()}-c000.zstd.parquet"
         self.lake.write_atomic(f"{self.table_path}/{directory}/{name}", data)

@@ -62,6 +62,7 @@ class HourResult:
 class _Scan:
     inputs: list[InputStats]
     schemas: list[pa.Schema]
+    histogram: Counter[int] = field(default_factory=Counter)  # the inputs' event-time bins, merged
     bytes_in: int = 0
     drops: dict[int, pa.Array] = field(default_factory=dict)  # input -> positions of its repeated rows
     dropped: Counter[GroupKey] = field(default_factory=Counter)
@@ -92,7 +93,8 @@ class HourRewrite:
             schema = self._file_schema(scan)
             covered = [*self.task.covered_files, *(raw.path for raw in self.task.new_files)]
             metadata = commit_metadata(self.source, hour, covered, offset_ranges(scan.inputs, scan.dropped), scan.rows)
-            files = self._write(pool, scan, plan_slices(hour, scan.inputs, self.slice_rows), schema)
+            plan = plan_slices(hour, scan.inputs, self.slice_rows, scan.histogram)
+            files = self._write(pool, scan, plan, schema)
         partitions = [pa.field(name, pa.string()) for name in PARTITION_COLUMNS]
         try:
             self.table.commit_hour(hour, pa.schema([*schema, *partitions]), files, metadata)
@@ -107,11 +109,15 @@ class HourRewrite:
             curated.add(self.task.hour, batch)
         known = self.table.hour_schema()  # the table keeps its columns: every file carries them
         scan = _Scan([curated], [known] if known is not None else [])
+        scan.histogram.update(curated.bins)
+        curated.bins.clear()
         for raw, data in zip(self.task.new_files, self._reads(pool, self.task.new_files), strict=True):
             scan.bytes_in += len(data)
             identity, schema = scan_raw(raw.format, data, path=raw.path, schema=self.landed)
             stats = InputStats()
             stats.add(self.task.hour, identity)
+            scan.histogram.update(stats.bins)
+            stats.bins.clear()  # thousands of inputs: one histogram for the hour is enough
             scan.inputs.append(stats)
             if stats.rows and not any(schema.equals(known) for known in scan.schemas):
                 scan.schemas.append(schema)  # distinct ones only: files of one source share a few
@@ -199,6 +205,7 @@ class HourRewrite:
                 raise CompactionError(f"hour {self.task.hour}: {written} rows sliced, {scan.rows} planned")
             return files.finish()
         except Exception:
+            files.discard()
             self._remove(files.files)
             raise
 

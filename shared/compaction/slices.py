@@ -129,13 +129,19 @@ class TimeSlice:
     rows: int
 
 
-def plan_slices(hour: Hour, inputs: Sequence[InputStats], budget: int) -> list[TimeSlice]:
-    """Event-time slices of at most ``budget`` rows (bar single bins), in order, and the inputs each reads."""
+def plan_slices(
+    hour: Hour, inputs: Sequence[InputStats], budget: int, histogram: Counter[int] | None = None
+) -> list[TimeSlice]:
+    """Event-time slices of at most ``budget`` rows (bar single bins), in order, and the inputs each reads.
+
+    ``histogram`` is the hour's, when the inputs' own bins were merged into it as they were scanned.
+    """
     if budget < 1:
         raise ValueError("budget must be at least one row")
-    total: Counter[int] = Counter()
-    for stats in inputs:
-        total.update(stats.bins)
+    total: Counter[int] = Counter() if histogram is None else histogram
+    if histogram is None:
+        for stats in inputs:
+            total.update(stats.bins)
     bounds: list[tuple[int | None, int | None, int]] = []
     low: int | None = None
     rows = 0
