@@ -76,8 +76,9 @@ class InputStats:
                 row["_offset_min"], row["_offset_max"], row["_offset_count"], row["_offset_count_distinct"]
             )
             known = self.groups.get(key)
-            # Batches of one input hold distinct rows only when the input does: adding distinct counts
-            # is exact for curated rows (unique by construction), the only input read in batches.
+            # Adding per-batch distinct counts is exact only when batches share no offset: true of the
+            # curated rows (unique by construction: every compaction wrote them deduplicated), the
+            # only input read in batches. Raw files are added whole.
             self.groups[key] = found if known is None else _combined(known, found)
 
     def _add_times(self, hour: Hour, times: pa.ChunkedArray) -> None:
