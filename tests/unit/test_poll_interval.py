@@ -13,6 +13,8 @@ answers (60 s read timeout per try) are not covered; docs/reliability.md says wh
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from azure.storage.blob import ContainerClient
 from confluent_kafka import Consumer
 
 from devhost.kafka.client_config import SESSION_TIMEOUT_MS, consumer_config
-from devhost.runtime.catalog import RetryPolicy, index_app
+from devhost.runtime.catalog import RetryPolicy
 from devhost.runtime.host_config import HostConfig, HostConfigError, KafkaOptions
 from shared.lake.connection import SDK_RETRIES
 from tests.conftest import ROOT
@@ -37,13 +39,24 @@ def _host_delay_upper_bound(policy: RetryPolicy, retry: int) -> float:
     return min(policy.maximum_interval, grown)
 
 
-def _processing_policy() -> RetryPolicy:
-    import function_app
+_POLICIES = """
+import dataclasses, json, function_app
+from devhost.runtime.catalog import index_app
+print(json.dumps([dataclasses.asdict(f.retry) if f.retry else None
+                  for f in index_app(function_app.app) if f.name.startswith("process_")]))
+"""
 
-    policies = {f.retry for f in index_app(function_app.app) if f.name.startswith("process_")}
-    assert len(policies) == 1 and None not in policies, policies
-    (policy,) = policies
-    assert policy is not None and policy.strategy == "exponential_backoff" and policy.max_retry_count >= 0
+
+def _processing_policy() -> RetryPolicy:
+    """The retry policy the local host indexes for the processing functions (in a fresh interpreter:
+    the SDK indexes an app only once per process)."""
+    found = subprocess.run(
+        [sys.executable, "-c", _POLICIES], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120
+    )
+    policies = {json.dumps(policy, sort_keys=True) for policy in json.loads(found.stdout.strip().splitlines()[-1])}
+    assert len(policies) == 1 and "null" not in policies, policies
+    policy = RetryPolicy(**json.loads(policies.pop()))
+    assert policy.strategy == "exponential_backoff" and policy.max_retry_count >= 0
     return policy
 
 
