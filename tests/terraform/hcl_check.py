@@ -37,7 +37,7 @@ _SIMPLE_REF = re.compile(
     r"(?<![\w.])(?P<kind>var|local|module)\.(?P<name>[A-Za-z_][\w-]*)(?:\.(?P<attr>[A-Za-z_][\w-]*))?"
 )
 _RESOURCE_REF = re.compile(
-    r"(?<![\w.])(?P<data>data\.)?(?P<type>(?:azurerm|random)_[a-z0-9_]+)\.(?P<name>[A-Za-z_][\w-]*)"
+    r"(?<![\w.])(?P<data>data\.)?(?P<type>(?:azurerm|random|azapi|time)_[a-z0-9_]+)\.(?P<name>[A-Za-z_][\w-]*)"
     r"(?:\[[^\]]*\])?(?:\[\*\])?(?:\.(?P<attr>[A-Za-z_][\w-]*))?"
 )
 
