@@ -3,11 +3,12 @@
 While a batch is retried (the function's retry policy, then in place), the Kafka extension does
 not poll; a consumer that has not polled for ``max.poll.interval.ms`` is put out of its group.
 One cycle is the policy's attempts plus the delays between them. An attempt during a lake outage
-lasts as long as the lake SDK's own retries of the first call that fails: its backoffs and, when
-nothing answers a connection, one connection timeout per try. Both are read from the real SDK
-client built with the project's options (``shared.lake.connection.SDK_RETRIES``), so raising a
-retry budget without raising the interval fails here. Requests the server accepts but never
-answers (60 s read timeout per try) are not covered; docs/reliability.md says what happens then.
+lasts as long as the lake SDK's own retries of the first call that fails: every try timing out
+(connection timeout plus read timeout) and every backoff at its longest. Both are read from the
+real SDK client built as the Blob lake builds it (``shared.lake.connection.REQUEST_LIMITS`` and
+the SDK's own ``ExponentialRetry``), and must equal ``max_request_seconds``, the bound the landing
+lease is derived from; so raising a retry budget or a timeout without raising the interval fails
+here.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import sys
 from typing import Any
 
 import pytest
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import ContainerClient, ExponentialRetry
 from confluent_kafka import Consumer
 
 from devhost.kafka.client_config import SESSION_TIMEOUT_MS, consumer_config
 from devhost.runtime.catalog import RetryPolicy
 from devhost.runtime.host_config import HostConfig, HostConfigError, KafkaOptions
-from shared.lake.connection import SDK_RETRIES
+from shared.lake.blob import blob_endpoint
+from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
+from shared.settings import load_settings
 from tests.conftest import ROOT
 
 # The Functions host's exponential backoff (azure-webjobs-sdk RandomizedExponentialBackoffStrategy):
@@ -61,15 +64,19 @@ def _processing_policy() -> RetryPolicy:
 
 
 def _failing_lake_call_seconds() -> float:
-    """Longest a lake call that keeps failing takes: the SDK's backoffs plus a connection timeout per try."""
-    client = ContainerClient("https://account.blob.core.windows.net", "lake", **SDK_RETRIES)
+    """Longest a lake call that keeps failing takes: every try timing out, every backoff at its longest."""
+    settings = load_settings({"LAKE_KIND": "blob", "LAKE_ACCOUNT_URL": "https://account.blob.core.windows.net"})
+    lake = lake_connection(settings, blob_endpoint, {})
+    client = ContainerClient(lake.account_url, lake.file_system, **lake.client_options(ExponentialRetry))
     retry: Any = next(p for p in client._pipeline._impl_policies if type(p).__name__ == "ExponentialRetry")
-    transport: Any = client._pipeline._transport
+    config: Any = client._pipeline._transport.connection_config
     backoffs = sum(
         retry.initial_backoff + (retry.increment_base**count if count else 0) + retry.random_jitter_range
         for count in range(retry.total_retries)
     )
-    return float(backoffs + (retry.total_retries + 1) * transport.connection_config.timeout)
+    seconds = float((retry.total_retries + 1) * (config.timeout + config.read_timeout) + backoffs)
+    assert seconds == max_request_seconds(REQUEST_LIMITS), "the SDK client is not built with the request limits"
+    return seconds
 
 
 def _max_poll_interval_ms() -> int:
