@@ -36,7 +36,9 @@ def _run_outage(broker: str, tmp_path: Path, *, interval_ms: int, outage_s: floa
     scenario = Scenario(broker, tmp_path, DEVHOST_HOST_JSON=_host_json(tmp_path, interval_ms))
     host = scenario.host()
     try:
-        with scenario.producing(3_000, seconds=4):
+        # Longer than two of host.json's batch windows (subscriberIntervalInSeconds 5): records still
+        # arrive after the first file has landed, so the batches of the outage fail and are retried.
+        with scenario.producing(3_000, seconds=12):
             wait_for(lambda: any(scenario.lake.glob("raw/**/*.parquet")), 60, "a first file")
             with lake_outage(scenario.lake):
                 wait_for(lambda: host.function_stats()["process_sensors"]["failures"] >= 3, 30, "failing invocations")
