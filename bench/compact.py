@@ -1,27 +1,34 @@
 """Compaction: 1M events landed as 1,000-record raw files, compacted into the curated Delta table,
 then one aggregate query over the day on raw and on curated, in the same run, on two stores.
 
-    python bench/compact.py [--events 1000000] [--file-records 1000] [--repeat 3] [--stores local,azurite]
+    python bench/compact.py [--events 1000000] [--file-records 1000] [--hours 24] [--repeat 3]
+                            [--stores local,azurite] [--skip-query]
 
 Raw files are what processing lands: clickstream rows from the real pipeline (decode, validate,
 transform, lineage), encoded by the landing's Parquet (zstd) encoder, one file per 1,000
-records, spread over the 24 hours of one day, written through the lake store. To keep set-up
-short, a pool of 10,000 processed rows is reused with fresh offsets and event times.
+records, spread over ``--hours`` hours of one day (24 by default; ``--hours 1`` puts every row
+in one hour, the case that bounds compaction's memory), written through the lake store. To keep
+set-up short, a pool of 10,000 processed rows is reused with fresh offsets and event times.
 
-Compaction runs the production job (``shared.compaction.job.compact``) on all 24 closed hours;
-rows/s per core divides rows by this process's CPU time (Python, Arrow and delta-rs threads;
-Azurite's own process is not counted). The query (page views per user and hour, bots
+Compaction runs the production job (``shared.compaction.job.compact``) on all closed hours, in a
+fresh process (spawned, importing only what the job needs), so that its peak resident memory is
+the job's own: ``ru_maxrss`` of that process, interpreter and libraries included (target: under
+1 GB). Rows/s per core divides rows by that process's CPU time (Python, Arrow and delta-rs
+threads; Azurite's own process is not counted). The query (page views per user and hour, bots
 excluded) is aggregated by DuckDB on one thread. Each layer's files are found the way a reader
 finds them (raw: a listing of ``raw/clickstream``; curated: the Delta log's active files) and
 fetched through the lake store (a local directory: file reads; Azurite: one HTTP GET per file),
 reading only the query's columns; best of ``--repeat``, listing and log included. On the local
 store DuckDB also reads the files itself (``read_parquet``), for reference.
-Targets (issue 11): compaction >= 1M rows/s per core; curated query >= 10x faster than raw.
+Targets (issue 11): compaction >= 1M rows/s per core; curated query >= 10x faster than raw;
+(issue 22) peak RSS of the compaction process under 1 GB. ``--skip-query`` skips the query.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
 import shutil
 import sys
 import tempfile
@@ -50,6 +57,7 @@ from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS
 
 POOL = 10_000
+RSS_TARGET_MB = 1024
 DAY_START_MS = FIXED_NOW_MS - FIXED_NOW_MS % (24 * HOUR_MS)
 QUERY_COLUMNS = ["_event_time", "userid", "bytes", "is_bot"]
 QUERY = """
@@ -65,6 +73,7 @@ class Store:
     name: str
     lake: LakeStore
     settings: Settings
+    values: dict[str, str]  # the settings, to rebuild the store in the compaction process
     local_root: Path | None = None
 
 
@@ -76,16 +85,19 @@ def row_pool() -> list[dict[str, object]]:
     return batch.rows()
 
 
-def land_raw(lake: LakeStore, events: int, per_file: int) -> tuple[int, int]:
-    """Write ``events`` rows as files of ``per_file`` over one day; returns (files, bytes)."""
+def land_raw(
+    lake: LakeStore, events: int, per_file: int, hours: int = 24, *, first_offset: int = 0, first_hour: int = 0
+) -> tuple[int, int]:
+    """Write ``events`` rows as files of ``per_file`` over ``hours`` hours of one day, from ``first_hour``,
+    with offsets from ``first_offset``; returns (files, bytes)."""
     source = get_source("clickstream")
     pool = row_pool()
     columns = landed_columns(source)
     files = events // per_file
     written = 0
     for index in range(files):
-        first = index * per_file
-        event_ms = DAY_START_MS + (index * 24 * HOUR_MS) // files
+        first = first_offset + index * per_file
+        event_ms = DAY_START_MS + first_hour * HOUR_MS + (index * hours * HOUR_MS) // files
         rows = []
         for offset in range(first, first + per_file):
             row = dict(pool[offset % POOL])
@@ -135,21 +147,79 @@ def curated_paths(store: Store) -> list[str]:
     return ["curated/" + uri.split(marker, 1)[1] for uri in uris]
 
 
-def run(store: Store, args: argparse.Namespace) -> bool:
-    lake = store.lake
-    started = time.perf_counter()
-    raw_files, raw_bytes = land_raw(lake, args.events, args.file_records)
-    landing_s = time.perf_counter() - started
-    print(f"[{store.name}] landed {args.events:,} events as {raw_files:,} raw files in {landing_s:.1f} s")
+@dataclass(frozen=True)
+class CompactionRun:
+    rows: int
+    hours: int
+    files_in: int
+    cpu_s: float
+    wall_s: float
+    rss_before_mb: float  # after imports, before the job
+    peak_rss_mb: float
 
-    table = open_curated(store.settings, "clickstream")
+
+def compact_in_fresh_process(store: Store) -> CompactionRun:
+    """The production job on every closed hour, in a spawned process: its peak RSS is the job's."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(_compact, (store.values, str(store.local_root) if store.local_root else None))
+
+
+def _compact(values: dict[str, str], local_root: str | None) -> CompactionRun:
+    from shared.lake.blob import BlobLake
+
+    settings = load_settings(values)
+    lake: LakeStore = LocalLake(Path(local_root)) if local_root else BlobLake.from_settings(settings)
+    table = open_curated(settings, "clickstream")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cpu, wall = time.process_time(), time.perf_counter()
     report = compact("clickstream", lake, table, now_ms=DAY_START_MS + 48 * HOUR_MS, grace_ms=0)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    assert not report.failed and report.rows == args.events, (report.failed, report.rows)
+    assert not report.failed, report.failed
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return CompactionRun(report.rows, len(report.hours), report.files_in, cpu, wall, before, peak)
+
+
+def run(store: Store, args: argparse.Namespace) -> bool:
+    lake = store.lake
+    started = time.perf_counter()
+    raw_files, raw_bytes = land_raw(lake, args.events, args.file_records, args.hours)
+    landing_s = time.perf_counter() - started
+    print(
+        f"[{store.name}] landed {args.events:,} events as {raw_files:,} raw files over {args.hours} hours "
+        f"in {landing_s:.1f} s"
+    )
+
+    compaction = compact_in_fresh_process(store)
+    cpu, wall = compaction.cpu_s, compaction.wall_s
+    assert compaction.rows == args.events, compaction
+    late_rows = args.late_files * args.file_records
+    land_raw(lake, late_rows, args.file_records, 1, first_offset=args.events, first_hour=args.hours - 1)
+    recompaction = compact_in_fresh_process(store)
+    assert recompaction.hours == (1 if late_rows else 0) and recompaction.rows >= late_rows, recompaction
     data_paths = curated_paths(store)
     curated_bytes = sum(len(lake.read(path)) for path in data_paths)
     log_bytes = sum(len(lake.read(path)) for path in lake.list_paths("curated/clickstream/_delta_log"))
+
+    per_core = compaction.rows / cpu
+    print(f"  {'':<26} {'files':>8} {'MB':>8}")
+    print(f"  {'raw (before)':<26} {raw_files:>8,} {raw_bytes / 1e6:>8.1f}")
+    print(f"  {'curated (after), data':<26} {len(data_paths):>8,} {curated_bytes / 1e6:>8.1f}")
+    print(f"  {'curated _delta_log':<26} {'':>8} {log_bytes / 1e6:>8.2f}")
+    print(f"  compaction: {compaction.rows:,} rows, {compaction.hours} hours, {wall:.2f} s wall, {cpu:.2f} s CPU:")
+    print(f"    {compaction.rows / wall:,.0f} rows/s wall, {per_core:,.0f} rows/s per core (target >= 1,000,000)")
+    print(
+        f"    peak RSS of the compaction process {compaction.peak_rss_mb:,.0f} MB (target < {RSS_TARGET_MB:,}; "
+        f"{compaction.rss_before_mb:,.0f} MB after imports, before the job)"
+    )
+    print(
+        f"  recompaction of the last hour ({recompaction.rows - late_rows:,} curated rows + {args.late_files} late "
+        f"files of {args.file_records:,}): {recompaction.wall_s:.2f} s wall, {recompaction.cpu_s:.2f} s CPU, "
+        f"peak RSS {recompaction.peak_rss_mb:,.0f} MB"
+    )
+    memory_met = max(compaction.peak_rss_mb, recompaction.peak_rss_mb) < RSS_TARGET_MB
+    if args.skip_query:
+        return memory_met
 
     def raw_query() -> pa.Table:
         return aggregate("raw", raw=fetched(lake, lake.list_paths("raw/clickstream")))
@@ -160,13 +230,7 @@ def run(store: Store, args: argparse.Namespace) -> bool:
     raw_s, raw_result = best_of(args.repeat, raw_query)
     curated_s, curated_result = best_of(args.repeat, curated_query)
     assert raw_result.equals(curated_result), "raw and curated answers differ"
-    per_core, speedup = report.rows / cpu, raw_s / curated_s
-    print(f"  {'':<26} {'files':>8} {'MB':>8}")
-    print(f"  {'raw (before)':<26} {raw_files:>8,} {raw_bytes / 1e6:>8.1f}")
-    print(f"  {'curated (after), data':<26} {len(data_paths):>8,} {curated_bytes / 1e6:>8.1f}")
-    print(f"  {'curated _delta_log':<26} {'':>8} {log_bytes / 1e6:>8.2f}")
-    print(f"  compaction: {report.rows:,} rows, {len(report.hours)} hours, {wall:.2f} s wall, {cpu:.2f} s CPU:")
-    print(f"    {report.rows / wall:,.0f} rows/s wall, {per_core:,.0f} rows/s per core (target >= 1,000,000)")
+    speedup = raw_s / curated_s
     print(
         f"  query over the day, fetched through the store: raw {raw_s * 1000:,.0f} ms, curated "
         f"{curated_s * 1000:,.0f} ms: {speedup:.1f}x (target >= 10x); {raw_result.num_rows} result rows, equal"
@@ -182,29 +246,32 @@ def run(store: Store, args: argparse.Namespace) -> bool:
             f"  same query, DuckDB read_parquet on the files: raw {local_raw_s * 1000:,.0f} ms, curated "
             f"{local_curated_s * 1000:,.0f} ms: {local_raw_s / local_curated_s:.1f}x"
         )
-    return per_core >= 1_000_000 and speedup >= 10
+    return per_core >= 1_000_000 and speedup >= 10 and memory_met
 
 
 @contextmanager
 def open_store(kind: str, scratch: Path) -> Iterator[Store]:
     if kind == "local":
         root = scratch / "lake"
-        yield Store("local directory", LocalLake(root), load_settings({"LAKE_LOCAL_ROOT": str(root)}), root)
+        values = {"LAKE_LOCAL_ROOT": str(root)}
+        yield Store("local directory", LocalLake(root), load_settings(values), values, root)
         return
     from devhost.services.azurite import start_azurite
     from shared.lake.blob import BlobLake
 
     with start_azurite(scratch / "azurite", reuse_running=False) as azurite:
-        settings = load_settings(
-            {"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": azurite.connection_string, "LAKE_FILE_SYSTEM": "bench"}
-        )
-        yield Store("Azurite, Blob API", BlobLake.from_settings(settings), settings)
+        values = {"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": azurite.connection_string, "LAKE_FILE_SYSTEM": "bench"}
+        settings = load_settings(values)
+        yield Store("Azurite, Blob API", BlobLake.from_settings(settings), settings, values)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--file-records", type=int, default=1_000)
+    parser.add_argument("--hours", type=int, default=24, choices=range(1, 25), metavar="1-24")
+    parser.add_argument("--late-files", type=int, default=10, help="late raw files for the last hour, then again")
+    parser.add_argument("--skip-query", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--stores", default="local,azurite")
     parser.add_argument("--dir", type=Path, default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None)

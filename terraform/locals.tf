@@ -74,8 +74,4 @@ locals {
     listen = { rule_name = "functions-kafka-listen", listen = true, send = false }
     send   = { rule_name = "functions-kafka-send", listen = false, send = true }
   } : {}
-
-  # App settings that the provider manages through dedicated site_config arguments: passing
-  # them in app_settings as well would make every plan show a change.
-  site_config_app_settings = ["APPLICATIONINSIGHTS_CONNECTION_STRING"]
 }

@@ -117,22 +117,19 @@ resource "azurerm_function_app_flex_consumption" "this" {
     type = "SystemAssigned"
   }
 
+  # Durable Functions on Flex Consumption (docs/deploy.md): optional warm instance for the entities.
+  dynamic "always_ready" {
+    for_each = var.durable_always_ready_instances > 0 ? [var.durable_always_ready_instances] : []
+    content {
+      name           = "durable"
+      instance_count = always_ready.value
+    }
+  }
+
   https_only                                     = true
   public_network_access_enabled                  = true
   webdeploy_publish_basic_authentication_enabled = false
   client_certificate_enabled                     = false
-
-  # Known provider behaviour (azurerm 4.x, issues #29693, #30732, #33211; kept under test by
-  # tests/terraform/test_terraform_host_storage.py): whatever storage_authentication_type says,
-  # the provider writes AzureWebJobsStorage as a connection string with an empty AccountKey,
-  # which the host would use instead of the identity. The settings module overrides it with "",
-  # so the host falls back to AzureWebJobsStorage__accountName/__credential; the provider then
-  # hides that key on read, so every plan shows an in-place update of app_settings that changes
-  # nothing. After each deploy, docs/deploy.md checks /admin/host/status for "Running".
-  app_settings = {
-    for name, value in module.app_settings.app_settings : name => value
-    if !contains(local.site_config_app_settings, name)
-  }
 
   site_config {
     application_insights_connection_string = module.app_settings.app_settings["APPLICATIONINSIGHTS_CONNECTION_STRING"]
@@ -142,4 +139,42 @@ resource "azurerm_function_app_flex_consumption" "this" {
   }
 
   tags = local.tags
+
+  lifecycle {
+    # azapi_resource_action.app_settings owns the app settings (below); this resource neither
+    # sets nor watches them.
+    ignore_changes = [app_settings]
+  }
+}
+
+# The one owner of the function app's settings: one PUT of the whole set to the site's
+# config/appsettings (ARM "Web Apps - Update Application Settings", which replaces every setting),
+# after the site is created and again whenever azurerm updates it.
+#
+# Why not azurerm's app_settings: azurerm 4.x writes AzureWebJobsStorage itself, as a connection
+# string with an empty AccountKey, whatever storage_authentication_type says (provider issues
+# #29693, #30732, #33211; ExpandSiteConfigFunctionFlexConsumptionApp), and re-injects it on every
+# update of the site. The host would use it instead of the identity-based
+# AzureWebJobsStorage__accountName / __credential pair, and an empty value does not help either
+# (azure-functions-host #11796: an empty string counts as present). So azurerm ignores the
+# settings, and this PUT leaves the app with exactly module.app_settings.app_settings, which has
+# no AzureWebJobsStorage key (tests/terraform/test_terraform_host_storage.py).
+#
+# replace_triggered_by runs the PUT again after any azurerm update of the site, which rewrites the
+# settings with its own AzureWebJobsStorage; a changed setting runs it as an update. The action
+# reads nothing back: a setting changed by hand outside Terraform stays until the next change
+# here, or `terraform apply -replace=azapi_resource_action.app_settings` (docs/deploy.md).
+resource "azapi_resource_action" "app_settings" {
+  type        = "Microsoft.Web/sites@2024-04-01"
+  resource_id = azurerm_function_app_flex_consumption.this.id
+  action      = "config/appsettings"
+  method      = "PUT"
+
+  body = {
+    properties = module.app_settings.app_settings
+  }
+
+  lifecycle {
+    replace_triggered_by = [azurerm_function_app_flex_consumption.this]
+  }
 }

@@ -34,6 +34,20 @@ resource "azurerm_key_vault_secret" "kafka" {
   content_type = "Event Hubs connection string (Kafka SASL PLAIN password of ${each.value.source}, ${each.value.listen ? "listen" : "send"} only)"
   tags         = local.tags
 
-  # Terraform's identity writes the secret through the data plane: wait for its role.
-  depends_on = [azurerm_role_assignment.deployer_key_vault]
+  # Terraform's identity writes the secret through the data plane: wait until its role works.
+  depends_on = [time_sleep.deployer_key_vault_role]
+}
+
+# A new role assignment takes up to 10 minutes to reach Key Vault's data plane ("Provide access
+# to Key Vault keys, certificates, and secrets with Azure RBAC", Known limits and performance);
+# until then secret writes fail with 403 ForbiddenByRbac, which azurerm does not retry. So the
+# secrets wait this long after Terraform's own Key Vault Secrets Officer assignment is created.
+# The wait runs once, when the assignment is created (again only if it is replaced), and overlaps
+# the Event Hubs namespace and rules that the secrets' values come from.
+resource "time_sleep" "deployer_key_vault_role" {
+  create_duration = "${var.key_vault_role_propagation_seconds}s"
+
+  triggers = {
+    role_assignment_id = azurerm_role_assignment.deployer_key_vault.id
+  }
 }

@@ -1,5 +1,8 @@
 # Versions are pinned to what the offline checks validate against: azurerm 4.55 is the
-# provider version of the schema in @cdktf/provider-azurerm 14.23.1 (tests/terraform).
+# provider version of the schema in @cdktf/provider-azurerm 14.23.1, time 0.13 that of
+# @cdktf/provider-time 11.0.1 (tests/terraform). azapi (the function app's settings,
+# main.functionapp.tf) is checked against the azapi 2.13 schema of cdktn-provider-azapi 1.0.0;
+# every argument used here exists since azapi 2.5.
 terraform {
   required_version = ">= 1.9, < 2.0"
 
@@ -12,8 +15,13 @@ terraform {
       source  = "hashicorp/random"
       version = "~> 3.7"
     }
-    # Microsoft.DurableTask (the Durable Task Scheduler option, main.durable.tf) has no azurerm resource.
+    # Microsoft.DurableTask (the Durable Task Scheduler option, main.durable.tf) has no azurerm
+    # resource; the function app's settings are written through azapi too (main.functionapp.tf).
     azapi = { source = "Azure/azapi", version = "~> 2.5" }
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.13"
+    }
   }
 }
 

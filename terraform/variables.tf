@@ -326,6 +326,29 @@ variable "function_maximum_instance_count" {
   }
 }
 
+variable "durable_always_ready_instances" {
+  type        = number
+  default     = 0
+  description = <<-EOT
+    Always-ready instances of the Flex Consumption `durable` scale group, where all Durable
+    entity functions run. Microsoft recommends 1 for Durable Functions on Flex Consumption: entity
+    signals then find a warm instance instead of waiting for a cold start. Off by default for its
+    cost: an always-ready instance bills the baseline around the clock, function_instance_memory_mb
+    / 1024 GB x 2,628,000 s a month x USD 0.000004 per GB-s, about USD 21 a month at 2,048 MB (East
+    US price in docs/cost.md), plus its execution time at the always-ready rate while it runs. With
+    zone_redundancy_enabled the platform keeps two per group anyway. See docs/deploy.md.
+  EOT
+
+  validation {
+    condition     = var.durable_always_ready_instances >= 0 && floor(var.durable_always_ready_instances) == var.durable_always_ready_instances
+    error_message = "durable_always_ready_instances must be a whole number >= 0 (0 = none, 1 = Microsoft's recommendation)."
+  }
+  validation {
+    condition     = var.durable_always_ready_instances <= var.function_maximum_instance_count
+    error_message = "durable_always_ready_instances cannot exceed function_maximum_instance_count."
+  }
+}
+
 variable "compaction_grace_minutes" {
   type        = number
   default     = 15
@@ -400,6 +423,17 @@ variable "key_vault_soft_delete_retention_days" {
   validation {
     condition     = var.key_vault_soft_delete_retention_days >= 7 && var.key_vault_soft_delete_retention_days <= 90 && floor(var.key_vault_soft_delete_retention_days) == var.key_vault_soft_delete_retention_days
     error_message = "key_vault_soft_delete_retention_days must be a whole number from 7 to 90."
+  }
+}
+
+variable "key_vault_role_propagation_seconds" {
+  type        = number
+  default     = 600
+  description = "Seconds Terraform waits after creating its own Key Vault Secrets Officer role assignment before it writes the secrets: Microsoft documents up to 10 minutes before a new role assignment takes effect in Key Vault, and until then writes fail with 403 ForbiddenByRbac. Only the first apply (or one that replaces the assignment) waits; the wait overlaps the Event Hubs deployment. 0 skips it."
+
+  validation {
+    condition     = var.key_vault_role_propagation_seconds >= 0 && var.key_vault_role_propagation_seconds <= 1800 && floor(var.key_vault_role_propagation_seconds) == var.key_vault_role_propagation_seconds
+    error_message = "key_vault_role_propagation_seconds must be a whole number from 0 to 1800."
   }
 }
 

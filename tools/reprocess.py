@@ -29,6 +29,7 @@ from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour
 from shared.compaction.job import MB, open_curated
 from shared.compaction.location import DeltaLocation, curated_path, delta_location
+from shared.compaction.rewrite import replace_hour
 from shared.compaction.rows import merge_hour, offset_ranges
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
@@ -45,10 +46,14 @@ HOUR_MS = 3_600_000
 REPROCESS_KEY = "streamingpoc.reprocess"
 
 
+def shadow_path(source: str) -> str:
+    return f"shadow/{safe_segment(source)}"
+
+
 def shadow_location(location: DeltaLocation, source: str) -> DeltaLocation:
     """``shadow/<source>`` beside ``curated/<source>`` on the same store."""
     base = location.uri[: -len(curated_path(source))]
-    return DeltaLocation(f"{base}shadow/{safe_segment(source)}", location.storage_options)
+    return DeltaLocation(f"{base}{shadow_path(source)}", location.storage_options)
 
 
 def reprocess(
@@ -72,7 +77,8 @@ def reprocess(
             continue
         result = recompute_hour(source, hour, rows, letters_by_hour.get(hour, []), max_record_bytes=max_record_bytes)
         if result.table.num_rows:
-            shadow.replace_hour(hour, merge_hour(hour, [result.table]), {REPROCESS_KEY: _note(result)})
+            recomputed = merge_hour(hour, [result.table])
+            replace_hour(lake, shadow, shadow_path(source.name), hour, recomputed, {REPROCESS_KEY: _note(result)})
         results.append(result)
     return results
 
@@ -90,7 +96,7 @@ def promote(
     merged = merge_hour(hour, fitted)
     covered = sorted(curated.coverage({hour}).get(hour, frozenset()))  # compaction sees nothing new to do
     metadata = commit_metadata(source.name, hour, covered, offset_ranges(merged), merged.num_rows)
-    curated.replace_hour(hour, merged, metadata | {REPROCESS_KEY: _note(result)})
+    replace_hour(lake, curated, curated_path(source.name), hour, merged, metadata | {REPROCESS_KEY: _note(result)})
 
 
 def _note(result: HourResult) -> str:

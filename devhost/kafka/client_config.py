@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from devhost.runtime.host_config import HostConfig
+from devhost.runtime.host_config import HostConfig, HostConfigError
 
 RDKAFKA_LOG = logging.getLogger("devhost.kafka.rdkafka")
+SESSION_TIMEOUT_MS = 10_000  # the extension's SessionTimeoutMs default; librdkafka wants max.poll.interval.ms >= it
 _PROTOCOLS = {
     "NOTSET": None,
     "PLAINTEXT": "plaintext",
@@ -54,8 +55,17 @@ def client_config(binding: dict[str, Any], config: HostConfig) -> dict[str, Any]
 
 
 def consumer_config(binding: dict[str, Any], config: HostConfig) -> dict[str, Any]:
-    """The extension's consumer: offsets stored by the host after each invocation, committed on an interval."""
+    """The extension's consumer: offsets stored by the host after each invocation, committed on an interval.
+
+    ``maxPollIntervalMs`` is the longest a batch may be retried in place before the consumer is
+    put out of its group (the consumer does not poll meanwhile, as in the extension).
+    """
     kafka = config.kafka
+    if kafka.max_poll_interval_ms < SESSION_TIMEOUT_MS:
+        raise HostConfigError(
+            f"host.json extensions.kafka.maxPollIntervalMs is {kafka.max_poll_interval_ms} ms; librdkafka needs at "
+            f"least the session timeout, {SESSION_TIMEOUT_MS} ms"
+        )
     return client_config(binding, config) | {
         "group.id": config.resolve(binding["consumerGroup"]),
         "auto.offset.reset": kafka.auto_offset_reset,
@@ -63,7 +73,7 @@ def consumer_config(binding: dict[str, Any], config: HostConfig) -> dict[str, An
         "enable.auto.offset.store": False,
         "auto.commit.interval.ms": kafka.auto_commit_interval_ms,
         "max.poll.interval.ms": kafka.max_poll_interval_ms,
-        "session.timeout.ms": 10_000,
+        "session.timeout.ms": SESSION_TIMEOUT_MS,
         "heartbeat.interval.ms": 1_000,
         "statistics.interval.ms": 1_000,
     }

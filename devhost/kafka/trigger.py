@@ -58,6 +58,7 @@ class KafkaTriggerRunner:
         self.stats = stats
         self.stop = stop
         self.topic = config.resolve(self.binding["topic"])
+        self._settings = consumer_config(self.binding, config)  # here, so bad options stop the host at start
         self._lag_checked = 0.0
         self._high_watermarks: dict[int, int] = {}
         # First offset not yet processed per partition: the in-flight batch's first while it runs
@@ -68,8 +69,7 @@ class KafkaTriggerRunner:
         self._consumer: Consumer | None = None
 
     def run(self) -> None:
-        settings = consumer_config(self.binding, self.config)
-        consumer = Consumer(settings | {"client.id": self.function.name, "stats_cb": self._on_statistics})
+        consumer = Consumer(self._settings | {"client.id": self.function.name, "stats_cb": self._on_statistics})
         self._consumer = consumer
         try:
             consumer.subscribe([self.topic], on_assign=self._on_assign)

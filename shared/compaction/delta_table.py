@@ -6,21 +6,38 @@ the dataset path can abort the interpreter at exit (delta-io/delta-rs#2184).
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any
+import time
+from collections.abc import Collection, Iterator, Sequence
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, QueryBuilder, WriterProperties, write_deltalake
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, Schema
 from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from shared.compaction.coverage import LOG_RETENTION, coverage_from_history
 from shared.compaction.hours import Hour
 from shared.compaction.location import DeltaLocation
-from shared.compaction.rows import PARTITION_COLUMNS, CompactionError, all_nullable, check_fits, curated_as_landed
+from shared.compaction.parts import DataFile
+from shared.compaction.rows import (
+    EVENT_TIME,
+    IDENTITY,
+    PARTITION_COLUMNS,
+    CompactionError,
+    check_fits,
+    curated_as_landed,
+)
+from shared.compaction.slices import GroupKey, TimeSlice
 from shared.errors import LakeUnavailable
 
-TABLE_CONFIGURATION = {"delta.logRetentionDuration": LOG_RETENTION}
+# Data files a recompaction replaced are kept this long, then vacuumed: time travel reaches back this
+# far. The log (and so each hour's coverage) is kept for LOG_RETENTION, longer.
+FILE_RETENTION = "interval 7 days"
+TABLE_CONFIGURATION = {
+    "delta.logRetentionDuration": LOG_RETENTION,
+    "delta.deletedFileRetentionDuration": FILE_RETENTION,
+}
 CLOCK_SKEW_MS = 3_600_000
+_MICROS_UTC = "'Timestamp(Microsecond, Some(\"UTC\"))'"
 
 
 class CuratedTable:
@@ -73,51 +90,140 @@ class CuratedTable:
         return None if table is None else pa.schema(table.schema().to_arrow())
 
     def read_hour(self, hour: Hour) -> pa.Table:
-        """The hour's curated rows without partition columns (empty when the hour was never compacted)."""
+        """The hour's curated rows whole, without partition columns (empty when the hour was never compacted)."""
         table = self._open()
         if table is None:
             return pa.table({})
         reader = QueryBuilder().register("curated", table).execute(f"SELECT * FROM curated WHERE {hour.predicate}")
         return curated_as_landed(pa.table(reader))
 
-    def _created(self, rows: pa.Table, options: dict[str, Any]) -> bool:
-        """Create the table with ``rows``; False when another compaction created it first (it is never appended to)."""
+    def vacuum(self) -> int:
+        """Delete data files the table stopped using more than its file retention ago; returns how many.
+
+        A full vacuum: files removed by a recompaction, and files no commit ever referenced (a run
+        that failed between writing and committing), in each case only once older than
+        ``delta.deletedFileRetentionDuration`` (``FILE_RETENTION``; tables made before it was set
+        use Delta's default, the same 7 days). Nothing to delete writes nothing to the log.
+        """
+        table = self._open()
+        if table is None:
+            return 0
         try:
-            write_deltalake(self.location.uri, rows, mode="error", configuration=TABLE_CONFIGURATION, **options)
+            deleted = table.vacuum(dry_run=False, full=True)
+        except (DeltaError, OSError) as error:
+            raise LakeUnavailable(f"cannot vacuum {self.location.uri}: {error}") from error
+        return len(deleted)
+
+    def hour_schema(self) -> pa.Schema | None:
+        """The table's columns as raw files type them, without partition columns; None before the first commit."""
+        table = self._open()
+        if table is None:
+            return None
+        return curated_as_landed(pa.schema(table.schema().to_arrow()).empty_table()).schema
+
+    def scan_hour(self, hour: Hour) -> Iterator[pa.RecordBatch]:
+        """The hour's identity and event-time columns, batch by batch (nothing when never compacted)."""
+        columns = ", ".join((*IDENTITY, EVENT_TIME))
+        yield from self._query(f"SELECT {columns} FROM curated WHERE {hour.predicate}")
+
+    def read_slice(self, hour: Hour, time_slice: TimeSlice) -> pa.Table:
+        """The hour's curated rows in one event-time slice, typed as raw files are, without partition columns."""
+        condition = f"{EVENT_TIME} IS NULL" if time_slice.nulls else f"{EVENT_TIME} IS NOT NULL"
+        if time_slice.lo_us is not None and not time_slice.nulls:
+            condition += f" AND {EVENT_TIME} >= arrow_cast({int(time_slice.lo_us)}, {_MICROS_UTC})"
+        if time_slice.hi_us is not None and not time_slice.nulls:
+            condition += f" AND {EVENT_TIME} < arrow_cast({int(time_slice.hi_us)}, {_MICROS_UTC})"
+        batches = list(self._query(f"SELECT * FROM curated WHERE {hour.predicate} AND {condition}"))
+        return curated_as_landed(pa.Table.from_batches(batches)) if batches else pa.table({})
+
+    def read_offsets(self, hour: Hour, group: GroupKey, first: int, last: int) -> pa.Array:
+        """The offsets of one topic-partition-incarnation between ``first`` and ``last`` in the hour."""
+        topic, partition, incarnation = group
+        quoted = topic.replace("'", "''")
+        query = (
+            f"SELECT _offset FROM curated WHERE {hour.predicate} AND _topic = '{quoted}' "
+            f"AND _partition = {int(partition)} AND _incarnation = {int(incarnation)} "
+            f"AND _offset BETWEEN {int(first)} AND {int(last)}"
+        )
+        batches = list(self._query(query))
+        if not batches:
+            return pa.array([], pa.int64())
+        return pa.Table.from_batches(batches).column("_offset").combine_chunks().cast(pa.int64())
+
+    def _query(self, sql: str) -> Iterator[pa.RecordBatch]:
+        table = self._open()
+        if table is None:
+            return
+        try:
+            reader = pa.RecordBatchReader.from_stream(QueryBuilder().register("curated", table).execute(sql))
+            yield from reader
+        except (DeltaError, OSError) as error:
+            raise LakeUnavailable(f"cannot read {self.location.uri}: {error}") from error
+
+    def commit_hour(self, hour: Hour, schema: pa.Schema, files: Sequence[DataFile], metadata: dict[str, str]) -> None:
+        """Replace the hour with ``files`` (already written under the table) in one commit.
+
+        Readers see the old hour or the new one. ``schema`` is the files' schema (partition columns
+        included); the table keeps its columns and gains any new nullable ones. The table is created
+        only if absent: when another compaction created it first (after this one looked), the hour
+        takes the overwrite path, so nothing is ever appended twice.
+        """
+        existing = self._open()
+        now_ms = int(time.time() * 1000)
+        adds = [AddAction(f.path, f.size, f.partition_values, now_ms, True, f.stats) for f in files]
+        commit = CommitProperties(custom_metadata=metadata)
+        try:
+            if existing is not None or not self._created(schema, adds, commit):
+                self._overwrite(existing or self._open(refresh=True), hour, schema, adds, commit)
+        except SchemaMismatchError as error:
+            raise CompactionError(f"hour {hour}: rows do not fit the table's schema: {error}") from error
+        except CommitFailedError as error:
+            raise LakeUnavailable(f"hour {hour}: another writer committed first: {error}") from error
+        except (DeltaError, OSError) as error:
+            raise LakeUnavailable(f"hour {hour}: cannot commit to {self.location.uri}: {error}") from error
+        self._open(refresh=True)
+
+    def _overwrite(
+        self, table: DeltaTable | None, hour: Hour, schema: pa.Schema, adds: list[AddAction], commit: CommitProperties
+    ) -> None:
+        """Replace the hour's files with ``adds`` in one transaction (a partition filter on its date and hour)."""
+        assert table is not None
+        check_fits(hour, pa.schema(table.schema().to_arrow()), schema)
+        table.create_write_transaction(
+            list[AddAction | RemoveAction](adds),
+            mode="overwrite",
+            schema=_evolved(table.schema(), schema),
+            partition_by=list(PARTITION_COLUMNS),
+            partition_filters=[("date", "=", hour.date), ("hour", "=", hour.hour)],
+            commit_properties=commit,
+        )
+
+    def _created(self, schema: pa.Schema, adds: list[AddAction], commit: CommitProperties) -> bool:
+        """Create the table with the hour's files; False when another compaction created it first."""
+        try:
+            create_table_with_add_actions(
+                self.location.uri,
+                Schema.from_arrow(schema),
+                adds,
+                mode="error",
+                partition_by=list(PARTITION_COLUMNS),
+                configuration=TABLE_CONFIGURATION,
+                storage_options=self.location.storage_options,
+                commit_properties=commit,
+            )
         except DeltaError as error:
             if "already exists" not in str(error):
                 raise
             return False
         return True
 
-    def replace_hour(self, hour: Hour, rows: pa.Table, metadata: dict[str, str]) -> int:
-        """Replace the hour in one commit (readers see the old hour or the new one); returns files written."""
-        options: dict[str, Any] = {
-            "partition_by": list(PARTITION_COLUMNS),
-            "storage_options": self.location.storage_options,
-            "target_file_size": self.target_file_bytes,
-            "writer_properties": WriterProperties(compression="ZSTD"),
-            "commit_properties": CommitProperties(custom_metadata=metadata),
-            "schema_mode": "merge",
-        }
-        existing = self._open()
-        try:
-            if existing is None and self._created(all_nullable(rows), options):
-                return self._files_added()
-            existing = existing or self._open(refresh=True)
-            assert existing is not None
-            check_fits(hour, pa.schema(existing.schema().to_arrow()), rows.schema)
-            write_deltalake(existing, all_nullable(rows), mode="overwrite", predicate=hour.predicate, **options)
-        except SchemaMismatchError as error:
-            raise CompactionError(f"hour {hour}: rows do not fit the table's schema: {error}") from error
-        except CommitFailedError as error:
-            raise LakeUnavailable(f"hour {hour}: another writer committed first: {error}") from error
-        except (DeltaError, OSError) as error:
-            raise LakeUnavailable(f"hour {hour}: cannot write {self.location.uri}: {error}") from error
-        return self._files_added()
 
-    def _files_added(self) -> int:
-        latest = self._open(refresh=True)
-        assert latest is not None
-        metrics = latest.history(1)[0].get("operationMetrics", {})
-        return int(metrics.get("num_added_files", 0))
+def _evolved(current: Schema, files: pa.Schema) -> Schema:
+    """The table's schema plus the files' columns it lacks (new nullable columns, never fewer columns).
+
+    An overwrite commits the schema it is given as the table's: a narrower one would drop columns
+    other hours still hold.
+    """
+    known = {field.name for field in current.fields}
+    added = [field for field in Schema.from_arrow(files).fields if field.name not in known]
+    return Schema([*current.fields, *added]) if added else current

@@ -7,6 +7,9 @@ cast keep their column, the rest move to the row's ``_extra`` under their column
 counted. A column a model added is a new nullable column (Delta's schema evolution; older rows
 read null). The report rides along in the hour's commit (``streamingpoc.drift``) and is logged and
 counted; ``python -m tools.query --drift`` prints it.
+
+A compaction fits and counts its hour one event-time slice at a time (``HourFit``, used by
+``shared.compaction.rewrite``); ``fit_tables`` and ``report`` do the same on tables held whole.
 """
 
 from __future__ import annotations
@@ -77,16 +80,33 @@ class HourDrift:
 
 def fit_tables(curated: pa.Schema | None, tables: Sequence[pa.Table]) -> tuple[list[pa.Table], dict[str, TypeChange]]:
     """Every table with each column in one type: the curated table's, else the first table's that has it."""
-    target: dict[str, pa.DataType] = {} if curated is None else {f.name: _plain(f.type) for f in curated}
-    for table in tables:
-        for column in table.schema:
-            target.setdefault(column.name, _plain(column.type))
+    target = target_types(curated, [table.schema for table in tables])
     changes: dict[str, TypeChange] = {}
-    fitted = [_fit(table, target, changes) for table in tables]
+    fitted = [fit_table(table, target, changes) for table in tables]
     return fitted, changes
 
 
-def _fit(table: pa.Table, target: Mapping[str, pa.DataType], changes: dict[str, TypeChange]) -> pa.Table:
+def target_types(curated: pa.Schema | None, schemas: Sequence[pa.Schema]) -> dict[str, pa.DataType]:
+    """Each column's type, in order of appearance: the curated table's, else the first non-null one given."""
+    target: dict[str, pa.DataType] = {} if curated is None else {f.name: _plain(f.type) for f in curated}
+    for schema in schemas:
+        for column in schema:
+            if column.name not in target or pa.types.is_null(target[column.name]):
+                target[column.name] = _plain(column.type)
+    return target
+
+
+def may_move(target: Mapping[str, pa.DataType], schemas: Sequence[pa.Schema]) -> bool:
+    """True when a column of ``schemas`` has another type than ``target`` (its misfits would go to ``_extra``)."""
+    return any(
+        not pa.types.is_null(column.type) and _plain(column.type) != target[column.name]
+        for schema in schemas
+        for column in schema
+    )
+
+
+def fit_table(table: pa.Table, target: Mapping[str, pa.DataType], changes: dict[str, TypeChange]) -> pa.Table:
+    """``table`` in the ``target`` types; values that do not cast go to ``_extra``, counted in ``changes``."""
     moved: dict[int, dict[str, Any]] = {}  # row index -> values moved to _extra
     for index, column in enumerate(table.schema):
         wanted = target[column.name]
@@ -134,22 +154,74 @@ def _merge_into_extra(table: pa.Table, moved: Mapping[int, dict[str, Any]]) -> p
 
 def report(hour: Hour, merged: pa.Table, curated: pa.Schema | None, changes: dict[str, TypeChange]) -> HourDrift:
     """The drift of one merged hour against the curated table's schema before this commit."""
-    drift = HourDrift(hour, rows=merged.num_rows, type_changes=changes)
-    columns = set(merged.column_names) - {"date", "hour"}
-    if curated is not None:
-        drift.new_columns = sorted(columns - set(curated.names))
-    if EXTRA in merged.column_names:
-        counts: Counter[str] = Counter()
-        for text in pc.drop_null(merged.column(EXTRA)).to_pylist():
-            counts.update(key for key in orjson.loads(text) if key not in columns)
-        drift.new_fields = dict(sorted(counts.items()))
-    rows = max(1, merged.num_rows)
-    drift.null_rates = {
-        name: round(merged.column(name).null_count / rows, NULL_RATE_DIGITS)
-        for name in sorted(columns)
-        if merged.column(name).null_count and not name.startswith("_")
-    }
-    return drift
+    tally = DriftTally(frozenset(merged.column_names) - {"date", "hour"})
+    tally.add(merged)
+    return tally.report(hour, curated, changes)
+
+
+@dataclass
+class DriftTally:
+    """What a drift report counts, added up table by table: an hour need not be in memory at once.
+
+    ``columns`` are the hour's columns (partition columns excluded); a table that lacks one counts
+    its rows as nulls there, as merging it with the others would.
+    """
+
+    columns: frozenset[str]
+    rows: int = 0
+    nulls: Counter[str] = field(default_factory=Counter)
+    fields: Counter[str] = field(default_factory=Counter)  # names in _extra that are not columns
+
+    def add(self, table: pa.Table) -> None:
+        self.rows += table.num_rows
+        for name in self.columns:
+            self.nulls[name] += table.column(name).null_count if name in table.column_names else table.num_rows
+        if EXTRA in table.column_names:
+            for text in pc.drop_null(table.column(EXTRA)).to_pylist():
+                self.fields.update(key for key in orjson.loads(text) if key not in self.columns)
+
+    def report(self, hour: Hour, curated: pa.Schema | None, changes: dict[str, TypeChange]) -> HourDrift:
+        drift = HourDrift(hour, rows=self.rows, type_changes=changes, new_fields=dict(sorted(self.fields.items())))
+        if curated is not None:
+            drift.new_columns = sorted(self.columns - set(curated.names))
+        rows = max(1, self.rows)
+        drift.null_rates = {
+            name: round(self.nulls[name] / rows, NULL_RATE_DIGITS)
+            for name in sorted(self.columns)
+            if self.nulls[name] and not name.startswith("_")
+        }
+        return drift
+
+
+class HourFit:
+    """Fits every part of one hour to one schema, the curated table's where it has the column, and
+    counts the hour's drift as the parts pass (``shared.compaction.rewrite`` fits slice by slice).
+
+    ``schemas`` are the inputs' schemas in input order (the curated rows' first). The hour's
+    schema is theirs with the target types, all nullable, plus ``_extra`` when a column's type
+    changed, since its misfits move there.
+    """
+
+    def __init__(self, curated: pa.Schema | None, schemas: Sequence[pa.Schema]) -> None:
+        self.curated = curated
+        self.target = target_types(curated, schemas)
+        if pa.types.is_null(self.target.get(EXTRA, pa.string())):
+            self.target[EXTRA] = pa.string()  # no row had unknown fields yet; misfits may move there
+        self.changes: dict[str, TypeChange] = {}
+        columns = [pa.field(name, kind) for name, kind in self.target.items()]
+        if EXTRA not in self.target and may_move(self.target, schemas):
+            columns.append(pa.field(EXTRA, pa.string()))
+        self.schema = pa.schema(columns)
+        self.tally = DriftTally(frozenset(self.schema.names))
+
+    def fit(self, table: pa.Table) -> pa.Table:
+        return fit_table(table, self.target, self.changes)
+
+    def count(self, rows: pa.Table) -> None:
+        self.tally.add(rows)
+
+    def report(self, hour: Hour) -> HourDrift:
+        return self.tally.report(hour, self.curated, self.changes)
 
 
 def _plain(kind: pa.DataType) -> pa.DataType:

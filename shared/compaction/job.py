@@ -1,4 +1,4 @@
-"""One compaction run of one source: list, plan, and for each due hour read, merge and replace.
+"""One compaction run of one source: list, plan, and for each due hour read, merge and replace; then vacuum.
 
 Called by ``compact_<source>`` (functions/compaction.py) on its schedule, by the local host, the
 tests and the benchmark. An hour that cannot be compacted (an unreadable raw file, conflicting
@@ -11,19 +11,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from shared import formats
 from shared.compaction import drift
-from shared.compaction.coverage import commit_metadata
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
 from shared.compaction.plan import CompactionPlan, HourTask, plan_compaction
-from shared.compaction.rows import CompactionError, merge_hour, offset_ranges, read_raw
+from shared.compaction.rewrite import SLICE_ROWS, HourResult, HourRewrite
+from shared.compaction.rows import CompactionError
 from shared.lake.base import LakeStore
 from shared.lineage import LINEAGE_COLUMNS
 from shared.settings import Settings
@@ -32,17 +31,6 @@ from shared.telemetry import telemetry
 
 log = logging.getLogger("streamingpoc.compaction")
 MB = 1024 * 1024
-READ_CONCURRENCY = 8
-
-
-@dataclass(frozen=True, slots=True)
-class HourResult:
-    hour: Hour
-    rows: int
-    files_in: int
-    files_out: int
-    bytes_in: int
-    drift: drift.HourDrift | None = None
 
 
 @dataclass
@@ -51,6 +39,7 @@ class CompactionReport:
     plan: CompactionPlan
     hours: list[HourResult] = field(default_factory=list)
     failed: dict[Hour, str] = field(default_factory=dict)
+    vacuumed: int = 0
     duration_ms: float = 0.0
 
     @property
@@ -80,6 +69,7 @@ def compact(
     grace_ms: int,
     include_open: bool = False,
     on_planned: Callable[[CompactionPlan], None] | None = None,
+    slice_rows: int = SLICE_ROWS,
 ) -> CompactionReport:
     """Compact every due hour of ``source``; hours that fail are in ``report.failed``, the others commit."""
     started = time.perf_counter()
@@ -94,10 +84,13 @@ def compact(
     schema = landed_schema(source)
     for task in plan.tasks:
         try:
-            report.hours.append(compact_hour(source, lake, table, task, schema))
+            report.hours.append(compact_hour(source, lake, table, task, schema, slice_rows=slice_rows))
         except CompactionError as error:
             log.error("%s: %s", source, error)
             report.failed[task.hour] = str(error)
+    report.vacuumed = table.vacuum()
+    if report.vacuumed:
+        log.info("%s: vacuumed %d data files past the table's file retention", source, report.vacuumed)
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report
 
@@ -134,25 +127,20 @@ def landed_schema(source: str) -> pa.Schema | None:
 
 
 def compact_hour(
-    source: str, lake: LakeStore, table: CuratedTable, task: HourTask, schema: pa.Schema | None = None
+    source: str,
+    lake: LakeStore,
+    table: CuratedTable,
+    task: HourTask,
+    schema: pa.Schema | None = None,
+    *,
+    slice_rows: int = SLICE_ROWS,
 ) -> HourResult:
-    """Curated rows of the hour plus its new raw files, deduplicated, written as one commit."""
-    curated_schema = table.schema()
-    tables: list[pa.Table] = [table.read_hour(task.hour)]
-    bytes_in = 0
-    with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:  # reads wait on the store, not the CPU
-        for raw, data in zip(task.new_files, pool.map(lake.read, [raw.path for raw in task.new_files]), strict=True):
-            bytes_in += len(data)
-            tables.append(read_raw(raw.format, data, path=raw.path, schema=schema))
-    tables, type_changes = drift.fit_tables(curated_schema, tables)  # a changed type still compacts
-    merged = merge_hour(task.hour, tables)
-    hour_drift = drift.report(task.hour, merged, curated_schema, type_changes)
-    covered = [*task.covered_files, *(raw.path for raw in task.new_files)]
-    metadata = commit_metadata(source, task.hour, covered, offset_ranges(merged), merged.num_rows)
-    files_out = table.replace_hour(task.hour, merged, metadata | hour_drift.metadata())
-    _report_drift(source, hour_drift)
-    log.info("%s: compacted %s: %d rows from %d new raw files", source, task.hour, merged.num_rows, len(task.new_files))
-    return HourResult(task.hour, merged.num_rows, len(task.new_files), files_out, bytes_in, hour_drift)
+    """Curated rows of the hour plus its new raw files, deduplicated, sorted, written as one commit."""
+    result = HourRewrite(source, lake, table, task, schema, slice_rows).run()
+    if result.drift is not None:
+        _report_drift(source, result.drift)
+    log.info("%s: compacted %s: %d rows from %d new raw files", source, task.hour, result.rows, result.files_in)
+    return result
 
 
 def _report_drift(source: str, hour_drift: drift.HourDrift) -> None:

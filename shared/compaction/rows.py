@@ -5,6 +5,9 @@ A row's identity is (``_topic``, ``_partition``, ``_incarnation``, ``_offset``).
 before the landing added ``_incarnation`` get 0, the first incarnation of a topic-partition.
 Among rows with the same identity the first one wins, in the order the tables are given
 (the curated rows first, so a published row never changes).
+
+``merge_hour`` does all of it on a whole hour in memory: the reference the bounded-memory job
+(``shared.compaction.slices`` and ``rewrite``) must match, which tests hold it to.
 """
 
 from __future__ import annotations
@@ -59,10 +62,31 @@ def _from_records(records: list[dict[str, object]], schema: pa.Schema | None) ->
     return pa.table(dict(zip(names, arrays, strict=True)))
 
 
+def scan_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None = None) -> tuple[pa.Table, pa.Schema]:
+    """A landed file's identity and event-time columns, and the schema ``read_raw`` gives the whole file.
+
+    Parquet is read for those columns only; Avro and JSON lines have to be decoded whole.
+    """
+    if fmt != "parquet":
+        table = read_raw(fmt, data, path=path, schema=schema)
+        return table.select(_scanned(table.schema)), table.schema
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        full = _with_lineage(parquet.schema_arrow.empty_table(), path)
+        table = parquet.read(columns=_scanned(parquet.schema_arrow), use_threads=False)
+    except (OSError, ValueError, TypeError, pa.ArrowException) as error:
+        raise CompactionError(f"cannot read raw file {path}: {error}") from error
+    return _with_lineage(table, path), full.schema
+
+
+def _scanned(schema: pa.Schema) -> list[str]:
+    return [name for name in (*IDENTITY, EVENT_TIME) if name in schema.names]
+
+
 def _with_lineage(table: pa.Table, path: str) -> pa.Table:
-    if table.num_rows == 0:
-        return table
     missing = [name for name in (*IDENTITY, EVENT_TIME) if name not in table.column_names and name != "_incarnation"]
+    if missing and table.num_rows == 0:
+        return table  # nothing to identify: an empty file
     if missing:
         raise CompactionError(f"raw file {path} lacks lineage columns {missing}")
     if "_incarnation" not in table.column_names:
@@ -113,12 +137,23 @@ def merge_hour(hour: Hour, tables: Sequence[pa.Table]) -> pa.Table:
     except pa.ArrowException as error:
         raise CompactionError(f"hour {hour}: raw files disagree on a column type: {error}") from error
     combined = combined.combine_chunks()
-    keep = first_of_each_identity(combined)
-    keys = combined.select([EVENT_TIME, *IDENTITY]).take(keep)
-    order = keep.take(pc.sort_indices(keys, sort_keys=[(EVENT_TIME, "ascending"), *_ascending(IDENTITY)]))
-    ordered = combined if _is_identity_permutation(order, combined.num_rows) else combined.take(order)
-    rows = ordered.num_rows
-    return ordered.append_column("date", pa.array([hour.date] * rows, pa.string())).append_column(
+    return with_partition_columns(hour, sort_by_event_time(combined, first_of_each_identity(combined)))
+
+
+def sort_by_event_time(table: pa.Table, keep: pa.Array | None = None) -> pa.Table:
+    """The rows at ``keep`` (all when None) ordered by event time, then identity; rows without a time last."""
+    keys = table.select([EVENT_TIME, *IDENTITY])
+    if keep is not None:
+        keys = keys.take(keep)
+    order = pc.sort_indices(keys, sort_keys=[(EVENT_TIME, "ascending"), *_ascending(IDENTITY)])
+    if keep is not None:
+        order = keep.take(order)
+    return table if _is_identity_permutation(order, table.num_rows) else table.take(order)
+
+
+def with_partition_columns(hour: Hour, table: pa.Table) -> pa.Table:
+    rows = table.num_rows
+    return table.append_column("date", pa.array([hour.date] * rows, pa.string())).append_column(
         "hour", pa.array([hour.hour] * rows, pa.string())
     )
 

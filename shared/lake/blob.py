@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient, ExponentialRetry
+from azure.storage.blob import ContainerClient, ExponentialRetry, StorageErrorCode
 
 from shared.errors import WriteConflict
 from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
@@ -32,7 +32,14 @@ class BlobLake:
         self.container = container
         with lake_errors(f"create container {container.container_name}"):
             if not container.exists():
-                container.create_container()
+                try:
+                    container.create_container()
+                except ResourceExistsError as error:
+                    # Another instance (the first compaction timers start together) created it after
+                    # our check: the container exists, which is all we asked for. Any other 409
+                    # (e.g. ContainerBeingDeleted) is still an error.
+                    if getattr(error, "error_code", None) != StorageErrorCode.CONTAINER_ALREADY_EXISTS:
+                        raise
 
     @classmethod
     def from_settings(cls, settings: Settings, **client_options: Any) -> BlobLake:

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +23,12 @@ from deltalake import DeltaTable, QueryBuilder
 from devhost.services.azurite import Azurite
 from shared import formats
 from shared.batch import process_batch
+from shared.compaction import delta_table, parts
 from shared.compaction.coverage import METADATA_KEY, parse_commit
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.drift import METADATA_KEY as DRIFT_KEY
 from shared.compaction.hours import Hour
 from shared.compaction.job import compact, open_curated
-from shared.compaction.rows import merge_hour
 from shared.formats import format_named
 from shared.lake import LakeStore, LocalLake
 from shared.lake.blob import BlobLake
@@ -259,7 +259,7 @@ def test_commit_metadata_names_the_hour_and_its_offsets(local_lake: Lake) -> Non
     land_batch(local_lake, 100, 10)
     run(local_lake)
     commit = local_lake.delta().history(1)[0]
-    assert METADATA_KEY in commit and commit["operation"] == "WRITE"
+    assert METADATA_KEY in commit and commit["operation"] == "CREATE TABLE"  # the table's first commit
     document = parse_commit(commit)
     assert document is not None and (document["date"], document["hour"], document["rows"]) == (H10.date, H10.hour, 10)
     assert document["offsets"][0]["first"] == 100 and document["offsets"][0]["last"] == 109
@@ -290,10 +290,11 @@ def test_coverage_reads_only_as_many_commits_as_the_listed_hours_need(local_lake
     assert set(curated.coverage({new_hour, hours[-1]}, first_page=1)) == set(hours[1:])  # one page: 2 per hour asked
 
 
-def test_a_smaller_target_file_size_splits_an_hour(local_lake: Lake) -> None:
+def test_a_smaller_target_file_size_splits_an_hour(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     land_batch(local_lake, 0, 3000)
     location = local_lake.table().location
-    small = CuratedTable(location, target_file_bytes=5_000)
+    small = CuratedTable(location, target_file_bytes=5_000)  # a file closes at the first row group past it
+    monkeypatch.setattr(parts, "ROW_GROUP_ROWS", 500)
     report = compact("clickstream", local_lake.store, small, now_ms=LATER, grace_ms=GRACE)
     assert report.files_out > 1 and len(local_lake.delta().file_uris()) == report.files_out
     assert len(curated_rows(local_lake)) == 3000
@@ -314,20 +315,93 @@ def test_a_new_nullable_column_is_added_to_the_table(local_lake: Lake) -> None:
     assert {row["firmware"] for row in curated_rows(local_lake)} == {None}  # older hour: null
 
 
-def test_two_first_compactions_racing_create_the_table_once_and_never_append(local_lake: Lake) -> None:
+def _a_rival_creates_the_table_first(monkeypatch: pytest.MonkeyPatch, rival: Callable[[], Any]) -> None:
+    """The next table creation finds that ``rival`` (another compaction) created the table just before."""
+    create = delta_table.create_table_with_add_actions
+    pending = [rival]
+
+    def after_the_rival(*args: Any, **kwargs: Any) -> None:
+        if pending:
+            pending.pop()()  # its own creation goes straight through
+        create(*args, **kwargs)
+
+    monkeypatch.setattr(delta_table, "create_table_with_add_actions", after_the_rival)
+
+
+def test_two_first_compactions_racing_create_the_table_once_and_never_append(
+    local_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     land_batch(local_lake, 0, 30)
-    run(local_lake)  # one compaction creates the table...
-    hour_rows = merge_hour(H10, [local_lake.table().read_hour(H10)])
-    late_starter = local_lake.table()  # ...while another had looked before it existed
-    looked = late_starter._open
-    first_look = [True]
+    rival: list[Any] = []
+    _a_rival_creates_the_table_first(monkeypatch, lambda: rival.append(run(local_lake)))
 
-    def before_it_existed(*, refresh: bool = False) -> Any:
-        if first_look.pop() if first_look else False:
-            return None
-        return looked(refresh=refresh)
+    report = run(local_lake)  # looked before the table existed; the rival creates it as this one commits
 
-    late_starter._open = before_it_existed  # type: ignore[method-assign]
-    late_starter.replace_hour(H10, hour_rows, {})
+    assert not report.failed and report.rows == 30 and rival[0].rows == 30
     curated = curated_rows(local_lake)
     assert len(curated) == 30 == len({_key(row) for row in curated})
+    history = local_lake.delta().history()  # newest first
+    assert [commit["operation"] for commit in history][-1] == "CREATE TABLE"
+    assert [commit.get("operationParameters", {}).get("mode") for commit in history[:-1]] == ["Overwrite"]
+    assert parse_commit(history[0]) is not None, "the later commit records the hour's coverage"
+
+
+def test_a_racing_first_compaction_keeps_the_columns_the_rival_added(
+    local_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rival compacted a later hour with a new column too; replacing the first hour must not drop it."""
+    land_batch(local_lake, 0, 10)
+    next_hour = Hour.of_ms(H10.end_ms)
+    after = next_hour.end_ms + GRACE
+    newer = pa.table({"_topic": ["clickstream"], "_partition": [0], "_offset": [10], "firmware": ["2.1"]})
+    newer = newer.append_column("_event_time", pa.array([next_hour.start_ms], pa.timestamp("ms", tz="UTC")))
+
+    def rival() -> None:
+        path = f"raw/clickstream/date={next_hour.date}/hour={next_hour.hour}/newer.parquet"
+        local_lake.store.write_atomic(path, _parquet(newer))  # landed after this compaction listed raw/
+        assert [h.hour for h in run(local_lake, now_ms=after).hours] == [H10, next_hour]
+
+    _a_rival_creates_the_table_first(monkeypatch, rival)
+    report = run(local_lake, now_ms=after)
+
+    assert not report.failed and [h.hour for h in report.hours] == [H10]
+    assert "firmware" in local_lake.delta().schema().to_arrow().names
+    assert [row["firmware"] for row in curated_rows(local_lake, hour=next_hour)] == ["2.1"]
+    assert len(curated_rows(local_lake)) == 10
+
+
+def _data_files_stored(lake: Lake) -> set[str]:
+    return {p for p in lake.store.list_paths("curated/clickstream") if p.endswith(".parquet")}
+
+
+def _active_files(lake: Lake) -> set[str]:
+    adds = pa.table(lake.delta().get_add_actions(flatten=True)).column("path").to_pylist()
+    return {f"curated/clickstream/{path}" for path in adds}
+
+
+def test_replaced_files_stay_for_time_travel_within_the_file_retention(lake: Lake) -> None:
+    land_batch(lake, 0, 20)
+    run(lake)
+    land_batch(lake, 20, 10)
+    report = run(lake)  # replaces the hour; this run's vacuum must keep the file it replaced
+    assert report.vacuumed == 0 and len(_data_files_stored(lake)) == 2 and len(_active_files(lake)) == 1
+    delta = lake.delta()
+    assert delta.metadata().configuration["delta.deletedFileRetentionDuration"] == delta_table.FILE_RETENTION
+    delta.load_as_version(0)
+    assert pa.table(QueryBuilder().register("t", delta).execute("SELECT _offset FROM t")).num_rows == 20
+
+
+def test_vacuum_deletes_replaced_and_orphaned_files_past_the_retention(
+    local_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(delta_table.TABLE_CONFIGURATION, "delta.deletedFileRetentionDuration", "interval 0 hours")
+    land_batch(local_lake, 0, 20)
+    run(local_lake)
+    replaced = _data_files_stored(local_lake)
+    orphan = f"curated/clickstream/date={H10.date}/hour={H10.hour}/part-00000-left-by-a-failed-run.parquet"
+    local_lake.store.write_atomic(orphan, _parquet(pa.table({"x": [1]})))
+    land_batch(local_lake, 20, 10)
+    report = run(local_lake)
+    assert report.vacuumed == len(replaced) + 1
+    assert _data_files_stored(local_lake) == _active_files(local_lake)
+    assert len(curated_rows(local_lake)) == 30

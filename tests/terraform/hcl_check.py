@@ -37,7 +37,7 @@ _SIMPLE_REF = re.compile(
     r"(?<![\w.])(?P<kind>var|local|module)\.(?P<name>[A-Za-z_][\w-]*)(?:\.(?P<attr>[A-Za-z_][\w-]*))?"
 )
 _RESOURCE_REF = re.compile(
-    r"(?<![\w.])(?P<data>data\.)?(?P<type>(?:azurerm|random)_[a-z0-9_]+)\.(?P<name>[A-Za-z_][\w-]*)"
+    r"(?<![\w.])(?P<data>data\.)?(?P<type>(?:azurerm|random|azapi|time)_[a-z0-9_]+)\.(?P<name>[A-Za-z_][\w-]*)"
     r"(?:\[[^\]]*\])?(?:\[\*\])?(?:\.(?P<attr>[A-Za-z_][\w-]*))?"
 )
 
@@ -104,33 +104,6 @@ class Module:
         return {(labels[0], labels[1]) for _, labels, _ in self.blocks(kind) if len(labels) == 2}
 
 
-# azapi has no offline schema (no @cdktf/provider-azapi on npm, ENVIRONMENT.md): the arguments of
-# azapi_resource as its 2.x documentation lists them. The ARM body inside is checked separately
-# against the Microsoft.DurableTask API reference (test_terraform_durable.py).
-_AZAPI_ARGUMENTS = {
-    "type": True,
-    "name": False,
-    "parent_id": False,
-    "location": False,
-    "body": False,
-    "tags": False,
-    "response_export_values": False,
-    "schema_validation_enabled": False,
-    "ignore_casing": False,
-    "ignore_missing_property": False,
-    "replace_triggers_external_values": False,
-    "locks": False,
-    "retry": False,
-}
-AZAPI_SCHEMAS = {
-    "resource:azapi_resource": Block(
-        attributes=dict(_AZAPI_ARGUMENTS),
-        blocks={"identity": Block(attributes={"type": True, "identity_ids": False}), "timeouts": Block()},
-        readable={*_AZAPI_ARGUMENTS, "id", "output", "identity"},
-    )
-}
-
-
 @dataclass
 class Checker:
     providers: Mapping[str, ProviderSchema]  # "azurerm" -> schema package
@@ -138,8 +111,6 @@ class Checker:
 
     def schema_for(self, kind: str, type_name: str) -> Block | str | None:
         provider = type_name.split("_", 1)[0]
-        if provider == "azapi":
-            return AZAPI_SCHEMAS.get(f"{kind}:{type_name}")
         package = self.providers.get(provider)
         if package is None:
             return f"no offline schema for provider {provider!r}"

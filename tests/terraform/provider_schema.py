@@ -1,7 +1,8 @@
-"""Terraform provider schemas read offline from the prebuilt CDKTF bindings on npm.
+"""Terraform provider schemas read offline from prebuilt CDKTF (and CDK Terrain) bindings.
 
-``@cdktf/provider-azurerm`` (and ``@cdktf/provider-random``) are generated from the
-provider's own schema: every resource, data source and nested block becomes a TypeScript
+``@cdktf/provider-azurerm`` (and ``@cdktf/provider-random``, ``@cdktf/provider-time``, and
+``@cdktn/provider-azapi``, the CDK Terrain fork's bindings) are generated from the provider's
+own schema: every resource, data source and nested block becomes a TypeScript
 class whose ``synthesizeHclAttributes`` / ``<struct>ToHclTerraform`` functions list each
 Terraform attribute by its real (snake_case) name, with ``isBlock`` telling blocks from
 attributes. The ``.d.ts`` config interfaces say which members are required (no ``?``) and
@@ -32,15 +33,17 @@ _ENTRY = re.compile(
 _FUNCTION = re.compile(r"^function (?P<name>\w+)ToHclTerraform\(struct\) \{$", re.MULTILINE)
 _METHOD = re.compile(r"^    synthesizeHclAttributes\(\) \{$", re.MULTILINE)
 _NESTED_REF = re.compile(r"(?<![.\w])(?P<name>\w+)ToHclTerraform\b")
-_TYPE_NAME = re.compile(r'^\w+\.tfResourceType = "(?P<type>[\w-]+)";$', re.MULTILINE)
-_CLASS_NAME = re.compile(r"^(?P<cls>\w+)\.tfResourceType = ", re.MULTILINE)
+# cdktf assigns `Class.tfResourceType = "..."` after the class; cdktn declares `static tfResourceType = "..."`.
+_TYPE_NAME = re.compile(r'^\s*(?:static |\w+\.)tfResourceType = "(?P<type>[\w-]+)";$', re.MULTILINE)
 _INTERFACE = re.compile(r"^export interface (?P<name>\w+)(?: extends [\w.]+)? \{$", re.MULTILINE)
 _MEMBER = re.compile(
     r"/\*\*(?P<doc>(?:(?!\*/).)*?)\*/\s*readonly (?P<prop>\w+)(?P<optional>\??):",
     re.DOTALL,
 )
 _DOC_NAME = re.compile(r"#(?P<tf>[A-Za-z0-9_]+) \w+#(?P=tf)\}")
-_CLASS = re.compile(r"^class (?P<cls>\w+) extends cdktf\.Terraform(?:Resource|DataSource|Provider) \{$", re.MULTILINE)
+_CLASS = re.compile(
+    r"^class (?P<cls>\w+) extends cdkt[fn]\.Terraform(?:Resource|DataSource|Provider) \{$", re.MULTILINE
+)
 # Above each getter: "// primary_dfs_endpoint - computed: true, optional: false, required: false"
 _GETTER_NOTE = re.compile(r"^\s+// (?P<name>[A-Za-z0-9_]+) - computed: (?:true|false), optional:", re.MULTILINE)
 
@@ -143,16 +146,13 @@ class _GeneratedModule:
         return self._block(_body(self.js, self.functions[prefix]), prefix, seen)
 
     def top_level(self) -> Block:
-        class_name = _CLASS_NAME.search(self.js)
-        if class_name is None:
-            raise ValueError("no tfResourceType in generated module")
-        method = _METHOD.search(self.js)
-        if method is None:
-            raise ValueError("no synthesizeHclAttributes in generated module")
-        block = self._block(_body(self.js, method.start()), _lower_first(class_name["cls"]) + "Config", ())
         declaration = _CLASS.search(self.js)
         if declaration is None:
             raise ValueError("no Terraform class in generated module")
+        method = _METHOD.search(self.js)
+        if method is None:
+            raise ValueError("no synthesizeHclAttributes in generated module")
+        block = self._block(_body(self.js, method.start()), _lower_first(declaration["cls"]) + "Config", ())
         block.readable = {note["name"] for note in _GETTER_NOTE.finditer(_body(self.js, declaration.start()))}
         block.readable |= set(block.attributes) | set(block.blocks)
         return block
@@ -198,8 +198,8 @@ class ProviderSchema:
             if not script.is_file():
                 continue
             data = script.read_bytes()  # the assignment sits before an inline source map, so search all
-            at = data.rfind(b'.tfResourceType = "')
-            if at < 0:
+            at = data.rfind(b'tfResourceType = "')
+            if at < 0 or directory.name.startswith("ephemeral-"):  # ephemeral resources share resource type names
                 continue
             found = _TYPE_NAME.search(data[data.rfind(b"\n", 0, at) + 1 : data.find(b"\n", at)].decode())
             if found is None:

@@ -1,17 +1,10 @@
-"""The deployment's defaults: cheap, identity-based, and honest about the one workaround left.
+"""The deployment's defaults: cheap and identity-based.
 
 - The defaults are the proof of concept (no zone redundancy, LRS, one throughput unit, no
   auto-inflate); terraform/production.tfvars.example is the production-leaning profile.
 - Host storage and Application Insights go by the app's identity, with the roles Microsoft
-  documents for them.
-- The empty ``AzureWebJobsStorage`` override exists only because azurerm 4.x writes a key-less
-  connection string for identity-based Flex Consumption apps (issues #29693, #30732, #33211;
-  read in the provider's ``ExpandSiteConfigFunctionFlexConsumptionApp``, which sets
-  ``AzureWebJobsStorage`` whenever the deployment container is known). This cannot be observed
-  offline, so the test pins the workaround to the provider version and storage arguments that
-  were read: a provider bump, or a new storage argument on the resource, fails here until
-  someone re-checks the behaviour and the post-deploy ``/admin/host/status`` check in
-  docs/deploy.md.
+  documents for them (how the app's settings avoid a plain ``AzureWebJobsStorage``:
+  test_terraform_host_storage.py).
 """
 
 from __future__ import annotations
@@ -22,19 +15,7 @@ from typing import Any
 
 import hcl2
 
-from tests.terraform.conftest import CDKTF_PACKAGES, TERRAFORM_DIR, harness_dir, terraform_output
-from tests.terraform.provider_schema import ProviderSchema
-
-# What the workaround was checked against (provider source read for issue 14, 2026-11-27).
-CHECKED_PROVIDER = "4.55"
-CHECKED_CDKTF_PACKAGE = "@cdktf/provider-azurerm@14.23.1"
-FLEX_STORAGE_ARGUMENTS = {
-    "storage_access_key",
-    "storage_authentication_type",
-    "storage_container_endpoint",
-    "storage_container_type",
-    "storage_user_assigned_identity_id",
-}
+from tests.terraform.conftest import TERRAFORM_DIR, harness_dir, terraform_output
 
 
 def _variables() -> dict[str, Any]:
@@ -63,24 +44,6 @@ def test_production_profile_is_valid_and_zone_redundant(tmp_path: Path) -> None:
     text = (TERRAFORM_DIR / "production.tfvars.example").read_text()
     assert re.search(r"^zone_redundancy_enabled\s*=\s*true", text, re.MULTILINE)
     assert re.search(r'^storage_replication_type\s*=\s*"ZRS"', text, re.MULTILINE)
-
-
-def test_empty_azurewebjobsstorage_workaround_is_pinned_to_the_checked_provider(
-    provider_schemas: dict[str, ProviderSchema],
-) -> None:
-    module = (TERRAFORM_DIR / "modules" / "app_settings" / "main.tf").read_text()
-    assert re.search(r'AzureWebJobsStorage\s+= ""', module), "the workaround is gone: update this test and the docs"
-    pinned = re.search(r'azurerm = \{[^}]*version\s*=\s*"~> ([0-9.]+)"', (TERRAFORM_DIR / "terraform.tf").read_text())
-    assert pinned and pinned.group(1) == CHECKED_PROVIDER, (
-        "azurerm was bumped: re-check whether azurerm_function_app_flex_consumption still writes a key-less "
-        "AzureWebJobsStorage (issues #29693, #30732, #33211); drop the empty override if not; then update "
-        "CHECKED_PROVIDER and the /admin/host/status check in docs/deploy.md"
-    )
-    assert CDKTF_PACKAGES["azurerm"] == CHECKED_CDKTF_PACKAGE
-    flex = provider_schemas["azurerm"].schema("resource:azurerm_function_app_flex_consumption")
-    assert flex is not None
-    storage = {name for name in flex.attributes if name.startswith("storage_")}
-    assert storage == FLEX_STORAGE_ARGUMENTS, "new storage arguments: one may make the empty override unnecessary"
 
 
 def test_docs_tell_how_to_check_the_host_after_deploy() -> None:

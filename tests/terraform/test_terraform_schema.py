@@ -20,12 +20,23 @@ def test_configuration_matches_provider_schemas(provider_schemas: dict[str, Prov
     assert errors == [], "\n".join(errors)
 
 
+# Providers whose pin is shared with other work and older than the only offline schema: the pin
+# must admit the checked version, and test_terraform_host_storage.py checks that every argument
+# used exists at the pinned minimum.
+PINNED_BELOW_THE_SCHEMA = {"azapi"}
+
+
 def test_pinned_provider_versions_are_the_checked_ones(provider_schemas: dict[str, ProviderSchema]) -> None:
     """terraform.tf pins `~> <major>.<minor>` of the very version whose schema the test read."""
     text = (TERRAFORM_DIR / "terraform.tf").read_text()
     for name, schema in provider_schemas.items():
         pinned = re.search(rf'{name}\s*=\s*\{{[^}}]*version\s*=\s*"~> ([0-9.]+)"', text, re.DOTALL)
         assert pinned, f"{name} is not pinned with ~> in terraform.tf"
+        if name in PINNED_BELOW_THE_SCHEMA:
+            wanted = [int(part) for part in pinned.group(1).split(".")]
+            checked = [int(part) for part in schema.provider_version.split(".")][: len(wanted)]
+            assert checked[0] == wanted[0] and checked >= wanted, (name, pinned.group(1), schema.provider_version)
+            continue
         assert schema.provider_version.startswith(pinned.group(1) + "."), (
             name,
             pinned.group(1),
@@ -90,6 +101,20 @@ MISTAKES = [
         "data_plane_availble",
         "provider azurerm.features.storage: unsupported argument 'data_plane_availble'",
         id="provider-features",
+    ),
+    pytest.param(
+        "main.functionapp.tf",
+        '  method      = "PUT"',
+        '  verb        = "PUT"',
+        "resource azapi_resource_action.app_settings: unsupported argument 'verb'",
+        id="azapi-argument",
+    ),
+    pytest.param(
+        "main.keyvault.tf",
+        "  create_duration =",
+        "  create_durtion  =",
+        "resource time_sleep.deployer_key_vault_role: unsupported argument 'create_durtion'",
+        id="time-argument",
     ),
     pytest.param(
         "outputs.tf",

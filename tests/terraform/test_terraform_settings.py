@@ -62,8 +62,8 @@ def test_settings_are_valid_for_the_model_and_point_at_azure(evaluated: dict[str
         source = load_source_settings(name, values)
         assert (source.topic, source.consumer_group) == (source_defaults(name)["topic"], f"{name}-processor")
         assert source.lag_threshold == evaluated["sources"][name]["lag_threshold"] == 1000
-    # Host storage by identity (the plain AzureWebJobsStorage is blanked, see main.functionapp.tf).
-    assert values["AzureWebJobsStorage"] == ""
+    # Host storage by identity only (test_terraform_host_storage.py: no plain AzureWebJobsStorage).
+    assert "AzureWebJobsStorage" not in values
     assert values["AzureWebJobsStorage__credential"] == "managedidentity"
     assert values["AzureWebJobsStorage__accountName"]
 
@@ -186,24 +186,6 @@ def test_namespace_scope_shares_one_rule_per_role(tmp_path: Path) -> None:
 
 def evaluated_credentials_names() -> list[str]:
     return [f"{s.upper()}_KAFKA_{role}SASL_PASSWORD" for s in SOURCES for role in ("", "PRODUCER_")]
-
-
-def test_function_app_takes_every_setting_from_the_module(evaluated: dict[str, Any]) -> None:
-    """app_settings = the module's map minus the site_config-managed names, which site_config sets."""
-    text = (TERRAFORM_DIR / "main.functionapp.tf").read_text()
-    assert re.search(
-        r"app_settings = \{\s*for name, value in module\.app_settings\.app_settings : name => value\s*"
-        r"if !contains\(local\.site_config_app_settings, name\)\s*\}",
-        text,
-    )
-    for name in evaluated["site_config_app_settings"]:
-        assert name in evaluated["app_settings"]
-    assert re.search(
-        r"application_insights_connection_string = "
-        r'module\.app_settings\.app_settings\["APPLICATIONINSIGHTS_CONNECTION_STRING"\]',
-        text,
-    )
-    assert evaluated["site_config_app_settings"] == ["APPLICATIONINSIGHTS_CONNECTION_STRING"]
 
 
 def test_harness_calls_the_module_like_the_root_does() -> None:

@@ -4,10 +4,9 @@ locals {
   # of shared.settings.PLATFORM_SETTINGS; tests/terraform checks both directions.
   app_settings = merge(
     {
-      # Functions host and Durable Functions storage, by identity. The plain
-      # AzureWebJobsStorage is blanked on purpose (see main.functionapp.tf): an empty value
-      # makes the host use the __accountName/__credential pair.
-      AzureWebJobsStorage              = ""
+      # Functions host and Durable Functions storage, by identity only. There is deliberately no
+      # plain AzureWebJobsStorage: the host would prefer it to the identity, even empty (see
+      # main.functionapp.tf, which applies exactly this map).
       AzureWebJobsStorage__accountName = var.host_storage_account_name
       AzureWebJobsStorage__credential  = "managedidentity"
 

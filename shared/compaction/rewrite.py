@@ -1,0 +1,297 @@
+"""Rewriting one hour of ``curated/<source>`` from its curated rows and new raw files, in bounded memory.
+
+The plan is ``slices``'s: scan every input's identity and event-time columns, find the rows that
+repeat, then read, sort and write the hour one event-time slice at a time into its data files
+(``parts``), and commit them in one Delta transaction that replaces the hour. Memory holds one
+slice (``SLICE_ROWS`` rows, bar bursts), ``READ_AHEAD`` raw files in flight and the data file
+being written, whatever the hour's size. Each new raw file is read twice (scan, then its slice),
+a file that straddles two slices once more; the hour's curated rows are queried slice by slice.
+The result is what ``rows.merge_hour`` gives the whole hour in memory, in the same order.
+
+Schema drift is handled as the hour passes (``drift.HourFit``): every part of every slice is
+fitted to the curated table's types (misfits to ``_extra``), the hour's schema adds any new
+nullable column, and the drift report, counted slice by slice, rides in the hour's commit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shared.compaction.coverage import commit_metadata
+from shared.compaction.delta_table import CuratedTable
+from shared.compaction.drift import HourDrift, HourFit
+from shared.compaction.hours import Hour, RawFile
+from shared.compaction.location import curated_path
+from shared.compaction.parts import HourFiles
+from shared.compaction.plan import HourTask
+from shared.compaction.rows import PARTITION_COLUMNS, CompactionError, curated_as_landed, read_raw, scan_raw
+from shared.compaction.slices import (
+    GroupKey,
+    InputStats,
+    TimeSlice,
+    assemble_slice,
+    conform,
+    duplicate_positions,
+    earlier_overlaps,
+    group_mask,
+    in_slice,
+    offset_ranges,
+    plan_slices,
+    repeating_groups,
+    without_positions,
+)
+from shared.lake.base import LakeStore
+
+# Rows carry the record as received (_received, issue 20), about twice the bytes of a row without
+# it: 200,000-row slices took a 1M-row hour's recompaction to 1.1 GB, 100,000 keep it near 0.7 GB
+# (bench/compact.py, bench/README.md).
+SLICE_ROWS = 100_000
+READ_AHEAD = 8  # raw files read concurrently: reads wait on the store, not the CPU
+CURATED = 0  # the inputs' index of the hour's curated rows; raw file i is input i + 1
+
+
+@dataclass(frozen=True, slots=True)
+class HourResult:
+    hour: Hour
+    rows: int
+    files_in: int
+    files_out: int
+    bytes_in: int
+    drift: HourDrift | None = None
+
+
+@dataclass
+class _Scan:
+    inputs: list[InputStats]
+    curated: pa.Schema | None  # the table's columns before this commit (None: no table yet)
+    schemas: list[pa.Schema]  # the inputs' distinct schemas, in input order
+    histogram: Counter[int] = field(default_factory=Counter)  # the inputs' event-time bins, merged
+    bytes_in: int = 0
+    drops: dict[int, pa.Array] = field(default_factory=dict)  # input -> positions of its repeated rows
+    dropped: Counter[GroupKey] = field(default_factory=Counter)
+
+    @property
+    def rows(self) -> int:
+        return sum(stats.rows for stats in self.inputs) - sum(self.dropped.values())
+
+
+@dataclass
+class HourRewrite:
+    """One hour's rewrite; ``run`` does it."""
+
+    source: str
+    lake: LakeStore
+    table: CuratedTable
+    task: HourTask
+    landed: pa.Schema | None = None  # the source's landed columns, to type Avro and JSON lines files
+    slice_rows: int = SLICE_ROWS
+
+    def run(self) -> HourResult:
+        hour = self.task.hour
+        with ThreadPoolExecutor(max_workers=READ_AHEAD) as pool:
+            scan = self._scan(pool)
+            if scan.rows == 0:
+                raise CompactionError(f"hour {hour} has no rows")
+            self._find_duplicates(scan)
+            fit = self._fit(scan)
+            covered = [*self.task.covered_files, *(raw.path for raw in self.task.new_files)]
+            metadata = commit_metadata(self.source, hour, covered, offset_ranges(scan.inputs, scan.dropped), scan.rows)
+            plan = plan_slices(hour, scan.inputs, self.slice_rows, scan.histogram)
+            files = self._write(pool, scan, plan, fit)
+        hour_drift = fit.report(hour)
+        commit(self.table, hour, files, metadata | hour_drift.metadata())
+        return HourResult(hour, scan.rows, len(self.task.new_files), len(files.files), scan.bytes_in, hour_drift)
+
+    def _scan(self, pool: ThreadPoolExecutor) -> _Scan:
+        curated = InputStats()
+        for batch in self.table.scan_hour(self.task.hour):
+            curated.add(self.task.hour, batch)
+        known = self.table.hour_schema()  # the table keeps its columns: every file carries them
+        scan = _Scan([curated], known, [known] if known is not None else [])
+        scan.histogram.update(curated.bins)
+        curated.bins.clear()
+        for raw, data in zip(self.task.new_files, self._reads(pool, self.task.new_files), strict=True):
+            scan.bytes_in += len(data)
+            identity, schema = scan_raw(raw.format, data, path=raw.path, schema=self.landed)
+            stats = InputStats()
+            stats.add(self.task.hour, identity)
+            scan.histogram.update(stats.bins)
+            stats.bins.clear()  # thousands of inputs: one histogram for the hour is enough
+            scan.inputs.append(stats)
+            if stats.rows and not any(schema.equals(known) for known in scan.schemas):
+                scan.schemas.append(schema)  # distinct ones only: files of one source share a few
+        return scan
+
+    def _find_duplicates(self, scan: _Scan) -> None:
+        """Positions of the rows an earlier input (or an earlier row) already holds, per raw input.
+
+        Per topic-partition-incarnation with something to check: the curated offsets are queried
+        once for the range of the raw inputs checked, and each earlier raw input's offsets are read
+        once; memory holds those offsets (8 bytes a row), which is only more than a little when
+        many raw files repeat what is there already (an hour recompacted without its coverage).
+        """
+        overlaps = earlier_overlaps(scan.inputs)
+        checks: dict[GroupKey, list[int]] = {}
+        for index, stats in enumerate(scan.inputs):
+            if index != CURATED:  # first in order: its rows always stay
+                for key in set(overlaps.get(index, {})) | set(repeating_groups(stats)):
+                    checks.setdefault(key, []).append(index)
+        found: dict[int, list[pa.Array]] = {}
+        for key, indexes in sorted(checks.items()):
+            earlier = {other for index in indexes for other in overlaps.get(index, {}).get(key, [])}
+            offsets = self._group_offsets(scan, key, earlier, indexes)
+            for index in indexes:
+                group = scan.inputs[index].groups[key]
+                seen = [
+                    _within(offsets[other], group.first, group.last) for other in overlaps.get(index, {}).get(key, [])
+                ]
+                identity = self._identity(index)
+                positions = duplicate_positions(identity, key, pa.concat_arrays([pa.array([], pa.int64()), *seen]))
+                scan.dropped[key] += len(positions)
+                found.setdefault(index, []).append(positions)
+        scan.drops = {index: pa.concat_arrays(arrays) for index, arrays in found.items()}
+
+    def _group_offsets(self, scan: _Scan, key: GroupKey, inputs: set[int], checked: list[int]) -> dict[int, pa.Array]:
+        """Each of ``inputs``'s offsets in one group; the curated ones only where ``checked`` inputs reach."""
+        offsets = {}
+        for index in sorted(inputs):
+            if index == CURATED:
+                first = min(scan.inputs[i].groups[key].first for i in checked)
+                last = max(scan.inputs[i].groups[key].last for i in checked)
+                offsets[index] = self.table.read_offsets(self.task.hour, key, first, last)
+            else:
+                identity = self._identity(index)
+                offsets[index] = identity.filter(group_mask(identity, key)).column("_offset").combine_chunks()
+        return offsets
+
+    def _identity(self, index: int) -> pa.Table:
+        raw = self.task.new_files[index - 1]
+        identity, _ = scan_raw(raw.format, self.lake.read(raw.path), path=raw.path, schema=self.landed)
+        return identity
+
+    def _fit(self, scan: _Scan) -> HourFit:
+        """The hour's fitting to the curated schema; its ``schema`` is that of the data files (partition
+        columns are in the path, not the file)."""
+        clashing = sorted({name for schema in scan.schemas for name in PARTITION_COLUMNS if name in schema.names})
+        if clashing:
+            raise CompactionError(
+                f"hour {self.task.hour}: rows carry columns {clashing}, which are the table's partition columns"
+            )
+        return HourFit(scan.curated, scan.schemas)
+
+    def _write(self, pool: ThreadPoolExecutor, scan: _Scan, plan: Sequence[TimeSlice], fit: HourFit) -> HourFiles:
+        """The hour slice by slice, fitted and sorted, into data files; none are left if it fails or miscounts."""
+        table_path = curated_path(self.source)
+        files = HourFiles(self.lake, table_path, self.task.hour, fit.schema, self.table.target_file_bytes)
+        written = 0
+        carried: dict[int, pa.Table] = {}
+        try:
+            for position, time_slice in enumerate(plan):
+                decoded = self._decoded(pool, scan, time_slice, carried)
+                parts = [in_slice(table, time_slice) for table in decoded.values()]
+                if CURATED in time_slice.inputs:
+                    parts.insert(0, self.table.read_slice(self.task.hour, time_slice))
+                rows = assemble_slice([fit.fit(part) for part in parts], fit.schema)
+                fit.count(rows)
+                written += rows.num_rows
+                files.write(rows)
+                following = set(plan[position + 1].inputs) if position + 1 < len(plan) else set()
+                carried = _carry(decoded, following, self.slice_rows)
+            if written != scan.rows:
+                raise CompactionError(f"hour {self.task.hour}: {written} rows sliced, {scan.rows} planned")
+            files.finish()
+            return files
+        except Exception:
+            files.discard()
+            files.remove()
+            raise
+
+    def _decoded(
+        self, pool: ThreadPoolExecutor, scan: _Scan, time_slice: TimeSlice, carried: dict[int, pa.Table]
+    ) -> dict[int, pa.Table]:
+        """The slice's raw inputs whole, repeated rows removed: carried over or read again."""
+        wanted = [index for index in time_slice.inputs if index != CURATED]
+        missing = [index for index in wanted if index not in carried]
+        files = [self.task.new_files[index - 1] for index in missing]
+        tables = dict(carried)
+        for index, raw, data in zip(missing, files, self._reads(pool, files), strict=True):
+            table = read_raw(raw.format, data, path=raw.path, schema=self.landed)
+            tables[index] = without_positions(table, scan.drops.get(index))
+        return {index: tables[index] for index in wanted}
+
+    def _reads(self, pool: ThreadPoolExecutor, files: Sequence[RawFile]) -> Iterator[bytes]:
+        return _read_ahead(pool, self.lake.read, [raw.path for raw in files], READ_AHEAD)
+
+
+def replace_hour(
+    lake: LakeStore, table: CuratedTable, table_path: str, hour: Hour, rows: pa.Table, metadata: dict[str, str]
+) -> int:
+    """Replace ``hour`` of the table at ``table_path`` with ``rows`` held whole (``tools.reprocess``: the rows
+    of ``rows.merge_hour``, sorted), written and committed as a compaction's are; returns files written.
+
+    The rows keep their types (fit them first, as ``drift.fit_tables`` does): one the table does not
+    have fails the commit with the column's name.
+    """
+    landed = curated_as_landed(rows)
+    known = table.hour_schema()
+    types = {} if known is None else {f.name: f.type for f in known}
+    types.update((f.name, f.type) for f in landed.schema)  # the table's columns first, then new ones
+    schema = pa.schema([pa.field(name, kind) for name, kind in types.items()])
+    files = HourFiles(lake, table_path, hour, schema, table.target_file_bytes)
+    try:
+        files.write(conform(landed, schema))
+        files.finish()
+    except Exception:
+        files.discard()
+        files.remove()
+        raise
+    commit(table, hour, files, metadata)
+    return len(files.files)
+
+
+def commit(table: CuratedTable, hour: Hour, files: HourFiles, metadata: dict[str, str]) -> None:
+    """The hour's one commit of its written ``files``; they are deleted if it fails."""
+    partitions = [pa.field(name, pa.string()) for name in PARTITION_COLUMNS]
+    try:
+        table.commit_hour(hour, pa.schema([*files.schema, *partitions]), files.files, metadata)
+    except Exception:
+        files.remove()
+        raise
+
+
+def _carry(decoded: dict[int, pa.Table], following: set[int], budget: int) -> dict[int, pa.Table]:
+    """Tables the next slice reads too, kept while they add up to at most ``budget`` rows."""
+    kept: dict[int, pa.Table] = {}
+    rows = 0
+    for index in sorted(following & decoded.keys()):
+        rows += decoded[index].num_rows
+        if rows > budget:
+            break
+        kept[index] = decoded[index]
+    return kept
+
+
+def _within(offsets: pa.Array, first: int, last: int) -> pa.Array:
+    inside = pc.and_(pc.greater_equal(offsets, first), pc.less_equal(offsets, last))
+    return offsets.filter(inside).cast(pa.int64())
+
+
+def _read_ahead(
+    pool: ThreadPoolExecutor, read: Callable[[str], bytes], paths: Iterable[str], window: int
+) -> Iterator[bytes]:
+    """``read(path)`` for each path in order, at most ``window`` reads in flight or waiting to be taken."""
+    queue = iter(paths)
+    pending: deque[Future[bytes]] = deque(pool.submit(read, path) for path in islice(queue, window))
+    while pending:
+        data = pending.popleft().result()
+        following = next(queue, None)
+        if following is not None:
+            pending.append(pool.submit(read, following))
+        yield data

@@ -1,0 +1,267 @@
+"""Compacting one hour in bounded memory: what each input holds, which rows repeat, and slices.
+
+The inputs of an hour are, in order, its curated rows (when the hour was compacted before) and
+its new raw files. Among rows with the same identity the first input's wins, as in
+``rows.merge_hour``, the in-memory reference. Pure: identity tables in, plans out.
+
+1. **Scan.** Each input's identity and event-time columns give its ``InputStats``: rows, event-time
+   range and a histogram of event time (0.1 s bins), and per topic-partition-incarnation the offset
+   range, rows and distinct offsets.
+2. **Duplicates.** Rows can only repeat where offset ranges overlap: with an earlier input in the
+   same topic-partition-incarnation (``earlier_overlaps``), or within one input (fewer distinct
+   offsets than rows). Only those are checked row by row (``duplicate_positions``). The landing
+   ledger keeps raw files apart, so this is rare, and the scan is all most hours need.
+3. **Slices.** The histogram cuts the hour into event-time slices of at most ``budget`` rows each
+   (one bin may exceed it: a burst of more than ``budget`` rows in 0.1 s). Each slice is read,
+   sorted and written in turn, so the slices in order are the hour sorted by event time, and
+   memory holds one slice, not the hour.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shared.compaction.coverage import OffsetRange
+from shared.compaction.hours import HOUR_MS, Hour
+from shared.compaction.rows import EVENT_TIME, IDENTITY, sort_by_event_time
+
+GroupKey = tuple[str, int, int]  # topic, partition, incarnation
+BIN_US = 100_000
+BINS = HOUR_MS * 1000 // BIN_US  # bins -1 and BINS hold the times before and after the hour
+
+
+@dataclass(slots=True)
+class GroupStats:
+    """Offsets of one topic-partition-incarnation in one input."""
+
+    first: int
+    last: int
+    rows: int
+    distinct: int
+
+    def overlaps(self, other: GroupStats) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclass
+class InputStats:
+    """One input of an hour, from its identity and event-time columns (added batch by batch)."""
+
+    rows: int = 0
+    min_us: int | None = None
+    max_us: int | None = None
+    null_times: int = 0
+    groups: dict[GroupKey, GroupStats] = field(default_factory=dict)
+    bins: Counter[int] = field(default_factory=Counter)
+
+    def add(self, hour: Hour, identity: pa.Table | pa.RecordBatch) -> None:
+        """Count a table or batch of ``IDENTITY`` and ``EVENT_TIME`` columns (typed as ``read_raw`` gives them)."""
+        if identity.num_rows == 0:
+            return
+        table = identity if isinstance(identity, pa.Table) else pa.Table.from_batches([identity])
+        self.rows += table.num_rows
+        self._add_times(hour, micros(table.column(EVENT_TIME)))
+        grouped = table.group_by(list(IDENTITY[:3]), use_threads=False).aggregate(
+            [("_offset", "min"), ("_offset", "max"), ("_offset", "count"), ("_offset", "count_distinct")]
+        )
+        for row in grouped.to_pylist():
+            key = (str(row["_topic"]), int(row["_partition"]), int(row["_incarnation"]))
+            found = GroupStats(
+                row["_offset_min"], row["_offset_max"], row["_offset_count"], row["_offset_count_distinct"]
+            )
+            known = self.groups.get(key)
+            # Adding per-batch distinct counts is exact only when batches share no offset: true of the
+            # curated rows (unique by construction: every compaction wrote them deduplicated), the
+            # only input read in batches. Raw files are added whole.
+            self.groups[key] = found if known is None else _combined(known, found)
+
+    def _add_times(self, hour: Hour, times: pa.ChunkedArray) -> None:
+        self.null_times += times.null_count
+        present = times.drop_null()
+        if len(present) == 0:
+            return
+        extremes = pc.min_max(present)
+        low, high = int(extremes["min"].as_py()), int(extremes["max"].as_py())
+        self.min_us = low if self.min_us is None else min(self.min_us, low)
+        self.max_us = high if self.max_us is None else max(self.max_us, high)
+        since = pc.subtract(present, hour.start_ms * 1000)
+        index = pc.if_else(pc.less(since, 0), -1, pc.min_element_wise(pc.divide(since, BIN_US), BINS))
+        for entry in pc.value_counts(index).to_pylist():
+            self.bins[int(entry["values"])] += int(entry["counts"])
+
+    def overlaps(self, time_slice: TimeSlice) -> bool:
+        if time_slice.nulls:
+            return self.null_times > 0
+        if self.min_us is None or self.max_us is None:
+            return False
+        above = time_slice.lo_us is None or self.max_us >= time_slice.lo_us
+        below = time_slice.hi_us is None or self.min_us < time_slice.hi_us
+        return above and below
+
+
+def micros(times: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Event times as integer microseconds since the epoch (UTC), nulls kept."""
+    return times.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+
+
+def _combined(known: GroupStats, found: GroupStats) -> GroupStats:
+    return GroupStats(
+        min(known.first, found.first),
+        max(known.last, found.last),
+        known.rows + found.rows,
+        known.distinct + found.distinct,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSlice:
+    """Rows with ``lo_us <= event time < hi_us`` (None: unbounded), or with no event time (``nulls``)."""
+
+    lo_us: int | None
+    hi_us: int | None
+    nulls: bool
+    inputs: tuple[int, ...]
+    rows: int
+
+
+def plan_slices(
+    hour: Hour, inputs: Sequence[InputStats], budget: int, histogram: Counter[int] | None = None
+) -> list[TimeSlice]:
+    """Event-time slices of at most ``budget`` rows (bar single bins), in order, and the inputs each reads.
+
+    ``histogram`` is the hour's, when the inputs' own bins were merged into it as they were scanned.
+    """
+    if budget < 1:
+        raise ValueError("budget must be at least one row")
+    total: Counter[int] = Counter() if histogram is None else histogram
+    if histogram is None:
+        for stats in inputs:
+            total.update(stats.bins)
+    bounds: list[tuple[int | None, int | None, int]] = []
+    low: int | None = None
+    rows = 0
+    for index in sorted(total):
+        if rows and rows + total[index] > budget:
+            cut = hour.start_ms * 1000 + index * BIN_US
+            bounds.append((low, cut, rows))
+            low, rows = cut, 0
+        rows += total[index]
+    if rows:
+        bounds.append((low, None, rows))
+    slices = [_slice(inputs, lo, hi, False, count) for lo, hi, count in bounds]
+    nulls = sum(stats.null_times for stats in inputs)
+    if nulls:
+        slices.append(_slice(inputs, None, None, True, nulls))
+    return slices
+
+
+def _slice(inputs: Sequence[InputStats], lo: int | None, hi: int | None, nulls: bool, rows: int) -> TimeSlice:
+    probe = TimeSlice(lo, hi, nulls, (), rows)
+    return TimeSlice(lo, hi, nulls, tuple(i for i, stats in enumerate(inputs) if stats.overlaps(probe)), rows)
+
+
+def earlier_overlaps(inputs: Sequence[InputStats]) -> dict[int, dict[GroupKey, list[int]]]:
+    """Per input, per topic-partition-incarnation, the earlier inputs whose offset ranges overlap its own.
+
+    One sweep per group over the ranges sorted by first offset: ranges that do not overlap (the
+    normal case) keep the sweep's active set at one entry.
+    """
+    by_group: dict[GroupKey, list[tuple[int, int, int]]] = defaultdict(list)
+    for index, stats in enumerate(inputs):
+        for key, group in stats.groups.items():
+            by_group[key].append((group.first, group.last, index))
+    found: dict[int, dict[GroupKey, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for key, ranges in by_group.items():
+        active: list[tuple[int, int]] = []  # (last offset, input) of ranges that may still overlap
+        for first, last, index in sorted(ranges):
+            while active and active[0][0] < first:
+                heapq.heappop(active)
+            for _, other in active:
+                later, earlier = max(index, other), min(index, other)
+                found[later][key].append(earlier)
+            heapq.heappush(active, (last, index))
+    return {index: {key: sorted(earlier) for key, earlier in groups.items()} for index, groups in found.items()}
+
+
+def repeating_groups(stats: InputStats) -> list[GroupKey]:
+    """Groups in which one input holds an offset more than once."""
+    return [key for key, group in stats.groups.items() if group.distinct < group.rows]
+
+
+def group_mask(identity: pa.Table, key: GroupKey) -> pa.ChunkedArray:
+    topic, partition, incarnation = key
+    same_topic = pc.equal(identity.column("_topic"), topic)
+    same_partition = pc.equal(identity.column("_partition"), partition)
+    return pc.and_(pc.and_(same_topic, same_partition), pc.equal(identity.column("_incarnation"), incarnation))
+
+
+def duplicate_positions(identity: pa.Table, key: GroupKey, seen: pa.Array) -> pa.Array:
+    """Positions of ``key``'s rows in ``identity`` whose offset an earlier input holds (``seen``) or an
+    earlier row of the same input holds: the rows the hour must not keep."""
+    positions = pc.indices_nonzero(group_mask(identity, key))
+    offsets = identity.column("_offset").take(positions).combine_chunks()
+    earlier = positions.filter(pc.is_in(offsets, value_set=seen.cast(pa.int64())))
+    order = pc.sort_indices(offsets)  # stable: of equal offsets, the earliest row comes first
+    ordered = offsets.take(order)
+    repeat = pc.fill_null(pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1)), False)
+    again = positions.take(order).slice(1).filter(repeat)
+    return pc.unique(pa.concat_arrays([earlier.cast(pa.int64()), again.cast(pa.int64())])).sort()
+
+
+def offset_ranges(inputs: Sequence[InputStats], dropped: Counter[GroupKey]) -> list[OffsetRange]:
+    """The hour's offset range and row count per topic, partition and incarnation, after duplicates go."""
+    merged: dict[GroupKey, GroupStats] = {}
+    for stats in inputs:
+        for key, group in stats.groups.items():
+            merged[key] = group if key not in merged else _combined(merged[key], group)
+    return [
+        OffsetRange(key[0], key[1], key[2], group.first, group.last, group.rows - dropped[key])
+        for key, group in sorted(merged.items())
+    ]
+
+
+def without_positions(table: pa.Table, positions: pa.Array | None) -> pa.Table:
+    if positions is None or len(positions) == 0:
+        return table
+    keep = pc.invert(pc.is_in(pa.array(range(table.num_rows), pa.int64()), value_set=positions.cast(pa.int64())))
+    return table.filter(keep)
+
+
+def in_slice(table: pa.Table, time_slice: TimeSlice) -> pa.Table:
+    """The rows of ``table`` that belong to ``time_slice``."""
+    times = micros(table.column(EVENT_TIME))
+    if time_slice.nulls:
+        return table.filter(pc.is_null(times))
+    conditions = [pc.is_valid(times)]
+    if time_slice.lo_us is not None:
+        conditions.append(pc.greater_equal(times, time_slice.lo_us))
+    if time_slice.hi_us is not None:
+        conditions.append(pc.less(times, time_slice.hi_us))
+    mask = conditions[0]
+    for condition in conditions[1:]:
+        mask = pc.and_(mask, condition)
+    return table.filter(mask)
+
+
+def assemble_slice(parts: Iterable[pa.Table], schema: pa.Schema) -> pa.Table:
+    """One slice's rows (duplicates already gone) sorted by event time, shaped as ``schema``."""
+    present = [part for part in parts if part.num_rows]
+    if not present:
+        return schema.empty_table()
+    combined = pa.concat_tables(present, promote_options="default").combine_chunks()
+    return conform(sort_by_event_time(combined), schema)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, in its order and types (missing ones null)."""
+    columns = [
+        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)

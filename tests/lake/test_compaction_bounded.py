@@ -1,0 +1,255 @@
+"""Compaction in bounded memory gives exactly the in-memory reference, slice by slice, on real stores.
+
+``rows.merge_hour`` is the reference: the whole hour in memory, first row per identity kept,
+sorted by event time. The job (``rewrite``) must write the same rows in the same order while
+holding one event-time slice at a time. Slices of a few rows force dozens of slices, rows on
+slice boundaries, files that straddle slices, duplicates across files, within a file and
+against the curated rows, and every raw format.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable, QueryBuilder
+
+from devhost.services.azurite import Azurite
+from shared import formats
+from shared.compaction import drift, rewrite
+from shared.compaction.hours import Hour
+from shared.compaction.job import compact, landed_schema, open_curated
+from shared.compaction.rows import curated_as_landed, merge_hour, read_raw
+from shared.errors import LakeError
+from shared.lake import LakeStore, LocalLake
+from shared.lake.blob import BlobLake
+from shared.lineage import LINEAGE_COLUMNS
+from shared.settings import Settings, load_settings
+from shared.sources import SOURCES
+from tests.lake.conftest import NO_RETRIES
+
+H10 = Hour("2026-11-24", "10")
+LATER = H10.end_ms + 2 * 3_600_000
+COLUMNS = (*SOURCES["sensors"].columns, *LINEAGE_COLUMNS)
+EXTENSION = {"parquet": "parquet", "avro": "avro", "jsonl": "jsonl.gz"}
+
+
+class Lake:
+    def __init__(self, store: LakeStore, settings: Settings) -> None:
+        self.store, self.settings = store, settings
+
+    def delta(self) -> DeltaTable:
+        location = open_curated(self.settings, "sensors").location
+        return DeltaTable(location.uri, storage_options=location.storage_options)
+
+    def compact(self, slice_rows: int) -> Any:
+        table = open_curated(self.settings, "sensors")
+        return compact("sensors", self.store, table, now_ms=LATER, grace_ms=0, slice_rows=slice_rows)
+
+    def hour_in_stored_order(self) -> list[dict[str, Any]]:
+        """The hour's rows file by file in the order the commit added them, each file in row order."""
+        delta = self.delta()
+        adds = pa.table(delta.get_add_actions(flatten=True)).to_pylist()
+        rows: list[dict[str, Any]] = []
+        for action in sorted(adds, key=lambda a: a["path"]):  # part-00000-..., part-00001-...
+            data = self.store.read(f"curated/sensors/{action['path']}")
+            rows += pq.read_table(pa.BufferReader(data)).to_pylist()
+        return [_plain(row) for row in rows]
+
+
+@pytest.fixture(params=["local", "azurite"])
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lake]:
+    if request.param == "local":
+        yield Lake(LocalLake(tmp_path), load_settings({"LAKE_LOCAL_ROOT": str(tmp_path)}))
+        return
+    azurite: Azurite = request.getfixturevalue("azurite")
+    values = {
+        "LAKE_KIND": "blob",
+        "LAKE_CONNECTION_STRING": azurite.connection_string,
+        "LAKE_FILE_SYSTEM": f"lake-{uuid.uuid4().hex[:8]}",
+    }
+    settings = load_settings(values)
+    yield Lake(BlobLake.from_settings(settings, **NO_RETRIES), settings)
+
+
+def rows(offsets: list[int], *, partition: int, value: float, chance: random.Random) -> list[dict[str, object]]:
+    """Sensor-like rows whose event times scatter over the hour (some at the same instant)."""
+    return [
+        {
+            "sensor_id": f"s{offset % 5}",
+            "site": "plant",
+            "metric": "temperature",
+            "value": value,
+            "unit": "C",
+            "anomaly": offset % 11 == 0,
+            "_topic": "sensors",
+            "_partition": partition,
+            "_incarnation": 0,
+            "_offset": offset,
+            "_key": f"k{offset % 7}",
+            "_kafka_timestamp": H10.start_ms,
+            "_event_time": H10.start_ms + 100 * chance.randrange(0, 36_000, 7),
+            "_event_time_source": "record",
+        }
+        for offset in offsets
+    ]
+
+
+def land(lake: Lake, name: str, fmt: formats.LakeFormat, records: list[dict[str, object]]) -> str:
+    path = f"raw/sensors/date={H10.date}/hour={H10.hour}/{name}.{EXTENSION[fmt]}"
+    lake.store.write_atomic(path, formats.encode(fmt, COLUMNS, records, record_name="sensors"))
+    return path
+
+
+def reference(lake: Lake, curated: pa.Table, paths: list[str]) -> list[dict[str, Any]]:
+    schema = landed_schema("sensors")
+    tables = [curated] + [read_raw(_format(p), lake.store.read(p), path=p, schema=schema) for p in sorted(paths)]
+    return [_plain(row) for row in merge_hour(H10, tables).to_pylist()]
+
+
+def curated_now(lake: Lake) -> pa.Table:
+    try:
+        delta = lake.delta()
+    except Exception:  # no table yet
+        return pa.table({})
+    reader = QueryBuilder().register("c", delta).execute(f"SELECT * FROM c WHERE {H10.predicate}")
+    return curated_as_landed(pa.table(reader))
+
+
+def _format(path: str) -> formats.LakeFormat:
+    return "jsonl" if path.endswith(".jsonl.gz") else path.rsplit(".", 1)[1]  # type: ignore[return-value]
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    plain = {}
+    for name, value in row.items():
+        if name in ("date", "hour"):
+            continue
+        if isinstance(value, datetime):
+            value = int(value.astimezone(UTC).timestamp() * 1_000_000)
+        elif isinstance(value, list) and all(isinstance(item, tuple) for item in value):
+            value = dict(value)
+        plain[name] = value
+    return plain
+
+
+def test_sliced_compaction_writes_the_reference_rows_in_the_reference_order(lake: Lake) -> None:
+    chance = random.Random(22)
+    first = [
+        land(lake, "a", "parquet", rows(list(range(0, 60)), partition=0, value=1.0, chance=chance)),
+        land(lake, "b", "avro", rows(list(range(50, 90)), partition=0, value=2.0, chance=chance)),  # repeats a
+        land(lake, "c", "jsonl", rows(list(range(0, 40)), partition=1, value=3.0, chance=chance)),
+        land(lake, "d", "parquet", rows([5, 6, 6, 7], partition=1, value=4.0, chance=chance)),  # repeats c and itself
+    ]
+    expected = reference(lake, pa.table({}), first)
+
+    report = lake.compact(slice_rows=7)
+
+    assert report.rows == len(expected) == 60 + 30 + 40
+    assert lake.hour_in_stored_order() == expected
+
+    # Recompaction: the curated rows come first and win over late files that repeat them.
+    late = [
+        land(lake, "e", "parquet", rows(list(range(80, 120)), partition=0, value=5.0, chance=chance)),
+        land(lake, "f", "avro", rows(list(range(30, 50)), partition=1, value=6.0, chance=chance)),
+    ]
+    expected = reference(lake, curated_now(lake), late)
+    report = lake.compact(slice_rows=9)
+    assert report.rows == len(expected) == 130 + 30 + 10
+    assert lake.hour_in_stored_order() == expected
+
+
+def test_no_slice_holds_more_than_its_budget(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    chance = random.Random(7)
+    for index in range(12):
+        first = index * 50
+        land(lake, f"p{index}", "parquet", rows(list(range(first, first + 50)), partition=0, value=1.0, chance=chance))
+    sizes: list[int] = []
+    assemble = rewrite.assemble_slice
+
+    def measured(parts: Any, schema: pa.Schema) -> pa.Table:
+        table = assemble(parts, schema)
+        sizes.append(table.num_rows)
+        return table
+
+    monkeypatch.setattr(rewrite, "assemble_slice", measured)
+    report = lake.compact(slice_rows=100)
+    assert report.rows == sum(sizes) == 600
+    assert len(sizes) >= 6 and max(sizes) <= 100
+
+
+def test_a_failure_while_streaming_commits_nothing_and_is_raised_as_it_was(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chance = random.Random(3)
+    land(lake, "a", "parquet", rows(list(range(0, 30)), partition=0, value=1.0, chance=chance))
+    lake.compact(slice_rows=10)
+    version = lake.delta().version()
+    late = land(lake, "b", "parquet", rows(list(range(30, 60)), partition=0, value=2.0, chance=chance))
+    reads: list[str] = []
+    read = lake.store.read
+
+    def second_read_fails(path: str) -> bytes:  # the scan reads it, the slice cannot
+        reads.append(path)
+        if path == late and reads.count(path) > 1:
+            raise LakeError(f"read {path}: gone")
+        return read(path)
+
+    monkeypatch.setattr(lake.store, "read", second_read_fails)
+    with pytest.raises(LakeError, match="gone"):  # the store's own error, not a Delta write error
+        lake.compact(slice_rows=10)
+    assert lake.delta().version() == version, "a partial hour was committed"
+    monkeypatch.undo()
+    assert lake.compact(slice_rows=10).rows == 60
+
+
+def test_drift_in_slices_is_the_in_memory_reference(lake: Lake) -> None:
+    """A type change, unknown fields and a new column: the sliced job fits each slice to the curated
+    schema and counts the drift as it goes; rows and report equal those of the whole hour in memory."""
+    chance = random.Random(20)
+    land(lake, "a", "parquet", rows(list(range(0, 40)), partition=0, value=1.0, chance=chance))
+    lake.compact(slice_rows=7)
+    curated = curated_now(lake)
+    curated_schema = open_curated(lake.settings, "sensors").schema()
+    retyped = rows(list(range(40, 70)), partition=0, value=0.0, chance=chance)
+    for index, row in enumerate(retyped):  # value arrives as text: some of it casts to the double it was
+        row["value"] = "hot" if index % 3 == 0 else f"{index}.5"
+        row["_extra"] = '{"color": "red"}' if index % 4 == 0 else None
+    newer = rows(list(range(0, 20)), partition=1, value=2.0, chance=chance)
+    for row in newer:
+        row["firmware"] = "2.1"  # a field a newer model adds
+    late = [_parquet_file(lake, "b", retyped), _parquet_file(lake, "c", newer)]
+    schema = landed_schema("sensors")
+    tables = [curated] + [read_raw("parquet", lake.store.read(p), path=p, schema=schema) for p in sorted(late)]
+    fitted, changes = drift.fit_tables(curated_schema, tables)
+    merged = merge_hour(H10, fitted)
+    expected = drift.report(H10, merged, curated_schema, changes)
+
+    report = lake.compact(slice_rows=7)
+
+    (hour,) = report.hours
+    assert hour.drift is not None and hour.drift.document() == expected.document()
+    assert hour.drift.type_changes["value"].moved == 10 and hour.drift.new_columns == ["firmware"]
+    assert hour.drift.new_fields == {"color": 8}
+    assert lake.hour_in_stored_order() == [_plain(row) for row in merged.to_pylist()]
+
+
+def _parquet_file(lake: Lake, name: str, records: list[dict[str, object]]) -> str:
+    path = f"raw/sensors/date={H10.date}/hour={H10.hour}/{name}.parquet"
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pylist(records)
+    table = table.set_column(
+        table.schema.get_field_index("_event_time"),
+        "_event_time",
+        pa.array([row["_event_time"] for row in records], pa.timestamp("ms", tz="UTC")),
+    )
+    pq.write_table(table, sink)
+    lake.store.write_atomic(path, sink.getvalue().to_pybytes())
+    return path
