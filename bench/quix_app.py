@@ -29,7 +29,7 @@ from quixstreams.sinks.community.file.local import LocalFileSink
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.sources.base import record_validator
+from shared.source_model import record_validator
 from shared.sources.clickstream import SOURCE
 
 MAX_RECORD_BYTES = 1 << 20  # the app's default MAX_RECORD_BYTES

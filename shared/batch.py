@@ -20,7 +20,7 @@ from shared.dead_letters import DeadLetter
 from shared.errors import ConfigurationError
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.schema_registry.decoder import AvroDecoder
-from shared.sources.base import Row, Source
+from shared.source_model import Row, Source
 from shared.transform import transform_rows, transform_table
 from shared.validation import validate_batch
 

@@ -1,6 +1,6 @@
 """Fields a validated record carries that its model does not know: what lands in ``_extra``.
 
-Models validate with unknown fields kept (``shared.sources.base.KEEP_UNKNOWN_FIELDS``). A top-level
+Models validate with unknown fields kept (``shared.source_model.KEEP_UNKNOWN_FIELDS``). A top-level
 unknown field is kept whole under its name, nested objects included; an unknown field inside a
 known nested record (a Datagen record field) under ``parent.child``. Clean batches, the usual
 case, cost one subset test per record and give ``None``.
@@ -17,7 +17,7 @@ import orjson
 from pydantic import BaseModel
 from typing_extensions import is_typeddict
 
-from shared.sources.base import Row
+from shared.source_model import Row
 
 Structure = dict[str, "Structure | None"]  # field name -> the nested record's fields, or None for a leaf
 

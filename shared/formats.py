@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shared.settings import LakeFormat
-from shared.sources.base import Column, Row
+from shared.source_model import Column, Row
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),

@@ -14,7 +14,7 @@ import orjson
 from faker import Faker
 
 from shared.settings import SourceSettings
-from shared.sources.base import Source
+from shared.source_model import Source
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from shared.landing.guard import land_once
 from shared.records import KafkaRecord, OffsetSpans, offset_spans
 from shared.schema_registry.decoder import AvroDecoder, decoder_for
 from shared.settings import Settings, SourceSettings
-from shared.sources.base import Row, Source
+from shared.source_model import Row, Source
 from shared.state.aggregate import Signal, members, signals_for
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, count_reasons, sample, telemetry

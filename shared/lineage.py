@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.records import KafkaRecord
-from shared.sources.base import INT64_MAX, INT64_MIN, MAX_TIMESTAMP_MS, Column, Row
+from shared.source_model import INT64_MAX, INT64_MIN, MAX_TIMESTAMP_MS, Column, Row
 
 MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
 MAX_EVENT_LEAD_MS = 3600 * 1000

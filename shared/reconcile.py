@@ -30,7 +30,6 @@ from shared.landing.partition import ledger_path
 from shared.layout import DEADLETTER_AREA, RAW_AREA
 from shared.records import TopicPartition
 
-Position = tuple[str, int]  # topic, partition
 IDENTITY = ["_topic", "_partition", "_incarnation", "_offset"]
 BOTH_BY_DESIGN = "entity_rejected"  # landed in raw and dead-lettered: its entity refused the update
 REPROCESSED = ".reprocessed-"  # dead letters tools.reprocess wrote for rows it removed from curated/
@@ -88,12 +87,12 @@ def _identities(fmt: str, data: bytes, path: str, dead: bool) -> list[Landed]:
 
 
 def current_incarnations(
-    lake: LakeStore, source: str, positions: Iterable[Position], landed: list[Landed]
-) -> dict[Position, int]:
+    lake: LakeStore, source: str, positions: Iterable[TopicPartition], landed: list[Landed]
+) -> dict[TopicPartition, int]:
     """Each partition's current incarnation: its landing ledger's, else the highest its files carry."""
-    highest: dict[Position, int] = {}
+    highest: dict[TopicPartition, int] = {}
     for row in landed:
-        key = (row.topic, row.partition)
+        key = TopicPartition(row.topic, row.partition)
         highest[key] = max(highest.get(key, 0), row.incarnation)
     incarnations = {}
     for position in positions:
@@ -129,12 +128,12 @@ class PartitionReport:
 
 
 def reconcile(
-    retained: Mapping[Position, tuple[int, int]], landed: list[Landed], incarnations: Mapping[Position, int]
+    retained: Mapping[TopicPartition, tuple[int, int]], landed: list[Landed], incarnations: Mapping[TopicPartition, int]
 ) -> list[PartitionReport]:
     """Gaps and doubles per partition between the broker's retained ``[low, end)`` and the lake."""
-    by_offset: dict[Position, dict[int, list[Landed]]] = defaultdict(lambda: defaultdict(list))
+    by_offset: dict[TopicPartition, dict[int, list[Landed]]] = defaultdict(lambda: defaultdict(list))
     for row in landed:
-        position = (row.topic, row.partition)
+        position = TopicPartition(row.topic, row.partition)
         if position in retained and row.incarnation == incarnations.get(position, 0):
             by_offset[position][row.offset].append(row)
     reports = []

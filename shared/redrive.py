@@ -42,7 +42,7 @@ from shared.layout import DEADLETTER_AREA, RAW_AREA, parse_batch_file_name, safe
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.schema_registry.decoder import AvroDecoder
 from shared.settings import LakeFormat
-from shared.sources.base import Column, Row, Source
+from shared.source_model import Column, Row, Source
 from shared.state.aggregate import Signal, signals_for
 from shared.state.registry import entity_for
 

@@ -31,7 +31,7 @@ from shared.dead_letters import DeadLetter
 from shared.lineage import LINEAGE_COLUMNS
 from shared.records import KafkaRecord
 from shared.redrive import DeadLetterEntry
-from shared.sources.base import Row, Source
+from shared.source_model import Row, Source
 from shared.state.enrich import JOINED_FIELDS
 from shared.state.registry import entity_for
 

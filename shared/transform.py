@@ -18,7 +18,7 @@ from shared.extra_fields import extra_texts
 from shared.failures import fast_path_failed
 from shared.lineage import LINEAGE_COLUMNS, add_lineage, lineage_arrays
 from shared.records import KafkaRecord
-from shared.sources.base import Row, Source, event_schema
+from shared.source_model import Row, Source, event_schema
 from shared.state.keys import ALWAYS_FITS, BadKey, encode_key
 from shared.validation import ValidatedBatch, in_offset_order
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, Json, TypeAdapter, ValidationError
 
 from shared.dead_letters import DeadLetter, Reason
 from shared.records import KafkaRecord
-from shared.sources.base import MAX_TIMESTAMP_MS, Row, Source, record_type, record_validator
+from shared.source_model import MAX_TIMESTAMP_MS, Row, Source, record_type, record_validator
 
 if TYPE_CHECKING:
     from shared.schema_registry.decoder import AvroDecoder
@@ -39,7 +39,7 @@ class ValidatedBatch:
     events: list[Row] = field(default_factory=list)
     origins: list[KafkaRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    records: int = 0
+    record_count: int = 0
     received: list[bytes] | None = None
 
 
@@ -56,7 +56,7 @@ def validate_batch(
     candidates, letters = records, list[DeadLetter]()
     if not _all_plain(records, values, max_record_bytes):  # the common case needs no screening
         candidates, values, letters = _screen(records, max_record_bytes)
-    batch = ValidatedBatch(dead_letters=letters, records=len(records))
+    batch = ValidatedBatch(dead_letters=letters, record_count=len(records))
     if decoder is not None:
         _validate_decoded(source.model, decoder, candidates, values, batch)
         return batch

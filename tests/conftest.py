@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from shared.records import KafkaRecord  # noqa: E402
-from shared.sources.base import Source, epoch_ms  # noqa: E402
+from shared.source_model import Source, epoch_ms  # noqa: E402
 
 # Binding indexing reads settings at import; keep the developer's environment out of tests.
 for _name in ("KAFKA_SECURITY_PROTOCOL", "LAKE_KIND"):

@@ -33,7 +33,7 @@ from devhost.runtime.function_stats import FunctionStats
 from devhost.runtime.host_config import HostConfig
 from devhost.runtime.invoker import Invoker
 
-Spans = dict[int, tuple[int, int]]  # partition -> (first, last offset) of one batch
+PartitionSpans = dict[int, tuple[int, int]]  # partition -> (first, last offset) of one batch of one topic
 log = logging.getLogger("devhost.kafka")
 LAG_REFRESH_SECONDS = 1.0
 
@@ -115,7 +115,7 @@ class KafkaTriggerRunner:
                 # The partitions moved to another consumer in a rebalance: it redelivers from the last commit.
                 log.warning("%s: offsets not stored, partitions reassigned: %s", self.function.name, error)
 
-    def _run_batch(self, batch: Sequence[Message], spans: Spans) -> bool:
+    def _run_batch(self, batch: Sequence[Message], spans: PartitionSpans) -> bool:
         """Invoke until the batch succeeds or may be skipped; False only when the host is stopping."""
         rounds = 0
         while not self.stop.is_set():
@@ -132,7 +132,7 @@ class KafkaTriggerRunner:
                 return True
         return False
 
-    def _invoke_with_retries(self, batch: Sequence[Message], spans: Spans) -> bool:
+    def _invoke_with_retries(self, batch: Sequence[Message], spans: PartitionSpans) -> bool:
         policy = self.function.retry
         attempts = 1 + (policy.max_retry_count if policy else 0)
         for partition, (first, last) in spans.items():
@@ -164,7 +164,7 @@ class KafkaTriggerRunner:
             return True
         return False
 
-    def _batch_done(self, spans: Spans) -> None:
+    def _batch_done(self, spans: PartitionSpans) -> None:
         """The batch's offsets will be stored: its partitions no longer wait, lag counts from after it."""
         with self.stats._lock:
             for partition in spans:
@@ -238,9 +238,9 @@ class KafkaTriggerRunner:
         self.stats.lag = lag
 
 
-def _spans(batch: Sequence[Message]) -> Spans:
+def _spans(batch: Sequence[Message]) -> PartitionSpans:
     """Each partition's first and last offset in a batch, in one pass (a partition's records arrive in order)."""
-    spans: Spans = {}
+    spans: PartitionSpans = {}
     for message in batch:
         partition, offset = partition_of(message), offset_of(message)
         known = spans.get(partition)

@@ -26,7 +26,7 @@ from typing_extensions import TypedDict
 
 from shared.datagen.avro import FLOAT_MAX, INT_BOUNDS, AvroType, SchemaProblem
 from shared.datagen.generate import decimal_from_base64
-from shared.sources.base import KEEP_UNKNOWN_FIELDS, Column, ColumnType, Row
+from shared.source_model import KEEP_UNKNOWN_FIELDS, Column, ColumnType, Row
 
 RESERVED_COLUMNS = frozenset(
     {

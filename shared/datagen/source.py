@@ -14,7 +14,7 @@ from shared.datagen.avro import AvroType, SchemaProblem
 from shared.datagen.config import DatagenConfig, DatagenConfigError, read_config
 from shared.datagen.generate import RecordGenerator
 from shared.datagen.model import annotation, build_model, landed_columns
-from shared.sources.base import Row, Source
+from shared.source_model import Row, Source
 
 
 def config_source(config: DatagenConfig) -> Source:

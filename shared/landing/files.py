@@ -26,7 +26,7 @@ from shared.landing.isolation import encode_isolating
 from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_name, hour_directory, hour_start_ms
 from shared.lineage import LINEAGE_COLUMNS, RECORD_LINEAGE
 from shared.records import OffsetSpan
-from shared.sources.base import Column, Row, Source
+from shared.source_model import Column, Row, Source
 
 DEADLETTER_COLUMNS: tuple[Column, ...] = (
     *RECORD_LINEAGE,

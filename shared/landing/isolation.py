@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.formats import Format
-from shared.sources.base import Column, Row
+from shared.source_model import Column, Row
 
 
 @dataclass(frozen=True, slots=True)

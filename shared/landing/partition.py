@@ -81,8 +81,8 @@ class Admission:
     last_fresh: KafkaRecord | None
     repaired: LandingReport | None = None  # an unfinished landing this batch completed first
 
-    def fresh_count(self, records: int) -> int:
-        return records if self.fresh is None else len(self.fresh)
+    def fresh_count(self, record_count: int) -> int:
+        return record_count if self.fresh is None else len(self.fresh)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from shared.schema_registry.avro_binary import BadSchema, ParsedSchema, decode, 
 from shared.schema_registry.client import ConfluentRegistry, EventHubsRegistry, SchemaRegistry, UnknownSchema
 from shared.schema_registry.wire import NotAvro, confluent_split, schema_id_of_content_type
 from shared.settings import Settings
-from shared.sources.base import Source
+from shared.source_model import Source
 
 UNKNOWN_RETRY_SECONDS = 60.0  # an id the registry did not hold is asked again after this long
 

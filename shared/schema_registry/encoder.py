@@ -17,7 +17,7 @@ import orjson
 from shared.schema_registry.avro_binary import encode, parse_writer_schema
 from shared.schema_registry.client import SchemaRegistry
 from shared.schema_registry.wire import CONTENT_TYPE_HEADER, confluent_frame, content_type
-from shared.sources.base import Source
+from shared.source_model import Source
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from shared.datagen.source import load_config_sources
 from shared.settings import REGISTERED_DEFAULTS
+from shared.source_model import Column, Row, Source
 from shared.sources import clickstream, mobile, sensors, users
-from shared.sources.base import Column, Row, Source
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "sources"
 

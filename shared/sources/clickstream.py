@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.sources.base import INT64_MAX, Column, Row, Source, epoch_ms
+from shared.source_model import INT64_MAX, Column, Row, Source, epoch_ms
 
 UNKNOWN_USER = -1
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.sources.base import Column, Row, Source, epoch_ms
+from shared.source_model import Column, Row, Source, epoch_ms
 
 EventType = Literal[
     "app_open", "app_close", "screen_view", "tap", "scroll", "search", "add_to_cart", "purchase", "error"

@@ -9,7 +9,7 @@ from typing import Literal
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.sources.base import Column, FiniteFloat, Row, Source, epoch_ms
+from shared.source_model import Column, FiniteFloat, Row, Source, epoch_ms
 
 Metric = Literal["temperature", "humidity", "cpu_utilization", "power", "pressure", "vibration"]
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.sources.base import INT64_MAX, Column, Row, Source, TimestampMs, epoch_ms
+from shared.source_model import INT64_MAX, Column, Row, Source, TimestampMs, epoch_ms
 
 # The option lists of Datagen's clickstream_users_schema.avro.
 DATAGEN_FIRST_NAMES = [

@@ -14,8 +14,8 @@ from typing import Any
 
 from shared.records import OffsetSpan, OffsetSpans, TopicPartition
 from shared.settings import current_settings
+from shared.source_model import Row
 from shared.sources import get_source
-from shared.sources.base import Row
 from shared.state.buckets import bucket_for
 from shared.state.registry import entity_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.sources.base import Row
+from shared.source_model import Row
 from shared.state.running_stats import is_anomaly, update
 from shared.state.sensor_stats import KEPT_WINDOWS, WINDOW_MS
 

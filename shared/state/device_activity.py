@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.sources.base import Row
+from shared.source_model import Row
 from shared.state.counters import count, seen
 from shared.state.offsets import per_key_reduce
 from shared.state.sessions import add_to_session

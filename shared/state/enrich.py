@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.sources.base import Row
+from shared.source_model import Row
 
 JOINED_FIELDS = ("username", "city", "level")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.sources.base import Row
+from shared.source_model import Row
 from shared.state import sensor_stats, user_profile
 from shared.state.anomaly import count_late, flag_anomalies
 from shared.state.enrich import enrich_clicks, profile_keys

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from shared.settings import current_settings
-from shared.sources.base import Row
+from shared.source_model import Row
 from shared.state.aggregate import Signal
 from shared.state.bucket_state import key_state
 from shared.state.buckets import bucket_for

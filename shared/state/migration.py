@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from shared.sources.base import Row
+from shared.source_model import Row
 from shared.state.aggregate import Signal
 from shared.state.bucket_state import as_adopted, key_state
 from shared.state.buckets import bucket_for

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.sources.base import Row
+from shared.source_model import Row
 from shared.state import device_activity, sensor_stats, user_activity, user_profile
 from shared.state.joins import SENSOR_STATS, USER_PROFILE, Lookup
 from shared.state.offsets import Fold, Reducer

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from shared.sources.base import Row
+from shared.source_model import Row
 from shared.state.offsets import per_key_reduce
 from shared.state.running_stats import update
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.sources.base import Row
+from shared.source_model import Row
 from shared.state.offsets import per_key_reduce
 
 ENTITY = "user_profile"

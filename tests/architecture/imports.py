@@ -45,16 +45,32 @@ def _targets(module: str, node: ast.Import | ast.ImportFrom) -> list[str]:
     return [owner for name in names if (owner := _owner(name)) is not None]
 
 
+def _with_packages(module: str) -> list[str]:
+    """``module`` and the packages Python runs before it (``a.b.c`` runs ``a/__init__`` and ``a/b/__init__``);
+    a package whose ``__init__`` imports nothing does nothing, so it is left out."""
+    parts = module.split(".")
+    names = [".".join(parts[:index]) for index in range(1, len(parts))]
+    return [name for name in names if name in modules() and _imports_anything(name)] + [module]
+
+
+@cache
+def _imports_anything(package: str) -> bool:
+    tree = ast.parse(modules()[package].read_text(encoding="utf-8"))
+    return any(isinstance(node, ast.Import | ast.ImportFrom) and node.module != "__future__" for node in ast.walk(tree))
+
+
 @cache
 def graph() -> dict[str, frozenset[str]]:
-    """Each module's imports of other project modules."""
+    """Each module's imports of other project modules, the packages those imports run included."""
     edges = {}
     for module, path in modules().items():
         targets: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import | ast.ImportFrom):
-                targets.update(target for target in _targets(module, node) if target != module)
-        edges[module] = frozenset(targets)
+                for target in _targets(module, node):
+                    targets.update(_with_packages(target))
+        own = set(_with_packages(module))  # a module's own packages run before it: not its imports
+        edges[module] = frozenset(targets - own)
     return edges
 
 

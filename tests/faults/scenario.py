@@ -22,7 +22,7 @@ from shared.sources import SOURCES
 from tests.integration.harness import DevHost, Run, committed_lag, landed_rows, produce, wait_for
 
 POISON_EVERY = 100
-Position = tuple[int, int, int]  # partition, incarnation, offset
+RecordIdentity = tuple[int, int, int]  # partition, incarnation, offset
 FAST = {"LANDING_LEASE_SECONDS": "5", "DEVHOST_RETRY_DELAY_SCALE": "0.05"}
 
 
@@ -38,8 +38,8 @@ class Scenario:
         self.group = f"sensors-processor-{self.run.suffix}"
         self.settings = self.run.settings(["sensors"]) | FAST | settings
         self.expected: Counter[str] = Counter()
-        self.valid: set[Position] = set()
-        self.poison: set[Position] = set()
+        self.valid: set[RecordIdentity] = set()
+        self.poison: set[RecordIdentity] = set()
         self.incarnation = 0  # the life of the topic's offsets: 1 after a second broker started them at 0 again
         self._produced = 0
 

@@ -18,7 +18,7 @@ from shared.datagen.config import parse_config
 from shared.datagen.source import config_source
 from shared.schema_registry.client import ConfluentRegistry
 from shared.schema_registry.encoder import AvroEncoder
-from shared.sources.base import Source
+from shared.source_model import Source
 from tests.integration.harness import DevHost, landed_rows, produce, wait_for
 from tests.integration.test_dropin_config import OTHER_GENERATORS_OFF, _payments_config, _project_with
 from tests.unit.test_schema_registry import generated

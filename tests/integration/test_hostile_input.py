@@ -24,8 +24,8 @@ from confluent_kafka import Producer
 from devhost.services.broker import ensure_topics
 from shared.generator_ticks import generate_messages
 from shared.settings import load_settings
+from shared.source_model import record_validator
 from shared.sources import SOURCES
-from shared.sources.base import record_validator
 from shared.state.buckets import bucket_for
 from tests.conftest import FIXED_NOW
 from tests.integration.harness import END_OFFSETS, DevHost, Run, committed_lag, landed_rows, produce, wait_for

@@ -20,7 +20,7 @@ from shared.lake import LocalLake
 from shared.landing.files import land, plan_batch
 from shared.records import KafkaRecord
 from shared.settings import load_settings
-from shared.sources.base import Source
+from shared.source_model import Source
 from tests.conftest import FIXED_NOW_MS
 from tests.lake.test_compaction import H10, Lake, curated_rows, run
 from tools import query

@@ -21,7 +21,7 @@ from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS, plan_batch
 from shared.redrive import read_dead_letters, redrive_log
 from shared.settings import load_settings
-from shared.sources.base import Row, Source
+from shared.source_model import Row, Source
 from tests.conftest import FIXED_NOW_MS
 from tests.lake.test_compaction import H10, Lake, curated_rows, run
 from tests.lake.test_drift import land_records, things

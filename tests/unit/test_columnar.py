@@ -14,8 +14,8 @@ from shared.batch import process_batch
 from shared.formats import decode, format_named
 from shared.landing.files import plan_batch
 from shared.records import KafkaRecord, offset_spans
+from shared.source_model import MAX_TIMESTAMP_MS, Row
 from shared.sources import SOURCES, get_source
-from shared.sources.base import MAX_TIMESTAMP_MS, Row
 from tests.conftest import FIXED_NOW_MS, records_for
 
 HOUR_MS = 3_600_000

@@ -12,7 +12,7 @@ from shared.compaction.rows import CompactionError, merge_hour, offset_ranges, r
 from shared.errors import ConfigurationError
 from shared.lineage import LINEAGE_COLUMNS
 from shared.settings import load_settings
-from shared.sources.base import Column
+from shared.source_model import Column
 
 H10 = Hour("2026-11-24", "10")
 COLUMNS = (Column("value", "double"), Column("tags", "map"), *LINEAGE_COLUMNS)

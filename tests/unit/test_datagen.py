@@ -24,8 +24,8 @@ from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.settings import load_source_settings
+from shared.source_model import Source, record_validator
 from shared.sources import CONFIG_SOURCES, SOURCES
-from shared.sources.base import Source, record_validator
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS, OutputBinding, context_for
 
 DATAGEN_CLASS = "io.confluent.kafka.connect.datagen.DatagenConnector"

@@ -8,8 +8,8 @@ import pytest
 
 from shared.generator_ticks import generate_messages, kafka_output_payload, needs_progress, plan_tick, tick_size
 from shared.settings import load_source_settings
+from shared.source_model import record_validator
 from shared.sources import SOURCES, get_source
-from shared.sources.base import record_validator
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS
 
 

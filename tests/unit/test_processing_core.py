@@ -11,8 +11,8 @@ from pydantic import BaseModel, ValidationError
 from shared.batch import process_batch
 from shared.lineage import MAX_EVENT_AGE_MS
 from shared.records import KafkaRecord
+from shared.source_model import Column, record_validator
 from shared.sources import SOURCES, get_source
-from shared.sources.base import Column, record_validator
 from tests.conftest import FIXED_NOW_MS, records_for
 
 HOUR_MS = 3_600_000

@@ -23,8 +23,8 @@ from shared.landing.files import plan_batch, plan_files
 from shared.landing.isolation import encode_isolating
 from shared.records import KafkaRecord, offset_spans
 from shared.settings import load_settings, load_source_settings
+from shared.source_model import Column
 from shared.sources import SOURCES
-from shared.sources.base import Column
 from shared.state.aggregate import Signal
 from shared.state.buckets import bucket_for
 from shared.state.keys import MAX_ENCODED_KEY_LENGTH, BadKey, check_key, decode_key, encode_key, is_storable_key

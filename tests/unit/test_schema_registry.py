@@ -32,7 +32,7 @@ from shared.schema_registry.client import ConfluentRegistry, EventHubsRegistry, 
 from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.encoder import AvroEncoder
 from shared.schema_registry.wire import NotAvro, confluent_frame, confluent_split, schema_id_of_content_type
-from shared.sources.base import Source
+from shared.source_model import Source
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS
 
 AVRO_CONFIG = {

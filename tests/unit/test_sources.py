@@ -7,8 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from shared.source_model import record_validator
 from shared.sources import SOURCES, get_source
-from shared.sources.base import record_validator
 from shared.sources.clickstream import ClickstreamEvent
 from shared.sources.mobile import MobileEvent
 from shared.sources.sensors import SensorReading
