@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from devhost.durable.store import EntityStore, PendingOperation
+from devhost.errors import DevHostError
 from devhost.runtime.catalog import IndexedFunction
 from devhost.runtime.function_stats import FunctionStats
 from devhost.runtime.invoker import Invoker
@@ -23,7 +24,7 @@ log = logging.getLogger("devhost.durable")
 MAX_BATCH = 99
 
 
-class UnknownEntity(Exception):
+class UnknownEntity(DevHostError):
     """No entity function of that name is registered."""
 
 

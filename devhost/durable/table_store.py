@@ -21,6 +21,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from devhost.durable.store import PendingOperation
+from devhost.errors import DevHostError
 
 MAX_BATCH = 99
 _STATE_ROW = "state"
@@ -28,7 +29,7 @@ CHUNK_CHARS = 30_000
 MAX_STATE_CHARS = 16 * CHUNK_CHARS  # 16 chunks of <= 60 KB (UTF-16): inside the 1 MiB an entity may hold
 
 
-class StateTooLarge(ValueError):
+class StateTooLarge(DevHostError):
     """An entity state beyond what one Table row can hold here."""
 
 

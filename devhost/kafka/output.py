@@ -15,13 +15,14 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from devhost.errors import DevHostError
 from devhost.kafka.client_config import producer_config
 from devhost.runtime.host_config import HostConfig
 
 _EVENT_FIELDS = frozenset({"Offset", "Partition", "Topic", "Timestamp", "Value", "Headers"})
 
 
-class ProduceError(Exception):
+class ProduceError(DevHostError):
     """The broker did not acknowledge every record of an output binding."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import fastavro
 from aiohttp import web
 
+from devhost.errors import DevHostError
 from devhost.registry.store import Registered, RegistryStore
 from devhost.services.processes import free_port
 
@@ -141,7 +142,7 @@ def serve_registry(store_path: Path | None, port: int | None = None) -> Iterator
     thread = threading.Thread(target=run, name="schema-registry", daemon=True)
     thread.start()
     if not started.wait(10):
-        raise RuntimeError("the schema registry did not start")
+        raise DevHostError("the schema registry did not start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -12,11 +12,13 @@ from typing import Any
 
 import azure.functions as func
 
+from devhost.errors import DevHostError
+
 SUPPORTED_TRIGGERS = frozenset({"kafkaTrigger", "timerTrigger", "httpTrigger", "entityTrigger"})
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?$")
 
 
-class IndexingError(Exception):
+class IndexingError(DevHostError):
     """A function uses a trigger or binding the local host does not implement."""
 
 

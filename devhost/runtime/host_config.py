@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devhost.errors import DevHostError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _SETTING_REF = re.compile(r"%([A-Za-z0-9_.:-]+)%")
 
 
-class HostConfigError(Exception):
+class HostConfigError(DevHostError):
     """Settings or host.json are missing something a function needs; the message says what."""
 
 

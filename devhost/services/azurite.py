@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from devhost.errors import DevHostError
 from devhost.runtime.host_config import PROJECT_ROOT
 from devhost.services.processes import free_port, stop
 
@@ -19,7 +20,7 @@ ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 DEFAULT_PORTS = (10000, 10001, 10002)
 
 
-class AzuriteError(Exception):
+class AzuriteError(DevHostError):
     """Azurite is not installed or did not start."""
 
 

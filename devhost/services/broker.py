@@ -13,13 +13,14 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from devhost.errors import DevHostError
 from devhost.services.processes import free_port, stop
 
 log = logging.getLogger("devhost.services.broker")
 DEFAULT_PARTITIONS = 4
 
 
-class BrokerError(Exception):
+class BrokerError(DevHostError):
     """The broker could not be started, reached, or asked to create topics."""
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from devhost.errors import DevHostError
+
 _MONTHS = {
     n: i
     for i, n in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)
@@ -19,7 +21,7 @@ _DAYS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "
 _SEARCH_LIMIT = timedelta(days=366 * 5)
 
 
-class ScheduleError(ValueError):
+class ScheduleError(DevHostError):
     """The expression is not a valid NCRONTAB schedule."""
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.datagen.regex_gen import RegexError, parse_regex
+from shared.errors import StreamingPocError
 
 PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
 NUMERIC = ("int", "long", "float", "double")
@@ -38,7 +39,7 @@ ANNOTATIONS: dict[str, frozenset[str]] = {
 KEY_ANNOTATIONS = frozenset({"options", "length", "regex", "prefix", "suffix"})
 
 
-class SchemaProblem(ValueError):
+class SchemaProblem(StreamingPocError):
     """An Avro schema or one of its ``arg.properties`` that this stand-in cannot honour."""
 
     def __init__(self, where: str, message: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.datagen.avro import AvroType, SchemaProblem, parse_schema
+from shared.errors import ConfigurationError
 
 QUICKSTART_DIR = Path(__file__).resolve().parent / "quickstarts"
 # Datagen's quickstarts: schema file and default schema.keyfield.
@@ -69,7 +70,7 @@ TICK_SECONDS = 10  # the default generator schedule, */10 * * * * *
 MAX_EVENTS_PER_TICK = 100_000
 
 
-class DatagenConfigError(ValueError):
+class DatagenConfigError(ConfigurationError):
     """A connector config this stand-in refuses; the message names the file and the option."""
 
     def __init__(self, file: str, option: str, message: str) -> None:

@@ -12,6 +12,8 @@ import random
 import string
 from dataclasses import dataclass
 
+from shared.errors import StreamingPocError
+
 PRINTABLE = [chr(c) for c in range(32, 127)]
 _CLASSES = {
     "d": list(string.digits),
@@ -25,7 +27,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v"}
 OPEN_END_EXTRA = 8
 
 
-class RegexError(ValueError):
+class RegexError(StreamingPocError):
     pass
 
 

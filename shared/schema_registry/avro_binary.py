@@ -15,6 +15,7 @@ from typing import Any
 import fastavro
 import orjson
 
+from shared.errors import StreamingPocError
 from shared.schema_registry.wire import NotAvro
 
 ParsedSchema = Any  # what fastavro.parse_schema returns
@@ -22,7 +23,7 @@ ParsedSchema = Any  # what fastavro.parse_schema returns
 _NAMED = ("record", "enum", "fixed")
 
 
-class BadSchema(ValueError):
+class BadSchema(StreamingPocError):
     """A schema the registry returned that is not a usable Avro schema."""
 
 

@@ -13,6 +13,8 @@ import re
 import struct
 from typing import Literal
 
+from shared.errors import StreamingPocError
+
 RegistryKind = Literal["confluent", "eventhubs"]
 
 MAGIC_BYTE = 0
@@ -24,7 +26,7 @@ _EVENT_HUBS_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _FRAME = struct.Struct(">bI")
 
 
-class NotAvro(ValueError):
+class NotAvro(StreamingPocError):
     """The record carries no usable schema id or its body is not Avro: dead letter ``not_avro``."""
 
 
