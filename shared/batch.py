@@ -10,7 +10,6 @@ one partition at a time (``shared.landing``) and nothing is merged back.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -166,24 +165,25 @@ def _split(
     rows: list[Row] | None = None,
 ) -> ProcessedBatch:
     """The batch's rows, origins and dead letters by topic-partition. A batch holds runs of records of
-    one partition, so a table is cut by runs (slices, no copy while each partition is one run)."""
+    one partition, so everything is cut by runs (a table by slices, no copy while a partition is one run)."""
     batch = ProcessedBatch(source, len(records))
-    for record in records:
-        where = record.topic_partition
-        if where not in batch.partitions:
-            batch.partitions[where] = PartitionBatch(source, where, [], [], [], rows=None if table is not None else [])
-        batch.partitions[where].records.append(record)
+    parts = batch.partitions
+    for where, start, end in _runs(records):
+        part = parts.get(where)
+        if part is None:
+            part = parts[where] = PartitionBatch(source, where, [], [], [], rows=None if table is not None else [])
+        part.records.extend(records[start:end])
     for letter in letters:
-        batch.partitions[letter.record.topic_partition].dead_letters.append(letter)
+        parts[letter.record.topic_partition].dead_letters.append(letter)
     slices: dict[TopicPartition, list[tuple[int, int]]] = {}
     for where, start, end in _runs(origins):
-        part = batch.partitions[where]
+        part = parts[where]
         part.origins.extend(origins[start:end])
         if rows is not None and part.rows is not None:
             part.rows.extend(rows[start:end])
         slices.setdefault(where, []).append((start, end))
     if table is not None:
-        for where, part in batch.partitions.items():
+        for where, part in parts.items():
             pieces = [table.slice(start, end - start) for start, end in slices.get(where, ())]
             part.table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces) if pieces else table.slice(0, 0)
     for part in batch:
@@ -192,17 +192,22 @@ def _split(
     return batch
 
 
-def _runs(origins: list[KafkaRecord]) -> Iterator[tuple[TopicPartition, int, int]]:
-    """Each run of consecutive origins from one topic-partition: where, first index, end index."""
-    start = 0
-    for index in range(1, len(origins) + 1):
-        if index == len(origins) or origins[index].topic_partition != origins[start].topic_partition:
-            yield origins[start].topic_partition, start, index
-            start = index
+def _runs(records: list[KafkaRecord]) -> Iterator[tuple[TopicPartition, int, int]]:
+    """Each run of consecutive records from one topic-partition: where, first index, end index."""
+    start, count = 0, len(records)
+    while start < count:
+        first = records[start]
+        topic, partition = first.topic, first.partition
+        end = start + 1
+        while end < count and records[end].partition == partition and records[end].topic == topic:
+            end += 1
+        yield TopicPartition(topic, partition), start, end
+        start = end
 
 
 def _in_order(records: list[KafkaRecord]) -> bool:
-    return all(a.offset < b.offset for a, b in itertools.pairwise(records))
+    offsets = [record.offset for record in records]
+    return all(map(int.__lt__, offsets, offsets[1:]))
 
 
 def _sort(part: PartitionBatch) -> None:
