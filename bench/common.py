@@ -70,12 +70,16 @@ def traceparent() -> bytes:
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01".encode()
 
 
-def produce(broker: str, topics: dict[str, str], per_source: int, *, tick: int | None = None) -> Produced:
-    """Seeded records with current timestamps; every ``INVALID_EVERY``-th replaced by a bad value.
+def produce(
+    broker: str, topics: dict[str, str], per_source: int, *, tick: int | None = None, invalid_every: int | None = None
+) -> Produced:
+    """Seeded records with current timestamps; every ``invalid_every``-th (default ``INVALID_EVERY``, 0 for none)
+    replaced by a bad value.
 
     With ``tick``, records carry a ``traceparent`` header, a new one every ``tick`` records, the
     way the timer generator stamps its producing span on every record of one tick.
     """
+    every = INVALID_EVERY if invalid_every is None else invalid_every
     producer = Producer({"bootstrap.servers": broker, "linger.ms": 50, "batch.size": 1_048_576})
     produced = Produced({t: {} for t in topics.values()}, dict.fromkeys(topics, 0), dict.fromkeys(topics, 0), topics)
     now = datetime.now(UTC)
@@ -92,8 +96,8 @@ def produce(broker: str, topics: dict[str, str], per_source: int, *, tick: int |
             if tick and index % tick == 0:
                 headers = [("traceparent", traceparent())]
             value: bytes | None = message.value.encode()
-            if index % INVALID_EVERY == INVALID_EVERY - 1:
-                value = INVALID_VALUES[(index // INVALID_EVERY) % len(INVALID_VALUES)]
+            if every and index % every == every - 1:
+                value = INVALID_VALUES[(index // every) % len(INVALID_VALUES)]
                 produced.invalid[source] += 1
             else:
                 produced.valid[source] += 1
@@ -267,6 +271,7 @@ def local_host(
     workers: int = 1,
     state: bool = False,
     profile: Profiler | None = None,
+    host_json: Path | None = None,
 ) -> Run:
     """``python -m devhost start --no-timers`` on the produced topics, from its first commit to its last
     (and, with state on, until the entities applied every event); then checks what landed."""
@@ -285,6 +290,8 @@ def local_host(
             env[f"{upper}_CONSUMER_GROUP"] = groups[topics[source]]
     if not telemetry:
         env["OTEL_SDK_DISABLED"] = "true"
+    if host_json is not None:
+        env["DEVHOST_HOST_JSON"] = str(host_json)
     expected = sum(sum(ends.values()) for ends in produced.ends.values())
     with tempfile.TemporaryDirectory(prefix="bench-lake-") as directory:
         lake = Path(directory) / "lake"
