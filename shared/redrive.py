@@ -214,7 +214,8 @@ def _format_of(path: str) -> LakeFormat | None:
     return None
 
 
-def _write_log(lake: LakeStore, source: str, run_id: str, kind: str, entries: Sequence[DeadLetterEntry]) -> None:
+def write_redrive_log(lake: LakeStore, source: str, run_id: str, kind: str, entries: Sequence[DeadLetterEntry]) -> None:
+    """Record ``entries`` in the redrive log as ``kind`` (``intent`` or ``sent``) of run ``run_id``."""
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     rows = [
         {"_topic": e.topic, "_partition": e.partition, "_incarnation": e.incarnation, "_offset": e.offset}
@@ -320,13 +321,13 @@ def _send(
     entries: list[DeadLetterEntry],
     summary: RedriveSummary,
 ) -> None:
-    _write_log(lake, source, run_id, "intent", entries)
+    write_redrive_log(lake, source, run_id, "intent", entries)
     outgoing = [
         OutgoingRedrive(entry.key, entry.raw or b"", ((REDRIVE_HEADER, _origin(entry)),), entry) for entry in entries
     ]
     delivered = sender.send(topic, outgoing)
     acknowledged = [message.entry for message, ok in zip(outgoing, delivered, strict=True) if ok]
-    _write_log(lake, source, run_id, "sent", acknowledged)
+    write_redrive_log(lake, source, run_id, "sent", acknowledged)
     summary.sent = len(acknowledged)
     summary.failed = len(outgoing) - len(acknowledged)
 
@@ -357,8 +358,8 @@ def _resignal(
             source, [row], {entry_partition(entry): OffsetSpan(entry.offset, entry.offset)}, buckets=buckets
         )
     ]
-    _write_log(lake, source, run_id, "intent", [entry for entry, _ in pairs])
+    write_redrive_log(lake, source, run_id, "intent", [entry for entry, _ in pairs])
     accepted = signaller.signal([signal for _, signal in pairs])
     done = [entry for (entry, _), ok in zip(pairs, accepted, strict=True) if ok]
-    _write_log(lake, source, run_id, "sent", done)
+    write_redrive_log(lake, source, run_id, "sent", done)
     return len(done)

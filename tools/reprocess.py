@@ -36,7 +36,7 @@ from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
 from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, safe_segment
 from shared.records import OffsetSpan, TopicPartition
-from shared.redrive import REDRIVE_AREA, REDRIVE_LOG_COLUMNS, DeadLetterEntry, read_dead_letters, redrive_log
+from shared.redrive import DeadLetterEntry, read_dead_letters, redrive_log, write_redrive_log
 from shared.reprocess import HourResult, dead_letters_by_hour, joined_columns, recompute_hour
 from shared.settings import Settings, load_settings
 from shared.sources import SOURCES, Source
@@ -89,7 +89,7 @@ def promote(
     """Replace the hour in ``curated``: dead letters and the redrive log first, so a crash loses nothing."""
     hour = result.diff.hour
     _write_dead_letters(lake, source.name, result, run_id, now_ms)
-    _record_added(lake, source.name, result.added_letters, run_id, now_ms)
+    _record_added(lake, source.name, result.added_letters, run_id)
     if not result.table.num_rows:
         raise SystemExit(f"{hour}: every row would leave the hour; not promoted (their dead letters are written)")
     fitted, _ = drift.fit_tables(curated.schema(), [result.table])
@@ -126,17 +126,10 @@ def _write_dead_letters(lake: LakeStore, source: str, result: HourResult, run_id
         lake.write_atomic(f"{hour_directory(DEADLETTER_AREA, source, hour_ms)}/{name}", data)
 
 
-def _record_added(lake: LakeStore, source: str, entries: list[DeadLetterEntry], run_id: str, now_ms: int) -> None:
+def _record_added(lake: LakeStore, source: str, entries: list[DeadLetterEntry], run_id: str) -> None:
     """Dead letters that land now count as redriven: tools.redrive will not send them as well."""
-    if not entries:
-        return
-    rows = [
-        {"_topic": e.topic, "_partition": e.partition, "_incarnation": e.incarnation, "_offset": e.offset}
-        | {"redriven_at": now_ms}
-        for e in entries
-    ]
-    data = formats.encode("jsonl", REDRIVE_LOG_COLUMNS, rows, record_name="redrive")
-    lake.write_atomic(f"{REDRIVE_AREA}/{safe_segment(source)}/reprocess-{run_id}.sent.jsonl.gz", data)
+    if entries:
+        write_redrive_log(lake, source, f"reprocess-{run_id}", "sent", entries)
 
 
 def report(source: Source, results: list[HourResult], window: tuple[int, int]) -> str:

@@ -18,10 +18,9 @@ from azure.storage.blob import ExponentialRetry as BlobRetry
 from azure.storage.filedatalake import ExponentialRetry as DataLakeRetry
 from azure.storage.filedatalake import FileSystemClient
 
-from shared.errors import WriteConflict
-from shared.lake.blob import blob_endpoint
+from shared.lake.blob import BlobWrites, blob_endpoint
 from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
-from shared.lake.sdk_errors import CONDITION_FAILED, download_versioned, lake_errors, write_conditions
+from shared.lake.sdk_errors import download_versioned, lake_errors
 from shared.layout import check_relative_path
 from shared.settings import Settings
 
@@ -33,7 +32,7 @@ def dfs_endpoint(account_url: str) -> str:
     return account_url.replace(".blob.core.", ".dfs.core.")
 
 
-class AdlsLake:
+class AdlsLake(BlobWrites):
     """Files in one ADLS Gen2 file system: written as blobs, read and listed as paths."""
 
     max_request_seconds = max_request_seconds(REQUEST_LIMITS)
@@ -62,30 +61,6 @@ class AdlsLake:
             )
         store.max_request_seconds = lake.max_request_seconds
         return store
-
-    def create(self, path: str, data: bytes) -> bool:
-        name = check_relative_path(path)
-        with lake_errors(f"create {name}"):
-            try:
-                self.container.upload_blob(name, data, overwrite=False)
-            except ResourceExistsError:
-                return False
-            return True
-
-    def write_atomic(self, path: str, data: bytes) -> None:
-        name = check_relative_path(path)
-        with lake_errors(f"write {name}"):
-            self.container.upload_blob(name, data, overwrite=True)
-
-    def write_if(self, path: str, data: bytes, version: str | None) -> str:
-        name = check_relative_path(path)
-        condition = write_conditions(version)
-        with lake_errors(f"write {name}"):
-            try:
-                written = self.container.get_blob_client(name).upload_blob(data, overwrite=True, **condition)
-            except CONDITION_FAILED as error:
-                raise WriteConflict(f"{name} changed since version {version}") from error
-            return str(written["etag"])
 
     def read(self, path: str) -> bytes:
         name = check_relative_path(path)

@@ -23,7 +23,40 @@ def blob_endpoint(account_url: str) -> str:
     return account_url.replace(".dfs.core.", ".blob.core.")
 
 
-class BlobLake:
+class BlobWrites:
+    """Writes as Put Blob, one request each: created only if absent, replaced, or replaced at a version.
+
+    The Blob store and the ADLS Gen2 store (multi-protocol access) both write this way.
+    """
+
+    container: ContainerClient
+
+    def create(self, path: str, data: bytes) -> bool:
+        name = check_relative_path(path)
+        with lake_errors(f"create {name}"):
+            try:
+                self.container.upload_blob(name, data, overwrite=False)
+            except ResourceExistsError:
+                return False
+            return True
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        name = check_relative_path(path)
+        with lake_errors(f"write {name}"):
+            self.container.upload_blob(name, data, overwrite=True)
+
+    def write_if(self, path: str, data: bytes, version: str | None) -> str:
+        name = check_relative_path(path)
+        condition = write_conditions(version)
+        with lake_errors(f"write {name}"):
+            try:
+                written = self.container.get_blob_client(name).upload_blob(data, overwrite=True, **condition)
+            except CONDITION_FAILED as error:
+                raise WriteConflict(f"{name} changed since version {version}") from error
+            return str(written["etag"])
+
+
+class BlobLake(BlobWrites):
     """Files as block blobs in one container."""
 
     max_request_seconds = max_request_seconds(REQUEST_LIMITS)
@@ -53,20 +86,6 @@ class BlobLake:
         store.max_request_seconds = lake.max_request_seconds
         return store
 
-    def create(self, path: str, data: bytes) -> bool:
-        name = check_relative_path(path)
-        with lake_errors(f"create {name}"):
-            try:
-                self.container.upload_blob(name, data, overwrite=False)
-            except ResourceExistsError:
-                return False
-            return True
-
-    def write_atomic(self, path: str, data: bytes) -> None:
-        name = check_relative_path(path)
-        with lake_errors(f"write {name}"):
-            self.container.upload_blob(name, data, overwrite=True)
-
     def read(self, path: str) -> bytes:
         name = check_relative_path(path)
         with lake_errors(f"read {name}"):
@@ -93,13 +112,3 @@ class BlobLake:
     def read_versioned(self, path: str) -> tuple[bytes, str] | None:
         name = check_relative_path(path)
         return download_versioned(name, lambda: self.container.download_blob(name))
-
-    def write_if(self, path: str, data: bytes, version: str | None) -> str:
-        name = check_relative_path(path)
-        condition = write_conditions(version)
-        with lake_errors(f"write {name}"):
-            try:
-                written = self.container.get_blob_client(name).upload_blob(data, overwrite=True, **condition)
-            except CONDITION_FAILED as error:
-                raise WriteConflict(f"{name} changed since version {version}") from error
-            return str(written["etag"])
