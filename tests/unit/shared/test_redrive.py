@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from shared import formats
+from shared.batch import process_batch
 from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS
@@ -31,6 +33,10 @@ ORDER = (
     b'{"ordertime":1,"orderid":%d,"itemid":"Item_1","orderunits":1.5,"address":{"city":"C","state":"S","zipcode":1}}'
 )
 ORDERS = RedriveTarget("orders", max_record_bytes=1000)
+ORDER_WITH_UNKNOWN_FIELDS = (
+    b'{"ordertime":1,"orderid":7,"itemid":"Item_1","orderunits":1.5,'
+    b'"address":{"city":"C","state":"S","zipcode":1,"country":"NO"},"coupon":{"code":"X","uses":[1,2]}}'
+)
 
 
 class RecordingSender:
@@ -230,3 +236,31 @@ def test_refused_state_updates_are_re_applied_from_raw_not_produced_again(tmp_pa
     assert part["range"] == [1, 1] and [event[0] for event in part["keys"][records[1].key]] == [1]
     again = redrive(mobile, lake=lake, target=target, sender=sender, signaller=signaller)
     assert (again.already_redriven, again.resignalled, len(signaller.signals)) == (1, 0, 1)
+
+
+def test_a_redriven_record_keeps_its_unknown_fields(tmp_path: Path) -> None:
+    """Redrive sends a dead letter's bytes as they came, so the redriven record lands with its unknown
+    fields in ``_extra``."""
+    lake = LocalLake(tmp_path)
+    row = {
+        "_topic": "orders",
+        "_partition": 0,
+        "_offset": 3,
+        "_key": "7",
+        "_kafka_timestamp": FIXED_NOW_MS,
+        "reason": "schema",
+        "detail": "orderunits: an older model wanted an int",
+        "raw_base64": base64.b64encode(ORDER_WITH_UNKNOWN_FIELDS).decode(),
+        "dead_lettered_at": FIXED_NOW_MS,
+    }
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, [row], record_name="x")
+    lake.write_atomic(f"deadletter/orders/date=2026-11-24/hour=10/orders+0+{3:020d}+{3:020d}.jsonl.gz", data)
+    sender = RecordingSender()
+    target = RedriveTarget("orders", max_record_bytes=10_000)
+    summary = redrive(SOURCES["orders"], lake=lake, target=target, sender=sender)
+    assert summary.sent == 1
+    (message,) = sender.sent
+    assert message.value == ORDER_WITH_UNKNOWN_FIELDS
+    redriven = KafkaRecord("orders", 1, 100, message.key, message.value, FIXED_NOW_MS)
+    (landed,) = process_batch(SOURCES["orders"], [redriven], max_record_bytes=10_000).rows()
+    assert json.loads(landed["_extra"]) == {"coupon": {"code": "X", "uses": [1, 2]}, "address.country": "NO"}

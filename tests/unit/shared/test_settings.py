@@ -1,4 +1,5 @@
-"""One settings model: the example file, README table and JSON Schemas all agree with it."""
+"""One settings model: the example file agrees with it, defaults work, bad values fail by name, secrets
+never print."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from shared.settings import (
 )
 from shared.sources import CONFIG_SOURCES, SOURCES
 from tests.conftest import ROOT
-from tools import docs
 
 EXAMPLE = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
 
@@ -107,13 +107,3 @@ def test_secrets_do_not_print() -> None:
         "mobile", {"MOBILE_KAFKA_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=topsecret"}
     )
     assert "topsecret" not in repr(source) and "topsecret" not in str(source.model_dump())
-
-
-def test_readme_settings_table_and_json_schemas_are_fresh() -> None:
-    assert docs.main(["check"]) == 0, "run: python -m tools.docs schemas, and paste settings-table into README"
-
-
-def test_json_schema_of_clickstream_uses_datagen_field_names() -> None:
-    schema = json.loads((ROOT / "docs/schemas/clickstream.schema.json").read_text())
-    assert schema["properties"]["_time"]["type"] == "integer"
-    assert schema["properties"]["status"]["type"] == "string"

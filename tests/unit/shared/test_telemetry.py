@@ -1,38 +1,26 @@
-"""Exact metric values for a known batch, read through an in-memory OpenTelemetry reader."""
+"""Metrics: exact values for a known batch, read through an in-memory OpenTelemetry reader. Application
+Insights with Entra ID: the exporter gets the app's managed identity when the authentication string
+asks for it, and nothing else changes without it.
+
+Application Insights itself cannot run here, so ``configure_azure_monitor`` is replaced by a
+recorder of its arguments (``_RecordingConfigure``); the credential objects are the real ones.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
+from azure.identity import ManagedIdentityCredential
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared import metric_names as names
 from shared import telemetry as telemetry_module
-from shared.invocation import handle_batch
-from shared.lake import LocalLake
-from shared.records import KafkaRecord
-from shared.sources import SOURCES
+from shared.settings import load_settings
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, Telemetry, sample
-from tests.conftest import context_for, records_for
+from tests.unit.shared.conftest import metric_points
 
-
-@pytest.fixture
-def reader_and_telemetry() -> tuple[InMemoryMetricReader, Telemetry]:
-    reader = InMemoryMetricReader()
-    return reader, Telemetry(MeterProvider(metric_readers=[reader]).get_meter("test"))
-
-
-def _points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
-    found: dict[str, list[Any]] = {}
-    data = reader.get_metrics_data()
-    for resource in data.resource_metrics if data else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                found.setdefault(metric.name, []).extend(metric.data.data_points)
-    return found
+CONNECTION = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://example.invalid/"
 
 
 def test_a_known_batch_gives_exact_counts(reader_and_telemetry: tuple[InMemoryMetricReader, Telemetry]) -> None:
@@ -51,7 +39,7 @@ def test_a_known_batch_gives_exact_counts(reader_and_telemetry: tuple[InMemoryMe
             lake_write_ms=[3.0, 4.0],
         )
     )
-    points = _points(reader)
+    points = metric_points(reader)
     value = {name: {tuple(sorted(p.attributes.items())): p for p in pts} for name, pts in points.items()}
     source = (("source", "clickstream"),)
     assert value[names.EVENTS_RECEIVED][source].value == 10
@@ -70,7 +58,7 @@ def test_state_counters(reader_and_telemetry: tuple[InMemoryMetricReader, Teleme
     reader, telemetry = reader_and_telemetry
     telemetry.record_state("sensors", signals=40, late=3, anomalies=1)
     telemetry.record_state("sensors", signals=2)
-    points = {name: pts[0].value for name, pts in _points(reader).items()}
+    points = {name: pts[0].value for name, pts in metric_points(reader).items()}
     assert points == {names.ENTITY_SIGNALS: 42, names.EVENTS_LATE: 3, names.ANOMALIES: 1}
 
 
@@ -88,30 +76,51 @@ def test_latency_sampling_is_bounded_and_spread() -> None:
     assert sample([1, 2], LATENCY_SAMPLES) == [1, 2]
 
 
-def test_handle_batch_emits_exact_counts_for_a_known_batch(
-    reader_and_telemetry: tuple[InMemoryMetricReader, Telemetry],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    now_ms: int,
-) -> None:
-    reader, instruments = reader_and_telemetry
-    monkeypatch.setattr(telemetry_module, "_telemetry", instruments)
-    source = SOURCES["clickstream"]
-    records = records_for(source, 5)
-    bad = [
-        KafkaRecord("clickstream", 0, 5, None, b"{not json", now_ms),
-        KafkaRecord("clickstream", 0, 6, None, b"\xff", now_ms),
-        KafkaRecord("clickstream", 0, 7, None, b'{"ip": 1}', now_ms),
-        KafkaRecord("clickstream", 0, 8, None, b"[]", now_ms),
-    ]
-    outcome = handle_batch(context_for(source, LocalLake(tmp_path), now_ms=now_ms), records + bad)
-    value = {name: {tuple(sorted(p.attributes.items())): p for p in pts} for name, pts in _points(reader).items()}
-    attributes = (("source", "clickstream"),)
-    assert value[names.EVENTS_RECEIVED][attributes].value == 9
-    assert value[names.EVENTS_LANDED][attributes].value == 5 == outcome.landed
-    reasons = {dict(key)["reason"]: point.value for key, point in value[names.EVENTS_DEADLETTERED].items()}
-    assert reasons == {"not_json": 1, "not_utf8": 1, "schema": 2}
-    assert value[names.LAKE_FILES_WRITTEN][attributes].value == len(outcome.files) == 2
-    assert value[names.LAKE_BYTES_WRITTEN][attributes].value == outcome.bytes_written
-    assert value[names.LAKE_WRITE_DURATION][attributes].count == 2
-    assert value[names.END_TO_END_LATENCY][attributes].count == 5
+class _RecordingConfigure:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> _RecordingConfigure:
+    import azure.monitor.opentelemetry as monitor
+
+    recording = _RecordingConfigure()
+    monkeypatch.setattr(monitor, "configure_azure_monitor", recording)
+    return recording
+
+
+def test_aad_authentication_string_exports_with_the_system_assigned_identity(recorder: _RecordingConfigure) -> None:
+    settings = load_settings(
+        {
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION,
+            "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD",
+        }
+    )
+    assert telemetry_module.configure(settings) is True
+    (call,) = recorder.calls
+    assert call["connection_string"] == CONNECTION
+    assert isinstance(call["credential"], ManagedIdentityCredential)
+
+
+def test_client_id_selects_a_user_assigned_identity() -> None:
+    settings = load_settings({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId=11111111-2222;Authorization=AAD"})
+    options = telemetry_module.exporter_options(settings)
+    credential = options["credential"]
+    assert isinstance(credential, ManagedIdentityCredential)
+    assert "11111111-2222" in repr(vars(credential._credential))  # the client id reaches the identity endpoint
+
+
+def test_without_authentication_string_the_connection_string_alone_is_used(recorder: _RecordingConfigure) -> None:
+    assert telemetry_module.configure(load_settings({"APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION})) is True
+    (call,) = recorder.calls
+    assert "credential" not in call
+
+
+def test_nothing_is_configured_without_a_connection_string(recorder: _RecordingConfigure) -> None:
+    settings = load_settings({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD"})
+    assert telemetry_module.configure(settings) is False
+    assert recorder.calls == []

@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind
 from functions.bindings import MAX_TRACE_CONTEXTS, trace_carriers
 from shared import tracing
 from shared.tracing import MAX_LINKS, processing_span, producing_span
+from tests.unit.conftest import b64
 
 
 def _tracer() -> tuple[InMemorySpanExporter, object]:
@@ -65,36 +66,6 @@ def test_a_batch_without_headers_starts_a_new_trace_and_links_are_capped() -> No
     assert len(exporter.get_finished_spans()[-1].links) == MAX_LINKS
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def test_trace_carriers_are_the_distinct_trace_headers_in_order_of_first_appearance() -> None:
-    first, second = f"00-{1:032x}-{1:016x}-01", f"00-{2:032x}-{2:016x}-01"
-    events = [
-        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": _b64(first)}, {"Key": "x", "Value": "!"}]),
-        func.KafkaEvent(body=b"{}", headers=[{"Key": "TraceParent", "Value": _b64(second)}]),
-        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": _b64(first)}]),
-        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": _b64(second)}]),
-        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": "not base64!"}]),
-        func.KafkaEvent(body=b"{}", headers=[{"Key": "tracestate", "Value": _b64("a=b")}]),  # no traceparent
-        func.KafkaEvent(body=b"{}", headers=None),
-    ]
-    assert trace_carriers(events) == [{"traceparent": first}, {"traceparent": second}]
-
-
-def test_trace_carriers_keep_tracestate_and_decode_no_other_header() -> None:
-    parent = f"00-{3:032x}-{3:016x}-01"
-    headers = [
-        {"Key": "traceparent", "Value": _b64(parent)},
-        {"Key": "tracestate", "Value": _b64("vendor=1")},
-        {"Key": "payload", "Value": _b64("secret")},
-    ]
-    assert trace_carriers([func.KafkaEvent(body=b"{}", headers=headers)]) == [
-        {"traceparent": parent, "tracestate": "vendor=1"}
-    ]
-
-
 def test_links_parse_each_distinct_header_value_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     extract = propagate.extract
@@ -122,7 +93,7 @@ def test_hostile_headers_bound_the_parsing_work(monkeypatch: pytest.MonkeyPatch)
     garbage = [{"traceparent": f"garbage-{i}"} for i in range(10_000)]
     assert tracing.producer_links(garbage) == []
     assert len(calls) == tracing.MAX_PARSED
-    events = [func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": _b64(f"g{i}")}]) for i in range(500)]
+    events = [func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": b64(f"g{i}")}]) for i in range(500)]
     assert len(trace_carriers(events)) == MAX_TRACE_CONTEXTS
 
 

@@ -6,15 +6,11 @@ import pyarrow as pa
 import pytest
 
 from shared import formats
-from shared.compaction.hours import Hour
-from shared.compaction.location import delta_location
 from shared.compaction.rows import CompactionError, merge_hour, offset_ranges, read_raw
-from shared.errors import ConfigurationError
 from shared.lineage import LINEAGE_COLUMNS
-from shared.settings import load_settings
 from shared.source_model import Column
+from tests.unit.shared.compaction.conftest import H10
 
-H10 = Hour("2026-11-24", "10")
 COLUMNS = (Column("value", "double"), Column("tags", "map"), *LINEAGE_COLUMNS)
 SCHEMA = formats.arrow_schema(COLUMNS)
 
@@ -92,30 +88,3 @@ def test_new_nullable_column_is_added_and_conflicting_types_are_a_clear_error() 
 def test_unreadable_raw_file_is_a_compaction_error_naming_it() -> None:
     with pytest.raises(CompactionError, match=r"raw/bad\.parquet"):
         read_raw("parquet", b"not parquet", path="raw/bad.parquet")
-
-
-def test_delta_locations_per_store() -> None:
-    local = delta_location(load_settings({"LAKE_LOCAL_ROOT": "/tmp/lake"}), "sensors")
-    assert local.uri == "/tmp/lake/curated/sensors"
-    azurite = delta_location(
-        load_settings({"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": "UseDevelopmentStorage=true"}), "sensors"
-    )
-    assert azurite.uri == "az://lake/curated/sensors"
-    assert azurite.storage_options["azure_endpoint"] == "http://127.0.0.1:10000/devstoreaccount1"
-    identity = delta_location(
-        load_settings({"LAKE_KIND": "adls", "LAKE_ACCOUNT_URL": "https://stlake.dfs.core.windows.net"}),
-        "sensors",
-        {"IDENTITY_ENDPOINT": "http://localhost:8081/msi/token"},
-    )
-    assert identity.uri == "abfss://lake@stlake.dfs.core.windows.net/curated/sensors"
-    assert identity.storage_options == {
-        "azure_storage_account_name": "stlake",
-        "azure_msi_endpoint": "http://localhost:8081/msi/token",
-    }
-    assert "key" not in repr(identity)
-
-
-def test_plain_http_is_refused_off_loopback() -> None:
-    remote = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5;BlobEndpoint=http://example.com/a"
-    with pytest.raises(ConfigurationError, match="loopback"):
-        delta_location(load_settings({"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": remote}), "sensors")

@@ -1,4 +1,8 @@
-"""The raw lake holds each offset once, however batches are cut, redelivered, crashed or restarted."""
+"""One partition's landing: its ledger read by a new process, pending landings settled after a crash,
+incarnations, stale snapshots, fencing and the lease.
+
+Every test runs with a batch of rows and with one Arrow table (the ``batch_form`` fixture).
+"""
 
 from __future__ import annotations
 
@@ -7,101 +11,61 @@ from pathlib import Path
 
 import pytest
 
-from shared.batch import ProcessedBatch, process_batch
-from shared.errors import ConfigurationError, LakeUnavailable
-from shared.formats import decode, format_named
+from shared.batch import process_batch
+from shared.errors import LakeUnavailable
+from shared.formats import decode
 from shared.lake import LocalLake
-from shared.landing.guard import DEFAULT_LEASE_SECONDS, LandingGuard, PartitionWaiting, guard_for, land_once
+from shared.landing.guard import DEFAULT_LEASE_SECONDS, PartitionWaiting, guard_for
 from shared.landing.partition import LeaseExpired, ledger_path
 from shared.records import KafkaRecord, TopicPartition
-from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
+from tests.unit.shared.landing.conftest import CLICKS, PARQUET, land_clicks, landed_positions
 
-CLICKS = get_source("clickstream")
-_columnar = [False]  # clickstream has a columnar transform: every test runs with rows and with one Arrow table
-
-
-@pytest.fixture(autouse=True, params=[False, True], ids=["rows", "arrow"])
-def _batch_form(request: pytest.FixtureRequest) -> None:
-    _columnar[0] = request.param
-
-
-PARQUET = format_named("parquet")
-
-
-def _tables(batch: ProcessedBatch) -> bool:
-    return all(part.table is not None for part in batch)
-
-
-def _land(lake: LocalLake, records: list[KafkaRecord]) -> int:
-    batch = process_batch(CLICKS, records, max_record_bytes=1 << 20, columnar=_columnar[0])
-    assert _tables(batch) == _columnar[0]
-    landed = land_once(lake, batch, PARQUET, now_ms=FIXED_NOW_MS).row_count
-    assert _tables(batch) == _columnar[0]  # redeliveries and incarnations keep the table: no rows built
-    return landed
-
-
-def _rows(root: Path) -> list[dict[str, object]]:
-    return [row for path in sorted(root.glob("raw/**/*.parquet")) for row in decode("parquet", path.read_bytes())]
-
-
-def _positions(root: Path) -> list[tuple[object, ...]]:
-    return sorted((row["_partition"], row["_incarnation"], row["_offset"]) for row in _rows(root))
-
-
-def test_redelivered_and_recut_batches_land_each_offset_once(tmp_path: Path) -> None:
-    records = records_for(CLICKS, 300)
-    lake = LocalLake(tmp_path)
-    assert _land(lake, records[:100]) == 100
-    assert _land(lake, records[:100]) == 0  # redelivered as it was
-    assert _land(lake, records[:150]) == 50  # redelivered, cut longer
-    assert _land(lake, records[50:120]) == 0  # consumer group rewound into landed batches
-    assert _land(lake, records[120:300]) == 150
-    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(300)]
+pytestmark = pytest.mark.usefixtures("batch_form")
 
 
 def test_a_new_process_takes_its_position_from_the_lake_not_the_consumer_group(tmp_path: Path) -> None:
     records = records_for(CLICKS, 200)
-    _land(LocalLake(tmp_path), records[:120])
+    land_clicks(LocalLake(tmp_path), records[:120])
     restarted = LocalLake(tmp_path)  # another worker process: no cache, reads the ledger
-    assert _land(restarted, records[:200]) == 80
-    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(200)]
+    assert land_clicks(restarted, records[:200]) == 80
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(200)]
 
 
 def test_a_crash_after_the_files_but_before_the_next_ledger_write_counts_the_files(tmp_path: Path) -> None:
     records = records_for(CLICKS, 200)
     crashed = LocalLake(tmp_path)
-    _land(crashed, records[:100])  # its ledger still says "pending 0-99": the next batch would confirm it
-    assert _land(LocalLake(tmp_path), records[:150]) == 50
-    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(150)]
+    land_clicks(crashed, records[:100])  # its ledger still says "pending 0-99": the next batch would confirm it
+    assert land_clicks(LocalLake(tmp_path), records[:150]) == 50
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(150)]
 
 
 def test_an_unfinished_landing_is_waited_for_then_removed_and_landed_again(tmp_path: Path) -> None:
     records = records_for(CLICKS, 100)
     crashed = LocalLake(tmp_path)
-    _land(crashed, records)
+    land_clicks(crashed, records)
     written = sorted(tmp_path.glob("raw/**/*.parquet"))
     written[0].unlink()  # as if the process died before its last file
     other = LocalLake(tmp_path)
     now = [time.time() + 5]  # within the writer's lease: it may still be writing
     guard_for(other).clock = lambda: now[0]
     with pytest.raises(PartitionWaiting):
-        _land(other, records[:80])  # cut shorter: it cannot write the same files, only remove them
+        land_clicks(other, records[:80])  # cut shorter: it cannot write the same files, only remove them
     now[0] += DEFAULT_LEASE_SECONDS  # the lease ran out: the writer is gone
-    assert _land(other, records[:80]) == 80
-    assert _land(other, records) == 20
-    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100)]
+    assert land_clicks(other, records[:80]) == 80
+    assert land_clicks(other, records) == 20
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(100)]
 
 
 def test_offsets_that_restart_land_as_a_new_incarnation_beside_the_old_files(tmp_path: Path) -> None:
     lake = LocalLake(tmp_path)
     first_life = records_for(CLICKS, 100, seed=1)
-    _land(lake, first_life)
+    land_clicks(lake, first_life)
     old_files = {path: path.read_bytes() for path in tmp_path.glob("raw/**/*.parquet")}
     second_life = records_for(CLICKS, 60, seed=2)  # same offsets 0-59, other records
-    assert _land(LocalLake(tmp_path), second_life) == 60
+    assert land_clicks(LocalLake(tmp_path), second_life) == 60
     assert all(path.read_bytes() == data for path, data in old_files.items())  # nothing overwritten
-    positions = _positions(tmp_path)
+    positions = landed_positions(tmp_path)
     assert positions == sorted([(0, 0, o) for o in range(100)] + [(0, 1, o) for o in range(60)])
     assert len(list(tmp_path.glob("raw/**/*+i1+*.parquet"))) >= 1
 
@@ -109,35 +73,10 @@ def test_offsets_that_restart_land_as_a_new_incarnation_beside_the_old_files(tmp
 def test_a_stale_cache_loses_the_conditional_write_and_reloads(tmp_path: Path) -> None:
     records = records_for(CLICKS, 300)
     first, second = LocalLake(tmp_path), LocalLake(tmp_path)
-    _land(first, records[:100])
-    _land(second, records[:200])  # the partition moved to another worker
-    assert _land(first, records[100:300]) == 100  # it came back: the old owner's cache is stale
-    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(300)]
-
-
-def test_partitions_of_one_batch_are_guarded_separately(tmp_path: Path) -> None:
-    zero = records_for(CLICKS, 50, partition=0)
-    one = records_for(CLICKS, 50, partition=1, first_offset=1000)
-    lake = LocalLake(tmp_path)
-    assert _land(lake, zero[:20] + one) == 70
-    assert _land(LocalLake(tmp_path), zero + one) == 30
-    assert _positions(tmp_path) == [(0, 0, o) for o in range(50)] + [(1, 0, o) for o in range(1000, 1050)]
-
-
-def test_a_row_dead_lettered_as_unencodable_stays_out_of_a_redelivered_batch(tmp_path: Path) -> None:
-    mobile = get_source("mobile")
-    records = records_for(mobile, 20)
-
-    def delivered() -> ProcessedBatch:
-        batch = process_batch(mobile, records, max_record_bytes=1 << 20)
-        batch.rows()[5]["screen"] = "\udcff"  # no encoder takes a lone surrogate
-        return batch
-
-    first = land_once(LocalLake(tmp_path), delivered(), PARQUET, now_ms=FIXED_NOW_MS)
-    assert first.row_count == 19 and [letter.record.offset for letter in first.unencodable] == [5]
-    again = land_once(LocalLake(tmp_path), delivered(), PARQUET, now_ms=FIXED_NOW_MS)  # redelivered to a new process
-    assert again.row_count == 0  # nothing lands, nothing is encoded for landing
-    assert [(letter.record.offset, letter.reason) for letter in again.unencodable] == [(5, "unencodable")]
+    land_clicks(first, records[:100])
+    land_clicks(second, records[:200])  # the partition moved to another worker
+    assert land_clicks(first, records[100:300]) == 100  # it came back: the old owner's cache is stale
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(300)]
 
 
 class _FlakyDeletes(LocalLake):
@@ -154,15 +93,15 @@ class _FlakyDeletes(LocalLake):
 
 def test_an_unfinished_landing_is_forgotten_only_once_its_files_are_removed(tmp_path: Path) -> None:
     records = records_for(CLICKS, 100)
-    _land(LocalLake(tmp_path), records)
+    land_clicks(LocalLake(tmp_path), records)
     sorted(tmp_path.glob("raw/**/*.parquet"))[0].unlink()  # the writer died before its last file
     flaky = _FlakyDeletes(tmp_path)
     guard_for(flaky).clock = lambda: time.time() + 3600  # long past the writer's lease
     with pytest.raises(LakeUnavailable):
-        _land(flaky, records[:70])
-    assert _land(flaky, records[:70]) == 70
-    assert _land(flaky, records) == 30
-    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100)]
+        land_clicks(flaky, records[:70])
+    assert land_clicks(flaky, records[:70]) == 70
+    assert land_clicks(flaky, records) == 30
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(100)]
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -187,36 +126,36 @@ def _letters(root: Path) -> list[tuple[object, ...]]:
 
 def test_an_unfinished_landing_is_completed_at_once_by_a_batch_holding_its_records(tmp_path: Path) -> None:
     records = _poisoned(100, {7})
-    _land(LocalLake(tmp_path), records)
+    land_clicks(LocalLake(tmp_path), records)
     files = _files(tmp_path)
     (raw_file,) = [path for path in files if path.startswith("raw/")]
     (tmp_path / raw_file).unlink()  # the writer may still be writing it: the new owner must not delete anything
     other = LocalLake(tmp_path)
     guard_for(other).clock = lambda: time.time() + 1  # well within the writer's lease: no waiting needed
-    assert _land(other, records[:150]) == 99  # the unfinished landing's rows land by completing it
+    assert land_clicks(other, records[:150]) == 99  # the unfinished landing's rows land by completing it
     assert {path: data for path, data in _files(tmp_path).items() if not path.startswith("_")} == {
         path: data for path, data in files.items() if path != raw_file and not path.startswith("_")
     } | {raw_file: _files(tmp_path)[raw_file]}
-    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100) if offset != 7]
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(100) if offset != 7]
     assert _letters(tmp_path) == [(0, 0, 7, "not_json")]
 
 
 def test_a_batch_starting_at_the_last_landed_offset_lands_only_the_new_offsets(tmp_path: Path) -> None:
     records = records_for(CLICKS, 150)
     lake = LocalLake(tmp_path)
-    assert _land(lake, records[:100]) == 100
-    assert _land(lake, records[99:150]) == 50  # offset 99 is landed already
-    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(150)]
+    assert land_clicks(lake, records[:100]) == 100
+    assert land_clicks(lake, records[99:150]) == 50  # offset 99 is landed already
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(150)]
 
 
 def test_a_stale_cache_does_not_hide_a_new_incarnation(tmp_path: Path) -> None:
     first_life, second_life = records_for(CLICKS, 300, seed=1), records_for(CLICKS, 150, seed=2)
     worker_a, worker_b = LocalLake(tmp_path), LocalLake(tmp_path)
-    assert _land(worker_a, first_life[:200]) == 200  # A keeps incarnation 0, offsets 0-199, cached
-    assert _land(worker_b, second_life[:110]) == 110  # the topic was recreated; B sees offsets restart
-    assert _land(worker_a, second_life[110:150]) == 40  # the partition came back to A: below its cached mark
+    assert land_clicks(worker_a, first_life[:200]) == 200  # A keeps incarnation 0, offsets 0-199, cached
+    assert land_clicks(worker_b, second_life[:110]) == 110  # the topic was recreated; B sees offsets restart
+    assert land_clicks(worker_a, second_life[110:150]) == 40  # the partition came back to A: below its cached mark
     expected = [(0, 0, offset) for offset in range(200)] + [(0, 1, offset) for offset in range(150)]
-    assert _positions(tmp_path) == expected
+    assert landed_positions(tmp_path) == expected
 
 
 class _LosesTheLake(LocalLake):
@@ -245,12 +184,12 @@ def test_a_retry_on_its_own_stale_pending_never_deletes_the_new_owners_files(tmp
     guard_for(worker_a).clock = guard_for(worker_b).clock = lambda: now[0]
     worker_a.files_left = 1  # A writes its pending, lands the dead letters, then loses the lake
     with pytest.raises(LakeUnavailable):
-        _land(worker_a, records)
+        land_clicks(worker_a, records)
     now[0] += DEFAULT_LEASE_SECONDS + 1  # the partition moved to B after A's lease
-    assert _land(worker_b, records) == 0  # B completes A's landing (the same files): nothing new to land
+    assert land_clicks(worker_b, records) == 0  # B completes A's landing (the same files): nothing new to land
     worker_a.files_left = None  # A's retry, with its own pending cached
-    assert _land(worker_a, records) == 0
-    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100) if offset != 7]
+    assert land_clicks(worker_a, records) == 0
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(100) if offset != 7]
     assert _letters(tmp_path) == [(0, 0, 7, "not_json")]
 
 
@@ -261,19 +200,19 @@ def test_a_retry_on_its_own_stale_pending_waits_for_the_new_holder(tmp_path: Pat
     guard_for(worker_a).clock = guard_for(worker_b).clock = lambda: now[0]
     worker_a.files_left = 1
     with pytest.raises(LakeUnavailable):
-        _land(worker_a, records)
+        land_clicks(worker_a, records)
     now[0] += DEFAULT_LEASE_SECONDS + 1
     worker_b.deletes_fail = True  # B takes A's landing over (the fence), then loses the lake
     with pytest.raises(LakeUnavailable):
-        _land(worker_b, records[:60])  # cut shorter: B must remove A's files to land again
+        land_clicks(worker_b, records[:60])  # cut shorter: B must remove A's files to land again
     worker_a.files_left = None
     with pytest.raises(PartitionWaiting):  # A's own pending is B's now, being removed: A neither writes nor deletes
-        _land(worker_a, records)
+        land_clicks(worker_a, records)
     assert (tmp_path / "raw").exists() and any(tmp_path.glob("raw/**/*.parquet"))
     worker_b.deletes_fail = False
-    assert _land(worker_b, records[:60]) == 59
-    assert _land(worker_a, records) == 40
-    assert _positions(tmp_path) == [(0, 0, offset) for offset in range(100) if offset != 7]
+    assert land_clicks(worker_b, records[:60]) == 59
+    assert land_clicks(worker_a, records) == 40
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(100) if offset != 7]
     assert _letters(tmp_path) == [(0, 0, 7, "not_json")]
 
 
@@ -295,46 +234,11 @@ def test_a_writer_starts_no_request_after_its_deadline(tmp_path: Path) -> None:
     assert list(tmp_path.glob("raw/**/*.parquet")) == []
 
 
-def test_a_lease_too_short_for_the_lakes_requests_is_refused(tmp_path: Path) -> None:
-    lake = LocalLake(tmp_path)
-    with pytest.raises(ConfigurationError, match="LANDING_LEASE_SECONDS"):
-        LandingGuard(lake, lease_seconds=lake.max_request_seconds)
-    assert DEFAULT_LEASE_SECONDS >= 2 * 66 + 2  # the Azure stores' longest request (shared.lake.connection), twice
-
-
 def test_every_landing_decision_is_committed_by_a_conditional_ledger_write(tmp_path: Path) -> None:
     records = records_for(CLICKS, 100)
     lake = LocalLake(tmp_path)
-    _land(lake, records)
+    land_clicks(lake, records)
     path = tmp_path / ledger_path("clickstream", TopicPartition("clickstream", 0))
     before = path.stat().st_ino
-    assert _land(lake, records) == 0  # a redelivery: nothing lands, but the skip is fenced
+    assert land_clicks(lake, records) == 0  # a redelivery: nothing lands, but the skip is fenced
     assert path.stat().st_ino != before
-
-
-def test_a_ledger_written_by_the_previous_version_keeps_working(tmp_path: Path) -> None:
-    """An upgrade in place: the previous version's ledger (no incarnation on pending, no earlier fingerprints,
-    no removing flag) is read, its unfinished landing completed, and nothing lands twice or goes missing."""
-    import orjson
-
-    from shared.landing.ledger import fingerprint
-
-    first_life, records = records_for(CLICKS, 30, seed=3), records_for(CLICKS, 150)
-    _land(LocalLake(tmp_path), first_life)
-    _land(LocalLake(tmp_path), records[:100])  # incarnation 1: offsets restarted
-    (raw_file,) = [p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("raw/**/*+i1+*.parquet")]
-    (tmp_path / raw_file).unlink()  # the old writer died before its file
-    old = {  # what the previous version wrote for that moment
-        "incarnation": 1,
-        "landed": [],
-        "fingerprints": {"0": fingerprint(records[0]), "99": fingerprint(records[99])},
-        "pending": {"low": 0, "high": 99, "files": [raw_file], "owner": "old-process", "started_ms": 0},
-        "previous": [{"incarnation": 0, "landed": [[0, 29]]}],
-    }
-    (tmp_path / ledger_path("clickstream", TopicPartition("clickstream", 0))).write_bytes(orjson.dumps(old))
-    assert _land(LocalLake(tmp_path), records) == 150  # the unfinished 0-99 as the same file, then 100-149
-    assert (tmp_path / raw_file).exists()
-    expected = [(0, 0, offset) for offset in range(30)] + [(0, 1, offset) for offset in range(150)]
-    assert _positions(tmp_path) == expected
-    assert _land(LocalLake(tmp_path), records[50:150]) == 0
-    assert _positions(tmp_path) == expected

@@ -1,4 +1,4 @@
-"""Each source model on valid and invalid input, and each transform."""
+"""The clickstream source: Datagen's records accepted as sent, wrong types refused, the transform and key."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from shared.source_model import record_validator
-from shared.sources import SOURCES, get_source
+from shared.sources import get_source
 from shared.sources.clickstream import ClickstreamEvent
-from shared.sources.mobile import MobileEvent
-from shared.sources.sensors import SensorReading
-from tests.conftest import FIXED_NOW_MS, records_for
 
 # A record exactly as kafka-connect-datagen's clickstream quickstart sends it with the JSON
 # converter and schemas disabled: userid int, status/bytes strings, `time` string, `_time` long.
@@ -71,99 +68,3 @@ def test_clickstream_requires_every_datagen_field() -> None:
     del record["request"]
     with pytest.raises(ValidationError, match="request"):
         ClickstreamEvent.model_validate_json(json.dumps(record))
-
-
-MOBILE = {
-    "event_id": "e-1",
-    "device_id": "device-00001",
-    "user_id": None,
-    "session_id": "s-1",
-    "event_type": "purchase",
-    "screen": "checkout",
-    "app_version": "5.0.0",
-    "os": "iOS",
-    "os_version": "18.1",
-    "timestamp": "2026-11-24T10:29:59.500Z",
-    "properties": {"sku": "SKU-1", "amount": "9.99"},
-}
-
-
-def test_mobile_event_valid_and_transformed() -> None:
-    event = record_validator(MobileEvent).validate_python(MOBILE)
-    row = get_source("mobile").transform(event)
-    assert row["properties"] == {"sku": "SKU-1", "amount": "9.99"}
-    assert get_source("mobile").entity_key(row) == "device-00001"
-    assert get_source("mobile").event_time_ms(event) == FIXED_NOW_MS - 500
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"event_type": "teleport"},
-        {"os": "Symbian"},
-        {"app_version": "five"},
-        {"device_id": ""},
-        {"properties": {"n": 1}},
-        {"timestamp": "yesterday"},
-    ],
-)
-def test_mobile_rejects_invalid(change: dict[str, object]) -> None:
-    with pytest.raises(ValidationError):
-        MobileEvent.model_validate(MOBILE | change)
-    with pytest.raises(ValidationError):
-        record_validator(MobileEvent).validate_python(MOBILE | change)
-
-
-READING = {
-    "sensor_id": "fra-1-power-007",
-    "site": "fra-1",
-    "metric": "power",
-    "value": 118.25,
-    "unit": "kilowatt",
-    "timestamp": "2026-11-24T10:30:00Z",
-}
-
-
-def test_sensor_reading_valid_and_transformed() -> None:
-    reading = record_validator(SensorReading).validate_python(READING)
-    row = get_source("sensors").transform(reading)
-    assert (row["metric"], row["value"], row["unit"]) == ("power", 118.25, "kilowatt")
-    assert get_source("sensors").entity_key(row) == "fra-1-power-007"
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"value": 20_000.0}, "outside"),
-        ({"unit": "celsius"}, "measured in"),
-        ({"metric": "mood"}, "metric"),
-        ({"value": "NaN"}, "finite"),
-    ],
-)
-def test_sensor_rejects_implausible_readings(change: dict[str, object], message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
-        SensorReading.model_validate_json(json.dumps(READING | change))
-    with pytest.raises(ValidationError, match=message):
-        record_validator(SensorReading).validate_json(json.dumps(READING | change))
-
-
-@pytest.mark.parametrize("name", sorted(SOURCES))
-def test_record_validator_and_model_agree_on_generated_records(name: str) -> None:
-    source = get_source(name)
-    for record in records_for(source, 30):
-        as_model = source.model.model_validate_json(record.value or b"").model_dump()
-        as_dict = record_validator(source.model).validate_json(record.value or b"")
-        assert as_dict == {k: v for k, v in as_model.items() if k in as_dict}
-
-
-@pytest.mark.parametrize("name", sorted(SOURCES))
-def test_generated_records_validate_and_transform_to_the_declared_columns(name: str) -> None:
-    source = get_source(name)
-    for record in records_for(source, 50):
-        event = record_validator(source.model).validate_json(record.value or b"")
-        assert set(source.transform(event)) == set(source.column_names)
-
-
-def test_unknown_source_is_a_clear_error() -> None:
-    with pytest.raises(KeyError, match="unknown source 'nope'"):
-        get_source("nope")
