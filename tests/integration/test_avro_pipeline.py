@@ -21,7 +21,7 @@ from shared.schema_registry.encoder import AvroEncoder
 from shared.source_model import Source
 from tests.integration.harness import DevHost, landed_rows, produce, wait_for
 from tests.integration.test_dropin_config import OTHER_GENERATORS_OFF, _payments_config, _project_with
-from tests.unit.test_schema_registry import generated
+from tests.unit.shared.schema_registry.conftest import generated
 
 FAST_RETRIES = {"DEVHOST_RETRY_DELAY_SCALE": "0.01"}
 

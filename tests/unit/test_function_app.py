@@ -1,4 +1,4 @@
-"""What the Functions host would index from function_app.app, and the generator's glue."""
+"""What the Functions host would index from function_app.app: triggers, bindings, retry policies, auth modes."""
 
 from __future__ import annotations
 
@@ -6,19 +6,22 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import azure.functions as func
 import pytest
 
-from functions import bindings
-from functions import generator as generator_functions
 from shared.sources import SOURCES
-from tests.conftest import ROOT, OutputBinding, app_functions, records_for
+from tests.conftest import ROOT
 
 EXAMPLE_SETTINGS: dict[str, str] = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
+OAUTH = {
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+    "KAFKA_OAUTH_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
+    "KAFKA_OAUTH_CLIENT_SECRET": "not-a-real-secret",
+    "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.microsoftonline.com/tenant/oauth2/v2.0/token",
+    "KAFKA_OAUTH_SCOPE": "https://evhns-test.servicebus.windows.net/.default",
+}
 
 
 def _index(env: dict[str, str] | None = None, *, settings: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
@@ -126,16 +129,6 @@ def test_event_hubs_mode_uses_sasl_ssl_plain_with_a_password_per_source_and_role
     assert len(passwords) == 2 * len(SOURCES), "one credential per source and role"
 
 
-OAUTH = {
-    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-    "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
-    "KAFKA_OAUTH_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
-    "KAFKA_OAUTH_CLIENT_SECRET": "not-a-real-secret",
-    "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.microsoftonline.com/tenant/oauth2/v2.0/token",
-    "KAFKA_OAUTH_SCOPE": "https://evhns-test.servicebus.windows.net/.default",
-}
-
-
 def test_oauthbearer_mode_produces_oidc_client_credentials_bindings() -> None:
     """The binding JSON the host gets in OAUTHBEARER mode: every credential is a %setting%, no password."""
     indexed = _index(OAUTH)
@@ -164,144 +157,3 @@ def test_lag_threshold_is_read_per_source_at_indexing(indexed: dict[str, dict[st
     tuned = _index({"SENSORS_LAG_THRESHOLD": "250"})
     assert _binding(tuned["process_sensors"], "kafkaTrigger")["lagThreshold"] == 250
     assert _binding(tuned["process_mobile"], "kafkaTrigger")["lagThreshold"] == 1000
-
-
-class _TickContext:
-    """What the worker passes as ``context``: only the retry context matters to the generator."""
-
-    def __init__(self, retry_count: int) -> None:
-        self.retry_context = SimpleNamespace(retry_count=retry_count, max_retry_count=-1)
-
-
-def _user_function(name: str) -> Any:
-    return app_functions()[name].get_user_function()
-
-
-def test_generator_function_sends_keyed_events_and_honours_iterations(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
-    monkeypatch.setenv("SENSORS_GENERATOR_EVENTS_PER_TICK", "7")
-    monkeypatch.setenv("SENSORS_GENERATOR_ITERATIONS", "10")
-    monkeypatch.setenv("SENSORS_GENERATOR_SEED", "3")
-    for cached in (bindings.lake, bindings.source_settings):
-        cached.cache_clear()
-    from shared import settings as settings_module
-
-    settings_module.current_settings.cache_clear()
-    generate = _user_function("generate_sensors")
-
-    def tick(retry_count: int = 0) -> list[dict[str, Any]]:
-        out = OutputBinding()
-        generate(timer=None, out=out, context=_TickContext(retry_count))
-        return json.loads(out.value) if out.value else []
-
-    first = tick()
-    assert tick(retry_count=1) == first  # the send failed: the retry sends the same records again
-    sent = [first, tick(), tick()]
-    assert [len(batch) for batch in sent] == [7, 3, 0]
-    assert all(item["Key"] and json.loads(item["Value"])["sensor_id"] == item["Key"] for item in sent[0])
-    assert all(item["Headers"] == [] for item in sent[0])  # nothing traced, no trace header
-    monkeypatch.setattr(generator_functions, "PROCESS_ID", "restarted")
-    monkeypatch.setenv("SENSORS_GENERATOR_ITERATIONS", "20")
-    bindings.source_settings.cache_clear()
-    resent = tick()
-    assert len(resent) == 7 and resent != first  # the 7 after the first 10; nothing re-sent after a clean end
-    for cached in (bindings.lake, bindings.source_settings):
-        cached.cache_clear()
-    settings_module.current_settings.cache_clear()
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2026-11-24T10:30:00.1234567Z", 1795516200123),
-        ("2026-11-24T10:30:00+00:00", 1795516200000),
-        ("", None),
-        (None, None),
-        ("garbage", None),
-    ],
-)
-def test_kafka_record_timestamps_from_the_extension_parse(text: str | None, expected: int | None) -> None:
-    assert bindings.parse_timestamp_ms(text) == expected
-
-
-def test_kafka_event_becomes_a_core_record() -> None:
-    event = func.KafkaEvent(
-        body=b'{"a":1}', key="k1", partition=2, offset=99, topic="mobile", timestamp="2026-11-24T10:30:00Z"
-    )
-    record = bindings.to_record(event)
-    assert (record.topic, record.partition, record.offset, record.key, record.value) == (
-        "mobile",
-        2,
-        99,
-        "k1",
-        b'{"a":1}',
-    )
-    assert record.timestamp_ms == 1795516200000
-
-
-def test_trace_context_of_the_current_span_becomes_a_header() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-
-    tracer = TracerProvider().get_tracer("test")
-    with tracer.start_as_current_span("generate") as span:
-        headers = bindings.trace_headers()
-    trace_id = format(span.get_span_context().trace_id, "032x")
-    assert headers["traceparent"].split("-")[1] == trace_id
-    assert bindings.trace_headers() == {}
-
-
-@pytest.mark.parametrize("state_enabled", ["true", "false"])
-async def test_processing_function_lands_and_uses_entities_only_when_state_is_enabled(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_enabled: str
-) -> None:
-    from devhost.runtime.host import durable_client_json
-    from shared import settings as settings_module
-    from shared.errors import TransientError
-
-    monkeypatch.setenv("LAKE_KIND", "local")
-    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
-    monkeypatch.setenv("SENSORS_STATE_ENABLED", state_enabled)
-    caches = (bindings.lake, bindings.source_settings, settings_module.current_settings)
-    for cached in caches:
-        cached.cache_clear()
-    events = [
-        func.KafkaEvent(body=r.value, key=r.key, partition=0, offset=r.offset, topic="sensors", timestamp=None)
-        for r in records_for(SOURCES["sensors"], 5)
-    ]
-    client = durable_client_json("http://127.0.0.1:9/runtime/webhooks/durabletask/")  # nothing answers there
-    process = _user_function("process_sensors")
-    try:
-        if state_enabled == "true":
-            with pytest.raises(TransientError, match="read entity state"):
-                await process(events=events, client=client)
-            assert not list(tmp_path.rglob("*.parquet"))
-        else:
-            await process(events=events, client=client)
-            assert len(list(tmp_path.glob("raw/sensors/date=*/hour=*/sensors+0+*.parquet"))) >= 1
-    finally:
-        for cached in caches:
-            cached.cache_clear()
-
-
-def test_a_batch_of_rows_is_built_without_the_cycle_collector_running() -> None:
-    """The worker's setting, measured by its effect: 20,000 new containers (10,000 rows) start no collection; at
-    Python's default thresholds (700 allocations) the same loop starts 28."""
-    import gc
-
-    import functions.processing  # noqa: F401  (the worker module sets the collector's thresholds on import)
-
-    collections: list[str] = []
-
-    def count(phase: str, _info: dict[str, int]) -> None:
-        if phase == "start":
-            collections.append(phase)
-
-    gc.collect()
-    gc.callbacks.append(count)
-    try:
-        rows = [{"offset": index, "fields": [index, str(index)]} for index in range(10_000)]
-    finally:
-        gc.callbacks.remove(count)
-    assert len(rows) == 10_000 and collections == []

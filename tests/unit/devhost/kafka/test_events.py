@@ -1,0 +1,37 @@
+"""Consumed messages as the Kafka extension hands them to the Python worker."""
+
+from __future__ import annotations
+
+import base64
+
+import azure.functions as func
+from confluent_kafka import Message
+
+from devhost.kafka.events import decode_batch
+from functions.bindings import to_record
+from tests.conftest import FIXED_NOW_MS
+
+
+def _message(offset: int, value: bytes | None, key: bytes | None = b"user-1") -> Message:
+    headers = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+    return Message(
+        topic="clickstream", partition=2, offset=offset, key=key, value=value, headers=headers,
+        timestamp=(1, FIXED_NOW_MS + offset),
+    )  # fmt: skip
+
+
+def test_many_cardinality_batch_decodes_to_the_workers_kafka_events() -> None:
+    events = decode_batch([_message(7, b'{"a": 1}'), _message(8, b"\xff", key=None)], "MANY")
+    assert [type(e) for e in events] == [func.KafkaEvent, func.KafkaEvent]
+    first, second = events
+    assert (first.topic, first.partition, first.offset, first.key) == ("clickstream", 2, 7, "user-1")
+    assert first.get_body() == b'{"a": 1}' and second.get_body() == b"\xff" and second.key is None
+    assert base64.b64decode(first.headers[0]["Value"]).startswith(b"00-0af7")
+    records = [to_record(e) for e in events]
+    assert [r.timestamp_ms for r in records] == [FIXED_NOW_MS + 7, FIXED_NOW_MS + 8]
+    assert (records[0].partition, records[0].offset, records[0].value) == (2, 7, b'{"a": 1}')
+
+
+def test_one_cardinality_gives_a_single_event() -> None:
+    event = decode_batch([_message(3, b"x")], "ONE")
+    assert isinstance(event, func.KafkaEvent) and event.offset == 3 and event.get_body() == b"x"

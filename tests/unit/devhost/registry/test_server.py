@@ -1,0 +1,37 @@
+"""The local host's schema registry over real HTTP: one id per schema, kept across restarts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from devhost.registry.server import serve_registry
+from shared.schema_registry.client import ConfluentRegistry, UnknownSchema
+
+
+def test_the_registry_keeps_one_id_per_schema_and_persists_it(tmp_path: Path) -> None:
+    store = tmp_path / "registry.sqlite"
+    schema = json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}]})
+    evolved = json.dumps(
+        {"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}, {"name": "b", "type": "string"}]}
+    )
+    with serve_registry(store) as url:
+        client = ConfluentRegistry(url)
+        first = client.register("things-value", schema)
+        assert client.register("things-value", json.dumps(json.loads(schema), indent=2)) == first
+        second = client.register("things-value", evolved)
+        assert second != first
+        assert client.schema_text(first) == ("AVRO", schema)
+        with pytest.raises(UnknownSchema, match="no schema 999"):
+            client.schema_text("999")
+        versions = requests.get(f"{url}/subjects/things-value/versions", timeout=10).json()
+        assert versions == [1, 2]
+        latest = requests.get(f"{url}/subjects/things-value/versions/latest", timeout=10).json()
+        assert (latest["version"], str(latest["id"])) == (2, second)
+        refused = requests.post(f"{url}/subjects/x/versions", json={"schema": '{"type": "nope"}'}, timeout=10)
+        assert (refused.status_code, refused.json()["error_code"]) == (422, 42201)
+    with serve_registry(store) as url:  # a restarted host keeps its ids
+        assert ConfluentRegistry(url).schema_text(second) == ("AVRO", evolved)

@@ -1,0 +1,76 @@
+"""Binding conversions: Kafka events to core records, timestamps, and trace context in and out."""
+
+from __future__ import annotations
+
+import azure.functions as func
+import pytest
+
+from functions import bindings
+from functions.bindings import trace_carriers
+from tests.unit.conftest import b64
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-24T10:30:00.1234567Z", 1795516200123),
+        ("2026-11-24T10:30:00+00:00", 1795516200000),
+        ("", None),
+        (None, None),
+        ("garbage", None),
+    ],
+)
+def test_kafka_record_timestamps_from_the_extension_parse(text: str | None, expected: int | None) -> None:
+    assert bindings.parse_timestamp_ms(text) == expected
+
+
+def test_kafka_event_becomes_a_core_record() -> None:
+    event = func.KafkaEvent(
+        body=b'{"a":1}', key="k1", partition=2, offset=99, topic="mobile", timestamp="2026-11-24T10:30:00Z"
+    )
+    record = bindings.to_record(event)
+    assert (record.topic, record.partition, record.offset, record.key, record.value) == (
+        "mobile",
+        2,
+        99,
+        "k1",
+        b'{"a":1}',
+    )
+    assert record.timestamp_ms == 1795516200000
+
+
+def test_trace_context_of_the_current_span_becomes_a_header() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("generate") as span:
+        headers = bindings.trace_headers()
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert headers["traceparent"].split("-")[1] == trace_id
+    assert bindings.trace_headers() == {}
+
+
+def test_trace_carriers_are_the_distinct_trace_headers_in_order_of_first_appearance() -> None:
+    first, second = f"00-{1:032x}-{1:016x}-01", f"00-{2:032x}-{2:016x}-01"
+    events = [
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": b64(first)}, {"Key": "x", "Value": "!"}]),
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "TraceParent", "Value": b64(second)}]),
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": b64(first)}]),
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": b64(second)}]),
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "traceparent", "Value": "not base64!"}]),
+        func.KafkaEvent(body=b"{}", headers=[{"Key": "tracestate", "Value": b64("a=b")}]),  # no traceparent
+        func.KafkaEvent(body=b"{}", headers=None),
+    ]
+    assert trace_carriers(events) == [{"traceparent": first}, {"traceparent": second}]
+
+
+def test_trace_carriers_keep_tracestate_and_decode_no_other_header() -> None:
+    parent = f"00-{3:032x}-{3:016x}-01"
+    headers = [
+        {"Key": "traceparent", "Value": b64(parent)},
+        {"Key": "tracestate", "Value": b64("vendor=1")},
+        {"Key": "payload", "Value": b64("secret")},
+    ]
+    assert trace_carriers([func.KafkaEvent(body=b"{}", headers=headers)]) == [
+        {"traceparent": parent, "tracestate": "vendor=1"}
+    ]

@@ -1,0 +1,55 @@
+"""Planning compaction (pure): which hours are closed and hold raw files the table does not cover."""
+
+from __future__ import annotations
+
+from shared.compaction.hours import Hour
+from shared.compaction.plan import plan_compaction
+from tests.unit.shared.compaction.conftest import H10, MINUTE, raw
+
+H11 = Hour("2026-11-24", "11")
+
+
+def test_only_closed_hours_with_uncovered_files_are_due() -> None:
+    listing = [raw(H10, "a.parquet"), raw(H10, "b.parquet"), raw(H11, "c.parquet")]
+    now = H11.start_ms + 20 * MINUTE  # H10 closed 20 min ago; grace 15 min
+    plan = plan_compaction("clickstream", listing, {}, now_ms=now, grace_ms=15 * MINUTE)
+    assert [t.hour for t in plan.tasks] == [H10]
+    assert [f.path for f in plan.tasks[0].new_files] == listing[:2]
+    assert plan.lag_ms == 20 * MINUTE and plan.waiting_hours == 1
+
+
+def test_grace_holds_a_just_closed_hour_back() -> None:
+    plan = plan_compaction(
+        "clickstream", [raw(H10, "a.parquet")], {}, now_ms=H11.start_ms + MINUTE, grace_ms=15 * MINUTE
+    )
+    assert plan.tasks == () and plan.waiting_hours == 1 and plan.lag_ms == 0
+
+
+def test_open_hours_are_compacted_when_allowed() -> None:
+    plan = plan_compaction(
+        "clickstream", [raw(H11, "c.parquet")], {}, now_ms=H11.start_ms + MINUTE, grace_ms=0, include_open=True
+    )
+    assert [t.hour for t in plan.tasks] == [H11] and plan.lag_ms == 0
+
+
+def test_covered_hours_are_skipped_and_late_files_make_them_due_again() -> None:
+    covered = {H10: frozenset({raw(H10, "a.parquet")})}
+    now = H11.end_ms
+    assert plan_compaction("clickstream", [raw(H10, "a.parquet")], covered, now_ms=now, grace_ms=0).tasks == ()
+    late = plan_compaction(
+        "clickstream", [raw(H10, "a.parquet"), raw(H10, "z.parquet")], covered, now_ms=now, grace_ms=0
+    )
+    (task,) = late.tasks
+    assert [f.path for f in task.new_files] == [raw(H10, "z.parquet")]
+    assert task.covered_files == (raw(H10, "a.parquet"),)
+
+
+def test_raw_files_deleted_by_the_lifecycle_rule_do_not_make_an_hour_due() -> None:
+    covered = {H10: frozenset({raw(H10, "a.parquet"), raw(H10, "b.parquet")})}
+    plan = plan_compaction("clickstream", [raw(H10, "b.parquet")], covered, now_ms=H11.end_ms, grace_ms=0)
+    assert plan.tasks == () and plan.lag_ms == 0
+
+
+def test_stray_paths_are_reported_not_read() -> None:
+    plan = plan_compaction("clickstream", [raw(H10, ".tmp-x.part")], {}, now_ms=H11.end_ms, grace_ms=0)
+    assert plan.tasks == () and plan.ignored == (raw(H10, ".tmp-x.part"),)

@@ -1,0 +1,87 @@
+"""The plan of a bounded-memory compaction: input statistics, duplicates, event-time slices."""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import pairwise
+
+import pyarrow as pa
+import pytest
+
+from shared.compaction.slices import (
+    BIN_US,
+    InputStats,
+    duplicate_positions,
+    earlier_overlaps,
+    in_slice,
+    offset_ranges,
+    plan_slices,
+    repeating_groups,
+)
+from tests.unit.shared.compaction.conftest import H10, START_US, identity
+
+
+def stats_of(*tables: pa.Table) -> InputStats:
+    stats = InputStats()
+    for table in tables:
+        stats.add(H10, table)
+    return stats
+
+
+def test_stats_count_rows_times_and_offsets_per_group() -> None:
+    stats = stats_of(
+        identity([5, 6, 6], [START_US, START_US + BIN_US, None]),
+        identity([1], [START_US - 1], partition=1),  # before the hour: the underflow bin
+    )
+    assert (stats.rows, stats.null_times, stats.min_us, stats.max_us) == (4, 1, START_US - 1, START_US + BIN_US)
+    assert stats.bins == Counter({0: 1, 1: 1, -1: 1})
+    group = stats.groups[("t", 0, 0)]
+    assert (group.first, group.last, group.rows, group.distinct) == (5, 6, 3, 2)
+    assert repeating_groups(stats) == [("t", 0, 0)]
+
+
+def test_slices_hold_at_most_the_budget_in_time_order_and_cover_every_row() -> None:
+    times = [START_US + BIN_US * (i % 50) for i in range(1000)]  # 20 rows in each of 50 bins
+    first, second = identity(list(range(500)), times[:500]), identity(list(range(500, 1000)), times[500:])
+    inputs = [stats_of(first), stats_of(second)]
+    plan = plan_slices(H10, inputs, budget=100)
+    assert [s.rows for s in plan] == [100] * 10
+    assert plan[0].lo_us is None and plan[-1].hi_us is None
+    assert all(a.hi_us == b.lo_us for a, b in pairwise(plan)), "slices meet"
+    table = identity(list(range(1000)), times)
+    assert sum(in_slice(table, s).num_rows for s in plan) == 1000
+    assert all(s.inputs == (0, 1) for s in plan)
+
+
+def test_a_burst_in_one_bin_is_one_slice_and_rows_without_time_come_last() -> None:
+    burst = identity(list(range(300)), [START_US] * 300)
+    late = identity([300, 301], [START_US + 5 * BIN_US, None])
+    plan = plan_slices(H10, [stats_of(burst), stats_of(late)], budget=100)
+    assert [(s.rows, s.nulls, s.inputs) for s in plan] == [(300, False, (0,)), (1, False, (1,)), (1, True, (1,))]
+
+
+def test_only_overlapping_earlier_inputs_are_reported() -> None:
+    inputs = [
+        stats_of(identity(list(range(0, 10)), [START_US] * 10)),  # 0: curated
+        stats_of(identity(list(range(10, 20)), [START_US] * 10)),  # 1: no overlap
+        stats_of(identity(list(range(5, 12)), [START_US] * 7)),  # 2: overlaps 0 and 1
+        stats_of(identity(list(range(5, 12)), [START_US] * 7, partition=3)),  # 3: another partition
+    ]
+    assert earlier_overlaps(inputs) == {2: {("t", 0, 0): [0, 1]}}
+
+
+def test_duplicate_positions_are_repeats_of_earlier_inputs_and_of_earlier_rows() -> None:
+    table = identity([4, 7, 9, 7, 4, 8], [START_US] * 6)
+    positions = duplicate_positions(table, ("t", 0, 0), seen=pa.array([9, 100], pa.int64()))
+    assert positions.to_pylist() == [2, 3, 4]  # 9 seen before; the second 7 and the second 4
+
+
+def test_offset_ranges_count_what_stays() -> None:
+    inputs = [stats_of(identity([0, 1, 2], [START_US] * 3)), stats_of(identity([2, 3], [START_US] * 2))]
+    (found,) = offset_ranges(inputs, Counter({("t", 0, 0): 1}))
+    assert (found.first, found.last, found.rows) == (0, 3, 4)
+
+
+def test_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        plan_slices(H10, [], budget=0)

@@ -1,0 +1,41 @@
+"""Fixtures and helpers the tests of several ``shared`` modules use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from shared.batch import ProcessedBatch, process_batch
+from shared.records import KafkaRecord
+from shared.sources import get_source
+from shared.telemetry import Telemetry
+from tests.conftest import FIXED_NOW_MS, records_for
+
+
+def clickstream_record(value: bytes | None, offset: int = 100, timestamp_ms: int | None = FIXED_NOW_MS) -> KafkaRecord:
+    return KafkaRecord("clickstream", 3, offset, "k", value, timestamp_ms)
+
+
+def processed(name: str, count: int = 20, **kwargs: Any) -> ProcessedBatch:
+    """``count`` valid records of source ``name`` (``records_for``'s options), processed as one batch."""
+    source = get_source(name)
+    return process_batch(source, records_for(source, count, **kwargs), max_record_bytes=100_000)
+
+
+@pytest.fixture
+def reader_and_telemetry() -> tuple[InMemoryMetricReader, Telemetry]:
+    reader = InMemoryMetricReader()
+    return reader, Telemetry(MeterProvider(metric_readers=[reader]).get_meter("test"))
+
+
+def metric_points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                found.setdefault(metric.name, []).extend(metric.data.data_points)
+    return found

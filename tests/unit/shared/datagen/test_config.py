@@ -1,0 +1,167 @@
+"""Connector configs: errors name the file and the option; schema files are read from the configs' folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.datagen.config import DatagenConfigError
+from shared.datagen.source import load_config_sources
+from shared.sources import SOURCES
+from tests.unit.shared.datagen.conftest import config_document, field, values, write_config
+
+
+@pytest.mark.parametrize(
+    ("file", "document", "option", "message"),
+    [
+        ("things.json", config_document(**{"max.intervall": "10"}), "config.max.intervall", "unknown option"),
+        (
+            "things.json",
+            config_document(**{"schema.string": '{"type":"record"}'}),
+            "config.schema.string",
+            "conflicts with",
+        ),
+        ("things.json", config_document(quickstart=None), "config.quickstart", "is required"),
+        ("things.json", config_document(quickstart="order"), "config.quickstart", "unknown quickstart 'order'"),
+        ("things.json", config_document(**{"schema.keyfield": "nope"}), "config.schema.keyfield", "not a field"),
+        ("things.json", config_document(**{"schema.keyfield": "address"}), "config.schema.keyfield", "primitive"),
+        (
+            "things.json",
+            config_document(**{"connector.class": "FileStreamSource"}),
+            "config.connector.class",
+            "must be",
+        ),
+        (
+            "things.json",
+            config_document(**{"value.converter": "io.confluent.connect.avro.AvroConverter"}),
+            "config.value.converter.schema.registry.url",
+            "needs the schema registry",
+        ),
+        (
+            "things.json",
+            config_document(**{"value.converter": "io.confluent.connect.protobuf.ProtobufConverter"}),
+            "config.value.converter",
+            "AvroConverter",
+        ),
+        (
+            "things.json",
+            config_document(
+                **{
+                    "value.converter": "io.confluent.connect.avro.AvroConverter",
+                    "value.converter.schema.registry.url": "https://psrc.example.confluent.cloud",
+                    "value.converter.schema.registry.basic.auth.user.info": "KEY:SECRET",
+                }
+            ),
+            "config.value.converter.schema.registry.basic.auth.user.info",
+            "SCHEMA_REGISTRY_PASSWORD",
+        ),
+        (
+            "things.json",
+            config_document(**{"value.converter.schema.registry.url": "http://localhost:8081"}),
+            "config.value.converter.schema.registry.url",
+            "value converter is JSON",
+        ),
+        (
+            "things.json",
+            config_document(**{"value.converter.schemas.enable": "true"}),
+            "config.value.converter.schemas",
+            "",
+        ),
+        ("things.json", config_document(**{"tasks.max": "0"}), "config.tasks.max", "at least 1"),
+        ("things.json", config_document(iterations="many"), "config.iterations", "whole number"),
+        ("things.json", config_document(**{"kafka.topic": "bad topic"}), "config.kafka.topic", "not a usable topic"),
+        ("things.json", config_document(name="other"), "config.name", "conflicts"),
+        ("things.json", {"config": {}}, "name", "missing"),
+        ("things.json", {"name": "x", "config": {}, "tasks": []}, "tasks", "unknown top-level key"),
+        ("things.json", "{not json", "<document>", "not JSON"),
+        ("Things.json", config_document(), "file name", "lowercase"),
+        (
+            "things.json",
+            config_document(quickstart=None, **{"schema.filename": "../secret.avsc"}),
+            "config.schema.filename",
+            "inside",
+        ),
+        (
+            "things.json",
+            config_document(quickstart=None, **{"schema.filename": "gone.avsc"}),
+            "config.schema.filename",
+            "exist",
+        ),
+        (
+            "things.json",
+            config_document(
+                quickstart=None,
+                **{
+                    "schema.string": json.dumps(
+                        {"type": "record", "name": "r", "fields": [field("n", "int", regex="[0-9]")]}
+                    )
+                },
+            ),
+            "config.schema.string",
+            "n: arg.properties.regex is not supported on int",
+        ),
+        (
+            "things.json",
+            config_document(
+                quickstart=None,
+                **{
+                    "schema.string": json.dumps(
+                        {"type": "record", "name": "r", "fields": [field("n", "int", range={"min": 5, "max": 5})]}
+                    )
+                },
+            ),
+            "config.schema.string",
+            "min must be below max",
+        ),
+        (
+            "things.json",
+            config_document(
+                quickstart=None,
+                **{
+                    "schema.string": json.dumps(
+                        {"type": "record", "name": "r", "fields": [field("n", "int", options=["one"])]}
+                    )
+                },
+            ),
+            "schema",
+            "n arg.properties.options[0]",
+        ),
+        (
+            "things.json",
+            config_document(
+                quickstart=None,
+                **{"schema.string": json.dumps({"type": "record", "name": "r", "fields": [field("_key", "int")]})},
+            ),
+            "schema",
+            "lineage column",
+        ),
+    ],
+)
+def test_bad_configs_fail_naming_the_file_and_the_option(
+    tmp_path: Path, file: str, document: Any, option: str, message: str
+) -> None:
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    write_config(folder, file, document)
+    with pytest.raises(DatagenConfigError) as failure:
+        load_config_sources(folder, SOURCES.values())
+    text = str(failure.value)
+    assert text.startswith(f"sources/{file}: {option}"), text
+    assert message in text, text
+
+
+def test_schema_filename_is_read_from_the_configs_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    write_config(
+        folder, "mine.avsc", {"type": "record", "name": "mine", "fields": [field("n", "int", range={"max": 3})]}
+    )
+    write_config(
+        folder, "mine.json", config_document(quickstart=None, **{"schema.filename": "mine.avsc", "kafka.topic": "mine"})
+    )
+    (source,) = load_config_sources(folder, [])
+    assert source.name == "mine" and source.setting_defaults["topic"] == "mine"
+    assert all(r["n"] < 3 for r in values(source, 50))

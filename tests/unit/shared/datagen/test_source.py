@@ -1,0 +1,64 @@
+"""Datagen configs as sources: every quickstart lands, rates and seeds follow the config, names and topics
+stay unique."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.datagen.config import QUICKSTARTS, DatagenConfigError, quickstart_config
+from shared.datagen.source import config_source, load_config_sources
+from shared.generator_ticks import generate_messages
+from shared.invocation import handle_batch
+from shared.lake import LocalLake
+from shared.records import KafkaRecord
+from shared.sources import SOURCES
+from tests.conftest import FIXED_NOW, FIXED_NOW_MS, context_for
+from tests.unit.shared.datagen.conftest import config_document, field, schema_source, write_config
+
+
+@pytest.mark.parametrize("quickstart", sorted(QUICKSTARTS))
+def test_every_quickstart_lands_with_no_dead_letter(quickstart: str, tmp_path: Path) -> None:
+    source = config_source(quickstart_config(quickstart, seed=11))
+    messages = generate_messages(source, 300, now=FIXED_NOW, seed=11, start_index=0)
+    records = [
+        KafkaRecord(source.name, 0, offset, m.key, m.value.encode(), FIXED_NOW_MS) for offset, m in enumerate(messages)
+    ]
+    outcome = handle_batch(context_for(source, LocalLake(tmp_path), now_ms=FIXED_NOW_MS), records)
+    assert (outcome.landed, outcome.dead_letters) == (300, 0)
+    assert list(tmp_path.glob(f"raw/{source.name}/date=*/hour=*/*.parquet"))
+    assert not list(tmp_path.glob("deadletter/**/*"))
+
+
+@pytest.mark.parametrize(
+    ("config", "per_tick", "iterations", "seed"),
+    [
+        ({}, 40, 0, None),  # Datagen's defaults: max.interval 500 ms, iterations -1
+        ({"max.interval": "100", "tasks.max": "2"}, 400, 0, None),
+        ({"max.interval": 0, "iterations": 50, "tasks.max": "3", "random.seed": "42"}, 100_000, 150, 42),
+        ({"max.interval": "1000000"}, 1, 0, None),
+    ],
+)
+def test_rate_total_and_seed_follow_the_config(
+    config: dict[str, Any], per_tick: int, iterations: int, seed: int | None
+) -> None:
+    source = schema_source([field("v", "int")], **config)
+    defaults = source.setting_defaults
+    assert int(defaults["generator_events_per_tick"]) == per_tick
+    assert int(defaults["generator_iterations"]) == iterations
+    assert defaults.get("generator_seed") == (None if seed is None else str(seed))
+
+
+def test_a_config_may_not_take_a_hand_written_sources_name_or_topic(tmp_path: Path) -> None:
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    hand_written = [SOURCES["clickstream"], SOURCES["users"]]
+    write_config(folder, "users.json", config_document())
+    with pytest.raises(DatagenConfigError, match=r"sources/users.json: file name: source 'users' is already"):
+        load_config_sources(folder, hand_written)
+    (folder / "users.json").unlink()
+    write_config(folder, "clicks.json", config_document(**{"kafka.topic": "clickstream"}))
+    with pytest.raises(DatagenConfigError, match=r"config.kafka.topic: 'clickstream' is already the topic"):
+        load_config_sources(folder, hand_written)

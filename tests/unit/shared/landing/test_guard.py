@@ -1,0 +1,64 @@
+"""The landing guard: each offset lands once however batches are redelivered or recut, each partition on
+its own; the lease it is given is checked.
+
+Every test runs with a batch of rows and with one Arrow table (the ``batch_form`` fixture).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.batch import ProcessedBatch, process_batch
+from shared.errors import ConfigurationError
+from shared.lake import LocalLake
+from shared.landing.guard import DEFAULT_LEASE_SECONDS, LandingGuard, land_once
+from shared.sources import get_source
+from tests.conftest import FIXED_NOW_MS, records_for
+from tests.unit.shared.landing.conftest import CLICKS, PARQUET, land_clicks, landed_positions
+
+pytestmark = pytest.mark.usefixtures("batch_form")
+
+
+def test_redelivered_and_recut_batches_land_each_offset_once(tmp_path: Path) -> None:
+    records = records_for(CLICKS, 300)
+    lake = LocalLake(tmp_path)
+    assert land_clicks(lake, records[:100]) == 100
+    assert land_clicks(lake, records[:100]) == 0  # redelivered as it was
+    assert land_clicks(lake, records[:150]) == 50  # redelivered, cut longer
+    assert land_clicks(lake, records[50:120]) == 0  # consumer group rewound into landed batches
+    assert land_clicks(lake, records[120:300]) == 150
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(300)]
+
+
+def test_partitions_of_one_batch_are_guarded_separately(tmp_path: Path) -> None:
+    zero = records_for(CLICKS, 50, partition=0)
+    one = records_for(CLICKS, 50, partition=1, first_offset=1000)
+    lake = LocalLake(tmp_path)
+    assert land_clicks(lake, zero[:20] + one) == 70
+    assert land_clicks(LocalLake(tmp_path), zero + one) == 30
+    assert landed_positions(tmp_path) == [(0, 0, o) for o in range(50)] + [(1, 0, o) for o in range(1000, 1050)]
+
+
+def test_a_row_dead_lettered_as_unencodable_stays_out_of_a_redelivered_batch(tmp_path: Path) -> None:
+    mobile = get_source("mobile")
+    records = records_for(mobile, 20)
+
+    def delivered() -> ProcessedBatch:
+        batch = process_batch(mobile, records, max_record_bytes=1 << 20)
+        batch.rows()[5]["screen"] = "\udcff"  # no encoder takes a lone surrogate
+        return batch
+
+    first = land_once(LocalLake(tmp_path), delivered(), PARQUET, now_ms=FIXED_NOW_MS)
+    assert first.row_count == 19 and [letter.record.offset for letter in first.unencodable] == [5]
+    again = land_once(LocalLake(tmp_path), delivered(), PARQUET, now_ms=FIXED_NOW_MS)  # redelivered to a new process
+    assert again.row_count == 0  # nothing lands, nothing is encoded for landing
+    assert [(letter.record.offset, letter.reason) for letter in again.unencodable] == [(5, "unencodable")]
+
+
+def test_a_lease_too_short_for_the_lakes_requests_is_refused(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    with pytest.raises(ConfigurationError, match="LANDING_LEASE_SECONDS"):
+        LandingGuard(lake, lease_seconds=lake.max_request_seconds)
+    assert DEFAULT_LEASE_SECONDS >= 2 * 66 + 2  # the Azure stores' longest request (shared.lake.connection), twice

@@ -1,0 +1,118 @@
+"""The Avro decoder in a batch: hostile values dead-lettered with their reason, a registry outage waited
+out, unknown ids asked again after a while, unknown fields kept."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import orjson
+import pytest
+
+from devhost.registry.server import serve_registry
+from devhost.services.processes import free_port
+from shared.batch import process_batch
+from shared.errors import RegistryUnavailable
+from shared.schema_registry.avro_binary import encode, parse_writer_schema
+from shared.schema_registry.client import ConfluentRegistry
+from shared.schema_registry.decoder import AvroDecoder
+from shared.schema_registry.encoder import AvroEncoder
+from shared.schema_registry.wire import confluent_frame
+from tests.unit.shared.schema_registry.conftest import avro_source, generated, records_of
+
+
+def test_avro_records_land_and_hostile_ones_are_dead_lettered_with_their_reason(registry: str) -> None:
+    source = avro_source()
+    client = ConfluentRegistry(registry)
+    encoder = AvroEncoder(source, client, "orders")
+    good = [encoder.encode(key, text).value for key, text in generated(source, 6)]
+    schema_id = int(encoder.schema_id())
+    values: list[bytes | None] = [
+        *good[:3],
+        b'{"orderid": 1}',  # JSON, no magic byte
+        struct.pack(">bI", 0, schema_id + 50) + good[0][5:],  # an id the registry does not hold
+        good[3][: len(good[3]) - 4],  # truncated Avro
+        *good[4:],
+    ]
+    batch = process_batch(source, records_of(values), max_record_bytes=1 << 20, decoder=AvroDecoder(client))
+    reasons = {letter.record.offset: letter.reason for letter in batch.dead_letters}
+    assert reasons == {3: "not_avro", 4: "unknown_schema", 5: "not_avro"}
+    rows = batch.rows()
+    assert [row["_offset"] for row in rows] == [0, 1, 2, 6, 7]
+    expected = [orjson.loads(text) for _, text in generated(source, 6)]
+    assert [orjson.loads(row["_received"]) for row in rows] == [expected[i] for i in (0, 1, 2, 4, 5)]
+    assert all(row["_extra"] is None and row["_event_time_source"] == "kafka" for row in rows)
+
+
+def test_a_registry_outage_raises_so_the_batch_waits_then_the_same_batch_flows(tmp_path: Path) -> None:
+    source = avro_source()
+    store, port = tmp_path / "registry.sqlite", free_port()
+    with serve_registry(store, port) as url:
+        encoder = AvroEncoder(source, ConfluentRegistry(url), "orders")
+        values: list[bytes | None] = [encoder.encode(key, text).value for key, text in generated(source, 4)]
+    decoder = AvroDecoder(ConfluentRegistry(f"http://127.0.0.1:{port}"))  # a new worker: nothing cached
+    with pytest.raises(RegistryUnavailable):
+        process_batch(source, records_of(values), max_record_bytes=1 << 20, decoder=decoder)
+    with serve_registry(store, port):
+        batch = process_batch(source, records_of(values), max_record_bytes=1 << 20, decoder=decoder)
+    assert (len(batch.rows()), batch.dead_letters) == (4, [])
+    again = process_batch(source, records_of(values), max_record_bytes=1 << 20, decoder=decoder)  # cached: no registry
+    assert len(again.rows()) == 4
+
+
+def test_an_unknown_id_is_asked_again_after_a_while_not_on_every_batch(registry: str) -> None:
+    source = avro_source()
+    client = ConfluentRegistry(registry)
+    asked: list[str] = []
+
+    class Counting:
+        kind = "confluent"
+
+        def schema_text(self, schema_id: str) -> tuple[str, str]:
+            asked.append(schema_id)
+            return client.schema_text(schema_id)
+
+        def register(self, subject: str, schema: str) -> str:
+            return client.register(subject, schema)
+
+    now = [0.0]
+    decoder = AvroDecoder(Counting(), clock=lambda: now[0])
+    (_, text), *_ = generated(source, 1)
+    good = AvroEncoder(source, client, "orders").encode("k", text).value
+    future_id = struct.pack(">bI", 0, 2) + good[5:]
+    for _ in range(3):
+        process_batch(source, records_of([future_id]), max_record_bytes=1 << 20, decoder=decoder)
+    assert asked == ["2"]
+    now[0] = 61.0
+    client.register("other-value", json.dumps({"type": "record", "name": "X", "fields": []}))  # id 2 now exists
+    batch = process_batch(source, records_of([future_id]), max_record_bytes=1 << 20, decoder=decoder)
+    (letter,) = batch.dead_letters  # id 2 is known now, but it is not the schema this body was written with
+    assert asked == ["2", "2"] and (letter.reason, "left after the record" in letter.detail) == ("not_avro", True)
+
+
+def test_a_newer_writer_schema_with_a_field_the_model_lacks_keeps_it_in_extra(registry: str) -> None:
+    source = avro_source()
+    client = ConfluentRegistry(registry)
+    newer = json.loads(AvroEncoder(source, client, "orders").schema_text)
+    newer["fields"].append(
+        {
+            "name": "coupon",
+            "type": [
+                "null",
+                {
+                    "type": "record",
+                    "name": "Coupon",
+                    "fields": [{"name": "code", "type": "string"}, {"name": "percent", "type": "int"}],
+                },
+            ],
+            "default": None,
+        }
+    )
+    schema_id = client.register("orders-value", json.dumps(newer))
+    (_, text), *_ = generated(source, 1)
+    record = orjson.loads(text) | {"coupon": {"code": "SPRING", "percent": 10}}
+    value = confluent_frame(schema_id, encode(newer, parse_writer_schema(json.dumps(newer)), record))
+    (row,) = process_batch(source, records_of([value]), max_record_bytes=1 << 20, decoder=AvroDecoder(client)).rows()
+    assert json.loads(row["_extra"]) == {"coupon": {"code": "SPRING", "percent": 10}}
+    assert orjson.loads(row["_received"]) == record

@@ -1,0 +1,58 @@
+"""Pre-aggregation: one signal per key bucket a batch touches, carrying each event once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.batch import process_batch
+from shared.sources import SOURCES
+from shared.state.aggregate import members, signals_for
+from shared.state.buckets import bucket_for, is_bucket_key
+from tests.conftest import records_for
+
+
+def landed(source: str, count: int, partition: int = 0) -> list[dict[str, Any]]:
+    batch = process_batch(
+        SOURCES[source],
+        records_for(SOURCES[source], count, partition=partition),
+        max_record_bytes=1 << 20,
+    )
+    return batch.rows()
+
+
+def test_one_signal_per_bucket_touched_carrying_every_event_once() -> None:
+    rows = landed("mobile", 1000) + landed("mobile", 10, partition=1)
+    keys = {SOURCES["mobile"].entity_key(r) for r in rows}
+    signals = signals_for("mobile", rows, {("mobile", 0): (0, 999), ("mobile", 1): (0, 9)}, buckets=64)
+    assert len(signals) == len({bucket_for(k, 64) for k in keys}) <= 64 < len(keys)  # min(distinct keys, N)
+    assert len({s.key for s in signals}) == len(signals) and all(is_bucket_key(s.key) for s in signals)
+    events = [
+        (part["partition"], key, event[0], s.key)
+        for s in signals
+        for part in s.payload["parts"]
+        for key, key_events in part["keys"].items()
+        for event in key_events
+    ]
+    assert sorted(e[:3] for e in events) == sorted(
+        (r["_partition"], SOURCES["mobile"].entity_key(r), r["_offset"]) for r in rows
+    )
+    assert all(home == bucket_for(key, 64) for _, key, _, home in events)  # every key in its own bucket
+    parts = [part for s in signals for part in s.payload["parts"]]
+    assert {tuple(p["range"]) for p in parts} == {(0, 999), (0, 9)}  # the batch's whole range per partition
+    assert all(e == sorted(e) for p in parts for e in p["keys"].values())  # offset order per key
+    assert [m for m in members(signals[0])] == [
+        (key, "mobile", part["partition"]) for part in signals[0].payload["parts"] for key in part["keys"]
+    ]
+
+
+def test_fewer_buckets_than_keys_send_fewer_operations_and_more_buckets_never_more_than_keys() -> None:
+    rows = landed("mobile", 1000)
+    keys = len({SOURCES["mobile"].entity_key(r) for r in rows})
+    assert len(signals_for("mobile", rows, buckets=1)) == 1
+    assert len(signals_for("mobile", rows, buckets=16)) == 16
+    assert len(signals_for("mobile", rows, buckets=65_536)) <= keys
+
+
+def test_sources_without_state_send_nothing() -> None:
+    assert signals_for("nosuchsource", [{"x": 1}]) == []
+    assert signals_for("clickstream", []) == []

@@ -1,0 +1,40 @@
+"""The query API's decisions: which entity holds a key, which sources and keys are refused, what is shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.state.buckets import bucket_for
+from shared.state.query_api import BadQuery, entity_name, key_from_url, locate, public_state
+from shared.state.registry import ENTITY_KINDS
+
+
+@pytest.mark.parametrize(
+    ("source", "key"), [("nope", "1"), ("sensors", ""), ("sensors", "\u00e9" * 70), ("users", "\ud800")]
+)
+def test_bad_queries_are_rejected(source: str, key: str) -> None:
+    with pytest.raises(BadQuery):
+        entity_name(source, key)
+
+
+def test_query_maps_sources_to_entities_and_hides_bookkeeping() -> None:
+    assert {s: entity_name(s, "ip:111.152.45.45") for s in ENTITY_KINDS} == {
+        "clickstream": "user_activity",
+        "mobile": "device_activity",
+        "sensors": "sensor_stats",
+        "users": "user_profile",
+    }
+    shown = public_state(
+        {"count": 2, "m2": 1.0, "_offsets": {"t/0": 1}, "_applied": {}, "windows": [[0, 2, 1.0, 2.0, 3.0]]}
+    )
+    assert shown == {"count": 2, "windows": [{"start": 0, "count": 2, "min": 1.0, "max": 2.0, "mean": 1.5}]}
+
+
+def test_query_reads_the_key_from_the_raw_url_whatever_the_host_decoded() -> None:
+    url = "http://h/api/state/mobile/a%2Fb%3F%23%25%2E%2E"
+    assert key_from_url(url, "mobile", "a%2Fb?#%..") == "a/b?#%.."
+    assert key_from_url("http://h/api/state/sensors/s%20x/windows", "sensors", "x") == "s x"
+    where = locate("mobile", "a/b", 64)
+    assert (where.entity, where.bucket, where.per_key) == ("device_activity", bucket_for("a/b", 64), "a~2Fb")
+    with pytest.raises(BadQuery):
+        key_from_url("http://h/api/state/mobile/%FF", "mobile", "")

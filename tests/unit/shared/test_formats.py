@@ -1,0 +1,35 @@
+"""Landed formats read back losslessly, with the project's reader and with the standard ones."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import fastavro
+import pyarrow.parquet as pq
+import pytest
+
+from shared import formats
+from shared.formats import format_named
+from shared.landing.files import landed_columns, plan_batch
+from shared.sources import SOURCES
+from tests.conftest import FIXED_NOW_MS
+from tests.unit.shared.conftest import processed
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_formats_read_back_losslessly_with_standard_readers(tmp_path: Path, name: str) -> None:
+    batch = processed(name, 25)
+    for fmt in ("parquet", "avro", "jsonl"):
+        columns = landed_columns(batch.source)
+        data = plan_batch(batch, format_named(fmt), now_ms=FIXED_NOW_MS)[0].data
+        expected = [{c.name: r.get(c.name) for c in columns} for r in batch.rows()]
+        if fmt == "parquet":
+            table = pq.read_table(io.BytesIO(data))
+            assert table.num_rows == 25 and table.column_names == [c.name for c in columns]
+        elif fmt == "avro":
+            assert len(list(fastavro.reader(io.BytesIO(data)))) == 25
+        else:
+            assert len(gzip.decompress(data).splitlines()) == 25
+        assert formats.decode(fmt, data) == expected, fmt  # type: ignore[arg-type]

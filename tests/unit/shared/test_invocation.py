@@ -1,0 +1,126 @@
+"""One processing invocation: refused entity keys and signals dead-letter only their own records, and the
+batch's metrics are exact."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from shared import formats
+from shared import metric_names as names
+from shared import telemetry as telemetry_module
+from shared.errors import TransientError
+from shared.invocation import ProcessingContext, _RecordIsolatingGateway, handle_batch, handle_batch_with_state
+from shared.lake import LocalLake
+from shared.records import KafkaRecord
+from shared.settings import load_settings, load_source_settings
+from shared.sources import SOURCES
+from shared.state.aggregate import Signal
+from shared.state.buckets import bucket_for
+from shared.state.lookups import StateJoiner
+from shared.telemetry import Telemetry
+from tests.conftest import FIXED_NOW_MS, context_for, records_for
+from tests.unit.shared.conftest import metric_points
+
+
+def test_a_refused_key_is_dead_lettered_while_others_are_signalled() -> None:
+    class Gateway:
+        def __init__(self) -> None:
+            self.signalled: list[str] = []
+
+        async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+            if key == "bad":
+                raise Exception("The operation failed with an unexpected status code 400")
+            return {"ok": True}
+
+        async def signal(self, signal: Signal) -> None:
+            if signal.key == "bad":
+                raise Exception("The operation failed with an unexpected status code 400")
+            self.signalled.append(signal.key)
+
+    inner = Gateway()
+    gateway = _RecordIsolatingGateway(inner)
+    assert asyncio.run(gateway.read("e", "bad")) is None
+    asyncio.run(gateway.signal(Signal("e", "bad", "apply", {})))
+    asyncio.run(gateway.signal(Signal("e", "good", "apply", {})))
+    assert inner.signalled == ["good"] and [s.key for s, _ in gateway.rejected] == ["bad"]
+
+    class Down(Gateway):
+        async def signal(self, signal: Signal) -> None:
+            raise Exception("The operation failed with an unexpected status code 503")
+
+    with pytest.raises(TransientError):
+        asyncio.run(_RecordIsolatingGateway(Down()).signal(Signal("e", "k", "apply", {})))
+
+
+def test_a_refused_signal_dead_letters_that_buckets_landed_records_and_the_batch_succeeds(tmp_path: Path) -> None:
+    source = SOURCES["mobile"]
+    records = records_for(source, 30)
+    settings = load_settings({"STATE_BUCKETS": "8"})
+    key_of = {r.offset: source.entity_key(source.transform(orjson.loads(r.value or b"{}"))) for r in records}
+    refused_bucket = bucket_for(key_of[0], 8)
+
+    class Gateway:
+        def __init__(self) -> None:
+            self.signalled: list[str] = []
+
+        async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+            return None
+
+        async def signal(self, signal: Signal) -> None:
+            if signal.key == refused_bucket:
+                raise Exception("The operation failed with an unexpected status code 400")
+            self.signalled.append(signal.key)
+
+    gateway, lake = Gateway(), LocalLake(tmp_path)
+    outcome = asyncio.run(
+        handle_batch_with_state(
+            ProcessingContext(
+                source, lake, settings, load_source_settings("mobile", {}), clock=lambda: FIXED_NOW_MS / 1000
+            ),
+            records,
+            gateway,
+            StateJoiner(),
+        )
+    )
+    assert outcome.landed == 30 and refused_bucket not in gateway.signalled and gateway.signalled
+    letters = sorted(tmp_path.rglob("*.entity_rejected.jsonl.gz"))
+    rows = sorted((row for f in letters for row in formats.decode("jsonl", f.read_bytes())), key=lambda r: r["_offset"])
+    expected = [offset for offset, key in key_of.items() if bucket_for(key, 8) == refused_bucket]
+    assert len(expected) < 30  # only the refused bucket's keys: the other buckets' signals went through
+    assert [row["_offset"] for row in rows] == expected and {row["reason"] for row in rows} == {"entity_rejected"}
+    assert "status code 400" in rows[0]["detail"]
+
+
+def test_handle_batch_emits_exact_counts_for_a_known_batch(
+    reader_and_telemetry: tuple[InMemoryMetricReader, Telemetry],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    now_ms: int,
+) -> None:
+    reader, instruments = reader_and_telemetry
+    monkeypatch.setattr(telemetry_module, "_telemetry", instruments)
+    source = SOURCES["clickstream"]
+    records = records_for(source, 5)
+    bad = [
+        KafkaRecord("clickstream", 0, 5, None, b"{not json", now_ms),
+        KafkaRecord("clickstream", 0, 6, None, b"\xff", now_ms),
+        KafkaRecord("clickstream", 0, 7, None, b'{"ip": 1}', now_ms),
+        KafkaRecord("clickstream", 0, 8, None, b"[]", now_ms),
+    ]
+    outcome = handle_batch(context_for(source, LocalLake(tmp_path), now_ms=now_ms), records + bad)
+    value = {name: {tuple(sorted(p.attributes.items())): p for p in pts} for name, pts in metric_points(reader).items()}
+    attributes = (("source", "clickstream"),)
+    assert value[names.EVENTS_RECEIVED][attributes].value == 9
+    assert value[names.EVENTS_LANDED][attributes].value == 5 == outcome.landed
+    reasons = {dict(key)["reason"]: point.value for key, point in value[names.EVENTS_DEADLETTERED].items()}
+    assert reasons == {"not_json": 1, "not_utf8": 1, "schema": 2}
+    assert value[names.LAKE_FILES_WRITTEN][attributes].value == len(outcome.files) == 2
+    assert value[names.LAKE_BYTES_WRITTEN][attributes].value == outcome.bytes_written
+    assert value[names.LAKE_WRITE_DURATION][attributes].count == 2
+    assert value[names.END_TO_END_LATENCY][attributes].count == 5

@@ -1,0 +1,40 @@
+"""Kafka clients from app settings: the Avro generator's producer uses the bindings' credentials."""
+
+from __future__ import annotations
+
+
+def test_the_avro_generators_producer_uses_the_bindings_credentials() -> None:
+    from shared.kafka_clients import producer_config
+    from shared.settings import load_settings, load_source_settings
+
+    plain = load_settings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"})
+    sender = load_source_settings(
+        "orders", {"ORDERS_KAFKA_PRODUCER_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=k"}
+    )
+    config = producer_config(plain, sender)
+    assert (config["security.protocol"], config["sasl.mechanism"], config["sasl.username"]) == (
+        "sasl_ssl",
+        "PLAIN",
+        "$ConnectionString",
+    )
+    assert config["sasl.password"].endswith("SharedAccessKey=k"), "the send-only rule, as the output binding's"
+    oauth = load_settings(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+            "KAFKA_OAUTH_CLIENT_ID": "id",
+            "KAFKA_OAUTH_CLIENT_SECRET": "secret",
+            "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.example/token",
+            "KAFKA_OAUTH_SCOPE": "https://evhns.servicebus.windows.net/.default",
+        }
+    )
+    config = producer_config(oauth, sender)
+    assert (config["sasl.mechanism"], config["sasl.oauthbearer.method"]) == ("OAUTHBEARER", "oidc")
+    assert "sasl.password" not in config
+    assert producer_config(load_settings({}), sender) == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "linger.ms": 50,
+        "batch.size": 1_048_576,
+        "acks": "all",
+        "enable.idempotence": False,
+    }

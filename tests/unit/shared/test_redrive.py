@@ -1,0 +1,266 @@
+"""Redrive decisions without a broker: the whole path decides what passes, raw and the redrive log what is sent."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from shared import formats
+from shared.batch import process_batch
+from shared.invocation import handle_batch
+from shared.lake import LocalLake
+from shared.landing.files import DEADLETTER_COLUMNS
+from shared.landing.isolation import Unencodable
+from shared.records import KafkaRecord
+from shared.redrive import (
+    REDRIVE_LOG_COLUMNS,
+    OutgoingRedrive,
+    RedriveTarget,
+    read_dead_letters,
+    redrive,
+    redrive_log,
+)
+from shared.sources import SOURCES
+from shared.state.aggregate import Signal, members
+from shared.state.buckets import bucket_for
+from tests.conftest import FIXED_NOW_MS, context_for, records_for
+
+ORDER = (
+    b'{"ordertime":1,"orderid":%d,"itemid":"Item_1","orderunits":1.5,"address":{"city":"C","state":"S","zipcode":1}}'
+)
+ORDERS = RedriveTarget("orders", max_record_bytes=1000)
+ORDER_WITH_UNKNOWN_FIELDS = (
+    b'{"ordertime":1,"orderid":7,"itemid":"Item_1","orderunits":1.5,'
+    b'"address":{"city":"C","state":"S","zipcode":1,"country":"NO"},"coupon":{"code":"X","uses":[1,2]}}'
+)
+
+
+class RecordingSender:
+    def __init__(self) -> None:
+        self.sent: list[OutgoingRedrive] = []
+
+    def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[bool]:
+        self.sent.extend(messages)
+        return [True] * len(messages)
+
+
+class RecordingSignaller:
+    def __init__(self) -> None:
+        self.signals: list[Signal] = []
+
+    def signal(self, signals: Sequence[Signal]) -> list[bool]:
+        self.signals.extend(signals)
+        return [True] * len(signals)
+
+
+def _dead_letters(lake: LocalLake, now_ms: int) -> None:
+    records = [
+        KafkaRecord("orders", 0, 0, "0", b"", FIXED_NOW_MS),  # null_value: never passes
+        KafkaRecord("orders", 0, 1, "1", b"{oops", FIXED_NOW_MS),  # not_json
+        KafkaRecord("orders", 0, 2, "2", b"\xff\xfe", FIXED_NOW_MS),  # not_utf8
+    ]
+    handle_batch(context_for(SOURCES["orders"], lake, now_ms=now_ms), records)
+
+
+def _letter_rows(lake: LocalLake, rows: list[dict[str, object]], name: str) -> None:
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="x")
+    lake.write_atomic(f"deadletter/orders/date=2026-11-24/hour=10/{name}.jsonl.gz", data)
+
+
+def _valid_dead_letter_rows(
+    lake: LocalLake, offsets: range, now_ms: int, incarnation: int = 0, reason: str = "schema"
+) -> None:
+    """Dead letters of records that pass today (they failed under an older model)."""
+    rows: list[dict[str, object]] = [
+        {
+            "_topic": "orders",
+            "_partition": 1,
+            "_incarnation": incarnation,
+            "_offset": offset,
+            "_key": str(offset),
+            "_kafka_timestamp": FIXED_NOW_MS,
+            "reason": reason,
+            "detail": "orderunits: older model wanted an int",
+            "raw_base64": base64.b64encode(ORDER % offset).decode(),
+            "dead_lettered_at": now_ms,
+        }
+        for offset in offsets
+    ]
+    _letter_rows(lake, rows, f"orders+1+i{incarnation}+{offsets[0]:020d}+{offsets[-1]:020d}.{reason}")
+
+
+def test_dry_run_counts_filters_and_reasons(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    _dead_letters(lake, FIXED_NOW_MS)
+    _valid_dead_letter_rows(lake, range(10, 14), FIXED_NOW_MS + 60_000)
+    assert len(read_dead_letters(lake, "orders")) == 7
+    everything = redrive(SOURCES["orders"], lake=lake, target=ORDERS, dry_run=True)
+    assert (everything.read, everything.now_valid, everything.sent) == (7, 4, 0)
+    assert dict(everything.still_invalid) == {"null_value": 1, "not_json": 1, "not_utf8": 1}
+    only_json = redrive(SOURCES["orders"], lake=lake, target=ORDERS, reasons=frozenset({"not_json"}), dry_run=True)
+    assert (only_json.filtered_out, only_json.now_valid, dict(only_json.still_invalid)) == (6, 0, {"not_json": 1})
+    recent = redrive(SOURCES["orders"], lake=lake, target=ORDERS, since_ms=FIXED_NOW_MS + 1, dry_run=True)
+    assert (recent.filtered_out, recent.now_valid) == (3, 4)
+    assert "still invalid: not_utf8" in everything.table()
+
+
+def test_an_unconfirmed_send_is_never_repeated(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(20, 23), FIXED_NOW_MS)
+    intent = [{"_topic": "orders", "_partition": 1, "_incarnation": 0, "_offset": 21, "redriven_at": FIXED_NOW_MS}]
+    lake.write_atomic(
+        "_redrive/orders/r1.intent.jsonl.gz", formats.encode("jsonl", REDRIVE_LOG_COLUMNS, intent, record_name="r")
+    )
+    summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, dry_run=True)
+    assert (summary.unconfirmed, summary.now_valid) == (1, 2)
+
+
+def test_a_second_redrive_sends_nothing(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(30, 35), FIXED_NOW_MS)
+    sender = RecordingSender()
+    assert redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender).sent == 5
+    again = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert (again.sent, again.already_redriven, len(sender.sent)) == (0, 5, 5)
+    assert sender.sent[0].headers == (("streamingpoc-redriven-from", b"orders/1/30"),)
+
+
+def test_dead_letters_at_one_offset_of_two_incarnations_are_two_dead_letters(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(5, 6), FIXED_NOW_MS, incarnation=0)
+    _valid_dead_letter_rows(lake, range(5, 6), FIXED_NOW_MS, incarnation=1)
+    sender = RecordingSender()
+    summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert (summary.read, summary.sent) == (2, 2)
+    assert sorted(m.headers[0][1] for m in sender.sent) == [b"orders/1/5", b"orders/1/i1/5"]
+    assert redrive_log(lake, "orders")[0] == {("orders", 1, 0, 5), ("orders", 1, 1, 5)}
+    assert redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender).already_redriven == 2
+
+
+def test_a_redrive_log_written_before_incarnations_reads_as_incarnation_0(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(40, 42), FIXED_NOW_MS)
+    old = [{"_topic": "orders", "_partition": 1, "_offset": 40, "redriven_at": FIXED_NOW_MS}]
+    old_columns = tuple(column for column in REDRIVE_LOG_COLUMNS if column.name != "_incarnation")
+    lake.write_atomic("_redrive/orders/r0.sent.jsonl.gz", formats.encode("jsonl", old_columns, old, record_name="r"))
+    summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=RecordingSender())
+    assert (summary.already_redriven, summary.sent) == (1, 1)
+
+
+def test_a_dead_letter_whose_record_is_in_raw_is_not_sent(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    records = [KafkaRecord("orders", 1, offset, str(offset), ORDER % offset, FIXED_NOW_MS) for offset in range(50, 53)]
+    handle_batch(context_for(SOURCES["orders"], lake), records)
+    _valid_dead_letter_rows(lake, range(51, 54), FIXED_NOW_MS)  # 51 and 52 landed in raw; 53 did not
+    sender = RecordingSender()
+    summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert (summary.already_in_raw, summary.sent) == (2, 1)
+    assert [message.entry.offset for message in sender.sent] == [53]
+
+
+def test_letters_that_still_fail_their_key_or_encoder_are_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = LocalLake(tmp_path)
+    mobile = SOURCES["mobile"]
+    good = records_for(mobile, 3)
+    bad_key = good[0].value.replace(good[0].key.encode(), ("é" * 100).encode())  # type: ignore[union-attr]
+    rows: list[dict[str, object]] = [
+        {
+            "_topic": "mobile",
+            "_partition": 0,
+            "_incarnation": 0,
+            "_offset": offset,
+            "_key": "k",
+            "_kafka_timestamp": FIXED_NOW_MS,
+            "reason": reason,
+            "detail": "-",
+            "raw_base64": base64.b64encode(value).decode(),
+            "dead_lettered_at": FIXED_NOW_MS,
+        }
+        for offset, reason, value in ((0, "bad_key", bad_key), (1, "unencodable", good[1].value or b""))
+    ]
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="x")
+    lake.write_atomic("deadletter/mobile/date=2026-11-24/hour=10/mobile+0+i0+00000000000000000000+1.jsonl.gz", data)
+
+    from shared.landing import files
+
+    real = files.encode_isolating
+
+    def refuses_offset_1(fmt, columns, rows, *, record_name):  # type: ignore[no-untyped-def]
+        data, bad = real(fmt, columns, rows, record_name=record_name)
+        refused = [Unencodable(i, "still refused") for i, row in enumerate(rows) if row["_offset"] == 1]
+        return data, bad + refused
+
+    monkeypatch.setattr(files, "encode_isolating", refuses_offset_1)
+    target = RedriveTarget("mobile", max_record_bytes=1 << 20)
+    summary = redrive(mobile, lake=lake, target=target, sender=RecordingSender())
+    assert (summary.now_valid, summary.sent) == (0, 0)
+    assert dict(summary.still_invalid) == {"bad_key": 1, "unencodable": 1}
+
+
+def test_refused_state_updates_are_re_applied_from_raw_not_produced_again(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    mobile = SOURCES["mobile"]
+    records = records_for(mobile, 3)
+    handle_batch(context_for(mobile, lake, now_ms=FIXED_NOW_MS), records)
+    rows: list[dict[str, object]] = [
+        {
+            "_topic": "mobile",
+            "_partition": 0,
+            "_incarnation": 0,
+            "_offset": 1,
+            "_key": records[1].key,
+            "_kafka_timestamp": FIXED_NOW_MS,
+            "reason": "entity_rejected",
+            "detail": "landed in raw/, but the entity refused its update",
+            "raw_base64": base64.b64encode(records[1].value or b"").decode(),
+            "dead_lettered_at": FIXED_NOW_MS,
+        }
+    ]
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="x")
+    name = "mobile+0+i0+00000000000000000001+00000000000000000001.entity_rejected.jsonl.gz"
+    lake.write_atomic(f"deadletter/mobile/date=2026-11-24/hour=10/{name}", data)
+    sender, signaller = RecordingSender(), RecordingSignaller()
+    target = RedriveTarget("mobile", max_record_bytes=1 << 20, state_buckets=1024)
+    summary = redrive(mobile, lake=lake, target=target, sender=sender, signaller=signaller)
+    assert (summary.sent, summary.resignalled, sender.sent) == (0, 1, [])
+    (signal,) = signaller.signals
+    assert signal.key == bucket_for(records[1].key or "", 1024)
+    assert list(members(signal)) == [(records[1].key, "mobile", 0)]
+    (part,) = signal.payload["parts"]
+    assert part["range"] == [1, 1] and [event[0] for event in part["keys"][records[1].key]] == [1]
+    again = redrive(mobile, lake=lake, target=target, sender=sender, signaller=signaller)
+    assert (again.already_redriven, again.resignalled, len(signaller.signals)) == (1, 0, 1)
+
+
+def test_a_redriven_record_keeps_its_unknown_fields(tmp_path: Path) -> None:
+    """Redrive sends a dead letter's bytes as they came, so the redriven record lands with its unknown
+    fields in ``_extra``."""
+    lake = LocalLake(tmp_path)
+    row = {
+        "_topic": "orders",
+        "_partition": 0,
+        "_offset": 3,
+        "_key": "7",
+        "_kafka_timestamp": FIXED_NOW_MS,
+        "reason": "schema",
+        "detail": "orderunits: an older model wanted an int",
+        "raw_base64": base64.b64encode(ORDER_WITH_UNKNOWN_FIELDS).decode(),
+        "dead_lettered_at": FIXED_NOW_MS,
+    }
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, [row], record_name="x")
+    lake.write_atomic(f"deadletter/orders/date=2026-11-24/hour=10/orders+0+{3:020d}+{3:020d}.jsonl.gz", data)
+    sender = RecordingSender()
+    target = RedriveTarget("orders", max_record_bytes=10_000)
+    summary = redrive(SOURCES["orders"], lake=lake, target=target, sender=sender)
+    assert summary.sent == 1
+    (message,) = sender.sent
+    assert message.value == ORDER_WITH_UNKNOWN_FIELDS
+    redriven = KafkaRecord("orders", 1, 100, message.key, message.value, FIXED_NOW_MS)
+    (landed,) = process_batch(SOURCES["orders"], [redriven], max_record_bytes=10_000).rows()
+    assert json.loads(landed["_extra"]) == {"coupon": {"code": "X", "uses": [1, 2]}, "address.country": "NO"}

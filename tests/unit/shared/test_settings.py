@@ -1,0 +1,109 @@
+"""One settings model: the example file agrees with it, defaults work, bad values fail by name, secrets
+never print."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from shared.settings import (
+    PLATFORM_SETTINGS,
+    app_setting_names,
+    load_settings,
+    load_source_settings,
+    source_defaults,
+    source_setting_name,
+    telemetry_identity,
+)
+from shared.sources import CONFIG_SOURCES, SOURCES
+from tests.conftest import ROOT
+
+EXAMPLE = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
+
+
+def _listed_config_sources() -> list[str]:
+    """Datagen config sources the example lists (a dropped-in config needs no entry: its file holds the defaults)."""
+    return [s.name for s in CONFIG_SOURCES if source_setting_name(s.name, "topic") in EXAMPLE]
+
+
+def test_example_settings_document_exactly_what_the_code_reads() -> None:
+    hand_written = [name for name in SOURCES if name not in {s.name for s in CONFIG_SOURCES}]
+    code = set(app_setting_names([*hand_written, *_listed_config_sources()]))
+    example = set(EXAMPLE) - PLATFORM_SETTINGS
+    assert sorted(code - example) == [], "settings the code reads but the example lacks"
+    assert sorted(example - code) == [], "settings in the example that the code never reads"
+
+
+def test_the_shipped_datagen_config_is_in_the_example_with_its_configs_defaults() -> None:
+    assert "orders" in _listed_config_sources()
+    for name in _listed_config_sources():
+        from_example = load_source_settings(name, EXAMPLE)
+        from_config = load_source_settings(name, {})
+        assert from_example == from_config, f"local.settings.example.json disagrees with sources/{name}.json"
+
+
+def test_example_values_are_valid() -> None:
+    settings = load_settings(EXAMPLE)
+    assert settings.kafka_broker_list == "127.0.0.1:9092"
+    for name in SOURCES:
+        assert load_source_settings(name, EXAMPLE).topic == source_defaults(name)["topic"]
+
+
+def test_defaults_work_with_no_settings_at_all() -> None:
+    assert load_settings({}).lake_kind == "local"
+    clickstream = load_source_settings("clickstream", {})
+    assert (clickstream.topic, clickstream.consumer_group, clickstream.format) == (
+        "clickstream",
+        "clickstream-processor",
+        "parquet",
+    )
+
+
+def test_source_settings_read_their_prefixed_names() -> None:
+    env = {"MOBILE_FORMAT": "avro", "MOBILE_GENERATOR_SEED": "42", "MOBILE_GENERATOR_ENABLED": "false"}
+    mobile = load_source_settings("mobile", env)
+    assert (mobile.format, mobile.generator_seed, mobile.generator_enabled) == ("avro", 42, False)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LAKE_KIND": "s3"}, "LAKE_KIND"),
+        ({"MAX_RECORD_BYTES": "0"}, "MAX_RECORD_BYTES"),
+        ({"KAFKA_BROKER_LIST": "  "}, "KAFKA_BROKER_LIST"),
+        ({"KAFKA_SASL_MECHANISM": "SCRAM"}, "KAFKA_SASL_MECHANISM"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER"}, "KAFKA_OAUTH_CLIENT_ID"),
+        ({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=Key"}, "APPLICATIONINSIGHTS_AUTHENTICATION"),
+        ({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId"}, "APPLICATIONINSIGHTS_AUTHENTICATION"),
+    ],
+)
+def test_bad_settings_fail_with_the_setting_name(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        load_settings(env)
+
+
+def test_bad_source_setting_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="format"):
+        load_source_settings("sensors", {"SENSORS_FORMAT": "csv"})
+    with pytest.raises(ValidationError, match="lag_threshold"):
+        load_source_settings("sensors", {"SENSORS_LAG_THRESHOLD": "0"})
+
+
+@pytest.mark.parametrize(
+    ("value", "client_id"),
+    [("Authorization=AAD", None), ("ClientId=abc-123;Authorization=AAD", "abc-123"), (" authorization=aad ", None)],
+)
+def test_telemetry_identity_reads_the_documented_authentication_string(value: str, client_id: str | None) -> None:
+    assert telemetry_identity(value) == client_id
+    assert load_settings({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": value}).applicationinsights_authentication_string
+
+
+def test_secrets_do_not_print() -> None:
+    settings = load_settings({"KAFKA_OAUTH_CLIENT_SECRET": "topsecret"})
+    assert "topsecret" not in repr(settings) and "topsecret" not in str(settings.model_dump())
+    source = load_source_settings(
+        "mobile", {"MOBILE_KAFKA_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=topsecret"}
+    )
+    assert "topsecret" not in repr(source) and "topsecret" not in str(source.model_dump())

@@ -1,0 +1,145 @@
+"""Validation: every kind of bad record is a dead letter with its reason, alone or in a batch, and never
+stops the rest of the batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from shared.batch import process_batch
+from shared.formats import format_named
+from shared.landing.files import plan_batch
+from shared.records import KafkaRecord
+from shared.source_model import Column, record_validator
+from shared.sources import SOURCES, get_source
+from tests.conftest import FIXED_NOW_MS, records_for
+from tests.unit.shared.conftest import clickstream_record
+
+CLICKSTREAM = get_source("clickstream")
+SENSORS = get_source("sensors")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"\xff\xfe{}", "not_utf8"),
+        (b"{not json", "not_json"),
+        (b'{"ip": "1.2.3.4"}', "schema"),
+        (b"[1, 2]", "schema"),
+        (None, "null_value"),
+        (b'{"pad": "' + b"x" * 2000 + b'"}', "oversized"),
+    ],
+)
+def test_each_kind_of_bad_record_is_dead_lettered_with_its_reason(value: bytes | None, reason: str) -> None:
+    batch = process_batch(CLICKSTREAM, [clickstream_record(value)], max_record_bytes=1000)
+    assert batch.rows() == []
+    assert [letter.reason for letter in batch.dead_letters] == [reason]
+    assert batch.dead_letters[0].record.offset == 100
+    assert batch.dead_letters[0].detail
+
+
+def test_bad_records_do_not_stop_the_rest_of_the_batch() -> None:
+    good = records_for(CLICKSTREAM, 10)
+    mixed = [*good[:5], clickstream_record(b"garbage", offset=5), *good[5:]]
+    batch = process_batch(CLICKSTREAM, mixed, max_record_bytes=10_000)
+    assert len(batch.rows()) == 10 and len(batch.dead_letters) == 1 and batch.record_count == 11
+
+
+def _hostile(records: list[KafkaRecord]) -> list[KafkaRecord]:
+    """Every third record replaced by a hostile value: broken bytes, JSON or schema, or an int beyond int64."""
+    mixed = []
+    for index, record in enumerate(records):
+        value = record.value or b"{}"
+        fields = json.loads(value)
+        too_big = next((name for name, v in fields.items() if isinstance(v, int) and not isinstance(v, bool)), None)
+        variants = [b"\xff\xfe{}", value[:-1], b"[1, 2]", b"{}", value[:-1] + b', "x": NaN}', b"null", b'"text"']
+        if too_big:
+            variants.append(json.dumps(fields | {too_big: 2**63}).encode())
+        if index % 3 == 1:
+            record = dataclasses.replace(record, value=variants[(index // 3) % len(variants)])
+        mixed.append(record)
+    return mixed
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_validating_a_batch_in_one_call_agrees_with_validating_each_record_alone(name: str) -> None:
+    source = get_source(name)
+    mixed = _hostile(records_for(source, 48))
+    batch = process_batch(source, mixed, max_record_bytes=10_000)
+
+    valid_alone = []
+    for record in mixed:
+        try:
+            record_validator(source.model).validate_json(record.value or b"")
+            valid_alone.append(record.offset)
+        except ValidationError:
+            pass
+    alone = [process_batch(source, [record], max_record_bytes=10_000) for record in mixed]
+    assert [row["_offset"] for row in batch.rows()] == valid_alone
+    assert batch.rows() == [row for single in alone for row in single.rows()]
+    letters = [(letter.record.offset, letter.reason, letter.detail) for letter in batch.dead_letters]
+    assert letters == [(lt.record.offset, lt.reason, lt.detail) for single in alone for lt in single.dead_letters]
+    assert len(batch.rows()) + len(batch.dead_letters) == batch.record_count == len(mixed)
+    assert {letter.reason for letter in batch.dead_letters} >= {"not_utf8", "not_json", "schema"}
+
+
+class _Picky(BaseModel):
+    n: int
+
+    @staticmethod
+    def check_record(record: dict[str, int]) -> dict[str, int]:
+        if record["n"] == 13:
+            raise LookupError("unlucky")  # not a ValueError: pydantic does not wrap it, the batch call fails
+        return record
+
+
+def test_a_check_that_raises_outside_pydantic_costs_only_its_own_record() -> None:
+    source = dataclasses.replace(
+        SENSORS,
+        name="picky",
+        model=_Picky,
+        columns=(Column("n", "long"),),
+        transform=lambda event: {"n": event["n"]},
+        event_time_ms=lambda event: None,
+    )
+    records = [KafkaRecord("picky", 0, n, None, json.dumps({"n": n}).encode(), FIXED_NOW_MS) for n in range(20)]
+    batch = process_batch(source, records, max_record_bytes=10_000)
+    assert [row["n"] for row in batch.rows()] == [n for n in range(20) if n != 13]
+    assert [(letter.record.offset, letter.reason, letter.detail) for letter in batch.dead_letters] == [
+        (13, "schema", "LookupError: unlucky")
+    ]
+
+
+@pytest.mark.parametrize(("source_name", "field"), [("sensors", "value"), ("orders", "orderunits")])
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_a_bare_non_finite_number_in_a_modelled_float_is_a_schema_dead_letter(
+    source_name: str, field: str, literal: bytes
+) -> None:
+    """JSON's parser here accepts NaN and Infinity as bare literals; the model must refuse them, alone or in a batch."""
+    source = get_source(source_name)
+    good = records_for(source, 3)
+    value = json.loads(good[1].value or b"")
+    assert isinstance(value[field], float | int), f"{field} is not a number in a generated {source_name} record"
+    value[field] = "__LITERAL__"
+    poisoned = json.dumps(value).replace('"__LITERAL__"', literal.decode()).encode()
+    assert literal in poisoned and b'"' + literal not in poisoned  # the bare literal, not a string
+    records = [good[0], dataclasses.replace(good[1], value=poisoned), good[2]]
+    batch = process_batch(source, records, max_record_bytes=1 << 20)
+    assert [(letter.record.offset, letter.reason) for letter in batch.dead_letters] == [(1, "schema")]
+    assert field in batch.dead_letters[0].detail
+    assert sorted(row["_offset"] for row in batch.rows()) == [0, 2]
+    alone = process_batch(source, [records[1]], max_record_bytes=1 << 20)
+    assert [letter.reason for letter in alone.dead_letters] == ["schema"]
+
+
+def test_absurd_kafka_timestamps_are_treated_as_absent() -> None:
+    source = SOURCES["users"]
+    record = records_for(source, 1)[0]
+    hostile = KafkaRecord(record.topic, 0, 0, None, record.value, 2**62)
+    batch = process_batch(source, [hostile], max_record_bytes=1 << 20)
+    row = batch.rows()[0]
+    assert row["_kafka_timestamp"] is None and (row["_event_time"], row["_event_time_source"]) == (0, "none")
+    assert plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS)
