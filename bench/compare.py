@@ -43,6 +43,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from statistics import median
 
 import pyarrow.parquet as pq
 
@@ -57,7 +58,6 @@ from bench.common import (
     bare_consumer,
     check_counts,
     local_host,
-    mean,
     measure_then_stop,
     produce,
     run_checked,
@@ -219,7 +219,7 @@ def main() -> int:
                 run = run_one(name, broker, produced)
                 runs[name].append(run)
                 print(f"  {name:<16} {run.rate:>10,.0f} ev/s {run.cpu_us_per_event:>7.1f} us/ev {run.files:>6} files")
-        summary = {name: Run(mean([r.rate for r in v]), mean([r.cpu_us_per_event for r in v]), v[0].files)
+        summary = {name: Run(median([r.rate for r in v]), median([r.cpu_us_per_event for r in v]), v[0].files)
                    for name, v in runs.items() if v}  # fmt: skip
         for state, mode in ((False, "off"), (True, "on")) if args.profile else ():
             if f"host, state {mode}" in summary:
@@ -228,7 +228,7 @@ def main() -> int:
     if "quix" not in summary or "host, state off" not in summary:
         return 0
     baseline = summary["quix"]
-    print(f"\n{args.records:,} records, mix {args.mix}, mean of {args.rounds} round(s); every run checked")
+    print(f"\n{args.records:,} records, mix {args.mix}, median of {args.rounds} round(s); every run checked")
     print("pinned: " + ", ".join(f"{name} {value}" for name, value in PINNED.items()))
     print(f"{'runner':<16} {'events/s':>10} {'CPU us/ev':>10} {'files':>6} {'ev/s / quix':>12} {'CPU / quix':>11}")
     for name, run in summary.items():
