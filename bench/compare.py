@@ -66,14 +66,30 @@ from devhost.services.broker import embedded_broker, ensure_topics
 
 PARTITIONS = 4
 MIXES = {"bench": {"tick": 100, "invalid_every": None}, "clean": {"tick": None, "invalid_every": 0}}
-HOST_JSON = json.loads((ROOT / "host.json").read_text())["extensions"]["kafka"]
-PINNED = {
-    "host maxBatchSize": HOST_JSON["maxBatchSize"],
-    "host subscriberIntervalInSeconds": HOST_JSON["subscriberIntervalInSeconds"],
-    "host telemetry": "on (OpenTelemetry SDK, in-memory reader)",
-    "host workers": 1,
-    "quix commit_interval (s)": float(HOST_JSON["subscriberIntervalInSeconds"]),
-}
+SHIPPED = json.loads((ROOT / "host.json").read_text())
+PINNED: dict[str, object] = {}  # what both sides run with, set by pin() from the command line
+PINNED_HOST_JSON = Path(tempfile.gettempdir()) / f"bench-compare-host-{uuid.uuid4().hex[:8]}.json"
+
+
+def pin(batch_size: int | None, window_seconds: int | None) -> None:
+    """The host's batching (the shipped host.json unless given) in a host.json of its own; Quix checkpoints
+    once per the host's batch window, so both write a file per partition per window."""
+    host = json.loads(json.dumps(SHIPPED))
+    kafka = host["extensions"]["kafka"]
+    kafka["maxBatchSize"] = batch_size or kafka["maxBatchSize"]
+    kafka["subscriberIntervalInSeconds"] = window_seconds or kafka["subscriberIntervalInSeconds"]
+    PINNED_HOST_JSON.write_text(json.dumps(host))
+    PINNED.update(
+        {
+            "host maxBatchSize": kafka["maxBatchSize"],
+            "host subscriberIntervalInSeconds": kafka["subscriberIntervalInSeconds"],
+            "host telemetry": "on (OpenTelemetry SDK, in-memory reader)",
+            "host workers": 1,
+            "quix commit_interval (s)": float(kafka["subscriberIntervalInSeconds"]),
+        }
+    )
+
+
 TICK = 100  # records per generator tick, one traceparent each (CLICKSTREAM_GENERATOR_EVENTS_PER_TICK's default)
 QUIX_PYTHON = ROOT / ".venv-quix" / "bin" / "python"
 PROFILE_RATE = 250  # py-spy samples per second per thread
@@ -138,7 +154,7 @@ def run_one(name: str, broker: str, produced: Produced) -> Run:
         return bare_consumer(broker, produced)
     if name == "quix":
         return quix(broker, produced)
-    return local_host(broker, produced, telemetry=True, state=name.endswith("on"))
+    return local_host(broker, produced, telemetry=True, state=name.endswith("on"), host_json=PINNED_HOST_JSON)
 
 
 def breakdown(samples: Path) -> tuple[Counter[str], int]:
@@ -165,7 +181,7 @@ def profile_host(broker: str, produced: Produced, counted_cpu_us: float, keep: P
     """One uncounted host run under py-spy; prints its CPU per event by category."""
     samples = keep or Path(tempfile.gettempdir()) / f"bench-profile-{uuid.uuid4().hex[:8]}.txt"
     profiler = Profiler(0, samples, PROFILE_RATE)
-    profiled = local_host(broker, produced, telemetry=True, state=state, profile=profiler)
+    profiled = local_host(broker, produced, telemetry=True, state=state, profile=profiler, host_json=PINNED_HOST_JSON)
     counts, _ = breakdown(samples)
     if keep is None:
         samples.unlink(missing_ok=True)
@@ -186,11 +202,16 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=600_000)
     parser.add_argument("--rounds", type=int, default=1, help="runs of each runner, the order reversed each round")
     parser.add_argument("--mix", choices=sorted(MIXES), default="bench", help="the records produced (see above)")
+    parser.add_argument("--batch-size", type=int, help="the host's maxBatchSize (default: host.json's)")
+    parser.add_argument(
+        "--window-seconds", type=int, help="the host's subscriberIntervalInSeconds (default: host.json's)"
+    )
     parser.add_argument("--profile", action="store_true", help="split the host's CPU per event with py-spy")
     parser.add_argument("--profile-only", action="store_true", help="only the profiled run (while developing)")
     parser.add_argument("--profile-output", type=Path, help="keep py-spy's raw stacks in this file")
     parser.add_argument("--only", action="append", choices=RUNNERS, help="run only these runners (while developing)")
     args = parser.parse_args()
+    pin(args.batch_size, args.window_seconds)
     if not QUIX_PYTHON.exists():
         print(f"{QUIX_PYTHON} is missing: run `make .venv-quix/bin/python`", file=sys.stderr)
         return 2
