@@ -54,14 +54,10 @@ resource "azurerm_role_assignment" "durable_task_data_contributor" {
 }
 
 locals {
-  # App settings of the DTS backend: host.json's storageProvider switched to azureManaged by the
-  # host's own override syntax (AzureFunctionsJobHost__<path>), connected by the system-assigned
-  # identity. Empty with the Azure Storage backend. The function app's app_settings take them
-  # with merge(..., local.durable_app_settings) in main.functionapp.tf.
-  durable_app_settings = var.durable_backend == "azure_storage" ? {} : {
-    AzureFunctionsJobHost__extensions__durableTask__storageProvider__type                 = "azureManaged"
-    AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName = "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"
-    AzureFunctionsJobHost__extensions__durableTask__hubName                               = local.durable_task_hub_name
-    DURABLE_TASK_SCHEDULER_CONNECTION_STRING                                              = "Endpoint=${azapi_resource.durable_task_scheduler["this"].output.properties.endpoint};Authentication=ManagedIdentity"
+  # What modules/app_settings needs to point the app at the scheduler (main.functionapp.tf);
+  # null with the Azure Storage backend.
+  durable_task_scheduler_settings = var.durable_backend == "azure_storage" ? null : {
+    endpoint = azapi_resource.durable_task_scheduler["this"].output.properties.endpoint
+    task_hub = local.durable_task_hub_name
   }
 }

@@ -77,6 +77,7 @@ module "app_settings" {
   compaction_target_file_mb = var.compaction_target_file_mb
   schema_registry_url       = local.schema_registry_url
   schema_registry_group     = azurerm_eventhub_namespace_schema_group.sources.name
+  durable_task_scheduler    = local.durable_task_scheduler_settings
 
   application_insights_connection_string = azurerm_application_insights.this.connection_string
 
@@ -164,6 +165,8 @@ resource "azurerm_function_app_flex_consumption" "this" {
 # settings with its own AzureWebJobsStorage; a changed setting runs it as an update. The action
 # reads nothing back: a setting changed by hand outside Terraform stays until the next change
 # here, or `terraform apply -replace=azapi_resource_action.app_settings` (docs/deploy.md).
+# With a Durable Task Scheduler backend (main.durable.tf) the settings point the host at the
+# scheduler, so the PUT waits for the app's role on it.
 resource "azapi_resource_action" "app_settings" {
   type        = "Microsoft.Web/sites@2024-04-01"
   resource_id = azurerm_function_app_flex_consumption.this.id
@@ -173,6 +176,8 @@ resource "azapi_resource_action" "app_settings" {
   body = {
     properties = module.app_settings.app_settings
   }
+
+  depends_on = [azurerm_role_assignment.durable_task_data_contributor]
 
   lifecycle {
     replace_triggered_by = [azurerm_function_app_flex_consumption.this]
