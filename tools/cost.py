@@ -153,8 +153,9 @@ ASSUMPTIONS = {
     "partition (the published single-entity figure times partitionCount, 4 by default): 256/s. Not measured here.",
     "azure_storage_transactions_per_op": "8 queue and table transactions per entity operation (enqueue, dequeue, "
     "delete, state and history rows). Durable's Azure Storage provider does not run here.",
-    "storage_request_ms": "20 ms per storage request in Azure, added to each invocation's measured time (the local "
-    "lake answers in microseconds); matters only once instances are busy more than 1 s at a time.",
+    "storage_request_ms": "20 ms per storage request in Azure, added to each extrapolated invocation's time (the "
+    "local lake answers in microseconds), at the measured run's requests per invocation; matters only once "
+    "instances are busy more than 1 s at a time.",
     "log_row_bytes": "Application Insights row sizes: a request row 1,000 bytes, a trace row 500 bytes plus its "
     "message; a StorageBlobLogs row 1,200 bytes; a customMetrics row 300 bytes. Not measured here.",
     "metric_rows": "The code's OpenTelemetry metrics: 20 series per running function instance, exported once a "
@@ -170,9 +171,9 @@ ASSUMPTIONS = {
     "durable_busy": "Entity executions in Azure take their measured time in the Python worker; the host's storage "
     "round trips for entity state overlap across entities (the host dispatches many work items at once), so no "
     "per-request latency is added to them.",
-    "partitions_variant": "A row with more partitions than the measured run: each partition with data in a batch "
-    "window writes its own file and ledger, so landing requests per invocation scale by the partition ratio; "
-    "invocations and entity operations do not (one instance takes all partitions while it keeps up).",
+    "partitions_variant": "A row with more partitions than the measured run: an invocation writes a file and a "
+    "ledger per partition it holds; a source's partitions are shared evenly by the instances its busy time needs "
+    "(at least one). Invocations and entity operations do not change (batches mix partitions).",
     "host_memory": "The Functions host (.NET, the Kafka extension and librdkafka) takes 200 MB of an instance "
     "beside the Python worker; not measured here. An instance size is flagged when compaction's measured peak for "
     "the busiest source-hour plus this exceeds it.",
@@ -384,16 +385,24 @@ def load_at(rate: float, state: bool, config: Config, results: dict[str, Any]) -
             base = _without_state(base)
         stateless = measured_runs(results, False)
         load = extrapolate(base, base_run, rate, config, stateless[-1] if stateless else None)
-    return _with_partitions(load, config.partitions / results["config"]["partitions"])
+    return _with_partitions(load, config.partitions, results["config"]["partitions"])
 
 
 def _without_state(load: Load) -> Load:
     return replace(load, entity_ops=0.0, entity_executions=0.0, durable_instance_s=0.0)
 
 
-def _with_partitions(load: Load, ratio: float) -> Load:
-    if ratio == 1:
+def _with_partitions(load: Load, partitions: int, measured: int) -> Load:
+    """Landing requests when a row has other partitions than the measured run: an invocation writes a file and
+    a ledger per partition it holds, and a source's partitions are shared by the instances its busy time needs."""
+    if partitions == measured or not load.invocations:
         return load
+    held = 0.0
+    for source, per_s in load.invocations_by_source.items():
+        busy = load.kafka_busy_per_invocation_s.get(source, 0.0) * per_s
+        instances = min(partitions, max(1, math.ceil(busy)))
+        held += per_s * partitions / instances
+    ratio = held / load.invocations / measured
     return replace(
         load,
         requests={kind: n * ratio for kind, n in load.requests.items()},
@@ -409,11 +418,11 @@ def extrapolate(
     invocation) holds ``rate / base rate`` times the events, split into invocations of at most maxBatchSize;
     each keyed invocation sends one operation per bucket it touches (the key space fitted to the measured
     operations); files and requests follow invocations. An invocation's busy time is ``busy_model``'s, plus
-    the lake's latency per request."""
+    the lake's latency per request (ASSUMPTIONS['storage_request_ms'])."""
     k = rate / base.rate
     windows = _windows(run)
     keys = _fitted_keys(windows, base.entity_ops)
-    per_event, per_operation = busy_model(run, stateless)
+    model = busy_model(run, stateless)
     requests_per_invocation = sum(base.requests.values()) / base.invocations if base.invocations else 0.0
     invocations: dict[str, float] = {}
     busy_per_invocation: dict[str, float] = {}
@@ -427,7 +436,7 @@ def extrapolate(
         if source in _keyed_sources() and base.entity_ops:
             source_ops = full * distinct(config.max_batch_size, keys) + distinct(rest, keys)
             ops += source_ops / window
-        busy = per_event[source] * per_window / count + per_operation.get(source, 0.0) * source_ops / count
+        busy = model.of(source, per_window / count, source_ops / count)
         busy_per_invocation[source] = busy + requests_per_invocation * STORAGE_REQUEST_S
         kafka_instance_s += _instance_seconds(invocations[source], busy_per_invocation[source])
     executions = ops * (base.entity_executions / base.entity_ops) if base.entity_ops else 0.0
@@ -454,27 +463,52 @@ def extrapolate(
     )
 
 
-def busy_model(run: dict[str, Any], stateless: dict[str, Any] | None) -> tuple[dict[str, float], dict[str, float]]:
-    """Seconds a process_<source> invocation is busy, per event and per entity operation it sends.
+@dataclass(frozen=True)
+class Busy:
+    """Seconds a process_<source> invocation is busy: fixed + per event x events + per operation x operations."""
 
-    Per event from the state-off run (landing alone); what the state-on run spent beyond that, per
-    operation of the source's entity (signals and bucket reads, which follow buckets touched, not events).
-    Without a state-off run, all of it per event (an upper bound once buckets saturate)."""
-    per_event: dict[str, float] = {}
+    fixed: float
+    per_event: float
+    per_operation: dict[str, float]
+
+    def of(self, source: str, events: float, operations: float) -> float:
+        return self.fixed + self.per_event * events + self.per_operation.get(source, 0.0) * operations
+
+
+def busy_model(run: dict[str, Any], stateless: dict[str, Any] | None) -> Busy:
+    """Fixed and per-event time from the state-off run (a least-squares line through its sources' invocations:
+    landing alone); what the state-on run spent beyond that, per operation of each source's entity (signals
+    and bucket reads follow buckets touched, not events). Without a state-off run, the base run's line."""
+    fixed, per_event = _line(stateless or run)
     per_operation: dict[str, float] = {}
+    if stateless is not None and run.get("state", True):
+        for source, count in run["invocations_by_source"].items():
+            kind = entity_for_source(source)
+            operations = run["invocations"].get(kind, 0) if kind else 0
+            if not operations or not count:
+                continue
+            busy = run["activity"].get(f"function:process_{source}", {}).get("busy_s", 0.0)
+            landing = count * fixed + per_event * run["events_by_source"].get(source, 0)
+            per_operation[source] = max(0.0, busy - landing) / operations
+    return Busy(fixed, per_event, per_operation)
+
+
+def _line(run: dict[str, Any]) -> tuple[float, float]:
+    """(seconds per invocation, seconds per event) fitted to every source's mean invocation of ``run``."""
+    points = []
     for source, count in run["invocations_by_source"].items():
-        busy = run["activity"].get(f"function:process_{source}", {}).get("busy_s", 0.0)
-        events = max(run["events_by_source"].get(source, 0), 1)
-        if stateless is None or not run.get("state", True):
-            per_event[source] = busy / events
-            continue
-        off = stateless["activity"].get(f"function:process_{source}", {}).get("busy_s", 0.0)
-        per_event[source] = off / max(stateless["events_by_source"].get(source, 0), 1)
-        kind = entity_for_source(source)
-        operations = run["invocations"].get(kind, 0) if kind else 0
-        if operations and count:
-            per_operation[source] = max(0.0, busy - per_event[source] * events) / operations
-    return per_event, per_operation
+        busy = run["activity"].get(f"function:process_{source}", {}).get("busy_s")
+        if count and busy is not None:
+            points.append((run["events_by_source"].get(source, 0) / count, busy / count))
+    if len(points) < 2:
+        events, busy = points[0] if points else (1.0, 0.0)
+        return 0.0, busy / max(events, 1.0)
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
+    slope = max(0.0, slope)
+    return max(0.0, mean_y - slope * mean_x), slope
 
 
 def entity_for_source(source: str) -> str | None:
@@ -729,7 +763,7 @@ def _limits(load: Load, rate: float, config: Config, results: dict[str, Any]) ->
     for source, per_s in load.invocations_by_source.items():
         busy = load.kafka_busy_per_invocation_s.get(source, 0.0) * per_s
         if busy > config.partitions:
-            out.append(f"process_{source}: {busy:.1f} busy instances needed, one per partition ({config.partitions})")
+            out.append(f"process_{source}: {busy:.2f} busy instances needed, one per partition ({config.partitions})")
     mix = results["config"]["mix"]
     largest = max(mix, key=lambda p: p["events_per_minute"])
     share = largest["events_per_minute"] / sum(p["events_per_minute"] for p in mix)
@@ -775,6 +809,7 @@ SCENARIOS: tuple[tuple[float, bool, dict[str, Any]], ...] = (
     (10, True, {"memory_mb": 512}),
     (1000, True, {"backend": "dts_dedicated"}),
     (10_000, True, {"backend": "dts_dedicated", "partitions": 4}),
+    (100_000, True, {"backend": "dts_dedicated", "partitions": 32}),
 )
 
 
