@@ -814,7 +814,7 @@ SCENARIOS: tuple[tuple[float, bool, dict[str, Any]], ...] = (
 
 
 def scenarios(results: dict[str, Any], results_path: Path, base: Config | None = None) -> dict[str, Any]:
-    base = base or deployed()
+    base = measured_batching(base or deployed(), results)
     rows = []
     measured = sorted({r["rate_ev_s"] for r in results["runs"]})
     for rate, state, changes in SCENARIOS:
@@ -850,6 +850,16 @@ def scenarios(results: dict[str, Any], results_path: Path, base: Config | None =
         "backend_choice": backend_choice(results, base),
         "generators_default": generators_default(results, base),
     }
+
+
+def measured_batching(config: Config, results: dict[str, Any]) -> Config:
+    """The configuration with the batching the results were measured with (a ``--host-json`` variant's)."""
+    batching = results.get("host_json", {})
+    return replace(
+        config,
+        subscriber_interval_s=int(batching.get("subscriber_interval_s", config.subscriber_interval_s)),
+        max_batch_size=int(batching.get("max_batch_size", config.max_batch_size)),
+    )
 
 
 def _shown(path: Path) -> str:
