@@ -2,9 +2,9 @@
 # default: var.durable_backend = "azure_storage" keeps Durable Functions on the host storage
 # account, the cheaper backend for the proof-of-concept profile by `python -m tools.cost`
 # (docs/cost.md: DTS has no list price in a stored copy, Dedicated bills capacity units every
-# hour, and the Azure Storage backend costs a few dollars a month at 10 events/s). At 10,000
-# events/s with keyed state the Azure Storage backend is past its throughput (docs/scale.md) and
-# "dts_dedicated" is the way on. azurerm has no resource for DTS; azapi creates it, its body
+# hour, and the Azure Storage backend costs about USD 32 a month at 10 events/s). From about
+# 1,000 events/s with keyed state the Azure Storage backend is past its throughput (docs/scale.md)
+# and "dts_dedicated" is the way on. azurerm has no resource for DTS; azapi creates it, its body
 # checked against the Microsoft.DurableTask ARM reference (tests/terraform/test_terraform_durable.py).
 locals {
   durable_task_scheduler = var.durable_backend == "azure_storage" ? {} : {

@@ -71,7 +71,8 @@ variable "sources" {
     The streams, keyed by the source names the code registers (shared/sources). Each gets an
     event hub (the Kafka topic), a consumer group for its process_<source> function and the
     <SOURCE>_* app settings: lake `format` (parquet, avro or jsonl), `state_enabled` (keyed
-    state in Durable entities; false only lands), the generator's switch,
+    state in Durable entities; false only lands), the generator's switch (off also disables
+    generate_<source>, AzureWebJobs.generate_<source>.Disabled, so its timer is not billed),
     NCRONTAB `generator_schedule` (six fields, seconds first; once a minute here, where the
     code's local default is every 10 s: in Azure every tick is a billed execution of its own
     scale group, and its events cost what events cost; `python -m tools.cost --json` gives the
@@ -486,7 +487,7 @@ variable "diagnostic_settings_enabled" {
 variable "durable_backend" {
   type        = string
   default     = "azure_storage"
-  description = "Backend of the Durable entities: azure_storage (the host storage account; the cheaper one for the proof of concept by `python -m tools.cost`), dts_consumption or dts_dedicated (the Durable Task Scheduler, main.durable.tf; needed for keyed state near 10,000 events/s, docs/scale.md)."
+  description = "Backend of the Durable entities: azure_storage (the host storage account; the cheaper one for the proof of concept by `python -m tools.cost`), dts_consumption or dts_dedicated (the Durable Task Scheduler, main.durable.tf; needed past about 250 entity operations/s, i.e. keyed state at 1,000 events/s and above, docs/scale.md)."
 
   validation {
     condition     = contains(["azure_storage", "dts_consumption", "dts_dedicated"], var.durable_backend)

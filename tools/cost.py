@@ -179,9 +179,10 @@ ASSUMPTIONS = {
     "the busiest source-hour plus this exceeds it.",
     "lifecycle_deletes": "raw/ files are deleted by the lake's lifecycle rule after raw_retention_days: one delete "
     "(free) and, with StorageDelete on, one StorageBlobLogs row per raw file.",
-    "timers": "Idle: the generators are off and not registered; compact_<source> runs every 15 minutes, each run "
-    "a billed second and one listing. The generators' own timer executions are priced separately "
-    "(generators_default).",
+    "timers": "Idle: no events and the generators off, which Terraform makes disabled functions "
+    "(AzureWebJobs.generate_<source>.Disabled), so their timers do not tick; compact_<source> runs every 15 "
+    "minutes, each run a billed second and one listing. Generators on: their timer executions are priced "
+    "separately (generators_default).",
 }
 STORAGE_REQUEST_S = 0.020  # ASSUMPTIONS['storage_request_ms']
 ROW_BYTES = {"request": 1000, "trace": 500, "storage_log": 1200, "metric": 300}

@@ -23,6 +23,7 @@ from shared.sources import SOURCES
 from tests.conftest import ROOT
 from tests.terraform.conftest import TERRAFORM_DIR, TerraformFailed, harness_dir, terraform_output
 from tests.terraform.test_terraform_deploy_defaults import _variables
+from tests.terraform.test_terraform_settings import host_settings
 from tools import cost
 
 TERRAFORM = ROOT / "terraform"
@@ -99,7 +100,8 @@ def test_choosing_dts_reaches_the_apps_settings_by_identity(tmp_path: Path, back
     assert settings["AzureFunctionsJobHost__extensions__durableTask__hubName"] == "streamingpoc"
     assert not [name for name, value in settings.items() if "AccountKey" in value]
     code = set(app_setting_names(list(SOURCES)))
-    assert sorted(set(settings) - code - PLATFORM_SETTINGS) == []
+    assert sorted(set(settings) - code - host_settings(list(SOURCES))) == []
+    assert DTS_SETTINGS <= PLATFORM_SETTINGS
 
 
 def test_the_azure_storage_backend_sets_none_of_them(evaluated: dict[str, Any]) -> None:

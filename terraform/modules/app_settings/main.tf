@@ -77,6 +77,9 @@ locals {
         "${upper(name)}_GENERATOR_SEED"            = source.generator_seed == null ? "" : tostring(source.generator_seed)
         "${upper(name)}_LAG_THRESHOLD"             = tostring(source.lag_threshold)
         "${upper(name)}_COMPACTION_SCHEDULE"       = source.compaction_schedule
+        # A generator that is off has its timer function disabled (read by the host): otherwise
+        # every tick would still be a billed execution that sends nothing (docs/cost.md, idle).
+        "AzureWebJobs.generate_${name}.Disabled" = tostring(!source.generator_enabled)
       }
     ]...),
   )
