@@ -160,11 +160,11 @@ variable "zone_redundancy_enabled" {
   description = <<-EOT
     Spread the Flex Consumption plan's instances over availability zones. Off by default because
     of its cost: with zone redundancy the platform keeps at least two always-ready instances for
-    every per-function scale group (this app has about ten: each Kafka trigger and timer is its
+    every per-function scale group (this app has 12 to 17: each Kafka trigger and timer is its
     own group, plus the http and durable groups) and bills them as always ready whether or not
     events arrive: the always-ready baseline of `python -m tools.cost --prices` (USD 0.000004 per
-    GB-s) is about USD 21 a month per instance at 2048 MB, so about USD 42 per group and USD 400+
-    a month in all (docs/cost.md). Needs a region with zones and zone-redundant storage
+    GB-s) is about USD 21 a month per instance at 2048 MB, so about USD 42 per group and USD
+    500-715 a month in all (docs/cost.md). Needs a region with zones and zone-redundant storage
     (storage_replication_type ZRS, GZRS or RAGZRS).
   EOT
 
