@@ -1,6 +1,6 @@
 """The cost model's measured inputs: the local host at 10, 100 and 1,000 events/s, everything counted.
 
-    python bench/cost.py                      # refresh bench/results/cost.json (about five minutes)
+    python bench/cost.py                      # refresh bench/results/cost.json (about eight minutes)
     python bench/cost.py --rates 10 --seconds 20 --lakes local --output /tmp/try.json
     python bench/cost.py --host-json /tmp/host.json --partitions 1 --output /tmp/variant.json
 
@@ -19,9 +19,12 @@ From the counters: executions and entity operations per function, Flex Consumpti
 activity per scale group (each execution keeps its instance billed for at least 1,000 ms, periods
 rounded up to 100 ms: Microsoft's rule), log records by level, files, and the end-to-end latency of
 every landed event (Kafka timestamp to the moment its raw file was written), p50 and p99. The lake
-calls are then replayed, in order, against each store the app can deploy (``adls`` on the fake
-DFS server of tests/lake, ``blob`` on Azurite) through the real SDK clients, counting every HTTP
+calls are then replayed, in order, against each store the app can deploy (``adls``, the one
+Terraform deploys, on the fake DFS server of tests/lake, which also answers its Put Blob writes
+through the Blob endpoint; ``blob`` on Azurite) through the real SDK clients, counting every HTTP
 request by kind: so the Azure request counts follow whatever ``shared/lake`` does when it is re-run.
+Data files are recorded as ``create`` calls (Put Blob if absent), ledgers as ``write_if`` (Put
+Blob at a version), the ledger's first read as ``read_versioned``.
 
 Every run checks that each produced record landed once (distinct partition and offset), or exits 1.
 """
@@ -85,10 +88,12 @@ SHAPING_SOURCES = (
     "shared/landing/files.py",
     "shared/landing/guard.py",
     "shared/landing/ledger.py",
+    "shared/landing/partition.py",
     "shared/lake/adls.py",
     "shared/lake/blob.py",
     "shared/lake/local.py",
     "shared/state/aggregate.py",
+    "shared/state/buckets.py",
     "shared/state/lookups.py",
     "shared/settings.py",
     "functions/processing.py",
@@ -197,7 +202,7 @@ class RateProducer:
         shares = {p.name: p.events_per_minute / total for p in self.mix}
         pools: dict[str, Iterator[Any]] = {}
         rng = random.Random(7)
-        owed: Counter[str] = Counter()
+        owed: dict[str, float] = defaultdict(float)
         started = time.monotonic()
 
         def delivered(error: object, message: Any) -> None:
@@ -289,6 +294,7 @@ def measure(spec: RunSpec, broker: str, mix: list[SourceProfile], azurite: Any |
         if spec.lake == "local":
             command += ["--lake", str(work / "lake")]
         else:
+            assert azurite is not None, "the azurite lake needs Azurite"
             env |= {"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": azurite.connection_string}
             env |= {"LAKE_FILE_SYSTEM": container, "LAKE_LOCAL_ROOT": str(work / "lake")}
         log_path = work / "host.log"
@@ -329,6 +335,7 @@ def _file_reader(lake: str, root: Path, azurite: Any | None, container: str) -> 
         return lambda path: (root / path).read_bytes()
     from azure.storage.blob import ContainerClient
 
+    assert azurite is not None, "the azurite lake needs Azurite"
     client = ContainerClient.from_connection_string(azurite.connection_string, container)
     return lambda path: client.download_blob(path).readall()
 
@@ -340,9 +347,9 @@ def check_and_time(
     import io
 
     landed: dict[str, set[tuple[int, int]]] = defaultdict(set)
-    latencies = []
-    for method, path, _size, _outcome, _started, ended in calls:
-        if method != "write_atomic" or not path.startswith("raw/") or not path.endswith(".parquet"):
+    latencies: list[float] = []
+    for method, path, _size, outcome, _started, ended in calls:
+        if (method, outcome) != ("create", "created") or not path.startswith("raw/") or not path.endswith(".parquet"):
             continue
         table = pq.read_table(io.BytesIO(read_file(path)), columns=["_partition", "_offset", "_kafka_timestamp"])
         source = path.split("/")[1]
@@ -414,8 +421,8 @@ def summarise(
     files: Counter[str] = Counter()
     written: Counter[str] = Counter()
     raw_by_source: Counter[str] = Counter()
-    for method, path, size, *_ in counters["calls"]:
-        if method == "write_atomic":
+    for method, path, size, outcome, *_ in counters["calls"]:
+        if (method, outcome) in (("create", "created"), ("write_atomic", "ok")):
             files[path.split("/")[0]] += 1
             written[path.split("/")[0]] += size
             if path.startswith("raw/"):
@@ -522,7 +529,7 @@ def stores() -> Iterator[dict[str, Callable[[RequestCounter], Any]]]:
 
 def replay(calls: list[list[Any]], factory: Callable[[RequestCounter], Any]) -> dict[str, Any]:
     """The recorded lake calls, in order, on a fresh client of one store; then what compaction reads
-    (one listing per source-hour, one read per raw file). Returns requests by kind and by call."""
+    (one listing of each source's raw/ prefix, one read per raw file). Returns requests by kind and by call."""
     from shared.errors import WriteConflict
 
     counter = RequestCounter()
@@ -532,9 +539,9 @@ def replay(calls: list[list[Any]], factory: Callable[[RequestCounter], Any]) -> 
     raw_files: list[str] = []
     for method, path, size, outcome, _started, _ended in calls:
         counter.current = method
-        if method == "write_atomic":
-            store.write_atomic(path, b"\0" * size)
-            if path.startswith("raw/"):
+        if method in ("create", "write_atomic"):
+            getattr(store, method)(path, b"\0" * size)
+            if method == "create" and outcome == "created" and path.startswith("raw/"):
                 raw_files.append(path)
                 raw_hours.add(path.rsplit("/", 1)[0])
         elif method == "write_if":
@@ -551,8 +558,8 @@ def replay(calls: list[list[Any]], factory: Callable[[RequestCounter], Any]) -> 
             with suppress(Exception):  # a path the replay did not create: still one request
                 getattr(store, method)(path)
     counter.current = "compaction_list"
-    for hour in sorted(raw_hours):
-        store.list_paths(hour)
+    for source in sorted({hour.split("/")[1] for hour in raw_hours}):
+        store.list_paths(f"raw/{source}")  # what one compact_<source> run lists (tools.cost pages it by retention)
     counter.current = "compaction_read"
     for path in raw_files:
         store.read(path)

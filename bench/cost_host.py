@@ -56,6 +56,13 @@ class CountingLake:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.max_request_seconds: float = inner.max_request_seconds  # landing leases are derived from it
+
+    def create(self, path: str, data: bytes) -> bool:
+        started = time.time()
+        created = bool(self.inner.create(path, data))
+        COUNTERS.call("create", path, len(data), "created" if created else "exists", started)
+        return created
 
     def write_atomic(self, path: str, data: bytes) -> None:
         started = time.time()
@@ -124,7 +131,7 @@ def install() -> None:
     from devhost.runtime.invoker import Invoker
 
     real_open = lake_module.open_lake
-    lake_module.open_lake = lambda settings: CountingLake(real_open(settings))  # type: ignore[assignment,return-value]
+    lake_module.open_lake = lambda settings: CountingLake(real_open(settings))
     real_invoke = Invoker.invoke
 
     def invoke(self: Invoker, function: Any, arguments: dict[str, Any], retry_count: int = 0) -> Any:
@@ -137,7 +144,7 @@ def install() -> None:
             with COUNTERS.lock:
                 COUNTERS.executions.append((function.name, function.trigger_type, started, time.time(), succeeded))
 
-    Invoker.invoke = invoke  # type: ignore[method-assign]
+    Invoker.invoke = invoke  # type: ignore[method-assign,assignment]
 
 
 def peak_rss_mb() -> float | None:

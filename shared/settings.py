@@ -36,6 +36,12 @@ PLATFORM_SETTINGS = frozenset(
         "AzureWebJobsStorage__queueServiceUri",
         "AzureWebJobsStorage__tableServiceUri",
         "AzureWebJobsFeatureFlags",
+        # The Durable Task Scheduler backend (terraform var.durable_backend = dts_*): host.json's
+        # durableTask settings overridden by app setting, and the connection they name.
+        "AzureFunctionsJobHost__extensions__durableTask__hubName",
+        "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type",
+        "AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName",
+        "DURABLE_TASK_SCHEDULER_CONNECTION_STRING",
     }
 )
 

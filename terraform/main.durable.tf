@@ -2,9 +2,9 @@
 # default: var.durable_backend = "azure_storage" keeps Durable Functions on the host storage
 # account, the cheaper backend for the proof-of-concept profile by `python -m tools.cost`
 # (docs/cost.md: DTS has no list price in a stored copy, Dedicated bills capacity units every
-# hour, and the Azure Storage backend costs a few dollars a month at 10 events/s). At 10,000
-# events/s with keyed state the Azure Storage backend is past its throughput (docs/scale.md) and
-# "dts_dedicated" is the way on. azurerm has no resource for DTS; azapi creates it, its body
+# hour, and the Azure Storage backend costs about USD 32 a month at 10 events/s). From about
+# 1,000 events/s with keyed state the Azure Storage backend is past its throughput (docs/scale.md)
+# and "dts_dedicated" is the way on. azurerm has no resource for DTS; azapi creates it, its body
 # checked against the Microsoft.DurableTask ARM reference (tests/terraform/test_terraform_durable.py).
 locals {
   durable_task_scheduler = var.durable_backend == "azure_storage" ? {} : {
@@ -54,14 +54,10 @@ resource "azurerm_role_assignment" "durable_task_data_contributor" {
 }
 
 locals {
-  # App settings of the DTS backend: host.json's storageProvider switched to azureManaged by the
-  # host's own override syntax (AzureFunctionsJobHost__<path>), connected by the system-assigned
-  # identity. Empty with the Azure Storage backend. The function app's app_settings take them
-  # with merge(..., local.durable_app_settings) in main.functionapp.tf.
-  durable_app_settings = var.durable_backend == "azure_storage" ? {} : {
-    AzureFunctionsJobHost__extensions__durableTask__storageProvider__type                 = "azureManaged"
-    AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName = "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"
-    AzureFunctionsJobHost__extensions__durableTask__hubName                               = local.durable_task_hub_name
-    DURABLE_TASK_SCHEDULER_CONNECTION_STRING                                              = "Endpoint=${azapi_resource.durable_task_scheduler["this"].output.properties.endpoint};Authentication=ManagedIdentity"
+  # What modules/app_settings needs to point the app at the scheduler (main.functionapp.tf);
+  # null with the Azure Storage backend.
+  durable_task_scheduler_settings = var.durable_backend == "azure_storage" ? null : {
+    endpoint = azapi_resource.durable_task_scheduler["this"].output.properties.endpoint
+    task_hub = local.durable_task_hub_name
   }
 }

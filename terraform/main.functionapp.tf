@@ -53,7 +53,7 @@ resource "azurerm_storage_container" "deployment" {
 
 resource "azurerm_service_plan" "this" {
   #checkov:skip=CKV_AZURE_212:worker_count does not apply to Flex Consumption: instances scale per function between 0 and function_maximum_instance_count.
-  #checkov:skip=CKV_AZURE_225:Zone redundancy is var.zone_redundancy_enabled, off by default for a proof of concept: on Flex Consumption it keeps two billed always-ready instances per function scale group (about USD 400 a month for this app, docs/cost.md); terraform/production.tfvars.example turns it on.
+  #checkov:skip=CKV_AZURE_225:Zone redundancy is var.zone_redundancy_enabled, off by default for a proof of concept: on Flex Consumption it keeps two billed always-ready instances per function scale group (about USD 500-715 a month for this app, docs/cost.md); terraform/production.tfvars.example turns it on.
   name                   = local.names.service_plan
   resource_group_name    = local.resource_group_name
   location               = var.location
@@ -77,6 +77,7 @@ module "app_settings" {
   compaction_target_file_mb = var.compaction_target_file_mb
   schema_registry_url       = local.schema_registry_url
   schema_registry_group     = azurerm_eventhub_namespace_schema_group.sources.name
+  durable_task_scheduler    = local.durable_task_scheduler_settings
 
   application_insights_connection_string = azurerm_application_insights.this.connection_string
 
@@ -164,6 +165,8 @@ resource "azurerm_function_app_flex_consumption" "this" {
 # settings with its own AzureWebJobsStorage; a changed setting runs it as an update. The action
 # reads nothing back: a setting changed by hand outside Terraform stays until the next change
 # here, or `terraform apply -replace=azapi_resource_action.app_settings` (docs/deploy.md).
+# With a Durable Task Scheduler backend (main.durable.tf) the settings point the host at the
+# scheduler, so the PUT waits for the app's role on it.
 resource "azapi_resource_action" "app_settings" {
   type        = "Microsoft.Web/sites@2024-04-01"
   resource_id = azurerm_function_app_flex_consumption.this.id
@@ -173,6 +176,8 @@ resource "azapi_resource_action" "app_settings" {
   body = {
     properties = module.app_settings.app_settings
   }
+
+  depends_on = [azurerm_role_assignment.durable_task_data_contributor]
 
   lifecycle {
     replace_triggered_by = [azurerm_function_app_flex_consumption.this]

@@ -71,11 +71,12 @@ variable "sources" {
     The streams, keyed by the source names the code registers (shared/sources). Each gets an
     event hub (the Kafka topic), a consumer group for its process_<source> function and the
     <SOURCE>_* app settings: lake `format` (parquet, avro or jsonl), `state_enabled` (keyed
-    state in Durable entities; false only lands), the generator's switch,
+    state in Durable entities; false only lands), the generator's switch (off also disables
+    generate_<source>, AzureWebJobs.generate_<source>.Disabled, so its timer is not billed),
     NCRONTAB `generator_schedule` (six fields, seconds first; once a minute here, where the
-    code's local default is every 10 s: in Azure each tick's invocations, entity operations
-    and logs cost about USD 110 a month at one a minute and 560 at one every 10 s,
-    `python -m tools.cost --generators 60 10`), events per tick, total events
+    code's local default is every 10 s: in Azure every tick is a billed execution of its own
+    scale group, and its events cost what events cost; `python -m tools.cost --json` gives the
+    defaults' rate and their timers' month under generators_default), events per tick, total events
     (`generator_iterations`, 0 = unbounded) and `generator_seed` (null = random).
     `partition_count` overrides `eventhub_partition_count` for that hub: it caps how far
     process_<source> scales out (one instance per partition at most). `lag_threshold` is the
@@ -159,11 +160,12 @@ variable "zone_redundancy_enabled" {
   description = <<-EOT
     Spread the Flex Consumption plan's instances over availability zones. Off by default because
     of its cost: with zone redundancy the platform keeps at least two always-ready instances for
-    every per-function scale group (this app has about ten: each Kafka trigger and timer is its
+    every per-function scale group (this app has 12 to 17: each Kafka trigger and timer is its
     own group, plus the http and durable groups) and bills them as always ready whether or not
-    events arrive, about USD 40 a month per group at 2048 MB, USD 400+ a month in all
-    (docs/cost.md, `python -m tools.cost --zone-redundant`). Needs a region with zones and
-    zone-redundant storage (storage_replication_type ZRS, GZRS or RAGZRS).
+    events arrive: the always-ready baseline of `python -m tools.cost --prices` (USD 0.000004 per
+    GB-s) is about USD 21 a month per instance at 2048 MB, so about USD 42 per group and USD
+    500-715 a month in all (docs/cost.md). Needs a region with zones and zone-redundant storage
+    (storage_replication_type ZRS, GZRS or RAGZRS).
   EOT
 
   validation {
@@ -485,7 +487,7 @@ variable "diagnostic_settings_enabled" {
 variable "durable_backend" {
   type        = string
   default     = "azure_storage"
-  description = "Backend of the Durable entities: azure_storage (the host storage account; the cheaper one for the proof of concept by `python -m tools.cost`), dts_consumption or dts_dedicated (the Durable Task Scheduler, main.durable.tf; needed for keyed state near 10,000 events/s, docs/scale.md)."
+  description = "Backend of the Durable entities: azure_storage (the host storage account; the cheaper one for the proof of concept by `python -m tools.cost`), dts_consumption or dts_dedicated (the Durable Task Scheduler, main.durable.tf; needed past about 250 entity operations/s, i.e. keyed state at 1,000 events/s and above, docs/scale.md)."
 
   validation {
     condition     = contains(["azure_storage", "dts_consumption", "dts_dedicated"], var.durable_backend)
@@ -506,7 +508,7 @@ variable "dts_capacity_units" {
 
 variable "monthly_budget_usd" {
   type        = number
-  default     = 100
+  default     = 400
   description = "Monthly cost budget of the resource group in USD, alerting at 80% spent and 100% forecast; 0 creates none. The default is `python -m tools.cost --json`'s recommended_budget_usd for the defaults (the 10 events/s month with 50% headroom)."
 
   validation {

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,20 @@ PRICES: dict[str, Price] = {
     "flex_free_executions": Price(250_000, "executions free per month (on demand)", "Flex Consumption", _MODAL),
     "flex_always_ready_baseline_gb_s": Price(
         0.000004, "USD per GB-s of always-ready baseline", "azure.microsoft.com/pricing/details/functions", _CARRIED
+    ),
+    "flex_always_ready_execution_gb_s": Price(
+        0.000016,
+        "USD per GB-s while an always-ready instance executes (no free grant)",
+        "azure.microsoft.com/pricing/details/functions (meter 'Always Ready Execution Time')",
+        "no stored Microsoft copy with the USD figure (2026-12-05); a stored third-party table of the meters in "
+        "EUR (On Demand 0.000025, Always Ready Execution Time 0.0000149, Baseline 0.0000038 per GB-s) gives the "
+        "same ratios to the on-demand and baseline prices used here",
+    ),
+    "flex_always_ready_executions_million": Price(
+        0.40,
+        "USD per million executions on always-ready instances (no free grant)",
+        "azure.microsoft.com/pricing/details/functions (meter 'Always Ready Total Executions')",
+        "same stored third-party table: EUR 0.370439 per million, equal to its on-demand executions price",
     ),
     "lake_capacity_gb_month": Price(
         0.019, "USD per GB-month, hot LRS", "azure.microsoft.com/pricing/details/storage/data-lake", _CARRIED
@@ -138,8 +153,9 @@ ASSUMPTIONS = {
     "partition (the published single-entity figure times partitionCount, 4 by default): 256/s. Not measured here.",
     "azure_storage_transactions_per_op": "8 queue and table transactions per entity operation (enqueue, dequeue, "
     "delete, state and history rows). Durable's Azure Storage provider does not run here.",
-    "storage_request_ms": "20 ms per storage request in Azure, added to each invocation's measured time (the local "
-    "lake answers in microseconds); matters only once instances are busy more than 1 s at a time.",
+    "storage_request_ms": "20 ms per storage request in Azure, added to each extrapolated invocation's time (the "
+    "local lake answers in microseconds), at the measured run's requests per invocation; matters only once "
+    "instances are busy more than 1 s at a time.",
     "log_row_bytes": "Application Insights row sizes: a request row 1,000 bytes, a trace row 500 bytes plus its "
     "message; a StorageBlobLogs row 1,200 bytes; a customMetrics row 300 bytes. Not measured here.",
     "metric_rows": "The code's OpenTelemetry metrics: 20 series per running function instance, exported once a "
@@ -148,8 +164,25 @@ ASSUMPTIONS = {
     "(Executing, Executed); with Host.Triggers.DurableTask at Information, 3 per entity operation.",
     "curated_requests_per_hour": "Compaction's Delta side: 10 writes and 10 reads per source and closed hour "
     "(data file, log entry, checkpoint reads); its raw side is measured.",
-    "timers": "Idle: the generators are off and not registered; compact_<source> runs every 15 minutes, each run "
-    "a billed second and one listing.",
+    "compaction_listing": "Each compact_<source> run lists the source's whole raw/ prefix (shared/compaction/job.py): "
+    "one list request per 5,000 paths (the List Paths page), over the files of raw_retention_days.",
+    "compaction_time": "Compaction bills 1 s per run, or its rows at 84,000 rows/s when longer (1M rows in 11.85 s "
+    "wall on Azurite, bench/README.md, the bounded job of issue 22).",
+    "durable_busy": "Entity executions in Azure take their measured time in the Python worker; the host's storage "
+    "round trips for entity state overlap across entities (the host dispatches many work items at once), so no "
+    "per-request latency is added to them.",
+    "partitions_variant": "A row with more partitions than the measured run: an invocation writes a file and a "
+    "ledger per partition it holds; a source's partitions are shared evenly by the instances its busy time needs "
+    "(at least one). Invocations and entity operations do not change (batches mix partitions).",
+    "host_memory": "The Functions host (.NET, the Kafka extension and librdkafka) takes 200 MB of an instance "
+    "beside the Python worker; not measured here. An instance size is flagged when compaction's measured peak for "
+    "the busiest source-hour plus this exceeds it.",
+    "lifecycle_deletes": "raw/ files are deleted by the lake's lifecycle rule after raw_retention_days: one delete "
+    "(free) and, with StorageDelete on, one StorageBlobLogs row per raw file.",
+    "timers": "Idle: no events and the generators off, which Terraform makes disabled functions "
+    "(AzureWebJobs.generate_<source>.Disabled), so their timers do not tick; compact_<source> runs every 15 "
+    "minutes, each run a billed second and one listing. Generators on: their timer executions are priced "
+    "separately (generators_default).",
 }
 STORAGE_REQUEST_S = 0.020  # ASSUMPTIONS['storage_request_ms']
 ROW_BYTES = {"request": 1000, "trace": 500, "storage_log": 1200, "metric": 300}
@@ -173,6 +206,9 @@ class Config:
     logging: dict[str, str] = field(default_factory=dict)
     throughput_units: int = 1
     max_instances: int = 40
+    durable_always_ready: int = 0  # always-ready instances of the durable scale group
+    raw_retention_days: int = 7
+    compaction_runs_per_hour: float = 4.0
 
     @property
     def memory_gb(self) -> float:
@@ -204,7 +240,24 @@ def deployed(root: Path = ROOT) -> Config:
         logging={k.lower(): v for k, v in host.get("logging", {}).get("logLevel", {}).items()},
         throughput_units=int(_variable_default(variables, "eventhubs_capacity") or 1),
         max_instances=int(_variable_default(variables, "function_maximum_instance_count") or 40),
+        durable_always_ready=int(_variable_default(variables, "durable_always_ready_instances") or 0),
+        raw_retention_days=int(_variable_default(variables, "raw_retention_days") or 7),
+        compaction_runs_per_hour=_runs_per_hour(_source_field_default(variables, "compaction_schedule")),
     )
+
+
+def _source_field_default(text: str, name: str) -> str:
+    """A field's default in ``var.sources``' object type, e.g. ``compaction_schedule``."""
+    match = re.search(rf'{name}\s*=\s*optional\(string,\s*"([^"]+)"\)', text)
+    return match.group(1) if match else "0 */15 * * * *"
+
+
+def _runs_per_hour(schedule: str) -> float:
+    """Runs an hour of an NCRONTAB schedule whose minute field is ``*/N`` or a list (seconds field fixed)."""
+    minute = schedule.split()[1]
+    if minute.startswith("*/"):
+        return 60 / int(minute[2:])
+    return float(len(minute.split(","))) if minute != "*" else 60.0
 
 
 def _buckets() -> int | None:
@@ -250,16 +303,19 @@ class Load:
     entity_executions: float
     durable_instance_s: float
     requests: dict[str, float]  # landing requests by kind, on the deployed store
-    compaction_requests: dict[str, float]
-    raw_files: float
+    compaction_requests: dict[str, float]  # compaction's reads of raw files (its listing is paged in month())
+    raw_files_by_source: dict[str, float]
     bytes_written: float
     app_log_rows: dict[str, float]  # by level name
     app_log_bytes: dict[str, float]
-    event_bytes: float
 
     @property
     def invocations(self) -> float:
         return sum(self.invocations_by_source.values())
+
+    @property
+    def raw_files(self) -> float:
+        return sum(self.raw_files_by_source.values())
 
 
 def load_results(path: Path = RESULTS) -> dict[str, Any]:
@@ -290,12 +346,11 @@ def _run_load(run: dict[str, Any], store: str) -> Load:
         entity_executions=run["entity_executions"] * per,
         durable_instance_s=durable["billable_s"] * per,
         requests={k: v * per for k, v in requests["landing"].items()},
-        compaction_requests={k: v * per for k, v in requests["compaction"].items()},
-        raw_files=run["files_written"].get("raw", 0) * per,
+        compaction_requests={k: v * per for k, v in requests["compaction"].items() if k != "list"},
+        raw_files_by_source={s: n * per for s, n in run["raw_files_by_source"].items()},
         bytes_written=sum(run["bytes_written"].values()) * per,
         app_log_rows=rows,
         app_log_bytes=sizes,
-        event_bytes=350.0,
     )
 
 
@@ -313,82 +368,180 @@ def distinct(batch: float, keys: float) -> float:
     return keys * (1 - math.exp(batch * math.log1p(-1 / keys))) if keys > 1 else 1.0
 
 
-def effective_keys(ops_per_batch: float, batch: float) -> float:
-    """The key space (entities) that explains the measured operations per partition-batch."""
-    if ops_per_batch >= batch * 0.999:
-        return 1e12
-    low, high = 1.0, 1e12
-    for _ in range(200):
-        middle = math.sqrt(low * high)
-        low, high = (middle, high) if distinct(batch, middle) < ops_per_batch else (low, middle)
-    return low
-
-
 def load_at(rate: float, state: bool, config: Config, results: dict[str, Any]) -> Load:
-    """Measured where the rate was measured (within 5%); else scaled from the highest measured rate."""
+    """Measured where the rate was measured (within 5%); else scaled from the highest measured rate.
+    Then adjusted to the row's partitions (ASSUMPTIONS['partitions_variant'])."""
     runs = measured_runs(results, state) or measured_runs(results, True)
+    load: Load | None = None
     for run in runs:
         if abs(run["rate_ev_s"] - rate) <= 0.05 * rate:
             load = _run_load(run, config.store)
-            return load if state or run.get("state", True) is False else _without_state(load)
-    base_run = runs[-1]
-    base = _run_load(base_run, config.store)
-    if not state and base_run.get("state", True):
-        base = _without_state(base)
-    return extrapolate(base, base_run, rate, config)
+            if not state and run.get("state", True):
+                load = _without_state(load)
+            break
+    if load is None:
+        base_run = runs[-1]
+        base = _run_load(base_run, config.store)
+        if not state and base_run.get("state", True):
+            base = _without_state(base)
+        stateless = measured_runs(results, False)
+        load = extrapolate(base, base_run, rate, config, stateless[-1] if stateless else None)
+    return _with_partitions(load, config.partitions, results["config"]["partitions"])
 
 
 def _without_state(load: Load) -> Load:
     return replace(load, entity_ops=0.0, entity_executions=0.0, durable_instance_s=0.0)
 
 
-def extrapolate(base: Load, run: dict[str, Any], rate: float, config: Config) -> Load:
-    """The base run's load at ``rate``: batches fill (up to maxBatchSize per window), files and requests follow
-    invocations, entity operations follow distinct keys per partition-batch, instances follow busy time."""
+def _with_partitions(load: Load, partitions: int, measured: int) -> Load:
+    """Landing requests when a row has other partitions than the measured run: an invocation writes a file and
+    a ledger per partition it holds, and a source's partitions are shared by the instances its busy time needs."""
+    if partitions == measured or not load.invocations:
+        return load
+    held = 0.0
+    for source, per_s in load.invocations_by_source.items():
+        busy = load.kafka_busy_per_invocation_s.get(source, 0.0) * per_s
+        instances = min(partitions, max(1, math.ceil(busy)))
+        held += per_s * partitions / instances
+    ratio = held / load.invocations / measured
+    return replace(
+        load,
+        requests={kind: n * ratio for kind, n in load.requests.items()},
+        compaction_requests={kind: n * ratio for kind, n in load.compaction_requests.items()},
+        raw_files_by_source={source: n * ratio for source, n in load.raw_files_by_source.items()},
+    )
+
+
+def extrapolate(
+    base: Load, run: dict[str, Any], rate: float, config: Config, stateless: dict[str, Any] | None = None
+) -> Load:
+    """The base run's load at ``rate``, per source and batch window: a window (the measured seconds per
+    invocation) holds ``rate / base rate`` times the events, split into invocations of at most maxBatchSize;
+    each keyed invocation sends one operation per bucket it touches (the key space fitted to the measured
+    operations); files and requests follow invocations. An invocation's busy time is ``busy_model``'s, plus
+    the lake's latency per request (ASSUMPTIONS['storage_request_ms'])."""
     k = rate / base.rate
-    sources = run["events_by_source"]
-    invocations = {}
-    for source, measured in base.invocations_by_source.items():
-        events = sources.get(source, 0) / run["seconds"] * k
-        invocations[source] = max(measured, events / config.max_batch_size) if events else 0.0
-    scale = sum(invocations.values()) / base.invocations if base.invocations else k
-    keyed_events = sum(n for s, n in sources.items() if s in _keyed_sources()) / run["seconds"]
-    keyed_batches = sum(n for s, n in run["raw_files_by_source"].items() if s in _keyed_sources()) / run["seconds"]
-    ops = 0.0
-    if base.entity_ops and keyed_batches:
-        keys = effective_keys(base.entity_ops / keyed_batches, keyed_events / keyed_batches)
-        batches = keyed_batches * scale
-        ops = batches * distinct(keyed_events * k / batches, keys)
-    executions = ops * (base.entity_executions / base.entity_ops) if base.entity_ops else 0.0
-    request_s = STORAGE_REQUEST_S
+    windows = _windows(run)
+    keys = _fitted_keys(windows, base.entity_ops)
+    model = busy_model(run, stateless)
     requests_per_invocation = sum(base.requests.values()) / base.invocations if base.invocations else 0.0
-    kafka_instance_s = 0.0
-    for source, per_s in invocations.items():
-        measured_busy = base.kafka_busy_per_invocation_s.get(source, 0.0)
-        batch_growth = (sources.get(source, 0) / run["seconds"] * k / per_s) / (
-            sources.get(source, 1) / run["seconds"] / max(base.invocations_by_source.get(source, 1e-9), 1e-9)
-        )
-        busy = measured_busy * batch_growth + requests_per_invocation / max(len(invocations), 1) * request_s
-        kafka_instance_s += _instance_seconds(per_s, busy)
+    invocations: dict[str, float] = {}
+    busy_per_invocation: dict[str, float] = {}
+    ops = kafka_instance_s = 0.0
+    for source, (window, events) in windows.items():
+        per_window = events * k
+        full, rest = divmod(per_window, config.max_batch_size)
+        count = full + (1 if rest else 0)
+        invocations[source] = count / window
+        source_ops = 0.0
+        if source in _keyed_sources() and base.entity_ops:
+            source_ops = full * distinct(config.max_batch_size, keys) + distinct(rest, keys)
+            ops += source_ops / window
+        busy = model.of(source, per_window / count, source_ops / count)
+        busy_per_invocation[source] = busy + requests_per_invocation * STORAGE_REQUEST_S
+        kafka_instance_s += _instance_seconds(invocations[source], busy_per_invocation[source])
+    executions = ops * (base.entity_executions / base.entity_ops) if base.entity_ops else 0.0
     durable_busy = 0.0
     if base.entity_executions:
-        durable_busy = (run["activity"]["durable"]["busy_s"] / run["activity"]["durable"]["executions"]) + request_s
+        durable_busy = run["activity"]["durable"]["busy_s"] / run["activity"]["durable"]["executions"]
+    scale = sum(invocations.values()) / base.invocations
     return replace(
         base,
         rate=rate,
         extrapolated=True,
         invocations_by_source=invocations,
         kafka_instance_s=kafka_instance_s,
+        kafka_busy_per_invocation_s=busy_per_invocation,
         entity_ops=ops,
         entity_executions=executions,
         durable_instance_s=_instance_seconds(executions, durable_busy) if executions else 0.0,
         requests={kind: n * scale for kind, n in base.requests.items()},
         compaction_requests={kind: n * scale for kind, n in base.compaction_requests.items()},
-        raw_files=base.raw_files * scale,
+        raw_files_by_source={source: n * scale for source, n in base.raw_files_by_source.items()},
         bytes_written=base.bytes_written * k,
         app_log_rows={level: n * scale for level, n in base.app_log_rows.items()},
         app_log_bytes={level: n * scale for level, n in base.app_log_bytes.items()},
     )
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Seconds a process_<source> invocation is busy: fixed + per event x events + per operation x operations."""
+
+    fixed: float
+    per_event: float
+    per_operation: dict[str, float]
+
+    def of(self, source: str, events: float, operations: float) -> float:
+        return self.fixed + self.per_event * events + self.per_operation.get(source, 0.0) * operations
+
+
+def busy_model(run: dict[str, Any], stateless: dict[str, Any] | None) -> Busy:
+    """Fixed and per-event time from the state-off run (a least-squares line through its sources' invocations:
+    landing alone); what the state-on run spent beyond that, per operation of each source's entity (signals
+    and bucket reads follow buckets touched, not events). Without a state-off run, the base run's line."""
+    fixed, per_event = _line(stateless or run)
+    per_operation: dict[str, float] = {}
+    if stateless is not None and run.get("state", True):
+        for source, count in run["invocations_by_source"].items():
+            kind = entity_for_source(source)
+            operations = run["invocations"].get(kind, 0) if kind else 0
+            if not operations or not count:
+                continue
+            busy = run["activity"].get(f"function:process_{source}", {}).get("busy_s", 0.0)
+            landing = count * fixed + per_event * run["events_by_source"].get(source, 0)
+            per_operation[source] = max(0.0, busy - landing) / operations
+    return Busy(fixed, per_event, per_operation)
+
+
+def _line(run: dict[str, Any]) -> tuple[float, float]:
+    """(seconds per invocation, seconds per event) fitted to every source's mean invocation of ``run``."""
+    points = []
+    for source, count in run["invocations_by_source"].items():
+        busy = run["activity"].get(f"function:process_{source}", {}).get("busy_s")
+        if count and busy is not None:
+            points.append((run["events_by_source"].get(source, 0) / count, busy / count))
+    if len(points) < 2:
+        events, busy = points[0] if points else (1.0, 0.0)
+        return 0.0, busy / max(events, 1.0)
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
+    slope = max(0.0, slope)
+    return max(0.0, mean_y - slope * mean_x), slope
+
+
+def entity_for_source(source: str) -> str | None:
+    from shared.state.registry import entity_for
+
+    kind = entity_for(source)
+    return kind.name if kind else None
+
+
+def _windows(run: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Per source in a measured run: seconds per invocation (its batch window) and events per invocation."""
+    return {
+        source: (run["seconds"] / count, run["events_by_source"].get(source, 0) / count)
+        for source, count in run["invocations_by_source"].items()
+        if count
+    }
+
+
+def _fitted_keys(windows: dict[str, tuple[float, float]], ops_per_s: float) -> float:
+    """The entities per keyed source (buckets touched at most) that explain the measured operations a second."""
+    keyed = {source: value for source, value in windows.items() if source in _keyed_sources()}
+    if not ops_per_s or not keyed:
+        return 0.0
+
+    def predicted(keys: float) -> float:
+        return sum(distinct(events, keys) / window for window, events in keyed.values())
+
+    low, high = 1.0, 1e12
+    for _ in range(200):
+        middle = math.sqrt(low * high)
+        low, high = (middle, high) if predicted(middle) < ops_per_s else (low, middle)
+    return low
 
 
 def _instance_seconds(executions_per_s: float, busy_s: float) -> float:
@@ -427,63 +580,134 @@ def _price(name: str) -> float:
     return value
 
 
-def idle_load(config: Config, sources: int) -> dict[str, float]:
-    """Per second with no events and the generators off: compaction timers only."""
-    runs_per_s = sources / 900
-    return {"executions": runs_per_s, "instance_s": runs_per_s * 1.0, "list_requests": runs_per_s}
+LIST_PAGE = 5000  # paths per List Paths response
+COMPACTION_ROWS_PER_S = 84_000  # ASSUMPTIONS['compaction_time']
+CURATED_BYTES_PER_ROW = 22.4  # bench/README.md, Memory: 1M rows with _received -> a 22.4 MB curated file
+# Compaction's peak RSS by rows in the busiest source-hour (bench/README.md: a small hour of 1,000 files,
+# then 1M rows with _received, and 10M rows measured before _received); linear in between.
+COMPACTION_PEAK_MB = ((0, 302.0), (1_000_000, 570.0), (10_000_000, 683.0))
+HOST_MEMORY_MB = 200  # ASSUMPTIONS['host_memory']
+
+
+@dataclass(frozen=True)
+class Flex:
+    """Flex Consumption per second: instance-seconds and executions of each billing mode."""
+
+    on_demand_instance_s: float
+    on_demand_executions: float
+    always_ready_instance_s: float  # while always-ready instances execute
+    always_ready_executions: float
+    always_ready_instances: int
+
+
+def flex(load: Load | None, config: Config, sources: int, rate: float) -> Flex:
+    """Kafka triggers, compaction timers and the durable group; the durable group's activity goes to its
+    always-ready instances first (billed at the always-ready rates), the rest on demand."""
+    runs = sources * config.compaction_runs_per_hour / 3600
+    compaction_s = max(runs * 1.0, rate / COMPACTION_ROWS_PER_S)
+    on_demand_s, executions = compaction_s, runs
+    durable_s = durable_executions = 0.0
+    if load is not None:
+        on_demand_s += load.kafka_instance_s
+        executions += load.invocations
+        durable_s, durable_executions = load.durable_instance_s, load.entity_executions
+    ready = config.durable_always_ready
+    on_ready_s = min(durable_s, float(ready))
+    share = on_ready_s / durable_s if durable_s else 0.0
+    return Flex(
+        on_demand_instance_s=on_demand_s + durable_s - on_ready_s,
+        on_demand_executions=executions + durable_executions * (1 - share),
+        always_ready_instance_s=on_ready_s,
+        always_ready_executions=durable_executions * share,
+        always_ready_instances=ready,
+    )
+
+
+def compaction_lists(load: Load | None, config: Config, sources: int) -> float:
+    """List requests a second: every run pages through the source's retained raw files."""
+    runs_per_source = config.compaction_runs_per_hour / 3600
+    if load is None:
+        return sources * runs_per_source
+    retained_s = config.raw_retention_days * 86_400
+    pages = sum(max(1, math.ceil(files * retained_s / LIST_PAGE)) for files in load.raw_files_by_source.values())
+    return (pages + sources - len(load.raw_files_by_source)) * runs_per_source
+
+
+def compaction_peak_mb(rows_per_hour: float) -> float:
+    points = COMPACTION_PEAK_MB
+    for (low_rows, low_mb), (high_rows, high_mb) in pairwise(points):
+        if rows_per_hour <= high_rows:
+            return low_mb + (high_mb - low_mb) * (rows_per_hour - low_rows) / (high_rows - low_rows)
+    return points[-1][1]
 
 
 def month(rate: float, state: bool, config: Config, results: dict[str, Any]) -> Month:
     sources = len(results["config"]["mix"])
     s = SECONDS_PER_MONTH
-    idle = idle_load(config, sources)
     load = load_at(rate, state, config, results) if rate > 0 else None
     events = rate * s
-    executions = idle["executions"] * s
-    instance_s = idle["instance_s"] * s
-    requests: dict[str, float] = {"list": idle["list_requests"] * s}
+    requests: dict[str, float] = {"list": compaction_lists(load, config, sources) * s}
     quantities: dict[str, float] = {"events": events}
     exceeded: list[str] = []
     unpriced: list[str] = []
-    log_bytes = 0.0
     lines: dict[str, float] = {}
     if load is not None:
-        executions += (load.invocations + load.entity_executions) * s
-        instance_s += (load.kafka_instance_s + load.durable_instance_s) * s
         for kind, n in (*load.requests.items(), *load.compaction_requests.items()):
             requests[kind] = requests.get(kind, 0.0) + n * s
+        requests["delete"] = requests.get("delete", 0.0) + load.raw_files * s  # ASSUMPTIONS['lifecycle_deletes']
         quantities |= {
             "invocations": load.invocations * s,
             "entity_operations": load.entity_ops * s,
             "entity_operations_per_event": load.entity_ops / rate,
             "raw_files": load.raw_files * s,
         }
-        log_bytes += _log_bytes(load, config) * s
-        exceeded += _limits(load, rate, config)
+        exceeded += _limits(load, rate, config, results)
     tus = max(config.throughput_units, math.ceil(rate / LIMITS["eventhubs_events_per_tu"]))
-    gb_s = instance_s * config.memory_gb
-    quantities |= {"executions": executions, "flex_gb_s": gb_s, "throughput_units": tus}
-    quantities |= {f"lake_{kind}_requests": n for kind, n in requests.items()}
     lines["Event Hubs throughput units"] = tus * HOURS_PER_MONTH * _price("eventhubs_tu_hour")
     lines["Event Hubs ingress"] = events / 1e6 * _price("eventhubs_ingress_million")
-    lines["Functions execution time (Flex on demand)"] = max(0.0, gb_s - _price("flex_free_gb_s")) * _price(
-        "flex_on_demand_gb_s"
-    )
-    lines["Functions executions"] = (
-        max(0.0, executions - _price("flex_free_executions")) / 1e6 * _price("flex_executions_million")
-    )
+    lines |= _functions_lines(flex(load, config, sources, rate), config, quantities)
+    quantities |= {"throughput_units": tus} | {f"lake_{kind}_requests": n for kind, n in requests.items()}
     lines["Lake requests"] = sum(
         requests.get(kind, 0.0) / 1e4 * _price(f"lake_{kind}_10k") for kind in ("write", "read", "list", "other")
     )
     if load is not None:
-        curated = sources * HOURS_PER_MONTH * 10
+        curated = sources * HOURS_PER_MONTH * 10  # ASSUMPTIONS['curated_requests_per_hour']
         lines["Lake requests"] += curated / 1e4 * (_price("lake_write_10k") + _price("lake_read_10k"))
-        stored_gb = load.bytes_written * s / 1e9
-        lines["Lake capacity (a month of raw and curated, hot)"] = 2 * stored_gb * _price("lake_capacity_gb_month")
+        raw_gb = load.bytes_written * config.raw_retention_days * 86_400 / 1e9
+        curated_gb = rate * s * CURATED_BYTES_PER_ROW / 1e9
+        lines["Lake capacity (raw retained, first month of curated, hot)"] = (raw_gb + curated_gb) * _price(
+            "lake_capacity_gb_month"
+        )
         lines["Lake diagnostic logs"] = _storage_log_gb(requests, config) * _price("logs_gb")
         lines["Durable backend"] = _durable(load, config, unpriced, quantities) if state else 0.0
-    lines["Application Insights logs"] = log_bytes / 1e9 * _price("logs_gb")
+    lines["Application Insights logs"] = (_log_bytes(load, config) if load else 0.0) * s / 1e9 * _price("logs_gb")
     return Month(lines, quantities, exceeded, unpriced)
+
+
+def _functions_lines(usage: Flex, config: Config, quantities: dict[str, float]) -> dict[str, float]:
+    s = SECONDS_PER_MONTH
+    gb_s = usage.on_demand_instance_s * config.memory_gb * s
+    executions = usage.on_demand_executions * s
+    quantities |= {"flex_on_demand_gb_s": gb_s, "executions": executions}
+    lines = {
+        "Functions execution time (Flex on demand)": max(0.0, gb_s - _price("flex_free_gb_s"))
+        * _price("flex_on_demand_gb_s"),
+        "Functions executions": max(0.0, executions - _price("flex_free_executions"))
+        / 1e6
+        * _price("flex_executions_million"),
+    }
+    if usage.always_ready_instances:
+        baseline = usage.always_ready_instances * config.memory_gb * s
+        busy = usage.always_ready_instance_s * config.memory_gb * s
+        ready_executions = usage.always_ready_executions * s
+        quantities |= {"flex_always_ready_baseline_gb_s": baseline, "flex_always_ready_execution_gb_s": busy}
+        quantities["executions"] += ready_executions
+        lines["Functions always ready (durable group)"] = (
+            baseline * _price("flex_always_ready_baseline_gb_s")
+            + busy * _price("flex_always_ready_execution_gb_s")
+            + ready_executions / 1e6 * _price("flex_always_ready_executions_million")
+        )
+    return lines
 
 
 def _log_bytes(load: Load, config: Config) -> float:
@@ -532,25 +756,37 @@ def _durable(load: Load, config: Config, unpriced: list[str], quantities: dict[s
     return 0.0
 
 
-def _limits(load: Load, rate: float, config: Config) -> list[str]:
+def _limits(load: Load, rate: float, config: Config, results: dict[str, Any]) -> list[str]:
     out = []
     tus = math.ceil(rate / LIMITS["eventhubs_events_per_tu"])
     if tus > LIMITS["eventhubs_max_tu"]:
-        out.append(f"Event Hubs Standard: {tus} TUs needed, 40 at most per namespace")
+        out.append(f"Event Hubs Standard: {tus} TUs needed, {LIMITS['eventhubs_max_tu']} at most per namespace")
     for source, per_s in load.invocations_by_source.items():
         busy = load.kafka_busy_per_invocation_s.get(source, 0.0) * per_s
         if busy > config.partitions:
-            out.append(f"process_{source}: {busy:.1f} busy instances needed, one per partition ({config.partitions})")
-    mix_rate = rate  # the largest source's share is under 30% of the mix
-    if mix_rate * 0.3 / config.partitions > LIMITS["eventhubs_partition_events"]:
+            out.append(f"process_{source}: {busy:.2f} busy instances needed, one per partition ({config.partitions})")
+    mix = results["config"]["mix"]
+    largest = max(mix, key=lambda p: p["events_per_minute"])
+    share = largest["events_per_minute"] / sum(p["events_per_minute"] for p in mix)
+    per_partition = rate * share / config.partitions
+    if per_partition > LIMITS["eventhubs_partition_events"]:
         out.append(
-            f"Event Hubs partition ingress: about {mix_rate * 0.3 / config.partitions:,.0f} events/s per partition"
+            f"Event Hubs partition ingress: {largest['source']} at {per_partition:,.0f} events/s per partition "
+            f"({config.partitions} partitions), about {LIMITS['eventhubs_partition_events']:,}/s each"
+        )
+    rows_per_hour = rate * share * 3600
+    peak = compaction_peak_mb(rows_per_hour)
+    if peak + HOST_MEMORY_MB > config.memory_mb:
+        out.append(
+            f"instance memory: compaction of {rows_per_hour:,.0f} rows in the busiest source-hour peaks near "
+            f"{peak:,.0f} MB, plus the host (assumed {HOST_MEMORY_MB} MB), over {config.memory_mb} MB"
         )
     ops = load.entity_ops
-    if config.backend == "azure_storage" and ops > 4 * LIMITS["azure_storage_ops_per_partition"]:
-        out.append(f"Durable Azure Storage backend: {ops:,.0f} entity operations/s, about 256/s with 4 partitions")
+    storage_cap = 4 * LIMITS["azure_storage_ops_per_partition"]
+    if config.backend == "azure_storage" and ops > storage_cap:
+        out.append(f"Durable Azure Storage backend: {ops:,.0f} entity operations/s, about {storage_cap}/s assumed")
     if config.backend == "dts_consumption" and ops > LIMITS["dts_consumption_actions"]:
-        out.append(f"DTS Consumption: {ops:,.0f} actions/s, 500/s at most")
+        out.append(f"DTS Consumption: {ops:,.0f} actions/s, {LIMITS['dts_consumption_actions']}/s at most")
     cap = LIMITS["dts_dedicated_actions_per_cu"] * LIMITS["dts_dedicated_max_cu"]
     if config.backend == "dts_dedicated" and ops > cap:
         out.append(f"DTS Dedicated: {ops:,.0f} actions/s, {cap:,}/s at most (3 CUs)")
@@ -563,24 +799,30 @@ def _limits(load: Load, rate: float, config: Config) -> list[str]:
 # ------------------------------------------------------------------------------ scenarios
 
 
+# The issue's rows at the deployed defaults, then costed options (each row names what differs).
 SCENARIOS: tuple[tuple[float, bool, dict[str, Any]], ...] = (
     (0, True, {}),
     (10, True, {}),
     (1000, True, {}),
     (10_000, True, {}),
     (1000, False, {}),
+    (10, True, {"durable_always_ready": 1}),
+    (10, True, {"memory_mb": 512}),
+    (1000, True, {"backend": "dts_dedicated"}),
     (10_000, True, {"backend": "dts_dedicated", "partitions": 4}),
+    (100_000, True, {"backend": "dts_dedicated", "partitions": 32}),
 )
 
 
 def scenarios(results: dict[str, Any], results_path: Path, base: Config | None = None) -> dict[str, Any]:
-    base = base or deployed()
+    base = measured_batching(base or deployed(), results)
     rows = []
+    measured = sorted({r["rate_ev_s"] for r in results["runs"]})
     for rate, state, changes in SCENARIOS:
         config = replace(base, **changes)
         result = month(rate, state, config, results)
         events = rate * SECONDS_PER_MONTH
-        extrapolated = rate > max(r["rate_ev_s"] for r in results["runs"])
+        capture = capture_month(rate)
         rows.append(
             {
                 "rate_ev_s": rate,
@@ -589,7 +831,9 @@ def scenarios(results: dict[str, Any], results_path: Path, base: Config | None =
                 "usd_per_1m_events": round(result.total / events * 1e6, 4) if events else None,
                 "limits_exceeded": result.limits_exceeded,
                 "unpriced": result.unpriced,
-                "extrapolated": extrapolated,
+                "extrapolated": rate > max(measured),
+                "capture_usd_month": round(capture, 2),
+                "capture_usd_per_1m_events": round(capture / events * 1e6, 4) if events else None,
                 "config": _config_json(config) | {"differs_from_default": sorted(changes)},
                 "lines": {name: round(value, 2) for name, value in result.lines.items()},
                 "quantities": {name: round(value, 4) for name, value in result.quantities.items()},
@@ -600,11 +844,23 @@ def scenarios(results: dict[str, Any], results_path: Path, base: Config | None =
         "measured_inputs": _shown(results_path),
         "measured_at": results.get("measured_at"),
         "measured_commit": results.get("commit"),
+        "measured_rates_ev_s": measured,
         "store": base.store,
-        "capture_usd_month": round(capture_month(base), 2),
+        "capture_usd_month": round(capture_month(0), 2),
         "recommended_budget_usd": recommended_budget(results),
         "backend_choice": backend_choice(results, base),
+        "generators_default": generators_default(results, base),
     }
+
+
+def measured_batching(config: Config, results: dict[str, Any]) -> Config:
+    """The configuration with the batching the results were measured with (a ``--host-json`` variant's)."""
+    batching = results.get("host_json", {})
+    return replace(
+        config,
+        subscriber_interval_s=int(batching.get("subscriber_interval_s", config.subscriber_interval_s)),
+        max_batch_size=int(batching.get("max_batch_size", config.max_batch_size)),
+    )
 
 
 def _shown(path: Path) -> str:
@@ -623,16 +879,18 @@ def _config_json(config: Config) -> dict[str, Any]:
         "subscriber_interval_s": data["subscriber_interval_s"],
         "max_batch_size": data["max_batch_size"],
         "buckets": data["buckets"],
+        "durable_always_ready_instances": data["durable_always_ready"],
         "lake_store": data["store"],
         "lake_diagnostic_categories": list(data["lake_diagnostic_categories"]),
     }
 
 
-def capture_month(config: Config) -> float:
-    """Event Hubs Capture for landing alone: one Standard TU and its Capture, ingress aside."""
-    return (
-        config.throughput_units * HOURS_PER_MONTH * (_price("eventhubs_tu_hour") + _price("eventhubs_capture_tu_hour"))
-    )
+def capture_month(rate: float) -> float:
+    """Event Hubs Capture landing the same stream alone: the TUs the rate needs (at least one), each with its
+    Capture, and the ingress."""
+    tus = max(1, math.ceil(rate / LIMITS["eventhubs_events_per_tu"]))
+    hourly = _price("eventhubs_tu_hour") + _price("eventhubs_capture_tu_hour")
+    return tus * HOURS_PER_MONTH * hourly + rate * SECONDS_PER_MONTH / 1e6 * _price("eventhubs_ingress_million")
 
 
 def recommended_budget(results: dict[str, Any], base: Config | None = None) -> int:
@@ -642,19 +900,51 @@ def recommended_budget(results: dict[str, Any], base: Config | None = None) -> i
 
 
 def backend_choice(results: dict[str, Any], base: Config) -> dict[str, Any]:
-    """The cheaper Durable backend at the proof-of-concept rate (10 events/s), and the break-even DTS prices."""
+    """The Durable backend for the proof-of-concept rate (10 events/s): the cheapest priced one within its
+    limits, and the DTS prices below which DTS would be cheaper."""
     storage = month(10, True, replace(base, backend="azure_storage"), results)
     cost = storage.lines.get("Durable backend", 0.0)
     ops = storage.quantities.get("entity_operations", 0.0)
+    within = not any("Durable" in item for item in storage.limits_exceeded)
+    dts_priced = PRICES["dts_consumption_action"].value is not None or PRICES["dts_dedicated_cu_month"].value
     return {
-        "default": "azure_storage",
+        "default": "azure_storage" if within and not dts_priced else "undecided: price DTS and compare",
         "azure_storage_usd_month_at_10_ev_s": round(cost, 2),
+        "azure_storage_within_its_throughput_at_10_ev_s": within,
         "dts_consumption_cheaper_below_usd_per_million_actions": round(cost / ops * 1e6, 4) if ops else None,
         "dts_dedicated_cheaper_below_usd_per_cu_month": round(cost, 2),
-        "why": "Azure Storage is priced and within its limits at the proof-of-concept rate and needs no extra "
+        "why": "Azure Storage is priced and within its throughput at the proof-of-concept rate and needs no extra "
         "resource; DTS Dedicated bills a capacity unit every hour of the month, DTS Consumption every action, "
         "and neither has a list price in a stored copy.",
     }
+
+
+def generators_default(results: dict[str, Any], base: Config) -> dict[str, Any]:
+    """What the Terraform generators produce at their defaults, and what their own timer executions add
+    (each tick an execution of generate_<source>, its own scale group: at least 1 s billed)."""
+    from bench.cost import ticks_per_minute
+
+    rate = sum(p["events_per_minute"] for p in results["config"]["mix"]) / 60
+    ticks = sum(ticks_per_minute(schedule) for schedule in generator_schedules()) / 60
+    gb_s = ticks * SECONDS_PER_MONTH * base.memory_gb
+    timers = gb_s * _price("flex_on_demand_gb_s") + ticks * SECONDS_PER_MONTH / 1e6 * _price("flex_executions_million")
+    return {
+        "rate_ev_s": round(rate, 2),
+        "ticks_per_s": round(ticks, 4),
+        "timer_usd_month": round(timers, 2),
+        "note": "the events themselves cost about what the 10 events/s row shows; the timers come on top "
+        "(no free grant assumed left)",
+    }
+
+
+def generator_schedules() -> list[str]:
+    """Each source's default generator schedule as Terraform deploys it (Datagen configs: every 10 s)."""
+    from bench.cost import _terraform_sources_default
+    from shared.sources import CONFIG_SOURCES
+
+    fields, defaults = _terraform_sources_default()
+    schedules = [str((fields | dict(overrides))["generator_schedule"]) for overrides in defaults.values()]
+    return schedules + ["*/10 * * * * *"] * len(CONFIG_SOURCES)
 
 
 # ------------------------------------------------------------------------------ output
@@ -662,11 +952,7 @@ def backend_choice(results: dict[str, Any], base: Config) -> dict[str, Any]:
 
 def table(document: dict[str, Any]) -> str:
     rows = document["scenarios"]
-    header = ["USD per month"] + [
-        f"{r['rate_ev_s']:,.0f} ev/s{'' if r['state'] else ' no state'}"
-        + (f" {r['config']['durable_backend']}" if r["config"]["differs_from_default"] else "")
-        for r in rows
-    ]
+    header = ["USD per month"] + [_label(r) for r in rows]
     names = list(dict.fromkeys(name for r in rows for name in r["lines"]))
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * len(rows)) + " |"]
     for name in names:
@@ -683,9 +969,10 @@ def table(document: dict[str, Any]) -> str:
         + " |"
     )
     lines.append("| extrapolated | " + " | ".join("yes" if r["extrapolated"] else "no" for r in rows) + " |")
+    lines.append("| Event Hubs Capture alone | " + " | ".join(f"{r['capture_usd_month']:,.2f}" for r in rows) + " |")
     notes = []
     for r in rows:
-        label = f"{r['rate_ev_s']:,.0f} ev/s{'' if r['state'] else ' no state'}"
+        label = _label(r)
         for item in r["limits_exceeded"]:
             notes.append(f"- {label}: limit exceeded: {item}")
         for item in r["unpriced"]:
@@ -693,12 +980,39 @@ def table(document: dict[str, Any]) -> str:
     return "\n".join([*lines, "", *notes])
 
 
+OPTION_LABELS = {
+    "durable_backend": "{}",
+    "instance_memory_mb": "{} MB",
+    "partitions": "{} partitions",
+    "durable_always_ready_instances": "{} always ready",
+}
+
+
+def _label(row: dict[str, Any]) -> str:
+    """The column of a row: its rate and state, and what differs from the default deployment."""
+    label = f"{row['rate_ev_s']:,.0f} ev/s{'' if row['state'] else ' no state'}"
+    config = row["config"]
+    names = {
+        "backend": "durable_backend",
+        "memory_mb": "instance_memory_mb",
+        "durable_always_ready": "durable_always_ready_instances",
+    }
+    for changed in config["differs_from_default"]:
+        key = names.get(changed, changed)
+        label += " " + OPTION_LABELS.get(key, key + "={}").format(config[key])
+    return label
+
+
+def parser() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(prog="python -m tools.cost", description=__doc__.split("\n\n")[0])
+    options.add_argument("--json", action="store_true", help="print one JSON object")
+    options.add_argument("--prices", action="store_true", help="print every price with its page and read date")
+    options.add_argument("--results", type=Path, default=RESULTS, help="a bench/cost.py results file")
+    return options
+
+
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.cost", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--prices", action="store_true", help="print every price with its page and read date")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="a bench/cost.py results file")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     if args.prices:
         for name, item in PRICES.items():
             value = "no list price found" if item.value is None else f"{item.value:g}"
@@ -712,7 +1026,7 @@ def main(argv: Sequence[str]) -> int:
     else:
         print(table(document))
         print(f"\nmeasured inputs: {document['measured_inputs']} ({document['measured_at']})")
-        print(f"Event Hubs Capture, landing alone: {document['capture_usd_month']:,.2f} USD a month")
+        print(f"Event Hubs Capture, landing alone (one TU, idle): {document['capture_usd_month']:,.2f} USD a month")
     return 0
 
 

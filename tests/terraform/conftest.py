@@ -174,7 +174,8 @@ class TerraformFailed(Exception):
 # Evaluates the root's variables.tf and locals.tf (input-only locals) and calls
 # modules/app_settings exactly as main.functionapp.tf does, with stand-ins for values that
 # exist only after apply: each resource is replaced by what it is created from
-# (hub name = local.sources[...].topic, secret name as in main.keyvault.tf).
+# (hub name = local.sources[...].topic, secret name as in main.keyvault.tf, the Durable Task
+# Scheduler's endpoint by an example of its form, its task hub as main.durable.tf names it).
 HARNESS = """
 module "app_settings" {
   source = "./modules/app_settings"
@@ -192,6 +193,10 @@ module "app_settings" {
   compaction_target_file_mb = var.compaction_target_file_mb
   schema_registry_url       = "https://evhns-test.servicebus.windows.net"
   schema_registry_group     = var.schema_group_name
+  durable_task_scheduler = var.durable_backend == "azure_storage" ? null : {
+    endpoint = "https://dts-test-abcd.westeurope.durabletask.io"
+    task_hub = "streamingpoc"
+  }
 
   application_insights_connection_string = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://example.invalid/"
 

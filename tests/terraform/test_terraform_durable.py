@@ -18,9 +18,12 @@ from typing import Any
 import hcl2
 import pytest
 
+from shared.settings import PLATFORM_SETTINGS, app_setting_names
+from shared.sources import SOURCES
 from tests.conftest import ROOT
 from tests.terraform.conftest import TERRAFORM_DIR, TerraformFailed, harness_dir, terraform_output
 from tests.terraform.test_terraform_deploy_defaults import _variables
+from tests.terraform.test_terraform_settings import host_settings
 from tools import cost
 
 TERRAFORM = ROOT / "terraform"
@@ -77,13 +80,46 @@ def test_the_apps_identity_gets_the_data_role_on_the_scheduler_only() -> None:
     assert "azurerm_function_app_flex_consumption.this.identity[0].principal_id" in role["principal_id"]
 
 
-def test_dts_settings_switch_the_storage_provider_by_identity() -> None:
-    text = (TERRAFORM / "main.durable.tf").read_text()
+DTS_SETTINGS = {
+    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type",
+    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName",
+    "AzureFunctionsJobHost__extensions__durableTask__hubName",
+    "DURABLE_TASK_SCHEDULER_CONNECTION_STRING",
+}
+
+
+@pytest.mark.parametrize("backend", ["dts_consumption", "dts_dedicated"])
+def test_choosing_dts_reaches_the_apps_settings_by_identity(tmp_path: Path, backend: str) -> None:
+    """The settings the app ends with (the module's map, PUT whole by main.functionapp.tf) switch the
+    storage provider to the scheduler, connected by the app's identity, and only names the host reads."""
+    settings = terraform_output(harness_dir(tmp_path), vars={"durable_backend": backend})["app_settings"]
+    assert set(settings) >= DTS_SETTINGS
+    assert settings["AzureFunctionsJobHost__extensions__durableTask__storageProvider__type"] == "azureManaged"
+    named = settings["AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName"]
+    assert settings[named] == "Endpoint=https://dts-test-abcd.westeurope.durabletask.io;Authentication=ManagedIdentity"
+    assert settings["AzureFunctionsJobHost__extensions__durableTask__hubName"] == "streamingpoc"
+    assert not [name for name, value in settings.items() if "AccountKey" in value]
+    code = set(app_setting_names(list(SOURCES)))
+    assert sorted(set(settings) - code - host_settings(list(SOURCES))) == []
+    assert DTS_SETTINGS <= PLATFORM_SETTINGS
+
+
+def test_the_azure_storage_backend_sets_none_of_them(evaluated: dict[str, Any]) -> None:
+    assert not DTS_SETTINGS & set(evaluated["app_settings"])
+
+
+def test_the_root_passes_the_schedulers_endpoint_and_hub_to_the_settings() -> None:
+    (module,) = hcl2.loads((TERRAFORM_DIR / "main.functionapp.tf").read_text())["module"]
+    assert module['"app_settings"']["durable_task_scheduler"] == "${local.durable_task_scheduler_settings}"
+    text = re.sub(r"\s+", " ", (TERRAFORM / "main.durable.tf").read_text())
     assert (
-        'AzureFunctionsJobHost__extensions__durableTask__storageProvider__type                 = "azureManaged"' in text
-    )
-    assert "Authentication=ManagedIdentity" in text and "AccountKey" not in text
-    assert 'connectionStringName = "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"' in re.sub(r"\s+=", " =", text)
+        'durable_task_scheduler_settings = var.durable_backend == "azure_storage" ? null : { '
+        'endpoint = azapi_resource.durable_task_scheduler["this"].output.properties.endpoint '
+        "task_hub = local.durable_task_hub_name }"
+    ) in text
+    assert "name = local.durable_task_hub_name parent_id = azapi_resource.durable_task_scheduler[each.key].id" in text
+    action = (TERRAFORM_DIR / "main.functionapp.tf").read_text()
+    assert "depends_on = [azurerm_role_assignment.durable_task_data_contributor]" in action
 
 
 def test_the_default_backend_is_the_one_the_cost_model_chooses() -> None:

@@ -35,11 +35,32 @@ SETTING_REF = re.compile(r"%([A-Za-z0-9_]+)%")
 _SOURCE_PREFIXES = tuple(f"{source.upper()}_" for source in SOURCES)
 
 
+def host_settings(sources: list[str]) -> set[str]:
+    """Settings the Functions host reads: PLATFORM_SETTINGS, and ``AzureWebJobs.<function>.Disabled`` of the
+    generator timers (a generator that is off is a disabled function, so its ticks are not billed)."""
+    return set(PLATFORM_SETTINGS) | {f"AzureWebJobs.generate_{source}.Disabled" for source in sources}
+
+
 def test_settings_match_the_code_in_both_directions(evaluated: dict[str, Any]) -> None:
     terraform = set(evaluated["app_settings"])
     code = set(app_setting_names(list(SOURCES)))
     assert sorted(code - terraform) == [], "settings the code reads but Terraform does not set"
-    assert sorted(terraform - code - PLATFORM_SETTINGS) == [], "settings Terraform sets that the code never reads"
+    assert sorted(terraform - code - host_settings(list(SOURCES))) == [], "settings Terraform sets that none reads"
+
+
+def test_a_generator_that_is_off_is_a_disabled_function(
+    tmp_path: Path, bindings: dict[str, list[dict[str, Any]]]
+) -> None:
+    evaluated = terraform_output(
+        harness_dir(tmp_path), vars={"sources": "{ clickstream = { generator_enabled = false }, mobile = {} }"}
+    )
+    values = evaluated["app_settings"]
+    assert values["AzureWebJobs.generate_clickstream.Disabled"] == "true"
+    assert values["CLICKSTREAM_GENERATOR_ENABLED"] == "false"
+    assert values["AzureWebJobs.generate_mobile.Disabled"] == "false"
+    disabled = {name.split(".")[1] for name in values if name.startswith("AzureWebJobs.")}
+    assert disabled == {f"generate_{name}" for name in evaluated["sources"]}  # the Datagen configs' too
+    assert disabled <= set(bindings), "a Disabled setting names no function of the app"
 
 
 def test_terraform_sources_are_the_codes_sources(evaluated: dict[str, Any]) -> None:

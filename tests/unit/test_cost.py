@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -31,7 +32,9 @@ def test_instances_are_billed_throughout_once_executions_overlap() -> None:
 def test_distinct_keys_and_the_fitted_key_space() -> None:
     assert cost.distinct(1000, 100_000) == pytest.approx(995.0, rel=1e-3)
     assert cost.distinct(1000, 10) == pytest.approx(10.0, rel=1e-3)
-    assert cost.effective_keys(cost.distinct(500, 64), 500) == pytest.approx(64, rel=1e-3)
+    windows = {"mobile": (5.0, 500.0), "sensors": (5.0, 800.0), "orders": (5.0, 900.0)}  # orders keeps no state
+    measured = (cost.distinct(500, 64) + cost.distinct(800, 64)) / 5
+    assert cost._fitted_keys(windows, measured) == pytest.approx(64, rel=1e-3)
 
 
 def test_host_json_levels_follow_the_longest_category() -> None:
@@ -81,3 +84,15 @@ def test_results_were_measured_with_this_host_json_and_these_sources() -> None:
 def test_cli_prints_the_table() -> None:
     out = subprocess.run([sys.executable, "-m", "tools.cost"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert "| **total** |" in out.stdout and "Event Hubs Capture" in out.stdout
+
+
+def test_every_tools_cost_flag_the_docs_and_terraform_mention_exists() -> None:
+    known = {option for action in cost.parser()._actions for option in action.option_strings}
+    texts = [*(ROOT / "terraform").rglob("*.tf"), *(ROOT / "docs").glob("*.md"), ROOT / "README.md"]
+    mentioned = {
+        (path.relative_to(ROOT).as_posix(), flag)
+        for path in texts
+        for command in re.findall(r"tools\.cost((?: --?[\w-]+(?: [\w./]+)*)+)", path.read_text())
+        for flag in re.findall(r"(--[\w-]+)", command)
+    }
+    assert sorted((where, flag) for where, flag in mentioned if flag not in known) == []

@@ -54,6 +54,15 @@ locals {
       for name, secret_id in var.kafka_password_secret_ids :
       name => "@Microsoft.KeyVault(SecretUri=${trimsuffix(secret_id, "/")}/)"
     },
+    # The Durable Task Scheduler backend, when chosen: host.json's storageProvider switched to
+    # azureManaged by the host's own override syntax (AzureFunctionsJobHost__<path>), connected by
+    # the app's system-assigned identity (no key exists). Nothing with the Azure Storage backend.
+    var.durable_task_scheduler == null ? {} : {
+      AzureFunctionsJobHost__extensions__durableTask__storageProvider__type                 = "azureManaged"
+      AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName = "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"
+      AzureFunctionsJobHost__extensions__durableTask__hubName                               = var.durable_task_scheduler.task_hub
+      DURABLE_TASK_SCHEDULER_CONNECTION_STRING                                              = "Endpoint=${trimsuffix(var.durable_task_scheduler.endpoint, "/")};Authentication=ManagedIdentity"
+    },
     # <SOURCE>_<FIELD> for every source.
     merge([
       for name, source in var.sources : {
@@ -68,6 +77,9 @@ locals {
         "${upper(name)}_GENERATOR_SEED"            = source.generator_seed == null ? "" : tostring(source.generator_seed)
         "${upper(name)}_LAG_THRESHOLD"             = tostring(source.lag_threshold)
         "${upper(name)}_COMPACTION_SCHEDULE"       = source.compaction_schedule
+        # A generator that is off has its timer function disabled (read by the host): otherwise
+        # every tick would still be a billed execution that sends nothing (docs/cost.md, idle).
+        "AzureWebJobs.generate_${name}.Disabled" = tostring(!source.generator_enabled)
       }
     ]...),
   )

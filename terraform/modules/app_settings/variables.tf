@@ -90,3 +90,21 @@ variable "sources" {
   }))
   description = "Per-source settings (shared.settings.SourceSettings), keyed by source name."
 }
+
+variable "durable_task_scheduler" {
+  type = object({
+    endpoint = string
+    task_hub = string
+  })
+  default     = null
+  description = "The Durable Task Scheduler of the Durable entities (the root module's durable_backend dts_consumption or dts_dedicated): the scheduler's endpoint and its task hub. null keeps host.json's Azure Storage backend on the host storage account."
+
+  validation {
+    condition     = var.durable_task_scheduler == null || can(regex("^https://[^/;]+/?$", var.durable_task_scheduler.endpoint))
+    error_message = "durable_task_scheduler.endpoint must be the scheduler's https endpoint."
+  }
+  validation {
+    condition     = var.durable_task_scheduler == null || can(regex("^[A-Za-z0-9-]{3,64}$", var.durable_task_scheduler.task_hub))
+    error_message = "durable_task_scheduler.task_hub must be 3-64 letters, digits or hyphens."
+  }
+}
