@@ -61,6 +61,7 @@ class HourResult:
     diff: HourDiff
     table: pa.Table  # the hour as recomputed (curated column order, partition columns not included)
     letters: list[DeadLetter]  # records that no longer land
+    letter_incarnations: list[int]  # the incarnation each of ``letters`` landed in
     added_letters: list[DeadLetterEntry]  # dead letters that land now
 
 
@@ -109,7 +110,8 @@ def recompute_hour(
         if _identity(r) not in by_identity
     }
     added_letters = [entry for entry in dead_letters if entry.identity in added]
-    return HourResult(diff, _table(source, rows, curated.schema), letters, added_letters)
+    letter_incarnations = [incarnations.get(_identity_of(letter.record), 0) for letter in letters]
+    return HourResult(diff, _table(source, rows, curated.schema), letters, letter_incarnations, added_letters)
 
 
 def _differs(name: str, row: Row, before: Row) -> bool:

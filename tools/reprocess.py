@@ -108,18 +108,19 @@ def _note(result: HourResult) -> str:
 
 def _write_dead_letters(lake: LakeStore, source: str, result: HourResult, run_id: str, now_ms: int) -> None:
     """Rows that leave curated, as dead letters beside the others (``.reprocessed``: raw/ still holds them)."""
-    by_file: dict[tuple[str, int, int], list[dict[str, object]]] = {}
-    for letter in result.letters:
-        row = dead_letter_row(letter, now_ms)
+    by_file: dict[tuple[str, int, int, int], list[dict[str, object]]] = {}
+    for letter, incarnation in zip(result.letters, result.letter_incarnations, strict=True):
+        row = dead_letter_row(letter, now_ms, incarnation)  # the life it landed in: redrive identifies it by that
         row["detail"] = f"tools.reprocess {run_id}: {row['detail']}"
         moment = letter.record.timestamp_ms or 0
-        by_file.setdefault((letter.record.topic, letter.record.partition, moment - moment % HOUR_MS), []).append(row)
-    for (topic, partition, hour_ms), rows in sorted(by_file.items()):
+        where = (letter.record.topic, letter.record.partition, incarnation, moment - moment % HOUR_MS)
+        by_file.setdefault(where, []).append(row)
+    for (topic, partition, incarnation, hour_ms), rows in sorted(by_file.items()):
         offsets = [int(str(row["_offset"])) for row in rows]
         name = batch_file_name(
             TopicPartition(topic, partition),
             OffsetSpan(min(offsets), max(offsets)),
-            0,
+            incarnation,
             f"reprocessed-{run_id}.jsonl.gz",
         )
         data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="deadletter")

@@ -13,12 +13,14 @@ import orjson
 import pytest
 
 from shared import formats
+from shared.batch import process_batch
 from shared.compaction.coverage import METADATA_KEY
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour
 from shared.formats import format_named
 from shared.lake import LocalLake
-from shared.landing.files import DEADLETTER_COLUMNS, plan_batch
+from shared.landing.files import DEADLETTER_COLUMNS, land, plan_batch, plan_files
+from shared.records import KafkaRecord
 from shared.redrive import read_dead_letters, redrive_log
 from shared.settings import load_settings
 from shared.source_model import Row, Source
@@ -193,3 +195,26 @@ def test_the_command_promotes_only_the_hours_that_differ(
     history = lake.delta("things").history()
     assert len(history) == commits + 1 and json.loads(history[0][METADATA_KEY])["hour"] == H11.hour
     assert {row["address_city"] for row in curated_rows(lake, "things", H11)} == {"moved"}
+
+
+def test_rows_of_a_later_incarnation_leave_as_dead_letters_of_that_incarnation(lake: Lake) -> None:
+    """A redrive identifies a dead letter by its incarnation: a reprocessed row keeps the life it landed in."""
+    source = things()
+    records = [
+        KafkaRecord("things", 0, offset, None, orjson.dumps(value), FIXED_NOW_MS + offset)
+        for offset, value in enumerate(_values(range(0, 6)))
+    ]
+    (part,) = process_batch(source, records, max_record_bytes=10_000)
+    part.set_incarnation(1)  # the topic was recreated once: these records are its second life
+    land(lake.store, plan_files(part, format_named("parquet"), now_ms=FIXED_NOW_MS, incarnation=1).files)
+    run(lake, "things")
+    curated = lake.table("things")
+    results = reprocess(
+        _changed(source), lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
+    )
+    (h10,) = [r for r in results if r.diff.hour == H10]
+    assert h10.letter_incarnations == [1, 1]  # ids 3 and 5 are refused now
+    promote(source, h10, lake=lake.store, curated=curated, run_id="t3", now_ms=FIXED_NOW_MS)
+    letters = read_dead_letters(lake.store, "things")
+    assert sorted((e.offset, e.incarnation) for e in letters) == [(3, 1), (5, 1)]
+    assert all("+i1+" in path for path in lake.store.list_paths("deadletter/things"))
