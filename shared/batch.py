@@ -39,6 +39,7 @@ class PartitionBatch:
     dead_letters: list[DeadLetter]
     table: pa.Table | None = None
     rows: list[Row] | None = None
+    incarnation: int = 0  # what the rows' ``_incarnation`` holds (set by the landing)
 
     @property
     def row_count(self) -> int:
@@ -70,14 +71,16 @@ class PartitionBatch:
         origins = [origin for origin, kept in zip(self.origins, keep, strict=True) if kept]
         records = [record for record in self.records if record.offset in offsets]
         letters = [letter for letter in self.dead_letters if letter.record.offset in offsets]
+        where, life = self.topic_partition, self.incarnation
         if self.table is not None:
             table = self.table if all(keep) else self.table.filter(pa.array(keep, pa.bool_()))
-            return PartitionBatch(self.source, self.topic_partition, records, origins, letters, table=table)
+            return PartitionBatch(self.source, where, records, origins, letters, table=table, incarnation=life)
         rows = [row for row, kept in zip(self.rows or (), keep, strict=True) if kept]
-        return PartitionBatch(self.source, self.topic_partition, records, origins, letters, rows=rows)
+        return PartitionBatch(self.source, where, records, origins, letters, rows=rows, incarnation=life)
 
     def set_incarnation(self, incarnation: int) -> None:
         """Every row's ``_incarnation``: the life of the partition's offsets its landing found (in place)."""
+        self.incarnation = incarnation
         if self.table is not None:
             index = self.table.schema.get_field_index("_incarnation")
             values = pa.array([incarnation] * self.table.num_rows, pa.int64())

@@ -121,11 +121,12 @@ class PartitionLander:
         self._begun: Begun | None = None
         self._written: Written | None = None
         self._unencodable: tuple[DeadLetter, ...] = ()
+        self._replanned = False  # an unfinished landing was planned again from these rows
 
     def admit(self) -> None:
         part = self.part
         admission = self.landing.admit(part.records, self._plan_pending)
-        if admission.incarnation:
+        if admission.incarnation != part.incarnation or self._replanned:  # rows an earlier step relabelled
             part.set_incarnation(admission.incarnation)
         self._admission = admission
 
@@ -157,7 +158,8 @@ class PartitionLander:
         """An unfinished landing's files planned again from this batch's records of its range."""
         offsets = {r.offset for r in self.part.records if pending.low <= r.offset <= pending.high}
         inside = self.part.select(offsets)
-        if incarnation:
+        self._replanned = True
+        if incarnation != inside.incarnation:
             inside.set_incarnation(incarnation)
         return list(plan_files(inside, self.fmt, now_ms=self.now_ms, incarnation=incarnation).files)
 

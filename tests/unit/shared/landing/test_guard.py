@@ -62,3 +62,16 @@ def test_a_lease_too_short_for_the_lakes_requests_is_refused(tmp_path: Path) -> 
     with pytest.raises(ConfigurationError, match="LANDING_LEASE_SECONDS"):
         LandingGuard(lake, lease_seconds=lake.max_request_seconds)
     assert DEFAULT_LEASE_SECONDS >= 2 * 66 + 2  # the Azure stores' longest request (shared.lake.connection), twice
+
+
+def test_a_retried_admission_relabels_rows_an_earlier_attempt_set_to_another_incarnation(tmp_path: Path) -> None:
+    """Rows carry the incarnation of the admission that lands them, not of an attempt before it."""
+    from shared.landing.guard import PartitionLander, guard_for
+
+    records = records_for(CLICKS, 20)
+    (part,) = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    part.set_incarnation(3)  # what a lost attempt left on the rows
+    lake = LocalLake(tmp_path)
+    lander = PartitionLander(guard_for(lake).partition(CLICKS.name, part.topic_partition), part, PARQUET, FIXED_NOW_MS)
+    lander.admit()
+    assert part.incarnation == 0 and {row["_incarnation"] for row in part.to_rows()} == {0}
