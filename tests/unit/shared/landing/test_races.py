@@ -228,3 +228,42 @@ def test_the_two_interleavings_the_review_found(scratch: Path) -> None:
     workers, root = _run(outage, run, scratch / "outage")
     _check(outage, root, run)
     assert workers[0].log[:3] == ["admit", "begin", "write: LakeUnavailable"]
+
+
+def _lander(worker: LandingGuard, records: list[KafkaRecord]) -> PartitionLander:
+    (part,) = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    landing = worker.partition(CLICKS.name, part.topic_partition)
+    return PartitionLander(landing, part, format_named("parquet"), FIXED_NOW_MS)
+
+
+def _land_all(lander: PartitionLander) -> None:
+    lander.admit()
+    lander.begin()
+    lander.write()
+    lander.finish()
+
+
+def test_a_completed_takeover_does_not_let_its_taker_remove_without_waiting(scratch: Path) -> None:
+    """B takes A's landing over to complete it (no wait: identical files) but loses the lake; B's next batch
+    is cut shorter, so B removes the landing as its own, at once, while A, well within its lease, still
+    writes the landing's files. A's files and B's re-landing then hold the same records."""
+    clock = [1_000_000.0]
+    lake_a, lake_b = _Lake(scratch), _Lake(scratch)
+    guard_a = LandingGuard(lake_a, clock=lambda: clock[0])
+    guard_b = LandingGuard(lake_b, clock=lambda: clock[0])
+    slow_a = _lander(guard_a, FIRST_LIFE[0:14])
+    slow_a.admit()
+    slow_a.begin()  # A names its files; it is slow to write them
+    clock[0] += 1
+    lake_b.fail_after = 0  # B completes A's landing (same batch) but its first create fails
+    with pytest.raises(LakeUnavailable):
+        _land_all(_lander(guard_b, FIRST_LIFE[0:14]))
+    clock[0] += 1
+    _land_all(_lander(guard_b, FIRST_LIFE[0:8]))  # B's batch re-cut after a rebalance: removes, lands 0-7
+    clock[0] += 1
+    slow_a.write()  # A is 3 s into a 150 s lease: its requests are allowed
+    slow_a.finish()
+    clock[0] += 1
+    _land_all(_lander(guard_b, FIRST_LIFE[8:14]))
+    single = Scenario("takeover then removal", a=[FIRST_LIFE[0:14]], b=[])
+    _check(single, scratch, ())
