@@ -62,3 +62,11 @@ def test_a_lease_too_short_for_the_lakes_requests_is_refused(tmp_path: Path) -> 
     with pytest.raises(ConfigurationError, match="LANDING_LEASE_SECONDS"):
         LandingGuard(lake, lease_seconds=lake.max_request_seconds)
     assert DEFAULT_LEASE_SECONDS >= 2 * 66 + 2  # the Azure stores' longest request (shared.lake.connection), twice
+
+
+def test_an_offset_delivered_twice_in_one_batch_lands_once(tmp_path: Path) -> None:
+    """A consumer that loses and regains a partition while it gathers a batch fetches again from the
+    committed offset, so one batch can hold a record twice; the lake must still hold it once."""
+    records = records_for(CLICKS, 10)
+    assert land_clicks(LocalLake(tmp_path), [*records, *records[3:5]]) == 10
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(10)]
