@@ -264,3 +264,43 @@ def test_a_redriven_record_keeps_its_unknown_fields(tmp_path: Path) -> None:
     redriven = KafkaRecord("orders", 1, 100, message.key, message.value, FIXED_NOW_MS)
     (landed,) = process_batch(SOURCES["orders"], [redriven], max_record_bytes=10_000).rows()
     assert json.loads(landed["_extra"]) == {"coupon": {"code": "X", "uses": [1, 2]}, "address.country": "NO"}
+
+
+class RefusingSignaller(RecordingSignaller):
+    """The entity API does not accept the signals (down, or a 5xx): nothing was applied."""
+
+    def signal(self, signals: Sequence[Signal]) -> list[bool]:
+        self.signals.extend(signals)
+        return [False] * len(signals)
+
+
+def test_a_re_signal_that_failed_is_re_applied_by_the_next_redrive(tmp_path: Path) -> None:
+    """Re-applying a refused update is idempotent (entities apply an offset once), so a re-signal the entity
+    API did not accept must be tried again; it is not a produce that could land twice."""
+    lake = LocalLake(tmp_path)
+    mobile = SOURCES["mobile"]
+    records = records_for(mobile, 3)
+    handle_batch(context_for(mobile, lake, now_ms=FIXED_NOW_MS), records)
+    rows: list[dict[str, object]] = [
+        {
+            "_topic": "mobile",
+            "_partition": 0,
+            "_incarnation": 0,
+            "_offset": 1,
+            "_key": records[1].key,
+            "_kafka_timestamp": FIXED_NOW_MS,
+            "reason": "entity_rejected",
+            "detail": "landed in raw/, but the entity refused its update",
+            "raw_base64": base64.b64encode(records[1].value or b"").decode(),
+            "dead_lettered_at": FIXED_NOW_MS,
+        }
+    ]
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="x")
+    name = "mobile+0+i0+00000000000000000001+00000000000000000001.entity_rejected.jsonl.gz"
+    lake.write_atomic(f"deadletter/mobile/date=2026-11-24/hour=10/{name}", data)
+    target = RedriveTarget("mobile", max_record_bytes=1 << 20, state_buckets=1024)
+    failed = redrive(mobile, lake=lake, target=target, signaller=RefusingSignaller())
+    assert (failed.resignalled, failed.resignal_failed) == (0, 1)
+    signaller = RecordingSignaller()
+    again = redrive(mobile, lake=lake, target=target, signaller=signaller)
+    assert (again.resignalled, len(signaller.signals)) == (1, 1), again.table()

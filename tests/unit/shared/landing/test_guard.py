@@ -75,3 +75,11 @@ def test_a_retried_admission_relabels_rows_an_earlier_attempt_set_to_another_inc
     lander = PartitionLander(guard_for(lake).partition(CLICKS.name, part.topic_partition), part, PARQUET, FIXED_NOW_MS)
     lander.admit()
     assert part.incarnation == 0 and {row["_incarnation"] for row in part.to_rows()} == {0}
+
+
+def test_an_offset_delivered_twice_in_one_batch_lands_once(tmp_path: Path) -> None:
+    """A consumer that loses and regains a partition while it gathers a batch fetches again from the
+    committed offset, so one batch can hold a record twice; the lake must still hold it once."""
+    records = records_for(CLICKS, 10)
+    assert land_clicks(LocalLake(tmp_path), [*records, *records[3:5]]) == 10
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(10)]

@@ -15,6 +15,7 @@ its own identity: offset and Kafka timestamp), and no (incarnation, offset) is t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import shutil
@@ -30,7 +31,13 @@ from shared.batch import process_batch
 from shared.errors import LakeUnavailable, TransientError
 from shared.formats import decode, format_named
 from shared.lake import LocalLake
-from shared.landing.guard import DEFAULT_LEASE_SECONDS, LandingGuard, PartitionLander, PartitionWaiting
+from shared.landing.guard import (
+    DEFAULT_LEASE_SECONDS,
+    LandingGuard,
+    PartitionLander,
+    PartitionWaiting,
+    land_partition,
+)
 from shared.records import KafkaRecord
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -228,3 +235,91 @@ def test_the_two_interleavings_the_review_found(scratch: Path) -> None:
     workers, root = _run(outage, run, scratch / "outage")
     _check(outage, root, run)
     assert workers[0].log[:3] == ["admit", "begin", "write: LakeUnavailable"]
+
+
+def _lander(worker: LandingGuard, records: list[KafkaRecord]) -> PartitionLander:
+    (part,) = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    landing = worker.partition(CLICKS.name, part.topic_partition)
+    return PartitionLander(landing, part, format_named("parquet"), FIXED_NOW_MS)
+
+
+def _land_all(lander: PartitionLander) -> None:
+    lander.admit()
+    lander.begin()
+    lander.write()
+    lander.finish()
+
+
+def test_a_completed_takeover_does_not_let_its_taker_remove_without_waiting(scratch: Path) -> None:
+    """B takes A's landing over to complete it (no wait: identical files) but loses the lake; B's next batch
+    is cut shorter, so B removes the landing as its own, at once, while A, well within its lease, still
+    writes the landing's files. A's files and B's re-landing then hold the same records."""
+    clock = [1_000_000.0]
+    lake_a, lake_b = _Lake(scratch), _Lake(scratch)
+    guard_a = LandingGuard(lake_a, clock=lambda: clock[0])
+    guard_b = LandingGuard(lake_b, clock=lambda: clock[0])
+    slow_a = _lander(guard_a, FIRST_LIFE[0:14])
+    slow_a.admit()
+    slow_a.begin()  # A names its files; it is slow to write them
+    clock[0] += 1
+    lake_b.fail_after = 0  # B completes A's landing (same batch) but its first create fails
+    with pytest.raises(LakeUnavailable):
+        _land_all(_lander(guard_b, FIRST_LIFE[0:14]))
+    clock[0] += 1
+    with contextlib.suppress(PartitionWaiting):  # B's batch re-cut after a rebalance: it removes or waits
+        _land_all(_lander(guard_b, FIRST_LIFE[0:8]))
+    clock[0] += 1
+    slow_a.write()  # A is 3 s into a 150 s lease: its requests are allowed
+    slow_a.finish()
+    for batch in (FIRST_LIFE[0:8], FIRST_LIFE[8:14]):
+        clock[0] += 1
+        try:
+            _land_all(_lander(guard_b, batch))
+        except PartitionWaiting:
+            clock[0] += DEFAULT_LEASE_SECONDS + 1
+            _land_all(_lander(guard_b, batch))
+    single = Scenario("takeover then removal", a=[FIRST_LIFE[0:14]], b=[])
+    _check(single, scratch, ())
+
+
+def _land(worker: LandingGuard, records: list[KafkaRecord]) -> None:
+    """One batch through ``land_partition``: admitted again when the other worker moved the ledger."""
+    (part,) = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    landing = worker.partition(CLICKS.name, part.topic_partition)
+    land_partition(landing, part, format_named("parquet"), FIXED_NOW_MS)
+
+
+def test_a_batch_held_across_a_restart_is_not_hidden_by_the_next_life(scratch: Path) -> None:
+    """A holds a batch of the first life just past everything landed (never landed, so none of its offsets
+    is fingerprinted) and retries it after B has landed the topic's second life further than it. None of
+    its records is at a kept fingerprint, so it is taken for the second life and skipped as landed there:
+    its records are in no file, silently. reliability.md bounds this window by "a batch redelivered from
+    a committed offset starts at a landing's first record", but a batch in flight when the topic was
+    recreated starts right after the last landing, at an offset no life fingerprinted."""
+    clock = [1_000_000.0]
+    guard_a = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
+    guard_b = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
+    _land(guard_a, FIRST_LIFE[0:10])
+    held = FIRST_LIFE[10:15]  # fetched by A before the topic was recreated; its landing fails (an outage)
+    _land(guard_b, SECOND_LIFE[0:20])  # the topic recreated: B lands the second life
+    _land(guard_a, held)  # A's retry of the batch it held
+    both = Scenario("held across a restart", a=[FIRST_LIFE[0:15]], b=[SECOND_LIFE[0:20]])
+    _check(both, scratch, ())
+
+
+def test_a_batch_held_across_a_restart_does_not_double_the_next_life(scratch: Path) -> None:
+    """As above, with B behind A's held batch: the held batch is taken for the second life and lands there
+    (at offsets 10-14), so B's next batch of the second life contradicts those fingerprints and starts a
+    third life. A redelivery of the second life that reaches the third life's fingerprints is admitted
+    against the third life alone and lands offsets 5-9 again, which landed in the second."""
+    clock = [1_000_000.0]
+    guard_a = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
+    guard_b = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
+    _land(guard_a, FIRST_LIFE[0:10])
+    held = FIRST_LIFE[10:15]  # fetched by A before the topic was recreated; its landing fails (an outage)
+    _land(guard_b, SECOND_LIFE[0:10])  # the topic recreated: B lands the second life
+    _land(guard_a, held)  # A's retry of the batch it held
+    _land(guard_b, SECOND_LIFE[10:20])
+    _land(guard_b, SECOND_LIFE[5:20])  # redelivered after a rebalance
+    both = Scenario("held across a restart", a=[FIRST_LIFE[0:15]], b=[SECOND_LIFE[0:20]])
+    _check(both, scratch, ())
