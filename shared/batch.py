@@ -10,8 +10,9 @@ one partition at a time (``shared.landing``) and nothing is merged back.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -22,6 +23,8 @@ from shared.schema_registry.decoder import AvroDecoder
 from shared.source_model import Row, Source
 from shared.transform import transform_rows, transform_table
 from shared.validation import validate_batch
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -214,12 +217,27 @@ def _in_order(records: list[KafkaRecord]) -> bool:
 
 
 def _sort(part: PartitionBatch) -> None:
-    """Put a partition delivered out of offset order in order (records, rows and dead letters alike)."""
-    part.records.sort(key=lambda record: record.offset)
-    part.dead_letters.sort(key=lambda letter: letter.record.offset)
-    order = sorted(range(len(part.origins)), key=lambda index: part.origins[index].offset)
+    """Put a partition delivered out of offset order in order (records, rows and dead letters alike), each
+    offset once: a consumer that lost and regained the partition while gathering a batch can fetch a record
+    again, and the first delivery is the one that counts."""
+    part.records = sorted(_first_per_offset(part.records, lambda record: record.offset), key=lambda r: r.offset)
+    letters = _first_per_offset(part.dead_letters, lambda letter: letter.record.offset)
+    part.dead_letters = sorted(letters, key=lambda letter: letter.record.offset)
+    kept = _first_per_offset(range(len(part.origins)), lambda index: part.origins[index].offset)
+    order = sorted(kept, key=lambda index: part.origins[index].offset)
     part.origins = [part.origins[index] for index in order]
     if part.table is not None:
         part.table = part.table.take(pa.array(order, pa.int64()))
     elif part.rows is not None:
         part.rows = [part.rows[index] for index in order]
+
+
+def _first_per_offset(items: Iterable[T], offset_of: Callable[[T], int]) -> list[T]:
+    seen: set[int] = set()
+    kept = []
+    for item in items:
+        offset = offset_of(item)
+        if offset not in seen:
+            seen.add(offset)
+            kept.append(item)
+    return kept

@@ -146,7 +146,8 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
     signals = signals_for(source.name, _signalled(rows, report.unencodable), invocation.spans, buckets=buckets)
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
-        await asyncio.to_thread(_dead_letter_rejected, invocation, batch, gateway.rejected)
+        rejected = _Rejected(gateway.rejected, report.unencodable)
+        await asyncio.to_thread(_dead_letter_rejected, invocation, batch, rejected)
     telemetry().record_state(source.name, signals=len(signals), late=joined.late, anomalies=joined.anomalies)
     return dataclasses.replace(outcome, signals=len(signals), anomalies=joined.anomalies)
 
@@ -212,7 +213,15 @@ async def _state_call(call: Awaitable[T], action: str) -> T:
         raise StateBackendError(f"{action}: {error}") from error
 
 
-def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, rejected: list[tuple[Signal, str]]) -> None:
+@dataclass(frozen=True, slots=True)
+class _Rejected:
+    """The signals the entity API refused, and the rows no signal carried (dead-lettered as unencodable)."""
+
+    signals: list[tuple[Signal, str]]
+    unencodable: Sequence[DeadLetter]
+
+
+def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, rejected: _Rejected) -> None:
     """Dead-letter the records whose entity refused their signal; they are in raw/ already.
 
     Each refused record gets its own file (``plan_entity_rejected``) beside the batch's dead letters,
@@ -220,12 +229,15 @@ def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, reject
     """
     source = batch.source
     entity_key = source.entity_key
-    refused = {member: detail for signal, detail in rejected for member in members(signal)}
+    refused = {member: detail for signal, detail in rejected.signals for member in members(signal)}
+    unsignalled = {
+        (letter.record.topic, letter.record.partition, letter.record.offset) for letter in rejected.unencodable
+    }
     planned = []
     for part in batch:
         for row, origin in zip(part.to_rows(), part.origins, strict=True):
             detail = refused.get((str(entity_key(row)), row["_topic"], row["_partition"]))
-            if detail is not None:
+            if detail is not None and (origin.topic, origin.partition, origin.offset) not in unsignalled:
                 letter = DeadLetter(
                     origin, Reason.ENTITY_REJECTED, f"landed in raw/, but the entity refused its update: {detail}"
                 )
@@ -234,7 +246,7 @@ def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, reject
     telemetry().record_dead_letters(source.name, {Reason.ENTITY_REJECTED: len(planned)})
     log.error(
         "entity refused %d signals of %s; %d landed records dead-lettered as entity_rejected",
-        len(rejected),
+        len(rejected.signals),
         source.name,
         len(planned),
     )

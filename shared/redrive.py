@@ -19,7 +19,8 @@ landing ledger), so a dead letter is never sent twice:
 
 A later run skips every identity in either. One with an intent but no ``sent`` record (the run
 died mid-send) is reported as unconfirmed and not sent again: sending it twice would land it twice,
-under a new offset. Logs written before incarnations were recorded read as incarnation 0.
+under a new offset. A re-signal is the exception: an entity applies an offset once, so one the
+entity API did not confirm is signalled again. Logs written before incarnations read as incarnation 0.
 """
 
 from __future__ import annotations
@@ -259,7 +260,7 @@ def redrive(
             summary.filtered_out += 1
         elif entry.identity in sent_before:
             summary.already_redriven += 1
-        elif entry.identity in unconfirmed:
+        elif entry.identity in unconfirmed and entry.reason != ENTITY_REJECTED:  # a re-signal can be repeated
             summary.unconfirmed += 1
         else:
             candidates.append(entry)
@@ -292,10 +293,20 @@ def redrive(
 def _passing(
     source: Source, entries: list[DeadLetterEntry], target: RedriveTarget, summary: RedriveSummary
 ) -> list[DeadLetterEntry]:
-    """The entries whose records now pass validation, transform, the entity key and the lake format's encoder."""
-    entry_of: dict[tuple[str, int, int, bytes | None], list[DeadLetterEntry]] = {}
+    """The entries whose records now pass validation, transform, the entity key and the lake format's encoder.
+
+    One batch per incarnation: two lives of a topic can hold a record at the same offset, and a batch
+    keeps one record per offset."""
+    lives: dict[int, list[DeadLetterEntry]] = {}
     for entry in entries:
-        entry_of.setdefault((entry.topic, entry.partition, entry.offset, entry.raw), []).append(entry)
+        lives.setdefault(entry.incarnation, []).append(entry)
+    return [passed for life in lives.values() for passed in _passing_in_one_life(source, life, target, summary)]
+
+
+def _passing_in_one_life(
+    source: Source, entries: list[DeadLetterEntry], target: RedriveTarget, summary: RedriveSummary
+) -> list[DeadLetterEntry]:
+    entry_of = {(entry.topic, entry.partition, entry.offset): entry for entry in entries}
     records = [KafkaRecord(e.topic, e.partition, e.offset, e.key, e.raw, e.timestamp_ms) for e in entries]
     keyed = entity_for(source.name) is not None
     batch = process_batch(
@@ -309,7 +320,7 @@ def _passing(
             summary.still_invalid[letter.reason] += 1
         refused = {id(letter.record) for letter in unencodable}
         passing += [origin for origin in part.origins if id(origin) not in refused]
-    return [entry_of[(o.topic, o.partition, o.offset, o.value)].pop(0) for o in passing]
+    return [entry_of[(o.topic, o.partition, o.offset)] for o in passing]
 
 
 def _send(

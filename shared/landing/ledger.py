@@ -43,8 +43,11 @@ class Pending:
     """A landing that started: the offsets it covers, every file it writes, who holds it and since when.
 
     ``removing``: its holder found it unfinished and is deleting its files to land the records
-    again; nobody else touches it until the holder's lease has run out. ``incarnation``: the life
-    its records belong to (None in ledgers written before it was recorded: the ledger's current one).
+    again; nobody else touches it until the holder's lease has run out. ``others_until_ms``: when
+    it was taken over from another instance, that instance may still write its files until then,
+    so nobody removes them before (completing them needs no wait: the files would be the same).
+    ``incarnation``: the life its records belong to (None in ledgers written before it was
+    recorded: the ledger's current one).
     """
 
     low: int
@@ -54,6 +57,7 @@ class Pending:
     started_ms: int
     removing: bool = False
     incarnation: int | None = None
+    others_until_ms: int = 0  # an instance it was taken over from may send requests until then (its lease)
 
 
 @dataclass
@@ -164,6 +168,7 @@ class Ledger:
                 "started_ms": pending.started_ms,
                 "removing": pending.removing,
                 "incarnation": pending.incarnation,
+                "others_until_ms": pending.others_until_ms,
             },
             "previous": self.previous,
         }

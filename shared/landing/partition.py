@@ -221,14 +221,19 @@ class PartitionLanding:
             ledger.mark_landed(pending.low, pending.high, pending.incarnation)
             return None
         planned = None if pending.removing else self._same_landing(ledger, pending, records, plan_pending)
-        age = self.clock() - pending.started_ms / 1000
-        if planned is None and pending.owner != self.owner and age < self.lease_seconds:
+        started = self.clock()
+        age = started - pending.started_ms / 1000
+        holder_writing = pending.owner != self.owner and age < self.lease_seconds
+        others_writing = started * 1000 < pending.others_until_ms  # an instance it was taken from, within its lease
+        if planned is None and (holder_writing or others_writing):
             self.forget()  # the holder will move the ledger on: read it again next time
             raise PartitionWaiting(
                 f"{self.name}: offsets {pending.low}-{pending.high} are being landed "
                 f"by another instance ({age:.0f}s ago, lease {self.lease_seconds:.0f}s); waiting"
             )
-        started = self.clock()
+        if pending.owner != self.owner:  # taken over: its holder may still send requests until its deadline
+            holder_until = pending.started_ms + int(self.lease_seconds * 1000)
+            pending.others_until_ms = max(pending.others_until_ms, holder_until)
         pending.owner, pending.started_ms, pending.removing = self.owner, int(started * 1000), planned is None
         self._commit(ledger)  # the fence: nothing is created or deleted for a landing this instance does not hold
         deadline = self._deadline(started)

@@ -289,6 +289,10 @@ def _land(worker: LandingGuard, records: list[KafkaRecord]) -> None:
     land_partition(landing, part, format_named("parquet"), FIXED_NOW_MS)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a known bound (docs/reliability.md, Windows): a batch of an earlier life that touches no fingerprint",
+)
 def test_a_batch_held_across_a_restart_is_not_hidden_by_the_next_life(scratch: Path) -> None:
     """A holds a batch of the first life just past everything landed (never landed, so none of its offsets
     is fingerprinted) and retries it after B has landed the topic's second life further than it. None of
@@ -307,6 +311,10 @@ def test_a_batch_held_across_a_restart_is_not_hidden_by_the_next_life(scratch: P
     _check(both, scratch, ())
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a known bound (docs/reliability.md, Windows): a batch of an earlier life that touches no fingerprint",
+)
 def test_a_batch_held_across_a_restart_does_not_double_the_next_life(scratch: Path) -> None:
     """As above, with B behind A's held batch: the held batch is taken for the second life and lands there
     (at offsets 10-14), so B's next batch of the second life contradicts those fingerprints and starts a
