@@ -203,28 +203,34 @@ def test_letters_that_still_fail_their_key_or_encoder_are_not_sent(
     assert dict(summary.still_invalid) == {"bad_key": 1, "unencodable": 1}
 
 
-def test_refused_state_updates_are_re_applied_from_raw_not_produced_again(tmp_path: Path) -> None:
-    lake = LocalLake(tmp_path)
+def land_one_refused_state_update(lake: LocalLake) -> list[KafkaRecord]:
+    """Lands three mobile records, then dead-letters offset 1 as ``entity_rejected``: landed in raw/,
+    refused by its entity."""
     mobile = SOURCES["mobile"]
     records = records_for(mobile, 3)
     handle_batch(context_for(mobile, lake, now_ms=FIXED_NOW_MS), records)
-    rows: list[dict[str, object]] = [
-        {
-            "_topic": "mobile",
-            "_partition": 0,
-            "_incarnation": 0,
-            "_offset": 1,
-            "_key": records[1].key,
-            "_kafka_timestamp": FIXED_NOW_MS,
-            "reason": "entity_rejected",
-            "detail": "landed in raw/, but the entity refused its update",
-            "raw_base64": base64.b64encode(records[1].value or b"").decode(),
-            "dead_lettered_at": FIXED_NOW_MS,
-        }
-    ]
-    data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="x")
+    row: dict[str, object] = {
+        "_topic": "mobile",
+        "_partition": 0,
+        "_incarnation": 0,
+        "_offset": 1,
+        "_key": records[1].key,
+        "_kafka_timestamp": FIXED_NOW_MS,
+        "reason": "entity_rejected",
+        "detail": "landed in raw/, but the entity refused its update",
+        "raw_base64": base64.b64encode(records[1].value or b"").decode(),
+        "dead_lettered_at": FIXED_NOW_MS,
+    }
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, [row], record_name="x")
     name = "mobile+0+i0+00000000000000000001+00000000000000000001.entity_rejected.jsonl.gz"
     lake.write_atomic(f"deadletter/mobile/date=2026-11-24/hour=10/{name}", data)
+    return records
+
+
+def test_refused_state_updates_are_re_applied_from_raw_not_produced_again(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    mobile = SOURCES["mobile"]
+    records = land_one_refused_state_update(lake)
     sender, signaller = RecordingSender(), RecordingSignaller()
     target = RedriveTarget("mobile", max_record_bytes=1 << 20, state_buckets=1024)
     summary = redrive(mobile, lake=lake, target=target, sender=sender, signaller=signaller)
@@ -279,25 +285,7 @@ def test_a_re_signal_that_failed_is_re_applied_by_the_next_redrive(tmp_path: Pat
     API did not accept must be tried again; it is not a produce that could land twice."""
     lake = LocalLake(tmp_path)
     mobile = SOURCES["mobile"]
-    records = records_for(mobile, 3)
-    handle_batch(context_for(mobile, lake, now_ms=FIXED_NOW_MS), records)
-    rows: list[dict[str, object]] = [
-        {
-            "_topic": "mobile",
-            "_partition": 0,
-            "_incarnation": 0,
-            "_offset": 1,
-            "_key": records[1].key,
-            "_kafka_timestamp": FIXED_NOW_MS,
-            "reason": "entity_rejected",
-            "detail": "landed in raw/, but the entity refused its update",
-            "raw_base64": base64.b64encode(records[1].value or b"").decode(),
-            "dead_lettered_at": FIXED_NOW_MS,
-        }
-    ]
-    data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="x")
-    name = "mobile+0+i0+00000000000000000001+00000000000000000001.entity_rejected.jsonl.gz"
-    lake.write_atomic(f"deadletter/mobile/date=2026-11-24/hour=10/{name}", data)
+    land_one_refused_state_update(lake)
     target = RedriveTarget("mobile", max_record_bytes=1 << 20, state_buckets=1024)
     failed = redrive(mobile, lake=lake, target=target, signaller=RefusingSignaller())
     assert (failed.resignalled, failed.resignal_failed) == (0, 1)
