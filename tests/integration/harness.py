@@ -76,7 +76,7 @@ TEST_BATCHING = {"subscriberIntervalInSeconds": 1, "maxBatchSize": 1000}
 def fast_host_json(directory: Path, **kafka: object) -> Path:
     """The project's host.json with the tests' batching (``TEST_BATCHING``) and ``kafka`` options changed.
 
-    The shipped defaults gather five seconds and up to 10,000 records per invocation (sized for
+    The shipped defaults gather eight seconds and up to 10,000 records per invocation (sized for
     cost, docs/scale.md); tests use one-second windows of at most 1,000 so that a test's few
     thousand records make many batches (kills, rewinds and rebalances land mid-stream) quickly.
     """

@@ -23,8 +23,12 @@ ASSIGNED = "process_sensors assigned"
 EVICTED = "maximum poll interval"
 
 
+SHIPPED = json.loads((ROOT / "host.json").read_text())
+WINDOW_S = SHIPPED["extensions"]["kafka"]["subscriberIntervalInSeconds"]
+
+
 def _host_json(root: Path, max_poll_interval_ms: int) -> str:
-    document = json.loads((ROOT / "host.json").read_text())
+    document = json.loads(json.dumps(SHIPPED))
     document["extensions"]["kafka"]["maxPollIntervalMs"] = max_poll_interval_ms
     path = root / "host.json"
     path.write_text(json.dumps(document))
@@ -36,9 +40,9 @@ def _run_outage(broker: str, tmp_path: Path, *, interval_ms: int, outage_s: floa
     scenario = Scenario(broker, tmp_path, DEVHOST_HOST_JSON=_host_json(tmp_path, interval_ms))
     host = scenario.host()
     try:
-        # Longer than two of host.json's batch windows (subscriberIntervalInSeconds 5): records still
-        # arrive after the first file has landed, so the batches of the outage fail and are retried.
-        with scenario.producing(3_000, seconds=12):
+        # Longer than two of host.json's batch windows: records still arrive after the first file has
+        # landed, so the batches of the outage fail and are retried.
+        with scenario.producing(3_000, seconds=2 * WINDOW_S + 2):
             wait_for(lambda: any(scenario.lake.glob("raw/**/*.parquet")), 60, "a first file")
             with lake_outage(scenario.lake):
                 wait_for(lambda: host.function_stats()["process_sensors"]["failures"] >= 3, 30, "failing invocations")
