@@ -4,7 +4,8 @@
 
 For each source: a seeded batch of records is generated once; then, on one core, the
 baseline parses every value with orjson, and the pipeline decodes, validates, transforms
-and encodes Parquet (zstd) exactly as a processing invocation does (no lake I/O): with state
+and encodes Parquet (zstd) exactly as a processing invocation does (no lake I/O; the cycle
+collector's thresholds as ``functions.processing`` sets them in the worker): with state
 off (the Arrow path for a source with a columnar transform) and keyed (rows, as a source with
 state does), in invocations of ``--batch`` records: host.json's ``maxBatchSize`` unless given, the
 batch a saturated processor gets (a core's throughput is what it does when it is the bottleneck;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import sys
 import time
@@ -132,7 +134,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=BATCH, help=f"records per invocation (default {BATCH}: host.json)")
     args = parser.parse_args()
-    print(f"{args.records:,} records per source, invocations of {args.batch:,} records")
+    from functions.processing import GC_THRESHOLDS  # the collector as the app's worker sets it, on import
+
+    gc.set_threshold(*GC_THRESHOLDS)
+    print(f"{args.records:,} records per source, invocations of {args.batch:,} records, gc thresholds {GC_THRESHOLDS}")
     print(
         f"{'source':<12} {'raw orjson ev/s':>16} {'pipeline ev/s':>14} {'ratio':>7} {'keyed ev/s':>12}"
         f" {'5% hostile ev/s':>16} {'vs keyed':>9}"
