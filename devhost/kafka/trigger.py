@@ -39,7 +39,12 @@ LAG_REFRESH_SECONDS = 1.0
 
 
 class KafkaTriggerRunner:
-    """The consumer loop of one function. ``run`` blocks until ``stop`` is set, then commits and closes."""
+    """The consumer loop of one function. ``run`` blocks until ``stop`` is set, then commits and closes.
+
+    Once ``draining`` is set (the host's ``--duration`` ran out and nothing produces any more), a window
+    closes as soon as a poll comes back empty, and ``drained`` is set by the first window that both
+    started while draining and found nothing: everything produced before has then been processed.
+    """
 
     def __init__(
         self,
@@ -67,6 +72,8 @@ class KafkaTriggerRunner:
         self._unprocessed: dict[int, int] = {}
         self._positions: dict[int, int] = {}
         self._consumer: Consumer | None = None
+        self.draining = threading.Event()
+        self.drained = threading.Event()
 
     def run(self) -> None:
         consumer = Consumer(self._settings | {"client.id": self.function.name, "stats_cb": self._on_statistics})
@@ -74,24 +81,29 @@ class KafkaTriggerRunner:
         try:
             consumer.subscribe([self.topic], on_assign=self._on_assign)
             while not self.stop.is_set():
+                draining = self.draining.is_set()
                 messages = self._poll(consumer)
                 if messages:
                     self._process(consumer, messages)
+                elif draining:
+                    self.drained.set()
                 self._refresh_lag(consumer)
         finally:
             consumer.close()  # commits what was stored
 
     def _poll(self, consumer: Consumer) -> list[Message]:
         """One batch as the extension cuts it: what arrives within ``subscriberIntervalInSeconds`` of the
-        window's start, flushed early at ``maxBatchSize``. Waits in slices of at most a second so that
-        a stop is seen promptly even with long windows."""
+        window's start, flushed early at ``maxBatchSize`` (or, while draining, at the first empty poll).
+        Waits in slices of at most a second so that a stop is seen promptly even with long windows."""
         limit = self.config.kafka.max_batch_size
         window_end = time.monotonic() + self.config.kafka.subscriber_interval_seconds
         messages: list[Message] = []
         while True:
             remaining = max(0.0, window_end - time.monotonic())
-            messages.extend(consumer.consume(num_messages=limit - len(messages), timeout=min(1.0, remaining)))
-            if len(messages) >= limit or remaining <= 0 or self.stop.is_set():
+            fetched = consumer.consume(num_messages=limit - len(messages), timeout=min(1.0, remaining))
+            messages.extend(fetched)
+            drained_dry = self.draining.is_set() and not fetched
+            if len(messages) >= limit or remaining <= 0 or self.stop.is_set() or drained_dry:
                 break
         good = []
         for message in messages:

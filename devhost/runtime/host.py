@@ -43,6 +43,7 @@ from shared import metric_names
 
 log = logging.getLogger("devhost")
 EXAMPLE_SETTINGS = PROJECT_ROOT / "local.settings.example.json"
+DRAIN_GRACE_S = 30.0  # beyond one batch window, what a timed run waits for the last batches to land
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,13 @@ class LocalHost:
     def __init__(self, options: StartOptions) -> None:
         self.options = options
         self.stop = threading.Event()
+        self.timers_stop = threading.Event()  # set first when --duration runs out, so the generators stop
         self.stats = HostStats()
         self.reader = InMemoryMetricReader()
         self.threads: list[threading.Thread] = []
         self.kafka_runners: list[KafkaTriggerRunner] = []
         self.timer_runners: list[TimerRunner] = []
+        self.timer_threads: list[threading.Thread] = []
         self.config = HostConfig({})
 
     def run(self) -> int:
@@ -207,13 +210,15 @@ class LocalHost:
                 runner = KafkaTriggerRunner(function, config, invoker, stats, self.stop)
                 self.kafka_runners.append(runner)
             elif function.trigger_type == "timerTrigger" and self.options.timers:
-                runner = TimerRunner(function, config, invoker, stats, self.stop)
+                runner = TimerRunner(function, config, invoker, stats, self.timers_stop)
                 self.timer_runners.append(runner)
             else:
                 continue
             thread = threading.Thread(target=runner.run, name=function.name, daemon=True)
             thread.start()
             self.threads.append(thread)
+            if isinstance(runner, TimerRunner):
+                self.timer_threads.append(thread)
 
     def _lag(self) -> dict[str, int]:
         """Lag per source for the dashboard; a topic set by ``<SOURCE>_TOPIC`` is shown under that source."""
@@ -246,6 +251,7 @@ class LocalHost:
         while not self.stop.is_set():
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
+                self._drain()
                 break
             self.stop.wait(1.0 if remaining is None else min(1.0, remaining))
             now = time.monotonic()
@@ -256,7 +262,23 @@ class LocalHost:
                 printed = now
         if interactive:
             print(flush=True)
+        self.timers_stop.set()
         self.stop.set()
+
+    def _drain(self) -> None:
+        """``--duration`` ran out: stop the timers (the generators among them), then give each Kafka trigger
+        up to a window and ``DRAIN_GRACE_S`` to process what they sent, so a timed run ends with no lag.
+        Ctrl-C stops at once; a batch that keeps failing is left for the next run, as on any stop."""
+        print("devhost: duration reached; timers stopped, processing what is left", flush=True)
+        self.timers_stop.set()
+        for thread in self.timer_threads:
+            thread.join(timeout=DRAIN_GRACE_S)
+        for runner in self.kafka_runners:
+            runner.draining.set()
+        deadline = time.monotonic() + self.config.kafka.subscriber_interval_seconds + DRAIN_GRACE_S
+        for runner in self.kafka_runners:
+            while not runner.drained.is_set() and not self.stop.is_set() and time.monotonic() < deadline:
+                runner.drained.wait(0.2)
 
     def _shutdown(self, entities: EntityRuntime | None, host_loop: HostLoop, pool: WorkerPool | None) -> None:
         print("devhost: stopping; finishing in-flight invocations and committing offsets", flush=True)

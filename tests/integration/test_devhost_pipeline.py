@@ -9,7 +9,7 @@ from pathlib import Path
 from shared.generator_ticks import generate_messages
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW
-from tests.integration.harness import DevHost, Run, committed_lag, landed_rows, produce, wait_for
+from tests.integration.harness import DevHost, Run, committed_lag, fast_host_json, landed_rows, produce, wait_for
 
 POISON = [(None, b"not json"), ("k", b"\xff\xfe"), ("k", b'{"schema": "violation"}'), ("k", None)]
 
@@ -150,3 +150,28 @@ def test_two_workers_split_partitions_and_land_every_record_once(broker: str, tm
     per_worker = {int(w): int(n) for w, n in re.findall(r"^worker (\d+):.* process_mobile=(\d+)", host.output(), re.M)}
     assert sorted(per_worker) == [0, 1] and all(per_worker.values()) and sum(per_worker.values()) == total
     assert committed_lag(broker, f"mobile-processor-{run.suffix}", run.topic("mobile")) == 0
+
+
+def test_a_timed_run_stops_its_generators_then_lands_what_they_sent(broker: str, tmp_path: Path) -> None:
+    """``--duration`` ends with no lag: the generators stop first, then the open 8 s window lands at once."""
+    run, lake = Run(), tmp_path / "lake"
+    settings = run.settings(["sensors"]) | {
+        "SENSORS_GENERATOR_ENABLED": "true",
+        "SENSORS_GENERATOR_SCHEDULE": "* * * * * *",
+        "SENSORS_GENERATOR_EVENTS_PER_TICK": "20",
+        "SENSORS_GENERATOR_ITERATIONS": "100000",
+        "DEVHOST_HOST_JSON": str(fast_host_json(tmp_path, subscriberIntervalInSeconds=8)),
+    }
+    host = DevHost(broker, lake, settings, "--duration", "12")
+    try:
+        assert host.process.wait(timeout=120) == 0, host.output()
+    finally:
+        if host.process.poll() is None:
+            host.kill()
+    output = host.output()
+    assert "duration reached" in output
+    ticks = int(re.search(r"generate_sensors\s+timerTrigger\s+(\d+)", output).group(1))  # type: ignore[union-attr]
+    landed = landed_rows(lake, "raw", "sensors")
+    assert ticks >= 10 and len(landed) == 20 * ticks, output[-3000:]
+    assert len({(row["_partition"], row["_offset"]) for row in landed}) == len(landed)
+    assert re.search(r"process_sensors\s+kafkaTrigger\s+\d+\s+\d+\s+0\s+0\b", output), output[-3000:]
