@@ -77,6 +77,7 @@ class LocalHost:
         self.kafka_runners: list[KafkaTriggerRunner] = []
         self.timer_runners: list[TimerRunner] = []
         self.timer_threads: list[threading.Thread] = []
+        self.pool: WorkerPool | None = None
         self.config = HostConfig({})
 
     def run(self) -> int:
@@ -113,11 +114,10 @@ class LocalHost:
             host_loop.serve(front.application(), "127.0.0.1", self.options.port)
             print(f"devhost: listening on http://127.0.0.1:{self.options.port} (dashboard: /dashboard)", flush=True)
             self._start_runners(functions, config, invoker)
-            pool = None
             if self.options.workers > 1:
-                pool = WorkerPool(self.options.workers - 1, config, self.options.app_module, durable_client)
+                self.pool = WorkerPool(self.options.workers - 1, config, self.options.app_module, durable_client)
             self._wait()
-            self._shutdown(entities, host_loop, pool)
+            self._shutdown(entities, host_loop, self.pool)
         print(self.stats.summary(), flush=True)
         return 0
 
@@ -275,10 +275,16 @@ class LocalHost:
             thread.join(timeout=DRAIN_GRACE_S)
         for runner in self.kafka_runners:
             runner.draining.set()
+        if self.pool is not None:
+            self.pool.drain()
         deadline = time.monotonic() + self.config.kafka.subscriber_interval_seconds + DRAIN_GRACE_S
         for runner in self.kafka_runners:
             while not runner.drained.is_set() and not self.stop.is_set() and time.monotonic() < deadline:
                 runner.drained.wait(0.2)
+        while self.pool is not None and not self.pool.drained() and not self.stop.is_set():
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
 
     def _shutdown(self, entities: EntityRuntime | None, host_loop: HostLoop, pool: WorkerPool | None) -> None:
         print("devhost: stopping; finishing in-flight invocations and committing offsets", flush=True)

@@ -12,6 +12,7 @@ import os
 import queue
 import signal
 import threading
+from dataclasses import dataclass
 from multiprocessing.synchronize import Event
 from typing import Any
 
@@ -28,9 +29,12 @@ from devhost.runtime.invoker import Invoker, WorkerLoop
 
 
 def run_kafka_worker(
-    config: HostConfig, app_module: str, durable_client_json: str, stop: Event, results: Any, number: int
+    config: HostConfig, app_module: str, durable_client_json: str, pool: PoolSignals, number: int
 ) -> None:
-    """Entry point of a worker process; puts its per-function stats on ``results`` when stopped."""
+    """Entry point of a worker process; puts its per-function stats on ``pool.results`` when stopped.
+
+    When ``pool.drain`` is set its triggers drain (``KafkaTriggerRunner``), and ``pool.drained[number - 1]``
+    is set once they all have."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(config.settings)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
@@ -40,20 +44,36 @@ def run_kafka_worker(
     invoker = Invoker(worker_loop, producers, durable_client_json)
     stats = HostStats()
     local_stop = threading.Event()
-    threads = []
+    threads, runners = [], []
     for function in functions:
         function_stats = stats.add(function.name, "kafkaTrigger")
         runner = KafkaTriggerRunner(function, config, invoker, function_stats, local_stop, worker=number)
         thread = threading.Thread(target=runner.run, name=f"{function.name}-{number}")
         thread.start()
         threads.append(thread)
-    stop.wait()
+        runners.append(runner)
+    while not pool.stop.wait(0.2):
+        if pool.drain.is_set():
+            for runner in runners:
+                runner.draining.set()
+            if all(runner.drained.is_set() for runner in runners):
+                pool.drained[number - 1].set()
     local_stop.set()
     for thread in threads:
         thread.join()
     producers.close()
     worker_loop.close()
-    results.put({"worker": number, "functions": {name: s.as_dict() for name, s in stats.functions.items()}})
+    pool.results.put({"worker": number, "functions": {name: s.as_dict() for name, s in stats.functions.items()}})
+
+
+@dataclass
+class PoolSignals:
+    """What the host process and its workers share: stop, drain, each worker's drained, and their reports."""
+
+    stop: Event
+    drain: Event
+    drained: list[Event]
+    results: Any
 
 
 class WorkerPool:
@@ -61,12 +81,13 @@ class WorkerPool:
 
     def __init__(self, count: int, config: HostConfig, app_module: str, durable_client_json: str) -> None:
         context = multiprocessing.get_context("spawn")
-        self.stop_event = context.Event()
-        self.results = context.Queue()
+        self.signals = PoolSignals(
+            context.Event(), context.Event(), [context.Event() for _ in range(count)], context.Queue()
+        )
         self.processes = [
             context.Process(
                 target=run_kafka_worker,
-                args=(config, app_module, durable_client_json, self.stop_event, self.results, number),
+                args=(config, app_module, durable_client_json, self.signals, number),
                 name=f"devhost-worker-{number}",
             )
             for number in range(1, count + 1)
@@ -74,12 +95,19 @@ class WorkerPool:
         for process in self.processes:
             process.start()
 
+    def drain(self) -> None:
+        """Ask every worker's triggers to land what is left (the host's ``--duration`` ran out)."""
+        self.signals.drain.set()
+
+    def drained(self) -> bool:
+        return all(event.is_set() for event in self.signals.drained)
+
     def stop(self, timeout: float = 120) -> list[dict[str, Any]]:
-        self.stop_event.set()
+        self.signals.stop.set()
         reports = []
         for _ in self.processes:
             try:
-                reports.append(self.results.get(timeout=timeout))
+                reports.append(self.signals.results.get(timeout=timeout))
             except queue.Empty:
                 break
         for process in self.processes:

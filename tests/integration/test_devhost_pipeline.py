@@ -6,6 +6,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from shared.generator_ticks import generate_messages
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW
@@ -152,8 +154,9 @@ def test_two_workers_split_partitions_and_land_every_record_once(broker: str, tm
     assert committed_lag(broker, f"mobile-processor-{run.suffix}", run.topic("mobile")) == 0
 
 
-def test_a_timed_run_stops_its_generators_then_lands_what_they_sent(broker: str, tmp_path: Path) -> None:
-    """``--duration`` ends with no lag: the generators stop first, then the open 8 s window lands at once."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_timed_run_stops_its_generators_then_lands_what_they_sent(broker: str, tmp_path: Path, workers: int) -> None:
+    """``--duration`` ends with no lag: the generators stop first, then every worker's open 8 s window lands."""
     run, lake = Run(), tmp_path / "lake"
     settings = run.settings(["sensors"]) | {
         "SENSORS_GENERATOR_ENABLED": "true",
@@ -162,7 +165,7 @@ def test_a_timed_run_stops_its_generators_then_lands_what_they_sent(broker: str,
         "SENSORS_GENERATOR_ITERATIONS": "100000",
         "DEVHOST_HOST_JSON": str(fast_host_json(tmp_path, subscriberIntervalInSeconds=8)),
     }
-    host = DevHost(broker, lake, settings, "--duration", "12")
+    host = DevHost(broker, lake, settings, "--duration", "12", "--workers", str(workers))
     try:
         assert host.process.wait(timeout=120) == 0, host.output()
     finally:
