@@ -71,7 +71,12 @@ def extra_texts(model: type[BaseModel], events: list[Row]) -> list[str | None] |
     if _all_known(structure(model), events):
         return None  # the common case: every record clean, checked level by level in C loops
     find = unknown_fields(model)
-    found = [find(event) for event in events]
+    fields = structure(model)
+    if any(fields.values()):
+        found = [find(event) for event in events]
+    else:  # a flat model: only records with a top-level unknown field need a look
+        clean = map(frozenset(fields).issuperset, events)
+        found = [None if ok else find(event) for ok, event in zip(clean, events, strict=True)]
     if not any(found):
         return None
     return [None if extra is None else orjson.dumps(extra, default=str).decode() for extra in found]

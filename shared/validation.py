@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import compress
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field, Json, TypeAdapter, ValidationError
@@ -63,15 +64,12 @@ def validate_batch(
     model = source.model
     screened = len(letters)
     events = _validate_all(model, values)
-    if all(type(event) is dict for event in events):
+    valid = [type(event) is dict for event in events]
+    if all(valid):
         batch.events, batch.origins = events, candidates
     else:
-        for record, event in zip(candidates, events, strict=True):
-            if isinstance(event, dict):
-                batch.events.append(event)
-                batch.origins.append(record)
-            else:
-                letters.append(_reason(model, record))
+        batch.events, batch.origins = list(compress(events, valid)), list(compress(candidates, valid))
+        letters.extend(_reason(model, record) for record, ok in zip(candidates, valid, strict=True) if not ok)
     if screened and len(letters) > screened:
         in_offset_order(letters)
     return batch
