@@ -107,9 +107,9 @@ def pipeline(
         raise CheckFailed(f"{source.name}: {len(records)} records in, {rows} rows encoded, {dead} dead-lettered")
 
 
-def checked_pipeline(source: Source, records: list[KafkaRecord]) -> None:
+def checked_pipeline(source: Source, records: list[KafkaRecord], batch_size: int = BATCH) -> None:
     """:func:`pipeline` on seeded (all valid) records: fails unless every one was encoded."""
-    pipeline(source, records, clean=True)
+    pipeline(source, records, clean=True, batch_size=batch_size)
 
 
 def mean_rates(works: list[Callable[[], object]], count: int, repeat: int) -> list[float]:

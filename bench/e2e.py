@@ -44,7 +44,7 @@ def core_rate(per_source: int) -> float:
     seconds = 0.0
     for name in STREAMS:
         records = core.seeded_records(SOURCES[name], per_source)
-        rate = core.mean_rate(lambda s=SOURCES[name], r=records: core.checked_pipeline(s, r), len(records), 2)  # type: ignore[misc]
+        rate = core.mean_rate(lambda s=SOURCES[name], r=records: core.checked_pipeline(s, r, 1000), len(records), 2)  # type: ignore[misc]
         print(f"  core {name:<12} {rate:>10,.0f} ev/s")
         seconds += per_source / rate
     return len(STREAMS) * per_source / seconds

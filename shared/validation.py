@@ -64,7 +64,7 @@ def validate_batch(
     model = source.model
     screened = len(letters)
     events = _validate_all(model, values)
-    valid = [type(event) is dict for event in events]
+    valid = [isinstance(event, dict) for event in events]
     if all(valid):
         batch.events, batch.origins = events, candidates
     else:

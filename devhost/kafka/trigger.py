@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from devhost.kafka.client_config import consumer_config
 from devhost.kafka.events import decode_batch, offset_of, partition_of
@@ -36,14 +36,15 @@ from devhost.runtime.invoker import Invoker
 PartitionSpans = dict[int, tuple[int, int]]  # partition -> (first, last offset) of one batch of one topic
 log = logging.getLogger("devhost.kafka")
 LAG_REFRESH_SECONDS = 1.0
+PROBE_TIMEOUT_S = 10.0  # how long fully_committed waits for every partition to report its end
 
 
 class KafkaTriggerRunner:
     """The consumer loop of one function. ``run`` blocks until ``stop`` is set, then commits and closes.
 
     Once ``draining`` is set (the host's ``--duration`` ran out and nothing produces any more), a window
-    closes as soon as a poll comes back empty, and ``drained`` is set by the first window that both
-    started while draining and found nothing: everything produced before has then been processed.
+    closes as soon as a poll comes back empty, so what is left lands without waiting out the window;
+    ``fully_committed`` tells when the group has committed everything.
     """
 
     def __init__(
@@ -73,7 +74,6 @@ class KafkaTriggerRunner:
         self._positions: dict[int, int] = {}
         self._consumer: Consumer | None = None
         self.draining = threading.Event()
-        self.drained = threading.Event()
 
     def run(self) -> None:
         consumer = Consumer(self._settings | {"client.id": self.function.name, "stats_cb": self._on_statistics})
@@ -81,15 +81,40 @@ class KafkaTriggerRunner:
         try:
             consumer.subscribe([self.topic], on_assign=self._on_assign)
             while not self.stop.is_set():
-                draining = self.draining.is_set()
                 messages = self._poll(consumer)
                 if messages:
                     self._process(consumer, messages)
-                elif draining:
-                    self.drained.set()
                 self._refresh_lag(consumer)
         finally:
             consumer.close()  # commits what was stored
+
+    def fully_committed(self) -> bool:
+        """True when this function's consumer group has committed every record its topic holds, every worker's
+        partitions included. A consumer of its own, which does not join the group (no rebalance), reads from
+        each committed offset: a partition that reports its end first is done, a record means it is not.
+        (It reads rather than asks for the end offsets: Tansu answered ListOffsets with 1 for partitions holding
+        4-6 records here.)"""
+        settings = self._settings | {"enable.auto.commit": False, "enable.partition.eof": True}
+        probe = Consumer(settings | {"client.id": f"{self.function.name}-drain"})
+        try:
+            partitions = probe.list_topics(self.topic, timeout=10).topics[self.topic].partitions
+            committed = probe.committed([TopicPartition(self.topic, p) for p in partitions], timeout=10)
+            probe.assign([TopicPartition(self.topic, c.partition, max(c.offset, OFFSET_BEGINNING)) for c in committed])
+            ended: set[int] = set()
+            deadline = time.monotonic() + PROBE_TIMEOUT_S
+            while len(ended) < len(committed) and time.monotonic() < deadline:
+                message = probe.poll(0.2)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is None:
+                    return False  # a record at or after the committed offset
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(error)
+                ended.add(message.partition() or 0)
+            return len(ended) == len(committed)
+        finally:
+            probe.close()
 
     def _poll(self, consumer: Consumer) -> list[Message]:
         """One batch as the extension cuts it: what arrives within ``subscriberIntervalInSeconds`` of the

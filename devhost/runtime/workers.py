@@ -33,8 +33,7 @@ def run_kafka_worker(
 ) -> None:
     """Entry point of a worker process; puts its per-function stats on ``pool.results`` when stopped.
 
-    When ``pool.drain`` is set its triggers drain (``KafkaTriggerRunner``), and ``pool.drained[number - 1]``
-    is set once they all have."""
+    When ``pool.drain`` is set its triggers drain (``KafkaTriggerRunner.draining``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(config.settings)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
@@ -56,8 +55,6 @@ def run_kafka_worker(
         if pool.drain.is_set():
             for runner in runners:
                 runner.draining.set()
-            if all(runner.drained.is_set() for runner in runners):
-                pool.drained[number - 1].set()
     local_stop.set()
     for thread in threads:
         thread.join()
@@ -68,11 +65,10 @@ def run_kafka_worker(
 
 @dataclass
 class PoolSignals:
-    """What the host process and its workers share: stop, drain, each worker's drained, and their reports."""
+    """What the host process and its workers share: stop, drain, and the workers' reports."""
 
     stop: Event
     drain: Event
-    drained: list[Event]
     results: Any
 
 
@@ -81,9 +77,7 @@ class WorkerPool:
 
     def __init__(self, count: int, config: HostConfig, app_module: str, durable_client_json: str) -> None:
         context = multiprocessing.get_context("spawn")
-        self.signals = PoolSignals(
-            context.Event(), context.Event(), [context.Event() for _ in range(count)], context.Queue()
-        )
+        self.signals = PoolSignals(context.Event(), context.Event(), context.Queue())
         self.processes = [
             context.Process(
                 target=run_kafka_worker,
@@ -98,9 +92,6 @@ class WorkerPool:
     def drain(self) -> None:
         """Ask every worker's triggers to land what is left (the host's ``--duration`` ran out)."""
         self.signals.drain.set()
-
-    def drained(self) -> bool:
-        return all(event.is_set() for event in self.signals.drained)
 
     def stop(self, timeout: float = 120) -> list[dict[str, Any]]:
         self.signals.stop.set()
