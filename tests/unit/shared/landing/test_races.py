@@ -289,6 +289,19 @@ def _land(worker: LandingGuard, records: list[KafkaRecord]) -> None:
     land_partition(landing, part, format_named("parquet"), FIXED_NOW_MS)
 
 
+def _retry_a_batch_held_across_a_restart(scratch: Path, second_life_landed: int) -> LandingGuard:
+    """A lands the first life's offsets 0-9 and holds 10-14 (fetched before the topic was recreated; its
+    landing fails in an outage); B lands the second life's first ``second_life_landed``; then A retries the
+    batch it held. Returns B's guard."""
+    clock = [1_000_000.0]
+    guard_a = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
+    guard_b = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
+    _land(guard_a, FIRST_LIFE[0:10])
+    _land(guard_b, SECOND_LIFE[0:second_life_landed])
+    _land(guard_a, FIRST_LIFE[10:15])
+    return guard_b
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="a known bound (docs/reliability.md, Windows): a batch of an earlier life that touches no fingerprint",
@@ -300,13 +313,7 @@ def test_a_batch_held_across_a_restart_is_not_hidden_by_the_next_life(scratch: P
     its records are in no file, silently. reliability.md bounds this window by "a batch redelivered from
     a committed offset starts at a landing's first record", but a batch in flight when the topic was
     recreated starts right after the last landing, at an offset no life fingerprinted."""
-    clock = [1_000_000.0]
-    guard_a = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
-    guard_b = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
-    _land(guard_a, FIRST_LIFE[0:10])
-    held = FIRST_LIFE[10:15]  # fetched by A before the topic was recreated; its landing fails (an outage)
-    _land(guard_b, SECOND_LIFE[0:20])  # the topic recreated: B lands the second life
-    _land(guard_a, held)  # A's retry of the batch it held
+    _retry_a_batch_held_across_a_restart(scratch, second_life_landed=20)
     both = Scenario("held across a restart", a=[FIRST_LIFE[0:15]], b=[SECOND_LIFE[0:20]])
     _check(both, scratch, ())
 
@@ -320,13 +327,7 @@ def test_a_batch_held_across_a_restart_does_not_double_the_next_life(scratch: Pa
     (at offsets 10-14), so B's next batch of the second life contradicts those fingerprints and starts a
     third life. A redelivery of the second life that reaches the third life's fingerprints is admitted
     against the third life alone and lands offsets 5-9 again, which landed in the second."""
-    clock = [1_000_000.0]
-    guard_a = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
-    guard_b = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
-    _land(guard_a, FIRST_LIFE[0:10])
-    held = FIRST_LIFE[10:15]  # fetched by A before the topic was recreated; its landing fails (an outage)
-    _land(guard_b, SECOND_LIFE[0:10])  # the topic recreated: B lands the second life
-    _land(guard_a, held)  # A's retry of the batch it held
+    guard_b = _retry_a_batch_held_across_a_restart(scratch, second_life_landed=10)
     _land(guard_b, SECOND_LIFE[10:20])
     _land(guard_b, SECOND_LIFE[5:20])  # redelivered after a rebalance
     both = Scenario("held across a restart", a=[FIRST_LIFE[0:15]], b=[SECOND_LIFE[0:20]])
