@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.bindings import lake
+from shared.errors import TransientError
 from shared.settings import current_settings
+from shared.state.bucket_counts import bucket_counts
 from shared.state.bucket_state import key_state
-from shared.state.query_api import BadQuery, key_from_url, locate, public_state
+from shared.state.query_api import BadQuery, entity_name, key_from_url, locate, public_state
 
 bp = df.Blueprint()
 
@@ -28,9 +32,14 @@ async def _read(
     """
     try:
         key = key_from_url(req.url, source, req.route_params["key"])
-        where = locate(source, key, current_settings().state_buckets)
+        entity_name(source, key)
     except BadQuery as error:
         return _json({"error": str(error)}, 400)
+    try:
+        buckets = await asyncio.to_thread(bucket_counts(lake(), current_settings().state_buckets).of, source)
+    except TransientError as error:
+        return _json({"error": f"the lake's record of bucket counts cannot be read now: {error}"}, 503)
+    where = locate(source, key, buckets)
     bucket = await client.read_entity_state(df.EntityId(where.entity, where.bucket))
     state = key_state(bucket.entity_state if bucket.entity_exists else None, key)
     if state is None:

@@ -36,7 +36,9 @@ from shared.schema_registry.decoder import AvroDecoder, decoder_for
 from shared.settings import Settings, SourceSettings
 from shared.source_model import Row, Source
 from shared.state.aggregate import Signal, members, signals_for
+from shared.state.bucket_counts import bucket_counts
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
+from shared.state.registry import state_sources
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, count_reasons, sample, telemetry
 
 log = logging.getLogger("streamingpoc.stream")
@@ -136,20 +138,30 @@ def _watched(invocation: _Invocation) -> Iterator[None]:
 
 async def _with_state(invocation: _Invocation, state: StateGateway, joiner: StateJoiner) -> BatchOutcome:
     context = invocation.context
-    source, buckets = context.source, context.settings.state_buckets
+    source = context.source
+    buckets = await _bucket_counts(context)
     limit, decoder = context.settings.max_record_bytes, context.decoder()
     batch = process_batch(source, invocation.records, max_record_bytes=limit, keyed=True, decoder=decoder)
     gateway = _RecordIsolatingGateway(state)
     rows = batch.rows()
     joined = await _state_call(joiner.join(gateway, source.name, rows, buckets), "read entity state")
     outcome, report = await asyncio.to_thread(_land_and_report, invocation, batch)
-    signals = signals_for(source.name, _signalled(rows, report.unencodable), invocation.spans, buckets=buckets)
+    signalled = _signalled(rows, report.unencodable)
+    signals = signals_for(source.name, signalled, invocation.spans, buckets=buckets.get(source.name))
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
         rejected = _Rejected(gateway.rejected, report.unencodable)
         await asyncio.to_thread(_dead_letter_rejected, invocation, batch, rejected)
     telemetry().record_state(source.name, signals=len(signals), late=joined.late, anomalies=joined.anomalies)
     return dataclasses.replace(outcome, signals=len(signals), anomalies=joined.anomalies)
+
+
+async def _bucket_counts(context: ProcessingContext) -> dict[str, int]:
+    """N of the buckets this source's invocations use (its own, its lookup's), read from the lake once per worker."""
+    counts = bucket_counts(context.lake, context.settings.state_buckets)
+    sources = state_sources(context.source.name)
+    known = counts.known(sources)
+    return known if known is not None else await asyncio.to_thread(counts.resolve, sources)
 
 
 def _signalled(rows: list[Row], unencodable: Sequence[DeadLetter]) -> list[Row]:

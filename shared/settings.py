@@ -139,14 +139,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Records larger than this are dead-lettered as `oversized`.",
     )
-    state_buckets: int = Field(
-        1024,
+    state_buckets: int | None = Field(
+        None,
         alias="STATE_BUCKETS",
         ge=1,
         le=65_536,
         description=(
-            "Entities per source that hold keyed state: each key hashes into one of these buckets, so a batch "
-            "sends at most this many entity operations. Changing it moves every key: see docs/scale.md."
+            "Entities per keyed source that hold its state, for a new deployment: each key hashes into one of N "
+            "buckets, so a batch sends at most N entity operations. Unset, each source takes the N its state size "
+            "allows (clickstream, mobile, users 256; sensors 1,024). The lake records the N a deployment started "
+            "with (`_state/buckets.json`) and that is what is used: see docs/scale.md to change it."
         ),
     )
 
@@ -209,6 +211,11 @@ class Settings(BaseSettings):
         alias="SCHEMA_REGISTRY_GROUP",
         description="`eventhubs` only: the schema group Avro sources register in and read from.",
     )
+
+    @field_validator("state_buckets", mode="before")
+    @classmethod
+    def _blank_buckets_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("kafka_broker_list")
     @classmethod

@@ -200,7 +200,7 @@ class Config:
     subscriber_interval_s: int
     max_batch_size: int
     backend: str  # azure_storage | dts_consumption | dts_dedicated
-    buckets: int | None
+    buckets: dict[str, int] | None
     store: str  # the LAKE_KIND Terraform deploys
     lake_diagnostic_categories: tuple[str, ...]
     logging: dict[str, str] = field(default_factory=dict)
@@ -260,17 +260,13 @@ def _runs_per_hour(schedule: str) -> float:
     return float(len(minute.split(","))) if minute != "*" else 60.0
 
 
-def _buckets() -> int | None:
-    """Entity buckets per source when the code has that setting (issue 19, item 5); None: one entity per key."""
+def _buckets() -> dict[str, int] | None:
+    """Key buckets per keyed source a new deployment takes (``STATE_BUCKETS`` unset); None: one entity per key."""
     try:
-        from shared.settings import Settings, SourceSettings
+        from shared.state.registry import ENTITY_KINDS
     except ImportError:
         return None
-    for model in (Settings, SourceSettings):
-        for name, info in model.model_fields.items():
-            if "bucket" in name and isinstance(info.default, int):
-                return int(info.default)
-    return None
+    return {source: kind.buckets for source, kind in sorted(ENTITY_KINDS.items())}
 
 
 PYTHON_LEVELS = {"DEBUG": 1, "INFO": 2, "WARNING": 3, "ERROR": 4, "CRITICAL": 5}
@@ -422,7 +418,7 @@ def extrapolate(
     the lake's latency per request (ASSUMPTIONS['storage_request_ms'])."""
     k = rate / base.rate
     windows = _windows(run)
-    keys = _fitted_keys(windows, base.entity_ops)
+    keys = _fitted_keys(windows, run) if base.entity_ops else {}
     model = busy_model(run, stateless)
     requests_per_invocation = sum(base.requests.values()) / base.invocations if base.invocations else 0.0
     invocations: dict[str, float] = {}
@@ -434,8 +430,8 @@ def extrapolate(
         count = full + (1 if rest else 0)
         invocations[source] = count / window
         source_ops = 0.0
-        if source in _keyed_sources() and base.entity_ops:
-            source_ops = full * distinct(config.max_batch_size, keys) + distinct(rest, keys)
+        if source in keys:
+            source_ops = full * distinct(config.max_batch_size, keys[source]) + distinct(rest, keys[source])
             ops += source_ops / window
         busy = model.of(source, per_window / count, source_ops / count)
         busy_per_invocation[source] = busy + requests_per_invocation * STORAGE_REQUEST_S
@@ -528,20 +524,20 @@ def _windows(run: dict[str, Any]) -> dict[str, tuple[float, float]]:
     }
 
 
-def _fitted_keys(windows: dict[str, tuple[float, float]], ops_per_s: float) -> float:
-    """The entities per keyed source (buckets touched at most) that explain the measured operations a second."""
-    keyed = {source: value for source, value in windows.items() if source in _keyed_sources()}
-    if not ops_per_s or not keyed:
-        return 0.0
-
-    def predicted(keys: float) -> float:
-        return sum(distinct(events, keys) / window for window, events in keyed.values())
-
-    low, high = 1.0, 1e12
-    for _ in range(200):
-        middle = math.sqrt(low * high)
-        low, high = (middle, high) if predicted(middle) < ops_per_s else (low, middle)
-    return low
+def _fitted_keys(windows: dict[str, tuple[float, float]], run: dict[str, Any]) -> dict[str, float]:
+    """Per keyed source, the entities (buckets touched at most) that explain its measured operations a second."""
+    fitted = {}
+    for source, (window, events) in windows.items():
+        kind = entity_for_source(source)
+        ops_per_s = run["invocations"].get(kind, 0) / run["seconds"] if kind else 0.0
+        if not ops_per_s:
+            continue
+        low, high = 1.0, 1e12
+        for _ in range(200):
+            middle = math.sqrt(low * high)
+            low, high = (middle, high) if distinct(events, middle) / window < ops_per_s else (low, middle)
+        fitted[source] = low
+    return fitted
 
 
 def _instance_seconds(executions_per_s: float, busy_s: float) -> float:
@@ -550,13 +546,6 @@ def _instance_seconds(executions_per_s: float, busy_s: float) -> float:
     if executions_per_s * max(1.0, busy_s) >= 1:
         return max(1.0, executions_per_s * busy_s)
     return executions_per_s * max(1.0, math.ceil(busy_s * 10) / 10)
-
-
-@cache
-def _keyed_sources() -> frozenset[str]:
-    from shared.state.registry import ENTITY_KINDS
-
-    return frozenset(ENTITY_KINDS)
 
 
 # ------------------------------------------------------------------------------ costs

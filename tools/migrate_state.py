@@ -38,6 +38,7 @@ from shared.lake import open_lake
 from shared.settings import Settings, load_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
+from shared.state.bucket_counts import bucket_counts
 from shared.state.buckets import bucket_for
 from shared.state.keys import encode_key
 from shared.state.migration import Verification, adopt_signals, keys_of, verify
@@ -136,12 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     environ = _environment(args.settings)
     settings = load_settings(environ)
     http = DurableHttp(args.durable_url, environ.get("DURABLE_SYSTEM_KEY") or None)
+    lake = open_lake(settings)
     failed = False
     for source in args.sources:
         keys = keys_of(SOURCES[source].entity_key, lake_rows(settings, source, environ))
-        outcome = migrate(http, source, keys, settings.state_buckets, args.wait)
+        buckets = bucket_counts(lake, settings.state_buckets).of(source)
+        outcome = migrate(http, source, keys, buckets, args.wait)
         print(
-            f"{source}: {len(keys):,} keys in the lake, {len(outcome.moved):,} moved into {settings.state_buckets:,} "
+            f"{source}: {len(keys):,} keys in the lake, {len(outcome.moved):,} moved into {buckets:,} "
             f"buckets, {len(outcome.missing):,} missing, {len(outcome.conflicts):,} conflicts"
         )
         for problem, keys_listed in (("missing", outcome.missing), ("conflict", outcome.conflicts)):

@@ -37,6 +37,8 @@ from shared.schema_registry.decoder import decoder_for
 from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
+from shared.state.bucket_counts import bucket_counts
+from shared.state.registry import ENTITY_KINDS
 
 EVENTHUBS_SUFFIX = ".servicebus.windows.net"
 LOCAL_FUNCTIONS_URL = "http://127.0.0.1:7071"
@@ -204,18 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(env)
     source = SOURCES[args.source]
     source_settings = load_source_settings(source.name, env)
+    lake = open_lake(settings)
     sender = None if args.dry_run else choose_sender(settings, args.eventhubs_namespace)
     signaller: EntitySignaller | None = None
     if not args.dry_run:
         signaller = DurableHttpSignaller(args.functions_url, env.get(SYSTEM_KEY_SETTING, ""))
     summary = redrive(
         source,
-        lake=open_lake(settings),
+        lake=lake,
         target=RedriveTarget(
             source_settings.topic,
             settings.max_record_bytes,
             source_settings.format,
-            settings.state_buckets,
+            bucket_counts(lake, settings.state_buckets).of(source.name) if source.name in ENTITY_KINDS else None,
             decoder_for(source, settings) if source.value_format == "avro" else None,
         ),
         sender=sender,

@@ -45,12 +45,13 @@ def signals_for(
     key's events are in offset order too. ``spans`` holds each partition's offset span in the
     batch (all records, landed or not); a part carries its partition's span and incarnation so
     the bucket can tell which offsets it has applied (``shared.state.offsets``). ``buckets`` is
-    N (default: the ``STATE_BUCKETS`` setting).
+    N (default: ``STATE_BUCKETS``, else the kind's; processing passes the lake's record,
+    ``shared.state.bucket_counts``).
     """
     kind = entity_for(source_name)
     if kind is None or not rows:
         return []
-    count = buckets if buckets is not None else current_settings().state_buckets
+    count = buckets or current_settings().state_buckets or kind.buckets
     entity_key, compact = get_source(source_name).entity_key, kind.compact
     by_key: dict[tuple[str, str, int, int], list[list[Any]]] = {}
     for row in rows:

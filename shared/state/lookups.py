@@ -4,17 +4,16 @@ bucket, cached; signals, bounded."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from shared.settings import current_settings
 from shared.source_model import Row
 from shared.state.aggregate import Signal
 from shared.state.bucket_state import key_state
 from shared.state.buckets import bucket_for
 from shared.state.cache import TtlCache
 from shared.state.joins import JoinOutcome
-from shared.state.registry import entity_for
+from shared.state.registry import entity_for, source_of_entity
 
 CONCURRENT_REQUESTS = 32
 
@@ -65,16 +64,17 @@ class StateJoiner:
         self.caches: dict[str, TtlCache[dict[str, Any] | None]] = {}
 
     async def join(
-        self, gateway: StateGateway, source: str, rows: list[Row], buckets: int | None = None
+        self, gateway: StateGateway, source: str, rows: list[Row], buckets: Mapping[str, int]
     ) -> JoinOutcome:
         """Apply the source's lookup to ``rows`` (in place); a source without one passes through.
 
-        ``buckets`` is N (default: the ``STATE_BUCKETS`` setting); the caches hold whole buckets.
+        ``buckets`` is N per keyed source (``shared.state.bucket_counts``), the looked-up one's
+        included; the caches hold whole buckets.
         """
         kind = entity_for(source)
         lookup = kind.lookup if kind else None
         if lookup is None:
             return JoinOutcome()
         cache = self.caches.setdefault(lookup.entity, TtlCache(self.ttl_seconds))
-        count = buckets if buckets is not None else current_settings().state_buckets
+        count = buckets[source_of_entity(lookup.entity)]
         return lookup.apply(rows, await read_cached(gateway, cache, lookup.entity, lookup.keys(rows), count))

@@ -23,10 +23,10 @@ from confluent_kafka import Producer
 
 from devhost.services.broker import ensure_topics
 from shared.generator_ticks import generate_messages
-from shared.settings import load_settings
 from shared.source_model import record_validator
 from shared.sources import SOURCES
 from shared.state.buckets import bucket_for
+from shared.state.registry import ENTITY_KINDS
 from tests.conftest import FIXED_NOW
 from tests.integration.harness import END_OFFSETS, DevHost, Run, committed_lag, landed_rows, produce, wait_for
 
@@ -270,7 +270,7 @@ def test_hostile_records_never_stop_a_stream(broker: str, tmp_path: Path) -> Non
                 wait_for(lambda e=exact: not e(), 30, f"{source} entity state", interval=0.5)  # type: ignore[misc]
             assert exact() == {}, f"{source}: key -> (state, expected)"
         entities = "/runtime/webhooks/durabletask/entities/device_activity"
-        status, bucket = host.get(f"{entities}/{bucket_for('a/b', load_settings({}).state_buckets)}")
+        status, bucket = host.get(f"{entities}/{bucket_for('a/b', ENTITY_KINDS['mobile'].buckets)}")
         assert status == 200 and "a/b" in bucket["keys"]  # a record's key travels in its bucket's state, as it is
         assert host.get(f"{entities}/a%23b")[0] == 400  # an entity key Azure Storage would refuse
         stats = host.get("/dashboard/api/stats")[1]

@@ -32,7 +32,7 @@ locals {
       APPLICATIONINSIGHTS_CONNECTION_STRING     = var.application_insights_connection_string
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD" # the app's system-assigned identity
       MAX_RECORD_BYTES                          = tostring(var.max_record_bytes)
-      STATE_BUCKETS                             = "1024" # entities per source for keyed state; changing it moves every key (docs/scale.md)
+      STATE_BUCKETS                             = var.state_buckets == null ? "" : tostring(var.state_buckets) # a new deployment's N; the lake records it (docs/scale.md)
       LANDING_LEASE_SECONDS                     = "150"
 
       # Compaction (compact_<source>): closed hours only in Azure.

@@ -49,6 +49,12 @@ variable "max_record_bytes" {
   description = "MAX_RECORD_BYTES: larger records are dead-lettered as oversized."
 }
 
+variable "state_buckets" {
+  type        = number
+  default     = null
+  description = "STATE_BUCKETS: key buckets per keyed source for a new deployment; null: each source's own."
+}
+
 variable "compaction_grace_minutes" {
   type        = number
   description = "COMPACTION_GRACE_MINUTES: an hour of raw files is compacted this long after it ends."

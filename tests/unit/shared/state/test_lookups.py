@@ -31,7 +31,7 @@ async def test_lookups_read_each_bucket_once_then_cached() -> None:
     joiner = StateJoiner()
     users = [7, 9, *range(100, 140)]
     rows = [{"userid": u, "user_known": True} for u in users for _ in range(5)]
-    await joiner.join(gateway, "clickstream", rows, buckets=4)
-    await joiner.join(gateway, "clickstream", [dict(r) for r in rows], buckets=4)
+    await joiner.join(gateway, "clickstream", rows, {"users": 4})
+    await joiner.join(gateway, "clickstream", [dict(r) for r in rows], {"users": 4})
     assert sorted(gateway.reads) == [("user_profile", f"~b{i}of4") for i in range(4)]  # per bucket, then cached
     assert rows[0]["city"] == "Raleigh" and rows[5]["city"] is None

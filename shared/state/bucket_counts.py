@@ -1,0 +1,122 @@
+"""How many key buckets each keyed source's state is spread over (N), as the lake records it.
+
+N is part of where a key's state lives (a bucket's key names it: ``~b7of256``), so every writer
+and reader must use the same N, and a deployment must not move to another N because a default
+changed: its keys would start over in empty buckets. So N is recorded once per lake, in
+``_state/buckets.json`` (``{"buckets": {source: N}}``), and read from there:
+
+- a lake with no record and no landing ledger is a new deployment: each keyed source gets
+  ``STATE_BUCKETS`` if set, else its kind's N (``shared.state.registry``);
+- a lake with ledgers but no record was written by a version from before the record: its state
+  is in that version's buckets, ``STATE_BUCKETS`` if set, else 1,024 for every source;
+- a source the record does not name yet (added later) gets a new deployment's N.
+
+The record is created only if absent and extended only at its version, so concurrent workers
+agree on it. A worker reads it once; moving a deployment to another N is a migration, after
+which the app restarts (docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import orjson
+
+from shared.errors import LakeError, WriteConflict
+from shared.lake.base import LakeStore
+from shared.layout import LEDGER_AREA
+from shared.state.registry import ENTITY_KINDS
+
+RECORD_PATH = "_state/buckets.json"
+BEFORE_THE_RECORD = 1024  # STATE_BUCKETS' default in the versions that did not record N
+_ATTEMPTS = 5
+
+
+class BucketCounts:
+    """Each keyed source's N for one lake; ``override`` is ``STATE_BUCKETS`` (None: unset)."""
+
+    def __init__(self, lake: LakeStore, override: int | None = None) -> None:
+        self.lake = lake
+        self.override = override
+        self._known: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def of(self, source: str) -> int:
+        """N of a keyed source (``KeyError`` for a source without keyed state)."""
+        known = self._known.get(source)
+        return known if known is not None else self.resolve([source])[source]
+
+    def known(self, sources: Iterable[str]) -> dict[str, int] | None:
+        """The sources' N when already read, without touching the lake; None otherwise."""
+        counts = {source: self._known.get(source) for source in sources}
+        return None if None in counts.values() else {source: n for source, n in counts.items() if n is not None}
+
+    def resolve(self, sources: Iterable[str]) -> dict[str, int]:
+        """N of each source, reading (and if needed writing) the lake's record once per worker."""
+        wanted = sorted(set(sources))
+        for source in wanted:
+            if source not in ENTITY_KINDS:
+                raise KeyError(f"{source!r} keeps no keyed state")
+        with self._lock:
+            if any(source not in self._known for source in wanted):
+                self._known.update(self._settle(wanted))
+            return {source: self._known[source] for source in wanted}
+
+    def _settle(self, wanted: list[str]) -> dict[str, int]:
+        for _ in range(_ATTEMPTS):
+            found = self.lake.read_versioned(RECORD_PATH)
+            if found is None:
+                counts = self._first_counts()
+                version = None
+            else:
+                counts, version = _parse(found[0]), found[1]
+            missing = [source for source in wanted if source not in counts]
+            if not missing and found is not None:
+                return counts
+            counts.update({source: self._new_count(source) for source in missing})
+            try:
+                self.lake.write_if(RECORD_PATH, orjson.dumps({"buckets": counts}, option=orjson.OPT_SORT_KEYS), version)
+            except WriteConflict:
+                continue  # another worker wrote it first: read what it wrote
+            return counts
+        raise WriteConflict(f"{RECORD_PATH} kept changing under {_ATTEMPTS} attempts to record N")
+
+    def _first_counts(self) -> dict[str, int]:
+        """Every keyed source's N for a lake without a record: older state keeps its layout."""
+        landed_before = bool(self.lake.list_paths(LEDGER_AREA))
+        return {
+            source: (self.override or BEFORE_THE_RECORD) if landed_before else self._new_count(source)
+            for source in ENTITY_KINDS
+        }
+
+    def _new_count(self, source: str) -> int:
+        return self.override or ENTITY_KINDS[source].buckets
+
+
+def _parse(data: bytes) -> dict[str, int]:
+    try:
+        record: Any = orjson.loads(data)
+        counts = record["buckets"]
+        if isinstance(counts, dict) and all(
+            isinstance(source, str) and type(n) is int and 1 <= n <= 65_536 for source, n in counts.items()
+        ):
+            return dict(counts)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        pass
+    raise LakeError(f"{RECORD_PATH} is not a record of bucket counts ({data[:200]!r}): restore it (docs/scale.md)")
+
+
+_per_lake: WeakKeyDictionary[Any, BucketCounts] = WeakKeyDictionary()
+_per_lake_lock = threading.Lock()
+
+
+def bucket_counts(lake: LakeStore, override: int | None = None) -> BucketCounts:
+    """The worker's ``BucketCounts`` for ``lake`` (one per lake client, so the record is read once)."""
+    with _per_lake_lock:
+        counts = _per_lake.get(lake)
+        if counts is None or counts.override != override:
+            counts = _per_lake[lake] = BucketCounts(lake, override)
+        return counts

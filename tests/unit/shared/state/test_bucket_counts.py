@@ -1,0 +1,116 @@
+"""Bucket counts (N per keyed source) come from the lake's record: a new deployment records its kinds' N, an
+older one keeps the N its state is in, concurrent workers agree, and processing signals the recorded buckets."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from shared.errors import LakeError
+from shared.invocation import handle_batch_with_state
+from shared.lake import LocalLake
+from shared.sources import SOURCES
+from shared.state.aggregate import Signal
+from shared.state.bucket_counts import BEFORE_THE_RECORD, RECORD_PATH, BucketCounts, bucket_counts
+from shared.state.lookups import StateJoiner
+from shared.state.registry import ENTITY_KINDS
+from tests.conftest import context_for, records_for
+
+
+def _record(lake: LocalLake) -> dict[str, int]:
+    return dict(orjson.loads(lake.read(RECORD_PATH))["buckets"])
+
+
+def test_a_new_lake_records_each_kinds_own_count_and_later_workers_read_it(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    assert BucketCounts(lake).of("sensors") == 1024
+    assert _record(lake) == {source: kind.buckets for source, kind in ENTITY_KINDS.items()}
+    assert {kind.buckets for kind in ENTITY_KINDS.values()} == {256, 1024}
+    assert BucketCounts(lake, override=64).resolve(["mobile", "users"]) == {"mobile": 256, "users": 256}
+
+
+def test_state_buckets_sets_every_sources_count_of_a_new_deployment(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    assert BucketCounts(lake, override=64).resolve(list(ENTITY_KINDS)) == dict.fromkeys(ENTITY_KINDS, 64)
+
+
+@pytest.mark.parametrize(("override", "expected"), [(None, BEFORE_THE_RECORD), (16, 16)])
+def test_a_lake_that_landed_before_the_record_keeps_the_count_its_state_is_in(
+    tmp_path: Path, override: int | None, expected: int
+) -> None:
+    lake = LocalLake(tmp_path)
+    lake.create("_landing/mobile/mobile+0.json", b"{}")
+    assert BucketCounts(lake, override).resolve(list(ENTITY_KINDS)) == dict.fromkeys(ENTITY_KINDS, expected)
+    assert _record(lake) == dict.fromkeys(ENTITY_KINDS, expected)
+
+
+def test_a_source_the_record_does_not_name_is_added_and_the_others_are_left_as_recorded(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    lake.create(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 1024}}))
+    assert BucketCounts(lake).resolve(["mobile", "users"]) == {"mobile": 1024, "users": 256}
+    assert _record(lake) == {"mobile": 1024, "users": 256}
+
+
+def test_workers_racing_to_record_agree_on_the_first_record_written(tmp_path: Path) -> None:
+    class Racing(LocalLake):
+        """Another worker (STATE_BUCKETS=8) writes its record between this worker's read and write."""
+
+        raced = False
+
+        def write_if(self, path: str, data: bytes, version: str | None) -> str:
+            if not self.raced:
+                self.raced = True
+                BucketCounts(LocalLake(tmp_path), override=8).of("mobile")
+            return super().write_if(path, data, version)
+
+    lake = Racing(tmp_path)
+    assert lake.raced is False
+    assert BucketCounts(lake).of("mobile") == 8
+    assert lake.raced and _record(lake) == dict.fromkeys(ENTITY_KINDS, 8)
+
+
+def test_a_damaged_record_is_a_clear_error_not_a_new_layout(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    lake.create(RECORD_PATH, b'{"buckets": {"mobile": "many"}}')
+    with pytest.raises(LakeError, match="not a record of bucket counts"):
+        BucketCounts(lake).of("mobile")
+    assert lake.read(RECORD_PATH) == b'{"buckets": {"mobile": "many"}}'
+
+
+def test_a_worker_reads_the_record_once_per_lake(tmp_path: Path) -> None:
+    class Counting(LocalLake):
+        reads = 0
+
+        def read_versioned(self, path: str) -> tuple[bytes, str] | None:
+            self.reads += 1
+            return super().read_versioned(path)
+
+    lake = Counting(tmp_path)
+    counts = bucket_counts(lake)
+    assert [counts.of("mobile"), counts.of("users"), bucket_counts(lake).of("sensors")] == [256, 256, 1024]
+    assert lake.reads == 1 and bucket_counts(lake) is counts
+
+
+def test_processing_signals_the_buckets_the_lake_records(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    lake.create(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 16}}))
+
+    class Gateway:
+        def __init__(self) -> None:
+            self.signalled: list[str] = []
+
+        async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+            return None
+
+        async def signal(self, signal: Signal) -> None:
+            self.signalled.append(signal.key)
+
+    gateway = Gateway()
+    context = context_for(SOURCES["mobile"], lake)
+    asyncio.run(handle_batch_with_state(context, records_for(SOURCES["mobile"], 200), gateway, StateJoiner()))
+    assert gateway.signalled and all(key.endswith("of16") for key in gateway.signalled)
+    assert len(gateway.signalled) <= 16
