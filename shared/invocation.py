@@ -38,7 +38,7 @@ from shared.source_model import Row, Source
 from shared.state.aggregate import Signal, members, signals_for
 from shared.state.bucket_counts import bucket_counts
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
-from shared.state.registry import state_sources
+from shared.state.registry import ENTITY_KINDS, state_sources
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, count_reasons, sample, telemetry
 
 log = logging.getLogger("streamingpoc.stream")
@@ -92,6 +92,8 @@ def handle_batch(context: ProcessingContext, records: Sequence[KafkaRecord]) -> 
     """Land one batch without keyed state. Bad records are dead-lettered; only lake failures raise."""
     invocation = _begin(context, records)
     with _watched(invocation):
+        if context.source.name in ENTITY_KINDS:  # N is recorded before a keyed source's first landing
+            bucket_counts(context.lake, context.settings.state_buckets).of(context.source.name)
         columnar = format_named(context.source_settings.format).takes_tables
         batch = process_batch(
             context.source,

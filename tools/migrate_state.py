@@ -1,16 +1,22 @@
-"""Move keyed state into key buckets once: an upgrade in place from the per-key entities of the previous layout.
+"""Move keyed state between layouts once: from the per-key entities of the previous layout into key buckets,
+or from one bucket count (N) to another.
 
 python -m tools.migrate_state                         # every keyed source, the local host on :7071
 python -m tools.migrate_state --sources sensors --durable-url https://<app>.azurewebsites.net/runtime/webhooks/durabletask
+python -m tools.migrate_state --to-buckets 256 --sources clickstream mobile users   # another N
 DURABLE_SYSTEM_KEY=<the durabletask_extension system key> python -m tools.migrate_state --durable-url ...
 
-Stop processing first (docs/scale.md, "Upgrading keyed state"): the keys are taken from the lake
-(raw files and the curated table: every key that can have state), each key's per-key entity is
-read, its state moved into its bucket (``adopt``, one operation per bucket), and every moved key
-is then read back from its bucket. Exit 0 when every key with state is in its bucket as it was,
-1 when one is missing after ``--wait`` seconds or its bucket holds other state (a conflict: the
-bucket had counted events for it, so processing ran before the migration). Running it again is
-harmless: nothing is moved twice.
+Stop processing first (docs/scale.md, "Upgrading keyed state"). From per-key entities: the keys
+are taken from the lake (raw files and the curated table: every key that can have state), each
+key's per-key entity is read, its state moved into its bucket (``adopt``, one operation per
+bucket). To another N (``--to-buckets``): every bucket of the N the lake records
+(``_state/buckets.json``) is read and each key it holds moved, with its old bucket's applied
+offsets, into its bucket of the new N; once every key is there, the record names the new N
+(restart the app before processing resumes: workers read the record once).
+Every moved key is read back from its bucket. Exit 0 when every key with state is in its bucket
+as it was, 1 when one is missing after ``--wait`` seconds or its bucket holds other state (a
+conflict: the bucket had counted events for it, so processing ran before the migration).
+Running it again is harmless: nothing is moved twice.
 """
 
 from __future__ import annotations
@@ -38,10 +44,10 @@ from shared.lake import open_lake
 from shared.settings import Settings, load_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
-from shared.state.bucket_counts import bucket_counts
-from shared.state.buckets import bucket_for
+from shared.state.bucket_counts import bucket_counts, record_migrated
+from shared.state.buckets import MAX_BUCKETS, bucket_for, bucket_key
 from shared.state.keys import encode_key
-from shared.state.migration import Verification, adopt_signals, keys_of, verify
+from shared.state.migration import Verification, adopt_signals, keys_of, unbucketed, verify
 from shared.state.registry import ENTITY_KINDS
 
 CONCURRENT_REQUESTS = 16
@@ -107,7 +113,22 @@ def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_s
     readable = sorted(key for key in keys if _encodable(key))
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         found = dict(zip(readable, pool.map(lambda key: http.read(entity, encode_key(key)), readable), strict=True))
-        states = {key: state for key, state in found.items() if state is not None}
+    return _move(http, entity, {key: state for key, state in found.items() if state is not None}, buckets, wait_seconds)
+
+
+def rebucket(http: DurableHttp, source: str, old: int, new: int, wait_seconds: float) -> Verification:
+    """Move every key the ``old`` buckets of ``source`` hold into its bucket of ``new`` and check it there."""
+    entity = ENTITY_KINDS[source].name
+    homes = [bucket_key(index, old) for index in range(old)]
+    with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
+        held = dict(zip(homes, pool.map(lambda home: http.read(entity, home), homes), strict=True))
+    return _move(http, entity, unbucketed(held), new, wait_seconds)
+
+
+def _move(
+    http: DurableHttp, entity: str, states: dict[str, dict[str, Any]], buckets: int, wait_seconds: float
+) -> Verification:
+    with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         list(pool.map(http.signal, adopt_signals(entity, states, buckets)))
         homes = sorted({bucket_for(key, buckets) for key in states})
         deadline = time.monotonic() + wait_seconds
@@ -133,19 +154,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durable-url", default=LOCAL_DURABLE_URL, help="the app's .../runtime/webhooks/durabletask")
     parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
     parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the buckets to apply")
+    parser.add_argument(
+        "--to-buckets", type=int, help="move from the N the lake records to this N (1-65536) instead of from per-key"
+    )
     args = parser.parse_args(argv)
+    if args.to_buckets is not None and not 1 <= args.to_buckets <= MAX_BUCKETS:
+        parser.error(f"--to-buckets must be from 1 to {MAX_BUCKETS:,}")
     environ = _environment(args.settings)
     settings = load_settings(environ)
     http = DurableHttp(args.durable_url, environ.get("DURABLE_SYSTEM_KEY") or None)
     lake = open_lake(settings)
+    counts = bucket_counts(lake, settings.state_buckets)
     failed = False
     for source in args.sources:
-        keys = keys_of(SOURCES[source].entity_key, lake_rows(settings, source, environ))
-        buckets = bucket_counts(lake, settings.state_buckets).of(source)
-        outcome = migrate(http, source, keys, buckets, args.wait)
+        buckets = counts.of(source)
+        if args.to_buckets is None:
+            keys = keys_of(SOURCES[source].entity_key, lake_rows(settings, source, environ))
+            outcome = migrate(http, source, keys, buckets, args.wait)
+            found = f"{len(keys):,} keys in the lake"
+        elif args.to_buckets == buckets:
+            print(f"{source}: already in {buckets:,} buckets")
+            continue
+        else:
+            outcome = rebucket(http, source, buckets, args.to_buckets, args.wait)
+            found = (
+                f"{len(outcome.moved) + len(outcome.missing) + len(outcome.conflicts):,} keys in {buckets:,} buckets"
+            )
+            if outcome.complete:
+                record_migrated(lake, source, args.to_buckets)
+            buckets = args.to_buckets
         print(
-            f"{source}: {len(keys):,} keys in the lake, {len(outcome.moved):,} moved into {buckets:,} "
-            f"buckets, {len(outcome.missing):,} missing, {len(outcome.conflicts):,} conflicts"
+            f"{source}: {found}, {len(outcome.moved):,} moved into {buckets:,} buckets, "
+            f"{len(outcome.missing):,} missing, {len(outcome.conflicts):,} conflicts"
         )
         for problem, keys_listed in (("missing", outcome.missing), ("conflict", outcome.conflicts)):
             for key in keys_listed[:20]:

@@ -2,24 +2,25 @@
 
 N is part of where a key's state lives (a bucket's key names it: ``~b7of256``), so every writer
 and reader must use the same N, and a deployment must not move to another N because a default
-changed: its keys would start over in empty buckets. So N is recorded once per lake, in
-``_state/buckets.json`` (``{"buckets": {source: N}}``), and read from there:
+changed: its keys would start over in empty buckets. So N is recorded per source in the lake,
+``_state/buckets.json`` (``{"buckets": {source: N}}``), and read from there. A keyed source's N
+is recorded before its first landing (``shared.invocation``), state on or off, so a source the
+record does not name:
 
-- a lake with no record and no landing ledger is a new deployment: each keyed source gets
-  ``STATE_BUCKETS`` if set, else its kind's N (``shared.state.registry``);
-- a lake with ledgers but no record was written by a version from before the record: its state
-  is in that version's buckets, ``STATE_BUCKETS`` if set, else 1,024 for every source;
-- a source the record does not name yet (added later) gets a new deployment's N.
+- has no landing ledger: it is new, and gets ``STATE_BUCKETS`` if set, else its kind's N
+  (``shared.state.registry``);
+- has ledgers: it landed under a version from before the record, and its state is in that
+  version's buckets: ``STATE_BUCKETS`` if set, else 1,024.
 
 The record is created only if absent and extended only at its version, so concurrent workers
-agree on it. A worker reads it once; moving a deployment to another N is a migration, after
-which the app restarts (docs/scale.md).
+agree on it. A worker reads it once; moving a source to another N is a migration that rewrites
+the record, after which the app restarts (docs/scale.md).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -27,7 +28,7 @@ import orjson
 
 from shared.errors import LakeError, WriteConflict
 from shared.lake.base import LakeStore
-from shared.layout import LEDGER_AREA
+from shared.layout import LEDGER_AREA, safe_segment
 from shared.state.registry import ENTITY_KINDS
 
 RECORD_PATH = "_state/buckets.json"
@@ -66,34 +67,45 @@ class BucketCounts:
             return {source: self._known[source] for source in wanted}
 
     def _settle(self, wanted: list[str]) -> dict[str, int]:
-        for _ in range(_ATTEMPTS):
-            found = self.lake.read_versioned(RECORD_PATH)
-            if found is None:
-                counts = self._first_counts()
-                version = None
-            else:
-                counts, version = _parse(found[0]), found[1]
+        def name_missing(counts: dict[str, int]) -> bool:
             missing = [source for source in wanted if source not in counts]
-            if not missing and found is not None:
-                return counts
-            counts.update({source: self._new_count(source) for source in missing})
-            try:
-                self.lake.write_if(RECORD_PATH, orjson.dumps({"buckets": counts}, option=orjson.OPT_SORT_KEYS), version)
-            except WriteConflict:
-                continue  # another worker wrote it first: read what it wrote
-            return counts
-        raise WriteConflict(f"{RECORD_PATH} kept changing under {_ATTEMPTS} attempts to record N")
+            counts.update({source: self._first_count(source) for source in missing})
+            return bool(missing)
 
-    def _first_counts(self) -> dict[str, int]:
-        """Every keyed source's N for a lake without a record: older state keeps its layout."""
-        landed_before = bool(self.lake.list_paths(LEDGER_AREA))
-        return {
-            source: (self.override or BEFORE_THE_RECORD) if landed_before else self._new_count(source)
-            for source in ENTITY_KINDS
-        }
+        return _update(self.lake, name_missing)
 
-    def _new_count(self, source: str) -> int:
+    def _first_count(self, source: str) -> int:
+        """N for a source the record does not name: a source that landed before it was named has its state
+        (if any) in the buckets of a version from before the record; otherwise it is new."""
+        if self.lake.list_paths(f"{LEDGER_AREA}/{safe_segment(source)}"):
+            return self.override or BEFORE_THE_RECORD
         return self.override or ENTITY_KINDS[source].buckets
+
+
+def record_migrated(lake: LakeStore, source: str, buckets: int) -> None:
+    """Record that ``source``'s state is now in ``buckets`` buckets (after a verified migration)."""
+
+    def move(counts: dict[str, int]) -> bool:
+        counts[source] = buckets
+        return True
+
+    _update(lake, move)
+
+
+def _update(lake: LakeStore, change: Callable[[dict[str, int]], bool]) -> dict[str, int]:
+    """Read the record, let ``change`` edit it (False: nothing to write), write it back at the version read;
+    read again when another writer got there first."""
+    for _ in range(_ATTEMPTS):
+        found = lake.read_versioned(RECORD_PATH)
+        counts, version = (_parse(found[0]), found[1]) if found is not None else ({}, None)
+        if not change(counts):
+            return counts
+        try:
+            lake.write_if(RECORD_PATH, orjson.dumps({"buckets": counts}, option=orjson.OPT_SORT_KEYS), version)
+        except WriteConflict:
+            continue
+        return counts
+    raise WriteConflict(f"{RECORD_PATH} kept changing under {_ATTEMPTS} attempts to update it")
 
 
 def _parse(data: bytes) -> dict[str, int]:

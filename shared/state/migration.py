@@ -1,14 +1,15 @@
 """Moving keyed state into key buckets once: from the per-key entities of the previous layout, or from
-buckets of another N. What to send and how to check it; ``tools/migrate_state.py`` runs it.
+buckets of another N (``unbucketed``). What to send and how to check it; ``tools/migrate_state.py`` runs it.
 
 A moved key's state is adopted by its bucket as it was (``shared.state.bucket_state.adopt``),
-with its own applied offset ranges, so a batch redelivered across the upgrade never counts an
-event twice, and one the previous layout had not applied still counts. Adopting is idempotent
-(a second run changes nothing) and never overwrites a key the bucket already holds with other
-state: such a key is a conflict, reported, never lost.
+with its own applied offset ranges (a key moved out of a bucket takes its bucket's), so a batch
+redelivered across the upgrade never counts an event twice, and one the previous layout had not
+applied still counts. Adopting is idempotent (a second run changes nothing) and never overwrites
+a key the bucket already holds with other state: such a key is a conflict, reported, never lost.
 
 The migration is exact when the previous layout no longer changes while it runs: processing is
-stopped first and the per-key entities have applied the signals they were sent (docs/scale.md).
+stopped first and the previous layout's entities have applied the signals they were sent
+(docs/scale.md).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import orjson
 
 from shared.source_model import Row
 from shared.state.aggregate import Signal
-from shared.state.bucket_state import as_adopted, key_state
+from shared.state.bucket_state import as_adopted, held_keys, key_state
 from shared.state.buckets import bucket_for
+from shared.state.offsets import APPLIED, applied_ranges, mark
 
 MAX_ADOPT_BYTES = 200_000  # one adopt operation's states, JSON: well inside a queue message with its envelope
 
@@ -36,6 +38,26 @@ def keys_of(entity_key: Any, rows: Iterable[Row]) -> set[str]:
         except (KeyError, TypeError, ValueError):  # a row without its key fields never reached an entity
             continue
     return keys
+
+
+def unbucketed(buckets: Mapping[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
+    """The key states a layout's buckets hold (bucket key -> state), each carrying its bucket's applied ranges
+    as its own: in its new bucket, a moved key still skips every offset its old bucket applied."""
+    states: dict[str, dict[str, Any]] = {}
+    for bucket in buckets.values():
+        if not bucket:
+            continue
+        ranges = bucket.get(APPLIED, {})
+        for key in held_keys(bucket):
+            state = key_state(bucket, key)
+            if state is None:
+                continue
+            own = applied_ranges(state)
+            for where, spans in ranges.items():
+                for low, high in spans:
+                    mark(own, where, low, high)
+            states[key] = state
+    return states
 
 
 def adopt_signals(entity: str, states: Mapping[str, dict[str, Any]], buckets: int) -> list[Signal]:

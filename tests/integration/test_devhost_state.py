@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 from shared.generator_ticks import generate_messages
 from shared.sources import SOURCES
 from shared.state import device_activity
+from shared.state.bucket_counts import RECORD_PATH
 from shared.state.buckets import bucket_for
 from shared.state.keys import encode_key
 from tests.conftest import FIXED_NOW
@@ -177,9 +178,11 @@ async def test_per_key_state_moves_into_buckets_in_place_losing_and_doubling_not
     """
     run, lake = Run(), tmp_path / "lake"
     expected = _produce(broker, run, "mobile", 3000)
-    lands_only = DevHost(broker, lake, run.settings(["mobile"], MOBILE_STATE_ENABLED="false"), "--no-timers")
+    previous = run.settings(["mobile"], MOBILE_STATE_ENABLED="false", STATE_BUCKETS="16")
+    lands_only = DevHost(broker, lake, previous, "--no-timers")
     try:
         wait_for(lambda: len(landed_rows(lake, "raw", "mobile")) >= 3000, 90, "the records to land")
+        (lake / RECORD_PATH).unlink()  # the previous version recorded no bucket counts
         rows = landed_rows(lake, "raw", "mobile")
         ends = Counter(row["_partition"] for row in rows)  # offsets start at 0: a partition's end is its count
         applied_before = [row for row in rows if row["_offset"] < ends[row["_partition"]] * 2 // 3]
@@ -211,6 +214,44 @@ async def test_per_key_state_moves_into_buckets_in_place_losing_and_doubling_not
     finally:
         if upgraded.process.poll() is None:
             upgraded.kill()
+
+
+async def test_state_moves_to_another_bucket_count_in_place_losing_and_doubling_nothing(
+    broker: str, tmp_path: Path
+) -> None:
+    """A lake that records 16 buckets for mobile moves to 8 (processing idle), then the new layout resumes the
+    consumer group from half of each partition: the redelivered half must not count again, new events must."""
+    run, lake = Run(), tmp_path / "lake"
+    expected = _produce(broker, run, "mobile", 2000)
+    before = DevHost(broker, lake, run.settings(["mobile"], STATE_BUCKETS="16"), "--no-timers")
+    try:
+        await _wait_for_counts(before, "mobile", "events", expected)
+        durable = f"http://127.0.0.1:{before.port}/runtime/webhooks/durabletask"
+        arguments = ["--sources", "mobile", "--durable-url", durable, "--settings", str(tmp_path / "none.json")]
+        with _environment({"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}):
+            assert migrate_state.main([*arguments, "--to-buckets", "8"]) == 0
+            assert migrate_state.main([*arguments, "--to-buckets", "8"]) == 0  # run again: already there
+        assert json.loads((lake / RECORD_PATH).read_bytes())["buckets"]["mobile"] == 8
+        assert before.interrupt() == 0, before.output()
+    finally:
+        if before.process.poll() is None:
+            before.kill()
+    ends = Counter(row["_partition"] for row in landed_rows(lake, "raw", "mobile"))
+    _commit(broker, f"mobile-processor-{run.suffix}", run.topic("mobile"), {p: end // 2 for p, end in ends.items()})
+    more = _produce(broker, run, "mobile", 500, seed=6)
+    after = DevHost(broker, lake, run.settings(["mobile"], STATE_BUCKETS="16"), "--no-timers")  # the record decides
+    try:
+        redelivered = sum(end - end // 2 for end in ends.values())
+        wanted = redelivered + 500
+        wait_for(lambda: after.function_stats()["process_mobile"]["events"] >= wanted, 90, "the redelivery")
+        await _wait_for_counts(after, "mobile", "events", expected + more)
+        some_key = next(iter(expected))
+        entities = "/runtime/webhooks/durabletask/entities/device_activity"
+        assert after.get(f"{entities}/{bucket_for(some_key, 8)}")[0] == 200
+        assert after.interrupt() == 0, after.output()
+    finally:
+        if after.process.poll() is None:
+            after.kill()
 
 
 def _commit(broker: str, group: str, topic: str, offsets: dict[int, int]) -> None:

@@ -33,8 +33,13 @@ def test_distinct_keys_and_the_fitted_key_space() -> None:
     assert cost.distinct(1000, 100_000) == pytest.approx(995.0, rel=1e-3)
     assert cost.distinct(1000, 10) == pytest.approx(10.0, rel=1e-3)
     windows = {"mobile": (5.0, 500.0), "sensors": (5.0, 800.0), "orders": (5.0, 900.0)}  # orders keeps no state
-    measured = (cost.distinct(500, 64) + cost.distinct(800, 64)) / 5
-    assert cost._fitted_keys(windows, measured) == pytest.approx(64, rel=1e-3)
+    run = {  # a 60 s run: mobile's operations fit 64 buckets, sensors' 1,024
+        "seconds": 60.0,
+        "invocations": {"device_activity": cost.distinct(500, 64) * 12, "sensor_stats": cost.distinct(800, 1024) * 12},
+    }
+    fitted = cost._fitted_keys(windows, run)
+    assert set(fitted) == {"mobile", "sensors"}
+    assert fitted["mobile"] == pytest.approx(64, rel=1e-3) and fitted["sensors"] == pytest.approx(1024, rel=1e-3)
 
 
 def test_host_json_levels_follow_the_longest_category() -> None:

@@ -27,7 +27,9 @@ def _record(lake: LocalLake) -> dict[str, int]:
 
 def test_a_new_lake_records_each_kinds_own_count_and_later_workers_read_it(tmp_path: Path) -> None:
     lake = LocalLake(tmp_path)
-    assert BucketCounts(lake).of("sensors") == 1024
+    assert BucketCounts(lake).resolve(list(ENTITY_KINDS)) == {
+        source: kind.buckets for source, kind in ENTITY_KINDS.items()
+    }
     assert _record(lake) == {source: kind.buckets for source, kind in ENTITY_KINDS.items()}
     assert {kind.buckets for kind in ENTITY_KINDS.values()} == {256, 1024}
     assert BucketCounts(lake, override=64).resolve(["mobile", "users"]) == {"mobile": 256, "users": 256}
@@ -39,13 +41,24 @@ def test_state_buckets_sets_every_sources_count_of_a_new_deployment(tmp_path: Pa
 
 
 @pytest.mark.parametrize(("override", "expected"), [(None, BEFORE_THE_RECORD), (16, 16)])
-def test_a_lake_that_landed_before_the_record_keeps_the_count_its_state_is_in(
+def test_a_source_that_landed_before_the_record_keeps_the_count_its_state_is_in(
     tmp_path: Path, override: int | None, expected: int
 ) -> None:
     lake = LocalLake(tmp_path)
     lake.create("_landing/mobile/mobile+0.json", b"{}")
-    assert BucketCounts(lake, override).resolve(list(ENTITY_KINDS)) == dict.fromkeys(ENTITY_KINDS, expected)
-    assert _record(lake) == dict.fromkeys(ENTITY_KINDS, expected)
+    lake.create("_landing/orders/orders+0.json", b"{}")
+    counts = BucketCounts(lake, override).resolve(["mobile", "users"])
+    assert counts == {"mobile": expected, "users": override or 256}  # users never landed: it is new
+    assert _record(lake) == counts
+
+
+def test_a_keyed_sources_count_is_recorded_before_its_first_landing_even_with_state_off(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    context = context_for(SOURCES["mobile"], lake, settings={"MOBILE_STATE_ENABLED": "false"})
+    outcome = asyncio.run(handle_batch_with_state(context, records_for(SOURCES["mobile"], 20), None, StateJoiner()))
+    assert outcome.landed == 20 and lake.list_paths("_landing/mobile")
+    assert _record(lake) == {"mobile": 256}  # so turning state on later does not take it for older state
+    assert BucketCounts(LocalLake(tmp_path)).of("mobile") == 256
 
 
 def test_a_source_the_record_does_not_name_is_added_and_the_others_are_left_as_recorded(tmp_path: Path) -> None:
@@ -70,7 +83,7 @@ def test_workers_racing_to_record_agree_on_the_first_record_written(tmp_path: Pa
     lake = Racing(tmp_path)
     assert lake.raced is False
     assert BucketCounts(lake).of("mobile") == 8
-    assert lake.raced and _record(lake) == dict.fromkeys(ENTITY_KINDS, 8)
+    assert lake.raced and _record(lake) == {"mobile": 8}
 
 
 def test_a_damaged_record_is_a_clear_error_not_a_new_layout(tmp_path: Path) -> None:
@@ -81,7 +94,7 @@ def test_a_damaged_record_is_a_clear_error_not_a_new_layout(tmp_path: Path) -> N
     assert lake.read(RECORD_PATH) == b'{"buckets": {"mobile": "many"}}'
 
 
-def test_a_worker_reads_the_record_once_per_lake(tmp_path: Path) -> None:
+def test_a_worker_reads_a_full_record_once_per_lake(tmp_path: Path) -> None:
     class Counting(LocalLake):
         reads = 0
 
@@ -89,6 +102,7 @@ def test_a_worker_reads_the_record_once_per_lake(tmp_path: Path) -> None:
             self.reads += 1
             return super().read_versioned(path)
 
+    BucketCounts(LocalLake(tmp_path)).resolve(list(ENTITY_KINDS))
     lake = Counting(tmp_path)
     counts = bucket_counts(lake)
     assert [counts.of("mobile"), counts.of("users"), bucket_counts(lake).of("sensors")] == [256, 256, 1024]

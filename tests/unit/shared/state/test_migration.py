@@ -1,4 +1,4 @@
-"""Moving per-key state into key buckets: what is sent, and how the result is checked."""
+"""Moving state into key buckets, from per-key entities or another bucket count: what is sent, how it is checked."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from shared.sources import SOURCES
-from shared.state.bucket_state import adopt
+from shared.state.bucket_state import adopt, key_state, operate
 from shared.state.buckets import bucket_for
-from shared.state.migration import MAX_ADOPT_BYTES, adopt_signals, keys_of, verify
+from shared.state.migration import MAX_ADOPT_BYTES, adopt_signals, keys_of, unbucketed, verify
+from shared.state.registry import ENTITY_KINDS
 
 
 def per_key(views: int, high: int) -> dict[str, Any]:
@@ -46,3 +47,53 @@ def test_verify_tells_moved_missing_and_conflicting_keys_apart() -> None:
 def test_keys_come_from_the_rows_the_source_landed() -> None:
     rows = [{"device_id": "d1"}, {"device_id": "d2"}, {"device_id": "d1"}, {"other": 1}]
     assert keys_of(SOURCES["mobile"].entity_key, rows) == {"d1", "d2"}
+
+
+DEVICE_EVENT = ["login", "home", "1.0", "ios"]  # event_type, screen, app_version, os
+
+
+def _part(keys: dict[str, list[int]], low: int, high: int) -> dict[str, Any]:
+    """One batch's events of partition 0 for a mobile bucket: ``keys`` maps a key to its offsets."""
+    return {
+        "topic": "mobile",
+        "partition": 0,
+        "incarnation": 0,
+        "range": [low, high],
+        "keys": {
+            key: [[offset, 1_700_000_000_000 + offset, *DEVICE_EVENT] for offset in offsets]
+            for key, offsets in keys.items()
+        },
+    }
+
+
+def _apply(kind: Any, buckets: dict[str, dict[str, Any]], keys: dict[str, list[int]], count: int, span: Any) -> None:
+    """One batch as processing sends it: one ``apply`` per bucket with all of that bucket's keys."""
+    by_bucket: dict[str, dict[str, list[int]]] = {}
+    for key, offsets in keys.items():
+        by_bucket.setdefault(bucket_for(key, count), {})[key] = offsets
+    for home, held in by_bucket.items():
+        operate(kind.fold, kind.reduce, home, buckets.setdefault(home, {}), "apply", {"parts": [_part(held, *span)]})
+
+
+def _events(buckets: dict[str, dict[str, Any]], key: str, count: int) -> int | None:
+    state = key_state(buckets.get(bucket_for(key, count)), key)
+    return None if state is None else state["events"]
+
+
+def test_keys_moved_to_another_bucket_count_skip_what_their_old_bucket_applied_and_count_the_rest() -> None:
+    kind = ENTITY_KINDS["mobile"]
+    old: dict[str, dict[str, Any]] = {}
+    keys = {f"device-{i}": [i, i + 20] for i in range(12)}  # offsets 0-31, every key twice
+    _apply(kind, old, keys, 4, (0, 31))
+    moved = unbucketed(old)
+    assert sorted(moved) == sorted(keys) and all(state["events"] == 2 for state in moved.values())
+    new: dict[str, dict[str, Any]] = {}
+    for signal in adopt_signals(kind.name, moved, 3):
+        assert (
+            operate(kind.fold, kind.reduce, signal.key, new.setdefault(signal.key, {}), "adopt", signal.payload).refused
+            is None
+        )
+    assert verify(moved, new, 3).complete
+    redelivered = {key: [offsets[1], 40 + i] for i, (key, offsets) in enumerate(keys.items())}  # 20-31 applied before
+    _apply(kind, new, redelivered, 3, (20, 51))
+    assert {key: _events(new, key, 3) for key in keys} == dict.fromkeys(keys, 3)
