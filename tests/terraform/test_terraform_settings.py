@@ -63,6 +63,15 @@ def test_a_generator_that_is_off_is_a_disabled_function(
     assert disabled <= set(bindings), "a Disabled setting names no function of the app"
 
 
+def test_state_buckets_is_unset_unless_chosen_so_each_source_takes_its_own(
+    evaluated: dict[str, Any], tmp_path: Path
+) -> None:
+    assert evaluated["app_settings"]["STATE_BUCKETS"] == ""
+    assert load_settings(evaluated["app_settings"]).state_buckets is None
+    chosen = terraform_output(harness_dir(tmp_path), vars={"state_buckets": "512"})["app_settings"]
+    assert chosen["STATE_BUCKETS"] == "512" and load_settings(chosen).state_buckets == 512
+
+
 def test_terraform_sources_are_the_codes_sources(evaluated: dict[str, Any]) -> None:
     assert sorted(evaluated["sources"]) == sorted(SOURCES)
 
@@ -267,6 +276,8 @@ def test_example_tfvars_are_valid(tmp_path: Path) -> None:
         ),
         ({"sources": "{ clickstream = { lag_threshold = 0 } }"}, "lag_threshold must be"),
         ({"kafka_sas_scope": "topic"}, "kafka_sas_scope must be"),
+        ({"state_buckets": "0"}, "state_buckets must be null or a whole number"),
+        ({"state_buckets": "1.5"}, "state_buckets must be null or a whole number"),
     ],
 )
 def test_variable_validation_rejects_bad_input(tmp_path: Path, variables: dict[str, str], message: str) -> None:
