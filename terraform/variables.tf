@@ -520,7 +520,7 @@ variable "dts_capacity_units" {
 
 variable "monthly_budget_usd" {
   type        = number
-  default     = 340
+  default     = 290
   description = "Monthly cost budget of the resource group in USD, alerting at 80% spent and 100% forecast; 0 creates none. The default is `python -m tools.cost --json`'s recommended_budget_usd for the defaults (the 10 events/s month with 50% headroom)."
 
   validation {

@@ -2,11 +2,12 @@
 entity event, what the source's rows read from state before they land (``lookup``), and how many
 key buckets a new deployment spreads its keys over (``buckets``).
 
-``buckets`` is the smallest power of two whose fullest bucket stays under 256 KB of state at
-100,000 uniform keys, measured with ``bench/state.py scale`` (bench/README.md): about 300 B a key
-for clicks and profiles and 480 B for devices fit in 256 buckets (124, 110 and 209 KB at the
-fullest); a sensor's hour of one-minute windows, about 1.9 KB, needs 1,024 (244 KB). Fewer
-buckets mean fewer entity operations per batch (``shared.state.buckets``).
+``buckets`` is a power of two whose fullest bucket stays under 256 KB of state at 100,000
+uniform keys, measured with ``bench/state.py scale`` (bench/README.md): about 300 B a key for
+clicks and profiles and 480 B for devices fit in 256 buckets (124, 110 and 209 KB at the fullest;
+128 would be ~241 and ~214 KB for clicks and profiles, too near the ceiling for state that grows
+with a key's sessions); a sensor's hour of one-minute windows, about 1.9 KB, needs 1,024 (244 KB).
+Fewer buckets mean fewer entity operations per batch (``shared.state.buckets``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from shared.batch import ProcessedBatch, process_batch
 from shared.records import KafkaRecord
 from shared.sources import get_source
+from shared.state.aggregate import Signal
 from shared.telemetry import Telemetry
 from tests.conftest import FIXED_NOW_MS, records_for
 
@@ -39,3 +40,20 @@ def metric_points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
             for metric in scope.metrics:
                 found.setdefault(metric.name, []).extend(metric.data.data_points)
     return found
+
+
+class RecordingGateway:
+    """A state gateway with no state: reads find nothing, signals are recorded by bucket key; ``refuse`` names
+    a bucket whose signal the entity API refuses (a 400 of its own)."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        self.refuse = refuse
+        self.signalled: list[str] = []
+
+    async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        return None
+
+    async def signal(self, signal: Signal) -> None:
+        if signal.key == self.refuse:
+            raise Exception("The operation failed with an unexpected status code 400")
+        self.signalled.append(signal.key)

@@ -25,7 +25,7 @@ from shared.state.buckets import bucket_for
 from shared.state.lookups import StateJoiner
 from shared.telemetry import Telemetry
 from tests.conftest import FIXED_NOW_MS, context_for, records_for
-from tests.unit.shared.conftest import metric_points
+from tests.unit.shared.conftest import RecordingGateway, metric_points
 
 
 def test_a_refused_key_is_dead_lettered_while_others_are_signalled() -> None:
@@ -65,19 +65,7 @@ def test_a_refused_signal_dead_letters_that_buckets_landed_records_and_the_batch
     key_of = {r.offset: source.entity_key(source.transform(orjson.loads(r.value or b"{}"))) for r in records}
     refused_bucket = bucket_for(key_of[0], 8)
 
-    class Gateway:
-        def __init__(self) -> None:
-            self.signalled: list[str] = []
-
-        async def read(self, entity: str, key: str) -> dict[str, Any] | None:
-            return None
-
-        async def signal(self, signal: Signal) -> None:
-            if signal.key == refused_bucket:
-                raise Exception("The operation failed with an unexpected status code 400")
-            self.signalled.append(signal.key)
-
-    gateway, lake = Gateway(), LocalLake(tmp_path)
+    gateway, lake = RecordingGateway(refuse=refused_bucket), LocalLake(tmp_path)
     outcome = asyncio.run(
         handle_batch_with_state(
             ProcessingContext(

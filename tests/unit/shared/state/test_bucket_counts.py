@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -14,11 +13,11 @@ from shared.errors import LakeError
 from shared.invocation import handle_batch_with_state
 from shared.lake import LocalLake
 from shared.sources import SOURCES
-from shared.state.aggregate import Signal
 from shared.state.bucket_counts import BEFORE_THE_RECORD, RECORD_PATH, BucketCounts, bucket_counts
 from shared.state.lookups import StateJoiner
 from shared.state.registry import ENTITY_KINDS
 from tests.conftest import context_for, records_for
+from tests.unit.shared.conftest import RecordingGateway
 
 
 def _record(lake: LocalLake) -> dict[str, int]:
@@ -113,17 +112,7 @@ def test_processing_signals_the_buckets_the_lake_records(tmp_path: Path) -> None
     lake = LocalLake(tmp_path)
     lake.create(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 16}}))
 
-    class Gateway:
-        def __init__(self) -> None:
-            self.signalled: list[str] = []
-
-        async def read(self, entity: str, key: str) -> dict[str, Any] | None:
-            return None
-
-        async def signal(self, signal: Signal) -> None:
-            self.signalled.append(signal.key)
-
-    gateway = Gateway()
+    gateway = RecordingGateway()
     context = context_for(SOURCES["mobile"], lake)
     asyncio.run(handle_batch_with_state(context, records_for(SOURCES["mobile"], 200), gateway, StateJoiner()))
     assert gateway.signalled and all(key.endswith("of16") for key in gateway.signalled)
