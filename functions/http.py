@@ -9,7 +9,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.bindings import lake
-from shared.errors import TransientError
+from shared.errors import LakeError, TransientError
 from shared.settings import current_settings
 from shared.state.bucket_counts import bucket_counts
 from shared.state.bucket_state import key_state
@@ -37,8 +37,8 @@ async def _read(
         return _json({"error": str(error)}, 400)
     try:
         buckets = await asyncio.to_thread(bucket_counts(lake(), current_settings().state_buckets).of, source)
-    except TransientError as error:
-        return _json({"error": f"the lake's record of bucket counts cannot be read now: {error}"}, 503)
+    except (TransientError, LakeError) as error:  # unreachable, or a damaged record (docs/scale.md)
+        return _json({"error": f"the lake's record of bucket counts cannot be read: {error}"}, 503)
     where = locate(source, key, buckets)
     bucket = await client.read_entity_state(df.EntityId(where.entity, where.bucket))
     state = key_state(bucket.entity_state if bucket.entity_exists else None, key)

@@ -10,9 +10,10 @@ Stop processing first (docs/scale.md, "Upgrading keyed state"). From per-key ent
 are taken from the lake (raw files and the curated table: every key that can have state), each
 key's per-key entity is read, its state moved into its bucket (``adopt``, one operation per
 bucket). To another N (``--to-buckets``): every bucket of the N the lake records
-(``_state/buckets.json``) is read and each key it holds moved, with its old bucket's applied
-offsets, into its bucket of the new N; once every key is there, the record names the new N
-(restart the app before processing resumes: workers read the record once).
+(``_state/buckets.json``) is read and each key it holds moved into its bucket of the new N, which
+keeps the old bucket's applied offsets once; once every key is there and the old buckets did not
+change meanwhile, the record names the new N (restart the app before processing resumes: workers
+read the record once).
 Every moved key is read back from its bucket. Exit 0 when every key with state is in its bucket
 as it was, 1 when one is missing after ``--wait`` seconds or its bucket holds other state (a
 conflict: the bucket had counted events for it, so processing ran before the migration).
@@ -47,7 +48,7 @@ from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, record_migrated
 from shared.state.buckets import MAX_BUCKETS, bucket_for, bucket_key
 from shared.state.keys import encode_key
-from shared.state.migration import Verification, adopt_signals, keys_of, unbucketed, verify
+from shared.state.migration import Origins, Verification, adopt_signals, keys_of, unbucketed, verify
 from shared.state.registry import ENTITY_KINDS
 
 CONCURRENT_REQUESTS = 16
@@ -120,21 +121,34 @@ def rebucket(http: DurableHttp, source: str, old: int, new: int, wait_seconds: f
     """Move every key the ``old`` buckets of ``source`` hold into its bucket of ``new`` and check it there."""
     entity = ENTITY_KINDS[source].name
     homes = [bucket_key(index, old) for index in range(old)]
+    before = _read_all(http, entity, homes)
+    states, origins = unbucketed(before)
+    outcome = _move(http, entity, states, new, wait_seconds, origins)
+    if outcome.complete and _read_all(http, entity, homes) != before:
+        outcome.source_changed = True  # signals were still arriving: what was moved may miss some
+    return outcome
+
+
+def _read_all(http: DurableHttp, entity: str, keys: list[str]) -> dict[str, dict[str, Any] | None]:
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
-        held = dict(zip(homes, pool.map(lambda home: http.read(entity, home), homes), strict=True))
-    return _move(http, entity, unbucketed(held), new, wait_seconds)
+        return dict(zip(keys, pool.map(lambda key: http.read(entity, key), keys), strict=True))
 
 
 def _move(
-    http: DurableHttp, entity: str, states: dict[str, dict[str, Any]], buckets: int, wait_seconds: float
+    http: DurableHttp,
+    entity: str,
+    states: dict[str, dict[str, Any]],
+    buckets: int,
+    wait_seconds: float,
+    origins: Origins | None = None,
 ) -> Verification:
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
-        list(pool.map(http.signal, adopt_signals(entity, states, buckets)))
+        list(pool.map(http.signal, adopt_signals(entity, states, buckets, origins)))
         homes = sorted({bucket_for(key, buckets) for key in states})
         deadline = time.monotonic() + wait_seconds
         while True:
-            held = dict(zip(homes, pool.map(lambda home: http.read(entity, home), homes), strict=True))
-            outcome = verify(states, held, buckets)
+            held = _read_all(http, entity, homes)
+            outcome = verify(states, held, buckets, origins)
             if not outcome.missing or time.monotonic() > deadline:
                 return outcome
             time.sleep(0.5)  # the adopt operations are queued: poll the buckets until they are applied
@@ -190,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         for problem, keys_listed in (("missing", outcome.missing), ("conflict", outcome.conflicts)):
             for key in keys_listed[:20]:
                 print(f"  {problem}: {key!r}")
+        if outcome.source_changed:
+            print(
+                f"  {source}'s buckets changed during the move (processing running, or signals still queued): "
+                "the record is unchanged; stop processing, let the entities drain, run again"
+            )
         failed = failed or not outcome.complete
     return 1 if failed else 0
 

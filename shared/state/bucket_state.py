@@ -9,14 +9,18 @@ operation depends on (bench/README.md). The applied ranges (``shared.state.offse
 once for the bucket, since an ``apply`` carries every event of the bucket's keys in its parts'
 offset ranges. A key moved in from the per-key layout
 keeps its own ``_applied`` ranges, and its events at offsets it applied before the move are
-skipped too, so a batch redelivered across the upgrade never counts twice.
+skipped too, so a batch redelivered across the upgrade never counts twice. A key moved in from a
+bucket of another N names that bucket (``_moved_from``), whose applied ranges the new bucket keeps
+once for all the keys that came from it (``_origins``), so a move does not copy them into each key.
 
 Operations:
 - ``apply`` ``{"parts": [{"topic", "partition", "incarnation", "range": [low, high],
   "keys": {key: [[offset, ...], ...]}}]}``: one invocation's events, per topic-partition.
-- ``adopt`` ``{"states": {key: state}}``: keys moved from another layout (``shared.state.migration``).
-  A key the bucket does not hold takes the state given; one it holds with the same state is left
-  alone (a migration run twice); one it holds with another state is a conflict, refused and named.
+- ``adopt`` ``{"states": {key: state}, "origins": {old bucket: applied ranges}}``: keys moved from
+  another layout (``shared.state.migration``), ``origins`` only from buckets of another N. A key
+  the bucket does not hold takes the state given; one it holds with the same state is left alone
+  (a migration run twice); one it holds with another state is a conflict, refused and named, and
+  so is an origin the bucket holds with other ranges.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from shared.state.offsets import (
 )
 
 KEYS = "keys"
+ORIGINS = "_origins"
+MOVED_FROM = "_moved_from"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> dict[st
     """Apply each part's events the bucket has not applied yet, then mark the parts' ranges applied."""
     keys: dict[str, str] = state.setdefault(KEYS, {})
     applied = applied_ranges(state)
+    origins: dict[str, dict[str, Any]] = state.get(ORIGINS, {})
     touched: dict[str, dict[str, Any]] = {}
     for part in payload["parts"]:
         where = position(part)
@@ -83,6 +90,8 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> dict[st
                 held = touched[key] = orjson.loads(keys[key]) if key in keys else {}
             if APPLIED in held:  # moved from the per-key layout: what it applied there counts too
                 fresh = not_in(held[APPLIED].get(where), fresh)
+            if MOVED_FROM in held:  # moved from a bucket of another N: what that bucket applied counts too
+                fresh = not_in(origins.get(held[MOVED_FROM], {}).get(where), fresh)
             if fresh:
                 fold(held, fresh, part)
         mark(applied, where, *part_range(part))
@@ -100,6 +109,10 @@ def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:
     """Take in moved keys' states; returns the keys refused because the bucket holds them with other state."""
     keys: dict[str, str] = state.setdefault(KEYS, {})
     conflicts = []
+    for origin, ranges in (payload.get("origins") or {}).items():
+        held_ranges = state.setdefault(ORIGINS, {}).setdefault(origin, ranges)
+        if held_ranges != ranges:
+            conflicts.append(f"origin {origin}")
     for key, given in payload["states"].items():
         moved = as_adopted(given)
         held = keys.get(key)

@@ -2,10 +2,11 @@
 buckets of another N (``unbucketed``). What to send and how to check it; ``tools/migrate_state.py`` runs it.
 
 A moved key's state is adopted by its bucket as it was (``shared.state.bucket_state.adopt``),
-with its own applied offset ranges (a key moved out of a bucket takes its bucket's), so a batch
-redelivered across the upgrade never counts an event twice, and one the previous layout had not
-applied still counts. Adopting is idempotent (a second run changes nothing) and never overwrites
-a key the bucket already holds with other state: such a key is a conflict, reported, never lost.
+with its own applied offset ranges (a key moved out of a bucket names that bucket, whose ranges
+its new bucket keeps once), so a batch redelivered across the upgrade never counts an event
+twice, and one the previous layout had not applied still counts. Adopting is idempotent (a second
+run changes nothing) and never overwrites a key the bucket already holds with other state: such
+a key is a conflict, reported, never lost.
 
 The migration is exact when the previous layout no longer changes while it runs: processing is
 stopped first and the previous layout's entities have applied the signals they were sent
@@ -20,11 +21,12 @@ from typing import Any
 
 import orjson
 
+from shared.offset_ranges import OffsetRanges
 from shared.source_model import Row
 from shared.state.aggregate import Signal
-from shared.state.bucket_state import as_adopted, held_keys, key_state
+from shared.state.bucket_state import MOVED_FROM, ORIGINS, as_adopted, held_keys, key_state
 from shared.state.buckets import bucket_for
-from shared.state.offsets import APPLIED, applied_ranges, mark
+from shared.state.offsets import APPLIED, mark
 
 MAX_ADOPT_BYTES = 200_000  # one adopt operation's states, JSON: well inside a queue message with its envelope
 
@@ -40,28 +42,45 @@ def keys_of(entity_key: Any, rows: Iterable[Row]) -> set[str]:
     return keys
 
 
-def unbucketed(buckets: Mapping[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
-    """The key states a layout's buckets hold (bucket key -> state), each carrying its bucket's applied ranges
-    as its own: in its new bucket, a moved key still skips every offset its old bucket applied."""
+Origins = dict[str, dict[str, OffsetRanges]]  # old bucket -> its applied ranges per position
+
+
+def unbucketed(buckets: Mapping[str, dict[str, Any] | None]) -> tuple[dict[str, dict[str, Any]], Origins]:
+    """The key states a layout's buckets hold (bucket key -> state), each naming the bucket it came from
+    (``_moved_from``), and each such bucket's applied ranges: in its new bucket, a moved key still skips
+    every offset its old bucket applied. A key moved before keeps what its earlier origin applied too."""
     states: dict[str, dict[str, Any]] = {}
-    for bucket in buckets.values():
+    origins: Origins = {}
+    for home, bucket in sorted(buckets.items()):
         if not bucket:
             continue
-        ranges = bucket.get(APPLIED, {})
+        applied = bucket.get(APPLIED, {})
         for key in held_keys(bucket):
             state = key_state(bucket, key)
             if state is None:
                 continue
-            own = applied_ranges(state)
-            for where, spans in ranges.items():
-                for low, high in spans:
-                    mark(own, where, low, high)
-            states[key] = state
-    return states
+            earlier = state.get(MOVED_FROM)
+            origin = home if earlier is None else f"{home}<{earlier}"
+            if origin not in origins:
+                origins[origin] = _union(applied, bucket.get(ORIGINS, {}).get(earlier, {}) if earlier else {})
+            states[key] = state | {MOVED_FROM: origin}
+    return states, origins
 
 
-def adopt_signals(entity: str, states: Mapping[str, dict[str, Any]], buckets: int) -> list[Signal]:
-    """``adopt`` operations moving ``states`` (key -> state) into their buckets: one per bucket, cut by size."""
+def _union(*ranges: Mapping[str, OffsetRanges]) -> dict[str, OffsetRanges]:
+    merged: dict[str, OffsetRanges] = {}
+    for per_position in ranges:
+        for where, spans in per_position.items():
+            for low, high in spans:
+                mark(merged, where, low, high)
+    return merged
+
+
+def adopt_signals(
+    entity: str, states: Mapping[str, dict[str, Any]], buckets: int, origins: Origins | None = None
+) -> list[Signal]:
+    """``adopt`` operations moving ``states`` (key -> state) into their buckets: one per bucket, cut by size;
+    each carries the ``origins`` its keys name."""
     by_bucket: dict[str, dict[str, dict[str, Any]]] = {}
     for key, state in sorted(states.items()):
         by_bucket.setdefault(bucket_for(key, buckets), {})[key] = state
@@ -72,12 +91,19 @@ def adopt_signals(entity: str, states: Mapping[str, dict[str, Any]], buckets: in
         for key, state in moved.items():
             weight = len(orjson.dumps(state)) + len(key)
             if chunk and size + weight > MAX_ADOPT_BYTES:
-                signals.append(Signal(entity, home, "adopt", {"states": chunk}))
+                signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins)))
                 chunk, size = {}, 0
             chunk[key] = state
             size += weight
-        signals.append(Signal(entity, home, "adopt", {"states": chunk}))
+        signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins)))
     return signals
+
+
+def _adopt_payload(states: dict[str, dict[str, Any]], origins: Origins | None) -> dict[str, Any]:
+    named = {state[MOVED_FROM] for state in states.values() if MOVED_FROM in state}
+    if not named or origins is None:
+        return {"states": states}
+    return {"states": states, "origins": {origin: origins[origin] for origin in sorted(named)}}
 
 
 @dataclass
@@ -87,22 +113,29 @@ class Verification:
     moved: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # not in its bucket (yet): the adopt has not been applied
     conflicts: list[str] = field(default_factory=list)  # its bucket holds other state for it
+    source_changed: bool = False  # what was moved from changed during the move: it was not drained
 
     @property
     def complete(self) -> bool:
-        return not self.missing and not self.conflicts
+        return not self.missing and not self.conflicts and not self.source_changed
 
 
 def verify(
-    states: Mapping[str, dict[str, Any]], bucket_states: Mapping[str, dict[str, Any] | None], buckets: int
+    states: Mapping[str, dict[str, Any]],
+    bucket_states: Mapping[str, dict[str, Any] | None],
+    buckets: int,
+    origins: Origins | None = None,
 ) -> Verification:
-    """Check every moved key against its bucket's state (``bucket_states``: bucket key -> state)."""
+    """Check every moved key, and the origin ranges it names, against its bucket's state (bucket key -> state)."""
     outcome = Verification()
     for key, state in sorted(states.items()):
-        held = key_state(bucket_states.get(bucket_for(key, buckets)), key)
-        if held is None:
+        bucket = bucket_states.get(bucket_for(key, buckets))
+        held = key_state(bucket, key)
+        origin = state.get(MOVED_FROM)
+        held_origin = (bucket or {}).get(ORIGINS, {}).get(origin) if origin else None
+        if held is None or (origin and held_origin is None):
             outcome.missing.append(key)
-        elif held != as_adopted(state):
+        elif held != as_adopted(state) or (origin and origins is not None and held_origin != origins[origin]):
             outcome.conflicts.append(key)
         else:
             outcome.moved.append(key)

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from shared.errors import RecordRejected
+from shared.state.bucket_state import MOVED_FROM
 from shared.state.buckets import bucket_for
 from shared.state.keys import BadKey, encode_key
 from shared.state.offsets import APPLIED, LEGACY_MARKS
@@ -79,7 +80,7 @@ def key_from_url(url: str, source: str, route_key: str) -> str:
 
 def public_state(state: dict[str, Any]) -> dict[str, Any]:
     """The state as the API shows it: bookkeeping (offset marks, running sums) left out."""
-    hidden = {APPLIED, LEGACY_MARKS, "m2", "latest"}
+    hidden = {APPLIED, LEGACY_MARKS, MOVED_FROM, "m2", "latest"}
     shown = {name: value for name, value in state.items() if name not in hidden}
     if "windows" in shown:
         shown["windows"] = windows_view(state)

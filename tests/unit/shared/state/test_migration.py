@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from shared.sources import SOURCES
-from shared.state.bucket_state import adopt, key_state, operate
+from shared.state.bucket_state import MOVED_FROM, adopt, key_state, operate
 from shared.state.buckets import bucket_for
 from shared.state.migration import MAX_ADOPT_BYTES, adopt_signals, keys_of, unbucketed, verify
+from shared.state.query_api import public_state
 from shared.state.registry import ENTITY_KINDS
 
 
@@ -80,20 +81,42 @@ def _events(buckets: dict[str, dict[str, Any]], key: str, count: int) -> int | N
     return None if state is None else state["events"]
 
 
+def _move(kind: Any, old: dict[str, dict[str, Any]], count: int) -> dict[str, dict[str, Any]]:
+    """Move every key of ``old``'s buckets into ``count`` new buckets as the migration tool does; checked."""
+    moved, origins = unbucketed(old)
+    new: dict[str, dict[str, Any]] = {}
+    for signal in adopt_signals(kind.name, moved, count, origins):
+        home = new.setdefault(signal.key, {})
+        assert operate(kind.fold, kind.reduce, signal.key, home, "adopt", signal.payload).refused is None
+    assert verify(moved, new, count, origins).complete
+    return new
+
+
 def test_keys_moved_to_another_bucket_count_skip_what_their_old_bucket_applied_and_count_the_rest() -> None:
     kind = ENTITY_KINDS["mobile"]
     old: dict[str, dict[str, Any]] = {}
     keys = {f"device-{i}": [i, i + 20] for i in range(12)}  # offsets 0-31, every key twice
+    for batch in range(40):  # many batches without these keys leave many ranges in each old bucket
+        _apply(kind, old, {f"other-{batch}": [100 + 10 * batch]}, 4, (100 + 10 * batch, 100 + 10 * batch))
     _apply(kind, old, keys, 4, (0, 31))
-    moved = unbucketed(old)
-    assert sorted(moved) == sorted(keys) and all(state["events"] == 2 for state in moved.values())
-    new: dict[str, dict[str, Any]] = {}
-    for signal in adopt_signals(kind.name, moved, 3):
-        assert (
-            operate(kind.fold, kind.reduce, signal.key, new.setdefault(signal.key, {}), "adopt", signal.payload).refused
-            is None
-        )
-    assert verify(moved, new, 3).complete
+    new = _move(kind, old, 3)
+    assert {key: _events(new, key, 3) for key in keys} == dict.fromkeys(keys, 2)
+    for key in keys:  # a moved key names its old bucket; the bucket's ranges are not copied into it
+        assert len(new[bucket_for(key, 3)]["keys"][key]) < len(old[bucket_for(key, 4)]["keys"][key]) + 40
     redelivered = {key: [offsets[1], 40 + i] for i, (key, offsets) in enumerate(keys.items())}  # 20-31 applied before
     _apply(kind, new, redelivered, 3, (20, 51))
     assert {key: _events(new, key, 3) for key in keys} == dict.fromkeys(keys, 3)
+
+
+def test_a_key_moved_twice_still_skips_what_each_layout_before_applied() -> None:
+    kind = ENTITY_KINDS["mobile"]
+    first: dict[str, dict[str, Any]] = {}
+    keys = {f"device-{i}": [i] for i in range(12)}
+    _apply(kind, first, keys, 4, (0, 11))
+    second = _move(kind, first, 3)
+    _apply(kind, second, {key: [20 + i] for i, key in enumerate(keys)}, 3, (20, 31))
+    third = _move(kind, second, 2)
+    everything_again = {key: [i, 20 + i, 40 + i] for i, key in enumerate(keys)}  # a rewind to offset 0
+    _apply(kind, third, everything_again, 2, (0, 51))
+    assert {key: _events(third, key, 2) for key in keys} == dict.fromkeys(keys, 3)
+    assert public_state(key_state(third[bucket_for("device-0", 2)], "device-0") or {}).get(MOVED_FROM) is None

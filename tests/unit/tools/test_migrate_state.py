@@ -1,0 +1,74 @@
+"""The move to another bucket count rewrites the lake's record only when every key arrived and the old
+buckets held still: against an in-memory stand-in for the Durable entity HTTP API (a fake, named as such:
+the real API is exercised on the local host in tests/integration/test_devhost_state.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shared.lake import LocalLake
+from shared.state.aggregate import Signal
+from shared.state.bucket_counts import RECORD_PATH, BucketCounts, record_migrated
+from shared.state.bucket_state import operate
+from shared.state.buckets import bucket_for
+from shared.state.registry import ENTITY_KINDS
+from tools import migrate_state
+
+KIND = ENTITY_KINDS["mobile"]
+DEVICE = ["login", "home", "1.0", "ios"]  # event_type, screen, app_version, os
+
+
+class FakeEntityApi:
+    """Entities in memory, operated on by the app's own bucket code. With ``late_signal`` one more signal
+    reaches an old bucket just after the migration first reads it (the entities were not drained)."""
+
+    def __init__(self, late_signal: bool = False) -> None:
+        self.states: dict[str, dict[str, Any]] = {}
+        self.late_signal = late_signal
+
+    def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        state = self.states.get(key)
+        copy = orjson.loads(orjson.dumps(state)) if state is not None else None
+        if self.late_signal and key == bucket_for("device-1", 4):
+            self.late_signal = False
+            self.apply(key, {"device-1": [50]}, (50, 50))
+        return copy
+
+    def signal(self, signal: Signal) -> None:
+        state = self.states.setdefault(signal.key, {})
+        operate(KIND.fold, KIND.reduce, signal.key, state, signal.operation, signal.payload)
+
+    def apply(self, home: str, keys: dict[str, list[int]], span: tuple[int, int]) -> None:
+        events = {
+            key: [[offset, 1_700_000_000_000 + offset, *DEVICE] for offset in offsets] for key, offsets in keys.items()
+        }
+        part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": list(span), "keys": events}
+        operate(KIND.fold, KIND.reduce, home, self.states.setdefault(home, {}), "apply", {"parts": [part]})
+
+
+def _deployment(tmp_path: Path, api: FakeEntityApi) -> LocalLake:
+    lake = LocalLake(tmp_path)
+    lake.create(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 4}}))
+    keys = [f"device-{i}" for i in range(10)]
+    for home in {bucket_for(key, 4) for key in keys}:
+        api.apply(home, {key: [i] for i, key in enumerate(keys) if bucket_for(key, 4) == home}, (0, 9))
+    return lake
+
+
+def test_every_key_moves_and_the_record_can_name_the_new_count(tmp_path: Path) -> None:
+    api = FakeEntityApi()
+    lake = _deployment(tmp_path, api)
+    outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    assert outcome.complete and len(outcome.moved) == 10
+    record_migrated(lake, "mobile", 3)
+    assert BucketCounts(LocalLake(tmp_path)).of("mobile") == 3
+
+
+def test_old_buckets_that_change_during_the_move_make_it_incomplete(tmp_path: Path) -> None:
+    api = FakeEntityApi(late_signal=True)
+    _deployment(tmp_path, api)
+    outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    assert outcome.source_changed and not outcome.complete and not outcome.missing and not outcome.conflicts
