@@ -45,6 +45,7 @@ from shared.schema_registry.decoder import AvroDecoder
 from shared.settings import LakeFormat
 from shared.source_model import Column, Row, Source
 from shared.state.aggregate import Signal, signals_for
+from shared.state.bucket_counts import bucket_counts
 from shared.state.registry import entity_for
 
 REDRIVE_AREA = "_redrive"
@@ -234,7 +235,7 @@ class RedriveTarget:
     topic: str
     max_record_bytes: int
     fmt: LakeFormat = "parquet"
-    state_buckets: int | None = None  # the app's STATE_BUCKETS: which entity holds a key's state
+    state_buckets: int | None = None  # N of the source's key buckets; None: the lake's record
     decoder: AvroDecoder | None = None  # an Avro source's registry decoder (``decoder_for``)
 
 
@@ -285,7 +286,8 @@ def redrive(
         if signaller is None:
             raise ValueError("an entity signaller is needed to re-apply refused state updates")
         refused_rows = [(entry, in_raw[entry.identity]) for entry in to_signal]
-        done = _resignal(lake, source.name, f"{run_id}-state", signaller, refused_rows, target.state_buckets)
+        buckets = target.state_buckets or bucket_counts(lake).of(source.name)
+        done = _resignal(lake, source.name, f"{run_id}-state", signaller, refused_rows, buckets)
         summary.resignalled, summary.resignal_failed = done, len(to_signal) - done
     return summary
 
@@ -358,7 +360,7 @@ def _resignal(
     run_id: str,
     signaller: EntitySignaller,
     refused: list[tuple[DeadLetterEntry, Row]],
-    buckets: int | None,
+    buckets: int,
 ) -> int:
     """One signal per raw row, carrying only its own offset: the entity applies it once whatever it holds.
     Returns how many the entity API accepted."""

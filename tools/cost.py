@@ -200,7 +200,7 @@ class Config:
     subscriber_interval_s: int
     max_batch_size: int
     backend: str  # azure_storage | dts_consumption | dts_dedicated
-    buckets: dict[str, int] | None
+    buckets: dict[str, int]
     store: str  # the LAKE_KIND Terraform deploys
     lake_diagnostic_categories: tuple[str, ...]
     logging: dict[str, str] = field(default_factory=dict)
@@ -260,12 +260,10 @@ def _runs_per_hour(schedule: str) -> float:
     return float(len(minute.split(","))) if minute != "*" else 60.0
 
 
-def _buckets() -> dict[str, int] | None:
-    """Key buckets per keyed source a new deployment takes (``STATE_BUCKETS`` unset); None: one entity per key."""
-    try:
-        from shared.state.registry import ENTITY_KINDS
-    except ImportError:
-        return None
+def _buckets() -> dict[str, int]:
+    """Key buckets per keyed source a new deployment takes (``STATE_BUCKETS`` unset)."""
+    from shared.state.registry import ENTITY_KINDS
+
     return {source: kind.buckets for source, kind in sorted(ENTITY_KINDS.items())}
 
 

@@ -112,9 +112,9 @@ def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_s
     """Move the per-key states of ``keys`` into their buckets and check them there."""
     entity = ENTITY_KINDS[source].name
     readable = sorted(key for key in keys if _encodable(key))
-    with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
-        found = dict(zip(readable, pool.map(lambda key: http.read(entity, encode_key(key)), readable), strict=True))
-    return _move(http, entity, {key: state for key, state in found.items() if state is not None}, buckets, wait_seconds)
+    found = _read_all(http, entity, [encode_key(key) for key in readable]).values()
+    states = {key: state for key, state in zip(readable, found, strict=True) if state is not None}
+    return _move(http, entity, states, buckets, wait_seconds)
 
 
 def rebucket(http: DurableHttp, source: str, old: int, new: int, wait_seconds: float) -> Verification:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.records import OffsetSpan, OffsetSpans, TopicPartition
-from shared.settings import current_settings
 from shared.source_model import Row
 from shared.sources import get_source
 from shared.state.buckets import bucket_for
@@ -45,13 +44,14 @@ def signals_for(
     key's events are in offset order too. ``spans`` holds each partition's offset span in the
     batch (all records, landed or not); a part carries its partition's span and incarnation so
     the bucket can tell which offsets it has applied (``shared.state.offsets``). ``buckets`` is
-    N (default: ``STATE_BUCKETS``, else the kind's; processing passes the lake's record,
-    ``shared.state.bucket_counts``).
+    N as the lake records it (``shared.state.bucket_counts``), needed for a keyed source.
     """
     kind = entity_for(source_name)
     if kind is None or not rows:
         return []
-    count = buckets or current_settings().state_buckets or kind.buckets
+    if buckets is None:
+        raise ValueError(f"{source_name} keeps keyed state: its bucket count (the lake's record) is needed")
+    count = buckets
     entity_key, compact = get_source(source_name).entity_key, kind.compact
     by_key: dict[tuple[str, str, int, int], list[list[Any]]] = {}
     for row in rows:

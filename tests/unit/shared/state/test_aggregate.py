@@ -54,5 +54,5 @@ def test_fewer_buckets_than_keys_send_fewer_operations_and_more_buckets_never_mo
 
 
 def test_sources_without_state_send_nothing() -> None:
-    assert signals_for("nosuchsource", [{"x": 1}]) == []
-    assert signals_for("clickstream", []) == []
+    assert signals_for("nosuchsource", [{"x": 1}], buckets=8) == []
+    assert signals_for("clickstream", [], buckets=8) == []
