@@ -44,6 +44,7 @@ from shared.generator_ticks import generate_messages
 from shared.records import KafkaRecord
 from shared.sources import SOURCES
 from shared.state.aggregate import signals_for
+from shared.state.bucket_state import dump
 from shared.state.buckets import bucket_index
 from shared.state.registry import ENTITY_KINDS
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS, app_functions
@@ -91,6 +92,65 @@ def stamped(template: dict[str, Any], source: str, key: str, where: tuple[int, i
     row[KEY_FIELDS[source]] = int(key) if source == "clickstream" else key
     row.update(_topic=source, _partition=partition, _offset=offset, _event_time=event_ms, _incarnation=0)
     return row
+
+
+READINGS_PER_SENSOR_MINUTE = 1.2  # the envelope: 10,000 events/s over five sources, 100,000 sensors
+BUCKET_BOOKKEEPING_BYTES = 4096  # a bucket's applied offset ranges and origins, beside its keys
+
+
+def key_state_bound(source: str, pool: list[dict[str, Any]], sensors: int = 200) -> float:
+    """Bytes one key takes in its bucket (its state as JSON text inside the bucket's JSON) at steady state.
+
+    Sessions (clicks, devices): every event 31 minutes after the last, so every session closes and
+    every bounded list is full; what a key reaches at any rate given time. Profiles: the largest of
+    the pool's. Sensors: an hour of readings at the envelope's rate (Poisson, 1.2 a minute), the
+    mean of ``sensors`` simulated sensors (a bucket holds a couple of hundred).
+    """
+    kind = ENTITY_KINDS[source]
+    part = {"topic": source, "partition": 0, "incarnation": 0}
+
+    def held(state: dict[str, Any]) -> int:
+        return len(json.dumps(dump(state))) + len(json.dumps(key_name(source, 99_999))) + 1
+
+    if source == "sensors":
+        rng, sizes = random.Random(17), []
+        for sensor in range(sensors):
+            state: dict[str, Any] = {}
+            events = []
+            for minute in range(70):
+                for _ in range(_small_poisson(rng, READINGS_PER_SENSOR_MINUTE)):
+                    row = pool[rng.randrange(len(pool))]
+                    when = FIXED_NOW_MS + minute * 60_000 + rng.randrange(60_000)
+                    events.append(kind.compact(stamped(row, source, key_name(source, sensor), (0, len(events), when))))
+            kind.fold(state, sorted(events, key=lambda e: e[1]), part)
+            sizes.append(held(state))
+        return statistics.mean(sizes)
+    if source == "users":
+        return max(held(_folded(kind.fold, [kind.compact(stamped(row, source, "1", (0, 0, FIXED_NOW_MS)))], part))
+                   for row in pool)  # fmt: skip
+    events = [
+        kind.compact(stamped(pool[i % len(pool)], source, key_name(source, 1), (0, i, FIXED_NOW_MS + i * 31 * 60_000)))
+        for i in range(300)
+    ]
+    return held(_folded(kind.fold, events, part))
+
+
+def _folded(fold: Any, events: list[list[Any]], part: dict[str, Any]) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    fold(state, events, part)
+    return state
+
+
+def fullest_bucket_keys(source: str, keys: int, buckets: int) -> int:
+    return max(Counter(bucket_index(key_name(source, n), buckets) for n in range(keys)).values())
+
+
+def bucket_bound(source: str, keys: int = 100_000, buckets: int | None = None) -> tuple[int, float, float]:
+    """(fullest bucket's keys, bytes per key at steady state, the fullest bucket's bytes) at ``keys`` keys."""
+    count = buckets or ENTITY_KINDS[source].buckets
+    fullest = fullest_bucket_keys(source, keys, count)
+    per_key = key_state_bound(source, row_pool(source))
+    return fullest, per_key, fullest * per_key + BUCKET_BOOKKEEPING_BYTES
 
 
 def ops_per_event(source: str, args: argparse.Namespace, pool: list[dict[str, Any]], buckets: int, batch: int) -> float:

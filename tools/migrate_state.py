@@ -113,7 +113,8 @@ def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_s
     entity = ENTITY_KINDS[source].name
     readable = sorted(key for key in keys if _encodable(key))
     found = _read_all(http, entity, [encode_key(key) for key in readable]).values()
-    states = {key: state for key, state in zip(readable, found, strict=True) if state is not None}
+    upgrade = ENTITY_KINDS[source].upgrade
+    states = {key: upgrade(state) for key, state in zip(readable, found, strict=True) if state is not None}
     return _move(http, entity, states, buckets, wait_seconds)
 
 
@@ -123,6 +124,7 @@ def rebucket(http: DurableHttp, source: str, old: int, new: int, wait_seconds: f
     homes = [bucket_key(index, old) for index in range(old)]
     before = _read_all(http, entity, homes)
     states, origins = unbucketed(before)
+    states = {key: ENTITY_KINDS[source].upgrade(state) for key, state in states.items()}
     outcome = _move(http, entity, states, new, wait_seconds, origins)
     if outcome.complete and _read_all(http, entity, homes) != before:
         outcome.source_changed = True  # signals were still arriving: what was moved may miss some

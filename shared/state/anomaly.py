@@ -7,7 +7,7 @@ from typing import Any
 
 from shared.source_model import Row
 from shared.state.running_stats import is_anomaly, update
-from shared.state.sensor_stats import KEPT_WINDOWS, WINDOW_MS
+from shared.state.sensor_stats import KEPT_WINDOWS, WINDOW_MS, newest_window_start
 
 
 def flag_anomalies(rows: list[Row], stats_by_key: Mapping[str, dict[str, Any] | None]) -> int:
@@ -35,8 +35,12 @@ def flag_anomalies(rows: list[Row], stats_by_key: Mapping[str, dict[str, Any] | 
 def count_late(rows: list[Row], stats: Mapping[str, dict[str, Any] | None]) -> int:
     """Readings older than the oldest window their sensor keeps: counted late, not windowed."""
     late = 0
+    newest: dict[str, int | None] = {}
     for row in rows:
-        windows = (stats.get(row["sensor_id"]) or {}).get("windows") or []
-        if windows and row["_event_time"] < windows[-1][0] - (KEPT_WINDOWS - 1) * WINDOW_MS:
+        key = row["sensor_id"]
+        if key not in newest:
+            newest[key] = newest_window_start(stats.get(key))
+        start = newest[key]
+        if start is not None and row["_event_time"] < start - (KEPT_WINDOWS - 1) * WINDOW_MS:
             late += 1
     return late

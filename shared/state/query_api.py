@@ -18,7 +18,8 @@ from shared.state.buckets import bucket_for
 from shared.state.keys import BadKey, encode_key
 from shared.state.offsets import APPLIED, LEGACY_MARKS
 from shared.state.registry import ENTITY_KINDS
-from shared.state.sensor_stats import windows_view
+from shared.state.sensor_stats import LEGACY_WINDOWS, MINUTES, windows_view
+from shared.state.sessions import sessions_view
 
 
 class BadQuery(RecordRejected):
@@ -82,6 +83,8 @@ def public_state(state: dict[str, Any]) -> dict[str, Any]:
     """The state as the API shows it: bookkeeping (offset marks, running sums) left out."""
     hidden = {APPLIED, LEGACY_MARKS, MOVED_FROM, "m2", "latest"}
     shown = {name: value for name, value in state.items() if name not in hidden}
-    if "windows" in shown:
+    if MINUTES in shown or LEGACY_WINDOWS in shown:
+        shown.pop(MINUTES, None)
         shown["windows"] = windows_view(state)
+    shown.update(sessions_view(state))
     return shown

@@ -1,13 +1,16 @@
 """Each source's keyed state, declared once: which entity holds it, how a landed row becomes an
-entity event, what the source's rows read from state before they land (``lookup``), and how many
-key buckets a new deployment spreads its keys over (``buckets``).
+entity event, what the source's rows read from state before they land (``lookup``), how many key
+buckets a new deployment spreads its keys over (``buckets``), and how a key's state written by an
+earlier version is put in today's form when it is moved (``upgrade``).
 
-``buckets`` is a power of two whose fullest bucket stays under 256 KB of state at 100,000
-uniform keys, measured with ``bench/state.py scale`` (bench/README.md): about 300 B a key for
-clicks and profiles and 480 B for devices fit in 256 buckets (124, 110 and 209 KB at the fullest;
-128 would be ~241 and ~214 KB for clicks and profiles, too near the ceiling for state that grows
-with a key's sessions); a sensor's hour of one-minute windows, about 1.9 KB, needs 1,024 (244 KB).
-Fewer buckets mean fewer entity operations per batch (``shared.state.buckets``).
+``buckets`` is a power of two whose fullest bucket stays under 256 KB at 100,000
+uniform keys with every key at its steady-state size (``bench/state_scale.bucket_bound``, checked
+by tests/unit/bench/test_state_scale.py): a click user's three kept sessions ~460 B, a device's
+~610 B, a profile ~250 B, a sensor's hour of one-minute windows at 1.2 readings a minute (10,000
+events/s over five sources) ~880 B. So 256 buckets for clickstream and users (fullest ~204 and
+~111 KB; 128 would put users at ~212 KB, near the ceiling for longer names), 512 for mobile and
+sensors (~142 and ~205 KB; sensors read more often than that need more, docs/scale.md). Fewer
+buckets mean fewer entity operations per batch (``shared.state.buckets``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.source_model import Row
-from shared.state import device_activity, sensor_stats, user_activity, user_profile
+from shared.state import device_activity, sensor_stats, sessions, user_activity, user_profile
 from shared.state.joins import SENSOR_STATS, USER_PROFILE, Lookup
 from shared.state.offsets import Fold, Reducer
 
@@ -33,6 +36,7 @@ class EntityKind:
     reduce: Reducer
     buckets: int
     lookup: Lookup | None = None  # read before landing (a join), e.g. clicks read their user's profile
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] = dict  # a key's state in today's stored form (migration)
 
 
 ENTITY_KINDS: dict[str, EntityKind] = {
@@ -46,6 +50,7 @@ ENTITY_KINDS: dict[str, EntityKind] = {
             user_activity.reduce,
             256,
             USER_PROFILE,
+            sessions.upgrade,
         ),
         EntityKind(
             device_activity.ENTITY,
@@ -53,7 +58,8 @@ ENTITY_KINDS: dict[str, EntityKind] = {
             device_activity.compact,
             device_activity.fold,
             device_activity.reduce,
-            256,
+            512,
+            upgrade=sessions.upgrade,
         ),
         EntityKind(
             sensor_stats.ENTITY,
@@ -61,8 +67,9 @@ ENTITY_KINDS: dict[str, EntityKind] = {
             sensor_stats.compact,
             sensor_stats.fold,
             sensor_stats.reduce,
-            1024,
+            512,
             SENSOR_STATS,
+            sensor_stats.upgrade,
         ),
         EntityKind(user_profile.ENTITY, "users", user_profile.compact, user_profile.fold, user_profile.reduce, 256),
     )

@@ -4,6 +4,15 @@ Windows are kept for the 60 minutes up to the newest event seen. A reading older
 oldest window kept is late: it is counted in ``late`` and in the totals, not in any window.
 Anomalies are counted from the flag processing put on the landed row (same rule, same
 stats), so state and lake agree.
+
+A sensor's windows are most of its state, and the state decides how many sensors a key bucket
+holds under 256 KB (``shared.state.registry``), so they are stored compactly under ``minutes``:
+one entry per minute with readings, sorted, its minute (epoch minutes) as the difference from the
+entry before; ``[delta, value]`` for a minute of one reading, ``[delta, min, max]`` for two (their
+sum is min + max), ``[delta, count, min, max, sum]`` for more; sums are kept to 15 significant digits
+(float addition's own noise dropped).
+State written before holds ``windows`` of ``[start_ms, count, min, max, sum]``: it is read as is
+and rewritten compactly by the sensor's next readings or a migration (``upgrade``).
 """
 
 from __future__ import annotations
@@ -18,6 +27,10 @@ from shared.state.running_stats import update
 ENTITY = "sensor_stats"
 WINDOW_MS = 60_000
 KEPT_WINDOWS = 60
+MINUTES = "minutes"
+LEGACY_WINDOWS = "windows"
+
+Window = list[Any]  # [start_ms, count, min, max, sum]
 
 
 def compact(row: Row) -> list[Any]:
@@ -25,13 +38,53 @@ def compact(row: Row) -> list[Any]:
     return [row["_offset"], row["_event_time"], row["value"], bool(row.get("anomaly", False))]
 
 
-def _window(state: dict[str, Any], event_ms: int, value: float) -> bool:
-    """Add the reading to its minute; False when it is older than every window kept (late).
+def _sum(total: float, value: float) -> float:
+    return float(f"{total + value:.15g}")
 
-    Windows are ``[start, count, min, max, sum]`` lists sorted by start (compact JSON: entity
-    state is serialised on every operation); ``windows_view`` shows them as objects.
-    """
-    windows: list[list[Any]] = state.setdefault("windows", [])
+
+def windows_of(state: dict[str, Any]) -> list[Window]:
+    """The kept windows, oldest first, as ``[start_ms, count, min, max, sum]`` (either stored form)."""
+    if LEGACY_WINDOWS in state:
+        return [list(window) for window in state[LEGACY_WINDOWS]]
+    windows: list[Window] = []
+    minute = 0
+    for entry in state.get(MINUTES, []):
+        minute += entry[0]
+        if len(entry) == 2:
+            windows.append([minute * WINDOW_MS, 1, entry[1], entry[1], entry[1]])
+        elif len(entry) == 3:
+            windows.append([minute * WINDOW_MS, 2, entry[1], entry[2], _sum(entry[1], entry[2])])
+        else:
+            windows.append([minute * WINDOW_MS, *entry[1:]])
+    return windows
+
+
+def newest_window_start(state: dict[str, Any] | None) -> int | None:
+    """The start (ms) of the sensor's newest window; None before its first windowed reading."""
+    if not state:
+        return None
+    if LEGACY_WINDOWS in state:
+        return state[LEGACY_WINDOWS][-1][0] if state[LEGACY_WINDOWS] else None
+    entries = state.get(MINUTES)
+    return sum(entry[0] for entry in entries) * WINDOW_MS if entries else None
+
+
+def _store(state: dict[str, Any], windows: list[Window]) -> None:
+    entries: list[list[Any]] = []
+    previous = 0
+    for start, count, low, high, total in windows:
+        minute = start // WINDOW_MS
+        delta = minute - previous
+        entries.append(
+            [delta, low] if count == 1 else [delta, low, high] if count == 2 else [delta, count, low, high, total]
+        )
+        previous = minute
+    state.pop(LEGACY_WINDOWS, None)
+    state[MINUTES] = entries
+
+
+def _add(windows: list[Window], event_ms: int, value: float) -> bool:
+    """Add the reading to its minute; False when it is older than every window kept (late)."""
     start = event_ms - event_ms % WINDOW_MS
     newest = max(windows[-1][0], start) if windows else start
     oldest_kept = newest - (KEPT_WINDOWS - 1) * WINDOW_MS
@@ -43,22 +96,31 @@ def _window(state: dict[str, Any], event_ms: int, value: float) -> bool:
     window = windows[index]
     window[1] += 1
     window[2], window[3] = min(window[2], value), max(window[3], value)
-    window[4] += value
+    window[4] = _sum(window[4], value)
     if windows[0][0] < oldest_kept:
         del windows[: bisect.bisect_left(windows, oldest_kept, key=lambda w: w[0])]
     return True
+
+
+def upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a sensor's state with its windows in today's form (what its next reading would store)."""
+    upgraded = dict(state)
+    if LEGACY_WINDOWS in upgraded:
+        _store(upgraded, windows_of(upgraded))
+    return upgraded
 
 
 def windows_view(state: dict[str, Any]) -> list[dict[str, Any]]:
     """The windows as the query API returns them: start, count, min, max, mean."""
     return [
         {"start": start, "count": count, "min": low, "max": high, "mean": total / count}
-        for start, count, low, high, total in state.get("windows", [])
+        for start, count, low, high, total in windows_of(state)
     ]
 
 
 def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -> None:
     """Take in one batch's readings of this sensor not applied before (in offset order)."""
+    windows = windows_of(state)
     for _offset, event_ms, value, anomaly in events:
         update(state, value)
         state["min"] = min(state.get("min", value), value)
@@ -66,8 +128,9 @@ def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -
         if event_ms >= state.get("last_time", event_ms):
             state["last_value"], state["last_time"] = value, event_ms
         state["anomalies"] = state.get("anomalies", 0) + int(anomaly)
-        if not _window(state, event_ms, value):
+        if not _add(windows, event_ms, value):
             state["late"] = state.get("late", 0) + 1
+    _store(state, windows)
 
 
 reduce = per_key_reduce(ENTITY, fold)

@@ -1,11 +1,42 @@
-"""Sessions by inactivity: an event more than 30 minutes after the previous one starts a new session."""
+"""Sessions by inactivity: an event more than 30 minutes after the previous one starts a new session.
+
+The state keeps the current session (``session``), the last ``KEPT_SESSIONS`` closed ones
+(``closed_sessions``) and how many have closed (``sessions_closed``); every session is in the lake.
+Each is stored as ``[start, end, events, last]``, a list rather than an object because a key's
+state decides how many keys a bucket holds under 256 KB (``shared.state.registry``); the query API
+shows them as objects (``sessions_view``). State written before holds objects: they are read as
+they are and rewritten as lists, the last ``KEPT_SESSIONS`` kept, by the key's next event or a
+migration (``upgrade``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 INACTIVITY_MS = 30 * 60 * 1000
-KEPT_SESSIONS = 10
+KEPT_SESSIONS = 3
+FIELDS = ("start", "end", "events", "last")
+START, END, EVENTS, LAST = range(4)
+
+
+def _stored(session: list[Any] | dict[str, Any]) -> list[Any]:
+    return [session[name] for name in FIELDS] if isinstance(session, dict) else session
+
+
+def _restate(state: dict[str, Any]) -> None:
+    """Sessions written before as objects, or more closed ones than are kept now, into today's form."""
+    if isinstance(state.get("session"), dict):
+        state["session"] = _stored(state["session"])
+    closed = state.get("closed_sessions")
+    if closed and (isinstance(closed[0], dict) or len(closed) > KEPT_SESSIONS):
+        state["closed_sessions"] = [_stored(session) for session in closed[-KEPT_SESSIONS:]]
+
+
+def upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a key's state with its sessions in today's form (what its next event would store)."""
+    upgraded = dict(state)
+    _restate(upgraded)
+    return upgraded
 
 
 def add_to_session(state: dict[str, Any], event_ms: int, detail: str | None = None) -> None:
@@ -14,19 +45,30 @@ def add_to_session(state: dict[str, Any], event_ms: int, detail: str | None = No
     Events older than the current session's start (late, out of order) extend nothing; they
     are counted in ``late_to_session`` so the totals still add up.
     """
+    _restate(state)
     current = state.get("session")
-    if current is not None and event_ms < current["start"]:
+    if current is not None and event_ms < current[START]:
         state["late_to_session"] = state.get("late_to_session", 0) + 1
         return
-    if current is not None and event_ms - current["end"] <= INACTIVITY_MS:
-        current["end"] = max(current["end"], event_ms)
-        current["events"] += 1
+    if current is not None and event_ms - current[END] <= INACTIVITY_MS:
+        current[END] = max(current[END], event_ms)
+        current[EVENTS] += 1
         if detail is not None:
-            current["last"] = detail
+            current[LAST] = detail
         return
     if current is not None:
         closed = state.setdefault("closed_sessions", [])
         closed.append(current)
         del closed[:-KEPT_SESSIONS]
         state["sessions_closed"] = state.get("sessions_closed", 0) + 1
-    state["session"] = {"start": event_ms, "end": event_ms, "events": 1, "last": detail}
+    state["session"] = [event_ms, event_ms, 1, detail]
+
+
+def sessions_view(state: dict[str, Any]) -> dict[str, Any]:
+    """``session`` and ``closed_sessions`` as the query API shows them: objects of start, end, events, last."""
+    shown: dict[str, Any] = {}
+    if state.get("session") is not None:
+        shown["session"] = dict(zip(FIELDS, _stored(state["session"]), strict=True))
+    if "closed_sessions" in state:
+        shown["closed_sessions"] = [dict(zip(FIELDS, _stored(s), strict=True)) for s in state["closed_sessions"]]
+    return shown

@@ -16,7 +16,7 @@ from shared.offset_ranges import add
 from shared.state.bucket_state import key_state
 from shared.state.offsets import KEPT_RANGES
 from shared.state.sensor_stats import windows_view
-from shared.state.sessions import INACTIVITY_MS, KEPT_SESSIONS
+from shared.state.sessions import INACTIVITY_MS, KEPT_SESSIONS, sessions_view
 from tests.conftest import app_functions
 
 T0 = 1_795_516_200_000
@@ -61,17 +61,30 @@ def test_user_activity_counts_views_status_bytes_bot_and_first_last_seen() -> No
     assert state["status_classes"] == {"4xx": 2, "2xx": 4}
     assert state["bot"] is True
     assert (state["first_seen"], state["last_seen"]) == (T0, T0 + 5 * MINUTE)
-    assert state["session"] == {"start": T0, "end": T0 + 5 * MINUTE, "events": 6, "last": "/index.html"}
+    assert sessions_view(state)["session"] == {"start": T0, "end": T0 + 5 * MINUTE, "events": 6, "last": "/index.html"}
 
 
-def test_thirty_minutes_of_inactivity_closes_a_session_and_only_ten_are_kept() -> None:
+def test_thirty_minutes_of_inactivity_closes_a_session_and_only_the_last_few_are_kept() -> None:
     state = apply("user_activity", None, clicks(range(2), step_ms=INACTIVITY_MS))  # exactly 30 min: same session
-    assert state["session"]["events"] == 2 and "closed_sessions" not in state
+    assert sessions_view(state)["session"]["events"] == 2 and "closed_sessions" not in state
     gap = INACTIVITY_MS + 1
     state = apply("user_activity", state, clicks(range(2, 14), start_ms=T0 + INACTIVITY_MS + gap, step_ms=gap))
-    assert state["sessions_closed"] == 12 and len(state["closed_sessions"]) == KEPT_SESSIONS
-    assert state["closed_sessions"][0]["start"] == T0 + INACTIVITY_MS + 2 * gap  # the oldest were dropped
-    assert state["session"]["events"] == 1
+    shown = sessions_view(state)
+    assert state["sessions_closed"] == 12 and len(shown["closed_sessions"]) == KEPT_SESSIONS
+    oldest_kept = T0 + INACTIVITY_MS + (12 - KEPT_SESSIONS) * gap  # the oldest were dropped
+    assert [s["start"] for s in shown["closed_sessions"]] == [oldest_kept + i * gap for i in range(KEPT_SESSIONS)]
+    assert shown["session"]["events"] == 1
+
+
+def test_sessions_written_as_objects_before_are_read_and_rewritten_as_lists() -> None:
+    earlier = {"start": T0 - 4 * INACTIVITY_MS, "end": T0 - 3 * INACTIVITY_MS, "events": 2, "last": "/b"}
+    current = {"start": T0, "end": T0, "events": 1, "last": "/a"}
+    before = {"page_views": 1, "session": current, "closed_sessions": [earlier]}
+    assert sessions_view(before)["closed_sessions"][0]["events"] == 2
+    later = {"topic": "clickstream", "partition": 0, "events": [[9, T0 + 2 * INACTIVITY_MS, "2xx", 1, False, "/c"]]}
+    after = apply("user_activity", before, later)
+    assert after["session"] == [T0 + 2 * INACTIVITY_MS, T0 + 2 * INACTIVITY_MS, 1, "/c"]
+    assert after["closed_sessions"] == [[T0 - 4 * INACTIVITY_MS, T0 - 3 * INACTIVITY_MS, 2, "/b"], [T0, T0, 1, "/a"]]
 
 
 def test_replayed_and_recut_batches_change_nothing() -> None:
@@ -123,7 +136,7 @@ def test_device_activity_tracks_types_screen_versions_and_os() -> None:
     assert state["events"] == 3 and state["event_types"] == {"screen_view": 1, "tap": 2}
     assert state["last_screen"] == "checkout"
     assert state["app_versions"] == ["5.1.0", "5.2.0"] and state["os_seen"] == ["iOS"]
-    assert state["session"]["events"] == 3
+    assert sessions_view(state)["session"]["events"] == 3
 
 
 def readings(values: list[float], start_ms: int = T0, step_ms: int = 1_000, first_offset: int = 0) -> dict[str, Any]:
@@ -140,11 +153,11 @@ def test_sensor_stats_totals_and_one_minute_windows() -> None:
 
 def test_sensor_windows_keep_the_last_hour_and_late_readings_are_counted_not_windowed() -> None:
     state = apply("sensor_stats", None, readings([1.0] * 70, step_ms=MINUTE))
-    assert len(state["windows"]) == 60 and windows_view(state)[0]["start"] == T0 + 10 * MINUTE
+    assert len(windows_view(state)) == 60 and windows_view(state)[0]["start"] == T0 + 10 * MINUTE
     late = {"topic": "sensors", "partition": 0, "events": [[70, T0, 5.0, False]]}
     after = apply("sensor_stats", state, late)
     assert after["late"] == 1 and after["count"] == 71
-    assert after["windows"] == state["windows"]
+    assert windows_view(after) == windows_view(state)
 
 
 def test_anomalies_are_counted_from_the_landed_flag() -> None:

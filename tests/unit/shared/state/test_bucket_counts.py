@@ -30,8 +30,8 @@ def test_a_new_lake_records_each_kinds_own_count_and_later_workers_read_it(tmp_p
         source: kind.buckets for source, kind in ENTITY_KINDS.items()
     }
     assert _record(lake) == {source: kind.buckets for source, kind in ENTITY_KINDS.items()}
-    assert {kind.buckets for kind in ENTITY_KINDS.values()} == {256, 1024}
-    assert BucketCounts(lake, override=64).resolve(["mobile", "users"]) == {"mobile": 256, "users": 256}
+    assert {kind.buckets for kind in ENTITY_KINDS.values()} == {256, 512}
+    assert BucketCounts(lake, override=64).resolve(["mobile", "users"]) == {"mobile": 512, "users": 256}
 
 
 def test_state_buckets_sets_every_sources_count_of_a_new_deployment(tmp_path: Path) -> None:
@@ -56,8 +56,8 @@ def test_a_keyed_sources_count_is_recorded_before_its_first_landing_even_with_st
     context = context_for(SOURCES["mobile"], lake, settings={"MOBILE_STATE_ENABLED": "false"})
     outcome = asyncio.run(handle_batch_with_state(context, records_for(SOURCES["mobile"], 20), None, StateJoiner()))
     assert outcome.landed == 20 and lake.list_paths("_landing/mobile")
-    assert _record(lake) == {"mobile": 256}  # so turning state on later does not take it for older state
-    assert BucketCounts(LocalLake(tmp_path)).of("mobile") == 256
+    assert _record(lake) == {"mobile": 512}  # so turning state on later does not take it for older state
+    assert BucketCounts(LocalLake(tmp_path)).of("mobile") == 512
 
 
 def test_a_source_the_record_does_not_name_is_added_and_the_others_are_left_as_recorded(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_a_worker_reads_a_full_record_once_per_lake(tmp_path: Path) -> None:
     BucketCounts(LocalLake(tmp_path)).resolve(list(ENTITY_KINDS))
     lake = Counting(tmp_path)
     counts = bucket_counts(lake)
-    assert [counts.of("mobile"), counts.of("users"), bucket_counts(lake).of("sensors")] == [256, 256, 1024]
+    assert [counts.of("mobile"), counts.of("users"), bucket_counts(lake).of("sensors")] == [512, 256, 512]
     assert lake.reads == 1 and bucket_counts(lake) is counts
 
 
