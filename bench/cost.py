@@ -62,12 +62,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import CheckFailed, CommitWatcher, run_checked  # noqa: E402
+from bench.state_scale import stored_chars_per_key  # noqa: E402
 from devhost.services.azurite import start_azurite  # noqa: E402
 from devhost.services.broker import embedded_broker, ensure_topics  # noqa: E402
 from devhost.services.processes import free_port  # noqa: E402
 from shared.generator_ticks import generate_messages  # noqa: E402
 from shared.sources import CONFIG_SOURCES, SOURCES  # noqa: E402
-from shared.state.registry import entity_for  # noqa: E402
+from shared.state.registry import ENTITY_KINDS, entity_for  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "cost.json"
 TERRAFORM_VARIABLES = ROOT / "terraform" / "variables.tf"
@@ -252,6 +253,11 @@ class RunSpec:
     key_space: int
     host_json: Path
     state: bool = True  # False: every <SOURCE>_STATE_ENABLED=false (the issue's state-off row)
+    state_buckets: int | None = None  # STATE_BUCKETS; None: each keyed source's own N
+
+    @property
+    def buckets(self) -> dict[str, int]:
+        return {source: self.state_buckets or kind.buckets for source, kind in sorted(ENTITY_KINDS.items())}
 
 
 def host_environment(
@@ -270,6 +276,7 @@ def host_environment(
         env[f"{upper}_TOPIC"] = topics[name]
         env[f"{upper}_CONSUMER_GROUP"] = groups[name]
     env["DEVHOST_HOST_JSON"] = str(spec.host_json)
+    env["STATE_BUCKETS"] = str(spec.state_buckets or "")
     return env
 
 
@@ -433,6 +440,7 @@ def summarise(
     return {
         "rate_ev_s": spec.rate,
         "lake": spec.lake,
+        "buckets": spec.buckets if spec.state else None,
         "seconds": round(produced_s, 2),
         "events": sum(produced.values()),
         "events_by_source": dict(sorted(produced.items())),
@@ -592,6 +600,14 @@ def shaping_digest(root: Path = ROOT) -> dict[str, str]:
     return digests
 
 
+def deployed_state_buckets() -> int | None:
+    """STATE_BUCKETS as Terraform deploys it by default (terraform/locals.tf: by the default Durable backend)."""
+    from tools.cost import deployed
+
+    buckets = set(deployed().buckets.values())
+    return buckets.pop() if len(buckets) == 1 else None
+
+
 def commit() -> str:
     try:
         return subprocess.run(
@@ -620,6 +636,13 @@ def main() -> int:
         "--partitions", type=int, default=None, help="per topic (default: Terraform's eventhub_partition_count)"
     )
     parser.add_argument("--no-state-rates", type=float, nargs="*", default=[1000], help="also with state off")
+    parser.add_argument(
+        "--own-buckets-rates",
+        type=float,
+        nargs="*",
+        default=[1000],
+        help="also with each source's own N (the Durable Task Scheduler's default) where the default differs",
+    )
     parser.add_argument("--keys", type=int, default=100_000, help="distinct entity keys per keyed source")
     parser.add_argument("--host-json", type=Path, default=HOST_JSON)
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -628,15 +651,21 @@ def main() -> int:
     mix = deployed_mix()
     runs = []
     with embedded_broker() as broker, contextmanager_azurite("azurite" in args.lakes) as azurite:
-        plan = [(lake, rate, True) for lake in args.lakes for rate in args.rates]
-        plan += [("local", rate, False) for rate in args.no_state_rates if "local" in args.lakes]
-        for lake, rate, state in plan:
-            spec = RunSpec(rate, args.seconds, lake, partitions, args.keys, args.host_json.resolve(), state)
+        default_n = deployed_state_buckets()
+        plan = [(lake, rate, True, default_n) for lake in args.lakes for rate in args.rates]
+        plan += [("local", rate, False, default_n) for rate in args.no_state_rates if "local" in args.lakes]
+        if default_n is not None:
+            plan += [("local", rate, True, None) for rate in args.own_buckets_rates if "local" in args.lakes]
+        for lake, rate, state, state_buckets in plan:
+            spec = RunSpec(
+                rate, args.seconds, lake, partitions, args.keys, args.host_json.resolve(), state, state_buckets
+            )
             run = measure(spec, broker, mix, azurite)
             runs.append(run)
             latency = run["latency_ms"]
             print(
-                f"{lake:>7} {rate:>7,.0f} ev/s{'' if state else ' (state off)'}: {run['events']:,} events, "
+                f"{lake:>7} {rate:>7,.0f} ev/s{'' if state else ' (state off)'}"
+                f"{'' if state_buckets == default_n else ' (own N)'}: {run['events']:,} events, "
                 f"{run['kafka_invocations']} invocations, "
                 f"{run['entity_operations']} entity ops, "
                 f"latency p50 {latency['p50']:,.0f} ms p99 {latency['p99']:,.0f} ms",
@@ -660,6 +689,7 @@ def main() -> int:
         "config": {
             "partitions": partitions,
             "keys_per_source": args.keys,
+            "state_stored_chars_per_key": {source: round(stored_chars_per_key(source), 1) for source in ENTITY_KINDS},
             "mix": [{"source": p.name, "events_per_minute": p.events_per_minute, "state": p.state} for p in mix],
             "seconds_per_run": args.seconds,
         },

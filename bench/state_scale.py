@@ -98,41 +98,56 @@ READINGS_PER_SENSOR_MINUTE = 1.2  # the envelope: 10,000 events/s over five sour
 BUCKET_BOOKKEEPING_BYTES = 4096  # a bucket's applied offset ranges and origins, beside its keys
 
 
-def key_state_bound(source: str, pool: list[dict[str, Any]], sensors: int = 200) -> float:
-    """Bytes one key takes in its bucket (its state as JSON text inside the bucket's JSON) at steady state.
+def steady_key_states(source: str, pool: list[dict[str, Any]], sensors: int = 200) -> list[dict[str, Any]]:
+    """Key states at their steady-state size.
 
     Sessions (clicks, devices): every event 31 minutes after the last, so every session closes and
-    every bounded list is full; what a key reaches at any rate given time. Profiles: the largest of
-    the pool's. Sensors: an hour of readings at the envelope's rate (Poisson, 1.2 a minute), the
-    mean of ``sensors`` simulated sensors (a bucket holds a couple of hundred).
+    every bounded list is full; what a key reaches at any rate given time. Profiles: one per pool
+    row. Sensors: an hour of readings at the envelope's rate (Poisson, 1.2 a minute), ``sensors``
+    simulated sensors.
     """
     kind = ENTITY_KINDS[source]
     part = {"topic": source, "partition": 0, "incarnation": 0}
-
-    def held(state: dict[str, Any]) -> int:
-        return len(json.dumps(dump(state))) + len(json.dumps(key_name(source, 99_999))) + 1
-
     if source == "sensors":
-        rng, sizes = random.Random(17), []
+        rng, states = random.Random(17), []
         for sensor in range(sensors):
-            state: dict[str, Any] = {}
             events = []
             for minute in range(70):
                 for _ in range(_small_poisson(rng, READINGS_PER_SENSOR_MINUTE)):
                     row = pool[rng.randrange(len(pool))]
                     when = FIXED_NOW_MS + minute * 60_000 + rng.randrange(60_000)
                     events.append(kind.compact(stamped(row, source, key_name(source, sensor), (0, len(events), when))))
-            kind.fold(state, sorted(events, key=lambda e: e[1]), part)
-            sizes.append(held(state))
-        return statistics.mean(sizes)
+            states.append(_folded(kind.fold, sorted(events, key=lambda e: e[1]), part))
+        return states
     if source == "users":
-        return max(held(_folded(kind.fold, [kind.compact(stamped(row, source, "1", (0, 0, FIXED_NOW_MS)))], part))
-                   for row in pool)  # fmt: skip
+        return [
+            _folded(kind.fold, [kind.compact(stamped(row, source, "1", (0, 0, FIXED_NOW_MS)))], part) for row in pool
+        ]
     events = [
         kind.compact(stamped(pool[i % len(pool)], source, key_name(source, 1), (0, i, FIXED_NOW_MS + i * 31 * 60_000)))
         for i in range(300)
     ]
-    return held(_folded(kind.fold, events, part))
+    return [_folded(kind.fold, events, part)]
+
+
+def key_state_bound(source: str, pool: list[dict[str, Any]]) -> float:
+    """Bytes one key takes in its bucket (its state as JSON text inside the bucket's JSON) at steady state:
+    the largest profile (one key per bucket varies by its strings), the mean sensor (a bucket holds a
+    couple of hundred), the one steady state of clicks and devices."""
+    sizes = [_held_bytes(source, state) for state in steady_key_states(source, pool)]
+    return max(sizes) if source == "users" else statistics.mean(sizes)
+
+
+def stored_chars_per_key(source: str, pool: list[dict[str, Any]] | None = None) -> float:
+    """Characters one key adds to its bucket as Durable's Azure Storage backend stores it: the bucket's JSON
+    is itself a JSON string inside the entity's scheduler state, so each key's text is escaped twice."""
+    states = steady_key_states(source, pool if pool is not None else row_pool(source))
+    key = key_name(source, 99_999)
+    return statistics.mean(len(json.dumps(json.dumps({key: dump(state)}))) - 4 for state in states)
+
+
+def _held_bytes(source: str, state: dict[str, Any]) -> int:
+    return len(json.dumps(dump(state))) + len(json.dumps(key_name(source, 99_999))) + 1
 
 
 def _folded(fold: Any, events: list[list[Any]], part: dict[str, Any]) -> dict[str, Any]:

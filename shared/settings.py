@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         description=(
             "Entities per keyed source that hold its state, for a new deployment: each key hashes into one of N "
             "buckets, so a batch sends at most N entity operations. Unset, each source takes the N its state size "
-            "allows (clickstream, mobile, users 256; sensors 1,024). The lake records the N a deployment started "
+            "allows (clickstream and users 256; mobile and sensors 512). The lake records the N a deployment started "
             "with (`_state/buckets.json`) and that is what is used: see docs/scale.md to change it."
         ),
     )

@@ -151,6 +151,15 @@ LIMITS = {
 ASSUMPTIONS = {
     "azure_storage_throughput": "Durable's Azure Storage backend: 64 entity operations/s per control-queue "
     "partition (the published single-entity figure times partitionCount, 4 by default): 256/s. Not measured here.",
+    "azure_storage_large_state": "An entity's state is saved after each batch as the input of its next "
+    "execution; a table property over 60 KB as UTF-16 (30,720 characters: AzureTableTrackingStore."
+    "MaxTablePropertySizeInBytes = 60 * 1024, Azure/durabletask src/DurableTask.AzureStorage) goes gzipped to a "
+    "blob in <taskhub>-largemessages instead, written anew each batch (CompressAndUploadAsBytesAsync, "
+    "BlockBlobClient.OpenWriteAsync: Put Blob, Put Block, Put Block List: 3 write requests, at least) and read "
+    "back when the entity is loaded (1 read; a bucket is touched once per window, so it is not kept in memory; "
+    "the old blob's delete is free). A bucket's stored size is its keys' steady-state states escaped twice (the "
+    "bucket's JSON is a string inside the scheduler state), measured by bench/state_scale.stored_chars_per_key. "
+    "Priced at the lake's hot write and read prices. Read from the library's code, not measured here.",
     "azure_storage_transactions_per_op": "8 queue and table transactions per entity operation (enqueue, dequeue, "
     "delete, state and history rows). Durable's Azure Storage provider does not run here.",
     "storage_request_ms": "20 ms per storage request in Azure, added to each extrapolated invocation's time (the "
@@ -185,6 +194,8 @@ ASSUMPTIONS = {
     "separately (generators_default).",
 }
 STORAGE_REQUEST_S = 0.020  # ASSUMPTIONS['storage_request_ms']
+AZURE_STORAGE_INLINE_CHARS = 60 * 1024 // 2  # ASSUMPTIONS['azure_storage_large_state']: 60 KB of UTF-16
+BLOB_WRITES_PER_LARGE_STATE = 3  # ASSUMPTIONS['azure_storage_large_state']
 ROW_BYTES = {"request": 1000, "trace": 500, "storage_log": 1200, "metric": 300}
 
 
@@ -209,6 +220,8 @@ class Config:
     durable_always_ready: int = 0  # always-ready instances of the durable scale group
     raw_retention_days: int = 7
     compaction_runs_per_hour: float = 4.0
+    state_buckets: int | None = None  # var.state_buckets; None: N by backend (default_buckets)
+    azure_storage_buckets: int = 8192  # terraform/locals.tf azure_storage_state_buckets
 
     @property
     def memory_gb(self) -> float:
@@ -228,13 +241,19 @@ def deployed(root: Path = ROOT) -> Config:
     settings = (root / "terraform" / "modules" / "app_settings" / "main.tf").read_text()
     store = re.search(r'LAKE_KIND\s*=\s*"(\w+)"', settings)
     categories = _variable_default(variables, "lake_diagnostic_log_categories") or '["StorageRead", "StorageWrite"]'
+    backend = (_variable_default(variables, "durable_backend") or '"azure_storage"').strip('"')
+    setting = _variable_default(variables, "state_buckets")
+    state_buckets = None if setting in (None, "null") else int(setting)
+    locals_tf = (root / "terraform" / "locals.tf").read_text()
+    azure_storage = re.search(r"azure_storage_state_buckets\s*=\s*(\d+)", locals_tf)
+    azure_storage_buckets = int(azure_storage.group(1)) if azure_storage else 8192
     return Config(
         memory_mb=int(_variable_default(variables, "function_instance_memory_mb") or 2048),
         partitions=int(_variable_default(variables, "eventhub_partition_count") or 4),
         subscriber_interval_s=int(kafka.get("subscriberintervalinseconds", 1)),
         max_batch_size=int(kafka.get("maxbatchsize", 64)),
-        backend=(_variable_default(variables, "durable_backend") or '"azure_storage"').strip('"'),
-        buckets=_buckets(),
+        backend=backend,
+        buckets=default_buckets(backend, state_buckets, azure_storage_buckets),
         store=store.group(1) if store else "adls",
         lake_diagnostic_categories=tuple(json.loads(categories)),
         logging={k.lower(): v for k, v in host.get("logging", {}).get("logLevel", {}).items()},
@@ -243,6 +262,8 @@ def deployed(root: Path = ROOT) -> Config:
         durable_always_ready=int(_variable_default(variables, "durable_always_ready_instances") or 0),
         raw_retention_days=int(_variable_default(variables, "raw_retention_days") or 7),
         compaction_runs_per_hour=_runs_per_hour(_source_field_default(variables, "compaction_schedule")),
+        state_buckets=state_buckets,
+        azure_storage_buckets=azure_storage_buckets,
     )
 
 
@@ -260,11 +281,22 @@ def _runs_per_hour(schedule: str) -> float:
     return float(len(minute.split(","))) if minute != "*" else 60.0
 
 
-def _buckets() -> dict[str, int]:
-    """Key buckets per keyed source a new deployment takes (``STATE_BUCKETS`` unset)."""
+def default_buckets(backend: str, state_buckets: int | None, azure_storage_buckets: int) -> dict[str, int]:
+    """Key buckets per keyed source a new deployment takes: ``STATE_BUCKETS`` if set; else, as Terraform sets it
+    (terraform/locals.tf), ``azure_storage_buckets`` on the Azure Storage backend (small buckets: their state
+    stays in its table row, ASSUMPTIONS['azure_storage_large_state']) and each source's own N (up to 256 KB a
+    bucket) on DTS."""
     from shared.state.registry import ENTITY_KINDS
 
-    return {source: kind.buckets for source, kind in sorted(ENTITY_KINDS.items())}
+    if state_buckets is None and backend == "azure_storage":
+        state_buckets = azure_storage_buckets
+    return {source: state_buckets or kind.buckets for source, kind in sorted(ENTITY_KINDS.items())}
+
+
+def with_backend(config: Config, backend: str) -> Config:
+    """The deployment on another Durable backend, with the key buckets Terraform gives that backend."""
+    buckets = default_buckets(backend, config.state_buckets, config.azure_storage_buckets)
+    return replace(config, backend=backend, buckets=buckets)
 
 
 PYTHON_LEVELS = {"DEBUG": 1, "INFO": 2, "WARNING": 3, "ERROR": 4, "CRITICAL": 5}
@@ -294,6 +326,7 @@ class Load:
     kafka_instance_s: float  # Flex billable instance-seconds per second, Kafka triggers
     kafka_busy_per_invocation_s: dict[str, float]
     entity_ops: float
+    entity_ops_by_source: dict[str, float]
     entity_executions: float
     durable_instance_s: float
     requests: dict[str, float]  # landing requests by kind, on the deployed store
@@ -337,6 +370,9 @@ def _run_load(run: dict[str, Any], store: str) -> Load:
         kafka_instance_s=sum(a["billable_s"] for a in kafka.values()) * per,
         kafka_busy_per_invocation_s=busy,
         entity_ops=run["entity_operations"] * per,
+        entity_ops_by_source={
+            _entity_sources()[name]: n * per for name, n in run["invocations"].items() if name in _entity_sources()
+        },
         entity_executions=run["entity_executions"] * per,
         durable_instance_s=durable["billable_s"] * per,
         requests={k: v * per for k, v in requests["landing"].items()},
@@ -348,9 +384,18 @@ def _run_load(run: dict[str, Any], store: str) -> Load:
     )
 
 
-def measured_runs(results: dict[str, Any], state: bool) -> list[dict[str, Any]]:
+def measured_runs(results: dict[str, Any], state: bool, buckets: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """The local-lake runs with or without state, by rate; with ``buckets``, only runs with those key buckets
+    (a run from before runs recorded their N counts as any)."""
     return sorted(
-        (r for r in results["runs"] if r["lake"] == "local" and r.get("state", True) == state and "requests" in r),
+        (
+            r
+            for r in results["runs"]
+            if r["lake"] == "local"
+            and r.get("state", True) == state
+            and "requests" in r
+            and (buckets is None or not state or r.get("buckets") in (None, buckets))
+        ),
         key=lambda r: r["rate_ev_s"],
     )
 
@@ -362,29 +407,48 @@ def distinct(batch: float, keys: float) -> float:
     return keys * (1 - math.exp(batch * math.log1p(-1 / keys))) if keys > 1 else 1.0
 
 
+def touched(events: float, keys: float, buckets: int | None) -> float:
+    """Expected entities an invocation of ``events`` uniform events over ``keys`` keys sends an operation to:
+    the buckets its distinct keys fall in (``buckets`` None: one entity per key)."""
+    return distinct(distinct(events, keys), buckets) if buckets else distinct(events, keys)
+
+
+def measured_buckets(run: dict[str, Any]) -> dict[str, int] | None:
+    """N per keyed source in a run (None in result files from before runs recorded it)."""
+    recorded = run.get("buckets")
+    return {source: int(n) for source, n in recorded.items()} if recorded else None
+
+
 def load_at(rate: float, state: bool, config: Config, results: dict[str, Any]) -> Load:
-    """Measured where the rate was measured (within 5%); else scaled from the highest measured rate.
-    Then adjusted to the row's partitions (ASSUMPTIONS['partitions_variant'])."""
-    runs = measured_runs(results, state) or measured_runs(results, True)
-    load: Load | None = None
+    """Measured where the rate was measured (within 5%) with the row's key buckets; else scaled from the highest
+    measured rate with them (or, with key buckets no run had, re-derived from the run's fitted key space). Then
+    adjusted to the row's partitions (ASSUMPTIONS['partitions_variant'])."""
+    runs = (
+        measured_runs(results, state, config.buckets)
+        or measured_runs(results, state)
+        or measured_runs(results, True, config.buckets)
+        or measured_runs(results, True)
+    )
+    base_run = runs[-1]
     for run in runs:
         if abs(run["rate_ev_s"] - rate) <= 0.05 * rate:
-            load = _run_load(run, config.store)
-            if not state and run.get("state", True):
-                load = _without_state(load)
+            base_run = run
             break
-    if load is None:
-        base_run = runs[-1]
-        base = _run_load(base_run, config.store)
-        if not state and base_run.get("state", True):
-            base = _without_state(base)
+    base = _run_load(base_run, config.store)
+    if not state and base_run.get("state", True):
+        base = _without_state(base)
+    run_buckets = measured_buckets(base_run)
+    same = not state or run_buckets in (None, config.buckets)
+    if abs(base_run["rate_ev_s"] - rate) <= 0.05 * rate and same:
+        load = base
+    else:
         stateless = measured_runs(results, False)
-        load = extrapolate(base, base_run, rate, config, stateless[-1] if stateless else None)
+        load = extrapolate(base, base_run, rate, config, stateless[-1] if stateless else None, run_buckets)
     return _with_partitions(load, config.partitions, results["config"]["partitions"])
 
 
 def _without_state(load: Load) -> Load:
-    return replace(load, entity_ops=0.0, entity_executions=0.0, durable_instance_s=0.0)
+    return replace(load, entity_ops=0.0, entity_ops_by_source={}, entity_executions=0.0, durable_instance_s=0.0)
 
 
 def _with_partitions(load: Load, partitions: int, measured: int) -> Load:
@@ -407,7 +471,12 @@ def _with_partitions(load: Load, partitions: int, measured: int) -> Load:
 
 
 def extrapolate(
-    base: Load, run: dict[str, Any], rate: float, config: Config, stateless: dict[str, Any] | None = None
+    base: Load,
+    run: dict[str, Any],
+    rate: float,
+    config: Config,
+    stateless: dict[str, Any] | None = None,
+    run_buckets: dict[str, int] | None = None,
 ) -> Load:
     """The base run's load at ``rate``, per source and batch window: a window (the measured seconds per
     invocation) holds ``rate / base rate`` times the events, split into invocations of at most maxBatchSize;
@@ -416,12 +485,13 @@ def extrapolate(
     the lake's latency per request (ASSUMPTIONS['storage_request_ms'])."""
     k = rate / base.rate
     windows = _windows(run)
-    keys = _fitted_keys(windows, run) if base.entity_ops else {}
+    keys = _fitted_keys(windows, run, run_buckets) if base.entity_ops else {}
     model = busy_model(run, stateless)
     requests_per_invocation = sum(base.requests.values()) / base.invocations if base.invocations else 0.0
     invocations: dict[str, float] = {}
     busy_per_invocation: dict[str, float] = {}
     ops = kafka_instance_s = 0.0
+    ops_by_source: dict[str, float] = {}
     for source, (window, events) in windows.items():
         per_window = events * k
         full, rest = divmod(per_window, config.max_batch_size)
@@ -429,8 +499,10 @@ def extrapolate(
         invocations[source] = count / window
         source_ops = 0.0
         if source in keys:
-            source_ops = full * distinct(config.max_batch_size, keys[source]) + distinct(rest, keys[source])
+            n = config.buckets.get(source) if run_buckets else None
+            source_ops = full * touched(config.max_batch_size, keys[source], n) + touched(rest, keys[source], n)
             ops += source_ops / window
+            ops_by_source[source] = source_ops / window
         busy = model.of(source, per_window / count, source_ops / count)
         busy_per_invocation[source] = busy + requests_per_invocation * STORAGE_REQUEST_S
         kafka_instance_s += _instance_seconds(invocations[source], busy_per_invocation[source])
@@ -447,6 +519,7 @@ def extrapolate(
         kafka_instance_s=kafka_instance_s,
         kafka_busy_per_invocation_s=busy_per_invocation,
         entity_ops=ops,
+        entity_ops_by_source=ops_by_source,
         entity_executions=executions,
         durable_instance_s=_instance_seconds(executions, durable_busy) if executions else 0.0,
         requests={kind: n * scale for kind, n in base.requests.items()},
@@ -522,8 +595,11 @@ def _windows(run: dict[str, Any]) -> dict[str, tuple[float, float]]:
     }
 
 
-def _fitted_keys(windows: dict[str, tuple[float, float]], run: dict[str, Any]) -> dict[str, float]:
-    """Per keyed source, the entities (buckets touched at most) that explain its measured operations a second."""
+def _fitted_keys(
+    windows: dict[str, tuple[float, float]], run: dict[str, Any], buckets: dict[str, int] | None = None
+) -> dict[str, float]:
+    """Per keyed source, the keys that explain its measured operations a second with the run's ``buckets``
+    (None: the entities themselves, buckets touched at most)."""
     fitted = {}
     for source, (window, events) in windows.items():
         kind = entity_for_source(source)
@@ -533,7 +609,8 @@ def _fitted_keys(windows: dict[str, tuple[float, float]], run: dict[str, Any]) -
         low, high = 1.0, 1e12
         for _ in range(200):
             middle = math.sqrt(low * high)
-            low, high = (middle, high) if distinct(events, middle) / window < ops_per_s else (low, middle)
+            n = buckets.get(source) if buckets else None
+            low, high = (middle, high) if touched(events, middle, n) / window < ops_per_s else (low, middle)
         fitted[source] = low
     return fitted
 
@@ -666,7 +743,7 @@ def month(rate: float, state: bool, config: Config, results: dict[str, Any]) -> 
             "lake_capacity_gb_month"
         )
         lines["Lake diagnostic logs"] = _storage_log_gb(requests, config) * _price("logs_gb")
-        lines["Durable backend"] = _durable(load, config, unpriced, quantities) if state else 0.0
+        lines["Durable backend"] = _durable(load, config, results, unpriced, quantities) if state else 0.0
     lines["Application Insights logs"] = (_log_bytes(load, config) if load else 0.0) * s / 1e9 * _price("logs_gb")
     return Month(lines, quantities, exceeded, unpriced)
 
@@ -728,12 +805,19 @@ def _storage_log_gb(requests: dict[str, float], config: Config) -> float:
     return rows * ROW_BYTES["storage_log"] / 1e9
 
 
-def _durable(load: Load, config: Config, unpriced: list[str], quantities: dict[str, float]) -> float:
+def _durable(
+    load: Load, config: Config, results: dict[str, Any], unpriced: list[str], quantities: dict[str, float]
+) -> float:
     ops = load.entity_ops * SECONDS_PER_MONTH
     if config.backend == "azure_storage":
         transactions = ops * 8
         quantities["durable_storage_transactions"] = transactions
-        return transactions / 1e4 * (_price("queue_10k") + _price("table_10k")) / 2
+        blob_ops = _ops_on_blob_state(load, config, results, unpriced) * SECONDS_PER_MONTH
+        quantities["durable_state_blob_writes"] = blob_ops * BLOB_WRITES_PER_LARGE_STATE
+        quantities["durable_state_blob_reads"] = blob_ops
+        return transactions / 1e4 * (_price("queue_10k") + _price("table_10k")) / 2 + blob_ops / 1e4 * (
+            BLOB_WRITES_PER_LARGE_STATE * _price("lake_write_10k") + _price("lake_read_10k")
+        )
     if config.backend == "dts_consumption":
         unpriced.append(f"DTS Consumption: {ops:,.0f} actions a month (no list price found, see --prices)")
         return 0.0
@@ -741,6 +825,33 @@ def _durable(load: Load, config: Config, unpriced: list[str], quantities: dict[s
     quantities["dts_capacity_units"] = units
     unpriced.append(f"DTS Dedicated: {units} capacity unit(s) (no list price found, see --prices)")
     return 0.0
+
+
+@cache
+def _entity_sources() -> dict[str, str]:
+    from shared.state.registry import ENTITY_KINDS
+
+    return {kind.name: source for source, kind in ENTITY_KINDS.items()}
+
+
+def bucket_stored_chars(source: str, config: Config, results: dict[str, Any]) -> float | None:
+    """A bucket's state as the Azure Storage backend stores it (characters, at steady state); None if unknown."""
+    per_key = results["config"].get("state_stored_chars_per_key", {}).get(source)
+    if per_key is None:
+        return None
+    return float(per_key) * results["config"]["keys_per_source"] / config.buckets.get(source, 1)
+
+
+def _ops_on_blob_state(load: Load, config: Config, results: dict[str, Any], unpriced: list[str]) -> float:
+    """Entity operations per second on buckets whose state the Azure Storage backend keeps in a blob."""
+    on_blobs = 0.0
+    for source, ops in load.entity_ops_by_source.items():
+        chars = bucket_stored_chars(source, config, results)
+        if chars is None:
+            unpriced.append(f"Durable Azure Storage backend: {source}'s state size is not in the results")
+        elif chars > AZURE_STORAGE_INLINE_CHARS:
+            on_blobs += ops
+    return on_blobs
 
 
 def _limits(load: Load, rate: float, config: Config, results: dict[str, Any]) -> list[str]:
@@ -807,6 +918,8 @@ def scenarios(results: dict[str, Any], results_path: Path, base: Config | None =
     measured = sorted({r["rate_ev_s"] for r in results["runs"]})
     for rate, state, changes in SCENARIOS:
         config = replace(base, **changes)
+        if "backend" in changes:
+            config = with_backend(config, changes["backend"])
         result = month(rate, state, config, results)
         events = rate * SECONDS_PER_MONTH
         capture = capture_month(rate)
@@ -889,7 +1002,7 @@ def recommended_budget(results: dict[str, Any], base: Config | None = None) -> i
 def backend_choice(results: dict[str, Any], base: Config) -> dict[str, Any]:
     """The Durable backend for the proof-of-concept rate (10 events/s): the cheapest priced one within its
     limits, and the DTS prices below which DTS would be cheaper."""
-    storage = month(10, True, replace(base, backend="azure_storage"), results)
+    storage = month(10, True, with_backend(base, "azure_storage"), results)
     cost = storage.lines.get("Durable backend", 0.0)
     ops = storage.quantities.get("entity_operations", 0.0)
     within = not any("Durable" in item for item in storage.limits_exceeded)

@@ -30,6 +30,7 @@ from shared.settings import (
 from shared.sources import CONFIG_SOURCES, SOURCES
 from tests.conftest import ROOT
 from tests.terraform.conftest import HARNESS, TERRAFORM_DIR, TerraformFailed, harness_dir, terraform_output
+from tools.cost import deployed
 
 SETTING_REF = re.compile(r"%([A-Za-z0-9_]+)%")
 _SOURCE_PREFIXES = tuple(f"{source.upper()}_" for source in SOURCES)
@@ -63,11 +64,14 @@ def test_a_generator_that_is_off_is_a_disabled_function(
     assert disabled <= set(bindings), "a Disabled setting names no function of the app"
 
 
-def test_state_buckets_is_unset_unless_chosen_so_each_source_takes_its_own(
+def test_state_buckets_are_small_on_azure_storage_and_each_sources_own_on_dts(
     evaluated: dict[str, Any], tmp_path: Path
 ) -> None:
-    assert evaluated["app_settings"]["STATE_BUCKETS"] == ""
-    assert load_settings(evaluated["app_settings"]).state_buckets is None
+    assert evaluated["app_settings"]["STATE_BUCKETS"] == str(deployed().azure_storage_buckets)  # the default backend
+    assert load_settings(evaluated["app_settings"]).state_buckets == deployed().azure_storage_buckets
+    (tmp_path / "dts").mkdir()
+    dts = terraform_output(harness_dir(tmp_path / "dts"), vars={"durable_backend": "dts_dedicated"})["app_settings"]
+    assert dts["STATE_BUCKETS"] == "" and load_settings(dts).state_buckets is None
     chosen = terraform_output(harness_dir(tmp_path), vars={"state_buckets": "512"})["app_settings"]
     assert chosen["STATE_BUCKETS"] == "512" and load_settings(chosen).state_buckets == 512
 

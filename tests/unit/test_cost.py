@@ -6,6 +6,8 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -101,3 +103,39 @@ def test_every_tools_cost_flag_the_docs_and_terraform_mention_exists() -> None:
         for flag in re.findall(r"(--[\w-]+)", command)
     }
     assert sorted((where, flag) for where, flag in mentioned if flag not in known) == []
+
+
+def _results_with(buckets_by_run: list[dict[str, int]], chars_per_key: dict[str, float]) -> dict[str, Any]:
+    results = json.loads(RESULTS.read_text())
+    template = next(
+        r for r in results["runs"] if r["lake"] == "local" and r.get("state", True) and r["rate_ev_s"] == 10
+    )
+    results["runs"] = [dict(template, buckets=buckets) for buckets in buckets_by_run]
+    results["config"] = dict(results["config"], state_stored_chars_per_key=chars_per_key, keys_per_source=100_000)
+    return results
+
+
+def test_large_bucket_state_on_azure_storage_pays_a_blob_per_operation() -> None:
+    config = replace(cost.deployed(), backend="azure_storage")
+    small = {source: 8192 for source in config.buckets}
+    large = {source: 256 for source in config.buckets}
+    chars = {source: 600.0 for source in config.buckets}  # 100,000 keys: 7 KB in 8,192 buckets, 234 KB in 256
+    results = _results_with([small, large], chars)
+    assert cost.bucket_stored_chars("mobile", replace(config, buckets=small), results) == pytest.approx(7324, 1e-3)
+    on_small = cost.month(10, True, replace(config, buckets=small), results)
+    on_large = cost.month(10, True, replace(config, buckets=large), results)
+    assert on_small.quantities["durable_state_blob_writes"] == 0
+    writes = on_large.quantities["durable_state_blob_writes"]
+    assert writes == pytest.approx(on_large.quantities["entity_operations"] * cost.BLOB_WRITES_PER_LARGE_STATE)
+    assert on_large.lines["Durable backend"] > 5 * on_small.lines["Durable backend"]
+
+
+def test_a_row_reads_the_run_measured_with_its_key_buckets() -> None:
+    config = cost.deployed()
+    own = cost.default_buckets("dts_dedicated", None, config.azure_storage_buckets)
+    results = _results_with([config.buckets, own], {source: 600.0 for source in own})
+    results["runs"][1] = dict(results["runs"][1], entity_operations=results["runs"][0]["entity_operations"] // 2)
+    on_storage = cost.load_at(10, True, config, results)
+    on_dts = cost.load_at(10, True, cost.with_backend(config, "dts_dedicated"), results)
+    assert on_dts.entity_ops == pytest.approx(on_storage.entity_ops / 2, rel=0.02)
+    assert not on_storage.extrapolated and not on_dts.extrapolated
