@@ -897,6 +897,8 @@ def _limits(load: Load, rate: float, config: Config, results: dict[str, Any]) ->
 # ------------------------------------------------------------------------------ scenarios
 
 
+OWN_BUCKETS = "each source's own"  # a row's key buckets: each keyed source's own N (registry), as on DTS
+
 # The rows at the deployed defaults, then costed options (each row names what differs).
 SCENARIOS: tuple[tuple[float, bool, dict[str, Any]], ...] = (
     (0, True, {}),
@@ -906,10 +908,17 @@ SCENARIOS: tuple[tuple[float, bool, dict[str, Any]], ...] = (
     (1000, False, {}),
     (10, True, {"durable_always_ready": 1}),
     (10, True, {"memory_mb": 512}),
+    (1000, True, {"buckets": OWN_BUCKETS}),
     (1000, True, {"backend": "dts_dedicated"}),
     (10_000, True, {"backend": "dts_dedicated", "partitions": 4}),
     (100_000, True, {"backend": "dts_dedicated", "partitions": 32}),
 )
+
+
+def _own_buckets(changes: dict[str, Any], base: Config) -> dict[str, Any]:
+    if changes.get("buckets") != OWN_BUCKETS:
+        return {}
+    return {"buckets": default_buckets("dts_dedicated", None, base.azure_storage_buckets)}
 
 
 def scenarios(results: dict[str, Any], results_path: Path, base: Config | None = None) -> dict[str, Any]:
@@ -917,7 +926,7 @@ def scenarios(results: dict[str, Any], results_path: Path, base: Config | None =
     rows = []
     measured = sorted({r["rate_ev_s"] for r in results["runs"]})
     for rate, state, changes in SCENARIOS:
-        config = replace(base, **changes)
+        config = replace(base, **(changes | _own_buckets(changes, base)))
         if "backend" in changes:
             config = with_backend(config, changes["backend"])
         result = month(rate, state, config, results)
@@ -1099,6 +1108,9 @@ def _label(row: dict[str, Any]) -> str:
     }
     for changed in config["differs_from_default"]:
         key = names.get(changed, changed)
+        if key == "buckets":
+            label += " own N" if len(set(config[key].values())) > 1 else f" {next(iter(config[key].values()))} buckets"
+            continue
         label += " " + OPTION_LABELS.get(key, key + "={}").format(config[key])
     return label
 
