@@ -13,7 +13,7 @@ from shared.lake import LocalLake
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import RECORD_PATH, BucketCounts, record_migrated
 from shared.state.bucket_state import operate
-from shared.state.buckets import bucket_for
+from shared.state.buckets import bucket_for, bucket_key
 from shared.state.registry import ENTITY_KINDS
 from tools import migrate_state
 
@@ -72,3 +72,23 @@ def test_old_buckets_that_change_during_the_move_make_it_incomplete(tmp_path: Pa
     _deployment(tmp_path, api)
     outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
     assert outcome.source_changed and not outcome.complete and not outcome.missing and not outcome.conflicts
+
+
+def test_moved_keys_arrive_in_todays_state_form_and_a_second_run_changes_nothing(tmp_path: Path) -> None:
+    api = FakeEntityApi()
+    _deployment(tmp_path, api)
+    old_form = {"start": 1, "end": 2, "events": 1, "last": "home"}
+    for bucket in api.states.values():  # as an earlier version stored them: sessions as objects, ten kept
+        for key, text in bucket["keys"].items():
+            state = orjson.loads(text)
+            bucket["keys"][key] = orjson.dumps(
+                state | {"session": old_form, "closed_sessions": [old_form] * 10}
+            ).decode()
+    first = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    assert first.complete
+    for index in range(3):
+        for text in api.states[bucket_key(index, 3)]["keys"].values():
+            moved = orjson.loads(text)
+            assert moved["session"] == [1, 2, 1, "home"] and moved["closed_sessions"] == [[1, 2, 1, "home"]] * 3
+    again = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    assert again.complete and not again.conflicts
