@@ -276,7 +276,8 @@ def host_environment(
         env[f"{upper}_TOPIC"] = topics[name]
         env[f"{upper}_CONSUMER_GROUP"] = groups[name]
     env["DEVHOST_HOST_JSON"] = str(spec.host_json)
-    env["STATE_BUCKETS"] = str(spec.state_buckets or "")
+    env["STATE_BUCKETS"] = ""
+    env["NEW_SOURCE_STATE_BUCKETS"] = str(spec.state_buckets or "")  # as Terraform sets it
     return env
 
 

@@ -11,7 +11,7 @@ import azure.functions as func
 from functions.bindings import lake
 from shared.errors import LakeError, TransientError
 from shared.settings import current_settings
-from shared.state.bucket_counts import bucket_counts
+from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.bucket_state import key_state
 from shared.state.query_api import BadQuery, entity_name, key_from_url, locate, public_state
 
@@ -36,7 +36,7 @@ async def _read(
     except BadQuery as error:
         return _json({"error": str(error)}, 400)
     try:
-        buckets = await asyncio.to_thread(bucket_counts(lake(), current_settings().state_buckets).of, source)
+        buckets = await asyncio.to_thread(bucket_counts(lake(), *state_bucket_settings(current_settings())).of, source)
     except (TransientError, LakeError) as error:  # unreachable, or a damaged record (docs/scale.md)
         return _json({"error": f"the lake's record of bucket counts cannot be read: {error}"}, 503)
     where = locate(source, key, buckets)

@@ -36,7 +36,7 @@ from shared.schema_registry.decoder import AvroDecoder, decoder_for
 from shared.settings import Settings, SourceSettings
 from shared.source_model import Row, Source
 from shared.state.aggregate import Signal, members, signals_for
-from shared.state.bucket_counts import bucket_counts
+from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
 from shared.state.registry import ENTITY_KINDS, state_sources
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, count_reasons, sample, telemetry
@@ -93,7 +93,7 @@ def handle_batch(context: ProcessingContext, records: Sequence[KafkaRecord]) -> 
     invocation = _begin(context, records)
     with _watched(invocation):
         if context.source.name in ENTITY_KINDS:  # N is recorded before a keyed source's first landing
-            bucket_counts(context.lake, context.settings.state_buckets).of(context.source.name)
+            bucket_counts(context.lake, *state_bucket_settings(context.settings)).of(context.source.name)
         columnar = format_named(context.source_settings.format).takes_tables
         batch = process_batch(
             context.source,
@@ -160,7 +160,7 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
 
 async def _bucket_counts(context: ProcessingContext) -> dict[str, int]:
     """N of the buckets this source's invocations use (its own, its lookup's), read from the lake once per worker."""
-    counts = bucket_counts(context.lake, context.settings.state_buckets)
+    counts = bucket_counts(context.lake, *state_bucket_settings(context.settings))
     sources = state_sources(context.source.name)
     known = counts.known(sources)
     return known if known is not None else await asyncio.to_thread(counts.resolve, sources)

@@ -146,9 +146,22 @@ class Settings(BaseSettings):
         le=65_536,
         description=(
             "Entities per keyed source that hold its state, for a new deployment: each key hashes into one of N "
-            "buckets, so a batch sends at most N entity operations. Unset, each source takes the N its state size "
-            "allows (clickstream and users 256; mobile and sensors 512). The lake records the N a deployment started "
+            "buckets, so a batch sends at most N entity operations. Unset, a new source takes "
+            "`NEW_SOURCE_STATE_BUCKETS`, else the N its state size allows (clickstream and users 256; mobile and "
+            "sensors 512). The lake records the N a deployment started "
             "with (`_state/buckets.json`) and that is what is used: see docs/scale.md to change it."
+        ),
+    )
+    new_source_state_buckets: int | None = Field(
+        None,
+        alias="NEW_SOURCE_STATE_BUCKETS",
+        ge=1,
+        le=65_536,
+        description=(
+            "N for a keyed source the lake has neither recorded nor landed, when `STATE_BUCKETS` is unset: Terraform "
+            "sets 8192 on the Azure Storage Durable backend (each bucket's state small enough for its table row) and "
+            "leaves it unset on the Durable Task Scheduler (each source's own N). Unlike `STATE_BUCKETS` it never "
+            "applies to a source that landed before the lake recorded N."
         ),
     )
 
@@ -212,7 +225,7 @@ class Settings(BaseSettings):
         description="`eventhubs` only: the schema group Avro sources register in and read from.",
     )
 
-    @field_validator("state_buckets", mode="before")
+    @field_validator("state_buckets", "new_source_state_buckets", mode="before")
     @classmethod
     def _blank_buckets_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

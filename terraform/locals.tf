@@ -6,12 +6,13 @@ locals {
     managed-by = "terraform"
   })
 
-  # Key buckets (STATE_BUCKETS) for a new deployment. On the Azure Storage backend, small buckets:
-  # an entity state over 60 KB (UTF-16) leaves its table row for a blob that every operation
-  # rewrites, so 100,000 keys a source are spread over 8,192 (docs/scale.md). On the Durable Task
-  # Scheduler, null: each source's own N, buckets of up to 256 KB.
+  # Key buckets for a keyed source new to the lake (NEW_SOURCE_STATE_BUCKETS), unless
+  # var.state_buckets sets every source's. On the Azure Storage backend, small buckets: an entity
+  # state over 60 KB (UTF-16) leaves its table row for a blob that every operation rewrites, so
+  # 100,000 keys a source are spread over 8,192 (docs/scale.md). On the Durable Task Scheduler,
+  # null: each source's own N, buckets of up to 256 KB. Sources the lake already knows keep theirs.
   azure_storage_state_buckets = 8192
-  state_buckets               = var.state_buckets != null ? var.state_buckets : (var.durable_backend == "azure_storage" ? local.azure_storage_state_buckets : null)
+  new_source_state_buckets    = var.state_buckets == null && var.durable_backend == "azure_storage" ? local.azure_storage_state_buckets : null
 
   # One entry per source (shared/sources): the hub is the Kafka topic; consumer_group is the
   # Kafka consumer group of its process_<source> function. Kafka consumer groups are created by

@@ -73,7 +73,8 @@ module "app_settings" {
   lake_file_system          = azurerm_storage_container.lake.name
   host_storage_account_name = azurerm_storage_account.host.name
   max_record_bytes          = var.max_record_bytes
-  state_buckets             = local.state_buckets
+  state_buckets             = var.state_buckets
+  new_source_state_buckets  = local.new_source_state_buckets
   compaction_grace_minutes  = var.compaction_grace_minutes
   compaction_target_file_mb = var.compaction_target_file_mb
   schema_registry_url       = local.schema_registry_url

@@ -335,6 +335,7 @@ class Load:
     bytes_written: float
     app_log_rows: dict[str, float]  # by level name
     app_log_bytes: dict[str, float]
+    notes: tuple[str, ...] = ()  # what the row's figures rest on beyond its measured run (month() lists them)
 
     @property
     def invocations(self) -> float:
@@ -443,7 +444,11 @@ def load_at(rate: float, state: bool, config: Config, results: dict[str, Any]) -
         load = base
     else:
         stateless = measured_runs(results, False)
-        load = extrapolate(base, base_run, rate, config, stateless[-1] if stateless else None, run_buckets)
+        keys = float(results["config"]["keys_per_source"]) if run_buckets else None
+        load = extrapolate(base, base_run, rate, config, stateless[-1] if stateless else None, run_buckets, keys)
+    if state and run_buckets is None:
+        load = replace(load, notes=("entity operations from a run that did not record its key buckets (an older "
+                                    "results file): they may be another N's",))  # fmt: skip
     return _with_partitions(load, config.partitions, results["config"]["partitions"])
 
 
@@ -477,6 +482,7 @@ def extrapolate(
     config: Config,
     stateless: dict[str, Any] | None = None,
     run_buckets: dict[str, int] | None = None,
+    keys_per_source: float | None = None,
 ) -> Load:
     """The base run's load at ``rate``, per source and batch window: a window (the measured seconds per
     invocation) holds ``rate / base rate`` times the events, split into invocations of at most maxBatchSize;
@@ -485,7 +491,10 @@ def extrapolate(
     the lake's latency per request (ASSUMPTIONS['storage_request_ms'])."""
     k = rate / base.rate
     windows = _windows(run)
-    keys = _fitted_keys(windows, run, run_buckets) if base.entity_ops else {}
+    if keys_per_source and base.entity_ops:  # the run's key space is known: uniform keys, as produced
+        keys = {source: keys_per_source for source in windows if entity_for_source(source)}
+    else:
+        keys = _fitted_keys(windows, run, run_buckets) if base.entity_ops else {}
     model = busy_model(run, stateless)
     requests_per_invocation = sum(base.requests.values()) / base.invocations if base.invocations else 0.0
     invocations: dict[str, float] = {}
@@ -632,6 +641,7 @@ class Month:
     quantities: dict[str, float]
     limits_exceeded: list[str]
     unpriced: list[str]
+    extrapolated: bool = False  # the load was derived, not measured at this rate and these key buckets
 
     @property
     def total(self) -> float:
@@ -744,8 +754,9 @@ def month(rate: float, state: bool, config: Config, results: dict[str, Any]) -> 
         )
         lines["Lake diagnostic logs"] = _storage_log_gb(requests, config) * _price("logs_gb")
         lines["Durable backend"] = _durable(load, config, results, unpriced, quantities) if state else 0.0
+        unpriced.extend(load.notes)
     lines["Application Insights logs"] = (_log_bytes(load, config) if load else 0.0) * s / 1e9 * _price("logs_gb")
-    return Month(lines, quantities, exceeded, unpriced)
+    return Month(lines, quantities, exceeded, unpriced, load is not None and load.extrapolated)
 
 
 def _functions_lines(usage: Flex, config: Config, quantities: dict[str, float]) -> dict[str, float]:
@@ -940,7 +951,7 @@ def scenarios(results: dict[str, Any], results_path: Path, base: Config | None =
                 "usd_per_1m_events": round(result.total / events * 1e6, 4) if events else None,
                 "limits_exceeded": result.limits_exceeded,
                 "unpriced": result.unpriced,
-                "extrapolated": rate > max(measured),
+                "extrapolated": result.extrapolated or rate > max(measured),
                 "capture_usd_month": round(capture, 2),
                 "capture_usd_per_1m_events": round(capture / events * 1e6, 4) if events else None,
                 "config": _config_json(config) | {"differs_from_default": sorted(changes)},

@@ -45,7 +45,7 @@ from shared.lake import open_lake
 from shared.settings import Settings, load_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
-from shared.state.bucket_counts import bucket_counts, record_migrated
+from shared.state.bucket_counts import bucket_counts, record_migrated, state_bucket_settings
 from shared.state.buckets import MAX_BUCKETS, bucket_for, bucket_key
 from shared.state.keys import encode_key
 from shared.state.migration import Origins, Verification, adopt_signals, keys_of, unbucketed, verify
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(environ)
     http = DurableHttp(args.durable_url, environ.get("DURABLE_SYSTEM_KEY") or None)
     lake = open_lake(settings)
-    counts = bucket_counts(lake, settings.state_buckets)
+    counts = bucket_counts(lake, *state_bucket_settings(settings))
     failed = False
     for source in args.sources:
         buckets = counts.of(source)

@@ -37,7 +37,7 @@ from shared.schema_registry.decoder import decoder_for
 from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
-from shared.state.bucket_counts import bucket_counts
+from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.registry import ENTITY_KINDS
 
 EVENTHUBS_SUFFIX = ".servicebus.windows.net"
@@ -218,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             source_settings.topic,
             settings.max_record_bytes,
             source_settings.format,
-            bucket_counts(lake, settings.state_buckets).of(source.name) if source.name in ENTITY_KINDS else None,
+            bucket_counts(lake, *state_bucket_settings(settings)).of(source.name)
+            if source.name in ENTITY_KINDS
+            else None,
             decoder_for(source, settings) if source.value_format == "avro" else None,
         ),
         sender=sender,

@@ -37,11 +37,13 @@ _ATTEMPTS = 5
 
 
 class BucketCounts:
-    """Each keyed source's N for one lake; ``override`` is ``STATE_BUCKETS`` (None: unset)."""
+    """Each keyed source's N for one lake; ``override`` is ``STATE_BUCKETS`` and ``new_sources``
+    ``NEW_SOURCE_STATE_BUCKETS`` (None: unset)."""
 
-    def __init__(self, lake: LakeStore, override: int | None = None) -> None:
+    def __init__(self, lake: LakeStore, override: int | None = None, new_sources: int | None = None) -> None:
         self.lake = lake
         self.override = override
+        self.new_sources = new_sources
         self._known: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -79,7 +81,7 @@ class BucketCounts:
         (if any) in the buckets of a version from before the record; otherwise it is new."""
         if self.lake.list_paths(f"{LEDGER_AREA}/{safe_segment(source)}"):
             return self.override or BEFORE_THE_RECORD
-        return self.override or ENTITY_KINDS[source].buckets
+        return self.override or self.new_sources or ENTITY_KINDS[source].buckets
 
 
 def record_migrated(lake: LakeStore, source: str, buckets: int) -> None:
@@ -121,14 +123,19 @@ def _parse(data: bytes) -> dict[str, int]:
     raise LakeError(f"{RECORD_PATH} is not a record of bucket counts ({data[:200]!r}): restore it (docs/scale.md)")
 
 
+def state_bucket_settings(settings: Any) -> tuple[int | None, int | None]:
+    """``STATE_BUCKETS`` and ``NEW_SOURCE_STATE_BUCKETS`` from the app's settings, as ``bucket_counts`` takes them."""
+    return settings.state_buckets, settings.new_source_state_buckets
+
+
 _per_lake: WeakKeyDictionary[Any, BucketCounts] = WeakKeyDictionary()
 _per_lake_lock = threading.Lock()
 
 
-def bucket_counts(lake: LakeStore, override: int | None = None) -> BucketCounts:
+def bucket_counts(lake: LakeStore, override: int | None = None, new_sources: int | None = None) -> BucketCounts:
     """The worker's ``BucketCounts`` for ``lake`` (one per lake client, so the record is read once)."""
     with _per_lake_lock:
         counts = _per_lake.get(lake)
-        if counts is None or counts.override != override:
-            counts = _per_lake[lake] = BucketCounts(lake, override)
+        if counts is None or (counts.override, counts.new_sources) != (override, new_sources):
+            counts = _per_lake[lake] = BucketCounts(lake, override, new_sources)
         return counts

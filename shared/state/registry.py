@@ -6,10 +6,10 @@ earlier version is put in today's form when it is moved (``upgrade``).
 ``buckets`` is a power of two whose fullest bucket stays under 256 KB at 100,000
 uniform keys with every key at its steady-state size (``bench/state_scale.bucket_bound``, checked
 by tests/unit/bench/test_state_scale.py): a click user's three kept sessions ~460 B, a device's
-~610 B, a profile ~250 B, a sensor's hour of one-minute windows at 1.2 readings a minute (10,000
-events/s over five sources) ~880 B. So 256 buckets for clickstream and users (fullest ~204 and
+~610 B, a profile ~250 B, a sensor's hour of one-minute windows at 1.41 readings a minute (10,000
+events/s, sensors 23.5% of the mix) ~970 B. So 256 buckets for clickstream and users (fullest ~204 and
 ~111 KB; 128 would put users at ~212 KB, near the ceiling for longer names), 512 for mobile and
-sensors (~142 and ~205 KB; sensors read more often than that need more, docs/scale.md). Fewer
+sensors (~142 and ~226 KB; sensors read more often than that need more, docs/scale.md). Fewer
 buckets mean fewer entity operations per batch (``shared.state.buckets``).
 """
 

@@ -96,7 +96,7 @@ def _add(windows: list[Window], event_ms: int, value: float) -> bool:
     window = windows[index]
     window[1] += 1
     window[2], window[3] = min(window[2], value), max(window[3], value)
-    window[4] = _sum(window[4], value)
+    window[4] = value if window[1] == 1 else _sum(window[4], value)  # as a one-reading minute is read back
     if windows[0][0] < oldest_kept:
         del windows[: bisect.bisect_left(windows, oldest_kept, key=lambda w: w[0])]
     return True

@@ -189,7 +189,8 @@ module "app_settings" {
   lake_file_system          = var.lake_file_system
   host_storage_account_name = "sttestfunc"
   max_record_bytes          = var.max_record_bytes
-  state_buckets             = local.state_buckets
+  state_buckets             = var.state_buckets
+  new_source_state_buckets  = local.new_source_state_buckets
   compaction_grace_minutes  = var.compaction_grace_minutes
   compaction_target_file_mb = var.compaction_target_file_mb
   schema_registry_url       = "https://evhns-test.servicebus.windows.net"

@@ -64,16 +64,19 @@ def test_a_generator_that_is_off_is_a_disabled_function(
     assert disabled <= set(bindings), "a Disabled setting names no function of the app"
 
 
-def test_state_buckets_are_small_on_azure_storage_and_each_sources_own_on_dts(
+def test_new_sources_take_small_buckets_on_azure_storage_and_their_own_on_dts(
     evaluated: dict[str, Any], tmp_path: Path
 ) -> None:
-    assert evaluated["app_settings"]["STATE_BUCKETS"] == str(deployed().azure_storage_buckets)  # the default backend
-    assert load_settings(evaluated["app_settings"]).state_buckets == deployed().azure_storage_buckets
+    values = evaluated["app_settings"]  # the default backend, Azure Storage
+    assert values["STATE_BUCKETS"] == "" and values["NEW_SOURCE_STATE_BUCKETS"] == str(deployed().azure_storage_buckets)
+    settings = load_settings(values)
+    assert settings.state_buckets is None and settings.new_source_state_buckets == deployed().azure_storage_buckets
     (tmp_path / "dts").mkdir()
     dts = terraform_output(harness_dir(tmp_path / "dts"), vars={"durable_backend": "dts_dedicated"})["app_settings"]
-    assert dts["STATE_BUCKETS"] == "" and load_settings(dts).state_buckets is None
+    assert dts["STATE_BUCKETS"] == dts["NEW_SOURCE_STATE_BUCKETS"] == ""
     chosen = terraform_output(harness_dir(tmp_path), vars={"state_buckets": "512"})["app_settings"]
-    assert chosen["STATE_BUCKETS"] == "512" and load_settings(chosen).state_buckets == 512
+    assert chosen["STATE_BUCKETS"] == "512" and chosen["NEW_SOURCE_STATE_BUCKETS"] == ""
+    assert load_settings(chosen).state_buckets == 512
 
 
 def test_terraform_sources_are_the_codes_sources(evaluated: dict[str, Any]) -> None:

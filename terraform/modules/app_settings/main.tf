@@ -33,6 +33,7 @@ locals {
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD" # the app's system-assigned identity
       MAX_RECORD_BYTES                          = tostring(var.max_record_bytes)
       STATE_BUCKETS                             = var.state_buckets == null ? "" : tostring(var.state_buckets) # a new deployment's N; the lake records it (docs/scale.md)
+      NEW_SOURCE_STATE_BUCKETS                  = var.new_source_state_buckets == null ? "" : tostring(var.new_source_state_buckets)
       LANDING_LEASE_SECONDS                     = "150"
 
       # Compaction (compact_<source>): closed hours only in Azure.

@@ -55,6 +55,12 @@ variable "state_buckets" {
   description = "STATE_BUCKETS: key buckets per keyed source for a new deployment; null: each source's own."
 }
 
+variable "new_source_state_buckets" {
+  type        = number
+  default     = null
+  description = "NEW_SOURCE_STATE_BUCKETS: N for a keyed source new to the lake when STATE_BUCKETS is unset; null: each source's own."
+}
+
 variable "compaction_grace_minutes" {
   type        = number
   description = "COMPACTION_GRACE_MINUTES: an hour of raw files is compacted this long after it ends."

@@ -39,6 +39,15 @@ def test_state_buckets_sets_every_sources_count_of_a_new_deployment(tmp_path: Pa
     assert BucketCounts(lake, override=64).resolve(list(ENTITY_KINDS)) == dict.fromkeys(ENTITY_KINDS, 64)
 
 
+def test_the_new_source_default_applies_to_new_sources_only(tmp_path: Path) -> None:
+    """What Terraform sets on Azure Storage (8,192) must not move a source that landed before the record."""
+    lake = LocalLake(tmp_path)
+    lake.create("_landing/mobile/mobile+0.json", b"{}")
+    counts = BucketCounts(lake, new_sources=8192).resolve(["mobile", "sensors"])
+    assert counts == {"mobile": BEFORE_THE_RECORD, "sensors": 8192}
+    assert BucketCounts(LocalLake(tmp_path), override=64, new_sources=8192).of("users") == 64
+
+
 @pytest.mark.parametrize(("override", "expected"), [(None, BEFORE_THE_RECORD), (16, 16)])
 def test_a_source_that_landed_before_the_record_keeps_the_count_its_state_is_in(
     tmp_path: Path, override: int | None, expected: int

@@ -96,3 +96,17 @@ def test_late_readings_are_counted_against_the_newest_window() -> None:
     rows = [{"sensor_id": "s1", "_event_time": T0 + t * WINDOW_MS} for t in (0, 30, 31, 95)]
     assert count_late(rows, {"s1": state}) == 2  # minutes 0 and 30 are before minute 31, the oldest kept
     assert count_late(rows, {"s1": None}) == 0
+
+
+def test_windows_do_not_depend_on_how_readings_were_cut_into_batches() -> None:
+    rng = random.Random(3)
+    for _ in range(200):
+        values = [rng.uniform(-1e3, 1e3) for _ in range(rng.randrange(2, 7))]  # full-precision floats
+        events = readings([(T0 + i, v) for i, v in enumerate(values)])
+        whole: dict[str, Any] = {}
+        fold(whole, events, {})
+        cut = rng.randrange(1, len(events))
+        split: dict[str, Any] = {}
+        fold(split, events[:cut], {})
+        fold(split, events[cut:], {})
+        assert split[MINUTES] == whole[MINUTES]
