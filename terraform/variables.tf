@@ -410,7 +410,7 @@ variable "state_buckets" {
   type        = number
   default     = null
   nullable    = true
-  description = "STATE_BUCKETS: key buckets (entities) per keyed source for a new deployment; null: 8,192 on the Azure Storage backend (a bucket's state stays in its table row up to about 100,000 keys a source; larger states go to a blob per operation), each source's own N on the Durable Task Scheduler (256; mobile and sensors 512: buckets up to 256 KB). A deployment keeps the N its lake records (_state/buckets.json): changing it is a migration (docs/scale.md)."
+  description = "STATE_BUCKETS: key buckets (entities) per keyed source for a new deployment; null: for sources new to the lake NEW_SOURCE_STATE_BUCKETS = 8,192 on the Azure Storage backend (a bucket's state stays in its table row up to about 100,000 keys a source; larger states go to a blob per operation), each source's own N on the Durable Task Scheduler (256; mobile and sensors 512: buckets up to 256 KB). A deployment keeps the N its lake records (_state/buckets.json): changing it is a migration (docs/scale.md)."
 
   validation {
     condition     = var.state_buckets == null || try(var.state_buckets >= 1 && var.state_buckets <= 65536 && floor(var.state_buckets) == var.state_buckets, false)
