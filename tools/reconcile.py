@@ -39,6 +39,10 @@ from tools.redrive import environment, parse_since
 TIMEOUT = 30.0
 
 
+class MoveRefused(Exception):
+    """The broker would not move a consumer group's offsets (a member joined, or the group is rebalancing)."""
+
+
 class Broker:
     """What reconcile and reposition ask the broker, through confluent-kafka (works with Tansu and Event Hubs)."""
 
@@ -117,14 +121,18 @@ class Broker:
         return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answer.topic_partitions}
 
     def move(self, group: str, moves: list[Move]) -> None:
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 
         targets = [TopicPartition(m.topic, m.partition, m.target) for m in moves]
         answer = self.admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, targets)])
-        result = answer[group].result(TIMEOUT)
+        try:
+            result = answer[group].result(TIMEOUT)
+        except KafkaException as error:  # the whole request refused, e.g. a member joined since the check
+            raise MoveRefused(str(error.args[0] if error.args else error)) from error
         failed = [tp for tp in result.topic_partitions if tp.error]
         if failed:
-            raise RuntimeError(f"moving {group} failed for partitions {[tp.partition for tp in failed]}")
+            errors = sorted({str(tp.error) for tp in failed})
+            raise MoveRefused(f"partitions {[tp.partition for tp in failed]} not moved: {'; '.join(errors)}")
 
     def close(self) -> None:
         self.consumer.close()
@@ -203,7 +211,14 @@ def run_move(broker: Broker, topic: str, group: str, at_ms: int, *, apply: bool)
         )
         return 2
     if apply:
-        broker.move(group, moves)
+        try:
+            broker.move(group, moves)
+        except MoveRefused as refusal:
+            print(
+                f"refused: the broker did not move consumer group {group} ({refusal}); it has members now, or had "
+                "them when asked. Stop its processor and run again (the table above is what a rerun moves)."
+            )
+            return 2
         print(f"moved {group}: {len(moves)} partitions")
     return 0
 

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
 from shared.formats import decode
 from shared.generator_ticks import generate_messages
+from shared.reconcile import group_is_idle
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW
 from tests.integration.harness import END_OFFSETS, DevHost, Run, committed_lag, landed_rows, wait_for
@@ -89,6 +91,12 @@ def test_a_deleted_raw_file_is_named_by_its_missing_offsets(
     assert f"missing: partition {partition} offsets {offsets[0]}-{offsets[-1]} ({len(offsets)})" in printed, printed
 
 
+def group_active(broker: str, group: str) -> bool:
+    """The group is not EMPTY or DEAD (what the tool checks: the broker may not list the members themselves)."""
+    admin = AdminClient({"bootstrap.servers": broker})
+    return not group_is_idle(str(admin.describe_consumer_groups([group])[group].result(10).state))
+
+
 def test_moving_the_group_back_in_time_lands_nothing_twice(
     broker: str, tmp_path: Path, tool_env: Run, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -106,14 +114,16 @@ def test_moving_the_group_back_in_time_lands_nothing_twice(
 
     host = DevHost(broker, lake, tool_env.settings(["clickstream"]), "--no-timers")
     try:
+        group = f"clickstream-processor-{tool_env.suffix}"
+        wait_for(lambda: group_active(broker, group), 60, "the host's consumer to join its group")
         code, printed = tool(capsys, "--move-group-to-time", moment, "--apply")
         assert code == 2 and "refused" in printed and "has members" in printed
     finally:
         host.interrupt()
 
+    wait_for(lambda: not group_active(broker, group), 60, "the stopped host to leave its group")
     code, printed = tool(capsys, "--move-group-to-time", moment, "--apply")
     assert code == 0 and "moved" in printed, printed
-    group = f"clickstream-processor-{tool_env.suffix}"
     assert committed_lag(broker, group, topic) == sum(len(offsets) for offsets in later.values())
     land_all(broker, lake, tool_env)  # replays the later hundred
     assert len(landed_rows(lake, "raw", "clickstream")) == before == 200
