@@ -422,7 +422,7 @@ def measured_buckets(run: dict[str, Any]) -> dict[str, int] | None:
 
 def load_at(rate: float, state: bool, config: Config, results: dict[str, Any]) -> Load:
     """Measured where the rate was measured (within 5%) with the row's key buckets; else scaled from the highest
-    measured rate with them (or, with key buckets no run had, re-derived from the run's fitted key space). Then
+    measured rate with them (or, with key buckets no run had, re-derived from the run's key space). Then
     adjusted to the row's partitions (ASSUMPTIONS['partitions_variant'])."""
     runs = (
         measured_runs(results, state, config.buckets)
@@ -494,7 +494,7 @@ def extrapolate(
     if keys_per_source and base.entity_ops:  # the run's key space is known: uniform keys, as produced
         keys = {source: keys_per_source for source in windows if entity_for_source(source)}
     else:
-        keys = _fitted_keys(windows, run, run_buckets) if base.entity_ops else {}
+        keys = _fitted_keys(windows, run) if base.entity_ops else {}
     model = busy_model(run, stateless)
     requests_per_invocation = sum(base.requests.values()) / base.invocations if base.invocations else 0.0
     invocations: dict[str, float] = {}
@@ -604,11 +604,9 @@ def _windows(run: dict[str, Any]) -> dict[str, tuple[float, float]]:
     }
 
 
-def _fitted_keys(
-    windows: dict[str, tuple[float, float]], run: dict[str, Any], buckets: dict[str, int] | None = None
-) -> dict[str, float]:
-    """Per keyed source, the keys that explain its measured operations a second with the run's ``buckets``
-    (None: the entities themselves, buckets touched at most)."""
+def _fitted_keys(windows: dict[str, tuple[float, float]], run: dict[str, Any]) -> dict[str, float]:
+    """Per keyed source, the entities (buckets touched at most) that explain its measured operations a second:
+    for a run that did not record its key buckets (one that did has a known key space, keys_per_source)."""
     fitted = {}
     for source, (window, events) in windows.items():
         kind = entity_for_source(source)
@@ -618,8 +616,7 @@ def _fitted_keys(
         low, high = 1.0, 1e12
         for _ in range(200):
             middle = math.sqrt(low * high)
-            n = buckets.get(source) if buckets else None
-            low, high = (middle, high) if touched(events, middle, n) / window < ops_per_s else (low, middle)
+            low, high = (middle, high) if distinct(events, middle) / window < ops_per_s else (low, middle)
         fitted[source] = low
     return fitted
 
