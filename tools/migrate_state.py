@@ -1,9 +1,11 @@
 """Move keyed state between layouts once: from the per-key entities of the previous layout into key buckets,
-or from one bucket count (N) to another.
+from one bucket count (N) to another, or from one Durable backend to another.
 
 python -m tools.migrate_state                         # every keyed source, the local host on :7071
 python -m tools.migrate_state --sources sensors --durable-url https://<app>.azurewebsites.net/runtime/webhooks/durabletask
 python -m tools.migrate_state --to-buckets 256 --sources clickstream mobile users   # another N
+python -m tools.migrate_state --export state.json     # then switch durable_backend, then:
+python -m tools.migrate_state --import state.json [--to-buckets 256]
 DURABLE_SYSTEM_KEY=<the durabletask_extension system key> python -m tools.migrate_state --durable-url ...
 
 Stop processing first (docs/scale.md, "Upgrading keyed state"). From per-key entities: the keys
@@ -14,6 +16,11 @@ bucket). To another N (``--to-buckets``): every bucket of the N the lake records
 keeps the old bucket's applied offsets once; once every key is there and the old buckets did not
 change meanwhile, the record names the new N (restart the app before processing resumes: workers
 read the record once).
+To another backend: ``--export FILE`` reads every bucket of the N the lake records from the backend
+the app uses now and writes each key's state, named by its bucket, with that bucket's applied
+offsets, to FILE (refused if a bucket changed while it was read); after the switch, ``--import FILE``
+moves those states into the new backend's buckets, of the recorded N or ``--to-buckets``, as a move
+to another N does, and records the new N once every key is there.
 Every moved key is read back from its bucket. Exit 0 when every key with state is in its bucket
 as it was, 1 when one is missing after ``--wait`` seconds or its bucket holds other state (a
 conflict: the bucket had counted events for it, so processing ran before the migration).
@@ -30,7 +37,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -42,13 +49,26 @@ from shared.compaction.hours import parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
 from shared.compaction.rows import read_raw
 from shared.lake import open_lake
+from shared.lake.base import LakeStore
 from shared.settings import Settings, load_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, record_migrated, state_bucket_settings
 from shared.state.buckets import MAX_BUCKETS, bucket_for, bucket_key
 from shared.state.keys import encode_key
-from shared.state.migration import Origins, Verification, adopt_signals, keys_of, unbucketed, verify
+from shared.state.migration import (
+    Origins,
+    SnapshotError,
+    SourceSnapshot,
+    Verification,
+    adopt_signals,
+    keys_of,
+    parse_snapshot,
+    snapshot_bytes,
+    snapshot_of,
+    unbucketed,
+    verify,
+)
 from shared.state.registry import ENTITY_KINDS
 
 CONCURRENT_REQUESTS = 16
@@ -131,6 +151,22 @@ def rebucket(http: DurableHttp, source: str, old: int, new: int, wait_seconds: f
     return outcome
 
 
+def export_state(http: DurableHttp, source: str, buckets: int) -> tuple[SourceSnapshot, bool]:
+    """Every key state the ``buckets`` buckets of ``source`` hold, and whether a bucket changed while they were read."""
+    entity = ENTITY_KINDS[source].name
+    homes = [bucket_key(index, buckets) for index in range(buckets)]
+    held = _read_all(http, entity, homes)
+    snapshot = snapshot_of(entity, buckets, held)
+    upgrade = ENTITY_KINDS[source].upgrade
+    snapshot.states.update({key: upgrade(state) for key, state in snapshot.states.items()})
+    return snapshot, _read_all(http, entity, homes) != held
+
+
+def import_state(http: DurableHttp, snapshot: SourceSnapshot, buckets: int, wait_seconds: float) -> Verification:
+    """Move a snapshot's key states into their buckets of ``buckets`` (in the app's backend) and check them."""
+    return _move(http, snapshot.entity, snapshot.states, buckets, wait_seconds, snapshot.origins)
+
+
 def _read_all(http: DurableHttp, entity: str, keys: list[str]) -> dict[str, dict[str, Any] | None]:
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         return dict(zip(keys, pool.map(lambda key: http.read(entity, key), keys), strict=True))
@@ -173,14 +209,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--to-buckets", type=int, help="move from the N the lake records to this N (1-65536) instead of from per-key"
     )
+    between = parser.add_mutually_exclusive_group()
+    between.add_argument("--export", type=Path, metavar="FILE", help="write every bucket's key states to FILE")
+    between.add_argument(
+        "--import", dest="import_file", type=Path, metavar="FILE", help="move the key states of FILE into the buckets"
+    )
     args = parser.parse_args(argv)
     if args.to_buckets is not None and not 1 <= args.to_buckets <= MAX_BUCKETS:
         parser.error(f"--to-buckets must be from 1 to {MAX_BUCKETS:,}")
+    if args.export is not None and args.to_buckets is not None:
+        parser.error("--to-buckets goes with --import (or alone), not with --export")
     environ = _environment(args.settings)
     settings = load_settings(environ)
     http = DurableHttp(args.durable_url, environ.get("DURABLE_SYSTEM_KEY") or None)
     lake = open_lake(settings)
     counts = bucket_counts(lake, *state_bucket_settings(settings))
+    if args.export is not None:
+        return _export(http, args.sources, counts.of, args.export)
+    if args.import_file is not None:
+        return _import(http, lake, args, counts.of)
     failed = False
     for source in args.sources:
         buckets = counts.of(source)
@@ -193,26 +240,75 @@ def main(argv: list[str] | None = None) -> int:
             continue
         else:
             outcome = rebucket(http, source, buckets, args.to_buckets, args.wait)
-            found = (
-                f"{len(outcome.moved) + len(outcome.missing) + len(outcome.conflicts):,} keys in {buckets:,} buckets"
-            )
+            found = f"{_key_count(outcome):,} keys in {buckets:,} buckets"
             if outcome.complete:
                 record_migrated(lake, source, args.to_buckets)
             buckets = args.to_buckets
-        print(
-            f"{source}: {found}, {len(outcome.moved):,} moved into {buckets:,} buckets, "
-            f"{len(outcome.missing):,} missing, {len(outcome.conflicts):,} conflicts"
-        )
-        for problem, keys_listed in (("missing", outcome.missing), ("conflict", outcome.conflicts)):
-            for key in keys_listed[:20]:
-                print(f"  {problem}: {key!r}")
-        if outcome.source_changed:
-            print(
-                f"  {source}'s buckets changed during the move (processing running, or signals still queued): "
-                "the record is unchanged; stop processing, let the entities drain, run again"
-            )
-        failed = failed or not outcome.complete
+        failed = _report(source, found, buckets, outcome) or failed
     return 1 if failed else 0
+
+
+def _export(http: DurableHttp, sources: list[str], recorded: Callable[[str], int], path: Path) -> int:
+    """Write the selected sources' key states to ``path``; exit 1 (nothing written) if a bucket changed meanwhile."""
+    snapshots = {}
+    for source in sources:
+        buckets = recorded(source)
+        snapshot, changed = export_state(http, source, buckets)
+        if changed:
+            print(
+                f"{source}: its buckets changed while they were read (processing running, or signals still "
+                "queued): nothing written; stop processing, let the entities drain, run again"
+            )
+            return 1
+        snapshots[source] = snapshot
+        print(f"{source}: {len(snapshot.states):,} keys from {buckets:,} buckets")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(snapshot_bytes(snapshots))
+    partial.replace(path)
+    print(f"wrote {path}")
+    return 0
+
+
+def _import(http: DurableHttp, lake: LakeStore, args: argparse.Namespace, recorded: Callable[[str], int]) -> int:
+    """Move the key states of the snapshot file into the buckets; record the new N where it changed."""
+    try:
+        snapshots = parse_snapshot(args.import_file.read_bytes(), {s: k.name for s, k in ENTITY_KINDS.items()})
+    except (OSError, SnapshotError) as error:
+        print(f"cannot import {args.import_file}: {error}", file=sys.stderr)
+        return 2
+    failed = False
+    for source in args.sources:
+        if source not in snapshots:
+            print(f"{source}: not in {args.import_file}, skipped")
+            continue
+        snapshot, buckets = snapshots[source], args.to_buckets or recorded(source)
+        outcome = import_state(http, snapshot, buckets, args.wait)
+        if outcome.complete and buckets != recorded(source):
+            record_migrated(lake, source, buckets)
+        found = f"{len(snapshot.states):,} keys in the snapshot ({snapshot.buckets:,} buckets)"
+        failed = _report(source, found, buckets, outcome) or failed
+    return 1 if failed else 0
+
+
+def _key_count(outcome: Verification) -> int:
+    return len(outcome.moved) + len(outcome.missing) + len(outcome.conflicts)
+
+
+def _report(source: str, found: str, buckets: int, outcome: Verification) -> bool:
+    """Print what a move did; True when it failed."""
+    print(
+        f"{source}: {found}, {len(outcome.moved):,} moved into {buckets:,} buckets, "
+        f"{len(outcome.missing):,} missing, {len(outcome.conflicts):,} conflicts"
+    )
+    for problem, keys_listed in (("missing", outcome.missing), ("conflict", outcome.conflicts)):
+        for key in keys_listed[:20]:
+            print(f"  {problem}: {key!r}")
+    if outcome.source_changed:
+        print(
+            f"  {source}'s buckets changed during the move (processing running, or signals still queued): "
+            "the record is unchanged; stop processing, let the entities drain, run again"
+        )
+    return not outcome.complete
 
 
 def _environment(settings_file: Path) -> dict[str, str]:

@@ -17,8 +17,10 @@ from typing import Any
 
 import aiohttp
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from shared.generator_ticks import generate_messages
+from shared.reconcile import group_is_idle
 from shared.sources import SOURCES
 from shared.state import device_activity
 from shared.state.bucket_counts import RECORD_PATH
@@ -254,11 +256,71 @@ async def test_state_moves_to_another_bucket_count_in_place_losing_and_doubling_
             after.kill()
 
 
+async def test_state_moves_to_another_backend_losing_and_doubling_nothing(broker: str, tmp_path: Path) -> None:
+    """A durable_backend switch: the state is exported from the backend in use (processing idle), the app
+    restarts on an empty one (the local host's entity store removed) and the export is imported into 8
+    buckets; then the group resumes from half of each partition: the redelivered half must not count
+    again, new events must."""
+    run, lake = Run(), tmp_path / "lake"
+    expected = _produce(broker, run, "mobile", 2000)
+    snapshot = tmp_path / "state.json"
+    arguments = ["--sources", "mobile", "--settings", str(tmp_path / "none.json")]
+    before = DevHost(broker, lake, run.settings(["mobile"], STATE_BUCKETS="16"), "--no-timers")
+    try:
+        await _wait_for_counts(before, "mobile", "events", expected)
+        durable = f"http://127.0.0.1:{before.port}/runtime/webhooks/durabletask"
+        with _environment({"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}):
+            assert migrate_state.main([*arguments, "--durable-url", durable, "--export", str(snapshot)]) == 0
+        assert before.interrupt() == 0, before.output()
+    finally:
+        if before.process.poll() is None:
+            before.kill()
+    for store in (tmp_path / "lake.state").glob("entities.sqlite*"):
+        store.unlink()  # the new backend holds nothing
+    some_key = next(iter(expected))
+    switched = DevHost(broker, lake, run.settings(["mobile"], STATE_BUCKETS="16"), "--no-timers")
+    try:
+        joined = "process_mobile assigned"  # stopped mid-join, a member holds the group's next rebalance up
+        wait_for(lambda: joined in switched.output(), 60, "the switched host's consumer to join its group")
+        assert host_query(switched, some_key) is None
+        durable = f"http://127.0.0.1:{switched.port}/runtime/webhooks/durabletask"
+        with _environment({"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}):
+            moved = [*arguments, "--durable-url", durable, "--import", str(snapshot), "--to-buckets", "8"]
+            assert migrate_state.main(moved) == 0
+        assert json.loads((lake / RECORD_PATH).read_bytes())["buckets"]["mobile"] == 8
+        assert switched.interrupt() == 0, switched.output()
+    finally:
+        if switched.process.poll() is None:
+            switched.kill()
+    ends = Counter(row["_partition"] for row in landed_rows(lake, "raw", "mobile"))
+    _commit(broker, f"mobile-processor-{run.suffix}", run.topic("mobile"), {p: end // 2 for p, end in ends.items()})
+    more = _produce(broker, run, "mobile", 500, seed=6)
+    after = DevHost(broker, lake, run.settings(["mobile"], STATE_BUCKETS="16"), "--no-timers")
+    try:
+        wanted = sum(end - end // 2 for end in ends.values()) + 500
+        wait_for(lambda: after.function_stats()["process_mobile"]["events"] >= wanted, 90, "the redelivery")
+        await _wait_for_counts(after, "mobile", "events", expected + more)
+        assert after.interrupt() == 0, after.output()
+    finally:
+        if after.process.poll() is None:
+            after.kill()
+
+
 def _commit(broker: str, group: str, topic: str, offsets: dict[int, int]) -> None:
-    """Set the group's committed offsets (no member is running): where the upgraded version resumes."""
+    """Set the group's committed offsets once its last member has left: where the next version resumes.
+
+    The broker takes a commit from outside the group only while the group is empty, and refuses it per
+    partition (no exception), so both are checked."""
+    admin = AdminClient({"bootstrap.servers": broker})
+
+    def idle() -> bool:
+        return group_is_idle(str(admin.describe_consumer_groups([group])[group].result(10).state))
+
+    wait_for(idle, 60, f"group {group} to have no members")
     consumer = Consumer({"bootstrap.servers": broker, "group.id": group, "enable.auto.commit": False})
     try:
-        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+        placed = consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+        assert placed is not None and not [tp for tp in placed if tp.error], placed
     finally:
         consumer.close()
 

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from shared.lake import LocalLake
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import RECORD_PATH, BucketCounts, record_migrated
-from shared.state.bucket_state import operate
+from shared.state.bucket_state import key_state, operate
 from shared.state.buckets import bucket_for, bucket_key
+from shared.state.migration import SnapshotError, parse_snapshot, snapshot_bytes
 from shared.state.registry import ENTITY_KINDS
 from tools import migrate_state
 
@@ -58,6 +60,13 @@ def _deployment(tmp_path: Path, api: FakeEntityApi) -> LocalLake:
     return lake
 
 
+def _snapshot_text(
+    buckets: int = 4, states: dict[str, Any] | None = None, origins: dict[str, Any] | None = None
+) -> bytes:
+    part = {"entity": KIND.name, "buckets": buckets, "states": states or {}, "origins": origins or {}}
+    return orjson.dumps({"format": "streamingpoc-state-snapshot/1", "sources": {"mobile": part}})
+
+
 def test_every_key_moves_and_the_record_can_name_the_new_count(tmp_path: Path) -> None:
     api = FakeEntityApi()
     lake = _deployment(tmp_path, api)
@@ -92,3 +101,53 @@ def test_moved_keys_arrive_in_todays_state_form_and_a_second_run_changes_nothing
             assert moved["session"] == [1, 2, 1, "home"] and moved["closed_sessions"] == [[1, 2, 1, "home"]] * 3
     again = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
     assert again.complete and not again.conflicts
+
+
+def _events(api: FakeEntityApi, key: str, buckets: int) -> int | None:
+    state = key_state(api.states.get(bucket_for(key, buckets)), key)
+    return None if state is None else state["events"]
+
+
+def test_state_exported_from_one_backend_and_imported_into_another_counts_each_offset_once(tmp_path: Path) -> None:
+    """The backend switch: every key arrives in the new (empty) backend; a batch redelivered after the switch
+    does not count again, at the same N or another, and a new offset still counts."""
+    old = FakeEntityApi()
+    _deployment(tmp_path, old)
+    snapshot, changed = migrate_state.export_state(old, "mobile", 4)  # type: ignore[arg-type]
+    assert not changed and len(snapshot.states) == 10
+    data = snapshot_bytes({"mobile": snapshot})
+    for buckets in (4, 3):
+        new = FakeEntityApi()
+        parsed = parse_snapshot(data, {"mobile": KIND.name})["mobile"]
+        outcome = migrate_state.import_state(new, parsed, buckets, wait_seconds=1)  # type: ignore[arg-type]
+        assert outcome.complete and len(outcome.moved) == 10
+        assert all(_events(new, f"device-{i}", buckets) == 1 for i in range(10))
+        home = bucket_for("device-3", buckets)
+        new.apply(home, {"device-3": [3, 11]}, (3, 11))  # offset 3 applied in the old backend, 11 is new
+        assert _events(new, "device-3", buckets) == 2
+        again = migrate_state.import_state(new, parsed, buckets, wait_seconds=1)  # type: ignore[arg-type]
+        assert again.conflicts == ["device-3"] and len(again.moved) == 9  # counted since: kept, reported
+
+
+def test_an_export_is_refused_when_the_buckets_change_while_they_are_read(tmp_path: Path) -> None:
+    api = FakeEntityApi(late_signal=True)
+    _deployment(tmp_path, api)
+    _, changed = migrate_state.export_state(api, "mobile", 4)  # type: ignore[arg-type]
+    assert changed
+
+
+@pytest.mark.parametrize(
+    ("data", "complaint"),
+    [
+        (b"{not json", "not JSON"),
+        (b'{"format": "something-else/1", "sources": {}}', "its format"),
+        (b'{"format": "streamingpoc-state-snapshot/1", "sources": {"orders": {}}}', "no keyed source"),
+        (b'{"format": "streamingpoc-state-snapshot/1", "sources": {"mobile": {"entity": "x"}}}', "its entity"),
+        (_snapshot_text(buckets=0), "'buckets'"),
+        (_snapshot_text(origins={"~b0of4": {"mobile/0/0": [[5, 1]]}}), "offset ranges"),
+        (_snapshot_text(states={"k": {"events": 1, "_moved_from": "~b9of4"}}), "name no origin"),
+    ],
+)
+def test_a_snapshot_file_that_is_not_one_is_refused_with_its_reason(data: bytes, complaint: str) -> None:
+    with pytest.raises(SnapshotError, match=complaint):
+        parse_snapshot(data, {"mobile": KIND.name})
