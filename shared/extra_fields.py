@@ -8,6 +8,8 @@ case, cost one subset test per record and give ``None``.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from functools import cache
 from types import UnionType
@@ -79,7 +81,32 @@ def extra_texts(model: type[BaseModel], events: list[Row]) -> list[str | None] |
         found = [None if ok else find(event) for ok, event in zip(clean, events, strict=True)]
     if not any(found):
         return None
-    return [None if extra is None else orjson.dumps(extra, default=str).decode() for extra in found]
+    return [None if extra is None else extra_text(extra) for extra in found]
+
+
+def extra_text(extra: dict[str, Any]) -> str:
+    """``_extra`` as JSON text. orjson refuses integers beyond 64 bits and nesting past 254 levels, which a
+    producer may send in a field no model checks: those go through the standard library (any integer;
+    NaN and infinities as null, as orjson writes them), and a value neither can write is named, its
+    whole record being in ``_received``."""
+    try:
+        return orjson.dumps(extra, default=str).decode()
+    except TypeError:
+        pass
+    try:
+        return json.dumps(_finite(extra), default=str, ensure_ascii=False, separators=(",", ":"))
+    except (RecursionError, ValueError, TypeError):
+        return orjson.dumps({name: "<not encodable: see _received>" for name in extra}).decode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _all_known(fields: Structure, values: list[Any]) -> bool:

@@ -55,7 +55,7 @@ from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, record_migrated, state_bucket_settings
 from shared.state.buckets import MAX_BUCKETS, bucket_for, bucket_key
-from shared.state.keys import encode_key
+from shared.state.keys import BadKey, encode_key
 from shared.state.migration import (
     Origins,
     SnapshotError,
@@ -195,7 +195,7 @@ def _move(
 def _encodable(key: str) -> bool:
     try:
         encode_key(key)
-    except ValueError:
+    except (BadKey, ValueError):
         return False  # a key no per-key entity could take: dead-lettered as bad_key, it never had state
     return True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.source_model import Row
-from shared.state.counters import count, seen
+from shared.state.counters import add_capped, count, seen
 from shared.state.offsets import per_key_reduce
 from shared.state.sessions import add_to_session
 
@@ -21,7 +21,7 @@ def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -
     """Take in one batch's clicks of this user not applied before (in offset order)."""
     for _offset, event_ms, status_class, size, is_bot, path in events:
         state["page_views"] = state.get("page_views", 0) + 1
-        state["bytes"] = state.get("bytes", 0) + size
+        state["bytes"] = add_capped(state.get("bytes", 0), size)
         count(state, "status_classes", status_class)
         state["bot"] = bool(state.get("bot", False) or is_bot)
         seen(state, event_ms)

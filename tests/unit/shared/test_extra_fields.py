@@ -3,13 +3,15 @@ and the record as received in ``_received``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import orjson
 import pytest
 
 from shared.batch import process_batch
-from shared.extra_fields import extra_texts
+from shared.extra_fields import extra_text, extra_texts
 from shared.records import KafkaRecord
 from shared.sources import SOURCES
 from tests.conftest import records_for
@@ -47,3 +49,28 @@ def test_an_aliased_field_is_not_an_unknown_one() -> None:
     source = SOURCES["clickstream"]
     batch = process_batch(source, records_for(source, 2), max_record_bytes=1 << 20)
     assert all(row["_extra"] is None for row in batch.rows())
+
+
+@pytest.mark.parametrize("columnar", [False, True])
+@pytest.mark.parametrize("huge", [b"123456789012345678901234567890", b"-99999999999999999999999"])
+def test_an_integer_beyond_64_bits_in_an_unknown_field_lands_whole_in_extra(columnar: bool, huge: bytes) -> None:
+    """orjson cannot write it: the batch must not fail (its partition would retry it for ever)."""
+    source = SOURCES["clickstream"]
+    good = records_for(source, 3)
+    odd = dataclasses.replace(good[1], value=good[1].value[:-1] + b',"note":' + huge + b"}")
+    batch = process_batch(
+        source, [good[0], odd, good[2]], max_record_bytes=1 << 20, columnar=columnar, keyed=not columnar
+    )
+    rows = batch.rows()
+    assert len(rows) == 3 and not batch.dead_letters
+    assert json.loads(rows[1]["_extra"]) == {"note": int(huge)}
+
+
+def test_an_unknown_value_too_deep_for_any_encoder_is_named_and_kept_in_received() -> None:
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    assert json.loads(extra_text({"deep": deep, "n": 2**70})) == {
+        "deep": "<not encodable: see _received>",
+        "n": "<not encodable: see _received>",
+    }

@@ -11,11 +11,12 @@ import orjson
 import pytest
 
 from shared.lake import LocalLake
+from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import RECORD_PATH, BucketCounts, record_migrated
 from shared.state.bucket_state import key_state, operate
 from shared.state.buckets import bucket_for, bucket_key
-from shared.state.migration import SnapshotError, parse_snapshot, snapshot_bytes
+from shared.state.migration import SnapshotError, keys_of, parse_snapshot, snapshot_bytes
 from shared.state.registry import ENTITY_KINDS
 from tools import migrate_state
 
@@ -151,3 +152,21 @@ def test_an_export_is_refused_when_the_buckets_change_while_they_are_read(tmp_pa
 def test_a_snapshot_file_that_is_not_one_is_refused_with_its_reason(data: bytes, complaint: str) -> None:
     with pytest.raises(SnapshotError, match=complaint):
         parse_snapshot(data, {"mobile": KIND.name})
+
+
+class NoPerKeyEntities:
+    """The entity HTTP API with no per-key entity at all (a fake, as above)."""
+
+    def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        return None
+
+    def signal(self, signal: Signal) -> None:
+        raise AssertionError("nothing to move")
+
+
+def test_a_landed_key_no_entity_can_take_is_skipped_not_fatal() -> None:
+    """A sensor id of 128 CJK characters lands when the source's state is off, but encodes past 400 characters."""
+    rows = [{"sensor_id": "ams-1-temp-001"}, {"sensor_id": "\u6e29" * 128}]
+    keys = keys_of(SOURCES["sensors"].entity_key, rows)
+    outcome = migrate_state.migrate(NoPerKeyEntities(), "sensors", keys, 512, wait_seconds=0)  # type: ignore[arg-type]
+    assert outcome.complete
