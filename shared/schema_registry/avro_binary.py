@@ -28,11 +28,46 @@ class BadSchema(StreamingPocError):
 
 
 def parse_writer_schema(text: str) -> ParsedSchema:
-    """A registry's schema text, parsed for reading and writing without logical-type conversion."""
+    """A registry's schema text, parsed for reading and writing without logical-type conversion.
+
+    A recursive schema (a named type inside itself) is refused: a record of it nests as deep as its
+    body's bytes say, which crashes fastavro's reader (the worker itself, past ~100,000 levels) long
+    before a record's size limit would stop it; no source model is recursive.
+    """
     try:
-        return fastavro.parse_schema(without_logical_types(orjson.loads(text)))
+        schema = orjson.loads(text)
+        recursive = recursive_type(schema)
+        parsed = fastavro.parse_schema(without_logical_types(schema))
     except Exception as error:  # fastavro raises several kinds for a bad schema
         raise BadSchema(f"not an Avro schema: {type(error).__name__}: {error}"[:500]) from error
+    if recursive is not None:
+        raise BadSchema(f"recursive Avro schema ({recursive} contains itself): not supported")
+    return parsed
+
+
+def recursive_type(schema: Any, namespace: str = "", enclosing: tuple[str, ...] = ()) -> str | None:
+    """The full name of a named type that refers to itself, directly or through others; None if none does."""
+    if isinstance(schema, str):
+        full = schema if "." in schema or not namespace else f"{namespace}.{schema}"
+        return full if full in enclosing or schema in enclosing else None
+    if isinstance(schema, list):
+        return next((found for branch in schema if (found := recursive_type(branch, namespace, enclosing))), None)
+    if not isinstance(schema, dict):
+        return None
+    kind, name = schema.get("type"), schema.get("name")
+    if kind in _NAMED and isinstance(name, str):
+        namespace = name.rsplit(".", 1)[0] if "." in name else str(schema.get("namespace") or namespace)
+        enclosing = (*enclosing, name if "." in name or not namespace else f"{namespace}.{name}")
+    if kind == "record":
+        fields = schema.get("fields") or []
+        return next(
+            (found for item in fields if (found := recursive_type(item.get("type"), namespace, enclosing))), None
+        )
+    if kind == "array":
+        return recursive_type(schema.get("items"), namespace, enclosing)
+    if kind == "map":
+        return recursive_type(schema.get("values"), namespace, enclosing)
+    return None if kind in (*_NAMED, "array", "map") else recursive_type(kind, namespace, enclosing)
 
 
 def without_logical_types(schema: Any) -> Any:

@@ -71,12 +71,17 @@ class AvroDecoder:
                 continue
             try:
                 value = decode(schema, body)
+                received = orjson.dumps(value)
             except NotAvro as problem:
                 batch.letters.append(DeadLetter(record, Reason.NOT_AVRO, f"schema {schema_id}: {problem}"))
                 continue
+            except (RecursionError, TypeError) as problem:  # nested past what JSON text is written for (254 levels)
+                detail = f"schema {schema_id}: the record cannot be written as JSON: {problem}"
+                batch.letters.append(DeadLetter(record, Reason.NOT_AVRO, detail))
+                continue
             batch.records.append(record)
             batch.values.append(value)
-            batch.received.append(orjson.dumps(value))
+            batch.received.append(received)
         return batch
 
     def _locate(self, record: KafkaRecord, value: bytes) -> tuple[str, bytes | memoryview] | NotAvro:

@@ -116,3 +116,22 @@ def test_a_newer_writer_schema_with_a_field_the_model_lacks_keeps_it_in_extra(re
     (row,) = process_batch(source, records_of([value]), max_record_bytes=1 << 20, decoder=AvroDecoder(client)).rows()
     assert json.loads(row["_extra"]) == {"coupon": {"code": "SPRING", "percent": 10}}
     assert orjson.loads(row["_received"]) == record
+
+
+@pytest.mark.parametrize("depth", [300, 3000, 100_000])
+def test_a_record_of_a_recursive_writer_schema_is_a_dead_letter_however_deep(registry: str, depth: int) -> None:
+    """Its depth costs a byte a level: 100,000 levels in 100 KB crashed fastavro's reader, and the worker."""
+    source = avro_source()
+    client = ConfluentRegistry(registry)
+    encoder = AvroEncoder(source, client, "orders")
+    newer = json.loads(encoder.schema_text)
+    node = {"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"], "default": None}]}
+    newer["fields"].append({"name": "chain", "type": ["null", node], "default": None})
+    schema_id = client.register("orders-value", json.dumps(newer))
+    ((key, text),) = generated(source, 1)
+    body = encoder.encode(key, text).value[5:] + b"\x02" * (depth + 1) + b"\x00"  # chain: depth+1 Nodes
+    batch = process_batch(
+        source, records_of([confluent_frame(schema_id, body)]), max_record_bytes=1 << 20, decoder=AvroDecoder(client)
+    )
+    (letter,) = batch.dead_letters
+    assert batch.row_count == 0 and "recursive Avro schema" in letter.detail
