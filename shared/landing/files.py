@@ -9,9 +9,11 @@ absent: a landing repeated finds its files there and replaces nothing.
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
+from array import array
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -45,6 +47,12 @@ class PlannedFile:
     data: bytes  # encoded while planning: raw files to find the rows no encoder takes
     row_count: int
     dead_letters: bool = False
+    offsets: str = ""  # which records it holds (``offsets_digest``): a landing repaired must plan the same
+
+
+def offsets_digest(offsets: Iterable[int]) -> str:
+    """A short digest of a file's record offsets, in any order."""
+    return hashlib.blake2b(array("q", sorted(offsets)).tobytes(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +135,7 @@ def plan_dead_letters(
             DEADLETTER_FORMAT.encode_rows(DEADLETTER_COLUMNS, rows, f"{source.name}_deadletter"),
             len(rows),
             dead_letters=True,
+            offsets=offsets_digest(row["_offset"] for row in rows),
         )
         for hour, rows in sorted(by_hour.items())
     ]
@@ -209,9 +218,10 @@ def _plan_rows(
             origin = part.origins[entries[item.index][1]]
             unencodable.append(DeadLetter(origin, Reason.UNENCODABLE, f"{fmt.name}: {item.error}"))
         if len(bad) < len(rows):
-            planned.append(
-                PlannedFile(f"{hour_directory(RAW_AREA, source.name, hour)}/{name}", data, len(rows) - len(bad))
-            )
+            refused = {item.index for item in bad}
+            kept = [row["_offset"] for index, row in enumerate(rows) if index not in refused]
+            path = f"{hour_directory(RAW_AREA, source.name, hour)}/{name}"
+            planned.append(PlannedFile(path, data, len(kept), offsets=offsets_digest(kept)))
     return planned
 
 
@@ -227,5 +237,6 @@ def _plan_table(part: PartitionBatch, fmt: Format, span: OffsetSpan, incarnation
         piece = table if len(distinct) == 1 else table.filter(pc.equal(hours, pa.scalar(hour, hours.type)))
         hour_ms = int(hour.timestamp() * 1000)
         path = f"{hour_directory(RAW_AREA, part.source.name, hour_ms)}/{name}"
-        planned.append(PlannedFile(path, fmt.encode_table(piece), piece.num_rows))
+        kept = piece.column("_offset").to_pylist()
+        planned.append(PlannedFile(path, fmt.encode_table(piece), piece.num_rows, offsets=offsets_digest(kept)))
     return planned

@@ -23,7 +23,6 @@ from shared.formats import Format
 from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, PlannedFile, landed_columns, plan_files
 from shared.landing.isolation import encode_isolating
-from shared.landing.ledger import Pending
 from shared.landing.partition import (
     DEFAULT_LEASE_SECONDS,
     Admission,
@@ -154,9 +153,8 @@ class PartitionLander:
         report = admission.repaired or LandingReport()
         return report + dataclasses.replace(written.report, skipped=skipped, unencodable=self._unencodable)
 
-    def _plan_pending(self, pending: Pending, incarnation: int) -> list[PlannedFile]:
-        """An unfinished landing's files planned again from this batch's records of its range."""
-        offsets = {r.offset for r in self.part.records if pending.low <= r.offset <= pending.high}
+    def _plan_pending(self, offsets: frozenset[int], incarnation: int) -> list[PlannedFile]:
+        """An unfinished landing's files planned again from this batch's records at ``offsets``."""
         inside = self.part.select(offsets)
         self._replanned = True
         if incarnation != inside.incarnation:

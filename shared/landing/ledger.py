@@ -47,7 +47,9 @@ class Pending:
     it was taken over from another instance, that instance may still write its files until then,
     so nobody removes them before (completing them needs no wait: the files would be the same).
     ``incarnation``: the life its records belong to (None in ledgers written before it was
-    recorded: the ledger's current one).
+    recorded: the ledger's current one). ``contents``: each file's offsets digest
+    (``shared.landing.files.offsets_digest``), so a repair completes only files planned with the
+    same records (empty in ledgers written before it was recorded: the paths alone decide).
     """
 
     low: int
@@ -58,6 +60,7 @@ class Pending:
     removing: bool = False
     incarnation: int | None = None
     others_until_ms: int = 0  # an instance it was taken over from may send requests until then (its lease)
+    contents: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -169,6 +172,7 @@ class Ledger:
                 "removing": pending.removing,
                 "incarnation": pending.incarnation,
                 "others_until_ms": pending.others_until_ms,
+                "contents": pending.contents,
             },
             "previous": self.previous,
         }

@@ -19,8 +19,8 @@ Per batch, in an order the types enforce (each step takes what the one before re
 
 A pending landing whose files are all there is counted. One with files missing is repaired by
 whoever owns the partition next, and only after a fencing write (the ledger taken over at its
-version, the lease restarted): when this batch holds the pending landing's records, the same
-files are planned and the missing ones created, at once (an instance still writing them creates
+version, the lease restarted): when this batch holds the pending landing's records and plans the
+same files with the same records in each (``Pending.contents``), the missing ones are created, at once (an instance still writing them creates
 identical files, and the loser's create is refused). Otherwise the holder marks it ``removing``,
 deletes its files and lands the records again; another instance does that only once the
 holder's lease has run out. Every holder stops starting requests before its lease ends
@@ -49,7 +49,7 @@ from shared.records import KafkaRecord, TopicPartition
 log = logging.getLogger("streamingpoc.landing")
 DEFAULT_LEASE_SECONDS = 150.0
 CLOCK_SKEW_SECONDS = 2.0  # how far two instances' clocks may disagree (NTP-synchronised hosts)
-PendingPlanner = Callable[[Pending, int], list[PlannedFile]]  # the pending range's files from this batch's records
+PendingPlanner = Callable[[frozenset[int], int], list[PlannedFile]]  # files of these offsets of this batch, this life
 
 
 class PartitionWaiting(TransientError):
@@ -159,8 +159,11 @@ class PartitionLanding:
             incarnation = admission.incarnation
             ledger.remember(admission.first_fresh, admission.last_fresh, incarnation=incarnation)
             paths = [file.path for file in files]
+            contents = {file.path: file.offsets for file in files}
             low, high = admission.first_fresh.offset, admission.last_fresh.offset
-            ledger.pending = Pending(low, high, paths, self.owner, int(started * 1000), incarnation=incarnation)
+            ledger.pending = Pending(
+                low, high, paths, self.owner, int(started * 1000), incarnation=incarnation, contents=contents
+            )
         elif files:
             raise ValueError("files planned for a batch with no fresh records")
         self._commit(ledger)
@@ -256,15 +259,25 @@ class PartitionLanding:
     def _same_landing(
         ledger: Ledger, pending: Pending, records: Sequence[KafkaRecord], plan_pending: PendingPlanner
     ) -> list[PlannedFile] | None:
-        """The pending landing's files planned again from this batch, when it holds the same records; else None."""
+        """The pending landing's files planned again from this batch, when it holds the same records and plans
+        the same files with the same records in each; else None (the landing is removed and landed again).
+
+        Only the range's offsets not landed before are planned, as ``begin`` planned them: a batch that
+        straddled an earlier landing must not put those records into the repaired files a second time.
+        """
         if not records or records[0].offset > pending.low or records[-1].offset < pending.high:
             return None
         inside = [record for record in records if pending.low <= record.offset <= pending.high]
         incarnation = ledger.incarnation if pending.incarnation is None else pending.incarnation
         if ledger.incarnation_of(inside) != incarnation:
             return None
-        planned = plan_pending(pending, incarnation)
-        return planned if sorted(file.path for file in planned) == sorted(pending.files) else None
+        fresh = frozenset(record.offset for record in inside if not ledger.is_landed(record.offset, incarnation))
+        planned = plan_pending(fresh, incarnation)
+        if sorted(file.path for file in planned) != sorted(pending.files):
+            return None
+        if pending.contents and any(pending.contents.get(file.path) != file.offsets for file in planned):
+            return None  # a record classified otherwise this time (raw or dead letter): the files would disagree
+        return planned
 
 
 def new_owner() -> str:

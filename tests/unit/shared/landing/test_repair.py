@@ -1,0 +1,96 @@
+"""An unfinished landing repaired by the next attempt holds each record once: only the offsets it was begun
+with are planned again, and only files planned with the same records in each are completed; otherwise the
+landing is removed and landed again (after its holder's lease), never completed with files that disagree."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from shared.batch import process_batch
+from shared.errors import LakeUnavailable
+from shared.formats import decode
+from shared.lake import LocalLake
+from shared.landing.files import LandingReport
+from shared.landing.guard import LandingGuard, land_partition
+from shared.landing.partition import DEFAULT_LEASE_SECONDS, PartitionWaiting
+from shared.records import KafkaRecord
+from tests.conftest import FIXED_NOW_MS, records_for
+from tests.unit.shared.landing.conftest import CLICKS, PARQUET
+
+
+class FailingLake(LocalLake):
+    """A worker's lake client whose create fails once, after ``fail_after`` creates (an outage)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.fail_after: int | None = None
+
+    def create(self, path: str, data: bytes) -> bool:
+        if self.fail_after == 0:
+            self.fail_after = None
+            raise LakeUnavailable("outage")
+        if self.fail_after is not None:
+            self.fail_after -= 1
+        return super().create(path, data)
+
+
+def _clicks(count: int, not_json: set[int] = frozenset()) -> list[KafkaRecord]:  # type: ignore[assignment]
+    records = records_for(CLICKS, count, seed=1)
+    for record in records:
+        record.timestamp_ms = FIXED_NOW_MS
+        if record.offset in not_json:
+            record.value = b"{not json"
+    return records
+
+
+def _land(guard: LandingGuard, records: list[KafkaRecord], max_record_bytes: int = 1 << 20) -> LandingReport:
+    (part,) = process_batch(CLICKS, records, max_record_bytes=max_record_bytes)
+    return land_partition(guard.partition(CLICKS.name, part.topic_partition), part, PARQUET, FIXED_NOW_MS)
+
+
+def _copies(root: Path) -> Counter[tuple[int, int]]:
+    """How often each (incarnation, offset) is in raw/ or deadletter/."""
+    files = [*root.glob("raw/**/*.parquet"), *root.glob("deadletter/**/*.gz")]
+    fmt = {".parquet": "parquet", ".gz": "jsonl"}
+    rows = [row for path in files for row in decode(fmt[path.suffix], path.read_bytes())]  # type: ignore[arg-type]
+    return Counter((row["_incarnation"], row["_offset"]) for row in rows)
+
+
+def test_a_landing_repaired_across_a_range_landed_before_does_not_land_that_range_again(tmp_path: Path) -> None:
+    """The group was first placed at offset 5 (moved forward), then back to 0: the batch 0-20 has 5-9 landed."""
+    records, clock = _clicks(21), [1_000_000.0]
+    lake = FailingLake(tmp_path)
+    guard = LandingGuard(lake, clock=lambda: clock[0])
+    _land(guard, records[5:10])
+    lake.fail_after = 0  # the first data file fails: the trigger retries the batch as it is
+    with pytest.raises(LakeUnavailable):
+        _land(guard, records)
+    clock[0] += 1
+    _land(guard, records)
+    assert _copies(tmp_path) == Counter({(0, offset): 1 for offset in range(21)})
+
+
+@pytest.mark.parametrize(("first", "second"), [(300, 1 << 20), (1 << 20, 300)], ids=["now-landed", "now-oversized"])
+def test_a_landing_whose_records_are_classified_otherwise_on_repair_is_landed_again_whole(
+    tmp_path: Path, first: int, second: int
+) -> None:
+    """A's raw file is written, its dead-letter file is not; B (other settings: MAX_RECORD_BYTES) plans the
+    same paths with some records moved between them. Completing would lose or double them: B waits for
+    A's lease, then removes A's files and lands the batch as it classifies it."""
+    records, clock = _clicks(10, not_json={3}), [1_000_000.0]
+    sizes = sorted(len(record.value or b"") for record in records if record.offset != 3)
+    assert sizes[0] <= 300 < sizes[-1]  # some records are oversized at 300 bytes, none at 1 MiB
+    a = FailingLake(tmp_path)
+    a.fail_after = 1
+    with pytest.raises(LakeUnavailable):
+        _land(LandingGuard(a, clock=lambda: clock[0]), records, first)
+    clock[0] += 1
+    b = LandingGuard(LocalLake(tmp_path), clock=lambda: clock[0])
+    with pytest.raises(PartitionWaiting):
+        _land(b, records, second)
+    clock[0] += DEFAULT_LEASE_SECONDS
+    _land(b, records, second)
+    assert _copies(tmp_path) == Counter({(0, record.offset): 1 for record in records})
