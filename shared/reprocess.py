@@ -3,9 +3,11 @@
 Input per hour: the curated rows (each carries ``_received``, the record as it came) and the
 hour's dead letters not yet redriven. Today's code validates and transforms them again; joined
 columns (what keyed state wrote into a row) keep their landed values, because state is not
-versioned. The diff per hour: rows *changed* (same offset, other values), *added* (a dead letter
-that passes now), *removed* (a landed row that does not any more) of which *newly dead-lettered*
-by reason, and rows *kept* as they are because they landed before ``_received`` existed.
+versioned. A row is identified by topic, partition, incarnation and offset, and each incarnation is
+recomputed in a batch of its own (a batch keeps one record per offset). The diff per hour: rows
+*changed* (same identity, other values), *added* (a dead letter that passes now), *removed* (a
+landed row that does not any more) of which *newly dead-lettered* by reason, and rows *kept* as
+they are because they landed before ``_received`` existed.
 
 Promoting replaces the hour in ``curated/<source>`` in one commit that keeps the hour's coverage
 (so compaction does not redo it; and as compaction keeps curated rows first, a late raw file
@@ -19,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 
@@ -30,7 +31,7 @@ from shared.compaction.rows import TIMESTAMP
 from shared.dead_letters import DeadLetter
 from shared.lineage import LINEAGE_COLUMNS
 from shared.records import KafkaRecord
-from shared.redrive import DeadLetterEntry
+from shared.redrive import DeadLetterEntry, Identity
 from shared.source_model import Row, Source
 from shared.state.enrich import JOINED_FIELDS
 from shared.state.registry import entity_for
@@ -74,44 +75,70 @@ def joined_columns(source: Source) -> tuple[str, ...]:
 def recompute_hour(
     source: Source, hour: Hour, curated: pa.Table, dead_letters: list[DeadLetterEntry], *, max_record_bytes: int
 ) -> HourResult:
-    """The hour as today's code makes it from what was received, and how it differs from ``curated``."""
+    """The hour as today's code makes it from what was received, and how it differs from ``curated``.
+
+    An hour can hold two lives of a partition whose offsets restarted, a row of each at the same
+    offset: rows are matched by incarnation as well as offset, and keep the incarnation they landed in."""
     landed = _rows(curated)
-    diff = HourDiff(hour, rows=len(landed))
     kept = [row for row in landed if row.get("_received") is None]
-    diff.kept = len(kept)
-    by_identity = {_identity(row): row for row in landed}
     candidates = [row for row in landed if row.get("_received") is not None]
-    records = [_record(row) for row in candidates] + [_letter_record(entry) for entry in dead_letters]
-    incarnations = {_position(row): row.get("_incarnation") or 0 for row in candidates}
-    as_json = dataclasses.replace(source, value_format="json")  # _received is JSON text, Avro included
-    batch = process_batch(as_json, records, max_record_bytes=max_record_bytes)
+    rows, letters = _recompute(source, _records_by_life(candidates, dead_letters), max_record_bytes)
+    before = {_identity(row): row for row in landed}
+    diff = HourDiff(hour, rows=len(landed), kept=len(kept))
     joined = joined_columns(source)
-    rows: list[Row] = list(kept)
-    for row in batch.rows():
-        row["_incarnation"] = incarnations.get((row["_topic"], row["_partition"], row["_offset"]), 0)
-        before = by_identity.get(_identity(row))
-        if before is None:
+    for row in rows:
+        landed_row = before.get(_identity(row))
+        if landed_row is None:
             diff.added += 1
         else:
-            for name in joined:
-                row[name] = before.get(name)
-            changed = [name for name in sorted(set(row) | set(before)) if _differs(name, row, before)]
-            if changed:
-                diff.changed += 1
-                diff.columns.update(changed)
-        rows.append(row)
-    landed_now = {_identity(row) for row in batch.rows()}
-    letters = [letter for letter in batch.dead_letters if _identity_of(letter.record) in by_identity]
-    diff.removed = len(candidates) - sum(1 for row in candidates if _identity(row) in landed_now)
-    diff.newly_dead.update(str(letter.reason) for letter in letters)
-    added = {
-        (r["_topic"], r["_partition"], r.get("_incarnation") or 0, r["_offset"])
-        for r in batch.rows()
-        if _identity(r) not in by_identity
-    }
+            _compare(row, landed_row, joined, diff)
+    landed_now = {_identity(row) for row in rows}
+    diff.removed = sum(1 for row in candidates if _identity(row) not in landed_now)
+    leaving = [(letter, life) for letter, life in letters if _identity_of(letter.record, life) in before]
+    diff.newly_dead.update(str(letter.reason) for letter, _ in leaving)
+    added = landed_now - before.keys()
     added_letters = [entry for entry in dead_letters if entry.identity in added]
-    letter_incarnations = [incarnations.get(_identity_of(letter.record), 0) for letter in letters]
-    return HourResult(diff, _table(source, rows, curated.schema), letters, letter_incarnations, added_letters)
+    table = _table(source, kept + rows, curated.schema)
+    return HourResult(diff, table, [letter for letter, _ in leaving], [life for _, life in leaving], added_letters)
+
+
+def _records_by_life(candidates: list[Row], dead_letters: list[DeadLetterEntry]) -> dict[int, list[KafkaRecord]]:
+    """The records to recompute by incarnation: the landed rows' as received, then the dead letters'."""
+    lives: dict[int, list[KafkaRecord]] = defaultdict(list)
+    for row in candidates:
+        lives[row.get("_incarnation") or 0].append(_record(row))
+    for entry in dead_letters:
+        lives[entry.incarnation].append(_letter_record(entry))
+    return lives
+
+
+def _recompute(
+    source: Source, lives: dict[int, list[KafkaRecord]], max_record_bytes: int
+) -> tuple[list[Row], list[tuple[DeadLetter, int]]]:
+    """Today's rows and dead letters of each life's records, each with the incarnation it belongs to.
+
+    One batch per incarnation, as ``shared.redrive`` does: two lives of a topic can hold a record at the
+    same offset, and a batch keeps one record per offset."""
+    as_json = dataclasses.replace(source, value_format="json")  # _received is JSON text, Avro included
+    rows: list[Row] = []
+    letters: list[tuple[DeadLetter, int]] = []
+    for incarnation, records in sorted(lives.items()):
+        batch = process_batch(as_json, records, max_record_bytes=max_record_bytes)
+        for part in batch:
+            part.set_incarnation(incarnation)
+        rows += batch.rows()
+        letters += [(letter, incarnation) for letter in batch.dead_letters]
+    return rows, letters
+
+
+def _compare(row: Row, before: Row, joined: tuple[str, ...], diff: HourDiff) -> None:
+    """Count ``row`` as changed if it differs from its landed self; joined columns keep their landed values."""
+    for name in joined:
+        row[name] = before.get(name)
+    changed = [name for name in sorted(set(row) | set(before)) if _differs(name, row, before)]
+    if changed:
+        diff.changed += 1
+        diff.columns.update(changed)
 
 
 def _differs(name: str, row: Row, before: Row) -> bool:
@@ -128,16 +155,12 @@ def _rows(table: pa.Table) -> list[Row]:
     return rows_of(table)
 
 
-def _identity(row: Row) -> tuple[Any, ...]:
-    return (row["_topic"], row["_partition"], row["_offset"])
+def _identity(row: Row) -> Identity:
+    return (row["_topic"], row["_partition"], row.get("_incarnation") or 0, row["_offset"])
 
 
-def _identity_of(record: KafkaRecord) -> tuple[Any, ...]:
-    return (record.topic, record.partition, record.offset)
-
-
-def _position(row: Row) -> tuple[Any, ...]:
-    return (row["_topic"], row["_partition"], row["_offset"])
+def _identity_of(record: KafkaRecord, incarnation: int) -> Identity:
+    return (record.topic, record.partition, incarnation, record.offset)
 
 
 def _record(row: Row) -> KafkaRecord:

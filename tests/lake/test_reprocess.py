@@ -200,13 +200,7 @@ def test_the_command_promotes_only_the_hours_that_differ(
 def test_rows_of_a_later_incarnation_leave_as_dead_letters_of_that_incarnation(lake: Lake) -> None:
     """A redrive identifies a dead letter by its incarnation: a reprocessed row keeps the life it landed in."""
     source = things()
-    records = [
-        KafkaRecord("things", 0, offset, None, orjson.dumps(value), FIXED_NOW_MS + offset)
-        for offset, value in enumerate(_values(range(0, 6)))
-    ]
-    (part,) = process_batch(source, records, max_record_bytes=10_000)
-    part.set_incarnation(1)  # the topic was recreated once: these records are its second life
-    land(lake.store, plan_files(part, format_named("parquet"), now_ms=FIXED_NOW_MS, incarnation=1).files)
+    _land_life(lake, source, range(0, 6), incarnation=1)  # the topic was recreated once: its second life
     run(lake, "things")
     curated = lake.table("things")
     results = reprocess(
@@ -218,3 +212,36 @@ def test_rows_of_a_later_incarnation_leave_as_dead_letters_of_that_incarnation(l
     letters = read_dead_letters(lake.store, "things")
     assert sorted((e.offset, e.incarnation) for e in letters) == [(3, 1), (5, 1)]
     assert all("+i1+" in path for path in lake.store.list_paths("deadletter/things"))
+
+
+def test_an_hour_holding_two_lives_of_a_partition_is_recomputed_and_promoted_whole(lake: Lake) -> None:
+    """The topic's offsets restarted within H10: offsets 0..5 hold a row of life 0 and a row of life 1 each."""
+    source = things()
+    _land_life(lake, source, range(0, 6), incarnation=0)
+    _land_life(lake, source, range(10, 16), incarnation=1)
+    run(lake, "things")
+    curated = lake.table("things")
+    results = reprocess(
+        _changed(source), lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
+    )
+    (h10,) = [r for r in results if r.diff.hour == H10]
+    diff = h10.diff
+    assert (diff.rows, diff.changed, diff.added, diff.removed, dict(diff.newly_dead)) == (12, 6, 0, 5, {"schema": 5})
+    promote(source, h10, lake=lake.store, curated=curated, run_id="t4", now_ms=FIXED_NOW_MS)
+    rows = {row["id"]: row for row in curated_rows(lake, "things", H10)}
+    assert sorted(rows) == [0, 1, 2, 4, 10, 12, 14], "each life's rows, less the odd ids refused now"
+    assert (rows[4]["_incarnation"], rows[10]["_incarnation"], rows[10]["address_city"]) == (0, 1, "CITY-10")
+    letters = read_dead_letters(lake.store, "things")
+    assert sorted((e.incarnation, e.offset) for e in letters) == [(0, 3), (0, 5), (1, 1), (1, 3), (1, 5)]
+
+
+def _land_life(lake: Lake, source: Source, ids: range, *, incarnation: int) -> None:
+    """Records of ``ids`` at offsets from 0 in H10, landed as the partition's life ``incarnation``."""
+    records = [
+        KafkaRecord("things", 0, offset, None, orjson.dumps(value), FIXED_NOW_MS + offset)
+        for offset, value in enumerate(_values(ids))
+    ]
+    (part,) = process_batch(source, records, max_record_bytes=10_000)
+    part.set_incarnation(incarnation)
+    plan = plan_files(part, format_named("parquet"), now_ms=FIXED_NOW_MS, incarnation=incarnation)
+    land(lake.store, plan.files)
