@@ -103,6 +103,32 @@ class Ledger:
                 return int(earlier["incarnation"])
         return self.incarnation if current is None else self.incarnation + 1
 
+    def landed_before_seen(self, records: Sequence[KafkaRecord], incarnation: int) -> frozenset[int]:
+        """Offsets of ``records`` (of life ``incarnation``) that landed in the life before it, before the
+        restart was seen.
+
+        A new life's first batches touch no fingerprint while they stay below the old life's first
+        landed offset (its log started above 0: retention, or the ledger came later), so they land as
+        the old life; the restart is seen where the new life meets an old fingerprint, and its ranges
+        start there. A batch redelivered across that point must not land its records below it again.
+        The proof is a record below that point matching the earlier life's fingerprint at its offset;
+        then every record below it that the earlier life holds landed there (the consumer read this
+        life from its first offset up to the restart seen).
+        """
+        ranges = self.landed_in(incarnation)
+        earlier = self._entry(incarnation - 1)
+        if not ranges or earlier is None:
+            return frozenset()
+        below = [record for record in records if record.offset < ranges[0][0]]
+        known = _fingerprints(earlier)
+        if not any(known.get(record.offset) == fingerprint(record) for record in below if record.offset in known):
+            return frozenset()
+        held = [[int(low), int(high)] for low, high in earlier["landed"]]
+        return frozenset(record.offset for record in below if contains(held, record.offset))
+
+    def _entry(self, incarnation: int) -> dict[str, Any] | None:
+        return next((entry for entry in self.previous if int(entry["incarnation"]) == incarnation), None)
+
     def next_incarnation(self) -> Ledger:
         """A fresh ledger for the topic-partition's next life; this one's ranges and fingerprints kept as history."""
         kept = _oldest_and_recent(self.fingerprints, KEPT_PREVIOUS_FINGERPRINTS)

@@ -20,8 +20,9 @@ Per batch, in an order the types enforce (each step takes what the one before re
 A pending landing whose files are all there is counted. One with files missing is repaired by
 whoever owns the partition next, and only after a fencing write (the ledger taken over at its
 version, the lease restarted): when this batch holds the pending landing's records and plans the
-same files with the same records in each (``Pending.contents``), the missing ones are created, at once (an instance still writing them creates
-identical files, and the loser's create is refused). Otherwise the holder marks it ``removing``,
+same files with the same records in each (``Pending.contents``), the missing ones are created, at
+once (an instance still writing them creates identical files, and the loser's create is refused).
+Otherwise the holder marks it ``removing``,
 deletes its files and lands the records again; another instance does that only once the
 holder's lease has run out. Every holder stops starting requests before its lease ends
 (``deadline``), so nothing it sends arrives after another instance took over. The lease must
@@ -139,7 +140,12 @@ class PartitionLanding:
             ledger = self._ledger = ledger.next_incarnation()
         elif incarnation < ledger.incarnation:
             log.warning("%s: a batch of incarnation %d, an earlier life of the topic", self.name, incarnation)
-        fresh = [record for record in records if not ledger.is_landed(record.offset, incarnation)]
+        before_seen = ledger.landed_before_seen(records, incarnation) if incarnation > 0 else frozenset()
+        fresh = [
+            record
+            for record in records
+            if not ledger.is_landed(record.offset, incarnation) and record.offset not in before_seen
+        ]
         return Admission(
             incarnation,
             first.offset,

@@ -94,3 +94,35 @@ def test_a_landing_whose_records_are_classified_otherwise_on_repair_is_landed_ag
     clock[0] += DEFAULT_LEASE_SECONDS
     _land(b, records, second)
     assert _copies(tmp_path) == Counter({(0, record.offset): 1 for record in records})
+
+
+def _life(count: int, seed: int, shift_ms: int) -> list[KafkaRecord]:
+    records = records_for(CLICKS, count, seed=seed)
+    for record in records:
+        record.timestamp_ms = FIXED_NOW_MS + shift_ms
+    return records
+
+
+def test_a_new_life_below_the_old_lifes_first_offset_redelivered_across_the_restart_lands_once(
+    tmp_path: Path,
+) -> None:
+    """The old topic's log started at 5; the topic is recreated: 0-2 touch no fingerprint and land as the old
+    life, 3-7 meet offset 5 and start the new one; a batch 0-7 redelivered must not land 0-2 again."""
+    guard = LandingGuard(LocalLake(tmp_path), clock=lambda: 1_000_000.0)
+    old, new = _life(10, seed=1, shift_ms=0), _life(10, seed=2, shift_ms=5000)
+    for batch in (old[5:10], new[0:3], new[3:8], new[0:8]):
+        _land(guard, batch)
+    copies = _copies(tmp_path)
+    assert sorted(offset for (_, offset), count in copies.items() for _ in range(count)) == sorted(
+        [*range(8), *range(5, 10)]
+    )
+
+
+def test_a_new_life_read_from_later_on_still_lands_its_first_records_when_they_come(tmp_path: Path) -> None:
+    """The counterpart: the new life's 0-2 were never read before its restart was seen (its group started at
+    3). They match no fingerprint of the old life, which landed 0-9: they land, in the new life."""
+    guard = LandingGuard(LocalLake(tmp_path), clock=lambda: 1_000_000.0)
+    old, new = _life(10, seed=1, shift_ms=0), _life(10, seed=2, shift_ms=5000)
+    for batch in (old[0:10], new[3:8], new[0:8]):
+        _land(guard, batch)
+    assert _copies(tmp_path) == Counter({**{(0, o): 1 for o in range(10)}, **{(1, o): 1 for o in range(8)}})
