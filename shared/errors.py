@@ -46,3 +46,7 @@ class RegistryUnavailable(TransientError):
 
 class RegistryRefused(ConfigurationError):
     """The schema registry refuses this app (401/403, a URL that is not a registry): waits, loudly."""
+
+
+class RedriveInProgress(StreamingPocError):
+    """Another redrive of the same source holds its lease (``shared.redrive``): this run sent nothing."""

@@ -21,24 +21,35 @@ A later run skips every identity in either. One with an intent but no ``sent`` r
 died mid-send) is reported as unconfirmed and not sent again: sending it twice would land it twice,
 under a new offset. A re-signal is the exception: an entity applies an offset once, so one the
 entity API did not confirm is signalled again. Logs written before incarnations read as incarnation 0.
+
+The log only protects what was written to it, and a run reads it long before it writes its intent.
+So a run that sends first takes the source's *redrive lease* (``_redrive/<source>/lease.json``,
+``take_lease``): a second run at the same time (two operators, a scheduled and a manual run)
+stops with ``RedriveInProgress`` and sends nothing. A dry run sends nothing and takes no lease.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
+import logging
 import secrets
+import socket
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, cast, get_args
 
 from shared import formats
 from shared.batch import process_batch
+from shared.errors import RedriveInProgress, StreamingPocError, WriteConflict
 from shared.formats import format_named
 from shared.lake.base import LakeStore
 from shared.landing.files import plan_files
+from shared.landing.partition import CLOCK_SKEW_SECONDS, minimum_lease_seconds
 from shared.layout import DEADLETTER_AREA, RAW_AREA, parse_batch_file_name, safe_segment
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.schema_registry.decoder import AvroDecoder
@@ -48,7 +59,10 @@ from shared.state.aggregate import Signal, signals_for
 from shared.state.bucket_counts import bucket_counts
 from shared.state.registry import entity_for
 
+log = logging.getLogger("streamingpoc.redrive")
 REDRIVE_AREA = "_redrive"
+REDRIVE_LEASE_FILE = "lease.json"
+REDRIVE_LEASE_SECONDS = 300.0  # why this long, and no longer: ``RedriveLease``
 REDRIVE_LOG_COLUMNS = (
     Column("_topic", "string", nullable=False),
     Column("_partition", "long", nullable=False),
@@ -228,6 +242,112 @@ def write_redrive_log(lake: LakeStore, source: str, run_id: str, kind: str, entr
     lake.create(f"{REDRIVE_AREA}/{safe_segment(source)}/{run_id}.{kind}.jsonl.gz", data)
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """What the lease file holds: the run that has it, its host, and until when (ms since the epoch; 0: released)."""
+
+    owner: str
+    host: str
+    expires_ms: int
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @staticmethod
+    def decode(data: bytes) -> LeaseRecord | None:
+        """The record, or None when the file is not one (then it counts as free: taking it is still conditional)."""
+        try:
+            fields = json.loads(data)
+            return LeaseRecord(str(fields["owner"]), str(fields["host"]), int(fields["expires_ms"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def live_at(self, now: float) -> bool:
+        """Still held, even if the holder's clock is behind this host's by the allowed skew."""
+        return now * 1000 < self.expires_ms + CLOCK_SKEW_SECONDS * 1000
+
+    def describe(self) -> str:
+        until = datetime.fromtimestamp(self.expires_ms / 1000, UTC)
+        return f"run {self.owner} on {self.host}, lease until {until:%Y-%m-%dT%H:%M:%SZ}"
+
+
+@dataclass(slots=True)
+class RedriveLease:
+    """One run's exclusive hold on redriving a source, in the lake: a file only ever replaced at the version read.
+
+    Why a lease: a run reads the redrive log, checks every dead letter, then writes its intent and sends. Two runs
+    that both read the log before either wrote would both send every dead letter, and it would land twice. Once an
+    intent is written the log protects those identities; the lease covers the time before that.
+
+    Why five minutes (``REDRIVE_LEASE_SECONDS``): short, so that after a crash the next run is refused for at most
+    five minutes (the message says until when); long enough for a run to read and check its dead letters before it
+    sends. A run slower than that is still safe: once another run has taken the lease over, the slow run's
+    ``fence`` fails and it sends nothing. The lease is never shorter than the lake's ``minimum_lease_seconds``
+    (about two minutes in Azure): after the fence, the intent (the next request) is written before anyone can take
+    over. Sending may outlast the lease: a run that takes it over then reads that intent and skips those dead
+    letters as unconfirmed."""
+
+    lake: LakeStore
+    path: str
+    owner: str
+    clock: Callable[[], float] = time.time
+    version: str | None = None  # of the lease file as this run last wrote it
+
+    @property
+    def seconds(self) -> float:
+        return max(REDRIVE_LEASE_SECONDS, minimum_lease_seconds(self.lake))
+
+    def hold(self, version: str | None) -> None:
+        """Write this run's lease, for ``seconds`` from now, over the file at ``version`` (None: only if none)."""
+        self.version = self._write(self.clock() + self.seconds, version)
+
+    def fence(self) -> None:
+        """Renew the lease at the version this run last wrote; called just before the intent is written.
+
+        ``RedriveInProgress`` when another run took it over meanwhile: this run must not send."""
+        try:
+            self.hold(self.version)
+        except WriteConflict as error:
+            raise RedriveInProgress(
+                f"another redrive took over this run's lease ({self.path}); nothing was sent"
+            ) from error
+
+    def release(self) -> None:
+        """Mark the lease free if this run still holds it. Best effort: a lease left behind expires by itself."""
+        try:
+            self._write(None, self.version)
+        except WriteConflict:
+            pass  # another run has taken it over: it is not this run's to release
+        except StreamingPocError as error:
+            log.warning("redrive lease %s not released (%s); it expires by itself", self.path, error)
+
+    def _write(self, until: float | None, version: str | None) -> str:
+        expires_ms = 0 if until is None else int(until * 1000)
+        record = LeaseRecord(self.owner, socket.gethostname(), expires_ms)
+        return self.lake.write_if(self.path, record.encode(), version)
+
+
+def lease_path(source: str) -> str:
+    return f"{REDRIVE_AREA}/{safe_segment(source)}/{REDRIVE_LEASE_FILE}"
+
+
+def take_lease(lake: LakeStore, source: str, owner: str, clock: Callable[[], float] = time.time) -> RedriveLease:
+    """Take ``source``'s redrive lease for run ``owner``: when there is none, or it was released or has expired.
+
+    ``RedriveInProgress`` when another run holds it, or takes it at the same moment (the conditional write loses)."""
+    path = lease_path(source)
+    held = lake.read_versioned(path)
+    holder = None if held is None else LeaseRecord.decode(held[0])
+    if holder is not None and holder.live_at(clock()):
+        raise RedriveInProgress(f"another redrive of {source} is running ({holder.describe()}); nothing was sent")
+    lease = RedriveLease(lake, path, owner, clock)
+    try:
+        lease.hold(None if held is None else held[1])
+    except WriteConflict as error:
+        raise RedriveInProgress(f"another redrive of {source} took its lease just now; nothing was sent") from error
+    return lease
+
+
 @dataclass(frozen=True)
 class RedriveTarget:
     """Where a redrive sends, and how the source's records are checked on the way."""
@@ -251,8 +371,44 @@ def redrive(
     dry_run: bool = False,
 ) -> RedriveSummary:
     """Send ``source``'s dead letters that now pass the whole path to ``target.topic``, each at most once, and
-    re-apply the state updates entities refused (``entity_rejected``) from raw."""
+    re-apply the state updates entities refused (``entity_rejected``) from raw.
+
+    Holds the source's redrive lease from before it reads the redrive log until it is done, so that no other run
+    sends meanwhile; ``RedriveInProgress`` (nothing sent) when another run holds it. A dry run takes none."""
     summary = RedriveSummary(source.name, dry_run=dry_run)
+    if dry_run:
+        _plan(source, lake, target, reasons, since_ms, summary)
+        return summary
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+    lease = take_lease(lake, source.name, run_id)
+    try:
+        to_send, to_resignal = _plan(source, lake, target, reasons, since_ms, summary)
+        if to_send:
+            if sender is None:
+                raise ValueError("a sender is needed to send dead letters that now pass")
+            lease.fence()
+            _send(lake, source.name, run_id, target.topic, sender, to_send, summary)
+        if to_resignal:
+            if signaller is None:
+                raise ValueError("an entity signaller is needed to re-apply refused state updates")
+            buckets = target.state_buckets or bucket_counts(lake).of(source.name)
+            done = _resignal(lake, source.name, f"{run_id}-state", signaller, to_resignal, buckets)
+            summary.resignalled, summary.resignal_failed = done, len(to_resignal) - done
+    finally:
+        lease.release()
+    return summary
+
+
+def _plan(
+    source: Source,
+    lake: LakeStore,
+    target: RedriveTarget,
+    reasons: frozenset[str],
+    since_ms: int | None,
+    summary: RedriveSummary,
+) -> tuple[list[DeadLetterEntry], list[tuple[DeadLetterEntry, Row]]]:
+    """What this run would do, counted in ``summary``: the dead letters to send, and the refused state updates to
+    re-apply with their raw rows."""
     sent_before, unconfirmed = redrive_log(lake, source.name)
     candidates: list[DeadLetterEntry] = []
     for entry in read_dead_letters(lake, source.name):
@@ -271,25 +427,11 @@ def redrive(
     to_send = [entry for entry in passing if entry.identity not in in_raw]
     summary.already_in_raw = len(passing) - len(to_send)
     summary.now_valid = len(to_send)
-    to_signal = [entry for entry in refused if entry.identity in in_raw]
-    summary.state_refused = len(to_signal)
-    if len(refused) > len(to_signal):  # their raw rows are gone (removed by hand?): nothing to re-apply from
-        summary.still_invalid["entity_rejected, not in raw/"] += len(refused) - len(to_signal)
-    if dry_run:
-        return summary
-    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-    if to_send:
-        if sender is None:
-            raise ValueError("a sender is needed to send dead letters that now pass")
-        _send(lake, source.name, run_id, target.topic, sender, to_send, summary)
-    if to_signal:
-        if signaller is None:
-            raise ValueError("an entity signaller is needed to re-apply refused state updates")
-        refused_rows = [(entry, in_raw[entry.identity]) for entry in to_signal]
-        buckets = target.state_buckets or bucket_counts(lake).of(source.name)
-        done = _resignal(lake, source.name, f"{run_id}-state", signaller, refused_rows, buckets)
-        summary.resignalled, summary.resignal_failed = done, len(to_signal) - done
-    return summary
+    to_resignal = [(entry, in_raw[entry.identity]) for entry in refused if entry.identity in in_raw]
+    summary.state_refused = len(to_resignal)
+    if len(refused) > len(to_resignal):  # their raw rows are gone (removed by hand?): nothing to re-apply from
+        summary.still_invalid["entity_rejected, not in raw/"] += len(refused) - len(to_resignal)
+    return to_send, to_resignal
 
 
 def _passing(

@@ -17,6 +17,10 @@ records go through Kafka (``KAFKA_BROKER_LIST``); with ``--eventhubs-namespace``
 ``KAFKA_BROKER_LIST`` is an Event Hubs endpoint) through ``azure-eventhub`` with
 ``DefaultAzureCredential``: the operator needs the Azure Event Hubs Data Sender role
 (Terraform: ``redrive_operator_principal_id``) and read/write on the lake. Ends with a summary.
+
+One redrive of a source runs at a time: while another holds the source's lease (``_redrive/<source>/lease.json``)
+this one sends nothing and exits with 3. A run that crashed holds it for at most five minutes.
+Exit codes: 0 done; 1 some sends or signals failed (run again); 2 bad arguments; 3 another redrive is running.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shared.errors import RedriveInProgress
 from shared.lake import open_lake
 from shared.redrive import EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
 from shared.schema_registry.decoder import decoder_for
@@ -43,6 +48,8 @@ from shared.state.registry import ENTITY_KINDS
 EVENTHUBS_SUFFIX = ".servicebus.windows.net"
 LOCAL_FUNCTIONS_URL = "http://127.0.0.1:7071"
 SYSTEM_KEY_SETTING = "DURABLE_SYSTEM_KEY"
+EXIT_SEND_FAILED = 1
+EXIT_ANOTHER_REDRIVE_RUNNING = 3  # 2 is argparse's, for bad arguments
 
 
 class DurableHttpSignaller:
@@ -211,26 +218,30 @@ def main(argv: list[str] | None = None) -> int:
     signaller: EntitySignaller | None = None
     if not args.dry_run:
         signaller = DurableHttpSignaller(args.functions_url, env.get(SYSTEM_KEY_SETTING, ""))
-    summary = redrive(
-        source,
-        lake=lake,
-        target=RedriveTarget(
-            source_settings.topic,
-            settings.max_record_bytes,
-            source_settings.format,
-            bucket_counts(lake, *state_bucket_settings(settings)).of(source.name)
-            if source.name in ENTITY_KINDS
-            else None,
-            decoder_for(source, settings) if source.value_format == "avro" else None,
-        ),
-        sender=sender,
-        signaller=signaller,
-        reasons=frozenset(args.reason),
-        since_ms=args.since,
-        dry_run=args.dry_run,
-    )
+    try:
+        summary = redrive(
+            source,
+            lake=lake,
+            target=RedriveTarget(
+                source_settings.topic,
+                settings.max_record_bytes,
+                source_settings.format,
+                bucket_counts(lake, *state_bucket_settings(settings)).of(source.name)
+                if source.name in ENTITY_KINDS
+                else None,
+                decoder_for(source, settings) if source.value_format == "avro" else None,
+            ),
+            sender=sender,
+            signaller=signaller,
+            reasons=frozenset(args.reason),
+            since_ms=args.since,
+            dry_run=args.dry_run,
+        )
+    except RedriveInProgress as error:
+        print(f"redrive of {source.name} stopped: {error}", file=sys.stderr)
+        return EXIT_ANOTHER_REDRIVE_RUNNING
     print(summary.table())
-    return 1 if summary.failed or summary.resignal_failed else 0
+    return EXIT_SEND_FAILED if summary.failed or summary.resignal_failed else 0
 
 
 if __name__ == "__main__":

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from shared import formats
 from shared.batch import process_batch
+from shared.errors import RedriveInProgress
 from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS
 from shared.landing.isolation import Unencodable
 from shared.records import KafkaRecord
 from shared.redrive import (
+    REDRIVE_LEASE_SECONDS,
     REDRIVE_LOG_COLUMNS,
     OutgoingRedrive,
     RedriveTarget,
     read_dead_letters,
     redrive,
     redrive_log,
+    take_lease,
 )
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal, members
@@ -292,3 +296,71 @@ def test_a_re_signal_that_failed_is_re_applied_by_the_next_redrive(tmp_path: Pat
     signaller = RecordingSignaller()
     again = redrive(mobile, lake=lake, target=target, signaller=signaller)
     assert (again.resignalled, len(signaller.signals)) == (1, 1), again.table()
+
+
+class InterleavingLake(LocalLake):
+    """Runs ``during`` once, when the redrive looks in raw/: after it read the redrive log, before its intent."""
+
+    during: Callable[[], None] | None = None
+
+    def list_paths(self, prefix: str) -> list[str]:
+        if prefix.startswith("raw/") and self.during is not None:
+            during, self.during = self.during, None
+            during()
+        return super().list_paths(prefix)
+
+
+def test_two_concurrent_redrives_send_each_dead_letter_once(tmp_path: Path) -> None:
+    """Two runs at once (two operators, a scheduled and a manual run) both read the redrive log before either
+    wrote its intent: only the lease keeps the second from sending every dead letter again."""
+    lake = InterleavingLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(3), FIXED_NOW_MS)
+    sender = RecordingSender()
+    refusals: list[RedriveInProgress] = []
+
+    def second_run() -> None:
+        try:
+            redrive(SOURCES["orders"], lake=LocalLake(tmp_path), target=ORDERS, sender=sender)
+        except RedriveInProgress as refused:
+            refusals.append(refused)
+
+    lake.during = second_run
+    summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert sorted(message.entry.offset for message in sender.sent) == [0, 1, 2]
+    assert summary.sent == 3 and len(refusals) == 1
+    assert "another redrive of orders is running" in str(refusals[0])
+
+
+def test_a_lease_held_by_a_live_run_stops_the_next_one_before_it_sends(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(60, 62), FIXED_NOW_MS)
+    take_lease(lake, "orders", "running-run")  # its run is still going, or crashed less than a lease ago
+    sender = RecordingSender()
+    with pytest.raises(RedriveInProgress, match="running-run"):
+        redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert sender.sent == [] and redrive_log(lake, "orders") == (set(), set())
+
+
+def test_the_lease_of_a_crashed_run_is_taken_over_once_it_expired(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(70, 73), FIXED_NOW_MS)
+    take_lease(lake, "orders", "crashed-run", clock=lambda: time.time() - REDRIVE_LEASE_SECONDS - 60)  # never released
+    sender = RecordingSender()
+    assert redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender).sent == 3
+    assert redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender).already_redriven == 3  # released
+
+
+def test_a_run_whose_lease_was_taken_over_before_it_sent_sends_nothing(tmp_path: Path) -> None:
+    """A run slower than its lease: another run took it over (it had expired) while this one was checking."""
+    lake = InterleavingLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(80, 82), FIXED_NOW_MS)
+    later = time.time() + REDRIVE_LEASE_SECONDS + 60
+
+    def next_run_takes_the_expired_lease() -> None:
+        take_lease(LocalLake(tmp_path), "orders", "next-run", clock=lambda: later)
+
+    lake.during = next_run_takes_the_expired_lease
+    sender = RecordingSender()
+    with pytest.raises(RedriveInProgress, match="took over"):
+        redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert sender.sent == [] and redrive_log(lake, "orders") == (set(), set())
