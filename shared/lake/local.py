@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -83,7 +84,8 @@ class LocalLake:
         target = self._resolve(path)
         try:
             with self._locked(target):
-                return target.read_bytes(), _version(target)
+                data = target.read_bytes()
+                return data, _version(target, data)
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -98,7 +100,7 @@ class LocalLake:
                 if current != version:
                     raise WriteConflict(f"{path} is at version {current}, not {version}")
                 _replace(target, data)
-                return _version(target)
+                return _version(target, data)
         except OSError as error:
             raise LakeUnavailable(f"cannot write {path}: {error}") from error
 
@@ -113,9 +115,14 @@ class LocalLake:
             yield
 
 
-def _version(target: Path) -> str:
+def _version(target: Path, data: bytes | None = None) -> str:
+    """The file's version: its inode, modification time and size, and a digest of its content (``data`` when
+    already read). Inodes are reused and a coarse clock can give two writes one mtime: the digest keeps two
+    versions apart whenever their contents differ."""
     status = target.stat()
-    return f"{status.st_ino}-{status.st_mtime_ns}-{status.st_size}"
+    content = target.read_bytes() if data is None else data
+    digest = hashlib.blake2b(content, digest_size=8).hexdigest()
+    return f"{status.st_ino}-{status.st_mtime_ns}-{status.st_size}-{digest}"
 
 
 def _replace(target: Path, data: bytes) -> None:
