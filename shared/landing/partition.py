@@ -44,7 +44,7 @@ from shared.errors import TransientError
 from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, PlannedFile, land
 from shared.landing.ledger import Ledger, Pending
-from shared.layout import LEDGER_AREA, safe_segment
+from shared.layout import DEADLETTER_AREA, LEDGER_AREA, RAW_AREA, safe_segment
 from shared.records import KafkaRecord, TopicPartition
 
 log = logging.getLogger("streamingpoc.landing")
@@ -225,7 +225,7 @@ class PartitionLanding:
     ) -> LandingReport | None:
         """Decide what became of the ledger's pending landing before admitting anything; what it landed, if any."""
         missing = [path for path in pending.files if not self.lake.exists(path)]
-        if not missing:
+        if not missing or (not pending.removing and _written_then_expired(pending.files, missing)):
             ledger.pending = None
             ledger.mark_landed(pending.low, pending.high, pending.incarnation)
             return None
@@ -284,6 +284,18 @@ class PartitionLanding:
         if pending.contents and any(pending.contents.get(file.path) != file.offsets for file in planned):
             return None  # a record classified otherwise this time (raw or dead letter): the files would disagree
         return planned
+
+
+def _written_then_expired(files: Sequence[str], missing: Sequence[str]) -> bool:
+    """Whether a landing's missing files are raw files the lake's lifecycle deleted after it was written whole.
+
+    ``finish`` leaves the last landing before an idle spell pending, and raw files are deleted after
+    ``raw_retention_days``. Files are written in plan order, raw files first: when every dead-letter
+    file of the landing is there, every raw file was written before it. (Removing such a landing would
+    delete its dead letters, whose records will not come again.) Not for a landing being removed: its
+    remover deletes raw files first."""
+    letters = [path for path in files if path.startswith(f"{DEADLETTER_AREA}/")]
+    return bool(letters) and not set(letters) & set(missing) and all(p.startswith(f"{RAW_AREA}/") for p in missing)
 
 
 def new_owner() -> str:

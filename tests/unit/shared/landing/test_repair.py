@@ -126,3 +126,16 @@ def test_a_new_life_read_from_later_on_still_lands_its_first_records_when_they_c
     for batch in (old[0:10], new[3:8], new[0:8]):
         _land(guard, batch)
     assert _copies(tmp_path) == Counter({**{(0, o): 1 for o in range(10)}, **{(1, o): 1 for o in range(8)}})
+
+
+def test_the_last_landing_before_an_idle_spell_keeps_its_dead_letters_after_raw_retention(tmp_path: Path) -> None:
+    """``finish`` leaves the last landing pending; the lake's lifecycle deletes its raw file after
+    raw_retention_days; the next batch, days later, must count it as landed, not delete its dead letters."""
+    records, clock = _clicks(10, not_json={3}), [1_000_000.0]
+    guard = LandingGuard(LocalLake(tmp_path), clock=lambda: clock[0])
+    _land(guard, records[0:5])
+    for raw in tmp_path.glob("raw/**/*.parquet"):
+        raw.unlink()  # the lifecycle rule
+    clock[0] += 2 * 86_400
+    _land(LandingGuard(LocalLake(tmp_path), clock=lambda: clock[0]), records[5:10])
+    assert _copies(tmp_path) == Counter({(0, 3): 1, **{(0, offset): 1 for offset in range(5, 10)}})
