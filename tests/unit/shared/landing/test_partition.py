@@ -128,14 +128,14 @@ def test_an_unfinished_landing_is_completed_at_once_by_a_batch_holding_its_recor
     records = _poisoned(100, {7})
     land_clicks(LocalLake(tmp_path), records)
     files = _files(tmp_path)
-    (raw_file,) = [path for path in files if path.startswith("raw/")]
-    (tmp_path / raw_file).unlink()  # the writer may still be writing it: the new owner must not delete anything
+    (letter_file,) = [path for path in files if path.startswith("deadletter/")]
+    (tmp_path / letter_file).unlink()  # written last (raw files first): the writer may still be writing it
     other = LocalLake(tmp_path)
     guard_for(other).clock = lambda: time.time() + 1  # well within the writer's lease: no waiting needed
-    assert land_clicks(other, records[:150]) == 99  # the unfinished landing's rows land by completing it
+    assert land_clicks(other, records) == 0  # its rows landed; the landing completes with the missing file
     assert {path: data for path, data in _files(tmp_path).items() if not path.startswith("_")} == {
-        path: data for path, data in files.items() if path != raw_file and not path.startswith("_")
-    } | {raw_file: _files(tmp_path)[raw_file]}
+        path: data for path, data in files.items() if not path.startswith("_")
+    }
     assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(100) if offset != 7]
     assert _letters(tmp_path) == [(0, 0, 7, "not_json")]
 
