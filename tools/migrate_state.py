@@ -57,15 +57,15 @@ from shared.state.bucket_counts import bucket_counts, record_migrated, state_buc
 from shared.state.buckets import MAX_BUCKETS, bucket_for, bucket_key
 from shared.state.keys import BadKey, encode_key
 from shared.state.migration import (
+    ExportError,
     Origins,
-    SnapshotError,
-    SourceSnapshot,
+    StateExport,
     Verification,
     adopt_signals,
+    export_bytes,
+    export_of,
     keys_of,
-    parse_snapshot,
-    snapshot_bytes,
-    snapshot_of,
+    parse_export,
     unbucketed,
     verify,
 )
@@ -151,20 +151,20 @@ def rebucket(http: DurableHttp, source: str, old: int, new: int, wait_seconds: f
     return outcome
 
 
-def export_state(http: DurableHttp, source: str, buckets: int) -> tuple[SourceSnapshot, bool]:
+def export_state(http: DurableHttp, source: str, buckets: int) -> tuple[StateExport, bool]:
     """Every key state the ``buckets`` buckets of ``source`` hold, and whether a bucket changed while they were read."""
     entity = ENTITY_KINDS[source].name
     homes = [bucket_key(index, buckets) for index in range(buckets)]
     held = _read_all(http, entity, homes)
-    snapshot = snapshot_of(entity, buckets, held)
+    export = export_of(entity, buckets, held)
     upgrade = ENTITY_KINDS[source].upgrade
-    snapshot.states.update({key: upgrade(state) for key, state in snapshot.states.items()})
-    return snapshot, _read_all(http, entity, homes) != held
+    export.states.update({key: upgrade(state) for key, state in export.states.items()})
+    return export, _read_all(http, entity, homes) != held
 
 
-def import_state(http: DurableHttp, snapshot: SourceSnapshot, buckets: int, wait_seconds: float) -> Verification:
-    """Move a snapshot's key states into their buckets of ``buckets`` (in the app's backend) and check them."""
-    return _move(http, snapshot.entity, snapshot.states, buckets, wait_seconds, snapshot.origins)
+def import_state(http: DurableHttp, export: StateExport, buckets: int, wait_seconds: float) -> Verification:
+    """Move an export's key states into their buckets of ``buckets`` (in the app's backend) and check them."""
+    return _move(http, export.entity, export.states, buckets, wait_seconds, export.origins)
 
 
 def _read_all(http: DurableHttp, entity: str, keys: list[str]) -> dict[str, dict[str, Any] | None]:
@@ -250,42 +250,42 @@ def main(argv: list[str] | None = None) -> int:
 
 def _export(http: DurableHttp, sources: list[str], recorded: Callable[[str], int], path: Path) -> int:
     """Write the selected sources' key states to ``path``; exit 1 (nothing written) if a bucket changed meanwhile."""
-    snapshots = {}
+    exports = {}
     for source in sources:
         buckets = recorded(source)
-        snapshot, changed = export_state(http, source, buckets)
+        export, changed = export_state(http, source, buckets)
         if changed:
             print(
                 f"{source}: its buckets changed while they were read (processing running, or signals still "
                 "queued): nothing written; stop processing, let the entities drain, run again"
             )
             return 1
-        snapshots[source] = snapshot
-        print(f"{source}: {len(snapshot.states):,} keys from {buckets:,} buckets")
+        exports[source] = export
+        print(f"{source}: {len(export.states):,} keys from {buckets:,} buckets")
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(snapshot_bytes(snapshots))
+    partial.write_bytes(export_bytes(exports))
     partial.replace(path)
     print(f"wrote {path}")
     return 0
 
 
 def _import(http: DurableHttp, lake: LakeStore, args: argparse.Namespace, recorded: Callable[[str], int]) -> int:
-    """Move the key states of the snapshot file into the buckets; record the new N where it changed."""
+    """Move the key states of the export file into the buckets; record the new N where it changed."""
     try:
-        snapshots = parse_snapshot(args.import_file.read_bytes(), {s: k.name for s, k in ENTITY_KINDS.items()})
-    except (OSError, SnapshotError) as error:
+        exports = parse_export(args.import_file.read_bytes(), {s: k.name for s, k in ENTITY_KINDS.items()})
+    except (OSError, ExportError) as error:
         print(f"cannot import {args.import_file}: {error}", file=sys.stderr)
         return 2
     failed = False
     for source in args.sources:
-        if source not in snapshots:
+        if source not in exports:
             print(f"{source}: not in {args.import_file}, skipped")
             continue
-        snapshot, buckets = snapshots[source], args.to_buckets or recorded(source)
-        outcome = import_state(http, snapshot, buckets, args.wait)
+        export, buckets = exports[source], args.to_buckets or recorded(source)
+        outcome = import_state(http, export, buckets, args.wait)
         if outcome.complete and buckets != recorded(source):
             record_migrated(lake, source, buckets)
-        found = f"{len(snapshot.states):,} keys in the snapshot ({snapshot.buckets:,} buckets)"
+        found = f"{len(export.states):,} keys in the export ({export.buckets:,} buckets)"
         failed = _report(source, found, buckets, outcome) or failed
     return 1 if failed else 0
 

@@ -142,15 +142,15 @@ def verify(
     return outcome
 
 
-SNAPSHOT_FORMAT = "streamingpoc-state-snapshot/1"
+EXPORT_FORMAT = "streamingpoc-state-export/1"
 
 
-class SnapshotError(ValueError):
-    """A state snapshot file that is not one this version wrote, or that does not match the app's sources."""
+class ExportError(ValueError):
+    """A state export file that is not one this version wrote, or that does not match the app's sources."""
 
 
 @dataclass(frozen=True)
-class SourceSnapshot:
+class StateExport:
     """One source's keyed state as a backend held it: every key's state, named by the bucket it came from."""
 
     entity: str
@@ -162,51 +162,51 @@ class SourceSnapshot:
         return {"entity": self.entity, "buckets": self.buckets, "states": self.states, "origins": self.origins}
 
 
-def snapshot_of(entity: str, buckets: int, bucket_states: Mapping[str, dict[str, Any] | None]) -> SourceSnapshot:
-    """The snapshot of a source whose ``buckets`` buckets hold ``bucket_states`` (bucket key -> state)."""
+def export_of(entity: str, buckets: int, bucket_states: Mapping[str, dict[str, Any] | None]) -> StateExport:
+    """The export of a source whose ``buckets`` buckets hold ``bucket_states`` (bucket key -> state)."""
     states, origins = unbucketed(bucket_states)
-    return SourceSnapshot(entity, buckets, states, origins)
+    return StateExport(entity, buckets, states, origins)
 
 
-def snapshot_bytes(sources: Mapping[str, SourceSnapshot]) -> bytes:
-    body = {"format": SNAPSHOT_FORMAT, "sources": {name: part.to_json() for name, part in sorted(sources.items())}}
+def export_bytes(sources: Mapping[str, StateExport]) -> bytes:
+    body = {"format": EXPORT_FORMAT, "sources": {name: part.to_json() for name, part in sorted(sources.items())}}
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
-def parse_snapshot(data: bytes, entities: Mapping[str, str]) -> dict[str, SourceSnapshot]:
-    """The per-source snapshots in ``data``; ``entities`` maps each keyed source to its entity name.
+def parse_export(data: bytes, entities: Mapping[str, str]) -> dict[str, StateExport]:
+    """The per-source exports in ``data``; ``entities`` maps each keyed source to its entity name.
 
-    Raises :class:`SnapshotError` naming what is wrong: not JSON, another format, a source this
+    Raises :class:`ExportError` naming what is wrong: not JSON, another format, a source this
     app does not keep state for, an entity that is not the source's, or a malformed part.
     """
     try:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        raise SnapshotError(f"not a state snapshot (not JSON: {error})") from error
-    if not isinstance(body, dict) or body.get("format") != SNAPSHOT_FORMAT:
-        raise SnapshotError(f"not a state snapshot: its format is not {SNAPSHOT_FORMAT!r}")
+        raise ExportError(f"not a state export (not JSON: {error})") from error
+    if not isinstance(body, dict) or body.get("format") != EXPORT_FORMAT:
+        raise ExportError(f"not a state export: its format is not {EXPORT_FORMAT!r}")
     sources = body.get("sources")
     if not isinstance(sources, dict):
-        raise SnapshotError("the snapshot has no 'sources' object")
-    return {str(name): _source_snapshot(str(name), part, entities) for name, part in sources.items()}
+        raise ExportError("the export has no 'sources' object")
+    return {str(name): _state_export(str(name), part, entities) for name, part in sources.items()}
 
 
-def _source_snapshot(name: str, part: Any, entities: Mapping[str, str]) -> SourceSnapshot:
+def _state_export(name: str, part: Any, entities: Mapping[str, str]) -> StateExport:
     if name not in entities:
-        raise SnapshotError(f"{name!r}: no keyed source of that name in this app")
+        raise ExportError(f"{name!r}: no keyed source of that name in this app")
     if not isinstance(part, dict) or part.get("entity") != entities[name]:
-        raise SnapshotError(f"{name!r}: its entity is not {entities[name]!r}")
+        raise ExportError(f"{name!r}: its entity is not {entities[name]!r}")
     buckets, states, origins = part.get("buckets"), part.get("states"), part.get("origins")
     if type(buckets) is not int or buckets < 1:
-        raise SnapshotError(f"{name!r}: 'buckets' is not a positive integer")
+        raise ExportError(f"{name!r}: 'buckets' is not a positive integer")
     if not isinstance(states, dict) or not all(isinstance(state, dict) for state in states.values()):
-        raise SnapshotError(f"{name!r}: 'states' is not an object of key states")
+        raise ExportError(f"{name!r}: 'states' is not an object of key states")
     if not isinstance(origins, dict) or not all(_are_ranges(ranges) for ranges in origins.values()):
-        raise SnapshotError(f"{name!r}: 'origins' is not an object of applied offset ranges per position")
+        raise ExportError(f"{name!r}: 'origins' is not an object of applied offset ranges per position")
     unnamed = sorted(key for key, state in states.items() if state.get(MOVED_FROM) not in origins)
     if unnamed:
-        raise SnapshotError(f"{name!r}: {len(unnamed)} key states name no origin in the snapshot, e.g. {unnamed[0]!r}")
-    return SourceSnapshot(entities[name], buckets, states, origins)
+        raise ExportError(f"{name!r}: {len(unnamed)} key states name no origin in the export, e.g. {unnamed[0]!r}")
+    return StateExport(entities[name], buckets, states, origins)
 
 
 def _are_ranges(per_position: Any) -> bool:

@@ -263,14 +263,14 @@ async def test_state_moves_to_another_backend_losing_and_doubling_nothing(broker
     again, new events must."""
     run, lake = Run(), tmp_path / "lake"
     expected = _produce(broker, run, "mobile", 2000)
-    snapshot = tmp_path / "state.json"
+    export = tmp_path / "state.json"
     arguments = ["--sources", "mobile", "--settings", str(tmp_path / "none.json")]
     before = DevHost(broker, lake, run.settings(["mobile"], STATE_BUCKETS="16"), "--no-timers")
     try:
         await _wait_for_counts(before, "mobile", "events", expected)
         durable = f"http://127.0.0.1:{before.port}/runtime/webhooks/durabletask"
         with _environment({"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}):
-            assert migrate_state.main([*arguments, "--durable-url", durable, "--export", str(snapshot)]) == 0
+            assert migrate_state.main([*arguments, "--durable-url", durable, "--export", str(export)]) == 0
         assert before.interrupt() == 0, before.output()
     finally:
         if before.process.poll() is None:
@@ -285,7 +285,7 @@ async def test_state_moves_to_another_backend_losing_and_doubling_nothing(broker
         assert host_query(switched, some_key) is None
         durable = f"http://127.0.0.1:{switched.port}/runtime/webhooks/durabletask"
         with _environment({"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}):
-            moved = [*arguments, "--durable-url", durable, "--import", str(snapshot), "--to-buckets", "8"]
+            moved = [*arguments, "--durable-url", durable, "--import", str(export), "--to-buckets", "8"]
             assert migrate_state.main(moved) == 0
         assert json.loads((lake / RECORD_PATH).read_bytes())["buckets"]["mobile"] == 8
         assert switched.interrupt() == 0, switched.output()

@@ -16,7 +16,7 @@ from shared.state.aggregate import Signal
 from shared.state.bucket_counts import RECORD_PATH, BucketCounts, record_migrated
 from shared.state.bucket_state import key_state, operate
 from shared.state.buckets import bucket_for, bucket_key
-from shared.state.migration import SnapshotError, keys_of, parse_snapshot, snapshot_bytes
+from shared.state.migration import ExportError, export_bytes, keys_of, parse_export
 from shared.state.registry import ENTITY_KINDS
 from tools import migrate_state
 
@@ -61,11 +61,11 @@ def _deployment(tmp_path: Path, api: FakeEntityApi) -> LocalLake:
     return lake
 
 
-def _snapshot_text(
+def _export_text(
     buckets: int = 4, states: dict[str, Any] | None = None, origins: dict[str, Any] | None = None
 ) -> bytes:
     part = {"entity": KIND.name, "buckets": buckets, "states": states or {}, "origins": origins or {}}
-    return orjson.dumps({"format": "streamingpoc-state-snapshot/1", "sources": {"mobile": part}})
+    return orjson.dumps({"format": "streamingpoc-state-export/1", "sources": {"mobile": part}})
 
 
 def test_every_key_moves_and_the_record_can_name_the_new_count(tmp_path: Path) -> None:
@@ -114,12 +114,12 @@ def test_state_exported_from_one_backend_and_imported_into_another_counts_each_o
     does not count again, at the same N or another, and a new offset still counts."""
     old = FakeEntityApi()
     _deployment(tmp_path, old)
-    snapshot, changed = migrate_state.export_state(old, "mobile", 4)  # type: ignore[arg-type]
-    assert not changed and len(snapshot.states) == 10
-    data = snapshot_bytes({"mobile": snapshot})
+    export, changed = migrate_state.export_state(old, "mobile", 4)  # type: ignore[arg-type]
+    assert not changed and len(export.states) == 10
+    data = export_bytes({"mobile": export})
     for buckets in (4, 3):
         new = FakeEntityApi()
-        parsed = parse_snapshot(data, {"mobile": KIND.name})["mobile"]
+        parsed = parse_export(data, {"mobile": KIND.name})["mobile"]
         outcome = migrate_state.import_state(new, parsed, buckets, wait_seconds=1)  # type: ignore[arg-type]
         assert outcome.complete and len(outcome.moved) == 10
         assert all(_events(new, f"device-{i}", buckets) == 1 for i in range(10))
@@ -142,16 +142,16 @@ def test_an_export_is_refused_when_the_buckets_change_while_they_are_read(tmp_pa
     [
         (b"{not json", "not JSON"),
         (b'{"format": "something-else/1", "sources": {}}', "its format"),
-        (b'{"format": "streamingpoc-state-snapshot/1", "sources": {"orders": {}}}', "no keyed source"),
-        (b'{"format": "streamingpoc-state-snapshot/1", "sources": {"mobile": {"entity": "x"}}}', "its entity"),
-        (_snapshot_text(buckets=0), "'buckets'"),
-        (_snapshot_text(origins={"~b0of4": {"mobile/0/0": [[5, 1]]}}), "offset ranges"),
-        (_snapshot_text(states={"k": {"events": 1, "_moved_from": "~b9of4"}}), "name no origin"),
+        (b'{"format": "streamingpoc-state-export/1", "sources": {"orders": {}}}', "no keyed source"),
+        (b'{"format": "streamingpoc-state-export/1", "sources": {"mobile": {"entity": "x"}}}', "its entity"),
+        (_export_text(buckets=0), "'buckets'"),
+        (_export_text(origins={"~b0of4": {"mobile/0/0": [[5, 1]]}}), "offset ranges"),
+        (_export_text(states={"k": {"events": 1, "_moved_from": "~b9of4"}}), "name no origin"),
     ],
 )
-def test_a_snapshot_file_that_is_not_one_is_refused_with_its_reason(data: bytes, complaint: str) -> None:
-    with pytest.raises(SnapshotError, match=complaint):
-        parse_snapshot(data, {"mobile": KIND.name})
+def test_an_export_file_that_is_not_one_is_refused_with_its_reason(data: bytes, complaint: str) -> None:
+    with pytest.raises(ExportError, match=complaint):
+        parse_export(data, {"mobile": KIND.name})
 
 
 class NoPerKeyEntities:
