@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import RedriveInProgress
+from shared.kafka_clients import client_config
 from shared.lake import open_lake
 from shared.redrive import EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
 from shared.schema_registry.decoder import decoder_for
-from shared.settings import Settings, load_settings, load_source_settings
+from shared.settings import Settings, SourceSettings, load_settings, load_source_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
@@ -92,16 +93,9 @@ class DurableHttpSignaller:
 class KafkaRedriveSender:
     """confluent-kafka, as the local host produces: waits for every acknowledgement."""
 
-    def __init__(self, settings: Settings, timeout: float = 60.0) -> None:
-        config: dict[str, Any] = {"bootstrap.servers": settings.kafka_broker_list, "enable.idempotence": True}
-        if settings.kafka_security_protocol == "SASL_SSL":
-            config |= {
-                "security.protocol": "SASL_SSL",
-                "sasl.mechanisms": "PLAIN",
-                "sasl.username": settings.kafka_sasl_username,
-                "sasl.password": settings.kafka_producer_sasl_password.get_secret_value(),
-            }
-        self.config = config
+    def __init__(self, settings: Settings, source: SourceSettings, timeout: float = 60.0) -> None:
+        password = source.kafka_producer_sasl_password.get_secret_value()  # the generator's send-only rule
+        self.config: dict[str, Any] = client_config(settings, password) | {"enable.idempotence": True}
         self.timeout = timeout
 
     def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[bool]:
@@ -186,13 +180,13 @@ def parse_since(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def choose_sender(settings: Settings, namespace: str | None) -> RedriveSender:
+def choose_sender(settings: Settings, source: SourceSettings, namespace: str | None) -> RedriveSender:
     if namespace:
         return EventHubsRedriveSender(namespace)
     host = settings.kafka_broker_list.split(",")[0].rsplit(":", 1)[0]
     if host.endswith(EVENTHUBS_SUFFIX):
         return EventHubsRedriveSender(host)
-    return KafkaRedriveSender(settings)
+    return KafkaRedriveSender(settings, source)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     source = SOURCES[args.source]
     source_settings = load_source_settings(source.name, env)
     lake = open_lake(settings)
-    sender = None if args.dry_run else choose_sender(settings, args.eventhubs_namespace)
+    sender = None if args.dry_run else choose_sender(settings, source_settings, args.eventhubs_namespace)
     signaller: EntitySignaller | None = None
     if not args.dry_run:
         signaller = DurableHttpSignaller(args.functions_url, env.get(SYSTEM_KEY_SETTING, ""))

@@ -31,16 +31,17 @@ from shared.compaction.job import MB, open_curated
 from shared.compaction.location import DeltaLocation, curated_path, delta_location
 from shared.compaction.rewrite import replace_hour
 from shared.compaction.rows import merge_hour, offset_ranges
+from shared.errors import RedriveInProgress
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
 from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, safe_segment
 from shared.records import OffsetSpan, TopicPartition
-from shared.redrive import DeadLetterEntry, read_dead_letters, redrive_log, write_redrive_log
+from shared.redrive import DeadLetterEntry, read_dead_letters, redrive_log, take_lease, write_redrive_log
 from shared.reprocess import HourResult, dead_letters_by_hour, joined_columns, recompute_hour
 from shared.settings import Settings, load_settings
 from shared.sources import SOURCES, Source
-from tools.redrive import environment, parse_since
+from tools.redrive import EXIT_ANOTHER_REDRIVE_RUNNING, environment, parse_since
 
 HOUR_MS = 3_600_000
 REPROCESS_KEY = "streamingpoc.reprocess"
@@ -172,18 +173,31 @@ def main(argv: list[str] | None = None) -> int:
         target_file_bytes=settings.compaction_target_file_mb * MB,
     )
     window = (args.start, args.end)
-    results = reprocess(
-        source, lake=lake, curated=curated, shadow=shadow, window=window, max_record_bytes=settings.max_record_bytes
-    )
-    print(report(source, results, window))
-    if not args.promote:
-        print("nothing in curated/ changed; --promote replaces the hours that differ")
-        return 0
     run_id = f"{int(time.time())}-{uuid.uuid4().hex[:6]}"
-    for result in results:
-        if result.diff.differs:
-            promote(source, result, lake=lake, curated=curated, run_id=run_id, now_ms=int(time.time() * 1000))
-            print(f"promoted {result.diff.hour}")
+    try:  # a promotion records dead letters as redriven: no redrive of the source may read the log meanwhile
+        lease = take_lease(lake, source.name, f"reprocess-{run_id}") if args.promote else None
+    except RedriveInProgress as error:
+        print(f"not reprocessed: {error}", file=sys.stderr)
+        return EXIT_ANOTHER_REDRIVE_RUNNING
+    try:
+        results = reprocess(
+            source, lake=lake, curated=curated, shadow=shadow, window=window, max_record_bytes=settings.max_record_bytes
+        )
+        print(report(source, results, window))
+        if lease is None:
+            print("nothing in curated/ changed; --promote replaces the hours that differ")
+            return 0
+        for result in results:
+            if result.diff.differs:
+                lease.fence()
+                promote(source, result, lake=lake, curated=curated, run_id=run_id, now_ms=int(time.time() * 1000))
+                print(f"promoted {result.diff.hour}")
+    except RedriveInProgress as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        return EXIT_ANOTHER_REDRIVE_RUNNING
+    finally:
+        if lease is not None:
+            lease.release()
     return 0
 
 

@@ -21,7 +21,7 @@ from shared.formats import format_named
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS, land, plan_batch, plan_files
 from shared.records import KafkaRecord
-from shared.redrive import read_dead_letters, redrive_log
+from shared.redrive import read_dead_letters, redrive_log, take_lease
 from shared.settings import load_settings
 from shared.source_model import Row, Source
 from tests.conftest import FIXED_NOW_MS
@@ -195,6 +195,25 @@ def test_the_command_promotes_only_the_hours_that_differ(
     history = lake.delta("things").history()
     assert len(history) == commits + 1 and json.loads(history[0][METADATA_KEY])["hour"] == H11.hour
     assert {row["address_city"] for row in curated_rows(lake, "things", H11)} == {"moved"}
+
+
+def test_promoting_waits_for_a_redrive_of_the_source_and_holds_the_lease_while_it_runs(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A promotion records dead letters as redriven: a redrive reading the log meanwhile would send them too."""
+    import tools.reprocess as command
+
+    source = _land_two_hours(lake)
+    monkeypatch.setitem(command.SOURCES, "things", source)
+    window = ["--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--lake", str(lake.store.root)]
+    held = take_lease(lake.store, "things", "a-redrive")
+    commits = len(lake.delta("things").history())
+    assert command.main(["things", *window, "--settings", "/nonexistent.json", "--promote"]) == 3
+    assert "another redrive of things is running" in capsys.readouterr().err
+    assert len(lake.delta("things").history()) == commits
+    held.release()
+    assert command.main(["things", *window, "--settings", "/nonexistent.json", "--promote"]) == 0
+    take_lease(lake.store, "things", "the-next-redrive")  # released when the promotion ended
 
 
 def test_rows_of_a_later_incarnation_leave_as_dead_letters_of_that_incarnation(lake: Lake) -> None:
