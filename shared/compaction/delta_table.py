@@ -40,6 +40,10 @@ CLOCK_SKEW_MS = 3_600_000
 _MICROS_UTC = "'Timestamp(Microsecond, Some(\"UTC\"))'"
 
 
+class CommitOutcomeUnknown(LakeUnavailable):
+    """A commit that failed in a way that does not say whether the log took it (a request cut mid-way)."""
+
+
 class CuratedTable:
     """``curated/<source>`` on one store. Each method is one step of a compaction run."""
 
@@ -180,8 +184,24 @@ class CuratedTable:
         except CommitFailedError as error:
             raise LakeUnavailable(f"hour {hour}: another writer committed first: {error}") from error
         except (DeltaError, OSError) as error:
-            raise LakeUnavailable(f"hour {hour}: cannot commit to {self.location.uri}: {error}") from error
-        self._open(refresh=True)
+            self._table = None  # the log may hold the commit or not: read it afresh
+            raise CommitOutcomeUnknown(f"hour {hour}: cannot commit to {self.location.uri}: {error}") from error
+        try:
+            self._open(refresh=True)
+        except LakeUnavailable:
+            self._table = None  # committed: the next step reads the table afresh
+
+    def references(self, paths: Collection[str]) -> bool:
+        """Whether the table's latest version holds any of ``paths`` (data files, relative to the table)."""
+        self._table = None
+        table = self._open()
+        if table is None:
+            return False
+        try:
+            held = set(pa.table(table.get_add_actions(flatten=False)).column("path").to_pylist())
+        except (DeltaError, OSError) as error:
+            raise LakeUnavailable(f"cannot read {self.location.uri}: {error}") from error
+        return not held.isdisjoint(paths)
 
     def _overwrite(
         self, table: DeltaTable | None, hour: Hour, schema: pa.Schema, adds: list[AddAction], commit: CommitProperties

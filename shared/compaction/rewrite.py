@@ -15,6 +15,7 @@ nullable column, and the drift report, counted slice by slice, rides in the hour
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.compaction.coverage import commit_metadata
-from shared.compaction.delta_table import CuratedTable
+from shared.compaction.delta_table import CommitOutcomeUnknown, CuratedTable
 from shared.compaction.drift import HourDrift, HourFit
 from shared.compaction.hours import Hour, RawFile
 from shared.compaction.location import curated_path
@@ -55,6 +56,9 @@ from shared.lake.base import LakeStore
 SLICE_ROWS = 100_000
 READ_AHEAD = 8  # raw files read concurrently: reads wait on the store, not the CPU
 CURATED = 0  # the inputs' index of the hour's curated rows; raw file i is input i + 1
+
+
+log = logging.getLogger("streamingpoc.compaction")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,10 +261,21 @@ def replace_hour(
 
 
 def commit(table: CuratedTable, hour: Hour, files: HourFiles, metadata: dict[str, str]) -> None:
-    """The hour's one commit of its written ``files``; they are deleted if it fails."""
+    """The hour's one commit of its written ``files``; they are deleted only when it certainly failed.
+
+    A commit whose outcome is unknown is looked up in the table: when its latest version holds the
+    files, the commit happened and they stay (deleting them would leave that version pointing at
+    nothing); when the look-up fails too, they stay as well (unreferenced files are vacuumed).
+    """
     partitions = [pa.field(name, pa.string()) for name in PARTITION_COLUMNS]
     try:
         table.commit_hour(hour, pa.schema([*files.schema, *partitions]), files.files, metadata)
+    except CommitOutcomeUnknown:
+        if table.references([file.path for file in files.files]):
+            log.warning("hour %s: its commit reported an error but is in the table; kept", hour)
+            return
+        files.remove()
+        raise
     except Exception:
         files.remove()
         raise

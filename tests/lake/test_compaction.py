@@ -405,3 +405,54 @@ def test_vacuum_deletes_replaced_and_orphaned_files_past_the_retention(
     assert report.vacuumed == len(replaced) + 1
     assert _data_files_stored(local_lake) == _active_files(local_lake)
     assert len(curated_rows(local_lake)) == 30
+
+
+@pytest.mark.parametrize("failing", ["commit", "refresh"])
+def test_a_commit_that_happened_keeps_its_files_whatever_fails_after_it(
+    local_lake: Lake, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """The commit reports an error after the log took it (a request cut mid-way), or the refresh after it
+    fails: the files stay, the table's version points at files that exist, no row is lost."""
+    land_batch(local_lake, 0, 20)
+    run(local_lake)
+    write, refresh = DeltaTable.create_write_transaction, DeltaTable.update_incremental
+    blips: list[str] = []
+
+    def commit(self: DeltaTable, *args: Any, **kwargs: Any) -> None:
+        write(self, *args, **kwargs)
+        if failing == "commit" and not blips:
+            blips.append("commit")
+            raise OSError("connection reset after the log was written")
+
+    def refresh_after_commit(self: DeltaTable) -> None:
+        if failing == "refresh" and not blips and len(local_lake.delta().history()) > 1:
+            blips.append("refresh")
+            raise OSError("connection reset while reading _delta_log")
+        refresh(self)
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", commit)
+    monkeypatch.setattr(DeltaTable, "update_incremental", refresh_after_commit)
+    land_batch(local_lake, 20, 10)  # a late file: the hour is recompacted (the overwrite path)
+    run(local_lake)
+    monkeypatch.undo()
+    assert blips == [failing]
+    assert all(Path(uri.removeprefix("file://")).exists() for uri in local_lake.delta().file_uris())
+    assert len(curated_rows(local_lake)) == 30 and not run(local_lake).plan.tasks
+
+
+def test_a_commit_that_did_not_happen_removes_its_files(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    land_batch(local_lake, 0, 20)
+    run(local_lake)
+
+    def cut_before_the_log(self: DeltaTable, *args: Any, **kwargs: Any) -> None:
+        raise OSError("connection reset before the log was written")
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", cut_before_the_log)
+    land_batch(local_lake, 20, 10)
+    before = _data_files_stored(local_lake)
+    with pytest.raises(delta_table.CommitOutcomeUnknown):
+        compact("clickstream", local_lake.store, local_lake.table(), now_ms=LATER, grace_ms=GRACE)
+    monkeypatch.undo()
+    assert _data_files_stored(local_lake) == before
+    run(local_lake)
+    assert len(curated_rows(local_lake)) == 30
