@@ -58,8 +58,26 @@ def read_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None
 def _from_records(records: list[dict[str, object]], schema: pa.Schema | None) -> pa.Table:
     names = list(dict.fromkeys(name for record in records for name in record))
     known = {} if schema is None else {field.name: field.type for field in schema}
-    arrays = [pa.array([record.get(name) for record in records], type=known.get(name)) for name in names]
+    arrays = [_column([record.get(name) for record in records], known.get(name)) for name in names]
     return pa.table(dict(zip(names, arrays, strict=True)))
+
+
+def _column(values: list[object], landed: pa.DataType | None) -> pa.Array:
+    """``values`` as today's landed type; as their own type when a file of other code landed another (the hour's
+    fit then casts what it can and keeps the rest in ``_extra``, as for Parquet); as text when they mix types."""
+    for kind in (landed, None) if landed is not None else (None,):
+        try:
+            return pa.array(values, type=kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            continue
+    return pa.array([value if value is None or isinstance(value, str) else _text(value) for value in values])
+
+
+def _text(value: object) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return str(value)
 
 
 def scan_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None = None) -> tuple[pa.Table, pa.Schema]:
