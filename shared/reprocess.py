@@ -64,6 +64,7 @@ class HourResult:
     letters: list[DeadLetter]  # records that no longer land
     letter_incarnations: list[int]  # the incarnation each of ``letters`` landed in
     added_letters: list[DeadLetterEntry]  # dead letters that land now
+    covered: frozenset[str] = frozenset()  # the raw files the hour's curated rows held when they were read
 
 
 def joined_columns(source: Source) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ environment; ``--lake DIR`` for a local lake). See docs/datagen.md, "Reprocess".
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import uuid
@@ -73,10 +74,12 @@ def reprocess(
     results = []
     for start in range(window[0] - window[0] % HOUR_MS, window[1], HOUR_MS):
         hour = Hour.of_ms(start)
+        covered = curated.coverage({hour}).get(hour, frozenset())  # before the rows: they hold at least these
         rows = curated.read_hour(hour)
         if not rows.num_rows and not letters_by_hour.get(hour):
             continue
         result = recompute_hour(source, hour, rows, letters_by_hour.get(hour, []), max_record_bytes=max_record_bytes)
+        result = dataclasses.replace(result, covered=covered)
         if result.table.num_rows:
             recomputed = merge_hour(hour, [result.table])
             replace_hour(lake, shadow, shadow_path(source.name), hour, recomputed, {REPROCESS_KEY: _note(result)})
@@ -95,7 +98,9 @@ def promote(
         raise SystemExit(f"{hour}: every row would leave the hour; not promoted (their dead letters are written)")
     fitted, _ = drift.fit_tables(curated.schema(), [result.table])
     merged = merge_hour(hour, fitted)
-    covered = sorted(curated.coverage({hour}).get(hour, frozenset()))  # compaction sees nothing new to do
+    # The coverage of the rows read, not the table's now: a raw file compacted since stays uncovered, and
+    # the next compaction merges its rows into the promoted hour.
+    covered = sorted(result.covered)
     metadata = commit_metadata(source.name, hour, covered, offset_ranges(merged), merged.num_rows)
     replace_hour(lake, curated, curated_path(source.name), hour, merged, metadata | {REPROCESS_KEY: _note(result)})
 

@@ -264,3 +264,22 @@ def _land_life(lake: Lake, source: Source, ids: range, *, incarnation: int) -> N
     part.set_incarnation(incarnation)
     plan = plan_files(part, format_named("parquet"), now_ms=FIXED_NOW_MS, incarnation=incarnation)
     land(lake.store, plan.files)
+
+
+def test_a_late_file_compacted_between_reprocessing_and_promoting_keeps_its_rows(lake: Lake) -> None:
+    """The promotion writes the rows read when reprocessing started; a late raw file compacted in between is
+    not in them. Its commit names the raw files those rows held, so the next compaction merges the late
+    file's rows into the promoted hour instead of taking the file as covered (its rows lost)."""
+    source = _land_two_hours(lake)
+    curated = lake.table("things")
+    results = reprocess(
+        _changed(source), lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
+    )
+    land_records(lake, source, _values(range(30, 32)), 30)  # a late file for H10, compacted meanwhile
+    run(lake, "things")
+    promote(
+        source, next(r for r in results if r.diff.hour == H10), lake=lake.store, curated=curated, run_id="t", now_ms=0
+    )
+    run(lake, "things")
+    assert {30, 31} <= {row["_offset"] for row in curated_rows(lake, "things", H10)}
+    assert run(lake, "things").plan.tasks == ()
