@@ -172,7 +172,7 @@ class CuratedTable:
         only if absent: when another compaction created it first (after this one looked), the hour
         takes the overwrite path, so nothing is ever appended twice.
         """
-        existing = self._open()
+        existing = self._open(refresh=True)  # another run may have committed the hour since this one looked
         now_ms = int(time.time() * 1000)
         adds = [AddAction(f.path, f.size, f.partition_values, now_ms, True, f.stats) for f in files]
         commit = CommitProperties(custom_metadata=metadata)

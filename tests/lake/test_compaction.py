@@ -484,3 +484,30 @@ def test_a_commit_that_did_not_happen_removes_its_files(local_lake: Lake, monkey
     assert _data_files_stored(local_lake) == before
     run(local_lake)
     assert len(curated_rows(local_lake)) == 30
+
+
+def _raw_file(lake: Lake, hour: Hour, name: str, offsets: range) -> None:
+    table = pa.table(
+        {"_topic": ["clickstream"] * len(offsets), "_partition": [0] * len(offsets), "_offset": list(offsets)}
+    ).append_column("_event_time", pa.array([hour.start_ms + 1] * len(offsets), pa.timestamp("ms", tz="UTC")))
+    lake.store.write_atomic(f"raw/clickstream/date={hour.date}/hour={hour.hour}/{name}.parquet", _parquet(table))
+
+
+def test_two_compactions_of_a_new_hour_at_once_hold_its_rows_once(local_lake: Lake) -> None:
+    """Run B compacts the whole hour while run A has planned it (a timer overlap, a second host): A's commit
+    reads the table again, so it replaces B's files instead of adding its own beside them."""
+    land_batch(local_lake, 0, 10)
+    run(local_lake)  # the table exists
+    h11 = Hour.of_ms(H10.end_ms)
+    _raw_file(local_lake, h11, "a", range(100, 120))
+    after = h11.end_ms + GRACE + 1
+    compact(
+        "clickstream",
+        local_lake.store,
+        local_lake.table(),
+        now_ms=after,
+        grace_ms=GRACE,
+        on_planned=lambda _: run(local_lake, now_ms=after),
+    )
+    rows = curated_rows(local_lake, hour=h11)
+    assert len(rows) == len({_key(row) for row in rows}) == 20
