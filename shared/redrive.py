@@ -37,10 +37,11 @@ import logging
 import secrets
 import socket
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Protocol, cast, get_args
 
 from shared import formats
@@ -102,10 +103,19 @@ class OutgoingRedrive:
     entry: DeadLetterEntry
 
 
-class RedriveSender(Protocol):
-    """Sends to one topic; returns, per message and in order, whether the broker acknowledged it."""
+class Delivery(StrEnum):
+    """What became of one message a redrive sent."""
 
-    def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[bool]: ...
+    ACKNOWLEDGED = "acknowledged"  # the broker has it
+    NOT_SENT = "not_sent"  # certainly not appended (refused before or by the broker): a later run sends it again
+    UNKNOWN = "unknown"  # no answer (a timeout, a cut connection): it may have landed, so it is never sent again
+
+
+class RedriveSender(Protocol):
+    """Sends to one topic; returns, per message and in order, what became of it (``True``: acknowledged,
+    ``False``: unknown)."""
+
+    def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> Sequence[Delivery | bool]: ...
 
 
 class EntitySignaller(Protocol):
@@ -125,6 +135,7 @@ class RedriveSummary:
     now_valid: int = 0
     sent: int = 0
     failed: int = 0
+    not_sent: int = 0
     state_refused: int = 0
     resignalled: int = 0
     resignal_failed: int = 0
@@ -142,7 +153,8 @@ class RedriveSummary:
             ("already in raw/ (skipped)", self.already_in_raw),
             ("now valid", self.now_valid),
             ("sent" + dry, self.sent),
-            ("send failed", self.failed),
+            ("send unconfirmed (never sent again)", self.failed),
+            ("not sent (sent again next run)", self.not_sent),
             ("entity_rejected: state to re-apply", self.state_refused),
             ("entity_rejected: re-signalled" + dry, self.resignalled),
             ("entity_rejected: signal failed", self.resignal_failed),
@@ -188,17 +200,28 @@ def _entry(row: dict[str, object]) -> DeadLetterEntry:
 
 
 def redrive_log(lake: LakeStore, source: str) -> tuple[set[Identity], set[Identity]]:
-    """Identities already redriven (acknowledged) and identities announced but never confirmed."""
-    sent: set[Identity] = set()
-    intended: set[Identity] = set()
+    """Identities already redriven (acknowledged) and identities announced but never confirmed.
+
+    Per run, an identity it announced (``intent``) is settled when the broker acknowledged it
+    (``sent``) or certainly did not append it (``unsent``: a later run sends it again); otherwise the
+    run's send is unconfirmed, and the identity is never sent again."""
+    logs: dict[tuple[str, str], set[Identity]] = defaultdict(set)
     for path in lake.list_paths(f"{REDRIVE_AREA}/{safe_segment(source)}"):
-        target = sent if path.endswith(".sent.jsonl.gz") else intended if path.endswith(".intent.jsonl.gz") else None
-        if target is None:
+        run, _, kind = path.rsplit("/", 1)[-1].removesuffix(".jsonl.gz").rpartition(".")
+        if kind not in ("intent", "sent", "unsent"):
             continue
         for row in formats.decode("jsonl", lake.read(path)):
             incarnation = int(row.get("_incarnation") or 0)
-            target.add((str(row["_topic"]), int(row["_partition"]), incarnation, int(row["_offset"])))
-    return sent, intended - sent
+            logs[(run, kind)].add((str(row["_topic"]), int(row["_partition"]), incarnation, int(row["_offset"])))
+    sent = set().union(*(identities for (_, kind), identities in logs.items() if kind == "sent"))
+    unconfirmed = set().union(
+        *(
+            identities - logs.get((run, "sent"), set()) - logs.get((run, "unsent"), set())
+            for (run, kind), identities in logs.items()
+            if kind == "intent"
+        )
+    )
+    return sent, unconfirmed - sent
 
 
 def raw_rows(lake: LakeStore, source: str, identities: Iterable[Identity]) -> dict[Identity, Row]:
@@ -231,7 +254,7 @@ def _format_of(path: str) -> LakeFormat | None:
 
 
 def write_redrive_log(lake: LakeStore, source: str, run_id: str, kind: str, entries: Sequence[DeadLetterEntry]) -> None:
-    """Record ``entries`` in the redrive log as ``kind`` (``intent`` or ``sent``) of run ``run_id``."""
+    """Record ``entries`` in the redrive log as ``kind`` (``intent``, ``sent`` or ``unsent``) of run ``run_id``."""
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     rows = [
         {"_topic": e.topic, "_partition": e.partition, "_incarnation": e.incarnation, "_offset": e.offset}
@@ -480,11 +503,22 @@ def _send(
     outgoing = [
         OutgoingRedrive(entry.key, entry.raw or b"", ((REDRIVE_HEADER, _origin(entry)),), entry) for entry in entries
     ]
-    delivered = sender.send(topic, outgoing)
-    acknowledged = [message.entry for message, ok in zip(outgoing, delivered, strict=True) if ok]
-    write_redrive_log(lake, source, run_id, "sent", acknowledged)
-    summary.sent = len(acknowledged)
-    summary.failed = len(outgoing) - len(acknowledged)
+    outcomes = [_delivery(outcome) for outcome in sender.send(topic, outgoing)]
+    by_outcome: dict[Delivery, list[DeadLetterEntry]] = defaultdict(list)
+    for message, outcome in zip(outgoing, outcomes, strict=True):
+        by_outcome[outcome].append(message.entry)
+    write_redrive_log(lake, source, run_id, "sent", by_outcome[Delivery.ACKNOWLEDGED])
+    if by_outcome[Delivery.NOT_SENT]:
+        write_redrive_log(lake, source, run_id, "unsent", by_outcome[Delivery.NOT_SENT])
+    summary.sent = len(by_outcome[Delivery.ACKNOWLEDGED])
+    summary.not_sent = len(by_outcome[Delivery.NOT_SENT])
+    summary.failed = len(by_outcome[Delivery.UNKNOWN])
+
+
+def _delivery(outcome: Delivery | bool) -> Delivery:
+    if isinstance(outcome, Delivery):
+        return outcome
+    return Delivery.ACKNOWLEDGED if outcome else Delivery.UNKNOWN
 
 
 def _origin(entry: DeadLetterEntry) -> bytes:

@@ -30,7 +30,7 @@ import json
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from typing import Any
 from shared.errors import RedriveInProgress
 from shared.kafka_clients import client_config
 from shared.lake import open_lake
-from shared.redrive import EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
+from shared.redrive import Delivery, EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
 from shared.schema_registry.decoder import decoder_for
 from shared.settings import Settings, SourceSettings, load_settings, load_source_settings
 from shared.sources import SOURCES
@@ -98,29 +98,62 @@ class KafkaRedriveSender:
         self.config: dict[str, Any] = client_config(settings, password) | {"enable.idempotence": True}
         self.timeout = timeout
 
-    def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[bool]:
+    def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:
         from confluent_kafka import Producer
 
         producer = Producer(self.config)
-        delivered = [False] * len(messages)
+        outcomes = [Delivery.UNKNOWN] * len(messages)
 
         def on_delivery(index: int) -> Any:
             def callback(error: Any, _message: Any) -> None:
-                delivered[index] = error is None
+                outcomes[index] = Delivery.ACKNOWLEDGED if error is None else _kafka_delivery(error)
 
             return callback
 
         for index, message in enumerate(messages):
-            producer.produce(
-                topic,
-                message.value,
-                None if message.key is None else message.key.encode(),
-                headers=list(message.headers),
-                on_delivery=on_delivery(index),
-            )
+            outcomes[index] = self._produce(producer, topic, message, on_delivery(index))
             producer.poll(0)
         producer.flush(self.timeout)
-        return delivered
+        return outcomes
+
+    def _produce(self, producer: Any, topic: str, message: OutgoingRedrive, callback: Any) -> Delivery:
+        """``UNKNOWN`` until the broker answers (the callback then tells); ``NOT_SENT`` when the record never
+        left this process (too large, an unknown topic, the local queue still full after draining it)."""
+        from confluent_kafka import KafkaException
+
+        key = None if message.key is None else message.key.encode()
+        for _ in range(2):
+            try:
+                producer.produce(topic, message.value, key, headers=list(message.headers), on_delivery=callback)
+                return Delivery.UNKNOWN
+            except BufferError:
+                producer.flush(self.timeout)
+            except KafkaException:
+                return Delivery.NOT_SENT
+        return Delivery.NOT_SENT
+
+
+# Broker and client errors that mean the record was not appended; anything else (a timeout above all) may
+# have been, so it is never sent again.
+_NOT_APPENDED = frozenset(
+    {
+        "MSG_SIZE_TOO_LARGE",
+        "_MSG_SIZE_TOO_LARGE",
+        "RECORD_LIST_TOO_LARGE",
+        "INVALID_RECORD",
+        "CORRUPT_MESSAGE",
+        "UNKNOWN_TOPIC_OR_PART",
+        "_UNKNOWN_TOPIC",
+        "_UNKNOWN_PARTITION",
+        "TOPIC_AUTHORIZATION_FAILED",
+        "CLUSTER_AUTHORIZATION_FAILED",
+        "_INVALID_ARG",
+    }
+)
+
+
+def _kafka_delivery(error: Any) -> Delivery:
+    return Delivery.NOT_SENT if error.name() in _NOT_APPENDED else Delivery.UNKNOWN
 
 
 class EventHubsRedriveSender:
@@ -129,41 +162,75 @@ class EventHubsRedriveSender:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace if "." in namespace else f"{namespace}{EVENTHUBS_SUFFIX}"
 
-    def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[bool]:
-        from azure.eventhub import EventData, EventHubProducerClient
+    def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:
+        from azure.eventhub import EventHubProducerClient
+        from azure.eventhub.exceptions import AuthenticationError, ConnectError
         from azure.identity import DefaultAzureCredential
 
         by_key: dict[str | None, list[int]] = defaultdict(list)
         for index, message in enumerate(messages):
             by_key[message.key].append(index)
-        delivered = [False] * len(messages)
+        outcomes: list[Delivery | None] = [None] * len(messages)  # None: not tried
         client = EventHubProducerClient(
             fully_qualified_namespace=self.namespace, eventhub_name=topic, credential=DefaultAzureCredential()
         )
         with client:
             for key, indexes in by_key.items():
-                batch = client.create_batch(partition_key=key) if key is not None else client.create_batch()
-                members: list[int] = []
-                for index in indexes:
-                    event = EventData(messages[index].value)
-                    event.properties = {name: value.decode() for name, value in messages[index].headers}
-                    try:
-                        batch.add(event)
-                    except ValueError:  # batch full: send it and start the next
-                        client.send_batch(batch)
-                        delivered_now(delivered, members)
-                        batch = client.create_batch(partition_key=key) if key is not None else client.create_batch()
-                        members = []
-                        batch.add(event)
-                    members.append(index)
-                client.send_batch(batch)
-                delivered_now(delivered, members)
-        return delivered
+                try:
+                    for members, batch in self._batches(client, key, messages, indexes, outcomes):
+                        _send_batch(client, batch, members, outcomes)
+                except (AuthenticationError, ConnectError):  # no batch of this key could be made: none was tried
+                    continue
+        return [outcome or Delivery.NOT_SENT for outcome in outcomes]
+
+    @staticmethod
+    def _batches(
+        client: Any,
+        key: str | None,
+        messages: Sequence[OutgoingRedrive],
+        indexes: list[int],
+        outcomes: list[Delivery | None],
+    ) -> Iterator[tuple[list[int], Any]]:
+        """The key's messages in batches as full as Event Hubs takes; one too large for a batch alone is not sent."""
+        from azure.eventhub import EventData
+
+        def new_batch() -> Any:
+            return client.create_batch(partition_key=key) if key is not None else client.create_batch()
+
+        batch, members = new_batch(), list[int]()
+        for index in indexes:
+            event = EventData(messages[index].value)
+            event.properties = {name: value.decode() for name, value in messages[index].headers}
+            try:
+                batch.add(event)
+            except ValueError:  # the batch is full: send it, start the next
+                if members:
+                    yield members, batch
+                batch, members = new_batch(), list[int]()
+                try:
+                    batch.add(event)
+                except ValueError:
+                    outcomes[index] = Delivery.NOT_SENT
+                    continue
+            members.append(index)
+        if members:
+            yield members, batch
 
 
-def delivered_now(delivered: list[bool], members: list[int]) -> None:
+def _send_batch(client: Any, batch: Any, members: list[int], outcomes: list[Delivery | None]) -> None:
+    """Send one batch: acknowledged, not sent (refused before any byte of it went: no connection, no
+    authorisation), or unknown (anything else: it may have been appended)."""
+    from azure.eventhub.exceptions import AuthenticationError, ConnectError, EventHubError
+
+    try:
+        client.send_batch(batch)
+        outcome = Delivery.ACKNOWLEDGED
+    except (AuthenticationError, ConnectError):
+        outcome = Delivery.NOT_SENT
+    except EventHubError:
+        outcome = Delivery.UNKNOWN
     for index in members:
-        delivered[index] = True
+        outcomes[index] = outcome
 
 
 def environment(settings_file: Path | None) -> dict[str, str]:

@@ -17,7 +17,8 @@ from shared.generator_ticks import generate_messages
 from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
-from shared.redrive import REDRIVE_HEADER, redrive_log
+from shared.redrive import REDRIVE_HEADER, DeadLetterEntry, Delivery, OutgoingRedrive, redrive_log
+from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS, context_for
 from tools import redrive as redrive_cli
@@ -115,3 +116,19 @@ def _row(table: str, label: str) -> int:
         if line.startswith(label):
             return int(line.split()[-1])
     raise AssertionError(f"no {label!r} row in:\n{table}")
+
+
+def test_the_kafka_sender_tells_a_refused_record_from_an_acknowledged_one(broker: str) -> None:
+    """A record over the producer's message.max.bytes never leaves this process: not sent, so a later run may
+    send it again; the one beside it is acknowledged by the broker."""
+    topic = f"orders-refused-{uuid.uuid4().hex[:8]}"
+    ensure_topics({"bootstrap.servers": broker}, [topic], partitions=1)
+    sender = redrive_cli.KafkaRedriveSender(
+        load_settings({"KAFKA_BROKER_LIST": broker}), load_source_settings("orders", {}), timeout=30
+    )
+    entry = DeadLetterEntry("orders", 0, 0, 7, "k", FIXED_NOW_MS, "schema", b"{}", FIXED_NOW_MS)
+    messages = [
+        OutgoingRedrive("k", b'{"orderid": 1}', (), entry),
+        OutgoingRedrive("k", b"x" * 2_000_000, (), entry),
+    ]
+    assert sender.send(topic, messages) == [Delivery.ACKNOWLEDGED, Delivery.NOT_SENT]

@@ -21,6 +21,7 @@ from shared.records import KafkaRecord
 from shared.redrive import (
     REDRIVE_LEASE_SECONDS,
     REDRIVE_LOG_COLUMNS,
+    Delivery,
     OutgoingRedrive,
     RedriveTarget,
     read_dead_letters,
@@ -121,6 +122,31 @@ def test_an_unconfirmed_send_is_never_repeated(tmp_path: Path) -> None:
     )
     summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, dry_run=True)
     assert (summary.unconfirmed, summary.now_valid) == (1, 2)
+
+
+class AnsweringSender:
+    """Answers each message with the next of ``answers`` (a sender that saw some refused, some unanswered)."""
+
+    def __init__(self, *answers: Delivery) -> None:
+        self.answers, self.sent = list(answers), list[OutgoingRedrive]()
+
+    def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:
+        self.sent.extend(messages)
+        return [self.answers.pop(0) if self.answers else Delivery.ACKNOWLEDGED for _ in messages]
+
+
+def test_a_send_refused_before_it_was_appended_is_sent_again_and_an_unanswered_one_never(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(40, 43), FIXED_NOW_MS)
+    first = AnsweringSender(Delivery.ACKNOWLEDGED, Delivery.NOT_SENT, Delivery.UNKNOWN)
+    summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=first)
+    assert (summary.sent, summary.not_sent, summary.failed) == (1, 1, 1)
+    second = AnsweringSender()
+    again = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=second)
+    assert [message.entry.offset for message in second.sent] == [41]
+    assert (again.sent, again.already_redriven, again.unconfirmed) == (1, 1, 1)
+    third = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=AnsweringSender())
+    assert (third.sent, third.already_redriven, third.unconfirmed) == (0, 2, 1)
 
 
 def test_a_second_redrive_sends_nothing(tmp_path: Path) -> None:
