@@ -4,7 +4,10 @@ resource "azurerm_log_analytics_workspace" "this" {
   location            = var.location
   sku                 = "PerGB2018"
   retention_in_days   = var.log_retention_days
-  tags                = local.tags
+  # Entra ID only: nothing here uses the workspace keys (Application Insights and the diagnostic
+  # settings write by resource ID), so they are not kept usable.
+  local_authentication_enabled = false
+  tags                         = local.tags
 }
 
 # Workspace-based Application Insights: the Functions host sends requests, traces and

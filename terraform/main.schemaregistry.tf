@@ -3,7 +3,8 @@
 # named in SCHEMA_REGISTRY_GROUP (modules/app_settings, SCHEMA_REGISTRY_KIND = "eventhubs").
 # Processors read writer schemas by id with the app's identity: Schema Registry Reader on the
 # namespace. The generator, Datagen's stand-in, registers its schema when the group lacks it, which
-# needs Schema Registry Contributor: granted only with var.schema_registry_generator_registers.
+# needs Schema Registry Contributor: granted only with var.schema_registry_generator_registers and
+# only when a source is Avro (sources/*.json with the AvroConverter): none is by default.
 resource "azurerm_eventhub_namespace_schema_group" "sources" {
   name                 = var.schema_group_name
   namespace_id         = azurerm_eventhub_namespace.this.id
@@ -13,12 +14,15 @@ resource "azurerm_eventhub_namespace_schema_group" "sources" {
 
 locals {
   schema_registry_url = "https://${azurerm_eventhub_namespace.this.name}.servicebus.windows.net"
+  avro_sources = sort([
+    for name, config in local.datagen_configs : name if strcontains(lookup(config, "value.converter", ""), "AvroConverter")
+  ])
 
   schema_registry_roles = merge(
     {
       reader = "Schema Registry Reader (Preview)"
     },
-    var.schema_registry_generator_registers ? { contributor = "Schema Registry Contributor (Preview)" } : {},
+    var.schema_registry_generator_registers && length(local.avro_sources) > 0 ? { contributor = "Schema Registry Contributor (Preview)" } : {},
   )
 }
 

@@ -30,6 +30,9 @@ provider "azurerm" {
   subscription_id = var.subscription_id
   # Shared keys are off on both storage accounts: never fall back to them.
   storage_use_azuread = true
+  # The Durable Task Scheduler (azapi) is not among azurerm's default registrations: a fresh
+  # subscription would refuse the scheduler with MissingSubscriptionRegistration.
+  resource_providers_to_register = var.durable_backend == "azure_storage" ? [] : ["Microsoft.DurableTask"]
 
   features {
     key_vault {

@@ -151,7 +151,7 @@ variable "schema_group_name" {
 variable "schema_registry_generator_registers" {
   type        = bool
   default     = true
-  description = "Grant the app Schema Registry Contributor so that generators register Avro schemas themselves, as Datagen does. False keeps the app at Schema Registry Reader; then register each schema before its generator runs (docs/datagen.md)."
+  description = "Grant the app Schema Registry Contributor so that generators register Avro schemas themselves, as Datagen does; granted only while a source is Avro (sources/*.json with the AvroConverter). False keeps the app at Schema Registry Reader; then register each schema before its generator runs (docs/datagen.md)."
 }
 
 variable "zone_redundancy_enabled" {
@@ -275,7 +275,7 @@ variable "lake_file_system" {
   description = "ADLS Gen2 file system (container) that holds raw/ and deadletter/ (LAKE_FILE_SYSTEM)."
 
   validation {
-    condition     = can(regex("^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$", var.lake_file_system))
+    condition     = length(var.lake_file_system) <= 63 && can(regex("^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$", var.lake_file_system))
     error_message = "lake_file_system must be 3-63 lowercase letters, digits or single hyphens, starting and ending with a letter or digit."
   }
 }
@@ -319,8 +319,8 @@ variable "function_maximum_instance_count" {
   description = "Upper bound of the Flex Consumption scale-out (instances), which caps cost. A Kafka trigger never scales past its hub's partition count, so the instances the processors can use add up to the partitions of all hubs; a cap below the largest partition count leaves partitions without an instance of their own."
 
   validation {
-    condition     = var.function_maximum_instance_count >= 1 && var.function_maximum_instance_count <= 1000 && floor(var.function_maximum_instance_count) == var.function_maximum_instance_count
-    error_message = "function_maximum_instance_count must be a whole number from 1 to 1000."
+    condition     = var.function_maximum_instance_count >= 40 && var.function_maximum_instance_count <= 1000 && floor(var.function_maximum_instance_count) == var.function_maximum_instance_count
+    error_message = "function_maximum_instance_count must be a whole number from 40 to 1000 (azurerm 4.55-4.57, which terraform.tf allows, refuse less)."
   }
   validation {
     condition     = var.function_maximum_instance_count >= max([for source in values(var.sources) : coalesce(source.partition_count, var.eventhub_partition_count)]...)
