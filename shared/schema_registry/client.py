@@ -10,6 +10,7 @@ code) raises :class:`RegistryRefused`: it will not heal by itself, and the parti
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -94,11 +95,11 @@ class ConfluentRegistry:
         if self._authorization:
             request.add_header("Authorization", self._authorization)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # the scheme is checked in __init__
+            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:  # the scheme is checked in __init__
                 return response.status, _json(response.read())
         except urllib.error.HTTPError as error:
             return error.code, _json(error.read())
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as error:
             raise RegistryUnavailable(f"schema registry {self.url} did not answer: {error}") from error
 
     def _check(self, status: int, document: dict[str, Any], what: str) -> None:
@@ -108,6 +109,17 @@ class ConfluentRegistry:
         if status >= 500 or status in TRANSIENT_STATUS:
             raise RegistryUnavailable(message)
         raise RegistryRefused(message)
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A registry answers where it was asked: a redirect (its 3xx) is refused, never followed with the
+    credentials to another host or scheme."""
+
+    def redirect_request(self, *_: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
 
 
 def _json(data: bytes) -> dict[str, Any]:

@@ -4,7 +4,10 @@ Event Hubs Schema Registry up to the SDK's HTTP transport."""
 from __future__ import annotations
 
 import io
+import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import orjson
@@ -144,3 +147,66 @@ def test_event_hubs_answers_map_to_unknown_refused_or_waiting(
     service.status = status
     with pytest.raises(error):
         registry.schema_text("0123abcd0123abcd0123abcd0123abcd")
+
+
+def _answering(answer: bytes) -> tuple[socket.socket, str]:
+    """A server that answers every connection with ``answer`` as it is, HTTP or not."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"\x00\x01garbage that is not HTTP\r\n\r\n",
+        b'HTTP/1.1 200 OK\r\nContent-Length: 500\r\nContent-Type: application/json\r\n\r\n{"schema": "{',
+    ],
+    ids=["not HTTP", "cut off"],
+)
+def test_a_registry_that_breaks_off_is_unavailable(answer: bytes) -> None:
+    """A transient failure (the batch waits and retries), not an unclassified one."""
+    listener, url = _answering(answer)
+    try:
+        with pytest.raises(RegistryUnavailable):
+            ConfluentRegistry(url).schema_text("1")
+    finally:
+        listener.close()
+
+
+def test_a_redirect_is_refused_and_the_credentials_go_nowhere_else() -> None:
+    seen: list[str | None] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    elsewhere = HTTPServer(("127.0.0.2", 0), Elsewhere)
+    threading.Thread(target=elsewhere.serve_forever, daemon=True).start()
+    location = f"http://127.0.0.2:{elsewhere.server_port}/x"
+    listener, url = _answering(f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode())
+    try:
+        with pytest.raises(RegistryRefused, match="302"):
+            ConfluentRegistry(url, username="key", password="secret").schema_text("1")
+        assert seen == []
+    finally:
+        listener.close()
+        elsewhere.shutdown()
