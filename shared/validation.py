@@ -59,7 +59,7 @@ def validate_batch(
         candidates, values, letters = _screen(records, max_record_bytes)
     batch = ValidatedBatch(dead_letters=letters, record_count=len(records))
     if decoder is not None:
-        _validate_decoded(source.model, decoder, candidates, values, batch)
+        _validate_decoded(source, decoder, candidates, values, batch)
         return batch
     model = source.model
     screened = len(letters)
@@ -76,10 +76,12 @@ def validate_batch(
 
 
 def _validate_decoded(
-    model: type[BaseModel], decoder: AvroDecoder, records: list[KafkaRecord], values: list[Any], batch: ValidatedBatch
+    source: Source, decoder: AvroDecoder, records: list[KafkaRecord], values: list[Any], batch: ValidatedBatch
 ) -> None:
-    """Decode Avro ``values``, then validate the decoded records in one call (Python objects, not JSON)."""
-    decoded = decoder.decode(records, values)
+    """Decode Avro ``values`` as the source reads them (its schema: defaults, aliases, promotions), then
+    validate the decoded records in one call (Python objects, not JSON)."""
+    model = source.model
+    decoded = decoder.decode(records, values, source.avro_schema)
     letters = batch.dead_letters
     letters.extend(decoded.letters)
     batch.received = []

@@ -95,6 +95,43 @@ def decode(parsed: ParsedSchema, body: bytes | memoryview) -> Any:
     return _json_form(value)
 
 
+def parse_reader_schema(schema: Any) -> ParsedSchema:
+    """The schema a source reads its records as (its Datagen config's), logical types removed as for writers."""
+    try:
+        return fastavro.parse_schema(without_logical_types(schema))
+    except Exception as error:  # fastavro raises several kinds for a bad schema
+        raise BadSchema(f"not an Avro schema: {type(error).__name__}: {error}"[:500]) from error
+
+
+def decode_as(writer: ParsedSchema, reader: ParsedSchema | None, body: bytes | memoryview) -> tuple[Any, Any]:
+    """One body as the source reads it, and as it was sent (both in the JSON converter's form).
+
+    Read, the record is resolved from its writer schema to the source's (Avro's rules: a field the
+    writer lacks takes its default, a renamed field is found by its aliases, an unknown enum symbol
+    takes the enum's default, int/long/float/string/bytes are promoted); the fields only the writer
+    has are kept beside, at every record level, so they still reach ``_extra``. When the two
+    schemas do not resolve, the record as sent is validated instead and the model names what fails.
+    """
+    sent = decode(writer, body)
+    if reader is None:
+        return sent, sent
+    try:
+        resolved = fastavro.schemaless_reader(io.BytesIO(body), writer, reader)
+    except Exception:  # fastavro's resolution errors have no common type
+        return sent, sent
+    return _with_unread(_json_form(resolved), sent), sent
+
+
+def _with_unread(read: Any, sent: Any) -> Any:
+    """``read`` with the fields of ``sent`` it does not have, record by record."""
+    if not isinstance(read, dict) or not isinstance(sent, dict):
+        return read
+    merged = dict(read)
+    for name, value in sent.items():
+        merged[name] = _with_unread(read[name], value) if name in read else value
+    return merged
+
+
 def _json_form(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _json_form(item) for key, item in value.items()}

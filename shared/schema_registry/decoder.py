@@ -20,7 +20,13 @@ import orjson
 from shared.dead_letters import DeadLetter, Reason
 from shared.errors import ConfigurationError
 from shared.records import KafkaRecord
-from shared.schema_registry.avro_binary import BadSchema, ParsedSchema, decode, parse_writer_schema
+from shared.schema_registry.avro_binary import (
+    BadSchema,
+    ParsedSchema,
+    decode_as,
+    parse_reader_schema,
+    parse_writer_schema,
+)
 from shared.schema_registry.client import ConfluentRegistry, EventHubsRegistry, SchemaRegistry, UnknownSchema
 from shared.schema_registry.wire import NotAvro, confluent_split, schema_id_of_content_type
 from shared.settings import Settings
@@ -53,10 +59,13 @@ class AvroDecoder:
         self.clock = clock
         self._schemas: dict[str, ParsedSchema | _Refused] = {}
         self._unknown_since: dict[str, float] = {}
+        self._readers: dict[str, ParsedSchema | None] = {}  # by the reader schema's JSON text
         self._lock = threading.Lock()
 
-    def decode(self, records: list[KafkaRecord], values: list[bytes]) -> DecodedBatch:
-        """Decode ``values`` (of ``records``); fetches the schemas of ids not seen yet, once each."""
+    def decode(self, records: list[KafkaRecord], values: list[bytes], reader_schema: Any = None) -> DecodedBatch:
+        """Decode ``values`` (of ``records``) as ``reader_schema`` reads them (the source's schema; None: as
+        written); fetches the schemas of ids not seen yet, once each."""
+        reader = self._reader(reader_schema)
         located = [self._locate(record, value) for record, value in zip(records, values, strict=True)]
         self._fetch({found[0] for found in located if isinstance(found, tuple)})
         batch = DecodedBatch()
@@ -70,8 +79,8 @@ class AvroDecoder:
                 batch.letters.append(DeadLetter(record, schema.reason, schema.detail))
                 continue
             try:
-                value = decode(schema, body)
-                received = orjson.dumps(value)
+                value, sent = decode_as(schema, reader, body)
+                received = orjson.dumps(sent)
             except NotAvro as problem:
                 batch.letters.append(DeadLetter(record, Reason.NOT_AVRO, f"schema {schema_id}: {problem}"))
                 continue
@@ -83,6 +92,19 @@ class AvroDecoder:
             batch.values.append(value)
             batch.received.append(received)
         return batch
+
+    def _reader(self, schema: Any) -> ParsedSchema | None:
+        """``schema`` parsed once; None (read as written) when there is none or it does not parse."""
+        if schema is None:
+            return None
+        text = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode()
+        with self._lock:
+            if text not in self._readers:
+                try:
+                    self._readers[text] = parse_reader_schema(schema)
+                except BadSchema:
+                    self._readers[text] = None
+            return self._readers[text]
 
     def _locate(self, record: KafkaRecord, value: bytes) -> tuple[str, bytes | memoryview] | NotAvro:
         try:

@@ -3,23 +3,28 @@ out, unknown ids asked again after a while, unknown fields kept."""
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
+import fastavro
 import orjson
 import pytest
 
 from devhost.registry.server import serve_registry
 from devhost.services.processes import free_port
 from shared.batch import process_batch
+from shared.datagen.config import parse_config
+from shared.datagen.source import config_source
 from shared.errors import RegistryUnavailable
 from shared.schema_registry.avro_binary import encode, parse_writer_schema
 from shared.schema_registry.client import ConfluentRegistry
 from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.encoder import AvroEncoder
 from shared.schema_registry.wire import confluent_frame
-from tests.unit.shared.schema_registry.conftest import avro_source, generated, records_of
+from tests.unit.shared.schema_registry.conftest import AVRO_CONFIG, avro_source, generated, records_of
 
 
 def test_avro_records_land_and_hostile_ones_are_dead_lettered_with_their_reason(registry: str) -> None:
@@ -135,3 +140,95 @@ def test_a_record_of_a_recursive_writer_schema_is_a_dead_letter_however_deep(reg
     )
     (letter,) = batch.dead_letters
     assert batch.row_count == 0 and "recursive Avro schema" in letter.detail
+
+
+THING = {
+    "type": "record",
+    "name": "Thing",
+    "namespace": "x",
+    "fields": [{"name": "id", "type": "long"}, {"name": "name", "type": "string"}],
+}
+
+
+def _thing_source(schema: dict[str, Any]) -> Any:
+    config = AVRO_CONFIG | {"kafka.topic": "things", "schema.string": json.dumps(schema)}
+    return config_source(parse_config({"name": "things", "config": config}, source="things", file="t", folder=Path()))
+
+
+def _produced(registry: str, writer: dict[str, Any], records: list[dict[str, Any]]) -> list[bytes]:
+    """What a producer with its own (older or newer) schema sends: its schema registered, each record framed."""
+    schema_id = ConfluentRegistry(registry).register("things-value", json.dumps(writer))
+    parsed = fastavro.parse_schema(writer)
+    framed = []
+    for record in records:
+        sink = io.BytesIO()
+        fastavro.schemaless_writer(sink, parsed, record)
+        framed.append(confluent_frame(schema_id, sink.getvalue()))
+    return framed
+
+
+def _with(field: dict[str, Any], *, replacing: str | None = None) -> dict[str, Any]:
+    kept = [item for item in THING["fields"] if item["name"] != replacing]
+    return THING | {"fields": [*kept, field]}
+
+
+COLOR = {"type": "enum", "name": "Color", "symbols": ["RED", "OTHER"], "default": "OTHER"}
+
+
+@pytest.mark.parametrize(
+    ("reader", "writer", "record", "column", "landed"),
+    [
+        (_with({"name": "qty", "type": "int", "default": 1}), THING, {"id": 1, "name": "a"}, "qty", 1),
+        (
+            _with({"name": "title", "type": "string", "aliases": ["name"]}, replacing="name"),
+            THING,
+            {"id": 1, "name": "a"},
+            "title",
+            "a",
+        ),
+        (
+            _with({"name": "color", "type": COLOR}),
+            _with({"name": "color", "type": COLOR | {"symbols": ["RED", "OTHER", "BLUE"]}}),
+            {"id": 1, "name": "a", "color": "BLUE"},
+            "color",
+            "OTHER",
+        ),
+        (
+            THING,
+            _with({"name": "name", "type": "bytes"}, replacing="name"),
+            {"id": 1, "name": b"hello"},
+            "name",
+            "hello",
+        ),
+    ],
+    ids=["field added with a default", "field renamed, alias", "enum symbol unknown to the reader", "bytes to string"],
+)
+def test_records_of_an_evolved_writer_schema_are_read_as_the_source_reads_them(
+    registry: str, reader: dict[str, Any], writer: dict[str, Any], record: dict[str, Any], column: str, landed: Any
+) -> None:
+    """Avro's resolution rules between the producer's schema and the source's: defaults, aliases, enum
+    defaults, promotions; what the record was sent as stays in _received."""
+    values = _produced(registry, writer, [record])
+    source = _thing_source(reader)
+    batch = process_batch(
+        source,
+        records_of(values, topic="things"),
+        max_record_bytes=1 << 20,
+        decoder=AvroDecoder(ConfluentRegistry(registry)),
+    )
+    assert [letter.detail for letter in batch.dead_letters] == []
+    (row,) = batch.rows()
+    assert row[column] == landed
+    assert orjson.loads(row["_received"])["id"] == 1
+
+
+def test_a_field_only_the_writer_has_still_reaches_extra_when_the_record_is_resolved(registry: str) -> None:
+    reader = _with({"name": "qty", "type": "int", "default": 1})
+    values = _produced(registry, _with({"name": "coupon", "type": "string"}), [{"id": 1, "name": "a", "coupon": "X"}])
+    (row,) = process_batch(
+        _thing_source(reader),
+        records_of(values, topic="things"),
+        max_record_bytes=1 << 20,
+        decoder=AvroDecoder(ConfluentRegistry(registry)),
+    ).rows()
+    assert (row["qty"], json.loads(row["_extra"])) == (1, {"coupon": "X"})
