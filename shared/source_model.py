@@ -105,7 +105,8 @@ def record_type(model: type[BaseModel]) -> Any:
     """
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        annotated: Any = Annotated[(info.annotation, *info.metadata, Field(alias=info.alias or name))]
+        names = Field(alias=info.alias or name, validation_alias=info.validation_alias)  # earlier names read too
+        annotated: Any = Annotated[(info.annotation, *info.metadata, names)]
         fields[name] = annotated if info.is_required() else NotRequired[annotated]
     record: Any = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
     record.__pydantic_config__ = KEEP_UNKNOWN_FIELDS  # type: ignore[attr-defined]

@@ -74,10 +74,15 @@ class AvroType:
         return [b for b in self.branches if b.kind != "null"] if self.kind == "union" else [self]
 
 
+NO_DEFAULT: Any = object()  # a field whose schema gives no default
+
+
 @dataclass(eq=False)
 class AvroField:
     name: str
     type: AvroType
+    default: Any = NO_DEFAULT  # the schema's JSON default: what a record written without the field reads
+    aliases: tuple[str, ...] = ()  # earlier names of the field: a record written with one still reads
 
 
 def parse_schema(schema: Any) -> AvroType:
@@ -146,7 +151,10 @@ def _parse(schema: Any, path: str, named: dict[str, AvroType], *, namespace: str
             field_props = _props(item, child.kind, child_path)
             if field_props:
                 child = _with_props(child, field_props, child_path)
-            node.fields.append(AvroField(name, child))
+            aliases = item.get("aliases", [])
+            if not isinstance(aliases, list) or not all(isinstance(alias, str) for alias in aliases):
+                raise SchemaProblem(child_path, "aliases must be a list of names")
+            node.fields.append(AvroField(name, child, item.get("default", NO_DEFAULT), tuple(aliases)))
     elif kind == "enum":
         symbols = schema.get("symbols")
         if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import keyword
 import uuid
 from collections.abc import Callable
@@ -21,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired, Union
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, create_model
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, Strict, create_model
 from typing_extensions import TypedDict
 
-from shared.datagen.avro import FLOAT_MAX, INT_BOUNDS, AvroType, SchemaProblem
+from shared.datagen.avro import FLOAT_MAX, INT_BOUNDS, NO_DEFAULT, AvroType, SchemaProblem
 from shared.datagen.generate import decimal_from_base64
 from shared.source_model import KEEP_UNKNOWN_FIELDS, Column, ColumnType, Row
 
@@ -121,14 +122,45 @@ def build_model(root: AvroType, model_name: str) -> tuple[type[BaseModel], dict[
     taken: set[str] = set()
     names: dict[str, str] = {}
     definitions: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
     for item in root.fields:
         python = names[item.name] = python_name(item.name, taken)
         kind = annotation(item.type)
         default: Any = None if item.type.nullable else ...
-        definitions[python] = (kind, Field(default, alias=item.name))
+        if item.default is not NO_DEFAULT:  # a record sent before the field existed reads its default
+            default = defaults[python] = json_form_default(item.default, item.type)
+        names_read = AliasChoices(item.name, *item.aliases)  # a record sent under an earlier name still reads
+        definitions[python] = (kind, Field(default, alias=item.name, validation_alias=names_read))
     config = ConfigDict(populate_by_name=True, frozen=True, serialize_by_alias=True)
     model: type[BaseModel] = create_model(model_name, __config__=config, **definitions)
+    if defaults:
+        model.check_record = staticmethod(_with_defaults(defaults))  # type: ignore[attr-defined]
     return model, names
+
+
+def _with_defaults(defaults: dict[str, Any]) -> Callable[[Row], Row]:
+    """Fills the schema's defaults into a validated record that lacks those fields (records are validated as
+    dicts, where pydantic leaves an absent optional field absent)."""
+
+    def check_record(record: Row) -> Row:
+        for name, default in defaults.items():
+            if name not in record:
+                record[name] = copy.deepcopy(default)
+        return record
+
+    return check_record
+
+
+def json_form_default(default: Any, kind: AvroType) -> Any:
+    """An Avro JSON default in the form records are validated in: bytes and fixed defaults (strings of
+    code points 0-255, the Avro specification's encoding) as base64 text, as the JSON converter sends them."""
+    target = kind.non_null[0] if kind.kind == "union" and default is not None else kind
+    if target.kind in ("bytes", "fixed") and isinstance(default, str):
+        try:
+            return base64.b64encode(default.encode("latin-1")).decode("ascii")
+        except UnicodeEncodeError:
+            raise SchemaProblem(kind.path, "a bytes default is a string of code points 0-255") from None
+    return default
 
 
 Getter = Callable[[Row], Any]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from shared.batch import process_batch
 from shared.datagen.config import quickstart_config
 from shared.datagen.source import config_source
 from shared.generator_ticks import generate_messages
@@ -148,3 +149,23 @@ def test_maps_json_columns_and_decimals_land_in_every_format(quickstart: str, fm
     rows = formats.decode(fmt, (tmp_path / path).read_bytes())
     assert [row["_offset"] for row in rows] == list(range(50))
     assert set(rows[0]) >= set(source.column_names)
+
+
+def test_a_record_sent_before_a_field_was_added_or_renamed_reads_its_default_and_old_name() -> None:
+    """The schema's ``default`` fills a field the record lacks, and its ``aliases`` read a record that still
+    uses an earlier name: on the JSON path (and reprocess, which validates _received as JSON) as Avro would."""
+    source = schema_source(
+        [
+            field("id", "long"),
+            {"name": "title", "type": "string", "aliases": ["name"]},
+            {"name": "qty", "type": "int", "default": 3},
+            {"name": "tag", "type": "bytes", "default": "\u00ff"},
+        ]
+    )
+    older = KafkaRecord("test", 0, 0, "k", b'{"id": 1, "name": "a"}', FIXED_NOW_MS)
+    today = KafkaRecord("test", 0, 1, "k", b'{"id": 2, "title": "b", "qty": 9, "tag": "AA=="}', FIXED_NOW_MS)
+    for columnar in (False, True):
+        batch = process_batch(source, [older, today], max_record_bytes=1 << 20, columnar=columnar)
+        assert not batch.dead_letters
+        rows = [(row["title"], row["qty"], row["tag"], row["_extra"]) for row in batch.rows()]
+        assert rows == [("a", 3, base64.b64encode(b"\xff").decode(), None), ("b", 9, "AA==", None)]

@@ -11,19 +11,25 @@ from typing import Any
 
 import fastavro
 import orjson
+import pyarrow as pa
 import pytest
 
 from devhost.registry.server import serve_registry
 from devhost.services.processes import free_port
+from shared import formats
 from shared.batch import process_batch
+from shared.compaction.hours import Hour
 from shared.datagen.config import parse_config
 from shared.datagen.source import config_source
 from shared.errors import RegistryUnavailable
+from shared.lineage import LINEAGE_COLUMNS
+from shared.reprocess import recompute_hour
 from shared.schema_registry.avro_binary import encode, parse_writer_schema
 from shared.schema_registry.client import ConfluentRegistry
 from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.encoder import AvroEncoder
 from shared.schema_registry.wire import confluent_frame
+from tests.conftest import FIXED_NOW_MS
 from tests.unit.shared.schema_registry.conftest import AVRO_CONFIG, avro_source, generated, records_of
 
 
@@ -232,3 +238,20 @@ def test_a_field_only_the_writer_has_still_reaches_extra_when_the_record_is_reso
         decoder=AvroDecoder(ConfluentRegistry(registry)),
     ).rows()
     assert (row["qty"], json.loads(row["_extra"])) == (1, {"coupon": "X"})
+
+
+def test_reprocessing_with_a_field_added_with_a_default_removes_no_landed_row(registry: str) -> None:
+    """tools.reprocess validates _received (the record as sent, JSON) with today's model: a field the source
+    gained with a default takes it there too, instead of every landed row leaving curated."""
+    values = _produced(registry, THING, [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])
+    old = _thing_source(THING)
+    rows = process_batch(
+        old,
+        records_of(values, topic="things"),
+        max_record_bytes=1 << 20,
+        decoder=AvroDecoder(ConfluentRegistry(registry)),
+    ).rows()
+    curated = pa.Table.from_pylist(rows, schema=formats.arrow_schema((*old.columns, *LINEAGE_COLUMNS)))
+    today = _thing_source(_with({"name": "qty", "type": "int", "default": 1}))
+    result = recompute_hour(today, Hour.of_ms(FIXED_NOW_MS), curated, [], max_record_bytes=1 << 20)
+    assert (result.diff.removed, result.table.num_rows) == (0, 2)
