@@ -113,6 +113,11 @@ def _parse(schema: Any, path: str, named: dict[str, AvroType], *, namespace: str
         node.branches = [_parse(b, path, named, namespace=namespace, once=False) for b in schema]
         if not node.branches:
             raise SchemaProblem(path, "a union needs at least one branch")
+        unnamed = [branch.kind for branch in node.branches if branch.kind not in ("record", "enum", "fixed")]
+        if len(unnamed) != len(set(unnamed)):
+            raise SchemaProblem(path, f"a union holds two branches of one type: {unnamed}")
+        if all(branch.kind == "null" for branch in node.branches):
+            raise SchemaProblem(path, "a union needs a branch other than null")
         return node
     if not isinstance(schema, dict) or "type" not in schema:
         raise SchemaProblem(path, f"not an Avro schema: {schema!r}")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fastavro
+
 from shared.datagen.avro import AvroType, SchemaProblem, parse_schema
 from shared.errors import ConfigurationError
 
@@ -68,6 +70,9 @@ TOPIC_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$")  
 DEFAULT_MAX_INTERVAL_MS = 500
 TICK_SECONDS = 10  # the default generator schedule, */10 * * * * *
 MAX_EVENTS_PER_TICK = 100_000
+
+
+MAX_OPTION_INTEGER = 2**63 - 1  # Kafka Connect reads these options as Java longs
 
 
 class DatagenConfigError(ConfigurationError):
@@ -156,6 +161,8 @@ def _integer(file: str, option: str, value: Any, *, minimum: int | None = None) 
         raise DatagenConfigError(file, option, f"must be a whole number, got {text!r}") from None
     if minimum is not None and number < minimum:
         raise DatagenConfigError(file, option, f"must be at least {minimum}, got {number}")
+    if abs(number) > MAX_OPTION_INTEGER:
+        raise DatagenConfigError(file, option, f"must be at most {MAX_OPTION_INTEGER:,} in size, got {text[:40]!r}")
     return number
 
 
@@ -220,6 +227,10 @@ def parse_config(document: Any, *, source: str, file: str, folder: Path) -> Data
         schema = parse_schema(schema_json)
     except SchemaProblem as problem:
         raise DatagenConfigError(file, f"config.{schema_option}", str(problem)) from None
+    try:  # what Avro itself refuses (duplicate enum symbols, names that are not names, bad defaults...)
+        fastavro.parse_schema(schema_json)
+    except Exception as error:  # fastavro raises several kinds for a bad schema
+        raise DatagenConfigError(file, f"config.{schema_option}", f"not a valid Avro schema: {error}") from None
     keyfield = _text(file, "config.schema.keyfield", config.get("schema.keyfield", "")) or (
         QUICKSTARTS[quickstart][1] if quickstart else ""
     )

@@ -11,7 +11,7 @@ import pytest
 from shared.datagen.config import DatagenConfigError
 from shared.datagen.source import load_config_sources
 from shared.sources import SOURCES
-from tests.unit.shared.datagen.conftest import config_document, field, values, write_config
+from tests.unit.shared.datagen.conftest import config_document, field, schema_source, values, write_config
 
 
 @pytest.mark.parametrize(
@@ -165,3 +165,31 @@ def test_schema_filename_is_read_from_the_configs_folder(tmp_path: Path) -> None
     (source,) = load_config_sources(folder, [])
     assert source.name == "mine" and source.setting_defaults["topic"] == "mine"
     assert all(r["n"] < 3 for r in values(source, 50))
+
+
+def _record(*fields: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "record", "name": "T", "fields": list(fields)}
+
+
+NOT_AVRO = {
+    "duplicate enum symbols": _record({"name": "c", "type": {"type": "enum", "name": "E", "symbols": ["A", "A"]}}),
+    "enum symbol not a name": _record({"name": "c", "type": {"type": "enum", "name": "E", "symbols": ["in stock"]}}),
+    "named type defined twice": _record(
+        {"name": "c", "type": {"type": "enum", "name": "E", "symbols": ["A"]}},
+        {"name": "d", "type": {"type": "enum", "name": "E", "symbols": ["B"]}},
+    ),
+    "default of the wrong type": _record({"name": "c", "type": "int", "default": "x"}),
+    "null twice in a union": _record({"name": "c", "type": ["null", "null"]}),
+}
+
+
+@pytest.mark.parametrize("name", NOT_AVRO)
+def test_a_schema_avro_refuses_fails_at_indexing_with_its_option(name: str) -> None:
+    """Not on every generator tick later (the encoder would refuse it), and never as a bare TypeError."""
+    with pytest.raises(DatagenConfigError, match=r"config\.schema\.string"):
+        schema_source(NOT_AVRO[name]["fields"])
+
+
+def test_a_whole_number_option_past_a_java_long_is_refused_by_name() -> None:
+    with pytest.raises(DatagenConfigError, match=r"config\.tasks\.max"):
+        schema_source([field("id", "long")], **{"tasks.max": "1" + "0" * 400})
