@@ -173,6 +173,12 @@ def _produced(registry: str, writer: dict[str, Any], records: list[dict[str, Any
     return framed
 
 
+def _read_as(registry: str, source: Any, values: list[bytes]) -> Any:
+    """The batch ``source`` makes of ``values`` (Confluent-framed Avro) with a decoder on ``registry``."""
+    decoder = AvroDecoder(ConfluentRegistry(registry))
+    return process_batch(source, records_of(values, topic="things"), max_record_bytes=1 << 20, decoder=decoder)
+
+
 def _with(field: dict[str, Any], *, replacing: str | None = None) -> dict[str, Any]:
     kept = [item for item in THING["fields"] if item["name"] != replacing]
     return THING | {"fields": [*kept, field]}
@@ -214,14 +220,7 @@ def test_records_of_an_evolved_writer_schema_are_read_as_the_source_reads_them(
 ) -> None:
     """Avro's resolution rules between the producer's schema and the source's: defaults, aliases, enum
     defaults, promotions; what the record was sent as stays in _received."""
-    values = _produced(registry, writer, [record])
-    source = _thing_source(reader)
-    batch = process_batch(
-        source,
-        records_of(values, topic="things"),
-        max_record_bytes=1 << 20,
-        decoder=AvroDecoder(ConfluentRegistry(registry)),
-    )
+    batch = _read_as(registry, _thing_source(reader), _produced(registry, writer, [record]))
     assert [letter.detail for letter in batch.dead_letters] == []
     (row,) = batch.rows()
     assert row[column] == landed
@@ -231,12 +230,7 @@ def test_records_of_an_evolved_writer_schema_are_read_as_the_source_reads_them(
 def test_a_field_only_the_writer_has_still_reaches_extra_when_the_record_is_resolved(registry: str) -> None:
     reader = _with({"name": "qty", "type": "int", "default": 1})
     values = _produced(registry, _with({"name": "coupon", "type": "string"}), [{"id": 1, "name": "a", "coupon": "X"}])
-    (row,) = process_batch(
-        _thing_source(reader),
-        records_of(values, topic="things"),
-        max_record_bytes=1 << 20,
-        decoder=AvroDecoder(ConfluentRegistry(registry)),
-    ).rows()
+    (row,) = _read_as(registry, _thing_source(reader), values).rows()
     assert (row["qty"], json.loads(row["_extra"])) == (1, {"coupon": "X"})
 
 
@@ -245,12 +239,7 @@ def test_reprocessing_with_a_field_added_with_a_default_removes_no_landed_row(re
     gained with a default takes it there too, instead of every landed row leaving curated."""
     values = _produced(registry, THING, [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])
     old = _thing_source(THING)
-    rows = process_batch(
-        old,
-        records_of(values, topic="things"),
-        max_record_bytes=1 << 20,
-        decoder=AvroDecoder(ConfluentRegistry(registry)),
-    ).rows()
+    rows = _read_as(registry, old, values).rows()
     curated = pa.Table.from_pylist(rows, schema=formats.arrow_schema((*old.columns, *LINEAGE_COLUMNS)))
     today = _thing_source(_with({"name": "qty", "type": "int", "default": 1}))
     result = recompute_hour(today, Hour.of_ms(FIXED_NOW_MS), curated, [], max_record_bytes=1 << 20)
