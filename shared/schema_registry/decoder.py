@@ -32,6 +32,7 @@ from shared.schema_registry.wire import NotAvro, confluent_split, schema_id_of_c
 from shared.settings import Settings
 from shared.source_model import Source
 
+MAX_UNKNOWN_IDS = 4096  # unknown schema ids a decoder remembers (each asked again after UNKNOWN_RETRY_SECONDS)
 UNKNOWN_RETRY_SECONDS = 60.0  # an id the registry did not hold is asked again after this long
 
 
@@ -131,6 +132,17 @@ class AvroDecoder:
                     self._unknown_since[schema_id] = now
                 else:
                     self._unknown_since.pop(schema_id, None)
+        with self._lock:
+            self._forget_oldest_unknown(keep=schema_ids)
+
+    def _forget_oldest_unknown(self, keep: set[str]) -> None:
+        """Keep at most ``MAX_UNKNOWN_IDS`` unknown ids besides this batch's (``keep``, which it reads next):
+        junk values name random ids, and a worker must not remember each for good (a forgotten one is
+        only asked again)."""
+        older = sorted((since, schema_id) for schema_id, since in self._unknown_since.items() if schema_id not in keep)
+        for _, schema_id in older[: max(0, len(self._unknown_since) - MAX_UNKNOWN_IDS)]:
+            del self._unknown_since[schema_id]
+            self._schemas.pop(schema_id, None)
 
     def _resolve(self, schema_id: str) -> ParsedSchema | _Refused:
         try:

@@ -24,6 +24,7 @@ from shared.datagen.source import config_source
 from shared.errors import RegistryUnavailable
 from shared.lineage import LINEAGE_COLUMNS
 from shared.reprocess import recompute_hour
+from shared.schema_registry import decoder as decoder_module
 from shared.schema_registry.avro_binary import encode, parse_writer_schema
 from shared.schema_registry.client import ConfluentRegistry
 from shared.schema_registry.decoder import AvroDecoder
@@ -244,3 +245,22 @@ def test_reprocessing_with_a_field_added_with_a_default_removes_no_landed_row(re
     today = _thing_source(_with({"name": "qty", "type": "int", "default": 1}))
     result = recompute_hour(today, Hour.of_ms(FIXED_NOW_MS), curated, [], max_record_bytes=1 << 20)
     assert (result.diff.removed, result.table.num_rows) == (0, 2)
+
+
+def test_junk_values_naming_random_ids_leave_a_bounded_memory_of_unknown_ids(
+    registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each junk value is an unknown_schema dead letter; only the newest ``MAX_UNKNOWN_IDS`` unknown ids (and
+    the current batch's, which it reads) are remembered, so a hostile stream cannot grow a worker's memory."""
+    monkeypatch.setattr(decoder_module, "MAX_UNKNOWN_IDS", 8)
+    now = [0.0]
+    decoder = AvroDecoder(ConfluentRegistry(registry), clock=lambda: now[0])
+    for batch_number in range(4):
+        now[0] += 1
+        ids = [1000 + 10 * batch_number + i for i in range(5)]
+        junk = [struct.pack(">bI", 0, schema_id) + b"\x02" for schema_id in ids]
+        batch = process_batch(avro_source(), records_of(junk), max_record_bytes=1 << 20, decoder=decoder)
+        assert {letter.reason for letter in batch.dead_letters} == {"unknown_schema"} and batch.row_count == 0
+        remembered = set(decoder._unknown_since)
+        assert remembered == set(decoder._schemas) and {str(i) for i in ids} <= remembered
+        assert len(remembered) == min(8, 5 * (batch_number + 1))
