@@ -68,7 +68,10 @@ class AvroDecoder:
         written); fetches the schemas of ids not seen yet, once each."""
         reader = self._reader(reader_schema)
         located = [self._locate(record, value) for record, value in zip(records, values, strict=True)]
-        self._fetch({found[0] for found in located if isinstance(found, tuple)})
+        ids = {found[0] for found in located if isinstance(found, tuple)}
+        self._fetch(ids)
+        # A record written with the source's own schema reads as written: resolve only the others.
+        resolve_to = {schema_id: None if self._schemas.get(schema_id) == reader else reader for schema_id in ids}
         batch = DecodedBatch()
         for record, found in zip(records, located, strict=True):
             if isinstance(found, NotAvro):
@@ -80,7 +83,7 @@ class AvroDecoder:
                 batch.letters.append(DeadLetter(record, schema.reason, schema.detail))
                 continue
             try:
-                value, sent = decode_as(schema, reader, body)
+                value, sent = decode_as(schema, resolve_to[schema_id], body)
                 received = orjson.dumps(sent)
             except NotAvro as problem:
                 batch.letters.append(DeadLetter(record, Reason.NOT_AVRO, f"schema {schema_id}: {problem}"))
