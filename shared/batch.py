@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TypeVar
 
 import pyarrow as pa
@@ -201,6 +202,9 @@ def _split(
 def _runs(records: list[KafkaRecord]) -> Iterator[tuple[TopicPartition, int, int]]:
     """Each run of consecutive records from one topic-partition: where, first index, end index."""
     start, count = 0, len(records)
+    if count and _one_partition(records):  # the common case, checked in C loops
+        yield records[0].topic_partition, 0, count
+        return
     while start < count:
         first = records[start]
         topic, partition = first.topic, first.partition
@@ -211,8 +215,21 @@ def _runs(records: list[KafkaRecord]) -> Iterator[tuple[TopicPartition, int, int
         start = end
 
 
+def _one_partition(records: list[KafkaRecord]) -> bool:
+    first = records[0]
+    partitions = list(map(attrgetter("partition"), records))
+    if partitions.count(first.partition) != len(records):
+        return False
+    return list(map(attrgetter("topic"), records)).count(first.topic) == len(records)
+
+
 def _in_order(records: list[KafkaRecord]) -> bool:
-    offsets = [record.offset for record in records]
+    """True when offsets strictly increase (a partition's records, each once, as delivered)."""
+    offsets = list(map(attrgetter("offset"), records))
+    if len(offsets) < 2:
+        return True
+    if offsets == list(range(offsets[0], offsets[0] + len(offsets))):  # consecutive: the common case, in C
+        return True
     return all(map(int.__lt__, offsets, offsets[1:]))
 
 

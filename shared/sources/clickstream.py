@@ -126,17 +126,15 @@ def is_bot(agent: str) -> bool:
 
 
 def transform_columns(events: pa.Table) -> pa.Table:
-    """:func:`transform` for a batch at once (Arrow compute); tests check it gives the same rows."""
-    # A space appended to each request makes every split two parts: the method, and the rest plus that space.
-    method_rest = pc.split_pattern(pc.binary_join_element_wise(events["request"], " ", ""), " ", max_splits=1)
-    rest = pc.utf8_slice_codeunits(pc.list_element(method_rest, 1), 0, -1)
-    has_version = pc.match_substring(rest, " ")  # else the rest is the path, as str.rpartition finds no space
-    path_version = pc.split_pattern(pc.if_else(has_version, rest, " "), " ", max_splits=1, reverse=True)
-    agent, status, userid = events["agent"], events["status"], events["userid"]
-    if pc.all(pc.string_is_ascii(agent)).as_py() is not False:  # str.lower() and ASCII lowering agree
-        bots = pc.match_substring_regex(pc.ascii_lower(agent), "bot|crawler|spider|slurp")
-    else:  # Unicode case mapping is Python's to define
-        bots = pa.array([is_bot(value) for value in agent.to_pylist()], pa.bool_())
+    """:func:`transform` for a batch at once (Arrow compute); tests check it gives the same rows.
+
+    Requests and agents repeat (a site has few pages and browsers), so their string rules run once per
+    distinct value and are spread back by index.
+    """
+    request = _distinct(events["request"])
+    method, path, version = _request_parts(request.dictionary)
+    agent = _distinct(events["agent"])
+    status, userid = events["status"], events["userid"]
     no_text = pa.nulls(len(events), pa.string())
     return pa.table(
         {
@@ -144,21 +142,47 @@ def transform_columns(events: pa.Table) -> pa.Table:
             "userid": userid,
             "user_known": pc.not_equal(userid, UNKNOWN_USER),
             "remote_user": _none_if(events["remote_user"], "-"),
-            "request_method": _none_if(pc.list_element(method_rest, 0), ""),
-            "request_path": _none_if(pc.if_else(has_version, pc.list_element(path_version, 0), rest), ""),
-            "http_version": _none_if(pc.list_element(path_version, 1), ""),
+            "request_method": method.take(request.indices),
+            "request_path": path.take(request.indices),
+            "http_version": version.take(request.indices),
             "status": pc.cast(status, pa.int64()),
             "status_class": pc.binary_join_element_wise(pc.utf8_slice_codeunits(status, 0, 1), "xx", ""),
             "bytes": pc.cast(events["bytes"], pa.int64()),
             "referrer": _none_if(events["referrer"], "-"),
-            "agent": agent,
-            "is_bot": bots,
+            "agent": events["agent"],
+            "is_bot": _bots(agent.dictionary).take(agent.indices),
             "datagen_time": events["time"],
             "username": no_text,
             "city": no_text,
             "level": no_text,
         }
     )
+
+
+def _distinct(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """``column`` as its distinct values (``dictionary``) and each row's index into them (``indices``)."""
+    return pc.dictionary_encode(column.combine_chunks())
+
+
+def _request_parts(requests: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Method, path and HTTP version of each request, as :func:`transform` splits them."""
+    # A space appended to each request makes every split two parts: the method, and the rest plus that space.
+    method_rest = pc.split_pattern(pc.binary_join_element_wise(requests, " ", ""), " ", max_splits=1)
+    rest = pc.utf8_slice_codeunits(pc.list_element(method_rest, 1), 0, -1)
+    has_version = pc.match_substring(rest, " ")  # else the rest is the path, as str.rpartition finds no space
+    path_version = pc.split_pattern(pc.if_else(has_version, rest, " "), " ", max_splits=1, reverse=True)
+    return (
+        _none_if(pc.list_element(method_rest, 0), ""),
+        _none_if(pc.if_else(has_version, pc.list_element(path_version, 0), rest), ""),
+        _none_if(pc.list_element(path_version, 1), ""),
+    )
+
+
+def _bots(agents: pa.Array) -> pa.Array:
+    """:func:`is_bot` of each agent."""
+    if pc.all(pc.string_is_ascii(agents)).as_py() is not False:  # str.lower() and ASCII lowering agree
+        return pc.match_substring_regex(pc.ascii_lower(agents), "bot|crawler|spider|slurp")
+    return pa.array([is_bot(value) for value in agents.to_pylist()], pa.bool_())  # Unicode case mapping is Python's
 
 
 def _none_if(values: Any, marker: str) -> Any:
