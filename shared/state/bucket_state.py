@@ -25,6 +25,7 @@ Operations:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +46,10 @@ from shared.state.offsets import (
 )
 
 KEYS = "keys"
+UNREADABLE = "_unreadable"  # key states whose stored text was not a JSON object, kept for a person to read
 ORIGINS = "_origins"
 MOVED_FROM = "_moved_from"
+log = logging.getLogger("streamingpoc.state")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +76,18 @@ def operate(
 
 
 def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
-    """Apply each part's events the bucket has not applied yet, then mark the parts' ranges applied."""
+    """Apply each part's events the bucket has not applied yet, then mark the parts' ranges applied.
+
+    All or nothing: ``state`` changes only once every part is folded, so an operation that raises
+    leaves no range marked applied without its events. A key whose stored text is not a JSON object
+    (damaged outside this code) is set aside under ``_unreadable`` with its text and starts again,
+    so one key cannot stop its bucket.
+    """
     keys: dict[str, str] = state.setdefault(KEYS, {})
-    applied = applied_ranges(state)
+    applied = {where: list(ranges) for where, ranges in applied_ranges(state).items()}
     origins: dict[str, dict[str, Any]] = state.get(ORIGINS, {})
     touched: dict[str, dict[str, Any]] = {}
+    unreadable: dict[str, str] = {}
     for part in payload["parts"]:
         where = position(part)
         ranges = applied.get(where)
@@ -87,7 +97,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> dict[st
                 continue
             held = touched.get(key)
             if held is None:
-                held = touched[key] = orjson.loads(keys[key]) if key in keys else {}
+                held = touched[key] = _readable(keys, key, unreadable)
             if APPLIED in held:  # moved from the per-key layout: what it applied there counts too
                 fresh = not_in(held[APPLIED].get(where), fresh)
             if MOVED_FROM in held:  # moved from a bucket of another N: what that bucket applied counts too
@@ -97,7 +107,34 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> dict[st
         mark(applied, where, *part_range(part))
     for key, held in touched.items():
         keys[key] = dump(held)
+    state[APPLIED] = applied
+    if unreadable:
+        state.setdefault(UNREADABLE, {}).update(unreadable)
     return state
+
+
+def _readable(keys: dict[str, str], key: str, unreadable: dict[str, str]) -> dict[str, Any]:
+    """The key's state to fold into: its stored state, or a new one when the stored text is unreadable."""
+    text = keys.get(key)
+    if text is None:
+        return {}
+    parsed = _parsed(text)
+    if parsed is None:
+        log.error("key state %r is not a JSON object; set aside under %s and started again", key, UNREADABLE)
+        unreadable[key] = text if isinstance(text, str) else repr(text)
+        return {}
+    return parsed
+
+
+def _parsed(text: Any) -> dict[str, Any] | None:
+    """A stored key state as a dict, or None when it is not the JSON text of an object."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def dump(key_state: dict[str, Any]) -> str:
@@ -136,10 +173,7 @@ def key_state(bucket: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
     if not bucket:
         return None
     held = bucket.get(KEYS, {}).get(key)
-    if not isinstance(held, str):
-        return None
-    parsed = orjson.loads(held)
-    return parsed if isinstance(parsed, dict) else None
+    return None if held is None else _parsed(held)
 
 
 def held_keys(bucket: dict[str, Any] | None) -> Iterator[str]:

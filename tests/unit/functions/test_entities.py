@@ -313,3 +313,45 @@ def test_user_profile_buckets_keep_the_latest_by_position_too() -> None:
         {"parts": [part | {"range": [0, 99], "keys": {"7": [[10, T0, older]]}}]},
     ]
     assert held(bucket_apply("user_profile", None, *late_first), "7")["profile"] == newer
+
+
+BUCKET = "~b0of1"
+
+
+def taps(partition: int, keys: dict[str, range], low: int, high: int) -> dict[str, Any]:
+    events = {key: [[o, T0 + o, "tap", "home", "5.1.0", "iOS"] for o in offsets] for key, offsets in keys.items()}
+    return {"topic": "mobile", "partition": partition, "incarnation": 0, "range": [low, high], "keys": events}
+
+
+def test_an_apply_that_fails_part_way_marks_nothing_applied() -> None:
+    malformed = taps(1, {"bad": range(2)}, 0, 1)
+    malformed["keys"]["bad"] = [[0]]  # an event the fold cannot read
+    after, results = run_entity(
+        "device_activity",
+        {"keys": {}, "_applied": {}},
+        [("apply", {"parts": [taps(0, {"good": range(3)}, 0, 2), malformed]})],
+        key=BUCKET,
+    )
+    assert results[0]["isError"]
+    assert after is not None and not after.get("_applied", {}).get(
+        "mobile/0/0"
+    )  # partition 0 not marked without its events
+    again = apply_bucket(after, {"parts": [taps(0, {"good": range(3)}, 0, 2)]})  # the batch signalled again
+    assert key_state(again, "good")["events"] == 3  # type: ignore[index]
+
+
+@pytest.mark.parametrize("stored", ['{"events": 1, "session": ', "null", "[]", "7"])
+def test_a_key_whose_stored_state_is_unreadable_is_set_aside_and_stops_no_other_key(stored: str) -> None:
+    state = {"keys": {"bad": stored}, "_applied": {}}
+    after = apply_bucket(state, {"parts": [taps(0, {"good": range(3)}, 0, 2), taps(1, {"bad": range(2)}, 0, 1)]})
+    assert key_state(after, "good")["events"] == 3  # type: ignore[index]
+    assert key_state(after, "bad")["events"] == 2  # type: ignore[index]  # started again
+    assert after["_unreadable"] == {"bad": stored}  # kept for a person to read
+    assert key_state({"keys": {"bad": stored}}, "bad") is None  # readers see no state, not an error
+
+
+def apply_bucket(state: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    new_state, results = run_entity("device_activity", state, [("apply", payload)], key=BUCKET)
+    assert not any(r["isError"] for r in results), results
+    assert new_state is not None
+    return new_state

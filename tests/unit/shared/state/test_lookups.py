@@ -35,3 +35,9 @@ async def test_lookups_read_each_bucket_once_then_cached() -> None:
     await joiner.join(gateway, "clickstream", [dict(r) for r in rows], {"users": 4})
     assert sorted(gateway.reads) == [("user_profile", f"~b{i}of4") for i in range(4)]  # per bucket, then cached
     assert rows[0]["city"] == "Raleigh" and rows[5]["city"] is None
+
+
+def test_a_profile_whose_stored_state_is_unreadable_reads_as_no_profile() -> None:
+    from shared.state.bucket_state import key_state
+
+    assert key_state({"keys": {"42": '{"profile": {"username": '}}, "42") is None  # truncated text: no state, no error
