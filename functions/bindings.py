@@ -1,4 +1,4 @@
-"""Shared binding arguments and conversions for the Kafka trigger and output bindings."""
+"""Shared binding arguments and conversions for the Kafka trigger, and the worker's shared clients."""
 
 from __future__ import annotations
 
@@ -52,8 +52,9 @@ class _OAuthBearerMode(StringifyEnum):
     OAUTHBEARER = 4
 
 
-def kafka_auth(role: Literal["consumer", "producer"], source: str) -> dict[str, Any]:
-    """Authentication arguments of ``source``'s Kafka trigger (``consumer``) or output binding (``producer``).
+def kafka_auth(role: Literal["consumer"], source: str) -> dict[str, Any]:
+    """Authentication arguments of ``source``'s Kafka trigger (the only Kafka binding: generators produce
+    through ``shared.kafka_clients``).
 
     Called when the worker indexes the functions. The extension reads ``protocol``,
     ``authenticationMode`` and ``oAuthBearerMethod`` as enums, not ``%settings%``, so they are
@@ -61,8 +62,8 @@ def kafka_auth(role: Literal["consumer", "producer"], source: str) -> dict[str, 
 
     - PLAINTEXT: nothing (local brokers).
     - SASL_SSL + PLAIN: user ``%KAFKA_SASL_USERNAME%`` (``$ConnectionString`` for Event Hubs) and a
-      password setting per source and role, ``<SOURCE>_KAFKA_SASL_PASSWORD`` for the trigger and
-      ``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD`` for the output binding, so that Azure can give each
+      password setting per source, ``<SOURCE>_KAFKA_SASL_PASSWORD`` (the generator's producer reads
+      ``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD``, ``shared.kafka_clients``), so that Azure can give each
       one the connection string of a rule on that one event hub with only the right it needs.
     - SASL_SSL + OAUTHBEARER: OIDC client credentials of a service principal (``KAFKA_OAUTH_*``);
       Entra ID roles on each event hub decide what it may do.
@@ -80,12 +81,11 @@ def kafka_auth(role: Literal["consumer", "producer"], source: str) -> dict[str, 
             "o_auth_bearer_token_endpoint_url": "%KAFKA_OAUTH_TOKEN_ENDPOINT_URL%",
             "o_auth_bearer_scope": "%KAFKA_OAUTH_SCOPE%",
         }
-    field = "kafka_sasl_password" if role == "consumer" else "kafka_producer_sasl_password"
     return {
         "protocol": "SaslSsl",
         "authentication_mode": "Plain",
         "username": "%KAFKA_SASL_USERNAME%",
-        "password": setting_ref(source, field),
+        "password": setting_ref(source, "kafka_sasl_password"),
     }
 
 

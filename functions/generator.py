@@ -1,14 +1,14 @@
 """The Datagen stand-in: one timer-triggered function per source (``generate_<source>``).
 
-Each tick sends ``<SOURCE>_GENERATOR_EVENTS_PER_TICK`` records through the Kafka output
-binding, keyed by entity. A seeded or bounded generator keeps its progress in the lake, saved
-before the binding sends and confirmed by the next tick (``shared.generator_ticks.plan_tick``), so a
-failed send is retried with the same records: at least once, never lost.
+Each tick sends ``<SOURCE>_GENERATOR_EVENTS_PER_TICK`` records, keyed by entity, and returns once
+the broker acknowledged every one (``shared.kafka_clients.send``); a failed send raises and the
+timer's retry sends the same records again. A seeded or bounded generator keeps its progress in
+the lake, saved before it sends and confirmed by the next tick (``shared.generator_ticks.plan_tick``):
+at least once, never lost.
 
-An Avro source (a Datagen config with the AvroConverter) registers its schema and sends each record
-in its registry's wire format. The output binding cannot carry binary values with keys from a Python
-function (``shared.kafka_clients``), so its generator produces with the same broker settings and
-credentials itself, and returns once the broker acknowledged every record.
+The Kafka output binding is not used: it returns before delivery, so a tick whose records never
+arrived would count as sent (``shared.kafka_clients``). An Avro source (a Datagen config with the
+AvroConverter) registers its schema and sends each record in its registry's wire format.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing import Any
 import azure.functions as func
 import orjson
 
-from functions.bindings import BROKER_LIST, kafka_auth, lake, setting_ref, source_settings, trace_headers
+from functions.bindings import lake, setting_ref, source_settings, trace_headers
 from shared import kafka_clients
 from shared.errors import LakeError
-from shared.generator_ticks import OutgoingMessage, generate_messages, kafka_output_payload, needs_progress, plan_tick
+from shared.generator_ticks import OutgoingMessage, generate_messages, needs_progress, plan_tick
+from shared.records import ProducedRecord
 from shared.schema_registry.decoder import registry_for
-from shared.schema_registry.encoder import AvroEncoder, AvroMessage
+from shared.schema_registry.encoder import AvroEncoder
 from shared.settings import current_settings
 from shared.sources import SOURCES, Source
 from shared.tracing import producing_span
@@ -62,16 +63,24 @@ def _tick_messages(source: Source, retrying: bool) -> tuple[list[OutgoingMessage
 _encoders: dict[tuple[str, str], AvroEncoder] = {}
 
 
-def _avro_messages(source: Source, messages: list[OutgoingMessage], topic: str) -> list[AvroMessage]:
+def _avro_messages(source: Source, messages: list[OutgoingMessage], topic: str) -> list[ProducedRecord]:
     encoder = _encoders.get((source.name, topic))
     if encoder is None:
         encoder = _encoders[(source.name, topic)] = AvroEncoder(source, registry_for(source, current_settings()), topic)
     trace = tuple(trace_headers().items())
     encoded = [encoder.encode(message.key, message.value) for message in messages]
-    return [AvroMessage(m.key, m.value, m.headers + trace) for m in encoded]
+    return [ProducedRecord(m.key, m.value, m.headers + trace) for m in encoded]
 
 
-def _register_avro(source: Source) -> None:
+def _records(source: Source, messages: list[OutgoingMessage], topic: str) -> list[ProducedRecord]:
+    """The tick's messages as the topic takes them: JSON text, or the registry's Avro wire format."""
+    if source.value_format == "avro":
+        return _avro_messages(source, messages, topic)
+    trace = tuple(trace_headers().items())
+    return [ProducedRecord(message.key, message.value.encode(), trace) for message in messages]
+
+
+def _register(source: Source) -> None:
     @bp.function_name(name=f"generate_{source.name}")
     @bp.timer_trigger(
         arg_name="timer",
@@ -81,46 +90,16 @@ def _register_avro(source: Source) -> None:
     )
     @bp.retry(strategy="fixed_delay", max_retry_count="-1", delay_interval="00:00:05")
     def generate(timer: func.TimerRequest, context: func.Context) -> None:
-        """Called on every tick; a failed send raises, and the retry sends the same records again."""
+        """Called on every tick of the source's NCRONTAB schedule; a failed send raises, and the retry sends
+        the same records again."""
         retrying = bool(context.retry_context and context.retry_context.retry_count)
         messages, _ = _tick_messages(source, retrying)
         if not messages:
             return
         settings = source_settings(source.name)
         with producing_span(source.name):
-            encoded = _avro_messages(source, messages, settings.topic)
-            config = kafka_clients.producer_config(current_settings(), settings)
-            kafka_clients.send(config, settings.topic, encoded)
-
-
-def _register(source: Source) -> None:
-    if source.value_format == "avro":
-        _register_avro(source)
-        return
-
-    @bp.function_name(name=f"generate_{source.name}")
-    @bp.timer_trigger(
-        arg_name="timer",
-        schedule=setting_ref(source.name, "generator_schedule"),
-        run_on_startup=False,
-        use_monitor=False,
-    )
-    @bp.kafka_output(
-        arg_name="out",
-        topic=setting_ref(source.name, "topic"),
-        broker_list=BROKER_LIST,
-        data_type=func.DataType.STRING,
-        **kafka_auth("producer", source.name),
-    )
-    @bp.retry(strategy="fixed_delay", max_retry_count="-1", delay_interval="00:00:05")
-    def generate(timer: func.TimerRequest, out: func.Out[str], context: func.Context) -> None:
-        """Called on every tick of the source's NCRONTAB schedule, and again (same records) after a failed send."""
-        retrying = bool(context.retry_context and context.retry_context.retry_count)
-        messages, at = _tick_messages(source, retrying)
-        if not messages:
-            return
-        with producing_span(source.name):
-            out.set(kafka_output_payload(messages, now=at, headers=trace_headers()))
+            records = _records(source, messages, settings.topic)
+            kafka_clients.send(kafka_clients.producer_config(current_settings(), settings), settings.topic, records)
 
 
 for _source in SOURCES.values():

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from faker import Faker
 
 from shared.settings import SourceSettings
@@ -58,35 +57,6 @@ def generate_messages(
     return messages
 
 
-def kafka_output_payload(
-    messages: list[OutgoingMessage], *, now: datetime, headers: Mapping[str, str] | None = None
-) -> str:
-    """The Kafka output binding's many-message form: a JSON array of Kafka event objects.
-
-    The extension takes ``Key`` and ``Headers`` from an item only when the item has all of
-    Offset, Partition, Topic, Timestamp, Value and Headers; otherwise it sends the whole
-    JSON text as the value. Topic, partition and timestamp are ignored on send (the binding's
-    topic wins and the key picks the partition). ``headers`` (e.g. ``traceparent``) go on
-    every message.
-    """
-    stamp = now.isoformat().replace("+00:00", "Z")
-    header_list = [{"Key": key, "Value": value} for key, value in (headers or {}).items()]
-    return orjson.dumps(
-        [
-            {
-                "Offset": 0,
-                "Partition": 0,
-                "Topic": "",
-                "Timestamp": stamp,
-                "Key": m.key,
-                "Value": m.value,
-                "Headers": header_list,
-            }
-            for m in messages
-        ]
-    ).decode()
-
-
 @dataclass(frozen=True, slots=True)
 class Tick:
     """The records one invocation sends: ``count`` from ``start`` at time ``now`` (ISO 8601)."""
@@ -101,10 +71,9 @@ def plan_tick(
 ) -> tuple[Tick, dict[str, Any]]:
     """What this tick sends and the progress to save *before* sending it (at least once).
 
-    The output binding sends after the function returns, so a tick cannot record its own
-    success. It records what it is about to send as ``pending``; the next tick in the same
-    process knows that send succeeded (the timer's retry policy retries a failed send forever,
-    so an invocation ends only when its records are out) and counts it as sent. A retry, or a
+    A tick records what it is about to send as ``pending`` before it sends; the next tick in the
+    same process knows that send succeeded (a tick returns only once the broker acknowledged
+    every record, and the timer's retry policy retries a failed send forever) and counts it as sent. A retry, or a
     pending tick left by another process (restarted, moved), is sent again, once: if ticks
     alternate between processes, a tick already resent is confirmed rather than resent forever.
     A record may be produced twice; it is lost only if a resend fails and its process dies too.

@@ -1,10 +1,13 @@
-"""Kafka clients configured from app settings: the Avro generator's producer and the operator tools'.
+"""Kafka clients configured from app settings: the generators' producer and the operator tools'.
 
-The Kafka extension's output binding takes a Python worker's messages as strings (UTF-8 values
-with keys and headers, ``KafkaProducerAsyncCollector``) or as bare bytes without a key, so binary
-Avro values with their keys are produced here instead, with the same broker, protocol and
-credentials the binding would use: PLAINTEXT locally; SASL_SSL with ``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD``
-(PLAIN) or the ``KAFKA_OAUTH_*`` client credentials (OAUTHBEARER, OIDC) for Event Hubs.
+The generators produce here, not through the Kafka extension's output binding: the binding hands
+each message to librdkafka and returns without waiting for delivery (``KafkaProducerEntity``
+calls ``Produce``, not ``ProduceAsync``), so a failed delivery only logs and the tick would count as
+sent; it also takes a Python worker's values only as strings. :func:`send` returns once the broker
+acknowledged every record, and raises otherwise, so the timer's retry sends the tick again. Same
+broker, protocol and credentials the binding would use: PLAINTEXT locally; SASL_SSL with
+``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD`` (PLAIN) or the ``KAFKA_OAUTH_*`` client credentials
+(OAUTHBEARER, OIDC) for Event Hubs.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shared.errors import TransientError
-from shared.schema_registry.encoder import AvroMessage
+from shared.records import ProducedRecord
 from shared.settings import Settings, SourceSettings
 
 SEND_TIMEOUT_SECONDS = 60.0
@@ -43,7 +46,7 @@ def client_config(settings: Settings, sasl_password: str) -> dict[str, Any]:
 
 
 def producer_config(settings: Settings, source: SourceSettings) -> dict[str, Any]:
-    """librdkafka settings of a source's producer, as its output binding would have them."""
+    """librdkafka settings of a source's generator producer, as the extension's output binding would have them."""
     return client_config(settings, source.kafka_producer_sasl_password.get_secret_value()) | {
         "linger.ms": 50,
         "batch.size": 1_048_576,
@@ -56,7 +59,7 @@ _producers: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
-def send(config: dict[str, Any], topic: str, messages: Sequence[AvroMessage]) -> None:
+def send(config: dict[str, Any], topic: str, messages: Sequence[ProducedRecord]) -> None:
     """Produce ``messages`` to ``topic`` and wait until the broker acknowledged each; raises otherwise.
 
     One producer per configuration and worker, kept across ticks.

@@ -1,5 +1,9 @@
 """The Kafka output binding: what a function ``set`` on its ``func.Out`` is produced to the topic.
 
+No function of this app uses it (the generators produce through ``shared.kafka_clients``, because
+the extension's binding hands records to librdkafka and returns before delivery); this emulation
+waits for delivery and raises, so it is stricter than the extension.
+
 Parsing follows the extension: a JSON array is many messages; an item with all of Offset,
 Partition, Topic, Timestamp, Value and Headers is a Kafka event object whose Key, Value and
 Headers (UTF-8 strings) are sent; any other item is sent as its JSON text. The binding's

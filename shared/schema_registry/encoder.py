@@ -9,22 +9,15 @@ is Avro binary framed with the id (Confluent) or sent plain with ``content-type:
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from shared.records import ProducedRecord
 from shared.schema_registry.avro_binary import encode, parse_writer_schema
 from shared.schema_registry.client import SchemaRegistry
 from shared.schema_registry.wire import CONTENT_TYPE_HEADER, confluent_frame, content_type
 from shared.source_model import Source
-
-
-@dataclass(frozen=True, slots=True)
-class AvroMessage:
-    key: str | None
-    value: bytes
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 def subject_of(source: Source, topic: str, registry: SchemaRegistry) -> str:
@@ -55,13 +48,13 @@ class AvroEncoder:
                 self._id = self.registry.register(subject_of(self.source, self.topic, self.registry), self.schema_text)
             return self._id
 
-    def encode(self, key: str | None, record_json: str | bytes) -> AvroMessage:
+    def encode(self, key: str | None, record_json: str | bytes) -> ProducedRecord:
         """One record, given as the JSON converter's text (what the JSON generator sends), in the wire format."""
         schema_id = self.schema_id()
         body = encode(self.source.avro_schema, self._parsed, orjson.loads(record_json))
         if self.registry.kind == "eventhubs":
-            return AvroMessage(key, body, ((CONTENT_TYPE_HEADER, content_type(schema_id)),))
-        return AvroMessage(key, confluent_frame(schema_id, body))
+            return ProducedRecord(key, body, ((CONTENT_TYPE_HEADER, content_type(schema_id)),))
+        return ProducedRecord(key, confluent_frame(schema_id, body))
 
 
 def _without_generator_hints(schema: Any) -> Any:

@@ -153,7 +153,7 @@ def test_every_binding_setting_is_set_by_terraform(
     bindings: dict[str, list[dict[str, Any]]], evaluated: dict[str, Any]
 ) -> None:
     kafka = _kafka_bindings(bindings)
-    assert {name for name, _ in kafka} == {f"{kind}_{s}" for kind in ("process", "generate") for s in SOURCES}
+    assert {name for name, _ in kafka} == {f"process_{s}" for s in SOURCES}  # generators produce themselves
     referenced = {
         (function, match)
         for function, items in bindings.items()
@@ -168,7 +168,8 @@ def test_every_binding_setting_is_set_by_terraform(
     assert {"KAFKA_BROKER_LIST", "KAFKA_SASL_USERNAME"} <= kafka_names
     for source in SOURCES:
         upper = source.upper()
-        assert {f"{upper}_KAFKA_SASL_PASSWORD", f"{upper}_KAFKA_PRODUCER_SASL_PASSWORD"} <= kafka_names
+        assert f"{upper}_KAFKA_SASL_PASSWORD" in kafka_names
+        assert f"{upper}_KAFKA_PRODUCER_SASL_PASSWORD" in evaluated["app_settings"]  # the generator's producer's
     missing = sorted(f"{function}: %{name}%" for function, name in referenced if name not in evaluated["app_settings"])
     assert missing == []
 
@@ -176,8 +177,9 @@ def test_every_binding_setting_is_set_by_terraform(
 def test_each_kafka_password_rule_has_the_rights_its_bindings_need(
     bindings: dict[str, list[dict[str, Any]]], evaluated: dict[str, Any]
 ) -> None:
-    """A trigger (direction in) needs Listen, an output binding (out) needs Send, each on its own
-    source's hub only; nothing needs Manage, and no credential serves two sources or two roles."""
+    """A trigger needs Listen, a generator's producer (``shared.kafka_clients``, which reads
+    ``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD``) needs Send, each on its own source's hub only; nothing
+    needs Manage, and no credential serves two sources or two roles."""
     credentials: dict[str, dict[str, Any]] = evaluated["kafka_credentials"]
     needed: dict[str, set[str]] = {}
     for function, binding in _kafka_bindings(bindings):
@@ -185,6 +187,9 @@ def test_each_kafka_password_rule_has_the_rights_its_bindings_need(
         assert setting in credentials, f"{function} reads {setting}, which local.kafka_credentials does not define"
         assert credentials[setting]["source"] == function.split("_", 1)[1], f"{function} reads another hub's rule"
         needed.setdefault(setting, set()).add("listen" if binding["direction"].lower() == "in" else "send")
+    for source in SOURCES:
+        needed.setdefault(f"{source.upper()}_KAFKA_PRODUCER_SASL_PASSWORD", set()).add("send")
+        assert credentials[f"{source.upper()}_KAFKA_PRODUCER_SASL_PASSWORD"]["source"] == source
     for setting, rights in needed.items():
         granted = {right for right in ("listen", "send") if credentials[setting][right]}
         assert granted == rights, f"{setting}: rule grants {sorted(granted)}, its bindings need {sorted(rights)}"

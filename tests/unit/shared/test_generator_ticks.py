@@ -1,12 +1,10 @@
-"""The Datagen stand-in: rates, iterations, seeds and the Kafka output payload."""
+"""The Datagen stand-in: rates, iterations, seeds and the ticks' progress."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from shared.generator_ticks import generate_messages, kafka_output_payload, needs_progress, plan_tick, tick_size
+from shared.generator_ticks import generate_messages, needs_progress, plan_tick, tick_size
 from shared.settings import load_source_settings
 from shared.source_model import record_validator
 from shared.sources import SOURCES, get_source
@@ -51,19 +49,6 @@ def test_tick_size_follows_rate_iterations_and_switch() -> None:
     off = load_source_settings("mobile", {"MOBILE_GENERATOR_ENABLED": "false"})
     assert tick_size(off, 0) == 0
     assert needs_progress(settings)
-
-
-def test_output_payload_is_the_kafka_bindings_many_message_form() -> None:
-    messages = generate_messages(get_source("sensors"), 3, now=FIXED_NOW, seed=2, start_index=0)
-    payload = json.loads(kafka_output_payload(messages, now=FIXED_NOW, headers={"traceparent": "00-ab-cd-01"}))
-    assert [item["Key"] for item in payload] == [m.key for m in messages]
-    assert [item["Value"] for item in payload] == [m.value for m in messages]
-    for item in payload:
-        # The extension honours Key and Headers only when all six of these are present.
-        assert {"Offset", "Partition", "Topic", "Timestamp", "Value", "Headers"} <= set(item)
-        assert item["Topic"] == ""  # the binding's topic is used
-        assert item["Headers"] == [{"Key": "traceparent", "Value": "00-ab-cd-01"}]
-        assert item["Timestamp"] == "2026-11-24T10:30:00Z"
 
 
 def test_a_tick_is_saved_as_pending_before_it_is_sent_and_confirmed_by_the_next() -> None:

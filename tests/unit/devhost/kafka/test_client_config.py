@@ -11,8 +11,10 @@ from typing import Any
 
 import confluent_kafka
 
-from devhost.kafka.client_config import client_config, consumer_config, producer_config
+from devhost.kafka.client_config import client_config, consumer_config
 from devhost.runtime.host_config import HostConfig, KafkaOptions
+from shared import kafka_clients
+from shared.settings import load_settings, load_source_settings
 from tests.conftest import ROOT
 
 OAUTH = {
@@ -51,10 +53,13 @@ def test_oauthbearer_bindings_become_librdkafka_oidc_settings() -> None:
     assert settings["sasl.oauthbearer.token.endpoint.url"] == OAUTH["KAFKA_OAUTH_TOKEN_ENDPOINT_URL"]
     assert "sasl.password" not in settings
     assert consumer_config(bindings["process_sensors"], config)["group.id"] == "g"
-    # librdkafka accepts the settings: a producer is built with them, its broker and token
+    # librdkafka accepts the settings: the generator's producer is built with them, its broker and token
     # endpoint pointed at a closed loopback port so nothing leaves the machine.
     loopback = {"bootstrap.servers": "127.0.0.1:1", "sasl.oauthbearer.token.endpoint.url": "https://127.0.0.1:1/token"}
-    producer = confluent_kafka.Producer(producer_config(bindings["generate_sensors"], config) | loopback)
+    generator = kafka_clients.producer_config(load_settings(OAUTH), load_source_settings("sensors", OAUTH))
+    security = {key: value for key, value in settings.items() if key.startswith(("sasl.", "security."))}
+    assert {key: generator.get(key) for key in security} == security  # the same credentials as the trigger's
+    producer = confluent_kafka.Producer(generator | loopback)
     assert producer.flush(0) == 0
 
 
@@ -68,4 +73,6 @@ def test_plain_bindings_read_their_own_sources_password() -> None:
     }
     config = HostConfig(values, KafkaOptions())
     assert client_config(bindings["process_mobile"], config)["sasl.password"] == "listen-mobile"
-    assert client_config(bindings["generate_mobile"], config)["sasl.password"] == "send-mobile"
+    secured = values | {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
+    generator = kafka_clients.producer_config(load_settings(secured), load_source_settings("mobile", secured))
+    assert generator["sasl.password"] == "send-mobile"  # the generator's producer: its own rule's password

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devhost.kafka.output import parse_output
-from shared.generator_ticks import OutgoingMessage, kafka_output_payload
-from tests.conftest import FIXED_NOW
 
 
-def test_generator_payload_becomes_keyed_records_with_headers() -> None:
-    payload = kafka_output_payload(
-        [OutgoingMessage("u1", '{"x":1}'), OutgoingMessage("u2", '{"x":2}')],
-        now=FIXED_NOW,
-        headers={"traceparent": "00-abc-def-01"},
-    )
+def _event(key: str, value: str) -> dict[str, object]:
+    """The extension's Kafka event object: Key and Headers count only when all six fields are there."""
+    headers = [{"Key": "traceparent", "Value": "00-abc-def-01"}]
+    return {
+        "Offset": 0,
+        "Partition": 0,
+        "Topic": "",
+        "Timestamp": "2026-11-24T10:30:00Z",
+        "Key": key,
+        "Value": value,
+        "Headers": headers,
+    }
+
+
+def test_kafka_event_objects_become_keyed_records_with_headers() -> None:
+    payload = json.dumps([_event("u1", '{"x":1}'), _event("u2", '{"x":2}')])
     records = parse_output(payload)
     assert [(r.key, r.value) for r in records] == [(b"u1", b'{"x":1}'), (b"u2", b'{"x":2}')]
     assert records[0].headers == (("traceparent", b"00-abc-def-01"),)
