@@ -10,7 +10,7 @@ one partition at a time (``shared.landing``) and nothing is merged back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TypeVar
@@ -43,7 +43,8 @@ class PartitionBatch:
     dead_letters: list[DeadLetter]
     table: pa.Table | None = None
     rows: list[Row] | None = None
-    incarnation: int = 0  # what the rows' ``_incarnation`` holds (set by the landing)
+    incarnation: int = 0  # what the rows' ``_incarnation`` holds (set by the landing), bar ``earlier``
+    earlier: dict[int, frozenset[int]] = field(default_factory=dict)  # offsets of earlier lives, by life
 
     @property
     def row_count(self) -> int:
@@ -76,22 +77,61 @@ class PartitionBatch:
         records = [record for record in self.records if record.offset in offsets]
         letters = [letter for letter in self.dead_letters if letter.record.offset in offsets]
         where, life = self.topic_partition, self.incarnation
+        earlier = {past: kept for past, held in self.earlier.items() if (kept := held & frozenset(offsets))}
         if self.table is not None:
             table = self.table if all(keep) else self.table.filter(pa.array(keep, pa.bool_()))
-            return PartitionBatch(self.source, where, records, origins, letters, table=table, incarnation=life)
+            return PartitionBatch(
+                self.source, where, records, origins, letters, table=table, incarnation=life, earlier=earlier
+            )
         rows = [row for row, kept in zip(self.rows or (), keep, strict=True) if kept]
-        return PartitionBatch(self.source, where, records, origins, letters, rows=rows, incarnation=life)
+        return PartitionBatch(
+            self.source, where, records, origins, letters, rows=rows, incarnation=life, earlier=earlier
+        )
 
-    def set_incarnation(self, incarnation: int) -> None:
-        """Every row's ``_incarnation``: the life of the partition's offsets its landing found (in place)."""
-        self.incarnation = incarnation
+    def set_incarnation(self, incarnation: int, earlier: dict[int, frozenset[int]] | None = None) -> None:
+        """Every row's ``_incarnation``: the life of the partition's offsets its landing found (in place).
+
+        ``earlier``: offsets that belong to earlier lives, by life (a batch that crosses the point
+        where the partition's offsets restarted); every other row is of ``incarnation``.
+        """
+        self.incarnation, self.earlier = incarnation, dict(earlier or {})
+        if self.earlier:
+            lives = [self._life_of(origin.offset) for origin in self.origins]
+        else:
+            lives = [incarnation] * len(self.origins)
         if self.table is not None:
             index = self.table.schema.get_field_index("_incarnation")
-            values = pa.array([incarnation] * self.table.num_rows, pa.int64())
+            values = pa.array(lives, pa.int64())
             self.table = self.table.set_column(index, self.table.schema.field(index), values)
             return
-        for row in self.rows or ():
-            row["_incarnation"] = incarnation
+        for row, life in zip(self.rows or (), lives, strict=True):
+            row["_incarnation"] = life
+
+    def take_lives(self, parts: Sequence[PartitionBatch]) -> None:
+        """Label this batch as ``parts`` (its records, cut by offset and landed one after the other) were."""
+        *lower, last = parts
+        earlier: dict[int, frozenset[int]] = {}
+        for part in parts:
+            for life, offsets in part.earlier.items():
+                earlier[life] = earlier.get(life, frozenset()) | offsets
+        for part in lower:
+            if part.incarnation != last.incarnation:
+                offsets = frozenset(record.offset for record in part.records)
+                earlier[part.incarnation] = earlier.get(part.incarnation, frozenset()) | offsets
+        self.set_incarnation(last.incarnation, earlier)
+
+    def life_spans(self) -> dict[int, OffsetSpan]:
+        """The span of this batch's records (landed or not) in each life they belong to."""
+        by_life: dict[int, list[int]] = {}
+        for record in self.records:
+            by_life.setdefault(self._life_of(record.offset), []).append(record.offset)
+        return {life: OffsetSpan(min(offsets), max(offsets)) for life, offsets in by_life.items()}
+
+    def _life_of(self, offset: int) -> int:
+        for life, offsets in self.earlier.items():
+            if offset in offsets:
+                return life
+        return self.incarnation
 
 
 @dataclass(slots=True)

@@ -149,7 +149,13 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
     joined = await _state_call(joiner.join(gateway, source.name, rows, buckets), "read entity state")
     outcome, report = await asyncio.to_thread(_land_and_report, invocation, batch)
     signalled = _signalled(rows, report.unencodable)
-    signals = signals_for(source.name, signalled, invocation.spans, buckets=buckets.get(source.name))
+    lives = {
+        (part.topic_partition.topic, part.topic_partition.partition, life): span
+        for part in batch
+        if part.earlier
+        for life, span in part.life_spans().items()
+    }
+    signals = signals_for(source.name, signalled, invocation.spans, buckets=buckets.get(source.name), life_spans=lives)
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
         rejected = _Rejected(gateway.rejected, report.unencodable)

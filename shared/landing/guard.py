@@ -97,7 +97,15 @@ def land_once(
 
 
 def land_partition(landing: PartitionLanding, part: PartitionBatch, fmt: Format, now_ms: int) -> LandingReport:
-    """Land one partition's batch; admitted again when another instance moved its ledger."""
+    """Land one partition's batch; admitted again when another instance moved its ledger. A batch that crosses
+    the point where the partition's offsets restarted lands as two, each in its own life."""
+    split = landing.split_at(part.records)
+    if split is not None:
+        below = part.select({record.offset for record in part.records if record.offset < split})
+        above = part.select({record.offset for record in part.records if record.offset >= split})
+        report = land_partition(landing, below, fmt, now_ms) + land_partition(landing, above, fmt, now_ms)
+        part.take_lives([below, above])
+        return report
     for attempt in range(ATTEMPTS):
         lander = PartitionLander(landing, part, fmt, now_ms)
         try:
@@ -125,8 +133,10 @@ class PartitionLander:
     def admit(self) -> None:
         part = self.part
         admission = self.landing.admit(part.records, self._plan_pending)
-        if admission.incarnation != part.incarnation or self._replanned:  # rows an earlier step relabelled
-            part.set_incarnation(admission.incarnation)
+        relabelled = self._replanned or admission.before_seen or part.earlier  # by an earlier step, or to be
+        if admission.incarnation != part.incarnation or relabelled:
+            earlier = {admission.incarnation - 1: admission.before_seen} if admission.before_seen else None
+            part.set_incarnation(admission.incarnation, earlier)
         self._admission = admission
 
     def begin(self) -> None:

@@ -103,6 +103,25 @@ class Ledger:
                 return int(earlier["incarnation"])
         return self.incarnation if current is None else self.incarnation + 1
 
+    def split_at(self, records: Sequence[KafkaRecord]) -> int | None:
+        """The offset from which ``records`` (one partition, in offset order) are another life than below it.
+
+        A new life's first batches land as the old life while they touch no fingerprint (its log
+        started above 0), so the current life can hold records of both. A batch that matches the
+        current fingerprints and then contradicts one further up crosses the restart: the records
+        from the first contradiction on are the next life. ``None`` when the batch does not cross it.
+        """
+        matched = False
+        for record in records:
+            known = self.fingerprints.get(record.offset)
+            if known is None:
+                continue
+            if known == fingerprint(record):
+                matched = True
+            elif matched:
+                return record.offset
+        return None
+
     def landed_before_seen(self, records: Sequence[KafkaRecord], incarnation: int) -> frozenset[int]:
         """Offsets of ``records`` (of life ``incarnation``) that landed in the life before it, before the
         restart was seen.

@@ -81,6 +81,7 @@ class Admission:
     first_fresh: KafkaRecord | None
     last_fresh: KafkaRecord | None
     repaired: LandingReport | None = None  # an unfinished landing this batch completed first
+    before_seen: frozenset[int] = frozenset()  # offsets landed in the life before, before the restart was seen
 
     def fresh_count(self, record_count: int) -> int:
         return record_count if self.fresh is None else len(self.fresh)
@@ -146,15 +147,21 @@ class PartitionLanding:
             for record in records
             if not ledger.is_landed(record.offset, incarnation) and record.offset not in before_seen
         ]
+        low = max(before_seen) + 1 if before_seen else first.offset  # below it, the life before holds the records
         return Admission(
             incarnation,
-            first.offset,
+            low,
             last.offset,
             frozenset(record.offset for record in fresh),
             fresh[0] if fresh else None,
             fresh[-1] if fresh else None,
             repaired,
+            before_seen,
         )
+
+    def split_at(self, records: Sequence[KafkaRecord]) -> int | None:
+        """Where ``records`` cross from one life of the partition's offsets to the next (``Ledger.split_at``)."""
+        return self._loaded().split_at(records)
 
     def begin(self, admission: Admission, files: Sequence[PlannedFile]) -> Begun:
         """Name the landing's files in the ledger: the one conditional write per batch, which commits every
@@ -181,11 +188,12 @@ class PartitionLanding:
         return Written(begun, report)
 
     def finish(self, written: Written) -> None:
-        """The batch's whole range counts as landed (recorded by the next ``begin``)."""
+        """The batch's range counts as landed (recorded by the next ``begin``), bar what the life before holds."""
         ledger = self._loaded()
         ledger.pending = None
         admission = written.begun.admission
-        ledger.mark_landed(admission.low, admission.high, admission.incarnation)
+        if admission.low <= admission.high:
+            ledger.mark_landed(admission.low, admission.high, admission.incarnation)
 
     def forget(self) -> None:
         """Drop the snapshot: the next step reads the ledger again."""

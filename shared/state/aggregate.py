@@ -8,7 +8,7 @@ min(distinct keys, buckets) operations, across all the partitions it mixes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ def signals_for(
     spans: OffsetSpans | None = None,
     *,
     buckets: int | None = None,
+    life_spans: Mapping[PartitionLife, OffsetSpan] | None = None,
 ) -> list[Signal]:
     """The ``apply`` signals for a batch's landed rows; [] for a source without state.
 
@@ -45,6 +46,8 @@ def signals_for(
     batch (all records, landed or not); a part carries its partition's span and incarnation so
     the bucket can tell which offsets it has applied (``shared.state.offsets``). ``buckets`` is
     N as the lake records it (``shared.state.bucket_counts``), needed for a keyed source.
+    ``life_spans`` holds the span of each life of a partition whose batch crossed the point where
+    its offsets restarted (``PartitionBatch.life_spans``); such a life's part carries that span.
     """
     kind = entity_for(source_name)
     if kind is None or not rows:
@@ -68,16 +71,21 @@ def signals_for(
         if home is None:
             home = homes[key] = bucket_for(key, count)
         by_bucket.setdefault(home, {}).setdefault((topic, partition, incarnation), {})[key] = events
-    spans = spans or {}
+    spans, lives = spans or {}, life_spans or {}
     return [
-        Signal(kind.name, home, "apply", {"parts": [_part(where, keys, spans) for where, keys in parts.items()]})
+        Signal(kind.name, home, "apply", {"parts": [_part(where, keys, spans, lives) for where, keys in parts.items()]})
         for home, parts in by_bucket.items()
     ]
 
 
-def _part(where: PartitionLife, keys: dict[str, list[list[Any]]], spans: OffsetSpans) -> dict[str, Any]:
+def _part(
+    where: PartitionLife,
+    keys: dict[str, list[list[Any]]],
+    spans: OffsetSpans,
+    lives: Mapping[PartitionLife, OffsetSpan],
+) -> dict[str, Any]:
     topic, partition, incarnation = where
-    batch_range = spans.get(TopicPartition(topic, partition))
+    batch_range = lives.get(where) or spans.get(TopicPartition(topic, partition))
     if batch_range is None:
         offsets = [event[0] for events in keys.values() for event in events]
         batch_range = OffsetSpan(min(offsets), max(offsets))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from shared.batch import ProcessedBatch, process_batch
 from shared.records import KafkaRecord
 from shared.sources import get_source
 from shared.state.aggregate import Signal
+from shared.state.bucket_state import held_keys, key_state, operate
+from shared.state.registry import ENTITY_KINDS
 from shared.telemetry import Telemetry
 from tests.conftest import FIXED_NOW_MS, records_for
 
@@ -57,3 +60,30 @@ class RecordingGateway:
         if signal.key == self.refuse:
             raise Exception("The operation failed with an unexpected status code 400")
         self.signalled.append(signal.key)
+
+
+class ApplyingGateway:
+    """A state gateway that applies each signal at once with the real entity core (``bucket_state.operate``),
+    the state round-tripped through JSON as Durable stores it: no host, the entities' own code."""
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[str, str], str] = {}
+
+    async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        text = self.states.get((entity, key))
+        return None if text is None else dict(json.loads(text))
+
+    async def signal(self, signal: Signal) -> None:
+        kind = next(kind for kind in ENTITY_KINDS.values() if kind.name == signal.entity)
+        state = json.loads(self.states.get((signal.entity, signal.key), "{}"))
+        payload = json.loads(json.dumps(signal.payload))
+        outcome = operate(kind.fold, kind.reduce, signal.key, state, signal.operation, payload)
+        self.states[(signal.entity, signal.key)] = json.dumps(outcome.state)
+
+    def key_states(self, entity: str) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for (name, _), text in self.states.items():
+            if name == entity:
+                state = json.loads(text)
+                found.update({key: key_state(state, key) or {} for key in held_keys(state)})
+        return found

@@ -4,6 +4,7 @@ batch's metrics are exact."""
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from shared.state.buckets import bucket_for
 from shared.state.lookups import StateJoiner
 from shared.telemetry import Telemetry
 from tests.conftest import FIXED_NOW_MS, context_for, records_for
-from tests.unit.shared.conftest import RecordingGateway, metric_points
+from tests.unit.shared.conftest import ApplyingGateway, RecordingGateway, metric_points
 
 
 def test_a_refused_key_is_dead_lettered_while_others_are_signalled() -> None:
@@ -112,3 +113,57 @@ def test_handle_batch_emits_exact_counts_for_a_known_batch(
     assert value[names.LAKE_BYTES_WRITTEN][attributes].value == outcome.bytes_written
     assert value[names.LAKE_WRITE_DURATION][attributes].count == 2
     assert value[names.END_TO_END_LATENCY][attributes].count == 5
+
+
+MOBILE = SOURCES["mobile"]
+
+
+def _deliver(lake: LocalLake, gateway: Any, records: list[KafkaRecord]) -> int:
+    outcome = asyncio.run(handle_batch_with_state(context_for(MOBILE, lake), records, gateway, StateJoiner()))
+    return outcome.landed
+
+
+def _counted(gateway: Any) -> int:
+    return sum(state.get("events", 0) for state in gateway.key_states("device_activity").values())
+
+
+def test_a_longer_redelivery_across_an_unseen_restart_lands_and_counts_each_record_once(tmp_path: Path) -> None:
+    """The old life's log started at 100; the new life's first batch [0..49] lands as the old life (it touches
+    no fingerprint); then [0..149] comes again, cut longer: it matches at 0 and contradicts at 100, so it is
+    two lives, and 100..149 are not taken for the old life's."""
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    landed = _deliver(lake, gateway, records_for(MOBILE, 100, first_offset=100, seed=1))
+    new_life = records_for(MOBILE, 150, first_offset=0, seed=2)
+    landed += _deliver(lake, gateway, new_life[:50])
+    landed += _deliver(lake, gateway, new_life)
+    assert (landed, _counted(gateway)) == (250, 250)
+
+
+def test_a_redelivery_across_a_seen_restart_counts_the_earlier_lives_records_once(tmp_path: Path) -> None:
+    """Records below the point where the restart was seen landed in the earlier life: the lake skips them and
+    the entities take them as that life's, not the new one's."""
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    _deliver(lake, gateway, records_for(MOBILE, 100, first_offset=100, seed=1))
+    new_life = records_for(MOBILE, 150, first_offset=0, seed=2)
+    _deliver(lake, gateway, new_life[:50])
+    _deliver(lake, gateway, new_life[50:])  # meets offset 100's fingerprint: the restart is seen
+    assert _deliver(lake, gateway, new_life) == 0
+    assert _counted(gateway) == 250
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_any_cut_of_a_new_life_crossing_the_old_ones_lands_and_counts_once(tmp_path: Path, seed: int) -> None:
+    """The old life landed 100..199; the new life 0..149 comes in batches that start where a consumer can start
+    one: right after what was delivered, or again from where an earlier batch started (a committed offset)."""
+    rng = random.Random(seed)
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    landed = _deliver(lake, gateway, records_for(MOBILE, 100, first_offset=100, seed=1))
+    new_life = records_for(MOBILE, 150, first_offset=0, seed=2)
+    starts, delivered = [0], -1
+    while delivered < 149:
+        start = delivered + 1 if rng.random() < 0.4 else rng.choice(starts)
+        end = rng.randint(start, min(149, start + 80))
+        starts.append(start)
+        landed += _deliver(lake, gateway, new_life[start : end + 1])
+        delivered = max(delivered, end)
+    assert (landed, _counted(gateway)) == (250, 250)
