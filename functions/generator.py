@@ -99,7 +99,8 @@ def _register(source: Source) -> None:
         settings = source_settings(source.name)
         with producing_span(source.name):
             records = _records(source, messages, settings.topic)
-            kafka_clients.send(kafka_clients.producer_config(current_settings(), settings), settings.topic, records)
+            config = kafka_clients.producer_config(current_settings(), source.name, settings)
+            kafka_clients.send(config, settings.topic, records)
 
 
 for _source in SOURCES.values():

@@ -16,15 +16,16 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from shared.errors import TransientError
+from shared.errors import ConfigurationError, TransientError
 from shared.records import ProducedRecord
-from shared.settings import Settings, SourceSettings
+from shared.settings import Settings, SourceSettings, source_setting_name
 
 SEND_TIMEOUT_SECONDS = 60.0
 
 
-def client_config(settings: Settings, sasl_password: str) -> dict[str, Any]:
-    """Broker and security settings as the bindings have them; ``sasl_password`` for SASL PLAIN."""
+def client_config(settings: Settings, sasl_password: str, password_setting: str) -> dict[str, Any]:
+    """Broker and security settings as the bindings have them; ``sasl_password`` (the app setting
+    ``password_setting``) for SASL PLAIN, where an empty one is a ``ConfigurationError`` naming it."""
     config: dict[str, Any] = {"bootstrap.servers": settings.kafka_broker_list}
     if settings.kafka_security_protocol != "SASL_SSL":
         return config
@@ -38,6 +39,8 @@ def client_config(settings: Settings, sasl_password: str) -> dict[str, Any]:
             "sasl.oauthbearer.token.endpoint.url": settings.kafka_oauth_token_endpoint_url,
             "sasl.oauthbearer.scope": settings.kafka_oauth_scope,
         }
+    if not sasl_password:
+        raise ConfigurationError(f"{password_setting} is empty: SASL PLAIN needs an event hub rule's connection string")
     return config | {
         "sasl.mechanism": "PLAIN",
         "sasl.username": settings.kafka_sasl_username,
@@ -45,9 +48,11 @@ def client_config(settings: Settings, sasl_password: str) -> dict[str, Any]:
     }
 
 
-def producer_config(settings: Settings, source: SourceSettings) -> dict[str, Any]:
-    """librdkafka settings of a source's generator producer, as the extension's output binding would have them."""
-    return client_config(settings, source.kafka_producer_sasl_password.get_secret_value()) | {
+def producer_config(settings: Settings, name: str, source: SourceSettings) -> dict[str, Any]:
+    """librdkafka settings of source ``name``'s generator producer, as the extension's output binding would have
+    them."""
+    password_setting = source_setting_name(name, "kafka_producer_sasl_password")
+    return client_config(settings, source.kafka_producer_sasl_password.get_secret_value(), password_setting) | {
         "linger.ms": 50,
         "batch.size": 1_048_576,
         "acks": "all",

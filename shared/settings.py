@@ -9,12 +9,14 @@ the Terraform app settings and the README table.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LakeFormat = Literal["parquet", "avro", "jsonl"]
@@ -245,8 +247,24 @@ class Settings(BaseSettings):
         return value.strip()
 
     @model_validator(mode="after")
-    def _oauth_settings_complete(self) -> Self:
-        if self.kafka_security_protocol == "SASL_SSL" and self.kafka_sasl_mechanism == "OAUTHBEARER":
+    def _kafka_authentication_complete(self) -> Self:
+        """Each protocol and mechanism with what it needs: a half-set one would fail on every connection (or, with
+        PLAINTEXT, connect without the authentication that was meant), never as a settings error naming names."""
+        if self.kafka_security_protocol != "SASL_SSL":
+            if self.kafka_sasl_mechanism == "OAUTHBEARER":
+                raise ValueError(
+                    f"KAFKA_SASL_MECHANISM=OAUTHBEARER needs KAFKA_SECURITY_PROTOCOL=SASL_SSL; with "
+                    f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} nothing would authenticate"
+                )
+            return self
+        if self.kafka_sasl_mechanism == "PLAIN":
+            if not self.kafka_sasl_username.strip():
+                raise ValueError(
+                    "KAFKA_SECURITY_PROTOCOL=SASL_SSL with KAFKA_SASL_MECHANISM=PLAIN needs KAFKA_SASL_USERNAME "
+                    "($ConnectionString for Event Hubs)"
+                )
+            return self
+        if self.kafka_sasl_mechanism == "OAUTHBEARER":
             missing = [
                 name
                 for name, value in (
@@ -324,6 +342,55 @@ class SourceSettings(BaseSettings):
     def _blank_seed_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("topic")
+    @classmethod
+    def _topic_is_a_kafka_topic(cls, value: str, info: ValidationInfo) -> str:
+        if not _KAFKA_TOPIC.fullmatch(value) or value in (".", ".."):
+            raise ValueError(
+                f"{_setting_name(info)} must be a Kafka topic name: 1 to {MAX_TOPIC_LENGTH} of [a-zA-Z0-9._-], "
+                f'not "." or ".."; got {value!r}'
+            )
+        return value
+
+    @field_validator("consumer_group")
+    @classmethod
+    def _consumer_group_not_blank(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip():
+            raise ValueError(f"{_setting_name(info)} must name a consumer group")
+        return value
+
+    @field_validator("generator_schedule", "compaction_schedule")
+    @classmethod
+    def _schedule_is_ncrontab(cls, value: str, info: ValidationInfo) -> str:
+        fields = value.split()
+        if len(fields) != 6 or not all(_NCRONTAB_FIELD.fullmatch(field) for field in fields):
+            raise ValueError(
+                f"{_setting_name(info)} must be an NCRONTAB expression of six fields, seconds first "
+                f'(e.g. "*/10 * * * * *" or "0 */15 * * * *"); got {value!r}'
+            )
+        return value
+
+
+MAX_TOPIC_LENGTH = 249  # Kafka's limit on a topic name
+_KAFKA_TOPIC = re.compile(rf"[a-zA-Z0-9._-]{{1,{MAX_TOPIC_LENGTH}}}")
+# One NCRONTAB field: a comma-separated list of ``*``, a number or a month/day name, or a range ``a-b``, each with an
+# optional step ``/n``. The Functions host checks the values' ranges; this catches what is not a schedule at all.
+_NCRONTAB_VALUE = r"(?:\*|[0-9]+|[A-Za-z]{3})"
+_NCRONTAB_ITEM = rf"(?:\*|{_NCRONTAB_VALUE}(?:-{_NCRONTAB_VALUE})?)(?:/[0-9]+)?"
+_NCRONTAB_FIELD = re.compile(rf"{_NCRONTAB_ITEM}(?:,{_NCRONTAB_ITEM})*")
+
+
+# The source ``load_source_settings`` is validating, so that an error names the app setting (a BaseSettings model
+# does not pass a validation context on to its validators).
+_VALIDATING_SOURCE: ContextVar[str] = ContextVar("_VALIDATING_SOURCE", default="")
+
+
+def _setting_name(info: ValidationInfo) -> str:
+    """The app setting a per-source field is read from, when the source is known (``load_source_settings``)."""
+    field = str(info.field_name)
+    source = _VALIDATING_SOURCE.get()
+    return source_setting_name(source, field) if source else f"<SOURCE>_{field.upper()}"
+
 
 SOURCE_FIELDS = tuple(SourceSettings.model_fields)
 
@@ -359,7 +426,11 @@ def load_source_settings(source: str, environ: Mapping[str, str] | None = None) 
         name = source_setting_name(source, field)
         if name in env:
             values[field] = env[name]
-    return SourceSettings.model_validate(values)
+    token = _VALIDATING_SOURCE.set(source)
+    try:
+        return SourceSettings.model_validate(values)
+    finally:
+        _VALIDATING_SOURCE.reset(token)
 
 
 def global_setting_names() -> list[str]:

@@ -32,7 +32,7 @@ from shared.reconcile import (
     offset_for_time,
     reconcile,
 )
-from shared.settings import Settings, load_settings, load_source_settings
+from shared.settings import Settings, load_settings, load_source_settings, source_setting_name
 from shared.sources import SOURCES
 from tools.redrive import environment, parse_since
 
@@ -141,7 +141,8 @@ class Broker:
 def broker_config(settings: Settings, source: str, env: dict[str, str], namespace: str | None) -> dict[str, Any]:
     """The app's broker settings (the processor's listen credential), or an Event Hubs namespace with your login."""
     if not namespace:
-        return client_config(settings, load_source_settings(source, env).kafka_sasl_password.get_secret_value())
+        password = load_source_settings(source, env).kafka_sasl_password.get_secret_value()
+        return client_config(settings, password, source_setting_name(source, "kafka_sasl_password"))
     from azure.identity import DefaultAzureCredential
 
     host = namespace if "." in namespace else f"{namespace}.servicebus.windows.net"

@@ -95,7 +95,8 @@ class KafkaRedriveSender:
 
     def __init__(self, settings: Settings, source: SourceSettings, timeout: float = 60.0) -> None:
         password = source.kafka_producer_sasl_password.get_secret_value()  # the generator's send-only rule
-        self.config: dict[str, Any] = client_config(settings, password) | {"enable.idempotence": True}
+        setting = "<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD"
+        self.config: dict[str, Any] = client_config(settings, password, setting) | {"enable.idempotence": True}
         self.timeout = timeout
 
     def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:

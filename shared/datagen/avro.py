@@ -6,11 +6,12 @@ so a connector config can be rejected at indexing with the field and the option 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.datagen.regex_gen import RegexError, parse_regex
+from shared.datagen.regex_gen import RegexError, _Alt, _Chars, _Repeat, _Seq, parse_regex
 from shared.errors import StreamingPocError
 
 PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
@@ -91,7 +92,112 @@ def parse_schema(schema: Any) -> AvroType:
     root = _parse(schema, "", named, namespace="", once=True)
     if root.kind != "record":
         raise SchemaProblem("", f"the top-level schema must be a record, not {root.kind}")
+    _check_largest_record(root)
     return root
+
+
+# The largest record a schema may generate, as compact JSON (what a JSON source sends; an Avro body is never
+# larger): 960 KiB, under librdkafka's default message.max.bytes of 1,000,000 (and Event Hubs' 1 MiB) with room
+# for the key, the headers and the message's framing. A bigger record could never be sent, and the generator
+# would retry its tick forever.
+MAX_RECORD_JSON_BYTES = 960 * 1024
+DEFAULT_LENGTH_MAX = 15  # largest of Avro Random Generator's default length 8..16 (max exclusive)
+_SCALAR_JSON = {"null": 4, "boolean": 5, "int": 11, "long": 20, "float": 24, "double": 24}  # "-1.7976931348623157e+308"
+
+
+def _check_largest_record(root: AvroType) -> None:
+    """Refuse a schema whose largest record, as JSON, is over :data:`MAX_RECORD_JSON_BYTES`, naming the ``length``
+    (or ``regex``) that contributes most to it: every length is taken at its maximum, nested ones multiplied, and
+    each byte is counted for the innermost length or regex that makes it."""
+    contributions: list[tuple[int, str, str]] = []  # (bytes in the largest record, where, option)
+    largest = _largest_json(root, 1, contributions)
+    if largest <= MAX_RECORD_JSON_BYTES:
+        return
+    limit = f"{MAX_RECORD_JSON_BYTES:,} bytes, the most a generated record may have (a Kafka message holds 1,000,000)"
+    if not contributions:
+        raise SchemaProblem("", f"a record can reach {largest:,} bytes of JSON, over {limit}")
+    _, where, option = max(contributions)
+    raise SchemaProblem(where, f"{option} lets a record reach {largest:,} bytes of JSON, over {limit}: lower it")
+
+
+def _largest_json(node: AvroType, times: int, contributions: list[tuple[int, str, str]]) -> int:
+    """The most bytes ``node``'s value can take as compact JSON; ``times``: how often one record holds it."""
+    props = node.props
+    where = f"{node.path} arg.properties" if node.path else "arg.properties"
+    if "options" in props:
+        return max(len(json.dumps(o, separators=(",", ":"), ensure_ascii=False).encode()) for o in props["options"])
+    if "iteration" in props:
+        return 26 if node.kind == "string" else _SCALAR_JSON[node.kind]  # a number, quoted for strings
+    kind = node.kind
+    if kind == "record":
+        return 1 + sum(len(f.name) + 4 + _largest_json(f.type, times, contributions) for f in node.fields)
+    if kind == "union":
+        return max(_largest_json(branch, times, contributions) for branch in node.branches)
+    if kind in ("array", "map"):
+        assert node.items is not None
+        count = _largest_length(props)
+        nested = len(contributions)
+        entry = 1 + _largest_json(node.items, times * count, contributions)
+        if kind == "map":
+            entry += 1 + _largest_string(props.get("keys", {}), f"{where}.keys", times * count, contributions)
+        size = 2 + count * entry
+        if "length" in props:  # what the lengths nested in it do not already account for
+            contributions.append((times * size - sum(c[0] for c in contributions[nested:]), where, "length"))
+        return size
+    if kind == "enum":
+        return 2 + max(len(symbol) for symbol in node.symbols)
+    if kind == "string":
+        return 38 if node.logical == "uuid" else _largest_string(props, where, times, contributions)
+    if kind in ("bytes", "fixed"):
+        if node.logical == "decimal":
+            count = max(node.size, (10**node.precision).bit_length() // 8 + 1)
+        else:
+            count = node.size if kind == "fixed" else _largest_length(props)
+        size = 2 + 4 * -(-count // 3)  # base64
+        if kind == "bytes" and "length" in props and node.logical != "decimal":
+            contributions.append((times * size, where, "length"))
+        return size
+    return _SCALAR_JSON[kind]
+
+
+def _largest_string(props: dict[str, Any], where: str, times: int, contributions: list[tuple[int, str, str]]) -> int:
+    if "options" in props:
+        return max(len(json.dumps(str(o), ensure_ascii=False).encode()) for o in props["options"])
+    affixes = sum(
+        len(json.dumps(str(props.get(key, "")), ensure_ascii=False).encode()) - 2 for key in ("prefix", "suffix")
+    )
+    if "regex" in props:
+        size = 2 + affixes + _largest_match(parse_regex(props["regex"]))
+        contributions.append((times * size, where, "regex"))
+    else:
+        size = 2 + affixes + _largest_length(props)
+        if "length" in props:
+            contributions.append((times * size, where, "length"))
+    return size
+
+
+def _largest_length(props: dict[str, Any]) -> int:
+    """The largest count ``length`` allows (as ``generate`` draws it): a number, or below ``max``."""
+    length = props.get("length")
+    if isinstance(length, int):
+        return length
+    if isinstance(length, dict):
+        if "max" in length:
+            return int(length["max"]) - 1
+        return int(length["min"]) + DEFAULT_LENGTH_MAX - 8
+    return DEFAULT_LENGTH_MAX
+
+
+def _largest_match(tree: Any) -> int:
+    """The most bytes of JSON a string matching a parsed regex can take (an escaped character takes two)."""
+    if isinstance(tree, _Chars):
+        return max((len(json.dumps(c, ensure_ascii=False).encode()) - 2 for c in tree.choices), default=0)
+    if isinstance(tree, _Seq):
+        return sum(_largest_match(item) for item in tree.items)
+    if isinstance(tree, _Alt):
+        return max((_largest_match(option) for option in tree.options), default=0)
+    assert isinstance(tree, _Repeat)
+    return tree.high * _largest_match(tree.item)
 
 
 def _full_name(name: str, namespace: str) -> str:

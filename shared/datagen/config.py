@@ -318,6 +318,9 @@ def _schema_file(file: str, folder: Path, name: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatagenConfigError(file, "config.schema.filename", f"{name!r} does not exist in {folder.name}/") from None
+    except OSError as error:  # a directory, unreadable, ...: still the option's fault, named as such
+        reason = error.strerror or type(error).__name__
+        raise DatagenConfigError(file, "config.schema.filename", f"{name!r} cannot be read: {reason}") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise DatagenConfigError(
             file, "config.schema.filename", f"{name!r} is not a JSON Avro schema: {error}"

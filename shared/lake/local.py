@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,16 @@ from pathlib import Path
 from shared.errors import LakeError, LakeUnavailable, WriteConflict
 from shared.layout import check_relative_path
 
-HIDDEN_PREFIX = "."  # temporary files and lock files; never listed
+# The lake's own files beside the data: temporary files (``.tmp-~<random>.part``) and lock files (``.lock-~<name>``).
+# Their names hold ``PRIVATE_MARK``, which no lake path may contain (``check_relative_path``), so they never collide
+# with a lake file and are never listed; any other name is, dot-files included (a topic may start with ".").
+PRIVATE_MARK = "~"
+TEMPORARY_PREFIX = f".tmp-{PRIVATE_MARK}"
+LOCK_PREFIX = f".lock-{PRIVATE_MARK}"
+# What earlier versions named them, still hidden: temporary files exactly as mkstemp names them, and lock files,
+# which are always empty (a landed file never is).
+_LEGACY_TEMPORARY = re.compile(r"^\.tmp-[a-z0-9_]{8}\.part$")
+_LEGACY_LOCK_PREFIX = ".lock-"
 
 
 class LocalLake:
@@ -57,9 +67,7 @@ class LocalLake:
         if not base.is_dir():
             return []
         return sorted(
-            p.relative_to(self.root).as_posix()
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(HIDDEN_PREFIX)
+            p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file() and not _is_private(p)
         )
 
     def exists(self, path: str) -> bool:
@@ -110,9 +118,22 @@ class LocalLake:
         if not target.parent.is_dir():
             self._check_root()
             raise FileNotFoundError(target.parent)
-        with open(target.parent / f"{HIDDEN_PREFIX}lock-{target.name}", "a+b") as lock:
+        with open(target.parent / f"{LOCK_PREFIX}{target.name}", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+def _is_private(path: Path) -> bool:
+    """Whether ``path`` is one of the lake's own temporary or lock files, not a lake file."""
+    name = path.name
+    if PRIVATE_MARK in name or _LEGACY_TEMPORARY.match(name):
+        return True
+    if not name.startswith(_LEGACY_LOCK_PREFIX):
+        return False
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return True  # deleted meanwhile: nothing to list
 
 
 def _version(target: Path, data: bytes | None = None) -> str:
@@ -150,7 +171,7 @@ def _create(target: Path, data: bytes) -> bool:
 def _written_aside(target: Path, data: bytes) -> Path:
     """``data`` in a new hidden file beside ``target``, flushed to disk; removed again if writing fails."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f"{HIDDEN_PREFIX}tmp-", suffix=".part")
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from devhost.services.processes import free_port
 from shared.formats import decode
@@ -198,3 +198,30 @@ def landed_rows(lake: Path, area: str, source: str) -> list[dict[str, Any]]:
         fmt = "parquet" if path.suffix == ".parquet" else "avro" if path.suffix == ".avro" else "jsonl"
         rows.extend(decode(fmt, path.read_bytes()))
     return rows
+
+
+SENTINEL = b"--end-of-test--"
+
+
+def records_until_sentinel(broker: str, topic: str, timeout: float = 60.0) -> list[Any]:
+    """Every message of ``topic``'s partition 0 (a one-partition topic) up to a sentinel this sends after them.
+
+    Reads by assignment, not in a group: no group join to wait for."""
+    producer = Producer({"bootstrap.servers": broker})
+    producer.produce(topic, SENTINEL)
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": uuid.uuid4().hex, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.1)
+            if message is None or message.error():
+                continue
+            if message.value() == SENTINEL:
+                return messages
+            messages.append(message)
+        raise AssertionError(f"no sentinel on {topic} after {timeout:g} s; got {len(messages)} messages")
+    finally:
+        consumer.close()

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from devhost.services.broker import ensure_topics
 from devhost.services.processes import free_port
 from functions import bindings
 from shared import kafka_clients
@@ -22,8 +22,7 @@ from shared.errors import TransientError
 from shared.generator_ticks import generate_messages
 from shared.sources import SOURCES
 from tests.conftest import app_functions
-
-SENTINEL = b"end-of-test"
+from tests.integration.harness import records_until_sentinel
 
 
 def _tick(retry_count: int) -> Any:
@@ -40,39 +39,17 @@ def fresh_settings() -> Iterator[None]:
         cached.cache_clear()
 
 
-def _create_topic(broker: str, topic: str) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": broker})
-    for future in admin.create_topics([NewTopic(topic, 1)]).values():
-        future.result(30)
-
-
-def _records_on(broker: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
-    producer = Producer({"bootstrap.servers": broker})
-    producer.produce(topic, SENTINEL)
-    assert producer.flush(30) == 0
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])  # no group join: read the one partition
-    found: list[tuple[str, dict[str, Any]]] = []
-    try:
-        for _ in range(600):  # at most 60 s
-            message = consumer.poll(0.1)
-            if message is None or message.error():
-                continue
-            if message.value() == SENTINEL:
-                return found
-            found.append((message.key().decode(), json.loads(message.value())))
-        raise AssertionError(f"no sentinel on {topic} after 60 s; got {len(found)} records")
-    finally:
-        consumer.close()
+def _received(broker: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(message.key().decode(), json.loads(message.value())) for message in records_until_sentinel(broker, topic)]
 
 
 def test_a_tick_whose_delivery_fails_raises_and_its_retry_sends_the_same_records(
     broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
 ) -> None:
     topic = f"sensors-gen-{uuid.uuid4().hex[:8]}"
-    _create_topic(broker, topic)  # one partition: the sentinel comes after every record
+    ensure_topics(
+        {"bootstrap.servers": broker}, [topic], partitions=1
+    )  # one partition: the sentinel comes after every record
     for name, value in {
         "LAKE_KIND": "local",
         "LAKE_LOCAL_ROOT": str(tmp_path),
@@ -95,7 +72,7 @@ def test_a_tick_whose_delivery_fails_raises_and_its_retry_sends_the_same_records
     generate(timer=None, context=_tick(1))  # the timer's retry of the failed tick
     generate(timer=None, context=_tick(0))  # the next tick: the last 3 of 10
     generate(timer=None, context=_tick(0))  # nothing left
-    received = _records_on(broker, topic)
+    received = _received(broker, topic)
     assert len(received) == 10  # every record once: the failed tick's 7 sent by its retry, then 3
     assert received[:7] == [(m.key, json.loads(m.value)) for m in failed]  # the same records, not new ones
     assert all(key == record["sensor_id"] for key, record in received)
@@ -116,7 +93,7 @@ def test_generator_sends_keyed_events_resends_on_retry_and_honours_iterations(
     broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
 ) -> None:
     topic = f"sensors-gen-{uuid.uuid4().hex[:8]}"
-    _create_topic(broker, topic)
+    ensure_topics({"bootstrap.servers": broker}, [topic], partitions=1)
     env = _settings(tmp_path, broker, "sensors", topic, GENERATOR_EVENTS_PER_TICK="7", GENERATOR_ITERATIONS="10")
     for name, value in (env | {"SENSORS_GENERATOR_SEED": "3"}).items():
         monkeypatch.setenv(name, value)
@@ -131,7 +108,7 @@ def test_generator_sends_keyed_events_resends_on_retry_and_honours_iterations(
     monkeypatch.setenv("SENSORS_GENERATOR_ITERATIONS", "20")
     bindings.source_settings.cache_clear()
     generate(timer=None, context=_tick(0))  # a restarted process: the 7 after the first 10, nothing sent again
-    received = _records_on(broker, topic)
+    received = _received(broker, topic)
     assert len(received) == 7 + 7 + 3 + 7
     assert received[:7] == received[7:14]  # the retry's records are the first tick's
     assert len({json.dumps(record, sort_keys=True) for _, record in received[7:]}) == 17  # then each record once
@@ -142,7 +119,7 @@ def test_a_config_source_continues_its_iteration_across_ticks_and_stops_at_itera
     broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
 ) -> None:
     topic = f"orders-gen-{uuid.uuid4().hex[:8]}"
-    _create_topic(broker, topic)
+    ensure_topics({"bootstrap.servers": broker}, [topic], partitions=1)
     for name, value in _settings(
         tmp_path, broker, "orders", topic, GENERATOR_EVENTS_PER_TICK="7", GENERATOR_ITERATIONS="10"
     ).items():
@@ -150,6 +127,6 @@ def test_a_config_source_continues_its_iteration_across_ticks_and_stops_at_itera
     generate = app_functions()["generate_orders"].get_user_function()
     for _ in range(3):
         generate(timer=None, context=SimpleNamespace(retry_context=None))
-    received = _records_on(broker, topic)
+    received = _received(broker, topic)
     assert [record["orderid"] for _, record in received] == list(range(10))
     assert [key for key, _ in received[7:]] == ["7", "8", "9"]

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
 
 from devhost.services.broker import ensure_topics
 from shared.datagen.config import load_quickstart, parse_config
@@ -21,10 +20,10 @@ from shared.redrive import REDRIVE_HEADER, DeadLetterEntry, Delivery, OutgoingRe
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS, context_for
+from tests.integration.harness import records_until_sentinel
 from tools import redrive as redrive_cli
 
 pytestmark = pytest.mark.integration
-SENTINEL = b"--end-of-test--"
 
 
 def _stricter_orders() -> Any:
@@ -40,33 +39,6 @@ def _stricter_orders() -> Any:
         "schema.keyfield": "orderid",
     }
     return config_source(parse_config({"name": "o", "config": options}, source="orders", file="o", folder=Path(".")))
-
-
-def _consume_until_sentinel(broker: str, topic: str) -> list[Any]:
-    consumer = Consumer(
-        {"bootstrap.servers": broker, "group.id": f"t-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    messages: list[Any] = []
-    try:
-        for _ in range(600):  # at most 60 s
-            message = consumer.poll(0.1)
-            if message is None or message.error():
-                continue
-            if message.value() == SENTINEL:
-                return messages
-            messages.append(message)
-        raise AssertionError(f"no sentinel on {topic} after 60 s; got {len(messages)} messages")
-    finally:
-        consumer.close()
-
-
-def _send_sentinel(broker: str, topic: str) -> None:
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": broker})
-    producer.produce(topic, SENTINEL)
-    assert producer.flush(30) == 0
 
 
 def test_redrive_sends_exactly_the_fixed_records_once(
@@ -103,8 +75,7 @@ def test_redrive_sends_exactly_the_fixed_records_once(
     second = capsys.readouterr().out
     assert _row(second, "already redriven (skipped)") == 6 and _row(second, "sent") == 0
 
-    _send_sentinel(broker, topic)
-    received = _consume_until_sentinel(broker, topic)
+    received = records_until_sentinel(broker, topic)
     assert sorted((m.key().decode(), m.value().decode()) for m in received) == sorted((m.key, m.value) for m in fixed)
     origins = {dict(m.headers())[REDRIVE_HEADER].decode() for m in received}
     assert origins == {f"{topic}/0/{offset}" for offset in range(6)}

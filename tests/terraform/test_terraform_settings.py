@@ -134,6 +134,7 @@ def _indexed_bindings(app_settings: dict[str, str]) -> dict[str, list[dict[str, 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LAKE_"))}
     env |= {name: value for name, value in app_settings.items() if name.startswith(_SOURCE_PREFIXES)}
     env["KAFKA_SECURITY_PROTOCOL"] = "SASL_SSL"
+    env["KAFKA_SASL_USERNAME"] = app_settings["KAFKA_SASL_USERNAME"]
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )

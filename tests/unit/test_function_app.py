@@ -105,7 +105,9 @@ def test_an_unset_per_source_setting_is_written_as_its_default_except_secrets() 
     """``func start`` resolves %NAME% only from app settings: a source without settings still indexes
     to bindings the host can run (a Datagen config dropped into sources/ needs no settings edit)."""
     without_sources = {k: v for k, v in EXAMPLE_SETTINGS.items() if not k.startswith(("ORDERS_", "SENSORS_"))}
-    indexed = _index({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, settings=without_sources)
+    indexed = _index(
+        {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"}, settings=without_sources
+    )
     trigger = _binding(indexed["process_orders"], "kafkaTrigger")
     assert (trigger["topic"], trigger["consumerGroup"]) == ("orders", "orders-processor")
     assert trigger["password"] == "%ORDERS_KAFKA_SASL_PASSWORD%", "a secret is never written as a value"
@@ -115,7 +117,7 @@ def test_an_unset_per_source_setting_is_written_as_its_default_except_secrets() 
 
 
 def test_event_hubs_mode_uses_sasl_ssl_plain_with_a_password_per_source() -> None:
-    indexed = _index({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+    indexed = _index({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"})
     passwords = set()
     for name, function in indexed.items():
         for binding in function["json"]["bindings"]:

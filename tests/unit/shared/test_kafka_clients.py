@@ -1,9 +1,9 @@
-"""Kafka clients from app settings: the Avro generator's producer uses the bindings' credentials."""
+"""Kafka clients from app settings: the generators' producer uses the bindings' credentials."""
 
 from __future__ import annotations
 
 
-def test_the_avro_generators_producer_uses_the_bindings_credentials() -> None:
+def test_the_generators_producer_uses_the_bindings_credentials() -> None:
     from shared.kafka_clients import producer_config
     from shared.settings import load_settings, load_source_settings
 
@@ -11,13 +11,13 @@ def test_the_avro_generators_producer_uses_the_bindings_credentials() -> None:
     sender = load_source_settings(
         "orders", {"ORDERS_KAFKA_PRODUCER_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=k"}
     )
-    config = producer_config(plain, sender)
+    config = producer_config(plain, "orders", sender)
     assert (config["security.protocol"], config["sasl.mechanism"], config["sasl.username"]) == (
         "sasl_ssl",
         "PLAIN",
         "$ConnectionString",
     )
-    assert config["sasl.password"].endswith("SharedAccessKey=k"), "the send-only rule, as the output binding's"
+    assert config["sasl.password"].endswith("SharedAccessKey=k"), "the send-only rule"
     oauth = load_settings(
         {
             "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
@@ -28,13 +28,25 @@ def test_the_avro_generators_producer_uses_the_bindings_credentials() -> None:
             "KAFKA_OAUTH_SCOPE": "https://evhns.servicebus.windows.net/.default",
         }
     )
-    config = producer_config(oauth, sender)
+    config = producer_config(oauth, "orders", sender)
     assert (config["sasl.mechanism"], config["sasl.oauthbearer.method"]) == ("OAUTHBEARER", "oidc")
     assert "sasl.password" not in config
-    assert producer_config(load_settings({}), sender) == {
+    assert producer_config(load_settings({}), "orders", sender) == {
         "bootstrap.servers": "127.0.0.1:9092",
         "linger.ms": 50,
         "batch.size": 1_048_576,
         "acks": "all",
         "enable.idempotence": False,
     }
+
+
+def test_sasl_plain_with_an_empty_password_fails_naming_the_setting() -> None:
+    import pytest
+
+    from shared.errors import ConfigurationError
+    from shared.kafka_clients import producer_config
+    from shared.settings import load_settings, load_source_settings
+
+    plain = load_settings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"})
+    with pytest.raises(ConfigurationError, match="ORDERS_KAFKA_PRODUCER_SASL_PASSWORD is empty"):
+        producer_config(plain, "orders", load_source_settings("orders", {}))

@@ -21,6 +21,12 @@ from shared.sources import CONFIG_SOURCES, SOURCES
 from tests.conftest import ROOT
 
 EXAMPLE = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
+OAUTH = {
+    "KAFKA_OAUTH_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
+    "KAFKA_OAUTH_CLIENT_SECRET": "not-a-real-secret",
+    "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.microsoftonline.com/tenant/oauth2/v2.0/token",
+    "KAFKA_OAUTH_SCOPE": "https://evhns-test.servicebus.windows.net/.default",
+}
 
 
 def _listed_config_sources() -> list[str]:
@@ -67,6 +73,15 @@ def test_source_settings_read_their_prefixed_names() -> None:
     assert (mobile.format, mobile.generator_seed, mobile.generator_enabled) == ("avro", 42, False)
 
 
+def test_each_kafka_security_mode_with_what_it_needs_is_valid() -> None:
+    assert load_settings({}).kafka_security_protocol == "PLAINTEXT"  # local: no user, no credentials
+    assert load_settings({"KAFKA_SASL_USERNAME": "", "KAFKA_SASL_MECHANISM": "PLAIN"}).kafka_sasl_username == ""
+    plain = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"}
+    assert load_settings(plain).kafka_sasl_username == "$ConnectionString"
+    oauth = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER"} | OAUTH
+    assert load_settings(oauth).kafka_oauth_client_id == OAUTH["KAFKA_OAUTH_CLIENT_ID"]  # needs no user
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -75,6 +90,14 @@ def test_source_settings_read_their_prefixed_names() -> None:
         ({"KAFKA_BROKER_LIST": "  "}, "KAFKA_BROKER_LIST"),
         ({"KAFKA_SASL_MECHANISM": "SCRAM"}, "KAFKA_SASL_MECHANISM"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER"}, "KAFKA_OAUTH_CLIENT_ID"),
+        # SASL PLAIN without its user: librdkafka would fail on every connection instead
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_USERNAME"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": " "},
+            "USERNAME",
+        ),
+        # OAUTHBEARER over PLAINTEXT: the bindings and producers would connect with no authentication at all
+        ({"KAFKA_SASL_MECHANISM": "OAUTHBEARER"} | OAUTH, "KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
         ({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=Key"}, "APPLICATIONINSIGHTS_AUTHENTICATION"),
         ({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId"}, "APPLICATIONINSIGHTS_AUTHENTICATION"),
     ],
@@ -89,6 +112,49 @@ def test_bad_source_setting_is_rejected() -> None:
         load_source_settings("sensors", {"SENSORS_FORMAT": "csv"})
     with pytest.raises(ValidationError, match="lag_threshold"):
         load_source_settings("sensors", {"SENSORS_LAG_THRESHOLD": "0"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ORDERS_TOPIC", ""),
+        ("ORDERS_TOPIC", "   "),
+        ("ORDERS_TOPIC", "orders events"),
+        ("ORDERS_TOPIC", "orders/eu"),
+        ("ORDERS_TOPIC", "."),
+        ("ORDERS_TOPIC", ".."),
+        ("ORDERS_TOPIC", "x" * 250),
+        ("ORDERS_CONSUMER_GROUP", ""),
+        ("ORDERS_CONSUMER_GROUP", " "),
+        ("ORDERS_GENERATOR_SCHEDULE", "every ten seconds"),
+        ("ORDERS_GENERATOR_SCHEDULE", "*/10 * * * *"),  # five fields: the seconds are missing
+        ("ORDERS_GENERATOR_SCHEDULE", "00:00:10"),  # a TimeSpan, not NCRONTAB
+        ("ORDERS_COMPACTION_SCHEDULE", ""),
+        ("ORDERS_COMPACTION_SCHEDULE", "0 */15 * * * * *"),
+        ("CLICKSTREAM_TOPIC", "clicks?"),
+    ],
+)
+def test_a_source_setting_that_names_no_topic_group_or_schedule_fails_with_its_name(name: str, value: str) -> None:
+    source = name.split("_", 1)[0].lower()
+    with pytest.raises(ValidationError, match=name):
+        load_source_settings(source, {name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ORDERS_TOPIC", ".orders"),  # Kafka takes a leading dot
+        ("ORDERS_TOPIC", "Orders_v2-eu.raw"),
+        ("ORDERS_TOPIC", "x" * 249),
+        ("ORDERS_CONSUMER_GROUP", "$Default"),  # Event Hubs' default consumer group
+        ("ORDERS_GENERATOR_SCHEDULE", "0 */5 9-17 * * MON-FRI"),
+        ("ORDERS_GENERATOR_SCHEDULE", "0,30 * * 1 Jan,Jul *"),
+        ("ORDERS_COMPACTION_SCHEDULE", "0 0 1-23/2 * * *"),
+    ],
+)
+def test_topics_groups_and_schedules_kafka_and_the_host_take_are_valid(name: str, value: str) -> None:
+    settings = load_source_settings("orders", {name: value})
+    assert getattr(settings, name.removeprefix("ORDERS_").lower()) == value
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,7 @@ def test_oauthbearer_bindings_become_librdkafka_oidc_settings() -> None:
     # librdkafka accepts the settings: the generator's producer is built with them, its broker and token
     # endpoint pointed at a closed loopback port so nothing leaves the machine.
     loopback = {"bootstrap.servers": "127.0.0.1:1", "sasl.oauthbearer.token.endpoint.url": "https://127.0.0.1:1/token"}
-    generator = kafka_clients.producer_config(load_settings(OAUTH), load_source_settings("sensors", OAUTH))
+    generator = kafka_clients.producer_config(load_settings(OAUTH), "sensors", load_source_settings("sensors", OAUTH))
     security = {key: value for key, value in settings.items() if key.startswith(("sasl.", "security."))}
     assert {key: generator.get(key) for key in security} == security  # the same credentials as the trigger's
     producer = confluent_kafka.Producer(generator | loopback)
@@ -64,7 +64,7 @@ def test_oauthbearer_bindings_become_librdkafka_oidc_settings() -> None:
 
 
 def test_plain_bindings_read_their_own_sources_password() -> None:
-    bindings = _kafka_bindings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+    bindings = _kafka_bindings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"})
     values = {
         "KAFKA_BROKER_LIST": "127.0.0.1:9093",
         "KAFKA_SASL_USERNAME": "$ConnectionString",
@@ -74,5 +74,5 @@ def test_plain_bindings_read_their_own_sources_password() -> None:
     config = HostConfig(values, KafkaOptions())
     assert client_config(bindings["process_mobile"], config)["sasl.password"] == "listen-mobile"
     secured = values | {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
-    generator = kafka_clients.producer_config(load_settings(secured), load_source_settings("mobile", secured))
+    generator = kafka_clients.producer_config(load_settings(secured), "mobile", load_source_settings("mobile", secured))
     assert generator["sasl.password"] == "send-mobile"  # the generator's producer: its own rule's password

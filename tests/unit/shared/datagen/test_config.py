@@ -167,6 +167,19 @@ def test_schema_filename_is_read_from_the_configs_folder(tmp_path: Path) -> None
     assert all(r["n"] < 3 for r in values(source, 50))
 
 
+@pytest.mark.parametrize("name", [".", "schemas"])
+def test_a_schema_filename_naming_a_directory_fails_naming_the_option(tmp_path: Path, name: str) -> None:
+    """Any OSError reading the schema file is the option's fault, never a bare IsADirectoryError."""
+    folder = tmp_path / "sources"
+    (folder / "schemas").mkdir(parents=True)
+    write_config(folder, "things.json", config_document(quickstart=None, **{"schema.filename": name}))
+    with pytest.raises(DatagenConfigError) as failure:
+        load_config_sources(folder, SOURCES.values())
+    text = str(failure.value)
+    assert text.startswith("sources/things.json: config.schema.filename"), text
+    assert "cannot be read" in text, text
+
+
 def _record(*fields: dict[str, Any]) -> dict[str, Any]:
     return {"type": "record", "name": "T", "fields": list(fields)}
 

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from shared.compaction.hours import raw_prefix
 from shared.errors import UnsafePath, WriteConflict
-from shared.lake import LocalLake
+from shared.lake import LocalLake, local
+from shared.layout import RAW_AREA, batch_file_name, hour_directory
+from shared.records import OffsetSpan, TopicPartition
 
 
 @pytest.mark.parametrize("path", ["../x", "/abs/x", "a//b", "a/./b", "a/../b", ""])
@@ -30,3 +33,28 @@ def test_a_stale_version_is_refused_even_when_inode_mtime_and_size_repeat(tmp_pa
     os.utime(target, ns=(stamp, stamp))
     with pytest.raises(WriteConflict):
         lake.write_if("ledger.json", b'{"v": 3}', first)
+
+
+def test_a_landed_file_of_a_topic_starting_with_a_dot_is_listed(tmp_path: Path) -> None:
+    """Kafka topics may start with "." (".clicks"): their files are lake files, listed as Blob and ADLS list them."""
+    lake = LocalLake(tmp_path)
+    hour = hour_directory(RAW_AREA, "clickstream", 1_767_225_600_000)
+    path = f"{hour}/{batch_file_name(TopicPartition('.clicks', 0), OffsetSpan(0, 9), 0, 'parquet')}"
+    assert path.rsplit("/", 1)[1].startswith(".clicks+0+")
+    assert lake.create(path, b"data")
+    lake.write_atomic(f"{hour}/.notes", b"a dot-file")
+    assert lake.list_paths(raw_prefix("clickstream")) == [path, f"{hour}/.notes"]
+
+
+def test_only_the_lakes_own_temporary_and_lock_files_are_hidden(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    lake.write_if("state/ledger.json", b"{}", None)  # leaves its lock file beside the ledger
+    written_aside = local._written_aside(tmp_path / "state" / "other.json", b"{}")  # as a crashed write leaves it
+    lake.write_if("state/.lock-ledger.json", b"{}", None)  # a lake file that looks like an earlier lock name
+    (tmp_path / "state" / ".lock-old.json").touch()  # an earlier version's lock file (always empty)
+    (tmp_path / "state" / ".tmp-abc123_x.part").write_bytes(b"x")  # an earlier version's crashed write
+    names = {p.name for p in (tmp_path / "state").iterdir()}
+    assert f"{local.LOCK_PREFIX}ledger.json" in names and written_aside.name.startswith(local.TEMPORARY_PREFIX)
+    assert lake.list_paths("state") == ["state/.lock-ledger.json", "state/ledger.json"]
+    with pytest.raises(UnsafePath):
+        lake.write_atomic(f"state/{local.LOCK_PREFIX}x", b"")  # the lake's own names are never lake paths
