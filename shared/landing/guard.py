@@ -99,14 +99,14 @@ def land_once(
 def land_partition(landing: PartitionLanding, part: PartitionBatch, fmt: Format, now_ms: int) -> LandingReport:
     """Land one partition's batch; admitted again when another instance moved its ledger. A batch that crosses
     the point where the partition's offsets restarted lands as two, each in its own life."""
-    split = landing.split_at(part.records)
-    if split is not None:
-        below = part.select({record.offset for record in part.records if record.offset < split})
-        above = part.select({record.offset for record in part.records if record.offset >= split})
-        report = land_partition(landing, below, fmt, now_ms) + land_partition(landing, above, fmt, now_ms)
-        part.take_lives([below, above])
-        return report
     for attempt in range(ATTEMPTS):
+        split = landing.split_at(part.records)  # on every attempt: a lost write means the ledger moved
+        if split is not None:
+            below = part.select({record.offset for record in part.records if record.offset < split})
+            above = part.select({record.offset for record in part.records if record.offset >= split})
+            report = land_partition(landing, below, fmt, now_ms) + land_partition(landing, above, fmt, now_ms)
+            part.take_lives([below, above])
+            return report
         lander = PartitionLander(landing, part, fmt, now_ms)
         try:
             lander.admit()

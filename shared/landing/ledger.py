@@ -103,6 +103,14 @@ class Ledger:
                 return int(earlier["incarnation"])
         return self.incarnation if current is None else self.incarnation + 1
 
+    def first_contradiction(self, records: Sequence[KafkaRecord]) -> int | None:
+        """The lowest offset of ``records`` whose record differs from this life's fingerprint there."""
+        for record in records:
+            known = self.fingerprints.get(record.offset)
+            if known is not None and known != fingerprint(record):
+                return record.offset
+        return None
+
     def split_at(self, records: Sequence[KafkaRecord]) -> int | None:
         """The offset from which ``records`` (one partition, in offset order) are another life than below it.
 
@@ -111,15 +119,22 @@ class Ledger:
         current fingerprints and then contradicts one further up crosses the restart: the records
         from the first contradiction on are the next life. ``None`` when the batch does not cross it.
         """
+        if not records:
+            return None
+        low, high = records[0].offset, records[-1].offset
+        inside = sorted(offset for offset in self.fingerprints if low <= offset <= high)
+        if len(inside) < 2:  # a match and a contradiction need two (the steady state has none)
+            return None
+        by_offset = {record.offset: record for record in records}
         matched = False
-        for record in records:
-            known = self.fingerprints.get(record.offset)
-            if known is None:
+        for offset in inside:
+            record = by_offset.get(offset)
+            if record is None:
                 continue
-            if known == fingerprint(record):
+            if self.fingerprints[offset] == fingerprint(record):
                 matched = True
             elif matched:
-                return record.offset
+                return offset
         return None
 
     def landed_before_seen(self, records: Sequence[KafkaRecord], incarnation: int) -> frozenset[int]:
@@ -148,9 +163,16 @@ class Ledger:
     def _entry(self, incarnation: int) -> dict[str, Any] | None:
         return next((entry for entry in self.previous if int(entry["incarnation"]) == incarnation), None)
 
-    def next_incarnation(self) -> Ledger:
-        """A fresh ledger for the topic-partition's next life; this one's ranges and fingerprints kept as history."""
-        kept = _oldest_and_recent(self.fingerprints, KEPT_PREVIOUS_FINGERPRINTS)
+    def next_incarnation(self, seen_at: int | None = None) -> Ledger:
+        """A fresh ledger for the topic-partition's next life; this one's ranges and fingerprints kept as history.
+
+        ``seen_at``: the offset where the restart was seen. This life's fingerprints below it are kept whole:
+        they may be the next life's first records, landed here before the restart showed, and a redelivery
+        from one of them must prove it (``landed_before_seen``).
+        """
+        kept = _kept(self.fingerprints, self.landed, KEPT_PREVIOUS_FINGERPRINTS)
+        if seen_at is not None:
+            kept = {o: d for o, d in self.fingerprints.items() if o in kept or o < seen_at}
         entry = {"incarnation": self.incarnation, "landed": self.landed, "fingerprints": _encoded(kept)}
         history = [*self.previous, entry]
         return Ledger(incarnation=self.incarnation + 1, pending=self.pending, previous=history[-KEPT_INCARNATIONS:])
@@ -180,12 +202,15 @@ class Ledger:
         if incarnation is not None and incarnation != self.incarnation:
             for earlier in self.previous:
                 if int(earlier["incarnation"]) == incarnation:
-                    known = _fingerprints(earlier) | {record.offset: fingerprint(record) for record in records}
-                    earlier["fingerprints"] = _encoded(_oldest_and_recent(known, KEPT_PREVIOUS_FINGERPRINTS))
+                    known = _fingerprints(earlier)
+                    for record in records:
+                        _taken(known, record)
+                    ranges = [[int(low), int(high)] for low, high in earlier["landed"]]
+                    earlier["fingerprints"] = _encoded(_kept(known, ranges, KEPT_PREVIOUS_FINGERPRINTS))
             return
         for record in records:
-            self.fingerprints[record.offset] = fingerprint(record)
-        self.fingerprints = _oldest_and_recent(self.fingerprints, KEPT_FINGERPRINTS)
+            _taken(self.fingerprints, record)
+        self.fingerprints = _kept(self.fingerprints, self.landed, KEPT_FINGERPRINTS)
 
     def forget(self, pending: Pending) -> None:
         """A pending landing that was removed: its records never landed, so its fingerprints say nothing."""
@@ -234,13 +259,27 @@ class Ledger:
         )
 
 
-def _oldest_and_recent(known: dict[int, str], limit: int) -> dict[int, str]:
-    """At most ``limit`` fingerprints: the incarnation's first offset (a restart from 0 meets it) and the newest."""
+def _taken(known: dict[int, str], record: KafkaRecord) -> None:
+    """Add ``record``'s fingerprint as the newest (``known`` keeps the order fingerprints were taken in)."""
+    digest = fingerprint(record)
+    if known.get(record.offset) != digest:
+        known.pop(record.offset, None)
+        known[record.offset] = digest
+
+
+def _kept(known: dict[int, str], landed: OffsetRanges, limit: int) -> dict[int, str]:
+    """At most ``limit`` fingerprints, in the order they were taken. Kept first: the life's first (its first
+    landed record) and the first offset of each landed range, so a batch that enters a landed range from
+    below meets one, whatever landed since (a new life's first batches landing below the old life's first
+    offset, a rewind); then the newest taken, so a redelivery from a recent landing's first record meets
+    its own."""
     if len(known) <= limit:
         return known
-    oldest = min(known)
-    recent = sorted(known)[-(limit - 1) :]
-    return {offset: known[offset] for offset in (oldest, *recent)}
+    protected = [offset for offset in (next(iter(known)), *(low for low, _ in landed)) if offset in known]
+    protected = list(dict.fromkeys(protected))[: limit // 2]
+    recent = [offset for offset in reversed(known) if offset not in protected][: limit - len(protected)]
+    chosen = set(protected) | set(recent)
+    return {offset: digest for offset, digest in known.items() if offset in chosen}
 
 
 def _fingerprints(entry: dict[str, Any]) -> dict[int, str]:
@@ -248,4 +287,5 @@ def _fingerprints(entry: dict[str, Any]) -> dict[int, str]:
 
 
 def _encoded(known: dict[int, str]) -> dict[str, str]:
-    return {str(offset): value for offset, value in sorted(known.items())}
+    """The fingerprints as JSON, in the order they were taken (ledgers written before kept offset order)."""
+    return {str(offset): value for offset, value in known.items()}

@@ -138,7 +138,7 @@ class PartitionLanding:
         incarnation = ledger.incarnation_of(records)
         if incarnation > ledger.incarnation:
             log.warning("%s: offsets restarted; new incarnation %d", self.name, incarnation)
-            ledger = self._ledger = ledger.next_incarnation()
+            ledger = self._ledger = ledger.next_incarnation(ledger.first_contradiction(records))
         elif incarnation < ledger.incarnation:
             log.warning("%s: a batch of incarnation %d, an earlier life of the topic", self.name, incarnation)
         before_seen = ledger.landed_before_seen(records, incarnation) if incarnation > 0 else frozenset()

@@ -155,7 +155,11 @@ def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:
         held = keys.get(key)
         if held is None:
             keys[key] = dump(moved)
-        elif orjson.loads(held) != moved:
+        elif (parsed := _parsed(held)) is None:  # damaged outside this code: set aside, the moved state taken
+            log.error("key state %r is not a JSON object; set aside under %s, the moved state taken", key, UNREADABLE)
+            state.setdefault(UNREADABLE, {})[key] = held if isinstance(held, str) else repr(held)
+            keys[key] = dump(moved)
+        elif parsed != moved:
             conflicts.append(key)
     return conflicts
 

@@ -355,3 +355,13 @@ def apply_bucket(state: dict[str, Any], payload: dict[str, Any]) -> dict[str, An
     assert not any(r["isError"] for r in results), results
     assert new_state is not None
     return new_state
+
+
+def test_adopt_into_a_bucket_holding_an_unreadable_key_takes_the_moved_states() -> None:
+    state = {"keys": {"bad": '{"events": 1, "session": '}, "_applied": {}}
+    after, results = run_entity(
+        "device_activity", state, [("adopt", {"states": {"bad": {"events": 4}, "other": {"events": 7}}})], key=BUCKET
+    )
+    assert not results[0]["isError"] and after is not None
+    assert key_state(after, "other") == {"events": 7} and key_state(after, "bad") == {"events": 4}
+    assert after["_unreadable"] == {"bad": '{"events": 1, "session": '}

@@ -167,3 +167,40 @@ def test_any_cut_of_a_new_life_crossing_the_old_ones_lands_and_counts_once(tmp_p
         landed += _deliver(lake, gateway, new_life[start : end + 1])
         delivered = max(delivered, end)
     assert (landed, _counted(gateway)) == (250, 250)
+
+
+def test_a_crossing_batch_retried_after_a_lost_ledger_write_is_still_split(tmp_path: Path) -> None:
+    """Two instances, each its own lake client: A's stale ledger sees no split, its write loses, and the retry
+    (the ledger read again: B landed the new life's first batch as the old life) must split."""
+    lake_a, lake_b, gateway = LocalLake(tmp_path), LocalLake(tmp_path), ApplyingGateway()
+    landed = _deliver(lake_a, gateway, records_for(MOBILE, 100, first_offset=100, seed=1))
+    new_life = records_for(MOBILE, 150, first_offset=0, seed=2)
+    landed += _deliver(lake_b, gateway, new_life[:50])
+    landed += _deliver(lake_a, gateway, new_life)
+    assert (landed, _counted(gateway)) == (250, 250)
+
+
+def test_a_new_life_meets_the_old_lifes_first_offset_however_many_landings_it_had(tmp_path: Path) -> None:
+    """80 landings of the old life (more fingerprints than a ledger keeps); the new life's first batch lands
+    below it as the old life; the next, in order, must still meet the old life's first landed offset."""
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    old_life = records_for(MOBILE, 400, first_offset=100, seed=1)
+    landed = sum(_deliver(lake, gateway, old_life[start : start + 5]) for start in range(0, 400, 5))
+    new_life = records_for(MOBILE, 150, first_offset=0, seed=2)
+    landed += _deliver(lake, gateway, new_life[:50])
+    landed += _deliver(lake, gateway, new_life[50:])
+    assert (landed, _counted(gateway)) == (550, 550)
+
+
+def test_a_redelivery_from_a_committed_offset_below_the_seen_restart_proves_what_landed(tmp_path: Path) -> None:
+    """The earlier life keeps the fingerprints below the point where the restart was seen, so a redelivery from
+    the first record of any landing there (a committed offset) proves its records landed in that life."""
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    old_life = records_for(MOBILE, 100, first_offset=100, seed=1)
+    landed = sum(_deliver(lake, gateway, old_life[start : start + 10]) for start in range(0, 100, 10))
+    new_life = records_for(MOBILE, 150, first_offset=0, seed=2)
+    landed += _deliver(lake, gateway, new_life[:30])
+    landed += _deliver(lake, gateway, new_life[30:50])
+    landed += _deliver(lake, gateway, new_life[50:])
+    landed += _deliver(lake, gateway, new_life[30:])
+    assert (landed, _counted(gateway)) == (250, 250)

@@ -13,7 +13,7 @@ import pytest
 from shared.batch import ProcessedBatch, process_batch
 from shared.errors import ConfigurationError
 from shared.lake import LocalLake
-from shared.landing.guard import DEFAULT_LEASE_SECONDS, LandingGuard, land_once
+from shared.landing.guard import DEFAULT_LEASE_SECONDS, LandingGuard, guard_for, land_once
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
 from tests.unit.shared.landing.conftest import CLICKS, PARQUET, land_clicks, landed_positions
@@ -83,3 +83,35 @@ def test_an_offset_delivered_twice_in_one_batch_lands_once(tmp_path: Path) -> No
     records = records_for(CLICKS, 10)
     assert land_clicks(LocalLake(tmp_path), [*records, *records[3:5]]) == 10
     assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(10)]
+
+
+class _CountingFingerprints(dict[int, str]):
+    """Fingerprints that count each lookup."""
+
+    lookups = 0
+
+    def get(self, *args):  # type: ignore[no-untyped-def, override]
+        _CountingFingerprints.lookups += 1
+        return super().get(*args)
+
+    def __contains__(self, key: object) -> bool:
+        _CountingFingerprints.lookups += 1
+        return super().__contains__(key)
+
+    def __getitem__(self, key: int) -> str:
+        _CountingFingerprints.lookups += 1
+        return super().__getitem__(key)
+
+
+def test_a_steady_state_batch_looks_up_no_fingerprint_per_record(tmp_path: Path) -> None:
+    """Past everything landed, on a topic that never restarted, a batch is compared with nothing."""
+    lake = LocalLake(tmp_path)
+    records = records_for(CLICKS, 2100, seed=3)
+    land_once(lake, process_batch(CLICKS, records[:100], max_record_bytes=1 << 20), PARQUET, now_ms=FIXED_NOW_MS)
+    landing = guard_for(lake).partition(CLICKS.name, records[0].topic_partition)
+    snapshot = landing._loaded()
+    snapshot.fingerprints = _CountingFingerprints(snapshot.fingerprints)
+    _CountingFingerprints.lookups = 0
+    batch = process_batch(CLICKS, records[100:], max_record_bytes=1 << 20)
+    assert land_once(lake, batch, PARQUET, now_ms=FIXED_NOW_MS).row_count == 2000
+    assert _CountingFingerprints.lookups <= 4
