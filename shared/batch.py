@@ -108,17 +108,14 @@ class PartitionBatch:
             row["_incarnation"] = life
 
     def take_lives(self, parts: Sequence[PartitionBatch]) -> None:
-        """Label this batch as ``parts`` (its records, cut by offset and landed one after the other) were."""
-        *lower, last = parts
-        earlier: dict[int, frozenset[int]] = {}
-        for part in parts:
-            for life, offsets in part.earlier.items():
-                earlier[life] = earlier.get(life, frozenset()) | offsets
-        for part in lower:
-            if part.incarnation != last.incarnation:
-                offsets = frozenset(record.offset for record in part.records)
-                earlier[part.incarnation] = earlier.get(part.incarnation, frozenset()) | offsets
-        self.set_incarnation(last.incarnation, earlier)
+        """Label this batch as its two parts (below and above an offset, landed one after the other) were."""
+        below, above = parts
+        earlier = dict(below.earlier)
+        if below.incarnation != above.incarnation:
+            earlier[below.incarnation] = frozenset(record.offset for record in below.records)
+        for life, offsets in above.earlier.items():
+            earlier[life] = earlier.get(life, frozenset()) | offsets
+        self.set_incarnation(above.incarnation, earlier)
 
     def life_spans(self) -> dict[int, OffsetSpan]:
         """The span of this batch's records (landed or not) in each life they belong to."""

@@ -120,10 +120,15 @@ def _readable(keys: dict[str, str], key: str, unreadable: dict[str, str]) -> dic
         return {}
     parsed = _parsed(text)
     if parsed is None:
-        log.error("key state %r is not a JSON object; set aside under %s and started again", key, UNREADABLE)
-        unreadable[key] = text if isinstance(text, str) else repr(text)
+        unreadable[key] = _set_aside(key, text)
         return {}
     return parsed
+
+
+def _set_aside(key: str, held: Any) -> str:
+    """What ``_unreadable`` keeps of a key whose stored text is not a JSON object (damaged outside this code)."""
+    log.error("key state %r is not a JSON object; set aside under %s", key, UNREADABLE)
+    return held if isinstance(held, str) else repr(held)
 
 
 def _parsed(text: Any) -> dict[str, Any] | None:
@@ -155,9 +160,8 @@ def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:
         held = keys.get(key)
         if held is None:
             keys[key] = dump(moved)
-        elif (parsed := _parsed(held)) is None:  # damaged outside this code: set aside, the moved state taken
-            log.error("key state %r is not a JSON object; set aside under %s, the moved state taken", key, UNREADABLE)
-            state.setdefault(UNREADABLE, {})[key] = held if isinstance(held, str) else repr(held)
+        elif (parsed := _parsed(held)) is None:  # set aside, the moved state taken
+            state.setdefault(UNREADABLE, {})[key] = _set_aside(key, held)
             keys[key] = dump(moved)
         elif parsed != moved:
             conflicts.append(key)
