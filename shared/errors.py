@@ -25,6 +25,14 @@ class UnsafePath(LakeError):
     """A path would escape the lake root or contains a segment that is not allowed."""
 
 
+class UnreadableLakeFile(LakeError):
+    """A lake file is not what its name says (truncated, another format, rows without the expected columns)."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = path
+
+
 class ConfigurationError(StreamingPocError):
     """App settings are missing or contradict each other."""
 

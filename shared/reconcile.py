@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from shared import formats
 from shared.compaction.hours import parse_raw_path
+from shared.errors import UnreadableLakeFile
 from shared.lake.base import LakeStore
 from shared.landing.partition import ledger_path
 from shared.layout import DEADLETTER_AREA, RAW_AREA
@@ -52,15 +53,24 @@ class Landed:
         return self.reason == BOTH_BY_DESIGN or REPROCESSED in self.path
 
 
-def landed_offsets(lake: LakeStore, source: str) -> list[Landed]:
-    """Every raw row and dead letter of ``source``, by identity (Parquet reads only those columns)."""
+def landed_offsets(lake: LakeStore, source: str, unreadable: list[str] | None = None) -> list[Landed]:
+    """Every raw row and dead letter of ``source``, by identity (Parquet reads only those columns).
+
+    A file that cannot be read as its name says raises :class:`UnreadableLakeFile` naming it; given
+    ``unreadable``, it is left out (its offsets then count as missing) and ``"<path>: <why>"`` appended."""
     found: list[Landed] = []
     for area in (RAW_AREA, DEADLETTER_AREA):
         for path in lake.list_paths(f"{area}/{source}"):
             raw = parse_raw_path(source, path.replace(f"{DEADLETTER_AREA}/", f"{RAW_AREA}/", 1))
             if raw is None:
                 continue
-            found.extend(_identities(raw.format, lake.read(path), path, area == DEADLETTER_AREA))
+            data = lake.read(path)
+            try:
+                found.extend(_identities(raw.format, data, path, area == DEADLETTER_AREA))
+            except Exception as error:  # any decoder's error: the file is not what its name says
+                if unreadable is None:
+                    raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
+                unreadable.append(f"{path}: {type(error).__name__}: {error}")
     return found
 
 

@@ -37,16 +37,17 @@ import logging
 import secrets
 import socket
 import time
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol, cast, get_args
+from typing import Protocol, TypeVar, cast, get_args
 
 from shared import formats
 from shared.batch import process_batch
-from shared.errors import RedriveInProgress, StreamingPocError, WriteConflict
+from shared.errors import RedriveInProgress, StreamingPocError, UnreadableLakeFile, WriteConflict
 from shared.formats import format_named
 from shared.lake.base import LakeStore
 from shared.landing.files import plan_files
@@ -74,6 +75,7 @@ REDRIVE_LOG_COLUMNS = (
 REDRIVE_HEADER = "streamingpoc-redriven-from"
 ENTITY_REJECTED = "entity_rejected"
 Identity = tuple[str, int, int, int]  # topic, partition, incarnation, offset
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,7 @@ class RedriveSummary:
     resignalled: int = 0
     resignal_failed: int = 0
     still_invalid: Counter[str] = field(default_factory=Counter)
+    unreadable: list[str] = field(default_factory=list)  # dead-letter files that could not be read: "path: why"
     dry_run: bool = False
 
     def table(self) -> str:
@@ -160,22 +163,43 @@ class RedriveSummary:
             ("entity_rejected: signal failed", self.resignal_failed),
         ]
         rows += [(f"still invalid: {reason}", count) for reason, count in sorted(self.still_invalid.items())]
+        rows += [("unreadable dead-letter files (left out)", len(self.unreadable))] if self.unreadable else []
         width = max(len(label) for label, _ in rows)
         lines = [f"redrive of {self.source}", f"{'':-<{width}}  {'':-<8}"]
         lines += [f"{label:<{width}}  {count:>8}" for label, count in rows]
+        lines += [f"unreadable: {path}" for path in self.unreadable]
         return "\n".join(lines)
 
 
-def read_dead_letters(lake: LakeStore, source: str) -> list[DeadLetterEntry]:
-    """Every dead letter of ``source`` in the lake, first seen first; one per identity."""
+def read_dead_letters(lake: LakeStore, source: str, unreadable: list[str] | None = None) -> list[DeadLetterEntry]:
+    """Every dead letter of ``source`` in the lake, first seen first; one per identity.
+
+    A file that is not gzipped JSON lines of dead-letter rows raises :class:`UnreadableLakeFile` naming it;
+    given ``unreadable``, it is left out instead and ``"<path>: <why>"`` appended there."""
     entries: dict[Identity, DeadLetterEntry] = {}
     for path in lake.list_paths(f"{DEADLETTER_AREA}/{safe_segment(source)}"):
         if not path.endswith(formats.EXTENSIONS["jsonl"]):
             continue
-        for row in formats.decode("jsonl", lake.read(path)):
-            entry = _entry(row)
+        try:
+            file_entries = _parsed_rows(lake, path, _entry)
+        except UnreadableLakeFile as error:
+            if unreadable is None:
+                raise
+            unreadable.append(str(error))
+            continue
+        for entry in file_entries:
             entries.setdefault(entry.identity, entry)
     return list(entries.values())
+
+
+def _parsed_rows(lake: LakeStore, path: str, parse: Callable[[dict[str, object]], T]) -> list[T]:
+    """Each row of a gzipped JSON lines file, parsed; :class:`UnreadableLakeFile` naming the file when it is
+    not one, or a row lacks what ``parse`` reads."""
+    data = lake.read(path)  # the lake's own errors (an outage) are not the file's
+    try:
+        return [parse(row) for row in formats.decode("jsonl", data)]
+    except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
 
 
 def _entry(row: dict[str, object]) -> DeadLetterEntry:
@@ -210,9 +234,7 @@ def redrive_log(lake: LakeStore, source: str) -> tuple[set[Identity], set[Identi
         run, _, kind = path.rsplit("/", 1)[-1].removesuffix(".jsonl.gz").rpartition(".")
         if kind not in ("intent", "sent", "unsent"):
             continue
-        for row in formats.decode("jsonl", lake.read(path)):
-            incarnation = int(row.get("_incarnation") or 0)
-            logs[(run, kind)].add((str(row["_topic"]), int(row["_partition"]), incarnation, int(row["_offset"])))
+        logs[(run, kind)].update(_parsed_rows(lake, path, _logged_identity))
     sent = set().union(*(identities for (_, kind), identities in logs.items() if kind == "sent"))
     unconfirmed = set().union(
         *(
@@ -222,6 +244,11 @@ def redrive_log(lake: LakeStore, source: str) -> tuple[set[Identity], set[Identi
         )
     )
     return sent, unconfirmed - sent
+
+
+def _logged_identity(row: dict[str, object]) -> Identity:
+    incarnation = int(str(row.get("_incarnation") or 0))
+    return (str(row["_topic"]), int(str(row["_partition"])), incarnation, int(str(row["_offset"])))
 
 
 def raw_rows(lake: LakeStore, source: str, identities: Iterable[Identity]) -> dict[Identity, Row]:
@@ -380,6 +407,7 @@ class RedriveTarget:
     fmt: LakeFormat = "parquet"
     state_buckets: int | None = None  # N of the source's key buckets; None: the lake's record
     decoder: AvroDecoder | None = None  # an Avro source's registry decoder (``decoder_for``)
+    state_enabled: bool = True  # ``<SOURCE>_STATE_ENABLED``: entity keys are checked only then, as processing does
 
 
 def redrive(
@@ -434,7 +462,7 @@ def _plan(
     re-apply with their raw rows."""
     sent_before, unconfirmed = redrive_log(lake, source.name)
     candidates: list[DeadLetterEntry] = []
-    for entry in read_dead_letters(lake, source.name):
+    for entry in read_dead_letters(lake, source.name, summary.unreadable):
         summary.read += 1
         if (reasons and entry.reason not in reasons) or (since_ms is not None and entry.dead_lettered_at < since_ms):
             summary.filtered_out += 1
@@ -475,7 +503,7 @@ def _passing_in_one_life(
 ) -> list[DeadLetterEntry]:
     entry_of = {(entry.topic, entry.partition, entry.offset): entry for entry in entries}
     records = [KafkaRecord(e.topic, e.partition, e.offset, e.key, e.raw, e.timestamp_ms) for e in entries]
-    keyed = entity_for(source.name) is not None
+    keyed = target.state_enabled and entity_for(source.name) is not None
     batch = process_batch(
         source, records, max_record_bytes=target.max_record_bytes, keyed=keyed, decoder=target.decoder
     )

@@ -4,16 +4,18 @@ Input per hour: the curated rows (each carries ``_received``, the record as it c
 hour's dead letters not yet redriven. Today's code validates and transforms them again; joined
 columns (what keyed state wrote into a row) keep their landed values, because state is not
 versioned. A row is identified by topic, partition, incarnation and offset, and each incarnation is
-recomputed in a batch of its own (a batch keeps one record per offset). The diff per hour: rows
-*changed* (same identity, other values), *added* (a dead letter that passes now), *removed* (a
-landed row that does not any more) of which *newly dead-lettered* by reason, and rows *kept* as
-they are because they landed before ``_received`` existed.
+recomputed in a batch of its own (a batch keeps one record per offset), checked as processing
+checks it (entity keys when the source's state is on). The diff per hour: rows *changed* (same
+identity, other values), *removed* (a landed row that does not pass any more) of which *newly
+dead-lettered* by reason, rows *kept* as they are because they landed before ``_received``
+existed, and dead letters *now valid*.
 
 Promoting replaces the hour in ``curated/<source>`` in one commit that keeps the hour's coverage
 (so compaction does not redo it; and as compaction keeps curated rows first, a late raw file
 never brings the old values back). Rows that leave are written to ``deadletter/`` as
-``...reprocessed.jsonl.gz`` (they stay in raw/, which is immutable); dead letters that now land are
-recorded in the redrive ledger so ``tools.redrive`` does not send them too.
+``...reprocessed.jsonl.gz`` (they stay in raw/, which is immutable). Dead letters that pass now are
+counted, not landed: ``tools.redrive`` sends them through the whole path (raw/, keyed state, then
+curated), once, by its redrive log; landing them here too would skip raw/ and state.
 """
 
 from __future__ import annotations
@@ -46,15 +48,16 @@ class HourDiff:
     hour: Hour
     rows: int = 0  # curated rows before
     changed: int = 0
-    added: int = 0
     removed: int = 0
     newly_dead: Counter[str] = field(default_factory=Counter)
     kept: int = 0  # landed before _received: kept as they are
     columns: Counter[str] = field(default_factory=Counter)  # changed rows per column
+    now_valid: int = 0  # dead letters that pass now: left to tools.redrive
 
     @property
     def differs(self) -> bool:
-        return bool(self.changed or self.added or self.removed)
+        """Whether promoting would change the hour's curated rows."""
+        return bool(self.changed or self.removed)
 
 
 @dataclass
@@ -63,7 +66,6 @@ class HourResult:
     table: pa.Table  # the hour as recomputed (curated column order, partition columns not included)
     letters: list[DeadLetter]  # records that no longer land
     letter_incarnations: list[int]  # the incarnation each of ``letters`` landed in
-    added_letters: list[DeadLetterEntry]  # dead letters that land now
     covered: frozenset[str] = frozenset()  # the raw files the hour's curated rows held when they were read
 
 
@@ -74,33 +76,43 @@ def joined_columns(source: Source) -> tuple[str, ...]:
 
 
 def recompute_hour(
-    source: Source, hour: Hour, curated: pa.Table, dead_letters: list[DeadLetterEntry], *, max_record_bytes: int
+    source: Source,
+    hour: Hour,
+    curated: pa.Table,
+    dead_letters: list[DeadLetterEntry],
+    *,
+    max_record_bytes: int,
+    keyed: bool = False,
 ) -> HourResult:
     """The hour as today's code makes it from what was received, and how it differs from ``curated``.
+
+    ``keyed``: the source keeps state (``<SOURCE>_STATE_ENABLED``), so a row whose entity key no entity
+    can take leaves, as processing would dead-letter it. The recomputed table holds the landed rows
+    only; dead letters that pass now are counted (``now_valid``), for ``tools.redrive`` to send.
 
     An hour can hold two lives of a partition whose offsets restarted, a row of each at the same
     offset: rows are matched by incarnation as well as offset, and keep the incarnation they landed in."""
     landed = _rows(curated)
     kept = [row for row in landed if row.get("_received") is None]
     candidates = [row for row in landed if row.get("_received") is not None]
-    rows, letters = _recompute(source, _records_by_life(candidates, dead_letters), max_record_bytes)
+    recomputed, letters = _recompute(source, _records_by_life(candidates, dead_letters), max_record_bytes, keyed)
     before = {_identity(row): row for row in landed}
     diff = HourDiff(hour, rows=len(landed), kept=len(kept))
     joined = joined_columns(source)
-    for row in rows:
+    rows = []
+    for row in recomputed:
         landed_row = before.get(_identity(row))
         if landed_row is None:
-            diff.added += 1
+            diff.now_valid += 1
         else:
             _compare(row, landed_row, joined, diff)
+            rows.append(row)
     landed_now = {_identity(row) for row in rows}
     diff.removed = sum(1 for row in candidates if _identity(row) not in landed_now)
     leaving = [(letter, life) for letter, life in letters if _identity_of(letter.record, life) in before]
     diff.newly_dead.update(str(letter.reason) for letter, _ in leaving)
-    added = landed_now - before.keys()
-    added_letters = [entry for entry in dead_letters if entry.identity in added]
     table = _table(source, kept + rows, curated.schema)
-    return HourResult(diff, table, [letter for letter, _ in leaving], [life for _, life in leaving], added_letters)
+    return HourResult(diff, table, [letter for letter, _ in leaving], [life for _, life in leaving])
 
 
 def _records_by_life(candidates: list[Row], dead_letters: list[DeadLetterEntry]) -> dict[int, list[KafkaRecord]]:
@@ -114,7 +126,7 @@ def _records_by_life(candidates: list[Row], dead_letters: list[DeadLetterEntry])
 
 
 def _recompute(
-    source: Source, lives: dict[int, list[KafkaRecord]], max_record_bytes: int
+    source: Source, lives: dict[int, list[KafkaRecord]], max_record_bytes: int, keyed: bool
 ) -> tuple[list[Row], list[tuple[DeadLetter, int]]]:
     """Today's rows and dead letters of each life's records, each with the incarnation it belongs to.
 
@@ -124,7 +136,7 @@ def _recompute(
     rows: list[Row] = []
     letters: list[tuple[DeadLetter, int]] = []
     for incarnation, records in sorted(lives.items()):
-        batch = process_batch(as_json, records, max_record_bytes=max_record_bytes)
+        batch = process_batch(as_json, records, max_record_bytes=max_record_bytes, keyed=keyed)
         for part in batch:
             part.set_incarnation(incarnation)
         rows += batch.rows()

@@ -24,7 +24,9 @@ to another N does, and records the new N once every key is there.
 Every moved key is read back from its bucket. Exit 0 when every key with state is in its bucket
 as it was, 1 when one is missing after ``--wait`` seconds or its bucket holds other state (a
 conflict: the bucket had counted events for it, so processing ran before the migration).
-Running it again is harmless: nothing is moved twice.
+Running it again is harmless: nothing is moved twice. Buckets of an N the lake does not record take the
+moved states in place of what they hold (stale: an interrupted run's, or an earlier layout's), so an
+interrupted move completes when run again and a move back to an earlier N is no conflict.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from shared.state.migration import (
     verify,
 )
 from shared.state.registry import ENTITY_KINDS
+from tools.redrive import secure_url
 
 CONCURRENT_REQUESTS = 16
 LOCAL_DURABLE_URL = "http://127.0.0.1:7071/runtime/webhooks/durabletask"
@@ -79,7 +82,7 @@ class DurableHttp:
     """The Durable Functions HTTP API for entities: read a state, signal an operation (as the durable client does)."""
 
     def __init__(self, base_url: str, system_key: str | None, timeout: float = 30.0) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = secure_url(base_url, "--durable-url").rstrip("/")
         self.system_key = system_key
         self.timeout = timeout
 
@@ -145,7 +148,7 @@ def rebucket(http: DurableHttp, source: str, old: int, new: int, wait_seconds: f
     before = _read_all(http, entity, homes)
     states, origins = unbucketed(before)
     states = {key: ENTITY_KINDS[source].upgrade(state) for key, state in states.items()}
-    outcome = _move(http, entity, states, new, wait_seconds, origins)
+    outcome = _move(http, entity, states, new, wait_seconds, origins, replace=True)  # the record still names old
     if outcome.complete and _read_all(http, entity, homes) != before:
         outcome.source_changed = True  # signals were still arriving: what was moved may miss some
     return outcome
@@ -162,9 +165,12 @@ def export_state(http: DurableHttp, source: str, buckets: int) -> tuple[StateExp
     return export, _read_all(http, entity, homes) != held
 
 
-def import_state(http: DurableHttp, export: StateExport, buckets: int, wait_seconds: float) -> Verification:
-    """Move an export's key states into their buckets of ``buckets`` (in the app's backend) and check them."""
-    return _move(http, export.entity, export.states, buckets, wait_seconds, export.origins)
+def import_state(
+    http: DurableHttp, export: StateExport, buckets: int, wait_seconds: float, *, replace: bool = False
+) -> Verification:
+    """Move an export's key states into their buckets of ``buckets`` (in the app's backend) and check them;
+    ``replace`` when the lake records another N (nothing processes into these buckets)."""
+    return _move(http, export.entity, export.states, buckets, wait_seconds, export.origins, replace=replace)
 
 
 def _read_all(http: DurableHttp, entity: str, keys: list[str]) -> dict[str, dict[str, Any] | None]:
@@ -179,9 +185,11 @@ def _move(
     buckets: int,
     wait_seconds: float,
     origins: Origins | None = None,
+    *,
+    replace: bool = False,
 ) -> Verification:
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
-        list(pool.map(http.signal, adopt_signals(entity, states, buckets, origins)))
+        list(pool.map(http.signal, adopt_signals(entity, states, buckets, origins, replace=replace)))
         homes = sorted({bucket_for(key, buckets) for key in states})
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -282,7 +290,7 @@ def _import(http: DurableHttp, lake: LakeStore, args: argparse.Namespace, record
             print(f"{source}: not in {args.import_file}, skipped")
             continue
         export, buckets = exports[source], args.to_buckets or recorded(source)
-        outcome = import_state(http, export, buckets, args.wait)
+        outcome = import_state(http, export, buckets, args.wait, replace=buckets != recorded(source))
         if outcome.complete and buckets != recorded(source):
             record_migrated(lake, source, buckets)
         found = f"{len(export.states):,} keys in the export ({export.buckets:,} buckets)"

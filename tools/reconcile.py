@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,13 +165,14 @@ def run_reconcile(broker: Broker, settings: Settings, source: str, topic: str) -
     partitions = broker.partitions(topic)
     retained = {(topic, p): broker.retained(topic, p) for p in partitions}
     lake = open_lake(settings)
-    landed = landed_offsets(lake, source)
+    unreadable: list[str] = []
+    landed = landed_offsets(lake, source, unreadable)
     reports = reconcile(retained, landed, current_incarnations(lake, source, retained, landed))
-    print(report_table(source, topic, reports))
-    return 0 if all(report.clean for report in reports) else 1
+    print(report_table(source, topic, reports, unreadable))
+    return 0 if all(report.clean for report in reports) and not unreadable else 1
 
 
-def report_table(source: str, topic: str, reports: list[PartitionReport]) -> str:
+def report_table(source: str, topic: str, reports: list[PartitionReport], unreadable: Sequence[str] = ()) -> str:
     lines = [
         f"reconcile of {source} (topic {topic}): the broker's retained offsets against raw/ and deadletter/",
         f"{'partition':>9}  {'incarnation':>11}  {'retained':>21}  {'landed':>8}  {'dead':>6}  {'missing':>7}  "
@@ -187,7 +189,8 @@ def report_table(source: str, topic: str, reports: list[PartitionReport]) -> str
             lines.append(f"missing: partition {r.partition} offsets {first}-{last} ({last - first + 1})")
         for offset, paths in sorted(r.doubles.items()):
             lines.append(f"double: partition {r.partition} offset {offset} in {', '.join(paths)}")
-    clean = all(r.clean for r in reports)
+    lines += [f"unreadable (left out, its offsets count as missing): {file}" for file in unreadable]
+    clean = all(r.clean for r in reports) and not unreadable
     lines.append("result: every retained offset is in the lake exactly once" if clean else "result: NOT reconciled")
     return "\n".join(lines)
 

@@ -20,7 +20,9 @@ records go through Kafka (``KAFKA_BROKER_LIST``); with ``--eventhubs-namespace``
 
 One redrive of a source runs at a time: while another holds the source's lease (``_redrive/<source>/lease.json``)
 this one sends nothing and exits with 3. A run that crashed holds it for at most five minutes.
-Exit codes: 0 done; 1 some sends or signals failed (run again); 2 bad arguments; 3 another redrive is running.
+Exit codes: 0 done; 1 some sends or signals failed (unconfirmed sends are not repeated: the summary says which
+counts); 2 bad arguments; 3 another redrive is running; 4 a lake file could not be read (a dead-letter file is left
+out and named, the rest go; an unreadable redrive log stops the run before anything is sent).
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ import argparse
 import json
 import os
 import sys
+import urllib.parse
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.errors import RedriveInProgress
+from shared.errors import RedriveInProgress, UnreadableLakeFile
 from shared.kafka_clients import client_config
 from shared.lake import open_lake
 from shared.redrive import Delivery, EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
@@ -51,6 +54,20 @@ LOCAL_FUNCTIONS_URL = "http://127.0.0.1:7071"
 SYSTEM_KEY_SETTING = "DURABLE_SYSTEM_KEY"
 EXIT_SEND_FAILED = 1
 EXIT_ANOTHER_REDRIVE_RUNNING = 3  # 2 is argparse's, for bad arguments
+EXIT_UNREADABLE_FILE = 4
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def secure_url(url: str, option: str) -> str:
+    """``url`` when it is HTTPS, or HTTP to this machine's own loopback (the local host); else a clear exit:
+    the tools send the Durable system key with each request."""
+    parsed = urllib.parse.urlsplit(url)
+    secure = parsed.scheme == "https" and bool(parsed.hostname)
+    if secure or (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS):
+        return url
+    raise SystemExit(f"{option} must be https:// (or http:// to 127.0.0.1, localhost or [::1]): {url}")
 
 
 class DurableHttpSignaller:
@@ -59,10 +76,7 @@ class DurableHttpSignaller:
     reached."""
 
     def __init__(self, base_url: str, system_key: str = "", timeout: float = 30.0) -> None:
-        local = base_url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
-        if not base_url.startswith("https://") and not local:
-            raise SystemExit(f"--functions-url must be https:// (or the local host): {base_url}")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = secure_url(base_url, "--functions-url").rstrip("/")
         self.system_key = system_key
         self.timeout = timeout
 
@@ -102,7 +116,9 @@ class KafkaRedriveSender:
     def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:
         from confluent_kafka import Producer
 
-        producer = Producer(self.config)
+        producer = Producer(self.config | {"message.timeout.ms": int(self.timeout * 1000)})
+        if not self._reaches(producer, topic):  # nothing can have left: every record is sent again next run
+            return [Delivery.NOT_SENT] * len(messages)
         outcomes = [Delivery.UNKNOWN] * len(messages)
 
         def on_delivery(index: int) -> Any:
@@ -114,8 +130,22 @@ class KafkaRedriveSender:
         for index, message in enumerate(messages):
             outcomes[index] = self._produce(producer, topic, message, on_delivery(index))
             producer.poll(0)
-        producer.flush(self.timeout)
+        producer.flush(self.timeout + 5)  # past message.timeout.ms: every record has its delivery report
         return outcomes
+
+    def _reaches(self, producer: Any, topic: str) -> bool:
+        """Whether the broker answers with ``topic``'s metadata (else nothing is produced and no send is in doubt)."""
+        from confluent_kafka import KafkaException
+
+        try:
+            found = producer.list_topics(topic, timeout=min(self.timeout, 10.0)).topics.get(topic)
+        except KafkaException as error:
+            print(f"broker not reachable, nothing sent: {error}", file=sys.stderr)
+            return False
+        if found is None or found.error is not None:
+            print(f"topic {topic} not available, nothing sent: {found and found.error}", file=sys.stderr)
+            return False
+        return True
 
     def _produce(self, producer: Any, topic: str, message: OutgoingRedrive, callback: Any) -> Delivery:
         """``UNKNOWN`` until the broker answers (the callback then tells); ``NOT_SENT`` when the record never
@@ -292,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 if source.name in ENTITY_KINDS
                 else None,
                 decoder_for(source, settings) if source.value_format == "avro" else None,
+                source_settings.state_enabled,
             ),
             sender=sender,
             signaller=signaller,
@@ -302,8 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     except RedriveInProgress as error:
         print(f"redrive of {source.name} stopped: {error}", file=sys.stderr)
         return EXIT_ANOTHER_REDRIVE_RUNNING
+    except UnreadableLakeFile as error:  # the redrive log: without it, what was sent is unknown
+        print(f"redrive of {source.name} stopped, nothing sent: unreadable redrive log {error}", file=sys.stderr)
+        return EXIT_UNREADABLE_FILE
     print(summary.table())
-    return EXIT_SEND_FAILED if summary.failed or summary.resignal_failed else 0
+    if summary.failed or summary.resignal_failed:
+        return EXIT_SEND_FAILED
+    return EXIT_UNREADABLE_FILE if summary.unreadable else 0
 
 
 if __name__ == "__main__":

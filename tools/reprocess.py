@@ -4,8 +4,10 @@ python -m tools.reprocess orders --from 2026-11-27T10:00Z --to 2026-11-27T12:00Z
 python -m tools.reprocess orders --from 2026-11-27T10:00Z --to 2026-11-27T12:00Z --promote  # replace them
 
 Before anything changes it writes the recomputed hours to the shadow Delta table
-``shadow/<source>`` and prints, per hour, the rows changed, added, removed and newly dead-lettered.
-``--promote`` then replaces each hour that differs in ``curated/<source>``, one commit per hour.
+``shadow/<source>`` and prints, per hour, the rows changed, removed and newly dead-lettered, and
+the dead letters that pass now (``tools.redrive`` sends those: it lands them in raw/, state and
+curated alike). ``--promote`` then replaces each hour that differs in ``curated/<source>``, one
+commit per hour.
 Joined columns (what keyed state wrote: clickstream's username/city/level, sensors' anomaly) keep
 their landed values, because state is not versioned. Settings as for the app (``--settings``, the
 environment; ``--lake DIR`` for a local lake). See docs/datagen.md, "Reprocess".
@@ -38,10 +40,11 @@ from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
 from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, safe_segment
 from shared.records import OffsetSpan, TopicPartition
-from shared.redrive import DeadLetterEntry, read_dead_letters, redrive_log, take_lease, write_redrive_log
+from shared.redrive import read_dead_letters, redrive_log, take_lease
 from shared.reprocess import HourResult, dead_letters_by_hour, joined_columns, recompute_hour
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES, Source
+from shared.state.registry import ENTITY_KINDS
 from tools.redrive import EXIT_ANOTHER_REDRIVE_RUNNING, environment, parse_since
 
 HOUR_MS = 3_600_000
@@ -66,10 +69,16 @@ def reprocess(
     shadow: CuratedTable,
     window: tuple[int, int],
     max_record_bytes: int,
+    keyed: bool = False,
 ) -> list[HourResult]:
-    """Recompute every hour of ``[from, to)`` that has curated rows or dead letters; write them to ``shadow``."""
+    """Recompute every hour of ``[from, to)`` that has curated rows or dead letters; write them to ``shadow``.
+
+    ``keyed``: the source's state is on, so entity keys are checked as processing checks them."""
     sent, unconfirmed = redrive_log(lake, source.name)
-    letters = [e for e in read_dead_letters(lake, source.name) if e.identity not in sent | unconfirmed]
+    unreadable: list[str] = []
+    letters = [e for e in read_dead_letters(lake, source.name, unreadable) if e.identity not in sent | unconfirmed]
+    for file in unreadable:  # only counted as now valid here: the run goes on without it
+        print(f"unreadable dead-letter file left out: {file}", file=sys.stderr)
     letters_by_hour = dead_letters_by_hour(letters)
     results = []
     for start in range(window[0] - window[0] % HOUR_MS, window[1], HOUR_MS):
@@ -78,7 +87,8 @@ def reprocess(
         rows = curated.read_hour(hour)
         if not rows.num_rows and not letters_by_hour.get(hour):
             continue
-        result = recompute_hour(source, hour, rows, letters_by_hour.get(hour, []), max_record_bytes=max_record_bytes)
+        letters_of_hour = letters_by_hour.get(hour, [])
+        result = recompute_hour(source, hour, rows, letters_of_hour, max_record_bytes=max_record_bytes, keyed=keyed)
         result = dataclasses.replace(result, covered=covered)
         if result.table.num_rows:
             recomputed = merge_hour(hour, [result.table])
@@ -90,10 +100,9 @@ def reprocess(
 def promote(
     source: Source, result: HourResult, *, lake: LakeStore, curated: CuratedTable, run_id: str, now_ms: int
 ) -> None:
-    """Replace the hour in ``curated``: dead letters and the redrive log first, so a crash loses nothing."""
+    """Replace the hour in ``curated``: the leaving rows' dead letters first, so a crash loses nothing."""
     hour = result.diff.hour
     _write_dead_letters(lake, source.name, result, run_id, now_ms)
-    _record_added(lake, source.name, result.added_letters, run_id)
     if not result.table.num_rows:
         raise SystemExit(f"{hour}: every row would leave the hour; not promoted (their dead letters are written)")
     fitted, _ = drift.fit_tables(curated.schema(), [result.table])
@@ -108,7 +117,7 @@ def promote(
 def _note(result: HourResult) -> str:
     diff = result.diff
     return orjson.dumps(
-        {"changed": diff.changed, "added": diff.added, "removed": diff.removed, "newly_dead": dict(diff.newly_dead)}
+        {"changed": diff.changed, "removed": diff.removed, "newly_dead": dict(diff.newly_dead)}
     ).decode()
 
 
@@ -133,28 +142,29 @@ def _write_dead_letters(lake: LakeStore, source: str, result: HourResult, run_id
         lake.write_atomic(f"{hour_directory(DEADLETTER_AREA, source, hour_ms)}/{name}", data)
 
 
-def _record_added(lake: LakeStore, source: str, entries: list[DeadLetterEntry], run_id: str) -> None:
-    """Dead letters that land now count as redriven: tools.redrive will not send them as well."""
-    if entries:
-        write_redrive_log(lake, source, f"reprocess-{run_id}", "sent", entries)
-
-
 def report(source: Source, results: list[HourResult], window: tuple[int, int]) -> str:
     start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ") for ms in window)
     lines = [
         f"reprocess of {source.name}, {start} to {end}: recomputed into shadow/{source.name}",
-        f"{'hour':<14}  {'rows':>6}  {'changed':>7}  {'added':>5}  {'removed':>7}  newly dead-lettered  kept as landed",
+        f"{'hour':<14}  {'rows':>6}  {'changed':>7}  {'removed':>7}  newly dead-lettered  kept as landed  now valid",
     ]
     for result in results:
         d = result.diff
         dead = ", ".join(f"{count} {reason}" for reason, count in sorted(d.newly_dead.items())) or "0"
-        lines.append(f"{d.hour!s:<14}  {d.rows:>6}  {d.changed:>7}  {d.added:>5}  {d.removed:>7}  {dead:<19}  {d.kept}")
+        lines.append(
+            f"{d.hour!s:<14}  {d.rows:>6}  {d.changed:>7}  {d.removed:>7}  {dead:<19}  {d.kept:>14}  {d.now_valid:>9}"
+        )
         if d.columns:
             lines.append(f"{'':<14}  columns changed: " + ", ".join(f"{n} ({c})" for n, c in sorted(d.columns.items())))
     joined = joined_columns(source)
     if joined:
         lines.append(f"joined columns keep their landed values (state is not versioned): {', '.join(joined)}")
     lines.append(f"hours that differ: {sum(r.diff.differs for r in results)} of {len(results)}")
+    now_valid = sum(r.diff.now_valid for r in results)
+    if now_valid:
+        lines.append(
+            f"{now_valid} dead letter(s) pass now; not landed here: python -m tools.redrive {source.name} sends them"
+        )
     return "\n".join(lines)
 
 
@@ -179,14 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     window = (args.start, args.end)
     run_id = f"{int(time.time())}-{uuid.uuid4().hex[:6]}"
-    try:  # a promotion records dead letters as redriven: no redrive of the source may read the log meanwhile
+    keyed = source.name in ENTITY_KINDS and load_source_settings(source.name, env).state_enabled
+    try:  # one operator run of a source at a time: two promotions would write the leaving rows' dead letters twice
         lease = take_lease(lake, source.name, f"reprocess-{run_id}") if args.promote else None
     except RedriveInProgress as error:
         print(f"not reprocessed: {error}", file=sys.stderr)
         return EXIT_ANOTHER_REDRIVE_RUNNING
     try:
         results = reprocess(
-            source, lake=lake, curated=curated, shadow=shadow, window=window, max_record_bytes=settings.max_record_bytes
+            source,
+            lake=lake,
+            curated=curated,
+            shadow=shadow,
+            window=window,
+            max_record_bytes=settings.max_record_bytes,
+            keyed=keyed,
         )
         print(report(source, results, window))
         if lease is None:

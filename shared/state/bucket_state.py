@@ -148,17 +148,24 @@ def dump(key_state: dict[str, Any]) -> str:
 
 
 def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:
-    """Take in moved keys' states; returns the keys refused because the bucket holds them with other state."""
+    """Take in moved keys' states; returns the keys refused because the bucket holds them with other state.
+
+    With ``replace`` (the bucket belongs to a layout the lake's record does not name, so no processing
+    writes to it) what it holds of the moved keys and origins is stale, left by an interrupted or an earlier
+    move, and is replaced."""
     keys: dict[str, str] = state.setdefault(KEYS, {})
+    replace = payload.get("replace") is True
     conflicts = []
     for origin, ranges in (payload.get("origins") or {}).items():
-        held_ranges = state.setdefault(ORIGINS, {}).setdefault(origin, ranges)
-        if held_ranges != ranges:
+        origins = state.setdefault(ORIGINS, {})
+        if replace:
+            origins[origin] = ranges
+        elif origins.setdefault(origin, ranges) != ranges:
             conflicts.append(f"origin {origin}")
     for key, given in payload["states"].items():
         moved = as_adopted(given)
         held = keys.get(key)
-        if held is None:
+        if held is None or replace:
             keys[key] = dump(moved)
         elif (parsed := _parsed(held)) is None:  # set aside, the moved state taken
             state.setdefault(UNREADABLE, {})[key] = _set_aside(key, held)

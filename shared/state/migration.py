@@ -77,10 +77,16 @@ def _union(*ranges: Mapping[str, OffsetRanges]) -> dict[str, OffsetRanges]:
 
 
 def adopt_signals(
-    entity: str, states: Mapping[str, dict[str, Any]], buckets: int, origins: Origins | None = None
+    entity: str,
+    states: Mapping[str, dict[str, Any]],
+    buckets: int,
+    origins: Origins | None = None,
+    *,
+    replace: bool = False,
 ) -> list[Signal]:
     """``adopt`` operations moving ``states`` (key -> state) into their buckets: one per bucket, cut by size;
-    each carries the ``origins`` its keys name."""
+    each carries the ``origins`` its keys name. ``replace``: the buckets are of an N the lake does not record
+    (no processing writes to them), so what they hold of these keys is stale and is replaced."""
     by_bucket: dict[str, dict[str, dict[str, Any]]] = {}
     for key, state in sorted(states.items()):
         by_bucket.setdefault(bucket_for(key, buckets), {})[key] = state
@@ -91,19 +97,20 @@ def adopt_signals(
         for key, state in moved.items():
             weight = len(orjson.dumps(state)) + len(key)
             if chunk and size + weight > MAX_ADOPT_BYTES:
-                signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins)))
+                signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins, replace)))
                 chunk, size = {}, 0
             chunk[key] = state
             size += weight
-        signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins)))
+        signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins, replace)))
     return signals
 
 
-def _adopt_payload(states: dict[str, dict[str, Any]], origins: Origins | None) -> dict[str, Any]:
+def _adopt_payload(states: dict[str, dict[str, Any]], origins: Origins | None, replace: bool) -> dict[str, Any]:
+    payload: dict[str, Any] = {"states": states} | ({"replace": True} if replace else {})
     named = {state[MOVED_FROM] for state in states.values() if MOVED_FROM in state}
-    if not named or origins is None:
-        return {"states": states}
-    return {"states": states, "origins": {origin: origins[origin] for origin in sorted(named)}}
+    if named and origins is not None:
+        payload["origins"] = {origin: origins[origin] for origin in sorted(named)}
+    return payload
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """tools.reprocess: recompute curated hours from ``_received`` with changed code, show the diff
-per hour (changed, added, removed, newly dead-lettered), and promote exactly the hours that differ."""
+per hour (changed, removed, newly dead-lettered, dead letters now valid), and promote exactly the hours that
+differ. Dead letters that pass now are left to tools.redrive, which lands them in raw/, state and curated alike."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ from shared.formats import format_named
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS, land, plan_batch, plan_files
 from shared.records import KafkaRecord
-from shared.redrive import read_dead_letters, redrive_log, take_lease
+from shared.redrive import RedriveTarget, read_dead_letters, redrive, redrive_log, take_lease
 from shared.settings import load_settings
 from shared.source_model import Row, Source
 from tests.conftest import FIXED_NOW_MS
 from tests.lake.test_compaction import H10, Lake, curated_rows, run
 from tests.lake.test_drift import land_records, things
+from tests.unit.shared.test_redrive import RecordingSender
 from tools.reprocess import REPROCESS_KEY, promote, report, reprocess, shadow_location
 
 H11 = Hour.of_ms(H10.end_ms)
@@ -116,12 +118,12 @@ def test_a_transform_change_shows_the_diff_then_promotes_exactly_the_changed_hou
     )
     diffs = {str(r.diff.hour): r.diff for r in results}
     h10, h11 = diffs[str(H10)], diffs[str(H11)]
-    assert (h10.rows, h10.changed, h10.added, h10.removed, dict(h10.newly_dead)) == (6, 3, 0, 2, {"schema": 2})
-    assert (h11.rows, h11.changed, h11.added, h11.removed) == (4, 2, 0, 2)
+    assert (h10.rows, h10.changed, h10.now_valid, h10.removed, dict(h10.newly_dead)) == (6, 3, 0, 2, {"schema": 2})
+    assert (h11.rows, h11.changed, h11.now_valid, h11.removed) == (4, 2, 0, 2)
     assert h10.columns == {"address_city": 3}
     assert len(lake.delta("things").history()) == history, "nothing in curated/ changes before --promote"
     text = report(source, results, WINDOW)
-    assert f"{H10!s:<14}       6        3      0        2  2 schema" in text, text
+    assert f"{H10!s:<14}       6        3        2  2 schema                          0          0" in text, text
 
     promote(
         source,
@@ -142,7 +144,13 @@ def test_a_transform_change_shows_the_diff_then_promotes_exactly_the_changed_hou
     assert run(lake, "things").hours == [], "a rerun of compaction finds nothing new in the promoted hour"
 
 
-def test_a_model_fix_lands_a_dead_letter_once_and_redrive_will_not_send_it(lake: Lake) -> None:
+def test_a_model_fix_counts_a_dead_letter_as_now_valid_and_leaves_it_to_redrive(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Landing it in curated here would skip raw/ and keyed state, and marking it redriven before the hour's
+    commit lost it when that commit failed: the one path that lands a dead letter is tools.redrive."""
+    import tools.reprocess as command
+
     source = _land_two_hours(lake)
     lenient = dataclasses.replace(source, model=_lenient_model(source))
     (h10, *_) = reprocess(
@@ -153,11 +161,20 @@ def test_a_model_fix_lands_a_dead_letter_once_and_redrive_will_not_send_it(lake:
         window=WINDOW,
         max_record_bytes=10_000,
     )
-    assert (h10.diff.added, h10.diff.changed, h10.diff.removed) == (1, 0, 0)
-    promote(source, h10, lake=lake.store, curated=lake.table("things"), run_id="t2", now_ms=FIXED_NOW_MS)
-    assert 20 in {row["_offset"] for row in curated_rows(lake, "things", H10)}
-    sent, _ = redrive_log(lake.store, "things")
-    assert ("things", 0, 0, 20) in sent
+    assert (h10.diff.now_valid, h10.diff.changed, h10.diff.removed, h10.diff.differs) == (1, 0, 0, False)
+    assert 20 not in h10.table.column("_offset").to_pylist()
+    assert "1 dead letter(s) pass now; not landed here: python -m tools.redrive things" in report(source, [h10], WINDOW)
+
+    def failing_commit(*args: object, **kwargs: object) -> None:
+        raise OSError("the hour's commit failed")
+
+    monkeypatch.setattr(command, "replace_hour", failing_commit)
+    with pytest.raises(OSError):  # a promotion whose commit fails leaves nothing marked redriven
+        promote(lenient, h10, lake=lake.store, curated=lake.table("things"), run_id="t2", now_ms=FIXED_NOW_MS)
+    assert redrive_log(lake.store, "things") == (set(), set()), "nothing counts as redriven: redrive sends it"
+    sender = RecordingSender()
+    summary = redrive(lenient, lake=lake.store, target=RedriveTarget("things", 10_000), sender=sender)
+    assert (summary.sent, [m.entry.offset for m in sender.sent]) == (1, [20])
 
 
 def _lenient_model(source: Source) -> Any:
@@ -200,7 +217,7 @@ def test_the_command_promotes_only_the_hours_that_differ(
 def test_promoting_waits_for_a_redrive_of_the_source_and_holds_the_lease_while_it_runs(
     lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A promotion records dead letters as redriven: a redrive reading the log meanwhile would send them too."""
+    """One operator run of a source at a time: two promotions would write the leaving rows' dead letters twice."""
     import tools.reprocess as command
 
     source = _land_two_hours(lake)
@@ -245,7 +262,13 @@ def test_an_hour_holding_two_lives_of_a_partition_is_recomputed_and_promoted_who
     )
     (h10,) = [r for r in results if r.diff.hour == H10]
     diff = h10.diff
-    assert (diff.rows, diff.changed, diff.added, diff.removed, dict(diff.newly_dead)) == (12, 6, 0, 5, {"schema": 5})
+    assert (diff.rows, diff.changed, diff.now_valid, diff.removed, dict(diff.newly_dead)) == (
+        12,
+        6,
+        0,
+        5,
+        {"schema": 5},
+    )
     promote(source, h10, lake=lake.store, curated=curated, run_id="t4", now_ms=FIXED_NOW_MS)
     rows = {row["id"]: row for row in curated_rows(lake, "things", H10)}
     assert sorted(rows) == [0, 1, 2, 4, 10, 12, 14], "each life's rows, less the odd ids refused now"

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
+import re
+from pathlib import Path
+
 import pytest
 
-from shared.reconcile import Landed, Move, group_is_idle, offset_for_time, ranges, reconcile
+from shared.errors import UnreadableLakeFile
+from shared.lake import LocalLake
+from shared.reconcile import Landed, Move, group_is_idle, landed_offsets, offset_for_time, ranges, reconcile
+from shared.records import TopicPartition
+from tests.conftest import FIXED_NOW_MS
+from tests.unit.shared.test_redrive import _valid_dead_letter_rows
+from tools.reconcile import report_table
 
 TIMES = [1000, 1000, 2000, 3000, 3000, 5000, 8000]  # record timestamps at offsets 10..16
 LOW, END = 10, 17
@@ -60,3 +70,20 @@ def test_only_an_idle_group_moves_and_a_move_says_what_it_does() -> None:
     assert group_is_idle("ConsumerGroupState.EMPTY") and group_is_idle("DEAD")
     assert not group_is_idle("ConsumerGroupState.STABLE") and not group_is_idle("PREPARING_REBALANCE")
     assert Move("t", 0, 100, 40, "search").shift == -60 and Move("t", 0, None, 40, "broker").shift is None
+
+
+def test_an_unreadable_file_is_named_and_its_offsets_count_as_missing(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
+    bad_path = f"deadletter/orders/date=2026-11-24/hour=10/orders+1+i0+{13:020d}+{13:020d}.schema.jsonl.gz"
+    lake.write_atomic(bad_path, gzip.compress(b'{"hello": "world"}\n'))
+    with pytest.raises(UnreadableLakeFile, match=re.escape(bad_path)):
+        landed_offsets(lake, "orders")
+    unreadable: list[str] = []
+    landed = landed_offsets(lake, "orders", unreadable)
+    assert [row.offset for row in landed] == [10, 11, 12] and unreadable == [f"{bad_path}: KeyError: '_topic'"]
+    (report,) = reconcile({TopicPartition("orders", 1): (10, 14)}, landed, {})
+    assert report.gaps == [(13, 13)]
+    table = report_table("orders", "orders", [report], unreadable)
+    assert f"unreadable (left out, its offsets count as missing): {bad_path}" in table
+    assert table.endswith("result: NOT reconciled")

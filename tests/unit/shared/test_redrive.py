@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 from shared import formats
 from shared.batch import process_batch
-from shared.errors import RedriveInProgress
+from shared.errors import RedriveInProgress, UnreadableLakeFile
 from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS
@@ -390,3 +392,65 @@ def test_a_run_whose_lease_was_taken_over_before_it_sent_sends_nothing(tmp_path:
     with pytest.raises(RedriveInProgress, match="took over"):
         redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
     assert sender.sent == [] and redrive_log(lake, "orders") == (set(), set())
+
+
+def test_with_state_off_a_key_no_entity_takes_is_redriven_as_processing_lands_it(tmp_path: Path) -> None:
+    """Processing checks entity keys only when the source's state is on; redrive checks them the same way."""
+    lake = LocalLake(tmp_path)
+    mobile = SOURCES["mobile"]
+    (good,) = records_for(mobile, 1)
+    value = (good.value or b"").replace((good.key or "").encode(), ("é" * 100).encode())
+    row: dict[str, object] = {
+        "_topic": "mobile",
+        "_partition": 0,
+        "_incarnation": 0,
+        "_offset": 0,
+        "_key": "k",
+        "_kafka_timestamp": FIXED_NOW_MS,
+        "reason": "bad_key",
+        "detail": "-",
+        "raw_base64": base64.b64encode(value).decode(),
+        "dead_lettered_at": FIXED_NOW_MS,
+    }
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, [row], record_name="x")
+    lake.write_atomic("deadletter/mobile/date=2026-11-24/hour=10/mobile+0+i0+00000000000000000000+0.jsonl.gz", data)
+    state_on = redrive(mobile, lake=lake, target=RedriveTarget("mobile", 1 << 20, state_buckets=8), dry_run=True)
+    assert (state_on.now_valid, dict(state_on.still_invalid)) == (0, {"bad_key": 1})
+    target = RedriveTarget("mobile", 1 << 20, state_buckets=8, state_enabled=False)
+    assert redrive(mobile, lake=lake, target=target, dry_run=True).now_valid == 1
+
+
+UNREADABLE = {
+    "truncated gzip": lambda good: good[: len(good) // 2],
+    "not gzip": lambda good: b"not gzip at all",
+    "a line that is not JSON": lambda good: gzip.compress(b"{oops\n"),
+    "a row without the columns": lambda good: gzip.compress(b'{"hello": "world"}\n'),
+    "an offset that is not a number": lambda good: gzip.compress(b'{"_topic":"orders","_partition":1,"_offset":"x"}\n'),
+    "a line that is not an object": lambda good: gzip.compress(b"[1, 2]\n"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(UNREADABLE))
+def test_an_unreadable_dead_letter_file_is_named_and_left_out_and_the_rest_go(tmp_path: Path, damage: str) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
+    (good_path,) = lake.list_paths("deadletter/orders")
+    bad_path = f"deadletter/orders/date=2026-11-24/hour=10/orders+1+i0+{99:020d}+{99:020d}.schema.jsonl.gz"
+    lake.write_atomic(bad_path, UNREADABLE[damage](lake.read(good_path)))
+    with pytest.raises(UnreadableLakeFile, match=re.escape(bad_path)):
+        read_dead_letters(lake, "orders")
+    sender = RecordingSender()
+    summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert (summary.sent, len(summary.unreadable)) == (3, 1) and summary.unreadable[0].startswith(bad_path)
+    assert f"unreadable: {bad_path}" in summary.table()
+
+
+def test_an_unreadable_redrive_log_stops_the_run_before_it_sends(tmp_path: Path) -> None:
+    """Without the log what was sent is unknown: leaving the file out could send its records twice."""
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
+    lake.write_atomic("_redrive/orders/20261124T100000Z-abcd.sent.jsonl.gz", b"not gzip")
+    sender = RecordingSender()
+    with pytest.raises(UnreadableLakeFile, match=r"20261124T100000Z-abcd\.sent"):
+        redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert sender.sent == []

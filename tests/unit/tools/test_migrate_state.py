@@ -170,3 +170,46 @@ def test_a_landed_key_no_entity_can_take_is_skipped_not_fatal() -> None:
     keys = keys_of(SOURCES["sensors"].entity_key, rows)
     outcome = migrate_state.migrate(NoPerKeyEntities(), "sensors", keys, 512, wait_seconds=0)  # type: ignore[arg-type]
     assert outcome.complete
+
+
+class DropsAfter(FakeEntityApi):
+    """The connection to the entity API drops after ``ok`` signals: the run is interrupted part way."""
+
+    def __init__(self, ok: int) -> None:
+        super().__init__()
+        self.ok = ok
+
+    def signal(self, signal: Signal) -> None:
+        if self.ok <= 0:
+            raise ConnectionResetError("connection reset by peer")
+        self.ok -= 1
+        super().signal(signal)
+
+
+def test_a_move_interrupted_then_run_again_after_processing_resumed_completes_with_the_new_events(
+    tmp_path: Path,
+) -> None:
+    """The record still names 4 after the interrupted run, so processing rightly goes on in the 4 buckets; what
+    the first run left in the 3 buckets is stale and is replaced, not a conflict that blocks every later run."""
+    api = DropsAfter(ok=1)
+    _deployment(tmp_path, api)
+    with pytest.raises(ConnectionResetError):
+        migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=0)  # type: ignore[arg-type]
+    moved = [f"device-{i}" for i in range(10) if _events(api, f"device-{i}", 3) is not None]
+    assert moved, "the first run moved some keys before it was interrupted"
+    api.apply(bucket_for(moved[0], 4), {moved[0]: [20]}, (20, 20))  # one more event, in the layout recorded
+    api.ok = 10_000
+    outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    assert outcome.complete and len(outcome.moved) == 10
+    assert _events(api, moved[0], 3) == 2, "the event counted after the interrupted run moved too"
+
+
+def test_moving_back_to_an_earlier_bucket_count_replaces_what_those_buckets_held_before(tmp_path: Path) -> None:
+    api = FakeEntityApi()
+    lake = _deployment(tmp_path, api)
+    assert migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1).complete  # type: ignore[arg-type]
+    record_migrated(lake, "mobile", 3)
+    api.apply(bucket_for("device-3", 3), {"device-3": [11]}, (11, 11))  # processing on 3 buckets
+    back = migrate_state.rebucket(api, "mobile", 3, 4, wait_seconds=1)  # type: ignore[arg-type]
+    assert back.complete and len(back.moved) == 10
+    assert (_events(api, "device-3", 4), _events(api, "device-4", 4)) == (2, 1)

@@ -1,15 +1,20 @@
-"""``python -m tools.redrive``: a run that finds another one holding the source's lease stops, sending nothing."""
+"""``python -m tools.redrive``: its lease, its Kafka sender, its exit codes."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from shared.lake import LocalLake
-from shared.redrive import redrive_log, take_lease
+from shared.redrive import redrive, redrive_log, take_lease
 from shared.settings import load_settings, load_source_settings
+from shared.sources import SOURCES
+from tests.conftest import FIXED_NOW_MS
+from tests.unit.shared.test_redrive import ORDERS, RecordingSender, _valid_dead_letter_rows
 from tools import redrive as redrive_cli
+from tools.migrate_state import DurableHttp
 
 
 def test_redrive_cli_exits_with_3_while_another_redrive_holds_the_lease(
@@ -43,3 +48,57 @@ def test_the_kafka_sender_connects_as_the_sources_generator_does(
     sender = redrive_cli.choose_sender(load_settings(env), load_source_settings("orders", env), None)
     assert isinstance(sender, redrive_cli.KafkaRedriveSender)
     assert sender.config["enable.idempotence"] is True and expected.items() <= sender.config.items()
+
+
+def test_with_the_broker_unreachable_nothing_is_in_doubt_and_the_next_run_sends_every_letter(tmp_path: Path) -> None:
+    """A send to no broker never left the process: it is ``not sent``, not ``unconfirmed`` (never sent again)."""
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(20, 23), FIXED_NOW_MS)
+    env = {"LAKE_LOCAL_ROOT": str(tmp_path), "KAFKA_BROKER_LIST": "127.0.0.1:1"}  # nothing listens there
+    sender = redrive_cli.KafkaRedriveSender(load_settings(env), load_source_settings("orders", env), timeout=1.0)
+    first = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert (first.sent, first.failed, first.not_sent) == (0, 0, 3)
+    again = RecordingSender()
+    assert redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=again).sent == 3
+    assert sorted(message.entry.offset for message in again.sent) == [20, 21, 22]
+
+
+def test_the_cli_names_an_unreadable_dead_letter_file_and_exits_with_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
+    bad_path = f"deadletter/orders/date=2026-11-24/hour=10/orders+1+i0+{99:020d}+{99:020d}.schema.jsonl.gz"
+    lake.write_atomic(bad_path, b"truncated")
+    assert redrive_cli.main(["orders", "--dry-run", "--settings", str(tmp_path / "absent.json")]) == 4
+    out = capsys.readouterr().out
+    assert f"unreadable: {bad_path}: BadGzipFile" in out
+    assert re.search(r"^now valid +3$", out, re.MULTILINE), out
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://func-spoc-x1y2.azurewebsites.net",
+        "http://localhost.attacker.example",
+        "http://127.0.0.1.nip.io:7071",
+        "ftp://127.0.0.1",
+        "https://",
+    ],
+)
+def test_the_tools_that_send_the_system_key_refuse_a_url_that_is_not_https_or_loopback(url: str) -> None:
+    with pytest.raises(SystemExit, match="must be https://"):
+        redrive_cli.DurableHttpSignaller(url, "the-system-key")
+    with pytest.raises(SystemExit, match="must be https://"):
+        DurableHttp(f"{url}/runtime/webhooks/durabletask", "the-system-key")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://func-spoc-x1y2.azurewebsites.net", "http://127.0.0.1:7071", "http://localhost", "http://[::1]:7071"],
+)
+def test_https_and_the_local_host_are_taken(url: str) -> None:
+    assert redrive_cli.DurableHttpSignaller(url).base_url == url
+    assert DurableHttp(f"{url}/runtime/webhooks/durabletask", None).base_url.startswith(url)
