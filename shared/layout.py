@@ -20,7 +20,7 @@ RAW_AREA = "raw"
 DEADLETTER_AREA = "deadletter"
 LEDGER_AREA = "_landing"
 OFFSET_DIGITS = 20
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._=+%-]+$")
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._=+%-]+\Z")
 
 
 def safe_segment(value: str) -> str:

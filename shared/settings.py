@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -90,7 +91,7 @@ class Settings(BaseSettings):
     kafka_oauth_token_endpoint_url: str = Field(
         "",
         alias="KAFKA_OAUTH_TOKEN_ENDPOINT_URL",
-        description="OAUTHBEARER only: `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`.",
+        description="OAUTHBEARER only: `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token` (https only).",
     )
     kafka_oauth_scope: str = Field(
         "",
@@ -250,6 +251,10 @@ class Settings(BaseSettings):
     def _kafka_authentication_complete(self) -> Self:
         """Each protocol and mechanism with what it needs: a half-set one would fail on every connection (or, with
         PLAINTEXT, connect without the authentication that was meant), never as a settings error naming names."""
+        token_url = self.kafka_oauth_token_endpoint_url.strip()
+        if token_url and urlsplit(token_url).scheme.lower() != "https":
+            # librdkafka (and the Kafka extension) POST the client id and secret there: over http, in clear text
+            raise ValueError("KAFKA_OAUTH_TOKEN_ENDPOINT_URL must be an https:// URL; the client secret is sent to it")
         if self.kafka_security_protocol != "SASL_SSL":
             if self.kafka_sasl_mechanism == "OAUTHBEARER":
                 raise ValueError(

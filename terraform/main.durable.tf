@@ -43,11 +43,13 @@ resource "azapi_resource" "durable_task_hub" {
   }
 }
 
-# The app's identity reads and writes orchestration and entity state on this scheduler only.
+# The app's identity reads and writes orchestration and entity state in its one task hub only: a
+# role on the scheduler would reach every task hub in it (Microsoft Learn, "Configure managed
+# identity for Durable Task Scheduler", Set the scope).
 resource "azurerm_role_assignment" "durable_task_data_contributor" {
   for_each = local.durable_task_scheduler
 
-  scope                = azapi_resource.durable_task_scheduler[each.key].id
+  scope                = azapi_resource.durable_task_hub[each.key].id
   role_definition_name = "Durable Task Data Contributor"
   principal_id         = azurerm_function_app_flex_consumption.this.identity[0].principal_id
   principal_type       = "ServicePrincipal"

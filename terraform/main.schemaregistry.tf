@@ -2,9 +2,10 @@
 # Registry (Standard or Premium tier, which var.eventhubs_sku requires anyway): one schema group,
 # named in SCHEMA_REGISTRY_GROUP (modules/app_settings, SCHEMA_REGISTRY_KIND = "eventhubs").
 # Processors read writer schemas by id with the app's identity: Schema Registry Reader on the
-# namespace. The generator, Datagen's stand-in, registers its schema when the group lacks it, which
-# needs Schema Registry Contributor: granted only with var.schema_registry_generator_registers and
-# only when a source is Avro (sources/*.json with the AvroConverter): none is by default.
+# namespace, granted only when a source is Avro (sources/*.json with the AvroConverter): none is by
+# default, and no other code reads the registry. The generator, Datagen's stand-in, registers its
+# schema when the group lacks it, which needs Schema Registry Contributor: granted only with
+# var.schema_registry_generator_registers and likewise only when a source is Avro.
 resource "azurerm_eventhub_namespace_schema_group" "sources" {
   name                 = var.schema_group_name
   namespace_id         = azurerm_eventhub_namespace.this.id
@@ -19,9 +20,7 @@ locals {
   ])
 
   schema_registry_roles = merge(
-    {
-      reader = "Schema Registry Reader (Preview)"
-    },
+    length(local.avro_sources) > 0 ? { reader = "Schema Registry Reader (Preview)" } : {},
     var.schema_registry_generator_registers && length(local.avro_sources) > 0 ? { contributor = "Schema Registry Contributor (Preview)" } : {},
   )
 }

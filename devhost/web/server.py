@@ -1,5 +1,6 @@
 """The local host's HTTP side: HTTP triggers under /api, the durable entity API, the dashboard, and
-mounted apps (the schema registry under /registry).
+mounted apps (the schema registry under /registry). All of it answers programs on this machine and
+the dashboard, never another web page (:func:`web_page_refusal`, applied to every request).
 
 Served with aiohttp on the host's event loop. Function code runs through the ``Invoker`` on a
 thread, so a slow function never blocks the entity API it may itself be calling.
@@ -17,6 +18,7 @@ from urllib.parse import unquote
 
 import azure.functions as func
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from devhost.durable.entity_runtime import EntityRuntime, UnknownEntity
 from devhost.runtime.function_stats import HostStats
@@ -49,7 +51,8 @@ class HttpFrontEnd:
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="http")
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        # The middleware guards every route, the mounted apps' too (aiohttp runs it for sub-app handlers).
+        app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[_refuse_web_pages])
         app.router.add_route("*", DURABLE_PREFIX + "/entities/{name}/{key}", self._entity)
         app.router.add_get("/dashboard", self._dashboard_page)
         app.router.add_get("/dashboard/api/stats", self._dashboard_stats)
@@ -94,9 +97,6 @@ class HttpFrontEnd:
         return _to_response(result)
 
     async def _entity(self, request: web.Request) -> web.StreamResponse:
-        refused = entity_api_refusal(request)
-        if refused is not None:
-            return refused
         if self.entities is None:
             return web.json_response({"error": "this app has no entity functions"}, status=404)
         name, key = request.match_info["name"], request.match_info["key"]
@@ -136,22 +136,36 @@ class HttpFrontEnd:
         return web.json_response({"state": "Running", "functions": list(self.stats.functions)})
 
 
-def entity_api_refusal(request: web.Request) -> web.StreamResponse | None:
-    """Why the entity API refuses ``request``, or None: it answers programs on this machine, never a web page.
+@web.middleware
+async def _refuse_web_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    refused = web_page_refusal(request)
+    return refused if refused is not None else await handler(request)
 
-    In Azure the Functions host asks for the ``durabletask_extension`` system key; this host serves
-    loopback only and has no key, so it refuses what a browser sends instead: any ``Origin`` or
-    cross-site fetch metadata (a page posting to 127.0.0.1), a Host that is not loopback (DNS
-    rebinding), and a signal whose body is not declared JSON (an HTML form cannot declare it).
+
+def web_page_refusal(request: web.Request) -> web.StreamResponse | None:
+    """Why the local host refuses ``request``, or None: it answers programs on this machine, never a web page.
+
+    In Azure the Functions host asks for keys (the ``durabletask_extension`` system key for the
+    entity API); this host serves loopback only and has no keys, so it refuses what a browser sends
+    instead: any ``Origin`` or cross-site fetch metadata (a page posting to 127.0.0.1), a Host that is
+    not loopback (DNS rebinding), and a write whose body is not declared JSON (``application/json`` or
+    ``application/*+json`` such as the schema registry's; an HTML form or a no-cors fetch cannot
+    declare it). The dashboard's own requests are same-origin GETs, which carry no ``Origin``.
     """
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if "Origin" in request.headers or fetch_site not in (None, "none", "same-origin"):
-        return web.json_response({"error": "the entity API does not answer web pages"}, status=403)
+        return web.json_response({"error": "the local host does not answer web pages"}, status=403)
     if request.url.host not in LOOPBACK_NAMES:
-        return web.json_response({"error": "the entity API answers on loopback names only"}, status=403)
-    if request.method == "POST" and request.can_read_body and request.content_type != "application/json":
-        return web.json_response({"error": "a signal's input must be sent as application/json"}, status=415)
+        return web.json_response({"error": "the local host answers on loopback names only"}, status=403)
+    if request.method not in ("GET", "HEAD") and request.can_read_body and not _is_json(request.content_type):
+        return web.json_response({"error": "a request's body must be sent as application/json"}, status=415)
     return None
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
 
 
 def _to_response(result: Any) -> web.StreamResponse:

@@ -16,7 +16,7 @@ from shared.layout import RAW_AREA, safe_segment
 
 HOUR_MS = 3_600_000
 RawFormat = Literal["parquet", "avro", "jsonl"]
-_RAW_FILE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/(?!\.)[^/]+\.(parquet|avro|jsonl\.gz)$")
+_RAW_FILE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/(?!\.)[^/]+\.(parquet|avro|jsonl\.gz)\Z")
 _FORMATS: dict[str, RawFormat] = {"parquet": "parquet", "avro": "avro", "jsonl.gz": "jsonl"}
 
 

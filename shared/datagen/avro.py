@@ -18,7 +18,7 @@ PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "str
 NUMERIC = ("int", "long", "float", "double")
 INT_BOUNDS = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 FLOAT_MAX = {"float": 3.4028234663852886e38, "double": 1.7976931348623157e308}
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Which arg.properties annotations Avro Random Generator honours on which type.
 ANNOTATIONS: dict[str, frozenset[str]] = {

@@ -65,8 +65,8 @@ KNOWN_OPTIONS = frozenset(
         *REGISTRY_SECRET_OPTIONS,
     }
 )
-SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-TOPIC_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$")  # Kafka and Event Hubs both accept
+SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
+TOPIC_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?\Z")  # Kafka and Event Hubs both accept
 DEFAULT_MAX_INTERVAL_MS = 500
 TICK_SECONDS = 10  # the default generator schedule, */10 * * * * *
 MAX_EVENTS_PER_TICK = 100_000

@@ -22,7 +22,7 @@ TEMPORARY_PREFIX = f".tmp-{PRIVATE_MARK}"
 LOCK_PREFIX = f".lock-{PRIVATE_MARK}"
 # What earlier versions named them, still hidden: temporary files exactly as mkstemp names them, and lock files,
 # which are always empty (a landed file never is).
-_LEGACY_TEMPORARY = re.compile(r"^\.tmp-[a-z0-9_]{8}\.part$")
+_LEGACY_TEMPORARY = re.compile(r"^\.tmp-[a-z0-9_]{8}\.part\Z")
 _LEGACY_LOCK_PREFIX = ".lock-"
 
 

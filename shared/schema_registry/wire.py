@@ -22,7 +22,7 @@ HEADER_BYTES = 5
 CONTENT_TYPE_HEADER = "content-type"
 AVRO_CONTENT_TYPE = "avro/binary"
 # Event Hubs schema ids are GUIDs without dashes (32 hex digits); accept any id of safe characters.
-_EVENT_HUBS_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_EVENT_HUBS_ID = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
 _FRAME = struct.Struct(">bI")
 
 

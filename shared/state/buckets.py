@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from hashlib import blake2b
 
-_BUCKET_KEY = re.compile(r"^~b(0|[1-9][0-9]*)of([1-9][0-9]*)$")
+_BUCKET_KEY = re.compile(r"^~b(0|[1-9][0-9]*)of([1-9][0-9]*)\Z")
 MAX_BUCKETS = 65_536
 
 

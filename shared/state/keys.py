@@ -19,8 +19,8 @@ from urllib.parse import quote
 from shared.errors import RecordRejected
 
 MAX_ENCODED_KEY_LENGTH = 400  # + "@<entity name>@" stays well inside Azure Table's 512-character keys
-_ENCODED = re.compile(r"^(?:[A-Za-z0-9_:.-]|~[0-9A-F]{2})+$")
-_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_:-](?:[A-Za-z0-9_:.-]*[A-Za-z0-9_:-])?$")
+_ENCODED = re.compile(r"^(?:[A-Za-z0-9_:.-]|~[0-9A-F]{2})+\Z")
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_:-](?:[A-Za-z0-9_:.-]*[A-Za-z0-9_:-])?\Z")
 
 
 class BadKey(RecordRejected):

@@ -68,10 +68,12 @@ def key_from_url(url: str, source: str, route_key: str) -> str:
 
     Hosts decode route values differently (ASP.NET Core leaves ``%2F`` encoded, others split on
     it), so the key is read from the raw path when it can be, else the route value is taken as is.
+    Routes match whatever the case of their literal parts (``/API/STATE/...`` reaches the same
+    function), so ``state`` and the source are found whatever their case too: the key never depends on it.
     """
     segments = urlsplit(url).path.split("/")
     for index in range(len(segments) - 2):
-        if segments[index] == "state" and unquote(segments[index + 1]) == source:
+        if segments[index].lower() == "state" and unquote(segments[index + 1]).lower() == source.lower():
             try:
                 return unquote(segments[index + 2], errors="strict")
             except UnicodeDecodeError as error:

@@ -73,10 +73,13 @@ def test_scheduler_and_task_hub_bodies_match_the_arm_reference() -> None:
     assert hub["body"] == {"properties": {}}
 
 
-def test_the_apps_identity_gets_the_data_role_on_the_scheduler_only() -> None:
-    role = durable()["azurerm_role_assignment.durable_task_data_contributor"]
+def test_the_apps_identity_gets_the_data_role_on_its_task_hub_only() -> None:
+    """On the scheduler the role would reach every task hub in it; the app uses one (its hubName setting)."""
+    resources = durable()
+    role = resources["azurerm_role_assignment.durable_task_data_contributor"]
     assert role["role_definition_name"] == DATA_CONTRIBUTOR
-    assert "azapi_resource.durable_task_scheduler" in role["scope"]
+    assert resources["azapi_resource.durable_task_hub"]["name"] == "${local.durable_task_hub_name}"
+    assert role["scope"] == "${azapi_resource.durable_task_hub[each.key].id}"
     assert "azurerm_function_app_flex_consumption.this.identity[0].principal_id" in role["principal_id"]
 
 

@@ -1,9 +1,10 @@
-"""Security and deploy defaults a review asked for: no schema write role without an Avro source, the Durable
+"""Security and deploy defaults a review asked for: no schema registry role without an Avro source, the Durable
 Task Scheduler's provider registered when it is used, Log Analytics by Entra ID only, and variables refused
 where Azure or the pinned provider would refuse them at apply."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,17 @@ def test_schema_registry_contributor_is_granted_only_while_a_source_is_avro() ->
     ]
     text = (TERRAFORM_DIR / "main.schemaregistry.tf").read_text()
     assert "var.schema_registry_generator_registers && length(local.avro_sources) > 0" in text
+
+
+def test_schema_registry_reader_is_granted_only_while_a_source_is_avro() -> None:
+    """Reader reads every schema group of the namespace; only Avro sources read the registry
+    (ProcessingContext.decoder, the generator's Avro messages), and no default source is Avro."""
+    blocks = hcl2.loads((TERRAFORM_DIR / "main.schemaregistry.tf").read_text())["locals"]
+    (roles,) = [
+        re.sub(r"\s+", " ", block["schema_registry_roles"]) for block in blocks if "schema_registry_roles" in block
+    ]
+    assert roles.count("Schema Registry Reader") == 1, roles
+    assert 'length(local.avro_sources) > 0 ? {reader = "Schema Registry Reader (Preview)"} : {}' in roles, roles
 
 
 def test_the_durable_task_schedulers_provider_is_registered_when_it_is_used() -> None:

@@ -24,3 +24,10 @@ def test_hostile_topic_names_stay_inside_one_path_segment(topic: str) -> None:
         return
     assert "/" not in segment and segment not in (".", "..")
     check_relative_path(f"raw/x/{segment}")
+
+
+@pytest.mark.parametrize("path", ["raw/clickstream/date=2026-01-01/hour=00/x.parquet\n", "raw/clickstream\n/x.parquet"])
+def test_a_path_with_a_newline_in_a_segment_is_refused(path: str) -> None:
+    """Every segment must be safe as a whole: a final newline (which a pattern's ``$`` lets through) too."""
+    with pytest.raises(UnsafePath):
+        check_relative_path(path)

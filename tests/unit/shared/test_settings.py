@@ -98,6 +98,13 @@ def test_each_kafka_security_mode_with_what_it_needs_is_valid() -> None:
         ),
         # OAUTHBEARER over PLAINTEXT: the bindings and producers would connect with no authentication at all
         ({"KAFKA_SASL_MECHANISM": "OAUTHBEARER"} | OAUTH, "KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
+        # librdkafka POSTs the client id and secret to the token endpoint: over http they travel in clear text
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER"}
+            | OAUTH
+            | {"KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "http://login.microsoftonline.com/tenant/oauth2/v2.0/token"},
+            "KAFKA_OAUTH_TOKEN_ENDPOINT_URL must be an https",
+        ),
         ({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=Key"}, "APPLICATIONINSIGHTS_AUTHENTICATION"),
         ({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId"}, "APPLICATIONINSIGHTS_AUTHENTICATION"),
     ],

@@ -1,22 +1,31 @@
-"""The local host's entity API answers programs on this machine, never a web page (real HTTP on loopback)."""
+"""The local host (entity API, /api, the dashboard, the registry under /registry) answers programs on this
+machine, never a web page (real HTTP on loopback)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
+from devhost.registry.server import MOUNT, registry_app
+from devhost.registry.store import RegistryStore
 from devhost.runtime.function_stats import HostStats
 from devhost.web.server import DURABLE_PREFIX, HttpFrontEnd
+from shared.schema_registry.client import ConfluentRegistry
 
 SIGNAL = DURABLE_PREFIX + "/entities/device_activity/device-1?op=apply"
+REGISTER = MOUNT + "/subjects/orders-value/versions"
+SCHEMA = json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}]})
 
 
 @pytest.fixture
 async def base_url() -> AsyncIterator[str]:
-    front = HttpFrontEnd([], invoker=None, entities=None, stats=HostStats(), dashboard_snapshot=None)  # type: ignore[arg-type]
+    mounts = {MOUNT: registry_app(RegistryStore(None))}
+    front = HttpFrontEnd([], invoker=None, entities=None, stats=HostStats(), dashboard_snapshot=None, mounts=mounts)  # type: ignore[arg-type]
     server = TestServer(front.application(), host="127.0.0.1")
     await server.start_server()
     try:
@@ -55,3 +64,34 @@ async def test_a_signal_a_form_could_send_is_refused(base_url: str) -> None:
     assert await _status(base_url, "POST", SIGNAL, **form) == 415
     text = {"data": '{"events": []}', "headers": {"Content-Type": "text/plain"}}
     assert await _status(base_url, "POST", SIGNAL, **text) == 415
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        # a no-cors fetch with a text/plain body: a "simple request", sent without a preflight
+        {"Origin": "https://attacker.example", "Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"},
+        {"Sec-Fetch-Site": "cross-site", "Content-Type": "application/vnd.schemaregistry.v1+json"},
+        {"Host": "rebind.attacker.example:7071", "Content-Type": "application/vnd.schemaregistry.v1+json"},
+    ],
+)
+async def test_the_mounted_registry_refuses_what_a_browser_sends(base_url: str, headers: dict[str, str]) -> None:
+    assert await _status(base_url, "POST", REGISTER, data=json.dumps({"schema": SCHEMA}), headers=headers) == 403
+    assert await _status(base_url, "GET", MOUNT + "/subjects", headers=headers) == 403
+    assert await _status(base_url, "GET", "/api/state/clickstream/a", headers=headers) == 403
+    assert await _status(base_url, "GET", "/dashboard/api/stats", headers=headers) == 403
+
+
+async def test_a_registry_write_a_form_could_send_is_refused(base_url: str) -> None:
+    text = {"data": json.dumps({"schema": SCHEMA}), "headers": {"Content-Type": "text/plain"}}
+    assert await _status(base_url, "POST", REGISTER, **text) == 415
+
+
+async def test_the_registry_client_and_the_dashboard_still_reach_the_host(base_url: str) -> None:
+    registry = ConfluentRegistry(base_url + MOUNT)  # sends application/vnd.schemaregistry.v1+json
+    schema_id = await asyncio.to_thread(registry.register, "orders-value", SCHEMA)
+    assert await asyncio.to_thread(registry.schema_text, schema_id) == ("AVRO", SCHEMA)
+    same_origin = {"Sec-Fetch-Site": "same-origin"}  # the dashboard page's own fetches: no Origin on a GET
+    assert await _status(base_url, "GET", "/dashboard/api/stats", headers=same_origin) == 200
+    assert await _status(base_url, "GET", "/dashboard", headers={"Sec-Fetch-Site": "none"}) == 200
+    assert await _status(base_url, "GET", "/api/state/clickstream/a", headers=same_origin) == 404  # past the guard

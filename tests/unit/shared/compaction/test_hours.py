@@ -21,5 +21,6 @@ def test_raw_paths_are_read_by_directory_and_extension_only() -> None:
         "raw/clickstream/date=2026-13-40/hour=99/a.parquet",
         "raw/clickstreamx/date=2026-11-24/hour=10/a.parquet",
         "raw/clickstream/date=2026-11-24/hour=10/sub/a.parquet",
+        raw(H10, "a.parquet\n"),  # the whole name, not up to a final newline
     ):
         assert parse_raw_path("clickstream", stray) is None, stray

@@ -78,6 +78,7 @@ from tests.unit.shared.datagen.conftest import config_document, field, schema_so
         ("things.json", {"name": "x", "config": {}, "tasks": []}, "tasks", "unknown top-level key"),
         ("things.json", "{not json", "<document>", "not JSON"),
         ("Things.json", config_document(), "file name", "lowercase"),
+        ("things\n.json", config_document(), "file name", "lowercase"),  # "$" would match before the newline
         (
             "things.json",
             config_document(quickstart=None, **{"schema.filename": "../secret.avsc"}),
@@ -102,6 +103,15 @@ from tests.unit.shared.datagen.conftest import config_document, field, schema_so
             ),
             "config.schema.string",
             "n: arg.properties.regex is not supported on int",
+        ),
+        (
+            "things.json",
+            config_document(
+                quickstart=None,
+                **{"schema.string": json.dumps({"type": "record", "name": "r", "fields": [field("n\n", "int")]})},
+            ),
+            "config.schema.string",
+            "is not a valid Avro name",
         ),
         (
             "things.json",

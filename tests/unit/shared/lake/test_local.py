@@ -46,6 +46,12 @@ def test_a_landed_file_of_a_topic_starting_with_a_dot_is_listed(tmp_path: Path) 
     assert lake.list_paths(raw_prefix("clickstream")) == [path, f"{hour}/.notes"]
 
 
+def test_a_name_that_only_begins_like_an_earlier_temporary_file_is_listed(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / ".tmp-abc123_x.part\n").write_bytes(b"x")  # not exactly as mkstemp names them
+    assert LocalLake(tmp_path).list_paths("state") == ["state/.tmp-abc123_x.part\n"]
+
+
 def test_only_the_lakes_own_temporary_and_lock_files_are_hidden(tmp_path: Path) -> None:
     lake = LocalLake(tmp_path)
     lake.write_if("state/ledger.json", b"{}", None)  # leaves its lock file beside the ledger

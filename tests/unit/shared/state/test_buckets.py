@@ -15,6 +15,7 @@ def test_a_key_hashes_to_the_same_bucket_in_every_process() -> None:
     assert [bucket_index(k, 512) for k in ("device-00001", "ip:111.152.45.45", "7", "é/?#")] == [510, 8, 386, 426]
     assert bucket_key(7, 512) == "~b7of512" and is_bucket_key("~b7of512")
     assert not any(is_bucket_key(encode_key(k)) for k in ("~b7of512", "b7of512", "7"))  # per-key ids never clash
+    assert not is_bucket_key("~b7of512\n")  # the whole id, not up to a final newline
     with pytest.raises(ValueError):
         bucket_key(512, 512)
 

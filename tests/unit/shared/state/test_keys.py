@@ -54,3 +54,17 @@ def test_check_key_agrees_with_encode_key() -> None:
         except BadKey:
             checked = False
         assert checked == fits, key
+
+
+@pytest.mark.parametrize("key", ["abc\n", "a\n", "device-00001\n"])
+def test_a_key_ending_in_a_newline_is_escaped_not_sent_raw(key: str) -> None:
+    """A final newline is escaped like any control character (a pattern's ``$`` would let it through raw:
+    the Durable SDK pastes the key into the URL, and URL parsing drops the newline, reaching another key)."""
+    encoded = encode_key(key)
+    assert encoded == key[:-1] + "~0A"
+    assert decode_key(encoded) == key and is_storable_key(encoded)
+
+
+def test_a_raw_newline_is_not_an_encoded_key() -> None:
+    with pytest.raises(BadKey):
+        decode_key("abc\n")

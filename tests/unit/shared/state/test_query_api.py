@@ -38,3 +38,18 @@ def test_query_reads_the_key_from_the_raw_url_whatever_the_host_decoded() -> Non
     assert (where.entity, where.bucket, where.per_key) == ("device_activity", bucket_for("a/b", 64), "a~2Fb")
     with pytest.raises(BadQuery):
         key_from_url("http://h/api/state/mobile/%FF", "mobile", "")
+
+
+@pytest.mark.parametrize(
+    ("url", "source"),
+    [
+        ("https://app/API/STATE/clickstream/a%2Fb", "clickstream"),
+        ("https://app/Api/State/Clickstream/a%2Fb", "clickstream"),
+        ("https://app/api/state/SENSORS/a%2Fb/windows", "sensors"),  # get_sensor_windows passes "sensors"
+    ],
+)
+def test_the_key_does_not_depend_on_the_case_of_the_route(url: str, source: str) -> None:
+    """Function routes match whatever the case: a differently cased URL names the same key, never the
+    route value the host left percent-encoded (``a%2Fb``, a different key)."""
+    assert key_from_url(url, source, "a%2Fb") == key_from_url(f"https://app/api/state/{source}/a%2Fb", source, "a%2Fb")
+    assert key_from_url(url, source, "a%2Fb") == "a/b"

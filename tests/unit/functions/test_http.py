@@ -1,0 +1,74 @@
+"""The query API's HTTP glue end to end: the real Durable client and aiohttp, against a stub Durable HTTP API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+
+import azure.durable_functions as df
+import azure.functions as func
+import pytest
+from aiohttp import web
+from azure.durable_functions.models.utils import http_utils
+
+import functions.http as http
+
+
+@pytest.fixture
+async def durable_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[df.DurableOrchestrationClient, list[tuple[str, str]]]]:
+    """A Durable client whose HTTP API holds only the per-key entity ``user_activity@abc``; the ids asked for."""
+    monkeypatch.setattr(http, "lake", lambda: None)
+    monkeypatch.setattr(http, "bucket_counts", lambda *a, **k: SimpleNamespace(of=lambda source: 8))
+    monkeypatch.setattr(http_utils, "_client_session", None)  # the SDK's shared session, made on this loop
+    asked: list[tuple[str, str]] = []
+
+    async def entity(request: web.Request) -> web.Response:
+        asked.append((request.match_info["name"], request.match_info["key"]))
+        if (request.match_info["name"], request.match_info["key"]) == ("user_activity", "abc"):
+            return web.json_response({"page_views": 42})
+        return web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_get("/runtime/webhooks/durabletask/entities/{name}/{key}", entity)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    context = {
+        "taskHubName": "Hub",
+        "creationUrls": {},
+        "managementUrls": {},
+        "rpcBaseUrl": f"http://127.0.0.1:{runner.addresses[0][1]}/runtime/webhooks/durabletask/",
+        "requiredQueryStringParameters": "",
+    }
+    try:
+        yield df.DurableOrchestrationClient(json.dumps(context)), asked
+    finally:
+        if http_utils._client_session is not None:
+            await http_utils._client_session.close()
+        await runner.cleanup()
+
+
+def _get(url: str, key: str) -> func.HttpRequest:
+    return func.HttpRequest(method="GET", url=url, body=b"", route_params={"source": "clickstream", "key": key})
+
+
+async def test_a_key_reads_its_own_state(
+    durable_api: tuple[df.DurableOrchestrationClient, list[tuple[str, str]]],
+) -> None:
+    client, _ = durable_api
+    found = await http._read(client, _get("https://app.example/api/state/clickstream/abc", "abc"), "clickstream")
+    assert found == {"page_views": 42}
+
+
+async def test_a_key_ending_in_a_newline_never_reads_the_state_of_the_key_without_it(
+    durable_api: tuple[df.DurableOrchestrationClient, list[tuple[str, str]]],
+) -> None:
+    """``abc\\n`` must reach entity ``abc~0A``: sent raw, URL parsing drops the newline and reads ``abc``."""
+    client, asked = durable_api
+    found = await http._read(client, _get("https://app.example/api/state/clickstream/abc%0A", "abc\n"), "clickstream")
+    assert isinstance(found, func.HttpResponse) and found.status_code == 404, found
+    assert ("user_activity", "abc~0A") in asked and ("user_activity", "abc") not in asked
