@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import fastavro
@@ -27,22 +28,88 @@ class BadSchema(StreamingPocError):
     """A schema the registry returned that is not a usable Avro schema."""
 
 
-def parse_writer_schema(text: str) -> ParsedSchema:
+def parse_writer_schema(text: str, references: Sequence[str] = ()) -> ParsedSchema:
     """A registry's schema text, parsed for reading and writing without logical-type conversion.
 
-    A recursive schema (a named type inside itself) is refused: a record of it nests as deep as its
-    body's bytes say, which crashes fastavro's reader (the worker itself, past ~100,000 levels) long
-    before a record's size limit would stop it; no source model is recursive.
+    ``references`` are the texts of the schemas it refers to by name (Confluent schema references),
+    each after those it refers to itself: they are parsed first, so their named types are known.
+
+    Refused (:class:`BadSchema`), as no source model needs them and a record's few bytes could
+    otherwise cost without limit: a recursive schema (a named type inside itself: a record of it
+    nests as deep as its body's bytes say, which crashes fastavro's reader, the worker itself, past
+    ~100,000 levels, long before a record's size limit would stop it), and an array whose items can
+    encode in zero bytes (:func:`zero_width_items`: its count alone, one varint, would build a list
+    of up to 2**63 items).
     """
+    named: dict[str, Any] = {}
+    parsed: ParsedSchema = None
+    for document in (*references, text):
+        parsed = _parse_writer(document, named)
+    return parsed
+
+
+def _parse_writer(text: str, named: dict[str, Any]) -> ParsedSchema:
     try:
         schema = orjson.loads(text)
         recursive = recursive_type(schema)
-        parsed = fastavro.parse_schema(without_logical_types(schema))
+        parsed = fastavro.parse_schema(without_logical_types(schema), named)
     except Exception as error:  # fastavro raises several kinds for a bad schema
         raise BadSchema(f"not an Avro schema: {type(error).__name__}: {error}"[:500]) from error
     if recursive is not None:
         raise BadSchema(f"recursive Avro schema ({recursive} contains itself): not supported")
+    empty = zero_width_items(parsed, named)
+    if empty is not None:
+        raise BadSchema(
+            f"an array of {empty}, whose items can encode in zero bytes, so a few bytes could declare"
+            " any number of them: not supported"
+        )
     return parsed
+
+
+def zero_width_items(parsed: ParsedSchema, named: dict[str, Any]) -> str | None:
+    """What an array of ``parsed`` (a fastavro-parsed schema; ``named``: its named types) holds when its
+    items can encode in zero bytes; None if no array's can.
+
+    Zero bytes: ``null``, a fixed of size 0, a record whose fields all are (an empty record among them).
+    Every other type takes at least a byte: numbers, strings and bytes (their length), enums and unions
+    (their index: a union of only ``null`` takes one), arrays and maps (their block count). So an
+    array's item count is otherwise bounded by its record's bytes; a map's entries always are, each
+    starting with its key's length, whatever its values.
+    """
+    if isinstance(parsed, list):
+        return next((found for branch in parsed if (found := zero_width_items(branch, named))), None)
+    if not isinstance(parsed, dict):  # a primitive or a named type defined (and checked) where it first appears
+        return None
+    kind = parsed.get("type")
+    if kind == "array":
+        items = parsed.get("items")
+        return _describe(items) if _zero_width(items, named) else zero_width_items(items, named)
+    if kind == "map":
+        return zero_width_items(parsed.get("values"), named)
+    if kind in ("record", "error"):
+        fields = parsed.get("fields") or []
+        return next((found for item in fields if (found := zero_width_items(item.get("type"), named))), None)
+    return zero_width_items(kind, named) if isinstance(kind, (dict, list)) else None
+
+
+def _zero_width(schema: Any, named: dict[str, Any]) -> bool:
+    """Whether a value of ``schema`` can encode in zero bytes (the schema is not recursive: this ends)."""
+    if isinstance(schema, str):
+        return _zero_width(named[schema], named) if schema in named else schema == "null"
+    if not isinstance(schema, dict):
+        return False  # a union: its branch index takes a byte
+    kind = schema.get("type")
+    if kind in ("record", "error"):
+        return all(_zero_width(item.get("type"), named) for item in schema.get("fields") or [])
+    if kind == "fixed":
+        return schema.get("size") == 0
+    return _zero_width(kind, named) if isinstance(kind, (str, dict)) and kind not in ("array", "map", "enum") else False
+
+
+def _describe(schema: Any) -> str:
+    if isinstance(schema, dict):
+        return f"{schema.get('type')} {schema.get('name', '')}".strip()
+    return str(schema)
 
 
 def recursive_type(schema: Any, namespace: str = "", enclosing: tuple[str, ...] = ()) -> str | None:
@@ -83,7 +150,15 @@ def without_logical_types(schema: Any) -> Any:
 
 
 def decode(parsed: ParsedSchema, body: bytes | memoryview) -> Any:
-    """One Avro binary body as the JSON converter's form; :class:`NotAvro` when it does not decode exactly."""
+    """One Avro binary body as the JSON converter's form; :class:`NotAvro` when it does not decode exactly.
+
+    Exactly: fastavro reads some invalid bodies as made-up values (a negative enum or union index picks
+    from the end, a boolean byte 5 is true, an int past 32 bits or a varint past 10 bytes reads as some
+    number). So a body must also be the one the value encodes to (and its ints within 32 bits); one
+    that is not, a legal but different encoding (several array blocks, negative block counts,
+    padded varints, a union branch fastavro would not pick) or an invalid one, is walked byte by byte
+    (:func:`avro_problem`), which refuses only invalid ones.
+    """
     stream = io.BytesIO(body)
     try:
         value = fastavro.schemaless_reader(stream, parsed, None)
@@ -92,7 +167,184 @@ def decode(parsed: ParsedSchema, body: bytes | memoryview) -> Any:
     left = len(body) - stream.tell()
     if left:
         raise NotAvro(f"{left} bytes left after the record: not this schema's Avro binary")
+    if not _encodes_to(parsed, value, body):
+        problem = avro_problem(parsed, body)
+        if problem is not None:
+            raise NotAvro(f"not valid Avro binary: {problem}"[:500])
     return _json_form(value)
+
+
+def _encodes_to(parsed: ParsedSchema, value: Any, body: bytes | memoryview) -> bool:
+    """Whether ``value`` encodes to exactly ``body`` and its ints fit 32 bits (the common, fast case)."""
+    sink = io.BytesIO()
+    try:
+        fastavro.schemaless_writer(sink, parsed, value)
+    except Exception:  # a value the writer refuses: let the byte walk decide
+        return False
+    return sink.getvalue() == body and _ints_fit(parsed)(value)
+
+
+_INT_CHECKS: dict[int, tuple[ParsedSchema, Callable[[Any], bool]]] = {}  # by id(parsed), which it keeps alive
+
+
+def _ints_fit(parsed: ParsedSchema) -> Callable[[Any], bool]:
+    """A check that a value of ``parsed`` has every ``int`` within 32 bits (built once per schema)."""
+    found = _INT_CHECKS.get(id(parsed))
+    if found is None or found[0] is not parsed:
+        if len(_INT_CHECKS) >= 1024:
+            _INT_CHECKS.clear()
+        named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
+        found = _INT_CHECKS[id(parsed)] = (parsed, _int_check(parsed, named) or _always)
+    return found[1]
+
+
+def _always(_: Any) -> bool:
+    return True
+
+
+def _int_check(schema: Any, named: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """A check that the ints in a value of ``schema`` fit 32 bits; None when it holds no int.
+
+    A value not of the type a check expects passes it (in a union, another branch's value), so a union
+    checks its value with every branch holding ints: the branch it was written with among them.
+    """
+    if isinstance(schema, str):
+        if schema in named:
+            return _int_check(named[schema], named)
+        return _fits_int if schema == "int" else None
+    if isinstance(schema, list):
+        checks = [check for branch in schema if (check := _int_check(branch, named))]
+        return (lambda value: all(check(value) for check in checks)) if checks else None
+    kind = schema.get("type")
+    if kind in ("record", "error"):
+        fields = [(item["name"], check) for item in schema["fields"] if (check := _int_check(item["type"], named))]
+        if not fields:
+            return None
+        return lambda value: not isinstance(value, dict) or all(check(value.get(name)) for name, check in fields)
+    if kind == "array":
+        items = _int_check(schema["items"], named)
+        return (lambda value: not isinstance(value, list) or all(map(items, value))) if items else None
+    if kind == "map":
+        values = _int_check(schema["values"], named)
+        return (lambda value: not isinstance(value, dict) or all(map(values, value.values()))) if values else None
+    return _int_check(kind, named) if isinstance(kind, (str, dict, list)) else None
+
+
+def _fits_int(value: Any) -> bool:
+    return not isinstance(value, int) or -(2**31) <= value < 2**31
+
+
+_INT_BITS = {"int": 32, "long": 64}
+_VARINT_BYTES = {"int": 5, "long": 10}
+
+
+def avro_problem(parsed: ParsedSchema, body: bytes | memoryview) -> str | None:
+    """What makes ``body`` invalid Avro binary of ``parsed``; None when it is valid, walked byte by byte.
+
+    Invalid: a union or enum index outside the schema's (negative ones included), a boolean byte other
+    than 0 or 1, a varint longer than an int's 5 or a long's 10 bytes or its value outside them, a
+    negative length, a string that is not UTF-8, a truncated body or bytes after the record. Legal
+    though not what fastavro writes: several blocks in an array or map, negative block counts (with
+    their byte size), varints padded with zero groups.
+    """
+    named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
+    walk = _Walk(bytes(body), named)
+    try:
+        walk.value(parsed)
+    except _Invalid as problem:
+        return str(problem)
+    if walk.at != len(walk.body):
+        return f"{len(walk.body) - walk.at} bytes left after the record"
+    return None
+
+
+class _Invalid(Exception):
+    pass
+
+
+class _Walk:
+    """A cursor over an Avro body, reading values of a schema only to check them."""
+
+    def __init__(self, body: bytes, named: dict[str, Any]) -> None:
+        self.body, self.named, self.at = body, named, 0
+
+    def take(self, count: int) -> bytes:
+        if count < 0 or self.at + count > len(self.body):
+            raise _Invalid(f"{count} bytes at byte {self.at}: past the end of the body")
+        self.at += count
+        return self.body[self.at - count : self.at]
+
+    def varint(self, kind: str) -> int:
+        start, shift, result = self.at, 0, 0
+        for _ in range(_VARINT_BYTES[kind]):
+            (byte,) = self.take(1)
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                value = (result >> 1) ^ -(result & 1)
+                if not -(2 ** (_INT_BITS[kind] - 1)) <= value < 2 ** (_INT_BITS[kind] - 1):
+                    raise _Invalid(f"{kind} at byte {start}: {value} is outside {_INT_BITS[kind]} bits")
+                return value
+        raise _Invalid(f"{kind} at byte {start}: a varint longer than {_VARINT_BYTES[kind]} bytes")
+
+    def index(self, what: str, count: int) -> int:
+        start = self.at
+        found = self.varint("long")
+        if not 0 <= found < count:
+            raise _Invalid(f"{what} index {found} at byte {start}: not in 0..{count - 1}")
+        return found
+
+    def value(self, schema: Any) -> None:
+        if isinstance(schema, list):
+            self.value(schema[self.index("union", len(schema))])
+            return
+        if isinstance(schema, dict) and isinstance(schema.get("type"), (dict, list)):
+            self.value(schema["type"])
+            return
+        kind = schema.get("type") if isinstance(schema, dict) else schema
+        if kind in self.named and not isinstance(schema, dict):
+            self.value(self.named[kind])
+        elif kind in ("int", "long"):
+            self.varint(kind)
+        elif kind == "boolean":
+            start, (byte,) = self.at, self.take(1)
+            if byte > 1:
+                raise _Invalid(f"boolean at byte {start}: {byte}, not 0 or 1")
+        elif kind in ("float", "double"):
+            self.take(4 if kind == "float" else 8)
+        elif kind in ("string", "bytes"):
+            start, data = self.at, self.take(self.varint("long"))
+            if kind == "string":
+                try:
+                    data.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise _Invalid(f"string at byte {start}: not UTF-8 ({error.reason})") from None
+        elif kind == "fixed":
+            self.take(int(schema["size"]))
+        elif kind == "enum":
+            self.index(f"enum {schema['name']}", len(schema["symbols"]))
+        elif kind in ("record", "error"):
+            for item in schema["fields"]:
+                self.value(item["type"])
+        elif kind in ("array", "map"):
+            self.blocks(schema)
+        elif kind in self.named:
+            self.value(self.named[kind])
+        elif kind != "null":
+            raise _Invalid(f"unknown type {kind!r}")
+
+    def blocks(self, schema: dict[str, Any]) -> None:
+        while count := self.varint("long"):
+            if count < 0:  # a negative count is followed by the block's size in bytes
+                count = -count
+                if self.varint("long") < 0:
+                    raise _Invalid(f"a negative block size at byte {self.at}")
+            for _ in range(count):
+                if schema["type"] == "map":
+                    self.value("string")
+                    self.value(schema["values"])
+                else:
+                    self.value(schema["items"])
 
 
 def parse_reader_schema(schema: Any) -> ParsedSchema:

@@ -5,38 +5,81 @@ Both answer three ways, and the difference matters: a schema (cached by the call
 (:class:`RegistryUnavailable`, infrastructure: the batch waits and is retried, nothing is lost).
 A registry that refuses the app (401/403, a URL that answers 404 without the registry's own error
 code) raises :class:`RegistryRefused`: it will not heal by itself, and the partition waits, loudly.
+Every call is bounded: the Confluent client by an overall deadline (``TIMEOUT_SECONDS`` for one
+schema with its references, however slowly the registry sends its answer), the Event Hubs client by
+``REQUEST_LIMITS``, the lake's own timeouts and retries (``shared.lake.connection``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
+import socket
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.errors import RegistryRefused, RegistryUnavailable
+from shared.schema_registry.avro_binary import BadSchema
 from shared.schema_registry.wire import RegistryKind
 
 SCHEMA_NOT_FOUND = 40403  # Confluent's error_code for an unknown id; Redpanda and Apicurio ccompat use it too
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 TRANSIENT_STATUS = frozenset({408, 425, 429})
-TIMEOUT_SECONDS = 10.0
+TIMEOUT_SECONDS = 10.0  # one schema lookup (with its references) or registration, start to end
+MAX_REFERENCES = 32  # distinct schemas one schema may reference, directly or through others
+MAX_REFERENCE_DEPTH = 8  # references of references... this deep at most
+# The Event Hubs client's limits: the lake's (shared.lake.connection.REQUEST_LIMITS, which this layer
+# cannot import; tests/unit/test_poll_interval.py checks they match), and no retry on a status answer,
+# which would sleep for whatever Retry-After the answer names: a 429 or 503 fails the batch, which waits.
+REQUEST_LIMITS: dict[str, Any] = {
+    "connection_timeout": 5,
+    "read_timeout": 15,
+    "retry_total": 2,
+    "retry_connect": 2,
+    "retry_read": 2,
+    "retry_status": 0,
+    "retry_backoff_factor": 1,  # azure-core: no wait before the first retry, 2 s before the second
+    "retry_backoff_max": 4,
+}
+
+
+def event_hubs_max_call_seconds(limits: dict[str, Any]) -> float:
+    """The longest one Event Hubs Schema Registry call takes with azure-core's retry policy and these limits:
+    every try timing out, every backoff (none before the first retry, then factor x 2^n) at its longest."""
+    retries = limits["retry_total"]
+    backoffs = sum(min(limits["retry_backoff_max"], limits["retry_backoff_factor"] * 2**n) for n in range(1, retries))
+    return float((retries + 1) * (limits["connection_timeout"] + limits["read_timeout"]) + backoffs)
 
 
 class UnknownSchema(LookupError):
-    """The registry answered that it holds no schema with this id."""
+    """The registry answered that it holds no schema with this id (or none a schema it holds refers to)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySchema:
+    """A schema as the registry holds it: its format, its text, and the texts of the schemas it references
+    (Confluent schema references), each after those it references itself."""
+
+    format: str
+    text: str
+    references: tuple[str, ...] = ()
 
 
 class SchemaRegistry(Protocol):
     """What processing and the generator need of a registry."""
 
     kind: RegistryKind
+    max_call_seconds: float  # the longest one call (one schema with its references) takes
 
-    def schema_text(self, schema_id: str) -> tuple[str, str]:
-        """``(format, schema)`` of ``schema_id`` (format ``AVRO``, ``PROTOBUF``...); raises :class:`UnknownSchema`."""
+    def schema(self, schema_id: str) -> RegistrySchema:
+        """``schema_id``'s schema (``AVRO``, ``PROTOBUF``...) and references; :class:`UnknownSchema` if none."""
         ...
 
     def register(self, subject: str, schema: str) -> str:
@@ -60,32 +103,72 @@ class ConfluentRegistry:
         if username and parsed.scheme != "https" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise RegistryRefused("SCHEMA_REGISTRY_URL must be https when SCHEMA_REGISTRY_USERNAME is set")
         self.url = url.strip().rstrip("/")
-        self.timeout = timeout
+        self.timeout = self.max_call_seconds = timeout
         self._authorization = (
             "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii") if username else None
         )
 
     def schema_text(self, schema_id: str) -> tuple[str, str]:
+        """``(format, text)`` of ``schema_id``."""
+        found = self.schema(schema_id)
+        return found.format, found.text
+
+    def schema(self, schema_id: str) -> RegistrySchema:
+        """The schema and, fetched by subject and version, the schemas it references, recursively.
+
+        A reference the registry does not hold is :class:`UnknownSchema`; more than ``MAX_REFERENCES``
+        or deeper than ``MAX_REFERENCE_DEPTH`` is :class:`BadSchema`: both the schema's, not the app's.
+        """
         if not schema_id.isdigit():
             raise UnknownSchema(f"{schema_id!r} is not a Confluent schema id")
-        status, document = self._call("GET", f"/schemas/ids/{schema_id}")
+        deadline = time.monotonic() + self.timeout
+        status, document = self._call("GET", f"/schemas/ids/{schema_id}", deadline=deadline)
         if status == 404 and document.get("error_code") == SCHEMA_NOT_FOUND:
             raise UnknownSchema(f"the registry has no schema {schema_id}")
         self._check(status, document, f"schema {schema_id}")
-        schema = document.get("schema")
-        if not isinstance(schema, str):
-            raise RegistryRefused(f"{self.url}: schema {schema_id}: the answer has no schema text")
-        return str(document.get("schemaType") or "AVRO").upper(), schema
+        texts: list[str] = []
+        self._references(document, f"schema {schema_id}", deadline, texts, set(), 1)
+        return RegistrySchema(
+            str(document.get("schemaType") or "AVRO").upper(), _text(document, self.url), tuple(texts)
+        )
+
+    def _references(
+        self, document: dict[str, Any], what: str, deadline: float, texts: list[str], seen: set[str], depth: int
+    ) -> None:
+        """Appends the texts of ``document``'s references to ``texts``, each after its own references."""
+        references = document.get("references") or []
+        if not isinstance(references, list):
+            raise RegistryRefused(f"{self.url}: {what}: its references are not a list")
+        if references and depth > MAX_REFERENCE_DEPTH:
+            raise BadSchema(f"{what}: references nested deeper than {MAX_REFERENCE_DEPTH}: not supported")
+        for reference in references:
+            subject, version = _reference(reference, self.url, what)
+            key = f"{subject}/{version}"
+            if key in seen:
+                continue
+            seen.add(key)
+            if len(seen) > MAX_REFERENCES:
+                raise BadSchema(f"{what}: more than {MAX_REFERENCES} referenced schemas: not supported")
+            path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions/{version}"
+            status, found = self._call("GET", path, deadline=deadline)
+            if status == 404 and found.get("error_code") in (40401, 40402, SCHEMA_NOT_FOUND):
+                raise UnknownSchema(f"{what} references {subject} version {version}, which the registry does not hold")
+            self._check(status, found, f"{what}: reference {subject} version {version}")
+            self._references(found, f"{what}: reference {subject}", deadline, texts, seen, depth + 1)
+            texts.append(_text(found, self.url))
 
     def register(self, subject: str, schema: str) -> str:
         path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions"
-        status, document = self._call("POST", path, {"schema": schema})
+        status, document = self._call("POST", path, {"schema": schema}, deadline=time.monotonic() + self.timeout)
         self._check(status, document, f"register under {subject}")
         if not isinstance(document.get("id"), int):
             raise RegistryRefused(f"{self.url}: register under {subject}: the answer has no id")
         return str(document["id"])
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, deadline: float
+    ) -> tuple[int, dict[str, Any]]:
+        """One request, over by ``deadline`` (monotonic) however slowly the registry answers."""
         request = urllib.request.Request(
             self.url + path,
             method=method,
@@ -94,13 +177,25 @@ class ConfluentRegistry:
         )
         if self._authorization:
             request.add_header("Authorization", self._authorization)
+        watch = _Deadline(deadline)
         try:
-            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:  # the scheme is checked in __init__
-                return response.status, _json(response.read())
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no time left")
+            with watch.opener().open(request, timeout=remaining) as response:  # the scheme is checked in __init__
+                status, document = response.status, _json(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, _json(error.read())
+            try:
+                status, document = error.code, _json(error.read())
+            except (TimeoutError, OSError, http.client.HTTPException) as cut:
+                raise RegistryUnavailable(f"schema registry {self.url} did not answer: {cut}") from cut
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as error:
-            raise RegistryUnavailable(f"schema registry {self.url} did not answer: {error}") from error
+            raise RegistryUnavailable(f"schema registry {self.url} did not answer{watch.why()}: {error}") from error
+        finally:
+            watch.cancel()
+        if watch.expired:
+            raise RegistryUnavailable(f"schema registry {self.url} did not answer{watch.why()}")
+        return status, document
 
     def _check(self, status: int, document: dict[str, Any], what: str) -> None:
         if 200 <= status < 300:
@@ -119,7 +214,91 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+class _Deadline:
+    """Ends one request at its deadline: the socket is shut down then, so a registry (or a proxy) that
+    sends a byte now and then cannot hold the call past it (a socket timeout bounds only each read)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline, self.expired = deadline, False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        return urllib.request.build_opener(_RefuseRedirects, _WatchedHttp(self), _WatchedHttps(self))
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def why(self) -> str:
+        return " within its timeout" if self.expired else ""
+
+    def connection(self, http_class: Any) -> Any:
+        watch = self
+
+        class Watched(http_class):  # type: ignore[misc]
+            def connect(self) -> None:
+                super().connect()
+                watch.watch(self.sock)
+
+        return Watched
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the plain socket's shutdown: also under TLS, from another thread
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedHttp(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(self.deadline.connection(http_class), req, **kwargs)
+
+
+class _WatchedHttps(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(self.deadline.connection(http_class), req, **kwargs)
+
+
+def _text(document: dict[str, Any], url: str) -> str:
+    schema = document.get("schema")
+    if not isinstance(schema, str):
+        raise RegistryRefused(f"{url}: the answer has no schema text")
+    return schema
+
+
+def _reference(reference: Any, url: str, what: str) -> tuple[str, str]:
+    """A reference's subject and version (``latest`` for -1), or :class:`RegistryRefused` for one not of that form."""
+    subject = reference.get("subject") if isinstance(reference, dict) else None
+    version = reference.get("version") if isinstance(reference, dict) else None
+    if not isinstance(subject, str) or not subject or not isinstance(version, int) or isinstance(version, bool):
+        raise RegistryRefused(f"{url}: {what}: a reference without a subject and version: {reference!r}"[:500])
+    if version == -1:
+        return subject, "latest"
+    if version < 1:
+        raise RegistryRefused(f"{url}: {what}: reference {subject} has version {version}")
+    return subject, str(version)
 
 
 def _json(data: bytes) -> dict[str, Any]:
@@ -147,17 +326,24 @@ class EventHubsRegistry:
         if not group:
             raise RegistryRefused("SCHEMA_REGISTRY_GROUP must name the schema group")
         self.namespace, self.group = host, group
+        self.max_call_seconds = event_hubs_max_call_seconds(REQUEST_LIMITS)
         if client is None:
             from azure.identity import DefaultAzureCredential
             from azure.schemaregistry import SchemaRegistryClient
 
-            client = SchemaRegistryClient(host, DefaultAzureCredential())
+            client = SchemaRegistryClient(host, DefaultAzureCredential(), **REQUEST_LIMITS)
         self._client = client
 
     def schema_text(self, schema_id: str) -> tuple[str, str]:
+        """``(format, text)`` of ``schema_id``."""
+        found = self.schema(schema_id)
+        return found.format, found.text
+
+    def schema(self, schema_id: str) -> RegistrySchema:
+        """``schema_id``'s schema (Event Hubs schemas have no references)."""
         schema = self._sdk(lambda: self._client.get_schema(schema_id), f"schema {schema_id}")
         schema_format = schema.properties.format
-        return str(getattr(schema_format, "value", schema_format)).upper(), str(schema.definition)
+        return RegistrySchema(str(getattr(schema_format, "value", schema_format)).upper(), str(schema.definition))
 
     def register(self, subject: str, schema: str) -> str:
         from azure.core.exceptions import ResourceNotFoundError

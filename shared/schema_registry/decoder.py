@@ -2,8 +2,9 @@
 
 Runs before validation (``shared.validation``) for sources whose values are Avro. A record without
 a usable schema id, or whose body does not decode, is a dead letter ``not_avro``; one whose id the
-registry does not hold, ``unknown_schema``. A registry that does not answer raises
-(``RegistryUnavailable``): the batch waits and is retried, nothing is dead-lettered for it.
+registry does not hold, or which this code cannot use (docs/datagen.md), ``unknown_schema``. A
+registry that does not answer raises (``RegistryUnavailable``): the batch waits and is retried,
+nothing is dead-lettered for it, and the answers it got are kept, so each retry gets further.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import orjson
 
 from shared.dead_letters import DeadLetter, Reason
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, RegistryUnavailable
 from shared.records import KafkaRecord
 from shared.schema_registry.avro_binary import (
     BadSchema,
@@ -34,6 +35,10 @@ from shared.source_model import Source
 
 MAX_UNKNOWN_IDS = 4096  # unknown schema ids a decoder remembers (each asked again after UNKNOWN_RETRY_SECONDS)
 UNKNOWN_RETRY_SECONDS = 60.0  # an id the registry did not hold is asked again after this long
+# Registry time one batch attempt spends fetching schemas: a call starts only within it (the first of an
+# attempt always), so an attempt spends at most this plus one call (tests/unit/test_poll_interval.py);
+# the ids left are fetched by the next attempt.
+REGISTRY_SECONDS_PER_BATCH = 5.0
 
 
 @dataclass(slots=True)
@@ -68,17 +73,16 @@ class AvroDecoder:
         written); fetches the schemas of ids not seen yet, once each."""
         reader = self._reader(reader_schema)
         located = [self._locate(record, value) for record, value in zip(records, values, strict=True)]
-        ids = {found[0] for found in located if isinstance(found, tuple)}
-        self._fetch(ids)
+        schemas = self._fetch({found[0] for found in located if isinstance(found, tuple)})
         # A record written with the source's own schema reads as written: resolve only the others.
-        resolve_to = {schema_id: None if self._schemas.get(schema_id) == reader else reader for schema_id in ids}
+        resolve_to = {schema_id: None if schema == reader else reader for schema_id, schema in schemas.items()}
         batch = DecodedBatch()
         for record, found in zip(records, located, strict=True):
             if isinstance(found, NotAvro):
                 batch.letters.append(DeadLetter(record, Reason.NOT_AVRO, str(found)))
                 continue
             schema_id, body = found
-            schema = self._schemas[schema_id]
+            schema = schemas[schema_id]
             if isinstance(schema, _Refused):
                 batch.letters.append(DeadLetter(record, schema.reason, schema.detail))
                 continue
@@ -118,25 +122,47 @@ class AvroDecoder:
         except NotAvro as problem:
             return problem
 
-    def _fetch(self, schema_ids: set[str]) -> None:
-        now = self.clock()
+    def _fetch(self, schema_ids: set[str]) -> dict[str, ParsedSchema | _Refused]:
+        """The schemas of ``schema_ids``, this batch's own (another batch may evict them from the cache meanwhile).
+
+        Ids never asked are fetched first; then unknown ones due to be asked again, best effort: if the
+        registry does not answer, the answer on hand serves. Each answer is kept (stamped when it came)
+        even when a later call fails, so a retried batch starts where it stopped: a registry that
+        rate-limits still lets it through. Calls start only within ``REGISTRY_SECONDS_PER_BATCH`` of the first.
+        """
+        start = self.clock()
         with self._lock:
-            missing = [
-                schema_id
-                for schema_id in sorted(schema_ids)
-                if schema_id not in self._schemas
-                or now - self._unknown_since.get(schema_id, now) >= UNKNOWN_RETRY_SECONDS
-            ]
-        for schema_id in missing:  # RegistryUnavailable/RegistryRefused propagate: the batch waits
-            schema = self._resolve(schema_id)
-            with self._lock:
-                self._schemas[schema_id] = schema
-                if isinstance(schema, _Refused) and schema.reason == Reason.UNKNOWN_SCHEMA:
-                    self._unknown_since[schema_id] = now
-                else:
-                    self._unknown_since.pop(schema_id, None)
+            schemas = {schema_id: self._schemas[schema_id] for schema_id in schema_ids if schema_id in self._schemas}
+            new = sorted(schema_ids - schemas.keys())
+            asked = {schema_id: self._unknown_since[schema_id] for schema_id in schema_ids & self._unknown_since.keys()}
+        due = sorted((i for i, since in asked.items() if start - since >= UNKNOWN_RETRY_SECONDS), key=asked.__getitem__)
+        for count, schema_id in enumerate(new):  # RegistryUnavailable/RegistryRefused propagate: the batch waits
+            if count and self.clock() - start >= REGISTRY_SECONDS_PER_BATCH:
+                raise RegistryUnavailable(
+                    f"schema registry: {count} of {len(new)} schemas fetched within {REGISTRY_SECONDS_PER_BATCH:.0f} s;"
+                    " the rest on the next attempt"
+                )
+            schemas[schema_id] = self._store(schema_id, self._resolve(schema_id))
+        for schema_id in due:
+            if self.clock() - start >= REGISTRY_SECONDS_PER_BATCH:
+                break
+            try:
+                schemas[schema_id] = self._store(schema_id, self._resolve(schema_id))
+            except RegistryUnavailable:
+                break
         with self._lock:
             self._forget_oldest_unknown(keep=schema_ids)
+        return schemas
+
+    def _store(self, schema_id: str, schema: ParsedSchema | _Refused) -> ParsedSchema | _Refused:
+        answered = self.clock()
+        with self._lock:
+            self._schemas[schema_id] = schema
+            if isinstance(schema, _Refused) and schema.reason == Reason.UNKNOWN_SCHEMA:
+                self._unknown_since[schema_id] = answered
+            else:
+                self._unknown_since.pop(schema_id, None)
+        return schema
 
     def _forget_oldest_unknown(self, keep: set[str]) -> None:
         """Keep at most ``MAX_UNKNOWN_IDS`` unknown ids besides this batch's (``keep``, which it reads next):
@@ -148,14 +174,20 @@ class AvroDecoder:
             self._schemas.pop(schema_id, None)
 
     def _resolve(self, schema_id: str) -> ParsedSchema | _Refused:
+        """The schema of ``schema_id``, or why its records are dead letters.
+
+        A schema the registry holds but this code cannot use (not Avro, not parsed by fastavro, refused
+        as recursive or with zero-width array items, references missing or past their bound) is the
+        record's problem, not the app's: its records are dead letters (kept, redrivable), and the
+        partition flows on. Waiting instead would let one junk value naming such an id stop a partition.
+        """
         try:
-            schema_format, text = self.registry.schema_text(schema_id)
+            found = self.registry.schema(schema_id)
+            if found.format != "AVRO":
+                return _Refused(Reason.NOT_AVRO, f"schema {schema_id} is {found.format}, not Avro")
+            return parse_writer_schema(found.text, found.references)
         except UnknownSchema as unknown:
             return _Refused(Reason.UNKNOWN_SCHEMA, str(unknown))
-        if schema_format != "AVRO":
-            return _Refused(Reason.NOT_AVRO, f"schema {schema_id} is {schema_format}, not Avro")
-        try:
-            return parse_writer_schema(text)
         except BadSchema as problem:
             return _Refused(Reason.UNKNOWN_SCHEMA, f"schema {schema_id}: {problem}")
 

@@ -8,7 +8,10 @@ lasts as long as the lake SDK's own retries of the first call that fails: every 
 real SDK client built as the Blob lake builds it (``shared.lake.connection.REQUEST_LIMITS`` and
 the SDK's own ``ExponentialRetry``), and must equal ``max_request_seconds``, the bound the landing
 lease is derived from; so raising a retry budget or a timeout without raising the interval fails
-here.
+here. An Avro source's attempt first fetches the schemas it lacks: calls start
+within ``REGISTRY_SECONDS_PER_BATCH``, so at most that plus one call (the Event Hubs client's,
+read from the real SDK client as the app builds it, with the lake's timeouts; or the Confluent
+client's overall deadline), before its lake calls.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from devhost.runtime.catalog import RetryPolicy
 from devhost.runtime.host_config import HostConfig, HostConfigError, KafkaOptions
 from shared.lake.blob import blob_endpoint
 from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
+from shared.schema_registry import client as registry_client
+from shared.schema_registry.decoder import REGISTRY_SECONDS_PER_BATCH
 from shared.settings import load_settings
 from tests.conftest import ROOT
 
@@ -79,11 +84,35 @@ def _failing_lake_call_seconds() -> float:
     return seconds
 
 
+def _registry_seconds_per_attempt(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Longest an attempt spends on the schema registry: its per-batch bound plus one call started at its end."""
+
+    class Credential:
+        def get_token(self, *_: Any, **__: Any) -> Any:
+            raise AssertionError("nothing is called")
+
+    import azure.identity
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Credential)
+    registry = registry_client.EventHubsRegistry("evhns.servicebus.windows.net", "group")
+    generated: Any = registry._client._generated_client
+    retry, config = generated._config.retry_policy, generated._client._pipeline._transport.connection_config
+    assert (config.timeout, config.read_timeout, retry.total_retries) == tuple(
+        REQUEST_LIMITS[key] for key in ("connection_timeout", "read_timeout", "retry_total")
+    ), "the Event Hubs registry client does not have the lake's limits"
+    assert retry.status_retries == 0, "a status retry sleeps for whatever Retry-After the service names"
+    backoffs = sum(min(retry.backoff_max, retry.backoff_factor * 2**n) for n in range(1, retry.total_retries))
+    event_hubs_call = float((retry.total_retries + 1) * (config.timeout + config.read_timeout) + backoffs)
+    assert event_hubs_call == registry.max_call_seconds
+    confluent_call = registry_client.ConfluentRegistry("https://registry.example.com").max_call_seconds
+    return REGISTRY_SECONDS_PER_BATCH + max(event_hubs_call, confluent_call)
+
+
 def _max_poll_interval_ms() -> int:
     return int(json.loads((ROOT / "host.json").read_text())["extensions"]["kafka"]["maxPollIntervalMs"])
 
 
-def test_max_poll_interval_exceeds_one_full_retry_cycle() -> None:
+def test_max_poll_interval_exceeds_one_full_retry_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
     policy = _processing_policy()
     retries = range(1, policy.max_retry_count + 1)
     delays = max(
@@ -91,7 +120,7 @@ def test_max_poll_interval_exceeds_one_full_retry_cycle() -> None:
         sum(_host_delay_upper_bound(policy, n) for n in retries),  # the Functions host's, at most
     )
     attempts = 1 + policy.max_retry_count
-    cycle_s = attempts * _failing_lake_call_seconds() + delays
+    cycle_s = attempts * (_failing_lake_call_seconds() + _registry_seconds_per_attempt(monkeypatch)) + delays
 
     assert cycle_s > 300, "the extension's default interval would do: reconsider the setting"
     assert _max_poll_interval_ms() / 1000 >= cycle_s, f"one retry cycle takes up to {cycle_s:.0f} s"

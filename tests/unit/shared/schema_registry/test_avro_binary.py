@@ -10,7 +10,14 @@ import pytest
 
 from shared.datagen.config import QUICKSTARTS, quickstart_config
 from shared.datagen.source import config_source
-from shared.schema_registry.avro_binary import BadSchema, decode, encode, parse_writer_schema, recursive_type
+from shared.schema_registry.avro_binary import (
+    BadSchema,
+    avro_problem,
+    decode,
+    encode,
+    parse_writer_schema,
+    recursive_type,
+)
 from shared.schema_registry.wire import NotAvro
 from tests.unit.shared.schema_registry.conftest import generated
 
@@ -74,3 +81,99 @@ def test_a_named_type_used_twice_side_by_side_is_not_recursive() -> None:
     }
     assert recursive_type(schema) is None
     parse_writer_schema(json.dumps(schema))
+
+
+def zigzag(number: int) -> bytes:
+    """``number`` as an Avro varint (zigzag), however long."""
+    number = (number << 1) ^ (number >> 63)
+    out = bytearray()
+    while number & ~0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def _record(*types: Any) -> dict[str, Any]:
+    return {"type": "record", "name": "R", "fields": [{"name": f"f{i}", "type": t} for i, t in enumerate(types)]}
+
+
+EMPTY = {"type": "record", "name": "Empty", "fields": []}
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        "null",
+        {"type": "null"},
+        EMPTY,
+        {"type": "fixed", "name": "F", "size": 0},
+        {"type": "record", "name": "Nulls", "fields": [{"name": "a", "type": "null"}, {"name": "b", "type": EMPTY}]},
+    ],
+    ids=["null", "null as a dict", "empty record", "fixed size 0", "record of zero-width fields"],
+)
+def test_an_array_of_items_that_encode_in_zero_bytes_is_refused(items: Any) -> None:
+    """Its count alone, one varint, would build a list of up to 2**63 items from a record of a few bytes."""
+    nested = _record({"type": "map", "values": {"type": "array", "items": items}})
+    for schema in (_record({"type": "array", "items": items}), nested):
+        with pytest.raises(BadSchema, match="zero bytes"):
+            parse_writer_schema(json.dumps(schema))
+
+
+def test_arrays_and_maps_whose_items_take_a_byte_are_accepted_and_bounded_by_the_body() -> None:
+    """A union's index, a map entry's key take a byte each: a huge count only runs out of body."""
+    for schema in (
+        _record({"type": "array", "items": ["null"]}),
+        _record({"type": "array", "items": ["null", EMPTY]}),
+        _record({"type": "map", "values": "null"}),
+        _record({"type": "array", "items": {"type": "enum", "name": "One", "symbols": ["A"]}}),
+    ):
+        parsed = parse_writer_schema(json.dumps(schema))
+        with pytest.raises(NotAvro, match="does not decode"):
+            decode(parsed, zigzag(2**62) + b"\x00" * 64)
+
+
+def test_a_referenced_zero_width_type_is_refused_too() -> None:
+    """A named type from a schema reference counts: its definition is found among the references."""
+    main = _record({"type": "array", "items": "x.Empty"})
+    with pytest.raises(BadSchema, match="zero bytes"):
+        parse_writer_schema(json.dumps(main), [json.dumps(EMPTY | {"namespace": "x"})])
+
+
+ENUMS = _record(
+    "long",
+    {"type": "enum", "name": "Color", "symbols": ["RED", "GREEN", "BLUE"]},
+    ["null", "string", "long"],
+    "boolean",
+    "int",
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (zigzag(7) + zigzag(-1) + zigzag(0) + b"\x00" + zigzag(1), "enum Color index -1"),
+        (zigzag(7) + zigzag(0) + zigzag(-1) + zigzag(12345) + b"\x00" + zigzag(1), "union index -1"),
+        (zigzag(7) + zigzag(0) + zigzag(0) + b"\x05" + zigzag(1), "boolean at byte 3: 5"),
+        (zigzag(7) + zigzag(0) + zigzag(0) + b"\x01" + zigzag(2**33), "outside 32 bits"),
+        (b"\xff" * 10 + b"\x7f" + zigzag(0) + zigzag(0) + b"\x00" + zigzag(1), "longer than 10 bytes"),
+        (b"\xff" * 9 + b"\x7f" + zigzag(0) + zigzag(0) + b"\x00" + zigzag(1), "outside 64 bits"),
+    ],
+    ids=["negative enum index", "negative union index", "boolean 5", "int past 32 bits", "11-byte long", "70-bit long"],
+)
+def test_a_body_fastavro_reads_as_made_up_values_is_not_avro(body: bytes, problem: str) -> None:
+    """fastavro reads these as values nobody sent (the last symbol or branch, True, a wrapped number)."""
+    with pytest.raises(NotAvro, match=problem):
+        decode(parse_writer_schema(json.dumps(ENUMS)), body)
+
+
+def test_legal_encodings_fastavro_does_not_write_still_decode() -> None:
+    """Several blocks, a negative block count with its byte size, zero-padded varints: valid Avro (Java's
+    encoders write some), decoded as the same value."""
+    schema = _record({"type": "array", "items": "int"}, "int", ["int", "long"])
+    parsed = parse_writer_schema(json.dumps(schema))
+    padded_one = b"\x82\x80\x00"  # 1, zigzag 2, padded to three bytes
+    blocks = zigzag(-1) + zigzag(1) + zigzag(5) + zigzag(2) + zigzag(6) + zigzag(7) + zigzag(0)
+    body = blocks + padded_one + zigzag(1) + zigzag(3)  # the union's long branch for a value an int holds
+    assert decode(parsed, body) == {"f0": [5, 6, 7], "f1": 1, "f2": 3}
+    assert avro_problem(parsed, body) is None

@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
+import fastavro
 import orjson
 import pytest
 import requests
@@ -25,6 +26,7 @@ from shared.schema_registry.avro_binary import decode, parse_writer_schema
 from shared.schema_registry.client import ConfluentRegistry, EventHubsRegistry, UnknownSchema
 from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.encoder import AvroEncoder
+from shared.schema_registry.wire import confluent_frame
 from tests.unit.shared.schema_registry.conftest import avro_source, generated, records_of
 
 
@@ -210,3 +212,153 @@ def test_a_redirect_is_refused_and_the_credentials_go_nowhere_else() -> None:
     finally:
         listener.close()
         elsewhere.shutdown()
+
+
+ADDRESS = {"type": "record", "name": "Address", "namespace": "com.acme", "fields": [{"name": "city", "type": "string"}]}
+ORDER = {
+    "type": "record",
+    "name": "Order",
+    "namespace": "com.acme",
+    "fields": [{"name": "id", "type": "long"}, {"name": "address", "type": "com.acme.Address"}],
+}
+CITY = {"type": "record", "name": "City", "namespace": "com.acme", "fields": [{"name": "name", "type": "string"}]}
+ADDRESS_OF_CITY = ADDRESS | {"fields": [{"name": "city", "type": "com.acme.City"}]}
+
+
+def _confluent_with_references(answers: dict[str, dict[str, Any]]) -> tuple[HTTPServer, str]:
+    """What Confluent Schema Registry answers for schemas with references (GET by id gives the text and its
+    ``references``; each referenced schema is under its own subject and version); 40403 for the rest."""
+
+    class Answers(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = answers.get(self.path)
+            body = orjson.dumps(found or {"error_code": 40403, "message": "Schema not found"})
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def _reference(subject: str, version: int = 1) -> dict[str, Any]:
+    return {"name": subject, "subject": subject, "version": version}
+
+
+def test_a_schema_with_references_decodes_with_the_referenced_schemas_fetched_by_subject_and_version() -> None:
+    """Confluent schema references (a type defined in another subject), nested: City in Address in Order."""
+    answers = {
+        "/schemas/ids/3": {"schema": orjson.dumps(ORDER).decode(), "references": [_reference("com.acme.Address")]},
+        "/subjects/com.acme.Address/versions/1": {
+            "schema": orjson.dumps(ADDRESS_OF_CITY).decode(),
+            "references": [_reference("com.acme.City", -1)],
+        },
+        "/subjects/com.acme.City/versions/latest": {"schema": orjson.dumps(CITY).decode()},
+    }
+    server, url = _confluent_with_references(answers)
+    try:
+        inline = ORDER | {"fields": [ORDER["fields"][0], {"name": "address", "type": ADDRESS_OF_CITY | {"fields": [
+            {"name": "city", "type": CITY}]}}]}  # fmt: skip
+        sink = io.BytesIO()
+        fastavro.schemaless_writer(sink, fastavro.parse_schema(inline), {"id": 1, "address": {"city": {"name": "A"}}})
+        decoder = AvroDecoder(ConfluentRegistry(url))
+        batch = decoder.decode(
+            records_of([confluent_frame("3", sink.getvalue())]), [confluent_frame("3", sink.getvalue())]
+        )
+        assert [letter.detail for letter in batch.letters] == []
+        assert batch.values == [{"id": 1, "address": {"city": {"name": "A"}}}]
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("answers", "detail"),
+    [
+        (
+            {"/schemas/ids/3": {"schema": orjson.dumps(ORDER).decode(), "references": [_reference("gone")]}},
+            "gone version 1",
+        ),
+        (
+            {
+                "/schemas/ids/3": {
+                    "schema": orjson.dumps(ORDER).decode(),
+                    "references": [_reference(f"s{n}") for n in range(40)],
+                },
+                **{f"/subjects/s{n}/versions/1": {"schema": '"string"'} for n in range(40)},
+            },
+            "more than 32",
+        ),
+    ],
+    ids=["missing reference", "too many references"],
+)
+def test_a_schema_whose_references_cannot_be_had_dead_letters_its_records(
+    answers: dict[str, dict[str, Any]], detail: str
+) -> None:
+    """The schema's problem, not the app's: its records are dead letters with the reason (the partition
+    flows on), not a partition waiting for good (docs/datagen.md)."""
+    server, url = _confluent_with_references(answers)
+    try:
+        value = confluent_frame("3", b"\x02\x02a")
+        (letter,) = AvroDecoder(ConfluentRegistry(url)).decode(records_of([value]), [value]).letters
+        assert letter.reason == "unknown_schema" and detail in letter.detail
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("trickle_from", ["status line", "body"])
+def test_a_registry_that_trickles_its_answer_is_cut_off_at_the_timeout(trickle_from: str) -> None:
+    """The timeout bounds the whole call, not each socket read: a registry (or a proxy) sending a byte now and
+    then would otherwise hold the invocation as long as it likes."""
+    body = b'{"schema": "\\"string\\""}'
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    answer = head + body
+    at_once = 0 if trickle_from == "status line" else len(head)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(answer[:at_once])
+            for index in range(at_once, len(answer)):  # a byte every 0.1 s: each read well within the timeout
+                if stop.wait(0.1):
+                    return
+                try:
+                    connection.sendall(answer[index : index + 1])
+                except OSError:
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        start = time.monotonic()
+        with pytest.raises(RegistryUnavailable, match="within its timeout"):
+            ConfluentRegistry(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=0.5).schema_text("1")
+        assert time.monotonic() - start < 1.5
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_the_event_hubs_client_the_app_builds_has_the_lakes_bounded_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """azure-core's defaults (300 s read timeout, 3 read retries, status retries sleeping for any Retry-After)
+    let one call block about 20 minutes, past maxPollIntervalMs. Built as the app builds it (client=None)."""
+    import azure.identity
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda: FakeCredential())
+    registry = EventHubsRegistry("evhns-test.servicebus.windows.net", "streamingpoc")
+    generated_client: Any = registry._client._generated_client
+    retry, transport = generated_client._config.retry_policy, generated_client._client._pipeline._transport
+    config = transport.connection_config
+    assert (config.timeout, config.read_timeout) == (5, 15)
+    assert (retry.total_retries, retry.status_retries) == (2, 0)
+    backoffs = sum(min(retry.backoff_max, retry.backoff_factor * 2**n) for n in range(1, retry.total_retries))
+    worst = (retry.total_retries + 1) * (config.timeout + config.read_timeout) + backoffs
+    assert worst == registry.max_call_seconds == 62

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from shared.lineage import LINEAGE_COLUMNS
 from shared.reprocess import recompute_hour
 from shared.schema_registry import decoder as decoder_module
 from shared.schema_registry.avro_binary import encode, parse_writer_schema
-from shared.schema_registry.client import ConfluentRegistry
+from shared.schema_registry.client import ConfluentRegistry, RegistrySchema, UnknownSchema
 from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.encoder import AvroEncoder
 from shared.schema_registry.wire import confluent_frame
@@ -80,10 +81,11 @@ def test_an_unknown_id_is_asked_again_after_a_while_not_on_every_batch(registry:
 
     class Counting:
         kind = "confluent"
+        max_call_seconds = client.max_call_seconds
 
-        def schema_text(self, schema_id: str) -> tuple[str, str]:
+        def schema(self, schema_id: str) -> RegistrySchema:
             asked.append(schema_id)
-            return client.schema_text(schema_id)
+            return client.schema(schema_id)
 
         def register(self, subject: str, schema: str) -> str:
             return client.register(subject, schema)
@@ -264,3 +266,152 @@ def test_junk_values_naming_random_ids_leave_a_bounded_memory_of_unknown_ids(
         remembered = set(decoder._unknown_since)
         assert remembered == set(decoder._schemas) and {str(i) for i in ids} <= remembered
         assert len(remembered) == min(8, 5 * (batch_number + 1))
+
+
+def _zigzag(number: int) -> bytes:
+    number = (number << 1) ^ (number >> 63)
+    out = bytearray()
+    while number & ~0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def test_a_record_declaring_countless_zero_width_array_items_is_a_dead_letter_without_decoding(registry: str) -> None:
+    """An array of nulls: 2**62 items in a few bytes would take the worker's memory; its schema is refused
+    up front (a million items here, so that without the refusal the test fails fast instead)."""
+    source = avro_source()
+    client = ConfluentRegistry(registry)
+    encoder = AvroEncoder(source, client, "orders")
+    newer = json.loads(encoder.schema_text)
+    newer["fields"].append({"name": "pad", "type": {"type": "array", "items": "null"}, "default": []})
+    schema_id = client.register("orders-value", json.dumps(newer))
+    ((key, text),) = generated(source, 1)
+    body = encoder.encode(key, text).value[5:] + _zigzag(2**20) + b"\x00"
+    batch = process_batch(
+        source, records_of([confluent_frame(schema_id, body)]), max_record_bytes=1 << 20, decoder=AvroDecoder(client)
+    )
+    (letter,) = batch.dead_letters
+    assert batch.row_count == 0 and letter.reason == "unknown_schema" and "zero bytes" in letter.detail
+
+
+ENUMS = {
+    "type": "record",
+    "name": "Thing",
+    "namespace": "x",
+    "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "color", "type": {"type": "enum", "name": "Color", "symbols": ["RED", "GREEN", "BLUE"]}},
+        {"name": "note", "type": ["null", "string", "long"], "default": None},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [_zigzag(7) + _zigzag(-1) + _zigzag(0), _zigzag(7) + _zigzag(0) + _zigzag(-1) + _zigzag(12345)],
+    ids=["enum index -1", "union index -1"],
+)
+def test_a_negative_enum_or_union_index_is_not_avro_not_the_last_symbol(registry: str, body: bytes) -> None:
+    schema_id = ConfluentRegistry(registry).register("things-value", json.dumps(ENUMS))
+    batch = _read_as(registry, _thing_source(ENUMS), [confluent_frame(schema_id, body)])
+    assert batch.row_count == 0
+    assert [(letter.reason, "index -1" in letter.detail) for letter in batch.dead_letters] == [("not_avro", True)]
+
+
+class _NoSchemas:
+    """A registry that holds no schema; ``answer`` decides each call (raise, or block until released)."""
+
+    kind = "confluent"
+    max_call_seconds = 10.0
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def schema(self, schema_id: str) -> RegistrySchema:
+        self.answer(schema_id)
+        raise UnknownSchema(f"the registry has no schema {schema_id}")
+
+    def register(self, subject: str, schema: str) -> str:
+        raise NotImplementedError
+
+
+def _junk(ids: list[int]) -> list[bytes | None]:
+    return [struct.pack(">bI", 0, i) + b"\x02" for i in ids]
+
+
+def test_concurrent_batches_on_one_decoder_each_read_their_own_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sources on one registry share a decoder: one batch's bound on remembered unknown ids must not
+    take an id from the other between its fetch and its read (a KeyError failed that batch)."""
+    monkeypatch.setattr(decoder_module, "MAX_UNKNOWN_IDS", 2)
+    asked_two, release = threading.Event(), threading.Event()
+
+    def slow_on_two(schema_id: str) -> None:
+        if schema_id == "2":
+            asked_two.set()
+            assert release.wait(10)
+
+    decoder = AvroDecoder(_NoSchemas(slow_on_two))
+    outcome: dict[str, object] = {}
+
+    def first() -> None:
+        try:
+            batch = process_batch(avro_source(), records_of(_junk([1, 2])), max_record_bytes=1 << 20, decoder=decoder)
+            outcome["first"] = sorted(letter.reason for letter in batch.dead_letters)
+        except Exception as error:  # the outcome is asserted below
+            outcome["first"] = error
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert asked_two.wait(10)  # id 1 is known as unknown, id 2 is being asked
+    other = process_batch(avro_source(), records_of(_junk([100, 101, 102])), max_record_bytes=1 << 20, decoder=decoder)
+    assert {letter.reason for letter in other.dead_letters} == {"unknown_schema"}
+    release.set()
+    thread.join(10)
+    assert outcome["first"] == ["unknown_schema", "unknown_schema"]
+
+
+def test_many_unknown_ids_get_through_a_rate_limiting_registry() -> None:
+    """Junk values naming 200 ids, a registry allowing 10 calls a second (then 429: RegistryUnavailable), the
+    processing function's retry delays on a fake clock: each attempt keeps what it learnt, so the batch ends
+    in about 20 attempts instead of starting over for good."""
+    now, used, calls = [0.0], {}, []
+
+    def rate_limited(schema_id: str) -> None:
+        second = int(now[0])
+        if used.get(second, 0) >= 10:
+            raise RegistryUnavailable("schema registry: HTTP 429 Too Many Requests")
+        used[second] = used.get(second, 0) + 1
+        calls.append(schema_id)
+
+    decoder = AvroDecoder(_NoSchemas(rate_limited), clock=lambda: now[0])
+    records = records_of(_junk([1_000_000 + i for i in range(200)]))
+    for attempt in range(100):
+        try:
+            batch = process_batch(avro_source(), records, max_record_bytes=1 << 20, decoder=decoder)
+        except RegistryUnavailable:
+            now[0] += [2, 4, 8, 16, 32][attempt % 5]  # process_<source>'s retry delays, then again in place
+            continue
+        break
+    else:
+        pytest.fail(f"200 unknown ids never got past the rate limit: {len(calls)} registry calls")
+    assert {letter.reason for letter in batch.dead_letters} == {"unknown_schema"} and batch.row_count == 0
+    assert attempt <= 25 and len(set(calls)) == 200
+
+
+def test_an_attempt_spends_a_bounded_time_on_the_registry_and_the_next_goes_on() -> None:
+    """A slow registry (each call a second) is asked while the attempt has spent less than
+    REGISTRY_SECONDS_PER_BATCH; the batch waits (RegistryUnavailable) and its next attempt fetches on."""
+    now = [0.0]
+
+    def slow(_: str) -> None:
+        now[0] += 1.0
+
+    decoder = AvroDecoder(_NoSchemas(slow), clock=lambda: now[0])
+    records = records_of(_junk(list(range(1, 21))))
+    with pytest.raises(RegistryUnavailable, match="5 of 20 schemas fetched"):
+        process_batch(avro_source(), records, max_record_bytes=1 << 20, decoder=decoder)
+    assert now[0] == decoder_module.REGISTRY_SECONDS_PER_BATCH == 5.0
+    with pytest.raises(RegistryUnavailable, match="5 of 15 schemas fetched"):
+        process_batch(avro_source(), records, max_record_bytes=1 << 20, decoder=decoder)
