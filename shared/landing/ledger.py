@@ -78,10 +78,12 @@ class Ledger:
     pending: Pending | None = None
     previous: list[dict[str, Any]] = field(default_factory=list)
 
-    def incarnation_of(self, records: Sequence[KafkaRecord]) -> int:
+    def incarnation_of(self, records: Sequence[KafkaRecord], same_stream: int | None = None) -> int:
         """The life ``records`` (one batch, one life) belong to: the current or an earlier one whose fingerprint a
         record matches; else the next one when a record contradicts the current fingerprints (the offsets
-        restarted); else the current one."""
+        restarted); else, with no record at a fingerprinted offset, ``same_stream`` (the life of the batch this
+        one continues or retries, read by the same consumer) unless a record contradicts that life; else the
+        current one."""
         digests: dict[int, str] = {}
 
         def matches(known: dict[int, str]) -> bool | None:
@@ -98,10 +100,16 @@ class Ledger:
         current = matches(self.fingerprints)
         if current:
             return self.incarnation
+        verdicts = {}
         for earlier in reversed(self.previous):
-            if matches(_fingerprints(earlier)):
+            verdict = verdicts[int(earlier["incarnation"])] = matches(_fingerprints(earlier))
+            if verdict:
                 return int(earlier["incarnation"])
-        return self.incarnation if current is None else self.incarnation + 1
+        if current is False:
+            return self.incarnation + 1
+        if same_stream is not None and verdicts.get(same_stream) is None:
+            return same_stream
+        return self.incarnation
 
     def first_contradiction(self, records: Sequence[KafkaRecord]) -> int | None:
         """The lowest offset of ``records`` whose record differs from this life's fingerprint there."""

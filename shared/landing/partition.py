@@ -117,6 +117,8 @@ class PartitionLanding:
         self.clock: Callable[[], float] = wall_clock
         self._ledger: Ledger | None = None
         self._version: str | None = None
+        self._admitted: tuple[int, int, int] | None = None  # this instance's last batch: first, last offset, life
+        self._admitting: tuple[int, int, int] | None = None  # the batch in admission, until its ledger write
 
     @property
     def path(self) -> str:
@@ -134,8 +136,10 @@ class PartitionLanding:
         landed = ledger.landed
         steady = not landed or first.offset > landed[-1][1]
         if steady and not ledger.previous:  # all new, and the topic never restarted: nothing to compare
+            self._admitting = (first.offset, last.offset, ledger.incarnation)
             return Admission(ledger.incarnation, first.offset, last.offset, None, first, last, repaired)
-        incarnation = ledger.incarnation_of(records)
+        incarnation = ledger.incarnation_of(records, self._same_stream(first.offset))
+        self._admitting = (first.offset, last.offset, incarnation)
         if incarnation > ledger.incarnation:
             log.warning("%s: offsets restarted; new incarnation %d", self.name, incarnation)
             ledger = self._ledger = ledger.next_incarnation(ledger.first_contradiction(records))
@@ -159,6 +163,16 @@ class PartitionLanding:
             before_seen,
         )
 
+    def _same_stream(self, first_offset: int) -> int | None:
+        """The life of this instance's last batch of the partition when this one retries it or follows it: one
+        consumer reads one log in order, so with no fingerprint to say otherwise it is the same life. (After
+        a restart was seen elsewhere, a batch this instance read ahead would otherwise default to the new life:
+        below the new life's first offset landed twice, above it hidden as landed there.)"""
+        admitted = self._admitted
+        if admitted is None or first_offset not in (admitted[0], admitted[1] + 1):
+            return None
+        return admitted[2]
+
     def split_at(self, records: Sequence[KafkaRecord]) -> int | None:
         """Where ``records`` cross from one life of the partition's offsets to the next (``Ledger.split_at``)."""
         return self._loaded().split_at(records)
@@ -180,6 +194,7 @@ class PartitionLanding:
         elif files:
             raise ValueError("files planned for a batch with no fresh records")
         self._commit(ledger)
+        self._admitted = self._admitting  # decided on the ledger the write was conditional on
         return Begun(admission, tuple(files), self._deadline(started))
 
     def write(self, begun: Begun) -> Written:

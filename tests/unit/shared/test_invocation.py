@@ -156,6 +156,24 @@ def test_a_redelivery_across_a_seen_restart_counts_the_earlier_lives_records_onc
     assert _counted(gateway) == 250
 
 
+def test_a_second_instance_that_read_ahead_below_a_restart_seen_elsewhere_lands_and_counts_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    """The old life's log started at 40. A lands the new life's [0..1] (as the old life: no fingerprint there);
+    the partition moves to B, which reads [0..46] from the committed offset and sees the restart at 40. A still
+    runs the batches it read ahead ([2..5], then [6..29], as the Kafka extension's executor channel holds
+    them): they touch no fingerprint, and taken for the new life, where nothing below 40 landed, they landed
+    and were counted again. They follow A's own last batch, so they are that batch's life."""
+    a, b, gateway = LocalLake(tmp_path), LocalLake(tmp_path), ApplyingGateway()
+    landed = _deliver(a, gateway, records_for(MOBILE, 60, first_offset=40, seed=1))
+    new_life = records_for(MOBILE, 47, first_offset=0, seed=2)
+    landed += _deliver(a, gateway, new_life[0:2])
+    landed += _deliver(b, gateway, new_life[0:47])
+    landed += _deliver(a, gateway, new_life[2:6])
+    landed += _deliver(a, gateway, new_life[6:30])
+    assert (landed, _counted(gateway)) == (107, 107)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_any_cut_of_a_new_life_crossing_the_old_ones_lands_and_counts_once(tmp_path: Path, seed: int) -> None:
     """The old life landed 100..199; the new life 0..149 comes in batches that start where a consumer can start

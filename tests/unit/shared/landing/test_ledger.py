@@ -44,3 +44,18 @@ def test_a_ledger_written_by_the_previous_version_keeps_working(tmp_path: Path) 
     assert landed_positions(tmp_path) == expected
     assert land_clicks(LocalLake(tmp_path), records[50:150]) == 0
     assert landed_positions(tmp_path) == expected
+
+
+def test_a_batch_at_no_fingerprint_is_the_life_of_the_batch_it_follows_unless_that_life_contradicts_it() -> None:
+    from shared.landing.ledger import Ledger, fingerprint
+
+    old, new = records_for(CLICKS, 20, seed=1), records_for(CLICKS, 20, seed=2)
+    ledger = Ledger(incarnation=0, landed=[[0, 9]], fingerprints={0: fingerprint(old[0]), 9: fingerprint(old[9])})
+    ledger = ledger.next_incarnation()  # the topic restarted: life 1
+    ledger.fingerprints = {0: fingerprint(new[0]), 15: fingerprint(new[15])}
+    ledger.landed = [[0, 15]]
+    unmarked = old[10:14]  # at no fingerprint of either life
+    assert ledger.incarnation_of(unmarked) == 1, "without a stream to follow: the current life"
+    assert ledger.incarnation_of(unmarked, same_stream=0) == 0
+    assert ledger.incarnation_of(old[9:14], same_stream=0) == 0, "matching life 0's fingerprint at 9"
+    assert ledger.incarnation_of(new[9:14], same_stream=0) == 1, "contradicting life 0 at 9: not that life"

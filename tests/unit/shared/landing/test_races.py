@@ -302,17 +302,12 @@ def _retry_a_batch_held_across_a_restart(scratch: Path, second_life_landed: int)
     return guard_b
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a known bound (docs/reliability.md, Windows): a batch of an earlier life that touches no fingerprint",
-)
 def test_a_batch_held_across_a_restart_is_not_hidden_by_the_next_life(scratch: Path) -> None:
     """A holds a batch of the first life just past everything landed (never landed, so none of its offsets
     is fingerprinted) and retries it after B has landed the topic's second life further than it. None of
-    its records is at a kept fingerprint, so it is taken for the second life and skipped as landed there:
-    its records are in no file, silently. reliability.md bounds this window by "a batch redelivered from
-    a committed offset starts at a landing's first record", but a batch in flight when the topic was
-    recreated starts right after the last landing, at an offset no life fingerprinted."""
+    its records is at a kept fingerprint; taken for the second life it was skipped as landed there, its
+    records in no file. It follows A's own last batch of the partition, so it is the life of that batch
+    (``PartitionLanding._same_stream``): it lands in the first life."""
     _retry_a_batch_held_across_a_restart(scratch, second_life_landed=20)
     both = Scenario("held across a restart", a=[FIRST_LIFE[0:15]], b=[SECOND_LIFE[0:20]])
     _check(both, scratch, ())
