@@ -155,7 +155,14 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
         if part.earlier
         for life, span in part.life_spans().items()
     }
-    signals = signals_for(source.name, signalled, invocation.spans, buckets=buckets.get(source.name), life_spans=lives)
+    signals = signals_for(
+        source.name,
+        signalled,
+        invocation.spans,
+        buckets=buckets.get(source.name),
+        life_spans=lives,
+        now_ms=invocation.now_ms,
+    )
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
         rejected = _Rejected(gateway.rejected, report.unencodable)

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.lineage import MAX_EVENT_LEAD_MS
 from shared.records import OffsetSpan, OffsetSpans, TopicPartition
 from shared.source_model import Row
 from shared.sources import get_source
@@ -38,6 +39,7 @@ def signals_for(
     *,
     buckets: int | None = None,
     life_spans: Mapping[PartitionLife, OffsetSpan] | None = None,
+    now_ms: int | None = None,
 ) -> list[Signal]:
     """The ``apply`` signals for a batch's landed rows; [] for a source without state.
 
@@ -48,6 +50,10 @@ def signals_for(
     N as the lake records it (``shared.state.bucket_counts``), needed for a keyed source.
     ``life_spans`` holds the span of each life of a partition whose batch crossed the point where
     its offsets restarted (``PartitionBatch.life_spans``); such a life's part carries that span.
+    ``now_ms``: the invocation's clock. An event more than ``MAX_EVENT_LEAD_MS`` past it (a producer
+    whose clock, and so the Kafka timestamp its event time is checked against, runs far ahead) reaches
+    the entity as happening now: at its own time it would make every later event of its key late,
+    freezing the key's sessions, windows and last values. The landed row keeps its time.
     """
     kind = entity_for(source_name)
     if kind is None or not rows:
@@ -56,14 +62,18 @@ def signals_for(
         raise ValueError(f"{source_name} keeps keyed state: its bucket count (the lake's record) is needed")
     count = buckets
     entity_key, compact = get_source(source_name).entity_key, kind.compact
+    latest = None if now_ms is None else now_ms + MAX_EVENT_LEAD_MS
     by_key: dict[tuple[str, str, int, int], list[list[Any]]] = {}
     for row in rows:
         group = (str(entity_key(row)), row["_topic"], row["_partition"], row["_incarnation"])
+        event = compact(row)  # [offset, event_ms, ...]
+        if latest is not None and event[1] > latest:
+            event[1] = now_ms
         events = by_key.get(group)
         if events is None:
-            by_key[group] = [compact(row)]
+            by_key[group] = [event]
         else:
-            events.append(compact(row))
+            events.append(event)
     homes: dict[str, str] = {}
     by_bucket: dict[str, dict[PartitionLife, dict[str, list[list[Any]]]]] = {}
     for (key, topic, partition, incarnation), events in by_key.items():

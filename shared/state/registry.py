@@ -31,7 +31,7 @@ class EntityKind:
 
     name: str
     source: str
-    compact: Callable[[Row], list[Any]]
+    compact: Callable[[Row], list[Any]]  # a row as its event: [offset, event_ms, ...]
     fold: Fold
     reduce: Reducer
     buckets: int

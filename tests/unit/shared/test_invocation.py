@@ -216,3 +216,63 @@ def test_a_redelivery_from_a_committed_offset_below_the_seen_restart_proves_what
     landed += _deliver(lake, gateway, new_life[50:])
     landed += _deliver(lake, gateway, new_life[30:])
     assert (landed, _counted(gateway)) == (250, 250)
+
+
+FAR_FUTURE_MS = 4_070_908_800_000  # 2099-01-01: a producer whose clock runs far ahead
+MINUTE_MS = 60_000
+
+
+def _iso(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _tap(offset: int, ms: int, screen: str) -> KafkaRecord:
+    value = {
+        "event_id": f"e{offset}",
+        "device_id": "device-1",
+        "user_id": "u",
+        "session_id": "s",
+        "event_type": "tap",
+        "screen": screen,
+        "app_version": "4.3.0",
+        "os": "iOS",
+        "os_version": "18.1",
+        "timestamp": _iso(ms),
+        "properties": {},
+    }
+    return KafkaRecord("mobile", 0, offset, "device-1", orjson.dumps(value), ms)
+
+
+def _reading(offset: int, ms: int, kafka_ms: int | None, value: float) -> KafkaRecord:
+    body = {"sensor_id": "s-1", "site": "ams-1", "metric": "humidity", "value": value, "unit": "percent"}
+    return KafkaRecord("sensors", 0, offset, "s-1", orjson.dumps(body | {"timestamp": _iso(ms)}), kafka_ms)
+
+
+def _state_after(source_name: str, tmp_path: Path, batches: list[tuple[int, list[KafkaRecord]]]) -> dict[str, Any]:
+    """Each batch processed at its own clock; the one key's state."""
+    lake, gateway, source = LocalLake(tmp_path), ApplyingGateway(), SOURCES[source_name]
+    for now_ms, records in batches:
+        context = context_for(source, lake, now_ms=now_ms)
+        asyncio.run(handle_batch_with_state(context, records, gateway, StateJoiner()))
+    entity = "device_activity" if source_name == "mobile" else "sensor_stats"
+    (state,) = gateway.key_states(entity).values()
+    return state
+
+
+def test_an_event_from_a_clock_far_ahead_does_not_freeze_its_devices_sessions(tmp_path: Path) -> None:
+    """Its Kafka timestamp is as far ahead as its event time, so the row keeps that time; the entity takes it as
+    happening when it was processed, or every later event of the device would be late to its session."""
+    poison = _tap(0, FAR_FUTURE_MS, "future")
+    normal = [_tap(1 + i, FIXED_NOW_MS + i * 40 * MINUTE_MS, f"s{i}") for i in range(12)]
+    state = _state_after("mobile", tmp_path, [(FIXED_NOW_MS, [poison]), (FIXED_NOW_MS + 8 * 3_600_000, normal)])
+    assert state["events"] == 13
+    assert (state.get("late_to_session", 0), state["sessions_closed"], state["last_screen"]) == (0, 11, "s11")
+
+
+def test_a_reading_from_a_clock_far_ahead_does_not_take_later_readings_out_of_their_windows(tmp_path: Path) -> None:
+    poison = _reading(0, FAR_FUTURE_MS, None, 50.0)  # no Kafka timestamp: an event time before 2100 is its time
+    normal = [_reading(1 + i, FIXED_NOW_MS + i * MINUTE_MS, FIXED_NOW_MS + i * MINUTE_MS, 40.0 + i) for i in range(30)]
+    state = _state_after("sensors", tmp_path, [(FIXED_NOW_MS, [poison]), (FIXED_NOW_MS + 30 * MINUTE_MS, normal)])
+    assert (state["count"], state.get("late", 0), state["last_value"]) == (31, 0, 69.0)
