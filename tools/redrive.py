@@ -194,6 +194,7 @@ class EventHubsRedriveSender:
         self.namespace = namespace if "." in namespace else f"{namespace}{EVENTHUBS_SUFFIX}"
 
     def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:
+        from azure.core.exceptions import ClientAuthenticationError
         from azure.eventhub import EventHubProducerClient
         from azure.eventhub.exceptions import AuthenticationError, ConnectError
         from azure.identity import DefaultAzureCredential
@@ -210,8 +211,8 @@ class EventHubsRedriveSender:
                 try:
                     for members, batch in self._batches(client, key, messages, indexes, outcomes):
                         _send_batch(client, batch, members, outcomes)
-                except (AuthenticationError, ConnectError):  # no batch of this key could be made: none was tried
-                    continue
+                except (AuthenticationError, ClientAuthenticationError, ConnectError):  # no batch of this key made
+                    continue  # (no login, e.g. no `az login`: the credential's own error): none was tried
         return [outcome or Delivery.NOT_SENT for outcome in outcomes]
 
     @staticmethod
@@ -251,12 +252,13 @@ class EventHubsRedriveSender:
 def _send_batch(client: Any, batch: Any, members: list[int], outcomes: list[Delivery | None]) -> None:
     """Send one batch: acknowledged, not sent (refused before any byte of it went: no connection, no
     authorisation), or unknown (anything else: it may have been appended)."""
+    from azure.core.exceptions import ClientAuthenticationError
     from azure.eventhub.exceptions import AuthenticationError, ConnectError, EventHubError
 
     try:
         client.send_batch(batch)
         outcome = Delivery.ACKNOWLEDGED
-    except (AuthenticationError, ConnectError):
+    except (AuthenticationError, ClientAuthenticationError, ConnectError):
         outcome = Delivery.NOT_SENT
     except EventHubError:
         outcome = Delivery.UNKNOWN

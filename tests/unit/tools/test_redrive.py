@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.lake import LocalLake
-from shared.redrive import redrive, redrive_log, take_lease
+from shared.redrive import Delivery, OutgoingRedrive, redrive, redrive_log, take_lease
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW_MS
@@ -102,3 +102,32 @@ def test_the_tools_that_send_the_system_key_refuse_a_url_that_is_not_https_or_lo
 def test_https_and_the_local_host_are_taken(url: str) -> None:
     assert redrive_cli.DurableHttpSignaller(url).base_url == url
     assert DurableHttp(f"{url}/runtime/webhooks/durabletask", None).base_url.startswith(url)
+
+
+class _NoLogin:
+    """Stands in for azure-eventhub's producer (no Event Hubs here): the credential finds no login, as
+    DefaultAzureCredential does without ``az login``, when the first batch is made."""
+
+    def __init__(self, **_: object) -> None: ...
+
+    def __enter__(self) -> _NoLogin:
+        return self
+
+    def __exit__(self, *_: object) -> None: ...
+
+    def create_batch(self, **_: object) -> None:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+
+def test_without_an_azure_login_the_event_hubs_sender_sends_nothing_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not sent (sent again next run), never unconfirmed: no batch was made, so none can have been appended."""
+    import azure.eventhub
+
+    monkeypatch.setattr(azure.eventhub, "EventHubProducerClient", _NoLogin)
+    sender = redrive_cli.EventHubsRedriveSender("evhns-spoc-x1y2")
+    outgoing = [OutgoingRedrive("k", b"{}", (), None) for _ in range(3)]  # type: ignore[arg-type]
+    assert sender.send("orders", outgoing) == [Delivery.NOT_SENT] * 3
