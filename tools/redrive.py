@@ -81,7 +81,7 @@ class DurableHttpSignaller:
         self.timeout = timeout
 
     def signal(self, signals: Sequence[Signal]) -> list[bool]:
-        import urllib.error
+        import http.client
         import urllib.request
         from urllib.parse import quote, urlencode
 
@@ -98,7 +98,7 @@ class DurableHttpSignaller:
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     accepted.append(response.status == 202)
-            except (urllib.error.URLError, TimeoutError) as error:
+            except (OSError, http.client.HTTPException) as error:  # URLError, a reset, a dropped answer
                 print(f"signal {signal.entity}/{signal.key} failed: {error}", file=sys.stderr)
                 accepted.append(False)
         return accepted

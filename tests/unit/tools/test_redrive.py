@@ -131,3 +131,28 @@ def test_without_an_azure_login_the_event_hubs_sender_sends_nothing_and_says_so(
     sender = redrive_cli.EventHubsRedriveSender("evhns-spoc-x1y2")
     outgoing = [OutgoingRedrive("k", b"{}", (), None) for _ in range(3)]  # type: ignore[arg-type]
     assert sender.send("orders", outgoing) == [Delivery.NOT_SENT] * 3
+
+
+def test_an_entity_api_that_drops_the_connection_is_a_failed_signal_not_a_traceback() -> None:
+    """A re-signal can be repeated (the entity applies an offset once): the next run re-applies it."""
+    import socket
+    import threading
+
+    from shared.state.aggregate import Signal
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drop_each_connection() -> None:
+        for _ in range(2):
+            connection, _ = listener.accept()
+            connection.recv(65536)
+            connection.close()  # no answer: http.client's RemoteDisconnected
+
+    threading.Thread(target=drop_each_connection, daemon=True).start()
+    port = listener.getsockname()[1]
+    signaller = redrive_cli.DurableHttpSignaller(f"http://127.0.0.1:{port}", timeout=5.0)
+    signals = [Signal("device_activity", f"~b{i}of8", "apply", {"parts": []}) for i in range(2)]
+    try:
+        assert signaller.signal(signals) == [False, False]
+    finally:
+        listener.close()
