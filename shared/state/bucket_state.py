@@ -25,6 +25,7 @@ Operations:
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from shared.offset_ranges import OffsetRanges
 from shared.state.buckets import is_bucket_key
 from shared.state.offsets import (
     APPLIED,
@@ -46,7 +48,7 @@ from shared.state.offsets import (
 )
 
 KEYS = "keys"
-UNREADABLE = "_unreadable"  # key states whose stored text was not a JSON object, kept for a person to read
+UNREADABLE = "_unreadable"  # damaged key states (not a JSON object, or one the fold cannot read), kept to read
 ORIGINS = "_origins"
 MOVED_FROM = "_moved_from"
 log = logging.getLogger("streamingpoc.state")
@@ -63,11 +65,16 @@ class Outcome:
 def operate(
     fold: Fold, reduce: Reducer, entity_key: str, state: dict[str, Any], operation: str, payload: Any
 ) -> Outcome:
-    """One operation on one entity: a bucket (``~b<i>of<n>``) or a per-key entity of the previous layout."""
+    """One operation on one entity: a bucket (``~b<i>of<n>``) or a per-key entity of the previous layout.
+
+    A per-key entity's reducer works on a copy: the Python SDK persists the live state object of a batch
+    whatever its operations did (``azure/durable_functions/entity.py``), so one that raised half-way would
+    otherwise keep its half-applied changes with no range marked, and count them again when redelivered.
+    """
     if not is_bucket_key(entity_key):
-        return Outcome(reduce(state, operation, payload))
+        return Outcome(reduce(copy.deepcopy(state), operation, payload))
     if operation == "apply":
-        return Outcome(apply(fold, state, payload))
+        return apply(fold, state, payload)
     if operation == "adopt":
         conflicts = adopt(state, payload)
         refused = f"adopt refused for {len(conflicts)} keys held with other state: {conflicts[:10]!r}"
@@ -75,59 +82,94 @@ def operate(
     raise ValueError(f"a bucket has no operation {operation!r}")
 
 
-def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+Batches = list[tuple[dict[str, Any], list[list[Any]]]]  # one key's (part, its events the bucket has not applied)
+
+
+def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome:
     """Apply each part's events the bucket has not applied yet, then mark the parts' ranges applied.
 
-    All or nothing: ``state`` changes only once every part is folded, so an operation that raises
-    leaves no range marked applied without its events. A key whose stored text is not a JSON object
-    (damaged outside this code) is set aside under ``_unreadable`` with its text and starts again,
-    so one key cannot stop its bucket.
+    All or nothing: ``state`` changes only once every key is folded, so an operation that raises
+    leaves no range marked applied without its events. Each key is folded on its own, so one key
+    cannot stop its bucket: a key whose stored text is not a JSON object, or whose fold raises on
+    its stored state (a field of the wrong type: damaged outside this code), is set aside under
+    ``_unreadable`` with its text and folded again from no state. A key whose events raise from no
+    state too (the events are the problem; they were validated, so a bug) keeps its state, and its
+    events' offsets are left out of the ranges marked applied: not counted, not skipped when signalled
+    again. The other keys' events count, and the operation's error result names the key.
     """
     keys: dict[str, str] = state.setdefault(KEYS, {})
     applied = {where: list(ranges) for where, ranges in applied_ranges(state).items()}
     origins: dict[str, dict[str, Any]] = state.get(ORIGINS, {})
-    touched: dict[str, dict[str, Any]] = {}
-    unreadable: dict[str, str] = {}
+    pending: dict[str, Batches] = {}
     for part in payload["parts"]:
         where = position(part)
         ranges = applied.get(where)
         for key, events in part["keys"].items():
             fresh = not_in(ranges, events)
-            if not fresh:
-                continue
-            held = touched.get(key)
-            if held is None:
-                held = touched[key] = _readable(keys, key, unreadable)
+            if fresh:
+                pending.setdefault(key, []).append((part, fresh))
+        mark(applied, where, *part_range(part))
+    folded: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
+    refused: list[str] = []
+    for key, batches in pending.items():
+        text = keys.get(key)
+        held = {} if text is None else _parsed(text)
+        result = _folded(fold, held, batches, origins) if held is not None else None
+        if not isinstance(result, str) and text is not None:  # damaged: fold again from no state
+            result = _folded(fold, {}, batches, origins)
+            if isinstance(result, str):
+                why = "is not a JSON object" if held is None else "is a JSON object the fold cannot read"
+                unreadable[key] = _set_aside(key, text, why)
+        if isinstance(result, str):
+            folded[key] = result
+        else:
+            log.error("events of key %r cannot be folded even from no state; left unapplied", key, exc_info=result)
+            refused.append(key)
+            for part, fresh in batches:
+                where = position(part)
+                applied[where] = _unmarked(applied[where], {event[0] for event in fresh})
+    keys.update(folded)
+    state[APPLIED] = applied
+    if unreadable:
+        state.setdefault(UNREADABLE, {}).update(unreadable)
+    message = f"events of {len(refused)} keys could not be folded and were left unapplied: {refused[:10]!r}"
+    return Outcome(state, message if refused else None)
+
+
+def _folded(fold: Fold, held: dict[str, Any], batches: Batches, origins: dict[str, dict[str, Any]]) -> str | Exception:
+    """The key's state with its events folded in, as the JSON text its bucket holds; the exception if it raised."""
+    try:
+        for part, fresh in batches:
+            where = position(part)
             if APPLIED in held:  # moved from the per-key layout: what it applied there counts too
                 fresh = not_in(held[APPLIED].get(where), fresh)
             if MOVED_FROM in held:  # moved from a bucket of another N: what that bucket applied counts too
                 fresh = not_in(origins.get(held[MOVED_FROM], {}).get(where), fresh)
             if fresh:
                 fold(held, fresh, part)
-        mark(applied, where, *part_range(part))
-    for key, held in touched.items():
-        keys[key] = dump(held)
-    state[APPLIED] = applied
-    if unreadable:
-        state.setdefault(UNREADABLE, {}).update(unreadable)
-    return state
+        return dump(held)
+    except Exception as error:  # a damaged state (or a bug) of one key: apply decides, the other keys go on
+        return error
 
 
-def _readable(keys: dict[str, str], key: str, unreadable: dict[str, str]) -> dict[str, Any]:
-    """The key's state to fold into: its stored state, or a new one when the stored text is unreadable."""
-    text = keys.get(key)
-    if text is None:
-        return {}
-    parsed = _parsed(text)
-    if parsed is None:
-        unreadable[key] = _set_aside(key, text)
-        return {}
-    return parsed
+def _unmarked(ranges: OffsetRanges, offsets: set[int]) -> OffsetRanges:
+    """``ranges`` without ``offsets`` (which they hold only as this operation marked them)."""
+    kept: OffsetRanges = []
+    for low, high in ranges:
+        start = low
+        for offset in sorted(o for o in offsets if low <= o <= high):
+            if offset > start:
+                kept.append([start, offset - 1])
+            start = offset + 1
+        if start <= high:
+            kept.append([start, high])
+    return kept
 
 
-def _set_aside(key: str, held: Any) -> str:
-    """What ``_unreadable`` keeps of a key whose stored text is not a JSON object (damaged outside this code)."""
-    log.error("key state %r is not a JSON object; set aside under %s", key, UNREADABLE)
+def _set_aside(key: str, held: Any, why: str = "is not a JSON object") -> str:
+    """What ``_unreadable`` keeps of a key whose stored state is damaged (outside this code)."""
+    log.error("key state %r %s; set aside under %s", key, why, UNREADABLE)
     return held if isinstance(held, str) else repr(held)
 
 

@@ -15,8 +15,18 @@ def profile_keys(rows: list[Row]) -> set[str]:
     return {str(row["userid"]) for row in rows if row["user_known"]}
 
 
+def usable_profile(state: dict[str, Any]) -> bool:
+    """Whether a user's state has the shape the join reads: no profile, or one whose joined fields are text."""
+    profile = state.get("profile")
+    return profile is None or (
+        isinstance(profile, dict) and all(isinstance(profile.get(name), str | None) for name in JOINED_FIELDS)
+    )
+
+
 def enrich_clicks(rows: list[Row], profiles: Mapping[str, dict[str, Any] | None]) -> int:
-    """Fill the joined columns in place from ``profiles`` (user id -> entity state); returns rows matched."""
+    """Fill the joined columns in place from ``profiles`` (user id -> entity state); returns rows matched.
+
+    A state of another shape must not reach here (``usable_profile``; ``shared.state.lookups`` reads it as None)."""
     matched = 0
     for row in rows:
         state = profiles.get(str(row["userid"])) if row["user_known"] else None

@@ -15,7 +15,8 @@ from typing import Any
 from shared.source_model import Row
 from shared.state import sensor_stats, user_profile
 from shared.state.anomaly import count_late, flag_anomalies
-from shared.state.enrich import enrich_clicks, profile_keys
+from shared.state.enrich import enrich_clicks, profile_keys, usable_profile
+from shared.state.running_stats import is_anomaly, update
 
 States = Mapping[str, dict[str, Any] | None]
 
@@ -28,11 +29,16 @@ class JoinOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """``entity``'s states for ``keys(rows)`` are read (once per key, cached), then ``apply(rows, states)``."""
+    """``entity``'s states for ``keys(rows)`` are read (once per key, cached), then ``apply(rows, states)``.
+
+    ``usable(state)``: whether a key's state has the shape ``apply`` reads; one that has not (damaged outside
+    this code) is passed to ``apply`` as no state, so one key cannot stop its source's batches.
+    """
 
     entity: str
     keys: Callable[[list[Row]], set[str]]
     apply: Callable[[list[Row], States], JoinOutcome]
+    usable: Callable[[dict[str, Any]], bool]
 
 
 def _join_profiles(rows: list[Row], profiles: States) -> JoinOutcome:
@@ -44,5 +50,19 @@ def _judge_readings(rows: list[Row], stats: States) -> JoinOutcome:
     return JoinOutcome(anomalies=flag_anomalies(rows, stats), late=count_late(rows, stats))
 
 
-USER_PROFILE = Lookup(user_profile.ENTITY, profile_keys, _join_profiles)
-SENSOR_STATS = Lookup(sensor_stats.ENTITY, lambda rows: {row["sensor_id"] for row in rows}, _judge_readings)
+def _usable_stats(state: dict[str, Any]) -> bool:
+    """Whether the readings' judges can read a sensor's state: its running stats and its newest window."""
+    stats: dict[str, Any] = {name: state[name] for name in ("count", "mean", "m2") if name in state}
+    try:
+        is_anomaly(stats, 0.0)
+        update(stats, 0.0)
+        sensor_stats.newest_window_start(state)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+        return False
+    return True
+
+
+USER_PROFILE = Lookup(user_profile.ENTITY, profile_keys, _join_profiles, usable_profile)
+SENSOR_STATS = Lookup(
+    sensor_stats.ENTITY, lambda rows: {row["sensor_id"] for row in rows}, _judge_readings, _usable_stats
+)

@@ -4,6 +4,7 @@ bucket, cached; signals, bounded."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -12,10 +13,11 @@ from shared.state.aggregate import Signal
 from shared.state.bucket_state import key_state
 from shared.state.buckets import bucket_for
 from shared.state.cache import TtlCache
-from shared.state.joins import JoinOutcome
+from shared.state.joins import JoinOutcome, Lookup
 from shared.state.registry import entity_for, source_of_entity
 
 CONCURRENT_REQUESTS = 32
+log = logging.getLogger("streamingpoc.state")
 
 
 class StateGateway(Protocol):
@@ -77,4 +79,14 @@ class StateJoiner:
             return JoinOutcome()
         cache = self.caches.setdefault(lookup.entity, TtlCache(self.ttl_seconds))
         count = buckets[source_of_entity(lookup.entity)]
-        return lookup.apply(rows, await read_cached(gateway, cache, lookup.entity, lookup.keys(rows), count))
+        states = await read_cached(gateway, cache, lookup.entity, lookup.keys(rows), count)
+        return lookup.apply(rows, _usable(lookup, states))
+
+
+def _usable(lookup: Lookup, states: dict[str, dict[str, Any] | None]) -> dict[str, dict[str, Any] | None]:
+    """``states`` with each one of a shape the lookup cannot read as no state, logged once per key and batch."""
+    for key, state in states.items():
+        if state is not None and not lookup.usable(state):
+            log.error("%s state of key %r is not of the shape the join reads; joined as no state", lookup.entity, key)
+            states[key] = None
+    return states

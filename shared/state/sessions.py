@@ -6,7 +6,9 @@ Each is stored as ``[start, end, events, last]``, a list rather than an object b
 state decides how many keys a bucket holds under 256 KB (``shared.state.registry``); the query API
 shows them as objects (``sessions_view``). State written before holds objects: they are read as
 they are and rewritten as lists, the last ``KEPT_SESSIONS`` kept, by the key's next event or a
-migration (``upgrade``).
+migration (``upgrade``). ``last`` (a click's request path, a device's screen) is kept to its first
+``KEPT_DETAIL`` characters: paths up to 8 KB pass the clickstream model, and four of them a user would
+let a producer put ~32 KB into each key it invents, past a bucket's 256 KB at ten keys.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 INACTIVITY_MS = 30 * 60 * 1000
 KEPT_SESSIONS = 3
+KEPT_DETAIL = 256  # characters of a session's ``last``
 FIELDS = ("start", "end", "events", "last")
 START, END, EVENTS, LAST = range(4)
 
@@ -46,6 +49,7 @@ def add_to_session(state: dict[str, Any], event_ms: int, detail: str | None = No
     are counted in ``late_to_session`` so the totals still add up.
     """
     _restate(state)
+    detail = None if detail is None else detail[:KEPT_DETAIL]
     current = state.get("session")
     if current is not None and event_ms < current[START]:
         state["late_to_session"] = state.get("late_to_session", 0) + 1

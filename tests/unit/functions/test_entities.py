@@ -325,7 +325,7 @@ def taps(partition: int, keys: dict[str, range], low: int, high: int) -> dict[st
 
 def test_an_apply_that_fails_part_way_marks_nothing_applied() -> None:
     malformed = taps(1, {"bad": range(2)}, 0, 1)
-    malformed["keys"]["bad"] = [[0]]  # an event the fold cannot read
+    malformed["range"] = ["one", 1]  # a part the bucket cannot read
     after, results = run_entity(
         "device_activity",
         {"keys": {}, "_applied": {}},
@@ -340,6 +340,17 @@ def test_an_apply_that_fails_part_way_marks_nothing_applied() -> None:
     assert key_state(again, "good")["events"] == 3  # type: ignore[index]
 
 
+def test_a_key_whose_events_cannot_be_folded_is_refused_by_name_and_only_its_offsets_stay_unapplied() -> None:
+    part = taps(0, {"good": [0, 2], "bad": [1, 3]}, 0, 3)
+    part["keys"]["bad"] = [[1], [3]]  # events the fold cannot read, even from no state
+    state = {"keys": {"bad": '{"events": 5}'}, "_applied": {}}
+    after, results = run_entity("device_activity", state, [("apply", {"parts": [part]})], key=BUCKET)
+    assert results[0]["isError"] and "'bad'" in results[0]["result"]
+    assert after is not None and key_state(after, "good")["events"] == 2  # type: ignore[index]
+    assert after["_applied"] == {"mobile/0/0": [[0, 0], [2, 2]]}  # the refused events are neither counted nor skipped
+    assert after["keys"]["bad"] == '{"events": 5}' and "_unreadable" not in after  # its state was not the problem
+
+
 @pytest.mark.parametrize("stored", ['{"events": 1, "session": ', "null", "[]", "7"])
 def test_a_key_whose_stored_state_is_unreadable_is_set_aside_and_stops_no_other_key(stored: str) -> None:
     state = {"keys": {"bad": stored}, "_applied": {}}
@@ -348,6 +359,25 @@ def test_a_key_whose_stored_state_is_unreadable_is_set_aside_and_stops_no_other_
     assert key_state(after, "bad")["events"] == 2  # type: ignore[index]  # started again
     assert after["_unreadable"] == {"bad": stored}  # kept for a person to read
     assert key_state({"keys": {"bad": stored}}, "bad") is None  # readers see no state, not an error
+
+
+@pytest.mark.parametrize("stored", [{"events": 3, "event_types": "tap"}, {"_applied": "x"}, {"session": 7}])
+def test_a_key_whose_stored_object_the_fold_cannot_read_is_set_aside_and_stops_no_other_key(stored: Any) -> None:
+    state = {"keys": {"bad": json.dumps(stored)}, "_applied": {}}
+    after = apply_bucket(state, {"parts": [taps(0, {"good": range(3), "bad": range(3, 5)}, 0, 4)]})
+    assert key_state(after, "good")["events"] == 3  # type: ignore[index]
+    assert key_state(after, "bad")["events"] == 2  # type: ignore[index]  # started again
+    assert after["_unreadable"] == {"bad": json.dumps(stored)} and after["_applied"] == {"mobile/0/0": [[0, 4]]}
+
+
+def test_a_per_key_entity_whose_operation_raises_keeps_its_state_as_it_was() -> None:
+    """The Python SDK persists the live state object even when an operation raised: nothing half-applied."""
+    damaged = {"events": 3, "event_types": "tap"}  # the fold counts the event, then fails on event_types
+    payload = {"topic": "mobile", "partition": 0, "events": [[10, T0, "tap", "home", "4.3.0", "iOS"]]}
+    once, results = run_entity("device_activity", damaged, [("apply", payload)])
+    assert results[0]["isError"] and once == damaged
+    twice, _ = run_entity("device_activity", once, [("apply", payload)])  # the same message delivered again
+    assert twice == damaged
 
 
 def apply_bucket(state: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
