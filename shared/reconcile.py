@@ -125,6 +125,7 @@ class PartitionReport:
     end: int  # one past the last
     landed: int = 0
     dead_lettered: int = 0
+    pending: int = 0  # in neither area, at or past the consumer group's committed offset: not processed yet
     gaps: list[tuple[int, int]] = field(default_factory=list)  # inclusive offset ranges in neither area
     doubles: dict[int, list[str]] = field(default_factory=dict)  # offset -> the files holding it
 
@@ -138,9 +139,16 @@ class PartitionReport:
 
 
 def reconcile(
-    retained: Mapping[TopicPartition, tuple[int, int]], landed: list[Landed], incarnations: Mapping[TopicPartition, int]
+    retained: Mapping[TopicPartition, tuple[int, int]],
+    landed: list[Landed],
+    incarnations: Mapping[TopicPartition, int],
+    committed: Mapping[TopicPartition, int | None] | None = None,
 ) -> list[PartitionReport]:
-    """Gaps and doubles per partition between the broker's retained ``[low, end)`` and the lake."""
+    """Gaps and doubles per partition between the broker's retained ``[low, end)`` and the lake.
+
+    ``committed``: the processor's consumer group's committed offsets (None for a partition it never
+    committed). An offset in neither area at or past it is *pending* (the processor has not reached it,
+    or has not committed since), not a gap; without ``committed`` every such offset is a gap."""
     by_offset: dict[TopicPartition, dict[int, list[Landed]]] = defaultdict(lambda: defaultdict(list))
     for row in landed:
         position = TopicPartition(row.topic, row.partition)
@@ -162,6 +170,11 @@ def reconcile(
             report.dead_lettered += any(c.reason is not None for c in copies)
             if len(counted) > 1:
                 report.doubles[offset] = sorted(c.path for c in copies)
+        if committed is not None:
+            first_pending = committed.get(position)
+            first_pending = low if first_pending is None else first_pending
+            report.pending = sum(1 for offset in missing if offset >= first_pending)
+            missing = [offset for offset in missing if offset < first_pending]
         report.gaps = ranges(missing)
         reports.append(report)
     return reports

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import urllib.error
@@ -72,7 +71,7 @@ from shared.state.migration import (
     verify,
 )
 from shared.state.registry import ENTITY_KINDS
-from tools.redrive import secure_url
+from tools.cli import environment, secure_url
 
 CONCURRENT_REQUESTS = 16
 LOCAL_DURABLE_URL = "http://127.0.0.1:7071/runtime/webhooks/durabletask"
@@ -227,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--to-buckets must be from 1 to {MAX_BUCKETS:,}")
     if args.export is not None and args.to_buckets is not None:
         parser.error("--to-buckets goes with --import (or alone), not with --export")
-    environ = _environment(args.settings)
+    environ = environment(args.settings)
     settings = load_settings(environ)
     http = DurableHttp(args.durable_url, environ.get("DURABLE_SYSTEM_KEY") or None)
     lake = open_lake(settings)
@@ -317,13 +316,6 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
             "the record is unchanged; stop processing, let the entities drain, run again"
         )
     return not outcome.complete
-
-
-def _environment(settings_file: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if settings_file.exists():
-        values = {k: str(v) for k, v in json.loads(settings_file.read_text()).get("Values", {}).items()}
-    return values | dict(os.environ)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import urllib.parse
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +45,7 @@ from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.registry import ENTITY_KINDS
+from tools.cli import QUIET, broker_address, parse_since, secure_url, tool_environment
 
 EVENTHUBS_SUFFIX = ".servicebus.windows.net"
 LOCAL_FUNCTIONS_URL = "http://127.0.0.1:7071"
@@ -55,19 +53,6 @@ SYSTEM_KEY_SETTING = "DURABLE_SYSTEM_KEY"
 EXIT_SEND_FAILED = 1
 EXIT_ANOTHER_REDRIVE_RUNNING = 3  # 2 is argparse's, for bad arguments
 EXIT_UNREADABLE_FILE = 4
-
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def secure_url(url: str, option: str) -> str:
-    """``url`` when it is HTTPS, or HTTP to this machine's own loopback (the local host); else a clear exit:
-    the tools send the Durable system key with each request."""
-    parsed = urllib.parse.urlsplit(url)
-    secure = parsed.scheme == "https" and bool(parsed.hostname)
-    if secure or (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS):
-        return url
-    raise SystemExit(f"{option} must be https:// (or http:// to 127.0.0.1, localhost or [::1]): {url}")
 
 
 class DurableHttpSignaller:
@@ -116,7 +101,7 @@ class KafkaRedriveSender:
     def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:
         from confluent_kafka import Producer
 
-        producer = Producer(self.config | {"message.timeout.ms": int(self.timeout * 1000)})
+        producer = Producer(self.config | {"message.timeout.ms": int(self.timeout * 1000), "logger": QUIET})
         if not self._reaches(producer, topic):  # nothing can have left: every record is sent again next run
             return [Delivery.NOT_SENT] * len(messages)
         outcomes = [Delivery.UNKNOWN] * len(messages)
@@ -266,20 +251,6 @@ def _send_batch(client: Any, batch: Any, members: list[int], outcomes: list[Deli
         outcomes[index] = outcome
 
 
-def environment(settings_file: Path | None) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if settings_file is not None and settings_file.exists():
-        values = {k: str(v) for k, v in json.loads(settings_file.read_text()).get("Values", {}).items()}
-    return values | dict(os.environ)
-
-
-def parse_since(text: str) -> int:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
 def choose_sender(settings: Settings, source: SourceSettings, namespace: str | None) -> RedriveSender:
     if namespace:
         return EventHubsRedriveSender(namespace)
@@ -297,13 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="re-validate and report; send nothing")
     parser.add_argument("--eventhubs-namespace", help="send through Event Hubs (name or FQDN) with your Azure login")
     parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
+    parser.add_argument("--broker", type=broker_address, help="HOST:PORT (default: settings; devhost prints its own)")
+    parser.add_argument("--lake", type=Path, help="a local lake directory (default: settings)")
     parser.add_argument(
         "--functions-url",
         default=LOCAL_FUNCTIONS_URL,
         help=f"the function app whose entities take re-applied state updates (key in {SYSTEM_KEY_SETTING})",
     )
     args = parser.parse_args(argv)
-    env = environment(args.settings)
+    env = tool_environment(args.settings, broker=args.broker, lake=args.lake)
     settings = load_settings(env)
     source = SOURCES[args.source]
     source_settings = load_source_settings(source.name, env)

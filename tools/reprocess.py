@@ -45,7 +45,8 @@ from shared.reprocess import HourResult, dead_letters_by_hour, joined_columns, r
 from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES, Source
 from shared.state.registry import ENTITY_KINDS
-from tools.redrive import EXIT_ANOTHER_REDRIVE_RUNNING, environment, parse_since
+from tools.cli import parse_since, tool_environment
+from tools.redrive import EXIT_ANOTHER_REDRIVE_RUNNING
 
 HOUR_MS = 3_600_000
 REPROCESS_KEY = "streamingpoc.reprocess"
@@ -177,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake", type=Path, help="a local lake directory (default: settings)")
     parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
     args = parser.parse_args(argv)
-    env = environment(args.settings) | (
-        {} if args.lake is None else {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(args.lake)}
-    )
+    env = tool_environment(args.settings, lake=args.lake)
     settings: Settings = load_settings(env)
     source, lake = SOURCES[args.source], open_lake(settings)
     curated = open_curated(settings, source.name, env)

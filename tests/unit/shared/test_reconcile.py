@@ -87,3 +87,20 @@ def test_an_unreadable_file_is_named_and_its_offsets_count_as_missing(tmp_path: 
     table = report_table("orders", "orders", [report], unreadable)
     assert f"unreadable (left out, its offsets count as missing): {bad_path}" in table
     assert table.endswith("result: NOT reconciled")
+
+
+def test_offsets_past_the_groups_committed_offset_are_pending_not_missing() -> None:
+    """During a live run the processor has not reached the newest records: a gap there is not a loss."""
+    landed = [_raw(o) for o in (0, 1, 3)]
+    retained = {TopicPartition("t", 0): (0, 8), TopicPartition("t", 1): (0, 2)}
+    (first, second) = reconcile(retained, landed, {}, {TopicPartition("t", 0): 5, TopicPartition("t", 1): None})
+    assert (first.gaps, first.pending, first.clean) == ([(2, 2), (4, 4)], 3, False), "below 5: missing"
+    assert (second.gaps, second.pending, second.clean) == ([], 2, True), "never committed: all pending"
+    (without,) = reconcile({TopicPartition("t", 0): (0, 8)}, landed, {})
+    assert (without.gaps, without.pending) == ([(2, 2), (4, 7)], 0)
+
+
+def test_a_clean_report_with_pending_offsets_says_so() -> None:
+    (report,) = reconcile({TopicPartition("t", 0): (0, 4)}, [_raw(0), _raw(1)], {}, {TopicPartition("t", 0): 2})
+    table = report_table("s", "t", [report])
+    assert "2 past them are pending" in table and "NOT reconciled" not in table

@@ -156,3 +156,34 @@ def test_an_entity_api_that_drops_the_connection_is_a_failed_signal_not_a_traceb
         assert signaller.signal(signals) == [False, False]
     finally:
         listener.close()
+
+
+def test_the_tools_take_a_broker_and_a_local_lake_over_their_settings(tmp_path: Path) -> None:
+    from tools.cli import broker_address, tool_environment
+
+    settings = tmp_path / "local.settings.json"
+    settings.write_text('{"Values": {"LAKE_KIND": "blob", "KAFKA_BROKER_LIST": "127.0.0.1:9092"}}')
+    env = tool_environment(settings, broker="127.0.0.1:57723", lake=tmp_path / "lake")
+    assert (env["KAFKA_BROKER_LIST"], env["LAKE_KIND"], env["LAKE_LOCAL_ROOT"]) == (
+        "127.0.0.1:57723",
+        "local",
+        str(tmp_path / "lake"),
+    )
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        broker_address("57723")
+
+
+def test_reconcile_with_no_broker_to_reach_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools import reconcile as reconcile_cli
+
+    monkeypatch.delenv("KAFKA_BROKER_LIST", raising=False)
+    monkeypatch.setattr(reconcile_cli, "CHECK_TIMEOUT", 1.0)
+    code = reconcile_cli.main(
+        ["orders", "--broker", "127.0.0.1:1", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")]
+    )
+    captured = capsys.readouterr()
+    assert code == reconcile_cli.EXIT_BROKER_UNREACHABLE
+    assert captured.err.startswith("reconcile of orders stopped: the broker did not answer")
+    assert len(captured.err.splitlines()) == 1 and "FAIL" not in captured.out + captured.err
