@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from devhost.errors import DevHostError
+from devhost.runtime.console import ConsoleLogHandler
 from devhost.runtime.host_config import HostConfigError
 
 
@@ -42,7 +44,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
-    logging.basicConfig(level=arguments.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=arguments.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[ConsoleLogHandler()],  # each record on a line of its own, never after the live status line
+    )
     from devhost.runtime.host import LocalHost, StartOptions
 
     options = StartOptions(
@@ -63,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except HostConfigError as error:
         print(f"devhost: {error}", file=sys.stderr)
         return 2
+    except DevHostError as error:  # a broker or Azurite that cannot be started or reached: the message says what
+        print(f"devhost: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

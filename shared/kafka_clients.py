@@ -97,3 +97,14 @@ def send(config: dict[str, Any], topic: str, messages: Sequence[ProducedRecord])
         raise TransientError(
             f"{topic}: {len(failures)} failed, {remaining} unacknowledged of {len(messages)}: {detail}"
         )
+
+
+def close_producers(timeout: float = 10.0) -> None:
+    """Flush and close every producer :func:`send` keeps, so none outlives its broker (the local host calls this
+    before it stops an embedded broker); the next ``send`` creates a new one."""
+    with _lock:
+        producers = list(_producers.values())
+        _producers.clear()
+    for producer in producers:
+        producer.flush(timeout)
+        producer.close()

@@ -110,5 +110,9 @@ class OutputProducers:
         return len(records)
 
     def close(self) -> None:
-        for producer in self._producers.values():
+        """Deliver what is queued, then close each producer (before the broker stops, so none reconnects)."""
+        with self._lock:
+            producers, self._producers = list(self._producers.values()), {}
+        for producer in producers:
             producer.flush(10)
+            producer.close()

@@ -29,6 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from devhost.kafka.client_config import consumer_config
 from devhost.kafka.events import decode_batch, offset_of, partition_of
 from devhost.runtime.catalog import IndexedFunction
+from devhost.runtime.console import say
 from devhost.runtime.function_stats import FunctionStats
 from devhost.runtime.host_config import HostConfig
 from devhost.runtime.invoker import Invoker
@@ -227,7 +228,7 @@ class KafkaTriggerRunner:
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Called by librdkafka after each rebalance: say which partitions this worker now owns."""
         owned = sorted(p.partition for p in partitions)
-        print(f"devhost: worker {self.worker} {self.function.name} assigned {self.topic} {owned}", flush=True)
+        say(f"devhost: worker {self.worker} {self.function.name} assigned {self.topic} {owned}")
 
     def _on_statistics(self, document: str) -> None:
         """librdkafka's statistics callback: the high watermark of each partition from fetch responses."""
@@ -296,5 +297,5 @@ def _fault_hook() -> None:
         return
     _successful_invocations += 1
     if _successful_invocations >= int(limit):
-        print(f"devhost: fault injection: killed before storing offsets (pid {os.getpid()})", flush=True)
+        say(f"devhost: fault injection: killed before storing offsets (pid {os.getpid()})")
         os.kill(os.getpid(), signal.SIGKILL)

@@ -70,6 +70,25 @@ class HostStats:
                 parts.append(f"{stats.name}: {stats.invocations} inv fail {stats.failures}")
         return " | ".join(parts)
 
+    def status_line(self, width: int) -> str:
+        """The live line of a terminal, at most ``width`` characters: Kafka-triggered functions first
+        (``<name> <events> ev lag <lag>``, failures and waiting partitions when there are any), then the others
+        that ran (``<name> <invocations> inv``). Parts that do not fit are counted at the end (``+3 more``)."""
+        kafka = [s for s in self.functions.values() if s.trigger == "kafkaTrigger"]
+        others = [s for s in self.functions.values() if s.trigger != "kafkaTrigger" and s.invocations]
+        parts = [_compact(stats) for stats in kafka]
+        parts += [f"{s.name} {s.invocations} inv" + (f" fail {s.failures}" if s.failures else "") for s in others]
+        line = ""
+        for index, part in enumerate(parts):
+            candidate = f"{line} | {part}" if line else part
+            left = len(parts) - index - 1
+            if len(candidate) + (len(f" +{left} more") if left else 0) <= width:
+                line = candidate
+                continue
+            more = f" +{len(parts) - index} more"
+            return line + more if line else (part[: max(0, width - len(more))] + more)[:width]
+        return line
+
     def summary(self) -> str:
         width = max((len(name) for name in self.functions), default=8)
         lines = [f"{'function':<{width}}  {'trigger':<13} {'invocations':>11} {'events':>9} {'failures':>8} {'lag':>6}"]
@@ -80,3 +99,16 @@ class HostStats:
                 f"{stats.failures:>8} {lag:>6}"
             )
         return "\n".join(lines)
+
+
+def _compact(stats: FunctionStats) -> str:
+    """One Kafka-triggered function on the live line of a terminal."""
+    text = f"{stats.name} {stats.events} ev lag {'?' if stats.lag is None else stats.lag}"
+    if stats.failures:
+        text += f" fail {stats.failures}"
+    with stats._lock:
+        waiting = sorted(stats.waiting.items())
+    for partition, batch in waiting:
+        text += f" WAITING p{partition} offsets {batch['first_offset']}-{batch['last_offset']}"
+        text += f" attempts {batch['attempts']}"
+    return text

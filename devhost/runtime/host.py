@@ -6,6 +6,7 @@ import importlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -30,21 +31,24 @@ from devhost.registry.server import MOUNT as REGISTRY_MOUNT
 from devhost.registry.server import registry_app
 from devhost.registry.store import RegistryStore
 from devhost.runtime.catalog import IndexedFunction, index_app
+from devhost.runtime.console import console, say
 from devhost.runtime.function_stats import HostStats
 from devhost.runtime.host_config import PROJECT_ROOT, HostConfig, load_host_config
 from devhost.runtime.host_loop import HostLoop
 from devhost.runtime.invoker import Invoker, WorkerLoop
 from devhost.runtime.workers import WorkerPool
-from devhost.services.broker import embedded_broker, ensure_topics, wait_for_metadata
+from devhost.services.broker import BrokerError, embedded_broker, ensure_topics, wait_for_metadata
 from devhost.timers.runner import TimerRunner
 from devhost.web.dashboard.stats import LiveStats
 from devhost.web.routes import http_routes
 from devhost.web.server import DURABLE_PREFIX, HttpFrontEnd
-from shared import metric_names
+from shared import kafka_clients, metric_names
 
 log = logging.getLogger("devhost")
 EXAMPLE_SETTINGS = PROJECT_ROOT / "local.settings.example.json"
 DRAIN_GRACE_S = 30.0  # beyond one batch window, what a timed run waits for the last batches to land
+BROKER_WAIT_S = 15.0  # how long a start without --broker waits for the settings' broker to answer
+NO_BROKER_HINT = "start one, or run with --broker embedded --lake .lake (what make run does)"
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class LocalHost:
             stack.callback(host_loop.close)
             entities = self._entities(functions, invoker, config, stack, host_loop)
             live = LiveStats(self.reader)
+            threading.Thread(target=live.sample_until, args=(self.stop,), name="dashboard-rates", daemon=True).start()
             front = HttpFrontEnd(
                 http_routes(functions),
                 invoker,
@@ -113,13 +118,13 @@ class LocalHost:
                 mounts=self._registry(config, stack),
             )
             host_loop.serve(front.application(), "127.0.0.1", self.options.port)
-            print(f"devhost: listening on http://127.0.0.1:{self.options.port} (dashboard: /dashboard)", flush=True)
+            say(f"devhost: listening on http://127.0.0.1:{self.options.port} (dashboard: /dashboard)")
             self._start_runners(functions, config, invoker)
             if self.options.workers > 1:
                 self.pool = WorkerPool(self.options.workers - 1, config, self.options.app_module, durable_client)
             self._wait()
             self._shutdown(entities, host_loop, self.pool)
-        print(self.stats.summary(), flush=True)
+        say(self.stats.summary())
         return 0
 
     def _configure(self, stack: ExitStack) -> HostConfig:
@@ -127,11 +132,15 @@ class LocalHost:
         settings_path = options.settings
         if settings_path is None and not (PROJECT_ROOT / "local.settings.json").exists():
             settings_path = EXAMPLE_SETTINGS
-            print(f"devhost: no local.settings.json; using {EXAMPLE_SETTINGS.name}", flush=True)
+            say(f"devhost: no local.settings.json; using {EXAMPLE_SETTINGS.name}")
         overrides: dict[str, str] = {}
+        embedded = None
         if options.broker == "embedded":
-            overrides["KAFKA_BROKER_LIST"] = stack.enter_context(embedded_broker())
+            embedded = overrides["KAFKA_BROKER_LIST"] = stack.enter_context(embedded_broker())
             overrides["KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
+            # Run before the broker stops (the stack unwinds in reverse): the generators' producers, kept across
+            # ticks, would otherwise keep reconnecting to the stopped broker and log FAIL errors until exit.
+            stack.callback(kafka_clients.close_producers)
         elif options.broker:
             overrides["KAFKA_BROKER_LIST"] = options.broker
         if options.storage == "azurite":
@@ -146,10 +155,32 @@ class LocalHost:
         config = load_host_config(settings_path, overrides)
         if serves_registry(config.settings):  # Avro sources find the host's own registry
             config.settings["SCHEMA_REGISTRY_URL"] = f"http://127.0.0.1:{options.port}{REGISTRY_MOUNT}"
+        if embedded is not None:
+            self._announce_broker(embedded, state_directory(config), stack)
         if options.broker is None:
-            settings = {"bootstrap.servers": config.settings.get("KAFKA_BROKER_LIST", "127.0.0.1:9092"), "logger": log}
-            wait_for_metadata(settings, timeout=15)
+            address = config.settings.get("KAFKA_BROKER_LIST", "127.0.0.1:9092")
+            try:
+                wait_for_metadata({"bootstrap.servers": address, "logger": log}, timeout=BROKER_WAIT_S)
+            except BrokerError as error:
+                raise BrokerError(
+                    f"no broker answered at {address} (KAFKA_BROKER_LIST) in {BROKER_WAIT_S:.0f}s: {NO_BROKER_HINT}"
+                ) from error
         return config
+
+    @staticmethod
+    def _announce_broker(address: str, state: Path, stack: ExitStack) -> None:
+        """Say where the embedded broker listens, and keep its address in ``<lake>.state/broker`` while it runs,
+        for the operator tools (``KAFKA_BROKER_LIST``)."""
+        say(f"devhost: embedded broker at {address} (for the tools: KAFKA_BROKER_LIST={address})")
+        state.mkdir(parents=True, exist_ok=True)
+        file = state / "broker"
+        file.write_text(address + "\n", encoding="utf-8")
+
+        def remove() -> None:
+            if file.exists() and file.read_text(encoding="utf-8").strip() == address:  # not another host's
+                file.unlink()
+
+        stack.callback(remove)
 
     def _registry(self, config: HostConfig, stack: ExitStack) -> dict[str, Any]:
         """The schema registry this host serves when SCHEMA_REGISTRY_URL named no other, persisted beside the lake."""
@@ -160,11 +191,11 @@ class LocalHost:
         return {REGISTRY_MOUNT: registry_app(store)}
 
     def _print_index(self, functions: list[IndexedFunction]) -> None:
-        print(f"devhost: indexed {len(functions)} functions", flush=True)
+        say(f"devhost: indexed {len(functions)} functions")
         for function in functions:
             trigger = function.trigger
             detail = trigger.get("topic") or trigger.get("schedule") or trigger.get("route") or ""
-            print(f"  {function.name}: {function.trigger_type} {detail}", flush=True)
+            say(f"  {function.name}: {function.trigger_type} {detail}")
             self.stats.add(function.name, function.trigger_type)
 
     def _prepare_topics(self, functions: list[IndexedFunction], config: HostConfig) -> None:
@@ -200,7 +231,7 @@ class LocalHost:
         runtime = EntityRuntime(entity_functions, store, invoker, self.stats.functions)
         resumed = host_loop.run(runtime.resume())
         if resumed:
-            print(f"devhost: resuming {resumed} entity signals accepted before the last stop", flush=True)
+            say(f"devhost: resuming {resumed} entity signals accepted before the last stop")
         return runtime
 
     def _start_runners(self, functions: list[IndexedFunction], config: HostConfig, invoker: Invoker) -> None:
@@ -247,22 +278,23 @@ class LocalHost:
         for name in ("SIGINT", "SIGTERM"):
             signal.signal(getattr(signal, name), lambda *_: self.stop.set())
         deadline = None if self.options.duration is None else time.monotonic() + self.options.duration
-        interactive = sys.stdout.isatty()
+        interactive = sys.stdout.isatty()  # otherwise (a pipe, a file) the whole line every 5 s, no live line
         printed = 0.0
-        while not self.stop.is_set():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                self._drain()
-                break
-            self.stop.wait(1.0 if remaining is None else min(1.0, remaining))
-            now = time.monotonic()
-            if interactive:
-                print("\r" + self.stats.live_line()[:200].ljust(200), end="", flush=True)
-            elif now - printed >= 5:
-                print(self.stats.live_line(), flush=True)
-                printed = now
-        if interactive:
-            print(flush=True)
+        try:
+            while not self.stop.is_set():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    self._drain()
+                    break
+                self.stop.wait(1.0 if remaining is None else min(1.0, remaining))
+                now = time.monotonic()
+                if interactive:
+                    console.status(self.stats.status_line(shutil.get_terminal_size().columns - 1))
+                elif now - printed >= 5:
+                    say(self.stats.live_line())
+                    printed = now
+        finally:
+            console.end_status()
         self.timers_stop.set()
         self.stop.set()
 
@@ -271,7 +303,7 @@ class LocalHost:
         trigger's consumer group has committed all its topic holds (each worker's windows close at their first
         empty poll), so a timed run ends with no lag. All of it within one window and ``DRAIN_GRACE_S``;
         Ctrl-C stops at once; a batch that keeps failing is left for the next run, as on any stop."""
-        print("devhost: duration reached; timers stopped, processing what is left", flush=True)
+        say("devhost: duration reached; timers stopped, processing what is left")
         deadline = time.monotonic() + self.config.kafka.subscriber_interval_seconds + DRAIN_GRACE_S
         self.timers_stop.set()
         for thread in self.timer_threads:
@@ -288,7 +320,7 @@ class LocalHost:
                 self.stop.wait(0.5)
         if pending and not self.stop.is_set():
             names = ", ".join(runner.function.name for runner in pending)
-            print(f"devhost: drain timed out; left for the next run: {names}", flush=True)
+            say(f"devhost: drain timed out; left for the next run: {names}")
 
     @staticmethod
     def _caught_up(runner: KafkaTriggerRunner) -> bool:
@@ -299,7 +331,7 @@ class LocalHost:
             return False
 
     def _shutdown(self, entities: EntityRuntime | None, host_loop: HostLoop, pool: WorkerPool | None) -> None:
-        print("devhost: stopping; finishing in-flight invocations and committing offsets", flush=True)
+        say("devhost: stopping; finishing in-flight invocations and committing offsets")
         for thread in self.threads:
             thread.join(timeout=120)
         if pool is not None:
@@ -312,7 +344,7 @@ class LocalHost:
         prefixes = self.options.final_timers
         for runner in self.timer_runners:
             if prefixes and runner.function.name.startswith(prefixes):
-                print(f"devhost: final run of {runner.function.name}", flush=True)
+                say(f"devhost: final run of {runner.function.name}")
                 runner.run_once()
 
     def _collect(self, pool: WorkerPool) -> None:
@@ -321,7 +353,7 @@ class LocalHost:
         reports = [{"worker": 0, "functions": own}, *pool.stop()]
         for report in reports:
             entries = [e for e in report["functions"].values() if e["trigger"] == "kafkaTrigger"]
-            print(f"worker {report['worker']}: " + " ".join(f"{e['name']}={e['events']}" for e in entries), flush=True)
+            say(f"worker {report['worker']}: " + " ".join(f"{e['name']}={e['events']}" for e in entries))
         for report in reports[1:]:
             for entry in report["functions"].values():
                 self.stats.functions[entry["name"]].merge(entry)
