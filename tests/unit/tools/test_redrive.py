@@ -17,12 +17,17 @@ from tools import redrive as redrive_cli
 from tools.migrate_state import DurableHttp
 
 
+def _local_lake(root: Path, monkeypatch: pytest.MonkeyPatch) -> LocalLake:
+    """A local lake at ``root``, as the tools' settings name it."""
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(root))
+    return LocalLake(root)
+
+
 def test_redrive_cli_exits_with_3_while_another_redrive_holds_the_lease(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("LAKE_KIND", "local")
-    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
-    lake = LocalLake(tmp_path)
+    lake = _local_lake(tmp_path, monkeypatch)
     take_lease(lake, "orders", "the-other-run")
     assert redrive_cli.main(["orders", "--settings", str(tmp_path / "absent.json")]) == 3
     err = capsys.readouterr().err
@@ -66,9 +71,7 @@ def test_with_the_broker_unreachable_nothing_is_in_doubt_and_the_next_run_sends_
 def test_the_cli_names_an_unreadable_dead_letter_file_and_exits_with_4(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("LAKE_KIND", "local")
-    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
-    lake = LocalLake(tmp_path)
+    lake = _local_lake(tmp_path, monkeypatch)
     _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
     bad_path = f"deadletter/orders/date=2026-11-24/hour=10/orders+1+i0+{99:020d}+{99:020d}.schema.jsonl.gz"
     lake.write_atomic(bad_path, b"truncated")

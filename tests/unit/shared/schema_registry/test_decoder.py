@@ -33,6 +33,7 @@ from shared.schema_registry.encoder import AvroEncoder
 from shared.schema_registry.wire import confluent_frame
 from tests.conftest import FIXED_NOW_MS
 from tests.unit.shared.schema_registry.conftest import AVRO_CONFIG, avro_source, generated, records_of
+from tests.unit.shared.schema_registry.test_avro_binary import zigzag
 
 
 def test_avro_records_land_and_hostile_ones_are_dead_lettered_with_their_reason(registry: str) -> None:
@@ -268,16 +269,6 @@ def test_junk_values_naming_random_ids_leave_a_bounded_memory_of_unknown_ids(
         assert len(remembered) == min(8, 5 * (batch_number + 1))
 
 
-def _zigzag(number: int) -> bytes:
-    number = (number << 1) ^ (number >> 63)
-    out = bytearray()
-    while number & ~0x7F:
-        out.append((number & 0x7F) | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
-
-
 def test_a_record_declaring_countless_zero_width_array_items_is_a_dead_letter_without_decoding(registry: str) -> None:
     """An array of nulls: 2**62 items in a few bytes would take the worker's memory; its schema is refused
     up front (a million items here, so that without the refusal the test fails fast instead)."""
@@ -288,7 +279,7 @@ def test_a_record_declaring_countless_zero_width_array_items_is_a_dead_letter_wi
     newer["fields"].append({"name": "pad", "type": {"type": "array", "items": "null"}, "default": []})
     schema_id = client.register("orders-value", json.dumps(newer))
     ((key, text),) = generated(source, 1)
-    body = encoder.encode(key, text).value[5:] + _zigzag(2**20) + b"\x00"
+    body = encoder.encode(key, text).value[5:] + zigzag(2**20) + b"\x00"
     batch = process_batch(
         source, records_of([confluent_frame(schema_id, body)]), max_record_bytes=1 << 20, decoder=AvroDecoder(client)
     )
@@ -310,7 +301,7 @@ ENUMS = {
 
 @pytest.mark.parametrize(
     "body",
-    [_zigzag(7) + _zigzag(-1) + _zigzag(0), _zigzag(7) + _zigzag(0) + _zigzag(-1) + _zigzag(12345)],
+    [zigzag(7) + zigzag(-1) + zigzag(0), zigzag(7) + zigzag(0) + zigzag(-1) + zigzag(12345)],
     ids=["enum index -1", "union index -1"],
 )
 def test_a_negative_enum_or_union_index_is_not_avro_not_the_last_symbol(registry: str, body: bytes) -> None:
