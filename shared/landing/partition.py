@@ -102,6 +102,17 @@ class Written:
     report: LandingReport
 
 
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """One batch this instance admitted: its first and last offset, its life, and the partition's current life
+    then (``PartitionLanding._same_stream``)."""
+
+    first: int
+    last: int
+    life: int
+    current: int
+
+
 class PartitionLanding:
     """The landing of one (source, topic, partition) for one lake client; lives as long as the client."""
 
@@ -117,8 +128,8 @@ class PartitionLanding:
         self.clock: Callable[[], float] = wall_clock
         self._ledger: Ledger | None = None
         self._version: str | None = None
-        self._admitted: tuple[int, int, int] | None = None  # this instance's last batch: first, last offset, life
-        self._admitting: tuple[int, int, int] | None = None  # the batch in admission, until its ledger write
+        self._admitted: _Admitted | None = None  # this instance's last batch of the partition
+        self._admitting: _Admitted | None = None  # the batch in admission, until its ledger write
 
     @property
     def path(self) -> str:
@@ -136,10 +147,10 @@ class PartitionLanding:
         landed = ledger.landed
         steady = not landed or first.offset > landed[-1][1]
         if steady and not ledger.previous:  # all new, and the topic never restarted: nothing to compare
-            self._admitting = (first.offset, last.offset, ledger.incarnation)
+            self._admitting = _Admitted(first.offset, last.offset, ledger.incarnation, ledger.incarnation)
             return Admission(ledger.incarnation, first.offset, last.offset, None, first, last, repaired)
-        incarnation = ledger.incarnation_of(records, self._same_stream(first.offset))
-        self._admitting = (first.offset, last.offset, incarnation)
+        incarnation = ledger.incarnation_of(records, self._same_stream(first.offset, ledger))
+        self._admitting = _Admitted(first.offset, last.offset, incarnation, ledger.incarnation)
         if incarnation > ledger.incarnation:
             log.warning("%s: offsets restarted; new incarnation %d", self.name, incarnation)
             ledger = self._ledger = ledger.next_incarnation(ledger.first_contradiction(records))
@@ -163,15 +174,27 @@ class PartitionLanding:
             before_seen,
         )
 
-    def _same_stream(self, first_offset: int) -> int | None:
-        """The life of this instance's last batch of the partition when this one retries it or follows it: one
-        consumer reads one log in order, so with no fingerprint to say otherwise it is the same life. (After
-        a restart was seen elsewhere, a batch this instance read ahead would otherwise default to the new life:
-        below the new life's first offset landed twice, above it hidden as landed there.)"""
+    def _same_stream(self, first_offset: int, ledger: Ledger) -> int | None:
+        """The life of this instance's last batch of the partition when this one is that batch again, or the one
+        its consumer read next: one consumer reads one log in order, so with no fingerprint to say otherwise it
+        is the same life. (After a restart was seen elsewhere, a batch this instance read ahead would otherwise
+        default to the new life: below the new life's first offset landed twice, above it hidden as landed.)
+
+        A next batch is trusted only while this instance's stream is the one that life follows: the life was
+        already an earlier one when its last batch was admitted (only a consumer that read on from it, this
+        one, reaches it), or nothing landed in it past that batch. Otherwise another instance read on in that
+        life after this one lost the partition, and this instance's memory is stale."""
         admitted = self._admitted
-        if admitted is None or first_offset not in (admitted[0], admitted[1] + 1):
+        if admitted is None:
             return None
-        return admitted[2]
+        if first_offset == admitted.first:
+            return admitted.life
+        if first_offset != admitted.last + 1:
+            return None
+        landed = ledger.landed_in(admitted.life)
+        if admitted.life < admitted.current or not landed or landed[-1][1] <= admitted.last:
+            return admitted.life
+        return None
 
     def split_at(self, records: Sequence[KafkaRecord]) -> int | None:
         """Where ``records`` cross from one life of the partition's offsets to the next (``Ledger.split_at``)."""

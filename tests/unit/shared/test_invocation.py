@@ -174,6 +174,20 @@ def test_a_second_instance_that_read_ahead_below_a_restart_seen_elsewhere_lands_
     assert (landed, _counted(gateway)) == (107, 107)
 
 
+def test_an_instance_that_lost_the_partition_does_not_follow_its_stale_last_batch(tmp_path: Path) -> None:
+    """A lands [0..9] of the old life; B reads on to 109, then the topic is recreated and B sees the restart at 0;
+    the partition comes back to A at B's committed 10. A's batch follows A's own last one, but another instance
+    read on in that life since: it is not that life's, and A's next batches, each following the last, neither."""
+    a, b, gateway = LocalLake(tmp_path), LocalLake(tmp_path), ApplyingGateway()
+    old_life = records_for(MOBILE, 110, first_offset=0, seed=1)
+    landed = _deliver(a, gateway, old_life[0:10])
+    landed += sum(_deliver(b, gateway, old_life[low : low + 10]) for low in range(10, 110, 10))
+    new_life = records_for(MOBILE, 110, first_offset=0, seed=2)
+    landed += _deliver(b, gateway, new_life[0:10])
+    landed += sum(_deliver(a, gateway, new_life[low : low + 10]) for low in range(10, 110, 10))
+    assert (landed, _counted(gateway)) == (220, 220)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_any_cut_of_a_new_life_crossing_the_old_ones_lands_and_counts_once(tmp_path: Path, seed: int) -> None:
     """The old life landed 100..199; the new life 0..149 comes in batches that start where a consumer can start
