@@ -7,15 +7,17 @@ versioned. A row is identified by topic, partition, incarnation and offset, and 
 recomputed in a batch of its own (a batch keeps one record per offset), checked as processing
 checks it (entity keys when the source's state is on). The diff per hour: rows *changed* (same
 identity, other values), *removed* (a landed row that does not pass any more) of which *newly
-dead-lettered* by reason, rows *kept* as they are because they landed before ``_received``
-existed, and dead letters *now valid*.
+dead-lettered* by reason, rows *restored* (a dead letter whose record is still in raw/, removed by
+an earlier promotion, that passes again), rows *kept* as they are because they landed before
+``_received`` existed, and dead letters *now valid* (never landed).
 
 Promoting replaces the hour in ``curated/<source>`` in one commit that keeps the hour's coverage
 (so compaction does not redo it; and as compaction keeps curated rows first, a late raw file
 never brings the old values back). Rows that leave are written to ``deadletter/`` as
-``...reprocessed.jsonl.gz`` (they stay in raw/, which is immutable). Dead letters that pass now are
+``...reprocessed.jsonl.gz`` (they stay in raw/, which is immutable), and come back when they pass
+again: they landed and were counted in state once. Dead letters that never landed and pass now are
 counted, not landed: ``tools.redrive`` sends them through the whole path (raw/, keyed state, then
-curated), once, by its redrive log; landing them here too would skip raw/ and state.
+curated), once, by its redrive log; landing them here would skip raw/ and state.
 """
 
 from __future__ import annotations
@@ -52,12 +54,13 @@ class HourDiff:
     newly_dead: Counter[str] = field(default_factory=Counter)
     kept: int = 0  # landed before _received: kept as they are
     columns: Counter[str] = field(default_factory=Counter)  # changed rows per column
-    now_valid: int = 0  # dead letters that pass now: left to tools.redrive
+    restored: int = 0  # dead letters whose record is still in raw/ (a promotion removed it) that pass again
+    now_valid: int = 0  # dead letters that never landed and pass now: left to tools.redrive
 
     @property
     def differs(self) -> bool:
         """Whether promoting would change the hour's curated rows."""
-        return bool(self.changed or self.removed)
+        return bool(self.changed or self.removed or self.restored)
 
 
 @dataclass
@@ -83,12 +86,15 @@ def recompute_hour(
     *,
     max_record_bytes: int,
     keyed: bool = False,
+    in_raw: frozenset[Identity] = frozenset(),
 ) -> HourResult:
     """The hour as today's code makes it from what was received, and how it differs from ``curated``.
 
     ``keyed``: the source keeps state (``<SOURCE>_STATE_ENABLED``), so a row whose entity key no entity
-    can take leaves, as processing would dead-letter it. The recomputed table holds the landed rows
-    only; dead letters that pass now are counted (``now_valid``), for ``tools.redrive`` to send.
+    can take leaves, as processing would dead-letter it. The recomputed table holds the landed rows and
+    the dead letters that pass whose identity is ``in_raw`` (landed once, removed from curated by an
+    earlier promotion); the other dead letters that pass are counted (``now_valid``), for
+    ``tools.redrive`` to send.
 
     An hour can hold two lives of a partition whose offsets restarted, a row of each at the same
     offset: rows are matched by incarnation as well as offset, and keep the incarnation they landed in."""
@@ -102,7 +108,10 @@ def recompute_hour(
     rows = []
     for row in recomputed:
         landed_row = before.get(_identity(row))
-        if landed_row is None:
+        if landed_row is None and _identity(row) in in_raw:
+            diff.restored += 1
+            rows.append(row)
+        elif landed_row is None:
             diff.now_valid += 1
         else:
             _compare(row, landed_row, joined, diff)

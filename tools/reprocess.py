@@ -40,7 +40,7 @@ from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
 from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, safe_segment
 from shared.records import OffsetSpan, TopicPartition
-from shared.redrive import read_dead_letters, redrive_log, take_lease
+from shared.redrive import raw_rows, read_dead_letters, redrive_log, take_lease
 from shared.reprocess import HourResult, dead_letters_by_hour, joined_columns, recompute_hour
 from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES, Source
@@ -78,8 +78,9 @@ def reprocess(
     sent, unconfirmed = redrive_log(lake, source.name)
     unreadable: list[str] = []
     letters = [e for e in read_dead_letters(lake, source.name, unreadable) if e.identity not in sent | unconfirmed]
-    for file in unreadable:  # only counted as now valid here: the run goes on without it
+    for file in unreadable:  # the run goes on without it
         print(f"unreadable dead-letter file left out: {file}", file=sys.stderr)
+    in_raw = frozenset(raw_rows(lake, source.name, [letter.identity for letter in letters]))  # removed by a promotion
     letters_by_hour = dead_letters_by_hour(letters)
     results = []
     for start in range(window[0] - window[0] % HOUR_MS, window[1], HOUR_MS):
@@ -89,7 +90,9 @@ def reprocess(
         if not rows.num_rows and not letters_by_hour.get(hour):
             continue
         letters_of_hour = letters_by_hour.get(hour, [])
-        result = recompute_hour(source, hour, rows, letters_of_hour, max_record_bytes=max_record_bytes, keyed=keyed)
+        result = recompute_hour(
+            source, hour, rows, letters_of_hour, max_record_bytes=max_record_bytes, keyed=keyed, in_raw=in_raw
+        )
         result = dataclasses.replace(result, covered=covered)
         if result.table.num_rows:
             recomputed = merge_hour(hour, [result.table])
@@ -118,7 +121,12 @@ def promote(
 def _note(result: HourResult) -> str:
     diff = result.diff
     return orjson.dumps(
-        {"changed": diff.changed, "removed": diff.removed, "newly_dead": dict(diff.newly_dead)}
+        {
+            "changed": diff.changed,
+            "removed": diff.removed,
+            "restored": diff.restored,
+            "newly_dead": dict(diff.newly_dead),
+        }
     ).decode()
 
 
@@ -147,13 +155,15 @@ def report(source: Source, results: list[HourResult], window: tuple[int, int]) -
     start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ") for ms in window)
     lines = [
         f"reprocess of {source.name}, {start} to {end}: recomputed into shadow/{source.name}",
-        f"{'hour':<14}  {'rows':>6}  {'changed':>7}  {'removed':>7}  newly dead-lettered  kept as landed  now valid",
+        f"{'hour':<14}  {'rows':>6}  {'changed':>7}  {'removed':>7}  newly dead-lettered  {'restored':>8}"
+        "  kept as landed  now valid",
     ]
     for result in results:
         d = result.diff
         dead = ", ".join(f"{count} {reason}" for reason, count in sorted(d.newly_dead.items())) or "0"
         lines.append(
-            f"{d.hour!s:<14}  {d.rows:>6}  {d.changed:>7}  {d.removed:>7}  {dead:<19}  {d.kept:>14}  {d.now_valid:>9}"
+            f"{d.hour!s:<14}  {d.rows:>6}  {d.changed:>7}  {d.removed:>7}  {dead:<19}  {d.restored:>8}  {d.kept:>14}"
+            f"  {d.now_valid:>9}"
         )
         if d.columns:
             lines.append(f"{'':<14}  columns changed: " + ", ".join(f"{n} ({c})" for n, c in sorted(d.columns.items())))

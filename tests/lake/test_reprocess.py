@@ -123,7 +123,9 @@ def test_a_transform_change_shows_the_diff_then_promotes_exactly_the_changed_hou
     assert h10.columns == {"address_city": 3}
     assert len(lake.delta("things").history()) == history, "nothing in curated/ changes before --promote"
     text = report(source, results, WINDOW)
-    assert f"{H10!s:<14}       6        3        2  2 schema                          0          0" in text, text
+    assert f"{H10!s:<14}       6        3        2  2 schema                    0               0          0" in text, (
+        text
+    )
 
     promote(
         source,
@@ -306,3 +308,27 @@ def test_a_late_file_compacted_between_reprocessing_and_promoting_keeps_its_rows
     run(lake, "things")
     assert {30, 31} <= {row["_offset"] for row in curated_rows(lake, "things", H10)}
     assert run(lake, "things").plan.tasks == ()
+
+
+def test_a_row_an_earlier_promotion_removed_comes_back_when_it_passes_again(lake: Lake) -> None:
+    """Its record is still in raw/ (landed and counted in state once), so redrive would skip it as landed:
+    the next promotion puts it back into its hour, once."""
+    source = _land_two_hours(lake)
+    curated = lake.table("things")
+    bad = reprocess(
+        _changed(source), lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
+    )
+    h10 = next(r for r in bad if r.diff.hour == H10)
+    promote(_changed(source), h10, lake=lake.store, curated=curated, run_id="bad", now_ms=FIXED_NOW_MS)
+    assert sorted(row["id"] for row in curated_rows(lake, "things", H10)) == [0, 1, 2, 4]
+    fixed = reprocess(
+        source, lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
+    )
+    h10 = next(r for r in fixed if r.diff.hour == H10)
+    assert (h10.diff.restored, h10.diff.now_valid, h10.diff.differs) == (2, 0, True)
+    promote(source, h10, lake=lake.store, curated=curated, run_id="fix", now_ms=FIXED_NOW_MS)
+    assert sorted(row["id"] for row in curated_rows(lake, "things", H10)) == [0, 1, 2, 3, 4, 5]
+    again = reprocess(
+        source, lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
+    )
+    assert not any(r.diff.differs for r in again), "restored once: nothing differs after"
