@@ -33,7 +33,6 @@ from typing import Any
 
 import orjson
 
-from shared.offset_ranges import OffsetRanges
 from shared.state.buckets import is_bucket_key
 from shared.state.offsets import (
     APPLIED,
@@ -50,6 +49,8 @@ from shared.state.offsets import (
 KEYS = "keys"
 UNREADABLE = "_unreadable"  # damaged key states (not a JSON object, or one the fold cannot read), kept to read
 ORIGINS = "_origins"
+REFUSED = "_refused"  # per key and partition, offsets whose events its fold could not take (a bug), for a person
+KEPT_REFUSED = 100
 MOVED_FROM = "_moved_from"
 log = logging.getLogger("streamingpoc.state")
 
@@ -93,9 +94,11 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     cannot stop its bucket: a key whose stored text is not a JSON object, or whose fold raises on
     its stored state (a field of the wrong type: damaged outside this code), is set aside under
     ``_unreadable`` with its text and folded again from no state. A key whose events raise from no
-    state too (the events are the problem; they were validated, so a bug) keeps its state, and its
-    events' offsets are left out of the ranges marked applied: not counted, not skipped when signalled
-    again. The other keys' events count, and the operation's error result names the key.
+    state too (the events are the problem; they were validated, so a bug) keeps its state; its events'
+    offsets are marked applied with the others' (leaving them out would let a redelivery count the other
+    keys' events again, and the ranges keep at most 32 gaps per partition anyway) and recorded under
+    ``_refused`` (the key's latest ``KEPT_REFUSED`` offsets per partition, for a person: a fixed fold
+    counts them from raw/). The other keys' events count, and the operation's error result names the key.
     """
     keys: dict[str, str] = state.setdefault(KEYS, {})
     applied = {where: list(ranges) for where, ranges in applied_ranges(state).items()}
@@ -124,16 +127,18 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
         if isinstance(result, str):
             folded[key] = result
         else:
-            log.error("events of key %r cannot be folded even from no state; left unapplied", key, exc_info=result)
+            log.error("events of key %r cannot be folded even from no state; not counted", key, exc_info=result)
             refused.append(key)
-            for part, fresh in batches:
-                where = position(part)
-                applied[where] = _unmarked(applied[where], {event[0] for event in fresh})
     keys.update(folded)
+    for key in refused:  # here, with the rest of the state: nothing changes before every key is folded
+        held = state.setdefault(REFUSED, {}).setdefault(key, {})
+        for part, fresh in pending[key]:
+            where = position(part)
+            held[where] = [*held.get(where, []), *(event[0] for event in fresh)][-KEPT_REFUSED:]
     state[APPLIED] = applied
     if unreadable:
         state.setdefault(UNREADABLE, {}).update(unreadable)
-    message = f"events of {len(refused)} keys could not be folded and were left unapplied: {refused[:10]!r}"
+    message = f"events of {len(refused)} keys could not be folded, not counted (see {REFUSED}): {refused[:10]!r}"
     return Outcome(state, message if refused else None)
 
 
@@ -151,20 +156,6 @@ def _folded(fold: Fold, held: dict[str, Any], batches: Batches, origins: dict[st
         return dump(held)
     except Exception as error:  # a damaged state (or a bug) of one key: apply decides, the other keys go on
         return error
-
-
-def _unmarked(ranges: OffsetRanges, offsets: set[int]) -> OffsetRanges:
-    """``ranges`` without ``offsets`` (which they hold only as this operation marked them)."""
-    kept: OffsetRanges = []
-    for low, high in ranges:
-        start = low
-        for offset in sorted(o for o in offsets if low <= o <= high):
-            if offset > start:
-                kept.append([start, offset - 1])
-            start = offset + 1
-        if start <= high:
-            kept.append([start, high])
-    return kept
 
 
 def _set_aside(key: str, held: Any, why: str = "is not a JSON object") -> str:
