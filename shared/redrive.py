@@ -568,11 +568,16 @@ def _resignal(
 ) -> int:
     """One signal per raw row, carrying only its own offset: the entity applies it once whatever it holds.
     Returns how many the entity API accepted."""
+    now_ms = int(time.time() * 1000)  # an event from a clock far ahead is taken as now, as processing takes it
     pairs = [
         (entry, signal)
         for entry, row in refused
         for signal in signals_for(
-            source, [row], {entry_partition(entry): OffsetSpan(entry.offset, entry.offset)}, buckets=buckets
+            source,
+            [row],
+            {entry_partition(entry): OffsetSpan(entry.offset, entry.offset)},
+            buckets=buckets,
+            now_ms=now_ms,
         )
     ]
     write_redrive_log(lake, source, run_id, "intent", [entry for entry, _ in pairs])

@@ -276,6 +276,23 @@ def test_refused_state_updates_are_re_applied_from_raw_not_produced_again(tmp_pa
     assert (again.already_redriven, again.resignalled, len(signaller.signals)) == (1, 0, 1)
 
 
+def test_a_re_signalled_event_from_a_clock_far_ahead_is_taken_as_now_as_processing_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.redrive
+
+    lake = LocalLake(tmp_path)
+    records = land_one_refused_state_update(lake)  # its row's event time: FIXED_NOW_MS
+    long_before = FIXED_NOW_MS - 30 * 24 * 3_600_000  # the tool's clock a month earlier: the row is far ahead of it
+    monkeypatch.setattr(shared.redrive.time, "time", lambda: long_before / 1000)
+    signaller = RecordingSignaller()
+    target = RedriveTarget("mobile", max_record_bytes=1 << 20, state_buckets=1024)
+    redrive(SOURCES["mobile"], lake=lake, target=target, sender=RecordingSender(), signaller=signaller)
+    (signal,) = signaller.signals
+    (part,) = signal.payload["parts"]
+    assert [event[1] for event in part["keys"][records[1].key]] == [long_before]
+
+
 def test_a_redriven_record_keeps_its_unknown_fields(tmp_path: Path) -> None:
     """Redrive sends a dead letter's bytes as they came, so the redriven record lands with its unknown
     fields in ``_extra``."""
