@@ -1,5 +1,7 @@
-"""Move keyed state between layouts once: from the per-key entities of the previous layout into key buckets,
-from one bucket count (N) to another, or from one Durable backend to another.
+"""Move keyed state between layouts once: per-key entities into key buckets, one N to another, one backend to another.
+
+In full: from the per-key entities of the previous layout into key buckets, from one bucket count
+(N) to another, or from one Durable backend to another.
 
 python -m tools.migrate_state                         # every keyed source, the local host on :7071
 python -m tools.migrate_state --sources sensors --durable-url https://<app>.azurewebsites.net/runtime/webhooks/durabletask

@@ -98,9 +98,3 @@ def test_offsets_past_the_groups_committed_offset_are_pending_not_missing() -> N
     assert (second.gaps, second.pending, second.clean) == ([], 2, True), "never committed: all pending"
     (without,) = reconcile({TopicPartition("t", 0): (0, 8)}, landed, {})
     assert (without.gaps, without.pending) == ([(2, 2), (4, 7)], 0)
-
-
-def test_a_clean_report_with_pending_offsets_says_so() -> None:
-    (report,) = reconcile({TopicPartition("t", 0): (0, 4)}, [_raw(0), _raw(1)], {}, {TopicPartition("t", 0): 2})
-    table = report_table("s", "t", [report])
-    assert "2 past them are pending" in table and "NOT reconciled" not in table

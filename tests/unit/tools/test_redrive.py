@@ -14,7 +14,6 @@ from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW_MS
 from tests.unit.shared.test_redrive import ORDERS, RecordingSender, _valid_dead_letter_rows
 from tools import redrive as redrive_cli
-from tools.migrate_state import DurableHttp
 
 
 def _local_lake(root: Path, monkeypatch: pytest.MonkeyPatch) -> LocalLake:
@@ -81,32 +80,6 @@ def test_the_cli_names_an_unreadable_dead_letter_file_and_exits_with_4(
     assert re.search(r"^now valid +3$", out, re.MULTILINE), out
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://func-spoc-x1y2.azurewebsites.net",
-        "http://localhost.attacker.example",
-        "http://127.0.0.1.nip.io:7071",
-        "ftp://127.0.0.1",
-        "https://",
-    ],
-)
-def test_the_tools_that_send_the_system_key_refuse_a_url_that_is_not_https_or_loopback(url: str) -> None:
-    with pytest.raises(SystemExit, match="must be https://"):
-        redrive_cli.DurableHttpSignaller(url, "the-system-key")
-    with pytest.raises(SystemExit, match="must be https://"):
-        DurableHttp(f"{url}/runtime/webhooks/durabletask", "the-system-key")
-
-
-@pytest.mark.parametrize(
-    "url",
-    ["https://func-spoc-x1y2.azurewebsites.net", "http://127.0.0.1:7071", "http://localhost", "http://[::1]:7071"],
-)
-def test_https_and_the_local_host_are_taken(url: str) -> None:
-    assert redrive_cli.DurableHttpSignaller(url).base_url == url
-    assert DurableHttp(f"{url}/runtime/webhooks/durabletask", None).base_url.startswith(url)
-
-
 class _NoLogin:
     """Stands in for azure-eventhub's producer (no Event Hubs here): the credential finds no login, as
     DefaultAzureCredential does without ``az login``, when the first batch is made."""
@@ -159,34 +132,3 @@ def test_an_entity_api_that_drops_the_connection_is_a_failed_signal_not_a_traceb
         assert signaller.signal(signals) == [False, False]
     finally:
         listener.close()
-
-
-def test_the_tools_take_a_broker_and_a_local_lake_over_their_settings(tmp_path: Path) -> None:
-    from tools.cli import broker_address, tool_environment
-
-    settings = tmp_path / "local.settings.json"
-    settings.write_text('{"Values": {"LAKE_KIND": "blob", "KAFKA_BROKER_LIST": "127.0.0.1:9092"}}')
-    env = tool_environment(settings, broker="127.0.0.1:57723", lake=tmp_path / "lake")
-    assert (env["KAFKA_BROKER_LIST"], env["LAKE_KIND"], env["LAKE_LOCAL_ROOT"]) == (
-        "127.0.0.1:57723",
-        "local",
-        str(tmp_path / "lake"),
-    )
-    with pytest.raises(ValueError, match="HOST:PORT"):
-        broker_address("57723")
-
-
-def test_reconcile_with_no_broker_to_reach_says_so_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from tools import reconcile as reconcile_cli
-
-    monkeypatch.delenv("KAFKA_BROKER_LIST", raising=False)
-    monkeypatch.setattr(reconcile_cli, "CHECK_TIMEOUT", 1.0)
-    code = reconcile_cli.main(
-        ["orders", "--broker", "127.0.0.1:1", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")]
-    )
-    captured = capsys.readouterr()
-    assert code == reconcile_cli.EXIT_BROKER_UNREACHABLE
-    assert captured.err.startswith("reconcile of orders stopped: the broker did not answer")
-    assert len(captured.err.splitlines()) == 1 and "FAIL" not in captured.out + captured.err
