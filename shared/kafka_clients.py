@@ -106,5 +106,7 @@ def close_producers(timeout: float = 10.0) -> None:
         producers = list(_producers.values())
         _producers.clear()
     for producer in producers:
-        producer.flush(timeout)
-        producer.close()
+        if producer.flush(timeout):  # left by a send that raised (its tick sends them again): drop them
+            producer.purge()
+            producer.flush(0)
+        producer.close()  # nothing queued now: close() flushes without a timeout, so it would wait for ever
