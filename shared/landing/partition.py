@@ -180,10 +180,11 @@ class PartitionLanding:
         is the same life. (After a restart was seen elsewhere, a batch this instance read ahead would otherwise
         default to the new life: below the new life's first offset landed twice, above it hidden as landed.)
 
-        A next batch is trusted only while this instance's stream is the one that life follows: the life was
-        already an earlier one when its last batch was admitted (only a consumer that read on from it, this
-        one, reaches it), or nothing landed in it past that batch. Otherwise another instance read on in that
-        life after this one lost the partition, and this instance's memory is stale."""
+        The memory lasts only while no other instance wrote the ledger (``forget`` drops it: a write that lost
+        to another's, a settled landing of another's), so it is of this consumer's own reads. A next batch is
+        trusted only while this instance's stream is the one that life follows besides: the life was already
+        an earlier one when its last batch was admitted (only a consumer that read on from it, this one,
+        reaches it), or nothing landed in it past that batch."""
         admitted = self._admitted
         if admitted is None:
             return None
@@ -234,8 +235,10 @@ class PartitionLanding:
             ledger.mark_landed(admission.low, admission.high, admission.incarnation)
 
     def forget(self) -> None:
-        """Drop the snapshot: the next step reads the ledger again."""
-        self._ledger, self._version = None, None
+        """Drop the snapshot: the next step reads the ledger again. The memory of this instance's last batch goes
+        too: another instance may have written the ledger since, so this instance may have lost the partition
+        in between, and its next batch need not follow its last one (``_same_stream``)."""
+        self._ledger, self._version, self._admitted = None, None, None
 
     def _loaded(self) -> Ledger:
         if self._ledger is None:

@@ -188,6 +188,34 @@ def test_an_instance_that_lost_the_partition_does_not_follow_its_stale_last_batc
     assert (landed, _counted(gateway)) == (220, 220)
 
 
+def test_an_instance_that_got_the_partition_back_does_not_retry_into_its_stale_life(tmp_path: Path) -> None:
+    """As above, A's last batch [10..19]; back at A, the new life from 10 starts where that batch did: not a
+    retry of it, since B wrote the ledger in between."""
+    a, b, gateway = LocalLake(tmp_path), LocalLake(tmp_path), ApplyingGateway()
+    old_life = records_for(MOBILE, 110, first_offset=0, seed=1)
+    landed = _deliver(a, gateway, old_life[0:10]) + _deliver(a, gateway, old_life[10:20])
+    landed += sum(_deliver(b, gateway, old_life[low : low + 10]) for low in range(20, 110, 10))
+    new_life = records_for(MOBILE, 110, first_offset=0, seed=2)
+    landed += _deliver(b, gateway, new_life[0:10])
+    landed += sum(_deliver(a, gateway, new_life[low : low + 10]) for low in range(10, 110, 10))
+    assert (landed, _counted(gateway)) == (220, 220)
+
+
+def test_an_instance_whose_last_batch_was_of_an_earlier_life_does_not_follow_it_after_a_move(tmp_path: Path) -> None:
+    """A's last batch was the old life's [10..19] (held over, skipped as landed there); B lands the new life's
+    [10..19]; back at A from 20, the new life's batch follows A's, but B wrote the ledger in between."""
+    a, b, gateway = LocalLake(tmp_path), LocalLake(tmp_path), ApplyingGateway()
+    old_life = records_for(MOBILE, 110, first_offset=0, seed=1)
+    landed = _deliver(a, gateway, old_life[0:10])
+    landed += sum(_deliver(b, gateway, old_life[low:high]) for low, high in ((10, 16), (16, 36), (36, 110)))
+    new_life = records_for(MOBILE, 110, first_offset=0, seed=2)
+    landed += _deliver(b, gateway, new_life[0:10])
+    landed += _deliver(a, gateway, old_life[10:20])
+    landed += _deliver(b, gateway, new_life[10:20])
+    landed += sum(_deliver(a, gateway, new_life[low : low + 10]) for low in range(20, 110, 10))
+    assert (landed, _counted(gateway)) == (220, 220)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_any_cut_of_a_new_life_crossing_the_old_ones_lands_and_counts_once(tmp_path: Path, seed: int) -> None:
     """The old life landed 100..199; the new life 0..149 comes in batches that start where a consumer can start
