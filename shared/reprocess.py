@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -222,9 +223,15 @@ def _table(source: Source, rows: list[Row], curated: pa.Schema) -> pa.Table:
     return table
 
 
-def dead_letters_by_hour(entries: list[DeadLetterEntry]) -> dict[Hour, list[DeadLetterEntry]]:
-    """Dead letters by the hour their record's Kafka timestamp falls in (where processing filed them)."""
+def dead_letters_by_hour(
+    entries: list[DeadLetterEntry], landed_ms: Mapping[Identity, int] | None = None
+) -> dict[Hour, list[DeadLetterEntry]]:
+    """Dead letters by the hour their row belongs to: for one whose record is in raw/ too (``landed_ms``: its raw
+    row's ``_event_time``), that row's hour, where curated holds it or held it; else the hour their record's
+    Kafka timestamp falls in (where processing filed them)."""
+    landed = landed_ms or {}
     by_hour: dict[Hour, list[DeadLetterEntry]] = defaultdict(list)
     for entry in entries:
-        by_hour[Hour.of_ms(entry.timestamp_ms or 0)].append(entry)
+        moment = landed.get(entry.identity)
+        by_hour[Hour.of_ms(entry.timestamp_ms or 0 if moment is None else moment)].append(entry)
     return by_hour

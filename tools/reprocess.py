@@ -80,8 +80,10 @@ def reprocess(
     letters = [e for e in read_dead_letters(lake, source.name, unreadable) if e.identity not in sent | unconfirmed]
     for file in unreadable:  # the run goes on without it
         print(f"unreadable dead-letter file left out: {file}", file=sys.stderr)
-    in_raw = frozenset(raw_rows(lake, source.name, [letter.identity for letter in letters]))  # removed by a promotion
-    letters_by_hour = dead_letters_by_hour(letters)
+    landed = raw_rows(lake, source.name, [letter.identity for letter in letters])  # removed by a promotion, or refused
+    in_raw = frozenset(landed)  # by an entity: in raw/ too, and recomputed in their row's hour
+    event_ms = {identity: int(row["_event_time"]) for identity, row in landed.items()}
+    letters_by_hour = dead_letters_by_hour(letters, event_ms)
     results = []
     for start in range(window[0] - window[0] % HOUR_MS, window[1], HOUR_MS):
         hour = Hour.of_ms(start)
