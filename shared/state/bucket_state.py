@@ -50,7 +50,7 @@ KEYS = "keys"
 UNREADABLE = "_unreadable"  # damaged key states (not a JSON object, or one the fold cannot read), kept to read
 ORIGINS = "_origins"
 REFUSED = "_refused"  # per key and partition, offsets whose events its fold could not take (a bug), for a person
-KEPT_REFUSED = 100
+KEPT_REFUSED = 100  # offsets per key and partition, and keys per bucket
 MOVED_FROM = "_moved_from"
 log = logging.getLogger("streamingpoc.state")
 
@@ -97,7 +97,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     state too (the events are the problem; they were validated, so a bug) keeps its state; its events'
     offsets are marked applied with the others' (leaving them out would let a redelivery count the other
     keys' events again, and the ranges keep at most 32 gaps per partition anyway) and recorded under
-    ``_refused`` (the key's latest ``KEPT_REFUSED`` offsets per partition, for a person: a fixed fold
+    ``_refused`` (the latest ``KEPT_REFUSED`` keys, each's latest offsets per partition, for a person: a fixed fold
     counts them from raw/). The other keys' events count, and the operation's error result names the key.
     """
     keys: dict[str, str] = state.setdefault(KEYS, {})
@@ -131,10 +131,14 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
             refused.append(key)
     keys.update(folded)
     for key in refused:  # here, with the rest of the state: nothing changes before every key is folded
-        held = state.setdefault(REFUSED, {}).setdefault(key, {})
+        recorded = state.setdefault(REFUSED, {})
+        held = recorded.pop(key, {})  # re-inserted: the latest keys are the ones kept
         for part, fresh in pending[key]:
             where = position(part)
             held[where] = [*held.get(where, []), *(event[0] for event in fresh)][-KEPT_REFUSED:]
+        recorded[key] = held
+        for oldest in list(recorded)[:-KEPT_REFUSED]:  # a fold bug that hits every key must not grow the bucket
+            del recorded[oldest]
     state[APPLIED] = applied
     if unreadable:
         state.setdefault(UNREADABLE, {}).update(unreadable)

@@ -397,3 +397,16 @@ def test_adopt_into_a_bucket_holding_an_unreadable_key_takes_the_moved_states() 
     assert not results[0]["isError"] and after is not None
     assert key_state(after, "other") == {"events": 7} and key_state(after, "bad") == {"events": 4}
     assert after["_unreadable"] == {"bad": '{"events": 1, "session": '}
+
+
+def test_the_refused_keys_a_bucket_records_are_bounded() -> None:
+    """A fold bug that hits every key must not grow the bucket without bound."""
+    from shared.state.bucket_state import KEPT_REFUSED
+
+    state: dict[str, Any] = {"keys": {}, "_applied": {}}
+    for batch in range(3):
+        keys = {f"k{batch}-{i}": [batch * 1000 + i] for i in range(KEPT_REFUSED)}
+        part = taps(0, keys, batch * 1000, batch * 1000 + KEPT_REFUSED)
+        part["keys"] = {key: [[offset]] for key, (offset,) in keys.items()}  # events the fold cannot read
+        state, _ = run_entity("device_activity", state, [("apply", {"parts": [part]})], key=BUCKET)
+    assert len(state["_refused"]) == KEPT_REFUSED and next(iter(state["_refused"])) == "k2-0"
