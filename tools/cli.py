@@ -8,6 +8,7 @@ import os
 import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -51,6 +52,20 @@ def broker_address(value: str) -> str:
     if not host or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     return value
+
+
+def topic_problem(client: Any, topic: str, timeout: float) -> str | None:
+    """Why the broker behind ``client`` (a confluent-kafka producer or consumer) cannot serve ``topic``: it did
+    not answer with its metadata within ``timeout`` seconds, or has no such topic; None when it can."""
+    from confluent_kafka import KafkaException
+
+    try:
+        found = client.list_topics(topic, timeout=timeout).topics.get(topic)
+    except KafkaException as error:
+        return f"the broker did not answer: {error.args[0] if error.args else error}"
+    if found is None or found.error is not None:
+        return f"topic {topic}: {found.error if found else 'not found'}"
+    return None
 
 
 def secure_url(url: str, option: str) -> str:

@@ -36,7 +36,7 @@ from shared.reconcile import (
 )
 from shared.settings import Settings, load_settings, load_source_settings, source_setting_name
 from shared.sources import SOURCES
-from tools.cli import QUIET, broker_address, parse_since, tool_environment
+from tools.cli import QUIET, broker_address, parse_since, tool_environment, topic_problem
 
 TIMEOUT = 30.0
 EXIT_BROKER_UNREACHABLE = 2
@@ -70,14 +70,9 @@ class Broker:
 
     def check(self, topic: str) -> None:
         """:class:`BrokerUnreachable` unless the broker answers with ``topic``'s metadata in ``CHECK_TIMEOUT``."""
-        from confluent_kafka import KafkaException
-
-        try:
-            found = self.consumer.list_topics(topic, timeout=CHECK_TIMEOUT).topics.get(topic)
-        except KafkaException as error:
-            raise BrokerUnreachable(f"the broker did not answer: {error.args[0] if error.args else error}") from error
-        if found is None or found.error is not None:
-            raise BrokerUnreachable(f"topic {topic}: {found.error if found else 'not found'}")
+        problem = topic_problem(self.consumer, topic, CHECK_TIMEOUT)
+        if problem is not None:
+            raise BrokerUnreachable(problem)
 
     def partitions(self, topic: str) -> list[int]:
         metadata = self.consumer.list_topics(topic, timeout=TIMEOUT)

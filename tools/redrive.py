@@ -45,7 +45,7 @@ from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.registry import ENTITY_KINDS
-from tools.cli import QUIET, broker_address, parse_since, secure_url, tool_environment
+from tools.cli import QUIET, broker_address, parse_since, secure_url, tool_environment, topic_problem
 
 EVENTHUBS_SUFFIX = ".servicebus.windows.net"
 LOCAL_FUNCTIONS_URL = "http://127.0.0.1:7071"
@@ -120,17 +120,10 @@ class KafkaRedriveSender:
 
     def _reaches(self, producer: Any, topic: str) -> bool:
         """Whether the broker answers with ``topic``'s metadata (else nothing is produced and no send is in doubt)."""
-        from confluent_kafka import KafkaException
-
-        try:
-            found = producer.list_topics(topic, timeout=min(self.timeout, 10.0)).topics.get(topic)
-        except KafkaException as error:
-            print(f"broker not reachable, nothing sent: {error}", file=sys.stderr)
-            return False
-        if found is None or found.error is not None:
-            print(f"topic {topic} not available, nothing sent: {found and found.error}", file=sys.stderr)
-            return False
-        return True
+        problem = topic_problem(producer, topic, min(self.timeout, 10.0))
+        if problem is not None:
+            print(f"nothing sent: {problem}", file=sys.stderr)
+        return problem is None
 
     def _produce(self, producer: Any, topic: str, message: OutgoingRedrive, callback: Any) -> Delivery:
         """``UNKNOWN`` until the broker answers (the callback then tells); ``NOT_SENT`` when the record never

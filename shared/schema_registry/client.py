@@ -263,7 +263,9 @@ def _shut(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-class _WatchedHttp(urllib.request.HTTPHandler):
+class _Watching(urllib.request.AbstractHTTPHandler):
+    """An HTTP(S) handler whose connections the call's deadline watches (mixed in before the handler)."""
+
     def __init__(self, deadline: _Deadline) -> None:
         super().__init__()
         self.deadline = deadline
@@ -272,13 +274,12 @@ class _WatchedHttp(urllib.request.HTTPHandler):
         return super().do_open(self.deadline.connection(http_class), req, **kwargs)
 
 
-class _WatchedHttps(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: _Deadline) -> None:
-        super().__init__()
-        self.deadline = deadline
+class _WatchedHttp(_Watching, urllib.request.HTTPHandler):
+    pass
 
-    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
-        return super().do_open(self.deadline.connection(http_class), req, **kwargs)
+
+class _WatchedHttps(_Watching, urllib.request.HTTPSHandler):
+    pass
 
 
 def _text(document: dict[str, Any], url: str) -> str:
