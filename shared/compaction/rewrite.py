@@ -50,10 +50,10 @@ from shared.compaction.slices import (
 )
 from shared.lake.base import LakeStore
 
-# Rows carry the record as received (_received, issue 20), about twice the bytes of a row without
-# it: 200,000-row slices took a 1M-row hour's recompaction to 1.1 GB, 100,000 keep it near 0.7 GB
-# (bench/compact.py, bench/README.md).
-SLICE_ROWS = 100_000
+# What a compaction holds grows with the slice (rows carry the record as received, `_received`):
+# a 1M-row hour peaked at 570 MB (recompaction 709 MB) with 100,000-row slices, 324 MB (391 MB)
+# with 25,000, and ran faster (bench/compact.py, bench/README.md).
+SLICE_ROWS = 25_000
 READ_AHEAD = 8  # raw files read concurrently: reads wait on the store, not the CPU
 CURATED = 0  # the inputs' index of the hour's curated rows; raw file i is input i + 1
 
