@@ -81,12 +81,30 @@ def key_from_url(url: str, source: str, route_key: str) -> str:
     return route_key
 
 
+DAMAGED = "damaged"  # the fields of a state damaged outside this code that are shown as stored
+
+
 def public_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The state as the API shows it: bookkeeping (offset marks, running sums) left out."""
+    """The state as the API shows it: bookkeeping (offset marks, running sums) left out.
+
+    A key state damaged outside this code (``docs/reliability.md``) still gets an answer: a view
+    that cannot be built from it leaves its fields as stored and names them under ``damaged``.
+    """
     hidden = {APPLIED, LEGACY_MARKS, MOVED_FROM, "m2", "latest"}
     shown = {name: value for name, value in state.items() if name not in hidden}
+    damaged: list[str] = []
     if MINUTES in shown or LEGACY_WINDOWS in shown:
-        shown.pop(MINUTES, None)
-        shown["windows"] = windows_view(state)
-    shown.update(sessions_view(state))
+        try:
+            windows = windows_view(state)
+        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError) as error:
+            damaged.append(f"windows: {type(error).__name__}: {error}")
+        else:
+            shown.pop(MINUTES, None)
+            shown["windows"] = windows
+    try:
+        shown.update(sessions_view(state))
+    except (TypeError, ValueError, KeyError, IndexError) as error:
+        damaged.append(f"sessions: {type(error).__name__}: {error}")
+    if damaged:
+        shown[DAMAGED] = damaged
     return shown

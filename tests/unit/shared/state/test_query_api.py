@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from shared.state.buckets import bucket_for
@@ -53,3 +55,24 @@ def test_the_key_does_not_depend_on_the_case_of_the_route(url: str, source: str)
     route value the host left percent-encoded (``a%2Fb``, a different key)."""
     assert key_from_url(url, source, "a%2Fb") == key_from_url(f"https://app/api/state/{source}/a%2Fb", source, "a%2Fb")
     assert key_from_url(url, source, "a%2Fb") == "a/b"
+
+
+@pytest.mark.parametrize(
+    ("state", "view"),
+    [
+        ({"page_views": 3, "session": 7}, "sessions"),
+        ({"page_views": 3, "closed_sessions": 7}, "sessions"),
+        ({"page_views": 3, "session": [1, 2]}, "sessions"),
+        ({"page_views": 3, "closed_sessions": [[1, 2, 3, None], "x"]}, "sessions"),
+        ({"page_views": 3, "minutes": 7}, "windows"),
+        ({"page_views": 3, "minutes": [[1]]}, "windows"),
+        ({"page_views": 3, "windows": [[0, 0, 1.0, 2.0, 3.0]]}, "windows"),
+    ],
+)
+def test_a_damaged_state_is_shown_as_stored_with_the_damage_named(state: dict[str, object], view: str) -> None:
+    """A key state damaged outside this code (docs/reliability.md) gets an answer, not an exception (an
+    opaque HTTP 500): its other fields as shown normally, the damaged ones as stored, named."""
+    shown = public_state(state)
+    assert shown["page_views"] == 3
+    assert [entry.split(":")[0] for entry in shown["damaged"]] == [view]
+    assert json.loads(json.dumps(shown)) == shown
