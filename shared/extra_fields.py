@@ -19,7 +19,7 @@ import orjson
 from pydantic import BaseModel
 from typing_extensions import is_typeddict
 
-from shared.source_model import Row
+from shared.source_model import Row, shadow_fields
 
 Structure = dict[str, "Structure | None"]  # field name -> the nested record's fields, or None for a leaf
 
@@ -49,8 +49,10 @@ def unknown_fields(model: type[BaseModel]) -> Callable[[Row], dict[str, Any] | N
     known = frozenset(fields)
     nested = {name: inner for name, inner in fields.items() if inner}
 
+    sent_name = shadow_fields(model)  # a shadow field is reported under the name it read
+
     def find(event: Row) -> dict[str, Any] | None:
-        found = {} if known.issuperset(event) else {k: v for k, v in event.items() if k not in known}
+        found = {} if known.issuperset(event) else {sent_name.get(k, k): v for k, v in event.items() if k not in known}
         for name, inner in nested.items():
             value = event.get(name)
             if isinstance(value, dict):

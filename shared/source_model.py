@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal, NotRequired, Union, get_args, get_or
 
 import pyarrow as pa
 from faker import Faker
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.fields import FieldInfo
 from typing_extensions import TypedDict
 
 ColumnType = Literal["string", "long", "double", "boolean", "timestamp", "map"]
@@ -94,6 +95,33 @@ def epoch_ms(moment: datetime | None) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+# A field read under another name (``_time`` into ``time_ms``) would hide a producer's own field named like
+# its Python name, which the validated record holds under that name. ``record_type`` reads such a field
+# under this mark plus the name instead, and ``shared.extra_fields`` reports it under the name. The mark is
+# a private-use character, and a record that sends a marked name itself is refused, so nothing is hidden.
+SHADOW_MARK = "\uf8ff"
+
+
+def _reserved(value: Any) -> Any:
+    raise ValueError(f"field names starting with U+{ord(SHADOW_MARK):04X} are reserved by the pipeline")
+
+
+def wire_names(info: FieldInfo, name: str) -> set[str]:
+    """The names a field is read under in a record as sent."""
+    chosen = info.validation_alias
+    if isinstance(chosen, str):
+        return {chosen}
+    if isinstance(chosen, AliasChoices):
+        return {choice for choice in chosen.choices if isinstance(choice, str)}
+    return {info.alias or name}
+
+
+@cache
+def shadow_fields(model: type[BaseModel]) -> dict[str, str]:
+    """``model``'s shadow fields (:data:`SHADOW_MARK`): the key each reads a Python name under -> the name."""
+    return {SHADOW_MARK + name: name for name, info in model.model_fields.items() if name not in wire_names(info, name)}
+
+
 @cache
 def record_type(model: type[BaseModel]) -> Any:
     """A TypedDict with ``model``'s fields, types, constraints and aliases, plus its ``check_record``.
@@ -108,6 +136,9 @@ def record_type(model: type[BaseModel]) -> Any:
         names = Field(alias=info.alias or name, validation_alias=info.validation_alias)  # earlier names read too
         annotated: Any = Annotated[(info.annotation, *info.metadata, names)]
         fields[name] = annotated if info.is_required() else NotRequired[annotated]
+    for shadow, name in shadow_fields(model).items():
+        fields[shadow] = NotRequired[Annotated[Any, Field(alias=name)]]
+        fields[SHADOW_MARK + shadow] = NotRequired[Annotated[Any, AfterValidator(_reserved), Field(alias=shadow)]]
     record: Any = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
     record.__pydantic_config__ = KEEP_UNKNOWN_FIELDS  # type: ignore[attr-defined]
     check = getattr(model, "check_record", None)

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from shared.batch import process_batch
+from shared.datagen.config import parse_config
+from shared.datagen.source import config_source
+from shared.dead_letters import Reason
 from shared.extra_fields import extra_text, extra_texts
 from shared.records import KafkaRecord
+from shared.source_model import SHADOW_MARK, shadow_fields
 from shared.sources import SOURCES
 from tests.conftest import records_for
 
@@ -74,3 +79,56 @@ def test_an_unknown_value_too_deep_for_any_encoder_is_named_and_kept_in_received
         "deep": "<not encodable: see _received>",
         "n": "<not encodable: see _received>",
     }
+
+
+@pytest.mark.parametrize(("columnar", "keyed"), [(True, False), (False, False), (False, True)])
+@pytest.mark.parametrize("spelled", ['"time_ms"', '"time\\u005fms"'])
+def test_a_producers_field_named_like_a_python_field_name_lands_in_extra(
+    columnar: bool, keyed: bool, spelled: str
+) -> None:
+    """clickstream reads ``_time`` into ``time_ms``: a producer's own ``time_ms`` (however its JSON spells the
+    name) is a field the model does not know, kept in ``_extra``, not hidden by the known field."""
+    source = SOURCES["clickstream"]
+    records = records_for(source, 3)
+    value = (records[1].value or b"")[:-1] + f',{spelled}:"own","n":7}}'.encode()
+    records[1] = dataclasses.replace(records[1], value=value)
+    batch = process_batch(source, records, max_record_bytes=1 << 20, columnar=columnar, keyed=keyed)
+    rows = batch.rows()
+    assert not batch.dead_letters
+    assert [row["_extra"] for row in rows if row["_offset"] != 1] == [None, None]
+    assert json.loads(rows[1]["_extra"]) == {"time_ms": "own", "n": 7}
+
+
+def test_a_datagen_field_named_like_another_fields_python_name_lands_in_extra() -> None:
+    """A Datagen field ``_x`` is the Python field ``f_x``; a producer's own ``f_x`` is unknown to the model."""
+    schema = {"type": "record", "name": "R", "fields": [{"name": "_x", "type": "int"}]}
+    document = {
+        "name": "datagen-fx",
+        "config": {
+            "connector.class": "io.confluent.kafka.connect.datagen.DatagenConnector",
+            "kafka.topic": "fx",
+            "schema.string": json.dumps(schema),
+        },
+    }
+    source = config_source(parse_config(document, source="fx", file="sources/fx.json", folder=Path("/tmp")))
+    record = KafkaRecord("fx", 0, 0, "k", b'{"_x": 1, "f_x": "kept"}', 1_764_000_000_000)
+    [row] = process_batch(source, [record], max_record_bytes=1 << 20).rows()
+    assert json.loads(row["_extra"]) == {"f_x": "kept"}
+
+
+def test_a_record_sending_a_shadow_fields_own_key_is_refused_and_other_marked_names_are_kept() -> None:
+    """The key a shadow field reads under (``SHADOW_MARK`` + a Python name) cannot be sent: a record that
+    does is a ``schema`` dead letter naming why, not a field silently taken for another. Any other name
+    with the mark is an unknown field like any other."""
+    source = SOURCES["clickstream"]
+    [shadow] = shadow_fields(source.model)
+    good = records_for(source, 2)
+    forged, other = (
+        _with_unknown_fields(good[0], **{shadow: 1}),
+        _with_unknown_fields(good[1], **{SHADOW_MARK + "x": 2}),
+    )
+    batch = process_batch(source, [forged, other], max_record_bytes=1 << 20)
+    [letter] = batch.dead_letters
+    assert letter.record.offset == 0 and letter.reason is Reason.SCHEMA and "reserved" in letter.detail
+    [row] = batch.rows()
+    assert json.loads(row["_extra"]) == {SHADOW_MARK + "x": 2}
