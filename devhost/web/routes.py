@@ -24,7 +24,13 @@ class Route:
 
 
 def compile_route(template: str) -> re.Pattern[str]:
-    """A template's regex: ``{name}`` is one segment, ``{*name}`` the rest, ``{name?}`` optional."""
+    """A template's regex: ``{name}`` is one segment, ``{*name}`` the rest, ``{name?}`` optional.
+
+    Literal parts match whatever their case, as the Functions host's routing (ASP.NET Core, ordinal
+    ignore-case) matches them: ``STATE/users/1`` reaches ``state/{source}/{key}``. Parameter values are
+    captured as sent. Case is folded for ASCII letters only (``re.ASCII``), so ``ſ`` or the Kelvin sign
+    never stands for ``s`` or ``k`` as Python's Unicode folding would have it.
+    """
     pattern, position = "", 0
     for parameter in _PARAMETER.finditer(template):
         pattern += re.escape(template[position : parameter.start()])
@@ -38,7 +44,7 @@ def compile_route(template: str) -> re.Pattern[str]:
         else:
             pattern += body
         position = parameter.end()
-    return re.compile(pattern + re.escape(template[position:]))
+    return re.compile(pattern + re.escape(template[position:]), re.IGNORECASE | re.ASCII)
 
 
 def http_routes(functions: list[IndexedFunction]) -> list[Route]:

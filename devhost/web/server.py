@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,20 +53,24 @@ class HttpFrontEnd:
 
     def application(self) -> web.Application:
         # The middleware guards every route, the mounted apps' too (aiohttp runs it for sub-app handlers).
+        # The Functions host's own paths match whatever their case, as ASP.NET Core routing matches them
+        # (/API/..., /Runtime/Webhooks/DurableTask/...); the dashboard is this host's own, and stays as written.
         app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[_refuse_web_pages])
-        app.router.add_route("*", DURABLE_PREFIX + "/entities/{name}/{key}", self._entity)
+        app.router.add_route("*", _any_case("entities", DURABLE_PREFIX + "/entities") + "/{name}/{key}", self._entity)
         app.router.add_get("/dashboard", self._dashboard_page)
         app.router.add_get("/dashboard/api/stats", self._dashboard_stats)
         app.router.add_get("/dashboard/{file}", self._dashboard_file)
-        app.router.add_get("/admin/host/status", self._status)
-        app.router.add_route("*", r"/api/{tail:[\s\S]*}", self._api)  # any character, newlines too
+        app.router.add_get(_any_case("status", "/admin/host/status"), self._status)
+        api = _any_case("api", "/api") + r"/{tail:[\s\S]*}"  # any character, newlines too
+        app.router.add_route("*", api, self._api)
         for prefix, mounted in self.mounts.items():  # e.g. the schema registry under /registry
             app.add_subapp(prefix, mounted)
         return app
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
         # Match on the raw path, then decode each value once: an encoded ``/`` stays inside its segment.
-        path = request.rel_url.raw_path.removeprefix("/api").strip("/")
+        # The router matched the first segment as ``api`` (any case, maybe percent-encoded): drop it as sent.
+        path = request.rel_url.raw_path.split("/", 2)[2].strip("/")
         for route in self.routes:
             parameters = route.match(request.method, path)
             if parameters is not None:
@@ -160,6 +165,14 @@ def web_page_refusal(request: web.Request) -> web.StreamResponse | None:
     if request.method not in ("GET", "HEAD") and request.can_read_body and not _is_json(request.content_type):
         return web.json_response({"error": "a request's body must be sent as application/json"}, status=415)
     return None
+
+
+def _any_case(name: str, literal: str) -> str:
+    """An aiohttp route part (a variable ``name``) matching the path ``literal`` whatever the case of its letters.
+
+    ASCII letters only (``(?ai:...)``), as ordinal ignore-case compares them: ``ſ`` does not stand for ``s``.
+    """
+    return f"/{{{name}:(?ai:{re.escape(literal.strip('/'))})}}"
 
 
 def _is_json(content_type: str) -> bool:

@@ -7,13 +7,17 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import azure.functions as func
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from devhost.registry.server import MOUNT, registry_app
 from devhost.registry.store import RegistryStore
+from devhost.runtime.catalog import IndexedFunction
 from devhost.runtime.function_stats import HostStats
+from devhost.web.routes import http_routes
 from devhost.web.server import DURABLE_PREFIX, HttpFrontEnd
 from shared.schema_registry.client import ConfluentRegistry
 
@@ -95,3 +99,109 @@ async def test_the_registry_client_and_the_dashboard_still_reach_the_host(base_u
     assert await _status(base_url, "GET", "/dashboard/api/stats", headers=same_origin) == 200
     assert await _status(base_url, "GET", "/dashboard", headers={"Sec-Fetch-Site": "none"}) == 200
     assert await _status(base_url, "GET", "/api/state/clickstream/a", headers=same_origin) == 404  # past the guard
+
+
+class _RecordingInvoker:
+    """Answers an HTTP function with the route values it was given, and remembers each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, str]] = []
+
+    def invoke(self, _function: IndexedFunction, arguments: dict[str, func.HttpRequest]) -> dict[str, str]:
+        self.calls.append(dict(arguments["req"].route_params))
+        return self.calls[-1]
+
+
+_STATE = IndexedFunction(
+    "get_state", ({"type": "httpTrigger", "name": "req", "route": "state/{source}/{key}"},), lambda req: None, None
+)
+
+
+@pytest.fixture
+async def routed() -> AsyncIterator[tuple[str, _RecordingInvoker]]:
+    invoker = _RecordingInvoker()
+    stats = HostStats()
+    stats.add(_STATE.name, "httpTrigger")
+    mounts = {MOUNT: registry_app(RegistryStore(None))}
+    front = HttpFrontEnd(http_routes([_STATE]), invoker, None, stats, dashboard_snapshot=None, mounts=mounts)  # type: ignore[arg-type]
+    server = TestServer(front.application(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield f"http://127.0.0.1:{server.port}", invoker
+    finally:
+        await server.close()
+
+
+_API_PATHS = ["/api/state/Users/AbC", "/API/STATE/Users/AbC", "/Api/State/Users/AbC/", "/%41pi/state/Users/AbC"]
+
+
+@pytest.mark.parametrize("path", _API_PATHS)
+async def test_an_http_function_is_reached_whatever_the_case_of_api_and_its_route(
+    routed: tuple[str, _RecordingInvoker], path: str
+) -> None:
+    # As in Azure, where ASP.NET Core routing compares literals ignoring case; values keep the case sent.
+    base_url, invoker = routed
+    async with ClientSession() as session, session.get(URL(base_url + path, encoded=True)) as response:
+        assert response.status == 200
+        assert await response.json() == {"source": "Users", "key": "AbC"}
+    assert invoker.calls == [{"source": "Users", "key": "AbC"}]
+
+
+async def test_the_host_paths_of_the_functions_host_match_whatever_their_case(base_url: str) -> None:
+    async with ClientSession() as session:
+        async with session.get(base_url + "/ADMIN/Host/Status") as response:
+            assert response.status == 200
+            assert (await response.json())["state"] == "Running"
+        entity = "/Runtime/Webhooks/DurableTask/Entities/device_activity/Device-1"
+        async with session.get(base_url + entity) as response:  # to the entity API (this host has no entities)
+            assert response.status == 404
+            assert await response.json() == {"error": "this app has no entity functions"}
+    # Only ASCII letters fold: "ſ" (long s, sent encoded) does not stand for "s"
+    assert await _status_as_sent(base_url, "GET", "/admin/ho%C5%BFt/status") == 404
+
+
+async def _status_as_sent(base_url: str, method: str, path: str, **kwargs: object) -> int:
+    """The status for ``path`` sent as written (``%61pi`` stays encoded, not requoted to ``api``)."""
+    url = URL(base_url + path, encoded=True)
+    async with ClientSession() as session, session.request(method, url, **kwargs) as response:  # type: ignore[arg-type]
+        return response.status
+
+
+_ANY_CASE_PATHS = [
+    "/API/state/clickstream/a",
+    "/Api/STATE/users/1",
+    "/%61pi/state/users/1",
+    "/RUNTIME/webhooks/DurableTask/entities/device_activity/device-1?op=apply",
+    "/Admin/Host/Status",
+    "/DASHBOARD/api/stats",
+    "/Registry/subjects/orders-value/versions",
+]
+
+
+@pytest.mark.parametrize("path", _ANY_CASE_PATHS)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://attacker.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Host": "attacker.example:7071"},
+    ],
+)
+async def test_a_differently_cased_path_does_not_get_past_the_guard(
+    routed: tuple[str, _RecordingInvoker], path: str, headers: dict[str, str]
+) -> None:
+    base_url, invoker = routed
+    assert await _status_as_sent(base_url, "GET", path, headers=headers) == 403
+    assert await _status_as_sent(base_url, "POST", path, json={"events": []}, headers=headers) == 403
+    assert invoker.calls == []
+
+
+@pytest.mark.parametrize("path", _ANY_CASE_PATHS)
+async def test_a_body_a_form_could_send_to_a_differently_cased_path_is_refused(
+    routed: tuple[str, _RecordingInvoker], path: str
+) -> None:
+    base_url, invoker = routed
+    for content_type in ("application/x-www-form-urlencoded", "text/plain"):
+        headers = {"Content-Type": content_type}
+        assert await _status_as_sent(base_url, "POST", path, data="events=[]", headers=headers) == 415
+    assert invoker.calls == []
