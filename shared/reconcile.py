@@ -15,8 +15,9 @@ binary search over the records' timestamps, which needs only fetches.
 from __future__ import annotations
 
 import gzip
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -30,6 +31,7 @@ from shared.lake.base import LakeStore
 from shared.landing.partition import ledger_path
 from shared.layout import DEADLETTER_AREA, RAW_AREA
 from shared.records import TopicPartition
+from shared.source_model import INT64_MAX
 
 IDENTITY = ["_topic", "_partition", "_incarnation", "_offset"]
 BOTH_BY_DESIGN = "entity_rejected"  # landed in raw and dead-lettered: its entity refused the update
@@ -116,6 +118,10 @@ def current_incarnations(
     return incarnations
 
 
+# The offsets among a partition's sorted inclusive ranges that hold a record a consumer is given.
+RecordsIn = Callable[[TopicPartition, list[tuple[int, int]]], Collection[int]]
+
+
 @dataclass
 class PartitionReport:
     topic: str
@@ -126,6 +132,7 @@ class PartitionReport:
     landed: int = 0
     dead_lettered: int = 0
     pending: int = 0  # in neither area, at or past the consumer group's committed offset: not processed yet
+    no_record: int = 0  # in neither area, holding no record a consumer reads (transaction markers, aborted, compacted)
     gaps: list[tuple[int, int]] = field(default_factory=list)  # inclusive offset ranges in neither area
     doubles: dict[int, list[str]] = field(default_factory=dict)  # offset -> the files holding it
 
@@ -143,12 +150,16 @@ def reconcile(
     landed: list[Landed],
     incarnations: Mapping[TopicPartition, int],
     committed: Mapping[TopicPartition, int | None] | None = None,
+    records_in: RecordsIn | None = None,
 ) -> list[PartitionReport]:
     """Gaps and doubles per partition between the broker's retained ``[low, end)`` and the lake.
 
     ``committed``: the processor's consumer group's committed offsets (None for a partition it never
     committed). An offset in neither area at or past it is *pending* (the processor has not reached it,
-    or has not committed since), not a gap; without ``committed`` every such offset is a gap."""
+    or has not committed since), not a gap; without ``committed`` every such offset is a gap.
+    ``records_in``: which of a partition's offsets in neither area hold a record a consumer is given. The
+    others (a transactional producer's commit markers, records aborted or compacted away) are counted
+    under ``no_record``; without it every offset is taken to hold one."""
     by_offset: dict[TopicPartition, dict[int, list[Landed]]] = defaultdict(lambda: defaultdict(list))
     for row in landed:
         position = TopicPartition(row.topic, row.partition)
@@ -170,6 +181,11 @@ def reconcile(
             report.dead_lettered += any(c.reason is not None for c in copies)
             if len(counted) > 1:
                 report.doubles[offset] = sorted(c.path for c in copies)
+        if records_in is not None and missing:
+            held = records_in(position, ranges(missing))
+            report.no_record = len(missing)
+            missing = [offset for offset in missing if offset in held]
+            report.no_record -= len(missing)
         if committed is not None:
             first_pending = committed.get(position)
             first_pending = low if first_pending is None else first_pending
@@ -178,6 +194,12 @@ def reconcile(
         report.gaps = ranges(missing)
         reports.append(report)
     return reports
+
+
+def in_ranges(gaps: list[tuple[int, int]], offset: int) -> bool:
+    """Whether ``offset`` is in one of ``gaps`` (sorted, disjoint, inclusive ranges)."""
+    index = bisect_right(gaps, (offset, INT64_MAX)) - 1
+    return index >= 0 and gaps[index][0] <= offset <= gaps[index][1]
 
 
 def ranges(offsets: list[int]) -> list[tuple[int, int]]:

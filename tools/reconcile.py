@@ -30,6 +30,7 @@ from shared.reconcile import (
     PartitionReport,
     current_incarnations,
     group_is_idle,
+    in_ranges,
     landed_offsets,
     offset_for_time,
     reconcile,
@@ -115,6 +116,32 @@ class Broker:
         self.consumer.unassign()
         return found
 
+    def records_in(self, topic: str, partition: int, gaps: list[tuple[int, int]]) -> set[int]:
+        """The offsets within ``gaps`` (sorted inclusive ranges) that hold a record this consumer is given (as
+        the processor's, read_committed): one pass from the first gap to the last, keeping only gap offsets."""
+        from confluent_kafka import KafkaError, TopicPartition
+
+        held: set[int] = set()
+        if not gaps:
+            return held
+        last = gaps[-1][1]
+        self.consumer.assign([TopicPartition(topic, partition, gaps[0][0])])
+        try:
+            while True:
+                message = self.consumer.poll(TIMEOUT)
+                if message is None:
+                    raise TimeoutError(f"{topic}/{partition}: nothing from offset {gaps[0][0]} within {TIMEOUT:.0f}s")
+                if message.error():
+                    if message.error().code() == KafkaError._PARTITION_EOF:
+                        return held
+                    raise RuntimeError(f"{topic}/{partition}: {message.error()}")
+                if message.offset() > last:
+                    return held
+                if in_ranges(gaps, message.offset()):
+                    held.add(message.offset())
+        finally:
+            self.consumer.unassign()
+
     def broker_offsets_for_time(self, topic: str, partitions: list[int], at_ms: int) -> dict[int, int | None]:
         from confluent_kafka import TopicPartition
 
@@ -184,7 +211,8 @@ def run_reconcile(broker: Broker, settings: Settings, source: str, topic: str, g
     lake = open_lake(settings)
     unreadable: list[str] = []
     landed = landed_offsets(lake, source, unreadable)
-    reports = reconcile(retained, landed, current_incarnations(lake, source, retained, landed), committed)
+    incarnations = current_incarnations(lake, source, retained, landed)
+    reports = reconcile(retained, landed, incarnations, committed, lambda tp, gaps: broker.records_in(*tp, gaps))
     print(report_table(source, topic, reports, unreadable))
     return 0 if all(report.clean for report in reports) and not unreadable else 1
 
@@ -193,13 +221,13 @@ def report_table(source: str, topic: str, reports: list[PartitionReport], unread
     lines = [
         f"reconcile of {source} (topic {topic}): the broker's retained offsets against raw/ and deadletter/",
         f"{'partition':>9}  {'incarnation':>11}  {'retained':>21}  {'landed':>8}  {'dead':>6}  {'missing':>7}  "
-        f"{'doubles':>7}  {'pending':>7}",
+        f"{'doubles':>7}  {'pending':>7}  {'no record':>9}",
     ]
     for r in reports:
         span = f"{r.low}-{r.end - 1} ({r.end - r.low})" if r.end > r.low else "none"
         lines.append(
             f"{r.partition:>9}  {r.incarnation:>11}  {span:>21}  {r.landed:>8}  {r.dead_lettered:>6}  "
-            f"{r.missing:>7}  {len(r.doubles):>7}  {r.pending:>7}"
+            f"{r.missing:>7}  {len(r.doubles):>7}  {r.pending:>7}  {r.no_record:>9}"
         )
     for r in reports:
         for first, last in r.gaps:

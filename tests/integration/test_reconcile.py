@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
+from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 
 from shared.formats import decode
@@ -89,6 +90,46 @@ def test_a_deleted_raw_file_is_named_by_its_missing_offsets(
     code, printed = tool(capsys)
     assert code == 1 and "NOT reconciled" in printed
     assert f"missing: partition {partition} offsets {offsets[0]}-{offsets[-1]} ({len(offsets)})" in printed, printed
+
+
+def test_a_transactional_producers_markers_are_no_gaps(
+    broker: str, tmp_path: Path, tool_env: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each committed transaction leaves a marker at an offset no consumer is given (Tansu writes them as
+    Kafka does; it does not hide aborted records, so none are aborted here). Every record lands once, and
+    reconcile counts the markers apart instead of calling them missing."""
+    lake, topic = tmp_path / "lake", tool_env.topic("clickstream")
+    messages = generate_messages(SOURCES["clickstream"], 40, now=FIXED_NOW, seed=7, start_index=0)
+    producer = Producer({"bootstrap.servers": broker, "transactional.id": f"reconcile-{tool_env.suffix}"})
+    marked: set[tuple[int, int]] = set()  # (transaction, partition): each gets a commit marker
+    producer.init_transactions(30)
+    for start in range(0, len(messages), 10):
+        producer.begin_transaction()
+        for index, message in enumerate(messages[start : start + 10], start):
+            producer.produce(
+                topic,
+                message.value.encode(),
+                message.key,
+                timestamp=BASE_MS + index * 1000,
+                on_delivery=lambda error, sent, txn=start: marked.add((txn, sent.partition())),
+            )
+        producer.commit_transaction(30)
+    producer.flush(30)
+    del producer
+    ends = END_OFFSETS.setdefault(topic, {})
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": f"probe-{tool_env.suffix}"})
+    try:
+        for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(KafkaTopicPartition(topic, partition), timeout=10)
+            ends[partition] = high - 1 if high > low else high  # the last offset is a marker: the group stops before it
+    finally:
+        consumer.close()
+    land_all(broker, lake, tool_env)
+    assert len(landed_rows(lake, "raw", "clickstream")) == 40
+    code, printed = tool(capsys)
+    assert code == 0 and "every retained offset is in the lake exactly once" in printed, printed
+    markers = sum(int(line.split()[-1]) for line in printed.splitlines() if line.strip()[:1].isdigit())
+    assert markers == len(marked), printed
 
 
 def group_active(broker: str, group: str) -> bool:

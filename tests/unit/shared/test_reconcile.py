@@ -10,7 +10,16 @@ import pytest
 
 from shared.errors import UnreadableLakeFile
 from shared.lake import LocalLake
-from shared.reconcile import Landed, Move, group_is_idle, landed_offsets, offset_for_time, ranges, reconcile
+from shared.reconcile import (
+    Landed,
+    Move,
+    group_is_idle,
+    in_ranges,
+    landed_offsets,
+    offset_for_time,
+    ranges,
+    reconcile,
+)
 from shared.records import TopicPartition
 from tests.conftest import FIXED_NOW_MS
 from tests.unit.shared.test_redrive import _valid_dead_letter_rows
@@ -98,3 +107,22 @@ def test_offsets_past_the_groups_committed_offset_are_pending_not_missing() -> N
     assert (second.gaps, second.pending, second.clean) == ([], 2, True), "never committed: all pending"
     (without,) = reconcile({TopicPartition("t", 0): (0, 8)}, landed, {})
     assert (without.gaps, without.pending) == ([(2, 2), (4, 7)], 0)
+
+
+def test_offsets_that_hold_no_record_are_counted_apart_from_gaps_and_pending() -> None:
+    """A transactional producer's commit markers (and records aborted, or compacted away) take offsets no
+    consumer is given: only offsets the broker holds a record at are gaps, or pending past the group."""
+    asked: list[list[tuple[int, int]]] = []
+
+    def records_in(position: TopicPartition, gaps: list[tuple[int, int]]) -> set[int]:
+        asked.append(gaps)
+        return {12, 13, 18, 20, 99}
+
+    landed = [Landed("t", 0, 0, offset, "raw/x", None) for offset in (5, 6)]
+    tp = TopicPartition("t", 0)
+    [report] = reconcile({tp: (0, 21)}, landed, {}, {tp: 15}, records_in)
+    assert asked == [[(0, 4), (7, 20)]]
+    assert (report.gaps, report.pending, report.no_record, report.clean) == ([(12, 13)], 2, 15, False)
+    [report] = reconcile({tp: (0, 21)}, landed, {}, {tp: 15}, lambda tp, gaps: set())
+    assert (report.gaps, report.pending, report.no_record, report.clean) == ([], 0, 19, True)
+    assert [in_ranges([(3, 3), (7, 9)], offset) for offset in (2, 3, 4, 7, 9, 10)] == [0, 1, 0, 1, 1, 0]
