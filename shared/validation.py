@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, Json, TypeAdapter, ValidationError
 
 from shared.dead_letters import DeadLetter, Reason
 from shared.records import KafkaRecord
+from shared.schema_registry.wire import HEADER_BYTES, MAGIC_BYTE
 from shared.source_model import MAX_TIMESTAMP_MS, Row, Source, record_type, record_validator
 
 if TYPE_CHECKING:
@@ -68,9 +69,14 @@ def validate_batch(
     if set(map(type, events)) <= {dict}:  # every value valid: the common case, checked in a C loop
         batch.events, batch.origins = events, candidates
     else:
+        bodies = _unframed(model, values, events)
         valid = [isinstance(event, dict) for event in events]
         batch.events, batch.origins = list(compress(events, valid)), list(compress(candidates, valid))
-        letters.extend(_reason(model, record) for record, ok in zip(candidates, valid, strict=True) if not ok)
+        if bodies:
+            batch.received = [bodies.get(index, value) for index, value in enumerate(values) if valid[index]]
+        letters.extend(
+            _reason(model, record, bodies.get(index)) for index, record in enumerate(candidates) if not valid[index]
+        )
     if screened and len(letters) > screened:
         in_offset_order(letters)
     return batch
@@ -186,9 +192,26 @@ def _validate_one(model: type[BaseModel], value: bytes) -> Any:
         return value
 
 
-def _reason(model: type[BaseModel], record: KafkaRecord) -> DeadLetter:
-    """Why ``record`` failed, from validating it alone (only failed records get here)."""
-    value = record.value or b""
+def _unframed(model: type[BaseModel], values: list[Any], events: list[Any]) -> dict[int, bytes]:
+    """JSON in Confluent's wire format (magic byte 0, a 4-byte schema id, then the JSON text: what
+    KafkaJsonSchemaSerializer and Datagen's JsonSchemaConverter send) validated by its text alone.
+    ``events`` takes each such record's event in place; returns the index -> text of every framed value,
+    valid or not (its dead letter's reason is its text's). JSON text never starts with byte 0."""
+    framed = {
+        index: bytes(value[HEADER_BYTES:])
+        for index, (value, event) in enumerate(zip(values, events, strict=True))
+        if type(event) is not dict and len(value) > HEADER_BYTES and value[0] == MAGIC_BYTE
+    }
+    for index, event in zip(framed, _validate_all(model, list(framed.values())), strict=True):
+        if type(event) is dict:
+            events[index] = event
+    return framed
+
+
+def _reason(model: type[BaseModel], record: KafkaRecord, text: bytes | None = None) -> DeadLetter:
+    """Why ``record`` (or ``text``: its JSON without a wire-format header) failed, from validating it alone
+    (only failed records get here)."""
+    value = text if text is not None else record.value or b""
     try:
         record_validator(model).validate_json(value)
     except ValidationError as error:

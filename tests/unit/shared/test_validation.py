@@ -143,3 +143,35 @@ def test_absurd_kafka_timestamps_are_treated_as_absent() -> None:
     row = batch.rows()[0]
     assert row["_kafka_timestamp"] is None and (row["_event_time"], row["_event_time_source"]) == (0, "none")
     assert plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS)
+
+
+def _framed(record: KafkaRecord, text: bytes, schema_id: int = 7) -> KafkaRecord:
+    """``text`` in Confluent's wire format, as KafkaJsonSchemaSerializer (or Datagen's JsonSchemaConverter) sends."""
+    return dataclasses.replace(record, value=b"\x00" + schema_id.to_bytes(4, "big") + text)
+
+
+@pytest.mark.parametrize(("columnar", "keyed"), [(True, False), (False, False), (False, True)])
+def test_json_in_the_confluent_wire_format_is_validated_by_its_text(columnar: bool, keyed: bool) -> None:
+    """A JSON source fed by a JSON Schema serializer: the 5-byte header (magic byte 0, schema id) is not
+    part of the record. Framed records land with their JSON text as received, beside plain ones; a framed
+    record that is not valid is a dead letter for what its text lacks, not for the header."""
+    good = records_for(CLICKSTREAM, 5)
+    batch_records = [
+        _framed(good[0], good[0].value or b""),
+        good[1],
+        _framed(good[2], b'{"ip": 1}'),
+        _framed(good[3], b"{not json"),
+        dataclasses.replace(good[4], value=b"\x00\x00\x00"),  # shorter than the header
+    ]
+    batch = process_batch(CLICKSTREAM, batch_records, max_record_bytes=1 << 20, columnar=columnar, keyed=keyed)
+    rows = batch.rows()
+    assert [(row["_offset"], row["_received"].encode()) for row in rows] == [
+        (0, good[0].value),
+        (1, good[1].value),
+    ]
+    assert [(letter.record.offset, letter.reason.value) for letter in batch.dead_letters] == [
+        (2, "schema"),
+        (3, "not_json"),
+        (4, "not_json"),
+    ]
+    assert "ip" in batch.dead_letters[0].detail and batch.dead_letters[0].record.value == batch_records[2].value
