@@ -75,7 +75,9 @@ def validate_batch(
         if bodies:
             batch.received = [bodies.get(index, value) for index, value in enumerate(values) if valid[index]]
         letters.extend(
-            _reason(model, record, bodies.get(index)) for index, record in enumerate(candidates) if not valid[index]
+            _reason_framed(model, record, bodies[index]) if index in bodies else _reason(model, record)
+            for index, record in enumerate(candidates)
+            if not valid[index]
         )
     if screened and len(letters) > screened:
         in_offset_order(letters)
@@ -206,6 +208,13 @@ def _unframed(model: type[BaseModel], values: list[Any], events: list[Any]) -> d
         if type(event) is dict:
             events[index] = event
     return framed
+
+
+def _reason_framed(model: type[BaseModel], record: KafkaRecord, text: bytes) -> DeadLetter:
+    """A framed value's reason: its JSON text's when that is JSON (``schema``), else the whole value's (it may
+    be no framed JSON at all, only bytes that start with 0)."""
+    letter = _reason(model, record, text)
+    return letter if letter.reason is Reason.SCHEMA else _reason(model, record)
 
 
 def _reason(model: type[BaseModel], record: KafkaRecord, text: bytes | None = None) -> DeadLetter:
