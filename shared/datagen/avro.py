@@ -7,17 +7,32 @@ so a connector config can be rejected at indexing with the field and the option 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from shared.datagen.regex_gen import RegexError, _Alt, _Chars, _Repeat, _Seq, parse_regex
 from shared.errors import StreamingPocError
+from shared.source_model import MAX_TIMESTAMP_MS
 
 PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
 NUMERIC = ("int", "long", "float", "double")
 INT_BOUNDS = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 FLOAT_MAX = {"float": 3.4028234663852886e38, "double": 1.7976931348623157e308}
+# What a timestamp or date can be and still be a date the lake can store: years 1 to 9999. A landed
+# timestamp outside them fails every compaction of its hour (Python, Spark and .NET hold no such date).
+MIN_TIMESTAMP_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+MIN_DATE_DAYS, MAX_DATE_DAYS = -719_162, 2_932_896  # 0001-01-01 and 9999-12-31, in days from 1970-01-01
+LOGICAL_BOUNDS: dict[str, tuple[int, int]] = {
+    "timestamp-millis": (MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS),
+    "local-timestamp-millis": (MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS),
+    "timestamp-micros": (MIN_TIMESTAMP_MS * 1000, MAX_TIMESTAMP_MS * 1000 + 999),
+    "local-timestamp-micros": (MIN_TIMESTAMP_MS * 1000, MAX_TIMESTAMP_MS * 1000 + 999),
+    "date": (MIN_DATE_DAYS, MAX_DATE_DAYS),
+}
+ITERATION_HORIZON = 2**63  # records a sequence must be able to run without a double overflowing
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Which arg.properties annotations Avro Random Generator honours on which type.
@@ -74,6 +89,37 @@ class AvroType:
     def non_null(self) -> list[AvroType]:
         return [b for b in self.branches if b.kind != "null"] if self.kind == "union" else [self]
 
+    @property
+    def described(self) -> str:
+        """``an int``, ``a long (timestamp-millis)``: the type as messages name it."""
+        kind = f"{self.kind} ({self.logical})" if self.logical else self.kind
+        return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def value_bounds(node: AvroType) -> tuple[int, int]:
+    """The smallest and largest value (inclusive) an int or long ``node`` may hold: its Avro type's range,
+    narrowed for a timestamp or date to years 1 to 9999. The model enforces it and the generator stays in it."""
+    low, high = INT_BOUNDS[node.kind]
+    return LOGICAL_BOUNDS.get(node.logical or "", (low, high))
+
+
+def real_bounds(bounds: dict[str, Any]) -> tuple[float, float]:
+    """The span ``[low, high)`` a float or double ``range`` draws from: a missing end is 1e6 from the other
+    (or -1e6..1e6 with neither)."""
+    low = float(bounds.get("min", -1e6 if "max" not in bounds else bounds["max"] - 1e6))
+    high = float(bounds.get("max", low + 2e6 if "min" not in bounds else low + 1e6))
+    return low, high
+
+
+def decimal_bounds(node: AvroType) -> tuple[int, int]:
+    """The unscaled values ``[low, high)`` a decimal draws from: its ``range`` within what its precision holds."""
+    bounds = node.props.get("range", {})
+    largest = 10**node.precision - 1
+    scale = 10**node.scale
+    low = int(Decimal(str(bounds["min"])) * scale) if "min" in bounds else -largest
+    high = int(Decimal(str(bounds["max"])) * scale) if "max" in bounds else largest + 1  # exclusive
+    return max(low, -largest), min(high, largest + 1)
+
 
 NO_DEFAULT: Any = object()  # a field whose schema gives no default
 
@@ -92,6 +138,7 @@ def parse_schema(schema: Any) -> AvroType:
     root = _parse(schema, "", named, namespace="", once=True)
     if root.kind != "record":
         raise SchemaProblem("", f"the top-level schema must be a record, not {root.kind}")
+    _check_generated_values(root)
     _check_largest_record(root)
     return root
 
@@ -340,7 +387,36 @@ def _props(schema: dict[str, Any], kind: str, path: str) -> dict[str, Any]:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite JSON number (Python's json also reads ``NaN`` and ``Infinity``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The first lone surrogate (JSON reads ``"\\ud800"``, but it is not text: no record holding it can be sent)
+    in a string, or in the strings and keys of a list or object however deep; None if there is none."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as error:
+                return item[error.start]
+        elif isinstance(item, dict):
+            pending.extend(reversed([*item.keys(), *item.values()]))
+        elif isinstance(item, list):
+            pending.extend(reversed(item))
+    return None
+
+
+def _not_text(what: str, surrogate: str) -> str:
+    return f"{what} holds a lone surrogate {surrogate!r}, which is not text (a \\ud800-\\udfff escape is half a pair)"
 
 
 def _check_props(props: dict[str, Any], kind: str, path: str) -> None:
@@ -351,35 +427,21 @@ def _check_props(props: dict[str, Any], kind: str, path: str) -> None:
             raise SchemaProblem(where, "options from a file are not supported; list them inline")
         if not isinstance(options, list) or not options:
             raise SchemaProblem(where, "options must be a non-empty list")
+        for number, option in enumerate(options):
+            if (surrogate := lone_surrogate(option)) is not None:
+                raise SchemaProblem(where, _not_text(f"options[{number}]", surrogate))
     if "range" in props:
         bounds = props["range"]
         if not isinstance(bounds, dict) or not bounds or set(bounds) - {"min", "max"}:
             raise SchemaProblem(where, 'range must be {"min": ..., "max": ...} (at least one)')
         if not all(_number(v) for v in bounds.values()):
-            raise SchemaProblem(where, "range min and max must be numbers")
+            raise SchemaProblem(where, "range min and max must be finite numbers")
+        if kind in ("int", "long") and not all(_whole(v) for v in bounds.values()):
+            raise SchemaProblem(where, f"range min and max of an {kind} must be whole numbers")
         if "min" in bounds and "max" in bounds and bounds["min"] >= bounds["max"]:
             raise SchemaProblem(where, "range min must be below max (max is exclusive)")
-        if kind in ("int", "long"):
-            low, high = INT_BOUNDS[kind]
-            if not all(low <= v <= high + 1 for v in bounds.values()):
-                raise SchemaProblem(where, f"range is outside the {kind} range")
     if "iteration" in props:
-        iteration = props["iteration"]
-        if not isinstance(iteration, dict) or "start" not in iteration:
-            raise SchemaProblem(where, "iteration needs a start")
-        unknown = set(iteration) - {"start", "restart", "step", "initial"}
-        if unknown:
-            raise SchemaProblem(where, f"iteration does not know {', '.join(sorted(unknown))}")
-        if kind == "boolean":
-            if set(iteration) != {"start"} or not isinstance(iteration["start"], bool):
-                raise SchemaProblem(where, "a boolean iteration takes only a true/false start")
-        else:
-            if not all(_number(v) for v in iteration.values()):
-                raise SchemaProblem(where, "iteration values must be numbers")
-            if iteration.get("restart") == iteration["start"]:
-                raise SchemaProblem(where, "iteration restart must differ from start")
-            if iteration.get("step") == 0:
-                raise SchemaProblem(where, "iteration step must not be 0")
+        _check_iteration(props["iteration"], kind, where)
     if "length" in props:
         length = props["length"]
         if isinstance(length, dict):
@@ -392,13 +454,21 @@ def _check_props(props: dict[str, Any], kind: str, path: str) -> None:
     if "regex" in props:
         if not isinstance(props["regex"], str):
             raise SchemaProblem(where, "regex must be a string")
+        if (surrogate := lone_surrogate(props["regex"])) is not None:
+            raise SchemaProblem(where, _not_text("regex", surrogate))
         try:
-            parse_regex(props["regex"])
+            tree = parse_regex(props["regex"])
         except RegexError as error:
             raise SchemaProblem(where, f"regex {props['regex']!r}: {error}") from None
+        if _makes_surrogates(tree):
+            raise SchemaProblem(
+                where, f"regex {props['regex']!r} can make a lone surrogate (U+D800 to U+DFFF), which is not text"
+            )
     for key in ("prefix", "suffix"):
         if key in props and not isinstance(props[key], str):
             raise SchemaProblem(where, f"{key} must be a string")
+        if key in props and (surrogate := lone_surrogate(props[key])) is not None:
+            raise SchemaProblem(where, _not_text(key, surrogate))
     if "odds" in props and not (_number(props["odds"]) and 0 <= props["odds"] <= 1):
         raise SchemaProblem(where, "odds must be a number from 0 to 1")
     if "keys" in props:
@@ -406,3 +476,114 @@ def _check_props(props: dict[str, Any], kind: str, path: str) -> None:
         if not isinstance(keys, dict) or set(keys) - KEY_ANNOTATIONS:
             raise SchemaProblem(where, f"keys takes {', '.join(sorted(KEY_ANNOTATIONS))}")
         _check_props(keys, "string", f"{path} keys")
+
+
+def _check_iteration(iteration: Any, kind: str, where: str) -> None:
+    if not isinstance(iteration, dict) or "start" not in iteration:
+        raise SchemaProblem(where, "iteration needs a start")
+    unknown = set(iteration) - {"start", "restart", "step", "initial"}
+    if unknown:
+        raise SchemaProblem(where, f"iteration does not know {', '.join(sorted(unknown))}")
+    if kind == "boolean":
+        if set(iteration) != {"start"} or not isinstance(iteration["start"], bool):
+            raise SchemaProblem(where, "a boolean iteration takes only a true/false start")
+        return
+    if not all(_number(v) for v in iteration.values()):
+        raise SchemaProblem(where, "iteration values must be finite numbers")
+    if iteration.get("restart") == iteration["start"]:
+        raise SchemaProblem(where, "iteration restart must differ from start")
+    if iteration.get("step") == 0:
+        raise SchemaProblem(where, "iteration step must not be 0")
+    if kind in ("int", "long"):  # exact: wraps around within the type, as Java's int and long do
+        if not all(_whole(v) for v in iteration.values()):
+            raise SchemaProblem(where, f"iteration values of an {kind} must be whole numbers")
+        return
+    # floats, doubles and strings count in doubles: the sequence must not overflow one, however long it runs
+    limit = FLOAT_MAX.get(kind, FLOAT_MAX["double"])
+    values: dict[str, Any] = {"initial": iteration["start"], "step": 1, "restart": 0, **iteration}
+    start, initial, step, restart = values["start"], values["initial"], values["step"], values["restart"]
+    try:
+        reach = abs(float(initial)) + ITERATION_HORIZON * abs(float(step))
+        ends = max(abs(float(start)), abs(float(restart)))
+    except OverflowError:
+        reach = ends = math.inf
+    if reach > limit or ends > limit:
+        raise SchemaProblem(
+            where,
+            f"iteration can pass {limit:.8g}, the largest {'double' if kind == 'string' else kind}, within "
+            f"{ITERATION_HORIZON:,} records (initial + records x step): lower its values",
+        )
+
+
+def _makes_surrogates(tree: Any) -> bool:
+    if isinstance(tree, _Chars):
+        return any("\ud800" <= char <= "\udfff" for char in tree.choices)
+    if isinstance(tree, _Seq):
+        return any(_makes_surrogates(item) for item in tree.items)
+    if isinstance(tree, _Alt):
+        return any(_makes_surrogates(option) for option in tree.options)
+    return _makes_surrogates(tree.item)
+
+
+def _check_generated_values(node: AvroType) -> None:
+    """Refuse an ``arg.properties`` with which the generator makes no value (an empty range) or one the schema's
+    own model refuses: every tick of such a source would fail, and the timer retries a tick forever."""
+    where = f"{node.path} arg.properties" if node.path else "arg.properties"
+    props = node.props
+    if node.kind in ("int", "long"):
+        _check_integer_values(node, where)
+    elif node.kind in ("float", "double") and "range" in props:
+        limit = FLOAT_MAX[node.kind]
+        try:
+            low, high = real_bounds(props["range"])
+        except OverflowError:
+            low, high = -math.inf, math.inf
+        if not -limit <= low <= high <= limit:
+            raise SchemaProblem(
+                where, f"range draws from {low:.8g} to {high:.8g}: {node.described} holds -{limit:.8g} to {limit:.8g}"
+            )
+    elif node.logical == "decimal" and "range" in props:
+        low, high = decimal_bounds(node)
+        if low >= high:
+            largest = Decimal(10**node.precision - 1).scaleb(-node.scale)
+            raise SchemaProblem(
+                where,
+                f"range {json.dumps(props['range'])} leaves nothing to draw: a decimal of precision {node.precision} "
+                f"and scale {node.scale} holds -{largest} to {largest}",
+            )
+    elif node.logical == "uuid" and "iteration" in props:
+        raise SchemaProblem(where, "iteration makes numbers, not the UUIDs a uuid string holds")
+    for item in node.fields:
+        _check_generated_values(item.type)
+    for branch in node.branches:
+        _check_generated_values(branch)
+    if node.items is not None:
+        _check_generated_values(node.items)
+
+
+def _check_integer_values(node: AvroType, where: str) -> None:
+    low, high = value_bounds(node)
+    holds = f"{node.described} holds {low:,} to {high:,}" + (
+        " (years 1 to 9999)" if node.logical in LOGICAL_BOUNDS else ""
+    )
+    bounds = node.props.get("range")
+    if bounds is not None:
+        type_low, type_high = INT_BOUNDS[node.kind]
+        first, last = bounds.get("min", type_low), bounds.get("max", type_high + 1)  # as the generator draws
+        if first >= last:
+            raise SchemaProblem(
+                where, f"range leaves nothing to draw: min {first:,} is not below max {last:,} ({holds})"
+            )
+        if not low <= first < last <= high + 1:
+            raise SchemaProblem(
+                where,
+                f"range draws from {first:,} to {last:,} (max exclusive; a missing end is the {node.kind}'s): {holds}",
+            )
+    iteration = node.props.get("iteration")
+    if iteration is not None:
+        limits = {"start": (low, high), "restart": (low - 1, high + 1)}  # restart is never reached itself
+        if "restart" not in iteration:
+            limits["initial"] = (low, high)  # with a restart, initial wraps between start and restart
+        for key, (first, last) in limits.items():
+            if key in iteration and not first <= iteration[key] <= last:
+                raise SchemaProblem(where, f"iteration {key} {iteration[key]:,} is outside what {holds}")

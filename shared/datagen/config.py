@@ -15,7 +15,7 @@ from typing import Any
 
 import fastavro
 
-from shared.datagen.avro import AvroType, SchemaProblem, parse_schema
+from shared.datagen.avro import AvroType, SchemaProblem, lone_surrogate, parse_schema
 from shared.errors import ConfigurationError
 
 QUICKSTART_DIR = Path(__file__).resolve().parent / "quickstarts"
@@ -142,7 +142,7 @@ def read_config(path: Path) -> DatagenConfig:
         )
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: nested too deep
         raise DatagenConfigError(file, "<document>", f"not JSON: {error}") from None
     return parse_config(document, source=source, file=file, folder=path.parent)
 
@@ -186,6 +186,10 @@ def parse_config(document: Any, *, source: str, file: str, folder: Path) -> Data
         raise DatagenConfigError(file, "name", "missing: Kafka Connect needs the connector's name")
     connector = _text(file, "name", document["name"])
     config: dict[str, Any] = document["config"]
+    _check_text(file, "name", document["name"])
+    for option, value in config.items():
+        if option != "schema.string":  # its text is checked once parsed, naming where in the schema
+            _check_text(file, f"config.{option}", [option, value])
     for option in config:
         if option not in KNOWN_OPTIONS:
             raise DatagenConfigError(
@@ -219,7 +223,7 @@ def parse_config(document: Any, *, source: str, file: str, folder: Path) -> Data
     elif schema_option == "schema.string":
         try:
             schema_json = json.loads(_text(file, "config.schema.string", config["schema.string"]))
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise DatagenConfigError(file, "config.schema.string", f"not a JSON Avro schema: {error}") from None
     else:
         schema_json = _schema_file(file, folder, _text(file, "config.schema.filename", config["schema.filename"]))
@@ -227,6 +231,9 @@ def parse_config(document: Any, *, source: str, file: str, folder: Path) -> Data
         schema = parse_schema(schema_json)
     except SchemaProblem as problem:
         raise DatagenConfigError(file, f"config.{schema_option}", str(problem)) from None
+    where = _lone_surrogate_at(schema_json)
+    if where is not None:  # a name, doc or default: an Avro source could not even register its schema
+        raise DatagenConfigError(file, f"config.{schema_option}", f"{where} holds a lone surrogate, which is not text")
     try:  # what Avro itself refuses (duplicate enum symbols, names that are not names, bad defaults...)
         fastavro.parse_schema(schema_json)
     except Exception as error:  # fastavro raises several kinds for a bad schema
@@ -310,6 +317,31 @@ def _check_converters(file: str, config: dict[str, Any]) -> tuple[str, str]:
     return value_format, registry_url.rstrip("/")
 
 
+def _check_text(file: str, option: str, value: Any) -> None:
+    """Refuse a lone surrogate (JSON reads ``"\\ud800"``): it is not text, so nothing holding it can be sent."""
+    surrogate = lone_surrogate(value)
+    if surrogate is not None:
+        raise DatagenConfigError(file, option, f"holds a lone surrogate {surrogate!r}, which is not text")
+
+
+def _lone_surrogate_at(value: Any) -> str | None:
+    """Where in a JSON value (``fields[0].default``) a string or key first holds a lone surrogate; None if nowhere."""
+    pending: list[tuple[Any, str]] = [(value, "")]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            if lone_surrogate(item) is not None:
+                return where or "the schema"
+        elif isinstance(item, dict):
+            for key in item:
+                if lone_surrogate(key) is not None:
+                    return where or "a key"
+            pending.extend(reversed([(child, f"{where}.{key}" if where else key) for key, child in item.items()]))
+        elif isinstance(item, list):
+            pending.extend(reversed([(child, f"{where}[{number}]") for number, child in enumerate(item)]))
+    return None
+
+
 def _schema_file(file: str, folder: Path, name: str) -> Any:
     path = (folder / name).resolve()
     if not path.is_relative_to(folder.resolve()):
@@ -321,7 +353,7 @@ def _schema_file(file: str, folder: Path, name: str) -> Any:
     except OSError as error:  # a directory, unreadable, ...: still the option's fault, named as such
         reason = error.strerror or type(error).__name__
         raise DatagenConfigError(file, "config.schema.filename", f"{name!r} cannot be read: {reason}") from None
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise DatagenConfigError(
             file, "config.schema.filename", f"{name!r} is not a JSON Avro schema: {error}"
         ) from None

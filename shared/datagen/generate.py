@@ -9,6 +9,7 @@ across ticks and restarts (Datagen restores its generator's position from its so
 from __future__ import annotations
 
 import base64
+import math
 import random
 import string
 import uuid
@@ -16,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from shared.datagen.avro import FLOAT_MAX, INT_BOUNDS, AvroType
+from shared.datagen.avro import FLOAT_MAX, INT_BOUNDS, AvroType, decimal_bounds, real_bounds, value_bounds
 from shared.datagen.regex_gen import generate as regex_generate
 from shared.datagen.regex_gen import parse_regex
 
@@ -135,8 +136,9 @@ def iteration_value(node: AvroType, position: int) -> Any:
         span = restart - start
         value = start + (value - start) % span
     if node.kind in ("int", "long"):
-        low, high = INT_BOUNDS[node.kind]
-        return (int(value) - low) % (high - low + 1) + low  # overflows wrap, as Java's int and long do
+        # overflows wrap, as Java's int and long do; a timestamp's or date's within the years 1 to 9999 it holds
+        low, high = value_bounds(node)
+        return (int(value) - low) % (high - low + 1) + low
     if node.kind == "string":
         return str(int(value)) if float(value).is_integer() else str(value)
     return float(value)
@@ -154,11 +156,10 @@ def _length(props: dict[str, Any], rnd: random.Random) -> int:
 
 
 def _real(node: AvroType, rnd: random.Random) -> float:
-    bounds = node.props.get("range", {})
     limit = FLOAT_MAX[node.kind]
-    low = float(bounds.get("min", -1e6 if "max" not in bounds else bounds["max"] - 1e6))
-    high = float(bounds.get("max", low + 2e6 if "min" not in bounds else low + 1e6))
-    value = low + rnd.random() * (high - low)
+    low, high = real_bounds(node.props.get("range", {}))
+    share, span = rnd.random(), high - low
+    value = low + share * span if math.isfinite(span) else low * (1 - share) + high * share  # no overflow
     if value >= high:
         value = low
     if node.kind == "float":  # round-trip through 32 bits so the value is a float the schema can hold
@@ -173,12 +174,7 @@ def _real(node: AvroType, rnd: random.Random) -> float:
 def _decimal(node: AvroType, rnd: random.Random, size: int) -> str:
     """A decimal in range, with the schema's scale, as Connect's JsonConverter sends it: base64 of the
     big-endian two's-complement unscaled value (``decimal.format=BASE64``, the default)."""
-    bounds = node.props.get("range", {})
-    largest = 10**node.precision - 1
-    scale = 10**node.scale
-    low = int(Decimal(str(bounds.get("min", -largest / scale))) * scale)
-    high = int(Decimal(str(bounds.get("max", (largest + 1) / scale))) * scale)  # exclusive
-    unscaled = rnd.randrange(max(low, -largest), min(high, largest + 1))
+    unscaled = rnd.randrange(*decimal_bounds(node))
     return base64.b64encode(decimal_bytes(unscaled, size)).decode("ascii")
 
 

@@ -1,7 +1,8 @@
 """From an Avro record schema: the pydantic wire model, the landed columns and the transform.
 
 The model validates what Datagen sends with the JsonConverter (``schemas.enable=false``):
-ints and longs within their Avro range (no strings, no booleans), finite floats, unions with
+ints and longs within their Avro range (no strings, no booleans; timestamps and dates within the
+years 1 to 9999, the dates the lake can store), finite floats, unions with
 null as optional values, nested records as objects, arrays, maps, enums as their symbols,
 bytes/fixed/decimal as base64 text, logical types as their underlying numbers.
 
@@ -25,7 +26,7 @@ import orjson
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, Strict, create_model
 from typing_extensions import TypedDict
 
-from shared.datagen.avro import FLOAT_MAX, INT_BOUNDS, NO_DEFAULT, AvroType, SchemaProblem
+from shared.datagen.avro import FLOAT_MAX, NO_DEFAULT, AvroType, SchemaProblem, value_bounds
 from shared.datagen.generate import decimal_from_base64
 from shared.source_model import KEEP_UNKNOWN_FIELDS, Column, ColumnType, Row
 
@@ -77,8 +78,8 @@ def annotation(node: AvroType) -> Any:
         return None
     if kind == "boolean":
         return Annotated[bool, Strict()]
-    if kind in ("int", "long"):
-        low, high = INT_BOUNDS[kind]
+    if kind in ("int", "long"):  # a timestamp or date: years 1 to 9999, what the lake can store and compact
+        low, high = value_bounds(node)
         return Annotated[int, Strict(), Field(ge=low, le=high)]
     if kind in ("float", "double"):
         limit = FLOAT_MAX[kind]

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import random
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from faker import Faker
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared.datagen.avro import AvroType, SchemaProblem
+from shared.datagen.avro import NO_DEFAULT, AvroType, SchemaProblem
 from shared.datagen.config import DatagenConfig, DatagenConfigError, read_config
 from shared.datagen.generate import RecordGenerator
-from shared.datagen.model import annotation, build_model, landed_columns
-from shared.source_model import Row, Source
+from shared.datagen.model import annotation, build_model, json_form_default, landed_columns
+from shared.schema_registry.avro_binary import encode, parse_writer_schema
+from shared.source_model import Row, Source, record_validator
+
+# Trial records generated when a config is indexed (a few from the start of the sequence, a few far into
+# it), at a fixed time with a fixed seed: a config whose generator fails, or makes a record its own model
+# refuses, would fail every tick forever, so it fails at indexing instead.
+TRIAL_RECORDS = ((0, 8), (2**40, 2))  # (first record index, count)
+TRIAL_NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def config_source(config: DatagenConfig) -> Source:
@@ -30,6 +40,7 @@ def config_source(config: DatagenConfig) -> Source:
     except SchemaProblem as problem:
         raise DatagenConfigError(config.file, "schema", str(problem)) from None
     _check_options(config, model)
+    _check_defaults(config)
     generator = RecordGenerator(config.schema)
     keyfield = config.keyfield
 
@@ -52,6 +63,7 @@ def config_source(config: DatagenConfig) -> Source:
     def event_time_ms(event: Row) -> None:
         return None
 
+    _try_generating(config, model, generator, transform)
     defaults = {
         "topic": config.topic,
         "state_enabled": "false",
@@ -91,6 +103,54 @@ def _check_options(config: DatagenConfig, model: type[BaseModel]) -> None:
                     else f"arg.properties.options[{number}]"
                 )
                 raise DatagenConfigError(config.file, "schema", f"{where}: {error}") from None
+
+
+def _check_defaults(config: DatagenConfig) -> None:
+    """Every top-level field's ``default`` must be a value its model accepts: a record sent without the field
+    is landed with it (a timestamp default past year 9999 would land, and then fail its hour's compaction)."""
+    for item in config.schema.fields:
+        if item.default is NO_DEFAULT:
+            continue
+        try:
+            TypeAdapter(annotation(item.type)).validate_python(json_form_default(item.default, item.type))
+        except (ValueError, SchemaProblem) as error:
+            raise DatagenConfigError(
+                config.file, "schema", f"{item.name} default {json.dumps(item.default)[:80]} {_problem(error)}"
+            ) from None
+
+
+def _try_generating(config: DatagenConfig, model: type[BaseModel], generator: RecordGenerator, transform: Any) -> None:
+    """Generate a few records as a tick does, send them as the tick would (JSON, or an Avro body) and validate
+    them as the processor does: the backstop behind the checks of ``arg.properties``."""
+    rnd = random.Random(f"{config.source}:indexing")
+    validate = record_validator(model).validate_json
+    start = 0
+    try:
+        avro = None
+        if config.value_format == "avro":  # what the generator's encoder parses: it must take the schema
+            avro = parse_writer_schema(orjson.dumps(config.schema_json).decode())
+        for start, count in TRIAL_RECORDS:
+            for record in generator.records(rnd, count, TRIAL_NOW, start):
+                event = model.model_validate(record)  # what the generator does with each record
+                text = event.model_dump_json(by_alias=True)  # what it sends
+                transform(validate(text))  # what the processor lands
+                if avro is not None:
+                    encode(config.schema_json, avro, orjson.loads(text))
+    except Exception as error:  # whatever fails here would fail on every tick, retried forever
+        raise DatagenConfigError(
+            config.file, "schema", f"a trial record of its generator (number {start:,} or after) {_problem(error)}"
+        ) from None
+
+
+def _problem(error: Exception) -> str:
+    """What is wrong, in a line: pydantic's issues as ``field: message``, anything else with its type."""
+    if isinstance(error, ValidationError):
+        issues = [
+            f"{'.'.join(map(str, issue['loc']))}: {issue['msg']}" if issue["loc"] else issue["msg"]
+            for issue in error.errors()
+        ]
+        return f"is refused: {'; '.join(issues)}"[:400]
+    return f"fails: {type(error).__name__}: {' '.join(str(error).split())}"[:400]
 
 
 def _nodes(node: AvroType) -> list[AvroType]:
