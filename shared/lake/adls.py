@@ -18,7 +18,7 @@ from azure.storage.blob import ExponentialRetry as BlobRetry
 from azure.storage.filedatalake import ExponentialRetry as DataLakeRetry
 from azure.storage.filedatalake import FileSystemClient
 
-from shared.lake.blob import BlobWrites, blob_endpoint
+from shared.lake.blob import SINGLE_PUT_BYTES, BlobWrites, blob_endpoint
 from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
 from shared.lake.sdk_errors import download_versioned, lake_errors
 from shared.layout import check_relative_path
@@ -47,7 +47,8 @@ class AdlsLake(BlobWrites):
     def from_settings(cls, settings: Settings, **client_options: Any) -> AdlsLake:
         """The account URL with ``DefaultAzureCredential`` (managed identity in Azure), or a connection string."""
         lake = lake_connection(settings, dfs_endpoint, client_options)
-        paths, blobs = lake.client_options(DataLakeRetry), lake.client_options(BlobRetry)
+        paths = lake.client_options(DataLakeRetry)
+        blobs = lake.client_options(BlobRetry) | {"max_single_put_size": SINGLE_PUT_BYTES}
         if lake.connection_string:
             store = cls(
                 FileSystemClient.from_connection_string(lake.connection_string, lake.file_system, **paths),

@@ -23,6 +23,11 @@ def blob_endpoint(account_url: str) -> str:
     return account_url.replace(".dfs.core.", ".blob.core.")
 
 
+# Put Blob's own size limit. The SDK's default stages a body over 64 MiB as blocks, many requests committed by
+# the last, which could arrive after a landing's deadline; set on every client that writes, a create is one request.
+SINGLE_PUT_BYTES = 5000 * 1024 * 1024
+
+
 class BlobWrites:
     """Writes as Put Blob, one request each: created only if absent, replaced, or replaced at a version.
 
@@ -78,7 +83,7 @@ class BlobLake(BlobWrites):
     def from_settings(cls, settings: Settings, **client_options: Any) -> BlobLake:
         """A connection string when set (Azurite), else the account URL with the managed identity."""
         lake = lake_connection(settings, blob_endpoint, client_options)
-        options = lake.client_options(ExponentialRetry)
+        options = lake.client_options(ExponentialRetry) | {"max_single_put_size": SINGLE_PUT_BYTES}
         if lake.connection_string:
             store = cls(ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **options))
         else:

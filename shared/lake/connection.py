@@ -28,7 +28,8 @@ RETRY_KEYS = ("initial_backoff", "increment_base", "retry_total", "random_jitter
 def max_request_seconds(limits: dict[str, Any]) -> float:
     """The longest one request can take with these limits: every attempt timing out, every backoff at its longest.
 
-    This holds while the service sends a byte at least every ``read_timeout`` seconds (the lake's files are small).
+    This holds while the service sends a byte at least every ``read_timeout`` seconds and the body goes out within an
+    attempt: each file is one Put Blob, and a landing's files are small (``shared.landing.guard.LANDING_MAX_BYTES``).
     """
     attempts = limits["retry_total"] + 1
     per_attempt = limits["connection_timeout"] + limits["read_timeout"]

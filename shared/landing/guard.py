@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import TypeVar
 
 from shared.batch import PartitionBatch, ProcessedBatch
@@ -34,11 +35,15 @@ from shared.landing.partition import (
     new_owner,
     wall_clock,
 )
-from shared.records import TopicPartition
+from shared.records import KafkaRecord, TopicPartition
 
 T = TypeVar("T")
 __all__ = ["DEFAULT_LEASE_SECONDS", "LandingGuard", "PartitionWaiting", "guard_for", "land_once"]
 ATTEMPTS = 3  # a batch admitted again after a lost ledger write; more conflicts fail it and the trigger retries
+# What one landing's records may carry (their values' bytes), so its data files stay small enough that each is
+# written in one short request (docs/reliability.md: the lease bounds a holder's requests). Kafka batches of the
+# usual record sizes stay far below it; a batch of large records lands in parts.
+LANDING_MAX_BYTES = 32 * 1024 * 1024
 
 
 class LandingGuard:
@@ -98,15 +103,15 @@ def land_once(
 
 def land_partition(landing: PartitionLanding, part: PartitionBatch, fmt: Format, now_ms: int) -> LandingReport:
     """Land one partition's batch; admitted again when another instance moved its ledger. A batch that crosses
-    the point where the partition's offsets restarted lands as two, each in its own life."""
+    the point where the partition's offsets restarted lands as two, each in its own life; so does a batch whose
+    values carry more than ``LANDING_MAX_BYTES``, halves landed one after the other, until each is small."""
+    cut = size_cut(part.records)
+    if cut is not None:
+        return _land_split(landing, part, cut, fmt, now_ms)
     for attempt in range(ATTEMPTS):
         split = landing.split_at(part.records)  # on every attempt: a lost write means the ledger moved
         if split is not None:
-            below = part.select({record.offset for record in part.records if record.offset < split})
-            above = part.select({record.offset for record in part.records if record.offset >= split})
-            report = land_partition(landing, below, fmt, now_ms) + land_partition(landing, above, fmt, now_ms)
-            part.take_lives([below, above])
-            return report
+            return _land_split(landing, part, split, fmt, now_ms)
         lander = PartitionLander(landing, part, fmt, now_ms)
         try:
             lander.admit()
@@ -117,6 +122,30 @@ def land_partition(landing: PartitionLanding, part: PartitionBatch, fmt: Format,
             if attempt == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _land_split(landing: PartitionLanding, part: PartitionBatch, cut: int, fmt: Format, now_ms: int) -> LandingReport:
+    """Land ``part`` below offset ``cut``, then from it; ``part`` takes the lives its two parts landed in."""
+    below = part.select({record.offset for record in part.records if record.offset < cut})
+    above = part.select({record.offset for record in part.records if record.offset >= cut})
+    report = land_partition(landing, below, fmt, now_ms) + land_partition(landing, above, fmt, now_ms)
+    part.take_lives([below, above])
+    return report
+
+
+def size_cut(records: Sequence[KafkaRecord]) -> int | None:
+    """Where to cut a batch of one partition whose values carry more than ``LANDING_MAX_BYTES``: the offset that
+    starts its second half by bytes. None for a batch within it, or of one record."""
+    sizes = sorted((record.offset, len(record.value or b"")) for record in records)
+    total = sum(size for _, size in sizes)
+    if total <= LANDING_MAX_BYTES or len(sizes) < 2:
+        return None
+    running = 0
+    for (_, size), (next_offset, _) in pairwise(sizes):
+        running += size
+        if 2 * running >= total:
+            return next_offset
+    return sizes[-1][0]
 
 
 class PartitionLander:
