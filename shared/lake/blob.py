@@ -41,7 +41,11 @@ class BlobWrites:
         with lake_errors(f"create {name}"):
             try:
                 self.container.upload_blob(name, data, overwrite=False)
-            except ResourceExistsError:
+            except ResourceExistsError as error:
+                # Only "the blob is there" means written; any other 409 (ContainerBeingDeleted, a path conflict on
+                # a hierarchical namespace) wrote nothing and must not be counted as landed.
+                if getattr(error, "error_code", None) != StorageErrorCode.BLOB_ALREADY_EXISTS:
+                    raise
                 return False
             return True
 
