@@ -171,13 +171,18 @@ class CuratedTable:
         included); the table keeps its columns and gains any new nullable ones. The table is created
         only if absent: when another compaction created it first (after this one looked), the hour
         takes the overwrite path, so nothing is ever appended twice.
+
+        With no ``files`` (an hour whose raw files hold no rows) the commit adds and removes nothing
+        and keeps the table's schema: it records the hour's coverage, so the hour is not planned
+        again. The table is created with ``schema`` when there is none yet.
         """
+        columns = delta_schema(hour, schema)  # before any I/O: columns Delta cannot take fail the hour
         existing = self._open(refresh=True)  # another run may have committed the hour since this one looked
         now_ms = int(time.time() * 1000)
         adds = [AddAction(f.path, f.size, f.partition_values, now_ms, True, f.stats) for f in files]
         commit = CommitProperties(custom_metadata=metadata)
         try:
-            if existing is not None or not self._created(schema, adds, commit):
+            if existing is not None or not self._created(columns, adds, commit):
                 self._overwrite(existing or self._open(refresh=True), hour, schema, adds, commit)
         except SchemaMismatchError as error:
             raise CompactionError(f"hour {hour}: rows do not fit the table's schema: {error}") from error
@@ -206,24 +211,30 @@ class CuratedTable:
     def _overwrite(
         self, table: DeltaTable | None, hour: Hour, schema: pa.Schema, adds: list[AddAction], commit: CommitProperties
     ) -> None:
-        """Replace the hour's files with ``adds`` in one transaction (a partition filter on its date and hour)."""
+        """Replace the hour's files with ``adds`` in one transaction (a partition filter on its date and hour);
+        with no ``adds``, a commit that changes no file, only to carry the hour's metadata."""
         assert table is not None
+        if not adds:
+            table.create_write_transaction(
+                [], mode="append", schema=table.schema(), partition_by=list(PARTITION_COLUMNS), commit_properties=commit
+            )
+            return
         check_fits(hour, pa.schema(table.schema().to_arrow()), schema)
         table.create_write_transaction(
             list[AddAction | RemoveAction](adds),
             mode="overwrite",
-            schema=_evolved(table.schema(), schema),
+            schema=_evolved(hour, table.schema(), schema),
             partition_by=list(PARTITION_COLUMNS),
             partition_filters=[("date", "=", hour.date), ("hour", "=", hour.hour)],
             commit_properties=commit,
         )
 
-    def _created(self, schema: pa.Schema, adds: list[AddAction], commit: CommitProperties) -> bool:
+    def _created(self, schema: Schema, adds: list[AddAction], commit: CommitProperties) -> bool:
         """Create the table with the hour's files; False when another compaction created it first."""
         try:
             create_table_with_add_actions(
                 self.location.uri,
-                Schema.from_arrow(schema),
+                schema,
                 adds,
                 mode="error",
                 partition_by=list(PARTITION_COLUMNS),
@@ -238,12 +249,33 @@ class CuratedTable:
         return True
 
 
-def _evolved(current: Schema, files: pa.Schema) -> Schema:
+def delta_schema(hour: Hour, schema: pa.Schema) -> Schema:
+    """``schema`` (an hour's columns, partition columns included) as a Delta schema; ``CompactionError``
+    when Delta cannot store it (a type it lacks, names that differ only in case). Nothing is written:
+    compaction checks an hour's columns with it before it writes the hour's files."""
+    try:
+        return Schema.from_arrow(schema)
+    except Exception as error:  # delta-rs raises a bare Exception: its message, then a backtrace
+        raise CompactionError(f"hour {hour}: a Delta table cannot store these columns: {_reason(error)}") from error
+
+
+def _evolved(hour: Hour, current: Schema, files: pa.Schema) -> Schema:
     """The table's schema plus the files' columns it lacks (new nullable columns, never fewer columns).
 
     An overwrite commits the schema it is given as the table's: a narrower one would drop columns
     other hours still hold.
     """
     known = {field.name for field in current.fields}
-    added = [field for field in Schema.from_arrow(files).fields if field.name not in known]
-    return Schema([*current.fields, *added]) if added else current
+    added = [field for field in delta_schema(hour, files).fields if field.name not in known]
+    if not added:
+        return current
+    try:
+        return Schema([*current.fields, *added])
+    except Exception as error:  # as in delta_schema: a name that differs from the table's only in case
+        raise CompactionError(f"hour {hour}: the table cannot take these columns: {_reason(error)}") from error
+
+
+def _reason(error: Exception) -> str:
+    """The first line of a delta-rs error (a backtrace follows)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

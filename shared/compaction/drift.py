@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.compaction.hours import Hour
+from shared.compaction.rows import TIMESTAMP, CompactionError
 
 EXTRA = "_extra"
 METADATA_KEY = "streamingpoc.drift"
@@ -86,14 +87,94 @@ def fit_tables(curated: pa.Schema | None, tables: Sequence[pa.Table]) -> tuple[l
     return fitted, changes
 
 
-def target_types(curated: pa.Schema | None, schemas: Sequence[pa.Schema]) -> dict[str, pa.DataType]:
-    """Each column's type, in order of appearance: the curated table's, else the first non-null one given."""
+def target_types(
+    curated: pa.Schema | None, schemas: Sequence[pa.Schema], origins: Sequence[str] = ()
+) -> dict[str, pa.DataType]:
+    """Each column's type, in order of appearance: the curated table's, else the first non-null one given,
+    as a Delta table stores it (``storable``).
+
+    ``origins`` name where each of ``schemas`` comes from (a raw file), for the error raised when a
+    column's type is one no Delta table can store.
+    """
     target: dict[str, pa.DataType] = {} if curated is None else {f.name: _plain(f.type) for f in curated}
-    for schema in schemas:
+    for position, schema in enumerate(schemas):
         for column in schema:
             if column.name not in target or pa.types.is_null(target[column.name]):
-                target[column.name] = _plain(column.type)
+                kind = storable(column.type)
+                if kind is None:
+                    origin = origins[position] if position < len(origins) else "a raw file"
+                    raise CompactionError(
+                        f"column {column.name} is {column.type} in {origin}, a type a Delta table cannot store"
+                    )
+                target[column.name] = kind
     return target
+
+
+_WIDER = {8: pa.int16(), 16: pa.int32(), 32: pa.int64(), 64: pa.int64()}
+
+
+def storable(kind: pa.DataType) -> pa.DataType | None:
+    """``kind`` as a Delta table stores it, or None when Delta has no such type (durations, times, intervals).
+
+    Raw files are not all this project's: a foreign one may hold Arrow types Delta lacks. Unsigned
+    integers widen to the next signed type (uint64 stays 64 bits: its values past int64 do not fit
+    and move to ``_extra``), half floats to floats, dictionaries are their values, timestamps are
+    microseconds in UTC (as ``rows`` makes top-level ones), and nested types map their children.
+    Delta-rs would take some of these as they are and write a table it cannot read back.
+    """
+    if pa.types.is_dictionary(kind):
+        return storable(kind.value_type)
+    if pa.types.is_unsigned_integer(kind):
+        return _WIDER[kind.bit_width]
+    if pa.types.is_float16(kind):
+        return pa.float32()
+    if pa.types.is_timestamp(kind):
+        return TIMESTAMP
+    if pa.types.is_date(kind):
+        return pa.date32()
+    if pa.types.is_decimal(kind):
+        fits = 0 <= kind.scale <= kind.precision <= 38
+        return pa.decimal128(kind.precision, kind.scale) if fits else None
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return pa.string()
+    if (
+        pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_binary_view(kind)
+        or pa.types.is_fixed_size_binary(kind)
+    ):
+        return pa.binary()
+    if (
+        pa.types.is_list(kind)
+        or pa.types.is_large_list(kind)
+        or pa.types.is_fixed_size_list(kind)
+        or pa.types.is_list_view(kind)
+        or pa.types.is_large_list_view(kind)
+    ):
+        value = storable(kind.value_type)
+        return None if value is None else pa.list_(kind.value_field.with_type(value))
+    if pa.types.is_map(kind):
+        key, item = storable(kind.key_type), storable(kind.item_type)
+        if key is None or item is None:
+            return None
+        return pa.map_(kind.key_field.with_type(key), kind.item_field.with_type(item), kind.keys_sorted)
+    if pa.types.is_struct(kind):
+        fields = []
+        for field in kind:
+            child = storable(field.type)
+            if child is None:
+                return None
+            fields.append(field.with_type(child))
+        return pa.struct(fields) if fields else None  # Delta has no struct without fields
+    if (
+        pa.types.is_null(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_signed_integer(kind)
+        or pa.types.is_float32(kind)
+        or pa.types.is_float64(kind)
+    ):
+        return kind
+    return None
 
 
 def may_move(target: Mapping[str, pa.DataType], schemas: Sequence[pa.Schema]) -> bool:
@@ -110,7 +191,10 @@ def fit_table(table: pa.Table, target: Mapping[str, pa.DataType], changes: dict[
     moved: dict[int, dict[str, Any]] = {}  # row index -> values moved to _extra
     for index, column in enumerate(table.schema):
         wanted = target[column.name]
-        if _plain(column.type) == wanted or pa.types.is_null(column.type):
+        if column.type == wanted or pa.types.is_null(column.type):
+            continue
+        if _plain(column.type) == wanted:  # the same values in another layout (view, large, dictionary)
+            table = table.set_column(index, pa.field(column.name, wanted), table.column(index).cast(wanted))
             continue
         values, misfits = _cast_what_fits(table.column(index), wanted)
         change = changes.setdefault(column.name, TypeChange(str(wanted), str(_plain(column.type))))
@@ -144,7 +228,9 @@ def _cast_what_fits(column: pa.ChunkedArray, wanted: pa.DataType) -> tuple[pa.Ar
 def _merge_into_extra(table: pa.Table, moved: Mapping[int, dict[str, Any]]) -> pa.Table:
     current: list[Any] = table.column(EXTRA).to_pylist() if EXTRA in table.column_names else [None] * table.num_rows
     for row, values in moved.items():
-        document = orjson.loads(current[row]) if current[row] else {}
+        document = _extra_fields(current[row])
+        if document is None:  # not a JSON object (a foreign file's): kept whole under its own name
+            document = {EXTRA: current[row]}
         current[row] = orjson.dumps({**document, **values}, default=str).decode()
     extra = pa.array(current, pa.string())
     if EXTRA in table.column_names:
@@ -178,7 +264,12 @@ class DriftTally:
             self.nulls[name] += table.column(name).null_count if name in table.column_names else table.num_rows
         if EXTRA in table.column_names:
             for text in pc.drop_null(table.column(EXTRA)).to_pylist():
-                self.fields.update(key for key in orjson.loads(text) if key not in self.columns)
+                try:
+                    document = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    continue  # not JSON (a foreign file's column of that name): no fields to count
+                if isinstance(document, dict):
+                    self.fields.update(key for key in document if key not in self.columns)
 
     def report(self, hour: Hour, curated: pa.Schema | None, changes: dict[str, TypeChange]) -> HourDrift:
         drift = HourDrift(hour, rows=self.rows, type_changes=changes, new_fields=dict(sorted(self.fields.items())))
@@ -193,20 +284,37 @@ class DriftTally:
         return drift
 
 
+def _extra_fields(text: Any) -> dict[str, Any] | None:
+    """A row's ``_extra`` as the object landing writes: {} when empty, None when it is not a JSON object
+    (a foreign file's column of that name)."""
+    if text is None or text == "":
+        return {}
+    if not isinstance(text, str | bytes):
+        return None
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
 class HourFit:
     """Fits every part of one hour to one schema, the curated table's where it has the column, and
     counts the hour's drift as the parts pass (``shared.compaction.rewrite`` fits slice by slice).
 
-    ``schemas`` are the inputs' schemas in input order (the curated rows' first). The hour's
-    schema is theirs with the target types, all nullable, plus ``_extra`` when a column's type
-    changed, since its misfits move there.
+    ``schemas`` are the inputs' schemas in input order (the curated rows' first), ``origins`` what
+    each is (a raw file's path), to name in errors. The hour's schema is theirs with the target
+    types, all nullable, plus ``_extra`` when a column's type changed, since its misfits move there.
+    A column of a type no Delta table can store fails the hour (``CompactionError``).
     """
 
-    def __init__(self, curated: pa.Schema | None, schemas: Sequence[pa.Schema]) -> None:
+    def __init__(self, curated: pa.Schema | None, schemas: Sequence[pa.Schema], origins: Sequence[str] = ()) -> None:
         self.curated = curated
-        self.target = target_types(curated, schemas)
-        if pa.types.is_null(self.target.get(EXTRA, pa.string())):
-            self.target[EXTRA] = pa.string()  # no row had unknown fields yet; misfits may move there
+        self.target = target_types(curated, schemas, origins)
+        extra = self.target.get(EXTRA)
+        if extra is not None and (pa.types.is_null(extra) or curated is None or EXTRA not in curated.names):
+            # JSON text: no row had unknown fields yet, or a foreign file's column of that name is another type
+            self.target[EXTRA] = pa.string()
         self.changes: dict[str, TypeChange] = {}
         columns = [pa.field(name, kind) for name, kind in self.target.items()]
         if EXTRA not in self.target and may_move(self.target, schemas):
@@ -225,10 +333,10 @@ class HourFit:
 
 
 def _plain(kind: pa.DataType) -> pa.DataType:
-    """Types as raw files write them (the engine reads back view and large types)."""
+    """Types as raw files write them (the engine reads back view and large types; dictionaries are their values)."""
     from shared.compaction.rows import _plain_type
 
-    return _plain_type(kind)
+    return _plain_type(kind.value_type if pa.types.is_dictionary(kind) else kind)
 
 
 def drift_from_history(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

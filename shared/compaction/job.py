@@ -2,8 +2,10 @@
 
 Called by ``compact_<source>`` (functions/compaction.py) on its schedule, by the local host, the
 tests and the benchmark. An hour that cannot be compacted (an unreadable raw file, conflicting
-schemas) is logged and skipped so that the other hours go on; the run then raises, so the
-failure shows as a failed invocation and in the compaction-lag alert, never silently.
+schemas, columns a Delta table cannot store, or any other error of its own) is logged and skipped
+so that the other hours go on, and vacuum after them; the run then raises, so the failure shows as
+a failed invocation and in the compaction-lag alert, never silently. Only a transient error (the
+lake unavailable, a commit whose outcome is unknown) stops the run at once: the next tick retries.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from shared.compaction.location import delta_location
 from shared.compaction.plan import CompactionPlan, HourTask, plan_compaction
 from shared.compaction.rewrite import SLICE_ROWS, HourResult, HourRewrite
 from shared.compaction.rows import CompactionError
+from shared.errors import TransientError
 from shared.lake.base import LakeStore
 from shared.lineage import LINEAGE_COLUMNS
 from shared.settings import Settings
@@ -85,9 +88,14 @@ def compact(
     for task in plan.tasks:
         try:
             report.hours.append(compact_hour(source, lake, table, task, schema, slice_rows=slice_rows))
+        except TransientError:
+            raise
         except CompactionError as error:
             log.error("%s: %s", source, error)
             report.failed[task.hour] = str(error)
+        except Exception as error:  # the hour's own, unforeseen: it must not stop the hours after it
+            log.exception("%s: hour %s failed", source, task.hour)
+            report.failed[task.hour] = f"hour {task.hour}: {type(error).__name__}: {error}"
     report.vacuumed = table.vacuum()
     if report.vacuumed:
         log.info("%s: vacuumed %d data files past the table's file retention", source, report.vacuumed)
@@ -139,7 +147,10 @@ def compact_hour(
     result = HourRewrite(source, lake, table, task, schema, slice_rows).run()
     if result.drift is not None:
         _report_drift(source, result.drift)
-    log.info("%s: compacted %s: %d rows from %d new raw files", source, task.hour, result.rows, result.files_in)
+    if result.rows == 0:
+        log.info("%s: %s: its %d new raw files hold no rows; recorded as covered", source, task.hour, result.files_in)
+    else:
+        log.info("%s: compacted %s: %d rows from %d new raw files", source, task.hour, result.rows, result.files_in)
     return result
 
 

@@ -106,22 +106,36 @@ class HourFiles:
 
 
 class _Stats:
-    """numRecords, nullCount of every column, min and max of integer and timestamp columns (Delta's format)."""
+    """numRecords, nullCount of every column, min and max of integer and timestamp columns (Delta's format).
+
+    Only what delta-rs parses back: a table whose log it cannot parse cannot be opened at all. So no
+    nullCount for a struct column (Delta nests it per field), min and max of signed integers only
+    (``drift.storable`` widens unsigned ones), and none for a timestamp column in a file holding a
+    time Python cannot write (past year 9999, before year 1): statistics are optional per column.
+    """
 
     def __init__(self, schema: pa.Schema) -> None:
         self.rows = 0
-        self.nulls = {f.name: 0 for f in schema if f.name not in PARTITION_COLUMNS}
-        self.ranged = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)]
+        self.nulls = {f.name: 0 for f in schema if f.name not in PARTITION_COLUMNS and not pa.types.is_struct(f.type)}
+        self.ranged = [f.name for f in schema if pa.types.is_signed_integer(f.type) or pa.types.is_timestamp(f.type)]
         self.low: dict[str, Any] = {}
         self.high: dict[str, Any] = {}
+        self.unranged: set[str] = set()  # columns with a value the log cannot hold: no min and max for the file
 
     def add(self, rows: pa.Table) -> None:
         self.rows += rows.num_rows
         for name in self.nulls:
             self.nulls[name] += rows.column(name).null_count
         for name in self.ranged:
-            extremes = pc.min_max(rows.column(name))
-            low, high = extremes["min"].as_py(), extremes["max"].as_py()
+            if name in self.unranged:
+                continue
+            found = _extremes(rows.column(name))
+            if found is None:
+                self.unranged.add(name)
+                self.low.pop(name, None)
+                self.high.pop(name, None)
+                continue
+            low, high = found
             if low is not None:
                 self.low[name] = low if name not in self.low else min(self.low[name], low)
                 self.high[name] = high if name not in self.high else max(self.high[name], high)
@@ -136,6 +150,19 @@ class _Stats:
         return json.dumps(document, separators=(",", ":"))
 
 
+def _extremes(column: pa.ChunkedArray) -> tuple[Any, Any] | None:
+    """The column's min and max (both None when it is all null), or None when one has no form in the log
+    (a time past year 9999 or before year 1: out of Python's range, which the log's format follows)."""
+    extremes = pc.min_max(column)
+    try:
+        low, high = extremes["min"].as_py(), extremes["max"].as_py()
+        _stat(low, up=False)
+        _stat(high, up=True)
+    except (OverflowError, ValueError):
+        return None
+    return low, high
+
+
 def _stat(value: Any, *, up: bool) -> Any:
     """A statistic as the Delta log writes it: timestamps in UTC to the millisecond, rounded outward."""
     if not isinstance(value, datetime):
@@ -143,5 +170,5 @@ def _stat(value: Any, *, up: bool) -> Any:
     moment = value.astimezone(UTC)
     truncated = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     if up and truncated < moment:
-        truncated += timedelta(milliseconds=1)
-    return truncated.strftime("%Y-%m-%dT%H:%M:%S.") + f"{truncated.microsecond // 1000:03d}Z"
+        truncated += timedelta(milliseconds=1)  # OverflowError in the last millisecond of year 9999
+    return f"{truncated.year:04d}" + truncated.strftime("-%m-%dT%H:%M:%S.") + f"{truncated.microsecond // 1000:03d}Z"

@@ -11,6 +11,11 @@ The result is what ``rows.merge_hour`` gives the whole hour in memory, in the sa
 Schema drift is handled as the hour passes (``drift.HourFit``): every part of every slice is
 fitted to the curated table's types (misfits to ``_extra``), the hour's schema adds any new
 nullable column, and the drift report, counted slice by slice, rides in the hour's commit.
+The hour's schema is checked against what a Delta table can store before any file is written:
+a raw file with a column no Delta table can hold fails its hour, never the table.
+
+An hour whose raw files hold no rows is committed too, as a commit of no files: that records its
+raw files as covered, so it is not planned again.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -26,13 +32,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.compaction.coverage import commit_metadata
-from shared.compaction.delta_table import CommitOutcomeUnknown, CuratedTable
+from shared.compaction.delta_table import CommitOutcomeUnknown, CuratedTable, delta_schema
 from shared.compaction.drift import HourDrift, HourFit
 from shared.compaction.hours import Hour, RawFile
 from shared.compaction.location import curated_path
 from shared.compaction.parts import HourFiles
 from shared.compaction.plan import HourTask
-from shared.compaction.rows import PARTITION_COLUMNS, CompactionError, curated_as_landed, read_raw, scan_raw
+from shared.compaction.rows import (
+    PARTITION_COLUMNS,
+    REQUIRED,
+    CompactionError,
+    curated_as_landed,
+    landed_as_read,
+    read_raw,
+    scan_raw,
+)
 from shared.compaction.slices import (
     GroupKey,
     InputStats,
@@ -48,6 +62,7 @@ from shared.compaction.slices import (
     repeating_groups,
     without_positions,
 )
+from shared.errors import TransientError
 from shared.lake.base import LakeStore
 
 # What a compaction holds grows with the slice (rows carry the record as received, `_received`):
@@ -76,6 +91,7 @@ class _Scan:
     inputs: list[InputStats]
     curated: pa.Schema | None  # the table's columns before this commit (None: no table yet)
     schemas: list[pa.Schema]  # the inputs' distinct schemas, in input order
+    origins: list[str]  # the first input of each schema: a raw file's path, or the curated table
     histogram: Counter[int] = field(default_factory=Counter)  # the inputs' event-time bins, merged
     bytes_in: int = 0
     drops: dict[int, pa.Array] = field(default_factory=dict)  # input -> positions of its repeated rows
@@ -102,7 +118,7 @@ class HourRewrite:
         with ThreadPoolExecutor(max_workers=READ_AHEAD) as pool:
             scan = self._scan(pool)
             if scan.rows == 0:
-                raise CompactionError(f"hour {hour} has no rows")
+                return self._cover_empty(scan)
             self._find_duplicates(scan)
             fit = self._fit(scan)
             covered = [*self.task.covered_files, *(raw.path for raw in self.task.new_files)]
@@ -118,19 +134,24 @@ class HourRewrite:
         for batch in self.table.scan_hour(self.task.hour):
             curated.add(self.task.hour, batch)
         known = self.table.hour_schema()  # the table keeps its columns: every file carries them
-        scan = _Scan([curated], known, [known] if known is not None else [])
+        scan = _Scan([curated], known, [], [])
+        if known is not None:
+            scan.schemas.append(known)
+            scan.origins.append("the curated table")
         scan.histogram.update(curated.bins)
         curated.bins.clear()
         for raw, data in zip(self.task.new_files, self._reads(pool, self.task.new_files), strict=True):
             scan.bytes_in += len(data)
-            identity, schema = scan_raw(raw.format, data, path=raw.path, schema=self.landed)
             stats = InputStats()
-            stats.add(self.task.hour, identity)
+            with _reading(raw):
+                identity, schema = scan_raw(raw.format, data, path=raw.path, schema=self.landed)
+                stats.add(self.task.hour, identity)
             scan.histogram.update(stats.bins)
             stats.bins.clear()  # thousands of inputs: one histogram for the hour is enough
             scan.inputs.append(stats)
             if stats.rows and not any(schema.equals(known) for known in scan.schemas):
                 scan.schemas.append(schema)  # distinct ones only: files of one source share a few
+                scan.origins.append(raw.path)
         return scan
 
     def _find_duplicates(self, scan: _Scan) -> None:
@@ -177,18 +198,48 @@ class HourRewrite:
 
     def _identity(self, index: int) -> pa.Table:
         raw = self.task.new_files[index - 1]
-        identity, _ = scan_raw(raw.format, self.lake.read(raw.path), path=raw.path, schema=self.landed)
+        data = self.lake.read(raw.path)
+        with _reading(raw):
+            identity, _ = scan_raw(raw.format, data, path=raw.path, schema=self.landed)
         return identity
 
     def _fit(self, scan: _Scan) -> HourFit:
         """The hour's fitting to the curated schema; its ``schema`` is that of the data files (partition
-        columns are in the path, not the file)."""
+        columns are in the path, not the file). Columns a Delta table cannot store fail the hour here,
+        before anything is written: a type Delta lacks, names that differ only in case."""
         clashing = sorted({name for schema in scan.schemas for name in PARTITION_COLUMNS if name in schema.names})
         if clashing:
             raise CompactionError(
                 f"hour {self.task.hour}: rows carry columns {clashing}, which are the table's partition columns"
             )
-        return HourFit(scan.curated, scan.schemas)
+        fit = HourFit(scan.curated, scan.schemas, scan.origins)
+        names: dict[str, str] = {}
+        for name in [*PARTITION_COLUMNS, *fit.schema.names]:
+            other = names.setdefault(name.lower(), name)
+            if other != name:
+                found = (o for s, o in zip(scan.schemas, scan.origins, strict=True) if name in s.names)
+                origin = next(found, "the hour's rows")
+                raise CompactionError(
+                    f"hour {self.task.hour}: column {name} in {origin} differs from column {other} only in case, "
+                    "and a Delta table's column names ignore case"
+                )
+        delta_schema(self.task.hour, pa.schema([*fit.schema, *_partition_fields()]))
+        return fit
+
+    def _cover_empty(self, scan: _Scan) -> HourResult:
+        """An hour whose raw files hold no rows (and that has no curated rows): one commit of no files records
+        its raw files as covered, so it is not planned again, nor counted in the compaction lag. Before the
+        table's first commit, that commit creates it, with the columns the source lands (``landed``) when
+        known, else with those every raw file has (``rows.REQUIRED``); the next hour with rows adds its own."""
+        hour = self.task.hour
+        covered = [*self.task.covered_files, *(raw.path for raw in self.task.new_files)]
+        metadata = commit_metadata(self.source, hour, covered, [], 0)
+        columns = scan.curated
+        if columns is None:
+            landed = REQUIRED if self.landed is None else landed_as_read(self.landed)
+            columns = HourFit(None, [landed], ["the source's landed columns"]).schema
+        self.table.commit_hour(hour, pa.schema([*columns, *_partition_fields()]), [], metadata)
+        return HourResult(hour, 0, len(self.task.new_files), 0, scan.bytes_in)
 
     def _write(self, pool: ThreadPoolExecutor, scan: _Scan, plan: Sequence[TimeSlice], fit: HourFit) -> HourFiles:
         """The hour slice by slice, fitted and sorted, into data files; none are left if it fails or miscounts."""
@@ -199,10 +250,13 @@ class HourRewrite:
         try:
             for position, time_slice in enumerate(plan):
                 decoded = self._decoded(pool, scan, time_slice, carried)
-                parts = [in_slice(table, time_slice) for table in decoded.values()]
+                parts = []
                 if CURATED in time_slice.inputs:
-                    parts.insert(0, self.table.read_slice(self.task.hour, time_slice))
-                rows = assemble_slice([fit.fit(part) for part in parts], fit.schema)
+                    parts.append(fit.fit(self.table.read_slice(self.task.hour, time_slice)))
+                for index, table in decoded.items():
+                    with _reading(self.task.new_files[index - 1]):
+                        parts.append(fit.fit(in_slice(table, time_slice)))
+                rows = assemble_slice(parts, fit.schema)
                 fit.count(rows)
                 written += rows.num_rows
                 files.write(rows)
@@ -226,7 +280,8 @@ class HourRewrite:
         files = [self.task.new_files[index - 1] for index in missing]
         tables = dict(carried)
         for index, raw, data in zip(missing, files, self._reads(pool, files), strict=True):
-            table = read_raw(raw.format, data, path=raw.path, schema=self.landed)
+            with _reading(raw):
+                table = read_raw(raw.format, data, path=raw.path, schema=self.landed)
             tables[index] = without_positions(table, scan.drops.get(index))
         return {index: tables[index] for index in wanted}
 
@@ -267,9 +322,8 @@ def commit(table: CuratedTable, hour: Hour, files: HourFiles, metadata: dict[str
     files, the commit happened and they stay (deleting them would leave that version pointing at
     nothing); when the look-up fails too, they stay as well (unreferenced files are vacuumed).
     """
-    partitions = [pa.field(name, pa.string()) for name in PARTITION_COLUMNS]
     try:
-        table.commit_hour(hour, pa.schema([*files.schema, *partitions]), files.files, metadata)
+        table.commit_hour(hour, pa.schema([*files.schema, *_partition_fields()]), files.files, metadata)
     except CommitOutcomeUnknown:
         if table.references([file.path for file in files.files]):
             log.warning("hour %s: its commit reported an error but is in the table; kept", hour)
@@ -279,6 +333,23 @@ def commit(table: CuratedTable, hour: Hour, files: HourFiles, metadata: dict[str
     except Exception:
         files.remove()
         raise
+
+
+def _partition_fields() -> list[pa.Field]:
+    return [pa.field(name, pa.string()) for name in PARTITION_COLUMNS]
+
+
+@contextmanager
+def _reading(raw: RawFile) -> Iterator[None]:
+    """Decoding or fitting one raw file's rows: whatever it raises but a transient error fails the hour as
+    that file's, named. ``rows`` turns the decoders' known errors into ``CompactionError`` itself; a
+    damaged or foreign file may make them, or the fit of its values, raise anything."""
+    try:
+        yield
+    except (CompactionError, TransientError):
+        raise
+    except Exception as error:
+        raise CompactionError(f"raw file {raw.path}: {type(error).__name__}: {error}") from error
 
 
 def _carry(decoded: dict[int, pa.Table], following: set[int], budget: int) -> dict[int, pa.Table]:

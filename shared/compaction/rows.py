@@ -12,8 +12,10 @@ Among rows with the same identity the first one wins, in the order the tables ar
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
+import zlib
 from collections.abc import Sequence
 
 import fastavro
@@ -21,6 +23,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fastavro.read import SchemaResolutionError
+from fastavro.schema import SchemaParseException
 
 from shared.compaction.coverage import OffsetRange
 from shared.compaction.hours import Hour, RawFormat
@@ -30,10 +34,33 @@ IDENTITY = ("_topic", "_partition", "_incarnation", "_offset")
 EVENT_TIME = "_event_time"
 PARTITION_COLUMNS = ("date", "hour")
 TIMESTAMP = pa.timestamp("us", tz="UTC")  # what Delta stores
+# The columns every raw file with rows has, as ``read_raw`` types them: what compaction itself queries.
+REQUIRED = pa.schema(
+    [("_topic", pa.string()), ("_partition", pa.int64()), ("_incarnation", pa.int64()), ("_offset", pa.int64())]
+).append(pa.field(EVENT_TIME, TIMESTAMP))
 
 
 class CompactionError(StreamingPocError):
     """An hour cannot be compacted as it is (unreadable raw file, conflicting schemas); others go on."""
+
+
+# What decoding a damaged or foreign raw file raises: the readers' own errors (a damaged gzip or deflate
+# stream is ``zlib.error``; a damaged Avro header a ``KeyError``, ``IndexError`` or a schema error).
+_UNREADABLE = (
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    EOFError,
+    StopIteration,
+    RecursionError,
+    zlib.error,
+    pa.ArrowException,
+    SchemaParseException,
+    SchemaResolutionError,
+)
 
 
 def read_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None = None) -> pa.Table:
@@ -46,19 +73,27 @@ def read_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None
         if fmt == "parquet":
             table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)  # small files: threads cost more
         elif fmt == "avro":
-            table = _from_records(list(fastavro.reader(io.BytesIO(data))), schema)  # type: ignore[arg-type]
+            table = _from_records(list(fastavro.reader(io.BytesIO(data))), schema, path)
         else:
             lines = gzip.decompress(data).splitlines()
-            table = _from_records([orjson.loads(line) for line in lines if line], schema)
-    except (OSError, ValueError, TypeError, pa.ArrowException, EOFError, StopIteration) as error:
-        raise CompactionError(f"cannot read raw file {path}: {error}") from error
+            table = _from_records([orjson.loads(line) for line in lines if line], schema, path)
+    except CompactionError:
+        raise
+    except _UNREADABLE as error:
+        raise CompactionError(f"cannot read raw file {path}: {type(error).__name__}: {error}") from error
     return _with_lineage(table, path)
 
 
-def _from_records(records: list[dict[str, object]], schema: pa.Schema | None) -> pa.Table:
-    names = list(dict.fromkeys(name for record in records for name in record))
+def _from_records(records: list[object], schema: pa.Schema | None, path: str) -> pa.Table:
+    """Rows of an Avro or JSON lines file; each must be an object (a record), as landing writes them."""
+    rows: list[dict[str, object]] = []
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise CompactionError(f"raw file {path}: row {number} is not an object ({type(record).__name__})")
+        rows.append(record)
+    names = list(dict.fromkeys(name for record in rows for name in record))
     known = {} if schema is None else {field.name: field.type for field in schema}
-    arrays = [_column([record.get(name) for record in records], known.get(name)) for name in names]
+    arrays = [_column([record.get(name) for record in rows], known.get(name)) for name in names]
     return pa.table(dict(zip(names, arrays, strict=True)))
 
 
@@ -92,9 +127,16 @@ def scan_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None
         parquet = pq.ParquetFile(pa.BufferReader(data))
         full = _with_lineage(parquet.schema_arrow.empty_table(), path)
         table = parquet.read(columns=_scanned(parquet.schema_arrow), use_threads=False)
-    except (OSError, ValueError, TypeError, pa.ArrowException) as error:
-        raise CompactionError(f"cannot read raw file {path}: {error}") from error
+    except CompactionError:
+        raise
+    except _UNREADABLE as error:
+        raise CompactionError(f"cannot read raw file {path}: {type(error).__name__}: {error}") from error
     return _with_lineage(table, path), full.schema
+
+
+def landed_as_read(landed: pa.Schema) -> pa.Schema:
+    """The columns ``read_raw`` gives a file holding ``landed``'s columns (the lineage typed for the merge)."""
+    return _with_lineage(landed.empty_table(), "the landed schema").schema
 
 
 def _scanned(schema: pa.Schema) -> list[str]:
@@ -102,6 +144,16 @@ def _scanned(schema: pa.Schema) -> list[str]:
 
 
 def _with_lineage(table: pa.Table, path: str) -> pa.Table:
+    names = table.column_names
+    if len(set(names)) != len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise CompactionError(f"raw file {path} has columns {repeated} more than once")
+    plain = _plain_schema(table.schema)
+    if plain is not None:  # view types (a newer writer's): Arrow cannot filter or sort them
+        try:
+            table = table.cast(plain)
+        except pa.ArrowException as error:
+            raise CompactionError(f"raw file {path}: cannot read its view or large columns: {error}") from error
     missing = [name for name in (*IDENTITY, EVENT_TIME) if name not in table.column_names and name != "_incarnation"]
     if missing and table.num_rows == 0:
         return table  # nothing to identify: an empty file
@@ -112,10 +164,21 @@ def _with_lineage(table: pa.Table, path: str) -> pa.Table:
     for name in ("_partition", "_incarnation", "_offset"):
         table = _cast(table, name, pa.int64(), path)
     table = _cast(table, "_topic", pa.string(), path)
+    for name in IDENTITY:  # a row's identity: deduplication and coverage need every part of it
+        nulls = table.column(name).null_count
+        if nulls:
+            raise CompactionError(f"raw file {path}: {nulls} rows have no {name}")
     for index, field in enumerate(table.schema):
         if pa.types.is_timestamp(field.type) or field.name in (EVENT_TIME, "_kafka_timestamp"):
             table = table.set_column(index, field.name, _as_timestamp(table.column(index), path, field.name))
     return table
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_schema(schema: pa.Schema) -> pa.Schema | None:
+    """``schema`` with plain types (``_plain_type``), or None when it has them (files of a source share a few)."""
+    plain = pa.schema([field.with_type(_plain_type(field.type)) for field in schema])
+    return None if plain == schema else plain
 
 
 def _cast(table: pa.Table, name: str, target: pa.DataType, path: str) -> pa.Table:

@@ -27,7 +27,7 @@ from shared.compaction import drift, rewrite
 from shared.compaction.hours import Hour
 from shared.compaction.job import compact, landed_schema, open_curated
 from shared.compaction.rows import curated_as_landed, merge_hour, read_raw
-from shared.errors import LakeError
+from shared.errors import LakeError, LakeUnavailable
 from shared.lake import LakeStore, LocalLake
 from shared.lake.blob import BlobLake
 from shared.lineage import LINEAGE_COLUMNS
@@ -185,9 +185,12 @@ def test_no_slice_holds_more_than_its_budget(lake: Lake, monkeypatch: pytest.Mon
     assert len(sizes) >= 6 and max(sizes) <= 100
 
 
-def test_a_failure_while_streaming_commits_nothing_and_is_raised_as_it_was(
-    lake: Lake, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("transient", [False, True], ids=["lake-error", "lake-unavailable"])
+def test_a_failure_while_streaming_commits_nothing_and_is_reported_as_it_was(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, transient: bool
 ) -> None:
+    """A transient error stops the run as it was raised (the next tick retries); any other fails the hour,
+    with the store's own error as its reason (not a Delta write error). Neither commits a partial hour."""
     chance = random.Random(3)
     land(lake, "a", "parquet", rows(list(range(0, 30)), partition=0, value=1.0, chance=chance))
     lake.compact(slice_rows=10)
@@ -195,16 +198,22 @@ def test_a_failure_while_streaming_commits_nothing_and_is_raised_as_it_was(
     late = land(lake, "b", "parquet", rows(list(range(30, 60)), partition=0, value=2.0, chance=chance))
     reads: list[str] = []
     read = lake.store.read
+    error = LakeUnavailable if transient else LakeError
 
     def second_read_fails(path: str) -> bytes:  # the scan reads it, the slice cannot
         reads.append(path)
         if path == late and reads.count(path) > 1:
-            raise LakeError(f"read {path}: gone")
+            raise error(f"read {path}: gone")
         return read(path)
 
     monkeypatch.setattr(lake.store, "read", second_read_fails)
-    with pytest.raises(LakeError, match="gone"):  # the store's own error, not a Delta write error
-        lake.compact(slice_rows=10)
+    if transient:
+        with pytest.raises(LakeUnavailable, match="gone"):
+            lake.compact(slice_rows=10)
+    else:
+        report = lake.compact(slice_rows=10)
+        (reason,) = report.failed.values()
+        assert "LakeError" in reason and "gone" in reason
     assert lake.delta().version() == version, "a partial hour was committed"
     monkeypatch.undo()
     assert lake.compact(slice_rows=10).rows == 60
