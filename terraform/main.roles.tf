@@ -10,23 +10,27 @@ locals {
         scope = azurerm_storage_account.lake.id
         role  = "Storage Blob Data Contributor"
       }
-      # Host storage: blobs (host locks, keys, Durable state and the deployment package),
-      # queues and tables (Durable Functions' work items and history). Storage Blob Data Owner
-      # is the role Microsoft documents for identity-based AzureWebJobsStorage ("Connecting to
-      # host storage with an identity"); queues and tables are what Durable Functions needs.
+      # Host storage: blobs (host locks, keys, Durable state and the deployment package) and
+      # tables (the host's diagnostic events; Durable Functions' history on Azure Storage).
+      # Storage Blob Data Owner is the role Microsoft documents for identity-based
+      # AzureWebJobsStorage ("Connecting to host storage with an identity").
       host_blob_data = {
         scope = azurerm_storage_account.host.id
         role  = "Storage Blob Data Owner"
-      }
-      host_queue_data = {
-        scope = azurerm_storage_account.host.id
-        role  = "Storage Queue Data Contributor"
       }
       host_table_data = {
         scope = azurerm_storage_account.host.id
         role  = "Storage Table Data Contributor"
       }
     },
+    # Queues hold Durable Functions' work items only on its Azure Storage backend; the app has no
+    # queue trigger, so with the Durable Task Scheduler nothing reads or writes them.
+    var.durable_backend == "azure_storage" ? {
+      host_queue_data = {
+        scope = azurerm_storage_account.host.id
+        role  = "Storage Queue Data Contributor"
+      }
+    } : {},
     # Sends the host's and the code's telemetry with its Entra ID identity (local auth is off).
     {
       application_insights = {

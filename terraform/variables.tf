@@ -91,6 +91,12 @@ variable "sources" {
     error_message = "sources needs at least one entry; names must be lowercase letters and digits (they become <SOURCE>_* setting names and hub names)."
   }
   validation {
+    # The code registers these (shared/sources, tests/terraform checks the list): their functions are deployed
+    # whatever this map says, so each needs its hub, credentials and settings. Stop one's generator instead.
+    condition     = length(setsubtract(["clickstream", "mobile", "sensors", "users"], keys(var.sources))) == 0
+    error_message = "sources must keep every source the code registers (clickstream, mobile, sensors, users): their functions are deployed anyway. Set generator_enabled = false to stop one's generator."
+  }
+  validation {
     condition     = alltrue([for source in values(var.sources) : contains(["parquet", "avro", "jsonl"], source.format)])
     error_message = "format must be parquet, avro or jsonl."
   }
@@ -197,6 +203,11 @@ variable "eventhubs_capacity" {
   validation {
     condition     = var.eventhubs_sku != "Premium" || contains([1, 2, 4, 8, 16], var.eventhubs_capacity)
     error_message = "A Premium namespace takes 1, 2, 4, 8 or 16 processing units."
+  }
+  validation {
+    # One event hub per source: a Standard namespace holds 10, a Premium one 100 per processing unit.
+    condition     = length(local.sources) <= (var.eventhubs_sku == "Standard" ? 10 : 100 * var.eventhubs_capacity)
+    error_message = "More sources (one event hub each, sources plus sources/*.json) than the namespace holds: 10 on Standard, 100 per processing unit on Premium. Use Premium or fewer sources."
   }
 }
 

@@ -53,7 +53,8 @@ def test_a_generator_that_is_off_is_a_disabled_function(
     tmp_path: Path, bindings: dict[str, list[dict[str, Any]]]
 ) -> None:
     evaluated = terraform_output(
-        harness_dir(tmp_path), vars={"sources": "{ clickstream = { generator_enabled = false }, mobile = {} }"}
+        harness_dir(tmp_path),
+        vars={"sources": "{ clickstream = { generator_enabled = false }, mobile = {}, sensors = {}, users = {} }"},
     )
     values = evaluated["app_settings"]
     assert values["AzureWebJobs.generate_clickstream.Disabled"] == "true"
@@ -278,16 +279,31 @@ def test_example_tfvars_are_valid(tmp_path: Path) -> None:
     ("variables", "message"),
     [
         ({"prefix": "Bad_Prefix"}, "prefix must be"),
-        ({"sources": '{ clickstream = { format = "csv" } }'}, "format must be parquet, avro or jsonl"),
-        ({"sources": '{ clickstream = { generator_schedule = "*/10 * * * *" } }'}, "six fields"),
+        (
+            {"sources": '{ clickstream = { format = "csv" }, mobile = {}, sensors = {}, users = {} }'},
+            "format must be parquet, avro or jsonl",
+        ),
+        (
+            {
+                "sources": '{ clickstream = { generator_schedule = "*/10 * * * *" }, '
+                "mobile = {}, sensors = {}, users = {} }"
+            },
+            "six fields",
+        ),
         ({"eventhubs_sku": "Basic"}, "Standard or Premium"),
         ({"zone_redundancy_enabled": "true", "storage_replication_type": "LRS"}, "zone-redundant storage"),
         ({"eventhub_partition_count": "4", "function_maximum_instance_count": "3"}, "below a hub's partition count"),
         (
-            {"sources": "{ clickstream = { partition_count = 8 } }", "function_maximum_instance_count": "6"},
+            {
+                "sources": "{ clickstream = { partition_count = 8 }, mobile = {}, sensors = {}, users = {} }",
+                "function_maximum_instance_count": "6",
+            },
             "partition count",
         ),
-        ({"sources": "{ clickstream = { lag_threshold = 0 } }"}, "lag_threshold must be"),
+        (
+            {"sources": "{ clickstream = { lag_threshold = 0 }, mobile = {}, sensors = {}, users = {} }"},
+            "lag_threshold must be",
+        ),
         ({"kafka_sas_scope": "topic"}, "kafka_sas_scope must be"),
         ({"state_buckets": "0"}, "state_buckets must be null or a whole number"),
         ({"state_buckets": "1.5"}, "state_buckets must be null or a whole number"),

@@ -1,0 +1,65 @@
+"""Every source the code registers is deployed: the example tfvars keep them all, a `sources` map that drops one
+is refused, and no more sources (one event hub each) than the namespace holds are planned."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.settings import app_setting_names
+from shared.sources import CONFIG_SOURCES, SOURCES
+from tests.terraform.conftest import TERRAFORM_DIR, TerraformFailed, harness_dir, terraform_output
+
+REGISTERED_LIST = re.compile(r"setsubtract\(\[([^\]]*)\], keys\(var\.sources\)\)")
+
+
+def test_the_variables_list_of_registered_sources_is_the_codes() -> None:
+    """The validation that keeps every registered source names exactly the code's own (not Datagen configs)."""
+    [listed] = REGISTERED_LIST.findall((TERRAFORM_DIR / "variables.tf").read_text())
+    assert sorted(json.loads(f"[{listed}]")) == sorted(set(SOURCES) - {source.name for source in CONFIG_SOURCES})
+
+
+@pytest.mark.parametrize("example", ["terraform.tfvars.example", "production.tfvars.example"])
+def test_the_example_tfvars_deploy_every_source_the_code_registers(tmp_path: Path, example: str) -> None:
+    """`cp terraform.tfvars.example terraform.tfvars` (docs/deploy.md) gives every function of the app its hub and
+    settings: a source left out would still have its functions deployed, with bindings naming unset settings."""
+    values = terraform_output(harness_dir(tmp_path), var_files=[str(TERRAFORM_DIR / example)])
+    assert sorted(set(SOURCES) - set(values["sources"])) == []
+    assert sorted(set(app_setting_names(list(SOURCES))) - set(values["app_settings"])) == []
+
+
+def test_a_sources_map_that_drops_a_registered_source_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TerraformFailed, match=r"must\s+keep\s+every\s+source"):
+        terraform_output(harness_dir(tmp_path), vars={"sources": "{ clickstream = {}, mobile = {}, sensors = {} }"})
+
+
+def _add_datagen_configs(tmp_path: Path, count: int) -> None:
+    for index in range(count):
+        config = {"name": f"datagen-extra{index}", "config": {"kafka.topic": f"extra{index}", "quickstart": "orders"}}
+        (tmp_path / "sources" / f"extra{index}.json").write_text(json.dumps(config))
+
+
+def test_more_sources_than_a_standard_namespace_holds_are_refused(tmp_path: Path) -> None:
+    """One event hub per source, 10 per Standard namespace (100 per processing unit on Premium): an eleventh
+    source is refused at plan, not by Azure half-way through an apply."""
+    directory = harness_dir(tmp_path)
+    hubs = len(SOURCES)
+    _add_datagen_configs(tmp_path, 10 - hubs)
+    assert len(terraform_output(directory)["sources"]) == 10
+    _add_datagen_configs(tmp_path, 11 - hubs)
+    with pytest.raises(TerraformFailed, match=r"than the\s+namespace\s+holds"):
+        terraform_output(directory)
+    premium = {"eventhubs_sku": "Premium", "eventhubs_capacity": "1"}
+    assert len(terraform_output(directory, vars=premium)["sources"]) == 11
+
+
+def test_the_host_queue_role_is_granted_only_with_the_azure_storage_backend() -> None:
+    """Only Durable Functions' Azure Storage backend keeps work items in the host account's queues; the app has no
+    queue trigger, so with the Durable Task Scheduler the role would be unused (least privilege)."""
+    text = (TERRAFORM_DIR / "main.roles.tf").read_text()
+    conditional = re.search(r'var\.durable_backend == "azure_storage" \? \{(.*?)\} : \{\}', text, re.DOTALL)
+    assert conditional is not None and "host_queue_data" in conditional.group(1)
+    assert text.count("Storage Queue Data Contributor") == 1
