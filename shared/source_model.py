@@ -7,12 +7,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from types import UnionType
-from typing import Annotated, Any, Literal, NotRequired, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NotRequired, Union, cast, get_args, get_origin
 
 import pyarrow as pa
 from faker import Faker
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+)
 from pydantic.fields import FieldInfo
+from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
 ColumnType = Literal["string", "long", "double", "boolean", "timestamp", "map"]
@@ -24,11 +34,46 @@ Row = dict[str, Any]
 # doubles are finite here (JSON has no NaN/Infinity), timestamps must be datetimes readers can build.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant Python, Spark and .NET can hold
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+LAX_SCHEMA = "streamingpoc_lax_schema"
+
+
+class NoBoolean:
+    """Marks a number field of a hand-written model: read as pydantic's lax mode reads numbers (a JSON number, or
+    numeric text such as ``"7"``), never from a boolean, which lax mode takes as 1 or 0 (``"userid": true`` would
+    count as user 1). A value the field refuses gets one message naming what it takes (``expected``)."""
+
+    def __init__(self, expected: str) -> None:
+        self.expected = expected
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        lax = handler(source)  # the number with its constraints
+        exact = cast(core_schema.CoreSchema, {**lax, "strict": True})  # the usual value: one strict check, no coercion
+        numeric = [core_schema.int_schema(strict=True), core_schema.float_schema(strict=True)]
+        text = core_schema.chain_schema(
+            [core_schema.union_schema([*numeric, core_schema.str_schema(strict=True)]), lax]
+        )
+        return core_schema.union_schema(
+            [exact, text],
+            mode="left_to_right",
+            custom_error_type="number_type",
+            custom_error_message=f"Input should be {self.expected} (a number, or numeric text; not true or false)",
+            metadata={LAX_SCHEMA: lax},
+        )
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> Any:
+        """The published schema is the number's own (its type and bounds), not the union that reads it."""
+        return handler(schema.get("metadata", {}).get(LAX_SCHEMA, schema))
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False), NoBoolean("a finite number")]
 # Validated records keep the fields their model does not know, so that they land in ``_extra``
 # instead of being dropped (pydantic ignores unknown keys by default).
 KEEP_UNKNOWN_FIELDS = ConfigDict(extra="allow")
-TimestampMs = Annotated[int, Field(ge=0, le=MAX_TIMESTAMP_MS)]
+TimestampMs = Annotated[
+    int, Field(ge=0, le=MAX_TIMESTAMP_MS), NoBoolean(f"epoch milliseconds from 0 to {MAX_TIMESTAMP_MS}")
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,14 @@ timestamp for it; this module's generator stamps current times instead.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.source_model import INT64_MAX, Column, Row, Source, epoch_ms
+from shared.source_model import INT64_MAX, Column, NoBoolean, Row, Source, epoch_ms
 
 UNKNOWN_USER = -1
 
@@ -59,10 +59,10 @@ class ClickstreamEvent(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     ip: str = Field(min_length=1, max_length=64)
-    userid: int = Field(ge=-1, le=INT64_MAX)
+    userid: Annotated[int, NoBoolean("an integer from -1 (unknown user) up")] = Field(ge=-1, le=INT64_MAX)
     remote_user: str = Field(max_length=256)
     time: str = Field(max_length=64)
-    time_ms: int = Field(alias="_time", ge=0, le=INT64_MAX)
+    time_ms: Annotated[int, NoBoolean("epoch milliseconds, 0 or more")] = Field(alias="_time", ge=0, le=INT64_MAX)
     request: str = Field(min_length=1, max_length=8192)
     status: str = Field(pattern=r"^[1-5][0-9]{2}$")
     bytes: str = Field(pattern=r"^[0-9]{1,15}$")

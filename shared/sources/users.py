@@ -8,11 +8,12 @@ The table side of the clickstream join: the latest profile per ``user_id`` is ke
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.source_model import INT64_MAX, Column, Row, Source, TimestampMs, epoch_ms
+from shared.source_model import INT64_MAX, Column, NoBoolean, Row, Source, TimestampMs, epoch_ms
 
 # The option lists of Datagen's clickstream_users_schema.avro.
 DATAGEN_FIRST_NAMES = [
@@ -38,7 +39,7 @@ class UserProfile(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    user_id: int = Field(ge=0, le=INT64_MAX)
+    user_id: Annotated[int, NoBoolean("an integer, 0 or more")] = Field(ge=0, le=INT64_MAX)
     username: str = Field(min_length=1, max_length=128)
     registered_at: TimestampMs
     first_name: str = Field(max_length=128)
