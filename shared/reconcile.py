@@ -181,7 +181,8 @@ def reconcile(
             report.dead_lettered += any(c.reason is not None for c in copies)
             if len(counted) > 1:
                 report.doubles[offset] = sorted(c.path for c in copies)
-        if records_in is not None and missing:
+        never_committed = committed is not None and committed.get(position) is None
+        if records_in is not None and missing and not never_committed:  # else all pending: nothing to read
             held = records_in(position, ranges(missing))
             report.no_record = len(missing)
             missing = [offset for offset in missing if offset in held]

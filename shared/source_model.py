@@ -163,8 +163,11 @@ def wire_names(info: FieldInfo, name: str) -> set[str]:
 
 @cache
 def shadow_fields(model: type[BaseModel]) -> dict[str, str]:
-    """``model``'s shadow fields (:data:`SHADOW_MARK`): the key each reads a Python name under -> the name."""
-    return {SHADOW_MARK + name: name for name, info in model.model_fields.items() if name not in wire_names(info, name)}
+    """``model``'s shadow fields (:data:`SHADOW_MARK`): the key each reads a Python name under -> the name. A
+    Python name that is some field's wire name (``f_x`` for ``_x`` beside a field ``f_x``) is that field's."""
+    fields = model.model_fields.items()
+    sent = {wire for name, info in fields for wire in wire_names(info, name)}
+    return {SHADOW_MARK + name: name for name, _ in fields if name not in sent}
 
 
 @cache

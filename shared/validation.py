@@ -75,9 +75,7 @@ def validate_batch(
         if bodies:
             batch.received = [bodies.get(index, value) for index, value in enumerate(values) if valid[index]]
         letters.extend(
-            _reason_framed(model, record, bodies[index]) if index in bodies else _reason(model, record)
-            for index, record in enumerate(candidates)
-            if not valid[index]
+            _reason(model, record, bodies.get(index)) for index, record in enumerate(candidates) if not valid[index]
         )
     if screened and len(letters) > screened:
         in_offset_order(letters)
@@ -198,23 +196,21 @@ def _unframed(model: type[BaseModel], values: list[Any], events: list[Any]) -> d
     """JSON in Confluent's wire format (magic byte 0, a 4-byte schema id, then the JSON text: what
     KafkaJsonSchemaSerializer and Datagen's JsonSchemaConverter send) validated by its text alone.
     ``events`` takes each such record's event in place; returns the index -> text of every framed value,
-    valid or not (its dead letter's reason is its text's). JSON text never starts with byte 0."""
+    valid or not: its dead letter's reason is its text's, whatever bytes the schema id holds. A value is
+    framed when its text opens an object; other bytes that start with 0 keep their own reason. JSON text
+    never starts with byte 0, so no plain record is read differently."""
     framed = {
         index: bytes(value[HEADER_BYTES:])
         for index, (value, event) in enumerate(zip(values, events, strict=True))
-        if type(event) is not dict and len(value) > HEADER_BYTES and value[0] == MAGIC_BYTE
+        if type(event) is not dict
+        and len(value) > HEADER_BYTES
+        and value[0] == MAGIC_BYTE
+        and value[HEADER_BYTES:].lstrip()[:1] == b"{"
     }
     for index, event in zip(framed, _validate_all(model, list(framed.values())), strict=True):
         if type(event) is dict:
             events[index] = event
     return framed
-
-
-def _reason_framed(model: type[BaseModel], record: KafkaRecord, text: bytes) -> DeadLetter:
-    """A framed value's reason: its JSON text's when that is JSON (``schema``), else the whole value's (it may
-    be no framed JSON at all, only bytes that start with 0)."""
-    letter = _reason(model, record, text)
-    return letter if letter.reason is Reason.SCHEMA else _reason(model, record)
 
 
 def _reason(model: type[BaseModel], record: KafkaRecord, text: bytes | None = None) -> DeadLetter:

@@ -59,10 +59,12 @@ class ClickstreamEvent(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     ip: str = Field(min_length=1, max_length=64)
-    userid: Annotated[int, NoBoolean("an integer from -1 (unknown user) up")] = Field(ge=-1, le=INT64_MAX)
+    userid: Annotated[int, NoBoolean("an integer from -1 (unknown user) to 2**63-1")] = Field(ge=-1, le=INT64_MAX)
     remote_user: str = Field(max_length=256)
     time: str = Field(max_length=64)
-    time_ms: Annotated[int, NoBoolean("epoch milliseconds, 0 or more")] = Field(alias="_time", ge=0, le=INT64_MAX)
+    time_ms: Annotated[int, NoBoolean("epoch milliseconds from 0 to 2**63-1")] = Field(
+        alias="_time", ge=0, le=INT64_MAX
+    )
     request: str = Field(min_length=1, max_length=8192)
     status: str = Field(pattern=r"^[1-5][0-9]{2}$")
     bytes: str = Field(pattern=r"^[0-9]{1,15}$")

@@ -39,7 +39,7 @@ class UserProfile(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    user_id: Annotated[int, NoBoolean("an integer, 0 or more")] = Field(ge=0, le=INT64_MAX)
+    user_id: Annotated[int, NoBoolean("an integer from 0 to 2**63-1")] = Field(ge=0, le=INT64_MAX)
     username: str = Field(min_length=1, max_length=128)
     registered_at: TimestampMs
     first_name: str = Field(max_length=128)

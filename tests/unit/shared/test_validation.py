@@ -155,13 +155,14 @@ def test_json_in_the_confluent_wire_format_is_validated_by_its_text(columnar: bo
     """A JSON source fed by a JSON Schema serializer: the 5-byte header (magic byte 0, schema id) is not
     part of the record. Framed records land with their JSON text as received, beside plain ones; a framed
     record that is not valid is a dead letter for what its text lacks, not for the header."""
-    good = records_for(CLICKSTREAM, 5)
+    good = records_for(CLICKSTREAM, 6)
     batch_records = [
         _framed(good[0], good[0].value or b""),
         good[1],
         _framed(good[2], b'{"ip": 1}'),
         _framed(good[3], b"{not json"),
         dataclasses.replace(good[4], value=b"\x00\x00\x00"),  # shorter than the header
+        _framed(good[5], b"{not json", schema_id=1000),  # a header byte past 0x7f: the text is still judged
     ]
     batch = process_batch(CLICKSTREAM, batch_records, max_record_bytes=1 << 20, columnar=columnar, keyed=keyed)
     rows = batch.rows()
@@ -173,6 +174,7 @@ def test_json_in_the_confluent_wire_format_is_validated_by_its_text(columnar: bo
         (2, "schema"),
         (3, "not_json"),
         (4, "not_json"),
+        (5, "not_json"),
     ]
     assert "ip" in batch.dead_letters[0].detail and batch.dead_letters[0].record.value == batch_records[2].value
 
