@@ -28,6 +28,23 @@ FIXED_NOW = datetime(2026, 11, 24, 10, 30, 0, tzinfo=UTC)
 FIXED_NOW_MS = epoch_ms(FIXED_NOW) or 0
 
 
+def datagen_source(name: str, schema: dict[str, Any], **options: Any) -> Source:
+    """A source from a Kafka Connect Datagen config with ``schema`` inline (topic ``name``), as ``sources/<name>.json``
+    would give it; ``options`` are further connector options."""
+    import json
+
+    from shared.datagen.config import parse_config
+    from shared.datagen.source import config_source
+
+    config = {
+        "connector.class": "io.confluent.kafka.connect.datagen.DatagenConnector",
+        "kafka.topic": name,
+        "schema.string": json.dumps(schema),
+    }
+    document = {"name": f"datagen-{name}", "config": config | options}
+    return config_source(parse_config(document, source=name, file=f"sources/{name}.json", folder=Path(".")))
+
+
 @pytest.fixture
 def now_ms() -> int:
     return FIXED_NOW_MS

@@ -12,15 +12,13 @@ from typing import Any
 import pytest
 
 from shared.datagen.avro import MAX_DATE_DAYS, MIN_DATE_DAYS, MIN_TIMESTAMP_MS
-from shared.datagen.config import parse_config
-from shared.datagen.source import config_source
 from shared.dead_letters import Reason
 from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.settings import load_settings
 from shared.source_model import MAX_TIMESTAMP_MS, Source
-from tests.conftest import FIXED_NOW_MS, context_for
+from tests.conftest import FIXED_NOW_MS, context_for, datagen_source
 from tests.lake.test_compaction import H10, Lake, curated_rows, run
 
 MS, US = MAX_TIMESTAMP_MS, MAX_TIMESTAMP_MS * 1000 + 999
@@ -39,15 +37,7 @@ def timed(logical: str) -> Source:
         "name": "R",
         "fields": [{"name": "ts", "type": {"type": EDGES[logical][0], "logicalType": logical}}],
     }
-    document = {
-        "name": "datagen-tsx",
-        "config": {
-            "connector.class": "io.confluent.kafka.connect.datagen.DatagenConnector",
-            "kafka.topic": "tsx",
-            "schema.string": json.dumps(schema),
-        },
-    }
-    return config_source(parse_config(document, source="tsx", file="sources/tsx.json", folder=Path(".")))
+    return datagen_source("tsx", schema)
 
 
 def records(values: list[Any]) -> list[KafkaRecord]:

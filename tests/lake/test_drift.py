@@ -13,15 +13,13 @@ import pytest
 
 from shared.batch import process_batch
 from shared.compaction.drift import drift_from_history
-from shared.datagen.config import parse_config
-from shared.datagen.source import config_source
 from shared.formats import format_named
 from shared.lake import LocalLake
 from shared.landing.files import land, plan_batch
 from shared.records import KafkaRecord
 from shared.settings import load_settings
 from shared.source_model import Source
-from tests.conftest import FIXED_NOW_MS
+from tests.conftest import FIXED_NOW_MS, datagen_source
 from tests.lake.test_compaction import H10, Lake, curated_rows, run
 from tools import query
 
@@ -35,16 +33,7 @@ def things(extra_fields: list[dict[str, Any]] | None = None) -> Source:
         {"name": "address", "type": ADDRESS},
         *(extra_fields or []),
     ]
-    schema = {"type": "record", "name": "Thing", "fields": fields}
-    document = {
-        "name": "datagen-things",
-        "config": {
-            "connector.class": "io.confluent.kafka.connect.datagen.DatagenConnector",
-            "kafka.topic": "things",
-            "schema.string": json.dumps(schema),
-        },
-    }
-    return config_source(parse_config(document, source="things", file="sources/things.json", folder=Path(".")))
+    return datagen_source("things", {"type": "record", "name": "Thing", "fields": fields})
 
 
 def records(values: list[dict[str, Any]], first_offset: int) -> list[KafkaRecord]:

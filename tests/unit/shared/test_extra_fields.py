@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from shared.batch import process_batch
-from shared.datagen.config import parse_config
-from shared.datagen.source import config_source
 from shared.dead_letters import Reason
 from shared.extra_fields import extra_text, extra_texts
 from shared.records import KafkaRecord
 from shared.source_model import SHADOW_MARK, shadow_fields
 from shared.sources import SOURCES
-from tests.conftest import records_for
+from tests.conftest import datagen_source, records_for
 
 
 def _with_unknown_fields(record: KafkaRecord, **fields: object) -> KafkaRecord:
@@ -100,16 +97,7 @@ def test_a_producers_field_named_like_a_python_field_name_lands_in_extra(
 
 
 def _datagen_source(fields: list[dict[str, Any]]) -> Any:
-    schema = {"type": "record", "name": "R", "fields": fields}
-    document = {
-        "name": "datagen-fx",
-        "config": {
-            "connector.class": "io.confluent.kafka.connect.datagen.DatagenConnector",
-            "kafka.topic": "fx",
-            "schema.string": json.dumps(schema),
-        },
-    }
-    return config_source(parse_config(document, source="fx", file="sources/fx.json", folder=Path("/tmp")))
+    return datagen_source("fx", {"type": "record", "name": "R", "fields": fields})
 
 
 def test_a_datagen_field_named_like_another_fields_python_name_lands_in_extra() -> None:

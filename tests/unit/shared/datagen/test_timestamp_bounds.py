@@ -14,15 +14,13 @@ import pytest
 from devhost.registry.server import serve_registry
 from shared.batch import process_batch
 from shared.datagen.avro import MAX_DATE_DAYS, MIN_DATE_DAYS, MIN_TIMESTAMP_MS
-from shared.datagen.config import parse_config
-from shared.datagen.source import config_source
 from shared.dead_letters import Reason
 from shared.records import KafkaRecord
 from shared.schema_registry.client import ConfluentRegistry
 from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.encoder import AvroEncoder
 from shared.source_model import MAX_TIMESTAMP_MS, Source
-from tests.conftest import FIXED_NOW_MS
+from tests.conftest import FIXED_NOW_MS, datagen_source
 
 AVRO = {
     "value.converter": "io.confluent.connect.avro.AvroConverter",
@@ -42,14 +40,7 @@ HIGHEST |= {"us": MAX_TIMESTAMP_MS * 1000 + 999, "local_us": MAX_TIMESTAMP_MS * 
 
 
 def timed(**config: Any) -> Source:
-    schema = {"type": "record", "name": "Timed", "fields": FIELDS}
-    options = {
-        "connector.class": "io.confluent.kafka.connect.datagen.DatagenConnector",
-        "kafka.topic": "timed",
-        "schema.string": json.dumps(schema),
-    }
-    document = {"name": "datagen-timed", "config": options | config}
-    return config_source(parse_config(document, source="timed", file="sources/timed.json", folder=Path(".")))
+    return datagen_source("timed", {"type": "record", "name": "Timed", "fields": FIELDS}, **config)
 
 
 def records(values: list[dict[str, Any]]) -> list[KafkaRecord]:
@@ -66,16 +57,7 @@ def test_the_bounds_are_the_first_and_last_instants_and_days_of_years_1_to_9999(
 def test_a_timestamp_no_date_can_hold_is_a_schema_dead_letter_for_a_datagen_source() -> None:
     """docs/reliability.md: ``schema`` covers "a timestamp no date can hold". A timestamp-millis of 2**62 ms
     (year ~146 million) used to land, and then fail every compaction of its hour."""
-    ts_schema = {"type": "record", "name": "R", "fields": [FIELDS[0]]}
-    document = {
-        "name": "datagen-tsx",
-        "config": {
-            "connector.class": "io.confluent.kafka.connect.datagen.DatagenConnector",
-            "kafka.topic": "tsx",
-            "schema.string": json.dumps(ts_schema),
-        },
-    }
-    source = config_source(parse_config(document, source="tsx", file="sources/tsx.json", folder=Path("/tmp")))
+    source = datagen_source("tsx", {"type": "record", "name": "R", "fields": [FIELDS[0]]})
     record = KafkaRecord("tsx", 0, 0, "k", json.dumps({"ms": 2**62}).encode(), FIXED_NOW_MS)
     batch = process_batch(source, [record], max_record_bytes=1_000_000)
     assert [letter.reason for letter in batch.dead_letters] == [Reason.SCHEMA], batch.rows()
