@@ -136,10 +136,10 @@ def _land_split(landing: PartitionLanding, part: PartitionBatch, cut: int, fmt: 
 def size_cut(records: Sequence[KafkaRecord]) -> int | None:
     """Where to cut a batch of one partition whose values carry more than ``LANDING_MAX_BYTES``: the offset that
     starts its second half by bytes. None for a batch within it, or of one record."""
-    sizes = sorted((record.offset, len(record.value or b"")) for record in records)
-    total = sum(size for _, size in sizes)
-    if total <= LANDING_MAX_BYTES or len(sizes) < 2:
+    total = sum(len(record.value or b"") for record in records)  # every batch: the sort is only for large ones
+    if total <= LANDING_MAX_BYTES or len(records) < 2:
         return None
+    sizes = sorted((record.offset, len(record.value or b"")) for record in records)
     running = 0
     for (_, size), (next_offset, _) in pairwise(sizes):
         running += size
