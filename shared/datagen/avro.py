@@ -31,7 +31,14 @@ LOGICAL_BOUNDS: dict[str, tuple[int, int]] = {
     "timestamp-micros": (MIN_TIMESTAMP_MS * 1000, MAX_TIMESTAMP_MS * 1000 + 999),
     "local-timestamp-micros": (MIN_TIMESTAMP_MS * 1000, MAX_TIMESTAMP_MS * 1000 + 999),
     "date": (MIN_DATE_DAYS, MAX_DATE_DAYS),
+    "time-millis": (0, 86_399_999),  # a time of day: Avro's milliseconds after midnight
+    "time-micros": (0, 86_399_999_999),
 }
+LOGICAL_SPANS = {"time-millis": "a time of day", "time-micros": "a time of day"}  # the rest: years 1 to 9999
+# A decimal lands as a double: with at most 308 digits every value it holds is finite there.
+MAX_DECIMAL_PRECISION = 308
+# How deep a schema's JSON may nest (about 30 levels of records): the model and its validators recurse per level.
+MAX_SCHEMA_DEPTH = 100
 ITERATION_HORIZON = 2**63  # records a sequence must be able to run without a double overflowing
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -98,7 +105,8 @@ class AvroType:
 
 def value_bounds(node: AvroType) -> tuple[int, int]:
     """The smallest and largest value (inclusive) an int or long ``node`` may hold: its Avro type's range,
-    narrowed for a timestamp or date to years 1 to 9999. The model enforces it and the generator stays in it."""
+    narrowed for a timestamp or date to years 1 to 9999 and for a time to one day. The model enforces it and the
+    generator stays in it."""
     low, high = INT_BOUNDS[node.kind]
     return LOGICAL_BOUNDS.get(node.logical or "", (low, high))
 
@@ -134,6 +142,9 @@ class AvroField:
 
 def parse_schema(schema: Any) -> AvroType:
     """The typed tree of a top-level record schema (Datagen needs a record at the top)."""
+    depth = _json_depth(schema)
+    if depth > MAX_SCHEMA_DEPTH:
+        raise SchemaProblem("", f"the schema nests {depth} levels of JSON deep, over {MAX_SCHEMA_DEPTH}")
     named: dict[str, AvroType] = {}
     root = _parse(schema, "", named, namespace="", once=True)
     if root.kind != "record":
@@ -141,6 +152,19 @@ def parse_schema(schema: Any) -> AvroType:
     _check_generated_values(root)
     _check_largest_record(root)
     return root
+
+
+def _json_depth(value: Any) -> int:
+    """How many objects and lists deep ``value`` nests, counted without recursing."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 # The largest record a schema may generate, as compact JSON (what a JSON source sends; an Avro body is never
@@ -365,6 +389,12 @@ def _logical(node: AvroType, schema: dict[str, Any]) -> None:
         precision, scale = schema.get("precision"), schema.get("scale", 0)
         if not isinstance(precision, int) or precision < 1 or not isinstance(scale, int) or not 0 <= scale <= precision:
             raise SchemaProblem(node.path, "decimal needs precision >= 1 and 0 <= scale <= precision")
+        if precision > MAX_DECIMAL_PRECISION:
+            raise SchemaProblem(
+                node.path,
+                f"decimal precision {precision} is over {MAX_DECIMAL_PRECISION}: it lands as a double, "
+                "and no double holds a number of more than 308 digits",
+            )
         if node.kind == "fixed" and (10**precision - 1).bit_length() + 1 > 8 * node.size:
             raise SchemaProblem(node.path, f"a fixed of {node.size} bytes cannot hold precision {precision}")
         node.precision, node.scale = precision, scale
@@ -563,9 +593,8 @@ def _check_generated_values(node: AvroType) -> None:
 
 def _check_integer_values(node: AvroType, where: str) -> None:
     low, high = value_bounds(node)
-    holds = f"{node.described} holds {low:,} to {high:,}" + (
-        " (years 1 to 9999)" if node.logical in LOGICAL_BOUNDS else ""
-    )
+    span = LOGICAL_SPANS.get(node.logical or "", "years 1 to 9999") if node.logical in LOGICAL_BOUNDS else ""
+    holds = f"{node.described} holds {low:,} to {high:,}" + (f" ({span})" if span else "")
     bounds = node.props.get("range")
     if bounds is not None:
         type_low, type_high = INT_BOUNDS[node.kind]

@@ -55,6 +55,18 @@ def _base64(text: str) -> str:
     return text
 
 
+def _decimal_within(precision: int) -> Callable[[str], str]:
+    """A check that a decimal's base64 unscaled value has at most ``precision`` digits, as its schema says."""
+    largest = 10**precision - 1
+
+    def check(text: str) -> str:
+        if abs(int.from_bytes(base64.b64decode(text), "big", signed=True)) > largest:
+            raise ValueError(f"a decimal of precision {precision} holds at most {precision} digits")
+        return text
+
+    return check
+
+
 def _uuid(text: str) -> str:
     uuid.UUID(text)
     return text
@@ -78,7 +90,7 @@ def annotation(node: AvroType) -> Any:
         return None
     if kind == "boolean":
         return Annotated[bool, Strict()]
-    if kind in ("int", "long"):  # a timestamp or date: years 1 to 9999, what the lake can store and compact
+    if kind in ("int", "long"):  # a timestamp or date: years 1 to 9999 (what the lake can store); a time: one day
         low, high = value_bounds(node)
         return Annotated[int, Strict(), Field(ge=low, le=high)]
     if kind in ("float", "double"):
@@ -89,6 +101,8 @@ def annotation(node: AvroType) -> Any:
             return Annotated[str, Strict(), AfterValidator(_uuid)]
         return Annotated[str, Strict()]
     if kind in ("bytes", "fixed"):
+        if node.logical == "decimal":
+            return Annotated[str, Strict(), AfterValidator(_base64), AfterValidator(_decimal_within(node.precision))]
         return Annotated[str, Strict(), AfterValidator(_base64)]
     if kind == "enum":
         return Literal[tuple(node.symbols)]

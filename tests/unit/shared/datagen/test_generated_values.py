@@ -40,6 +40,13 @@ def _decimal(precision: int, scale: int, **props: Any) -> dict[str, Any]:
     return {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale, "arg.properties": props}
 
 
+def _nested_records(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"type": "int"}
+    for level in range(depth):
+        node = {"type": "record", "name": f"Level{level}", "fields": [{"name": "inner", "type": node}]}
+    return node
+
+
 def _document(schema: Any, **options: Any) -> dict[str, Any]:
     config = {"connector.class": DATAGEN_CLASS, "kafka.topic": "hostile", "schema.string": json.dumps(schema)}
     return {"name": "datagen-hostile", "config": config | options}
@@ -161,6 +168,35 @@ HOSTILE: dict[str, tuple[Any, str, str]] = {
         "fields[0].default holds a lone surrogate",
     ),
     "lone surrogate in a doc": ({**_record("int"), "doc": "\ud800"}, SCHEMA, "doc holds a lone surrogate"),
+    # a decimal lands as a double: past 308 digits its values would land as infinity
+    "decimal of precision 309": (
+        _record(_decimal(309, 0)),
+        SCHEMA,
+        "a: decimal precision 309 is over 308: it lands as a double",
+    ),
+    # refused before 10**precision is ever computed, which would hang indexing
+    "fixed decimal of precision 10**7": (
+        _record({"type": "fixed", "name": "F", "size": 4, "logicalType": "decimal", "precision": 10**7}),
+        SCHEMA,
+        "decimal precision 10000000 is over 308",
+    ),
+    # Avro's time-millis is milliseconds after midnight
+    "time-millis range past one day": (
+        _record(_typed("int", "time-millis", range={"min": 0, "max": 2_000_000_000})),
+        SCHEMA,
+        "an int (time-millis) holds 0 to 86,399,999 (a time of day)",
+    ),
+    "time-micros iteration starting past one day": (
+        _record(_typed("long", "time-micros", iteration={"start": 86_400_000_000})),
+        SCHEMA,
+        "iteration start 86,400,000,000 is outside what a long (time-micros) holds 0 to 86,399,999,999",
+    ),
+    # pydantic's model building recurses per level: ~150 levels of records overflowed the stack
+    "records nested 200 deep": (
+        _record(_nested_records(200)),
+        SCHEMA,
+        "the schema nests 604 levels of JSON deep, over 100",
+    ),
     # a record sent without the field lands with its default: it must be one the model takes
     "timestamp default past year 9999": (
         _record({"type": "long", "logicalType": "timestamp-millis"}, default=2**62),
@@ -204,7 +240,7 @@ def test_a_lone_surrogate_in_the_connector_name_is_refused_naming_it() -> None:
         parse_config(document, source="hostile", file="sources/hostile.json", folder=Path("."))
 
 
-@pytest.mark.parametrize(("depth", "message"), [(900, "options[0] holds a lone surrogate"), (5000, "not a JSON Avro")])
+@pytest.mark.parametrize(("depth", "message"), [(900, "levels of JSON deep, over 100"), (5000, "not a JSON Avro")])
 def test_options_nested_deep_are_refused_naming_the_option_not_with_a_recursion_error(depth: int, message: str) -> None:
     deep = "[" * depth + '"\\ud800"' + "]" * depth
     document = _document(_record(_typed("string", options=["placeholder"])))
@@ -235,6 +271,11 @@ AT_THE_EDGES = {
     "string iteration": _typed("string", iteration={"start": 1, "step": 0.5}),
     "int iteration wrapping around": _typed("int", iteration={"start": 2**31 - 2, "step": 2**40}),
     "regex class of text only": _typed("string", regex="[a-\ud7ff]{3}"),
+    "decimal of precision 308": _decimal(308, 0),
+    "decimal of precision 308, all of it scale": _decimal(308, 308),
+    "time-millis range over the whole day": _typed("int", "time-millis", range={"min": 0, "max": 86_400_000}),
+    "time-micros iteration wrapping at midnight": _typed("long", "time-micros", iteration={"start": 86_399_999_999}),
+    "records nested 30 deep": _nested_records(30),
 }
 
 

@@ -109,6 +109,10 @@ def test_nested_records_arrays_of_records_unions_enums_and_logical_types_land() 
         ({"n": {"x": 1}}, "n.x"),
         ({"m": {"k": 1}}, "m.k"),
         ({"s": None}, "s"),
+        ({"t": 86_400_000}, "t"),  # time-millis is milliseconds after midnight
+        ({"t": -1}, "t"),
+        ({"dec": base64.b64encode((10**4).to_bytes(2, "big")).decode()}, "dec"),  # 5 digits in precision 4
+        ({"dec": base64.b64encode(b"\x7f" + bytes(200)).decode()}, "dec"),  # a double would land it as infinity
     ],
 )
 def test_model_enforces_avro_types(change: dict[str, Any], problem: str) -> None:
@@ -123,9 +127,12 @@ def test_model_enforces_avro_types(change: dict[str, Any], problem: str) -> None
             {"name": "m", "type": {"type": "map", "values": "string"}},
             field("s", "string"),
             {"name": "o", "type": ["null", "string"]},
+            {"name": "t", "type": {"type": "int", "logicalType": "time-millis"}},
+            {"name": "dec", "type": {"type": "bytes", "logicalType": "decimal", "precision": 4, "scale": 2}},
         ]
     )
     good = {"i": 1, "l": 2, "d": 1.5, "b": True, "e": "RED", "n": {"x": "y"}, "m": {"k": "v"}, "s": "t", "o": None}
+    good |= {"t": 86_399_999, "dec": base64.b64encode((-9999).to_bytes(2, "big", signed=True)).decode()}
     assert record_validator(source.model).validate_python(good)["o"] is None
     with pytest.raises(ValidationError) as failure:
         record_validator(source.model).validate_json(json.dumps(good | change))
