@@ -91,7 +91,7 @@ def produce(
         ends[message.partition()] = max(ends.get(message.partition(), 0), message.offset() + 1)  # type: ignore[attr-defined]
 
     for source, topic in topics.items():
-        headers: list[tuple[str, bytes]] | None = None
+        headers: list[tuple[str, str | bytes | None]] | None = None
         for index, message in enumerate(generate_messages(SOURCES[source], per_source, now=now, seed=1, start_index=0)):
             if tick and index % tick == 0:
                 headers = [("traceparent", traceparent())]

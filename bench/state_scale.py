@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.batch import process_batch
 from shared.generator_ticks import generate_messages
-from shared.records import KafkaRecord
+from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.sources import SOURCES
 from shared.state.aggregate import signals_for
 from shared.state.bucket_state import dump
@@ -111,7 +111,7 @@ def steady_key_states(source: str, pool: list[dict[str, Any]], sensors: int = 20
     if source == "sensors":
         rng, states = random.Random(17), []
         for sensor in range(sensors):
-            events = []
+            events: list[Any] = []
             for minute in range(70):
                 for _ in range(_small_poisson(rng, READINGS_PER_SENSOR_MINUTE)):
                     row = pool[rng.randrange(len(pool))]
@@ -232,7 +232,8 @@ def steady_state(
             if i == 0 or (r["_partition"], r["_offset"]) != (rows[i - 1]["_partition"], rows[i - 1]["_offset"])
         ]
         ranges = {
-            (source, p): (offsets[p], offsets[p] + args.batch // args.partitions - 1) for p in range(args.partitions)
+            TopicPartition(source, p): OffsetSpan(offsets[p], offsets[p] + args.batch // args.partitions - 1)
+            for p in range(args.partitions)
         }
         offsets = [o + args.batch // args.partitions for o in offsets]
         applied += len(rows)

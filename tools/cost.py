@@ -847,7 +847,7 @@ def bucket_stored_chars(source: str, config: Config, results: dict[str, Any]) ->
     per_key = results["config"].get("state_stored_chars_per_key", {}).get(source)
     if per_key is None:
         return None
-    return float(per_key) * results["config"]["keys_per_source"] / config.buckets.get(source, 1)
+    return float(per_key) * float(results["config"]["keys_per_source"]) / config.buckets.get(source, 1)
 
 
 def _ops_on_blob_state(load: Load, config: Config, results: dict[str, Any], unpriced: list[str]) -> float:

@@ -16,6 +16,7 @@ disable ``process_<source>`` first (docs/operations in docs/datagen.md, "Reconci
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import uuid
 from collections.abc import Sequence
@@ -107,11 +108,12 @@ class Broker:
             message = self.consumer.poll(TIMEOUT)
             if message is None:
                 raise TimeoutError(f"{topic}/{partition}: nothing from offset {offset} within {TIMEOUT:.0f}s")
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     break
-                raise RuntimeError(f"{topic}/{partition}: {message.error()}")
-            if message.offset() >= offset:
+                raise RuntimeError(f"{topic}/{partition}: {error}")
+            if (message.offset() or 0) >= offset:
                 found.append(message)
         self.consumer.unassign()
         return found
@@ -131,14 +133,16 @@ class Broker:
                 message = self.consumer.poll(TIMEOUT)
                 if message is None:
                     raise TimeoutError(f"{topic}/{partition}: nothing from offset {gaps[0][0]} within {TIMEOUT:.0f}s")
-                if message.error():
-                    if message.error().code() == KafkaError._PARTITION_EOF:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
                         return held
-                    raise RuntimeError(f"{topic}/{partition}: {message.error()}")
-                if message.offset() > last:
+                    raise RuntimeError(f"{topic}/{partition}: {error}")
+                offset = message.offset() or 0  # None only on an error
+                if offset > last:
                     return held
-                if in_ranges(gaps, message.offset()):
-                    held.add(message.offset())
+                if in_ranges(gaps, offset):
+                    held.add(offset)
         finally:
             self.consumer.unassign()
 
@@ -256,7 +260,7 @@ def run_move(broker: Broker, topic: str, group: str, at_ms: int, *, apply: bool)
     for partition in partitions:
         low, end = broker.retained(topic, partition)
         target, how = offset_for_time(
-            lambda offset, p=partition: broker.timestamp_at(topic, p, offset), low, end, at_ms, answers.get(partition)
+            functools.partial(broker.timestamp_at, topic, partition), low, end, at_ms, answers.get(partition)
         )
         moves.append(Move(topic, partition, committed.get(partition), target, how))
     print(move_table(group, topic, moves, apply=apply))
