@@ -148,7 +148,7 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
     rows = batch.rows()
     joined = await _state_call(joiner.join(gateway, source.name, rows, buckets), "read entity state")
     outcome, report = await asyncio.to_thread(_land_and_report, invocation, batch)
-    signalled = _signalled(rows, report.unencodable)
+    signalled = _signalled(rows, report.not_in_raw())
     lives = {
         (part.topic_partition.topic, part.topic_partition.partition, life): span
         for part in batch
@@ -179,12 +179,11 @@ async def _bucket_counts(context: ProcessingContext) -> dict[str, int]:
     return known if known is not None else await asyncio.to_thread(counts.resolve, sources)
 
 
-def _signalled(rows: list[Row], unencodable: Sequence[DeadLetter]) -> list[Row]:
-    """The rows whose events reach the entities: all but those no lake format could store."""
-    if not unencodable:
+def _signalled(rows: list[Row], not_in_raw: set[tuple[str, int, int]]) -> list[Row]:
+    """The rows whose events reach the entities: all but those raw/ does not hold (dead-lettered now or before)."""
+    if not not_in_raw:
         return rows
-    refused = {(letter.record.topic, letter.record.partition, letter.record.offset) for letter in unencodable}
-    return [row for row in rows if (row["_topic"], row["_partition"], row["_offset"]) not in refused]
+    return [row for row in rows if (row["_topic"], row["_partition"], row["_offset"]) not in not_in_raw]
 
 
 class _RecordIsolatingGateway:

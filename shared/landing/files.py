@@ -27,7 +27,7 @@ from shared.lake.base import LakeStore
 from shared.landing.isolation import encode_isolating
 from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_name, hour_directory, hour_start_ms
 from shared.lineage import LINEAGE_COLUMNS, RECORD_LINEAGE
-from shared.records import OffsetSpan
+from shared.records import KafkaRecord, OffsetSpan
 from shared.source_model import Column, Row, Source
 
 DEADLETTER_COLUMNS: tuple[Column, ...] = (
@@ -72,6 +72,8 @@ class LandingReport:
     write_ms: tuple[float, ...] = ()
     skipped: int = 0  # records already in the lake (redelivered), not landed again
     unencodable: tuple[DeadLetter, ...] = field(default=())  # rows dead-lettered here: no entity counts them
+    # skipped records whose earlier delivery landed them as dead letters: raw/ does not hold them either
+    dead_lettered_before: tuple[KafkaRecord, ...] = field(default=())
 
     def __add__(self, other: LandingReport) -> LandingReport:
         return LandingReport(
@@ -82,7 +84,13 @@ class LandingReport:
             self.write_ms + other.write_ms,
             self.skipped + other.skipped,
             self.unencodable + other.unencodable,
+            self.dead_lettered_before + other.dead_lettered_before,
         )
+
+    def not_in_raw(self) -> set[tuple[str, int, int]]:
+        """(topic, partition, offset) of the batch's rows raw/ does not hold: no entity may count them."""
+        records = [letter.record for letter in self.unencodable] + list(self.dead_lettered_before)
+        return {(record.topic, record.partition, record.offset) for record in records}
 
 
 def landed_columns(source: Source) -> tuple[Column, ...]:

@@ -12,6 +12,7 @@ back in the report (``unencodable``), for the invocation to leave out of its ent
 from __future__ import annotations
 
 import dataclasses
+import logging
 import weakref
 from collections.abc import Callable, Sequence
 from itertools import pairwise
@@ -19,10 +20,10 @@ from typing import TypeVar
 
 from shared.batch import PartitionBatch, ProcessedBatch
 from shared.dead_letters import DeadLetter, Reason
-from shared.errors import ConfigurationError, WriteConflict
+from shared.errors import ConfigurationError, LakeError, WriteConflict
 from shared.formats import Format
 from shared.lake.base import LakeStore
-from shared.landing.files import LandingReport, PlannedFile, landed_columns, plan_files
+from shared.landing.files import DEADLETTER_FORMAT, LandingReport, PlannedFile, landed_columns, plan_files
 from shared.landing.isolation import encode_isolating
 from shared.landing.partition import (
     DEFAULT_LEASE_SECONDS,
@@ -35,9 +36,11 @@ from shared.landing.partition import (
     new_owner,
     wall_clock,
 )
-from shared.records import KafkaRecord, TopicPartition
+from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, hour_start_ms, parse_batch_file_name
+from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 
 T = TypeVar("T")
+log = logging.getLogger("streamingpoc.landing")
 __all__ = ["DEFAULT_LEASE_SECONDS", "LandingGuard", "PartitionWaiting", "guard_for", "land_once"]
 ATTEMPTS = 3  # a batch admitted again after a lost ledger write; more conflicts fail it and the trigger retries
 # What one landing's records may carry (their values' bytes), so its data files stay small enough that each is
@@ -157,6 +160,7 @@ class PartitionLander:
         self._begun: Begun | None = None
         self._written: Written | None = None
         self._unencodable: tuple[DeadLetter, ...] = ()
+        self._dead_lettered_before: tuple[KafkaRecord, ...] = ()
         self._replanned = False  # an unfinished landing was planned again from these rows
 
     def admit(self) -> None:
@@ -173,7 +177,9 @@ class PartitionLander:
         admission = self._require(self._admission, "admit")
         part, fresh = self.part, admission.fresh
         if fresh is not None and len(fresh) < len(part.records):
-            already = self._unencodable_already_landed(part.select(_landed(part, fresh)))
+            landed = part.select(_landed(part, fresh))
+            already = self._unencodable_already_landed(landed)
+            self._dead_lettered_before = dead_lettered_before(self.landing.lake, landed)
             part = part.select(fresh)
         else:
             already = ()
@@ -190,7 +196,12 @@ class PartitionLander:
         admission = written.begun.admission
         skipped = len(self.part.records) - admission.fresh_count(len(self.part.records))
         report = admission.repaired or LandingReport()
-        return report + dataclasses.replace(written.report, skipped=skipped, unencodable=self._unencodable)
+        return report + dataclasses.replace(
+            written.report,
+            skipped=skipped,
+            unencodable=self._unencodable,
+            dead_lettered_before=self._dead_lettered_before,
+        )
 
     def _plan_pending(self, offsets: frozenset[int], incarnation: int) -> list[PlannedFile]:
         """An unfinished landing's files planned again from this batch's records at ``offsets``."""
@@ -220,6 +231,43 @@ class PartitionLander:
         if step is None:
             raise RuntimeError(f"a landing step ran before {before}()")
         return step
+
+
+def dead_lettered_before(lake: LakeStore, landed: PartitionBatch) -> tuple[KafkaRecord, ...]:
+    """The records of ``landed`` (a redelivered batch's rows whose offsets landed before) that an earlier delivery
+    landed as dead letters: a setting, the model or the registry answered otherwise then. raw/ does not hold
+    them, so no entity may count them now; ``tools.redrive`` sends them again. Found in the dead-letter files of
+    their Kafka hours, named after the landing that wrote them; a file gone (retention) counts as no dead letter.
+    """
+    if not landed.row_count:
+        return ()
+    where = landed.topic_partition
+    lives = {offset: life for life, offsets in landed.earlier.items() for offset in offsets}
+    wanted = {(lives.get(origin.offset, landed.incarnation), origin.offset): origin for origin in landed.origins}
+    found: list[KafkaRecord] = []
+    for hour in sorted({hour_start_ms(origin.timestamp_ms or 0) for origin in landed.origins}):
+        for path in lake.list_paths(hour_directory(DEADLETTER_AREA, landed.source.name, hour)):
+            file = parse_batch_file_name(path)
+            if file is None or not any(
+                life == file.incarnation and file.first <= offset <= file.last for life, offset in wanted
+            ):
+                continue
+            if path.rpartition("/")[2] != batch_file_name(
+                where, OffsetSpan(file.first, file.last), file.incarnation, DEADLETTER_FORMAT.extension
+            ):
+                continue  # another partition's, or not a landing's (entity_rejected, reprocessed)
+            try:
+                rows = DEADLETTER_FORMAT.decode(lake.read(path))
+            except LakeError:
+                continue  # gone since the listing
+            except Exception as error:  # damaged: its records count as landed, as if the file were not read
+                log.warning("dead-letter file %s unreadable (%s); its records are taken as landed", path, error)
+                continue
+            for row in rows:
+                origin = wanted.pop((int(row.get("_incarnation") or 0), int(row.get("_offset") or -1)), None)
+                if origin is not None:
+                    found.append(origin)
+    return tuple(found)
 
 
 def _landed(part: PartitionBatch, fresh: frozenset[int]) -> set[int]:

@@ -309,3 +309,79 @@ def test_a_reading_from_a_clock_far_ahead_does_not_take_later_readings_out_of_th
     normal = [_reading(1 + i, FIXED_NOW_MS + i * MINUTE_MS, FIXED_NOW_MS + i * MINUTE_MS, 40.0 + i) for i in range(30)]
     state = _state_after("sensors", tmp_path, [(FIXED_NOW_MS, [poison]), (FIXED_NOW_MS + 30 * MINUTE_MS, normal)])
     assert (state["count"], state.get("late", 0), state["last_value"]) == (31, 0, 69.0)
+
+
+def _device_tap(offset: int, device: str, *, padding: int = 0, timestamp_ms: int = FIXED_NOW_MS) -> KafkaRecord:
+    value = {
+        "event_id": f"e{offset}",
+        "device_id": device,
+        "user_id": "u",
+        "session_id": "s",
+        "event_type": "tap",
+        "screen": "home",
+        "app_version": "4.3.0",
+        "os": "iOS",
+        "os_version": "18.1",
+        "timestamp": "2026-11-27T19:00:00Z",
+        "properties": {"pad": "x" * padding} if padding else {},
+    }
+    return KafkaRecord("mobile", 0, offset, device, orjson.dumps(value), timestamp_ms)
+
+
+def _device_events(gateway: ApplyingGateway) -> dict[str, int]:
+    return {key: state.get("events", 0) for key, state in gateway.key_states("device_activity").items()}
+
+
+def _process(lake: LocalLake, records: list[KafkaRecord], gateway: ApplyingGateway, max_record_bytes: int) -> int:
+    context = context_for(SOURCES["mobile"], lake, settings={"MAX_RECORD_BYTES": str(max_record_bytes)})
+    return asyncio.run(handle_batch_with_state(context, records, gateway, StateJoiner())).landed
+
+
+@pytest.mark.parametrize("cut", ["same", "later"])
+def test_a_dead_letter_that_passes_when_redelivered_is_not_counted_in_state(tmp_path: Path, cut: str) -> None:
+    """An earlier delivery dead-lettered the record (here: MAX_RECORD_BYTES was lower; a model or registry answer
+    that changed does the same). Redelivered after the change, its offset landed already, so raw/ does not hold
+    it; its entity must not count it either, or tools.redrive's copy is counted a second time."""
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    records = [_device_tap(offset, "device-a") for offset in range(5)] + [_device_tap(5, "device-big", padding=3000)]
+    _process(lake, records, gateway, max_record_bytes=2000)
+    assert _device_events(gateway) == {"device-a": 5}
+    redelivered = records if cut == "same" else [*records[3:], _device_tap(6, "device-big"), _device_tap(7, "device-a")]
+    landed = _process(lake, redelivered, gateway, max_record_bytes=1 << 20)
+    assert landed == (0 if cut == "same" else 2)  # only the fresh offsets 6 and 7
+    assert _device_events(gateway) == ({"device-a": 5} if cut == "same" else {"device-a": 6, "device-big": 1})
+
+
+def test_the_redriven_copy_of_such_a_dead_letter_is_counted_once(tmp_path: Path) -> None:
+    from shared.redrive import RedriveTarget, redrive
+
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    records = [_device_tap(offset, "device-a") for offset in range(5)] + [_device_tap(5, "device-big", padding=3000)]
+    _process(lake, records, gateway, max_record_bytes=2000)
+    _process(lake, records, gateway, max_record_bytes=1 << 20)  # redelivered after the limit was raised
+
+    class Sender:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        def send(self, topic: str, messages: list[Any]) -> list[bool]:
+            self.sent.extend(message.value for message in messages)
+            return [True] * len(messages)
+
+    sender = Sender()
+    redrive(SOURCES["mobile"], lake=lake, target=RedriveTarget("mobile", 1 << 20), sender=sender)
+    assert len(sender.sent) == 1
+    _process(lake, [KafkaRecord("mobile", 0, 6, "device-big", sender.sent[0], FIXED_NOW_MS)], gateway, 1 << 20)
+    assert _device_events(gateway) == {"device-a": 5, "device-big": 1}
+
+
+def test_a_dead_letter_of_an_earlier_life_of_the_offsets_does_not_hide_a_record_of_this_one(tmp_path: Path) -> None:
+    """The topic was recreated: offset 5 of its first life was a dead letter; offset 5 of this life landed in raw/
+    and counts, also when its batch is redelivered."""
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    first_life = [_device_tap(offset, "device-a") for offset in range(5)] + [_device_tap(5, "device-big", padding=3000)]
+    _process(lake, first_life, gateway, max_record_bytes=2000)
+    second_life = [_device_tap(offset, f"device-{offset}", timestamp_ms=FIXED_NOW_MS + 1) for offset in range(6)]
+    assert _process(lake, second_life, gateway, max_record_bytes=2000) == 6
+    _process(lake, second_life, gateway, max_record_bytes=2000)  # redelivered
+    assert _device_events(gateway)["device-5"] == 1
