@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from devhost.errors import DevHostError
+
 
 @dataclass(frozen=True, slots=True)
 class PendingOperation:
@@ -21,6 +23,15 @@ class PendingOperation:
     key: str
     operation: str
     input: str | None
+
+
+class StateTooLarge(DevHostError):
+    """An entity state beyond what the store can hold. Retrying does not help: the entity stalls (``EntityRuntime``)."""
+
+    def __init__(self, size: int, limit: int, store: str = "the store") -> None:
+        super().__init__(f"entity state of {size:,} characters; {store} holds {limit:,}")
+        self.size = size
+        self.limit = limit
 
 
 class EntityStore(Protocol):

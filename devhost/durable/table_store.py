@@ -20,8 +20,7 @@ from urllib.parse import quote, unquote
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
-from devhost.durable.store import PendingOperation
-from devhost.errors import DevHostError
+from devhost.durable.store import PendingOperation, StateTooLarge
 
 MAX_BATCH = 99
 _STATE_ROW = "state"
@@ -29,16 +28,13 @@ CHUNK_CHARS = 30_000
 MAX_STATE_CHARS = 16 * CHUNK_CHARS  # 16 chunks of <= 60 KB (UTF-16): inside the 1 MiB an entity may hold
 
 
-class StateTooLarge(DevHostError):
-    """An entity state beyond what one Table row can hold here."""
+__all__ = ["CHUNK_CHARS", "MAX_STATE_CHARS", "StateTooLarge", "TableEntityStore", "state_of", "state_row"]
 
 
 def state_row(partition: str, state: str) -> dict[str, Any]:
     """The row holding ``state``, cut into properties that each fit a Table string."""
     if len(state) > MAX_STATE_CHARS:
-        raise StateTooLarge(
-            f"entity state of {len(state):,} characters; the local Table store holds {MAX_STATE_CHARS:,}"
-        )
+        raise StateTooLarge(len(state), MAX_STATE_CHARS, "the local Table store")
     chunks = [state[start : start + CHUNK_CHARS] for start in range(0, len(state), CHUNK_CHARS)] or [""]
     row: dict[str, Any] = {"PartitionKey": partition, "RowKey": _STATE_ROW, "chunks": len(chunks)}
     for index, chunk in enumerate(chunks):

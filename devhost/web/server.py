@@ -21,7 +21,7 @@ import azure.functions as func
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from devhost.durable.entity_runtime import EntityRuntime, UnknownEntity
+from devhost.durable.entity_runtime import EntityRuntime, EntityStalled, UnknownEntity
 from devhost.runtime.function_stats import HostStats
 from devhost.runtime.invoker import Invoker
 from devhost.web.routes import Route
@@ -120,6 +120,8 @@ class HttpFrontEnd:
                 return web.Response(status=404) if state is None else web.json_response(state)
         except UnknownEntity:
             return web.json_response({"error": f"no entity function named {name}"}, status=404)
+        except EntityStalled as error:  # the sender retries: its signal is not stored behind the stalled ones
+            return web.json_response({"error": str(error)}, status=503)
         return web.Response(status=405)
 
     async def _dashboard_page(self, _request: web.Request) -> web.StreamResponse:
