@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from shared import formats
 from shared.compaction.hours import parse_raw_path
-from shared.errors import UnreadableLakeFile
+from shared.errors import TransientError, UnreadableLakeFile
 from shared.lake.base import LakeStore
 from shared.landing.partition import ledger_path
 from shared.layout import DEADLETTER_AREA, RAW_AREA
@@ -58,18 +58,21 @@ class Landed:
 def landed_offsets(lake: LakeStore, source: str, unreadable: list[str] | None = None) -> list[Landed]:
     """Every raw row and dead letter of ``source``, by identity (Parquet reads only those columns).
 
-    A file that cannot be read as its name says raises :class:`UnreadableLakeFile` naming it; given
-    ``unreadable``, it is left out (its offsets then count as missing) and ``"<path>: <why>"`` appended."""
+    A file that cannot be read as its name says, or that is gone when read (the lifecycle rule or an operator
+    deleted it after the listing), raises :class:`UnreadableLakeFile` naming it; given ``unreadable``, it is
+    left out (its offsets then count as missing) and ``"<path>: <why>"`` appended. An outage
+    (``TransientError``) is not the file's: it stops the run."""
     found: list[Landed] = []
     for area in (RAW_AREA, DEADLETTER_AREA):
         for path in lake.list_paths(f"{area}/{source}"):
             raw = parse_raw_path(source, path.replace(f"{DEADLETTER_AREA}/", f"{RAW_AREA}/", 1))
             if raw is None:
                 continue
-            data = lake.read(path)
             try:
-                found.extend(_identities(raw.format, data, path, area == DEADLETTER_AREA))
-            except Exception as error:  # any decoder's error: the file is not what its name says
+                found.extend(_identities(raw.format, lake.read(path), path, area == DEADLETTER_AREA))
+            except TransientError:
+                raise  # the lake's outage, not the file's: the run stops
+            except Exception as error:  # any decoder's error, or the file deleted since it was listed (retention)
                 if unreadable is None:
                     raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
                 unreadable.append(f"{path}: {type(error).__name__}: {error}")

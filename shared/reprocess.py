@@ -7,15 +7,18 @@ versioned. A row is identified by topic, partition, incarnation and offset, and 
 recomputed in a batch of its own (a batch keeps one record per offset), checked as processing
 checks it (entity keys when the source's state is on). The diff per hour: rows *changed* (same
 identity, other values), *removed* (a landed row that does not pass any more) of which *newly
-dead-lettered* by reason, rows *restored* (a dead letter whose record is still in raw/, removed by
-an earlier promotion, that passes again), rows *kept* as they are because they landed before
-``_received`` existed, and dead letters *now valid* (never landed).
+dead-lettered* by reason, rows *restored* (a row an earlier promotion removed, its ``.reprocessed``
+dead letter's record still in raw/, that passes again), rows *kept* as they are because they landed
+before ``_received`` existed, and dead letters *now valid* (never landed). ``entity_rejected`` dead
+letters are left out: their rows are in raw/ and curated/ by design (only the state update was refused),
+and are recomputed from curated/ once compaction has them.
 
 Promoting replaces the hour in ``curated/<source>`` in one commit that keeps the hour's coverage
 (so compaction does not redo it; and as compaction keeps curated rows first, a late raw file
 never brings the old values back). Rows that leave are written to ``deadletter/`` as
-``...reprocessed.jsonl.gz`` (they stay in raw/, which is immutable), and come back when they pass
-again: they landed and were counted in state once. Dead letters that never landed and pass now are
+``...reprocessed-<digest>.jsonl.gz``, named by the rows they hold (they stay in raw/, which is
+immutable), and come back when they pass again: they landed and were counted in state once. An hour
+every row leaves is emptied. Dead letters that never landed and pass now are
 counted, not landed: ``tools.redrive`` sends them through the whole path (raw/, keyed state, then
 curated), once, by its redrive log; landing them here would skip raw/ and state.
 """
@@ -23,6 +26,7 @@ curated), once, by its redrive log; landing them here would skip raw/ and state.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,10 +35,13 @@ import pyarrow as pa
 
 from shared import formats
 from shared.batch import process_batch, rows_of
-from shared.compaction.hours import Hour
+from shared.compaction.hours import Hour, parse_raw_path
 from shared.compaction.rows import TIMESTAMP
 from shared.dead_letters import DeadLetter
+from shared.lake.base import LakeStore
+from shared.layout import DEADLETTER_AREA, RAW_AREA, hour_directory, parse_batch_file_name, safe_segment
 from shared.lineage import LINEAGE_COLUMNS
+from shared.reconcile import REPROCESSED
 from shared.records import KafkaRecord
 from shared.redrive import DeadLetterEntry, Identity
 from shared.source_model import Row, Source
@@ -87,15 +94,15 @@ def recompute_hour(
     *,
     max_record_bytes: int,
     keyed: bool = False,
-    in_raw: frozenset[Identity] = frozenset(),
+    removed: frozenset[Identity] = frozenset(),
 ) -> HourResult:
     """The hour as today's code makes it from what was received, and how it differs from ``curated``.
 
     ``keyed``: the source keeps state (``<SOURCE>_STATE_ENABLED``), so a row whose entity key no entity
     can take leaves, as processing would dead-letter it. The recomputed table holds the landed rows and
-    the dead letters that pass whose identity is ``in_raw`` (landed once, removed from curated by an
-    earlier promotion); the other dead letters that pass are counted (``now_valid``), for
-    ``tools.redrive`` to send.
+    the dead letters that pass whose identity is in ``removed`` (rows an earlier promotion removed from
+    curated, their records in raw/: ``removed_by_promotions``); the other dead letters that pass are
+    counted (``now_valid``), for ``tools.redrive`` to send.
 
     An hour can hold two lives of a partition whose offsets restarted, a row of each at the same
     offset: rows are matched by incarnation as well as offset, and keep the incarnation they landed in."""
@@ -109,7 +116,7 @@ def recompute_hour(
     rows = []
     for row in recomputed:
         landed_row = before.get(_identity(row))
-        if landed_row is None and _identity(row) in in_raw:
+        if landed_row is None and _identity(row) in removed:
             diff.restored += 1
             rows.append(row)
         elif landed_row is None:
@@ -235,3 +242,39 @@ def dead_letters_by_hour(
         moment = landed.get(entry.identity)
         by_hour[Hour.of_ms(entry.timestamp_ms or 0 if moment is None else moment)].append(entry)
     return by_hour
+
+
+def removed_by_promotions(lake: LakeStore, source: str) -> frozenset[Identity]:
+    """The identities of rows earlier promotions removed from curated/: those of its ``.reprocessed`` dead letters.
+
+    A file that cannot be read is left out here (``read_dead_letters`` names it)."""
+    removed: set[Identity] = set()
+    for path in lake.list_paths(f"{DEADLETTER_AREA}/{safe_segment(source)}"):
+        if REPROCESSED not in path:
+            continue
+        try:
+            removed.update(_identity(row) for row in formats.decode("jsonl", lake.read(path)))
+        except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError):
+            continue
+    return frozenset(removed)
+
+
+def raw_rows_in_hours(
+    lake: LakeStore, source: str, hours: list[Hour], identities: set[Identity]
+) -> dict[Identity, Row]:
+    """The raw rows of ``identities`` that landed in ``hours`` (a row lands in its event hour's directory); only
+    the files of those hours whose names cover one of them are read."""
+    offsets: dict[tuple[str, int, int], list[int]] = defaultdict(list)
+    for topic, partition, incarnation, offset in identities:
+        offsets[(topic, partition, incarnation)].append(offset)
+    found: dict[Identity, Row] = {}
+    for hour in hours if identities else []:
+        for path in lake.list_paths(hour_directory(RAW_AREA, source, hour.start_ms)):
+            raw, name = parse_raw_path(source, path), parse_batch_file_name(path)
+            if raw is None or name is None:
+                continue
+            wanted = offsets.get((name.topic, name.partition, name.incarnation), [])
+            if any(name.first <= offset <= name.last for offset in wanted):
+                rows = formats.decode(raw.format, lake.read(path))
+                found.update((_identity(row), row) for row in rows if _identity(row) in identities)
+    return found

@@ -7,7 +7,8 @@ Before anything changes it writes the recomputed hours to the shadow Delta table
 ``shadow/<source>`` and prints, per hour, the rows changed, removed and newly dead-lettered, and
 the dead letters that pass now (``tools.redrive`` sends those: it lands them in raw/, state and
 curated alike). ``--promote`` then replaces each hour that differs in ``curated/<source>``, one
-commit per hour.
+commit per hour (an hour every row of which leaves is emptied); an hour whose commit fails is named,
+the others go on, and the command exits 1: run it again for that hour.
 Joined columns (what keyed state wrote: clickstream's username/city/level, sensors' anomaly) keep
 their landed values, because state is not versioned. Settings as for the app (``--settings``, the
 environment; ``--lake DIR`` for a local lake). See docs/datagen.md, "Reprocess".
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import sys
 import time
 import uuid
@@ -24,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 
 from shared import formats
 from shared.compaction import drift
@@ -33,15 +36,30 @@ from shared.compaction.hours import Hour
 from shared.compaction.job import MB, open_curated
 from shared.compaction.location import DeltaLocation, curated_path, delta_location
 from shared.compaction.rewrite import replace_hour
-from shared.compaction.rows import merge_hour, offset_ranges
-from shared.errors import RedriveInProgress
+from shared.compaction.rows import CompactionError, merge_hour, offset_ranges
+from shared.errors import LakeUnavailable, RedriveInProgress
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
 from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, safe_segment
 from shared.records import OffsetSpan, TopicPartition
-from shared.redrive import raw_rows, read_dead_letters, redrive_log, take_lease
-from shared.reprocess import HourResult, dead_letters_by_hour, joined_columns, recompute_hour
+from shared.redrive import (
+    ENTITY_REJECTED,
+    DeadLetterEntry,
+    Identity,
+    RedriveLease,
+    read_dead_letters,
+    redrive_log,
+    take_lease,
+)
+from shared.reprocess import (
+    HourResult,
+    dead_letters_by_hour,
+    joined_columns,
+    raw_rows_in_hours,
+    recompute_hour,
+    removed_by_promotions,
+)
 from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES, Source
 from shared.state.registry import ENTITY_KINDS
@@ -49,6 +67,7 @@ from tools.cli import parse_since, tool_environment
 from tools.redrive import EXIT_ANOTHER_REDRIVE_RUNNING
 
 HOUR_MS = 3_600_000
+EXIT_NOT_PROMOTED = 1  # an hour's commit failed: run the command again for it
 REPROCESS_KEY = "streamingpoc.reprocess"
 
 
@@ -75,49 +94,80 @@ def reprocess(
     """Recompute every hour of ``[from, to)`` that has curated rows or dead letters; write them to ``shadow``.
 
     ``keyed``: the source's state is on, so entity keys are checked as processing checks them."""
-    sent, unconfirmed = redrive_log(lake, source.name)
-    unreadable: list[str] = []
-    letters = [e for e in read_dead_letters(lake, source.name, unreadable) if e.identity not in sent | unconfirmed]
-    for file in unreadable:  # the run goes on without it
-        print(f"unreadable dead-letter file left out: {file}", file=sys.stderr)
-    landed = raw_rows(lake, source.name, [letter.identity for letter in letters])  # removed by a promotion, or refused
-    in_raw = frozenset(landed)  # by an entity: in raw/ too, and recomputed in their row's hour
-    event_ms = {identity: int(row["_event_time"]) for identity, row in landed.items()}
-    letters_by_hour = dead_letters_by_hour(letters, event_ms)
+    hours = window_hours(window)
+    removed = removed_by_promotions(lake, source.name)
+    letters = _dead_letters(lake, source.name, removed)
+    landed = raw_rows_in_hours(lake, source.name, hours, {e.identity for e in letters if e.identity in removed})
+    restorable = frozenset(landed)  # removed rows of the window's hours; those of other hours are not this run's
+    letters = [letter for letter in letters if letter.identity not in removed or letter.identity in restorable]
+    letters_by_hour = dead_letters_by_hour(letters, {i: int(row["_event_time"]) for i, row in landed.items()})
+    coverage = curated.coverage(set(hours))  # once, before the rows: they hold at least these
     results = []
-    for start in range(window[0] - window[0] % HOUR_MS, window[1], HOUR_MS):
-        hour = Hour.of_ms(start)
-        covered = curated.coverage({hour}).get(hour, frozenset())  # before the rows: they hold at least these
+    for hour in hours:
         rows = curated.read_hour(hour)
-        if not rows.num_rows and not letters_by_hour.get(hour):
-            continue
         letters_of_hour = letters_by_hour.get(hour, [])
+        if not rows.num_rows and not letters_of_hour:
+            continue
         result = recompute_hour(
-            source, hour, rows, letters_of_hour, max_record_bytes=max_record_bytes, keyed=keyed, in_raw=in_raw
+            source, hour, rows, letters_of_hour, max_record_bytes=max_record_bytes, keyed=keyed, removed=restorable
         )
-        result = dataclasses.replace(result, covered=covered)
-        if result.table.num_rows:
-            recomputed = merge_hour(hour, [result.table])
-            replace_hour(lake, shadow, shadow_path(source.name), hour, recomputed, {REPROCESS_KEY: _note(result)})
+        result = dataclasses.replace(result, covered=coverage.get(hour, frozenset()))
+        recomputed = _merged(hour, [result.table])
+        _replace_hour(lake, shadow, shadow_path(source.name), hour, recomputed, {REPROCESS_KEY: _note(result)})
         results.append(result)
     return results
+
+
+def window_hours(window: tuple[int, int]) -> list[Hour]:
+    """The hours ``[from, to)`` touches."""
+    return [Hour.of_ms(start) for start in range(window[0] - window[0] % HOUR_MS, window[1], HOUR_MS)]
+
+
+def _dead_letters(lake: LakeStore, source: str, removed: frozenset[Identity]) -> list[DeadLetterEntry]:
+    """The source's dead letters not redriven; of the ``entity_rejected`` ones, only rows a promotion removed
+    (the others are in curated/, or will be once compacted: only their state update was refused)."""
+    sent, unconfirmed = redrive_log(lake, source)
+    unreadable: list[str] = []
+    letters = [
+        entry
+        for entry in read_dead_letters(lake, source, unreadable)
+        if entry.identity not in sent | unconfirmed and (entry.reason != ENTITY_REJECTED or entry.identity in removed)
+    ]
+    for file in unreadable:  # the run goes on without it
+        print(f"unreadable dead-letter file left out: {file}", file=sys.stderr)
+    return letters
 
 
 def promote(
     source: Source, result: HourResult, *, lake: LakeStore, curated: CuratedTable, run_id: str, now_ms: int
 ) -> None:
-    """Replace the hour in ``curated``: the leaving rows' dead letters first, so a crash loses nothing."""
+    """Replace the hour in ``curated`` (empty it when every row leaves): the leaving rows' dead letters first, so
+    a crash loses nothing. Their files are named by the rows they hold: a rerun after a commit that failed
+    writes the same files again, never a second copy."""
     hour = result.diff.hour
-    _write_dead_letters(lake, source.name, result, run_id, now_ms)
-    if not result.table.num_rows:
-        raise SystemExit(f"{hour}: every row would leave the hour; not promoted (their dead letters are written)")
     fitted, _ = drift.fit_tables(curated.schema(), [result.table])
-    merged = merge_hour(hour, fitted)
+    merged = _merged(hour, fitted)
+    offsets, rows = ([], 0) if merged is None else (offset_ranges(merged), merged.num_rows)
     # The coverage of the rows read, not the table's now: a raw file compacted since stays uncovered, and
     # the next compaction merges its rows into the promoted hour.
-    covered = sorted(result.covered)
-    metadata = commit_metadata(source.name, hour, covered, offset_ranges(merged), merged.num_rows)
-    replace_hour(lake, curated, curated_path(source.name), hour, merged, metadata | {REPROCESS_KEY: _note(result)})
+    metadata = commit_metadata(source.name, hour, sorted(result.covered), offsets, rows)
+    _write_dead_letters(lake, source.name, result, run_id, now_ms)
+    _replace_hour(lake, curated, curated_path(source.name), hour, merged, metadata | {REPROCESS_KEY: _note(result)})
+
+
+def _merged(hour: Hour, tables: list[pa.Table]) -> pa.Table | None:
+    """The hour's rows as one sorted table (``merge_hour``); None when no row stays."""
+    return merge_hour(hour, tables) if any(table.num_rows for table in tables) else None
+
+
+def _replace_hour(
+    lake: LakeStore, table: CuratedTable, table_path: str, hour: Hour, rows: pa.Table | None, metadata: dict[str, str]
+) -> None:
+    """The hour in ``table`` replaced by ``rows`` in one commit; emptied when there are none."""
+    if rows is None:
+        table.clear_hour(hour, metadata)
+    else:
+        replace_hour(lake, table, table_path, hour, rows, metadata)
 
 
 def _note(result: HourResult) -> str:
@@ -133,7 +183,10 @@ def _note(result: HourResult) -> str:
 
 
 def _write_dead_letters(lake: LakeStore, source: str, result: HourResult, run_id: str, now_ms: int) -> None:
-    """Rows that leave curated, as dead letters beside the others (``.reprocessed``: raw/ still holds them)."""
+    """Rows that leave curated, as dead letters beside the others (``.reprocessed``: raw/ still holds them).
+
+    A file's name says which rows it holds (``reprocessed-<digest of their offsets>``), not which run wrote it:
+    writing the same rows again replaces the file."""
     by_file: dict[tuple[str, int, int, int], list[dict[str, object]]] = {}
     for letter, incarnation in zip(result.letters, result.letter_incarnations, strict=True):
         row = dead_letter_row(letter, now_ms, incarnation)  # the life it landed in: redrive identifies it by that
@@ -142,12 +195,13 @@ def _write_dead_letters(lake: LakeStore, source: str, result: HourResult, run_id
         where = (letter.record.topic, letter.record.partition, incarnation, moment - moment % HOUR_MS)
         by_file.setdefault(where, []).append(row)
     for (topic, partition, incarnation, hour_ms), rows in sorted(by_file.items()):
-        offsets = [int(str(row["_offset"])) for row in rows]
+        offsets = sorted(int(str(row["_offset"])) for row in rows)
+        digest = hashlib.sha256(",".join(map(str, offsets)).encode()).hexdigest()[:16]
         name = batch_file_name(
             TopicPartition(topic, partition),
-            OffsetSpan(min(offsets), max(offsets)),
+            OffsetSpan(offsets[0], offsets[-1]),
             incarnation,
-            f"reprocessed-{run_id}.jsonl.gz",
+            f"reprocessed-{digest}.jsonl.gz",
         )
         data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="deadletter")
         lake.write_atomic(f"{hour_directory(DEADLETTER_AREA, source, hour_ms)}/{name}", data)
@@ -190,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake", type=Path, help="a local lake directory (default: settings)")
     parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
     args = parser.parse_args(argv)
+    if args.start >= args.end:
+        parser.error("--from must be before --to")
     env = tool_environment(args.settings, lake=args.lake)
     settings: Settings = load_settings(env)
     source, lake = SOURCES[args.source], open_lake(settings)
@@ -220,18 +276,45 @@ def main(argv: list[str] | None = None) -> int:
         if lease is None:
             print("nothing in curated/ changed; --promote replaces the hours that differ")
             return 0
-        for result in results:
-            if result.diff.differs:
-                lease.fence()
-                promote(source, result, lake=lake, curated=curated, run_id=run_id, now_ms=int(time.time() * 1000))
-                print(f"promoted {result.diff.hour}")
+        not_promoted = _promote_differing(source, results, lake=lake, curated=curated, lease=lease, run_id=run_id)
     except RedriveInProgress as error:
         print(f"stopped: {error}", file=sys.stderr)
         return EXIT_ANOTHER_REDRIVE_RUNNING
     finally:
         if lease is not None:
             lease.release()
-    return 0
+    return EXIT_NOT_PROMOTED if not_promoted else 0
+
+
+def _promote_differing(
+    source: Source,
+    results: list[HourResult],
+    *,
+    lake: LakeStore,
+    curated: CuratedTable,
+    lease: RedriveLease,
+    run_id: str,
+) -> int:
+    """Promote each hour that differs, one at a time; an hour whose commit fails (compaction committed it
+    meanwhile, the lake is unavailable) is named and left for a rerun, and the others go on. Returns how many
+    were not promoted."""
+    not_promoted = 0
+    for result in results:
+        if not result.diff.differs:
+            continue
+        lease.fence()
+        try:
+            promote(source, result, lake=lake, curated=curated, run_id=run_id, now_ms=int(time.time() * 1000))
+        except (LakeUnavailable, CompactionError) as error:
+            not_promoted += 1
+            print(
+                f"{result.diff.hour}: not promoted ({error}); run the command again for this hour "
+                "(if its commit took effect after all, it shows no difference then)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"promoted {result.diff.hour}")
+    return not_promoted
 
 
 if __name__ == "__main__":

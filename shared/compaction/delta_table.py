@@ -7,14 +7,16 @@ the dataset path can abort the interpreter at exit (delta-io/delta-rs#2184).
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, Schema
 from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
-from shared.compaction.coverage import LOG_RETENTION, coverage_from_history
+from shared.compaction.coverage import LOG_RETENTION, coverage_from_history, parse_commit
 from shared.compaction.hours import Hour
 from shared.compaction.location import DeltaLocation
 from shared.compaction.parts import DataFile
@@ -37,6 +39,7 @@ TABLE_CONFIGURATION = {
     "delta.deletedFileRetentionDuration": FILE_RETENTION,
 }
 CLOCK_SKEW_MS = 3_600_000
+VACUUM_OPERATIONS = frozenset({"VACUUM START", "VACUUM END"})  # commits that change no row
 _MICROS_UTC = "'Timestamp(Microsecond, Some(\"UTC\"))'"
 
 
@@ -170,20 +173,64 @@ class CuratedTable:
         Readers see the old hour or the new one. ``schema`` is the files' schema (partition columns
         included); the table keeps its columns and gains any new nullable ones. The table is created
         only if absent: when another compaction created it first (after this one looked), the hour
-        takes the overwrite path, so nothing is ever appended twice.
+        takes the overwrite path, so nothing is ever appended twice. When another writer committed
+        the hour after this run read it (a ``tools.reprocess --promote``, another compaction), the
+        commit fails instead (``LakeUnavailable``, see ``_latest_unchanged``): the next run redoes the hour.
 
         With no ``files`` (an hour whose raw files hold no rows) the commit adds and removes nothing
         and keeps the table's schema: it records the hour's coverage, so the hour is not planned
         again. The table is created with ``schema`` when there is none yet.
         """
         columns = delta_schema(hour, schema)  # before any I/O: columns Delta cannot take fail the hour
-        existing = self._open(refresh=True)  # another run may have committed the hour since this one looked
+        existing = self._latest_unchanged(hour)
         now_ms = int(time.time() * 1000)
         adds = [AddAction(f.path, f.size, f.partition_values, now_ms, True, f.stats) for f in files]
         commit = CommitProperties(custom_metadata=metadata)
-        try:
+        with self._committing(hour):
             if existing is not None or not self._created(columns, adds, commit):
                 self._overwrite(existing or self._open(refresh=True), hour, schema, adds, commit)
+        self._refresh_after_commit()
+
+    def clear_hour(self, hour: Hour, metadata: dict[str, str]) -> None:
+        """Remove every row of the hour in one commit that carries ``metadata`` (``tools.reprocess``, when
+        every row of an hour leaves); nothing to do before the table's first commit. Fails as ``commit_hour``
+        does when another writer committed the hour after it was read."""
+        existing = self._latest_unchanged(hour)
+        if existing is None:
+            return
+        with self._committing(hour):
+            existing.create_write_transaction(
+                [],
+                mode="overwrite",
+                schema=existing.schema(),
+                partition_by=list(PARTITION_COLUMNS),
+                partition_filters=[("date", "=", hour.date), ("hour", "=", hour.hour)],
+                commit_properties=CommitProperties(custom_metadata=metadata),
+            )
+        self._refresh_after_commit()
+
+    def _latest_unchanged(self, hour: Hour) -> DeltaTable | None:
+        """The table at its latest version, checked that no commit since the version the hour was read at
+        (the one this object holds) may have changed the hour: the caller's commit replaces the hour whole,
+        so it would undo that commit. ``LakeUnavailable`` when one may have, as for a commit that lost to
+        another writer. Before the first read (no table yet) there is nothing to check."""
+        read = None if self._table is None else self._table.version()
+        table = self._open(refresh=True)
+        if table is None or read is None or table.version() == read:
+            return table
+        try:
+            newer = table.history(table.version() - read)
+        except (DeltaError, OSError) as error:
+            raise LakeUnavailable(f"cannot read the history of {self.location.uri}: {error}") from error
+        if any(_may_change(commit, hour) for commit in newer):
+            raise LakeUnavailable(f"hour {hour}: another writer committed the hour after it was read")
+        return table
+
+    @contextmanager
+    def _committing(self, hour: Hour) -> Iterator[None]:
+        """A commit's errors as compaction's: the hour's own, another writer first, or an unknown outcome."""
+        try:
+            yield
         except SchemaMismatchError as error:
             raise CompactionError(f"hour {hour}: rows do not fit the table's schema: {error}") from error
         except CommitFailedError as error:
@@ -191,6 +238,8 @@ class CuratedTable:
         except (DeltaError, OSError) as error:
             self._table = None  # the log may hold the commit or not: read it afresh
             raise CommitOutcomeUnknown(f"hour {hour}: cannot commit to {self.location.uri}: {error}") from error
+
+    def _refresh_after_commit(self) -> None:
         try:
             self._open(refresh=True)
         except LakeUnavailable:
@@ -273,6 +322,15 @@ def _evolved(hour: Hour, current: Schema, files: pa.Schema) -> Schema:
         return Schema([*current.fields, *added])
     except Exception as error:  # as in delta_schema: a name that differs from the table's only in case
         raise CompactionError(f"hour {hour}: the table cannot take these columns: {_reason(error)}") from error
+
+
+def _may_change(commit: Mapping[str, Any], hour: Hour) -> bool:
+    """Whether a history entry may have changed ``hour``: a commit of that hour (compaction's and
+    ``tools.reprocess``'s name it), or one that names none (a writer of another kind), a vacuum excepted."""
+    document = parse_commit(commit)
+    if document is None:
+        return commit.get("operation") not in VACUUM_OPERATIONS
+    return (document.get("date"), document.get("hour")) == (hour.date, hour.hour)
 
 
 def _reason(error: Exception) -> str:

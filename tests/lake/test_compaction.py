@@ -30,6 +30,7 @@ from shared.compaction.delta_table import CuratedTable
 from shared.compaction.drift import METADATA_KEY as DRIFT_KEY
 from shared.compaction.hours import Hour
 from shared.compaction.job import compact, open_curated
+from shared.errors import LakeUnavailable
 from shared.formats import format_named
 from shared.lake import LakeStore, LocalLake
 from shared.lake.blob import BlobLake
@@ -495,19 +496,22 @@ def _raw_file(lake: Lake, hour: Hour, name: str, offsets: range) -> None:
 
 def test_two_compactions_of_a_new_hour_at_once_hold_its_rows_once(local_lake: Lake) -> None:
     """Run B compacts the whole hour while run A has planned it (a timer overlap, a second host): A's commit
-    reads the table again, so it replaces B's files instead of adding its own beside them."""
+    finds B's commit of the hour since A read it, so it fails as a commit that lost (the next run redoes the
+    hour) instead of replacing B's hour or adding its own files beside B's."""
     land_batch(local_lake, 0, 10)
     run(local_lake)  # the table exists
     h11 = Hour.of_ms(H10.end_ms)
     _raw_file(local_lake, h11, "a", range(100, 120))
     after = h11.end_ms + GRACE + 1
-    compact(
-        "clickstream",
-        local_lake.store,
-        local_lake.table(),
-        now_ms=after,
-        grace_ms=GRACE,
-        on_planned=lambda _: run(local_lake, now_ms=after),
-    )
+    with pytest.raises(LakeUnavailable, match="another writer committed the hour after it was read"):
+        compact(
+            "clickstream",
+            local_lake.store,
+            local_lake.table(),
+            now_ms=after,
+            grace_ms=GRACE,
+            on_planned=lambda _: run(local_lake, now_ms=after),
+        )
     rows = curated_rows(local_lake, hour=h11)
     assert len(rows) == len({_key(row) for row in rows}) == 20
+    assert run(local_lake, now_ms=after).plan.tasks == (), "B's commit covers the hour: nothing is left to redo"

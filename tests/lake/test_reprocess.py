@@ -12,12 +12,15 @@ from typing import Any
 
 import orjson
 import pytest
+from deltalake import DeltaTable
 
 from shared import formats
 from shared.batch import process_batch
 from shared.compaction.coverage import METADATA_KEY
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour
+from shared.compaction.job import compact
+from shared.errors import LakeUnavailable
 from shared.formats import format_named
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS, land, plan_batch, plan_files
@@ -26,7 +29,7 @@ from shared.redrive import RedriveTarget, read_dead_letters, redrive, redrive_lo
 from shared.settings import load_settings
 from shared.source_model import Row, Source
 from tests.conftest import FIXED_NOW_MS
-from tests.lake.test_compaction import H10, Lake, curated_rows, run
+from tests.lake.test_compaction import GRACE, H10, LATER, Lake, curated_rows, run
 from tests.lake.test_drift import land_records, things
 from tests.unit.shared.test_redrive import RecordingSender
 from tools.reprocess import REPROCESS_KEY, promote, report, reprocess, shadow_location
@@ -332,3 +335,203 @@ def test_a_row_an_earlier_promotion_removed_comes_back_when_it_passes_again(lake
         source, lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
     )
     assert not any(r.diff.differs for r in again), "restored once: nothing differs after"
+
+
+def _main(lake: Lake, monkeypatch: pytest.MonkeyPatch, source: Source, *extra: str) -> int:
+    """``python -m tools.reprocess things --from 10:00 --to 12:00 --promote`` over the lake, with ``source``."""
+    import tools.reprocess as command
+
+    monkeypatch.setitem(command.SOURCES, "things", source)
+    window = ["--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--lake", str(lake.store.root)]
+    return command.main(["things", *window, "--settings", "/nonexistent.json", "--promote", *extra])
+
+
+def _reprocessed_files(lake: Lake) -> list[str]:
+    return [path for path in lake.store.list_paths("deadletter/things") if ".reprocessed-" in path]
+
+
+class _HookedLake:
+    """The same lake; the first read of a path containing ``trigger`` runs ``hook`` first."""
+
+    def __init__(self, inner: LocalLake, trigger: str, hook: Any) -> None:
+        self.inner, self.trigger, self.hook, self.fired = inner, trigger, hook, False
+
+    def read(self, path: str) -> bytes:
+        if self.trigger in path and not self.fired:
+            self.fired = True
+            self.hook()
+        return self.inner.read(path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_compaction_running_during_a_promotion_does_not_undo_it(lake: Lake) -> None:
+    """Compaction read H10's curated rows, then the promotion committed H10 while compaction read a late raw
+    file: compaction's commit would replace the promoted hour with the rows it read before. It fails instead,
+    and the next run merges the late file into the promoted hour."""
+    source = _land_two_hours(lake)
+    results = reprocess(
+        _changed(source), lake=lake.store, curated=lake.table("things"), shadow=_shadow(lake), window=WINDOW,
+        max_record_bytes=10_000,
+    )  # fmt: skip
+    h10 = next(r for r in results if r.diff.hour == H10)
+    land_records(lake, source, _values(range(30, 32)), 30)  # a late raw file for H10 (the live processor)
+    late = next(p for p in lake.store.list_paths("raw/things") if f"{30:020d}" in p)
+
+    def operator_promotes() -> None:
+        promote(source, h10, lake=lake.store, curated=lake.table("things"), run_id="op", now_ms=0)
+
+    hooked = _HookedLake(lake.store, late.rsplit("/", 1)[1], operator_promotes)
+    with pytest.raises(LakeUnavailable, match="another writer committed the hour after it was read"):
+        compact("things", hooked, lake.table("things"), now_ms=LATER, grace_ms=GRACE)  # type: ignore[arg-type]
+    assert hooked.fired
+    run(lake, "things")  # the next tick
+    rows = {row["id"]: row for row in curated_rows(lake, "things", H10)}
+    assert sorted(rows) == [0, 1, 2, 4, 30, 31], "the promotion's rows, and the late file's"
+    assert rows[4]["address_city"] == "CITY-4", "the promoted value stays"
+
+
+def _refuses_h10_changes_h11(source: Source) -> Source:
+    """Today's code: every row of H10 (ids below 6) is refused, H11's cities move."""
+
+    def transform(event: Row) -> Row:
+        row = source.transform(event)
+        if row["id"] >= 6:
+            row["address_city"] = "moved"
+        return row
+
+    class Model(source.model):  # type: ignore[name-defined,misc]
+        @staticmethod
+        def check_record(record: Row) -> Row:
+            if record["id"] < 6:
+                raise ValueError("ids below 6 are refused now")
+            return record
+
+    return dataclasses.replace(source, transform=transform, model=Model)
+
+
+def test_an_hour_whose_every_row_leaves_is_emptied_and_the_later_hours_promoted(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _land_two_hours(lake)
+    changed = _refuses_h10_changes_h11(source)
+    shadow = _shadow(lake)
+    reprocess(
+        source, lake=lake.store, curated=lake.table("things"), shadow=shadow, window=WINDOW, max_record_bytes=10_000
+    )
+    assert shadow.read_hour(H10).num_rows == 6, "an earlier diff left a copy of H10 in shadow/"
+
+    assert _main(lake, monkeypatch, changed) == 0
+    printed = capsys.readouterr().out
+    assert f"promoted {H10}" in printed and f"promoted {H11}" in printed
+    assert curated_rows(lake, "things", H10) == [] and _shadow(lake).read_hour(H10).num_rows == 0
+    assert {row["address_city"] for row in curated_rows(lake, "things", H11)} == {"moved"}
+    assert sorted(e.offset for e in read_dead_letters(lake.store, "things")) == [0, 1, 2, 3, 4, 5, 20]
+    assert run(lake, "things").plan.tasks == (), "the emptied hour keeps its coverage: compaction does not refill it"
+    files = _reprocessed_files(lake)
+
+    assert _main(lake, monkeypatch, changed) == 0
+    assert "hours that differ: 0 of 2" in capsys.readouterr().out
+    assert _reprocessed_files(lake) == files, "a rerun writes no dead letters again"
+
+
+def test_a_promotion_rerun_after_its_commit_failed_writes_the_same_dead_letter_files(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leaving rows' dead letters are written before the hour's commit: a rerun replaces them, never adds."""
+    import tools.reprocess as command
+
+    source = _land_two_hours(lake)
+    results = reprocess(
+        _changed(source), lake=lake.store, curated=lake.table("things"), shadow=_shadow(lake), window=WINDOW,
+        max_record_bytes=10_000,
+    )  # fmt: skip
+    h10 = next(r for r in results if r.diff.hour == H10)
+
+    def failing_commit(*args: object, **kwargs: object) -> None:
+        raise LakeUnavailable("the hour's commit failed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(command, "replace_hour", failing_commit)
+        with pytest.raises(LakeUnavailable):
+            promote(source, h10, lake=lake.store, curated=lake.table("things"), run_id="first", now_ms=0)
+    written = _reprocessed_files(lake)
+    assert written
+    promote(source, h10, lake=lake.store, curated=lake.table("things"), run_id="second", now_ms=1)
+    assert _reprocessed_files(lake) == written
+    assert sorted(row["id"] for row in curated_rows(lake, "things", H10)) == [0, 1, 2, 4]
+
+
+def test_a_compaction_committing_during_the_promotions_commit_is_named_and_the_command_fails(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A timer tick commits H10 between the promotion's table refresh and its commit: the hour is not promoted,
+    the command says so and exits 1; the other hour is promoted; a rerun promotes H10."""
+    source = _land_two_hours(lake)
+    land_records(lake, source, _values(range(30, 32)), 30)  # a late raw file: the next compaction tick has work
+    create = DeltaTable.create_write_transaction
+    ticks: list[Any] = []
+
+    def compaction_first(self: DeltaTable, *args: Any, **kwargs: Any) -> Any:
+        if not ticks and "curated" in self.table_uri:
+            ticks.append("running")  # the tick's own commit goes straight through
+            ticks[0] = run(lake, "things")
+        return create(self, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(DeltaTable, "create_write_transaction", compaction_first)
+        assert _main(lake, monkeypatch, _changed(source)) == 1
+    assert [h.hour for h in ticks[0].hours] == [H10]
+    captured = capsys.readouterr()
+    assert f"{H10}: not promoted (" in captured.err and "run the command again for this hour" in captured.err
+    assert f"promoted {H11}" in captured.out and f"promoted {H10}" not in captured.out
+    assert sorted(row["id"] for row in curated_rows(lake, "things", H10)) == [0, 1, 2, 3, 4, 5, 30, 31]
+
+    assert _main(lake, monkeypatch, _changed(source)) == 0
+    assert sorted(row["id"] for row in curated_rows(lake, "things", H10)) == [0, 1, 2, 4, 30]
+
+
+def test_reprocessing_an_hour_reads_no_raw_file_of_another_hour(lake: Lake) -> None:
+    """A dead letter of every earlier hour (its batch's other records landed in raw/ there): none of them can
+    be restored into the window, so none of those hours' raw files is read."""
+    source = things()
+    for index in range(1, 6):  # hours before H10, one batch each with one record that is not JSON
+        moment = H10.start_ms - index * 3_600_000
+        values = [orjson.dumps({"id": index * 10 + i, "address": {"city": "c"}}) for i in range(3)]
+        batch = [KafkaRecord("things", 0, index * 10 + i, None, v, moment) for i, v in enumerate([*values, b"{"])]
+        land(
+            lake.store,
+            plan_batch(process_batch(source, batch, max_record_bytes=10_000), format_named("parquet"), now_ms=moment),
+        )
+    _land_two_hours(lake)
+    read: list[str] = []
+    counting = _HookedLake(lake.store, "", lambda: None)
+    counting.read = lambda path: read.append(path) or lake.store.read(path)  # type: ignore[method-assign]
+    results = reprocess(
+        _changed(source), lake=counting, curated=lake.table("things"), shadow=_shadow(lake),  # type: ignore[arg-type]
+        window=(H10.start_ms, H10.end_ms), max_record_bytes=10_000,
+    )  # fmt: skip
+    assert [str(r.diff.hour) for r in results] == [str(H10)]
+    assert len(read_dead_letters(lake.store, "things")) == 6
+    assert [path for path in read if path.startswith("raw/")] == []
+
+
+def test_the_window_reads_the_tables_coverage_once(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per hour it paged back through the log, for an hour with no data to the log's start."""
+    source = _land_two_hours(lake)
+    calls: list[int] = []
+    coverage = CuratedTable.coverage
+
+    def counting(self: CuratedTable, hours: Any, **kwargs: Any) -> Any:
+        calls.append(len(hours))
+        return coverage(self, hours, **kwargs)
+
+    monkeypatch.setattr(CuratedTable, "coverage", counting)
+    window = (H10.start_ms - 24 * 3_600_000, H11.end_ms)
+    results = reprocess(
+        _changed(source), lake=lake.store, curated=lake.table("things"), shadow=_shadow(lake), window=window,
+        max_record_bytes=10_000,
+    )  # fmt: skip
+    assert [r.diff.hour for r in results] == [H10, H11] and all(r.covered for r in results)
+    assert calls == [26]

@@ -9,6 +9,8 @@ import dataclasses
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour
 from shared.invocation import handle_batch_with_state
@@ -115,3 +117,34 @@ def test_a_row_removed_by_a_promotion_comes_back_in_its_event_hour(tmp_path: Pat
     assert (len(h10), len(h11)) == (30, 0), (
         f"restored into H11 (Kafka hour) instead of H10 (event hour): {len(h10)}, {len(h11)}"
     )
+
+
+def test_an_hour_compaction_has_not_reached_is_not_changed_nor_published_in_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The open hour: its rows are in raw/ only, some of them entity_rejected dead letters too. Those are not
+    rows a promotion removed: restoring them published them alone, and compaction then took the hour as done.
+    Nor are they dead letters that pass now: tools.redrive never sends them (it re-applies their state)."""
+    import tools.reprocess as command
+
+    lake = Lake(LocalLake(tmp_path), load_settings({"LAKE_LOCAL_ROOT": str(tmp_path)}))
+    records = records_for(MOBILE, 30)
+    refused = bucket_for(records[0].key or "", 8)
+    context = context_for(MOBILE, lake.store, settings={"STATE_BUCKETS": "8", "LAKE_LOCAL_ROOT": str(tmp_path)})
+    asyncio.run(handle_batch_with_state(context, records, RecordingGateway(refuse=refused), StateJoiner()))
+    assert {e.reason for e in read_dead_letters(lake.store, "mobile")} == {"entity_rejected"}
+    curated = lake.table("mobile")
+    shadow = CuratedTable(shadow_location(curated.location, "mobile"), target_file_bytes=1 << 27)
+    window = (H10.start_ms, H10.end_ms)
+    results = reprocess(
+        MOBILE, lake=lake.store, curated=curated, shadow=shadow, window=window, max_record_bytes=1 << 20, keyed=True
+    )
+    assert not any(r.diff.differs or r.diff.now_valid for r in results), [r.diff for r in results]
+
+    monkeypatch.setenv("STATE_BUCKETS", "8")
+    monkeypatch.setenv("MOBILE_STATE_ENABLED", "true")
+    argv = ["mobile", "--from", "2026-11-24T10:00Z", "--to", "2026-11-24T11:00Z", "--lake", str(tmp_path)]
+    assert command.main([*argv, "--settings", "/nonexistent.json", "--promote"]) == 0
+    assert "promoted" not in capsys.readouterr().out
+    run(lake, "mobile")
+    assert len(_identities(lake, H10)) == 30

@@ -5,11 +5,15 @@ from __future__ import annotations
 import gzip
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shared.batch import process_batch
 from shared.errors import UnreadableLakeFile
+from shared.formats import format_named
 from shared.lake import LocalLake
+from shared.landing.files import land, plan_batch
 from shared.reconcile import (
     Landed,
     Move,
@@ -21,7 +25,8 @@ from shared.reconcile import (
     reconcile,
 )
 from shared.records import TopicPartition
-from tests.conftest import FIXED_NOW_MS
+from shared.sources import get_source
+from tests.conftest import FIXED_NOW_MS, records_for
 from tests.unit.shared.test_redrive import _valid_dead_letter_rows
 from tools.reconcile import report_table
 
@@ -96,6 +101,37 @@ def test_an_unreadable_file_is_named_and_its_offsets_count_as_missing(tmp_path: 
     table = report_table("orders", "orders", [report], unreadable)
     assert f"unreadable (left out, its offsets count as missing): {bad_path}" in table
     assert table.endswith("result: NOT reconciled")
+
+
+class _RetentionAfterListing:
+    """A local lake whose first raw file listed is deleted right after the listing (the lifecycle rule's run)."""
+
+    def __init__(self, inner: LocalLake) -> None:
+        self.inner = inner
+
+    def list_paths(self, prefix: str) -> list[str]:
+        paths = self.inner.list_paths(prefix)
+        if prefix.startswith("raw/") and paths:
+            (self.inner.root / paths[0]).unlink()
+        return paths
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_file_deleted_after_the_listing_is_named_and_its_offsets_count_as_missing(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    for first in (0, 10):
+        records = records_for(get_source("clickstream"), 10, first_offset=first)
+        batch = process_batch(get_source("clickstream"), records, max_record_bytes=100_000)
+        land(lake, plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS))
+    gone = lake.list_paths("raw/clickstream")[0]
+    unreadable: list[str] = []
+    landed = landed_offsets(_RetentionAfterListing(lake), "clickstream", unreadable)  # type: ignore[arg-type]
+    assert sorted(row.offset for row in landed) == list(range(10, 20))
+    assert unreadable == [f"{gone}: LakeError: {gone} does not exist"]
+    (report,) = reconcile({TopicPartition("clickstream", 0): (0, 20)}, landed, {})
+    assert report.gaps == [(0, 9)]
 
 
 def test_offsets_past_the_groups_committed_offset_are_pending_not_missing() -> None:
