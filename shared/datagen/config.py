@@ -65,6 +65,8 @@ KNOWN_OPTIONS = frozenset(
         *REGISTRY_SECRET_OPTIONS,
     }
 )
+# A URL whose authority has user information (user:secret@), with or without a scheme.
+_USERINFO = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?[^/?#@]*@")
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?\Z")  # Kafka and Event Hubs both accept
 DEFAULT_MAX_INTERVAL_MS = 500
@@ -276,6 +278,13 @@ def _check_converters(file: str, config: dict[str, Any]) -> tuple[str, str]:
                 "SCHEMA_REGISTRY_PASSWORD (a Key Vault reference in Azure)",
             )
     registry_url = _text(file, f"config.{REGISTRY_URL_OPTION}", config.get(REGISTRY_URL_OPTION, ""))
+    if _USERINFO.match(registry_url):  # Confluent's basic.auth.credentials.source=URL: https://key:secret@host
+        raise DatagenConfigError(
+            file,
+            f"config.{REGISTRY_URL_OPTION}",
+            "credentials in the URL (user:secret@host) are refused: a secret does not belong in a file under"
+            " sources/: set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD (a Key Vault reference in Azure)",
+        )
     if value_converter == AVRO_CONVERTER:
         if not registry_url:
             raise DatagenConfigError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import fastavro
@@ -22,10 +23,25 @@ from shared.schema_registry.wire import NotAvro
 ParsedSchema = Any  # what fastavro.parse_schema returns
 
 _NAMED = ("record", "enum", "fixed")
+# What one record may decode to, in array items and map entries, each weighted by the values it holds (a
+# record item of three fields: 4). Every item takes at least a byte, and a byte can decode to a dict of
+# hundreds of bytes (an item record of one boolean) or more (of many null fields): without a bound, a record
+# within the size limit decodes to gigabytes. No source model's record comes near: Datagen's quickstarts hold
+# a few items. A batch's records together may decode to MAX_BATCH_REPEATED_VALUES (shared.schema_registry.decoder).
+MAX_REPEATED_VALUES = 100_000
 
 
 class BadSchema(StreamingPocError):
     """A schema the registry returned that is not a usable Avro schema."""
+
+
+class Oversized(NotAvro):
+    """A body that would decode to more than ``MAX_REPEATED_VALUES`` (dead letter ``oversized``), found
+    without decoding it; ``counted``: the values counted before stopping."""
+
+    def __init__(self, message: str, counted: int) -> None:
+        super().__init__(message)
+        self.counted = counted
 
 
 def parse_writer_schema(text: str, references: Sequence[str] = ()) -> ParsedSchema:
@@ -39,7 +55,11 @@ def parse_writer_schema(text: str, references: Sequence[str] = ()) -> ParsedSche
     nests as deep as its body's bytes say, which crashes fastavro's reader, the worker itself, past
     ~100,000 levels, long before a record's size limit would stop it), and an array whose items can
     encode in zero bytes (:func:`zero_width_items`: its count alone, one varint, would build a list
-    of up to 2**63 items).
+    of up to 2**63 items). Also refused: a key starting with ``__`` anywhere (fastavro's own markers,
+    ``__fastavro_parsed`` and ``__named_schemas``, make it take a schema as already parsed, skipping its
+    parsing and these checks), and a named type defined again after a referenced schema defined it (it
+    would change what the referenced schema's types mean after they were checked). The checks run on
+    what fastavro parses, names resolved as its reader resolves them.
     """
     named: dict[str, Any] = {}
     parsed: ParsedSchema = None
@@ -50,10 +70,19 @@ def parse_writer_schema(text: str, references: Sequence[str] = ()) -> ParsedSche
 
 def _parse_writer(text: str, named: dict[str, Any]) -> ParsedSchema:
     try:
-        schema = orjson.loads(text)
-        recursive = recursive_type(schema)
-        parsed = fastavro.parse_schema(without_logical_types(schema), named)
-    except Exception as error:  # fastavro raises several kinds for a bad schema
+        plain = without_logical_types(orjson.loads(text))
+        private = private_key(plain)
+        if private is not None:
+            raise BadSchema(f"the schema has a key {private[:60]!r}: keys starting with __ are fastavro's own")
+        known = dict(named)
+        parsed = fastavro.parse_schema(plain, named)
+        redefined = next((name for name, schema in known.items() if named.get(name) is not schema), None)
+        if redefined is not None:
+            raise BadSchema(f"{redefined}, a named type of a referenced schema, is defined again: not supported")
+        recursive = recursive_type(plain) or _recursive_parsed(parsed, named)
+    except BadSchema:
+        raise
+    except Exception as error:  # fastavro raises several kinds for a bad schema; a RecursionError for a deep one
         raise BadSchema(f"not an Avro schema: {type(error).__name__}: {error}"[:500]) from error
     if recursive is not None:
         raise BadSchema(f"recursive Avro schema ({recursive} contains itself): not supported")
@@ -64,6 +93,66 @@ def _parse_writer(text: str, named: dict[str, Any]) -> ParsedSchema:
             " any number of them: not supported"
         )
     return parsed
+
+
+def private_key(document: Any) -> str | None:
+    """The first key starting with ``__`` in ``document`` (a schema's JSON), at any depth; None if none does."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            found = next((key for key in item if isinstance(key, str) and key.startswith("__")), None)
+            if found is not None:
+                return found
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return None
+
+
+def _recursive_parsed(parsed: ParsedSchema, named: dict[str, Any]) -> str | None:
+    """The full name of a named type of ``parsed`` that contains itself, names resolved through ``named`` as
+    fastavro's reader resolves them (referenced schemas' types included); None if none does."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def walk(schema: Any) -> str | None:
+        if isinstance(schema, list):
+            return next((found for branch in schema if (found := walk(branch))), None)
+        if isinstance(schema, str):
+            if schema in path:
+                return schema
+            return None if schema in done or schema not in named else enter(schema, named[schema])
+        if not isinstance(schema, dict):
+            return None
+        name = schema.get("name")
+        if schema.get("type") in (*_NAMED, "error") and isinstance(name, str):
+            if name in path:
+                return name
+            return None if name in done else enter(name, schema)
+        return inside(schema)
+
+    def enter(name: str, schema: Any) -> str | None:
+        path.append(name)
+        found = inside(schema) if isinstance(schema, dict) else walk(schema)
+        path.pop()
+        if found is None:
+            done.add(name)
+        return found
+
+    def inside(schema: dict[str, Any]) -> str | None:
+        kind = schema.get("type")
+        if kind in ("record", "error"):
+            return next((found for item in schema.get("fields") or [] if (found := walk(item.get("type")))), None)
+        if kind == "array":
+            return walk(schema.get("items"))
+        if kind == "map":
+            return walk(schema.get("values"))
+        if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in named):
+            return walk(kind)
+        return None
+
+    return walk(parsed)
 
 
 def zero_width_items(parsed: ParsedSchema, named: dict[str, Any]) -> str | None:
@@ -122,10 +211,10 @@ def recursive_type(schema: Any, namespace: str = "", enclosing: tuple[str, ...] 
     if not isinstance(schema, dict):
         return None
     kind, name = schema.get("type"), schema.get("name")
-    if kind in _NAMED and isinstance(name, str):
+    if kind in (*_NAMED, "error") and isinstance(name, str):
         namespace = name.rsplit(".", 1)[0] if "." in name else str(schema.get("namespace") or namespace)
         enclosing = (*enclosing, name if "." in name or not namespace else f"{namespace}.{name}")
-    if kind == "record":
+    if kind in ("record", "error"):
         fields = schema.get("fields") or []
         return next(
             (found for item in fields if (found := recursive_type(item.get("type"), namespace, enclosing))), None
@@ -134,7 +223,7 @@ def recursive_type(schema: Any, namespace: str = "", enclosing: tuple[str, ...] 
         return recursive_type(schema.get("items"), namespace, enclosing)
     if kind == "map":
         return recursive_type(schema.get("values"), namespace, enclosing)
-    return None if kind in (*_NAMED, "array", "map") else recursive_type(kind, namespace, enclosing)
+    return None if kind in (*_NAMED, "error", "array", "map") else recursive_type(kind, namespace, enclosing)
 
 
 def without_logical_types(schema: Any) -> Any:
@@ -158,7 +247,11 @@ def decode(parsed: ParsedSchema, body: bytes | memoryview) -> Any:
     that is not, a legal but different encoding (several array blocks, negative block counts,
     padded varints, a union branch fastavro would not pick) or an invalid one, is walked byte by byte
     (:func:`avro_problem`), which refuses only invalid ones.
+
+    A body that would decode to more than ``MAX_REPEATED_VALUES`` is :class:`Oversized`, found before
+    decoding it (:func:`check_repeats`).
     """
+    check_repeats(parsed, body)
     stream = io.BytesIO(body)
     try:
         value = fastavro.schemaless_reader(stream, parsed, None)
@@ -234,6 +327,137 @@ def _fits_int(value: Any) -> bool:
     return not isinstance(value, int) or -(2**31) <= value < 2**31
 
 
+@dataclass(frozen=True, slots=True)
+class _Repeats:
+    """What a schema's arrays and maps can cost: ``weight``, the most values one item or entry adds (0: the
+    schema has none, so a record decodes to a number of values its schema bounds); ``count``, the values a
+    decoded record's items and entries hold."""
+
+    weight: int
+    count: Callable[[Any], int]
+
+
+_REPEATS: dict[int, tuple[ParsedSchema, _Repeats]] = {}  # by id(parsed), which it keeps alive
+
+
+def _repeats(parsed: ParsedSchema) -> _Repeats:
+    found = _REPEATS.get(id(parsed))
+    if found is None or found[0] is not parsed:
+        if len(_REPEATS) >= 1024:
+            _REPEATS.clear()
+        named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
+        shape = _Shape(named)
+        counter = shape.counter(parsed)
+        found = _REPEATS[id(parsed)] = (parsed, _Repeats(shape.most, counter or _none))
+    return found[1]
+
+
+def _none(_: Any) -> int:
+    return 0
+
+
+class _Shape:
+    """Weights of a schema's types (the values a value of each holds, an array or map in it counting one),
+    and the most an array item or map entry weighs."""
+
+    def __init__(self, named: dict[str, Any]) -> None:
+        self.named, self.most, self._weights = named, 0, dict[str, int]()
+
+    def weight(self, schema: Any) -> int:
+        if isinstance(schema, str):
+            if schema not in self.named:
+                return 1
+            if schema not in self._weights:  # not recursive (refused): this ends
+                self._weights[schema] = self.weight(self.named[schema])
+            return self._weights[schema]
+        if isinstance(schema, list):
+            return max((self.weight(branch) for branch in schema), default=1)
+        if not isinstance(schema, dict):
+            return 1
+        kind = schema.get("type")
+        if kind in ("record", "error"):
+            return 1 + sum(self.weight(item.get("type")) for item in schema.get("fields") or [])
+        if kind == "array":
+            self.most = max(self.most, self.weight(schema.get("items")))
+            return 1
+        if kind == "map":
+            self.most = max(self.most, 1 + self.weight(schema.get("values")))
+            return 1
+        return self.weight(kind) if isinstance(kind, (dict, list)) or kind in self.named else 1
+
+    def counter(self, schema: Any) -> Callable[[Any], int] | None:
+        """Counts a decoded value's weighted items and entries; None when ``schema`` has no array or map."""
+        self.weight(schema)  # sets ``most``
+        return self._counter(schema, set())
+
+    def _counter(self, schema: Any, seen: set[str]) -> Callable[[Any], int] | None:
+        if isinstance(schema, str):
+            if schema not in self.named or schema in seen:
+                return None
+            return self._counter(self.named[schema], seen | {schema})
+        if isinstance(schema, list):
+            counters = [found for branch in schema if (found := self._counter(branch, seen))]
+            return (lambda value: max(count(value) for count in counters)) if counters else None
+        if not isinstance(schema, dict):
+            return None
+        kind = schema.get("type")
+        if kind in ("record", "error"):
+            fields = [
+                (field["name"], found) for field in schema["fields"] if (found := self._counter(field["type"], seen))
+            ]
+            if not fields:
+                return None
+            return lambda value: sum(count(value.get(name)) for name, count in fields) if isinstance(value, dict) else 0
+        if kind in ("array", "map"):
+            inner = schema.get("items" if kind == "array" else "values")
+            weight, nested = self.weight(inner) + (kind == "map"), self._counter(inner, seen)
+            if kind == "array":
+                if nested is None:
+                    return lambda value: weight * len(value) if isinstance(value, list) else 0
+                return lambda value: weight * len(value) + sum(map(nested, value)) if isinstance(value, list) else 0
+            if nested is None:
+                return lambda value: weight * len(value) if isinstance(value, dict) else 0
+            return lambda value: (
+                weight * len(value) + sum(map(nested, value.values())) if isinstance(value, dict) else 0
+            )
+        return self._counter(kind, seen) if isinstance(kind, (dict, list)) or kind in self.named else None
+
+
+def check_repeats(parsed: ParsedSchema, body: bytes | memoryview, limit: int = MAX_REPEATED_VALUES) -> None:
+    """:class:`Oversized` when ``body`` would decode to more than ``limit`` weighted array items and map entries.
+
+    Free for a schema without arrays or maps, and for a body too short to hold that many (each item takes a
+    byte at least: zero-width items are refused with the schema); otherwise the body is walked, items of a
+    fixed width skipped a block at a time, until the count passes ``limit``.
+    """
+    repeats = _repeats(parsed)
+    if not repeats.weight or len(body) * repeats.weight <= limit:
+        return
+    named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
+    walk = _Walk(bytes(body), named, limit)
+    try:
+        walk.value(parsed)
+    except _TooMany:
+        raise Oversized(
+            f"decodes to more than {limit:,} array items and map entries (weighted by their values):"
+            f" {walk.counted:,} counted within its first {walk.at:,} bytes",
+            walk.counted,
+        ) from None
+    except _Invalid as problem:
+        raise NotAvro(f"not valid Avro binary: {problem}"[:500]) from None
+
+
+def repeated_values(parsed: ParsedSchema, value: Any) -> int:
+    """The weighted array items and map entries of ``value``, a record of ``parsed`` as decoded."""
+    return _repeats(parsed).count(value)
+
+
+def repeat_counter(parsed: ParsedSchema) -> Callable[[Any], int] | None:
+    """:func:`repeated_values` for records of ``parsed``; None when it has no array or map (they count 0)."""
+    repeats = _repeats(parsed)
+    return repeats.count if repeats.weight else None
+
+
 _INT_BITS = {"int": 32, "long": 64}
 _VARINT_BYTES = {"int": 5, "long": 10}
 
@@ -262,11 +486,18 @@ class _Invalid(Exception):
     pass
 
 
-class _Walk:
-    """A cursor over an Avro body, reading values of a schema only to check them."""
+class _TooMany(Exception):
+    pass
 
-    def __init__(self, body: bytes, named: dict[str, Any]) -> None:
-        self.body, self.named, self.at = body, named, 0
+
+class _Walk:
+    """A cursor over an Avro body, reading values of a schema only to check them; with ``limit``, counting
+    weighted array items and map entries (``counted``) and stopping past it."""
+
+    def __init__(self, body: bytes, named: dict[str, Any], limit: int | None = None) -> None:
+        self.body, self.named, self.at, self.limit, self.counted = body, named, 0, limit, 0
+        self._shape = _Shape(named) if limit is not None else None
+        self._widths: dict[int, tuple[Any, int, int | None]] = {}
 
     def take(self, count: int) -> bytes:
         if count < 0 or self.at + count > len(self.body):
@@ -339,12 +570,51 @@ class _Walk:
                 count = -count
                 if self.varint("long") < 0:
                     raise _Invalid(f"a negative block size at byte {self.at}")
+            if self.limit is not None and self._counts(schema, count):
+                continue
             for _ in range(count):
                 if schema["type"] == "map":
                     self.value("string")
                     self.value(schema["values"])
                 else:
                     self.value(schema["items"])
+
+    def _counts(self, schema: dict[str, Any], count: int) -> bool:
+        """Counts a block of ``count`` items (past ``limit``: :class:`_TooMany`); True when it skipped them,
+        items of a fixed width (no array, map, string, number or union among them) needing no walk."""
+        found = self._widths.get(id(schema))
+        if found is None or found[0] is not schema:
+            assert self._shape is not None
+            inner = schema["items"] if schema["type"] == "array" else schema["values"]
+            weight = self._shape.weight(inner) + (schema["type"] == "map")
+            width = _fixed_width(inner, self.named) if schema["type"] == "array" else None
+            found = self._widths[id(schema)] = (schema, weight, width)
+        _, weight, width = found
+        self.counted += count * weight
+        if self.limit is not None and self.counted > self.limit:
+            raise _TooMany
+        if width is None:
+            return False
+        self.take(count * width)
+        return True
+
+
+def _fixed_width(schema: Any, named: dict[str, Any]) -> int | None:
+    """The bytes every value of ``schema`` takes, when all take the same; None otherwise."""
+    if isinstance(schema, str):
+        if schema in named:
+            return _fixed_width(named[schema], named)
+        return {"null": 0, "boolean": 1, "float": 4, "double": 8}.get(schema)
+    if not isinstance(schema, dict):
+        return None
+    kind = schema.get("type")
+    if kind in ("record", "error"):
+        widths = [_fixed_width(item.get("type"), named) for item in schema.get("fields") or []]
+        return None if None in widths else sum(w for w in widths if w is not None)
+    if kind == "fixed":
+        size = schema.get("size")
+        return size if isinstance(size, int) else None
+    return _fixed_width(kind, named) if isinstance(kind, (str, dict)) and kind not in ("array", "map", "enum") else None
 
 
 def parse_reader_schema(schema: Any) -> ParsedSchema:

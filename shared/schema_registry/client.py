@@ -6,8 +6,10 @@ Both answer three ways, and the difference matters: a schema (cached by the call
 A registry that refuses the app (401/403, a URL that answers 404 without the registry's own error
 code) raises :class:`RegistryRefused`: it will not heal by itself, and the partition waits, loudly.
 Every call is bounded: the Confluent client by an overall deadline (``TIMEOUT_SECONDS`` for one
-schema with its references, however slowly the registry sends its answer), the Event Hubs client by
-``REQUEST_LIMITS``, the lake's own timeouts and retries (``shared.lake.connection``).
+schema with its references, however slowly the registry sends its answer) and a size (``MAX_ANSWER_BYTES``),
+the Event Hubs client by ``REQUEST_LIMITS``, the lake's own timeouts and retries (``shared.lake.connection``).
+A registry URL never carries credentials (``https://key:secret@host`` is refused), and error messages name
+the URL redacted (:func:`redacted`), as they reach logs and the dashboard.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import base64
 import contextlib
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -27,7 +30,7 @@ from typing import Any, Protocol
 
 from shared.errors import RegistryRefused, RegistryUnavailable
 from shared.schema_registry.avro_binary import BadSchema
-from shared.schema_registry.wire import RegistryKind
+from shared.schema_registry.wire import EVENT_HUBS_ID, RegistryKind
 
 SCHEMA_NOT_FOUND = 40403  # Confluent's error_code for an unknown id; Redpanda and Apicurio ccompat use it too
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -35,6 +38,12 @@ TRANSIENT_STATUS = frozenset({408, 425, 429})
 TIMEOUT_SECONDS = 10.0  # one schema lookup (with its references) or registration, start to end
 MAX_REFERENCES = 32  # distinct schemas one schema may reference, directly or through others
 MAX_REFERENCE_DEPTH = 8  # references of references... this deep at most
+# The most of one answer read: a schema is one Kafka record of the registry's own topic (1 MB by default), so
+# an answer past this is no registry's schema but a broken registry or proxy, refused (RegistryRefused: it
+# will not heal by itself) before it fills the worker's memory. An error answer is read up to MAX_ERROR_BYTES.
+MAX_ANSWER_BYTES = 8 * 2**20
+MAX_ERROR_BYTES = 64 * 2**10
+MAX_CONFLUENT_ID = 2**31 - 1  # a Java Integer: the registry's ids run from 1 to this
 # The Event Hubs client's limits: the lake's (shared.lake.connection.REQUEST_LIMITS, which this layer
 # cannot import; tests/unit/test_poll_interval.py checks they match), and no retry on a status answer,
 # which would sleep for whatever Retry-After the answer names: a 429 or 503 fails the batch, which waits.
@@ -99,10 +108,16 @@ class ConfluentRegistry:
     def __init__(self, url: str, *, username: str = "", password: str = "", timeout: float = TIMEOUT_SECONDS) -> None:
         parsed = urllib.parse.urlsplit(url.strip())
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise RegistryRefused(f"SCHEMA_REGISTRY_URL {url!r} is not an http(s) URL")
+            raise RegistryRefused(f"SCHEMA_REGISTRY_URL {redacted(url)!r} is not an http(s) URL")
+        if "@" in parsed.netloc:
+            raise RegistryRefused(
+                f"SCHEMA_REGISTRY_URL {redacted(url)!r} carries credentials (user:secret@): not supported, and a"
+                " secret does not belong in a URL; set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD"
+            )
         if username and parsed.scheme != "https" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise RegistryRefused("SCHEMA_REGISTRY_URL must be https when SCHEMA_REGISTRY_USERNAME is set")
         self.url = url.strip().rstrip("/")
+        self.shown = redacted(self.url)  # the URL as error messages name it
         self.timeout = self.max_call_seconds = timeout
         self._authorization = (
             "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii") if username else None
@@ -119,8 +134,8 @@ class ConfluentRegistry:
         A reference the registry does not hold is :class:`UnknownSchema`; more than ``MAX_REFERENCES``
         or deeper than ``MAX_REFERENCE_DEPTH`` is :class:`BadSchema`: both the schema's, not the app's.
         """
-        if not schema_id.isdigit():
-            raise UnknownSchema(f"{schema_id!r} is not a Confluent schema id")
+        if not schema_id.isdigit() or not 0 < int(schema_id) <= MAX_CONFLUENT_ID:
+            raise UnknownSchema(f"{schema_id[:40]!r} is not a Confluent schema id (1 to {MAX_CONFLUENT_ID})")
         deadline = time.monotonic() + self.timeout
         status, document = self._call("GET", f"/schemas/ids/{schema_id}", deadline=deadline)
         if status == 404 and document.get("error_code") == SCHEMA_NOT_FOUND:
@@ -129,7 +144,7 @@ class ConfluentRegistry:
         texts: list[str] = []
         self._references(document, f"schema {schema_id}", deadline, texts, set(), 1)
         return RegistrySchema(
-            str(document.get("schemaType") or "AVRO").upper(), _text(document, self.url), tuple(texts)
+            str(document.get("schemaType") or "AVRO").upper(), _text(document, self.shown), tuple(texts)
         )
 
     def _references(
@@ -138,11 +153,11 @@ class ConfluentRegistry:
         """Appends the texts of ``document``'s references to ``texts``, each after its own references."""
         references = document.get("references") or []
         if not isinstance(references, list):
-            raise RegistryRefused(f"{self.url}: {what}: its references are not a list")
+            raise RegistryRefused(f"{self.shown}: {what}: its references are not a list")
         if references and depth > MAX_REFERENCE_DEPTH:
             raise BadSchema(f"{what}: references nested deeper than {MAX_REFERENCE_DEPTH}: not supported")
         for reference in references:
-            subject, version = _reference(reference, self.url, what)
+            subject, version = _reference(reference, self.shown, what)
             key = f"{subject}/{version}"
             if key in seen:
                 continue
@@ -155,14 +170,14 @@ class ConfluentRegistry:
                 raise UnknownSchema(f"{what} references {subject} version {version}, which the registry does not hold")
             self._check(status, found, f"{what}: reference {subject} version {version}")
             self._references(found, f"{what}: reference {subject}", deadline, texts, seen, depth + 1)
-            texts.append(_text(found, self.url))
+            texts.append(_text(found, self.shown))
 
     def register(self, subject: str, schema: str) -> str:
         path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions"
         status, document = self._call("POST", path, {"schema": schema}, deadline=time.monotonic() + self.timeout)
         self._check(status, document, f"register under {subject}")
         if not isinstance(document.get("id"), int):
-            raise RegistryRefused(f"{self.url}: register under {subject}: the answer has no id")
+            raise RegistryRefused(f"{self.shown}: register under {subject}: the answer has no id")
         return str(document["id"])
 
     def _call(
@@ -183,24 +198,31 @@ class ConfluentRegistry:
             if remaining <= 0:
                 raise TimeoutError("no time left")
             with watch.opener().open(request, timeout=remaining) as response:  # the scheme is checked in __init__
-                status, document = response.status, _json(response.read())
+                status, data = response.status, _read(response, MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as error:
             try:
-                status, document = error.code, _json(error.read())
+                status, data = error.code, _read(error.fp, MAX_ERROR_BYTES)
             except (TimeoutError, OSError, http.client.HTTPException) as cut:
-                raise RegistryUnavailable(f"schema registry {self.url} did not answer: {cut}") from cut
+                raise RegistryUnavailable(f"schema registry {self.shown} did not answer: {cut}") from cut
+            finally:
+                error.close()
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as error:
-            raise RegistryUnavailable(f"schema registry {self.url} did not answer{watch.why()}: {error}") from error
+            raise RegistryUnavailable(f"schema registry {self.shown} did not answer{watch.why()}: {error}") from error
         finally:
             watch.cancel()
         if watch.expired:
-            raise RegistryUnavailable(f"schema registry {self.url} did not answer{watch.why()}")
-        return status, document
+            raise RegistryUnavailable(f"schema registry {self.shown} did not answer{watch.why()}")
+        if len(data) > MAX_ANSWER_BYTES:
+            raise RegistryRefused(
+                f"schema registry {self.shown}: {method} {path}: an answer of more than {MAX_ANSWER_BYTES >> 20} MiB,"
+                " which no registry's schema is: a broken registry or proxy"
+            )
+        return status, _json(data)
 
     def _check(self, status: int, document: dict[str, Any], what: str) -> None:
         if 200 <= status < 300:
             return
-        message = f"schema registry {self.url}: {what}: HTTP {status} {document.get('message', '')}".strip()
+        message = f"schema registry {self.shown}: {what}: HTTP {status} {document.get('message', '')}"[:1000].strip()
         if status >= 500 or status in TRANSIENT_STATUS:
             raise RegistryUnavailable(message)
         raise RegistryRefused(message)
@@ -282,6 +304,23 @@ class _WatchedHttps(_Watching, urllib.request.HTTPSHandler):
     pass
 
 
+def _read(response: Any, most: int) -> bytes:
+    """At most ``most`` bytes of ``response``'s body; ``IncompleteRead`` when it ends before its length says."""
+    data = response.read(most) if response is not None else b""
+    if len(data) < most and getattr(response, "length", None):  # http.client's read(n) returns what came
+        raise http.client.IncompleteRead(data, response.length)
+    return bytes(data)
+
+
+_USERINFO = re.compile(r"[^/?#\s@]*@")
+
+
+def redacted(url: str) -> str:
+    """``url`` as messages may name it: without user information (``user:secret@``), query or fragment."""
+    text = _USERINFO.sub("***@", url.strip())
+    return re.split(r"[?#]", text, maxsplit=1)[0][:300]
+
+
 def _text(document: dict[str, Any], url: str) -> str:
     schema = document.get("schema")
     if not isinstance(schema, str):
@@ -321,9 +360,14 @@ class EventHubsRegistry:
     kind: RegistryKind = "eventhubs"
 
     def __init__(self, namespace: str, group: str, *, client: Any = None) -> None:
+        if "@" in namespace:
+            raise RegistryRefused(
+                f"SCHEMA_REGISTRY_URL {redacted(namespace)!r} carries user information: the Event Hubs Schema"
+                " Registry is reached with the app's identity, never with credentials in the URL"
+            )
         host = urllib.parse.urlsplit(namespace).hostname if "://" in namespace else namespace.strip().strip("/")
         if not host:
-            raise RegistryRefused(f"SCHEMA_REGISTRY_URL {namespace!r} names no Event Hubs namespace")
+            raise RegistryRefused(f"SCHEMA_REGISTRY_URL {redacted(namespace)!r} names no Event Hubs namespace")
         if not group:
             raise RegistryRefused("SCHEMA_REGISTRY_GROUP must name the schema group")
         self.namespace, self.group = host, group
@@ -341,8 +385,15 @@ class EventHubsRegistry:
         return found.format, found.text
 
     def schema(self, schema_id: str) -> RegistrySchema:
-        """``schema_id``'s schema (Event Hubs schemas have no references)."""
-        schema = self._sdk(lambda: self._client.get_schema(schema_id), f"schema {schema_id}")
+        """``schema_id``'s schema (Event Hubs schemas have no references).
+
+        An id not of the service's form (``wire``: 32 hex digits), or one the service answers 400
+        ``InvalidRequest`` for (its answer to an id that is not one of its ids), is unknown: the record's
+        problem, never the app's.
+        """
+        if not EVENT_HUBS_ID.match(schema_id):
+            raise UnknownSchema(f"{schema_id[:80]!r} is not an Event Hubs schema id (32 hex digits)")
+        schema = self._sdk(lambda: self._client.get_schema(schema_id), f"schema {schema_id}", by_id=True)
         schema_format = schema.properties.format
         return RegistrySchema(str(getattr(schema_format, "value", schema_format)).upper(), str(schema.definition))
 
@@ -357,7 +408,7 @@ class EventHubsRegistry:
             raise _sdk_error(error, self.namespace, f"look up {subject}") from error
         return str(found.id)
 
-    def _sdk(self, call: Any, what: str) -> Any:
+    def _sdk(self, call: Any, what: str, *, by_id: bool = False) -> Any:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -365,7 +416,20 @@ class EventHubsRegistry:
         except ResourceNotFoundError as error:
             raise UnknownSchema(f"schema group {self.group} of {self.namespace}: no {what}") from error
         except Exception as error:
+            if by_id and _invalid_request(error):
+                refused = f"{self.namespace}: {what}: the service refuses the id (400 InvalidRequest)"
+                raise UnknownSchema(refused) from error
             raise _sdk_error(error, self.namespace, what) from error
+
+
+def _invalid_request(error: Exception) -> bool:
+    """Whether ``error`` is the service's 400 ``InvalidRequest``: what it answers a GET of an id not its own."""
+    if getattr(error, "status_code", None) != 400:
+        return False
+    code = getattr(getattr(error, "error", None), "code", None)
+    response = getattr(error, "response", None)
+    header = response.headers.get("x-ms-error-code") if response is not None else None
+    return "InvalidRequest" in (code, header)
 
 
 def _sdk_error(error: Exception, namespace: str, what: str) -> Exception:

@@ -2,9 +2,11 @@
 
 Runs before validation (``shared.validation``) for sources whose values are Avro. A record without
 a usable schema id, or whose body does not decode, is a dead letter ``not_avro``; one whose id the
-registry does not hold, or which this code cannot use (docs/datagen.md), ``unknown_schema``. A
-registry that does not answer raises (``RegistryUnavailable``): the batch waits and is retried,
-nothing is dead-lettered for it, and the answers it got are kept, so each retry gets further.
+registry does not hold, or which this code cannot use (docs/datagen.md), ``unknown_schema``; one that
+would decode to more than ``MAX_REPEATED_VALUES`` array items and map entries, or once its batch's records
+decoded to ``MAX_BATCH_REPEATED_VALUES``, ``oversized``. A registry that does not answer raises
+(``RegistryUnavailable``): the batch waits and is retried, nothing is dead-lettered for it, and the
+answers it got are kept, so each retry gets further.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from shared.errors import ConfigurationError, RegistryUnavailable
 from shared.records import KafkaRecord
 from shared.schema_registry.avro_binary import (
     BadSchema,
+    Oversized,
     ParsedSchema,
     decode_as,
     parse_reader_schema,
     parse_writer_schema,
+    repeat_counter,
 )
 from shared.schema_registry.client import ConfluentRegistry, EventHubsRegistry, SchemaRegistry, UnknownSchema
 from shared.schema_registry.wire import NotAvro, confluent_split, schema_id_of_content_type
@@ -39,6 +43,17 @@ UNKNOWN_RETRY_SECONDS = 60.0  # an id the registry did not hold is asked again a
 # attempt always), so an attempt spends at most this plus one call (tests/unit/test_poll_interval.py);
 # the ids left are fetched by the next attempt.
 REGISTRY_SECONDS_PER_BATCH = 5.0
+# A batch attempt that stopped (RegistryUnavailable) keeps the ids it asked about from being forgotten until
+# it completes (another batch's bound on unknown ids would otherwise take what it learnt, and a batch of more
+# than MAX_UNKNOWN_IDS ids never complete): at most this many such batches, each at most this long after its
+# last attempt (maxPollIntervalMs: by then the partition went to another worker).
+MAX_RETRYING_BATCHES = 32
+RETRYING_SECONDS = 900.0
+# What a batch's records may decode to together, in weighted array items and map entries (each record at most
+# MAX_REPEATED_VALUES, shared.schema_registry.avro_binary): about 130 bytes of memory each once decoded, so
+# ~260 MB. Past it, the batch's further records are dead letters ``oversized`` (redrivable). Records of
+# schemas without arrays or maps never count: a clean batch of 10,000 records with a few items each is far off.
+MAX_BATCH_REPEATED_VALUES = 2_000_000
 
 
 @dataclass(slots=True)
@@ -66,6 +81,7 @@ class AvroDecoder:
         self._schemas: dict[str, ParsedSchema | _Refused] = {}
         self._unknown_since: dict[str, float] = {}
         self._readers: dict[str, ParsedSchema | None] = {}  # by the reader schema's JSON text
+        self._retrying: dict[frozenset[str], float] = {}  # stopped batches' ids: when they last stopped
         self._lock = threading.Lock()
 
     def decode(self, records: list[KafkaRecord], values: list[bytes], reader_schema: Any = None) -> DecodedBatch:
@@ -76,7 +92,9 @@ class AvroDecoder:
         schemas = self._fetch({found[0] for found in located if isinstance(found, tuple)})
         # A record written with the source's own schema reads as written: resolve only the others.
         resolve_to = {schema_id: None if schema == reader else reader for schema_id, schema in schemas.items()}
+        counters = {i: None if isinstance(found, _Refused) else repeat_counter(found) for i, found in schemas.items()}
         batch = DecodedBatch()
+        repeats = 0  # the batch's weighted array items and map entries so far
         for record, found in zip(records, located, strict=True):
             if isinstance(found, NotAvro):
                 batch.letters.append(DeadLetter(record, Reason.NOT_AVRO, str(found)))
@@ -86,9 +104,22 @@ class AvroDecoder:
             if isinstance(schema, _Refused):
                 batch.letters.append(DeadLetter(record, schema.reason, schema.detail))
                 continue
+            if repeats >= MAX_BATCH_REPEATED_VALUES:
+                detail = (
+                    f"its batch's records decoded to {repeats:,} array items and map entries, past the batch's"
+                    f" {MAX_BATCH_REPEATED_VALUES:,}: redrive it"
+                )
+                batch.letters.append(DeadLetter(record, Reason.OVERSIZED, detail))
+                continue
             try:
                 value, sent = decode_as(schema, resolve_to[schema_id], body)
+                if (count := counters[schema_id]) is not None:
+                    repeats += count(sent)
                 received = orjson.dumps(sent)
+            except Oversized as problem:
+                repeats += problem.counted
+                batch.letters.append(DeadLetter(record, Reason.OVERSIZED, f"schema {schema_id}: {problem}"))
+                continue
             except NotAvro as problem:
                 batch.letters.append(DeadLetter(record, Reason.NOT_AVRO, f"schema {schema_id}: {problem}"))
                 continue
@@ -136,13 +167,23 @@ class AvroDecoder:
             new = sorted(schema_ids - schemas.keys())
             asked = {schema_id: self._unknown_since[schema_id] for schema_id in schema_ids & self._unknown_since.keys()}
         due = sorted((i for i, since in asked.items() if start - since >= UNKNOWN_RETRY_SECONDS), key=asked.__getitem__)
-        for count, schema_id in enumerate(new):  # RegistryUnavailable/RegistryRefused propagate: the batch waits
-            if count and self.clock() - start >= REGISTRY_SECONDS_PER_BATCH:
-                raise RegistryUnavailable(
-                    f"schema registry: {count} of {len(new)} schemas fetched within {REGISTRY_SECONDS_PER_BATCH:.0f} s;"
-                    " the rest on the next attempt"
-                )
-            schemas[schema_id] = self._store(schema_id, self._resolve(schema_id))
+        key = frozenset(schema_ids)
+        try:
+            for count, schema_id in enumerate(new):  # RegistryUnavailable/RegistryRefused propagate: the batch waits
+                if count and self.clock() - start >= REGISTRY_SECONDS_PER_BATCH:
+                    raise RegistryUnavailable(
+                        f"schema registry: {count} of {len(new)} schemas fetched within"
+                        f" {REGISTRY_SECONDS_PER_BATCH:.0f} s; the rest on the next attempt"
+                    )
+                schemas[schema_id] = self._store(schema_id, self._resolve(schema_id))
+        except Exception:
+            if schemas:  # what it has learnt stays until the batch gets through
+                with self._lock:
+                    self._retrying.pop(key, None)
+                    self._retrying[key] = self.clock()
+                    while len(self._retrying) > MAX_RETRYING_BATCHES:
+                        del self._retrying[next(iter(self._retrying))]
+            raise
         for schema_id in due:
             if self.clock() - start >= REGISTRY_SECONDS_PER_BATCH:
                 break
@@ -151,6 +192,7 @@ class AvroDecoder:
             except RegistryUnavailable:
                 break
         with self._lock:
+            self._retrying.pop(key, None)
             self._forget_oldest_unknown(keep=schema_ids)
         return schemas
 
@@ -165,9 +207,17 @@ class AvroDecoder:
         return schema
 
     def _forget_oldest_unknown(self, keep: set[str]) -> None:
-        """Keep at most ``MAX_UNKNOWN_IDS`` unknown ids besides this batch's (``keep``, which it reads next):
-        junk values name random ids, and a worker must not remember each for good (a forgotten one is
-        only asked again)."""
+        """Keep at most ``MAX_UNKNOWN_IDS`` unknown ids besides this batch's (``keep``, which it reads next)
+        and those of batch attempts that stopped and will be retried (``_retrying``, so that each attempt
+        gets further): junk values name random ids, and a worker must not remember each for good (a
+        forgotten one is only asked again)."""
+        now = self.clock()
+        for stopped, when in list(self._retrying.items()):
+            if now - when > RETRYING_SECONDS:
+                del self._retrying[stopped]
+        if len(self._unknown_since) <= MAX_UNKNOWN_IDS:
+            return
+        keep = keep.union(*self._retrying) if self._retrying else keep
         older = sorted((since, schema_id) for schema_id, since in self._unknown_since.items() if schema_id not in keep)
         for _, schema_id in older[: max(0, len(self._unknown_since) - MAX_UNKNOWN_IDS)]:
             del self._unknown_since[schema_id]

@@ -21,9 +21,13 @@ MAGIC_BYTE = 0
 HEADER_BYTES = 5
 CONTENT_TYPE_HEADER = "content-type"
 AVRO_CONTENT_TYPE = "avro/binary"
-# Event Hubs schema ids are GUIDs without dashes (32 hex digits); accept any id of safe characters.
-_EVENT_HUBS_ID = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
-_FRAME = struct.Struct(">bI")
+# Event Hubs schema ids are GUIDs as 32 hex digits without dashes (azure-schemaregistry-avroencoder: "the
+# hexadecimal representation of GUID, same format ... as the string from the Schema Registry service"). The
+# service answers any other id with 400 InvalidRequest, not 404: such an id is the record's problem, not_avro.
+EVENT_HUBS_ID = re.compile(r"^[0-9A-Fa-f]{32}\Z")
+# Confluent's id is a signed 32-bit int (a Java Integer; the registry's path parameter): ids number from 1, so
+# 0 and negative ones (2**31 and up read unsigned) name no schema, and a registry answers them with a bare 404.
+_FRAME = struct.Struct(">bi")
 
 
 class NotAvro(StreamingPocError):
@@ -42,8 +46,8 @@ def confluent_split(value: bytes) -> tuple[str, memoryview]:
     magic, schema_id = _FRAME.unpack_from(value)
     if magic != MAGIC_BYTE:
         raise NotAvro(f"magic byte {magic & 0xFF:#04x}, not 0x00: not Confluent wire-format Avro")
-    if schema_id == 0:
-        raise NotAvro("schema id 0: registries number schemas from 1")
+    if schema_id <= 0:
+        raise NotAvro(f"schema id {schema_id} (a signed 32-bit int): registries number schemas from 1 to 2**31-1")
     return str(schema_id), memoryview(value)[HEADER_BYTES:]
 
 
@@ -57,6 +61,6 @@ def schema_id_of_content_type(value: str | None) -> str:
     if not value:
         raise NotAvro(f"no {CONTENT_TYPE_HEADER} header: Event Hubs Schema Registry Avro carries avro/binary+<id>")
     kind, plus, schema_id = value.strip().partition("+")
-    if kind.strip().lower() != AVRO_CONTENT_TYPE or not plus or not _EVENT_HUBS_ID.match(schema_id.strip()):
+    if kind.strip().lower() != AVRO_CONTENT_TYPE or not plus or not EVENT_HUBS_ID.match(schema_id.strip()):
         raise NotAvro(f"{CONTENT_TYPE_HEADER} {value[:100]!r} is not avro/binary+<schema id>")
     return schema_id.strip()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.datagen.config import DatagenConfigError
+from shared.datagen.config import DatagenConfigError, parse_config
 from shared.datagen.source import load_config_sources
 from shared.sources import SOURCES
 from tests.unit.shared.datagen.conftest import config_document, field, schema_source, values, write_config
@@ -216,3 +216,27 @@ def test_a_schema_avro_refuses_fails_at_indexing_with_its_option(name: str) -> N
 def test_a_whole_number_option_past_a_java_long_is_refused_by_name() -> None:
     with pytest.raises(DatagenConfigError, match=r"config\.tasks\.max"):
         schema_source([field("id", "long")], **{"tasks.max": "1" + "0" * 400})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://KEY:S3CRET-api-secret@psrc-abc.westeurope.azure.confluent.cloud",
+        "http://KEY:S3CRET-api-secret@localhost:8081/",
+        "KEY:S3CRET-api-secret@psrc-abc.westeurope.azure.confluent.cloud",
+    ],
+)
+def test_credentials_in_the_registry_url_are_refused_without_repeating_them(url: str) -> None:
+    """Confluent's basic.auth.credentials.source=URL puts the key and secret in the URL: refused as
+    basic.auth.user.info is (a secret does not belong in sources/), and the message does not repeat it."""
+    document = config_document(
+        **{
+            "value.converter": "io.confluent.connect.avro.AvroConverter",
+            "value.converter.basic.auth.credentials.source": "URL",
+            "value.converter.schema.registry.url": url,
+        }
+    )
+    with pytest.raises(DatagenConfigError) as failure:
+        parse_config(document, source="things", file="things.json", folder=Path("."))
+    assert failure.value.option == "config.value.converter.schema.registry.url"
+    assert "SCHEMA_REGISTRY_PASSWORD" in str(failure.value) and "S3CRET" not in str(failure.value)

@@ -11,12 +11,15 @@ import pytest
 from shared.datagen.config import QUICKSTARTS, quickstart_config
 from shared.datagen.source import config_source
 from shared.schema_registry.avro_binary import (
+    MAX_REPEATED_VALUES,
     BadSchema,
+    Oversized,
     avro_problem,
     decode,
     encode,
     parse_writer_schema,
     recursive_type,
+    repeated_values,
 )
 from shared.schema_registry.wire import NotAvro
 from tests.unit.shared.schema_registry.conftest import generated
@@ -177,3 +180,109 @@ def test_legal_encodings_fastavro_does_not_write_still_decode() -> None:
     body = blocks + padded_one + zigzag(1) + zigzag(3)  # the union's long branch for a value an int holds
     assert decode(parsed, body) == {"f0": [5, 6, 7], "f1": 1, "f2": 3}
     assert avro_problem(parsed, body) is None
+
+
+RECURSIVE_R = {"type": "record", "name": "R", "fields": [{"name": "next", "type": ["null", "R"]}]}
+# Valid Avro (the Java parser and fastavro both take it): Top{a: R{x: int}, b: R}. Its extra properties are custom
+# attributes a registry keeps; fastavro took a schema with __fastavro_parsed as parsed already, and
+# __named_schemas as the definition of R: recursive, past every check (one record then crashed the worker).
+FASTAVRO_MARKERS = {
+    "type": "record",
+    "name": "Top",
+    "__fastavro_parsed": True,
+    "__named_schemas": {"R": RECURSIVE_R},
+    "fields": [
+        {"name": "a", "type": {"type": "record", "name": "R", "fields": [{"name": "x", "type": "int"}]}},
+        {"name": "b", "type": "R"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        FASTAVRO_MARKERS,
+        {k: v for k, v in FASTAVRO_MARKERS.items() if k != "__named_schemas"},
+        ["null", FASTAVRO_MARKERS],  # a top-level union: fastavro takes each branch as it takes a schema
+        _record({"type": "record", "name": "Inner", "__named_schemas": {}, "fields": []}, "int"),
+        _record({"type": "array", "items": "int", "__fastavro_parsed": True}),
+    ],
+    ids=["both markers", "__fastavro_parsed alone", "in a union", "in a nested record", "in an array"],
+)
+def test_a_schema_carrying_fastavros_own_markers_is_refused(schema: Any) -> None:
+    with pytest.raises(BadSchema, match="keys starting with __"):
+        parse_writer_schema(json.dumps(schema))
+    with pytest.raises(BadSchema, match="keys starting with __"):  # in a referenced schema as well
+        parse_writer_schema(json.dumps(_record("int")), [json.dumps(schema)])
+
+
+def test_a_recursive_error_type_is_refused_as_a_record_is() -> None:
+    """fastavro reads an ``error`` as a record: one inside itself nests as deep as the body says."""
+    schema = {"type": "error", "name": "E", "fields": [{"name": "next", "type": ["null", "E"]}]}
+    with pytest.raises(BadSchema, match="recursive"):
+        parse_writer_schema(json.dumps(_record(schema)))
+
+
+def test_a_named_type_of_a_reference_defined_again_is_refused() -> None:
+    """Referenced S refers to R by name; the main schema defines R again, around S: fastavro's reader resolves
+    S's R to the new one, so S would contain itself although each schema alone is not recursive."""
+    r_first = {"type": "record", "name": "R", "fields": [{"name": "x", "type": "int"}]}
+    s_of_r = {"type": "record", "name": "S", "fields": [{"name": "r", "type": "R"}]}
+    main = {
+        "type": "record",
+        "name": "Top",
+        "fields": [{"name": "r", "type": r_first | {"fields": [{"name": "s", "type": "S"}]}}],
+    }
+    with pytest.raises(BadSchema, match=r"defined again|recursive"):
+        parse_writer_schema(json.dumps(main), [json.dumps(r_first), json.dumps(s_of_r)])
+    uses_s = {"type": "record", "name": "Top", "fields": [{"name": "s", "type": "S"}]}  # not defined again: fine
+    assert parse_writer_schema(json.dumps(uses_s), [json.dumps(r_first), json.dumps(s_of_r)])
+
+
+ONE_BOOLEAN = {"type": "record", "name": "B", "fields": [{"name": "b", "type": "boolean"}]}
+
+
+@pytest.mark.parametrize(
+    ("items", "item", "weight"),
+    [
+        (ONE_BOOLEAN, b"\x00", 2),  # a fixed width: skipped a block at a time
+        ("string", zigzag(0), 1),  # walked item by item
+        (
+            {"type": "record", "name": "N", "fields": [{"name": f"n{i}", "type": "null"} for i in range(99)]}
+            | {"fields": [{"name": "s", "type": "string"}] + [{"name": f"n{i}", "type": "null"} for i in range(99)]},
+            zigzag(0),
+            101,
+        ),
+    ],
+    ids=["records of a boolean", "empty strings", "records of 99 nulls and a string"],
+)
+def test_a_body_decoding_to_too_many_items_is_oversized_before_it_is_decoded(
+    items: Any, item: bytes, weight: int
+) -> None:
+    """One byte an item, hundreds of bytes each decoded: a record within the size limit would decode to
+    gigabytes. Items are counted (weighted by their values) without decoding, up to MAX_REPEATED_VALUES."""
+    parsed = parse_writer_schema(json.dumps(_record({"type": "array", "items": items})))
+    within = MAX_REPEATED_VALUES // weight
+    body = zigzag(within) + item * within + b"\x00"
+    assert len(decode(parsed, body)["f0"]) == within
+    assert repeated_values(parsed, decode(parsed, body)) == within * weight
+    many = within + 1
+    with pytest.raises(Oversized, match="more than 100,000") as raised:
+        decode(parsed, zigzag(many) + item * many + b"\x00")
+    assert raised.value.counted > MAX_REPEATED_VALUES
+    with pytest.raises(NotAvro) as raised:  # a count the body cannot hold is no more than truncated
+        decode(parsed, zigzag(many) + item * (within // 2) + b"\x00")
+    assert not isinstance(raised.value, Oversized)
+
+
+def test_map_entries_and_nested_arrays_count_too() -> None:
+    schema = _record({"type": "map", "values": {"type": "array", "items": "int"}})
+    parsed = parse_writer_schema(json.dumps(schema))
+
+    def entry(key: bytes) -> bytes:  # key: [-1, -1, -1]
+        return zigzag(len(key)) + key + zigzag(3) + zigzag(-1) * 3 + b"\x00"
+
+    assert repeated_values(parsed, decode(parsed, zigzag(2) + entry(b"a") + entry(b"b") + b"\x00")) == 2 * 2 + 2 * 3
+    count = MAX_REPEATED_VALUES // 5 + 1  # each entry: 2 (key and list) and 3 items
+    with pytest.raises(Oversized):
+        decode(parsed, zigzag(count) + b"".join(entry(b"%d" % i) for i in range(count)) + b"\x00")

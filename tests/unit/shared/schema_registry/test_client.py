@@ -4,7 +4,9 @@ Event Hubs Schema Registry up to the SDK's HTTP transport."""
 from __future__ import annotations
 
 import io
+import logging
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -22,6 +24,7 @@ from azure.schemaregistry import SchemaRegistryClient
 from devhost.services.processes import free_port
 from shared.batch import process_batch
 from shared.errors import RegistryRefused, RegistryUnavailable
+from shared.failures import ErrorClass, StallLog
 from shared.schema_registry.avro_binary import decode, parse_writer_schema
 from shared.schema_registry.client import ConfluentRegistry, EventHubsRegistry, UnknownSchema
 from shared.schema_registry.decoder import AvroDecoder
@@ -362,3 +365,191 @@ def test_the_event_hubs_client_the_app_builds_has_the_lakes_bounded_limits(monke
     backoffs = sum(min(retry.backoff_max, retry.backoff_factor * 2**n) for n in range(1, retry.total_retries))
     worst = (retry.total_retries + 1) * (config.timeout + config.read_timeout) + backoffs
     assert worst == registry.max_call_seconds == 62
+
+
+class _InvalidRequestService(FakeEventHubsRegistryHttp):
+    """As the service answers a GET of an id that is not one of its ids: 400 InvalidRequest (the SDK's own
+    recording of ``get_schema("fakeschemaid")``), not 404. ``invalid`` ids answer so whatever their form."""
+
+    invalid: tuple[str, ...] = ()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        path = str(request.path_url).split("?")[0]
+        if request.method == "GET" and path.startswith("/$schemaGroups/$schemas/"):
+            schema_id = path.rsplit("/", 1)[1]
+            if schema_id in self.invalid or len(schema_id) != 32:
+                self.requests.append((str(request.method), str(request.url)))
+                body = (
+                    b'{"error": {"code": "InvalidRequest", "message": "SubCode=40000, UnknownType:The request is'
+                    b' invalid. [MGResponseHttpError=BadRequest]."}}'
+                )
+                return self._answer(request, 400, body, {"x-ms-error-code": "InvalidRequest"})
+        return super().send(request, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("junk_id", "reason"),
+    [
+        ("fakeschemaid", "not_avro"),
+        ("x", "not_avro"),
+        ("0" * 64, "not_avro"),
+        ("0123abcd-0123-abcd-0123-abcd0123abcd", "not_avro"),
+        ("ffffffffffffffffffffffffffffffff", "unknown_schema"),  # of the form, but the service refuses it
+    ],
+)
+def test_a_junk_event_hubs_schema_id_is_a_dead_letter_not_a_stalled_partition(
+    event_hubs: tuple[EventHubsRegistry, FakeEventHubsRegistryHttp], junk_id: str, reason: str
+) -> None:
+    """One record whose content-type names an id the service answers 400 InvalidRequest for was RegistryRefused:
+    its partition waited for good. An id not of the service's form is not_avro without asking; one of the form
+    that the service refuses is an unknown schema."""
+    registry, service = event_hubs
+    service.__class__ = _InvalidRequestService
+    setattr(service, "invalid", ("ffffffffffffffffffffffffffffffff",))  # noqa: B010 (an instance attribute)
+    source = avro_source()
+    encoder = AvroEncoder(source, registry, "orders")
+    good = [encoder.encode(key, text) for key, text in generated(source, 2)]
+    values: list[bytes | None] = [good[0].value, good[1].value, good[1].value]
+    content_types: list[str | None] = [good[0].headers[0][1], f"avro/binary+{junk_id}", good[1].headers[0][1]]
+    decoder = AvroDecoder(registry)
+    batch = process_batch(
+        source, records_of(values, content_types=content_types), max_record_bytes=1 << 20, decoder=decoder
+    )
+    assert [row["_offset"] for row in batch.rows()] == [0, 2]
+    assert [(letter.record.offset, str(letter.reason)) for letter in batch.dead_letters] == [(1, reason)]
+    asked = [url.rsplit("/", 1)[1] for method, url in service.requests if method == "GET" and "$schemas/" in url]
+    assert junk_id not in asked or reason == "unknown_schema"
+
+
+def test_event_hubs_400_for_a_schema_id_is_unknown_only_when_the_service_names_the_id_invalid(
+    event_hubs: tuple[EventHubsRegistry, FakeEventHubsRegistryHttp],
+) -> None:
+    """400 InvalidRequest for a GET by id is the id's problem; another 400 (an API the app calls wrongly) is not."""
+    registry, service = event_hubs
+    service.status = 400  # the fake's forced answer has error code "Forced"
+    with pytest.raises(RegistryRefused):
+        registry.schema_text("0123abcd0123abcd0123abcd0123abcd")
+    service.status = None
+    service.__class__ = _InvalidRequestService
+    setattr(service, "invalid", ("0123abcd0123abcd0123abcd0123abcd",))  # noqa: B010 (an instance attribute)
+    with pytest.raises(UnknownSchema, match="InvalidRequest"):
+        registry.schema_text("0123abcd0123abcd0123abcd0123abcd")
+    asked = len(service.requests)
+    with pytest.raises(UnknownSchema, match="32 hex digits"):
+        registry.schema_text("fakeschemaid")
+    assert len(service.requests) == asked, "an id not of the service's form is not asked about"
+
+
+def _confluent_like(schema_text: str) -> tuple[HTTPServer, str]:
+    """As Confluent Schema Registry answers: the id is a Java Integer path parameter, so one past 2**31-1 gets
+    JAX-RS's bare 404 ({"error_code": 404}), not the registry's own 40403 (which the local registry gives)."""
+
+    class Answers(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # register: id 1
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._send(200, {"id": 1})
+
+        def do_GET(self) -> None:
+            text = self.path.rsplit("/", 1)[1]
+            if not (self.path.startswith("/schemas/ids/") and -(2**31) <= int(text) < 2**31):
+                self._send(404, {"error_code": 404, "message": "HTTP 404 Not Found"})
+            elif text == "1":
+                self._send(200, {"schema": schema_text})
+            else:
+                self._send(404, {"error_code": 40403, "message": "Schema not found"})
+
+        def _send(self, status: int, document: dict[str, Any]) -> None:
+            body = orjson.dumps(document)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.mark.parametrize("junk_id", [2**31, 2**32 - 1])
+def test_a_confluent_id_past_a_java_int_is_a_dead_letter_not_a_stalled_partition(junk_id: int) -> None:
+    source = avro_source()
+    server, url = _confluent_like(orjson.dumps(source.avro_schema).decode())
+    try:
+        client = ConfluentRegistry(url)
+        encoder = AvroEncoder(source, client, "orders")
+        good = [encoder.encode(key, text).value for key, text in generated(source, 2)]
+        junk = struct.pack(">BI", 0, junk_id) + good[0][5:]
+        batch = process_batch(
+            source, records_of([good[0], junk, good[1]]), max_record_bytes=1 << 20, decoder=AvroDecoder(client)
+        )
+        assert [row["_offset"] for row in batch.rows()] == [0, 2]
+        assert [(letter.record.offset, letter.reason) for letter in batch.dead_letters] == [(1, "not_avro")]
+        with pytest.raises(UnknownSchema, match="not a Confluent schema id"):  # never asked, had it come this far
+            client.schema(str(junk_id))
+    finally:
+        server.shutdown()
+
+
+SECRET = "S3CRET-api-secret"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"http://KEY:{SECRET}@127.0.0.1:9/", f"https://KEY:{SECRET}@psrc-abc.westeurope.azure.confluent.cloud"],
+)
+def test_credentials_in_the_registry_url_are_refused_and_never_reach_a_log(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Confluent's basic.auth.credentials.source=URL never worked here (urllib took KEY for the host): it passed
+    for an outage, retried for good, and its message with the secret went to the stall log and the dashboard.
+    Refused up front (infrastructure: waits loudly), the URL redacted."""
+    with pytest.raises(RegistryRefused) as raised:
+        ConfluentRegistry(url)
+    assert SECRET not in str(raised.value) and "***@" in str(raised.value)
+    with caplog.at_level(logging.WARNING):
+        error_class = StallLog().failed("orders", {("orders", 0): (0, 9)}, raised.value)
+    assert SECRET not in caplog.text and "SCHEMA_REGISTRY_USERNAME" in caplog.text
+    assert error_class is ErrorClass.INFRASTRUCTURE
+    with pytest.raises(RegistryRefused) as raised:
+        EventHubsRegistry(f"https://KEY:{SECRET}@evhns-test.servicebus.windows.net", "g", client=object())
+    assert SECRET not in str(raised.value)
+    with pytest.raises(RegistryRefused) as raised:
+        ConfluentRegistry(f"ftp://KEY:{SECRET}@host/?token={SECRET}")
+    assert SECRET not in str(raised.value)
+
+
+def test_a_huge_registry_answer_is_refused_after_a_bounded_read() -> None:
+    """No registry's schema is megabytes (one Kafka record of its topic): a broken registry or proxy answering
+    hundreds of MiB must not be read whole into the worker's memory within the deadline, then parsed."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    declared, sent = 256 * 2**20, [0]
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+            connection.sendall(head.encode())
+            chunk = b" " * 2**20
+            try:
+                while sent[0] < declared:
+                    connection.sendall(chunk)
+                    sent[0] += len(chunk)
+            except OSError:
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(RegistryRefused, match="more than 8 MiB"):
+            ConfluentRegistry(f"http://127.0.0.1:{listener.getsockname()[1]}").schema_text("1")
+    finally:
+        listener.close()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert sent[0] < 64 * 2**20, f"the client took {sent[0] >> 20} MiB of a {declared >> 20} MiB answer"

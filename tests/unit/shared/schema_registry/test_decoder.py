@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -406,3 +409,156 @@ def test_an_attempt_spends_a_bounded_time_on_the_registry_and_the_next_goes_on()
     assert now[0] == decoder_module.REGISTRY_SECONDS_PER_BATCH == 5.0
     with pytest.raises(RegistryUnavailable, match="5 of 15 schemas fetched"):
         process_batch(avro_source(), records, max_record_bytes=1 << 20, decoder=decoder)
+
+
+class _Holding:
+    """A registry holding one schema under every id (any producer allowed to register can put it there)."""
+
+    kind = "confluent"
+    max_call_seconds = 10.0
+
+    def __init__(self, schema: Any) -> None:
+        self.text = json.dumps(schema)
+
+    def schema(self, schema_id: str) -> RegistrySchema:
+        return RegistrySchema("AVRO", self.text)
+
+    def register(self, subject: str, schema: str) -> str:
+        raise NotImplementedError
+
+
+def _in_a_worker(script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by a separate interpreter (a crash or its memory stays there), the repository importable."""
+    root = Path(__file__).resolve().parents[4]
+    prelude = f"import sys\nsys.path.insert(0, {str(root)!r})\n"
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(script)], capture_output=True, text=True, timeout=300, cwd=root
+    )
+
+
+def test_a_record_of_a_schema_carrying_fastavros_markers_is_a_dead_letter_not_a_worker_crash() -> None:
+    """The schema names fastavro's own keys, so fastavro took it as parsed and a recursive type went past every
+    check: one record nesting 600,000 levels (600 KB, within the size limit) crashed the worker (SIGSEGV)."""
+    done = _in_a_worker(
+        """
+        from shared.batch import process_batch
+        from shared.schema_registry.decoder import AvroDecoder
+        from shared.schema_registry.wire import confluent_frame
+        from tests.unit.shared.schema_registry.conftest import avro_source, records_of
+        from tests.unit.shared.schema_registry.test_avro_binary import FASTAVRO_MARKERS
+        from tests.unit.shared.schema_registry.test_decoder import _Holding
+
+        body = b"\\x00" + b"\\x02" * 600_000 + b"\\x00"  # a: x=0; b: R nested 600,000 deep
+        decoder = AvroDecoder(_Holding(FASTAVRO_MARKERS))
+        batch = process_batch(avro_source(), records_of([confluent_frame("7", body)]), max_record_bytes=1 << 20,
+                              decoder=decoder)
+        print("LETTERS", [(str(letter.reason), letter.detail) for letter in batch.dead_letters])
+        """
+    )
+    assert done.returncode == 0, f"the worker died: {done.returncode} {done.stderr[-500:]}"
+    assert "LETTERS [('unknown_schema', " in done.stdout and "keys starting with __" in done.stdout, done.stdout
+
+
+ONE_BOOLEAN_RECORD = {"type": "record", "name": "B", "fields": [{"name": "b", "type": "boolean"}]}
+AMPLIFIER = {
+    "type": "record",
+    "name": "Top",
+    "fields": [{"name": "xs", "type": {"type": "array", "items": ONE_BOOLEAN_RECORD}}],
+}
+
+
+def test_records_within_the_size_limit_that_decode_to_gigabytes_are_oversized_without_decoding() -> None:
+    """An array of one-boolean records: a byte an item on the wire, hundreds decoded. Six 1 MiB records took
+    1.5 GB (a 2 GB instance dies, is handed the same batch, dies again); each is counted, not decoded."""
+    done = _in_a_worker(
+        """
+        import resource
+        from shared.schema_registry.decoder import AvroDecoder
+        from shared.schema_registry.wire import confluent_frame
+        from tests.unit.shared.schema_registry.conftest import records_of
+        from tests.unit.shared.schema_registry.test_avro_binary import zigzag
+        from tests.unit.shared.schema_registry.test_decoder import AMPLIFIER, _Holding
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        items = (1 << 20) - 20
+        values = [confluent_frame("7", zigzag(items) + b"\\x00" * items + b"\\x00")] * 6  # 1 MiB - 11 bytes each
+        batch = AvroDecoder(_Holding(AMPLIFIER)).decode(records_of(values), values)
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024
+        print("GROWN_MB", grown, "LETTERS", sorted({str(letter.reason) for letter in batch.letters}), len(batch.values))
+        """
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    grown = int(done.stdout.split("GROWN_MB ")[1].split()[0])
+    assert "LETTERS ['oversized'] 0" in done.stdout and grown < 100, done.stdout
+
+
+def test_a_batch_whose_records_together_decode_to_too_many_items_dead_letters_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each record within its bound, but many of them: past MAX_BATCH_REPEATED_VALUES the batch's further records
+    are oversized (redrivable) instead of all held decoded at once; records of array-free schemas never count."""
+    monkeypatch.setattr(decoder_module, "MAX_BATCH_REPEATED_VALUES", 2_000)
+    decoder = AvroDecoder(_Holding(AMPLIFIER))
+    values: list[bytes | None] = [confluent_frame("7", zigzag(500) + b"\x01" * 500 + b"\x00")] * 6  # 1,000 each
+    batch = decoder.decode(records_of(values), values)
+    assert [len(value["xs"]) for value in batch.values] == [500, 500]
+    assert [(letter.record.offset, letter.reason) for letter in batch.letters] == [
+        (i, "oversized") for i in range(2, 6)
+    ]
+    assert "past the batch's 2,000" in batch.letters[0].detail
+    again = decoder.decode(records_of(values[:2]), values[:2])  # the budget is the batch's, not the worker's
+    assert len(again.values) == 2 and again.letters == []
+
+
+def test_a_batch_of_more_junk_ids_than_a_worker_remembers_completes_while_another_source_flows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch naming more unknown ids than MAX_UNKNOWN_IDS needs several attempts (calls start only within
+    REGISTRY_SECONDS_PER_BATCH); another Avro source's batches on the same decoder, completing in between, made
+    it forget what each attempt learnt, so it never completed and its partition waited for good."""
+    monkeypatch.setattr(decoder_module, "MAX_UNKNOWN_IDS", 40)
+    now = [0.0]
+
+    def slow(_: str) -> None:
+        now[0] += 0.1  # 50 calls an attempt
+
+    decoder = AvroDecoder(_NoSchemas(slow), clock=lambda: now[0])
+    hostile = records_of(_junk([10_000_000 + i for i in range(150)]))
+    pageviews, other = avro_source("pageviews", "pageviews"), records_of(_junk([42]), topic="pageviews")
+    for attempt in range(20):
+        try:
+            batch = process_batch(avro_source(), hostile, max_record_bytes=1 << 20, decoder=decoder)
+        except RegistryUnavailable:
+            now[0] += [2, 4, 8, 16, 32][attempt % 5]
+            process_batch(pageviews, other, max_record_bytes=1 << 20, decoder=decoder)  # it flows meanwhile
+            continue
+        break
+    else:
+        pytest.fail(f"150 junk ids never got through in 20 attempts; {len(decoder._unknown_since)} remembered")
+    assert {letter.reason for letter in batch.dead_letters} == {"unknown_schema"} and len(batch.dead_letters) == 150
+    assert attempt == 2  # 50 ids an attempt, none asked twice
+    process_batch(pageviews, other, max_record_bytes=1 << 20, decoder=decoder)
+    assert len(decoder._unknown_since) == 40 and decoder._retrying == {}  # bounded again once it is through
+
+
+def test_what_a_stopped_batch_keeps_is_bounded_when_it_never_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stopped batch's partition may go to another worker: its ids are kept RETRYING_SECONDS at most, and
+    at most MAX_RETRYING_BATCHES stopped batches are."""
+    monkeypatch.setattr(decoder_module, "MAX_UNKNOWN_IDS", 5)
+    monkeypatch.setattr(decoder_module, "MAX_RETRYING_BATCHES", 3)
+    now = [0.0]
+
+    def slow(_: str) -> None:
+        now[0] += 1.0  # 5 calls an attempt
+
+    decoder = AvroDecoder(_NoSchemas(slow), clock=lambda: now[0])
+    for batch_number in range(5):  # five batches of 8 ids, each stopped after its first attempt
+        with pytest.raises(RegistryUnavailable):
+            process_batch(avro_source(), records_of(_junk([100 * batch_number + i for i in range(1, 9)])),
+                          max_record_bytes=1 << 20, decoder=decoder)  # fmt: skip
+    assert len(decoder._retrying) == 3 and len(decoder._unknown_since) == 25
+    process_batch(avro_source(), records_of(_junk([7_000])), max_record_bytes=1 << 20, decoder=decoder)
+    assert len(decoder._unknown_since) == 1 + 3 * 5  # this batch's, and the three kept batches' fifteen
+    now[0] += decoder_module.RETRYING_SECONDS + 1
+    process_batch(avro_source(), records_of(_junk([7_001])), max_record_bytes=1 << 20, decoder=decoder)
+    assert decoder._retrying == {} and len(decoder._unknown_since) == 5
