@@ -2,9 +2,11 @@
 
 Each tick sends ``<SOURCE>_GENERATOR_EVENTS_PER_TICK`` records, keyed by entity, and returns once
 the broker acknowledged every one (``shared.kafka_clients.send``); a failed send raises and the
-timer's retry sends the same records again. A seeded or bounded generator keeps its progress in
-the lake, saved before it sends and confirmed by the next tick (``shared.generator_ticks.plan_tick``):
-at least once, never lost.
+timer's retry sends the same records again. A seeded, bounded or counted generator keeps its progress in
+the lake (``_generator/<source>.json``), saved before it sends, with one read and one conditional write per
+tick, and counts a tick as sent only with proof of its delivery (``shared.generator_ticks.plan_tick``): at
+least once, never lost, also when several instances run the same timer. An untracked generator (unseeded,
+unbounded, hand-written source) keeps nothing: its retry sends new random records.
 
 The Kafka output binding is not used: it returns before delivery, so a tick whose records never
 arrived would count as sent (``shared.kafka_clients``). An Avro source (a Datagen config with the
@@ -13,6 +15,8 @@ AvroConverter) registers its schema and sends each record in its registry's wire
 
 from __future__ import annotations
 
+import logging
+import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -22,8 +26,17 @@ import orjson
 
 from functions.bindings import lake, setting_ref, source_settings, trace_headers
 from shared import kafka_clients
-from shared.errors import LakeError
-from shared.generator_ticks import OutgoingMessage, generate_messages, needs_progress, plan_tick
+from shared.errors import TransientError, WriteConflict
+from shared.generator_ticks import (
+    OutgoingMessage,
+    Plan,
+    Tick,
+    acknowledged,
+    generate_messages,
+    needs_progress,
+    plan_tick,
+    read_progress,
+)
 from shared.records import ProducedRecord
 from shared.schema_registry.decoder import registry_for
 from shared.schema_registry.encoder import AvroEncoder
@@ -32,32 +45,76 @@ from shared.sources import SOURCES, Source
 from shared.tracing import producing_span
 
 bp = func.Blueprint()
+log = logging.getLogger("streamingpoc.generator")
 PROCESS_ID = uuid.uuid4().hex  # tells this worker's pending ticks from those another process left
+# Per source, the last tick this process's send delivered (the broker acknowledged every record): the proof with
+# which its next tick counts it as sent, without a write per tick to record it.
+_delivered: dict[str, Tick] = {}
+ACKNOWLEDGE_ATTEMPTS = 3
 
 
 def progress_path(source: str) -> str:
     return f"_generator/{source}.json"
 
 
-def _read_progress(source: str) -> dict[str, Any]:
-    try:
-        return dict(orjson.loads(lake().read(progress_path(source))))
-    except LakeError:
-        return {}
+def _read_progress(source: str) -> tuple[dict[str, Any], str | None]:
+    """The saved progress and its version (None: no file yet). Any failure to read it raises (the retry reads
+    again): only a missing file means nothing was sent."""
+    path = progress_path(source)
+    found = lake().read_versioned(path)
+    if found is None:
+        return {}, None
+    data, version = found
+    return read_progress(data, path), version
 
 
-def _tick_messages(source: Source, retrying: bool) -> tuple[list[OutgoingMessage], datetime]:
-    """The records this tick sends and their time, after saving the progress that makes a failed send resend them."""
+def _plan(source: Source) -> tuple[Plan, str | None] | None:
+    """What this invocation sends, saved first when it changes the progress, and the version of the progress it
+    was planned from; None when another instance saved the progress first (this tick is skipped)."""
     settings = source_settings(source.name)
     tracked = needs_progress(settings, source)
-    progress = _read_progress(source.name) if tracked else {}
-    tick, saved = plan_tick(progress, settings, now=datetime.now(UTC), owner=PROCESS_ID, retrying=retrying)
-    if tracked and saved != progress:
-        lake().write_atomic(progress_path(source.name), orjson.dumps(saved))
+    progress, version = _read_progress(source.name) if tracked else ({}, None)
+    plan = plan_tick(
+        progress,
+        settings,
+        now=datetime.now(UTC),
+        owner=PROCESS_ID,
+        delivered=_delivered.get(source.name),
+        fresh_seed=secrets.randbits(63),
+    )
+    if tracked and plan.progress != progress:
+        try:
+            version = lake().write_if(progress_path(source.name), orjson.dumps(plan.progress), version)
+        except WriteConflict:  # another instance planned from the same progress: its tick goes, this one not
+            log.info("generate_%s: the progress changed since it was read; this tick is skipped", source.name)
+            return None
+    return plan, version
+
+
+def _record_acknowledged(source: Source, tick: Tick, progress: dict[str, Any], version: str | None) -> None:
+    """Mark ``tick``, another process's pending tick this one delivered, acknowledged in the lake, so that no
+    instance sends it again; conditional, so it never overwrites newer progress. Not saved (the lake unavailable,
+    or busy), the tick is only sent once more by whoever finds it pending."""
+    settings = source_settings(source.name)
+    why = "the progress kept changing"
+    try:
+        for _ in range(ACKNOWLEDGE_ATTEMPTS):
+            updated = acknowledged(progress, settings, tick)
+            if updated is None:  # no longer pending: confirmed already
+                return
+            try:
+                lake().write_if(progress_path(source.name), orjson.dumps(updated), version)
+                return
+            except WriteConflict:
+                progress, version = _read_progress(source.name)
+    except TransientError as error:
+        why = str(error)
+    log.warning("generate_%s: delivered tick %s not recorded as acknowledged: %s", source.name, tick, why)
+
+
+def _messages(source: Source, tick: Tick) -> list[OutgoingMessage]:
     at = datetime.fromisoformat(tick.now)
-    if tick.count == 0:
-        return [], at
-    return generate_messages(source, tick.count, now=at, seed=settings.generator_seed, start_index=tick.start), at
+    return generate_messages(source, tick.count, now=at, seed=tick.seed, start_index=tick.start)
 
 
 _encoders: dict[tuple[str, str], AvroEncoder] = {}
@@ -91,16 +148,21 @@ def _register(source: Source) -> None:
     @bp.retry(strategy="fixed_delay", max_retry_count="-1", delay_interval="00:00:05")
     def generate(timer: func.TimerRequest, context: func.Context) -> None:
         """Called on every tick of the source's NCRONTAB schedule; a failed send raises, and the retry sends
-        the same records again."""
-        retrying = bool(context.retry_context and context.retry_context.retry_count)
-        messages, _ = _tick_messages(source, retrying)
-        if not messages:
+        the same records again (a retry plans like any tick: the failed tick is still pending, unacknowledged)."""
+        planned = _plan(source)
+        if planned is None:
+            return
+        plan, version = planned
+        if plan.tick.count == 0:
             return
         settings = source_settings(source.name)
         with producing_span(source.name):
-            records = _records(source, messages, settings.topic)
+            records = _records(source, _messages(source, plan.tick), settings.topic)
             config = kafka_clients.producer_config(current_settings(), source.name, settings)
             kafka_clients.send(config, settings.topic, records)
+        _delivered[source.name] = plan.tick
+        if plan.taken_over:  # only a tracked generator has pending ticks to take over
+            _record_acknowledged(source, plan.tick, plan.progress, version)
 
 
 for _source in SOURCES.values():

@@ -1,6 +1,6 @@
 """What the timer generator sends: Datagen-like records per source, keyed by entity.
 
-Pure: the caller passes the clock, the seed and how many records were already sent.
+Pure: the caller passes the clock, the seed, the progress it read and what its own sends delivered.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from faker import Faker
 
+from shared.errors import UnreadableLakeFile
 from shared.settings import SourceSettings
 from shared.source_model import Source
 
@@ -57,36 +59,124 @@ def generate_messages(
     return messages
 
 
+PROGRESS_VERSION = 1  # the progress file's format; a file in any other is refused, never taken for "nothing sent"
+_PROGRESS_KEYS = {"version", "sent", "pending"}
+_PENDING_KEYS = {"start", "count", "now", "seed", "owner", "acknowledged", "resent"}  # resent: before version 1
+
+
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """The records one invocation sends: ``count`` from ``start`` at time ``now`` (ISO 8601)."""
+    """The records one invocation sends: ``count`` from ``start`` at time ``now`` (ISO 8601), generated with
+    ``seed`` (None only for an unseeded generator's pending tick saved before seeds were stored)."""
 
     start: int
     count: int
     now: str
+    seed: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What an invocation sends, and the progress to save first (``progress``; the one read when nothing changes).
+
+    ``taken_over``: the tick is a pending one another process planned; once sent, its acknowledgement is saved
+    (:func:`acknowledged`) so that the others confirm it instead of sending it again."""
+
+    tick: Tick
+    progress: dict[str, Any]
+    taken_over: bool
+
+
+def read_progress(data: bytes, path: str) -> dict[str, Any]:
+    """The progress saved in ``path``, checked; ``UnreadableLakeFile`` naming it when it is damaged or in a
+    format this version does not know (a newer version's, say): never taken for "nothing sent yet", which would
+    start a bounded or seeded run again from its first record."""
+    try:
+        progress = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise UnreadableLakeFile(path, f"generator progress is not JSON ({error})") from error
+    if not isinstance(progress, dict):
+        raise UnreadableLakeFile(path, "generator progress is not a JSON object")
+    version = progress.get("version", PROGRESS_VERSION)  # files saved before the field: version 1's content
+    if version != PROGRESS_VERSION or isinstance(version, bool):
+        raise UnreadableLakeFile(
+            path, f"generator progress in format version {version!r}; this version reads only {PROGRESS_VERSION}"
+        )
+    problem = _progress_problem(progress)
+    if problem:
+        raise UnreadableLakeFile(path, f"not generator progress of format version {PROGRESS_VERSION}: {problem}")
+    return progress
+
+
+def _progress_problem(progress: dict[str, Any]) -> str | None:
+    unknown = set(progress) - _PROGRESS_KEYS
+    if unknown:
+        return f"unknown fields {sorted(unknown)}"
+    if not _count(progress.get("sent")):
+        return "'sent' is not a count"
+    pending = progress.get("pending")
+    if pending is None:
+        return None
+    if not isinstance(pending, dict):
+        return "'pending' is not an object"
+    unknown = set(pending) - _PENDING_KEYS
+    if unknown:
+        return f"unknown pending fields {sorted(unknown)}"
+    if not (_count(pending.get("start")) and _count(pending.get("count")) and isinstance(pending.get("now"), str)):
+        return "'pending' needs a start, a count and a time"
+    seed = pending.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        return "the pending seed is not an integer"
+    return None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _pending_tick(pending: Mapping[str, Any], settings: SourceSettings) -> Tick:
+    seed = pending.get("seed", settings.generator_seed)  # the configured one: saved before seeds were
+    return Tick(int(pending["start"]), int(pending["count"]), str(pending["now"]), seed)
 
 
 def plan_tick(
-    progress: Mapping[str, Any], settings: SourceSettings, *, now: datetime, owner: str, retrying: bool
-) -> tuple[Tick, dict[str, Any]]:
-    """What this tick sends and the progress to save *before* sending it (at least once).
+    progress: Mapping[str, Any],
+    settings: SourceSettings,
+    *,
+    now: datetime,
+    owner: str,
+    delivered: Tick | None,
+    fresh_seed: int,
+) -> Plan:
+    """What this invocation sends and the progress to save *before* sending it (at least once).
 
-    A tick records what it is about to send as ``pending`` before it sends; the next tick in the
-    same process knows that send succeeded (a tick returns only once the broker acknowledged
-    every record, and the timer's retry policy retries a failed send forever) and counts it as sent. A retry, or a
-    pending tick left by another process (restarted, moved), is sent again, once: if ticks
-    alternate between processes, a tick already resent is confirmed rather than resent forever.
-    A record may be produced twice; it is lost only if a resend fails and its process dies too.
+    A tick is saved as ``pending`` (start, count, time, seed) before it is sent, and counted as sent
+    (``sent``) only with proof that the broker acknowledged every record: ``delivered``, the tick this process's
+    own last send delivered, or the pending entry marked ``acknowledged`` by the process that delivered it
+    (:func:`acknowledged`). Any other pending tick (this process's failed send, its retry, another process's
+    tick, possibly still being sent, or a restarted process's) is sent again with the same records, whoever
+    runs next. So a tick is never counted without having been delivered, and a failed one is sent until a send
+    succeeds. ``fresh_seed`` seeds a new tick of an unseeded generator, so that a resend sends the same records.
     """
     sent = int(progress.get("sent", 0))
     pending = progress.get("pending")
-    foreign = pending is not None and pending["owner"] != owner
-    if pending and (retrying or (foreign and not pending.get("resent"))):
-        tick = Tick(int(pending["start"]), int(pending["count"]), str(pending["now"]))
-        return tick, {"sent": sent, "pending": {**pending, "owner": owner, "resent": foreign or pending.get("resent")}}
     if pending:
-        sent = int(pending["start"]) + int(pending["count"])
-    tick = Tick(sent, tick_size(settings, sent), now.isoformat())
-    if tick.count == 0:
-        return tick, {"sent": sent, "pending": None}
-    return tick, {"sent": sent, "pending": {"start": tick.start, "count": tick.count, "now": tick.now, "owner": owner}}
+        tick = _pending_tick(pending, settings)
+        if not (pending.get("acknowledged") or tick == delivered):
+            return Plan(tick, dict(progress), taken_over=pending.get("owner") != owner)
+        sent = tick.start + tick.count
+    seed = fresh_seed if settings.generator_seed is None else settings.generator_seed
+    tick = Tick(sent, tick_size(settings, sent), now.isoformat(), seed)
+    saved: dict[str, Any] = {"version": PROGRESS_VERSION, "sent": sent, "pending": None}
+    if tick.count:
+        saved["pending"] = {"start": tick.start, "count": tick.count, "now": tick.now, "seed": seed, "owner": owner}
+    return Plan(tick, saved, taken_over=False)
+
+
+def acknowledged(progress: Mapping[str, Any], settings: SourceSettings, tick: Tick) -> dict[str, Any] | None:
+    """The progress that records that ``tick`` was delivered, or None when there is nothing to record: it is
+    no longer pending (confirmed already) or marked acknowledged already."""
+    pending = progress.get("pending")
+    if not pending or pending.get("acknowledged") or _pending_tick(pending, settings) != tick:
+        return None
+    return {**progress, "version": PROGRESS_VERSION, "pending": {**pending, "acknowledged": True}}

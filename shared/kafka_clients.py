@@ -4,15 +4,17 @@ The generators produce here, not through the Kafka extension's output binding: t
 each message to librdkafka and returns without waiting for delivery (``KafkaProducerEntity``
 calls ``Produce``, not ``ProduceAsync``), so a failed delivery only logs and the tick would count as
 sent; it also takes a Python worker's values only as strings. :func:`send` returns once the broker
-acknowledged every record, and raises otherwise, so the timer's retry sends the tick again. Same
-broker, protocol and credentials the binding would use: PLAINTEXT locally; SASL_SSL with
-``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD`` (PLAIN) or the ``KAFKA_OAUTH_*`` client credentials
+acknowledged every record, and raises otherwise, so the timer's retry sends the tick again; a send that
+raises leaves nothing queued behind it (its records would otherwise go out with every later send, one more
+copy per failed attempt). Same broker, protocol and credentials the binding would use: PLAINTEXT locally;
+SASL_SSL with ``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD`` (PLAIN) or the ``KAFKA_OAUTH_*`` client credentials
 (OAUTHBEARER, OIDC) for Event Hubs.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +22,10 @@ from shared.errors import ConfigurationError, TransientError
 from shared.records import ProducedRecord
 from shared.settings import Settings, SourceSettings, source_setting_name
 
-SEND_TIMEOUT_SECONDS = 60.0
+SEND_TIMEOUT_SECONDS = 60.0  # one send, from its first record to the last acknowledgement
+# librdkafka's message.timeout.ms, as a share of the send's: a record still unacknowledged then has failed (its
+# delivery report says so) before the send gives up, so what a failed send leaves queued is the exception.
+MESSAGE_TIMEOUT_SHARE = 0.75
 
 
 def client_config(settings: Settings, sasl_password: str, password_setting: str) -> dict[str, Any]:
@@ -50,13 +55,15 @@ def client_config(settings: Settings, sasl_password: str, password_setting: str)
 
 def producer_config(settings: Settings, name: str, source: SourceSettings) -> dict[str, Any]:
     """librdkafka settings of source ``name``'s generator producer, as the extension's output binding would have
-    them."""
+    them, with a message timeout inside :data:`SEND_TIMEOUT_SECONDS` (librdkafka's default, 300 s, would keep a
+    failed send's records retrying long after the send gave up)."""
     password_setting = source_setting_name(name, "kafka_producer_sasl_password")
     return client_config(settings, source.kafka_producer_sasl_password.get_secret_value(), password_setting) | {
         "linger.ms": 50,
         "batch.size": 1_048_576,
         "acks": "all",
         "enable.idempotence": False,  # as the output binding (the extension's default)
+        "message.timeout.ms": max(1, int(SEND_TIMEOUT_SECONDS * 1000 * MESSAGE_TIMEOUT_SHARE)),
     }
 
 
@@ -65,38 +72,61 @@ _lock = threading.Lock()
 
 
 def send(config: dict[str, Any], topic: str, messages: Sequence[ProducedRecord]) -> None:
-    """Produce ``messages`` to ``topic`` and wait until the broker acknowledged each; raises otherwise.
+    """Produce ``messages`` to ``topic`` and wait until the broker acknowledged each; raises otherwise, within
+    :data:`SEND_TIMEOUT_SECONDS`, a full local queue included.
 
-    One producer per configuration and worker, kept across ticks.
+    One producer per topic, configuration and worker, kept across ticks (so one source's failed send never
+    purges another's records). A send that raises first purges what it left in the producer, queued and in
+    flight: nothing of it is sent later, or retried by librdkafka alongside the retry's copy. A record that was
+    in flight then (or whose acknowledgement was lost) may still have reached the broker: one copy per failed
+    attempt at most, besides librdkafka's own retries of a request whose answer was lost (the producer is not
+    idempotent).
     """
     from confluent_kafka import Producer
 
-    identity = repr(sorted(config.items()))
+    identity = repr((topic, sorted(config.items())))
     with _lock:
         producer = _producers.get(identity)
         if producer is None:
             producer = _producers[identity] = Producer(config)
+    deadline = time.monotonic() + SEND_TIMEOUT_SECONDS
     failures: list[str] = []
 
     def delivered(error: Any, _message: Any) -> None:
         if error is not None:
             failures.append(str(error))
 
-    for message in messages:
-        while True:
-            try:
-                producer.produce(
-                    topic, message.value, message.key, headers=list(message.headers), on_delivery=delivered
-                )
-                break
-            except BufferError:
-                producer.poll(0.1)
-    remaining = producer.flush(SEND_TIMEOUT_SECONDS)
+    try:
+        for message in messages:
+            while True:
+                try:
+                    producer.produce(
+                        topic, message.value, message.key, headers=list(message.headers), on_delivery=delivered
+                    )
+                    break
+                except BufferError:  # the local queue is full: wait for deliveries, not past the deadline
+                    if time.monotonic() >= deadline:
+                        raise TransientError(
+                            f"{topic}: the producer's queue stayed full for {SEND_TIMEOUT_SECONDS:g} s"
+                        ) from None
+                    producer.poll(0.1)
+        remaining = producer.flush(max(0.0, deadline - time.monotonic()))
+    except BaseException:
+        _drop_queued(producer)
+        raise
     if remaining or failures:
         detail = failures[0] if failures else "timed out"
+        if remaining:
+            _drop_queued(producer)
         raise TransientError(
             f"{topic}: {len(failures)} failed, {remaining} unacknowledged of {len(messages)}: {detail}"
         )
+
+
+def _drop_queued(producer: Any) -> None:
+    """Purge every record left in ``producer``, queued or in flight, and serve their delivery reports."""
+    producer.purge(in_queue=True, in_flight=True, blocking=True)
+    producer.flush(0)
 
 
 def close_producers(timeout: float = 10.0) -> None:

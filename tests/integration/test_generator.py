@@ -1,10 +1,13 @@
 """The generator's delivery against a real broker: a tick returns only once its records are acknowledged, and a
-tick whose delivery fails raises, so the timer's retry sends the same records and none is lost."""
+tick whose delivery fails raises, so the timer's retry sends the same records and none is lost; a failed
+attempt leaves nothing behind to be delivered with the next."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -12,10 +15,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from devhost.services import broker as broker_module
 from devhost.services.broker import ensure_topics
 from devhost.services.processes import free_port
 from functions import bindings
+from functions import generator as generator_functions
 from shared import kafka_clients
 from shared import settings as settings_module
 from shared.errors import TransientError
@@ -30,13 +36,37 @@ def _tick(retry_count: int) -> Any:
 
 
 @pytest.fixture
-def fresh_settings() -> Iterator[None]:
+def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     caches = (bindings.lake, bindings.source_settings, settings_module.current_settings)
     for cached in caches:
         cached.cache_clear()
+    monkeypatch.setattr(generator_functions, "_delivered", {})
     yield
     for cached in caches:
         cached.cache_clear()
+
+
+def _every_value(broker: str, topic: str) -> list[bytes]:
+    """Every record's value on every partition of ``topic``, up to the high watermarks (the producer may have
+    created the topic itself, with the broker's default partitions)."""
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": uuid.uuid4().hex, "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, end in ends.items() if end])
+        values: list[bytes] = []
+        deadline = time.monotonic() + 60
+        while any(ends.values()) and time.monotonic() < deadline:
+            message = consumer.poll(0.1)
+            if message is None or message.error():
+                continue
+            values.append(message.value() or b"")
+            if (message.offset() or 0) + 1 >= ends[message.partition() or 0]:
+                ends[message.partition() or 0] = 0
+        assert not any(ends.values()), f"{topic}: not every record read within 60 s"
+        return values
+    finally:
+        consumer.close()
 
 
 def _received(broker: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
@@ -99,18 +129,19 @@ def test_generator_sends_keyed_events_resends_on_retry_and_honours_iterations(
         monkeypatch.setenv(name, value)
     generate = app_functions()["generate_sensors"].get_user_function()
     generate(timer=None, context=_tick(0))
-    generate(timer=None, context=_tick(1))  # the send was taken for failed: the retry sends the same records again
+    monkeypatch.setattr(generator_functions, "PROCESS_ID", "restarted")  # the process restarted after sending:
+    monkeypatch.setattr(generator_functions, "_delivered", {})  # the new one cannot know the tick was delivered
+    generate(timer=None, context=_tick(0))  # so it sends the same records again, and records them acknowledged
     generate(timer=None, context=_tick(0))
     generate(timer=None, context=_tick(0))  # iterations reached: nothing
-    from functions import generator as generator_functions
-
-    monkeypatch.setattr(generator_functions, "PROCESS_ID", "restarted")
+    monkeypatch.setattr(generator_functions, "PROCESS_ID", "restarted again")
+    monkeypatch.setattr(generator_functions, "_delivered", {})
     monkeypatch.setenv("SENSORS_GENERATOR_ITERATIONS", "20")
     bindings.source_settings.cache_clear()
-    generate(timer=None, context=_tick(0))  # a restarted process: the 7 after the first 10, nothing sent again
+    generate(timer=None, context=_tick(0))  # the 7 after the first 10, nothing sent again
     received = _received(broker, topic)
     assert len(received) == 7 + 7 + 3 + 7
-    assert received[:7] == received[7:14]  # the retry's records are the first tick's
+    assert received[:7] == received[7:14]  # the resent records are the first tick's
     assert len({json.dumps(record, sort_keys=True) for _, record in received[7:]}) == 17  # then each record once
     assert all(key == record["sensor_id"] for key, record in received)
 
@@ -130,3 +161,45 @@ def test_a_config_source_continues_its_iteration_across_ticks_and_stops_at_itera
     received = _received(broker, topic)
     assert [record["orderid"] for _, record in received] == list(range(10))
     assert [key for key, _ in received[7:]] == ["7", "8", "9"]
+
+
+def test_a_broker_outage_spanning_attempts_leaves_no_copies_behind_to_arrive_with_the_retry_that_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    """A failed send's records stayed queued in the cached producer (librdkafka's 300 s message timeout, no
+    purge), so each failed attempt added a copy: down for 3 attempts, every record arrived 4 times or more."""
+    port = free_port()
+    topic = f"sensors-gen-{uuid.uuid4().hex[:8]}"
+    for name, value in {
+        "LAKE_KIND": "local",
+        "LAKE_LOCAL_ROOT": str(tmp_path),
+        "KAFKA_BROKER_LIST": f"127.0.0.1:{port}",  # nothing listens yet
+        "SENSORS_TOPIC": topic,
+        "SENSORS_GENERATOR_EVENTS_PER_TICK": "7",
+        "SENSORS_GENERATOR_SEED": "3",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(kafka_clients, "SEND_TIMEOUT_SECONDS", 2.0)  # one producer throughout: the same settings
+    monkeypatch.setattr(kafka_clients, "_producers", {})
+    generate = app_functions()["generate_sensors"].get_user_function()
+    for attempt in range(3):  # the broker is down: the first attempt and two retries fail
+        with pytest.raises(TransientError):
+            generate(timer=None, context=_tick(attempt))
+    monkeypatch.setattr(broker_module, "free_port", lambda: port)
+    with broker_module.embedded_broker() as address:  # back, at the same address
+        try:
+            for attempt in range(3, 40):  # the timer's retries, until the producer has reconnected
+                try:
+                    generate(timer=None, context=_tick(attempt))
+                    break
+                except TransientError:
+                    continue
+            else:
+                pytest.fail("no retry succeeded with the broker back")
+            received = _every_value(address, topic)
+        finally:
+            kafka_clients.close_producers(1.0)
+    copies = sorted(Counter(received).values())
+    assert len(copies) == 7
+    # once each unless an attempt gave up while its records were in flight; never one copy per failed attempt
+    assert max(copies) <= 2, f"copies per record: {copies}"

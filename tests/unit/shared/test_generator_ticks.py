@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 import pytest
 
-from shared.generator_ticks import generate_messages, needs_progress, plan_tick, tick_size
-from shared.settings import load_source_settings
+from shared.errors import UnreadableLakeFile
+from shared.generator_ticks import (
+    Plan,
+    Tick,
+    acknowledged,
+    generate_messages,
+    needs_progress,
+    plan_tick,
+    read_progress,
+    tick_size,
+)
+from shared.settings import SourceSettings, load_source_settings
 from shared.source_model import record_validator
 from shared.sources import SOURCES, get_source
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS
@@ -51,29 +67,229 @@ def test_tick_size_follows_rate_iterations_and_switch() -> None:
     assert needs_progress(settings)
 
 
-def test_a_tick_is_saved_as_pending_before_it_is_sent_and_confirmed_by_the_next() -> None:
-    settings = load_source_settings("mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "40"})
-    first, saved = plan_tick({}, settings, now=FIXED_NOW, owner="a", retrying=False)
-    assert (first.start, first.count) == (0, 40) and saved["sent"] == 0 and saved["pending"]["count"] == 40
-    retried, _ = plan_tick(saved, settings, now=FIXED_NOW, owner="a", retrying=True)
-    assert retried == first  # same records again
-    following, confirmed = plan_tick(saved, settings, now=FIXED_NOW, owner="a", retrying=False)
-    assert following.start == 40 and confirmed["sent"] == 40
+MOBILE = load_source_settings("mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "40"})
+PATH = "_generator/mobile.json"
 
 
-def test_a_pending_tick_another_process_left_is_sent_again() -> None:
-    settings = load_source_settings("mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "40"})
-    _, saved = plan_tick({}, settings, now=FIXED_NOW, owner="crashed", retrying=False)
-    again, resaved = plan_tick(saved, settings, now=FIXED_NOW, owner="new", retrying=False)
-    assert (again.start, again.count, again.now) == (0, 40, FIXED_NOW.isoformat()) and resaved["sent"] == 0
-    following, _ = plan_tick(resaved, settings, now=FIXED_NOW, owner="new", retrying=False)
-    assert following.start == 40
+def _plan(progress: dict[str, Any], owner: str, delivered: Tick | None = None, seed: int = 7) -> Plan:
+    return plan_tick(progress, MOBILE, now=FIXED_NOW, owner=owner, delivered=delivered, fresh_seed=seed)
 
 
-def test_a_tick_resent_by_another_process_is_not_resent_again_when_ticks_alternate() -> None:
-    settings = load_source_settings("mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "40"})
-    _, saved = plan_tick({}, settings, now=FIXED_NOW, owner="a", retrying=False)
-    resent, saved = plan_tick(saved, settings, now=FIXED_NOW, owner="b", retrying=False)
-    assert resent.start == 0
-    following, saved = plan_tick(saved, settings, now=FIXED_NOW, owner="a", retrying=False)
-    assert following.start == 40 and saved["sent"] == 40  # confirmed, not resent a second time
+def test_a_tick_is_saved_as_pending_before_it_is_sent_and_confirmed_by_the_next_once_delivered() -> None:
+    first = _plan({}, "a")
+    assert (first.tick.start, first.tick.count) == (0, 40) and first.progress["sent"] == 0
+    assert first.progress["pending"]["count"] == 40 and first.progress["version"] == 1
+    retried = _plan(first.progress, "a")  # the send failed: nothing delivered, the retry plans again
+    assert retried.tick == first.tick and retried.progress == first.progress  # same records, nothing to write
+    following = _plan(first.progress, "a", delivered=first.tick)  # this process's send was acknowledged
+    assert following.tick.start == 40 and following.progress["sent"] == 40
+
+
+def test_a_pending_tick_another_process_left_is_sent_again_and_then_confirmed_once_acknowledged() -> None:
+    left = _plan({}, "crashed")
+    again = _plan(left.progress, "new")
+    assert again.tick == left.tick and again.taken_over and again.progress == left.progress
+    recorded = acknowledged(again.progress, MOBILE, again.tick)
+    assert recorded is not None and recorded["pending"]["acknowledged"] is True
+    assert acknowledged(recorded, MOBILE, again.tick) is None  # once
+    following = _plan(recorded, "crashed")  # any process now confirms it instead of sending it a third time
+    assert following.tick.start == 40 and following.progress["sent"] == 40
+    assert acknowledged(following.progress, MOBILE, again.tick) is None  # confirmed already: nothing to record
+
+
+def test_an_unseeded_tick_keeps_its_seed_so_that_a_resend_sends_the_same_records() -> None:
+    source = get_source("orders")  # a Datagen config without random.seed: counted, so tracked
+    settings = load_source_settings("orders", {"ORDERS_GENERATOR_EVENTS_PER_TICK": "5"})
+    assert settings.generator_seed is None and needs_progress(settings, source)
+    first = plan_tick({}, settings, now=FIXED_NOW, owner="a", delivered=None, fresh_seed=11)
+    retry = plan_tick(first.progress, settings, now=FIXED_NOW, owner="a", delivered=None, fresh_seed=12)
+    assert first.progress["pending"]["seed"] == 11 and retry.tick == first.tick
+    sent = generate_messages(source, 5, now=FIXED_NOW, seed=first.tick.seed, start_index=0)
+    assert generate_messages(source, 5, now=FIXED_NOW, seed=retry.tick.seed, start_index=0) == sent
+    seeded = load_source_settings("orders", {"ORDERS_GENERATOR_SEED": "3"})
+    assert plan_tick({}, seeded, now=FIXED_NOW, owner="a", delivered=None, fresh_seed=11).tick.seed == 3
+
+
+def test_progress_saved_before_the_format_had_a_version_is_read() -> None:
+    legacy = {"sent": 40, "pending": {"start": 40, "count": 40, "now": FIXED_NOW.isoformat(), "owner": "a"}}
+    progress = read_progress(orjson.dumps(legacy), PATH)
+    seeded = load_source_settings("mobile", {"MOBILE_GENERATOR_SEED": "5"})
+    resend = plan_tick(progress, seeded, now=FIXED_NOW, owner="b", delivered=None, fresh_seed=1)
+    assert resend.tick == Tick(40, 40, FIXED_NOW.isoformat(), 5)  # sent again with the configured seed
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b'{"version": 2, "next_index": 500}', "format version 2"),
+        (b'{"version": true, "sent": 3, "pending": null}', "format version True"),
+        (b'{"next_index": 500}', "unknown fields"),
+        (b'{"sent": -1, "pending": null}', "'sent' is not a count"),
+        (b'{"version": 1, "sent": 3, "pending": {"start": 3}}', "needs a start, a count and a time"),
+        (b'{"sent": 3, "pending": {"start": 3, "count": 1, "now": "t", "seed": "x"}}', "seed is not an integer"),
+        (b'{"sent": 3, "pen', "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+    ],
+)
+def test_progress_in_a_format_this_version_does_not_know_is_refused_naming_the_file(content: bytes, why: str) -> None:
+    with pytest.raises(UnreadableLakeFile, match=why) as raised:
+        read_progress(content, PATH)
+    assert str(raised.value).startswith(f"{PATH}: ")
+
+
+# Several instances running the same timer (a lost singleton lock): the protocol of functions/generator.py
+# (read the progress with its version; plan; write it only if still at that version, else skip the tick; send;
+# a delivered tick another process planned is recorded acknowledged, conditionally, re-reading on a conflict),
+# one lake request or send per step, the steps of the instances interleaved at random.
+
+ONE_PER_TICK = load_source_settings("mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "1", "MOBILE_GENERATOR_SEED": "1"})
+
+
+@dataclass
+class _Lake:
+    state: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+
+    def write_if(self, progress: dict[str, Any], version: int) -> bool:
+        if version != self.version:
+            return False
+        self.state, self.version = progress, self.version + 1
+        return True
+
+
+@dataclass
+class _Instance:
+    name: str
+    delivered: Tick | None = None  # functions.generator._delivered
+    step: str = "read"
+    read: tuple[dict[str, Any], int] = ({}, 0)
+    plan: Plan | None = None
+    acknowledge_attempts: int = 0
+
+
+class _Run:
+    def __init__(self, settings: SourceSettings, names: str, rnd: random.Random, p_fail: float, p_lost_ack: float):
+        self.settings, self.rnd, self.p_fail, self.p_lost_ack = settings, rnd, p_fail, p_lost_ack
+        self.lake = _Lake()
+        self.instances = [_Instance(name) for name in names]
+        self.copies: Counter[int] = Counter()
+        self.sends = 0
+
+    def step(self, instance: _Instance, fail: bool = True) -> None:
+        if instance.step == "read":  # read_versioned, then plan_tick (pure)
+            instance.read = (dict(self.lake.state), self.lake.version)
+            progress, version = instance.read
+            instance.plan = plan_tick(
+                progress, self.settings, now=FIXED_NOW, owner=instance.name, delivered=instance.delivered,
+                fresh_seed=self.rnd.randrange(2**63),
+            )  # fmt: skip
+            instance.step = "write" if instance.plan.progress != progress else "send"
+        elif instance.step == "write":  # write_if at the version read; a conflict skips the tick
+            assert instance.plan is not None
+            written = self.lake.write_if(instance.plan.progress, instance.read[1])
+            instance.read = (instance.plan.progress, self.lake.version)
+            instance.step = "send" if written else "read"
+        elif instance.step == "send":
+            assert instance.plan is not None
+            tick = instance.plan.tick
+            self.sends += 1
+            failed = fail and self.rnd.random() < self.p_fail
+            if not failed or self.rnd.random() < self.p_lost_ack:  # a failed send may still have reached the broker
+                self.copies.update(range(tick.start, tick.start + tick.count))
+            if failed:  # raises: the timer's retry is the instance's next invocation
+                instance.step = "read"
+                return
+            instance.delivered = tick
+            instance.acknowledge_attempts = 0
+            instance.step = "acknowledge" if instance.plan.taken_over and tick.count else "read"
+        elif instance.step == "acknowledge":
+            assert instance.plan is not None
+            progress, version = instance.read
+            recorded = acknowledged(progress, self.settings, instance.plan.tick)
+            instance.acknowledge_attempts += 1
+            done = recorded is None or self.lake.write_if(recorded, version)
+            instance.step = "read" if done or instance.acknowledge_attempts == 3 else "reread"
+        elif instance.step == "reread":
+            instance.read = (dict(self.lake.state), self.lake.version)
+            instance.step = "acknowledge"
+        sent = int(self.lake.state.get("sent", 0))
+        assert all(self.copies[i] for i in range(sent)), f"counted as sent, never delivered: {self.lake.state}"
+
+    def drain(self) -> None:
+        """Every instance finishes what it was doing, without failures; then ticks go on until none is pending."""
+        for instance in self.instances:
+            while instance.step != "read":
+                self.step(instance, fail=False)
+        for _ in range(10):
+            for instance in self.instances:
+                self.step(instance, fail=False)
+                while instance.step != "read":
+                    self.step(instance, fail=False)
+
+
+@pytest.mark.parametrize("names", ["AB", "ABC"])
+def test_concurrent_instances_never_count_a_tick_that_was_not_delivered(names: str) -> None:
+    most = Counter[int]()
+    for seed in range(300):
+        rnd = random.Random(seed)
+        run = _Run(ONE_PER_TICK, names, rnd, p_fail=0.3, p_lost_ack=0.0)
+        for _ in range(80):
+            run.step(rnd.choice(run.instances))  # asserts after every step: nothing counted that was not delivered
+        run.drain()
+        sent = int(run.lake.state["sent"])
+        assert sent > 0 and all(run.copies[i] for i in range(sent))
+        most[max(run.copies.values())] += 1
+    # a failed send that reached nothing adds no copy: each instance delivers a tick at most once
+    assert max(most) <= len(names), most
+
+
+def test_failed_sends_that_reached_the_broker_add_copies_but_lose_nothing() -> None:
+    for seed in range(300):
+        rnd = random.Random(seed)
+        run = _Run(ONE_PER_TICK, "ABC", rnd, p_fail=0.4, p_lost_ack=0.5)
+        for _ in range(80):
+            run.step(rnd.choice(run.instances))
+        run.drain()
+        assert all(run.copies[i] for i in range(int(run.lake.state["sent"])))
+
+
+def test_three_live_instances_whose_sends_of_a_tick_failed_lose_nothing() -> None:
+    """The review's case: C plans a tick and its send fails, B sends it again and fails too, A delivers it; then
+    B's and C's retries. Before, A counted it as sent unseen ("resent") and the retries sent the next tick."""
+    run = _Run(ONE_PER_TICK, "ABC", random.Random(0), p_fail=1.0, p_lost_ack=0.0)
+    a, b, c = run.instances
+    for instance in (c, b):  # plan (C writes it) and a send that fails
+        while instance.step != "send":
+            run.step(instance)
+        run.step(instance)
+    while a.step != "read" or a.delivered is None:
+        run.step(a, fail=False)  # A sends the tick again (delivered) and records it acknowledged
+    assert run.lake.state["pending"]["acknowledged"] is True and run.copies == Counter({0: 1})
+    for instance in (b, c, a, b, c):  # the retries, then ticks
+        run.step(instance, fail=False)
+        while instance.step != "read":
+            run.step(instance, fail=False)
+    assert all(run.copies[i] for i in range(int(run.lake.state["sent"])))
+
+
+def test_two_instances_whose_ticks_overlap_deliver_no_record_more_than_twice() -> None:
+    """The review's pattern of overlapping (both read the same progress) and alternating ticks."""
+    run = _Run(ONE_PER_TICK, "AB", random.Random(0), p_fail=0.0, p_lost_ack=0.0)
+    a, b = run.instances
+
+    def tick(*order: _Instance) -> None:  # interleave the instances' steps in this order until all are done
+        for instance in order:
+            run.step(instance)
+        for instance in order:
+            while instance.step != "read":
+                run.step(instance)
+
+    for step in ["overlap", "AB", "overlap", "B", "BA", "BA", "overlap", "overlap", "overlap", "BA", "A", "AB"]:
+        if step == "overlap":
+            tick(a, b)  # both read before either writes
+        else:
+            for name in step:
+                tick(a if name == "A" else b)
+    assert int(run.lake.state["sent"]) >= 5
+    assert all(run.copies[i] for i in range(int(run.lake.state["sent"])))
+    assert max(run.copies.values()) <= 2, run.copies
