@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from shared.batch import PartitionBatch, ProcessedBatch
 from shared.dead_letters import DeadLetter, Reason
-from shared.errors import ConfigurationError, LakeError, WriteConflict
+from shared.errors import ConfigurationError, WriteConflict
 from shared.formats import Format
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_FORMAT, LandingReport, PlannedFile, landed_columns, plan_files
@@ -256,15 +256,17 @@ def dead_lettered_before(lake: LakeStore, landed: PartitionBatch) -> tuple[Kafka
                 where, OffsetSpan(file.first, file.last), file.incarnation, DEADLETTER_FORMAT.extension
             ):
                 continue  # another partition's, or not a landing's (entity_rejected, reprocessed)
-            try:
-                rows = DEADLETTER_FORMAT.decode(lake.read(path))
-            except LakeError:
+            found_file = lake.read_versioned(path)  # a failure to read (an outage, a 403) fails the batch
+            if found_file is None:
                 continue  # gone since the listing
+            try:
+                rows = DEADLETTER_FORMAT.decode(found_file[0])
             except Exception as error:  # damaged: its records count as landed, as if the file were not read
                 log.warning("dead-letter file %s unreadable (%s); its records are taken as landed", path, error)
                 continue
             for row in rows:
-                origin = wanted.pop((int(row.get("_incarnation") or 0), int(row.get("_offset") or -1)), None)
+                offset = row.get("_offset")
+                origin = wanted.pop((int(row.get("_incarnation") or 0), -1 if offset is None else int(offset)), None)
                 if origin is not None:
                     found.append(origin)
     return tuple(found)

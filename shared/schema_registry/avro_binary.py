@@ -55,11 +55,11 @@ def parse_writer_schema(text: str, references: Sequence[str] = ()) -> ParsedSche
     nests as deep as its body's bytes say, which crashes fastavro's reader, the worker itself, past
     ~100,000 levels, long before a record's size limit would stop it), and an array whose items can
     encode in zero bytes (:func:`zero_width_items`: its count alone, one varint, would build a list
-    of up to 2**63 items). Also refused: a key starting with ``__`` anywhere (fastavro's own markers,
-    ``__fastavro_parsed`` and ``__named_schemas``, make it take a schema as already parsed, skipping its
-    parsing and these checks), and a named type defined again after a referenced schema defined it (it
-    would change what the referenced schema's types mean after they were checked). The checks run on
-    what fastavro parses, names resolved as its reader resolves them.
+    of up to 2**63 items). Also refused: fastavro's own markers anywhere (``__fastavro_parsed`` and
+    ``__named_schemas`` make it take a schema as already parsed, skipping its parsing and these checks),
+    and a named type defined again after a referenced schema defined it (it would change what the
+    referenced schema's types mean after they were checked). The checks run on what fastavro parses,
+    names resolved as its reader resolves them.
     """
     named: dict[str, Any] = {}
     parsed: ParsedSchema = None
@@ -73,7 +73,7 @@ def _parse_writer(text: str, named: dict[str, Any]) -> ParsedSchema:
         plain = without_logical_types(orjson.loads(text))
         private = private_key(plain)
         if private is not None:
-            raise BadSchema(f"the schema has a key {private[:60]!r}: keys starting with __ are fastavro's own")
+            raise BadSchema(f"the schema has a key {private!r}, which is fastavro's own marker")
         known = dict(named)
         parsed = fastavro.parse_schema(plain, named)
         redefined = next((name for name, schema in known.items() if named.get(name) is not schema), None)
@@ -95,13 +95,18 @@ def _parse_writer(text: str, named: dict[str, Any]) -> ParsedSchema:
     return parsed
 
 
+FASTAVRO_MARKERS = frozenset({"__fastavro_parsed", "__named_schemas"})  # keys fastavro.parse_schema trusts
+
+
 def private_key(document: Any) -> str | None:
-    """The first key starting with ``__`` in ``document`` (a schema's JSON), at any depth; None if none does."""
+    """The first of fastavro's own markers among ``document``'s keys (a schema's JSON), at any depth; None if
+    none is. Other keys starting with ``__`` are a producer's own attributes (Debezium's
+    ``__debezium.source.column.type`` among Connect's ``connect.parameters``) and are left alone."""
     pending = [document]
     while pending:
         item = pending.pop()
         if isinstance(item, dict):
-            found = next((key for key in item if isinstance(key, str) and key.startswith("__")), None)
+            found: str | None = next((key for key in item if key in FASTAVRO_MARKERS), None)
             if found is not None:
                 return found
             pending.extend(item.values())

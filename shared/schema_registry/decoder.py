@@ -49,11 +49,19 @@ REGISTRY_SECONDS_PER_BATCH = 5.0
 # last attempt (maxPollIntervalMs: by then the partition went to another worker).
 MAX_RETRYING_BATCHES = 32
 RETRYING_SECONDS = 900.0
-# What a batch's records may decode to together, in weighted array items and map entries (each record at most
-# MAX_REPEATED_VALUES, shared.schema_registry.avro_binary): about 130 bytes of memory each once decoded, so
-# ~260 MB. Past it, the batch's further records are dead letters ``oversized`` (redrivable). Records of
-# schemas without arrays or maps never count: a clean batch of 10,000 records with a few items each is far off.
+# What a batch's records may decode to together beyond their bytes, in weighted array items and map entries
+# (each record at most MAX_REPEATED_VALUES, shared.schema_registry.avro_binary): a record counts only the items
+# past one per byte of its body (``amplified``). Data takes a byte or more a value (a union's branch, a length,
+# a boolean), so a real record's count stays within its bytes and a clean batch counts nothing, however big
+# (10,000 records of 250 doubles: 0); what counts is items that decode to far more than they take on the wire
+# (records of one boolean, or of null fields: a dict of hundreds of bytes from one byte), about 130 bytes each
+# once decoded, so ~260 MB. Past it, the batch's further records are dead letters ``oversized`` (redrivable).
 MAX_BATCH_REPEATED_VALUES = 2_000_000
+
+
+def amplified(repeats: int, body: bytes | memoryview) -> int:
+    """What of a record's weighted items counts toward its batch's bound: those past one per byte of its body."""
+    return max(0, repeats - len(body))
 
 
 @dataclass(slots=True)
@@ -114,10 +122,10 @@ class AvroDecoder:
             try:
                 value, sent = decode_as(schema, resolve_to[schema_id], body)
                 if (count := counters[schema_id]) is not None:
-                    repeats += count(sent)
+                    repeats += amplified(count(sent), body)
                 received = orjson.dumps(sent)
             except Oversized as problem:
-                repeats += problem.counted
+                repeats += amplified(problem.counted, body)
                 batch.letters.append(DeadLetter(record, Reason.OVERSIZED, f"schema {schema_id}: {problem}"))
                 continue
             except NotAvro as problem:

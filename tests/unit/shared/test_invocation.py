@@ -337,13 +337,17 @@ def _process(lake: LocalLake, records: list[KafkaRecord], gateway: ApplyingGatew
     return asyncio.run(handle_batch_with_state(context, records, gateway, StateJoiner())).landed
 
 
-@pytest.mark.parametrize("cut", ["same", "later"])
-def test_a_dead_letter_that_passes_when_redelivered_is_not_counted_in_state(tmp_path: Path, cut: str) -> None:
+@pytest.mark.parametrize(("cut", "big_at"), [("same", 5), ("later", 5), ("same", 0)])
+def test_a_dead_letter_that_passes_when_redelivered_is_not_counted_in_state(
+    tmp_path: Path, cut: str, big_at: int
+) -> None:
     """An earlier delivery dead-lettered the record (here: MAX_RECORD_BYTES was lower; a model or registry answer
     that changed does the same). Redelivered after the change, its offset landed already, so raw/ does not hold
-    it; its entity must not count it either, or tools.redrive's copy is counted a second time."""
+    it; its entity must not count it either, or tools.redrive's copy is counted a second time. Offset 0, the
+    first record of every partition's life, too."""
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
-    records = [_device_tap(offset, "device-a") for offset in range(5)] + [_device_tap(5, "device-big", padding=3000)]
+    records = [_device_tap(offset, "device-a") for offset in range(6) if offset != big_at]
+    records.insert(big_at, _device_tap(big_at, "device-big", padding=3000))
     _process(lake, records, gateway, max_record_bytes=2000)
     assert _device_events(gateway) == {"device-a": 5}
     redelivered = records if cut == "same" else [*records[3:], _device_tap(6, "device-big"), _device_tap(7, "device-a")]

@@ -210,10 +210,21 @@ FASTAVRO_MARKERS = {
     ids=["both markers", "__fastavro_parsed alone", "in a union", "in a nested record", "in an array"],
 )
 def test_a_schema_carrying_fastavros_own_markers_is_refused(schema: Any) -> None:
-    with pytest.raises(BadSchema, match="keys starting with __"):
+    with pytest.raises(BadSchema, match="fastavro's own marker"):
         parse_writer_schema(json.dumps(schema))
-    with pytest.raises(BadSchema, match="keys starting with __"):  # in a referenced schema as well
+    with pytest.raises(BadSchema, match="fastavro's own marker"):  # in a referenced schema as well
         parse_writer_schema(json.dumps(_record("int")), [json.dumps(schema)])
+
+
+def test_a_producers_own_attributes_starting_with_two_underscores_are_kept() -> None:
+    """Debezium sets ``__debezium.source.column.type`` among the AvroConverter's ``connect.parameters`` (PostGIS
+    columns, or every column with ``column.propagate.source.type``): such a schema is a usable one."""
+    column = {
+        "type": "string",
+        "connect.parameters": {"__debezium.source.column.type": "VARCHAR", "__debezium.source.column.length": "255"},
+    }
+    parsed = parse_writer_schema(json.dumps(_record(column)))
+    assert decode(parsed, zigzag(2) + b"hi") == {"f0": "hi"}
 
 
 def test_a_recursive_error_type_is_refused_as_a_record_is() -> None:

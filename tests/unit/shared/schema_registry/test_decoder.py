@@ -456,7 +456,7 @@ def test_a_record_of_a_schema_carrying_fastavros_markers_is_a_dead_letter_not_a_
         """
     )
     assert done.returncode == 0, f"the worker died: {done.returncode} {done.stderr[-500:]}"
-    assert "LETTERS [('unknown_schema', " in done.stdout and "keys starting with __" in done.stdout, done.stdout
+    assert "LETTERS [('unknown_schema', " in done.stdout and "fastavro's own marker" in done.stdout, done.stdout
 
 
 ONE_BOOLEAN_RECORD = {"type": "record", "name": "B", "fields": [{"name": "b", "type": "boolean"}]}
@@ -497,17 +497,36 @@ def test_a_batch_whose_records_together_decode_to_too_many_items_dead_letters_th
 ) -> None:
     """Each record within its bound, but many of them: past MAX_BATCH_REPEATED_VALUES the batch's further records
     are oversized (redrivable) instead of all held decoded at once; records of array-free schemas never count."""
-    monkeypatch.setattr(decoder_module, "MAX_BATCH_REPEATED_VALUES", 2_000)
+    monkeypatch.setattr(decoder_module, "MAX_BATCH_REPEATED_VALUES", 1_000)
     decoder = AvroDecoder(_Holding(AMPLIFIER))
-    values: list[bytes | None] = [confluent_frame("7", zigzag(500) + b"\x01" * 500 + b"\x00")] * 6  # 1,000 each
+    # 1,000 weighted items each (500 one-boolean records) from a 502-byte body: 498 past one per byte
+    values: list[bytes | None] = [confluent_frame("7", zigzag(500) + b"\x01" * 500 + b"\x00")] * 6
     batch = decoder.decode(records_of(values), values)
-    assert [len(value["xs"]) for value in batch.values] == [500, 500]
+    assert [len(value["xs"]) for value in batch.values] == [500, 500, 500]
     assert [(letter.record.offset, letter.reason) for letter in batch.letters] == [
-        (i, "oversized") for i in range(2, 6)
+        (i, "oversized") for i in range(3, 6)
     ]
-    assert "past the batch's 2,000" in batch.letters[0].detail
-    again = decoder.decode(records_of(values[:2]), values[:2])  # the budget is the batch's, not the worker's
-    assert len(again.values) == 2 and again.letters == []
+    assert "past the batch's 1,000" in batch.letters[0].detail
+    again = decoder.decode(records_of(values[:3]), values[:3])  # the budget is the batch's, not the worker's
+    assert len(again.values) == 3 and again.letters == []
+
+
+READING = {
+    "type": "record",
+    "name": "Reading",
+    "fields": [{"name": "sensor", "type": "string"}, {"name": "samples", "type": {"type": "array", "items": "double"}}],
+}
+
+
+def test_a_full_batch_of_ordinary_records_with_arrays_lands_whole() -> None:
+    """A sensor's minute of samples, 250 doubles (2 KB), 10,000 to a batch (host.json maxBatchSize): its items
+    take their bytes on the wire, so the batch's bound never counts them (a review found 2,000 of them
+    dead-lettered by how the batch was cut)."""
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(READING), {"sensor": "s-1", "samples": [20.5] * 250})
+    values: list[bytes | None] = [confluent_frame("7", buffer.getvalue())] * 10_000
+    batch = AvroDecoder(_Holding(READING)).decode(records_of(values), values)
+    assert batch.letters == [] and len(batch.values) == 10_000
 
 
 def test_a_batch_of_more_junk_ids_than_a_worker_remembers_completes_while_another_source_flows(
