@@ -15,6 +15,7 @@ from shared.batch import process_batch
 from shared.errors import LakeUnavailable
 from shared.formats import decode
 from shared.lake import LocalLake
+from shared.lake.local import PRIVATE_MARK
 from shared.landing.guard import DEFAULT_LEASE_SECONDS, PartitionWaiting, guard_for
 from shared.landing.partition import LeaseExpired, ledger_path
 from shared.records import KafkaRecord, TopicPartition
@@ -105,7 +106,12 @@ def test_an_unfinished_landing_is_forgotten_only_once_its_files_are_removed(tmp_
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.glob("*/**/*.*")) if p.is_file()}
+    """The lake's files (not its own lock and temporary files: a versioned read leaves a lock file beside)."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.glob("*/**/*.*"))
+        if p.is_file() and PRIVATE_MARK not in p.name
+    }
 
 
 def _poisoned(count: int, poison: set[int]) -> list[KafkaRecord]:
