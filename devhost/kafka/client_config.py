@@ -58,7 +58,8 @@ def consumer_config(binding: dict[str, Any], config: HostConfig) -> dict[str, An
     """The extension's consumer: offsets stored by the host after each invocation, committed on an interval.
 
     ``maxPollIntervalMs`` is the longest a batch may be retried in place before the consumer is
-    put out of its group (the consumer does not poll meanwhile, as in the extension).
+    put out of its group (once the executor channel is full the listener waits and does not poll,
+    as in the extension).
     """
     kafka = config.kafka
     if kafka.max_poll_interval_ms < SESSION_TIMEOUT_MS:
@@ -73,8 +74,7 @@ def consumer_config(binding: dict[str, Any], config: HostConfig) -> dict[str, An
         "enable.auto.offset.store": False,
         "auto.commit.interval.ms": kafka.auto_commit_interval_ms,
         "max.poll.interval.ms": kafka.max_poll_interval_ms,
-        "session.timeout.ms": SESSION_TIMEOUT_MS,
-        "heartbeat.interval.ms": 1_000,
+        "session.timeout.ms": SESSION_TIMEOUT_MS,  # heartbeat.interval.ms: librdkafka's 3 s, as the extension leaves it
         "statistics.interval.ms": 1_000,
     }
 

@@ -1,17 +1,37 @@
-"""Runs one Kafka-triggered function the way the Kafka extension (4.3.x) does.
+"""Runs one Kafka-triggered function the way the Kafka extension (4.3.x) does: a listener and an executor.
 
-A consumer in the binding's group polls up to ``maxBatchSize`` records (or what arrived within
-``subscriberIntervalInSeconds``) from all its partitions. With cardinality many, that whole
-batch is one invocation, partitions mixed, invocations one after another; with cardinality one,
-each record is an invocation, in order. After an invocation the extension only *stores* each
-partition's next offset; librdkafka commits stored offsets every ``autoCommitIntervalMs``
-(default 200 ms) and on close, so a crash or a rebalance can redeliver up to that much.
-A failing invocation is retried with the function's retry policy; after that, with
-``commitOnFailure`` false, the same batch is retried in place, and skipped (stored anyway, with an
-error) only after more than ``maxRetries`` failed rounds (``-1``: never).
+The *listener* (the extension's ``KafkaListener.ProcessSubscription``) polls the binding's consumer and
+cuts a batch every ``subscriberIntervalInSeconds`` window, or flushes early once ``maxBatchSize``
+records are pending. After an early flush the same window goes on gathering and, at its end, flushes
+nothing: what it gathered after the flush waits for the next window's end. After a window without an
+early flush it pauses ``SubscriberIdleBackoffMs`` (50 ms). A batch goes into a bounded channel of
+``executorChannelCapacity`` batches; while the channel is full the listener waits, retrying every
+``ChannelFullRetryIntervalInMs`` (50 ms), and does not poll. The *executor* (``ReaderAsync``) takes
+one batch at a time: with cardinality many the whole batch, partitions mixed, is one invocation;
+with cardinality one each record is an invocation, in order. So the listener reads ahead while a
+batch runs: a batch is cut every max(window, invocation time), not every window plus invocation.
+
+After a successful invocation the executor only *stores* each partition's next offset, one partition
+at a time (``AsyncCommitStrategy``), from the partition of the batch's last record backwards; the first
+that fails (its partition was revoked in a rebalance: the extension's revoke handler only logs, so
+batches already in the channel still run) is logged and ends the storing of that batch. librdkafka
+commits stored offsets every ``autoCommitIntervalMs`` (default 200 ms), so a crash or a rebalance can
+redeliver up to that much. A failing invocation is retried with the function's retry policy; after
+that, with ``commitOnFailure`` false, the same batch is retried in place (nothing after it runs
+first), and skipped (stored anyway, with an error) only after more than ``maxRetries`` failed rounds
+(``-1``: never). While a batch is retried the listener fills the channel and then waits, so the
+consumer stops polling and is put out of its group after ``maxPollIntervalMs``, as in the extension.
+
+Stopping differs from Azure on purpose: the extension cancels its executor (a batch that finishes
+after that is not stored), drops what the channel holds, then unsubscribes and disposes the consumer
+without closing it (no final commit; the group keeps its partitions until ``session.timeout.ms``).
+The local host drops the channel's batches too, but finishes the batch in hand, stores its offsets
+if it succeeded, and closes the consumer, which commits them and leaves the group.
 
 ``DEVHOST_FAULT_KILL_BEFORE_STORE=N`` (tests only) kills the process after the N-th successful
 invocation, after its files landed and before its offsets are stored: the widest redelivery.
+``DEVHOST_FAULT_SLOW_INVOCATION_S=S`` (tests only) makes every invocation take S seconds more (a slow,
+state-on invocation): the channel stays full and the listener holds read-ahead batches.
 """
 
 from __future__ import annotations
@@ -19,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import signal
 import threading
 import time
@@ -38,10 +59,23 @@ PartitionSpans = dict[int, tuple[int, int]]  # partition -> (first, last offset)
 log = logging.getLogger("devhost.kafka")
 LAG_REFRESH_SECONDS = 1.0
 PROBE_TIMEOUT_S = 10.0  # how long fully_committed waits for every partition to report its end
+# The extension's options the local host does not read from host.json, at the extension's defaults.
+# executorChannelCapacity is in host.json, at this value (tests/unit/devhost/kafka/test_trigger.py keeps them equal).
+EXECUTOR_CHANNEL_CAPACITY = 1
+CHANNEL_FULL_RETRY_S = 0.05  # ChannelFullRetryIntervalInMs: how often a listener retries a full channel
+SUBSCRIBER_IDLE_BACKOFF_S = 0.05  # SubscriberIdleBackoffMs: the pause after a window without an early flush
+# The listener polls in slices of at most this: between them it stores the offsets of the batches the executor
+# finished (confluent-kafka serialises the calls on one consumer: a store from the executor's thread would wait
+# for the listener's poll to return, and a listener that polls again at once can starve it) and sees a stop.
+POLL_SLICE_S = 0.1
+EXECUTOR_WAIT_S = 0.2  # how long the executor waits for a batch before it looks at the stop again
+Batch = list[Message]
 
 
 class KafkaTriggerRunner:
-    """The consumer loop of one function. ``run`` blocks until ``stop`` is set, then commits and closes.
+    """The listener and executor of one function. ``run`` polls (the listener) on the calling thread and
+    invokes (the executor) on a thread of its own until ``stop`` is set; then the executor finishes the batch
+    in hand, the channel's batches are dropped, and the consumer is closed (committing what was stored).
 
     Once ``draining`` is set (the host's ``--duration`` ran out and nothing produces any more), a window
     closes as soon as a poll comes back empty, so what is left lands without waiting out the window;
@@ -56,6 +90,7 @@ class KafkaTriggerRunner:
         stats: FunctionStats,
         stop: threading.Event,
         worker: int = 0,
+        channel_capacity: int = EXECUTOR_CHANNEL_CAPACITY,
     ) -> None:
         self.function = function
         self.worker = worker
@@ -75,19 +110,33 @@ class KafkaTriggerRunner:
         self._positions: dict[int, int] = {}
         self._consumer: Consumer | None = None
         self.draining = threading.Event()
+        self.channel: queue.Queue[Batch] = queue.Queue(maxsize=channel_capacity)
+        self._closing = threading.Event()  # set when run ends: the executor takes no more batches
+        self._executor_error: BaseException | None = None
+        # The executor's finished batches, each partition's next offset in the order to store them: the
+        # listener stores them, as only its thread calls the consumer.
+        self._finished: queue.SimpleQueue[dict[int, int]] = queue.SimpleQueue()
 
     def run(self) -> None:
         consumer = Consumer(self._settings | {"client.id": self.function.name, "stats_cb": self._on_statistics})
         self._consumer = consumer
+        executor = threading.Thread(target=self._execute, name=f"{self.function.name}-executor")
         try:
             consumer.subscribe([self.topic], on_assign=self._on_assign)
-            while not self.stop.is_set():
-                messages = self._poll(consumer)
-                if messages:
-                    self._process(consumer, messages)
-                self._refresh_lag(consumer)
+            executor.start()
+            self._listen(consumer)
         finally:
-            consumer.close()  # commits what was stored
+            self._closing.set()
+            if executor.ident is not None:
+                executor.join()  # the batch in hand ends; the channel's are dropped
+            self._store_finished(consumer)  # the batch in hand too, if it succeeded
+            self._update_lag()
+            consumer.close()  # commits what was stored, leaves the group
+        if self._executor_error is not None:
+            raise self._executor_error
+
+    def _stopping(self) -> bool:
+        return self.stop.is_set() or self._closing.is_set()
 
     def fully_committed(self) -> bool:
         """True when this function's consumer group has committed every record its topic holds, every worker's
@@ -117,46 +166,106 @@ class KafkaTriggerRunner:
         finally:
             probe.close()
 
-    def _poll(self, consumer: Consumer) -> list[Message]:
-        """One batch as the extension cuts it: what arrives within ``subscriberIntervalInSeconds`` of the
-        window's start, flushed early at ``maxBatchSize`` (or, while draining, at the first empty poll).
-        Waits in slices of at most a second so that a stop is seen promptly even with long windows."""
+    def _listen(self, consumer: Consumer) -> None:
+        """The extension's subscriber loop (``KafkaListener.ProcessSubscription``): windows of
+        ``subscriberIntervalInSeconds``, an early flush at ``maxBatchSize`` after which the window goes on
+        gathering and flushes nothing at its end, a pause of ``SubscriberIdleBackoffMs`` after a window
+        without an early flush. The pending records carry over from window to window until flushed.
+        Polls in slices of ``POLL_SLICE_S``, storing the finished batches' offsets between them; while
+        draining, a window also ends at its first empty poll."""
         limit = self.config.kafka.max_batch_size
-        window_end = time.monotonic() + self.config.kafka.subscriber_interval_seconds
-        messages: list[Message] = []
-        while True:
-            remaining = max(0.0, window_end - time.monotonic())
-            fetched = consumer.consume(num_messages=limit - len(messages), timeout=min(1.0, remaining))
-            messages.extend(fetched)
-            drained_dry = self.draining.is_set() and not fetched
-            if len(messages) >= limit or remaining <= 0 or self.stop.is_set() or drained_dry:
-                break
-        good = []
-        for message in messages:
-            if message.error():
-                log.warning("%s: consumer error %s", self.function.name, message.error())
-            else:
-                good.append(message)
-        return good
+        window = self.config.kafka.subscriber_interval_seconds
+        pending: Batch = []
+        while not self._stopping():
+            window_start = time.monotonic()
+            flushed_early = False
+            available = float(window)
+            while available > 0 and not self._stopping():
+                fetched = consumer.consume(num_messages=limit - len(pending), timeout=min(POLL_SLICE_S, available))
+                self._store_finished(consumer)
+                self._refresh_lag(consumer)
+                for message in fetched:
+                    if message.error():
+                        log.warning("%s: consumer error %s", self.function.name, message.error())
+                    else:
+                        pending.append(message)
+                if len(pending) >= limit:
+                    self._flush(consumer, pending)
+                    pending = []
+                    flushed_early = True
+                if self.draining.is_set() and not fetched:
+                    break
+                available = window - (time.monotonic() - window_start)
+            if not flushed_early:
+                if pending:
+                    self._flush(consumer, pending)
+                    pending = []
+                self.stop.wait(SUBSCRIBER_IDLE_BACKOFF_S)
 
-    def _process(self, consumer: Consumer, messages: list[Message]) -> None:
+    def _flush(self, consumer: Consumer, batch: Batch) -> None:
+        """Hand a batch to the executor (``FunctionExecutorBase.Flush``): while the channel is full, wait and
+        retry without polling; a stop drops the batch (not stored: it comes again)."""
+        for partition, (first, _last) in _spans(batch).items():
+            self._unprocessed.setdefault(partition, first)  # lag counts the batches waiting in the channel too
+        while not self._stopping():
+            try:
+                self.channel.put(batch, timeout=CHANNEL_FULL_RETRY_S)
+                return
+            except queue.Full:
+                self._store_finished(consumer)
+                self._refresh_lag(consumer)
+
+    def _execute(self) -> None:
+        """The executor thread (``ReaderAsync``): one batch at a time from the channel until the stop.
+        It never calls the consumer: the offsets of a batch that succeeded go to the listener to store."""
+        try:
+            while not self._stopping():
+                try:
+                    messages = self.channel.get(timeout=EXECUTOR_WAIT_S)
+                except queue.Empty:
+                    continue
+                self._process(messages)
+        except BaseException as error:  # a bug, not a failed invocation: end the runner, as one thread did
+            self._executor_error = error
+            self._closing.set()
+
+    def _process(self, messages: Batch) -> None:
         many = str(self.binding.get("cardinality", "ONE")).upper() == "MANY"
         for batch in [messages] if many else [[message] for message in messages]:
             spans = _spans(batch)
             if not self._run_batch(batch, spans):
                 return  # stopping: nothing stored, the batch comes again
             _fault_hook()
+            self._finished.put(_ends(batch))
+
+    def _store_finished(self, consumer: Consumer) -> None:
+        """Store the finished batches' offsets as the extension does (``AsyncCommitStrategy``): each
+        partition's next offset, one partition at a time, from the partition of the batch's last record
+        backwards; the first that fails (its partition moved to another consumer in a rebalance, which
+        redelivers from the last commit) ends that batch's storing."""
+        while True:
             try:
-                ends = [TopicPartition(self.topic, p, last + 1) for p, (_first, last) in spans.items()]
-                consumer.store_offsets(offsets=ends)
-            except KafkaException as error:
-                # The partitions moved to another consumer in a rebalance: it redelivers from the last commit.
-                log.warning("%s: offsets not stored, partitions reassigned: %s", self.function.name, error)
+                ends = self._finished.get_nowait()
+            except queue.Empty:
+                return
+            for partition, end in ends.items():
+                try:
+                    consumer.store_offsets(offsets=[TopicPartition(self.topic, partition, end)])
+                except KafkaException as error:
+                    log.warning(
+                        "%s: offset %d of partition %d not stored, nor the batch's partitions after it"
+                        " (reassigned): %s",
+                        self.function.name,
+                        end,
+                        partition,
+                        error,
+                    )
+                    break
 
     def _run_batch(self, batch: Sequence[Message], spans: PartitionSpans) -> bool:
         """Invoke until the batch succeeds or may be skipped; False only when the host is stopping."""
         rounds = 0
-        while not self.stop.is_set():
+        while not self._stopping():
             if self._invoke_with_retries(batch, spans):
                 return True
             rounds += 1
@@ -177,9 +286,10 @@ class KafkaTriggerRunner:
             self._unprocessed[partition] = first
             self._high_watermarks[partition] = max(self._high_watermarks.get(partition, 0), last + 1)
         for attempt in policy.attempts() if policy else range(1):
-            if attempt and policy and self.stop.wait(policy.delay_before(attempt)):
+            if attempt and policy and (self.stop.wait(policy.delay_before(attempt)) or self._closing.is_set()):
                 return False
             events = decode_batch(batch, str(self.binding.get("cardinality", "ONE")))
+            _slow_hook()
             try:
                 self.invoker.invoke(self.function, {self.binding["name"]: events})
             except Exception as error:
@@ -209,10 +319,10 @@ class KafkaTriggerRunner:
                 self.stats.waiting.pop(partition, None)
         for partition, (_first, last) in spans.items():
             self._unprocessed[partition] = last + 1
-        self._update_lag()
 
     def _waiting(self, partition: int, first: int, last: int, error: Exception) -> None:
-        """Record the failing batch of ``partition`` for the live line and dashboard; refresh its lag."""
+        """Record the failing batch of ``partition`` for the live line and dashboard (the listener refreshes
+        the lag within a second: it counts from the batch's first offset)."""
         with self.stats._lock:
             previous = self.stats.waiting.get(partition)
             attempts = 1 if previous is None or previous["first_offset"] != first else previous["attempts"] + 1
@@ -223,7 +333,6 @@ class KafkaTriggerRunner:
                 "since": time.time() if previous is None else previous["since"],
                 "cause": f"{type(error).__name__}: {error}"[:300],
             }
-        self._update_lag()
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Called by librdkafka after each rebalance: say which partitions this worker now owns."""
@@ -251,11 +360,11 @@ class KafkaTriggerRunner:
         self._positions = {p.partition: p.offset for p in positions}
         for partition in list(self._unprocessed):
             if partition not in self._positions:
-                del self._unprocessed[partition]  # revoked: its next owner reports it
+                self._unprocessed.pop(partition, None)  # revoked: its next owner reports it
         self._update_lag()
 
     def _update_lag(self) -> None:
-        """Called from the consumer loop and from a batch's retries (the loop is blocked while they run)."""
+        """Called on the listener's thread, which alone calls the consumer."""
         lag = 0
         for partition, position in list(self._positions.items()) or [(p, -1) for p in self._unprocessed]:
             start = self._unprocessed.get(partition, position)
@@ -286,7 +395,23 @@ def _spans(batch: Sequence[Message]) -> PartitionSpans:
     return spans
 
 
+def _ends(batch: Sequence[Message]) -> dict[int, int]:
+    """Each partition's next offset after a batch, in the order the extension stores them
+    (``MultipleItemFunctionExecutor``): the partitions by their last record, from the batch's end."""
+    ends: dict[int, int] = {}
+    for message in reversed(batch):
+        ends.setdefault(partition_of(message), offset_of(message) + 1)
+    return ends
+
+
 _successful_invocations = 0
+
+
+def _slow_hook() -> None:
+    """Test-only fault injection: a slow invocation."""
+    delay = os.environ.get("DEVHOST_FAULT_SLOW_INVOCATION_S")
+    if delay:
+        time.sleep(float(delay))
 
 
 def _fault_hook() -> None:

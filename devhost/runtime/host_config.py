@@ -44,7 +44,7 @@ class KafkaOptions:
             max_batch_size=_number(kafka, "maxBatchSize", cls.max_batch_size, minimum=1),
             commit_on_failure=_flag(kafka, "commitOnFailure", cls.commit_on_failure),
             max_retries=_number(kafka, "maxRetries", cls.max_retries, minimum=-1),
-            subscriber_interval_seconds=_number(kafka, "subscriberIntervalInSeconds", 1, minimum=0),
+            subscriber_interval_seconds=_whole_seconds(kafka, "subscriberIntervalInSeconds", 1),
             auto_commit_interval_ms=_number(kafka, "autoCommitIntervalMs", cls.auto_commit_interval_ms, minimum=1),
             max_poll_interval_ms=_number(kafka, "maxPollIntervalMs", cls.max_poll_interval_ms, minimum=1),
             auto_offset_reset="latest" if reset.lower() == "latest" else "earliest",
@@ -69,6 +69,19 @@ def _number(options: Mapping[str, Any], name: str, default: int, *, minimum: int
     if number is None or number < minimum:
         raise HostConfigError(f"host.json extensions.kafka.{name} must be an integer >= {minimum}, not {value!r}")
     return number
+
+
+def _whole_seconds(options: Mapping[str, Any], name: str, default: int) -> int:
+    """A whole number of seconds >= 1: the extension's option is an int that refuses 0 at startup
+    (``KafkaOptions.SubscriberIntervalInSeconds``), and binding 1.5 or "1.5" to it fails the host's start."""
+    value = options.get(name.lower(), default)
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not re.fullmatch(r"\s*\+?[0-9]+\s*", text) or int(text) < 1:
+        raise HostConfigError(
+            f"host.json extensions.kafka.{name} must be a whole number of seconds, at least 1, not {value!r}: "
+            "the Kafka extension refuses anything else at startup"
+        )
+    return int(text)
 
 
 @dataclass(frozen=True)

@@ -76,3 +76,11 @@ def test_plain_bindings_read_their_own_sources_password() -> None:
     secured = values | {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
     generator = kafka_clients.producer_config(load_settings(secured), "mobile", load_source_settings("mobile", secured))
     assert generator["sasl.password"] == "send-mobile"  # the generator's producer: its own rule's password
+
+
+def test_the_consumer_keeps_librdkafkas_heartbeat_as_the_extension_does() -> None:
+    """The extension sets session.timeout.ms (10 s) but not heartbeat.interval.ms: librdkafka's 3 s."""
+    binding = {"brokerList": "127.0.0.1:9092", "consumerGroup": "g"}
+    settings = consumer_config(binding, HostConfig({}, KafkaOptions()))
+    assert "heartbeat.interval.ms" not in settings
+    assert settings["session.timeout.ms"] == 10_000

@@ -36,3 +36,17 @@ def test_kafka_options_of_the_wrong_type_are_refused(name: str, value: object) -
 def test_kafka_defaults_are_the_extensions() -> None:
     options = KafkaOptions.from_host_json({})
     assert (options.commit_on_failure, options.max_retries, options.max_batch_size) == (True, 5, 64)
+
+
+@pytest.mark.parametrize("value", [0, "0", -1, 0.5, 1.5, "1.5", 10.0, True, None, "ten"])
+def test_a_subscriber_interval_the_extension_refuses_stops_the_host(value: object) -> None:
+    """The extension's SubscriberIntervalInSeconds is an int that throws for 0 or less at startup, and a
+    fractional value fails to bind to it: the local host refuses the same, rather than truncate or spin."""
+    with pytest.raises(HostConfigError, match=r"subscriberIntervalInSeconds must be a whole number of seconds"):
+        KafkaOptions.from_host_json({"extensions": {"kafka": {"subscriberIntervalInSeconds": value}}})
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(1, 1), (10, 10), ("10", 10)])
+def test_a_whole_subscriber_interval_is_read(value: object, seconds: int) -> None:
+    options = KafkaOptions.from_host_json({"extensions": {"kafka": {"SubscriberIntervalInSeconds": value}}})
+    assert options.subscriber_interval_seconds == seconds
