@@ -53,7 +53,18 @@ async def _wait_for_counts(host: DevHost, source: str, field: str, expected: Cou
     async def matches() -> bool:
         return await _counts(host, source, field, expected) == dict(expected)
 
-    await wait_for_async(matches, timeout, f"{source} entity counts")
+    try:
+        await wait_for_async(matches, timeout, f"{source} entity counts")
+    except AssertionError as timeout_error:  # say whether counts were short (slow, lost) or over (doubled)
+        counts = await _counts(host, source, field, expected)
+        short = sum(1 for key, want in expected.items() if (counts[key] or 0) < want)
+        over = sum(1 for key, want in expected.items() if (counts[key] or 0) > want)
+        stats = host.function_stats()
+        raise AssertionError(
+            f"{timeout_error}: {short} keys short, {over} over, of {len(expected)}; "
+            f"counted {sum(c or 0 for c in counts.values())} of {sum(expected.values())}; stats {stats}; "
+            f"host output: {host.output()[-3000:]}"
+        ) from None
 
 
 def _signals_applied(host: DevHost, source: str, entity: str) -> bool:
