@@ -204,9 +204,8 @@ def test_a_redirect_is_refused_and_the_credentials_go_nowhere_else() -> None:
         def log_message(self, *_: object) -> None:
             pass
 
-    elsewhere = HTTPServer(("127.0.0.2", 0), Elsewhere)
-    threading.Thread(target=elsewhere.serve_forever, daemon=True).start()
-    location = f"http://127.0.0.2:{elsewhere.server_port}/x"
+    elsewhere, elsewhere_url = _serving(Elsewhere, host="127.0.0.2")
+    location = f"{elsewhere_url}/x"
     listener, url = _answering(f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode())
     try:
         with pytest.raises(RegistryRefused, match="302"):
@@ -232,21 +231,33 @@ def _confluent_with_references(answers: dict[str, dict[str, Any]]) -> tuple[HTTP
     """What Confluent Schema Registry answers for schemas with references (GET by id gives the text and its
     ``references``; each referenced schema is under its own subject and version); 40403 for the rest."""
 
-    class Answers(BaseHTTPRequestHandler):
+    class Answers(_JsonAnswers):
         def do_GET(self) -> None:
             found = answers.get(self.path)
-            body = orjson.dumps(found or {"error_code": 40403, "message": "Schema not found"})
-            self.send_response(200 if found else 404)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._send(200 if found else 404, found or {"error_code": 40403, "message": "Schema not found"})
 
-        def log_message(self, *_: object) -> None:
-            pass
+    return _serving(Answers)
 
-    server = HTTPServer(("127.0.0.1", 0), Answers)
+
+class _JsonAnswers(BaseHTTPRequestHandler):
+    """A registry double's handler: JSON answers with their length, and no request log."""
+
+    def _send(self, status: int, document: dict[str, Any]) -> None:
+        body = orjson.dumps(document)
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def _serving(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> tuple[HTTPServer, str]:
+    """A real HTTP server on a free port of ``host``, answering with ``handler`` on a daemon thread, and its URL."""
+    server = HTTPServer((host, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_port}"
+    return server, f"http://{host}:{server.server_port}"
 
 
 def _reference(subject: str, version: int = 1) -> dict[str, Any]:
@@ -444,7 +455,7 @@ def _confluent_like(schema_text: str) -> tuple[HTTPServer, str]:
     """As Confluent Schema Registry answers: the id is a Java Integer path parameter, so one past 2**31-1 gets
     JAX-RS's bare 404 ({"error_code": 404}), not the registry's own 40403 (which the local registry gives)."""
 
-    class Answers(BaseHTTPRequestHandler):
+    class Answers(_JsonAnswers):
         def do_POST(self) -> None:  # register: id 1
             self.rfile.read(int(self.headers["Content-Length"]))
             self._send(200, {"id": 1})
@@ -458,19 +469,7 @@ def _confluent_like(schema_text: str) -> tuple[HTTPServer, str]:
             else:
                 self._send(404, {"error_code": 40403, "message": "Schema not found"})
 
-        def _send(self, status: int, document: dict[str, Any]) -> None:
-            body = orjson.dumps(document)
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Answers)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_port}"
+    return _serving(Answers)
 
 
 @pytest.mark.parametrize("junk_id", [2**31, 2**32 - 1])
