@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -16,6 +17,7 @@ from shared.state.bucket_state import key_state
 from shared.state.query_api import BadQuery, entity_name, key_from_url, locate, public_state
 
 bp = df.Blueprint()
+log = logging.getLogger("streamingpoc.http")
 
 
 def _json(body: object, status: int = 200) -> func.HttpResponse:
@@ -38,7 +40,12 @@ async def _read(
     try:
         buckets = await asyncio.to_thread(bucket_counts(lake(), *state_bucket_settings(current_settings())).of, source)
     except (TransientError, LakeError) as error:  # unreachable, or a damaged record (docs/scale.md)
-        return _json({"error": f"the lake's record of bucket counts cannot be read: {error}"}, 503)
+        log.error("state query for %s: the lake's record of bucket counts cannot be read: %s", source, error)
+        unavailable = _json(
+            {"error": "state is unavailable for now: the lake's record of bucket counts cannot be read"}, 503
+        )
+        unavailable.headers["Retry-After"] = "30"
+        return unavailable  # the lake's error (account, paths) goes to the log, not to the caller
     where = locate(source, key, buckets)
     bucket = await client.read_entity_state(df.EntityId(where.entity, where.bucket))
     state = key_state(bucket.entity_state if bucket.entity_exists else None, key)
@@ -54,7 +61,7 @@ async def _read(
 @bp.durable_client_input(client_name="client")
 async def get_state(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """GET /api/state/{source}/{key}: the entity's state (404 unknown key, 400 bad source or key)."""
-    found = await _read(client, req, req.route_params["source"])
+    found = await _read(client, req, req.route_params["source"].lower())  # routes match whatever the case
     return found if isinstance(found, func.HttpResponse) else _json(found)
 
 

@@ -60,13 +60,22 @@ def _registered(found: Registered) -> dict[str, Any]:
     return document | ({} if found.schema_type == "AVRO" else {"schemaType": found.schema_type})
 
 
+def _java_int(text: str) -> int | None:
+    """A path's id or version as the registry reads it (a Java int), or ``None``: ``²`` and digits past
+    2**31-1 are not ids (``str.isdigit`` takes both; the store cannot look them up)."""
+    if text.isascii() and text.isdigit() and int(text) <= 2**31 - 1:
+        return int(text)
+    return None
+
+
 class _Routes:
     def __init__(self, store: RegistryStore) -> None:
         self.store = store
 
     async def schema_by_id(self, request: web.Request) -> web.Response:
         text = request.match_info["id"]
-        found = self.store.schema(int(text)) if text.isdigit() else None
+        schema_id = _java_int(text)
+        found = None if schema_id is None else self.store.schema(schema_id)
         if found is None:
             return _error(404, 40403, f"Schema {text} not found")
         schema, schema_type = found
@@ -82,11 +91,12 @@ class _Routes:
 
     async def version(self, request: web.Request) -> web.Response:
         subject, text = request.match_info["subject"], request.match_info["version"]
-        if text != "latest" and not text.isdigit():
+        number = _java_int(text)
+        if text != "latest" and number is None:
             return _error(422, 42202, f"The specified version '{text}' is not a valid version id.")
         if not self.store.versions(subject):
             return _error(404, 40401, f"Subject '{subject}' not found.")
-        found = self.store.version(subject, None if text == "latest" else int(text))
+        found = self.store.version(subject, number)
         return _answer(_registered(found)) if found else _error(404, 40402, f"Version {text} not found.")
 
     async def register(self, request: web.Request) -> web.Response:

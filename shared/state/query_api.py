@@ -90,7 +90,7 @@ def public_state(state: dict[str, Any]) -> dict[str, Any]:
     A key state damaged outside this code (``docs/reliability.md``) still gets an answer: a view
     that cannot be built from it leaves its fields as stored and names them under ``damaged``.
     """
-    hidden = {APPLIED, LEGACY_MARKS, MOVED_FROM, "m2", "latest"}
+    hidden = {APPLIED, LEGACY_MARKS, MOVED_FROM, "m2", "latest", "others"}
     shown = {name: value for name, value in state.items() if name not in hidden}
     damaged: list[str] = []
     if MINUTES in shown or LEGACY_WINDOWS in shown:

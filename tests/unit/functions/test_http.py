@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
@@ -13,6 +14,8 @@ from aiohttp import web
 from azure.durable_functions.models.utils import http_utils
 
 import functions.http as http
+from shared.errors import LakeError
+from tests.unit.functions.conftest import user_function
 
 
 @pytest.fixture
@@ -72,3 +75,38 @@ async def test_a_key_ending_in_a_newline_never_reads_the_state_of_the_key_withou
     found = await http._read(client, _get("https://app.example/api/state/clickstream/abc%0A", "abc\n"), "clickstream")
     assert isinstance(found, func.HttpResponse) and found.status_code == 404, found
     assert ("user_activity", "abc~0A") in asked and ("user_activity", "abc") not in asked
+
+
+async def test_a_source_named_in_another_case_reads_the_same_state(
+    durable_api: tuple[df.DurableOrchestrationClient, list[tuple[str, str]]],
+) -> None:
+    """Routes match whatever the case of the URL, so ``/api/state/CLICKSTREAM/abc`` is the same query."""
+    client, _ = durable_api
+    request = func.HttpRequest(
+        method="GET",
+        url="https://app.example/api/state/CLICKSTREAM/abc",
+        body=b"",
+        route_params={"source": "CLICKSTREAM", "key": "abc"},
+    )
+    answer = await user_function("get_state").__wrapped__(req=request, client=client)  # the client as bound
+    assert answer.status_code == 200 and json.loads(answer.get_body()) == {"page_views": 42}
+
+
+async def test_an_unreadable_lake_is_a_503_that_names_no_account_or_path(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lake's error text (account host, paths) is logged for the operator, never sent to the caller."""
+    detail = "read _state/buckets.json: HTTPSConnection(host='secretlakeacct.blob.core.windows.net') failed"
+
+    def unreadable(_source: str) -> int:
+        raise LakeError(detail)
+
+    monkeypatch.setattr(http, "lake", lambda: None)
+    monkeypatch.setattr(http, "bucket_counts", lambda *a, **k: SimpleNamespace(of=unreadable))
+    with caplog.at_level(logging.ERROR, logger="streamingpoc.http"):
+        found = await http._read(None, _get("https://app.example/api/state/clickstream/abc", "abc"), "clickstream")  # type: ignore[arg-type]
+    assert isinstance(found, func.HttpResponse) and found.status_code == 503
+    assert found.headers["Retry-After"] == "30"
+    body = found.get_body().decode()
+    assert "secretlakeacct" not in body and "_state" not in body and "unavailable" in body
+    assert detail in caplog.text

@@ -35,3 +35,22 @@ def test_the_registry_keeps_one_id_per_schema_and_persists_it(tmp_path: Path) ->
         assert (refused.status_code, refused.json()["error_code"]) == (422, 42201)
     with serve_registry(store) as url:  # a restarted host keeps its ids
         assert ConfluentRegistry(url).schema_text(second) == ("AVRO", evolved)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "error_code"),
+    [
+        ("/schemas/ids/%C2%B2", 404, 40403),  # "²": str.isdigit() takes it, int() does not
+        ("/schemas/ids/" + "9" * 30, 404, 40403),  # past a Java int (and SQLite's integers)
+        ("/schemas/ids/2147483648", 404, 40403),
+        ("/subjects/s/versions/%C2%B2", 422, 42202),
+        ("/subjects/s/versions/" + "9" * 30, 422, 42202),
+    ],
+)
+def test_an_id_or_version_that_is_not_a_java_int_is_a_client_error(
+    tmp_path: Path, path: str, status: int, error_code: int
+) -> None:
+    with serve_registry(tmp_path / "registry.sqlite") as url:
+        ConfluentRegistry(url).register("s", json.dumps({"type": "int"}))
+        answer = requests.get(f"{url}{path}", timeout=10)
+        assert (answer.status_code, answer.json()["error_code"]) == (status, error_code)

@@ -30,6 +30,9 @@ def test_query_maps_sources_to_entities_and_hides_bookkeeping() -> None:
         {"count": 2, "m2": 1.0, "_offsets": {"t/0": 1}, "_applied": {}, "windows": [[0, 2, 1.0, 2.0, 3.0]]}
     )
     assert shown == {"count": 2, "windows": [{"start": 0, "count": 2, "min": 1.0, "max": 2.0, "mean": 1.5}]}
+    profile = {"profile": {"username": "b"}, "latest": ["users", 1, 0, 9, 2000]}
+    other = [[["users", 0, 0, 5, 1000], {"username": "a"}]]
+    assert public_state(profile | {"others": other}) == {"profile": {"username": "b"}}  # a key seen in two partitions
 
 
 def test_query_reads_the_key_from_the_raw_url_whatever_the_host_decoded() -> None:
