@@ -24,9 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from shared import records
+from shared.compaction.hours import parse_raw_path
+from shared.compaction.quarantine import Quarantined, quarantined_files
+from shared.compaction.rows import IDENTITY, scan_raw
+from shared.errors import TransientError
 from shared.kafka_clients import client_config
 from shared.lake import open_lake
+from shared.lake.base import LakeStore
 from shared.reconcile import (
+    Landed,
     Move,
     PartitionReport,
     current_incarnations,
@@ -42,6 +48,7 @@ from tools.cli import QUIET, broker_address, parse_since, tool_environment, topi
 
 TIMEOUT = 30.0
 EXIT_BROKER_UNREACHABLE = 2
+QUARANTINED = "quarantined"  # the reason of the rows of a raw file compaction quarantined
 CHECK_TIMEOUT = 10.0  # seconds a broker has to answer before a tool says it cannot reach it
 
 
@@ -214,14 +221,53 @@ def run_reconcile(broker: Broker, settings: Settings, source: str, topic: str, g
     committed = {records.TopicPartition(topic, p): offset for p, offset in answered.items()}
     lake = open_lake(settings)
     unreadable: list[str] = []
-    landed = landed_offsets(lake, source, unreadable)
+    moved = quarantined_files(lake, source)
+    landed = landed_offsets(lake, source, unreadable) + quarantined_offsets(lake, source, moved, unreadable)
     incarnations = current_incarnations(lake, source, retained, landed)
     reports = reconcile(retained, landed, incarnations, committed, lambda tp, gaps: broker.records_in(*tp, gaps))
-    print(report_table(source, topic, reports, unreadable))
+    print(report_table(source, topic, reports, unreadable, moved))
     return 0 if all(report.clean for report in reports) and not unreadable else 1
 
 
-def report_table(source: str, topic: str, reports: list[PartitionReport], unreadable: Sequence[str] = ()) -> str:
+def quarantined_offsets(
+    lake: LakeStore, source: str, moved: Sequence[Quarantined], unreadable: list[str]
+) -> list[Landed]:
+    """The rows of the raw files compaction quarantined (out of raw/, in deadletter/<source>/quarantine/), as dead
+    letters of reason ``quarantined``. One whose rows cannot be read (the reason it was quarantined, often) is
+    named in ``unreadable`` with that reason: its offsets count as missing."""
+    found: list[Landed] = []
+    for file in moved:
+        raw = parse_raw_path(source, file.raw_path)
+        try:
+            if raw is None:
+                raise ValueError(f"{file.raw_path} is not a raw file's name")
+            identity, _ = scan_raw(raw.format, lake.read(file.path), path=file.path)
+        except TransientError:
+            raise
+        except Exception as error:  # any decoder's error: the file is damaged, as compaction found
+            unreadable.append(f"{file.path} (quarantined: {file.why}): {type(error).__name__}: {error}")
+            continue
+        found += [
+            Landed(
+                str(row["_topic"]),
+                int(row["_partition"]),
+                int(row["_incarnation"]),
+                int(row["_offset"]),
+                file.path,
+                QUARANTINED,
+            )
+            for row in identity.select(IDENTITY).to_pylist()
+        ]
+    return found
+
+
+def report_table(
+    source: str,
+    topic: str,
+    reports: list[PartitionReport],
+    unreadable: Sequence[str] = (),
+    quarantined: Sequence[Quarantined] = (),
+) -> str:
     lines = [
         f"reconcile of {source} (topic {topic}): the broker's retained offsets against raw/ and deadletter/",
         f"{'partition':>9}  {'incarnation':>11}  {'retained':>21}  {'landed':>8}  {'dead':>6}  {'missing':>7}  "
@@ -239,6 +285,10 @@ def report_table(source: str, topic: str, reports: list[PartitionReport], unread
         for offset, paths in sorted(r.doubles.items()):
             lines.append(f"double: partition {r.partition} offset {offset} in {', '.join(paths)}")
     lines += [f"unreadable (left out, its offsets count as missing): {file}" for file in unreadable]
+    lines += [
+        f"quarantined by compaction (its rows count as dead, not in curated/): {q.raw_path} -> {q.path}: {q.why}"
+        for q in quarantined
+    ]
     clean = all(r.clean for r in reports) and not unreadable
     pending = sum(r.pending for r in reports)
     if clean and pending:

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, Schema
 from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
+from deltalake.schema import Field, PrimitiveType
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from shared.compaction.coverage import LOG_RETENTION, coverage_from_history, parse_commit
@@ -28,7 +29,7 @@ from shared.compaction.rows import (
     check_fits,
     curated_as_landed,
 )
-from shared.compaction.slices import GroupKey, TimeSlice
+from shared.compaction.slices import GroupKey, Identity, TimeSlice
 from shared.errors import LakeUnavailable
 
 # Data files a recompaction replaced are kept this long, then vacuumed: time travel reaches back this
@@ -142,6 +143,23 @@ class CuratedTable:
             condition += f" AND {EVENT_TIME} < arrow_cast({int(time_slice.hi_us)}, {_MICROS_UTC})"
         batches = list(self._query(f"SELECT * FROM curated WHERE {hour.predicate} AND {condition}"))
         return curated_as_landed(pa.Table.from_batches(batches)) if batches else pa.table({})
+
+    def repeated_identities(self, hour: Hour) -> dict[Identity, int]:
+        """The identities the hour holds more than once, with their rows (none when never compacted).
+
+        A compaction writes each identity once; two first commits of a new hour at once both add theirs
+        (docs/reliability.md), and the next compaction of the hour keeps one of each."""
+        names = ", ".join(IDENTITY)
+        query = (
+            f"SELECT {names}, COUNT(*) AS copies FROM curated WHERE {hour.predicate} "
+            f"GROUP BY {names} HAVING COUNT(*) > 1"
+        )
+        found: dict[Identity, int] = {}
+        for batch in self._query(query):
+            for row in batch.to_pylist():
+                identity = (str(row["_topic"]), int(row["_partition"]), int(row["_incarnation"]), int(row["_offset"]))
+                found[identity] = int(row["copies"])
+        return found
 
     def read_offsets(self, hour: Hour, group: GroupKey, first: int, last: int) -> pa.Array:
         """The offsets of one topic-partition-incarnation between ``first`` and ``last`` in the hour."""
@@ -309,19 +327,28 @@ def delta_schema(hour: Hour, schema: pa.Schema) -> Schema:
 
 
 def _evolved(hour: Hour, current: Schema, files: pa.Schema) -> Schema:
-    """The table's schema plus the files' columns it lacks (new nullable columns, never fewer columns).
+    """The table's schema plus the files' columns it lacks (new nullable columns, never fewer columns), its
+    ``void`` columns typed where the files type them.
 
     An overwrite commits the schema it is given as the table's: a narrower one would drop columns
-    other hours still hold.
+    other hours still hold. A ``void`` column (all null when the table took it: tables of code that
+    wrote Arrow's ``null`` type) holds no value, so delta-rs takes its new type, and reads the files
+    written before it as nulls of that type.
     """
+    given = {field.name: field for field in delta_schema(hour, files).fields}
+    typed = {field.name for field in current.fields if _void(field) and not _void(given.get(field.name, field))}
     known = {field.name for field in current.fields}
-    added = [field for field in delta_schema(hour, files).fields if field.name not in known]
-    if not added:
+    added = [field for name, field in given.items() if name not in known]
+    if not added and not typed:
         return current
     try:
-        return Schema([*current.fields, *added])
+        return Schema([given[field.name] if field.name in typed else field for field in current.fields] + added)
     except Exception as error:  # as in delta_schema: a name that differs from the table's only in case
         raise CompactionError(f"hour {hour}: the table cannot take these columns: {_reason(error)}") from error
+
+
+def _void(field: Field) -> bool:
+    return isinstance(field.type, PrimitiveType) and field.type.type == "void"
 
 
 def _may_change(commit: Mapping[str, Any], hour: Hour) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -29,6 +29,7 @@ from shared.compaction.rows import TIMESTAMP, CompactionError
 EXTRA = "_extra"
 METADATA_KEY = "streamingpoc.drift"
 NULL_RATE_DIGITS = 4
+ArrowValues = TypeVar("ArrowValues", pa.Array, pa.ChunkedArray)
 
 
 @dataclass
@@ -208,7 +209,7 @@ def fit_table(table: pa.Table, target: Mapping[str, pa.DataType], changes: dict[
 def _cast_what_fits(column: pa.ChunkedArray, wanted: pa.DataType) -> tuple[pa.Array, dict[int, Any]]:
     """The column in ``wanted`` type: the whole column when it casts, else value by value (misfits null)."""
     try:
-        return column.cast(wanted).combine_chunks(), {}
+        return _cast(column, wanted).combine_chunks(), {}
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         pass
     values: list[Any] = []
@@ -218,11 +219,19 @@ def _cast_what_fits(column: pa.ChunkedArray, wanted: pa.DataType) -> tuple[pa.Ar
             values.append(None)
             continue
         try:
-            values.append(pa.array([value]).cast(wanted)[0].as_py())
+            values.append(_cast(pa.array([value]), wanted)[0].as_py())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
             values.append(None)
             misfits[row] = value
     return pa.array(values, wanted), misfits
+
+
+def _cast(values: ArrowValues, wanted: pa.DataType) -> ArrowValues:
+    """``values`` as ``wanted``; integers become timestamps as epoch milliseconds, what the project's files hold
+    (``shared.formats``; JSON lines of a model that had the column), as ``rows._as_timestamp`` reads them."""
+    if pa.types.is_integer(values.type) and pa.types.is_timestamp(wanted):
+        values = values.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    return values.cast(wanted)
 
 
 def _merge_into_extra(table: pa.Table, moved: Mapping[int, dict[str, Any]]) -> pa.Table:
@@ -305,7 +314,10 @@ class HourFit:
     ``schemas`` are the inputs' schemas in input order (the curated rows' first), ``origins`` what
     each is (a raw file's path), to name in errors. The hour's schema is theirs with the target
     types, all nullable, plus ``_extra`` when a column's type changed, since its misfits move there.
-    A column of a type no Delta table can store fails the hour (``CompactionError``).
+    A column that holds only nulls so far (Arrow's ``null`` type: a field a newer model added, null in
+    every row of an Avro or JSON lines file) is left out until a typed value arrives: the table would
+    take it as a ``void`` column, and Delta cannot change a column's type after. A column of a type no
+    Delta table can store fails the hour (``CompactionError``).
     """
 
     def __init__(self, curated: pa.Schema | None, schemas: Sequence[pa.Schema], origins: Sequence[str] = ()) -> None:
@@ -316,7 +328,7 @@ class HourFit:
             # JSON text: no row had unknown fields yet, or a foreign file's column of that name is another type
             self.target[EXTRA] = pa.string()
         self.changes: dict[str, TypeChange] = {}
-        columns = [pa.field(name, kind) for name, kind in self.target.items()]
+        columns = [pa.field(name, kind) for name, kind in self.target.items() if not pa.types.is_null(kind)]
         if EXTRA not in self.target and may_move(self.target, schemas):
             columns.append(pa.field(EXTRA, pa.string()))
         self.schema = pa.schema(columns)

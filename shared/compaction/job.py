@@ -1,11 +1,14 @@
 """One compaction run of one source: list, plan, and for each due hour read, merge and replace; then vacuum.
 
 Called by ``compact_<source>`` (functions/compaction.py) on its schedule, by the local host, the
-tests and the benchmark. An hour that cannot be compacted (an unreadable raw file, conflicting
-schemas, columns a Delta table cannot store, or any other error of its own) is logged and skipped
-so that the other hours go on, and vacuum after them; the run then raises, so the failure shows as
-a failed invocation and in the compaction-lag alert, never silently. Only a transient error (the
-lake unavailable, a commit whose outcome is unknown) stops the run at once: the next tick retries.
+tests and the benchmark. A raw file the hour cannot use (unreadable, undecodable, a column that
+clashes or that no Delta table can store) is quarantined (``quarantine``: moved under
+``deadletter/<source>/quarantine/`` with its reason) and the rest of its hour compacts in the same
+run. An hour that still cannot be compacted (any other error of its own) is logged and skipped so
+that the other hours go on, and vacuum after them. Either way the run then raises, so the failure
+or the quarantine shows as a failed invocation (and a failed hour in the compaction-lag alert),
+never silently. Only a transient error (the lake unavailable, a commit whose outcome is unknown)
+stops the run at once: the next tick retries; it never quarantines a file.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
@@ -23,6 +26,7 @@ from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
 from shared.compaction.plan import CompactionPlan, HourTask, plan_compaction
+from shared.compaction.quarantine import Quarantined, UnusableRawFiles, quarantine
 from shared.compaction.rewrite import SLICE_ROWS, HourResult, HourRewrite
 from shared.compaction.rows import CompactionError
 from shared.errors import TransientError
@@ -57,6 +61,10 @@ class CompactionReport:
     def files_out(self) -> int:
         return sum(h.files_out for h in self.hours)
 
+    @property
+    def quarantined(self) -> list[Quarantined]:
+        return [moved for h in self.hours for moved in h.quarantined]
+
 
 def open_curated(settings: Settings, source: str, environ: Mapping[str, str] | None = None) -> CuratedTable:
     location = delta_location(settings, source, environ)
@@ -82,7 +90,12 @@ def compact(
     if on_planned is not None:
         on_planned(plan)
     if plan.ignored:
-        log.warning("%s: %d paths under raw/ are not landed files, e.g. %s", source, len(plan.ignored), plan.ignored[0])
+        log.warning(
+            "%s: %d paths under raw/ are not landed files or names the lake refuses, e.g. %s",
+            source,
+            len(plan.ignored),
+            plan.ignored[0],
+        )
     report = CompactionReport(source, plan)
     schema = landed_schema(source)
     for task in plan.tasks:
@@ -121,10 +134,14 @@ def run_compaction(
     instruments.record_compaction(
         source, hours=len(report.hours), rows=report.rows, files_in=report.files_in, files_out=report.files_out
     )
-    if report.failed:
-        raise CompactionError(
-            f"{source}: {len(report.failed)} hours not compacted: " + "; ".join(report.failed.values())
-        )
+    problems = (
+        [f"{len(report.failed)} hours not compacted: " + "; ".join(report.failed.values())] if report.failed else []
+    )
+    if report.quarantined:
+        moved = "; ".join(f"{q.raw_path} -> {q.path}: {q.why}" for q in report.quarantined)
+        problems.append(f"{len(report.quarantined)} raw files quarantined, their rows not in curated: {moved}")
+    if problems:
+        raise CompactionError(f"{source}: " + "; ".join(problems))
     return report
 
 
@@ -143,8 +160,23 @@ def compact_hour(
     *,
     slice_rows: int = SLICE_ROWS,
 ) -> HourResult:
-    """Curated rows of the hour plus its new raw files, deduplicated, sorted, written as one commit."""
-    result = HourRewrite(source, lake, table, task, schema, slice_rows).run()
+    """Curated rows of the hour plus its new raw files, deduplicated, sorted, written as one commit.
+
+    The raw files the hour cannot use are quarantined and the hour is rewritten without them (a scan
+    names every unusable file at once; one that fails later, as its slice is read, is one more pass).
+    When none is left, nothing is committed: the hour's curated rows stand as they were."""
+    quarantined: list[Quarantined] = []
+    while True:
+        try:
+            result = HourRewrite(source, lake, table, task, schema, slice_rows).run()
+            break
+        except UnusableRawFiles as unusable:
+            quarantined += [quarantine(lake, source, path, why) for path, why in sorted(unusable.reasons.items())]
+            task = replace(task, new_files=tuple(raw for raw in task.new_files if raw.path not in unusable.reasons))
+            if not task.new_files:
+                log.error("%s: %s: every new raw file was quarantined; nothing to commit", source, task.hour)
+                return HourResult(task.hour, 0, 0, 0, 0, quarantined=tuple(quarantined))
+    result = replace(result, quarantined=tuple(quarantined))
     if result.drift is not None:
         _report_drift(source, result.drift)
     if result.rows == 0:

@@ -4,7 +4,9 @@ Pure: the caller lists and reads; this decides. An hour is *due* when it is clos
 the grace period has passed, or open hours are allowed) and it holds a raw file the table's
 latest commit for that hour did not cover: never compacted, or late files and replays since.
 Raw files that vanished (the storage lifecycle rule) do not make an hour due: their rows are
-already in the table, and compaction keeps the table's rows.
+already in the table, and compaction keeps the table's rows. A file whose name the lake refuses
+(an operator's ``x (1).parquet``: ``shared.layout.check_relative_path``) could never be read, so
+it is ignored with the strays instead of stalling its hour.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from shared.compaction.hours import Hour, RawFile, parse_raw_path
+from shared.errors import UnsafePath
+from shared.layout import check_relative_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +37,8 @@ class CompactionPlan:
     waiting_hours: int
     """Hours with uncovered files that are not closed yet."""
     ignored: tuple[str, ...]
-    """Paths under the prefix that are not landed files (temporary or stray); reported, never read."""
+    """Paths under the prefix that are not landed files (temporary, stray, or named so the lake refuses them);
+    reported, never read."""
 
 
 def plan_compaction(
@@ -50,7 +55,7 @@ def plan_compaction(
     ignored: list[str] = []
     for path in listing:
         raw = parse_raw_path(source, path)
-        if raw is None:
+        if raw is None or not _readable_name(path):
             ignored.append(path)
         else:
             by_hour[raw.hour].append(raw)
@@ -73,3 +78,12 @@ def plan_compaction(
         else:
             waiting += 1
     return CompactionPlan(tuple(tasks), lag_ms, waiting, tuple(ignored))
+
+
+def _readable_name(path: str) -> bool:
+    """Whether the lake would read ``path``: it refuses names outside the layout's alphabet."""
+    try:
+        check_relative_path(path)
+    except UnsafePath:
+        return False
+    return True

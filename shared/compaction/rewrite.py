@@ -33,11 +33,12 @@ import pyarrow.compute as pc
 
 from shared.compaction.coverage import commit_metadata
 from shared.compaction.delta_table import CommitOutcomeUnknown, CuratedTable, delta_schema
-from shared.compaction.drift import HourDrift, HourFit
+from shared.compaction.drift import HourDrift, HourFit, storable
 from shared.compaction.hours import Hour, RawFile
 from shared.compaction.location import curated_path
 from shared.compaction.parts import HourFiles
 from shared.compaction.plan import HourTask
+from shared.compaction.quarantine import Quarantined, UnusableRawFiles
 from shared.compaction.rows import (
     PARTITION_COLUMNS,
     REQUIRED,
@@ -49,6 +50,7 @@ from shared.compaction.rows import (
 )
 from shared.compaction.slices import (
     GroupKey,
+    Identity,
     InputStats,
     TimeSlice,
     assemble_slice,
@@ -61,8 +63,9 @@ from shared.compaction.slices import (
     plan_slices,
     repeating_groups,
     without_positions,
+    without_repeats,
 )
-from shared.errors import TransientError
+from shared.errors import LakeError, TransientError
 from shared.lake.base import LakeStore
 
 # What a compaction holds grows with the slice (rows carry the record as received, `_received`):
@@ -84,6 +87,7 @@ class HourResult:
     files_out: int
     bytes_in: int
     drift: HourDrift | None = None
+    quarantined: tuple[Quarantined, ...] = ()  # raw files of the hour moved out of raw/ (``job.compact_hour``)
 
 
 @dataclass
@@ -96,6 +100,7 @@ class _Scan:
     bytes_in: int = 0
     drops: dict[int, pa.Array] = field(default_factory=dict)  # input -> positions of its repeated rows
     dropped: Counter[GroupKey] = field(default_factory=Counter)
+    repeated: dict[Identity, int] = field(default_factory=dict)  # identities the curated rows hold more than once
 
     @property
     def rows(self) -> int:
@@ -140,18 +145,30 @@ class HourRewrite:
             scan.origins.append("the curated table")
         scan.histogram.update(curated.bins)
         curated.bins.clear()
+        if curated.rows:
+            scan.repeated = self.table.repeated_identities(self.task.hour)
+            for (topic, partition, incarnation, _), copies in scan.repeated.items():
+                scan.dropped[(topic, partition, incarnation)] += copies - 1
+        unusable: dict[str, str] = {}
         for raw, data in zip(self.task.new_files, self._reads(pool, self.task.new_files), strict=True):
             scan.bytes_in += len(data)
             stats = InputStats()
-            with _reading(raw):
-                identity, schema = scan_raw(raw.format, data, path=raw.path, schema=self.landed)
-                stats.add(self.task.hour, identity)
+            try:
+                with _reading(raw):
+                    identity, schema = scan_raw(raw.format, data, path=raw.path, schema=self.landed)
+                    _check_storable(self.task.hour, raw, schema)
+                    stats.add(self.task.hour, identity)
+            except UnusableRawFiles as error:  # the scan goes on: every unusable file of the hour at once
+                unusable.update(error.reasons)
+                continue
             scan.histogram.update(stats.bins)
             stats.bins.clear()  # thousands of inputs: one histogram for the hour is enough
             scan.inputs.append(stats)
             if stats.rows and not any(schema.equals(known) for known in scan.schemas):
                 scan.schemas.append(schema)  # distinct ones only: files of one source share a few
                 scan.origins.append(raw.path)
+        if unusable:
+            raise UnusableRawFiles(unusable)
         return scan
 
     def _find_duplicates(self, scan: _Scan) -> None:
@@ -206,12 +223,9 @@ class HourRewrite:
     def _fit(self, scan: _Scan) -> HourFit:
         """The hour's fitting to the curated schema; its ``schema`` is that of the data files (partition
         columns are in the path, not the file). Columns a Delta table cannot store fail the hour here,
-        before anything is written: a type Delta lacks, names that differ only in case."""
-        clashing = sorted({name for schema in scan.schemas for name in PARTITION_COLUMNS if name in schema.names})
-        if clashing:
-            raise CompactionError(
-                f"hour {self.task.hour}: rows carry columns {clashing}, which are the table's partition columns"
-            )
+        before anything is written. Each raw file's own columns were checked as it was scanned; what is
+        left are names that differ only in case from the table's or an earlier file's: the raw file that
+        brings the second spelling is unusable."""
         fit = HourFit(scan.curated, scan.schemas, scan.origins)
         names: dict[str, str] = {}
         for name in [*PARTITION_COLUMNS, *fit.schema.names]:
@@ -219,10 +233,10 @@ class HourRewrite:
             if other != name:
                 found = (o for s, o in zip(scan.schemas, scan.origins, strict=True) if name in s.names)
                 origin = next(found, "the hour's rows")
-                raise CompactionError(
-                    f"hour {self.task.hour}: column {name} in {origin} differs from column {other} only in case, "
-                    "and a Delta table's column names ignore case"
-                )
+                why = f"column {name} differs from column {other} only in case (Delta column names ignore case)"
+                if origin in {raw.path for raw in self.task.new_files}:
+                    raise UnusableRawFiles({origin: why})
+                raise CompactionError(f"hour {self.task.hour}: {why} ({origin})")
         delta_schema(self.task.hour, pa.schema([*fit.schema, *_partition_fields()]))
         return fit
 
@@ -247,12 +261,14 @@ class HourRewrite:
         files = HourFiles(self.lake, table_path, self.task.hour, fit.schema, self.table.target_file_bytes)
         written = 0
         carried: dict[int, pa.Table] = {}
+        kept: set[Identity] = set()  # of the curated rows' repeated identities, those written
         try:
             for position, time_slice in enumerate(plan):
                 decoded = self._decoded(pool, scan, time_slice, carried)
                 parts = []
                 if CURATED in time_slice.inputs:
-                    parts.append(fit.fit(self.table.read_slice(self.task.hour, time_slice)))
+                    curated = self.table.read_slice(self.task.hour, time_slice)
+                    parts.append(fit.fit(without_repeats(curated, scan.repeated, kept)))
                 for index, table in decoded.items():
                     with _reading(self.task.new_files[index - 1]):
                         parts.append(fit.fit(in_slice(table, time_slice)))
@@ -341,15 +357,35 @@ def _partition_fields() -> list[pa.Field]:
 
 @contextmanager
 def _reading(raw: RawFile) -> Iterator[None]:
-    """Decoding or fitting one raw file's rows: whatever it raises but a transient error fails the hour as
-    that file's, named. ``rows`` turns the decoders' known errors into ``CompactionError`` itself; a
+    """Decoding or fitting one raw file's rows (no lake request): what it raises makes the file unusable
+    (``UnusableRawFiles``, which quarantines it), but the lake's errors and running out of memory, which
+    are not the file's. ``rows`` turns the decoders' known errors into ``CompactionError`` itself; a
     damaged or foreign file may make them, or the fit of its values, raise anything."""
     try:
         yield
-    except (CompactionError, TransientError):
+    except (UnusableRawFiles, TransientError, LakeError, MemoryError):
         raise
+    except CompactionError as error:
+        raise UnusableRawFiles({raw.path: str(error)}) from error
     except Exception as error:
-        raise CompactionError(f"raw file {raw.path}: {type(error).__name__}: {error}") from error
+        raise UnusableRawFiles({raw.path: f"{type(error).__name__}: {error}"}) from error
+
+
+def _check_storable(hour: Hour, raw: RawFile, schema: pa.Schema) -> None:
+    """``CompactionError`` when the file's columns alone cannot be in a Delta table: a partition column's
+    name, a type Delta lacks, names that differ only in case."""
+    clashing = sorted(name for name in schema.names if name.lower() in PARTITION_COLUMNS)
+    if clashing:
+        raise CompactionError(f"rows carry columns {clashing}, which are the table's partition columns")
+    fields = []
+    for column in schema:
+        kind = storable(column.type)
+        if kind is None:
+            raise CompactionError(
+                f"column {column.name} is {column.type} in {raw.path}, a type a Delta table cannot store"
+            )
+        fields.append(column.with_type(kind))
+    delta_schema(hour, pa.schema([*fields, *_partition_fields()]))
 
 
 def _carry(decoded: dict[int, pa.Table], following: set[int], budget: int) -> dict[int, pa.Table]:

@@ -283,12 +283,13 @@ def offset_ranges(table: pa.Table) -> list[OffsetRange]:
 
 
 def check_fits(hour: Hour, table_schema: pa.Schema, rows: pa.Schema) -> None:
-    """Delta can add nullable columns to a table, not change a column's type: say which column would."""
+    """Delta can add nullable columns to a table, not change a column's type: say which column would. A ``void``
+    column (all null when a table of older code took it) is the exception: its type is replaced."""
     for field in rows:
         if field.name not in table_schema.names:
             continue
         expected = _plain_type(table_schema.field(field.name).type)
-        if _plain_type(field.type) != expected:
+        if _plain_type(field.type) != expected and not pa.types.is_null(expected):
             raise CompactionError(
                 f"hour {hour}: column {field.name} is {field.type} in the raw files but {expected} in the curated "
                 "table; Delta adds new nullable columns but cannot change a column's type"

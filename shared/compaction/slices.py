@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -32,6 +32,7 @@ from shared.compaction.hours import HOUR_MS, Hour
 from shared.compaction.rows import EVENT_TIME, IDENTITY, sort_by_event_time
 
 GroupKey = tuple[str, int, int]  # topic, partition, incarnation
+Identity = tuple[str, int, int, int]  # topic, partition, incarnation, offset
 BIN_US = 100_000
 BINS = HOUR_MS * 1000 // BIN_US  # bins -1 and BINS hold the times before and after the hour
 
@@ -231,6 +232,21 @@ def without_positions(table: pa.Table, positions: pa.Array | None) -> pa.Table:
         return table
     keep = pc.invert(pc.is_in(pa.array(range(table.num_rows), pa.int64()), value_set=positions.cast(pa.int64())))
     return table.filter(keep)
+
+
+def without_repeats(rows: pa.Table, repeated: Collection[Identity], kept: set[Identity]) -> pa.Table:
+    """``rows`` without the copies of ``repeated`` identities after the first one seen, in this table or an
+    earlier one (``kept``, which this adds to). Only the curated rows can hold such copies (two first
+    commits of a new hour at once), and only a few: the rows are looked at one by one only then."""
+    if not repeated or rows.num_rows == 0:
+        return rows
+    keep = []
+    for identity in zip(*(rows.column(name).to_pylist() for name in IDENTITY), strict=True):
+        first = identity not in repeated or identity not in kept
+        if identity in repeated:
+            kept.add(identity)
+        keep.append(first)
+    return rows.filter(pa.array(keep, pa.bool_()))
 
 
 def in_slice(table: pa.Table, time_slice: TimeSlice) -> pa.Table:

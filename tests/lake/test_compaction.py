@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, QueryBuilder
+from deltalake import DeltaTable, QueryBuilder, write_deltalake
 
 from devhost.services.azurite import Azurite
 from shared import formats
@@ -211,18 +211,24 @@ def test_a_reader_during_compaction_sees_the_old_hour_or_the_new_one(lake: Lake)
         assert reader_rows in {2000, 4000}
 
 
-def test_an_hour_that_cannot_be_read_fails_alone(local_lake: Lake) -> None:
-    land_batch(local_lake, 0, 10)
-    run(local_lake)
-    next_hour = Hour.of_ms(H10.end_ms)
-    local_lake.store.write_atomic(
-        f"raw/clickstream/date={next_hour.date}/hour={next_hour.hour}/clickstream+0+i0+{99:020d}+{99:020d}.parquet",
-        b"not parquet at all",
-    )
-    land_batch(local_lake, 10, 5)  # a late file for H10 in the same run
+def test_an_unreadable_raw_file_is_quarantined_and_its_hours_good_rows_outlive_raw_retention(
+    local_lake: Lake,
+) -> None:
+    """A truncated file used to fail its hour on every run; once the lifecycle rule deleted the hour's raw files
+    (raw_retention_days), the hour was no longer planned, the lag metric dropped to 0 and its good rows were
+    nowhere in curated. The file is quarantined and the good rows compact in the same run."""
+    good = land_batch(local_lake, 0, 10)
+    data = _parquet(pa.table({"_topic": ["clickstream"], "_partition": [0], "_offset": [100]}))
+    bad = f"raw/clickstream/date={H10.date}/hour={H10.hour}/clickstream+0+i0+{100:020d}+{100:020d}.parquet"
+    local_lake.store.write_atomic(bad, data[: len(data) // 2])
     report = run(local_lake)
-    assert list(report.failed) == [next_hour] and "cannot read raw file" in report.failed[next_hour]
-    assert [h.hour for h in report.hours] == [H10] and len(curated_rows(local_lake)) == 15
+    assert not report.failed and [q.raw_path for q in report.quarantined] == [bad]
+    assert "cannot read raw file" in report.quarantined[0].why
+    for path in good:  # raw_retention_days later: the storage lifecycle rule
+        local_lake.store.delete(path)
+    after = run(local_lake, now_ms=LATER + 8 * 86_400_000)
+    assert not after.failed and after.plan.tasks == () and after.plan.lag_ms == 0
+    assert sorted(row["_offset"] for row in curated_rows(local_lake)) == list(range(10))
 
 
 def test_a_column_whose_type_changed_still_compacts_and_keeps_misfits_in_extra(local_lake: Lake) -> None:
@@ -515,3 +521,22 @@ def test_two_compactions_of_a_new_hour_at_once_hold_its_rows_once(local_lake: La
     rows = curated_rows(local_lake, hour=h11)
     assert len(rows) == len({_key(row) for row in rows}) == 20
     assert run(local_lake, now_ms=after).plan.tasks == (), "B's commit covers the hour: nothing is left to redo"
+
+
+def test_rows_the_hour_holds_twice_are_held_once_after_it_is_recompacted(local_lake: Lake) -> None:
+    """Two first commits of a new hour within the same moment both add (docs/reliability.md): the hour's rows
+    twice. The next compaction of the hour (a late file) keeps one row per identity and counts it once."""
+    land_batch(local_lake, 0, 10)
+    run(local_lake)
+    delta = local_lake.delta()
+    hour_rows = pa.table(QueryBuilder().register("t", delta).execute(f"SELECT * FROM t WHERE {H10.predicate}"))
+    write_deltalake(delta, hour_rows.cast(pa.schema(delta.schema().to_arrow())), mode="append")  # the rival's add
+    assert len(curated_rows(local_lake)) == 20
+    land_batch(local_lake, 10, 5)  # a late file: the hour is recompacted
+    report = run(local_lake, now_ms=LATER + 900_000)
+    assert not report.failed and report.rows == 15
+    rows = curated_rows(local_lake)
+    assert sorted(row["_offset"] for row in rows) == list(range(15))
+    document = parse_commit(local_lake.delta().history(1)[0])
+    assert document is not None and document["rows"] == 15
+    assert [(r["first"], r["last"], r["rows"]) for r in document["offsets"]] == [(0, 14, 15)]

@@ -1,9 +1,10 @@
 """Raw files this project did not write (damaged, foreign, empty) on a real local lake and Delta table.
 
-A bad file fails its own hour, with a reason naming it, and never the run: the hours after it
-compact and vacuum runs (the bad hour is the oldest, so it is first in every run). Nothing that
-the table cannot read back is committed. An hour whose raw files hold no rows is covered, not
-failed on every run.
+A bad file is quarantined with its reason and the rest of its hour compacts, in the same run; an
+hour that fails for another reason of its own never fails the run: the hours after it compact and
+vacuum runs (the bad hour is the oldest, so it is first in every run). Nothing that the table
+cannot read back is committed. An hour whose raw files hold no rows is covered, not failed on
+every run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -24,8 +26,9 @@ from shared.compaction import rewrite
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour
 from shared.compaction.job import compact, open_curated
+from shared.compaction.quarantine import quarantined_files
 from shared.compaction.rows import curated_as_landed
-from shared.errors import LakeUnavailable
+from shared.errors import LakeError, LakeUnavailable
 from shared.lake import LocalLake
 from shared.settings import load_settings
 from tests.lake.test_compaction import GRACE, H10, LATER, Lake, land_batch, run
@@ -107,7 +110,7 @@ BAD_FILES: dict[str, tuple[Callable[[Lake], bytes], str]] = {
         lambda lake: parquet(raw_table(H09, [1, 2], USERID=[1, 2])),  # the table has "userid"
         "column USERID",
     ),
-    "partition-case.parquet": (lambda lake: parquet(raw_table(H09, [1, 2], Date=["x", "y"])), "column Date"),
+    "partition-case.parquet": (lambda lake: parquet(raw_table(H09, [1, 2], Date=["x", "y"])), "['Date']"),
     "nested-nanoseconds.parquet": (  # passes every check; fitting its values fails
         lambda lake: parquet(
             raw_table(H09, [1, 2], s=pa.array([{"at": 1}, None], pa.struct([("at", pa.timestamp("ns"))])))
@@ -118,15 +121,18 @@ BAD_FILES: dict[str, tuple[Callable[[Lake], bytes], str]] = {
 
 
 @pytest.mark.parametrize("name", list(BAD_FILES))
-def test_a_bad_raw_file_fails_its_hour_alone_naming_itself_and_later_hours_still_compact(
+def test_a_bad_raw_file_is_quarantined_naming_why_and_the_rest_of_its_hour_compacts(
     lake: Lake, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """job.py: an hour that cannot be compacted is logged and skipped so that the other hours go on. The bad
-    hour is the oldest, first in every run: were the run to stop there, no newer hour would compact again."""
+    """A bad file used to fail its hour on every run until the lifecycle rule deleted the hour's raw files, and
+    the hour's good rows were lost with them. It is moved to the quarantine with its reason, the rest of its
+    hour compacts in the same run, and the hours after it too; vacuum runs once, after them."""
     land_batch(lake, 0, 10)
     run(lake)  # H10 compacted: the table exists
     make, reason = BAD_FILES[name]
-    path = put(lake, H09, name, make(lake))
+    data = make(lake)
+    path = put(lake, H09, name, data)
+    put(lake, H09, "good.parquet", parquet(raw_table(H09, [7, 8])))
     land_batch(lake, 10, 5)  # a late file of H10, after the bad hour in the same run
     vacuums: list[int] = []
     vacuum = CuratedTable.vacuum
@@ -139,13 +145,55 @@ def test_a_bad_raw_file_fails_its_hour_alone_naming_itself_and_later_hours_still
 
     report = run(lake)
 
-    assert list(report.failed) == [H09] and [h.hour for h in report.hours] == [H10]
-    assert path in report.failed[H09] and reason in report.failed[H09], report.failed[H09]
-    assert vacuums == [1], "vacuum runs after a failed hour"
-    assert offsets(lake, H10) == list(range(15)) and offsets(lake, H09) == []
+    assert not report.failed and [h.hour for h in report.hours] == [H09, H10]
+    (moved,) = report.quarantined
+    assert moved.raw_path == path and reason in moved.why, moved.why
+    assert moved.path.startswith(f"deadletter/clickstream/quarantine/date={H09.date}/hour={H09.hour}/{name}.")
+    assert lake.store.read(moved.path) == data and not lake.store.exists(path)
+    sidecar = orjson.loads(lake.store.read(moved.path + ".json"))
+    assert (sidecar["raw_path"], sidecar["reason"], sidecar["detail"]) == (path, "unusable_raw_file", moved.why)
+    assert quarantined_files(lake.store, "clickstream") == [moved]
+    assert vacuums == [1]
+    assert offsets(lake, H10) == list(range(15)) and offsets(lake, H09) == [7, 8]
     put(lake, H11, "later.parquet", parquet(raw_table(H11, [100, 101])))
     again = run(lake, now_ms=LATER + 3_600_000)
-    assert list(again.failed) == [H09] and [h.hour for h in again.hours] == [H11]
+    assert not again.failed and not again.quarantined and [h.hour for h in again.hours] == [H11]
+
+
+def test_a_transient_or_lake_error_reading_a_raw_file_never_quarantines_it(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the file's own bytes make it unusable: the lake away stops the run (the next tick retries), and an
+    error the lake calls permanent (a permission, a file gone since the listing) fails the hour, as before."""
+    path = put(lake, H09, "a.parquet", parquet(raw_table(H09, [1, 2])))
+    read = lake.store.read
+    failure: list[Exception] = [LakeUnavailable("the lake is away")]
+
+    def failing(wanted: str) -> bytes:
+        if wanted == path:
+            raise failure[0]
+        return read(wanted)
+
+    monkeypatch.setattr(lake.store, "read", failing)
+    with pytest.raises(LakeUnavailable, match="away"):
+        run(lake)
+    failure[0] = LakeError("403 this request is not authorized")
+    report = run(lake)
+    assert list(report.failed) == [H09] and "403" in report.failed[H09] and not report.quarantined
+    assert lake.store.list_paths("deadletter") == [] and lake.store.exists(path)
+
+
+def test_every_raw_file_of_an_hour_quarantined_commits_nothing(lake: Lake) -> None:
+    put(lake, H09, "a.parquet", parquet(raw_table(H09, [1, 2])))
+    run(lake)
+    version = lake.delta().version()
+    put(lake, H09, "late.parquet", b"not parquet")
+    report = run(lake)
+    assert not report.failed and [q.raw_path for q in report.quarantined] == [
+        f"raw/clickstream/date={H09.date}/hour={H09.hour}/late.parquet"
+    ]
+    assert lake.delta().version() == version and offsets(lake, H09) == [1, 2]
+    assert run(lake).plan.tasks == ()
 
 
 def test_an_unforeseen_error_of_one_hour_fails_that_hour_and_a_transient_one_stops_the_run(

@@ -4,15 +4,19 @@ report rides in each hour's commit and ``python -m tools.query --drift`` prints 
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 
 from shared.batch import process_batch
 from shared.compaction.drift import drift_from_history
+from shared.compaction.hours import Hour
 from shared.formats import format_named
 from shared.lake import LocalLake
 from shared.landing.files import land, plan_batch
@@ -20,7 +24,8 @@ from shared.records import KafkaRecord
 from shared.settings import load_settings
 from shared.source_model import Source
 from tests.conftest import FIXED_NOW_MS, datagen_source
-from tests.lake.test_compaction import H10, Lake, curated_rows, run
+from tests.lake.test_compaction import H10, LATER, Lake, curated_rows, run
+from tests.lake.test_compaction_foreign_files import H09, parquet, put, raw_table, readable
 from tools import query
 
 ADDRESS = {"type": "record", "name": "Address", "fields": [{"name": "city", "type": "string"}]}
@@ -98,3 +103,54 @@ def curated_rows_after(lake: Lake) -> list[dict[str, Any]]:
     """The hour's curated rows after compacting (the records carry FIXED_NOW_MS: hour H10)."""
     run(lake, "things")
     return curated_rows(lake, "things", H10)
+
+
+def json_lines(hour: Hour, offsets: list[int], **columns: list[Any]) -> bytes:
+    """A JSON lines raw file of ``clickstream`` (a source whose model has none of ``columns``)."""
+    rows = [
+        {"_topic": "clickstream", "_partition": 0, "_offset": offset, "_event_time": hour.start_ms + 1000 + i}
+        | {name: values[i] for name, values in columns.items()}
+        for i, offset in enumerate(offsets)
+    ]
+    return gzip.compress(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+
+
+def test_a_new_column_null_in_every_row_of_an_hour_waits_for_a_typed_value(lake: Lake) -> None:
+    """A newer model's nullable field, null in every row of an hour's JSON lines (or Avro) files, is Arrow's
+    ``null`` type: committed, the table took it as a ``void`` column, and every later hour with values failed."""
+    put(lake, H09, "a.jsonl.gz", json_lines(H09, [1, 2], coupon=[None, None]))
+    assert not run(lake).failed
+    assert "coupon" not in lake.delta().schema().to_arrow().names
+    put(lake, H10, "b.jsonl.gz", json_lines(H10, [3, 4], coupon=["X1", None]))
+    report = run(lake, now_ms=LATER)
+    assert not report.failed, report.failed
+    assert readable(lake, H10).sort_by("_offset").column("coupon").to_pylist() == ["X1", None]
+    assert readable(lake, H09).column("coupon").to_pylist() == [None, None]
+
+
+def test_a_void_column_a_table_already_has_takes_the_first_typed_values(lake: Lake) -> None:
+    """Tables compacted before columns of nulls were held back have such a column as ``void``: it is retyped."""
+    put(lake, H09, "a.parquet", parquet(raw_table(H09, [1, 2])))
+    assert not run(lake).failed
+    delta = lake.delta()
+    older = pa.schema(delta.schema().to_arrow()).append(pa.field("coupon", pa.null()))
+    write_deltalake(delta, older.empty_table(), mode="append", schema_mode="merge")  # what older code committed
+    assert str(lake.delta().schema().fields[-1].type) == 'PrimitiveType("void")'
+    put(lake, H10, "b.parquet", parquet(raw_table(H10, [3, 4], coupon=["X1", None])))
+    report = run(lake, now_ms=LATER)
+    assert not report.failed, report.failed
+    assert lake.delta().schema().to_arrow().field("coupon").type in (pa.string(), pa.string_view())
+    assert readable(lake, H10).sort_by("_offset").column("coupon").to_pylist() == ["X1", None]
+    assert readable(lake, H09).column("coupon").to_pylist() == [None, None]
+
+
+def test_a_timestamp_column_in_json_lines_of_older_code_is_read_as_epoch_milliseconds(lake: Lake) -> None:
+    """``created_at`` was a ``timestamp`` column of an older model (JSON lines hold epoch ms, ``shared.formats``);
+    today's model lacks it, so the Parquet file's type is the hour's and the JSON lines' integers are cast."""
+    at_ms = H10.start_ms + 5_000
+    put(lake, H10, "a.parquet", parquet(raw_table(H10, [1], created_at=pa.array([at_ms], pa.timestamp("ms", "UTC")))))
+    put(lake, H10, "b.jsonl.gz", json_lines(H10, [2], created_at=[at_ms]))
+    report = run(lake, now_ms=LATER)
+    assert not report.failed, report.failed
+    times = readable(lake, H10).sort_by("_offset").column("created_at").cast(pa.int64()).to_pylist()
+    assert times == [at_ms * 1000, at_ms * 1000]

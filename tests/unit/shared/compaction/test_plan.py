@@ -53,3 +53,12 @@ def test_raw_files_deleted_by_the_lifecycle_rule_do_not_make_an_hour_due() -> No
 def test_stray_paths_are_reported_not_read() -> None:
     plan = plan_compaction("clickstream", [raw(H10, ".tmp-x.part")], {}, now_ms=H11.end_ms, grace_ms=0)
     assert plan.tasks == () and plan.ignored == (raw(H10, ".tmp-x.part"),)
+
+
+def test_a_file_whose_name_the_lake_refuses_is_ignored_not_planned() -> None:
+    """An operator's copy (``x (1).parquet``) matches the raw layout but no store would read it: planned, it
+    failed its hour on every run (``UnsafePath``) and held back the hour's other files."""
+    listing = [raw(H10, "a.parquet"), raw(H10, "x (1).parquet"), raw(H11, "copy of b.parquet")]
+    plan = plan_compaction("clickstream", listing, {}, now_ms=H11.end_ms, grace_ms=0)
+    assert [(t.hour, [f.path for f in t.new_files]) for t in plan.tasks] == [(H10, [raw(H10, "a.parquet")])]
+    assert plan.ignored == (raw(H10, "x (1).parquet"), raw(H11, "copy of b.parquet"))

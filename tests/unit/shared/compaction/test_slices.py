@@ -17,6 +17,7 @@ from shared.compaction.slices import (
     offset_ranges,
     plan_slices,
     repeating_groups,
+    without_repeats,
 )
 from tests.unit.shared.compaction.conftest import H10, START_US, identity
 
@@ -85,3 +86,15 @@ def test_offset_ranges_count_what_stays() -> None:
 def test_budget_must_be_positive() -> None:
     with pytest.raises(ValueError):
         plan_slices(H10, [], budget=0)
+
+
+def test_without_repeats_keeps_the_first_copy_of_each_repeated_identity_across_tables() -> None:
+    def rows(offsets: list[int]) -> pa.Table:
+        n = len(offsets)
+        return pa.table({"_topic": ["t"] * n, "_partition": [0] * n, "_incarnation": [0] * n, "_offset": offsets})
+
+    repeated = {("t", 0, 0, 1), ("t", 0, 0, 2)}
+    kept: set[tuple[str, int, int, int]] = set()
+    first = without_repeats(rows([0, 1, 1, 2]), repeated, kept)
+    second = without_repeats(rows([2, 3, 2]), repeated, kept)
+    assert first.column("_offset").to_pylist() == [0, 1, 2] and second.column("_offset").to_pylist() == [3]

@@ -1,0 +1,119 @@
+"""Raw files an hour cannot use, moved out of ``raw/`` so that the rest of their hour compacts.
+
+A raw file that cannot be read, decoded or fitted (truncated or foreign bytes, a row that is not a
+record, a column that clashes with the partition columns or the table's, a type no Delta table can
+store) would fail its hour on every run until the lifecycle rule deleted the hour's raw files
+(``raw_retention_days``), and the good rows with them. Compaction moves it instead to
+
+``deadletter/<source>/quarantine/date=YYYY-MM-DD/hour=HH/<name>.<digest>.quarantined``
+
+(its bytes, as they were) beside ``<that path>.json``, which says why, and compacts the rest of the
+hour in the same run. The digest is of the bytes: the copy is created only if absent, so a run cut
+between the copy and the delete repeats the move with the same name, and never takes another file's
+bytes for its own. Neither name ends like a landed file or a dead letter, so redrive, reprocess and
+the landing's look-ups of dead letters leave them alone; ``tools.reconcile`` counts their offsets.
+
+A file is put back by copying it to its ``raw_path`` (after fixing whatever was wrong): the next
+compaction recompacts its hour with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
+from shared.compaction.rows import CompactionError
+from shared.errors import LakeError
+from shared.lake.base import LakeStore
+from shared.layout import DEADLETTER_AREA, safe_segment
+
+QUARANTINE = "quarantine"
+SUFFIX = ".quarantined"
+REASON_SUFFIX = ".json"
+REASON = "unusable_raw_file"  # the sidecar's ``reason``, as a dead letter names its own
+DIGEST_CHARS = 16
+
+log = logging.getLogger("streamingpoc.compaction")
+
+
+class UnusableRawFiles(CompactionError):
+    """Raw files of an hour that cannot be used as they are (``reasons``: path -> why); the others can."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__("; ".join(f"raw file {path}: {why}" for path, why in sorted(reasons.items())))
+        self.reasons = reasons
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A raw file moved out of ``raw/``: where it was, where it is, and why."""
+
+    raw_path: str
+    path: str
+    why: str
+
+
+def quarantine_directory(source: str, hour: Hour | None = None) -> str:
+    directory = f"{DEADLETTER_AREA}/{safe_segment(source)}/{QUARANTINE}"
+    return directory if hour is None else f"{directory}/date={hour.date}/hour={hour.hour}"
+
+
+def quarantine(lake: LakeStore, source: str, raw_path: str, why: str) -> Quarantined:
+    """Move the raw file at ``raw_path`` to the quarantine with the reason beside it; logged as an error.
+
+    The lake's errors are raised as they are: an outage (``TransientError``) is not the file's, and the
+    hour is retried as a whole by the next run."""
+    raw = parse_raw_path(source, raw_path)
+    if raw is None:
+        raise LakeError(f"{raw_path} is not a raw file of {source}")
+    data = lake.read(raw_path)
+    digest = hashlib.sha256(data).hexdigest()
+    name = raw_path.rpartition("/")[2]
+    path = f"{quarantine_directory(source, raw.hour)}/{name}.{digest[:DIGEST_CHARS]}{SUFFIX}"
+    lake.create(path, data)  # False: an earlier run's copy of these same bytes (the digest names them)
+    sidecar = {
+        "source": source,
+        "reason": REASON,
+        "detail": why,
+        "raw_path": raw_path,
+        "sha256": digest,
+        "bytes": len(data),
+        "quarantined_at": int(time.time() * 1000),
+    }
+    lake.write_atomic(path + REASON_SUFFIX, orjson.dumps(sidecar))
+    lake.delete(raw_path)
+    log.error(
+        "%s: QUARANTINED raw file %s (its rows are not in curated/%s until it is fixed and put back): %s; now at %s",
+        source,
+        raw_path,
+        source,
+        why,
+        path,
+    )
+    return Quarantined(raw_path, path, why)
+
+
+def quarantined_files(lake: LakeStore, source: str) -> list[Quarantined]:
+    """Every quarantined raw file of ``source``, with the reason its sidecar gives (or says it lacks one)."""
+    paths = set(lake.list_paths(quarantine_directory(source)))
+    found = []
+    for path in sorted(path for path in paths if path.endswith(SUFFIX)):
+        why = "no reason recorded (its sidecar is missing or damaged)"
+        if path + REASON_SUFFIX in paths:
+            with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
+                why = str(orjson.loads(lake.read(path + REASON_SUFFIX))["detail"])
+        found.append(Quarantined(original_path(source, path), path, why))
+    return found
+
+
+def original_path(source: str, path: str) -> str:
+    """The raw path a quarantined file was moved from: its directory's hour, its name less digest and suffix."""
+    directory, _, name = path.rpartition("/")
+    hour_directory = directory.removeprefix(quarantine_directory(source) + "/")
+    return f"{raw_prefix(source)}/{hour_directory}/{name.removesuffix(SUFFIX).rpartition('.')[0]}"
