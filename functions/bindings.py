@@ -27,7 +27,7 @@ configure_telemetry(current_settings())  # once per worker: Python imports this 
 
 
 # Never written into a binding as a value, set or not: the host must resolve them (Key Vault references in Azure).
-SECRET_SOURCE_FIELDS = frozenset({"kafka_sasl_password", "kafka_producer_sasl_password"})
+SECRET_SOURCE_FIELDS = frozenset({"kafka_sasl_password"})
 
 
 def setting_ref(source: str, field: str) -> str:
@@ -62,9 +62,9 @@ def kafka_auth(role: Literal["consumer"], source: str) -> dict[str, Any]:
 
     - PLAINTEXT: nothing (local brokers).
     - SASL_SSL + PLAIN: user ``%KAFKA_SASL_USERNAME%`` (``$ConnectionString`` for Event Hubs) and a
-      password setting per source, ``<SOURCE>_KAFKA_SASL_PASSWORD`` (the generator's producer reads
-      ``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD``, ``shared.kafka_clients``), so that Azure can give each
-      one the connection string of a rule on that one event hub with only the right it needs.
+      password setting per source, ``<SOURCE>_KAFKA_SASL_PASSWORD``, so that Azure can give each
+      one the connection string of a rule on that one event hub with only Listen (the generators'
+      producers use the app's identity instead: ``shared.kafka_clients``).
     - SASL_SSL + OAUTHBEARER: OIDC client credentials of a service principal (``KAFKA_OAUTH_*``);
       Entra ID roles on each event hub decide what it may do.
     """

@@ -158,7 +158,7 @@ def _register(source: Source) -> None:
         settings = source_settings(source.name)
         with producing_span(source.name):
             records = _records(source, _messages(source, plan.tick), settings.topic)
-            config = kafka_clients.producer_config(current_settings(), source.name, settings)
+            config = kafka_clients.producer_config(current_settings())
             kafka_clients.send(config, settings.topic, records)
         _delivered[source.name] = plan.tick
         if plan.taken_over:  # only a tracked generator has pending ticks to take over

@@ -6,26 +6,56 @@ calls ``Produce``, not ``ProduceAsync``), so a failed delivery only logs and the
 sent; it also takes a Python worker's values only as strings. :func:`send` returns once the broker
 acknowledged every record, and raises otherwise, so the timer's retry sends the tick again; a send that
 raises leaves nothing queued behind it (its records would otherwise go out with every later send, one more
-copy per failed attempt). Same broker, protocol and credentials the binding would use: PLAINTEXT locally;
-SASL_SSL with ``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD`` (PLAIN) or the ``KAFKA_OAUTH_*`` client credentials
-(OAUTHBEARER, OIDC) for Event Hubs.
+copy per failed attempt). PLAINTEXT locally, with no authentication; for Event Hubs, with
+``KAFKA_PRODUCER_CREDENTIAL=managedidentity``, SASL OAUTHBEARER over SASL_SSL with an Entra ID token of the
+app's identity (its *Azure Event Hubs Data Sender* role on each source's hub decides where it may send), so no
+SAS key exists for it; or the ``KAFKA_OAUTH_*`` client credentials of the trigger (OAUTHBEARER, OIDC).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
 from shared.errors import ConfigurationError, TransientError
 from shared.records import ProducedRecord
-from shared.settings import Settings, SourceSettings, source_setting_name
+from shared.settings import Settings, eventhubs_namespace_host
 
 SEND_TIMEOUT_SECONDS = 60.0  # one send, from its first record to the last acknowledgement
 # librdkafka's message.timeout.ms, as a share of the send's: a record still unacknowledged then has failed (its
 # delivery report says so) before the send gives up, so what a failed send leaves queued is the exception.
 MESSAGE_TIMEOUT_SHARE = 0.75
+
+# librdkafka's ``oauth_cb``: called with ``sasl.oauthbearer.config``, returns a token and its expiry (epoch seconds).
+TokenCallback = Callable[[str], tuple[str, float]]
+
+
+def eventhubs_token_callback(namespace_host: str, credential: Any | None = None) -> TokenCallback:
+    """An ``oauth_cb`` for the Kafka endpoint of Event Hubs namespace ``namespace_host``
+    (``<namespace>.servicebus.windows.net``): Entra ID access tokens for ``https://<namespace_host>/.default``
+    from ``credential``, by default ``DefaultAzureCredential`` (the managed identity in Azure, your login on a
+    workstation). librdkafka calls it again before the token expires."""
+    if credential is None:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    scope = f"https://{namespace_host}/.default"
+
+    def token(_config: str) -> tuple[str, float]:
+        access = credential.get_token(scope)
+        return access.token, float(access.expires_on)
+
+    return token
+
+
+@cache
+def _identity_token_callback(namespace_host: str) -> TokenCallback:
+    """One callback (and one credential, whose token cache it keeps) per namespace and worker: the producer
+    configuration stays equal from tick to tick, so :func:`send` keeps reusing one producer."""
+    return eventhubs_token_callback(namespace_host)
 
 
 def client_config(settings: Settings, sasl_password: str, password_setting: str) -> dict[str, Any]:
@@ -53,12 +83,38 @@ def client_config(settings: Settings, sasl_password: str, password_setting: str)
     }
 
 
-def producer_config(settings: Settings, name: str, source: SourceSettings) -> dict[str, Any]:
-    """librdkafka settings of source ``name``'s generator producer, as the extension's output binding would have
-    them, with a message timeout inside :data:`SEND_TIMEOUT_SECONDS` (librdkafka's default, 300 s, would keep a
-    failed send's records retrying long after the send gave up)."""
-    password_setting = source_setting_name(name, "kafka_producer_sasl_password")
-    return client_config(settings, source.kafka_producer_sasl_password.get_secret_value(), password_setting) | {
+def producer_security(settings: Settings) -> dict[str, Any]:
+    """Broker and security settings of the generators' producer.
+
+    - ``KAFKA_PRODUCER_CREDENTIAL=managedidentity``: SASL OAUTHBEARER over SASL_SSL with the app's Entra ID
+      identity (``oauth_cb``, token scope ``https://<namespace>/.default``), whatever the trigger uses; the
+      settings model has checked that the broker is an Event Hubs namespace reached over SASL_SSL.
+    - otherwise as the trigger connects: PLAINTEXT (local brokers) with nothing, or OAUTHBEARER with the
+      ``KAFKA_OAUTH_*`` client credentials. SASL PLAIN has no producer credential (no send rule or key exists
+      for it): a ``ConfigurationError`` says which setting to set.
+    """
+    if settings.kafka_producer_credential == "managedidentity":
+        host = eventhubs_namespace_host(settings.kafka_broker_list)
+        return {
+            "bootstrap.servers": settings.kafka_broker_list,
+            "security.protocol": "sasl_ssl",
+            "sasl.mechanism": "OAUTHBEARER",
+            "oauth_cb": _identity_token_callback(host),
+        }
+    if settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_sasl_mechanism == "PLAIN":
+        raise ConfigurationError(
+            "the generators' producer has no SASL PLAIN credential: with KAFKA_SECURITY_PROTOCOL=SASL_SSL and "
+            "KAFKA_SASL_MECHANISM=PLAIN set KAFKA_PRODUCER_CREDENTIAL=managedidentity (Event Hubs, the app's "
+            "identity with Azure Event Hubs Data Sender on the source's hub)"
+        )
+    return client_config(settings, "", "KAFKA_PRODUCER_CREDENTIAL")
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings of the generators' producer (:func:`producer_security`), as the extension's output
+    binding would have them, with a message timeout inside :data:`SEND_TIMEOUT_SECONDS` (librdkafka's default,
+    300 s, would keep a failed send's records retrying long after the send gave up)."""
+    return producer_security(settings) | {
         "linger.ms": 50,
         "batch.size": 1_048_576,
         "acks": "all",

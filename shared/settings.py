@@ -25,6 +25,7 @@ LakeFormat = Literal["parquet", "avro", "jsonl"]
 LakeKind = Literal["local", "blob", "adls"]
 KafkaSecurity = Literal["PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "OAUTHBEARER"]
+KafkaProducerCredential = Literal["", "managedidentity"]
 SchemaRegistryKind = Literal["confluent", "eventhubs"]
 
 # Read by the Functions host or the platform, not by this code; Terraform may set them.
@@ -73,9 +74,19 @@ class Settings(BaseSettings):
         "PLAIN",
         alias="KAFKA_SASL_MECHANISM",
         description=(
-            "With SASL_SSL: PLAIN (Event Hubs SAS connection strings, `<SOURCE>_KAFKA_*SASL_PASSWORD`) or "
-            "OAUTHBEARER (OIDC client credentials of a service principal, `KAFKA_OAUTH_*`). Read when functions are "
-            "indexed."
+            "With SASL_SSL, how the Kafka triggers authenticate: PLAIN (Event Hubs SAS connection strings, "
+            "`<SOURCE>_KAFKA_SASL_PASSWORD`) or OAUTHBEARER (OIDC client credentials of a service principal, "
+            "`KAFKA_OAUTH_*`). Read when functions are indexed."
+        ),
+    )
+    kafka_producer_credential: KafkaProducerCredential = Field(
+        "",
+        alias="KAFKA_PRODUCER_CREDENTIAL",
+        description=(
+            "`managedidentity`: the generators' producer authenticates to Event Hubs' Kafka endpoint with the app's "
+            "Entra ID identity (SASL OAUTHBEARER over SASL_SSL, a token for `https://<namespace>/.default`; needs "
+            "KAFKA_SECURITY_PROTOCOL=SASL_SSL and an Event Hubs KAFKA_BROKER_LIST). Empty: as the triggers "
+            "connect (PLAINTEXT locally, or the `KAFKA_OAUTH_*` client credentials); SASL PLAIN has no producer key."
         ),
     )
     kafka_oauth_client_id: str = Field(
@@ -255,6 +266,13 @@ class Settings(BaseSettings):
         if token_url and urlsplit(token_url).scheme.lower() != "https":
             # librdkafka (and the Kafka extension) POST the client id and secret there: over http, in clear text
             raise ValueError("KAFKA_OAUTH_TOKEN_ENDPOINT_URL must be an https:// URL; the client secret is sent to it")
+        if self.kafka_producer_credential == "managedidentity":
+            if self.kafka_security_protocol != "SASL_SSL":
+                raise ValueError(
+                    f"KAFKA_PRODUCER_CREDENTIAL=managedidentity needs KAFKA_SECURITY_PROTOCOL=SASL_SSL (Event Hubs); "
+                    f"with KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} nothing would authenticate"
+                )
+            eventhubs_namespace_host(self.kafka_broker_list)  # raises ValueError naming the settings
         if self.kafka_security_protocol != "SASL_SSL":
             if self.kafka_sasl_mechanism == "OAUTHBEARER":
                 raise ValueError(
@@ -283,6 +301,21 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"KAFKA_SASL_MECHANISM=OAUTHBEARER needs {', '.join(missing)}")
         return self
+
+
+def eventhubs_namespace_host(broker_list: str) -> str:
+    """The Event Hubs namespace a Kafka broker list names: ``evhns-x.servicebus.windows.net:9093`` gives
+    ``evhns-x.servicebus.windows.net``, the host whose ``/.default`` scope a token for its Kafka endpoint is for.
+    Anything else (a local broker) raises ``ValueError``."""
+    first = broker_list.split(",")[0].strip()
+    host = first.rsplit(":", 1)[0] if ":" in first else first
+    name, _, domain = host.partition(".")
+    if not name or not domain.lower().startswith("servicebus."):
+        raise ValueError(
+            "KAFKA_PRODUCER_CREDENTIAL=managedidentity needs KAFKA_BROKER_LIST to be an Event Hubs namespace's Kafka "
+            f"endpoint, <namespace>.servicebus.windows.net:9093 (the token is for that namespace); got {first!r}"
+        )
+    return host.lower()
 
 
 def telemetry_identity(authentication_string: str) -> str | None:
@@ -333,10 +366,6 @@ class SourceSettings(BaseSettings):
     kafka_sasl_password: SecretStr = Field(
         SecretStr(""),
         description="SASL PLAIN password of process_<source>; in Azure a Key Vault reference (listen-only rule).",
-    )
-    kafka_producer_sasl_password: SecretStr = Field(
-        SecretStr(""),
-        description="SASL PLAIN password of generate_<source>; in Azure a Key Vault reference (send-only rule).",
     )
     compaction_schedule: str = Field(
         "0 */15 * * * *", description="NCRONTAB of `compact_<source>`, which turns closed raw hours into curated Delta."

@@ -53,33 +53,28 @@ locals {
   }
 
   # Kafka SASL PLAIN credentials, keyed by the app setting that holds the connection string (a
-  # Key Vault reference). One per source and role, each with exactly the right its bindings
-  # need, never Manage (functions/bindings.py kafka_auth):
-  #   process_<source> Kafka trigger         reads <SOURCE>_KAFKA_SASL_PASSWORD          -> Listen
-  #   generate_<source> Kafka output binding reads <SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD -> Send
+  # Key Vault reference): one per source, for its process_<source> Kafka trigger, which reads
+  # <SOURCE>_KAFKA_SASL_PASSWORD and needs Listen only, never Manage (functions/bindings.py
+  # kafka_auth). The Functions Kafka extension authenticates with SASL PLAIN (or OIDC client
+  # credentials), not with the app's managed identity, so the triggers keep these keys.
+  # The generators have none: generate_<source> produces through shared/kafka_clients.py
+  # (confluent-kafka, not a Kafka output binding) with the app's managed identity (SASL
+  # OAUTHBEARER, KAFKA_PRODUCER_CREDENTIAL = "managedidentity") and its Azure Event Hubs Data
+  # Sender role on each source's hub (main.roles.tf), so no send rule or secret exists for them.
   # With kafka_sas_scope = "event_hub" each credential is a rule on that source's hub (its
-  # connection string carries EntityPath=<hub>); with "namespace" the credentials of one role
-  # share a namespace rule (kafka_namespace_rules). Rules, secrets and app settings all follow
-  # from these maps; tests/terraform checks each binding's setting against the rights here.
-  kafka_credentials = merge([
-    for name in keys(local.sources) : {
-      "${upper(name)}_KAFKA_SASL_PASSWORD" = {
-        source    = name
-        rule_name = "${name}-processor-listen"
-        listen    = true
-        send      = false
-      }
-      "${upper(name)}_KAFKA_PRODUCER_SASL_PASSWORD" = {
-        source    = name
-        rule_name = "${name}-generator-send"
-        listen    = false
-        send      = true
-      }
+  # connection string carries EntityPath=<hub>); with "namespace" they share one listen-only
+  # namespace rule (kafka_namespace_rules). Rules, secrets and app settings all follow from these
+  # maps; tests/terraform checks each binding's setting against the rights here.
+  kafka_credentials = {
+    for name in keys(local.sources) : "${upper(name)}_KAFKA_SASL_PASSWORD" => {
+      source    = name
+      rule_name = "${name}-processor-listen"
+      listen    = true
+      send      = false
     }
-  ]...)
+  }
 
   kafka_namespace_rules = var.kafka_sas_scope == "namespace" ? {
     listen = { rule_name = "functions-kafka-listen", listen = true, send = false }
-    send   = { rule_name = "functions-kafka-send", listen = false, send = true }
   } : {}
 }

@@ -11,13 +11,14 @@ resource "azurerm_eventhub_namespace" "this" {
   auto_inflate_enabled     = var.eventhubs_maximum_throughput_units > 0
   maximum_throughput_units = var.eventhubs_maximum_throughput_units > 0 ? var.eventhubs_maximum_throughput_units : null
 
-  # SAS (local) authentication must stay on: the Functions Kafka extension authenticates with
-  # SASL PLAIN (user "$ConnectionString", a SAS connection string as password) or OAUTHBEARER
-  # with OIDC client credentials of a service principal; it has no managed-identity mode. The
-  # keys live only in Key Vault (main.keyvault.tf); each rule is on one hub with one right.
+  # SAS (local) authentication must stay on: the Functions Kafka extension (the triggers)
+  # authenticates with SASL PLAIN (user "$ConnectionString", a SAS connection string as password)
+  # or OAUTHBEARER with OIDC client credentials of a service principal; it has no managed-identity
+  # mode. Its keys live only in Key Vault (main.keyvault.tf); each rule is on one hub, Listen only.
+  # The generators produce with the app's managed identity instead (Entra ID, main.roles.tf).
   local_authentication_enabled = true
   # The Flex Consumption app is not VNet-integrated here, so it reaches the namespace over its
-  # public endpoint (TLS 1.2+, SAS-authenticated). See docs/deploy.md, "Network exposure".
+  # public endpoint (TLS 1.2+, SAS- or Entra ID-authenticated). See docs/deploy.md, "Network exposure".
   public_network_access_enabled = true
 
   tags = local.tags
@@ -44,8 +45,9 @@ resource "azurerm_eventhub" "source" {
 # Dead letters go to the lake's deadletter/ area with their raw bytes (shared/landing.py),
 # not to a hub, so there is no dead-letter event hub.
 
-# SAS rules for the Kafka endpoint (SASL PLAIN). kafka_sas_scope = "event_hub": one rule per
-# credential of local.kafka_credentials, on that source's hub only.
+# SAS rules for the Kafka triggers (SASL PLAIN). kafka_sas_scope = "event_hub": one listen-only
+# rule per credential of local.kafka_credentials, on that source's hub only. None for the
+# generators: they send with the app's identity (Azure Event Hubs Data Sender, main.roles.tf).
 resource "azurerm_eventhub_authorization_rule" "kafka" {
   for_each = var.kafka_sas_scope == "event_hub" ? local.kafka_credentials : {}
 
@@ -58,7 +60,7 @@ resource "azurerm_eventhub_authorization_rule" "kafka" {
   manage              = false
 }
 
-# kafka_sas_scope = "namespace": one listen-only and one send-only rule for all hubs.
+# kafka_sas_scope = "namespace": one listen-only rule for all hubs.
 resource "azurerm_eventhub_namespace_authorization_rule" "kafka" {
   for_each = local.kafka_namespace_rules
 
@@ -76,7 +78,7 @@ locals {
     for setting, credential in local.kafka_credentials : setting => (
       var.kafka_sas_scope == "event_hub"
       ? azurerm_eventhub_authorization_rule.kafka[setting].primary_connection_string
-      : azurerm_eventhub_namespace_authorization_rule.kafka[credential.listen ? "listen" : "send"].primary_connection_string
+      : azurerm_eventhub_namespace_authorization_rule.kafka["listen"].primary_connection_string
     )
   }
 }

@@ -1,7 +1,7 @@
-# Holds the Event Hubs connection strings the Kafka bindings use as SASL password, one per
-# source and role (local.kafka_credentials). The app
-# reads them through Key Vault references (@Microsoft.KeyVault(SecretUri=...)), so no app
-# setting, output or log ever carries the value.
+# Holds the Event Hubs connection strings the Kafka triggers use as SASL password, one listen-only
+# per source (local.kafka_credentials); the generators have none (they send with the app's
+# identity). The app reads them through Key Vault references (@Microsoft.KeyVault(SecretUri=...)),
+# so no app setting, output or log ever carries the value.
 resource "azurerm_key_vault" "this" {
   #checkov:skip=CKV_AZURE_189:The Flex Consumption app is not VNet-integrated, so Key Vault references resolve over the public endpoint; access is Entra ID RBAC only (see docs/deploy.md, Network exposure).
   #checkov:skip=CKV_AZURE_109:Same reason: a deny-by-default firewall would block the app's Key Vault references; App Service is not a trusted service for the bypass.
@@ -31,7 +31,7 @@ resource "azurerm_key_vault_secret" "kafka" {
   name         = "eventhubs-${lower(replace(each.key, "_", "-"))}"
   key_vault_id = azurerm_key_vault.this.id
   value        = local.kafka_connection_strings[each.key]
-  content_type = "Event Hubs connection string (Kafka SASL PLAIN password of ${each.value.source}, ${each.value.listen ? "listen" : "send"} only)"
+  content_type = "Event Hubs connection string (Kafka SASL PLAIN password of ${each.value.source}, listen only)"
   tags         = local.tags
 
   # Terraform's identity writes the secret through the data plane: wait until its role works.

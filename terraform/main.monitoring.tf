@@ -59,3 +59,22 @@ resource "azurerm_monitor_diagnostic_setting" "eventhubs" {
     category = "AllMetrics"
   }
 }
+
+# Who deleted what in the host storage account, which holds the function keys (azure-webjobs-secrets),
+# the host's locks, Durable state and the app package (StorageBlobLogs, as the lake's).
+resource "azurerm_monitor_diagnostic_setting" "host_blob" {
+  count = var.diagnostic_settings_enabled ? 1 : 0
+
+  name                       = "to-log-analytics"
+  target_resource_id         = "${azurerm_storage_account.host.id}/blobServices/default"
+  log_analytics_workspace_id = azurerm_log_analytics_workspace.this.id
+
+  # StorageDelete only: the host reads and writes its blobs (lease renewals, key reads) many times a minute, each
+  # a billed Log Analytics row under StorageRead/StorageWrite, while deletes are rare and what an audit needs.
+  enabled_log {
+    category = "StorageDelete"
+  }
+  enabled_metric {
+    category = "Transaction"
+  }
+}

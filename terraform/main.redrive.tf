@@ -1,17 +1,22 @@
 # Dead-letter redrive (python -m tools.redrive) run by an operator, not by the app: it sends
 # through azure-eventhub with the operator's Entra ID login, so the operator (and only when
-# named) gets the data-plane Sender role on the namespace, no SAS key, and blob access to the lake.
+# named) gets the data-plane Sender role on each source's hub (what a redrive sends to; not the
+# namespace), no SAS key, and blob access to the lake's file system (not the whole account).
 locals {
-  redrive_operator_roles = var.redrive_operator_principal_id == null ? {} : {
-    eventhubs_sender = {
-      scope = azurerm_eventhub_namespace.this.id
-      role  = "Azure Event Hubs Data Sender"
-    }
-    lake_blob_data = {
-      scope = azurerm_storage_account.lake.id
-      role  = "Storage Blob Data Contributor"
-    }
-  }
+  redrive_operator_roles = var.redrive_operator_principal_id == null ? {} : merge(
+    {
+      for name, hub in azurerm_eventhub.source : "eventhubs_sender_${name}" => {
+        scope = hub.id
+        role  = "Azure Event Hubs Data Sender"
+      }
+    },
+    {
+      lake_blob_data = {
+        scope = azurerm_storage_container.lake.id
+        role  = "Storage Blob Data Contributor"
+      }
+    },
+  )
 }
 
 resource "azurerm_role_assignment" "redrive_operator" {

@@ -5,9 +5,12 @@ locals {
 
   function_app_roles = merge(
     {
-      # Writes batches and dead letters to the lake; nothing else in it.
+      # Writes batches and dead letters to the lake's file system; nothing else in the account.
+      # On the container, not the account: Terraform creates it (main.lake.tf), and the app only
+      # checks that it exists (shared/lake, Get Container Properties) and never creates one. The
+      # container's id is its Resource Manager ID (it is created by storage_account_id).
       lake_blob_data = {
-        scope = azurerm_storage_account.lake.id
+        scope = azurerm_storage_container.lake.id
         role  = "Storage Blob Data Contributor"
       }
       # Host storage: blobs (host locks, keys, Durable state and the deployment package) and
@@ -38,6 +41,14 @@ locals {
         role  = "Monitoring Metrics Publisher"
       }
     },
+    # The generators produce with the app's identity (shared/kafka_clients.py, SASL OAUTHBEARER
+    # on the Kafka endpoint): send on each source's own hub, nothing on the namespace.
+    {
+      for name, hub in azurerm_eventhub.source : "eventhubs_sender_${name}" => {
+        scope = hub.id
+        role  = "Azure Event Hubs Data Sender"
+      }
+    },
     # Resolves its own Key Vault references: read access to those secrets only, not the vault.
     {
       for name, secret in azurerm_key_vault_secret.kafka : "key_vault_secret_${lower(name)}" => {
@@ -58,8 +69,9 @@ resource "azurerm_role_assignment" "function_app" {
   description          = "StreamingPOC function app ${local.names.function_app}: ${each.key}"
 }
 
-# Event Hubs: the Kafka endpoint authenticates with the SAS rules of main.eventhubs.tf, not
-# Entra ID, so the app gets no Azure Event Hubs Data Sender/Receiver role (it would be unused).
+# Event Hubs: the Kafka triggers authenticate with the listen-only SAS rules of
+# main.eventhubs.tf (the extension has no managed-identity mode), so the app gets no Azure Event
+# Hubs Data Receiver role (it would be unused); it sends with Data Sender on each hub (above).
 
 # The identity running Terraform writes the connection-string secrets (RBAC-mode vault).
 resource "azurerm_role_assignment" "deployer_key_vault" {

@@ -1,11 +1,13 @@
 # Avro sources (a Datagen config with the AvroConverter) with the namespace's Event Hubs Schema
 # Registry (Standard or Premium tier, which var.eventhubs_sku requires anyway): one schema group,
 # named in SCHEMA_REGISTRY_GROUP (modules/app_settings, SCHEMA_REGISTRY_KIND = "eventhubs").
-# Processors read writer schemas by id with the app's identity: Schema Registry Reader on the
-# namespace, granted only when a source is Avro (sources/*.json with the AvroConverter): none is by
+# Processors read writer schemas by id with the app's identity: Schema Registry Reader on this
+# schema group (each group is separately securable; the namespace's other groups stay out of
+# reach), granted only when a source is Avro (sources/*.json with the AvroConverter): none is by
 # default, and no other code reads the registry. The generator, Datagen's stand-in, registers its
 # schema when the group lacks it, which needs Schema Registry Contributor: granted only with
-# var.schema_registry_generator_registers and likewise only when a source is Avro.
+# var.schema_registry_generator_registers, likewise only when a source is Avro, and also on the
+# group only (Contributor on the namespace could also delete every other group).
 resource "azurerm_eventhub_namespace_schema_group" "sources" {
   name                 = var.schema_group_name
   namespace_id         = azurerm_eventhub_namespace.this.id
@@ -28,7 +30,7 @@ locals {
 resource "azurerm_role_assignment" "schema_registry" {
   for_each = local.schema_registry_roles
 
-  scope                = azurerm_eventhub_namespace.this.id
+  scope                = azurerm_eventhub_namespace_schema_group.sources.id
   role_definition_name = each.value
   principal_id         = local.function_app_principal_id
   principal_type       = "ServicePrincipal"

@@ -30,7 +30,7 @@ output "eventhubs_namespace_name" {
 
 output "kafka_bootstrap_servers" {
   value       = local.kafka_bootstrap_servers
-  description = "Kafka endpoint of the namespace (SASL_SSL, PLAIN, user `$ConnectionString`)."
+  description = "Kafka endpoint of the namespace (SASL_SSL: PLAIN with user `$ConnectionString` for the triggers, OAUTHBEARER with the app's identity for the generators)."
 }
 
 output "event_hubs" {

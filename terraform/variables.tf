@@ -135,7 +135,7 @@ variable "sources" {
 variable "redrive_operator_principal_id" {
   type        = string
   default     = null
-  description = "Object ID of the user or group that runs `python -m tools.redrive` against Azure: gets Azure Event Hubs Data Sender on the namespace and Storage Blob Data Contributor on the lake (read dead letters, record what was redriven). Null grants nothing."
+  description = "Object ID of the user or group that runs `python -m tools.redrive` against Azure: gets Azure Event Hubs Data Sender on each source's event hub and Storage Blob Data Contributor on the lake's file system (read dead letters, record what was redriven). Null grants nothing."
 
   validation {
     condition     = var.redrive_operator_principal_id == null || can(regex("^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$", var.redrive_operator_principal_id))
@@ -256,11 +256,12 @@ variable "kafka_sas_scope" {
   type        = string
   default     = "event_hub"
   description = <<-EOT
-    Where the Kafka SAS rules live. "event_hub" (default): one listen-only rule on each source's
-    hub for its processor and one send-only rule for its generator, so each credential reaches
-    one hub with one right. "namespace": one listen-only and one send-only rule on the namespace
-    shared by all sources (each reaches every hub); a fallback should the Kafka endpoint refuse
-    a hub-level connection string (see docs/deploy.md, Kafka credentials).
+    Where the Kafka triggers' SAS rules live. "event_hub" (default): one listen-only rule on each
+    source's hub for its processor, so each credential reaches one hub with one right.
+    "namespace": one listen-only rule on the namespace shared by all sources (it reaches every
+    hub); a fallback should the Kafka endpoint refuse a hub-level connection string (see
+    docs/deploy.md, Kafka credentials). The generators use no rule: they send with the app's
+    identity (Azure Event Hubs Data Sender on each source's hub).
   EOT
 
   validation {

@@ -28,7 +28,7 @@ from shared.compaction.hours import parse_raw_path
 from shared.compaction.quarantine import Quarantined, quarantined_files
 from shared.compaction.rows import IDENTITY, scan_raw
 from shared.errors import TransientError
-from shared.kafka_clients import client_config
+from shared.kafka_clients import client_config, eventhubs_token_callback
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.reconcile import (
@@ -196,20 +196,12 @@ def broker_config(settings: Settings, source: str, env: dict[str, str], namespac
     if not namespace:
         password = load_source_settings(source, env).kafka_sasl_password.get_secret_value()
         return client_config(settings, password, source_setting_name(source, "kafka_sasl_password"))
-    from azure.identity import DefaultAzureCredential
-
     host = namespace if "." in namespace else f"{namespace}.servicebus.windows.net"
-    credential = DefaultAzureCredential()
-
-    def token(_config: str) -> tuple[str, float]:
-        access = credential.get_token(f"https://{host}/.default")
-        return access.token, float(access.expires_on)
-
     return {
         "bootstrap.servers": f"{host}:9093",
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "OAUTHBEARER",
-        "oauth_cb": token,
+        "oauth_cb": eventhubs_token_callback(host),
     }
 
 

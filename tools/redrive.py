@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import RedriveInProgress, UnreadableLakeFile
-from shared.kafka_clients import client_config
+from shared.kafka_clients import producer_security
 from shared.lake import open_lake
 from shared.redrive import Delivery, EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
 from shared.schema_registry.decoder import decoder_for
@@ -93,9 +93,8 @@ class KafkaRedriveSender:
     """confluent-kafka, as the local host produces: waits for every acknowledgement."""
 
     def __init__(self, settings: Settings, source: SourceSettings, timeout: float = 60.0) -> None:
-        password = source.kafka_producer_sasl_password.get_secret_value()  # the generator's send-only rule
-        setting = "<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD"
-        self.config: dict[str, Any] = client_config(settings, password, setting) | {"enable.idempotence": True}
+        # as the generators' producer connects (an Event Hubs broker goes through EventHubsRedriveSender instead)
+        self.config: dict[str, Any] = producer_security(settings) | {"enable.idempotence": True}
         self.timeout = timeout
 
     def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:

@@ -2,9 +2,10 @@
 
 Writes go through the account's Blob endpoint (multi-protocol access): one Put Blob per file,
 created only if absent or replaced only at a version, and atomic (a reader sees the old file or
-the whole new one). The Data Lake API (``azure-storage-file-datalake``) does everything else:
-the file system, reads, directory listings and deletes. A write through the Data Lake API would
-take four requests (create, append, flush, rename) and could not be conditional in one step.
+the whole new one), and so does the file system's existence check (created only when absent).
+The Data Lake API (``azure-storage-file-datalake``) does everything else: reads, directory
+listings and deletes. A write through the Data Lake API would take four requests (create,
+append, flush, rename) and could not be conditional in one step.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 from azure.storage.blob import ExponentialRetry as BlobRetry
 from azure.storage.filedatalake import ExponentialRetry as DataLakeRetry
 from azure.storage.filedatalake import FileSystemClient
 
-from shared.lake.blob import SINGLE_PUT_BYTES, BlobWrites, blob_endpoint
+from shared.lake.blob import SINGLE_PUT_BYTES, BlobWrites, blob_endpoint, ensure_container
 from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
 from shared.lake.sdk_errors import download_versioned, lake_errors
 from shared.layout import check_relative_path
@@ -40,8 +41,10 @@ class AdlsLake(BlobWrites):
     def __init__(self, file_system: FileSystemClient, container: ContainerClient) -> None:
         self.file_system = file_system
         self.container = container
-        with lake_errors(f"create file system {file_system.file_system_name}"), suppress(ResourceExistsError):
-            file_system.create_file_system()
+        # The file system is the account's container of that name: checked, and created only when absent, through
+        # the Blob endpoint as FileSystemClient.create_file_system does. In Azure Terraform creates it, and the
+        # app's data role is on that container only, which allows the check but not a create.
+        ensure_container(container, "file system")
 
     @classmethod
     def from_settings(cls, settings: Settings, **client_options: Any) -> AdlsLake:

@@ -28,6 +28,29 @@ def blob_endpoint(account_url: str) -> str:
 SINGLE_PUT_BYTES = 5000 * 1024 * 1024
 
 
+# 409s that mean "the container is there": the Blob endpoint's, and a Data Lake endpoint's for a file system.
+_ALREADY_EXISTS = frozenset({StorageErrorCode.CONTAINER_ALREADY_EXISTS, "FilesystemAlreadyExists"})
+
+
+def ensure_container(container: ContainerClient, kind: str = "container") -> None:
+    """Create ``container`` (on an ADLS Gen2 account, its file system) only when it is absent.
+
+    Get Container Properties first: an existing container, the case in Azure, where Terraform creates it, is
+    opened with what the app's role on that container allows, never the account-level right a Create Container
+    needs. A missing one (Azurite, a new local lake) is created; another instance creating it between the check
+    and the create (409 ``ContainerAlreadyExists``, e.g. the first compaction timers of a fresh deployment, which
+    open the lake together) is success. Any other 409 (``ContainerBeingDeleted``) and any failed check raise.
+    """
+    with lake_errors(f"create {kind} {container.container_name}"):
+        if container.exists():
+            return
+        try:
+            container.create_container()
+        except ResourceExistsError as error:
+            if getattr(error, "error_code", None) not in _ALREADY_EXISTS:
+                raise
+
+
 class BlobWrites:
     """Writes as Put Blob, one request each: created only if absent, replaced, or replaced at a version.
 
@@ -72,16 +95,7 @@ class BlobLake(BlobWrites):
 
     def __init__(self, container: ContainerClient) -> None:
         self.container = container
-        with lake_errors(f"create container {container.container_name}"):
-            if not container.exists():
-                try:
-                    container.create_container()
-                except ResourceExistsError as error:
-                    # Another instance (the first compaction timers start together) created it after
-                    # our check: the container exists, which is all we asked for. Any other 409
-                    # (e.g. ContainerBeingDeleted) is still an error.
-                    if getattr(error, "error_code", None) != StorageErrorCode.CONTAINER_ALREADY_EXISTS:
-                        raise
+        ensure_container(container)
 
     @classmethod
     def from_settings(cls, settings: Settings, **client_options: Any) -> BlobLake:

@@ -1,6 +1,8 @@
 """Security and deploy defaults a review asked for: no schema registry role without an Avro source, the Durable
 Task Scheduler's provider registered when it is used, Log Analytics by Entra ID only, and variables refused
-where Azure or the pinned provider would refuse them at apply."""
+where Azure or the pinned provider would refuse them at apply. A second review: the generators send with the app's
+identity (Data Sender per hub, no SAS rule or secret), every role on the narrowest resource that serves (a hub,
+the schema group, the lake's file system), and the host storage account's deletes logged."""
 
 from __future__ import annotations
 
@@ -65,3 +67,123 @@ def test_the_log_analytics_workspace_takes_entra_id_only() -> None:
 def test_values_azure_would_refuse_at_apply_are_refused_at_plan(tmp_path: Path, values: dict[str, str]) -> None:
     with pytest.raises(TerraformFailed):
         terraform_output(harness_dir(tmp_path), vars=values)
+
+
+# Role grants as the configuration writes them: ``{scope = X, role = "R"}`` entries of the role maps (locals that
+# azurerm_role_assignment resources iterate), as hcl2 renders expressions, and resources naming both directly.
+_GRANT = re.compile(r'scope = ([^,}]+), role = "([^"]+)"')
+DATA_SENDER = "Azure Event Hubs Data Sender"
+HUB_GRANTS = re.compile(
+    r'\{for (\w+), (\w+) in azurerm_eventhub\.source : "eventhubs_sender_\$\{\1\}" => '
+    r'\{scope = \2\.id, role = "Azure Event Hubs Data Sender"\}\}'
+)
+
+
+def _local(file: str, name: str) -> str:
+    (value,) = [block[name] for block in hcl2.loads((TERRAFORM_DIR / file).read_text())["locals"] if name in block]
+    return str(value)
+
+
+def _grants() -> list[tuple[str, str, str]]:
+    """(file, scope expression, role) of every role grant in the configuration."""
+    found = []
+    for path in sorted(TERRAFORM_DIR.glob("*.tf")):
+        parsed = hcl2.loads(path.read_text())
+        for block in parsed.get("locals", []):
+            for value in block.values():
+                found += [(path.name, scope.strip(), role) for scope, role in _GRANT.findall(str(value))]
+        for block in parsed.get("resource", []):
+            for body in block.get('"azurerm_role_assignment"', {}).values():
+                role = str(body.get("role_definition_name", "")).strip('"')
+                if not role.startswith("${each."):
+                    found.append((path.name, str(body["scope"]).strip('"${}'), role))
+    return found
+
+
+def test_the_generators_have_no_send_rule_secret_or_password_setting(evaluated: dict[str, Any]) -> None:
+    """The generators produce through shared/kafka_clients.py with the app's identity: every SAS rule, Key Vault
+    secret and password setting left is a trigger's, listen-only (the extension needs SASL PLAIN)."""
+    credentials: dict[str, dict[str, Any]] = evaluated["kafka_credentials"]
+    assert credentials and all(c["listen"] and not c["send"] for c in credentials.values())
+    assert set(credentials) == {f"{source.upper()}_KAFKA_SASL_PASSWORD" for source in evaluated["sources"]}
+    assert not [name for name in evaluated["app_settings"] if "PRODUCER_SASL" in name]
+    assert "send = true" not in re.sub(r"\s+", " ", (TERRAFORM_DIR / "locals.tf").read_text())
+
+
+def test_the_producer_the_app_ends_with_sends_with_its_identity_and_no_key(
+    evaluated: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Terraform's app settings, read as the worker reads them: SASL OAUTHBEARER with a token callback."""
+    import azure.identity
+
+    from shared import kafka_clients
+    from shared.settings import load_settings
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda: object())  # nothing asks Entra ID
+    kafka_clients._identity_token_callback.cache_clear()
+    try:
+        config = kafka_clients.producer_config(load_settings(evaluated["app_settings"]))
+    finally:
+        kafka_clients._identity_token_callback.cache_clear()
+    assert (config["security.protocol"], config["sasl.mechanism"]) == ("sasl_ssl", "OAUTHBEARER")
+    assert callable(config["oauth_cb"])
+    assert [key for key in config if key.startswith("sasl.")] == ["sasl.mechanism"], "no password or client secret"
+
+
+def test_the_app_has_data_sender_on_each_sources_hub_and_nowhere_else() -> None:
+    assert HUB_GRANTS.search(_local("main.roles.tf", "function_app_roles"))
+    senders = [(file, scope) for file, scope, role in _grants() if role == DATA_SENDER]
+    assert senders and all(scope == "hub.id" for _, scope in senders), senders
+
+
+def test_schema_registry_roles_are_on_the_schema_group_not_the_namespace() -> None:
+    assignment = _resource("main.schemaregistry.tf", "azurerm_role_assignment", "schema_registry")
+    assert assignment["scope"] == "${azurerm_eventhub_namespace_schema_group.sources.id}"
+
+
+def test_the_redrive_operator_sends_per_hub_and_reaches_only_the_lakes_file_system() -> None:
+    roles = _local("main.redrive.tf", "redrive_operator_roles")
+    assert HUB_GRANTS.search(roles), roles
+    assert _GRANT.findall(roles) == [
+        ("hub.id", DATA_SENDER),
+        ("azurerm_storage_container.lake.id", "Storage Blob Data Contributor"),
+    ]
+
+
+def test_the_apps_lake_role_is_on_the_lakes_file_system() -> None:
+    """The store only checks that the file system exists (shared/lake: Get Container Properties), Terraform
+    creates it: nothing needs a right on the whole lake account."""
+    roles = _local("main.roles.tf", "function_app_roles")
+    assert (
+        'lake_blob_data = {scope = azurerm_storage_container.lake.id, role = "Storage Blob Data Contributor"}' in roles
+    )
+    assert _resource("main.lake.tf", "azurerm_storage_container", "lake")["name"] == "${var.lake_file_system}"
+
+
+def test_no_role_is_granted_on_the_namespace_or_the_lake_account() -> None:
+    broad = {"azurerm_eventhub_namespace.this.id", "azurerm_storage_account.lake.id"}
+    grants = _grants()
+    assert len(grants) >= 10, grants  # the parser sees the role maps
+    assert [grant for grant in grants if grant[1] in broad] == []
+
+
+def test_the_host_storage_account_logs_deletes_to_log_analytics() -> None:
+    """It holds the function keys (azure-webjobs-secrets): who deleted what is kept, as for the lake; reads and
+    writes are not (a row per host request: cost)."""
+    setting = _resource("main.monitoring.tf", "azurerm_monitor_diagnostic_setting", "host_blob")
+    assert setting["target_resource_id"].strip('"') == "${azurerm_storage_account.host.id}/blobServices/default"
+    assert setting["count"] == "${var.diagnostic_settings_enabled ? 1 : 0}"
+    assert setting["log_analytics_workspace_id"] == "${azurerm_log_analytics_workspace.this.id}"
+    assert [log["category"].strip('"') for log in setting["enabled_log"]] == ["StorageDelete"]
+
+
+def test_every_storage_account_has_a_blob_diagnostic_setting() -> None:
+    accounts, targets = set(), set()
+    for path in TERRAFORM_DIR.glob("*.tf"):
+        for block in hcl2.loads(path.read_text()).get("resource", []):
+            for name in block.get('"azurerm_storage_account"', {}):
+                accounts.add(name.strip('"'))
+            for body in block.get('"azurerm_monitor_diagnostic_setting"', {}).values():
+                targets.add(body["target_resource_id"].strip('"'))
+    assert accounts == {"lake", "host"}
+    assert {f"${{azurerm_storage_account.{name}.id}}/blobServices/default" for name in accounts} <= targets

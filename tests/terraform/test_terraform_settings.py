@@ -111,7 +111,7 @@ def test_datagen_config_sources_get_their_hub_and_the_codes_defaults(evaluated: 
     assert "orders" in {source.name for source in CONFIG_SOURCES}
     for source in CONFIG_SOURCES:
         assert evaluated["sources"][source.name]["topic"] == source.setting_defaults["topic"]
-        secrets = {"kafka_sasl_password", "kafka_producer_sasl_password"}  # Key Vault references in Azure
+        secrets = {"kafka_sasl_password"}  # Key Vault references in Azure
         in_azure = load_source_settings(source.name, evaluated["app_settings"]).model_dump(exclude=secrets)
         assert in_azure == load_source_settings(source.name, {}).model_dump(exclude=secrets)
 
@@ -171,7 +171,8 @@ def test_every_binding_setting_is_set_by_terraform(
     for source in SOURCES:
         upper = source.upper()
         assert f"{upper}_KAFKA_SASL_PASSWORD" in kafka_names
-        assert f"{upper}_KAFKA_PRODUCER_SASL_PASSWORD" in evaluated["app_settings"]  # the generator's producer's
+    # The generators' producer reads no password: it sends with the app's identity.
+    assert evaluated["app_settings"]["KAFKA_PRODUCER_CREDENTIAL"] == "managedidentity"
     missing = sorted(f"{function}: %{name}%" for function, name in referenced if name not in evaluated["app_settings"])
     assert missing == []
 
@@ -179,9 +180,9 @@ def test_every_binding_setting_is_set_by_terraform(
 def test_each_kafka_password_rule_has_the_rights_its_bindings_need(
     bindings: dict[str, list[dict[str, Any]]], evaluated: dict[str, Any]
 ) -> None:
-    """A trigger needs Listen, a generator's producer (``shared.kafka_clients``, which reads
-    ``<SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD``) needs Send, each on its own source's hub only; nothing
-    needs Manage, and no credential serves two sources or two roles."""
+    """A trigger needs Listen on its own source's hub only; nothing needs Manage or Send (the generators'
+    producer, ``shared.kafka_clients``, sends with the app's identity, no SAS rule), and no credential serves
+    two sources."""
     credentials: dict[str, dict[str, Any]] = evaluated["kafka_credentials"]
     needed: dict[str, set[str]] = {}
     for function, binding in _kafka_bindings(bindings):
@@ -189,9 +190,6 @@ def test_each_kafka_password_rule_has_the_rights_its_bindings_need(
         assert setting in credentials, f"{function} reads {setting}, which local.kafka_credentials does not define"
         assert credentials[setting]["source"] == function.split("_", 1)[1], f"{function} reads another hub's rule"
         needed.setdefault(setting, set()).add("listen" if binding["direction"].lower() == "in" else "send")
-    for source in SOURCES:
-        needed.setdefault(f"{source.upper()}_KAFKA_PRODUCER_SASL_PASSWORD", set()).add("send")
-        assert credentials[f"{source.upper()}_KAFKA_PRODUCER_SASL_PASSWORD"]["source"] == source
     for setting, rights in needed.items():
         granted = {right for right in ("listen", "send") if credentials[setting][right]}
         assert granted == rights, f"{setting}: rule grants {sorted(granted)}, its bindings need {sorted(rights)}"
@@ -221,15 +219,12 @@ def test_hub_rules_are_on_their_sources_hub() -> None:
 def test_namespace_scope_shares_one_rule_per_role(tmp_path: Path) -> None:
     values = terraform_output(harness_dir(tmp_path), vars={"kafka_sas_scope": "namespace"})
     rules = values["kafka_namespace_rules"]
-    assert {name: (rule["listen"], rule["send"]) for name, rule in rules.items()} == {
-        "listen": (True, False),
-        "send": (False, True),
-    }
+    assert {name: (rule["listen"], rule["send"]) for name, rule in rules.items()} == {"listen": (True, False)}
     assert set(values["kafka_credentials"]) == set(evaluated_credentials_names())
 
 
 def evaluated_credentials_names() -> list[str]:
-    return [f"{s.upper()}_KAFKA_{role}SASL_PASSWORD" for s in SOURCES for role in ("", "PRODUCER_")]
+    return [f"{s.upper()}_KAFKA_SASL_PASSWORD" for s in SOURCES]
 
 
 def test_harness_calls_the_module_like_the_root_does() -> None:

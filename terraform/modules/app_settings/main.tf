@@ -10,9 +10,11 @@ locals {
       AzureWebJobsStorage__accountName = var.host_storage_account_name
       AzureWebJobsStorage__credential  = "managedidentity"
 
-      # Kafka: Event Hubs' Kafka endpoint, SASL PLAIN over TLS with a connection string per
-      # source and role (below). The OAUTHBEARER settings stay empty; docs/deploy.md says how
-      # to switch to a service principal.
+      # Kafka: Event Hubs' Kafka endpoint over TLS. The triggers (the Kafka extension) use SASL
+      # PLAIN with a listen-only connection string per source (below); the OAUTHBEARER settings
+      # stay empty, and docs/deploy.md says how to switch them to a service principal. The
+      # generators' producer (shared/kafka_clients.py) uses the app's managed identity: SASL
+      # OAUTHBEARER with an Entra ID token and the identity's Data Sender role, no key.
       KAFKA_BROKER_LIST              = var.kafka_bootstrap_servers
       KAFKA_SECURITY_PROTOCOL        = "SASL_SSL"
       KAFKA_SASL_MECHANISM           = "PLAIN"
@@ -21,6 +23,7 @@ locals {
       KAFKA_OAUTH_CLIENT_SECRET      = ""
       KAFKA_OAUTH_TOKEN_ENDPOINT_URL = ""
       KAFKA_OAUTH_SCOPE              = ""
+      KAFKA_PRODUCER_CREDENTIAL      = "managedidentity"
 
       # Lake: ADLS Gen2 with the app's managed identity; no connection string in Azure.
       LAKE_KIND              = "adls"
@@ -49,7 +52,7 @@ locals {
       SCHEMA_REGISTRY_USERNAME = ""
       SCHEMA_REGISTRY_PASSWORD = ""
     },
-    # <SOURCE>_KAFKA_SASL_PASSWORD and <SOURCE>_KAFKA_PRODUCER_SASL_PASSWORD: Key Vault
+    # <SOURCE>_KAFKA_SASL_PASSWORD (the triggers' listen-only connection strings): Key Vault
     # references only, never the value.
     {
       for name, secret_id in var.kafka_password_secret_ids :

@@ -1,25 +1,115 @@
-"""Kafka clients from app settings: the generators' producer uses the bindings' credentials."""
+"""Kafka clients from app settings: the generators' producer sends with the app's identity in Azure, no key."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
+EVENTHUBS = {
+    "KAFKA_BROKER_LIST": "evhns-x.servicebus.windows.net:9093",
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "PLAIN",  # the triggers' (Listen rules); the producer goes by its identity
+    "KAFKA_SASL_USERNAME": "$ConnectionString",
+    "KAFKA_PRODUCER_CREDENTIAL": "managedidentity",
+}
 
-def test_the_generators_producer_uses_the_bindings_credentials() -> None:
+
+class _Credential:
+    """A stand-in for DefaultAzureCredential that records the scopes it was asked for."""
+
+    def __init__(self) -> None:
+        self.scopes: list[str] = []
+
+    def get_token(self, *scopes: str) -> Any:
+        self.scopes.extend(scopes)
+        return SimpleNamespace(token="entra-token", expires_on=4_102_444_800)
+
+
+@pytest.fixture
+def credential(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Credential]:
+    """DefaultAzureCredential replaced (nothing asks Entra ID), and the worker's cached token callbacks cleared."""
+    import azure.identity
+
+    from shared import kafka_clients
+
+    fake = _Credential()
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda: fake)
+    kafka_clients._identity_token_callback.cache_clear()
+    yield fake
+    kafka_clients._identity_token_callback.cache_clear()
+
+
+def test_in_azure_the_generators_producer_sends_with_the_apps_identity_and_no_password(credential: _Credential) -> None:
+    """SASL OAUTHBEARER over SASL_SSL with an oauth_cb: an Entra ID token for the namespace, no key anywhere."""
     from shared.kafka_clients import producer_config
-    from shared.settings import load_settings, load_source_settings
+    from shared.settings import load_settings
 
-    plain = load_settings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"})
-    sender = load_source_settings(
-        "orders", {"ORDERS_KAFKA_PRODUCER_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=k"}
-    )
-    config = producer_config(plain, "orders", sender)
-    assert (config["security.protocol"], config["sasl.mechanism"], config["sasl.username"]) == (
+    config = producer_config(load_settings(EVENTHUBS | {"ORDERS_KAFKA_SASL_PASSWORD": "Endpoint=sb://listen"}))
+    assert (config["bootstrap.servers"], config["security.protocol"], config["sasl.mechanism"]) == (
+        "evhns-x.servicebus.windows.net:9093",
         "sasl_ssl",
-        "PLAIN",
-        "$ConnectionString",
+        "OAUTHBEARER",
     )
-    assert config["sasl.password"].endswith("SharedAccessKey=k"), "the send-only rule"
+    assert not [key for key in config if key in ("sasl.username", "sasl.password") or "secret" in key]
+    assert not [key for key in config if key.startswith("sasl.oauthbearer.")], "no OIDC client credentials"
+    assert not [value for value in config.values() if "SharedAccessKey" in str(value) or "sb://" in str(value)]
+    assert config["oauth_cb"]("") == ("entra-token", 4_102_444_800.0)
+    assert credential.scopes == ["https://evhns-x.servicebus.windows.net/.default"]
+
+
+def test_the_identitys_producer_config_is_the_same_every_tick(credential: _Credential) -> None:
+    """send() keeps one producer per configuration: a new callback per tick would build a producer per tick."""
+    from shared.kafka_clients import producer_config
+    from shared.settings import load_settings
+
+    settings = load_settings(EVENTHUBS)
+    first, second = producer_config(settings), producer_config(settings)
+    assert first["oauth_cb"] is second["oauth_cb"] and repr(sorted(first.items())) == repr(sorted(second.items()))
+
+
+def test_librdkafka_takes_the_identity_config_and_asks_the_callback_for_a_token(credential: _Credential) -> None:
+    """The producer built from it (its broker a closed loopback port) serves oauth_cb: the token's scope is the
+    namespace's, with SASL OAUTHBEARER and no sasl.oauthbearer.method=oidc (that would need client credentials)."""
+    import confluent_kafka
+
+    from shared.kafka_clients import producer_config
+    from shared.settings import load_settings
+
+    producer = confluent_kafka.Producer(
+        producer_config(load_settings(EVENTHUBS)) | {"bootstrap.servers": "127.0.0.1:1"}
+    )
+    try:
+        for _ in range(20):
+            producer.poll(0.1)
+            if credential.scopes:
+                break
+        assert credential.scopes[:1] == ["https://evhns-x.servicebus.windows.net/.default"]
+    finally:
+        producer.purge()
+        producer.flush(0)
+
+
+def test_locally_the_generators_producer_is_plaintext_with_no_authentication() -> None:
+    from shared.kafka_clients import producer_config
+    from shared.settings import load_settings
+
+    assert producer_config(load_settings({})) == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "linger.ms": 50,
+        "batch.size": 1_048_576,
+        "acks": "all",
+        "enable.idempotence": False,
+        "message.timeout.ms": 45_000,
+    }
+
+
+def test_with_oidc_triggers_the_producer_uses_the_same_client_credentials() -> None:
+    from shared.kafka_clients import producer_config
+    from shared.settings import load_settings
+
     oauth = load_settings(
         {
             "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
@@ -30,40 +120,61 @@ def test_the_generators_producer_uses_the_bindings_credentials() -> None:
             "KAFKA_OAUTH_SCOPE": "https://evhns.servicebus.windows.net/.default",
         }
     )
-    config = producer_config(oauth, "orders", sender)
+    config = producer_config(oauth)
     assert (config["sasl.mechanism"], config["sasl.oauthbearer.method"]) == ("OAUTHBEARER", "oidc")
-    assert "sasl.password" not in config
-    assert producer_config(load_settings({}), "orders", sender) == {
-        "bootstrap.servers": "127.0.0.1:9092",
-        "linger.ms": 50,
-        "batch.size": 1_048_576,
-        "acks": "all",
-        "enable.idempotence": False,
-        "message.timeout.ms": 45_000,
-    }
+    assert "sasl.password" not in config and "oauth_cb" not in config
 
 
 def test_a_record_times_out_in_librdkafka_before_its_send_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     """librdkafka's default message timeout (300 s) outlived a failed send: its records went on retrying."""
     from shared import kafka_clients
-    from shared.settings import load_settings, load_source_settings
+    from shared.settings import load_settings
 
     for seconds in (60.0, 1.0):
         monkeypatch.setattr(kafka_clients, "SEND_TIMEOUT_SECONDS", seconds)
-        config = kafka_clients.producer_config(load_settings({}), "orders", load_source_settings("orders", {}))
+        config = kafka_clients.producer_config(load_settings({}))
         assert config["linger.ms"] < config["message.timeout.ms"] < seconds * 1000
 
 
-def test_sasl_plain_with_an_empty_password_fails_naming_the_setting() -> None:
-    import pytest
-
+def test_sasl_plain_without_the_identity_fails_naming_the_setting_to_set() -> None:
+    """No send rule or key exists for the producer any more: SASL PLAIN alone cannot produce."""
     from shared.errors import ConfigurationError
     from shared.kafka_clients import producer_config
-    from shared.settings import load_settings, load_source_settings
+    from shared.settings import load_settings
 
     plain = load_settings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"})
-    with pytest.raises(ConfigurationError, match="ORDERS_KAFKA_PRODUCER_SASL_PASSWORD is empty"):
-        producer_config(plain, "orders", load_source_settings("orders", {}))
+    with pytest.raises(ConfigurationError, match="set KAFKA_PRODUCER_CREDENTIAL=managedidentity"):
+        producer_config(plain)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({}, "needs KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"}, "Event Hubs namespace"),
+    ],
+    ids=["plaintext", "not an Event Hubs broker"],
+)
+def test_the_identity_with_settings_it_cannot_work_with_is_a_settings_error(
+    environ: dict[str, str], message: str
+) -> None:
+    from pydantic import ValidationError
+
+    from shared.settings import load_settings
+
+    with pytest.raises(ValidationError, match=message):
+        load_settings({"KAFKA_PRODUCER_CREDENTIAL": "managedidentity", "KAFKA_BROKER_LIST": "127.0.0.1:9092"} | environ)
+
+
+def test_reconcile_uses_the_same_token_callback(credential: _Credential) -> None:
+    """tools.reconcile's --eventhubs-namespace connects with shared.kafka_clients' callback, not a copy of it."""
+    from shared.settings import load_settings
+    from tools.reconcile import broker_config
+
+    config = broker_config(load_settings({}), "orders", {}, "evhns-y")
+    assert config["oauth_cb"].__module__ == "shared.kafka_clients"
+    assert config["oauth_cb"]("")[0] == "entra-token"
+    assert credential.scopes == ["https://evhns-y.servicebus.windows.net/.default"]
 
 
 def test_closing_the_producers_does_not_wait_for_records_no_broker_will_take(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,16 +39,23 @@ def test_redrive_cli_exits_with_3_while_another_redrive_holds_the_lease(
     [
         ({}, {"bootstrap.servers": "broker:9092"}),
         (
-            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "$ConnectionString"},
-            {"sasl.mechanism": "PLAIN", "sasl.username": "$ConnectionString", "sasl.password": "send-only"},
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+                "KAFKA_OAUTH_CLIENT_ID": "id",
+                "KAFKA_OAUTH_CLIENT_SECRET": "secret",
+                "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.example/token",
+                "KAFKA_OAUTH_SCOPE": "https://broker/.default",
+            },
+            {"sasl.mechanism": "OAUTHBEARER", "sasl.oauthbearer.method": "oidc", "sasl.oauthbearer.client.id": "id"},
         ),
     ],
 )
 def test_the_kafka_sender_connects_as_the_sources_generator_does(
     environ: dict[str, str], expected: dict[str, str]
 ) -> None:
-    """With SASL it sends with the source's producer password (the send-only rule), idempotently."""
-    env = {"KAFKA_BROKER_LIST": "broker:9092", "ORDERS_KAFKA_PRODUCER_SASL_PASSWORD": "send-only"} | environ
+    """It sends with the generators' producer's credentials (shared.kafka_clients.producer_security), idempotently."""
+    env = {"KAFKA_BROKER_LIST": "broker:9092"} | environ
     sender = redrive_cli.choose_sender(load_settings(env), load_source_settings("orders", env), None)
     assert isinstance(sender, redrive_cli.KafkaRedriveSender)
     assert sender.config["enable.idempotence"] is True and expected.items() <= sender.config.items()

@@ -14,7 +14,7 @@ import confluent_kafka
 from devhost.kafka.client_config import client_config, consumer_config
 from devhost.runtime.host_config import HostConfig, KafkaOptions
 from shared import kafka_clients
-from shared.settings import load_settings, load_source_settings
+from shared.settings import load_settings
 from tests.conftest import ROOT
 
 OAUTH = {
@@ -56,7 +56,7 @@ def test_oauthbearer_bindings_become_librdkafka_oidc_settings() -> None:
     # librdkafka accepts the settings: the generator's producer is built with them, its broker and token
     # endpoint pointed at a closed loopback port so nothing leaves the machine.
     loopback = {"bootstrap.servers": "127.0.0.1:1", "sasl.oauthbearer.token.endpoint.url": "https://127.0.0.1:1/token"}
-    generator = kafka_clients.producer_config(load_settings(OAUTH), "sensors", load_source_settings("sensors", OAUTH))
+    generator = kafka_clients.producer_config(load_settings(OAUTH))
     security = {key: value for key, value in settings.items() if key.startswith(("sasl.", "security."))}
     assert {key: generator.get(key) for key in security} == security  # the same credentials as the trigger's
     producer = confluent_kafka.Producer(generator | loopback)
@@ -69,13 +69,18 @@ def test_plain_bindings_read_their_own_sources_password() -> None:
         "KAFKA_BROKER_LIST": "127.0.0.1:9093",
         "KAFKA_SASL_USERNAME": "$ConnectionString",
         "MOBILE_KAFKA_SASL_PASSWORD": "listen-mobile",
-        "MOBILE_KAFKA_PRODUCER_SASL_PASSWORD": "send-mobile",
     }
     config = HostConfig(values, KafkaOptions())
     assert client_config(bindings["process_mobile"], config)["sasl.password"] == "listen-mobile"
-    secured = values | {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
-    generator = kafka_clients.producer_config(load_settings(secured), "mobile", load_source_settings("mobile", secured))
-    assert generator["sasl.password"] == "send-mobile"  # the generator's producer: its own rule's password
+    # The generator's producer has no SAS key: it sends with the app's identity (OAUTHBEARER), never a password.
+    secured = values | {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_BROKER_LIST": "evhns-test.servicebus.windows.net:9093",
+        "KAFKA_PRODUCER_CREDENTIAL": "managedidentity",
+    }
+    generator = kafka_clients.producer_config(load_settings(secured))
+    assert generator["sasl.mechanism"] == "OAUTHBEARER" and callable(generator["oauth_cb"])
+    assert "sasl.password" not in generator and "listen-mobile" not in map(str, generator.values())
 
 
 def test_the_consumer_keeps_librdkafkas_heartbeat_as_the_extension_does() -> None:
