@@ -25,7 +25,9 @@ moves those states into the new backend's buckets, of the recorded N or ``--to-b
 to another N does, and records the new N once every key is there.
 Every moved key is read back from its bucket. Exit 0 when every key with state is in its bucket
 as it was, 1 when one is missing after ``--wait`` seconds or its bucket holds other state (a
-conflict: the bucket had counted events for it, so processing ran before the migration).
+conflict: the bucket had counted events for it, so processing ran before the migration). A key whose
+state cannot be put in today's form (``upgrade`` raises: a shape no release wrote, or damaged) is moved
+(or exported) as stored and the others go on; the run names it at the end and exits 1.
 Running it again is harmless: nothing is moved twice. Buckets of an N the lake does not record take the
 moved states in place of what they hold (stale: an interrupted run's, or an earlier layout's), so an
 interrupted move completes when run again and a move back to an earlier N is no conflict.
@@ -70,6 +72,7 @@ from shared.state.migration import (
     keys_of,
     parse_export,
     unbucketed,
+    upgraded,
     verify,
 )
 from shared.state.registry import ENTITY_KINDS
@@ -137,9 +140,11 @@ def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_s
     entity = ENTITY_KINDS[source].name
     readable = sorted(key for key in keys if _encodable(key))
     found = _read_all(http, entity, [encode_key(key) for key in readable]).values()
-    upgrade = ENTITY_KINDS[source].upgrade
-    states = {key: upgrade(state) for key, state in zip(readable, found, strict=True) if state is not None}
-    return _move(http, entity, states, buckets, wait_seconds)
+    stored = {key: state for key, state in zip(readable, found, strict=True) if state is not None}
+    states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, stored)
+    outcome = _move(http, entity, states, buckets, wait_seconds)
+    outcome.not_upgraded = not_upgraded
+    return outcome
 
 
 def rebucket(http: DurableHttp, source: str, old: int, new: int, wait_seconds: float) -> Verification:
@@ -147,23 +152,25 @@ def rebucket(http: DurableHttp, source: str, old: int, new: int, wait_seconds: f
     entity = ENTITY_KINDS[source].name
     homes = [bucket_key(index, old) for index in range(old)]
     before = _read_all(http, entity, homes)
-    states, origins = unbucketed(before)
-    states = {key: ENTITY_KINDS[source].upgrade(state) for key, state in states.items()}
+    stored, origins = unbucketed(before)
+    states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, stored)
     outcome = _move(http, entity, states, new, wait_seconds, origins, replace=True)  # the record still names old
+    outcome.not_upgraded = not_upgraded
     if outcome.complete and _read_all(http, entity, homes) != before:
         outcome.source_changed = True  # signals were still arriving: what was moved may miss some
     return outcome
 
 
-def export_state(http: DurableHttp, source: str, buckets: int) -> tuple[StateExport, bool]:
-    """Every key state the ``buckets`` buckets of ``source`` hold, and whether a bucket changed while they were read."""
+def export_state(http: DurableHttp, source: str, buckets: int) -> tuple[StateExport, bool, dict[str, str]]:
+    """Every key state the ``buckets`` buckets of ``source`` hold, whether a bucket changed while they were read,
+    and the keys exported as stored because their upgrade raised (with why)."""
     entity = ENTITY_KINDS[source].name
     homes = [bucket_key(index, buckets) for index in range(buckets)]
     held = _read_all(http, entity, homes)
     export = export_of(entity, buckets, held)
-    upgrade = ENTITY_KINDS[source].upgrade
-    export.states.update({key: upgrade(state) for key, state in export.states.items()})
-    return export, _read_all(http, entity, homes) != held
+    states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, export.states)
+    export.states.update(states)
+    return export, _read_all(http, entity, homes) != held, not_upgraded
 
 
 def import_state(
@@ -238,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.import_file is not None:
         return _import(http, lake, args, counts.of)
     failed = False
+    not_upgraded: dict[str, list[str]] = {}
     for source in args.sources:
         buckets = counts.of(source)
         if args.to_buckets is None:
@@ -254,15 +262,17 @@ def main(argv: list[str] | None = None) -> int:
                 record_migrated(lake, source, args.to_buckets)
             buckets = args.to_buckets
         failed = _report(source, found, buckets, outcome) or failed
-    return 1 if failed else 0
+        not_upgraded[source] = sorted(outcome.not_upgraded)
+    return _exit_code(failed, not_upgraded)
 
 
 def _export(http: DurableHttp, sources: list[str], recorded: Callable[[str], int], path: Path) -> int:
     """Write the selected sources' key states to ``path``; exit 1 (nothing written) if a bucket changed meanwhile."""
     exports = {}
+    not_upgraded: dict[str, list[str]] = {}
     for source in sources:
         buckets = recorded(source)
-        export, changed = export_state(http, source, buckets)
+        export, changed, not_upgraded_here = export_state(http, source, buckets)
         if changed:
             print(
                 f"{source}: its buckets changed while they were read (processing running, or signals still "
@@ -271,11 +281,13 @@ def _export(http: DurableHttp, sources: list[str], recorded: Callable[[str], int
             return 1
         exports[source] = export
         print(f"{source}: {len(export.states):,} keys from {buckets:,} buckets")
+        _report_not_upgraded(not_upgraded_here)
+        not_upgraded[source] = sorted(not_upgraded_here)
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(export_bytes(exports))
     partial.replace(path)
     print(f"wrote {path}")
-    return 0
+    return _exit_code(False, not_upgraded)
 
 
 def _import(http: DurableHttp, lake: LakeStore, args: argparse.Namespace, recorded: Callable[[str], int]) -> int:
@@ -299,6 +311,14 @@ def _import(http: DurableHttp, lake: LakeStore, args: argparse.Namespace, record
     return 1 if failed else 0
 
 
+def _exit_code(failed: bool, not_upgraded: dict[str, list[str]]) -> int:
+    """1 when a move failed or some key was moved as stored; such keys are named last, where they are seen."""
+    for source, keys in not_upgraded.items():
+        if keys:
+            print(f"{source}: {len(keys):,} keys kept as stored, not upgraded (see above): {keys!r}")
+    return 1 if failed or any(not_upgraded.values()) else 0
+
+
 def _key_count(outcome: Verification) -> int:
     return len(outcome.moved) + len(outcome.missing) + len(outcome.conflicts)
 
@@ -312,12 +332,18 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
     for problem, keys_listed in (("missing", outcome.missing), ("conflict", outcome.conflicts)):
         for key in keys_listed[:20]:
             print(f"  {problem}: {key!r}")
+    _report_not_upgraded(outcome.not_upgraded)
     if outcome.source_changed:
         print(
             f"  {source}'s buckets changed during the move (processing running, or signals still queued): "
             "the record is unchanged; stop processing, let the entities drain, run again"
         )
     return not outcome.complete
+
+
+def _report_not_upgraded(not_upgraded: dict[str, str]) -> None:
+    for key, why in sorted(not_upgraded.items())[:20]:
+        print(f"  not upgraded, kept as stored: {key!r} ({why})")
 
 
 if __name__ == "__main__":

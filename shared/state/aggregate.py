@@ -12,13 +12,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.lineage import MAX_EVENT_LEAD_MS
 from shared.records import OffsetSpan, OffsetSpans, TopicPartition
 from shared.source_model import Row
 from shared.sources import get_source
 from shared.state.buckets import bucket_for
 from shared.state.registry import entity_for
 
+MAX_ENTITY_LEAD_MS = 60_000  # clock skew an entity takes at face value; an event further ahead happens now
 PartitionLife = tuple[str, int, int]  # topic, partition, incarnation: one life of a topic-partition
 
 
@@ -50,10 +50,14 @@ def signals_for(
     N as the lake records it (``shared.state.bucket_counts``), needed for a keyed source.
     ``life_spans`` holds the span of each life of a partition whose batch crossed the point where
     its offsets restarted (``PartitionBatch.life_spans``); such a life's part carries that span.
-    ``now_ms``: the invocation's clock. An event more than ``MAX_EVENT_LEAD_MS`` past it (a producer
-    whose clock, and so the Kafka timestamp its event time is checked against, runs far ahead) reaches
-    the entity as happening now: at its own time it would make every later event of its key late,
-    freezing the key's sessions, windows and last values. The landed row keeps its time.
+    ``now_ms``: the invocation's clock. An event more than ``MAX_ENTITY_LEAD_MS`` past it (a producer
+    whose clock, and so the Kafka timestamp its event time is checked against, runs ahead) reaches the
+    entity as happening now: at its own time it would push its key's hour of windows out, and make the
+    key's later events late to their sessions and older than its last value (frozen until the clock
+    caught up). The landed row keeps its time. The correction depends on the invocation's clock, which
+    a redelivery does not reproduce; that is harmless: which events a bucket applies depends on offsets
+    only, never on event times, and an event is applied once, by the first signal carrying its offset
+    to reach its bucket, so the state holds the time one delivery gave it, never two.
     """
     kind = entity_for(source_name)
     if kind is None or not rows:
@@ -62,7 +66,7 @@ def signals_for(
         raise ValueError(f"{source_name} keeps keyed state: its bucket count (the lake's record) is needed")
     count = buckets
     entity_key, compact = get_source(source_name).entity_key, kind.compact
-    latest = None if now_ms is None else now_ms + MAX_EVENT_LEAD_MS
+    latest = None if now_ms is None else now_ms + MAX_ENTITY_LEAD_MS
     by_key: dict[tuple[str, str, int, int], list[list[Any]]] = {}
     for row in rows:
         group = (str(entity_key(row)), row["_topic"], row["_partition"], row["_incarnation"])

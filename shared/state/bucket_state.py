@@ -29,6 +29,7 @@ import copy
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 import orjson
@@ -88,6 +89,10 @@ Batches = list[tuple[dict[str, Any], list[list[Any]]]]  # one key's (part, its e
 
 def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome:
     """Apply each part's events the bucket has not applied yet, then mark the parts' ranges applied.
+
+    A key's events of all parts are folded in one order, by event time (then topic, partition, incarnation and
+    offset), so what one operation makes of a key does not depend on the order of its parts or of its events
+    within one: its events that are late to its sessions or windows are late to what it held before.
 
     All or nothing: ``state`` changes only once every key is folded, so an operation that raises
     leaves no range marked applied without its events. Each key is folded on its own, so one key
@@ -149,17 +154,44 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
 def _folded(fold: Fold, held: dict[str, Any], batches: Batches, origins: dict[str, dict[str, Any]]) -> str | Exception:
     """The key's state with its events folded in, as the JSON text its bucket holds; the exception if it raised."""
     try:
-        for part, fresh in batches:
-            where = position(part)
-            if APPLIED in held:  # moved from the per-key layout: what it applied there counts too
-                fresh = not_in(held[APPLIED].get(where), fresh)
-            if MOVED_FROM in held:  # moved from a bucket of another N: what that bucket applied counts too
-                fresh = not_in(origins.get(held[MOVED_FROM], {}).get(where), fresh)
-            if fresh:
-                fold(held, fresh, part)
+        for part, run in _in_event_order(_not_applied_before(held, batches, origins)):
+            fold(held, run, part)
         return dump(held)
     except Exception as error:  # a damaged state (or a bug) of one key: apply decides, the other keys go on
         return error
+
+
+def _not_applied_before(held: dict[str, Any], batches: Batches, origins: dict[str, dict[str, Any]]) -> Batches:
+    """Each part's events a key moved into the bucket had not applied where it was before either."""
+    kept: Batches = []
+    for part, fresh in batches:
+        where = position(part)
+        if APPLIED in held:  # moved from the per-key layout: what it applied there counts too
+            fresh = not_in(held[APPLIED].get(where), fresh)
+        if MOVED_FROM in held:  # moved from a bucket of another N: what that bucket applied counts too
+            fresh = not_in(origins.get(held[MOVED_FROM], {}).get(where), fresh)
+        if fresh:
+            kept.append((part, fresh))
+    return kept
+
+
+def _in_event_order(batches: Batches) -> Iterator[tuple[dict[str, Any], list[list[Any]]]]:
+    """A key's events of all parts in one order, by (event_ms, topic, partition, incarnation, offset), as runs of
+    one part each: what one ``apply`` makes of a key never depends on the order of its payload's parts (the
+    partitions of a batch, in the order the batch first saw them) or of its events within a part."""
+    ordered = sorted(
+        ((part, event) for part, fresh in batches for event in fresh),
+        key=lambda pair: (
+            pair[1][1],
+            pair[0]["topic"],
+            pair[0]["partition"],
+            pair[0].get("incarnation", 0),
+            pair[1][0],
+        ),
+    )
+    for _, run in groupby(ordered, key=lambda pair: id(pair[0])):
+        pairs = list(run)
+        yield pairs[0][0], [event for _, event in pairs]
 
 
 def _set_aside(key: str, held: Any, why: str = "is not a JSON object") -> str:

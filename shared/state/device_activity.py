@@ -25,7 +25,7 @@ def _remember(values: list[str], value: str) -> None:
 
 
 def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -> None:
-    """Take in one batch's events of this device not applied before (in offset order)."""
+    """Take in one batch's events of this device not applied before (in the order ``bucket_state.apply`` gives)."""
     for _offset, event_ms, event_type, screen, app_version, os_name in events:
         state["events"] = state.get("events", 0) + 1
         count(state, "event_types", event_type)

@@ -15,6 +15,7 @@ from typing import Any
 from shared.source_model import Row
 from shared.state import sensor_stats, user_profile
 from shared.state.anomaly import count_late, flag_anomalies
+from shared.state.carried import Carry
 from shared.state.enrich import enrich_clicks, profile_keys, usable_profile
 from shared.state.running_stats import is_anomaly, update
 
@@ -29,7 +30,9 @@ class JoinOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """``entity``'s states for ``keys(rows)`` are read (once per key, cached), then ``apply(rows, states)``.
+    """``entity``'s states for ``keys(rows)`` are read (once per key, cached), then ``apply(rows, states, carry)``;
+    ``carry`` holds what the worker's earlier batches added to those keys that the states read do not hold yet
+    (``shared.state.carried``), for a lookup of the entity its own source's rows go to.
 
     ``usable(state)``: whether a key's state has the shape ``apply`` reads; one that has not (damaged outside
     this code) is passed to ``apply`` as no state, so one key cannot stop its source's batches.
@@ -37,17 +40,17 @@ class Lookup:
 
     entity: str
     keys: Callable[[list[Row]], set[str]]
-    apply: Callable[[list[Row], States], JoinOutcome]
+    apply: Callable[[list[Row], States, Carry], JoinOutcome]
     usable: Callable[[dict[str, Any]], bool]
 
 
-def _join_profiles(rows: list[Row], profiles: States) -> JoinOutcome:
+def _join_profiles(rows: list[Row], profiles: States, carry: Carry) -> JoinOutcome:
     enrich_clicks(rows, profiles)
     return JoinOutcome()
 
 
-def _judge_readings(rows: list[Row], stats: States) -> JoinOutcome:
-    return JoinOutcome(anomalies=flag_anomalies(rows, stats), late=count_late(rows, stats))
+def _judge_readings(rows: list[Row], stats: States, carry: Carry) -> JoinOutcome:
+    return JoinOutcome(anomalies=flag_anomalies(rows, stats, carry), late=count_late(rows, stats))
 
 
 def _usable_stats(state: dict[str, Any]) -> bool:

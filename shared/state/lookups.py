@@ -13,6 +13,7 @@ from shared.state.aggregate import Signal
 from shared.state.bucket_state import key_state
 from shared.state.buckets import bucket_for
 from shared.state.cache import TtlCache
+from shared.state.carried import Carried, Carry
 from shared.state.joins import JoinOutcome, Lookup
 from shared.state.registry import entity_for, source_of_entity
 
@@ -43,15 +44,15 @@ async def _bounded(calls: Iterable[Any]) -> list[Any]:
 
 
 async def read_cached(
-    gateway: StateGateway, cache: TtlCache[dict[str, Any] | None], entity: str, keys: set[str], buckets: int
+    gateway: StateGateway, cache: TtlCache[dict[str, Any] | None], carried: Carried, entity: str, homes: set[str]
 ) -> dict[str, dict[str, Any] | None]:
-    """States of ``keys``: each bucket that holds some is read once, concurrently, unless cached (and fresh)."""
-    homes = {key: bucket_for(key, buckets) for key in keys}
-    missing = sorted(cache.missing(set(homes.values())))
+    """States of the buckets ``homes``: each read once, concurrently, unless cached (and fresh). A bucket read
+    settles what ``carried`` holds for it."""
+    missing = sorted(cache.missing(homes))
     for home, state in zip(missing, await _bounded(gateway.read(entity, home) for home in missing), strict=True):
         cache.put(home, state)
-    held = cache.get_many(set(homes.values()))
-    return {key: key_state(held.get(home), key) for key, home in homes.items()}
+        carried.settle(home, state)
+    return cache.get_many(homes)
 
 
 async def send_signals(gateway: StateGateway, signals: list[Signal]) -> None:
@@ -59,11 +60,13 @@ async def send_signals(gateway: StateGateway, signals: list[Signal]) -> None:
 
 
 class StateJoiner:
-    """What processing asks of state before landing. One per source per worker; its caches outlive invocations."""
+    """What processing asks of state before landing. One per source per worker; its caches, and what it carries
+    of its batches until the entities are read with them (``shared.state.carried``), outlive invocations."""
 
     def __init__(self, ttl_seconds: float = 30.0) -> None:
         self.ttl_seconds = ttl_seconds
         self.caches: dict[str, TtlCache[dict[str, Any] | None]] = {}
+        self.carried: dict[str, Carried] = {}
 
     async def join(
         self, gateway: StateGateway, source: str, rows: list[Row], buckets: Mapping[str, int]
@@ -78,9 +81,12 @@ class StateJoiner:
         if lookup is None:
             return JoinOutcome()
         cache = self.caches.setdefault(lookup.entity, TtlCache(self.ttl_seconds))
+        carried = self.carried.setdefault(lookup.entity, Carried())
         count = buckets[source_of_entity(lookup.entity)]
-        states = await read_cached(gateway, cache, lookup.entity, lookup.keys(rows), count)
-        return lookup.apply(rows, _usable(lookup, states))
+        homes = {key: bucket_for(key, count) for key in lookup.keys(rows)}
+        held = await read_cached(gateway, cache, carried, lookup.entity, set(homes.values()))
+        states = {key: key_state(held.get(home), key) for key, home in homes.items()}
+        return lookup.apply(rows, _usable(lookup, states), Carry(carried, homes, held))
 
 
 def _usable(lookup: Lookup, states: dict[str, dict[str, Any] | None]) -> dict[str, dict[str, Any] | None]:

@@ -15,7 +15,7 @@ stopped first and the previous layout's entities have applied the signals they w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,10 +121,27 @@ class Verification:
     missing: list[str] = field(default_factory=list)  # not in its bucket (yet): the adopt has not been applied
     conflicts: list[str] = field(default_factory=list)  # its bucket holds other state for it
     source_changed: bool = False  # what was moved from changed during the move: it was not drained
+    not_upgraded: dict[str, str] = field(default_factory=dict)  # key -> why: moved as stored (``upgraded``)
 
     @property
     def complete(self) -> bool:
         return not self.missing and not self.conflicts and not self.source_changed
+
+
+def upgraded(
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]], states: Mapping[str, dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each key's state in today's form, and why each one ``upgrade`` raised on (a shape no release wrote,
+    or damaged) was not: that one is kept as stored, so one key cannot stop a migration."""
+    states_now: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    for key, state in states.items():
+        try:
+            states_now[key] = upgrade(state)
+        except Exception as error:  # anything a state of another shape raises: the key is named, the rest go on
+            states_now[key] = state
+            failed[key] = f"{type(error).__name__}: {error}"[:200]
+    return states_now, failed
 
 
 def verify(

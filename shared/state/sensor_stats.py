@@ -1,7 +1,11 @@
 """Per sensor: totals, running mean/variance, and tumbling one-minute windows for the last hour.
 
 Windows are kept for the 60 minutes up to the newest event seen. A reading older than the
-oldest window kept is late: it is counted in ``late`` and in the totals, not in any window.
+oldest window kept when it is applied is late: it is counted in ``late`` and in the totals, not
+in any window. The windows depend only on which readings were applied; ``late`` also on the order
+their batches were applied in (``bucket_state.apply`` orders one batch's): a batch applied after a
+later one finds readings late that, in order, would have been windowed and aged out of the hour
+since. The count less the windows' counts (late or aged out) is the same in any order.
 Anomalies are counted from the flag processing put on the landed row (same rule, same
 stats), so state and lake agree.
 
@@ -11,8 +15,9 @@ one entry per minute with readings, sorted, its minute (epoch minutes) as the di
 entry before; ``[delta, value]`` for a minute of one reading, ``[delta, min, max]`` for two (their
 sum is min + max), ``[delta, count, min, max, sum]`` for more; sums are kept to 15 significant digits
 (float addition's own noise dropped).
-State written before holds ``windows`` of ``[start_ms, count, min, max, sum]``: it is read as is
-and rewritten compactly by the sensor's next readings or a migration (``upgrade``).
+State written before holds ``windows`` of ``[start_ms, count, min, max, sum]`` (the first release:
+objects of those fields and their mean): it is read as is and rewritten compactly by the sensor's next
+readings or a migration (``upgrade``).
 """
 
 from __future__ import annotations
@@ -42,10 +47,17 @@ def _sum(total: float, value: float) -> float:
     return float(f"{total + value:.15g}")
 
 
+def _listed(window: Window | dict[str, Any]) -> Window:
+    """A window stored before ``minutes`` as ``[start_ms, count, min, max, sum]`` (the first release: an object)."""
+    if isinstance(window, dict):
+        return [window["start"], window["count"], window["min"], window["max"], window["sum"]]
+    return list(window)
+
+
 def windows_of(state: dict[str, Any]) -> list[Window]:
-    """The kept windows, oldest first, as ``[start_ms, count, min, max, sum]`` (either stored form)."""
+    """The kept windows, oldest first, as ``[start_ms, count, min, max, sum]`` (any stored form)."""
     if LEGACY_WINDOWS in state:
-        return [list(window) for window in state[LEGACY_WINDOWS]]
+        return [_listed(window) for window in state[LEGACY_WINDOWS]]
     windows: list[Window] = []
     minute = 0
     for entry in state.get(MINUTES, []):
@@ -64,7 +76,7 @@ def newest_window_start(state: dict[str, Any] | None) -> int | None:
     if not state:
         return None
     if LEGACY_WINDOWS in state:
-        return state[LEGACY_WINDOWS][-1][0] if state[LEGACY_WINDOWS] else None
+        return _listed(state[LEGACY_WINDOWS][-1])[0] if state[LEGACY_WINDOWS] else None
     entries = state.get(MINUTES)
     return sum(entry[0] for entry in entries) * WINDOW_MS if entries else None
 
@@ -119,7 +131,7 @@ def windows_view(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -> None:
-    """Take in one batch's readings of this sensor not applied before (in offset order)."""
+    """Take in one batch's readings of this sensor not applied before (in the order ``bucket_state.apply`` gives)."""
     windows = windows_of(state)
     for _offset, event_ms, value, anomaly in events:
         update(state, value)

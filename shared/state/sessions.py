@@ -8,7 +8,9 @@ shows them as objects (``sessions_view``). State written before holds objects: t
 they are and rewritten as lists, the last ``KEPT_SESSIONS`` kept, by the key's next event or a
 migration (``upgrade``). ``last`` (a click's request path, a device's screen) is kept to its first
 ``KEPT_DETAIL`` characters: paths up to 8 KB pass the clickstream model, and four of them a user would
-let a producer put ~32 KB into each key it invents, past a bucket's 256 KB at ten keys.
+let a producer put ~32 KB into each key it invents, past a bucket's 256 KB at ten keys. Sessions stored
+before that cap keep longer ones: they are cut, in the current and the closed sessions, by the key's next
+event or a migration (``upgrade``).
 """
 
 from __future__ import annotations
@@ -26,13 +28,23 @@ def _stored(session: list[Any] | dict[str, Any]) -> list[Any]:
     return [session[name] for name in FIELDS] if isinstance(session, dict) else session
 
 
+def _kept(session: list[Any] | dict[str, Any]) -> list[Any]:
+    """A session as stored today: a list, its ``last`` cut to ``KEPT_DETAIL`` (a new list when either changed)."""
+    stored = _stored(session)
+    last = stored[LAST]
+    if isinstance(last, str) and len(last) > KEPT_DETAIL:
+        return [*stored[:LAST], last[:KEPT_DETAIL]]
+    return stored
+
+
 def _restate(state: dict[str, Any]) -> None:
-    """Sessions written before as objects, or more closed ones than are kept now, into today's form."""
-    if isinstance(state.get("session"), dict):
-        state["session"] = _stored(state["session"])
+    """Sessions written before as objects, with more closed ones than are kept now, or with a ``last`` longer
+    than is kept now (before the cap), into today's form."""
+    if state.get("session") is not None:
+        state["session"] = _kept(state["session"])
     closed = state.get("closed_sessions")
-    if closed and (isinstance(closed[0], dict) or len(closed) > KEPT_SESSIONS):
-        state["closed_sessions"] = [_stored(session) for session in closed[-KEPT_SESSIONS:]]
+    if closed:
+        state["closed_sessions"] = [_kept(session) for session in closed[-KEPT_SESSIONS:]]
 
 
 def upgrade(state: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def compact(row: Row) -> list[Any]:
 
 
 def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -> None:
-    """Take in one batch's clicks of this user not applied before (in offset order)."""
+    """Take in one batch's clicks of this user not applied before (in the order ``bucket_state.apply`` gives)."""
     for _offset, event_ms, status_class, size, is_bot, path in events:
         state["page_views"] = state.get("page_views", 0) + 1
         state["bytes"] = add_capped(state.get("bytes", 0), size)

@@ -114,8 +114,8 @@ def test_state_exported_from_one_backend_and_imported_into_another_counts_each_o
     does not count again, at the same N or another, and a new offset still counts."""
     old = FakeEntityApi()
     _deployment(tmp_path, old)
-    export, changed = migrate_state.export_state(old, "mobile", 4)  # type: ignore[arg-type]
-    assert not changed and len(export.states) == 10
+    export, changed, not_upgraded = migrate_state.export_state(old, "mobile", 4)  # type: ignore[arg-type]
+    assert not changed and not not_upgraded and len(export.states) == 10
     data = export_bytes({"mobile": export})
     for buckets in (4, 3):
         new = FakeEntityApi()
@@ -133,7 +133,7 @@ def test_state_exported_from_one_backend_and_imported_into_another_counts_each_o
 def test_an_export_is_refused_when_the_buckets_change_while_they_are_read(tmp_path: Path) -> None:
     api = FakeEntityApi(late_signal=True)
     _deployment(tmp_path, api)
-    _, changed = migrate_state.export_state(api, "mobile", 4)  # type: ignore[arg-type]
+    _, changed, _ = migrate_state.export_state(api, "mobile", 4)  # type: ignore[arg-type]
     assert changed
 
 
@@ -213,3 +213,48 @@ def test_moving_back_to_an_earlier_bucket_count_replaces_what_those_buckets_held
     back = migrate_state.rebucket(api, "mobile", 3, 4, wait_seconds=1)  # type: ignore[arg-type]
     assert back.complete and len(back.moved) == 10
     assert (_events(api, "device-3", 4), _events(api, "device-4", 4)) == (2, 1)
+
+
+def test_a_key_whose_state_cannot_be_upgraded_moves_as_stored_the_others_move_and_the_run_names_it_and_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = FakeEntityApi()
+    _deployment(tmp_path, api)
+    home = bucket_for("device-3", 4)
+    stored = orjson.loads(api.states[home]["keys"]["device-3"]) | {"session": {"start": 1}}  # no release wrote it
+    api.states[home]["keys"]["device-3"] = orjson.dumps(stored).decode()
+    monkeypatch.setattr(migrate_state, "DurableHttp", lambda *args: api)
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    argv = ["--settings", str(tmp_path / "none.json"), "--sources", "mobile", "--to-buckets", "3", "--wait", "1"]
+    assert migrate_state.main(argv) == 1
+    moved = key_state(api.states[bucket_for("device-3", 3)], "device-3") or {}
+    assert moved["session"] == {"start": 1} and _events(api, "device-3", 3) == 1  # as stored
+    assert all(_events(api, f"device-{i}", 3) == 1 for i in range(10))
+    assert BucketCounts(LocalLake(tmp_path)).of("mobile") == 3  # every key is in its new bucket: the move completed
+    assert "1 keys kept as stored, not upgraded (see above): ['device-3']" in capsys.readouterr().out
+
+
+class PerKeySensors:
+    """Per-key sensor entities of the previous layout (a fake, as above), then buckets."""
+
+    def __init__(self, states: dict[str, dict[str, Any]]) -> None:
+        self.states = states
+        self.buckets: dict[str, dict[str, Any]] = {}
+
+    def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        return self.buckets.get(key) if key.startswith("~b") else self.states.get(key)
+
+    def signal(self, signal: Signal) -> None:
+        kind = ENTITY_KINDS["sensors"]
+        operate(kind.fold, kind.reduce, signal.key, self.buckets.setdefault(signal.key, {}), "adopt", signal.payload)
+
+
+def test_first_release_sensor_state_moves_upgraded_and_a_damaged_one_as_stored() -> None:
+    first_release = {"count": 2, "windows": [{"start": 60_000, "count": 2, "min": 1.0, "max": 2.0, "sum": 3.0}]}
+    damaged = {"count": 1, "windows": [[60_000, 1]]}
+    api = PerKeySensors({"s1": first_release, "s2": damaged})
+    outcome = migrate_state.migrate(api, "sensors", {"s1", "s2"}, 1, wait_seconds=0)  # type: ignore[arg-type]
+    assert outcome.complete and list(outcome.not_upgraded) == ["s2"]
+    assert key_state(api.buckets["~b0of1"], "s1") == {"count": 2, "minutes": [[1, 1.0, 2.0]]}
+    assert key_state(api.buckets["~b0of1"], "s2") == damaged

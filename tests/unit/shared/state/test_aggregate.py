@@ -6,7 +6,9 @@ from typing import Any
 
 from shared.batch import process_batch
 from shared.sources import SOURCES
-from shared.state.aggregate import members, signals_for
+from shared.state import device_activity
+from shared.state.aggregate import MAX_ENTITY_LEAD_MS, members, signals_for
+from shared.state.bucket_state import apply, key_state
 from shared.state.buckets import bucket_for, is_bucket_key
 from tests.conftest import records_for
 
@@ -56,3 +58,25 @@ def test_fewer_buckets_than_keys_send_fewer_operations_and_more_buckets_never_mo
 def test_sources_without_state_send_nothing() -> None:
     assert signals_for("nosuchsource", [{"x": 1}], buckets=8) == []
     assert signals_for("clickstream", [], buckets=8) == []
+
+
+def tap(offset: int, event_ms: int, screen: str) -> dict[str, Any]:
+    fields = {"event_type": "tap", "screen": screen, "app_version": "4.3.0", "os": "iOS", "device_id": "d1"}
+    return {"_topic": "mobile", "_partition": 0, "_incarnation": 0, "_offset": offset, "_event_time": event_ms} | fields
+
+
+def test_an_event_ahead_of_the_clock_by_more_than_the_skew_allowed_reaches_its_entity_as_happening_now() -> None:
+    now = 1_795_516_200_000
+    rows = [tap(0, now + MAX_ENTITY_LEAD_MS, "within"), tap(1, now + MAX_ENTITY_LEAD_MS + 1, "ahead")]
+    (signal,) = signals_for("mobile", rows, buckets=1, now_ms=now)
+    assert [event[1] for event in signal.payload["parts"][0]["keys"]["d1"]] == [now + MAX_ENTITY_LEAD_MS, now]
+    assert rows[1]["_event_time"] == now + MAX_ENTITY_LEAD_MS + 1  # the landed row keeps its own time
+
+
+def test_a_device_event_59_minutes_ahead_does_not_hold_its_last_screen() -> None:
+    now = 1_795_516_200_000
+    state: dict[str, Any] = {}
+    for offset, (event_ms, screen) in enumerate([(now + 59 * 60_000, "skewed"), (now + 1_000, "home")]):
+        (signal,) = signals_for("mobile", [tap(offset, event_ms, screen)], buckets=1, now_ms=now)
+        state = apply(device_activity.fold, state, signal.payload).state
+    assert key_state(state, "d1")["last_screen"] == "home"  # type: ignore[index]

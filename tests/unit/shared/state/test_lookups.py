@@ -74,7 +74,7 @@ async def test_a_profile_of_another_shape_is_joined_as_no_profile_logged_once(
 )
 async def test_sensor_stats_of_another_shape_judge_the_readings_as_a_new_sensors(damaged: dict[str, Any]) -> None:
     gateway = RecordingGateway({("sensor_stats", "~b0of1"): {"keys": {"s1": json.dumps(damaged)}}})
-    rows = [{"sensor_id": "s1", "value": 50.0, "_event_time": 0}]
+    rows = [{"sensor_id": "s1", "value": 50.0, "_event_time": 0, "_topic": "sensors", "_partition": 0, "_offset": 0}]
     outcome = await StateJoiner().join(gateway, "sensors", rows, {"sensors": 1})
     assert (outcome.anomalies, outcome.late, rows[0]["anomaly"]) == (0, 0, False)
 

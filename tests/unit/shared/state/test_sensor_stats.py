@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from shared.invocation import handle_batch_with_state
+from shared.lake import LocalLake
+from shared.records import KafkaRecord
+from shared.sources import SOURCES
 from shared.state import sensor_stats
 from shared.state.anomaly import count_late
+from shared.state.bucket_state import UNREADABLE, adopt, apply, key_state
+from shared.state.lookups import StateJoiner
 from shared.state.query_api import public_state
 from shared.state.sensor_stats import LEGACY_WINDOWS, MINUTES, WINDOW_MS, fold, newest_window_start, windows_of
+from tests.conftest import FIXED_NOW_MS, context_for
+from tests.unit.shared.conftest import ApplyingGateway
 
 T0 = 1_795_516_200_000
 
@@ -82,6 +93,36 @@ def test_state_written_before_is_read_and_rewritten_compactly_by_the_next_readin
     ]
 
 
+FIRST_RELEASE = {  # as the first release (7a679e7) stored a sensor: windows as objects, high-water marks
+    "count": 500,
+    "mean": 24.0,
+    "m2": 450.0,
+    "anomalies": 3,
+    "last_value": 24.5,
+    "last_time": T0,
+    LEGACY_WINDOWS: [{"start": T0, "count": 2, "min": 24.0, "max": 25.0, "sum": 49.0, "mean": 24.5}],
+    "_offsets": {"sensors/0": 499},
+}
+
+
+def test_state_of_the_first_release_keeps_its_windows_read_upgraded_and_in_a_bucket() -> None:
+    assert windows_of(FIRST_RELEASE) == [[T0, 2, 24.0, 25.0, 49.0]] and newest_window_start(FIRST_RELEASE) == T0
+    assert windows_of(sensor_stats.upgrade(FIRST_RELEASE)) == [[T0, 2, 24.0, 25.0, 49.0]]
+    assert public_state(FIRST_RELEASE)["windows"][0]["mean"] == 24.5
+    bucket: dict[str, Any] = {}
+    assert adopt(bucket, {"states": {"s1": FIRST_RELEASE}}) == []
+    part = {
+        "topic": "sensors",
+        "partition": 0,
+        "range": [499, 500],
+        "keys": {"s1": [[499, T0, 1.0, False], [500, T0 + WINDOW_MS, 26.0, False]]},
+    }
+    outcome = apply(sensor_stats.fold, bucket, {"parts": [part]})
+    held = key_state(outcome.state, "s1") or {}
+    assert UNREADABLE not in outcome.state and (held["count"], held["anomalies"]) == (501, 3)  # 499 applied before
+    assert windows_of(held) == [[T0, 2, 24.0, 25.0, 49.0], [T0 + WINDOW_MS, 1, 26.0, 26.0, 26.0]]
+
+
 def test_the_query_api_shows_windows_not_the_stored_form() -> None:
     state: dict[str, Any] = {}
     fold(state, readings([(T0, 10.0), (T0 + 1, 20.0)]), {})
@@ -110,3 +151,23 @@ def test_windows_do_not_depend_on_how_readings_were_cut_into_batches() -> None:
         fold(split, events[:cut], {})
         fold(split, events[cut:], {})
         assert split[MINUTES] == whole[MINUTES]
+
+
+def test_one_reading_from_a_clock_59_minutes_ahead_keeps_the_hour_of_windows_and_the_last_value(tmp_path: Path) -> None:
+    """Inside the hour ahead the landing trusts, so its row keeps that time; its entity takes it as happening now."""
+    gateway, joiner = ApplyingGateway(), StateJoiner()
+    context = context_for(SOURCES["sensors"], LocalLake(tmp_path))  # its clock: FIXED_NOW_MS
+    hour = [sensor_record(i, FIXED_NOW_MS - (59 - i) * WINDOW_MS, 24.0) for i in range(60)]
+    skewed = [sensor_record(60, FIXED_NOW_MS + 59 * WINDOW_MS, 25.0)]  # the producer's clock (and CreateTime) ahead
+    after = [sensor_record(61 + i, FIXED_NOW_MS + (i + 1) * 1000, 30.0 + i) for i in range(3)]
+    for batch in (hour, skewed, after):
+        asyncio.run(handle_batch_with_state(context, batch, gateway, joiner))
+    state = gateway.key_states("sensor_stats")["s1"]
+    assert len(windows_of(state)) == 60 and state.get("late", 0) == 0
+    assert (state["count"], state["last_value"]) == (64, 32.0)
+
+
+def sensor_record(offset: int, event_ms: int, value: float) -> KafkaRecord:
+    body = {"sensor_id": "s1", "site": "ams-1", "metric": "temperature", "value": value, "unit": "celsius"}
+    body["timestamp"] = datetime.fromtimestamp(event_ms / 1000, UTC).isoformat()
+    return KafkaRecord("sensors", 0, offset, "s1", json.dumps(body).encode(), event_ms)

@@ -1,0 +1,44 @@
+"""Sessions stored before the cap on ``last`` (up to 8 KB a path) are cut to it by a migration or the next event."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from shared.state import sessions
+from shared.state.bucket_state import adopt, dump
+from shared.state.sessions import KEPT_DETAIL, add_to_session
+
+T0 = 1_795_516_200_000
+MINUTE = 60_000
+PATH = "/" + "a" * 8_000
+
+
+def before_the_cap() -> dict[str, Any]:
+    """A user's state as stored before the cap: the current session and three closed ones, each with a long path."""
+    closed = [[T0 + i * 31 * MINUTE, T0 + i * 31 * MINUTE, 1, PATH + str(i)] for i in range(3)]
+    current = {"start": T0 + 93 * MINUTE, "end": T0 + 93 * MINUTE, "events": 1, "last": PATH}  # or as an object
+    return {"page_views": 4, "session": current, "closed_sessions": closed, "sessions_closed": 3}
+
+
+def longest_last(state: dict[str, Any]) -> int:
+    return max(len(session[sessions.LAST]) for session in [state["session"], *state["closed_sessions"]])
+
+
+def test_an_upgrade_cuts_every_sessions_last_and_leaves_the_stored_state_as_it_was() -> None:
+    stored = before_the_cap()
+    upgraded = sessions.upgrade(stored)
+    assert longest_last(upgraded) == KEPT_DETAIL and upgraded["session"][sessions.LAST] == PATH[:KEPT_DETAIL]
+    assert stored == before_the_cap()
+
+
+def test_the_next_event_cuts_the_closed_sessions_too() -> None:
+    state = before_the_cap()
+    add_to_session(state, T0 + 95 * MINUTE, "/x")
+    assert longest_last(state) == KEPT_DETAIL and state["session"][sessions.EVENTS] == 2
+
+
+def test_ten_users_migrated_from_before_the_cap_keep_their_bucket_under_256_kb() -> None:
+    bucket: dict[str, Any] = {}
+    adopt(bucket, {"states": {str(user): sessions.upgrade(copy.deepcopy(before_the_cap())) for user in range(10)}})
+    assert len(dump(bucket)) < 256 * 1024
