@@ -108,11 +108,14 @@ async def test_query_api_returns_exact_counts_and_replay_changes_nothing(broker:
 async def test_sigkill_mid_stream_then_restart_counts_every_record_once(broker: str, tmp_path: Path) -> None:
     run, lake = Run(), tmp_path / "lake"
     expected = _produce(broker, run, "sensors", 20000)
-    host = DevHost(broker, lake, run.settings(["sensors"]), "--no-timers")
+    # A kill between a landing's ledger write and its files leaves a pending landing that the restarted
+    # host (a new owner) must wait out before landing it again: the lease, 150 s by default, 10 s here.
+    settings = run.settings(["sensors"], LANDING_LEASE_SECONDS="10")
+    host = DevHost(broker, lake, settings, "--no-timers")
     wait_for(lambda: host.function_stats()["sensor_stats"]["events"] >= 100, 60, "entities to be signalled")
     host.kill()
     assert len(landed_rows(lake, "raw", "sensors")) < 20000  # killed mid-stream
-    restarted = DevHost(broker, lake, run.settings(["sensors"]), "--no-timers")
+    restarted = DevHost(broker, lake, settings, "--no-timers")
     try:
         await _wait_for_counts(restarted, "sensors", "count", expected)
         status, windows = restarted.get(f"/api/state/sensors/{next(iter(expected))}/windows")
