@@ -2,8 +2,8 @@
 
 Each commit that replaces an hour carries, under ``streamingpoc.compaction`` in its commit
 info, the hour, every raw file the hour's rows now come from, and per topic, partition and
-incarnation the offset range and row count of the rows written. The newest such commit per
-hour is that hour's coverage. Delta keeps commit files for ``delta.logRetentionDuration``
+incarnation the offset range and row count of the rows written, and the hour's row count. The
+newest such commit per hour is that hour's coverage. Delta keeps commit files for ``delta.logRetentionDuration``
 (set to ``LOG_RETENTION`` when the table is created); raw files are deleted well before
 that (Terraform's ``raw_retention_days``), so every hour that still has raw files has its
 commit.
@@ -60,6 +60,15 @@ def commit_metadata(
     return {METADATA_KEY: orjson.dumps(document).decode()}
 
 
+@dataclass(frozen=True, slots=True)
+class HourCoverage:
+    """What an hour's newest compaction commit records: the raw files it covers and the rows it left the hour
+    with (None when it does not say)."""
+
+    raw_files: frozenset[str]
+    rows: int | None
+
+
 def parse_commit(commit: Mapping[str, Any]) -> dict[str, Any] | None:
     """The compaction document of one history entry, or ``None`` for commits that are not compactions."""
     raw = commit.get(METADATA_KEY)
@@ -76,12 +85,22 @@ def parse_commit(commit: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def coverage_from_history(history: Iterable[Mapping[str, Any]]) -> dict[Hour, frozenset[str]]:
     """Raw files covered per hour, from history entries ordered newest first (as ``DeltaTable.history``)."""
-    coverage: dict[Hour, frozenset[str]] = {}
+    return {hour: found.raw_files for hour, found in hour_coverage_from_history(history).items()}
+
+
+def hour_coverage_from_history(history: Iterable[Mapping[str, Any]]) -> dict[Hour, HourCoverage]:
+    """Each hour's newest compaction commit, from history entries ordered newest first."""
+    coverage: dict[Hour, HourCoverage] = {}
     for commit in history:
         document = parse_commit(commit)
         if document is None:
             continue
         hour = Hour(str(document["date"]), str(document["hour"]))
         if hour not in coverage:
-            coverage[hour] = frozenset(str(path) for path in document["raw_files"])
+            raw_files = frozenset(str(path) for path in document["raw_files"])
+            coverage[hour] = HourCoverage(raw_files, _count(document.get("rows")))
     return coverage
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

@@ -17,7 +17,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchEr
 from deltalake.schema import Field, PrimitiveType
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
-from shared.compaction.coverage import LOG_RETENTION, coverage_from_history, parse_commit
+from shared.compaction.coverage import LOG_RETENTION, HourCoverage, hour_coverage_from_history, parse_commit
 from shared.compaction.hours import Hour
 from shared.compaction.location import DeltaLocation
 from shared.compaction.parts import DataFile
@@ -29,7 +29,7 @@ from shared.compaction.rows import (
     check_fits,
     curated_as_landed,
 )
-from shared.compaction.slices import GroupKey, Identity, TimeSlice
+from shared.compaction.slices import GroupKey, Identity, IdentityRange, TimeSlice
 from shared.errors import LakeUnavailable
 
 # Data files a recompaction replaced are kept this long, then vacuumed: time travel reaches back this
@@ -70,7 +70,11 @@ class CuratedTable:
         return self._table
 
     def coverage(self, hours: Collection[Hour], *, first_page: int = 64) -> dict[Hour, frozenset[str]]:
-        """Raw files covered per hour, from the newest compaction commit of each hour. Called first in a run.
+        """Raw files covered per hour, from the newest compaction commit of each hour (see ``hour_coverage``)."""
+        return {hour: found.raw_files for hour, found in self.hour_coverage(hours, first_page=first_page).items()}
+
+    def hour_coverage(self, hours: Collection[Hour], *, first_page: int = 64) -> dict[Hour, HourCoverage]:
+        """The newest compaction commit of each hour: raw files covered, rows written. Called first in a run.
 
         Reads the newest commits only: pages back until every hour in ``hours`` (those with raw
         files) is found, or the commits read are older than the start of every hour still missing
@@ -85,7 +89,7 @@ class CuratedTable:
         limit = max(first_page, 2 * len(hours))
         while True:
             history = table.history(limit)
-            found = coverage_from_history(history)
+            found = hour_coverage_from_history(history)
             missing = set(hours) - found.keys()
             oldest_ms = min((int(commit.get("timestamp", 0)) for commit in history), default=0)
             if not missing or len(history) < limit or oldest_ms < min(h.start_ms for h in missing) - CLOCK_SKEW_MS:
@@ -141,6 +145,8 @@ class CuratedTable:
             condition += f" AND {EVENT_TIME} >= arrow_cast({int(time_slice.lo_us)}, {_MICROS_UTC})"
         if time_slice.hi_us is not None and not time_slice.nulls:
             condition += f" AND {EVENT_TIME} < arrow_cast({int(time_slice.hi_us)}, {_MICROS_UTC})"
+        if time_slice.identities:
+            condition += " AND (" + " OR ".join(_in_range(wanted) for wanted in time_slice.identities) + ")"
         batches = list(self._query(f"SELECT * FROM curated WHERE {hour.predicate} AND {condition}"))
         return curated_as_landed(pa.Table.from_batches(batches)) if batches else pa.table({})
 
@@ -148,7 +154,9 @@ class CuratedTable:
         """The identities the hour holds more than once, with their rows (none when never compacted).
 
         A compaction writes each identity once; two first commits of a new hour at once both add theirs
-        (docs/reliability.md), and the next compaction of the hour keeps one of each."""
+        (docs/reliability.md), and the next compaction of the hour keeps one of each. One GROUP BY over
+        every identity of the hour: a compaction asks only when the hour holds more rows than its latest
+        commit wrote (``rewrite``), which such a pair of commits always leaves."""
         names = ", ".join(IDENTITY)
         query = (
             f"SELECT {names}, COUNT(*) AS copies FROM curated WHERE {hour.predicate} "
@@ -163,13 +171,7 @@ class CuratedTable:
 
     def read_offsets(self, hour: Hour, group: GroupKey, first: int, last: int) -> pa.Array:
         """The offsets of one topic-partition-incarnation between ``first`` and ``last`` in the hour."""
-        topic, partition, incarnation = group
-        quoted = topic.replace("'", "''")
-        query = (
-            f"SELECT _offset FROM curated WHERE {hour.predicate} AND _topic = '{quoted}' "
-            f"AND _partition = {int(partition)} AND _incarnation = {int(incarnation)} "
-            f"AND _offset BETWEEN {int(first)} AND {int(last)}"
-        )
+        query = f"SELECT _offset FROM curated WHERE {hour.predicate} AND {_in_range(IdentityRange(group, first, last))}"
         batches = list(self._query(query))
         if not batches:
             return pa.array([], pa.int64())
@@ -358,6 +360,16 @@ def _may_change(commit: Mapping[str, Any], hour: Hour) -> bool:
     if document is None:
         return commit.get("operation") not in VACUUM_OPERATIONS
     return (document.get("date"), document.get("hour")) == (hour.date, hour.hour)
+
+
+def _in_range(wanted: IdentityRange) -> str:
+    """SQL: the row's identity is in ``wanted``."""
+    topic, partition, incarnation = wanted.group
+    quoted = topic.replace("'", "''")
+    return (
+        f"(_topic = '{quoted}' AND _partition = {int(partition)} AND _incarnation = {int(incarnation)} "
+        f"AND _offset BETWEEN {int(wanted.first)} AND {int(wanted.last)})"
+    )
 
 
 def _reason(error: Exception) -> str:

@@ -4,9 +4,12 @@ model does not know (``_extra``), null rates. Pure (tables in, tables and a repo
 An hour still compacts when a column's type changed: each input table is fitted to the type the
 curated table (or, before its first commit, the first table holding the column) has; values that
 cast keep their column, the rest move to the row's ``_extra`` under their column name and are
-counted. A column a model added is a new nullable column (Delta's schema evolution; older rows
-read null). The report rides along in the hour's commit (``streamingpoc.drift``) and is logged and
-counted; ``python -m tools.query --drift`` prints it.
+counted. A struct's fields the curated struct lacks (a foreign file's, or registry-typed Parquet
+of a newer model) move there too, as ``parent.child`` (Arrow's cast would drop them); inside a
+list or a map no such name reaches them, so the whole value moves. A column a model added is a
+new nullable column (Delta's schema evolution; older rows read null). The report rides along in
+the hour's commit (``streamingpoc.drift``) and is logged and counted; ``python -m tools.query
+--drift`` prints it.
 
 A compaction fits and counts its hour one event-time slice at a time (``HourFit``, used by
 ``shared.compaction.rewrite``); ``fit_tables`` and ``report`` do the same on tables held whole.
@@ -197,13 +200,71 @@ def fit_table(table: pa.Table, target: Mapping[str, pa.DataType], changes: dict[
         if _plain(column.type) == wanted:  # the same values in another layout (view, large, dictionary)
             table = table.set_column(index, pa.field(column.name, wanted), table.column(index).cast(wanted))
             continue
-        values, misfits = _cast_what_fits(table.column(index), wanted)
+        nested = _unknown_field_values(column.name, table.column(index), wanted)
+        if _drops_fields_inside(column.type, wanted):
+            values, misfits = _all_misfits(table.column(index), wanted)
+        else:
+            values, misfits = _cast_what_fits(table.column(index), wanted)
         change = changes.setdefault(column.name, TypeChange(str(wanted), str(_plain(column.type))))
-        change.moved += len(misfits)
+        change.moved += len(misfits.keys() | nested.keys())
         for row, value in misfits.items():
             moved.setdefault(row, {})[column.name] = value
+        for row, fields in nested.items():
+            moved.setdefault(row, {}).update(fields)
         table = table.set_column(index, pa.field(column.name, wanted), values)
     return _merge_into_extra(table, moved) if moved else table
+
+
+def unknown_fields(actual: pa.DataType, wanted: pa.DataType) -> list[tuple[str, ...]]:
+    """The struct fields of ``actual`` that ``wanted`` lacks, as paths through nested structs: Arrow's cast
+    of a struct keeps the fields of the type it casts to and drops the others."""
+    if not (pa.types.is_struct(actual) and pa.types.is_struct(wanted)):
+        return []
+    known = {child.name: child.type for child in wanted}
+    found: list[tuple[str, ...]] = []
+    for child in actual:
+        if child.name not in known:
+            found.append((child.name,))
+        else:
+            found += [(child.name, *path) for path in unknown_fields(child.type, known[child.name])]
+    return found
+
+
+def _unknown_field_values(name: str, column: pa.ChunkedArray, wanted: pa.DataType) -> dict[int, dict[str, Any]]:
+    """Per row, the values of the struct fields ``wanted`` lacks, named ``parent.child`` (nulls are not kept)."""
+    found: dict[int, dict[str, Any]] = {}
+    for path in unknown_fields(column.type, wanted):
+        values = column
+        for step in path:
+            values = pc.struct_field(values, step)  # null where a parent is null
+        for row, value in enumerate(values.to_pylist()):
+            if value is not None:
+                found.setdefault(row, {})[".".join((name, *path))] = value
+    return found
+
+
+def _drops_fields_inside(actual: pa.DataType, wanted: pa.DataType) -> bool:
+    """Whether a cast would drop struct fields inside a list or map, where no ``parent.child`` name reaches them."""
+    if pa.types.is_struct(actual) and pa.types.is_struct(wanted):
+        known = {child.name: child.type for child in wanted}
+        return any(_drops_fields_inside(child.type, known[child.name]) for child in actual if child.name in known)
+    pairs: list[tuple[pa.DataType, pa.DataType]] = []
+    if _is_list(actual) and _is_list(wanted):
+        pairs = [(actual.value_type, wanted.value_type)]
+    elif pa.types.is_map(actual) and pa.types.is_map(wanted):
+        pairs = [(actual.key_type, wanted.key_type), (actual.item_type, wanted.item_type)]
+    return any(unknown_fields(inner, target) or _drops_fields_inside(inner, target) for inner, target in pairs)
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    kinds = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list, pa.types.is_list_view)
+    return any(is_kind(kind) for is_kind in (*kinds, pa.types.is_large_list_view))
+
+
+def _all_misfits(column: pa.ChunkedArray, wanted: pa.DataType) -> tuple[pa.Array, dict[int, Any]]:
+    """Every value of the column moved whole (the column null): what it holds cannot be cast without loss."""
+    misfits = {row: value for row, value in enumerate(column.to_pylist()) if value is not None}
+    return pa.nulls(len(column), wanted), misfits
 
 
 def _cast_what_fits(column: pa.ChunkedArray, wanted: pa.DataType) -> tuple[pa.Array, dict[int, Any]]:

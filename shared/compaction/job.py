@@ -85,8 +85,16 @@ def compact(
     """Compact every due hour of ``source``; hours that fail are in ``report.failed``, the others commit."""
     started = time.perf_counter()
     listing = lake.list_paths(raw_prefix(source))
-    coverage = table.coverage({raw.hour for path in listing if (raw := parse_raw_path(source, path))})
-    plan = plan_compaction(source, listing, coverage, now_ms=now_ms, grace_ms=grace_ms, include_open=include_open)
+    coverage = table.hour_coverage({raw.hour for path in listing if (raw := parse_raw_path(source, path))})
+    plan = plan_compaction(
+        source,
+        listing,
+        {hour: found.raw_files for hour, found in coverage.items()},
+        now_ms=now_ms,
+        grace_ms=grace_ms,
+        include_open=include_open,
+        committed_rows={hour: found.rows for hour, found in coverage.items()},
+    )
     if on_planned is not None:
         on_planned(plan)
     if plan.ignored:

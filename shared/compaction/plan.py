@@ -27,6 +27,9 @@ class HourTask:
     hour: Hour
     new_files: tuple[RawFile, ...]
     covered_files: tuple[str, ...]
+    committed_rows: int | None = None
+    """Rows the hour's latest compaction commit left it with; None when unknown (no commit, or one that
+    does not say): then its curated rows are checked for identities held twice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +52,11 @@ def plan_compaction(
     now_ms: int,
     grace_ms: int,
     include_open: bool = False,
+    committed_rows: Mapping[Hour, int | None] | None = None,
 ) -> CompactionPlan:
-    """Decide the hours to compact, oldest first. Called once per ``compact_<source>`` run."""
+    """Decide the hours to compact, oldest first. Called once per ``compact_<source>`` run.
+
+    ``committed_rows``: per hour, the rows its latest compaction commit wrote (``HourTask.committed_rows``)."""
     by_hour: dict[Hour, list[RawFile]] = defaultdict(list)
     ignored: list[str] = []
     for path in listing:
@@ -74,7 +80,7 @@ def plan_compaction(
             lag_ms = max(lag_ms, now_ms - hour.end_ms)
         if closed or include_open:
             still_listed = tuple(raw.path for raw in files if raw.path in covered)
-            tasks.append(HourTask(hour, new, still_listed))
+            tasks.append(HourTask(hour, new, still_listed, (committed_rows or {}).get(hour)))
         else:
             waiting += 1
     return CompactionPlan(tuple(tasks), lag_ms, waiting, tuple(ignored))

@@ -3,9 +3,10 @@
 The plan is ``slices``'s: scan every input's identity and event-time columns, find the rows that
 repeat, then read, sort and write the hour one event-time slice at a time into its data files
 (``parts``), and commit them in one Delta transaction that replaces the hour. Memory holds one
-slice (``SLICE_ROWS`` rows, bar bursts), ``READ_AHEAD`` raw files in flight and the data file
-being written, whatever the hour's size. Each new raw file is read twice (scan, then its slice),
-a file that straddles two slices once more; the hour's curated rows are queried slice by slice.
+slice (about ``SLICE_ROWS`` rows: an instant holding more is cut by offset range), ``READ_AHEAD``
+raw files in flight and the data file being written, whatever the hour's size. Each new raw file
+is read twice (scan, then its slice), a file that straddles two slices once more; the hour's
+curated rows are queried slice by slice.
 The result is what ``rows.merge_hour`` gives the whole hour in memory, in the same order.
 
 Schema drift is handled as the hour passes (``drift.HourFit``): every part of every slice is
@@ -145,7 +146,7 @@ class HourRewrite:
             scan.origins.append("the curated table")
         scan.histogram.update(curated.bins)
         curated.bins.clear()
-        if curated.rows:
+        if self._may_hold_repeats(curated.rows):
             scan.repeated = self.table.repeated_identities(self.task.hour)
             for (topic, partition, incarnation, _), copies in scan.repeated.items():
                 scan.dropped[(topic, partition, incarnation)] += copies - 1
@@ -170,6 +171,13 @@ class HourRewrite:
         if unusable:
             raise UnusableRawFiles(unusable)
         return scan
+
+    def _may_hold_repeats(self, curated_rows: int) -> bool:
+        """Whether the hour's curated rows may hold an identity twice: two first commits of the hour at once
+        both added rows (docs/reliability.md), so the hour holds more than the latest commit wrote. When that
+        commit's count is unknown (older tables), the hour is checked."""
+        committed = self.task.committed_rows
+        return curated_rows > 0 and (committed is None or curated_rows > committed)
 
     def _find_duplicates(self, scan: _Scan) -> None:
         """Positions of the rows an earlier input (or an earlier row) already holds, per raw input.

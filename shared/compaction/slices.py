@@ -11,10 +11,18 @@ its new raw files. Among rows with the same identity the first input's wins, as 
    same topic-partition-incarnation (``earlier_overlaps``), or within one input (fewer distinct
    offsets than rows). Only those are checked row by row (``duplicate_positions``). The landing
    ledger keeps raw files apart, so this is rare, and the scan is all most hours need.
-3. **Slices.** The histogram cuts the hour into event-time slices of at most ``budget`` rows each
-   (one bin may exceed it: a burst of more than ``budget`` rows in 0.1 s). Each slice is read,
-   sorted and written in turn, so the slices in order are the hour sorted by event time, and
-   memory holds one slice, not the hour.
+3. **Slices.** The histogram cuts the hour into event-time slices of at most ``budget`` rows each.
+   Each slice is read, sorted and written in turn, so the slices in order are the hour sorted by
+   event time, and memory holds one slice, not the hour.
+4. **Crowded instants.** One bin can hold more than ``budget`` rows: a device whose clock is stuck
+   puts days of readings at one instant, rows without a time pile up at none. Such a bin (and the
+   rows without time) is cut by identity instead: ranges of offsets per topic-partition-incarnation,
+   from the per-input offset ranges of the scan, in identity order, each at most ``budget`` rows if
+   an input's offsets of a group are spread evenly over its range (landing writes runs of
+   consecutive offsets). Every copy of one identity falls in the same range, so every row is read
+   once and repeats still go. The parts in order are sorted by event time, then identity, when the
+   bin holds one instant or no time (a stuck clock, missing times); a bin of several instants is
+   sorted within each part.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -121,20 +130,32 @@ def _combined(known: GroupStats, found: GroupStats) -> GroupStats:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityRange:
+    """The offsets ``first`` to ``last`` (both included) of one topic-partition-incarnation."""
+
+    group: GroupKey
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
 class TimeSlice:
-    """Rows with ``lo_us <= event time < hi_us`` (None: unbounded), or with no event time (``nulls``)."""
+    """Rows with ``lo_us <= event time < hi_us`` (None: unbounded), or with no event time (``nulls``);
+    of those, when ``identities`` are given (a part of a crowded bin), only the rows in one of them.
+    ``rows`` is what the plan expects it to hold (for a part, an estimate from offset ranges)."""
 
     lo_us: int | None
     hi_us: int | None
     nulls: bool
     inputs: tuple[int, ...]
     rows: int
+    identities: tuple[IdentityRange, ...] = ()
 
 
 def plan_slices(
     hour: Hour, inputs: Sequence[InputStats], budget: int, histogram: Counter[int] | None = None
 ) -> list[TimeSlice]:
-    """Event-time slices of at most ``budget`` rows (bar single bins), in order, and the inputs each reads.
+    """Event-time slices of at most ``budget`` rows (crowded bins cut by identity), in order, and the inputs each reads.
 
     ``histogram`` is the hour's, when the inputs' own bins were merged into it as they were scanned.
     """
@@ -159,12 +180,92 @@ def plan_slices(
     nulls = sum(stats.null_times for stats in inputs)
     if nulls:
         slices.append(_slice(inputs, None, None, True, nulls))
-    return slices
+    return [part for whole in slices for part in _within_budget(inputs, whole, budget)]
 
 
 def _slice(inputs: Sequence[InputStats], lo: int | None, hi: int | None, nulls: bool, rows: int) -> TimeSlice:
     probe = TimeSlice(lo, hi, nulls, (), rows)
     return TimeSlice(lo, hi, nulls, tuple(i for i, stats in enumerate(inputs) if stats.overlaps(probe)), rows)
+
+
+def _within_budget(inputs: Sequence[InputStats], time_slice: TimeSlice, budget: int) -> list[TimeSlice]:
+    return [time_slice] if time_slice.rows <= budget else split_by_identity(inputs, time_slice, budget)
+
+
+def split_by_identity(inputs: Sequence[InputStats], crowded: TimeSlice, budget: int) -> list[TimeSlice]:
+    """``crowded`` (one bin, or the rows without time) as parts of about ``budget`` rows, in identity order.
+
+    Each input that may hold rows of the slice is taken to spread its rows of a group evenly over the
+    group's offset range, all of them in the slice: a bound of what it holds in any part of that range.
+    Ranges are cut where the bound of a part would pass ``budget``; a part takes one or more groups'
+    consecutive ranges.
+    """
+    spans = [(key, group) for index in crowded.inputs for key, group in inputs[index].groups.items()]
+    parts: list[TimeSlice] = []
+    for identities, rows in _packed(_segments(spans, budget), budget):
+        reading = tuple(i for i in crowded.inputs if _holds_any(inputs[i], identities))
+        estimate = min(crowded.rows, max(1, round(rows)))
+        parts.append(TimeSlice(crowded.lo_us, crowded.hi_us, crowded.nulls, reading, estimate, identities))
+    return parts
+
+
+def _segments(spans: Sequence[tuple[GroupKey, GroupStats]], budget: int) -> list[tuple[IdentityRange, float]]:
+    """The groups' offsets, in identity order, as ranges of at most ``budget`` rows' bound (or one offset).
+
+    A sweep per group: each span adds its rows per offset from its first offset to its last."""
+    changes: dict[GroupKey, defaultdict[int, float]] = defaultdict(lambda: defaultdict(float))
+    for key, group in spans:
+        density = group.rows / (group.last - group.first + 1)
+        changes[key][group.first] += density
+        changes[key][group.last + 1] -= density
+    segments: list[tuple[IdentityRange, float]] = []
+    for key in sorted(changes):
+        density = 0.0
+        for start, end in pairwise(sorted(changes[key])):
+            density += changes[key][start]
+            segments += _cut(IdentityRange(key, start, end - 1), max(density, 0.0), budget)
+    return segments
+
+
+def _cut(offsets: IdentityRange, density: float, budget: int) -> list[tuple[IdentityRange, float]]:
+    """``offsets`` in ranges of at most ``budget`` rows at ``density`` rows per offset (at least one offset each)."""
+    length = offsets.last - offsets.first + 1
+    step = length if density * length <= budget else max(1, int(budget // density))
+    cuts = []
+    for first in range(offsets.first, offsets.last + 1, step):
+        last = min(first + step - 1, offsets.last)
+        cuts.append((IdentityRange(offsets.group, first, last), density * (last - first + 1)))
+    return cuts
+
+
+def _packed(
+    segments: Sequence[tuple[IdentityRange, float]], budget: int
+) -> list[tuple[tuple[IdentityRange, ...], float]]:
+    """Consecutive segments gathered into parts of at most ``budget`` rows' bound (a heavier segment alone),
+    each group's adjacent ranges of a part joined."""
+    parts: list[tuple[tuple[IdentityRange, ...], float]] = []
+    ranges: list[IdentityRange] = []
+    load = 0.0
+    for segment, rows in segments:
+        if ranges and load + rows > budget:
+            parts.append((tuple(ranges), load))
+            ranges, load = [], 0.0
+        if ranges and ranges[-1].group == segment.group and ranges[-1].last + 1 == segment.first:
+            ranges[-1] = IdentityRange(segment.group, ranges[-1].first, segment.last)
+        else:
+            ranges.append(segment)
+        load += rows
+    if ranges:
+        parts.append((tuple(ranges), load))
+    return parts
+
+
+def _holds_any(stats: InputStats, identities: Iterable[IdentityRange]) -> bool:
+    for wanted in identities:
+        group = stats.groups.get(wanted.group)
+        if group is not None and group.first <= wanted.last and wanted.first <= group.last:
+            return True
+    return False
 
 
 def earlier_overlaps(inputs: Sequence[InputStats]) -> dict[int, dict[GroupKey, list[int]]]:
@@ -253,16 +354,25 @@ def in_slice(table: pa.Table, time_slice: TimeSlice) -> pa.Table:
     """The rows of ``table`` that belong to ``time_slice``."""
     times = micros(table.column(EVENT_TIME))
     if time_slice.nulls:
-        return table.filter(pc.is_null(times))
-    conditions = [pc.is_valid(times)]
-    if time_slice.lo_us is not None:
-        conditions.append(pc.greater_equal(times, time_slice.lo_us))
-    if time_slice.hi_us is not None:
-        conditions.append(pc.less(times, time_slice.hi_us))
-    mask = conditions[0]
-    for condition in conditions[1:]:
-        mask = pc.and_(mask, condition)
+        mask = pc.is_null(times)
+    else:
+        mask = pc.is_valid(times)
+        if time_slice.lo_us is not None:
+            mask = pc.and_(mask, pc.greater_equal(times, time_slice.lo_us))
+        if time_slice.hi_us is not None:
+            mask = pc.and_(mask, pc.less(times, time_slice.hi_us))
+    if time_slice.identities:
+        mask = pc.and_(mask, _in_identities(table, time_slice.identities))
     return table.filter(mask)
+
+
+def _in_identities(table: pa.Table, identities: Iterable[IdentityRange]) -> pa.ChunkedArray | pa.Array:
+    offsets = table.column("_offset")
+    inside: pa.ChunkedArray | pa.Array = pa.repeat(pa.scalar(False), table.num_rows)
+    for wanted in identities:
+        between = pc.and_(pc.greater_equal(offsets, wanted.first), pc.less_equal(offsets, wanted.last))
+        inside = pc.or_(inside, pc.and_(group_mask(table, wanted.group), between))
+    return inside
 
 
 def assemble_slice(parts: Iterable[pa.Table], schema: pa.Schema) -> pa.Table:

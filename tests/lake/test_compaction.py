@@ -24,7 +24,7 @@ from deltalake import DeltaTable, QueryBuilder, write_deltalake
 from devhost.services.azurite import Azurite
 from shared import formats
 from shared.batch import process_batch
-from shared.compaction import delta_table, parts
+from shared.compaction import delta_table, parts, rewrite
 from shared.compaction.coverage import METADATA_KEY, parse_commit
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.drift import METADATA_KEY as DRIFT_KEY
@@ -540,3 +540,53 @@ def test_rows_the_hour_holds_twice_are_held_once_after_it_is_recompacted(local_l
     document = parse_commit(local_lake.delta().history(1)[0])
     assert document is not None and document["rows"] == 15
     assert [(r["first"], r["last"], r["rows"]) for r in document["offsets"]] == [(0, 14, 15)]
+
+
+def test_a_recompaction_looks_for_identities_held_twice_only_when_the_hour_holds_more_than_its_commit_wrote(
+    local_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-up groups every identity of the hour; only two first commits at once make repeats, and they
+    leave the hour more rows than its latest commit records."""
+    asked = _count_repeat_lookups(monkeypatch)
+    land_batch(local_lake, 0, 10)
+    run(local_lake)
+    land_batch(local_lake, 10, 5)  # a late file
+    assert run(local_lake, now_ms=LATER + 900_000).rows == 15
+    assert asked == [], "the hour held the 10 rows its commit wrote"
+
+
+def test_an_hour_whose_commit_does_not_say_its_rows_is_checked_for_identities_held_twice(
+    local_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits of older code lack the hour's row count: its rows are looked at, and repeats still go."""
+    written = rewrite.commit_metadata
+
+    def without_rows(*args: Any) -> dict[str, str]:
+        metadata = written(*args)
+        document = json.loads(metadata[METADATA_KEY])
+        del document["rows"]
+        return {METADATA_KEY: json.dumps(document)}
+
+    with monkeypatch.context() as older_code:
+        older_code.setattr(rewrite, "commit_metadata", without_rows)
+        land_batch(local_lake, 0, 10)
+        run(local_lake)
+    delta = local_lake.delta()
+    hour_rows = pa.table(QueryBuilder().register("t", delta).execute(f"SELECT * FROM t WHERE {H10.predicate}"))
+    write_deltalake(delta, hour_rows.cast(pa.schema(delta.schema().to_arrow())), mode="append")  # the rival's add
+    asked = _count_repeat_lookups(monkeypatch)
+    land_batch(local_lake, 10, 5)
+    assert run(local_lake, now_ms=LATER + 900_000).rows == 15
+    assert asked == [H10] and sorted(row["_offset"] for row in curated_rows(local_lake)) == list(range(15))
+
+
+def _count_repeat_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Hour]:
+    asked: list[Hour] = []
+    look_up = CuratedTable.repeated_identities
+
+    def counted(self: CuratedTable, hour: Hour) -> dict[tuple[str, int, int, int], int]:
+        asked.append(hour)
+        return look_up(self, hour)
+
+    monkeypatch.setattr(CuratedTable, "repeated_identities", counted)
+    return asked

@@ -185,6 +185,48 @@ def test_no_slice_holds_more_than_its_budget(lake: Lake, monkeypatch: pytest.Mon
     assert len(sizes) >= 6 and max(sizes) <= 100
 
 
+def test_rows_of_one_instant_past_the_budget_are_cut_by_identity_into_the_reference_order(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device whose clock is stuck puts its readings at one instant, and rows without time share none: each
+    is one 0.1 s bin of many budgets, read and written in parts by offset range, repeats across the parts'
+    files and against the curated rows still kept once, and the hour in the reference order."""
+    chance = random.Random(5)
+
+    def stuck(offsets: range, partition: int, value: float) -> list[dict[str, object]]:
+        readings = rows(list(offsets), partition=partition, value=value, chance=chance)
+        return [row | {"_event_time": H10.start_ms + 1_000} for row in readings]
+
+    untimed = [row | {"_event_time": None} for row in rows(list(range(30)), partition=2, value=4.0, chance=chance)]
+    first = [
+        land(lake, "a", "parquet", stuck(range(0, 40), 0, 1.0)),
+        land(lake, "b", "avro", stuck(range(30, 70), 0, 2.0)),  # repeats a
+        land(lake, "c", "jsonl", stuck(range(0, 25), 1, 3.0)),
+        land(lake, "d", "parquet", rows(list(range(70, 80)), partition=0, value=5.0, chance=chance)),  # over the hour
+        _parquet_file(lake, "e", untimed),
+    ]
+    sizes: list[int] = []
+    assemble = rewrite.assemble_slice
+
+    def measured(parts: Any, schema: pa.Schema) -> pa.Table:
+        table = assemble(parts, schema)
+        sizes.append(table.num_rows)
+        return table
+
+    monkeypatch.setattr(rewrite, "assemble_slice", measured)
+    expected = reference(lake, pa.table({}), first)
+    assert lake.compact(slice_rows=10).rows == len(expected) == 70 + 25 + 10 + 30
+    assert lake.hour_in_stored_order() == expected
+    assert max(sizes) <= 10, sizes
+
+    late = [land(lake, "f", "parquet", stuck(range(60, 90), 0, 6.0))]  # repeats curated rows of the instant
+    expected = reference(lake, curated_now(lake), late)
+    sizes.clear()
+    assert lake.compact(slice_rows=10).rows == len(expected) == 135 + 10
+    assert lake.hour_in_stored_order() == expected
+    assert max(sizes) <= 10, sizes
+
+
 @pytest.mark.parametrize("transient", [False, True], ids=["lake-error", "lake-unavailable"])
 def test_a_failure_while_streaming_commits_nothing_and_is_reported_as_it_was(
     lake: Lake, monkeypatch: pytest.MonkeyPatch, transient: bool

@@ -154,3 +154,21 @@ def test_a_timestamp_column_in_json_lines_of_older_code_is_read_as_epoch_millise
     assert not report.failed, report.failed
     times = readable(lake, H10).sort_by("_offset").column("created_at").cast(pa.int64()).to_pylist()
     assert times == [at_ms * 1000, at_ms * 1000]
+
+
+def test_a_struct_field_the_curated_struct_lacks_moves_to_extra_and_is_reported(lake: Lake) -> None:
+    """A foreign or registry-typed Parquet file carries ``address`` with a field the table's struct lacks:
+    Arrow's cast would drop it; it lands in ``_extra`` as ``address.zip`` and the drift report names it."""
+    put(lake, H09, "a.parquet", parquet(raw_table(H09, [1], address=pa.array([{"city": "Oslo"}]))))
+    assert not run(lake).failed
+    kind = pa.struct([("city", pa.string()), ("zip", pa.string())])
+    newer = pa.array([{"city": "Bergen", "zip": "5003"}, {"city": "Oslo", "zip": None}, None], kind)
+    put(lake, H10, "b.parquet", parquet(raw_table(H10, [2, 3, 4], address=newer)))
+    report = run(lake, now_ms=LATER)
+    assert not report.failed, report.failed
+    rows = readable(lake, H10).sort_by("_offset").to_pylist()
+    assert [row["address"] for row in rows] == [{"city": "Bergen"}, {"city": "Oslo"}, None]
+    assert [row["_extra"] and json.loads(row["_extra"]) for row in rows] == [{"address.zip": "5003"}, None, None]
+    (hour,) = report.hours
+    assert hour.drift is not None and hour.drift.new_fields == {"address.zip": 1}
+    assert hour.drift.type_changes["address"].moved == 1

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from shared.compaction.coverage import OffsetRange, commit_metadata, coverage_from_history
+import orjson
+
+from shared.compaction.coverage import (
+    METADATA_KEY,
+    HourCoverage,
+    OffsetRange,
+    commit_metadata,
+    coverage_from_history,
+    hour_coverage_from_history,
+)
+from shared.compaction.hours import Hour
 from tests.unit.shared.compaction.conftest import H10, raw
+
+H11 = Hour("2026-11-24", "11")
 
 
 def test_coverage_is_the_newest_compaction_commit_per_hour() -> None:
@@ -11,3 +23,14 @@ def test_coverage_is_the_newest_compaction_commit_per_hour() -> None:
     second = commit_metadata("clickstream", H10, [raw(H10, "a.parquet"), raw(H10, "b.parquet")], [], 20)
     history = [second, {"operation": "OPTIMIZE"}, {"streamingpoc.compaction": "not json"}, first]  # newest first
     assert coverage_from_history(history) == {H10: frozenset({raw(H10, "a.parquet"), raw(H10, "b.parquet")})}
+
+
+def test_the_rows_an_hours_newest_commit_wrote_are_read_back_and_unknown_when_it_does_not_say() -> None:
+    newer = commit_metadata("clickstream", H10, [raw(H10, "a.parquet")], [], 20)
+    older = orjson.loads(commit_metadata("clickstream", H11, [raw(H11, "b.parquet")], [], 5)[METADATA_KEY])
+    del older["rows"]  # a commit of code that did not record it
+    history = [newer, commit_metadata("clickstream", H10, [], [], 10), {METADATA_KEY: orjson.dumps(older).decode()}]
+    assert hour_coverage_from_history(history) == {
+        H10: HourCoverage(frozenset({raw(H10, "a.parquet")}), 20),
+        H11: HourCoverage(frozenset({raw(H11, "b.parquet")}), None),
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from shared.compaction.drift import TypeChange, fit_table
+from shared.compaction.drift import TypeChange, fit_table, unknown_fields
 from shared.compaction.rows import TIMESTAMP
 
 AT_MS = 1_795_000_000_123
@@ -25,3 +25,45 @@ def test_epoch_milliseconds_past_what_a_timestamp_holds_move_to_extra_alone() ->
     assert fitted.column("created_at").to_pylist()[1] is None and changes["created_at"].moved == 1
     assert fitted.column("created_at").cast(pa.int64()).to_pylist()[0] == AT_MS * 1000
     assert fitted.column("_extra").to_pylist() == [None, f'{{"created_at":{2**62}}}']
+
+
+def test_struct_fields_the_target_lacks_are_named_through_nested_structs() -> None:
+    wanted = pa.struct([("city", pa.string()), ("geo", pa.struct([("lat", pa.float64())]))])
+    actual = pa.struct(
+        [("zip", pa.string()), ("city", pa.string()), ("geo", pa.struct([("lat", pa.float64()), ("alt", pa.int64())]))]
+    )
+    assert unknown_fields(actual, wanted) == [("zip",), ("geo", "alt")]
+    assert unknown_fields(wanted, actual) == [], "fields the values lack read null"
+
+
+def test_values_of_struct_fields_the_target_lacks_move_to_extra_as_parent_dot_child() -> None:
+    wanted = pa.struct([("city", pa.string()), ("geo", pa.struct([("lat", pa.float64())]))])
+    values = [
+        {"city": "Bergen", "zip": "5003", "geo": {"lat": 60.4, "alt": 12}},
+        {"city": "Oslo", "zip": None, "geo": None},
+        None,
+    ]
+    table = pa.table({"address": values, "_extra": ['{"color":"red"}', None, None]})
+    changes: dict[str, TypeChange] = {}
+    fitted = fit_table(table, {"address": wanted, "_extra": pa.string()}, changes)
+    assert fitted.column("address").to_pylist() == [
+        {"city": "Bergen", "geo": {"lat": 60.4}},
+        {"city": "Oslo", "geo": None},
+        None,
+    ]
+    assert fitted.column("_extra").to_pylist() == [
+        '{"color":"red","address.zip":"5003","address.geo.alt":12}',
+        None,
+        None,
+    ]
+    assert changes["address"].moved == 1
+
+
+def test_a_list_of_structs_with_fields_the_target_lacks_moves_whole() -> None:
+    """No ``parent.child`` name reaches a field inside a list's elements: the value moves under its column."""
+    wanted = pa.list_(pa.struct([("sku", pa.string())]))
+    table = pa.table({"items": [[{"sku": "a", "qty": 2}], None]})
+    changes: dict[str, TypeChange] = {}
+    fitted = fit_table(table, {"items": wanted}, changes)
+    assert fitted.column("items").to_pylist() == [None, None] and changes["items"].moved == 1
+    assert fitted.column("_extra").to_pylist() == ['{"items":[{"sku":"a","qty":2}]}', None]

@@ -62,3 +62,10 @@ def test_a_file_whose_name_the_lake_refuses_is_ignored_not_planned() -> None:
     plan = plan_compaction("clickstream", listing, {}, now_ms=H11.end_ms, grace_ms=0)
     assert [(t.hour, [f.path for f in t.new_files]) for t in plan.tasks] == [(H10, [raw(H10, "a.parquet")])]
     assert plan.ignored == (raw(H10, "x (1).parquet"), raw(H11, "copy of b.parquet"))
+
+
+def test_a_task_carries_the_rows_its_hours_latest_commit_wrote() -> None:
+    listing = [raw(H10, "z.parquet"), raw(H11, "c.parquet")]
+    covered = {H10: frozenset({raw(H10, "a.parquet")})}
+    plan = plan_compaction("clickstream", listing, covered, now_ms=H11.end_ms, grace_ms=0, committed_rows={H10: 7})
+    assert [(task.hour, task.committed_rows) for task in plan.tasks] == [(H10, 7), (H11, None)]

@@ -54,11 +54,59 @@ def test_slices_hold_at_most_the_budget_in_time_order_and_cover_every_row() -> N
     assert all(s.inputs == (0, 1) for s in plan)
 
 
-def test_a_burst_in_one_bin_is_one_slice_and_rows_without_time_come_last() -> None:
+def test_a_burst_in_one_bin_is_cut_by_identity_and_rows_without_time_come_last() -> None:
     burst = identity(list(range(300)), [START_US] * 300)
     late = identity([300, 301], [START_US + 5 * BIN_US, None])
     plan = plan_slices(H10, [stats_of(burst), stats_of(late)], budget=100)
-    assert [(s.rows, s.nulls, s.inputs) for s in plan] == [(300, False, (0,)), (1, False, (1,)), (1, True, (1,))]
+    assert [(s.rows, s.nulls, s.inputs) for s in plan] == [(100, False, (0,))] * 3 + [
+        (1, False, (1,)),
+        (1, True, (1,)),
+    ]
+    assert [[(r.first, r.last) for r in s.identities] for s in plan[:3]] == [[(0, 99)], [(100, 199)], [(200, 299)]]
+    assert [in_slice(burst, s).column("_offset").to_pylist() for s in plan[:3]] == [
+        list(range(0, 100)),
+        list(range(100, 200)),
+        list(range(200, 300)),
+    ]
+    assert all(s.lo_us == plan[0].lo_us and s.hi_us == plan[0].hi_us for s in plan[:3])
+
+
+def test_parts_of_a_crowded_bin_read_only_the_inputs_holding_their_offsets() -> None:
+    """A stuck clock: 20 files of one instant, 1,000 rows each; every part holds one file's rows."""
+    files = [identity(list(range(i * 1000, (i + 1) * 1000)), [START_US] * 1000) for i in range(20)]
+    plan = plan_slices(H10, [stats_of(file) for file in files], budget=1000)
+    assert [(s.rows, s.inputs) for s in plan] == [(1000, (i,)) for i in range(20)]
+    assert [in_slice(files[i], s).num_rows for i, s in enumerate(plan)] == [1000] * 20
+
+
+def test_repeated_offsets_of_a_crowded_bin_fall_in_one_part_and_every_row_in_exactly_one() -> None:
+    first = identity(list(range(0, 150)), [START_US] * 150)
+    second = identity([*range(100, 250), 120], [START_US + 1] * 151)  # repeats the first, and itself
+    other = identity(list(range(40)), [START_US + 2] * 40, partition=1)
+    tables = [first, second, other]
+    plan = plan_slices(H10, [stats_of(table) for table in tables], budget=60)
+    seen: dict[tuple[int, int], int] = {}
+    for position, part in enumerate(plan):
+        for table in tables:
+            for row in in_slice(table, part).select(["_partition", "_offset"]).to_pylist():
+                assert seen.setdefault((row["_partition"], row["_offset"]), position) == position
+    assert sum(in_slice(table, part).num_rows for table in tables for part in plan) == 341
+    assert len(seen) == 250 + 40
+    assert all(part.rows <= 60 for part in plan)
+
+
+def test_rows_without_time_past_the_budget_are_cut_by_identity_too() -> None:
+    missing = identity(list(range(250)), [None] * 250)
+    plan = plan_slices(H10, [stats_of(missing)], budget=100)
+    assert [(s.nulls, s.rows) for s in plan] == [(True, 100), (True, 100), (True, 50)]
+    assert [in_slice(missing, s).num_rows for s in plan] == [100, 100, 50]
+
+
+def test_small_groups_of_a_crowded_bin_share_a_part() -> None:
+    tables = [identity(list(range(30)), [START_US] * 30, partition=p) for p in range(5)]
+    plan = plan_slices(H10, [stats_of(table) for table in tables], budget=100)
+    assert [[r.group[1] for r in s.identities] for s in plan] == [[0, 1, 2], [3, 4]]
+    assert [s.inputs for s in plan] == [(0, 1, 2), (3, 4)]
 
 
 def test_only_overlapping_earlier_inputs_are_reported() -> None:
