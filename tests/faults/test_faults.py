@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from devhost.services.broker import embedded_broker
 from tests.faults.scenario import Scenario, broker_pid, lake_outage
-from tests.integration.harness import END_OFFSETS, DevHost, fast_host_json, wait_for
+from tests.integration.harness import END_OFFSETS, TEST_BATCHING, DevHost, fast_host_json, wait_for
 
 
 def _stop(host: DevHost) -> None:
@@ -167,15 +167,23 @@ def test_lake_outage_longer_than_max_poll_interval_forces_a_rebalance(broker: st
 
     One worker: Tansu (memory build) stops assigning a group whose several members are put out at once.
     """
-    scenario = Scenario(broker, tmp_path, DEVHOST_HOST_JSON=_host_json(tmp_path, maxPollIntervalMs=10_000))
+    interval_s = 10
+    window_s = float(TEST_BATCHING["subscriberIntervalInSeconds"])
+    # Once invocations fail, the listener goes on polling until the channel is full and it holds the next
+    # window's records (about two windows), then polls no more: the outage outlasts those windows and the
+    # interval by 5 s. Records are produced all through it, so those windows are never empty.
+    failing_s = 3 * window_s + interval_s + 5
+    scenario = Scenario(broker, tmp_path, DEVHOST_HOST_JSON=_host_json(tmp_path, maxPollIntervalMs=interval_s * 1000))
+    scenario.produce(2_000)
     host = scenario.host()
     try:
-        with scenario.producing(6_000, seconds=6):
-            wait_for(lambda: any(scenario.lake.glob("raw/**/*.parquet")), 60, "a first file")
-            with lake_outage(scenario.lake):
-                time.sleep(15)  # the fault: longer than max.poll.interval.ms while the batch is retried in place
+        wait_for(lambda: any(scenario.lake.glob("raw/**/*.parquet")), 60, "a first file")
+        with scenario.producing(6_000, seconds=failing_s + 5), lake_outage(scenario.lake):
+            wait_for(lambda: host.function_stats()["process_sensors"]["failures"] >= 1, 30, "failing invocations")
+            time.sleep(failing_s)  # the fault: longer than max.poll.interval.ms while the batch is retried in place
+        # librdkafka reports the eviction through the consumer's queue: at the first poll after the outage.
+        wait_for(lambda: "maximum poll interval" in host.output(), 120, "the consumer to be put out of its group")
         scenario.drained(host, timeout=180)
-        assert "maximum poll interval" in host.output(), "the consumer was not put out of its group"
         assert host.output().count("process_sensors assigned") >= 2, "no rebalance happened"
         assert host.interrupt() == 0, host.output()
     finally:

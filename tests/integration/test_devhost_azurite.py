@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from devhost.durable.table_store import CHUNK_CHARS, TableEntityStore
-from devhost.services.azurite import start_azurite
+from devhost.services.azurite import DEFAULT_PORTS, start_azurite
 from shared.formats import decode
 from shared.generator_ticks import generate_messages
 from shared.lake.blob import BlobLake
@@ -26,7 +29,25 @@ def _device_counts(host: DevHost, expected: Counter[str]) -> dict[str, int | Non
     return found
 
 
+def _fail_if_an_azurite_already_answers() -> None:
+    """``--storage azurite`` uses an Azurite that already answers on all of the usual ports instead of starting
+    one on ``--azurite-dir``: this test would then check that Azurite, whose data outlives the test."""
+    answering = []
+    for port in DEFAULT_PORTS:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            continue
+        answering.append(port)
+    if answering == list(DEFAULT_PORTS):
+        pytest.fail(
+            f"something (an Azurite?) already listens on 127.0.0.1 ports {answering}: the local host would use it"
+            " rather than start its own Azurite on the test's directory; stop it and run the test again"
+        )
+
+
 def test_blob_landing_and_table_state_survive_a_restart(broker: str, tmp_path: Path) -> None:
+    _fail_if_an_azurite_already_answers()
     run, azurite_dir = Run(), tmp_path / "azurite"
     messages = generate_messages(SOURCES["mobile"], 400, now=FIXED_NOW, seed=2, start_index=0)
     produce(broker, run.topic("mobile"), [(m.key, m.value.encode()) for m in messages])
@@ -40,6 +61,7 @@ def test_blob_landing_and_table_state_survive_a_restart(broker: str, tmp_path: P
     finally:
         if host.process.poll() is None:
             host.kill()
+    _fail_if_an_azurite_already_answers()
     restarted = DevHost(broker, tmp_path / "unused", settings, *arguments)
     try:
         assert _device_counts(restarted, expected) == dict(expected)  # read back from Table storage

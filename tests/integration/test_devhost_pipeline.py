@@ -175,6 +175,7 @@ def test_a_timed_run_stops_its_generators_then_lands_what_they_sent(broker: str,
     assert "duration reached" in output
     ticks = int(re.search(r"generate_sensors\s+timerTrigger\s+(\d+)", output).group(1))  # type: ignore[union-attr]
     landed = landed_rows(lake, "raw", "sensors")
-    assert ticks >= 10 and len(landed) == 20 * ticks, output[-3000:]
+    # At least two ticks (the timer's rate on a loaded machine is not what this checks), each one's 20 landed.
+    assert ticks >= 2 and len(landed) == 20 * ticks, output[-3000:]
     assert len({(row["_partition"], row["_offset"]) for row in landed}) == len(landed)
     assert re.search(r"process_sensors\s+kafkaTrigger\s+\d+\s+\d+\s+0\s+0\b", output), output[-3000:]

@@ -352,10 +352,9 @@ def test_a_registry_that_trickles_its_answer_is_cut_off_at_the_timeout(trickle_f
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        start = time.monotonic()
+        # Not cut off, the call would read the whole answer (in 2.5 s or more) and succeed, without the message.
         with pytest.raises(RegistryUnavailable, match="within its timeout"):
             ConfluentRegistry(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=0.5).schema_text("1")
-        assert time.monotonic() - start < 1.5
     finally:
         stop.set()
         listener.close()
