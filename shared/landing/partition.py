@@ -273,13 +273,16 @@ class PartitionLanding:
         self, ledger: Ledger, pending: Pending, records: Sequence[KafkaRecord], plan_pending: PendingPlanner
     ) -> LandingReport | None:
         """Decide what became of the ledger's pending landing before admitting anything; what it landed, if any."""
+        # Before looking at the files: once a lease has run out by this clock, every request of its holder has
+        # arrived, so a file it sent is seen. Read after, a file arriving in between could look missing, and a
+        # landing its holder finished (its batch done) would be removed.
+        started = self.clock()
         missing = [path for path in pending.files if not self.lake.exists(path)]
         if not missing or (not pending.removing and _written_then_expired(pending.files, missing)):
             ledger.pending = None
             ledger.mark_landed(pending.low, pending.high, pending.incarnation)
             return None
         planned = None if pending.removing else self._same_landing(ledger, pending, records, plan_pending)
-        started = self.clock()
         age = started - pending.started_ms / 1000
         holder_writing = pending.owner != self.owner and age < self.lease_seconds
         others_writing = started * 1000 < pending.others_until_ms  # an instance it was taken from, within its lease

@@ -21,14 +21,14 @@ import random
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from shared.batch import process_batch
-from shared.errors import LakeUnavailable, TransientError
+from shared.errors import LakeUnavailable, TransientError, WriteConflict
 from shared.formats import decode, format_named
 from shared.lake import LocalLake
 from shared.landing.guard import (
@@ -38,6 +38,7 @@ from shared.landing.guard import (
     PartitionWaiting,
     land_partition,
 )
+from shared.landing.partition import CLOCK_SKEW_SECONDS
 from shared.records import KafkaRecord
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -280,6 +281,84 @@ def test_a_completed_takeover_does_not_let_its_taker_remove_without_waiting(scra
             _land_all(_lander(guard_b, batch))
     single = Scenario("takeover then removal", a=[FIRST_LIFE[0:14]], b=[])
     _check(single, scratch, ())
+
+
+class _InFlight(_Lake):
+    """A worker's view of the lake whose dead-letter creates are sent but arrive only at ``arrive``."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.sent: list[tuple[str, bytes]] = []
+
+    def create(self, path: str, data: bytes) -> bool:
+        if not path.startswith("deadletter/"):
+            return super().create(path, data)
+        self.sent.append((path, data))
+        return True
+
+    def arrive(self) -> None:
+        for path, data in self.sent:
+            super().create(path, data)
+        self.sent.clear()
+
+
+class _Watched(_Lake):
+    """A worker's view of the lake that runs ``on_missing`` after its first look finds a file absent and
+    ``on_delete`` before its first delete."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.on_missing: Callable[[], None] = lambda: None
+        self.on_delete: Callable[[], None] = lambda: None
+
+    def exists(self, path: str) -> bool:
+        found = super().exists(path)
+        if not found:
+            self.on_missing, hook = (lambda: None), self.on_missing
+            hook()
+        return found
+
+    def delete(self, path: str) -> None:
+        self.on_delete, hook = (lambda: None), self.on_delete
+        hook()
+        super().delete(path)
+
+
+@pytest.mark.parametrize("third", [False, True], ids=["removed", "counted by a third"])
+def test_a_holders_last_file_arriving_while_it_is_looked_at_is_seen(third: bool, scratch: Path) -> None:
+    """A sends its last file at its deadline; it arrives (within a request's bound) just after B found it
+    missing, and B's clock (ahead by the skew allowed) then shows A's lease run out. B must not remove the
+    landing A finished: A's batch succeeded, so B's shorter batch is all that lands again (8-13 lost); nor
+    leave it ``removing`` with every file there, for C to count as landed while B deletes it (0-13 lost)."""
+    clock = [1_000_000.0]
+    lake_a, lake_b = _InFlight(scratch), _Watched(scratch)
+    guard_a = LandingGuard(lake_a, clock=lambda: clock[0])
+    guard_b = LandingGuard(lake_b, clock=lambda: clock[0] + CLOCK_SKEW_SECONDS)
+    guard_c = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
+    late_a = _lander(guard_a, FIRST_LIFE[0:14])
+    late_a.admit()
+    late_a.begin()
+    clock[0] += DEFAULT_LEASE_SECONDS - lake_a.max_request_seconds - CLOCK_SKEW_SECONDS  # A's deadline
+    late_a.write()
+
+    def a_file_arrives() -> None:
+        clock[0] += lake_a.max_request_seconds
+        lake_a.arrive()
+        late_a.finish()  # A's batch is done
+
+    def c_lands_a_redelivery() -> None:
+        with contextlib.suppress(PartitionWaiting):  # waiting for B is right
+            _land_all(_lander(guard_c, FIRST_LIFE[0:14]))
+
+    lake_b.on_missing = a_file_arrives
+    if third:
+        lake_b.on_delete = c_lands_a_redelivery
+    for _ in range(3):  # retried as the trigger does: after a lost ledger write, or once the lease ran out
+        with contextlib.suppress(WriteConflict, PartitionWaiting):
+            _land_all(_lander(guard_b, FIRST_LIFE[0:8]))
+            break
+        clock[0] += DEFAULT_LEASE_SECONDS + 1
+    _check(Scenario("a file arriving while looked at", a=[FIRST_LIFE[0:14]], b=[FIRST_LIFE[0:8]]), scratch, ())
 
 
 def _land(worker: LandingGuard, records: list[KafkaRecord]) -> None:
