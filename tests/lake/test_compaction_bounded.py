@@ -166,11 +166,8 @@ def test_sliced_compaction_writes_the_reference_rows_in_the_reference_order(lake
     assert lake.hour_in_stored_order() == expected
 
 
-def test_no_slice_holds_more_than_its_budget(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
-    chance = random.Random(7)
-    for index in range(12):
-        first = index * 50
-        land(lake, f"p{index}", "parquet", rows(list(range(first, first + 50)), partition=0, value=1.0, chance=chance))
+def _slice_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows of each slice the compaction assembles, in order, as it runs."""
     sizes: list[int] = []
     assemble = rewrite.assemble_slice
 
@@ -180,6 +177,15 @@ def test_no_slice_holds_more_than_its_budget(lake: Lake, monkeypatch: pytest.Mon
         return table
 
     monkeypatch.setattr(rewrite, "assemble_slice", measured)
+    return sizes
+
+
+def test_no_slice_holds_more_than_its_budget(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    chance = random.Random(7)
+    for index in range(12):
+        first = index * 50
+        land(lake, f"p{index}", "parquet", rows(list(range(first, first + 50)), partition=0, value=1.0, chance=chance))
+    sizes = _slice_sizes(monkeypatch)
     report = lake.compact(slice_rows=100)
     assert report.rows == sum(sizes) == 600
     assert len(sizes) >= 6 and max(sizes) <= 100
@@ -205,15 +211,7 @@ def test_rows_of_one_instant_past_the_budget_are_cut_by_identity_into_the_refere
         land(lake, "d", "parquet", rows(list(range(70, 80)), partition=0, value=5.0, chance=chance)),  # over the hour
         _parquet_file(lake, "e", untimed),
     ]
-    sizes: list[int] = []
-    assemble = rewrite.assemble_slice
-
-    def measured(parts: Any, schema: pa.Schema) -> pa.Table:
-        table = assemble(parts, schema)
-        sizes.append(table.num_rows)
-        return table
-
-    monkeypatch.setattr(rewrite, "assemble_slice", measured)
+    sizes = _slice_sizes(monkeypatch)
     expected = reference(lake, pa.table({}), first)
     assert lake.compact(slice_rows=10).rows == len(expected) == 70 + 25 + 10 + 30
     assert lake.hour_in_stored_order() == expected
