@@ -15,6 +15,12 @@ the landing's look-ups of dead letters leave them alone; ``tools.reconcile`` cou
 
 A file is put back by copying it to its ``raw_path`` (after fixing whatever was wrong): the next
 compaction recompacts its hour with it.
+
+A file its partition's landing ledger still names in its pending landing is not moved
+(``StillLanding``: the hour fails as any other and is retried by the next run): the next instance to
+land that partition would find it missing, take the landing for unfinished, and remove its other
+files, whose records Kafka does not deliver again. A partition's last landing stays pending until
+its next batch, so this waits at most for that.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
 from shared.compaction.rows import CompactionError
 from shared.errors import LakeError
 from shared.lake.base import LakeStore
-from shared.layout import DEADLETTER_AREA, safe_segment
+from shared.layout import DEADLETTER_AREA, LEDGER_AREA, parse_batch_file_name, safe_segment
 
 QUARANTINE = "quarantine"
 SUFFIX = ".quarantined"
@@ -48,6 +54,10 @@ class UnusableRawFiles(CompactionError):
     def __init__(self, reasons: dict[str, str]) -> None:
         super().__init__("; ".join(f"raw file {path}: {why}" for path, why in sorted(reasons.items())))
         self.reasons = reasons
+
+
+class StillLanding(CompactionError):
+    """A raw file that cannot be used is still named by its partition's pending landing: not moved yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,11 @@ def quarantine(lake: LakeStore, source: str, raw_path: str, why: str) -> Quarant
     raw = parse_raw_path(source, raw_path)
     if raw is None:
         raise LakeError(f"{raw_path} is not a raw file of {source}")
+    if _pending_in_ledger(lake, source, raw_path):
+        raise StillLanding(
+            f"raw file {raw_path} cannot be used ({why}), but its partition's landing still names it as pending: "
+            "it is moved once the partition's next batch has finished that landing"
+        )
     data = lake.read(raw_path)
     digest = hashlib.sha256(data).hexdigest()
     name = raw_path.rpartition("/")[2]
@@ -97,6 +112,22 @@ def quarantine(lake: LakeStore, source: str, raw_path: str, why: str) -> Quarant
         path,
     )
     return Quarantined(raw_path, path, why)
+
+
+def _pending_in_ledger(lake: LakeStore, source: str, raw_path: str) -> bool:
+    """Whether the landing ledger of the raw file's partition names it in its pending landing (a ledger that
+    cannot be read counts as naming it: moving the file is what must not happen by mistake)."""
+    file = parse_batch_file_name(raw_path)
+    if file is None:
+        return False  # not named as a landing names its files: no ledger lists it
+    found = lake.read_versioned(f"{LEDGER_AREA}/{safe_segment(source)}/{file.topic}+{file.partition}.json")
+    if found is None:
+        return False
+    try:
+        pending = orjson.loads(found[0]).get("pending")
+        return pending is not None and raw_path in pending.get("files", [])
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return True
 
 
 def quarantined_files(lake: LakeStore, source: str) -> list[Quarantined]:
