@@ -80,5 +80,19 @@ def parse_batch_file_name(name: str) -> BatchFile | None:
     )
 
 
+def ledger_path(source: str, where: TopicPartition) -> str:
+    """``_landing/<source>/<topic>+<partition>.json``: the landing ledger of one partition."""
+    return _ledger_path(source, safe_segment(where.topic), where.partition)
+
+
+def batch_file_ledger_path(source: str, file: BatchFile) -> str:
+    """The ledger of the partition that landed ``file`` (whose topic is already a path segment)."""
+    return _ledger_path(source, file.topic, file.partition)
+
+
+def _ledger_path(source: str, topic_segment: str, partition: int) -> str:
+    return f"{LEDGER_AREA}/{safe_segment(source)}/{topic_segment}+{partition}.json"
+
+
 def hour_start_ms(event_ms: int) -> int:
     return event_ms - event_ms % 3_600_000

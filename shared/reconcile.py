@@ -28,8 +28,7 @@ from shared import formats
 from shared.compaction.hours import parse_raw_path
 from shared.errors import TransientError, UnreadableLakeFile
 from shared.lake.base import LakeStore
-from shared.landing.partition import ledger_path
-from shared.layout import DEADLETTER_AREA, RAW_AREA
+from shared.layout import DEADLETTER_AREA, RAW_AREA, ledger_path
 from shared.records import TopicPartition
 from shared.source_model import INT64_MAX
 

@@ -37,7 +37,7 @@ from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
 from shared.compaction.rows import CompactionError
 from shared.errors import LakeError
 from shared.lake.base import LakeStore
-from shared.layout import DEADLETTER_AREA, LEDGER_AREA, parse_batch_file_name, safe_segment
+from shared.layout import DEADLETTER_AREA, batch_file_ledger_path, parse_batch_file_name, safe_segment
 
 QUARANTINE = "quarantine"
 SUFFIX = ".quarantined"
@@ -120,7 +120,7 @@ def _pending_in_ledger(lake: LakeStore, source: str, raw_path: str) -> bool:
     file = parse_batch_file_name(raw_path)
     if file is None:
         return False  # not named as a landing names its files: no ledger lists it
-    found = lake.read_versioned(f"{LEDGER_AREA}/{safe_segment(source)}/{file.topic}+{file.partition}.json")
+    found = lake.read_versioned(batch_file_ledger_path(source, file))
     if found is None:
         return False
     try:

@@ -44,7 +44,7 @@ from shared.errors import TransientError
 from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, PlannedFile, land
 from shared.landing.ledger import Ledger, Pending
-from shared.layout import DEADLETTER_AREA, LEDGER_AREA, RAW_AREA, safe_segment
+from shared.layout import DEADLETTER_AREA, RAW_AREA, ledger_path
 from shared.records import KafkaRecord, TopicPartition
 
 log = logging.getLogger("streamingpoc.landing")
@@ -59,10 +59,6 @@ class PartitionWaiting(TransientError):
 
 class LeaseExpired(TransientError):
     """This instance's lease on a landing ran out before its next request; the retry repairs the landing."""
-
-
-def ledger_path(source: str, where: TopicPartition) -> str:
-    return f"{LEDGER_AREA}/{safe_segment(source)}/{safe_segment(where.topic)}+{where.partition}.json"
 
 
 def minimum_lease_seconds(lake: LakeStore) -> float:

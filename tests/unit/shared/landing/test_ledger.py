@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.lake import LocalLake
-from shared.landing.partition import ledger_path
+from shared.layout import ledger_path
 from shared.records import TopicPartition
 from tests.conftest import records_for
 from tests.unit.shared.landing.conftest import CLICKS, land_clicks, landed_positions

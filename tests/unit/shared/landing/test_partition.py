@@ -17,7 +17,8 @@ from shared.formats import decode
 from shared.lake import LocalLake
 from shared.lake.local import PRIVATE_MARK
 from shared.landing.guard import DEFAULT_LEASE_SECONDS, PartitionWaiting, guard_for
-from shared.landing.partition import LeaseExpired, ledger_path
+from shared.landing.partition import LeaseExpired
+from shared.layout import ledger_path
 from shared.records import KafkaRecord, TopicPartition
 from tests.conftest import FIXED_NOW_MS, records_for
 from tests.unit.shared.landing.conftest import CLICKS, PARQUET, land_clicks, landed_positions
