@@ -9,7 +9,8 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -198,6 +199,7 @@ class _Invoker:
             raise OSError("the lake is down")
 
 
+@contextmanager
 def _running(
     monkeypatch: pytest.MonkeyPatch,
     consumer: _Consumer,
@@ -205,25 +207,31 @@ def _running(
     *,
     capacity: int | None = None,
     **options: Any,
-) -> tuple[KafkaTriggerRunner, threading.Event, threading.Thread]:
+) -> Iterator[tuple[KafkaTriggerRunner, threading.Thread]]:
+    """A runner on its listener thread, stopped (and checked to have stopped) on the way out."""
     import devhost.kafka.trigger as trigger_module
 
     monkeypatch.setattr(trigger_module, "Consumer", consumer)
     function = IndexedFunction("process_t", (BINDING,), lambda events: None, None)
     config = HostConfig({}, KafkaOptions(**({"commit_on_failure": False, "max_retries": -1} | options)))
-    stop = threading.Event()
     extra = {} if capacity is None else {"channel_capacity": capacity}
-    runner = KafkaTriggerRunner(function, config, invoker, FunctionStats("process_t", "kafkaTrigger"), stop, **extra)  # type: ignore[arg-type]
+    runner = KafkaTriggerRunner(
+        function,
+        config,
+        invoker,  # type: ignore[arg-type]
+        FunctionStats("process_t", "kafkaTrigger"),
+        threading.Event(),
+        **extra,
+    )
     thread = threading.Thread(target=runner.run, daemon=True, name="listener")
     thread.start()
     consumer.t0 = time.monotonic()
-    return runner, stop, thread
-
-
-def _stop(stop: threading.Event, thread: threading.Thread) -> None:
-    stop.set()
-    thread.join(10)
-    assert not thread.is_alive(), "the runner did not stop"
+    try:
+        yield runner, thread
+    finally:
+        runner.stop.set()
+        thread.join(10)
+        assert not thread.is_alive(), "the runner did not stop"
 
 
 def _wait(condition: Any, seconds: float = 5.0) -> None:
@@ -250,13 +258,8 @@ def test_a_batch_is_cut_every_max_of_window_and_invocation_not_their_sum(
     """What bench/cost.py prices: at a steady rate, executions every max(W, P) (the extension), not W + P."""
     consumer = _Consumer(every=0.005)
     invoker = _Invoker(consumer, seconds=invocation)
-    _runner, stop, thread = _running(
-        monkeypatch, consumer, invoker, max_batch_size=10_000, subscriber_interval_seconds=window
-    )
-    try:
+    with _running(monkeypatch, consumer, invoker, max_batch_size=10_000, subscriber_interval_seconds=window):
         _wait(lambda: len(invoker.calls) >= 9, seconds=30)  # the first call aside, 7 gaps between steady batches
-    finally:
-        _stop(stop, thread)
     starts = [start for start, _ in invoker.calls[1:]]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) >= 7, gaps
@@ -277,24 +280,24 @@ def test_the_listener_reads_ahead_until_the_channel_is_full_then_stops_polling(
     invoker = _Invoker(consumer)
     invoker.gate = threading.Event()  # the first invocation hangs until the gate opens
     extra = {} if capacity == 1 else {"capacity": capacity}  # 1: the default, host.json's
-    runner, stop, thread = _running(
-        monkeypatch, consumer, invoker, **extra, max_batch_size=10_000, subscriber_interval_seconds=0.2
-    )
-    try:
-        _wait(lambda: invoker.calls)
-        first = len(invoker.calls[0][1])
-        # The channel full, and the listener holding the next batch: no poll for three windows.
-        _wait(lambda: runner.channel.full() and time.monotonic() - consumer.consume_calls[-1] > 0.6)
-        handed = consumer.handed
-        assert handed > first, "the listener did not read ahead while the invocation ran"
-        polls = len(consumer.consume_calls)
-        time.sleep(0.5)  # not a synchronisation: a span in which no poll may happen
-        assert len(consumer.consume_calls) == polls, "the listener polled with the channel full"
-        assert consumer.handed == handed
-    finally:
-        invoker.gate.set()
+    with _running(monkeypatch, consumer, invoker, **extra, max_batch_size=10_000, subscriber_interval_seconds=0.2) as (
+        runner,
+        _thread,
+    ):
+        try:
+            _wait(lambda: invoker.calls)
+            first = len(invoker.calls[0][1])
+            # The channel full, and the listener holding the next batch: no poll for three windows.
+            _wait(lambda: runner.channel.full() and time.monotonic() - consumer.consume_calls[-1] > 0.6)
+            handed = consumer.handed
+            assert handed > first, "the listener did not read ahead while the invocation ran"
+            polls = len(consumer.consume_calls)
+            time.sleep(0.5)  # not a synchronisation: a span in which no poll may happen
+            assert len(consumer.consume_calls) == polls, "the listener polled with the channel full"
+            assert consumer.handed == handed
+        finally:
+            invoker.gate.set()
         _wait(lambda: len(invoker.calls) >= capacity + 2)
-        _stop(stop, thread)
     offsets = _offsets(invoker.calls)
     assert offsets == list(range(len(offsets)))
     # What it read is the invocation in hand, `capacity` batches in the channel and the one waiting to get in,
@@ -310,13 +313,8 @@ def test_after_an_early_flush_the_window_goes_on_gathering_and_flushes_nothing_a
     window = 0.5
     consumer = _Consumer(at=[(0.0, 0, offset) for offset in range(12)] + [(0.15, 0, 12)])
     invoker = _Invoker(consumer)
-    _runner, stop, thread = _running(
-        monkeypatch, consumer, invoker, max_batch_size=5, subscriber_interval_seconds=window
-    )
-    try:
+    with _running(monkeypatch, consumer, invoker, max_batch_size=5, subscriber_interval_seconds=window):
         _wait(lambda: len(invoker.calls) >= 3)
-    finally:
-        _stop(stop, thread)
     assert [[offset for _, offset in batch] for _, batch in invoker.calls] == [
         [0, 1, 2, 3, 4],
         [5, 6, 7, 8, 9],
@@ -340,13 +338,8 @@ def test_offsets_are_stored_after_success_a_partition_at_a_time_until_the_first_
     consumer = _Consumer(at=[(0.0, p, o) for p, o in records] + [(0.6, 0, 2)])
     consumer.revoked = {0}
     invoker = _Invoker(consumer)
-    _runner, stop, thread = _running(
-        monkeypatch, consumer, invoker, max_batch_size=100, subscriber_interval_seconds=0.3
-    )
-    try:
+    with _running(monkeypatch, consumer, invoker, max_batch_size=100, subscriber_interval_seconds=0.3):
         _wait(lambda: len(invoker.calls) >= 2)
-    finally:
-        _stop(stop, thread)
     assert invoker.stored_at_start[0] == {}, "stored before the invocation ran"
     assert consumer.store_calls[:2] == [[(1, 2)], [(0, 2)]]
     assert consumer.stored == {1: 2}, "partition 2 comes after the revoked partition 0: not stored"
@@ -357,26 +350,19 @@ def test_offsets_are_stored_after_success_a_partition_at_a_time_until_the_first_
 def test_only_the_listeners_thread_calls_the_consumer(monkeypatch: pytest.MonkeyPatch) -> None:
     consumer = _Consumer(every=0.01)
     invoker = _Invoker(consumer, seconds=0.1, failures=2)
-    _runner, stop, thread = _running(
-        monkeypatch, consumer, invoker, max_batch_size=10_000, subscriber_interval_seconds=0.3
-    )
-    try:
+    with _running(monkeypatch, consumer, invoker, max_batch_size=10_000, subscriber_interval_seconds=0.3):
         _wait(lambda: len(consumer.store_calls) >= 3)
-    finally:
-        _stop(stop, thread)
     assert consumer.threads == {"listener"}
 
 
 def test_a_failed_batch_is_retried_in_place_and_nothing_after_it_runs_first(monkeypatch: pytest.MonkeyPatch) -> None:
     consumer = _Consumer(every=0.01)
     invoker = _Invoker(consumer, seconds=0.1, failures=3)
-    runner, stop, thread = _running(
-        monkeypatch, consumer, invoker, max_batch_size=10_000, subscriber_interval_seconds=0.3
-    )
-    try:
+    with _running(monkeypatch, consumer, invoker, max_batch_size=10_000, subscriber_interval_seconds=0.3) as (
+        runner,
+        _thread,
+    ):
         _wait(lambda: len(invoker.calls) >= 6)
-    finally:
-        _stop(stop, thread)
     first = invoker.calls[0][1]
     assert [batch for _, batch in invoker.calls[:4]] == [first] * 4  # three failures, then it succeeds
     assert all(stored == {} for stored in invoker.stored_at_start[:4]), "a failed batch's offsets were stored"
@@ -388,14 +374,10 @@ def test_a_failed_batch_is_retried_in_place_and_nothing_after_it_runs_first(monk
 def test_max_retries_skips_a_batch_after_that_many_failed_rounds_more(monkeypatch: pytest.MonkeyPatch) -> None:
     consumer = _Consumer(at=[(0.0, 0, offset) for offset in range(3)])
     invoker = _Invoker(consumer, failures=100)
-    _runner, stop, thread = _running(
-        monkeypatch, consumer, invoker, max_retries=2, max_batch_size=100, subscriber_interval_seconds=0.2
-    )
-    try:
+    with _running(monkeypatch, consumer, invoker, max_retries=2, max_batch_size=100, subscriber_interval_seconds=0.2):
         _wait(lambda: consumer.store_calls)
-        time.sleep(0.3)
-    finally:
-        _stop(stop, thread)
+        polls = len(consumer.consume_calls)
+        _wait(lambda: len(consumer.consume_calls) >= polls + 3)  # the listener went on past the stored batch
     assert len(invoker.calls) == 3  # the first round and maxRetries 2 more, then stored anyway
     assert consumer.stored == {0: 3}
 
@@ -406,14 +388,15 @@ def test_a_stop_finishes_the_batch_in_hand_drops_the_channels_and_closes_the_con
     consumer = _Consumer(every=0.005)
     invoker = _Invoker(consumer)
     invoker.gate = threading.Event()
-    runner, stop, thread = _running(
-        monkeypatch, consumer, invoker, max_batch_size=10_000, subscriber_interval_seconds=0.2
-    )
-    _wait(lambda: runner.channel.full() and time.monotonic() - consumer.consume_calls[-1] > 0.3)
-    stop.set()
-    invoker.gate.set()
-    thread.join(5)
-    assert not thread.is_alive()
+    with _running(monkeypatch, consumer, invoker, max_batch_size=10_000, subscriber_interval_seconds=0.2) as (
+        runner,
+        thread,
+    ):
+        _wait(lambda: runner.channel.full() and time.monotonic() - consumer.consume_calls[-1] > 0.3)
+        runner.stop.set()
+        invoker.gate.set()
+        thread.join(5)
+        assert not thread.is_alive()
     assert len(invoker.calls) == 1, "a batch of the channel ran after the stop"
     assert consumer.stored == {0: invoker.calls[0][1][-1][1] + 1}  # the local host stores the batch in hand
     assert consumer.closed
@@ -422,12 +405,12 @@ def test_a_stop_finishes_the_batch_in_hand_drops_the_channels_and_closes_the_con
 def test_draining_closes_a_window_at_its_first_empty_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     consumer = _Consumer(at=[(0.0, 0, offset) for offset in range(3)])
     invoker = _Invoker(consumer)
-    runner, stop, thread = _running(monkeypatch, consumer, invoker, max_batch_size=100, subscriber_interval_seconds=30)
-    runner.draining.set()
-    try:
+    with _running(monkeypatch, consumer, invoker, max_batch_size=100, subscriber_interval_seconds=30) as (
+        runner,
+        _thread,
+    ):
+        runner.draining.set()
         _wait(lambda: invoker.calls, seconds=3)
-    finally:
-        _stop(stop, thread)
     assert _offsets(invoker.calls) == [0, 1, 2]
 
 
@@ -441,11 +424,12 @@ def test_an_executor_error_that_is_no_failed_invocation_ends_the_runner(monkeypa
     errors: list[BaseException | None] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
     consumer = _Consumer(at=[(0.0, 0, 0)])
-    _runner, _stop_event, thread = _running(
-        monkeypatch, consumer, _Invoker(consumer), max_batch_size=100, subscriber_interval_seconds=0.2
-    )
-    thread.join(5)
-    assert not thread.is_alive() and consumer.closed
+    with _running(monkeypatch, consumer, _Invoker(consumer), max_batch_size=100, subscriber_interval_seconds=0.2) as (
+        _runner,
+        thread,
+    ):
+        thread.join(5)
+        assert not thread.is_alive() and consumer.closed
     assert [str(error) for error in errors] == ["a bug"]
     assert consumer.stored == {}
 
