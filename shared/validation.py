@@ -13,7 +13,7 @@ decoded records are validated the same way, as Python objects.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import compress
@@ -111,17 +111,21 @@ def python_batch_validator(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
 
 
 def _validate_all_python(model: type[BaseModel], values: list[Any]) -> list[Any]:
+    """Each decoded record as a new dict when it is valid, else as it came."""
+    return _each_or_itself(python_batch_validator(model), record_validator(model).validate_python, values)
+
+
+def _each_or_itself(batch: TypeAdapter[list[Any]], validate_one: Callable[[Any], Any], values: list[Any]) -> list[Any]:
     try:
-        return python_batch_validator(model).validate_python(values)
+        return batch.validate_python(values)
     except Exception:  # a model's own check raised something pydantic does not wrap: one by one
-        return [_validate_one_python(model, value) for value in values]
-
-
-def _validate_one_python(model: type[BaseModel], value: Any) -> Any:
-    try:
-        return record_validator(model).validate_python(value)
-    except Exception:
-        return value
+        results = []
+        for value in values:
+            try:
+                results.append(validate_one(value))
+            except Exception:
+                results.append(value)
+        return results
 
 
 def _reason_python(model: type[BaseModel], record: KafkaRecord, value: Any) -> DeadLetter:
@@ -179,17 +183,7 @@ def batch_validator(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
 
 def _validate_all(model: type[BaseModel], values: list[Any]) -> list[Any]:
     """Each value as a dict when it is a valid record, else as it came."""
-    try:
-        return batch_validator(model).validate_python(values)
-    except Exception:  # a model's own check raised something pydantic does not wrap: one by one
-        return [_validate_one(model, value) for value in values]
-
-
-def _validate_one(model: type[BaseModel], value: bytes) -> Any:
-    try:
-        return record_validator(model).validate_json(value)
-    except Exception:
-        return value
+    return _each_or_itself(batch_validator(model), record_validator(model).validate_json, values)
 
 
 def _unframed(model: type[BaseModel], values: list[Any], events: list[Any]) -> dict[int, bytes]:
