@@ -26,6 +26,12 @@ RecordIdentity = tuple[int, int, int]  # partition, incarnation, offset
 FAST = {"LANDING_LEASE_SECONDS": "5", "DEVHOST_RETRY_DELAY_SCALE": "0.05"}
 
 
+def stop(host: DevHost) -> None:
+    """Kill ``host`` if it still runs."""
+    if host.process.poll() is None:
+        host.kill()
+
+
 class Scenario:
     """Produces, runs hosts, and checks the outcome of one fault test."""
 
@@ -94,6 +100,20 @@ class Scenario:
             thread.join(seconds + 60)
         assert not failure, failure
         assert not thread.is_alive(), "the producer did not finish"
+
+    @contextmanager
+    def hosting(self, *arguments: str, **extra: str) -> Iterator[DevHost]:
+        """A local host for the block, killed on the way out if it still runs (a failed test leaves no process)."""
+        host = self.host(*arguments, **extra)
+        try:
+            yield host
+        finally:
+            stop(host)
+
+    def finish(self, host: DevHost, timeout: float = 120) -> None:
+        """Wait until ``host`` has drained everything produced, then interrupt it: it must exit cleanly."""
+        self.drained(host, timeout)
+        assert host.interrupt() == 0, host.output()
 
     def drained(self, host: DevHost, timeout: float = 120) -> None:
         """Wait until the group has committed everything produced and every sensor's count is exact."""

@@ -17,13 +17,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from devhost.services.broker import embedded_broker
-from tests.faults.scenario import Scenario, broker_pid, lake_outage
+from tests.faults.scenario import Scenario, broker_pid, lake_outage, stop
 from tests.integration.harness import END_OFFSETS, TEST_BATCHING, DevHost, fast_host_json, wait_for
-
-
-def _stop(host: DevHost) -> None:
-    if host.process.poll() is None:
-        host.kill()
 
 
 def test_sigkill_five_times_at_random_moments_while_producing(broker: str, tmp_path: Path) -> None:
@@ -36,30 +31,22 @@ def test_sigkill_five_times_at_random_moments_while_producing(broker: str, tmp_p
                 time.sleep(chance.uniform(1.0, 3.0))  # a random moment: the fault, not a synchronisation
                 host.kill()
                 host = scenario.host()
-        scenario.drained(host)
-        assert host.interrupt() == 0, host.output()
+        scenario.finish(host)
     finally:
-        _stop(host)
+        stop(host)
     scenario.assert_exactly_once()
 
 
 def test_killed_between_landing_and_storing_offsets(broker: str, tmp_path: Path) -> None:
     scenario = Scenario(broker, tmp_path)
     scenario.produce(3_000)
-    doomed = scenario.host(DEVHOST_FAULT_KILL_BEFORE_STORE="2")
-    try:
+    with scenario.hosting(DEVHOST_FAULT_KILL_BEFORE_STORE="2") as doomed:
         assert doomed.wait(60) == -signal.SIGKILL, doomed.output()
-    finally:
-        _stop(doomed)
     assert "killed before storing offsets" in doomed.output()
-    host = scenario.host()
-    try:
+    with scenario.hosting() as host:
         with scenario.producing(3_000, seconds=3):
             pass
-        scenario.drained(host)
-        assert host.interrupt() == 0, host.output()
-    finally:
-        _stop(host)
+        scenario.finish(host)
     scenario.assert_exactly_once()
 
 
@@ -77,21 +64,13 @@ def _rewind(broker: str, group: str, topic: str, back: int) -> None:
 def test_consumer_group_rewound_into_the_middle_of_landed_batches(broker: str, tmp_path: Path) -> None:
     scenario = Scenario(broker, tmp_path)
     scenario.produce(8_000)
-    host = scenario.host()
-    try:
-        scenario.drained(host)
-        assert host.interrupt() == 0, host.output()
-    finally:
-        _stop(host)
+    with scenario.hosting() as host:
+        scenario.finish(host)
     _rewind(broker, scenario.group, scenario.topic, back=1_337)  # not a batch boundary
-    host = scenario.host()
-    try:
+    with scenario.hosting() as host:
         with scenario.producing(2_000, seconds=3):
             pass
-        scenario.drained(host)
-        assert host.interrupt() == 0, host.output()
-    finally:
-        _stop(host)
+        scenario.finish(host)
     scenario.assert_exactly_once()
 
 
@@ -131,10 +110,9 @@ def test_scale_out_to_three_workers_and_back_while_producing(broker: str, tmp_pa
             _kill_process_tree(three)
             host = one = scenario.host()
             wait_for(lambda: len(o := _owners(one, scenario.topic)) == 1 and all(o.values()), 90, "1 owner")
-        scenario.drained(host)
-        assert host.interrupt() == 0, host.output()
+        scenario.finish(host)
     finally:
-        _stop(host)
+        stop(host)
     scenario.assert_exactly_once()
 
 
@@ -149,16 +127,12 @@ def _kill_process_tree(host: DevHost) -> None:
 def test_lake_outage_of_thirty_seconds(broker: str, tmp_path: Path) -> None:
     scenario = Scenario(broker, tmp_path)
     scenario.produce(2_000)
-    host = scenario.host()
-    try:
+    with scenario.hosting() as host:
         wait_for(lambda: scenario.lake.is_dir() and any(scenario.lake.glob("raw/**/*.parquet")), 60, "a file")
         with scenario.producing(4_000, seconds=10), lake_outage(scenario.lake):
             wait_for(lambda: host.function_stats()["process_sensors"]["failures"] >= 3, 30, "failing invocations")
             time.sleep(27)  # the outage lasts 30 s
-        scenario.drained(host)
-        assert host.interrupt() == 0, host.output()
-    finally:
-        _stop(host)
+        scenario.finish(host)
     scenario.assert_exactly_once()
 
 
@@ -175,27 +149,22 @@ def test_lake_outage_longer_than_max_poll_interval_forces_a_rebalance(broker: st
     failing_s = 3 * window_s + interval_s + 5
     scenario = Scenario(broker, tmp_path, DEVHOST_HOST_JSON=_host_json(tmp_path, maxPollIntervalMs=interval_s * 1000))
     scenario.produce(2_000)
-    host = scenario.host()
-    try:
+    with scenario.hosting() as host:
         wait_for(lambda: any(scenario.lake.glob("raw/**/*.parquet")), 60, "a first file")
         with scenario.producing(6_000, seconds=failing_s + 5), lake_outage(scenario.lake):
             wait_for(lambda: host.function_stats()["process_sensors"]["failures"] >= 1, 30, "failing invocations")
             time.sleep(failing_s)  # the fault: longer than max.poll.interval.ms while the batch is retried in place
         # librdkafka reports the eviction through the consumer's queue: at the first poll after the outage.
         wait_for(lambda: "maximum poll interval" in host.output(), 120, "the consumer to be put out of its group")
-        scenario.drained(host, timeout=180)
+        scenario.finish(host, timeout=180)
         assert host.output().count("process_sensors assigned") >= 2, "no rebalance happened"
-        assert host.interrupt() == 0, host.output()
-    finally:
-        _stop(host)
     scenario.assert_exactly_once()
 
 
 def test_broker_paused_for_twenty_seconds(tmp_path: Path) -> None:
     with embedded_broker() as address:
         scenario = Scenario(address, tmp_path)
-        host = scenario.host()
-        try:
+        with scenario.hosting() as host:
             scenario.produce(3_000)
             wait_for(lambda: any(scenario.lake.glob("raw/**/*.parquet")), 60, "a first file")
             pid = broker_pid(address)
@@ -205,10 +174,7 @@ def test_broker_paused_for_twenty_seconds(tmp_path: Path) -> None:
             finally:
                 os.kill(pid, signal.SIGCONT)
             scenario.produce(3_000)
-            scenario.drained(host, timeout=180)
-            assert host.interrupt() == 0, host.output()
-        finally:
-            _stop(host)
+            scenario.finish(host, timeout=180)
         scenario.assert_exactly_once()
 
 
@@ -216,23 +182,15 @@ def test_a_second_run_on_a_fresh_broker_keeps_the_first_runs_files_and_counts(tm
     with embedded_broker() as first_broker:
         scenario = Scenario(first_broker, tmp_path)
         scenario.produce(4_000)
-        host = scenario.host()
-        try:
-            scenario.drained(host)
-            assert host.interrupt() == 0, host.output()
-        finally:
-            _stop(host)
+        with scenario.hosting() as host:
+            scenario.finish(host)
     first_files = {path: path.read_bytes() for path in (tmp_path / "lake").glob("raw/**/*.parquet")}
     with embedded_broker() as second_broker:  # memory storage: the topic's offsets start at 0 again
         scenario.restart_broker(second_broker)
         END_OFFSETS.pop(scenario.topic)  # the producer's record of end offsets was the first broker's
         scenario.produce(3_000)
-        host = scenario.host()
-        try:
-            scenario.drained(host)
-            assert host.interrupt() == 0, host.output()
-        finally:
-            _stop(host)
+        with scenario.hosting() as host:
+            scenario.finish(host)
     assert all(path.read_bytes() == data for path, data in first_files.items()), "a first-run file changed"
     assert any("+i1+" in path.name for path in (tmp_path / "lake").glob("raw/**/*.parquet"))
     scenario.assert_exactly_once()

@@ -49,9 +49,8 @@ def _intrude(broker: str, group: str, topic: str, hold_s: float, owned: list[lis
 def test_read_ahead_batches_across_a_rebalance_that_hands_the_partitions_back(broker: str, tmp_path: Path) -> None:
     host_json = str(fast_host_json(tmp_path, maxPollIntervalMs=60_000))
     scenario = Scenario(broker, tmp_path, DEVHOST_HOST_JSON=host_json)
-    host = scenario.host(DEVHOST_FAULT_SLOW_INVOCATION_S=SLOW_S)
     owned: list[list[int]] = []
-    try:
+    with scenario.hosting(DEVHOST_FAULT_SLOW_INVOCATION_S=SLOW_S) as host:
         with scenario.producing(6_000, seconds=20):
             wait_for(lambda: scenario.lake.is_dir() and any(scenario.lake.glob("raw/**/*.parquet")), 60, "a file")
             intruder = threading.Thread(target=_intrude, args=(broker, scenario.group, scenario.topic, 6.0, owned))
@@ -59,12 +58,8 @@ def test_read_ahead_batches_across_a_rebalance_that_hands_the_partitions_back(br
             intruder.join(90)
             assert not intruder.is_alive() and any(owned), "the other member never got partitions"
             wait_for(lambda: sorted(_assignments(host, scenario.topic)[-1]) == [0, 1, 2, 3], 60, "all back")
-        scenario.drained(host, timeout=240)
+        scenario.finish(host, timeout=240)
         output = host.output()
         assert len(_assignments(host, scenario.topic)) >= 3, output[-4000:]  # start, shared, all back
         assert "not stored" in output, "no read-ahead batch of a revoked partition ran"
-        assert host.interrupt() == 0, output
-    finally:
-        if host.process.poll() is None:
-            host.kill()
     scenario.assert_exactly_once()
