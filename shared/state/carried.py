@@ -17,11 +17,19 @@ its bucket's as read plus what is carried. The rule that keeps it exact:
   before the batch is judged, then judged and carried again, so a redelivery never carries twice.
 
 A row's life (incarnation) is labelled by the landing, after the lookup, so a bucket's applied offsets
-are read in the latest life it holds for the partition (lives only go forward). A key keeps to one
-partition, so one worker carries it at a time. What is carried is what a worker's batches added since
-its buckets were last read (at most the cache's time to live, ``StateJoiner``); an event whose signal never
-reaches its bucket (refused: ``entity_rejected``; a row not signalled, with no other event of its partition
-for that bucket in the batch) stays until a read shows its offset applied (a redrive) or the worker restarts.
+are read in the latest life it holds for the partition (lives only go forward). A key moved into its
+bucket from another layout (``shared.state.bucket_state``: ``_moved_from`` a bucket of another N, or its
+own ``_applied`` from its per-key entity) counts what it applied there as applied too, as its bucket does:
+its state holds those events, and the bucket skips them without listing them in its own ranges.
+
+A key keeps to one partition, so one worker carries it at a time. What is carried is what a worker's
+batches added since its buckets were last read (at most the cache's time to live, ``StateJoiner``), plus
+events whose signal never reaches their bucket (refused: ``entity_rejected``; a row not signalled), which
+no read settles. So a store is bounded: a key carries at most ``MAX_CARRIED_PER_KEY`` events (its oldest go
+first), and the store ``MAX_CARRIED_EVENTS`` (then keys, all their events, in the order they were last
+carried to: a key carried to least recently is the likeliest to be stuck, or in a bucket layout no longer
+read). Keys carried are at most as many as the events. An event dropped so counts in no lookup until its
+bucket is read with it applied.
 """
 
 from __future__ import annotations
@@ -29,32 +37,62 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.offset_ranges import OffsetRanges, contains
+from shared.offset_ranges import OffsetRanges, add, contains
 from shared.source_model import Row
+from shared.state.bucket_state import MOVED_FROM, ORIGINS, key_state
 from shared.state.offsets import APPLIED
 
+# A key's readings over the cache's 30 s and as long again for their signals, at one every 60 ms.
+MAX_CARRIED_PER_KEY = 1_000
+# About 50 MB (~190 bytes an event); a worker at 10,000 events/s (sensors 23.5%) carries ~140,000 for 60 s.
+MAX_CARRIED_EVENTS = 250_000
 Event = list[Any]  # [topic, partition, offset, value]
 Bucket = dict[str, Any] | None
 
 
 class Carried:
-    """Per key bucket and key, the events carried (one store per lookup and worker: ``StateJoiner``)."""
+    """Per key bucket and key, the events carried (one store per lookup and worker: ``StateJoiner``), bounded."""
 
     def __init__(self) -> None:
         self.events: dict[str, dict[str, list[Event]]] = {}
+        self.size = 0  # events held, all keys
+        self._last_carried: dict[tuple[str, str], None] = {}  # (bucket, key) held, least recently carried to first
 
     def settle(self, home: str, bucket: Bucket) -> None:
         """``home`` was just read from its entity as ``bucket``: drop the events it shows applied."""
         held = self.events.get(home)
         if not held:
             return
-        applied = _latest_lives(bucket)
+        bucket_lives = _latest_lives(_applied_of(bucket))
         for key, events in list(held.items()):
-            held[key] = [event for event in events if not _shown(applied, event[0], event[1], event[2])]
-            if not held[key]:
-                del held[key]
+            applied = _key_lives(bucket, key, bucket_lives)
+            self.keep(home, key, [event for event in events if not _shown(applied, event[0], event[1], event[2])])
+
+    def keep(self, home: str, key: str, events: list[Event]) -> None:
+        """Carry only ``events`` (some of those carried, in order) for ``key`` of bucket ``home``."""
+        held = self.events.setdefault(home, {})
+        self.size += len(events) - len(held.get(key, ()))
+        if events:
+            held[key] = events
+            return
+        held.pop(key, None)
+        self._last_carried.pop((home, key), None)
         if not held:
             del self.events[home]
+
+    def carry(self, home: str, key: str, event: Event) -> None:
+        """Carry ``event`` for ``key`` of bucket ``home``, within the bounds (the module's docstring)."""
+        events = self.events.setdefault(home, {}).setdefault(key, [])
+        events.append(event)
+        self.size += 1
+        if len(events) > MAX_CARRIED_PER_KEY:
+            del events[0]
+            self.size -= 1
+        self._last_carried.pop((home, key), None)
+        self._last_carried[(home, key)] = None
+        while self.size > MAX_CARRIED_EVENTS:
+            least_home, least_key = next(iter(self._last_carried))
+            self.keep(least_home, least_key, [])
 
 
 class Carry:
@@ -64,7 +102,8 @@ class Carry:
         self.carried = carried
         self.homes = homes
         self.buckets = buckets
-        self.lives: dict[str, Lives] = {}  # each bucket's, once asked for
+        self.bucket_lives: dict[str, Lives] = {}  # each bucket's, once asked for
+        self.key_lives: dict[str, Lives] = {}  # each key's, once asked for
 
     def start(self, key: str, rows: list[Row]) -> list[Any]:
         """The values carried for ``key`` (its rows in this batch: ``rows``), in the order added, once those the
@@ -77,38 +116,70 @@ class Carry:
             first[where] = min(first.get(where, row["_offset"]), row["_offset"])
         kept = [event for event in events if not _delivered_again(event, first)]
         if len(kept) < len(events):
-            self.carried.events[home][key] = kept
+            self.carried.keep(home, key, kept)
         return [event[3] for event in kept]
 
     def add(self, key: str, row: Row, value: Any) -> bool:
         """Carry the row's ``value`` for ``key``; False (not carried) when its bucket as read has applied it."""
-        home = self.homes[key]
         topic, partition, offset = row["_topic"], row["_partition"], row["_offset"]
-        if home not in self.lives:
-            self.lives[home] = _latest_lives(self.buckets.get(home))
-        if _shown(self.lives[home], topic, partition, offset):
+        if _shown(self._applied(key), topic, partition, offset):
             return False
-        self.carried.events.setdefault(home, {}).setdefault(key, []).append([topic, partition, offset, value])
+        self.carried.carry(self.homes[key], key, [topic, partition, offset, value])
         return True
+
+    def _applied(self, key: str) -> Lives:
+        lives = self.key_lives.get(key)
+        if lives is None:
+            home = self.homes[key]
+            bucket = self.buckets.get(home)
+            if home not in self.bucket_lives:
+                self.bucket_lives[home] = _latest_lives(_applied_of(bucket))
+            lives = self.key_lives[key] = _key_lives(bucket, key, self.bucket_lives[home])
+        return lives
 
 
 Lives = dict[tuple[str, int], tuple[int, OffsetRanges]]  # (topic, partition) -> its latest life, that life's ranges
 
 
-def _latest_lives(bucket: Bucket) -> Lives:
-    """The applied ranges of each topic-partition's latest life the bucket holds. Ranges of another shape (damaged
-    outside this code) are left out: the lookup must not stop its source's batches (``joins.Lookup``)."""
+def _latest_lives(*applied: Any) -> Lives:
+    """The applied ranges of each topic-partition's latest life in ``applied`` (each ``{position: ranges}``; one
+    life's ranges in several are joined). Ranges of another shape (damaged outside this code) are left out: the
+    lookup must not stop its source's batches (``joins.Lookup``)."""
     latest: Lives = {}
-    applied = (bucket or {}).get(APPLIED)
-    for where, ranges in applied.items() if isinstance(applied, dict) else ():
-        named = str(where).rsplit("/", 2)
-        if len(named) != 3 or not (named[1].isdigit() and named[2].isdigit() and _are_ranges(ranges)):
-            continue
-        topic, partition, incarnation = named
-        held = latest.get((topic, int(partition)))
-        if held is None or int(incarnation) > held[0]:
-            latest[(topic, int(partition))] = (int(incarnation), ranges)
+    for ranges_by_position in applied:
+        for where, ranges in ranges_by_position.items() if isinstance(ranges_by_position, dict) else ():
+            named = str(where).rsplit("/", 2)
+            if len(named) != 3 or not (named[1].isdigit() and named[2].isdigit() and _are_ranges(ranges)):
+                continue
+            topic, partition, incarnation = named[0], int(named[1]), int(named[2])
+            held = latest.get((topic, partition))
+            if held is None or incarnation > held[0]:
+                latest[(topic, partition)] = (incarnation, ranges)
+            elif incarnation == held[0]:
+                latest[(topic, partition)] = (incarnation, _joined(held[1], ranges))
     return latest
+
+
+def _key_lives(bucket: Bucket, key: str, bucket_lives: Lives) -> Lives:
+    """The applied ranges that count for ``key``: its bucket's (``bucket_lives``), and for a key moved in, what it
+    applied before the move (its old bucket's ranges, kept under ``_origins``, or its own ``_applied``)."""
+    state = key_state(bucket, key)
+    if state is None or (MOVED_FROM not in state and APPLIED not in state):
+        return bucket_lives
+    origins = (bucket or {}).get(ORIGINS)
+    moved_from = state.get(MOVED_FROM)
+    origin = origins.get(moved_from) if isinstance(origins, dict) and isinstance(moved_from, str) else None
+    return _latest_lives(_applied_of(bucket), origin, state.get(APPLIED))
+
+
+def _applied_of(bucket: Bucket) -> Any:
+    return (bucket or {}).get(APPLIED)
+
+
+def _joined(ranges: OffsetRanges, more: OffsetRanges) -> OffsetRanges:
+    for low, high in more:
+        ranges = add(ranges, low, high)
+    return ranges
 
 
 def _are_ranges(ranges: Any) -> bool:

@@ -4,6 +4,7 @@ bucket, cached; signals, bounded."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
@@ -43,16 +44,54 @@ async def _bounded(calls: Iterable[Any]) -> list[Any]:
     return list(await asyncio.gather(*(run(call) for call in calls)))
 
 
+class BucketReads:
+    """Which answers of a lookup's bucket reads a worker keeps: only one whose read began after the bucket's last
+    kept answer arrived.
+
+    Invocations on one worker read an expired bucket at once, and the entity may answer them in any order. An
+    answer kept after a newer one would undo what the newer one settled (``Carried.settle``): the readings it
+    showed applied, no longer carried, would count nowhere until the bucket is read again. Of reads that overlap,
+    the first answer to arrive is kept; the others are not cached and settle nothing.
+    """
+
+    def __init__(self) -> None:
+        self._ticks = itertools.count()
+        self._kept_at: dict[str, int] = {}  # per bucket read (at most N per layout), its kept answer's tick
+
+    def begin(self) -> int:
+        """The tick a read begins at."""
+        return next(self._ticks)
+
+    def keep(self, home: str, begun: int) -> bool:
+        """Whether to keep the answer, arriving now, of the read of ``home`` that began at tick ``begun``."""
+        if begun < self._kept_at.get(home, -1):
+            return False
+        self._kept_at[home] = next(self._ticks)
+        return True
+
+
 async def read_cached(
-    gateway: StateGateway, cache: TtlCache[dict[str, Any] | None], carried: Carried, entity: str, homes: set[str]
+    gateway: StateGateway,
+    cache: TtlCache[dict[str, Any] | None],
+    carried: Carried,
+    reads: BucketReads,
+    entity: str,
+    homes: set[str],
 ) -> dict[str, dict[str, Any] | None]:
-    """States of the buckets ``homes``: each read once, concurrently, unless cached (and fresh). A bucket read
-    settles what ``carried`` holds for it."""
+    """States of the buckets ``homes``: each read once, concurrently, unless cached (and fresh). An answer ``reads``
+    keeps is cached and settles what ``carried`` holds for its bucket; for one it does not, the batch takes the
+    answer kept."""
     missing = sorted(cache.missing(homes))
-    for home, state in zip(missing, await _bounded(gateway.read(entity, home) for home in missing), strict=True):
-        cache.put(home, state)
-        carried.settle(home, state)
-    return cache.get_many(homes)
+    begun = reads.begin()
+    answers = await _bounded(gateway.read(entity, home) for home in missing)
+    for home, state in zip(missing, answers, strict=True):
+        if reads.keep(home, begun):
+            cache.put(home, state)
+            carried.settle(home, state)
+    held = cache.get_many(homes)
+    for home, state in zip(missing, answers, strict=True):
+        held.setdefault(home, state)  # the cache empties itself at its limit: what was read still serves this batch
+    return held
 
 
 async def send_signals(gateway: StateGateway, signals: list[Signal]) -> None:
@@ -67,6 +106,7 @@ class StateJoiner:
         self.ttl_seconds = ttl_seconds
         self.caches: dict[str, TtlCache[dict[str, Any] | None]] = {}
         self.carried: dict[str, Carried] = {}
+        self.reads: dict[str, BucketReads] = {}
 
     async def join(
         self, gateway: StateGateway, source: str, rows: list[Row], buckets: Mapping[str, int]
@@ -84,7 +124,8 @@ class StateJoiner:
         carried = self.carried.setdefault(lookup.entity, Carried())
         count = buckets[source_of_entity(lookup.entity)]
         homes = {key: bucket_for(key, count) for key in lookup.keys(rows)}
-        held = await read_cached(gateway, cache, carried, lookup.entity, set(homes.values()))
+        reads = self.reads.setdefault(lookup.entity, BucketReads())
+        held = await read_cached(gateway, cache, carried, reads, lookup.entity, set(homes.values()))
         states = {key: key_state(held.get(home), key) for key, home in homes.items()}
         return lookup.apply(rows, _usable(lookup, states), Carry(carried, homes, held))
 

@@ -13,8 +13,11 @@ from shared.invocation import handle_batch_with_state
 from shared.lake import LocalLake
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
+from shared.state.bucket_state import dump
 from shared.state.buckets import bucket_for
+from shared.state.cache import TtlCache
 from shared.state.lookups import StateJoiner
+from shared.state.running_stats import update
 from tests.conftest import context_for, records_for
 from tests.unit.shared.conftest import ApplyingGateway
 
@@ -91,3 +94,68 @@ def test_a_wrongly_typed_profile_does_not_stall_the_clickstream_partition(tmp_pa
     context = context_for(SOURCES["clickstream"], LocalLake(tmp_path))
     outcome = asyncio.run(handle_batch_with_state(context, clicks, gateway, StateJoiner()))
     assert outcome.landed == 20 and outcome.signals > 0
+
+
+class GatedGateway:
+    """Each read waits until the test releases it, so the test decides the order the answers arrive in."""
+
+    def __init__(self, answers: list[dict[str, Any] | None]) -> None:
+        self.answers = answers  # the answer of each read, in the order the reads begin
+        self.begun = [asyncio.Event() for _ in answers]
+        self.released = [asyncio.Event() for _ in answers]
+        self.reads = 0
+
+    async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        number = self.reads
+        self.reads += 1
+        self.begun[number].set()
+        await self.released[number].wait()
+        return self.answers[number]
+
+    async def signal(self, signal: Signal) -> None:
+        raise AssertionError("not used")
+
+
+def sensor_row(sensor: str, offset: int, value: float, partition: int = 0) -> dict[str, Any]:
+    return {
+        "sensor_id": sensor,
+        "value": value,
+        "_event_time": 0,
+        "_topic": "sensors",
+        "_partition": partition,
+        "_offset": offset,
+    }
+
+
+@pytest.mark.parametrize("newer_first", [True, False], ids=["newer answer first", "older answer first"])
+async def test_overlapping_reads_of_a_bucket_keep_one_answer_and_what_it_settled(newer_first: bool) -> None:
+    """Two invocations read one expired bucket at once. Newer first: its state holds the 40 readings the worker
+    carried, so they are no longer carried; the older answer, arriving second, must not replace it (the readings
+    would count nowhere until the next read: an outlier after them passed unflagged). Older first: the newer one,
+    arriving second, is not kept, so it must not settle the 40 either."""
+    clock = [0.0]
+    joiner = StateJoiner()
+    joiner.caches["sensor_stats"] = TtlCache(30.0, clock=lambda: clock[0])
+    readings = [sensor_row("s1", offset, 24.0 + (0.5 if offset % 2 else -0.5)) for offset in range(40)]
+    await joiner.join(RecordingGateway({}), "sensors", readings, {"sensors": 1})  # the bucket is empty: all carried
+    stats: dict[str, Any] = {}
+    for reading in readings:
+        update(stats, reading["value"])
+    newer = {"keys": {"s1": dump(stats)}, "_applied": {"sensors/0/0": [[0, 39]]}}
+
+    clock[0] = 100.0  # the cached read has expired
+    gateway = GatedGateway([None, newer])  # the read begun first is answered from before the 40 were applied
+    first = asyncio.create_task(joiner.join(gateway, "sensors", [sensor_row("s2", 0, 1.0, 1)], {"sensors": 1}))
+    await gateway.begun[0].wait()
+    second = asyncio.create_task(joiner.join(gateway, "sensors", [sensor_row("s3", 0, 1.0, 2)], {"sensors": 1}))
+    await gateway.begun[1].wait()
+    for answered, task in [(1, second), (0, first)] if newer_first else [(0, first), (1, second)]:
+        gateway.released[answered].set()
+        await task
+
+    clock[0] = 101.0  # the bucket as cached is read
+    outlier = [sensor_row("s1", 40, 140.0)]
+    no_reads = RecordingGateway({})
+    outcome = await joiner.join(no_reads, "sensors", outlier, {"sensors": 1})
+    assert no_reads.reads == []
+    assert (outcome.anomalies, outlier[0]["anomaly"]) == (1, True)  # judged on the 40 readings
