@@ -21,11 +21,16 @@ immutable), and come back when they pass again: they landed and were counted in 
 every row leaves is emptied. Dead letters that never landed and pass now are
 counted, not landed: ``tools.redrive`` sends them through the whole path (raw/, keyed state, then
 curated), once, by its redrive log; landing them here would skip raw/ and state.
+
+An Avro source is refused (:class:`NotReprocessable`, :func:`check_reprocessable`): its rows landed resolved
+from the producer's schema to the source's, and ``_received`` keeps the record as the producer wrote it but
+not that schema's id, so it cannot be resolved again. Validated as JSON, rows that landed correctly would
+leave (an enum symbol that took the enum's default, a string promoted to bytes, a nested field that took its
+default) or change (bytes promoted to a string would land as base64 text).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping
@@ -38,6 +43,7 @@ from shared.batch import process_batch, rows_of
 from shared.compaction.hours import Hour, parse_raw_path
 from shared.compaction.rows import TIMESTAMP
 from shared.dead_letters import DeadLetter
+from shared.errors import StreamingPocError
 from shared.lake.base import LakeStore
 from shared.layout import DEADLETTER_AREA, RAW_AREA, hour_directory, parse_batch_file_name, safe_segment
 from shared.lineage import LINEAGE_COLUMNS
@@ -51,6 +57,22 @@ from shared.state.registry import entity_for
 # What keyed state writes into a source's rows before they land (shared/state: enrich, anomaly).
 JOINED_COLUMNS: dict[str, tuple[str, ...]] = {"clickstream": JOINED_FIELDS, "sensors": ("anomaly",)}
 NOT_COMPARED = frozenset({"_received", "date", "hour"})
+
+
+class NotReprocessable(StreamingPocError):
+    """A source whose landed rows cannot be recomputed as they landed: nothing is read or written."""
+
+
+def check_reprocessable(source: Source) -> None:
+    """Raise :class:`NotReprocessable` for a source whose rows reprocessing would get wrong: an Avro source."""
+    if source.value_format == "avro":
+        raise NotReprocessable(
+            f"{source.name} is an Avro source: its rows are not reprocessed. A row keeps the record as the"
+            " producer wrote it (_received) but not the writer schema id it was resolved from, so it cannot be"
+            " resolved again as it was landed; recomputed as JSON, rows that landed correctly would be removed or"
+            " rewritten. Its dead letters are sent again, decoded with the registry, by"
+            f" python -m tools.redrive {source.name}."
+        )
 
 
 @dataclass
@@ -105,7 +127,10 @@ def recompute_hour(
     counted (``now_valid``), for ``tools.redrive`` to send.
 
     An hour can hold two lives of a partition whose offsets restarted, a row of each at the same
-    offset: rows are matched by incarnation as well as offset, and keep the incarnation they landed in."""
+    offset: rows are matched by incarnation as well as offset, and keep the incarnation they landed in.
+
+    An Avro source raises :class:`NotReprocessable` (:func:`check_reprocessable`)."""
+    check_reprocessable(source)
     landed = _rows(curated)
     kept = [row for row in landed if row.get("_received") is None]
     candidates = [row for row in landed if row.get("_received") is not None]
@@ -149,11 +174,10 @@ def _recompute(
 
     One batch per incarnation, as ``shared.redrive`` does: two lives of a topic can hold a record at the
     same offset, and a batch keeps one record per offset."""
-    as_json = dataclasses.replace(source, value_format="json")  # _received is JSON text, Avro included
     rows: list[Row] = []
     letters: list[tuple[DeadLetter, int]] = []
     for incarnation, records in sorted(lives.items()):
-        batch = process_batch(as_json, records, max_record_bytes=max_record_bytes, keyed=keyed)
+        batch = process_batch(source, records, max_record_bytes=max_record_bytes, keyed=keyed)
         for part in batch:
             part.set_incarnation(incarnation)
         rows += batch.rows()

@@ -10,8 +10,10 @@ curated alike). ``--promote`` then replaces each hour that differs in ``curated/
 commit per hour (an hour every row of which leaves is emptied); an hour whose commit fails is named,
 the others go on, and the command exits 1: run it again for that hour.
 Joined columns (what keyed state wrote: clickstream's username/city/level, sensors' anomaly) keep
-their landed values, because state is not versioned. Settings as for the app (``--settings``, the
-environment; ``--lake DIR`` for a local lake). See docs/datagen.md, "Reprocess".
+their landed values, because state is not versioned. An Avro source is refused before anything is read
+or written (exit 4): its rows keep the record as the producer wrote it but not the writer schema id, so it
+cannot be resolved again as it was landed; ``tools.redrive`` sends its dead letters. Settings as for the app
+(``--settings``, the environment; ``--lake DIR`` for a local lake). See docs/datagen.md, "Reprocess".
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from shared.redrive import (
 )
 from shared.reprocess import (
     HourResult,
+    NotReprocessable,
+    check_reprocessable,
     dead_letters_by_hour,
     joined_columns,
     raw_rows_in_hours,
@@ -68,6 +72,7 @@ from tools.redrive import EXIT_ANOTHER_REDRIVE_RUNNING
 
 HOUR_MS = 3_600_000
 EXIT_NOT_PROMOTED = 1  # an hour's commit failed: run the command again for it
+EXIT_NOT_REPROCESSABLE = 4  # an Avro source (shared.reprocess.check_reprocessable): nothing read or written
 REPROCESS_KEY = "streamingpoc.reprocess"
 
 
@@ -93,7 +98,9 @@ def reprocess(
 ) -> list[HourResult]:
     """Recompute every hour of ``[from, to)`` that has curated rows or dead letters; write them to ``shadow``.
 
-    ``keyed``: the source's state is on, so entity keys are checked as processing checks them."""
+    ``keyed``: the source's state is on, so entity keys are checked as processing checks them.
+    An Avro source raises :class:`NotReprocessable` before anything is read or written."""
+    check_reprocessable(source)
     hours = window_hours(window)
     removed = removed_by_promotions(lake, source.name)
     letters = _dead_letters(lake, source.name, removed)
@@ -143,7 +150,8 @@ def promote(
 ) -> None:
     """Replace the hour in ``curated`` (empty it when every row leaves): the leaving rows' dead letters first, so
     a crash loses nothing. Their files are named by the rows they hold: a rerun after a commit that failed
-    writes the same files again, never a second copy."""
+    writes the same files again, never a second copy. An Avro source raises :class:`NotReprocessable` first."""
+    check_reprocessable(source)
     hour = result.diff.hour
     fitted, _ = drift.fit_tables(curated.schema(), [result.table])
     merged = _merged(hour, fitted)
@@ -246,9 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.start >= args.end:
         parser.error("--from must be before --to")
+    source = SOURCES[args.source]
+    try:
+        check_reprocessable(source)
+    except NotReprocessable as error:
+        print(f"not reprocessed: {error}", file=sys.stderr)
+        return EXIT_NOT_REPROCESSABLE
     env = tool_environment(args.settings, lake=args.lake)
     settings: Settings = load_settings(env)
-    source, lake = SOURCES[args.source], open_lake(settings)
+    lake = open_lake(settings)
     curated = open_curated(settings, source.name, env)
     shadow = CuratedTable(
         shadow_location(delta_location(settings, source.name, env), source.name),

@@ -5,6 +5,8 @@ Both answer three ways, and the difference matters: a schema (cached by the call
 (:class:`RegistryUnavailable`, infrastructure: the batch waits and is retried, nothing is lost).
 A registry that refuses the app (401/403, a URL that answers 404 without the registry's own error
 code) raises :class:`RegistryRefused`: it will not heal by itself, and the partition waits, loudly.
+One 403 is the record's instead: Confluent's 40301 for one schema id, once the registry has served this
+client a schema (:meth:`ConfluentRegistry.schema`).
 Every call is bounded: the Confluent client by an overall deadline (``TIMEOUT_SECONDS`` for one
 schema with its references, however slowly the registry sends its answer) and a size (``MAX_ANSWER_BYTES``),
 the Event Hubs client by ``REQUEST_LIMITS``, the lake's own timeouts and retries (``shared.lake.connection``).
@@ -33,6 +35,7 @@ from shared.schema_registry.avro_binary import BadSchema
 from shared.schema_registry.wire import EVENT_HUBS_ID, RegistryKind
 
 SCHEMA_NOT_FOUND = 40403  # Confluent's error_code for an unknown id; Redpanda and Apicurio ccompat use it too
+PERMISSION_DENIED = 40301  # Confluent's error_code for a 403 of its access control: this key may not read that
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 TRANSIENT_STATUS = frozenset({408, 425, 429})
 TIMEOUT_SECONDS = 10.0  # one schema lookup (with its references) or registration, start to end
@@ -122,6 +125,7 @@ class ConfluentRegistry:
         self._authorization = (
             "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii") if username else None
         )
+        self._served_a_schema = False  # proof that the credentials work and may read some subject
 
     def schema_text(self, schema_id: str) -> tuple[str, str]:
         """``(format, text)`` of ``schema_id``."""
@@ -133,6 +137,12 @@ class ConfluentRegistry:
 
         A reference the registry does not hold is :class:`UnknownSchema`; more than ``MAX_REFERENCES``
         or deeper than ``MAX_REFERENCE_DEPTH`` is :class:`BadSchema`: both the schema's, not the app's.
+
+        A 403 with Confluent's ``error_code`` 40301 (Confluent Cloud's role-based access: the schema is
+        registered only under subjects this key may not read, another team's) is :class:`UnknownSchema` too,
+        once this client has been served a schema: its credentials work, so the refusal is about this id,
+        which a junk value can name. Before that it is :class:`RegistryRefused`, as every other 403: a key
+        that may read nothing would otherwise dead-letter every record instead of waiting for its role.
         """
         if not schema_id.isdigit() or not 0 < int(schema_id) <= MAX_CONFLUENT_ID:
             raise UnknownSchema(f"{schema_id[:40]!r} is not a Confluent schema id (1 to {MAX_CONFLUENT_ID})")
@@ -140,12 +150,17 @@ class ConfluentRegistry:
         status, document = self._call("GET", f"/schemas/ids/{schema_id}", deadline=deadline)
         if status == 404 and document.get("error_code") == SCHEMA_NOT_FOUND:
             raise UnknownSchema(f"the registry has no schema {schema_id}")
+        if status == 403 and document.get("error_code") == PERMISSION_DENIED and self._served_a_schema:
+            denied = str(document.get("message", ""))[:500]
+            raise UnknownSchema(f"the registry refuses schema {schema_id} to this app: HTTP 403 {denied}".strip())
         self._check(status, document, f"schema {schema_id}")
         texts: list[str] = []
         self._references(document, f"schema {schema_id}", deadline, texts, set(), 1)
-        return RegistrySchema(
+        found = RegistrySchema(
             str(document.get("schemaType") or "AVRO").upper(), _text(document, self.shown), tuple(texts)
         )
+        self._served_a_schema = True
+        return found
 
     def _references(
         self, document: dict[str, Any], what: str, deadline: float, texts: list[str], seen: set[str], depth: int
@@ -433,7 +448,10 @@ def _invalid_request(error: Exception) -> bool:
 
 
 def _sdk_error(error: Exception, namespace: str, what: str) -> Exception:
-    """An azure-core error as this project's: 401/403 and credential failures refuse, the rest waits."""
+    """An azure-core error as this project's: 401/403 and credential failures refuse, the rest waits.
+
+    Every 403 refuses, unlike the Confluent client's 40301 for one schema: nothing here tells a schema group
+    the app may not read from a role it lost (not checked against the service, which cannot run here)."""
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
     message = f"Event Hubs Schema Registry {namespace}: {what}: {type(error).__name__}: {error}"[:1000]

@@ -26,13 +26,14 @@ from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS, land, plan_batch, plan_files
 from shared.records import KafkaRecord
 from shared.redrive import RedriveTarget, read_dead_letters, redrive, redrive_log, take_lease
+from shared.reprocess import NotReprocessable
 from shared.settings import load_settings
 from shared.source_model import Row, Source
 from tests.conftest import FIXED_NOW_MS
 from tests.lake.test_compaction import GRACE, H10, LATER, Lake, curated_rows, run
 from tests.lake.test_drift import land_records, things
 from tests.unit.shared.test_redrive import RecordingSender
-from tools.reprocess import REPROCESS_KEY, promote, report, reprocess, shadow_location
+from tools.reprocess import EXIT_NOT_REPROCESSABLE, REPROCESS_KEY, promote, report, reprocess, shadow_location
 
 H11 = Hour.of_ms(H10.end_ms)
 WINDOW = (H10.start_ms, H11.end_ms)
@@ -535,3 +536,37 @@ def test_the_window_reads_the_tables_coverage_once(lake: Lake, monkeypatch: pyte
     )  # fmt: skip
     assert [r.diff.hour for r in results] == [H10, H11] and all(r.covered for r in results)
     assert calls == [26]
+
+
+def test_an_avro_source_is_refused_and_nothing_of_its_lake_changes(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its rows landed resolved from the producer's schema, which the row does not name: recomputed as JSON they
+    would leave curated as dead letters or change. The library refuses (no caller gets past it), the command too."""
+    landed = _land_two_hours(lake)
+    changed = reprocess(
+        _changed(landed), lake=lake.store, curated=lake.table("things"), shadow=_shadow(lake), window=WINDOW,
+        max_record_bytes=10_000,
+    )  # fmt: skip
+    h10 = next(r for r in changed if r.diff.hour == H10)
+    assert h10.diff.removed, "a result that would remove rows, were it promoted"
+    avro = dataclasses.replace(landed, value_format="avro")
+    files = sorted(path for path in Path(lake.store.root).rglob("*"))
+    history = len(lake.delta("things").history())
+
+    untouched: Any = _Untouched()
+    with pytest.raises(NotReprocessable, match="writer schema id"):  # before it reads the lake or a table
+        reprocess(avro, lake=untouched, curated=untouched, shadow=untouched, window=WINDOW, max_record_bytes=10_000)
+    with pytest.raises(NotReprocessable, match=r"python -m tools\.redrive things"):
+        promote(avro, h10, lake=lake.store, curated=lake.table("things"), run_id="t", now_ms=FIXED_NOW_MS)
+    assert _main(lake, monkeypatch, avro) == EXIT_NOT_REPROCESSABLE
+    assert capsys.readouterr().err.startswith("not reprocessed: things is an Avro source")
+    assert sorted(path for path in Path(lake.store.root).rglob("*")) == files, "no shadow, dead letter or lease file"
+    assert len(lake.delta("things").history()) == history
+
+
+class _Untouched:
+    """A lake or table that must not be used at all."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"{name} was used")

@@ -1,4 +1,4 @@
-"""``python -m tools.reprocess``: its window arguments."""
+"""``python -m tools.reprocess``: its window arguments, and the sources it refuses."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.shared.schema_registry.conftest import avro_source
 from tools import reprocess as reprocess_cli
 
 
@@ -23,3 +24,18 @@ def test_a_window_that_ends_before_it_starts_is_refused_as_a_usage_error(
 def test_the_window_holds_every_hour_it_touches() -> None:
     hours = reprocess_cli.window_hours((1_764_000_000_000 + 1_800_000, 1_764_000_000_000 + 3 * 3_600_000))
     assert [str(hour) for hour in hours] == ["2025-11-24T16", "2025-11-24T17", "2025-11-24T18"]
+
+
+def test_an_avro_source_is_refused_before_anything_is_read_or_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its rows keep the record as the producer wrote it, not the writer schema id: recomputing them as JSON
+    removed or rewrote rows that landed correctly. Refused with the reason, no traceback, no lease taken."""
+    monkeypatch.setitem(reprocess_cli.SOURCES, "orders", avro_source())
+    argv = ["orders", "--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--lake", str(tmp_path)]
+    assert reprocess_cli.main([*argv, "--settings", "/nonexistent.json", "--promote"]) == 4
+    printed = capsys.readouterr()
+    assert printed.err.startswith("not reprocessed: orders is an Avro source") and "Traceback" not in printed.err
+    assert "writer schema id" in printed.err and "python -m tools.redrive orders" in printed.err
+    assert printed.out == ""
+    assert list(tmp_path.iterdir()) == [], "nothing was read or written: no lease, no shadow table, no dead letters"

@@ -551,3 +551,75 @@ def test_a_huge_registry_answer_is_refused_after_a_bounded_read() -> None:
         thread.join(10)
     assert not thread.is_alive()
     assert sent[0] < 64 * 2**20, f"the client took {sent[0] >> 20} MiB of a {declared >> 20} MiB answer"
+
+
+def _confluent_cloud_rbac(schema_text: str, forbidden: dict[str, Any]) -> tuple[HTTPServer, str]:
+    """As Confluent Cloud with role-based access answers an app's key: schema 1 (the app's own subject) is served,
+    every other id is refused with ``forbidden`` (403), as for a schema registered only under another team's
+    subjects. Registering answers id 1."""
+
+    class Answers(_JsonAnswers):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._send(200, {"id": 1})
+
+        def do_GET(self) -> None:
+            if self.path == "/schemas/ids/1":
+                self._send(200, {"schema": schema_text})
+            else:
+                self._send(403, forbidden)
+
+    return _serving(Answers)
+
+
+DENIED_READ = {"error_code": 40301, "message": "User is denied operation Read on Subject: payments-value"}
+
+
+def test_a_schema_id_the_app_may_not_read_is_a_dead_letter_once_the_registry_has_served_it_a_schema() -> None:
+    """A junk value naming another team's schema id (403, error_code 40301) was RegistryRefused: the batch raised
+    on every redelivery and the partition stopped for good, though the registry served every other id. A client
+    whose credentials have been served a schema takes it as the record's: an unknown_schema dead letter, redrivable."""
+    source = avro_source()
+    server, url = _confluent_cloud_rbac(orjson.dumps(source.avro_schema).decode(), DENIED_READ)
+    try:
+        client = ConfluentRegistry(url)
+        good = [AvroEncoder(source, client, "orders").encode(key, text).value for key, text in generated(source, 3)]
+        junk = confluent_frame("777", b"\x02\x04")
+        values: list[bytes | None] = [good[0], junk, good[1], good[2]]
+        decoder = AvroDecoder(client)
+        for _redelivery in range(3):
+            batch = process_batch(source, records_of(values), max_record_bytes=1 << 20, decoder=decoder)
+            assert [row["_offset"] for row in batch.rows()] == [0, 2, 3]
+            (letter,) = batch.dead_letters
+            assert (letter.record.offset, letter.reason) == (1, "unknown_schema")
+            assert "schema 777" in letter.detail and "403" in letter.detail and "payments-value" in letter.detail
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("forbidden", "before"),
+    [
+        (DENIED_READ, "nothing"),  # as far as the app knows, its key may read no subject at all
+        (DENIED_READ, "register"),  # a schema registered is none read: the key may write without reading
+        ({"error_code": 403, "message": "Forbidden"}, "a schema"),  # not Confluent's 40301: a proxy, a firewall
+        ({}, "a schema"),
+    ],
+    ids=["40301 before anything", "40301 after a registration", "403 without 40301", "403 without a body"],
+)
+def test_a_forbidden_schema_id_waits_unless_the_key_was_served_a_schema_and_denied_this_one(
+    forbidden: dict[str, Any], before: str
+) -> None:
+    """A key that may read nothing (a role or credential problem for every subject) must not dead-letter every
+    record: without a schema served to this client, or without Confluent's 40301, a 403 waits, loudly."""
+    server, url = _confluent_cloud_rbac('"string"', forbidden)
+    try:
+        client = ConfluentRegistry(url)
+        if before == "register":
+            assert client.register("orders-value", '"string"') == "1"
+        elif before == "a schema":
+            assert client.schema("1").text == '"string"'
+        with pytest.raises(RegistryRefused, match="HTTP 403"):
+            client.schema("777")
+    finally:
+        server.shutdown()

@@ -15,26 +15,20 @@ from typing import Any
 
 import fastavro
 import orjson
-import pyarrow as pa
 import pytest
 
 from devhost.registry.server import serve_registry
 from devhost.services.processes import free_port
-from shared import formats
 from shared.batch import process_batch
-from shared.compaction.hours import Hour
 from shared.datagen.config import parse_config
 from shared.datagen.source import config_source
 from shared.errors import RegistryUnavailable
-from shared.lineage import LINEAGE_COLUMNS
-from shared.reprocess import recompute_hour
 from shared.schema_registry import decoder as decoder_module
 from shared.schema_registry.avro_binary import encode, parse_writer_schema
 from shared.schema_registry.client import ConfluentRegistry, RegistrySchema, UnknownSchema
 from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.encoder import AvroEncoder
 from shared.schema_registry.wire import confluent_frame
-from tests.conftest import FIXED_NOW_MS
 from tests.unit.shared.schema_registry.conftest import AVRO_CONFIG, avro_source, generated, records_of
 from tests.unit.shared.schema_registry.test_avro_binary import zigzag
 
@@ -239,18 +233,6 @@ def test_a_field_only_the_writer_has_still_reaches_extra_when_the_record_is_reso
     values = _produced(registry, _with({"name": "coupon", "type": "string"}), [{"id": 1, "name": "a", "coupon": "X"}])
     (row,) = _read_as(registry, _thing_source(reader), values).rows()
     assert (row["qty"], json.loads(row["_extra"])) == (1, {"coupon": "X"})
-
-
-def test_reprocessing_with_a_field_added_with_a_default_removes_no_landed_row(registry: str) -> None:
-    """tools.reprocess validates _received (the record as sent, JSON) with today's model: a field the source
-    gained with a default takes it there too, instead of every landed row leaving curated."""
-    values = _produced(registry, THING, [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])
-    old = _thing_source(THING)
-    rows = _read_as(registry, old, values).rows()
-    curated = pa.Table.from_pylist(rows, schema=formats.arrow_schema((*old.columns, *LINEAGE_COLUMNS)))
-    today = _thing_source(_with({"name": "qty", "type": "int", "default": 1}))
-    result = recompute_hour(today, Hour.of_ms(FIXED_NOW_MS), curated, [], max_record_bytes=1 << 20)
-    assert (result.diff.removed, result.table.num_rows) == (0, 2)
 
 
 def test_junk_values_naming_random_ids_leave_a_bounded_memory_of_unknown_ids(
