@@ -1,9 +1,9 @@
 """Avro binary bodies to and from the form the JSON converter sends, with fastavro.
 
 Models validate what Kafka Connect's JsonConverter sends (``shared.datagen.model``): logical types
-as their underlying numbers, bytes, fixed and decimals as base64 text. So writer schemas are
-parsed with their logical types removed, and decoded bytes become base64 text: an Avro record
-and the same record sent as JSON validate and land alike.
+as their underlying numbers, bytes, fixed and decimals as base64 text. So schemas are parsed with
+their logical types set aside (under ``LOGICAL_TYPE``, which fastavro does not read), and decoded
+bytes become base64 text: an Avro record and the same record sent as JSON validate and land alike.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import base64
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import fastavro
 import orjson
@@ -35,6 +35,12 @@ class BadSchema(StreamingPocError):
     """A schema the registry returned that is not a usable Avro schema."""
 
 
+class OversizedSchema(BadSchema):
+    """A schema whose records hold more than ``MAX_REPEATED_VALUES`` values outside their arrays and maps
+    (records holding records, a named type used twice at each of many levels): every record of it would
+    decode to too much, whatever its bytes (dead letter ``oversized``)."""
+
+
 class Oversized(NotAvro):
     """A body that would decode to more than ``MAX_REPEATED_VALUES`` (dead letter ``oversized``), found
     without decoding it; ``counted``: the values counted before stopping."""
@@ -45,7 +51,10 @@ class Oversized(NotAvro):
 
 
 def parse_writer_schema(text: str, references: Sequence[str] = ()) -> ParsedSchema:
-    """A registry's schema text, parsed for reading and writing without logical-type conversion.
+    """A registry's schema text, parsed for reading and writing without logical-type conversion, and without
+    its defaults: a writer's defaults are never used to read its own records (only a reader's are), and
+    Confluent's deserializer does not validate them for a schema fetched by id, so registries hold schemas
+    whose defaults fastavro would refuse (``"default": null`` for a string).
 
     ``references`` are the texts of the schemas it refers to by name (Confluent schema references),
     each after those it refers to itself: they are parsed first, so their named types are known.
@@ -55,8 +64,11 @@ def parse_writer_schema(text: str, references: Sequence[str] = ()) -> ParsedSche
     nests as deep as its body's bytes say, which crashes fastavro's reader, the worker itself, past
     ~100,000 levels, long before a record's size limit would stop it), and an array whose items can
     encode in zero bytes (:func:`zero_width_items`: its count alone, one varint, would build a list
-    of up to 2**63 items). Also refused: fastavro's own markers anywhere (``__fastavro_parsed`` and
-    ``__named_schemas`` make it take a schema as already parsed, skipping its parsing and these checks),
+    of up to 2**63 items), and a record holding more than ``MAX_REPEATED_VALUES`` values outside its
+    arrays and maps (:class:`OversizedSchema`: the bound on array items and map entries does not count
+    them, and a record type used twice at each of 20 levels decodes a 0-byte body to millions of dicts).
+    Also refused: fastavro's own markers anywhere (``__fastavro_parsed`` and ``__named_schemas`` make
+    it take a schema as already parsed, skipping its parsing and these checks),
     and a named type defined again after a referenced schema defined it (it would change what the
     referenced schema's types mean after they were checked). The checks run on what fastavro parses,
     names resolved as its reader resolves them.
@@ -70,7 +82,7 @@ def parse_writer_schema(text: str, references: Sequence[str] = ()) -> ParsedSche
 
 def _parse_writer(text: str, named: dict[str, Any]) -> ParsedSchema:
     try:
-        plain = without_logical_types(orjson.loads(text))
+        plain = as_parsed(orjson.loads(text), defaults=False)
         private = private_key(plain)
         if private is not None:
             raise BadSchema(f"the schema has a key {private!r}, which is fastavro's own marker")
@@ -91,6 +103,12 @@ def _parse_writer(text: str, named: dict[str, Any]) -> ParsedSchema:
         raise BadSchema(
             f"an array of {empty}, whose items can encode in zero bytes, so a few bytes could declare"
             " any number of them: not supported"
+        )
+    weight = _Shape(named).weight(parsed)
+    if weight > MAX_REPEATED_VALUES:
+        raise OversizedSchema(
+            f"a record of it holds up to {weight:,} values outside its arrays and maps, whatever its bytes,"
+            f" more than the {MAX_REPEATED_VALUES:,} a record may decode to: not supported"
         )
     return parsed
 
@@ -170,34 +188,24 @@ def zero_width_items(parsed: ParsedSchema, named: dict[str, Any]) -> str | None:
     array's item count is otherwise bounded by its record's bytes; a map's entries always are, each
     starting with its key's length, whatever its values.
     """
-    if isinstance(parsed, list):
-        return next((found for branch in parsed if (found := zero_width_items(branch, named))), None)
-    if not isinstance(parsed, dict):  # a primitive or a named type defined (and checked) where it first appears
-        return None
-    kind = parsed.get("type")
-    if kind == "array":
-        items = parsed.get("items")
-        return _describe(items) if _zero_width(items, named) else zero_width_items(items, named)
-    if kind == "map":
-        return zero_width_items(parsed.get("values"), named)
-    if kind in ("record", "error"):
-        fields = parsed.get("fields") or []
-        return next((found for item in fields if (found := zero_width_items(item.get("type"), named))), None)
-    return zero_width_items(kind, named) if isinstance(kind, (dict, list)) else None
+    shape = _Shape(named)
 
+    def find(schema: Any) -> str | None:
+        if isinstance(schema, list):
+            return next((found for branch in schema if (found := find(branch))), None)
+        if not isinstance(schema, dict):  # a primitive or a named type defined (and checked) where it first appears
+            return None
+        kind = schema.get("type")
+        if kind == "array":
+            items = schema.get("items")
+            return _describe(items) if shape.zero_width(items) else find(items)
+        if kind == "map":
+            return find(schema.get("values"))
+        if kind in ("record", "error"):
+            return next((found for item in schema.get("fields") or [] if (found := find(item.get("type")))), None)
+        return find(kind) if isinstance(kind, (dict, list)) else None
 
-def _zero_width(schema: Any, named: dict[str, Any]) -> bool:
-    """Whether a value of ``schema`` can encode in zero bytes (the schema is not recursive: this ends)."""
-    if isinstance(schema, str):
-        return _zero_width(named[schema], named) if schema in named else schema == "null"
-    if not isinstance(schema, dict):
-        return False  # a union: its branch index takes a byte
-    kind = schema.get("type")
-    if kind in ("record", "error"):
-        return all(_zero_width(item.get("type"), named) for item in schema.get("fields") or [])
-    if kind == "fixed":
-        return schema.get("size") == 0
-    return _zero_width(kind, named) if isinstance(kind, (str, dict)) and kind not in ("array", "map", "enum") else False
+    return find(parsed)
 
 
 def _describe(schema: Any) -> str:
@@ -231,16 +239,40 @@ def recursive_type(schema: Any, namespace: str = "", enclosing: tuple[str, ...] 
     return None if kind in (*_NAMED, "error", "array", "map") else recursive_type(kind, namespace, enclosing)
 
 
-def without_logical_types(schema: Any) -> Any:
-    """``schema`` with every ``logicalType`` removed, so values read and write as their underlying type."""
+LOGICAL_TYPE = "streamingpoc.logicalType"  # where a parsed schema keeps a ``logicalType``, unread by fastavro
+
+
+def as_parsed(schema: Any, *, defaults: bool) -> Any:
+    """``schema`` as this module parses it: each ``logicalType`` moved to ``LOGICAL_TYPE``, so that fastavro
+    reads and writes the underlying type and resolution can still compare them (:func:`changed_meaning`);
+    with ``defaults`` False (a writer's schema), every ``default`` dropped: of fields and of enums.
+
+    Only types are walked (a record's fields, once each): other keys are a producer's attributes, kept.
+    """
     if isinstance(schema, list):
-        return [without_logical_types(branch) for branch in schema]
+        return [as_parsed(branch, defaults=defaults) for branch in schema]
     if not isinstance(schema, dict):
         return schema
-    plain = {key: without_logical_types(value) for key, value in schema.items() if key != "logicalType"}
-    if "fields" in schema:
-        plain["fields"] = [{**item, "type": without_logical_types(item["type"])} for item in schema["fields"]]
-    return plain
+    parsed: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "logicalType":
+            parsed[LOGICAL_TYPE] = value
+        elif key in ("type", "items", "values"):
+            parsed[key] = as_parsed(value, defaults=defaults)
+        elif key == "fields" and isinstance(value, list):
+            parsed[key] = [_field_as_parsed(item, defaults=defaults) for item in value]
+        elif key != "default" or defaults:
+            parsed[key] = value
+    return parsed
+
+
+def _field_as_parsed(field: Any, *, defaults: bool) -> Any:
+    if not isinstance(field, dict):
+        return field
+    kept = {key: value for key, value in field.items() if key != "default" or defaults}
+    if "type" in field:
+        kept["type"] = as_parsed(field["type"], defaults=defaults)
+    return kept
 
 
 def decode(parsed: ParsedSchema, body: bytes | memoryview) -> Any:
@@ -260,6 +292,8 @@ def decode(parsed: ParsedSchema, body: bytes | memoryview) -> Any:
     stream = io.BytesIO(body)
     try:
         value = fastavro.schemaless_reader(stream, parsed, None)
+    except MemoryError:  # the worker's problem, not the record's: its batch fails and is retried
+        raise
     except Exception as error:  # truncated or corrupt bodies surface as EOFError, IndexError, ValueError...
         raise NotAvro(f"body does not decode with its writer schema: {type(error).__name__}: {error}"[:500]) from None
     left = len(body) - stream.tell()
@@ -277,6 +311,8 @@ def _encodes_to(parsed: ParsedSchema, value: Any, body: bytes | memoryview) -> b
     sink = io.BytesIO()
     try:
         fastavro.schemaless_writer(sink, parsed, value)
+    except MemoryError:
+        raise
     except Exception:  # a value the writer refuses: let the byte walk decide
         return False
     return sink.getvalue() == body and _ints_fit(parsed)(value)
@@ -292,40 +328,12 @@ def _ints_fit(parsed: ParsedSchema) -> Callable[[Any], bool]:
         if len(_INT_CHECKS) >= 1024:
             _INT_CHECKS.clear()
         named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
-        found = _INT_CHECKS[id(parsed)] = (parsed, _int_check(parsed, named) or _always)
+        found = _INT_CHECKS[id(parsed)] = (parsed, _Shape(named).int_check(parsed) or _always)
     return found[1]
 
 
 def _always(_: Any) -> bool:
     return True
-
-
-def _int_check(schema: Any, named: dict[str, Any]) -> Callable[[Any], bool] | None:
-    """A check that the ints in a value of ``schema`` fit 32 bits; None when it holds no int.
-
-    A value not of the type a check expects passes it (in a union, another branch's value), so a union
-    checks its value with every branch holding ints: the branch it was written with among them.
-    """
-    if isinstance(schema, str):
-        if schema in named:
-            return _int_check(named[schema], named)
-        return _fits_int if schema == "int" else None
-    if isinstance(schema, list):
-        checks = [check for branch in schema if (check := _int_check(branch, named))]
-        return (lambda value: all(check(value) for check in checks)) if checks else None
-    kind = schema.get("type")
-    if kind in ("record", "error"):
-        fields = [(item["name"], check) for item in schema["fields"] if (check := _int_check(item["type"], named))]
-        if not fields:
-            return None
-        return lambda value: not isinstance(value, dict) or all(check(value.get(name)) for name, check in fields)
-    if kind == "array":
-        items = _int_check(schema["items"], named)
-        return (lambda value: not isinstance(value, list) or all(map(items, value))) if items else None
-    if kind == "map":
-        values = _int_check(schema["values"], named)
-        return (lambda value: not isinstance(value, dict) or all(map(values, value.values()))) if values else None
-    return _int_check(kind, named) if isinstance(kind, (str, dict, list)) else None
 
 
 def _fits_int(value: Any) -> bool:
@@ -361,20 +369,36 @@ def _none(_: Any) -> int:
     return 0
 
 
+_Found = TypeVar("_Found")
+
+
 class _Shape:
-    """Weights of a schema's types (the values a value of each holds, an array or map in it counting one),
-    and the most an array item or map entry weighs."""
+    """What a schema's types hold: their weights (the values a value of each holds, an array or map in it
+    counting one) and the most an array item or map entry weighs, whether they encode in zero bytes or a
+    fixed number, checks and counters for their decoded values.
+
+    Each named type is worked out once, at its first use: a schema using a type twice at each of 40 levels
+    would otherwise cost 2**40 steps for 3 KB of text. A use of a type inside itself takes a placeholder, so
+    every walk ends; such schemas are refused (:func:`parse_writer_schema`) before anything asks these.
+    """
 
     def __init__(self, named: dict[str, Any]) -> None:
-        self.named, self.most, self._weights = named, 0, dict[str, int]()
+        self.named, self.most = named, 0
+        self._weights: dict[str, int] = {}
+        self._zero_widths: dict[str, bool] = {}
+        self._fixed_widths: dict[str, int | None] = {}
+        self._int_checks: dict[str, Callable[[Any], bool] | None] = {}
+        self._counters: dict[str, Callable[[Any], int] | None] = {}
+
+    def _once(self, done: dict[str, _Found], name: str, work: Callable[[Any], _Found], placeholder: _Found) -> _Found:
+        if name not in done:
+            done[name] = placeholder
+            done[name] = work(self.named[name])
+        return done[name]
 
     def weight(self, schema: Any) -> int:
         if isinstance(schema, str):
-            if schema not in self.named:
-                return 1
-            if schema not in self._weights:  # not recursive (refused): this ends
-                self._weights[schema] = self.weight(self.named[schema])
-            return self._weights[schema]
+            return self._once(self._weights, schema, self.weight, 1) if schema in self.named else 1
         if isinstance(schema, list):
             return max((self.weight(branch) for branch in schema), default=1)
         if not isinstance(schema, dict):
@@ -390,32 +414,91 @@ class _Shape:
             return 1
         return self.weight(kind) if isinstance(kind, (dict, list)) or kind in self.named else 1
 
+    def zero_width(self, schema: Any) -> bool:
+        """Whether a value of ``schema`` can encode in zero bytes."""
+        if isinstance(schema, str):
+            if schema in self.named:
+                return self._once(self._zero_widths, schema, self.zero_width, False)
+            return schema == "null"
+        if not isinstance(schema, dict):
+            return False  # a union: its branch index takes a byte
+        kind = schema.get("type")
+        if kind in ("record", "error"):
+            return all(self.zero_width(item.get("type")) for item in schema.get("fields") or [])
+        if kind == "fixed":
+            return schema.get("size") == 0
+        if isinstance(kind, (str, dict)) and kind not in ("array", "map", "enum"):
+            return self.zero_width(kind)
+        return False
+
+    def fixed_width(self, schema: Any) -> int | None:
+        """The bytes every value of ``schema`` takes, when all take the same; None otherwise."""
+        if isinstance(schema, str):
+            if schema in self.named:
+                return self._once(self._fixed_widths, schema, self.fixed_width, None)
+            return {"null": 0, "boolean": 1, "float": 4, "double": 8}.get(schema)
+        if not isinstance(schema, dict):
+            return None
+        kind = schema.get("type")
+        if kind in ("record", "error"):
+            widths = [self.fixed_width(item.get("type")) for item in schema.get("fields") or []]
+            return None if None in widths else sum(w for w in widths if w is not None)
+        if kind == "fixed":
+            size = schema.get("size")
+            return size if isinstance(size, int) else None
+        if isinstance(kind, (str, dict)) and kind not in ("array", "map", "enum"):
+            return self.fixed_width(kind)
+        return None
+
+    def int_check(self, schema: Any) -> Callable[[Any], bool] | None:
+        """A check that the ints in a value of ``schema`` fit 32 bits; None when it holds no int.
+
+        A value not of the type a check expects passes it (in a union, another branch's value), so a union
+        checks its value with every branch holding ints: the branch it was written with among them.
+        """
+        if isinstance(schema, str):
+            if schema in self.named:
+                return self._once(self._int_checks, schema, self.int_check, None)
+            return _fits_int if schema == "int" else None
+        if isinstance(schema, list):
+            checks = [check for branch in schema if (check := self.int_check(branch))]
+            return (lambda value: all(check(value) for check in checks)) if checks else None
+        kind = schema.get("type")
+        if kind in ("record", "error"):
+            fields = [(item["name"], check) for item in schema["fields"] if (check := self.int_check(item["type"]))]
+            if not fields:
+                return None
+            return lambda value: not isinstance(value, dict) or all(check(value.get(name)) for name, check in fields)
+        if kind == "array":
+            items = self.int_check(schema["items"])
+            return (lambda value: not isinstance(value, list) or all(map(items, value))) if items else None
+        if kind == "map":
+            values = self.int_check(schema["values"])
+            return (lambda value: not isinstance(value, dict) or all(map(values, value.values()))) if values else None
+        return self.int_check(kind) if isinstance(kind, (str, dict, list)) else None
+
     def counter(self, schema: Any) -> Callable[[Any], int] | None:
         """Counts a decoded value's weighted items and entries; None when ``schema`` has no array or map."""
         self.weight(schema)  # sets ``most``
-        return self._counter(schema, set())
+        return self._counter(schema)
 
-    def _counter(self, schema: Any, seen: set[str]) -> Callable[[Any], int] | None:
+    def _counter(self, schema: Any) -> Callable[[Any], int] | None:
         if isinstance(schema, str):
-            if schema not in self.named or schema in seen:
-                return None
-            return self._counter(self.named[schema], seen | {schema})
+            return self._once(self._counters, schema, self._counter, None) if schema in self.named else None
         if isinstance(schema, list):
-            counters = [found for branch in schema if (found := self._counter(branch, seen))]
+            counters = [found for branch in schema if (found := self._counter(branch))]
             return (lambda value: max(count(value) for count in counters)) if counters else None
         if not isinstance(schema, dict):
             return None
         kind = schema.get("type")
         if kind in ("record", "error"):
-            fields = [
-                (field["name"], found) for field in schema["fields"] if (found := self._counter(field["type"], seen))
-            ]
+            fields = [(field["name"], found) for field in schema["fields"] if (found := self._counter(field["type"]))]
             if not fields:
                 return None
             return lambda value: sum(count(value.get(name)) for name, count in fields) if isinstance(value, dict) else 0
         if kind in ("array", "map"):
             inner = schema.get("items" if kind == "array" else "values")
-            weight, nested = self.weight(inner) + (kind == "map"), self._counter(inner, seen)
+            weight, nested = self.weight(inner) + (kind == "map"), self._counter(inner)
             if kind == "array":
                 if nested is None:
                     return lambda value: weight * len(value) if isinstance(value, list) else 0
@@ -425,7 +508,7 @@ class _Shape:
             return lambda value: (
                 weight * len(value) + sum(map(nested, value.values())) if isinstance(value, dict) else 0
             )
-        return self._counter(kind, seen) if isinstance(kind, (dict, list)) or kind in self.named else None
+        return self._counter(kind) if isinstance(kind, (dict, list)) or kind in self.named else None
 
 
 def check_repeats(parsed: ParsedSchema, body: bytes | memoryview, limit: int = MAX_REPEATED_VALUES) -> None:
@@ -592,7 +675,7 @@ class _Walk:
             assert self._shape is not None
             inner = schema["items"] if schema["type"] == "array" else schema["values"]
             weight = self._shape.weight(inner) + (schema["type"] == "map")
-            width = _fixed_width(inner, self.named) if schema["type"] == "array" else None
+            width = self._shape.fixed_width(inner) if schema["type"] == "array" else None
             found = self._widths[id(schema)] = (schema, weight, width)
         _, weight, width = found
         self.counted += count * weight
@@ -604,28 +687,11 @@ class _Walk:
         return True
 
 
-def _fixed_width(schema: Any, named: dict[str, Any]) -> int | None:
-    """The bytes every value of ``schema`` takes, when all take the same; None otherwise."""
-    if isinstance(schema, str):
-        if schema in named:
-            return _fixed_width(named[schema], named)
-        return {"null": 0, "boolean": 1, "float": 4, "double": 8}.get(schema)
-    if not isinstance(schema, dict):
-        return None
-    kind = schema.get("type")
-    if kind in ("record", "error"):
-        widths = [_fixed_width(item.get("type"), named) for item in schema.get("fields") or []]
-        return None if None in widths else sum(w for w in widths if w is not None)
-    if kind == "fixed":
-        size = schema.get("size")
-        return size if isinstance(size, int) else None
-    return _fixed_width(kind, named) if isinstance(kind, (str, dict)) and kind not in ("array", "map", "enum") else None
-
-
 def parse_reader_schema(schema: Any) -> ParsedSchema:
-    """The schema a source reads its records as (its Datagen config's), logical types removed as for writers."""
+    """The schema a source reads its records as (its Datagen config's), logical types set aside as for writers
+    (:func:`as_parsed`) and defaults kept: they fill the fields a writer lacks."""
     try:
-        return fastavro.parse_schema(without_logical_types(schema))
+        return fastavro.parse_schema(as_parsed(schema, defaults=True))
     except Exception as error:  # fastavro raises several kinds for a bad schema
         raise BadSchema(f"not an Avro schema: {type(error).__name__}: {error}"[:500]) from error
 
@@ -636,27 +702,133 @@ def decode_as(writer: ParsedSchema, reader: ParsedSchema | None, body: bytes | m
     Read, the record is resolved from its writer schema to the source's (Avro's rules: a field the
     writer lacks takes its default, a renamed field is found by its aliases, an unknown enum symbol
     takes the enum's default, int/long/float/string/bytes are promoted); the fields only the writer
-    has are kept beside, at every record level, so they still reach ``_extra``. When the two
+    has are kept beside, in records at every level, map values and array items, where a JSON record
+    would carry them (so they reach ``_extra``, or stay in the column holding them). When the two
     schemas do not resolve, the record as sent is validated instead and the model names what fails.
+    The caller first checks that resolving keeps what values mean (:func:`changed_meaning`).
     """
     sent = decode(writer, body)
     if reader is None:
         return sent, sent
     try:
         resolved = fastavro.schemaless_reader(io.BytesIO(body), writer, reader)
+    except MemoryError:
+        raise
     except Exception:  # fastavro's resolution errors have no common type
         return sent, sent
     return _with_unread(_json_form(resolved), sent), sent
 
 
 def _with_unread(read: Any, sent: Any) -> Any:
-    """``read`` with the fields of ``sent`` it does not have, record by record."""
-    if not isinstance(read, dict) or not isinstance(sent, dict):
-        return read
-    merged = dict(read)
-    for name, value in sent.items():
-        merged[name] = _with_unread(read[name], value) if name in read else value
-    return merged
+    """``read`` with the fields of ``sent`` it does not have: in records (and map values) key by key, in
+    arrays item by item."""
+    if isinstance(read, dict) and isinstance(sent, dict):
+        merged = dict(read)
+        for name, value in sent.items():
+            merged[name] = _with_unread(read[name], value) if name in read else value
+        return merged
+    if isinstance(read, list) and isinstance(sent, list) and len(read) == len(sent):
+        return [_with_unread(item, sent_item) for item, sent_item in zip(read, sent, strict=True)]
+    return read
+
+
+def changed_meaning(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
+    """Where a record of ``writer`` read as ``reader`` would keep its numbers but not what they mean, said as
+    ``field at: written as timestamp-millis, read as timestamp-micros ...``; None when nowhere.
+
+    There both schemas declare a logical type, and not the same one: a timestamp of another unit (2026 in
+    milliseconds read as microseconds is January 1970), a date read as a timestamp, a decimal of another
+    scale. Every record of the writer would land a wrong value, so none is read as the reader (the decoder
+    dead-letters them, ``schema``). A side without a logical type takes the number as it is, as the JSON
+    converter sends it; a decimal's precision is the model's check, record by record (its digits).
+    Fields are matched as resolution matches them: by name or the reader's aliases, a union's value with the
+    first branch of its type or one it is promoted to.
+    """
+    writer_named = writer.get("__named_schemas", {}) if isinstance(writer, dict) else {}
+    reader_named = reader.get("__named_schemas", {}) if isinstance(reader, dict) else {}
+    compared: set[tuple[int, int]] = set()  # each pair of types once: named types used many times included
+
+    def walk(written: Any, read: Any, where: str) -> str | None:
+        written, read = _definition(written, writer_named), _definition(read, reader_named)
+        if (id(written), id(read)) in compared:
+            return None
+        compared.add((id(written), id(read)))
+        if isinstance(written, list):
+            return next((found for branch in written if (found := walk(branch, read, where))), None)
+        if isinstance(read, list):
+            branches = (_definition(branch, reader_named) for branch in read)
+            branch = next((branch for branch in branches if _resolves_to(written, branch)), None)
+            return None if branch is None else walk(written, branch, where)
+        written_kind, read_kind = _kind(written), _kind(read)
+        if written_kind in ("record", "error") and read_kind in ("record", "error"):
+            fields = {field["name"]: field["type"] for field in written["fields"]}
+            for field in read["fields"]:
+                name = next((name for name in (field["name"], *field.get("aliases", ())) if name in fields), None)
+                inside = f"{where}.{field['name']}" if where else field["name"]
+                if name is not None and (found := walk(fields[name], field["type"], inside)):
+                    return found
+            return None
+        if written_kind == read_kind == "array":
+            return walk(written["items"], read["items"], f"{where}[]")
+        if written_kind == read_kind == "map":
+            return walk(written["values"], read["values"], f"{where}{{}}")
+        return _logical_change(written, read, where)
+
+    return walk(writer, reader, "")
+
+
+_PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
+_TYPE_NAMES = frozenset((*_PRIMITIVES, "record", "error", "enum", "array", "map", "fixed"))
+
+
+def _definition(schema: Any, named: dict[str, Any]) -> Any:
+    """``schema`` itself: a named type's definition for its name, the inner schema of ``{"type": {...}}``. A
+    type's own keyword (``record``) is never taken for a named type of that name, which fastavro allows."""
+    while True:
+        if isinstance(schema, dict) and isinstance(schema.get("type"), (dict, list)):
+            schema = schema["type"]
+            continue
+        name = schema.get("type") if isinstance(schema, dict) else schema
+        if not isinstance(name, str) or name in _TYPE_NAMES or name not in named:
+            return schema
+        schema = named[name]  # a record, enum or fixed: the next turn returns it
+
+
+def _kind(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return "union"
+    return schema.get("type") if isinstance(schema, dict) else schema
+
+
+_PROMOTED = {"int": ("long", "float", "double"), "long": ("float", "double"), "float": ("double",)}
+_PROMOTED |= {"string": ("bytes",), "bytes": ("string",)}
+
+
+def _resolves_to(written: Any, read: Any) -> bool:
+    """Whether a value of ``written`` resolves to ``read``, a branch of a union: of its type or promoted to it."""
+    written_kind, read_kind = _kind(written), _kind(read)
+    return bool(written_kind == read_kind or read_kind in _PROMOTED.get(written_kind, ()))
+
+
+def _logical_change(written: Any, read: Any, where: str) -> str | None:
+    written_meaning, read_meaning = _meaning(written), _meaning(read)
+    if written_meaning is None or read_meaning is None or written_meaning[0] == read_meaning[0]:
+        return None
+    return (
+        f"field {where or '(the record)'}: written as {written_meaning[1]}, read as {read_meaning[1]}:"
+        " the same number would land as another value"
+    )
+
+
+def _meaning(schema: Any) -> tuple[Any, str] | None:
+    """A type's logical type, as compared (a decimal: its scale) and as said; None without one."""
+    logical = schema.get(LOGICAL_TYPE) if isinstance(schema, dict) else None
+    if logical is None:
+        return None
+    if logical == "decimal":
+        scale = schema.get("scale", 0)
+        return ("decimal", scale), f"decimal({schema.get('precision')}, {scale})"
+    return logical, str(logical)
 
 
 def _json_form(value: Any) -> Any:

@@ -3,8 +3,10 @@
 Runs before validation (``shared.validation``) for sources whose values are Avro. A record without
 a usable schema id, or whose body does not decode, is a dead letter ``not_avro``; one whose id the
 registry does not hold, or which this code cannot use (docs/datagen.md), ``unknown_schema``; one that
-would decode to more than ``MAX_REPEATED_VALUES`` array items and map entries, or once its batch's records
-decoded to ``MAX_BATCH_REPEATED_VALUES``, ``oversized``. A registry that does not answer raises
+would decode to more than ``MAX_REPEATED_VALUES`` array items and map entries, or values outside them (its
+schema's, refused), or once its batch's records decoded to ``MAX_BATCH_REPEATED_VALUES``, ``oversized``; one
+whose schema gives a field another logical type than the source's (timestamp-millis read as
+timestamp-micros), ``schema``. A registry that does not answer raises
 (``RegistryUnavailable``): the batch waits and is retried, nothing is dead-lettered for it, and the
 answers it got are kept, so each retry gets further.
 """
@@ -26,7 +28,9 @@ from shared.records import KafkaRecord
 from shared.schema_registry.avro_binary import (
     BadSchema,
     Oversized,
+    OversizedSchema,
     ParsedSchema,
+    changed_meaning,
     decode_as,
     parse_reader_schema,
     parse_writer_schema,
@@ -80,6 +84,30 @@ class _Refused:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """A source's schema, ``parsed`` to resolve records to (None: read them as written), and ``as_written``:
+    parsed as a writer's schema is (without defaults), to tell the records written with it, which need no
+    resolving (None when it does not parse as one)."""
+
+    parsed: ParsedSchema | None
+    as_written: ParsedSchema | None
+
+    @classmethod
+    def of(cls, schema: Any) -> _Reader:
+        try:
+            parsed = parse_reader_schema(schema)
+        except BadSchema:
+            return _AS_WRITTEN
+        try:
+            return cls(parsed, parse_writer_schema(orjson.dumps(schema).decode()))
+        except BadSchema:
+            return cls(parsed, None)
+
+
+_AS_WRITTEN = _Reader(None, None)
+
+
 class AvroDecoder:
     """Decodes values for one registry; its schema cache is shared by every batch of the worker."""
 
@@ -88,7 +116,7 @@ class AvroDecoder:
         self.clock = clock
         self._schemas: dict[str, ParsedSchema | _Refused] = {}
         self._unknown_since: dict[str, float] = {}
-        self._readers: dict[str, ParsedSchema | None] = {}  # by the reader schema's JSON text
+        self._readers: dict[str, _Reader] = {}  # by the reader schema's JSON text
         self._retrying: dict[frozenset[str], float] = {}  # stopped batches' ids: when they last stopped
         self._lock = threading.Lock()
 
@@ -98,9 +126,11 @@ class AvroDecoder:
         reader = self._reader(reader_schema)
         located = [self._locate(record, value) for record, value in zip(records, values, strict=True)]
         schemas = self._fetch({found[0] for found in located if isinstance(found, tuple)})
+        usable = {schema_id: schema for schema_id, schema in schemas.items() if not isinstance(schema, _Refused)}
         # A record written with the source's own schema reads as written: resolve only the others.
-        resolve_to = {schema_id: None if schema == reader else reader for schema_id, schema in schemas.items()}
-        counters = {i: None if isinstance(found, _Refused) else repeat_counter(found) for i, found in schemas.items()}
+        resolve_to = {i: None if schema == reader.as_written else reader.parsed for i, schema in usable.items()}
+        changed = {i: changed_meaning(usable[i], to) for i, to in resolve_to.items() if to is not None}
+        counters = {schema_id: repeat_counter(schema) for schema_id, schema in usable.items()}
         batch = DecodedBatch()
         repeats = 0  # the batch's weighted array items and map entries so far
         for record, found in zip(records, located, strict=True):
@@ -111,6 +141,9 @@ class AvroDecoder:
             schema = schemas[schema_id]
             if isinstance(schema, _Refused):
                 batch.letters.append(DeadLetter(record, schema.reason, schema.detail))
+                continue
+            if changed.get(schema_id) is not None:
+                batch.letters.append(DeadLetter(record, Reason.SCHEMA, f"schema {schema_id}: {changed[schema_id]}"))
                 continue
             if repeats >= MAX_BATCH_REPEATED_VALUES:
                 detail = (
@@ -140,17 +173,14 @@ class AvroDecoder:
             batch.received.append(received)
         return batch
 
-    def _reader(self, schema: Any) -> ParsedSchema | None:
-        """``schema`` parsed once; None (read as written) when there is none or it does not parse."""
+    def _reader(self, schema: Any) -> _Reader:
+        """``schema`` parsed once; records are read as written when there is none or it does not parse."""
         if schema is None:
-            return None
+            return _AS_WRITTEN
         text = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode()
         with self._lock:
             if text not in self._readers:
-                try:
-                    self._readers[text] = parse_reader_schema(schema)
-                except BadSchema:
-                    self._readers[text] = None
+                self._readers[text] = _Reader.of(schema)
             return self._readers[text]
 
     def _locate(self, record: KafkaRecord, value: bytes) -> tuple[str, bytes | memoryview] | NotAvro:
@@ -235,9 +265,10 @@ class AvroDecoder:
         """The schema of ``schema_id``, or why its records are dead letters.
 
         A schema the registry holds but this code cannot use (not Avro, not parsed by fastavro, refused
-        as recursive or with zero-width array items, references missing or past their bound) is the
-        record's problem, not the app's: its records are dead letters (kept, redrivable), and the
-        partition flows on. Waiting instead would let one junk value naming such an id stop a partition.
+        as recursive or with zero-width array items, references missing or past their bound; ``oversized``
+        when its records hold too many values whatever their bytes) is the record's problem, not the app's:
+        its records are dead letters (kept, redrivable), and the partition flows on. Waiting instead would
+        let one junk value naming such an id stop a partition.
         """
         try:
             found = self.registry.schema(schema_id)
@@ -246,6 +277,8 @@ class AvroDecoder:
             return parse_writer_schema(found.text, found.references)
         except UnknownSchema as unknown:
             return _Refused(Reason.UNKNOWN_SCHEMA, str(unknown))
+        except OversizedSchema as problem:
+            return _Refused(Reason.OVERSIZED, f"schema {schema_id}: {problem}")
         except BadSchema as problem:
             return _Refused(Reason.UNKNOWN_SCHEMA, f"schema {schema_id}: {problem}")
 
