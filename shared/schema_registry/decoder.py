@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from shared.dead_letters import DeadLetter, Reason
-from shared.errors import ConfigurationError, RegistryUnavailable
+from shared.errors import ConfigurationError, RegistryRefused, RegistryUnavailable
 from shared.records import KafkaRecord
 from shared.schema_registry.avro_binary import (
     BadSchema,
@@ -206,13 +206,21 @@ class AvroDecoder:
             asked = {schema_id: self._unknown_since[schema_id] for schema_id in schema_ids & self._unknown_since.keys()}
         due = sorted((i for i, since in asked.items() if start - since >= UNKNOWN_RETRY_SECONDS), key=asked.__getitem__)
         key = frozenset(schema_ids)
+        refused: list[str] = []
         try:
-            for count, schema_id in enumerate(new):  # RegistryUnavailable/RegistryRefused propagate: the batch waits
+            for count, schema_id in enumerate(new):  # RegistryUnavailable propagates: the batch waits
                 if count and self.clock() - start >= REGISTRY_SECONDS_PER_BATCH:
                     raise RegistryUnavailable(
                         f"schema registry: {count} of {len(new)} schemas fetched within"
                         f" {REGISTRY_SECONDS_PER_BATCH:.0f} s; the rest on the next attempt"
                     )
+                try:
+                    schemas[schema_id] = self._store(schema_id, self._resolve(schema_id))
+                except RegistryRefused:
+                    refused.append(schema_id)
+            # Asked again once the others were: a refusal of one id may be a dead letter once the registry has
+            # served this app another schema (the client's 40301 rule); a refusal of everything still waits.
+            for schema_id in refused:
                 schemas[schema_id] = self._store(schema_id, self._resolve(schema_id))
         except Exception:
             if schemas:  # what it has learnt stays until the batch gets through

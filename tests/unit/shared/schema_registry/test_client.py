@@ -553,18 +553,18 @@ def test_a_huge_registry_answer_is_refused_after_a_bounded_read() -> None:
     assert sent[0] < 64 * 2**20, f"the client took {sent[0] >> 20} MiB of a {declared >> 20} MiB answer"
 
 
-def _confluent_cloud_rbac(schema_text: str, forbidden: dict[str, Any]) -> tuple[HTTPServer, str]:
-    """As Confluent Cloud with role-based access answers an app's key: schema 1 (the app's own subject) is served,
-    every other id is refused with ``forbidden`` (403), as for a schema registered only under another team's
-    subjects. Registering answers id 1."""
+def _confluent_cloud_rbac(schema_text: str, forbidden: dict[str, Any], served: int = 1) -> tuple[HTTPServer, str]:
+    """As Confluent Cloud with role-based access answers an app's key: schema ``served`` (the app's own subject) is
+    served, every other id is refused with ``forbidden`` (403), as for a schema registered only under another team's
+    subjects. Registering answers id ``served``."""
 
     class Answers(_JsonAnswers):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
-            self._send(200, {"id": 1})
+            self._send(200, {"id": served})
 
         def do_GET(self) -> None:
-            if self.path == "/schemas/ids/1":
+            if self.path == f"/schemas/ids/{served}":
                 self._send(200, {"schema": schema_text})
             else:
                 self._send(403, forbidden)
@@ -593,6 +593,22 @@ def test_a_schema_id_the_app_may_not_read_is_a_dead_letter_once_the_registry_has
             (letter,) = batch.dead_letters
             assert (letter.record.offset, letter.reason) == (1, "unknown_schema")
             assert "schema 777" in letter.detail and "403" in letter.detail and "payments-value" in letter.detail
+    finally:
+        server.shutdown()
+
+
+def test_a_forbidden_id_asked_before_the_batchs_good_one_on_a_fresh_worker_is_a_dead_letter_too() -> None:
+    """A worker's first batch: ids are fetched in order, and "10" comes before "5". Refused before anything was
+    served, the forbidden id is asked again once the good one was, so the batch does not wait for good."""
+    source = avro_source()
+    server, url = _confluent_cloud_rbac(orjson.dumps(source.avro_schema).decode(), DENIED_READ, served=5)
+    try:
+        client = ConfluentRegistry(url)
+        (good,) = [AvroEncoder(source, client, "orders").encode(key, text).value for key, text in generated(source, 1)]
+        values: list[bytes | None] = [confluent_frame("10", b"\x02\x04"), good]
+        batch = process_batch(source, records_of(values), max_record_bytes=1 << 20, decoder=AvroDecoder(client))
+        assert [row["_offset"] for row in batch.rows()] == [1]
+        assert [(letter.record.offset, letter.reason) for letter in batch.dead_letters] == [(0, "unknown_schema")]
     finally:
         server.shutdown()
 
