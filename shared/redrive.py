@@ -9,7 +9,13 @@ dead letter is identified by its record's topic, partition, incarnation and offs
   the landing ledger, which counts dead-lettered offsets as landed too);
 - never sends ``entity_rejected`` letters: their records are in raw already, and only their state
   update was refused. It is re-applied from the raw row, as a signal through the entity API
-  (``EntitySignaller``); entities apply an offset once, so a repeated signal changes nothing.
+  (``EntitySignaller``); entities apply an offset once, so a repeated signal changes nothing;
+- never sends ``.reprocessed-`` letters (rows a ``tools.reprocess`` promotion removed from curated/):
+  their records landed and were counted in state; ``tools.reprocess`` restores them once they pass;
+- never sends a letter of a landing that is still pending and unfinished (its partition's landing
+  ledger names the file; ``names_pending``): the partition's next owner may remove that landing and
+  land its records again, this one too. A later run sends it once the landing is counted;
+- never sends a letter whose record may be in a raw file it cannot read (named: "unknown").
 
 What was done is recorded in the lake under ``_redrive/<source>/`` (the *redrive log*, not the
 landing ledger), so a dead letter is never sent twice:
@@ -45,18 +51,24 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol, TypeVar, cast, get_args
 
+import pyarrow as pa
+from fastavro.read import SchemaResolutionError
+from fastavro.schema import SchemaParseException
+
 from shared import formats
 from shared.batch import process_batch
-from shared.errors import RedriveInProgress, StreamingPocError, UnreadableLakeFile, WriteConflict
+from shared.errors import LakeError, RedriveInProgress, StreamingPocError, UnreadableLakeFile, UnsafePath, WriteConflict
 from shared.formats import format_named
 from shared.lake.base import LakeStore
 from shared.landing.files import plan_files
+from shared.landing.ledger import names_pending
 from shared.landing.partition import CLOCK_SKEW_SECONDS, minimum_lease_seconds
 from shared.layout import DEADLETTER_AREA, RAW_AREA, parse_batch_file_name, safe_segment
+from shared.reconcile import REPROCESSED
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.schema_registry.decoder import AvroDecoder
 from shared.settings import LakeFormat
-from shared.source_model import Column, Row, Source
+from shared.source_model import INT64_MAX, Column, Row, Source
 from shared.state.aggregate import Signal, signals_for
 from shared.state.bucket_counts import bucket_counts
 from shared.state.registry import entity_for
@@ -76,6 +88,28 @@ REDRIVE_HEADER = "streamingpoc-redriven-from"
 ENTITY_REJECTED = "entity_rejected"
 Identity = tuple[str, int, int, int]  # topic, partition, incarnation, offset
 T = TypeVar("T")
+PENDING_LANDING = "pending landing: not sent (a later run)"
+REMOVED_BY_A_PROMOTION = "removed by a promotion (never sent)"
+RAW_UNREADABLE = "unknown: raw file unreadable (not sent)"
+_SHOWN_WHEN_COUNTING = frozenset({PENDING_LANDING, REMOVED_BY_A_PROMOTION, RAW_UNREADABLE})  # summary rows
+# What decoding a damaged or foreign raw file raises: the readers' own errors (pyarrow's are ``ArrowException``,
+# a damaged gzip stream ``zlib.error``, a damaged Avro header a ``KeyError``, ``IndexError`` or a schema error).
+_UNREADABLE_RAW = (
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    EOFError,
+    StopIteration,
+    RecursionError,
+    zlib.error,
+    pa.ArrowException,
+    SchemaParseException,
+    SchemaResolutionError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +167,10 @@ class RedriveSummary:
     filtered_out: int = 0
     already_redriven: int = 0
     unconfirmed: int = 0
+    reprocessed: int = 0
+    pending_landing: int = 0
     already_in_raw: int = 0
+    raw_unknown: int = 0
     now_valid: int = 0
     sent: int = 0
     failed: int = 0
@@ -143,6 +180,8 @@ class RedriveSummary:
     resignal_failed: int = 0
     still_invalid: Counter[str] = field(default_factory=Counter)
     unreadable: list[str] = field(default_factory=list)  # dead-letter files that could not be read: "path: why"
+    pending_files: list[str] = field(default_factory=list)  # dead-letter files of a pending, unfinished landing
+    unknown: list[str] = field(default_factory=list)  # letters a raw file that could not be read may hold: "id: why"
     dry_run: bool = False
 
     def table(self) -> str:
@@ -153,7 +192,10 @@ class RedriveSummary:
             ("left out by --reason/--since", self.filtered_out),
             ("already redriven (skipped)", self.already_redriven),
             ("unconfirmed earlier send (skipped)", self.unconfirmed),
+            (REMOVED_BY_A_PROMOTION, self.reprocessed),
+            (PENDING_LANDING, self.pending_landing),
             ("already in raw/ (skipped)", self.already_in_raw),
+            (RAW_UNREADABLE, self.raw_unknown),
             ("now valid", self.now_valid),
             ("sent" + dry, self.sent),
             ("send unconfirmed (never sent again)", self.failed),
@@ -162,12 +204,15 @@ class RedriveSummary:
             ("entity_rejected: re-signalled" + dry, self.resignalled),
             ("entity_rejected: signal failed", self.resignal_failed),
         ]
+        rows = [(label, count) for label, count in rows if count or label not in _SHOWN_WHEN_COUNTING]
         rows += [(f"still invalid: {reason}", count) for reason, count in sorted(self.still_invalid.items())]
         rows += [("unreadable dead-letter files (left out)", len(self.unreadable))] if self.unreadable else []
         width = max(len(label) for label, _ in rows)
         lines = [f"redrive of {self.source}", f"{'':-<{width}}  {'':-<8}"]
         lines += [f"{label:<{width}}  {count:>8}" for label, count in rows]
         lines += [f"unreadable: {path}" for path in self.unreadable]
+        lines += [f"pending landing: not sent: {path}" for path in self.pending_files]
+        lines += [f"unknown: not sent: {letter}" for letter in self.unknown]
         return "\n".join(lines)
 
 
@@ -177,9 +222,7 @@ def read_dead_letters(lake: LakeStore, source: str, unreadable: list[str] | None
     A file that is not gzipped JSON lines of dead-letter rows raises :class:`UnreadableLakeFile` naming it;
     given ``unreadable``, it is left out instead and ``"<path>: <why>"`` appended there."""
     entries: dict[Identity, DeadLetterEntry] = {}
-    for path in lake.list_paths(f"{DEADLETTER_AREA}/{safe_segment(source)}"):
-        if not path.endswith(formats.EXTENSIONS["jsonl"]):
-            continue
+    for path in _dead_letter_files(lake, source):
         try:
             file_entries = _parsed_rows(lake, path, _entry)
         except UnreadableLakeFile as error:
@@ -192,10 +235,67 @@ def read_dead_letters(lake: LakeStore, source: str, unreadable: list[str] | None
     return list(entries.values())
 
 
+def _dead_letter_files(lake: LakeStore, source: str) -> list[str]:
+    return [
+        path
+        for path in lake.list_paths(f"{DEADLETTER_AREA}/{safe_segment(source)}")
+        if path.endswith(formats.EXTENSIONS["jsonl"])
+    ]
+
+
+@dataclass(slots=True)
+class _Letters:
+    """What a redrive reads: one entry per identity (not of ``.reprocessed-`` files), the identities of
+    ``.reprocessed-`` letters, and those in files of a pending landing not finished yet."""
+
+    entries: dict[Identity, DeadLetterEntry] = field(default_factory=dict)
+    reprocessed: set[Identity] = field(default_factory=set)
+    pending: set[Identity] = field(default_factory=set)
+
+
+def _letters_to_check(lake: LakeStore, source: str, summary: RedriveSummary) -> _Letters:
+    """Every dead letter of ``source``, sorted as a redrive treats them; a file that cannot be read is named in
+    ``summary.unreadable``, one of an unfinished landing in ``summary.pending_files``."""
+    letters = _Letters()
+    for path in _dead_letter_files(lake, source):
+        reprocessed = REPROCESSED in path
+        try:
+            # the ledger first, then the file: a landing no longer pending then was counted or removed before
+            pending = not reprocessed and _names_pending(lake, source, path)
+            file_entries = _parsed_rows(lake, path, _entry)
+        except UnreadableLakeFile as error:
+            summary.unreadable.append(str(error))
+            continue
+        if reprocessed:
+            letters.reprocessed.update(entry.identity for entry in file_entries)
+            continue
+        if pending:
+            summary.pending_files.append(path)
+            letters.pending.update(entry.identity for entry in file_entries)
+        for entry in file_entries:
+            letters.entries.setdefault(entry.identity, entry)
+    return letters
+
+
+def _names_pending(lake: LakeStore, source: str, path: str) -> bool:
+    """Whether ``path`` is a file of a pending landing not finished yet (``names_pending``); a ledger the lake
+    refuses to read (not an outage) makes the file unreadable."""
+    try:
+        return names_pending(lake, source, path, unless_complete=True)
+    except LakeError as error:
+        raise UnreadableLakeFile(path, f"its landing ledger: {type(error).__name__}: {error}") from error
+
+
 def _parsed_rows(lake: LakeStore, path: str, parse: Callable[[dict[str, object]], T]) -> list[T]:
     """Each row of a gzipped JSON lines file, parsed; :class:`UnreadableLakeFile` naming the file when it is
-    not one, or a row lacks what ``parse`` reads."""
-    data = lake.read(path)  # the lake's own errors (an outage) are not the file's
+    not one, a row lacks what ``parse`` reads, or the lake refuses it for good (a name it does not take, a file
+    deleted since it was listed). An outage (``LakeUnavailable``) is not the file's: it propagates."""
+    try:
+        data = lake.read(path)
+    except UnreadableLakeFile:
+        raise
+    except LakeError as error:
+        raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
     try:
         return [parse(row) for row in formats.decode("jsonl", data)]
     except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError, AttributeError) as error:
@@ -203,6 +303,8 @@ def _parsed_rows(lake: LakeStore, path: str, parse: Callable[[dict[str, object]]
 
 
 def _entry(row: dict[str, object]) -> DeadLetterEntry:
+    """One dead-letter row; ``ValueError`` when its identity is not one a landing writes (a foreign row): a topic
+    that is no path segment, a partition, incarnation or offset below 0 or beyond a Kafka long."""
     raw_text = row.get("raw_base64")
     try:
         raw = None if raw_text is None else base64.b64decode(str(raw_text), validate=True)
@@ -210,7 +312,7 @@ def _entry(row: dict[str, object]) -> DeadLetterEntry:
         raw = None
     timestamp = row.get("_kafka_timestamp")
     key = row.get("_key")
-    return DeadLetterEntry(
+    entry = DeadLetterEntry(
         topic=str(row["_topic"]),
         partition=int(str(row["_partition"])),
         incarnation=int(str(row.get("_incarnation") or 0)),
@@ -221,6 +323,18 @@ def _entry(row: dict[str, object]) -> DeadLetterEntry:
         raw=raw,
         dead_lettered_at=int(str(row.get("dead_lettered_at") or 0)),
     )
+    _check_identity(entry)
+    return entry
+
+
+def _check_identity(entry: DeadLetterEntry) -> None:
+    try:
+        safe_segment(entry.topic)  # a landing names its files by it
+    except UnsafePath as error:
+        raise ValueError(f"topic {entry.topic[:80]!r}: {error}") from error
+    for name in ("partition", "incarnation", "offset"):
+        if not 0 <= getattr(entry, name) <= INT64_MAX:
+            raise ValueError(f"{name} {getattr(entry, name)} is not a Kafka {name}")
 
 
 def redrive_log(lake: LakeStore, source: str) -> tuple[set[Identity], set[Identity]]:
@@ -251,26 +365,57 @@ def _logged_identity(row: dict[str, object]) -> Identity:
     return (str(row["_topic"]), int(str(row["_partition"])), incarnation, int(str(row["_offset"])))
 
 
-def raw_rows(lake: LakeStore, source: str, identities: Iterable[Identity]) -> dict[Identity, Row]:
-    """The raw rows of ``identities`` that are in the lake; only files whose names cover one of them are read."""
+def raw_rows(
+    lake: LakeStore, source: str, identities: Iterable[Identity], unreadable: dict[Identity, str] | None = None
+) -> dict[Identity, Row]:
+    """The raw rows of ``identities`` that are in the lake; only files whose names cover one of them are read.
+
+    A covering file that cannot be read (damaged, foreign, refused by the lake for good) raises
+    :class:`UnreadableLakeFile` naming it; given ``unreadable``, each identity it may hold and no other file
+    holds is put there with ``"<path>: <why>"`` instead. An outage (``LakeUnavailable``) propagates."""
     wanted = set(identities)
     by_partition: dict[tuple[str, int, int], list[int]] = {}
     for topic, partition, incarnation, offset in wanted:
         by_partition.setdefault((topic, partition, incarnation), []).append(offset)
     found: dict[Identity, Row] = {}
+    in_doubt: dict[Identity, str] = {}
     for path in lake.list_paths(f"{RAW_AREA}/{safe_segment(source)}") if wanted else ():
         name = parse_batch_file_name(path)
         fmt = _format_of(path)
         if name is None or fmt is None:
             continue
-        offsets = by_partition.get((name.topic, name.partition, name.incarnation), [])
-        if not any(name.first <= offset <= name.last for offset in offsets):
+        where = (name.topic, name.partition, name.incarnation)
+        covered = [offset for offset in by_partition.get(where, []) if name.first <= offset <= name.last]
+        if not covered:
             continue
-        for row in formats.decode(fmt, lake.read(path)):
-            identity = (str(row["_topic"]), int(row["_partition"]), int(row.get("_incarnation") or 0), row["_offset"])
+        try:
+            rows = _raw_file_rows(lake, path, fmt)
+        except UnreadableLakeFile as error:
+            if unreadable is None:
+                raise
+            for offset in covered:
+                in_doubt.setdefault((*where, offset), str(error))
+            continue
+        for identity, row in rows:
             if identity in wanted:
                 found[identity] = row
+    if unreadable is not None:
+        unreadable.update((identity, why) for identity, why in in_doubt.items() if identity not in found)
     return found
+
+
+def _raw_file_rows(lake: LakeStore, path: str, fmt: LakeFormat) -> list[tuple[Identity, Row]]:
+    try:
+        data = lake.read(path)
+    except LakeError as error:  # a name the lake refuses, a file deleted since it was listed (compaction)
+        raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
+    try:
+        return [
+            ((str(row["_topic"]), int(row["_partition"]), int(row.get("_incarnation") or 0), int(row["_offset"])), row)
+            for row in formats.decode(fmt, data)
+        ]
+    except _UNREADABLE_RAW as error:
+        raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
 
 
 def _format_of(path: str) -> LakeFormat | None:
@@ -461,27 +606,39 @@ def _plan(
     """What this run would do, counted in ``summary``: the dead letters to send, and the refused state updates to
     re-apply with their raw rows."""
     sent_before, unconfirmed = redrive_log(lake, source.name)
+    letters = _letters_to_check(lake, source.name, summary)
+    summary.read = len(letters.entries) + len(letters.reprocessed)
     candidates: list[DeadLetterEntry] = []
-    for entry in read_dead_letters(lake, source.name, summary.unreadable):
-        summary.read += 1
+    for entry in letters.entries.values():
         if (reasons and entry.reason not in reasons) or (since_ms is not None and entry.dead_lettered_at < since_ms):
             summary.filtered_out += 1
+        elif entry.identity in letters.pending:  # the landing may be removed and its records landed again
+            summary.pending_landing += 1
+        elif entry.identity in letters.reprocessed and entry.reason != ENTITY_REJECTED:
+            summary.reprocessed += 1  # its record landed (a promotion removed its row): never sent
         elif entry.identity in sent_before:
             summary.already_redriven += 1
         elif entry.identity in unconfirmed and entry.reason != ENTITY_REJECTED:  # a re-signal can be repeated
             summary.unconfirmed += 1
         else:
             candidates.append(entry)
+    summary.reprocessed += len(letters.reprocessed)  # their records landed and were counted: never sent
     refused = [entry for entry in candidates if entry.reason == ENTITY_REJECTED]
     passing = _passing(source, [entry for entry in candidates if entry.reason != ENTITY_REJECTED], target, summary)
-    in_raw = raw_rows(lake, source.name, [entry.identity for entry in passing + refused])
-    to_send = [entry for entry in passing if entry.identity not in in_raw]
-    summary.already_in_raw = len(passing) - len(to_send)
+    in_doubt: dict[Identity, str] = {}
+    in_raw = raw_rows(lake, source.name, [entry.identity for entry in passing + refused], in_doubt)
+    for entry in passing + refused:  # a raw file that may hold its record cannot be read: it may have landed
+        if entry.identity in in_doubt:
+            summary.unknown.append(f"{_origin(entry).decode()} ({entry.reason}): raw file {in_doubt[entry.identity]}")
+    summary.raw_unknown = len(summary.unknown)
+    to_send = [entry for entry in passing if entry.identity not in in_raw and entry.identity not in in_doubt]
+    summary.already_in_raw = sum(1 for entry in passing if entry.identity in in_raw)
     summary.now_valid = len(to_send)
     to_resignal = [(entry, in_raw[entry.identity]) for entry in refused if entry.identity in in_raw]
     summary.state_refused = len(to_resignal)
-    if len(refused) > len(to_resignal):  # their raw rows are gone (removed by hand?): nothing to re-apply from
-        summary.still_invalid["entity_rejected, not in raw/"] += len(refused) - len(to_resignal)
+    gone = sum(1 for entry in refused if entry.identity not in in_raw and entry.identity not in in_doubt)
+    if gone:  # their raw rows are gone (removed by hand?): nothing to re-apply from
+        summary.still_invalid["entity_rejected, not in raw/"] += gone
     return to_send, to_resignal
 
 

@@ -22,7 +22,9 @@ One redrive of a source runs at a time: while another holds the source's lease (
 this one sends nothing and exits with 3. A run that crashed holds it for at most five minutes.
 Exit codes: 0 done; 1 some sends or signals failed (unconfirmed sends are not repeated: the summary says which
 counts); 2 bad arguments; 3 another redrive is running; 4 a lake file could not be read (a dead-letter file is left
-out and named, the rest go; an unreadable redrive log stops the run before anything is sent).
+out and named, the rest go; a letter whose record may be in a raw file that cannot be read is not sent, named as
+"unknown"; an unreadable redrive log stops the run before anything is sent). Dead letters of a landing still
+pending and unfinished are not sent (named as "pending landing"): a later run sends them once it is counted.
 """
 
 from __future__ import annotations
@@ -98,9 +100,13 @@ class KafkaRedriveSender:
         self.timeout = timeout
 
     def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:
-        from confluent_kafka import Producer
+        from confluent_kafka import KafkaException, Producer
 
-        producer = Producer(self.config | {"message.timeout.ms": int(self.timeout * 1000), "logger": QUIET})
+        try:
+            producer = Producer(self.config | {"message.timeout.ms": int(self.timeout * 1000), "logger": QUIET})
+        except KafkaException as error:  # a setting the client refuses: nothing can have left
+            print(f"nothing sent: {error}", file=sys.stderr)
+            return [Delivery.NOT_SENT] * len(messages)
         if not self._reaches(producer, topic):  # nothing can have left: every record is sent again next run
             return [Delivery.NOT_SENT] * len(messages)
         outcomes = [Delivery.UNKNOWN] * len(messages)
@@ -129,14 +135,17 @@ class KafkaRedriveSender:
         left this process (too large, an unknown topic, the local queue still full after draining it)."""
         from confluent_kafka import KafkaException
 
-        key = None if message.key is None else message.key.encode()
+        try:
+            key = None if message.key is None else message.key.encode()
+        except UnicodeEncodeError:  # a lone surrogate in a foreign row's key: no broker takes it
+            return Delivery.NOT_SENT
         for _ in range(2):
             try:
                 producer.produce(topic, message.value, key, headers=list(message.headers), on_delivery=callback)
                 return Delivery.UNKNOWN
             except BufferError:
                 producer.flush(self.timeout)
-            except KafkaException:
+            except (KafkaException, TypeError, ValueError):  # refused before it was queued
                 return Delivery.NOT_SENT
         return Delivery.NOT_SENT
 
@@ -171,25 +180,37 @@ class EventHubsRedriveSender:
         self.namespace = namespace if "." in namespace else f"{namespace}{EVENTHUBS_SUFFIX}"
 
     def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:
-        from azure.core.exceptions import ClientAuthenticationError
+        """Always the outcomes: a batch handed to ``send_batch`` is acknowledged, not sent or unknown
+        (``_send_batch``); once making a batch fails (no login, the service busy or unreachable) nothing more is
+        tried, and every message never handed to ``send_batch`` is not sent (a later run sends it)."""
+        from azure.core.exceptions import AzureError
         from azure.eventhub import EventHubProducerClient
-        from azure.eventhub.exceptions import AuthenticationError, ConnectError
+        from azure.eventhub.exceptions import EventHubError
         from azure.identity import DefaultAzureCredential
 
         by_key: dict[str | None, list[int]] = defaultdict(list)
         for index, message in enumerate(messages):
             by_key[message.key].append(index)
         outcomes: list[Delivery | None] = [None] * len(messages)  # None: not tried
-        client = EventHubProducerClient(
-            fully_qualified_namespace=self.namespace, eventhub_name=topic, credential=DefaultAzureCredential()
-        )
-        with client:
-            for key, indexes in by_key.items():
-                try:
+        try:
+            client = EventHubProducerClient(
+                fully_qualified_namespace=self.namespace, eventhub_name=topic, credential=DefaultAzureCredential()
+            )
+        except (AzureError, EventHubError, ValueError) as error:
+            print(f"nothing sent: {type(error).__name__}: {error}", file=sys.stderr)
+            return [Delivery.NOT_SENT] * len(messages)
+        try:
+            with client:
+                for key, indexes in by_key.items():
                     for members, batch in self._batches(client, key, messages, indexes, outcomes):
                         _send_batch(client, batch, members, outcomes)
-                except (AuthenticationError, ClientAuthenticationError, ConnectError):  # no batch of this key made
-                    continue  # (no login, e.g. no `az login`: the credential's own error): none was tried
+        except (AzureError, EventHubError) as error:  # making a batch failed (no login, e.g. no `az login`: the
+            # credential's own error; the service busy), or closing the client: what was not sent never left
+            untried = sum(1 for outcome in outcomes if outcome is None)
+            print(
+                f"stopped, {untried} not sent (a later run sends them): {type(error).__name__}: {error}",
+                file=sys.stderr,
+            )
         return [outcome or Delivery.NOT_SENT for outcome in outcomes]
 
     @staticmethod
@@ -229,7 +250,7 @@ class EventHubsRedriveSender:
 def _send_batch(client: Any, batch: Any, members: list[int], outcomes: list[Delivery | None]) -> None:
     """Send one batch: acknowledged, not sent (refused before any byte of it went: no connection, no
     authorisation), or unknown (anything else: it may have been appended)."""
-    from azure.core.exceptions import ClientAuthenticationError
+    from azure.core.exceptions import AzureError, ClientAuthenticationError
     from azure.eventhub.exceptions import AuthenticationError, ConnectError, EventHubError
 
     try:
@@ -237,7 +258,8 @@ def _send_batch(client: Any, batch: Any, members: list[int], outcomes: list[Deli
         outcome = Delivery.ACKNOWLEDGED
     except (AuthenticationError, ClientAuthenticationError, ConnectError):
         outcome = Delivery.NOT_SENT
-    except EventHubError:
+    except (EventHubError, AzureError, OSError) as error:  # any other failure once the batch went: it may have landed
+        print(f"{len(members)} unconfirmed: {type(error).__name__}: {error}", file=sys.stderr)
         outcome = Delivery.UNKNOWN
     for index in members:
         outcomes[index] = outcome
@@ -306,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     print(summary.table())
     if summary.failed or summary.resignal_failed:
         return EXIT_SEND_FAILED
-    return EXIT_UNREADABLE_FILE if summary.unreadable else 0
+    return EXIT_UNREADABLE_FILE if summary.unreadable or summary.unknown else 0
 
 
 if __name__ == "__main__":

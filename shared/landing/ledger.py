@@ -1,4 +1,5 @@
-"""What has landed, per topic-partition: the lake's own record of its position (pure, no I/O).
+"""What has landed, per topic-partition: the lake's own record of its position (pure, no I/O, but for
+``names_pending``, which reads one ledger for the tools that must leave an unfinished landing's files alone).
 
 The consumer group's committed offset is not trusted: commits are asynchronous and lost to
 rebalances, so a batch can come again, cut differently. The ledger keeps the offset ranges
@@ -18,10 +19,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from shared.errors import UnsafePath
+from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_ledger_path, parse_batch_file_name
 from shared.offset_ranges import OffsetRanges, add, contains
 from shared.records import KafkaRecord
+
+if TYPE_CHECKING:
+    from shared.lake.base import LakeStore
 
 KEPT_FINGERPRINTS = 64
 KEPT_INCARNATIONS = 8
@@ -265,6 +273,39 @@ class Ledger:
             pending=None if pending is None else Pending(**pending),
             previous=list(document.get("previous", [])),
         )
+
+
+def names_pending(lake: LakeStore, source: str, path: str, *, unless_complete: bool = False) -> bool:
+    """Whether the landing ledger of the partition that landed ``path`` (a raw or dead-letter file, named as a
+    landing names its files) names it in its pending landing: one that started and is not counted yet, which the
+    partition's next owner completes or removes (and then lands its records again, planned anew). A ledger that
+    cannot be read counts as naming it; a path not named as a landing names its files is in no ledger.
+
+    A landing stays pending in the stored ledger after it finished, until the partition's next ``begin``.
+    ``unless_complete``: such a landing does not count, one not being removed whose files are all there, or
+    whose dead-letter files are all there and whose missing files are raw files (written before them, then
+    expired): whoever settles it next counts it landed, as ``shared.landing.partition`` does. Read this before
+    the file itself: a landing no longer pending then was counted, or removed (its files deleted) before.
+    Lake errors propagate (``LakeUnavailable``: retry)."""
+    file = parse_batch_file_name(path)
+    if file is None:
+        return False
+    found = lake.read_versioned(batch_file_ledger_path(source, file))
+    if found is None:
+        return False
+    try:
+        pending = orjson.loads(found[0]).get("pending")
+        if pending is None or path not in pending.get("files", []):
+            return False
+        if not unless_complete or pending.get("removing"):
+            return True
+        files = [str(name) for name in pending["files"]]
+        missing = {name for name in files if not lake.exists(name)}
+        letters = {name for name in files if name.startswith(f"{DEADLETTER_AREA}/")}
+        expired = bool(letters) and not letters & missing and all(name.startswith(f"{RAW_AREA}/") for name in missing)
+        return bool(missing) and not expired
+    except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, UnsafePath):
+        return True
 
 
 def _taken(known: dict[int, str], record: KafkaRecord) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from devhost.services.broker import ensure_topics
 from shared.datagen.config import load_quickstart, parse_config
 from shared.datagen.source import config_source
+from shared.formats import decode
 from shared.generator_ticks import generate_messages
 from shared.invocation import handle_batch
 from shared.lake import LocalLake
@@ -103,3 +106,92 @@ def test_the_kafka_sender_tells_a_refused_record_from_an_acknowledged_one(broker
         OutgoingRedrive("k", b"x" * 2_000_000, (), entry),
     ]
     assert sender.send(topic, messages) == [Delivery.ACKNOWLEDGED, Delivery.NOT_SENT]
+
+
+class Killed(BaseException):
+    """The worker process dies here (a deploy restarting the host)."""
+
+
+class DyingLake(LocalLake):
+    """Dies on creating the first path containing ``die_on``."""
+
+    die_on: str | None = None
+
+    def create(self, path: str, data: bytes) -> bool:
+        if self.die_on is not None and self.die_on in path:
+            self.die_on = None
+            raise Killed(path)
+        return super().create(path, data)
+
+
+def _messages_from(broker: str, topic: str, offset: int) -> list[Any]:
+    """The messages of ``topic``'s partition 0 from ``offset`` on, up to an end marker this sends after them."""
+    end = uuid.uuid4().hex.encode()
+    producer = Producer({"bootstrap.servers": broker})
+    producer.produce(topic, end)
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": uuid.uuid4().hex, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, offset)])
+    messages: list[Any] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.1)
+            if message is None or message.error():
+                continue
+            if message.value() == end:
+                return messages
+            messages.append(message)
+        raise AssertionError(f"no end marker on {topic}; got {len(messages)} messages")
+    finally:
+        consumer.close()
+
+
+def test_a_dead_letter_of_a_landing_a_worker_left_unfinished_is_not_redriven_and_lands_once(
+    broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The worker dies between its landing's two dead-letter files; the operator raises MAX_RECORD_BYTES and
+    redrives; the partition's next owner removes the unfinished landing and lands the batch again. Record 1, sent
+    by the redrive too, would land twice."""
+    from shared.landing import guard as guard_module
+    from shared.landing.guard import LandingGuard
+
+    topic = f"orders-pending-{uuid.uuid4().hex[:8]}"
+    ensure_topics({"bootstrap.servers": broker}, [topic], partitions=1)
+    order = b'{"ordertime":1,"orderid":%d,"itemid":"I","orderunits":1.5,"address":{"city":"C","state":"S","zipcode":1}'
+    big = order % 1 + b',"note":"' + b"x" * 300 + b'"}'
+    produced = [(order % 0 + b"}", 0), (big, 0), (order % 2 + b"}", 0), (b"{oops", 3_600_000)]  # 3: hour 11
+    producer = Producer({"bootstrap.servers": broker})
+    for index, (value, later) in enumerate(produced):
+        producer.produce(topic, value, str(index).encode(), timestamp=FIXED_NOW_MS + later)
+    assert producer.flush(30) == 0
+    batch = [
+        KafkaRecord(topic, 0, m.offset(), m.key().decode(), m.value(), m.timestamp()[1])
+        for m in records_until_sentinel(broker, topic)
+    ]
+    assert [record.offset for record in batch] == [0, 1, 2, 3]
+    orders = SOURCES["orders"]
+    dying = DyingLake(tmp_path)
+    dying.die_on = "deadletter/orders/date=2026-11-24/hour=11/"
+    with pytest.raises(Killed):
+        handle_batch(context_for(orders, dying, settings={"MAX_RECORD_BYTES": "200", "ORDERS_TOPIC": topic}), batch)
+
+    for name, value in {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(tmp_path), "KAFKA_BROKER_LIST": broker}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ORDERS_TOPIC", topic)
+    monkeypatch.setenv("MAX_RECORD_BYTES", "100000")
+    no_file = ["--settings", str(tmp_path / "absent.json")]
+    assert redrive_cli.main(["orders", *no_file]) == 0
+    first = capsys.readouterr().out
+    assert _row(first, "pending landing: not sent") == 1 and _row(first, "sent") == 0, first
+
+    lake = LocalLake(tmp_path)  # the next owner, past the dead worker's landing lease
+    monkeypatch.setitem(guard_module._guards, lake, LandingGuard(lake, clock=lambda: time.time() + 10_000))
+    handle_batch(context_for(orders, lake, settings={"MAX_RECORD_BYTES": "100000", "ORDERS_TOPIC": topic}), batch)
+    assert redrive_cli.main(["orders", *no_file]) == 0
+    second = capsys.readouterr().out
+    assert _row(second, "sent") == 0 and "pending landing" not in second, second
+
+    assert _messages_from(broker, topic, 5) == []  # nothing produced after the records and the harness's sentinel
+    raw = [row["orderid"] for path in lake.list_paths("raw/orders") for row in decode("parquet", lake.read(path))]
+    assert sorted(raw) == [0, 1, 2]

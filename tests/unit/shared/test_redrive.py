@@ -14,7 +14,7 @@ import pytest
 
 from shared import formats
 from shared.batch import process_batch
-from shared.errors import RedriveInProgress, UnreadableLakeFile
+from shared.errors import LakeUnavailable, RedriveInProgress, UnreadableLakeFile
 from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS
@@ -26,6 +26,7 @@ from shared.redrive import (
     Delivery,
     OutgoingRedrive,
     RedriveTarget,
+    raw_rows,
     read_dead_letters,
     redrive,
     redrive_log,
@@ -471,3 +472,251 @@ def test_an_unreadable_redrive_log_stops_the_run_before_it_sends(tmp_path: Path)
     with pytest.raises(UnreadableLakeFile, match=r"20261124T100000Z-abcd\.sent"):
         redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
     assert sender.sent == []
+
+
+class Killed(BaseException):
+    """The worker process dies here (a deploy restarting the host)."""
+
+
+class DyingLake(LocalLake):
+    """Dies on creating the first path containing ``die_on``."""
+
+    die_on: str | None = None
+
+    def create(self, path: str, data: bytes) -> bool:
+        if self.die_on is not None and self.die_on in path:
+            self.die_on = None
+            raise Killed(path)
+        return super().create(path, data)
+
+
+BIG_ORDER = (ORDER % 1)[:-1] + b',"note":"' + b"x" * 300 + b'"}'  # too large for MAX_RECORD_BYTES 200
+TWO_HOURS = [
+    KafkaRecord("orders", 0, 0, "0", ORDER % 0, FIXED_NOW_MS),
+    KafkaRecord("orders", 0, 1, "1", BIG_ORDER, FIXED_NOW_MS),  # oversized: the hour-10 dead-letter file
+    KafkaRecord("orders", 0, 2, "2", ORDER % 2, FIXED_NOW_MS),
+    KafkaRecord("orders", 0, 3, "3", b"{oops", FIXED_NOW_MS + 3_600_000),  # not_json: the hour-11 dead-letter file
+]
+
+
+def _raw_orderids(lake: LocalLake) -> list[int]:
+    return sorted(
+        row["orderid"] for path in lake.list_paths("raw/orders") for row in formats.decode("parquet", lake.read(path))
+    )
+
+
+def test_a_dead_letter_of_an_unfinished_landing_is_not_sent_and_its_record_lands_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker dies between a landing's two dead-letter files. The operator raises MAX_RECORD_BYTES and redrives:
+    record 1 passes now, but the partition's next owner, planning the landing anew, removes it and lands record 1
+    in raw/. Sent too, it would land twice."""
+    from shared.landing import guard as guard_module
+    from shared.landing.guard import LandingGuard
+
+    orders = SOURCES["orders"]
+    dying = DyingLake(tmp_path)
+    dying.die_on = "deadletter/orders/date=2026-11-24/hour=11/"
+    with pytest.raises(Killed):
+        handle_batch(context_for(orders, dying, settings={"MAX_RECORD_BYTES": "200"}), TWO_HOURS)
+    (letters,) = LocalLake(tmp_path).list_paths("deadletter/orders")  # the hour-10 file only
+
+    sender = RecordingSender()
+    summary = redrive(orders, lake=LocalLake(tmp_path), target=RedriveTarget("orders", 100_000), sender=sender)
+    assert (sender.sent, summary.pending_landing, summary.pending_files) == ([], 1, [letters]), summary.table()
+    assert f"pending landing: not sent: {letters}" in summary.table()
+
+    lake = LocalLake(tmp_path)  # the next owner, past the dead worker's landing lease
+    monkeypatch.setitem(guard_module._guards, lake, LandingGuard(lake, clock=lambda: time.time() + 10_000))
+    handle_batch(context_for(orders, lake, settings={"MAX_RECORD_BYTES": "100000"}), TWO_HOURS)
+    assert _raw_orderids(lake) == [0, 1, 2]
+    again = redrive(orders, lake=lake, target=RedriveTarget("orders", 100_000), sender=sender)
+    assert (sender.sent, again.pending_landing, dict(again.still_invalid)) == ([], 0, {"not_json": 1}), again.table()
+
+
+def test_the_dead_letters_of_a_finished_landing_its_ledger_still_names_are_sent(tmp_path: Path) -> None:
+    """The stored ledger names a landing's files until the partition's next landing (an idle partition keeps the
+    last one pending): once every file of it is there, whoever settles it next counts it landed."""
+    from shared.landing.ledger import names_pending
+
+    lake = LocalLake(tmp_path)
+    handle_batch(context_for(SOURCES["orders"], lake, settings={"MAX_RECORD_BYTES": "200"}), TWO_HOURS)
+    (raw,) = lake.list_paths("raw/orders")
+    letters = lake.list_paths("deadletter/orders")
+    ledger = json.loads(lake.read("_landing/orders/orders+0.json"))
+    assert sorted(ledger["pending"]["files"]) == sorted([raw, *letters])  # dead-letter files included
+    assert names_pending(lake, "orders", raw) and not names_pending(lake, "orders", raw, unless_complete=True)
+    sender = RecordingSender()
+    summary = redrive(SOURCES["orders"], lake=lake, target=RedriveTarget("orders", 100_000), sender=sender)
+    assert [message.entry.offset for message in sender.sent] == [1] and summary.pending_landing == 0
+
+
+def _being_removed(ledger: bytes) -> bytes:
+    document = json.loads(ledger)
+    document["pending"]["removing"] = True  # its holder is deleting its files, to land its records again
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    "ledger",
+    [_being_removed, lambda ledger: ledger[: len(ledger) // 2], lambda ledger: b'{"pending": []}'],
+    ids=["being removed", "truncated", "not a ledger"],
+)
+def test_a_landing_being_removed_or_an_unreadable_ledger_keeps_the_letters_back(
+    tmp_path: Path, ledger: Callable[[bytes], bytes]
+) -> None:
+    lake = LocalLake(tmp_path)
+    handle_batch(context_for(SOURCES["orders"], lake, settings={"MAX_RECORD_BYTES": "200"}), TWO_HOURS)
+    path = "_landing/orders/orders+0.json"
+    lake.write_atomic(path, ledger(lake.read(path)))
+    sender = RecordingSender()
+    summary = redrive(SOURCES["orders"], lake=lake, target=RedriveTarget("orders", 100_000), sender=sender)
+    assert (sender.sent, summary.pending_landing, len(summary.pending_files)) == ([], 2, 2), summary.table()
+
+
+def test_a_row_a_promotion_removed_is_never_sent_even_once_its_raw_file_expired(tmp_path: Path) -> None:
+    """A ``tools.reprocess --promote`` removed record 1's row from curated/ and wrote it as a ``.reprocessed-`` dead
+    letter: its record landed and its entity counted it. raw/ expires (raw_retention_days) while dead letters are
+    kept: sent, the record would land at a new offset and be counted twice. Its ``entity_rejected`` letter of the
+    same record is still re-applied from raw/."""
+    lake = LocalLake(tmp_path)
+    mobile = SOURCES["mobile"]
+    records = land_one_refused_state_update(lake)
+    row: dict[str, object] = {
+        "_topic": "mobile",
+        "_partition": 0,
+        "_incarnation": 0,
+        "_offset": 1,
+        "_key": records[1].key,
+        "_kafka_timestamp": FIXED_NOW_MS,
+        "reason": "schema",
+        "detail": "tools.reprocess r1: a stricter model",
+        "raw_base64": base64.b64encode(records[1].value or b"").decode(),
+        "dead_lettered_at": FIXED_NOW_MS,
+    }
+    name = f"mobile+0+i0+{1:020d}+{1:020d}.reprocessed-0123456789abcdef.jsonl.gz"  # as tools.reprocess names it
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, [row], record_name="x")
+    lake.write_atomic(f"deadletter/mobile/date=2026-11-24/hour=10/{name}", data)
+    target = RedriveTarget("mobile", max_record_bytes=1 << 20, state_buckets=8)
+    sender, signaller = RecordingSender(), RecordingSignaller()
+    summary = redrive(mobile, lake=lake, target=target, sender=sender, signaller=signaller)
+    assert (summary.read, summary.reprocessed, summary.resignalled, sender.sent) == (2, 1, 1, []), summary.table()
+    assert "removed by a promotion (never sent)" in summary.table()
+
+    for path in lake.list_paths("raw/mobile"):  # the lifecycle rule, raw_retention_days later
+        lake.delete(path)
+    later = redrive(mobile, lake=lake, target=target, sender=sender, signaller=signaller)
+    assert (later.reprocessed, later.now_valid, sender.sent) == (1, 0, []), later.table()
+
+
+def _row(offset: int, **override: object) -> dict[str, object]:
+    return {
+        "_topic": "orders",
+        "_partition": 1,
+        "_incarnation": 0,
+        "_offset": offset,
+        "_key": str(offset),
+        "_kafka_timestamp": FIXED_NOW_MS,
+        "reason": "schema",
+        "detail": "older model",
+        "raw_base64": base64.b64encode(ORDER % offset).decode(),
+        "dead_lettered_at": FIXED_NOW_MS,
+    } | override
+
+
+FOREIGN_ROWS: dict[str, dict[str, object]] = {
+    "negative offset": {"_offset": -1},
+    "negative partition": {"_partition": -3},
+    "negative incarnation": {"_incarnation": -1},
+    "offset beyond a long": {"_offset": 2**63},
+    "empty topic": {"_topic": ""},
+    "topic too long for a path segment": {"_topic": "t" * 300},
+}
+
+
+@pytest.mark.parametrize("damage", sorted(FOREIGN_ROWS))
+def test_a_file_with_a_foreign_dead_letter_row_is_named_and_left_out_and_the_rest_go(
+    tmp_path: Path, damage: str
+) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
+    foreign = "deadletter/orders/date=2026-11-24/hour=10/foreign.jsonl.gz"
+    lake.write_atomic(foreign, gzip.compress(json.dumps(_row(99, **FOREIGN_ROWS[damage])).encode() + b"\n"))
+    sender = RecordingSender()
+    summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert (summary.sent, len(summary.unreadable)) == (3, 1) and summary.unreadable[0].startswith(foreign)
+
+
+class VanishingLake(LocalLake):
+    """Deletes ``vanish`` right after listing deadletter/ (the lifecycle rule's daily run, or a partition's next
+    owner removing an unfinished landing's files)."""
+
+    vanish: str | None = None
+
+    def list_paths(self, prefix: str) -> list[str]:
+        listed = super().list_paths(prefix)
+        if self.vanish is not None and prefix.startswith("deadletter/"):
+            self.delete(self.vanish)
+            self.vanish = None
+        return listed
+
+
+def test_a_dead_letter_file_the_lake_refuses_or_deleted_since_the_listing_is_named_and_the_rest_go(
+    tmp_path: Path,
+) -> None:
+    lake = VanishingLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
+    refused = "deadletter/orders/date=2026-11-24/hour=10/copy of letters.jsonl.gz"  # an operator's copy beside them
+    (tmp_path / refused).write_bytes(gzip.compress(json.dumps(_row(40)).encode() + b"\n"))
+    gone = f"deadletter/orders/date=2026-11-24/hour=10/orders+1+i0+{50:020d}+{50:020d}.jsonl.gz"
+    lake.write_atomic(gone, formats.encode("jsonl", DEADLETTER_COLUMNS, [_row(50)], record_name="x"))
+    lake.vanish = gone
+    sender = RecordingSender()
+    summary = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert sorted(message.entry.offset for message in sender.sent) == [10, 11, 12], summary.table()
+    assert sorted(why.split(": ")[0] for why in summary.unreadable) == sorted([refused, gone])
+    assert "does not exist" in summary.table() and "refusing lake path" in summary.table()
+
+
+class FailingLake(LocalLake):
+    """The lake is unavailable when ``failing`` is read (an outage, not the file's fault)."""
+
+    failing = ""
+
+    def read(self, path: str) -> bytes:
+        if path == self.failing:
+            raise LakeUnavailable(f"cannot read {path}: the storage account did not answer")
+        return super().read(path)
+
+
+def test_a_lake_outage_reading_a_dead_letter_file_fails_the_run_before_it_sends(tmp_path: Path) -> None:
+    """Transient: the run fails, to be run again; leaving the file out would report a partial redrive as done."""
+    lake = FailingLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
+    (lake.failing,) = lake.list_paths("deadletter/orders")
+    sender = RecordingSender()
+    with pytest.raises(LakeUnavailable):
+        redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert sender.sent == [] and redrive_log(lake, "orders") == (set(), set())
+
+
+def test_a_letter_a_damaged_raw_file_may_hold_is_not_sent_and_named_and_the_rest_go(tmp_path: Path) -> None:
+    """Offsets 0-2 landed as one landing: 0 and 2 in raw/, 1 dead-lettered. The raw file is damaged (compaction has
+    not quarantined it yet): whether it holds record 1 is unknown, so record 1 is not sent."""
+    lake = LocalLake(tmp_path)
+    records = [
+        KafkaRecord("orders", 1, 0, "0", ORDER % 0, FIXED_NOW_MS),
+        KafkaRecord("orders", 1, 1, "1", BIG_ORDER, FIXED_NOW_MS),
+        KafkaRecord("orders", 1, 2, "2", ORDER % 2, FIXED_NOW_MS),
+    ]
+    handle_batch(context_for(SOURCES["orders"], lake, settings={"MAX_RECORD_BYTES": "200"}), records)
+    _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
+    (raw_path,) = lake.list_paths("raw/orders")
+    lake.write_atomic(raw_path, lake.read(raw_path)[:40])
+    sender = RecordingSender()
+    summary = redrive(SOURCES["orders"], lake=lake, target=RedriveTarget("orders", 100_000), sender=sender)
+    assert sorted(message.entry.offset for message in sender.sent) == [10, 11, 12], summary.table()
+    assert summary.raw_unknown == 1 and summary.unknown[0].startswith(f"orders/1/1 (oversized): raw file {raw_path}: ")
+    assert "unknown: not sent: orders/1/1" in summary.table()
+    with pytest.raises(UnreadableLakeFile, match=re.escape(raw_path)):
+        raw_rows(lake, "orders", [("orders", 1, 0, 1)])

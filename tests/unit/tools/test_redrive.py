@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
+from shared import formats
 from shared.lake import LocalLake
+from shared.landing.files import DEADLETTER_COLUMNS
 from shared.redrive import Delivery, OutgoingRedrive, redrive, redrive_log, take_lease
 from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW_MS
-from tests.unit.shared.test_redrive import ORDERS, RecordingSender, _valid_dead_letter_rows
+from tests.unit.shared.test_redrive import ORDER, ORDERS, RecordingSender, _valid_dead_letter_rows
 from tools import redrive as redrive_cli
 
 
@@ -139,3 +143,122 @@ def test_an_entity_api_that_drops_the_connection_is_a_failed_signal_not_a_traceb
         assert signaller.signal(signals) == [False, False]
     finally:
         listener.close()
+
+
+class _Batch(list[Any]):
+    add = list.append
+
+
+class _Busy:
+    """Stands in for azure-eventhub's producer: acknowledges each batch sent; making batch ``fail_at`` (1-based)
+    fails with a service error (busy, a transient error), or sending it does with ``fail_in_send``."""
+
+    fail_at, fail_in_send = 2, False
+    sent: ClassVar[list[_Batch]] = []
+
+    def __init__(self, **_: object) -> None:
+        self.made = 0
+
+    def __enter__(self) -> _Busy:
+        return self
+
+    def __exit__(self, *_: object) -> None: ...
+
+    def create_batch(self, **_: object) -> _Batch:
+        from azure.eventhub.exceptions import EventHubError
+
+        self.made += 1
+        if self.made == self.fail_at and not self.fail_in_send:
+            raise EventHubError("the service is busy (a transient error)")
+        return _Batch()
+
+    def send_batch(self, batch: _Batch) -> None:
+        from azure.eventhub.exceptions import EventHubError
+
+        if self.made == self.fail_at and self.fail_in_send:
+            raise EventHubError("the connection was lost waiting for the answer")
+        self.sent.append(batch)
+
+
+def _letters_of_three_keys(lake: LocalLake) -> None:
+    rows = [
+        {
+            "_topic": "orders",
+            "_partition": 0,
+            "_incarnation": 0,
+            "_offset": offset,
+            "_key": f"k{offset}",
+            "_kafka_timestamp": FIXED_NOW_MS,
+            "reason": "schema",
+            "detail": "-",
+            "raw_base64": base64.b64encode(ORDER % offset).decode(),
+            "dead_lettered_at": FIXED_NOW_MS,
+        }
+        for offset in range(3)
+    ]
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="x")
+    lake.write_atomic(f"deadletter/orders/date=2026-11-24/hour=10/orders+0+i0+{0:020d}+{2:020d}.jsonl.gz", data)
+
+
+@pytest.fixture
+def busy_event_hubs(monkeypatch: pytest.MonkeyPatch) -> type[_Busy]:
+    import azure.eventhub
+    import azure.identity
+
+    busy = type("Busy", (_Busy,), {"sent": []})  # this test's own settings and record of batches
+    monkeypatch.setattr(azure.eventhub, "EventHubProducerClient", busy)
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda: object())
+    return busy
+
+
+def test_an_event_hubs_error_part_way_leaves_the_letters_not_tried_to_a_later_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], busy_event_hubs: type[_Busy]
+) -> None:
+    """Key k0's batch is acknowledged; making k1's fails. k1 and k2 never left the tool: not sent, not unconfirmed
+    (which would never be sent again), and the command ends with its summary, not a traceback."""
+    lake = _local_lake(tmp_path, monkeypatch)
+    _letters_of_three_keys(lake)
+    no_file = ["--settings", str(tmp_path / "absent.json")]
+    assert redrive_cli.main(["orders", "--eventhubs-namespace", "evhns-x", *no_file]) == 0
+    printed = capsys.readouterr()
+    assert re.search(r"^not sent \(sent again next run\) +2$", printed.out, re.MULTILINE), printed.out
+    assert "stopped, 2 not sent (a later run sends them): EventHubError: the service is busy" in printed.err
+    assert (len(busy_event_hubs.sent), redrive_log(lake, "orders")) == (1, ({("orders", 0, 0, 0)}, set()))
+
+    busy_event_hubs.fail_at = 0  # the service answers again
+    again = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=redrive_cli.EventHubsRedriveSender("evhns-x"))
+    assert (again.sent, again.already_redriven, len(busy_event_hubs.sent)) == (2, 1, 3), again.table()
+
+
+def test_an_event_hubs_error_sending_a_batch_makes_only_that_batch_unconfirmed(
+    busy_event_hubs: type[_Busy],
+) -> None:
+    busy_event_hubs.fail_in_send = True
+    outgoing = [OutgoingRedrive(f"k{i}", b"{}", (), None) for i in range(3)]  # type: ignore[arg-type]
+    sent = redrive_cli.EventHubsRedriveSender("evhns-x").send("orders", outgoing)
+    assert sent == [Delivery.ACKNOWLEDGED, Delivery.UNKNOWN, Delivery.ACKNOWLEDGED]
+
+
+def test_a_kafka_setting_the_client_refuses_sends_nothing_and_leaves_every_letter_to_a_later_run(
+    tmp_path: Path,
+) -> None:
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(20, 23), FIXED_NOW_MS)
+    env = {"LAKE_LOCAL_ROOT": str(tmp_path), "KAFKA_BROKER_LIST": "127.0.0.1:1"}
+    sender = redrive_cli.KafkaRedriveSender(load_settings(env), load_source_settings("orders", env), timeout=1.0)
+    sender.config["no.such.setting"] = "x"
+    first = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert (first.sent, first.failed, first.not_sent) == (0, 0, 3)
+
+
+def test_the_cli_names_a_letter_a_damaged_raw_file_may_hold_and_exits_with_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake = _local_lake(tmp_path, monkeypatch)
+    _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
+    raw_path = f"raw/orders/date=2026-11-24/hour=10/orders+1+i0+{11:020d}+{11:020d}.parquet"
+    lake.write_atomic(raw_path, b"PAR1 damaged")
+    assert redrive_cli.main(["orders", "--dry-run", "--settings", str(tmp_path / "absent.json")]) == 4
+    out = capsys.readouterr().out
+    assert f"unknown: not sent: orders/1/11 (schema): raw file {raw_path}: " in out
+    assert re.search(r"^now valid +2$", out, re.MULTILINE), out
