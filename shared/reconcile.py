@@ -4,7 +4,12 @@ Reconcile: every offset a partition retains on the broker must be in ``raw/`` or
 exactly once, for the partition's current incarnation (older incarnations' offsets are gone from
 the broker). What is missing is a *gap*; what is there twice, a *double* (a record both landed
 and dead-lettered counts as a double, except ``entity_rejected`` and the dead letters of
-``tools.reprocess``, which are in both by design).
+``tools.reprocess``, which are in both by design, and so are no proof of a raw row: an offset only
+they name is missing from raw/).
+
+Which rows are the broker's records is checked against the broker, as the landing checks a batch
+(``shared.landing.ledger``): the records at the offsets the landing ledger fingerprinted. When they
+differ, the topic was recreated and the lake holds none of its new records there (:class:`Life`).
 
 Reposition: the first offset whose record timestamp is at or after a time, per partition. The
 broker's time index is asked first and its answer checked against the records around it; an
@@ -14,10 +19,11 @@ binary search over the records' timestamps, which needs only fetches.
 
 from __future__ import annotations
 
+import functools
 import gzip
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -28,6 +34,7 @@ from shared import formats
 from shared.compaction.hours import parse_raw_path
 from shared.errors import TransientError, UnreadableLakeFile
 from shared.lake.base import LakeStore
+from shared.landing.ledger import Ledger
 from shared.layout import DEADLETTER_AREA, RAW_AREA, ledger_path
 from shared.records import TopicPartition
 from shared.source_model import INT64_MAX
@@ -54,15 +61,21 @@ class Landed:
         return self.reason == BOTH_BY_DESIGN or REPROCESSED in self.path
 
 
-def landed_offsets(lake: LakeStore, source: str, unreadable: list[str] | None = None) -> list[Landed]:
-    """Every raw row and dead letter of ``source``, by identity (Parquet reads only those columns).
+def landed_offsets(
+    lake: LakeStore,
+    source: str,
+    unreadable: list[str] | None = None,
+    areas: Sequence[str] = (RAW_AREA, DEADLETTER_AREA),
+) -> list[Landed]:
+    """Every raw row and dead letter of ``source`` (of ``areas``, listed in that order), by identity (Parquet reads
+    only those columns).
 
     A file that cannot be read as its name says, or that is gone when read (the lifecycle rule or an operator
     deleted it after the listing), raises :class:`UnreadableLakeFile` naming it; given ``unreadable``, it is
     left out (its offsets then count as missing) and ``"<path>: <why>"`` appended. An outage
     (``TransientError``) is not the file's: it stops the run."""
     found: list[Landed] = []
-    for area in (RAW_AREA, DEADLETTER_AREA):
+    for area in areas:
         for path in lake.list_paths(f"{area}/{source}"):
             raw = parse_raw_path(source, path.replace(f"{DEADLETTER_AREA}/", f"{RAW_AREA}/", 1))
             if raw is None:
@@ -100,24 +113,102 @@ def _identities(fmt: str, data: bytes, path: str, dead: bool) -> list[Landed]:
     ]
 
 
-def current_incarnations(
-    lake: LakeStore, source: str, positions: Iterable[TopicPartition], landed: list[Landed]
-) -> dict[TopicPartition, int]:
-    """Each partition's current incarnation: its landing ledger's, else the highest its files carry."""
+# The landing's fingerprint (``shared.landing.ledger.fingerprint``) of the broker's record at each of a partition's
+# offsets asked; an offset that holds no record a consumer is given is left out.
+FingerprintsAt = Callable[[TopicPartition, list[int]], Mapping[int, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Life:
+    """Which of the lake's rows hold the records a partition's broker retains now (the current life of its offsets).
+
+    ``incarnation``: that life's ``_incarnation``; its rows count. ``recreated_from``: from this offset on, the
+    broker's records are not those the lake landed (the topic was recreated, and its new records there have not
+    landed yet): no row there counts. When they differ from the retained log's first fingerprinted offset on,
+    ``incarnation`` is the next one, which nothing landed in yet. ``adopted_below``: rows of the life before,
+    at offsets below it, count too: this life's first records, landed as the earlier life before the restart
+    showed (``Ledger.landed_before_seen``)."""
+
+    incarnation: int
+    recreated_from: int | None = None
+    adopted_below: int | None = None
+
+    def counts(self, row: Landed) -> bool:
+        if row.incarnation == self.incarnation:
+            return self.recreated_from is None or row.offset < self.recreated_from
+        below = self.adopted_below
+        return below is not None and row.incarnation == self.incarnation - 1 and row.offset < below
+
+
+def current_lives(
+    lake: LakeStore,
+    source: str,
+    retained: Mapping[TopicPartition, tuple[int, int]],
+    landed: list[Landed],
+    fingerprints_at: FingerprintsAt | None = None,
+) -> dict[TopicPartition, Life]:
+    """Each partition's current life: its landing ledger's incarnation (else the highest its files carry), checked
+    against the broker's records at the offsets the ledger fingerprinted (:func:`life_of`; not without
+    ``fingerprints_at``)."""
     highest: dict[TopicPartition, int] = {}
+    lowest: dict[tuple[TopicPartition, int], int] = {}
     for row in landed:
         key = TopicPartition(row.topic, row.partition)
         highest[key] = max(highest.get(key, 0), row.incarnation)
-    incarnations = {}
-    for position in positions:
-        incarnation = highest.get(position, 0)
+        lowest[key, row.incarnation] = min(lowest.get((key, row.incarnation), row.offset), row.offset)
+    lives = {}
+    for position, (low, end) in retained.items():
+        position = TopicPartition(*position)
         try:
-            document = orjson.loads(lake.read(ledger_path(source, TopicPartition(*position))))
-            incarnation = int(document.get("incarnation", incarnation))
+            ledger = Ledger.from_json(orjson.loads(lake.read(ledger_path(source, position))))
+        except TransientError:
+            raise
         except Exception:  # no ledger yet, or one this code cannot read: the files decide
-            pass
-        incarnations[position] = incarnation
-    return incarnations
+            lives[position] = Life(highest.get(position, 0))
+            continue
+        first = lowest.get((position, ledger.incarnation))
+        ask = None if fingerprints_at is None else functools.partial(fingerprints_at, position)
+        lives[position] = life_of(ledger, low, end, first, ask)
+    return lives
+
+
+def life_of(
+    ledger: Ledger, low: int, end: int, first_row: int | None, ask: Callable[[list[int]], Mapping[int, str]] | None
+) -> Life:
+    """The life of the broker's records ``[low, end)``, told as the landing tells a batch's (``Ledger.incarnation_of``,
+    ``split_at``, ``landed_before_seen``), from the broker's records at the offsets ``ledger`` fingerprinted.
+
+    The current life's fingerprints: none matching and one differing, the topic was recreated and none of its new
+    records landed; one matching and a later one differing, those from that one on have not landed (the new life's
+    first records landed as the old one, which held the offsets above them). The life before's fingerprints below
+    the current life's first landed offset (the ledger's, or ``first_row``, its files' lowest): one matching, the
+    earlier life's rows below that offset are this life's. With nothing fingerprinted in ``[low, end)``, or no
+    ``ask``, the ledger's incarnation as it is."""
+    current = ledger.incarnation
+    if ask is None or low >= end:
+        return Life(current)
+    known = {offset: digest for offset, digest in ledger.fingerprints.items() if low <= offset < end}
+    firsts = [first_row] if first_row is not None else []
+    if ledger.landed:
+        firsts.append(ledger.landed[0][0])
+    pending = ledger.pending
+    if pending is not None and pending.incarnation in (None, current):
+        firsts.append(pending.low)
+    earlier = next((e for e in ledger.previous if int(e["incarnation"]) == current - 1), None)
+    below: dict[int, str] = {}
+    if earlier is not None and firsts:
+        top = min(min(firsts), end)
+        below = {int(o): str(d) for o, d in earlier.get("fingerprints", {}).items() if low <= int(o) < top}
+    if not known and not below:
+        return Life(current)
+    found = ask(sorted(set(known) | set(below)))
+    matched = sorted(offset for offset, digest in known.items() if found.get(offset) == digest)
+    differ = sorted(offset for offset, digest in known.items() if offset in found and found[offset] != digest)
+    if differ and not matched:
+        return Life(current + 1, recreated_from=low)
+    recreated_from = next((offset for offset in differ if offset > matched[0]), None) if matched else None
+    adopted = any(found.get(offset) == digest for offset, digest in below.items())
+    return Life(current, recreated_from, min(firsts) if adopted else None)
 
 
 # The offsets among a partition's sorted inclusive ranges that hold a record a consumer is given.
@@ -137,6 +228,8 @@ class PartitionReport:
     no_record: int = 0  # in neither area, holding no record a consumer reads (transaction markers, aborted, compacted)
     gaps: list[tuple[int, int]] = field(default_factory=list)  # inclusive offset ranges in neither area
     doubles: dict[int, list[str]] = field(default_factory=dict)  # offset -> the files holding it
+    recreated_from: int | None = None  # the broker's records from here on are not those the lake landed (Life)
+    raw_gone: list[tuple[int, int]] = field(default_factory=list)  # gaps only letters in raw/ by design name
 
     @property
     def missing(self) -> int:
@@ -150,11 +243,15 @@ class PartitionReport:
 def reconcile(
     retained: Mapping[TopicPartition, tuple[int, int]],
     landed: list[Landed],
-    incarnations: Mapping[TopicPartition, int],
+    incarnations: Mapping[TopicPartition, int | Life],
     committed: Mapping[TopicPartition, int | None] | None = None,
     records_in: RecordsIn | None = None,
 ) -> list[PartitionReport]:
-    """Gaps and doubles per partition between the broker's retained ``[low, end)`` and the lake.
+    """Gaps and doubles per partition between the broker's retained ``[low, end)`` and the lake's rows of each
+    partition's current life (``incarnations``: a :class:`Life`, or only its incarnation).
+
+    An offset whose only copies are dead letters in raw/ too by design (``entity_rejected``, reprocess) is a gap:
+    its raw row is gone. It is one whatever ``committed`` and ``records_in`` say (the record was processed).
 
     ``committed``: the processor's consumer group's committed offsets (None for a partition it never
     committed). An offset in neither area at or past it is *pending* (the processor has not reached it,
@@ -162,23 +259,29 @@ def reconcile(
     ``records_in``: which of a partition's offsets in neither area hold a record a consumer is given. The
     others (a transactional producer's commit markers, records aborted or compacted away) are counted
     under ``no_record``; without it every offset is taken to hold one."""
+    lives = {TopicPartition(*p): life if isinstance(life, Life) else Life(life) for p, life in incarnations.items()}
     by_offset: dict[TopicPartition, dict[int, list[Landed]]] = defaultdict(lambda: defaultdict(list))
     for row in landed:
         position = TopicPartition(row.topic, row.partition)
-        if position in retained and row.incarnation == incarnations.get(position, 0):
+        if position in retained and lives.get(position, Life(0)).counts(row):
             by_offset[position][row.offset].append(row)
     reports = []
     for position in sorted(retained):
         low, end = retained[position]
-        report = PartitionReport(*position, incarnations.get(position, 0), low, end)
+        life = lives.get(TopicPartition(*position), Life(0))
+        report = PartitionReport(*position, life.incarnation, low, end, recreated_from=life.recreated_from)
         rows = by_offset.get(position, {})
         missing: list[int] = []
+        raw_gone: list[int] = []
         for offset in range(low, end):
             copies = rows.get(offset, [])
             if not copies:
                 missing.append(offset)
                 continue
             counted = [c for c in copies if not c.also_in_raw_by_design]
+            if not counted:  # a letter that is in raw/ too by design, without its raw row
+                raw_gone.append(offset)
+                continue
             report.landed += any(c.reason is None for c in copies)
             report.dead_lettered += any(c.reason is not None for c in copies)
             if len(counted) > 1:
@@ -194,7 +297,8 @@ def reconcile(
             first_pending = low if first_pending is None else first_pending
             report.pending = sum(1 for offset in missing if offset >= first_pending)
             missing = [offset for offset in missing if offset < first_pending]
-        report.gaps = ranges(missing)
+        report.raw_gone = ranges(raw_gone)
+        report.gaps = ranges(missing + raw_gone)
         reports.append(report)
     return reports
 

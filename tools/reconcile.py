@@ -19,7 +19,7 @@ import argparse
 import functools
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,13 @@ from shared.errors import TransientError
 from shared.kafka_clients import client_config, eventhubs_token_callback
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
+from shared.landing.ledger import fingerprint
+from shared.layout import DEADLETTER_AREA, RAW_AREA
 from shared.reconcile import (
     Landed,
     Move,
     PartitionReport,
-    current_incarnations,
+    current_lives,
     group_is_idle,
     in_ranges,
     landed_offsets,
@@ -50,6 +52,7 @@ TIMEOUT = 30.0
 EXIT_BROKER_UNREACHABLE = 2
 QUARANTINED = "quarantined"  # the reason of the rows of a raw file compaction quarantined
 CHECK_TIMEOUT = 10.0  # seconds a broker has to answer before a tool says it cannot reach it
+READ_THROUGH = 1000  # fingerprinted offsets this close are read in one pass, not each from its own
 
 
 class BrokerUnreachable(Exception):
@@ -125,31 +128,54 @@ class Broker:
         self.consumer.unassign()
         return found
 
+    def fingerprints(self, topic: str, partition: int, offsets: list[int]) -> dict[int, str]:
+        """The landing's fingerprint (``shared.landing.ledger.fingerprint``) of the record at each of ``offsets`` as
+        the processor is given it (the key as UTF-8 text, as the Kafka extension hands it over); an offset holding
+        no record is left out. Offsets within ``READ_THROUGH`` of each other are read in one pass (a ledger keeps
+        its newest fingerprints: the ends of the last batches, close together), others each from its own."""
+        wanted, found = set(offsets), {}
+        runs: list[list[int]] = []
+        for offset in sorted(wanted):
+            if runs and offset - runs[-1][1] <= READ_THROUGH:
+                runs[-1][1] = offset
+            else:
+                runs.append([offset, offset])
+        for first, last in runs:
+            for message in self._through(topic, partition, first, last):
+                offset = message.offset() or 0
+                if offset in wanted:
+                    key = message.key()
+                    text = key.decode("utf-8", errors="replace") if isinstance(key, bytes) else key
+                    read = records.KafkaRecord(topic, partition, offset, text, message.value(), message.timestamp()[1])
+                    found[offset] = fingerprint(read)
+        return found
+
     def records_in(self, topic: str, partition: int, gaps: list[tuple[int, int]]) -> set[int]:
         """The offsets within ``gaps`` (sorted inclusive ranges) that hold a record this consumer is given (as
         the processor's, read_committed): one pass from the first gap to the last, keeping only gap offsets."""
+        if not gaps:
+            return set()
+        offsets = (message.offset() or 0 for message in self._through(topic, partition, gaps[0][0], gaps[-1][1]))
+        return {offset for offset in offsets if in_ranges(gaps, offset)}
+
+    def _through(self, topic: str, partition: int, first: int, last: int) -> Iterator[Any]:
+        """The records this consumer is given from ``first`` up to ``last`` (inclusive) or the partition's end."""
         from confluent_kafka import KafkaError, TopicPartition
 
-        held: set[int] = set()
-        if not gaps:
-            return held
-        last = gaps[-1][1]
-        self.consumer.assign([TopicPartition(topic, partition, gaps[0][0])])
+        self.consumer.assign([TopicPartition(topic, partition, first)])
         try:
             while True:
                 message = self.consumer.poll(TIMEOUT)
                 if message is None:
-                    raise TimeoutError(f"{topic}/{partition}: nothing from offset {gaps[0][0]} within {TIMEOUT:.0f}s")
+                    raise TimeoutError(f"{topic}/{partition}: nothing from offset {first} within {TIMEOUT:.0f}s")
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        return held
+                        return
                     raise RuntimeError(f"{topic}/{partition}: {error}")
-                offset = message.offset() or 0  # None only on an error
-                if offset > last:
-                    return held
-                if in_ranges(gaps, offset):
-                    held.add(offset)
+                if (message.offset() or 0) > last:  # None only on an error
+                    return
+                yield message
         finally:
             self.consumer.unassign()
 
@@ -213,12 +239,30 @@ def run_reconcile(broker: Broker, settings: Settings, source: str, topic: str, g
     committed = {records.TopicPartition(topic, p): offset for p, offset in answered.items()}
     lake = open_lake(settings)
     unreadable: list[str] = []
-    moved = quarantined_files(lake, source)
-    landed = landed_offsets(lake, source, unreadable) + quarantined_offsets(lake, source, moved, unreadable)
-    incarnations = current_incarnations(lake, source, retained, landed)
-    reports = reconcile(retained, landed, incarnations, committed, lambda tp, gaps: broker.records_in(*tp, gaps))
+    raw = landed_offsets(lake, source, unreadable, areas=(RAW_AREA,))
+    moved = quarantined_files(lake, source)  # after raw/: compaction copies, then deletes; never in neither
+    quarantined = quarantined_offsets(lake, source, moved, unreadable)
+    landed = counted_once(raw, quarantined, moved, unreadable)
+    landed += landed_offsets(lake, source, unreadable, areas=(DEADLETTER_AREA,))
+    lives = current_lives(lake, source, retained, landed, lambda tp, offsets: broker.fingerprints(*tp, offsets))
+    reports = reconcile(retained, landed, lives, committed, lambda tp, gaps: broker.records_in(*tp, gaps))
     print(report_table(source, topic, reports, unreadable, moved))
     return 0 if all(report.clean for report in reports) and not unreadable else 1
+
+
+def counted_once(
+    raw: list[Landed], quarantined: list[Landed], moved: Sequence[Quarantined], unreadable: list[str]
+) -> list[Landed]:
+    """Raw rows and quarantined rows with each file counted once: compaction copies a file to the quarantine, then
+    deletes it from raw/, so one listed in raw/ (before the quarantine) may be in both. Read from raw/, its raw rows
+    count (also a file put back); gone from raw/ when read, or unreadable there, its quarantined copy. ``unreadable``
+    loses the entries of the copy not counted."""
+    read = {row.path for row in raw}
+    copies_left = {q.path for q in moved if q.raw_path in read}
+    named = [f"{q.path} (quarantined" for q in moved if q.raw_path in read]
+    named += [f"{q.raw_path}: " for q in moved if q.raw_path not in read]
+    unreadable[:] = [entry for entry in unreadable if not entry.startswith(tuple(named))]
+    return raw + [row for row in quarantined if row.path not in copies_left]
 
 
 def quarantined_offsets(
@@ -272,8 +316,19 @@ def report_table(
             f"{r.missing:>7}  {len(r.doubles):>7}  {r.pending:>7}  {r.no_record:>9}"
         )
     for r in reports:
+        if r.recreated_from is not None:
+            lines.append(
+                f"recreated: partition {r.partition} holds other records from offset {r.recreated_from} on than the "
+                "lake landed there (its landing ledger's fingerprints differ): the topic was recreated and its new "
+                "records have not landed yet; they count as pending, or missing below the group's committed offset"
+            )
         for first, last in r.gaps:
             lines.append(f"missing: partition {r.partition} offsets {first}-{last} ({last - first + 1})")
+        for first, last in r.raw_gone:
+            lines.append(
+                f"missing from raw/: partition {r.partition} offsets {first}-{last}: only a dead letter that is in "
+                "raw/ too by design (entity_rejected, reprocess) names them; their raw rows are gone"
+            )
         for offset, paths in sorted(r.doubles.items()):
             lines.append(f"double: partition {r.partition} offset {offset} in {', '.join(paths)}")
     lines += [f"unreadable (left out, its offsets count as missing): {file}" for file in unreadable]
@@ -283,7 +338,14 @@ def report_table(
     ]
     clean = all(r.clean for r in reports) and not unreadable
     pending = sum(r.pending for r in reports)
-    if clean and pending:
+    recreated = [str(r.partition) for r in reports if r.recreated_from is not None]
+    if clean and recreated:
+        lines.append(
+            f"result: the topic was recreated (partition{'s' * (len(recreated) > 1)} {', '.join(recreated)}): its new "
+            f"records have not all landed yet; {pending} are pending (not processed yet: run again once the processor "
+            "caught up or stopped)"
+        )
+    elif clean and pending:
         lines.append(
             f"result: every retained offset up to the group's committed offsets is in the lake exactly once; {pending}"
             " past them are pending (not processed yet: run again once the processor caught up or stopped)"

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 
+from devhost.services.broker import embedded_broker
 from shared.formats import decode
 from shared.generator_ticks import generate_messages
 from shared.reconcile import group_is_idle
@@ -90,6 +91,30 @@ def test_a_deleted_raw_file_is_named_by_its_missing_offsets(
     code, printed = tool(capsys)
     assert code == 1 and "NOT reconciled" in printed
     assert f"missing: partition {partition} offsets {offsets[0]}-{offsets[-1]} ({len(offsets)})" in printed, printed
+
+
+def test_a_recreated_topic_whose_new_records_have_not_landed_is_named_not_reported_clean(
+    broker: str, tmp_path: Path, tool_env: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh broker (a new embedded one, as each ``make run`` starts) holds the topic again, with other records at
+    the offsets the lake landed. Compared by offset, the old life's files covered them; the broker's records at the
+    offsets the landing ledgers fingerprinted differ: none of the new life has landed, and the group never committed
+    on it, so all of it is pending, under the next incarnation."""
+    lake, topic = tmp_path / "lake", tool_env.topic("clickstream")
+    produce_at(broker, topic, 60, BASE_MS, seed=4)
+    land_all(broker, lake, tool_env)
+    code, printed = tool(capsys)
+    assert code == 0 and printed.endswith("result: every retained offset is in the lake exactly once\n"), printed
+
+    with embedded_broker() as fresh:
+        produced = produce_at(fresh, topic, 30, BASE_MS + 60_000, seed=9)
+        code, printed = tool(capsys, "--broker", fresh)
+
+    rows = [line.split() for line in printed.splitlines() if line.strip()[:1].isdigit()]
+    recreated = {int(row[0]) for row in rows if row[1] == "1"}
+    assert recreated == set(produced) and sum(int(row[8]) for row in rows) == 30, printed  # pending
+    assert all(f"recreated: partition {partition} " in printed for partition in produced), printed
+    assert code == 0 and printed.splitlines()[-1].startswith("result: the topic was recreated"), printed
 
 
 def test_a_transactional_producers_markers_are_no_gaps(

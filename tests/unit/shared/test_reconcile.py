@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +15,20 @@ from shared.errors import UnreadableLakeFile
 from shared.formats import format_named
 from shared.lake import LocalLake
 from shared.landing.files import land, plan_batch
+from shared.landing.ledger import Ledger, fingerprint
 from shared.reconcile import (
     Landed,
+    Life,
     Move,
     group_is_idle,
     in_ranges,
     landed_offsets,
+    life_of,
     offset_for_time,
     ranges,
     reconcile,
 )
-from shared.records import TopicPartition
+from shared.records import KafkaRecord, TopicPartition
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
 from tests.unit.shared.test_redrive import _valid_dead_letter_rows
@@ -165,3 +169,69 @@ def test_offsets_that_hold_no_record_are_counted_apart_from_gaps_and_pending() -
     [report] = reconcile({tp: (0, 21)}, landed, {}, {tp: None}, records_in)
     assert (asked, report.gaps, report.pending, report.no_record) == ([], [], 19, 0)
     assert [in_ranges([(3, 3), (7, 9)], offset) for offset in (2, 3, 4, 7, 9, 10)] == [0, 1, 0, 1, 1, 0]
+
+
+def test_an_offset_only_a_letter_in_raw_by_design_names_is_missing_whatever_the_group_committed() -> None:
+    """``entity_rejected`` and reprocess letters are in raw/ and deadletter/ by design: alone, the raw row is gone.
+    The record was processed (its letter says so): past the committed offset it is no pending record, and the
+    broker is not asked whether the offset holds one."""
+    asked: list[list[tuple[int, int]]] = []
+
+    def records_in(position: TopicPartition, gaps: list[tuple[int, int]]) -> set[int]:
+        asked.append(gaps)
+        return {offset for first, last in gaps for offset in range(first, last + 1)}
+
+    landed = [
+        *(_raw(o) for o in (0, 1, 3)),
+        Landed("t", 0, 0, 2, "deadletter/e", "entity_rejected"),
+        Landed("t", 0, 0, 3, "deadletter/e", "entity_rejected"),  # with its raw row: in both by design
+        Landed("t", 0, 0, 4, "deadletter/orders+0+i0+4+4.reprocessed-1.jsonl.gz", "schema"),
+    ]
+    tp = TopicPartition("t", 0)
+    [report] = reconcile({tp: (0, 5)}, landed, {tp: 0}, {tp: 3}, records_in)
+    assert (report.gaps, report.raw_gone, report.pending, report.doubles) == ([(2, 2), (4, 4)], [(2, 2), (4, 4)], 0, {})
+    assert (report.landed, report.dead_lettered, asked) == (3, 1, [])
+
+
+def _ledger(records: list[KafkaRecord], incarnation: int = 0, **fields: Any) -> Ledger:
+    ledger = Ledger(incarnation=incarnation, **fields)
+    ledger.remember(*records)
+    return ledger
+
+
+def _records(offsets: range, life: str) -> list[KafkaRecord]:
+    return [KafkaRecord("t", 0, o, f"{life}{o}", b"v", FIXED_NOW_MS) for o in offsets]
+
+
+def _broker(records: list[KafkaRecord], asked: list[int]) -> Callable[[list[int]], dict[int, str]]:
+    def ask(offsets: list[int]) -> dict[int, str]:
+        asked.extend(offsets)
+        return {r.offset: fingerprint(r) for r in records if r.offset in offsets}
+
+    return ask
+
+
+def test_the_broker_records_at_fingerprinted_offsets_tell_which_rows_are_its_life() -> None:
+    """As the landing tells a batch's life: records matching the ledger's fingerprints are its life; differing
+    at every one, the topic was recreated (the next life, none of it landed); matching, then differing further up,
+    the new life's first records landed as the old life and the rest has not landed."""
+    old, new = _records(range(100, 120), "old"), _records(range(130), "new")
+    ledger = _ledger([old[0], old[-1]], landed=[[100, 119]])
+    asked: list[int] = []
+    assert life_of(ledger, 100, 120, 100, _broker(old, asked)) == Life(0) and asked == [100, 119]
+    assert life_of(ledger, 100, 130, 100, _broker(new, [])) == Life(1, recreated_from=100)
+    asked.clear()  # nothing fingerprinted in the retained log: the ledger's word, the broker not asked
+    assert life_of(ledger, 0, 100, 100, _broker(new, asked)) == Life(0) and asked == []
+    assert life_of(ledger, 100, 130, 100, None) == Life(0)
+    ledger.remember(new[0], new[49], new[50], new[99])  # 0-99 landed as the old life
+    assert life_of(ledger, 0, 130, 0, _broker(new, [])) == Life(0, recreated_from=100)
+    assert life_of(ledger, 0, 100, 0, _broker(new, [])) == Life(0)
+
+    restarted = ledger.next_incarnation(seen_at=100)  # the restart showed at 100: 100-129 land as incarnation 1
+    restarted.remember(new[100], new[129])
+    restarted.landed = [[100, 129]]
+    assert life_of(restarted, 0, 130, 100, _broker(new, [])) == Life(1, adopted_below=100)
+    assert life_of(restarted, 0, 130, None, _broker(_records(range(130), "third"), [])) == Life(2, recreated_from=0)
+    kept = Life(1, adopted_below=100)
+    counts = [kept.counts(Landed("t", 0, i, o, "raw/x")) for i, o in ((0, 99), (0, 100), (1, 100), (2, 5))]
+    assert counts == [True, False, True, False]  # the life before counts below the adopted offset only

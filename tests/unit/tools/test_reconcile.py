@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shared.compaction.quarantine import quarantine
+from shared import formats
+from shared.compaction.quarantine import quarantine, quarantine_directory
+from shared.formats import decode
+from shared.invocation import handle_batch
 from shared.lake import LocalLake
+from shared.landing.files import DEADLETTER_COLUMNS
+from shared.landing.ledger import fingerprint
 from shared.reconcile import Landed, reconcile
-from shared.records import TopicPartition
+from shared.records import KafkaRecord, TopicPartition
 from shared.settings import load_settings
+from shared.sources import SOURCES
+from tests.conftest import FIXED_NOW_MS, context_for
 from tools.reconcile import report_table
 
 
@@ -90,3 +99,268 @@ def test_the_rows_of_raw_files_compaction_quarantined_are_accounted_for_and_name
     assert partition[4:7] == ["2", "2", "1"], printed  # landed, dead (the unfit file's rows), missing
     assert f"unreadable (left out, its offsets count as missing): {damaged.path} (quarantined: cannot read" in printed
     assert f"{unfit.raw_path} -> {unfit.path}: rows carry columns ['Date']" in printed
+
+
+ORDER = (
+    b'{"ordertime":1,"orderid":%d,"itemid":"Item_1","orderunits":1.5,"address":{"city":"C","state":"S","zipcode":1}}'
+)
+
+
+def _orders(offsets: range, key: str = "", orderid: int = 0, timestamp_ms: int = FIXED_NOW_MS) -> list[KafkaRecord]:
+    return [KafkaRecord("orders", 0, o, f"{key}{o}", ORDER % (orderid + o), timestamp_ms) for o in offsets]
+
+
+class _Topic:
+    """Partition 0 of ``orders`` retains ``records`` (its offsets ``[low, end)``); the group committed ``committed``.
+    Answers as ``tools.reconcile.Broker`` does: every offset in a gap holds a record, and each asked offset's record
+    is fingerprinted as the landing fingerprints it."""
+
+    def __init__(self, records: list[KafkaRecord], committed: int | None) -> None:
+        self.records = {record.offset: record for record in records}
+        self.low, self.end = min(self.records), max(self.records) + 1
+        self.committed_at = committed
+        self.asked: list[int] = []
+
+    def partitions(self, topic: str) -> list[int]:
+        return [0]
+
+    def retained(self, topic: str, partition: int) -> tuple[int, int]:
+        return self.low, self.end
+
+    def committed(self, group: str, topic: str, partitions: list[int]) -> dict[int, int | None]:
+        return {0: self.committed_at}
+
+    def records_in(self, topic: str, partition: int, gaps: list[tuple[int, int]]) -> set[int]:
+        return {offset for first, last in gaps for offset in range(first, last + 1)}
+
+    def fingerprints(self, topic: str, partition: int, offsets: list[int]) -> dict[int, str]:
+        self.asked += offsets
+        return {o: fingerprint(self.records[o]) for o in offsets if o in self.records}
+
+
+def _run(
+    lake: LocalLake, broker: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    from tools import reconcile as reconcile_cli
+
+    monkeypatch.setattr(reconcile_cli, "open_lake", lambda settings: lake)
+    code = reconcile_cli.run_reconcile(broker, load_settings({}), "orders", "orders", "g")  # type: ignore[arg-type]
+    return code, capsys.readouterr().out
+
+
+def _columns(printed: str) -> list[str]:
+    """Partition 0's row of the table: partition, incarnation, retained (2 words), landed, dead, missing, ..."""
+    return next(line.split() for line in printed.splitlines() if line.split()[:1] == ["0"])
+
+
+def test_a_recreated_topic_whose_new_records_have_not_landed_is_not_reported_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The old life landed offsets 0-9. The topic is recreated (a fresh broker, an event hub replaced): its new life
+    holds offsets 0-4, none landed yet. The ledger still names incarnation 0, whose files cover 0-4: compared by
+    offset alone, every retained offset was in the lake exactly once. The broker's record at a fingerprinted offset
+    says otherwise: the lake holds none of this life."""
+    lake = LocalLake(tmp_path)
+    handle_batch(context_for(SOURCES["orders"], lake), _orders(range(10)))
+    new_life = _orders(range(5), key="n", orderid=10_000, timestamp_ms=FIXED_NOW_MS + 1)
+
+    code, printed = _run(lake, _Topic(new_life, None), monkeypatch, capsys)  # the group never committed on it
+
+    assert code == 0, printed  # nothing is lost: the processor has not read the new life yet
+    assert _columns(printed)[1] == "1" and _columns(printed)[4:10] == ["0", "0", "0", "0", "5", "0"], printed
+    assert "recreated: partition 0" in printed, printed
+    assert printed.splitlines()[-1].startswith("result: the topic was recreated"), printed
+
+    code, printed = _run(lake, _Topic(new_life, 3), monkeypatch, capsys)  # it did commit 3: 0-2 are lost
+    assert code == 1 and "missing: partition 0 offsets 0-2 (3)" in printed and "NOT reconciled" in printed, printed
+
+    code, printed = _run(lake, _Topic(_orders(range(10)), 10), monkeypatch, capsys)  # the same life: clean
+    assert code == 0 and printed.endswith("result: every retained offset is in the lake exactly once\n"), printed
+
+
+def test_a_new_lifes_records_that_have_not_landed_above_its_adopted_ones_are_not_counted_as_the_old_lifes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The old life landed 100-119; the new life's 0-99 landed as the old life (they touch no fingerprint) and
+    its 100-129 have not landed yet: at 100-119 the lake holds the old life's records, not the broker's."""
+    lake = LocalLake(tmp_path)
+    context = context_for(SOURCES["orders"], lake)
+    handle_batch(context, _orders(range(100, 120)))
+    new = _orders(range(130), key="n", orderid=10_000, timestamp_ms=FIXED_NOW_MS + 1)
+    for first, last in ((0, 50), (50, 100)):
+        handle_batch(context, new[first:last])
+
+    code, printed = _run(lake, _Topic(new, 100), monkeypatch, capsys)
+
+    assert code == 0 and _columns(printed)[4:10] == ["100", "0", "0", "0", "30", "0"], printed
+    assert "recreated: partition 0" in printed and "from offset 100" in printed, printed
+
+
+def test_a_new_lifes_first_records_landed_before_the_restart_showed_are_no_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The old life's log started above 0 (retention, or the processor deployed later): it landed offsets 100-119.
+    The topic is recreated: the new life's first batches (0-49, 50-99) touch no fingerprint and land as the old
+    life, as the landing is designed to (``Ledger.landed_before_seen``); the restart shows at 100 and 100-129 land
+    as incarnation 1. Every new-life record is in raw/ once; compared with incarnation 1's files only, 0-99 were
+    missing."""
+    lake = LocalLake(tmp_path)
+    context = context_for(SOURCES["orders"], lake)
+    handle_batch(context, _orders(range(100, 120)))
+    new = _orders(range(130), key="n", orderid=10_000, timestamp_ms=FIXED_NOW_MS + 1)
+    for first, last in ((0, 50), (50, 100), (100, 130)):
+        handle_batch(context, new[first:last])
+    identities = sorted(
+        (row["_incarnation"], row["_offset"])
+        for path in lake.list_paths("raw/orders")
+        for row in decode("parquet", lake.read(path))
+        if row["orderid"] >= 10_000
+    )
+    assert identities == [(0, o) for o in range(100)] + [(1, o) for o in range(100, 130)]  # each landed once
+
+    code, printed = _run(lake, _Topic(new, 130), monkeypatch, capsys)
+
+    assert code == 0 and "missing:" not in printed, printed
+    assert _columns(printed)[1] == "1" and _columns(printed)[4] == "130", printed
+
+    other = _orders(range(130), key="x", orderid=20_000, timestamp_ms=FIXED_NOW_MS + 2)  # a third life, not landed
+    code, printed = _run(lake, _Topic(other, None), monkeypatch, capsys)
+    assert _columns(printed)[1:2] + _columns(printed)[4:10] == ["2", "0", "0", "0", "0", "130", "0"], printed
+
+
+def _identity_rows(offsets: list[int]) -> bytes:
+    sink = io.BytesIO()
+    table = pa.table(
+        {
+            "_topic": ["orders"] * len(offsets),
+            "_partition": [0] * len(offsets),
+            "_incarnation": [0] * len(offsets),
+            "_offset": offsets,
+            "_event_time": pa.array([FIXED_NOW_MS] * len(offsets), pa.timestamp("ms", tz="UTC")),
+        }
+    )
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+HOUR = "raw/orders/date=2026-11-24/hour=10"
+FILE_A = f"{HOUR}/orders+0+i0+{0:020d}+{1:020d}.parquet"
+FILE_B = f"{HOUR}/orders+0+i0+{2:020d}+{3:020d}.parquet"
+
+
+class _CompactingLake(LocalLake):
+    """Compaction moves a file while reconcile runs: ``between`` happens just before the second of the listings of
+    raw/ and of the quarantine, whichever is second; ``hooks`` maps a listed prefix to what happens just before it."""
+
+    between: Callable[[], object] | None = None
+    hooks: dict[str, Callable[[], object]]
+    listed: set[str]
+
+    def list_paths(self, prefix: str) -> list[str]:
+        hook = self.hooks.pop(prefix, None)
+        if hook is not None:
+            hook()
+        both = {"raw/orders", quarantine_directory("orders")}
+        if prefix in both:
+            self.listed.add(prefix)
+            if self.listed == both and self.between is not None:
+                self.between()
+                self.between = None
+        return super().list_paths(prefix)
+
+
+def _two_raw_files(tmp_path: Path) -> tuple[_CompactingLake, LocalLake]:
+    lake = _CompactingLake(tmp_path)
+    lake.hooks, lake.listed = {}, set()
+    lake.write_atomic(FILE_A, _identity_rows([0, 1]))
+    lake.write_atomic(FILE_B, _identity_rows([2, 3]))
+    return lake, LocalLake(tmp_path)  # the second: compaction's own client
+
+
+def test_a_file_quarantined_while_reconcile_runs_is_no_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Compaction moves a file between reconcile's listings of raw/ and of the quarantine. Listed quarantine first,
+    then raw/, it was in neither: a gap. Listed raw/ first, it is in one or both (copied, then deleted)."""
+    lake, compaction = _two_raw_files(tmp_path)
+    lake.between = lambda: quarantine(compaction, "orders", FILE_B, "rows carry columns ['Date']")
+
+    code, printed = _run(lake, _Topic(_orders(range(4)), 4), monkeypatch, capsys)
+
+    assert lake.between is None and not lake.exists(FILE_B)
+    assert code == 0 and "missing:" not in printed and "unreadable" not in printed, printed
+    assert _columns(printed)[4:8] == ["4", "0", "0", "0"], printed  # landed (read in raw/), dead, missing, doubles
+
+
+def test_a_file_being_quarantined_while_reconcile_runs_is_no_double(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Quarantine copies, then deletes: reconcile reading between the two finds the rows in raw/ and in the
+    quarantine. Both are the one file (the copy names its ``raw_path``): counted once."""
+    lake, compaction = _two_raw_files(tmp_path)
+    held: list[str] = []
+    monkeypatch.setattr(compaction, "delete", held.append)  # quarantine runs up to its delete, which waits
+    quarantine(compaction, "orders", FILE_B, "rows carry columns ['Date']")
+    lake.hooks = {"deadletter/orders": lambda: LocalLake.delete(compaction, held.pop())}  # raw/ was read: it lands
+
+    code, printed = _run(lake, _Topic(_orders(range(4)), 4), monkeypatch, capsys)
+
+    assert held == [] and not lake.exists(FILE_B)
+    assert code == 0 and "double:" not in printed and "unreadable" not in printed, printed
+    assert _columns(printed)[4:8] == ["4", "0", "0", "0"], printed  # still in raw/ when read: landed
+
+
+def test_a_raw_file_gone_between_its_listing_and_its_read_is_not_unreadable_when_its_quarantined_copy_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Compaction moves a file after reconcile listed raw/ and before it read the file: the read fails, but the
+    quarantine, listed after, holds the file's rows."""
+    lake, compaction = _two_raw_files(tmp_path)
+    real_read = LocalLake.read
+
+    def read(path: str) -> bytes:
+        if path == FILE_B and lake.exists(FILE_B):
+            quarantine(compaction, "orders", FILE_B, "rows carry columns ['Date']")
+        return real_read(lake, path)
+
+    monkeypatch.setattr(lake, "read", read)
+
+    code, printed = _run(lake, _Topic(_orders(range(4)), 4), monkeypatch, capsys)
+
+    assert code == 0 and "unreadable" not in printed and "missing:" not in printed, printed
+    assert _columns(printed)[4:8] == ["2", "2", "0", "0"], printed
+
+
+def test_a_deleted_raw_file_shows_as_missing_also_where_an_entity_refused_a_records_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/datagen.md: a deleted raw file shows as missing. Offset 2's entity refused its update
+    (``entity_rejected``: in raw/ and deadletter/ by design) and its raw file is deleted: the letter alone is no
+    proof it is in raw/ (redrive only re-signals such letters from their raw rows: it never lands it again)."""
+    lake = LocalLake(tmp_path)
+    for first, last in ((0, 2), (2, 3), (3, 5)):  # offset 2 landed alone (a batch of one)
+        handle_batch(context_for(SOURCES["orders"], lake), _orders(range(first, last)))
+    row = {
+        "_topic": "orders",
+        "_partition": 0,
+        "_incarnation": 0,
+        "_offset": 2,
+        "_key": "2",
+        "_kafka_timestamp": FIXED_NOW_MS,
+        "reason": "entity_rejected",
+        "detail": "landed in raw/, but ...",
+        "raw_base64": base64.b64encode(ORDER % 2).decode(),
+        "dead_lettered_at": FIXED_NOW_MS,
+    }
+    letter = f"deadletter/orders/date=2026-11-24/hour=10/orders+0+i0+{2:020d}+{2:020d}.entity_rejected.jsonl.gz"
+    lake.write_atomic(letter, formats.encode("jsonl", DEADLETTER_COLUMNS, [row], record_name="x"))
+    code, printed = _run(lake, _Topic(_orders(range(5)), 5), monkeypatch, capsys)
+    assert code == 0 and _columns(printed)[4:7] == ["5", "1", "0"], printed  # in raw/ and deadletter/: no double
+
+    for path in lake.list_paths("raw/orders"):
+        if f"+{2:020d}+{2:020d}." in path:
+            lake.delete(path)  # deleted by hand, or lost
+    code, printed = _run(lake, _Topic(_orders(range(5)), 5), monkeypatch, capsys)
+
+    assert code == 1 and "missing: partition 0 offsets 2-2 (1)" in printed, printed
+    assert _columns(printed)[4:7] == ["4", "0", "1"], printed
