@@ -100,6 +100,7 @@ class HourResult:
     letters: list[DeadLetter]  # records that no longer land
     letter_incarnations: list[int]  # the incarnation each of ``letters`` landed in
     covered: frozenset[str] = frozenset()  # the raw files the hour's curated rows held when they were read
+    read_version: int | None = None  # the curated table's version they were read at (-1: no table yet)
 
 
 def joined_columns(source: Source) -> tuple[str, ...]:

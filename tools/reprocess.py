@@ -111,6 +111,7 @@ def reprocess(
     coverage = curated.coverage(set(hours))  # once, before the rows: they hold at least these
     results = []
     for hour in hours:
+        read_version = curated.version()  # what the promotion checks for commits of the hour since
         rows = curated.read_hour(hour)
         letters_of_hour = letters_by_hour.get(hour, [])
         if not rows.num_rows and not letters_of_hour:
@@ -118,7 +119,7 @@ def reprocess(
         result = recompute_hour(
             source, hour, rows, letters_of_hour, max_record_bytes=max_record_bytes, keyed=keyed, removed=restorable
         )
-        result = dataclasses.replace(result, covered=coverage.get(hour, frozenset()))
+        result = dataclasses.replace(result, covered=coverage.get(hour, frozenset()), read_version=read_version)
         recomputed = _merged(hour, [result.table])
         _replace_hour(lake, shadow, shadow_path(source.name), hour, recomputed, {REPROCESS_KEY: _note(result)})
         results.append(result)
@@ -156,11 +157,13 @@ def promote(
     fitted, _ = drift.fit_tables(curated.schema(), [result.table])
     merged = _merged(hour, fitted)
     offsets, rows = ([], 0) if merged is None else (offset_ranges(merged), merged.num_rows)
-    # The coverage of the rows read, not the table's now: a raw file compacted since stays uncovered, and
-    # the next compaction merges its rows into the promoted hour.
+    # The coverage of the rows read, not the table's now. The commit is checked against the version they were
+    # read at (not the one curated.schema() refreshed to): a compaction of the hour committed since, whose
+    # rows these lack, fails the promotion instead of being undone until the next compaction.
     metadata = commit_metadata(source.name, hour, sorted(result.covered), offsets, rows)
+    metadata[REPROCESS_KEY] = _note(result)
     _write_dead_letters(lake, source.name, result, run_id, now_ms)
-    _replace_hour(lake, curated, curated_path(source.name), hour, merged, metadata | {REPROCESS_KEY: _note(result)})
+    _replace_hour(lake, curated, curated_path(source.name), hour, merged, metadata, read_version=result.read_version)
 
 
 def _merged(hour: Hour, tables: list[pa.Table]) -> pa.Table | None:
@@ -169,13 +172,21 @@ def _merged(hour: Hour, tables: list[pa.Table]) -> pa.Table | None:
 
 
 def _replace_hour(
-    lake: LakeStore, table: CuratedTable, table_path: str, hour: Hour, rows: pa.Table | None, metadata: dict[str, str]
+    lake: LakeStore,
+    table: CuratedTable,
+    table_path: str,
+    hour: Hour,
+    rows: pa.Table | None,
+    metadata: dict[str, str],
+    *,
+    read_version: int | None = None,
 ) -> None:
-    """The hour in ``table`` replaced by ``rows`` in one commit; emptied when there are none."""
+    """The hour in ``table`` replaced by ``rows`` in one commit; emptied when there are none. ``read_version``:
+    the version of ``table`` the hour was read at (``CuratedTable.commit_hour``)."""
     if rows is None:
-        table.clear_hour(hour, metadata)
+        table.clear_hour(hour, metadata, read_version=read_version)
     else:
-        replace_hour(lake, table, table_path, hour, rows, metadata)
+        replace_hour(lake, table, table_path, hour, rows, metadata, read_version=read_version)
 
 
 def _note(result: HourResult) -> str:

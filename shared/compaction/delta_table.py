@@ -40,12 +40,20 @@ TABLE_CONFIGURATION = {
     "delta.deletedFileRetentionDuration": FILE_RETENTION,
 }
 CLOCK_SKEW_MS = 3_600_000
+# delta-rs retries a commit that lost the race for its version as the next version, checking only what the
+# transaction says it read: an overwrite of an hour nobody had compacted reads nothing, and a table's
+# creation nothing at all, so the retry went in beside the winner's commit (the hour's rows twice, or a
+# second CREATE TABLE replacing the table's schema). Each compaction commit replaces what it read at one
+# version, so it is made at the next version or not at all.
+COMMIT_RETRIES = 0
 VACUUM_OPERATIONS = frozenset({"VACUUM START", "VACUUM END"})  # commits that change no row
 _MICROS_UTC = "'Timestamp(Microsecond, Some(\"UTC\"))'"
 
 
 class CommitOutcomeUnknown(LakeUnavailable):
-    """A commit that failed in a way that does not say whether the log took it (a request cut mid-way)."""
+    """A commit that failed in a way that does not say whether the log took it (a request cut mid-way), or
+    that lost its version to another writer (the log's version taken: by another writer, or by this commit
+    itself when a request whose reply was lost was sent again). The table says which (``references``)."""
 
 
 class CuratedTable:
@@ -95,6 +103,12 @@ class CuratedTable:
             if not missing or len(history) < limit or oldest_ms < min(h.start_ms for h in missing) - CLOCK_SKEW_MS:
                 return found
             limit *= 4
+
+    def version(self) -> int:
+        """The version this object reads the table at (opened, or refreshed last); -1 before its first commit.
+        A writer that reads an hour through another object passes it to ``commit_hour`` or ``clear_hour``."""
+        table = self._open()
+        return -1 if table is None else table.version()
 
     def schema(self) -> pa.Schema | None:
         """The table's Arrow schema as of its latest version, or ``None`` before its first commit."""
@@ -153,10 +167,11 @@ class CuratedTable:
     def repeated_identities(self, hour: Hour) -> dict[Identity, int]:
         """The identities the hour holds more than once, with their rows (none when never compacted).
 
-        A compaction writes each identity once; two first commits of a new hour at once both add theirs
-        (docs/reliability.md), and the next compaction of the hour keeps one of each. One GROUP BY over
-        every identity of the hour: a compaction asks only when the hour holds more rows than its latest
-        commit wrote (``rewrite``), which such a pair of commits always leaves."""
+        A compaction writes each identity once; two first commits of a new hour at once both added theirs
+        before compaction committed with no retry (``COMMIT_RETRIES``; tables written by older code may hold
+        such an hour), and the next compaction of the hour keeps one of each. One GROUP BY over every identity
+        of the hour: a compaction asks only when the hour holds more rows than its latest commit wrote
+        (``rewrite``), which such a pair of commits always leaves."""
         names = ", ".join(IDENTITY)
         query = (
             f"SELECT {names}, COUNT(*) AS copies FROM curated WHERE {hour.predicate} "
@@ -187,35 +202,51 @@ class CuratedTable:
         except (DeltaError, OSError) as error:
             raise LakeUnavailable(f"cannot read {self.location.uri}: {error}") from error
 
-    def commit_hour(self, hour: Hour, schema: pa.Schema, files: Sequence[DataFile], metadata: dict[str, str]) -> None:
+    def commit_hour(
+        self,
+        hour: Hour,
+        schema: pa.Schema,
+        files: Sequence[DataFile],
+        metadata: dict[str, str],
+        *,
+        read_version: int | None = None,
+    ) -> None:
         """Replace the hour with ``files`` (already written under the table) in one commit.
 
         Readers see the old hour or the new one. ``schema`` is the files' schema (partition columns
         included); the table keeps its columns and gains any new nullable ones. The table is created
-        only if absent: when another compaction created it first (after this one looked), the hour
-        takes the overwrite path, so nothing is ever appended twice. When another writer committed
-        the hour after this run read it (a ``tools.reprocess --promote``, another compaction), the
-        commit fails instead (``LakeUnavailable``, see ``_latest_unchanged``): the next run redoes the hour.
+        only if absent: when another compaction created it first (after this one looked, or in the
+        same moment: delta-rs' creation then loses the race for version 0), the hour takes the
+        overwrite path, so nothing is ever appended twice. When another writer committed the hour
+        after this run read it (a ``tools.reprocess --promote``, another compaction), the commit fails
+        instead (``LakeUnavailable``, see ``_latest_unchanged``), and so does a commit that loses its
+        version to another writer's (``COMMIT_RETRIES``, ``CommitOutcomeUnknown``): the next run redoes
+        the hour. ``read_version``: the version the hour was read at (``version``), when not the one
+        this object holds (``tools.reprocess`` reads every hour before it promotes any).
 
         With no ``files`` (an hour whose raw files hold no rows) the commit adds and removes nothing
         and keeps the table's schema: it records the hour's coverage, so the hour is not planned
         again. The table is created with ``schema`` when there is none yet.
         """
         columns = delta_schema(hour, schema)  # before any I/O: columns Delta cannot take fail the hour
-        existing = self._latest_unchanged(hour)
+        existing = self._latest_unchanged(hour, read_version)
         now_ms = int(time.time() * 1000)
         adds = [AddAction(f.path, f.size, f.partition_values, now_ms, True, f.stats) for f in files]
-        commit = CommitProperties(custom_metadata=metadata)
+        commit = _commit_properties(metadata)
         with self._committing(hour):
-            if existing is not None or not self._created(columns, adds, commit):
-                self._overwrite(existing or self._open(refresh=True), hour, schema, adds, commit)
+            if existing is None and not self._created(columns, adds, commit):
+                existing = self._open(refresh=True)
+                if existing is None:  # the creation failed, yet no table: it lost to nothing
+                    raise LakeUnavailable(f"hour {hour}: cannot create {self.location.uri}, nor open it")
+            if existing is not None:
+                self._overwrite(existing, hour, schema, adds, commit)
         self._refresh_after_commit()
 
-    def clear_hour(self, hour: Hour, metadata: dict[str, str]) -> None:
+    def clear_hour(self, hour: Hour, metadata: dict[str, str], *, read_version: int | None = None) -> None:
         """Remove every row of the hour in one commit that carries ``metadata`` (``tools.reprocess``, when
         every row of an hour leaves); nothing to do before the table's first commit. Fails as ``commit_hour``
-        does when another writer committed the hour after it was read."""
-        existing = self._latest_unchanged(hour)
+        does when another writer committed the hour after it was read (at ``read_version``, as there)."""
+        existing = self._latest_unchanged(hour, read_version)
         if existing is None:
             return
         with self._committing(hour):
@@ -225,16 +256,20 @@ class CuratedTable:
                 schema=existing.schema(),
                 partition_by=list(PARTITION_COLUMNS),
                 partition_filters=[("date", "=", hour.date), ("hour", "=", hour.hour)],
-                commit_properties=CommitProperties(custom_metadata=metadata),
+                commit_properties=_commit_properties(metadata),
             )
         self._refresh_after_commit()
 
-    def _latest_unchanged(self, hour: Hour) -> DeltaTable | None:
+    def _latest_unchanged(self, hour: Hour, read_version: int | None = None) -> DeltaTable | None:
         """The table at its latest version, checked that no commit since the version the hour was read at
-        (the one this object holds) may have changed the hour: the caller's commit replaces the hour whole,
-        so it would undo that commit. ``LakeUnavailable`` when one may have, as for a commit that lost to
-        another writer. Before the first read (no table yet) there is nothing to check."""
-        read = None if self._table is None else self._table.version()
+        (``read_version``, else the one this object holds; -1: no table then) may have changed the hour: the
+        caller's commit replaces the hour whole, so it would undo that commit. ``LakeUnavailable`` when one
+        may have, as for a commit that lost to another writer. Before the first read (no table yet) there is
+        nothing to check. The commit after it is made at the next version or not at all (``COMMIT_RETRIES``),
+        so no commit can come between this check and it."""
+        read = read_version
+        if read is None and self._table is not None:
+            read = self._table.version()
         table = self._open(refresh=True)
         if table is None or read is None or table.version() == read:
             return table
@@ -253,8 +288,9 @@ class CuratedTable:
             yield
         except SchemaMismatchError as error:
             raise CompactionError(f"hour {hour}: rows do not fit the table's schema: {error}") from error
-        except CommitFailedError as error:
-            raise LakeUnavailable(f"hour {hour}: another writer committed first: {error}") from error
+        except CommitFailedError as error:  # with no retry, most often another writer's commit took the version
+            self._table = None
+            raise CommitOutcomeUnknown(f"hour {hour}: another writer committed first: {error}") from error
         except (DeltaError, OSError) as error:
             self._table = None  # the log may hold the commit or not: read it afresh
             raise CommitOutcomeUnknown(f"hour {hour}: cannot commit to {self.location.uri}: {error}") from error
@@ -299,7 +335,9 @@ class CuratedTable:
         )
 
     def _created(self, schema: Schema, adds: list[AddAction], commit: CommitProperties) -> bool:
-        """Create the table with the hour's files; False when another compaction created it first."""
+        """Create the table with the hour's files; False when another compaction created it first: found it
+        there (delta-rs says it already exists) or took version 0 in the same moment (the commit fails: it is
+        not retried as version 1, which would replace that table's schema and add the hour beside it)."""
         try:
             create_table_with_add_actions(
                 self.location.uri,
@@ -311,11 +349,18 @@ class CuratedTable:
                 storage_options=self.location.storage_options,
                 commit_properties=commit,
             )
+        except CommitFailedError:
+            return False
         except DeltaError as error:
             if "already exists" not in str(error):
                 raise
             return False
         return True
+
+
+def _commit_properties(metadata: dict[str, str]) -> CommitProperties:
+    """A compaction commit's properties: its metadata, and no retry at a later version (``COMMIT_RETRIES``)."""
+    return CommitProperties(custom_metadata=metadata, max_commit_retries=COMMIT_RETRIES)
 
 
 def delta_schema(hour: Hour, schema: pa.Schema) -> Schema:

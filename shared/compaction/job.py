@@ -4,11 +4,13 @@ Called by ``compact_<source>`` (functions/compaction.py) on its schedule, by the
 tests and the benchmark. A raw file the hour cannot use (unreadable, undecodable, a column that
 clashes or that no Delta table can store) is quarantined (``quarantine``: moved under
 ``deadletter/<source>/quarantine/`` with its reason) and the rest of its hour compacts in the same
-run. An hour that still cannot be compacted (any other error of its own) is logged and skipped so
-that the other hours go on, and vacuum after them. Either way the run then raises, so the failure
-or the quarantine shows as a failed invocation (and a failed hour in the compaction-lag alert),
-never silently. Only a transient error (the lake unavailable, a commit whose outcome is unknown)
-stops the run at once: the next tick retries; it never quarantines a file.
+run; one its partition's landing still names as pending is left out instead (``LeftOut``: not moved,
+not covered, tried again by the next run). An hour that still cannot be compacted (any other error of
+its own) is logged and skipped so that the other hours go on, and vacuum after them. Either way the
+run then raises, so the failure, the quarantine or the file left out shows as a failed invocation
+(and a failed hour, or an hour still due, in the compaction-lag alert), never silently. Only a
+transient error (the lake unavailable, a commit that lost its version to another writer's or whose
+outcome is unknown) stops the run at once: the next tick retries; it never quarantines a file.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
 from shared.compaction.plan import CompactionPlan, HourTask, plan_compaction
-from shared.compaction.quarantine import Quarantined, UnusableRawFiles, quarantine
+from shared.compaction.quarantine import LeftOut, Quarantined, StillLanding, UnusableRawFiles, quarantine
 from shared.compaction.rewrite import SLICE_ROWS, HourResult, HourRewrite
 from shared.compaction.rows import CompactionError
 from shared.errors import TransientError
@@ -64,6 +66,10 @@ class CompactionReport:
     @property
     def quarantined(self) -> list[Quarantined]:
         return [moved for h in self.hours for moved in h.quarantined]
+
+    @property
+    def left_out(self) -> list[LeftOut]:
+        return [waiting for h in self.hours for waiting in h.left_out]
 
 
 def open_curated(settings: Settings, source: str, environ: Mapping[str, str] | None = None) -> CuratedTable:
@@ -148,6 +154,12 @@ def run_compaction(
     if report.quarantined:
         moved = "; ".join(f"{q.raw_path} -> {q.path}: {q.why}" for q in report.quarantined)
         problems.append(f"{len(report.quarantined)} raw files quarantined, their rows not in curated: {moved}")
+    if report.left_out:
+        waiting = "; ".join(f"{left.raw_path}: {left.why}" for left in report.left_out)
+        problems.append(
+            f"{len(report.left_out)} unusable raw files left for the next run (their partition's landing still"
+            f" names them as pending; each is quarantined once that partition's next batch finishes it): {waiting}"
+        )
     if problems:
         raise CompactionError(f"{source}: " + "; ".join(problems))
     return report
@@ -172,19 +184,31 @@ def compact_hour(
 
     The raw files the hour cannot use are quarantined and the hour is rewritten without them (a scan
     names every unusable file at once; one that fails later, as its slice is read, is one more pass).
-    When none is left, nothing is committed: the hour's curated rows stand as they were."""
+    One that cannot be moved yet (``StillLanding``) is left out the same way, but stays where it is and
+    uncovered (``HourTask.left_out``), so the next run tries it again. When no new file is left, nothing
+    is committed: the hour's curated rows stand as they were."""
     quarantined: list[Quarantined] = []
+    left_out: list[LeftOut] = []
     while True:
         try:
             result = HourRewrite(source, lake, table, task, schema, slice_rows).run()
             break
         except UnusableRawFiles as unusable:
-            quarantined += [quarantine(lake, source, path, why) for path, why in sorted(unusable.reasons.items())]
-            task = replace(task, new_files=tuple(raw for raw in task.new_files if raw.path not in unusable.reasons))
+            for path, why in sorted(unusable.reasons.items()):
+                try:
+                    quarantined.append(quarantine(lake, source, path, why))
+                except StillLanding as waiting:
+                    log.error("%s: %s: left for the next run: %s", source, task.hour, waiting)
+                    left_out.append(LeftOut(path, why))
+            task = replace(
+                task,
+                new_files=tuple(raw for raw in task.new_files if raw.path not in unusable.reasons),
+                left_out=tuple(left.raw_path for left in left_out),
+            )
             if not task.new_files:
-                log.error("%s: %s: every new raw file was quarantined; nothing to commit", source, task.hour)
-                return HourResult(task.hour, 0, 0, 0, 0, quarantined=tuple(quarantined))
-    result = replace(result, quarantined=tuple(quarantined))
+                log.error("%s: %s: no new raw file is left to compact; nothing to commit", source, task.hour)
+                return HourResult(task.hour, 0, 0, 0, 0, quarantined=tuple(quarantined), left_out=tuple(left_out))
+    result = replace(result, quarantined=tuple(quarantined), left_out=tuple(left_out))
     if result.drift is not None:
         _report_drift(source, result.drift)
     if result.rows == 0:

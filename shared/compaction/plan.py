@@ -30,6 +30,16 @@ class HourTask:
     committed_rows: int | None = None
     """Rows the hour's latest compaction commit left it with; None when unknown (no commit, or one that
     does not say): then its curated rows are checked for identities held twice."""
+    left_out: tuple[str, ...] = ()
+    """New raw files the run leaves out of the hour (``job.compact_hour``: unusable, but their landing still
+    names them): never recorded as covered, so the next run plans them again."""
+
+    @property
+    def covers(self) -> list[str]:
+        """The raw files the hour's commit records as covered (``coverage.commit_metadata``): those its rows
+        already held and its new ones, never one left out."""
+        held = [*self.covered_files, *(raw.path for raw in self.new_files)]
+        return [path for path in held if path not in self.left_out]
 
 
 @dataclass(frozen=True, slots=True)

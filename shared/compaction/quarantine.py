@@ -17,10 +17,11 @@ A file is put back by copying it to its ``raw_path`` (after fixing whatever was 
 compaction recompacts its hour with it.
 
 A file its partition's landing ledger still names in its pending landing is not moved
-(``StillLanding``: the hour fails as any other and is retried by the next run): the next instance to
-land that partition would find it missing, take the landing for unfinished, and remove its other
-files, whose records Kafka does not deliver again. A partition's last landing stays pending until
-its next batch, so this waits at most for that.
+(``StillLanding``): the next instance to land that partition would find it missing, take the landing
+for unfinished, and remove its other files, whose records Kafka does not deliver again. The run leaves
+that file out (``LeftOut``: not moved, not recorded as covered) and compacts the rest of its hour; the
+next run tries it again. A partition's last landing stays pending until its next batch, so an idle
+partition's file waits as long: its hour's lag grows, and each run fails naming it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,23 @@ class UnusableRawFiles(CompactionError):
 class StillLanding(CompactionError):
     """A raw file that cannot be used is still named by its partition's pending landing: not moved yet."""
 
+    def __init__(self, raw_path: str, why: str) -> None:
+        super().__init__(
+            f"raw file {raw_path} cannot be used ({why}), but its partition's landing still names it as pending: "
+            "it is moved once the partition's next batch has finished that landing"
+        )
+        self.raw_path = raw_path
+        self.why = why
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A raw file a run could not use nor move (``StillLanding``): its hour compacted without it, and did not
+    record it as covered, so the next run tries it again."""
+
+    raw_path: str
+    why: str
+
 
 @dataclass(frozen=True, slots=True)
 class Quarantined:
@@ -83,10 +101,7 @@ def quarantine(lake: LakeStore, source: str, raw_path: str, why: str) -> Quarant
     if raw is None:
         raise LakeError(f"{raw_path} is not a raw file of {source}")
     if _pending_in_ledger(lake, source, raw_path):
-        raise StillLanding(
-            f"raw file {raw_path} cannot be used ({why}), but its partition's landing still names it as pending: "
-            "it is moved once the partition's next batch has finished that landing"
-        )
+        raise StillLanding(raw_path, why)
     data = lake.read(raw_path)
     digest = hashlib.sha256(data).hexdigest()
     name = raw_path.rpartition("/")[2]

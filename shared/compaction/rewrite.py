@@ -39,7 +39,7 @@ from shared.compaction.hours import Hour, RawFile
 from shared.compaction.location import curated_path
 from shared.compaction.parts import HourFiles
 from shared.compaction.plan import HourTask
-from shared.compaction.quarantine import Quarantined, UnusableRawFiles
+from shared.compaction.quarantine import LeftOut, Quarantined, UnusableRawFiles
 from shared.compaction.rows import (
     PARTITION_COLUMNS,
     REQUIRED,
@@ -89,6 +89,7 @@ class HourResult:
     bytes_in: int
     drift: HourDrift | None = None
     quarantined: tuple[Quarantined, ...] = ()  # raw files of the hour moved out of raw/ (``job.compact_hour``)
+    left_out: tuple[LeftOut, ...] = ()  # unusable raw files not moved yet, nor covered (``job.compact_hour``)
 
 
 @dataclass
@@ -127,8 +128,8 @@ class HourRewrite:
                 return self._cover_empty(scan)
             self._find_duplicates(scan)
             fit = self._fit(scan)
-            covered = [*self.task.covered_files, *(raw.path for raw in self.task.new_files)]
-            metadata = commit_metadata(self.source, hour, covered, offset_ranges(scan.inputs, scan.dropped), scan.rows)
+            ranges = offset_ranges(scan.inputs, scan.dropped)
+            metadata = commit_metadata(self.source, hour, self.task.covers, ranges, scan.rows)
             plan = plan_slices(hour, scan.inputs, self.slice_rows, scan.histogram)
             files = self._write(pool, scan, plan, fit)
         hour_drift = fit.report(hour)
@@ -254,8 +255,7 @@ class HourRewrite:
         table's first commit, that commit creates it, with the columns the source lands (``landed``) when
         known, else with those every raw file has (``rows.REQUIRED``); the next hour with rows adds its own."""
         hour = self.task.hour
-        covered = [*self.task.covered_files, *(raw.path for raw in self.task.new_files)]
-        metadata = commit_metadata(self.source, hour, covered, [], 0)
+        metadata = commit_metadata(self.source, hour, self.task.covers, [], 0)
         columns = scan.curated
         if columns is None:
             landed = REQUIRED if self.landed is None else landed_as_read(self.landed)
@@ -314,10 +314,18 @@ class HourRewrite:
 
 
 def replace_hour(
-    lake: LakeStore, table: CuratedTable, table_path: str, hour: Hour, rows: pa.Table, metadata: dict[str, str]
+    lake: LakeStore,
+    table: CuratedTable,
+    table_path: str,
+    hour: Hour,
+    rows: pa.Table,
+    metadata: dict[str, str],
+    *,
+    read_version: int | None = None,
 ) -> int:
     """Replace ``hour`` of the table at ``table_path`` with ``rows`` held whole (``tools.reprocess``: the rows
     of ``rows.merge_hour``, sorted), written and committed as a compaction's are; returns files written.
+    ``read_version``: the table's version the hour was read at, as ``CuratedTable.commit_hour`` takes it.
 
     The rows keep their types (fit them first, as ``drift.fit_tables`` does): one the table does not
     have fails the commit with the column's name.
@@ -335,11 +343,13 @@ def replace_hour(
         files.discard()
         files.remove()
         raise
-    commit(table, hour, files, metadata)
+    commit(table, hour, files, metadata, read_version=read_version)
     return len(files.files)
 
 
-def commit(table: CuratedTable, hour: Hour, files: HourFiles, metadata: dict[str, str]) -> None:
+def commit(
+    table: CuratedTable, hour: Hour, files: HourFiles, metadata: dict[str, str], *, read_version: int | None = None
+) -> None:
     """The hour's one commit of its written ``files``; they are deleted only when it certainly failed.
 
     A commit whose outcome is unknown is looked up in the table: when its latest version holds the
@@ -347,7 +357,8 @@ def commit(table: CuratedTable, hour: Hour, files: HourFiles, metadata: dict[str
     nothing); when the look-up fails too, they stay as well (unreferenced files are vacuumed).
     """
     try:
-        table.commit_hour(hour, pa.schema([*files.schema, *_partition_fields()]), files.files, metadata)
+        schema = pa.schema([*files.schema, *_partition_fields()])
+        table.commit_hour(hour, schema, files.files, metadata, read_version=read_version)
     except CommitOutcomeUnknown:
         if table.references([file.path for file in files.files]):
             log.warning("hour %s: its commit reported an error but is in the table; kept", hour)

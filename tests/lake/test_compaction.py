@@ -524,8 +524,9 @@ def test_two_compactions_of_a_new_hour_at_once_hold_its_rows_once(local_lake: La
 
 
 def test_rows_the_hour_holds_twice_are_held_once_after_it_is_recompacted(local_lake: Lake) -> None:
-    """Two first commits of a new hour within the same moment both add (docs/reliability.md): the hour's rows
-    twice. The next compaction of the hour (a late file) keeps one row per identity and counts it once."""
+    """Two first commits of a new hour within the same moment both added before compaction committed with no
+    retry (docs/reliability.md): tables older code wrote may hold an hour's rows twice. The next compaction of
+    the hour (a late file) keeps one row per identity and counts it once."""
     land_batch(local_lake, 0, 10)
     run(local_lake)
     delta = local_lake.delta()

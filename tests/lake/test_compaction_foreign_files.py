@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,19 +23,25 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, QueryBuilder
 
+from shared.batch import process_batch
 from shared.compaction import rewrite
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour
-from shared.compaction.job import compact, open_curated
+from shared.compaction.job import compact, open_curated, run_compaction
 from shared.compaction.quarantine import quarantined_files
-from shared.compaction.rows import curated_as_landed
+from shared.compaction.rows import CompactionError, curated_as_landed
 from shared.errors import LakeError, LakeUnavailable
+from shared.formats import format_named
 from shared.lake import LocalLake
+from shared.landing.guard import LandingGuard, PartitionLander
 from shared.settings import load_settings
+from shared.sources import get_source
+from tests.conftest import FIXED_NOW_MS, records_for
 from tests.lake.test_compaction import GRACE, H10, LATER, Lake, land_batch, run
 
 H09 = Hour.of_ms(H10.start_ms - 1)
 H11 = Hour.of_ms(H10.end_ms)
+CLICKS = get_source("clickstream")
 
 
 @pytest.fixture
@@ -373,3 +380,60 @@ def test_an_empty_first_hour_of_a_source_without_landed_columns_creates_a_table_
     report = compact("things", lake.store, table, now_ms=LATER, grace_ms=GRACE)
     assert not report.failed and report.rows == 2
     assert readable(lake, H10, "things").sort_by("_offset").column("level").to_pylist() == ["a", "b"]
+
+
+def _land_guarded(lake: Lake, guard: LandingGuard, partition: int, first_offset: int) -> list[str]:
+    """One guarded landing of five records of ``partition`` in H10: as its last landing, the ledger keeps it
+    pending until the partition's next batch."""
+    records = records_for(CLICKS, 5, partition=partition, first_offset=first_offset, seed=3)
+    (part,) = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    lander = PartitionLander(
+        guard.partition(CLICKS.name, part.topic_partition), part, format_named("parquet"), FIXED_NOW_MS
+    )
+    before = set(lake.store.list_paths("raw"))
+    lander.admit()
+    lander.begin()
+    lander.write()
+    lander.finish()
+    return sorted(set(lake.store.list_paths("raw")) - before)
+
+
+def test_an_unusable_file_of_a_pending_landing_is_left_out_and_the_rest_of_its_hour_compacts(lake: Lake) -> None:
+    """The file cannot be moved while its partition's landing still names it (``StillLanding``), and that
+    landing stays pending until the partition's next batch. It used to fail its whole hour on every run, so
+    an idle partition held the hour's good files of every other partition uncompacted until the lifecycle
+    rule deleted them. It is left out instead: not moved, not covered, tried again by each run (which commits
+    nothing more while it is the hour's only new file), and quarantined once the landing is finished."""
+    land_batch(lake, 0, 10)  # partition 0: ten good rows in H10
+    guard = LandingGuard(lake.store)
+    (bad,) = _land_guarded(lake, guard, 1, 0)  # partition 1, H10: its last landing, pending
+    lake.store.write_atomic(bad, b"PAR1 damaged")
+
+    first = run(lake)
+    assert not first.failed and not first.quarantined and first.rows == 10
+    (left,) = first.left_out
+    assert left.raw_path == bad and "cannot read raw file" in left.why and lake.store.exists(bad)
+    assert offsets(lake, H10) == list(range(10))
+    assert bad not in lake.table().coverage([H10])[H10]
+
+    version = lake.delta().version()
+    again = run(lake, now_ms=LATER + 900_000)  # partition 1 idle: the file is tried again, alone
+    assert [raw.path for task in again.plan.tasks for raw in task.new_files] == [bad]
+    assert [q.raw_path for q in again.left_out] == [bad] and not again.failed
+    assert lake.delta().version() == version, "nothing new to commit"
+
+    later = _land_guarded(lake, guard, 1, 5)  # partition 1's next batch finishes the landing
+    done = run(lake, now_ms=LATER + 1_800_000)
+    assert [q.raw_path for q in done.quarantined] == [bad] and not done.left_out and not done.failed
+    assert not lake.store.exists(bad) and len(offsets(lake, H10)) == 10 + 5 * len(later)
+    assert run(lake, now_ms=LATER + 2_700_000).plan.tasks == ()
+
+
+def test_a_run_that_left_a_file_out_fails_naming_it(lake: Lake) -> None:
+    """As a quarantine does, a file left out fails the invocation (its hour's lag grows meanwhile)."""
+    land_batch(lake, 0, 10)
+    (bad,) = _land_guarded(lake, LandingGuard(lake.store), 1, 0)
+    lake.store.write_atomic(bad, b"PAR1 damaged")
+    with pytest.raises(CompactionError, match=f"1 unusable raw files left for the next run.*{re.escape(bad)}"):
+        run_compaction("clickstream", lake.store, lake.settings, now_ms=LATER)
+    assert offsets(lake, H10) == list(range(10))

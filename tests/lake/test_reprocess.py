@@ -295,22 +295,32 @@ def _land_life(lake: Lake, source: Source, ids: range, *, incarnation: int) -> N
     land(lake.store, plan.files)
 
 
-def test_a_late_file_compacted_between_reprocessing_and_promoting_keeps_its_rows(lake: Lake) -> None:
+def test_a_compaction_committed_between_reprocessing_and_promoting_is_not_undone(lake: Lake) -> None:
     """The promotion writes the rows read when reprocessing started; a late raw file compacted in between is
-    not in them. Its commit names the raw files those rows held, so the next compaction merges the late
-    file's rows into the promoted hour instead of taking the file as covered (its rows lost)."""
+    not in them, and the promotion's commit replaces the hour whole: the late rows would leave curated until
+    the next compaction merged them back. The promotion looks for commits of the hour since the version the
+    hour was read at (not since its own refresh of the table), so it fails instead; a rerun promotes the hour
+    with the late rows in it. An hour no commit touched since it was read is promoted as before."""
     source = _land_two_hours(lake)
     curated = lake.table("things")
     results = reprocess(
         _changed(source), lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
     )
     land_records(lake, source, _values(range(30, 32)), 30)  # a late file for H10, compacted meanwhile
-    run(lake, "things")
-    promote(
-        source, next(r for r in results if r.diff.hour == H10), lake=lake.store, curated=curated, run_id="t", now_ms=0
+    assert [h.hour for h in run(lake, "things").hours] == [H10]
+    h10, h11 = (next(r for r in results if r.diff.hour == hour) for hour in (H10, H11))
+    with pytest.raises(LakeUnavailable, match="another writer committed the hour after it was read"):
+        promote(source, h10, lake=lake.store, curated=curated, run_id="t", now_ms=0)
+    assert {30, 31} <= {row["_offset"] for row in curated_rows(lake, "things", H10)}, "the compaction stands"
+    promote(source, h11, lake=lake.store, curated=curated, run_id="t", now_ms=0)  # H10's commit is not H11's
+
+    again = reprocess(
+        _changed(source), lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
     )
-    run(lake, "things")
-    assert {30, 31} <= {row["_offset"] for row in curated_rows(lake, "things", H10)}
+    promote(
+        source, next(r for r in again if r.diff.hour == H10), lake=lake.store, curated=curated, run_id="u", now_ms=0
+    )
+    assert sorted(row["id"] for row in curated_rows(lake, "things", H10)) == [0, 1, 2, 4, 30]
     assert run(lake, "things").plan.tasks == ()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from shared.compaction.hours import Hour
 from shared.compaction.plan import plan_compaction
 from tests.unit.shared.compaction.conftest import H10, MINUTE, raw
@@ -69,3 +71,17 @@ def test_a_task_carries_the_rows_its_hours_latest_commit_wrote() -> None:
     covered = {H10: frozenset({raw(H10, "a.parquet")})}
     plan = plan_compaction("clickstream", listing, covered, now_ms=H11.end_ms, grace_ms=0, committed_rows={H10: 7})
     assert [(task.hour, task.committed_rows) for task in plan.tasks] == [(H10, 7), (H11, None)]
+
+
+def test_an_hours_commit_covers_its_raw_files_but_those_left_out() -> None:
+    """A file the run left out (unusable, its landing still pending: ``job.compact_hour``) is never recorded as
+    covered, even were it still among the task's new files: the next plan has it new again."""
+    a, b, c = raw(H10, "a.parquet"), raw(H10, "b.parquet"), raw(H10, "c.parquet")
+    (task,) = plan_compaction("clickstream", [a, b, c], {H10: frozenset({a})}, now_ms=H11.end_ms, grace_ms=0).tasks
+    assert task.covered_files == (a,) and task.covers == [a, b, c]
+    left = dataclasses.replace(task, left_out=(b,))
+    assert left.covers == [a, c]
+    (again,) = plan_compaction(
+        "clickstream", [a, b, c], {H10: frozenset(left.covers)}, now_ms=H11.end_ms, grace_ms=0
+    ).tasks
+    assert [raw_file.path for raw_file in again.new_files] == [b]
