@@ -38,7 +38,8 @@ from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
 from shared.compaction.rows import CompactionError
 from shared.errors import LakeError
 from shared.lake.base import LakeStore
-from shared.layout import DEADLETTER_AREA, batch_file_ledger_path, parse_batch_file_name, safe_segment
+from shared.landing.ledger import names_pending
+from shared.layout import DEADLETTER_AREA, safe_segment
 
 QUARANTINE = "quarantine"
 SUFFIX = ".quarantined"
@@ -100,7 +101,7 @@ def quarantine(lake: LakeStore, source: str, raw_path: str, why: str) -> Quarant
     raw = parse_raw_path(source, raw_path)
     if raw is None:
         raise LakeError(f"{raw_path} is not a raw file of {source}")
-    if _pending_in_ledger(lake, source, raw_path):
+    if names_pending(lake, source, raw_path):  # moved by mistake is what must not happen: unreadable counts
         raise StillLanding(raw_path, why)
     data = lake.read(raw_path)
     digest = hashlib.sha256(data).hexdigest()
@@ -127,22 +128,6 @@ def quarantine(lake: LakeStore, source: str, raw_path: str, why: str) -> Quarant
         path,
     )
     return Quarantined(raw_path, path, why)
-
-
-def _pending_in_ledger(lake: LakeStore, source: str, raw_path: str) -> bool:
-    """Whether the landing ledger of the raw file's partition names it in its pending landing (a ledger that
-    cannot be read counts as naming it: moving the file is what must not happen by mistake)."""
-    file = parse_batch_file_name(raw_path)
-    if file is None:
-        return False  # not named as a landing names its files: no ledger lists it
-    found = lake.read_versioned(batch_file_ledger_path(source, file))
-    if found is None:
-        return False
-    try:
-        pending = orjson.loads(found[0]).get("pending")
-        return pending is not None and raw_path in pending.get("files", [])
-    except (orjson.JSONDecodeError, AttributeError, TypeError):
-        return True
 
 
 def quarantined_files(lake: LakeStore, source: str) -> list[Quarantined]:
