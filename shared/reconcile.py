@@ -132,6 +132,7 @@ class Life:
     incarnation: int
     recreated_from: int | None = None
     adopted_below: int | None = None
+    verified: bool = True  # False: no offset the ledger fingerprinted is retained, so the life was not compared
 
     def counts(self, row: Landed) -> bool:
         if row.incarnation == self.incarnation:
@@ -182,8 +183,9 @@ def life_of(
     records landed; one matching and a later one differing, those from that one on have not landed (the new life's
     first records landed as the old one, which held the offsets above them). The life before's fingerprints below
     the current life's first landed offset (the ledger's, or ``first_row``, its files' lowest): one matching, the
-    earlier life's rows below that offset are this life's. With nothing fingerprinted in ``[low, end)``, or no
-    ``ask``, the ledger's incarnation as it is."""
+    earlier life's rows below that offset are this life's. A log that ends at or below an offset the ledger counts
+    landed was recreated (offsets never go back in one life): told so when nothing fingerprinted is in ``[low, end)``;
+    otherwise, with nothing there, the ledger's incarnation as it is, not ``verified``; with no ``ask``, as it is."""
     current = ledger.incarnation
     if ask is None or low >= end:
         return Life(current)
@@ -200,7 +202,9 @@ def life_of(
         top = min(min(firsts), end)
         below = {int(o): str(d) for o, d in earlier.get("fingerprints", {}).items() if low <= int(o) < top}
     if not known and not below:
-        return Life(current)
+        if ledger.landed and ledger.landed[-1][1] >= end:  # nothing to compare, but the log went back
+            return Life(current + 1, recreated_from=low)
+        return Life(current, verified=not ledger.fingerprints)
     found = ask(sorted(set(known) | set(below)))
     matched = sorted(offset for offset, digest in known.items() if found.get(offset) == digest)
     differ = sorted(offset for offset, digest in known.items() if offset in found and found[offset] != digest)
@@ -229,6 +233,7 @@ class PartitionReport:
     gaps: list[tuple[int, int]] = field(default_factory=list)  # inclusive offset ranges in neither area
     doubles: dict[int, list[str]] = field(default_factory=dict)  # offset -> the files holding it
     recreated_from: int | None = None  # the broker's records from here on are not those the lake landed (Life)
+    verified: bool = True  # False: no fingerprinted offset retained, the lake's rows were not compared (Life)
     raw_gone: list[tuple[int, int]] = field(default_factory=list)  # gaps only letters in raw/ by design name
 
     @property
@@ -269,7 +274,9 @@ def reconcile(
     for position in sorted(retained):
         low, end = retained[position]
         life = lives.get(TopicPartition(*position), Life(0))
-        report = PartitionReport(*position, life.incarnation, low, end, recreated_from=life.recreated_from)
+        report = PartitionReport(
+            *position, life.incarnation, low, end, recreated_from=life.recreated_from, verified=life.verified
+        )
         rows = by_offset.get(position, {})
         missing: list[int] = []
         raw_gone: list[int] = []

@@ -322,6 +322,11 @@ def report_table(
                 "lake landed there (its landing ledger's fingerprints differ): the topic was recreated and its new "
                 "records have not landed yet; they count as pending, or missing below the group's committed offset"
             )
+        if not r.verified:
+            lines.append(
+                f"unverified: partition {r.partition}: no offset its landing ledger fingerprinted is retained, so "
+                "whether the lake's rows are the broker's records (not a recreated topic's) was not checked"
+            )
         for first, last in r.gaps:
             lines.append(f"missing: partition {r.partition} offsets {first}-{last} ({last - first + 1})")
         for first, last in r.raw_gone:
@@ -349,6 +354,11 @@ def report_table(
         lines.append(
             f"result: every retained offset up to the group's committed offsets is in the lake exactly once; {pending}"
             " past them are pending (not processed yet: run again once the processor caught up or stopped)"
+        )
+    elif clean and (unverified := [str(r.partition) for r in reports if not r.verified]):
+        lines.append(
+            "result: every retained offset is in the lake exactly once, if the lake's rows are the broker's records "
+            f"(unverified: partition{'s' * (len(unverified) > 1)} {', '.join(unverified)})"
         )
     else:
         lines.append("result: every retained offset is in the lake exactly once" if clean else "result: NOT reconciled")

@@ -220,8 +220,8 @@ def test_the_broker_records_at_fingerprinted_offsets_tell_which_rows_are_its_lif
     asked: list[int] = []
     assert life_of(ledger, 100, 120, 100, _broker(old, asked)) == Life(0) and asked == [100, 119]
     assert life_of(ledger, 100, 130, 100, _broker(new, [])) == Life(1, recreated_from=100)
-    asked.clear()  # nothing fingerprinted in the retained log: the ledger's word, the broker not asked
-    assert life_of(ledger, 0, 100, 100, _broker(new, asked)) == Life(0) and asked == []
+    asked.clear()  # nothing fingerprinted in the retained log, which ends below what landed: recreated, not asked
+    assert life_of(ledger, 0, 100, 100, _broker(new, asked)) == Life(1, recreated_from=0) and asked == []
     assert life_of(ledger, 100, 130, 100, None) == Life(0)
     ledger.remember(new[0], new[49], new[50], new[99])  # 0-99 landed as the old life
     assert life_of(ledger, 0, 130, 0, _broker(new, [])) == Life(0, recreated_from=100)
@@ -235,3 +235,32 @@ def test_the_broker_records_at_fingerprinted_offsets_tell_which_rows_are_its_lif
     kept = Life(1, adopted_below=100)
     counts = [kept.counts(Landed("t", 0, i, o, "raw/x")) for i, o in ((0, 99), (0, 100), (1, 100), (2, 5))]
     assert counts == [True, False, True, False]  # the life before counts below the adopted offset only
+
+
+def test_a_log_that_ends_below_what_the_ledger_landed_is_a_recreated_topic() -> None:
+    """No fingerprinted offset in the retained [40, 50), but the ledger counts 0-999 landed: offsets never go back
+    in one life, so the broker's records are a new life's, and the old life's rows at 40-49 do not count."""
+    ledger = Ledger(
+        incarnation=0, landed=[[0, 999]], fingerprints={0: "old0", **{o: f"old{o}" for o in range(936, 1000)}}
+    )
+    life = life_of(ledger, 40, 50, 0, lambda offsets: {o: f"new{o}" for o in offsets})
+    assert (life.incarnation, life.recreated_from) == (1, 40)
+    old_rows = [Landed("t", 0, 0, offset, f"raw/s/x{offset}", None) for offset in range(40, 50)]
+    where = TopicPartition("t", 0)
+    (report,) = reconcile({where: (40, 50)}, old_rows, {where: life})
+    assert report.missing == 10 and not report.clean
+
+
+def test_a_retained_log_with_no_fingerprinted_offset_is_reported_unverified_not_plainly_clean() -> None:
+    """The ledger fingerprinted only offsets retention has deleted since: the rows at 90-99 cannot be compared
+    with the broker's records, so the report says the result holds only if they are the broker's."""
+    ledger = Ledger(incarnation=0, landed=[[0, 99]], fingerprints={o: f"d{o}" for o in range(0, 10)})
+    life = life_of(ledger, 90, 100, 0, lambda offsets: {})
+    assert (life.incarnation, life.recreated_from, life.verified) == (0, None, False)
+    rows = [Landed("t", 0, 0, offset, f"raw/s/x{offset}", None) for offset in range(90, 100)]
+    where = TopicPartition("t", 0)
+    reports = reconcile({where: (90, 100)}, rows, {where: life})
+    assert reports[0].clean
+    printed = report_table("s", "t", reports)
+    assert "unverified: partition 0" in printed
+    assert printed.splitlines()[-1].startswith("result: every retained offset is in the lake exactly once, if")
