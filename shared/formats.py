@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -16,9 +17,31 @@ import fastavro
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fastavro.read import SchemaResolutionError
+from fastavro.schema import SchemaParseException
 
 from shared.settings import LakeFormat
 from shared.source_model import Column, Row
+
+# What decoding a damaged or foreign lake file raises: the readers' own errors (pyarrow's are ``ArrowException``,
+# a damaged gzip or deflate stream ``zlib.error``, a damaged Avro header a ``KeyError``, ``IndexError``,
+# ``AttributeError`` or a schema error). Not a bug of this code's: every reader catches these alone.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    EOFError,
+    StopIteration,
+    RecursionError,
+    zlib.error,
+    pa.ArrowException,
+    SchemaParseException,
+    SchemaResolutionError,
+)
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),

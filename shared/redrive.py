@@ -51,10 +51,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol, TypeVar, cast, get_args
 
-import pyarrow as pa
-from fastavro.read import SchemaResolutionError
-from fastavro.schema import SchemaParseException
-
 from shared import formats
 from shared.batch import process_batch
 from shared.errors import LakeError, RedriveInProgress, StreamingPocError, UnreadableLakeFile, UnsafePath, WriteConflict
@@ -92,24 +88,6 @@ PENDING_LANDING = "pending landing: not sent (a later run)"
 REMOVED_BY_A_PROMOTION = "removed by a promotion (never sent)"
 RAW_UNREADABLE = "unknown: raw file unreadable (not sent)"
 _SHOWN_WHEN_COUNTING = frozenset({PENDING_LANDING, REMOVED_BY_A_PROMOTION, RAW_UNREADABLE})  # summary rows
-# What decoding a damaged or foreign raw file raises: the readers' own errors (pyarrow's are ``ArrowException``,
-# a damaged gzip stream ``zlib.error``, a damaged Avro header a ``KeyError``, ``IndexError`` or a schema error).
-_UNREADABLE_RAW = (
-    OSError,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    OverflowError,
-    EOFError,
-    StopIteration,
-    RecursionError,
-    zlib.error,
-    pa.ArrowException,
-    SchemaParseException,
-    SchemaResolutionError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +392,7 @@ def _raw_file_rows(lake: LakeStore, path: str, fmt: LakeFormat) -> list[tuple[Id
             ((str(row["_topic"]), int(row["_partition"]), int(row.get("_incarnation") or 0), int(row["_offset"])), row)
             for row in formats.decode(fmt, data)
         ]
-    except _UNREADABLE_RAW as error:
+    except formats.DECODE_ERRORS as error:
         raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import gzip
 import io
-import zlib
 from collections.abc import Sequence
 
 import fastavro
@@ -23,12 +22,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from fastavro.read import SchemaResolutionError
-from fastavro.schema import SchemaParseException
 
 from shared.compaction.coverage import OffsetRange
 from shared.compaction.hours import Hour, RawFormat
 from shared.errors import StreamingPocError
+from shared.formats import DECODE_ERRORS
 
 IDENTITY = ("_topic", "_partition", "_incarnation", "_offset")
 EVENT_TIME = "_event_time"
@@ -42,25 +40,6 @@ REQUIRED = pa.schema(
 
 class CompactionError(StreamingPocError):
     """An hour cannot be compacted as it is (unreadable raw file, conflicting schemas); others go on."""
-
-
-# What decoding a damaged or foreign raw file raises: the readers' own errors (a damaged gzip or deflate
-# stream is ``zlib.error``; a damaged Avro header a ``KeyError``, ``IndexError`` or a schema error).
-_UNREADABLE = (
-    OSError,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    OverflowError,
-    EOFError,
-    StopIteration,
-    RecursionError,
-    zlib.error,
-    pa.ArrowException,
-    SchemaParseException,
-    SchemaResolutionError,
-)
 
 
 def read_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None = None) -> pa.Table:
@@ -79,7 +58,7 @@ def read_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None
             table = _from_records([orjson.loads(line) for line in lines if line], schema, path)
     except CompactionError:
         raise
-    except _UNREADABLE as error:
+    except DECODE_ERRORS as error:
         raise CompactionError(f"cannot read raw file {path}: {type(error).__name__}: {error}") from error
     return _with_lineage(table, path)
 
@@ -129,7 +108,7 @@ def scan_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None
         table = parquet.read(columns=_scanned(parquet.schema_arrow), use_threads=False)
     except CompactionError:
         raise
-    except _UNREADABLE as error:
+    except DECODE_ERRORS as error:
         raise CompactionError(f"cannot read raw file {path}: {type(error).__name__}: {error}") from error
     return _with_lineage(table, path), full.schema
 

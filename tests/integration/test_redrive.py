@@ -24,6 +24,7 @@ from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS, context_for
 from tests.integration.harness import records_until_sentinel
+from tests.unit.shared.test_redrive import DyingLake, Killed
 from tools import redrive as redrive_cli
 
 pytestmark = pytest.mark.integration
@@ -106,22 +107,6 @@ def test_the_kafka_sender_tells_a_refused_record_from_an_acknowledged_one(broker
         OutgoingRedrive("k", b"x" * 2_000_000, (), entry),
     ]
     assert sender.send(topic, messages) == [Delivery.ACKNOWLEDGED, Delivery.NOT_SENT]
-
-
-class Killed(BaseException):
-    """The worker process dies here (a deploy restarting the host)."""
-
-
-class DyingLake(LocalLake):
-    """Dies on creating the first path containing ``die_on``."""
-
-    die_on: str | None = None
-
-    def create(self, path: str, data: bytes) -> bool:
-        if self.die_on is not None and self.die_on in path:
-            self.die_on = None
-            raise Killed(path)
-        return super().create(path, data)
 
 
 def _messages_from(broker: str, topic: str, offset: int) -> list[Any]:
