@@ -236,24 +236,29 @@ def test_letters_that_still_fail_their_key_or_encoder_are_not_sent(
     assert dict(summary.still_invalid) == {"bad_key": 1, "unencodable": 1}
 
 
+def _mobile_letter_row(record: KafkaRecord, reason: str, detail: str) -> dict[str, object]:
+    """A dead-letter row of mobile partition 0, life 0, for ``record`` (offset 1 in these tests)."""
+    return {
+        "_topic": "mobile",
+        "_partition": 0,
+        "_incarnation": 0,
+        "_offset": record.offset,
+        "_key": record.key,
+        "_kafka_timestamp": FIXED_NOW_MS,
+        "reason": reason,
+        "detail": detail,
+        "raw_base64": base64.b64encode(record.value or b"").decode(),
+        "dead_lettered_at": FIXED_NOW_MS,
+    }
+
+
 def land_one_refused_state_update(lake: LocalLake) -> list[KafkaRecord]:
     """Lands three mobile records, then dead-letters offset 1 as ``entity_rejected``: landed in raw/,
     refused by its entity."""
     mobile = SOURCES["mobile"]
     records = records_for(mobile, 3)
     handle_batch(context_for(mobile, lake, now_ms=FIXED_NOW_MS), records)
-    row: dict[str, object] = {
-        "_topic": "mobile",
-        "_partition": 0,
-        "_incarnation": 0,
-        "_offset": 1,
-        "_key": records[1].key,
-        "_kafka_timestamp": FIXED_NOW_MS,
-        "reason": "entity_rejected",
-        "detail": "landed in raw/, but the entity refused its update",
-        "raw_base64": base64.b64encode(records[1].value or b"").decode(),
-        "dead_lettered_at": FIXED_NOW_MS,
-    }
+    row = _mobile_letter_row(records[1], "entity_rejected", "landed in raw/, but the entity refused its update")
     data = formats.encode("jsonl", DEADLETTER_COLUMNS, [row], record_name="x")
     name = "mobile+0+i0+00000000000000000001+00000000000000000001.entity_rejected.jsonl.gz"
     lake.write_atomic(f"deadletter/mobile/date=2026-11-24/hour=10/{name}", data)
@@ -582,18 +587,7 @@ def test_a_row_a_promotion_removed_is_never_sent_even_once_its_raw_file_expired(
     lake = LocalLake(tmp_path)
     mobile = SOURCES["mobile"]
     records = land_one_refused_state_update(lake)
-    row: dict[str, object] = {
-        "_topic": "mobile",
-        "_partition": 0,
-        "_incarnation": 0,
-        "_offset": 1,
-        "_key": records[1].key,
-        "_kafka_timestamp": FIXED_NOW_MS,
-        "reason": "schema",
-        "detail": "tools.reprocess r1: a stricter model",
-        "raw_base64": base64.b64encode(records[1].value or b"").decode(),
-        "dead_lettered_at": FIXED_NOW_MS,
-    }
+    row = _mobile_letter_row(records[1], "schema", "tools.reprocess r1: a stricter model")
     name = f"mobile+0+i0+{1:020d}+{1:020d}.reprocessed-0123456789abcdef.jsonl.gz"  # as tools.reprocess names it
     data = formats.encode("jsonl", DEADLETTER_COLUMNS, [row], record_name="x")
     lake.write_atomic(f"deadletter/mobile/date=2026-11-24/hour=10/{name}", data)
