@@ -125,7 +125,7 @@ class ConfluentRegistry:
         self._authorization = (
             "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii") if username else None
         )
-        self._served_a_schema = False  # proof that the credentials work and may read some subject
+        self._served_id: str | None = None  # a schema id served before: asked again, it proves the key may read
 
     def schema_text(self, schema_id: str) -> tuple[str, str]:
         """``(format, text)`` of ``schema_id``."""
@@ -140,9 +140,10 @@ class ConfluentRegistry:
 
         A 403 with Confluent's ``error_code`` 40301 (Confluent Cloud's role-based access: the schema is
         registered only under subjects this key may not read, another team's) is :class:`UnknownSchema` too,
-        once this client has been served a schema: its credentials work, so the refusal is about this id,
-        which a junk value can name. Before that it is :class:`RegistryRefused`, as every other 403: a key
-        that may read nothing would otherwise dead-letter every record instead of waiting for its role.
+        when a schema this client was served before is served again now: the key still reads, so the refusal
+        is about this id, which a junk value can name. Otherwise it is :class:`RegistryRefused`, as every
+        other 403: a key that may read nothing (never could, or lost its role since) would dead-letter every
+        record instead of waiting for its role.
         """
         if not schema_id.isdigit() or not 0 < int(schema_id) <= MAX_CONFLUENT_ID:
             raise UnknownSchema(f"{schema_id[:40]!r} is not a Confluent schema id (1 to {MAX_CONFLUENT_ID})")
@@ -150,7 +151,7 @@ class ConfluentRegistry:
         status, document = self._call("GET", f"/schemas/ids/{schema_id}", deadline=deadline)
         if status == 404 and document.get("error_code") == SCHEMA_NOT_FOUND:
             raise UnknownSchema(f"the registry has no schema {schema_id}")
-        if status == 403 and document.get("error_code") == PERMISSION_DENIED and self._served_a_schema:
+        if status == 403 and document.get("error_code") == PERMISSION_DENIED and self._still_reads(schema_id, deadline):
             denied = str(document.get("message", ""))[:500]
             raise UnknownSchema(f"the registry refuses schema {schema_id} to this app: HTTP 403 {denied}".strip())
         self._check(status, document, f"schema {schema_id}")
@@ -159,8 +160,18 @@ class ConfluentRegistry:
         found = RegistrySchema(
             str(document.get("schemaType") or "AVRO").upper(), _text(document, self.shown), tuple(texts)
         )
-        self._served_a_schema = True
+        self._served_id = schema_id
         return found
+
+    def _still_reads(self, refused_id: str, deadline: float) -> bool:
+        """Whether the schema this client was served last is served now (one GET; a failure is a no)."""
+        if self._served_id is None or self._served_id == refused_id:
+            return False
+        try:
+            status, _ = self._call("GET", f"/schemas/ids/{self._served_id}", deadline=deadline)
+        except (RegistryUnavailable, RegistryRefused):
+            return False
+        return status == 200
 
     def _references(
         self, document: dict[str, Any], what: str, deadline: float, texts: list[str], seen: set[str], depth: int

@@ -553,10 +553,12 @@ def test_a_huge_registry_answer_is_refused_after_a_bounded_read() -> None:
     assert sent[0] < 64 * 2**20, f"the client took {sent[0] >> 20} MiB of a {declared >> 20} MiB answer"
 
 
-def _confluent_cloud_rbac(schema_text: str, forbidden: dict[str, Any], served: int = 1) -> tuple[HTTPServer, str]:
+def _confluent_cloud_rbac(
+    schema_text: str, forbidden: dict[str, Any], served: int = 1, role: threading.Event | None = None
+) -> tuple[HTTPServer, str]:
     """As Confluent Cloud with role-based access answers an app's key: schema ``served`` (the app's own subject) is
     served, every other id is refused with ``forbidden`` (403), as for a schema registered only under another team's
-    subjects. Registering answers id ``served``."""
+    subjects. Registering answers id ``served``. Once ``role`` is cleared, the key may read nothing."""
 
     class Answers(_JsonAnswers):
         def do_POST(self) -> None:
@@ -564,7 +566,7 @@ def _confluent_cloud_rbac(schema_text: str, forbidden: dict[str, Any], served: i
             self._send(200, {"id": served})
 
         def do_GET(self) -> None:
-            if self.path == f"/schemas/ids/{served}":
+            if self.path == f"/schemas/ids/{served}" and (role is None or role.is_set()):
                 self._send(200, {"schema": schema_text})
             else:
                 self._send(403, forbidden)
@@ -609,6 +611,25 @@ def test_a_forbidden_id_asked_before_the_batchs_good_one_on_a_fresh_worker_is_a_
         batch = process_batch(source, records_of(values), max_record_bytes=1 << 20, decoder=AvroDecoder(client))
         assert [row["_offset"] for row in batch.rows()] == [1]
         assert [(letter.record.offset, letter.reason) for letter in batch.dead_letters] == [(0, "unknown_schema")]
+    finally:
+        server.shutdown()
+
+
+def test_a_key_that_lost_its_read_role_waits_instead_of_dead_lettering_new_ids() -> None:
+    """Served schema 1, then the key's role is removed: every id now answers 40301. Schema 1, asked again, is
+    refused too, so the refusal is the key's, not one id's: the batch waits for the role instead of
+    dead-lettering every record naming an id not yet cached."""
+    role = threading.Event()
+    role.set()
+    server, url = _confluent_cloud_rbac('"string"', DENIED_READ, role=role)
+    try:
+        client = ConfluentRegistry(url)
+        assert client.schema("1").text == '"string"'
+        with pytest.raises(UnknownSchema, match="schema 777"):
+            client.schema("777")  # the key still reads schema 1: this id is another team's
+        role.clear()
+        with pytest.raises(RegistryRefused, match="HTTP 403"):
+            client.schema("778")
     finally:
         server.shutdown()
 
