@@ -33,3 +33,18 @@ def test_formats_read_back_losslessly_with_standard_readers(tmp_path: Path, name
         else:
             assert len(gzip.decompress(data).splitlines()) == 25
         assert formats.decode(fmt, data) == expected, fmt  # type: ignore[arg-type]
+
+
+def test_raw_parquet_keeps_statistics_for_numbers_and_times_only() -> None:
+    batch = processed("clickstream", 25)
+    data = plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS)[0].data
+    row_group = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+    with_statistics = {
+        row_group.column(i).path_in_schema
+        for i in range(row_group.num_columns)
+        if row_group.column(i).is_stats_set and row_group.column(i).statistics.has_min_max
+    }
+    assert {"_offset", "_partition", "_kafka_timestamp", "_event_time"} <= with_statistics
+    assert not with_statistics & {"_received", "_key", "_topic", "_extra"}
+    offsets = row_group.column([c.name for c in landed_columns(batch.source)].index("_offset")).statistics
+    assert (offsets.min, offsets.max) == (0, 24)
