@@ -5,7 +5,8 @@ created only if absent or replaced only at a version, and atomic (a reader sees 
 the whole new one), and so does the file system's existence check (created only when absent).
 The Data Lake API (``azure-storage-file-datalake``) does everything else: reads, directory
 listings and deletes. A write through the Data Lake API would take four requests (create,
-append, flush, rename) and could not be conditional in one step.
+append, flush, rename) and could not be conditional in one step. Every request, on either
+endpoint, names the server-side timeout (``timeout=``, ``shared.lake.connection``: ``server_timeout``).
 """
 
 from __future__ import annotations
@@ -38,13 +39,19 @@ class AdlsLake(BlobWrites):
 
     max_request_seconds = max_request_seconds(REQUEST_LIMITS)
 
-    def __init__(self, file_system: FileSystemClient, container: ContainerClient) -> None:
+    def __init__(
+        self,
+        file_system: FileSystemClient,
+        container: ContainerClient,
+        server_timeout: int = REQUEST_LIMITS["server_timeout"],
+    ) -> None:
         self.file_system = file_system
         self.container = container
+        self.server_timeout = server_timeout
         # The file system is the account's container of that name: checked, and created only when absent, through
         # the Blob endpoint as FileSystemClient.create_file_system does. In Azure Terraform creates it, and the
         # app's data role is on that container only, which allows the check but not a create.
-        ensure_container(container, "file system")
+        ensure_container(container, "file system", server_timeout)
 
     @classmethod
     def from_settings(cls, settings: Settings, **client_options: Any) -> AdlsLake:
@@ -56,12 +63,14 @@ class AdlsLake(BlobWrites):
             store = cls(
                 FileSystemClient.from_connection_string(lake.connection_string, lake.file_system, **paths),
                 ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **blobs),
+                lake.server_timeout,
             )
         else:
             credential = lake.credential()
             store = cls(
                 FileSystemClient(lake.account_url, lake.file_system, credential=credential, **paths),
                 ContainerClient(blob_endpoint(lake.account_url), lake.file_system, credential, **blobs),
+                lake.server_timeout,
             )
         store.max_request_seconds = lake.max_request_seconds
         return store
@@ -69,27 +78,28 @@ class AdlsLake(BlobWrites):
     def read(self, path: str) -> bytes:
         name = check_relative_path(path)
         with lake_errors(f"read {name}"):
-            return bytes(self.file_system.get_file_client(name).download_file().readall())
+            return bytes(self.file_system.get_file_client(name).download_file(timeout=self.server_timeout).readall())
 
     def read_versioned(self, path: str) -> tuple[bytes, str] | None:
         name = check_relative_path(path)
-        return download_versioned(name, self.file_system.get_file_client(name).download_file)
+        file = self.file_system.get_file_client(name)
+        return download_versioned(name, lambda: file.download_file(timeout=self.server_timeout))
 
     def exists(self, path: str) -> bool:
         name = check_relative_path(path)
         with lake_errors(f"check {name}"):
-            return bool(self.file_system.get_file_client(name).exists())
+            return bool(self.file_system.get_file_client(name).exists(timeout=self.server_timeout))
 
     def delete(self, path: str) -> None:
         name = check_relative_path(path)
         with lake_errors(f"delete {name}"), suppress(ResourceNotFoundError):
-            self.file_system.get_file_client(name).delete_file()
+            self.file_system.get_file_client(name).delete_file(timeout=self.server_timeout)
 
     def list_paths(self, prefix: str) -> list[str]:
         directory = check_relative_path(prefix)
         with lake_errors(f"list {directory}"):
             try:
-                paths = list(self.file_system.get_paths(path=directory, recursive=True))
+                paths = list(self.file_system.get_paths(path=directory, recursive=True, timeout=self.server_timeout))
             except ResourceNotFoundError:
                 return []
         return sorted(p.name for p in paths if not p.is_directory and not p.name.startswith(TEMPORARY_DIRECTORY + "/"))

@@ -15,7 +15,9 @@ class LakeStore(Protocol):
 
     Implementations convert their SDK's errors into ``LakeUnavailable`` (transient: the
     trigger retries) or ``LakeError`` (permanent) at this edge. ``max_request_seconds`` bounds
-    one request, retries included (from the SDK's timeouts): landing leases are derived from it.
+    one request, retries included, both the client's wait and when the service can still act on any
+    of its tries (the SDK's timeouts and the server-side timeout every request names): landing
+    leases are derived from it.
     """
 
     max_request_seconds: float

@@ -1,7 +1,9 @@
 """The lake over the Blob API: for Azurite (which has no Data Lake endpoint); works on any Blob storage.
 
 One request per write: a Put Blob (a reader sees the old blob or the whole new one), created only
-if absent (``If-None-Match: *``) or replaced only at a version (``If-Match``).
+if absent (``If-None-Match: *``) or replaced only at a version (``If-Match``). Every request names
+the server-side timeout (``timeout=``, ``shared.lake.connection``: ``server_timeout``), so the
+service gives up on it no later than the client does.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ SINGLE_PUT_BYTES = 5000 * 1024 * 1024
 _ALREADY_EXISTS = frozenset({StorageErrorCode.CONTAINER_ALREADY_EXISTS, "FilesystemAlreadyExists"})
 
 
-def ensure_container(container: ContainerClient, kind: str = "container") -> None:
+def ensure_container(
+    container: ContainerClient, kind: str = "container", server_timeout: int = REQUEST_LIMITS["server_timeout"]
+) -> None:
     """Create ``container`` (on an ADLS Gen2 account, its file system) only when it is absent.
 
     Get Container Properties first: an existing container, the case in Azure, where Terraform creates it, is
@@ -42,10 +46,10 @@ def ensure_container(container: ContainerClient, kind: str = "container") -> Non
     open the lake together) is success. Any other 409 (``ContainerBeingDeleted``) and any failed check raise.
     """
     with lake_errors(f"create {kind} {container.container_name}"):
-        if container.exists():
+        if container.exists(timeout=server_timeout):
             return
         try:
-            container.create_container()
+            container.create_container(timeout=server_timeout)
         except ResourceExistsError as error:
             if getattr(error, "error_code", None) not in _ALREADY_EXISTS:
                 raise
@@ -54,16 +58,18 @@ def ensure_container(container: ContainerClient, kind: str = "container") -> Non
 class BlobWrites:
     """Writes as Put Blob, one request each: created only if absent, replaced, or replaced at a version.
 
-    The Blob store and the ADLS Gen2 store (multi-protocol access) both write this way.
+    The Blob store and the ADLS Gen2 store (multi-protocol access) both write this way; each request names
+    ``server_timeout`` (``timeout=``, seconds), as every request of both stores does.
     """
 
     container: ContainerClient
+    server_timeout: int = REQUEST_LIMITS["server_timeout"]
 
     def create(self, path: str, data: bytes) -> bool:
         name = check_relative_path(path)
         with lake_errors(f"create {name}"):
             try:
-                self.container.upload_blob(name, data, overwrite=False)
+                self.container.upload_blob(name, data, overwrite=False, timeout=self.server_timeout)
             except ResourceExistsError as error:
                 # Only "the blob is there" means written; any other 409 (ContainerBeingDeleted, a path conflict on
                 # a hierarchical namespace) wrote nothing and must not be counted as landed.
@@ -75,14 +81,15 @@ class BlobWrites:
     def write_atomic(self, path: str, data: bytes) -> None:
         name = check_relative_path(path)
         with lake_errors(f"write {name}"):
-            self.container.upload_blob(name, data, overwrite=True)
+            self.container.upload_blob(name, data, overwrite=True, timeout=self.server_timeout)
 
     def write_if(self, path: str, data: bytes, version: str | None) -> str:
         name = check_relative_path(path)
         condition = write_conditions(version)
         with lake_errors(f"write {name}"):
             try:
-                written = self.container.get_blob_client(name).upload_blob(data, overwrite=True, **condition)
+                blob = self.container.get_blob_client(name)
+                written = blob.upload_blob(data, overwrite=True, timeout=self.server_timeout, **condition)
             except CONDITION_FAILED as error:
                 raise WriteConflict(f"{name} changed since version {version}") from error
             return str(written["etag"])
@@ -93,9 +100,10 @@ class BlobLake(BlobWrites):
 
     max_request_seconds = max_request_seconds(REQUEST_LIMITS)
 
-    def __init__(self, container: ContainerClient) -> None:
+    def __init__(self, container: ContainerClient, server_timeout: int = REQUEST_LIMITS["server_timeout"]) -> None:
         self.container = container
-        ensure_container(container)
+        self.server_timeout = server_timeout
+        ensure_container(container, server_timeout=server_timeout)
 
     @classmethod
     def from_settings(cls, settings: Settings, **client_options: Any) -> BlobLake:
@@ -103,35 +111,37 @@ class BlobLake(BlobWrites):
         lake = lake_connection(settings, blob_endpoint, client_options)
         options = lake.client_options(ExponentialRetry) | {"max_single_put_size": SINGLE_PUT_BYTES}
         if lake.connection_string:
-            store = cls(ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **options))
+            container = ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **options)
         else:
-            store = cls(ContainerClient(lake.account_url, lake.file_system, lake.credential(), **options))
+            container = ContainerClient(lake.account_url, lake.file_system, lake.credential(), **options)
+        store = cls(container, lake.server_timeout)
         store.max_request_seconds = lake.max_request_seconds
         return store
 
     def read(self, path: str) -> bytes:
         name = check_relative_path(path)
         with lake_errors(f"read {name}"):
-            return bytes(self.container.download_blob(name).readall())
+            return bytes(self.container.download_blob(name, timeout=self.server_timeout).readall())
 
     def list_paths(self, prefix: str) -> list[str]:
         directory = check_relative_path(prefix) + "/"
         with lake_errors(f"list {directory}"):
-            return sorted(blob.name for blob in self.container.list_blobs(name_starts_with=directory))
+            blobs = self.container.list_blobs(name_starts_with=directory, timeout=self.server_timeout)
+            return sorted(blob.name for blob in blobs)
 
     def exists(self, path: str) -> bool:
         name = check_relative_path(path)
         with lake_errors(f"check {name}"):
-            return bool(self.container.get_blob_client(name).exists())
+            return bool(self.container.get_blob_client(name).exists(timeout=self.server_timeout))
 
     def delete(self, path: str) -> None:
         name = check_relative_path(path)
         with lake_errors(f"delete {name}"):
             try:
-                self.container.delete_blob(name)
+                self.container.delete_blob(name, timeout=self.server_timeout)
             except ResourceNotFoundError:
                 return
 
     def read_versioned(self, path: str) -> tuple[bytes, str] | None:
         name = check_relative_path(path)
-        return download_versioned(name, lambda: self.container.download_blob(name))
+        return download_versioned(name, lambda: self.container.download_blob(name, timeout=self.server_timeout))
