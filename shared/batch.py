@@ -96,7 +96,7 @@ class PartitionBatch:
         """
         self.incarnation, self.earlier = incarnation, dict(earlier or {})
         if self.earlier:
-            lives = [self._life_of(origin.offset) for origin in self.origins]
+            lives = [self.life_of(origin.offset) for origin in self.origins]
         else:
             lives = [incarnation] * len(self.origins)
         if self.table is not None:
@@ -121,10 +121,11 @@ class PartitionBatch:
         """The span of this batch's records (landed or not) in each life they belong to."""
         by_life: dict[int, list[int]] = {}
         for record in self.records:
-            by_life.setdefault(self._life_of(record.offset), []).append(record.offset)
+            by_life.setdefault(self.life_of(record.offset), []).append(record.offset)
         return {life: OffsetSpan(min(offsets), max(offsets)) for life, offsets in by_life.items()}
 
-    def _life_of(self, offset: int) -> int:
+    def life_of(self, offset: int) -> int:
+        """The life (incarnation) the record at ``offset`` belongs to."""
         for life, offsets in self.earlier.items():
             if offset in offsets:
                 return life

@@ -35,7 +35,7 @@ from shared.records import KafkaRecord, OffsetSpans, offset_spans
 from shared.schema_registry.decoder import AvroDecoder, decoder_for
 from shared.settings import Settings, SourceSettings
 from shared.source_model import Row, Source
-from shared.state.aggregate import Signal, members, signals_for
+from shared.state.aggregate import PartitionLife, Signal, members, name_owed, owing, owing_signals, signals_for
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
 from shared.state.registry import ENTITY_KINDS, state_sources
@@ -155,20 +155,43 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
         if part.earlier
         for life, span in part.life_spans().items()
     }
+    owed = _owed(batch, report.rejected_in_raw)
+    count = buckets.get(source.name)
     signals = signals_for(
-        source.name,
-        signalled,
-        invocation.spans,
-        buckets=buckets.get(source.name),
-        life_spans=lives,
-        now_ms=invocation.now_ms,
+        source.name, signalled, invocation.spans, buckets=count, life_spans=lives, now_ms=invocation.now_ms
     )
+    if owed and count:  # the buckets that hold their keys are not known: every other bucket is told too
+        signals = name_owed(signals, owed)
+        signals += owing_signals(source.name, count, owed, skip={signal.key for signal in signals})
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
-        rejected = _Rejected(gateway.rejected, report.unencodable)
+        await _owe_refused(gateway)
+    if gateway.rejected or report.rejected_in_raw:
+        rejected = _Rejected(gateway.rejected, report.not_in_raw(), report.rejected_in_raw)
         await asyncio.to_thread(_dead_letter_rejected, invocation, batch, rejected)
     telemetry().record_state(source.name, signals=len(signals), late=joined.late, anomalies=joined.anomalies)
     return dataclasses.replace(outcome, signals=len(signals), anomalies=joined.anomalies)
+
+
+def _owed(batch: ProcessedBatch, rejected_in_raw: Sequence[DeadLetter]) -> dict[PartitionLife, set[int]]:
+    """The offsets, by partition life, of records raw/ holds rows of that this delivery rejected."""
+    parts = {part.topic_partition: part for part in batch}
+    owed: dict[PartitionLife, set[int]] = {}
+    for letter in rejected_in_raw:
+        record = letter.record
+        life = parts[record.topic_partition].life_of(record.offset)
+        owed.setdefault((record.topic, record.partition, life), set()).add(record.offset)
+    return owed
+
+
+async def _owe_refused(gateway: _RecordIsolatingGateway) -> None:
+    """Tell each bucket whose ``apply`` the entity API refused which offsets it owes (``owing``): a signal of
+    ranges alone, so that ``tools.redrive`` re-applies the refused events once, however many signals come
+    between. One refused too leaves the offsets a gap, which the bucket closes after ``KEPT_RANGES`` more."""
+    owing_gateway = _RecordIsolatingGateway(gateway.state)
+    await _state_call(send_signals(owing_gateway, [owing(signal) for signal, _ in gateway.rejected]), "signal entities")
+    for signal, detail in owing_gateway.rejected:
+        log.error("entity refused what bucket %s owes too, a gap now: %s", signal.key, detail)
 
 
 async def _bucket_counts(context: ProcessingContext) -> dict[str, int]:
@@ -241,40 +264,51 @@ async def _state_call(call: Awaitable[T], action: str) -> T:
 
 @dataclass(frozen=True, slots=True)
 class _Rejected:
-    """The signals the entity API refused, and the rows no signal carried (dead-lettered as unencodable)."""
+    """The signals the entity API refused, the rows no signal carried because raw/ does not hold them, and the
+    records raw/ holds rows of that this delivery rejected (owed to their entities)."""
 
     signals: list[tuple[Signal, str]]
-    unencodable: Sequence[DeadLetter]
+    not_in_raw: set[tuple[str, int, int]]
+    in_raw: Sequence[DeadLetter]
 
 
 def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, rejected: _Rejected) -> None:
-    """Dead-letter the records whose entity refused their signal; they are in raw/ already.
+    """Dead-letter as ``entity_rejected`` the records raw/ holds whose entity has not counted them: their
+    ``apply`` was refused, or this delivery rejected them. ``tools.redrive`` re-applies them from raw/.
 
-    Each refused record gets its own file (``plan_entity_rejected``) beside the batch's dead letters,
-    so a redelivered batch, however it is cut, finds it there rather than adding one.
+    Each gets its own file (``plan_entity_rejected``) beside the batch's dead letters, so a redelivered
+    batch, however it is cut, finds it there rather than adding one.
     """
     source = batch.source
     entity_key = source.entity_key
     refused = {member: detail for signal, detail in rejected.signals for member in members(signal)}
-    unsignalled = {
-        (letter.record.topic, letter.record.partition, letter.record.offset) for letter in rejected.unencodable
-    }
-    planned = []
-    for part in batch:
+    letters: list[tuple[DeadLetter, int]] = []
+    for part in batch if refused else ():
         for row, origin in zip(part.to_rows(), part.origins, strict=True):
             detail = refused.get((str(entity_key(row)), row["_topic"], row["_partition"]))
-            if detail is not None and (origin.topic, origin.partition, origin.offset) not in unsignalled:
-                letter = DeadLetter(
-                    origin, Reason.ENTITY_REJECTED, f"landed in raw/, but the entity refused its update: {detail}"
-                )
-                planned.append(plan_entity_rejected(source, letter, row["_incarnation"], invocation.now_ms))
-    land(invocation.context.lake, planned)
-    telemetry().record_dead_letters(source.name, {Reason.ENTITY_REJECTED: len(planned)})
+            if detail is not None and (origin.topic, origin.partition, origin.offset) not in rejected.not_in_raw:
+                why = f"landed in raw/, but the entity refused its update: {detail}"
+                letters.append((DeadLetter(origin, Reason.ENTITY_REJECTED, why), row["_incarnation"]))
+    parts = {part.topic_partition: part for part in batch}
+    for letter in rejected.in_raw:
+        record = letter.record
+        why = f"landed in raw/ by an earlier delivery; this one rejected it ({letter.reason}: {letter.detail})"
+        letters.append(
+            (
+                DeadLetter(record, Reason.ENTITY_REJECTED, why[:1000]),
+                parts[record.topic_partition].life_of(record.offset),
+            )
+        )
+    now_ms = invocation.now_ms
+    land(invocation.context.lake, [plan_entity_rejected(source, letter, life, now_ms) for letter, life in letters])
+    telemetry().record_dead_letters(source.name, {Reason.ENTITY_REJECTED: len(letters)})
     log.error(
-        "entity refused %d signals of %s; %d landed records dead-lettered as entity_rejected",
+        "entity refused %d signals of %s, %d records raw/ holds rejected by this delivery; %d dead-lettered as"
+        " entity_rejected",
         len(rejected.signals),
         source.name,
-        len(planned),
+        len(rejected.in_raw),
+        len(letters),
     )
 
 

@@ -32,3 +32,21 @@ def add(ranges: OffsetRanges, low: int, high: int, *, limit: int | None = None) 
     if limit is not None and len(merged) > limit:
         merged = [[merged[0][0], merged[-limit][1]], *merged[len(merged) - limit + 1 :]]
     return merged
+
+
+def without(ranges: OffsetRanges, removed: OffsetRanges) -> OffsetRanges:
+    """The offsets of ``ranges`` that are not in ``removed`` (both sorted and disjoint)."""
+    kept: OffsetRanges = []
+    index = 0
+    for low, high in ranges:
+        while index < len(removed) and removed[index][1] < low:
+            index += 1
+        scan = index
+        while scan < len(removed) and removed[scan][0] <= high:
+            if removed[scan][0] > low:
+                kept.append([low, removed[scan][0] - 1])
+            low = max(low, removed[scan][1] + 1)
+            scan += 1
+        if low <= high:
+            kept.append([low, high])
+    return kept

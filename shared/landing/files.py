@@ -74,6 +74,9 @@ class LandingReport:
     unencodable: tuple[DeadLetter, ...] = field(default=())  # rows dead-lettered here: no entity counts them
     # skipped records whose earlier delivery landed them as dead letters: raw/ does not hold them either
     dead_lettered_before: tuple[KafkaRecord, ...] = field(default=())
+    # skipped records this delivery rejects whose earlier delivery landed them as rows: raw/ holds them, so their
+    # entities owe them (each with this delivery's reason)
+    rejected_in_raw: tuple[DeadLetter, ...] = field(default=())
 
     def __add__(self, other: LandingReport) -> LandingReport:
         return LandingReport(
@@ -85,6 +88,7 @@ class LandingReport:
             self.skipped + other.skipped,
             self.unencodable + other.unencodable,
             self.dead_lettered_before + other.dead_lettered_before,
+            self.rejected_in_raw + other.rejected_in_raw,
         )
 
     def not_in_raw(self) -> set[tuple[str, int, int]]:

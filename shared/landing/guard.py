@@ -5,8 +5,10 @@ One guard per lake client (so per worker process) keeps a ``PartitionLanding`` p
 batch one partition at a time, each through a ``PartitionLander``: admit, plan the fresh records'
 files and begin (the one conditional ledger write), write, finish. A ledger write that loses to
 another instance (a rebalance moved the partition, or a stale snapshot) drops the snapshot and the
-partition is admitted again. Nothing is merged back into the batch: rows no encoder takes come
-back in the report (``unencodable``), for the invocation to leave out of its entity signals.
+partition is admitted again. Nothing is merged back into the batch: the report says what the
+invocation's entity signals must make of records raw/ does not hold as this delivery sees them: rows no
+encoder takes (``unencodable``) and rows an earlier delivery dead-lettered (``dead_lettered_before``) are left
+out; records this delivery rejects that an earlier one landed as rows (``rejected_in_raw``) are owed.
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ from itertools import pairwise
 from typing import TypeVar
 
 from shared.batch import PartitionBatch, ProcessedBatch
-from shared.dead_letters import DeadLetter, Reason
+from shared.dead_letters import DeadLetter
 from shared.errors import ConfigurationError, WriteConflict
 from shared.formats import Format
 from shared.lake.base import LakeStore
-from shared.landing.files import DEADLETTER_FORMAT, LandingReport, PlannedFile, landed_columns, plan_files
-from shared.landing.isolation import encode_isolating
+from shared.landing.files import DEADLETTER_FORMAT, LandingReport, PlannedFile, plan_files
 from shared.landing.partition import (
     DEFAULT_LEASE_SECONDS,
     Admission,
@@ -161,6 +162,7 @@ class PartitionLander:
         self._written: Written | None = None
         self._unencodable: tuple[DeadLetter, ...] = ()
         self._dead_lettered_before: tuple[KafkaRecord, ...] = ()
+        self._rejected_in_raw: tuple[DeadLetter, ...] = ()
         self._replanned = False  # an unfinished landing was planned again from these rows
 
     def admit(self) -> None:
@@ -178,13 +180,12 @@ class PartitionLander:
         part, fresh = self.part, admission.fresh
         if fresh is not None and len(fresh) < len(part.records):
             landed = part.select(_landed(part, fresh))
-            already = self._unencodable_already_landed(landed)
-            self._dead_lettered_before = dead_lettered_before(self.landing.lake, landed)
+            found = {id(record) for record in dead_lettered_before(self.landing.lake, landed)}
+            self._dead_lettered_before = tuple(origin for origin in landed.origins if id(origin) in found)
+            self._rejected_in_raw = tuple(letter for letter in landed.dead_letters if id(letter.record) not in found)
             part = part.select(fresh)
-        else:
-            already = ()
         plan = plan_files(part, self.fmt, now_ms=self.now_ms, incarnation=admission.incarnation)
-        self._unencodable = (*already, *plan.unencodable)
+        self._unencodable = plan.unencodable
         self._begun = self.landing.begin(admission, plan.files)
 
     def write(self) -> None:
@@ -201,6 +202,7 @@ class PartitionLander:
             skipped=skipped,
             unencodable=self._unencodable,
             dead_lettered_before=self._dead_lettered_before,
+            rejected_in_raw=self._rejected_in_raw,
         )
 
     def _plan_pending(self, offsets: frozenset[int], incarnation: int) -> list[PlannedFile]:
@@ -211,21 +213,6 @@ class PartitionLander:
             inside.set_incarnation(incarnation)
         return list(plan_files(inside, self.fmt, now_ms=self.now_ms, incarnation=incarnation).files)
 
-    def _unencodable_already_landed(self, landed: PartitionBatch) -> tuple[DeadLetter, ...]:
-        """Rows of a redelivered batch that landed before are not encoded again, so a row that was
-        dead-lettered as ``unencodable`` would reach the entities; find such rows to leave them out."""
-        if not landed.row_count:
-            return ()
-        if landed.table is not None and self.fmt.takes_tables:
-            try:
-                self.fmt.encode_table(landed.table)
-                return ()  # they all encode
-            except Exception:  # find them among rows
-                pass
-        columns = landed_columns(landed.source)
-        _, bad = encode_isolating(self.fmt, columns, landed.to_rows(), record_name=landed.source.name)
-        return tuple(DeadLetter(landed.origins[item.index], Reason.UNENCODABLE, item.error) for item in bad)
-
     @staticmethod
     def _require(step: T | None, before: str) -> T:
         if step is None:
@@ -234,18 +221,21 @@ class PartitionLander:
 
 
 def dead_lettered_before(lake: LakeStore, landed: PartitionBatch) -> tuple[KafkaRecord, ...]:
-    """The records of ``landed`` (a redelivered batch's rows whose offsets landed before) that an earlier delivery
-    landed as dead letters: a setting, the model or the registry answered otherwise then. raw/ does not hold
-    them, so no entity may count them now; ``tools.redrive`` sends them again. Found in the dead-letter files of
-    their Kafka hours, named after the landing that wrote them; a file gone (retention) counts as no dead letter.
+    """The records of ``landed`` (a redelivered batch's records whose offsets landed before: its rows and its dead
+    letters) that an earlier delivery landed as dead letters. raw/ holds the others as rows, whatever this delivery
+    made of them: a setting, the model, the registry or the lake format may answer otherwise now. A row of this
+    delivery that was dead-lettered then must not reach an entity (``tools.redrive`` sends it again); a record this
+    delivery rejects that landed as a row then is owed to its entity. Found in the dead-letter files of their Kafka
+    hours, named after the landing that wrote them; a file gone (retention) counts as no dead letter.
     """
-    if not landed.row_count:
+    records = [*landed.origins, *(letter.record for letter in landed.dead_letters)]
+    if not records:
         return ()
     where = landed.topic_partition
     lives = {offset: life for life, offsets in landed.earlier.items() for offset in offsets}
-    wanted = {(lives.get(origin.offset, landed.incarnation), origin.offset): origin for origin in landed.origins}
+    wanted = {(lives.get(record.offset, landed.incarnation), record.offset): record for record in records}
     found: list[KafkaRecord] = []
-    for hour in sorted({hour_start_ms(origin.timestamp_ms or 0) for origin in landed.origins}):
+    for hour in sorted({hour_start_ms(record.timestamp_ms or 0) for record in records}):
         for path in lake.list_paths(hour_directory(DEADLETTER_AREA, landed.source.name, hour)):
             file = parse_batch_file_name(path)
             if file is None or not any(

@@ -8,14 +8,14 @@ min(distinct keys, buckets) operations, across all the partitions it mixes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from shared.records import OffsetSpan, OffsetSpans, TopicPartition
 from shared.source_model import Row
 from shared.sources import get_source
-from shared.state.buckets import bucket_for
+from shared.state.buckets import bucket_for, bucket_key
 from shared.state.registry import entity_for
 
 MAX_ENTITY_LEAD_MS = 60_000  # clock skew an entity takes at face value; an event further ahead happens now
@@ -90,6 +90,48 @@ def signals_for(
         Signal(kind.name, home, "apply", {"parts": [_part(where, keys, spans, lives) for where, keys in parts.items()]})
         for home, parts in by_bucket.items()
     ]
+
+
+def owing_signals(
+    source_name: str, buckets: int, owed: Mapping[PartitionLife, Collection[int]], skip: Collection[str]
+) -> list[Signal]:
+    """An ``apply`` naming only ``owed`` offsets (no events) for each bucket of ``source_name`` but those in
+    ``skip``: where a batch rejected records raw/ holds rows of, the bucket that holds their keys is not known."""
+    kind = entity_for(source_name)
+    if kind is None or not owed:
+        return []
+    parts = [
+        {"topic": topic, "partition": partition, "incarnation": life, "range": [min(offsets), max(offsets)]}
+        | {"keys": {}, "owed": sorted(offsets)}
+        for (topic, partition, life), offsets in owed.items()
+        if offsets
+    ]
+    homes = (bucket_key(index, buckets) for index in range(buckets))
+    return [Signal(kind.name, home, "apply", {"parts": parts}) for home in homes if home not in skip]
+
+
+def owing(signal: Signal) -> Signal:
+    """What a bucket is sent when the entity API refused ``signal``: its parts' ranges, with every event's offset
+    owed and no events, so that ``tools.redrive`` re-applies each refused event once, however late."""
+    parts = [
+        {name: value for name, value in part.items() if name not in ("keys", "owed")}
+        | {"keys": {}, "owed": sorted({event[0] for events in part["keys"].values() for event in events})}
+        for part in signal.payload["parts"]
+    ]
+    return Signal(signal.entity, signal.key, signal.operation, {"parts": parts})
+
+
+def name_owed(signals: list[Signal], owed: Mapping[PartitionLife, Collection[int]]) -> list[Signal]:
+    """``signals`` with each part naming the ``owed`` offsets of its life in its range: offsets that count but
+    whose rows the batch has not (raw/ holds rows an earlier delivery landed, which this one rejected), so that
+    the bucket holding their key applies them when ``tools.redrive`` re-signals them."""
+    for signal in signals:
+        for part in signal.payload["parts"]:
+            offsets = owed.get((part["topic"], part["partition"], part["incarnation"]))
+            low, high = part["range"]
+            if offsets and (named := sorted(offset for offset in offsets if low <= offset <= high)):
+                part["owed"] = named
+    return signals
 
 
 def _part(

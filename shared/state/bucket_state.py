@@ -1,8 +1,8 @@
 """What a bucket entity does with an operation: apply a batch's events to its keys, or adopt moved keys.
 
 A bucket's state is plain JSON: ``{"keys": {key: "<key state as JSON text>"}, "_applied": {position:
-ranges}}``. Each key state is exactly what a per-key entity held (the kind's reducer state), kept
-as its JSON text so that an operation parses and serialises only the keys it touches: the whole
+ranges}, "_owed": {position: ranges}}``. Each key state is exactly what a per-key entity held (the kind's
+reducer state), kept as its JSON text so that an operation parses and serialises only the keys it touches: the whole
 bucket is still read and written per operation (Durable stores an entity's state as one JSON
 document), but as a few hundred strings instead of thousands of objects, which is what its CPU per
 operation depends on (bench/README.md). The applied ranges (``shared.state.offsets``) are kept
@@ -15,7 +15,11 @@ once for all the keys that came from it (``_origins``), so a move does not copy 
 
 Operations:
 - ``apply`` ``{"parts": [{"topic", "partition", "incarnation", "range": [low, high],
-  "keys": {key: [[offset, ...], ...]}}]}``: one invocation's events, per topic-partition.
+  "keys": {key: [[offset, ...], ...]}, "owed": [offset, ...]}]}``: one invocation's events, per
+  topic-partition. ``owed`` (optional) names offsets in the range whose events the part does not carry
+  although they count (raw/ holds their rows): the bucket keeps them under ``_owed`` and applies an event
+  at one when it comes, once (``tools.redrive`` re-applies them from raw/). A part may carry no keys at
+  all, only its range and what it owes: what processing sends a bucket whose ``apply`` was refused.
 - ``adopt`` ``{"states": {key: state}, "origins": {old bucket: applied ranges}}``: keys moved from
   another layout (``shared.state.migration``), ``origins`` only from buckets of another N. A key
   the bucket does not hold takes the state given; one it holds with the same state is left alone
@@ -34,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from shared.offset_ranges import OffsetRanges, add, contains, without
 from shared.state.buckets import is_bucket_key
 from shared.state.offsets import (
     APPLIED,
@@ -53,6 +58,12 @@ ORIGINS = "_origins"
 REFUSED = "_refused"  # per key and partition, offsets whose events its fold could not take (a bug), for a person
 KEPT_REFUSED = 100  # offsets per key and partition, and keys per bucket
 MOVED_FROM = "_moved_from"
+# Per position, offsets inside the applied ranges whose events the bucket has not applied yet (ranges): its events
+# there were refused by the entity API, or a redelivery rejected records raw/ holds rows of. An event at an owed
+# offset is applied when it comes (``tools.redrive`` re-applies it from raw/), once; closing old gaps never
+# touches what is owed.
+OWED = "_owed"
+KEPT_OWED = 256  # owed ranges per position; past it, the oldest count as applied, as closed gaps do
 log = logging.getLogger("streamingpoc.state")
 
 
@@ -107,15 +118,21 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     """
     keys: dict[str, str] = state.setdefault(KEYS, {})
     applied = {where: list(ranges) for where, ranges in applied_ranges(state).items()}
+    owed: dict[str, OffsetRanges] = {where: list(ranges) for where, ranges in state.get(OWED, {}).items()}
     origins: dict[str, dict[str, Any]] = state.get(ORIGINS, {})
     pending: dict[str, Batches] = {}
     for part in payload["parts"]:
         where = position(part)
-        ranges = applied.get(where)
+        ranges, owing = applied.get(where), owed.get(where)
+        taken: list[int] = []
         for key, events in part["keys"].items():
-            fresh = not_in(ranges, events)
+            fresh = not_in(ranges, events) if not owing else _not_applied(ranges, owing, events, taken)
             if fresh:
                 pending.setdefault(key, []).append((part, fresh))
+        if taken:  # applied now (or refused with the rest of their key's events): owed no more
+            owed[where] = owing = without(owing or [], [[offset, offset] for offset in sorted(set(taken))])
+        if part.get("owed"):
+            owed[where] = _owing(part, ranges, owing)
         mark(applied, where, *part_range(part))
     folded: dict[str, str] = {}
     unreadable: dict[str, str] = {}
@@ -145,10 +162,50 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
         for oldest in list(recorded)[:-KEPT_REFUSED]:  # a fold bug that hits every key must not grow the bucket
             del recorded[oldest]
     state[APPLIED] = applied
+    _keep_owed(state, owed)
     if unreadable:
         state.setdefault(UNREADABLE, {}).update(unreadable)
     message = f"events of {len(refused)} keys could not be folded, not counted (see {REFUSED}): {refused[:10]!r}"
     return Outcome(state, message if refused else None)
+
+
+def _not_applied(
+    ranges: OffsetRanges | None, owing: OffsetRanges, events: list[list[Any]], taken: list[int]
+) -> list[list[Any]]:
+    """The events not applied yet: outside the applied ranges, or at offsets owed; adds the owed ones to ``taken``."""
+    fresh = []
+    for event in events:
+        if contains(owing, event[0]):
+            taken.append(event[0])
+            fresh.append(event)
+        elif not ranges or not contains(ranges, event[0]):
+            fresh.append(event)
+    return fresh
+
+
+def _owing(part: dict[str, Any], ranges: OffsetRanges | None, owing: OffsetRanges | None) -> OffsetRanges:
+    """What the bucket owes at the part's position once it takes the part's ``owed`` offsets: those within the
+    part's range that it has not applied (outside its ranges, or owed already). An offset it applied stays applied:
+    owing it would count its event twice."""
+    low, high = part_range(part)
+    applied_before = without(ranges or [], owing or [])
+    owed = list(owing or [])
+    for offset in sorted({int(offset) for offset in part["owed"] if low <= int(offset) <= high}):
+        if not contains(applied_before, offset):
+            owed = add(owed, offset, offset)
+    return owed
+
+
+def _keep_owed(state: dict[str, Any], owed: dict[str, OffsetRanges]) -> None:
+    """Store what the bucket owes, at most ``KEPT_OWED`` ranges per position (the newest)."""
+    kept = {where: ranges[-KEPT_OWED:] for where, ranges in owed.items() if ranges}
+    for where, ranges in owed.items():
+        if len(ranges) > KEPT_OWED:
+            log.error("bucket owes over %d ranges at %s; the oldest now count as applied", KEPT_OWED, where)
+    if kept:
+        state[OWED] = kept
+    else:
+        state.pop(OWED, None)
 
 
 def _folded(fold: Fold, held: dict[str, Any], batches: Batches, origins: dict[str, dict[str, Any]]) -> str | Exception:

@@ -389,3 +389,92 @@ def test_a_dead_letter_of_an_earlier_life_of_the_offsets_does_not_hide_a_record_
     assert _process(lake, second_life, gateway, max_record_bytes=2000) == 6
     _process(lake, second_life, gateway, max_record_bytes=2000)  # redelivered
     assert _device_events(gateway)["device-5"] == 1
+
+
+class _FailingSignals(ApplyingGateway):
+    """The entity API times out on every signal: the batch fails, and is redelivered."""
+
+    async def signal(self, signal: Signal) -> None:
+        raise TransientError("signal timed out")
+
+
+class _GatewaySignaller:
+    """tools.redrive's signaller, applying through the gateway's real entity core."""
+
+    def __init__(self, gateway: ApplyingGateway) -> None:
+        self.gateway = gateway
+
+    def signal(self, signals: list[Signal]) -> list[bool]:
+        for signal in signals:
+            asyncio.run(self.gateway.signal(signal))
+        return [True] * len(signals)
+
+
+def _entity_rejected_offsets(lake_root: Path) -> dict[int, str]:
+    from tests.integration.harness import landed_rows
+
+    rows = landed_rows(lake_root, "deadletter", "mobile")
+    return {row["_offset"]: row["detail"] for row in rows if row["reason"] == "entity_rejected"}
+
+
+def test_a_row_raw_holds_that_a_redelivery_rejects_is_owed_to_its_entity_and_redriven_once(tmp_path: Path) -> None:
+    """The converse of the dead letter that passes when redelivered: the first delivery landed offset 5 as a row
+    and its signals failed; redelivered after MAX_RECORD_BYTES was lowered (a model or a registry answer that
+    changed does the same), offset 5 is rejected. raw/ holds its row, so its entity owes it: it is dead-lettered as
+    entity_rejected naming why, every bucket is told the offset is owed (which bucket holds its key is not known),
+    and tools.redrive re-applies it from raw/, once, though forty sparse batches of its key came between."""
+    from shared.redrive import RedriveTarget, redrive
+
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    records = [_device_tap(offset, "device-a") for offset in range(5)] + [_device_tap(5, "device-big", padding=3000)]
+    with pytest.raises(TransientError):
+        _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
+    _process(lake, records, gateway, max_record_bytes=2000)
+    assert _device_events(gateway) == {"device-a": 5}
+    (detail,) = _entity_rejected_offsets(tmp_path).values()
+    assert list(_entity_rejected_offsets(tmp_path)) == [5] and "landed in raw/ by an earlier delivery" in detail
+    for offset in range(100, 500, 10):  # later batches of device-big's, each with a gap before it
+        _process(lake, [_device_tap(offset, "device-big")], gateway, max_record_bytes=1 << 20)
+    assert _device_events(gateway) == {"device-a": 5, "device-big": 40}
+    target = RedriveTarget("mobile", 1 << 20)
+    summary = redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
+    assert summary.resignalled == 1, summary.table()
+    assert _device_events(gateway) == {"device-a": 5, "device-big": 41}
+    redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
+    assert _device_events(gateway) == {"device-a": 5, "device-big": 41}
+
+
+def test_a_refused_apply_is_owed_so_tools_redrive_re_applies_it_after_later_batches(tmp_path: Path) -> None:
+    """The entity API refused device-a's bucket's apply once (a 400 of its own): the batch's records are
+    dead-lettered as entity_rejected, and the bucket is sent what it owes. Forty sparse batches later, past the
+    gaps a bucket keeps, tools.redrive's re-signals still count, each once."""
+    from shared.redrive import RedriveTarget, redrive
+
+    class RefusingOnce(ApplyingGateway):
+        refused = False
+
+        async def signal(self, signal: Signal) -> None:
+            if not self.refused and signal.payload["parts"][0]["keys"]:
+                self.refused = True
+                raise Exception("The operation failed with an unexpected status code 400")
+            await super().signal(signal)
+
+    lake, gateway = LocalLake(tmp_path), RefusingOnce()
+    _process(lake, [_device_tap(offset, "device-a") for offset in range(3)], gateway, max_record_bytes=1 << 20)
+    assert (_device_events(gateway), sorted(_entity_rejected_offsets(tmp_path))) == ({}, [0, 1, 2])
+    for offset in range(100, 500, 10):
+        _process(lake, [_device_tap(offset, "device-a")], gateway, max_record_bytes=1 << 20)
+    target = RedriveTarget("mobile", 1 << 20)
+    redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
+    redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
+    assert _device_events(gateway) == {"device-a": 43}
+
+
+def test_a_refused_apply_does_not_dead_letter_as_in_raw_a_row_raw_does_not_hold(tmp_path: Path) -> None:
+    """Offset 5 was dead-lettered by the first delivery (oversized then); redelivered after the limit was raised,
+    it is left out of the signals, so a refused apply does not dead-letter it as 'landed in raw/' either."""
+    lake = LocalLake(tmp_path)
+    records = [_device_tap(offset, "device-a") for offset in range(5)] + [_device_tap(5, "device-a", padding=3000)]
+    _process(lake, records, ApplyingGateway(), max_record_bytes=2000)
+    _process(lake, records, RecordingGateway(refuse=bucket_for("device-a", 512)), max_record_bytes=1 << 20)
+    assert sorted(_entity_rejected_offsets(tmp_path)) == [0, 1, 2, 3, 4]

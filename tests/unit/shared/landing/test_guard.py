@@ -54,7 +54,21 @@ def test_a_row_dead_lettered_as_unencodable_stays_out_of_a_redelivered_batch(tmp
     assert first.row_count == 19 and [letter.record.offset for letter in first.unencodable] == [5]
     again = land_once(LocalLake(tmp_path), delivered(), PARQUET, now_ms=FIXED_NOW_MS)  # redelivered to a new process
     assert again.row_count == 0  # nothing lands, nothing is encoded for landing
-    assert [(letter.record.offset, letter.reason) for letter in again.unencodable] == [(5, "unencodable")]
+    assert [record.offset for record in again.dead_lettered_before] == [5]  # found in the dead-letter file
+    assert {offset for _, _, offset in again.not_in_raw()} == {5}
+
+
+def test_a_row_that_landed_before_counts_though_no_encoder_takes_it_now(tmp_path: Path) -> None:
+    """The converse: the row landed (the encoder took it then), and a redelivery's copy no encoder takes (a format
+    or an encoder changed). raw/ holds it, so its entity must count it: it is not reported as outside raw/."""
+    mobile = get_source("mobile")
+    records = records_for(mobile, 20)
+    first = land_once(LocalLake(tmp_path), process_batch(mobile, records, max_record_bytes=1 << 20), PARQUET, now_ms=0)
+    assert first.row_count == 20
+    redelivered = process_batch(mobile, records, max_record_bytes=1 << 20)
+    redelivered.rows()[5]["screen"] = "\udcff"
+    again = land_once(LocalLake(tmp_path), redelivered, PARQUET, now_ms=FIXED_NOW_MS)
+    assert (again.row_count, again.skipped, again.not_in_raw(), again.rejected_in_raw) == (0, 20, set(), ())
 
 
 def test_a_lease_too_short_for_the_lakes_requests_is_refused(tmp_path: Path) -> None:

@@ -73,3 +73,86 @@ def test_a_batch_gives_one_state_whatever_order_its_partitions_were_first_seen_i
         (signal,) = signals_for("clickstream", rows, buckets=1, now_ms=T0 + 20 * MINUTE)
         states.append(folded(user_activity.fold, signal.payload["parts"], "7"))
     assert states[0] == states[1] and states[0]["session"][:3] == [T0, T0 + 15 * MINUTE, 4]
+
+
+def _tap(offset: int) -> list[Any]:
+    return [offset, 1_764_000_000_000 + offset, "tap", "home", "4.3.0", "iOS"]
+
+
+def _apply(state: dict[str, Any], low: int, high: int, keys: dict[str, Any], owed: list[int] | None = None) -> Any:
+    from shared.state.device_activity import fold as device_fold
+
+    part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [low, high], "keys": keys}
+    return apply(device_fold, state, {"parts": [part | ({"owed": owed} if owed else {})]}).state
+
+
+def _events(state: dict[str, Any], key: str = "k") -> int:
+    return int((key_state(state, key) or {}).get("events", 0))
+
+
+def _sparse_batches(state: dict[str, Any], count: int) -> dict[str, Any]:
+    """``count`` later batches, each with a gap before it: the bucket had no events between them."""
+    for n in range(2, 2 + count):
+        state = _apply(state, n * 1000, n * 1000 + 99, {"k": [_tap(n * 1000 + 1)]})
+    return state
+
+
+def test_a_refused_apply_is_owed_and_re_applied_once_however_many_signals_come_between() -> None:
+    """The bucket refused a batch's apply (its offsets 100..199, k's event at 150); processing then sent what
+    it owes (ranges and offsets, no events). Forty sparse batches later (past KEPT_RANGES gaps, which a bucket
+    closes), tools.redrive's re-signal of 150 still counts, once."""
+    from shared.state.aggregate import Signal, owing
+
+    state = _apply({}, 0, 99, {"k": [_tap(5)]})
+    refused = Signal(
+        "device_activity",
+        "~b0of1",
+        "apply",
+        {
+            "parts": [
+                {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [100, 199], "keys": {"k": [_tap(150)]}}
+            ]
+        },
+    )
+    (owed_part,) = owing(refused).payload["parts"]
+    assert (owed_part["keys"], owed_part["owed"], owed_part["range"]) == ({}, [150], [100, 199])
+    state = _apply(state, 100, 199, {}, owed=[150])
+    state = _sparse_batches(state, 40)
+    before = _events(state)
+    state = _apply(state, 150, 150, {"k": [_tap(150)]})  # the re-signal
+    assert _events(state) == before + 1 and "_owed" not in state
+    state = _apply(state, 150, 150, {"k": [_tap(150)]})  # redrive again (its log was not confirmed)
+    assert _events(state) == before + 1
+
+
+def test_without_what_it_owes_a_bucket_closes_the_gap_and_a_late_re_signal_counts_nothing() -> None:
+    """Why owing is needed: the same history with the refused range left a gap."""
+    state = _sparse_batches(_apply({}, 0, 99, {"k": [_tap(5)]}), 40)
+    before = _events(state)
+    assert _events(_apply(state, 150, 150, {"k": [_tap(150)]})) == before
+
+
+def test_an_offset_applied_before_is_never_owed() -> None:
+    """A redelivery that names as owed an offset whose event the bucket applied (an earlier delivery's signal
+    went through) leaves it applied: owing it would count it twice."""
+    state = _apply({}, 0, 9, {"k": [_tap(5)]})
+    state = _apply(state, 0, 9, {}, owed=[5])
+    assert "_owed" not in state
+    assert _events(_apply(state, 5, 5, {"k": [_tap(5)]})) == 1
+
+
+def test_an_owed_event_that_comes_with_a_redelivered_batch_counts_once() -> None:
+    state = _apply({}, 100, 199, {}, owed=[150])
+    state = _apply(state, 100, 199, {"k": [_tap(150)]})  # the batch again, its apply accepted this time
+    state = _apply(state, 150, 150, {"k": [_tap(150)]})  # then tools.redrive's re-signal
+    assert _events(state) == 1 and "_owed" not in state
+
+
+def test_a_bucket_owes_at_most_kept_owed_ranges_per_position() -> None:
+    from shared.state.bucket_state import KEPT_OWED
+
+    state: dict[str, Any] = {}
+    for n in range(KEPT_OWED + 10):
+        state = _apply(state, n * 10, n * 10 + 9, {}, owed=[n * 10 + 5])
+    (owed,) = state["_owed"].values()
+    assert len(owed) == KEPT_OWED and owed[-1] == [(KEPT_OWED + 9) * 10 + 5] * 2

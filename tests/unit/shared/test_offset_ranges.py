@@ -1,0 +1,28 @@
+"""Offset sets as ranges: ``without`` against a plain set of offsets, on random ranges."""
+
+from __future__ import annotations
+
+import random
+
+from shared.offset_ranges import OffsetRanges, add, without
+
+
+def _offsets(ranges: OffsetRanges) -> set[int]:
+    return {offset for low, high in ranges for offset in range(low, high + 1)}
+
+
+def _random_ranges(rng: random.Random) -> OffsetRanges:
+    ranges: OffsetRanges = []
+    for _ in range(rng.randrange(6)):
+        low = rng.randrange(60)
+        ranges = add(ranges, low, low + rng.randrange(8))
+    return ranges
+
+
+def test_without_removes_exactly_the_removed_offsets() -> None:
+    rng = random.Random(7)
+    for _ in range(2_000):
+        ranges, removed = _random_ranges(rng), _random_ranges(rng)
+        kept = without(ranges, removed)
+        assert _offsets(kept) == _offsets(ranges) - _offsets(removed), (ranges, removed)
+        assert kept == sorted(kept) and all(low <= high for low, high in kept)
