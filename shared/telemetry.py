@@ -6,11 +6,19 @@ does nothing and the instruments are the API's no-ops. With APPLICATIONINSIGHTS_
 resource can refuse key-based (local) ingestion. Everything is recorded per batch,
 never per event, so telemetry stays cheap; end-to-end latency is sampled (at most
 ``LATENCY_SAMPLES`` evenly spaced events per batch).
+
+The exporter sends these metrics (customMetrics) and nothing else by default (issue 19: a successful
+execution writes no request or trace rows; ``exporter_options``). host.json's log levels do not govern
+it, so it leaves logs to the Functions host: the code's warnings and errors reach Application Insights
+once, through the host, under host.json's levels, and a failed execution's exception is the host's row
+with the function's name, which the alerts and the workbook count. Spans (``shared.tracing``) are
+created and their ``traceparent`` travels, but no trace is exported unless OTEL_TRACES_SAMPLER asks.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +32,24 @@ from shared.settings import Settings, telemetry_identity
 T = TypeVar("T")
 LATENCY_SAMPLES = 8  # an SDK histogram record costs ~10 us; see bench/telemetry_overhead.py
 log = logging.getLogger("streamingpoc.telemetry")
+
+# The exporter's defaults that would write rows per execution, all off (azure-monitor-opentelemetry 1.8):
+TRACE_SAMPLING_RATIO = 0.0  # share of traces exported: a sampled invocation is a requests row (tools.cost prices it)
+TRACE_SAMPLER_VARIABLE = "OTEL_TRACES_SAMPLER"  # set (with OTEL_TRACES_SAMPLER_ARG), the distro's own sampler applies
+# Its auto-instrumentations: a dependencies row per lake, Key Vault or HTTP call inside a sampled trace.
+INSTRUMENTATIONS = (
+    "azure_sdk",
+    "django",
+    "fastapi",
+    "flask",
+    "httpx",
+    "httpx2",
+    "psycopg2",
+    "requests",
+    "urllib",
+    "urllib3",
+)
+LOGGER_NAME = "streamingpoc"  # where the distro attaches its log handler (the root logger when not named)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,24 +168,44 @@ def configure(settings: Settings) -> bool:
     from azure.monitor.opentelemetry import configure_azure_monitor
 
     options = exporter_options(settings)
-    configure_azure_monitor(connection_string=connection_string, logger_name="streamingpoc", **options)
+    logger = logging.getLogger(LOGGER_NAME)
+    handlers = list(logger.handlers)
+    configure_azure_monitor(connection_string=connection_string, logger_name=LOGGER_NAME, **options)
+    for handler in [handler for handler in logger.handlers if handler not in handlers]:
+        # The distro's log handler has no level and the worker's root logger is at INFO: every "landed batch"
+        # line would be a traces row, and each warning and error a second row beside the host's. Version 1.8
+        # has no argument to leave logs out (OTEL_LOGS_EXPORTER=none only), so its handler is detached.
+        logger.removeHandler(handler)
     how = "the app's managed identity" if "credential" in options else "the connection string"
     log.info("telemetry exported to Application Insights with %s", how)
     return True
 
 
-def exporter_options(settings: Settings) -> dict[str, object]:
-    """Extra ``configure_azure_monitor`` arguments: an Entra ID credential when the authentication string asks.
+def exporter_options(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, object]:
+    """Extra ``configure_azure_monitor`` arguments: what it sends besides the metrics, and with which identity.
 
-    ``Authorization=AAD`` means the system-assigned identity (``ManagedIdentityCredential()``);
-    ``ClientId=<id>;Authorization=AAD`` a user-assigned one. Application Insights then accepts the
-    telemetry only if that identity holds Monitoring Metrics Publisher on the resource.
+    - Traces: sampled at ``TRACE_SAMPLING_RATIO`` (none): the tracer provider still gives spans their ids,
+      so ``traceparent`` goes from producer to processing (``shared.tracing``), and a processing span, a
+      CONSUMER span, is never a requests row. ``OTEL_TRACES_SAMPLER=microsoft.fixed_percentage`` with
+      ``OTEL_TRACES_SAMPLER_ARG=0.01`` exports 1% of traces, decided per trace id, so the generator's and the
+      processor's spans of one trace are kept together; the distro reads those variables itself.
+    - No auto-instrumentation (``INSTRUMENTATIONS``), performance counters or live metrics.
+    - Credential: ``Authorization=AAD`` means the system-assigned identity (``ManagedIdentityCredential()``);
+      ``ClientId=<id>;Authorization=AAD`` a user-assigned one. Application Insights then accepts the
+      telemetry only if that identity holds Monitoring Metrics Publisher on the resource.
     """
+    options: dict[str, object] = {
+        "instrumentation_options": {name: {"enabled": False} for name in INSTRUMENTATIONS},
+        "enable_performance_counters": False,
+        "enable_live_metrics": False,
+    }
+    if TRACE_SAMPLER_VARIABLE not in environ:
+        options["sampling_ratio"] = TRACE_SAMPLING_RATIO
     authentication = settings.applicationinsights_authentication_string
     if not authentication:
-        return {}
+        return options
     from azure.identity import ManagedIdentityCredential
 
     client_id = telemetry_identity(authentication)
     credential = ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
-    return {"credential": credential}
+    return options | {"credential": credential}

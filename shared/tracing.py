@@ -2,9 +2,11 @@
 processing invocation's span continues the first record's trace and links every other one.
 
 A batch mixes records produced under different spans (ticks, sources), so one parent cannot
-describe it; OpenTelemetry's messaging conventions use span links for that. Spans are exported
-to Application Insights when ``shared.telemetry.configure`` installed the exporter, and are
-no-ops otherwise.
+describe it; OpenTelemetry's messaging conventions use span links for that. With the exporter
+``shared.telemetry.configure`` installs, every span gets its ids and the context travels, but
+traces are exported only as sampled (none by default: a processing span, kind CONSUMER, would be
+a requests row per invocation; OTEL_TRACES_SAMPLER opts in, per trace id, so a sampled trace holds
+both its generator's and its processor's span). Without the exporter, spans are no-ops.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ locals {
 
   # Counters arrive as per-interval sums (valueSum), histograms as sum/count/min/max per
   # interval, so sum(valueSum) is a count and sum(valueSum)/sum(valueCount) an average.
+  # failed_invocations: batch_duration is recorded only once a batch landed, so its count is the
+  # successful invocations; a full outer join keeps a source whose every invocation failed, and
+  # the failure rate is failed / (successful + failed).
   workbook_queries = {
     throughput             = <<-KQL
       customMetrics
@@ -55,8 +58,9 @@ locals {
       customMetrics
       | where name == "${local.metrics.batch_duration}"
       | summarize invocations = sum(valueCount), avg_duration_ms = round(sum(valueSum) / sum(valueCount), 1), max_duration_ms = max(valueMax) by source = tostring(customDimensions.source)
-      | join kind=leftouter failed on source
-      | extend failed = coalesce(failed, 0), failure_rate = round(100.0 * coalesce(failed, 0) / invocations, 2)
+      | join kind=fullouter failed on source
+      | extend source = coalesce(source, source1), invocations = coalesce(invocations, long(0)), failed = coalesce(failed, long(0))
+      | extend failure_rate = round(100.0 * failed / (invocations + failed), 2)
       | project source, invocations, failed, failure_rate, avg_duration_ms, max_duration_ms
       | order by failed desc
     KQL
@@ -170,7 +174,7 @@ locals {
           type = 1
           name = "title"
           content = {
-            json = "## StreamingPOC\nPer-source throughput, failures, dead letters, latency and lake writes, from the metrics the functions emit (`streamingpoc.*` in customMetrics) and the exceptions of failed executions (host.json logs no request rows)."
+            json = "## StreamingPOC\nPer-source throughput, failures, dead letters, latency and lake writes, from the metrics the functions emit (`streamingpoc.*` in customMetrics) and the exceptions of failed executions (no request rows: host.json drops the host's, and the code's exporter sends none, shared/telemetry.py)."
           }
         },
         {

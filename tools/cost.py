@@ -168,7 +168,11 @@ ASSUMPTIONS = {
     "log_row_bytes": "Application Insights row sizes: a request row 1,000 bytes, a trace row 500 bytes plus its "
     "message; a StorageBlobLogs row 1,200 bytes; a customMetrics row 300 bytes. Not measured here.",
     "metric_rows": "The code's OpenTelemetry metrics: 20 series per running function instance, exported once a "
-    "minute, while traffic flows.",
+    "minute, while traffic flows. Its exporter's performance counters and live metrics are off (shared/telemetry.py).",
+    "trace_rows": "The code's exporter sends no logs (the host does, under host.json's levels) and a trace only as "
+    "sampled (Config.trace_sampling: shared.telemetry.TRACE_SAMPLING_RATIO, 0, unless OTEL_TRACES_SAMPLER is set): "
+    "a sampled processing invocation is one request row (its CONSUMER span), its auto-instrumentation is off. The "
+    "generators' sampled ticks (a dependencies row each, and a customMetrics row per export) are not counted.",
     "host_traces_per_execution": "With Function at Information the host writes 2 trace rows per execution "
     "(Executing, Executed); with Host.Triggers.DurableTask at Information, 3 per entity operation.",
     "curated_requests_per_hour": "Compaction's Delta side: 10 writes and 10 reads per source and closed hour "
@@ -222,6 +226,7 @@ class Config:
     compaction_runs_per_hour: float = 4.0
     state_buckets: int | None = None  # var.state_buckets; None: N by backend (default_buckets)
     azure_storage_buckets: int = 8192  # terraform/locals.tf azure_storage_state_buckets
+    trace_sampling: float = 0.0  # share of traces the code's exporter sends (ASSUMPTIONS['trace_rows'])
 
     @property
     def memory_gb(self) -> float:
@@ -247,6 +252,8 @@ def deployed(root: Path = ROOT) -> Config:
     locals_tf = (root / "terraform" / "locals.tf").read_text()
     azure_storage = re.search(r"azure_storage_state_buckets\s*=\s*(\d+)", locals_tf)
     azure_storage_buckets = int(azure_storage.group(1)) if azure_storage else 8192
+    from shared.telemetry import TRACE_SAMPLING_RATIO
+
     return Config(
         memory_mb=int(_variable_default(variables, "function_instance_memory_mb") or 2048),
         partitions=int(_variable_default(variables, "eventhub_partition_count") or 4),
@@ -264,6 +271,7 @@ def deployed(root: Path = ROOT) -> Config:
         compaction_runs_per_hour=_runs_per_hour(_source_field_default(variables, "compaction_schedule")),
         state_buckets=state_buckets,
         azure_storage_buckets=azure_storage_buckets,
+        trace_sampling=TRACE_SAMPLING_RATIO,
     )
 
 
@@ -783,7 +791,8 @@ def _functions_lines(usage: Flex, config: Config, quantities: dict[str, float]) 
 
 
 def _log_bytes(load: Load, config: Config) -> float:
-    """Bytes a second the host and the app send to Application Insights under host.json's levels."""
+    """Bytes a second sent to Application Insights: the host's rows and the app's logs under host.json's levels,
+    and what the code's exporter sends, which host.json does not govern: its metrics and sampled traces."""
     executions = load.invocations + load.entity_executions
     total = 0.0
     if level_of(config, "Host.Results") <= LEVELS["information"]:
@@ -798,6 +807,7 @@ def _log_bytes(load: Load, config: Config) -> float:
             total += rows * ROW_BYTES["trace"] + load.app_log_bytes.get(level, 0.0)
     functions = len(load.invocations_by_source) + (1 if load.entity_ops else 0)
     total += functions * 20 / 60 * ROW_BYTES["metric"]
+    total += load.invocations * config.trace_sampling * ROW_BYTES["request"]  # ASSUMPTIONS['trace_rows']
     return total
 
 

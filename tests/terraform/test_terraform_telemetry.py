@@ -72,6 +72,54 @@ def test_workbook_shows_what_the_issue_asks_for() -> None:
     assert "customMetrics" in text and "by source" in text
 
 
+# Which sources a join keeps of the metric's side (left: sources with a landed batch) and the failures' side.
+JOIN_KEEPS = {
+    "inner": lambda left, right: left & right,
+    "leftouter": lambda left, right: left,
+    "rightouter": lambda left, right: right,
+    "fullouter": lambda left, right: left | right,
+}
+
+
+def _failed_invocations() -> str:
+    queries = _locals("main.workbook.tf")["workbook_queries"]
+    assert isinstance(queries, dict)
+    return str(queries["failed_invocations"])
+
+
+def test_a_source_whose_every_invocation_failed_stays_in_the_failed_invocations_table() -> None:
+    """batch_duration, the table's count of invocations, is recorded only once a batch landed
+    (shared/invocation.py): a source that only fails has failures and no batch_duration row."""
+    query = _failed_invocations()
+    join = re.search(r"\| join kind=(\w+) failed on source\n", query)
+    assert join, query
+    assert JOIN_KEEPS[join.group(1)]({"clickstream"}, {"clickstream", "mobile"}) == {"clickstream", "mobile"}
+    after_join = query[join.end() : query.index("failure_rate =")]
+    # A failures-only row has its key in source1 (the right side's) and no invocations: both filled in before
+    # the rate, else the row has no name and a blank rate.
+    for filled in (
+        "source = coalesce(source, source1)",
+        "invocations = coalesce(invocations, ",
+        "failed = coalesce(failed, ",
+    ):
+        assert filled in after_join, filled
+
+
+def _failure_rate(query: str, invocations: int, failed: int) -> float:
+    """The query's failure_rate expression evaluated for one row (KQL and Python agree on this arithmetic)."""
+    match = re.search(r"failure_rate = round\((.+), 2\)", query)
+    assert match, query
+    names = {"invocations": invocations, "failed": failed}
+    return float(eval(match.group(1), {"__builtins__": {}, "coalesce": lambda value, _: value}, names))
+
+
+def test_the_failure_rate_is_the_share_of_all_invocations_that_failed() -> None:
+    query = _failed_invocations()
+    assert _failure_rate(query, invocations=0, failed=3) == 100.0  # every invocation failed
+    assert _failure_rate(query, invocations=10, failed=30) == 75.0  # not 300%: invocations counts only successes
+    assert _failure_rate(query, invocations=10, failed=0) == 0.0
+
+
 def test_alerts_cover_failures_dead_letters_and_unprocessed_events() -> None:
     text = (TERRAFORM_DIR / "main.alerts.tf").read_text()
     assert 'exceptions\n      | where operation_Name != ""' in text

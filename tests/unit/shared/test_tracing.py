@@ -6,6 +6,7 @@ import base64
 
 import azure.functions as func
 import pytest
+from azure.monitor.opentelemetry.exporter import ApplicationInsightsSampler
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -14,13 +15,16 @@ from opentelemetry.trace import SpanKind
 
 from functions.bindings import MAX_TRACE_CONTEXTS, trace_carriers
 from shared import tracing
+from shared.telemetry import TRACE_SAMPLING_RATIO
 from shared.tracing import MAX_LINKS, processing_span, producing_span
 from tests.unit.conftest import b64
 
 
-def _tracer() -> tuple[InMemorySpanExporter, object]:
+def _tracer(ratio: float | None = None) -> tuple[InMemorySpanExporter, object]:
+    """A tracer whose finished, sampled spans the exporter keeps; with ``ratio``, sampled as Application Insights'
+    exporter samples (``shared.telemetry.exporter_options``)."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider() if ratio is None else TracerProvider(sampler=ApplicationInsightsSampler(ratio))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter, provider.get_tracer("test")
 
@@ -104,3 +108,34 @@ def test_the_span_counts_the_batch_not_the_distinct_carriers() -> None:
     (span,) = exporter.get_finished_spans()
     assert span.attributes is not None and span.attributes["messaging.batch.message_count"] == 1000
     assert span.context.trace_id == 9
+
+
+def _produce_and_process(tracer: object, source: str) -> tuple[int, int, str]:
+    """A generator tick and the invocation of its batch: both spans' trace ids, and the header between them."""
+    with producing_span(source, tracer) as produced:  # type: ignore[arg-type]
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+    with processing_span(source, [carrier], tracer) as processed:  # type: ignore[arg-type]
+        pass
+    return produced.get_span_context().trace_id, processed.get_span_context().trace_id, carrier["traceparent"]
+
+
+def test_by_default_no_span_is_exported_and_the_trace_context_still_travels() -> None:
+    """The exporter's default sampling (issue 19: no requests row per invocation) keeps the lineage: the batch's
+    header names the producer's trace, and the invocation continues it, so sampling in later joins them up."""
+    exporter, tracer = _tracer(TRACE_SAMPLING_RATIO)
+    produced, processed, traceparent = _produce_and_process(tracer, "orders")
+    assert exporter.get_finished_spans() == ()
+    assert traceparent.split("-")[1] == f"{produced:032x}" and processed == produced
+
+
+def test_sampled_in_a_trace_keeps_both_its_spans() -> None:
+    """OTEL_TRACES_SAMPLER=microsoft.fixed_percentage decides per trace id: a trace is exported with both the
+    generator's span and the invocation's, or with neither."""
+    exporter, tracer = _tracer(0.5)
+    traces = [_produce_and_process(tracer, "sensors")[0] for _ in range(200)]
+    kinds: dict[int, set[SpanKind]] = {}
+    for span in exporter.get_finished_spans():
+        kinds.setdefault(span.context.trace_id, set()).add(span.kind)
+    assert 0 < len(kinds) < len(traces)  # some traces in, some out
+    assert all(found == {SpanKind.PRODUCER, SpanKind.CONSUMER} for found in kinds.values())
