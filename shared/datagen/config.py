@@ -233,6 +233,10 @@ def parse_config(document: Any, *, source: str, file: str, folder: Path) -> Data
         schema = parse_schema(schema_json)
     except SchemaProblem as problem:
         raise DatagenConfigError(file, f"config.{schema_option}", str(problem)) from None
+    except RecursionError:  # a backstop: the schema's and its regexes' nesting are bounded well below it
+        raise DatagenConfigError(
+            file, f"config.{schema_option}", "nests too deep to read (Python's recursion limit)"
+        ) from None
     where = _lone_surrogate_at(schema_json)
     if where is not None:  # a name, doc or default: an Avro source could not even register its schema
         raise DatagenConfigError(file, f"config.{schema_option}", f"{where} holds a lone surrogate, which is not text")

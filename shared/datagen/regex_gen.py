@@ -1,14 +1,19 @@
 """Strings that match a regular expression: the subset Datagen's schemas use.
 
-Supported: literals and escapes (``\\d \\w \\s \\.``), ``.``, classes ``[a-z0-9_]`` and negated
-classes (over printable ASCII), groups ``( )`` and ``(?: )`` with ``|``, and the quantifiers
-``* + ? {n} {n,} {n,m}`` (open ends stop at ``n + 8``). Anchors ``^ $`` are accepted and ignored.
-Anything else (look-arounds, back-references) is refused when the schema is read.
+Supported: literals; the escapes ``\\d \\D \\w \\W \\s \\S \\n \\t \\r \\f \\v``, ``\\xhh``, ``\\x{h..h}`` and
+``\\uhhhh``, and a backslash before punctuation (``\\.``: the character itself); ``.``; classes ``[a-z0-9_]``
+and negated classes (over printable ASCII); groups ``( )`` and ``(?: )`` with ``|``, nested at most
+:data:`MAX_GROUP_DEPTH` deep; and the quantifiers ``* + ? {n} {n,} {n,m}`` (open ends stop at ``n + 8``).
+Anchors ``^ $`` are accepted and ignored. Anything else (look-arounds, back-references, ``\\Q..\\E``, any other
+backslash before a letter or digit) is refused when the schema is read, and so is a regex whose repeats take
+more than :data:`MAX_REGEX_WORK` steps to generate (even repeating nothing). A repeat of what can only match
+empty text (``(){5}``, ``(?:a{0})*``) generates nothing, and is dropped when the regex is parsed.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import string
 from dataclasses import dataclass
 
@@ -24,7 +29,19 @@ _CLASSES = {
     "S": [c for c in PRINTABLE if c not in " \t"],
 }
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v"}
+_HEX_DIGITS = frozenset(string.hexdigits)
+_DIGITS = re.compile(r"[0-9]+")
 OPEN_END_EXTRA = 8
+# How deep groups may nest: the parser, the generator and every check of a parsed regex recurse per group
+# (three calls a level), inside the schema's own recursion, all under Python's limit of 1,000 calls.
+MAX_GROUP_DEPTH = 50
+# The most steps generating one value may take: each repeat's upper bound times the steps of what it repeats
+# (at least one, even for what matches only empty text), nested repeats multiplying, a sequence adding up
+# its parts, an alternation its largest option. More is refused whatever the value's length: ``(){10**12}``
+# makes an empty string, but only after looping 10**12 times. Above the longest value a record holds
+# (983,040 characters), so a regex that makes long values still meets the record-size bound first.
+MAX_REGEX_WORK = 1_000_000
+_WORK_CAP = 10**18  # steps are counted up to here, past which the product's exact size no longer matters
 
 
 class RegexError(StreamingPocError):
@@ -60,6 +77,7 @@ class _Parser:
     def __init__(self, pattern: str) -> None:
         self.text = pattern
         self.at = 0
+        self.depth = 0  # groups open at ``at``
 
     def peek(self) -> str | None:
         return self.text[self.at] if self.at < len(self.text) else None
@@ -93,7 +111,11 @@ class _Parser:
                 self.at += 2
             elif self.peek() == "?":
                 raise RegexError(f"group construct at {self.at} is not supported")
+            self.depth += 1
+            if self.depth > MAX_GROUP_DEPTH:
+                raise RegexError(f"groups nest more than {MAX_GROUP_DEPTH} deep (at {self.at - 1})")
             inner = self.alternation()
+            self.depth -= 1
             if self.peek() != ")":
                 raise RegexError("unbalanced parenthesis")
             self.take()
@@ -103,24 +125,46 @@ class _Parser:
         if char == ".":
             return _Chars(tuple(PRINTABLE))
         if char == "\\":
-            return _Chars(tuple(self.escape()))
+            escaped = self.escape()
+            return _Chars((escaped,) if isinstance(escaped, str) else tuple(escaped))
         if char in "*+?{":
             raise RegexError(f"nothing to repeat at {self.at - 1}")
         if char == ")":
             raise RegexError("unbalanced parenthesis")
         return _Chars((char,))
 
-    def escape(self) -> list[str]:
+    def escape(self) -> str | list[str]:
+        """What a backslash (just taken) and what follows it stand for: one character, or a class's (a list)."""
         if self.peek() is None:
             raise RegexError("pattern ends with a backslash")
+        at = self.at - 1
         char = self.take()
         if char in _CLASSES:
             return _CLASSES[char]
         if char in _ESCAPES:
-            return [_ESCAPES[char]]
-        if char.isdigit() or char in "bBAZzk":
-            raise RegexError(f"\\{char} is not supported")
-        return [char]
+            return _ESCAPES[char]
+        if char == "x" and self.peek() == "{":  # \x{h..h}: a code point
+            end = self.text.find("}", self.at)
+            digits = self.text[self.at + 1 : end] if end > 0 else ""
+            if not 0 < len(digits) <= 8 or not set(digits) <= _HEX_DIGITS or int(digits, 16) > 0x10FFFF:
+                raise RegexError(f"\\x{{...}} at {at} needs the hex digits of a code point up to 10FFFF")
+            self.at = end + 1
+            return chr(int(digits, 16))
+        if char in "xu":  # \xhh, \uhhhh
+            count = 2 if char == "x" else 4
+            digits = self.text[self.at : self.at + count]
+            if len(digits) < count or not set(digits) <= _HEX_DIGITS:
+                raise RegexError(f"\\{char} at {at} needs {count} hex digits")
+            self.at += count
+            return chr(int(digits, 16))
+        if char.isascii() and char.isalnum():  # \b \Q \p \1 \0...: anchors, quoting, properties, references
+            raise RegexError(f"\\{char} at {at} is not supported")
+        return char  # a backslash before punctuation (or a non-ASCII character): the character itself
+
+    def class_member(self) -> str | list[str]:
+        """One character of a class, or a class escape's characters (a list)."""
+        char = self.take()
+        return self.escape() if char == "\\" else char
 
     def char_class(self) -> _Chars:
         negate = self.peek() == "^"
@@ -136,21 +180,23 @@ class _Parser:
                 self.take()
                 break
             first = False
-            self.take()
-            if char == "\\":
-                members = self.escape()
-                chosen.extend(members)
-                continue
-            if self.peek() == "-" and self.at + 1 < len(self.text) and self.text[self.at + 1] != "]":
+            start = self.class_member()
+            # a range from one character; after a class (\d-z) the - is itself a member, as in Java
+            if (
+                isinstance(start, str)
+                and self.peek() == "-"
+                and self.at + 1 < len(self.text)
+                and self.text[self.at + 1] != "]"
+            ):
                 self.take()
-                end = self.take()
-                if end == "\\":
-                    end = self.escape()[0]
-                if ord(end) < ord(char):
-                    raise RegexError(f"bad range {char}-{end}")
-                chosen.extend(chr(c) for c in range(ord(char), ord(end) + 1))
+                end = self.class_member()
+                if not isinstance(end, str):
+                    raise RegexError(f"bad range {start}- ending at a class escape")
+                if ord(end) < ord(start):
+                    raise RegexError(f"bad range {start}-{end}")
+                chosen.extend(chr(c) for c in range(ord(start), ord(end) + 1))
             else:
-                chosen.append(char)
+                chosen.extend(start)
         if negate:
             chosen = [c for c in PRINTABLE if c not in set(chosen)]
         if not chosen:
@@ -180,26 +226,79 @@ class _Parser:
         end = self.text.find("}", self.at)
         body = self.text[self.at + 1 : end] if end > 0 else ""
         low, _, high = body.partition(",")
-        return bool(low.isdigit() and (high == "" or high.isdigit()))
+        return bool(_DIGITS.fullmatch(low) and (high == "" or _DIGITS.fullmatch(high)))
 
     def counted(self, atom: _Node) -> _Repeat:
         end = self.text.index("}", self.at)
         body = self.text[self.at + 1 : end]
         self.at = end + 1
         low_text, comma, high_text = body.partition(",")
-        low = int(low_text)
-        high = int(high_text) if high_text else (low + OPEN_END_EXTRA if comma else low)
+        low = _count(low_text)
+        high = _count(high_text) if high_text else (low + OPEN_END_EXTRA if comma else low)
         if high < low:
             raise RegexError(f"bad repetition {{{body}}}")
         return _Repeat(atom, low, high)
 
 
+def _count(digits: str) -> int:
+    """A repeat's bound: past :data:`_WORK_CAP` it is over any limit anyway (and ``int`` takes 4,300 digits)."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 18 else _WORK_CAP
+
+
 def parse_regex(pattern: str) -> _Alt:
+    """The parsed regex, refused (:class:`RegexError`) outside the subset or over :data:`MAX_REGEX_WORK`."""
     parser = _Parser(pattern)
     tree = parser.alternation()
     if parser.peek() is not None:
         raise RegexError("unbalanced parenthesis")
-    return tree
+    work = _work(tree)
+    if work > MAX_REGEX_WORK:
+        steps = f"{work:,}" if work < _WORK_CAP else f"over {_WORK_CAP:,}"
+        raise RegexError(
+            f"its repeats take {steps} steps to generate a value (upper bounds of nested repeats multiply, "
+            f"even repeating nothing), over {MAX_REGEX_WORK:,}: lower them"
+        )
+    return _Alt(tuple(_without_empty_repeats(option) for option in tree.options))
+
+
+def _work(tree: _Node) -> int:
+    """The most steps generating from ``tree`` takes (at most :data:`_WORK_CAP`): see :data:`MAX_REGEX_WORK`."""
+    if isinstance(tree, _Chars):
+        return 1
+    if isinstance(tree, _Seq):
+        return min(_WORK_CAP, sum(_work(item) for item in tree.items))
+    if isinstance(tree, _Alt):
+        return max(_work(option) for option in tree.options)
+    return min(_WORK_CAP, tree.high * max(1, _work(tree.item)))
+
+
+def _only_empty(tree: _Node) -> bool:
+    """Whether ``tree`` can match only the empty string."""
+    if isinstance(tree, _Chars):
+        return False
+    if isinstance(tree, _Seq):
+        return all(_only_empty(item) for item in tree.items)
+    if isinstance(tree, _Alt):
+        return all(_only_empty(option) for option in tree.options)
+    return tree.high == 0 or _only_empty(tree.item)
+
+
+def _without_empty_repeats(sequence: _Seq) -> _Seq:
+    """``sequence`` without the repeats (innermost first) that can only generate nothing: the same strings."""
+    items: list[_Node] = []
+    for item in sequence.items:
+        if isinstance(item, _Alt):
+            item = _Alt(tuple(_without_empty_repeats(option) for option in item.options))
+        elif isinstance(item, _Repeat):
+            inner = item.item
+            if isinstance(inner, _Alt):
+                inner = _Alt(tuple(_without_empty_repeats(option) for option in inner.options))
+            item = _Repeat(inner, item.low, item.high)
+            if _only_empty(item):
+                continue
+        items.append(item)
+    return _Seq(tuple(items))
 
 
 def generate(tree: _Node, rnd: random.Random) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.datagen import config
 from shared.datagen.config import DatagenConfigError, parse_config
 from shared.datagen.source import load_config_sources
 from shared.sources import SOURCES
@@ -211,6 +212,45 @@ def test_a_schema_avro_refuses_fails_at_indexing_with_its_option(name: str) -> N
     """Not on every generator tick later (the encoder would refuse it), and never as a bare TypeError."""
     with pytest.raises(DatagenConfigError, match=r"config\.schema\.string"):
         schema_source(NOT_AVRO[name]["fields"])
+
+
+REGEX_REFUSED = {
+    "an empty match repeated 10**12 times": ("(){1000000000000}", "steps to generate a value"),
+    "a repeat of nothing repeated": ("(?:a{0}){99999999999}", "steps to generate a value"),
+    "empty repeats nested": ("((){1000000}){1000000}", "steps to generate a value"),
+    "groups nested 400 deep": ("(" * 400 + "a" + ")" * 400, "groups nest more than"),
+    "a Java quote": (r"\Qab\E", r"\Q at 0 is not supported"),
+    "a hex escape cut short": (r"[\x4]", r"\x at 1 needs 2 hex digits"),
+}
+
+
+@pytest.mark.timeout(30)  # the empty repeats, unrefused, hang the trial records for hours
+@pytest.mark.parametrize("name", REGEX_REFUSED)
+def test_a_regex_the_generator_cannot_honour_fails_at_indexing_naming_the_file_and_the_field(
+    tmp_path: Path, name: str
+) -> None:
+    """Never a hang (generating 10**12 empty strings), a bare RecursionError, or a value the regex does not match."""
+    regex, message = REGEX_REFUSED[name]
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    schema = json.dumps(_record(field("code", "string", regex=regex)))
+    write_config(folder, "things.json", config_document(quickstart=None, **{"schema.string": schema}))
+    with pytest.raises(DatagenConfigError) as failure:
+        load_config_sources(folder, SOURCES.values())
+    text = str(failure.value)
+    assert text.startswith("sources/things.json: config.schema.string: code arg.properties: regex"), text
+    assert message in text, text
+
+
+def test_a_recursion_error_reading_a_schema_fails_naming_the_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backstop behind the bounds on nesting: the app fails to index naming the config, not with a bare error."""
+
+    def too_deep(schema: Any) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(config, "parse_schema", too_deep)
+    with pytest.raises(DatagenConfigError, match=r"^t\.json: config\.schema\.string: nests too deep"):
+        schema_source([field("id", "long")])
 
 
 def test_a_whole_number_option_past_a_java_long_is_refused_by_name() -> None:

@@ -125,6 +125,13 @@ def test_regex_strings_match_their_pattern() -> None:
         assert re.fullmatch(r"(?:AB|CD)-\d{3}[^a-z]?x*", record["code"])
 
 
+@pytest.mark.parametrize("regex", [r"\x41", r"\u0041", r"[\x41-\x43]{3}", r"x\x2d[^\u0041-\u005a]"])
+def test_a_hex_or_unicode_escape_generates_the_character_it_names(regex: str) -> None:
+    """Not the letter and digits after the backslash (``x41``): the value fully matches, as the docs promise."""
+    for record in values(schema_source([field("code", "string", regex=regex)]), 50):
+        assert re.fullmatch(regex, record["code"]), record["code"]
+
+
 def test_length_of_strings_arrays_and_maps_and_map_keys() -> None:
     source = schema_source(
         [

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from shared.datagen.regex_gen import RegexError, parse_regex
+from shared.datagen.regex_gen import MAX_GROUP_DEPTH, MAX_REGEX_WORK, RegexError, parse_regex
 from shared.datagen.regex_gen import generate as regex_generate
 
 
@@ -21,6 +21,12 @@ from shared.datagen.regex_gen import generate as regex_generate
         r"^x.y$",
         r"[-+]?\d*\.?\d+",
         r"a{2,}",
+        r"\x41",
+        r"\u0041",
+        r"[\x41-\x43]{3}",
+        r"\x2e\u002D[\u00e0-\u00e5]+",
+        r"[^\x21-\x7e]",  # negated over printable ASCII: the space
+        r"[\w.-]+",
     ],
 )
 def test_regex_generator_covers_the_subset(pattern: str) -> None:
@@ -30,7 +36,87 @@ def test_regex_generator_covers_the_subset(pattern: str) -> None:
         assert re.fullmatch(pattern, regex_generate(tree, rnd))
 
 
-@pytest.mark.parametrize("pattern", [r"(?=a)b", r"(a)\1", "(ab", "[z-a]", "*a"])
+@pytest.mark.parametrize(
+    ("pattern", "character"), [(r"\x{41}", "A"), (r"\x{1F600}", "\U0001f600"), (r"[\x{263a}-\x{263a}]", "\u263a")]
+)
+def test_a_code_point_escape_generates_its_character(pattern: str, character: str) -> None:
+    """Java's ``\\x{h..h}``, which Python's re does not read."""
+    assert regex_generate(parse_regex(pattern), random.Random(1)) == character
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"(?=a)b",
+        r"(a)\1",
+        "(ab",
+        "[z-a]",
+        "*a",
+        # Escapes outside the subset: never the letter itself as a literal
+        r"\Qab\E",
+        r"\pL",
+        r"\e",
+        r"\0",
+        r"[\h]",
+        r"\x4",
+        r"\xg0",
+        r"[\x41-\x4]",
+        r"\u004",
+        r"\x{}",
+        r"\x{110000}",
+        r"\x{41",
+        r"[a-\d]",  # a range cannot end at a class
+        # A count in other than ASCII digits (Python's int reads some, not others)
+        "a{\u0661}",
+        "a{\u00b2}",
+    ],
+)
 def test_unsupported_regex_is_refused(pattern: str) -> None:
     with pytest.raises(RegexError):
         parse_regex(pattern)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "same_as"), [("(){5}x", "x"), ("(?:a{0})*b", "b"), ("((){3}){4}c(|){2}", "c"), ("(a|(){9})+", "(a|)+")]
+)
+def test_a_repeat_of_what_can_only_match_empty_text_is_dropped(pattern: str, same_as: str) -> None:
+    """It generates nothing either way; kept, generating a value would loop its upper bound in vain."""
+    assert parse_regex(pattern) == parse_regex(same_as)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "(){1000000000000}",
+        "(?:a{0}){99999999999}",
+        "((){1000000}){1000000}",
+        f"(ab){{{MAX_REGEX_WORK // 2 + 1}}}",
+        "a{" + "9" * 5000 + "}",  # more digits than int() reads
+    ],
+)
+def test_a_regex_whose_repeats_take_too_many_steps_is_refused_whatever_it_generates(pattern: str) -> None:
+    with pytest.raises(RegexError, match=f"steps to generate a value .*, over {MAX_REGEX_WORK:,}"):
+        parse_regex(pattern)
+
+
+def test_a_regex_at_the_step_limit_is_accepted() -> None:
+    assert len(regex_generate(parse_regex(f"a{{{MAX_REGEX_WORK}}}"), random.Random(1))) == MAX_REGEX_WORK
+    assert regex_generate(parse_regex(f"(){{{MAX_REGEX_WORK - 1}}}x"), random.Random(1)) == "x"
+
+
+def test_after_a_class_escape_a_dash_is_a_member_not_a_range() -> None:
+    """``[\\d-z]`` as Java reads it (Python's re refuses it): a digit, ``-`` or ``z``."""
+    rnd = random.Random(2)
+    tree = parse_regex(r"[\d-z]")
+    assert {regex_generate(tree, rnd) for _ in range(500)} == set("0123456789-z")
+
+
+def test_groups_nest_up_to_the_depth_limit() -> None:
+    deepest = "(" * MAX_GROUP_DEPTH + "a" + ")" * MAX_GROUP_DEPTH
+    assert regex_generate(parse_regex(deepest), random.Random(1)) == "a"
+
+
+@pytest.mark.parametrize("depth", [MAX_GROUP_DEPTH + 1, 400, 100_000])
+def test_groups_nested_deeper_are_refused_not_a_recursion_error(depth: int) -> None:
+    with pytest.raises(RegexError, match=f"groups nest more than {MAX_GROUP_DEPTH} deep"):
+        parse_regex("(" * depth + "a" + ")" * depth)
