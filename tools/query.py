@@ -22,7 +22,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
-from shared.compaction.drift import drift_from_history
+from shared.compaction.drift import cut_name, drift_from_history, fields_text, printable
 from shared.compaction.location import delta_location
 from shared.lake import open_lake
 from shared.settings import load_settings
@@ -86,22 +86,28 @@ def print_drift(sources: list[str], lake: Path | None) -> int:
 
 
 def drift_line(document: dict[str, Any]) -> str:
-    """One hour of a drift report as text."""
-    fields = ", ".join(f"{name} ({rows})" for name, rows in document.get("new_fields", {}).items()) or "-"
+    """One hour of a drift report as text, one line whatever the commit holds: names and types ``printable``,
+    at most ``NEW_FIELDS_REPORTED`` new fields (a commit of older code may name every one)."""
+    approximate = document.get("fields_approximate") is True
+    fields = fields_text(document.get("new_fields", {}), int(document.get("more_fields", 0)), approximate) or "-"
     changes = (
         ", ".join(
-            f"{name} {change['landed']} -> {change['curated']} ({change['moved']} to _extra)"
+            f"{_shown(name)} {_shown(change['landed'])} -> {_shown(change['curated'])} ({change['moved']} to _extra)"
             for name, change in document.get("type_changes", {}).items()
         )
         or "-"
     )
-    nulls = ", ".join(f"{name} {rate:.0%}" for name, rate in document.get("null_rates", {}).items()) or "-"
-    columns = ", ".join(document.get("new_columns", [])) or "-"
-    hour = f"{document.get('date')}T{document.get('hour')}"
+    nulls = ", ".join(f"{_shown(name)} {rate:.0%}" for name, rate in document.get("null_rates", {}).items()) or "-"
+    columns = ", ".join(_shown(name) for name in document.get("new_columns", [])) or "-"
+    hour = _shown(f"{document.get('date')}T{document.get('hour')}")
     return (
         f"{hour}  rows {document.get('rows')}  new fields: {fields}  type changes: {changes}  "
         f"new columns: {columns}  null rates: {nulls}"
     )
+
+
+def _shown(text: Any) -> str:
+    return printable(cut_name(str(text)))
 
 
 def main(argv: list[str]) -> int:

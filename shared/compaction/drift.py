@@ -11,6 +11,13 @@ new nullable column (Delta's schema evolution; older rows read null). The report
 the hour's commit (``streamingpoc.drift``) and is logged and counted; ``python -m tools.query
 --drift`` prints it.
 
+Field names in ``_extra`` are the producers' choice: any number, any length, any characters. The
+report keeps the ``NEW_FIELDS_REPORTED`` names carried by the most rows (ties by name) and counts
+the others (``more_fields``); a name is cut to ``FIELD_NAME_CHARS`` characters as it is counted,
+and the tally holds fewer than ``FIELDS_TRACKED`` names while it counts (``DriftTally``). The commit
+keeps names as JSON strings; wherever one is logged or printed it is ``printable`` (control and
+other non-printable characters escaped), so a name can neither forge a log line nor drive a terminal.
+
 A compaction fits and counts its hour one event-time slice at a time (``HourFit``, used by
 ``shared.compaction.rewrite``); ``fit_tables`` and ``report`` do the same on tables held whole.
 """
@@ -32,6 +39,10 @@ from shared.compaction.rows import TIMESTAMP, CompactionError
 EXTRA = "_extra"
 METADATA_KEY = "streamingpoc.drift"
 NULL_RATE_DIGITS = 4
+NEW_FIELDS_REPORTED = 50  # names of fields in _extra an hour's report keeps, the most frequent; the rest counted
+FIELD_NAME_CHARS = 100  # a longer field name is cut to this many characters (and CUT_MARK) as it is counted
+FIELDS_TRACKED = 1_000  # distinct names a tally holds while counting; when reached, the less frequent half goes
+CUT_MARK = "\u2026"  # ends a cut name
 ArrowValues = TypeVar("ArrowValues", pa.Array, pa.ChunkedArray)
 
 
@@ -48,14 +59,16 @@ class TypeChange:
 class HourDrift:
     hour: Hour
     rows: int = 0
-    new_fields: dict[str, int] = field(default_factory=dict)  # names in _extra -> rows carrying them
+    new_fields: dict[str, int] = field(default_factory=dict)  # names in _extra -> rows carrying them (the top ones)
+    more_fields: int = 0  # other names seen in _extra (see fields_approximate)
+    fields_approximate: bool = False  # more than FIELDS_TRACKED names: counts may be low, more_fields high
     new_columns: list[str] = field(default_factory=list)  # columns the curated table gains with this commit
     type_changes: dict[str, TypeChange] = field(default_factory=dict)
     null_rates: dict[str, float] = field(default_factory=dict)  # columns with nulls -> share of rows
 
     @property
     def drifted(self) -> bool:
-        return bool(self.new_fields or self.new_columns or self.type_changes)
+        return bool(self.new_fields or self.more_fields or self.new_columns or self.type_changes)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -63,6 +76,8 @@ class HourDrift:
             "hour": self.hour.hour,
             "rows": self.rows,
             "new_fields": self.new_fields,
+            "more_fields": self.more_fields,
+            "fields_approximate": self.fields_approximate,
             "new_columns": self.new_columns,
             "type_changes": {name: vars(change) for name, change in self.type_changes.items()},
             "null_rates": self.null_rates,
@@ -72,15 +87,50 @@ class HourDrift:
         return {METADATA_KEY: orjson.dumps(self.document()).decode()}
 
     def summary(self) -> str:
-        """One log line's worth."""
+        """One log line's worth: bounded, every name ``printable``."""
         parts = [f"{self.rows} rows"]
-        if self.new_fields:
-            parts.append("new fields " + ", ".join(f"{k} ({v})" for k, v in sorted(self.new_fields.items())))
+        if self.new_fields or self.more_fields:
+            parts.append("new fields " + fields_text(self.new_fields, self.more_fields, self.fields_approximate))
         if self.new_columns:
-            parts.append("new columns " + ", ".join(self.new_columns))
+            parts.append("new columns " + ", ".join(printable(name) for name in self.new_columns))
         for name, change in sorted(self.type_changes.items()):
-            parts.append(f"{name} {change.landed} -> {change.curated} ({change.moved} to _extra)")
+            landed, curated = printable(change.landed), printable(change.curated)
+            parts.append(f"{printable(name)} {landed} -> {curated} ({change.moved} to _extra)")
         return "; ".join(parts)
+
+
+def fields_text(new_fields: Mapping[str, int], more: int = 0, approximate: bool = False) -> str:
+    """``name (rows), ...`` of the ``NEW_FIELDS_REPORTED`` most frequent names (cut, ``printable``), then
+    ``+K more``: what the log line and ``tools.query --drift`` show (a document of older code may hold more)."""
+    shown = top_fields(new_fields)
+    more += max(0, len(new_fields) - NEW_FIELDS_REPORTED)
+    text = ", ".join(f"{printable(name)} ({rows})" for name, rows in shown.items())
+    if more:
+        text += f"{', ' if text else ''}+{more} more"
+    if approximate:
+        text += f" (approximate: over {FIELDS_TRACKED} distinct names)"
+    return text
+
+
+def top_fields(counts: Mapping[str, int], limit: int = NEW_FIELDS_REPORTED) -> dict[str, int]:
+    """The ``limit`` names carried by the most rows (ties: the smaller name), cut, in name order."""
+    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return dict(sorted((cut_name(name), rows) for name, rows in top))
+
+
+def cut_name(name: str) -> str:
+    """``name``, cut to ``FIELD_NAME_CHARS`` characters (and ``CUT_MARK``) when longer."""
+    return name if len(name) <= FIELD_NAME_CHARS else name[:FIELD_NAME_CHARS] + CUT_MARK
+
+
+def printable(text: str) -> str:
+    """``text`` safe to log or print on one line: a backslash, and every character ``str.isprintable``
+    refuses (control characters such as a newline or ESC, line separators, format characters such as a
+    bidi override), written as ``repr`` writes it (a backslash escape), so a name can neither start a
+    line of its own nor send a terminal a control sequence."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(repr(char)[1:-1] if char == "\\" or not char.isprintable() else char for char in text)
 
 
 def fit_tables(curated: pa.Schema | None, tables: Sequence[pa.Table]) -> tuple[list[pa.Table], dict[str, TypeChange]]:
@@ -321,12 +371,22 @@ class DriftTally:
 
     ``columns`` are the hour's columns (partition columns excluded); a table that lacks one counts
     its rows as nulls there, as merging it with the others would.
+
+    ``fields`` counts, per name in ``_extra`` that is not a column, the rows carrying it: names are cut
+    to ``FIELD_NAME_CHARS`` characters (a row counts once for names that cut the same), and it holds
+    fewer than ``FIELDS_TRACKED`` names. When it reaches that many, the ``FIELDS_TRACKED // 2`` carried
+    by the most rows (ties: the smaller name) stay and the others are dropped, counted in
+    ``fields_dropped``. Up to ``FIELDS_TRACKED`` distinct names the counts are exact; past it they are
+    approximate: a name dropped and seen again counts from zero (its count is low, and it may be
+    missing from the report), and ``more_fields`` counts each drop (at most the true number of
+    other names plus one per repeated drop); which names stay then depends on the order rows came in.
     """
 
     columns: frozenset[str]
     rows: int = 0
     nulls: Counter[str] = field(default_factory=Counter)
-    fields: Counter[str] = field(default_factory=Counter)  # names in _extra that are not columns
+    fields: Counter[str] = field(default_factory=Counter)  # names in _extra that are not columns, cut
+    fields_dropped: int = 0  # names dropped from ``fields`` to keep it under FIELDS_TRACKED
 
     def add(self, table: pa.Table) -> None:
         self.rows += table.num_rows
@@ -339,10 +399,27 @@ class DriftTally:
                 except orjson.JSONDecodeError:
                     continue  # not JSON (a foreign file's column of that name): no fields to count
                 if isinstance(document, dict):
-                    self.fields.update(key for key in document if key not in self.columns)
+                    # each name once per row, in the row's order (a set's would vary with the hash seed)
+                    for name in dict.fromkeys(cut_name(key) for key in document if key not in self.columns):
+                        self.fields[name] += 1
+                        if len(self.fields) >= FIELDS_TRACKED:
+                            self._drop_rare_fields()
+
+    def _drop_rare_fields(self) -> None:
+        kept = sorted(self.fields.items(), key=lambda item: (-item[1], item[0]))[: FIELDS_TRACKED // 2]
+        self.fields_dropped += len(self.fields) - len(kept)
+        self.fields = Counter(dict(kept))
 
     def report(self, hour: Hour, curated: pa.Schema | None, changes: dict[str, TypeChange]) -> HourDrift:
-        drift = HourDrift(hour, rows=self.rows, type_changes=changes, new_fields=dict(sorted(self.fields.items())))
+        new_fields = top_fields(self.fields)
+        drift = HourDrift(
+            hour,
+            rows=self.rows,
+            type_changes=changes,
+            new_fields=new_fields,
+            more_fields=len(self.fields) - len(new_fields) + self.fields_dropped,
+            fields_approximate=self.fields_dropped > 0,
+        )
         if curated is not None:
             drift.new_columns = sorted(self.columns - set(curated.names))
         rows = max(1, self.rows)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
+from opentelemetry import metrics
 
 from shared import formats
 from shared.compaction import drift
@@ -40,6 +41,7 @@ from shared.telemetry import telemetry
 
 log = logging.getLogger("streamingpoc.compaction")
 MB = 1024 * 1024
+METRICS_FLUSH_TIMEOUT_MS = 5_000  # the end of a run waits at most this long for its metrics to be exported
 
 
 @dataclass
@@ -134,7 +136,32 @@ def run_compaction(
     source: str, lake: LakeStore, settings: Settings, *, now_ms: int, environ: Mapping[str, str] | None = None
 ) -> CompactionReport:
     """What ``compact_<source>`` does on each tick: compact with the app's settings, report metrics, and
-    raise ``CompactionError`` when an hour failed (after the others committed)."""
+    raise ``CompactionError`` when an hour failed (after the others committed).
+
+    However it ends, the run's metrics are flushed (``flush_metrics``): they are otherwise exported every
+    60 s, and an instance that only ran this timer may be gone before then, its lag point with it."""
+    try:
+        return _run_compaction(source, lake, settings, now_ms=now_ms, environ=environ)
+    finally:
+        flush_metrics()
+
+
+def flush_metrics(timeout_ms: int = METRICS_FLUSH_TIMEOUT_MS) -> None:
+    """Export what the global meter provider holds now, waiting at most ``timeout_ms``; never raises (a
+    provider without ``force_flush``, the API's no-op one, has nothing to export)."""
+    force_flush = getattr(metrics.get_meter_provider(), "force_flush", None)
+    if force_flush is None:
+        return
+    try:
+        if not force_flush(timeout_millis=timeout_ms):
+            log.warning("metrics not flushed within %d ms", timeout_ms)
+    except Exception:  # the run's outcome stands; its metrics go out with the next periodic export, if any
+        log.warning("flushing metrics failed", exc_info=True)
+
+
+def _run_compaction(
+    source: str, lake: LakeStore, settings: Settings, *, now_ms: int, environ: Mapping[str, str] | None
+) -> CompactionReport:
     instruments = telemetry()
     report = compact(
         source,
@@ -225,7 +252,7 @@ def _report_drift(source: str, hour_drift: drift.HourDrift) -> None:
     log.warning("%s: schema drift in %s: %s", source, hour_drift.hour, hour_drift.summary())
     telemetry().record_drift(
         source,
-        new_fields=len(hour_drift.new_fields),
+        new_fields=len(hour_drift.new_fields) + hour_drift.more_fields,
         new_columns=len(hour_drift.new_columns),
         type_changes=len(hour_drift.type_changes),
     )

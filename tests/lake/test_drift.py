@@ -1,11 +1,13 @@
 """Schema drift, kept and reported: unknown fields (flat and nested) land in ``_extra`` through
 processing, landing and compaction; a field a model adds becomes a new curated column; the drift
-report rides in each hour's commit and ``python -m tools.query --drift`` prints it."""
+report rides in each hour's commit and ``python -m tools.query --drift`` prints it, bounded and
+escaped whatever field names producers send."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ import pytest
 from deltalake import write_deltalake
 
 from shared.batch import process_batch
-from shared.compaction.drift import drift_from_history
+from shared.compaction.drift import FIELD_NAME_CHARS, FIELDS_TRACKED, NEW_FIELDS_REPORTED, drift_from_history
+from shared.compaction.drift import METADATA_KEY as DRIFT_KEY
 from shared.compaction.hours import Hour
 from shared.formats import format_named
 from shared.lake import LocalLake
@@ -172,3 +175,47 @@ def test_a_struct_field_the_curated_struct_lacks_moves_to_extra_and_is_reported(
     (hour,) = report.hours
     assert hour.drift is not None and hour.drift.new_fields == {"address.zip": 1}
     assert hour.drift.type_changes["address"].moved == 1
+
+
+# A field name that starts a log line of its own, sets the terminal's title (OSC, ended by BEL) and clears the screen.
+FORGED = "x\n2026-11-24 10:00:00 ERROR streamingpoc.compaction: forged line\x1b]0;owned\x07\x1b[2J"
+
+
+def test_a_producers_field_name_reaches_the_log_and_tools_query_escaped_and_the_commit_as_sent(
+    lake: Lake, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    land_records(lake, things(), [{"id": 1, "address": {"city": "Oslo"}, FORGED: 1}], 0)
+    with caplog.at_level(logging.WARNING, "streamingpoc.compaction"):
+        (row,) = curated_rows_after(lake)
+    assert json.loads(row["_extra"]) == {FORGED: 1}, "the row keeps the field as it came"
+    (document,) = drift_from_history(lake.delta("things").history())
+    assert document["new_fields"] == {FORGED: 1}, "the commit keeps it as a JSON string"
+    (warning,) = [record.getMessage() for record in caplog.records if "schema drift" in record.getMessage()]
+    assert query.main(["--drift", "things", "--lake", str(lake.store.root)]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if "new fields" in line]
+    for text in (warning, line):
+        assert "\n" not in text and "\x1b" not in text and "\x07" not in text, repr(text)
+        assert (
+            "x\\n2026-11-24 10:00:00 ERROR streamingpoc.compaction: forged line\\x1b]0;owned\\x07\\x1b[2J (1)" in text
+        )
+
+
+def test_an_hour_of_a_thousand_and_more_unknown_field_names_keeps_a_bounded_report(
+    lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each record a field of its own, longer than a name is kept: every row keeps its field in ``_extra``;
+    the commit and ``tools.query`` keep the most frequent names, cut, and count the others."""
+    count = FIELDS_TRACKED + 200
+    values = [{"id": n, "address": {"city": "Oslo"}, "coupon": n, f"f{n:05d}_" + "x" * 300: n} for n in range(count)]
+    land_records(lake, things(), values, 0)
+    rows = curated_rows_after(lake)
+    assert sorted(len(json.loads(row["_extra"])) for row in rows) == [2] * count
+    (commit,) = [commit for commit in lake.delta("things").history() if DRIFT_KEY in commit]
+    assert len(commit[DRIFT_KEY]) < 16 * 1024
+    (document,) = drift_from_history(lake.delta("things").history())
+    assert len(document["new_fields"]) == NEW_FIELDS_REPORTED and document["new_fields"]["coupon"] == count
+    assert document["more_fields"] == count + 1 - NEW_FIELDS_REPORTED and document["fields_approximate"] is True
+    assert all(len(name) <= FIELD_NAME_CHARS + 1 for name in document["new_fields"])
+    assert query.main(["--drift", "things", "--lake", str(lake.store.root)]) == 0
+    printed = capsys.readouterr().out
+    assert f", +{count + 1 - NEW_FIELDS_REPORTED} more (approximate: over {FIELDS_TRACKED} distinct names)" in printed

@@ -1,4 +1,5 @@
-"""What a compaction run reports: exact counts and the lag, also when an hour fails."""
+"""What a compaction run reports: exact counts and the lag, also when an hour fails; and that it flushes
+them before it ends, whichever way it ends."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared import metric_names as names
 from shared import telemetry as telemetry_module
 from shared.batch import process_batch
+from shared.compaction.drift import HourDrift
 from shared.compaction.hours import Hour
-from shared.compaction.job import run_compaction
+from shared.compaction.job import METRICS_FLUSH_TIMEOUT_MS, _report_drift, run_compaction
 from shared.compaction.rows import CompactionError
 from shared.formats import format_named
 from shared.lake import LocalLake
@@ -74,3 +77,69 @@ def test_a_failing_hour_raises_after_reporting_the_lag(tmp_path: Path, reader: I
     with pytest.raises(CompactionError, match="broken"):
         run_compaction("sensors", lake, settings, now_ms=HOUR.end_ms + 3 * 3_600_000)
     assert _values(reader)[names.COMPACTION_LAG] == 3 * 3600.0
+
+
+def test_the_drift_metric_counts_the_fields_the_report_leaves_unnamed(reader: InMemoryMetricReader) -> None:
+    _report_drift("sensors", HourDrift(HOUR, rows=9, new_fields={"coupon": 9}, more_fields=70))
+    assert _values(reader) == {names.COMPACTION_DRIFT: 71}
+
+
+class FlushRecorder(InMemoryMetricReader):
+    """The SDK's in-memory reader, keeping what each flush of its provider exported and the time it was given."""
+
+    def __init__(self, fails: bool = False) -> None:
+        super().__init__()
+        self.fails = fails
+        self.flushes: list[tuple[float, dict[str, Any]]] = []
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        if self.fails:
+            raise RuntimeError("the exporter is unreachable")
+        self.flushes.append((timeout_millis, _values(self)))
+        return super().force_flush(timeout_millis)
+
+
+def _global_provider(monkeypatch: pytest.MonkeyPatch, reader: FlushRecorder) -> None:
+    """``reader`` on the process's meter provider (what ``configure`` installs in Azure) and its instruments."""
+    provider = MeterProvider(metric_readers=[reader])
+    monkeypatch.setattr(metrics, "get_meter_provider", lambda: provider)
+    monkeypatch.setattr(telemetry_module, "_telemetry", Telemetry(provider.get_meter("t")))
+
+
+def test_a_run_flushes_its_metrics_before_it_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Flex instance that only ran this timer may be removed before the next periodic export (60 s)."""
+    reader = FlushRecorder()
+    _global_provider(monkeypatch, reader)
+    lake = LocalLake(tmp_path)
+    _land(lake, 0, 20)
+    run_compaction("sensors", lake, load_settings({"LAKE_LOCAL_ROOT": str(tmp_path)}), now_ms=HOUR.end_ms + 3_600_000)
+    ((timeout_ms, exported),) = reader.flushes
+    assert exported[names.COMPACTION_LAG] == 3600.0 and exported[names.COMPACTION_ROWS] == 20
+    assert 0 < timeout_ms <= METRICS_FLUSH_TIMEOUT_MS
+
+
+def test_a_failing_run_flushes_its_metrics_before_it_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = FlushRecorder()
+    _global_provider(monkeypatch, reader)
+    lake = LocalLake(tmp_path)
+    lake.write_atomic(f"raw/sensors/date={HOUR.date}/hour={HOUR.hour}/broken.parquet", b"not parquet")
+    settings = load_settings({"LAKE_LOCAL_ROOT": str(tmp_path)})
+    with pytest.raises(CompactionError, match="broken"):
+        run_compaction("sensors", lake, settings, now_ms=HOUR.end_ms + 3_600_000)
+    ((_, exported),) = reader.flushes
+    assert exported[names.COMPACTION_LAG] == 3600.0
+
+
+def test_a_flush_that_fails_leaves_the_runs_outcome_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _global_provider(monkeypatch, FlushRecorder(fails=True))
+    lake = LocalLake(tmp_path)
+    _land(lake, 0, 20)
+    settings = load_settings({"LAKE_LOCAL_ROOT": str(tmp_path)})
+    assert run_compaction("sensors", lake, settings, now_ms=HOUR.end_ms + 3_600_000).rows == 20
+    lake.write_atomic(f"raw/sensors/date={HOUR.date}/hour={HOUR.hour}/broken.parquet", b"not parquet")
+    with pytest.raises(CompactionError, match="broken"):
+        run_compaction("sensors", lake, settings, now_ms=HOUR.end_ms + 3_600_000)
+    failed = [record for record in caplog.records if record.getMessage() == "flushing metrics failed"]
+    assert len(failed) == 2 and all("the exporter is unreachable" in str(record.exc_info) for record in failed)
