@@ -9,6 +9,7 @@ import azure.durable_functions as df
 
 from shared.state.bucket_state import operate
 from shared.state.registry import ENTITY_KINDS, EntityKind
+from shared.telemetry import telemetry
 
 bp = df.Blueprint()
 
@@ -22,6 +23,7 @@ def _register(kind: EntityKind) -> None:
         payload: dict[str, Any] = context.get_input(expected_type=dict)
         outcome = operate(kind.fold, kind.reduce, context.entity_key, state, context.operation_name, payload)
         context.set_state(outcome.state)
+        telemetry().record_bucket(kind.source, size=outcome.size, evicted=outcome.evicted)
         if outcome.refused:  # after set_state: what was accepted is kept, the error result names the rest
             raise ValueError(outcome.refused)
 

@@ -27,6 +27,8 @@ COMPACTION_LAG = "streamingpoc.compaction.lag"
 COMPACTION_DRIFT = "streamingpoc.compaction.drift"
 BATCH_FAILURES = "streamingpoc.batch.failures"
 CONSUMER_LAG = "streamingpoc.consumer.lag"
+STATE_BUCKET_BYTES = "streamingpoc.state.bucket_bytes"
+STATE_EVICTED_KEYS = "streamingpoc.state.evicted_keys"
 
 # name -> (instrument kind, unit, description)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -57,6 +59,12 @@ METRICS: dict[str, tuple[str, str, str]] = {
         "{invocation}",
         "Failed processing invocations (the partition waits), by error_class: transient or infrastructure",
     ),
+    STATE_BUCKET_BYTES: (
+        "histogram",
+        "By",
+        "Size of a key bucket's state after an operation, measured for buckets that may be near their capacity",
+    ),
+    STATE_EVICTED_KEYS: ("counter", "{key}", "Keys a full bucket evicted, the least recently updated first"),
     # Emitted by the local host only: in Azure the Kafka extension owns the consumer (see docs/reliability.md).
     CONSUMER_LAG: ("gauge", "{event}", "Records behind the end of each partition, from its first unprocessed one"),
 }

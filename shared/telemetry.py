@@ -110,6 +110,14 @@ class Telemetry:
         self._add(names.EVENTS_LATE, late, attributes)
         self._add(names.ANOMALIES, anomalies, attributes)
 
+    def record_bucket(self, source: str, *, size: int | None, evicted: int) -> None:
+        """Called once per entity operation on a bucket: its size when measured, and the keys it evicted."""
+        attributes = {"source": source}
+        if size is not None:
+            self._record(names.STATE_BUCKET_BYTES, size, attributes)
+        if evicted:
+            self._add(names.STATE_EVICTED_KEYS, evicted, attributes)
+
     def record_compaction_lag(self, source: str, lag_ms: int) -> None:
         """Called once per compaction run, after planning and before any work, so a failing run still reports."""
         self._record(names.COMPACTION_LAG, lag_ms / 1000, {"source": source})

@@ -182,6 +182,58 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "compaction_lag" {
   tags = local.tags
 }
 
+# A key bucket nearing the size its backend holds (shared/state/bucket_state.py MAX_BUCKET_BYTES, 240,000
+# bytes; docs/scale.md): past it the bucket evicts the keys updated least recently. The remedy is a larger N
+# (python -m tools.migrate_state --to-buckets). Evictions count in the same query, so one past the bound fires too.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "state_bucket_full" {
+  name                 = "${local.names.alert}-state-bucket-full"
+  display_name         = "StreamingPOC: key bucket near capacity"
+  description          = "A key bucket's state passed 80% of the 240,000 bytes it may hold, or a bucket evicted keys: raise the source's bucket count (python -m tools.migrate_state --to-buckets, docs/scale.md)."
+  resource_group_name  = local.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  enabled              = var.alerts_enabled
+  severity             = 2
+  evaluation_frequency = "PT15M"
+  window_duration      = "PT1H"
+
+  criteria {
+    query                   = <<-KQL
+      customMetrics
+      | where name in ("${local.metrics.state_bucket_bytes}", "${local.metrics.state_evicted_keys}")
+      | extend fullness = iff(name == "${local.metrics.state_evicted_keys}", 100.0, valueMax * 100.0 / 240000)
+      | summarize fullness_percent = max(fullness) by source = tostring(customDimensions.source)
+    KQL
+    time_aggregation_method = "Maximum"
+    metric_measure_column   = "fullness_percent"
+    operator                = "GreaterThan"
+    threshold               = 80
+
+    dimension {
+      name     = "source"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  auto_mitigation_enabled = true
+
+  dynamic "action" {
+    for_each = length(local.action_group_ids) > 0 ? [1] : []
+
+    content {
+      action_groups = local.action_group_ids
+    }
+  }
+
+  tags = local.tags
+}
+
 # A partition waiting on a failure that will not heal by itself (403, missing container or
 # entity function, unsafe path): its batch is retried forever so nothing is skipped, and this
 # alert says so. The processing logs name the partition, offsets, attempts and cause once a minute.

@@ -23,6 +23,8 @@ locals {
     compaction_drift     = "streamingpoc.compaction.drift"
     batch_failures       = "streamingpoc.batch.failures"
     consumer_lag         = "streamingpoc.consumer.lag"
+    state_bucket_bytes   = "streamingpoc.state.bucket_bytes"
+    state_evicted_keys   = "streamingpoc.state.evicted_keys"
   }
 
   # Counters arrive as per-interval sums (valueSum), histograms as sum/count/min/max per

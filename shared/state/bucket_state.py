@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -64,15 +64,24 @@ MOVED_FROM = "_moved_from"
 # touches what is owed.
 OWED = "_owed"
 KEPT_OWED = 256  # owed ranges per position; past it, the oldest count as applied, as closed gaps do
+# A bucket's state as the entity SDK serialises it stays under this many bytes (docs/scale.md sizes N so that the
+# fullest bucket holds ~230 KB at 100,000 keys, under the Durable Task Scheduler's 256 KB): a source with more
+# keys than its N was sized for evicts the keys updated least recently, loudly, instead of failing the backend.
+MAX_BUCKET_BYTES = 240_000
+KEEP_BUCKET_BYTES = 216_000  # what an eviction brings a bucket under
+EVICTED = "_evicted"  # how many keys the bucket has evicted, in all
 log = logging.getLogger("streamingpoc.state")
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The entity's new state, and why the operation was refused in part (``None``: it was not)."""
+    """The entity's new state, and why the operation was refused in part (``None``: it was not); for an ``apply``,
+    the state's size in bytes when it was measured (a bucket near its capacity) and the keys it evicted for room."""
 
     state: dict[str, Any]
     refused: str | None = None
+    size: int | None = None
+    evicted: int = 0
 
 
 def operate(
@@ -151,7 +160,9 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
         else:
             log.error("events of key %r cannot be folded even from no state; not counted", key, exc_info=result)
             refused.append(key)
-    keys.update(folded)
+    for key, text in folded.items():  # the keys in order of their last update, the least recent first
+        keys.pop(key, None)
+        keys[key] = text
     for key in refused:  # here, with the rest of the state: nothing changes before every key is folded
         recorded = state.setdefault(REFUSED, {})
         held = recorded.pop(key, {})  # re-inserted: the latest keys are the ones kept
@@ -166,7 +177,29 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     if unreadable:
         state.setdefault(UNREADABLE, {}).update(unreadable)
     message = f"events of {len(refused)} keys could not be folded, not counted (see {REFUSED}): {refused[:10]!r}"
-    return Outcome(state, message if refused else None)
+    size, evicted = _within_capacity(state, folded)
+    return Outcome(state, message if refused else None, size, evicted)
+
+
+def _within_capacity(state: dict[str, Any], touched: Collection[str]) -> tuple[int | None, int]:
+    """Keep the bucket under ``MAX_BUCKET_BYTES``: past it, evict the keys updated least recently (never one this
+    operation updated) until it is under ``KEEP_BUCKET_BYTES``. Returns the state's size when it was measured
+    (only a bucket that may be near the bound is serialised) and how many keys were evicted."""
+    keys: dict[str, str] = state[KEYS]
+    if sum(map(len, keys.values())) * 6 < MAX_BUCKET_BYTES:  # serialised, no text grows more than six-fold
+        return None, 0
+    size = len(orjson.dumps(state))
+    if size <= MAX_BUCKET_BYTES:
+        return size, 0
+    excess, evicted = size - KEEP_BUCKET_BYTES, 0
+    for key in [key for key in keys if key not in touched]:
+        if excess <= 0:
+            break
+        excess -= len(orjson.dumps({key: keys.pop(key)}))
+        evicted += 1
+    state[EVICTED] = int(state.get(EVICTED, 0)) + evicted
+    log.warning("bucket of %d bytes evicted the %d keys updated least recently (raise its N)", size, evicted)
+    return len(orjson.dumps(state)), evicted
 
 
 def _not_applied(

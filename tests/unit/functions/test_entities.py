@@ -410,3 +410,30 @@ def test_the_refused_keys_a_bucket_records_are_bounded() -> None:
         part["keys"] = {key: [[offset]] for key, (offset,) in keys.items()}  # events the fold cannot read
         state, _ = run_entity("device_activity", state, [("apply", {"parts": [part]})], key=BUCKET)
     assert len(state["_refused"]) == KEPT_REFUSED and next(iter(state["_refused"])) == "k2-0"
+
+
+def test_a_full_bucket_evicts_through_the_entity_function_and_says_so_in_metrics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The entity function reports what the alert `state_bucket_full` reads: the bucket's size once it may be near
+    its bound, and the keys it evicted (docs/scale.md)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from shared import metric_names as names
+    from shared import telemetry as telemetry_module
+    from shared.state.bucket_state import MAX_BUCKET_BYTES
+    from tests.unit.shared.conftest import metric_points
+
+    reader = InMemoryMetricReader()
+    instruments = telemetry_module.Telemetry(MeterProvider(metric_readers=[reader]).get_meter("t"))
+    monkeypatch.setattr(telemetry_module, "_telemetry", instruments)
+    old = {f"old-user-{n}": json.dumps({"page_views": 1, "note": "x" * 500}) for n in range(600)}
+    bucket = bucket_apply("user_activity", {"keys": old}, {"parts": [click_part({"new-user": range(0, 2)}, 0, 1)]})
+    assert held(bucket, "new-user")["page_views"] == 2 and len(json.dumps(bucket)) <= MAX_BUCKET_BYTES
+    points = metric_points(reader)
+    (evicted,) = points[names.STATE_EVICTED_KEYS]
+    assert evicted.value == bucket["_evicted"] == 600 - len(bucket["keys"]) + 1 > 0
+    assert dict(evicted.attributes) == {"source": "clickstream"}
+    (size,) = points[names.STATE_BUCKET_BYTES]
+    assert size.max <= MAX_BUCKET_BYTES and size.count == 1

@@ -156,3 +156,42 @@ def test_a_bucket_owes_at_most_kept_owed_ranges_per_position() -> None:
         state = _apply(state, n * 10, n * 10 + 9, {}, owed=[n * 10 + 5])
     (owed,) = state["_owed"].values()
     assert len(owed) == KEPT_OWED and owed[-1] == [(KEPT_OWED + 9) * 10 + 5] * 2
+
+
+def _device_keys(count: int) -> list[str]:
+    """Device ids as long as the model allows (``apply`` does not check that a key hashes to its bucket)."""
+    return [f"device-{n:0>120}" for n in range(count)]
+
+
+def test_a_full_bucket_evicts_the_keys_updated_least_recently_and_stays_under_its_bound() -> None:
+    """A review's case: 1,000 devices seen once long ago fill one of mobile's 512 buckets past what the Durable
+    Task Scheduler holds (256 KB), and nothing ever removed a key. Now the bucket stays under MAX_BUCKET_BYTES:
+    the keys updated least recently go first (one updated again lately is kept), never one the operation updates."""
+    import orjson
+
+    from devhost.durable.table_store import MAX_STATE_CHARS
+    from shared.state.bucket_state import EVICTED, KEEP_BUCKET_BYTES, MAX_BUCKET_BYTES
+    from shared.state.device_activity import fold as device_fold
+
+    keys = _device_keys(1_000)
+    state: dict[str, Any] = {}
+    evicted = 0
+    for offset, key in enumerate(keys):
+        if offset == 500:  # the first key, updated again: now among the most recent
+            state = _apply(state, 10_000, 10_000, {keys[0]: [_tap(10_000)]})
+        part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [offset, offset]}
+        outcome = apply(device_fold, state, {"parts": [part | {"keys": {key: [_tap(offset)]}}]})
+        state, evicted = orjson.loads(orjson.dumps(outcome.state)), evicted + outcome.evicted
+        assert outcome.size is None or outcome.size <= MAX_BUCKET_BYTES
+        assert key_state(state, key) is not None  # the key it updated is never evicted
+    size = len(orjson.dumps(state))
+    assert KEEP_BUCKET_BYTES - 2_000 < size <= MAX_BUCKET_BYTES < 256 * 1024 and size < MAX_STATE_CHARS
+    assert evicted == state[EVICTED] > 0
+    held = list(state["keys"])
+    assert key_state(state, keys[0]) is not None and key_state(state, keys[1]) is None
+    assert held == sorted(held, key=lambda key: 500 if key == keys[0] else keys.index(key))  # least recent first
+
+
+def test_a_bucket_far_from_its_bound_is_not_measured() -> None:
+    outcome = apply(user_activity.fold, {}, {"parts": [{"topic": "c", "partition": 0, "range": [0, 0], "keys": {}}]})
+    assert (outcome.size, outcome.evicted) == (None, 0)
