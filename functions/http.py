@@ -13,8 +13,8 @@ from functions.bindings import lake
 from shared.errors import LakeError, TransientError
 from shared.settings import current_settings
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
-from shared.state.bucket_state import key_state
-from shared.state.query_api import BadQuery, entity_name, key_from_url, locate, public_state
+from shared.state.bucket_state import key_state, key_text
+from shared.state.query_api import DAMAGED, BadQuery, entity_name, key_from_url, locate, public_state
 
 bp = df.Blueprint()
 log = logging.getLogger("streamingpoc.http")
@@ -41,20 +41,30 @@ async def _read(
         buckets = await asyncio.to_thread(bucket_counts(lake(), *state_bucket_settings(current_settings())).of, source)
     except (TransientError, LakeError) as error:  # unreachable, or a damaged record (docs/scale.md)
         log.error("state query for %s: the lake's record of bucket counts cannot be read: %s", source, error)
-        unavailable = _json(
-            {"error": "state is unavailable for now: the lake's record of bucket counts cannot be read"}, 503
-        )
-        unavailable.headers["Retry-After"] = "30"
-        return unavailable  # the lake's error (account, paths) goes to the log, not to the caller
+        return _unavailable("the lake's record of bucket counts cannot be read")
     where = locate(source, key, buckets)
-    bucket = await client.read_entity_state(df.EntityId(where.entity, where.bucket))
-    state = key_state(bucket.entity_state if bucket.entity_exists else None, key)
-    if state is None:
-        per_key = await client.read_entity_state(df.EntityId(where.entity, where.per_key))
-        state = (per_key.entity_state or {}) if per_key.entity_exists else None
+    try:
+        bucket = await client.read_entity_state(df.EntityId(where.entity, where.bucket))
+        held = bucket.entity_state if bucket.entity_exists else None
+        state = key_state(held, key)
+        if state is None and (stored := key_text(held, key)) is not None:  # not an object: damaged outside this code
+            return {DAMAGED: ["state"], "state": stored}
+        if state is None:
+            per_key = await client.read_entity_state(df.EntityId(where.entity, where.per_key))
+            state = (per_key.entity_state or {}) if per_key.entity_exists else None
+    except Exception as error:  # the Durable API failed or is unreachable: its text may name the task hub's host
+        log.error("state query for %s: the entity state cannot be read: %s", source, error)
+        return _unavailable("the entity state cannot be read")
     if state is None:
         return _json({"error": f"no state for {source} key {key!r}"}, 404)
     return public_state(state)
+
+
+def _unavailable(why: str) -> func.HttpResponse:
+    """A 503 the caller may retry; what failed, with its account or host, goes to the log, not to the caller."""
+    unavailable = _json({"error": f"state is unavailable for now: {why}"}, 503)
+    unavailable.headers["Retry-After"] = "30"
+    return unavailable
 
 
 @bp.route(route="state/{source}/{key}", methods=["GET"])

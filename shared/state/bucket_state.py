@@ -350,6 +350,11 @@ def key_state(bucket: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
     return None if held is None else _parsed(held)
 
 
+def key_text(bucket: dict[str, Any] | None, key: str) -> Any:
+    """One key's state as its bucket stores it (JSON text, or whatever damaged it); ``None``: not held."""
+    return (bucket or {}).get(KEYS, {}).get(key)
+
+
 def held_keys(bucket: dict[str, Any] | None) -> Iterator[str]:
     """The keys a bucket's state holds."""
     yield from (bucket or {}).get(KEYS, {})

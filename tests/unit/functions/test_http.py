@@ -17,6 +17,9 @@ import functions.http as http
 from shared.errors import LakeError
 from tests.unit.functions.conftest import user_function
 
+# What the stub Durable HTTP API answers, by (entity name, key): (status, body); others are 404s.
+ANSWERS: dict[tuple[str, str], tuple[int, object]] = {("user_activity", "abc"): (200, {"page_views": 42})}
+
 
 @pytest.fixture
 async def durable_api(
@@ -30,9 +33,11 @@ async def durable_api(
 
     async def entity(request: web.Request) -> web.Response:
         asked.append((request.match_info["name"], request.match_info["key"]))
-        if (request.match_info["name"], request.match_info["key"]) == ("user_activity", "abc"):
-            return web.json_response({"page_views": 42})
-        return web.Response(status=404)
+        answer = ANSWERS.get((request.match_info["name"], request.match_info["key"]))
+        if answer is None:
+            return web.Response(status=404)
+        status, body = answer
+        return web.json_response(body, status=status)
 
     app = web.Application()
     app.router.add_get("/runtime/webhooks/durabletask/entities/{name}/{key}", entity)
@@ -110,3 +115,30 @@ async def test_an_unreadable_lake_is_a_503_that_names_no_account_or_path(
     body = found.get_body().decode()
     assert "secretlakeacct" not in body and "_state" not in body and "unavailable" in body
     assert detail in caplog.text
+
+
+async def test_a_failing_state_backend_is_a_503_that_names_no_host(
+    durable_api: tuple[df.DurableOrchestrationClient, list[tuple[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The Durable API answering 500 (its backend unavailable) is a retryable 503, not an unhandled error."""
+    client, _ = durable_api
+    monkeypatch.setitem(ANSWERS, ("user_activity", "~b1of8"), (500, {"error": "storage host tasksecret unreachable"}))
+    with caplog.at_level(logging.ERROR, logger="streamingpoc.http"):
+        found = await http._read(client, _get("https://app.example/api/state/clickstream/abc", "abc"), "clickstream")
+    assert isinstance(found, func.HttpResponse) and found.status_code == 503, found
+    body = found.get_body().decode()
+    assert found.headers["Retry-After"] == "30" and "entity state cannot be read" in body and "tasksecret" not in body
+    assert "500" in caplog.text
+
+
+async def test_a_key_whose_stored_state_is_not_an_object_is_shown_as_stored(
+    durable_api: tuple[df.DurableOrchestrationClient, list[tuple[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Damaged outside this code (docs/reliability.md): answered as stored and named under ``damaged``, not 404."""
+    client, _ = durable_api
+    monkeypatch.setitem(ANSWERS, ("user_activity", "~b1of8"), (200, {"keys": {"abc": "[1, 2"}}))
+    found = await http._read(client, _get("https://app.example/api/state/clickstream/abc", "abc"), "clickstream")
+    assert found == {"damaged": ["state"], "state": "[1, 2"}
