@@ -1,12 +1,14 @@
 """The Datagen stand-in: one timer-triggered function per source (``generate_<source>``).
 
-Each tick sends ``<SOURCE>_GENERATOR_EVENTS_PER_TICK`` records, keyed by entity, and returns once
-the broker acknowledged every one (``shared.kafka_clients.send``); a failed send raises and the
-timer's retry sends the same records again. A seeded, bounded or counted generator keeps its progress in
-the lake (``_generator/<source>.json``), saved before it sends, with one read and one conditional write per
-tick, and counts a tick as sent only with proof of its delivery (``shared.generator_ticks.plan_tick``): at
-least once, never lost, also when several instances run the same timer. An untracked generator (unseeded,
-unbounded, hand-written source) keeps nothing: its retry sends new random records.
+Each tick sends ``<SOURCE>_GENERATOR_EVENTS_PER_TICK`` records, keyed by entity, in pieces of at most 1,000
+records and 1 MB (``shared.generator_ticks.tick_piece``), each sent once the broker acknowledged the one before
+(``shared.kafka_clients.send``); a failed send raises and the timer's retry sends the same records again. A
+seeded, bounded or counted generator keeps its progress in the lake (``_generator/<source>.json``), saved before
+it sends, with one read and one conditional write per tick (and one more per piece after the first), and counts a
+tick as sent only with proof of its delivery (``shared.generator_ticks.plan_tick``): at least once, never lost,
+also when several instances run the same timer; a retry or a restart sends again only the pieces not recorded
+delivered, so however large a tick, every attempt makes progress. An untracked generator (unseeded, unbounded,
+hand-written source) keeps nothing: its retry sends new random records.
 
 The Kafka output binding is not used: it returns before delivery, so a tick whose records never
 arrived would count as sent (``shared.kafka_clients``). An Avro source (a Datagen config with the
@@ -32,10 +34,12 @@ from shared.generator_ticks import (
     Plan,
     Tick,
     acknowledged,
-    generate_messages,
     needs_progress,
+    pieces_delivered,
     plan_tick,
     read_progress,
+    resume_point,
+    tick_piece,
 )
 from shared.records import ProducedRecord
 from shared.schema_registry.decoder import registry_for
@@ -112,9 +116,31 @@ def _record_acknowledged(source: Source, tick: Tick, progress: dict[str, Any], v
     log.warning("generate_%s: delivered tick %s not recorded as acknowledged: %s", source.name, tick, why)
 
 
-def _messages(source: Source, tick: Tick) -> list[OutgoingMessage]:
-    at = datetime.fromisoformat(tick.now)
-    return generate_messages(source, tick.count, now=at, seed=tick.seed, start_index=tick.start)
+def _record_piece(
+    source: Source, tick: Tick, delivered: int, progress: dict[str, Any], version: str | None
+) -> tuple[dict[str, Any], str | None, int] | None:
+    """Save that the first ``delivered`` records of ``tick`` were delivered, before the next piece is sent, so that a
+    retry, a restart or another instance sends only what follows. Conditional, re-read on a conflict: another
+    instance sending the same tick may be ahead (its record stands, and this one goes on from there). Returns the
+    progress, its version and the record to go on from; None when the tick needs nothing more from this invocation
+    (confirmed, or marked acknowledged: another instance delivered it whole). A progress that kept changing raises
+    (the retry sends this piece again)."""
+    settings = source_settings(source.name)
+    for _ in range(ACKNOWLEDGE_ATTEMPTS):
+        resume = resume_point(progress, settings, tick)
+        if resume is None:
+            return None
+        updated = pieces_delivered(progress, settings, tick, delivered)
+        if updated is None:  # recorded as far already
+            return progress, version, resume
+        try:
+            version = lake().write_if(progress_path(source.name), orjson.dumps(updated), version)
+            return updated, version, delivered
+        except WriteConflict:
+            progress, version = _read_progress(source.name)
+    raise TransientError(
+        f"generate_{source.name}: delivered piece of tick {tick} not recorded: the progress kept changing"
+    )
 
 
 _encoders: dict[tuple[str, str], AvroEncoder] = {}
@@ -130,11 +156,27 @@ def _avro_messages(source: Source, messages: list[OutgoingMessage], topic: str) 
 
 
 def _records(source: Source, messages: list[OutgoingMessage], topic: str) -> list[ProducedRecord]:
-    """The tick's messages as the topic takes them: JSON text, or the registry's Avro wire format."""
+    """A piece's messages as the topic takes them: JSON text, or the registry's Avro wire format."""
     if source.value_format == "avro":
         return _avro_messages(source, messages, topic)
     trace = tuple(trace_headers().items())
     return [ProducedRecord(message.key, message.value.encode(), trace) for message in messages]
+
+
+def _send(source: Source, tick: Tick, start: int, records: list[ProducedRecord], config: dict[str, Any]) -> None:
+    """One piece, the tick's records from ``start``; a record too large for the broker fails naming the source, the
+    record and its size (sending it again cannot succeed: the retry would fail alike, every time)."""
+    try:
+        kafka_clients.send(config, source_settings(source.name).topic, records)
+    except kafka_clients.RecordTooLarge as error:
+        index = tick.start + start + error.index
+        raise kafka_clients.RecordTooLarge(
+            f"generate_{source.name}: record {index} ({error.size:,} bytes of key, value and headers) is too large for "
+            f"the broker, and the generator cannot go past it: {error}. Datagen configs are bounded at 960 KiB a "
+            "record (docs/datagen.md); a broker or topic taking less needs its max.message.bytes raised",
+            index=index,
+            size=error.size,
+        ) from error
 
 
 def _register(source: Source) -> None:
@@ -153,16 +195,25 @@ def _register(source: Source) -> None:
         if planned is None:
             return
         plan, version = planned
-        if plan.tick.count == 0:
+        tick, progress, position = plan.tick, plan.progress, plan.resume
+        if tick.count == 0:
             return
         settings = source_settings(source.name)
+        tracked = needs_progress(settings, source)
         with producing_span(source.name):
-            records = _records(source, _messages(source, plan.tick), settings.topic)
             config = kafka_clients.producer_config(current_settings())
-            kafka_clients.send(config, settings.topic, records)
-        _delivered[source.name] = plan.tick
+            while position < tick.count:
+                piece = tick_piece(source, tick, position)
+                _send(source, tick, piece.start, _records(source, piece.messages, settings.topic), config)
+                position = piece.end
+                if tracked and position < tick.count:
+                    recorded = _record_piece(source, tick, position, progress, version)
+                    if recorded is None:  # another instance delivered the rest and said so
+                        return
+                    progress, version, position = recorded
+        _delivered[source.name] = tick
         if plan.taken_over:  # only a tracked generator has pending ticks to take over
-            _record_acknowledged(source, plan.tick, plan.progress, version)
+            _record_acknowledged(source, tick, progress, version)
 
 
 for _source in SOURCES.values():

@@ -19,7 +19,7 @@ from functions.bindings import (
 )
 from functions.state_client import DurableStateGateway
 from shared.invocation import ProcessingContext, handle_batch_with_state
-from shared.settings import current_settings
+from shared.settings import check_sources_apart, current_settings
 from shared.sources import SOURCES, Source
 from shared.state.lookups import StateJoiner
 from shared.tracing import processing_span
@@ -69,5 +69,8 @@ def _register(source: Source) -> None:
             await handle_batch_with_state(context, [convert(event) for event in events], state, _joiners[source.name])
 
 
+# Every source's settings, read when the app is indexed: two sources on one topic or in one consumer group fail here,
+# naming their settings, instead of dead-lettering each other's records (ConfigurationError).
+check_sources_apart({name: source_settings(name) for name in SOURCES})
 for _source in SOURCES.values():
     _register(_source)

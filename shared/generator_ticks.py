@@ -1,11 +1,11 @@
-"""What the timer generator sends: Datagen-like records per source, keyed by entity.
+"""What the timer generator sends: Datagen-like records per source, keyed by entity, a tick in bounded pieces.
 
 Pure: the caller passes the clock, the seed, the progress it read and what its own sends delivered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,24 +44,91 @@ def generate_messages(
     source: Source, count: int, *, now: datetime, seed: int | None, start_index: int
 ) -> list[OutgoingMessage]:
     """``count`` records; with a seed, the same (seed, start_index, now) always gives the same records."""
-    fake = Faker()
-    if seed is not None:
-        fake.seed_instance(f"{source.name}:{seed}:{start_index}")
-    messages = []
+    fake = _faker(source, seed, start_index)
     events = (
         source.generate(fake, count, now)
         if source.generate_from is None
         else source.generate_from(fake, count, now, start_index)
     )
+    return [_message(source, event) for event in events]
+
+
+def _faker(source: Source, seed: int | None, start_index: int) -> Faker:
+    fake = Faker()
+    if seed is not None:
+        fake.seed_instance(f"{source.name}:{seed}:{start_index}")
+    return fake
+
+
+def _message(source: Source, event: Any) -> OutgoingMessage:
+    row = source.transform(event.model_dump())
+    return OutgoingMessage(source.entity_key(row), event.model_dump_json(by_alias=True))
+
+
+# A tick is sent in pieces of at most PIECE_RECORDS records and PIECE_BYTES bytes of keys and values, each
+# acknowledged by the broker and recorded in the progress before the next is sent (functions/generator.py). One
+# throughput unit of Event Hubs, the smallest namespace, takes 1,000 events/s or 1 MB/s in, namespace-wide: either
+# bound is a second of it, so a piece is acknowledged well within librdkafka's 45 s message timeout even with
+# every source's generator sending at once. A record larger than PIECE_BYTES is a piece of its own (a Datagen
+# record is at most 960 KiB, docs/datagen.md: two of those never share one). A tick of at most PIECE_RECORDS small
+# records (the default rates: 100 and a config's 40) is one piece, as before pieces.
+PIECE_RECORDS = 1_000
+PIECE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Records ``start`` up to ``end`` (exclusive) of a tick, counted from the tick's first record."""
+
+    start: int
+    messages: list[OutgoingMessage]
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.messages)
+
+
+def message_bytes(message: OutgoingMessage) -> int:
+    """What a piece's byte bound counts of a record: its key and value, UTF-8, as generated (an Avro body is never
+    larger than its JSON; headers are the sender's, the same few dozen bytes on each record)."""
+    return len(message.value.encode()) + (len(message.key.encode()) if message.key is not None else 0)
+
+
+def tick_piece(source: Source, tick: Tick, start: int) -> Piece:
+    """The piece of ``tick`` that begins at its record ``start`` (``0 <= start < tick.count``): its records up to
+    :data:`PIECE_RECORDS`, and up to :data:`PIECE_BYTES` unless the first alone is larger.
+
+    Generated from the tick and ``start`` alone (the tick's seed, time and the piece's absolute first index, as
+    :func:`generate_messages` seeds a tick), so the piece sent again after a failure, by any process, holds the same
+    records, and the next piece begins where this one ends. A source whose records count (``generate_from``: a
+    Datagen config, records up to 960 KiB) is generated a record at a time, so no more than the piece and one record
+    is ever in memory; a hand-written source's records (a few hundred bytes) are generated a piece's count at once.
+    """
+    first = tick.start + start
+    count = min(PIECE_RECORDS, tick.count - start)
+    at = datetime.fromisoformat(tick.now)
+    fake = _faker(source, tick.seed, first)
+    generate_from = source.generate_from
+    events: Iterable[Any] = (
+        source.generate(fake, count, at)
+        if generate_from is None
+        else (generate_from(fake, 1, at, first + i)[0] for i in range(count))
+    )
+    messages: list[OutgoingMessage] = []
+    size = 0
     for event in events:
-        row = source.transform(event.model_dump())
-        messages.append(OutgoingMessage(source.entity_key(row), event.model_dump_json(by_alias=True)))
-    return messages
+        message = _message(source, event)
+        size += message_bytes(message)
+        if messages and size > PIECE_BYTES:
+            break
+        messages.append(message)
+    return Piece(start, messages)
 
 
 PROGRESS_VERSION = 1  # the progress file's format; a file in any other is refused, never taken for "nothing sent"
 _PROGRESS_KEYS = {"version", "sent", "pending"}
-_PENDING_KEYS = {"start", "count", "now", "seed", "owner", "acknowledged", "resent"}  # resent: before version 1
+# delivered: records of the tick delivered piece by piece (only in a file saved mid-way through a tick of several)
+_PENDING_KEYS = {"start", "count", "now", "seed", "owner", "acknowledged", "delivered", "resent"}  # resent: before 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +147,13 @@ class Plan:
     """What an invocation sends, and the progress to save first (``progress``; the one read when nothing changes).
 
     ``taken_over``: the tick is a pending one another process planned; once sent, its acknowledgement is saved
-    (:func:`acknowledged`) so that the others confirm it instead of sending it again."""
+    (:func:`acknowledged`) so that the others confirm it instead of sending it again. ``resume``: the tick's records
+    delivered already, piece by piece (:func:`pieces_delivered`); the send begins with the piece after them."""
 
     tick: Tick
     progress: dict[str, Any]
     taken_over: bool
+    resume: int = 0
 
 
 def read_progress(data: bytes, path: str) -> dict[str, Any]:
@@ -127,6 +196,9 @@ def _progress_problem(progress: dict[str, Any]) -> str | None:
     seed = pending.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         return "the pending seed is not an integer"
+    delivered = pending.get("delivered", 0)
+    if not (_count(delivered) and delivered <= pending["count"]):
+        return "the pending tick's 'delivered' is not a count within it"
     return None
 
 
@@ -155,15 +227,17 @@ def plan_tick(
     own last send delivered, or the pending entry marked ``acknowledged`` by the process that delivered it
     (:func:`acknowledged`). Any other pending tick (this process's failed send, its retry, another process's
     tick, possibly still being sent, or a restarted process's) is sent again with the same records, whoever
-    runs next. So a tick is never counted without having been delivered, and a failed one is sent until a send
-    succeeds. ``fresh_seed`` seeds a new tick of an unseeded generator, so that a resend sends the same records.
+    runs next, from the first piece not recorded delivered (``Plan.resume``). So a tick is never counted without
+    having been delivered, and a failed one is sent until a send succeeds. ``fresh_seed`` seeds a new tick of an
+    unseeded generator, so that a resend sends the same records.
     """
     sent = int(progress.get("sent", 0))
     pending = progress.get("pending")
     if pending:
         tick = _pending_tick(pending, settings)
         if not (pending.get("acknowledged") or tick == delivered):
-            return Plan(tick, dict(progress), taken_over=pending.get("owner") != owner)
+            resume = int(pending.get("delivered", 0))
+            return Plan(tick, dict(progress), taken_over=pending.get("owner") != owner, resume=resume)
         sent = tick.start + tick.count
     seed = fresh_seed if settings.generator_seed is None else settings.generator_seed
     tick = Tick(sent, tick_size(settings, sent), now.isoformat(), seed)
@@ -180,3 +254,26 @@ def acknowledged(progress: Mapping[str, Any], settings: SourceSettings, tick: Ti
     if not pending or pending.get("acknowledged") or _pending_tick(pending, settings) != tick:
         return None
     return {**progress, "version": PROGRESS_VERSION, "pending": {**pending, "acknowledged": True}}
+
+
+def resume_point(progress: Mapping[str, Any], settings: SourceSettings, tick: Tick) -> int | None:
+    """How many of ``tick``'s records ``progress`` records delivered, piece by piece; None when it no longer needs
+    sending: not pending any more (confirmed), or marked acknowledged (another process delivered it whole)."""
+    pending = progress.get("pending")
+    if not pending or pending.get("acknowledged") or _pending_tick(pending, settings) != tick:
+        return None
+    return int(pending.get("delivered", 0))
+
+
+def pieces_delivered(
+    progress: Mapping[str, Any], settings: SourceSettings, tick: Tick, delivered: int
+) -> dict[str, Any] | None:
+    """The progress that records the first ``delivered`` records of ``tick`` delivered (the broker acknowledged every
+    piece up to there), so that a retry, a restart or another instance sends only the pieces after them. None when
+    there is nothing to record: the tick needs no sending (:func:`resume_point`), or as much is recorded already.
+    Pieces are delivered in order from a point recorded delivered, so the larger of two records is the right one."""
+    resume = resume_point(progress, settings, tick)
+    if resume is None or resume >= delivered:
+        return None
+    pending = progress["pending"]
+    return {**progress, "version": PROGRESS_VERSION, "pending": {**pending, "delivered": delivered}}

@@ -17,10 +17,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
-from shared.errors import ConfigurationError, TransientError
+from shared.errors import ConfigurationError, StreamingPocError, TransientError
 from shared.records import ProducedRecord
 from shared.settings import Settings, eventhubs_namespace_host
 
@@ -28,6 +28,23 @@ SEND_TIMEOUT_SECONDS = 60.0  # one send, from its first record to the last ackno
 # librdkafka's message.timeout.ms, as a share of the send's: a record still unacknowledged then has failed (its
 # delivery report says so) before the send gives up, so what a failed send leaves queued is the exception.
 MESSAGE_TIMEOUT_SHARE = 0.75
+
+
+class RecordTooLarge(StreamingPocError):
+    """The broker, or librdkafka before it (``message.max.bytes``), refuses a record for its size: not transient,
+    sending it again cannot succeed. ``index``: its place in the send; ``size``: its key, value and headers."""
+
+    def __init__(self, message: str, *, index: int, size: int) -> None:
+        super().__init__(message)
+        self.index = index
+        self.size = size
+
+
+def record_size(record: ProducedRecord) -> int:
+    """Bytes of a record's key, value and headers (what a size limit counts, bar a few bytes of framing)."""
+    key = len(record.key.encode()) if record.key is not None else 0
+    return key + len(record.value) + sum(len(name.encode()) + len(value.encode()) for name, value in record.headers)
+
 
 # librdkafka's ``oauth_cb``: called with ``sasl.oauthbearer.config``, returns a token and its expiry (epoch seconds).
 TokenCallback = Callable[[str], tuple[str, float]]
@@ -136,9 +153,11 @@ def send(config: dict[str, Any], topic: str, messages: Sequence[ProducedRecord])
     flight: nothing of it is sent later, or retried by librdkafka alongside the retry's copy. A record that was
     in flight then (or whose acknowledgement was lost) may still have reached the broker: one copy per failed
     attempt at most, besides librdkafka's own retries of a request whose answer was lost (the producer is not
-    idempotent).
+    idempotent). A record refused for its size, by librdkafka (``message.max.bytes``) or by the broker, raises
+    :class:`RecordTooLarge` (not transient) naming it and its size, rather than a ``TransientError`` that would have
+    the retry send it again and again.
     """
-    from confluent_kafka import Producer
+    from confluent_kafka import KafkaError, KafkaException, Producer
 
     identity = repr((topic, sorted(config.items())))
     with _lock:
@@ -147,17 +166,25 @@ def send(config: dict[str, Any], topic: str, messages: Sequence[ProducedRecord])
             producer = _producers[identity] = Producer(config)
     deadline = time.monotonic() + SEND_TIMEOUT_SECONDS
     failures: list[str] = []
+    too_large: list[RecordTooLarge] = []
 
-    def delivered(error: Any, _message: Any) -> None:
-        if error is not None:
-            failures.append(str(error))
+    def delivered(index: int, error: Any, _message: Any) -> None:
+        if error is None:
+            return
+        if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:  # the broker's MESSAGE_TOO_LARGE
+            too_large.append(_too_large(topic, index, messages[index], str(error)))
+        failures.append(str(error))
 
     try:
-        for message in messages:
+        for index, message in enumerate(messages):
             while True:
                 try:
                     producer.produce(
-                        topic, message.value, message.key, headers=list(message.headers), on_delivery=delivered
+                        topic,
+                        message.value,
+                        message.key,
+                        headers=list(message.headers),
+                        on_delivery=partial(delivered, index),
                     )
                     break
                 except BufferError:  # the local queue is full: wait for deliveries, not past the deadline
@@ -166,6 +193,10 @@ def send(config: dict[str, Any], topic: str, messages: Sequence[ProducedRecord])
                             f"{topic}: the producer's queue stayed full for {SEND_TIMEOUT_SECONDS:g} s"
                         ) from None
                     producer.poll(0.1)
+                except KafkaException as error:  # refused before it is queued: over message.max.bytes
+                    if error.args and error.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                        raise _too_large(topic, index, message, str(error.args[0].str())) from error
+                    raise
         remaining = producer.flush(max(0.0, deadline - time.monotonic()))
     except BaseException:
         _drop_queued(producer)
@@ -174,9 +205,21 @@ def send(config: dict[str, Any], topic: str, messages: Sequence[ProducedRecord])
         detail = failures[0] if failures else "timed out"
         if remaining:
             _drop_queued(producer)
+        if too_large:
+            raise min(too_large, key=lambda error: error.index)
         raise TransientError(
             f"{topic}: {len(failures)} failed, {remaining} unacknowledged of {len(messages)}: {detail}"
         )
+
+
+def _too_large(topic: str, index: int, record: ProducedRecord, why: str) -> RecordTooLarge:
+    size = record_size(record)
+    return RecordTooLarge(
+        f"{topic}: record {index} of the send, {size:,} bytes of key, value and headers, is too large to send "
+        f"({why}); sending it again cannot succeed",
+        index=index,
+        size=size,
+    )
 
 
 def _drop_queued(producer: Any) -> None:

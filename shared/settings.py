@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigurationError
 
 LakeFormat = Literal["parquet", "avro", "jsonl"]
 
@@ -354,7 +356,12 @@ class SourceSettings(BaseSettings):
     )
     generator_events_per_tick: int = Field(100, ge=0, le=100_000, description="Events produced per timer tick.")
     generator_iterations: int = Field(0, ge=0, description="Stop after this many events in total; 0 means never.")
-    generator_seed: int | None = Field(None, description="Seed for reproducible events; unset for random.")
+    generator_seed: int | None = Field(
+        None,
+        ge=-(2**63),
+        lt=2**63,
+        description="Seed for reproducible events (a signed 64-bit integer); unset for random.",
+    )
     lag_threshold: int = Field(
         1000,
         ge=1,
@@ -427,6 +434,7 @@ def _setting_name(info: ValidationInfo) -> str:
 
 
 SOURCE_FIELDS = tuple(SourceSettings.model_fields)
+_SECRET_FIELDS = frozenset(name for name, info in SourceSettings.model_fields.items() if info.annotation is SecretStr)
 
 
 def source_setting_name(source: str, field: str) -> str:
@@ -463,8 +471,66 @@ def load_source_settings(source: str, environ: Mapping[str, str] | None = None) 
     token = _VALIDATING_SOURCE.set(source)
     try:
         return SourceSettings.model_validate(values)
+    except ValidationError as error:
+        raise ConfigurationError(_source_settings_problems(source, error)) from None
     finally:
         _VALIDATING_SOURCE.reset(token)
+
+
+MAX_SHOWN_VALUE = 80  # characters of a refused value quoted in the error
+
+
+def _source_settings_problems(source: str, error: ValidationError) -> str:
+    """Every refused per-source field, one per line, by the app setting it is read from (``ORDERS_FORMAT``), with
+    what is wrong and the value refused (never a secret's): a message that names only ``format`` leaves an operator
+    with several sources guessing which one."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        name = source_setting_name(source, field) if field in SourceSettings.model_fields else f"{source.upper()}_*"
+        why = str(problem["msg"]).removeprefix("Value error, ")
+        if name in why:  # a validator that names the setting already says what it got
+            problems.append(why)
+            continue
+        shown = "" if field in _SECRET_FIELDS else f" (got {_shown(problem.get('input'))})"
+        problems.append(f"{name}: {why}{shown}")
+    return f"invalid settings of source {source!r}:\n  " + "\n  ".join(problems)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_VALUE else f"{text[: MAX_SHOWN_VALUE - 3]}..."
+
+
+# What no two sources may share, and why (docs/reliability.md, "Sources kept apart").
+_APART = {
+    "topic": "both generators would produce to it and each processor would dead-letter the other's records",
+    "consumer_group": (
+        "a rebalance waits for every member, up to maxPollIntervalMs (15 minutes) for one retrying a batch, so one "
+        "source's failing batch or scale-out would stop the other's consumers, and tools.reconcile could move "
+        "either's offsets only with both processors stopped"
+    ),
+}
+
+
+def check_sources_apart(settings: Mapping[str, SourceSettings]) -> None:
+    """Refuse, with a ``ConfigurationError`` naming the app settings, two sources on one topic or in one consumer
+    group; ``settings`` holds every registered source's. Names are compared ignoring case: an event hub's name is
+    an Azure resource name, and Azure compares those ignoring case (``Orders`` is the hub ``orders``)."""
+    problems = []
+    for field, why in _APART.items():
+        holders: dict[str, list[str]] = {}
+        for source, values in settings.items():
+            holders.setdefault(str(getattr(values, field)).lower(), []).append(source)
+        for sources in holders.values():
+            if len(sources) > 1:
+                named = " and ".join(
+                    f"{source_setting_name(source, field)}={getattr(settings[source], field)!r}" for source in sources
+                )
+                what = field.replace("_", " ")
+                problems.append(f"{named}: sources {' and '.join(map(repr, sources))} would share one {what}; {why}")
+    if problems:
+        raise ConfigurationError("each source needs its own topic and consumer group:\n  " + "\n  ".join(problems))
 
 
 def global_setting_names() -> list[str]:

@@ -22,7 +22,7 @@ from devhost.services.broker import ensure_topics
 from devhost.services.processes import free_port
 from functions import bindings
 from functions import generator as generator_functions
-from shared import kafka_clients
+from shared import generator_ticks, kafka_clients
 from shared import settings as settings_module
 from shared.errors import TransientError
 from shared.generator_ticks import generate_messages
@@ -203,3 +203,51 @@ def test_a_broker_outage_spanning_attempts_leaves_no_copies_behind_to_arrive_wit
     assert len(copies) == 7
     # once each unless an attempt gave up while its records were in flight; never one copy per failed attempt
     assert max(copies) <= 2, f"copies per record: {copies}"
+
+
+def test_a_tick_goes_in_pieces_and_after_a_failed_piece_a_restarted_process_sends_only_the_rest(
+    broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    """A tick larger than the broker takes within one send was retried whole, forever. In pieces (of 4 here), each
+    recorded delivered before the next: the second fails (its broker unreachable), and a restarted process sends
+    the second and third, so every record arrives once, the same records the failed piece held."""
+    topic = f"sensors-gen-{uuid.uuid4().hex[:8]}"
+    ensure_topics({"bootstrap.servers": broker}, [topic], partitions=1)
+    env = _settings(tmp_path, broker, "sensors", topic, GENERATOR_EVENTS_PER_TICK="10", GENERATOR_ITERATIONS="10")
+    for name, value in (env | {"SENSORS_GENERATOR_SEED": "3"}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(generator_ticks, "PIECE_RECORDS", 4)
+    real_send = kafka_clients.send
+    sends: list[int] = []
+
+    def second_send_unreachable(config: dict[str, Any], topic: str, records: Any) -> None:
+        sends.append(len(records))
+        if len(sends) != 2:
+            return real_send(config, topic, records)
+        monkeypatch.setattr(kafka_clients, "SEND_TIMEOUT_SECONDS", 1.0)
+        try:
+            return real_send(config | {"bootstrap.servers": f"127.0.0.1:{free_port()}"}, topic, records)  # no one
+        finally:
+            monkeypatch.setattr(kafka_clients, "SEND_TIMEOUT_SECONDS", 60.0)
+
+    monkeypatch.setattr(kafka_clients, "send", second_send_unreachable)
+    generate = app_functions()["generate_sensors"].get_user_function()
+    try:
+        with pytest.raises(TransientError, match="unacknowledged"):
+            generate(timer=None, context=_tick(0))
+        progress = json.loads((tmp_path / "_generator" / "sensors.json").read_text())
+        assert progress["pending"]["delivered"] == 4
+        monkeypatch.setattr(generator_functions, "PROCESS_ID", "restarted")
+        monkeypatch.setattr(generator_functions, "_delivered", {})
+        generate(timer=None, context=_tick(0))
+        generate(timer=None, context=_tick(0))  # iterations reached: nothing
+    finally:
+        kafka_clients.close_producers(1.0)
+    assert sends == [4, 4, 4, 2]
+    now = datetime.fromisoformat(progress["pending"]["now"])
+    pieces = [(0, 4), (4, 4), (8, 2)]  # each generated from the tick's seed and its own first index
+    expected = [
+        m for first, n in pieces for m in generate_messages(SOURCES["sensors"], n, now=now, seed=3, start_index=first)
+    ]
+    assert _received(broker, topic) == [(m.key, json.loads(m.value)) for m in expected]
+    assert json.loads((tmp_path / "_generator" / "sensors.json").read_text())["sent"] == 10

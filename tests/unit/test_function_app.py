@@ -158,3 +158,29 @@ def test_lag_threshold_is_read_per_source_at_indexing(indexed: dict[str, dict[st
     tuned = _index({"SENSORS_LAG_THRESHOLD": "250"})
     assert _binding(tuned["process_sensors"], "kafkaTrigger")["lagThreshold"] == 250
     assert _binding(tuned["process_mobile"], "kafkaTrigger")["lagThreshold"] == 1000
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CLICKSTREAM_TOPIC": "orders"}, ["CLICKSTREAM_TOPIC='orders'", "ORDERS_TOPIC='orders'"]),
+        ({"USERS_CONSUMER_GROUP": "mobile-processor"}, ["USERS_CONSUMER_GROUP=", "MOBILE_CONSUMER_GROUP="]),
+    ],
+    ids=["topic", "consumer group"],
+)
+def test_two_sources_on_one_topic_or_in_one_group_fail_at_indexing_naming_both_settings(
+    env: dict[str, str], named: list[str]
+) -> None:
+    """`CLICKSTREAM_TOPIC=orders` indexed: both generators produced to `orders`, and each processor dead-lettered
+    the other source's records."""
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        _index(env)
+    assert "ConfigurationError" in failure.value.stderr
+    for text in named:
+        assert text in failure.value.stderr
+
+
+def test_a_bad_source_setting_fails_at_indexing_naming_the_app_setting() -> None:
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        _index({"MOBILE_LAG_THRESHOLD": "lots"})
+    assert "MOBILE_LAG_THRESHOLD: Input should be a valid integer" in failure.value.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,10 +14,12 @@ import pytest
 
 from functions import bindings
 from functions import generator as generator_functions
-from shared import kafka_clients
+from shared import generator_ticks, kafka_clients
 from shared import settings as settings_module
-from shared.errors import LakeError, TransientError, UnreadableLakeFile
+from shared.errors import ConfigurationError, LakeError, TransientError, UnreadableLakeFile
+from shared.generator_ticks import generate_messages
 from shared.lake import LocalLake
+from shared.sources import get_source
 from tests.unit.functions.conftest import user_function
 
 FIRST = SimpleNamespace(retry_context=None)
@@ -234,3 +237,156 @@ def test_a_retry_after_another_instance_delivered_the_failed_tick_does_not_send_
     first, by_a, by_retry = sends.attempts
     assert by_a == first and not set(by_retry) & set(first)
     assert _progress(tmp_path, "sensors")["sent"] == 10
+
+
+def test_a_seed_the_progress_file_cannot_hold_is_a_settings_error_naming_it_and_nothing_is_sent(
+    sends: _Sends, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unbounded seed failed at orjson.dumps (64 bits) before every send: every tick, forever."""
+    monkeypatch.setenv("SENSORS_GENERATOR_SEED", str(2**64))
+    with pytest.raises(ConfigurationError, match="SENSORS_GENERATOR_SEED: Input should be less than"):
+        user_function("generate_sensors")(timer=None, context=FIRST)
+    assert not sends.attempts and not (tmp_path / "_generator").exists()
+
+
+class _ThroughputBoundBroker:
+    """``kafka_clients.send`` against a broker that acknowledges at most ``capacity`` records of a send before the
+    send gives up (Event Hubs at 1 TU: 1,000 events/s, about 45,000 records within librdkafka's 45 s message
+    timeout): the first ``capacity`` records are delivered, the rest time out and the send raises. ``fail``: sends
+    (numbered from 0) that fail after delivering ``partly`` of their records, as a broker outage would."""
+
+    def __init__(self, capacity: int = 10**9, fail: frozenset[int] = frozenset(), partly: int = 0) -> None:
+        self.capacity, self.fail, self.partly = capacity, fail, partly
+        self.sends: list[list[bytes]] = []
+        self.delivered: list[bytes] = []
+
+    def __call__(self, _config: Any, topic: str, records: Any) -> None:
+        number = len(self.sends)
+        self.sends.append([record.value for record in records])
+        taken = min(self.capacity, self.partly if number in self.fail else len(records))
+        self.delivered.extend(record.value for record in records[:taken])
+        if taken < len(records):
+            raise TransientError(f"{topic}: 0 failed, {len(records) - taken} unacknowledged of {len(records)}")
+
+
+def _tick_records(source: str, progress: dict[str, Any], piece: int) -> list[bytes]:
+    """The pending tick's records, in pieces of ``piece`` records, each generated from the tick's seed and time and
+    its own first index (no trace headers: nothing is traced here)."""
+    pending = progress["pending"]
+    start, count, now = pending["start"], pending["count"], datetime.fromisoformat(pending["now"])
+    return [
+        message.value.encode()
+        for first in range(start, start + count, piece)
+        for message in generate_messages(
+            get_source(source), min(piece, start + count - first), now=now, seed=pending["seed"], start_index=first
+        )
+    ]
+
+
+def test_a_tick_larger_than_the_broker_takes_within_a_send_goes_in_pieces_and_completes(
+    sends: _Sends, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick the broker could not take within one send was retried whole, forever: each attempt delivered its
+    first part again (45,000 duplicates a minute at 1 TU) and nothing was ever counted. Scaled down: ticks of 100
+    records, pieces of 40, a broker taking 45 a send."""
+    monkeypatch.setattr(generator_ticks, "PIECE_RECORDS", 40)
+    monkeypatch.setenv("SENSORS_GENERATOR_SEED", "3")
+    monkeypatch.setenv("SENSORS_GENERATOR_EVENTS_PER_TICK", "100")
+    broker = _ThroughputBoundBroker(capacity=45)
+    monkeypatch.setattr(kafka_clients, "send", broker)
+    generate = user_function("generate_sensors")
+    generate(timer=None, context=FIRST)
+    assert [len(values) for values in broker.sends] == [40, 40, 20]
+    assert broker.delivered == _tick_records("sensors", _progress(tmp_path, "sensors"), 40)
+    generate(timer=None, context=FIRST)
+    assert _progress(tmp_path, "sensors")["sent"] == 100
+    assert len(broker.delivered) == len(set(broker.delivered)) == 200
+
+
+def test_a_failed_piece_alone_is_sent_again_and_a_restart_resumes_at_the_first_piece_not_delivered(
+    sends: _Sends, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each piece is recorded delivered before the next is sent: the retry of a failed piece sends it, with the same
+    records, and what follows; a new process does the same; the pieces before are not sent again."""
+    monkeypatch.setattr(generator_ticks, "PIECE_RECORDS", 10)
+    monkeypatch.setenv("SENSORS_GENERATOR_SEED", "3")
+    monkeypatch.setenv("SENSORS_GENERATOR_EVENTS_PER_TICK", "35")
+    broker = _ThroughputBoundBroker(fail=frozenset({1, 3}), partly=4)  # pieces 10-19 and, on retry, 20-29 fail
+    monkeypatch.setattr(kafka_clients, "send", broker)
+    counting = _CountingLake(tmp_path)
+    monkeypatch.setattr(generator_functions, "lake", lambda: counting)
+    generate = user_function("generate_sensors")
+    with pytest.raises(TransientError):
+        generate(timer=None, context=FIRST)  # 0-9 delivered and recorded; 10-13 delivered, then the send fails
+    assert counting.calls == ["read_versioned", "write_if", "write_if"]
+    assert _progress(tmp_path, "sensors")["pending"]["delivered"] == 10
+    with pytest.raises(TransientError):
+        generate(timer=None, context=_retry(1))  # 10-19 again, recorded; 20-23 delivered, then the send fails
+    _restart(monkeypatch, "restarted")
+    generate(timer=None, context=FIRST)  # 20-29 and 30-34, then records them acknowledged
+    expected = _tick_records("sensors", _progress(tmp_path, "sensors"), 10)
+    assert broker.sends == [
+        expected[0:10],
+        expected[10:20],
+        expected[10:20],
+        expected[20:30],
+        expected[20:30],
+        expected[30:35],
+    ]
+    assert broker.delivered == expected[:14] + expected[10:24] + expected[20:35]  # each failed piece's part, twice
+    pending = _progress(tmp_path, "sensors")["pending"]
+    assert (pending["delivered"], pending.get("acknowledged")) == (30, True)  # the last piece is never recorded
+
+
+def test_a_tick_another_instance_delivered_whole_meanwhile_is_not_sent_further(
+    sends: _Sends, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(generator_ticks, "PIECE_RECORDS", 10)
+    monkeypatch.setenv("SENSORS_GENERATOR_SEED", "3")
+    monkeypatch.setenv("SENSORS_GENERATOR_EVENTS_PER_TICK", "30")
+    other = LocalLake(tmp_path)
+
+    def send_while_another_instance_finishes(_config: Any, _topic: str, records: Any) -> None:
+        sends.attempts.append([(record.key, record.value) for record in records])
+        progress = _progress(tmp_path, "sensors")
+        progress["pending"] |= {"owner": "other", "acknowledged": True}  # it sent the tick and recorded so
+        found = other.read_versioned("_generator/sensors.json")
+        assert found is not None
+        other.write_if("_generator/sensors.json", json.dumps(progress).encode(), found[1])
+
+    monkeypatch.setattr(kafka_clients, "send", send_while_another_instance_finishes)
+    user_function("generate_sensors")(timer=None, context=FIRST)
+    assert len(sends.attempts) == 1  # its first piece; the rest is delivered
+    assert "delivered" not in _progress(tmp_path, "sensors")["pending"]
+
+
+def test_a_record_too_large_for_the_broker_fails_naming_the_source_the_record_and_its_size(
+    sends: _Sends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record the broker refuses for its size failed as a TransientError, retried as if it could pass."""
+    monkeypatch.setattr(generator_ticks, "PIECE_RECORDS", 10)
+    monkeypatch.setenv("SENSORS_GENERATOR_SEED", "3")
+    monkeypatch.setenv("SENSORS_GENERATOR_EVENTS_PER_TICK", "30")
+
+    def refuse_the_fourth_of_the_second_piece(_config: Any, topic: str, records: Any) -> None:
+        sends.attempts.append([(record.key, record.value) for record in records])
+        if len(sends.attempts) == 2:
+            raise kafka_clients.RecordTooLarge(f"{topic}: record 3 too large", index=3, size=1_234_567)
+
+    monkeypatch.setattr(kafka_clients, "send", refuse_the_fourth_of_the_second_piece)
+    with pytest.raises(kafka_clients.RecordTooLarge) as raised:
+        user_function("generate_sensors")(timer=None, context=FIRST)
+    assert not isinstance(raised.value, TransientError)
+    assert str(raised.value).startswith("generate_sensors: record 13 (1,234,567 bytes of key, value and headers)")
+    assert (raised.value.index, raised.value.size) == (13, 1_234_567)
+
+
+def test_an_untracked_generator_sends_a_large_tick_in_pieces_and_keeps_nothing(
+    sends: _Sends, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(generator_ticks, "PIECE_RECORDS", 10)
+    monkeypatch.delenv("SENSORS_GENERATOR_SEED", raising=False)
+    monkeypatch.setenv("SENSORS_GENERATOR_EVENTS_PER_TICK", "25")
+    user_function("generate_sensors")(timer=None, context=FIRST)
+    assert [len(attempt) for attempt in sends.attempts] == [10, 10, 5] and len(set(sends.values)) == 25
+    assert not (tmp_path / "_generator").exists()

@@ -239,3 +239,64 @@ def test_a_send_gives_up_within_its_timeout_when_the_producers_queue_stays_full(
         assert len(producer) == 0  # what it had queued is dropped too
     finally:
         kafka_clients.close_producers(timeout=0.5)
+
+
+def test_a_record_over_the_producers_message_max_bytes_fails_naming_it_and_its_size_not_as_transient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """librdkafka refuses it before queueing it; the KafkaException went up as it was, and the timer retried it
+    forever."""
+    from shared import kafka_clients
+    from shared.errors import TransientError
+    from shared.records import ProducedRecord
+
+    monkeypatch.setattr(kafka_clients, "SEND_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(kafka_clients, "_producers", {})
+    config = {"bootstrap.servers": "127.0.0.1:1", "message.max.bytes": 1_000}  # nothing listens there
+    records = [ProducedRecord("k", b"{}", ()), ProducedRecord("key", b"x" * 2_000, (("traceparent", "00-ab"),))]
+    try:
+        with pytest.raises(kafka_clients.RecordTooLarge, match="orders: record 1 of the send, 2,019 bytes") as raised:
+            kafka_clients.send(config, "orders", records)
+        assert not isinstance(raised.value, TransientError) and (raised.value.index, raised.value.size) == (1, 2_019)
+        (producer,) = kafka_clients._producers.values()
+        assert len(producer) == 0  # the record before it is dropped too
+    finally:
+        kafka_clients.close_producers(timeout=0.5)
+
+
+class _RefusingProducer:
+    """confluent_kafka.Producer against a broker that refuses record ``refused`` for its size (MESSAGE_TOO_LARGE,
+    e.g. a topic's max.message.bytes below the record) and acknowledges every other."""
+
+    refused = 1
+
+    def __init__(self, _config: dict[str, Any]) -> None:
+        self.reports: list[Any] = []
+
+    def produce(self, _topic: str, value: bytes, key: str, headers: Any, on_delivery: Any) -> None:
+        self.reports.append(on_delivery)
+
+    def flush(self, _timeout: float = 0) -> int:
+        from confluent_kafka import KafkaError
+
+        for index, report in enumerate(self.reports):
+            report(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if index == self.refused else None, None)
+        self.reports.clear()
+        return 0
+
+
+def test_a_record_the_broker_refuses_for_its_size_fails_naming_it_and_its_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It failed as a TransientError ("1 failed, 0 unacknowledged"), which the timer's retry sends again, forever."""
+    import confluent_kafka
+
+    from shared import kafka_clients
+    from shared.errors import TransientError
+    from shared.records import ProducedRecord
+
+    monkeypatch.setattr(confluent_kafka, "Producer", _RefusingProducer)
+    monkeypatch.setattr(kafka_clients, "_producers", {})
+    records = [ProducedRecord(str(i), b"x" * (10 + i), ()) for i in range(3)]
+    with pytest.raises(kafka_clients.RecordTooLarge, match="clicks: record 1 of the send, 12 bytes") as raised:
+        kafka_clients.send({"bootstrap.servers": "fake"}, "clicks", records)
+    assert not isinstance(raised.value, TransientError) and (raised.value.index, raised.value.size) == (1, 12)
+    assert "sending it again cannot succeed" in str(raised.value)

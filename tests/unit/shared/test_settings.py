@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
+from shared.errors import ConfigurationError
 from shared.settings import (
     PLATFORM_SETTINGS,
+    SourceSettings,
     app_setting_names,
+    check_sources_apart,
     load_settings,
     load_source_settings,
     source_defaults,
@@ -114,11 +118,58 @@ def test_bad_settings_fail_with_the_setting_name(env: dict[str, str], message: s
         load_settings(env)
 
 
-def test_bad_source_setting_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="format"):
-        load_source_settings("sensors", {"SENSORS_FORMAT": "csv"})
-    with pytest.raises(ValidationError, match="lag_threshold"):
-        load_source_settings("sensors", {"SENSORS_LAG_THRESHOLD": "0"})
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("ORDERS_GENERATOR_EVENTS_PER_TICK", "abc", "valid integer"),
+        ("ORDERS_GENERATOR_EVENTS_PER_TICK", "-5", "greater than or equal to 0"),
+        ("ORDERS_GENERATOR_EVENTS_PER_TICK", "100001", "less than or equal to 100000"),
+        ("ORDERS_GENERATOR_ITERATIONS", "", "valid integer"),
+        ("ORDERS_GENERATOR_ENABLED", "maybe", "valid boolean"),
+        ("ORDERS_FORMAT", "csv", "'parquet', 'avro' or 'jsonl'"),
+        ("ORDERS_LAG_THRESHOLD", "0", "greater than or equal to 1"),
+        ("SENSORS_STATE_ENABLED", "2", "valid boolean"),
+    ],
+)
+def test_a_bad_source_setting_fails_naming_the_app_setting_what_is_wrong_and_the_value(
+    name: str, value: str, why: str
+) -> None:
+    """Only topic, group and schedule errors named the app setting: the rest said ``generator_events_per_tick``,
+    with no source, and with several sources the operator could not tell which one was wrong."""
+    source = name.split("_", 1)[0].lower()
+    with pytest.raises(ConfigurationError) as raised:
+        load_source_settings(source, {name: value})
+    (line,) = [line.strip() for line in str(raised.value).splitlines() if name in line]
+    assert line.startswith(f"{name}: ") and why in line and f"(got {value!r})" in line
+
+
+def test_every_bad_source_setting_is_listed_at_once() -> None:
+    env = {"SENSORS_FORMAT": "csv", "SENSORS_LAG_THRESHOLD": "0", "SENSORS_TOPIC": "a b", "SENSORS_GENERATOR_SEED": "x"}
+    with pytest.raises(ConfigurationError) as raised:
+        load_source_settings("sensors", env)
+    lines = str(raised.value).splitlines()
+    assert lines[0] == "invalid settings of source 'sensors':"
+    assert sorted(line.split()[0].rstrip(":") for line in lines[1:]) == sorted(env)
+
+
+def test_a_refused_value_is_quoted_shortened() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_source_settings("sensors", {"SENSORS_FORMAT": "x" * 10_000})
+    assert len(str(raised.value)) < 400 and "xxx..." in str(raised.value)
+
+
+@pytest.mark.parametrize("seed", [2**63, 2**64, -(2**63) - 1])
+def test_a_seed_the_progress_file_cannot_hold_fails_naming_the_setting(seed: int) -> None:
+    """The seed is saved in the generator's progress before every tick, as JSON by orjson, which holds 64 bits:
+    an unbounded one failed every tick, forever, at ``orjson.dumps``."""
+    with pytest.raises(ConfigurationError, match="SENSORS_GENERATOR_SEED: Input should be"):
+        load_source_settings("sensors", {"SENSORS_GENERATOR_SEED": str(seed)})
+
+
+@pytest.mark.parametrize("seed", [2**63 - 1, -(2**63), 0])
+def test_every_signed_64_bit_seed_is_taken_and_fits_the_progress_file(seed: int) -> None:
+    settings = load_source_settings("sensors", {"SENSORS_GENERATOR_SEED": str(seed)})
+    assert orjson.loads(orjson.dumps({"seed": settings.generator_seed})) == {"seed": seed}
 
 
 @pytest.mark.parametrize(
@@ -143,7 +194,7 @@ def test_bad_source_setting_is_rejected() -> None:
 )
 def test_a_source_setting_that_names_no_topic_group_or_schedule_fails_with_its_name(name: str, value: str) -> None:
     source = name.split("_", 1)[0].lower()
-    with pytest.raises(ValidationError, match=name):
+    with pytest.raises(ConfigurationError, match=f"\n  {name} must "):
         load_source_settings(source, {name: value})
 
 
@@ -180,3 +231,36 @@ def test_secrets_do_not_print() -> None:
         "mobile", {"MOBILE_KAFKA_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=topsecret"}
     )
     assert "topsecret" not in repr(source) and "topsecret" not in str(source.model_dump())
+
+
+def _all_sources(env: dict[str, str]) -> dict[str, SourceSettings]:
+    return {name: load_source_settings(name, env) for name in SOURCES}
+
+
+def test_sources_with_their_default_topics_and_groups_are_apart() -> None:
+    check_sources_apart(_all_sources({}))
+    check_sources_apart(_all_sources(EXAMPLE))
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CLICKSTREAM_TOPIC": "orders"}, ["CLICKSTREAM_TOPIC='orders'", "ORDERS_TOPIC='orders'", "share one topic"]),
+        ({"MOBILE_TOPIC": "hub", "SENSORS_TOPIC": "hub"}, ["MOBILE_TOPIC='hub' and SENSORS_TOPIC='hub'"]),
+        ({"USERS_TOPIC": "Orders"}, ["USERS_TOPIC='Orders'", "ORDERS_TOPIC='orders'"]),  # one event hub in Azure
+        (
+            {"MOBILE_CONSUMER_GROUP": "sensors-processor"},
+            ["MOBILE_CONSUMER_GROUP='sensors-processor'", "SENSORS_CONSUMER_GROUP", "share one consumer group"],
+        ),
+    ],
+    ids=["a topic", "a topic neither defaults to", "a topic differing in case", "a consumer group"],
+)
+def test_two_sources_on_one_topic_or_in_one_consumer_group_fail_naming_their_settings(
+    env: dict[str, str], named: list[str]
+) -> None:
+    """Each generator produced to the shared topic and each processor dead-lettered the other's records; a shared
+    group let one source's rebalance, waiting up to maxPollIntervalMs for a member retrying a batch, stop the other."""
+    with pytest.raises(ConfigurationError) as raised:
+        check_sources_apart(_all_sources(env))
+    for text in named:
+        assert text in str(raised.value)
