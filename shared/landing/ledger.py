@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, fields
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -31,6 +32,7 @@ from shared.records import KafkaRecord
 if TYPE_CHECKING:
     from shared.lake.base import LakeStore
 
+T = TypeVar("T")
 KEPT_FINGERPRINTS = 64
 KEPT_INCARNATIONS = 8
 KEPT_PREVIOUS_FINGERPRINTS = 16
@@ -264,14 +266,18 @@ class Ledger:
         }
 
     @classmethod
-    def from_json(cls, document: dict[str, Any]) -> Ledger:
+    def from_json(cls, document: Any) -> Ledger:
+        """The ledger ``document`` (parsed JSON) holds. ``ValueError`` naming what is wrong when it is not a ledger
+        this version reads (damaged, or a newer version's ``pending``): never taken for one with other content."""
+        if not isinstance(document, dict):
+            raise ValueError(f"not a JSON object but {type(document).__name__}")
         pending = document.get("pending")
         return cls(
-            incarnation=int(document["incarnation"]),
-            landed=[[int(low), int(high)] for low, high in document.get("landed", [])],
-            fingerprints={int(offset): str(value) for offset, value in document.get("fingerprints", {}).items()},
-            pending=None if pending is None else Pending(**pending),
-            previous=list(document.get("previous", [])),
+            incarnation=_integer(document["incarnation"], "incarnation"),
+            landed=_ranges(document.get("landed", []), "landed"),
+            fingerprints=_checked_fingerprints(document),
+            pending=None if pending is None else _pending(pending),
+            previous=[_earlier(entry) for entry in _typed(document.get("previous", []), list, "previous")],
         )
 
 
@@ -333,6 +339,70 @@ def _kept(known: dict[int, str], landed: OffsetRanges, limit: int) -> dict[int, 
 
 def _fingerprints(entry: dict[str, Any]) -> dict[int, str]:
     return {int(offset): str(value) for offset, value in entry.get("fingerprints", {}).items()}
+
+
+def _checked_fingerprints(entry: dict[str, Any]) -> dict[int, str]:
+    """``entry``'s fingerprints as read from the lake: each a string, at an offset."""
+    known = _typed(entry.get("fingerprints", {}), dict, "fingerprints")
+    return {int(offset): _typed(value, str, "a fingerprint") for offset, value in known.items()}
+
+
+_PENDING_FIELDS = frozenset(field.name for field in fields(Pending))
+
+
+def _pending(document: Any) -> Pending:
+    """The pending landing ``document`` holds; ``ValueError`` for a damaged one, or a newer version's (a field
+    this version does not know could change what completing or removing it means)."""
+    _typed(document, dict, "pending")
+    unknown = set(document) - _PENDING_FIELDS
+    if unknown:
+        raise ValueError(f"pending has fields this version does not know: {sorted(unknown)}")
+    files = _typed(document["files"], list, "pending files")
+    contents = _typed(document.get("contents", {}), dict, "pending contents")
+    incarnation = document.get("incarnation")
+    return Pending(
+        low=_integer(document["low"], "pending low"),
+        high=_integer(document["high"], "pending high"),
+        files=[_typed(path, str, "a pending file") for path in files],
+        owner=_typed(document["owner"], str, "pending owner"),
+        started_ms=_integer(document["started_ms"], "pending started_ms"),
+        removing=_typed(document.get("removing", False), bool, "pending removing"),
+        incarnation=None if incarnation is None else _integer(incarnation, "pending incarnation"),
+        others_until_ms=_integer(document.get("others_until_ms", 0), "pending others_until_ms"),
+        contents={_typed(path, str, "a file"): _typed(digest, str, "a digest") for path, digest in contents.items()},
+    )
+
+
+def _earlier(entry: Any) -> dict[str, Any]:
+    """An earlier life's entry of ``previous``, checked (kept as stored: it is read where it is used)."""
+    checked: dict[str, Any] = _typed(entry, dict, "an earlier life")
+    _integer(checked["incarnation"], "an earlier life's incarnation")
+    _ranges(checked["landed"], "an earlier life's landed")
+    _checked_fingerprints(checked)
+    return checked
+
+
+def _ranges(value: Any, what: str) -> OffsetRanges:
+    """Offset ranges as stored: ``[low, high]`` pairs of offsets, in order, none overlapping the next."""
+    ranges = [[_integer(low, what), _integer(high, what)] for low, high in _typed(value, list, what)]
+    if any(low > high for low, high in ranges) or any(a[1] >= b[0] for a, b in pairwise(ranges)):
+        raise ValueError(f"{what} are not ranges in order: {ranges}")
+    return ranges
+
+
+def _integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} is not an integer: {value!r}")
+    return value
+
+
+def _typed(value: Any, kind: type[T], what: str) -> T:
+    if not isinstance(value, kind):
+        raise ValueError(f"{what} is not a JSON {_JSON_NAMES.get(kind, kind.__name__)}: {value!r}"[:200])
+    return value
+
+
+_JSON_NAMES: dict[type, str] = {dict: "object", list: "array", str: "string", bool: "boolean"}
 
 
 def _encoded(known: dict[int, str]) -> dict[str, str]:

@@ -11,8 +11,9 @@ Per batch, in an order the types enforce (each step takes what the one before re
    A pending landing found first is settled (below).
 2. ``begin(admission, files)`` -> ``Begun``: the ledger names the files, written only if it is
    still at the version this object decided on. Every decision (what is fresh, what is skipped,
-   a new incarnation, a settled landing) is committed by this write or by none: a stale snapshot
-   loses it (``WriteConflict``), is dropped and read again.
+   a new incarnation, a settled landing, offsets this instance's consumer skipped since its last
+   batch as holding no record) is committed by this write or by none: a stale snapshot loses it
+   (``WriteConflict``), is dropped and read again.
 3. ``write(begun)`` -> ``Written``: each file created only if absent. One already there counts as
    written and is never replaced, so two instances landing the same files cannot double a row.
 4. ``finish(written)``: the range counts as landed; the next ``begin`` records it.
@@ -40,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from shared.errors import TransientError
+from shared.errors import TransientError, UnreadableLakeFile
 from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, PlannedFile, land
 from shared.landing.ledger import Ledger, Pending
@@ -78,6 +79,7 @@ class Admission:
     last_fresh: KafkaRecord | None
     repaired: LandingReport | None = None  # an unfinished landing this batch completed first
     before_seen: frozenset[int] = frozenset()  # offsets landed in the life before, before the restart was seen
+    recordless: tuple[int, int] | None = None  # between this instance's last batch and this one: no record there
 
     def fresh_count(self, record_count: int) -> int:
         return record_count if self.fresh is None else len(self.fresh)
@@ -144,7 +146,10 @@ class PartitionLanding:
         steady = not landed or first.offset > landed[-1][1]
         if steady and not ledger.previous:  # all new, and the topic never restarted: nothing to compare
             self._admitting = _Admitted(first.offset, last.offset, ledger.incarnation, ledger.incarnation)
-            return Admission(ledger.incarnation, first.offset, last.offset, None, first, last, repaired)
+            recordless = self._recordless(first.offset, ledger.incarnation, ledger)
+            return Admission(
+                ledger.incarnation, first.offset, last.offset, None, first, last, repaired, recordless=recordless
+            )
         incarnation = ledger.incarnation_of(records, self._same_stream(first.offset, ledger))
         self._admitting = _Admitted(first.offset, last.offset, incarnation, ledger.incarnation)
         if incarnation > ledger.incarnation:
@@ -168,6 +173,7 @@ class PartitionLanding:
             fresh[-1] if fresh else None,
             repaired,
             before_seen,
+            self._recordless(first.offset, incarnation, ledger),
         )
 
     def _same_stream(self, first_offset: int, ledger: Ledger) -> int | None:
@@ -175,6 +181,8 @@ class PartitionLanding:
         its consumer read next: one consumer reads one log in order, so with no fingerprint to say otherwise it
         is the same life. (After a restart was seen elsewhere, a batch this instance read ahead would otherwise
         default to the new life: below the new life's first offset landed twice, above it hidden as landed.)
+        Only the one starting right after it: a batch starting further up is left to the fingerprints, though the
+        offsets between may hold no record (``_recordless``), since a re-cut redelivery can start there too.
 
         The memory lasts only while no other instance wrote the ledger (``forget`` drops it: a write that lost
         to another's, a settled landing of another's), so it is of this consumer's own reads. A next batch is
@@ -192,6 +200,26 @@ class PartitionLanding:
         if admitted.life < admitted.current or not landed or landed[-1][1] <= admitted.last:
             return admitted.life
         return None
+
+    def _recordless(self, first_offset: int, incarnation: int, ledger: Ledger) -> tuple[int, int] | None:
+        """The offsets between this instance's last batch of the partition and this one, when this one starts above
+        the offset after the last one's last, in the same life: they hold no record; ``begin`` records them as
+        landed, in the ledger write that names this batch.
+
+        One consumer reads one log in order, so the offsets it passed over between two batches hold no record
+        (a transactional producer's commit markers, log compaction). Recorded, such a partition's batches keep
+        one landed range; else each added a range to the ledger for good. Only from this instance's memory
+        (``_admitted``), which lasts while no other instance wrote the ledger (``forget``; ``begin``'s write is
+        conditional on the version this was decided on): offsets another consumer passed over may hold records
+        (the group moved forward), and a rewind to them must land them. Not across lives (not the log its
+        consumer read on in), and only from an offset the life holds: never below the life's first landed
+        offset, where its first records may have landed in the life before (``Ledger.landed_before_seen``)."""
+        admitted = self._admitted
+        if admitted is None or admitted.life != incarnation or first_offset <= admitted.last + 1:
+            return None
+        if not ledger.is_landed(admitted.last, incarnation):  # its last batch did not land (or landed elsewhere)
+            return None
+        return admitted.last + 1, first_offset - 1
 
     def split_at(self, records: Sequence[KafkaRecord]) -> int | None:
         """Where ``records`` cross from one life of the partition's offsets to the next (``Ledger.split_at``)."""
@@ -213,6 +241,8 @@ class PartitionLanding:
             )
         elif files:
             raise ValueError("files planned for a batch with no fresh records")
+        if admission.recordless is not None:  # committed by this write, on the version it was decided on
+            ledger.mark_landed(*admission.recordless, admission.incarnation)
         self._commit(ledger)
         self._admitted = self._admitting  # decided on the ledger the write was conditional on
         return Begun(admission, tuple(files), self._deadline(started))
@@ -245,8 +275,12 @@ class PartitionLanding:
                 data, version = found
                 try:
                     self._ledger = Ledger.from_json(orjson.loads(data))
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                    raise TransientError(f"landing ledger {self.path} is unreadable: {error}") from error
+                except (ValueError, KeyError, TypeError, AttributeError) as error:  # orjson's errors are ValueErrors
+                    # No retry heals it: every write of the ledger is conditional on a version read from it. The
+                    # partition waits, loudly (an infrastructure failure), until someone repairs it.
+                    raise UnreadableLakeFile(
+                        self.path, f"not a landing ledger this version reads ({type(error).__name__}: {error})"
+                    ) from error
                 self._version = version
         return self._ledger
 

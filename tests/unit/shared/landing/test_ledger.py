@@ -7,15 +7,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
+from shared.errors import UnreadableLakeFile
+from shared.failures import ErrorClass, classify
 from shared.lake import LocalLake
+from shared.landing.ledger import names_pending
 from shared.layout import ledger_path
 from shared.records import TopicPartition
 from tests.conftest import records_for
 from tests.unit.shared.landing.conftest import CLICKS, land_clicks, landed_positions
 
 pytestmark = pytest.mark.usefixtures("batch_form")
+LEDGER = ledger_path("clickstream", TopicPartition("clickstream", 0))
+PENDING = {"low": 0, "high": 9, "files": [], "owner": "x", "started_ms": 0}
+DAMAGED = {
+    "truncated": b'{"incarnation": 0, "landed": [[0, 9]], "fingerp',
+    "binary": b"\x00\x01garbage",
+    "a list": b"[]",
+    "null": b"null",
+    "wrong type": b'{"incarnation": "zero"}',
+    "a newer version's pending": orjson.dumps({"incarnation": 0, "pending": PENDING | {"v2": 1}}),
+    "pending files not a list": orjson.dumps({"incarnation": 0, "pending": PENDING | {"files": "raw/x"}}),
+    "a range not a pair": b'{"incarnation": 0, "landed": [[0]]}',
+    "ranges out of order": b'{"incarnation": 0, "landed": [[20, 29], [0, 9]]}',
+    "an earlier life not an object": b'{"incarnation": 1, "previous": [5]}',
+    "an earlier life's fingerprints": b'{"incarnation": 1, "previous": [{"incarnation": 0, "landed": [], '
+    b'"fingerprints": {"3": 7}}]}',
+}
 
 
 def test_a_ledger_written_by_the_previous_version_keeps_working(tmp_path: Path) -> None:
@@ -59,3 +79,33 @@ def test_a_batch_at_no_fingerprint_is_the_life_of_the_batch_it_follows_unless_th
     assert ledger.incarnation_of(unmarked, same_stream=0) == 0
     assert ledger.incarnation_of(old[9:14], same_stream=0) == 0, "matching life 0's fingerprint at 9"
     assert ledger.incarnation_of(new[9:14], same_stream=0) == 1, "contradicting life 0 at 9: not that life"
+
+
+@pytest.mark.parametrize("content", DAMAGED.values(), ids=DAMAGED.keys())
+def test_a_ledger_this_version_cannot_read_makes_its_partition_wait_loudly(tmp_path: Path, content: bytes) -> None:
+    """A damaged ledger (or a newer version's) never heals by itself: every write of it is conditional on a version
+    read from it. Taken for transient, its partition retried for good while the partition-waiting alert, which
+    fires on infrastructure failures, stayed quiet (and a JSON list raised a bare AttributeError). It must name
+    the ledger, land nothing and leave the ledger as it is."""
+    (tmp_path / LEDGER).parent.mkdir(parents=True)
+    (tmp_path / LEDGER).write_bytes(content)
+    with pytest.raises(UnreadableLakeFile) as raised:
+        land_clicks(LocalLake(tmp_path), records_for(CLICKS, 10))
+    assert classify(raised.value) is ErrorClass.INFRASTRUCTURE
+    assert raised.value.path == LEDGER and LEDGER in str(raised.value)
+    assert landed_positions(tmp_path) == []
+    assert (tmp_path / LEDGER).read_bytes() == content
+
+
+@pytest.mark.parametrize("damage", ["truncated", "binary", "a list"])
+def test_a_ledger_that_cannot_be_read_still_counts_as_naming_its_pending_files(tmp_path: Path, damage: str) -> None:
+    """The tools that must leave an unfinished landing's files alone (compaction's quarantine, redrive) take a
+    ledger they cannot read as naming the file: its partition's next owner may yet remove it."""
+    lake = LocalLake(tmp_path)
+    land_clicks(lake, records_for(CLICKS, 10))  # the stored ledger names this landing until the next batch
+    (raw,) = lake.list_paths("raw/clickstream")
+    stored = (tmp_path / LEDGER).read_bytes()
+    damaged = {"truncated": stored[: len(stored) // 2], "binary": b"\x00\x01garbage", "a list": b"[]"}[damage]
+    (tmp_path / LEDGER).write_bytes(damaged)
+    assert names_pending(lake, "clickstream", raw)
+    assert names_pending(lake, "clickstream", raw, unless_complete=True)

@@ -61,6 +61,7 @@ def _life(count: int, seed: int, shift_ms: int) -> list[KafkaRecord]:
 
 FIRST_LIFE = _life(30, seed=1, shift_ms=0)
 SECOND_LIFE = _life(30, seed=2, shift_ms=1000)  # the topic recreated: offsets from 0 again, other records
+MARKED = [record for record in FIRST_LIFE if record.offset not in (10, 20)]  # the first life, with commit markers
 
 
 class _Lake(LocalLake):
@@ -183,6 +184,9 @@ SCENARIOS = [
         a_outage_after_files=1,
     ),
     Scenario("offsets restart", a=[FIRST_LIFE[0:10], FIRST_LIFE[10:20]], b=[SECOND_LIFE[0:8], SECOND_LIFE[8:16]]),
+    # A log with commit markers (offsets that hold no record) at 10 and 20: every batch starts after one.
+    Scenario("commit markers", a=[MARKED[0:10], MARKED[10:19]], b=[MARKED[5:14], MARKED[14:23]]),
+    Scenario("commit markers, restart", a=[MARKED[0:10], MARKED[10:19]], b=[SECOND_LIFE[0:8], SECOND_LIFE[8:16]]),
 ]
 
 
