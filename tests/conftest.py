@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from datetime import UTC, datetime
 from functools import cache
@@ -26,6 +28,15 @@ for _name in ("KAFKA_SECURITY_PROTOCOL", "LAKE_KIND"):
 
 FIXED_NOW = datetime(2026, 11, 24, 10, 30, 0, tzinfo=UTC)
 FIXED_NOW_MS = epoch_ms(FIXED_NOW) or 0
+
+
+def python_json(code: str, *args: str, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter; the JSON object its last line of output prints (it must exit 0)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def datagen_source(name: str, schema: dict[str, Any], **options: Any) -> Source:

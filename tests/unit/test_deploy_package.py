@@ -16,14 +16,13 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, python_json
 
 # Not read by Python but by the host (host.json) and the remote build (requirements.txt).
 HOST_FILES = {"host.json", "requirements.txt"}
@@ -52,16 +51,7 @@ print(json.dumps({"app": os.path.realpath(function_app.__file__), "functions": f
 def _index(directory: Path) -> dict[str, Any]:
     """Import and index ``function_app`` from ``directory`` only (the venv's packages aside)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KAFKA_SECURITY_PROTOCOL", "LAKE_KIND")}
-    result = subprocess.run(
-        [sys.executable, "-c", _INDEX, str(directory)],
-        cwd=directory,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    return python_json(_INDEX, str(directory), cwd=directory, env=env)
 
 
 def _zip_command() -> list[str]:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -35,7 +33,7 @@ from shared import metric_names as names
 from shared import telemetry as telemetry_module
 from shared.settings import load_settings
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, Telemetry, sample
-from tests.conftest import ROOT
+from tests.conftest import ROOT, python_json
 from tests.unit.shared.conftest import metric_points
 from tools.cost import LEVELS, deployed, level_of
 
@@ -295,16 +293,7 @@ def _run_worker(ingestion: _Ingestion, mode: str, tmp_path: Path, **environ: str
         "TMPDIR": str(tmp_path),  # the exporter's retry files, if any
         "NO_PROXY": "127.0.0.1,localhost",
     } | environ
-    result = subprocess.run(
-        [sys.executable, "-c", WORKER, mode, ingestion.url],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    return python_json(WORKER, mode, ingestion.url, cwd=ROOT, env=env)
 
 
 def test_a_successful_invocation_sends_its_metrics_and_no_request_or_trace_rows(
