@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -13,7 +14,7 @@ from functions.bindings import lake
 from shared.errors import LakeError, TransientError
 from shared.settings import current_settings
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
-from shared.state.bucket_state import key_state, key_text
+from shared.state.bucket_state import is_bucket_state, key_state, key_text
 from shared.state.query_api import DAMAGED, BadQuery, entity_name, key_from_url, locate, public_state
 
 bp = df.Blueprint()
@@ -44,20 +45,35 @@ async def _read(
         return _unavailable("the lake's record of bucket counts cannot be read")
     where = locate(source, key, buckets)
     try:
-        bucket = await client.read_entity_state(df.EntityId(where.entity, where.bucket))
-        held = bucket.entity_state if bucket.entity_exists else None
+        held = await _entity_state(client, where.entity, where.bucket)
+        if held is not None and not is_bucket_state(held):  # damaged outside this code
+            return {DAMAGED: ["bucket"], "state": held}
         state = key_state(held, key)
         if state is None and (stored := key_text(held, key)) is not None:  # not an object: damaged outside this code
             return {DAMAGED: ["state"], "state": stored}
-        if state is None:
-            per_key = await client.read_entity_state(df.EntityId(where.entity, where.per_key))
-            state = (per_key.entity_state or {}) if per_key.entity_exists else None
-    except Exception as error:  # the Durable API failed or is unreachable: its text may name the task hub's host
+        if state is None:  # a key of the previous layout not moved yet (or, after a move, one evicted since)
+            state = await _entity_state(client, where.entity, where.per_key)
+            if state is not None and not isinstance(state, dict):
+                return {DAMAGED: ["state"], "state": state}
+    except _BackendFailed as error:  # its text may name the task hub's host: logged, not answered
         log.error("state query for %s: the entity state cannot be read: %s", source, error)
         return _unavailable("the entity state cannot be read")
     if state is None:
         return _json({"error": f"no state for {source} key {key!r}"}, 404)
     return public_state(state)
+
+
+class _BackendFailed(Exception):
+    """The Durable API failed or could not be reached."""
+
+
+async def _entity_state(client: df.DurableOrchestrationClient, entity: str, key: str) -> Any:
+    """An entity's state as stored (``None``: no such entity)."""
+    try:
+        found = await client.read_entity_state(df.EntityId(entity, key))
+    except Exception as error:
+        raise _BackendFailed(str(error)) from error
+    return (found.entity_state if found.entity_state is not None else {}) if found.entity_exists else None
 
 
 def _unavailable(why: str) -> func.HttpResponse:

@@ -15,7 +15,7 @@ from typing import Any
 from shared.records import OffsetSpan, OffsetSpans, TopicPartition
 from shared.source_model import Row
 from shared.sources import get_source
-from shared.state.buckets import bucket_for, bucket_key
+from shared.state.buckets import bucket_for
 from shared.state.registry import entity_for
 
 MAX_ENTITY_LEAD_MS = 60_000  # clock skew an entity takes at face value; an event further ahead happens now
@@ -92,46 +92,46 @@ def signals_for(
     ]
 
 
-def owing_signals(
-    source_name: str, buckets: int, owed: Mapping[PartitionLife, Collection[int]], skip: Collection[str]
-) -> list[Signal]:
-    """An ``apply`` naming only ``owed`` offsets (no events) for each bucket of ``source_name`` but those in
-    ``skip``: where a batch rejected records raw/ holds rows of, the bucket that holds their keys is not known."""
+Owed = Mapping[str, Mapping[PartitionLife, Collection[int]]]  # bucket key -> offsets it owes, by partition life
+
+
+def with_owed(source_name: str, signals: list[Signal], owed: Owed) -> list[Signal]:
+    """``signals`` with each bucket of ``owed`` told, in the same operation that marks the batch's range, which
+    offsets of that range it owes: they count, but the batch has no rows of them (raw/ holds rows an earlier
+    delivery landed, which this one rejected), so the bucket applies their events when ``tools.redrive``
+    re-signals them. A bucket with no part of that life gets one of ranges alone; one with no signal, a signal."""
     kind = entity_for(source_name)
-    if kind is None or not owed:
-        return []
-    parts = [
-        {"topic": topic, "partition": partition, "incarnation": life, "range": [min(offsets), max(offsets)]}
-        | {"keys": {}, "owed": sorted(offsets)}
-        for (topic, partition, life), offsets in owed.items()
-        if offsets
-    ]
-    homes = (bucket_key(index, buckets) for index in range(buckets))
-    return [Signal(kind.name, home, "apply", {"parts": parts}) for home in homes if home not in skip]
+    if kind is None:
+        return signals
+    by_key = {signal.key: signal for signal in signals}
+    for home, lives in owed.items():
+        signal = by_key.get(home)
+        if signal is None:
+            signal = by_key[home] = Signal(kind.name, home, "apply", {"parts": []})
+            signals.append(signal)
+        parts = {(part["topic"], part["partition"], part["incarnation"]): part for part in signal.payload["parts"]}
+        for (topic, partition, life), offsets in lives.items():
+            part = parts.get((topic, partition, life))
+            if part is None:
+                part = {"topic": topic, "partition": partition, "incarnation": life, "keys": {}}
+                part["range"] = [min(offsets), max(offsets)]
+                signal.payload["parts"].append(part)
+            low, high = part["range"]
+            part["owed"] = sorted({*part.get("owed", ()), *(offset for offset in offsets if low <= offset <= high)})
+    return signals
 
 
 def owing(signal: Signal) -> Signal:
     """What a bucket is sent when the entity API refused ``signal``: its parts' ranges, with every event's offset
-    owed and no events, so that ``tools.redrive`` re-applies each refused event once, however late."""
+    and every offset the part named owed, and no events, so that ``tools.redrive`` re-applies each refused event
+    once, however late."""
     parts = [
         {name: value for name, value in part.items() if name not in ("keys", "owed")}
-        | {"keys": {}, "owed": sorted({event[0] for events in part["keys"].values() for event in events})}
+        | {"keys": {}}
+        | {"owed": sorted({*part.get("owed", ()), *(event[0] for events in part["keys"].values() for event in events)})}
         for part in signal.payload["parts"]
     ]
     return Signal(signal.entity, signal.key, signal.operation, {"parts": parts})
-
-
-def name_owed(signals: list[Signal], owed: Mapping[PartitionLife, Collection[int]]) -> list[Signal]:
-    """``signals`` with each part naming the ``owed`` offsets of its life in its range: offsets that count but
-    whose rows the batch has not (raw/ holds rows an earlier delivery landed, which this one rejected), so that
-    the bucket holding their key applies them when ``tools.redrive`` re-signals them."""
-    for signal in signals:
-        for part in signal.payload["parts"]:
-            offsets = owed.get((part["topic"], part["partition"], part["incarnation"]))
-            low, high = part["range"]
-            if offsets and (named := sorted(offset for offset in offsets if low <= offset <= high)):
-                part["owed"] = named
-    return signals
 
 
 def _part(

@@ -63,7 +63,7 @@ MOVED_FROM = "_moved_from"
 # offset is applied when it comes (``tools.redrive`` re-applies it from raw/), once; closing old gaps never
 # touches what is owed.
 OWED = "_owed"
-KEPT_OWED = 256  # owed ranges per position; past it, the oldest count as applied, as closed gaps do
+KEPT_OWED = 64  # owed ranges per position; past it, the oldest count as applied, as closed gaps do
 # A bucket's state as the entity SDK serialises it stays under this many bytes (docs/scale.md sizes N so that the
 # fullest bucket holds ~230 KB at 100,000 keys, under the Durable Task Scheduler's 256 KB): a source with more
 # keys than its N was sized for evicts the keys updated least recently, loudly, instead of failing the backend.
@@ -186,16 +186,22 @@ def _within_capacity(state: dict[str, Any], touched: Collection[str]) -> tuple[i
     operation updated) until it is under ``KEEP_BUCKET_BYTES``. Returns the state's size when it was measured
     (only a bucket that may be near the bound is serialised) and how many keys were evicted."""
     keys: dict[str, str] = state[KEYS]
-    if sum(map(len, keys.values())) * 6 < MAX_BUCKET_BYTES:  # serialised, no text grows more than six-fold
-        return None, 0
+    bookkeeping = len(orjson.dumps({name: value for name, value in state.items() if name != KEYS}))
+    if bookkeeping + sum(len(key) + len(text) for key, text in keys.items()) * 6 < MAX_BUCKET_BYTES:
+        return None, 0  # serialised, no key or text grows more than six-fold
     size = len(orjson.dumps(state))
     if size <= MAX_BUCKET_BYTES:
         return size, 0
+    sizes = {key: len(orjson.dumps({key: text})) for key, text in keys.items() if key not in touched}
+    if size - sum(sizes.values()) > MAX_BUCKET_BYTES:  # what the operation updated is over the bound alone
+        log.error("bucket of %d bytes: the keys its operation updated alone are over %d", size, MAX_BUCKET_BYTES)
+        return size, 0
     excess, evicted = size - KEEP_BUCKET_BYTES, 0
-    for key in [key for key in keys if key not in touched]:
+    for key, weight in sizes.items():  # the least recently updated first
         if excess <= 0:
             break
-        excess -= len(orjson.dumps({key: keys.pop(key)}))
+        del keys[key]
+        excess -= weight
         evicted += 1
     state[EVICTED] = int(state.get(EVICTED, 0)) + evicted
     log.warning("bucket of %d bytes evicted the %d keys updated least recently (raise its N)", size, evicted)
@@ -348,6 +354,11 @@ def key_state(bucket: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
         return None
     held = bucket.get(KEYS, {}).get(key)
     return None if held is None else _parsed(held)
+
+
+def is_bucket_state(state: Any) -> bool:
+    """Whether ``state`` has a bucket's shape: an object whose ``keys``, if any, is an object."""
+    return isinstance(state, dict) and isinstance(state.get(KEYS, {}), dict)
 
 
 def key_text(bucket: dict[str, Any] | None, key: str) -> Any:

@@ -21,12 +21,12 @@ from typing import Any
 
 import orjson
 
-from shared.offset_ranges import OffsetRanges
+from shared.offset_ranges import OffsetRanges, add, without
 from shared.source_model import Row
 from shared.state.aggregate import Signal
-from shared.state.bucket_state import MOVED_FROM, ORIGINS, as_adopted, held_keys, key_state
+from shared.state.bucket_state import MOVED_FROM, ORIGINS, OWED, as_adopted, held_keys, key_state
 from shared.state.buckets import bucket_for
-from shared.state.offsets import APPLIED, mark
+from shared.state.offsets import APPLIED
 
 MAX_ADOPT_BYTES = 200_000  # one adopt operation's states, JSON: well inside a queue message with its envelope
 
@@ -54,7 +54,8 @@ def unbucketed(buckets: Mapping[str, dict[str, Any] | None]) -> tuple[dict[str, 
     for home, bucket in sorted(buckets.items()):
         if not bucket:
             continue
-        applied = bucket.get(APPLIED, {})
+        owed = bucket.get(OWED, {})  # offsets inside the ranges it has not applied: the new bucket owes them too
+        applied = {where: without(ranges, owed.get(where, [])) for where, ranges in bucket.get(APPLIED, {}).items()}
         for key in held_keys(bucket):
             state = key_state(bucket, key)
             if state is None:
@@ -71,8 +72,8 @@ def _union(*ranges: Mapping[str, OffsetRanges]) -> dict[str, OffsetRanges]:
     merged: dict[str, OffsetRanges] = {}
     for per_position in ranges:
         for where, spans in per_position.items():
-            for low, high in spans:
-                mark(merged, where, low, high)
+            for low, high in spans:  # no gap closed: one may be an offset the bucket owes
+                merged[where] = add(merged.get(where, []), low, high)
     return merged
 
 

@@ -142,3 +142,17 @@ async def test_a_key_whose_stored_state_is_not_an_object_is_shown_as_stored(
     monkeypatch.setitem(ANSWERS, ("user_activity", "~b1of8"), (200, {"keys": {"abc": "[1, 2"}}))
     found = await http._read(client, _get("https://app.example/api/state/clickstream/abc", "abc"), "clickstream")
     assert found == {"damaged": ["state"], "state": "[1, 2"}
+
+
+@pytest.mark.parametrize(
+    "stored", [{"keys": ["a"]}, {"keys": "abc"}, ["a", "b"]], ids=["keys list", "keys text", "list"]
+)
+async def test_a_damaged_bucket_is_shown_as_stored_not_a_retryable_503(
+    durable_api: tuple[df.DurableOrchestrationClient, list[tuple[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+    stored: object,
+) -> None:
+    client, _ = durable_api
+    monkeypatch.setitem(ANSWERS, ("user_activity", "~b1of8"), (200, stored))
+    found = await http._read(client, _get("https://app.example/api/state/clickstream/abc", "abc"), "clickstream")
+    assert found == {"damaged": ["bucket"], "state": stored}

@@ -421,8 +421,8 @@ def test_a_row_raw_holds_that_a_redelivery_rejects_is_owed_to_its_entity_and_red
     """The converse of the dead letter that passes when redelivered: the first delivery landed offset 5 as a row
     and its signals failed; redelivered after MAX_RECORD_BYTES was lowered (a model or a registry answer that
     changed does the same), offset 5 is rejected. raw/ holds its row, so its entity owes it: it is dead-lettered as
-    entity_rejected naming why, every bucket is told the offset is owed (which bucket holds its key is not known),
-    and tools.redrive re-applies it from raw/, once, though forty sparse batches of its key came between."""
+    entity_rejected naming why, the bucket its Kafka key names is told the offset is owed, and tools.redrive
+    re-applies it from raw/, once, though forty sparse batches of its key came between."""
     from shared.redrive import RedriveTarget, redrive
 
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
@@ -478,3 +478,35 @@ def test_a_refused_apply_does_not_dead_letter_as_in_raw_a_row_raw_does_not_hold(
     _process(lake, records, ApplyingGateway(), max_record_bytes=2000)
     _process(lake, records, RecordingGateway(refuse=bucket_for("device-a", 512)), max_record_bytes=1 << 20)
     assert sorted(_entity_rejected_offsets(tmp_path)) == [0, 1, 2, 3, 4]
+
+
+def test_what_a_redelivery_rejects_is_owed_by_its_keys_bucket_alone_whatever_else_it_is_sent(tmp_path: Path) -> None:
+    """device-big's bucket is signalled in the batch for partition 1 only, and owes offset 2 of partition 0: it is
+    told so in that same operation (a part of ranges alone), and no other bucket is told anything. Forty sparse
+    batches later, tools.redrive's re-signal still counts, once."""
+    import dataclasses
+    import json
+
+    from shared.redrive import RedriveTarget, redrive
+
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    _process(lake, [_device_tap(0, "device-big")], gateway, max_record_bytes=1 << 20)
+    records = [
+        _device_tap(1, "device-a"),
+        _device_tap(2, "device-big", padding=3000),
+        dataclasses.replace(_device_tap(0, "device-big"), partition=1),
+    ]
+    with pytest.raises(TransientError):
+        _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
+    _process(lake, records, gateway, max_record_bytes=2000)
+    owing = {key: json.loads(text).get("_owed") for (_, key), text in gateway.states.items()}
+    assert {key: owed for key, owed in owing.items() if owed} == {
+        bucket_for("device-big", 512): {"mobile/0/0": [[2, 2]]}
+    }
+    for offset in range(100, 500, 10):
+        _process(lake, [_device_tap(offset, "device-big")], gateway, max_record_bytes=1 << 20)
+    before = _device_events(gateway)["device-big"]
+    target = RedriveTarget("mobile", 1 << 20)
+    for _ in range(2):
+        redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
+    assert _device_events(gateway)["device-big"] == before + 1

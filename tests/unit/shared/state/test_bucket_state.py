@@ -195,3 +195,49 @@ def test_a_full_bucket_evicts_the_keys_updated_least_recently_and_stays_under_it
 def test_a_bucket_far_from_its_bound_is_not_measured() -> None:
     outcome = apply(user_activity.fold, {}, {"parts": [{"topic": "c", "partition": 0, "range": [0, 0], "keys": {}}]})
     assert (outcome.size, outcome.evicted) == (None, 0)
+
+
+def test_a_bucket_heavy_with_bookkeeping_is_measured() -> None:
+    """What a bucket owes and has applied counts toward its size, not only its keys: 32 partitions in two lives,
+    each owing many offsets, and 150 keys."""
+    import orjson
+
+    from shared.state.bucket_state import KEPT_OWED, MAX_BUCKET_BYTES
+    from shared.state.device_activity import fold as device_fold
+
+    state = _apply({}, 0, 149, {f"device-{i:05d}": [_tap(i)] for i in range(150)})
+    for life in (0, 1):
+        parts = [
+            {"topic": "mobile", "partition": p, "incarnation": life, "range": [10_000_000, 10_001_000], "keys": {}}
+            | {"owed": list(range(10_000_000, 10_000_512, 2))}
+            for p in range(32)
+        ]
+        state = apply(device_fold, state, {"parts": parts}).state
+    assert all(len(ranges) == KEPT_OWED for ranges in state["_owed"].values())
+    outcome = apply(
+        device_fold,
+        state,
+        {"parts": [{"topic": "mobile", "partition": 0, "range": [150, 150]} | {"keys": {"device-x": [_tap(150)]}}]},
+    )
+    assert outcome.size == len(orjson.dumps(outcome.state)) and outcome.size <= MAX_BUCKET_BYTES
+
+
+def test_a_bucket_whose_updated_keys_alone_are_over_its_bound_evicts_nothing() -> None:
+    """Evicting every other key could not bring it under its bound: it evicts none (and reports its size)."""
+    import orjson
+
+    from shared.state.bucket_state import MAX_BUCKET_BYTES
+    from shared.state.device_activity import fold as device_fold
+
+    state = _apply({}, 0, 99, {f"cold{i}": [_tap(i)] for i in range(100)})
+    for name in ("hot0", "hot1", "hot2"):
+        state["keys"][name] = orjson.dumps({"events": 1, "pad": "x" * 90_000}).decode()
+    part = {
+        "topic": "mobile",
+        "partition": 0,
+        "range": [100, 102],
+        "keys": {f"hot{i}": [_tap(100 + i)] for i in range(3)},
+    }
+    outcome = apply(device_fold, state, {"parts": [part]})
+    assert outcome.evicted == 0 and len([key for key in outcome.state["keys"] if key.startswith("cold")]) == 100
+    assert outcome.size is not None and outcome.size > MAX_BUCKET_BYTES

@@ -120,3 +120,30 @@ def test_a_key_moved_twice_still_skips_what_each_layout_before_applied() -> None
     _apply(kind, third, everything_again, 2, (0, 51))
     assert {key: _events(third, key, 2) for key in keys} == dict.fromkeys(keys, 3)
     assert public_state(key_state(third[bucket_for("device-0", 2)], "device-0") or {}).get(MOVED_FROM) is None
+
+
+def test_an_event_its_old_bucket_owed_still_counts_once_after_the_keys_move_to_another_n() -> None:
+    """The bucket (N=1) applied k's event 5, then was refused k's event 15 and told it owes 15. The keys move to
+    N=2 (tools.migrate_state): tools.redrive's re-signal of 15 counts in the new bucket, once."""
+    from shared.state.aggregate import Signal, owing
+
+    kind = ENTITY_KINDS["mobile"]
+
+    def part(low: int, high: int, keys: dict[str, Any]) -> dict[str, Any]:
+        return {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [low, high], "keys": keys}
+
+    def tap(offset: int) -> list[Any]:
+        return [offset, 1_764_000_000_000 + offset, "tap", "home", "4.3.0", "iOS"]
+
+    old: dict[str, Any] = {}
+    operate(kind.fold, kind.reduce, "~b0of1", old, "apply", {"parts": [part(0, 9, {"k": [tap(5)]})]})
+    refused = Signal(kind.name, "~b0of1", "apply", {"parts": [part(10, 19, {"k": [tap(15)]})]})
+    operate(kind.fold, kind.reduce, "~b0of1", old, "apply", owing(refused).payload)
+    moved, origins = unbucketed({"~b0of1": old})
+    new: dict[str, dict[str, Any]] = {}
+    for signal in adopt_signals(kind.name, moved, 2, origins):
+        operate(kind.fold, kind.reduce, signal.key, new.setdefault(signal.key, {}), "adopt", signal.payload)
+    home = bucket_for("k", 2)
+    for _ in range(2):  # tools.redrive, then again (its log was not confirmed)
+        operate(kind.fold, kind.reduce, home, new[home], "apply", {"parts": [part(15, 15, {"k": [tap(15)]})]})
+    assert (key_state(new[home], "k") or {})["events"] == 2
