@@ -7,11 +7,13 @@ resource can refuse key-based (local) ingestion. Everything is recorded per batc
 never per event, so telemetry stays cheap; end-to-end latency is sampled (at most
 ``LATENCY_SAMPLES`` evenly spaced events per batch).
 
-The exporter sends these metrics (customMetrics) and nothing else by default (issue 19: a successful
-execution writes no request or trace rows; ``exporter_options``). host.json's log levels do not govern
-it, so it leaves logs to the Functions host: the code's warnings and errors reach Application Insights
-once, through the host, under host.json's levels, and a failed execution's exception is the host's row
-with the function's name, which the alerts and the workbook count. Spans (``shared.tracing``) are
+The exporter sends these metrics (customMetrics), and the code's warnings and errors (traces and
+exceptions rows with no operation name), and nothing else by default (issue 19: a successful execution
+writes no request or trace rows; ``exporter_options``). host.json's log levels do not govern it, so its
+log handler is set to WARNING: the host drops the logs of threads an invocation starts (no invocation
+id), so warnings and errors go this way too; one logged on the invocation's own task is a row twice. A
+failed execution's exception is the host's row with the function's name, which the alerts and the
+workbook count. Spans (``shared.tracing``) are
 created and their ``traceparent`` travels, but no trace is exported unless OTEL_TRACES_SAMPLER asks.
 """
 
@@ -181,9 +183,11 @@ def configure(settings: Settings) -> bool:
     configure_azure_monitor(connection_string=connection_string, logger_name=LOGGER_NAME, **options)
     for handler in [handler for handler in logger.handlers if handler not in handlers]:
         # The distro's log handler has no level and the worker's root logger is at INFO: every "landed batch"
-        # line would be a traces row, and each warning and error a second row beside the host's. Version 1.8
-        # has no argument to leave logs out (OTEL_LOGS_EXPORTER=none only), so its handler is detached.
-        logger.removeHandler(handler)
+        # line would be a traces row. It is kept for warnings and errors: the host drops a user log that carries
+        # no invocation id, and the Python worker knows none for a thread the invocation started
+        # (asyncio.to_thread: the landing, a stateless batch), so those reach Application Insights only this way.
+        # One logged on the invocation's own task is a row twice (the host's, and this one, with no operation name).
+        handler.setLevel(logging.WARNING)
     how = "the app's managed identity" if "credential" in options else "the connection string"
     log.info("telemetry exported to Application Insights with %s", how)
     return True

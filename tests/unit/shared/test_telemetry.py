@@ -312,16 +312,23 @@ def test_a_successful_invocation_sends_its_metrics_and_no_request_or_trace_rows(
     assert worker["traceparent"] and worker["traceparent"].startswith("00-") and worker["same_trace"]
 
 
-def test_a_failed_invocation_sends_its_failure_metric_and_leaves_logs_and_exception_to_the_host(
+def test_a_failed_invocation_sends_its_failure_metric_and_its_warnings_and_errors(
     ingestion: _Ingestion, tmp_path: Path
 ) -> None:
-    """The exporter's exception and log rows carry no operation name, so the alerts and the workbook (which
-    count exceptions by operation_Name) could not use them; the host writes the failed execution's exception
-    under the function's name, at Error, which host.json keeps and never samples (test_terraform_logging)."""
+    """The host writes the failed execution's exception under the function's name, at Error, which host.json
+    keeps and never samples (test_terraform_logging), and which the alerts count. The code's warnings and errors
+    are exported too: the host drops a log with no invocation id, which is what the worker sends for a thread the
+    invocation started (the landing runs in one), so "partition waiting" would otherwise never arrive. Its rows
+    carry no operation name, so the alerts (operation_Name != "") do not count them twice; no INFO line."""
     worker = _run_worker(ingestion, "failure", tmp_path)
     assert worker["outcome"] == "LakeUnavailable"
     assert [message for level, message in worker["forwarded"] if message.startswith("partition waiting")]
-    assert [kind for kind in ingestion.kinds() if kind[0] != "Metric"] == []  # no Exception, Message, Request
+    with ingestion.lock:
+        messages = [e["data"]["baseData"] for e in ingestion.envelopes if e["name"].endswith("Message")]
+    assert [m for m in messages if m["message"].startswith("partition waiting")]
+    severities = {m.get("severityLevel") for m in messages}  # Application Insights: 2 Warning, 3 Error, 4 Critical
+    assert severities and severities <= {2, 3, 4}, [(m.get("severityLevel"), m["message"][:40]) for m in messages]
+    assert [kind for kind in ingestion.kinds() if kind[0] not in ("Metric", "Message", "Exception")] == []
     with ingestion.lock:
         failures = [e["data"]["baseData"] for e in ingestion.envelopes if e["name"].endswith("Metric")]
     (failure,) = [data for data in failures if data["metrics"][0]["name"] == names.BATCH_FAILURES]
