@@ -14,7 +14,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ExponentialRetry, StorageErrorCode
 
 from shared.errors import WriteConflict
-from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
+from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds, unleased_write_timeout
 from shared.lake.sdk_errors import CONDITION_FAILED, download_versioned, lake_errors, write_conditions
 from shared.layout import check_relative_path
 from shared.settings import Settings
@@ -80,8 +80,9 @@ class BlobWrites:
 
     def write_atomic(self, path: str, data: bytes) -> None:
         name = check_relative_path(path)
+        timeout = unleased_write_timeout(self.server_timeout, len(data))  # a curated file may be a GiB
         with lake_errors(f"write {name}"):
-            self.container.upload_blob(name, data, overwrite=True, timeout=self.server_timeout)
+            self.container.upload_blob(name, data, overwrite=True, timeout=timeout)
 
     def write_if(self, path: str, data: bytes, version: str | None) -> str:
         name = check_relative_path(path)

@@ -34,6 +34,18 @@ REQUEST_LIMITS: dict[str, Any] = {
     "increment_base": 2,  # later retries wait initial_backoff + increment_base ** n
     "random_jitter_range": 1,
 }
+# A write no lease bounds (``write_atomic``: curated data files of up to COMPACTION_TARGET_FILE_MB, quarantine
+# sidecars, tools) names a server timeout that grows with its body: ``server_timeout`` plus this many seconds a
+# MiB, enough at 4 Mbit/s (Azure's own default is 10 minutes a MiB). A landing's writes (``create``, ``write_if``:
+# files of at most 32 MiB) keep ``server_timeout`` alone, which the lease arithmetic below counts.
+UNLEASED_SECONDS_PER_MIB = 2
+
+
+def unleased_write_timeout(server_timeout: int, size: int) -> int:
+    """The server timeout of a write no lease bounds, for a body of ``size`` bytes."""
+    return server_timeout + UNLEASED_SECONDS_PER_MIB * -(-size // (1 << 20))
+
+
 RETRY_KEYS = ("initial_backoff", "increment_base", "retry_total", "random_jitter_range")
 # How long the last bytes of a request the client has sent may take to reach the service (the service's timeout
 # starts when it has received the request; the client's read timeout starts once its writes returned).

@@ -139,3 +139,22 @@ def test_every_request_of_a_landing_names_a_server_timeout_within_the_read_timeo
     if service is not None:  # and as the fake ADLS account received them
         received = [parse_qs(query) for _method, _path, query in service.requests]
         assert received and _timeouts(received) == Counter({str(server_timeout): len(received)})
+
+
+def test_a_write_no_lease_bounds_names_a_server_timeout_that_grows_with_its_body(
+    backend: tuple[str, str, FakeDataLake | None],
+) -> None:
+    """A curated data file may be a GiB (COMPACTION_TARGET_FILE_MB): at a landing's 10 s it would need ~860 Mbit/s,
+    and a compaction that cannot upload its file fails every run. write_atomic names 10 s plus 2 s a MiB; a
+    landing's create keeps 10 s, which its lease counts."""
+    kind, connection_string, _ = backend
+    sent = Sent()
+    lake = _open(kind, connection_string, f"t{uuid.uuid4().hex[:12]}", sent)
+    lake.write_atomic("curated/clickstream/part-0.parquet", b"x" * (5 * (1 << 20) + 1))
+    lake.create("raw/clickstream/a.parquet", b"x" * (5 * (1 << 20) + 1))
+    puts = [(path, query.get("timeout")) for method, path, query, _ in sent.requests if method == "PUT" and path]
+    server = REQUEST_LIMITS["server_timeout"]
+    assert puts == [
+        ("curated/clickstream/part-0.parquet", [str(server + 2 * 6)]),
+        ("raw/clickstream/a.parquet", [str(server)]),
+    ]
