@@ -127,10 +127,22 @@ def main(argv: list[str]) -> int:
     connection.register("clickstream", clickstream)
     connection.register("sensors", sensors)
     print("\nPage views per user and hour (top 10, bots excluded):")
-    connection.sql(PAGE_VIEWS_PER_USER_AND_HOUR).show()
-    print("Sensor averages per minute (latest 10):")
-    connection.sql(SENSOR_AVERAGES_PER_MINUTE).show()
+    print(table_text(connection.sql(PAGE_VIEWS_PER_USER_AND_HOUR)))
+    print("\nSensor averages per minute (latest 10):")
+    print(table_text(connection.sql(SENSOR_AVERAGES_PER_MINUTE)))
     return 0
+
+
+def table_text(relation: duckdb.DuckDBPyRelation) -> str:
+    """A query's rows as an aligned text table, every value ``printable``: ids, metrics and units are the
+    producers' text, and DuckDB's own ``show`` passes a bidi override to the terminal as it is."""
+    header = [_shown(name) for name in relation.columns]
+    rows = [["NULL" if value is None else _shown(value) for value in row] for row in relation.fetchall()]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = [header, ["-" * width for width in widths], *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
 if __name__ == "__main__":

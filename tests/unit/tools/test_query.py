@@ -38,3 +38,16 @@ def test_every_name_and_type_a_document_holds_is_printed_escaped() -> None:
 def test_a_document_without_drift_prints_dashes() -> None:
     line = drift_line({"date": "2026-11-24", "hour": "10", "rows": 2, "new_fields": {}, "null_rates": {"c": 0.25}})
     assert line == "2026-11-24T10  rows 2  new fields: -  type changes: -  new columns: -  null rates: c 25%"
+
+
+def test_query_results_are_printed_escaped_and_aligned() -> None:
+    """Sensor ids, metrics and units are the producers' text: a bidi override or a newline is printed escaped."""
+    import duckdb
+
+    from tools.query import table_text
+
+    relation = duckdb.sql("select * from (values ('s\u202e1', 'temp\nx', 1.5), ('s2', NULL, 2.0)) t(sensor, unit, avg)")
+    lines = table_text(relation).splitlines()
+    assert lines[0].split() == ["sensor", "unit", "avg"] and set(lines[1].replace(" ", "")) == {"-"}
+    assert lines[2].split() == ["s\\u202e1", "temp\\nx", "1.5"] and lines[3].split() == ["s2", "NULL", "2.0"]
+    assert "\u202e" not in "".join(lines) and lines[3].index("NULL") == lines[2].index("temp")  # aligned
