@@ -32,12 +32,14 @@ import pyarrow.parquet as pq
 
 from shared import formats
 from shared.compaction.hours import parse_raw_path
-from shared.errors import TransientError, UnreadableLakeFile
+from shared.errors import TransientError, UnreadableLakeFile, WriteConflict
 from shared.lake.base import LakeStore
 from shared.landing.ledger import Ledger
-from shared.layout import DEADLETTER_AREA, RAW_AREA, ledger_path
+from shared.layout import DEADLETTER_AREA, LEDGER_AREA, RAW_AREA, ledger_path, safe_segment
 from shared.records import TopicPartition
 from shared.source_model import INT64_MAX
+from shared.state.bucket_counts import RECORD_PATH as BUCKETS_RECORD_PATH
+from shared.state.registry import ENTITY_KINDS
 
 IDENTITY = ["_topic", "_partition", "_incarnation", "_offset"]
 BOTH_BY_DESIGN = "entity_rejected"  # landed in raw and dead-lettered: its entity refused the update
@@ -378,3 +380,71 @@ class Move:
 def group_is_idle(state: str) -> bool:
     """A group may be moved only without members: EMPTY, or DEAD (no such group yet)."""
     return state.upper().rsplit(".", 1)[-1] in ("EMPTY", "DEAD")
+
+
+MARK_ATTEMPTS = 5  # ledger writes lost to a landing instance before the move is given up (nothing moved)
+
+
+def mark_moves(lake: LakeStore, source: str, moves: Sequence[Move]) -> list[TopicPartition]:
+    """Write into each moved partition's landing ledger the offset its group is moved to (``Ledger.moved_to``),
+    before the group is moved; the partitions written. Run it first: offsets a consumer passes over across a
+    move may hold records, and a processor put out of its group while it lived on (a batch retried past
+    ``maxPollIntervalMs``) is no member, so the group is idle while it keeps its memory of its last batch
+    (``PartitionLanding._recordless``). The write is conditional on the ledger's version, as every ledger write:
+    such an instance's next write loses to it, and it reads the ledger again, marker included.
+
+    A partition with no ledger (nothing of it landed) gets one holding only the marker: an instance retrying its
+    first batch may land it after this. Not for a keyed source nothing of which was ever processed (no ledger of
+    it, and the lake's record of bucket counts does not name it: N is recorded before a keyed source's first
+    landing): no instance holds a memory of it, and a ledger would make its state start in the buckets of the
+    versions before that record (``shared.state.bucket_counts``).
+
+    ``UnreadableLakeFile`` for a ledger this version cannot read (the landing waits on it too); ``WriteConflict``
+    after ``MARK_ATTEMPTS`` lost writes; lake outages propagate. Either way the group must not be moved."""
+    create = _ledgers_may_be_created(lake, source)
+    written = []
+    for move in moves:
+        position = TopicPartition(move.topic, move.partition)
+        if _mark_move(lake, ledger_path(source, position), move.target, create=create):
+            written.append(position)
+    return written
+
+
+def _mark_move(lake: LakeStore, path: str, target: int, *, create: bool) -> bool:
+    for _ in range(MARK_ATTEMPTS):
+        found = lake.read_versioned(path)
+        if found is None and not create:
+            return False
+        ledger, version = (Ledger(), None) if found is None else (_ledger_at(path, found[0]), found[1])
+        ledger.moved(target)
+        try:
+            lake.write_if(path, orjson.dumps(ledger.to_json()), version)
+        except WriteConflict:
+            continue  # a landing wrote it since it was read: read it again
+        return True
+    raise WriteConflict(f"{path} kept changing under {MARK_ATTEMPTS} attempts to mark the move in it")
+
+
+def _ledger_at(path: str, data: bytes) -> Ledger:
+    try:
+        return Ledger.from_json(orjson.loads(data))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:  # as PartitionLanding reads it
+        raise UnreadableLakeFile(
+            path, f"not a landing ledger this version reads ({type(error).__name__}: {error})"
+        ) from error
+
+
+def _ledgers_may_be_created(lake: LakeStore, source: str) -> bool:
+    """Whether a ledger may be created for a partition of ``source`` without changing its state's N: not a keyed
+    source, one with a ledger already, or one the record of bucket counts names (an unreadable record names none:
+    no keyed batch is processed while it cannot be read)."""
+    if source not in ENTITY_KINDS or lake.list_paths(f"{LEDGER_AREA}/{safe_segment(source)}"):
+        return True
+    found = lake.read_versioned(BUCKETS_RECORD_PATH)
+    if found is None:
+        return False
+    try:
+        named = orjson.loads(found[0])["buckets"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return False
+    return isinstance(named, dict) and source in named

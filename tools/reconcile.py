@@ -27,7 +27,7 @@ from shared import records
 from shared.compaction.hours import parse_raw_path
 from shared.compaction.quarantine import Quarantined, quarantined_files
 from shared.compaction.rows import IDENTITY, scan_raw
-from shared.errors import TransientError
+from shared.errors import LakeError, TransientError
 from shared.kafka_clients import client_config, eventhubs_token_callback
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
@@ -41,6 +41,7 @@ from shared.reconcile import (
     group_is_idle,
     in_ranges,
     landed_offsets,
+    mark_moves,
     offset_for_time,
     reconcile,
 )
@@ -365,7 +366,14 @@ def report_table(
     return "\n".join(lines)
 
 
-def run_move(broker: Broker, topic: str, group: str, at_ms: int, *, apply: bool) -> int:
+def run_move(
+    broker: Broker, topic: str, group: str, at_ms: int, *, apply: bool, source: str, lake: LakeStore | None = None
+) -> int:
+    """Move ``group`` to ``at_ms`` (only with ``apply``, and ``lake``, ``source``'s; refused while it has members).
+    Each partition's landing ledger is marked with the offset it is moved to first (``shared.reconcile.mark_moves``):
+    the group is moved only once every mark is written. A dry run writes nothing, to the lake or the broker."""
+    if apply and lake is None:
+        raise ValueError("moving a group needs the lake, to mark the moves in its landing ledgers")
     state = broker.group_state(group)
     partitions = broker.partitions(topic)
     committed = broker.committed(group, topic, partitions)
@@ -384,7 +392,16 @@ def run_move(broker: Broker, topic: str, group: str, at_ms: int, *, apply: bool)
             "(the local host; in Azure disable process_<source>, docs/datagen.md) and run again."
         )
         return 2
-    if apply:
+    if apply and lake is not None:
+        try:
+            mark_moves(lake, source, moves)  # before the move: a live instance's memory must not outlast it
+        except (TransientError, LakeError) as error:
+            print(
+                f"refused: the landing ledgers of {source} could not be marked with the offsets moved to "
+                f"({type(error).__name__}: {error}); nothing was moved. Run again (the table above is what a rerun "
+                "moves)."
+            )
+            return 2
         try:
             broker.move(group, moves)
         except MoveRefused as refusal:
@@ -439,7 +456,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.move_group_to_time is not None:
             return run_move(
-                broker, source_settings.topic, source_settings.consumer_group, args.move_group_to_time, apply=args.apply
+                broker,
+                source_settings.topic,
+                source_settings.consumer_group,
+                args.move_group_to_time,
+                apply=args.apply,
+                source=args.source,
+                lake=open_lake(settings) if args.apply else None,  # a dry run does not even open it
             )
         return run_reconcile(broker, settings, args.source, source_settings.topic, source_settings.consumer_group)
     finally:

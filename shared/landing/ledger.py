@@ -36,6 +36,7 @@ T = TypeVar("T")
 KEPT_FINGERPRINTS = 64
 KEPT_INCARNATIONS = 8
 KEPT_PREVIOUS_FINGERPRINTS = 16
+KEPT_MOVES = 8  # the newest offsets a consumer group was moved to (``Ledger.moved_to``)
 
 
 def fingerprint(record: KafkaRecord) -> str:
@@ -80,6 +81,13 @@ class Ledger:
     The current incarnation's ranges and fingerprints are top-level fields; earlier ones are kept
     in ``previous`` (at most ``KEPT_INCARNATIONS``), so a batch of an earlier life, still held by
     another instance or redelivered, is recognised and admitted against what landed in that life.
+
+    ``moved_to``: the offsets ``tools.reconcile --move-group-to-time`` moved the partition's consumer group to,
+    the newest last (at most ``KEPT_MOVES``), written before it moved the group: offsets a consumer passed over
+    across a move may hold records, so the landing never takes a gap that reaches one for recordless
+    (``PartitionLanding._recordless``). One list for the partition, not per life: a move is of the broker's log,
+    whose life the tool does not tell, and a marker of another life only leaves a gap open (one range more).
+    Absent in ledgers written before it was recorded, and in those of partitions never moved (not written).
     """
 
     incarnation: int = 0
@@ -87,6 +95,7 @@ class Ledger:
     fingerprints: dict[int, str] = field(default_factory=dict)
     pending: Pending | None = None
     previous: list[dict[str, Any]] = field(default_factory=list)
+    moved_to: list[int] = field(default_factory=list)
 
     def incarnation_of(self, records: Sequence[KafkaRecord], same_stream: int | None = None) -> int:
         """The life ``records`` (one batch, one life) belong to: the current or an earlier one whose fingerprint a
@@ -193,7 +202,12 @@ class Ledger:
             kept = {o: d for o, d in self.fingerprints.items() if o in kept or o < seen_at}
         entry = {"incarnation": self.incarnation, "landed": self.landed, "fingerprints": _encoded(kept)}
         history = [*self.previous, entry]
-        return Ledger(incarnation=self.incarnation + 1, pending=self.pending, previous=history[-KEPT_INCARNATIONS:])
+        return Ledger(
+            incarnation=self.incarnation + 1,
+            pending=self.pending,
+            previous=history[-KEPT_INCARNATIONS:],
+            moved_to=list(self.moved_to),
+        )
 
     def landed_in(self, incarnation: int) -> OffsetRanges:
         if incarnation == self.incarnation:
@@ -230,6 +244,15 @@ class Ledger:
             _taken(self.fingerprints, record)
         self.fingerprints = _kept(self.fingerprints, self.landed, KEPT_FINGERPRINTS)
 
+    def moved(self, offset: int) -> None:
+        """Record that the partition's consumer group is moved to ``offset`` (the newest of ``moved_to``)."""
+        self.moved_to = [*(kept for kept in self.moved_to if kept != offset), offset][-KEPT_MOVES:]
+
+    def moved_between(self, last: int, first: int) -> bool:
+        """Whether the group was moved to an offset above ``last`` and up to ``first``: a consumer whose batch ended
+        at ``last`` and whose next starts at ``first`` may have been moved over the offsets between."""
+        return any(last < offset <= first for offset in self.moved_to)
+
     def forget(self, pending: Pending) -> None:
         """A pending landing that was removed: its records never landed, so its fingerprints say nothing."""
         incarnation = self.incarnation if pending.incarnation is None else pending.incarnation
@@ -245,6 +268,7 @@ class Ledger:
 
     def to_json(self) -> dict[str, Any]:
         pending = self.pending
+        moves = {"moved_to": self.moved_to} if self.moved_to else {}  # a ledger never moved reads as before
         return {
             "incarnation": self.incarnation,
             "landed": self.landed,
@@ -263,6 +287,7 @@ class Ledger:
                 "contents": pending.contents,
             },
             "previous": self.previous,
+            **moves,
         }
 
     @classmethod
@@ -278,6 +303,7 @@ class Ledger:
             fingerprints=_checked_fingerprints(document),
             pending=None if pending is None else _pending(pending),
             previous=[_earlier(entry) for entry in _typed(document.get("previous", []), list, "previous")],
+            moved_to=_offsets(document.get("moved_to", []), "moved_to"),
         )
 
 
@@ -380,6 +406,10 @@ def _earlier(entry: Any) -> dict[str, Any]:
     _ranges(checked["landed"], "an earlier life's landed")
     _checked_fingerprints(checked)
     return checked
+
+
+def _offsets(value: Any, what: str) -> list[int]:
+    return [_integer(offset, what) for offset in _typed(value, list, what)]
 
 
 def _ranges(value: Any, what: str) -> OffsetRanges:

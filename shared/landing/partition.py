@@ -213,9 +213,17 @@ class PartitionLanding:
         conditional on the version this was decided on): offsets another consumer passed over may hold records
         (the group moved forward), and a rewind to them must land them. Not across lives (not the log its
         consumer read on in), and only from an offset the life holds: never below the life's first landed
-        offset, where its first records may have landed in the life before (``Ledger.landed_before_seen``)."""
+        offset, where its first records may have landed in the life before (``Ledger.landed_before_seen``).
+
+        Nor across an offset the consumer group was moved to (``Ledger.moved_to``): a consumer put out of its
+        group while its process lived on (a batch retried past ``maxPollIntervalMs``) keeps its memory across a
+        move of the group, and resumes at the offset moved to. ``tools.reconcile`` writes it into the ledger
+        before it moves the group, so a memory from before that write is dropped (this write loses to it); one
+        formed after it, of a batch read before the move, meets the offset here."""
         admitted = self._admitted
         if admitted is None or admitted.life != incarnation or first_offset <= admitted.last + 1:
+            return None
+        if ledger.moved_between(admitted.last, first_offset):  # passed over by a move, not by reading on
             return None
         if not ledger.is_landed(admitted.last, incarnation):  # its last batch did not land (or landed elsewhere)
             return None
