@@ -191,6 +191,12 @@ def _check_largest_record(root: AvroType) -> None:
     raise SchemaProblem(where, f"{option} lets a record reach {largest:,} bytes of JSON, over {limit}: lower it")
 
 
+def largest_json(node: AvroType) -> int:
+    """The most bytes ``node``'s value can take as compact JSON: at least the UTF-8 bytes of its text (a message
+    key is a field's text, and a string's JSON adds its quotes and escapes to it)."""
+    return _largest_json(node, 1, [])
+
+
 def _largest_json(node: AvroType, times: int, contributions: list[tuple[int, str, str]]) -> int:
     """The most bytes ``node``'s value can take as compact JSON; ``times``: how often one record holds it."""
     props = node.props
@@ -262,13 +268,21 @@ def _largest_length(props: dict[str, Any]) -> int:
 def _largest_match(tree: Any) -> int:
     """The most bytes of JSON a string matching a parsed regex can take (an escaped character takes two)."""
     if isinstance(tree, _Chars):
-        return max((len(json.dumps(c, ensure_ascii=False).encode()) - 2 for c in tree.choices), default=0)
+        return max(_largest_char(first, last) for first, last in tree.ranges)
     if isinstance(tree, _Seq):
         return sum(_largest_match(item) for item in tree.items)
     if isinstance(tree, _Alt):
         return max((_largest_match(option) for option in tree.options), default=0)
     assert isinstance(tree, _Repeat)
     return tree.high * _largest_match(tree.item)
+
+
+def _largest_char(first: int, last: int) -> int:
+    """The most bytes of JSON one character from ``first`` to ``last`` (code points) takes: UTF-8's length grows
+    with the code point, and below 128 an escaped one (a quote, a control character) takes two or six."""
+    above = 2 + (last >= 0x800) + (last >= 0x10000) if last >= 0x80 else 0
+    below = range(first, min(last, 0x7F) + 1)
+    return max([above, *(len(json.dumps(chr(code), ensure_ascii=False).encode()) - 2 for code in below)])
 
 
 def _full_name(name: str, namespace: str) -> str:
@@ -547,7 +561,7 @@ def _check_iteration(iteration: Any, kind: str, where: str) -> None:
 
 def _makes_surrogates(tree: Any) -> bool:
     if isinstance(tree, _Chars):
-        return any("\ud800" <= char <= "\udfff" for char in tree.choices)
+        return any(first <= 0xDFFF and last >= 0xD800 for first, last in tree.ranges)
     if isinstance(tree, _Seq):
         return any(_makes_surrogates(item) for item in tree.items)
     if isinstance(tree, _Alt):

@@ -15,7 +15,14 @@ from typing import Any
 
 import fastavro
 
-from shared.datagen.avro import AvroType, SchemaProblem, lone_surrogate, parse_schema
+from shared.datagen.avro import (
+    MAX_RECORD_JSON_BYTES,
+    AvroType,
+    SchemaProblem,
+    largest_json,
+    lone_surrogate,
+    parse_schema,
+)
 from shared.errors import ConfigurationError
 
 QUICKSTART_DIR = Path(__file__).resolve().parent / "quickstarts"
@@ -382,4 +389,15 @@ def _check_keyfield(file: str, schema: AvroType, keyfield: str) -> None:
     if not kinds <= {"boolean", "int", "long", "float", "double", "string", "enum"}:
         raise DatagenConfigError(
             file, "config.schema.keyfield", f"{keyfield!r} must be a primitive field to be a message key"
+        )
+    # The key is a copy of the field's text, sent besides the record: the two together must fit the record bound
+    # (which leaves the rest of a message's 1,000,000 bytes for the headers and framing), or no record is ever sent.
+    key, record = largest_json(fields[keyfield]), largest_json(schema)
+    if key + record > MAX_RECORD_JSON_BYTES:
+        raise DatagenConfigError(
+            file,
+            "config.schema.keyfield",
+            f"{keyfield!r} is each message's key, sent besides its record: a key of up to {key:,} bytes and a record "
+            f"of up to {record:,} bytes of JSON make {key + record:,}, over {MAX_RECORD_JSON_BYTES:,} bytes, the most "
+            "a generated message may have (a Kafka message holds 1,000,000): shorten the field or key by another",
         )

@@ -12,22 +12,53 @@ empty text (``(){5}``, ``(?:a{0})*``) generates nothing, and is dropped when the
 
 from __future__ import annotations
 
+import bisect
 import random
 import re
 import string
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from shared.errors import StreamingPocError
 
-PRINTABLE = [chr(c) for c in range(32, 127)]
-_CLASSES = {
-    "d": list(string.digits),
-    "w": list(string.ascii_letters + string.digits + "_"),
-    "s": [" ", "\t"],
-    "D": [c for c in PRINTABLE if c not in string.digits],
-    "W": [c for c in PRINTABLE if c not in string.ascii_letters + string.digits + "_"],
-    "S": [c for c in PRINTABLE if c not in " \t"],
+# A class of characters is a tuple of code-point ranges ``(first, last)``, both inclusive: ``[\x{0}-\x{10FFFF}]``
+# is one range, not 1.1 million strings, so what a class holds costs nothing however wide it is.
+_Ranges = tuple[tuple[int, int], ...]
+PRINTABLE: _Ranges = ((32, 126),)
+
+
+def _ranges_of(chars: str) -> _Ranges:
+    """``chars`` (in this order, none twice) as ranges of consecutive code points."""
+    ranges: list[tuple[int, int]] = []
+    for code in map(ord, chars):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return tuple(ranges)
+
+
+def _printable_except(ranges: Iterable[tuple[int, int]]) -> _Ranges:
+    """The printable ASCII characters outside ``ranges``, in order."""
+    kept: list[tuple[int, int]] = []
+    low, high = PRINTABLE[0]
+    for first, last in sorted(ranges):
+        if first > low:
+            kept.append((low, min(first - 1, high)))
+        low = max(low, last + 1)
+        if low > high:
+            break
+    if low <= high:
+        kept.append((low, high))
+    return tuple(kept)
+
+
+_CLASSES: dict[str, _Ranges] = {
+    "d": _ranges_of(string.digits),
+    "w": _ranges_of(string.ascii_letters + string.digits + "_"),
+    "s": _ranges_of(" \t"),
 }
+_CLASSES |= {name.upper(): _printable_except(_CLASSES[name]) for name in "dws"}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v"}
 _HEX_DIGITS = frozenset(string.hexdigits)
 _DIGITS = re.compile(r"[0-9]+")
@@ -50,7 +81,31 @@ class RegexError(StreamingPocError):
 
 @dataclass(frozen=True)
 class _Chars:
-    choices: tuple[str, ...]
+    """One character from ``ranges``, each character equally likely: the ``n``-th of them in the ranges' order
+    (a class's characters as written, each where it first appears)."""
+
+    ranges: _Ranges
+    offsets: tuple[int, ...] = field(init=False, repr=False, compare=False)  # how many come before each range
+
+    def __post_init__(self) -> None:
+        offsets, count = [], 0
+        for first, last in self.ranges:
+            offsets.append(count)
+            count += last - first + 1
+        object.__setattr__(self, "offsets", tuple(offsets))
+
+    @property
+    def size(self) -> int:
+        first, last = self.ranges[-1]
+        return self.offsets[-1] + last - first + 1
+
+    def nth(self, index: int) -> str:
+        at = bisect.bisect_right(self.offsets, index) - 1
+        return chr(self.ranges[at][0] + index - self.offsets[at])
+
+
+def _chars(*chars: str) -> _Chars:
+    return _Chars(tuple((ord(c), ord(c)) for c in chars))
 
 
 @dataclass(frozen=True)
@@ -123,18 +178,18 @@ class _Parser:
         if char == "[":
             return self.char_class()
         if char == ".":
-            return _Chars(tuple(PRINTABLE))
+            return _Chars(PRINTABLE)
         if char == "\\":
             escaped = self.escape()
-            return _Chars((escaped,) if isinstance(escaped, str) else tuple(escaped))
+            return _chars(escaped) if isinstance(escaped, str) else _Chars(escaped)
         if char in "*+?{":
             raise RegexError(f"nothing to repeat at {self.at - 1}")
         if char == ")":
             raise RegexError("unbalanced parenthesis")
-        return _Chars((char,))
+        return _chars(char)
 
-    def escape(self) -> str | list[str]:
-        """What a backslash (just taken) and what follows it stand for: one character, or a class's (a list)."""
+    def escape(self) -> str | _Ranges:
+        """What a backslash (just taken) and what follows it stand for: one character, or a class's (ranges)."""
         if self.peek() is None:
             raise RegexError("pattern ends with a backslash")
         at = self.at - 1
@@ -161,8 +216,8 @@ class _Parser:
             raise RegexError(f"\\{char} at {at} is not supported")
         return char  # a backslash before punctuation (or a non-ASCII character): the character itself
 
-    def class_member(self) -> str | list[str]:
-        """One character of a class, or a class escape's characters (a list)."""
+    def class_member(self) -> str | _Ranges:
+        """One character of a class, or a class escape's characters (ranges)."""
         char = self.take()
         return self.escape() if char == "\\" else char
 
@@ -170,7 +225,7 @@ class _Parser:
         negate = self.peek() == "^"
         if negate:
             self.take()
-        chosen: list[str] = []
+        chosen: list[tuple[int, int]] = []  # in the order written; may overlap
         first = True
         while True:
             char = self.peek()
@@ -194,14 +249,13 @@ class _Parser:
                     raise RegexError(f"bad range {start}- ending at a class escape")
                 if ord(end) < ord(start):
                     raise RegexError(f"bad range {start}-{end}")
-                chosen.extend(chr(c) for c in range(ord(start), ord(end) + 1))
+                chosen.append((ord(start), ord(end)))
             else:
-                chosen.extend(start)
-        if negate:
-            chosen = [c for c in PRINTABLE if c not in set(chosen)]
-        if not chosen:
+                chosen.extend(_ranges_of(start) if isinstance(start, str) else start)
+        ranges = _printable_except(chosen) if negate else _first_seen(chosen)
+        if not ranges:
             raise RegexError("empty character class")
-        return _Chars(tuple(dict.fromkeys(chosen)))
+        return _Chars(ranges)
 
     def quantified(self, atom: _Node) -> _Node:
         char = self.peek()
@@ -238,6 +292,40 @@ class _Parser:
         if high < low:
             raise RegexError(f"bad repetition {{{body}}}")
         return _Repeat(atom, low, high)
+
+
+def _first_seen(ranges: list[tuple[int, int]]) -> _Ranges:
+    """``ranges`` without what an earlier one already holds: each character once, where it first appears."""
+    seen: list[tuple[int, int]] = []  # sorted, disjoint
+    kept: list[tuple[int, int]] = []
+    for first, last in ranges:
+        low = first
+        at = bisect.bisect_left(seen, (first, first))
+        if at and seen[at - 1][1] >= first:
+            at -= 1
+        while low <= last:
+            if at < len(seen) and seen[at][0] <= low:  # ``low`` is seen: skip past that range
+                low = seen[at][1] + 1
+                at += 1
+                continue
+            end = min(last, seen[at][0] - 1) if at < len(seen) else last
+            kept.append((low, end))
+            low = end + 1
+        _merge(seen, (first, last))
+    return tuple(kept)
+
+
+def _merge(seen: list[tuple[int, int]], new: tuple[int, int]) -> None:
+    """Add ``new`` to ``seen`` (sorted, disjoint ranges), merging what it overlaps or touches."""
+    first, last = new
+    at = bisect.bisect_left(seen, (first, first))
+    if at and seen[at - 1][1] >= first - 1:
+        at -= 1
+    end = at
+    while end < len(seen) and seen[end][0] <= last + 1:
+        first, last = min(first, seen[end][0]), max(last, seen[end][1])
+        end += 1
+    seen[at:end] = [(first, last)]
 
 
 def _count(digits: str) -> int:
@@ -303,8 +391,9 @@ def _without_empty_repeats(sequence: _Seq) -> _Seq:
 
 def generate(tree: _Node, rnd: random.Random) -> str:
     """One string the pattern matches."""
-    if isinstance(tree, _Chars):
-        return tree.choices[0] if len(tree.choices) == 1 else rnd.choice(tree.choices)
+    if isinstance(tree, _Chars):  # as ``rnd.choice`` of its characters, without listing them
+        size = tree.size
+        return tree.nth(0) if size == 1 else tree.nth(rnd.randrange(size))
     if isinstance(tree, _Seq):
         return "".join(generate(item, rnd) for item in tree.items)
     if isinstance(tree, _Alt):

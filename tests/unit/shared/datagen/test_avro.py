@@ -48,6 +48,15 @@ TOO_LARGE = {
         "f9 arg.properties: length lets a record reach",  # ten equal parts, none sendable together
     ),
     "a fixed": (_record(("blob", {"type": "fixed", "name": "f", "size": 2_000_000})), "a record can reach"),
+    # a class counts at its widest character: 6 bytes for an escaped control character, 4 past U+FFFF
+    "a regex of control characters": (
+        _record(("code", _string(regex=r"[\x{0}-\x{1F}]{170000}"))),
+        "code arg.properties: regex",
+    ),
+    "a regex of wide characters": (
+        _record(("code", _string(regex=r"[a\x{10000}-\x{10FFFF}]{250000}"))),
+        "code arg.properties: regex",
+    ),
 }
 
 
@@ -77,6 +86,18 @@ def test_a_record_up_to_the_bound_is_accepted_and_never_larger_than_estimated() 
     assert len(message.value.encode()) <= avro.MAX_RECORD_JSON_BYTES < 1_000_000
     with pytest.raises(DatagenConfigError, match="length"):
         schema_source([{"name": "payload", "type": _string(length=avro.MAX_RECORD_JSON_BYTES)}])
+
+
+def test_a_class_of_every_character_but_the_surrogates_is_accepted_and_never_larger_than_estimated() -> None:
+    regex = r"[\x{0}-\x{D7FF}\x{E000}-\x{10FFFF}]{50}"
+    largest = avro._largest_json(parse_schema(_record(("code", _string(regex=regex)))), 1, [])
+    assert largest == len('{"code":""}') + 50 * 6  # a control character escaped as \u0000
+    source = schema_source([{"name": "code", "type": _string(regex=regex)}])
+    messages = generate_messages(source, 100, now=FIXED_NOW, seed=3, start_index=0)
+    codes = [json.loads(m.value)["code"] for m in messages]
+    assert all(len(code) == 50 for code in codes)
+    assert max(len(json.dumps(c, ensure_ascii=False).encode()) for c in codes) > 50 * 3  # mostly past U+FFFF
+    assert max(len(m.value.encode()) for m in messages) <= largest
 
 
 @pytest.mark.parametrize("quickstart", sorted(QUICKSTARTS))

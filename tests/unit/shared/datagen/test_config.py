@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 
 from shared.datagen import config
+from shared.datagen.avro import MAX_RECORD_JSON_BYTES
 from shared.datagen.config import DatagenConfigError, parse_config
-from shared.datagen.source import load_config_sources
+from shared.datagen.source import config_source, load_config_sources
+from shared.generator_ticks import Tick, tick_piece
+from shared.kafka_clients import record_size
+from shared.records import ProducedRecord
 from shared.sources import SOURCES
 from tests.unit.shared.datagen.conftest import config_document, field, schema_source, values, write_config
 
@@ -280,3 +284,42 @@ def test_credentials_in_the_registry_url_are_refused_without_repeating_them(url:
         parse_config(document, source="things", file="things.json", folder=Path("."))
     assert failure.value.option == "config.value.converter.schema.registry.url"
     assert "SCHEMA_REGISTRY_PASSWORD" in str(failure.value) and "S3CRET" not in str(failure.value)
+
+
+def _keyed_by_a_string_of(length: int, *, keyed: bool = True) -> dict[str, Any]:
+    """A config whose one field ``id``, of exactly ``length`` characters, is its message key."""
+    schema = json.dumps(_record(field("id", "string", length={"min": length, "max": length + 1})))
+    return config_document(quickstart=None, **{"schema.string": schema, "schema.keyfield": "id" if keyed else None})
+
+
+# What a key of that field and its record take at most, as JSON: {"id":"..."} and "..." again.
+KEYED_LIMIT = (MAX_RECORD_JSON_BYTES - len('{"id":""}') - len('""')) // 2
+
+
+def test_a_key_field_too_long_to_send_with_its_record_fails_at_indexing_naming_the_file_and_the_field(
+    tmp_path: Path,
+) -> None:
+    """The key is a copy of the field, sent besides the record: 700,000 characters fit the record bound alone, but
+    key and record together (1.4 MB) are refused by librdkafka on every tick, retried forever."""
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    write_config(folder, "big.json", _keyed_by_a_string_of(700_000))
+    with pytest.raises(DatagenConfigError) as failure:
+        load_config_sources(folder, SOURCES.values())
+    assert failure.value.option == "config.schema.keyfield"
+    text = str(failure.value)
+    assert text.startswith("sources/big.json: config.schema.keyfield: 'id' is each message's key"), text
+    assert f"make 1,400,011, over {MAX_RECORD_JSON_BYTES:,} bytes" in text, text
+    parse_config(_keyed_by_a_string_of(700_000, keyed=False), source="big", file="big.json", folder=tmp_path)
+
+
+def test_a_key_field_is_counted_with_its_record_up_to_the_bound(tmp_path: Path) -> None:
+    """At the bound the config is accepted and its message (key, value and headers) fits librdkafka's 1,000,000
+    bytes; one character more and it is refused."""
+    document = _keyed_by_a_string_of(KEYED_LIMIT)
+    source = config_source(parse_config(document, source="big", file="big.json", folder=tmp_path))
+    message = tick_piece(source, Tick(0, 1, "2026-01-01T00:00:00+00:00", 1), 0).messages[0]
+    assert message.key is not None and len(message.key) == KEYED_LIMIT
+    assert record_size(ProducedRecord(message.key, message.value.encode(), ())) <= MAX_RECORD_JSON_BYTES < 1_000_000
+    with pytest.raises(DatagenConfigError, match=r"^big\.json: config\.schema\.keyfield: 'id' is each message's key"):
+        parse_config(_keyed_by_a_string_of(KEYED_LIMIT + 1), source="big", file="big.json", folder=tmp_path)

@@ -157,6 +157,16 @@ HOSTILE: dict[str, tuple[Any, str, str]] = {
         SCHEMA,
         "can make a lone surrogate",
     ),
+    "regex code point of a surrogate": (
+        _record(_typed("string", regex=r"\x{D800}")),
+        SCHEMA,
+        "can make a lone surrogate",
+    ),
+    "regex class ending in the surrogates": (
+        _record(_typed("string", regex=r"[\x{0}-\x{7F}\x{D7FF}-\x{DC00}]")),
+        SCHEMA,
+        "can make a lone surrogate",
+    ),
     "lone surrogate in map keys": (
         _record({"type": "map", "values": "int", "arg.properties": {"keys": {"options": ["\udc00"]}}}),
         SCHEMA,
