@@ -349,10 +349,8 @@ def as_adopted(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def key_state(bucket: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
-    """One key's state in a bucket's state (``None``: the bucket does not hold it)."""
-    if not bucket:
-        return None
-    held = bucket.get(KEYS, {}).get(key)
+    """One key's state in a bucket's state (``None``: the bucket does not hold it, or not as a JSON object)."""
+    held = key_text(bucket, key)
     return None if held is None else _parsed(held)
 
 
