@@ -35,9 +35,8 @@ from shared.records import KafkaRecord, OffsetSpans, offset_spans
 from shared.schema_registry.decoder import AvroDecoder, decoder_for
 from shared.settings import Settings, SourceSettings
 from shared.source_model import Row, Source
-from shared.state.aggregate import Owed, PartitionLife, Signal, members, owing, signals_for, with_owed
+from shared.state.aggregate import PartitionLife, Signal, members, owing, signals_for, with_owed
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
-from shared.state.buckets import bucket_for
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
 from shared.state.registry import ENTITY_KINDS, state_sources
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, count_reasons, sample, telemetry
@@ -162,7 +161,7 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
         source.name, signalled, invocation.spans, buckets=count, life_spans=lives, now_ms=invocation.now_ms
     )
     if owed and count:
-        signals = with_owed(source.name, signals, _by_bucket(owed, count))
+        signals = with_owed(source.name, signals, owed, count)
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
         await _owe_refused(gateway)
@@ -173,31 +172,15 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
     return dataclasses.replace(outcome, signals=len(signals), anomalies=joined.anomalies)
 
 
-def _owed(
-    batch: ProcessedBatch, rejected_in_raw: Sequence[DeadLetter]
-) -> dict[str | None, dict[PartitionLife, set[int]]]:
-    """The offsets of records raw/ holds rows of that this delivery rejected, by Kafka key and partition life."""
+def _owed(batch: ProcessedBatch, rejected_in_raw: Sequence[DeadLetter]) -> dict[PartitionLife, set[int]]:
+    """The offsets of records raw/ holds rows of that this delivery rejected, by partition life."""
     parts = {part.topic_partition: part for part in batch}
-    owed: dict[str | None, dict[PartitionLife, set[int]]] = {}
+    owed: dict[PartitionLife, set[int]] = {}
     for letter in rejected_in_raw:
         record = letter.record
         life = parts[record.topic_partition].life_of(record.offset)
-        owed.setdefault(record.key, {}).setdefault((record.topic, record.partition, life), set()).add(record.offset)
+        owed.setdefault((record.topic, record.partition, life), set()).add(record.offset)
     return owed
-
-
-def _by_bucket(owed: dict[str | None, dict[PartitionLife, set[int]]], buckets: int) -> Owed:
-    """The owed offsets by the bucket their Kafka key names: without a valid row the entity key is not known, and
-    records are keyed by it (the generators, and producers that partition by entity). A record keyed otherwise, or
-    not at all, is owed nowhere: its bucket is left a gap, as for an offset no signal marked."""
-    by_bucket: dict[str, dict[PartitionLife, set[int]]] = {}
-    for key, lives in owed.items():
-        if key is None:
-            continue
-        home = by_bucket.setdefault(bucket_for(key, buckets), {})
-        for life, offsets in lives.items():
-            home.setdefault(life, set()).update(offsets)
-    return by_bucket
 
 
 async def _owe_refused(gateway: _RecordIsolatingGateway) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from shared.records import OffsetSpan, OffsetSpans, TopicPartition
 from shared.source_model import Row
 from shared.sources import get_source
-from shared.state.buckets import bucket_for
+from shared.state.buckets import bucket_for, bucket_key
 from shared.state.registry import entity_for
 
 MAX_ENTITY_LEAD_MS = 60_000  # clock skew an entity takes at face value; an event further ahead happens now
@@ -92,25 +92,34 @@ def signals_for(
     ]
 
 
-Owed = Mapping[str, Mapping[PartitionLife, Collection[int]]]  # bucket key -> offsets it owes, by partition life
+Owed = Mapping[PartitionLife, Collection[int]]  # offsets owed, by partition life
 
 
-def with_owed(source_name: str, signals: list[Signal], owed: Owed) -> list[Signal]:
-    """``signals`` with each bucket of ``owed`` told, in the same operation that marks the batch's range, which
-    offsets of that range it owes: they count, but the batch has no rows of them (raw/ holds rows an earlier
-    delivery landed, which this one rejected), so the bucket applies their events when ``tools.redrive``
-    re-signals them. A bucket with no part of that life gets one of ranges alone; one with no signal, a signal."""
+def with_owed(source_name: str, signals: list[Signal], owed: Owed, buckets: int) -> list[Signal]:
+    """``signals`` with every bucket of the ``buckets`` told, in the same operation that marks the batch's range,
+    which offsets of that range it owes: they count, but the batch has no rows of them (raw/ holds rows an earlier
+    delivery landed, which this one rejected), so their bucket applies their events when ``tools.redrive``
+    re-signals them from raw/.
+
+    Every bucket, since without a valid row the entity key, and so the bucket, is not known (a record's Kafka key
+    need not be its entity key): a bucket signalled for the life would mark the offset applied, and one not
+    signalled would close the gap after ``KEPT_RANGES`` later ranges. A bucket owing an offset that is not its
+    key's applies nothing for it; such entries go with the oldest past ``KEPT_OWED``. So a batch holding such
+    a record sends one operation to each of the N buckets: rare (a change between two deliveries of a batch
+    whose signals failed), and each a part of ranges alone where the bucket had no part of the life.
+    """
     kind = entity_for(source_name)
-    if kind is None:
+    if kind is None or not owed:
         return signals
     by_key = {signal.key: signal for signal in signals}
-    for home, lives in owed.items():
+    for index in range(buckets):
+        home = bucket_key(index, buckets)
         signal = by_key.get(home)
         if signal is None:
             signal = by_key[home] = Signal(kind.name, home, "apply", {"parts": []})
             signals.append(signal)
         parts = {(part["topic"], part["partition"], part["incarnation"]): part for part in signal.payload["parts"]}
-        for (topic, partition, life), offsets in lives.items():
+        for (topic, partition, life), offsets in owed.items():
             part = parts.get((topic, partition, life))
             if part is None:
                 part = {"topic": topic, "partition": partition, "incarnation": life, "keys": {}}

@@ -480,10 +480,10 @@ def test_a_refused_apply_does_not_dead_letter_as_in_raw_a_row_raw_does_not_hold(
     assert sorted(_entity_rejected_offsets(tmp_path)) == [0, 1, 2, 3, 4]
 
 
-def test_what_a_redelivery_rejects_is_owed_by_its_keys_bucket_alone_whatever_else_it_is_sent(tmp_path: Path) -> None:
+def test_what_a_redelivery_rejects_is_owed_by_every_bucket_whatever_else_it_is_sent(tmp_path: Path) -> None:
     """device-big's bucket is signalled in the batch for partition 1 only, and owes offset 2 of partition 0: it is
-    told so in that same operation (a part of ranges alone), and no other bucket is told anything. Forty sparse
-    batches later, tools.redrive's re-signal still counts, once."""
+    told so in that same operation (a part of ranges alone), as is every other bucket, since the entity key of a
+    rejected record is not known. Forty sparse batches later, tools.redrive's re-signal still counts, once."""
     import dataclasses
     import json
 
@@ -500,9 +500,7 @@ def test_what_a_redelivery_rejects_is_owed_by_its_keys_bucket_alone_whatever_els
         _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
     _process(lake, records, gateway, max_record_bytes=2000)
     owing = {key: json.loads(text).get("_owed") for (_, key), text in gateway.states.items()}
-    assert {key: owed for key, owed in owing.items() if owed} == {
-        bucket_for("device-big", 512): {"mobile/0/0": [[2, 2]]}
-    }
+    assert len(owing) == 512 and all(owed == {"mobile/0/0": [[2, 2]]} for owed in owing.values())
     for offset in range(100, 500, 10):
         _process(lake, [_device_tap(offset, "device-big")], gateway, max_record_bytes=1 << 20)
     before = _device_events(gateway)["device-big"]
@@ -510,3 +508,33 @@ def test_what_a_redelivery_rejects_is_owed_by_its_keys_bucket_alone_whatever_els
     for _ in range(2):
         redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
     assert _device_events(gateway)["device-big"] == before + 1
+
+
+@pytest.mark.parametrize("kafka_key", [None, "not-the-device-id"])
+@pytest.mark.parametrize("signalled_with_it", [True, False])
+def test_a_row_raw_holds_that_a_redelivery_rejects_counts_whatever_its_kafka_key(
+    tmp_path: Path, kafka_key: str | None, signalled_with_it: bool
+) -> None:
+    """The rejected record's Kafka key is not its device: its entity's bucket is still told it owes the offset,
+    whether the same batch signals that bucket (which marks the batch's range, offset included) or not (a gap that
+    forty sparse batches would close). tools.redrive's re-signal then counts it, once."""
+    import dataclasses
+
+    from shared.redrive import RedriveTarget, redrive
+
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    _process(lake, [_device_tap(0, "device-big")], gateway, max_record_bytes=1 << 20)
+    big = dataclasses.replace(_device_tap(2, "device-big", padding=3000), key=kafka_key)
+    records = [_device_tap(1, "device-big" if signalled_with_it else "device-a"), big]
+    with pytest.raises(TransientError):
+        _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
+    _process(lake, records, gateway, max_record_bytes=2000)
+    assert list(_entity_rejected_offsets(tmp_path)) == [2]
+    later = range(100, 500, 10) if not signalled_with_it else range(0)
+    for offset in later:
+        _process(lake, [_device_tap(offset, "device-big")], gateway, max_record_bytes=1 << 20)
+    before = _device_events(gateway).get("device-big", 0)
+    target = RedriveTarget("mobile", 1 << 20)
+    for _ in range(2):
+        summary = redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
+    assert _device_events(gateway)["device-big"] == before + 1, summary.table()

@@ -82,22 +82,26 @@ def test_a_device_event_59_minutes_ahead_does_not_hold_its_last_screen() -> None
     assert key_state(state, "d1")["last_screen"] == "home"  # type: ignore[index]
 
 
-def test_what_a_bucket_owes_is_named_in_its_own_operation_and_survives_a_refusal() -> None:
-    """with_owed names owed offsets in the bucket's part of their life, adds a part of ranges alone for a life it
-    has no part of, or a signal for a bucket it sends none; owing() of such a refused signal keeps them."""
+def test_what_is_owed_is_named_to_every_bucket_in_its_own_operation_and_survives_a_refusal() -> None:
+    """with_owed names owed offsets in each bucket's part of their life, adds a part of ranges alone for a life it
+    has no part of, and a signal for a bucket it sends none (the entity key is not known, so every bucket is told);
+    owing() of such a refused signal keeps them."""
     from shared.state.aggregate import Signal, owing, with_owed
 
     tap = [5, 1_764_000_000_000, "tap", "home", "4.3.0", "iOS"]
     part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [0, 9], "keys": {"k": [tap]}}
-    signals = [Signal("device_activity", "~b0of2", "apply", {"parts": [part]})]
-    owed = {"~b0of2": {("mobile", 0, 0): {7}, ("mobile", 1, 0): {3}}, "~b1of2": {("mobile", 0, 0): {8}}}
-    named = with_owed("mobile", signals, owed)
-    (first, second) = named
+    signals = [Signal("device_activity", "~b1of3", "apply", {"parts": [part]})]
+    owed = {("mobile", 0, 0): {7, 8, 12}, ("mobile", 1, 0): {3}}
+    named = with_owed("mobile", signals, owed, 3)
+    assert [signal.key for signal in named] == ["~b1of3", "~b0of3", "~b2of3"]
+    first, second, _ = named
     assert [(p["partition"], p["range"], p.get("owed")) for p in first.payload["parts"]] == [
-        (0, [0, 9], [7]),
+        (0, [0, 9], [7, 8]),
         (1, [3, 3], [3]),
     ]
-    assert second.key == "~b1of2" and second.payload["parts"] == [
-        {"topic": "mobile", "partition": 0, "incarnation": 0, "keys": {}, "range": [8, 8], "owed": [8]}
+    assert second.payload["parts"] == [
+        {"topic": "mobile", "partition": 0, "incarnation": 0, "keys": {}, "range": [7, 12], "owed": [7, 8, 12]},
+        {"topic": "mobile", "partition": 1, "incarnation": 0, "keys": {}, "range": [3, 3], "owed": [3]},
     ]
-    assert [p["owed"] for p in owing(first).payload["parts"]] == [[5, 7], [3]]
+    assert [p["owed"] for p in owing(first).payload["parts"]] == [[5, 7, 8], [3]]
+    assert with_owed("mobile", [], {}, 3) == [] and with_owed("orders", [], owed, 3) == []
