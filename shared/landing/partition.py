@@ -91,7 +91,20 @@ class Begun:
 
     admission: Admission
     files: tuple[PlannedFile, ...]
-    deadline: float  # no request of this landing starts after this (this instance's clock, seconds)
+    deadline: LeaseDeadline  # no request of this landing starts after this
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseDeadline:
+    """When a holder stops starting requests: by the wall clock the ledger records (other instances judge the
+    lease by it), and by the monotonic clock too, so a wall clock stepped back mid-landing does not lend the
+    holder time its lease does not have."""
+
+    wall: float
+    monotonic: float
+
+    def passed(self, wall_now: float) -> bool:
+        return wall_now > self.wall or time.monotonic() > self.monotonic
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +250,7 @@ class PartitionLanding:
         """Name the landing's files in the ledger: the one conditional write per batch, which commits every
         decision ``admit`` made. Written even when nothing is fresh: a skip is confirmed, never assumed."""
         ledger = self._loaded()
-        started = self.clock()
+        started, ticking = self.clock(), time.monotonic()
         if admission.first_fresh is not None and admission.last_fresh is not None:
             incarnation = admission.incarnation
             ledger.remember(admission.first_fresh, admission.last_fresh, incarnation=incarnation)
@@ -253,7 +266,7 @@ class PartitionLanding:
             ledger.mark_landed(*admission.recordless, admission.incarnation)
         self._commit(ledger)
         self._admitted = self._admitting  # decided on the ledger the write was conditional on
-        return Begun(admission, tuple(files), self._deadline(started))
+        return Begun(admission, tuple(files), self._deadline(started, ticking))
 
     def write(self, begun: Begun) -> Written:
         """Create the landing's files; each request starts only before the deadline."""
@@ -300,11 +313,12 @@ class PartitionLanding:
             self.forget()
             raise
 
-    def _deadline(self, started: float) -> float:
-        return started + self.lease_seconds - self.lake.max_request_seconds - CLOCK_SKEW_SECONDS
+    def _deadline(self, started: float, ticking: float) -> LeaseDeadline:
+        budget = self.lease_seconds - self.lake.max_request_seconds - CLOCK_SKEW_SECONDS
+        return LeaseDeadline(started + budget, ticking + budget)
 
-    def _check(self, deadline: float) -> None:
-        if self.clock() > deadline:
+    def _check(self, deadline: LeaseDeadline) -> None:
+        if deadline.passed(self.clock()):
             raise LeaseExpired(f"{self.name}: the landing's lease ran out; retrying")
 
     def _settle(
@@ -314,7 +328,7 @@ class PartitionLanding:
         # Before looking at the files: once a lease has run out by this clock, every request of its holder has
         # arrived, so a file it sent is seen. Read after, a file arriving in between could look missing, and a
         # landing its holder finished (its batch done) would be removed.
-        started = self.clock()
+        started, ticking = self.clock(), time.monotonic()
         missing = [path for path in pending.files if not self.lake.exists(path)]
         if not missing or (not pending.removing and _written_then_expired(pending.files, missing)):
             ledger.pending = None
@@ -335,7 +349,7 @@ class PartitionLanding:
             pending.others_until_ms = max(pending.others_until_ms, holder_until)
         pending.owner, pending.started_ms, pending.removing = self.owner, int(started * 1000), planned is None
         self._commit(ledger)  # the fence: nothing is created or deleted for a landing this instance does not hold
-        deadline = self._deadline(started)
+        deadline = self._deadline(started, ticking)
         if planned is not None:
             absent = [file for file in planned if file.path in missing]
             report = land(self.lake, absent, before_each=lambda: self._check(deadline))

@@ -243,6 +243,33 @@ def test_a_writer_starts_no_request_after_its_deadline(tmp_path: Path) -> None:
     assert list(tmp_path.glob("raw/**/*.parquet")) == []
 
 
+def test_a_wall_clock_stepped_back_mid_landing_lends_the_writer_no_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wall clock (which the ledger records, and other instances judge the lease by) steps back an hour
+    after the ledger write: the lease has still run out by the monotonic clock, so no file is sent."""
+    from shared.landing import partition
+
+    records = records_for(CLICKS, 100)
+    lake = LocalLake(tmp_path)
+    guard = guard_for(lake)
+    now = [time.time()]
+    guard.clock = lambda: now[0]
+    ticking = [time.monotonic()]
+    monkeypatch.setattr(partition.time, "monotonic", lambda: ticking[0])
+    landing = guard.partition("clickstream", TopicPartition("clickstream", 0))
+    (part,) = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    from shared.landing.files import plan_files
+
+    admission = landing.admit(records, lambda _pending, _incarnation: [])
+    begun = landing.begin(admission, plan_files(part, PARQUET, now_ms=FIXED_NOW_MS).files)
+    ticking[0] += DEFAULT_LEASE_SECONDS
+    now[0] -= 3600
+    with pytest.raises(LeaseExpired):
+        landing.write(begun)
+    assert list(tmp_path.glob("raw/**/*.parquet")) == []
+
+
 def test_every_landing_decision_is_committed_by_a_conditional_ledger_write(tmp_path: Path) -> None:
     records = records_for(CLICKS, 100)
     lake = LocalLake(tmp_path)
