@@ -21,12 +21,17 @@ What was done is recorded in the lake under ``_redrive/<source>/`` (the *redrive
 landing ledger), so a dead letter is never sent twice:
 
 - ``<run>.intent.jsonl.gz`` is written *before* sending: the identities this run is about to send;
-- ``<run>.sent.jsonl.gz`` after the broker acknowledged (or the entity API accepted): what it did.
+- ``<run>.unsent.jsonl.gz`` after sending, when some were certainly not appended (``Delivery.NOT_SENT``);
+- ``<run>.sent.jsonl.gz`` last: those the broker acknowledged (or the entity API accepted).
 
-A later run skips every identity in either. One with an intent but no ``sent`` record (the run
-died mid-send) is reported as unconfirmed and not sent again: sending it twice would land it twice,
-under a new offset. A re-signal is the exception: an entity applies an offset once, so one the
-entity API did not confirm is signalled again. Logs written before incarnations read as incarnation 0.
+A later run skips every identity in an intent or ``sent`` log, except those in the run's ``unsent`` log: it
+sends them again. One with an intent but neither (the run died mid-send) is reported as unconfirmed and not
+sent again: sending it twice would land it twice, under a new offset. ``unsent`` is written before ``sent``
+so that a run cut between them (a kill, a lake failure) leaves only that safe state: its acknowledged letters
+unconfirmed, its unsent ones sent by the next run. A run cut before its ``unsent`` log leaves them all
+unconfirmed: what it knew of them died with it. A re-signal is the exception: an entity applies an offset
+once, so one the entity API did not confirm is signalled again. Logs written before incarnations read as
+incarnation 0.
 
 The log only protects what was written to it, and a run reads it long before it writes its intent.
 So a run that sends first takes the source's *redrive lease* (``_redrive/<source>/lease.json``,
@@ -320,7 +325,10 @@ def redrive_log(lake: LakeStore, source: str) -> tuple[set[Identity], set[Identi
 
     Per run, an identity it announced (``intent``) is settled when the broker acknowledged it
     (``sent``) or certainly did not append it (``unsent``: a later run sends it again); otherwise the
-    run's send is unconfirmed, and the identity is never sent again."""
+    run's send is unconfirmed, and the identity is never sent again. A run writes ``unsent`` before ``sent``
+    (``_send``), so that wherever it is cut, what this reads is safe: no outcome yet, every announced identity
+    unconfirmed; ``unsent`` alone, the acknowledged ones unconfirmed and the unsent ones free. Logs of runs that
+    wrote ``sent`` first read the same way."""
     logs: dict[tuple[str, str], set[Identity]] = defaultdict(set)
     for path in lake.list_paths(f"{REDRIVE_AREA}/{safe_segment(source)}"):
         run, _, kind = path.rsplit("/", 1)[-1].removesuffix(".jsonl.gz").rpartition(".")
@@ -670,9 +678,12 @@ def _send(
     by_outcome: dict[Delivery, list[DeadLetterEntry]] = defaultdict(list)
     for message, outcome in zip(outgoing, outcomes, strict=True):
         by_outcome[outcome].append(message.entry)
-    write_redrive_log(lake, source, run_id, "sent", by_outcome[Delivery.ACKNOWLEDGED])
+    # ``unsent`` first: cut after it (a kill, a lake failure), the run's acknowledged letters are unconfirmed
+    # (never sent again) and its unsent ones free. Written after ``sent``, a cut between the two would leave the
+    # unsent ones unconfirmed for good, though they never left the process.
     if by_outcome[Delivery.NOT_SENT]:
         write_redrive_log(lake, source, run_id, "unsent", by_outcome[Delivery.NOT_SENT])
+    write_redrive_log(lake, source, run_id, "sent", by_outcome[Delivery.ACKNOWLEDGED])
     summary.sent = len(by_outcome[Delivery.ACKNOWLEDGED])
     summary.not_sent = len(by_outcome[Delivery.NOT_SENT])
     summary.failed = len(by_outcome[Delivery.UNKNOWN])

@@ -32,10 +32,15 @@ from shared.redrive import (
     redrive_log,
     take_lease,
 )
+from shared.schema_registry.client import RegistrySchema, UnknownSchema
+from shared.schema_registry.decoder import AvroDecoder
+from shared.schema_registry.encoder import AvroEncoder
+from shared.schema_registry.wire import RegistryKind
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal, members
 from shared.state.buckets import bucket_for
 from tests.conftest import FIXED_NOW_MS, context_for, records_for
+from tests.unit.shared.schema_registry.conftest import avro_source, generated
 
 ORDER = (
     b'{"ordertime":1,"orderid":%d,"itemid":"Item_1","orderunits":1.5,"address":{"city":"C","state":"S","zipcode":1}}'
@@ -495,6 +500,77 @@ class DyingLake(LocalLake):
         return super().create(path, data)
 
 
+class CutLake(LocalLake):
+    """The lake; the run is cut at its request that creates the redrive log ``<run>.<cut_at>.jsonl.gz``: killed
+    there (``Killed``) or the lake failing (``LakeUnavailable``)."""
+
+    cut_at: str | None = None
+    cut_with: type[BaseException] = LakeUnavailable
+
+    def create(self, path: str, data: bytes) -> bool:
+        if self.cut_at is not None and path.startswith("_redrive/") and path.endswith(f".{self.cut_at}.jsonl.gz"):
+            self.cut_at = None
+            raise self.cut_with(f"cut at {path}")
+        return super().create(path, data)
+
+
+@pytest.mark.parametrize("cut_with", [LakeUnavailable, Killed])
+@pytest.mark.parametrize(
+    ("cut_at", "sent_by_the_rerun", "unconfirmed"),
+    [
+        ("intent", [40, 41, 42], 0),  # before sending: nothing left the process
+        ("unsent", [], 3),  # what was not sent died with the run: every letter unconfirmed, none sent twice
+        ("sent", [41], 2),  # between the two outcome logs: the review's case
+        (None, [41], 1),  # not cut: 40 acknowledged, 42 unanswered
+    ],
+)
+def test_letters_the_broker_never_took_are_sent_by_the_rerun(
+    tmp_path: Path,
+    cut_at: str | None,
+    sent_by_the_rerun: list[int],
+    unconfirmed: int,
+    cut_with: type[BaseException],
+) -> None:
+    """Review: a run wrote its ``sent`` log first, ``unsent`` after. Cut between those two lake requests (a kill,
+    a lake blip), its intent stood with neither confirmation, and every later run counted the letters the broker
+    never took as "unconfirmed earlier send" and never sent them. Wherever a run is cut, a letter acknowledged is
+    never sent again, and one certainly not sent is sent by the rerun once the run has logged it as such."""
+    _valid_dead_letter_rows(LocalLake(tmp_path), range(40, 43), FIXED_NOW_MS)
+    lake = CutLake(tmp_path)
+    lake.cut_at, lake.cut_with = cut_at, cut_with
+    first = AnsweringSender(Delivery.ACKNOWLEDGED, Delivery.NOT_SENT, Delivery.UNKNOWN)
+    if cut_at is None:
+        redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=first)
+    else:
+        with pytest.raises(cut_with, match=f"cut at .*[.]{cut_at}[.]"):
+            redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=first)
+    assert [m.entry.offset for m in first.sent] == ([] if cut_at == "intent" else [40, 41, 42])
+
+    rerun = AnsweringSender()
+    summary = redrive(SOURCES["orders"], lake=LocalLake(tmp_path), target=ORDERS, sender=rerun)
+    assert sorted(m.entry.offset for m in rerun.sent) == sent_by_the_rerun, summary.table()
+    assert summary.unconfirmed == unconfirmed, summary.table()
+    third = AnsweringSender()
+    redrive(SOURCES["orders"], lake=LocalLake(tmp_path), target=ORDERS, sender=third)
+    assert third.sent == []
+
+
+def test_a_run_none_of_whose_letters_the_broker_took_cut_before_its_sent_log_leaves_them_all_to_the_rerun(
+    tmp_path: Path,
+) -> None:
+    """The review's own case: the broker unreachable, every letter ``NOT_SENT``, the run cut between its two
+    outcome logs."""
+    _valid_dead_letter_rows(LocalLake(tmp_path), range(40, 43), FIXED_NOW_MS)
+    lake = CutLake(tmp_path)
+    lake.cut_at = "sent"
+    unreachable = AnsweringSender(Delivery.NOT_SENT, Delivery.NOT_SENT, Delivery.NOT_SENT)
+    with pytest.raises(LakeUnavailable):
+        redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=unreachable)
+    rerun = AnsweringSender()
+    summary = redrive(SOURCES["orders"], lake=LocalLake(tmp_path), target=ORDERS, sender=rerun)
+    assert sorted(m.entry.offset for m in rerun.sent) == [40, 41, 42], summary.table()
+
+
 BIG_ORDER = (ORDER % 1)[:-1] + b',"note":"' + b"x" * 300 + b'"}'  # too large for MAX_RECORD_BYTES 200
 TWO_HOURS = [
     KafkaRecord("orders", 0, 0, "0", ORDER % 0, FIXED_NOW_MS),
@@ -714,3 +790,55 @@ def test_a_letter_a_damaged_raw_file_may_hold_is_not_sent_and_named_and_the_rest
     assert "unknown: not sent: orders/1/1" in summary.table()
     with pytest.raises(UnreadableLakeFile, match=re.escape(raw_path)):
         raw_rows(lake, "orders", [("orders", 1, 0, 1)])
+
+
+class EventHubsRegistryKnowingItNow:
+    """An Event Hubs Schema Registry that knows the schema its generator registered (ids travel in content-type)."""
+
+    kind: RegistryKind = "eventhubs"
+    max_call_seconds = 1.0
+    schema_id = "0123456789abcdef0123456789abcdef"
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, str] = {}
+
+    def register(self, subject: str, schema: str) -> str:
+        self.schemas[self.schema_id] = schema
+        return self.schema_id
+
+    def schema(self, schema_id: str) -> RegistrySchema:
+        if schema_id not in self.schemas:
+            raise UnknownSchema(schema_id)
+        return RegistrySchema("AVRO", self.schemas[schema_id])
+
+
+def test_an_event_hubs_registry_avro_letter_is_never_sent_its_content_type_was_not_kept(tmp_path: Path) -> None:
+    """A dead-letter row keeps the value's bytes but not its headers (``DEADLETTER_COLUMNS``), so an Avro letter
+    whose schema id travelled in its content-type header fails redrive's own check as ``not_avro``: it is never
+    sent, on every run, even an ``unknown_schema`` one whose id the registry knows by now (docs/datagen.md)."""
+    source, registry = avro_source(), EventHubsRegistryKnowingItNow()
+    ((key, text),) = generated(source, 1)
+    produced = AvroEncoder(source, registry, "orders").encode(key, text)
+    ((_, content_type),) = produced.headers
+    with_header = KafkaRecord("orders", 1, 5, key, produced.value, FIXED_NOW_MS, content_type)
+    decoder = AvroDecoder(registry)
+    assert len(process_batch(source, [with_header], max_record_bytes=1 << 20, decoder=decoder).rows()) == 1
+    lake = LocalLake(tmp_path)
+    row = {
+        "_topic": "orders",
+        "_partition": 1,
+        "_incarnation": 0,
+        "_offset": 5,
+        "_key": key,
+        "_kafka_timestamp": FIXED_NOW_MS,
+        "reason": "unknown_schema",
+        "detail": f"schema {registry.schema_id}: unknown to the registry",
+        "raw_base64": base64.b64encode(produced.value).decode(),
+        "dead_lettered_at": FIXED_NOW_MS,
+    }
+    _letter_rows(lake, [row], f"orders+1+i0+{5:020d}+{5:020d}.unknown_schema")
+    target = RedriveTarget("orders", max_record_bytes=1 << 20, decoder=decoder)
+    for _ in range(2):
+        sender = RecordingSender()
+        summary = redrive(source, lake=lake, target=target, sender=sender)
+        assert (sender.sent, summary.now_valid, dict(summary.still_invalid)) == ([], 0, {"not_avro": 1})
