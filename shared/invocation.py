@@ -30,7 +30,8 @@ from shared.failures import ErrorClass, StallLog, classify_entity_error
 from shared.formats import format_named
 from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, land, plan_entity_rejected
-from shared.landing.guard import land_once
+from shared.landing.guard import land_once, rows_in_raw
+from shared.layout import hour_start_ms
 from shared.records import KafkaRecord, OffsetSpans, offset_spans
 from shared.schema_registry.decoder import AvroDecoder, decoder_for
 from shared.settings import Settings, SourceSettings
@@ -148,25 +149,25 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
     rows = batch.rows()
     joined = await _state_call(joiner.join(gateway, source.name, rows, buckets), "read entity state")
     outcome, report = await asyncio.to_thread(_land_and_report, invocation, batch)
-    signalled = _signalled(rows, report.not_in_raw())
+    in_raw = await asyncio.to_thread(_in_raw, invocation, batch, rows, report.rejected_in_raw)
+    signalled = _signalled(rows, report.not_in_raw(), in_raw.rows)
     lives = {
         (part.topic_partition.topic, part.topic_partition.partition, life): span
         for part in batch
         if part.earlier
         for life, span in part.life_spans().items()
     }
-    owed = _owed(batch, report.rejected_in_raw)
     count = buckets.get(source.name)
     signals = signals_for(
         source.name, signalled, invocation.spans, buckets=count, life_spans=lives, now_ms=invocation.now_ms
     )
-    if owed and count:
-        signals = with_owed(source.name, signals, owed, count)
+    if in_raw.not_found and count:
+        signals = with_owed(source.name, signals, _owed(batch, in_raw.not_found), count)
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
         await _owe_refused(gateway)
-    if gateway.rejected or report.rejected_in_raw:
-        rejected = _Rejected(gateway.rejected, report.not_in_raw(), report.rejected_in_raw)
+    if gateway.rejected or in_raw.not_found:
+        rejected = _Rejected(gateway.rejected, report.not_in_raw(), in_raw.not_found)
         await asyncio.to_thread(_dead_letter_rejected, invocation, batch, rejected)
     telemetry().record_state(source.name, signals=len(signals), late=joined.late, anomalies=joined.anomalies)
     return dataclasses.replace(outcome, signals=len(signals), anomalies=joined.anomalies)
@@ -181,6 +182,41 @@ def _owed(batch: ProcessedBatch, rejected_in_raw: Sequence[DeadLetter]) -> dict[
         life = parts[record.topic_partition].life_of(record.offset)
         owed.setdefault((record.topic, record.partition, life), set()).add(record.offset)
     return owed
+
+
+@dataclass(frozen=True, slots=True)
+class _InRaw:
+    """Records this delivery rejected whose rows an earlier delivery landed: the rows raw/ holds of them, which
+    count as any landed row does, and those not found where they were looked for (owed to every bucket)."""
+
+    rows: list[Row]
+    not_found: list[DeadLetter]
+
+
+def _in_raw(invocation: _Invocation, batch: ProcessedBatch, rows: list[Row], rejected: Sequence[DeadLetter]) -> _InRaw:
+    """The rows raw/ holds of ``rejected``, looked for in the hours of their Kafka timestamps and of the batch's rows
+    (their own event hour cannot be read from a record this delivery rejects, but is almost always one of those)."""
+    if not rejected:
+        return _InRaw([], [])
+    parts = {part.topic_partition: part for part in batch}
+    wanted = {
+        (
+            letter.record.topic_partition,
+            parts[letter.record.topic_partition].life_of(letter.record.offset),
+            letter.record.offset,
+        ): letter
+        for letter in rejected
+    }
+    hours = {hour_start_ms(letter.record.timestamp_ms or 0) for letter in rejected}
+    hours.update(hour_start_ms(row["_event_time"]) for row in rows)
+    found = rows_in_raw(invocation.context.lake, batch.source.name, wanted, hours)
+    if found:
+        log.warning(
+            "%d records of %s this delivery rejected landed as rows before; state counts the rows raw/ holds",
+            len(found),
+            batch.source.name,
+        )
+    return _InRaw(list(found.values()), [letter for item, letter in wanted.items() if item not in found])
 
 
 async def _owe_refused(gateway: _RecordIsolatingGateway) -> None:
@@ -201,11 +237,15 @@ async def _bucket_counts(context: ProcessingContext) -> dict[str, int]:
     return known if known is not None else await asyncio.to_thread(counts.resolve, sources)
 
 
-def _signalled(rows: list[Row], not_in_raw: set[tuple[str, int, int]]) -> list[Row]:
-    """The rows whose events reach the entities: all but those raw/ does not hold (dead-lettered now or before)."""
-    if not not_in_raw:
-        return rows
-    return [row for row in rows if (row["_topic"], row["_partition"], row["_offset"]) not in not_in_raw]
+def _signalled(rows: list[Row], not_in_raw: set[tuple[str, int, int]], from_raw: list[Row]) -> list[Row]:
+    """The rows whose events reach the entities: all but those raw/ does not hold (dead-lettered now or before),
+    and the rows raw/ holds of records this delivery rejected, in offset order within each partition."""
+    kept = (
+        rows if not not_in_raw else [r for r in rows if (r["_topic"], r["_partition"], r["_offset"]) not in not_in_raw]
+    )
+    if not from_raw:
+        return kept
+    return sorted([*kept, *from_raw], key=lambda r: (r["_topic"], r["_partition"], r["_incarnation"], r["_offset"]))
 
 
 class _RecordIsolatingGateway:

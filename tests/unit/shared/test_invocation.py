@@ -4,6 +4,7 @@ batch's metrics are exact."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -311,7 +312,14 @@ def test_a_reading_from_a_clock_far_ahead_does_not_take_later_readings_out_of_th
     assert (state["count"], state.get("late", 0), state["last_value"]) == (31, 0, 69.0)
 
 
-def _device_tap(offset: int, device: str, *, padding: int = 0, timestamp_ms: int = FIXED_NOW_MS) -> KafkaRecord:
+def _device_tap(
+    offset: int,
+    device: str,
+    *,
+    padding: int = 0,
+    timestamp_ms: int = FIXED_NOW_MS,
+    event_time: str = "2026-11-27T19:00:00Z",
+) -> KafkaRecord:
     value = {
         "event_id": f"e{offset}",
         "device_id": device,
@@ -322,7 +330,7 @@ def _device_tap(offset: int, device: str, *, padding: int = 0, timestamp_ms: int
         "app_version": "4.3.0",
         "os": "iOS",
         "os_version": "18.1",
-        "timestamp": "2026-11-27T19:00:00Z",
+        "timestamp": event_time,
         "properties": {"pad": "x" * padding} if padding else {},
     }
     return KafkaRecord("mobile", 0, offset, device, orjson.dumps(value), timestamp_ms)
@@ -417,12 +425,11 @@ def _entity_rejected_offsets(lake_root: Path) -> dict[int, str]:
     return {row["_offset"]: row["detail"] for row in rows if row["reason"] == "entity_rejected"}
 
 
-def test_a_row_raw_holds_that_a_redelivery_rejects_is_owed_to_its_entity_and_redriven_once(tmp_path: Path) -> None:
+def test_a_row_raw_holds_that_a_redelivery_rejects_counts_as_raw_holds_it(tmp_path: Path) -> None:
     """The converse of the dead letter that passes when redelivered: the first delivery landed offset 5 as a row
     and its signals failed; redelivered after MAX_RECORD_BYTES was lowered (a model or a registry answer that
-    changed does the same), offset 5 is rejected. raw/ holds its row, so its entity owes it: it is dead-lettered as
-    entity_rejected naming why, the bucket its Kafka key names is told the offset is owed, and tools.redrive
-    re-applies it from raw/, once, though forty sparse batches of its key came between."""
+    changed does the same), offset 5 is rejected. raw/ holds its row, so state counts that row, in the same
+    delivery: nothing is dead-lettered or owed, and tools.redrive has nothing to add."""
     from shared.redrive import RedriveTarget, redrive
 
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
@@ -430,18 +437,56 @@ def test_a_row_raw_holds_that_a_redelivery_rejects_is_owed_to_its_entity_and_red
     with pytest.raises(TransientError):
         _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
     _process(lake, records, gateway, max_record_bytes=2000)
-    assert _device_events(gateway) == {"device-a": 5}
-    (detail,) = _entity_rejected_offsets(tmp_path).values()
-    assert list(_entity_rejected_offsets(tmp_path)) == [5] and "landed in raw/ by an earlier delivery" in detail
-    for offset in range(100, 500, 10):  # later batches of device-big's, each with a gap before it
+    assert _device_events(gateway) == {"device-a": 5, "device-big": 1}
+    assert _entity_rejected_offsets(tmp_path) == {} and not _owed_anywhere(gateway)
+    redrive(SOURCES["mobile"], lake=lake, target=RedriveTarget("mobile", 1 << 20), signaller=_GatewaySignaller(gateway))
+    assert _device_events(gateway) == {"device-a": 5, "device-big": 1}
+
+
+def test_a_redelivery_rejecting_many_scattered_rows_raw_holds_counts_every_one(tmp_path: Path) -> None:
+    """160 records landed as rows, every other one large, and their signals failed; the redelivery, with a lower
+    MAX_RECORD_BYTES, rejects the 80 large ones, scattered: more than the 64 owed ranges a bucket keeps. Each
+    counts, from raw/, once."""
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    records = [
+        _device_tap(offset, "device-big", padding=3000) if offset % 2 else _device_tap(offset, "device-a")
+        for offset in range(160)
+    ]
+    with pytest.raises(TransientError):
+        _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
+    _process(lake, records, gateway, max_record_bytes=2000)
+    _process(lake, records, gateway, max_record_bytes=2000)
+    assert _device_events(gateway) == {"device-a": 80, "device-big": 80}
+
+
+def test_a_rejected_row_raw_holds_in_an_hour_not_looked_in_is_owed_and_redriven_once(tmp_path: Path) -> None:
+    """The rejected record's row landed in its event hour, days before its Kafka timestamp and the batch's other
+    rows: the redelivery does not find it where it looks, so every bucket is told the offset is owed (its entity
+    key, and so its bucket, is not known) and it is dead-lettered as entity_rejected; tools.redrive, which reads
+    all of raw/, re-applies it, once, though forty sparse batches of its key came between."""
+    from shared.redrive import RedriveTarget, redrive
+
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    _process(lake, [_device_tap(0, "device-big")], gateway, max_record_bytes=1 << 20)
+    old = _device_tap(2, "device-big", padding=3000, event_time="2026-11-20T03:00:00Z")
+    records = [_device_tap(1, "device-a"), old]
+    with pytest.raises(TransientError):
+        _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
+    _process(lake, records, gateway, max_record_bytes=2000)
+    assert list(_entity_rejected_offsets(tmp_path)) == [2]
+    owing = {key: json.loads(text).get("_owed") for (_, key), text in gateway.states.items()}
+    assert len(owing) == 512 and all(owed == {"mobile/0/0": [[2, 2]]} for owed in owing.values())
+    for offset in range(100, 500, 10):
         _process(lake, [_device_tap(offset, "device-big")], gateway, max_record_bytes=1 << 20)
-    assert _device_events(gateway) == {"device-a": 5, "device-big": 40}
+    assert _device_events(gateway) == {"device-a": 1, "device-big": 41}
     target = RedriveTarget("mobile", 1 << 20)
-    summary = redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
-    assert summary.resignalled == 1, summary.table()
-    assert _device_events(gateway) == {"device-a": 5, "device-big": 41}
-    redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
-    assert _device_events(gateway) == {"device-a": 5, "device-big": 41}
+    for _ in range(2):
+        summary = redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
+    assert _device_events(gateway) == {"device-a": 1, "device-big": 42}, summary.table()
+
+
+def _owed_anywhere(gateway: ApplyingGateway) -> bool:
+    return any("_owed" in json.loads(text) for text in gateway.states.values())
 
 
 def test_a_refused_apply_is_owed_so_tools_redrive_re_applies_it_after_later_batches(tmp_path: Path) -> None:
@@ -480,44 +525,14 @@ def test_a_refused_apply_does_not_dead_letter_as_in_raw_a_row_raw_does_not_hold(
     assert sorted(_entity_rejected_offsets(tmp_path)) == [0, 1, 2, 3, 4]
 
 
-def test_what_a_redelivery_rejects_is_owed_by_every_bucket_whatever_else_it_is_sent(tmp_path: Path) -> None:
-    """device-big's bucket is signalled in the batch for partition 1 only, and owes offset 2 of partition 0: it is
-    told so in that same operation (a part of ranges alone), as is every other bucket, since the entity key of a
-    rejected record is not known. Forty sparse batches later, tools.redrive's re-signal still counts, once."""
-    import dataclasses
-    import json
-
-    from shared.redrive import RedriveTarget, redrive
-
-    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
-    _process(lake, [_device_tap(0, "device-big")], gateway, max_record_bytes=1 << 20)
-    records = [
-        _device_tap(1, "device-a"),
-        _device_tap(2, "device-big", padding=3000),
-        dataclasses.replace(_device_tap(0, "device-big"), partition=1),
-    ]
-    with pytest.raises(TransientError):
-        _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
-    _process(lake, records, gateway, max_record_bytes=2000)
-    owing = {key: json.loads(text).get("_owed") for (_, key), text in gateway.states.items()}
-    assert len(owing) == 512 and all(owed == {"mobile/0/0": [[2, 2]]} for owed in owing.values())
-    for offset in range(100, 500, 10):
-        _process(lake, [_device_tap(offset, "device-big")], gateway, max_record_bytes=1 << 20)
-    before = _device_events(gateway)["device-big"]
-    target = RedriveTarget("mobile", 1 << 20)
-    for _ in range(2):
-        redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
-    assert _device_events(gateway)["device-big"] == before + 1
-
-
 @pytest.mark.parametrize("kafka_key", [None, "not-the-device-id"])
 @pytest.mark.parametrize("signalled_with_it", [True, False])
 def test_a_row_raw_holds_that_a_redelivery_rejects_counts_whatever_its_kafka_key(
     tmp_path: Path, kafka_key: str | None, signalled_with_it: bool
 ) -> None:
-    """The rejected record's Kafka key is not its device: its entity's bucket is still told it owes the offset,
-    whether the same batch signals that bucket (which marks the batch's range, offset included) or not (a gap that
-    forty sparse batches would close). tools.redrive's re-signal then counts it, once."""
+    """The rejected record's Kafka key is not its device: its row is read from raw/, so it counts in its device's
+    bucket, whether the same batch signals that bucket (which marks the batch's range, offset included) or not,
+    with or without other records in another partition; a second redelivery and tools.redrive add nothing."""
     import dataclasses
 
     from shared.redrive import RedriveTarget, redrive
@@ -525,16 +540,13 @@ def test_a_row_raw_holds_that_a_redelivery_rejects_counts_whatever_its_kafka_key
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
     _process(lake, [_device_tap(0, "device-big")], gateway, max_record_bytes=1 << 20)
     big = dataclasses.replace(_device_tap(2, "device-big", padding=3000), key=kafka_key)
-    records = [_device_tap(1, "device-big" if signalled_with_it else "device-a"), big]
+    elsewhere = dataclasses.replace(_device_tap(0, "device-c"), partition=1)
+    records = [_device_tap(1, "device-big" if signalled_with_it else "device-a"), big, elsewhere]
     with pytest.raises(TransientError):
         _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
     _process(lake, records, gateway, max_record_bytes=2000)
-    assert list(_entity_rejected_offsets(tmp_path)) == [2]
-    later = range(100, 500, 10) if not signalled_with_it else range(0)
-    for offset in later:
-        _process(lake, [_device_tap(offset, "device-big")], gateway, max_record_bytes=1 << 20)
-    before = _device_events(gateway).get("device-big", 0)
-    target = RedriveTarget("mobile", 1 << 20)
-    for _ in range(2):
-        summary = redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
-    assert _device_events(gateway)["device-big"] == before + 1, summary.table()
+    expected = 3 if signalled_with_it else 2
+    assert _device_events(gateway)["device-big"] == expected and _entity_rejected_offsets(tmp_path) == {}
+    _process(lake, records, gateway, max_record_bytes=2000)
+    redrive(SOURCES["mobile"], lake=lake, target=RedriveTarget("mobile", 1 << 20), signaller=_GatewaySignaller(gateway))
+    assert _device_events(gateway)["device-big"] == expected
