@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -45,14 +46,14 @@ class LocalLake:
         try:
             return _create(target, data)
         except OSError as error:
-            raise LakeUnavailable(f"cannot create {path}: {error}") from error
+            raise _failed(f"cannot create {path}", error) from error
 
     def write_atomic(self, path: str, data: bytes) -> None:
         target = self._resolve(path)
         try:
             _replace(target, data)
         except OSError as error:
-            raise LakeUnavailable(f"cannot write {path}: {error}") from error
+            raise _failed(f"cannot write {path}", error) from error
 
     def read(self, path: str) -> bytes:
         try:
@@ -60,7 +61,7 @@ class LocalLake:
         except FileNotFoundError as error:
             raise LakeError(f"{path} does not exist") from error
         except OSError as error:
-            raise LakeUnavailable(f"cannot read {path}: {error}") from error
+            raise _failed(f"cannot read {path}", error) from error
 
     def list_paths(self, prefix: str) -> list[str]:
         base = self._resolve(prefix)
@@ -75,7 +76,12 @@ class LocalLake:
             self._check_root()
         except OSError as error:
             raise LakeUnavailable(str(error)) from error
-        return self._resolve(path).is_file()
+        try:
+            return self._resolve(path).is_file()
+        except OSError as error:
+            if error.errno == errno.ENAMETOOLONG:
+                return False  # no file can have that name
+            raise
 
     def _check_root(self) -> None:
         """A root that is missing is an empty lake; one that is something else is a lake that is down."""
@@ -86,7 +92,7 @@ class LocalLake:
         try:
             self._resolve(path).unlink(missing_ok=True)
         except OSError as error:
-            raise LakeUnavailable(f"cannot delete {path}: {error}") from error
+            raise _failed(f"cannot delete {path}", error) from error
 
     def read_versioned(self, path: str) -> tuple[bytes, str] | None:
         target = self._resolve(path)
@@ -97,7 +103,7 @@ class LocalLake:
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise LakeUnavailable(f"cannot read {path}: {error}") from error
+            raise _failed(f"cannot read {path}", error) from error
 
     def write_if(self, path: str, data: bytes, version: str | None) -> str:
         target = self._resolve(path)
@@ -110,7 +116,7 @@ class LocalLake:
                 _replace(target, data)
                 return _version(target, data)
         except OSError as error:
-            raise LakeUnavailable(f"cannot write {path}: {error}") from error
+            raise _failed(f"cannot write {path}", error) from error
 
     @contextmanager
     def _locked(self, target: Path) -> Iterator[None]:
@@ -121,6 +127,15 @@ class LocalLake:
         with open(target.parent / f"{LOCK_PREFIX}{target.name}", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+def _failed(what: str, error: OSError) -> LakeError | LakeUnavailable:
+    """The lake's error for an ``OSError``: a name too long for the file system (``ENAMETOOLONG``) is the path's own
+    and fails the same way on every try (``LakeError``, as a path the lake refuses); any other is the disk's or the
+    mount's, which may pass (``LakeUnavailable``)."""
+    if error.errno == errno.ENAMETOOLONG:
+        return LakeError(f"{what}: a name longer than the file system takes: {error}")
+    return LakeUnavailable(f"{what}: {error}")
 
 
 def _is_private(path: Path) -> bool:

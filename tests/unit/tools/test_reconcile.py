@@ -364,3 +364,75 @@ def test_a_deleted_raw_file_shows_as_missing_also_where_an_entity_refused_a_reco
 
     assert code == 1 and "missing: partition 0 offsets 2-2 (1)" in printed, printed
     assert _columns(printed)[4:7] == ["4", "0", "1"], printed
+
+
+def _quarantined_orders(tmp_path: Path) -> tuple[LocalLake, str]:
+    """Offsets 0-3 in raw/; offset 4 in a damaged file compaction quarantined: its path."""
+    lake = LocalLake(tmp_path)
+    directory = "raw/orders/date=2026-11-24/hour=10"
+    lake.write_atomic(f"{directory}/a.parquet", _identity_rows([0, 1, 2, 3]))
+    lake.write_atomic(f"{directory}/c.parquet", _identity_rows([4])[:20])
+    return lake, quarantine(lake, "orders", f"{directory}/c.parquet", "cannot read raw file").path
+
+
+def test_a_quarantined_file_whose_name_the_lake_refuses_is_named_unreadable_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator keeps a copy beside a quarantined file, as a file manager names copies, with its sidecar: reading
+    the sidecar raised ``UnsafePath`` out of reconcile (a review proved it)."""
+    lake, moved = _quarantined_orders(tmp_path)
+    copy = tmp_path / moved.rpartition("/")[0] / "c (1).parquet.0000.quarantined"
+    copy.write_bytes((tmp_path / moved).read_bytes())
+    Path(f"{copy}.json").write_bytes((tmp_path / f"{moved}.json").read_bytes())
+
+    code, printed = _run(lake, _Topic(_orders(range(5)), 5), monkeypatch, capsys)
+
+    unreadable = [line for line in printed.splitlines() if line.startswith("unreadable")]
+    assert code == 1 and _columns(printed)[4:7] == ["4", "0", "1"], printed  # landed, dead, missing (the damaged)
+    assert len(unreadable) == 2 and any("c (1).parquet" in line for line in unreadable), printed
+    assert printed.splitlines()[-1].startswith("result:"), printed
+
+
+class _SidecarsGoneOnceListed(LocalLake):
+    """Each sidecar is deleted just after the quarantine is listed (an operator cleaning up, the lifecycle rule)."""
+
+    def list_paths(self, prefix: str) -> list[str]:
+        listed = super().list_paths(prefix)
+        for path in listed:
+            if path.endswith(".quarantined.json"):
+                self.delete(path)
+        return listed
+
+
+def test_a_sidecar_deleted_between_the_listing_and_its_read_is_no_reason_recorded_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, moved = _quarantined_orders(tmp_path)
+
+    code, printed = _run(_SidecarsGoneOnceListed(tmp_path), _Topic(_orders(range(5)), 5), monkeypatch, capsys)
+
+    assert code == 1 and _columns(printed)[4:7] == ["4", "0", "1"], printed
+    assert f"{moved} (quarantined: no reason recorded" in printed, printed
+    assert printed.splitlines()[-1].startswith("result:"), printed
+
+
+def test_a_file_with_a_long_name_being_quarantined_while_reconcile_runs_is_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its quarantined copy's name is cut to fit the lake: the copy is matched to the raw file by its sidecar's
+    ``raw_path``, not by its name, so the file read in raw/ and its copy are still the one file."""
+    lake, compaction = _two_raw_files(tmp_path)
+    long_b = f"{HOUR}/{'b' * 240}.parquet"
+    lake.write_atomic(long_b, lake.read(FILE_B))
+    lake.delete(FILE_B)
+    held: list[str] = []
+    monkeypatch.setattr(compaction, "delete", held.append)  # quarantine runs up to its delete, which waits
+    moved = quarantine(compaction, "orders", long_b, "rows carry columns ['Date']")
+    assert long_b.rpartition("/")[2] not in moved.path  # cut
+    lake.hooks = {"deadletter/orders": lambda: LocalLake.delete(compaction, held.pop())}  # raw/ was read: it lands
+
+    code, printed = _run(lake, _Topic(_orders(range(4)), 4), monkeypatch, capsys)
+
+    assert code == 0 and "double:" not in printed and "unreadable" not in printed, printed
+    assert _columns(printed)[4:8] == ["4", "0", "0", "0"], printed
+    assert f"{long_b} -> {moved.path}" in printed, printed

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.compaction.hours import raw_prefix
-from shared.errors import UnsafePath, WriteConflict
+from shared.errors import LakeError, LakeUnavailable, UnsafePath, WriteConflict
 from shared.lake import LocalLake, local
 from shared.layout import RAW_AREA, batch_file_name, hour_directory
 from shared.records import OffsetSpan, TopicPartition
@@ -64,3 +64,29 @@ def test_only_the_lakes_own_temporary_and_lock_files_are_hidden(tmp_path: Path) 
     assert lake.list_paths("state") == ["state/.lock-ledger.json", "state/ledger.json"]
     with pytest.raises(UnsafePath):
         lake.write_atomic(f"state/{local.LOCK_PREFIX}x", b"")  # the lake's own names are never lake paths
+
+
+def test_a_name_too_long_for_the_file_system_is_the_paths_error_not_an_outage(tmp_path: Path) -> None:
+    """``ENAMETOOLONG`` fails the same way on every try: taken for an outage (``LakeUnavailable``), it stopped every
+    compaction run of the source at the quarantine of a raw file with a long name (a review proved it)."""
+    lake = LocalLake(tmp_path)
+    path = f"deadletter/x/{'n' * 256}"
+    for request in (
+        lambda: lake.create(path, b"x"),
+        lambda: lake.write_atomic(path, b"x"),
+        lambda: lake.read(path),
+        lambda: lake.write_if(path, b"x", None),
+        lambda: lake.read_versioned(path),
+        lambda: lake.delete(path),
+    ):
+        with pytest.raises(LakeError, match="longer than the file system takes") as raised:
+            request()
+        assert not isinstance(raised.value, LakeUnavailable)
+    assert lake.exists(path) is False
+
+
+def test_other_os_errors_are_still_the_lake_unavailable(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    lake.write_atomic("a/file", b"x")
+    with pytest.raises(LakeUnavailable):
+        lake.create("a/file/below", b"x")  # a file where a directory should be: the disk's state, not the name
