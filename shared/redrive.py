@@ -68,6 +68,7 @@ from shared.layout import DEADLETTER_AREA, RAW_AREA, parse_batch_file_name, safe
 from shared.reconcile import REPROCESSED
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.schema_registry.decoder import AvroDecoder
+from shared.schema_registry.wire import CONTENT_TYPE_HEADER
 from shared.settings import LakeFormat
 from shared.source_model import INT64_MAX, Column, Row, Source
 from shared.state.aggregate import Signal, signals_for
@@ -108,6 +109,7 @@ class DeadLetterEntry:
     reason: str
     raw: bytes | None
     dead_lettered_at: int
+    content_type: str | None = None  # the record's content-type header, when it was read
 
     @property
     def identity(self) -> Identity:
@@ -305,9 +307,19 @@ def _entry(row: dict[str, object]) -> DeadLetterEntry:
         reason=str(row.get("reason", "")),
         raw=raw,
         dead_lettered_at=int(str(row.get("dead_lettered_at") or 0)),
+        content_type=None if row.get("content_type") is None else str(row["content_type"]),
     )
     _check_identity(entry)
     return entry
+
+
+def _headers(entry: DeadLetterEntry) -> tuple[tuple[str, bytes], ...]:
+    """The redriven record's headers: where it came from, and its content type as it was read (an Event Hubs
+    Schema Registry id travels there)."""
+    origin = (REDRIVE_HEADER, _origin(entry))
+    if entry.content_type is None:
+        return (origin,)
+    return origin, (CONTENT_TYPE_HEADER, entry.content_type.encode("utf-8", "surrogatepass"))
 
 
 def _check_identity(entry: DeadLetterEntry) -> None:
@@ -645,7 +657,10 @@ def _passing_in_one_life(
     source: Source, entries: list[DeadLetterEntry], target: RedriveTarget, summary: RedriveSummary
 ) -> list[DeadLetterEntry]:
     entry_of = {(entry.topic, entry.partition, entry.offset): entry for entry in entries}
-    records = [KafkaRecord(e.topic, e.partition, e.offset, e.key, e.raw, e.timestamp_ms) for e in entries]
+    records = [
+        KafkaRecord(e.topic, e.partition, e.offset, e.key, e.raw, e.timestamp_ms, content_type=e.content_type)
+        for e in entries
+    ]
     keyed = target.state_enabled and entity_for(source.name) is not None
     batch = process_batch(
         source, records, max_record_bytes=target.max_record_bytes, keyed=keyed, decoder=target.decoder
@@ -671,9 +686,7 @@ def _send(
     summary: RedriveSummary,
 ) -> None:
     write_redrive_log(lake, source, run_id, "intent", entries)
-    outgoing = [
-        OutgoingRedrive(entry.key, entry.raw or b"", ((REDRIVE_HEADER, _origin(entry)),), entry) for entry in entries
-    ]
+    outgoing = [OutgoingRedrive(entry.key, entry.raw or b"", _headers(entry), entry) for entry in entries]
     outcomes = [_delivery(outcome) for outcome in sender.send(topic, outgoing)]
     by_outcome: dict[Delivery, list[DeadLetterEntry]] = defaultdict(list)
     for message, outcome in zip(outgoing, outcomes, strict=True):

@@ -36,6 +36,7 @@ DEADLETTER_COLUMNS: tuple[Column, ...] = (
     Column("detail", "string", nullable=False),
     Column("raw_base64", "string"),
     Column("dead_lettered_at", "timestamp", nullable=False),
+    Column("content_type", "string"),  # the record's content-type header, kept when read (it may name a schema id)
 )
 DEADLETTER_FORMAT: Format = JsonLines()
 ENTITY_REJECTED_EXTENSION = f"entity_rejected.{DEADLETTER_FORMAT.extension}"
@@ -181,6 +182,7 @@ def dead_letter_row(letter: DeadLetter, now_ms: int, incarnation: int = 0) -> Ro
         "detail": _storable_text(letter.detail),
         "raw_base64": None if record.value is None else base64.b64encode(record.value).decode("ascii"),
         "dead_lettered_at": now_ms,
+        "content_type": None if record.content_type is None else _storable_text(record.content_type),
     }
 
 
