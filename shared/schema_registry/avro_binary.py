@@ -9,6 +9,7 @@ bytes become base64 text: an Avro record and the same record sent as JSON valida
 from __future__ import annotations
 
 import base64
+import copy
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,16 @@ class OversizedSchema(BadSchema):
     """A schema whose records hold more than ``MAX_REPEATED_VALUES`` values outside their arrays and maps
     (records holding records, a named type used twice at each of many levels): every record of it would
     decode to too much, whatever its bytes (dead letter ``oversized``)."""
+
+
+class Unresolved(StreamingPocError):
+    """A record whose writer schema does not resolve to the source's and that cannot be validated as sent
+    instead, a value of it meaning something else there (:func:`sent_differs`): a dead letter ``schema``.
+    ``sent``: the record as sent, decoded (its batch counts what it decoded to)."""
+
+    def __init__(self, message: str, sent: Any) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class Oversized(NotAvro):
@@ -696,15 +707,23 @@ def parse_reader_schema(schema: Any) -> ParsedSchema:
         raise BadSchema(f"not an Avro schema: {type(error).__name__}: {error}"[:500]) from error
 
 
-def decode_as(writer: ParsedSchema, reader: ParsedSchema | None, body: bytes | memoryview) -> tuple[Any, Any]:
+def decode_as(
+    writer: ParsedSchema, reader: ParsedSchema | None, body: bytes | memoryview, *, differs: str | None = None
+) -> tuple[Any, Any]:
     """One body as the source reads it, and as it was sent (both in the JSON converter's form).
 
     Read, the record is resolved from its writer schema to the source's (Avro's rules: a field the
     writer lacks takes its default, a renamed field is found by its aliases, an unknown enum symbol
     takes the enum's default, int/long/float/string/bytes are promoted); the fields only the writer
     has are kept beside, in records at every level, map values and array items, where a JSON record
-    would carry them (so they reach ``_extra``, or stay in the column holding them). When the two
-    schemas do not resolve, the record as sent is validated instead and the model names what fails.
+    would carry them (so they reach ``_extra``, or stay in the column holding them). ``reader`` is the
+    source's schema as :func:`with_writer_names` gives it for ``writer``: named types of other names resolve.
+
+    When the record does not resolve (a value the reader's type cannot take: bytes that are not UTF-8 read
+    as a string, a union branch the reader lacks, a long read as an int), it is validated as sent instead
+    and the model names what fails; unless a value of it would mean something else as sent (``differs``,
+    :func:`sent_differs` of the two schemas, found once per schema): base64 text standing for bytes would
+    land in a string column. Then it is :class:`Unresolved`, with the resolution's error.
     The caller first checks that resolving keeps what values mean (:func:`changed_meaning`).
     """
     sent = decode(writer, body)
@@ -714,7 +733,13 @@ def decode_as(writer: ParsedSchema, reader: ParsedSchema | None, body: bytes | m
         resolved = fastavro.schemaless_reader(io.BytesIO(body), writer, reader)
     except MemoryError:
         raise
-    except Exception:  # fastavro's resolution errors have no common type
+    except Exception as error:  # fastavro's resolution errors have no common type
+        if differs is not None:
+            problem = f"{type(error).__name__}: {error}"[:300]
+            raise Unresolved(
+                f"does not resolve to the source's schema ({problem}), and is not validated as sent: {differs}",
+                sent,
+            ) from None
         return sent, sent
     return _with_unread(_json_form(resolved), sent), sent
 
@@ -773,6 +798,173 @@ def changed_meaning(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
         if written_kind == read_kind == "map":
             return walk(written["values"], read["values"], f"{where}{{}}")
         return _logical_change(written, read, where)
+
+    return walk(writer, reader, "")
+
+
+_NAMED_FAMILY = {"record": "record", "error": "record", "enum": "enum", "fixed": "fixed"}
+
+
+def with_writer_names(writer: ParsedSchema, reader: ParsedSchema) -> ParsedSchema:
+    """``reader``, or when ``writer`` names its types otherwise, a copy of it whose named types carry as aliases
+    the full names of the writer's types read as them.
+
+    fastavro resolves a named type only to one of the same unqualified name or that has the writer's name among
+    its aliases (as the Avro specification says), and a producer's record is often named otherwise than the
+    source's: a Java class ``com.acme.Order``, Datagen's ``ksql.orders``, a nested ``Address`` the source calls
+    ``Thing_address``. Its records would never resolve. Types are paired as resolution pairs them: the
+    top-level ones, fields by name or the reader's aliases, array items, map values, and in a reader's union
+    the branch of the writer type's kind and name (else the only one of its kind). A named type of another
+    kind, or a fixed of another size, is left unpaired: it does not resolve whatever its name. Built once per
+    writer schema (the decoder keeps it); the reader itself when every name matches.
+    """
+    writer_named = writer.get("__named_schemas", {}) if isinstance(writer, dict) else {}
+    reader_named = reader.get("__named_schemas", {}) if isinstance(reader, dict) else {}
+    aliases: dict[str, list[str]] = {}  # a reader type's full name: the writer names it is read from
+    compared: set[tuple[int, int]] = set()
+
+    def walk(written: Any, read: Any) -> None:
+        written, read = _definition(written, writer_named), _definition(read, reader_named)
+        if (id(written), id(read)) in compared:
+            return
+        compared.add((id(written), id(read)))
+        if isinstance(written, list):
+            for branch in written:
+                walk(branch, read)
+            return
+        if isinstance(read, list):
+            branch = _union_branch(written, [_definition(branch, reader_named) for branch in read])
+            if branch is not None:
+                walk(written, branch)
+            return
+        written_kind, read_kind = _kind(written), _kind(read)
+        if written_kind == read_kind == "array":
+            walk(written["items"], read["items"])
+        elif written_kind == read_kind == "map":
+            walk(written["values"], read["values"])
+        elif _same_family(written, read):
+            if not _same_name(written, read) and written["name"] not in aliases.get(read["name"], ()):
+                aliases.setdefault(read["name"], []).append(written["name"])
+            if _NAMED_FAMILY[written_kind] == "record":
+                fields = {field["name"]: field["type"] for field in written["fields"]}
+                for field in read["fields"]:
+                    name = next((name for name in (field["name"], *field.get("aliases", ())) if name in fields), None)
+                    if name is not None:
+                        walk(fields[name], field["type"])
+
+    walk(writer, reader)
+    if not aliases:
+        return reader
+    # A deep copy keeps the parsed schema's sharing: a named type is one dict in the tree and in
+    # ``__named_schemas``; the top-level type is the only one that is two (with and without fastavro's markers).
+    renamed = copy.deepcopy(reader)
+    named = renamed.get("__named_schemas", {}) if isinstance(renamed, dict) else {}
+    for definition in {id(found): found for found in (*_named_types(renamed), *named.values())}.values():
+        added = aliases.get(str(definition.get("name")))
+        if added:
+            definition["aliases"] = [*definition.get("aliases", ()), *added]
+    return renamed
+
+
+def _named_types(schema: Any) -> list[dict[str, Any]]:
+    """The named types a parsed schema defines in its tree (a type's own keys walked, not its defaults)."""
+    found: list[dict[str, Any]] = []
+    pending = [schema]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            if _kind(item) in _NAMED_FAMILY and isinstance(item.get("name"), str):
+                found.append(item)
+            pending.extend(field.get("type") for field in item.get("fields") or () if isinstance(field, dict))
+            pending.extend(item[key] for key in ("items", "values") if key in item)
+            if isinstance(item.get("type"), (dict, list)):
+                pending.append(item["type"])
+    return found
+
+
+def _same_family(written: Any, read: Any) -> bool:
+    """Whether two named types resolve to each other but for their names: records (or errors), enums, fixed of
+    one size."""
+    family = _NAMED_FAMILY.get(_kind(written)) if isinstance(written, dict) else None
+    if family is None or not isinstance(read, dict) or _NAMED_FAMILY.get(_kind(read)) != family:
+        return False
+    return family != "fixed" or written.get("size") == read.get("size")
+
+
+def _same_name(written: dict[str, Any], read: dict[str, Any]) -> bool:
+    """Whether fastavro resolves ``written`` to ``read`` by name: the same unqualified name, or one of the
+    reader's aliases."""
+    unqualified = str(written["name"]).rsplit(".", 1)[-1]
+    read_aliases = read.get("aliases", ())
+    return (
+        unqualified == str(read["name"]).rsplit(".", 1)[-1]
+        or written["name"] in read_aliases
+        or unqualified in read_aliases
+    )
+
+
+def _union_branch(written: Any, branches: list[Any]) -> Any:
+    """The branch of a reader's union a value of ``written`` is paired with to name types: a named type's of
+    its name, else the only one of its kind; an array's or a map's first of that kind; None otherwise."""
+    if isinstance(written, dict) and _kind(written) in _NAMED_FAMILY:
+        candidates = [branch for branch in branches if _same_family(written, branch)]
+        named = next((branch for branch in candidates if _same_name(written, branch)), None)
+        return named if named is not None else (candidates[0] if len(candidates) == 1 else None)
+    if _kind(written) in ("array", "map"):
+        return next((branch for branch in branches if _kind(branch) == _kind(written)), None)
+    return None
+
+
+_BASE64 = frozenset({"bytes", "fixed"})  # sent (the JSON converter's form) as base64 text: decimals included
+_TEXT = frozenset({"string", "enum"})  # sent as text, and read as that text
+
+
+def sent_differs(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
+    """Where a record of ``writer`` as sent, validated as ``reader``'s model, could hold another value than
+    written, said as ``field at: written as bytes, read as string``; None when nowhere.
+
+    As sent (the JSON converter's form), bytes, fixed and decimals are base64 text: a string or an enum of the
+    reader would take that text as the value (``aGVsbG8=`` for ``hello``); and a string or enum symbol written
+    is text that a reader's bytes or fixed would take as base64 (``abcd`` for the bytes 69 b7 1d). Resolving
+    converts them (a string's UTF-8 is its bytes); a record that does not resolve must not be validated as
+    sent then (:func:`decode_as`). Other kinds are the model's to refuse as sent (its types are strict).
+    Fields are matched as resolution matches them, by name or the reader's aliases; every branch of a union
+    on either side counts (a null has one meaning).
+    """
+    writer_named = writer.get("__named_schemas", {}) if isinstance(writer, dict) else {}
+    reader_named = reader.get("__named_schemas", {}) if isinstance(reader, dict) else {}
+    compared: set[tuple[int, int]] = set()
+
+    def walk(written: Any, read: Any, where: str) -> str | None:
+        written, read = _definition(written, writer_named), _definition(read, reader_named)
+        if (id(written), id(read)) in compared:
+            return None
+        compared.add((id(written), id(read)))
+        if isinstance(written, list):
+            return next((found for branch in written if (found := walk(branch, read, where))), None)
+        if isinstance(read, list):
+            return next((found for branch in read if (found := walk(written, branch, where))), None)
+        written_kind, read_kind = _kind(written), _kind(read)
+        if written_kind in ("record", "error") and read_kind in ("record", "error"):
+            fields = {field["name"]: field["type"] for field in written["fields"]}
+            for field in read["fields"]:
+                name = next((name for name in (field["name"], *field.get("aliases", ())) if name in fields), None)
+                inside = f"{where}.{field['name']}" if where else field["name"]
+                if name is not None and (found := walk(fields[name], field["type"], inside)):
+                    return found
+            return None
+        if written_kind == read_kind == "array":
+            return walk(written["items"], read["items"], f"{where}[]")
+        if written_kind == read_kind == "map":
+            return walk(written["values"], read["values"], f"{where}{{}}")
+        if (written_kind in _BASE64 and read_kind in _TEXT) or (written_kind in _TEXT and read_kind in _BASE64):
+            return (
+                f"field {where or '(the record)'}: written as {written_kind}, read as {read_kind}: as sent, its"
+                f" {'base64 text' if written_kind in _BASE64 else 'text'} would land as another value"
+            )
+        return None
 
     return walk(writer, reader, "")
 

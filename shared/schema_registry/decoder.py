@@ -6,7 +6,8 @@ registry does not hold, or which this code cannot use (docs/datagen.md), ``unkno
 would decode to more than ``MAX_REPEATED_VALUES`` array items and map entries, or values outside them (its
 schema's, refused), or once its batch's records decoded to ``MAX_BATCH_REPEATED_VALUES``, ``oversized``; one
 whose schema gives a field another logical type than the source's (timestamp-millis read as
-timestamp-micros), ``schema``. A registry that does not answer raises
+timestamp-micros), or that does not resolve to the source's and would mean something else as sent (bytes
+that are not UTF-8 read as a string), ``schema``. A registry that does not answer raises
 (``RegistryUnavailable``): the batch waits and is retried, nothing is dead-lettered for it, and the
 answers it got are kept, so each retry gets further.
 """
@@ -30,11 +31,14 @@ from shared.schema_registry.avro_binary import (
     Oversized,
     OversizedSchema,
     ParsedSchema,
+    Unresolved,
     changed_meaning,
     decode_as,
     parse_reader_schema,
     parse_writer_schema,
     repeat_counter,
+    sent_differs,
+    with_writer_names,
 )
 from shared.schema_registry.client import ConfluentRegistry, EventHubsRegistry, SchemaRegistry, UnknownSchema
 from shared.schema_registry.wire import NotAvro, confluent_split, schema_id_of_content_type
@@ -61,6 +65,9 @@ RETRYING_SECONDS = 900.0
 # (records of one boolean, or of null fields: a dict of hundreds of bytes from one byte), about 130 bytes each
 # once decoded, so ~260 MB. Past it, the batch's further records are dead letters ``oversized`` (redrivable).
 MAX_BATCH_REPEATED_VALUES = 2_000_000
+# How a source reads the records of each writer schema (:class:`_Resolution`), kept per source schema: at most
+# this many writer schemas each (past it, forgotten and worked out again).
+MAX_RESOLUTIONS = 4096
 
 
 def amplified(repeats: int, body: bytes | memoryview) -> int:
@@ -85,13 +92,29 @@ class _Refused:
 
 
 @dataclass(frozen=True, slots=True)
+class _Resolution:
+    """How a source reads the records of one writer schema, worked out once per schema id: ``reader``, the
+    source's schema to resolve them to (None: read as written; the writer's type names among its aliases
+    where they differ: :func:`with_writer_names`); ``changed``, why none is read (a field of another logical
+    type: :func:`changed_meaning`); ``differs``, why a record that does not resolve is not validated as sent
+    (:func:`sent_differs`), None when it may be."""
+
+    writer: ParsedSchema
+    reader: ParsedSchema | None
+    changed: str | None = None
+    differs: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _Reader:
     """A source's schema, ``parsed`` to resolve records to (None: read them as written), and ``as_written``:
     parsed as a writer's schema is (without defaults), to tell the records written with it, which need no
-    resolving (None when it does not parse as one)."""
+    resolving (None when it does not parse as one). ``resolutions``: by writer schema id, how its records
+    are read (the decoder's, under its lock)."""
 
     parsed: ParsedSchema | None
     as_written: ParsedSchema | None
+    resolutions: dict[str, _Resolution] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, schema: Any) -> _Reader:
@@ -127,9 +150,7 @@ class AvroDecoder:
         located = [self._locate(record, value) for record, value in zip(records, values, strict=True)]
         schemas = self._fetch({found[0] for found in located if isinstance(found, tuple)})
         usable = {schema_id: schema for schema_id, schema in schemas.items() if not isinstance(schema, _Refused)}
-        # A record written with the source's own schema reads as written: resolve only the others.
-        resolve_to = {i: None if schema == reader.as_written else reader.parsed for i, schema in usable.items()}
-        changed = {i: changed_meaning(usable[i], to) for i, to in resolve_to.items() if to is not None}
+        resolutions = {schema_id: self._resolution(reader, schema_id, schema) for schema_id, schema in usable.items()}
         counters = {schema_id: repeat_counter(schema) for schema_id, schema in usable.items()}
         batch = DecodedBatch()
         repeats = 0  # the batch's weighted array items and map entries so far
@@ -142,8 +163,9 @@ class AvroDecoder:
             if isinstance(schema, _Refused):
                 batch.letters.append(DeadLetter(record, schema.reason, schema.detail))
                 continue
-            if changed.get(schema_id) is not None:
-                batch.letters.append(DeadLetter(record, Reason.SCHEMA, f"schema {schema_id}: {changed[schema_id]}"))
+            resolution = resolutions[schema_id]
+            if resolution.changed is not None:
+                batch.letters.append(DeadLetter(record, Reason.SCHEMA, f"schema {schema_id}: {resolution.changed}"))
                 continue
             if repeats >= MAX_BATCH_REPEATED_VALUES:
                 detail = (
@@ -153,10 +175,15 @@ class AvroDecoder:
                 batch.letters.append(DeadLetter(record, Reason.OVERSIZED, detail))
                 continue
             try:
-                value, sent = decode_as(schema, resolve_to[schema_id], body)
+                value, sent = decode_as(schema, resolution.reader, body, differs=resolution.differs)
                 if (count := counters[schema_id]) is not None:
                     repeats += amplified(count(sent), body)
                 received = orjson.dumps(sent)
+            except Unresolved as problem:
+                if (count := counters[schema_id]) is not None:
+                    repeats += amplified(count(problem.sent), body)
+                batch.letters.append(DeadLetter(record, Reason.SCHEMA, f"schema {schema_id}: {problem}"))
+                continue
             except Oversized as problem:
                 repeats += amplified(problem.counted, body)
                 batch.letters.append(DeadLetter(record, Reason.OVERSIZED, f"schema {schema_id}: {problem}"))
@@ -182,6 +209,26 @@ class AvroDecoder:
             if text not in self._readers:
                 self._readers[text] = _Reader.of(schema)
             return self._readers[text]
+
+    def _resolution(self, reader: _Reader, schema_id: str, schema: ParsedSchema) -> _Resolution:
+        """How ``reader`` reads the records of ``schema`` (id ``schema_id``), worked out on its first batch."""
+        if reader.parsed is None:
+            return _Resolution(schema, None)
+        with self._lock:
+            found = reader.resolutions.get(schema_id)
+        if found is not None and found.writer is schema:
+            return found
+        if schema == reader.as_written:  # written with the source's own schema: read as written
+            found = _Resolution(schema, None)
+        else:
+            renamed = with_writer_names(schema, reader.parsed)
+            changed = changed_meaning(schema, reader.parsed)
+            found = _Resolution(schema, renamed, changed, sent_differs(schema, reader.parsed))
+        with self._lock:
+            if len(reader.resolutions) >= MAX_RESOLUTIONS:
+                reader.resolutions.clear()
+            reader.resolutions[schema_id] = found
+        return found
 
     def _locate(self, record: KafkaRecord, value: bytes) -> tuple[str, bytes | memoryview] | NotAvro:
         try:
