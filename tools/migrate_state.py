@@ -28,9 +28,16 @@ as it was, 1 when one is missing after ``--wait`` seconds or its bucket holds ot
 conflict: the bucket had counted events for it, so processing ran before the migration). A key whose
 state cannot be put in today's form (``upgrade`` raises: a shape no release wrote, or damaged) is moved
 (or exported) as stored and the others go on; the run names it at the end and exits 1.
-Running it again is harmless: nothing is moved twice. Buckets of an N the lake does not record take the
-moved states in place of what they hold (stale: an interrupted run's, or an earlier layout's), so an
-interrupted move completes when run again and a move back to an earlier N is no conflict.
+Running it again is harmless: nothing is moved twice. Buckets of an N the lake does not record hold only stale
+state (an interrupted run's, or the N the source used before): a move into them (``--to-buckets``, or
+``--import`` into an N other than the recorded one) sends each of the N buckets an adopt naming the run, and
+each is emptied by its run's first adopt before it takes the moved states, those no key goes to included, and
+every bucket is read back until the run has emptied it. So an interrupted move completes when run again, and a
+move back to an earlier N brings back no key evicted since (nor its offsets). The rule that keeps a run again
+safe: only a move into an N the record does not name replaces, and the record names the new N only once the
+move is complete, before processing resumes there; a run again after that finds the N recorded ("already in
+N buckets"; an import into the recorded N adopts without replacing, a key counted since is a conflict).
+A bucket over 80% of its bound after the move is named: its next applies may evict keys (raise N).
 """
 
 from __future__ import annotations
@@ -59,9 +66,11 @@ from shared.settings import Settings, load_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, record_migrated, state_bucket_settings
+from shared.state.bucket_state import MAX_BUCKET_BYTES
 from shared.state.buckets import MAX_BUCKETS, bucket_for, bucket_key
 from shared.state.keys import BadKey, encode_key
 from shared.state.migration import (
+    NEAR_CAPACITY,
     ExportError,
     Origins,
     StateExport,
@@ -71,6 +80,8 @@ from shared.state.migration import (
     export_of,
     keys_of,
     parse_export,
+    replaced_by,
+    run_token,
     unbucketed,
     upgraded,
     verify,
@@ -196,14 +207,22 @@ def _move(
     *,
     replace: bool = False,
 ) -> Verification:
+    """Send the adopts and poll the buckets until every key is there; with ``replace`` (an N the record does not
+    name), every one of the ``buckets`` buckets is sent this run's adopt and polled until the run has emptied it."""
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
-        list(pool.map(http.signal, adopt_signals(entity, states, buckets, origins, replace=replace)))
-        homes = sorted({bucket_for(key, buckets) for key in states})
+        run = None
+        if replace:  # the buckets are read first: the run is named later than any run they name
+            homes = [bucket_key(index, buckets) for index in range(buckets)]
+            named = [replaced_by(bucket) for bucket in _read_all(http, entity, homes).values()]
+            run = run_token(max((earlier for earlier in named if earlier is not None), default=0))
+        else:
+            homes = sorted({bucket_for(key, buckets) for key in states})
+        list(pool.map(http.signal, adopt_signals(entity, states, buckets, origins, replace=replace, run=run)))
         deadline = time.monotonic() + wait_seconds
         while True:
             held = _read_all(http, entity, homes)
-            outcome = verify(states, held, buckets, origins)
-            if not outcome.missing or time.monotonic() > deadline:
+            outcome = verify(states, held, buckets, origins, run=run)
+            if not (outcome.missing or outcome.not_emptied) or time.monotonic() > deadline:
                 return outcome
             time.sleep(0.5)  # the adopt operations are queued: poll the buckets until they are applied
 
@@ -332,6 +351,16 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
     for problem, keys_listed in (("missing", outcome.missing), ("conflict", outcome.conflicts)):
         for key in keys_listed[:20]:
             print(f"  {problem}: {key!r}")
+    if outcome.not_emptied:
+        print(
+            f"  {len(outcome.not_emptied):,} buckets not emptied by this run yet (its adopts still queued, or a "
+            f"later run's): {outcome.not_emptied[:20]!r}"
+        )
+    for home, size in sorted(outcome.near_capacity.items())[:20]:
+        print(
+            f"  warning: bucket {home} holds {size:,} bytes after the move, over {NEAR_CAPACITY:.0%} of its "
+            f"{MAX_BUCKET_BYTES:,}: its next applies may evict keys (move to a larger N)"
+        )
     _report_not_upgraded(outcome.not_upgraded)
     if outcome.source_changed:
         print(

@@ -20,11 +20,14 @@ Operations:
   although they count (raw/ holds their rows): the bucket keeps them under ``_owed`` and applies an event
   at one when it comes, once (``tools.redrive`` re-applies them from raw/). A part may carry no keys at
   all, only its range and what it owes: what processing sends a bucket whose ``apply`` was refused.
-- ``adopt`` ``{"states": {key: state}, "origins": {old bucket: applied ranges}}``: keys moved from
-  another layout (``shared.state.migration``), ``origins`` only from buckets of another N. A key
+- ``adopt`` ``{"states": {key: state}, "origins": {old bucket: applied ranges}, "replace": run}``: keys moved
+  from another layout (``shared.state.migration``), ``origins`` only from buckets of another N. A key
   the bucket does not hold takes the state given; one it holds with the same state is left alone
   (a migration run twice); one it holds with another state is a conflict, refused and named, and
-  so is an origin the bucket holds with other ranges.
+  so is an origin the bucket holds with other ranges. ``replace`` (a bucket of an N the lake does not record,
+  which nothing processes into) names the migration run: the first adopt of a run empties the bucket
+  whole (``_replaced`` keeps the run), so it holds that run's keys only; an adopt of an earlier run is refused.
+  Origins no key the bucket holds names any more are dropped.
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ ORIGINS = "_origins"
 REFUSED = "_refused"  # per key and partition, offsets whose events its fold could not take (a bug), for a person
 KEPT_REFUSED = 100  # offsets per key and partition, and keys per bucket
 MOVED_FROM = "_moved_from"
+# The migration run (a token that grows from run to run: ``shared.state.migration.run_token``) whose first ``adopt``
+# with ``replace`` emptied the bucket; its later adopts add to what it adopted, an earlier run's are refused.
+REPLACED = "_replaced"
 # Per position, offsets inside the applied ranges whose events the bucket has not applied yet (ranges): its events
 # there were refused by the entity API, or a redelivery rejected records raw/ holds rows of. An event at an owed
 # offset is applied when it comes (``tools.redrive`` re-applies it from raw/), once; closing old gaps never
@@ -98,6 +104,8 @@ def operate(
     if operation == "apply":
         return apply(fold, state, payload)
     if operation == "adopt":
+        if (earlier := superseded(state, payload)) is not None:
+            return Outcome(state, f"adopt refused: {earlier}")
         conflicts = adopt(state, payload)
         refused = f"adopt refused for {len(conflicts)} keys held with other state: {conflicts[:10]!r}"
         return Outcome(state, refused if conflicts else None)
@@ -316,28 +324,61 @@ def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:
     """Take in moved keys' states; returns the keys refused because the bucket holds them with other state.
 
     With ``replace`` (the bucket belongs to a layout the lake's record does not name, so no processing
-    writes to it) what it holds of the moved keys and origins is stale, left by an interrupted or an earlier
-    move, and is replaced."""
+    writes to it) what it holds is stale, left by an interrupted or an earlier move, or by the time the
+    source last used this N: the run's first adopt empties the bucket whole (keys, applied and owed offsets,
+    origins, evictions), so a key this run does not move (evicted since) cannot come back with its old state,
+    and the run's later adopts (its other chunks, in any order) add to it. An adopt of an earlier run than the
+    one that emptied the bucket (a signal still queued from an interrupted run) is refused whole. ``replace``
+    ``true`` (an adopt from before runs were named) replaces the moved keys and origins only."""
+    if (earlier := superseded(state, payload)) is not None:
+        return [earlier]
+    replace = payload.get("replace")
+    if type(replace) is int and state.get(REPLACED) != replace:  # a run's first adopt (``true`` is not a run)
+        state.clear()
+        state[REPLACED] = replace
+    replacing = replace is True or type(replace) is int
     keys: dict[str, str] = state.setdefault(KEYS, {})
-    replace = payload.get("replace") is True
     conflicts = []
-    for origin, ranges in (payload.get("origins") or {}).items():
+    given_origins = payload.get("origins") or {}
+    for origin, ranges in given_origins.items():
         origins = state.setdefault(ORIGINS, {})
-        if replace:
+        if replacing:
             origins[origin] = ranges
         elif origins.setdefault(origin, ranges) != ranges:
             conflicts.append(f"origin {origin}")
     for key, given in payload["states"].items():
         moved = as_adopted(given)
         held = keys.get(key)
-        if held is None or replace:
+        if held is None or replacing:
             keys[key] = dump(moved)
         elif (parsed := _parsed(held)) is None:  # set aside, the moved state taken
             state.setdefault(UNREADABLE, {})[key] = _set_aside(key, held)
             keys[key] = dump(moved)
         elif parsed != moved:
             conflicts.append(key)
+    _drop_unnamed_origins(state, given_origins)
     return conflicts
+
+
+def superseded(state: dict[str, Any], payload: dict[str, Any]) -> str | None:
+    """Why an adopt is refused whole: its run is earlier than the one that emptied the bucket (``None``: it is not)."""
+    run, emptied_by = payload.get("replace"), state.get(REPLACED)
+    if type(run) is int and type(emptied_by) is int and run < emptied_by:
+        return f"superseded: run {run} is earlier than run {emptied_by}, which emptied the bucket"
+    return None
+
+
+def _drop_unnamed_origins(state: dict[str, Any], kept: Collection[str]) -> None:
+    """Drop the origins no key the bucket holds names (its keys were evicted: one that comes back starts afresh,
+    named by none), but those this adopt brought (a conflicting key still names its origin in the report)."""
+    origins = state.get(ORIGINS)
+    if not origins:
+        return
+    named = {parsed.get(MOVED_FROM) for text in state.get(KEYS, {}).values() if (parsed := _parsed(text)) is not None}
+    for origin in [origin for origin in origins if origin not in named and origin not in kept]:
+        del origins[origin]
+    if not origins:
+        del state[ORIGINS]
 
 
 def as_adopted(state: dict[str, Any]) -> dict[str, Any]:

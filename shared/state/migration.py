@@ -2,11 +2,18 @@
 buckets of another N (``unbucketed``). What to send and how to check it; ``tools/migrate_state.py`` runs it.
 
 A moved key's state is adopted by its bucket as it was (``shared.state.bucket_state.adopt``),
-with its own applied offset ranges (a key moved out of a bucket names that bucket, whose ranges
-its new bucket keeps once), so a batch redelivered across the upgrade never counts an event
-twice, and one the previous layout had not applied still counts. Adopting is idempotent (a second
-run changes nothing) and never overwrites a key the bucket already holds with other state: such
-a key is a conflict, reported, never lost.
+with its own applied offset ranges (a key moved out of a bucket names that bucket, whose applied
+offsets its new bucket keeps once: ``unbucketed``), so a batch redelivered across the upgrade never
+counts an event twice, and one the previous layout had not applied still counts. Adopting is
+idempotent (a second run changes nothing) and never overwrites a key the bucket already holds with
+other state: such a key is a conflict, reported, never lost.
+
+Into buckets of an N the lake does not record (``replace``: nothing processes into them) a move sends
+every one of the N buckets an adopt naming the run (``run_token``), those without keys an empty one: each
+bucket is emptied by its run's first adopt, so it holds what this run moved and nothing older (a key evicted
+since the source last used this N does not come back with its state from then). Once the record names the
+new N, the tool no longer replaces (``tools.migrate_state``): a run again after that cannot wipe what
+processing has since counted there.
 
 The migration is exact when the previous layout no longer changes while it runs: processing is
 stopped first and the previous layout's entities have applied the signals they were sent
@@ -15,6 +22,7 @@ stopped first and the previous layout's entities have applied the signals they w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,12 +31,14 @@ import orjson
 
 from shared.offset_ranges import OffsetRanges, add, without
 from shared.source_model import Row
+from shared.state import bucket_state
 from shared.state.aggregate import Signal
-from shared.state.bucket_state import MOVED_FROM, ORIGINS, OWED, as_adopted, held_keys, key_state
-from shared.state.buckets import bucket_for
+from shared.state.bucket_state import MOVED_FROM, ORIGINS, OWED, REPLACED, as_adopted, held_keys, key_state
+from shared.state.buckets import bucket_for, bucket_key
 from shared.state.offsets import APPLIED
 
 MAX_ADOPT_BYTES = 200_000  # one adopt operation's states, JSON: well inside a queue message with its envelope
+NEAR_CAPACITY = 0.8  # of MAX_BUCKET_BYTES: a bucket this full after a move is reported (its applies may evict soon)
 
 
 def keys_of(entity_key: Any, rows: Iterable[Row]) -> set[str]:
@@ -42,20 +52,19 @@ def keys_of(entity_key: Any, rows: Iterable[Row]) -> set[str]:
     return keys
 
 
-Origins = dict[str, dict[str, OffsetRanges]]  # old bucket -> its applied ranges per position
+Origins = dict[str, dict[str, OffsetRanges]]  # old bucket -> per position, the offsets it applied (its span)
 
 
 def unbucketed(buckets: Mapping[str, dict[str, Any] | None]) -> tuple[dict[str, dict[str, Any]], Origins]:
     """The key states a layout's buckets hold (bucket key -> state), each naming the bucket it came from
-    (``_moved_from``), and each such bucket's applied ranges: in its new bucket, a moved key still skips
-    every offset its old bucket applied. A key moved before keeps what its earlier origin applied too."""
+    (``_moved_from``), and each such bucket's applied offsets (``origin_ranges``): in its new bucket, a moved key
+    still skips every offset its old bucket applied. A key moved before keeps what its earlier origin applied too."""
     states: dict[str, dict[str, Any]] = {}
     origins: Origins = {}
     for home, bucket in sorted(buckets.items()):
         if not bucket:
             continue
-        owed = bucket.get(OWED, {})  # offsets inside the ranges it has not applied: the new bucket owes them too
-        applied = {where: without(ranges, owed.get(where, [])) for where, ranges in bucket.get(APPLIED, {}).items()}
+        applied = origin_ranges(bucket)
         for key in held_keys(bucket):
             state = key_state(bucket, key)
             if state is None:
@@ -68,13 +77,52 @@ def unbucketed(buckets: Mapping[str, dict[str, Any] | None]) -> tuple[dict[str, 
     return states, origins
 
 
+def origin_ranges(bucket: dict[str, Any]) -> dict[str, OffsetRanges]:
+    """What a bucket's keys count as applied once moved out of it, per position: the span of its applied ranges,
+    first to last offset, without the offsets it owes (``_owed``: inside its ranges, not applied yet; they count
+    when they come, once, in the new bucket too).
+
+    The gaps inside the span are closed: each is a run of batches the bucket had no event in, never one still to
+    come. The trigger never processes a partition's later offsets before an earlier failed batch is redelivered
+    (host.json: ``commitOnFailure`` false, ``maxRetries`` -1; a batch's signals to the buckets are sent again with
+    it), and processing is stopped, its signals applied, before a move (docs/scale.md): every batch up to the
+    bucket's last offset has been applied to it, so an event of its keys inside the span is one it applied, or
+    one it owes (a refused apply: processing tells the bucket what it owes). A later redelivery or rewind delivers
+    nothing else of these keys there. Kept as ranges with gaps, a bucket's 32 ranges per partition would follow
+    its keys into each new bucket, once per old bucket: moved to an N 32 times smaller, ~32 origins x partitions
+    x 32 ranges a bucket (~110 KB at 4 partitions), held for good and counted toward ``MAX_BUCKET_BYTES``."""
+    owed = bucket.get(OWED, {})
+    spans = {}
+    for where, ranges in bucket.get(APPLIED, {}).items():
+        if ranges:
+            spans[where] = without([[ranges[0][0], ranges[-1][1]]], owed.get(where, []))
+    return spans
+
+
 def _union(*ranges: Mapping[str, OffsetRanges]) -> dict[str, OffsetRanges]:
     merged: dict[str, OffsetRanges] = {}
     for per_position in ranges:
         for where, spans in per_position.items():
-            for low, high in spans:  # no gap closed: one may be an offset the bucket owes
+            for low, high in spans:  # no gap closed: one may be an offset a bucket owes, or one no layout applied
                 merged[where] = add(merged.get(where, []), low, high)
     return merged
+
+
+_last_run = 0
+
+
+def run_token(after: int = 0) -> int:
+    """A migration run's name: nanoseconds since the epoch, later than ``after`` (the latest run the target buckets
+    name, whatever this machine's clock says) and than any token this process made before."""
+    global _last_run
+    _last_run = max(time.time_ns(), after + 1, _last_run + 1)
+    return _last_run
+
+
+def replaced_by(bucket: dict[str, Any] | None) -> int | None:
+    """The run whose adopt last emptied the bucket (``None``: none did)."""
+    run = (bucket or {}).get(REPLACED)
+    return run if type(run) is int else None
 
 
 def adopt_signals(
@@ -84,13 +132,19 @@ def adopt_signals(
     origins: Origins | None = None,
     *,
     replace: bool = False,
+    run: int | None = None,
 ) -> list[Signal]:
     """``adopt`` operations moving ``states`` (key -> state) into their buckets: one per bucket, cut by size;
     each carries the ``origins`` its keys name. ``replace``: the buckets are of an N the lake does not record
-    (no processing writes to them), so what they hold of these keys is stale and is replaced."""
+    (no processing writes to them), so what they hold is stale: each of the ``buckets`` buckets is sent the
+    ``run`` (``run_token()`` if not given), an empty adopt where no key goes, and is emptied by its first adopt."""
     by_bucket: dict[str, dict[str, dict[str, Any]]] = {}
+    if replace:
+        run = run_token() if run is None else run
+        by_bucket = {bucket_key(index, buckets): {} for index in range(buckets)}
     for key, state in sorted(states.items()):
         by_bucket.setdefault(bucket_for(key, buckets), {})[key] = state
+    token = run if replace else None
     signals = []
     for home, moved in by_bucket.items():
         chunk: dict[str, dict[str, Any]] = {}
@@ -98,16 +152,16 @@ def adopt_signals(
         for key, state in moved.items():
             weight = len(orjson.dumps(state)) + len(key)
             if chunk and size + weight > MAX_ADOPT_BYTES:
-                signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins, replace)))
+                signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins, token)))
                 chunk, size = {}, 0
             chunk[key] = state
             size += weight
-        signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins, replace)))
+        signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins, token)))
     return signals
 
 
-def _adopt_payload(states: dict[str, dict[str, Any]], origins: Origins | None, replace: bool) -> dict[str, Any]:
-    payload: dict[str, Any] = {"states": states} | ({"replace": True} if replace else {})
+def _adopt_payload(states: dict[str, dict[str, Any]], origins: Origins | None, run: int | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"states": states} | ({"replace": run} if run is not None else {})
     named = {state[MOVED_FROM] for state in states.values() if MOVED_FROM in state}
     if named and origins is not None:
         payload["origins"] = {origin: origins[origin] for origin in sorted(named)}
@@ -123,10 +177,12 @@ class Verification:
     conflicts: list[str] = field(default_factory=list)  # its bucket holds other state for it
     source_changed: bool = False  # what was moved from changed during the move: it was not drained
     not_upgraded: dict[str, str] = field(default_factory=dict)  # key -> why: moved as stored (``upgraded``)
+    not_emptied: list[str] = field(default_factory=list)  # buckets the run's first adopt has not emptied (yet)
+    near_capacity: dict[str, int] = field(default_factory=dict)  # bucket -> its bytes, over NEAR_CAPACITY of the max
 
     @property
     def complete(self) -> bool:
-        return not self.missing and not self.conflicts and not self.source_changed
+        return not self.missing and not self.conflicts and not self.source_changed and not self.not_emptied
 
 
 def upgraded(
@@ -150,8 +206,12 @@ def verify(
     bucket_states: Mapping[str, dict[str, Any] | None],
     buckets: int,
     origins: Origins | None = None,
+    *,
+    run: int | None = None,
 ) -> Verification:
-    """Check every moved key, and the origin ranges it names, against its bucket's state (bucket key -> state)."""
+    """Check every moved key, and the origin ranges it names, against its bucket's state (bucket key -> state);
+    with ``run`` (a move that replaces), that each of the ``buckets`` buckets was emptied by that run. Buckets
+    held over ``NEAR_CAPACITY`` of ``MAX_BUCKET_BYTES`` are named with their size."""
     outcome = Verification()
     for key, state in sorted(states.items()):
         bucket = bucket_states.get(bucket_for(key, buckets))
@@ -164,6 +224,14 @@ def verify(
             outcome.conflicts.append(key)
         else:
             outcome.moved.append(key)
+    if run is not None:
+        homes = [bucket_key(index, buckets) for index in range(buckets)]
+        outcome.not_emptied = [home for home in homes if replaced_by(bucket_states.get(home)) != run]
+    limit = bucket_state.MAX_BUCKET_BYTES * NEAR_CAPACITY
+    for home, bucket in sorted(bucket_states.items()):
+        size = len(orjson.dumps(bucket)) if bucket else 0
+        if size > limit:
+            outcome.near_capacity[home] = size
     return outcome
 
 

@@ -258,3 +258,96 @@ def test_first_release_sensor_state_moves_upgraded_and_a_damaged_one_as_stored()
     assert outcome.complete and list(outcome.not_upgraded) == ["s2"]
     assert key_state(api.buckets["~b0of1"], "s1") == {"count": 2, "minutes": [[1, 1.0, 2.0]]}
     assert key_state(api.buckets["~b0of1"], "s2") == damaged
+
+
+def test_a_move_back_to_an_earlier_n_empties_its_buckets_so_a_key_evicted_meanwhile_starts_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """4 -> 1, where device-1 is evicted, then back to 4: device-1's N=4 bucket held its state from before the
+    first move; the move back empties every N=4 bucket, those no moved key goes to included."""
+    from shared.state import bucket_state
+
+    api = FakeEntityApi()
+    _deployment(tmp_path, api)
+    assert migrate_state.rebucket(api, "mobile", 4, 1, wait_seconds=1).complete  # type: ignore[arg-type]
+    monkeypatch.setattr(bucket_state, "MAX_BUCKET_BYTES", 2_500)
+    monkeypatch.setattr(bucket_state, "KEEP_BUCKET_BYTES", 2_000)
+    for offset in range(20, 28):
+        api.apply("~b0of1", {f"device-{i}": [offset] for i in range(2, 10)}, (offset, offset))
+    monkeypatch.undo()
+    assert _events(api, "device-1", 1) is None and _events(api, "device-0", 1) is None  # evicted
+    assert _events(api, "device-1", 4) == 1  # the stale state the earlier N still holds
+    back = migrate_state.rebucket(api, "mobile", 1, 4, wait_seconds=1)  # type: ignore[arg-type]
+    assert back.complete and len(back.moved) == 8 and not back.not_emptied
+    assert _events(api, "device-1", 4) is None and _events(api, "device-0", 4) is None
+    assert all(_events(api, f"device-{i}", 4) == 9 for i in range(2, 10))
+    api.apply(bucket_for("device-1", 4), {"device-1": [40]}, (40, 40))
+    assert _events(api, "device-1", 4) == 1  # afresh, not 2
+
+
+class Queues(FakeEntityApi):
+    """Signals wait in a queue while ``holding`` (the entities have not applied them yet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False
+        self.queued: list[Signal] = []
+
+    def signal(self, signal: Signal) -> None:
+        if self.holding:
+            self.queued.append(signal)
+        else:
+            super().signal(signal)
+
+
+def test_an_adopt_of_an_earlier_run_applied_after_a_later_run_completed_changes_nothing(tmp_path: Path) -> None:
+    api = Queues()
+    _deployment(tmp_path, api)
+    stale = {"keys": {"device-gone": '{"events":7}'}, "_replaced": 2**62}  # a run named by a clock far ahead
+    api.states["~b2of3"] = stale
+    api.holding = True
+    first = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=0)  # type: ignore[arg-type]
+    assert not first.complete and first.not_emptied and first.missing  # its adopts are still queued
+    api.holding = False
+    again = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    assert again.complete and len(again.moved) == 10 and key_state(api.states["~b2of3"], "device-gone") is None
+    after = orjson.loads(orjson.dumps(api.states))
+    for signal in api.queued:  # the first run's adopts reach the buckets at last
+        outcome = operate(KIND.fold, KIND.reduce, signal.key, api.states[signal.key], "adopt", signal.payload)
+        assert outcome.refused is not None and "superseded" in outcome.refused
+    assert api.states == after
+
+
+def _main_argv(tmp_path: Path, *more: str) -> list[str]:
+    return ["--settings", str(tmp_path / "none.json"), "--sources", "mobile", "--wait", "1", *more]
+
+
+def test_a_run_again_once_the_record_names_the_new_n_replaces_nothing_processing_counted_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = FakeEntityApi()
+    _deployment(tmp_path, api)
+    monkeypatch.setattr(migrate_state, "DurableHttp", lambda *args: api)
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "3")) == 0
+    assert BucketCounts(LocalLake(tmp_path)).of("mobile") == 3
+    api.apply(bucket_for("device-3", 3), {"device-3": [11]}, (11, 11))  # processing resumed on 3 buckets
+    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "3")) == 0
+    assert "already in 3 buckets" in capsys.readouterr().out
+    assert _events(api, "device-3", 3) == 2
+
+
+def test_a_bucket_over_80_percent_of_its_bound_after_the_move_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.state import bucket_state
+
+    api = FakeEntityApi()
+    _deployment(tmp_path, api)
+    monkeypatch.setattr(migrate_state, "DurableHttp", lambda *args: api)
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    monkeypatch.setattr(bucket_state, "MAX_BUCKET_BYTES", 2_000)
+    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "1")) == 0  # a warning, not a failure
+    assert "warning: bucket ~b0of1 holds" in capsys.readouterr().out

@@ -103,8 +103,9 @@ def test_keys_moved_to_another_bucket_count_skip_what_their_old_bucket_applied_a
     assert {key: _events(new, key, 3) for key in keys} == dict.fromkeys(keys, 2)
     for key in keys:  # a moved key names its old bucket; the bucket's ranges are not copied into it
         assert len(new[bucket_for(key, 3)]["keys"][key]) < len(old[bucket_for(key, 4)]["keys"][key]) + 40
-    redelivered = {key: [offsets[1], 40 + i] for i, (key, offsets) in enumerate(keys.items())}  # 20-31 applied before
-    _apply(kind, new, redelivered, 3, (20, 51))
+    # 20-31 applied before, 600-611 new: past the old buckets' last offsets (490), as every new offset is
+    redelivered = {key: [offsets[1], 600 + i] for i, (key, offsets) in enumerate(keys.items())}
+    _apply(kind, new, redelivered, 3, (20, 611))
     assert {key: _events(new, key, 3) for key in keys} == dict.fromkeys(keys, 3)
 
 
@@ -147,3 +148,191 @@ def test_an_event_its_old_bucket_owed_still_counts_once_after_the_keys_move_to_a
     for _ in range(2):  # tools.redrive, then again (its log was not confirmed)
         operate(kind.fold, kind.reduce, home, new[home], "apply", {"parts": [part(15, 15, {"k": [tap(15)]})]})
     assert (key_state(new[home], "k") or {})["events"] == 2
+
+
+BASE = 12_000_000_000  # offsets of a partition that has run for months at 1,000 events/s
+
+
+def _sparse_part(partition: int, low: int, high: int, keys: dict[str, list[int]]) -> dict[str, Any]:
+    events = {
+        key: [[o, 1_700_000_000_000 + o % 1_000_000, *DEVICE_EVENT] for o in offsets] for key, offsets in keys.items()
+    }
+    return {"topic": "mobile", "partition": partition, "incarnation": 0, "range": [low, high], "keys": events}
+
+
+def test_a_move_to_a_32_times_smaller_n_keeps_one_span_per_origin_and_evicts_no_key() -> None:
+    """docs/scale.md's backend switch, 8,192 -> 256 buckets (here 64 -> 2: the same 32:1), 4 partitions at 11-digit
+    offsets, each old bucket sparse (32 applied ranges a partition, the cap). Each new bucket keeps one span per
+    origin and partition, not the old buckets' gaps: its first apply after the move evicts no key of a bucket
+    sized well inside the bound (keys ~170 KB; with the gaps, ~110 KB of origins evicted hundreds of them)."""
+    from shared.state.bucket_state import ORIGINS
+    from shared.state.buckets import bucket_key
+
+    kind = ENTITY_KINDS["mobile"]
+    old_n, new_n, partitions, per_bucket = 64, 2, 4, 20
+    keys: dict[str, list[str]] = {bucket_key(index, old_n): [] for index in range(old_n)}
+    candidate = 0
+    while any(len(held) < per_bucket for held in keys.values()):
+        held = keys[bucket_for(f"device-{candidate}", old_n)]
+        if len(held) < per_bucket:
+            held.append(f"device-{candidate}")
+        candidate += 1
+    old: dict[str, dict[str, Any]] = {}
+    for index, (home, held) in enumerate(keys.items()):
+        for partition in range(partitions):
+            for batch in range(33):  # gaps between the batches the bucket is in
+                low = BASE + batch * 10_000 + index * 100
+                part = _sparse_part(partition, low, low + 50, {key: [low + n] for n, key in enumerate(held)})
+                operate(kind.fold, kind.reduce, home, old.setdefault(home, {}), "apply", {"parts": [part]})
+    _, origins = unbucketed(old)
+    assert all(len(spans) == 1 for per_position in origins.values() for spans in per_position.values())
+    new = _move(kind, old, new_n)
+    first = keys[bucket_key(0, old_n)][0]
+    home = bucket_for(first, new_n)
+    held_before = len(new[home]["keys"])
+    offset = BASE + 900_000
+    payload = {"parts": [_sparse_part(0, offset, offset, {first: [offset]})]}
+    outcome = operate(kind.fold, kind.reduce, home, new[home], "apply", payload)
+    assert outcome.evicted == 0 and len(outcome.state["keys"]) == held_before
+    assert len(json.dumps(outcome.state[ORIGINS])) < 10_000
+    rewound = BASE + 10_000 + 7  # a rewind: an event old bucket 0 applied before the move (batch 1, its 8th key)
+    key = keys[bucket_key(0, old_n)][7]
+    before = key_state(new[bucket_for(key, new_n)], key)
+    payload = {"parts": [_sparse_part(0, rewound, rewound, {key: [rewound]})]}
+    operate(kind.fold, kind.reduce, bucket_for(key, new_n), new[bucket_for(key, new_n)], "apply", payload)
+    assert key_state(new[bucket_for(key, new_n)], key) == before
+
+
+def test_an_origin_is_its_buckets_span_without_what_it_owes_and_an_owed_event_counts_once_after_the_move() -> None:
+    """Old bucket: batches 0-9 and 30-39 (its keys' events), 40-49 refused (owes 45): the origin is [0, 49] without
+    45. A rewind's event at 45 counts once in the new bucket, at 20 (a batch without the bucket's keys) not at all."""
+    from shared.state.aggregate import Signal, owing
+
+    kind = ENTITY_KINDS["mobile"]
+    old: dict[str, Any] = {}
+    for low, offsets in ((0, [5]), (30, [35])):
+        part = _sparse_part(0, low, low + 9, {"k": offsets})
+        operate(kind.fold, kind.reduce, "~b0of1", old, "apply", {"parts": [part]})
+    refused = Signal(kind.name, "~b0of1", "apply", {"parts": [_sparse_part(0, 40, 49, {"k": [45]})]})
+    operate(kind.fold, kind.reduce, "~b0of1", old, "apply", owing(refused).payload)
+    assert old["_applied"]["mobile/0/0"] == [[0, 9], [30, 49]]
+    moved, origins = unbucketed({"~b0of1": old})
+    assert origins == {"~b0of1": {"mobile/0/0": [[0, 44], [46, 49]]}}
+    new: dict[str, dict[str, Any]] = {}
+    for signal in adopt_signals(kind.name, moved, 2, origins):
+        operate(kind.fold, kind.reduce, signal.key, new.setdefault(signal.key, {}), "adopt", signal.payload)
+    home = bucket_for("k", 2)
+    for _ in range(2):  # a rewind from 0, twice
+        payload = {"parts": [_sparse_part(0, 0, 49, {"k": [5, 35, 45]})]}
+        operate(kind.fold, kind.reduce, home, new[home], "apply", payload)
+    assert (key_state(new[home], "k") or {})["events"] == 3
+
+
+def test_a_key_evicted_before_a_move_back_to_an_earlier_n_does_not_come_back_with_its_stale_state(
+    monkeypatch: Any,
+) -> None:
+    """N=4: device-old counts 3 events. Moved to N=1, where other devices fill the bucket and device-old is
+    evicted. Moved back to N=4 (a replacing move: the record names 1): device-old's N=4 bucket still held its
+    state from before the first move; now it is emptied, and device-old's next event counts afresh (1, not 4)."""
+    from shared.state import bucket_state
+
+    kind = ENTITY_KINDS["mobile"]
+
+    def move(old: dict[str, dict[str, Any]], into: dict[str, dict[str, Any]], n: int) -> None:
+        moved, origins = unbucketed(old)
+        signals = adopt_signals(kind.name, moved, n, origins, replace=True)
+        assert {signal.key for signal in signals} == {f"~b{i}of{n}" for i in range(n)}  # every bucket, keyed or not
+        for signal in signals:
+            operate(kind.fold, kind.reduce, signal.key, into.setdefault(signal.key, {}), "adopt", signal.payload)
+        assert verify(moved, into, n, origins, run=signals[0].payload["replace"]).complete
+
+    era1: dict[str, dict[str, Any]] = {}
+    _apply(kind, era1, {"device-old": [0, 1, 2]}, 4, (0, 2))
+    _apply(kind, era1, {"device-gone": [3]}, 4, (3, 3))
+    era2: dict[str, dict[str, Any]] = {}
+    move(era1, era2, 1)
+    monkeypatch.setattr(bucket_state, "MAX_BUCKET_BYTES", 2_000)
+    monkeypatch.setattr(bucket_state, "KEEP_BUCKET_BYTES", 1_500)
+    for batch in range(8):  # other devices fill the one bucket: the two least recently updated are evicted
+        _apply(kind, era2, {f"device-new-{batch}": [10 + batch]}, 1, (10 + batch, 10 + batch))
+    assert _events(era2, "device-old", 1) is None and _events(era2, "device-gone", 1) is None
+    monkeypatch.undo()
+    move(era2, era1, 4)
+    for key in ("device-old", "device-gone"):
+        assert key_state(era1[bucket_for(key, 4)], key) is None  # its bucket got no key of it, and was emptied
+    _apply(kind, era1, {"device-old": [100]}, 4, (100, 100))
+    assert _events(era1, "device-old", 4) == 1
+    assert all("_evicted" not in bucket and "_origins" not in bucket for bucket in era1.values() if not bucket["keys"])
+
+
+def test_a_replacing_run_empties_each_bucket_once_whatever_order_its_adopts_come_in_and_refuses_an_earlier_run() -> (
+    None
+):
+    from shared.state.bucket_state import REPLACED
+
+    kind = ENTITY_KINDS["mobile"]
+    stale = {"keys": {"stale": '{"events":9}'}, "_applied": {"mobile/0/0": [[0, 99]]}, "_evicted": 3}
+    big = {f"k{i}": {"events": 1, "pad": "x" * 10_000} for i in range(60)}  # cut in several adopts of one bucket
+    earlier = adopt_signals(kind.name, {"old": {"events": 5}}, 1, replace=True)
+    signals = adopt_signals(kind.name, big, 1, replace=True)
+    assert len(signals) > 1 and len({signal.payload["replace"] for signal in signals}) == 1
+    run = signals[0].payload["replace"]
+    assert run > earlier[0].payload["replace"]
+    bucket: dict[str, Any] = json.loads(json.dumps(stale))
+    for signal in reversed(signals):  # Durable Functions does not order a client's signals
+        assert operate(kind.fold, kind.reduce, "~b0of1", bucket, "adopt", signal.payload).refused is None
+    assert set(bucket["keys"]) == set(big) and bucket[REPLACED] == run
+    assert "_applied" not in bucket and "_evicted" not in bucket
+    for signal in signals:  # a run again of the same adopts (a signal sent twice): nothing changes
+        operate(kind.fold, kind.reduce, "~b0of1", bucket, "adopt", signal.payload)
+    assert set(bucket["keys"]) == set(big)
+    late = operate(kind.fold, kind.reduce, "~b0of1", bucket, "adopt", earlier[0].payload)  # queued from before
+    assert late.refused is not None and "superseded" in late.refused and set(bucket["keys"]) == set(big)
+    assert verify(big, {"~b0of1": bucket}, 1, run=run).complete
+    assert verify(big, {"~b0of1": bucket}, 1, run=run + 1).not_emptied == ["~b0of1"]
+
+
+def test_an_adopt_drops_origins_no_key_it_holds_names_any_more() -> None:
+    bucket: dict[str, Any] = {
+        "keys": {"a": json.dumps({"events": 1, MOVED_FROM: "~b0of4"}), "b": json.dumps({"events": 1})},
+        "_origins": {"~b0of4": {"mobile/0/0": [[0, 9]]}, "~b1of4": {"mobile/0/0": [[0, 9]]}},  # b1's keys evicted
+    }
+    payload = {"states": {"c": {"events": 2, MOVED_FROM: "~b2of4"}}, "origins": {"~b2of4": {"mobile/0/0": [[0, 5]]}}}
+    assert adopt(bucket, payload) == []
+    assert set(bucket["_origins"]) == {"~b0of4", "~b2of4"}
+
+
+def test_verify_names_a_bucket_over_80_percent_of_its_bound_after_the_move(monkeypatch: Any) -> None:
+    from shared.state import bucket_state
+
+    monkeypatch.setattr(bucket_state, "MAX_BUCKET_BYTES", 10_000)
+    states = {f"k{i}": {"events": 1, "pad": "x" * 400} for i in range(20)}  # ~9 KB in one bucket
+    buckets: dict[str, dict[str, Any]] = {}
+    for signal in adopt_signals("mobile_activity", states, 1):
+        adopt(buckets.setdefault(signal.key, {}), signal.payload)
+    outcome = verify(states, buckets, 1)
+    assert outcome.complete and list(outcome.near_capacity) == ["~b0of1"] and outcome.near_capacity["~b0of1"] > 8_000
+    monkeypatch.setattr(bucket_state, "MAX_BUCKET_BYTES", 100_000)
+    assert verify(states, buckets, 1).near_capacity == {}
+
+
+def test_a_replacing_move_empties_a_bucket_no_moved_key_goes_to_and_verify_waits_for_it() -> None:
+    kind = ENTITY_KINDS["mobile"]
+    key = "device-0"
+    home = bucket_for(key, 8)
+    assert home != "~b7of8"
+    stale = {other: {"keys": {"device-stale": '{"events":3}'}} for other in (f"~b{i}of8" for i in range(8))}
+    signals = adopt_signals(kind.name, {key: {"events": 1}}, 8, replace=True)
+    run = signals[0].payload["replace"]
+    assert sorted(signal.key for signal in signals) == sorted(stale)
+    assert all(signal.payload["states"] == {} for signal in signals if signal.key != home)
+    buckets = json.loads(json.dumps(stale))
+    for signal in signals:
+        if signal.key != "~b7of8":  # its empty adopt still queued
+            adopt(buckets[signal.key], signal.payload)
+    waiting = verify({key: {"events": 1}}, buckets, 8, run=run)
+    assert waiting.moved == [key] and not waiting.complete
+    assert waiting.not_emptied == ["~b7of8"]
+    adopt(buckets["~b7of8"], next(signal for signal in signals if signal.key == "~b7of8").payload)
+    assert verify({key: {"events": 1}}, buckets, 8, run=run).complete
+    assert [name for name, bucket in buckets.items() if bucket["keys"]] == [home]
