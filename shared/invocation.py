@@ -167,7 +167,7 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
     if gateway.rejected:
         await _owe_refused(gateway)
     if gateway.rejected or in_raw.not_found:
-        rejected = _Rejected(gateway.rejected, report.not_in_raw(), in_raw.not_found)
+        rejected = _Rejected(gateway.rejected, report.not_in_raw(), in_raw)
         await asyncio.to_thread(_dead_letter_rejected, invocation, batch, rejected)
     telemetry().record_state(source.name, signals=len(signals), late=joined.late, anomalies=joined.anomalies)
     return dataclasses.replace(outcome, signals=len(signals), anomalies=joined.anomalies)
@@ -189,8 +189,12 @@ class _InRaw:
     """Records this delivery rejected whose rows an earlier delivery landed: the rows raw/ holds of them, which
     count as any landed row does, and those not found where they were looked for (owed to every bucket)."""
 
-    rows: list[Row]
+    found: list[tuple[DeadLetter, Row]]
     not_found: list[DeadLetter]
+
+    @property
+    def rows(self) -> list[Row]:
+        return [row for _, row in self.found]
 
 
 def _in_raw(invocation: _Invocation, batch: ProcessedBatch, rows: list[Row], rejected: Sequence[DeadLetter]) -> _InRaw:
@@ -216,7 +220,10 @@ def _in_raw(invocation: _Invocation, batch: ProcessedBatch, rows: list[Row], rej
             len(found),
             batch.source.name,
         )
-    return _InRaw(list(found.values()), [letter for item, letter in wanted.items() if item not in found])
+    return _InRaw(
+        [(letter, found[item]) for item, letter in wanted.items() if item in found],
+        [letter for item, letter in wanted.items() if item not in found],
+    )
 
 
 async def _owe_refused(gateway: _RecordIsolatingGateway) -> None:
@@ -304,16 +311,18 @@ async def _state_call(call: Awaitable[T], action: str) -> T:
 @dataclass(frozen=True, slots=True)
 class _Rejected:
     """The signals the entity API refused, the rows no signal carried because raw/ does not hold them, and the
-    records raw/ holds rows of that this delivery rejected (owed to their entities)."""
+    records raw/ holds rows of that this delivery rejected: their rows read from raw/ (signalled with the batch's),
+    and those not found (owed to every bucket)."""
 
     signals: list[tuple[Signal, str]]
     not_in_raw: set[tuple[str, int, int]]
-    in_raw: Sequence[DeadLetter]
+    in_raw: _InRaw
 
 
 def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, rejected: _Rejected) -> None:
     """Dead-letter as ``entity_rejected`` the records raw/ holds whose entity has not counted them: their
-    ``apply`` was refused, or this delivery rejected them. ``tools.redrive`` re-applies them from raw/.
+    ``apply`` was refused (rows of the batch, or rows read from raw/ of records this delivery rejected), or this
+    delivery rejected them and their rows were not found. ``tools.redrive`` re-applies them from raw/.
 
     Each gets its own file (``plan_entity_rejected``) beside the batch's dead letters, so a redelivered
     batch, however it is cut, finds it there rather than adding one.
@@ -328,8 +337,13 @@ def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, reject
             if detail is not None and (origin.topic, origin.partition, origin.offset) not in rejected.not_in_raw:
                 why = f"landed in raw/, but the entity refused its update: {detail}"
                 letters.append((DeadLetter(origin, Reason.ENTITY_REJECTED, why), row["_incarnation"]))
+    for letter, row in rejected.in_raw.found if refused else ():
+        detail = refused.get((str(entity_key(row)), row["_topic"], row["_partition"]))
+        if detail is not None:
+            why = f"landed in raw/ by an earlier delivery (this one rejected it); the entity refused it: {detail}"
+            letters.append((DeadLetter(letter.record, Reason.ENTITY_REJECTED, why[:1000]), row["_incarnation"]))
     parts = {part.topic_partition: part for part in batch}
-    for letter in rejected.in_raw:
+    for letter in rejected.in_raw.not_found:
         record = letter.record
         why = f"landed in raw/ by an earlier delivery; this one rejected it ({letter.reason}: {letter.detail})"
         letters.append(
@@ -346,7 +360,7 @@ def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, reject
         " entity_rejected",
         len(rejected.signals),
         source.name,
-        len(rejected.in_raw),
+        len(rejected.in_raw.found) + len(rejected.in_raw.not_found),
         len(letters),
     )
 

@@ -550,3 +550,31 @@ def test_a_row_raw_holds_that_a_redelivery_rejects_counts_whatever_its_kafka_key
     _process(lake, records, gateway, max_record_bytes=2000)
     redrive(SOURCES["mobile"], lake=lake, target=RedriveTarget("mobile", 1 << 20), signaller=_GatewaySignaller(gateway))
     assert _device_events(gateway)["device-big"] == expected
+
+
+def test_a_refused_apply_of_a_row_read_from_raw_is_dead_lettered_so_redrive_counts_it(tmp_path: Path) -> None:
+    """Offset 2 (device-big) landed as a row; the first delivery's signals failed. The redelivery rejects it
+    (MAX_RECORD_BYTES lowered) and reads its row from raw/, and the apply to device-big's bucket is refused: the
+    bucket is told it owes offset 2 and an entity_rejected letter names it, so tools.redrive counts it, once."""
+    from shared.redrive import RedriveTarget, redrive
+
+    class RefusingBucketOnce(ApplyingGateway):
+        refusing = bucket_for("device-big", 512)
+
+        async def signal(self, signal: Signal) -> None:
+            if signal.key == self.refusing and any(part["keys"] for part in signal.payload["parts"]):
+                self.refusing = ""
+                raise Exception("The operation failed with an unexpected status code 400")
+            await super().signal(signal)
+
+    assert bucket_for("device-big", 512) != bucket_for("device-a", 512)
+    lake, gateway = LocalLake(tmp_path), RefusingBucketOnce()
+    records = [_device_tap(1, "device-a"), _device_tap(2, "device-big", padding=3000)]
+    with pytest.raises(TransientError):
+        _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
+    _process(lake, records, gateway, max_record_bytes=2000)
+    assert list(_entity_rejected_offsets(tmp_path)) == [2] and _device_events(gateway) == {"device-a": 1}
+    target = RedriveTarget("mobile", 1 << 20)
+    for _ in range(2):
+        summary = redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
+    assert _device_events(gateway) == {"device-a": 1, "device-big": 1}, summary.table()
