@@ -15,7 +15,9 @@ are taken from the lake (raw files and the curated table: every key that can hav
 key's per-key entity is read, its state moved into its bucket (``adopt``, one operation per
 bucket). To another N (``--to-buckets``): every bucket of the N the lake records
 (``_state/buckets.json``) is read and each key it holds moved into its bucket of the new N, which
-keeps the old bucket's applied offsets once; once every key is there and the old buckets did not
+keeps the old bucket's applied offsets once (a gap between its ranges closed only where the
+partition's landing ledger counts it landed whole: each ledger is read once; a partition without a
+readable one keeps its gaps, and the run names it); once every key is there and the old buckets did not
 change meanwhile, the record names the new N (restart the app before processing resumes: workers
 read the record once).
 To another backend: ``--export FILE`` reads every bucket of the N the lake records from the backend
@@ -54,14 +56,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from shared.compaction.hours import parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
 from shared.compaction.rows import read_raw
+from shared.errors import UnsafePath
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
+from shared.landing.ledger import Ledger
+from shared.layout import ledger_path
+from shared.offset_ranges import OffsetRanges
+from shared.records import TopicPartition
 from shared.settings import Settings, load_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
@@ -80,6 +88,8 @@ from shared.state.migration import (
     export_of,
     keys_of,
     parse_export,
+    partition_of,
+    positions_of,
     replaced_by,
     run_token,
     unbucketed,
@@ -158,30 +168,79 @@ def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_s
     return outcome
 
 
-def rebucket(http: DurableHttp, source: str, old: int, new: int, wait_seconds: float) -> Verification:
-    """Move every key the ``old`` buckets of ``source`` hold into its bucket of ``new`` and check it there."""
+def rebucket(
+    http: DurableHttp, source: str, old: int, new: int, wait_seconds: float, *, lake: LakeStore | None = None
+) -> Verification:
+    """Move every key the ``old`` buckets of ``source`` hold into its bucket of ``new`` and check it there; the
+    origins' gaps are closed where the ``lake``'s landing ledgers count them landed (``landed_offsets``)."""
     entity = ENTITY_KINDS[source].name
     homes = [bucket_key(index, old) for index in range(old)]
     before = _read_all(http, entity, homes)
-    stored, origins = unbucketed(before)
+    landed, gaps_kept = landed_offsets(lake, source, positions_of(before))
+    stored, origins = unbucketed(before, landed)
     states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, stored)
     outcome = _move(http, entity, states, new, wait_seconds, origins, replace=True)  # the record still names old
     outcome.not_upgraded = not_upgraded
+    outcome.gaps_kept = gaps_kept
     if outcome.complete and _read_all(http, entity, homes) != before:
         outcome.source_changed = True  # signals were still arriving: what was moved may miss some
     return outcome
 
 
-def export_state(http: DurableHttp, source: str, buckets: int) -> tuple[StateExport, bool, dict[str, str]]:
+def export_state(
+    http: DurableHttp, source: str, buckets: int, *, lake: LakeStore | None = None
+) -> tuple[StateExport, bool, dict[str, str], dict[str, str]]:
     """Every key state the ``buckets`` buckets of ``source`` hold, whether a bucket changed while they were read,
-    and the keys exported as stored because their upgrade raised (with why)."""
+    the keys exported as stored because their upgrade raised (with why), and the positions whose origins keep
+    their gaps (no landing ledger of the ``lake`` to close them by: ``landed_offsets``)."""
     entity = ENTITY_KINDS[source].name
     homes = [bucket_key(index, buckets) for index in range(buckets)]
     held = _read_all(http, entity, homes)
-    export = export_of(entity, buckets, held)
+    landed, gaps_kept = landed_offsets(lake, source, positions_of(held))
+    export = export_of(entity, buckets, held, landed)
     states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, export.states)
     export.states.update(states)
-    return export, _read_all(http, entity, homes) != held, not_upgraded
+    return export, _read_all(http, entity, homes) != held, not_upgraded, gaps_kept
+
+
+def landed_offsets(
+    lake: LakeStore | None, source: str, positions: set[str]
+) -> tuple[dict[str, OffsetRanges], dict[str, str]]:
+    """Per position (``topic/partition/incarnation``), the offsets its partition's landing ledger counts as landed
+    in that life: ``shared.state.migration.origin_ranges`` closes an old bucket's gap only where they hold it whole.
+    Each partition's ledger is read once. Also, per position it cannot tell, why: no ledger, one this version
+    cannot read, a life the ledger no longer keeps (no ``lake``: none read); such a position's gaps stay open, as
+    is always exact (the origins are only larger). Lake errors propagate (``LakeUnavailable``: run again)."""
+    landed: dict[str, OffsetRanges] = {}
+    gaps_kept: dict[str, str] = {}
+    ledgers: dict[TopicPartition, Ledger | str] = {}
+    for where in sorted(positions):
+        found = partition_of(where)
+        if lake is None or found is None:
+            gaps_kept[where] = "no landing ledger read" if lake is None else "not a topic/partition/incarnation"
+            continue
+        partition, life = found
+        if partition not in ledgers:
+            ledgers[partition] = _ledger(lake, source, partition)
+        ledger = ledgers[partition]
+        if isinstance(ledger, str):
+            gaps_kept[where] = ledger
+        elif life != ledger.incarnation and all(int(entry["incarnation"]) != life for entry in ledger.previous):
+            gaps_kept[where] = f"life {life} no longer in its landing ledger"
+        else:
+            landed[where] = ledger.landed_in(life)
+    return landed, gaps_kept
+
+
+def _ledger(lake: LakeStore, source: str, partition: TopicPartition) -> Ledger | str:
+    """The partition's landing ledger, or why there is none to read."""
+    try:
+        found = lake.read_versioned(ledger_path(source, partition))
+        if found is None:
+            return "no landing ledger"
+        return Ledger.from_json(orjson.loads(found[0]))
+    except (ValueError, KeyError, TypeError, UnsafePath) as error:  # orjson.JSONDecodeError is a ValueError
+        return f"landing ledger unreadable: {type(error).__name__}: {error}"[:200]
 
 
 def import_state(
@@ -260,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     lake = open_lake(settings)
     counts = bucket_counts(lake, *state_bucket_settings(settings))
     if args.export is not None:
-        return _export(http, args.sources, counts.of, args.export)
+        return _export(http, lake, args.sources, counts.of, args.export)
     if args.import_file is not None:
         return _import(http, lake, args, counts.of)
     failed = False
@@ -275,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{source}: already in {buckets:,} buckets")
             continue
         else:
-            outcome = rebucket(http, source, buckets, args.to_buckets, args.wait)
+            outcome = rebucket(http, source, buckets, args.to_buckets, args.wait, lake=lake)
             found = f"{_key_count(outcome):,} keys in {buckets:,} buckets"
             if outcome.complete:
                 record_migrated(lake, source, args.to_buckets)
@@ -285,13 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     return _exit_code(failed, not_upgraded)
 
 
-def _export(http: DurableHttp, sources: list[str], recorded: Callable[[str], int], path: Path) -> int:
+def _export(http: DurableHttp, lake: LakeStore, sources: list[str], recorded: Callable[[str], int], path: Path) -> int:
     """Write the selected sources' key states to ``path``; exit 1 (nothing written) if a bucket changed meanwhile."""
     exports = {}
     not_upgraded: dict[str, list[str]] = {}
     for source in sources:
         buckets = recorded(source)
-        export, changed, not_upgraded_here = export_state(http, source, buckets)
+        export, changed, not_upgraded_here, gaps_kept = export_state(http, source, buckets, lake=lake)
         if changed:
             print(
                 f"{source}: its buckets changed while they were read (processing running, or signals still "
@@ -300,6 +359,7 @@ def _export(http: DurableHttp, sources: list[str], recorded: Callable[[str], int
             return 1
         exports[source] = export
         print(f"{source}: {len(export.states):,} keys from {buckets:,} buckets")
+        _report_gaps_kept(gaps_kept)
         _report_not_upgraded(not_upgraded_here)
         not_upgraded[source] = sorted(not_upgraded_here)
     partial = path.with_name(path.name + ".partial")
@@ -361,6 +421,7 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
             f"  warning: bucket {home} holds {size:,} bytes after the move, over {NEAR_CAPACITY:.0%} of its "
             f"{MAX_BUCKET_BYTES:,}: its next applies may evict keys (move to a larger N)"
         )
+    _report_gaps_kept(outcome.gaps_kept)
     _report_not_upgraded(outcome.not_upgraded)
     if outcome.source_changed:
         print(
@@ -368,6 +429,18 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
             "the record is unchanged; stop processing, let the entities drain, run again"
         )
     return not outcome.complete
+
+
+def _report_gaps_kept(gaps_kept: dict[str, str]) -> None:
+    """Name the positions whose origins keep the old buckets' gaps: exact, but each gap is one range more, carried
+    into every new bucket its keys went to (a bucket may then fill sooner: see the warnings)."""
+    if gaps_kept:
+        print(
+            f"  {len(gaps_kept):,} positions keep their gaps in the moved origins (no landing ledger to close them "
+            "by; exact, only larger):"
+        )
+    for where, why in sorted(gaps_kept.items())[:20]:
+        print(f"    {where}: {why}")
 
 
 def _report_not_upgraded(not_upgraded: dict[str, str]) -> None:

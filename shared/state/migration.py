@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from shared.offset_ranges import OffsetRanges, add, without
+from shared.records import TopicPartition
 from shared.source_model import Row
 from shared.state import bucket_state
 from shared.state.aggregate import Signal
@@ -52,19 +53,25 @@ def keys_of(entity_key: Any, rows: Iterable[Row]) -> set[str]:
     return keys
 
 
-Origins = dict[str, dict[str, OffsetRanges]]  # old bucket -> per position, the offsets it applied (its span)
+Origins = dict[str, dict[str, OffsetRanges]]  # old bucket -> per position, the offsets it applied (``origin_ranges``)
+# Per position (``topic/partition/incarnation``), the offsets its partition's landing ledger counts as landed in that
+# life (``shared.landing.ledger.Ledger.landed_in``): what ``origin_ranges`` may close an old bucket's gaps over.
+Landed = Mapping[str, OffsetRanges]
 
 
-def unbucketed(buckets: Mapping[str, dict[str, Any] | None]) -> tuple[dict[str, dict[str, Any]], Origins]:
+def unbucketed(
+    buckets: Mapping[str, dict[str, Any] | None], landed: Landed | None = None
+) -> tuple[dict[str, dict[str, Any]], Origins]:
     """The key states a layout's buckets hold (bucket key -> state), each naming the bucket it came from
-    (``_moved_from``), and each such bucket's applied offsets (``origin_ranges``): in its new bucket, a moved key
-    still skips every offset its old bucket applied. A key moved before keeps what its earlier origin applied too."""
+    (``_moved_from``), and each such bucket's applied offsets (``origin_ranges``, its gaps closed only over
+    ``landed``): in its new bucket, a moved key still skips every offset its old bucket applied. A key moved before
+    keeps what its earlier origin applied too."""
     states: dict[str, dict[str, Any]] = {}
     origins: Origins = {}
     for home, bucket in sorted(buckets.items()):
         if not bucket:
             continue
-        applied = origin_ranges(bucket)
+        applied = origin_ranges(bucket, landed or {})
         for key in held_keys(bucket):
             state = key_state(bucket, key)
             if state is None:
@@ -77,26 +84,69 @@ def unbucketed(buckets: Mapping[str, dict[str, Any] | None]) -> tuple[dict[str, 
     return states, origins
 
 
-def origin_ranges(bucket: dict[str, Any]) -> dict[str, OffsetRanges]:
-    """What a bucket's keys count as applied once moved out of it, per position: the span of its applied ranges,
-    first to last offset, without the offsets it owes (``_owed``: inside its ranges, not applied yet; they count
+def origin_ranges(bucket: dict[str, Any], landed: Landed) -> dict[str, OffsetRanges]:
+    """What a bucket's keys count as applied once moved out of it, per position: its applied ranges, each gap
+    between two of them closed when ``landed`` (the partition's landing ledger, that life) counts every offset of
+    the gap as landed, then without the offsets it owes (``_owed``: inside its ranges, not applied yet; they count
     when they come, once, in the new bucket too).
 
-    The gaps inside the span are closed: each is a run of batches the bucket had no event in, never one still to
-    come. The trigger never processes a partition's later offsets before an earlier failed batch is redelivered
-    (host.json: ``commitOnFailure`` false, ``maxRetries`` -1; a batch's signals to the buckets are sent again with
-    it), and processing is stopped, its signals applied, before a move (docs/scale.md): every batch up to the
-    bucket's last offset has been applied to it, so an event of its keys inside the span is one it applied, or
-    one it owes (a refused apply: processing tells the bucket what it owes). A later redelivery or rewind delivers
-    nothing else of these keys there. Kept as ranges with gaps, a bucket's 32 ranges per partition would follow
-    its keys into each new bucket, once per old bucket: moved to an N 32 times smaller, ~32 origins x partitions
-    x 32 ranges a bucket (~110 KB at 4 partitions), held for good and counted toward ``MAX_BUCKET_BYTES``."""
+    A gap the ledger counts landed whole is a run of batches that landed and were signalled, to other buckets: an
+    event of this bucket's keys there was applied (it is in the ranges) or is owed (the trigger never processes a
+    partition's later offsets before an earlier failed batch is redelivered, and processing is stopped, its
+    signals applied, before a move: docs/scale.md), so a redelivery or a rewind brings nothing else of these keys
+    there. A gap reaching an offset the ledger does not count as landed stays open: offsets a consumer group was
+    moved over (``tools.reconcile --move-group-to-time``, docs/reliability.md) hold events no bucket was sent, and
+    a rewind to them lands them then; so does every gap of a position ``landed`` does not name (no ledger read).
+    Closed, a bucket's 32 ranges per partition are mostly one span (the landing counts the offsets one consumer
+    passed over between its batches as landed, so a ledger keeps a gap only where the group was moved, or another
+    consumer went on past offsets with no record): kept, its keys would carry them into each new bucket, once per
+    old bucket, and a move to an N 32 times smaller would hold ~32 origins x partitions x 32 ranges a bucket
+    (~110 KB at 4 partitions), for good, counted toward ``MAX_BUCKET_BYTES``."""
     owed = bucket.get(OWED, {})
-    spans = {}
+    origins = {}
     for where, ranges in bucket.get(APPLIED, {}).items():
-        if ranges:
-            spans[where] = without([[ranges[0][0], ranges[-1][1]]], owed.get(where, []))
-    return spans
+        if not ranges:
+            continue
+        known = _merged(landed.get(where, []))
+        closed = [[ranges[0][0], ranges[0][1]]]
+        for low, high in ranges[1:]:
+            if _covers(known, closed[-1][1] + 1, low - 1):
+                closed[-1][1] = high
+            else:
+                closed.append([low, high])
+        origins[where] = without(closed, owed.get(where, []))
+    return origins
+
+
+def partition_of(position: str) -> tuple[TopicPartition, int] | None:
+    """The topic-partition and life a position (``topic/partition/incarnation``) names; ``None`` for another form."""
+    parts = position.rsplit("/", 2)
+    if len(parts) != 3 or not parts[0]:
+        return None
+    try:
+        partition, incarnation = int(parts[1]), int(parts[2])
+    except ValueError:
+        return None
+    return TopicPartition(parts[0], partition), incarnation
+
+
+def positions_of(buckets: Mapping[str, dict[str, Any] | None]) -> set[str]:
+    """Every position some bucket applied offsets of (whose ledger ``origin_ranges`` may close gaps by)."""
+    return {
+        where for bucket in buckets.values() if bucket for where, ranges in bucket.get(APPLIED, {}).items() if ranges
+    }
+
+
+def _merged(ranges: OffsetRanges) -> OffsetRanges:
+    merged: OffsetRanges = []
+    for low, high in ranges:
+        merged = add(merged, low, high)
+    return merged
+
+
+def _covers(ranges: OffsetRanges, low: int, high: int) -> bool:
+    """Whether merged ``ranges`` hold every offset from ``low`` to ``high``."""
+    return any(start <= low and high <= end for start, end in ranges)
 
 
 def _union(*ranges: Mapping[str, OffsetRanges]) -> dict[str, OffsetRanges]:
@@ -178,6 +228,7 @@ class Verification:
     source_changed: bool = False  # what was moved from changed during the move: it was not drained
     not_upgraded: dict[str, str] = field(default_factory=dict)  # key -> why: moved as stored (``upgraded``)
     not_emptied: list[str] = field(default_factory=list)  # buckets the run's first adopt has not emptied (yet)
+    gaps_kept: dict[str, str] = field(default_factory=dict)  # position -> why no ledger closed its origins' gaps
     near_capacity: dict[str, int] = field(default_factory=dict)  # bucket -> its bytes, over NEAR_CAPACITY of the max
 
     @property
@@ -255,9 +306,12 @@ class StateExport:
         return {"entity": self.entity, "buckets": self.buckets, "states": self.states, "origins": self.origins}
 
 
-def export_of(entity: str, buckets: int, bucket_states: Mapping[str, dict[str, Any] | None]) -> StateExport:
-    """The export of a source whose ``buckets`` buckets hold ``bucket_states`` (bucket key -> state)."""
-    states, origins = unbucketed(bucket_states)
+def export_of(
+    entity: str, buckets: int, bucket_states: Mapping[str, dict[str, Any] | None], landed: Landed | None = None
+) -> StateExport:
+    """The export of a source whose ``buckets`` buckets hold ``bucket_states`` (bucket key -> state); its origins'
+    gaps closed over ``landed`` (``origin_ranges``)."""
+    states, origins = unbucketed(bucket_states, landed)
     return StateExport(entity, buckets, states, origins)
 
 

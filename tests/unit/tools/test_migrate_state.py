@@ -11,6 +11,9 @@ import orjson
 import pytest
 
 from shared.lake import LocalLake
+from shared.landing.ledger import Ledger
+from shared.layout import ledger_path
+from shared.records import TopicPartition
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import RECORD_PATH, BucketCounts, record_migrated
@@ -114,7 +117,7 @@ def test_state_exported_from_one_backend_and_imported_into_another_counts_each_o
     does not count again, at the same N or another, and a new offset still counts."""
     old = FakeEntityApi()
     _deployment(tmp_path, old)
-    export, changed, not_upgraded = migrate_state.export_state(old, "mobile", 4)  # type: ignore[arg-type]
+    export, changed, not_upgraded, _ = migrate_state.export_state(old, "mobile", 4)  # type: ignore[arg-type]
     assert not changed and not not_upgraded and len(export.states) == 10
     data = export_bytes({"mobile": export})
     for buckets in (4, 3):
@@ -133,7 +136,7 @@ def test_state_exported_from_one_backend_and_imported_into_another_counts_each_o
 def test_an_export_is_refused_when_the_buckets_change_while_they_are_read(tmp_path: Path) -> None:
     api = FakeEntityApi(late_signal=True)
     _deployment(tmp_path, api)
-    _, changed, _ = migrate_state.export_state(api, "mobile", 4)  # type: ignore[arg-type]
+    _, changed, _, _ = migrate_state.export_state(api, "mobile", 4)  # type: ignore[arg-type]
     assert changed
 
 
@@ -351,3 +354,80 @@ def test_a_bucket_over_80_percent_of_its_bound_after_the_move_is_named(
     monkeypatch.setattr(bucket_state, "MAX_BUCKET_BYTES", 2_000)
     assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "1")) == 0  # a warning, not a failure
     assert "warning: bucket ~b0of1 holds" in capsys.readouterr().out
+
+
+def _moved_over_deployment(tmp_path: Path, api: FakeEntityApi, ledger: bytes | None) -> LocalLake:
+    """N=4: device-a's events at 5, 55 and 205 (batches 0-9, 50-59, 200-209), other batches 10-49 and 60-150 of
+    another bucket's key; the group was moved from 151 to 200 (tools.reconcile --move-group-to-time), so 151-199
+    never landed. ``ledger``: the partition's landing ledger as stored (None: there is none)."""
+    lake = LocalLake(tmp_path)
+    lake.create(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 4}}))
+    other = next(f"device-{i}" for i in range(100) if bucket_for(f"device-{i}", 4) != bucket_for("device-a", 4))
+    for key, offset, span in (
+        ("device-a", 5, (0, 9)),
+        (other, 20, (10, 49)),
+        ("device-a", 55, (50, 59)),
+        (other, 100, (60, 150)),
+        ("device-a", 205, (200, 209)),
+    ):
+        api.apply(bucket_for(key, 4), {key: [offset]}, span)
+    if ledger is not None:
+        lake.create(ledger_path("mobile", TopicPartition("mobile", 0)), ledger)
+    return lake
+
+
+def _landed_ledger() -> bytes:
+    """The ledger the landing wrote: 0-150 one consumer read on through, the marker of the move to 200, 200-209."""
+    ledger = Ledger(landed=[[0, 150], [200, 209]])
+    ledger.moved(200)
+    return orjson.dumps(ledger.to_json())
+
+
+def test_a_move_closes_the_gaps_the_landing_ledger_counts_landed_and_an_event_moved_over_counts_after_it(
+    tmp_path: Path,
+) -> None:
+    """device-a's old bucket applied 0-9, 50-59, 200-209: 10-49 landed (signalled to another bucket), closed in
+    its origin; 60-199 reaches the offsets the group was moved over, kept open. A rewind to 100 lands the event
+    at 150 that never reached a bucket: it counts once in the new bucket, 205 not again."""
+    api = FakeEntityApi()
+    lake = _moved_over_deployment(tmp_path, api, _landed_ledger())
+    outcome = migrate_state.rebucket(api, "mobile", 4, 2, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
+    assert outcome.complete and not outcome.gaps_kept
+    home = bucket_for("device-a", 2)
+    assert api.states[home]["_origins"][bucket_for("device-a", 4)] == {"mobile/0/0": [[0, 59], [200, 209]]}
+    api.apply(home, {"device-a": [150, 205]}, (100, 209))  # the rewind to 100
+    assert _events(api, "device-a", 2) == 4
+
+
+@pytest.mark.parametrize(
+    ("ledger", "why"),
+    [(None, "no landing ledger"), (b"{not json", "landing ledger unreadable")],
+    ids=["missing", "unreadable"],
+)
+def test_without_a_readable_ledger_a_move_keeps_the_gaps_and_says_so(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    ledger: bytes | None,
+    why: str,
+) -> None:
+    api = FakeEntityApi()
+    _moved_over_deployment(tmp_path, api, ledger)
+    monkeypatch.setattr(migrate_state, "DurableHttp", lambda *args: api)
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "2")) == 0  # gaps kept is exact: not a failure
+    out = capsys.readouterr().out
+    assert "1 positions keep their gaps" in out and f"mobile/0/0: {why}" in out
+    home = bucket_for("device-a", 2)
+    assert api.states[home]["_origins"][bucket_for("device-a", 4)] == {"mobile/0/0": [[0, 9], [50, 59], [200, 209]]}
+    api.apply(home, {"device-a": [5, 150, 205]}, (0, 209))  # a rewind to 0
+    assert _events(api, "device-a", 2) == 4
+
+
+def test_an_export_closes_the_gaps_its_ledgers_count_landed(tmp_path: Path) -> None:
+    api = FakeEntityApi()
+    lake = _moved_over_deployment(tmp_path, api, _landed_ledger())
+    export, changed, _, gaps_kept = migrate_state.export_state(api, "mobile", 4, lake=lake)  # type: ignore[arg-type]
+    assert not changed and not gaps_kept
+    assert export.origins[bucket_for("device-a", 4)] == {"mobile/0/0": [[0, 59], [200, 209]]}

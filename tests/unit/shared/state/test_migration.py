@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+import pytest
+
+from shared.landing.ledger import Ledger
+from shared.offset_ranges import OffsetRanges
 from shared.sources import SOURCES
 from shared.state.bucket_state import MOVED_FROM, adopt, key_state, operate
 from shared.state.buckets import bucket_for
-from shared.state.migration import MAX_ADOPT_BYTES, adopt_signals, keys_of, unbucketed, verify
+from shared.state.migration import MAX_ADOPT_BYTES, adopt_signals, keys_of, origin_ranges, unbucketed, verify
 from shared.state.query_api import public_state
 from shared.state.registry import ENTITY_KINDS
 
@@ -81,9 +86,34 @@ def _events(buckets: dict[str, dict[str, Any]], key: str, count: int) -> int | N
     return None if state is None else state["events"]
 
 
-def _move(kind: Any, old: dict[str, dict[str, Any]], count: int) -> dict[str, dict[str, Any]]:
-    """Move every key of ``old``'s buckets into ``count`` new buckets as the migration tool does; checked."""
-    moved, origins = unbucketed(old)
+def _landed(
+    batches: dict[str, list[tuple[int, int]]], moved_to: dict[str, list[int]] | None = None
+) -> dict[str, OffsetRanges]:
+    """Per position, what its landing ledger counts as landed once one consumer landed ``batches`` (spans) in
+    offset order, as ``shared.landing.partition`` writes it: each batch, and the offsets the consumer passed over
+    between two batches (no record there: ``PartitionLanding._recordless``), but not those it was moved over
+    (``moved_to``: the markers ``tools.reconcile --move-group-to-time`` writes before it moves the group)."""
+    landed = {}
+    for where, spans in batches.items():
+        ledger = Ledger()
+        for offset in (moved_to or {}).get(where, []):
+            ledger.moved(offset)
+        last = None
+        for low, high in sorted(spans):
+            if last is not None and low > last + 1 and not ledger.moved_between(last, low):
+                ledger.mark_landed(last + 1, low - 1)
+            ledger.mark_landed(low, high)
+            last = high
+        landed[where] = Ledger.from_json(orjson.loads(orjson.dumps(ledger.to_json()))).landed_in(0)
+    return landed
+
+
+def _move(
+    kind: Any, old: dict[str, dict[str, Any]], count: int, landed: dict[str, OffsetRanges] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Move every key of ``old``'s buckets into ``count`` new buckets as the migration tool does, with the
+    partitions' ``landed`` offsets (their landing ledgers; none: every gap kept); checked."""
+    moved, origins = unbucketed(old, landed)
     new: dict[str, dict[str, Any]] = {}
     for signal in adopt_signals(kind.name, moved, count, origins):
         home = new.setdefault(signal.key, {})
@@ -178,15 +208,19 @@ def test_a_move_to_a_32_times_smaller_n_keeps_one_span_per_origin_and_evicts_no_
             held.append(f"device-{candidate}")
         candidate += 1
     old: dict[str, dict[str, Any]] = {}
+    batches: dict[str, list[tuple[int, int]]] = {}
     for index, (home, held) in enumerate(keys.items()):
         for partition in range(partitions):
             for batch in range(33):  # gaps between the batches the bucket is in
                 low = BASE + batch * 10_000 + index * 100
                 part = _sparse_part(partition, low, low + 50, {key: [low + n] for n, key in enumerate(held)})
                 operate(kind.fold, kind.reduce, home, old.setdefault(home, {}), "apply", {"parts": [part]})
-    _, origins = unbucketed(old)
+                batches.setdefault(f"mobile/{partition}/0", []).append((low, low + 50))
+    landed = _landed(batches)  # every batch landed, signalled to its bucket: the ledgers hold one range each
+    assert all(len(ranges) == 1 for ranges in landed.values())
+    _, origins = unbucketed(old, landed)
     assert all(len(spans) == 1 for per_position in origins.values() for spans in per_position.values())
-    new = _move(kind, old, new_n)
+    new = _move(kind, old, new_n, landed)
     first = keys[bucket_key(0, old_n)][0]
     home = bucket_for(first, new_n)
     held_before = len(new[home]["keys"])
@@ -216,7 +250,7 @@ def test_an_origin_is_its_buckets_span_without_what_it_owes_and_an_owed_event_co
     refused = Signal(kind.name, "~b0of1", "apply", {"parts": [_sparse_part(0, 40, 49, {"k": [45]})]})
     operate(kind.fold, kind.reduce, "~b0of1", old, "apply", owing(refused).payload)
     assert old["_applied"]["mobile/0/0"] == [[0, 9], [30, 49]]
-    moved, origins = unbucketed({"~b0of1": old})
+    moved, origins = unbucketed({"~b0of1": old}, _landed({"mobile/0/0": [(0, 9), (10, 29), (30, 39), (40, 49)]}))
     assert origins == {"~b0of1": {"mobile/0/0": [[0, 44], [46, 49]]}}
     new: dict[str, dict[str, Any]] = {}
     for signal in adopt_signals(kind.name, moved, 2, origins):
@@ -336,3 +370,55 @@ def test_a_replacing_move_empties_a_bucket_no_moved_key_goes_to_and_verify_waits
     adopt(buckets["~b7of8"], next(signal for signal in signals if signal.key == "~b7of8").payload)
     assert verify({key: {"events": 1}}, buckets, 8, run=run).complete
     assert [name for name, bucket in buckets.items() if bucket["keys"]] == [home]
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_offsets_a_group_move_skipped_count_when_a_rewind_lands_them_after_a_move_to_another_n(moved: bool) -> None:
+    """Review 2 of bddd9d1 (origins as spans). device-a's events at 5 and 205 were applied; the group was moved
+    forward past 100-199 (tools.reconcile --move-group-to-time: docs/reliability.md, "a rewind to them lands
+    them"), so its event at 150 never reached its bucket. A rewind to 100 later lands and signals it: it must
+    count once, whether or not the keys moved to another N in between. The ledger, as the landing wrote it, does
+    not count 100-199 as landed: the old bucket's gap over them stays open in its origin."""
+    kind = ENTITY_KINDS["mobile"]
+    old: dict[str, dict[str, Any]] = {}
+    _apply(kind, old, {"device-a": [5]}, 4, (0, 9))
+    _apply(kind, old, {"device-a": [205]}, 4, (200, 209))  # 100-199 skipped by the group move
+    landed = _landed({"mobile/0/0": [(0, 9), (200, 209)]}, moved_to={"mobile/0/0": [200]})
+    assert landed == {"mobile/0/0": [[0, 9], [200, 209]]}
+    buckets, count = (_move(kind, old, 2, landed), 2) if moved else (old, 4)
+    _apply(kind, buckets, {"device-a": [150, 205]}, count, (100, 209))  # the rewind to 100
+    assert _events(buckets, "device-a", count) == 3
+
+
+def test_an_origin_closes_a_gap_its_ledger_counts_landed_whole_and_keeps_one_it_does_not() -> None:
+    """Old bucket: batches 0-9, 50-59, 200-209 and 300-309 of its keys; the partition landed 0-150 and 200-309
+    (the group was moved from 151 to 200). 10-49 and 210-299 landed, signalled to other buckets: closed. 60-199
+    reaches offsets moved over: kept open whole, though 60-150 landed. A position with no ledger keeps its gaps."""
+    kind = ENTITY_KINDS["mobile"]
+    old: dict[str, Any] = {}
+    for partition in (0, 1):
+        for low in (0, 50, 200, 300):
+            part = _sparse_part(partition, low, low + 9, {"k": [low + 5]})
+            operate(kind.fold, kind.reduce, "~b0of1", old, "apply", {"parts": [part]})
+    landed = _landed({"mobile/0/0": [(0, 150), (200, 309)]}, moved_to={"mobile/0/0": [200]})
+    assert landed == {"mobile/0/0": [[0, 150], [200, 309]]}
+    assert origin_ranges(old, landed) == {
+        "mobile/0/0": [[0, 59], [200, 309]],
+        "mobile/1/0": [[0, 9], [50, 59], [200, 209], [300, 309]],  # no ledger read for partition 1
+    }
+    assert origin_ranges(old, {}) == {where: old["_applied"][where] for where in ("mobile/0/0", "mobile/1/0")}
+
+
+def test_without_a_ledger_a_move_keeps_the_gaps_and_an_event_a_rewind_lands_in_one_still_counts() -> None:
+    """No ledger for the partition (none read, or unreadable): the origins keep the old bucket's gaps, as before
+    origins were spans; device-a's event at 150, passed over by a group move, counts once after the move."""
+    kind = ENTITY_KINDS["mobile"]
+    old: dict[str, dict[str, Any]] = {}
+    _apply(kind, old, {"device-a": [5]}, 4, (0, 9))
+    _apply(kind, old, {"other": [50]}, 4, (50, 59))
+    _apply(kind, old, {"device-a": [205]}, 4, (200, 209))
+    _, origins = unbucketed(old, {})
+    assert origins[bucket_for("device-a", 4)] == {"mobile/0/0": [[0, 9], [200, 209]]}
+    new = _move(kind, old, 2)
+    _apply(kind, new, {"device-a": [5, 150, 205]}, 2, (0, 209))  # a rewind to 0
+    assert _events(new, "device-a", 2) == 3
