@@ -30,6 +30,7 @@ as it was, 1 when one is missing after ``--wait`` seconds or its bucket holds ot
 conflict: the bucket had counted events for it, so processing ran before the migration). A key whose
 state cannot be put in today's form (``upgrade`` raises: a shape no release wrote, or damaged) is moved
 (or exported) as stored and the others go on; the run names it at the end and exits 1.
+Exit 2, naming it, when the Durable HTTP API or the lake cannot be reached (nothing is recorded; run it again).
 Running it again is harmless: nothing is moved twice. Buckets of an N the lake does not record hold only stale
 state (an interrupted run's, or the N the source used before): a move into them (``--to-buckets``, or
 ``--import`` into an N other than the recorded one) sends each of the N buckets an adopt naming the run, and
@@ -63,7 +64,7 @@ from deltalake.exceptions import TableNotFoundError
 from shared.compaction.hours import parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
 from shared.compaction.rows import read_raw
-from shared.errors import UnsafePath
+from shared.errors import ConfigurationError, LakeUnavailable, UnsafePath
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.ledger import Ledger
@@ -448,5 +449,21 @@ def _report_not_upgraded(not_upgraded: dict[str, str]) -> None:
         print(f"  not upgraded, kept as stored: {key!r} ({why})")
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """``main`` with an unreachable Durable HTTP API or lake as one line (exit 2), not a traceback."""
+    try:
+        return main(argv)
+    except urllib.error.HTTPError as error:
+        print(f"migrate_state: the Durable HTTP API answered {error.code} {error.reason}", file=sys.stderr)
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        reason = getattr(error, "reason", error)
+        print(f"migrate_state: the Durable HTTP API did not answer ({reason}); is the app running?", file=sys.stderr)
+    except LakeUnavailable as error:
+        print(f"migrate_state: the lake did not answer: {error}", file=sys.stderr)
+    except ConfigurationError as error:
+        print(f"migrate_state: invalid settings: {error}", file=sys.stderr)
+    return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

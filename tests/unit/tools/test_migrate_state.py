@@ -4,6 +4,7 @@ the real API is exercised on the local host in tests/integration/test_devhost_st
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -431,3 +432,36 @@ def test_an_export_closes_the_gaps_its_ledgers_count_landed(tmp_path: Path) -> N
     export, changed, _, gaps_kept = migrate_state.export_state(api, "mobile", 4, lake=lake)  # type: ignore[arg-type]
     assert not changed and not gaps_kept
     assert export.origins[bucket_for("device-a", 4)] == {"mobile/0/0": [[0, 59], [200, 209]]}
+
+
+def test_an_unreachable_durable_api_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """No app listening at --durable-url: the tool names it in one line and exits 2, no traceback."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(tmp_path / "lake")}}))
+    url = f"http://127.0.0.1:{port}/runtime/webhooks/durabletask"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.migrate_state",
+            "--durable-url",
+            url,
+            "--settings",
+            str(settings),
+            "--export",
+            str(tmp_path / "x.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "did not answer" in result.stderr
