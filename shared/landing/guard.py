@@ -304,7 +304,8 @@ def rows_in_raw(lake: LakeStore, source: str, wanted: Collection[Landed], hours:
                 log.warning("raw file %s unreadable (%s); its rows are not counted from it", path, error)
                 continue
             for row in rows:
-                item = (where, int(row.get("_incarnation") or 0), int(row["_offset"]))
+                offset = row.get("_offset")
+                item = (where, int(row.get("_incarnation") or 0), -1 if offset is None else int(offset))
                 if item in remaining:
                     remaining.discard(item)
                     found[item] = row | {"_incarnation": item[1]}
