@@ -67,6 +67,17 @@ def _decimal_within(precision: int) -> Callable[[str], str]:
     return check
 
 
+def _fixed_of(size: int) -> Callable[[str], str]:
+    """A check that a fixed's base64 text holds exactly ``size`` bytes, as its schema says."""
+
+    def check(text: str) -> str:
+        if (length := len(base64.b64decode(text))) != size:
+            raise ValueError(f"a fixed of size {size} holds exactly {size} bytes, not {length}")
+        return text
+
+    return check
+
+
 def _uuid(text: str) -> str:
     uuid.UUID(text)
     return text
@@ -101,9 +112,12 @@ def annotation(node: AvroType) -> Any:
             return Annotated[str, Strict(), AfterValidator(_uuid)]
         return Annotated[str, Strict()]
     if kind in ("bytes", "fixed"):
+        checked: Any = Annotated[str, Strict(), AfterValidator(_base64)]
+        if kind == "fixed":  # exactly its size: a JSON record, or an Avro one validated as sent
+            checked = Annotated[checked, AfterValidator(_fixed_of(node.size))]
         if node.logical == "decimal":
-            return Annotated[str, Strict(), AfterValidator(_base64), AfterValidator(_decimal_within(node.precision))]
-        return Annotated[str, Strict(), AfterValidator(_base64)]
+            checked = Annotated[checked, AfterValidator(_decimal_within(node.precision))]
+        return checked
     if kind == "enum":
         return Literal[tuple(node.symbols)]
     if kind == "array":

@@ -813,14 +813,19 @@ def with_writer_names(writer: ParsedSchema, reader: ParsedSchema) -> ParsedSchem
     its aliases (as the Avro specification says), and a producer's record is often named otherwise than the
     source's: a Java class ``com.acme.Order``, Datagen's ``ksql.orders``, a nested ``Address`` the source calls
     ``Thing_address``. Its records would never resolve. Types are paired as resolution pairs them: the
-    top-level ones, fields by name or the reader's aliases, array items, map values, and in a reader's union
-    the branch of the writer type's kind and name (else the only one of its kind). A named type of another
-    kind, or a fixed of another size, is left unpaired: it does not resolve whatever its name. Built once per
-    writer schema (the decoder keeps it); the reader itself when every name matches.
+    top-level ones, fields by name or the reader's aliases, array items, map values, and the branches of a
+    union (a type that is not one is a union of itself) by name first; then a reader's branch no writer type
+    took by name is paired by kind only when it is the only one of its kind left and so is the writer's (of
+    [Color, Size] read as [Color], Size is read as nothing: Avro resolves it to no type, where the alias would
+    read the size S as an unknown color). A named type of another kind, or a fixed of another size, is left
+    unpaired: it does not resolve whatever its name. An alias is the type's, wherever it is used: a reader type
+    paired with two writer types (by name or not), anywhere, takes neither's name, so that no writer type is
+    read as a type of another. Built once per writer schema (the decoder keeps it); the reader itself when
+    every name matches.
     """
     writer_named = writer.get("__named_schemas", {}) if isinstance(writer, dict) else {}
     reader_named = reader.get("__named_schemas", {}) if isinstance(reader, dict) else {}
-    aliases: dict[str, list[str]] = {}  # a reader type's full name: the writer names it is read from
+    paired: dict[str, dict[str, bool]] = {}  # a reader type's full name: the writer names read as it (by name?)
     compared: set[tuple[int, int]] = set()
 
     def walk(written: Any, read: Any) -> None:
@@ -828,14 +833,11 @@ def with_writer_names(writer: ParsedSchema, reader: ParsedSchema) -> ParsedSchem
         if (id(written), id(read)) in compared:
             return
         compared.add((id(written), id(read)))
-        if isinstance(written, list):
-            for branch in written:
-                walk(branch, read)
-            return
-        if isinstance(read, list):
-            branch = _union_branch(written, [_definition(branch, reader_named) for branch in read])
-            if branch is not None:
-                walk(written, branch)
+        if isinstance(written, list) or isinstance(read, list):
+            written_branches = [_definition(branch, writer_named) for branch in _branches(written)]
+            read_branches = [_definition(branch, reader_named) for branch in _branches(read)]
+            for written_branch, read_branch in _union_pairs(written_branches, read_branches):
+                walk(written_branch, read_branch)
             return
         written_kind, read_kind = _kind(written), _kind(read)
         if written_kind == read_kind == "array":
@@ -843,8 +845,7 @@ def with_writer_names(writer: ParsedSchema, reader: ParsedSchema) -> ParsedSchem
         elif written_kind == read_kind == "map":
             walk(written["values"], read["values"])
         elif _same_family(written, read):
-            if not _same_name(written, read) and written["name"] not in aliases.get(read["name"], ()):
-                aliases.setdefault(read["name"], []).append(written["name"])
+            paired.setdefault(read["name"], {})[written["name"]] = _same_name(written, read)
             if _NAMED_FAMILY[written_kind] == "record":
                 fields = {field["name"]: field["type"] for field in written["fields"]}
                 for field in read["fields"]:
@@ -853,6 +854,11 @@ def with_writer_names(writer: ParsedSchema, reader: ParsedSchema) -> ParsedSchem
                         walk(fields[name], field["type"])
 
     walk(writer, reader)
+    aliases = {
+        read_name: [name for name, by_name in names.items() if not by_name]
+        for read_name, names in paired.items()
+        if len(names) == 1 and not any(names.values())
+    }
     if not aliases:
         return reader
     # A deep copy keeps the parsed schema's sharing: a named type is one dict in the tree and in
@@ -864,6 +870,11 @@ def with_writer_names(writer: ParsedSchema, reader: ParsedSchema) -> ParsedSchem
         if added:
             definition["aliases"] = [*definition.get("aliases", ()), *added]
     return renamed
+
+
+def _branches(schema: Any) -> list[Any]:
+    """A union's branches; any other type as the one branch of a union."""
+    return list(schema) if isinstance(schema, list) else [schema]
 
 
 def _named_types(schema: Any) -> list[dict[str, Any]]:
@@ -905,20 +916,39 @@ def _same_name(written: dict[str, Any], read: dict[str, Any]) -> bool:
     )
 
 
-def _union_branch(written: Any, branches: list[Any]) -> Any:
-    """The branch of a reader's union a value of ``written`` is paired with to name types: a named type's of
-    its name, else the only one of its kind; an array's or a map's first of that kind; None otherwise."""
-    if isinstance(written, dict) and _kind(written) in _NAMED_FAMILY:
-        candidates = [branch for branch in branches if _same_family(written, branch)]
-        named = next((branch for branch in candidates if _same_name(written, branch)), None)
-        return named if named is not None else (candidates[0] if len(candidates) == 1 else None)
-    if _kind(written) in ("array", "map"):
-        return next((branch for branch in branches if _kind(branch) == _kind(written)), None)
-    return None
+def _union_pairs(written: list[Any], read: list[Any]) -> list[tuple[Any, Any]]:
+    """The branches of a writer's union paired with those of a reader's union to name types (each side's
+    definitions; a type that is not a union as its one branch): a named type with the reader's of its kind and
+    name; then a reader's named type no writer type took, with the writer's of its kind no reader type took,
+    when each is the only one of its kind left on its side; an array or a map with the reader's first of that
+    kind. A writer type is read as at most one reader type here, and each reader type from at most one writer
+    type but those of its name (which fastavro resolves to it whatever is paired)."""
+    named = [branch for branch in written if isinstance(branch, dict) and _kind(branch) in _NAMED_FAMILY]
+    pairs: list[tuple[Any, Any]] = []
+    claimed: set[int] = set()  # the reader branches taken, by id
+    unpaired = []
+    for branch in named:
+        match = next((item for item in read if _same_family(branch, item) and _same_name(branch, item)), None)
+        if match is None:
+            unpaired.append(branch)
+        else:
+            pairs.append((branch, match))
+            claimed.add(id(match))
+    for branch in unpaired:
+        left = [item for item in read if id(item) not in claimed and _same_family(branch, item)]
+        if len(left) == 1 and sum(_same_family(other, left[0]) for other in unpaired) == 1:
+            pairs.append((branch, left[0]))
+    for branch in written:
+        if _kind(branch) in ("array", "map"):
+            match = next((item for item in read if _kind(item) == _kind(branch)), None)
+            if match is not None:
+                pairs.append((branch, match))
+    return pairs
 
 
 _BASE64 = frozenset({"bytes", "fixed"})  # sent (the JSON converter's form) as base64 text: decimals included
 _TEXT = frozenset({"string", "enum"})  # sent as text, and read as that text
+_DICTS = frozenset({"record", "error", "map"})  # sent as a JSON object
 
 
 def sent_differs(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
@@ -927,11 +957,16 @@ def sent_differs(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
 
     As sent (the JSON converter's form), bytes, fixed and decimals are base64 text: a string or an enum of the
     reader would take that text as the value (``aGVsbG8=`` for ``hello``); and a string or enum symbol written
-    is text that a reader's bytes or fixed would take as base64 (``abcd`` for the bytes 69 b7 1d). Resolving
-    converts them (a string's UTF-8 is its bytes); a record that does not resolve must not be validated as
-    sent then (:func:`decode_as`). Other kinds are the model's to refuse as sent (its types are strict).
-    Fields are matched as resolution matches them, by name or the reader's aliases; every branch of a union
-    on either side counts (a null has one meaning).
+    is text that a reader's bytes or fixed would take as base64 (``abcd`` for the bytes 69 b7 1d). A fixed
+    read as a fixed of another size, as bytes, or bytes read as a fixed, is base64 on both sides but another
+    type, which Avro does not resolve. Resolving converts the others (a string's UTF-8 is its bytes); a record
+    that does not resolve must not be validated as sent then (:func:`decode_as`). Other kinds are the model's
+    to refuse as sent (its types are strict).
+
+    Every writer type is compared with each reader type it could meet at the same place of the JSON sent,
+    whatever holds them: a record or a map is an object, so a record's fields (matched by name or the reader's
+    aliases) or a map's values meet a record's fields or a map's values, a record read as a map included;
+    array items meet array items; every branch of a union on either side counts (a null has one meaning).
     """
     writer_named = writer.get("__named_schemas", {}) if isinstance(writer, dict) else {}
     reader_named = reader.get("__named_schemas", {}) if isinstance(reader, dict) else {}
@@ -947,26 +982,62 @@ def sent_differs(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
         if isinstance(read, list):
             return next((found for branch in read if (found := walk(written, branch, where))), None)
         written_kind, read_kind = _kind(written), _kind(read)
-        if written_kind in ("record", "error") and read_kind in ("record", "error"):
-            fields = {field["name"]: field["type"] for field in written["fields"]}
-            for field in read["fields"]:
-                name = next((name for name in (field["name"], *field.get("aliases", ())) if name in fields), None)
-                inside = f"{where}.{field['name']}" if where else field["name"]
-                if name is not None and (found := walk(fields[name], field["type"], inside)):
-                    return found
-            return None
+        if written_kind in _DICTS and read_kind in _DICTS:
+            return next((found for inside in _members(written, read, where) if (found := walk(*inside))), None)
         if written_kind == read_kind == "array":
             return walk(written["items"], read["items"], f"{where}[]")
-        if written_kind == read_kind == "map":
-            return walk(written["values"], read["values"], f"{where}{{}}")
-        if (written_kind in _BASE64 and read_kind in _TEXT) or (written_kind in _TEXT and read_kind in _BASE64):
-            return (
-                f"field {where or '(the record)'}: written as {written_kind}, read as {read_kind}: as sent, its"
-                f" {'base64 text' if written_kind in _BASE64 else 'text'} would land as another value"
-            )
+        said = _sent_as(written_kind, read_kind, written, read)
+        if said is not None:
+            return f"field {where or '(the record)'}: {said}"
         return None
 
     return walk(writer, reader, "")
+
+
+def _members(written: dict[str, Any], read: dict[str, Any], where: str) -> list[tuple[Any, Any, str]]:
+    """The writer's and the reader's types that meet inside two objects (records or maps) at ``where``, and
+    where: a record's field by its name (the reader's aliases finding the writer's), a map's values under any."""
+    written_map, read_map = _kind(written) == "map", _kind(read) == "map"
+    if written_map and read_map:
+        return [(written["values"], read["values"], f"{where}{{}}")]
+    prefix = f"{where}." if where else ""
+    if written_map:
+        return [(written["values"], field["type"], prefix + field["name"]) for field in read["fields"]]
+    if read_map:
+        return [(field["type"], read["values"], prefix + field["name"]) for field in written["fields"]]
+    fields = {field["name"]: field["type"] for field in written["fields"]}
+    met = []
+    for field in read["fields"]:
+        name = next((name for name in (field["name"], *field.get("aliases", ())) if name in fields), None)
+        if name is not None:
+            met.append((fields[name], field["type"], prefix + field["name"]))
+    return met
+
+
+def _sent_as(written_kind: Any, read_kind: Any, written: Any, read: Any) -> str | None:
+    """Why a value of ``written`` as sent would be taken by ``read`` as another value; None if it would not."""
+    if (written_kind in _BASE64 and read_kind in _TEXT) or (written_kind in _TEXT and read_kind in _BASE64):
+        return (
+            f"written as {written_kind}, read as {read_kind}: as sent, its"
+            f" {'base64 text' if written_kind in _BASE64 else 'text'} would land as another value"
+        )
+    if written_kind in _BASE64 and read_kind in _BASE64:
+        written_size, read_size = (_fixed_size(item) for item in (written, read))
+        if written_size != read_size:
+            return (
+                f"written as {_said(written_kind, written_size)}, read as {_said(read_kind, read_size)}: as sent,"
+                " its base64 text would land as a value of another type"
+            )
+    return None
+
+
+def _fixed_size(schema: Any) -> Any:
+    """A fixed's size; None for bytes."""
+    return schema.get("size") if isinstance(schema, dict) and _kind(schema) == "fixed" else None
+
+
+def _said(kind: Any, size: Any) -> str:
+    return f"{kind}({size})" if size is not None else str(kind)
 
 
 _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")

@@ -176,3 +176,19 @@ def test_a_record_sent_before_a_field_was_added_or_renamed_reads_its_default_and
         assert not batch.dead_letters
         rows = [(row["title"], row["qty"], row["tag"], row["_extra"]) for row in batch.rows()]
         assert rows == [("a", 3, base64.b64encode(b"\xff").decode(), None), ("b", 9, "AA==", None)]
+
+
+@pytest.mark.parametrize("logical", [{}, {"logicalType": "decimal", "precision": 6, "scale": 1}])
+def test_a_fixed_holds_exactly_its_size(logical: dict[str, Any]) -> None:
+    """A fixed took any base64 text: 4 bytes landed in a fixed of 8 (a JSON record, or an Avro one of another
+    fixed validated as sent). Its decoded length is its size; the error names the size."""
+    source = schema_source(
+        [field("id", "long"), {"name": "h", "type": {"type": "fixed", "name": "h", "size": 8} | logical}]
+    )
+    validate = record_validator(source.model).validate_python
+    eight = base64.b64encode(bytes(7) + b"\x01").decode()
+    assert validate({"id": 1, "h": eight})["h"] == eight
+    for wrong in (b"abcd", bytes(9), b""):
+        with pytest.raises(ValidationError) as failure:
+            validate({"id": 1, "h": base64.b64encode(wrong).decode()})
+        assert "h" in str(failure.value) and "fixed of size 8" in str(failure.value), failure.value
