@@ -1,4 +1,8 @@
-"""Command line: ``python -m devhost start [options]`` runs function_app.py like ``func start``."""
+"""Command line: ``python -m devhost start [options]`` runs function_app.py like ``func start``.
+
+Exit codes: 0 stopped cleanly; 1 a broker or Azurite could not be started or reached; 2 bad options, a bad app
+setting or the HTTP port taken (each one line naming it).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,49 @@ from pathlib import Path
 from devhost.errors import DevHostError
 from devhost.runtime.console import ConsoleLogHandler
 from devhost.runtime.host_config import HostConfigError
+from shared.errors import ConfigurationError
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+EXIT_FAILED = 1  # a broker or Azurite that cannot be started or reached
+EXIT_USAGE = 2  # bad options or settings (argparse's own code), or a port that is taken
 
 
 def _broker(value: str) -> str:
     if value != "embedded" and (":" not in value or not value.rsplit(":", 1)[1].isdigit()):
         raise argparse.ArgumentTypeError("expected 'embedded' or HOST:PORT")
     return value
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _port(value: str) -> int:
+    number = _positive(value)
+    if number > 65_535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port, 1 to 65535, got {value!r}")
+    return number
+
+
+def one_line(message: object) -> str:
+    """A possibly multi-line error message (``invalid settings:`` then one indented problem a line) on one line."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    text = ""
+    for line in lines:
+        text += line if not text else (f" {line}" if text.endswith(":") else f"; {line}")
+    return text
+
+
+def settings_error_line(prog: str, error: ConfigurationError) -> str:
+    """``<prog>: invalid settings: ...`` (``invalid settings of source 'x': ...`` when the message says so)."""
+    text = one_line(error)
+    return f"{prog}: {text}" if text.startswith("invalid settings") else f"{prog}: invalid settings: {text}"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,25 +72,33 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--no-timers", dest="timers", action="store_false", help="do not run timer triggers")
     start.add_argument("--duration", type=float, help="stop cleanly after this many seconds (default: until Ctrl-C)")
     start.add_argument("--workers", type=int, default=1, help="processes sharing each consumer group (default 1)")
-    start.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
-    start.add_argument("--partitions", type=int, default=4, help="partitions of topics the host creates (default 4)")
+    start.add_argument("--port", type=_port, default=7071, help="HTTP port (default 7071)")
+    start.add_argument(
+        "--partitions", type=_positive, default=4, help="partitions of topics the host creates (default 4)"
+    )
     start.add_argument(
         "--final-timers",
         default="compact_",
         help="name prefixes (comma-separated) of timers run once more at shutdown (default compact_; '' for none)",
     )
-    start.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
+    start.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="WARNING",
+        help="Python log level, any case (default WARNING)",
+    )
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     logging.basicConfig(
-        level=arguments.log_level.upper(),
+        level=arguments.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=[ConsoleLogHandler()],  # each record on a line of its own, never after the live status line
     )
-    from devhost.runtime.host import LocalHost, StartOptions
+    from devhost.runtime.host import LocalHost, PortUnavailable, StartOptions
 
     options = StartOptions(
         settings=arguments.settings,
@@ -66,12 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return LocalHost(options).run()
-    except HostConfigError as error:
+    except ConfigurationError as error:  # an app setting the code refuses (``shared.settings``): names it
+        print(settings_error_line("devhost", error), file=sys.stderr)
+        return EXIT_USAGE
+    except (HostConfigError, PortUnavailable) as error:
         print(f"devhost: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except DevHostError as error:  # a broker or Azurite that cannot be started or reached: the message says what
         print(f"devhost: {error}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -456,9 +456,14 @@ def source_defaults(source: str) -> dict[str, str]:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The global settings; a ``ConfigurationError`` naming each refused app setting, what is wrong and the value
+    refused (never a secret's), as :func:`load_source_settings` does for a source's."""
     env = os.environ if environ is None else environ
     values = {alias: env[alias] for alias in global_setting_names() if alias in env}
-    return Settings.model_validate(values)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise ConfigurationError(_global_settings_problems(error)) from None
 
 
 def load_source_settings(source: str, environ: Mapping[str, str] | None = None) -> SourceSettings:
@@ -495,6 +500,24 @@ def _source_settings_problems(source: str, error: ValidationError) -> str:
         shown = "" if field in _SECRET_FIELDS else f" (got {_shown(problem.get('input'))})"
         problems.append(f"{name}: {why}{shown}")
     return f"invalid settings of source {source!r}:\n  " + "\n  ".join(problems)
+
+
+_GLOBAL_SECRETS = frozenset(str(info.alias) for info in Settings.model_fields.values() if info.annotation is SecretStr)
+
+
+def _global_settings_problems(error: ValidationError) -> str:
+    """Every refused global setting, one per line, as ``_source_settings_problems`` words a source's. A problem of
+    several settings together (``loc`` empty: the model's own check) names them itself and quotes no value."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        why = str(problem["msg"]).removeprefix("Value error, ")
+        if not name or name in why:  # a validator that names the setting already says what it got
+            problems.append(why)
+            continue
+        shown = "" if name in _GLOBAL_SECRETS else f" (got {_shown(problem.get('input'))})"
+        problems.append(f"{name}: {why}{shown}")
+    return "invalid settings:\n  " + "\n  ".join(problems)
 
 
 def _shown(value: object) -> str:

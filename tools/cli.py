@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import re
+import sys
 import urllib.parse
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
+
+from shared.errors import ConfigurationError
+from shared.settings import Settings
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+EXIT_BAD_SETTINGS = 2  # argparse's code for bad arguments: a bad setting is the same kind of mistake
+MAX_ERROR_TEXT = 300  # characters of a dependency's error quoted on a tool's one line
+MAKE_RUN_BROKER_HINT = "for the broker of `make run`, pass --broker $(cat .lake.state/broker)"
 
 # librdkafka's own log, for a tool: a broker it cannot reach is reported once, by the tool, not as a flood of lines.
 QUIET = logging.getLogger("streamingpoc.tools.rdkafka")
@@ -18,11 +28,86 @@ QUIET.addHandler(logging.NullHandler())
 QUIET.propagate = False
 
 
+Arguments = ParamSpec("Arguments")
+
+
+def tool_main(prog: str) -> Callable[[Callable[Arguments, int]], Callable[Arguments, int]]:
+    """The tools' shared entry point: a ``main`` whose settings are refused (``ConfigurationError``, naming the app
+    setting) prints one line, ``<prog>: invalid settings: ...``, and returns ``EXIT_BAD_SETTINGS``, not a traceback."""
+
+    def decorate(main: Callable[Arguments, int]) -> Callable[Arguments, int]:
+        @functools.wraps(main)
+        def run(*args: Arguments.args, **kwargs: Arguments.kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except ConfigurationError as error:
+                print(settings_error_line(prog, error), file=sys.stderr)
+                return EXIT_BAD_SETTINGS
+
+        return run
+
+    return decorate
+
+
+def one_line(message: object, limit: int | None = None) -> str:
+    """A multi-line message on one line: ``invalid settings:`` and its indented problems, or a dependency's
+    error (deltalake's carries terminal colours and one cause a line); cut to ``limit`` characters."""
+    lines = [line for line in (_ANSI.sub("", line).strip(" \t\u21b3") for line in str(message).splitlines()) if line]
+    text = ""
+    for line in lines:
+        text += line if not text else (f" {line}" if text.endswith(":") else f"; {line}")
+    if limit is None or len(text) <= limit:
+        return text
+    if len(lines) > 1:  # a chain of causes: the first says what failed, the last why (e.g. "Connection refused")
+        text = f"{lines[0]}; ...; {lines[-1]}"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def settings_error_line(prog: str, error: ConfigurationError) -> str:
+    """``<prog>: invalid settings: ...`` (``invalid settings of source 'x': ...`` when the message says so)."""
+    text = one_line(error)
+    return f"{prog}: {text}" if text.startswith("invalid settings") else f"{prog}: invalid settings: {text}"
+
+
+def lake_target(settings: Settings) -> str:
+    """The lake the settings name, for an error: its kind and where it is (a directory, or an endpoint and
+    container); never the connection string, whose account key or SAS is a secret."""
+    if settings.lake_kind == "local":
+        return f"LAKE_KIND=local at {Path(settings.lake_local_root).resolve()}"
+    where = settings.lake_account_url
+    connection_string = settings.lake_connection_string.get_secret_value()
+    if connection_string:
+        parts = dict(item.split("=", 1) for item in connection_string.strip().strip(";").split(";") if "=" in item)
+        if parts.get("UseDevelopmentStorage", "").lower() == "true":
+            where = "http://127.0.0.1:10000/devstoreaccount1"
+        elif parts.get("BlobEndpoint"):
+            where = parts["BlobEndpoint"]
+        elif parts.get("AccountName"):
+            protocol = parts.get("DefaultEndpointsProtocol", "https")
+            where = f"{protocol}://{parts['AccountName']}.blob.{parts.get('EndpointSuffix', 'core.windows.net')}"
+        else:
+            where = "the account of LAKE_CONNECTION_STRING"
+    url = urllib.parse.urlsplit(where)
+    if url.scheme and url.hostname:  # no user, password or query (a SAS) of the URL
+        port = f":{url.port}" if url.port else ""
+        where = f"{url.scheme}://{url.hostname}{port}{url.path.rstrip('/')}"
+    return f"LAKE_KIND={settings.lake_kind} at {where}, container {settings.lake_file_system}"
+
+
 def environment(settings_file: Path | None) -> dict[str, str]:
-    """The app's settings as the tools read them: ``local.settings.json``'s Values, the environment over them."""
+    """The app's settings as the tools read them: ``local.settings.json``'s Values, the environment over them.
+    A settings file that is not a JSON object with an object of ``Values`` is a ``ConfigurationError``."""
     values: dict[str, str] = {}
     if settings_file is not None and settings_file.exists():
-        values = {k: str(v) for k, v in json.loads(settings_file.read_text()).get("Values", {}).items()}
+        try:
+            document = json.loads(settings_file.read_text(encoding="utf-8"))
+            values = {k: str(v) for k, v in document.get("Values", {}).items()}
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as error:
+            why = "not a JSON object with an object of Values" if isinstance(error, AttributeError) else error
+            raise ConfigurationError(f"{settings_file}: {one_line(why, MAX_ERROR_TEXT)}") from None
     return values | dict(os.environ)
 
 
@@ -54,17 +139,19 @@ def broker_address(value: str) -> str:
     return value
 
 
-def topic_problem(client: Any, topic: str, timeout: float) -> str | None:
+def topic_problem(client: Any, topic: str, timeout: float, address: str = "") -> str | None:
     """Why the broker behind ``client`` (a confluent-kafka producer or consumer) cannot serve ``topic``: it did
-    not answer with its metadata within ``timeout`` seconds, or has no such topic; None when it can."""
+    not answer with its metadata within ``timeout`` seconds, or has no such topic; None when it can. ``address``
+    (its bootstrap servers) is named when given: "did not answer" alone leaves the operator guessing where."""
     from confluent_kafka import KafkaException
 
+    at = f" at {address}" if address else ""
     try:
         found = client.list_topics(topic, timeout=timeout).topics.get(topic)
     except KafkaException as error:
-        return f"the broker did not answer: {error.args[0] if error.args else error}"
+        return f"the broker{at} did not answer: {error.args[0] if error.args else error}"
     if found is None or found.error is not None:
-        return f"topic {topic}: {found.error if found else 'not found'}"
+        return f"topic {topic}{' on ' + address if address else ''}: {found.error if found else 'not found'}"
     return None
 
 

@@ -12,6 +12,9 @@ events/s), and are extrapolated beyond (marked ``extrapolated``). The deployed c
 (instance memory, partitions, batching, logging, Durable backend, lake store, the lake's
 diagnostic categories) is read from terraform/ and host.json. What is assumed, not measured or
 published, is in ``ASSUMPTIONS`` with its reason; docs/cost.md explains the model.
+
+Exit codes: 0 done; 2 bad arguments, a ``--results`` file that is missing, not JSON or not bench/cost.py's among them
+(one line naming it).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+PROG = "python -m tools.cost"
+EXIT_BAD_ARGUMENTS = 2  # argparse's own: a --results file that cannot be read is one too
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "cost.json"
 SECONDS_PER_MONTH = 730 * 3600  # Azure prices a month as 730 hours
@@ -354,8 +359,24 @@ class Load:
         return sum(self.raw_files_by_source.values())
 
 
+class UnreadableResults(Exception):
+    """The results file cannot be read, is not JSON, or is not what bench/cost.py writes."""
+
+
 def load_results(path: Path = RESULTS) -> dict[str, Any]:
-    return dict(json.loads(path.read_text()))
+    """A bench/cost.py results file; ``UnreadableResults`` (naming why) for one that is missing, not JSON, or without
+    the ``runs`` and ``config`` the model reads."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UnreadableResults(error.strerror or str(error)) from error
+    except (UnicodeDecodeError, ValueError) as error:
+        raise UnreadableResults(f"not JSON ({error})") from error
+    if not isinstance(document, dict) or not isinstance(document.get("runs"), list):
+        raise UnreadableResults("not a bench/cost.py results file (no list of runs)")
+    if not isinstance(document.get("config"), dict):
+        raise UnreadableResults("not a bench/cost.py results file (no config)")
+    return document
 
 
 def _run_load(run: dict[str, Any], store: str) -> Load:
@@ -1134,7 +1155,7 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(prog="python -m tools.cost", description=__doc__.split("\n\n")[0])
+    options = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     options.add_argument("--json", action="store_true", help="print one JSON object")
     options.add_argument("--prices", action="store_true", help="print every price with its page and read date")
     options.add_argument("--results", type=Path, default=RESULTS, help="a bench/cost.py results file")
@@ -1150,7 +1171,12 @@ def main(argv: Sequence[str]) -> int:
         for rule in RULES.values():
             print(f"rule: {rule}")
         return 0
-    document = scenarios(load_results(args.results), args.results)
+    try:
+        results = load_results(args.results)
+    except UnreadableResults as error:  # a bad --results is a bad argument: argparse's code, one line
+        print(f"{PROG}: cannot read --results {args.results}: {error}", file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
+    document = scenarios(results, args.results)
     if args.json:
         print(json.dumps(document, indent=1))
     else:

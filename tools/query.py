@@ -1,18 +1,21 @@
 """Query the curated Delta tables with DuckDB: what a newcomer runs after ``make run``.
 
-python -m tools.query                 # the local lake of `make run` (.lake)
+python -m tools.query                 # the lake the settings name (the local .lake of `make run` by default)
 python -m tools.query --lake DIR      # another local lake
 python -m tools.query --drift [SOURCE ...]   # schema drift per source and hour, from the compaction commits
 LAKE_KIND=blob LAKE_CONNECTION_STRING=... python -m tools.query   # Azurite or a storage account
 
+Settings (the lake) come from ``local.settings.json``'s Values (``--settings``), overridden by the
+environment, as the other tools read them; ``--lake`` names a local lake over both.
 deltalake reads each table (to Arrow) and DuckDB queries the Arrow tables in place; DuckDB's own
 Delta extension is not needed.
+Exit codes: 0 done; 1 no curated tables yet; 2 bad arguments or settings (an unknown source, a setting named in
+one line); 3 the lake could not be read (named in one line).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,12 +23,19 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from shared.compaction.drift import cut_name, drift_from_history, fields_text, printable
 from shared.compaction.location import delta_location
+from shared.errors import LakeError, LakeUnavailable
 from shared.lake import open_lake
 from shared.settings import load_settings
+from tools.cli import MAX_ERROR_TEXT, lake_target, one_line, tool_environment, tool_main
+
+PROG = "python -m tools.query"
+EXIT_NO_TABLES = 1
+EXIT_BAD_ARGUMENTS = 2  # argparse's own
+EXIT_LAKE_UNREADABLE = 3
 
 PAGE_VIEWS_PER_USER_AND_HOUR = """
     SELECT date_trunc('hour', _event_time) AS hour, userid, count(*) AS page_views,
@@ -42,27 +52,27 @@ SENSOR_AVERAGES_PER_MINUTE = """
 """
 
 
-def _environment(lake: Path | None) -> dict[str, str]:
-    environment = dict(os.environ)
-    return environment if lake is None else environment | {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}
+class LakeUnreadable(Exception):
+    """deltalake could not read a table: the store did not answer (an ``OSError``) or refused."""
 
 
-def open_table(name: str, lake: Path | None) -> DeltaTable | None:
+def open_table(name: str, environment: dict[str, str]) -> DeltaTable | None:
     """The curated table of one source, or ``None`` before its first compaction."""
-    environment = _environment(lake)
     location = delta_location(load_settings(environment), name, environment)
     try:
         return DeltaTable(location.uri, storage_options=location.storage_options)
     except TableNotFoundError:
         return None
+    except (OSError, DeltaError) as error:  # deltalake's own errors: no LakeUnavailable of shared.lake
+        raise LakeUnreadable(str(error)) from error
 
 
-def load(name: str, lake: Path | None) -> pa.Table | None:
+def load(name: str, environment: dict[str, str]) -> pa.Table | None:
     """The whole curated table of one source as Arrow, or ``None`` before its first compaction."""
-    table = open_table(name, lake)
+    table = open_table(name, environment)
     if table is None:
         return None
-    settings = load_settings(_environment(lake))
+    settings = load_settings(environment)
     files, version = len(table.file_uris()), table.version()
     rows = pa.table(QueryBuilder().register("t", table).execute("SELECT * FROM t"))
     hours = len(set(zip(rows.column("date").to_pylist(), rows.column("hour").to_pylist(), strict=True)))
@@ -71,10 +81,22 @@ def load(name: str, lake: Path | None) -> pa.Table | None:
     return rows
 
 
-def print_drift(sources: list[str], lake: Path | None) -> int:
-    """Per source and hour: new fields (in _extra), type changes, new columns, null rates."""
+def print_drift(sources: list[str], environment: dict[str, str]) -> int:
+    """Per source and hour: new fields (in _extra), type changes, new columns, null rates. A source neither
+    registered nor with a curated table (a typo) is an error naming the known sources, not "no table yet"; one
+    no longer registered whose table remains is still reported."""
+    from shared.sources import SOURCES
+
+    unknown = [name for name in sources if name not in SOURCES and open_table(name, environment) is None]
+    if unknown:
+        print(
+            f"{PROG}: unknown source{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(SOURCES)}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_ARGUMENTS
     for name in sources:
-        table = open_table(name, lake)
+        table = open_table(name, environment)
         if table is None:
             print(f"curated/{name}: no table yet")
             continue
@@ -110,19 +132,31 @@ def _shown(text: Any) -> str:
     return printable(cut_name(str(text)))
 
 
+@tool_main(PROG)
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.query", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--lake", type=Path, help="local lake directory (default: settings, i.e. .lake)")
+    parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
     parser.add_argument("--drift", nargs="*", metavar="SOURCE", help="print schema drift per hour (default: all)")
     arguments = parser.parse_args(argv)
-    if arguments.drift is not None:
+    environment = tool_environment(arguments.settings, lake=arguments.lake)
+    try:
+        return _query(arguments.drift, environment)
+    except (LakeUnreadable, LakeUnavailable, LakeError) as error:
+        where = lake_target(load_settings(environment))
+        print(f"{PROG}: cannot read the lake ({where}): {one_line(error, MAX_ERROR_TEXT)}", file=sys.stderr)
+        return EXIT_LAKE_UNREADABLE
+
+
+def _query(drift: list[str] | None, environment: dict[str, str]) -> int:
+    if drift is not None:
         from shared.sources import SOURCES
 
-        return print_drift(arguments.drift or list(SOURCES), arguments.lake)
-    clickstream, sensors = load("clickstream", arguments.lake), load("sensors", arguments.lake)
+        return print_drift(drift or list(SOURCES), environment)
+    clickstream, sensors = load("clickstream", environment), load("sensors", environment)
     if clickstream is None or sensors is None:
         print("no curated tables yet: run `make run` first (it compacts before it exits)", file=sys.stderr)
-        return 1
+        return EXIT_NO_TABLES
     connection = duckdb.connect()
     connection.register("clickstream", clickstream)
     connection.register("sensors", sensors)

@@ -27,7 +27,7 @@ from shared import records
 from shared.compaction.hours import parse_raw_path
 from shared.compaction.quarantine import Quarantined, quarantined_files
 from shared.compaction.rows import IDENTITY, scan_raw
-from shared.errors import LakeError, TransientError
+from shared.errors import LakeError, LakeUnavailable, TransientError
 from shared.kafka_clients import client_config, eventhubs_token_callback
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
@@ -47,10 +47,22 @@ from shared.reconcile import (
 )
 from shared.settings import Settings, load_settings, load_source_settings, source_setting_name
 from shared.sources import SOURCES
-from tools.cli import QUIET, broker_address, parse_since, tool_environment, topic_problem
+from tools.cli import (
+    MAKE_RUN_BROKER_HINT,
+    MAX_ERROR_TEXT,
+    QUIET,
+    broker_address,
+    lake_target,
+    one_line,
+    parse_since,
+    tool_environment,
+    tool_main,
+    topic_problem,
+)
 
+PROG = "python -m tools.reconcile"
 TIMEOUT = 30.0
-EXIT_BROKER_UNREACHABLE = 2
+EXIT_BROKER_UNREACHABLE = 2  # the broker or the lake could not be reached (as argparse's code for bad arguments)
 QUARANTINED = "quarantined"  # the reason of the rows of a raw file compaction quarantined
 CHECK_TIMEOUT = 10.0  # seconds a broker has to answer before a tool says it cannot reach it
 READ_THROUGH = 1000  # fingerprinted offsets this close are read in one pass, not each from its own
@@ -71,6 +83,7 @@ class Broker:
         from confluent_kafka import Consumer
         from confluent_kafka.admin import AdminClient
 
+        self.address = str(config.get("bootstrap.servers", ""))  # named when it does not answer
         config = config | {"logger": QUIET}  # a broker it cannot reach is one clear line (``check``), not a flood
         self.admin = AdminClient(config)
         reader = config | {
@@ -83,7 +96,7 @@ class Broker:
 
     def check(self, topic: str) -> None:
         """:class:`BrokerUnreachable` unless the broker answers with ``topic``'s metadata in ``CHECK_TIMEOUT``."""
-        problem = topic_problem(self.consumer, topic, CHECK_TIMEOUT)
+        problem = topic_problem(self.consumer, topic, CHECK_TIMEOUT, self.address)
         if problem is not None:
             raise BrokerUnreachable(problem)
 
@@ -433,8 +446,9 @@ def move_table(group: str, topic: str, moves: list[Move], *, apply: bool) -> str
     return "\n".join(lines)
 
 
+@tool_main(PROG)
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.reconcile", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("source", choices=sorted(SOURCES), help="the source whose topic and lake to compare")
     parser.add_argument("--move-group-to-time", type=parse_since, metavar="TIME", help="ISO time to move the group to")
     parser.add_argument("--apply", action="store_true", help="with --move-group-to-time: move (default: dry run)")
@@ -447,11 +461,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(env)
     source_settings = load_source_settings(args.source, env)
     broker = Broker(broker_config(settings, args.source, env, args.eventhubs_namespace))
+    origin = "--eventhubs-namespace" if args.eventhubs_namespace else "--broker" if args.broker else "KAFKA_BROKER_LIST"
+    broker.address = f"{broker.address} ({origin})"
     try:
         broker.check(source_settings.topic)
     except BrokerUnreachable as error:
         broker.close()
-        print(f"reconcile of {args.source} stopped: {error}", file=sys.stderr)
+        hint = "" if args.eventhubs_namespace else f"; {MAKE_RUN_BROKER_HINT}"
+        print(f"reconcile of {args.source} stopped: {error}{hint}", file=sys.stderr)
         return EXIT_BROKER_UNREACHABLE
     try:
         if args.move_group_to_time is not None:
@@ -465,6 +482,13 @@ def main(argv: list[str] | None = None) -> int:
                 lake=open_lake(settings) if args.apply else None,  # a dry run does not even open it
             )
         return run_reconcile(broker, settings, args.source, source_settings.topic, source_settings.consumer_group)
+    except (LakeUnavailable, LakeError) as error:  # unreachable, or refused (no permission): nothing was compared
+        print(
+            f"reconcile of {args.source} stopped: cannot read the lake ({lake_target(settings)}): "
+            f"{one_line(error, MAX_ERROR_TEXT)}",
+            file=sys.stderr,
+        )
+        return EXIT_BROKER_UNREACHABLE
     finally:
         broker.close()
 

@@ -21,10 +21,12 @@ records go through Kafka (``KAFKA_BROKER_LIST``); with ``--eventhubs-namespace``
 One redrive of a source runs at a time: while another holds the source's lease (``_redrive/<source>/lease.json``)
 this one sends nothing and exits with 3. A run that crashed holds it for at most five minutes.
 Exit codes: 0 done; 1 some sends or signals failed (unconfirmed sends are not repeated: the summary says which
-counts); 2 bad arguments; 3 another redrive is running; 4 a lake file could not be read (a dead-letter file is left
-out and named, the rest go; a letter whose record may be in a raw file that cannot be read is not sent, named as
-"unknown"; an unreadable redrive log stops the run before anything is sent). Dead letters of a landing still
-pending and unfinished are not sent (named as "pending landing"): a later run sends them once it is counted.
+counts); 2 bad arguments or settings (one line naming the setting); 3 another redrive is running; 4 the lake or a
+lake file could not be read (a dead-letter file is left out and named, the rest go; a letter whose record may be in
+a raw file that cannot be read is not sent, named as "unknown"; an unreadable redrive log stops the run before
+anything is sent; a lake that cannot be reached stops the run, named in one line: run again once it answers, the
+redrive log keeps a send from being repeated). Dead letters of a landing still pending and unfinished are not sent
+(named as "pending landing"): a later run sends them once it is counted.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.errors import RedriveInProgress, UnreadableLakeFile
+from shared.dead_letters import REASONS
+from shared.errors import LakeError, LakeUnavailable, RedriveInProgress, UnreadableLakeFile
 from shared.kafka_clients import producer_security
 from shared.lake import open_lake
 from shared.redrive import Delivery, EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
@@ -47,8 +50,20 @@ from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.registry import ENTITY_KINDS
-from tools.cli import QUIET, broker_address, parse_since, secure_url, tool_environment, topic_problem
+from tools.cli import (
+    MAX_ERROR_TEXT,
+    QUIET,
+    broker_address,
+    lake_target,
+    one_line,
+    parse_since,
+    secure_url,
+    tool_environment,
+    tool_main,
+    topic_problem,
+)
 
+PROG = "python -m tools.redrive"
 EVENTHUBS_SUFFIX = ".servicebus.windows.net"
 LOCAL_FUNCTIONS_URL = "http://127.0.0.1:7071"
 SYSTEM_KEY_SETTING = "DURABLE_SYSTEM_KEY"
@@ -125,7 +140,7 @@ class KafkaRedriveSender:
 
     def _reaches(self, producer: Any, topic: str) -> bool:
         """Whether the broker answers with ``topic``'s metadata (else nothing is produced and no send is in doubt)."""
-        problem = topic_problem(producer, topic, min(self.timeout, 10.0))
+        problem = topic_problem(producer, topic, min(self.timeout, 10.0), str(self.config.get("bootstrap.servers", "")))
         if problem is not None:
             print(f"nothing sent: {problem}", file=sys.stderr)
         return problem is None
@@ -274,10 +289,18 @@ def choose_sender(settings: Settings, source: SourceSettings, namespace: str | N
     return KafkaRedriveSender(settings, source)
 
 
+@tool_main(PROG)
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.redrive", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("source", choices=sorted(SOURCES), help="the source whose dead letters to redrive")
-    parser.add_argument("--reason", action="append", default=[], help="only this reason (repeatable), e.g. schema")
+    parser.add_argument(
+        "--reason",
+        action="append",
+        default=[],
+        choices=REASONS,
+        metavar="REASON",
+        help=f"only this reason (repeatable): {', '.join(REASONS)}",
+    )
     parser.add_argument("--since", type=parse_since, help="only dead letters written at or after this ISO time")
     parser.add_argument("--dry-run", action="store_true", help="re-validate and report; send nothing")
     parser.add_argument("--eventhubs-namespace", help="send through Event Hubs (name or FQDN) with your Azure login")
@@ -294,12 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(env)
     source = SOURCES[args.source]
     source_settings = load_source_settings(source.name, env)
-    lake = open_lake(settings)
     sender = None if args.dry_run else choose_sender(settings, source_settings, args.eventhubs_namespace)
     signaller: EntitySignaller | None = None
     if not args.dry_run:
         signaller = DurableHttpSignaller(args.functions_url, env.get(SYSTEM_KEY_SETTING, ""))
     try:
+        lake = open_lake(settings)
         summary = redrive(
             source,
             lake=lake,
@@ -324,6 +347,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ANOTHER_REDRIVE_RUNNING
     except UnreadableLakeFile as error:  # the redrive log: without it, what was sent is unknown
         print(f"redrive of {source.name} stopped, nothing sent: unreadable redrive log {error}", file=sys.stderr)
+        return EXIT_UNREADABLE_FILE
+    except (LakeUnavailable, LakeError) as error:  # unreachable, or refused (no permission): the log keeps what went
+        print(
+            f"redrive of {source.name} stopped: cannot read the lake ({lake_target(settings)}): "
+            f"{one_line(error, MAX_ERROR_TEXT)}; run again once it answers",
+            file=sys.stderr,
+        )
         return EXIT_UNREADABLE_FILE
     print(summary.table())
     if summary.failed or summary.resignal_failed:

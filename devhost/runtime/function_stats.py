@@ -6,6 +6,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+# The triggers whose invocations carry events the host counts: a batch of records, a batch of entity operations.
+COUNTS_EVENTS = frozenset({"kafkaTrigger", "entityTrigger"})
+
 
 @dataclass
 class FunctionStats:
@@ -90,12 +93,17 @@ class HostStats:
         return line
 
     def summary(self) -> str:
+        """The table printed on exit. ``events`` are the records a Kafka-triggered function was given and the
+        operations an entity applied; other triggers (timers, HTTP) count none, so theirs is ``-`` (a generator's
+        tick produced records all the same: they are its topic's processor's events), as ``lag`` is ``-`` for
+        every function that does not consume a topic."""
         width = max((len(name) for name in self.functions), default=8)
         lines = [f"{'function':<{width}}  {'trigger':<13} {'invocations':>11} {'events':>9} {'failures':>8} {'lag':>6}"]
         for stats in self.functions.values():
             lag = "-" if stats.lag is None else str(stats.lag)
+            events = str(stats.events) if stats.trigger in COUNTS_EVENTS else "-"
             lines.append(
-                f"{stats.name:<{width}}  {stats.trigger:<13} {stats.invocations:>11} {stats.events:>9} "
+                f"{stats.name:<{width}}  {stats.trigger:<13} {stats.invocations:>11} {events:>9} "
                 f"{stats.failures:>8} {lag:>6}"
             )
         return "\n".join(lines)

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from devhost.durable.entity_runtime import EntityRuntime
 from devhost.durable.store import EntityStore, SqliteEntityStore
+from devhost.errors import DevHostError
 from devhost.kafka.client_config import client_config
 from devhost.kafka.output import OutputProducers
 from devhost.kafka.trigger import KafkaTriggerRunner
@@ -49,6 +51,30 @@ EXAMPLE_SETTINGS = PROJECT_ROOT / "local.settings.example.json"
 DRAIN_GRACE_S = 30.0  # beyond one batch window, what a timed run waits for the last batches to land
 BROKER_WAIT_S = 15.0  # how long a start without --broker waits for the settings' broker to answer
 NO_BROKER_HINT = "start one, or run with --broker embedded --lake .lake (what make run does)"
+HTTP_HOST = "127.0.0.1"
+
+
+class PortUnavailable(DevHostError):
+    """The HTTP port cannot be listened on: another host (or another program) holds it, or it is not allowed."""
+
+
+def port_unavailable(port: int, error: OSError) -> PortUnavailable:
+    why = error.strerror or str(error)
+    return PortUnavailable(
+        f"cannot listen on {HTTP_HOST}:{port} ({why}): is another devhost running? Stop it, "
+        f"or choose another port with --port (e.g. --port {port + 1 if port < 65_535 else port - 1})"
+    )
+
+
+def check_port(port: int) -> None:
+    """``PortUnavailable`` unless ``port`` can be listened on now: checked before a broker or Azurite is started,
+    so a port that is taken costs nothing (the listener binds it with SO_REUSEADDR too, as aiohttp does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HTTP_HOST, port))
+        except OSError as error:
+            raise port_unavailable(port, error) from None
 
 
 @dataclass(frozen=True)
@@ -86,6 +112,7 @@ class LocalHost:
         self.config = HostConfig({})
 
     def run(self) -> int:
+        check_port(self.options.port)
         with ExitStack() as stack:
             config = self.config = self._configure(stack)
             os.environ.update(config.settings)
@@ -117,7 +144,10 @@ class LocalHost:
                 lambda: live.snapshot(waiting=self._waiting()),
                 mounts=self._registry(config, stack),
             )
-            host_loop.serve(front.application(), "127.0.0.1", self.options.port)
+            try:  # taken since check_port: the stack stops what was started
+                host_loop.serve(front.application(), HTTP_HOST, self.options.port)
+            except OSError as error:
+                raise port_unavailable(self.options.port, error) from None
             say(f"devhost: listening on http://127.0.0.1:{self.options.port} (dashboard: /dashboard)")
             self._start_runners(functions, config, invoker)
             if self.options.workers > 1:

@@ -23,7 +23,7 @@ from shared.state.sessions import sessions_view
 
 
 class BadQuery(RecordRejected):
-    """Unknown source or malformed key (HTTP 400)."""
+    """Unknown source, a source that keeps no keyed state, or a malformed key (HTTP 400)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,14 @@ def locate(source: str, key: str, buckets: int) -> StateLocation:
 def _entity(source: str) -> str:
     kind = ENTITY_KINDS.get(source)
     if kind is None:
-        raise BadQuery(f"unknown source {source!r}; known: {', '.join(sorted(ENTITY_KINDS))}")
+        from shared.sources import SOURCES  # the registry of sources imports much; a refused query is rare
+
+        keyed = ", ".join(sorted(ENTITY_KINDS))
+        if source in SOURCES:  # a real source whose records only land: "unknown" sent the caller to check its name
+            raise BadQuery(
+                f"source {source!r} keeps no keyed state (its batches only land); sources with state: {keyed}"
+            )
+        raise BadQuery(f"unknown source {source!r}; sources with state: {keyed}")
     return kind.name
 
 

@@ -1,11 +1,15 @@
-"""The command line: a broker that does not answer is one line with what to do, and a non-zero exit."""
+"""The command line: a broker that does not answer, a bad setting, a port in use are one line with what to do, and
+a non-zero exit; bad options are the parser's."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from shared.settings import load_settings, load_source_settings
 
 
 def test_no_broker_at_the_settings_address_is_one_line_with_a_hint(
@@ -29,3 +33,115 @@ def test_no_broker_at_the_settings_address_is_one_line_with_a_hint(
         "devhost: no broker answered at 127.0.0.1:9092 (KAFKA_BROKER_LIST) in 15s: "
         "start one, or run with --broker embedded --lake .lake (what make run does)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("problem", "line"),
+    [
+        (
+            partial(load_settings, {"STATE_BUCKETS": "0"}),
+            "devhost: invalid settings: STATE_BUCKETS: Input should be greater than or equal to 1 (got '0')",
+        ),
+        (
+            partial(
+                load_source_settings, "clickstream", {"CLICKSTREAM_FORMAT": "csv", "CLICKSTREAM_LAG_THRESHOLD": "0"}
+            ),
+            "devhost: invalid settings of source 'clickstream': CLICKSTREAM_FORMAT: Input should be 'parquet', "
+            "'avro' or 'jsonl' (got 'csv'); CLICKSTREAM_LAG_THRESHOLD: Input should be greater than or equal to 1 "
+            "(got '0')",
+        ),
+    ],
+    ids=["a global setting", "a source's settings"],
+)
+def test_a_bad_app_setting_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], problem: Any, line: str
+) -> None:
+    """Settings are read when function_app is imported (after the broker started): a pydantic traceback before."""
+    import devhost.runtime.host as host_module
+    from devhost.__main__ import main
+
+    def run(_host: Any) -> int:
+        problem()
+        return 0
+
+    monkeypatch.setattr(host_module.LocalHost, "run", run)
+    assert main(["start", "--lake", str(tmp_path / "lake")]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_a_bad_app_setting_stops_the_embedded_broker_it_started(tmp_path: Path) -> None:
+    """End to end, as a newcomer runs it: one line, exit 2, and the broker started before the settings were read
+    no longer listens."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    environment = os.environ | {"STATE_BUCKETS": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "devhost", "start", "--broker", "embedded", "--lake", str(tmp_path / "lake")],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "devhost: invalid settings: STATE_BUCKETS: Input should be greater than or equal to 1 (got '0')"
+    ]
+    (announced,) = [line for line in done.stdout.splitlines() if "embedded broker at" in line]
+    host, port = announced.split("embedded broker at ")[1].split()[0].rsplit(":", 1)
+    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=5):
+        pass
+
+
+def test_a_port_in_use_is_one_line_naming_it_and_nothing_is_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was a 53-line OSError traceback, after the broker had been started."""
+    import socket
+
+    from devhost.__main__ import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["start", "--broker", "embedded", "--lake", str(tmp_path / "lake"), "--port", str(port)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith(f"devhost: cannot listen on 127.0.0.1:{port} (") and "--port" in line
+    assert "embedded broker" not in out  # checked before anything was started
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["--partitions", "0"], "argument --partitions: expected a positive integer, got '0'"),
+        (["--partitions", "-1"], "argument --partitions: expected a positive integer, got '-1'"),
+        (["--partitions", "four"], "argument --partitions: expected a positive integer, got 'four'"),
+        (["--port", "0"], "argument --port: expected a positive integer, got '0'"),
+        (["--port", "70000"], "argument --port: expected a TCP port, 1 to 65535, got '70000'"),
+        (["--log-level", "verbose"], "argument --log-level: invalid choice: 'VERBOSE'"),
+    ],
+)
+def test_bad_options_are_refused_by_the_parser(
+    arguments: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--partitions 0`` was taken (every generator then timed out); ``--log-level verbose`` raised ValueError."""
+    from devhost.__main__ import main
+
+    with pytest.raises(SystemExit) as raised:
+        main(["start", *arguments])
+    assert raised.value.code == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_the_log_level_is_taken_in_any_case() -> None:
+    from devhost.__main__ import parser
+
+    assert parser().parse_args(["start", "--log-level", "debug"]).log_level == "DEBUG"

@@ -158,11 +158,10 @@ def test_sasl_plain_without_the_identity_fails_naming_the_setting_to_set() -> No
 def test_the_identity_with_settings_it_cannot_work_with_is_a_settings_error(
     environ: dict[str, str], message: str
 ) -> None:
-    from pydantic import ValidationError
-
+    from shared.errors import ConfigurationError
     from shared.settings import load_settings
 
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         load_settings({"KAFKA_PRODUCER_CREDENTIAL": "managedidentity", "KAFKA_BROKER_LIST": "127.0.0.1:9092"} | environ)
 
 

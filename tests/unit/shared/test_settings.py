@@ -7,7 +7,6 @@ import json
 
 import orjson
 import pytest
-from pydantic import ValidationError
 
 from shared.errors import ConfigurationError
 from shared.settings import (
@@ -114,8 +113,50 @@ def test_each_kafka_security_mode_with_what_it_needs_is_valid() -> None:
     ],
 )
 def test_bad_settings_fail_with_the_setting_name(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         load_settings(env)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("STATE_BUCKETS", "0", "greater than or equal to 1"),
+        ("MAX_RECORD_BYTES", "-5", "greater than 0"),
+        ("MAX_RECORD_BYTES", "abc", "valid integer"),
+        ("LAKE_KIND", "s3", "'local', 'blob' or 'adls'"),
+        ("COMPACTION_OPEN_HOURS", "maybe", "valid boolean"),
+    ],
+)
+def test_a_bad_global_setting_fails_naming_the_app_setting_what_is_wrong_and_the_value(
+    name: str, value: str, why: str
+) -> None:
+    """It was pydantic's own ValidationError, a traceback on every tool and the local host, with its URL lines."""
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings({name: value})
+    lines = str(raised.value).splitlines()
+    assert lines == ["invalid settings:", f"  {lines[1].strip()}"]
+    assert lines[1].strip().startswith(f"{name}: ") and why in lines[1] and lines[1].endswith(f"(got {value!r})")
+    assert raised.value.__cause__ is None and "pydantic.dev" not in str(raised.value)
+
+
+def test_every_bad_global_setting_is_listed_at_once_and_a_long_value_shortened() -> None:
+    env = {"STATE_BUCKETS": "0", "MAX_RECORD_BYTES": "-5", "LAKE_KIND": "s" * 10_000}
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(env)
+    lines = str(raised.value).splitlines()
+    assert sorted(line.split()[0].rstrip(":") for line in lines[1:]) == sorted(env)
+    assert len(str(raised.value)) < 500 and "sss..." in str(raised.value)
+
+
+def test_a_refused_secret_setting_is_named_but_never_quoted() -> None:
+    for name in ("KAFKA_OAUTH_CLIENT_SECRET", "LAKE_CONNECTION_STRING", "SCHEMA_REGISTRY_PASSWORD"):
+        with pytest.raises(ConfigurationError) as raised:
+            load_settings({name: ["top", "secret"]})  # not a string: refused
+        assert name in str(raised.value) and "secret" not in str(raised.value).replace(name, "").lower()
+    oauth = {"KAFKA_SASL_MECHANISM": "OAUTHBEARER", "KAFKA_OAUTH_CLIENT_SECRET": "top-secret"}
+    with pytest.raises(ConfigurationError) as raised:  # the model's own check: it names the settings, quotes none
+        load_settings(oauth)
+    assert "top-secret" not in str(raised.value) and "KAFKA_SECURITY_PROTOCOL=SASL_SSL" in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -49,3 +49,59 @@ def test_the_tools_take_a_broker_and_a_local_lake_over_their_settings(tmp_path: 
     )
     with pytest.raises(ValueError, match="HOST:PORT"):
         broker_address("57723")
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": "/data/lake"}, "LAKE_KIND=local at /data/lake"),
+        (
+            {"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": "UseDevelopmentStorage=true"},
+            "LAKE_KIND=blob at http://127.0.0.1:10000/devstoreaccount1, container lake",
+        ),
+        (
+            {
+                "LAKE_KIND": "blob",
+                "LAKE_CONNECTION_STRING": "DefaultEndpointsProtocol=https;AccountName=stlake;AccountKey=S3CRET==;"
+                "EndpointSuffix=core.windows.net",
+            },
+            "LAKE_KIND=blob at https://stlake.blob.core.windows.net, container lake",
+        ),
+        (
+            {
+                "LAKE_KIND": "blob",
+                "LAKE_CONNECTION_STRING": "BlobEndpoint=https://stlake.blob.core.windows.net/;SharedAccessSignature=sv=S3CRET",
+            },
+            "LAKE_KIND=blob at https://stlake.blob.core.windows.net, container lake",
+        ),
+        (
+            {"LAKE_KIND": "adls", "LAKE_ACCOUNT_URL": "https://stlake.dfs.core.windows.net/?sig=S3CRET"},
+            "LAKE_KIND=adls at https://stlake.dfs.core.windows.net, container lake",
+        ),
+    ],
+)
+def test_the_lake_a_tool_names_in_an_error_never_shows_a_key(settings: dict[str, str], named: str) -> None:
+    from shared.settings import load_settings
+    from tools.cli import lake_target
+
+    assert lake_target(load_settings(settings)) == named
+
+
+def test_a_dependency_error_of_many_lines_is_one_line_with_what_failed_and_why() -> None:
+    from tools.cli import one_line
+
+    causes = "Kernel error\n  \x1b[31m\u21b3\x1b[0m GET http://x\n    \x1b[31m\u21b3\x1b[0m Connection refused\n"
+    assert one_line(causes) == "Kernel error; GET http://x; Connection refused"
+    assert one_line(causes.replace("http://x", "http://" + "x" * 400), 100) == ("Kernel error; ...; Connection refused")
+    assert one_line("invalid settings:\n  A: bad\n  B: worse") == "invalid settings: A: bad; B: worse"
+
+
+def test_a_settings_file_that_is_not_json_is_a_settings_error_naming_it(tmp_path: Path) -> None:
+    from shared.errors import ConfigurationError
+    from tools.cli import environment
+
+    settings = tmp_path / "local.settings.json"
+    for text in ("{", "[]", '{"Values": 3}'):
+        settings.write_text(text)
+        with pytest.raises(ConfigurationError, match=f"^{settings}: "):
+            environment(settings)

@@ -1,6 +1,12 @@
-"""``python -m tools.query --drift``: one line per hour, whatever the commit's drift document holds."""
+"""``python -m tools.query``: ``--drift`` one line per hour, whatever the commit's drift document holds; the lake
+the settings name, as the other tools read them; a lake or a source it cannot read is one line."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
 
 from shared.compaction.drift import CUT_MARK, FIELD_NAME_CHARS, FIELDS_TRACKED, NEW_FIELDS_REPORTED
 from tools.query import drift_line
@@ -51,3 +57,90 @@ def test_query_results_are_printed_escaped_and_aligned() -> None:
     assert lines[0].split() == ["sensor", "unit", "avg"] and set(lines[1].replace(" ", "")) == {"-"}
     assert lines[2].split() == ["s\\u202e1", "temp\\nx", "1.5"] and lines[3].split() == ["s2", "NULL", "2.0"]
     assert "\u202e" not in "".join(lines) and lines[3].index("NULL") == lines[2].index("temp")  # aligned
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every table URI ``tools.query`` opens; none exists (as before a first compaction)."""
+    from deltalake.exceptions import TableNotFoundError
+
+    from tools import query
+
+    uris: list[str] = []
+
+    def no_table(uri: str, storage_options: dict[str, str] | None = None) -> None:
+        uris.append(uri)
+        raise TableNotFoundError(f"no table at {uri}")
+
+    for name in ("LAKE_KIND", "LAKE_LOCAL_ROOT", "LAKE_CONNECTION_STRING", "LAKE_ACCOUNT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(query, "DeltaTable", no_table)
+    return uris
+
+
+def test_query_reads_the_settings_file_as_the_other_tools_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opened: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It read only the environment: with the README's local.settings.json naming another lake, tools.redrive and
+    tools.reconcile read one lake and tools.query another."""
+    from tools import query
+
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(tmp_path / "from-file")}}))
+    assert query.main(["--settings", str(settings), "--drift", "orders"]) == 0
+    assert opened == [str(tmp_path / "from-file" / "curated" / "orders")]
+    assert capsys.readouterr().out == "curated/orders: no table yet\n"
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path / "from-env"))  # the environment over the file
+    assert query.main(["--settings", str(settings), "--drift", "orders"]) == 0
+    assert opened[-1] == str(tmp_path / "from-env" / "curated" / "orders")
+    assert query.main(["--settings", str(settings), "--lake", str(tmp_path / "given"), "--drift", "orders"]) == 0
+    assert opened[-1] == str(tmp_path / "given" / "curated" / "orders")  # --lake over both
+
+
+def test_a_drift_of_a_source_that_does_not_exist_names_the_known_ones(
+    tmp_path: Path, opened: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--drift nosuch`` said "curated/nosuch: no table yet", as if it might have one some day."""
+    from shared.sources import SOURCES
+    from tools import query
+
+    assert query.main(["--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json"), "--drift", "nosuch"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [
+        f"python -m tools.query: unknown source 'nosuch'; known: {', '.join(SOURCES)}"
+    ]
+
+
+def test_an_unreachable_lake_is_one_line_naming_it_and_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LAKE_KIND=blob with no Azurite: deltalake's OSError, a traceback and a dozen coloured lines of causes."""
+    from tools import query
+
+    def unreachable(uri: str, storage_options: dict[str, str] | None = None) -> None:
+        raise OSError(
+            "Kernel error -> Generic MicrosoftAzure error\n"
+            f"  \x1b[31m\u21b3\x1b[0m Error performing GET {'http://127.0.0.1:10000/devstoreaccount1/lake/x' * 5}\n"
+            "    \x1b[31m\u21b3\x1b[0m Connection refused (os error 111)\n"
+        )
+
+    monkeypatch.setattr(query, "DeltaTable", unreachable)
+    monkeypatch.setenv("LAKE_KIND", "blob")
+    monkeypatch.setenv("LAKE_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    assert query.main(["--settings", str(tmp_path / "absent.json")]) == 3
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m tools.query: cannot read the lake (LAKE_KIND=blob at http://127.0.0.1:10000/devstoreaccount1, "
+        "container lake): Kernel error -> Generic MicrosoftAzure error; ...; Connection refused (os error 111)"
+    ]
+
+
+def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools import query
+
+    monkeypatch.setenv("LAKE_KIND", "s3")
+    assert query.main(["--settings", str(tmp_path / "absent.json")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m tools.query: invalid settings: LAKE_KIND: Input should be 'local', 'blob' or 'adls' (got 's3')"
+    ]

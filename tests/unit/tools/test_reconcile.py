@@ -49,8 +49,67 @@ def test_reconcile_with_no_broker_to_reach_says_so_in_one_line(
     )
     captured = capsys.readouterr()
     assert code == reconcile_cli.EXIT_BROKER_UNREACHABLE
-    assert captured.err.startswith("reconcile of orders stopped: the broker did not answer")
+    assert captured.err.startswith("reconcile of orders stopped: the broker at 127.0.0.1:1 (--broker) did not answer")
+    assert captured.err.rstrip().endswith("for the broker of `make run`, pass --broker $(cat .lake.state/broker)")
     assert len(captured.err.splitlines()) == 1 and "FAIL" not in captured.out + captured.err
+
+
+def test_with_no_broker_at_the_settings_address_the_line_names_that_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "the broker did not answer", not where it had asked: the settings' 127.0.0.1:9092 is not the broker
+    ``make run`` starts, on a free port it writes to ``.lake.state/broker``."""
+    from tools import reconcile as reconcile_cli
+
+    monkeypatch.setenv("KAFKA_BROKER_LIST", "127.0.0.1:1")
+    monkeypatch.setattr(reconcile_cli, "CHECK_TIMEOUT", 1.0)
+    code = reconcile_cli.main(["orders", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == reconcile_cli.EXIT_BROKER_UNREACHABLE
+    assert line.startswith("reconcile of orders stopped: the broker at 127.0.0.1:1 (KAFKA_BROKER_LIST) did not answer")
+    assert "--broker $(cat .lake.state/broker)" in line
+
+
+def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools import reconcile as reconcile_cli
+
+    monkeypatch.setenv("STATE_BUCKETS", "0")
+    assert reconcile_cli.main(["orders", "--settings", str(tmp_path / "absent.json")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m tools.reconcile: invalid settings: STATE_BUCKETS: Input should be greater than or equal to 1 "
+        "(got '0')"
+    ]
+
+
+def test_an_unreachable_lake_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.errors import LakeUnavailable
+    from tools import reconcile as reconcile_cli
+
+    class Answering(_Broker):
+        address = "127.0.0.1:9092"
+
+        def __init__(self, _config: object) -> None: ...
+
+        def check(self, topic: str) -> None: ...
+
+        def close(self) -> None: ...
+
+    def unreachable(_settings: object) -> object:
+        raise LakeUnavailable("list raw/orders: Connection refused")
+
+    monkeypatch.setattr(reconcile_cli, "Broker", Answering)
+    monkeypatch.setattr(reconcile_cli, "open_lake", unreachable)
+    monkeypatch.setenv("LAKE_KIND", "blob")
+    monkeypatch.setenv("LAKE_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    assert reconcile_cli.main(["orders", "--settings", str(tmp_path / "absent.json")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "reconcile of orders stopped: cannot read the lake (LAKE_KIND=blob at http://127.0.0.1:10000/devstoreaccount1,"
+        " container lake): list raw/orders: Connection refused"
+    ]
 
 
 class _Broker:

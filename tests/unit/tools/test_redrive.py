@@ -262,3 +262,85 @@ def test_the_cli_names_a_letter_a_damaged_raw_file_may_hold_and_exits_with_4(
     out = capsys.readouterr().out
     assert f"unknown: not sent: orders/1/11 (schema): raw file {raw_path}: " in out
     assert re.search(r"^now valid +2$", out, re.MULTILINE), out
+
+
+@pytest.mark.parametrize(
+    ("environ", "line"),
+    [
+        (
+            {"MAX_RECORD_BYTES": "abc"},
+            "python -m tools.redrive: invalid settings: MAX_RECORD_BYTES: Input should be a valid integer, unable to "
+            "parse string as an integer (got 'abc')",
+        ),
+        (
+            {"LAKE_KIND": "s3"},
+            "python -m tools.redrive: invalid settings: LAKE_KIND: Input should be 'local', 'blob' or 'adls' "
+            "(got 's3')",
+        ),
+        (
+            {"ORDERS_FORMAT": "csv"},
+            "python -m tools.redrive: invalid settings of source 'orders': ORDERS_FORMAT: Input should be 'parquet', "
+            "'avro' or 'jsonl' (got 'csv')",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
+    environ: dict[str, str],
+    line: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It was pydantic's ValidationError (or the ConfigurationError) as a traceback."""
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert redrive_cli.main(["orders", "--dry-run", "--settings", str(tmp_path / "absent.json")]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_a_settings_file_that_is_not_json_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "local.settings.json"
+    settings.write_text("{not json")
+    assert redrive_cli.main(["orders", "--dry-run", "--settings", str(settings)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"python -m tools.redrive: invalid settings: {settings}: Expecting property name")
+
+
+def test_a_reason_that_is_not_one_is_refused_naming_the_reasons(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--reason nope`` was taken and filtered every dead letter out: a redrive of nothing, silently."""
+    with pytest.raises(SystemExit) as raised:
+        redrive_cli.main(["orders", "--reason", "nope"])
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --reason: invalid choice: 'nope'" in err and "'schema'" in err and "'entity_rejected'" in err
+
+
+def test_an_unreachable_lake_is_one_line_naming_it_without_its_key_and_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LAKE_KIND=blob with no Azurite was a LakeUnavailable traceback."""
+    from shared.errors import LakeUnavailable
+
+    def unreachable(_settings: Any) -> Any:
+        raise LakeUnavailable(
+            "create container lake: HTTPConnection(host='127.0.0.1', port=10000): Failed to establish a new "
+            "connection: [Errno 111] Connection refused"
+        )
+
+    key = "c2VjcmV0LWtleQ=="
+    monkeypatch.setenv("LAKE_KIND", "blob")
+    monkeypatch.setenv(
+        "LAKE_CONNECTION_STRING",
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
+        "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;",
+    )
+    monkeypatch.setattr(redrive_cli, "open_lake", unreachable)
+    assert redrive_cli.main(["orders", "--dry-run", "--settings", str(tmp_path / "absent.json")]) == 4
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "redrive of orders stopped: cannot read the lake (LAKE_KIND=blob at http://127.0.0.1:10000/devstoreaccount1, "
+        "container lake): create container lake: "
+    )
+    assert "Connection refused" in line and key not in line

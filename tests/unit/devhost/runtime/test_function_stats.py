@@ -41,3 +41,13 @@ def test_a_wide_terminal_shows_every_function_that_ran() -> None:
 def test_a_terminal_narrower_than_one_function_still_gets_a_line_that_fits() -> None:
     line = _host_stats().status_line(20)
     assert len(line) <= 20 and line.startswith("process_") and line.endswith(" more")
+
+
+def test_the_summary_counts_events_only_where_the_host_counts_them() -> None:
+    """A generator's row said ``events 0`` although each tick produced records: a timer (or HTTP) invocation
+    carries no events, so its events are ``-``, as its lag is."""
+    rows = {line.split()[0]: line.split()[1:] for line in _host_stats().summary().splitlines()[1:]}
+    assert rows["generate_orders"] == ["timerTrigger", "1", "-", "0", "-"]
+    assert rows["get_state"] == ["httpTrigger", "0", "-", "0", "-"]
+    assert rows["process_orders"] == ["kafkaTrigger", "1", "100", "0", "0"]
+    assert rows["user_activity"] == ["entityTrigger", "1", "1", "0", "-"]

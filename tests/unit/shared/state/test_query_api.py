@@ -19,6 +19,20 @@ def test_bad_queries_are_rejected(source: str, key: str) -> None:
         entity_name(source, key)
 
 
+def test_a_source_that_keeps_no_keyed_state_is_told_apart_from_an_unknown_one() -> None:
+    """``GET /api/state/orders/<key>`` answered "unknown source 'orders'" though orders is a source: it keeps no
+    keyed state. Both stay 400 (docs/reliability.md); the message says which."""
+    with pytest.raises(BadQuery) as refused:
+        entity_name("orders", "1")
+    assert str(refused.value) == (
+        "source 'orders' keeps no keyed state (its batches only land); "
+        "sources with state: clickstream, mobile, sensors, users"
+    )
+    with pytest.raises(BadQuery) as refused:
+        entity_name("nope", "1")
+    assert str(refused.value) == "unknown source 'nope'; sources with state: clickstream, mobile, sensors, users"
+
+
 def test_query_maps_sources_to_entities_and_hides_bookkeeping() -> None:
     assert {s: entity_name(s, "ip:111.152.45.45") for s in ENTITY_KINDS} == {
         "clickstream": "user_activity",
