@@ -43,8 +43,10 @@ class OversizedSchema(BadSchema):
 
 
 class Unresolved(StreamingPocError):
-    """A record whose writer schema does not resolve to the source's and that cannot be validated as sent
-    instead, a value of it meaning something else there (:func:`sent_differs`): a dead letter ``schema``.
+    """A record whose writer schema does not resolve to the source's by Avro's rules (fastavro refuses it): a
+    dead letter ``schema``, always. It is never validated as sent instead: as sent, a value may pass the
+    source's model with another meaning (a producer's second enum or record of the same symbols or fields, a
+    map of timestamp-millis read as a record of timestamp-micros, bytes as base64 text read as a string).
     ``sent``: the record as sent, decoded (its batch counts what it decoded to)."""
 
     def __init__(self, message: str, sent: Any) -> None:
@@ -707,9 +709,7 @@ def parse_reader_schema(schema: Any) -> ParsedSchema:
         raise BadSchema(f"not an Avro schema: {type(error).__name__}: {error}"[:500]) from error
 
 
-def decode_as(
-    writer: ParsedSchema, reader: ParsedSchema | None, body: bytes | memoryview, *, differs: str | None = None
-) -> tuple[Any, Any]:
+def decode_as(writer: ParsedSchema, reader: ParsedSchema | None, body: bytes | memoryview) -> tuple[Any, Any]:
     """One body as the source reads it, and as it was sent (both in the JSON converter's form).
 
     Read, the record is resolved from its writer schema to the source's (Avro's rules: a field the
@@ -719,11 +719,9 @@ def decode_as(
     would carry them (so they reach ``_extra``, or stay in the column holding them). ``reader`` is the
     source's schema as :func:`with_writer_names` gives it for ``writer``: named types of other names resolve.
 
-    When the record does not resolve (a value the reader's type cannot take: bytes that are not UTF-8 read
-    as a string, a union branch the reader lacks, a long read as an int), it is validated as sent instead
-    and the model names what fails; unless a value of it would mean something else as sent (``differs``,
-    :func:`sent_differs` of the two schemas, found once per schema): base64 text standing for bytes would
-    land in a string column. Then it is :class:`Unresolved`, with the resolution's error.
+    A record that does not resolve (a value the reader's type cannot take: bytes that are not UTF-8 read as
+    a string, a union branch the reader lacks, a long read as an int, a map read as a record) is
+    :class:`Unresolved`, with the resolution's error: a value of it would otherwise land with another meaning.
     The caller first checks that resolving keeps what values mean (:func:`changed_meaning`).
     """
     sent = decode(writer, body)
@@ -734,13 +732,8 @@ def decode_as(
     except MemoryError:
         raise
     except Exception as error:  # fastavro's resolution errors have no common type
-        if differs is not None:
-            problem = f"{type(error).__name__}: {error}"[:300]
-            raise Unresolved(
-                f"does not resolve to the source's schema ({problem}), and is not validated as sent: {differs}",
-                sent,
-            ) from None
-        return sent, sent
+        problem = f"{type(error).__name__}: {error}"[:300]
+        raise Unresolved(f"does not resolve to the source's schema ({problem})", sent) from None
     return _with_unread(_json_form(resolved), sent), sent
 
 
@@ -766,12 +759,18 @@ def changed_meaning(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
     scale. Every record of the writer would land a wrong value, so none is read as the reader (the decoder
     dead-letters them, ``schema``). A side without a logical type takes the number as it is, as the JSON
     converter sends it; a decimal's precision is the model's check, record by record (its digits).
-    Fields are matched as resolution matches them: by name or the reader's aliases, a union's value with the
-    first branch of its type or one it is promoted to.
+    Types are matched as fastavro's resolution matches them (:func:`_matches`): fields by name or the reader's
+    aliases; a named type with a reader type of its unqualified name or having its name among its aliases
+    (those :func:`with_writer_names` adds included: pass the reader it gives), a union's value with the first
+    branch that matches it so, or is of its type or one it is promoted to. Types that do not match are not
+    compared: their records do not resolve, each a dead letter of its own (:class:`Unresolved`).
     """
     writer_named = writer.get("__named_schemas", {}) if isinstance(writer, dict) else {}
     reader_named = reader.get("__named_schemas", {}) if isinstance(reader, dict) else {}
     compared: set[tuple[int, int]] = set()  # each pair of types once: named types used many times included
+
+    def matches(written: Any, read: Any) -> bool:
+        return _matches(written, read, writer_named, reader_named)
 
     def walk(written: Any, read: Any, where: str) -> str | None:
         written, read = _definition(written, writer_named), _definition(read, reader_named)
@@ -782,8 +781,10 @@ def changed_meaning(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
             return next((found for branch in written if (found := walk(branch, read, where))), None)
         if isinstance(read, list):
             branches = (_definition(branch, reader_named) for branch in read)
-            branch = next((branch for branch in branches if _resolves_to(written, branch)), None)
+            branch = next((branch for branch in branches if matches(written, branch)), None)
             return None if branch is None else walk(written, branch, where)
+        if not matches(written, read):
+            return None
         written_kind, read_kind = _kind(written), _kind(read)
         if written_kind in ("record", "error") and read_kind in ("record", "error"):
             fields = {field["name"]: field["type"] for field in written["fields"]}
@@ -895,13 +896,19 @@ def _named_types(schema: Any) -> list[dict[str, Any]]:
     return found
 
 
+def _family(schema: Any) -> tuple[str, Any] | None:
+    """The family of a named type, as resolution tells them apart but for their names: records (or errors),
+    enums, fixed of one size; None for any other type."""
+    family = _NAMED_FAMILY.get(_kind(schema)) if isinstance(schema, dict) else None
+    if family is None:
+        return None
+    return family, schema.get("size") if family == "fixed" else None
+
+
 def _same_family(written: Any, read: Any) -> bool:
-    """Whether two named types resolve to each other but for their names: records (or errors), enums, fixed of
-    one size."""
-    family = _NAMED_FAMILY.get(_kind(written)) if isinstance(written, dict) else None
-    if family is None or not isinstance(read, dict) or _NAMED_FAMILY.get(_kind(read)) != family:
-        return False
-    return family != "fixed" or written.get("size") == read.get("size")
+    """Whether two named types resolve to each other but for their names."""
+    family = _family(written)
+    return family is not None and family == _family(read)
 
 
 def _same_name(written: dict[str, Any], read: dict[str, Any]) -> bool:
@@ -923,121 +930,41 @@ def _union_pairs(written: list[Any], read: list[Any]) -> list[tuple[Any, Any]]:
     when each is the only one of its kind left on its side; an array or a map with the reader's first of that
     kind. A writer type is read as at most one reader type here, and each reader type from at most one writer
     type but those of its name (which fastavro resolves to it whatever is paired)."""
-    named = [branch for branch in written if isinstance(branch, dict) and _kind(branch) in _NAMED_FAMILY]
+    by_name: dict[tuple[tuple[str, Any], str], tuple[int, Any]] = {}  # (family, name or alias): first reader type
+    for at, item in enumerate(read):
+        family = _family(item)
+        if family is not None:
+            for name in (str(item["name"]).rsplit(".", 1)[-1], *item.get("aliases", ())):
+                by_name.setdefault((family, name), (at, item))
     pairs: list[tuple[Any, Any]] = []
     claimed: set[int] = set()  # the reader branches taken, by id
-    unpaired = []
-    for branch in named:
-        match = next((item for item in read if _same_family(branch, item) and _same_name(branch, item)), None)
-        if match is None:
-            unpaired.append(branch)
-        else:
+    unpaired: dict[tuple[str, Any], list[Any]] = {}  # by family, the writer's named types left by name
+    for branch in written:
+        family = _family(branch)
+        if family is None:
+            continue
+        unqualified = str(branch["name"]).rsplit(".", 1)[-1]
+        found = [by_name[key] for key in ((family, unqualified), (family, str(branch["name"]))) if key in by_name]
+        if found:
+            match = min(found, key=lambda pair: pair[0])[1]  # the first of the reader's that fastavro would take
             pairs.append((branch, match))
             claimed.add(id(match))
-    for branch in unpaired:
-        left = [item for item in read if id(item) not in claimed and _same_family(branch, item)]
-        if len(left) == 1 and sum(_same_family(other, left[0]) for other in unpaired) == 1:
-            pairs.append((branch, left[0]))
+        else:
+            unpaired.setdefault(family, []).append(branch)
+    left: dict[tuple[str, Any], list[Any]] = {}  # by family, the reader's named types no writer type took
+    for item in read:
+        family = _family(item)
+        if family is not None and id(item) not in claimed:
+            left.setdefault(family, []).append(item)
+    for family, branches in unpaired.items():
+        if len(branches) == 1 and len(left.get(family, ())) == 1:
+            pairs.append((branches[0], left[family][0]))
     for branch in written:
         if _kind(branch) in ("array", "map"):
             match = next((item for item in read if _kind(item) == _kind(branch)), None)
             if match is not None:
                 pairs.append((branch, match))
     return pairs
-
-
-_BASE64 = frozenset({"bytes", "fixed"})  # sent (the JSON converter's form) as base64 text: decimals included
-_TEXT = frozenset({"string", "enum"})  # sent as text, and read as that text
-_DICTS = frozenset({"record", "error", "map"})  # sent as a JSON object
-
-
-def sent_differs(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
-    """Where a record of ``writer`` as sent, validated as ``reader``'s model, could hold another value than
-    written, said as ``field at: written as bytes, read as string``; None when nowhere.
-
-    As sent (the JSON converter's form), bytes, fixed and decimals are base64 text: a string or an enum of the
-    reader would take that text as the value (``aGVsbG8=`` for ``hello``); and a string or enum symbol written
-    is text that a reader's bytes or fixed would take as base64 (``abcd`` for the bytes 69 b7 1d). A fixed
-    read as a fixed of another size, as bytes, or bytes read as a fixed, is base64 on both sides but another
-    type, which Avro does not resolve. Resolving converts the others (a string's UTF-8 is its bytes); a record
-    that does not resolve must not be validated as sent then (:func:`decode_as`). Other kinds are the model's
-    to refuse as sent (its types are strict).
-
-    Every writer type is compared with each reader type it could meet at the same place of the JSON sent,
-    whatever holds them: a record or a map is an object, so a record's fields (matched by name or the reader's
-    aliases) or a map's values meet a record's fields or a map's values, a record read as a map included;
-    array items meet array items; every branch of a union on either side counts (a null has one meaning).
-    """
-    writer_named = writer.get("__named_schemas", {}) if isinstance(writer, dict) else {}
-    reader_named = reader.get("__named_schemas", {}) if isinstance(reader, dict) else {}
-    compared: set[tuple[int, int]] = set()
-
-    def walk(written: Any, read: Any, where: str) -> str | None:
-        written, read = _definition(written, writer_named), _definition(read, reader_named)
-        if (id(written), id(read)) in compared:
-            return None
-        compared.add((id(written), id(read)))
-        if isinstance(written, list):
-            return next((found for branch in written if (found := walk(branch, read, where))), None)
-        if isinstance(read, list):
-            return next((found for branch in read if (found := walk(written, branch, where))), None)
-        written_kind, read_kind = _kind(written), _kind(read)
-        if written_kind in _DICTS and read_kind in _DICTS:
-            return next((found for inside in _members(written, read, where) if (found := walk(*inside))), None)
-        if written_kind == read_kind == "array":
-            return walk(written["items"], read["items"], f"{where}[]")
-        said = _sent_as(written_kind, read_kind, written, read)
-        if said is not None:
-            return f"field {where or '(the record)'}: {said}"
-        return None
-
-    return walk(writer, reader, "")
-
-
-def _members(written: dict[str, Any], read: dict[str, Any], where: str) -> list[tuple[Any, Any, str]]:
-    """The writer's and the reader's types that meet inside two objects (records or maps) at ``where``, and
-    where: a record's field by its name (the reader's aliases finding the writer's), a map's values under any."""
-    written_map, read_map = _kind(written) == "map", _kind(read) == "map"
-    if written_map and read_map:
-        return [(written["values"], read["values"], f"{where}{{}}")]
-    prefix = f"{where}." if where else ""
-    if written_map:
-        return [(written["values"], field["type"], prefix + field["name"]) for field in read["fields"]]
-    if read_map:
-        return [(field["type"], read["values"], prefix + field["name"]) for field in written["fields"]]
-    fields = {field["name"]: field["type"] for field in written["fields"]}
-    met = []
-    for field in read["fields"]:
-        name = next((name for name in (field["name"], *field.get("aliases", ())) if name in fields), None)
-        if name is not None:
-            met.append((fields[name], field["type"], prefix + field["name"]))
-    return met
-
-
-def _sent_as(written_kind: Any, read_kind: Any, written: Any, read: Any) -> str | None:
-    """Why a value of ``written`` as sent would be taken by ``read`` as another value; None if it would not."""
-    if (written_kind in _BASE64 and read_kind in _TEXT) or (written_kind in _TEXT and read_kind in _BASE64):
-        return (
-            f"written as {written_kind}, read as {read_kind}: as sent, its"
-            f" {'base64 text' if written_kind in _BASE64 else 'text'} would land as another value"
-        )
-    if written_kind in _BASE64 and read_kind in _BASE64:
-        written_size, read_size = (_fixed_size(item) for item in (written, read))
-        if written_size != read_size:
-            return (
-                f"written as {_said(written_kind, written_size)}, read as {_said(read_kind, read_size)}: as sent,"
-                " its base64 text would land as a value of another type"
-            )
-    return None
-
-
-def _fixed_size(schema: Any) -> Any:
-    """A fixed's size; None for bytes."""
-    return schema.get("size") if isinstance(schema, dict) and _kind(schema) == "fixed" else None
-
-
-def _said(kind: Any, size: Any) -> str:
-    return f"{kind}({size})" if size is not None else str(kind)
 
 
 _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
@@ -1067,9 +994,26 @@ _PROMOTED = {"int": ("long", "float", "double"), "long": ("float", "double"), "f
 _PROMOTED |= {"string": ("bytes",), "bytes": ("string",)}
 
 
-def _resolves_to(written: Any, read: Any) -> bool:
-    """Whether a value of ``written`` resolves to ``read``, a branch of a union: of its type or promoted to it."""
+def _matches(written: Any, read: Any, writer_named: dict[str, Any], reader_named: dict[str, Any]) -> bool:
+    """Whether fastavro resolves a value of ``written`` as ``read`` (its ``match_types``; a union's value with
+    the first of its branches that matches): named types (of any of the named kinds, a fixed of the same size)
+    by name only, the writer's unqualified name being the reader's or either name among the reader's aliases;
+    an array or a map when their items or values match; a union with anything (its branch is matched when
+    read); other types when of the same type or one it is promoted to."""
+    written, read = _definition(written, writer_named), _definition(read, reader_named)
+    if isinstance(written, list) or isinstance(read, list):
+        return True
     written_kind, read_kind = _kind(written), _kind(read)
+    if written_kind in _NAMED_FAMILY and read_kind in _NAMED_FAMILY:
+        if written_kind == read_kind == "fixed" and written.get("size") != read.get("size"):
+            return False
+        return _same_name(written, read)
+    if written_kind in _NAMED_FAMILY or read_kind in _NAMED_FAMILY:
+        return False
+    if written_kind == read_kind == "array":
+        return _matches(written["items"], read["items"], writer_named, reader_named)
+    if written_kind == read_kind == "map":
+        return _matches(written["values"], read["values"], writer_named, reader_named)
     return bool(written_kind == read_kind or read_kind in _PROMOTED.get(written_kind, ()))
 
 

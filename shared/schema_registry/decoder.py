@@ -6,8 +6,8 @@ registry does not hold, or which this code cannot use (docs/datagen.md), ``unkno
 would decode to more than ``MAX_REPEATED_VALUES`` array items and map entries, or values outside them (its
 schema's, refused), or once its batch's records decoded to ``MAX_BATCH_REPEATED_VALUES``, ``oversized``; one
 whose schema gives a field another logical type than the source's (timestamp-millis read as
-timestamp-micros), or that does not resolve to the source's and would mean something else as sent (bytes
-that are not UTF-8 read as a string), ``schema``. A registry that does not answer raises
+timestamp-micros), or that does not resolve to the source's by Avro's rules (bytes that are not UTF-8 read
+as a string, a union branch the source lacks, a long read as an int), ``schema``. A registry that does not answer raises
 (``RegistryUnavailable``): the batch waits and is retried, nothing is dead-lettered for it, and the
 answers it got are kept, so each retry gets further.
 """
@@ -37,7 +37,6 @@ from shared.schema_registry.avro_binary import (
     parse_reader_schema,
     parse_writer_schema,
     repeat_counter,
-    sent_differs,
     with_writer_names,
 )
 from shared.schema_registry.client import ConfluentRegistry, EventHubsRegistry, SchemaRegistry, UnknownSchema
@@ -96,13 +95,12 @@ class _Resolution:
     """How a source reads the records of one writer schema, worked out once per schema id: ``reader``, the
     source's schema to resolve them to (None: read as written; the writer's type names among its aliases
     where they differ: :func:`with_writer_names`); ``changed``, why none is read (a field of another logical
-    type: :func:`changed_meaning`); ``differs``, why a record that does not resolve is not validated as sent
-    (:func:`sent_differs`), None when it may be."""
+    type: :func:`changed_meaning`, matched with the writer's names among ``reader``'s aliases, as fastavro
+    resolves them). A record that does not resolve to ``reader`` is a dead letter of its own (``schema``)."""
 
     writer: ParsedSchema
     reader: ParsedSchema | None
     changed: str | None = None
-    differs: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +173,7 @@ class AvroDecoder:
                 batch.letters.append(DeadLetter(record, Reason.OVERSIZED, detail))
                 continue
             try:
-                value, sent = decode_as(schema, resolution.reader, body, differs=resolution.differs)
+                value, sent = decode_as(schema, resolution.reader, body)
                 if (count := counters[schema_id]) is not None:
                     repeats += amplified(count(sent), body)
                 received = orjson.dumps(sent)
@@ -222,8 +220,7 @@ class AvroDecoder:
             found = _Resolution(schema, None)
         else:
             renamed = with_writer_names(schema, reader.parsed)
-            changed = changed_meaning(schema, reader.parsed)
-            found = _Resolution(schema, renamed, changed, sent_differs(schema, reader.parsed))
+            found = _Resolution(schema, renamed, changed_meaning(schema, renamed))
         with self._lock:
             if len(reader.resolutions) >= MAX_RESOLUTIONS:
                 reader.resolutions.clear()
