@@ -36,16 +36,22 @@ state (an interrupted run's, or the N the source used before): a move into them 
 ``--import`` into an N other than the recorded one) sends each of the N buckets an adopt naming the run, and
 each is emptied by its run's first adopt before it takes the moved states, those no key goes to included, and
 every bucket is read back until the run has emptied it. So an interrupted move completes when run again, and a
-move back to an earlier N brings back no key evicted since (nor its offsets). The rule that keeps a run again
-safe: only a move into an N the record does not name replaces, and the record names the new N only once the
-move is complete, before processing resumes there; a run again after that finds the N recorded ("already in
-N buckets"; an import into the recorded N adopts without replacing, a key counted since is a conflict).
+move back to an earlier N brings back no key evicted since (nor its offsets). Each run's token comes from a
+counter in the lake (``_state/migration_runs.json``, a conditional write before any adopt is sent), so a later
+run's is higher than an earlier run's on any machine, and an earlier run's adopts still queued are refused. The
+rule that keeps a run again safe: only a move into an N the record does not name replaces, and the record names
+the new N only once the move is complete, before processing resumes there, and only if it still names the N the
+run moved from (else exit 1, naming the N found: another run moved the source); a run again after that finds the
+N recorded ("already in N buckets"). An import into the recorded N adopts without replacing, and first refuses
+buckets that hold anything it would not bring (processing ran there); a completed import records the file's
+digest, and the same file imported again is "already imported", nothing done.
 A bucket over 80% of its bound after the move is named: its next applies may evict keys (raise N).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -74,8 +80,8 @@ from shared.records import TopicPartition
 from shared.settings import Settings, load_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
-from shared.state.bucket_counts import bucket_counts, record_migrated, state_bucket_settings
-from shared.state.bucket_state import MAX_BUCKET_BYTES
+from shared.state.bucket_counts import bucket_counts, imported, record_migrated, state_bucket_settings
+from shared.state.bucket_state import MAX_BUCKET_BYTES, as_adopted, held_keys, key_state
 from shared.state.buckets import MAX_BUCKETS, bucket_for, bucket_key
 from shared.state.keys import BadKey, encode_key
 from shared.state.migration import (
@@ -97,6 +103,7 @@ from shared.state.migration import (
     upgraded,
     verify,
 )
+from shared.state.offsets import APPLIED
 from shared.state.registry import ENTITY_KINDS
 from tools.cli import environment, secure_url
 
@@ -170,17 +177,18 @@ def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_s
 
 
 def rebucket(
-    http: DurableHttp, source: str, old: int, new: int, wait_seconds: float, *, lake: LakeStore | None = None
+    http: DurableHttp, source: str, old: int, new: int, wait_seconds: float, *, lake: LakeStore
 ) -> Verification:
     """Move every key the ``old`` buckets of ``source`` hold into its bucket of ``new`` and check it there; the
-    origins' gaps are closed where the ``lake``'s landing ledgers count them landed (``landed_offsets``)."""
+    origins' gaps are closed where the ``lake``'s landing ledgers count them landed (``landed_offsets``), and the
+    run's token comes from the ``lake``'s counter (``run_token``)."""
     entity = ENTITY_KINDS[source].name
     homes = [bucket_key(index, old) for index in range(old)]
     before = _read_all(http, entity, homes)
     landed, gaps_kept = landed_offsets(lake, source, positions_of(before))
     stored, origins = unbucketed(before, landed)
     states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, stored)
-    outcome = _move(http, entity, states, new, wait_seconds, origins, replace=True)  # the record still names old
+    outcome = _move(http, entity, states, new, wait_seconds, origins, replace=lake)  # the record still names old
     outcome.not_upgraded = not_upgraded
     outcome.gaps_kept = gaps_kept
     if outcome.complete and _read_all(http, entity, homes) != before:
@@ -245,11 +253,31 @@ def _ledger(lake: LakeStore, source: str, partition: TopicPartition) -> Ledger |
 
 
 def import_state(
-    http: DurableHttp, export: StateExport, buckets: int, wait_seconds: float, *, replace: bool = False
+    http: DurableHttp, export: StateExport, buckets: int, wait_seconds: float, *, replace: LakeStore | None = None
 ) -> Verification:
     """Move an export's key states into their buckets of ``buckets`` (in the app's backend) and check them;
-    ``replace`` when the lake records another N (nothing processes into these buckets)."""
+    ``replace`` (the lake, whose counter names the run) when the lake records another N (nothing processes into
+    these buckets)."""
     return _move(http, export.entity, export.states, buckets, wait_seconds, export.origins, replace=replace)
+
+
+def held_otherwise(http: DurableHttp, export: StateExport, buckets: int) -> list[str]:
+    """What the ``buckets`` buckets hold that an import of ``export`` (not replacing) did not bring: keys it does not
+    move or holds with other state, and buckets that applied events (processing ran there). Empty: they hold
+    nothing, or only what an interrupted run of this import adopted, which a run again completes."""
+    homes = [bucket_key(index, buckets) for index in range(buckets)]
+    held = _read_all(http, export.entity, homes)
+    found = [
+        f"bucket {home} applied events"
+        for home, bucket in held.items()
+        if any((bucket or {}).get(APPLIED, {}).values())
+    ]
+    for bucket in held.values():
+        for key in held_keys(bucket):
+            moved = export.states.get(key)
+            if moved is None or key_state(bucket, key) != as_adopted(moved):
+                found.append(key)
+    return sorted(found)
 
 
 def _read_all(http: DurableHttp, entity: str, keys: list[str]) -> dict[str, dict[str, Any] | None]:
@@ -265,23 +293,26 @@ def _move(
     wait_seconds: float,
     origins: Origins | None = None,
     *,
-    replace: bool = False,
+    replace: LakeStore | None = None,
 ) -> Verification:
     """Send the adopts and poll the buckets until every key is there; with ``replace`` (an N the record does not
-    name), every one of the ``buckets`` buckets is sent this run's adopt and polled until the run has emptied it."""
+    name; the lake whose counter names the run, before any adopt is sent), every one of the ``buckets`` buckets is
+    sent this run's adopt and polled until the run has emptied it."""
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         run = None
-        if replace:  # the buckets are read first: the run is named later than any run they name
+        if replace is not None:  # the buckets are read first: the run is named later than any run they name too
             homes = [bucket_key(index, buckets) for index in range(buckets)]
             named = [replaced_by(bucket) for bucket in _read_all(http, entity, homes).values()]
-            run = run_token(max((earlier for earlier in named if earlier is not None), default=0))
+            run = run_token(replace, max((earlier for earlier in named if earlier is not None), default=0))
         else:
             homes = sorted({bucket_for(key, buckets) for key in states})
-        list(pool.map(http.signal, adopt_signals(entity, states, buckets, origins, replace=replace, run=run)))
+        signals = adopt_signals(entity, states, buckets, origins, replace=run is not None, run=run)
+        list(pool.map(http.signal, signals))
         deadline = time.monotonic() + wait_seconds
         while True:
             held = _read_all(http, entity, homes)
             outcome = verify(states, held, buckets, origins, run=run)
+            outcome.run = run
             if not (outcome.missing or outcome.not_emptied) or time.monotonic() > deadline:
                 return outcome
             time.sleep(0.5)  # the adopt operations are queued: poll the buckets until they are applied
@@ -338,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             outcome = rebucket(http, source, buckets, args.to_buckets, args.wait, lake=lake)
             found = f"{_key_count(outcome):,} keys in {buckets:,} buckets"
             if outcome.complete:
-                record_migrated(lake, source, args.to_buckets)
+                outcome.record_moved = record_migrated(lake, source, args.to_buckets, buckets, run=outcome.run)
             buckets = args.to_buckets
         failed = _report(source, found, buckets, outcome) or failed
         not_upgraded[source] = sorted(outcome.not_upgraded)
@@ -373,19 +404,31 @@ def _export(http: DurableHttp, lake: LakeStore, sources: list[str], recorded: Ca
 def _import(http: DurableHttp, lake: LakeStore, args: argparse.Namespace, recorded: Callable[[str], int]) -> int:
     """Move the key states of the export file into the buckets; record the new N where it changed."""
     try:
-        exports = parse_export(args.import_file.read_bytes(), {s: k.name for s, k in ENTITY_KINDS.items()})
+        data = args.import_file.read_bytes()
+        exports = parse_export(data, {s: k.name for s, k in ENTITY_KINDS.items()})
     except (OSError, ExportError) as error:
         print(f"cannot import {args.import_file}: {error}", file=sys.stderr)
         return 2
+    digest = hashlib.sha256(data).hexdigest()
     failed = False
     for source in args.sources:
         if source not in exports:
             print(f"{source}: not in {args.import_file}, skipped")
             continue
-        export, buckets = exports[source], args.to_buckets or recorded(source)
-        outcome = import_state(http, export, buckets, args.wait, replace=buckets != recorded(source))
-        if outcome.complete and buckets != recorded(source):
-            record_migrated(lake, source, buckets)
+        if imported(lake, source, digest):  # processing may have counted (and evicted) since: its states are stale
+            print(f"{source}: {args.import_file} already imported (sha256 {digest[:16]}...): nothing done")
+            continue
+        export, buckets, moved_from = exports[source], args.to_buckets or recorded(source), recorded(source)
+        if buckets == moved_from and (held := held_otherwise(http, export, buckets)):
+            print(
+                f"{source}: its {buckets:,} buckets (the N recorded) already hold state this import did not bring "
+                f"(processing ran there, or another import): nothing imported; {len(held):,} e.g. {held[:20]!r}"
+            )
+            failed = True
+            continue
+        outcome = import_state(http, export, buckets, args.wait, replace=lake if buckets != moved_from else None)
+        if outcome.complete:
+            outcome.record_moved = record_migrated(lake, source, buckets, moved_from, run=outcome.run, export=digest)
         found = f"{len(export.states):,} keys in the export ({export.buckets:,} buckets)"
         failed = _report(source, found, buckets, outcome) or failed
     return 1 if failed else 0
@@ -424,6 +467,11 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
         )
     _report_gaps_kept(outcome.gaps_kept)
     _report_not_upgraded(outcome.not_upgraded)
+    if outcome.record_moved is not None:
+        print(
+            f"  the record names {outcome.record_moved:,} buckets, not the N this run moved from (another run moved "
+            "the source meanwhile): the record is unchanged, the move incomplete; check which N holds the live state"
+        )
     if outcome.source_changed:
         print(
             f"  {source}'s buckets changed during the move (processing running, or signals still queued): "

@@ -20,6 +20,7 @@ the record, after which the app restarts (docs/scale.md).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -32,6 +33,9 @@ from shared.layout import LEDGER_AREA, safe_segment
 from shared.state.registry import ENTITY_KINDS
 
 RECORD_PATH = "_state/buckets.json"
+# Migration runs (``tools.migrate_state``): the last token handed out, the last run completed per source, the
+# exports imported per source (their digests): ``{"last": token, "completed": {source: token}, "imported": {...}}``.
+RUNS_PATH = "_state/migration_runs.json"
 BEFORE_THE_RECORD = 1024  # STATE_BUCKETS' default in the versions that did not record N
 _ATTEMPTS = 5
 
@@ -84,14 +88,92 @@ class BucketCounts:
         return self.override or self.new_sources or ENTITY_KINDS[source].buckets
 
 
-def record_migrated(lake: LakeStore, source: str, buckets: int) -> None:
-    """Record that ``source``'s state is now in ``buckets`` buckets (after a verified migration)."""
+def record_migrated(
+    lake: LakeStore, source: str, buckets: int, moved_from: int, *, run: int | None = None, export: str | None = None
+) -> int | None:
+    """Record that ``source``'s state is now in ``buckets`` buckets (after a verified migration), only if the record
+    still names ``moved_from``, the N the run moved from (compare-and-set at the record's version: another run that
+    moved the source meanwhile is not overwritten). Returns ``None`` when recorded, else the N the record names
+    (nothing written; ``0``: it names none). Then, in the runs record (``RUNS_PATH``), the completed ``run`` (no
+    token at or below it is handed out again: ``next_run``) and the ``export`` imported (its digest: an import of
+    it again is refused, ``imported``)."""
+    found: list[int | None] = []
 
     def move(counts: dict[str, int]) -> bool:
+        found[:] = [counts.get(source)]
+        if found[0] != moved_from:
+            return False
         counts[source] = buckets
-        return True
+        return buckets != moved_from
 
     _update(lake, move)
+    if found[0] != moved_from:
+        return found[0] or 0
+
+    def completed(runs: dict[str, Any]) -> None:
+        if run is not None:
+            runs["last"] = max(runs["last"], run)
+            runs["completed"][source] = max(int(runs["completed"].get(source, 0)), run)
+        if export is not None and export not in runs["imported"].setdefault(source, []):
+            runs["imported"][source].append(export)
+
+    _update_runs(lake, completed)
+    return None
+
+
+def next_run(lake: LakeStore, after: int = 0) -> int:
+    """A migration run's token, handed out from the lake's runs record (``RUNS_PATH``) by a conditional write before
+    the run sends any adopt: later than every token handed out before (on any machine, whatever its clock), than
+    every completed run, than ``after`` (the latest run the target buckets name) and, so that tokens of versions
+    that took the clock stay below, than this machine's clock in nanoseconds."""
+    token: list[int] = []
+
+    def take(runs: dict[str, Any]) -> None:
+        completed = max((int(run) for run in runs["completed"].values()), default=0)
+        token[:] = [max(runs["last"] + 1, completed + 1, after + 1, time.time_ns())]
+        runs["last"] = token[0]
+
+    _update_runs(lake, take)
+    return token[0]
+
+
+def imported(lake: LakeStore, source: str, export: str) -> bool:
+    """Whether an import of the export whose digest is ``export`` completed for ``source`` (``record_migrated``)."""
+    found = lake.read_versioned(RUNS_PATH)
+    return found is not None and export in _parse_runs(found[0])["imported"].get(source, [])
+
+
+def _update_runs(lake: LakeStore, change: Callable[[dict[str, Any]], None]) -> None:
+    """Read the runs record, let ``change`` edit it, write it back at the version read; again on a conflict."""
+    for _ in range(_ATTEMPTS):
+        found = lake.read_versioned(RUNS_PATH)
+        runs, version = (_parse_runs(found[0]), found[1]) if found is not None else (_parse_runs(b"{}"), None)
+        change(runs)
+        try:
+            lake.write_if(RUNS_PATH, orjson.dumps(runs, option=orjson.OPT_SORT_KEYS), version)
+        except WriteConflict:
+            continue
+        return
+    raise WriteConflict(f"{RUNS_PATH} kept changing under {_ATTEMPTS} attempts to update it")
+
+
+def _parse_runs(data: bytes) -> dict[str, Any]:
+    try:
+        runs: Any = orjson.loads(data)
+        runs.setdefault("last", 0)
+        runs.setdefault("completed", {})
+        runs.setdefault("imported", {})
+        if (
+            type(runs["last"]) is int
+            and isinstance(runs["completed"], dict)
+            and all(type(run) is int for run in runs["completed"].values())
+            and isinstance(runs["imported"], dict)
+            and all(isinstance(digests, list) for digests in runs["imported"].values())
+        ):
+            return dict(runs)
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        pass
+    raise LakeError(f"{RUNS_PATH} is not a record of migration runs ({data[:200]!r}): restore it (docs/scale.md)")
 
 
 def _update(lake: LakeStore, change: Callable[[dict[str, int]], bool]) -> dict[str, int]:

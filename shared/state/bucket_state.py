@@ -26,7 +26,8 @@ Operations:
   (a migration run twice); one it holds with another state is a conflict, refused and named, and
   so is an origin the bucket holds with other ranges. ``replace`` (a bucket of an N the lake does not record,
   which nothing processes into) names the migration run: the first adopt of a run empties the bucket
-  whole (``_replaced`` keeps the run), so it holds that run's keys only; an adopt of an earlier run is refused.
+  whole (``_replaced`` keeps the run), so it holds that run's keys only; an adopt of an earlier run is refused, and
+  so is one of that run once the bucket has applied events (a duplicate delivered after processing resumed).
   Origins no key the bucket holds names any more are dropped.
 """
 
@@ -361,10 +362,15 @@ def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:
 
 
 def superseded(state: dict[str, Any], payload: dict[str, Any]) -> str | None:
-    """Why an adopt is refused whole: its run is earlier than the one that emptied the bucket (``None``: it is not)."""
+    """Why an adopt is refused whole (``None``: it is not): its run is earlier than the one that emptied the bucket,
+    or it is that run's and the bucket has applied events since (a duplicate of the run's adopt, delivered again
+    once the move completed and processing resumed: the run verified every adopt of it applied before the record
+    named its N, and nothing applies into buckets of an N the record does not name)."""
     run, emptied_by = payload.get("replace"), state.get(REPLACED)
     if type(run) is int and type(emptied_by) is int and run < emptied_by:
         return f"superseded: run {run} is earlier than run {emptied_by}, which emptied the bucket"
+    if type(run) is int and run == emptied_by and any(state.get(APPLIED, {}).values()):
+        return f"duplicate: run {run} completed and the bucket has applied events since"
     return None
 
 

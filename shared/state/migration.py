@@ -9,7 +9,8 @@ idempotent (a second run changes nothing) and never overwrites a key the bucket 
 other state: such a key is a conflict, reported, never lost.
 
 Into buckets of an N the lake does not record (``replace``: nothing processes into them) a move sends
-every one of the N buckets an adopt naming the run (``run_token``), those without keys an empty one: each
+every one of the N buckets an adopt naming the run (``run_token``: the lake's counter, so a later run is named
+higher than an earlier one on any machine), those without keys an empty one: each
 bucket is emptied by its run's first adopt, so it holds what this run moved and nothing older (a key evicted
 since the source last used this N does not come back with its state from then). Once the record names the
 new N, the tool no longer replaces (``tools.migrate_state``): a run again after that cannot wipe what
@@ -22,18 +23,19 @@ stopped first and the previous layout's entities have applied the signals they w
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from shared.lake.base import LakeStore
 from shared.offset_ranges import OffsetRanges, add, without
 from shared.records import TopicPartition
 from shared.source_model import Row
 from shared.state import bucket_state
 from shared.state.aggregate import Signal
+from shared.state.bucket_counts import next_run
 from shared.state.bucket_state import MOVED_FROM, ORIGINS, OWED, REPLACED, as_adopted, held_keys, key_state
 from shared.state.buckets import bucket_for, bucket_key
 from shared.state.offsets import APPLIED
@@ -158,15 +160,11 @@ def _union(*ranges: Mapping[str, OffsetRanges]) -> dict[str, OffsetRanges]:
     return merged
 
 
-_last_run = 0
-
-
-def run_token(after: int = 0) -> int:
-    """A migration run's name: nanoseconds since the epoch, later than ``after`` (the latest run the target buckets
-    name, whatever this machine's clock says) and than any token this process made before."""
-    global _last_run
-    _last_run = max(time.time_ns(), after + 1, _last_run + 1)
-    return _last_run
+def run_token(lake: LakeStore, after: int = 0) -> int:
+    """A migration run's name, taken from the lake's counter (``shared.state.bucket_counts.next_run``, a conditional
+    write) before the run sends any adopt: later than every run handed out or completed before, on any machine
+    whatever its clock, and than ``after`` (the latest run the target buckets name)."""
+    return next_run(lake, after)
 
 
 def replaced_by(bucket: dict[str, Any] | None) -> int | None:
@@ -187,10 +185,11 @@ def adopt_signals(
     """``adopt`` operations moving ``states`` (key -> state) into their buckets: one per bucket, cut by size;
     each carries the ``origins`` its keys name. ``replace``: the buckets are of an N the lake does not record
     (no processing writes to them), so what they hold is stale: each of the ``buckets`` buckets is sent the
-    ``run`` (``run_token()`` if not given), an empty adopt where no key goes, and is emptied by its first adopt."""
+    ``run`` (``run_token``: required), an empty adopt where no key goes, and is emptied by its first adopt."""
     by_bucket: dict[str, dict[str, dict[str, Any]]] = {}
     if replace:
-        run = run_token() if run is None else run
+        if run is None:
+            raise ValueError("a move that replaces needs its run's token (run_token)")
         by_bucket = {bucket_key(index, buckets): {} for index in range(buckets)}
     for key, state in sorted(states.items()):
         by_bucket.setdefault(bucket_for(key, buckets), {})[key] = state
@@ -230,10 +229,18 @@ class Verification:
     not_emptied: list[str] = field(default_factory=list)  # buckets the run's first adopt has not emptied (yet)
     gaps_kept: dict[str, str] = field(default_factory=dict)  # position -> why no ledger closed its origins' gaps
     near_capacity: dict[str, int] = field(default_factory=dict)  # bucket -> its bytes, over NEAR_CAPACITY of the max
+    run: int | None = None  # the run's token (a move that replaces): recorded once the move completes
+    record_moved: int | None = None  # the N the record named instead of the one the run moved from (0: none)
 
     @property
     def complete(self) -> bool:
-        return not self.missing and not self.conflicts and not self.source_changed and not self.not_emptied
+        return (
+            not self.missing
+            and not self.conflicts
+            and not self.source_changed
+            and not self.not_emptied
+            and self.record_moved is None
+        )
 
 
 def upgraded(

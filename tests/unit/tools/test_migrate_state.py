@@ -75,22 +75,22 @@ def _export_text(
 def test_every_key_moves_and_the_record_can_name_the_new_count(tmp_path: Path) -> None:
     api = FakeEntityApi()
     lake = _deployment(tmp_path, api)
-    outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
     assert outcome.complete and len(outcome.moved) == 10
-    record_migrated(lake, "mobile", 3)
+    assert record_migrated(lake, "mobile", 3, 4) is None
     assert BucketCounts(LocalLake(tmp_path)).of("mobile") == 3
 
 
 def test_old_buckets_that_change_during_the_move_make_it_incomplete(tmp_path: Path) -> None:
     api = FakeEntityApi(late_signal=True)
-    _deployment(tmp_path, api)
-    outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    lake = _deployment(tmp_path, api)
+    outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
     assert outcome.source_changed and not outcome.complete and not outcome.missing and not outcome.conflicts
 
 
 def test_moved_keys_arrive_in_todays_state_form_and_a_second_run_changes_nothing(tmp_path: Path) -> None:
     api = FakeEntityApi()
-    _deployment(tmp_path, api)
+    lake = _deployment(tmp_path, api)
     old_form = {"start": 1, "end": 2, "events": 1, "last": "home"}
     for bucket in api.states.values():  # as an earlier version stored them: sessions as objects, ten kept
         for key, text in bucket["keys"].items():
@@ -98,13 +98,13 @@ def test_moved_keys_arrive_in_todays_state_form_and_a_second_run_changes_nothing
             bucket["keys"][key] = orjson.dumps(
                 state | {"session": old_form, "closed_sessions": [old_form] * 10}
             ).decode()
-    first = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    first = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
     assert first.complete
     for index in range(3):
         for text in api.states[bucket_key(index, 3)]["keys"].values():
             moved = orjson.loads(text)
             assert moved["session"] == [1, 2, 1, "home"] and moved["closed_sessions"] == [[1, 2, 1, "home"]] * 3
-    again = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    again = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
     assert again.complete and not again.conflicts
 
 
@@ -196,14 +196,14 @@ def test_a_move_interrupted_then_run_again_after_processing_resumed_completes_wi
     """The record still names 4 after the interrupted run, so processing rightly goes on in the 4 buckets; what
     the first run left in the 3 buckets is stale and is replaced, not a conflict that blocks every later run."""
     api = DropsAfter(ok=1)
-    _deployment(tmp_path, api)
+    lake = _deployment(tmp_path, api)
     with pytest.raises(ConnectionResetError):
-        migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=0)  # type: ignore[arg-type]
+        migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=0, lake=lake)  # type: ignore[arg-type]
     moved = [f"device-{i}" for i in range(10) if _events(api, f"device-{i}", 3) is not None]
     assert moved, "the first run moved some keys before it was interrupted"
     api.apply(bucket_for(moved[0], 4), {moved[0]: [20]}, (20, 20))  # one more event, in the layout recorded
     api.ok = 10_000
-    outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
     assert outcome.complete and len(outcome.moved) == 10
     assert _events(api, moved[0], 3) == 2, "the event counted after the interrupted run moved too"
 
@@ -211,10 +211,10 @@ def test_a_move_interrupted_then_run_again_after_processing_resumed_completes_wi
 def test_moving_back_to_an_earlier_bucket_count_replaces_what_those_buckets_held_before(tmp_path: Path) -> None:
     api = FakeEntityApi()
     lake = _deployment(tmp_path, api)
-    assert migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1).complete  # type: ignore[arg-type]
-    record_migrated(lake, "mobile", 3)
+    assert migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1, lake=lake).complete  # type: ignore[arg-type]
+    assert record_migrated(lake, "mobile", 3, 4) is None
     api.apply(bucket_for("device-3", 3), {"device-3": [11]}, (11, 11))  # processing on 3 buckets
-    back = migrate_state.rebucket(api, "mobile", 3, 4, wait_seconds=1)  # type: ignore[arg-type]
+    back = migrate_state.rebucket(api, "mobile", 3, 4, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
     assert back.complete and len(back.moved) == 10
     assert (_events(api, "device-3", 4), _events(api, "device-4", 4)) == (2, 1)
 
@@ -272,8 +272,8 @@ def test_a_move_back_to_an_earlier_n_empties_its_buckets_so_a_key_evicted_meanwh
     from shared.state import bucket_state
 
     api = FakeEntityApi()
-    _deployment(tmp_path, api)
-    assert migrate_state.rebucket(api, "mobile", 4, 1, wait_seconds=1).complete  # type: ignore[arg-type]
+    lake = _deployment(tmp_path, api)
+    assert migrate_state.rebucket(api, "mobile", 4, 1, wait_seconds=1, lake=lake).complete  # type: ignore[arg-type]
     monkeypatch.setattr(bucket_state, "MAX_BUCKET_BYTES", 2_500)
     monkeypatch.setattr(bucket_state, "KEEP_BUCKET_BYTES", 2_000)
     for offset in range(20, 28):
@@ -281,7 +281,7 @@ def test_a_move_back_to_an_earlier_n_empties_its_buckets_so_a_key_evicted_meanwh
     monkeypatch.undo()
     assert _events(api, "device-1", 1) is None and _events(api, "device-0", 1) is None  # evicted
     assert _events(api, "device-1", 4) == 1  # the stale state the earlier N still holds
-    back = migrate_state.rebucket(api, "mobile", 1, 4, wait_seconds=1)  # type: ignore[arg-type]
+    back = migrate_state.rebucket(api, "mobile", 1, 4, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
     assert back.complete and len(back.moved) == 8 and not back.not_emptied
     assert _events(api, "device-1", 4) is None and _events(api, "device-0", 4) is None
     assert all(_events(api, f"device-{i}", 4) == 9 for i in range(2, 10))
@@ -306,14 +306,14 @@ class Queues(FakeEntityApi):
 
 def test_an_adopt_of_an_earlier_run_applied_after_a_later_run_completed_changes_nothing(tmp_path: Path) -> None:
     api = Queues()
-    _deployment(tmp_path, api)
+    lake = _deployment(tmp_path, api)
     stale = {"keys": {"device-gone": '{"events":7}'}, "_replaced": 2**62}  # a run named by a clock far ahead
     api.states["~b2of3"] = stale
     api.holding = True
-    first = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=0)  # type: ignore[arg-type]
+    first = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=0, lake=lake)  # type: ignore[arg-type]
     assert not first.complete and first.not_emptied and first.missing  # its adopts are still queued
     api.holding = False
-    again = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1)  # type: ignore[arg-type]
+    again = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
     assert again.complete and len(again.moved) == 10 and key_state(api.states["~b2of3"], "device-gone") is None
     after = orjson.loads(orjson.dumps(api.states))
     for signal in api.queued:  # the first run's adopts reach the buckets at last
@@ -465,3 +465,155 @@ def test_an_unreachable_durable_api_is_one_line_and_exit_2(tmp_path: Path) -> No
     )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "did not answer" in result.stderr
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, api: Any) -> None:
+    monkeypatch.setattr(migrate_state, "DurableHttp", lambda *args: api)
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+
+
+def test_queued_adopts_of_a_run_from_a_clock_ahead_change_nothing_after_a_later_run_completed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run 1 (machine A, clock 10 s ahead) is interrupted with its adopts still queued in the backend. Run 2
+    (machine B) reads the target buckets: none names run 1 yet, but the lake's counter does, so run 2's token is
+    above run 1's whatever B's clock says. Run 2 completes, the record names 3, processing counts device-3's next
+    event there; run 1's queued adopts arrive at last and are refused as superseded. (review 3, defect 1)"""
+    from shared.state import bucket_counts
+
+    api = Queues()
+    lake = _deployment(tmp_path, api)
+    _use(monkeypatch, tmp_path, api)
+    now = 1_800_000_000_000_000_000
+    monkeypatch.setattr(bucket_counts.time, "time_ns", lambda: now + 10_000_000_000)  # machine A
+    api.holding = True
+    first = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=0, lake=lake)  # type: ignore[arg-type]
+    assert not first.complete  # interrupted: its adopts are queued, none applied
+    api.holding = False
+    monkeypatch.setattr(bucket_counts.time, "time_ns", lambda: now)  # machine B, 10 s behind A
+    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "3")) == 0
+    assert BucketCounts(LocalLake(tmp_path)).of("mobile") == 3
+    api.apply(bucket_for("device-3", 3), {"device-3": [11]}, (11, 11))  # processing resumed on the recorded N
+    assert _events(api, "device-3", 3) == 2
+    for signal in api.queued:  # run 1's adopts reach the buckets at last
+        operate(KIND.fold, KIND.reduce, signal.key, api.states[signal.key], "adopt", signal.payload)
+    assert _events(api, "device-3", 3) == 2, "a live bucket of the recorded N was emptied by an older run"
+
+
+def test_a_duplicate_of_the_completed_runs_own_adopt_changes_nothing_processing_counted_since(
+    tmp_path: Path,
+) -> None:
+    """One of the run's adopts delivered again (at-least-once) after the move completed and processing resumed
+    is refused whole: the bucket has applied events since its run emptied it. (review 3, defect 3)"""
+    api = Queues()
+    lake = _deployment(tmp_path, api)
+    sent: list[Signal] = []
+    real = api.signal
+
+    def record(signal: Signal) -> None:
+        sent.append(signal)
+        real(signal)
+
+    api.signal = record  # type: ignore[method-assign]
+    outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
+    assert outcome.complete
+    assert record_migrated(lake, "mobile", 3, 4, run=outcome.run) is None
+    home = bucket_for("device-3", 3)
+    api.apply(home, {"device-3": [11]}, (11, 11))
+    duplicate = next(s for s in sent if s.key == home and "device-3" in s.payload["states"])
+    late = operate(KIND.fold, KIND.reduce, home, api.states[home], "adopt", duplicate.payload)
+    assert late.refused is not None and "duplicate" in late.refused
+    assert _events(api, "device-3", 3) == 2, "a replayed adopt of the finished run overwrote live state"
+
+
+class RacesAnotherRun(FakeEntityApi):
+    """While run 1 (4 -> 5) reads its target buckets, run 2 (4 -> 3) runs to completion, the record names 3 and
+    processing counts device-3's next event in its N=3 bucket."""
+
+    def __init__(self, race: Any) -> None:
+        super().__init__()
+        self.race = race
+
+    def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        if self.race is not None and key.endswith("of5"):
+            race, self.race = self.race, None
+            race()
+        return super().read(entity, key)
+
+
+def test_a_run_that_completes_after_another_run_moved_the_source_leaves_the_record_and_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """(review 3, defect 2) The record is rewritten only if it still names the N the run moved from."""
+
+    def other_run() -> None:
+        assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "3")) == 0
+        api.apply(bucket_for("device-3", 3), {"device-3": [11]}, (11, 11))
+
+    api = RacesAnotherRun(other_run)
+    _deployment(tmp_path, api)
+    _use(monkeypatch, tmp_path, api)
+    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "5")) == 1
+    assert BucketCounts(LocalLake(tmp_path)).of("mobile") == 3
+    assert _events(api, "device-3", 3) == 2
+    assert "the record names 3 buckets, not the N this run moved from" in capsys.readouterr().out
+
+
+def _export_file(tmp_path: Path) -> Path:
+    old = FakeEntityApi()
+    _deployment(tmp_path, old)
+    export, *_ = migrate_state.export_state(old, "mobile", 4)  # type: ignore[arg-type]
+    path = tmp_path / "state.json"
+    path.write_bytes(export_bytes({"mobile": export}))
+    return path
+
+
+@pytest.mark.parametrize("to_buckets", [["--to-buckets", "1"], []], ids=["another-n", "recorded-n"])
+def test_an_import_run_again_after_it_completed_is_already_imported_and_brings_back_no_evicted_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], to_buckets: list[str]
+) -> None:
+    """Export at N=4, import (into 1, or the recorded 4). Processing: device-1 evicted. The same import run again
+    (a retry) does nothing: the lake recorded the export as imported. (review 3, defect 4)"""
+    path = _export_file(tmp_path)
+    new = FakeEntityApi()
+    _use(monkeypatch, tmp_path, new)
+    n = int(to_buckets[1]) if to_buckets else 4
+    argv = _main_argv(tmp_path, "--import", str(path), *to_buckets)
+    assert migrate_state.main(argv) == 0
+    home = bucket_for("device-1", n)
+    new.apply(home, {"device-new": [20]}, (20, 20))  # processing resumed
+    del new.states[home]["keys"]["device-1"]  # then evicted it (as ``_within_capacity`` does)
+    assert _events(new, "device-1", n) is None  # evicted
+    capsys.readouterr()
+    assert migrate_state.main(argv) == 0
+    assert "already imported" in capsys.readouterr().out
+    assert _events(new, "device-1", n) is None, "an evicted key came back with its export-time state"
+
+
+def test_an_import_into_the_recorded_n_whose_buckets_hold_other_state_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _export_file(tmp_path)
+    new = FakeEntityApi()
+    _use(monkeypatch, tmp_path, new)
+    new.apply(bucket_for("device-3", 4), {"device-3": [11], "device-new": [12]}, (11, 12))  # processing ran
+    assert migrate_state.main(_main_argv(tmp_path, "--import", str(path))) == 1
+    out = capsys.readouterr().out
+    assert "nothing imported" in out and "device-new" in out and "device-3" in out
+    assert _events(new, "device-0", 4) is None  # nothing adopted
+
+
+def test_an_interrupted_import_into_the_recorded_n_completes_when_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _export_file(tmp_path)
+    new = DropsAfter(ok=1)
+    _use(monkeypatch, tmp_path, new)
+    argv = _main_argv(tmp_path, "--import", str(path))
+    with pytest.raises(ConnectionResetError):
+        migrate_state.main(argv)
+    assert any(_events(new, f"device-{i}", 4) == 1 for i in range(10))  # some keys adopted before the drop
+    new.ok = 10_000
+    assert migrate_state.main(argv) == 0
+    assert all(_events(new, f"device-{i}", 4) == 1 for i in range(10))

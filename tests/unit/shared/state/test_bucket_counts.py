@@ -126,3 +126,33 @@ def test_processing_signals_the_buckets_the_lake_records(tmp_path: Path) -> None
     asyncio.run(handle_batch_with_state(context, records_for(SOURCES["mobile"], 200), gateway, StateJoiner()))
     assert gateway.signalled and all(key.endswith("of16") for key in gateway.signalled)
     assert len(gateway.signalled) <= 16
+
+
+def test_a_migration_is_recorded_only_over_the_n_it_moved_from(tmp_path: Path) -> None:
+    from shared.state.bucket_counts import record_migrated
+
+    lake = LocalLake(tmp_path)
+    lake.create(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 4, "users": 256}}))
+    assert record_migrated(lake, "mobile", 3, 4) is None and _record(lake)["mobile"] == 3
+    assert record_migrated(lake, "mobile", 5, 4) == 3  # another run moved it from 4 first: left as it is
+    assert record_migrated(lake, "clickstream", 8, 4) == 0  # the record names no N for it
+    assert _record(lake) == {"mobile": 3, "users": 256}
+
+
+def test_run_tokens_grow_across_machines_whatever_their_clocks_and_stay_above_a_completed_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.state import bucket_counts as counts
+    from shared.state.bucket_counts import RUNS_PATH, next_run, record_migrated
+
+    lake = LocalLake(tmp_path)
+    lake.create(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 4}}))
+    monkeypatch.setattr(counts.time, "time_ns", lambda: 2_000)  # a clock ahead
+    first = next_run(lake)
+    monkeypatch.setattr(counts.time, "time_ns", lambda: 1_000)  # another machine, behind
+    second = next_run(lake)
+    assert first == 2_000 and second == 2_001
+    assert next_run(lake, after=5_000) == 5_001  # above what the target buckets name
+    assert record_migrated(lake, "mobile", 3, 4, run=9_000) is None  # a run recorded complete
+    assert next_run(lake) == 9_001
+    assert orjson.loads(lake.read(RUNS_PATH))["completed"] == {"mobile": 9_000}

@@ -274,7 +274,7 @@ def test_a_key_evicted_before_a_move_back_to_an_earlier_n_does_not_come_back_wit
 
     def move(old: dict[str, dict[str, Any]], into: dict[str, dict[str, Any]], n: int) -> None:
         moved, origins = unbucketed(old)
-        signals = adopt_signals(kind.name, moved, n, origins, replace=True)
+        signals = adopt_signals(kind.name, moved, n, origins, replace=True, run=n)
         assert {signal.key for signal in signals} == {f"~b{i}of{n}" for i in range(n)}  # every bucket, keyed or not
         for signal in signals:
             operate(kind.fold, kind.reduce, signal.key, into.setdefault(signal.key, {}), "adopt", signal.payload)
@@ -307,8 +307,8 @@ def test_a_replacing_run_empties_each_bucket_once_whatever_order_its_adopts_come
     kind = ENTITY_KINDS["mobile"]
     stale = {"keys": {"stale": '{"events":9}'}, "_applied": {"mobile/0/0": [[0, 99]]}, "_evicted": 3}
     big = {f"k{i}": {"events": 1, "pad": "x" * 10_000} for i in range(60)}  # cut in several adopts of one bucket
-    earlier = adopt_signals(kind.name, {"old": {"events": 5}}, 1, replace=True)
-    signals = adopt_signals(kind.name, big, 1, replace=True)
+    earlier = adopt_signals(kind.name, {"old": {"events": 5}}, 1, replace=True, run=1)
+    signals = adopt_signals(kind.name, big, 1, replace=True, run=2)
     assert len(signals) > 1 and len({signal.payload["replace"] for signal in signals}) == 1
     run = signals[0].payload["replace"]
     assert run > earlier[0].payload["replace"]
@@ -356,7 +356,7 @@ def test_a_replacing_move_empties_a_bucket_no_moved_key_goes_to_and_verify_waits
     home = bucket_for(key, 8)
     assert home != "~b7of8"
     stale = {other: {"keys": {"device-stale": '{"events":3}'}} for other in (f"~b{i}of8" for i in range(8))}
-    signals = adopt_signals(kind.name, {key: {"events": 1}}, 8, replace=True)
+    signals = adopt_signals(kind.name, {key: {"events": 1}}, 8, replace=True, run=1)
     run = signals[0].payload["replace"]
     assert sorted(signal.key for signal in signals) == sorted(stale)
     assert all(signal.payload["states"] == {} for signal in signals if signal.key != home)
