@@ -113,7 +113,7 @@ def annotation(node: AvroType) -> Any:
         return Annotated[str, Strict()]
     if kind in ("bytes", "fixed"):
         checked: Any = Annotated[str, Strict(), AfterValidator(_base64)]
-        if kind == "fixed":  # exactly its size: a JSON record, or an Avro one validated as sent
+        if kind == "fixed":  # exactly its size: a JSON record says nothing of it but its base64 text
             checked = Annotated[checked, AfterValidator(_fixed_of(node.size))]
         if node.logical == "decimal":
             checked = Annotated[checked, AfterValidator(_decimal_within(node.precision))]
