@@ -5,7 +5,8 @@ Found by a review: such a record was validated as sent, where bytes are base64 t
 model took that text, so the base64 landed as the value (``aGVsbG8=`` for ``hello``), no dead letter; and a
 string landed as the base64 a bytes column holds (``abcd`` for the bytes 69 b7 1d). A record that does not
 resolve is now a dead letter ``schema`` naming the schema id and the resolution's error, always (a third review
-found other values that the "validated as sent" fallback landed with another meaning: test_review3_findings)."""
+found other values that the "validated as sent" fallback landed with another meaning:
+test_union_and_logical_resolution)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Review 3 findings: values that landed with another meaning, through the fallback that validated a record
-that does not resolve as sent (now a dead letter ``schema``, always), a union branch compared with the wrong
-one of the source's, and pairing a writer union's branches in quadratic time."""
+"""How producer unions, renamed types and logical types resolve to the source's schema: a record that does not
+resolve is a dead letter ``schema``, always (validated as sent, values landed with another meaning); a union
+value is compared with the branch fastavro resolves it to; a writer union's branches pair in linear steps."""
 
 from __future__ import annotations
 
