@@ -30,7 +30,7 @@ from shared.failures import ErrorClass, StallLog, classify_entity_error
 from shared.formats import format_named
 from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, land, plan_entity_rejected
-from shared.landing.guard import land_once, rows_in_raw
+from shared.landing.guard import Landed, land_once, rows_in_raw
 from shared.layout import hour_start_ms
 from shared.records import KafkaRecord, OffsetSpans, offset_spans
 from shared.schema_registry.decoder import AvroDecoder, decoder_for
@@ -162,7 +162,7 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
         source.name, signalled, invocation.spans, buckets=count, life_spans=lives, now_ms=invocation.now_ms
     )
     if in_raw.not_found and count:
-        signals = with_owed(source.name, signals, _owed(batch, in_raw.not_found), count)
+        signals = with_owed(source.name, signals, in_raw.owed(), count)
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
         await _owe_refused(gateway)
@@ -173,35 +173,31 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
     return dataclasses.replace(outcome, signals=len(signals), anomalies=joined.anomalies)
 
 
-def _owed(batch: ProcessedBatch, rejected_in_raw: Sequence[DeadLetter]) -> dict[PartitionLife, set[int]]:
-    """The offsets of records raw/ holds rows of that this delivery rejected, by partition life."""
-    parts = {part.topic_partition: part for part in batch}
-    owed: dict[PartitionLife, set[int]] = {}
-    for letter in rejected_in_raw:
-        record = letter.record
-        life = parts[record.topic_partition].life_of(record.offset)
-        owed.setdefault((record.topic, record.partition, life), set()).add(record.offset)
-    return owed
-
-
 @dataclass(frozen=True, slots=True)
 class _InRaw:
     """Records this delivery rejected whose rows an earlier delivery landed: the rows raw/ holds of them, which
     count as any landed row does, and those not found where they were looked for (owed to every bucket)."""
 
     found: list[tuple[DeadLetter, Row]]
-    not_found: list[DeadLetter]
+    not_found: dict[Landed, DeadLetter]
 
     @property
     def rows(self) -> list[Row]:
         return [row for _, row in self.found]
+
+    def owed(self) -> dict[PartitionLife, set[int]]:
+        """The offsets of the records not found, by partition life."""
+        owed: dict[PartitionLife, set[int]] = {}
+        for where, life, offset in self.not_found:
+            owed.setdefault((where.topic, where.partition, life), set()).add(offset)
+        return owed
 
 
 def _in_raw(invocation: _Invocation, batch: ProcessedBatch, rows: list[Row], rejected: Sequence[DeadLetter]) -> _InRaw:
     """The rows raw/ holds of ``rejected``, looked for in the hours of their Kafka timestamps and of the batch's rows
     (their own event hour cannot be read from a record this delivery rejects, but is almost always one of those)."""
     if not rejected:
-        return _InRaw([], [])
+        return _InRaw([], {})
     parts = {part.topic_partition: part for part in batch}
     wanted = {
         (
@@ -222,7 +218,7 @@ def _in_raw(invocation: _Invocation, batch: ProcessedBatch, rows: list[Row], rej
         )
     return _InRaw(
         [(letter, found[item]) for item, letter in wanted.items() if item in found],
-        [letter for item, letter in wanted.items() if item not in found],
+        {item: letter for item, letter in wanted.items() if item not in found},
     )
 
 
@@ -342,16 +338,9 @@ def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, reject
         if detail is not None:
             why = f"landed in raw/ by an earlier delivery (this one rejected it); the entity refused it: {detail}"
             letters.append((DeadLetter(letter.record, Reason.ENTITY_REJECTED, why[:1000]), row["_incarnation"]))
-    parts = {part.topic_partition: part for part in batch}
-    for letter in rejected.in_raw.not_found:
-        record = letter.record
+    for (_, life, _), letter in rejected.in_raw.not_found.items():
         why = f"landed in raw/ by an earlier delivery; this one rejected it ({letter.reason}: {letter.detail})"
-        letters.append(
-            (
-                DeadLetter(record, Reason.ENTITY_REJECTED, why[:1000]),
-                parts[record.topic_partition].life_of(record.offset),
-            )
-        )
+        letters.append((DeadLetter(letter.record, Reason.ENTITY_REJECTED, why[:1000]), life))
     now_ms = invocation.now_ms
     land(invocation.context.lake, [plan_entity_rejected(source, letter, life, now_ms) for letter, life in letters])
     telemetry().record_dead_letters(source.name, {Reason.ENTITY_REJECTED: len(letters)})

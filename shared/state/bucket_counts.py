@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import orjson
@@ -31,6 +31,8 @@ from shared.errors import LakeError, WriteConflict
 from shared.lake.base import LakeStore
 from shared.layout import LEDGER_AREA, safe_segment
 from shared.state.registry import ENTITY_KINDS
+
+T = TypeVar("T")
 
 RECORD_PATH = "_state/buckets.json"
 # Migration runs (``tools.migrate_state``): the last token handed out, the last run completed per source, the
@@ -110,12 +112,13 @@ def record_migrated(
     if found[0] != moved_from:
         return found[0] or 0
 
-    def completed(runs: dict[str, Any]) -> None:
+    def completed(runs: dict[str, Any]) -> bool:
         if run is not None:
             runs["last"] = max(runs["last"], run)
             runs["completed"][source] = max(int(runs["completed"].get(source, 0)), run)
         if export is not None and export not in runs["imported"].setdefault(source, []):
             runs["imported"][source].append(export)
+        return True
 
     _update_runs(lake, completed)
     return None
@@ -128,10 +131,11 @@ def next_run(lake: LakeStore, after: int = 0) -> int:
     that took the clock stay below, than this machine's clock in nanoseconds."""
     token: list[int] = []
 
-    def take(runs: dict[str, Any]) -> None:
+    def take(runs: dict[str, Any]) -> bool:
         completed = max((int(run) for run in runs["completed"].values()), default=0)
         token[:] = [max(runs["last"] + 1, completed + 1, after + 1, time.time_ns())]
         runs["last"] = token[0]
+        return True
 
     _update_runs(lake, take)
     return token[0]
@@ -143,18 +147,9 @@ def imported(lake: LakeStore, source: str, export: str) -> bool:
     return found is not None and export in _parse_runs(found[0])["imported"].get(source, [])
 
 
-def _update_runs(lake: LakeStore, change: Callable[[dict[str, Any]], None]) -> None:
+def _update_runs(lake: LakeStore, change: Callable[[dict[str, Any]], bool]) -> None:
     """Read the runs record, let ``change`` edit it, write it back at the version read; again on a conflict."""
-    for _ in range(_ATTEMPTS):
-        found = lake.read_versioned(RUNS_PATH)
-        runs, version = (_parse_runs(found[0]), found[1]) if found is not None else (_parse_runs(b"{}"), None)
-        change(runs)
-        try:
-            lake.write_if(RUNS_PATH, orjson.dumps(runs, option=orjson.OPT_SORT_KEYS), version)
-        except WriteConflict:
-            continue
-        return
-    raise WriteConflict(f"{RUNS_PATH} kept changing under {_ATTEMPTS} attempts to update it")
+    _rewrite(lake, RUNS_PATH, lambda data: _parse_runs(data or b"{}"), change, _sorted_json)
 
 
 def _parse_runs(data: bytes) -> dict[str, Any]:
@@ -179,17 +174,39 @@ def _parse_runs(data: bytes) -> dict[str, Any]:
 def _update(lake: LakeStore, change: Callable[[dict[str, int]], bool]) -> dict[str, int]:
     """Read the record, let ``change`` edit it (False: nothing to write), write it back at the version read;
     read again when another writer got there first."""
+    return _rewrite(
+        lake,
+        RECORD_PATH,
+        lambda data: {} if data is None else _parse(data),
+        change,
+        lambda c: _sorted_json({"buckets": c}),
+    )
+
+
+def _rewrite(
+    lake: LakeStore,
+    path: str,
+    parse: Callable[[bytes | None], T],
+    change: Callable[[T], bool],
+    dump: Callable[[T], bytes],
+) -> T:
+    """Read ``path`` (None: absent), let ``change`` edit it (False: nothing to write), write it back with ``dump`` at
+    the version read; read again when another writer got there first."""
     for _ in range(_ATTEMPTS):
-        found = lake.read_versioned(RECORD_PATH)
-        counts, version = (_parse(found[0]), found[1]) if found is not None else ({}, None)
-        if not change(counts):
-            return counts
+        found = lake.read_versioned(path)
+        value, version = (parse(found[0]), found[1]) if found is not None else (parse(None), None)
+        if not change(value):
+            return value
         try:
-            lake.write_if(RECORD_PATH, orjson.dumps({"buckets": counts}, option=orjson.OPT_SORT_KEYS), version)
+            lake.write_if(path, dump(value), version)
         except WriteConflict:
             continue
-        return counts
-    raise WriteConflict(f"{RECORD_PATH} kept changing under {_ATTEMPTS} attempts to update it")
+        return value
+    raise WriteConflict(f"{path} kept changing under {_ATTEMPTS} attempts to update it")
+
+
+def _sorted_json(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def _parse(data: bytes) -> dict[str, int]:
