@@ -39,7 +39,7 @@ from shared.compaction.job import MB, open_curated
 from shared.compaction.location import DeltaLocation, curated_path, delta_location
 from shared.compaction.rewrite import replace_hour
 from shared.compaction.rows import CompactionError, merge_hour, offset_ranges
-from shared.errors import LakeUnavailable, RedriveInProgress
+from shared.errors import LakeError, LakeUnavailable, RedriveInProgress
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
@@ -67,12 +67,14 @@ from shared.reprocess import (
 from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES, Source
 from shared.state.registry import ENTITY_KINDS
-from tools.cli import parse_since, tool_environment
+from tools.cli import MAX_ERROR_TEXT, lake_target, one_line, parse_since, tool_environment, tool_main
 from tools.redrive import EXIT_ANOTHER_REDRIVE_RUNNING
 
 HOUR_MS = 3_600_000
 EXIT_NOT_PROMOTED = 1  # an hour's commit failed: run the command again for it
 EXIT_NOT_REPROCESSABLE = 4  # an Avro source (shared.reprocess.check_reprocessable): nothing read or written
+EXIT_LAKE_UNAVAILABLE = 5  # the lake could not be read or written before any hour was promoted
+PROG = "python -m tools.reprocess"
 REPROCESS_KEY = "streamingpoc.reprocess"
 
 
@@ -254,8 +256,9 @@ def report(source: Source, results: list[HourResult], window: tuple[int, int]) -
     return "\n".join(lines)
 
 
+@tool_main(PROG)
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.reprocess", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("source", choices=sorted(SOURCES))
     parser.add_argument("--from", dest="start", type=parse_since, required=True, help="ISO time, inclusive")
     parser.add_argument("--to", dest="end", type=parse_since, required=True, help="ISO time, exclusive")
@@ -273,6 +276,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NOT_REPROCESSABLE
     env = tool_environment(args.settings, lake=args.lake)
     settings: Settings = load_settings(env)
+    try:
+        return _run(args, source, settings, env)
+    except (LakeUnavailable, LakeError) as error:  # unreachable or refused before any hour was promoted
+        print(
+            f"reprocess of {source.name} stopped: cannot use the lake ({lake_target(settings)}): "
+            f"{one_line(error, MAX_ERROR_TEXT)}",
+            file=sys.stderr,
+        )
+        return EXIT_LAKE_UNAVAILABLE
+
+
+def _run(args: argparse.Namespace, source: Source, settings: Settings, env: dict[str, str]) -> int:
     lake = open_lake(settings)
     curated = open_curated(settings, source.name, env)
     shadow = CuratedTable(

@@ -39,3 +39,35 @@ def test_an_avro_source_is_refused_before_anything_is_read_or_written(
     assert "writer schema id" in printed.err and "python -m tools.redrive orders" in printed.err
     assert printed.out == ""
     assert list(tmp_path.iterdir()) == [], "nothing was read or written: no lease, no shadow table, no dead letters"
+
+
+def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused app setting was a ConfigurationError traceback."""
+    monkeypatch.setenv("LAKE_KIND", "bogus")
+    argv = ["clickstream", "--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z"]
+    assert reprocess_cli.main([*argv, "--settings", str(tmp_path / "absent.json")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m tools.reprocess: invalid settings: LAKE_KIND: ")
+
+
+def test_an_unreachable_lake_is_one_line_naming_it_without_its_key_and_exit_5(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real refused connection (nothing listens on port 1) was a LakeUnavailable traceback."""
+    key = "c2VjcmV0LWtleQ=="
+    monkeypatch.setenv("LAKE_KIND", "blob")
+    monkeypatch.setenv(
+        "LAKE_CONNECTION_STRING",
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
+        "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;",
+    )
+    argv = ["clickstream", "--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--promote"]
+    assert reprocess_cli.main([*argv, "--settings", str(tmp_path / "absent.json")]) == 5
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "reprocess of clickstream stopped: cannot use the lake (LAKE_KIND=blob at http://127.0.0.1:1/devstoreaccount1, "
+        "container lake): "
+    )
+    assert "Connection refused" in line and key not in line
