@@ -21,7 +21,7 @@ records go through Kafka (``KAFKA_BROKER_LIST``); with ``--eventhubs-namespace``
 One redrive of a source runs at a time: while another holds the source's lease (``_redrive/<source>/lease.json``)
 this one sends nothing and exits with 3. A run that crashed holds it for at most five minutes.
 Exit codes: 0 done; 1 some sends or signals failed (unconfirmed sends are not repeated: the summary says which
-counts); 2 bad arguments or settings (one line naming the setting); 3 another redrive is running; 4 the lake or a
+counts), or an Avro source's schema registry did not answer (one line; run again once it answers); 2 bad arguments or settings (one line naming the setting); 3 another redrive is running; 4 the lake or a
 lake file could not be read (a dead-letter file is left out and named, the rest go; a letter whose record may be in
 a raw file that cannot be read is not sent, named as "unknown"; an unreadable redrive log stops the run before
 anything is sent; a lake that cannot be reached stops the run, named in one line: run again once it answers, the
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.dead_letters import REASONS
-from shared.errors import LakeError, LakeUnavailable, RedriveInProgress, UnreadableLakeFile
+from shared.errors import LakeError, LakeUnavailable, RedriveInProgress, RegistryUnavailable, UnreadableLakeFile
 from shared.kafka_clients import producer_security
 from shared.lake import open_lake
 from shared.redrive import Delivery, EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
@@ -355,6 +355,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_UNREADABLE_FILE
+    except RegistryUnavailable as error:  # an Avro source's letters cannot be checked: the log keeps what went
+        print(
+            f"redrive of {source.name} stopped: {one_line(error, MAX_ERROR_TEXT)}; "
+            "what was sent before is logged; run again once it answers",
+            file=sys.stderr,
+        )
+        return EXIT_SEND_FAILED
     print(summary.table())
     if summary.failed or summary.resignal_failed:
         return EXIT_SEND_FAILED

@@ -344,3 +344,31 @@ def test_an_unreachable_lake_is_one_line_naming_it_without_its_key_and_exit_4(
         "container lake): create container lake: "
     )
     assert "Connection refused" in line and key not in line
+
+
+def test_an_unreachable_schema_registry_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An Avro source's dead letter is checked against the registry before it is sent; a registry that does not
+    answer (nothing listens on port 1) was a RegistryUnavailable traceback."""
+    from shared import formats
+    from shared.dead_letters import DeadLetter, Reason
+    from shared.lake.local import LocalLake
+    from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
+    from shared.records import KafkaRecord
+    from tests.conftest import FIXED_NOW_MS
+    from tests.unit.shared.schema_registry.conftest import avro_source
+
+    monkeypatch.setitem(redrive_cli.SOURCES, "orders", avro_source())
+    framed = b"\x00" + (7).to_bytes(4, "big") + b"\x02"  # Confluent's wire format, schema id 7
+    letter = DeadLetter(KafkaRecord("orders", 0, 3, "k", framed, FIXED_NOW_MS), Reason.UNKNOWN_SCHEMA, "id 7")
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, [dead_letter_row(letter, FIXED_NOW_MS)], record_name="x")
+    LocalLake(tmp_path).write_atomic(
+        f"deadletter/orders/date=2026-11-24/hour=10/orders+0+i0+{3:020d}+{3:020d}.unknown_schema.jsonl.gz", data
+    )
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", "http://127.0.0.1:1")
+    argv = ["orders", "--dry-run", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")]
+    assert redrive_cli.main(argv) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("redrive of orders stopped: schema registry ") and "did not answer" in line
+    assert line.endswith("what was sent before is logged; run again once it answers")
