@@ -17,11 +17,14 @@ def contains(ranges: OffsetRanges, offset: int) -> bool:
     return index >= 0 and ranges[index][1] >= offset
 
 
-def add(ranges: OffsetRanges, low: int, high: int, *, limit: int | None = None) -> OffsetRanges:
+def add(
+    ranges: OffsetRanges, low: int, high: int, *, limit: int | None = None, keep_open: OffsetRanges | None = None
+) -> OffsetRanges:
     """``ranges`` with ``[low, high]`` added; touching or overlapping ranges merge.
 
     With ``limit``, the oldest gaps are closed until at most ``limit`` ranges remain: offsets in
-    those gaps then count as applied (see the callers for why that is safe for them).
+    those gaps then count as applied (see the callers for why that is safe for them). A gap that
+    meets ``keep_open`` stays open, even past ``limit`` (the caller bounds ``keep_open``).
     """
     merged: OffsetRanges = []
     for current in sorted([*ranges, [low, high]]):
@@ -30,8 +33,24 @@ def add(ranges: OffsetRanges, low: int, high: int, *, limit: int | None = None) 
         else:
             merged.append([current[0], current[1]])
     if limit is not None and len(merged) > limit:
-        merged = [[merged[0][0], merged[-limit][1]], *merged[len(merged) - limit + 1 :]]
+        if not keep_open:
+            return [[merged[0][0], merged[-limit][1]], *merged[len(merged) - limit + 1 :]]
+        return _close_oldest_gaps(merged, len(merged) - limit, keep_open)
     return merged
+
+
+def _close_oldest_gaps(ranges: OffsetRanges, count: int, keep_open: OffsetRanges) -> OffsetRanges:
+    """``ranges`` with up to ``count`` of their gaps closed, the oldest first, skipping any gap that meets
+    ``keep_open``."""
+    closed: OffsetRanges = [ranges[0]]
+    for current in ranges[1:]:
+        gap_low, gap_high = closed[-1][1] + 1, current[0] - 1
+        if count and not any(low <= gap_high and high >= gap_low for low, high in keep_open):
+            closed[-1][1] = current[1]
+            count -= 1
+        else:
+            closed.append(current)
+    return closed
 
 
 def without(ranges: OffsetRanges, removed: OffsetRanges) -> OffsetRanges:

@@ -65,6 +65,17 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerHoles:
+    """Offsets of one life of a partition that its landing ledger has not landed, below offsets it has
+    (``Ledger.holes``): a consumer group moved over them, and a rewind may land them yet."""
+
+    topic: str
+    partition: int
+    incarnation: int
+    ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LandingReport:
     files: tuple[str, ...] = ()
     bytes_written: int = 0
@@ -78,6 +89,7 @@ class LandingReport:
     # skipped records this delivery rejects whose earlier delivery landed them as rows: raw/ holds them, so their
     # entities owe them (each with this delivery's reason)
     rejected_in_raw: tuple[DeadLetter, ...] = field(default=())
+    holes: tuple[LedgerHoles, ...] = ()  # per partition life landed: its ledger's holes once this batch landed
 
     def __add__(self, other: LandingReport) -> LandingReport:
         return LandingReport(
@@ -90,7 +102,12 @@ class LandingReport:
             self.unencodable + other.unencodable,
             self.dead_lettered_before + other.dead_lettered_before,
             self.rejected_in_raw + other.rejected_in_raw,
+            self.holes + other.holes,
         )
+
+    def holes_by_life(self) -> dict[tuple[str, int, int], list[list[int]]]:
+        """Each partition life's holes (topic, partition, incarnation -> ranges), as its last landing saw them."""
+        return {(h.topic, h.partition, h.incarnation): [list(r) for r in h.ranges] for h in self.holes if h.ranges}
 
     def not_in_raw(self) -> set[tuple[str, int, int]]:
         """(topic, partition, offset) of the batch's rows raw/ does not hold: no entity may count them."""

@@ -26,7 +26,7 @@ from shared.dead_letters import DeadLetter
 from shared.errors import ConfigurationError, WriteConflict
 from shared.formats import DECODE_ERRORS, Format, format_of_path
 from shared.lake.base import LakeStore
-from shared.landing.files import DEADLETTER_FORMAT, LandingReport, PlannedFile, plan_files
+from shared.landing.files import DEADLETTER_FORMAT, LandingReport, LedgerHoles, PlannedFile, plan_files
 from shared.landing.partition import (
     DEFAULT_LEASE_SECONDS,
     Admission,
@@ -206,12 +206,16 @@ class PartitionLander:
         admission = written.begun.admission
         skipped = len(self.part.records) - admission.fresh_count(len(self.part.records))
         report = admission.repaired or LandingReport()
+        where, life = self.landing.where, admission.incarnation
+        ranges = tuple((low, high) for low, high in self.landing.holes(life))
+        holes = LedgerHoles(where.topic, where.partition, life, ranges)
         return report + dataclasses.replace(
             written.report,
             skipped=skipped,
             unencodable=self._unencodable,
             dead_lettered_before=self._dead_lettered_before,
             rejected_in_raw=self._rejected_in_raw,
+            holes=(holes,),
         )
 
     def _plan_pending(self, offsets: frozenset[int], incarnation: int) -> list[PlannedFile]:

@@ -37,6 +37,7 @@ KEPT_FINGERPRINTS = 64
 KEPT_INCARNATIONS = 8
 KEPT_PREVIOUS_FINGERPRINTS = 16
 KEPT_MOVES = 8  # the newest offsets a consumer group was moved to (``Ledger.moved_to``)
+KEPT_HOLES = 8  # the newest gaps between a life's landed ranges that signals carry (``Ledger.holes``)
 
 
 def fingerprint(record: KafkaRecord) -> str:
@@ -216,6 +217,12 @@ class Ledger:
             if int(earlier["incarnation"]) == incarnation:
                 return [[int(low), int(high)] for low, high in earlier["landed"]]
         return []
+
+    def holes(self, incarnation: int) -> OffsetRanges:
+        """The newest ``KEPT_HOLES`` gaps between the ranges landed in ``incarnation``: offsets below landed ones
+        that never landed (a consumer group moved over them), which a rewind may land yet."""
+        landed = self.landed_in(incarnation)
+        return [[below[1] + 1, above[0] - 1] for below, above in pairwise(landed)][-KEPT_HOLES:]
 
     def is_landed(self, offset: int, incarnation: int | None = None) -> bool:
         return contains(self.landed_in(self.incarnation if incarnation is None else incarnation), offset)

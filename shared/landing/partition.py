@@ -46,6 +46,7 @@ from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, PlannedFile, land
 from shared.landing.ledger import Ledger, Pending
 from shared.layout import DEADLETTER_AREA, RAW_AREA, ledger_path
+from shared.offset_ranges import OffsetRanges
 from shared.records import KafkaRecord, TopicPartition
 
 log = logging.getLogger("streamingpoc.landing")
@@ -280,6 +281,10 @@ class PartitionLanding:
         admission = written.begun.admission
         if admission.low <= admission.high:
             ledger.mark_landed(admission.low, admission.high, admission.incarnation)
+
+    def holes(self, incarnation: int) -> OffsetRanges:
+        """The ledger's holes in ``incarnation`` as this object last read or wrote it (``Ledger.holes``)."""
+        return self._loaded().holes(incarnation)
 
     def forget(self) -> None:
         """Drop the snapshot: the next step reads the ledger again. The memory of this instance's last batch goes

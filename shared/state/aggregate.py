@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.offset_ranges import OffsetRanges
 from shared.records import OffsetSpan, OffsetSpans, TopicPartition
 from shared.source_model import Row
 from shared.sources import get_source
@@ -127,6 +128,20 @@ def with_owed(source_name: str, signals: list[Signal], owed: Owed, buckets: int)
                 signal.payload["parts"].append(part)
             low, high = part["range"]
             part["owed"] = sorted({*part.get("owed", ()), *(offset for offset in offsets if low <= offset <= high)})
+    return signals
+
+
+def with_holes(signals: list[Signal], holes: Mapping[PartitionLife, OffsetRanges]) -> list[Signal]:
+    """``signals`` with each part told its partition life's holes (``Ledger.holes``): offsets the landing ledger
+    has not landed, below ones it has. Its bucket keeps any gap that meets them open (``offsets.mark``), so the
+    events a rewind lands there later count, however many ranges the bucket gathered meanwhile."""
+    if not holes:
+        return signals
+    for signal in signals:
+        for part in signal.payload["parts"]:
+            found = holes.get((part["topic"], part["partition"], part["incarnation"]))
+            if found:
+                part["holes"] = found
     return signals
 
 

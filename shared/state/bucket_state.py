@@ -15,11 +15,13 @@ once for all the keys that came from it (``_origins``), so a move does not copy 
 
 Operations:
 - ``apply`` ``{"parts": [{"topic", "partition", "incarnation", "range": [low, high],
-  "keys": {key: [[offset, ...], ...]}, "owed": [offset, ...]}]}``: one invocation's events, per
-  topic-partition. ``owed`` (optional) names offsets in the range whose events the part does not carry
-  although they count (raw/ holds their rows): the bucket keeps them under ``_owed`` and applies an event
-  at one when it comes, once (``tools.redrive`` re-applies them from raw/). A part may carry no keys at
-  all, only its range and what it owes: what processing sends a bucket whose ``apply`` was refused.
+  "keys": {key: [[offset, ...], ...]}, "owed": [offset, ...], "holes": [[low, high], ...]}]}``: one
+  invocation's events, per topic-partition. ``owed`` (optional) names offsets in the range whose events the
+  part does not carry although they count (raw/ holds their rows): the bucket keeps them under ``_owed`` and
+  applies an event at one when it comes, once (``tools.redrive`` re-applies them from raw/). ``holes``
+  (optional) are the landing ledger's (``Ledger.holes``): a gap that meets one is never closed. A part may
+  carry no keys at all, only its range and what it owes: what processing sends a bucket whose ``apply`` was
+  refused.
 - ``adopt`` ``{"states": {key: state}, "origins": {old bucket: applied ranges}, "replace": run}``: keys moved
   from another layout (``shared.state.migration``), ``origins`` only from buckets of another N. A key
   the bucket does not hold takes the state given; one it holds with the same state is left alone
@@ -151,7 +153,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
             owed[where] = owing = without(owing or [], [[offset, offset] for offset in sorted(set(taken))])
         if part.get("owed"):
             owed[where] = _owing(part, ranges, owing)
-        mark(applied, where, *part_range(part))
+        mark(applied, part)
     folded: dict[str, str] = {}
     unreadable: dict[str, str] = {}
     refused: list[str] = []

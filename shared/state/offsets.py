@@ -13,7 +13,9 @@ moved into a bucket keeps them too, so offsets it applied before the move never 
 Ranges merge when batches with the entity's events follow each other; where it had no
 events, gaps stay. At most ``KEPT_RANGES`` ranges are kept per partition: the oldest gaps are
 closed first, so only a signal overtaken by that many newer signals of the same entity would
-be ignored. Ranges are kept per incarnation (``shared.landing.ledger``): a topic whose offsets
+be ignored. A gap that meets a hole of the landing ledger (offsets it never landed, below ones it
+did: a consumer group moved over them) stays open, so a rewind that lands them later counts them.
+Ranges are kept per incarnation (``shared.landing.ledger``): a topic whose offsets
 restart is counted afresh.
 """
 
@@ -78,12 +80,16 @@ def unapplied(state: dict[str, Any], payload: dict[str, Any]) -> list[list[Any]]
 
 def advance(state: dict[str, Any], payload: dict[str, Any]) -> None:
     """Record the payload's offset range as applied."""
-    mark(applied_ranges(state), position(payload), *part_range(payload))
+    mark(applied_ranges(state), payload)
 
 
-def mark(applied: dict[str, OffsetRanges], where: str, low: int, high: int) -> None:
-    """Add ``[low, high]`` to the ranges applied at ``where``, keeping at most ``KEPT_RANGES``."""
-    applied[where] = add(applied.get(where, []), low, high, limit=KEPT_RANGES)
+def mark(applied: dict[str, OffsetRanges], part: dict[str, Any]) -> None:
+    """Add the part's range to the ranges applied at its position, keeping at most ``KEPT_RANGES``. A gap that
+    meets the part's ``holes`` (offsets its partition's landing ledger has not landed, below ones it has: a
+    consumer group moved over them) stays open: a rewind may land them yet, and their events must count then."""
+    where = position(part)
+    low, high = part_range(part)
+    applied[where] = add(applied.get(where, []), low, high, limit=KEPT_RANGES, keep_open=part.get("holes"))
 
 
 def per_key_reduce(entity: str, fold: Fold) -> Reducer:

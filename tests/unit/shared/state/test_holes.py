@@ -1,0 +1,103 @@
+"""Offsets a consumer group was moved over count once when a rewind lands them, however long after.
+
+A bucket keeps at most ``KEPT_RANGES`` applied ranges per partition and closes its oldest gaps first. The offsets a
+move of the group passed over are such a gap; closed, the events a later rewind lands there would be dropped. Each
+part carries its ledger's holes (``Ledger.holes``), and a bucket never closes a gap that meets one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+
+from shared.invocation import handle_batch_with_state
+from shared.lake import LocalLake
+from shared.landing.ledger import KEPT_HOLES, Ledger
+from shared.offset_ranges import add
+from shared.records import KafkaRecord
+from shared.sources import SOURCES
+from shared.state.buckets import bucket_index
+from shared.state.lookups import StateJoiner
+from shared.state.offsets import APPLIED, KEPT_RANGES
+from tests.conftest import FIXED_NOW_MS, context_for
+from tests.unit.shared.conftest import ApplyingGateway
+
+SETTINGS = {"STATE_BUCKETS": "2"}
+SPARSE, BUSY = "device-0", "device-1"  # buckets 0 and 1 of 2
+
+
+def _tap(offset: int, device: str) -> KafkaRecord:
+    value = {
+        "event_id": f"e{offset}",
+        "device_id": device,
+        "user_id": "u",
+        "session_id": "s",
+        "event_type": "tap",
+        "screen": "home",
+        "app_version": "4.3.0",
+        "os": "iOS",
+        "os_version": "18.1",
+        "timestamp": "2026-11-27T19:00:00Z",
+        "properties": {},
+    }
+    return KafkaRecord("mobile", 0, offset, device, orjson.dumps(value), FIXED_NOW_MS)
+
+
+def _deliver(lake: LocalLake, gateway: ApplyingGateway, records: list[KafkaRecord]) -> int:
+    context = context_for(SOURCES["mobile"], lake, settings=SETTINGS)
+    return asyncio.run(handle_batch_with_state(context, records, gateway, StateJoiner())).landed
+
+
+def _events(gateway: ApplyingGateway) -> dict[str, int]:
+    return {key: state.get("events", 0) for key, state in gateway.key_states("device_activity").items()}
+
+
+def _moved_over_then_sparse(tmp_path: Path, gateway: ApplyingGateway, rounds: int) -> int:
+    """Offsets 0..9 land (the sparse device at 5); a new worker starts at 100 (10..99 passed over), and the sparse
+    device's bucket is signalled every other batch, ``rounds`` times, each time with a gap. Returns rows landed."""
+    assert bucket_index(SPARSE, 2) != bucket_index(BUSY, 2)
+    landed = _deliver(LocalLake(tmp_path), gateway, [_tap(o, SPARSE if o == 5 else BUSY) for o in range(10)])
+    worker, offset = LocalLake(tmp_path), 100
+    for _ in range(rounds):
+        landed += _deliver(worker, gateway, [_tap(offset, SPARSE), _tap(offset + 1, BUSY)])
+        landed += _deliver(worker, gateway, [_tap(offset + 2, BUSY), _tap(offset + 3, BUSY)])
+        offset += 4
+    return landed
+
+
+@pytest.mark.parametrize("rounds", [KEPT_RANGES + 8, 3 * KEPT_RANGES])
+def test_events_a_group_move_passed_over_count_once_when_a_rewind_lands_them(tmp_path: Path, rounds: int) -> None:
+    gateway = ApplyingGateway()
+    _moved_over_then_sparse(tmp_path, gateway, rounds)
+    assert _deliver(LocalLake(tmp_path), gateway, [_tap(o, SPARSE) for o in range(10, 100)]) == 90  # never landed
+    assert _events(gateway)[SPARSE] == 1 + rounds + 90
+    assert _deliver(LocalLake(tmp_path), gateway, [_tap(o, SPARSE) for o in range(10, 100)]) == 0  # redelivered
+    assert _events(gateway)[SPARSE] == 1 + rounds + 90, "a redelivery of the rewind counts nothing again"
+
+
+def test_a_gap_never_rewound_stays_open_and_the_buckets_ranges_stay_bounded(tmp_path: Path) -> None:
+    gateway = ApplyingGateway()
+    _moved_over_then_sparse(tmp_path, gateway, 3 * KEPT_RANGES)
+    for text in gateway.states.values():
+        (ranges,) = orjson.loads(text)[APPLIED].values()
+        assert ranges[:2] == [[0, 9], [100, ranges[1][1]]], "the moved-over gap 10..99 is still open"
+        assert len(ranges) <= KEPT_RANGES + KEPT_HOLES
+
+
+def test_a_gap_that_meets_a_hole_stays_open_and_the_others_close_oldest_first() -> None:
+    ranges = [[0, 0], [2, 2], [4, 4], [6, 6]]
+    assert add(ranges, 8, 8, limit=3) == [[0, 4], [6, 6], [8, 8]]
+    assert add(ranges, 8, 8, limit=3, keep_open=[[1, 1]]) == [[0, 0], [2, 6], [8, 8]]
+    assert add(ranges, 8, 8, limit=3, keep_open=[[1, 1], [3, 3], [5, 5], [7, 7]]) == [*ranges, [8, 8]]
+
+
+def test_a_ledgers_holes_are_the_newest_gaps_between_its_landed_ranges() -> None:
+    ledger = Ledger()
+    for low in range(0, 40, 4):
+        ledger.mark_landed(low, low + 1)
+    assert ledger.holes(0) == [[low + 2, low + 3] for low in range(0, 36, 4)][-KEPT_HOLES:]
+    ledger.mark_landed(2, 39)
+    assert ledger.holes(0) == []
