@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from shared.source_model import Row
 from shared.state.aggregate import Signal
-from shared.state.bucket_state import key_state
+from shared.state.bucket_state import is_bucket_state, key_state
 from shared.state.buckets import bucket_for
 from shared.state.cache import TtlCache
 from shared.state.carried import Carried, Carry
@@ -80,10 +80,11 @@ async def read_cached(
 ) -> dict[str, dict[str, Any] | None]:
     """States of the buckets ``homes``: each read once, concurrently, unless cached (and fresh). An answer ``reads``
     keeps is cached and settles what ``carried`` holds for its bucket; for one it does not, the batch takes the
-    answer kept."""
+    answer kept. An answer not of a bucket's shape is no state (``_bucket_or_none``)."""
     missing = sorted(cache.missing(homes))
     begun = reads.begin()
-    answers = await _bounded(gateway.read(entity, home) for home in missing)
+    read = await _bounded(gateway.read(entity, home) for home in missing)
+    answers = [_bucket_or_none(entity, home, state) for home, state in zip(missing, read, strict=True)]
     for home, state in zip(missing, answers, strict=True):
         if reads.keep(home, begun):
             cache.put(home, state)
@@ -92,6 +93,16 @@ async def read_cached(
     for home, state in zip(missing, answers, strict=True):
         held.setdefault(home, state)  # the cache empties itself at its limit: what was read still serves this batch
     return held
+
+
+def _bucket_or_none(entity: str, home: str, state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``state`` as read of bucket ``home``, or no state when it is not of a bucket's shape (damaged outside this
+    code, as the state API names it), logged once per read: its keys are joined as no state and its carried events
+    stay carried, so the batch lands instead of every batch of the source failing on it."""
+    if state is None or is_bucket_state(state):
+        return state
+    log.warning("%s bucket %r is not of a bucket's shape; read as no state", entity, home)
+    return None
 
 
 async def send_signals(gateway: StateGateway, signals: list[Signal]) -> None:

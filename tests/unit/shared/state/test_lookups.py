@@ -159,3 +159,53 @@ async def test_overlapping_reads_of_a_bucket_keep_one_answer_and_what_it_settled
     outcome = await joiner.join(no_reads, "sensors", outlier, {"sensors": 1})
     assert no_reads.reads == []
     assert (outcome.anomalies, outlier[0]["anomaly"]) == (1, True)  # judged on the 40 readings
+
+
+DAMAGED_BUCKETS = pytest.mark.parametrize(
+    "damaged", [{"keys": ["7", "s1"]}, {"keys": "abc"}, ["keys"]], ids=["keys list", "keys text", "not an object"]
+)
+
+
+@DAMAGED_BUCKETS
+async def test_a_bucket_not_of_a_buckets_shape_joins_its_keys_as_no_profile_logged_once(
+    damaged: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Damaged outside this code (the state API names it ``damaged``): the clicks batch still lands, instead of
+    every batch of the source failing on it while it stays."""
+    gateway = RecordingGateway({("user_profile", "~b0of1"): damaged})
+    joiner = StateJoiner()
+    for _ in range(2):  # the second batch takes the bucket as cached: no state, not logged again
+        rows = [{"userid": 7, "user_known": True}]
+        await joiner.join(gateway, "clickstream", rows, {"users": 1})
+        assert rows[0]["city"] is None
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "user_profile bucket '~b0of1' is not of a bucket's shape; read as no state"
+    ]
+
+
+@DAMAGED_BUCKETS
+async def test_a_sensors_bucket_not_of_a_buckets_shape_judges_the_readings_as_a_new_sensors(damaged: Any) -> None:
+    gateway = RecordingGateway({("sensor_stats", "~b0of1"): damaged})
+    rows = [sensor_row("s1", 0, 1.0)]
+    outcome = await StateJoiner().join(gateway, "sensors", rows, {"sensors": 1})
+    assert (outcome.anomalies, rows[0]["anomaly"]) == (0, False)
+
+
+@DAMAGED_BUCKETS
+async def test_a_bucket_not_of_a_buckets_shape_settles_nothing_carried(damaged: Any) -> None:
+    """Read as no state, it shows none of the readings the worker carries applied: they stay carried, and the next
+    reading is judged on them."""
+    clock = [0.0]
+    joiner = StateJoiner()
+    joiner.caches["sensor_stats"] = TtlCache(30.0, clock=lambda: clock[0])
+    readings = [sensor_row("s1", offset, 24.0 + (0.5 if offset % 2 else -0.5)) for offset in range(40)]
+    await joiner.join(RecordingGateway({}), "sensors", readings, {"sensors": 1})  # the bucket is empty: all carried
+
+    clock[0] = 100.0  # the cached read has expired; the bucket is read again, damaged
+    damaged_bucket = RecordingGateway({("sensor_stats", "~b0of1"): damaged})
+    await joiner.join(damaged_bucket, "sensors", [sensor_row("s2", 0, 1.0, 1)], {"sensors": 1})
+
+    outlier = [sensor_row("s1", 40, 140.0)]
+    outcome = await joiner.join(damaged_bucket, "sensors", outlier, {"sensors": 1})
+    assert damaged_bucket.reads == [("sensor_stats", "~b0of1")]
+    assert (outcome.anomalies, outlier[0]["anomaly"]) == (1, True)  # judged on the 40 readings carried
