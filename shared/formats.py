@@ -21,7 +21,7 @@ from fastavro.read import SchemaResolutionError
 from fastavro.schema import SchemaParseException
 
 from shared.settings import LakeFormat
-from shared.source_model import Column, Row
+from shared.source_model import EPOCH, MILLISECOND, Column, Row
 
 # What decoding a damaged or foreign lake file raises: the readers' own errors (pyarrow's are ``ArrowException``,
 # a damaged gzip or deflate stream ``zlib.error``, a damaged Avro header a ``KeyError``, ``IndexError``,
@@ -225,7 +225,9 @@ def _encode_jsonl(columns: Sequence[Column], rows: Sequence[Row]) -> bytes:
 
 
 def _timestamps_to_ms(row: dict[str, Any]) -> Row:
+    """Timestamps read back as epoch milliseconds, exactly: a float product (``timestamp() * 1000``) truncates some
+    instants to the millisecond before. A naive value is taken as local time, as ``astimezone`` takes it."""
     for name, value in row.items():
         if isinstance(value, datetime):
-            row[name] = int(value.astimezone(UTC).timestamp() * 1000)
+            row[name] = (value.astimezone(UTC) - EPOCH) // MILLISECOND
     return row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from types import UnionType
 from typing import Annotated, Any, Literal, NotRequired, Union, cast, get_args, get_origin
@@ -131,13 +131,18 @@ class Source:
         return [column.name for column in self.columns]
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+
+
 def epoch_ms(moment: datetime | None) -> int | None:
-    """Epoch milliseconds of an aware datetime; naive datetimes are taken as UTC."""
+    """Epoch milliseconds of an aware datetime, exactly (``timestamp() * 1000``, a float, lands some instants a
+    millisecond early); naive datetimes are taken as UTC."""
     if moment is None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return (moment - EPOCH) // MILLISECOND
 
 
 # A field read under another name (``_time`` into ``time_ms``) would hide a producer's own field named like

@@ -13,6 +13,8 @@ import pytest
 from shared import formats
 from shared.formats import format_named
 from shared.landing.files import landed_columns, plan_batch
+from shared.settings import LakeFormat
+from shared.source_model import Column
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW_MS
 from tests.unit.shared.conftest import processed
@@ -48,3 +50,13 @@ def test_raw_parquet_keeps_statistics_for_numbers_and_times_only() -> None:
     assert not with_statistics & {"_received", "_key", "_topic", "_extra"}
     offsets = row_group.column([c.name for c in landed_columns(batch.source)].index("_offset")).statistics
     assert (offsets.min, offsets.max) == (0, 24)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "avro"])
+@pytest.mark.parametrize("ms", [543_114_725_359, 269_551_745_655, -134_975_980_075, 0, FIXED_NOW_MS])
+def test_a_timestamp_read_back_is_the_millisecond_that_landed(fmt: LakeFormat, ms: int) -> None:
+    """Not one millisecond early, as a float product (``timestamp() * 1000``) truncated makes some instants: the
+    rows read back from raw/ feed keyed state (a user's ``registered_at``, an event's window)."""
+    columns = (Column("_offset", "long", nullable=False), Column("registered_at", "timestamp", nullable=False))
+    data = formats.encode(fmt, columns, [{"_offset": 0, "registered_at": ms}], record_name="users")
+    assert formats.decode(fmt, data) == [{"_offset": 0, "registered_at": ms}]
