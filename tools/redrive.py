@@ -16,17 +16,20 @@ Settings (the lake, the broker, the source's topic) come from ``local.settings.j
 records go through Kafka (``KAFKA_BROKER_LIST``); with ``--eventhubs-namespace`` (or when
 ``KAFKA_BROKER_LIST`` is an Event Hubs endpoint) through ``azure-eventhub`` with
 ``DefaultAzureCredential``: the operator needs the Azure Event Hubs Data Sender role
-(Terraform: ``redrive_operator_principal_id``) and read/write on the lake. Ends with a summary.
+(Terraform: ``redrive_operator_principal_id``) and read/write on the lake. The Event Hubs client does not retry a
+send (a retry after an append whose answer was lost would append it twice): a batch whose send failed, whatever the
+error, is unconfirmed and never sent again; one never handed to the service goes with a later run. Ends with a summary.
 
 One redrive of a source runs at a time: while another holds the source's lease (``_redrive/<source>/lease.json``)
 this one sends nothing and exits with 3. A run that crashed holds it for at most five minutes.
 Exit codes: 0 done; 1 some sends or signals failed (unconfirmed sends are not repeated: the summary says which
-counts), or an Avro source's schema registry did not answer (one line; run again once it answers); 2 bad arguments or settings (one line naming the setting); 3 another redrive is running; 4 the lake or a
-lake file could not be read (a dead-letter file is left out and named, the rest go; a letter whose record may be in
-a raw file that cannot be read is not sent, named as "unknown"; an unreadable redrive log stops the run before
-anything is sent; a lake that cannot be reached stops the run, named in one line: run again once it answers, the
-redrive log keeps a send from being repeated). Dead letters of a landing still pending and unfinished are not sent
-(named as "pending landing"): a later run sends them once it is counted.
+counts), or an Avro source's schema registry did not answer (one line; run again once it answers); 2 bad arguments
+or settings (one line naming the setting); 3 another redrive is running; 4 the lake or a lake file could not be read
+(a dead-letter file is left out and named, the rest go; a letter whose record may be in a raw file that cannot be
+read is not sent, named as "unknown"; an unreadable redrive log stops the run before anything is sent; a lake that
+cannot be reached stops the run, named in one line: run again once it answers, the redrive log keeps a send from
+being repeated). Dead letters of a landing still pending and unfinished are not sent (named as "pending landing"): a
+later run sends them once it is counted.
 """
 
 from __future__ import annotations
@@ -195,9 +198,9 @@ class EventHubsRedriveSender:
         self.namespace = namespace if "." in namespace else f"{namespace}{EVENTHUBS_SUFFIX}"
 
     def send(self, topic: str, messages: Sequence[OutgoingRedrive]) -> list[Delivery]:
-        """Always the outcomes: a batch handed to ``send_batch`` is acknowledged, not sent or unknown
-        (``_send_batch``); once making a batch fails (no login, the service busy or unreachable) nothing more is
-        tried, and every message never handed to ``send_batch`` is not sent (a later run sends it)."""
+        """Always the outcomes: a batch handed to ``send_batch`` is acknowledged or unknown (``_send_batch``); once
+        making a batch fails (no login, the service busy or unreachable) nothing more is tried, and every message
+        never handed to ``send_batch`` is not sent (a later run sends it)."""
         from azure.core.exceptions import AzureError
         from azure.eventhub import EventHubProducerClient
         from azure.eventhub.exceptions import EventHubError
@@ -209,7 +212,12 @@ class EventHubsRedriveSender:
         outcomes: list[Delivery | None] = [None] * len(messages)  # None: not tried
         try:
             client = EventHubProducerClient(
-                fully_qualified_namespace=self.namespace, eventhub_name=topic, credential=DefaultAzureCredential()
+                fully_qualified_namespace=self.namespace,
+                eventhub_name=topic,
+                credential=DefaultAzureCredential(),
+                # The SDK's own retry would send a batch again after an append whose answer was lost, and report
+                # the two copies as one acknowledged send: the redrive log and a later run are the retry.
+                retry_total=0,
             )
         except (AzureError, EventHubError, ValueError) as error:
             print(f"nothing sent: {type(error).__name__}: {error}", file=sys.stderr)
@@ -263,17 +271,16 @@ class EventHubsRedriveSender:
 
 
 def _send_batch(client: Any, batch: Any, members: list[int], outcomes: list[Delivery | None]) -> None:
-    """Send one batch: acknowledged, not sent (refused before any byte of it went: no connection, no
-    authorisation), or unknown (anything else: it may have been appended)."""
-    from azure.core.exceptions import AzureError, ClientAuthenticationError
-    from azure.eventhub.exceptions import AuthenticationError, ConnectError, EventHubError
+    """Send one batch: acknowledged, or unknown on any error (it may have been appended, never sent again).
 
+    No error of ``send_batch`` proves that nothing was appended, unlike the broker's refusals the Kafka sender
+    tells apart: azure-eventhub raises ``ConnectError`` for any dropped AMQP connection, one lost after the service
+    took the events too (and with retries, only the last attempt's error). Not sent is for what never reached
+    ``send_batch`` (``EventHubsRedriveSender.send``)."""
     try:
         client.send_batch(batch)
         outcome = Delivery.ACKNOWLEDGED
-    except (AuthenticationError, ClientAuthenticationError, ConnectError):
-        outcome = Delivery.NOT_SENT
-    except (EventHubError, AzureError, OSError) as error:  # any other failure once the batch went: it may have landed
+    except Exception as error:  # ConnectError and authentication errors too: the batch may have landed
         print(f"{len(members)} unconfirmed: {type(error).__name__}: {error}", file=sys.stderr)
         outcome = Delivery.UNKNOWN
     for index in members:

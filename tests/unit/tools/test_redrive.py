@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from azure.core.exceptions import ClientAuthenticationError
+from azure.eventhub.exceptions import AuthenticationError, ConnectError
 
 from shared import formats
 from shared.lake import LocalLake
@@ -237,6 +239,80 @@ def test_an_event_hubs_error_sending_a_batch_makes_only_that_batch_unconfirmed(
     outgoing = [OutgoingRedrive(f"k{i}", b"{}", (), None) for i in range(3)]  # type: ignore[arg-type]
     sent = redrive_cli.EventHubsRedriveSender("evhns-x").send("orders", outgoing)
     assert sent == [Delivery.ACKNOWLEDGED, Delivery.UNKNOWN, Delivery.ACKNOWLEDGED]
+
+
+class _AppendedThenConnectionLost:
+    """Stands in for azure-eventhub's producer when the service appended the batch and the AMQP connection dropped
+    before its disposition came back: the SDK raises ``ConnectError`` (it maps any ``AMQPConnectionError`` to it,
+    and its retry loop raises the last attempt's error), though the events are in the hub. Keeps the keyword
+    arguments the client was built with."""
+
+    appended: ClassVar[list[Any]] = []
+    options: ClassVar[dict[str, object]] = {}
+    error: ClassVar[type[Exception] | None] = None
+
+    def __init__(self, **options: object) -> None:
+        type(self).options = options
+
+    def __enter__(self) -> _AppendedThenConnectionLost:
+        return self
+
+    def __exit__(self, *_: object) -> None: ...
+
+    def create_batch(self, **_: object) -> _Batch:
+        return _Batch()
+
+    def send_batch(self, batch: _Batch) -> None:
+        self.appended.extend(batch)  # the service has the events
+        if self.error is not None:
+            raise self.error("Connection lost waiting for the disposition (amqp:connection:forced)")
+
+
+@pytest.fixture
+def lossy_event_hubs(monkeypatch: pytest.MonkeyPatch) -> type[_AppendedThenConnectionLost]:
+    import azure.eventhub
+    import azure.identity
+
+    hub = type("Lossy", (_AppendedThenConnectionLost,), {"appended": [], "error": ConnectError})
+    monkeypatch.setattr(azure.eventhub, "EventHubProducerClient", hub)
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda: object())
+    return hub
+
+
+def test_an_event_hubs_connect_error_after_the_batch_went_is_unconfirmed_and_never_sent_again(
+    tmp_path: Path, lossy_event_hubs: type[_AppendedThenConnectionLost]
+) -> None:
+    """A ConnectError from ``send_batch`` does not prove nothing was appended; taking it for not sent would make
+    the next run send every letter of that batch again, and each redriven record would land twice."""
+    lake = LocalLake(tmp_path)
+    _letters_of_three_keys(lake)
+    sender = redrive_cli.EventHubsRedriveSender("evhns-x")
+    first = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    lossy_event_hubs.error = None  # the connection is fine again; an operator reruns the redrive
+    again = redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
+    assert (first.failed, first.not_sent, again.sent, again.unconfirmed) == (3, 0, 0, 3), again.table()
+    assert len(lossy_event_hubs.appended) == 3
+
+
+@pytest.mark.parametrize("error", [ConnectError, AuthenticationError, ClientAuthenticationError, OSError])
+def test_every_error_from_sending_an_event_hubs_batch_leaves_it_unconfirmed(
+    error: type[Exception], lossy_event_hubs: type[_AppendedThenConnectionLost]
+) -> None:
+    """Refused logins and dropped connections included: none of them proves the batch was not appended."""
+    lossy_event_hubs.error = error
+    outgoing = [OutgoingRedrive(f"k{i}", b"{}", (), None) for i in range(2)]  # type: ignore[arg-type]
+    assert redrive_cli.EventHubsRedriveSender("evhns-x").send("orders", outgoing) == [Delivery.UNKNOWN] * 2
+
+
+def test_the_event_hubs_client_does_not_retry_a_send_itself(
+    lossy_event_hubs: type[_AppendedThenConnectionLost],
+) -> None:
+    """The SDK's default retries would send a batch again after a first attempt that was appended but timed out,
+    and report the two copies as one acknowledged send: the redrive log and a later run are the retry."""
+    lossy_event_hubs.error = None
+    outgoing = [OutgoingRedrive("k", b"{}", (), None)]  # type: ignore[arg-type]
+    assert redrive_cli.EventHubsRedriveSender("evhns-x").send("orders", outgoing) == [Delivery.ACKNOWLEDGED]
+    assert lossy_event_hubs.options["retry_total"] == 0
 
 
 def test_a_kafka_setting_the_client_refuses_sends_nothing_and_leaves_every_letter_to_a_later_run(
