@@ -60,6 +60,7 @@ from shared.state.offsets import (
 
 KEYS = "keys"
 UNREADABLE = "_unreadable"  # damaged key states (not a JSON object, or one the fold cannot read), kept to read
+UNREADABLE_KEYS = "_unreadable_keys"  # a bucket's key states that were not an object at all, kept to read
 ORIGINS = "_origins"
 REFUSED = "_refused"  # per key and partition, offsets whose events its fold could not take (a bug), for a person
 KEPT_REFUSED = 100  # offsets per key and partition, and keys per bucket
@@ -136,6 +137,10 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     ``_refused`` (the latest ``KEPT_REFUSED`` keys, each's latest offsets per partition, for a person: a fixed fold
     counts them from raw/). The other keys' events count, and the operation's error result names the key.
     """
+    if not is_bucket_state(state):  # damaged outside this code: its key states kept to read, keys counted afresh
+        log.error("the bucket's %r is not an object of key states; set aside under %s", KEYS, UNREADABLE_KEYS)
+        damaged = state[KEYS]
+        state[UNREADABLE_KEYS], state[KEYS] = damaged if isinstance(damaged, str) else repr(damaged), {}
     keys: dict[str, str] = state.setdefault(KEYS, {})
     applied = {where: list(ranges) for where, ranges in applied_ranges(state).items()}
     owed: dict[str, OffsetRanges] = {where: list(ranges) for where, ranges in state.get(OWED, {}).items()}

@@ -241,3 +241,20 @@ def test_a_bucket_whose_updated_keys_alone_are_over_its_bound_evicts_nothing() -
     outcome = apply(device_fold, state, {"parts": [part]})
     assert outcome.evicted == 0 and len([key for key in outcome.state["keys"] if key.startswith("cold")]) == 100
     assert outcome.size is not None and outcome.size > MAX_BUCKET_BYTES
+
+
+@pytest.mark.parametrize("damaged", [["7", "8"], "abc", 5])
+def test_a_bucket_whose_key_states_are_not_an_object_sets_them_aside_and_counts_afresh(
+    damaged: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Damaged outside this code, every apply to it raised, so no event of its keys counted again, silently to the
+    sender of a signal. Its key states are kept to read, and its keys counted afresh from the operation on."""
+    from shared.state.bucket_state import UNREADABLE_KEYS, is_bucket_state
+
+    state = {"keys": damaged, "_applied": {"clickstream/0/0": [[0, 3]]}}
+    outcome = apply(user_activity.fold, state, {"parts": [part("clickstream", 0, "7", [click(4, T0), click(5, T0)])]})
+    assert is_bucket_state(outcome.state) and outcome.refused is None
+    assert (key_state(outcome.state, "7") or {}).get("page_views") == 2
+    assert outcome.state[UNREADABLE_KEYS] == (damaged if isinstance(damaged, str) else repr(damaged))
+    assert outcome.state["_applied"] == {"clickstream/0/0": [[0, 5]]}, "what it applied before still counts"
+    assert "not an object of key states" in caplog.text
