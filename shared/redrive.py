@@ -62,7 +62,7 @@ from shared.errors import LakeError, RedriveInProgress, StreamingPocError, Unrea
 from shared.formats import format_named
 from shared.lake.base import LakeStore
 from shared.landing.files import plan_files
-from shared.landing.ledger import names_pending
+from shared.landing.ledger import names_pending, stored_holes
 from shared.landing.partition import CLOCK_SKEW_SECONDS, minimum_lease_seconds
 from shared.layout import DEADLETTER_AREA, RAW_AREA, parse_batch_file_name, safe_segment
 from shared.reconcile import REPROCESSED
@@ -71,7 +71,7 @@ from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.wire import CONTENT_TYPE_HEADER
 from shared.settings import LakeFormat
 from shared.source_model import INT64_MAX, Column, Row, Source
-from shared.state.aggregate import Signal, signals_for
+from shared.state.aggregate import Signal, signals_for, with_holes
 from shared.state.bucket_counts import bucket_counts
 from shared.state.registry import entity_for
 
@@ -739,6 +739,9 @@ def _resignal(
             now_ms=now_ms,
         )
     ]
+    lives = {(entry.topic, entry.partition, entry.incarnation) for entry, _ in refused}
+    holes = {life: stored_holes(lake, source, TopicPartition(life[0], life[1]), life[2]) for life in lives}
+    with_holes([signal for _, signal in pairs], holes)
     write_redrive_log(lake, source, run_id, "intent", [entry for entry, _ in pairs])
     accepted = signaller.signal([signal for _, signal in pairs])
     done = [entry for (entry, _), ok in zip(pairs, accepted, strict=True) if ok]

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from shared.errors import UnsafePath
-from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_ledger_path, parse_batch_file_name
+from shared.errors import LakeError, UnsafePath
+from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_ledger_path, ledger_path, parse_batch_file_name
 from shared.offset_ranges import OffsetRanges, add, contains
-from shared.records import KafkaRecord
+from shared.records import KafkaRecord, TopicPartition
 
 if TYPE_CHECKING:
     from shared.lake.base import LakeStore
@@ -220,8 +220,13 @@ class Ledger:
 
     def holes(self, incarnation: int) -> OffsetRanges:
         """The newest ``KEPT_HOLES`` gaps between the ranges landed in ``incarnation``: offsets below landed ones
-        that never landed (a consumer group moved over them), which a rewind may land yet."""
+        that never landed (a consumer group moved over them), which a rewind may land yet. A pending landing counts
+        as landed here: a stored ledger names its last batch so until the partition's next ``begin``."""
         landed = self.landed_in(incarnation)
+        pending = self.pending
+        life = None if pending is None else self.incarnation if pending.incarnation is None else pending.incarnation
+        if pending is not None and life == incarnation:
+            landed = add(landed, pending.low, pending.high)
         return [[below[1] + 1, above[0] - 1] for below, above in pairwise(landed)][-KEPT_HOLES:]
 
     def is_landed(self, offset: int, incarnation: int | None = None) -> bool:
@@ -345,6 +350,16 @@ def names_pending(lake: LakeStore, source: str, path: str, *, unless_complete: b
         return bool(missing) and not expired
     except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, UnsafePath):
         return True
+
+
+def stored_holes(lake: LakeStore, source: str, where: TopicPartition, incarnation: int) -> OffsetRanges:
+    """``Ledger.holes`` of the stored ledger of ``where``, for a signal sent outside a landing (``tools.redrive``):
+    none when there is no ledger or it cannot be read (its gaps may close then, as before holes were kept)."""
+    try:
+        found = lake.read_versioned(ledger_path(source, where))
+        return [] if found is None else Ledger.from_json(orjson.loads(found[0])).holes(incarnation)
+    except (LakeError, ValueError, KeyError, TypeError, AttributeError):  # orjson's errors are ValueErrors
+        return []
 
 
 def _taken(known: dict[int, str], record: KafkaRecord) -> None:

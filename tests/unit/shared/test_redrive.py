@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import json
 import re
@@ -286,6 +287,21 @@ def test_refused_state_updates_are_re_applied_from_raw_not_produced_again(tmp_pa
     assert part["range"] == [1, 1] and [event[0] for event in part["keys"][records[1].key]] == [1]
     again = redrive(mobile, lake=lake, target=target, sender=sender, signaller=signaller)
     assert (again.already_redriven, again.resignalled, len(signaller.signals)) == (1, 0, 1)
+
+
+def test_a_re_signal_carries_its_partitions_holes_so_it_closes_no_gap_a_rewind_may_fill(tmp_path: Path) -> None:
+    """A re-signal marks its offset applied like any signal; its bucket must not close a gap the landing ledger
+    has not landed (a group moved over it) to keep at most 32 ranges, so it carries the stored ledger's holes."""
+    lake = LocalLake(tmp_path)
+    records = land_one_refused_state_update(lake)
+    later = [dataclasses.replace(record, offset=100 + index) for index, record in enumerate(records)]
+    handle_batch(context_for(SOURCES["mobile"], LocalLake(tmp_path), now_ms=FIXED_NOW_MS), later)  # 3..99 moved over
+    signaller = RecordingSignaller()
+    target = RedriveTarget("mobile", max_record_bytes=1 << 20, state_buckets=1024)
+    redrive(SOURCES["mobile"], lake=lake, target=target, sender=RecordingSender(), signaller=signaller)
+    (signal,) = signaller.signals
+    (part,) = signal.payload["parts"]
+    assert part["holes"] == [[3, 99]]
 
 
 def test_a_re_signalled_event_from_a_clock_far_ahead_is_taken_as_now_as_processing_takes_it(

@@ -101,3 +101,16 @@ def test_a_ledgers_holes_are_the_newest_gaps_between_its_landed_ranges() -> None
     assert ledger.holes(0) == [[low + 2, low + 3] for low in range(0, 36, 4)][-KEPT_HOLES:]
     ledger.mark_landed(2, 39)
     assert ledger.holes(0) == []
+
+
+def test_a_stored_ledgers_pending_landing_counts_as_landed_for_its_holes() -> None:
+    """A stored ledger names its last batch as pending until the partition's next ``begin``: the gap below it is a
+    hole already."""
+    from shared.landing.ledger import Pending
+
+    ledger = Ledger()
+    ledger.mark_landed(0, 2)
+    ledger.pending = Pending(100, 102, [], "owner", 0, incarnation=0)
+    assert ledger.holes(0) == [[3, 99]]
+    assert ledger.holes(1) == []
+
