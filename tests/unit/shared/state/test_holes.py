@@ -113,4 +113,3 @@ def test_a_stored_ledgers_pending_landing_counts_as_landed_for_its_holes() -> No
     ledger.pending = Pending(100, 102, [], "owner", 0, incarnation=0)
     assert ledger.holes(0) == [[3, 99]]
     assert ledger.holes(1) == []
-
