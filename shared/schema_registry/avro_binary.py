@@ -30,6 +30,12 @@ _NAMED = ("record", "enum", "fixed")
 # within the size limit decodes to gigabytes. No source model's record comes near: Datagen's quickstarts hold
 # a few items. A batch's records together may decode to MAX_BATCH_REPEATED_VALUES (shared.schema_registry.decoder).
 MAX_REPEATED_VALUES = 100_000
+# What fastavro's writer may cost to re-encode a decoded value (:func:`decode` compares it with its body): it
+# finds a union value's branch by validating the value against each branch in turn (each walking the value),
+# again at every union nested in it, and an enum symbol's index by searching the schema's symbols. Schemas
+# past these bounds are walked byte by byte instead, in work linear in the body.
+MAX_REENCODED_UNION_DEPTH = 8  # unions nested in a union's value: each validates the value again
+MAX_REENCODED_ENUM_SYMBOLS = 64
 
 
 class BadSchema(StreamingPocError):
@@ -296,7 +302,10 @@ def decode(parsed: ParsedSchema, body: bytes | memoryview) -> Any:
     number). So a body must also be the one the value encodes to (and its ints within 32 bits); one
     that is not, a legal but different encoding (several array blocks, negative block counts,
     padded varints, a union branch fastavro would not pick) or an invalid one, is walked byte by byte
-    (:func:`avro_problem`), which refuses only invalid ones.
+    (:func:`avro_problem`), which refuses only invalid ones. A body of a schema whose values fastavro's
+    writer cannot re-encode in work linear in them (:meth:`_Shape.reencoded_unions`: wide unions, unions
+    of records nested in each other, long enums) is always walked: the walk takes each union's branch by
+    its index and checks each int's 32 bits as it reads it.
 
     A body that would decode to more than ``MAX_REPEATED_VALUES`` is :class:`Oversized`, found before
     decoding it (:func:`check_repeats`).
@@ -320,7 +329,11 @@ def decode(parsed: ParsedSchema, body: bytes | memoryview) -> Any:
 
 
 def _encodes_to(parsed: ParsedSchema, value: Any, body: bytes | memoryview) -> bool:
-    """Whether ``value`` encodes to exactly ``body`` and its ints fit 32 bits (the common, fast case)."""
+    """Whether ``value`` encodes to exactly ``body`` and its ints fit 32 bits (the common, fast case); False,
+    without encoding it, for a schema fastavro's writer cannot re-encode in work linear in the value."""
+    ints_fit = _reencoding_check(parsed)
+    if ints_fit is None:
+        return False
     sink = io.BytesIO()
     try:
         fastavro.schemaless_writer(sink, parsed, value)
@@ -328,25 +341,37 @@ def _encodes_to(parsed: ParsedSchema, value: Any, body: bytes | memoryview) -> b
         raise
     except Exception:  # a value the writer refuses: let the byte walk decide
         return False
-    return sink.getvalue() == body and _ints_fit(parsed)(value)
+    return sink.getvalue() == body and ints_fit(value)
 
 
-_INT_CHECKS: dict[int, tuple[ParsedSchema, Callable[[Any], bool]]] = {}  # by id(parsed), which it keeps alive
+# By id(parsed), which it keeps alive: the check that a value's ints fit 32 bits, or None when the schema's values
+# are not re-encoded (:meth:`_Shape.reencoded_unions`).
+_REENCODING_CHECKS: dict[int, tuple[ParsedSchema, Callable[[Any], bool] | None]] = {}
 
 
-def _ints_fit(parsed: ParsedSchema) -> Callable[[Any], bool]:
-    """A check that a value of ``parsed`` has every ``int`` within 32 bits (built once per schema)."""
-    found = _INT_CHECKS.get(id(parsed))
+def _reencoding_check(parsed: ParsedSchema) -> Callable[[Any], bool] | None:
+    """A check that a value of ``parsed`` has every ``int`` within 32 bits, when its values are re-encoded to
+    compare them with their bodies; None when they are only walked (built once per schema)."""
+    found = _REENCODING_CHECKS.get(id(parsed))
     if found is None or found[0] is not parsed:
-        if len(_INT_CHECKS) >= 1024:
-            _INT_CHECKS.clear()
+        if len(_REENCODING_CHECKS) >= 1024:
+            _REENCODING_CHECKS.clear()
         named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
-        found = _INT_CHECKS[id(parsed)] = (parsed, _Shape(named).int_check(parsed) or _always)
+        shape = _Shape(named)
+        nested = shape.reencoded_unions(parsed)
+        check = None if nested is None or nested > MAX_REENCODED_UNION_DEPTH else shape.int_check(parsed) or _always
+        found = _REENCODING_CHECKS[id(parsed)] = (parsed, check)
     return found[1]
 
 
 def _always(_: Any) -> bool:
     return True
+
+
+def _is_primitive(schema: Any) -> bool:
+    """Whether a union branch is a primitive type (``{"type": "string"}`` and logical types of them included)."""
+    kind = schema.get("type") if isinstance(schema, dict) else schema
+    return isinstance(kind, str) and kind in _PRIMITIVES
 
 
 def _fits_int(value: Any) -> bool:
@@ -402,6 +427,7 @@ class _Shape:
         self._fixed_widths: dict[str, int | None] = {}
         self._int_checks: dict[str, Callable[[Any], bool] | None] = {}
         self._counters: dict[str, Callable[[Any], int] | None] = {}
+        self._reencoded_unions: dict[str, int | None] = {}
 
     def _once(self, done: dict[str, _Found], name: str, work: Callable[[Any], _Found], placeholder: _Found) -> _Found:
         if name not in done:
@@ -489,6 +515,39 @@ class _Shape:
             values = self.int_check(schema["values"])
             return (lambda value: not isinstance(value, dict) or all(map(values, value.values()))) if values else None
         return self.int_check(kind) if isinstance(kind, (str, dict, list)) else None
+
+    def reencoded_unions(self, schema: Any) -> int | None:
+        """The most unions nested in one another in a value of ``schema``, when fastavro's writer re-encodes its
+        values in work linear in them but for that depth (each union validates its value again); None when it
+        cannot: a union of more than one type besides primitives (a value is validated against each, each
+        walking it: branches times values, and twice as much per level of such unions nested in each other),
+        or an enum of more than ``MAX_REENCODED_ENUM_SYMBOLS`` symbols (each value's searched among them)."""
+        if isinstance(schema, str):
+            if schema in self.named:
+                return self._once(self._reencoded_unions, schema, self.reencoded_unions, 0)
+            return 0
+        if isinstance(schema, list):
+            if sum(not _is_primitive(branch) for branch in schema) > 1:
+                return None
+            depths = [self.reencoded_unions(branch) for branch in schema]
+            return None if None in depths else 1 + max((d for d in depths if d is not None), default=0)
+        if not isinstance(schema, dict):
+            return 0
+        kind = schema.get("type")
+        if kind in ("record", "error"):
+            inner = [item.get("type") for item in schema.get("fields") or []]
+        elif kind == "array":
+            inner = [schema.get("items")]
+        elif kind == "map":
+            inner = [schema.get("values")]
+        elif kind == "enum":
+            return 0 if len(schema.get("symbols") or ()) <= MAX_REENCODED_ENUM_SYMBOLS else None
+        elif isinstance(kind, (dict, list)) or kind in self.named:
+            inner = [kind]
+        else:
+            return 0
+        depths = [self.reencoded_unions(item) for item in inner]
+        return None if None in depths else max((d for d in depths if d is not None), default=0)
 
     def counter(self, schema: Any) -> Callable[[Any], int] | None:
         """Counts a decoded value's weighted items and entries; None when ``schema`` has no array or map."""

@@ -1,4 +1,5 @@
-"""A batch's Avro values decoded with their writer schemas, each schema fetched once per id and cached.
+"""A batch's Avro values decoded with their writer schemas, each schema fetched once per id and cached
+(the most recently used ``MAX_SCHEMAS``, within ``MAX_SCHEMA_TEXT_BYTES``: others are fetched again).
 
 Runs before validation (``shared.validation``) for sources whose values are Avro. A record without
 a usable schema id, or whose body does not decode, is a dead letter ``not_avro``; one whose id the
@@ -46,6 +47,12 @@ from shared.source_model import Source
 
 MAX_UNKNOWN_IDS = 4096  # unknown schema ids a decoder remembers (each asked again after UNKNOWN_RETRY_SECONDS)
 UNKNOWN_RETRY_SECONDS = 60.0  # an id the registry did not hold is asked again after this long
+# Schemas a decoder keeps besides unknown ids, the least recently used forgotten past either bound (and fetched
+# again when a record names them): junk values name real ids too, in a registry other teams share (Confluent ids
+# are small sequential integers), and a parsed schema takes about ten times its text (up to MAX_ANSWER_BYTES).
+# A batch's own schemas, and those of stopped batches to be retried, are kept whatever their number and size.
+MAX_SCHEMAS = 2048
+MAX_SCHEMA_TEXT_BYTES = 16 * 2**20  # the schemas' texts (their characters), with their references
 # Registry time one batch attempt spends fetching schemas: a call starts only within it (the first of an
 # attempt always), so an attempt spends at most this plus one call (tests/unit/test_poll_interval.py);
 # the ids left are fetched by the next attempt.
@@ -137,6 +144,8 @@ class AvroDecoder:
         self.clock = clock
         self._schemas: dict[str, ParsedSchema | _Refused] = {}
         self._unknown_since: dict[str, float] = {}
+        # The ids of ``_schemas`` not in ``_unknown_since``, least recently used first: the bytes of their texts.
+        self._text_bytes: dict[str, int] = {}
         self._readers: dict[str, _Reader] = {}  # by the reader schema's JSON text
         self._retrying: dict[frozenset[str], float] = {}  # stopped batches' ids: when they last stopped
         self._lock = threading.Lock()
@@ -246,6 +255,8 @@ class AvroDecoder:
         start = self.clock()
         with self._lock:
             schemas = {schema_id: self._schemas[schema_id] for schema_id in schema_ids if schema_id in self._schemas}
+            for schema_id in schemas.keys() & self._text_bytes.keys():  # used again: forgotten last
+                self._text_bytes[schema_id] = self._text_bytes.pop(schema_id)
             new = sorted(schema_ids - schemas.keys())
             asked = {schema_id: self._unknown_since[schema_id] for schema_id in schema_ids & self._unknown_since.keys()}
         due = sorted((i for i, since in asked.items() if start - since >= UNKNOWN_RETRY_SECONDS), key=asked.__getitem__)
@@ -284,17 +295,35 @@ class AvroDecoder:
         with self._lock:
             self._retrying.pop(key, None)
             self._forget_oldest_unknown(keep=schema_ids)
+            self._forget_least_used(keep=schema_ids)
         return schemas
 
-    def _store(self, schema_id: str, schema: ParsedSchema | _Refused) -> ParsedSchema | _Refused:
+    def _store(self, schema_id: str, answer: tuple[ParsedSchema | _Refused, int]) -> ParsedSchema | _Refused:
+        schema, text_bytes = answer
         answered = self.clock()
         with self._lock:
             self._schemas[schema_id] = schema
+            self._text_bytes.pop(schema_id, None)
             if isinstance(schema, _Refused) and schema.reason == Reason.UNKNOWN_SCHEMA:
                 self._unknown_since[schema_id] = answered
             else:
                 self._unknown_since.pop(schema_id, None)
+                self._text_bytes[schema_id] = text_bytes
         return schema
+
+    def _forget_least_used(self, keep: set[str]) -> None:
+        """Keep at most ``MAX_SCHEMAS`` schemas (besides unknown ids), of ``MAX_SCHEMA_TEXT_BYTES`` together, the
+        most recently used, besides this batch's (``keep``) and those of batch attempts that stopped and will be
+        retried (``_retrying``): as :meth:`_forget_oldest_unknown` keeps unknown ids."""
+        total = sum(self._text_bytes.values())
+        if len(self._text_bytes) <= MAX_SCHEMAS and total <= MAX_SCHEMA_TEXT_BYTES:
+            return
+        keep = keep.union(*self._retrying) if self._retrying else keep
+        for schema_id in [schema_id for schema_id in self._text_bytes if schema_id not in keep]:
+            if len(self._text_bytes) <= MAX_SCHEMAS and total <= MAX_SCHEMA_TEXT_BYTES:
+                break
+            total -= self._text_bytes.pop(schema_id)
+            del self._schemas[schema_id]
 
     def _forget_oldest_unknown(self, keep: set[str]) -> None:
         """Keep at most ``MAX_UNKNOWN_IDS`` unknown ids besides this batch's (``keep``, which it reads next)
@@ -313,8 +342,9 @@ class AvroDecoder:
             del self._unknown_since[schema_id]
             self._schemas.pop(schema_id, None)
 
-    def _resolve(self, schema_id: str) -> ParsedSchema | _Refused:
-        """The schema of ``schema_id``, or why its records are dead letters.
+    def _resolve(self, schema_id: str) -> tuple[ParsedSchema | _Refused, int]:
+        """The schema of ``schema_id``, or why its records are dead letters; and the bytes of its text, with its
+        references (0 for a refusal).
 
         A schema the registry holds but this code cannot use (not Avro, not parsed by fastavro, refused
         as recursive or with zero-width array items, references missing or past their bound; ``oversized``
@@ -325,14 +355,15 @@ class AvroDecoder:
         try:
             found = self.registry.schema(schema_id)
             if found.format != "AVRO":
-                return _Refused(Reason.NOT_AVRO, f"schema {schema_id} is {found.format}, not Avro")
-            return parse_writer_schema(found.text, found.references)
+                return _Refused(Reason.NOT_AVRO, f"schema {schema_id} is {found.format}, not Avro"), 0
+            text_bytes = sum(map(len, (found.text, *found.references)))
+            return parse_writer_schema(found.text, found.references), text_bytes
         except UnknownSchema as unknown:
-            return _Refused(Reason.UNKNOWN_SCHEMA, str(unknown))
+            return _Refused(Reason.UNKNOWN_SCHEMA, str(unknown)), 0
         except OversizedSchema as problem:
-            return _Refused(Reason.OVERSIZED, f"schema {schema_id}: {problem}")
+            return _Refused(Reason.OVERSIZED, f"schema {schema_id}: {problem}"), 0
         except BadSchema as problem:
-            return _Refused(Reason.UNKNOWN_SCHEMA, f"schema {schema_id}: {problem}")
+            return _Refused(Reason.UNKNOWN_SCHEMA, f"schema {schema_id}: {problem}"), 0
 
 
 def registry_url(source: Source, settings: Settings) -> str:
