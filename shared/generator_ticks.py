@@ -191,15 +191,31 @@ def _progress_problem(progress: dict[str, Any]) -> str | None:
     unknown = set(pending) - _PENDING_KEYS
     if unknown:
         return f"unknown pending fields {sorted(unknown)}"
-    if not (_count(pending.get("start")) and _count(pending.get("count")) and isinstance(pending.get("now"), str)):
-        return "'pending' needs a start, a count and a time"
+    if not (_count(pending.get("start")) and _count(pending.get("count")) and _time(pending.get("now"))):
+        return "'pending' needs a start, a count and an ISO time"
+    # What every version writes, and what plan_tick trusts: a tick is saved pending at 'sent', only when it has
+    # records, and its last piece is confirmed as the tick, never recorded delivered.
+    if pending["start"] != progress["sent"]:
+        return f"the pending tick starts at {pending['start']}, not at 'sent' ({progress['sent']})"
+    if pending["count"] < 1:
+        return "the pending tick has no records"
     seed = pending.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         return "the pending seed is not an integer"
     delivered = pending.get("delivered", 0)
-    if not (_count(delivered) and delivered <= pending["count"]):
-        return "the pending tick's 'delivered' is not a count within it"
+    if not (_count(delivered) and delivered < pending["count"]):
+        return "the pending tick's 'delivered' is not a count below its records"
     return None
+
+
+def _time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _count(value: Any) -> bool:

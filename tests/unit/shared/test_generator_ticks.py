@@ -130,6 +130,9 @@ def test_progress_saved_before_the_format_had_a_version_is_read() -> None:
     assert resend.tick == Tick(40, 40, FIXED_NOW.isoformat(), 5)  # sent again with the configured seed
 
 
+T = b"2026-11-24T10:00:00+00:00"
+
+
 @pytest.mark.parametrize(
     ("content", "why"),
     [
@@ -137,10 +140,16 @@ def test_progress_saved_before_the_format_had_a_version_is_read() -> None:
         (b'{"version": true, "sent": 3, "pending": null}', "format version True"),
         (b'{"next_index": 500}', "unknown fields"),
         (b'{"sent": -1, "pending": null}', "'sent' is not a count"),
-        (b'{"version": 1, "sent": 3, "pending": {"start": 3}}', "needs a start, a count and a time"),
-        (b'{"sent": 3, "pending": {"start": 3, "count": 1, "now": "t", "seed": "x"}}', "seed is not an integer"),
-        (b'{"sent": 3, "pending": {"start": 3, "count": 4, "now": "t", "delivered": 5}}', "'delivered' is not a"),
-        (b'{"sent": 3, "pending": {"start": 3, "count": 4, "now": "t", "delivered": -1}}', "'delivered' is not a"),
+        (b'{"version": 1, "sent": 3, "pending": {"start": 3}}', "needs a start, a count and an ISO time"),
+        (b'{"sent": 3, "pending": {"start": 3, "count": 1, "now": "t"}}', "needs a start, a count and an ISO time"),
+        (b'{"sent": 3, "pending": {"start": 3, "count": 1, "now": "%s", "seed": "x"}}' % T, "seed is not an integer"),
+        (b'{"sent": 3, "pending": {"start": 3, "count": 4, "now": "%s", "delivered": 5}}' % T, "'delivered' is not"),
+        (b'{"sent": 3, "pending": {"start": 3, "count": 4, "now": "%s", "delivered": -1}}' % T, "'delivered' is not"),
+        # what no version writes, and plan_tick would trust: a tick counted sent that never went (its last piece is
+        # confirmed as the tick, never recorded delivered), one re-planned empty for good, one sent again below 'sent'
+        (b'{"sent": 3, "pending": {"start": 3, "count": 4, "now": "%s", "delivered": 4}}' % T, "'delivered' is not"),
+        (b'{"sent": 3, "pending": {"start": 3, "count": 0, "now": "%s"}}' % T, "the pending tick has no records"),
+        (b'{"sent": 40, "pending": {"start": 0, "count": 5, "now": "%s"}}' % T, "starts at 0, not at 'sent' \\(40\\)"),
         (b'{"sent": 3, "pen', "not JSON"),
         (b"[1, 2]", "not a JSON object"),
     ],
