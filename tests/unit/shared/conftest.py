@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -87,3 +88,33 @@ class ApplyingGateway:
                 state = json.loads(text)
                 found.update({key: key_state(state, key) or {} for key in held_keys(state)})
         return found
+
+
+def device_tap(
+    offset: int,
+    device: str,
+    *,
+    padding: int = 0,
+    timestamp_ms: int = FIXED_NOW_MS,
+    event_time: str = "2026-11-27T19:00:00Z",
+) -> KafkaRecord:
+    """A valid mobile tap of ``device`` at ``offset`` of partition 0 (``padding``: that many bytes more)."""
+    value = {
+        "event_id": f"e{offset}",
+        "device_id": device,
+        "user_id": "u",
+        "session_id": "s",
+        "event_type": "tap",
+        "screen": "home",
+        "app_version": "4.3.0",
+        "os": "iOS",
+        "os_version": "18.1",
+        "timestamp": event_time,
+        "properties": {"pad": "x" * padding} if padding else {},
+    }
+    return KafkaRecord("mobile", 0, offset, device, orjson.dumps(value), timestamp_ms)
+
+
+def device_events(gateway: ApplyingGateway) -> dict[str, int]:
+    """Events counted per device, as the gateway's buckets hold them."""
+    return {key: state.get("events", 0) for key, state in gateway.key_states("device_activity").items()}

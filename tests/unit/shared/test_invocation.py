@@ -27,7 +27,7 @@ from shared.state.buckets import bucket_for
 from shared.state.lookups import StateJoiner
 from shared.telemetry import Telemetry
 from tests.conftest import FIXED_NOW_MS, context_for, records_for
-from tests.unit.shared.conftest import ApplyingGateway, RecordingGateway, metric_points
+from tests.unit.shared.conftest import ApplyingGateway, RecordingGateway, device_events, device_tap, metric_points
 
 
 def test_a_refused_key_is_dead_lettered_while_others_are_signalled() -> None:
@@ -312,34 +312,6 @@ def test_a_reading_from_a_clock_far_ahead_does_not_take_later_readings_out_of_th
     assert (state["count"], state.get("late", 0), state["last_value"]) == (31, 0, 69.0)
 
 
-def _device_tap(
-    offset: int,
-    device: str,
-    *,
-    padding: int = 0,
-    timestamp_ms: int = FIXED_NOW_MS,
-    event_time: str = "2026-11-27T19:00:00Z",
-) -> KafkaRecord:
-    value = {
-        "event_id": f"e{offset}",
-        "device_id": device,
-        "user_id": "u",
-        "session_id": "s",
-        "event_type": "tap",
-        "screen": "home",
-        "app_version": "4.3.0",
-        "os": "iOS",
-        "os_version": "18.1",
-        "timestamp": event_time,
-        "properties": {"pad": "x" * padding} if padding else {},
-    }
-    return KafkaRecord("mobile", 0, offset, device, orjson.dumps(value), timestamp_ms)
-
-
-def _device_events(gateway: ApplyingGateway) -> dict[str, int]:
-    return {key: state.get("events", 0) for key, state in gateway.key_states("device_activity").items()}
-
-
 def _process(lake: LocalLake, records: list[KafkaRecord], gateway: ApplyingGateway, max_record_bytes: int) -> int:
     context = context_for(SOURCES["mobile"], lake, settings={"MAX_RECORD_BYTES": str(max_record_bytes)})
     return asyncio.run(handle_batch_with_state(context, records, gateway, StateJoiner())).landed
@@ -354,21 +326,21 @@ def test_a_dead_letter_that_passes_when_redelivered_is_not_counted_in_state(
     it; its entity must not count it either, or tools.redrive's copy is counted a second time. Offset 0, the
     first record of every partition's life, too."""
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
-    records = [_device_tap(offset, "device-a") for offset in range(6) if offset != big_at]
-    records.insert(big_at, _device_tap(big_at, "device-big", padding=3000))
+    records = [device_tap(offset, "device-a") for offset in range(6) if offset != big_at]
+    records.insert(big_at, device_tap(big_at, "device-big", padding=3000))
     _process(lake, records, gateway, max_record_bytes=2000)
-    assert _device_events(gateway) == {"device-a": 5}
-    redelivered = records if cut == "same" else [*records[3:], _device_tap(6, "device-big"), _device_tap(7, "device-a")]
+    assert device_events(gateway) == {"device-a": 5}
+    redelivered = records if cut == "same" else [*records[3:], device_tap(6, "device-big"), device_tap(7, "device-a")]
     landed = _process(lake, redelivered, gateway, max_record_bytes=1 << 20)
     assert landed == (0 if cut == "same" else 2)  # only the fresh offsets 6 and 7
-    assert _device_events(gateway) == ({"device-a": 5} if cut == "same" else {"device-a": 6, "device-big": 1})
+    assert device_events(gateway) == ({"device-a": 5} if cut == "same" else {"device-a": 6, "device-big": 1})
 
 
 def test_the_redriven_copy_of_such_a_dead_letter_is_counted_once(tmp_path: Path) -> None:
     from shared.redrive import RedriveTarget, redrive
 
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
-    records = [_device_tap(offset, "device-a") for offset in range(5)] + [_device_tap(5, "device-big", padding=3000)]
+    records = [device_tap(offset, "device-a") for offset in range(5)] + [device_tap(5, "device-big", padding=3000)]
     _process(lake, records, gateway, max_record_bytes=2000)
     _process(lake, records, gateway, max_record_bytes=1 << 20)  # redelivered after the limit was raised
 
@@ -384,19 +356,19 @@ def test_the_redriven_copy_of_such_a_dead_letter_is_counted_once(tmp_path: Path)
     redrive(SOURCES["mobile"], lake=lake, target=RedriveTarget("mobile", 1 << 20), sender=sender)
     assert len(sender.sent) == 1
     _process(lake, [KafkaRecord("mobile", 0, 6, "device-big", sender.sent[0], FIXED_NOW_MS)], gateway, 1 << 20)
-    assert _device_events(gateway) == {"device-a": 5, "device-big": 1}
+    assert device_events(gateway) == {"device-a": 5, "device-big": 1}
 
 
 def test_a_dead_letter_of_an_earlier_life_of_the_offsets_does_not_hide_a_record_of_this_one(tmp_path: Path) -> None:
     """The topic was recreated: offset 5 of its first life was a dead letter; offset 5 of this life landed in raw/
     and counts, also when its batch is redelivered."""
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
-    first_life = [_device_tap(offset, "device-a") for offset in range(5)] + [_device_tap(5, "device-big", padding=3000)]
+    first_life = [device_tap(offset, "device-a") for offset in range(5)] + [device_tap(5, "device-big", padding=3000)]
     _process(lake, first_life, gateway, max_record_bytes=2000)
-    second_life = [_device_tap(offset, f"device-{offset}", timestamp_ms=FIXED_NOW_MS + 1) for offset in range(6)]
+    second_life = [device_tap(offset, f"device-{offset}", timestamp_ms=FIXED_NOW_MS + 1) for offset in range(6)]
     assert _process(lake, second_life, gateway, max_record_bytes=2000) == 6
     _process(lake, second_life, gateway, max_record_bytes=2000)  # redelivered
-    assert _device_events(gateway)["device-5"] == 1
+    assert device_events(gateway)["device-5"] == 1
 
 
 class _FailingSignals(ApplyingGateway):
@@ -433,14 +405,14 @@ def test_a_row_raw_holds_that_a_redelivery_rejects_counts_as_raw_holds_it(tmp_pa
     from shared.redrive import RedriveTarget, redrive
 
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
-    records = [_device_tap(offset, "device-a") for offset in range(5)] + [_device_tap(5, "device-big", padding=3000)]
+    records = [device_tap(offset, "device-a") for offset in range(5)] + [device_tap(5, "device-big", padding=3000)]
     with pytest.raises(TransientError):
         _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
     _process(lake, records, gateway, max_record_bytes=2000)
-    assert _device_events(gateway) == {"device-a": 5, "device-big": 1}
+    assert device_events(gateway) == {"device-a": 5, "device-big": 1}
     assert _entity_rejected_offsets(tmp_path) == {} and not _owed_anywhere(gateway)
     redrive(SOURCES["mobile"], lake=lake, target=RedriveTarget("mobile", 1 << 20), signaller=_GatewaySignaller(gateway))
-    assert _device_events(gateway) == {"device-a": 5, "device-big": 1}
+    assert device_events(gateway) == {"device-a": 5, "device-big": 1}
 
 
 def test_a_redelivery_rejecting_many_scattered_rows_raw_holds_counts_every_one(tmp_path: Path) -> None:
@@ -449,14 +421,14 @@ def test_a_redelivery_rejecting_many_scattered_rows_raw_holds_counts_every_one(t
     counts, from raw/, once."""
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
     records = [
-        _device_tap(offset, "device-big", padding=3000) if offset % 2 else _device_tap(offset, "device-a")
+        device_tap(offset, "device-big", padding=3000) if offset % 2 else device_tap(offset, "device-a")
         for offset in range(160)
     ]
     with pytest.raises(TransientError):
         _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
     _process(lake, records, gateway, max_record_bytes=2000)
     _process(lake, records, gateway, max_record_bytes=2000)
-    assert _device_events(gateway) == {"device-a": 80, "device-big": 80}
+    assert device_events(gateway) == {"device-a": 80, "device-big": 80}
 
 
 def test_a_rejected_row_raw_holds_in_an_hour_not_looked_in_is_owed_and_redriven_once(tmp_path: Path) -> None:
@@ -467,9 +439,9 @@ def test_a_rejected_row_raw_holds_in_an_hour_not_looked_in_is_owed_and_redriven_
     from shared.redrive import RedriveTarget, redrive
 
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
-    _process(lake, [_device_tap(0, "device-big")], gateway, max_record_bytes=1 << 20)
-    old = _device_tap(2, "device-big", padding=3000, event_time="2026-11-20T03:00:00Z")
-    records = [_device_tap(1, "device-a"), old]
+    _process(lake, [device_tap(0, "device-big")], gateway, max_record_bytes=1 << 20)
+    old = device_tap(2, "device-big", padding=3000, event_time="2026-11-20T03:00:00Z")
+    records = [device_tap(1, "device-a"), old]
     with pytest.raises(TransientError):
         _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
     _process(lake, records, gateway, max_record_bytes=2000)
@@ -477,12 +449,12 @@ def test_a_rejected_row_raw_holds_in_an_hour_not_looked_in_is_owed_and_redriven_
     owing = {key: json.loads(text).get("_owed") for (_, key), text in gateway.states.items()}
     assert len(owing) == 512 and all(owed == {"mobile/0/0": [[2, 2]]} for owed in owing.values())
     for offset in range(100, 500, 10):
-        _process(lake, [_device_tap(offset, "device-big")], gateway, max_record_bytes=1 << 20)
-    assert _device_events(gateway) == {"device-a": 1, "device-big": 41}
+        _process(lake, [device_tap(offset, "device-big")], gateway, max_record_bytes=1 << 20)
+    assert device_events(gateway) == {"device-a": 1, "device-big": 41}
     target = RedriveTarget("mobile", 1 << 20)
     for _ in range(2):
         summary = redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
-    assert _device_events(gateway) == {"device-a": 1, "device-big": 42}, summary.table()
+    assert device_events(gateway) == {"device-a": 1, "device-big": 42}, summary.table()
 
 
 def _owed_anywhere(gateway: ApplyingGateway) -> bool:
@@ -505,21 +477,21 @@ def test_a_refused_apply_is_owed_so_tools_redrive_re_applies_it_after_later_batc
             await super().signal(signal)
 
     lake, gateway = LocalLake(tmp_path), RefusingOnce()
-    _process(lake, [_device_tap(offset, "device-a") for offset in range(3)], gateway, max_record_bytes=1 << 20)
-    assert (_device_events(gateway), sorted(_entity_rejected_offsets(tmp_path))) == ({}, [0, 1, 2])
+    _process(lake, [device_tap(offset, "device-a") for offset in range(3)], gateway, max_record_bytes=1 << 20)
+    assert (device_events(gateway), sorted(_entity_rejected_offsets(tmp_path))) == ({}, [0, 1, 2])
     for offset in range(100, 500, 10):
-        _process(lake, [_device_tap(offset, "device-a")], gateway, max_record_bytes=1 << 20)
+        _process(lake, [device_tap(offset, "device-a")], gateway, max_record_bytes=1 << 20)
     target = RedriveTarget("mobile", 1 << 20)
     redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
     redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
-    assert _device_events(gateway) == {"device-a": 43}
+    assert device_events(gateway) == {"device-a": 43}
 
 
 def test_a_refused_apply_does_not_dead_letter_as_in_raw_a_row_raw_does_not_hold(tmp_path: Path) -> None:
     """Offset 5 was dead-lettered by the first delivery (oversized then); redelivered after the limit was raised,
     it is left out of the signals, so a refused apply does not dead-letter it as 'landed in raw/' either."""
     lake = LocalLake(tmp_path)
-    records = [_device_tap(offset, "device-a") for offset in range(5)] + [_device_tap(5, "device-a", padding=3000)]
+    records = [device_tap(offset, "device-a") for offset in range(5)] + [device_tap(5, "device-a", padding=3000)]
     _process(lake, records, ApplyingGateway(), max_record_bytes=2000)
     _process(lake, records, RecordingGateway(refuse=bucket_for("device-a", 512)), max_record_bytes=1 << 20)
     assert sorted(_entity_rejected_offsets(tmp_path)) == [0, 1, 2, 3, 4]
@@ -538,18 +510,18 @@ def test_a_row_raw_holds_that_a_redelivery_rejects_counts_whatever_its_kafka_key
     from shared.redrive import RedriveTarget, redrive
 
     lake, gateway = LocalLake(tmp_path), ApplyingGateway()
-    _process(lake, [_device_tap(0, "device-big")], gateway, max_record_bytes=1 << 20)
-    big = dataclasses.replace(_device_tap(2, "device-big", padding=3000), key=kafka_key)
-    elsewhere = dataclasses.replace(_device_tap(0, "device-c"), partition=1)
-    records = [_device_tap(1, "device-big" if signalled_with_it else "device-a"), big, elsewhere]
+    _process(lake, [device_tap(0, "device-big")], gateway, max_record_bytes=1 << 20)
+    big = dataclasses.replace(device_tap(2, "device-big", padding=3000), key=kafka_key)
+    elsewhere = dataclasses.replace(device_tap(0, "device-c"), partition=1)
+    records = [device_tap(1, "device-big" if signalled_with_it else "device-a"), big, elsewhere]
     with pytest.raises(TransientError):
         _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
     _process(lake, records, gateway, max_record_bytes=2000)
     expected = 3 if signalled_with_it else 2
-    assert _device_events(gateway)["device-big"] == expected and _entity_rejected_offsets(tmp_path) == {}
+    assert device_events(gateway)["device-big"] == expected and _entity_rejected_offsets(tmp_path) == {}
     _process(lake, records, gateway, max_record_bytes=2000)
     redrive(SOURCES["mobile"], lake=lake, target=RedriveTarget("mobile", 1 << 20), signaller=_GatewaySignaller(gateway))
-    assert _device_events(gateway)["device-big"] == expected
+    assert device_events(gateway)["device-big"] == expected
 
 
 def test_a_refused_apply_of_a_row_read_from_raw_is_dead_lettered_so_redrive_counts_it(tmp_path: Path) -> None:
@@ -569,12 +541,12 @@ def test_a_refused_apply_of_a_row_read_from_raw_is_dead_lettered_so_redrive_coun
 
     assert bucket_for("device-big", 512) != bucket_for("device-a", 512)
     lake, gateway = LocalLake(tmp_path), RefusingBucketOnce()
-    records = [_device_tap(1, "device-a"), _device_tap(2, "device-big", padding=3000)]
+    records = [device_tap(1, "device-a"), device_tap(2, "device-big", padding=3000)]
     with pytest.raises(TransientError):
         _process(lake, records, _FailingSignals(), max_record_bytes=1 << 20)
     _process(lake, records, gateway, max_record_bytes=2000)
-    assert list(_entity_rejected_offsets(tmp_path)) == [2] and _device_events(gateway) == {"device-a": 1}
+    assert list(_entity_rejected_offsets(tmp_path)) == [2] and device_events(gateway) == {"device-a": 1}
     target = RedriveTarget("mobile", 1 << 20)
     for _ in range(2):
         summary = redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
-    assert _device_events(gateway) == {"device-a": 1, "device-big": 1}, summary.table()
+    assert device_events(gateway) == {"device-a": 1, "device-big": 1}, summary.table()

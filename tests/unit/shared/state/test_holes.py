@@ -22,28 +22,11 @@ from shared.sources import SOURCES
 from shared.state.buckets import bucket_index
 from shared.state.lookups import StateJoiner
 from shared.state.offsets import APPLIED, KEPT_RANGES
-from tests.conftest import FIXED_NOW_MS, context_for
-from tests.unit.shared.conftest import ApplyingGateway
+from tests.conftest import context_for
+from tests.unit.shared.conftest import ApplyingGateway, device_events, device_tap
 
 SETTINGS = {"STATE_BUCKETS": "2"}
 SPARSE, BUSY = "device-0", "device-1"  # buckets 0 and 1 of 2
-
-
-def _tap(offset: int, device: str) -> KafkaRecord:
-    value = {
-        "event_id": f"e{offset}",
-        "device_id": device,
-        "user_id": "u",
-        "session_id": "s",
-        "event_type": "tap",
-        "screen": "home",
-        "app_version": "4.3.0",
-        "os": "iOS",
-        "os_version": "18.1",
-        "timestamp": "2026-11-27T19:00:00Z",
-        "properties": {},
-    }
-    return KafkaRecord("mobile", 0, offset, device, orjson.dumps(value), FIXED_NOW_MS)
 
 
 def _deliver(lake: LocalLake, gateway: ApplyingGateway, records: list[KafkaRecord]) -> int:
@@ -51,19 +34,15 @@ def _deliver(lake: LocalLake, gateway: ApplyingGateway, records: list[KafkaRecor
     return asyncio.run(handle_batch_with_state(context, records, gateway, StateJoiner())).landed
 
 
-def _events(gateway: ApplyingGateway) -> dict[str, int]:
-    return {key: state.get("events", 0) for key, state in gateway.key_states("device_activity").items()}
-
-
 def _moved_over_then_sparse(tmp_path: Path, gateway: ApplyingGateway, rounds: int) -> int:
     """Offsets 0..9 land (the sparse device at 5); a new worker starts at 100 (10..99 passed over), and the sparse
     device's bucket is signalled every other batch, ``rounds`` times, each time with a gap. Returns rows landed."""
     assert bucket_index(SPARSE, 2) != bucket_index(BUSY, 2)
-    landed = _deliver(LocalLake(tmp_path), gateway, [_tap(o, SPARSE if o == 5 else BUSY) for o in range(10)])
+    landed = _deliver(LocalLake(tmp_path), gateway, [device_tap(o, SPARSE if o == 5 else BUSY) for o in range(10)])
     worker, offset = LocalLake(tmp_path), 100
     for _ in range(rounds):
-        landed += _deliver(worker, gateway, [_tap(offset, SPARSE), _tap(offset + 1, BUSY)])
-        landed += _deliver(worker, gateway, [_tap(offset + 2, BUSY), _tap(offset + 3, BUSY)])
+        landed += _deliver(worker, gateway, [device_tap(offset, SPARSE), device_tap(offset + 1, BUSY)])
+        landed += _deliver(worker, gateway, [device_tap(offset + 2, BUSY), device_tap(offset + 3, BUSY)])
         offset += 4
     return landed
 
@@ -72,10 +51,10 @@ def _moved_over_then_sparse(tmp_path: Path, gateway: ApplyingGateway, rounds: in
 def test_events_a_group_move_passed_over_count_once_when_a_rewind_lands_them(tmp_path: Path, rounds: int) -> None:
     gateway = ApplyingGateway()
     _moved_over_then_sparse(tmp_path, gateway, rounds)
-    assert _deliver(LocalLake(tmp_path), gateway, [_tap(o, SPARSE) for o in range(10, 100)]) == 90  # never landed
-    assert _events(gateway)[SPARSE] == 1 + rounds + 90
-    assert _deliver(LocalLake(tmp_path), gateway, [_tap(o, SPARSE) for o in range(10, 100)]) == 0  # redelivered
-    assert _events(gateway)[SPARSE] == 1 + rounds + 90, "a redelivery of the rewind counts nothing again"
+    assert _deliver(LocalLake(tmp_path), gateway, [device_tap(o, SPARSE) for o in range(10, 100)]) == 90  # never landed
+    assert device_events(gateway)[SPARSE] == 1 + rounds + 90
+    assert _deliver(LocalLake(tmp_path), gateway, [device_tap(o, SPARSE) for o in range(10, 100)]) == 0  # redelivered
+    assert device_events(gateway)[SPARSE] == 1 + rounds + 90, "a redelivery of the rewind counts nothing again"
 
 
 def test_a_gap_never_rewound_stays_open_and_the_buckets_ranges_stay_bounded(tmp_path: Path) -> None:
