@@ -382,10 +382,10 @@ def _fits_int(value: Any) -> bool:
 class _Repeats:
     """What a schema's arrays and maps can cost: ``weight``, the most values one item or entry adds (0: the
     schema has none, so a record decodes to a number of values its schema bounds); ``count``, the values a
-    decoded record's items and entries hold."""
+    decoded record's items and entries hold, given the record and the body it decoded from."""
 
     weight: int
-    count: Callable[[Any], int]
+    count: Callable[[Any, bytes | memoryview], int]
 
 
 _REPEATS: dict[int, tuple[ParsedSchema, _Repeats]] = {}  # by id(parsed), which it keeps alive
@@ -398,13 +398,28 @@ def _repeats(parsed: ParsedSchema) -> _Repeats:
             _REPEATS.clear()
         named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
         shape = _Shape(named)
-        counter = shape.counter(parsed)
-        found = _REPEATS[id(parsed)] = (parsed, _Repeats(shape.most, counter or _none))
+        counter = shape.counter(parsed) or _none
+
+        def count(value: Any, body: bytes | memoryview) -> int:
+            return _walked_repeats(parsed, shape, body) if shape.by_branch else counter(value)
+
+        found = _REPEATS[id(parsed)] = (parsed, _Repeats(shape.most, count))
     return found[1]
 
 
 def _none(_: Any) -> int:
     return 0
+
+
+def _walked_repeats(parsed: ParsedSchema, shape: _Shape, body: bytes | memoryview) -> int:
+    """The weighted array items and map entries of ``body`` (a record of ``parsed`` that decoded), counted
+    walking it byte by byte: each union's value as the branch its index names, in work linear in the body."""
+    walk = _Walk(bytes(body), shape.named, shape=shape)
+    try:
+        walk.value(parsed)
+    except _Invalid as problem:  # never for a body that decoded: it was walked so (:func:`decode`)
+        raise NotAvro(f"not valid Avro binary: {problem}"[:500]) from None
+    return walk.counted
 
 
 _Found = TypeVar("_Found")
@@ -428,6 +443,10 @@ class _Shape:
         self._int_checks: dict[str, Callable[[Any], bool] | None] = {}
         self._counters: dict[str, Callable[[Any], int] | None] = {}
         self._reencoded_unions: dict[str, int | None] = {}
+        # Set by :meth:`counter` for a union of two or more types holding arrays or maps: counting its value with
+        # each branch's counter costs branches x values, and only the body tells which branch it was written with.
+        self.by_branch = False
+        self.blocks: dict[int, tuple[Any, int, int | None]] = {}  # :class:`_Walk`'s, by id(an array or map type)
 
     def _once(self, done: dict[str, _Found], name: str, work: Callable[[Any], _Found], placeholder: _Found) -> _Found:
         if name not in done:
@@ -550,7 +569,10 @@ class _Shape:
         return None if None in depths else max((d for d in depths if d is not None), default=0)
 
     def counter(self, schema: Any) -> Callable[[Any], int] | None:
-        """Counts a decoded value's weighted items and entries; None when ``schema`` has no array or map."""
+        """Counts a decoded value's weighted items and entries; None when ``schema`` has no array or map. A
+        union's value counts what its branches' counters count the most; when two or more of its branches hold
+        arrays or maps, that is work in branches x values, so ``by_branch`` is set: :func:`repeat_counter`
+        counts the schema's records walking their bodies instead."""
         self.weight(schema)  # sets ``most``
         return self._counter(schema)
 
@@ -559,6 +581,7 @@ class _Shape:
             return self._once(self._counters, schema, self._counter, None) if schema in self.named else None
         if isinstance(schema, list):
             counters = [found for branch in schema if (found := self._counter(branch))]
+            self.by_branch = self.by_branch or len(counters) > 1
             return (lambda value: max(count(value) for count in counters)) if counters else None
         if not isinstance(schema, dict):
             return None
@@ -607,12 +630,17 @@ def check_repeats(parsed: ParsedSchema, body: bytes | memoryview, limit: int = M
         raise NotAvro(f"not valid Avro binary: {problem}"[:500]) from None
 
 
-def repeated_values(parsed: ParsedSchema, value: Any) -> int:
-    """The weighted array items and map entries of ``value``, a record of ``parsed`` as decoded."""
-    return _repeats(parsed).count(value)
+def repeated_values(parsed: ParsedSchema, value: Any, body: bytes | memoryview) -> int:
+    """The weighted array items and map entries of ``value``, a record of ``parsed`` as decoded from ``body``.
+
+    Counted from ``value``, in work linear in it; for a schema with a union of two or more types holding arrays
+    or maps, from ``body``, walked byte by byte (:meth:`_Shape.counter`): each union's value counts as the
+    branch it was written with, never as another branch's counter would count it (no more than those do).
+    """
+    return _repeats(parsed).count(value, body)
 
 
-def repeat_counter(parsed: ParsedSchema) -> Callable[[Any], int] | None:
+def repeat_counter(parsed: ParsedSchema) -> Callable[[Any, bytes | memoryview], int] | None:
     """:func:`repeated_values` for records of ``parsed``; None when it has no array or map (they count 0)."""
     repeats = _repeats(parsed)
     return repeats.count if repeats.weight else None
@@ -651,13 +679,16 @@ class _TooMany(Exception):
 
 
 class _Walk:
-    """A cursor over an Avro body, reading values of a schema only to check them; with ``limit``, counting
-    weighted array items and map entries (``counted``) and stopping past it."""
+    """A cursor over an Avro body, reading values of a schema only to check them; with ``limit`` or ``shape``
+    (the schema's, its caches shared by the walks of its bodies), counting weighted array items and map entries
+    (``counted``), and with ``limit`` stopping past it."""
 
-    def __init__(self, body: bytes, named: dict[str, Any], limit: int | None = None) -> None:
+    def __init__(
+        self, body: bytes, named: dict[str, Any], limit: int | None = None, shape: _Shape | None = None
+    ) -> None:
         self.body, self.named, self.at, self.limit, self.counted = body, named, 0, limit, 0
-        self._shape = _Shape(named) if limit is not None else None
-        self._widths: dict[int, tuple[Any, int, int | None]] = {}
+        self._shape = _Shape(named) if shape is None and limit is not None else shape
+        self._widths = self._shape.blocks if self._shape is not None else {}
 
     def take(self, count: int) -> bytes:
         if count < 0 or self.at + count > len(self.body):
@@ -730,7 +761,7 @@ class _Walk:
                 count = -count
                 if self.varint("long") < 0:
                     raise _Invalid(f"a negative block size at byte {self.at}")
-            if self.limit is not None and self._counts(schema, count):
+            if self._shape is not None and self._counts(schema, count):
                 continue
             for _ in range(count):
                 if schema["type"] == "map":

@@ -184,11 +184,11 @@ class AvroDecoder:
             try:
                 value, sent = decode_as(schema, resolution.reader, body)
                 if (count := counters[schema_id]) is not None:
-                    repeats += amplified(count(sent), body)
+                    repeats += amplified(count(sent, body), body)
                 received = orjson.dumps(sent)
             except Unresolved as problem:
                 if (count := counters[schema_id]) is not None:
-                    repeats += amplified(count(problem.sent), body)
+                    repeats += amplified(count(problem.sent, body), body)
                 batch.letters.append(DeadLetter(record, Reason.SCHEMA, f"schema {schema_id}: {problem}"))
                 continue
             except Oversized as problem:
