@@ -6,11 +6,9 @@ pure-Python twin (its compiled writer does the same work, out of a profiler's si
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import fastavro
@@ -19,7 +17,6 @@ import fastavro._validation_py
 import fastavro._write_py
 import pytest
 
-from shared.schema_registry import avro_binary
 from shared.schema_registry import decoder as decoder_module
 from shared.schema_registry.avro_binary import MAX_REPEATED_VALUES, decode, parse_writer_schema, repeated_values
 from shared.schema_registry.client import RegistrySchema
@@ -28,7 +25,7 @@ from shared.schema_registry.wire import NotAvro, confluent_frame
 from tests.unit.shared.schema_registry.conftest import records_of
 from tests.unit.shared.schema_registry.test_avro_binary import zigzag
 from tests.unit.shared.schema_registry.test_decoder import _Holding
-from tests.unit.shared.schema_registry.test_schema_bombs import CALLS, TooMuchWork, calls_into_the_codec_at_most
+from tests.unit.shared.schema_registry.test_schema_bombs import CALLS, calls_into_the_codec_at_most
 
 BRANCHES = 300  # a 24 KB schema
 BOOLEAN_AND_NULLS = [{"name": "b", "type": "boolean"}, *({"name": f"n{i}", "type": "null"} for i in range(9))]
@@ -70,24 +67,8 @@ def calls_into_the_codec_and_fastavro_at_most(limit: int, monkeypatch: pytest.Mo
     monkeypatch.setattr(fastavro, "schemaless_reader", fastavro._read_py.schemaless_reader)
     monkeypatch.setattr(fastavro, "schemaless_writer", fastavro._write_py.schemaless_writer)
     monkeypatch.setattr(fastavro._write_py, "_validate", fastavro._validation_py._validate)
-    codec, library = avro_binary.__file__, str(Path(fastavro.__file__).parent)
-    calls = 0
-
-    def count(frame: FrameType, event: str, _: Any) -> None:
-        nonlocal calls
-        if event == "call" and (frame.f_code.co_filename == codec or frame.f_code.co_filename.startswith(library)):
-            calls += 1
-            if calls > limit:
-                raise TooMuchWork(f"more than {limit:,} calls into the codec and fastavro")
-
-    before = sys.getprofile()
-    sys.setprofile(count)
-    try:
+    with calls_into_the_codec_at_most(limit, also=str(Path(fastavro.__file__).parent)):
         yield
-    finally:
-        sys.setprofile(before)
-    if calls > limit:  # raised inside, caught by the code under test (which also stops the count): raised again
-        raise TooMuchWork(f"more than {limit:,} calls into the codec and fastavro")
 
 
 def test_a_record_of_a_wide_union_costs_work_linear_in_its_schema_and_body() -> None:
