@@ -30,7 +30,8 @@ from shared.failures import ErrorClass, StallLog, classify_entity_error
 from shared.formats import format_named
 from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, land, plan_entity_rejected
-from shared.landing.guard import Landed, land_once, rows_in_raw
+from shared.landing.guard import land_once
+from shared.landing.raw_rows import Identity, raw_rows
 from shared.layout import hour_start_ms
 from shared.records import KafkaRecord, OffsetSpans, offset_spans
 from shared.schema_registry.decoder import AvroDecoder, decoder_for
@@ -180,7 +181,7 @@ class _InRaw:
     count as any landed row does, and those not found where they were looked for (owed to every bucket)."""
 
     found: list[tuple[DeadLetter, Row]]
-    not_found: dict[Landed, DeadLetter]
+    not_found: dict[Identity, DeadLetter]
 
     @property
     def rows(self) -> list[Row]:
@@ -189,8 +190,8 @@ class _InRaw:
     def owed(self) -> dict[PartitionLife, set[int]]:
         """The offsets of the records not found, by partition life."""
         owed: dict[PartitionLife, set[int]] = {}
-        for where, life, offset in self.not_found:
-            owed.setdefault((where.topic, where.partition, life), set()).add(offset)
+        for topic, partition, life, offset in self.not_found:
+            owed.setdefault((topic, partition, life), set()).add(offset)
         return owed
 
 
@@ -200,17 +201,18 @@ def _in_raw(invocation: _Invocation, batch: ProcessedBatch, rows: list[Row], rej
     if not rejected:
         return _InRaw([], {})
     parts = {part.topic_partition: part for part in batch}
-    wanted = {
-        (
-            letter.record.topic_partition,
-            parts[letter.record.topic_partition].life_of(letter.record.offset),
-            letter.record.offset,
-        ): letter
-        for letter in rejected
-    }
+    wanted: dict[Identity, DeadLetter] = {}
+    for letter in rejected:
+        record = letter.record
+        life = parts[record.topic_partition].life_of(record.offset)
+        wanted[(record.topic, record.partition, life, record.offset)] = letter
     hours = {hour_start_ms(letter.record.timestamp_ms or 0) for letter in rejected}
     hours.update(hour_start_ms(row["_event_time"]) for row in rows)
-    found = rows_in_raw(invocation.context.lake, batch.source.name, wanted, hours)
+    unreadable: dict[Identity, str] = {}
+    found = raw_rows(invocation.context.lake, batch.source.name, wanted, hours=hours, unreadable=unreadable)
+    for why in sorted(set(unreadable.values())):
+        log.warning("raw file %s; the rows it holds are not counted from it", why)
+    found = {identity: row | {"_incarnation": identity[2]} for identity, row in found.items()}
     if found:
         log.warning(
             "%d records of %s this delivery rejected landed as rows before; state counts the rows raw/ holds",
@@ -339,7 +341,7 @@ def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, reject
         if detail is not None:
             why = f"landed in raw/ by an earlier delivery (this one rejected it); the entity refused it: {detail}"
             letters.append((DeadLetter(letter.record, Reason.ENTITY_REJECTED, why[:1000]), row["_incarnation"]))
-    for (_, life, _), letter in rejected.in_raw.not_found.items():
+    for (_, _, life, _), letter in rejected.in_raw.not_found.items():
         why = f"landed in raw/ by an earlier delivery; this one rejected it ({letter.reason}: {letter.detail})"
         letters.append((DeadLetter(letter.record, Reason.ENTITY_REJECTED, why[:1000]), life))
     now_ms = invocation.now_ms

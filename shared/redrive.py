@@ -50,11 +50,11 @@ import socket
 import time
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol, TypeVar, cast, get_args
+from typing import Protocol, TypeVar
 
 from shared import formats
 from shared.batch import process_batch
@@ -64,7 +64,8 @@ from shared.lake.base import LakeStore
 from shared.landing.files import plan_files
 from shared.landing.ledger import names_pending, stored_holes
 from shared.landing.partition import CLOCK_SKEW_SECONDS, minimum_lease_seconds
-from shared.layout import DEADLETTER_AREA, RAW_AREA, parse_batch_file_name, safe_segment
+from shared.landing.raw_rows import Identity, raw_rows
+from shared.layout import DEADLETTER_AREA, safe_segment
 from shared.reconcile import REPROCESSED
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.schema_registry.decoder import AvroDecoder
@@ -88,7 +89,6 @@ REDRIVE_LOG_COLUMNS = (
 )
 REDRIVE_HEADER = "streamingpoc-redriven-from"
 ENTITY_REJECTED = "entity_rejected"
-Identity = tuple[str, int, int, int]  # topic, partition, incarnation, offset
 T = TypeVar("T")
 PENDING_LANDING = "pending landing: not sent (a later run)"
 REMOVED_BY_A_PROMOTION = "removed by a promotion (never sent)"
@@ -363,66 +363,6 @@ def _logged_identity(row: dict[str, object]) -> Identity:
     return (str(row["_topic"]), int(str(row["_partition"])), incarnation, int(str(row["_offset"])))
 
 
-def raw_rows(
-    lake: LakeStore, source: str, identities: Iterable[Identity], unreadable: dict[Identity, str] | None = None
-) -> dict[Identity, Row]:
-    """The raw rows of ``identities`` that are in the lake; only files whose names cover one of them are read.
-
-    A covering file that cannot be read (damaged, foreign, refused by the lake for good) raises
-    :class:`UnreadableLakeFile` naming it; given ``unreadable``, each identity it may hold and no other file
-    holds is put there with ``"<path>: <why>"`` instead. An outage (``LakeUnavailable``) propagates."""
-    wanted = set(identities)
-    by_partition: dict[tuple[str, int, int], list[int]] = {}
-    for topic, partition, incarnation, offset in wanted:
-        by_partition.setdefault((topic, partition, incarnation), []).append(offset)
-    found: dict[Identity, Row] = {}
-    in_doubt: dict[Identity, str] = {}
-    for path in lake.list_paths(f"{RAW_AREA}/{safe_segment(source)}") if wanted else ():
-        name = parse_batch_file_name(path)
-        fmt = _format_of(path)
-        if name is None or fmt is None:
-            continue
-        where = (name.topic, name.partition, name.incarnation)
-        covered = [offset for offset in by_partition.get(where, []) if name.first <= offset <= name.last]
-        if not covered:
-            continue
-        try:
-            rows = _raw_file_rows(lake, path, fmt)
-        except UnreadableLakeFile as error:
-            if unreadable is None:
-                raise
-            for offset in covered:
-                in_doubt.setdefault((*where, offset), str(error))
-            continue
-        for identity, row in rows:
-            if identity in wanted:
-                found[identity] = row
-    if unreadable is not None:
-        unreadable.update((identity, why) for identity, why in in_doubt.items() if identity not in found)
-    return found
-
-
-def _raw_file_rows(lake: LakeStore, path: str, fmt: LakeFormat) -> list[tuple[Identity, Row]]:
-    try:
-        data = lake.read(path)
-    except LakeError as error:  # a name the lake refuses, a file deleted since it was listed (compaction)
-        raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
-    try:
-        return [
-            ((str(row["_topic"]), int(row["_partition"]), int(row.get("_incarnation") or 0), int(row["_offset"])), row)
-            for row in formats.decode(fmt, data)
-        ]
-    except formats.DECODE_ERRORS as error:
-        raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
-
-
-def _format_of(path: str) -> LakeFormat | None:
-    for fmt in get_args(LakeFormat):
-        if path.endswith("." + formats.EXTENSIONS[fmt]):
-            return cast(LakeFormat, fmt)
-    return None
-
-
 def write_redrive_log(lake: LakeStore, source: str, run_id: str, kind: str, entries: Sequence[DeadLetterEntry]) -> None:
     """Record ``entries`` in the redrive log as ``kind`` (``intent``, ``sent`` or ``unsent``) of run ``run_id``."""
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
@@ -624,7 +564,7 @@ def _plan(
     refused = [entry for entry in candidates if entry.reason == ENTITY_REJECTED]
     passing = _passing(source, [entry for entry in candidates if entry.reason != ENTITY_REJECTED], target, summary)
     in_doubt: dict[Identity, str] = {}
-    in_raw = raw_rows(lake, source.name, [entry.identity for entry in passing + refused], in_doubt)
+    in_raw = raw_rows(lake, source.name, [entry.identity for entry in passing + refused], unreadable=in_doubt)
     for entry in passing + refused:  # a raw file that may hold its record cannot be read: it may have landed
         if entry.identity in in_doubt:
             summary.unknown.append(f"{_origin(entry).decode()} ({entry.reason}): raw file {in_doubt[entry.identity]}")

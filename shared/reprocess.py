@@ -45,11 +45,12 @@ from shared.compaction.rows import TIMESTAMP
 from shared.dead_letters import DeadLetter
 from shared.errors import StreamingPocError
 from shared.lake.base import LakeStore
+from shared.landing.raw_rows import Identity
 from shared.layout import DEADLETTER_AREA, RAW_AREA, hour_directory, parse_batch_file_name, safe_segment
 from shared.lineage import LINEAGE_COLUMNS
 from shared.reconcile import REPROCESSED
 from shared.records import KafkaRecord
-from shared.redrive import DeadLetterEntry, Identity
+from shared.redrive import DeadLetterEntry
 from shared.source_model import Row, Source
 from shared.state.enrich import JOINED_FIELDS
 from shared.state.registry import entity_for

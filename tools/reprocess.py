@@ -43,12 +43,12 @@ from shared.errors import LakeError, LakeUnavailable, RedriveInProgress
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
+from shared.landing.raw_rows import Identity
 from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, safe_segment
 from shared.records import OffsetSpan, TopicPartition
 from shared.redrive import (
     ENTITY_REJECTED,
     DeadLetterEntry,
-    Identity,
     RedriveLease,
     read_dead_letters,
     redrive_log,

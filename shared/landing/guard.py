@@ -9,7 +9,7 @@ partition is admitted again. Nothing is merged back into the batch: the report s
 invocation's entity signals must make of records raw/ does not hold as this delivery sees them: rows no
 encoder takes (``unencodable``) and rows an earlier delivery dead-lettered (``dead_lettered_before``) are left
 out; records this delivery rejects that an earlier one landed as rows (``rejected_in_raw``) count as raw/ holds
-them (``rows_in_raw``).
+them (``shared.landing.raw_rows``).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import weakref
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import TypeVar
 
 from shared.batch import PartitionBatch, ProcessedBatch
 from shared.dead_letters import DeadLetter
 from shared.errors import ConfigurationError, WriteConflict
-from shared.formats import DECODE_ERRORS, Format, format_of_path
+from shared.formats import Format
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_FORMAT, LandingReport, LedgerHoles, PlannedFile, plan_files
 from shared.landing.partition import (
@@ -40,14 +40,12 @@ from shared.landing.partition import (
 )
 from shared.layout import (
     DEADLETTER_AREA,
-    RAW_AREA,
     batch_file_name,
     hour_directory,
     hour_start_ms,
     parse_batch_file_name,
 )
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
-from shared.source_model import Row
 
 T = TypeVar("T")
 log = logging.getLogger("streamingpoc.landing")
@@ -238,8 +236,9 @@ def dead_lettered_before(lake: LakeStore, landed: PartitionBatch) -> tuple[Kafka
     letters) that an earlier delivery landed as dead letters. raw/ holds the others as rows, whatever this delivery
     made of them: a setting, the model, the registry or the lake format may answer otherwise now. A row of this
     delivery that was dead-lettered then must not reach an entity (``tools.redrive`` sends it again); a record this
-    delivery rejects that landed as a row then counts from raw/ (``rows_in_raw``). Found in the dead-letter files
-    of their Kafka hours, named after the landing that wrote them; a file gone (retention) counts as no dead letter.
+    delivery rejects that landed as a row then counts from raw/ (``shared.landing.raw_rows``). Found in the
+    dead-letter files of their Kafka hours, named after the landing that wrote them; a file gone (retention) counts
+    as no dead letter.
     """
     records = [*landed.origins, *(letter.record for letter in landed.dead_letters)]
     if not records:
@@ -273,47 +272,6 @@ def dead_lettered_before(lake: LakeStore, landed: PartitionBatch) -> tuple[Kafka
                 if origin is not None:
                     found.append(origin)
     return tuple(found)
-
-
-Landed = tuple[TopicPartition, int, int]  # a record's partition, life of its offsets, and offset
-
-
-def rows_in_raw(lake: LakeStore, source: str, wanted: Collection[Landed], hours: Collection[int]) -> dict[Landed, Row]:
-    """The rows raw/ holds of ``wanted`` records, looked for in the landings' raw files of the event ``hours`` given
-    (a row's hour is its event time's, which a delivery that rejects the record cannot read: the caller names the
-    hours likely to hold them). A record not found there (another hour, a file gone or unreadable) is left out;
-    an outage propagates."""
-    remaining = set(wanted)
-    partitions = {item[0] for item in remaining}
-    found: dict[Landed, Row] = {}
-    for hour in sorted(hours):
-        for path in lake.list_paths(hour_directory(RAW_AREA, source, hour)) if remaining else ():
-            file, fmt = parse_batch_file_name(path), format_of_path(path)
-            if file is None or fmt is None:
-                continue
-            span, name = OffsetSpan(file.first, file.last), path.rpartition("/")[2]
-            named = (p for p in partitions if name == batch_file_name(p, span, file.incarnation, fmt.extension))
-            where = next(named, None)
-            if where is None or not any(
-                item[0] == where and item[1] == file.incarnation and file.first <= item[2] <= file.last
-                for item in remaining
-            ):
-                continue  # not a landing of a wanted record's
-            data = lake.read_versioned(path)
-            if data is None:
-                continue  # gone since the listing (compaction)
-            try:
-                rows = fmt.decode(data[0])
-            except DECODE_ERRORS as error:
-                log.warning("raw file %s unreadable (%s); its rows are not counted from it", path, error)
-                continue
-            for row in rows:
-                offset = row.get("_offset")
-                item = (where, int(row.get("_incarnation") or 0), -1 if offset is None else int(offset))
-                if item in remaining:
-                    remaining.discard(item)
-                    found[item] = row | {"_incarnation": item[1]}
-    return found
 
 
 def _landed(part: PartitionBatch, fresh: frozenset[int]) -> set[int]:

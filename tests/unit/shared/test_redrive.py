@@ -21,6 +21,7 @@ from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
 from shared.landing.isolation import Unencodable
+from shared.landing.raw_rows import raw_rows
 from shared.records import KafkaRecord
 from shared.redrive import (
     REDRIVE_LEASE_SECONDS,
@@ -28,7 +29,6 @@ from shared.redrive import (
     Delivery,
     OutgoingRedrive,
     RedriveTarget,
-    raw_rows,
     read_dead_letters,
     redrive,
     redrive_log,

@@ -129,31 +129,3 @@ def test_a_steady_state_batch_looks_up_no_fingerprint_per_record(tmp_path: Path)
     batch = process_batch(CLICKS, records[100:], max_record_bytes=1 << 20)
     assert land_once(lake, batch, PARQUET, now_ms=FIXED_NOW_MS).row_count == 2000
     assert _CountingFingerprints.lookups <= 4
-
-
-def test_rows_in_raw_finds_each_record_in_its_partitions_landing_and_skips_what_is_not_one(tmp_path: Path) -> None:
-    """Two partitions' landings in one hour, a file named as no landing, a row without an offset, a row of
-    another life: each wanted record is found in its own partition's file only, and the rest are skipped."""
-    import gzip
-
-    import orjson
-
-    from shared.landing.guard import rows_in_raw
-    from shared.layout import RAW_AREA, batch_file_name, hour_directory
-    from shared.records import OffsetSpan, TopicPartition
-
-    lake, hour = LocalLake(tmp_path), FIXED_NOW_MS - FIXED_NOW_MS % 3_600_000
-    directory = hour_directory(RAW_AREA, "mobile", hour)
-
-    def landed(partition: int, rows: list[dict[str, object]], name: str | None = None) -> None:
-        where = TopicPartition("mobile", partition)
-        file = name or batch_file_name(where, OffsetSpan(0, 9), 0, "jsonl.gz")
-        lake.create(f"{directory}/{file}", gzip.compress(b"\n".join(orjson.dumps(row) for row in rows)))
-
-    landed(0, [{"_offset": 3, "_incarnation": 0, "v": "p0"}, {"v": "no offset"}, {"_offset": 4, "_incarnation": 1}])
-    landed(1, [{"_offset": 3, "_incarnation": 0, "v": "p1"}])
-    landed(1, [{"_offset": 5, "_incarnation": 0, "v": "foreign"}], name="notes.jsonl.gz")
-    p0, p1 = TopicPartition("mobile", 0), TopicPartition("mobile", 1)
-    wanted = [(p0, 0, 3), (p1, 0, 3), (p1, 0, 5), (p0, 0, 4)]
-    found = rows_in_raw(lake, "mobile", wanted, [hour, hour + 3_600_000])
-    assert {item: row.get("v") for item, row in found.items()} == {(p0, 0, 3): "p0", (p1, 0, 3): "p1"}
