@@ -23,6 +23,9 @@ resource "azurerm_monitor_action_group" "this" {
 
 locals {
   action_group_ids = azurerm_monitor_action_group.this[*].id
+  # The compaction-lag alert's lag for a source whose compaction reported nothing in its window (not running):
+  # past any threshold compaction_lag_alert_minutes may take (at most half of 29 days), and plainly not a lag.
+  compaction_not_running_minutes = 999999
 }
 
 # Failed invocations per function. host.json logs no request rows (Host.Results at Warning: the
@@ -134,10 +137,13 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "dead_letter_rate" {
 # Compaction falling behind: a closed hour of raw files is still not in the curated table
 # (compact_<source> failing, e.g. a raw file it cannot read or a column whose type changed, or
 # not running). Raw files are deleted after raw_retention_days, so this must not go unnoticed.
+# Every run reports its source's lag (0 when it is up to date) before any work; a source with no
+# report in the window (its timer not firing, or every run failing before planning) is taken as
+# not running, with a lag of local.compaction_not_running_minutes.
 resource "azurerm_monitor_scheduled_query_rules_alert_v2" "compaction_lag" {
   name                 = "${local.names.alert}-compaction-lag"
   display_name         = "StreamingPOC: compaction lag"
-  description          = "The oldest closed raw hour not yet compacted into curated/<source> ended more than ${var.compaction_lag_alert_minutes} minutes ago. See the workbook's Compaction panels and the compact_<source> failures."
+  description          = "The oldest closed raw hour not yet compacted into curated/<source> ended more than ${var.compaction_lag_alert_minutes} minutes ago, or compact_<source> reported nothing for an hour (shown as a lag of ${local.compaction_not_running_minutes} minutes: not running). See the workbook's Compaction panels and the compact_<source> failures."
   resource_group_name  = local.resource_group_name
   location             = var.location
   scopes               = [azurerm_application_insights.this.id]
@@ -148,9 +154,13 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "compaction_lag" {
 
   criteria {
     query                   = <<-KQL
-      customMetrics
+      let expected = datatable(source: string) [${join(", ", [for name in sort(keys(local.sources)) : jsonencode(name)])}];
+      let reported = customMetrics
       | where name == "${local.metrics.compaction_lag}"
-      | summarize lag_minutes = max(valueMax) / 60.0 by source = tostring(customDimensions.source)
+      | summarize lag_minutes = max(valueMax) / 60.0 by source = tostring(customDimensions.source);
+      expected
+      | join kind=leftouter reported on source
+      | project source, lag_minutes = coalesce(lag_minutes, real(${local.compaction_not_running_minutes}))
     KQL
     time_aggregation_method = "Maximum"
     metric_measure_column   = "lag_minutes"

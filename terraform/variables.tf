@@ -83,7 +83,8 @@ variable "sources" {
     Kafka trigger's target of unprocessed events per instance (<SOURCE>_LAG_THRESHOLD):
     instances = lag / lag_threshold, rounded up, at most partition_count.
     `partition_count` overrides `eventhub_partition_count` for that hub.
-    `compaction_schedule` is the NCRONTAB of compact_<source> (raw hours -> curated Delta table).
+    `compaction_schedule` is the NCRONTAB of compact_<source> (raw hours -> curated Delta table); keep it at
+    least hourly: the compaction-lag alert takes a source with no run in the last hour for not running.
   EOT
 
   validation {
@@ -101,12 +102,14 @@ variable "sources" {
     error_message = "format must be parquet, avro or jsonl."
   }
   validation {
-    condition     = alltrue([for source in values(var.sources) : length(split(" ", trimspace(source.generator_schedule))) == 6])
-    error_message = "generator_schedule must be an NCRONTAB expression with six fields (seconds first), e.g. \"*/10 * * * * *\"."
-  }
-  validation {
-    condition     = alltrue([for source in values(var.sources) : length(split(" ", trimspace(source.compaction_schedule))) == 6])
-    error_message = "compaction_schedule must be an NCRONTAB expression with six fields (seconds first), e.g. \"0 */15 * * * *\"."
+    # The app's own check of both (shared/settings.py _NCRONTAB_FIELD: six fields, each a comma-separated list of
+    # *, a number or a three-letter name, or a range of them, each with an optional /step). A value it refuses
+    # stops every function of the app from loading, after an apply that succeeded.
+    condition = alltrue(flatten([for source in values(var.sources) : [
+      for schedule in [source.generator_schedule, source.compaction_schedule] :
+      can(regex("^\\s*(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*(\\s+(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*){5}\\s*$", schedule))
+    ]]))
+    error_message = "generator_schedule and compaction_schedule must be NCRONTAB expressions with six fields (seconds first), e.g. \"*/10 * * * * *\" or \"0 */15 * * * *\"; each field a list of *, numbers, three-letter names or ranges, each with an optional /step."
   }
   validation {
     condition = alltrue([for source in values(var.sources) :
@@ -119,8 +122,10 @@ variable "sources" {
     error_message = "generator_iterations must be a whole number >= 0 (0 means unbounded)."
   }
   validation {
-    condition     = alltrue([for source in values(var.sources) : source.generator_seed == null || try(floor(source.generator_seed) == source.generator_seed, false)])
-    error_message = "generator_seed must be a whole number or null."
+    condition = alltrue([for source in values(var.sources) :
+      source.generator_seed == null || try(floor(source.generator_seed) == source.generator_seed && source.generator_seed >= -9223372036854775808 && source.generator_seed < 9223372036854775808, false)
+    ])
+    error_message = "generator_seed must be null or a whole number from -2^63 to 2^63-1 (a signed 64-bit integer)."
   }
   validation {
     condition     = alltrue([for source in values(var.sources) : source.partition_count == null || try(source.partition_count >= 1 && source.partition_count <= 32, false)])
@@ -404,6 +409,18 @@ variable "compaction_lag_alert_minutes" {
   validation {
     condition     = var.compaction_lag_alert_minutes >= 30 && floor(var.compaction_lag_alert_minutes) == var.compaction_lag_alert_minutes
     error_message = "compaction_lag_alert_minutes must be a whole number of at least 30."
+  }
+  validation {
+    # A healthy run reports the lag of an hour it is about to compact: at least the grace, plus up to one
+    # compaction interval. At or below that the alert fires every hour.
+    condition     = var.compaction_lag_alert_minutes > var.compaction_grace_minutes + 60
+    error_message = "compaction_lag_alert_minutes must be more than compaction_grace_minutes + 60: a healthy compaction reports a lag of the grace plus up to one compaction interval."
+  }
+  validation {
+    # Past raw_retention_days the uncompacted files are deleted (their rows lost) and the lag drops: the alert must
+    # fire with time left to fix compaction before that.
+    condition     = var.compaction_lag_alert_minutes <= var.raw_retention_days * 720
+    error_message = "compaction_lag_alert_minutes must be at most half of raw_retention_days (in minutes): the alert has to fire while there is time to fix compaction before raw files are deleted."
   }
 }
 

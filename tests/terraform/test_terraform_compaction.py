@@ -77,3 +77,26 @@ def test_one_alert_on_compaction_lag_over_two_hours() -> None:
     variables = hcl2.loads((TERRAFORM_DIR / "variables.tf").read_text())["variable"]
     (threshold,) = [v['"compaction_lag_alert_minutes"'] for v in variables if '"compaction_lag_alert_minutes"' in v]
     assert threshold["default"] == 120
+
+
+def test_the_compaction_lag_alert_takes_a_source_that_reports_nothing_for_not_running(tmp_path: Path) -> None:
+    """Rendered by Terraform (the alert's query with the variables' and locals' own values): every source is
+    expected, and one with no lag reported in the window gets a lag past any threshold the variables allow."""
+    alerts = (TERRAFORM_DIR / "main.alerts.tf").read_text()
+    block = alerts[alerts.index('"compaction_lag" {') :]
+    query = block[block.index("<<-KQL") : block.index("    KQL\n") + len("    KQL\n")]
+    (not_running,) = re.findall(r"compaction_not_running_minutes = (\d+)", alerts)
+    workbook = (TERRAFORM_DIR / "main.workbook.tf").read_text()
+    directory = harness_dir(tmp_path)
+    locals_only = workbook[: workbook.index('resource "azurerm_application_insights_workbook"')]
+    (directory / "workbook.tf").write_text(locals_only.replace("azurerm_application_insights.this.id", '"appi"'))
+    (directory / "alert.tf").write_text(
+        f"locals {{\n  compaction_not_running_minutes = {not_running}\n}}\n"
+        f'output "compaction_lag_query" {{\n  value = {query}}}\n'
+    )
+    rendered = terraform_output(directory)["compaction_lag_query"]
+    assert 'datatable(source: string) ["clickstream", "mobile", "orders", "sensors", "users"];' in rendered
+    assert f'where name == "{metric_names.COMPACTION_LAG}"' in rendered
+    assert "join kind=leftouter reported on source" in rendered
+    assert f"lag_minutes = coalesce(lag_minutes, real({not_running}))" in rendered
+    assert int(not_running) > 29 * 24 * 60 / 2, "past the largest compaction_lag_alert_minutes the variables allow"

@@ -270,6 +270,11 @@ def test_example_tfvars_are_valid(tmp_path: Path) -> None:
     assert values["sources"]["sensors"]["partition_count"] == 8
 
 
+def _clickstream(value: str) -> str:
+    """The sources map with ``value`` for clickstream and the defaults for the others."""
+    return f"{{ clickstream = {value}, mobile = {{}}, sensors = {{}}, users = {{}} }}"
+
+
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
@@ -285,6 +290,26 @@ def test_example_tfvars_are_valid(tmp_path: Path) -> None:
             },
             "six fields",
         ),
+        # what the app refuses when it indexes (shared/settings.py): no function would load after the apply
+        (
+            {"sources": _clickstream('{ generator_schedule = "0 */5 * * * ?" }')},
+            "six fields",
+        ),
+        (
+            {"sources": _clickstream('{ compaction_schedule = "0 0/15 * * * ?" }')},
+            "six fields",
+        ),
+        (
+            {"sources": _clickstream('{ generator_schedule = "every 10 seconds on the dot" }')},
+            "six fields",
+        ),
+        (
+            {"sources": _clickstream("{ generator_seed = 9223372036854775808 }")},
+            "signed 64-bit integer",
+        ),
+        # a lag alert that would fire on every healthy run, or only after the raw files it is about are deleted
+        ({"compaction_grace_minutes": "180"}, "more than compaction_grace_minutes + 60"),
+        ({"raw_retention_days": "1", "compaction_lag_alert_minutes": "4320"}, "at most half of raw_retention_days"),
         ({"eventhubs_sku": "Basic"}, "Standard or Premium"),
         ({"zone_redundancy_enabled": "true", "storage_replication_type": "LRS"}, "zone-redundant storage"),
         ({"eventhub_partition_count": "4", "function_maximum_instance_count": "3"}, "below a hub's partition count"),
@@ -308,3 +333,15 @@ def test_variable_validation_rejects_bad_input(tmp_path: Path, variables: dict[s
     with pytest.raises(TerraformFailed) as failure:
         terraform_output(harness_dir(tmp_path), vars=variables)
     assert message in " ".join(str(failure.value).split())
+
+
+def test_schedules_terraform_accepts_the_app_accepts_too(tmp_path: Path) -> None:
+    from shared.settings import load_source_settings
+
+    schedules = '{ generator_schedule = "0 0,30 9-17 * * Mon-Fri", compaction_schedule = " 0  */20 * * * * " }'
+    values = terraform_output(harness_dir(tmp_path), vars={"sources": _clickstream(schedules)})
+    loaded = load_source_settings("clickstream", values["app_settings"])
+    assert (loaded.generator_schedule, loaded.compaction_schedule.split()) == (
+        "0 0,30 9-17 * * Mon-Fri",
+        ["0", "*/20", "*", "*", "*", "*"],
+    )
