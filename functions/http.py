@@ -15,7 +15,7 @@ from shared.errors import LakeError, TransientError
 from shared.settings import current_settings
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.bucket_state import is_bucket_state, key_state, key_text
-from shared.state.query_api import DAMAGED, BadQuery, entity_name, key_from_url, locate, public_state
+from shared.state.query_api import DAMAGED, BadQuery, ascii_lower, entity_name, key_from_url, locate, public_state
 
 bp = df.Blueprint()
 log = logging.getLogger("streamingpoc.http")
@@ -87,7 +87,7 @@ def _unavailable(why: str) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 async def get_state(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """GET /api/state/{source}/{key}: the entity's state (404 unknown key, 400 bad source or key)."""
-    found = await _read(client, req, req.route_params["source"].lower())  # routes match whatever the case
+    found = await _read(client, req, ascii_lower(req.route_params["source"]))  # routes match whatever the case
     return found if isinstance(found, func.HttpResponse) else _json(found)
 
 

@@ -18,7 +18,8 @@ from shared.errors import ConfigurationError
 from shared.settings import Settings
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-EXIT_BAD_SETTINGS = 2  # argparse's code for bad arguments: a bad setting is the same kind of mistake
+EXIT_BAD_ARGUMENTS = 2  # argparse's code
+EXIT_BAD_SETTINGS = EXIT_BAD_ARGUMENTS  # a bad setting is the same kind of mistake
 MAX_ERROR_TEXT = 300  # characters of a dependency's error quoted on a tool's one line
 MAKE_RUN_BROKER_HINT = "for the broker of `make run`, pass --broker $(cat .lake.state/broker)"
 
@@ -31,9 +32,14 @@ QUIET.propagate = False
 Arguments = ParamSpec("Arguments")
 
 
+class RefusedArgument(Exception):
+    """An argument a tool refuses once it is parsed (e.g. by :func:`secure_url`): a bad argument, as argparse's."""
+
+
 def tool_main(prog: str) -> Callable[[Callable[Arguments, int]], Callable[Arguments, int]]:
     """The tools' shared entry point: a ``main`` whose settings are refused (``ConfigurationError``, naming the app
-    setting) prints one line, ``<prog>: invalid settings: ...``, and returns ``EXIT_BAD_SETTINGS``, not a traceback."""
+    setting) prints one line, ``<prog>: invalid settings: ...``, and returns ``EXIT_BAD_SETTINGS``, not a traceback;
+    one that refuses an argument (``RefusedArgument``) prints ``<prog>: <why>`` and returns ``EXIT_BAD_ARGUMENTS``."""
 
     def decorate(main: Callable[Arguments, int]) -> Callable[Arguments, int]:
         @functools.wraps(main)
@@ -43,6 +49,9 @@ def tool_main(prog: str) -> Callable[[Callable[Arguments, int]], Callable[Argume
             except ConfigurationError as error:
                 print(settings_error_line(prog, error), file=sys.stderr)
                 return EXIT_BAD_SETTINGS
+            except RefusedArgument as error:
+                print(f"{prog}: {error}", file=sys.stderr)
+                return EXIT_BAD_ARGUMENTS
 
         return run
 
@@ -156,10 +165,10 @@ def topic_problem(client: Any, topic: str, timeout: float, address: str = "") ->
 
 
 def secure_url(url: str, option: str) -> str:
-    """``url`` when it is HTTPS, or HTTP to this machine's own loopback (the local host); else a clear exit:
-    the tools send the Durable system key with each request."""
+    """``url`` when it is HTTPS, or HTTP to this machine's own loopback (the local host); else ``RefusedArgument``
+    naming ``option``: the tools send the Durable system key with each request."""
     parsed = urllib.parse.urlsplit(url)
     secure = parsed.scheme == "https" and bool(parsed.hostname)
     if secure or (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS):
         return url
-    raise SystemExit(f"{option} must be https:// (or http:// to 127.0.0.1, localhost or [::1]): {url}")
+    raise RefusedArgument(f"{option} must be https:// (or http:// to 127.0.0.1, localhost or [::1]): {url}")

@@ -30,7 +30,8 @@ as it was, 1 when one is missing after ``--wait`` seconds or its bucket holds ot
 conflict: the bucket had counted events for it, so processing ran before the migration). A key whose
 state cannot be put in today's form (``upgrade`` raises: a shape no release wrote, or damaged) is moved
 (or exported) as stored and the others go on; the run names it at the end and exits 1.
-Exit 2, naming it, when the Durable HTTP API or the lake cannot be reached (nothing is recorded; run it again).
+Exit 2, naming it, when the Durable HTTP API or the lake cannot be reached (nothing is recorded; run it again),
+or a setting or ``--durable-url`` is refused (one line).
 Running it again is harmless: nothing is moved twice. Buckets of an N the lake does not record hold only stale
 state (an interrupted run's, or the N the source used before): a move into them (``--to-buckets``, or
 ``--import`` into an N other than the recorded one) sends each of the N buckets an adopt naming the run, and
@@ -105,7 +106,7 @@ from shared.state.migration import (
 )
 from shared.state.offsets import APPLIED
 from shared.state.registry import ENTITY_KINDS
-from tools.cli import environment, secure_url
+from tools.cli import RefusedArgument, environment, secure_url, settings_error_line
 
 CONCURRENT_REQUESTS = 16
 LOCAL_DURABLE_URL = "http://127.0.0.1:7071/runtime/webhooks/durabletask"
@@ -498,9 +499,12 @@ def _report_not_upgraded(not_upgraded: dict[str, str]) -> None:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """``main`` with an unreachable Durable HTTP API or lake as one line (exit 2), not a traceback."""
+    """``main`` with an unreachable Durable HTTP API or lake, refused settings or a refused ``--durable-url`` as one
+    line (exit 2), not a traceback."""
     try:
         return main(argv)
+    except RefusedArgument as error:
+        print(f"migrate_state: {error}", file=sys.stderr)
     except urllib.error.HTTPError as error:
         print(f"migrate_state: the Durable HTTP API answered {error.code} {error.reason}", file=sys.stderr)
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
@@ -509,7 +513,7 @@ def cli(argv: list[str] | None = None) -> int:
     except LakeUnavailable as error:
         print(f"migrate_state: the lake did not answer: {error}", file=sys.stderr)
     except ConfigurationError as error:
-        print(f"migrate_state: invalid settings: {error}", file=sys.stderr)
+        print(settings_error_line("migrate_state", error), file=sys.stderr)
     return 2
 
 

@@ -460,7 +460,16 @@ def main(argv: list[str] | None = None) -> int:
     env = tool_environment(args.settings, broker=args.broker, lake=args.lake)
     settings = load_settings(env)
     source_settings = load_source_settings(args.source, env)
-    broker = Broker(broker_config(settings, args.source, env, args.eventhubs_namespace))
+    from confluent_kafka import KafkaException
+
+    try:
+        broker = Broker(broker_config(settings, args.source, env, args.eventhubs_namespace))
+    except KafkaException as error:  # with --eventhubs-namespace, no token from the Azure login (e.g. no `az login`)
+        why = one_line(error.args[0].str() if error.args else error, MAX_ERROR_TEXT)
+        if args.eventhubs_namespace:
+            why = f"cannot sign in to {args.eventhubs_namespace}: {why}; is there an Azure login (az login)?"
+        print(f"reconcile of {args.source} stopped: {why}", file=sys.stderr)
+        return EXIT_BROKER_UNREACHABLE
     origin = "--eventhubs-namespace" if args.eventhubs_namespace else "--broker" if args.broker else "KAFKA_BROKER_LIST"
     broker.address = f"{broker.address} ({origin})"
     try:

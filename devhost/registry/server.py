@@ -112,7 +112,7 @@ class _Routes:
         if isinstance(parsed, web.Response):
             return parsed
         subject = request.match_info["subject"]
-        found = self.store.lookup(subject, parsed[0])
+        found = self.store.lookup(subject, *parsed)
         return _answer(_registered(found)) if found else _error(404, 40403, "Schema not found")
 
     async def _schema_body(self, request: web.Request) -> tuple[str, str] | web.Response:

@@ -1,7 +1,12 @@
 """Registered schemas and subject versions, persisted in one SQLite file.
 
-Ids are global and stable: the same schema (compared in canonical JSON) keeps its id under every
-subject, as in Confluent Schema Registry; a subject's versions count from 1.
+Ids are global and stable: the same schema (its type and its text compared in canonical JSON) keeps
+its id under every subject, as in Confluent Schema Registry, where the type is part of what a schema
+is: ``"string"`` registered as AVRO and as JSON are two schemas with two ids. A subject's versions
+count from 1.
+
+A file of an earlier version (``PRAGMA user_version`` 0, schemas unique by text alone) is migrated
+when opened: its schemas keep their ids (records in topics and the lake carry them).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+STORE_VERSION = 1  # PRAGMA user_version: 1 since a schema's type is part of its identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +43,37 @@ class RegistryStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(":memory:" if path is None else path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._create_or_migrate()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _create_or_migrate(self) -> None:
+        """The tables of ``STORE_VERSION``; the schemas of a file of an earlier version copied in, ids and all."""
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version >= STORE_VERSION:
+            return
+        earlier = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schemas'").fetchone()
+        if earlier:  # CREATE TABLE IF NOT EXISTS would keep its UNIQUE (canonical): a JSON schema given an Avro id
+            self._db.execute("ALTER TABLE schemas RENAME TO schemas_unique_by_text")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS schemas (id INTEGER PRIMARY KEY AUTOINCREMENT, canonical TEXT UNIQUE,"
-            " schema TEXT NOT NULL, schema_type TEXT NOT NULL)"
+            "CREATE TABLE schemas (id INTEGER PRIMARY KEY AUTOINCREMENT, canonical TEXT NOT NULL,"
+            " schema TEXT NOT NULL, schema_type TEXT NOT NULL, UNIQUE (canonical, schema_type))"
         )
+        if earlier:
+            self._db.execute(
+                "INSERT INTO schemas (id, canonical, schema, schema_type)"
+                " SELECT id, canonical, schema, schema_type FROM schemas_unique_by_text"
+            )
+            self._db.execute("DROP TABLE schemas_unique_by_text")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS versions (subject TEXT, version INTEGER, schema_id INTEGER,"
             " PRIMARY KEY (subject, version), UNIQUE (subject, schema_id))"
         )
+        self._db.execute(f"PRAGMA user_version = {STORE_VERSION}")
 
     def register(self, subject: str, schema: str, schema_type: str = "AVRO") -> Registered:
         """The subject's version of ``schema``, added (with a new id if the schema is new) when it lacks it."""
@@ -51,7 +81,9 @@ class RegistryStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute("SELECT id FROM schemas WHERE canonical = ?", (key,)).fetchone()
+                row = self._db.execute(
+                    "SELECT id FROM schemas WHERE canonical = ? AND schema_type = ?", (key, schema_type)
+                ).fetchone()
                 schema_id = row[0] if row else self._insert_schema(key, schema, schema_type)
                 found = self._db.execute(
                     "SELECT version FROM versions WHERE subject = ? AND schema_id = ?", (subject, schema_id)
@@ -104,14 +136,15 @@ class RegistryStore:
                 row = self._db.execute(query + " AND v.version = ?", (subject, version)).fetchone()
         return None if row is None else Registered(subject, row[0], row[1], row[2], row[3])
 
-    def lookup(self, subject: str, schema: str) -> Registered | None:
-        """The subject's version holding ``schema``, or None."""
+    def lookup(self, subject: str, schema: str, schema_type: str | None = None) -> Registered | None:
+        """The subject's version holding ``schema`` of ``schema_type`` (None: of any type, its first), or None."""
+        query = (
+            "SELECT v.version, s.id, s.schema, s.schema_type FROM versions v JOIN schemas s ON s.id = v.schema_id"
+            " WHERE v.subject = ? AND s.canonical = ? AND s.schema_type = COALESCE(?, s.schema_type)"
+            " ORDER BY v.version LIMIT 1"
+        )
         with self._lock:
-            row = self._db.execute(
-                "SELECT v.version, s.id, s.schema, s.schema_type FROM versions v JOIN schemas s ON s.id = v.schema_id"
-                " WHERE v.subject = ? AND s.canonical = ?",
-                (subject, canonical(schema)),
-            ).fetchone()
+            row = self._db.execute(query, (subject, canonical(schema), schema_type)).fetchone()
         return None if row is None else Registered(subject, row[0], row[1], row[2], row[3])
 
     def close(self) -> None:

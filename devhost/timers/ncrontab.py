@@ -2,8 +2,11 @@
 
 ``{second} {minute} {hour} {day} {month} {day-of-week}``; each field takes ``*``, numbers,
 ranges ``a-b``, steps ``*/n`` or ``a-b/n``, lists ``a,b``, and month or day names. A
-five-field expression (no seconds) fires at second 0. When both day fields are
-restricted, a day matching either fires (classic cron).
+five-field expression (no seconds) fires at second 0. Days of the week are 0-6 (Sunday is 0;
+7 is refused, as NCrontab refuses it). A day fires only when it matches both the day-of-month and
+the day-of-week field, whatever they are: ``0 0 0 1 * Mon`` fires on a 1st that is a Monday, not on
+every 1st and every Monday as classic cron's "either" rule would have it (NCrontab, which the
+Functions host uses, finds the day of the month, then requires its day of the week).
 """
 
 from __future__ import annotations
@@ -25,32 +28,33 @@ class ScheduleError(DevHostError):
     """The expression is not a valid NCRONTAB schedule."""
 
 
-def _number(token: str, names: dict[str, int]) -> int:
+def _number(token: str, names: dict[str, int], field: str) -> int:
     lowered = token.lower()
     if lowered in names:
         return names[lowered]
     if not token.isdigit():
-        raise ScheduleError(f"not a number: {token!r}")
+        raise ScheduleError(f"{field}: not a number: {token!r}")
     return int(token)
 
 
-def _field(text: str, low: int, high: int, names: dict[str, int] | None = None) -> frozenset[int]:
+def _field(text: str, field: str, low: int, high: int, names: dict[str, int] | None = None) -> frozenset[int]:
+    """The values of one field (``field`` names it in an error), each from ``low`` to ``high``."""
     values: set[int] = set()
     for part in text.split(","):
         span, _, step_text = part.partition("/")
         step = int(step_text) if step_text else 1
         if step < 1:
-            raise ScheduleError(f"bad step in {part!r}")
+            raise ScheduleError(f"{field}: bad step in {part!r}")
         if span == "*":
             start, end = low, high
         elif "-" in span:
             first, last = span.split("-", 1)
-            start, end = _number(first, names or {}), _number(last, names or {})
+            start, end = _number(first, names or {}, field), _number(last, names or {}, field)
         else:
-            start = _number(span, names or {})
+            start = _number(span, names or {}, field)
             end = high if step_text else start
         if not (low <= start <= high and low <= end <= high and start <= end):
-            raise ScheduleError(f"{part!r} is outside {low}-{high}")
+            raise ScheduleError(f"{field}: {part!r} is outside {low}-{high}")
         values.update(range(start, end + 1, step))
     return frozenset(values)
 
@@ -63,8 +67,6 @@ class Schedule:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]
-    any_day: bool
-    any_weekday: bool
 
     @classmethod
     def parse(cls, expression: str) -> Schedule:
@@ -74,24 +76,17 @@ class Schedule:
         if len(fields) != 6:
             raise ScheduleError(f"{expression!r}: expected 6 fields (seconds first), got {len(fields)}")
         second, minute, hour, day, month, weekday = fields
-        weekdays = frozenset(d % 7 for d in _field(weekday, 0, 7, _DAYS))
         return cls(
-            _field(second, 0, 59),
-            _field(minute, 0, 59),
-            _field(hour, 0, 23),
-            _field(day, 1, 31),
-            _field(month, 1, 12, _MONTHS),
-            weekdays,
-            any_day=day == "*",
-            any_weekday=weekday == "*",
+            _field(second, "second", 0, 59),
+            _field(minute, "minute", 0, 59),
+            _field(hour, "hour", 0, 23),
+            _field(day, "day of month", 1, 31),
+            _field(month, "month", 1, 12, _MONTHS),
+            _field(weekday, "day of week", 0, 6, _DAYS),
         )
 
     def _day_matches(self, moment: datetime) -> bool:
-        in_days = moment.day in self.days
-        in_weekdays = (moment.weekday() + 1) % 7 in self.weekdays
-        if self.any_day or self.any_weekday:
-            return in_days and in_weekdays
-        return in_days or in_weekdays
+        return moment.day in self.days and (moment.weekday() + 1) % 7 in self.weekdays
 
     def next_after(self, moment: datetime) -> datetime:
         """The first firing time strictly after ``moment`` (same time zone as ``moment``)."""

@@ -8,6 +8,7 @@ across the upgrade.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -70,17 +71,28 @@ def _per_key(key: str) -> str:
         raise BadQuery(str(error)) from error
 
 
+_ASCII_LOWERCASE = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def ascii_lower(text: str) -> str:
+    """``text`` with its ASCII letters in lower case, as routes match whatever the case (``devhost/web/routes.py``):
+    ASCII letters only, never ``str.lower()``, which makes the Kelvin sign a ``k``: ``clic\u212astream`` is
+    not ``clickstream`` but an unknown source."""
+    return text.translate(_ASCII_LOWERCASE)
+
+
 def key_from_url(url: str, source: str, route_key: str) -> str:
     """The key of ``.../state/{source}/{key}[/...]`` percent-decoded once from the request's own URL.
 
     Hosts decode route values differently (ASP.NET Core leaves ``%2F`` encoded, others split on
     it), so the key is read from the raw path when it can be, else the route value is taken as is.
     Routes match whatever the case of their literal parts (``/API/STATE/...`` reaches the same
-    function), so ``state`` and the source are found whatever their case too: the key never depends on it.
+    function), so ``state`` and the source are found whatever the case of their ASCII letters too: the key
+    never depends on it.
     """
     segments = urlsplit(url).path.split("/")
     for index in range(len(segments) - 2):
-        if segments[index].lower() == "state" and unquote(segments[index + 1]).lower() == source.lower():
+        if ascii_lower(segments[index]) == "state" and ascii_lower(unquote(segments[index + 1])) == ascii_lower(source):
             try:
                 return unquote(segments[index + 2], errors="strict")
             except UnicodeDecodeError as error:

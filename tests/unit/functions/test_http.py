@@ -15,6 +15,7 @@ from azure.durable_functions.models.utils import http_utils
 
 import functions.http as http
 from shared.errors import LakeError
+from shared.state.query_api import key_from_url
 from tests.unit.functions.conftest import user_function
 
 # What the stub Durable HTTP API answers, by (entity name, key): (status, body); others are 404s.
@@ -95,6 +96,34 @@ async def test_a_source_named_in_another_case_reads_the_same_state(
     )
     answer = await user_function("get_state").__wrapped__(req=request, client=client)  # the client as bound
     assert answer.status_code == 200 and json.loads(answer.get_body()) == {"page_views": 42}
+
+
+KELVIN_SIGN = "\u212a"  # str.lower() makes it an ASCII "k"
+
+
+async def test_a_source_spelt_with_the_kelvin_sign_is_an_unknown_source_not_clickstream(
+    durable_api: tuple[df.DurableOrchestrationClient, list[tuple[str, str]]],
+) -> None:
+    """Routes fold ASCII letters only (``devhost/web/routes.py``: the Kelvin sign never stands for ``k``), so
+    ``clic\u212astream`` is an unknown source (400), never a way to read clickstream's state."""
+    client, asked = durable_api
+    request = func.HttpRequest(
+        method="GET",
+        url="https://app.example/api/state/clic%E2%84%AAstream/abc",
+        body=b"",
+        route_params={"source": f"clic{KELVIN_SIGN}stream", "key": "abc"},
+    )
+    answer = await user_function("get_state").__wrapped__(req=request, client=client)
+    assert answer.status_code == 400, (answer.status_code, json.loads(answer.get_body()))
+    assert "unknown source" in json.loads(answer.get_body())["error"] and not asked
+
+
+def test_the_key_is_not_read_from_a_segment_naming_the_source_with_the_kelvin_sign() -> None:
+    """``key_from_url`` finds the source's segment by its ASCII letters whatever their case; a segment spelt
+    with the Kelvin sign is another name, so the key is the route's, not the one after that segment."""
+    url = "https://app.example/api/state/clic%E2%84%AAstream/a%2Fb"
+    assert key_from_url(url, "clickstream", "from-route") == "from-route"
+    assert key_from_url("https://app.example/API/State/ClickStream/a%2Fb", "clickstream", "from-route") == "a/b"
 
 
 async def test_an_unreadable_lake_is_a_503_that_names_no_account_or_path(

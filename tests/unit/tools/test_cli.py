@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tools import redrive as redrive_cli
+from tools.cli import RefusedArgument
 from tools.migrate_state import DurableHttp
 
 
@@ -21,9 +22,9 @@ from tools.migrate_state import DurableHttp
     ],
 )
 def test_the_tools_that_send_the_system_key_refuse_a_url_that_is_not_https_or_loopback(url: str) -> None:
-    with pytest.raises(SystemExit, match="must be https://"):
+    with pytest.raises(RefusedArgument, match="--functions-url must be https://"):
         redrive_cli.DurableHttpSignaller(url, "the-system-key")
-    with pytest.raises(SystemExit, match="must be https://"):
+    with pytest.raises(RefusedArgument, match="--durable-url must be https://"):
         DurableHttp(f"{url}/runtime/webhooks/durabletask", "the-system-key")
 
 

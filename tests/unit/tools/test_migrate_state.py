@@ -617,3 +617,28 @@ def test_an_interrupted_import_into_the_recorded_n_completes_when_run_again(
     new.ok = 10_000
     assert migrate_state.main(argv) == 0
     assert all(_events(new, f"device-{i}", 4) == 1 for i in range(10))
+
+
+def test_a_durable_url_that_is_not_https_is_one_line_and_exit_2_for_a_bad_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 says a key is missing or conflicts; a refused ``--durable-url`` is a bad argument (2), named in one
+    line, and nothing is read."""
+    argv = ["--settings", str(tmp_path / "absent.json"), "--export", str(tmp_path / "state.json")]
+    code = migrate_state.cli([*argv, "--durable-url", "http://example.com/runtime/webhooks/durabletask"])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert line.startswith("migrate_state: --durable-url must be https://"), line
+    assert not (tmp_path / "state.json").exists()
+
+
+def test_invalid_settings_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As every tool says it (``tools.cli.settings_error_line``): ``invalid settings:`` once, the problem after it."""
+    monkeypatch.setenv("LAKE_KIND", "bogus")
+    code = migrate_state.cli(["--settings", str(tmp_path / "absent.json"), "--export", str(tmp_path / "state.json")])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "migrate_state: invalid settings: LAKE_KIND: Input should be 'local', 'blob' or 'adls' (got 'bogus')"
+    ]

@@ -83,6 +83,29 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
     ]
 
 
+def test_against_event_hubs_without_an_azure_login_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No ``az login``: the credential raises in librdkafka's OAuth callback and the client made in ``Broker``
+    raises KafkaException (no token within librdkafka's own 10 seconds, which this test waits out)."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from tools import reconcile as reconcile_cli
+
+    def no_login(_host: str) -> Callable[[str], tuple[str, float]]:
+        def token(_config: str) -> tuple[str, float]:
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+        return token
+
+    monkeypatch.setattr(reconcile_cli, "eventhubs_token_callback", no_login)
+    argv = ["clickstream", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")]
+    code = reconcile_cli.main([*argv, "--eventhubs-namespace", "evhns-x1y2"])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == reconcile_cli.EXIT_BROKER_UNREACHABLE
+    assert line.startswith("reconcile of clickstream stopped: cannot sign in to evhns-x1y2: "), line
+
+
 def test_an_unreachable_lake_is_one_line_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -384,6 +384,16 @@ def test_a_settings_file_that_is_not_json_is_one_line_naming_it(
     assert line.startswith(f"python -m tools.redrive: invalid settings: {settings}: Expecting property name")
 
 
+def test_a_functions_url_that_is_not_https_is_one_line_and_exit_2_for_a_bad_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 says sends or signals failed; a refused ``--functions-url`` is a bad argument (2), named in one line."""
+    argv = ["orders", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")]
+    assert redrive_cli.main([*argv, "--broker", "127.0.0.1:1", "--functions-url", "http://example.com"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m tools.redrive: --functions-url must be https://"), line
+
+
 def test_a_reason_that_is_not_one_is_refused_naming_the_reasons(capsys: pytest.CaptureFixture[str]) -> None:
     """``--reason nope`` was taken and filtered every dead letter out: a redrive of nothing, silently."""
     with pytest.raises(SystemExit) as raised:

@@ -21,3 +21,21 @@ def test_ncrontab_six_fields_seconds_first() -> None:
 def test_bad_schedules_are_rejected(expression: str) -> None:
     with pytest.raises(ScheduleError):
         Schedule.parse(expression).next_after(datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_both_day_fields_restricted_fire_only_on_days_matching_both() -> None:
+    """NCrontab, as the Functions host reads a schedule, requires the day of the month and the day of the week
+    both, not cron's either: "midnight on the 1st, Mondays" next fires on the first 1st that is a Monday."""
+    sunday = datetime(2026, 12, 6, tzinfo=UTC)
+    assert Schedule.parse("0 0 0 1 * Mon").next_after(sunday) == datetime(2027, 2, 1, tzinfo=UTC)
+    first_monday = datetime(2026, 12, 7, tzinfo=UTC)
+    assert Schedule.parse("0 0 0 1-7 * 1").next_after(first_monday) == datetime(2027, 1, 4, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("weekday", ["7", "5-7", "*/2,7"])
+def test_day_of_week_7_is_refused_naming_the_field(weekday: str) -> None:
+    """NCrontab's days of the week are 0-6 (Sunday is 0): a 7 fails the host's start in Azure, so it fails here."""
+    with pytest.raises(ScheduleError, match="day of week"):
+        Schedule.parse(f"0 0 0 * * {weekday}")
+    sunday = datetime(2026, 12, 6, tzinfo=UTC)
+    assert Schedule.parse("0 0 0 * * 0").next_after(sunday) == datetime(2026, 12, 13, tzinfo=UTC)  # Sunday is 0
