@@ -7,6 +7,7 @@ way: batches that arrive in order merge into one range, so the record stays smal
 from __future__ import annotations
 
 import bisect
+from itertools import pairwise
 
 OffsetRanges = list[list[int]]
 
@@ -35,17 +36,22 @@ def add(
     if limit is not None and len(merged) > limit:
         if not keep_open:
             return [[merged[0][0], merged[-limit][1]], *merged[len(merged) - limit + 1 :]]
-        return _close_oldest_gaps(merged, len(merged) - limit, keep_open)
+        return _close_oldest_gaps(merged, limit, keep_open)
     return merged
 
 
-def _close_oldest_gaps(ranges: OffsetRanges, count: int, keep_open: OffsetRanges) -> OffsetRanges:
-    """``ranges`` with up to ``count`` of their gaps closed, the oldest first, skipping any gap that meets
-    ``keep_open``."""
+def _close_oldest_gaps(ranges: OffsetRanges, limit: int, keep_open: OffsetRanges) -> OffsetRanges:
+    """``ranges`` with their oldest gaps closed until at most ``limit`` ranges remain besides one per gap that meets
+    ``keep_open``: such a gap stays open and takes no other gap's place, so a late signal into a newer gap still
+    counts as it would without it."""
+    meets = [
+        any(low <= current[0] - 1 and high >= previous[1] + 1 for low, high in keep_open)
+        for previous, current in pairwise(ranges)
+    ]
+    count = max(0, len(ranges) - limit - sum(meets))
     closed: OffsetRanges = [ranges[0]]
-    for current in ranges[1:]:
-        gap_low, gap_high = closed[-1][1] + 1, current[0] - 1
-        if count and not any(low <= gap_high and high >= gap_low for low, high in keep_open):
+    for current, kept in zip(ranges[1:], meets, strict=True):
+        if count and not kept:
             closed[-1][1] = current[1]
             count -= 1
         else:

@@ -19,7 +19,8 @@ from shared.landing.ledger import KEPT_HOLES, Ledger
 from shared.offset_ranges import add
 from shared.records import KafkaRecord
 from shared.sources import SOURCES
-from shared.state.buckets import bucket_index
+from shared.state.aggregate import Signal
+from shared.state.buckets import bucket_index, bucket_key
 from shared.state.lookups import StateJoiner
 from shared.state.offsets import APPLIED, KEPT_RANGES
 from tests.conftest import context_for
@@ -69,7 +70,10 @@ def test_a_gap_never_rewound_stays_open_and_the_buckets_ranges_stay_bounded(tmp_
 def test_a_gap_that_meets_a_hole_stays_open_and_the_others_close_oldest_first() -> None:
     ranges = [[0, 0], [2, 2], [4, 4], [6, 6]]
     assert add(ranges, 8, 8, limit=3) == [[0, 4], [6, 6], [8, 8]]
-    assert add(ranges, 8, 8, limit=3, keep_open=[[1, 1]]) == [[0, 0], [2, 6], [8, 8]]
+    assert add(ranges, 8, 8, limit=3, keep_open=[[1, 1]]) == [[0, 0], [2, 4], [6, 6], [8, 8]]
+    # the kept gap takes no newer gap's place: without keep_open only the oldest gap (1) closes, with it none
+    assert add(ranges, 8, 8, limit=4) == [[0, 2], [4, 4], [6, 6], [8, 8]]
+    assert add(ranges, 8, 8, limit=4, keep_open=[[1, 1]]) == [*ranges, [8, 8]]
     assert add(ranges, 8, 8, limit=3, keep_open=[[1, 1], [3, 3], [5, 5], [7, 7]]) == [*ranges, [8, 8]]
 
 
@@ -92,3 +96,42 @@ def test_a_stored_ledgers_pending_landing_counts_as_landed_for_its_holes() -> No
     ledger.pending = Pending(100, 102, [], "owner", 0, incarnation=0)
     assert ledger.holes(0) == [[3, 99]]
     assert ledger.holes(1) == []
+
+
+class HoldingGateway(ApplyingGateway):
+    """Applies signals at once, but keeps those of ``holding`` (a bucket key) back: Durable does not order
+    signals, so one may reach its bucket after later ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding: str | None = None
+        self.held: list[Signal] = []
+
+    async def signal(self, signal: Signal) -> None:
+        if signal.key == self.holding:
+            self.held.append(signal)
+            return
+        await super().signal(signal)
+
+
+def test_a_signal_overtaken_by_fewer_than_kept_ranges_signals_counts_with_a_hole_open(tmp_path: Path) -> None:
+    """Offsets 0..9 land; the group moves on to 100 (10..99: a hole every part carries). The sparse device's
+    signal of offset 104 reaches its bucket after 31 later signals of it (fewer than KEPT_RANGES): the bucket
+    holds 33 ranges then. The kept hole must not take the place of the gap holding 104 (a review proved it did)."""
+    assert bucket_index(SPARSE, 2) != bucket_index(BUSY, 2)
+    gateway = HoldingGateway()
+    _deliver(LocalLake(tmp_path), gateway, [device_tap(o, SPARSE if o == 5 else BUSY) for o in range(10)])
+    worker = LocalLake(tmp_path)
+    _deliver(worker, gateway, [device_tap(100, SPARSE), device_tap(101, BUSY)])
+    _deliver(worker, gateway, [device_tap(102, BUSY), device_tap(103, BUSY)])
+    gateway.holding = bucket_key(bucket_index(SPARSE, 2), 2)
+    _deliver(worker, gateway, [device_tap(104, SPARSE), device_tap(105, BUSY)])  # its signal is late
+    gateway.holding = None
+    assert len(gateway.held) == 1
+    offset, later = 106, KEPT_RANGES - 1
+    for _ in range(later):
+        _deliver(worker, gateway, [device_tap(offset, BUSY), device_tap(offset + 1, BUSY)])
+        _deliver(worker, gateway, [device_tap(offset + 2, SPARSE), device_tap(offset + 3, BUSY)])
+        offset += 4
+    asyncio.run(ApplyingGateway.signal(gateway, gateway.held[0]))  # the late signal arrives
+    assert device_events(gateway)[SPARSE] == 1 + 1 + later + 1, "the late signal's event (offset 104) was dropped"
