@@ -137,10 +137,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     ``_refused`` (the latest ``KEPT_REFUSED`` keys, each's latest offsets per partition, for a person: a fixed fold
     counts them from raw/). The other keys' events count, and the operation's error result names the key.
     """
-    if not is_bucket_state(state):  # damaged outside this code: its key states kept to read, keys counted afresh
-        log.error("the bucket's %r is not an object of key states; set aside under %s", KEYS, UNREADABLE_KEYS)
-        damaged = state[KEYS]
-        state[UNREADABLE_KEYS], state[KEYS] = damaged if isinstance(damaged, str) else repr(damaged), {}
+    _set_aside_unreadable_keys(state)
     keys: dict[str, str] = state.setdefault(KEYS, {})
     applied = {where: list(ranges) for where, ranges in applied_ranges(state).items()}
     owed: dict[str, OffsetRanges] = {where: list(ranges) for where, ranges in state.get(OWED, {}).items()}
@@ -195,6 +192,15 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     message = f"events of {len(refused)} keys could not be folded, not counted (see {REFUSED}): {refused[:10]!r}"
     size, evicted = _within_capacity(state, folded)
     return Outcome(state, message if refused else None, size, evicted)
+
+
+def _set_aside_unreadable_keys(state: dict[str, Any]) -> None:
+    """A bucket whose key states are not an object (damaged outside this code) keeps them to read under
+    ``UNREADABLE_KEYS`` and holds its keys afresh: its operations apply instead of failing, every one, for good."""
+    if not is_bucket_state(state):
+        log.error("the bucket's %r is not an object of key states; set aside under %s", KEYS, UNREADABLE_KEYS)
+        damaged = state[KEYS]
+        state[UNREADABLE_KEYS], state[KEYS] = damaged if isinstance(damaged, str) else repr(damaged), {}
 
 
 def _within_capacity(state: dict[str, Any], touched: Collection[str]) -> tuple[int | None, int]:
@@ -345,6 +351,7 @@ def adopt(state: dict[str, Any], payload: dict[str, Any]) -> list[str]:
         state.clear()
         state[REPLACED] = replace
     replacing = replace is True or type(replace) is int
+    _set_aside_unreadable_keys(state)
     keys: dict[str, str] = state.setdefault(KEYS, {})
     conflicts = []
     given_origins = payload.get("origins") or {}
@@ -414,10 +421,15 @@ def is_bucket_state(state: Any) -> bool:
 
 
 def key_text(bucket: dict[str, Any] | None, key: str) -> Any:
-    """One key's state as its bucket stores it (JSON text, or whatever damaged it); ``None``: not held."""
-    return (bucket or {}).get(KEYS, {}).get(key)
+    """One key's state as its bucket stores it (JSON text, or whatever damaged it); ``None``: not held (nor by a
+    bucket not of a bucket's shape)."""
+    return _keys(bucket).get(key)
 
 
 def held_keys(bucket: dict[str, Any] | None) -> Iterator[str]:
-    """The keys a bucket's state holds."""
-    yield from (bucket or {}).get(KEYS, {})
+    """The keys a bucket's state holds (none when it is not of a bucket's shape)."""
+    yield from _keys(bucket)
+
+
+def _keys(bucket: dict[str, Any] | None) -> dict[str, Any]:
+    return bucket.get(KEYS, {}) if bucket is not None and is_bucket_state(bucket) else {}

@@ -258,3 +258,24 @@ def test_a_bucket_whose_key_states_are_not_an_object_sets_them_aside_and_counts_
     assert outcome.state[UNREADABLE_KEYS] == (damaged if isinstance(damaged, str) else repr(damaged))
     assert outcome.state["_applied"] == {"clickstream/0/0": [[0, 5]]}, "what it applied before still counts"
     assert "not an object of key states" in caplog.text
+
+
+def test_an_adopt_into_a_bucket_whose_key_states_are_not_an_object_sets_them_aside_as_apply_does() -> None:
+    """An import into the recorded N sends adopts without a run to replace by: the damaged bucket raised on every
+    one, so the migration never completed."""
+    from shared.state.bucket_state import UNREADABLE_KEYS, adopt, is_bucket_state
+
+    state: dict[str, Any] = {"keys": [["7", "{}"]], "_applied": {"clickstream/0/0": [[0, 3]]}}
+    assert adopt(state, {"states": {"8": {"page_views": 1}}}) == []
+    assert is_bucket_state(state) and key_state(state, "8") == {"page_views": 1}
+    assert state[UNREADABLE_KEYS] == repr([["7", "{}"]])
+
+
+@pytest.mark.parametrize("damaged", [[["7", "{}"]], "text"])
+def test_the_migration_reads_a_bucket_whose_key_states_are_not_an_object_as_holding_no_keys(damaged: Any) -> None:
+    """tools.migrate_state reads every bucket: one damaged bucket stopped the whole move with a traceback."""
+    from shared.state.migration import unbucketed
+
+    buckets = {"~b0of2": {"keys": damaged}, "~b1of2": {"keys": {"9": '{"page_views": 1}'}}}
+    states, _ = unbucketed(buckets)
+    assert set(states) == {"9"}
