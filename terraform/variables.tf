@@ -84,7 +84,8 @@ variable "sources" {
     instances = lag / lag_threshold, rounded up, at most partition_count.
     `partition_count` overrides `eventhub_partition_count` for that hub.
     `compaction_schedule` is the NCRONTAB of compact_<source> (raw hours -> curated Delta table); keep it at
-    least hourly: the compaction-lag alert takes a source with no run in the last hour for not running.
+    least every 30 minutes: the compaction-lag alert takes a source with no run reported in its last hour
+    (telemetry arrives minutes late) for not running.
   EOT
 
   validation {
