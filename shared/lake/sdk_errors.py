@@ -10,6 +10,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
+    DecodeError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
@@ -44,14 +45,23 @@ def download_versioned(name: str, download: Callable[[], Any]) -> tuple[bytes, s
 
 @contextmanager
 def lake_errors(action: str) -> Iterator[None]:
-    """Run an SDK call; unreachable or throttled becomes ``LakeUnavailable``, the rest ``LakeError``."""
+    """Run an SDK call; unreachable, throttled or cut off becomes ``LakeUnavailable``, the rest ``LakeError``.
+
+    A transfer that broke off is an outage, not the service's answer: the SDKs report a body cut short or garbled
+    as ``DecodeError`` (``IncompleteReadError``), and the blob downloader, once its own tries at a body are spent,
+    as a bare ``HttpResponseError`` carrying no response, so no status.
+    """
     try:
         yield
     except ResourceNotFoundError as error:
         raise LakeError(f"{action}: not found") from error
     except ClientAuthenticationError as error:
         raise LakeError(f"{action}: not authorised ({error.reason})") from error
+    except DecodeError as error:
+        raise LakeUnavailable(f"{action}: the answer broke off ({error.message})") from error
     except HttpResponseError as error:
+        if error.status_code is None:
+            raise LakeUnavailable(f"{action}: no answer ({error.message})") from error
         if error.status_code in TRANSIENT_STATUS:
             raise LakeUnavailable(f"{action}: HTTP {error.status_code} {error.reason}") from error
         raise LakeError(f"{action}: HTTP {error.status_code} {error.reason}") from error

@@ -117,7 +117,8 @@ def test_azure_stores_bound_every_request_with_explicit_timeouts(fake_dfs: tuple
         config = client._pipeline._transport.connection_config  # what the SDK sends with: not its 60 s default
         assert (config.timeout, config.read_timeout) == (REQUEST_LIMITS["connection_timeout"], 15)
     assert lake.max_request_seconds == max_request_seconds(REQUEST_LIMITS | {"retry_total": 0}) == 20
-    assert max_request_seconds(REQUEST_LIMITS) == 3 * 20 + (1 + 1) + (1 + 2 + 1)  # attempts, then each backoff
+    backoffs = (0.5 + 1.5 + 0.5) + (0.5 + 1.5**2 + 0.5)  # the n-th retry waits initial + base ** n + jitter
+    assert max_request_seconds(REQUEST_LIMITS) == 3 * 20 + backoffs == 65.75  # attempts, then each backoff
 
 
 def test_a_local_reader_keeps_the_old_bytes_and_a_failed_write_leaves_no_partial_file(

@@ -75,9 +75,9 @@ def _failing_lake_call_seconds() -> float:
     client = ContainerClient(lake.account_url, lake.file_system, **lake.client_options(ExponentialRetry))
     retry: Any = next(p for p in client._pipeline._impl_policies if type(p).__name__ == "ExponentialRetry")
     config: Any = client._pipeline._transport.connection_config
-    backoffs = sum(
-        retry.initial_backoff + (retry.increment_base**count if count else 0) + retry.random_jitter_range
-        for count in range(retry.total_retries)
+    backoffs = sum(  # the SDK counts the n-th retry from 1 before it sleeps (StorageRetryPolicy.increment)
+        retry.initial_backoff + retry.increment_base**count + retry.random_jitter_range
+        for count in range(1, retry.total_retries + 1)
     )
     seconds = float((retry.total_retries + 1) * (config.timeout + config.read_timeout) + backoffs)
     assert seconds == max_request_seconds(REQUEST_LIMITS), "the SDK client is not built with the request limits"

@@ -28,7 +28,8 @@ def _latest_effect(overrides: dict[str, Any]) -> float:
 
     Each try: connected within ``connection_timeout``, sent, then the client waits ``read_timeout`` for a byte; the
     service has the request within ``IN_FLIGHT_SECONDS`` of its sending and works on it for ``server_timeout`` at
-    most. The next try starts when the client gave up, after the retry policy's longest backoff.
+    most. The next try starts when the client gave up, after the retry policy's longest backoff: the n-th retry (n
+    from 1) waits ``initial_backoff + increment_base ** n`` plus the jitter (``test_sdk_backoffs`` records it).
     """
     lake = lake_connection(load_settings(SETTINGS), blob_endpoint, overrides)
     client = ContainerClient(lake.account_url, lake.file_system, **lake.client_options(ExponentialRetry))
@@ -39,7 +40,8 @@ def _latest_effect(overrides: dict[str, Any]) -> float:
         sent = start + config.timeout
         gives_up = sent + config.read_timeout
         latest = max(latest, gives_up, sent + IN_FLIGHT_SECONDS + lake.server_timeout)
-        backoff = retry.initial_backoff + (retry.increment_base**attempt if attempt else 0) + retry.random_jitter_range
+        retry_number = attempt + 1  # the SDK counts a retry before it computes the wait (count 1 for the first)
+        backoff = retry.initial_backoff + retry.increment_base**retry_number + retry.random_jitter_range
         start = gives_up + backoff
     return latest
 
