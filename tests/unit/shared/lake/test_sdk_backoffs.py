@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
-from azure.core.pipeline.transport import HttpTransport
 
 from shared.errors import LakeUnavailable
 from shared.lake.adls import AdlsLake
@@ -22,6 +21,7 @@ from shared.lake.blob import BlobLake
 from shared.lake.connection import IN_FLIGHT_SECONDS, REQUEST_LIMITS, max_request_seconds
 from shared.landing.partition import CLOCK_SKEW_SECONDS, DEFAULT_LEASE_SECONDS
 from shared.settings import load_settings
+from tests.unit.shared.lake.conftest import OfflineTransport
 
 CONNECTION = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
@@ -30,7 +30,7 @@ CONNECTION = (
 )
 
 
-class _NeverAnswers(HttpTransport):  # type: ignore[misc]
+class _NeverAnswers(OfflineTransport):
     """Every try fails before it is sent (no time spent); the backoffs asked for are recorded, not slept."""
 
     def __init__(self) -> None:
@@ -43,18 +43,6 @@ class _NeverAnswers(HttpTransport):  # type: ignore[misc]
 
     def sleep(self, duration: float) -> None:
         self.slept.append(duration)
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> _NeverAnswers:
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        pass
 
 
 @pytest.mark.parametrize("store", [BlobLake, AdlsLake])

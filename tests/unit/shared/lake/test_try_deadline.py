@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import ServiceRequestError
-from azure.core.pipeline.transport import HttpTransport
 
 from shared.errors import LakeUnavailable
 from shared.lake.blob import BlobLake
 from shared.lake.connection import REQUEST_LIMITS, latest_attempt_start
 from shared.settings import load_settings
+from tests.unit.shared.lake.conftest import OfflineTransport
 
 SMALL = {"connection_timeout": 1, "read_timeout": 1, "server_timeout": 1, "retry_total": 0}
 ACCOUNT = {"LAKE_KIND": "blob", "LAKE_ACCOUNT_URL": "https://acct.blob.core.windows.net"}
@@ -47,7 +47,7 @@ class _SlowIdentity:
         return AccessTokenInfo("token", self._fetch())
 
 
-class _Recording(HttpTransport):  # type: ignore[misc]
+class _Recording(OfflineTransport):
     """Records when each try reached it and the connection timeout it was given; sends nothing."""
 
     def __init__(self) -> None:
@@ -58,18 +58,6 @@ class _Recording(HttpTransport):  # type: ignore[misc]
         self.sent_at.append(time.monotonic())
         self.connection_timeouts.append(kwargs.get("connection_timeout"))
         raise ServiceRequestError("injected: recorded, not sent")
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> _Recording:
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        pass
 
 
 def _lake(monkeypatch: pytest.MonkeyPatch, identity: _SlowIdentity, **limits: Any) -> tuple[BlobLake, _Recording]:
