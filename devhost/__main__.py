@@ -14,6 +14,7 @@ from pathlib import Path
 from devhost.errors import DevHostError
 from devhost.runtime.console import ConsoleLogHandler
 from devhost.runtime.host_config import HostConfigError
+from devhost.timers.ncrontab import ScheduleError
 from shared.errors import ConfigurationError
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as error:  # an app setting the code refuses (``shared.settings``): names it
         print(settings_error_line("devhost", error), file=sys.stderr)
         return EXIT_USAGE
-    except (HostConfigError, PortUnavailable) as error:
+    except (HostConfigError, PortUnavailable, ScheduleError) as error:
         print(f"devhost: {error}", file=sys.stderr)
         return EXIT_USAGE
     except DevHostError as error:  # a broker or Azurite that cannot be started or reached: the message says what

@@ -40,6 +40,7 @@ from devhost.runtime.host_loop import HostLoop
 from devhost.runtime.invoker import Invoker, WorkerLoop
 from devhost.runtime.workers import WorkerPool
 from devhost.services.broker import BrokerError, embedded_broker, ensure_topics, wait_for_metadata
+from devhost.timers.ncrontab import Schedule
 from devhost.timers.runner import TimerRunner
 from devhost.web.dashboard.stats import LiveStats
 from devhost.web.routes import http_routes
@@ -123,6 +124,7 @@ class LocalHost:
             )
             app = importlib.import_module(self.options.app_module).app
             functions = index_app(app)
+            self._check_schedules(functions, config)
             self._print_index(functions)
             self._prepare_topics(functions, config)
             worker_loop = WorkerLoop()
@@ -263,6 +265,13 @@ class LocalHost:
         if resumed:
             say(f"devhost: resuming {resumed} entity signals accepted before the last stop")
         return runtime
+
+    def _check_schedules(self, functions: list[IndexedFunction], config: HostConfig) -> None:
+        """Every timer's schedule parsed before anything runs: one that is not NCRONTAB stops the host at once
+        (``ScheduleError``), as the Functions host refuses it, not after the consumers started."""
+        for function in functions:
+            if function.trigger_type == "timerTrigger":
+                Schedule.parse(config.resolve(function.trigger["schedule"]))
 
     def _start_runners(self, functions: list[IndexedFunction], config: HostConfig, invoker: Invoker) -> None:
         for function in functions:

@@ -42,6 +42,8 @@ def _field(text: str, field: str, low: int, high: int, names: dict[str, int] | N
     values: set[int] = set()
     for part in text.split(","):
         span, _, step_text = part.partition("/")
+        if step_text and not step_text.isdigit():
+            raise ScheduleError(f"{field}: bad step in {part!r}")
         step = int(step_text) if step_text else 1
         if step < 1:
             raise ScheduleError(f"{field}: bad step in {part!r}")

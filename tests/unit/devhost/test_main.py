@@ -98,6 +98,29 @@ def test_a_bad_app_setting_stops_the_embedded_broker_it_started(tmp_path: Path) 
         pass
 
 
+def test_a_schedule_ncrontab_refuses_stops_the_host_at_once_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Weekday 8 passes the app's own check (six fields of the right form) but not NCrontab's ranges: it stopped
+    the host with exit 1 (a service failure) once the consumers had started."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    environment = os.environ | {"CLICKSTREAM_GENERATOR_SCHEDULE": "0 0 0 * * 8"}
+    done = subprocess.run(
+        [sys.executable, "-m", "devhost", "start", "--broker", "embedded", "--lake", str(tmp_path / "lake")],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["devhost: day of week: '8' is outside 0-6"]
+    assert "listening on" not in done.stdout
+
+
 def test_a_port_in_use_is_one_line_naming_it_and_nothing_is_started(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

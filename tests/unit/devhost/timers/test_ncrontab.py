@@ -17,7 +17,9 @@ def test_ncrontab_six_fields_seconds_first() -> None:
     assert Schedule.parse("*/5 * * * *").next_after(moment) == moment.replace(minute=35, second=0)  # five fields
 
 
-@pytest.mark.parametrize("expression", ["* * * *", "61 * * * * *", "*/0 * * * * *", "a * * * * *", "0 0 0 31 2 *"])
+@pytest.mark.parametrize(
+    "expression", ["* * * *", "61 * * * * *", "*/0 * * * * *", "*/a * * * * *", "a * * * * *", "0 0 0 31 2 *"]
+)
 def test_bad_schedules_are_rejected(expression: str) -> None:
     with pytest.raises(ScheduleError):
         Schedule.parse(expression).next_after(datetime(2026, 1, 1, tzinfo=UTC))
