@@ -3,6 +3,9 @@ a non-zero exit; bad options are the parser's."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -69,25 +72,26 @@ def test_a_bad_app_setting_is_one_line_and_exit_2(
     assert capsys.readouterr().err.splitlines() == [line]
 
 
-def test_a_bad_app_setting_stops_the_embedded_broker_it_started(tmp_path: Path) -> None:
-    """End to end, as a newcomer runs it: one line, exit 2, and the broker started before the settings were read
-    no longer listens."""
-    import os
-    import socket
-    import subprocess
-    import sys
-
+def _start_embedded(tmp_path: Path, settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m devhost start`` with the embedded broker, as a newcomer runs it, with ``settings`` set."""
     from tests.conftest import ROOT
 
-    environment = os.environ | {"STATE_BUCKETS": "0"}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "devhost", "start", "--broker", "embedded", "--lake", str(tmp_path / "lake")],
         cwd=ROOT,
-        env=environment,
+        env=os.environ | settings,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_a_bad_app_setting_stops_the_embedded_broker_it_started(tmp_path: Path) -> None:
+    """End to end, as a newcomer runs it: one line, exit 2, and the broker started before the settings were read
+    no longer listens."""
+    import socket
+
+    done = _start_embedded(tmp_path, {"STATE_BUCKETS": "0"})
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
         "devhost: invalid settings: STATE_BUCKETS: Input should be greater than or equal to 1 (got '0')"
@@ -101,21 +105,7 @@ def test_a_bad_app_setting_stops_the_embedded_broker_it_started(tmp_path: Path) 
 def test_a_schedule_ncrontab_refuses_stops_the_host_at_once_with_one_line_and_exit_2(tmp_path: Path) -> None:
     """Weekday 8 passes the app's own check (six fields of the right form) but not NCrontab's ranges: it stopped
     the host with exit 1 (a service failure) once the consumers had started."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    environment = os.environ | {"CLICKSTREAM_GENERATOR_SCHEDULE": "0 0 0 * * 8"}
-    done = subprocess.run(
-        [sys.executable, "-m", "devhost", "start", "--broker", "embedded", "--lake", str(tmp_path / "lake")],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _start_embedded(tmp_path, {"CLICKSTREAM_GENERATOR_SCHEDULE": "0 0 0 * * 8"})
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == ["devhost: day of week: '8' is outside 0-6"]
     assert "listening on" not in done.stdout
