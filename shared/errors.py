@@ -21,6 +21,11 @@ class LakeError(StreamingPocError):
     """The lake rejected a request for a reason retrying will not fix (bad path, no permission)."""
 
 
+class LakeRefused(LakeError):
+    """The lake refuses this app as a whole (its container is gone, the app is not authorised): no one file is at
+    fault, so nothing may be taken for absent or unreadable because of it; the partition waits, loudly."""
+
+
 class UnsafePath(LakeError):
     """A path would escape the lake root or contains a segment that is not allowed."""
 

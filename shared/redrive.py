@@ -58,7 +58,15 @@ from typing import Protocol, TypeVar
 
 from shared import formats
 from shared.batch import process_batch
-from shared.errors import LakeError, RedriveInProgress, StreamingPocError, UnreadableLakeFile, UnsafePath, WriteConflict
+from shared.errors import (
+    LakeError,
+    LakeRefused,
+    RedriveInProgress,
+    StreamingPocError,
+    UnreadableLakeFile,
+    UnsafePath,
+    WriteConflict,
+)
 from shared.formats import format_named
 from shared.lake.base import LakeStore
 from shared.landing.files import plan_files
@@ -267,6 +275,8 @@ def _names_pending(lake: LakeStore, source: str, path: str) -> bool:
     refuses to read (not an outage) makes the file unreadable."""
     try:
         return names_pending(lake, source, path, unless_complete=True)
+    except LakeRefused:  # the lake refuses the app, not this file's ledger
+        raise
     except LakeError as error:
         raise UnreadableLakeFile(path, f"its landing ledger: {type(error).__name__}: {error}") from error
 
@@ -277,7 +287,7 @@ def _parsed_rows(lake: LakeStore, path: str, parse: Callable[[dict[str, object]]
     deleted since it was listed). An outage (``LakeUnavailable``) is not the file's: it propagates."""
     try:
         data = lake.read(path)
-    except UnreadableLakeFile:
+    except (UnreadableLakeFile, LakeRefused):
         raise
     except LakeError as error:
         raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error

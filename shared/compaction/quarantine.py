@@ -43,7 +43,7 @@ import orjson
 
 from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
 from shared.compaction.rows import CompactionError
-from shared.errors import LakeError, TransientError
+from shared.errors import LakeError, LakeRefused, TransientError
 from shared.lake.base import LakeStore
 from shared.landing.ledger import names_pending
 from shared.layout import DEADLETTER_AREA, check_relative_path, safe_segment
@@ -187,7 +187,7 @@ def _sidecar(lake: LakeStore, path: str) -> dict[str, object] | None:
     it was deleted since the listing) or not a JSON object. An outage is raised."""
     try:
         data = lake.read(path)
-    except TransientError:
+    except (TransientError, LakeRefused):  # not the sidecar's own
         raise
     except LakeError:
         return None

@@ -11,7 +11,6 @@ endpoint, names the server-side timeout (``timeout=``, ``shared.lake.connection`
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -22,7 +21,7 @@ from azure.storage.filedatalake import FileSystemClient
 
 from shared.lake.blob import SINGLE_PUT_BYTES, BlobWrites, blob_endpoint, ensure_container
 from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
-from shared.lake.sdk_errors import download_versioned, lake_errors
+from shared.lake.sdk_errors import container_gone, download_versioned, lake_errors
 from shared.layout import check_relative_path
 from shared.settings import Settings
 
@@ -85,21 +84,22 @@ class AdlsLake(BlobWrites):
         file = self.file_system.get_file_client(name)
         return download_versioned(name, lambda: file.download_file(timeout=self.server_timeout))
 
-    def exists(self, path: str) -> bool:
-        name = check_relative_path(path)
-        with lake_errors(f"check {name}"):
-            return bool(self.file_system.get_file_client(name).exists(timeout=self.server_timeout))
-
     def delete(self, path: str) -> None:
         name = check_relative_path(path)
-        with lake_errors(f"delete {name}"), suppress(ResourceNotFoundError):
-            self.file_system.get_file_client(name).delete_file(timeout=self.server_timeout)
+        with lake_errors(f"delete {name}"):
+            try:
+                self.file_system.get_file_client(name).delete_file(timeout=self.server_timeout)
+            except ResourceNotFoundError as error:
+                if container_gone(error):
+                    raise
 
     def list_paths(self, prefix: str) -> list[str]:
         directory = check_relative_path(prefix)
         with lake_errors(f"list {directory}"):
             try:
                 paths = list(self.file_system.get_paths(path=directory, recursive=True, timeout=self.server_timeout))
-            except ResourceNotFoundError:
+            except ResourceNotFoundError as error:  # no such directory; a file system that is gone is raised
+                if container_gone(error):
+                    raise
                 return []
         return sorted(p.name for p in paths if not p.is_directory and not p.name.startswith(TEMPORARY_DIRECTORY + "/"))

@@ -15,7 +15,13 @@ from azure.storage.blob import ContainerClient, ExponentialRetry, StorageErrorCo
 
 from shared.errors import WriteConflict
 from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds, unleased_write_timeout
-from shared.lake.sdk_errors import CONDITION_FAILED, download_versioned, lake_errors, write_conditions
+from shared.lake.sdk_errors import (
+    CONDITION_FAILED,
+    container_gone,
+    download_versioned,
+    lake_errors,
+    write_conditions,
+)
 from shared.layout import check_relative_path
 from shared.settings import Settings
 
@@ -92,8 +98,21 @@ class BlobWrites:
                 blob = self.container.get_blob_client(name)
                 written = blob.upload_blob(data, overwrite=True, timeout=self.server_timeout, **condition)
             except CONDITION_FAILED as error:
+                if container_gone(error):  # nothing was there to lose a race to
+                    raise
                 raise WriteConflict(f"{name} changed since version {version}") from error
             return str(written["etag"])
+
+    def exists(self, path: str) -> bool:
+        name = check_relative_path(path)
+        with lake_errors(f"check {name}"):
+            try:  # Get Blob Properties, as the SDKs' exists() sends, which also answers False for a missing container
+                self.container.get_blob_client(name).get_blob_properties(timeout=self.server_timeout)
+            except ResourceNotFoundError as error:
+                if container_gone(error):
+                    raise
+                return False
+            return True
 
 
 class BlobLake(BlobWrites):
@@ -130,18 +149,14 @@ class BlobLake(BlobWrites):
             blobs = self.container.list_blobs(name_starts_with=directory, timeout=self.server_timeout)
             return sorted(blob.name for blob in blobs)
 
-    def exists(self, path: str) -> bool:
-        name = check_relative_path(path)
-        with lake_errors(f"check {name}"):
-            return bool(self.container.get_blob_client(name).exists(timeout=self.server_timeout))
-
     def delete(self, path: str) -> None:
         name = check_relative_path(path)
         with lake_errors(f"delete {name}"):
             try:
                 self.container.delete_blob(name, timeout=self.server_timeout)
-            except ResourceNotFoundError:
-                return
+            except ResourceNotFoundError as error:
+                if container_gone(error):
+                    raise
 
     def read_versioned(self, path: str) -> tuple[bytes, str] | None:
         name = check_relative_path(path)

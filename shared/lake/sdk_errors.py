@@ -19,11 +19,19 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.errors import LakeError, LakeUnavailable
+from shared.errors import LakeError, LakeRefused, LakeUnavailable
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # What the SDKs raise when a conditional write finds the target changed, created or gone.
 CONDITION_FAILED = (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError)
+# 404s that mean the container (an ADLS file system) itself is gone, never "no such file": on the Blob and the
+# Data Lake endpoint, and as Azurite and the fake DFS server of tests/lake answer.
+_CONTAINER_GONE = frozenset({"ContainerNotFound", "FilesystemNotFound"})
+
+
+def container_gone(error: BaseException) -> bool:
+    """Whether ``error`` says the lake's container is not there (deleted under the app, or never created)."""
+    return isinstance(error, ResourceNotFoundError) and getattr(error, "error_code", None) in _CONTAINER_GONE
 
 
 def write_conditions(version: str | None) -> dict[str, Any]:
@@ -38,14 +46,17 @@ def download_versioned(name: str, download: Callable[[], Any]) -> tuple[bytes, s
     with lake_errors(f"read {name}"):
         try:
             downloaded = download()
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as error:
+            if container_gone(error):
+                raise
             return None
         return bytes(downloaded.readall()), str(downloaded.properties.etag)
 
 
 @contextmanager
 def lake_errors(action: str) -> Iterator[None]:
-    """Run an SDK call; unreachable, throttled or cut off becomes ``LakeUnavailable``, the rest ``LakeError``.
+    """Run an SDK call; unreachable, throttled or cut off becomes ``LakeUnavailable``; a container that is gone
+    or an app that is not authorised ``LakeRefused``; the rest ``LakeError``.
 
     A transfer that broke off is an outage, not the service's answer: the SDKs report a body cut short or garbled
     as ``DecodeError`` (``IncompleteReadError``), and the blob downloader, once its own tries at a body are spent,
@@ -54,9 +65,12 @@ def lake_errors(action: str) -> Iterator[None]:
     try:
         yield
     except ResourceNotFoundError as error:
+        if container_gone(error):
+            code = getattr(error, "error_code", None)
+            raise LakeRefused(f"{action}: the lake's container is not there ({code})") from error
         raise LakeError(f"{action}: not found") from error
     except ClientAuthenticationError as error:
-        raise LakeError(f"{action}: not authorised ({error.reason})") from error
+        raise LakeRefused(f"{action}: not authorised ({error.reason})") from error
     except DecodeError as error:
         raise LakeUnavailable(f"{action}: the answer broke off ({error.message})") from error
     except HttpResponseError as error:

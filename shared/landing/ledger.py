@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from shared.errors import LakeError, UnsafePath
+from shared.errors import LakeError, LakeRefused, UnsafePath
 from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_ledger_path, ledger_path, parse_batch_file_name
 from shared.offset_ranges import OffsetRanges, add, contains
 from shared.records import KafkaRecord, TopicPartition
@@ -358,6 +358,8 @@ def stored_holes(lake: LakeStore, source: str, where: TopicPartition, incarnatio
     try:
         found = lake.read_versioned(ledger_path(source, where))
         return [] if found is None else Ledger.from_json(orjson.loads(found[0])).holes(incarnation)
+    except LakeRefused:  # the lake refuses the app: its gaps are not known to be none
+        raise
     except (LakeError, ValueError, KeyError, TypeError, AttributeError):  # orjson's errors are ValueErrors
         return []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable, Iterator
 
-from shared.errors import LakeError, UnreadableLakeFile, UnsafePath
+from shared.errors import LakeError, LakeRefused, UnreadableLakeFile, UnsafePath
 from shared.formats import DECODE_ERRORS, Format, format_of_path
 from shared.lake.base import LakeStore
 from shared.layout import RAW_AREA, hour_directory, parse_batch_file_name, safe_segment
@@ -97,6 +97,8 @@ def _listed(lake: LakeStore, source: str, hours: Collection[int] | None) -> Iter
 def _file_rows(lake: LakeStore, path: str, fmt: Format) -> list[Row]:
     try:
         data = lake.read(path)
+    except LakeRefused:  # the lake refuses the app, not this file
+        raise
     except LakeError as error:  # a name the lake refuses, a file deleted since it was listed (compaction)
         raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
     try:
