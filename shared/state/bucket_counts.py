@@ -10,7 +10,10 @@ record does not name:
 - has no landing ledger: it is new, and gets ``STATE_BUCKETS`` if set, else its kind's N
   (``shared.state.registry``);
 - has ledgers: it landed under a version from before the record, and its state is in that
-  version's buckets: ``STATE_BUCKETS`` if set, else 1,024.
+  version's buckets: ``STATE_BUCKETS`` if set, else 1,024. Unless the record is absent while the lake shows it
+  had one (the runs record, ``RUNS_PATH``, or anything else under ``_state/``): then the record was lost (a restore
+  without it, a delete), the state is in the buckets of the N it named, which nothing here can tell, and
+  ``RecordLost`` names the file and what to do (docs/scale.md, "If the record is lost") instead of taking another N.
 
 The record is created only if absent and extended only at its version, so concurrent workers
 agree on it. A worker reads it once; moving a source to another N is a migration that rewrites
@@ -27,7 +30,7 @@ from weakref import WeakKeyDictionary
 
 import orjson
 
-from shared.errors import LakeError, WriteConflict
+from shared.errors import ConfigurationError, LakeError, WriteConflict
 from shared.lake.base import LakeStore
 from shared.layout import LEDGER_AREA, safe_segment
 from shared.state.registry import ENTITY_KINDS
@@ -38,8 +41,15 @@ RECORD_PATH = "_state/buckets.json"
 # Migration runs (``tools.migrate_state``): the last token handed out, the last run completed per source, the
 # exports imported per source (their digests): ``{"last": token, "completed": {source: token}, "imported": {...}}``.
 RUNS_PATH = "_state/migration_runs.json"
+STATE_AREA = "_state"  # what this version keeps in the lake about keyed state; the versions before the record kept none
 BEFORE_THE_RECORD = 1024  # STATE_BUCKETS' default in the versions that did not record N
 _ATTEMPTS = 5
+
+
+class RecordLost(ConfigurationError, LakeError):
+    """The record of bucket counts is absent from a lake that had one: no N can be taken for a source that landed
+    (its state is in the buckets of the N the lost record named). A configuration to restore, which every reader
+    of the record reports as it does a damaged record (a ``LakeError``): processing waits, the API answers 503."""
 
 
 class BucketCounts:
@@ -77,17 +87,33 @@ class BucketCounts:
     def _settle(self, wanted: list[str]) -> dict[str, int]:
         def name_missing(counts: dict[str, int]) -> bool:
             missing = [source for source in wanted if source not in counts]
-            counts.update({source: self._first_count(source) for source in missing})
+            counts.update({source: self._first_count(source, recorded=bool(counts)) for source in missing})
             return bool(missing)
 
         return _update(self.lake, name_missing)
 
-    def _first_count(self, source: str) -> int:
+    def _first_count(self, source: str, *, recorded: bool) -> int:
         """N for a source the record does not name: a source that landed before it was named has its state
-        (if any) in the buckets of a version from before the record; otherwise it is new."""
+        (if any) in the buckets of a version from before the record; otherwise it is new. With no record at all
+        (``recorded`` false) but signs that the lake had one, a source that landed is refused (``RecordLost``)."""
         if self.lake.list_paths(f"{LEDGER_AREA}/{safe_segment(source)}"):
+            if not recorded and (signs := _signs_of_a_record(self.lake)):
+                raise RecordLost(
+                    f"{RECORD_PATH} is absent, but this lake had one (it holds {', '.join(signs[:3])}, which only a "
+                    f"version that records N writes): {source} landed, and its state is in the buckets of the N the "
+                    f"lost record named, not {self.override or BEFORE_THE_RECORD:,} (what a lake from before the "
+                    f"record would take). Nothing was recorded. Restore {RECORD_PATH} from a backup of the lake, or "
+                    'write it as {"buckets": {"<source>": N}} with the N of the buckets each keyed source\'s state '
+                    'is in (docs/scale.md, "If the record is lost"), then restart the app'
+                )
             return self.override or BEFORE_THE_RECORD
         return self.override or self.new_sources or ENTITY_KINDS[source].buckets
+
+
+def _signs_of_a_record(lake: LakeStore) -> list[str]:
+    """What the lake holds under ``_state/`` besides the record (the runs record, ``RUNS_PATH``): only a version that
+    records N writes there, so any of it shows a record existed."""
+    return sorted(path for path in lake.list_paths(STATE_AREA) if path != RECORD_PATH)
 
 
 def record_migrated(

@@ -74,9 +74,10 @@ REPLACED = "_replaced"
 # touches what is owed.
 OWED = "_owed"
 KEPT_OWED = 64  # owed ranges per position; past it, the oldest count as applied, as closed gaps do
-# A bucket's state as the entity SDK serialises it stays under this many bytes (docs/scale.md sizes N so that the
-# fullest bucket holds ~230 KB at 100,000 keys, under the Durable Task Scheduler's 256 KB): a source with more
-# keys than its N was sized for evicts the keys updated least recently, loudly, instead of failing the backend.
+# A bucket's state as the entity SDK serialises it (``json.dumps``, measured by ``stored_size``) stays under this many
+# bytes (docs/scale.md sizes N so that the fullest bucket holds ~230 KB at 100,000 keys, under the Durable Task
+# Scheduler's 256 KB): a source with more keys than its N was sized for evicts the keys updated least recently,
+# loudly, instead of failing the backend (``_within_capacity``).
 MAX_BUCKET_BYTES = 240_000
 KEEP_BUCKET_BYTES = 216_000  # what an eviction brings a bucket under
 EVICTED = "_evicted"  # how many keys the bucket has evicted, in all
@@ -204,30 +205,121 @@ def _set_aside_unreadable_keys(state: dict[str, Any]) -> None:
 
 
 def _within_capacity(state: dict[str, Any], touched: Collection[str]) -> tuple[int | None, int]:
-    """Keep the bucket under ``MAX_BUCKET_BYTES``: past it, evict the keys updated least recently (never one this
-    operation updated) until it is under ``KEEP_BUCKET_BYTES``. Returns the state's size when it was measured
-    (only a bucket that may be near the bound is serialised) and how many keys were evicted."""
-    keys: dict[str, str] = state[KEYS]
-    bookkeeping = len(orjson.dumps({name: value for name, value in state.items() if name != KEYS}))
-    if bookkeeping + sum(len(key) + len(text) for key, text in keys.items()) * 6 < MAX_BUCKET_BYTES:
-        return None, 0  # serialised, no key or text grows more than six-fold
-    size = len(orjson.dumps(state))
+    """Keep the bucket under ``MAX_BUCKET_BYTES`` as the entity SDK stores it (``stored_size``): past it, evict the
+    keys updated least recently until it is under ``KEEP_BUCKET_BYTES``, those this operation did not update first,
+    always. When the keys this operation updated are over the bound alone, evicting every other key is not enough:
+    then the operation's own keys go too, in the bucket's order, until it is under ``MAX_BUCKET_BYTES``, as every
+    eviction goes (loudly: ``_evicted``, the result's count, an error in the log; their events stay in the lake,
+    their offsets applied, and a key that comes back counts afresh), rather than leave a state no backend stores,
+    which would fail every later operation on the bucket. Returns the state's size when it was measured (only a
+    bucket that may be near the bound is serialised) and how many keys were evicted."""
+    keys: dict[str, Any] = state[KEYS]
+    rest = _rest_size({name: value for name, value in state.items() if name != KEYS})
+    if len(keys) <= _COUNTED_KEYS and _EMPTY + rest + _most_bytes(keys) < MAX_BUCKET_BYTES:
+        return None, 0
+    size = _EMPTY + rest + _keys_size(keys)
     if size <= MAX_BUCKET_BYTES:
         return size, 0
-    sizes = {key: len(orjson.dumps({key: text})) for key, text in keys.items() if key not in touched}
-    if size - sum(sizes.values()) > MAX_BUCKET_BYTES:  # what the operation updated is over the bound alone
-        log.error("bucket of %d bytes: the keys its operation updated alone are over %d", size, MAX_BUCKET_BYTES)
-        return size, 0
-    excess, evicted = size - KEEP_BUCKET_BYTES, 0
-    for key, weight in sizes.items():  # the least recently updated first
+    excess, untouched = size - KEEP_BUCKET_BYTES, 0
+    for key in [key for key in keys if key not in touched]:  # the least recently updated first
         if excess <= 0:
             break
-        del keys[key]
-        excess -= weight
-        evicted += 1
+        excess -= _entry_size(key, keys.pop(key))
+        untouched += 1
+    updated = 0
+    if excess + KEEP_BUCKET_BYTES > MAX_BUCKET_BYTES:  # the keys the operation updated are over the bound alone
+        if _EMPTY + rest + 2 > MAX_BUCKET_BYTES:  # so is the rest: no key's eviction can bring it under
+            log.error("bucket of %d bytes: what it keeps besides its keys is over %d alone", size, MAX_BUCKET_BYTES)
+        else:
+            gone = []
+            while excess + KEEP_BUCKET_BYTES > MAX_BUCKET_BYTES and keys:
+                key = next(iter(keys))
+                excess -= _entry_size(key, keys.pop(key))
+                gone.append(key)
+            updated = len(gone)
+            log.error(
+                "bucket of %d bytes: the keys its operation updated are over %d alone; evicted %d of them too, their "
+                "counts start afresh (raise its N): %r",
+                size,
+                MAX_BUCKET_BYTES,
+                updated,
+                gone[:10],
+            )
+    evicted = untouched + updated
     state[EVICTED] = int(state.get(EVICTED, 0)) + evicted
-    log.warning("bucket of %d bytes evicted the %d keys updated least recently (raise its N)", size, evicted)
-    return len(orjson.dumps(state)), evicted
+    if untouched:
+        log.warning("bucket of %d bytes evicted the %d keys updated least recently (raise its N)", size, untouched)
+    return stored_size(state), evicted
+
+
+# What the entity SDK stores is ``json.dumps(state)`` (``azure.functions._durable_functions.df_dumps``): ASCII only
+# (every other character as ``\uXXXX``, one outside the BMP as two), with ``", "`` and ``": "`` between items.
+_EMPTY = len('{"keys": }')  # a bucket's state besides its keys object and the rest (whose braces make its ", ")
+# Up to this many keys, a bound from their lengths (``_most_bytes``, a few us) may spare serialising the bucket; one
+# with more is serialised at once (the bound would cost about as much as serialising a small bucket).
+_COUNTED_KEYS = 64
+_ASCII = bytes(range(0x80))
+_CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 bytes that follow a character's first
+_BMP_FIRST = bytes(range(0xC0, 0xF0))  # the first byte of a character of 2 or 3 bytes (4: outside the BMP)
+
+
+def stored_size(state: dict[str, Any]) -> int:
+    """The bytes of ``state`` as the entity SDK stores it (``json.dumps``), from orjson's serialisation: exact for
+    a bucket's keys and their states (each a string), an upper bound for the rest (a ``,`` or ``:`` inside a string
+    of it counts as a separator; its numbers are integers, which both write alike). Runs in C but for a few
+    operations per call: no Python step per key."""
+    keys = state.get(KEYS)
+    if not isinstance(keys, dict):
+        return _rest_size(state) or 2  # "{}"
+    rest = {name: value for name, value in state.items() if name != KEYS}
+    return _EMPTY + _rest_size(rest) + _keys_size(keys)
+
+
+def _most_bytes(keys: dict[str, Any]) -> int:
+    """No fewer than the bytes of a bucket's keys object as stored, from the lengths of its keys and texts alone: as
+    stored an ASCII character takes at most 6 bytes (a control character), any other at most 12 (one outside the
+    BMP), an entry 8 besides its characters ('"": "", '). A state that is not text (damaged outside this code)
+    counts as the bound: measured."""
+    try:
+        chars = sum(map(len, keys)) + sum(map(len, keys.values()))
+        ascii_only = all(map(str.isascii, keys)) and all(map(str.isascii, keys.values()))  # O(1) a string
+    except TypeError:
+        return MAX_BUCKET_BYTES
+    return (6 if ascii_only else 12) * chars + 8 * len(keys) + 2
+
+
+def _keys_size(keys: dict[str, Any]) -> int:
+    """The bytes of a bucket's keys object as stored: exact (one ``": "`` and one ``", "`` a key, less the last)."""
+    data = orjson.dumps(keys)
+    return len(data) + _escaped(data) + max(2 * len(keys) - 1, 0)
+
+
+def _rest_size(value: dict[str, Any]) -> int:
+    """No fewer than the bytes of ``value`` as stored (0 for an empty one, whose braces a bucket's state does not
+    write), counting every ``,`` and ``:`` of it as a separator."""
+    if not value:
+        return 0
+    data = orjson.dumps(value)
+    return len(data) + _escaped(data) + data.count(b",") + data.count(b":")
+
+
+def _entry_size(key: str, text: Any) -> int:
+    """The bytes one key takes in its bucket's state as stored, its separators included: exact for a text state."""
+    data = orjson.dumps([key, text])  # '["key","text"]': 3 bytes besides the strings, as stored '"key": "text", ': 4
+    return len(data) + 1 + _escaped(data)
+
+
+def _escaped(data: bytes) -> int:
+    """How many bytes more JSON text takes as ``json.dumps`` writes it than as orjson does (``data``): within
+    strings each non-ASCII character becomes ``\\uXXXX`` (6 bytes for its 2 or 3 of UTF-8; 12 for the 4 of one
+    outside the BMP), and DEL becomes ``\\u007f``; the rest is escaped alike."""
+    grown = 5 * data.count(b"\x7f") if b"\x7f" in data else 0  # ``in`` is a memchr, ``count`` a slower loop
+    if data.isascii():
+        return grown
+    high = data.translate(None, _ASCII)  # the UTF-8 bytes of the non-ASCII characters
+    first = high.translate(None, _CONTINUATION)  # one byte per character
+    outside_bmp = len(first.translate(None, _BMP_FIRST))
+    return grown + 6 * (len(first) + outside_bmp) - len(high)
 
 
 def _not_applied(

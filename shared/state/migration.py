@@ -23,7 +23,7 @@ stopped first and the previous layout's entities have applied the signals they w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,11 +181,33 @@ def adopt_signals(
     *,
     replace: bool = False,
     run: int | None = None,
+    renew: Collection[str] = (),
 ) -> list[Signal]:
     """``adopt`` operations moving ``states`` (key -> state) into their buckets: one per bucket, cut by size;
     each carries the ``origins`` its keys name. ``replace``: the buckets are of an N the lake does not record
     (no processing writes to them), so what they hold is stale: each of the ``buckets`` buckets is sent the
-    ``run`` (``run_token``: required), an empty adopt where no key goes, and is emptied by its first adopt."""
+    ``run`` (``run_token``: required), an empty adopt where no key goes, and is emptied by its first adopt.
+    ``renew`` (keys of ``states``, ``moved_on``): those go in adopts of their own that replace what their bucket
+    holds for them (``replace`` true: the keys given only)."""
+    if renew and replace:
+        raise ValueError("a move that replaces whole buckets renews no key on its own")
+    renewed = {key: states[key] for key in renew}
+    others = {key: state for key, state in states.items() if key not in renewed}
+    return _adopts(entity, others, buckets, origins, replace=replace, run=run) + [
+        Signal(signal.entity, signal.key, signal.operation, signal.payload | {"replace": True})
+        for signal in _adopts(entity, renewed, buckets, origins)
+    ]
+
+
+def _adopts(
+    entity: str,
+    states: Mapping[str, dict[str, Any]],
+    buckets: int,
+    origins: Origins | None = None,
+    *,
+    replace: bool = False,
+    run: int | None = None,
+) -> list[Signal]:
     by_bucket: dict[str, dict[str, dict[str, Any]]] = {}
     if replace:
         if run is None:
@@ -209,6 +231,33 @@ def adopt_signals(
     return signals
 
 
+def moved_on(
+    states: Mapping[str, dict[str, Any]], bucket_states: Mapping[str, dict[str, Any] | None], buckets: int
+) -> list[str]:
+    """The keys of a move from per-key entities whose bucket holds them as an earlier run moved them, from a per-key
+    state that has applied more since (a signal still queued for it then, applied after that run read it: the run
+    said so and failed): the bucket has applied no event (nothing processed into it since, so what it holds is only
+    what runs adopted), and the state given now applies every offset the one it holds does, and others. Such a key
+    is moved again, replacing what its bucket holds (``adopt_signals`` with ``renew``); any other key held with
+    another state stays a conflict (its bucket counted events for it)."""
+    found = []
+    for key, state in sorted(states.items()):
+        bucket = bucket_states.get(bucket_for(key, buckets))
+        held = key_state(bucket, key)
+        if held is None or bucket is None or any(bucket.get(APPLIED, {}).values()):
+            continue
+        given = as_adopted(state)
+        was, now = held.get(APPLIED), given.get(APPLIED)
+        if (
+            isinstance(was, dict)
+            and isinstance(now, dict)
+            and was != now
+            and all(not without(ranges, now.get(where, [])) for where, ranges in was.items())
+        ):
+            found.append(key)
+    return found
+
+
 def _adopt_payload(states: dict[str, dict[str, Any]], origins: Origins | None, run: int | None) -> dict[str, Any]:
     payload: dict[str, Any] = {"states": states} | ({"replace": run} if run is not None else {})
     named = {state[MOVED_FROM] for state in states.values() if MOVED_FROM in state}
@@ -225,6 +274,8 @@ class Verification:
     missing: list[str] = field(default_factory=list)  # not in its bucket (yet): the adopt has not been applied
     conflicts: list[str] = field(default_factory=list)  # its bucket holds other state for it
     source_changed: bool = False  # what was moved from changed during the move: it was not drained
+    changed: list[str] = field(default_factory=list)  # what changed: the old buckets, or the keys (per-key entities)
+    renewed: list[str] = field(default_factory=list)  # keys moved again over an earlier run's adopt (``moved_on``)
     not_upgraded: dict[str, str] = field(default_factory=dict)  # key -> why: moved as stored (``upgraded``)
     not_emptied: list[str] = field(default_factory=list)  # buckets the run's first adopt has not emptied (yet)
     gaps_kept: dict[str, str] = field(default_factory=dict)  # position -> why no ledger closed its origins' gaps
@@ -269,7 +320,8 @@ def verify(
 ) -> Verification:
     """Check every moved key, and the origin ranges it names, against its bucket's state (bucket key -> state);
     with ``run`` (a move that replaces), that each of the ``buckets`` buckets was emptied by that run. Buckets
-    held over ``NEAR_CAPACITY`` of ``MAX_BUCKET_BYTES`` are named with their size."""
+    held over ``NEAR_CAPACITY`` of ``MAX_BUCKET_BYTES`` are named with their size as the entity SDK stores them
+    (``bucket_state.stored_size``, what the bound is measured in)."""
     outcome = Verification()
     for key, state in sorted(states.items()):
         bucket = bucket_states.get(bucket_for(key, buckets))
@@ -287,7 +339,7 @@ def verify(
         outcome.not_emptied = [home for home in homes if replaced_by(bucket_states.get(home)) != run]
     limit = bucket_state.MAX_BUCKET_BYTES * NEAR_CAPACITY
     for home, bucket in sorted(bucket_states.items()):
-        size = len(orjson.dumps(bucket)) if bucket else 0
+        size = bucket_state.stored_size(bucket) if bucket else 0
         if size > limit:
             outcome.near_capacity[home] = size
     return outcome

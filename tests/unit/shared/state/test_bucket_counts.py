@@ -156,3 +156,38 @@ def test_run_tokens_grow_across_machines_whatever_their_clocks_and_stay_above_a_
     assert record_migrated(lake, "mobile", 3, 4, run=9_000) is None  # a run recorded complete
     assert next_run(lake) == 9_001
     assert orjson.loads(lake.read(RUNS_PATH))["completed"] == {"mobile": 9_000}
+
+
+@pytest.mark.parametrize("new_sources", [None, 8192])
+def test_a_lost_record_does_not_silently_move_a_source_that_landed_to_other_buckets(
+    tmp_path: Path, new_sources: int | None
+) -> None:
+    """A review's case: a lake whose record is absent but which has landing ledgers was taken for one from before
+    the record and given 1,024 buckets (or STATE_BUCKETS), written as the record, although its state was in the N
+    the lost record named (here 4,096, after a move): every key 404'd and counts restarted. The runs record shows a
+    record existed, so the source is refused, naming the file and what to do, and nothing is written."""
+    from shared.errors import ConfigurationError
+    from shared.state.bucket_counts import RUNS_PATH, record_migrated
+
+    lake = LocalLake(tmp_path)
+    recorded = BucketCounts(lake, new_sources=new_sources).of("users")  # recorded before the first landing
+    lake.create("_landing/users/users+0.json", b"{}")  # ... which then landed (its ledger)
+    assert record_migrated(lake, "users", 4096, recorded) is None  # and was moved to 4,096 later (docs/scale.md)
+    lake.delete(RECORD_PATH)  # the record is lost (a restore of the lake without it, an operator's delete)
+    with pytest.raises(ConfigurationError, match=r"_state/buckets\.json is absent, but this lake had one") as refused:
+        BucketCounts(LocalLake(tmp_path), new_sources=new_sources).of("users")
+    assert RUNS_PATH in str(refused.value) and 'docs/scale.md, "If the record is lost"' in str(refused.value)
+    assert isinstance(refused.value, LakeError)  # reported as a damaged record is: processing waits, the API 503s
+    assert not lake.exists(RECORD_PATH), "nothing recorded: no N taken for users"
+    lake.create(RECORD_PATH, orjson.dumps({"buckets": {"users": 4096}}))  # what the operator restores
+    assert BucketCounts(LocalLake(tmp_path), new_sources=new_sources).of("users") == 4096
+
+
+def test_a_lost_record_still_gives_a_source_that_never_landed_its_own_count(tmp_path: Path) -> None:
+    """Only a source that landed has state in some N: one that never landed is new wherever the record went."""
+    from shared.state.bucket_counts import RUNS_PATH, next_run
+
+    lake = LocalLake(tmp_path)
+    next_run(lake)  # a migration ran: the runs record exists
+    assert lake.exists(RUNS_PATH) and not lake.exists(RECORD_PATH)
+    assert BucketCounts(lake).of("users") == 256

@@ -167,6 +167,8 @@ def test_a_full_bucket_evicts_the_keys_updated_least_recently_and_stays_under_it
     """A review's case: 1,000 devices seen once long ago fill one of mobile's 512 buckets past what the Durable
     Task Scheduler holds (256 KB), and nothing ever removed a key. Now the bucket stays under MAX_BUCKET_BYTES:
     the keys updated least recently go first (one updated again lately is kept), never one the operation updates."""
+    import json
+
     import orjson
 
     from devhost.durable.table_store import MAX_STATE_CHARS
@@ -184,7 +186,7 @@ def test_a_full_bucket_evicts_the_keys_updated_least_recently_and_stays_under_it
         state, evicted = orjson.loads(orjson.dumps(outcome.state)), evicted + outcome.evicted
         assert outcome.size is None or outcome.size <= MAX_BUCKET_BYTES
         assert key_state(state, key) is not None  # the key it updated is never evicted
-    size = len(orjson.dumps(state))
+    size = len(json.dumps(state))  # as the entity SDK stores it
     assert KEEP_BUCKET_BYTES - 2_000 < size <= MAX_BUCKET_BYTES < 256 * 1024 and size < MAX_STATE_CHARS
     assert evicted == state[EVICTED] > 0
     held = list(state["keys"])
@@ -200,7 +202,7 @@ def test_a_bucket_far_from_its_bound_is_not_measured() -> None:
 def test_a_bucket_heavy_with_bookkeeping_is_measured() -> None:
     """What a bucket owes and has applied counts toward its size, not only its keys: 32 partitions in two lives,
     each owing many offsets, and 150 keys."""
-    import orjson
+    import json
 
     from shared.state.bucket_state import KEPT_OWED, MAX_BUCKET_BYTES
     from shared.state.device_activity import fold as device_fold
@@ -219,14 +221,20 @@ def test_a_bucket_heavy_with_bookkeeping_is_measured() -> None:
         state,
         {"parts": [{"topic": "mobile", "partition": 0, "range": [150, 150]} | {"keys": {"device-x": [_tap(150)]}}]},
     )
-    assert outcome.size == len(orjson.dumps(outcome.state)) and outcome.size <= MAX_BUCKET_BYTES
+    assert outcome.size == len(json.dumps(outcome.state)) and outcome.size <= MAX_BUCKET_BYTES  # as the SDK stores it
 
 
-def test_a_bucket_whose_updated_keys_alone_are_over_its_bound_evicts_nothing() -> None:
-    """Evicting every other key could not bring it under its bound: it evicts none (and reports its size)."""
+def test_a_bucket_whose_updated_keys_alone_are_over_its_bound_evicts_every_other_key_then_some_of_its_own(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Evicting every other key cannot bring it under its bound: those go first, all of them, then the operation's
+    own keys in the bucket's order until it is under the bound, counted and logged as every eviction is (it used to
+    evict nothing, and keep a state no backend stores)."""
+    import json
+
     import orjson
 
-    from shared.state.bucket_state import MAX_BUCKET_BYTES
+    from shared.state.bucket_state import EVICTED, MAX_BUCKET_BYTES
     from shared.state.device_activity import fold as device_fold
 
     state = _apply({}, 0, 99, {f"cold{i}": [_tap(i)] for i in range(100)})
@@ -239,8 +247,91 @@ def test_a_bucket_whose_updated_keys_alone_are_over_its_bound_evicts_nothing() -
         "keys": {f"hot{i}": [_tap(100 + i)] for i in range(3)},
     }
     outcome = apply(device_fold, state, {"parts": [part]})
-    assert outcome.evicted == 0 and len([key for key in outcome.state["keys"] if key.startswith("cold")]) == 100
-    assert outcome.size is not None and outcome.size > MAX_BUCKET_BYTES
+    assert list(outcome.state["keys"]) == ["hot1", "hot2"] and outcome.evicted == 101 == outcome.state[EVICTED]
+    assert outcome.size == len(json.dumps(outcome.state)) <= MAX_BUCKET_BYTES
+    assert outcome.state["_applied"] == {"mobile/0/0": [[0, 102]]}  # hot0's event stays applied: never counted twice
+    assert "the keys its operation updated are over 240000 alone; evicted 1 of them too" in caplog.text
+    assert "['hot0']" in caplog.text
+
+
+def test_a_bucket_whose_operations_each_update_more_than_its_bound_does_not_grow_without_end() -> None:
+    """A review's case: each operation's own keys were over the bound alone, so nothing was ever evicted, not even
+    the keys the operation did not touch (9,000 keys, 3.2 MB after six operations of 1,500 keys)."""
+    import json
+
+    from shared.state.bucket_state import MAX_BUCKET_BYTES, operate
+    from shared.state.registry import ENTITY_KINDS
+
+    kind = ENTITY_KINDS["users"]
+    state: dict[str, Any] = {}
+    per_op = 1_500  # ~300 B a key as the bucket holds it: each operation's own keys are ~450 KB
+    for op in range(6):
+        first = op * per_op
+        profile: dict[str, Any] = {"username": "u" * 40, "first_name": "f" * 40, "last_name": "l" * 40}
+        profile |= {"city": "c" * 20, "level": "gold", "registered_at": T0}
+        keys = {f"user-{first + i}": [[first + i, T0, profile]] for i in range(per_op)}
+        part = {"topic": "users", "partition": 0, "incarnation": 0, "range": [first, first + per_op - 1], "keys": keys}
+        state = operate(kind.fold, kind.reduce, "~b0of1", state, "apply", {"parts": [part]}).state
+    # at most the last operation's keys remain: the untouched ones are what eviction is for
+    assert len(state["keys"]) <= per_op, f"{len(state['keys']):,} keys, {len(json.dumps(state)):,} bytes"
+    assert len(json.dumps(state)) <= MAX_BUCKET_BYTES and all(int(key[5:]) >= 5 * per_op for key in state["keys"])
+
+
+def test_a_bucket_of_non_latin_text_stays_under_its_bound_as_the_sdk_stores_it() -> None:
+    """A review's case: the bound was measured in orjson's UTF-8 bytes, but the entity SDK stores ``json.dumps``
+    (ASCII-escaped: a Cyrillic letter is 2 bytes of UTF-8, 6 escaped), so a bucket of Cyrillic profiles evicted at
+    ~216 KB by its measure and was ~458 KB as stored, past the Durable Task Scheduler's 256 KB."""
+    import json
+
+    from shared.state.bucket_state import EVICTED, MAX_BUCKET_BYTES
+    from tests.unit.functions.test_entities import HANDLERS
+
+    def apply_through_sdk(state: dict[str, Any] | None, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        context = {
+            "self": {"name": "user_profile", "key": "~b0of1"},
+            "state": None if state is None else json.dumps(state),
+            "exists": state is not None,
+            "batch": [{"name": "apply", "input": json.dumps(json.dumps(payload))}],
+        }
+        result = json.loads(HANDLERS["user_profile"](json.dumps(context)))
+        assert not result["results"][0]["isError"], result["results"]
+        stored = result["entityState"]  # what the host persists for the entity
+        return json.loads(stored), stored
+
+    name = "Александра" * 4
+    state: dict[str, Any] | None = None
+    offset, stored = 0, ""
+    for batch in range(20):  # 1,000 users into one bucket: past the bound, so the bucket evicts
+        keys = {}
+        for i in range(50):
+            profile = {"username": name, "first_name": name, "last_name": name, "city": "Санкт-Петербург"}
+            keys[f"user-{batch}-{i}"] = [[offset, T0, profile | {"level": "gold", "registered_at": T0}]]
+            offset += 1
+        part = {"topic": "users", "partition": 0, "incarnation": 0, "range": [offset - 50, offset - 1], "keys": keys}
+        state, stored = apply_through_sdk(state, {"parts": [part]})
+    assert state is not None and state.get(EVICTED)  # the bound was reached and enforced
+    assert len(stored.encode()) <= MAX_BUCKET_BYTES, f"stored {len(stored.encode()):,} bytes"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain ascii, with: separators", "Санкт-Петербург", "東京都", "emoji \U0001f600 and \u00e9", 'q"b\\s\x7f\x00\n'],
+    ids=["ascii", "cyrillic", "cjk", "outside-the-bmp", "escaped"],
+)
+def test_stored_size_is_the_length_of_the_sdks_json_for_a_buckets_keys(text: str) -> None:
+    import json
+
+    import orjson
+
+    from shared.state.bucket_state import stored_size
+
+    keys = {f"{text}-{i}": orjson.dumps({"name": text, "n": [i, text]}).decode() for i in range(3)}
+    assert stored_size({"keys": keys}) == len(json.dumps({"keys": keys}))
+    state = {"keys": keys, "_applied": {"users/0/0": [[0, 5], [7, 9]]}, "_evicted": 3}
+    assert stored_size(state) == len(json.dumps(state))
+    assert stored_size({"keys": {}, "_unreadable": {"k": text}}) >= len(
+        json.dumps({"keys": {}, "_unreadable": {"k": text}})
+    )
 
 
 @pytest.mark.parametrize("damaged", [["7", "8"], "abc", 5])
