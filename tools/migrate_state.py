@@ -25,13 +25,18 @@ the app uses now and writes each key's state, named by its bucket, with that buc
 offsets, to FILE (refused if a bucket changed while it was read); after the switch, ``--import FILE``
 moves those states into the new backend's buckets, of the recorded N or ``--to-buckets``, as a move
 to another N does, and records the new N once every key is there.
-Every moved key is read back from its bucket. Exit 0 when every key with state is in its bucket
+Every moved key is read back from its bucket, and then what it was moved from is read again (the per-key
+entities, or the old buckets). Exit 0 when every key with state is in its bucket
 as it was, 1 when one is missing after ``--wait`` seconds or its bucket holds other state (a
-conflict: the bucket had counted events for it, so processing ran before the migration). A key whose
+conflict: the bucket had counted events for it, so processing ran before the migration), or when what it was
+moved from changed meanwhile (signals still queued: let the entities drain, run again; from per-key entities, a
+key an earlier run moved whose bucket has applied nothing since is moved again when its per-key entity has applied
+more: ``shared.state.migration.moved_on``). A key whose
 state cannot be put in today's form (``upgrade`` raises: a shape no release wrote, or damaged) is moved
 (or exported) as stored and the others go on; the run names it at the end and exits 1.
 Exit 2, naming it, when the Durable HTTP API or the lake cannot be reached (nothing is recorded; run it again),
-or a setting or ``--durable-url`` is refused (one line).
+or a setting or ``--durable-url`` is refused, or the lake's record of bucket counts is lost (one line; docs/scale.md,
+"If the record is lost").
 Running it again is harmless: nothing is moved twice. Buckets of an N the lake does not record hold only stale
 state (an interrupted run's, or the N the source used before): a move into them (``--to-buckets``, or
 ``--import`` into an N other than the recorded one) sends each of the N buckets an adopt naming the run, and
@@ -71,7 +76,7 @@ from deltalake.exceptions import TableNotFoundError
 from shared.compaction.hours import parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
 from shared.compaction.rows import read_raw
-from shared.errors import ConfigurationError, LakeUnavailable, UnsafePath
+from shared.errors import ConfigurationError, LakeError, LakeUnavailable, UnsafePath
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.ledger import Ledger
@@ -95,6 +100,7 @@ from shared.state.migration import (
     export_bytes,
     export_of,
     keys_of,
+    moved_on,
     parse_export,
     partition_of,
     positions_of,
@@ -106,7 +112,7 @@ from shared.state.migration import (
 )
 from shared.state.offsets import APPLIED
 from shared.state.registry import ENTITY_KINDS
-from tools.cli import RefusedArgument, environment, secure_url, settings_error_line
+from tools.cli import RefusedArgument, secure_url, settings_error_line, tool_environment
 
 CONCURRENT_REQUESTS = 16
 LOCAL_DURABLE_URL = "http://127.0.0.1:7071/runtime/webhooks/durabletask"
@@ -166,14 +172,23 @@ def lake_rows(settings: Settings, source: str, environ: dict[str, str]) -> Itera
 
 
 def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_seconds: float) -> Verification:
-    """Move the per-key states of ``keys`` into their buckets and check them there."""
+    """Move the per-key states of ``keys`` into their buckets and check them there; then read the per-key entities
+    again: one that changed since it was read (a signal still queued for it, applied after the read) holds what
+    its bucket does not, so the move is not complete (``source_changed``, naming the keys)."""
     entity = ENTITY_KINDS[source].name
     readable = sorted(key for key in keys if _encodable(key))
-    found = _read_all(http, entity, [encode_key(key) for key in readable]).values()
-    stored = {key: state for key, state in zip(readable, found, strict=True) if state is not None}
+    per_key = [encode_key(key) for key in readable]
+    before = _read_all(http, entity, per_key)
+    stored = {key: state for key, state in zip(readable, before.values(), strict=True) if state is not None}
     states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, stored)
-    outcome = _move(http, entity, states, buckets, wait_seconds)
-    outcome.not_upgraded = not_upgraded
+    homes = sorted({bucket_for(key, buckets) for key in states})
+    renew = moved_on(states, _read_all(http, entity, homes), buckets)  # an earlier run left them behind
+    outcome = _move(http, entity, states, buckets, wait_seconds, renew=renew)
+    outcome.not_upgraded, outcome.renewed = not_upgraded, renew
+    if outcome.complete:
+        after = _read_all(http, entity, per_key)
+        outcome.changed = [key for key, name in zip(readable, per_key, strict=True) if after[name] != before[name]]
+        outcome.source_changed = bool(outcome.changed)  # signals were still arriving: their events are not moved
     return outcome
 
 
@@ -192,8 +207,10 @@ def rebucket(
     outcome = _move(http, entity, states, new, wait_seconds, origins, replace=lake)  # the record still names old
     outcome.not_upgraded = not_upgraded
     outcome.gaps_kept = gaps_kept
-    if outcome.complete and _read_all(http, entity, homes) != before:
-        outcome.source_changed = True  # signals were still arriving: what was moved may miss some
+    if outcome.complete:
+        after = _read_all(http, entity, homes)
+        outcome.changed = [home for home in homes if after[home] != before[home]]
+        outcome.source_changed = bool(outcome.changed)  # signals were still arriving: what was moved may miss some
     return outcome
 
 
@@ -295,10 +312,12 @@ def _move(
     origins: Origins | None = None,
     *,
     replace: LakeStore | None = None,
+    renew: list[str] | None = None,
 ) -> Verification:
     """Send the adopts and poll the buckets until every key is there; with ``replace`` (an N the record does not
     name; the lake whose counter names the run, before any adopt is sent), every one of the ``buckets`` buckets is
-    sent this run's adopt and polled until the run has emptied it."""
+    sent this run's adopt and polled until the run has emptied it. ``renew``: keys whose adopts replace what their
+    bucket holds for them (``moved_on``)."""
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         run = None
         if replace is not None:  # the buckets are read first: the run is named later than any run they name too
@@ -307,7 +326,7 @@ def _move(
             run = run_token(replace, max((earlier for earlier in named if earlier is not None), default=0))
         else:
             homes = sorted({bucket_for(key, buckets) for key in states})
-        signals = adopt_signals(entity, states, buckets, origins, replace=run is not None, run=run)
+        signals = adopt_signals(entity, states, buckets, origins, replace=run is not None, run=run, renew=renew or ())
         list(pool.map(http.signal, signals))
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -346,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--to-buckets must be from 1 to {MAX_BUCKETS:,}")
     if args.export is not None and args.to_buckets is not None:
         parser.error("--to-buckets goes with --import (or alone), not with --export")
-    environ = environment(args.settings)
+    secure_url(args.durable_url, "--durable-url")  # a bad argument before any setting is read
+    environ = tool_environment(args.settings)  # a local lake that is not a directory: refused, exit 2
     settings = load_settings(environ)
     http = DurableHttp(args.durable_url, environ.get("DURABLE_SYSTEM_KEY") or None)
     lake = open_lake(settings)
@@ -456,6 +476,11 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
     for problem, keys_listed in (("missing", outcome.missing), ("conflict", outcome.conflicts)):
         for key in keys_listed[:20]:
             print(f"  {problem}: {key!r}")
+    if outcome.renewed:
+        print(
+            f"  {len(outcome.renewed):,} keys moved again, their per-key entities having applied more since an "
+            f"earlier run moved them: {outcome.renewed[:20]!r}"
+        )
     if outcome.not_emptied:
         print(
             f"  {len(outcome.not_emptied):,} buckets not emptied by this run yet (its adopts still queued, or a "
@@ -475,8 +500,9 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
         )
     if outcome.source_changed:
         print(
-            f"  {source}'s buckets changed during the move (processing running, or signals still queued): "
-            "the record is unchanged; stop processing, let the entities drain, run again"
+            f"  what {source} was moved from changed during the move (processing running, or signals still "
+            f"queued), {len(outcome.changed):,} entities, e.g. {outcome.changed[:20]!r}: the record is unchanged; "
+            "stop processing, let the entities drain, run again"
         )
     return not outcome.complete
 
@@ -512,8 +538,10 @@ def cli(argv: list[str] | None = None) -> int:
         print(f"migrate_state: the Durable HTTP API did not answer ({reason}); is the app running?", file=sys.stderr)
     except LakeUnavailable as error:
         print(f"migrate_state: the lake did not answer: {error}", file=sys.stderr)
-    except ConfigurationError as error:
+    except ConfigurationError as error:  # before LakeError: a lost bucket-count record is both
         print(settings_error_line("migrate_state", error), file=sys.stderr)
+    except LakeError as error:  # refused (its container gone, not authorised): nothing was recorded
+        print(f"migrate_state: the lake refused: {error}", file=sys.stderr)
     return 2
 
 

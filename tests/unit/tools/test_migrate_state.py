@@ -20,6 +20,7 @@ from shared.state.aggregate import Signal
 from shared.state.bucket_counts import RECORD_PATH, BucketCounts, record_migrated
 from shared.state.bucket_state import key_state, operate
 from shared.state.buckets import bucket_for, bucket_key
+from shared.state.keys import encode_key
 from shared.state.migration import ExportError, export_bytes, keys_of, parse_export
 from shared.state.registry import ENTITY_KINDS
 from tools import migrate_state
@@ -445,6 +446,7 @@ def test_an_unreachable_durable_api_is_one_line_and_exit_2(tmp_path: Path) -> No
         port = unused.getsockname()[1]
     settings = tmp_path / "local.settings.json"
     settings.write_text(json.dumps({"Values": {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(tmp_path / "lake")}}))
+    (tmp_path / "lake").mkdir()
     url = f"http://127.0.0.1:{port}/runtime/webhooks/durabletask"
     result = subprocess.run(
         [
@@ -642,3 +644,107 @@ def test_invalid_settings_are_one_line(
     assert capsys.readouterr().err.splitlines() == [
         "migrate_state: invalid settings: LAKE_KIND: Input should be 'local', 'blob' or 'adls' (got 'bogus')"
     ]
+
+
+def _per_key_part(offsets: list[int]) -> dict[str, Any]:
+    events = [[offset, 1_700_000_000_000 + offset, *DEVICE] for offset in offsets]
+    return {
+        "topic": "mobile",
+        "partition": 0,
+        "incarnation": 0,
+        "range": [min(offsets), max(offsets)],
+        "events": events,
+    }
+
+
+class PerKeyApi:
+    """Per-key entities of the previous layout, then buckets, in memory (a fake, as above), run by the app's own
+    entity code. A signal still ``queued`` for a per-key entity when the tool reads it is applied just after the
+    read (the entities were not drained)."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, dict[str, Any]] = {}
+        self.queued: dict[str, dict[str, Any]] = {}
+
+    def apply_per_key(self, key: str, offsets: list[int]) -> None:
+        entity = encode_key(key)
+        self.states[entity] = KIND.reduce(self.states.get(entity, {}), "apply", _per_key_part(offsets))
+
+    def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        state = self.states.get(key)
+        copy = orjson.loads(orjson.dumps(state)) if state is not None else None
+        if key in self.queued:  # the queued signal is applied right after this read
+            self.states[key] = KIND.reduce(self.states[key], "apply", self.queued.pop(key))
+        return copy
+
+    def signal(self, signal: Signal) -> None:
+        state = self.states.setdefault(signal.key, {})
+        operate(KIND.fold, KIND.reduce, signal.key, state, signal.operation, signal.payload)
+
+
+def _per_key_deployment() -> PerKeyApi:
+    api = PerKeyApi()
+    for i in range(4):
+        api.apply_per_key(f"device-{i}", [i])
+    api.queued[encode_key("device-1")] = _per_key_part([10])  # sent before the upgrade, applied during the move
+    return api
+
+
+def test_a_per_key_entity_that_changes_during_the_move_from_per_key_makes_it_incomplete(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A review's case: the move from per-key entities read each once and never again, so an event a queued per-key
+    signal applied after the read stayed in the per-key entity only (GET /api/state reads the bucket), and the run
+    reported complete (exit 0). The move to another N and --export both read their source again; so does this."""
+    api = _per_key_deployment()
+    outcome = migrate_state.migrate(api, "mobile", {f"device-{i}" for i in range(4)}, 4, wait_seconds=1)  # type: ignore[arg-type]
+    in_bucket = key_state(api.states[bucket_for("device-1", 4)], "device-1")
+    per_key = api.states[encode_key("device-1")]
+    assert in_bucket is not None and per_key["events"] == 2 and in_bucket["events"] == 1  # offset 10 left behind
+    assert not outcome.complete and outcome.source_changed and outcome.changed == ["device-1"]
+    assert not outcome.missing and not outcome.conflicts
+    assert migrate_state._report("mobile", "4 keys in the lake", 4, outcome)  # failed: exit 1
+    assert (
+        "changed during the move (processing running, or signals still queued), 1 entities" in capsys.readouterr().out
+    )
+
+
+def test_a_move_from_per_key_run_again_once_drained_moves_again_what_changed_during_the_first_run() -> None:
+    """The first run adopted device-1 as first read; its per-key entity applied one more event after. Run again
+    (drained), the bucket holds device-1 as the first run moved it and has applied nothing since (processing
+    stopped), and the per-key state applied every offset that one did, and more: it replaces it, complete."""
+    api = _per_key_deployment()
+    keys = {f"device-{i}" for i in range(4)}
+    assert not migrate_state.migrate(api, "mobile", keys, 4, wait_seconds=1).complete  # type: ignore[arg-type]
+    outcome = migrate_state.migrate(api, "mobile", keys, 4, wait_seconds=1)  # type: ignore[arg-type]
+    assert outcome.complete and outcome.renewed == ["device-1"] and not outcome.conflicts
+    assert (key_state(api.states[bucket_for("device-1", 4)], "device-1") or {})["events"] == 2
+    again = migrate_state.migrate(api, "mobile", keys, 4, wait_seconds=1)  # type: ignore[arg-type]
+    assert again.complete and not again.renewed  # nothing moved twice
+
+
+def test_a_move_from_per_key_run_again_after_processing_ran_leaves_a_changed_key_a_conflict() -> None:
+    """Once its bucket applied events (processing resumed before the run again), what it holds for the key may
+    hold them: it is a conflict, left as the bucket has it (its per-key entity is never deleted)."""
+    api = _per_key_deployment()
+    keys = {f"device-{i}" for i in range(4)}
+    assert not migrate_state.migrate(api, "mobile", keys, 4, wait_seconds=1).complete  # type: ignore[arg-type]
+    home = bucket_for("device-1", 4)
+    part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [20, 20], "keys": {}}
+    operate(KIND.fold, KIND.reduce, home, api.states[home], "apply", {"parts": [part]})  # processing ran there
+    outcome = migrate_state.migrate(api, "mobile", keys, 4, wait_seconds=0)  # type: ignore[arg-type]
+    assert not outcome.complete and outcome.conflicts == ["device-1"] and not outcome.renewed
+    assert (key_state(api.states[home], "device-1") or {})["events"] == 1
+
+
+def test_a_lake_local_root_that_does_not_exist_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped lake was opened as an empty one: no keys found, its counter record written there."""
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path / "lkae"))
+    argv = ["--settings", str(tmp_path / "absent.json"), "--export", str(tmp_path / "state.json")]
+    assert migrate_state.cli([*argv, "--durable-url", "http://127.0.0.1:1/runtime/webhooks/durabletask"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("migrate_state: invalid settings: LAKE_LOCAL_ROOT: the local lake "), line
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
