@@ -41,6 +41,7 @@ import pyarrow as pa
 from shared import formats
 from shared.batch import process_batch, rows_of
 from shared.compaction.hours import Hour, parse_raw_path
+from shared.compaction.plan import planned_raw_file
 from shared.compaction.rows import TIMESTAMP
 from shared.dead_letters import DeadLetter
 from shared.errors import StreamingPocError
@@ -62,6 +63,41 @@ NOT_COMPARED = frozenset({"_received", "date", "hour"})
 
 class NotReprocessable(StreamingPocError):
     """A source whose landed rows cannot be recomputed as they landed: nothing is read or written."""
+
+
+class HourNotPromotable(StreamingPocError):
+    """An hour a promotion would not hold for good (:func:`check_promotable`): nothing of it was written."""
+
+
+def check_promotable(lake: LakeStore, source: str, hour: Hour, covered: frozenset[str], *, now_ms: int) -> None:
+    """Raise :class:`HourNotPromotable` unless every raw file a later compaction would merge into ``hour`` is
+    one its recomputed rows came from, and the promotion's commit is one compaction will read back.
+
+    A promotion moves rows out of the hour and records as covered only the raw files its rows were read with
+    (``covered``). Any other raw file of the hour (one that landed since, a redelivery landed a second time under
+    another name) is new to the next compaction, which merges it into the promoted hour: the rows removed here
+    would come back, in curated and in deadletter/ at once. Recording every file listed now as covered instead
+    would lose the rows only such a file holds (never merged, since covered). So the hour is refused, named: the
+    next compaction merges the file, and the command run again recomputes the hour with its rows. Nothing is lost
+    or doubled either way; a file that lands between this check and the commit (seconds) is not seen.
+
+    An hour that has not begun (by ``now_ms``, the clock the commit is stamped with) is refused too: compaction
+    finds an hour's coverage among the commits made after the hour began (``CuratedTable.hour_coverage``), so it
+    could miss a commit made before, and merge every raw file of the hour again."""
+    if now_ms < hour.start_ms:
+        raise HourNotPromotable(
+            f"{hour} has not begun: compaction would not find a commit made before its start and would merge"
+            " the rows removed here again; promote it once the hour has begun"
+        )
+    listed = lake.list_paths(hour_directory(RAW_AREA, source, hour.start_ms))
+    uncovered = [path for path in listed if planned_raw_file(source, path) is not None and path not in covered]
+    if uncovered:
+        shown = ", ".join(uncovered[:3]) + (f" and {len(uncovered) - 3} more" if len(uncovered) > 3 else "")
+        raise HourNotPromotable(
+            f"{hour} holds raw files its rows were not read from, which the next compaction merges ({shown}):"
+            " promoted now, the rows it removes could come back with them; run the command again once"
+            " compaction has them"
+        )
 
 
 def check_reprocessable(source: Source) -> None:

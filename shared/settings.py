@@ -228,7 +228,10 @@ class Settings(BaseSettings):
     schema_registry_username: str = Field(
         "",
         alias="SCHEMA_REGISTRY_USERNAME",
-        description="Basic-auth user of a Confluent-compatible registry (a Confluent Cloud API key); https only.",
+        description=(
+            "Basic-auth user of a Confluent-compatible registry (a Confluent Cloud API key); https only; sent only to"
+            " SCHEMA_REGISTRY_URL (refused while it is empty), never to a registry a source's config names."
+        ),
     )
     schema_registry_password: SecretStr = Field(
         SecretStr(""),
@@ -390,6 +393,11 @@ class SourceSettings(BaseSettings):
             raise ValueError(
                 f"{_setting_name(info)} must be a Kafka topic name: 1 to {MAX_TOPIC_LENGTH} of [a-zA-Z0-9._-], "
                 f'not "." or ".."; got {value!r}'
+            )
+        if value.startswith("."):
+            raise ValueError(
+                f"{_setting_name(info)} must not start with '.' (an event hub's name cannot, and the raw files"
+                f" landed for it would be hidden files); got {value!r}"
             )
         return value
 

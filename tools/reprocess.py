@@ -7,8 +7,10 @@ Before anything changes it writes the recomputed hours to the shadow Delta table
 ``shadow/<source>`` and prints, per hour, the rows changed, removed and newly dead-lettered, and
 the dead letters that pass now (``tools.redrive`` sends those: it lands them in raw/, state and
 curated alike). ``--promote`` then replaces each hour that differs in ``curated/<source>``, one
-commit per hour (an hour every row of which leaves is emptied); an hour whose commit fails is named,
-the others go on, and the command exits 1: run it again for that hour.
+commit per hour (an hour every row of which leaves is emptied); an hour whose promotion fails (its commit,
+the lake, the lease's renewal) or is refused (it holds a raw file its rows were not read from, or has not
+begun: ``shared.reprocess.check_promotable``) is named, the others go on, and the command exits 1: run it
+again for that hour (after the next compaction, for a refused one).
 Joined columns (what keyed state wrote: clickstream's username/city/level, sensors' anomaly) keep
 their landed values, because state is not versioned. An Avro source is refused before anything is read
 or written (exit 4): its rows keep the record as the producer wrote it but not the writer schema id, so it
@@ -24,6 +26,7 @@ import hashlib
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,7 +42,7 @@ from shared.compaction.job import MB, open_curated
 from shared.compaction.location import DeltaLocation, curated_path, delta_location
 from shared.compaction.rewrite import replace_hour
 from shared.compaction.rows import CompactionError, merge_hour, offset_ranges
-from shared.errors import LakeError, LakeUnavailable, RedriveInProgress
+from shared.errors import LakeError, LakeUnavailable, RedriveInProgress, TransientError
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
@@ -55,8 +58,10 @@ from shared.redrive import (
     take_lease,
 )
 from shared.reprocess import (
+    HourNotPromotable,
     HourResult,
     NotReprocessable,
+    check_promotable,
     check_reprocessable,
     dead_letters_by_hour,
     joined_columns,
@@ -149,13 +154,25 @@ def _dead_letters(lake: LakeStore, source: str, removed: frozenset[Identity]) ->
 
 
 def promote(
-    source: Source, result: HourResult, *, lake: LakeStore, curated: CuratedTable, run_id: str, now_ms: int
+    source: Source,
+    result: HourResult,
+    *,
+    lake: LakeStore,
+    curated: CuratedTable,
+    run_id: str,
+    now_ms: int,
+    clock: Callable[[], float] = time.time,
 ) -> None:
     """Replace the hour in ``curated`` (empty it when every row leaves): the leaving rows' dead letters first, so
     a crash loses nothing. Their files are named by the rows they hold: a rerun after a commit that failed
-    writes the same files again, never a second copy. An Avro source raises :class:`NotReprocessable` first."""
+    writes the same files again, never a second copy. An Avro source raises :class:`NotReprocessable` first.
+
+    An hour holding a raw file its rows were not read from, or that has not begun by ``clock`` (which stamps
+    the commit), raises :class:`HourNotPromotable` before anything is written (``check_promotable``: refused,
+    not covered, as covering such a file would lose its rows). ``now_ms`` dates the dead letters."""
     check_reprocessable(source)
     hour = result.diff.hour
+    check_promotable(lake, source.name, hour, result.covered, now_ms=int(clock() * 1000))
     fitted, _ = drift.fit_tables(curated.schema(), [result.table])
     merged = _merged(hour, fitted)
     offsets, rows = ([], 0) if merged is None else (offset_ranges(merged), merged.num_rows)
@@ -335,17 +352,19 @@ def _promote_differing(
     lease: RedriveLease,
     run_id: str,
 ) -> int:
-    """Promote each hour that differs, one at a time; an hour whose commit fails (compaction committed it
-    meanwhile, the lake is unavailable) is named and left for a rerun, and the others go on. Returns how many
-    were not promoted."""
+    """Promote each hour that differs, one at a time; an hour that fails (its commit: compaction committed it
+    meanwhile; the lake unavailable or refusing a request, the lease's renewal before it included; an hour
+    ``check_promotable`` refuses) is named and left for a rerun, and the others go on (exit 1, never the exit 5
+    of a lake unusable before any hour was promoted). Only a lease another run took over stops the loop
+    (``RedriveInProgress`` from ``fence``: exit 3). Returns how many were not promoted."""
     not_promoted = 0
     for result in results:
         if not result.diff.differs:
             continue
-        lease.fence()
         try:
+            lease.fence()
             promote(source, result, lake=lake, curated=curated, run_id=run_id, now_ms=int(time.time() * 1000))
-        except (LakeUnavailable, CompactionError) as error:
+        except (TransientError, LakeError, CompactionError, HourNotPromotable) as error:
             not_promoted += 1
             print(
                 f"{result.diff.hour}: not promoted ({error}); run the command again for this hour "

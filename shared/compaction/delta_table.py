@@ -24,13 +24,13 @@ from shared.compaction.parts import DataFile
 from shared.compaction.rows import (
     EVENT_TIME,
     IDENTITY,
-    PARTITION_COLUMNS,
     CompactionError,
     check_fits,
     curated_as_landed,
 )
 from shared.compaction.slices import GroupKey, Identity, IdentityRange, TimeSlice
 from shared.errors import LakeUnavailable
+from shared.layout import PARTITION_COLUMNS
 
 # Data files a recompaction replaced are kept this long, then vacuumed: time travel reaches back this
 # far. The log (and so each hour's coverage) is kept for LOG_RETENTION, longer.
@@ -90,6 +90,13 @@ class CuratedTable:
         the log's start. A run thus reads a few commit files, not the whole history. Missing an
         hour's coverage would only cost work, never rows: the hour is recompacted from its
         curated rows plus all its raw files.
+
+        One hour's commit can be missed so: that of an hour compacted ahead of its start
+        (``plan.AHEAD_LEAD_MS``, a producer clock far ahead), which is older than the hour's start, once
+        it falls out of the newest commits. The hour is then compacted again (its new commit the newest
+        for a while), which costs work only, as nothing else relies on that commit: ``tools.reprocess``
+        promotes no hour that has not begun (so a promotion's commit is always found) and none holding a
+        raw file the coverage it read does not name (``shared.reprocess.check_promotable``).
         """
         table = self._open(refresh=True)
         if table is None:

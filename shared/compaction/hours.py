@@ -2,7 +2,9 @@
 
 Only the directory part of a raw path is read (``raw/<source>/date=YYYY-MM-DD/hour=HH/``) and
 the file's extension (its format); the file name itself carries no meaning here, so landing
-may name files however it likes.
+may name files however it likes, a leading dot included (a file landed for a topic named ``.orders``
+before settings refused such names: ``shared.settings``). The lake's own temporary files are never
+listed (``shared.lake.local``), so a dot-file is a lake file like any other.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from shared.layout import RAW_AREA, safe_segment
 
 HOUR_MS = 3_600_000
 RawFormat = Literal["parquet", "avro", "jsonl"]
-_RAW_FILE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/(?!\.)[^/]+\.(parquet|avro|jsonl\.gz)\Z")
+_HOUR_DIRECTORY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/")
+_RAW_FILE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+\.(parquet|avro|jsonl\.gz)\Z")
 _FORMATS: dict[str, RawFormat] = {"parquet": "parquet", "avro": "avro", "jsonl.gz": "jsonl"}
 
 
@@ -70,8 +73,23 @@ def parse_raw_path(source: str, path: str) -> RawFile | None:
     if match is None:
         return None
     date, hour, extension = match.groups()
+    if not _is_hour(date, hour):
+        return None
+    return RawFile(path, Hour(date, hour), _FORMATS[extension])
+
+
+def hour_of_raw_path(source: str, path: str) -> Hour | None:
+    """The hour whose directory ``path`` is in (at any depth below it), whatever the file: ``None`` outside one."""
+    prefix = raw_prefix(source) + "/"
+    match = _HOUR_DIRECTORY.match(path[len(prefix) :]) if path.startswith(prefix) else None
+    if match is None or not _is_hour(*match.groups()):
+        return None
+    return Hour(*match.groups())
+
+
+def _is_hour(date: str, hour: str) -> bool:
     try:
         datetime.strptime(f"{date} {hour}", "%Y-%m-%d %H")
     except ValueError:
-        return None
-    return RawFile(path, Hour(date, hour), _FORMATS[extension])
+        return False
+    return True

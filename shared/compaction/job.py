@@ -8,7 +8,8 @@ run; one its partition's landing still names as pending is left out instead (``L
 not covered, tried again by the next run). An hour that still cannot be compacted (any other error of
 its own) is logged and skipped so that the other hours go on, and vacuum after them. Either way the
 run then raises, so the failure, the quarantine or the file left out shows as a failed invocation
-(and a failed hour, or an hour still due, in the compaction-lag alert), never silently. Only a
+(and a failed hour, or an hour still due, in the compaction-lag alert), never silently; so does a file
+named as a landed batch that compaction does not read (``CompactionPlan.unplanned``). Only a
 transient error (the lake unavailable, a commit that lost its version to another writer's or whose
 outcome is unknown) stops the run at once: the next tick retries; it never quarantines a file.
 """
@@ -28,7 +29,7 @@ from shared.compaction import drift
 from shared.compaction.delta_table import CuratedTable
 from shared.compaction.hours import Hour, parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
-from shared.compaction.plan import CompactionPlan, HourTask, plan_compaction
+from shared.compaction.plan import AHEAD_LEAD_MS, CompactionPlan, HourTask, plan_compaction
 from shared.compaction.quarantine import LeftOut, Quarantined, StillLanding, UnusableRawFiles, quarantine
 from shared.compaction.rewrite import SLICE_ROWS, HourResult, HourRewrite
 from shared.compaction.rows import CompactionError
@@ -112,6 +113,20 @@ def compact(
             len(plan.ignored),
             plan.ignored[0],
         )
+    if plan.unplanned:
+        log.error(
+            "%s: %d files under raw/ are named as landed batches but are not where compaction reads them: %s",
+            source,
+            len(plan.unplanned),
+            ", ".join(plan.unplanned),
+        )
+    if plan.ahead_hours:
+        log.warning(
+            "%s: %d hours that start more than %d min from now compacted ahead of time (a producer clock ahead)",
+            source,
+            plan.ahead_hours,
+            AHEAD_LEAD_MS // 60_000,
+        )
     report = CompactionReport(source, plan)
     schema = landed_schema(source)
     for task in plan.tasks:
@@ -181,6 +196,13 @@ def _run_compaction(
     if report.quarantined:
         moved = "; ".join(f"{q.raw_path} -> {q.path}: {q.why}" for q in report.quarantined)
         problems.append(f"{len(report.quarantined)} raw files quarantined, their rows not in curated: {moved}")
+    if report.plan.unplanned:
+        problems.append(
+            f"{len(report.plan.unplanned)} files under raw/ are named as landed batches but compaction does not read"
+            " them (not in a date=/hour= directory, an extension it does not read, or a name the lake refuses); their"
+            " rows are not in curated and the lifecycle rule deletes them: move each into its hour's directory under"
+            " a name compaction reads: " + ", ".join(report.plan.unplanned)
+        )
     if report.left_out:
         waiting = "; ".join(f"{left.raw_path}: {left.why}" for left in report.left_out)
         problems.append(

@@ -1,12 +1,21 @@
 """Which hours to compact, from a listing of ``raw/<source>`` and the raw files the table already covers.
 
-Pure: the caller lists and reads; this decides. An hour is *due* when it is closed (its end plus
-the grace period has passed, or open hours are allowed) and it holds a raw file the table's
-latest commit for that hour did not cover: never compacted, or late files and replays since.
-Raw files that vanished (the storage lifecycle rule) do not make an hour due: their rows are
-already in the table, and compaction keeps the table's rows. A file whose name the lake refuses
-(an operator's ``x (1).parquet``: ``shared.layout.check_relative_path``) could never be read, so
-it is ignored with the strays instead of stalling its hour.
+Pure: the caller lists and reads; this decides. An hour is *due* when it holds a raw file the table's
+latest commit for that hour did not cover (never compacted, or late files and replays since) and it
+is closed (its end plus the grace period has passed, or open hours are allowed) or far ahead: its
+start more than ``AHEAD_LEAD_MS`` past now (a producer's clock ahead, its rows filed under their
+Kafka time). Such an hour would otherwise wait for days, and the lifecycle rule deletes raw files
+``raw_retention_days`` after they landed, whether or not their hour has closed: it is compacted at
+once and again as more files come, as a closed hour is. Raw files that vanished (the storage
+lifecycle rule) do not make an hour due: their rows are already in the table, and compaction keeps
+the table's rows.
+
+A file whose name the lake refuses (an operator's ``x (1).parquet``: ``shared.layout.check_relative_path``)
+could never be read, so it is ignored with the strays instead of stalling its hour. An ignored path
+whose name is a landed batch's (``shared.layout.parse_batch_file_name``: ``<topic>+<partition>+...``) may
+hold rows that are nowhere else: it is ``unplanned``, counts in the lag (by its hour directory, when it
+is in one) and fails the run naming it (``job.run_compaction``), so no landed file is ever silently
+ignored.
 """
 
 from __future__ import annotations
@@ -15,9 +24,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from shared.compaction.hours import Hour, RawFile, parse_raw_path
+from shared.compaction.hours import HOUR_MS, Hour, RawFile, hour_of_raw_path, parse_raw_path
 from shared.errors import UnsafePath
-from shared.layout import check_relative_path
+from shared.layout import check_relative_path, parse_batch_file_name
+
+AHEAD_LEAD_MS = HOUR_MS
+"""How far past now an hour may start and still wait to close. A producer clock a few minutes ahead files rows
+under the next hour, which closes within two hours: it waits, as the current hour does. An hour that starts
+further ahead is a clock far wrong, and waiting could outlast its raw files: it is due at once. One hour, as
+``delta_table.CLOCK_SKEW_MS``: a commit of an hour made before its start minus that margin is one of these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +61,18 @@ class HourTask:
 class CompactionPlan:
     tasks: tuple[HourTask, ...]
     lag_ms: int
-    """Time since the end of the oldest closed hour holding uncovered raw files; 0 when there is none."""
+    """Time since the end of the oldest closed hour holding uncovered raw files or ``unplanned`` ones; 0 when
+    there is none. An hour due ahead of its start adds nothing: the listing does not say when its file landed."""
     waiting_hours: int
-    """Hours with uncovered files that are not closed yet."""
+    """Hours with uncovered files that are not closed yet and start at most ``AHEAD_LEAD_MS`` past now."""
     ignored: tuple[str, ...]
     """Paths under the prefix that are not landed files (temporary, stray, or named so the lake refuses them);
-    reported, never read."""
+    reported, never read. Those among them named as landed batches are in ``unplanned`` too."""
+    unplanned: tuple[str, ...] = ()
+    """Ignored paths named as a landed batch (``parse_batch_file_name``): rows no run will compact. They count in
+    the lag and fail the run, naming them, until an operator moves them where compaction reads them."""
+    ahead_hours: int = 0
+    """Hours due although not closed, because they start more than ``AHEAD_LEAD_MS`` past now."""
 
 
 def plan_compaction(
@@ -69,16 +90,23 @@ def plan_compaction(
     ``committed_rows``: per hour, the rows its latest compaction commit wrote (``HourTask.committed_rows``)."""
     by_hour: dict[Hour, list[RawFile]] = defaultdict(list)
     ignored: list[str] = []
+    unplanned: list[str] = []
+    lag_ms = 0
     for path in listing:
-        raw = parse_raw_path(source, path)
-        if raw is None or not _readable_name(path):
-            ignored.append(path)
-        else:
+        raw = planned_raw_file(source, path)
+        if raw is not None:
             by_hour[raw.hour].append(raw)
+            continue
+        ignored.append(path)
+        if parse_batch_file_name(path) is not None:
+            unplanned.append(path)
+            hour = hour_of_raw_path(source, path)
+            if hour is not None and now_ms >= hour.end_ms + grace_ms:
+                lag_ms = max(lag_ms, now_ms - hour.end_ms)
 
     tasks: list[HourTask] = []
-    lag_ms = 0
     waiting = 0
+    ahead = 0
     for hour in sorted(by_hour):
         files = sorted(by_hour[hour], key=lambda raw: raw.path)
         covered = coverage.get(hour, frozenset())
@@ -86,14 +114,23 @@ def plan_compaction(
         if not new:
             continue
         closed = now_ms >= hour.end_ms + grace_ms
+        far_ahead = hour.start_ms > now_ms + AHEAD_LEAD_MS
         if closed:
             lag_ms = max(lag_ms, now_ms - hour.end_ms)
-        if closed or include_open:
+        if closed or far_ahead or include_open:
             still_listed = tuple(raw.path for raw in files if raw.path in covered)
             tasks.append(HourTask(hour, new, still_listed, (committed_rows or {}).get(hour)))
+            if far_ahead:
+                ahead += 1
         else:
             waiting += 1
-    return CompactionPlan(tuple(tasks), lag_ms, waiting, tuple(ignored))
+    return CompactionPlan(tuple(tasks), lag_ms, waiting, tuple(ignored), tuple(unplanned), ahead)
+
+
+def planned_raw_file(source: str, path: str) -> RawFile | None:
+    """The raw file at ``path`` when compaction plans it (a landed file, its name one the lake reads), else None."""
+    raw = parse_raw_path(source, path)
+    return raw if raw is not None and _readable_name(path) else None
 
 
 def _readable_name(path: str) -> bool:

@@ -17,7 +17,8 @@ from shared.layout import check_relative_path
 
 # The lake's own files beside the data: temporary files (``.tmp-~<random>.part``) and lock files (``.lock-~<name>``).
 # Their names hold ``PRIVATE_MARK``, which no lake path may contain (``check_relative_path``), so they never collide
-# with a lake file and are never listed; any other name is, dot-files included (a topic may start with ".").
+# with a lake file and are never listed; any other name is, dot-files included (files landed for a topic starting
+# with ".", which settings now refuse, by an earlier version).
 PRIVATE_MARK = "~"
 TEMPORARY_PREFIX = f".tmp-{PRIVATE_MARK}"
 LOCK_PREFIX = f".lock-{PRIVATE_MARK}"

@@ -26,7 +26,7 @@ from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS, land, plan_batch, plan_files
 from shared.records import KafkaRecord
 from shared.redrive import RedriveTarget, read_dead_letters, redrive, redrive_log, take_lease
-from shared.reprocess import NotReprocessable
+from shared.reprocess import HourNotPromotable, NotReprocessable
 from shared.settings import load_settings
 from shared.source_model import Row, Source
 from tests.conftest import FIXED_NOW_MS
@@ -295,12 +295,17 @@ def _land_life(lake: Lake, source: Source, ids: range, *, incarnation: int) -> N
     land(lake.store, plan.files)
 
 
-def test_a_compaction_committed_between_reprocessing_and_promoting_is_not_undone(lake: Lake) -> None:
+def test_a_compaction_committed_between_reprocessing_and_promoting_is_not_undone(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The promotion writes the rows read when reprocessing started; a late raw file compacted in between is
     not in them, and the promotion's commit replaces the hour whole: the late rows would leave curated until
-    the next compaction merged them back. The promotion looks for commits of the hour since the version the
-    hour was read at (not since its own refresh of the table), so it fails instead; a rerun promotes the hour
+    the next compaction merged them back. The promotion refuses an hour holding a raw file its rows were not read
+    from (``check_promotable``), and, should it not see the file, looks for commits of the hour since the version
+    the hour was read at (not since its own refresh of the table): it fails either way; a rerun promotes the hour
     with the late rows in it. An hour no commit touched since it was read is promoted as before."""
+    import tools.reprocess as command
+
     source = _land_two_hours(lake)
     curated = lake.table("things")
     results = reprocess(
@@ -309,8 +314,13 @@ def test_a_compaction_committed_between_reprocessing_and_promoting_is_not_undone
     land_records(lake, source, _values(range(30, 32)), 30)  # a late file for H10, compacted meanwhile
     assert [h.hour for h in run(lake, "things").hours] == [H10]
     h10, h11 = (next(r for r in results if r.diff.hour == hour) for hour in (H10, H11))
-    with pytest.raises(LakeUnavailable, match="another writer committed the hour after it was read"):
+    with pytest.raises(HourNotPromotable, match=f"{H10} holds raw files its rows were not read from"):
         promote(source, h10, lake=lake.store, curated=curated, run_id="t", now_ms=0)
+    assert _reprocessed_files(lake) == [], "refused before anything is written"
+    with monkeypatch.context() as patched:  # the commit's own check, alone
+        patched.setattr(command, "check_promotable", lambda *args, **kwargs: None)
+        with pytest.raises(LakeUnavailable, match="another writer committed the hour after it was read"):
+            promote(source, h10, lake=lake.store, curated=curated, run_id="t", now_ms=0)
     assert {30, 31} <= {row["_offset"] for row in curated_rows(lake, "things", H10)}, "the compaction stands"
     promote(source, h11, lake=lake.store, curated=curated, run_id="t", now_ms=0)  # H10's commit is not H11's
 
@@ -377,6 +387,19 @@ class _HookedLake:
         return getattr(self.inner, name)
 
 
+class _HiddenFile:
+    """The same lake, listed as it was before ``path`` landed."""
+
+    def __init__(self, inner: LocalLake, path: str) -> None:
+        self.inner, self.path = inner, path
+
+    def list_paths(self, prefix: str) -> list[str]:
+        return [path for path in self.inner.list_paths(prefix) if path != self.path]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def test_a_compaction_running_during_a_promotion_does_not_undo_it(lake: Lake) -> None:
     """Compaction read H10's curated rows, then the promotion committed H10 while compaction read a late raw
     file: compaction's commit would replace the promoted hour with the rows it read before. It fails instead,
@@ -390,8 +413,9 @@ def test_a_compaction_running_during_a_promotion_does_not_undo_it(lake: Lake) ->
     land_records(lake, source, _values(range(30, 32)), 30)  # a late raw file for H10 (the live processor)
     late = next(p for p in lake.store.list_paths("raw/things") if f"{30:020d}" in p)
 
-    def operator_promotes() -> None:
-        promote(source, h10, lake=lake.store, curated=lake.table("things"), run_id="op", now_ms=0)
+    def operator_promotes() -> None:  # its check listed H10 before the late file landed (the seconds before a commit)
+        before = _HiddenFile(lake.store, late)
+        promote(source, h10, lake=before, curated=lake.table("things"), run_id="op", now_ms=0)  # type: ignore[arg-type]
 
     hooked = _HookedLake(lake.store, late.rsplit("/", 1)[1], operator_promotes)
     with pytest.raises(LakeUnavailable, match="another writer committed the hour after it was read"):
@@ -480,13 +504,13 @@ def test_a_compaction_committing_during_the_promotions_commit_is_named_and_the_c
     """A timer tick commits H10 between the promotion's table refresh and its commit: the hour is not promoted,
     the command says so and exits 1; the other hour is promoted; a rerun promotes H10."""
     source = _land_two_hours(lake)
-    land_records(lake, source, _values(range(30, 32)), 30)  # a late raw file: the next compaction tick has work
     create = DeltaTable.create_write_transaction
     ticks: list[Any] = []
 
     def compaction_first(self: DeltaTable, *args: Any, **kwargs: Any) -> Any:
         if not ticks and "curated" in self.table_uri:
             ticks.append("running")  # the tick's own commit goes straight through
+            land_records(lake, source, _values(range(30, 32)), 30)  # a late raw file, after the promotion's check
             ticks[0] = run(lake, "things")
         return create(self, *args, **kwargs)
 

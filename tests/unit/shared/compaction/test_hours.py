@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.compaction.hours import Hour, parse_raw_path
+from shared.compaction.hours import Hour, hour_of_raw_path, parse_raw_path
 from tests.unit.shared.compaction.conftest import H10, MINUTE, raw
 
 
@@ -24,3 +24,12 @@ def test_raw_paths_are_read_by_directory_and_extension_only() -> None:
         raw(H10, "a.parquet\n"),  # the whole name, not up to a final newline
     ):
         assert parse_raw_path("clickstream", stray) is None, stray
+
+
+def test_a_dot_file_is_a_raw_file_and_any_path_in_an_hour_directory_has_that_hour() -> None:
+    name = ".orders+0+i0+00000000000000000000+00000000000000000009.parquet"
+    parsed = parse_raw_path("clickstream", raw(H10, name))
+    assert parsed is not None and parsed.hour == H10
+    assert hour_of_raw_path("clickstream", raw(H10, f"sub/{name}")) == H10
+    for outside in (f"raw/clickstream/{name}", "raw/clickstream/date=2026-13-40/hour=99/a", "raw/other/date=x/a"):
+        assert hour_of_raw_path("clickstream", outside) is None, outside

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from shared.compaction.hours import Hour
-from shared.compaction.plan import plan_compaction
+from shared.compaction.plan import AHEAD_LEAD_MS, plan_compaction
 from tests.unit.shared.compaction.conftest import H10, MINUTE, raw
 
 H11 = Hour("2026-11-24", "11")
@@ -85,3 +85,51 @@ def test_an_hours_commit_covers_its_raw_files_but_those_left_out() -> None:
         "clickstream", [a, b, c], {H10: frozenset(left.covers)}, now_ms=H11.end_ms, grace_ms=0
     ).tasks
     assert [raw_file.path for raw_file in again.new_files] == [b]
+
+
+BATCH = "clickstream+0+i0+00000000000000000000+00000000000000000009.parquet"
+
+
+def test_a_file_named_as_a_landed_batch_that_is_not_planned_counts_in_the_lag() -> None:
+    """A stray is reported; a file named as a landed batch where compaction does not read it (a directory further
+    down, an extension it does not read, a name the lake refuses) holds rows that are nowhere else: it counts in
+    the lag from its hour's end, and ``unplanned`` names it (the run then fails: ``job.run_compaction``)."""
+    nested, copy = raw(H10, f"retry/{BATCH}"), raw(H10, BATCH.replace("clickstream", "click stream"))
+    outside = f"raw/clickstream/{BATCH}"
+    listing = [raw(H10, ".tmp-x.part"), nested, copy, raw(H11, BATCH + ".bak"), outside, raw(H11, "notes.txt")]
+    plan = plan_compaction("clickstream", listing, {}, now_ms=H11.end_ms + 5 * MINUTE, grace_ms=15 * MINUTE)
+    assert plan.tasks == () and plan.ignored == tuple(listing)
+    assert plan.unplanned == (nested, copy, raw(H11, BATCH + ".bak"), outside)
+    assert plan.lag_ms == H11.end_ms + 5 * MINUTE - H10.end_ms, "H10 is closed; H11 is not, and the last has no hour"
+
+
+def test_a_dot_file_is_a_raw_file_like_any_other() -> None:
+    """Files landed for a topic named ``.orders`` (settings refuse it now; an earlier deployment took it)."""
+    dotted = raw(H10, "." + BATCH)
+    plan = plan_compaction("clickstream", [dotted], {}, now_ms=H11.end_ms, grace_ms=0)
+    assert [[f.path for f in t.new_files] for t in plan.tasks] == [[dotted]] and plan.ignored == ()
+
+
+def test_an_hour_starting_more_than_the_lead_ahead_is_due_at_once_and_again_with_late_files() -> None:
+    """A producer's clock 40 days ahead: waiting for the hour to close would outlast its raw files (the lifecycle
+    rule deletes them after at most 29 days). The next hour, and one starting exactly the lead ahead, wait."""
+    now = H10.start_ms + 20 * MINUTE
+    ahead = Hour.of_ms(now + 40 * 24 * 60 * MINUTE)
+    next_hour, at_the_lead = H11, Hour.of_ms(H11.start_ms + AHEAD_LEAD_MS)
+    assert at_the_lead.start_ms == now - 20 * MINUTE + 2 * 60 * MINUTE and at_the_lead.start_ms > now + AHEAD_LEAD_MS
+    listing = [raw(hour, "a.parquet") for hour in (H10, next_hour, ahead)]
+    plan = plan_compaction("clickstream", listing, {}, now_ms=now, grace_ms=15 * MINUTE)
+    assert [t.hour for t in plan.tasks] == [ahead] and (plan.ahead_hours, plan.waiting_hours, plan.lag_ms) == (1, 2, 0)
+
+    edge = plan_compaction(
+        "clickstream", [raw(at_the_lead, "a.parquet")], {}, now_ms=at_the_lead.start_ms - AHEAD_LEAD_MS, grace_ms=0
+    )
+    assert (edge.tasks, edge.waiting_hours) == ((), 1), "an hour starting exactly the lead ahead waits"
+
+    covered = {ahead: frozenset({raw(ahead, "a.parquet")})}
+    assert plan_compaction("clickstream", [raw(ahead, "a.parquet")], covered, now_ms=now, grace_ms=0).tasks == ()
+    late = plan_compaction(
+        "clickstream", [raw(ahead, "a.parquet"), raw(ahead, "b.parquet")], covered, now_ms=now, grace_ms=0
+    )
+    (task,) = late.tasks
+    assert [f.path for f in task.new_files] == [raw(ahead, "b.parquet")] and late.ahead_hours == 1
