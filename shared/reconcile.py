@@ -331,36 +331,60 @@ def ranges(offsets: list[int]) -> list[tuple[int, int]]:
 
 # --- offsets for a time -----------------------------------------------------------------------------
 
-FetchTimestamp = Callable[[int], int]  # offset -> that record's timestamp (epoch ms)
+# offset -> the timestamp (epoch ms) of the first record a consumer is given at or after it, or None when there is none.
+# An offset that holds no record (a transactional producer's commit marker, a record aborted or compacted away)
+# answers for the next record: a marker tail answers None, as the end does.
+FetchTimestamp = Callable[[int], int | None]
 
 
 def offset_for_time(
     fetch: FetchTimestamp, low: int, end: int, at_ms: int, broker_answer: int | None
 ) -> tuple[int, str]:
     """The first offset in ``[low, end)`` whose record's timestamp is ``>= at_ms`` (``end`` when none), and how
-    it was found: ``broker`` (its time index, checked against the records around it) or ``search``."""
+    it was found: ``broker`` (its time index, checked against the records around it) or ``search``.
+
+    An offset that holds no record counts as the record after it (``FetchTimestamp``): none after it counts as
+    not earlier, so offsets past the last record (a marker tail) are the end, and the answer is ``end``."""
     if low >= end:
         return end, "empty"
     if broker_answer is not None and broker_answer < 0:  # Kafka's "no record at or after it": the end
         broker_answer = end
-    if broker_answer is not None and _holds(fetch, low, end, at_ms, broker_answer):
-        return broker_answer, "broker"
-    first, last = low, end  # invariant: records before `first` are earlier than at_ms; `last` is not earlier
+    if broker_answer is not None:
+        held = _holds(fetch, low, end, at_ms, broker_answer)
+        if held is not None:
+            return held, "broker"
+    # invariant: records before `first` are earlier than at_ms; the first record at or after `last` is not
+    # (or there is none: from `none_from` on no offset holds a record)
+    first, last, none_from = low, end, end
     while first < last:
         middle = (first + last) // 2
-        if fetch(middle) < at_ms:
+        found = fetch(middle)
+        if found is not None and found < at_ms:
             first = middle + 1
         else:
             last = middle
-    return first, "search"
+            if found is None:
+                none_from = min(none_from, middle)
+    return (end if first >= none_from else first), "search"
 
 
-def _holds(fetch: FetchTimestamp, low: int, end: int, at_ms: int, answer: int) -> bool:
+def _holds(fetch: FetchTimestamp, low: int, end: int, at_ms: int, answer: int) -> int | None:
+    """``answer`` if it is the first offset whose record is not earlier than ``at_ms`` (``end`` for one with no
+    record from it on); None when it is not, or when the record before it cannot be told from the one after (an
+    offset before it holding no record answers for the next): the search decides then."""
     if not low <= answer <= end:
-        return False
-    if answer < end and fetch(answer) < at_ms:
-        return False
-    return answer == low or fetch(answer - 1) < at_ms
+        return None
+    held = answer
+    if answer < end:
+        found = fetch(answer)
+        if found is None:  # no record from the answer on: the end
+            held = end
+        elif found < at_ms:
+            return None
+    if answer == low:
+        return held
+    before = fetch(answer - 1)
+    return held if before is not None and before < at_ms else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,9 @@
 # through azure-eventhub with the operator's Entra ID login, so the operator (and only when
 # named) gets the data-plane Sender role on each source's hub (what a redrive sends to; not the
 # namespace), no SAS key, and blob access to the lake's file system (not the whole account).
+# An Avro source's dead letters are decoded with the Event Hubs Schema Registry, with the same
+# login: Schema Registry Reader on the schema group, granted as the app's own is
+# (main.schemaregistry.tf): only while a source is Avro, and on the group only.
 locals {
   redrive_operator_roles = var.redrive_operator_principal_id == null ? {} : merge(
     {
@@ -16,6 +19,12 @@ locals {
         role  = "Storage Blob Data Contributor"
       }
     },
+    length(local.avro_sources) > 0 ? {
+      schema_registry_reader = {
+        scope = azurerm_eventhub_namespace_schema_group.sources.id
+        role  = "Schema Registry Reader (Preview)"
+      }
+    } : {},
   )
 }
 

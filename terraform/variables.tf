@@ -141,7 +141,7 @@ variable "sources" {
 variable "redrive_operator_principal_id" {
   type        = string
   default     = null
-  description = "Object ID of the user or group that runs `python -m tools.redrive` against Azure: gets Azure Event Hubs Data Sender on each source's event hub and Storage Blob Data Contributor on the lake's file system (read dead letters, record what was redriven). Null grants nothing."
+  description = "Object ID of the user or group that runs `python -m tools.redrive` against Azure: gets Azure Event Hubs Data Sender on each source's event hub, Storage Blob Data Contributor on the lake's file system (read dead letters, record what was redriven) and, while a source is Avro, Schema Registry Reader on the schema group (decode its dead letters). Null grants nothing."
 
   validation {
     condition     = var.redrive_operator_principal_id == null || can(regex("^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$", var.redrive_operator_principal_id))

@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any, ParamSpec
 
 from shared.errors import ConfigurationError
-from shared.settings import Settings
+from shared.settings import Settings, load_settings, load_source_settings
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 EXIT_BAD_ARGUMENTS = 2  # argparse's code
 EXIT_BAD_SETTINGS = EXIT_BAD_ARGUMENTS  # a bad setting is the same kind of mistake
 MAX_ERROR_TEXT = 300  # characters of a dependency's error quoted on a tool's one line
 MAKE_RUN_BROKER_HINT = "for the broker of `make run`, pass --broker $(cat .lake.state/broker)"
+MISSING_LAKE = (  # why a tool refuses a local lake that is not an existing directory (tool_environment)
+    "a local lake must be an existing directory (a mistyped path would be taken for an empty lake); "
+    "nothing was read or written"
+)
 
 # librdkafka's own log, for a tool: a broker it cannot reach is reported once, by the tool, not as a flood of lines.
 QUIET = logging.getLogger("streamingpoc.tools.rdkafka")
@@ -121,14 +125,31 @@ def environment(settings_file: Path | None) -> dict[str, str]:
 
 
 def tool_environment(
-    settings_file: Path | None, *, broker: str | None = None, lake: Path | None = None
+    settings_file: Path | None, *, broker: str | None = None, lake: Path | None = None, source: str | None = None
 ) -> dict[str, str]:
-    """:func:`environment`, with a tool's ``--broker`` and ``--lake`` (a local lake directory) over it."""
+    """:func:`environment`, with a tool's ``--broker`` and ``--lake`` (a local lake directory) over it.
+
+    A local lake (``--lake``, or ``LAKE_KIND=local``'s ``LAKE_LOCAL_ROOT``) must be an existing directory: the
+    local store creates what it writes, so a mistyped path (or the wrong working directory) would be read as an
+    empty lake and written to (a lease, a ledger's mark) while the tool reported a clean run. It is refused before
+    anything is read or written: ``RefusedArgument`` for ``--lake``, ``ConfigurationError`` for the setting (both
+    exit 2 through :func:`tool_main`, one line naming the path). Settings refused otherwise (the global ones, and
+    ``source``'s when named) are refused first, as the tool would refuse them."""
     values = environment(settings_file)
     if broker is not None:
         values["KAFKA_BROKER_LIST"] = broker
     if lake is not None:
         values |= {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}
+    settings = load_settings(values)
+    if source is not None:
+        load_source_settings(source, values)
+    if settings.lake_kind == "local" and not settings.lake_local_root.is_dir():
+        root = settings.lake_local_root
+        shown = str(root) if root.is_absolute() else f"{root} ({root.resolve()})"
+        why = "does not exist" if not root.exists() else "is not a directory"
+        if lake is not None:
+            raise RefusedArgument(f"--lake {shown} {why}: {MISSING_LAKE}")
+        raise ConfigurationError(f"LAKE_LOCAL_ROOT: the local lake {shown} {why}: {MISSING_LAKE}")
     return values
 
 

@@ -72,6 +72,10 @@ class BrokerUnreachable(Exception):
     """The broker did not answer, or has no such topic."""
 
 
+class BrokerFailed(Exception):
+    """The broker stopped answering, or answered a read with an error, part way through: nothing was decided."""
+
+
 class MoveRefused(Exception):
     """The broker would not move a consumer group's offsets (a member joined, or the group is rebalancing)."""
 
@@ -117,10 +121,13 @@ class Broker:
             end = max(end, message.offset() + 1)
         return low, end
 
-    def timestamp_at(self, topic: str, partition: int, offset: int) -> int:
+    def timestamp_at(self, topic: str, partition: int, offset: int) -> int | None:
+        """The timestamp of the first record this consumer is given at or after ``offset``, or None when there is
+        none (``shared.reconcile.FetchTimestamp``): an offset holding no record (a transaction's commit marker, a
+        record aborted or compacted away) answers for the next record, and a marker tail as the end does."""
         for message in self._read(topic, partition, offset, limit=1):
             return int(message.timestamp()[1])
-        raise LookupError(f"{topic}/{partition}: no record at offset {offset}")
+        return None
 
     def _read(self, topic: str, partition: int, offset: int, limit: int | None = None) -> list[Any]:
         """Records from ``offset`` to the partition's end (or ``limit`` of them)."""
@@ -131,12 +138,12 @@ class Broker:
         while limit is None or len(found) < limit:
             message = self.consumer.poll(TIMEOUT)
             if message is None:
-                raise TimeoutError(f"{topic}/{partition}: nothing from offset {offset} within {TIMEOUT:.0f}s")
+                raise BrokerFailed(f"{topic}/{partition}: nothing from offset {offset} within {TIMEOUT:.0f}s")
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
                     break
-                raise RuntimeError(f"{topic}/{partition}: {error}")
+                raise BrokerFailed(f"{topic}/{partition}: {error}")
             if (message.offset() or 0) >= offset:
                 found.append(message)
         self.consumer.unassign()
@@ -181,12 +188,12 @@ class Broker:
             while True:
                 message = self.consumer.poll(TIMEOUT)
                 if message is None:
-                    raise TimeoutError(f"{topic}/{partition}: nothing from offset {first} within {TIMEOUT:.0f}s")
+                    raise BrokerFailed(f"{topic}/{partition}: nothing from offset {first} within {TIMEOUT:.0f}s")
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
                         return
-                    raise RuntimeError(f"{topic}/{partition}: {error}")
+                    raise BrokerFailed(f"{topic}/{partition}: {error}")
                 if (message.offset() or 0) > last:  # None only on an error
                     return
                 yield message
@@ -457,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", type=broker_address, help="HOST:PORT (default: settings; devhost prints its own)")
     parser.add_argument("--lake", type=Path, help="a local lake directory (default: settings)")
     args = parser.parse_args(argv)
-    env = tool_environment(args.settings, broker=args.broker, lake=args.lake)
+    env = tool_environment(args.settings, broker=args.broker, lake=args.lake, source=args.source)
     settings = load_settings(env)
     source_settings = load_source_settings(args.source, env)
     from confluent_kafka import KafkaException
@@ -495,6 +502,16 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"reconcile of {args.source} stopped: cannot read the lake ({lake_target(settings)}): "
             f"{one_line(error, MAX_ERROR_TEXT)}",
+            file=sys.stderr,
+        )
+        return EXIT_BROKER_UNREACHABLE
+    except (BrokerFailed, KafkaException) as error:  # it stopped answering part way: nothing decided, nothing moved
+        first: Any = error.args[0] if isinstance(error, KafkaException) and error.args else error
+        failure = first.str() if callable(getattr(first, "str", None)) else first  # a KafkaError's text
+        outcome = "nothing was moved" if args.move_group_to_time is not None else "nothing was compared"
+        print(
+            f"reconcile of {args.source} stopped: the broker at {broker.address} failed part way "
+            f"({one_line(failure, MAX_ERROR_TEXT)}); {outcome}. Run again once it answers",
             file=sys.stderr,
         )
         return EXIT_BROKER_UNREACHABLE

@@ -15,10 +15,11 @@ Settings (the lake, the broker, the source's topic) come from ``local.settings.j
 (``--settings``), overridden by the environment, exactly as the app reads them. Locally the
 records go through Kafka (``KAFKA_BROKER_LIST``); with ``--eventhubs-namespace`` (or when
 ``KAFKA_BROKER_LIST`` is an Event Hubs endpoint) through ``azure-eventhub`` with
-``DefaultAzureCredential``: the operator needs the Azure Event Hubs Data Sender role
-(Terraform: ``redrive_operator_principal_id``) and read/write on the lake. The Event Hubs client does not retry a
-send (a retry after an append whose answer was lost would append it twice): a batch whose send failed, whatever the
-error, is unconfirmed and never sent again; one never handed to the service goes with a later run. Ends with a summary.
+``DefaultAzureCredential``: the operator needs the Azure Event Hubs Data Sender role, read/write on the lake and,
+for an Avro source, Schema Registry Reader (Terraform: ``redrive_operator_principal_id``). The Event Hubs client
+does not retry a send (a retry after an append whose answer was lost would append it twice): a batch whose send
+failed, whatever the error, is unconfirmed and never sent again; one never handed to the service goes with a later
+run. Ends with a summary.
 
 One redrive of a source runs at a time: while another holds the source's lease (``_redrive/<source>/lease.json``)
 this one sends nothing and exits with 3. A run that crashed holds it for at most five minutes.
@@ -320,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the function app whose entities take re-applied state updates (key in {SYSTEM_KEY_SETTING})",
     )
     args = parser.parse_args(argv)
-    env = tool_environment(args.settings, broker=args.broker, lake=args.lake)
+    env = tool_environment(args.settings, broker=args.broker, lake=args.lake, source=args.source)
     settings = load_settings(env)
     source = SOURCES[args.source]
     source_settings = load_source_settings(source.name, env)

@@ -378,9 +378,10 @@ def _json(data: bytes) -> dict[str, Any]:
 class EventHubsRegistry:
     """The Event Hubs Schema Registry of a namespace, through ``azure-schemaregistry`` with the app's identity.
 
-    Reading needs *Schema Registry Reader* on the namespace (Terraform grants it); registering a
-    schema the group lacks needs *Schema Registry Contributor*: without it, the generator finds the
-    schema's id only when someone registered it (docs/datagen.md).
+    Reading needs *Schema Registry Reader* on the schema group (Terraform grants it to the app, and to the
+    redrive operator, while a source is Avro); registering a schema the group lacks needs *Schema Registry
+    Contributor*: without it, the generator finds the schema's id only when someone registered it
+    (docs/datagen.md).
     """
 
     kind: RegistryKind = "eventhubs"

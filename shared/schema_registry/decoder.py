@@ -40,7 +40,13 @@ from shared.schema_registry.avro_binary import (
     repeat_counter,
     with_writer_names,
 )
-from shared.schema_registry.client import ConfluentRegistry, EventHubsRegistry, SchemaRegistry, UnknownSchema
+from shared.schema_registry.client import (
+    ConfluentRegistry,
+    EventHubsRegistry,
+    SchemaRegistry,
+    UnknownSchema,
+    redacted,
+)
 from shared.schema_registry.wire import NotAvro, confluent_split, schema_id_of_content_type
 from shared.settings import Settings
 from shared.source_model import Source
@@ -367,7 +373,8 @@ class AvroDecoder:
 
 
 def registry_url(source: Source, settings: Settings) -> str:
-    """The registry of ``source``: ``SCHEMA_REGISTRY_URL``, else the URL its Datagen config names."""
+    """The registry of ``source``: ``SCHEMA_REGISTRY_URL``, else the URL its Datagen config names (reached with no
+    credentials: :func:`registry_for`)."""
     url = settings.schema_registry_url.strip() or source.registry_url
     if not url:
         raise ConfigurationError(f"{source.name} is Avro: set SCHEMA_REGISTRY_URL (or the config's registry URL)")
@@ -375,14 +382,31 @@ def registry_url(source: Source, settings: Settings) -> str:
 
 
 def registry_for(source: Source, settings: Settings) -> SchemaRegistry:
-    """The worker's client for ``source``'s registry (one per registry, shared by its sources)."""
-    return _registry(
-        settings.schema_registry_kind,
-        registry_url(source, settings),
-        settings.schema_registry_username,
-        settings.schema_registry_password.get_secret_value(),
-        settings.schema_registry_group,
-    )
+    """The worker's client for ``source``'s registry (one per registry, shared by its sources).
+
+    Credentials go only to the registry they were configured for, ``SCHEMA_REGISTRY_URL``: never to a registry
+    a config under ``sources/`` names (any file there could name any host). So with ``SCHEMA_REGISTRY_URL`` empty,
+    ``SCHEMA_REGISTRY_USERNAME``/``_PASSWORD`` set are refused, and so is ``SCHEMA_REGISTRY_KIND=eventhubs``,
+    whose client signs in with the app's identity (``ConfigurationError``, naming the settings and the URL the
+    config names, redacted); a config-named registry is reached with no credentials."""
+    username = settings.schema_registry_username
+    password = settings.schema_registry_password.get_secret_value()
+    url = registry_url(source, settings)
+    if not settings.schema_registry_url.strip():
+        named = f"{source.name}'s config names {redacted(url)!r}"
+        if settings.schema_registry_kind == "eventhubs":
+            raise ConfigurationError(
+                f"SCHEMA_REGISTRY_KIND=eventhubs needs SCHEMA_REGISTRY_URL (https://<namespace>.servicebus.windows.net)"
+                f": the app's identity signs in only to the registry that setting names, never to one a config under "
+                f"sources/ names ({named})"
+            )
+        if username or password:
+            raise ConfigurationError(
+                "SCHEMA_REGISTRY_USERNAME/SCHEMA_REGISTRY_PASSWORD are set but SCHEMA_REGISTRY_URL is empty: the "
+                "credentials go only to the registry SCHEMA_REGISTRY_URL names, never to one a config under sources/ "
+                f"names ({named}); set SCHEMA_REGISTRY_URL to the registry they belong to"
+            )
+    return _registry(settings.schema_registry_kind, url, username, password, settings.schema_registry_group)
 
 
 @lru_cache(maxsize=16)

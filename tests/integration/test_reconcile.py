@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 
-from devhost.services.broker import embedded_broker
+from devhost.services.broker import embedded_broker, ensure_topics
 from shared.formats import decode
 from shared.generator_ticks import generate_messages
 from shared.reconcile import group_is_idle
@@ -67,6 +67,7 @@ def tool_env(broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ru
     for name, value in (run.settings(["clickstream"]) | {"KAFKA_BROKER_LIST": broker, "LAKE_KIND": "local"}).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path / "lake"))
+    (tmp_path / "lake").mkdir()  # the tools refuse a local lake that is not an existing directory
     monkeypatch.delenv("KAFKA_SECURITY_PROTOCOL", raising=False)
     return run
 
@@ -195,3 +196,49 @@ def test_moving_the_group_back_in_time_lands_nothing_twice(
     assert len(landed_rows(lake, "raw", "clickstream")) == before == 200
     code, printed = tool(capsys)
     assert code == 0, printed
+
+
+def _transactional(broker: str, topic: str, count: int, transactional_id: str) -> None:
+    """``count`` clickstream records to partition 0 in one committed transaction, stamped ``BASE_MS`` + index
+    seconds: offsets 0 to count - 1 hold them, offset ``count`` the transaction's commit marker."""
+    messages = generate_messages(SOURCES["clickstream"], count, now=FIXED_NOW, seed=3, start_index=0)
+    producer = Producer({"bootstrap.servers": broker, "transactional.id": transactional_id})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for index, message in enumerate(messages):
+        producer.produce(topic, message.value.encode(), message.key, timestamp=BASE_MS + index * 1000, partition=0)
+    producer.commit_transaction(30)
+    assert producer.flush(30) == 0
+
+
+def _move_rows(printed: str) -> list[list[str]]:
+    return [line.split() for line in printed.splitlines() if line.strip()[:1].isdigit()]
+
+
+def test_moving_the_group_past_the_last_record_of_a_transactional_topic_moves_it_to_the_end(
+    broker: str, tool_env: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The documented "skip a backlog on a new deployment" moves the group to a time after every record. On a topic
+    a transactional producer writes, the last offset is a commit marker (no consumer is given it): the time search
+    read the record at ``end - 1``, found none, and ``Broker.timestamp_at`` raised ``LookupError``, a traceback even
+    in the dry run. An offset that holds no record answers for the next record, and none after it is the end."""
+    topic = tool_env.topic("clickstream")
+    ensure_topics({"bootstrap.servers": broker}, [topic], partitions=1)
+    _transactional(broker, topic, 5, f"reconcile-move-{tool_env.suffix}")  # offsets 0-4 records, 5 the marker
+    try:
+        code, printed = tool(capsys, "--move-group-to-time", "2026-11-24T12:00:00Z")  # an hour after the last
+    except LookupError as error:  # what it did: a traceback
+        pytest.fail(f"the dry run died with a traceback: LookupError: {error}")
+    assert code == 0 and "dry run" in printed, printed
+    assert "skips" in printed or "none" in printed or "-" in printed, printed
+    assert _move_rows(printed) == [["0", "none", "6", "search", "-"]], printed  # the end: past the marker
+
+    code, printed = tool(capsys, "--move-group-to-time", "2026-11-24T10:30:02.500Z")  # between records 2 and 3
+    assert (code, _move_rows(printed)) == (0, [["0", "none", "3", "search", "-"]]), printed
+
+    reader = reconcile.Broker({"bootstrap.servers": broker})
+    try:
+        assert reader.retained(topic, 0) == (0, 6)
+        assert [reader.timestamp_at(topic, 0, offset) for offset in (4, 5)] == [BASE_MS + 4000, None]
+    finally:
+        reader.close()

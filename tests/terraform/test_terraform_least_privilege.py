@@ -141,13 +141,32 @@ def test_schema_registry_roles_are_on_the_schema_group_not_the_namespace() -> No
     assert assignment["scope"] == "${azurerm_eventhub_namespace_schema_group.sources.id}"
 
 
-def test_the_redrive_operator_sends_per_hub_and_reaches_only_the_lakes_file_system() -> None:
+def test_the_redrive_operator_sends_per_hub_and_reaches_only_the_lakes_file_system_and_the_schema_group() -> None:
     roles = _local("main.redrive.tf", "redrive_operator_roles")
     assert HUB_GRANTS.search(roles), roles
     assert _GRANT.findall(roles) == [
         ("hub.id", DATA_SENDER),
         ("azurerm_storage_container.lake.id", "Storage Blob Data Contributor"),
+        ("azurerm_eventhub_namespace_schema_group.sources.id", "Schema Registry Reader (Preview)"),
     ]
+
+
+def test_the_redrive_operator_reads_the_schema_group_while_a_source_is_avro() -> None:
+    """tools.redrive decodes an Avro source's dead letters (``decoder_for``) through the Event Hubs Schema Registry
+    that Terraform's SCHEMA_REGISTRY_KIND=eventhubs names, with the operator's own login (DefaultAzureCredential):
+    granted only Data Sender and the lake, every schema lookup of the operator Terraform names was a 403. Reader,
+    as the app's (main.schemaregistry.tf): on the schema group, only while a source is Avro."""
+    roles = re.sub(r"\s+", " ", _local("main.redrive.tf", "redrive_operator_roles"))
+    assert "Schema Registry Reader" in roles, (
+        "redrive_operator_roles grants no Schema Registry Reader, yet tools.redrive decodes Avro sources "
+        f"through the Event Hubs Schema Registry with the operator's identity: {roles}"
+    )
+    assert roles.count("Schema Registry") == 1, roles  # no Contributor: a redrive registers nothing
+    reader = (
+        "length(local.avro_sources) > 0 ? {schema_registry_reader = {scope = "
+        'azurerm_eventhub_namespace_schema_group.sources.id, role = "Schema Registry Reader (Preview)"}} : {}'
+    )
+    assert reader in roles, roles
 
 
 def test_the_apps_lake_role_is_on_the_lakes_file_system() -> None:

@@ -85,6 +85,8 @@ def test_query_reads_the_settings_file_as_the_other_tools_do(
     tools.reconcile read one lake and tools.query another."""
     from tools import query
 
+    for lake in ("from-file", "from-env", "given"):
+        (tmp_path / lake).mkdir()
     settings = tmp_path / "local.settings.json"
     settings.write_text(json.dumps({"Values": {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(tmp_path / "from-file")}}))
     assert query.main(["--settings", str(settings), "--drift", "orders"]) == 0

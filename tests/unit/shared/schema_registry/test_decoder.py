@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import fastavro
@@ -22,13 +23,14 @@ from devhost.services.processes import free_port
 from shared.batch import process_batch
 from shared.datagen.config import parse_config
 from shared.datagen.source import config_source
-from shared.errors import RegistryUnavailable
+from shared.errors import ConfigurationError, RegistryUnavailable
 from shared.schema_registry import decoder as decoder_module
 from shared.schema_registry.avro_binary import encode, parse_writer_schema
 from shared.schema_registry.client import ConfluentRegistry, RegistrySchema, UnknownSchema
 from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.encoder import AvroEncoder
 from shared.schema_registry.wire import confluent_frame
+from shared.settings import Settings, load_settings
 from tests.unit.shared.schema_registry.conftest import AVRO_CONFIG, avro_source, generated, records_of
 from tests.unit.shared.schema_registry.test_avro_binary import zigzag
 
@@ -563,3 +565,69 @@ def test_what_a_stopped_batch_keeps_is_bounded_when_it_never_comes_back(monkeypa
     now[0] += decoder_module.RETRYING_SECONDS + 1
     process_batch(avro_source(), records_of(_junk([7_001])), max_record_bytes=1 << 20, decoder=decoder)
     assert decoder._retrying == {} and len(decoder._unknown_since) == 5
+
+
+def _config_named(name: str, url: str) -> Any:
+    """An Avro source whose Datagen config names the registry ``url`` (``value.converter.schema.registry.url``)."""
+    return SimpleNamespace(name=name, registry_url=url, value_format="avro")
+
+
+CONFLUENT_CREDENTIALS = {
+    "SCHEMA_REGISTRY_KIND": "confluent",
+    "SCHEMA_REGISTRY_USERNAME": "CCLOUD-API-KEY",
+    "SCHEMA_REGISTRY_PASSWORD": "ccloud-api-secret",
+}
+
+
+def _carrying(settings: Settings, *sources: Any) -> list[str]:
+    """The registries ``registry_for`` would send the basic credentials to (a refused one carries none)."""
+    decoder_module._registry.cache_clear()
+    clients = []
+    try:
+        for source in sources:
+            try:
+                clients.append(decoder_module.registry_for(source, settings))
+            except ConfigurationError:
+                continue
+    finally:
+        decoder_module._registry.cache_clear()
+    return [str(getattr(client, "url", "")) for client in clients if getattr(client, "_authorization", None)]
+
+
+def test_registry_credentials_go_only_to_the_registry_they_were_configured_for() -> None:
+    """With SCHEMA_REGISTRY_URL empty (the settings allow it: a config's registry URL is used), the one
+    SCHEMA_REGISTRY_USERNAME/PASSWORD went to every registry host any sources/*.json names: the Confluent API key
+    and secret in a Basic Authorization header to whoever a dropped-in file names. They go only to
+    SCHEMA_REGISTRY_URL; set without it, they are refused, naming the settings (the URL redacted)."""
+    settings = load_settings(CONFLUENT_CREDENTIALS | {"SCHEMA_REGISTRY_URL": ""})
+    ours = _config_named("orders", "https://psrc-ours.confluent.cloud")
+    other = _config_named("dropped_in", "https://key:secret@registry.other-party.example/?token=x")
+    carrying = _carrying(settings, ours, other)
+    assert len(carrying) <= 1, f"the one SCHEMA_REGISTRY_USERNAME/PASSWORD would be sent to {carrying}"
+    assert carrying == []
+    with pytest.raises(ConfigurationError) as refused:
+        decoder_module.registry_for(other, settings)
+    message = str(refused.value)
+    assert message.startswith("SCHEMA_REGISTRY_USERNAME/SCHEMA_REGISTRY_PASSWORD are set but SCHEMA_REGISTRY_URL is")
+    assert "https://***@registry.other-party.example/" in message and "key:secret" not in message
+    assert "token=x" not in message
+
+    configured = load_settings(CONFLUENT_CREDENTIALS | {"SCHEMA_REGISTRY_URL": "https://psrc-ours.confluent.cloud"})
+    assert _carrying(configured, ours, other) == ["https://psrc-ours.confluent.cloud"] * 2  # every source: that one
+
+
+def test_a_registry_a_config_names_is_reached_without_credentials() -> None:
+    decoder_module._registry.cache_clear()
+    try:
+        client = decoder_module.registry_for(_config_named("orders", "https://registry.example"), load_settings({}))
+    finally:
+        decoder_module._registry.cache_clear()
+    assert isinstance(client, ConfluentRegistry) and client.url == "https://registry.example"
+    assert client._authorization is None
+
+
+def test_the_apps_identity_signs_in_only_to_the_event_hubs_registry_the_settings_name() -> None:
+    """``eventhubs`` signs in with the app's identity (a bearer token): never to a host a config names."""
+    settings = load_settings({"SCHEMA_REGISTRY_KIND": "eventhubs", "SCHEMA_REGISTRY_GROUP": "g"})
+    with pytest.raises(ConfigurationError, match=r"^SCHEMA_REGISTRY_KIND=eventhubs needs SCHEMA_REGISTRY_URL"):
+        decoder_module.registry_for(_config_named("orders", "https://registry.other-party.example"), settings)
