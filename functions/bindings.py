@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from shared.lake import LakeStore, open_lake
 from shared.records import KafkaRecord
 from shared.schema_registry.wire import CONTENT_TYPE_HEADER
 from shared.settings import SourceSettings, current_settings, load_source_settings, source_setting_name
+from shared.source_model import epoch_ms
 from shared.telemetry import configure as configure_telemetry
 
 BROKER_LIST = "%KAFKA_BROKER_LIST%"
@@ -147,9 +148,7 @@ def _parse_timestamp_ms(value: str) -> int | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return epoch_ms(moment)  # exactly: ``timestamp() * 1000``, a float, lands some instants a millisecond early
 
 
 def trace_carriers(events: list[func.KafkaEvent]) -> list[dict[str, str]]:

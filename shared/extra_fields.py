@@ -2,8 +2,11 @@
 
 Models validate with unknown fields kept (``shared.source_model.KEEP_UNKNOWN_FIELDS``). A top-level
 unknown field is kept whole under its name, nested objects included; an unknown field inside a
-known nested record (a Datagen record field) under ``parent.child``. Clean batches, the usual
-case, cost one subset test per record and give ``None``.
+known nested record (a Datagen record field) under ``parent.child``, the names as sent. In a name
+that holds ``.`` or ``\\``, each of those is escaped by a ``\\`` (a top-level ``address.zip`` is
+``address\\.zip``), so that no two fields share a key: a top-level field's key has no unescaped dot,
+a nested one's has one per level (``field_key``). Clean batches, the usual case, cost one subset test
+per record and give ``None``.
 """
 
 from __future__ import annotations
@@ -47,27 +50,46 @@ def unknown_fields(model: type[BaseModel]) -> Callable[[Row], dict[str, Any] | N
     """A function giving a validated record's unknown fields (``None`` when it has none)."""
     fields = structure(model)
     known = frozenset(fields)
-    nested = {name: inner for name, inner in fields.items() if inner}
+    # a nested record's unknown fields are named under the record's name as sent, not its Python name
+    nested = {
+        name: (inner, _escaped(model.model_fields[name].alias or name) + ".") for name, inner in fields.items() if inner
+    }
 
     sent_name = shadow_fields(model)  # a shadow field is reported under the name it read
 
     def find(event: Row) -> dict[str, Any] | None:
-        found = {} if known.issuperset(event) else {sent_name.get(k, k): v for k, v in event.items() if k not in known}
-        for name, inner in nested.items():
+        found = (
+            {}
+            if known.issuperset(event)
+            else {_escaped(sent_name.get(k, k)): v for k, v in event.items() if k not in known}
+        )
+        for name, (inner, prefix) in nested.items():
             value = event.get(name)
             if isinstance(value, dict):
-                _walk(inner, value, f"{name}.", found)
+                _walk(inner, value, prefix, found)
         return found or None
 
     return find
 
 
+def field_key(*names: str) -> str:
+    """The key in ``_extra`` of the unknown field at ``names`` (a top-level field's name; a nested one's
+    parents' names, then its own): the names with ``\\`` and ``.`` escaped by a ``\\``, joined by ``.``."""
+    return ".".join(map(_escaped, names))
+
+
+def _escaped(name: str) -> str:
+    if "." not in name and "\\" not in name:  # the usual name, kept as it is
+        return name
+    return name.replace("\\", "\\\\").replace(".", "\\.")
+
+
 def _walk(fields: Structure, value: dict[str, Any], prefix: str, found: dict[str, Any]) -> None:
     for key, item in value.items():
         if key not in fields:
-            found[prefix + key] = item
+            found[prefix + _escaped(key)] = item
         elif (inner := fields[key]) and isinstance(item, dict):
-            _walk(inner, item, f"{prefix}{key}.", found)
+            _walk(inner, item, f"{prefix}{_escaped(key)}.", found)
 
 
 def extra_texts(model: type[BaseModel], events: list[Row]) -> list[str | None] | None:

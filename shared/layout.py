@@ -19,6 +19,8 @@ from shared.records import OffsetSpan, TopicPartition
 RAW_AREA = "raw"
 DEADLETTER_AREA = "deadletter"
 LEDGER_AREA = "_landing"
+# The curated tables' partition columns, which compaction adds to every row: no landed column may take either name.
+PARTITION_COLUMNS = ("date", "hour")
 OFFSET_DIGITS = 20
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._=+%-]+\Z")
 

@@ -6,7 +6,8 @@ trusted within a window around its Kafka timestamp; otherwise the Kafka timestam
 a record with neither lands at epoch 0 (``_event_time_source = "none"``).
 
 Nothing a producer sent is dropped: ``_extra`` holds the fields the model does not know (JSON
-text, nested values whole; a field inside a known nested record as ``parent.child``), and
+text, nested values whole; a field inside a known nested record as ``parent.child``; ``.`` and ``\\``
+in names escaped by ``\\``), and
 ``_received`` the record as received (JSON text: the value itself for JSON sources, the decoded
 record for Avro ones), so the current code can recompute the row from raw alone
 (``tools.reprocess``).

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from shared.compaction.hours import Hour
 from shared.compaction.rows import TIMESTAMP, CompactionError
+from shared.extra_fields import field_key
 
 EXTRA = "_extra"
 METADATA_KEY = "streamingpoc.drift"
@@ -258,7 +259,7 @@ def fit_table(table: pa.Table, target: Mapping[str, pa.DataType], changes: dict[
         change = changes.setdefault(column.name, TypeChange(str(wanted), str(_plain(column.type))))
         change.moved += len(misfits.keys() | nested.keys())
         for row, value in misfits.items():
-            moved.setdefault(row, {})[column.name] = value
+            moved.setdefault(row, {})[field_key(column.name)] = value
         for row, fields in nested.items():
             moved.setdefault(row, {}).update(fields)
         table = table.set_column(index, pa.field(column.name, wanted), values)
@@ -281,7 +282,8 @@ def unknown_fields(actual: pa.DataType, wanted: pa.DataType) -> list[tuple[str, 
 
 
 def _unknown_field_values(name: str, column: pa.ChunkedArray, wanted: pa.DataType) -> dict[int, dict[str, Any]]:
-    """Per row, the values of the struct fields ``wanted`` lacks, named ``parent.child`` (nulls are not kept)."""
+    """Per row, the values of the struct fields ``wanted`` lacks, named ``parent.child`` as processing names them
+    (``shared.extra_fields.field_key``; nulls are not kept)."""
     found: dict[int, dict[str, Any]] = {}
     for path in unknown_fields(column.type, wanted):
         values = column
@@ -289,7 +291,7 @@ def _unknown_field_values(name: str, column: pa.ChunkedArray, wanted: pa.DataTyp
             values = pc.struct_field(values, step)  # null where a parent is null
         for row, value in enumerate(values.to_pylist()):
             if value is not None:
-                found.setdefault(row, {})[".".join((name, *path))] = value
+                found.setdefault(row, {})[field_key(name, *path)] = value
     return found
 
 

@@ -24,9 +24,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shared.compaction.hours import Hour
-from shared.compaction.rows import PARTITION_COLUMNS
 from shared.errors import LakeError
 from shared.lake.base import LakeStore
+from shared.layout import PARTITION_COLUMNS
 
 ROW_GROUP_ROWS = 128 * 1024
 

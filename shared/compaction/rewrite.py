@@ -41,7 +41,6 @@ from shared.compaction.parts import HourFiles
 from shared.compaction.plan import HourTask
 from shared.compaction.quarantine import LeftOut, Quarantined, UnusableRawFiles
 from shared.compaction.rows import (
-    PARTITION_COLUMNS,
     REQUIRED,
     CompactionError,
     curated_as_landed,
@@ -68,6 +67,7 @@ from shared.compaction.slices import (
 )
 from shared.errors import LakeError, TransientError
 from shared.lake.base import LakeStore
+from shared.layout import PARTITION_COLUMNS
 
 # What a compaction holds grows with the slice (rows carry the record as received, `_received`):
 # a 1M-row hour peaked at 570 MB (recompaction 709 MB) with 100,000-row slices, 324 MB (391 MB)

@@ -27,10 +27,10 @@ from shared.compaction.coverage import OffsetRange
 from shared.compaction.hours import Hour, RawFormat
 from shared.errors import StreamingPocError
 from shared.formats import DECODE_ERRORS
+from shared.layout import PARTITION_COLUMNS
 
 IDENTITY = ("_topic", "_partition", "_incarnation", "_offset")
 EVENT_TIME = "_event_time"
-PARTITION_COLUMNS = ("date", "hour")
 TIMESTAMP = pa.timestamp("us", tz="UTC")  # what Delta stores
 # The columns every raw file with rows has, as ``read_raw`` types them: what compaction itself queries.
 REQUIRED = pa.schema(

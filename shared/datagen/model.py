@@ -7,8 +7,10 @@ null as optional values, nested records as objects, arrays, maps, enums as their
 bytes/fixed/decimal as base64 text, logical types as their underlying numbers.
 
 Landed columns: top-level and nested record fields flatten into ``parent_child`` columns;
-``map<string>`` lands as a map; arrays, other maps and multi-type unions land as JSON text;
-decimals as doubles; ``timestamp-*`` as timestamps (ms); ``date`` as ISO date text.
+``map<string>`` lands as a map; arrays, other maps and multi-type unions land as JSON text, but for
+unions of int and long (a long column) and of int, float and double (a double column: a double holds
+each of their values exactly, unlike a long's past 2**53); decimals as doubles; ``timestamp-*`` as
+timestamps (ms); ``date`` as ISO date text.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing_extensions import TypedDict
 
 from shared.datagen.avro import FLOAT_MAX, NO_DEFAULT, AvroType, SchemaProblem, value_bounds
 from shared.datagen.generate import decimal_from_base64
+from shared.layout import PARTITION_COLUMNS
 from shared.source_model import KEEP_UNKNOWN_FIELDS, Column, ColumnType, Row
 
 RESERVED_COLUMNS = frozenset(
@@ -205,6 +208,13 @@ def landed_columns(root: AvroType, names: dict[str, str]) -> tuple[tuple[Column,
     for column, _ in plan:
         if column.name in RESERVED_COLUMNS:
             raise SchemaProblem(column.name, "the name of a lineage column; rename the field")
+        if column.name.lower() in PARTITION_COLUMNS:  # as compaction compares: Delta column names ignore case
+            raise SchemaProblem(
+                column.name,
+                f"the name of the curated table's partition column {column.name.lower()!r} (compaction adds"
+                f" {' and '.join(PARTITION_COLUMNS)} to every row, so no hour holding such a column would"
+                " compact); rename the field",
+            )
         if column.name in seen:
             raise SchemaProblem(column.name, "two fields land as the same column (nested fields flatten to a_b)")
         seen.add(column.name)
@@ -256,8 +266,8 @@ def _column(branches: list[AvroType]) -> tuple[ColumnType, Callable[[Any], Any] 
         kinds = {b.kind for b in branches}
         if kinds <= {"int", "long"} and not any(b.logical for b in branches):
             return "long", None
-        if kinds <= {"int", "long", "float", "double"} and not any(b.logical for b in branches):
-            return "double", float
+        if kinds <= {"int", "float", "double"} and not any(b.logical for b in branches):
+            return "double", float  # a double holds every int and float exactly; not every long: JSON text
         return "string", _json_text
     node = branches[0]
     kind, logical = node.kind, node.logical

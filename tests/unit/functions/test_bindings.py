@@ -74,3 +74,9 @@ def test_trace_carriers_keep_tracestate_and_decode_no_other_header() -> None:
     assert trace_carriers([func.KafkaEvent(body=b"{}", headers=headers)]) == [
         {"traceparent": parent, "tracestate": "vendor=1"}
     ]
+
+
+def test_kafka_timestamps_after_2038_are_read_to_the_millisecond() -> None:
+    """The extension's ISO timestamp as epoch ms via ``timestamp() * 1000`` (a float) truncates some instants one
+    millisecond early; ``shared.source_model.epoch_ms`` is exact."""
+    assert bindings.parse_timestamp_ms("2038-04-28T09:39:41.2980000Z") == 2_156_060_381_298

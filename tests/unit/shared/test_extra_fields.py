@@ -12,7 +12,7 @@ import pytest
 
 from shared.batch import process_batch
 from shared.dead_letters import Reason
-from shared.extra_fields import extra_text, extra_texts
+from shared.extra_fields import extra_text, extra_texts, field_key
 from shared.records import KafkaRecord
 from shared.source_model import SHADOW_MARK, shadow_fields
 from shared.sources import SOURCES
@@ -135,3 +135,52 @@ def test_a_record_sending_a_shadow_fields_own_key_is_refused_and_other_marked_na
     assert letter.record.offset == 0 and letter.reason is Reason.SCHEMA and "reserved" in letter.detail
     [row] = batch.rows()
     assert json.loads(row["_extra"]) == {SHADOW_MARK + "x": 2}
+
+
+def _orders_record(address: dict[str, Any] | None = None, **top: object) -> KafkaRecord:
+    """An orders record with ``address``'s fields added to its address and ``top`` to the record."""
+    known = {"city": "City_26", "state": "State_19", "zipcode": 38140}
+    value = {"ordertime": 1519171397721, "orderid": 0, "itemid": "Item_30", "orderunits": 0.5}
+    value |= {"address": known | (address or {})} | top
+    return KafkaRecord("orders", 0, 0, None, orjson.dumps(value), 1_764_000_000_000)
+
+
+def test_extra_keeps_a_dotted_top_level_field_and_a_nested_unknown_field_apart() -> None:
+    """orders: ``_extra`` names a nested unknown field ``address.zip``; a top-level field sent under that very
+    name must not overwrite it (nor it the top-level one): the top-level name's dot is escaped."""
+    record = _orders_record({"zip": "nested"}, **{"address.zip": "top"})
+    (row,) = process_batch(SOURCES["orders"], [record], max_record_bytes=1 << 20).rows()
+    extra = json.loads(row["_extra"])
+    assert sorted(extra.values()) == ["nested", "top"]
+    assert extra == {"address.zip": "nested", "address\\.zip": "top"}
+
+
+@pytest.mark.parametrize(
+    ("address", "top", "expected"),
+    [
+        ({}, {"a.b": 1, "a\\.b": 2, "a\\": 3}, {"a\\.b": 1, "a\\\\\\.b": 2, "a\\\\": 3}),
+        ({"z.ip": 1, "z": 2}, {}, {"address.z\\.ip": 1, "address.z": 2}),
+        ({"z\\": 1}, {"address.z\\": 2}, {"address.z\\\\": 1, "address\\.z\\\\": 2}),
+    ],
+)
+def test_no_two_unknown_fields_share_a_key_in_extra(
+    address: dict[str, Any], top: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """Names holding ``.`` or ``\\`` have those escaped by a ``\\``: every field keeps its own key."""
+    record = _orders_record(address, **top)
+    (row,) = process_batch(SOURCES["orders"], [record], max_record_bytes=1 << 20).rows()
+    assert json.loads(row["_extra"]) == expected
+
+
+def test_an_unknown_fields_key_is_its_names_escaped_and_joined_by_dots() -> None:
+    assert field_key("coupon") == "coupon" and field_key("address", "zip") == "address.zip"
+    assert field_key("address.zip") == "address\\.zip" and field_key("a\\", "b") == "a\\\\.b"
+
+
+def test_a_nested_records_unknown_fields_are_named_under_its_name_as_sent() -> None:
+    """A Datagen record field ``_addr`` is the Python field ``f_addr``; its unknown fields are ``_addr.<name>``."""
+    nested = {"type": "record", "name": "A", "fields": [{"name": "c", "type": "int"}]}
+    source = _datagen_source([{"name": "_addr", "type": nested}])
+    record = KafkaRecord("fx", 0, 0, "k", b'{"_addr": {"c": 1, "z": 2}}', 1_764_000_000_000)
+    [row] = process_batch(source, [record], max_record_bytes=1 << 20).rows()
+    assert json.loads(row["_extra"]) == {"_addr.z": 2}

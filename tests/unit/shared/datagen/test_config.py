@@ -14,6 +14,7 @@ from shared.datagen.config import DatagenConfigError, parse_config
 from shared.datagen.source import config_source, load_config_sources
 from shared.generator_ticks import Tick, tick_piece
 from shared.kafka_clients import record_size
+from shared.layout import PARTITION_COLUMNS
 from shared.records import ProducedRecord
 from shared.sources import SOURCES
 from tests.unit.shared.datagen.conftest import config_document, field, schema_source, values, write_config
@@ -323,3 +324,27 @@ def test_a_key_field_is_counted_with_its_record_up_to_the_bound(tmp_path: Path) 
     assert record_size(ProducedRecord(message.key, message.value.encode(), ())) <= MAX_RECORD_JSON_BYTES < 1_000_000
     with pytest.raises(DatagenConfigError, match=r"^big\.json: config\.schema\.keyfield: 'id' is each message's key"):
         parse_config(_keyed_by_a_string_of(KEYED_LIMIT + 1), source="big", file="big.json", folder=tmp_path)
+
+
+@pytest.mark.parametrize("name", [*PARTITION_COLUMNS, *(name.upper() for name in PARTITION_COLUMNS), "Date"])
+def test_a_field_named_like_a_partition_column_is_refused_when_the_config_is_read(tmp_path: Path, name: str) -> None:
+    """Compaction adds ``date`` and ``hour`` to every curated row and refuses a raw file holding a column of
+    either name (in any case: Delta column names ignore case), quarantining the hour's rows: such a field
+    would land in raw/ and never reach curated/, so the config is refused up front, naming the field."""
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    schema = {"type": "record", "name": "visit", "fields": [field("id", "long"), field(name, "string")]}
+    write_config(folder, "things.json", config_document(quickstart=None, **{"schema.string": json.dumps(schema)}))
+    with pytest.raises(DatagenConfigError) as failure:
+        load_config_sources(folder, SOURCES.values())
+    text = str(failure.value)
+    assert text.startswith("sources/things.json: schema"), text
+    assert f"{name}: the name of the curated table's partition column {name.lower()!r}" in text, text
+    assert "rename the field" in text, text
+
+
+def test_a_nested_field_named_like_a_partition_column_lands_under_its_flattened_name() -> None:
+    """``visit.date`` lands as the column ``visit_date``, which is no partition column's name."""
+    nested = {"type": "record", "name": "visit", "fields": [field("date", "string"), field("hour", "int")]}
+    source = schema_source([field("id", "long"), {"name": "visit", "type": nested}])
+    assert source.column_names[:3] == ["id", "visit_date", "visit_hour"]

@@ -19,7 +19,7 @@ from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.records import KafkaRecord
 from shared.source_model import record_validator
-from tests.conftest import FIXED_NOW, FIXED_NOW_MS, context_for
+from tests.conftest import FIXED_NOW, FIXED_NOW_MS, context_for, datagen_source
 from tests.unit.shared.datagen.conftest import field, schema_source
 
 
@@ -192,3 +192,39 @@ def test_a_fixed_holds_exactly_its_size(logical: dict[str, Any]) -> None:
         with pytest.raises(ValidationError) as failure:
             validate({"id": 1, "h": base64.b64encode(wrong).decode()})
         assert "h" in str(failure.value) and "fixed of size 8" in str(failure.value), failure.value
+
+
+@pytest.mark.parametrize("sent", [2**53 + 1, 2**63 - 1, -(2**63), 7, 1.5, 1.0])
+def test_a_value_of_a_long_or_double_union_lands_unchanged(sent: int | float) -> None:
+    """A double cannot hold every long (2**53 + 1 would land as 2**53): a ``["long", "double"]`` union lands
+    as JSON text, as multi-type unions do, which keeps the value and whether it was sent as a long."""
+    source = datagen_source("readings_union", {"type": "record", "name": "reading", "fields": [_n(["long", "double"])]})
+    record = KafkaRecord(source.name, 0, 0, None, json.dumps({"n": sent}).encode(), FIXED_NOW_MS)
+    batch = process_batch(source, [record], max_record_bytes=1 << 20)
+    assert batch.dead_letters == []
+    (row,) = batch.rows()
+    assert row["n"] == json.dumps(sent) and type(json.loads(row["n"])) is type(sent)
+
+
+@pytest.mark.parametrize(
+    ("branches", "column_type"),
+    [
+        (["int", "long"], "long"),
+        (["null", "int", "long"], "long"),
+        (["int", "double"], "double"),
+        (["int", "float", "double"], "double"),
+        (["long", "double"], "string"),
+        (["null", "long", "float"], "string"),
+        (["int", "long", "double"], "string"),
+    ],
+)
+def test_a_numeric_union_lands_as_a_number_only_where_one_column_type_holds_all_its_values(
+    branches: list[str], column_type: str
+) -> None:
+    source = datagen_source("numbers", {"type": "record", "name": "numbers", "fields": [_n(branches)]})
+    (column,) = (column for column in source.columns if column.name == "n")
+    assert column.type == column_type
+
+
+def _n(branches: list[str]) -> dict[str, Any]:
+    return {"name": "n", "type": branches}
