@@ -108,6 +108,12 @@ class CountingLake:
         COUNTERS.call("list_paths", prefix, len(paths), "ok", started)
         return paths
 
+    def list_modified(self, prefix: str) -> dict[str, int | None]:
+        started = time.time()
+        paths = dict(self.inner.list_modified(prefix))
+        COUNTERS.call("list_paths", prefix, len(paths), "ok", started)  # the same listing requests
+        return paths
+
 
 class LogCounter(logging.Handler):
     """Counts records by logger and level, with the bytes of their message and extra fields."""

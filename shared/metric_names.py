@@ -48,7 +48,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     COMPACTION_ROWS: ("counter", "{row}", "Rows written by compaction (distinct by offset)"),
     COMPACTION_FILES_IN: ("counter", "{file}", "Raw files read by compaction"),
     COMPACTION_FILES_OUT: ("counter", "{file}", "Curated Delta files written by compaction"),
-    COMPACTION_LAG: ("histogram", "s", "Age of the oldest closed raw hour not yet compacted, per run (0 if none)"),
+    COMPACTION_LAG: ("histogram", "s", "Longest wait of an uncovered raw file of a due hour, per run (0 if none)"),
     COMPACTION_DRIFT: (
         "counter",
         "{field}",

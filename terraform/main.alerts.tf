@@ -143,7 +143,7 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "dead_letter_rate" {
 resource "azurerm_monitor_scheduled_query_rules_alert_v2" "compaction_lag" {
   name                 = "${local.names.alert}-compaction-lag"
   display_name         = "StreamingPOC: compaction lag"
-  description          = "The oldest closed raw hour not yet compacted into curated/<source> ended more than ${var.compaction_lag_alert_minutes} minutes ago, or compact_<source> reported nothing for an hour (shown as a lag of ${local.compaction_not_running_minutes} minutes: not running). See the workbook's Compaction panels and the compact_<source> failures."
+  description          = "A raw file of a closed hour has waited more than ${var.compaction_lag_alert_minutes} minutes (since the later of its hour's end and its landing) to be compacted into curated/<source>, or compact_<source> reported nothing for an hour (shown as a lag of ${local.compaction_not_running_minutes} minutes: not running). See the workbook's Compaction panels and the compact_<source> failures."
   resource_group_name  = local.resource_group_name
   location             = var.location
   scopes               = [azurerm_application_insights.this.id]

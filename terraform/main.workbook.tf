@@ -163,7 +163,7 @@ locals {
     { name = "lake_files_over_time", title = "Lake files written per source", query = "lake_files_over_time", visualization = "timechart", width = "50" },
     { name = "lake_writes", title = "Lake writes per source: files, MB and write time", query = "lake_writes", visualization = "table", width = "50" },
     { name = "compaction", title = "Compaction per source: hours, rows, raw files in, curated files out, worst lag", query = "compaction", visualization = "table", width = "50" },
-    { name = "compaction_lag", title = "Compaction lag: oldest closed raw hour not yet compacted (minutes)", query = "compaction_lag", visualization = "timechart", width = "50" },
+    { name = "compaction_lag", title = "Compaction lag: longest wait of an uncovered raw file (minutes)", query = "compaction_lag", visualization = "timechart", width = "50" },
     { name = "schema_drift", title = "Schema drift per source: new fields kept in _extra, new columns, type changes (python -m tools.query --drift)", query = "schema_drift", visualization = "table", width = "50" },
     { name = "state", title = "Keyed state: entity signals, late events and anomalies", query = "state", visualization = "table", width = "50" },
   ]

@@ -405,7 +405,7 @@ variable "raw_retention_days" {
 variable "compaction_lag_alert_minutes" {
   type        = number
   default     = 120
-  description = "Alert when the oldest closed raw hour not yet compacted ended more than this many minutes ago."
+  description = "Alert when a raw file of a closed hour has waited more than this many minutes to be compacted (since the later of its hour's end and its landing)."
 
   validation {
     condition     = var.compaction_lag_alert_minutes >= 30 && floor(var.compaction_lag_alert_minutes) == var.compaction_lag_alert_minutes

@@ -93,7 +93,7 @@ def compact(
 ) -> CompactionReport:
     """Compact every due hour of ``source``; hours that fail are in ``report.failed``, the others commit."""
     started = time.perf_counter()
-    listing = lake.list_paths(raw_prefix(source))
+    listing = lake.list_modified(raw_prefix(source))
     coverage = table.hour_coverage({raw.hour for path in listing if (raw := parse_raw_path(source, path))})
     plan = plan_compaction(
         source,
@@ -103,6 +103,7 @@ def compact(
         grace_ms=grace_ms,
         include_open=include_open,
         committed_rows={hour: found.rows for hour, found in coverage.items()},
+        landed_ms=listing,
     )
     if on_planned is not None:
         on_planned(plan)

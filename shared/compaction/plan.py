@@ -61,8 +61,9 @@ class HourTask:
 class CompactionPlan:
     tasks: tuple[HourTask, ...]
     lag_ms: int
-    """Time since the end of the oldest closed hour holding uncovered raw files or ``unplanned`` ones; 0 when
-    there is none. An hour due ahead of its start adds nothing: the listing does not say when its file landed."""
+    """How long the longest-waiting uncovered raw file (or ``unplanned`` one) of a due hour has waited: since the
+    later of its hour's end and when it landed (a late event's file, landed in an hour long closed, has waited since
+    it landed); a file due ahead of its hour, or in no hour, since it landed. 0 when there is none."""
     waiting_hours: int
     """Hours with uncovered files that are not closed yet and start at most ``AHEAD_LEAD_MS`` past now."""
     ignored: tuple[str, ...]
@@ -84,10 +85,14 @@ def plan_compaction(
     grace_ms: int,
     include_open: bool = False,
     committed_rows: Mapping[Hour, int | None] | None = None,
+    landed_ms: Mapping[str, int | None] | None = None,
 ) -> CompactionPlan:
     """Decide the hours to compact, oldest first. Called once per ``compact_<source>`` run.
 
-    ``committed_rows``: per hour, the rows its latest compaction commit wrote (``HourTask.committed_rows``)."""
+    ``committed_rows``: per hour, the rows its latest compaction commit wrote (``HourTask.committed_rows``).
+    ``landed_ms``: when each listed file was written (``LakeStore.list_modified``), which the lag counts from when
+    it is after its hour's end (:func:`_waiting_since`)."""
+    landed = landed_ms or {}
     by_hour: dict[Hour, list[RawFile]] = defaultdict(list)
     ignored: list[str] = []
     unplanned: list[str] = []
@@ -101,8 +106,9 @@ def plan_compaction(
         if parse_batch_file_name(path) is not None:
             unplanned.append(path)
             hour = hour_of_raw_path(source, path)
-            if hour is not None and now_ms >= hour.end_ms + grace_ms:
-                lag_ms = max(lag_ms, now_ms - hour.end_ms)
+            if hour is None or now_ms >= hour.end_ms + grace_ms:
+                since = _waiting_since(hour, [path], landed, now_ms)
+                lag_ms = max(lag_ms, 0 if since is None else now_ms - since)
 
     tasks: list[HourTask] = []
     waiting = 0
@@ -115,8 +121,9 @@ def plan_compaction(
             continue
         closed = now_ms >= hour.end_ms + grace_ms
         far_ahead = hour.start_ms > now_ms + AHEAD_LEAD_MS
-        if closed:
-            lag_ms = max(lag_ms, now_ms - hour.end_ms)
+        if closed or far_ahead:
+            since = _waiting_since(None if far_ahead else hour, [raw.path for raw in new], landed, now_ms)
+            lag_ms = max(lag_ms, 0 if since is None else now_ms - since)
         if closed or far_ahead or include_open:
             still_listed = tuple(raw.path for raw in files if raw.path in covered)
             tasks.append(HourTask(hour, new, still_listed, (committed_rows or {}).get(hour)))
@@ -125,6 +132,24 @@ def plan_compaction(
         else:
             waiting += 1
     return CompactionPlan(tuple(tasks), lag_ms, waiting, tuple(ignored), tuple(unplanned), ahead)
+
+
+def _waiting_since(hour: Hour | None, paths: list[str], landed: Mapping[str, int | None], now_ms: int) -> int | None:
+    """Since when the oldest of ``paths`` has waited for compaction: the later of its ``hour``'s end and when it
+    landed (a late event's file lands in an hour long closed: it has waited since it landed, not since that hour
+    ended). Without an hour (a file due ahead of its hour, or in no hour directory) only when it landed counts;
+    None when nothing gives a time. A write time after ``now_ms`` (the store's clock and this one apart) is not
+    trusted: the hour's end counts, which can only make the lag larger."""
+    known = []
+    for path in paths:
+        when = landed.get(path)
+        trusted = when if when is not None and when <= now_ms else None
+        if hour is None:
+            if trusted is not None:
+                known.append(trusted)
+        else:
+            known.append(hour.end_ms if trusted is None else max(hour.end_ms, trusted))
+    return min(known) if known else None
 
 
 def planned_raw_file(source: str, path: str) -> RawFile | None:

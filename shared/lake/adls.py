@@ -24,6 +24,7 @@ from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_
 from shared.lake.sdk_errors import container_gone, download_versioned, lake_errors
 from shared.layout import check_relative_path
 from shared.settings import Settings
+from shared.source_model import epoch_ms
 
 TEMPORARY_DIRECTORY = "_tmp"  # where earlier versions staged files before renaming them; never listed
 
@@ -94,6 +95,9 @@ class AdlsLake(BlobWrites):
                     raise
 
     def list_paths(self, prefix: str) -> list[str]:
+        return sorted(self.list_modified(prefix))
+
+    def list_modified(self, prefix: str) -> dict[str, int | None]:
         directory = check_relative_path(prefix)
         with lake_errors(f"list {directory}"):
             try:
@@ -101,5 +105,9 @@ class AdlsLake(BlobWrites):
             except ResourceNotFoundError as error:  # no such directory; a file system that is gone is raised
                 if container_gone(error):
                     raise
-                return []
-        return sorted(p.name for p in paths if not p.is_directory and not p.name.startswith(TEMPORARY_DIRECTORY + "/"))
+                return {}
+        listed = sorted(
+            (p for p in paths if not p.is_directory and not p.name.startswith(TEMPORARY_DIRECTORY + "/")),
+            key=lambda p: p.name,
+        )
+        return {p.name: epoch_ms(p.last_modified) for p in listed}

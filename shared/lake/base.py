@@ -41,6 +41,11 @@ class LakeStore(Protocol):
         """Sorted paths of the files under ``prefix`` (a directory path, no trailing slash)."""
         ...
 
+    def list_modified(self, prefix: str) -> dict[str, int | None]:
+        """The files under ``prefix`` as :meth:`list_paths` lists them (the same requests), each with the time it
+        was last written (epoch ms; a landed file is written once, so when it landed; None if the store has none)."""
+        ...
+
     def exists(self, path: str) -> bool:
         """Whether a file is at ``path``."""
         ...

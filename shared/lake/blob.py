@@ -24,6 +24,7 @@ from shared.lake.sdk_errors import (
 )
 from shared.layout import check_relative_path
 from shared.settings import Settings
+from shared.source_model import epoch_ms
 
 
 def blob_endpoint(account_url: str) -> str:
@@ -144,10 +145,13 @@ class BlobLake(BlobWrites):
             return bytes(self.container.download_blob(name, timeout=self.server_timeout).readall())
 
     def list_paths(self, prefix: str) -> list[str]:
+        return sorted(self.list_modified(prefix))
+
+    def list_modified(self, prefix: str) -> dict[str, int | None]:
         directory = check_relative_path(prefix) + "/"
         with lake_errors(f"list {directory}"):
             blobs = self.container.list_blobs(name_starts_with=directory, timeout=self.server_timeout)
-            return sorted(blob.name for blob in blobs)
+            return {blob.name: epoch_ms(blob.last_modified) for blob in sorted(blobs, key=lambda blob: blob.name)}
 
     def delete(self, path: str) -> None:
         name = check_relative_path(path)

@@ -72,6 +72,17 @@ class LocalLake:
             p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file() and not _is_private(p)
         )
 
+    def list_modified(self, prefix: str) -> dict[str, int | None]:
+        found: dict[str, int | None] = {}
+        for path in self.list_paths(prefix):
+            try:
+                found[path] = self._resolve(path).stat().st_mtime_ns // 1_000_000
+            except FileNotFoundError:  # deleted since it was listed
+                continue
+            except OSError as error:
+                raise _failed(f"cannot list {prefix}", error) from error
+        return found
+
     def exists(self, path: str) -> bool:
         try:
             self._check_root()

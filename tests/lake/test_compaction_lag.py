@@ -1,17 +1,17 @@
 """The compaction lag (what the compaction-lag alert reads) on a healthy run that compacts a late event.
 
-Left open: the lag is now minus the end of the oldest closed hour holding an uncovered raw file, so one event that
-is legitimately late (days old, within lineage's 7-day window) makes a run that compacts it at once report a lag of
-days. Measuring from when the file landed needs its landing time, which the listing compaction plans from does not
-give (``LakeStore.list_paths`` returns names only, though the Blob and ADLS listings carry each blob's times).
+The lag was now minus the end of the oldest closed hour holding an uncovered raw file, so one event that is
+legitimately late (days old, within lineage's 7-day window) made a run that compacts it at once report a lag of
+days, and the alert fired. It now counts from when the file landed (``LakeStore.list_modified``) when that is after
+its hour's end.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
-import pytest
 
 from shared.compaction.job import compact, open_curated
 from shared.invocation import handle_batch
@@ -39,7 +39,6 @@ def _curated_offsets(root: Path, source: str) -> list[int]:
     return sorted(rows.column("_offset").to_pylist())
 
 
-@pytest.mark.xfail(strict=True, reason="open: the listing gives no landing time to measure the lag from")
 def test_one_late_event_does_not_make_a_healthy_compaction_report_a_lag_past_the_alert(tmp_path: Path) -> None:
     """A mobile event 3 days old (a device offline for 3 days; lineage trusts event times up to 7 days before
     the Kafka timestamp) lands in its own, long-closed hour. The run that compacts it at once reports the lag
@@ -54,7 +53,11 @@ def test_one_late_event_does_not_make_a_healthy_compaction_report_a_lag_past_the
     value["timestamp"] = "2026-11-21T10:00:00Z"  # 3 days before its Kafka timestamp
     late = KafkaRecord(late.topic, late.partition, late.offset, late.key, orjson.dumps(value), FIXED_NOW_MS + 3_600_000)
     handle_batch(context_for(source, LocalLake(tmp_path), now_ms=FIXED_NOW_MS + 3_600_000), [late])
-    assert any("date=2026-11-21" in path for path in LocalLake(tmp_path).list_paths("raw/mobile"))
+    landed = LocalLake(tmp_path).list_paths("raw/mobile")
+    assert any("date=2026-11-21" in path for path in landed)
+    for path in landed:  # each file's time as written when it landed, not this machine's clock
+        when = (FIXED_NOW_MS + 3_600_000 if "date=2026-11-21" in path else FIXED_NOW_MS) / 1000
+        os.utime(tmp_path / path, (when, when))
 
     report = _compact(tmp_path, FIXED_NOW_MS + 3_600_000 + 15 * 60_000, "mobile")  # the next tick
     assert report.failed == {} and _curated_offsets(tmp_path, "mobile") == list(range(6)), "compaction is healthy"

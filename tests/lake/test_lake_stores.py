@@ -175,3 +175,21 @@ def test_exists_and_delete(store: LakeStore) -> None:
     store.delete(PATH)
     store.delete(PATH)  # deleting what is not there is not an error
     assert not store.exists(PATH) and store.list_paths("raw") == []
+
+
+def test_a_listing_with_times_lists_what_list_paths_does_each_with_when_it_was_written(store: LakeStore) -> None:
+    """Compaction's lag counts from when a late file landed (``LakeStore.list_modified``): every store gives the
+    same paths as ``list_paths``, in order, each with its write time (the server's clock for Azurite and the fake
+    DFS server, the file's for the local store; within a minute of this machine's here)."""
+    import time
+
+    before_ms = int(time.time() * 1000)
+    for name in ("b", "a", "c"):
+        store.create(PATH.replace("clickstream+0", f"clickstream+{name}"), b"x")
+    store.write_atomic("raw/other/file.parquet", b"x")
+    listed = store.list_modified("raw/clickstream")
+    assert list(listed) == store.list_paths("raw/clickstream") and len(listed) == 3
+    after_ms = int(time.time() * 1000)
+    for when in listed.values():
+        assert when is not None and before_ms - 60_000 <= when <= after_ms + 60_000, (before_ms, when, after_ms)
+    assert store.list_modified("raw/none") == {}

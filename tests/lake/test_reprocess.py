@@ -396,6 +396,9 @@ class _HiddenFile:
     def list_paths(self, prefix: str) -> list[str]:
         return [path for path in self.inner.list_paths(prefix) if path != self.path]
 
+    def list_modified(self, prefix: str) -> dict[str, int | None]:
+        return {path: when for path, when in self.inner.list_modified(prefix).items() if path != self.path}
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 

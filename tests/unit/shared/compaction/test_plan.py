@@ -133,3 +133,31 @@ def test_an_hour_starting_more_than_the_lead_ahead_is_due_at_once_and_again_with
     )
     (task,) = late.tasks
     assert [f.path for f in task.new_files] == [raw(ahead, "b.parquet")] and late.ahead_hours == 1
+
+
+def test_the_lag_counts_from_when_a_file_landed_when_that_is_after_its_hours_end() -> None:
+    """A late event's file lands in an hour long closed: it has waited since it landed, not since the hour ended
+    (the compaction-lag alert fired on one late event). A file that landed before its hour ended, or whose time
+    the store does not give, waits since the hour's end, as before; one that stays uncovered waits longer each run.
+    A file due ahead of its hour, or named as a landed batch in no hour, waits since it landed."""
+    old = Hour.of_ms(H10.start_ms - 3 * 24 * 60 * MINUTE)
+    late, on_time = raw(old, "late.parquet"), raw(H10, "a.parquet")
+    landed_at = H11.end_ms
+    now = landed_at + 5 * MINUTE
+
+    def lag(listing: list[str], landed: dict[str, int | None], now_ms: int = now) -> int:
+        return plan_compaction("clickstream", listing, {}, now_ms=now_ms, grace_ms=15 * MINUTE, landed_ms=landed).lag_ms
+
+    assert lag([late], {late: landed_at}) == 5 * MINUTE
+    assert lag([late], {late: landed_at}, now_ms=landed_at + 3 * 60 * MINUTE) == 3 * 60 * MINUTE, "still waiting"
+    assert lag([late], {late: None}) == now - old.end_ms, "no time from the store: since the hour's end"
+    assert lag([late], {}) == now - old.end_ms
+    assert lag([late], {late: now + MINUTE}) == now - old.end_ms, "a time after now (clocks apart) is not trusted"
+    assert lag([on_time], {on_time: H10.end_ms - MINUTE}) == now - H10.end_ms, "landed in its hour"
+    assert lag([late, on_time], {late: landed_at, on_time: H10.end_ms - MINUTE}) == now - H10.end_ms, "the oldest"
+
+    ahead = raw(Hour.of_ms(now + 40 * 24 * 60 * MINUTE), "a.parquet")
+    assert lag([ahead], {ahead: now - 2 * 60 * MINUTE}) == 2 * 60 * MINUTE
+    assert lag([ahead], {}) == 0, "no time: an hour ahead has no end to count from"
+    outside = f"raw/clickstream/{BATCH}"
+    assert lag([outside], {outside: now - 90 * MINUTE}) == 90 * MINUTE
