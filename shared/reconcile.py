@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from shared import formats
 from shared.compaction.hours import parse_raw_path
-from shared.errors import TransientError, UnreadableLakeFile, WriteConflict
+from shared.errors import LakeRefused, TransientError, UnreadableLakeFile, WriteConflict
 from shared.lake.base import LakeStore
 from shared.landing.ledger import Ledger
 from shared.layout import DEADLETTER_AREA, LEDGER_AREA, RAW_AREA, ledger_path, safe_segment
@@ -84,8 +84,8 @@ def landed_offsets(
                 continue
             try:
                 found.extend(_identities(raw.format, lake.read(path), path, area == DEADLETTER_AREA))
-            except TransientError:
-                raise  # the lake's outage, not the file's: the run stops
+            except (TransientError, LakeRefused):
+                raise  # the lake's outage or refusal, not the file's: the run stops
             except Exception as error:  # any decoder's error, or the file deleted since it was listed (retention)
                 if unreadable is None:
                     raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
@@ -164,7 +164,7 @@ def current_lives(
         position = TopicPartition(*position)
         try:
             ledger = Ledger.from_json(orjson.loads(lake.read(ledger_path(source, position))))
-        except TransientError:
+        except (TransientError, LakeRefused):  # not "no ledger": the lake's outage or refusal
             raise
         except Exception:  # no ledger yet, or one this code cannot read: the files decide
             lives[position] = Life(highest.get(position, 0))

@@ -27,7 +27,7 @@ from shared import records
 from shared.compaction.hours import parse_raw_path
 from shared.compaction.quarantine import Quarantined, quarantined_files
 from shared.compaction.rows import IDENTITY, scan_raw
-from shared.errors import LakeError, LakeUnavailable, TransientError
+from shared.errors import LakeError, LakeRefused, LakeUnavailable, TransientError
 from shared.kafka_clients import client_config, eventhubs_token_callback
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
@@ -299,7 +299,7 @@ def quarantined_offsets(
             if raw is None:
                 raise ValueError(f"{file.raw_path} is not a raw file's name")
             identity, _ = scan_raw(raw.format, lake.read(file.path), path=file.path)
-        except TransientError:
+        except (TransientError, LakeRefused):  # the lake's outage or refusal, not the file's
             raise
         except Exception as error:  # any decoder's error: the file is damaged, as compaction found
             unreadable.append(f"{file.path} (quarantined: {file.why}): {type(error).__name__}: {error}")

@@ -22,6 +22,10 @@ from azure.core.exceptions import (
 from shared.errors import LakeError, LakeRefused, LakeUnavailable
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Storage answers a missing or removed data role with 403 (AuthorizationPermissionMismatch, AuthorizationFailure), which
+# the SDKs raise as a bare HttpResponseError (only AuthenticationFailed becomes ClientAuthenticationError): the lake
+# refuses the app, never one file. An ACL denying one path on ADLS is refused the same way: the partition waits.
+NOT_AUTHORISED_STATUS = frozenset({401, 403})
 # What the SDKs raise when a conditional write finds the target changed, created or gone.
 CONDITION_FAILED = (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError)
 # 404s that mean the container (an ADLS file system) itself is gone, never "no such file": on the Blob and the
@@ -78,6 +82,9 @@ def lake_errors(action: str) -> Iterator[None]:
             raise LakeUnavailable(f"{action}: no answer ({error.message})") from error
         if error.status_code in TRANSIENT_STATUS:
             raise LakeUnavailable(f"{action}: HTTP {error.status_code} {error.reason}") from error
+        if error.status_code in NOT_AUTHORISED_STATUS:  # AuthorizationPermissionMismatch: a data role removed
+            code = getattr(error, "error_code", None)
+            raise LakeRefused(f"{action}: not authorised (HTTP {error.status_code} {code or error.reason})") from error
         raise LakeError(f"{action}: HTTP {error.status_code} {error.reason}") from error
     except (ServiceRequestError, ServiceResponseError) as error:
         raise LakeUnavailable(f"{action}: {error}") from error

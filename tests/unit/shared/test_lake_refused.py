@@ -12,7 +12,8 @@ from shared.errors import LakeRefused
 from shared.lake import LocalLake
 from shared.landing.ledger import stored_holes
 from shared.landing.raw_rows import raw_rows
-from shared.layout import RAW_AREA, batch_file_name, hour_directory
+from shared.layout import RAW_AREA, batch_file_name, hour_directory, ledger_path
+from shared.reconcile import current_lives, landed_offsets
 from shared.records import OffsetSpan, TopicPartition
 from shared.redrive import RedriveSummary, _letters_to_check
 from tests.conftest import FIXED_NOW_MS
@@ -74,3 +75,20 @@ def test_redrive_raises_it_rather_than_naming_letter_files_unreadable(tmp_path: 
     with pytest.raises(LakeRefused):
         _letters_to_check(lake, "mobile", summary)
     assert summary.unreadable == []
+
+
+def test_reconcile_raises_it_rather_than_naming_files_unreadable_or_reading_no_ledger(tmp_path: Path) -> None:
+    """``tools.reconcile``'s readers caught every exception but an outage: a refused raw file was listed unreadable
+    (its offsets then counted missing) and a refused ledger read taken for "no ledger yet"."""
+    lake = RefusingLake(tmp_path)
+    where = TopicPartition("mobile", 0)
+    name = batch_file_name(where, OffsetSpan(0, 9), 0, "jsonl.gz")
+    lake.create(f"{hour_directory(RAW_AREA, 'mobile', HOUR)}/{name}", b"")
+    lake.create(ledger_path("mobile", where), b"{}")
+    lake.refusing = True
+    unreadable: list[str] = []
+    with pytest.raises(LakeRefused):
+        landed_offsets(lake, "mobile", unreadable)
+    assert unreadable == []
+    with pytest.raises(LakeRefused):
+        current_lives(lake, "mobile", {where: (0, 10)}, [])

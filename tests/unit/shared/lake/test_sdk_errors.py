@@ -11,7 +11,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.errors import LakeError, LakeUnavailable
+from shared.errors import LakeError, LakeRefused, LakeUnavailable
 from shared.lake.sdk_errors import lake_errors
 
 
@@ -35,7 +35,9 @@ def test_a_transfer_that_broke_off_is_transient(error: AzureError) -> None:
         raise error
 
 
-@pytest.mark.parametrize(("status", "raised"), [(403, LakeError), (409, LakeError), (503, LakeUnavailable)])
+@pytest.mark.parametrize(
+    ("status", "raised"), [(401, LakeRefused), (403, LakeRefused), (409, LakeError), (503, LakeUnavailable)]
+)
 def test_an_answer_is_judged_by_its_status(status: int, raised: type[Exception]) -> None:
     with pytest.raises(raised) as caught, lake_errors("read raw/x"):
         raise _answered(status)
