@@ -128,8 +128,11 @@ def header_text(headers: list[Any] | None, name: str) -> str | None:
     """The first header ``name`` (case-insensitive) as text; the extension hands values over in base64."""
     for header in headers or ():
         if isinstance(header, dict) and str(header.get("Key", "")).lower() == name:
+            value = header.get("Value")
+            if not isinstance(value, str):  # a header with no value: the extension hands it over as null
+                return None
             try:
-                return base64.b64decode(str(header.get("Value", "")), validate=True).decode()
+                return base64.b64decode(value, validate=True).decode()
             except (ValueError, UnicodeDecodeError):
                 return None
     return None

@@ -80,3 +80,13 @@ def test_kafka_timestamps_after_2038_are_read_to_the_millisecond() -> None:
     """The extension's ISO timestamp as epoch ms via ``timestamp() * 1000`` (a float) truncates some instants one
     millisecond early; ``shared.source_model.epoch_ms`` is exact."""
     assert bindings.parse_timestamp_ms("2038-04-28T09:39:41.2980000Z") == 2_156_060_381_298
+
+
+def test_a_header_with_no_value_is_none_not_the_text_of_a_null() -> None:
+    """The extension hands a header with no value over as null: ``str(None)`` is "None", valid base64 whose bytes
+    are not UTF-8, so it was None only by accident; a value that decodes ("bnVsbA==" is "null") must not mislead."""
+    from functions.bindings import header_text
+
+    assert header_text([{"Key": "content-type", "Value": None}], "content-type") is None
+    assert header_text([{"Key": "content-type"}], "content-type") is None
+    assert header_text([{"Key": "Content-Type", "Value": "bnVsbA=="}], "content-type") == "null"
