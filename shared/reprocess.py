@@ -82,11 +82,12 @@ def check_promotable(lake: LakeStore, source: str, hour: Hour, covered: frozense
     or doubled either way; a file that lands between this check and the commit (seconds) is not seen.
 
     An hour that has not begun (by ``now_ms``, the clock the commit is stamped with) is refused too: compaction
-    finds an hour's coverage among the commits made after the hour began (``CuratedTable.hour_coverage``), so it
-    could miss a commit made before, and merge every raw file of the hour again."""
+    finds a commit of an hour made before the hour began only through the hour's data files written then
+    (``CuratedTable.hour_coverage``), which a promotion that empties the hour leaves none of, so it could miss
+    it, and merge every raw file of the hour again."""
     if now_ms < hour.start_ms:
         raise HourNotPromotable(
-            f"{hour} has not begun: compaction would not find a commit made before its start and would merge"
+            f"{hour} has not begun: compaction could miss a commit made before its start and would merge"
             " the rows removed here again; promote it once the hour has begun"
         )
     listed = lake.list_paths(hour_directory(RAW_AREA, source, hour.start_ms))

@@ -115,7 +115,9 @@ def reprocess(
     restorable = frozenset(landed)  # removed rows of the window's hours; those of other hours are not this run's
     letters = [letter for letter in letters if letter.identity not in removed or letter.identity in restorable]
     letters_by_hour = dead_letters_by_hour(letters, {i: int(row["_event_time"]) for i, row in landed.items()})
-    coverage = curated.coverage(set(hours))  # once, before the rows: they hold at least these
+    # Once, before the rows: they hold at least these. Each hour's is the commit compaction finds for it, however
+    # few hours are asked about (an hour compacted ahead of its start included: CuratedTable.hour_coverage).
+    coverage = curated.coverage(set(hours))
     results = []
     for hour in hours:
         read_version = curated.version()  # what the promotion checks for commits of the hour since

@@ -84,32 +84,69 @@ class CuratedTable:
     def hour_coverage(self, hours: Collection[Hour], *, first_page: int = 64) -> dict[Hour, HourCoverage]:
         """The newest compaction commit of each hour: raw files covered, rows written. Called first in a run.
 
-        Reads the newest commits only: pages back until every hour in ``hours`` (those with raw
-        files) is found, or the commits read are older than the start of every hour still missing
-        (no commit can have compacted an hour before it began; ``CLOCK_SKEW_MS`` of margin), or
-        the log's start. A run thus reads a few commit files, not the whole history. Missing an
-        hour's coverage would only cost work, never rows: the hour is recompacted from its
-        curated rows plus all its raw files.
+        Reads the newest commits only: pages back until every hour in ``hours`` is found, or the
+        commits read are older than the earliest moment a commit still missing could have been made
+        (``_earliest_commit_ms``), or the log's start. A run thus reads a few commit files, not the
+        whole history. Whether an hour's commit is found depends on the hour and the table (but for the
+        cases below), not on who asks or how many other hours are asked about: ``tools.reprocess`` asks
+        about its window's hours, compaction about every hour with raw files; both find the same commit.
 
-        One hour's commit can be missed so: that of an hour compacted ahead of its start
-        (``plan.AHEAD_LEAD_MS``, a producer clock far ahead), which is older than the hour's start, once
-        it falls out of the newest commits. The hour is then compacted again (its new commit the newest
-        for a while), which costs work only, as nothing else relies on that commit: ``tools.reprocess``
-        promotes no hour that has not begun (so a promotion's commit is always found) and none holding a
-        raw file the coverage it read does not name (``shared.reprocess.check_promotable``).
+        That moment is the hour's start (no commit compacts an hour before it began), unless the
+        hour was compacted ahead of its start (``plan.AHEAD_LEAD_MS``: a producer clock far ahead):
+        such a commit can be any age, so paging from the hour's start missed it once newer commits
+        (of other hours) filled the page, and only a caller asking about enough hours paged far
+        enough. The table's files bound it: each of the hour's data files was added by a commit of
+        the hour made after the file was written (its ``modification_time``), so the hour's newest
+        commit is no older than its oldest file; ``CLOCK_SKEW_MS`` of margin on both. Paging to the
+        log's start for every hour not found would find ahead commits too, but compaction asks every
+        run (every 15 minutes) about hours no commit has yet (the open hour, those in their grace
+        period): it would read the whole log's retention each time. This rule reads no further than
+        the hour's start for an hour none of whose files was written before it began (the common
+        case: no ahead hours), and reads the table's file list, already in memory, only when a page
+        would end the lookup with hours missing.
+
+        An hour whose newest commit is older than both is missed: one compacted ahead that holds no
+        rows (raw files without rows: an empty commit), or whose files a writer other than compaction
+        and ``tools.reprocess`` replaced since. Missing it costs work only, never rows: the hour is
+        recompacted from its curated rows plus all its raw files, and its new commit is found. A
+        promotion (``tools.reprocess``) that leaves an hour without rows is made only once the hour
+        has begun (``shared.reprocess.check_promotable``), so its commit is always found.
         """
         table = self._open(refresh=True)
         if table is None:
             return {}
         limit = max(first_page, 2 * len(hours))
+        written: dict[Hour, int] | None = None  # the earliest write time of each hour's files, read once if needed
         while True:
             history = table.history(limit)
             found = hour_coverage_from_history(history)
             missing = set(hours) - found.keys()
-            oldest_ms = min((int(commit.get("timestamp", 0)) for commit in history), default=0)
-            if not missing or len(history) < limit or oldest_ms < min(h.start_ms for h in missing) - CLOCK_SKEW_MS:
+            if not missing or len(history) < limit:
                 return found
+            oldest_ms = min(int(commit.get("timestamp", 0)) for commit in history)
+            if oldest_ms < min(hour.start_ms for hour in missing) - CLOCK_SKEW_MS:
+                written = self._first_written(table) if written is None else written
+                if oldest_ms < min(_earliest_commit_ms(hour, written) for hour in missing):
+                    return found
             limit *= 4
+
+    def _first_written(self, table: DeltaTable) -> dict[Hour, int]:
+        """Per hour that holds data files in the table's version, when the earliest of them was written."""
+        try:
+            actions = pa.table(table.get_add_actions(flatten=False))
+        except (DeltaError, OSError) as error:
+            raise LakeUnavailable(f"cannot read {self.location.uri}: {error}") from error
+        if not {"partition", "modification_time"} <= set(actions.column_names):
+            return {}
+        earliest: dict[Hour, int] = {}
+        partitions = actions.column("partition").to_pylist()
+        for values, written_ms in zip(partitions, actions.column("modification_time").to_pylist(), strict=True):
+            date, hour_of_day = ((values or {}).get(name) for name in PARTITION_COLUMNS)
+            if date is None or hour_of_day is None or written_ms is None:
+                continue
+            hour = Hour(str(date), str(hour_of_day))
+            earliest[hour] = min(int(written_ms), earliest.get(hour, int(written_ms)))
+        return earliest
 
     def version(self) -> int:
         """The version this object reads the table at (opened, or refreshed last); -1 before its first commit.
@@ -403,6 +440,13 @@ def _evolved(hour: Hour, current: Schema, files: pa.Schema) -> Schema:
 
 def _void(field: Field) -> bool:
     return isinstance(field.type, PrimitiveType) and field.type.type == "void"
+
+
+def _earliest_commit_ms(hour: Hour, first_written: Mapping[Hour, int]) -> int:
+    """The earliest moment the hour's newest commit can have been made (``CuratedTable.hour_coverage``): the
+    hour's start, or before it when a data file of the hour was written earlier (the hour was compacted ahead
+    of its start), less ``CLOCK_SKEW_MS``."""
+    return min(hour.start_ms, first_written.get(hour, hour.start_ms)) - CLOCK_SKEW_MS
 
 
 def _may_change(commit: Mapping[str, Any], hour: Hour) -> bool:

@@ -3,9 +3,11 @@ model does not know (``_extra``), null rates. Pure (tables in, tables and a repo
 
 An hour still compacts when a column's type changed: each input table is fitted to the type the
 curated table (or, before its first commit, the first table holding the column) has; values that
-cast keep their column, the rest move to the row's ``_extra`` under their column name and are
-counted. A struct's fields the curated struct lacks (a foreign file's, or registry-typed Parquet
-of a newer model) move there too, as ``parent.child`` (Arrow's cast would drop them); inside a
+cast keep their column, the rest move to the row's ``_extra`` under their column's key
+(``shared.extra_fields.field_key``: a ``.`` or ``\\`` in the name escaped, as processing keys a
+top-level unknown field) and are counted, not reported as new fields. A struct's fields the
+curated struct lacks (a foreign file's, or registry-typed Parquet of a newer model) move there
+too, as ``parent.child`` (Arrow's cast would drop them); inside a
 list or a map no such name reaches them, so the whole value moves. A column a model added is a
 new nullable column (Delta's schema evolution; older rows read null). The report rides along in
 the hour's commit (``streamingpoc.drift``) and is logged and counted; ``python -m tools.query
@@ -374,7 +376,9 @@ class DriftTally:
     ``columns`` are the hour's columns (partition columns excluded); a table that lacks one counts
     its rows as nulls there, as merging it with the others would.
 
-    ``fields`` counts, per name in ``_extra`` that is not a column, the rows carrying it: names are cut
+    ``fields`` counts, per name in ``_extra`` that is not a column's key there, the rows carrying it (a column's
+    misfits move to ``_extra`` under ``field_key(column)``, a ``.`` or ``\\`` in its name escaped: a misfit of a
+    column ``a.b`` is ``a\\.b``, and ``a.b`` is a field ``b`` inside ``a``, a new field): names are cut
     to ``FIELD_NAME_CHARS`` characters (a row counts once for names that cut the same), and it holds
     fewer than ``FIELDS_TRACKED`` names. When it reaches that many, the ``FIELDS_TRACKED // 2`` carried
     by the most rows (ties: the smaller name) stay and the others are dropped, counted in
@@ -387,8 +391,12 @@ class DriftTally:
     columns: frozenset[str]
     rows: int = 0
     nulls: Counter[str] = field(default_factory=Counter)
-    fields: Counter[str] = field(default_factory=Counter)  # names in _extra that are not columns, cut
+    fields: Counter[str] = field(default_factory=Counter)  # names in _extra that are not columns' keys, cut
     fields_dropped: int = 0  # names dropped from ``fields`` to keep it under FIELDS_TRACKED
+    _column_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._column_keys = frozenset(field_key(name) for name in self.columns)
 
     def add(self, table: pa.Table) -> None:
         self.rows += table.num_rows
@@ -402,7 +410,7 @@ class DriftTally:
                     continue  # not JSON (a foreign file's column of that name): no fields to count
                 if isinstance(document, dict):
                     # each name once per row, in the row's order (a set's would vary with the hash seed)
-                    for name in dict.fromkeys(cut_name(key) for key in document if key not in self.columns):
+                    for name in dict.fromkeys(cut_name(key) for key in document if key not in self._column_keys):
                         self.fields[name] += 1
                         if len(self.fields) >= FIELDS_TRACKED:
                             self._drop_rare_fields()

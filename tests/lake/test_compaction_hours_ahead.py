@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.compaction.hours import parse_raw_path
 from shared.compaction.job import compact, open_curated
 from shared.compaction.plan import AHEAD_LEAD_MS
 from shared.invocation import handle_batch
@@ -92,3 +93,26 @@ def test_an_hour_within_the_lead_waits_to_close(tmp_path: Path) -> None:
     _land_ahead(tmp_path, AHEAD_LEAD_MS, range(5))  # the next hour
     report = _compact(tmp_path, FIXED_NOW_MS)
     assert (report.plan.tasks, report.plan.waiting_hours, report.plan.ahead_hours) == ((), 1, 0)
+
+
+def test_the_commit_of_an_hour_compacted_ahead_is_found_whatever_hours_are_asked_about(tmp_path: Path) -> None:
+    """Its commit is older than the hour's start, so a lookup that stopped at commits older than the start of the
+    hours it still missed did not find it once newer commits filled its first page: ``tools.reprocess``, which asks
+    about its window's hours only, then refused to promote the hour for good (its raw files "not read from"),
+    while compaction, asking about every hour with raw files, found it. The hour's files, written when it was
+    compacted, tell how far back its commit can be."""
+    _land_ahead(tmp_path, 40 * DAY, range(5))
+    first = _compact(tmp_path, FIXED_NOW_MS)
+    (ahead,) = [task.hour for task in first.plan.tasks]
+    for back in range(1, 5):  # then four other hours, one commit each
+        _land_ahead(tmp_path, -back * HOUR, range(10 * back, 10 * back + 2))
+    assert len(_compact(tmp_path, FIXED_NOW_MS + HOUR).plan.tasks) == 4
+
+    table = open_curated(load_settings({"LAKE_LOCAL_ROOT": str(tmp_path)}), "orders")
+    listing = LocalLake(tmp_path).list_paths("raw/orders")
+    asked_alone = table.hour_coverage({ahead}, first_page=1)  # one page: the two newest commits, other hours'
+    as_compaction_asks = table.hour_coverage({raw.hour for path in listing if (raw := parse_raw_path("orders", path))})
+    assert ahead in asked_alone and asked_alone[ahead] == as_compaction_asks[ahead]
+    assert asked_alone[ahead].raw_files == frozenset(
+        path for path in listing if f"date={ahead.date}/hour={ahead.hour}/" in path
+    )

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from shared.batch import process_batch
+from shared.compaction.hours import Hour
 from shared.compaction.job import compact
 from shared.formats import format_named
 from shared.lake import LocalLake
@@ -30,6 +31,7 @@ from tests.lake.test_reprocess import WINDOW, _changed, _land_two_hours, _shadow
 from tools.reprocess import promote, reprocess
 
 HOUR = 3_600_000
+PAST_HOURS = 70  # > 64 commits after the ahead commit: more than a lookup of one hour reads at first
 
 
 @pytest.fixture
@@ -75,9 +77,9 @@ def test_rows_a_promotion_removed_do_not_come_back_with_the_next_compaction(lake
 
 
 def test_an_hour_that_has_not_begun_is_not_promoted(lake: Lake) -> None:
-    """An hour compacted ahead of its start (a producer's clock far ahead) is found by compaction among the commits
-    made after its start only; a promotion committed before it began could be missed, and the raw files merged
-    again with the rows it removed. Refused, named, until the hour has begun."""
+    """A commit made before its hour began is found by compaction only through the hour's data files, written then
+    (``CuratedTable.hour_coverage``): a promotion that empties the hour leaves none, could be missed, and the raw
+    files merged again with the rows it removed. Refused, named, until the hour has begun."""
     source = things()
     start = int(time.time() * 1000) // HOUR * HOUR + 40 * 24 * HOUR
     records = [
@@ -105,3 +107,64 @@ def test_an_hour_that_has_not_begun_is_not_promoted(lake: Lake) -> None:
     assert {e.offset for e in read_dead_letters(lake.store, "things")} == set(), "refused: nothing written"
     promote(source, ahead, lake=lake.store, curated=curated, run_id="r", now_ms=start, clock=lambda: start / 1000)
     assert sorted(row["id"] for row in curated_rows(lake, "things", ahead.diff.hour)) == [0, 1, 2, 4]
+
+
+def _land(lake: Lake, records: list[KafkaRecord], now_ms: int) -> None:
+    batch = process_batch(things(), records, max_record_bytes=10_000)
+    assert batch.dead_letters == []
+    land(lake.store, plan_batch(batch, format_named("parquet"), now_ms=now_ms))
+
+
+def test_a_promotion_of_an_hour_compacted_ahead_is_not_refused_for_good(lake: Lake) -> None:
+    """An hour compacted ahead of its start (``plan.AHEAD_LEAD_MS``) has a commit older than the hour's start.
+    Compaction asks about every hour with raw files, so it paged far enough to find it; ``tools.reprocess`` asked
+    about its window's hours only, missed it once more than a page of commits came after, and refused the hour as
+    holding "raw files its rows were not read from" on every rerun, although compaction had them: it had nothing
+    left to do for the hour, until the lifecycle rule deleted the raw files."""
+    source = things()
+    real_now = int(time.time() * 1000)
+    start = real_now // HOUR * HOUR + 3 * HOUR  # starts > AHEAD_LEAD_MS past now: compacted at once
+    ahead = Hour.of_ms(start)
+    _land(
+        lake,
+        [
+            KafkaRecord("things", 0, offset, None, orjson.dumps(value), start + offset)
+            for offset, value in enumerate(_values(range(6)))
+        ],
+        start,
+    )
+    curated = lake.table("things")
+    first = compact("things", lake.store, curated, now_ms=real_now, grace_ms=GRACE)
+    assert first.plan.ahead_hours == 1 and first.rows == 6
+
+    # Then the source's other hours are compacted: one commit each (late data, a backfill).
+    past = [real_now // HOUR * HOUR - (30 + i) * HOUR for i in range(PAST_HOURS)]
+    _land(
+        lake,
+        [
+            KafkaRecord("things", 0, 100 + i, None, orjson.dumps({"id": 100 + i, "address": {"city": "c"}}), at)
+            for i, at in enumerate(past)
+        ],
+        real_now,
+    )
+    assert compact("things", lake.store, curated, now_ms=real_now, grace_ms=GRACE).rows == PAST_HOURS
+
+    # Now the hour has begun (and closed): compaction finds its commit, so it has nothing to do for it.
+    later = start + 2 * HOUR
+    settled = compact("things", lake.store, curated, now_ms=later, grace_ms=GRACE)
+    assert ahead not in {task.hour for task in settled.plan.tasks}, "compaction never commits the hour again"
+
+    results = reprocess(
+        _changed(source),
+        lake=lake.store,
+        curated=curated,
+        shadow=_shadow(lake),
+        window=(start, start + HOUR),
+        max_record_bytes=10_000,
+    )
+    (result,) = results
+    assert result.diff.differs
+    # Refused with "holds raw files its rows were not read from ... run the command again once compaction has
+    # them" before: but compaction has them (above), so every rerun was refused alike.
+    promote(source, result, lake=lake.store, curated=curated, run_id="r", now_ms=later, clock=lambda: later / 1000)
+    assert sorted(row["id"] for row in curated_rows(lake, "things", ahead)) == [0, 1, 2, 4]

@@ -20,7 +20,9 @@ from shared.compaction.drift import (
     DriftTally,
     HourDrift,
     TypeChange,
+    fit_tables,
     printable,
+    report,
 )
 from tests.unit.shared.compaction.conftest import H10
 from tools.query import drift_line
@@ -120,6 +122,18 @@ def test_an_hour_without_unknown_fields_reports_none() -> None:
     drift = report_of(pa.table({"orderid": [1, 2], "_extra": pa.array([None, "{}"], pa.string())}))
     assert drift.new_fields == {} and drift.more_fields == 0 and not drift.drifted
     assert drift.summary() == "2 rows"
+
+
+def test_a_misfit_of_a_dotted_column_is_not_reported_as_a_new_field() -> None:
+    """A value of a column whose type changed moves to ``_extra`` under ``field_key(column.name)`` (its ``.``
+    escaped): the tally leaves that key out of the new fields, as it does an undotted column's name (a foreign
+    Parquet file's column ``a.b``; ``a\\.b`` is no field a producer sent)."""
+    curated = pa.schema([pa.field("id", pa.int64()), pa.field("a.b", pa.int64())])
+    landed = pa.table({"id": pa.array([1, 2], pa.int64()), "a.b": pa.array(["1", "x"], pa.string())})
+    (fitted,), changes = fit_tables(curated, [landed])
+    assert changes["a.b"].moved == 1
+    drift = report(H10, fitted, curated, changes)
+    assert drift.new_fields == {}, drift.new_fields
 
 
 def test_column_names_and_types_in_a_summary_are_escaped_too() -> None:
