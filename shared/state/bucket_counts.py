@@ -10,10 +10,25 @@ record does not name:
 - has no landing ledger: it is new, and gets ``STATE_BUCKETS`` if set, else its kind's N
   (``shared.state.registry``);
 - has ledgers: it landed under a version from before the record, and its state is in that
-  version's buckets: ``STATE_BUCKETS`` if set, else 1,024. Unless the record is absent while the lake shows it
-  had one (the runs record, ``RUNS_PATH``, or anything else under ``_state/``): then the record was lost (a restore
-  without it, a delete), the state is in the buckets of the N it named, which nothing here can tell, and
-  ``RecordLost`` names the file and what to do (docs/scale.md, "If the record is lost") instead of taking another N.
+  version's buckets: ``STATE_BUCKETS`` if set, else 1,024. Unless the lake shows that a record named it and was
+  lost since (a restore without it, a delete): then its state is in the buckets of the N the lost record named,
+  which nothing here can tell, and ``RecordLost`` names the file and what to do (docs/scale.md, "If the record is
+  lost") instead of taking another N.
+
+What shows it, per source, is evidence a write of the record by another source leaves in place (never whether the
+record is empty: the first source to settle after a loss may be a new one, which writes a record naming itself):
+
+- the runs record (``RUNS_PATH``) names the source (a migration moved it, which only a record naming it allows);
+- the record is absent while something else is under ``_state/`` (the runs record: only a version that records N
+  writes there);
+- the record is one written in such a lake (absent, ``_state/`` not empty), which keeps what showed the loss under
+  ``"lost"`` (``LOST``), so the sources that landed stay refused once a new source has written it. A record a
+  person writes (restored from a backup, or rewritten naming each keyed source's N) has no ``"lost"``, and the
+  record's other fields are kept by every write of this module.
+
+A restore that brings ``_state/`` back brings the evidence back with it; one that loses all of ``_state/`` leaves
+none (the source takes 1,024, or ``STATE_BUCKETS``: docs/scale.md). A lake from before the record has ledgers and
+nothing under ``_state/``, and a new deployment neither: no evidence, N taken as above.
 
 The record is created only if absent and extended only at its version, so concurrent workers
 agree on it. A worker reads it once; moving a source to another N is a migration that rewrites
@@ -25,6 +40,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -43,12 +59,15 @@ RECORD_PATH = "_state/buckets.json"
 RUNS_PATH = "_state/migration_runs.json"
 STATE_AREA = "_state"  # what this version keeps in the lake about keyed state; the versions before the record kept none
 BEFORE_THE_RECORD = 1024  # STATE_BUCKETS' default in the versions that did not record N
+# In a record written where one had been lost (absent, ``_state/`` not empty): what under ``_state/`` showed it.
+LOST = "lost"
 _ATTEMPTS = 5
 
 
 class RecordLost(ConfigurationError, LakeError):
-    """The record of bucket counts is absent from a lake that had one: no N can be taken for a source that landed
-    (its state is in the buckets of the N the lost record named). A configuration to restore, which every reader
+    """The record of bucket counts that named a source which landed is lost (absent, or replaced by one written
+    since that does not name it): no N can be taken for the source (its state is in the buckets of the N the lost
+    record named). A configuration to restore, which every reader
     of the record reports as it does a damaged record (a ``LakeError``): processing waits, the API answers 503."""
 
 
@@ -85,35 +104,56 @@ class BucketCounts:
             return {source: self._known[source] for source in wanted}
 
     def _settle(self, wanted: list[str]) -> dict[str, int]:
-        def name_missing(counts: dict[str, int]) -> bool:
-            missing = [source for source in wanted if source not in counts]
-            counts.update({source: self._first_count(source, recorded=bool(counts)) for source in missing})
-            return bool(missing)
+        def name_missing(record: _Record) -> bool:
+            missing = [source for source in wanted if source not in record.counts]
+            if not missing:
+                return False
+            if record.absent and (signs := _signs_of_a_record(self.lake)):
+                record.others[LOST] = signs  # the record written now is not the one the lake had: it says so
+            record.counts.update({source: self._first_count(source, record) for source in missing})
+            return True
 
-        return _update(self.lake, name_missing)
+        return _update(self.lake, name_missing).counts
 
-    def _first_count(self, source: str, *, recorded: bool) -> int:
-        """N for a source the record does not name: a source that landed before it was named has its state
-        (if any) in the buckets of a version from before the record; otherwise it is new. With no record at all
-        (``recorded`` false) but signs that the lake had one, a source that landed is refused (``RecordLost``)."""
-        if self.lake.list_paths(f"{LEDGER_AREA}/{safe_segment(source)}"):
-            if not recorded and (signs := _signs_of_a_record(self.lake)):
-                raise RecordLost(
-                    f"{RECORD_PATH} is absent, but this lake had one (it holds {', '.join(signs[:3])}, which only a "
-                    f"version that records N writes): {source} landed, and its state is in the buckets of the N the "
-                    f"lost record named, not {self.override or BEFORE_THE_RECORD:,} (what a lake from before the "
-                    f"record would take). Nothing was recorded. Restore {RECORD_PATH} from a backup of the lake, or "
-                    'write it as {"buckets": {"<source>": N}} with the N of the buckets each keyed source\'s state '
-                    'is in (docs/scale.md, "If the record is lost"), then restart the app'
-                )
+    def _first_count(self, source: str, record: _Record) -> int:
+        """N for a source ``record`` does not name: a source that landed before it was named has its state (if any)
+        in the buckets of a version from before the record; otherwise it is new. A source that landed is refused
+        (``RecordLost``) when the lake shows a record that named it was lost (the module's rule)."""
+        if not self.lake.list_paths(f"{LEDGER_AREA}/{safe_segment(source)}"):
+            return self.override or self.new_sources or ENTITY_KINDS[source].buckets
+        if LOST in record.others:
+            lost = record.others[LOST]
+            signs = [str(sign) for sign in lost] if isinstance(lost, list) else [str(lost)]
+            evidence = f"it holds {', '.join(signs[:3])}, which only a version that records N writes"
+        elif _moved_by_a_run(self.lake, source):
+            evidence = f"{RUNS_PATH} names {source}: a migration moved it, which only a record naming it allows"
+        else:
             return self.override or BEFORE_THE_RECORD
-        return self.override or self.new_sources or ENTITY_KINDS[source].buckets
+        where = RECORD_PATH if record.absent else f"the {RECORD_PATH} that named {source}"
+        since = "" if record.absent else f"; the one there now was written since and names {sorted(record.counts)}"
+        raise RecordLost(
+            f"{where} is absent, but this lake had one ({evidence}{since}): {source} landed, and its state is in the "
+            f"buckets of the N the lost record named, not {self.override or BEFORE_THE_RECORD:,} (what a lake from "
+            f"before the record would take). Nothing was recorded. Restore {RECORD_PATH} from a backup of the lake, "
+            'or write it as {"buckets": {"<source>": N, ...}} naming each keyed source with the N of the buckets its '
+            'state is in (docs/scale.md, "If the record is lost"), then restart the app'
+        )
 
 
 def _signs_of_a_record(lake: LakeStore) -> list[str]:
     """What the lake holds under ``_state/`` besides the record (the runs record, ``RUNS_PATH``): only a version that
     records N writes there, so any of it shows a record existed."""
     return sorted(path for path in lake.list_paths(STATE_AREA) if path != RECORD_PATH)
+
+
+def _moved_by_a_run(lake: LakeStore, source: str) -> bool:
+    """Whether the runs record names ``source`` (a migration moved it: ``record_migrated`` records a run only over
+    the N a record named)."""
+    found = lake.read_versioned(RUNS_PATH)
+    if found is None:
+        return False
+    runs = _parse_runs(found[0])
+    return source in runs["completed"] or source in runs["imported"]
 
 
 def record_migrated(
@@ -127,11 +167,11 @@ def record_migrated(
     it again is refused, ``imported``)."""
     found: list[int | None] = []
 
-    def move(counts: dict[str, int]) -> bool:
-        found[:] = [counts.get(source)]
+    def move(record: _Record) -> bool:
+        found[:] = [record.counts.get(source)]
         if found[0] != moved_from:
             return False
-        counts[source] = buckets
+        record.counts[source] = buckets
         return buckets != moved_from
 
     _update(lake, move)
@@ -197,15 +237,25 @@ def _parse_runs(data: bytes) -> dict[str, Any]:
     raise LakeError(f"{RUNS_PATH} is not a record of migration runs ({data[:200]!r}): restore it (docs/scale.md)")
 
 
-def _update(lake: LakeStore, change: Callable[[dict[str, int]], bool]) -> dict[str, int]:
+@dataclass
+class _Record:
+    """The record as read: each source's N, its other fields (``LOST``, or a later version's), kept as they are by a
+    write, and whether it was absent."""
+
+    counts: dict[str, int]
+    others: dict[str, Any] = field(default_factory=dict)
+    absent: bool = False
+
+
+def _update(lake: LakeStore, change: Callable[[_Record], bool]) -> _Record:
     """Read the record, let ``change`` edit it (False: nothing to write), write it back at the version read;
     read again when another writer got there first."""
     return _rewrite(
         lake,
         RECORD_PATH,
-        lambda data: {} if data is None else _parse(data),
+        lambda data: _Record({}, absent=True) if data is None else _parse(data),
         change,
-        lambda c: _sorted_json({"buckets": c}),
+        lambda record: _sorted_json({**record.others, "buckets": record.counts}),
     )
 
 
@@ -235,15 +285,15 @@ def _sorted_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def _parse(data: bytes) -> dict[str, int]:
+def _parse(data: bytes) -> _Record:
     try:
         record: Any = orjson.loads(data)
         counts = record["buckets"]
         if isinstance(counts, dict) and all(
             isinstance(source, str) and type(n) is int and 1 <= n <= 65_536 for source, n in counts.items()
         ):
-            return dict(counts)
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+            return _Record(dict(counts), {name: value for name, value in record.items() if name != "buckets"})
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         pass
     raise LakeError(f"{RECORD_PATH} is not a record of bucket counts ({data[:200]!r}): restore it (docs/scale.md)")
 

@@ -36,10 +36,11 @@ Operations:
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import groupby, repeat
 from typing import Any
 
 import orjson
@@ -261,16 +262,25 @@ _COUNTED_KEYS = 64
 _ASCII = bytes(range(0x80))
 _CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 bytes that follow a character's first
 _BMP_FIRST = bytes(range(0xC0, 0xF0))  # the first byte of a character of 2 or 3 bytes (4: outside the BMP)
+# Each digit as "0", "e" and "E" as "e", "." as itself, any other byte as a space: in orjson's output, a float (which
+# json.dumps may write longer) is the only place a digit meets a "." or an "e" outside a string.
+_NUMBER_SHAPES = bytes(
+    b"0"[0] if byte in b"0123456789" else b"e"[0] if byte in b"eE" else byte if byte == b"."[0] else b" "[0]
+    for byte in range(256)
+)
 
 
 def stored_size(state: dict[str, Any]) -> int:
-    """The bytes of ``state`` as the entity SDK stores it (``json.dumps``), from orjson's serialisation: exact for
-    a bucket's keys and their states (each a string), an upper bound for the rest (a ``,`` or ``:`` inside a string
-    of it counts as a separator; its numbers are integers, which both write alike). Runs in C but for a few
-    operations per call: no Python step per key."""
-    keys = state.get(KEYS)
+    """No fewer than the bytes of ``state`` as the entity SDK stores it (``json.dumps``), for every state an entity
+    can hold, damaged ones included (whatever ``json.loads`` gives: key states that are not text, lone surrogates,
+    control characters, numbers of any size); never raises. From orjson's serialisation where it writes what
+    ``json.dumps`` does but for escapes and separators: exact for a bucket's keys when each state is text, an upper
+    bound for the rest (a ``,`` or ``:`` inside a string of it counts as a separator). Runs in C but for a few
+    operations per call: no Python step per key. What orjson refuses (a lone surrogate, an integer past 64 bits, deep
+    nesting) or writes otherwise (a key state that is not text, a float) is measured by ``json.dumps`` itself."""
+    keys = state.get(KEYS) if isinstance(state, dict) else None
     if not isinstance(keys, dict):
-        return _rest_size(state) or 2  # "{}"
+        return (_rest_size(state) or 2) if isinstance(state, dict) else _dumped_size(state)  # "{}"
     rest = {name: value for name, value in state.items() if name != KEYS}
     return _EMPTY + _rest_size(rest) + _keys_size(keys)
 
@@ -281,32 +291,92 @@ def _most_bytes(keys: dict[str, Any]) -> int:
     BMP), an entry 8 besides its characters ('"": "", '). A state that is not text (damaged outside this code)
     counts as the bound: measured."""
     try:
-        chars = sum(map(len, keys)) + sum(map(len, keys.values()))
-        ascii_only = all(map(str.isascii, keys)) and all(map(str.isascii, keys.values()))  # O(1) a string
+        chars = sum(map(str.__len__, keys)) + sum(map(str.__len__, keys.values()))  # TypeError: not all text
     except TypeError:
         return MAX_BUCKET_BYTES
+    ascii_only = all(map(str.isascii, keys)) and all(map(str.isascii, keys.values()))  # O(1) a string
     return (6 if ascii_only else 12) * chars + 8 * len(keys) + 2
 
 
 def _keys_size(keys: dict[str, Any]) -> int:
-    """The bytes of a bucket's keys object as stored: exact (one ``": "`` and one ``", "`` a key, less the last)."""
-    data = orjson.dumps(keys)
-    return len(data) + _escaped(data) + max(2 * len(keys) - 1, 0)
+    """No fewer than the bytes of a bucket's keys object as stored: exact (one ``": "`` and one ``", "`` a key, less
+    the last) when each state is text that orjson writes; otherwise ``json.dumps``' own length."""
+    if all(map(isinstance, keys.values(), repeat(str))):
+        try:
+            data = orjson.dumps(keys)
+        except TypeError:  # a lone surrogate (``json.loads`` takes one), or a key that is not text
+            pass
+        else:
+            return len(data) + _escaped(data) + max(2 * len(keys) - 1, 0)
+    return _dumped_size(keys)
 
 
 def _rest_size(value: dict[str, Any]) -> int:
     """No fewer than the bytes of ``value`` as stored (0 for an empty one, whose braces a bucket's state does not
-    write), counting every ``,`` and ``:`` of it as a separator."""
+    write), counting every ``,`` and ``:`` of it as a separator; ``json.dumps``' own length where orjson refuses it
+    or may hold a float or NaN (which the two write differently: ``1e-05``, ``Infinity``)."""
     if not value:
         return 0
-    data = orjson.dumps(value)
+    try:
+        data = orjson.dumps(value)
+    except TypeError:
+        return _dumped_size(value)
+    if b"null" in data or b"0." in (shapes := data.translate(_NUMBER_SHAPES)) or b"0e" in shapes:
+        return _dumped_size(value)
     return len(data) + _escaped(data) + data.count(b",") + data.count(b":")
 
 
 def _entry_size(key: str, text: Any) -> int:
-    """The bytes one key takes in its bucket's state as stored, its separators included: exact for a text state."""
-    data = orjson.dumps([key, text])  # '["key","text"]': 3 bytes besides the strings, as stored '"key": "text", ': 4
-    return len(data) + 1 + _escaped(data)
+    """The bytes one key takes in its bucket's state as stored, its separators included: exact for a text state
+    orjson writes, ``json.dumps``' own length otherwise."""
+    if isinstance(text, str):
+        try:  # '["key","text"]': 3 bytes besides the strings, as stored '"key": "text", ': 4
+            data = orjson.dumps([key, text])
+        except TypeError:
+            pass
+        else:
+            return len(data) + 1 + _escaped(data)
+    return _dumped_size({key: text})  # '{"key": state}': its braces stand for its ", "
+
+
+def _dumped_size(value: Any) -> int:
+    """``len(json.dumps(value))``, what the entity SDK stores; for what ``json.dumps`` cannot write (nothing
+    ``json.loads`` gives, but for nesting too deep for it), a bound from the value's parts (``_most_dumped``)."""
+    try:
+        return len(json.dumps(value))
+    except (TypeError, ValueError, RecursionError):
+        return _most_dumped(value)
+
+
+def _most_dumped(value: Any) -> int:
+    """No fewer than the bytes of ``value`` as ``json.dumps`` writes it, part by part, without recursion: a character
+    of a string at most 12 (one outside the BMP), a float at most 24 (``-2.2250738585072014e-308``), an integer a
+    digit per 3.28 bits, 2 besides for each separator and for the quotes of a key that is not text."""
+    total, pending, seen = 0, [value], set()
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            total += 12 * len(item) + 2
+        elif item is None or isinstance(item, bool):
+            total += 5
+        elif isinstance(item, int):
+            total += item.bit_length() * 7 // 23 + 3
+        elif isinstance(item, float):
+            total += 24
+        elif isinstance(item, dict | list | tuple):
+            if id(item) in seen:  # a cycle, which json.dumps refuses: counted once
+                continue
+            seen.add(id(item))
+            if isinstance(item, dict):
+                total += 2 + 6 * len(item)
+                pending.extend(item)
+                pending.extend(item.values())
+            else:
+                total += 2 + 2 * len(item)
+                pending.extend(item)
+        else:
+            total += 12 * len(repr(item)) + 2
+    return total
 
 
 def _escaped(data: bytes) -> int:

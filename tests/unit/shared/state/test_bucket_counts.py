@@ -191,3 +191,83 @@ def test_a_lost_record_still_gives_a_source_that_never_landed_its_own_count(tmp_
     next_run(lake)  # a migration ran: the runs record exists
     assert lake.exists(RUNS_PATH) and not lake.exists(RECORD_PATH)
     assert BucketCounts(lake).of("users") == 256
+
+
+def test_a_lost_record_still_refuses_a_landed_source_after_a_new_source_settled_first(tmp_path: Path) -> None:
+    """A review's case: ``RecordLost`` was checked only while the record was empty. After the loss, the first
+    source to settle was one that never landed (a new source's first batch, ``GET /api/state`` for it): it wrote a
+    record naming itself alone, and a source that landed then took 1,024 silently, its state in the lost N."""
+    from shared.errors import ConfigurationError
+    from shared.state.bucket_counts import record_migrated
+
+    lake = LocalLake(tmp_path)
+    recorded = BucketCounts(lake).of("users")  # recorded before the first landing
+    lake.create("_landing/users/users+0.json", b"{}")  # users landed
+    assert record_migrated(lake, "users", 4096, recorded) is None  # moved to 4,096 (writes the runs record)
+    lake.delete(RECORD_PATH)  # the record is lost
+
+    # After the restart, the first worker to settle is a source that never landed (its own N: correct).
+    assert BucketCounts(LocalLake(tmp_path)).of("mobile") == 512
+    # Then users' worker: its state is in 4,096 buckets; the lost record must still be reported.
+    with pytest.raises(ConfigurationError, match="is absent, but this lake had one"):
+        BucketCounts(LocalLake(tmp_path)).of("users")
+
+
+def test_a_record_written_after_a_loss_keeps_refusing_every_landed_source_it_does_not_name(tmp_path: Path) -> None:
+    """Users never moved (the runs record does not name it), so what shows its record was lost is the record a new
+    source wrote in the lake that had lost one: it keeps saying so (``lost``), through other sources' writes and
+    moves, until a person writes the record."""
+    from shared.state.bucket_counts import LOST, RUNS_PATH, RecordLost, record_migrated
+
+    lake = LocalLake(tmp_path)
+    assert BucketCounts(lake).resolve(["mobile", "users"]) == {"mobile": 512, "users": 256}
+    lake.create("_landing/mobile/mobile+0.json", b"{}")
+    lake.create("_landing/users/users+0.json", b"{}")
+    assert record_migrated(lake, "mobile", 1024, 512, run=7) is None  # mobile moved: the runs record names it only
+    lake.delete(RECORD_PATH)
+
+    assert BucketCounts(LocalLake(tmp_path)).of("sensors") == 512  # never landed: new, wherever the record went
+    assert orjson.loads(lake.read(RECORD_PATH)) == {"buckets": {"sensors": 512}, LOST: [RUNS_PATH]}
+    assert BucketCounts(LocalLake(tmp_path)).of("clickstream") == 256  # another new one: the mark is kept
+    assert record_migrated(lake, "sensors", 1024, 512) is None  # and so it is by a move
+    assert orjson.loads(lake.read(RECORD_PATH))[LOST] == [RUNS_PATH]
+    for landed in ("users", "mobile"):
+        with pytest.raises(RecordLost, match=rf"the _state/buckets\.json that named {landed} is absent") as refused:
+            BucketCounts(LocalLake(tmp_path)).of(landed)
+        assert "names ['clickstream', 'sensors']" in str(refused.value)
+    assert _record(lake) == {"sensors": 1024, "clickstream": 256}, "nothing recorded for a landed source"
+
+    restored = {"mobile": 1024, "users": 256, "sensors": 1024, "clickstream": 256}
+    lake.write_if(RECORD_PATH, orjson.dumps({"buckets": restored}), lake.read_versioned(RECORD_PATH)[1])
+    assert BucketCounts(LocalLake(tmp_path)).resolve(list(restored)) == restored
+
+
+def test_a_record_that_does_not_name_a_source_a_migration_moved_refuses_it(tmp_path: Path) -> None:
+    """The runs record names the sources migrations moved, which only a record naming them allows: a record without
+    one of them (written by hand, or by a version that did not mark a record written after a loss) lost it."""
+    from shared.state.bucket_counts import RecordLost, record_migrated
+
+    lake = LocalLake(tmp_path)
+    BucketCounts(lake).of("users")
+    lake.create("_landing/users/users+0.json", b"{}")
+    assert record_migrated(lake, "users", 4096, 256, run=3) is None
+    lake.write_if(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 512}}), lake.read_versioned(RECORD_PATH)[1])
+    with pytest.raises(RecordLost, match=r"_state/migration_runs\.json names users: a migration moved it"):
+        BucketCounts(LocalLake(tmp_path)).of("users")
+
+
+def test_a_source_that_landed_before_the_record_is_not_taken_for_lost_once_another_source_moved(
+    tmp_path: Path,
+) -> None:
+    """The documented upgrade: a lake from before the record (ledgers, nothing under ``_state/``) records N as each
+    source first settles. A move of one of them writes the runs record; one that settles only later (its processing
+    idle until then) still has its state in the old default's buckets, and takes them."""
+    from shared.state.bucket_counts import RUNS_PATH, record_migrated
+
+    lake = LocalLake(tmp_path)
+    lake.create("_landing/mobile/mobile+0.json", b"{}")
+    lake.create("_landing/users/users+0.json", b"{}")
+    assert BucketCounts(lake).of("mobile") == BEFORE_THE_RECORD
+    assert record_migrated(lake, "mobile", 512, BEFORE_THE_RECORD, run=5) is None and lake.exists(RUNS_PATH)
+    assert BucketCounts(LocalLake(tmp_path)).of("users") == BEFORE_THE_RECORD
+    assert orjson.loads(lake.read(RECORD_PATH)) == {"buckets": {"mobile": 512, "users": BEFORE_THE_RECORD}}

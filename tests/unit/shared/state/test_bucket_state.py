@@ -334,6 +334,140 @@ def test_stored_size_is_the_length_of_the_sdks_json_for_a_buckets_keys(text: str
     )
 
 
+def test_stored_size_bounds_a_damaged_bucket_whose_key_states_are_arrays_or_objects() -> None:
+    """A review's case: measured as if each key state were text, ``[0, 0, 0]`` counted as orjson's ``[0,0,0]``."""
+    import json
+
+    from shared.state.bucket_state import stored_size
+
+    state = {"keys": {"a": [0, 0, 0], "b": {"x": 1, "y": 2}}}
+    assert stored_size(state) >= len(json.dumps(state))
+
+
+def test_a_damaged_bucket_of_array_key_states_is_kept_under_its_bound_as_the_sdk_stores_it() -> None:
+    """A review's case: 100 key states damaged outside this code (JSON arrays, not text), ~201 KB by orjson and
+    ~301 KB as stored: the apply measured 201,475 bytes, evicted nothing and left a state no backend stores."""
+    import json
+
+    from shared.state.bucket_state import MAX_BUCKET_BYTES
+    from shared.state.device_activity import fold as device_fold
+
+    state: dict[str, Any] = {"keys": {f"old{i}": [0] * 1000 for i in range(100)}}
+    part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [1, 1], "keys": {"k": [_tap(1)]}}
+    outcome = apply(device_fold, state, {"parts": [part]})
+    stored = len(json.dumps(outcome.state))
+    assert stored <= MAX_BUCKET_BYTES, f"stored {stored:,} bytes, measured {outcome.size}, evicted {outcome.evicted}"
+    assert outcome.evicted and outcome.size is not None and outcome.size >= stored
+
+
+def test_an_apply_to_a_bucket_holding_a_lone_surrogate_key_does_not_raise() -> None:
+    """A review's case: ``json.loads`` (the SDK's) takes ``"\\ud800"``, so a damaged stored state may hold such a key.
+    A bucket of more than 64 keys is serialised with orjson on every apply, which refused it: every later operation
+    on the bucket failed."""
+    import json
+
+    from shared.state.device_activity import fold as device_fold
+
+    state = json.loads(json.dumps({"keys": {f"k{i}": '{"events": 1}' for i in range(64)} | {"bad\ud800": "{}"}}))
+    part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [1, 1], "keys": {"k": [_tap(1)]}}
+    outcome = apply(device_fold, state, {"parts": [part]})
+    assert outcome.size is not None and outcome.size >= len(json.dumps(outcome.state))
+
+
+def test_a_bucket_over_its_bound_with_damage_orjson_refuses_evicts_under_it() -> None:
+    """Lone surrogates in keys and in key states, integers past 64 bits, floats json.dumps writes longer
+    (``1e-05``, ``Infinity``): the bucket is measured and evicted as the SDK stores it, and nothing raises."""
+    import json
+
+    from shared.state.bucket_state import MAX_BUCKET_BYTES
+    from shared.state.device_activity import fold as device_fold
+
+    keys: dict[str, Any] = {f"old{i}\ud800": '{"events": 1, "pad": "' + "\udfff" * 500 + '"}' for i in range(100)}
+    keys |= {f"big{i}": [2**70] * 200 for i in range(100)}
+    state: dict[str, Any] = {"keys": keys, "_kept_elsewhere": [1e-05, float("inf"), float("nan")] * 300}
+    part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [1, 1], "keys": {"k": [_tap(1)]}}
+    outcome = apply(device_fold, state, {"parts": [part]})
+    stored = len(json.dumps(outcome.state))
+    assert outcome.evicted and outcome.size is not None and outcome.size >= stored and stored <= MAX_BUCKET_BYTES
+
+
+def _damaged_text(rng: Any) -> str:
+    """Text of any character a stored state may hold: ASCII (separators, quotes, backslashes), control characters,
+    DEL, the BMP, outside it, lone surrogates."""
+    pools = [
+        'ab:, {}[]"\\/0123456789.eE-+',
+        "".join(map(chr, range(0x20))) + "\x7f",
+        "éЖ東\u2028\ufeff\u0080",
+        "\U0001f600\U0010ffff",
+        "\ud800\udbff\udc00\udfff",
+    ]
+    return "".join(rng.choice(rng.choice(pools)) for _ in range(rng.randrange(0, 12)))
+
+
+def _damaged_value(rng: Any, depth: int = 0) -> Any:
+    """Any value ``json.loads`` gives (floats and NaN, integers of any size, nested objects and arrays)."""
+    kind = rng.randrange(9 if depth < 3 else 7)
+    if kind == 0:
+        return _damaged_text(rng)
+    if kind == 1:
+        return rng.choice([0, -1, 7, 2**53, 2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 2**200, -(10**100)])
+    if kind == 2:
+        special = [1e-05, 1e-07, 1e15, 1e16, 1e22, 0.1, -0.0, 5e-324, 1.7976931348623157e308]
+        return rng.choice([*special, float("nan"), float("inf"), float("-inf"), rng.uniform(-1e6, 1e6)])
+    if kind == 3:
+        return rng.choice([True, False, None])
+    if kind in (4, 5, 6):
+        return _damaged_text(rng) if kind != 6 else "{" + _damaged_text(rng) + "}"
+    if kind == 7:
+        return [_damaged_value(rng, depth + 1) for _ in range(rng.randrange(0, 5))]
+    return {_damaged_text(rng): _damaged_value(rng, depth + 1) for _ in range(rng.randrange(0, 5))}
+
+
+def _damaged_state(rng: Any) -> dict[str, Any]:
+    """A bucket's state as an entity may hold it, damaged outside this code in any way ``json.loads`` allows."""
+    count = rng.choice([0, 1, 3, 64, 65, 150])
+    if rng.random() < 0.5:  # key states as this code writes them, bar a few
+        keys: Any = {_damaged_text(rng) + str(i): '{"events": 1}' for i in range(count)}
+        for key in rng.sample(list(keys), min(len(keys), rng.randrange(0, 3))):
+            keys[key] = _damaged_value(rng)
+    else:
+        keys = {_damaged_text(rng) + str(i): _damaged_value(rng) for i in range(count)}
+    state: dict[str, Any] = {"keys": keys if rng.random() < 0.9 else _damaged_value(rng)}
+    if rng.random() < 0.7:
+        state["_applied"] = {"mobile/0/0": [[0, rng.randrange(10**6)]], "mobile/1/0": [[0, 5], [7, 9]]}
+    for _ in range(rng.randrange(0, 4)):
+        state[rng.choice(["_evicted", "_unreadable", "_refused", "_origins", "_owed", _damaged_text(rng)])] = (
+            _damaged_value(rng)
+        )
+    if rng.random() < 0.05:  # nested deeper than orjson writes (254)
+        deep: Any = 0
+        for _ in range(300):
+            deep = [deep]
+        state["_deep"] = deep
+    return state
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_stored_size_bounds_every_state_an_entity_can_hold_and_never_raises(seed: int) -> None:
+    """``stored_size`` and the bound that spares measuring a small bucket (``_most_bytes``) are never under what the
+    SDK stores (``json.dumps``), for states damaged in every way ``json.loads`` allows, and never raise."""
+    import json
+    import random
+
+    from shared.state import bucket_state
+    from shared.state.bucket_state import stored_size
+
+    rng = random.Random(seed)
+    for _ in range(250):
+        state = _damaged_state(rng)
+        stored = len(json.dumps(state))
+        assert stored_size(state) >= stored, repr(state)[:500]
+        assert stored_size(json.loads(json.dumps(state))) >= stored  # as the SDK reads it back
+        keys = state["keys"]
+        if isinstance(keys, dict) and bucket_state._most_bytes(keys) < bucket_state.MAX_BUCKET_BYTES:
+            assert bucket_state._most_bytes(keys) >= len(json.dumps(keys)), repr(keys)[:500]
+
+
 @pytest.mark.parametrize("damaged", [["7", "8"], "abc", 5])
 def test_a_bucket_whose_key_states_are_not_an_object_sets_them_aside_and_counts_afresh(
     damaged: Any, caplog: pytest.LogCaptureFixture
