@@ -1,4 +1,11 @@
-"""The query API: entity state as JSON (HTTP triggers, function-level auth in Azure)."""
+"""The query API: entity state as JSON (HTTP triggers, function-level auth in Azure).
+
+Two forms ask for a key's state, with the same answers and errors: the path form
+``GET /api/state/{source}/{key}`` (and ``.../{key}/windows`` for sensors), which carries every key
+without ``%`` or ``/`` (:func:`shared.state.query_api.key_from_url` says exactly which, and why), and the
+query form ``GET /api/state/{source}?key=<key>`` (``&view=windows`` for sensors), which carries any key
+exactly (:func:`shared.state.query_api.key_from_query`).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,16 @@ from shared.errors import LakeError, TransientError
 from shared.settings import current_settings
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.bucket_state import is_bucket_state, key_state, key_text
-from shared.state.query_api import DAMAGED, BadQuery, ascii_lower, entity_name, key_from_url, locate, public_state
+from shared.state.query_api import (
+    DAMAGED,
+    BadQuery,
+    ascii_lower,
+    entity_name,
+    key_from_query,
+    key_from_url,
+    locate,
+    public_state,
+)
 
 bp = df.Blueprint()
 log = logging.getLogger("streamingpoc.http")
@@ -28,13 +44,24 @@ def _json(body: object, status: int = 200) -> func.HttpResponse:
 async def _read(
     client: df.DurableOrchestrationClient, req: func.HttpRequest, source: str
 ) -> func.HttpResponse | dict[str, object]:
-    """The state of the route's key, taken percent-decoded from the URL (any Unicode, ``/ ? # %`` too).
+    """The state of the path form's key, percent-decoded from the URL; 400 for a key the path cannot carry
+    exactly (any with ``%`` or ``/``: :func:`shared.state.query_api.key_from_url`)."""
+    try:
+        key = key_from_url(req.url, source, req.route_params["key"])
+    except BadQuery as error:
+        return _json({"error": str(error)}, 400)
+    return await _read_key(client, source, key)
+
+
+async def _read_key(
+    client: df.DurableOrchestrationClient, source: str, key: str
+) -> func.HttpResponse | dict[str, object]:
+    """The state of ``source``'s ``key``, whichever form asked for it.
 
     Read from the key's bucket; a key the bucket does not hold is read from its per-key entity of
     the previous layout (both are read until a deployment's state is migrated).
     """
     try:
-        key = key_from_url(req.url, source, req.route_params["key"])
         entity_name(source, key)
     except BadQuery as error:
         return _json({"error": str(error)}, 400)
@@ -83,10 +110,30 @@ def _unavailable(why: str) -> func.HttpResponse:
     return unavailable
 
 
+@bp.route(route="state/{source}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_state_by_query(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """GET /api/state/{source}?key=<key>[&view=windows]: any key's state (or a sensor's windows), exactly.
+
+    The route has two segments, so neither ``state/{source}/{key}`` nor ``state/sensors/{key}/windows``
+    matches its requests, nor does it match theirs. Answers and errors are the path form's.
+    """
+    source = ascii_lower(req.route_params["source"])  # routes match whatever the case
+    try:
+        wanted = key_from_query(req.url, source)
+    except BadQuery as error:
+        return _json({"error": str(error)}, 400)
+    found = await _read_key(client, source, wanted.key)
+    if isinstance(found, func.HttpResponse):
+        return found
+    return _json({"windows": found.get("windows", [])} if wanted.windows else found)
+
+
 @bp.route(route="state/{source}/{key}", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def get_state(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """GET /api/state/{source}/{key}: the entity's state (404 unknown key, 400 bad source or key)."""
+    """GET /api/state/{source}/{key}: the entity's state (404 unknown key, 400 bad source or key, or a key
+    holding ``%`` or ``/``, which the query form carries)."""
     found = await _read(client, req, ascii_lower(req.route_params["source"]))  # routes match whatever the case
     return found if isinstance(found, func.HttpResponse) else _json(found)
 
@@ -94,6 +141,7 @@ async def get_state(req: func.HttpRequest, client: df.DurableOrchestrationClient
 @bp.route(route="state/sensors/{key}/windows", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def get_sensor_windows(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """GET /api/state/sensors/{key}/windows: the sensor's one-minute windows of the last hour."""
+    """GET /api/state/sensors/{key}/windows: the sensor's one-minute windows of the last hour (any key:
+    ``GET /api/state/sensors?key=<key>&view=windows``)."""
     found = await _read(client, req, "sensors")
     return found if isinstance(found, func.HttpResponse) else _json({"windows": found.get("windows", [])})

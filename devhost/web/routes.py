@@ -28,8 +28,10 @@ def compile_route(template: str) -> re.Pattern[str]:
 
     Literal parts match whatever their case, as the Functions host's routing (ASP.NET Core, ordinal
     ignore-case) matches them: ``STATE/users/1`` reaches ``state/{source}/{key}``. Parameter values are
-    captured as sent. Case is folded for ASCII letters only (``re.ASCII``), so ``ſ`` or the Kelvin sign
-    never stands for ``s`` or ``k`` as Python's Unicode folding would have it.
+    captured from the path as given, keeping their case (the local host gives the path as the Functions host
+    matches it: decoded by Kestrel but for ``%2F``, ``devhost/web/host_url.py``). Case is folded for ASCII
+    letters only (``re.ASCII``), so ``ſ`` or the Kelvin sign never stands for ``s`` or ``k`` as Python's
+    Unicode folding would have it.
     """
     pattern, position = "", 0
     for parameter in _PARAMETER.finditer(template):

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import azure.functions as func
 from aiohttp import web
@@ -24,6 +23,7 @@ from aiohttp.typedefs import Handler
 from devhost.durable.entity_runtime import EntityRuntime, EntityStalled, UnknownEntity
 from devhost.runtime.function_stats import HostStats
 from devhost.runtime.invoker import Invoker
+from devhost.web.host_url import BadRequestTarget, function_url
 from devhost.web.routes import Route
 from shared.state.keys import MAX_ENCODED_KEY_LENGTH, is_storable_key
 
@@ -68,21 +68,30 @@ class HttpFrontEnd:
         return app
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
-        # Match on the raw path, then decode each value once: an encoded ``/`` stays inside its segment.
-        # The router matched the first segment as ``api`` (any case, maybe percent-encoded): drop it as sent.
-        path = request.rel_url.raw_path.split("/", 2)[2].strip("/")
+        # As the Functions host in Azure: routes match Kestrel's decoded path (``%2F`` stays inside its
+        # segment), route values are handed as matched, and req.url is built from that path
+        # (devhost/web/host_url.py), so a function sees here the URL it sees when deployed.
+        try:
+            url, decoded = function_url(request.scheme, request.host, request.raw_path)
+        except BadRequestTarget as error:
+            return web.json_response({"error": f"bad request target: {error}"}, status=400)
+        first, _, rest = decoded.lstrip("/").partition("/")
+        if not (first.isascii() and first.lower() == "api"):  # dot segments may have left it: /api/../x is /x
+            return web.json_response({"error": f"no function answers {request.method} {decoded}"}, status=404)
+        path = rest.strip("/")
         for route in self.routes:
             parameters = route.match(request.method, path)
             if parameters is not None:
-                decoded = {name: unquote(value) for name, value in parameters.items()}
-                return await self._invoke(route, decoded, request)
+                return await self._invoke(route, parameters, url, request)
         return web.json_response({"error": f"no function answers {request.method} /api/{path}"}, status=404)
 
-    async def _invoke(self, route: Route, parameters: dict[str, str], request: web.Request) -> web.StreamResponse:
+    async def _invoke(
+        self, route: Route, parameters: dict[str, str], url: str, request: web.Request
+    ) -> web.StreamResponse:
         body = await request.read()
         http_request = func.HttpRequest(
             method=request.method,
-            url=str(request.url),
+            url=url,
             headers=dict(request.headers),
             params=dict(request.query),
             route_params=parameters,

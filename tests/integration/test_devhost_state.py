@@ -83,7 +83,8 @@ async def test_query_api_returns_exact_counts_and_replay_changes_nothing(broker:
         await _wait_for_counts(host, "mobile", "events", expected)
         assert host.get("/api/state/mobile/no-such-device")[0] == 404
         assert host.get("/api/state/unknown/x")[0] == 400
-        assert host.get("/api/state/mobile/any%20key%2F%3F")[0] == 404  # any key can be asked for; none has state
+        assert host.get("/api/state/mobile?key=any%20key%2F%3F%25")[0] == 404  # any key may be asked; none has state
+        assert host.get("/api/state/mobile/any%20key%2F%3F")[0] == 400  # '/' in a path key: the query form's
         assert host.get("/api/state/mobile/%FF")[0] == 400  # not percent-encoded UTF-8
         assert host.interrupt() == 0, host.output()
     finally:

@@ -62,7 +62,7 @@ document.getElementById("lookup").addEventListener("submit", async (event) => {
   const source = document.getElementById("lookup-source").value;
   const key = document.getElementById("lookup-key").value.trim();
   const out = document.getElementById("lookup-result");
-  const response = await fetch(`/api/state/${encodeURIComponent(source)}/${encodeURIComponent(key)}`);
+  const response = await fetch(`/api/state/${encodeURIComponent(source)}?key=${encodeURIComponent(key)}`);
   const text = await response.text();
   try { out.textContent = `${response.status} ${JSON.stringify(JSON.parse(text), null, 2)}`; }
   catch { out.textContent = `${response.status} ${text}`; }

@@ -106,14 +106,19 @@ class _RecordingInvoker:
 
     def __init__(self) -> None:
         self.calls: list[dict[str, str]] = []
+        self.urls: list[str] = []
 
     def invoke(self, _function: IndexedFunction, arguments: dict[str, func.HttpRequest]) -> dict[str, str]:
         self.calls.append(dict(arguments["req"].route_params))
+        self.urls.append(arguments["req"].url)
         return self.calls[-1]
 
 
 _STATE = IndexedFunction(
     "get_state", ({"type": "httpTrigger", "name": "req", "route": "state/{source}/{key}"},), lambda req: None, None
+)
+_BY_QUERY = IndexedFunction(
+    "get_state_by_query", ({"type": "httpTrigger", "name": "req", "route": "state/{source}"},), lambda req: None, None
 )
 
 
@@ -122,8 +127,9 @@ async def routed() -> AsyncIterator[tuple[str, _RecordingInvoker]]:
     invoker = _RecordingInvoker()
     stats = HostStats()
     stats.add(_STATE.name, "httpTrigger")
+    stats.add(_BY_QUERY.name, "httpTrigger")
     mounts = {MOUNT: registry_app(RegistryStore(None))}
-    front = HttpFrontEnd(http_routes([_STATE]), invoker, None, stats, dashboard_snapshot=None, mounts=mounts)  # type: ignore[arg-type]
+    front = HttpFrontEnd(http_routes([_STATE, _BY_QUERY]), invoker, None, stats, dashboard_snapshot=None, mounts=mounts)  # type: ignore[arg-type]
     server = TestServer(front.application(), host="127.0.0.1")
     await server.start_server()
     try:
@@ -145,6 +151,60 @@ async def test_an_http_function_is_reached_whatever_the_case_of_api_and_its_rout
         assert response.status == 200
         assert await response.json() == {"source": "Users", "key": "AbC"}
     assert invoker.calls == [{"source": "Users", "key": "AbC"}]
+
+
+@pytest.mark.parametrize(
+    ("sent", "key", "handed"),
+    [
+        ("/api/state/users/50%2541", "50%41", "/api/state/users/50%41"),  # review G: decoded once too often
+        ("/api/state/users/a%2Fb", "a%2Fb", "/api/state/users/a%2Fb"),  # %2F stays encoded, in its segment
+        ("/api/state/users/%41%62c", "Abc", "/api/state/users/Abc"),
+        ("/api/state/users/caf%C3%A9%20%3F", "caf\u00e9 ?", "/api/state/users/caf%C3%A9%20%3F"),
+        ("/api/state/users/%FF", "%FF", "/api/state/users/%FF"),
+        ("/api/state/users/a%2F..%2Fb", "a%2F..%2Fb", "/api/state/users/a%2F..%2Fb"),
+        ("/api/state/sensors/%2E/x", "x", "/api/state/sensors/x"),  # dot segments go after decoding
+    ],
+)
+async def test_a_function_is_handed_the_request_the_functions_host_would_hand_it(
+    routed: tuple[str, _RecordingInvoker], sent: str, key: str, handed: str
+) -> None:
+    """The URL from Kestrel's decoded path and the route values matched on it, as in Azure, not the URL as sent:
+    so local tests see what a function sees when deployed (devhost/web/host_url.py)."""
+    base_url, invoker = routed
+    async with ClientSession() as session, session.get(URL(base_url + sent + "?code=x%3D", encoded=True)) as answer:
+        assert answer.status == 200
+    assert invoker.urls == [base_url + handed + "?code=x%3D"]
+    assert invoker.calls[0]["key"] == key
+
+
+async def test_the_query_form_reaches_its_function_with_the_query_as_sent(
+    routed: tuple[str, _RecordingInvoker],
+) -> None:
+    base_url, invoker = routed
+    query = "key=50%2541+%2B%2F%25&view=windows&key="
+    async with (
+        ClientSession() as session,
+        session.get(URL(f"{base_url}/API/State/sensors/?{query}", encoded=True)) as got,
+    ):
+        assert got.status == 200
+    assert invoker.calls == [{"source": "sensors"}]
+    assert invoker.urls == [f"{base_url}/API/State/sensors/?{query}"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "status"),
+    [
+        ("/api/state/users/%2E%2E", 404),  # /api/state: no function
+        ("/api/%2E%2E/admin/host/status", 404),  # /admin/host/status, which is not under /api
+        ("/api/state/users/a%00b", 400),  # Kestrel refuses a NUL before any function runs
+    ],
+)
+async def test_a_path_azure_never_hands_a_function_reaches_none(
+    routed: tuple[str, _RecordingInvoker], sent: str, status: int
+) -> None:
+    base_url, invoker = routed
+    assert await _status_as_sent(base_url, "GET", sent) == status
+    assert invoker.calls == []
 
 
 async def test_the_host_paths_of_the_functions_host_match_whatever_their_case(base_url: str) -> None:
