@@ -129,18 +129,22 @@ class Life:
     landed yet): no row there counts. When they differ from the retained log's first fingerprinted offset on,
     ``incarnation`` is the next one, which nothing landed in yet. ``adopted_below``: rows of the life before,
     at offsets below it, count too: this life's first records, landed as the earlier life before the restart
-    showed (``Ledger.landed_before_seen``)."""
+    showed (``Ledger.landed_before_seen``); so do those at the offsets the ledger recorded this life ``adopted``."""
 
     incarnation: int
     recreated_from: int | None = None
     adopted_below: int | None = None
     verified: bool = True  # False: no offset the ledger fingerprinted is retained, so the life was not compared
+    adopted: tuple[tuple[int, int], ...] = ()
 
     def counts(self, row: Landed) -> bool:
         if row.incarnation == self.incarnation:
             return self.recreated_from is None or row.offset < self.recreated_from
-        below = self.adopted_below
-        return below is not None and row.incarnation == self.incarnation - 1 and row.offset < below
+        if row.incarnation != self.incarnation - 1:
+            return False
+        if self.adopted_below is not None and row.offset < self.adopted_below:
+            return True
+        return any(low <= row.offset <= high for low, high in self.adopted)
 
 
 def current_lives(
@@ -189,8 +193,9 @@ def life_of(
     landed was recreated (offsets never go back in one life): told so when nothing fingerprinted is in ``[low, end)``;
     otherwise, with nothing there, the ledger's incarnation as it is, not ``verified``; with no ``ask``, as it is."""
     current = ledger.incarnation
+    adopted = tuple((first, last) for first, last in ledger.adopted)
     if ask is None or low >= end:
-        return Life(current)
+        return Life(current, adopted=adopted)
     known = {offset: digest for offset, digest in ledger.fingerprints.items() if low <= offset < end}
     firsts = [first_row] if first_row is not None else []
     if ledger.landed:
@@ -198,6 +203,8 @@ def life_of(
     pending = ledger.pending
     if pending is not None and pending.incarnation in (None, current):
         firsts.append(pending.low)
+    if ledger.seen_at is not None:  # stored where the restart was seen: below it, not inferred from what landed
+        firsts = [ledger.seen_at]
     earlier = next((e for e in ledger.previous if int(e["incarnation"]) == current - 1), None)
     below: dict[int, str] = {}
     if earlier is not None and firsts:
@@ -206,15 +213,15 @@ def life_of(
     if not known and not below:
         if ledger.landed and ledger.landed[-1][1] >= end:  # nothing to compare, but the log went back
             return Life(current + 1, recreated_from=low)
-        return Life(current, verified=not ledger.fingerprints)
+        return Life(current, verified=not ledger.fingerprints, adopted=adopted)
     found = ask(sorted(set(known) | set(below)))
     matched = sorted(offset for offset, digest in known.items() if found.get(offset) == digest)
     differ = sorted(offset for offset, digest in known.items() if offset in found and found[offset] != digest)
     if differ and not matched:
         return Life(current + 1, recreated_from=low)
     recreated_from = next((offset for offset in differ if offset > matched[0]), None) if matched else None
-    adopted = any(found.get(offset) == digest for offset, digest in below.items())
-    return Life(current, recreated_from, min(firsts) if adopted else None)
+    proven = any(found.get(offset) == digest for offset, digest in below.items())
+    return Life(current, recreated_from, min(firsts) if proven else None, adopted=adopted)
 
 
 # The offsets among a partition's sorted inclusive ranges that hold a record a consumer is given.

@@ -11,7 +11,9 @@ An incarnation is one life of a topic-partition's offsets. When a topic is recre
 embedded broker, an event hub replaced) offsets restart; a record at an offset the ledger has
 fingerprinted, whose key, value or timestamp differ, proves it. The ledger then starts a new
 incarnation: nothing landed before is skipped for, hidden by, or overwritten with the new
-records (file names and the ``_incarnation`` column carry it).
+records (file names and the ``_incarnation`` column carry it). Where it was seen (``seen_at``) and
+which of the life before's offsets hold the new life's first records (``adopted``) are stored with
+the new life when it starts, never inferred later from what landed since.
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ class Ledger:
     (``PartitionLanding._recordless``). One list for the partition, not per life: a move is of the broker's log,
     whose life the tool does not tell, and a marker of another life only leaves a gap open (one range more).
     Absent in ledgers written before it was recorded, and in those of partitions never moved (not written).
+
+    ``seen_at``: in a life after the first, the first offset of the batch in which the restart was seen. This
+    life's records below it that are in the lake landed as the life before, before the restart showed, at the
+    offsets ``adopted`` names (those the same consumer read on from, or that a batch proved by a fingerprint,
+    ``landed_before_seen``). Earlier lives keep theirs in ``previous`` (keys ``seen_at``, ``adopted``). None in
+    the first life, and in ledgers written before it was recorded (the life's first landed offset stands in).
     """
 
     incarnation: int = 0
@@ -97,39 +105,63 @@ class Ledger:
     pending: Pending | None = None
     previous: list[dict[str, Any]] = field(default_factory=list)
     moved_to: list[int] = field(default_factory=list)
+    seen_at: int | None = None
+    adopted: OffsetRanges = field(default_factory=list)
 
     def incarnation_of(self, records: Sequence[KafkaRecord], same_stream: int | None = None) -> int:
         """The life ``records`` (one batch, one life) belong to: the current or an earlier one whose fingerprint a
-        record matches; else the next one when a record contradicts the current fingerprints (the offsets
-        restarted); else, with no record at a fingerprinted offset, ``same_stream`` (the life of the batch this
-        one continues or retries, read by the same consumer) unless a record contradicts that life; else the
-        current one."""
+        record matches, and none above that match contradicts (else the batch left that life there: a later one's);
+        the life after an earlier one when the match is at an offset it adopted (its own record, landed as the life
+        before); else the next one when a record contradicts the current fingerprints (the offsets restarted); else,
+        with no record at a fingerprinted offset, ``same_stream`` (the life of the batch this one continues or
+        retries, read by the same consumer) unless a record contradicts that life; else the current one."""
         digests: dict[int, str] = {}
 
-        def matches(known: dict[int, str]) -> bool | None:
-            """True if a record matches ``known``, False if one contradicts it, None if none is at a known offset."""
-            verdict = None
+        def compare(known: dict[int, str]) -> tuple[bool | None, int | None]:
+            """(True, where) if a record matches ``known`` first at ``where`` and none above it differs; (False,
+            None) if one differs; (None, None) if none is at a known offset."""
+            matched: int | None = None
+            differs = False
             for record in records:
                 if record.offset in known:
                     digest = digests.get(record.offset) or digests.setdefault(record.offset, fingerprint(record))
-                    if known[record.offset] == digest:
-                        return True
-                    verdict = False
-            return verdict
+                    if known[record.offset] != digest:
+                        differs = True
+                        if matched is not None:
+                            return False, None
+                    elif matched is None:
+                        matched = record.offset
+            if matched is not None:
+                return True, matched
+            return (False if differs else None), None
 
-        current = matches(self.fingerprints)
+        current = self._matches_current(records, digests)
         if current:
             return self.incarnation
         verdicts = {}
         for earlier in reversed(self.previous):
-            verdict = verdicts[int(earlier["incarnation"])] = matches(_fingerprints(earlier))
-            if verdict:
-                return int(earlier["incarnation"])
+            life = int(earlier["incarnation"])
+            verdict, where = verdicts[life] = compare(_fingerprints(earlier))
+            if verdict and where is not None:
+                return life + 1 if contains(self.adopted_in(life + 1), where) else life
         if current is False:
             return self.incarnation + 1
-        if same_stream is not None and verdicts.get(same_stream) is None:
+        if same_stream is not None and verdicts.get(same_stream, (None, None))[0] is None:
             return same_stream
         return self.incarnation
+
+    def _matches_current(self, records: Sequence[KafkaRecord], digests: dict[int, str]) -> bool | None:
+        """True if a record matches the current fingerprints, False if one contradicts them, None if none is at a
+        fingerprinted offset (a batch crossing from a match to a contradiction is cut before, ``split_at``)."""
+        verdict = None
+        for record in records:
+            known = self.fingerprints.get(record.offset)
+            if known is not None:
+                digest = digests.get(record.offset) or digests.setdefault(record.offset, fingerprint(record))
+                if known == digest:
+                    return True
+                verdict = False
+        return verdict
 
     def first_contradiction(self, records: Sequence[KafkaRecord]) -> int | None:
         """The lowest offset of ``records`` whose record differs from this life's fingerprint there."""
@@ -171,43 +203,79 @@ class Ledger:
 
         A new life's first batches touch no fingerprint while they stay below the old life's first
         landed offset (its log started above 0: retention, or the ledger came later), so they land as
-        the old life; the restart is seen where the new life meets an old fingerprint, and its ranges
-        start there. A batch redelivered across that point must not land its records below it again.
-        The proof is a record below that point matching the earlier life's fingerprint at its offset;
-        then every record below it that the earlier life holds landed there (the consumer read this
-        life from its first offset up to the restart seen).
+        the old life; the restart is seen where the new life meets an old fingerprint, and the life's own
+        landings start at the batch that saw it (``seen_at``). A batch redelivered across that point must not
+        land its records below it again. Those the life ``adopted`` did land; and when a record below that
+        point matches the earlier life's fingerprint at its offset, every record below it that the earlier
+        life holds landed there (the consumer read this life from its first offset up to the restart seen).
         """
-        ranges = self.landed_in(incarnation)
         earlier = self._entry(incarnation - 1)
-        if not ranges or earlier is None:
+        seen_at = self.seen_at_of(incarnation)
+        if earlier is None or seen_at is None:
             return frozenset()
-        below = [record for record in records if record.offset < ranges[0][0]]
+        below = [record for record in records if record.offset < seen_at]
+        held = self.adopted_in(incarnation)
         known = _fingerprints(earlier)
-        if not any(known.get(record.offset) == fingerprint(record) for record in below if record.offset in known):
-            return frozenset()
-        held = [[int(low), int(high)] for low, high in earlier["landed"]]
+        if any(known.get(record.offset) == fingerprint(record) for record in below if record.offset in known):
+            held = [[int(low), int(high)] for low, high in earlier["landed"]]
         return frozenset(record.offset for record in below if contains(held, record.offset))
+
+    def seen_at_of(self, incarnation: int) -> int | None:
+        """Where the restart that began life ``incarnation`` was seen (``seen_at``); for a ledger written before
+        that was recorded, the life's first landed offset."""
+        if incarnation == self.incarnation:
+            stored: Any = self.seen_at
+        else:
+            entry = self._entry(incarnation)
+            stored = None if entry is None else entry.get("seen_at")
+        if stored is not None:
+            return int(stored)
+        ranges = self.landed_in(incarnation)
+        return ranges[0][0] if ranges else None
+
+    def adopted_in(self, incarnation: int) -> OffsetRanges:
+        """The offsets of the life before ``incarnation`` that hold its records (``adopted``)."""
+        if incarnation == self.incarnation:
+            return self.adopted
+        entry = self._entry(incarnation)
+        return [] if entry is None else [[int(low), int(high)] for low, high in entry.get("adopted", [])]
+
+    def adopt(self, offsets: Sequence[int], incarnation: int) -> None:
+        """Record that the life before ``incarnation`` holds that life's records at ``offsets`` (they landed there
+        before the restart showed)."""
+        ranges = self.adopted_in(incarnation)
+        for offset in sorted(offsets):
+            if not contains(ranges, offset):
+                ranges = add(ranges, offset, offset)
+        if incarnation == self.incarnation:
+            self.adopted = ranges
+        elif (entry := self._entry(incarnation)) is not None:
+            entry["adopted"] = ranges
 
     def _entry(self, incarnation: int) -> dict[str, Any] | None:
         return next((entry for entry in self.previous if int(entry["incarnation"]) == incarnation), None)
 
-    def next_incarnation(self, seen_at: int | None = None) -> Ledger:
+    def next_incarnation(self, contradicted_at: int | None = None, *, seen_at: int | None = None) -> Ledger:
         """A fresh ledger for the topic-partition's next life; this one's ranges and fingerprints kept as history.
 
-        ``seen_at``: the offset where the restart was seen. This life's fingerprints below it are kept whole:
-        they may be the next life's first records, landed here before the restart showed, and a redelivery
-        from one of them must prove it (``landed_before_seen``).
+        ``contradicted_at``: the offset whose record showed the restart. This life's fingerprints below it are kept
+        whole: they may be the next life's first records, landed here before the restart showed, and a redelivery
+        from one of them must prove it (``landed_before_seen``). ``seen_at``: the first offset of the batch that
+        showed it, from which the next life lands as itself.
         """
         kept = _kept(self.fingerprints, self.landed, KEPT_PREVIOUS_FINGERPRINTS)
-        if seen_at is not None:
-            kept = {o: d for o, d in self.fingerprints.items() if o in kept or o < seen_at}
+        if contradicted_at is not None:
+            kept = {o: d for o, d in self.fingerprints.items() if o in kept or o < contradicted_at}
         entry = {"incarnation": self.incarnation, "landed": self.landed, "fingerprints": _encoded(kept)}
+        if self.seen_at is not None:
+            entry |= {"seen_at": self.seen_at, "adopted": self.adopted}
         history = [*self.previous, entry]
         return Ledger(
             incarnation=self.incarnation + 1,
             pending=self.pending,
             previous=history[-KEPT_INCARNATIONS:],
             moved_to=list(self.moved_to),
+            seen_at=seen_at,
         )
 
     def landed_in(self, incarnation: int) -> OffsetRanges:
@@ -227,6 +295,8 @@ class Ledger:
         life = None if pending is None else self.incarnation if pending.incarnation is None else pending.incarnation
         if pending is not None and life == incarnation:
             landed = add(landed, pending.low, pending.high)
+        for low, high in self.adopted_in(incarnation):  # its records there landed in the life before
+            landed = add(landed, low, high)
         return [[below[1] + 1, above[0] - 1] for below, above in pairwise(landed)][-KEPT_HOLES:]
 
     def is_landed(self, offset: int, incarnation: int | None = None) -> bool:
@@ -281,6 +351,7 @@ class Ledger:
     def to_json(self) -> dict[str, Any]:
         pending = self.pending
         moves = {"moved_to": self.moved_to} if self.moved_to else {}  # a ledger never moved reads as before
+        restart = {} if self.seen_at is None else {"seen_at": self.seen_at, "adopted": self.adopted}
         return {
             "incarnation": self.incarnation,
             "landed": self.landed,
@@ -300,6 +371,7 @@ class Ledger:
             },
             "previous": self.previous,
             **moves,
+            **restart,
         }
 
     @classmethod
@@ -316,6 +388,8 @@ class Ledger:
             pending=None if pending is None else _pending(pending),
             previous=[_earlier(entry) for entry in _typed(document.get("previous", []), list, "previous")],
             moved_to=_offsets(document.get("moved_to", []), "moved_to"),
+            seen_at=_optional_integer(document.get("seen_at"), "seen_at"),
+            adopted=_ranges(document.get("adopted", []), "adopted"),
         )
 
 
@@ -429,6 +503,8 @@ def _earlier(entry: Any) -> dict[str, Any]:
     _integer(checked["incarnation"], "an earlier life's incarnation")
     _ranges(checked["landed"], "an earlier life's landed")
     _checked_fingerprints(checked)
+    _optional_integer(checked.get("seen_at"), "an earlier life's seen_at")
+    _ranges(checked.get("adopted", []), "an earlier life's adopted")
     return checked
 
 
@@ -442,6 +518,10 @@ def _ranges(value: Any, what: str) -> OffsetRanges:
     if any(low > high for low, high in ranges) or any(a[1] >= b[0] for a, b in pairwise(ranges)):
         raise ValueError(f"{what} are not ranges in order: {ranges}")
     return ranges
+
+
+def _optional_integer(value: Any, what: str) -> int | None:
+    return None if value is None else _integer(value, what)
 
 
 def _integer(value: Any, what: str) -> int:

@@ -117,12 +117,14 @@ class Written:
 @dataclass(frozen=True, slots=True)
 class _Admitted:
     """One batch this instance admitted: its first and last offset, its life, and the partition's current life
-    then (``PartitionLanding._same_stream``)."""
+    then (``PartitionLanding._same_stream``); ``run_first``: where the batches this instance read on from one
+    to the next, in that life, began (``PartitionLanding._adopted_run``)."""
 
     first: int
     last: int
     life: int
     current: int
+    run_first: int
 
 
 class PartitionLanding:
@@ -159,28 +161,32 @@ class PartitionLanding:
         landed = ledger.landed
         steady = not landed or first.offset > landed[-1][1]
         if steady and not ledger.previous:  # all new, and the topic never restarted: nothing to compare
-            self._admitting = _Admitted(first.offset, last.offset, ledger.incarnation, ledger.incarnation)
+            self._admitting = self._admitted_now(first.offset, last.offset, ledger.incarnation, ledger.incarnation)
             recordless = self._recordless(first.offset, ledger.incarnation, ledger)
             return Admission(
                 ledger.incarnation, first.offset, last.offset, None, first, last, repaired, recordless=recordless
             )
         incarnation = ledger.incarnation_of(records, self._same_stream(first.offset, ledger))
-        self._admitting = _Admitted(first.offset, last.offset, incarnation, ledger.incarnation)
+        self._admitting = self._admitted_now(first.offset, last.offset, incarnation, ledger.incarnation)
         if incarnation > ledger.incarnation:
             log.warning("%s: offsets restarted; new incarnation %d", self.name, incarnation)
-            ledger = self._ledger = ledger.next_incarnation(ledger.first_contradiction(records))
+            adopted = self._adopted_run(first.offset, ledger)
+            contradicted_at = ledger.first_contradiction(records)
+            ledger = self._ledger = ledger.next_incarnation(contradicted_at, seen_at=first.offset)
+            ledger.adopt(adopted, incarnation)
         elif incarnation < ledger.incarnation:
             log.warning("%s: a batch of incarnation %d, an earlier life of the topic", self.name, incarnation)
         before_seen = ledger.landed_before_seen(records, incarnation) if incarnation > 0 else frozenset()
+        if before_seen:  # kept, so a redelivery that carries no fingerprint is known too (committed by ``begin``)
+            ledger.adopt(sorted(before_seen), incarnation)
         fresh = [
             record
             for record in records
             if not ledger.is_landed(record.offset, incarnation) and record.offset not in before_seen
         ]
-        low = max(before_seen) + 1 if before_seen else first.offset  # below it, the life before holds the records
         return Admission(
             incarnation,
-            low,
+            first.offset,
             last.offset,
             frozenset(record.offset for record in fresh),
             fresh[0] if fresh else None,
@@ -214,6 +220,23 @@ class PartitionLanding:
         if admitted.life < admitted.current or not landed or landed[-1][1] <= admitted.last:
             return admitted.life
         return None
+
+    def _admitted_now(self, first_offset: int, last_offset: int, life: int, current: int) -> _Admitted:
+        """This batch as this instance's last one, once ``begin`` commits it; its run goes on from the last one's
+        when it retries or follows that one in the same life."""
+        admitted = self._admitted
+        follows = admitted is not None and first_offset in (admitted.first, admitted.last + 1)
+        run_first = admitted.run_first if admitted is not None and follows and admitted.life == life else first_offset
+        return _Admitted(first_offset, last_offset, life, current, run_first)
+
+    def _adopted_run(self, first_offset: int, ledger: Ledger) -> list[int]:
+        """Offsets of the current life that hold the next life's records, as this instance's memory shows them when
+        a batch that follows its last one shows the restart: one consumer reads one log in order, so the batches
+        it read on from up to this one were of the new life, landed (or found landed) as the current one."""
+        admitted = self._admitted
+        if admitted is None or admitted.life != ledger.incarnation or first_offset != admitted.last + 1:
+            return []
+        return [o for o in range(admitted.run_first, admitted.last + 1) if ledger.is_landed(o, admitted.life)]
 
     def _recordless(self, first_offset: int, incarnation: int, ledger: Ledger) -> tuple[int, int] | None:
         """The offsets between this instance's last batch of the partition and this one, when this one starts above
@@ -279,8 +302,13 @@ class PartitionLanding:
         ledger = self._loaded()
         ledger.pending = None
         admission = written.begun.admission
-        if admission.low <= admission.high:
-            ledger.mark_landed(admission.low, admission.high, admission.incarnation)
+        low = admission.low
+        for held in sorted(admission.before_seen):
+            if low < held:
+                ledger.mark_landed(low, held - 1, admission.incarnation)
+            low = held + 1
+        if low <= admission.high:
+            ledger.mark_landed(low, admission.high, admission.incarnation)
 
     def holes(self, incarnation: int) -> OffsetRanges:
         """The ledger's holes in ``incarnation`` as this object last read or wrote it (``Ledger.holes``)."""

@@ -518,3 +518,29 @@ def test_a_file_with_a_long_name_being_quarantined_while_reconcile_runs_is_count
     assert code == 0 and "double:" not in printed and "unreadable" not in printed, printed
     assert _columns(printed)[4:8] == ["4", "0", "0", "0"], printed
     assert f"{long_b} -> {moved.path}" in printed, printed
+
+
+def test_a_new_lifes_records_landed_below_where_its_restart_showed_after_it_showed_are_no_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As above, but the new life's group started at 50: 50-99 land as the old life, the restart shows at 100, then
+    a rewind to 0 lands 0-49 as incarnation 1, below where the restart showed. The life's lowest row is then 0, so
+    inferring the restart point from it adopted nothing and reported 50-99 missing; the ledger stores it."""
+    lake = LocalLake(tmp_path)
+    context = context_for(SOURCES["orders"], lake)
+    handle_batch(context, _orders(range(100, 120)))
+    new = _orders(range(130), key="n", orderid=10_000, timestamp_ms=FIXED_NOW_MS + 1)
+    for first, last in ((50, 100), (100, 130), (0, 130), (20, 130)):
+        handle_batch(context, new[first:last])
+    identities = sorted(
+        (row["_incarnation"], row["_offset"])
+        for path in lake.list_paths("raw/orders")
+        for row in decode("parquet", lake.read(path))
+        if row["orderid"] >= 10_000
+    )
+    assert identities == sorted([(0, o) for o in range(50, 100)] + [(1, o) for o in [*range(50), *range(100, 130)]])
+
+    code, printed = _run(lake, _Topic(new, 130), monkeypatch, capsys)
+
+    assert code == 0 and "missing:" not in printed and "doubled" not in printed, printed
+    assert _columns(printed)[1] == "1" and _columns(printed)[4] == "130", printed

@@ -1,7 +1,8 @@
 """A lake that fails or pauses its n-th call in a chosen way, invocations retried as the trigger does, and an
 exactly-once check of raw/, dead letters and entity counts: the world the landing's fault tests run in.
 
-Not a test module (no ``test_`` prefix): tests/unit/shared/landing/test_restarts_open.py and test_faults_*.py use it.
+Not a test module (no ``test_`` prefix): tests/unit/shared/landing/test_restarts.py and
+tests/faults/test_lake_call_faults.py use it.
 """
 
 from __future__ import annotations

@@ -35,6 +35,10 @@ DAMAGED = {
     "an earlier life not an object": b'{"incarnation": 1, "previous": [5]}',
     "an earlier life's fingerprints": b'{"incarnation": 1, "previous": [{"incarnation": 0, "landed": [], '
     b'"fingerprints": {"3": 7}}]}',
+    "seen_at not an offset": b'{"incarnation": 1, "seen_at": "15"}',
+    "adopted not ranges": b'{"incarnation": 1, "seen_at": 15, "adopted": [[9, 0]]}',
+    "an earlier life's adopted": b'{"incarnation": 2, "previous": [{"incarnation": 1, "landed": [], '
+    b'"seen_at": 4, "adopted": [3]}]}',
 }
 
 
@@ -79,6 +83,41 @@ def test_a_batch_at_no_fingerprint_is_the_life_of_the_batch_it_follows_unless_th
     assert ledger.incarnation_of(unmarked, same_stream=0) == 0
     assert ledger.incarnation_of(old[9:14], same_stream=0) == 0, "matching life 0's fingerprint at 9"
     assert ledger.incarnation_of(new[9:14], same_stream=0) == 1, "contradicting life 0 at 9: not that life"
+
+
+def test_where_a_restart_showed_and_what_the_new_life_adopted_are_stored_and_read_back() -> None:
+    """Stored with the life when it starts and carried into ``previous`` by the next restart; a ledger of a life
+    that never restarted writes neither (it reads as the previous version wrote it)."""
+    from shared.landing.ledger import Ledger, fingerprint
+
+    old, new = records_for(CLICKS, 30, first_offset=20, seed=1), records_for(CLICKS, 40, seed=2)
+    ledger = Ledger(landed=[[0, 9], [20, 49]], fingerprints={0: fingerprint(new[0]), 20: fingerprint(old[0])})
+    assert set(ledger.to_json()) == {"incarnation", "landed", "fingerprints", "pending", "previous"}
+    ledger = ledger.next_incarnation(20, seen_at=10)
+    ledger.adopt([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 1)
+    read = Ledger.from_json(orjson.loads(orjson.dumps(ledger.to_json())))
+    assert (read.seen_at, read.adopted) == (10, [[0, 9]])
+    assert read.landed_before_seen(new[3:8], 1) == frozenset(range(3, 8)), "adopted: no fingerprint needed"
+    assert read.landed_before_seen(new[10:14], 1) == frozenset(), "at or above where it showed: its own"
+    assert read.holes(1) == [], "its adopted offsets are no gap the life may land yet"
+    later = Ledger.from_json(orjson.loads(orjson.dumps(read.next_incarnation(None, seen_at=0).to_json())))
+    assert later.seen_at_of(1) == 10 and later.adopted_in(1) == [[0, 9]]
+
+
+def test_a_batch_matching_an_earlier_life_then_contradicting_it_is_not_of_that_life() -> None:
+    """The new life's first records landed as the old life (0-9), the restart showed at 20 and the landing that saw
+    it was removed (no fingerprint of life 1 left). A redelivery from 0 matches life 0 at 0 and contradicts it at
+    20: it left life 0 there, so it is life 1's, not life 0's (whose 20-49 it would skip as landed: lost)."""
+    from shared.landing.ledger import Ledger, fingerprint
+
+    old, new = records_for(CLICKS, 30, first_offset=20, seed=1), records_for(CLICKS, 40, seed=2)
+    known = {0: fingerprint(new[0]), 9: fingerprint(new[9]), 20: fingerprint(old[0])}
+    ledger = Ledger(landed=[[0, 9], [20, 49]], fingerprints=known).next_incarnation(20, seen_at=10)
+    assert ledger.incarnation_of(new[0:30]) == 1
+    assert ledger.incarnation_of(new[0:9]) == 0, "matching life 0 and nothing above contradicting it"
+    assert ledger.incarnation_of(old[0:5]) == 0, "the old life's own records"
+    ledger.adopt(list(range(10)), 1)
+    assert ledger.incarnation_of(new[0:9]) == 1, "matching life 0 where life 1 adopted: life 1's own record"
 
 
 @pytest.mark.parametrize("content", DAMAGED.values(), ids=DAMAGED.keys())

@@ -1,13 +1,12 @@
-"""Open windows of the landing across a topic restart (incarnations), each proved by a review on 2026-12-06 and
-kept here as a strict xfail until fixed (docs/reliability.md lists them). Without a restart, the review's
-enumeration of faults and interleavings found nothing (tests/unit/shared/landing/test_faults_enumerated.py)."""
+"""Windows of the landing across a topic restart (incarnations) a review proved on 2026-12-06: a loss and two
+doubles, each failing before the ledger stored where the restart showed and what the new life adopted
+(``Ledger.seen_at``, ``Ledger.adopted``). Without a restart, the review's enumeration of faults and interleavings
+found nothing (tests/faults/test_lake_call_faults.py)."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-
-import pytest
 
 from tests.unit.shared.landing.fault_world import World, check, life
 
@@ -15,10 +14,10 @@ OLD = life(40, seed=3, first_offset=20)  # the old life: offsets 20..59 (its log
 NEW = life(60, seed=4, shift_ms=1000)  # the topic re-created: offsets 0..59, other records
 
 
-@pytest.mark.xfail(strict=True, reason="open: a removed first landing of a new life loses its records (raw/, state)")
 def test_a_removed_first_landing_of_a_new_life_hides_the_redelivery_above_the_restart(tmp_path: Path) -> None:
     """Removing the landing that first saw the restart forgets the new life's only fingerprints; the redelivery,
-    matching the old life's fingerprint below the restart, is admitted whole as the old life."""
+    matching the old life's fingerprint below the restart, was admitted whole as the old life (its records above
+    the restart skipped as landed there: lost). It contradicts that life above the match, so it is not of it."""
     world = World(tmp_path)
     first = world.instance()
     world.deliver(first, OLD)
@@ -33,9 +32,9 @@ def test_a_removed_first_landing_of_a_new_life_hides_the_redelivery_above_the_re
     check(world, [OLD, NEW], "a removed first landing of a new life")
 
 
-@pytest.mark.xfail(strict=True, reason="open: a redelivery inside a landing below the restart lands again")
 def test_a_redelivery_inside_a_new_life_landing_below_the_restart_lands_once(tmp_path: Path) -> None:
-    """It touches no kept fingerprint, so it has no proof it landed before and is taken for the current life."""
+    """It touches no kept fingerprint, so it had no proof it landed before and landed again in the current life;
+    the instance that saw the restart had read on from 0, so the new life adopted 0..18 then."""
     world = World(tmp_path)
     lake = world.instance()
     world.deliver(lake, OLD)
@@ -48,9 +47,8 @@ def test_a_redelivery_inside_a_new_life_landing_below_the_restart_lands_once(tmp
     check(world, [OLD, NEW[0:40]], "a redelivery inside a landing below the restart")
 
 
-@pytest.mark.xfail(strict=True, reason="open: fresh records below before_seen are not recorded as landed")
 def test_fresh_records_below_before_seen_are_recorded_as_landed(tmp_path: Path) -> None:
-    """``finish`` marks only [max(before_seen)+1, high] landed; the fresh records below land again."""
+    """``finish`` marked only [max(before_seen)+1, high] landed, so the fresh records below landed again."""
     world = World(tmp_path)
     lake = world.instance()
     world.deliver(lake, OLD)
