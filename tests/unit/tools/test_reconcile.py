@@ -292,12 +292,7 @@ def test_a_new_lifes_first_records_landed_before_the_restart_showed_are_no_gap(
     new = _orders(range(130), key="n", orderid=10_000, timestamp_ms=FIXED_NOW_MS + 1)
     for first, last in ((0, 50), (50, 100), (100, 130)):
         handle_batch(context, new[first:last])
-    identities = sorted(
-        (row["_incarnation"], row["_offset"])
-        for path in lake.list_paths("raw/orders")
-        for row in decode("parquet", lake.read(path))
-        if row["orderid"] >= 10_000
-    )
+    identities = _new_life_identities(lake)
     assert identities == [(0, o) for o in range(100)] + [(1, o) for o in range(100, 130)]  # each landed once
 
     code, printed = _run(lake, _Topic(new, 130), monkeypatch, capsys)
@@ -308,6 +303,16 @@ def test_a_new_lifes_first_records_landed_before_the_restart_showed_are_no_gap(
     other = _orders(range(130), key="x", orderid=20_000, timestamp_ms=FIXED_NOW_MS + 2)  # a third life, not landed
     code, printed = _run(lake, _Topic(other, None), monkeypatch, capsys)
     assert _columns(printed)[1:2] + _columns(printed)[4:10] == ["2", "0", "0", "0", "0", "130", "0"], printed
+
+
+def _new_life_identities(lake: LocalLake) -> list[tuple[int, int]]:
+    """(incarnation, offset) of every raw row of the new life's orders (order ids from 10,000)."""
+    return sorted(
+        (row["_incarnation"], row["_offset"])
+        for path in lake.list_paths("raw/orders")
+        for row in decode("parquet", lake.read(path))
+        if row["orderid"] >= 10_000
+    )
 
 
 def _identity_rows(offsets: list[int]) -> bytes:
@@ -532,12 +537,7 @@ def test_a_new_lifes_records_landed_below_where_its_restart_showed_after_it_show
     new = _orders(range(130), key="n", orderid=10_000, timestamp_ms=FIXED_NOW_MS + 1)
     for first, last in ((50, 100), (100, 130), (0, 130), (20, 130)):
         handle_batch(context, new[first:last])
-    identities = sorted(
-        (row["_incarnation"], row["_offset"])
-        for path in lake.list_paths("raw/orders")
-        for row in decode("parquet", lake.read(path))
-        if row["orderid"] >= 10_000
-    )
+    identities = _new_life_identities(lake)
     assert identities == sorted([(0, o) for o in range(50, 100)] + [(1, o) for o in [*range(50), *range(100, 130)]])
 
     code, printed = _run(lake, _Topic(new, 130), monkeypatch, capsys)
