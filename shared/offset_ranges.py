@@ -7,6 +7,7 @@ way: batches that arrive in order merge into one range, so the record stays smal
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from itertools import pairwise
 
 OffsetRanges = list[list[int]]
@@ -75,3 +76,19 @@ def without(ranges: OffsetRanges, removed: OffsetRanges) -> OffsetRanges:
         if low <= high:
             kept.append([low, high])
     return kept
+
+
+def within(ranges: OffsetRanges, low: int, high: int) -> OffsetRanges:
+    """The offsets of ``ranges`` from ``low`` to ``high``."""
+    return [[max(first, low), min(last, high)] for first, last in ranges if first <= high and last >= low]
+
+
+def runs(offsets: Iterable[int]) -> OffsetRanges:
+    """``offsets`` as ranges."""
+    ranges: OffsetRanges = []
+    for offset in sorted(offsets):
+        if ranges and offset <= ranges[-1][1] + 1:
+            ranges[-1][1] = max(ranges[-1][1], offset)
+        else:
+            ranges.append([offset, offset])
+    return ranges

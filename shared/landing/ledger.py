@@ -240,17 +240,16 @@ class Ledger:
         entry = self._entry(incarnation)
         return [] if entry is None else [[int(low), int(high)] for low, high in entry.get("adopted", [])]
 
-    def adopt(self, offsets: Sequence[int], incarnation: int) -> None:
-        """Record that the life before ``incarnation`` holds that life's records at ``offsets`` (they landed there
+    def adopt(self, ranges: OffsetRanges, incarnation: int) -> None:
+        """Record that the life before ``incarnation`` holds that life's records in ``ranges`` (they landed there
         before the restart showed)."""
-        ranges = self.adopted_in(incarnation)
-        for offset in sorted(offsets):
-            if not contains(ranges, offset):
-                ranges = add(ranges, offset, offset)
+        adopted = self.adopted_in(incarnation)
+        for low, high in ranges:
+            adopted = add(adopted, low, high)
         if incarnation == self.incarnation:
-            self.adopted = ranges
+            self.adopted = adopted
         elif (entry := self._entry(incarnation)) is not None:
-            entry["adopted"] = ranges
+            entry["adopted"] = adopted
 
     def _entry(self, incarnation: int) -> dict[str, Any] | None:
         return next((entry for entry in self.previous if int(entry["incarnation"]) == incarnation), None)

@@ -46,7 +46,7 @@ from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, PlannedFile, land
 from shared.landing.ledger import Ledger, Pending
 from shared.layout import DEADLETTER_AREA, RAW_AREA, ledger_path
-from shared.offset_ranges import OffsetRanges
+from shared.offset_ranges import OffsetRanges, runs, within, without
 from shared.records import KafkaRecord, TopicPartition
 
 log = logging.getLogger("streamingpoc.landing")
@@ -178,7 +178,7 @@ class PartitionLanding:
             log.warning("%s: a batch of incarnation %d, an earlier life of the topic", self.name, incarnation)
         before_seen = ledger.landed_before_seen(records, incarnation) if incarnation > 0 else frozenset()
         if before_seen:  # kept, so a redelivery that carries no fingerprint is known too (committed by ``begin``)
-            ledger.adopt(sorted(before_seen), incarnation)
+            ledger.adopt(runs(before_seen), incarnation)
         fresh = [
             record
             for record in records
@@ -229,14 +229,14 @@ class PartitionLanding:
         run_first = admitted.run_first if admitted is not None and follows and admitted.life == life else first_offset
         return _Admitted(first_offset, last_offset, life, current, run_first)
 
-    def _adopted_run(self, first_offset: int, ledger: Ledger) -> list[int]:
+    def _adopted_run(self, first_offset: int, ledger: Ledger) -> OffsetRanges:
         """Offsets of the current life that hold the next life's records, as this instance's memory shows them when
         a batch that follows its last one shows the restart: one consumer reads one log in order, so the batches
         it read on from up to this one were of the new life, landed (or found landed) as the current one."""
         admitted = self._admitted
         if admitted is None or admitted.life != ledger.incarnation or first_offset != admitted.last + 1:
             return []
-        return [o for o in range(admitted.run_first, admitted.last + 1) if ledger.is_landed(o, admitted.life)]
+        return within(ledger.landed_in(admitted.life), admitted.run_first, admitted.last)
 
     def _recordless(self, first_offset: int, incarnation: int, ledger: Ledger) -> tuple[int, int] | None:
         """The offsets between this instance's last batch of the partition and this one, when this one starts above
@@ -302,13 +302,8 @@ class PartitionLanding:
         ledger = self._loaded()
         ledger.pending = None
         admission = written.begun.admission
-        low = admission.low
-        for held in sorted(admission.before_seen):
-            if low < held:
-                ledger.mark_landed(low, held - 1, admission.incarnation)
-            low = held + 1
-        if low <= admission.high:
-            ledger.mark_landed(low, admission.high, admission.incarnation)
+        for low, high in without([[admission.low, admission.high]], runs(admission.before_seen)):
+            ledger.mark_landed(low, high, admission.incarnation)
 
     def holes(self, incarnation: int) -> OffsetRanges:
         """The ledger's holes in ``incarnation`` as this object last read or wrote it (``Ledger.holes``)."""

@@ -94,7 +94,7 @@ def test_where_a_restart_showed_and_what_the_new_life_adopted_are_stored_and_rea
     ledger = Ledger(landed=[[0, 9], [20, 49]], fingerprints={0: fingerprint(new[0]), 20: fingerprint(old[0])})
     assert set(ledger.to_json()) == {"incarnation", "landed", "fingerprints", "pending", "previous"}
     ledger = ledger.next_incarnation(20, seen_at=10)
-    ledger.adopt([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 1)
+    ledger.adopt([[0, 9]], 1)
     read = Ledger.from_json(orjson.loads(orjson.dumps(ledger.to_json())))
     assert (read.seen_at, read.adopted) == (10, [[0, 9]])
     assert read.landed_before_seen(new[3:8], 1) == frozenset(range(3, 8)), "adopted: no fingerprint needed"
@@ -116,7 +116,7 @@ def test_a_batch_matching_an_earlier_life_then_contradicting_it_is_not_of_that_l
     assert ledger.incarnation_of(new[0:30]) == 1
     assert ledger.incarnation_of(new[0:9]) == 0, "matching life 0 and nothing above contradicting it"
     assert ledger.incarnation_of(old[0:5]) == 0, "the old life's own records"
-    ledger.adopt(list(range(10)), 1)
+    ledger.adopt([[0, 9]], 1)
     assert ledger.incarnation_of(new[0:9]) == 1, "matching life 0 where life 1 adopted: life 1's own record"
 
 
