@@ -233,6 +233,18 @@ class Ledger:
         ranges = self.landed_in(incarnation)
         return ranges[0][0] if ranges else None
 
+    def pin_seen_at(self, incarnation: int) -> None:
+        """Store where life ``incarnation``'s restart showed when a ledger written before it was stored infers it
+        (its first landed offset), before this version lands the life's records below that point."""
+        seen_at = self.seen_at_of(incarnation)
+        if incarnation == 0 or seen_at is None:
+            return
+        if incarnation == self.incarnation:
+            self.seen_at = seen_at
+        elif (entry := self._entry(incarnation)) is not None:
+            entry["seen_at"] = seen_at
+            entry.setdefault("adopted", [])
+
     def adopted_in(self, incarnation: int) -> OffsetRanges:
         """The offsets of the life before ``incarnation`` that hold its records (``adopted``)."""
         if incarnation == self.incarnation:

@@ -176,6 +176,7 @@ class PartitionLanding:
             ledger.adopt(adopted, incarnation)
         elif incarnation < ledger.incarnation:
             log.warning("%s: a batch of incarnation %d, an earlier life of the topic", self.name, incarnation)
+        ledger.pin_seen_at(incarnation)
         before_seen = ledger.landed_before_seen(records, incarnation) if incarnation > 0 else frozenset()
         if before_seen:  # kept, so a redelivery that carries no fingerprint is known too (committed by ``begin``)
             ledger.adopt(runs(before_seen), incarnation)

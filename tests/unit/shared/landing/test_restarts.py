@@ -8,6 +8,10 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import orjson
+
+from shared.layout import ledger_path
+from shared.records import TopicPartition
 from tests.unit.shared.landing.fault_world import World, check, life
 
 OLD = life(40, seed=3, first_offset=20)  # the old life: offsets 20..59 (its log started at 20)
@@ -57,3 +61,22 @@ def test_fresh_records_below_before_seen_are_recorded_as_landed(tmp_path: Path) 
     world.deliver(lake, NEW[0:30])  # rewound to 0: 5..14 skipped (before_seen), 0..4 land in life 1
     world.deliver(lake, NEW[2:30])  # redelivered from a committed offset 2: 2..4 land again
     check(world, [OLD, NEW[0:40]], "fresh records below before_seen")
+
+
+def test_a_ledger_written_before_the_restart_point_was_stored_keeps_its_inferred_point(tmp_path: Path) -> None:
+    """As above, on a ledger the previous version wrote (no ``seen_at``, no ``adopted``): the point is inferred from
+    the life's first landed range, then stored before records below it land in the life."""
+    world = World(tmp_path)
+    lake = world.instance()
+    world.deliver(lake, OLD)
+    world.deliver(lake, NEW[5:15])
+    world.deliver(lake, NEW[15:40])
+    ledger_file = tmp_path / ledger_path("mobile", TopicPartition("mobile", 0))
+    stored = orjson.loads(ledger_file.read_bytes())
+    assert (stored.pop("seen_at"), stored.pop("adopted")) == (15, [[5, 14]])
+    ledger_file.write_bytes(orjson.dumps(stored))
+    upgraded = world.instance()
+    world.deliver(upgraded, NEW[0:30])
+    assert orjson.loads(ledger_file.read_bytes())["seen_at"] == 15
+    world.deliver(world.instance(), NEW[2:30])
+    check(world, [OLD, NEW[0:40]], "an upgraded ledger across a restart")
