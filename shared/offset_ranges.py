@@ -78,11 +78,6 @@ def without(ranges: OffsetRanges, removed: OffsetRanges) -> OffsetRanges:
     return kept
 
 
-def within(ranges: OffsetRanges, low: int, high: int) -> OffsetRanges:
-    """The offsets of ``ranges`` from ``low`` to ``high``."""
-    return [[max(first, low), min(last, high)] for first, last in ranges if first <= high and last >= low]
-
-
 def runs(offsets: Iterable[int]) -> OffsetRanges:
     """``offsets`` as ranges."""
     ranges: OffsetRanges = []

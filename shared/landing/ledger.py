@@ -110,63 +110,62 @@ class Ledger:
 
     def incarnation_of(self, records: Sequence[KafkaRecord], same_stream: int | None = None) -> int:
         """The life ``records`` (one batch, one life) belong to: the current or an earlier one whose fingerprint a
-        record matches, and none above that match contradicts (else the batch left that life there: a later one's);
-        the life after an earlier one when the match is at an offset it adopted (its own record, landed as the life
-        before); else the next one when a record contradicts the current fingerprints (the offsets restarted); else,
-        with no record at a fingerprinted offset, ``same_stream`` (the life of the batch this one continues or
-        retries, read by the same consumer) unless a record contradicts that life; else the current one."""
+        record matches, and none above that match contradicts (else the batch left that life there: a later
+        one's); else the next one when a record contradicts the current life's records (``known``: the offsets
+        restarted); else, with no record at a fingerprinted offset, ``same_stream`` (the life of the batch this
+        one continues or retries, read by the same consumer) unless a record contradicts that life; else the
+        current one."""
         digests: dict[int, str] = {}
 
-        def compare(known: dict[int, str]) -> tuple[bool | None, int | None]:
-            """(True, where) if a record matches ``known`` first at ``where`` and none above it differs; (False,
-            None) if one differs; (None, None) if none is at a known offset."""
-            matched: int | None = None
-            differs = False
+        def compare(known: dict[int, str]) -> bool | None:
+            """True if a record matches ``known`` and none above the first match differs; False if one differs;
+            None if none is at a known offset."""
+            matched = differs = False
             for record in records:
                 if record.offset in known:
                     digest = digests.get(record.offset) or digests.setdefault(record.offset, fingerprint(record))
                     if known[record.offset] != digest:
+                        if matched:
+                            return False
                         differs = True
-                        if matched is not None:
-                            return False, None
-                    elif matched is None:
-                        matched = record.offset
-            if matched is not None:
-                return True, matched
-            return (False if differs else None), None
+                    else:
+                        matched = True
+            return True if matched else (False if differs else None)
 
-        current = self._matches_current(records, digests)
-        if current:
+        if _verdict(records, self.fingerprints, digests):
             return self.incarnation
         verdicts = {}
         for earlier in reversed(self.previous):
             life = int(earlier["incarnation"])
-            verdict, where = verdicts[life] = compare(_fingerprints(earlier))
-            if verdict and where is not None:
-                return life + 1 if contains(self.adopted_in(life + 1), where) else life
-        if current is False:
+            verdict = verdicts[life] = compare(_fingerprints(earlier))
+            if verdict:
+                return life
+        if _verdict(records, self.known(self.incarnation), digests) is False:
             return self.incarnation + 1
-        if same_stream is not None and verdicts.get(same_stream, (None, None))[0] is None:
+        if same_stream is not None and verdicts.get(same_stream) is None:
             return same_stream
         return self.incarnation
 
-    def _matches_current(self, records: Sequence[KafkaRecord], digests: dict[int, str]) -> bool | None:
-        """True if a record matches the current fingerprints, False if one contradicts them, None if none is at a
-        fingerprinted offset (a batch crossing from a match to a contradiction is cut before, ``split_at``)."""
-        verdict = None
-        for record in records:
-            known = self.fingerprints.get(record.offset)
-            if known is not None:
-                digest = digests.get(record.offset) or digests.setdefault(record.offset, fingerprint(record))
-                if known == digest:
-                    return True
-                verdict = False
-        return verdict
+    def known(self, incarnation: int) -> dict[int, str]:
+        """The fingerprints of life ``incarnation``'s records: its own, and the life before's at the offsets it
+        adopted (its records there, landed as that life). A batch matching one of those is admitted as the life
+        before, which holds them (``incarnation_of``); one contradicting one is not of this life."""
+        own = self.fingerprints if incarnation == self.incarnation else _fingerprints(self._entry(incarnation) or {})
+        adopted, before = self.adopted_in(incarnation), self._entry(incarnation - 1)
+        if not adopted or before is None:
+            return own
+        taken = {offset: digest for offset, digest in _fingerprints(before).items() if contains(adopted, offset)}
+        return taken | own
+
+    def matches(self, records: Sequence[KafkaRecord], incarnation: int) -> bool:
+        """Whether a record of ``records`` matches a fingerprint of life ``incarnation`` (``known``)."""
+        return _verdict(records, self.known(incarnation), {}) is True
 
     def first_contradiction(self, records: Sequence[KafkaRecord]) -> int | None:
         """The lowest offset of ``records`` whose record differs from this life's fingerprint there."""
+        fingerprints = self.known(self.incarnation)
         for record in records:
-            known = self.fingerprints.get(record.offset)
+            known = fingerprints.get(record.offset)
             if known is not None and known != fingerprint(record):
                 return record.offset
         return None
@@ -182,7 +181,8 @@ class Ledger:
         if not records:
             return None
         low, high = records[0].offset, records[-1].offset
-        inside = sorted(offset for offset in self.fingerprints if low <= offset <= high)
+        known = self.known(self.incarnation)
+        inside = sorted(offset for offset in known if low <= offset <= high)
         if len(inside) < 2:  # a match and a contradiction need two (the steady state has none)
             return None
         by_offset = {record.offset: record for record in records}
@@ -191,13 +191,15 @@ class Ledger:
             record = by_offset.get(offset)
             if record is None:
                 continue
-            if self.fingerprints[offset] == fingerprint(record):
+            if known[offset] == fingerprint(record):
                 matched = True
             elif matched:
                 return offset
         return None
 
-    def landed_before_seen(self, records: Sequence[KafkaRecord], incarnation: int) -> frozenset[int]:
+    def landed_before_seen(
+        self, records: Sequence[KafkaRecord], incarnation: int, *, of_this_life: bool = False
+    ) -> frozenset[int]:
         """Offsets of ``records`` (of life ``incarnation``) that landed in the life before it, before the
         restart was seen.
 
@@ -205,16 +207,19 @@ class Ledger:
         landed offset (its log started above 0: retention, or the ledger came later), so they land as
         the old life; the restart is seen where the new life meets an old fingerprint, and the life's own
         landings start at the batch that saw it (``seen_at``). A batch redelivered across that point must not
-        land its records below it again. Those the life ``adopted`` did land; and when a record below that
-        point matches the earlier life's fingerprint at its offset, every record below it that the earlier
-        life holds landed there (the consumer read this life from its first offset up to the restart seen).
+        land its records below it again. When a record below that point matches the earlier life's fingerprint
+        at its offset, every record below it that the earlier life holds landed there (the consumer read this
+        life from its first offset up to the restart seen). ``of_this_life``: the batch is known to be of this
+        life (a record matched its fingerprints, or it follows its consumer's last batch of it); then those the
+        life ``adopted`` landed too. Without either, a batch that touches no fingerprint may be of a life not
+        seen yet: it lands (a record twice at worst), never skipped on a guess (a record lost).
         """
         earlier = self._entry(incarnation - 1)
         seen_at = self.seen_at_of(incarnation)
         if earlier is None or seen_at is None:
             return frozenset()
         below = [record for record in records if record.offset < seen_at]
-        held = self.adopted_in(incarnation)
+        held = self.adopted_in(incarnation) if of_this_life else []
         known = _fingerprints(earlier)
         if any(known.get(record.offset) == fingerprint(record) for record in below if record.offset in known):
             held = [[int(low), int(high)] for low, high in earlier["landed"]]
@@ -402,6 +407,20 @@ class Ledger:
             seen_at=_optional_integer(document.get("seen_at"), "seen_at"),
             adopted=_ranges(document.get("adopted", []), "adopted"),
         )
+
+
+def _verdict(records: Sequence[KafkaRecord], known: dict[int, str], digests: dict[int, str]) -> bool | None:
+    """True if a record matches ``known``, False if one contradicts it (and none matches), None if none is at a
+    known offset."""
+    verdict = None
+    for record in records:
+        expected = known.get(record.offset)
+        if expected is not None:
+            digest = digests.get(record.offset) or digests.setdefault(record.offset, fingerprint(record))
+            if expected == digest:
+                return True
+            verdict = False
+    return verdict
 
 
 def names_pending(lake: LakeStore, source: str, path: str, *, unless_complete: bool = False) -> bool:

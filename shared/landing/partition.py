@@ -46,7 +46,7 @@ from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, PlannedFile, land
 from shared.landing.ledger import Ledger, Pending
 from shared.layout import DEADLETTER_AREA, RAW_AREA, ledger_path
-from shared.offset_ranges import OffsetRanges, runs, within, without
+from shared.offset_ranges import OffsetRanges, add, runs, without
 from shared.records import KafkaRecord, TopicPartition
 
 log = logging.getLogger("streamingpoc.landing")
@@ -117,14 +117,14 @@ class Written:
 @dataclass(frozen=True, slots=True)
 class _Admitted:
     """One batch this instance admitted: its first and last offset, its life, and the partition's current life
-    then (``PartitionLanding._same_stream``); ``run_first``: where the batches this instance read on from one
-    to the next, in that life, began (``PartitionLanding._adopted_run``)."""
+    then (``PartitionLanding._same_stream``), and what it and the batches before it that it followed in that life
+    found fresh (``PartitionLanding._adopted_run``)."""
 
     first: int
     last: int
     life: int
     current: int
-    run_first: int
+    run_fresh: OffsetRanges  # what the run of batches this instance read on from one to the next landed fresh
 
 
 class PartitionLanding:
@@ -161,13 +161,15 @@ class PartitionLanding:
         landed = ledger.landed
         steady = not landed or first.offset > landed[-1][1]
         if steady and not ledger.previous:  # all new, and the topic never restarted: nothing to compare
-            self._admitting = self._admitted_now(first.offset, last.offset, ledger.incarnation, ledger.incarnation)
+            life = ledger.incarnation
+            self._admitting = self._admitted_now(first.offset, last.offset, life, life, [[first.offset, last.offset]])
             recordless = self._recordless(first.offset, ledger.incarnation, ledger)
             return Admission(
                 ledger.incarnation, first.offset, last.offset, None, first, last, repaired, recordless=recordless
             )
-        incarnation = ledger.incarnation_of(records, self._same_stream(first.offset, ledger))
-        self._admitting = self._admitted_now(first.offset, last.offset, incarnation, ledger.incarnation)
+        same_stream = self._same_stream(first.offset, ledger)
+        incarnation = ledger.incarnation_of(records, same_stream)
+        current = ledger.incarnation
         if incarnation > ledger.incarnation:
             log.warning("%s: offsets restarted; new incarnation %d", self.name, incarnation)
             adopted = self._adopted_run(first.offset, ledger)
@@ -177,14 +179,19 @@ class PartitionLanding:
         elif incarnation < ledger.incarnation:
             log.warning("%s: a batch of incarnation %d, an earlier life of the topic", self.name, incarnation)
         ledger.pin_seen_at(incarnation)
-        before_seen = ledger.landed_before_seen(records, incarnation) if incarnation > 0 else frozenset()
-        if before_seen:  # kept, so a redelivery that carries no fingerprint is known too (committed by ``begin``)
+        before_seen: frozenset[int] = frozenset()
+        if incarnation > 0:
+            of_this_life = same_stream == incarnation or ledger.matches(records, incarnation)
+            before_seen = ledger.landed_before_seen(records, incarnation, of_this_life=of_this_life)
+        if before_seen:  # kept, so a redelivery that carries no fingerprint below it is known too (``begin``)
             ledger.adopt(runs(before_seen), incarnation)
         fresh = [
             record
             for record in records
             if not ledger.is_landed(record.offset, incarnation) and record.offset not in before_seen
         ]
+        fresh_ranges = runs(record.offset for record in fresh)
+        self._admitting = self._admitted_now(first.offset, last.offset, incarnation, current, fresh_ranges)
         return Admission(
             incarnation,
             first.offset,
@@ -222,22 +229,30 @@ class PartitionLanding:
             return admitted.life
         return None
 
-    def _admitted_now(self, first_offset: int, last_offset: int, life: int, current: int) -> _Admitted:
+    def _admitted_now(
+        self, first_offset: int, last_offset: int, life: int, current: int, fresh: OffsetRanges
+    ) -> _Admitted:
         """This batch as this instance's last one, once ``begin`` commits it; its run goes on from the last one's
         when it retries or follows that one in the same life."""
         admitted = self._admitted
         follows = admitted is not None and first_offset in (admitted.first, admitted.last + 1)
-        run_first = admitted.run_first if admitted is not None and follows and admitted.life == life else first_offset
-        return _Admitted(first_offset, last_offset, life, current, run_first)
+        run = fresh
+        if admitted is not None and follows and admitted.life == life:
+            for low, high in admitted.run_fresh:
+                run = add(run, low, high)
+        return _Admitted(first_offset, last_offset, life, current, run)
 
     def _adopted_run(self, first_offset: int, ledger: Ledger) -> OffsetRanges:
         """Offsets of the current life that hold the next life's records, as this instance's memory shows them when
-        a batch that follows its last one shows the restart: one consumer reads one log in order, so the batches
-        it read on from up to this one were of the new life, landed (or found landed) as the current one."""
+        a batch that follows its last one shows the restart: one consumer reads one log in order, so what the
+        batches it read on from up to this one landed were the new life's records, landed as the current life.
+        Not what they found landed already: that may be the current life's own records (the new one's, skipped
+        on a guess, then land when a rewind brings them again)."""
         admitted = self._admitted
         if admitted is None or admitted.life != ledger.incarnation or first_offset != admitted.last + 1:
             return []
-        return within(ledger.landed_in(admitted.life), admitted.run_first, admitted.last)
+        landed = ledger.landed_in(admitted.life)
+        return without(admitted.run_fresh, without(admitted.run_fresh, landed))
 
     def _recordless(self, first_offset: int, incarnation: int, ledger: Ledger) -> tuple[int, int] | None:
         """The offsets between this instance's last batch of the partition and this one, when this one starts above

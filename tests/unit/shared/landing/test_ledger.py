@@ -97,7 +97,8 @@ def test_where_a_restart_showed_and_what_the_new_life_adopted_are_stored_and_rea
     ledger.adopt([[0, 9]], 1)
     read = Ledger.from_json(orjson.loads(orjson.dumps(ledger.to_json())))
     assert (read.seen_at, read.adopted) == (10, [[0, 9]])
-    assert read.landed_before_seen(new[3:8], 1) == frozenset(range(3, 8)), "adopted: no fingerprint needed"
+    assert read.landed_before_seen(new[3:8], 1, of_this_life=True) == frozenset(range(3, 8)), "adopted"
+    assert read.landed_before_seen(new[3:8], 1) == frozenset(), "no evidence the batch is life 1's: never skipped"
     assert read.landed_before_seen(new[10:14], 1) == frozenset(), "at or above where it showed: its own"
     assert read.holes(1) == [], "its adopted offsets are no gap the life may land yet"
     later = Ledger.from_json(orjson.loads(orjson.dumps(read.next_incarnation(None, seen_at=0).to_json())))
@@ -117,7 +118,10 @@ def test_a_batch_matching_an_earlier_life_then_contradicting_it_is_not_of_that_l
     assert ledger.incarnation_of(new[0:9]) == 0, "matching life 0 and nothing above contradicting it"
     assert ledger.incarnation_of(old[0:5]) == 0, "the old life's own records"
     ledger.adopt([[0, 9]], 1)
-    assert ledger.incarnation_of(new[0:9]) == 1, "matching life 0 where life 1 adopted: life 1's own record"
+    assert ledger.incarnation_of(new[0:9]) == 0, "matching life 0 where life 1 adopted: life 0 holds it"
+    assert ledger.matches(new[0:9], 1), "evidence of life 1 all the same"
+    third = records_for(CLICKS, 10, seed=5)
+    assert ledger.incarnation_of(third) == 2, "contradicting life 1's adopted record at 0: the topic restarted again"
 
 
 @pytest.mark.parametrize("content", DAMAGED.values(), ids=DAMAGED.keys())

@@ -345,6 +345,11 @@ def test_offsets_another_consumer_may_have_skipped_are_not_taken_for_recordless(
     assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(11)]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a known bound (docs/reliability.md, Windows): a batch that follows its instance's last one across "
+    "offsets with no record is not taken for that batch's life",
+)
 def test_a_batch_read_ahead_across_offsets_with_no_record_follows_its_last_batchs_life(tmp_path: Path) -> None:
     """As ``test_a_second_instance_that_read_ahead_below_a_restart_seen_elsewhere_lands_and_counts_nothing_twice``
     (tests/unit/shared/test_invocation.py), with a commit marker at offset 6 of the new life. The old life's log
