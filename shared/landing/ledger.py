@@ -157,9 +157,27 @@ class Ledger:
         taken = {offset: digest for offset, digest in _fingerprints(before).items() if contains(adopted, offset)}
         return taken | own
 
-    def matches(self, records: Sequence[KafkaRecord], incarnation: int) -> bool:
-        """Whether a record of ``records`` matches a fingerprint of life ``incarnation`` (``known``)."""
-        return _verdict(records, self.known(incarnation), {}) is True
+    def evidence(self, records: Sequence[KafkaRecord], incarnation: int) -> bool | None:
+        """Whether ``records`` are of life ``incarnation`` by its records' fingerprints (``known``): False if one
+        differs; True if one matches a fingerprint that is certainly of the life: its own at or above ``seen_at``,
+        or the life before's where it adopted (below ``seen_at``, its own may be a later life's records, taken
+        for it with nothing to tell them apart); None if none is at such an offset."""
+        own = self.fingerprints if incarnation == self.incarnation else _fingerprints(self._entry(incarnation) or {})
+        adopted, before = self.adopted_in(incarnation), self._entry(incarnation - 1)
+        taken = {} if not adopted or before is None else _fingerprints(before)
+        seen_at = self.seen_at_of(incarnation)
+        verdict = None
+        for record in records:
+            offset = record.offset
+            mine, theirs = own.get(offset), taken.get(offset) if contains(adopted, offset) else None
+            if mine is None and theirs is None:
+                continue
+            digest = fingerprint(record)
+            if digest not in (mine, theirs) or (mine is not None and theirs is not None and mine != theirs):
+                return False
+            if theirs is not None or seen_at is None or offset >= seen_at:
+                verdict = True
+        return verdict
 
     def first_contradiction(self, records: Sequence[KafkaRecord]) -> int | None:
         """The lowest offset of ``records`` whose record differs from this life's fingerprint there."""
@@ -209,11 +227,10 @@ class Ledger:
         landings start at the batch that saw it (``seen_at``). A batch redelivered across that point must not
         land its records below it again. When a record below that point matches the earlier life's fingerprint
         at its offset, every record below it that the earlier life holds landed there (the consumer read this
-        life from its first offset up to the restart seen). ``of_this_life``: the batch is known to be of this
-        life (a record matched its fingerprints, or it follows its consumer's last batch of it); then those the
-        life ``adopted`` landed too. Without either, a batch that touches no fingerprint may be of a life not
-        seen yet: it lands (a record twice at worst), never skipped on a guess (a record lost).
-        """
+        life from its first offset up to the restart seen). ``of_this_life``: the batch is shown to be of this
+        life (``evidence``); then those the life ``adopted`` landed too. Without it, a batch that touches no
+        fingerprint may be of a life not seen yet: it lands (a record twice at worst), never skipped on a guess
+        (a record lost)."""
         earlier = self._entry(incarnation - 1)
         seen_at = self.seen_at_of(incarnation)
         if earlier is None or seen_at is None:

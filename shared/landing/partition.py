@@ -181,7 +181,7 @@ class PartitionLanding:
         ledger.pin_seen_at(incarnation)
         before_seen: frozenset[int] = frozenset()
         if incarnation > 0:
-            of_this_life = same_stream == incarnation or ledger.matches(records, incarnation)
+            of_this_life = ledger.evidence(records, incarnation) is True
             before_seen = ledger.landed_before_seen(records, incarnation, of_this_life=of_this_life)
         if before_seen:  # kept, so a redelivery that carries no fingerprint below it is known too (``begin``)
             ledger.adopt(runs(before_seen), incarnation)

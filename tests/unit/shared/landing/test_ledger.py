@@ -119,7 +119,7 @@ def test_a_batch_matching_an_earlier_life_then_contradicting_it_is_not_of_that_l
     assert ledger.incarnation_of(old[0:5]) == 0, "the old life's own records"
     ledger.adopt([[0, 9]], 1)
     assert ledger.incarnation_of(new[0:9]) == 0, "matching life 0 where life 1 adopted: life 0 holds it"
-    assert ledger.matches(new[0:9], 1), "evidence of life 1 all the same"
+    assert ledger.evidence(new[0:9], 1) is True, "evidence of life 1 all the same"
     third = records_for(CLICKS, 10, seed=5)
     assert ledger.incarnation_of(third) == 2, "contradicting life 1's adopted record at 0: the topic restarted again"
 

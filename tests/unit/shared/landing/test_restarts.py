@@ -115,3 +115,20 @@ def test_a_batch_found_landed_is_not_adopted_by_the_life_that_shows_next(tmp_pat
     world.deliver(lake, NEW[35:60])
     world.deliver(world.instance(), NEW[25:35])
     check(world, [OLD, NEW[25:60]], "a batch found landed", counts=False)
+
+
+def test_a_later_life_taken_for_the_current_one_below_where_it_showed_is_no_evidence_of_it(tmp_path: Path) -> None:
+    """Life 1 adopted 0..14. The topic is recreated again and life 2's [5..9] touch no fingerprint: taken for life 1
+    (nothing tells them apart), they land there. A batch matching those records is no evidence of life 1 for its
+    adopted offsets: [6..11] and [0..7] land their records, none skipped as adopted (seeds of a review's sweep
+    lost them so)."""
+    world = World(tmp_path)
+    lake = world.instance()
+    world.deliver(lake, OLD)
+    world.deliver(lake, NEW[0:15])
+    world.deliver(lake, NEW[15:40])
+    world.deliver(world.instance(), THIRD[5:10])
+    world.deliver(world.instance(), THIRD[6:12])
+    world.deliver(world.instance(), THIRD[0:8])
+    world.deliver(world.instance(), THIRD[8:30])
+    check(world, [OLD, NEW[0:40], THIRD], "a later life taken for the current one")
