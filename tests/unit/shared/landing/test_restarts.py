@@ -13,11 +13,16 @@ import orjson
 import pytest
 
 from shared.layout import ledger_path
-from shared.records import TopicPartition
-from tests.unit.shared.landing.fault_world import World, check, life
+from shared.records import KafkaRecord, TopicPartition
+from tests.unit.shared.landing.fault_world import FaultLake, World, check, life
 
 OLD = life(40, seed=3, first_offset=20)  # the old life: offsets 20..59 (its log started at 20)
 NEW = life(60, seed=4, shift_ms=1000)  # the topic re-created: offsets 0..59, other records
+
+
+def deliver_all(world: World, lake: FaultLake, *batches: list[KafkaRecord]) -> None:
+    for batch in batches:
+        world.deliver(lake, batch)
 
 
 def test_a_removed_first_landing_of_a_new_life_hides_the_redelivery_above_the_restart(tmp_path: Path) -> None:
@@ -72,9 +77,7 @@ def test_a_ledger_written_before_the_restart_point_was_stored_keeps_its_inferred
     the life's first landed range, then stored before records below it land in the life."""
     world = World(tmp_path)
     lake = world.instance()
-    world.deliver(lake, OLD)
-    world.deliver(lake, NEW[5:15])
-    world.deliver(lake, NEW[15:40])
+    deliver_all(world, lake, OLD, NEW[5:15], NEW[15:40])
     ledger_file = tmp_path / ledger_path("mobile", TopicPartition("mobile", 0))
     stored = orjson.loads(ledger_file.read_bytes())
     assert (stored.pop("seen_at"), stored.pop("adopted")) == (15, [[5, 14]])
@@ -95,9 +98,7 @@ def test_a_third_life_below_where_the_second_showed_lands(tmp_path: Path) -> Non
     new life, not life 1's adopted records skipped as landed (lost)."""
     world = World(tmp_path)
     lake = world.instance()
-    world.deliver(lake, OLD)
-    world.deliver(lake, NEW[0:15])
-    world.deliver(lake, NEW[15:40])
+    deliver_all(world, lake, OLD, NEW[0:15], NEW[15:40])
     world.deliver(lake, THIRD[0:10])
     world.deliver(lake, THIRD[10:30])
     check(world, [OLD, NEW[0:40], THIRD], "a third life")
@@ -110,9 +111,7 @@ def test_a_batch_found_landed_is_not_adopted_by_the_life_that_shows_next(tmp_pat
     Counted twice in state: the skipped batch's signal counted them under the old life (docs/reliability.md)."""
     world = World(tmp_path)
     lake = world.instance()
-    world.deliver(lake, OLD)
-    world.deliver(lake, NEW[25:35])
-    world.deliver(lake, NEW[35:60])
+    deliver_all(world, lake, OLD, NEW[25:35], NEW[35:60])
     world.deliver(world.instance(), NEW[25:35])
     check(world, [OLD, NEW[25:60]], "a batch found landed", counts=False)
 
@@ -124,9 +123,7 @@ def test_a_later_life_taken_for_the_current_one_below_where_it_showed_is_no_evid
     lost them so)."""
     world = World(tmp_path)
     lake = world.instance()
-    world.deliver(lake, OLD)
-    world.deliver(lake, NEW[0:15])
-    world.deliver(lake, NEW[15:40])
+    deliver_all(world, lake, OLD, NEW[0:15], NEW[15:40])
     world.deliver(world.instance(), THIRD[5:10])
     world.deliver(world.instance(), THIRD[6:12])
     world.deliver(world.instance(), THIRD[0:8])
