@@ -78,6 +78,11 @@ def without(ranges: OffsetRanges, removed: OffsetRanges) -> OffsetRanges:
     return kept
 
 
+def overlap(ranges: OffsetRanges, other: OffsetRanges) -> OffsetRanges:
+    """The offsets in both ``ranges`` and ``other``."""
+    return without(ranges, without(ranges, other))
+
+
 def runs(offsets: Iterable[int]) -> OffsetRanges:
     """``offsets`` as ranges."""
     ranges: OffsetRanges = []

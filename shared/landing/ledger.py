@@ -150,26 +150,20 @@ class Ledger:
         """The fingerprints of life ``incarnation``'s records: its own, and the life before's at the offsets it
         adopted (its records there, landed as that life). A batch matching one of those is admitted as the life
         before, which holds them (``incarnation_of``); one contradicting one is not of this life."""
-        own = self.fingerprints if incarnation == self.incarnation else _fingerprints(self._entry(incarnation) or {})
-        adopted, before = self.adopted_in(incarnation), self._entry(incarnation - 1)
-        if not adopted or before is None:
-            return own
-        taken = {offset: digest for offset, digest in _fingerprints(before).items() if contains(adopted, offset)}
-        return taken | own
+        own, adopted = self._own(incarnation), self._adopted_fingerprints(incarnation)
+        return adopted | own if adopted else own
 
     def evidence(self, records: Sequence[KafkaRecord], incarnation: int) -> bool | None:
         """Whether ``records`` are of life ``incarnation`` by its records' fingerprints (``known``): False if one
         differs; True if one matches a fingerprint that is certainly of the life: its own at or above ``seen_at``,
         or the life before's where it adopted (below ``seen_at``, its own may be a later life's records, taken
         for it with nothing to tell them apart); None if none is at such an offset."""
-        own = self.fingerprints if incarnation == self.incarnation else _fingerprints(self._entry(incarnation) or {})
-        adopted, before = self.adopted_in(incarnation), self._entry(incarnation - 1)
-        taken = {} if not adopted or before is None else _fingerprints(before)
+        own, adopted = self._own(incarnation), self._adopted_fingerprints(incarnation)
         seen_at = self.seen_at_of(incarnation)
         verdict = None
         for record in records:
             offset = record.offset
-            mine, theirs = own.get(offset), taken.get(offset) if contains(adopted, offset) else None
+            mine, theirs = own.get(offset), adopted.get(offset)
             if mine is None and theirs is None:
                 continue
             digest = fingerprint(record)
@@ -178,6 +172,19 @@ class Ledger:
             if theirs is not None or seen_at is None or offset >= seen_at:
                 verdict = True
         return verdict
+
+    def _own(self, incarnation: int) -> dict[int, str]:
+        if incarnation == self.incarnation:
+            return self.fingerprints
+        return _fingerprints(self._entry(incarnation) or {})
+
+    def _adopted_fingerprints(self, incarnation: int) -> dict[int, str]:
+        """The life before's fingerprints at the offsets life ``incarnation`` adopted."""
+        adopted = self.adopted_in(incarnation)
+        before = self._entry(incarnation - 1) if adopted else None
+        if before is None:
+            return {}
+        return {offset: digest for offset, digest in _fingerprints(before).items() if contains(adopted, offset)}
 
     def first_contradiction(self, records: Sequence[KafkaRecord]) -> int | None:
         """The lowest offset of ``records`` whose record differs from this life's fingerprint there."""
@@ -258,14 +265,13 @@ class Ledger:
     def pin_seen_at(self, incarnation: int) -> None:
         """Store where life ``incarnation``'s restart showed when a ledger written before it was stored infers it
         (its first landed offset), before this version lands the life's records below that point."""
-        seen_at = self.seen_at_of(incarnation)
-        if incarnation == 0 or seen_at is None:
+        seen_at = None if incarnation == 0 else self.seen_at_of(incarnation)
+        if seen_at is None:
             return
         if incarnation == self.incarnation:
             self.seen_at = seen_at
         elif (entry := self._entry(incarnation)) is not None:
             entry["seen_at"] = seen_at
-            entry.setdefault("adopted", [])
 
     def adopted_in(self, incarnation: int) -> OffsetRanges:
         """The offsets of the life before ``incarnation`` that hold its records (``adopted``)."""

@@ -46,12 +46,13 @@ from shared.lake.base import LakeStore
 from shared.landing.files import LandingReport, PlannedFile, land
 from shared.landing.ledger import Ledger, Pending
 from shared.layout import DEADLETTER_AREA, RAW_AREA, ledger_path
-from shared.offset_ranges import OffsetRanges, add, runs, without
+from shared.offset_ranges import OffsetRanges, add, overlap, runs, without
 from shared.records import KafkaRecord, TopicPartition
 
 log = logging.getLogger("streamingpoc.landing")
 DEFAULT_LEASE_SECONDS = 150.0
 CLOCK_SKEW_SECONDS = 2.0  # how far two instances' clocks may disagree (NTP-synchronised hosts)
+KEPT_RUN_RANGES = 16  # of an instance's run (``_Admitted.run_fresh``); older ones are not adopted, only proved
 PendingPlanner = Callable[[frozenset[int], int], list[PlannedFile]]  # files of these offsets of this batch, this life
 
 
@@ -162,8 +163,9 @@ class PartitionLanding:
         steady = not landed or first.offset > landed[-1][1]
         if steady and not ledger.previous:  # all new, and the topic never restarted: nothing to compare
             life = ledger.incarnation
-            self._admitting = self._admitted_now(first.offset, last.offset, life, life, [[first.offset, last.offset]])
-            recordless = self._recordless(first.offset, ledger.incarnation, ledger)
+            recordless = self._recordless(first.offset, life, ledger)
+            landing = [[first.offset, last.offset]] if recordless is None else [[recordless[0], last.offset]]
+            self._admitting = self._admitted_now(first.offset, last.offset, life, life, landing)
             return Admission(
                 ledger.incarnation, first.offset, last.offset, None, first, last, repaired, recordless=recordless
             )
@@ -190,7 +192,10 @@ class PartitionLanding:
             for record in records
             if not ledger.is_landed(record.offset, incarnation) and record.offset not in before_seen
         ]
+        recordless = self._recordless(first.offset, incarnation, ledger)
         fresh_ranges = runs(record.offset for record in fresh)
+        if recordless is not None:  # no record there: adopting them skips nothing
+            fresh_ranges = add(fresh_ranges, *recordless)
         self._admitting = self._admitted_now(first.offset, last.offset, incarnation, current, fresh_ranges)
         return Admission(
             incarnation,
@@ -201,7 +206,7 @@ class PartitionLanding:
             fresh[-1] if fresh else None,
             repaired,
             before_seen,
-            self._recordless(first.offset, incarnation, ledger),
+            recordless,
         )
 
     def _same_stream(self, first_offset: int, ledger: Ledger) -> int | None:
@@ -240,7 +245,7 @@ class PartitionLanding:
         if admitted is not None and follows and admitted.life == life:
             for low, high in admitted.run_fresh:
                 run = add(run, low, high)
-        return _Admitted(first_offset, last_offset, life, current, run)
+        return _Admitted(first_offset, last_offset, life, current, run[-KEPT_RUN_RANGES:])
 
     def _adopted_run(self, first_offset: int, ledger: Ledger) -> OffsetRanges:
         """Offsets of the current life that hold the next life's records, as this instance's memory shows them when
@@ -251,8 +256,7 @@ class PartitionLanding:
         admitted = self._admitted
         if admitted is None or admitted.life != ledger.incarnation or first_offset != admitted.last + 1:
             return []
-        landed = ledger.landed_in(admitted.life)
-        return without(admitted.run_fresh, without(admitted.run_fresh, landed))
+        return overlap(admitted.run_fresh, ledger.landed_in(admitted.life))
 
     def _recordless(self, first_offset: int, incarnation: int, ledger: Ledger) -> tuple[int, int] | None:
         """The offsets between this instance's last batch of the partition and this one, when this one starts above

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from itertools import pairwise
 
-from shared.offset_ranges import OffsetRanges, add, runs, without
+from shared.offset_ranges import OffsetRanges, add, overlap, runs, without
 
 
 def _offsets(ranges: OffsetRanges) -> set[int]:
@@ -29,9 +29,11 @@ def test_without_removes_exactly_the_removed_offsets() -> None:
         assert kept == sorted(kept) and all(low <= high for low, high in kept)
 
 
-def test_runs_match_plain_sets_of_offsets() -> None:
+def test_runs_and_overlap_match_plain_sets_of_offsets() -> None:
     rng = random.Random(7)
     for _ in range(500):
+        ranges, other = _random_ranges(rng), _random_ranges(rng)
+        assert _offsets(overlap(ranges, other)) == _offsets(ranges) & _offsets(other)
         offsets = {rng.randrange(80) for _ in range(rng.randrange(20))}
         made = runs(offsets)
         assert _offsets(made) == offsets and made == sorted(made)
