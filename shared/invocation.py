@@ -37,7 +37,16 @@ from shared.records import KafkaRecord, OffsetSpans, offset_spans
 from shared.schema_registry.decoder import AvroDecoder, decoder_for
 from shared.settings import Settings, SourceSettings
 from shared.source_model import Row, Source
-from shared.state.aggregate import PartitionLife, Signal, members, owing, signals_for, with_holes, with_owed
+from shared.state.aggregate import (
+    PartitionLife,
+    Signal,
+    members,
+    owing,
+    signals_for,
+    with_holes,
+    with_owed,
+    within_size,
+)
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
 from shared.state.registry import ENTITY_KINDS, state_sources
@@ -164,7 +173,7 @@ async def _with_state(invocation: _Invocation, state: StateGateway, joiner: Stat
     )
     if in_raw.not_found and count:
         signals = with_owed(source.name, signals, in_raw.owed(), count)
-    signals = with_holes(signals, report.holes_by_life())
+    signals = within_size(with_holes(signals, report.holes_by_life()))
     await _state_call(send_signals(gateway, signals), "signal entities")
     if gateway.rejected:
         await _owe_refused(gateway)

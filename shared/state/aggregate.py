@@ -8,9 +8,13 @@ min(distinct keys, buckets) operations, across all the partitions it mixes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
+
+import orjson
 
 from shared.offset_ranges import OffsetRanges
 from shared.records import OffsetSpan, OffsetSpans, TopicPartition
@@ -20,6 +24,7 @@ from shared.state.buckets import bucket_for, bucket_key
 from shared.state.registry import entity_for
 
 MAX_ENTITY_LEAD_MS = 60_000  # clock skew an entity takes at face value; an event further ahead happens now
+MAX_SIGNAL_BYTES = 256 * 1024  # an apply's payload as JSON, at most (``within_size``)
 PartitionLife = tuple[str, int, int]  # topic, partition, incarnation: one life of a topic-partition
 
 
@@ -178,3 +183,87 @@ def members(signal: Signal) -> Iterator[tuple[str, str, int]]:
     for part in signal.payload.get("parts", []):
         for key in part["keys"]:
             yield key, part["topic"], part["partition"]
+
+
+def within_size(signals: list[Signal], max_bytes: int = MAX_SIGNAL_BYTES) -> list[Signal]:
+    """``signals`` with each ``apply`` whose payload is over ``max_bytes`` as sent (JSON) cut into several within it.
+
+    A hot key (a bot, a device stuck in a loop) can put a whole batch's events in one bucket's payload: 640 KB
+    for 10,000 clickstream events, 1.7 MB for 10,000 profile updates. The Durable Task Scheduler refuses a
+    message over its size limit, and a Python app cannot have the extension move it to a blob (only .NET isolated
+    apps can: learn.microsoft.com/azure/durable-task/scheduler/durable-task-scheduler-large-payloads); on Azure
+    Storage a message over the queue's 64 KB goes through a blob, paid per operation. So an oversized apply is
+    cut by offsets: each part becomes parts of consecutive sub-ranges that tile its range, each holding the
+    events and owed offsets within it, packed into signals within ``max_bytes``. Each is a batch of its own to
+    the bucket (``shared.state.offsets``): applied once, in any order, with the others. A single event over
+    ``max_bytes`` goes alone.
+    """
+    sized = []
+    for signal in signals:
+        if signal.operation != "apply" or _sent_bytes(signal.payload, max_bytes) <= max_bytes:
+            sized.append(signal)
+            continue
+        pieces = [piece for part in signal.payload["parts"] for piece in _pieces(part, max_bytes)]
+        batch: list[dict[str, Any]] = []
+        size = _PAYLOAD_BYTES
+        for piece, piece_size in pieces:
+            if batch and size + piece_size > max_bytes:
+                sized.append(Signal(signal.entity, signal.key, signal.operation, {"parts": batch}))
+                batch, size = [], _PAYLOAD_BYTES
+            batch.append(piece)
+            size += piece_size + _PART_SEPARATOR_BYTES
+        sized.append(Signal(signal.entity, signal.key, signal.operation, {"parts": batch}))
+    return sized
+
+
+def _sent_bytes(payload: dict[str, Any], max_bytes: int) -> int:
+    """The payload's length as the Durable client sends it (``json.dumps``: a space after each separator, non-ASCII
+    escaped), measured only when it could be over ``max_bytes``: that text is at most 3 times the compact UTF-8
+    JSON (a separator gains a space; a character of 2-4 UTF-8 bytes becomes 6 or 12 escaped)."""
+    compact = len(orjson.dumps(payload))
+    return compact if 3 * compact <= max_bytes else len(json.dumps(payload))
+
+
+_PAYLOAD_BYTES = len(json.dumps({"parts": []}))
+_PART_SEPARATOR_BYTES = len(", ")
+_RANGE_BYTES = len(', "range": [, ]') + 2 * 20  # two offsets of at most 20 digits
+_KEY_BYTES = len(', "": []')  # a key's name and its list, counted with each of its events: an upper bound
+_OWED_BYTES = len(", ") + 20
+
+
+def _pieces(part: dict[str, Any], max_bytes: int) -> Iterator[tuple[dict[str, Any], int]]:
+    """``part`` cut at offsets into parts whose ranges tile its range, each (with its size as JSON, at most) within
+    ``max_bytes`` unless one event alone is over it. Owed offsets go with the sub-range holding them."""
+    shell = {name: value for name, value in part.items() if name not in ("keys", "owed", "range")}
+    base = len(json.dumps(shell | {"keys": {}, "owed": []})) + _RANGE_BYTES
+    owed = part.get("owed", ())
+    items = sorted(
+        [(event[0], key, event) for key, events in part["keys"].items() for event in events]
+        + [(offset, None, None) for offset in owed],
+        key=itemgetter(0),
+    )
+    low, high = part["range"]
+    keys: dict[str, list[list[Any]]] = {}
+    owing: list[int] = []
+    size, last = base, None
+    for offset, key, event in items:
+        item_size = _OWED_BYTES if key is None else len(json.dumps(event)) + len(json.dumps(key)) + _KEY_BYTES
+        if last is not None and offset > last and size + item_size > max_bytes:  # never inside one offset
+            yield _piece(shell, low, offset - 1, keys, owing), size
+            low, keys, owing, size = offset, {}, [], base
+        last = offset
+        if key is None:
+            owing.append(offset)
+        else:
+            keys.setdefault(key, []).append(event)
+        size += item_size
+    yield _piece(shell, low, high, keys, owing), size
+
+
+def _piece(
+    shell: dict[str, Any], low: int, high: int, keys: dict[str, list[list[Any]]], owed: list[int]
+) -> dict[str, Any]:
+    piece = shell | {"range": [low, high], "keys": keys}
+    if owed:
+        piece["owed"] = owed
+    return piece

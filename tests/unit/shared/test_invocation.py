@@ -550,3 +550,32 @@ def test_a_refused_apply_of_a_row_read_from_raw_is_dead_lettered_so_redrive_coun
     for _ in range(2):
         summary = redrive(SOURCES["mobile"], lake=lake, target=target, signaller=_GatewaySignaller(gateway))
     assert device_events(gateway) == {"device-a": 1, "device-big": 1}, summary.table()
+
+
+class _MessageLimitGateway(ApplyingGateway):
+    """A backend that fails (a 500, as a host answers a message its scheduler refuses) any signal whose payload, as
+    the Durable client sends it, is over ``limit``; counts the signals it takes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.taken = limit, 0
+
+    async def signal(self, signal: Signal) -> None:
+        if len(json.dumps(signal.payload)) > self.limit:
+            raise Exception("The operation failed with an unexpected status code 500")
+        self.taken += 1
+        await super().signal(signal)
+
+
+def test_a_hot_devices_batch_reaches_its_bucket_within_the_backends_message_limit(tmp_path: Path) -> None:
+    """6,000 events of one device in one batch: one bucket's apply of about 300 KB, which a backend limited to
+    MAX_SIGNAL_BYTES fails (the partition would retry it for ever). Sent as several, each within the limit, every
+    event counts once, and a redelivery of the batch counts none again."""
+    from shared.state.aggregate import MAX_SIGNAL_BYTES
+
+    lake, gateway = LocalLake(tmp_path), _MessageLimitGateway(MAX_SIGNAL_BYTES)
+    records = [device_tap(offset, "device-hot") for offset in range(6000)]
+    assert _process(lake, records, gateway, max_record_bytes=1 << 20) == 6000
+    assert gateway.taken > 1 and device_events(gateway) == {"device-hot": 6000}
+    _process(lake, records, gateway, max_record_bytes=1 << 20)
+    assert device_events(gateway) == {"device-hot": 6000}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from itertools import pairwise
 from typing import Any
 
 from shared.batch import process_batch
 from shared.sources import SOURCES
 from shared.state import device_activity
-from shared.state.aggregate import MAX_ENTITY_LEAD_MS, members, signals_for
+from shared.state.aggregate import MAX_ENTITY_LEAD_MS, MAX_SIGNAL_BYTES, members, signals_for, within_size
 from shared.state.bucket_state import apply, key_state
 from shared.state.buckets import bucket_for, is_bucket_key
 from tests.conftest import records_for
@@ -105,3 +107,78 @@ def test_what_is_owed_is_named_to_every_bucket_in_its_own_operation_and_survives
     ]
     assert [p["owed"] for p in owing(first).payload["parts"]] == [[5, 7, 8], [3]]
     assert with_owed("mobile", [], {}, 3) == [] and with_owed("orders", [], owed, 3) == []
+
+
+def _hot(count: int, partitions: int = 2) -> list[dict[str, Any]]:
+    """``count`` mobile taps of one device per partition, each with its own screen (so no two events alike)."""
+    return [
+        tap(offset, 1_764_000_000_000 + offset, f"screen-{offset}") | {"_partition": partition}
+        for partition in range(partitions)
+        for offset in range(count)
+    ]
+
+
+def _sent(signal: Any) -> int:
+    return len(json.dumps(signal.payload))  # as the Durable client sends it
+
+
+def test_an_apply_within_the_size_bound_is_sent_as_it_is() -> None:
+    signals = signals_for("mobile", landed("mobile", 1000), buckets=64)
+    assert all(_sent(signal) <= MAX_SIGNAL_BYTES for signal in signals)
+    sized = within_size(signals)
+    assert len(sized) == len(signals) and all(a is b for a, b in zip(sized, signals, strict=True))
+
+
+def test_a_hot_keys_apply_is_cut_by_offsets_into_signals_within_the_bound_that_tile_its_ranges() -> None:
+    """One device's 2,000 events in two partitions, with owed offsets and holes: cut at 8 KiB, every signal is
+    within it as sent, goes to the same bucket, and its parts' ranges tile each partition's range with every event
+    and owed offset once, in the sub-range holding it."""
+    from shared.state.aggregate import with_holes, with_owed
+
+    rows = [row for row in _hot(1000) if row["_offset"] not in (10, 500, 999)]
+    spans = {("mobile", 0): (0, 1000), ("mobile", 1): (0, 1000)}
+    (signal,) = signals_for("mobile", rows, spans, buckets=1)
+    (signal,) = with_owed("mobile", [signal], {("mobile", 0, 0): {10, 500, 999}}, 1)
+    (signal,) = with_holes([signal], {("mobile", 1, 0): [[1001, 1003]]})
+    assert _sent(signal) > 100_000
+    sized = within_size([signal], max_bytes=8192)
+    assert len(sized) >= _sent(signal) // 8192 and all(_sent(s) <= 8192 for s in sized)
+    assert {(s.entity, s.key, s.operation) for s in sized} == {(signal.entity, signal.key, "apply")}
+    for partition in (0, 1):
+        parts = sorted(
+            (p for s in sized for p in s.payload["parts"] if p["partition"] == partition), key=lambda p: p["range"]
+        )
+        ranges = [tuple(p["range"]) for p in parts]
+        assert ranges[0][0] == 0 and ranges[-1][1] == 1000 and len(ranges) > 1
+        assert all(b[0] == a[1] + 1 for a, b in pairwise(ranges))  # no gap, no overlap
+        events = [(p["range"], e) for p in parts for es in p["keys"].values() for e in es]
+        assert sorted(e[0] for _, e in events) == sorted(r["_offset"] for r in rows if r["_partition"] == partition)
+        assert all(low <= e[0] <= high for (low, high), e in events)
+        owed = [(p["range"], o) for p in parts for o in p.get("owed", [])]
+        assert sorted(o for _, o in owed) == ([10, 500, 999] if partition == 0 else [])
+        assert all(low <= o <= high for (low, high), o in owed)
+        assert all(p.get("holes") == ([[1001, 1003]] if partition == 1 else None) for p in parts)
+
+
+def test_a_cut_apply_counts_each_event_once_in_any_order_and_when_sent_again() -> None:
+    """The signals one oversized apply became, applied forward, backward, and again: the device holds every event
+    once, as the apply uncut does."""
+    rows = _hot(600, partitions=1)
+    (signal,) = signals_for("mobile", rows, {("mobile", 0): (0, 599)}, buckets=1)
+    sized = within_size([signal], max_bytes=4096)
+    assert len(sized) > 3
+
+    def events(signals: list[Any]) -> int:
+        state: dict[str, Any] = {}
+        for s in signals:
+            state = apply(device_activity.fold, state, json.loads(json.dumps(s.payload))).state
+        return int(key_state(state, "d1")["events"])  # type: ignore[index]
+
+    assert events([signal]) == events(sized) == events(sized[::-1]) == events(sized + sized[::-1]) == 600
+
+
+def test_an_event_over_the_bound_alone_goes_in_a_signal_of_its_own() -> None:
+    rows = [tap(0, 1_764_000_000_000, "a"), tap(1, 1_764_000_000_001, "x" * 5000), tap(2, 1_764_000_000_002, "b")]
+    (signal,) = signals_for("mobile", rows, {("mobile", 0): (0, 2)}, buckets=1)
+    sized = within_size([signal], max_bytes=2048)
+    assert [s.payload["parts"][0]["range"] for s in sized] == [[0, 0], [1, 1], [2, 2]]
