@@ -446,7 +446,7 @@ def _mark_move(lake: LakeStore, path: str, target: int, *, create: bool) -> bool
         found = lake.read_versioned(path)
         if found is None and not create:
             return False
-        ledger, version = (Ledger(), None) if found is None else (_ledger_at(path, found[0]), found[1])
+        ledger, version = (Ledger.first(), None) if found is None else (_ledger_at(path, found[0]), found[1])
         ledger.moved(target)
         try:
             lake.write_if(path, orjson.dumps(ledger.to_json()), version)

@@ -40,6 +40,7 @@ KEPT_INCARNATIONS = 8
 KEPT_PREVIOUS_FINGERPRINTS = 16
 KEPT_MOVES = 8  # the newest offsets a consumer group was moved to (``Ledger.moved_to``)
 KEPT_HOLES = 8  # the newest gaps between a life's landed ranges that signals carry (``Ledger.holes``)
+NEWER, OLDER = 1, -1  # a batch's records against the timestamps its life landed (``Ledger.outside_landed``)
 
 
 def fingerprint(record: KafkaRecord) -> str:
@@ -97,6 +98,13 @@ class Ledger:
     offsets ``adopted`` names (those the same consumer read on from, or that a batch proved by a fingerprint,
     ``landed_before_seen``). Earlier lives keep theirs in ``previous`` (keys ``seen_at``, ``adopted``). None in
     the first life, and in ledgers written before it was recorded (the life's first landed offset stands in).
+
+    ``timestamps_ms``: the oldest and newest Kafka timestamps of the records this life's landings named (the
+    fresh records of each batch ``begin`` committed); ``[]`` before any: kept from a life's start (``first``,
+    ``next_incarnation``). A record at an offset the life landed whose timestamp is outside them is not the
+    record landed there (``incarnation_of``). None where they are not known for every landing: in ledgers
+    written before they were kept, and after a version that does not keep them wrote one; then they stay
+    unknown for the life, never started part-way.
     """
 
     incarnation: int = 0
@@ -107,6 +115,12 @@ class Ledger:
     moved_to: list[int] = field(default_factory=list)
     seen_at: int | None = None
     adopted: OffsetRanges = field(default_factory=list)
+    timestamps_ms: list[int] | None = None
+
+    @classmethod
+    def first(cls) -> Ledger:
+        """The ledger of a partition that has none: nothing landed, its timestamps kept from the start."""
+        return cls(timestamps_ms=[])
 
     def incarnation_of(self, records: Sequence[KafkaRecord], same_stream: int | None = None) -> int:
         """The life ``records`` (one batch, one life) belong to: the current or an earlier one whose fingerprint a
@@ -114,7 +128,8 @@ class Ledger:
         one's); else the next one when a record contradicts the current life's records (``known``: the offsets
         restarted); else, with no record at a fingerprinted offset, ``same_stream`` (the life of the batch this
         one continues or retries, read by the same consumer) unless a record contradicts that life; else the
-        current one."""
+        current one, unless a record at an offset it landed is outside the timestamps of every record it landed
+        (``outside_landed``): then the next one when newer, the one before when older."""
         digests: dict[int, str] = {}
 
         def compare(known: dict[int, str]) -> bool | None:
@@ -142,9 +157,45 @@ class Ledger:
                 return life
         if _verdict(records, self.known(self.incarnation), digests) is False:
             return self.incarnation + 1
-        if same_stream is not None and verdicts.get(same_stream) is None:
+        if same_stream is not None and same_stream != self.incarnation and verdicts.get(same_stream) is None:
             return same_stream
+        outside = self.outside_landed(records)
+        if outside == NEWER:
+            return self.incarnation + 1
+        if outside == OLDER and self._entry(self.incarnation - 1) is not None:
+            return self.incarnation - 1
         return self.incarnation
+
+    def outside_landed(self, records: Sequence[KafkaRecord]) -> int:
+        """``NEWER`` or ``OLDER`` when records sit at offsets the current life landed with Kafka timestamps newer, or
+        older, than every record the life landed (``timestamps_ms``); 0 when none does, or both are found. Such a
+        record is not the one landed there, so the batch is not of this life: a proof, not a guess, since a
+        redelivery of what landed carries its timestamps. Newer: a new life whose consumer group starts inside
+        the old life's landed offsets (retention took its log's first records, or the group was moved), touching
+        none of its kept fingerprints, was taken for the old life and skipped as landed there. Older: a batch an
+        instance held across the re-creation, retried after the new life landed past it, was taken for the new
+        life and skipped. Both need producers whose clocks move on across the re-creation."""
+        span, landed = self.timestamps_ms, self.landed
+        if not span or not landed:
+            return 0
+        oldest, newest = span
+        newer = older = False
+        for record in records:
+            stamp = record.timestamp_ms
+            if stamp is None or oldest <= stamp <= newest or not contains(landed, record.offset):
+                continue
+            newer, older = newer or stamp > newest, older or stamp < oldest
+        return 0 if newer == older else NEWER if newer else OLDER
+
+    def stamp(self, span_ms: tuple[int, int] | None, incarnation: int) -> None:
+        """Take ``span_ms``, the oldest and newest Kafka timestamps of records about to land in ``incarnation``,
+        into the current life's ``timestamps_ms`` (an earlier life's are not kept)."""
+        if incarnation != self.incarnation or self.timestamps_ms is None or span_ms is None:
+            return
+        low, high = span_ms
+        self.timestamps_ms = (
+            [min(low, self.timestamps_ms[0]), max(high, self.timestamps_ms[1])] if self.timestamps_ms else [low, high]
+        )
 
     def known(self, incarnation: int) -> dict[int, str]:
         """The fingerprints of life ``incarnation``'s records: its own, and the life before's at the offsets it
@@ -315,6 +366,7 @@ class Ledger:
             previous=history[-KEPT_INCARNATIONS:],
             moved_to=list(self.moved_to),
             seen_at=seen_at,
+            timestamps_ms=[],
         )
 
     def landed_in(self, incarnation: int) -> OffsetRanges:
@@ -391,6 +443,7 @@ class Ledger:
         pending = self.pending
         moves = {"moved_to": self.moved_to} if self.moved_to else {}  # a ledger never moved reads as before
         restart = {} if self.seen_at is None else {"seen_at": self.seen_at, "adopted": self.adopted}
+        stamps = {} if self.timestamps_ms is None else {"timestamps_ms": self.timestamps_ms}
         return {
             "incarnation": self.incarnation,
             "landed": self.landed,
@@ -411,6 +464,7 @@ class Ledger:
             "previous": self.previous,
             **moves,
             **restart,
+            **stamps,
         }
 
     @classmethod
@@ -429,6 +483,7 @@ class Ledger:
             moved_to=_offsets(document.get("moved_to", []), "moved_to"),
             seen_at=_optional_integer(document.get("seen_at"), "seen_at"),
             adopted=_ranges(document.get("adopted", []), "adopted"),
+            timestamps_ms=_timestamps(document.get("timestamps_ms")),
         )
 
 
@@ -559,6 +614,16 @@ def _earlier(entry: Any) -> dict[str, Any]:
     _optional_integer(checked.get("seen_at"), "an earlier life's seen_at")
     _ranges(checked.get("adopted", []), "an earlier life's adopted")
     return checked
+
+
+def _timestamps(value: Any) -> list[int] | None:
+    """A life's ``timestamps_ms``: None (not known), ``[]`` (none landed yet) or ``[oldest, newest]``."""
+    if value is None:
+        return None
+    stamps = [_integer(stamp, "timestamps_ms") for stamp in _typed(value, list, "timestamps_ms")]
+    if len(stamps) not in (0, 2) or (stamps and stamps[0] > stamps[1]):
+        raise ValueError(f"timestamps_ms is not [] or [oldest, newest]: {stamps!r}")
+    return stamps
 
 
 def _offsets(value: Any, what: str) -> list[int]:

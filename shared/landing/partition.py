@@ -82,6 +82,7 @@ class Admission:
     repaired: LandingReport | None = None  # an unfinished landing this batch completed first
     before_seen: frozenset[int] = frozenset()  # offsets landed in the life before, before the restart was seen
     recordless: tuple[int, int] | None = None  # between this instance's last batch and this one: no record there
+    timestamps_ms: tuple[int, int] | None = None  # its fresh records' oldest and newest (``Ledger.timestamps_ms``)
 
     def fresh_count(self, record_count: int) -> int:
         return record_count if self.fresh is None else len(self.fresh)
@@ -167,7 +168,15 @@ class PartitionLanding:
             landing = [[first.offset, last.offset]] if recordless is None else [[recordless[0], last.offset]]
             self._admitting = self._admitted_now(first.offset, last.offset, life, life, landing)
             return Admission(
-                ledger.incarnation, first.offset, last.offset, None, first, last, repaired, recordless=recordless
+                ledger.incarnation,
+                first.offset,
+                last.offset,
+                None,
+                first,
+                last,
+                repaired,
+                recordless=recordless,
+                timestamps_ms=timestamp_span(records),
             )
         same_stream = self._same_stream(first.offset, ledger)
         incarnation = ledger.incarnation_of(records, same_stream)
@@ -207,6 +216,7 @@ class PartitionLanding:
             repaired,
             before_seen,
             recordless,
+            timestamp_span(fresh),
         )
 
     def _same_stream(self, first_offset: int, ledger: Ledger) -> int | None:
@@ -295,6 +305,7 @@ class PartitionLanding:
         decision ``admit`` made. Written even when nothing is fresh: a skip is confirmed, never assumed."""
         ledger = self._loaded()
         started, ticking = self.clock(), time.monotonic()
+        ledger.stamp(admission.timestamps_ms, admission.incarnation)
         if admission.first_fresh is not None and admission.last_fresh is not None:
             incarnation = admission.incarnation
             ledger.remember(admission.first_fresh, admission.last_fresh, incarnation=incarnation)
@@ -339,7 +350,7 @@ class PartitionLanding:
         if self._ledger is None:
             found = self.lake.read_versioned(self.path)
             if found is None:
-                self._ledger, self._version = Ledger(), None
+                self._ledger, self._version = Ledger.first(), None
             else:
                 data, version = found
                 try:
@@ -456,3 +467,9 @@ def new_owner() -> str:
 
 def wall_clock() -> float:
     return time.time()
+
+
+def timestamp_span(records: Sequence[KafkaRecord]) -> tuple[int, int] | None:
+    """The oldest and newest Kafka timestamps of ``records`` (None when none has one)."""
+    stamps = [stamp for record in records if (stamp := record.timestamp_ms) is not None]
+    return (min(stamps), max(stamps)) if stamps else None

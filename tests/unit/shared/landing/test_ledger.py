@@ -14,8 +14,9 @@ from shared.errors import UnreadableLakeFile
 from shared.failures import ErrorClass, classify
 from shared.lake import LocalLake
 from shared.landing.ledger import names_pending
+from shared.landing.partition import timestamp_span
 from shared.layout import ledger_path
-from shared.records import TopicPartition
+from shared.records import KafkaRecord, TopicPartition
 from tests.conftest import records_for
 from tests.unit.shared.landing.conftest import CLICKS, land_clicks, landed_positions
 
@@ -78,6 +79,7 @@ def test_a_batch_at_no_fingerprint_is_the_life_of_the_batch_it_follows_unless_th
     ledger = ledger.next_incarnation()  # the topic restarted: life 1
     ledger.fingerprints = {0: fingerprint(new[0]), 15: fingerprint(new[15])}
     ledger.landed = [[0, 15]]
+    ledger.stamp(timestamp_span(new[:16]), 1)  # as landing them did
     unmarked = old[10:14]  # at no fingerprint of either life
     assert ledger.incarnation_of(unmarked) == 1, "without a stream to follow: the current life"
     assert ledger.incarnation_of(unmarked, same_stream=0) == 0
@@ -152,3 +154,51 @@ def test_a_ledger_that_cannot_be_read_still_counts_as_naming_its_pending_files(t
     (tmp_path / LEDGER).write_bytes(damaged)
     assert names_pending(lake, "clickstream", raw)
     assert names_pending(lake, "clickstream", raw, unless_complete=True)
+
+
+def test_a_record_outside_the_timestamps_its_life_landed_at_an_offset_it_landed_is_of_another_life() -> None:
+    """A re-created topic's consumer group starting inside the old life's landed offsets (retention, a move) meets
+    none of its kept fingerprints: its records, newer than every record the life landed, are not the ones landed
+    there (the next life). A batch held across the re-creation, older than every record the new life landed, is
+    not the new life's (the one before). A redelivery (within them) stays the life's; records past the landed
+    offsets are fresh in it; a ledger that does not know its life's timestamps decides as before."""
+    import dataclasses
+
+    from shared.landing.ledger import NEWER, OLDER, Ledger, fingerprint
+
+    def shifted(records: list[KafkaRecord], ms: int) -> list[KafkaRecord]:
+        return [dataclasses.replace(record, timestamp_ms=(record.timestamp_ms or 0) + ms) for record in records]
+
+    landed = records_for(CLICKS, 100, seed=1)
+    ledger = Ledger(landed=[[0, 99]], fingerprints={0: fingerprint(landed[0]), 99: fingerprint(landed[99])})
+    ledger.timestamps_ms = []
+    ledger.stamp(timestamp_span(landed), 0)
+    newer, older = shifted(landed, 1), shifted(landed, -1)
+    assert ledger.outside_landed(newer[40:50]) == NEWER and ledger.outside_landed(older[40:50]) == OLDER
+    assert ledger.incarnation_of(newer[40:50]) == 1
+    assert ledger.incarnation_of(newer[40:50], same_stream=0) == 1, "the same consumer: still not what landed"
+    assert ledger.incarnation_of(older[40:50]) == 0, "no life before this one to take it"
+    assert ledger.incarnation_of(landed[40:50]) == 0, "a redelivery"
+    assert ledger.outside_landed([*newer[40:45], *older[45:50]]) == 0, "both: nothing proved"
+    past = [dataclasses.replace(record, offset=record.offset + 100) for record in newer[:10]]
+    assert ledger.incarnation_of(past) == 0, "past the landed offsets: fresh, not a contradiction"
+
+    after = ledger.next_incarnation()
+    assert after.timestamps_ms == []
+    after.landed = [[0, 49]]
+    after.stamp(timestamp_span(newer[:50]), 1)
+    assert after.incarnation_of(older[10:20]) == 0, "held across the re-creation: the life before"
+    assert after.incarnation_of(landed[10:20]) == 0, "as old as that life's: older than the new life's"
+    assert after.incarnation_of(newer[10:20]) == 1
+
+    read = Ledger.from_json(orjson.loads(orjson.dumps(after.to_json())))
+    assert read.timestamps_ms == after.timestamps_ms and read.incarnation_of(older[10:20]) == 0
+    document = ledger.to_json()
+    del document["timestamps_ms"]
+    legacy = Ledger.from_json(document)
+    assert legacy.timestamps_ms is None and legacy.incarnation_of(newer[40:50]) == 0
+    legacy.stamp((0, 10**15), 0)
+    assert legacy.timestamps_ms is None, "never started part-way through a life"
+    for damaged in ([5], [9, 3], ["x", 1]):
+        with pytest.raises(ValueError, match="timestamps_ms"):
+            Ledger.from_json(document | {"timestamps_ms": damaged})

@@ -135,7 +135,7 @@ def test_a_partition_with_no_ledger_gets_one_only_when_that_cannot_change_its_st
     lake = LocalLake(tmp_path)
     assert _move(lake, 50) == [] and not (tmp_path / "_landing").exists()
     assert _move(lake, 50, source="orders") == [WHERE], "a source without keyed state: nothing to change"
-    assert _stored(tmp_path, "orders") == {**Ledger().to_json(), "moved_to": [50]}
+    assert _stored(tmp_path, "orders") == {**Ledger.first().to_json(), "moved_to": [50]}
     lake.write_if(RECORD_PATH, orjson.dumps({"buckets": {"users": 64}}), None)
     assert _move(lake, 50) == [], "the record names other sources only"
     lake.write_if(RECORD_PATH, orjson.dumps({"buckets": {"clickstream": 64}}), lake.read_versioned(RECORD_PATH)[1])

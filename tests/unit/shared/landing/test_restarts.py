@@ -129,3 +129,14 @@ def test_a_later_life_taken_for_the_current_one_below_where_it_showed_is_no_evid
     world.deliver(world.instance(), THIRD[0:8])
     world.deliver(world.instance(), THIRD[8:30])
     check(world, [OLD, NEW[0:40], THIRD], "a later life taken for the current one")
+
+
+def test_a_new_life_starting_inside_the_old_lives_landed_offsets_at_no_fingerprint_lands(tmp_path: Path) -> None:
+    """The topic re-created, its new consumer group starts at 30 (its log's first records gone by retention): 30..37
+    touch neither of the old life's kept fingerprints (20 and 59), so they were taken for the old life and skipped
+    as landed there (lost). Newer than every record the old life landed, they are not what landed there."""
+    world = World(tmp_path)
+    world.deliver(world.instance(), OLD)
+    reader = world.instance()  # the new life's consumer
+    deliver_all(world, reader, NEW[30:38], NEW[38:50], NEW[50:60])
+    check(world, [OLD, NEW[30:60]], "a new life starting inside the old life's landed offsets")
