@@ -182,8 +182,10 @@ def current_lives(
 def life_of(
     ledger: Ledger, low: int, end: int, first_row: int | None, ask: Callable[[list[int]], Mapping[int, str]] | None
 ) -> Life:
-    """The life of the broker's records ``[low, end)``, told as the landing tells a batch's (``Ledger.incarnation_of``,
-    ``split_at``, ``landed_before_seen``), from the broker's records at the offsets ``ledger`` fingerprinted.
+    """The life of the broker's records ``[low, end)``, told as the landing tells a batch's by fingerprints
+    (``Ledger.incarnation_of``, ``split_at``, ``landed_before_seen``), from the broker's records at the offsets
+    ``ledger`` fingerprinted; not by the timestamps each life landed (``Ledger.outside_landed``), which would need
+    every record's timestamp read back from the broker.
 
     The current life's fingerprints: none matching and one differing, the topic was recreated and none of its new
     records landed; one matching and a later one differing, those from that one on have not landed (the new life's

@@ -159,22 +159,45 @@ class Ledger:
             return self.incarnation + 1
         if same_stream is not None and same_stream != self.incarnation and verdicts.get(same_stream) is None:
             return same_stream
+        return self._life_by_timestamps(records)
+
+    def _life_by_timestamps(self, records: Sequence[KafkaRecord]) -> int:
+        """The life of a batch no fingerprint placed: the current one, unless its records prove it is not
+        (``outside_landed``). Then the life before when its timestamps fit that life's (older than the current
+        life's, but not older than the life before's oldest; or newer, within the life before's: clocks that went
+        back across the re-creation); else, when newer, the next one; else the current one (nothing tells)."""
         outside = self.outside_landed(records)
-        if outside == NEWER:
-            return self.incarnation + 1
-        if outside == OLDER and self._entry(self.incarnation - 1) is not None:
+        if not outside:
+            return self.incarnation
+        stamps = [stamp for record in records if (stamp := record.timestamp_ms) is not None]
+        before = self.timestamps_of(self.incarnation - 1)
+        if before and (
+            min(stamps) >= before[0] if outside == OLDER else before[0] <= min(stamps) and max(stamps) <= before[1]
+        ):
             return self.incarnation - 1
-        return self.incarnation
+        return self.incarnation + 1 if outside == NEWER else self.incarnation
+
+    def timestamps_of(self, incarnation: int) -> list[int] | None:
+        """Life ``incarnation``'s ``timestamps_ms``. An earlier life's (kept in its entry by ``next_incarnation`` and
+        ``stamp``) are trusted only while the current life's are known: a version that does not keep them drops
+        the current life's when it writes the ledger, but carries an earlier life's entry as it found it, stale
+        once it landed there."""
+        if incarnation == self.incarnation:
+            return self.timestamps_ms
+        entry = self._entry(incarnation)
+        if self.timestamps_ms is None or entry is None:
+            return None
+        return _timestamps(entry.get("timestamps_ms"))
 
     def outside_landed(self, records: Sequence[KafkaRecord]) -> int:
         """``NEWER`` or ``OLDER`` when records sit at offsets the current life landed with Kafka timestamps newer, or
         older, than every record the life landed (``timestamps_ms``); 0 when none does, or both are found. Such a
-        record is not the one landed there, so the batch is not of this life: a proof, not a guess, since a
-        redelivery of what landed carries its timestamps. Newer: a new life whose consumer group starts inside
-        the old life's landed offsets (retention took its log's first records, or the group was moved), touching
-        none of its kept fingerprints, was taken for the old life and skipped as landed there. Older: a batch an
-        instance held across the re-creation, retried after the new life landed past it, was taken for the new
-        life and skipped. Both need producers whose clocks move on across the re-creation."""
+        record is not the one landed there, so the batch is not of this life: a proof, since a redelivery of what
+        landed carries its timestamps. Which life it is, is a reading of the timestamps (``_life_by_timestamps``).
+        Newer: a new life whose consumer group starts inside the old life's landed offsets (retention took its
+        log's first records, or the group was moved), touching none of its kept fingerprints, was taken for the
+        old life and skipped as landed there. Older: a batch an instance held across the re-creation, retried
+        after the new life landed past it, was taken for the new life and skipped."""
         span, landed = self.timestamps_ms, self.landed
         if not span or not landed:
             return 0
@@ -189,13 +212,16 @@ class Ledger:
 
     def stamp(self, span_ms: tuple[int, int] | None, incarnation: int) -> None:
         """Take ``span_ms``, the oldest and newest Kafka timestamps of records about to land in ``incarnation``,
-        into the current life's ``timestamps_ms`` (an earlier life's are not kept)."""
-        if incarnation != self.incarnation or self.timestamps_ms is None or span_ms is None:
+        into that life's ``timestamps_ms`` (``timestamps_of``)."""
+        held = self.timestamps_of(incarnation)
+        if held is None or span_ms is None:
             return
         low, high = span_ms
-        self.timestamps_ms = (
-            [min(low, self.timestamps_ms[0]), max(high, self.timestamps_ms[1])] if self.timestamps_ms else [low, high]
-        )
+        widened = [min(low, held[0]), max(high, held[1])] if held else [low, high]
+        if incarnation == self.incarnation:
+            self.timestamps_ms = widened
+        elif (entry := self._entry(incarnation)) is not None:
+            entry["timestamps_ms"] = widened
 
     def known(self, incarnation: int) -> dict[int, str]:
         """The fingerprints of life ``incarnation``'s records: its own, and the life before's at the offsets it
@@ -360,6 +386,12 @@ class Ledger:
         if self.seen_at is not None:
             entry |= {"seen_at": self.seen_at, "adopted": self.adopted}
         history = [*self.previous, entry]
+        if self.timestamps_ms is None:  # earlier lives' may be stale (``timestamps_of``): not carried on
+            history = [
+                {name: value for name, value in earlier.items() if name != "timestamps_ms"} for earlier in history
+            ]
+        else:
+            entry["timestamps_ms"] = self.timestamps_ms
         return Ledger(
             incarnation=self.incarnation + 1,
             pending=self.pending,
@@ -613,6 +645,7 @@ def _earlier(entry: Any) -> dict[str, Any]:
     _checked_fingerprints(checked)
     _optional_integer(checked.get("seen_at"), "an earlier life's seen_at")
     _ranges(checked.get("adopted", []), "an earlier life's adopted")
+    _timestamps(checked.get("timestamps_ms"))
     return checked
 
 

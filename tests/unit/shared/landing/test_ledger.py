@@ -184,15 +184,28 @@ def test_a_record_outside_the_timestamps_its_life_landed_at_an_offset_it_landed_
     assert ledger.incarnation_of(past) == 0, "past the landed offsets: fresh, not a contradiction"
 
     after = ledger.next_incarnation()
-    assert after.timestamps_ms == []
+    assert after.timestamps_ms == [] and after.timestamps_of(0) == ledger.timestamps_ms
     after.landed = [[0, 49]]
     after.stamp(timestamp_span(newer[:50]), 1)
-    assert after.incarnation_of(older[10:20]) == 0, "held across the re-creation: the life before"
-    assert after.incarnation_of(landed[10:20]) == 0, "as old as that life's: older than the new life's"
+    assert after.incarnation_of(landed[10:20]) == 0, "held across the re-creation: older, as old as the life before"
+    assert after.incarnation_of(older[10:20]) == 1, "older than the life before too: nothing tells"
+    assert after.incarnation_of(shifted(landed, 2)[10:20]) == 2
     assert after.incarnation_of(newer[10:20]) == 1
 
+    back = ledger.next_incarnation()  # the producers' clocks went back across the re-creation
+    back.landed = [[0, 49]]
+    back.stamp(timestamp_span(older[:50]), 1)
+    assert back.incarnation_of(landed[10:20]) == 0, "newer than this life, within the life before's: that life"
+    assert back.incarnation_of(shifted(landed, -2)[10:20]) == 1, "older than both: nothing tells"
+    back.stamp((0, 1), 0)
+    assert back.timestamps_of(0) == [0, ledger.timestamps_ms[1]], "landing in the life before widens its own"  # type: ignore[index]
+
     read = Ledger.from_json(orjson.loads(orjson.dumps(after.to_json())))
-    assert read.timestamps_ms == after.timestamps_ms and read.incarnation_of(older[10:20]) == 0
+    assert read.timestamps_ms == after.timestamps_ms and read.incarnation_of(landed[10:20]) == 0
+    written_by_an_older_version = {name: value for name, value in after.to_json().items() if name != "timestamps_ms"}
+    stale = Ledger.from_json(written_by_an_older_version)  # it carried the earlier life's entry as it found it
+    assert stale.timestamps_of(0) is None and stale.incarnation_of(landed[10:20]) == 1
+    assert all("timestamps_ms" not in entry for entry in stale.next_incarnation().previous)
     document = ledger.to_json()
     del document["timestamps_ms"]
     legacy = Ledger.from_json(document)
