@@ -337,16 +337,25 @@ def _dead_letter_rejected(invocation: _Invocation, batch: ProcessedBatch, reject
     """
     source = batch.source
     entity_key = source.entity_key
-    refused = {member: detail for signal, detail in rejected.signals for member in members(signal)}
+    refused: dict[tuple[str, str, int], list[tuple[int, int, str]]] = {}
+    for signal, refused_for in rejected.signals:
+        for key, topic, partition, low, high in members(signal):
+            refused.setdefault((key, topic, partition), []).append((low, high, refused_for))
+
+    def refusal(row: Row) -> str | None:
+        offset = row["_offset"]
+        ranges = refused.get((str(entity_key(row)), row["_topic"], row["_partition"]), ())
+        return next((why for low, high, why in ranges if low <= offset <= high), None)
+
     letters: list[tuple[DeadLetter, int]] = []
     for part in batch if refused else ():
         for row, origin in zip(part.to_rows(), part.origins, strict=True):
-            detail = refused.get((str(entity_key(row)), row["_topic"], row["_partition"]))
+            detail = refusal(row)
             if detail is not None and (origin.topic, origin.partition, origin.offset) not in rejected.not_in_raw:
                 why = f"landed in raw/, but the entity refused its update: {detail}"
                 letters.append((DeadLetter(origin, Reason.ENTITY_REJECTED, why), row["_incarnation"]))
     for letter, row in rejected.in_raw.found if refused else ():
-        detail = refused.get((str(entity_key(row)), row["_topic"], row["_partition"]))
+        detail = refusal(row)
         if detail is not None:
             why = f"landed in raw/ by an earlier delivery (this one rejected it); the entity refused it: {detail}"
             letters.append((DeadLetter(letter.record, Reason.ENTITY_REJECTED, why[:1000]), row["_incarnation"]))

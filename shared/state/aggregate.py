@@ -178,11 +178,13 @@ def _part(
     return {"topic": topic, "partition": partition, "incarnation": incarnation, "range": [low, high], "keys": keys}
 
 
-def members(signal: Signal) -> Iterator[tuple[str, str, int]]:
-    """The (key, topic, partition) whose events an ``apply`` carries: what a refused signal leaves unapplied."""
+def members(signal: Signal) -> Iterator[tuple[str, str, int, int, int]]:
+    """The (key, topic, partition, low, high) whose events an ``apply`` carries, ``[low, high]`` its part's range:
+    what a refused signal leaves unapplied (only that range when ``within_size`` cut the batch's)."""
     for part in signal.payload.get("parts", []):
+        low, high = part["range"]
         for key in part["keys"]:
-            yield key, part["topic"], part["partition"]
+            yield key, part["topic"], part["partition"], low, high
 
 
 def within_size(signals: list[Signal], max_bytes: int = MAX_SIGNAL_BYTES) -> list[Signal]:
@@ -194,9 +196,11 @@ def within_size(signals: list[Signal], max_bytes: int = MAX_SIGNAL_BYTES) -> lis
     apps can: learn.microsoft.com/azure/durable-task/scheduler/durable-task-scheduler-large-payloads); on Azure
     Storage a message over the queue's 64 KB goes through a blob, paid per operation. So an oversized apply is
     cut by offsets: each part becomes parts of consecutive sub-ranges that tile its range, each holding the
-    events and owed offsets within it, packed into signals within ``max_bytes``. Each is a batch of its own to
-    the bucket (``shared.state.offsets``): applied once, in any order, with the others. A single event over
-    ``max_bytes`` goes alone.
+    events and owed offsets within it, packed into signals within ``max_bytes``, in offset order. Each is a batch
+    of its own to the bucket (``shared.state.offsets``): applied once, in any order, with the others; sent one after
+    another (``send_signals``), since each that overtakes another leaves a gap in the bucket's applied ranges,
+    and past ``KEPT_RANGES`` gaps the oldest close. A key's events are folded by event time within each piece,
+    not across them (sessions, lateness). A single event over ``max_bytes`` goes alone.
     """
     sized = []
     for signal in signals:
@@ -218,10 +222,11 @@ def within_size(signals: list[Signal], max_bytes: int = MAX_SIGNAL_BYTES) -> lis
 
 def _sent_bytes(payload: dict[str, Any], max_bytes: int) -> int:
     """The payload's length as the Durable client sends it (``json.dumps``: a space after each separator, non-ASCII
-    escaped), measured only when it could be over ``max_bytes``: that text is at most 3 times the compact UTF-8
-    JSON (a separator gains a space; a character of 2-4 UTF-8 bytes becomes 6 or 12 escaped)."""
+    and DEL escaped), measured only when it could be over ``max_bytes``: that text is at most 6 times the compact
+    UTF-8 JSON orjson writes (DEL, one byte there, is ``\\u007f``; a separator gains a space; a character of 2-4
+    UTF-8 bytes becomes 6 or 12)."""
     compact = len(orjson.dumps(payload))
-    return compact if 3 * compact <= max_bytes else len(json.dumps(payload))
+    return compact if 6 * compact <= max_bytes else len(json.dumps(payload))
 
 
 _PAYLOAD_BYTES = len(json.dumps({"parts": []}))

@@ -106,7 +106,17 @@ def _bucket_or_none(entity: str, home: str, state: dict[str, Any] | None) -> dic
 
 
 async def send_signals(gateway: StateGateway, signals: list[Signal]) -> None:
-    await _bounded(gateway.signal(signal) for signal in signals)
+    """Send ``signals``, entities at once and each entity's one after another, in the order given (the pieces of
+    a cut apply, ``within_size``, in offset order)."""
+    by_entity: dict[tuple[str, str], list[Signal]] = {}
+    for signal in signals:
+        by_entity.setdefault((signal.entity, signal.key), []).append(signal)
+
+    async def in_order(entity_signals: list[Signal]) -> None:
+        for signal in entity_signals:
+            await gateway.signal(signal)
+
+    await _bounded(in_order(entity_signals) for entity_signals in by_entity.values())
 
 
 class StateJoiner:

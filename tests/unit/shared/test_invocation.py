@@ -579,3 +579,70 @@ def test_a_hot_devices_batch_reaches_its_bucket_within_the_backends_message_limi
     assert gateway.taken > 1 and device_events(gateway) == {"device-hot": 6000}
     _process(lake, records, gateway, max_record_bytes=1 << 20)
     assert device_events(gateway) == {"device-hot": 6000}
+
+
+def _carries(signal: Signal, offset: int) -> bool:
+    return any(p["range"][0] <= offset <= p["range"][1] and p["keys"] for p in signal.payload["parts"])
+
+
+class _RefusingPiece(ApplyingGateway):
+    """The entity API refuses (a 400 of its own) the apply carrying offset ``at`` with events, once."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at: int | None = at
+        self.refused: list[Signal] = []
+
+    async def signal(self, signal: Signal) -> None:
+        if self.at is not None and _carries(signal, self.at):
+            self.at = None
+            self.refused.append(signal)
+            raise Exception("The operation failed with an unexpected status code 400")
+        await super().signal(signal)
+
+
+def test_one_refused_piece_of_a_cut_apply_dead_letters_only_its_own_events(tmp_path: Path) -> None:
+    """A review found every row of the hot device dead-lettered when one piece of its cut apply was refused (the
+    refusal was matched by key alone): only the piece's range is owed and dead-lettered, and tools.redrive then
+    counts each event once."""
+    from shared.redrive import RedriveTarget, redrive
+
+    lake, gateway = LocalLake(tmp_path), _RefusingPiece(at=5000)
+    _process(lake, [device_tap(offset, "device-hot") for offset in range(6000)], gateway, max_record_bytes=1 << 20)
+    (piece,) = gateway.refused
+    in_piece = sum(len(events) for part in piece.payload["parts"] for events in part["keys"].values())
+    assert 0 < in_piece < 6000 and device_events(gateway) == {"device-hot": 6000 - in_piece}
+    assert len(_entity_rejected_offsets(tmp_path)) == in_piece
+    for _ in range(2):
+        target, signaller = RedriveTarget("mobile", 1 << 20), _GatewaySignaller(gateway)
+        redrive(SOURCES["mobile"], lake=lake, target=target, signaller=signaller)
+    assert device_events(gateway) == {"device-hot": 6000}
+
+
+class _FailingPieceOnce(ApplyingGateway):
+    """A 503 on the apply carrying offset ``at``, once, after the pieces before it applied."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at: int | None = at
+
+    async def signal(self, signal: Signal) -> None:
+        if self.at is not None and _carries(signal, self.at):
+            self.at = None
+            raise Exception("The operation failed with an unexpected status code 503")
+        await super().signal(signal)
+
+
+@pytest.mark.parametrize("cuts", [(0, 2500, 7000), (1000, 4000, 9000), (5990, 6000, 9000)])
+def test_a_piece_failing_then_the_batch_redelivered_cut_otherwise_counts_each_event_once(
+    tmp_path: Path, cuts: tuple[int, int, int]
+) -> None:
+    lake, gateway = LocalLake(tmp_path), _FailingPieceOnce(at=4500)
+    records = [device_tap(offset, "device-hot") for offset in range(9000)]
+    with pytest.raises(TransientError):
+        _process(lake, records[:6000], gateway, max_record_bytes=1 << 20)
+    assert 0 < device_events(gateway)["device-hot"] < 6000
+    first, second, third = cuts
+    for low, high in [(first, second), (second, third), (0, 9000)]:
+        _process(lake, records[low:high], gateway, max_record_bytes=1 << 20)
+    assert device_events(gateway) == {"device-hot": 9000}

@@ -282,7 +282,7 @@ def test_refused_state_updates_are_re_applied_from_raw_not_produced_again(tmp_pa
     assert (summary.sent, summary.resignalled, sender.sent) == (0, 1, [])
     (signal,) = signaller.signals
     assert signal.key == bucket_for(records[1].key or "", 1024)
-    assert list(members(signal)) == [(records[1].key, "mobile", 0)]
+    assert list(members(signal)) == [(records[1].key, "mobile", 0, 1, 1)]
     (part,) = signal.payload["parts"]
     assert part["range"] == [1, 1] and [event[0] for event in part["keys"][records[1].key]] == [1]
     again = redrive(mobile, lake=lake, target=target, sender=sender, signaller=signaller)
