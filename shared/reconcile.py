@@ -184,7 +184,7 @@ def life_of(
 ) -> Life:
     """The life of the broker's records ``[low, end)``, told as the landing tells a batch's by fingerprints
     (``Ledger.incarnation_of``, ``split_at``, ``landed_before_seen``), from the broker's records at the offsets
-    ``ledger`` fingerprinted; not by the timestamps each life landed (``Ledger.outside_landed``), which would need
+    ``ledger`` fingerprinted; not by the timestamps each life landed (``Ledger.newer_than_landed``), which would need
     every record's timestamp read back from the broker.
 
     The current life's fingerprints: none matching and one differing, the topic was recreated and none of its new

@@ -40,7 +40,6 @@ KEPT_INCARNATIONS = 8
 KEPT_PREVIOUS_FINGERPRINTS = 16
 KEPT_MOVES = 8  # the newest offsets a consumer group was moved to (``Ledger.moved_to``)
 KEPT_HOLES = 8  # the newest gaps between a life's landed ranges that signals carry (``Ledger.holes``)
-NEWER, OLDER = 1, -1  # a batch's records against the timestamps its life landed (``Ledger.outside_landed``)
 
 
 def fingerprint(record: KafkaRecord) -> str:
@@ -128,8 +127,8 @@ class Ledger:
         one's); else the next one when a record contradicts the current life's records (``known``: the offsets
         restarted); else, with no record at a fingerprinted offset, ``same_stream`` (the life of the batch this
         one continues or retries, read by the same consumer) unless a record contradicts that life; else the
-        current one, unless a record at an offset it landed is outside the timestamps of every record it landed
-        (``outside_landed``): then the next one when newer, the one before when older."""
+        current one, unless its records are newer than every record it landed, one at an offset it landed, with
+        the lives' timestamps in order (``newer_than_landed``): then the next one."""
         digests: dict[int, str] = {}
 
         def compare(known: dict[int, str]) -> bool | None:
@@ -159,23 +158,7 @@ class Ledger:
             return self.incarnation + 1
         if same_stream is not None and same_stream != self.incarnation and verdicts.get(same_stream) is None:
             return same_stream
-        return self._life_by_timestamps(records)
-
-    def _life_by_timestamps(self, records: Sequence[KafkaRecord]) -> int:
-        """The life of a batch no fingerprint placed: the current one, unless its records prove it is not
-        (``outside_landed``). Then the life before when its timestamps fit that life's (older than the current
-        life's, but not older than the life before's oldest; or newer, within the life before's: clocks that went
-        back across the re-creation); else, when newer, the next one; else the current one (nothing tells)."""
-        outside = self.outside_landed(records)
-        if not outside:
-            return self.incarnation
-        stamps = [stamp for record in records if (stamp := record.timestamp_ms) is not None]
-        before = self.timestamps_of(self.incarnation - 1)
-        if before and (
-            min(stamps) >= before[0] if outside == OLDER else before[0] <= min(stamps) and max(stamps) <= before[1]
-        ):
-            return self.incarnation - 1
-        return self.incarnation + 1 if outside == NEWER else self.incarnation
+        return self.incarnation + 1 if self.newer_than_landed(records) else self.incarnation
 
     def timestamps_of(self, incarnation: int) -> list[int] | None:
         """Life ``incarnation``'s ``timestamps_ms``. An earlier life's (kept in its entry by ``next_incarnation`` and
@@ -189,26 +172,33 @@ class Ledger:
             return None
         return _timestamps(entry.get("timestamps_ms"))
 
-    def outside_landed(self, records: Sequence[KafkaRecord]) -> int:
-        """``NEWER`` or ``OLDER`` when records sit at offsets the current life landed with Kafka timestamps newer, or
-        older, than every record the life landed (``timestamps_ms``); 0 when none does, or both are found. Such a
-        record is not the one landed there, so the batch is not of this life: a proof, since a redelivery of what
-        landed carries its timestamps. Which life it is, is a reading of the timestamps (``_life_by_timestamps``).
-        Newer: a new life whose consumer group starts inside the old life's landed offsets (retention took its
-        log's first records, or the group was moved), touching none of its kept fingerprints, was taken for the
-        old life and skipped as landed there. Older: a batch an instance held across the re-creation, retried
-        after the new life landed past it, was taken for the new life and skipped."""
+    def newer_than_landed(self, records: Sequence[KafkaRecord]) -> bool:
+        """Whether ``records`` are of a life after the current one by their Kafka timestamps: one sits at an offset
+        the current life landed and every one is newer than every record the life landed (``timestamps_ms``), and
+        the lives' timestamps are known and in order (the life before's newest no newer than the current life's
+        oldest).
+
+        Such a record is not the one landed there: a redelivery carries its records' timestamps. A new life whose
+        consumer group starts inside the old life's landed offsets (retention took its log's first records, or
+        the group was moved), touching none of its kept fingerprints, was taken for the old life and skipped as
+        landed there. Which life a batch is, though, the timestamps tell only while the lives' clocks moved on:
+        where they went back across a re-creation, a batch an instance held across it is newer than the next
+        life; taken for a life after it, it started a life that does not exist, and redeliveries landed twice (two
+        reviews proved it, as they proved that taking an older batch for the life before lost a third life's
+        records). So anything less than that proof leaves the batch to the current life, as before."""
         span, landed = self.timestamps_ms, self.landed
         if not span or not landed:
-            return 0
-        oldest, newest = span
-        newer = older = False
-        for record in records:
-            stamp = record.timestamp_ms
-            if stamp is None or oldest <= stamp <= newest or not contains(landed, record.offset):
-                continue
-            newer, older = newer or stamp > newest, older or stamp < oldest
-        return 0 if newer == older else NEWER if newer else OLDER
+            return False
+        stamps = [stamp for record in records if (stamp := record.timestamp_ms) is not None]
+        if not stamps or min(stamps) <= span[1]:
+            return False
+        if not any(contains(landed, record.offset) for record in records):
+            return False
+        if self.incarnation > 0:
+            before = self.timestamps_of(self.incarnation - 1)
+            if not before or before[1] > span[0]:
+                return False
+        return True
 
     def stamp(self, span_ms: tuple[int, int] | None, incarnation: int) -> None:
         """Take ``span_ms``, the oldest and newest Kafka timestamps of records about to land in ``incarnation``,

@@ -156,30 +156,29 @@ def test_a_ledger_that_cannot_be_read_still_counts_as_naming_its_pending_files(t
     assert names_pending(lake, "clickstream", raw, unless_complete=True)
 
 
-def test_a_record_outside_the_timestamps_its_life_landed_at_an_offset_it_landed_is_of_another_life() -> None:
+def test_a_batch_newer_than_all_its_life_landed_at_an_offset_it_landed_is_of_the_next_life() -> None:
     """A re-created topic's consumer group starting inside the old life's landed offsets (retention, a move) meets
-    none of its kept fingerprints: its records, newer than every record the life landed, are not the ones landed
-    there (the next life). A batch held across the re-creation, older than every record the new life landed, is
-    not the new life's (the one before). A redelivery (within them) stays the life's; records past the landed
-    offsets are fresh in it; a ledger that does not know its life's timestamps decides as before."""
+    none of its kept fingerprints: its records, all newer than every record the life landed, are not the ones
+    landed there: the next life. Only that proof moves a batch: older records, a batch partly newer, lives whose
+    timestamps are out of order or not known, leave it to the current life, as before."""
     import dataclasses
 
-    from shared.landing.ledger import NEWER, OLDER, Ledger, fingerprint
+    from shared.landing.ledger import Ledger, fingerprint
 
     def shifted(records: list[KafkaRecord], ms: int) -> list[KafkaRecord]:
         return [dataclasses.replace(record, timestamp_ms=(record.timestamp_ms or 0) + ms) for record in records]
 
     landed = records_for(CLICKS, 100, seed=1)
-    ledger = Ledger(landed=[[0, 99]], fingerprints={0: fingerprint(landed[0]), 99: fingerprint(landed[99])})
-    ledger.timestamps_ms = []
+    ledger = Ledger.first()
+    ledger.landed = [[0, 99]]
+    ledger.fingerprints = {0: fingerprint(landed[0]), 99: fingerprint(landed[99])}
     ledger.stamp(timestamp_span(landed), 0)
     newer, older = shifted(landed, 1), shifted(landed, -1)
-    assert ledger.outside_landed(newer[40:50]) == NEWER and ledger.outside_landed(older[40:50]) == OLDER
     assert ledger.incarnation_of(newer[40:50]) == 1
     assert ledger.incarnation_of(newer[40:50], same_stream=0) == 1, "the same consumer: still not what landed"
-    assert ledger.incarnation_of(older[40:50]) == 0, "no life before this one to take it"
     assert ledger.incarnation_of(landed[40:50]) == 0, "a redelivery"
-    assert ledger.outside_landed([*newer[40:45], *older[45:50]]) == 0, "both: nothing proved"
+    assert ledger.incarnation_of(older[40:50]) == 0, "older: which life, nothing tells"
+    assert ledger.incarnation_of([*landed[40:45], *newer[45:50]]) == 0, "partly newer: nothing proved"
     past = [dataclasses.replace(record, offset=record.offset + 100) for record in newer[:10]]
     assert ledger.incarnation_of(past) == 0, "past the landed offsets: fresh, not a contradiction"
 
@@ -187,25 +186,24 @@ def test_a_record_outside_the_timestamps_its_life_landed_at_an_offset_it_landed_
     assert after.timestamps_ms == [] and after.timestamps_of(0) == ledger.timestamps_ms
     after.landed = [[0, 49]]
     after.stamp(timestamp_span(newer[:50]), 1)
-    assert after.incarnation_of(landed[10:20]) == 0, "held across the re-creation: older, as old as the life before"
-    assert after.incarnation_of(older[10:20]) == 1, "older than the life before too: nothing tells"
-    assert after.incarnation_of(shifted(landed, 2)[10:20]) == 2
-    assert after.incarnation_of(newer[10:20]) == 1
-
+    assert after.incarnation_of(shifted(landed, 2)[10:20]) == 2, "the lives' clocks in order: the next life"
     back = ledger.next_incarnation()  # the producers' clocks went back across the re-creation
     back.landed = [[0, 49]]
-    back.stamp(timestamp_span(older[:50]), 1)
-    assert back.incarnation_of(landed[10:20]) == 0, "newer than this life, within the life before's: that life"
-    assert back.incarnation_of(shifted(landed, -2)[10:20]) == 1, "older than both: nothing tells"
+    back.stamp(timestamp_span(shifted(landed, -5)[:50]), 1)
+    assert back.incarnation_of(landed[10:20]) == 1, "newer than this life, clocks out of order: nothing tells"
     back.stamp((0, 1), 0)
     assert back.timestamps_of(0) == [0, ledger.timestamps_ms[1]], "landing in the life before widens its own"  # type: ignore[index]
 
     read = Ledger.from_json(orjson.loads(orjson.dumps(after.to_json())))
-    assert read.timestamps_ms == after.timestamps_ms and read.incarnation_of(landed[10:20]) == 0
+    assert read.timestamps_ms == after.timestamps_ms and read.incarnation_of(shifted(landed, 2)[10:20]) == 2
     written_by_an_older_version = {name: value for name, value in after.to_json().items() if name != "timestamps_ms"}
     stale = Ledger.from_json(written_by_an_older_version)  # it carried the earlier life's entry as it found it
-    assert stale.timestamps_of(0) is None and stale.incarnation_of(landed[10:20]) == 1
-    assert all("timestamps_ms" not in entry for entry in stale.next_incarnation().previous)
+    assert stale.timestamps_of(0) is None and stale.incarnation_of(shifted(landed, 2)[10:20]) == 1
+    restarted = stale.next_incarnation()
+    assert all("timestamps_ms" not in entry for entry in restarted.previous)
+    restarted.landed = [[0, 49]]
+    restarted.stamp(timestamp_span(shifted(landed, 2)[:50]), 2)
+    assert restarted.incarnation_of(shifted(landed, 3)[10:20]) == 2, "the life before's not known: nothing tells"
     document = ledger.to_json()
     del document["timestamps_ms"]
     legacy = Ledger.from_json(document)

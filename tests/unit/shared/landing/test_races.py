@@ -385,15 +385,21 @@ def _retry_a_batch_held_across_a_restart(scratch: Path, second_life_landed: int)
     return guard_b
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a known bound (docs/reliability.md, Windows): a batch of an earlier life that touches no fingerprint",
+)
 def test_a_batch_held_across_a_restart_is_not_hidden_by_the_next_life(scratch: Path) -> None:
     """A holds a batch of the first life just past everything landed (never landed, so none of its offsets
     is fingerprinted) and retries it after B has landed the topic's second life further than it. None of
-    its records is at a kept fingerprint, and it follows A's own last batch, but B wrote the ledger in between,
-    so A's memory of its stream is dropped (``PartitionLanding.forget``): from A's side this is the same as a
-    new life's batch after A lost the partition and got it back, which must take the current life (the review
-    that found the stale-memory loss: ``tests/unit/shared/test_invocation.py``). Its records were taken for the
-    second life and skipped as landed there (lost) until the ledger kept each life's Kafka timestamps: they are
-    older than every record the second life landed, so they are the first life's (``Ledger.outside_landed``)."""
+    its records is at a kept fingerprint, so it is taken for the second life and skipped as landed there:
+    its records are in no file. It follows A's own last batch, but B wrote the ledger in between, so A's
+    memory of its stream is dropped (``PartitionLanding.forget``): from A's side this is the same as a new
+    life's batch after A lost the partition and got it back, which must take the current life (the review
+    that found the stale-memory loss: ``tests/unit/shared/test_invocation.py``). Its records are older than
+    every record the second life landed, but taking an older batch for the life before lost a third life's
+    records in a review (``tests/unit/shared/landing/test_restarts.py``). Telling them apart needs the landed
+    records' content."""
     _retry_a_batch_held_across_a_restart(scratch, second_life_landed=20)
     both = Scenario("held across a restart", a=[FIRST_LIFE[0:15]], b=[SECOND_LIFE[0:20]])
     _check(both, scratch, ())

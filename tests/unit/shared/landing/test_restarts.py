@@ -7,6 +7,7 @@ interleavings found nothing (tests/faults/test_lake_call_faults.py)."""
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -162,13 +163,34 @@ def test_a_batch_held_across_two_re_creations_is_not_taken_for_the_life_between(
     assert above and above <= landed, f"lost {sorted(above - landed)}"
 
 
-def test_a_held_batch_newer_than_the_next_life_with_clocks_gone_back_is_the_life_before(tmp_path: Path) -> None:
+def _ticking(records: list[KafkaRecord]) -> list[KafkaRecord]:
+    """A producer's clock moving on within a life: a later offset, a later timestamp."""
+    for record in records:
+        record.timestamp_ms = (record.timestamp_ms or 0) + record.offset
+    return records
+
+
+def _rows_once_in_lives(world: World, lives: int) -> None:
+    """No record in raw/ twice, and no life the topic did not have (the weakest a window left open must keep)."""
+    identities = Counter((row["_partition"], row["_offset"], row["_kafka_timestamp"]) for row in world.raw())
+    assert not [identity for identity, count in identities.items() if count > 1], "records in raw/ twice"
+    ledger = orjson.loads((world.root / ledger_path("mobile", TopicPartition("mobile", 0))).read_bytes())
+    assert ledger["incarnation"] == lives - 1, f"a life the topic did not have: {ledger['incarnation']}"
+
+
+@pytest.mark.parametrize("ticking", [False, True])
+def test_a_held_batch_newer_than_the_next_life_with_clocks_gone_back_starts_no_life(
+    tmp_path: Path, ticking: bool
+) -> None:
     """The re-created topic's timestamps are older than the first life's (records replayed with their original
     times, a producer's clock behind). A batch of the first life held across the re-creation is newer than every
-    record the second life landed, and within the first life's: it is the first life's. Taken for the next life
-    (the rule's first version), it started a life that does not exist and a redelivery of the second life landed
-    twice; before the rule it was taken for the second life and skipped (lost)."""
+    record the second life landed. Taken for a next life (the rule's first two versions, in reviews), it started a
+    life that does not exist and a redelivery of the second life landed twice. The lives' clocks out of order, the
+    timestamps prove nothing: it is taken for the current life, as before them (its records lost: the window
+    docs/reliability.md keeps open)."""
     first, second = life(30, seed=21, shift_ms=5000), life(40, seed=22)
+    if ticking:
+        first, second = _ticking(first), _ticking(second)
     world = World(tmp_path)
     holder, other = world.instance(), world.instance()
     world.deliver(holder, first[0:10])
@@ -176,4 +198,78 @@ def test_a_held_batch_newer_than_the_next_life_with_clocks_gone_back_is_the_life
     world.deliver(holder, first[10:15])  # held across the re-creation
     world.deliver(other, second[20:30])
     world.deliver(world.instance(), second[5:26])  # a rebalance: redelivered from an earlier committed offset
-    check(world, [first[0:15], second[0:30]], "a held batch newer than the next life")
+    _rows_once_in_lives(world, 2)
+
+
+def test_a_held_batch_newer_than_a_life_whose_life_before_landed_before_the_upgrade_starts_no_life(
+    tmp_path: Path,
+) -> None:
+    """As above, with the first life landed by a version that kept no timestamps (a review's case): the second
+    life's are kept, the first's are not known, so nothing is proved."""
+    first, second = life(30, seed=21, shift_ms=5000), life(40, seed=22)
+    world = World(tmp_path)
+    holder, other = world.instance(), world.instance()
+    world.deliver(holder, first[0:10])
+    _as_written_by_a_version_without_timestamps(world)
+    world.deliver(other, second[0:20])
+    world.deliver(holder, first[10:15])
+    world.deliver(other, second[20:30])
+    world.deliver(world.instance(), second[5:26])
+    _rows_once_in_lives(world, 2)
+
+
+def _as_written_by_a_version_without_timestamps(world: World) -> None:
+    """Such a version reads a ledger ignoring top-level fields it does not know, and writes those it knows."""
+    path = world.root / ledger_path("mobile", TopicPartition("mobile", 0))
+    stored = orjson.loads(path.read_bytes())
+    stored.pop("timestamps_ms", None)
+    path.write_bytes(orjson.dumps(stored))
+
+
+def test_a_batch_held_across_two_re_creations_newer_than_the_current_life_starts_no_life(tmp_path: Path) -> None:
+    """Lives at T, T+2s and T-1s (a clock back at the second re-creation). A batch of the first life held across
+    both, newer than the third life, was taken for a fourth (a review); its landed variant, the retry of what had
+    landed, lost nothing before the rule and landed twice with it."""
+    lives = life(30, seed=61), life(30, seed=62, shift_ms=2000), life(40, seed=63, shift_ms=-1000)
+    for retried in (slice(20, 30), slice(12, 19)):
+        world = World(tmp_path / str(retried.start))
+        holder, other = world.instance(), world.instance()
+        world.deliver(holder, lives[0][0:20])
+        deliver_all(world, other, lives[1], lives[2][0:35])  # two restarts, each seen at 0
+        world.deliver(holder, lives[0][retried])  # held across both re-creations: no kept fingerprint touched
+        world.deliver(world.instance(), lives[2][10:28])  # a rebalance: the third life redelivered
+        _rows_once_in_lives(world, 3)
+
+
+def test_a_rolling_upgrade_back_and_forth_starts_no_life(tmp_path: Path) -> None:
+    """Lives at T, T+2s and T-1s; while the second is current an instance of the version before writes the ledger
+    (its timestamps dropped; the next restart drops the entries' too). A redelivery of the second life, already
+    landed, newer than the third's: its life before's timestamps are not known, so nothing is proved (a review
+    found it starting a fourth life with the rule's second version)."""
+    lives = life(30, seed=71), life(30, seed=72, shift_ms=2000), life(30, seed=73, shift_ms=-1000)
+    world = World(tmp_path)
+    world.deliver(world.instance(), lives[0][0:20])
+    world.deliver(world.instance(), lives[1])
+    world.deliver(world.instance(), lives[1][0:10])
+    _as_written_by_a_version_without_timestamps(world)
+    world.deliver(world.instance(), lives[2])
+    world.deliver(world.instance(), lives[1][12:18])  # the second life redelivered (a commit lost), landed
+    world.deliver(world.instance(), lives[2][5:21])
+    check(world, [lives[0][0:20], *lives[1:]], "a rolling upgrade back and forth", counts=False)
+
+
+def test_a_third_life_between_the_first_twos_clocks_is_not_taken_for_the_first(tmp_path: Path) -> None:
+    """Lives at T, T+2s and T+1s; the third's consumer starts at 20, its batch missing the second life's kept
+    fingerprint at 29 (a commit marker). Older than the second life, it was taken for the first (a review) and
+    skipped where that life landed, and its consumer's next batch with it. Nothing tells: the current life, as
+    before, so what the second life never landed (30 on) lands."""
+    lives = life(60, seed=41), life(30, seed=42, shift_ms=2000), life(60, seed=43, shift_ms=1000)
+    world = World(tmp_path)
+    world.deliver(world.instance(), lives[0])
+    world.deliver(world.instance(), lives[1])
+    reader = world.instance()
+    world.deliver(reader, [record for record in lives[2][20:36] if record.offset != 29])
+    world.deliver(reader, lives[2][36:50])
+    landed = {(row["_offset"], row["_kafka_timestamp"]) for row in world.raw()}
+    wanted = {(r.offset, r.timestamp_ms) for r in lives[2][30:50] if r.offset != 29 and r.value != b"{not json"}
+    assert wanted <= landed, f"lost {sorted(wanted - landed)}"
