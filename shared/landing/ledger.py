@@ -175,8 +175,8 @@ class Ledger:
     def newer_than_landed(self, records: Sequence[KafkaRecord]) -> bool:
         """Whether ``records`` are of a life after the current one by their Kafka timestamps: one sits at an offset
         the current life landed and every one is newer than every record the life landed (``timestamps_ms``), and
-        the lives' timestamps are known and in order (the life before's newest no newer than the current life's
-        oldest).
+        every kept life's timestamps are known and in order (each life's newest no newer than the next one's
+        oldest: a batch of any of them held across the re-creations is then older than the current life's).
 
         Such a record is not the one landed there: a redelivery carries its records' timestamps. A new life whose
         consumer group starts inside the old life's landed offsets (retention took its log's first records, or
@@ -194,11 +194,11 @@ class Ledger:
             return False
         if not any(contains(landed, record.offset) for record in records):
             return False
-        if self.incarnation > 0:
-            before = self.timestamps_of(self.incarnation - 1)
-            if not before or before[1] > span[0]:
-                return False
-        return True
+        earlier = [self.timestamps_of(int(entry["incarnation"])) for entry in self.previous]
+        if any(stamps is None for stamps in earlier):
+            return False
+        lives = [stamps for stamps in earlier if stamps] + [span]
+        return all(before[1] <= after[0] for before, after in pairwise(lives))
 
     def stamp(self, span_ms: tuple[int, int] | None, incarnation: int) -> None:
         """Take ``span_ms``, the oldest and newest Kafka timestamps of records about to land in ``incarnation``,
