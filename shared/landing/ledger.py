@@ -127,8 +127,8 @@ class Ledger:
         one's); else the next one when a record contradicts the current life's records (``known``: the offsets
         restarted); else, with no record at a fingerprinted offset, ``same_stream`` (the life of the batch this
         one continues or retries, read by the same consumer) unless a record contradicts that life; else the
-        current one, unless its records are newer than every record it landed, one at an offset it landed, with
-        the lives' timestamps in order (``newer_than_landed``): then the next one."""
+        current one, unless its timestamps prove it is none of the lives kept (``newer_than_landed``): then the
+        next one."""
         digests: dict[int, str] = {}
 
         def compare(known: dict[int, str]) -> bool | None:
@@ -174,18 +174,17 @@ class Ledger:
 
     def newer_than_landed(self, records: Sequence[KafkaRecord]) -> bool:
         """Whether ``records`` are of a life after the current one by their Kafka timestamps: one sits at an offset
-        the current life landed and every one is newer than every record the life landed (``timestamps_ms``), and
-        every kept life's timestamps are known and in order (each life's newest no newer than the next one's
-        oldest: a batch of any of them held across the re-creations is then older than the current life's).
+        the current life landed and every one is newer than every record that life landed (``timestamps_ms``), and
+        for every earlier life kept, one sits at an offset it landed with a timestamp outside its (``_not_of``).
 
-        Such a record is not the one landed there: a redelivery carries its records' timestamps. A new life whose
-        consumer group starts inside the old life's landed offsets (retention took its log's first records, or
-        the group was moved), touching none of its kept fingerprints, was taken for the old life and skipped as
-        landed there. Which life a batch is, though, the timestamps tell only while the lives' clocks moved on:
-        where they went back across a re-creation, a batch an instance held across it is newer than the next
-        life; taken for a life after it, it started a life that does not exist, and redeliveries landed twice (two
-        reviews proved it, as they proved that taking an older batch for the life before lost a third life's
-        records). So anything less than that proof leaves the batch to the current life, as before."""
+        A record at a landed offset with a timestamp outside those the life landed is not the record landed there
+        (a redelivery carries its records' timestamps), and a batch is one life's records: so the batch is none
+        of the lives kept, a new one. A new life whose consumer group starts inside the old life's landed offsets
+        (retention took its log's first records, or the group was moved), touching none of its kept fingerprints,
+        was taken for the old life and skipped as landed there. Anything less leaves the batch to the current
+        life, as before: three reviews proved that readings of the timestamps short of this proof (an older batch
+        for the life before; a newer one for the next life while an earlier life could hold it, its clock gone
+        back or its unlanded records newer) lost records or started lives that do not exist."""
         span, landed = self.timestamps_ms, self.landed
         if not span or not landed:
             return False
@@ -194,11 +193,21 @@ class Ledger:
             return False
         if not any(contains(landed, record.offset) for record in records):
             return False
-        earlier = [self.timestamps_of(int(entry["incarnation"])) for entry in self.previous]
-        if any(stamps is None for stamps in earlier):
+        return all(self._not_of(int(entry["incarnation"]), records) for entry in self.previous)
+
+    def _not_of(self, incarnation: int, records: Sequence[KafkaRecord]) -> bool:
+        """Whether a record sits at an offset earlier life ``incarnation`` landed with a timestamp outside those of
+        every record it landed: then ``records`` are not of it. Not when its timestamps are not known."""
+        stamps, ranges = self.timestamps_of(incarnation), self.landed_in(incarnation)
+        if not stamps:
             return False
-        lives = [stamps for stamps in earlier if stamps] + [span]
-        return all(before[1] <= after[0] for before, after in pairwise(lives))
+        oldest, newest = stamps
+        return any(
+            (stamp := record.timestamp_ms) is not None
+            and not oldest <= stamp <= newest
+            and contains(ranges, record.offset)
+            for record in records
+        )
 
     def stamp(self, span_ms: tuple[int, int] | None, incarnation: int) -> None:
         """Take ``span_ms``, the oldest and newest Kafka timestamps of records about to land in ``incarnation``,

@@ -292,3 +292,22 @@ def test_a_held_batch_of_a_life_two_back_with_clocks_back_then_on_starts_no_life
     world.deliver(holder, first[7:17])  # 36..45, landed in the first life, retried
     _rows_once_in_lives(world, 3)
     check(world, [first, second, third], "a held batch of a life two back", counts=False)
+
+
+def test_a_held_unlanded_tail_of_the_first_life_newer_than_the_second_starts_no_life(tmp_path: Path) -> None:
+    """The first life's timestamps run 100 ms an offset past the second life's (event times, a clock a little
+    behind): what the first life landed is older than the second's, but its held, never landed tail is newer.
+    Taken for a next life (a review of d781616), it started one, and a redelivery of the second life started
+    another and landed twice. It sits at no offset the first life landed, so nothing proves it is not that
+    life's: the current life, as before the rule (its records lost: the documented window)."""
+    first, second = life(30, seed=21), life(40, seed=22, shift_ms=1000)
+    for record in first:
+        record.timestamp_ms = (record.timestamp_ms or 0) + 100 * record.offset
+    world = World(tmp_path)
+    holder, other = world.instance(), world.instance()
+    world.deliver(holder, first[0:10])
+    world.deliver(other, second[0:20])  # the restart is seen at 0
+    world.deliver(holder, first[11:15])  # held across the re-creation: newer than all the second life landed
+    world.deliver(other, second[20:30])
+    world.deliver(world.instance(), second[10:18])  # a rebalance: redelivered
+    _rows_once_in_lives(world, 2)
