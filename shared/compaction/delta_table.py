@@ -266,7 +266,8 @@ class CuratedTable:
         instead (``LakeUnavailable``, see ``_latest_unchanged``), and so does a commit that loses its
         version to another writer's (``COMMIT_RETRIES``, ``CommitOutcomeUnknown``): the next run redoes
         the hour. ``read_version``: the version the hour was read at (``version``), when not the one
-        this object holds (``tools.reprocess`` reads every hour before it promotes any).
+        this object holds (``tools.reprocess`` reads every hour before it promotes any; a compaction
+        run plans every hour from one read of the coverage, then refreshes after each commit).
 
         With no ``files`` (an hour whose raw files hold no rows) the commit adds and removes nothing
         and keeps the table's schema: it records the hour's coverage, so the hour is not planned

@@ -95,6 +95,7 @@ def compact(
     started = time.perf_counter()
     listing = lake.list_modified(raw_prefix(source))
     coverage = table.hour_coverage({raw.hour for path in listing if (raw := parse_raw_path(source, path))})
+    read_version = table.version()  # the coverage's: a commit of an hour since makes its task stale
     plan = plan_compaction(
         source,
         listing,
@@ -132,6 +133,7 @@ def compact(
     schema = landed_schema(source)
     for task in plan.tasks:
         try:
+            task = replace(task, read_version=read_version)
             report.hours.append(compact_hour(source, lake, table, task, schema, slice_rows=slice_rows))
         except TransientError:
             raise

@@ -48,6 +48,9 @@ class HourTask:
     left_out: tuple[str, ...] = ()
     """New raw files the run leaves out of the hour (``job.compact_hour``: unusable, but their landing still
     names them): never recorded as covered, so the next run plans them again."""
+    read_version: int | None = None
+    """The table's version the plan read the hour's coverage at (``job.compact``): the hour's commit fails when
+    another writer committed the hour since, as its plan no longer holds. None: the version the table holds."""
 
     @property
     def covers(self) -> list[str]:

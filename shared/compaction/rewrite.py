@@ -133,7 +133,7 @@ class HourRewrite:
             plan = plan_slices(hour, scan.inputs, self.slice_rows, scan.histogram)
             files = self._write(pool, scan, plan, fit)
         hour_drift = fit.report(hour)
-        commit(self.table, hour, files, metadata | hour_drift.metadata())
+        commit(self.table, hour, files, metadata | hour_drift.metadata(), read_version=self.task.read_version)
         return HourResult(hour, scan.rows, len(self.task.new_files), len(files.files), scan.bytes_in, hour_drift)
 
     def _scan(self, pool: ThreadPoolExecutor) -> _Scan:
@@ -260,7 +260,8 @@ class HourRewrite:
         if columns is None:
             landed = REQUIRED if self.landed is None else landed_as_read(self.landed)
             columns = HourFit(None, [landed], ["the source's landed columns"]).schema
-        self.table.commit_hour(hour, pa.schema([*columns, *_partition_fields()]), [], metadata)
+        schema = pa.schema([*columns, *_partition_fields()])
+        self.table.commit_hour(hour, schema, [], metadata, read_version=self.task.read_version)
         return HourResult(hour, 0, len(self.task.new_files), 0, scan.bytes_in)
 
     def _write(self, pool: ThreadPoolExecutor, scan: _Scan, plan: Sequence[TimeSlice], fit: HourFit) -> HourFiles:

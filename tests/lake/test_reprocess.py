@@ -430,6 +430,46 @@ def test_a_compaction_running_during_a_promotion_does_not_undo_it(lake: Lake) ->
     assert rows[4]["address_city"] == "CITY-4", "the promoted value stays"
 
 
+def test_a_compaction_planned_before_another_writer_committed_a_later_hour_does_not_undo_it(lake: Lake) -> None:
+    """A run plans H10 (a late file) and H11 (its first file) from the table's coverage. While it reads H10,
+    another run of the timer (which listed before the late file landed) compacts H11 and the operator promotes
+    H11, which removes ids 7 and 9. The run's H10 commit is fine; it then read H11 at the table's new version,
+    the promoted rows, but its H11 task, planned before both, still held H11's raw file as new: merged again,
+    it brought 7 and 9 back, and the check for other writers started from the version read. The H11 commit
+    fails instead, as any commit of an hour another writer committed since the run read the table's coverage;
+    the next run replans from the promoted hour."""
+    source = things()
+    land_records(lake, source, _values(range(0, 6)), 0)  # H10
+    run(lake, "things")
+    land_records(lake, source, _values(range(10, 12)), 10)  # a late file of H10
+    records = [
+        KafkaRecord("things", 0, 6 + index, None, orjson.dumps(value), H11.start_ms + index)
+        for index, value in enumerate(_values(range(6, 10)))
+    ]
+    batch = process_batch(source, records, max_record_bytes=10_000)
+    land(lake.store, plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS))
+    late = next(path for path in lake.store.list_paths("raw/things") if f"{10:020d}" in path)
+
+    def another_run_then_the_operator() -> None:
+        before = _HiddenFile(lake.store, late)
+        compact("things", before, lake.table("things"), now_ms=LATER, grace_ms=GRACE)  # type: ignore[arg-type]
+        results = reprocess(
+            _changed(source), lake=lake.store, curated=lake.table("things"), shadow=_shadow(lake),
+            window=(H11.start_ms, H11.end_ms), max_record_bytes=10_000,
+        )  # fmt: skip
+        h11 = next(result for result in results if result.diff.hour == H11)
+        promote(source, h11, lake=lake.store, curated=lake.table("things"), run_id="op", now_ms=LATER)
+        assert sorted(row["id"] for row in curated_rows(lake, "things", H11)) == [6, 8]
+
+    hooked = _HookedLake(lake.store, late.rsplit("/", 1)[1], another_run_then_the_operator)
+    with pytest.raises(LakeUnavailable, match="another writer committed the hour after it was read"):
+        compact("things", hooked, lake.table("things"), now_ms=LATER, grace_ms=GRACE)  # type: ignore[arg-type]
+    assert hooked.fired
+    assert sorted(row["id"] for row in curated_rows(lake, "things", H10)) == [0, 1, 2, 3, 4, 5, 10, 11]
+    run(lake, "things")  # the next tick
+    assert sorted(row["id"] for row in curated_rows(lake, "things", H11)) == [6, 8], "the promotion stands"
+
+
 def _refuses_h10_changes_h11(source: Source) -> Source:
     """Today's code: every row of H10 (ids below 6) is refused, H11's cities move."""
 
