@@ -74,7 +74,10 @@ def load(name: str, environment: dict[str, str]) -> pa.Table | None:
         return None
     settings = load_settings(environment)
     files, version = len(table.file_uris()), table.version()
-    rows = pa.table(QueryBuilder().register("t", table).execute("SELECT * FROM t"))
+    try:
+        rows = pa.table(QueryBuilder().register("t", table).execute("SELECT * FROM t"))
+    except (OSError, DeltaError, pa.ArrowException) as error:  # the store, or a data file it cannot decode
+        raise LakeUnreadable(f"curated/{name}: {error}") from error
     hours = len(set(zip(rows.column("date").to_pylist(), rows.column("hour").to_pylist(), strict=True)))
     raw_files = len(open_lake(settings).list_paths(f"raw/{name}"))
     print(f"curated/{name}: {rows.num_rows} rows in {files} files, {hours} hours, v{version} (raw/: {raw_files} files)")

@@ -29,7 +29,7 @@ from shared.compaction.rows import (
     curated_as_landed,
 )
 from shared.compaction.slices import GroupKey, Identity, IdentityRange, TimeSlice
-from shared.errors import LakeUnavailable
+from shared.errors import LakeError, LakeUnavailable
 from shared.layout import PARTITION_COLUMNS
 
 # Data files a recompaction replaced are kept this long, then vacuumed: time travel reaches back this
@@ -164,8 +164,9 @@ class CuratedTable:
         table = self._open()
         if table is None:
             return pa.table({})
-        reader = QueryBuilder().register("curated", table).execute(f"SELECT * FROM curated WHERE {hour.predicate}")
-        return curated_as_landed(pa.table(reader))
+        with self._reading():
+            reader = QueryBuilder().register("curated", table).execute(f"SELECT * FROM curated WHERE {hour.predicate}")
+            return curated_as_landed(pa.table(reader))
 
     def vacuum(self) -> int:
         """Delete data files the table stopped using more than its file retention ago; returns how many.
@@ -240,11 +241,21 @@ class CuratedTable:
         table = self._open()
         if table is None:
             return
-        try:
+        with self._reading():
             reader = pa.RecordBatchReader.from_stream(QueryBuilder().register("curated", table).execute(sql))
             yield from reader
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read's errors as the lake's: the store did not answer (may pass), or delta-rs could not read a data
+        file, which it reports as pyarrow's ArrowInvalid (truncated, not Parquet, or the store failing mid-read:
+        not told apart, so the hour fails, the others go on, and the next run reads it again)."""
+        try:
+            yield
         except (DeltaError, OSError) as error:
             raise LakeUnavailable(f"cannot read {self.location.uri}: {error}") from error
+        except pa.ArrowException as error:
+            raise LakeError(f"cannot read {self.location.uri}: {_reason(error)}") from error
 
     def commit_hour(
         self,

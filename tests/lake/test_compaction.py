@@ -591,3 +591,35 @@ def _count_repeat_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Hour]:
 
     monkeypatch.setattr(CuratedTable, "repeated_identities", counted)
     return asked
+
+
+def test_a_damaged_curated_file_fails_its_hour_and_the_tools_say_so_in_one_line(
+    local_lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A curated data file truncated (a disk fault, a hand edit): delta-rs reports it as pyarrow's ArrowInvalid,
+    which neither compaction's reads nor the tools took for the lake's: tools.query and tools.reprocess ended in
+    a traceback (query's exit 1 says "no curated tables yet"). Now the hour fails with the file named, the
+    tools print one line and exit with their lake error code, and nothing else changes."""
+    from tools import query, reprocess
+
+    land_batch(local_lake, 0, 20)
+    land_batch(local_lake, 0, 20, source="sensors")
+    run(local_lake)
+    run(local_lake, "sensors")
+    (damaged,) = sorted((local_lake.store.root / "curated/clickstream").glob("date=*/hour=*/*.parquet"))
+    with damaged.open("r+b") as file:
+        file.truncate(30)
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(local_lake.store.root))
+    settings = ["--settings", str(local_lake.store.root / "absent.json")]
+
+    assert query.main(settings) == query.EXIT_LAKE_UNREADABLE
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m tools.query: cannot read the lake (") and damaged.name in line
+    window = ["clickstream", "--from", "2026-11-24T10:00Z", "--to", "2026-11-24T11:00Z"]
+    assert reprocess.main([*window, *settings]) == reprocess.EXIT_LAKE_UNAVAILABLE
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("reprocess of clickstream stopped: cannot use the lake") and "curated/clickstream" in line
+
+    land_batch(local_lake, 20, 5)  # a late file: the hour is recompacted from its curated rows
+    report = run(local_lake)
+    assert list(report.failed) == [H10] and damaged.name in report.failed[H10]
