@@ -541,12 +541,18 @@ def superseded(state: dict[str, Any], payload: dict[str, Any]) -> str | None:
     """Why an adopt is refused whole (``None``: it is not): its run is earlier than the one that emptied the bucket,
     or it is that run's and the bucket has applied events since (a duplicate of the run's adopt, delivered again
     once the move completed and processing resumed: the run verified every adopt of it applied before the record
-    named its N, and nothing applies into buckets of an N the record does not name)."""
+    named its N, and nothing applies into buckets of an N the record does not name). An adopt that replaces the
+    keys it names (``replace`` true: a key moved again, ``migration.moved_on``, or an adopt from before runs were
+    named) is refused once the bucket has applied events: it is sent only to buckets that have applied none, so
+    it is a duplicate or late, and taking it would undo offsets the bucket counted and no redelivery brings back."""
     run, emptied_by = payload.get("replace"), state.get(REPLACED)
+    applied = any(state.get(APPLIED, {}).values())
     if type(run) is int and type(emptied_by) is int and run < emptied_by:
         return f"superseded: run {run} is earlier than run {emptied_by}, which emptied the bucket"
-    if type(run) is int and run == emptied_by and any(state.get(APPLIED, {}).values()):
+    if type(run) is int and run == emptied_by and applied:
         return f"duplicate: run {run} completed and the bucket has applied events since"
+    if run is True and applied:
+        return "duplicate or late: it replaces keys' state, and the bucket has applied events"
     return None
 
 

@@ -737,6 +737,34 @@ def test_a_move_from_per_key_run_again_after_processing_ran_leaves_a_changed_key
     assert (key_state(api.states[home], "device-1") or {})["events"] == 1
 
 
+def test_a_renewing_adopt_delivered_again_after_processing_resumed_changes_nothing_counted_since() -> None:
+    """The second run's adopt of device-1 replaces what its bucket holds (``replace`` true, ``moved_on``); delivered
+    again (at-least-once) once processing counted device-1's next events in the bucket, it replaced them too, and
+    those offsets were applied, so no redelivery could bring them back (a review's case). The entity refuses a
+    replacing adopt once its bucket has applied events, as it refuses a completed run's duplicate."""
+    api = _per_key_deployment()
+    sent: list[Signal] = []
+    real = api.signal
+
+    def record(signal: Signal) -> None:
+        sent.append(signal)
+        real(signal)
+
+    api.signal = record  # type: ignore[method-assign]
+    keys = {f"device-{i}" for i in range(4)}
+    assert not migrate_state.migrate(api, "mobile", keys, 4, wait_seconds=1).complete  # type: ignore[arg-type]
+    assert migrate_state.migrate(api, "mobile", keys, 4, wait_seconds=1).renewed == ["device-1"]  # type: ignore[arg-type]
+    renewing = next(s for s in sent if s.payload.get("replace") is True and "device-1" in s.payload["states"])
+    home = bucket_for("device-1", 4)
+    events = [[offset, 1_700_000_000_000 + offset, *DEVICE] for offset in range(20, 23)]
+    part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [20, 22], "keys": {"device-1": events}}
+    operate(KIND.fold, KIND.reduce, home, api.states[home], "apply", {"parts": [part]})  # processing resumed
+    assert (key_state(api.states[home], "device-1") or {})["events"] == 5
+    late = operate(KIND.fold, KIND.reduce, home, api.states[home], "adopt", renewing.payload)
+    assert late.refused is not None and "applied events" in late.refused
+    assert (key_state(api.states[home], "device-1") or {})["events"] == 5, "a replayed renew overwrote live state"
+
+
 def test_a_lake_local_root_that_does_not_exist_is_refused_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
