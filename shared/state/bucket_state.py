@@ -65,6 +65,7 @@ UNREADABLE_KEYS = "_unreadable_keys"  # a bucket's key states that were not an o
 ORIGINS = "_origins"
 REFUSED = "_refused"  # per key and partition, offsets whose events its fold could not take (a bug), for a person
 KEPT_REFUSED = 100  # offsets per key and partition, and keys per bucket
+KEPT_REFUSED_OFFSETS = 1_000  # offsets in all: with KEPT_REFUSED keys, far under MAX_BUCKET_BYTES, any partitions
 MOVED_FROM = "_moved_from"
 # The migration run (a token that grows from run to run: ``shared.state.migration.run_token``) whose first ``adopt``
 # with ``replace`` emptied the bucket; its later adopts add to what it adopted, an earlier run's are refused.
@@ -136,8 +137,9 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     state too (the events are the problem; they were validated, so a bug) keeps its state; its events'
     offsets are marked applied with the others' (leaving them out would let a redelivery count the other
     keys' events again, and the ranges keep at most 32 gaps per partition anyway) and recorded under
-    ``_refused`` (the latest ``KEPT_REFUSED`` keys, each's latest offsets per partition, for a person: a fixed fold
-    counts them from raw/). The other keys' events count, and the operation's error result names the key.
+    ``_refused`` (the latest ``KEPT_REFUSED`` keys, each's latest offsets per partition, ``KEPT_REFUSED_OFFSETS``
+    in all, for a person: a fixed fold counts them from raw/). The other keys' events count, and the operation's
+    error result names the key.
     """
     _set_aside_unreadable_keys(state)
     keys: dict[str, str] = state.setdefault(KEYS, {})
@@ -185,8 +187,8 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
             where = position(part)
             held[where] = [*held.get(where, []), *(event[0] for event in fresh)][-KEPT_REFUSED:]
         recorded[key] = held
-        for oldest in list(recorded)[:-KEPT_REFUSED]:  # a fold bug that hits every key must not grow the bucket
-            del recorded[oldest]
+    if refused:  # a fold bug that hits every key must not grow the bucket
+        state[REFUSED] = _latest_refused(state[REFUSED])
     state[APPLIED] = applied
     _keep_owed(state, owed)
     if unreadable:
@@ -194,6 +196,24 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     message = f"events of {len(refused)} keys could not be folded, not counted (see {REFUSED}): {refused[:10]!r}"
     size, evicted = _within_capacity(state, folded)
     return Outcome(state, message if refused else None, size, evicted)
+
+
+def _latest_refused(recorded: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, list[int]]]:
+    """The latest ``KEPT_REFUSED`` keys of ``recorded`` (in the order they were refused), with at most
+    ``KEPT_REFUSED_OFFSETS`` offsets in all: the latest key's first, each position's latest offsets."""
+    kept: list[tuple[str, dict[str, list[int]]]] = []
+    room = KEPT_REFUSED_OFFSETS
+    for key in reversed(list(recorded)[-KEPT_REFUSED:]):
+        positions = {}
+        for where, offsets in recorded[key].items():
+            if room <= 0:
+                break
+            positions[where] = offsets[-room:]
+            room -= len(positions[where])
+        if not positions:
+            break
+        kept.append((key, positions))
+    return dict(reversed(kept))
 
 
 def _set_aside_unreadable_keys(state: dict[str, Any]) -> None:

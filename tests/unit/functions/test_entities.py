@@ -412,6 +412,30 @@ def test_the_refused_keys_a_bucket_records_are_bounded() -> None:
     assert len(state["_refused"]) == KEPT_REFUSED and next(iter(state["_refused"])) == "k2-0"
 
 
+def test_the_refused_offsets_a_bucket_records_stay_far_under_its_bound_on_many_partitions() -> None:
+    """The bound was keys times offsets per key and partition: with 100 keys refused on 4 partitions at offsets of a
+    long-lived topic the bucket held 488 KB (a review's case), past ``MAX_BUCKET_BYTES`` with no key to evict.
+    Now at most ``KEPT_REFUSED_OFFSETS`` offsets in all are kept, the latest key's first."""
+    from shared.state import bucket_state
+    from shared.state.bucket_state import MAX_BUCKET_BYTES, stored_size
+
+    state: dict[str, Any] = {"keys": {}, "_applied": {}}
+    first = 2_000_000_000
+    for batch in range(100):
+        low = first + batch * 100
+        parts = []
+        for partition in range(4):
+            part = taps(partition, {}, low, low + 99)
+            part["keys"] = {f"device-{i}": [[low + i]] for i in range(100)}  # events the fold cannot read
+            parts.append(part)
+        state, _ = run_entity("device_activity", state, [("apply", {"parts": parts})], key=BUCKET)
+    assert stored_size(state) < MAX_BUCKET_BYTES // 4
+    recorded = state["_refused"]
+    kept = sum(len(offsets) for held in recorded.values() for offsets in held.values())
+    assert kept == bucket_state.KEPT_REFUSED_OFFSETS
+    assert list(recorded)[-1] == "device-99" and list(recorded["device-99"].values())[-1][-1] == first + 9999
+
+
 def test_a_full_bucket_evicts_through_the_entity_function_and_says_so_in_metrics(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
