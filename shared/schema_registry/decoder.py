@@ -15,6 +15,7 @@ answers it got are kept, so each retry gets further.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -191,7 +192,7 @@ class AvroDecoder:
                 value, sent = decode_as(schema, resolution.reader, body)
                 if (count := counters[schema_id]) is not None:
                     repeats += amplified(count(sent, body), body)
-                received = orjson.dumps(sent)
+                received = received_text(sent)
             except Unresolved as problem:
                 if (count := counters[schema_id]) is not None:
                     repeats += amplified(count(problem.sent, body), body)
@@ -428,3 +429,28 @@ def decoder_for(source: Source, settings: Settings) -> AvroDecoder:
 
 _decoders: dict[int, AvroDecoder] = {}  # by registry client (cached, so alive as long as its entry)
 _decoders_lock = threading.Lock()
+
+
+_NON_FINITE = {
+    "nan": orjson.Fragment(b"NaN"),
+    "inf": orjson.Fragment(b"Infinity"),
+    "-inf": orjson.Fragment(b"-Infinity"),
+}
+
+
+def received_text(sent: Any) -> bytes:
+    """A decoded record as JSON text for ``_received``, the only copy of an Avro record kept: orjson's, but with a
+    NaN or an infinity written as the token a JSON producer sends (``NaN``, ``Infinity``, ``-Infinity``, which the
+    JSON path reads) where orjson writes null, so it is not taken for a null."""
+    text = orjson.dumps(sent)
+    return orjson.dumps(_non_finite_as_tokens(sent)) if b"null" in text else text
+
+
+def _non_finite_as_tokens(value: Any) -> Any:
+    if type(value) is float:
+        return value if math.isfinite(value) else _NON_FINITE[repr(value)]
+    if type(value) is dict:
+        return {name: _non_finite_as_tokens(item) for name, item in value.items()}
+    if type(value) is list:
+        return [_non_finite_as_tokens(item) for item in value]
+    return value

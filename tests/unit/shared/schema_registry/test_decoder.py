@@ -132,6 +132,27 @@ def test_a_newer_writer_schema_with_a_field_the_model_lacks_keeps_it_in_extra(re
     assert orjson.loads(row["_received"]) == record
 
 
+def test_a_nan_or_infinity_in_a_field_the_model_lacks_is_kept_in_received(registry: str) -> None:
+    """``_received`` is the only copy Avro records keep: orjson writes NaN and infinities as null, so they landed as
+    a null would (a review's case). They are written as the tokens a JSON producer sends, which the JSON path
+    reads; a null stays null."""
+    source = avro_source()
+    client = ConfluentRegistry(registry)
+    newer = json.loads(AvroEncoder(source, client, "orders").schema_text)
+    newer["fields"].append({"name": "score", "type": ["null", "double"], "default": None})
+    schema_id = client.register("orders-value", json.dumps(newer))
+    (_, text), *_ = generated(source, 1)
+    writer = parse_writer_schema(json.dumps(newer))
+    scores = [float("nan"), float("inf"), float("-inf"), None, 1.5]
+    values = [confluent_frame(schema_id, encode(newer, writer, orjson.loads(text) | {"score": s})) for s in scores]
+    rows = process_batch(source, records_of(values), max_record_bytes=1 << 20, decoder=AvroDecoder(client)).rows()
+    received = [row["_received"] for row in rows]
+    assert [text.rsplit('"score":', 1)[1].rstrip("}") for text in received] == [
+        "NaN", "Infinity", "-Infinity", "null", "1.5"
+    ]  # fmt: skip
+    assert [json.loads(text)["score"] for text in received][1:] == [float("inf"), float("-inf"), None, 1.5]
+
+
 @pytest.mark.parametrize("depth", [300, 3000, 100_000])
 def test_a_record_of_a_recursive_writer_schema_is_a_dead_letter_however_deep(registry: str, depth: int) -> None:
     """Its depth costs a byte a level: 100,000 levels in 100 KB crashed fastavro's reader, and the worker."""
