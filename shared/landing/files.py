@@ -223,13 +223,15 @@ def land(
         started = time.perf_counter()
         lake.create(file.path, file.data)
         write_ms.append((time.perf_counter() - started) * 1000)
-    return LandingReport(
-        tuple(file.path for file in planned),
-        sum(len(file.data) for file in planned),
-        sum(file.row_count for file in planned if not file.dead_letters),
-        sum(file.row_count for file in planned if file.dead_letters),
-        tuple(write_ms),
-    )
+    rows, dead_letters = row_counts(planned)
+    paths, written = tuple(file.path for file in planned), sum(len(file.data) for file in planned)
+    return LandingReport(paths, written, rows, dead_letters, tuple(write_ms))
+
+
+def row_counts(planned: Sequence[PlannedFile]) -> tuple[int, int]:
+    """The rows, then the dead letters, ``planned`` files hold."""
+    rows = sum(file.row_count for file in planned if not file.dead_letters)
+    return rows, sum(file.row_count for file in planned if file.dead_letters)
 
 
 def _plan_rows(

@@ -36,14 +36,14 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from shared.errors import TransientError, UnreadableLakeFile
 from shared.lake.base import LakeStore
-from shared.landing.files import LandingReport, PlannedFile, land
+from shared.landing.files import LandingReport, PlannedFile, land, row_counts
 from shared.landing.ledger import Ledger, Pending
 from shared.layout import DEADLETTER_AREA, RAW_AREA, ledger_path
 from shared.offset_ranges import OffsetRanges, add, overlap, runs, without
@@ -403,7 +403,8 @@ class PartitionLanding:
                 f"{self.name}: offsets {pending.low}-{pending.high} are being landed "
                 f"by another instance ({age:.0f}s ago, lease {self.lease_seconds:.0f}s); waiting"
             )
-        if pending.owner != self.owner:  # taken over: its holder may still send requests until its deadline
+        own_attempt = pending.owner == self.owner  # an earlier attempt of this instance, which raised
+        if not own_attempt:  # taken over: its holder may still send requests until its deadline
             holder_until = pending.started_ms + int(self.lease_seconds * 1000)
             pending.others_until_ms = max(pending.others_until_ms, holder_until)
         pending.owner, pending.started_ms, pending.removing = self.owner, int(started * 1000), planned is None
@@ -412,6 +413,9 @@ class PartitionLanding:
         if planned is not None:
             absent = [file for file in planned if file.path in missing]
             report = land(self.lake, absent, before_each=lambda: self._check(deadline))
+            if own_attempt:  # it wrote the rest and reported none of it; a holder still writing reports its own
+                rows, dead_letters = row_counts(planned)
+                report = replace(report, row_count=rows, dead_letter_count=dead_letters)
             ledger.pending = None
             ledger.mark_landed(pending.low, pending.high, pending.incarnation)
             log.warning("%s: completed an unfinished landing of %d-%d", self.name, pending.low, pending.high)

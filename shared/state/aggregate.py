@@ -249,20 +249,20 @@ def _pieces(part: dict[str, Any], max_bytes: int) -> Iterator[tuple[dict[str, An
     )
     low, high = part["range"]
     keys: dict[str, list[list[Any]]] = {}
-    owing: list[int] = []
+    piece_owed: list[int] = []
     size, last = base, None
     for offset, key, event in items:
         item_size = _OWED_BYTES if key is None else len(json.dumps(event)) + len(json.dumps(key)) + _KEY_BYTES
         if last is not None and offset > last and size + item_size > max_bytes:  # never inside one offset
-            yield _piece(shell, low, offset - 1, keys, owing), size
-            low, keys, owing, size = offset, {}, [], base
+            yield _piece(shell, low, offset - 1, keys, piece_owed), size
+            low, keys, piece_owed, size = offset, {}, [], base
         last = offset
         if key is None:
-            owing.append(offset)
+            piece_owed.append(offset)
         else:
             keys.setdefault(key, []).append(event)
         size += item_size
-    yield _piece(shell, low, high, keys, owing), size
+    yield _piece(shell, low, high, keys, piece_owed), size
 
 
 def _piece(

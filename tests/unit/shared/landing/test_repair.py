@@ -139,3 +139,23 @@ def test_the_last_landing_before_an_idle_spell_keeps_its_dead_letters_after_raw_
     clock[0] += 2 * 86_400
     _land(LandingGuard(LocalLake(tmp_path), clock=lambda: clock[0]), records[5:10])
     assert _copies(tmp_path) == Counter({(0, 3): 1, **{(0, offset): 1 for offset in range(5, 10)}})
+
+
+def test_a_repaired_landing_reports_every_row_of_it_landed(tmp_path: Path) -> None:
+    """The attempt that wrote part of a landing raised, so it reported nothing; its retry (the same instance)
+    reported only the rows of the files it wrote, and the rest were counted by no one (a review's case: 66 of 300
+    landed, every row in raw/). It reports the whole landing's rows and dead letters; the files are those it wrote.
+    (Another instance completing a landing whose holder may still be writing reports only its own files.)"""
+    records, clock = _clicks(6, not_json={5}), [1_000_000.0]
+    for record in records:
+        record.timestamp_ms = FIXED_NOW_MS - record.offset * 3_600_000  # hours apart: a file an hour
+    lake = FailingLake(tmp_path)
+    guard = LandingGuard(lake, clock=lambda: clock[0])
+    lake.fail_after = 2  # two files written, then an outage: the trigger retries the batch as it is
+    with pytest.raises(LakeUnavailable):
+        _land(guard, records)
+    clock[0] += 1
+    report = _land(guard, records)
+    assert (report.row_count, report.dead_letter_count) == (5, 1)
+    assert len(report.files) == 3  # of the four raw files (two records share an hour) and the dead letters
+    assert _copies(tmp_path) == Counter({(0, offset): 1 for offset in range(6)})
