@@ -503,13 +503,8 @@ def test_queued_adopts_of_a_run_from_a_clock_ahead_change_nothing_after_a_later_
     assert _events(api, "device-3", 3) == 2, "a live bucket of the recorded N was emptied by an older run"
 
 
-def test_a_duplicate_of_the_completed_runs_own_adopt_changes_nothing_processing_counted_since(
-    tmp_path: Path,
-) -> None:
-    """One of the run's adopts delivered again (at-least-once) after the move completed and processing resumed
-    is refused whole: the bucket has applied events since its run emptied it. (review 3, defect 3)"""
-    api = Queues()
-    lake = _deployment(tmp_path, api)
+def _recording_signals(api: Any) -> list[Signal]:
+    """The signals ``api`` is sent from now on, in order (each still applied as before)."""
     sent: list[Signal] = []
     real = api.signal
 
@@ -517,7 +512,18 @@ def test_a_duplicate_of_the_completed_runs_own_adopt_changes_nothing_processing_
         sent.append(signal)
         real(signal)
 
-    api.signal = record  # type: ignore[method-assign]
+    api.signal = record
+    return sent
+
+
+def test_a_duplicate_of_the_completed_runs_own_adopt_changes_nothing_processing_counted_since(
+    tmp_path: Path,
+) -> None:
+    """One of the run's adopts delivered again (at-least-once) after the move completed and processing resumed
+    is refused whole: the bucket has applied events since its run emptied it. (review 3, defect 3)"""
+    api = Queues()
+    lake = _deployment(tmp_path, api)
+    sent = _recording_signals(api)
     outcome = migrate_state.rebucket(api, "mobile", 4, 3, wait_seconds=1, lake=lake)  # type: ignore[arg-type]
     assert outcome.complete
     assert record_migrated(lake, "mobile", 3, 4, run=outcome.run) is None
@@ -743,14 +749,7 @@ def test_a_renewing_adopt_delivered_again_after_processing_resumed_changes_nothi
     those offsets were applied, so no redelivery could bring them back (a review's case). The entity refuses a
     replacing adopt once its bucket has applied events, as it refuses a completed run's duplicate."""
     api = _per_key_deployment()
-    sent: list[Signal] = []
-    real = api.signal
-
-    def record(signal: Signal) -> None:
-        sent.append(signal)
-        real(signal)
-
-    api.signal = record  # type: ignore[method-assign]
+    sent = _recording_signals(api)
     keys = {f"device-{i}" for i in range(4)}
     assert not migrate_state.migrate(api, "mobile", keys, 4, wait_seconds=1).complete  # type: ignore[arg-type]
     assert migrate_state.migrate(api, "mobile", keys, 4, wait_seconds=1).renewed == ["device-1"]  # type: ignore[arg-type]
