@@ -63,12 +63,14 @@ class CuratedTable:
         self.location = location
         self.target_file_bytes = target_file_bytes
         self._table: DeltaTable | None = None
+        self._commits: dict[int, Mapping[str, Any]] = {}  # the log's entries read so far, by version
 
     def _open(self, *, refresh: bool = False) -> DeltaTable | None:
         """The table as of its latest version when opened or refreshed (a run is the table's only writer)."""
         try:
             if self._table is None:
                 self._table = DeltaTable(self.location.uri, storage_options=self.location.storage_options)
+                self._commits = {}
             elif refresh:
                 self._table.update_incremental()
         except TableNotFoundError:
@@ -330,12 +332,27 @@ class CuratedTable:
         if table is None or read is None or table.version() == read:
             return table
         try:
-            newer = table.history(table.version() - read)
+            newer = self._commits_since(table, read)
         except (DeltaError, OSError) as error:
             raise LakeUnavailable(f"cannot read the history of {self.location.uri}: {error}") from error
         if any(_may_change(commit, hour) for commit in newer):
             raise LakeUnavailable(f"hour {hour}: another writer committed the hour after it was read")
         return table
+
+    def _commits_since(self, table: DeltaTable, read: int) -> list[Mapping[str, Any]]:
+        """The log's entries after version ``read`` up to the table's, each read once by this object: a run checks
+        each hour's commit against every commit since its plan, so it reads only those made since its last check."""
+        latest, have = table.version(), read
+        while have < latest and have + 1 in self._commits:
+            have += 1
+        if have < latest:
+            for commit in table.history(latest - have):
+                if type(version := commit.get("version")) is int:
+                    self._commits[version] = commit
+        wanted = range(read + 1, latest + 1)
+        if all(version in self._commits for version in wanted):
+            return [self._commits[version] for version in wanted]
+        return list(table.history(latest - read))  # entries without their version: read them all
 
     @contextmanager
     def _committing(self, hour: Hour) -> Iterator[None]:

@@ -623,3 +623,28 @@ def test_a_damaged_curated_file_fails_its_hour_and_the_tools_say_so_in_one_line(
     land_batch(local_lake, 20, 5)  # a late file: the hour is recompacted from its curated rows
     report = run(local_lake)
     assert list(report.failed) == [H10] and damaged.name in report.failed[H10]
+
+
+def test_a_run_of_many_hours_reads_each_commit_since_its_plan_once(
+    local_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each hour's commit is checked against every commit since the run's plan (another writer's commit of the hour
+    fails it); the log's entries are read once per run, not once per hour after them (12 hours: 66 reads)."""
+    land_batch(local_lake, 0, 10)
+    run(local_lake)  # the table exists
+    hours = [Hour.of_ms(H10.end_ms + index * 3_600_000) for index in range(12)]
+    for index, hour in enumerate(hours):
+        _raw_file(local_lake, hour, f"h{index}", range(100 + 10 * index, 110 + 10 * index))
+    read: list[int] = []
+    history = DeltaTable.history
+
+    def counted(self: DeltaTable, limit: int | None = None) -> list[dict[str, Any]]:
+        entries = history(self, limit)
+        read.append(len(entries))
+        return entries
+
+    monkeypatch.setattr(DeltaTable, "history", counted)
+    report = run(local_lake, now_ms=hours[-1].end_ms + GRACE + 1)
+    assert [task.hour for task in report.plan.tasks] == hours and not report.failed
+    coverage_page = read[0]
+    assert sum(read[1:]) == len(hours) - 1, f"the checks read {read[1:]} after the coverage's {coverage_page}"
