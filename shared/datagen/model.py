@@ -204,10 +204,11 @@ def landed_columns(root: AvroType, names: dict[str, str]) -> tuple[tuple[Column,
     for item in root.fields:
         key = names[item.name]
         _plan(item.type, item.name, _field_getter(key), False, plan)
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # by name as compaction compares them: Delta column names ignore case
+    reserved = {name.lower(): name for name in RESERVED_COLUMNS}
     for column, _ in plan:
-        if column.name in RESERVED_COLUMNS:
-            raise SchemaProblem(column.name, "the name of a lineage column; rename the field")
+        if (lineage := reserved.get(column.name.lower())) is not None:
+            raise SchemaProblem(column.name, f"the name of the lineage column {lineage!r} (Delta ignores case); rename")
         if column.name.lower() in PARTITION_COLUMNS:  # as compaction compares: Delta column names ignore case
             raise SchemaProblem(
                 column.name,
@@ -215,9 +216,10 @@ def landed_columns(root: AvroType, names: dict[str, str]) -> tuple[tuple[Column,
                 f" {' and '.join(PARTITION_COLUMNS)} to every row, so no hour holding such a column would"
                 " compact); rename the field",
             )
-        if column.name in seen:
-            raise SchemaProblem(column.name, "two fields land as the same column (nested fields flatten to a_b)")
-        seen.add(column.name)
+        if (other := seen.get(column.name.lower())) is not None:
+            why = "the same column" if other == column.name else f"columns {other!r} and {column.name!r}, one to Delta"
+            raise SchemaProblem(column.name, f"two fields land as {why} (nested fields flatten to a_b)")
+        seen[column.name.lower()] = column.name
     getters = [(column.name, getter) for column, getter in plan]
 
     def transform(event: Row) -> Row:
