@@ -6,6 +6,7 @@ Every problem raises :class:`DatagenConfigError` naming the file and the option.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import re
@@ -150,10 +151,29 @@ def read_config(path: Path) -> DatagenConfig:
             file, "file name", "must be <source>.json with a lowercase letter, then lowercase letters, digits or _"
         )
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(read_text(path))
+    except OSError as error:  # a directory, a dangling link, a device: named, not a traceback at indexing
+        raise DatagenConfigError(file, "<document>", f"cannot be read: {error.strerror or error}") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: nested too deep
         raise DatagenConfigError(file, "<document>", f"not JSON: {error}") from None
     return parse_config(document, source=source, file=file, folder=path.parent)
+
+
+MAX_CONFIG_BYTES = 8 << 20  # a config or schema file: far past any real one, so a device or a mistake is not read whole
+
+
+def read_text(path: Path) -> str:
+    """A config or schema file's text: a regular file (a FIFO would block, a device never end) of at most
+    ``MAX_CONFIG_BYTES``; ``OSError`` for anything else, ``ValueError`` past the size or not UTF-8."""
+    if not path.is_file():
+        if path.exists():
+            raise OSError(errno.EINVAL, "not a regular file")
+        raise FileNotFoundError(errno.ENOENT, "no such file (or a link to none)")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"larger than {MAX_CONFIG_BYTES:,} bytes")
+    return data.decode("utf-8")
 
 
 def _text(file: str, option: str, value: Any) -> str:
@@ -363,11 +383,13 @@ def _lone_surrogate_at(value: Any) -> str | None:
 
 
 def _schema_file(file: str, folder: Path, name: str) -> Any:
+    if "\0" in name:
+        raise DatagenConfigError(file, "config.schema.filename", f"{name!r} holds a NUL character")
     path = (folder / name).resolve()
     if not path.is_relative_to(folder.resolve()):
         raise DatagenConfigError(file, "config.schema.filename", f"{name!r} must be a file inside {folder.name}/")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except FileNotFoundError:
         raise DatagenConfigError(file, "config.schema.filename", f"{name!r} does not exist in {folder.name}/") from None
     except OSError as error:  # a directory, unreadable, ...: still the option's fault, named as such

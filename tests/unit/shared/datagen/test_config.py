@@ -343,8 +343,74 @@ def test_a_field_named_like_a_partition_column_is_refused_when_the_config_is_rea
     assert "rename the field" in text, text
 
 
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["_TOPIC"], "_TOPIC: the name of the lineage column '_topic'"),
+        (["_Offset"], "_Offset: the name of the lineage column '_offset'"),
+        (["Name", "name"], "name: two fields land as columns 'Name' and 'name', one to Delta"),
+    ],
+)
+def test_fields_that_differ_from_a_column_only_in_case_are_refused_when_the_config_is_read(
+    tmp_path: Path, names: list[str], message: str
+) -> None:
+    """Delta column names ignore case: such a config loaded, generated and landed, and then compaction refused
+    every raw file of the source (duplicate field names) for good (a review's case)."""
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    schema = {"type": "record", "name": "visit", "fields": [field("id", "long"), *(field(n, "string") for n in names)]}
+    write_config(folder, "things.json", config_document(quickstart=None, **{"schema.string": json.dumps(schema)}))
+    with pytest.raises(DatagenConfigError) as failure:
+        load_config_sources(folder, SOURCES.values())
+    text = str(failure.value)
+    assert text.startswith("sources/things.json: schema") and message in text, text
+
+
 def test_a_nested_field_named_like_a_partition_column_lands_under_its_flattened_name() -> None:
     """``visit.date`` lands as the column ``visit_date``, which is no partition column's name."""
     nested = {"type": "record", "name": "visit", "fields": [field("date", "string"), field("hour", "int")]}
     source = schema_source([field("id", "long"), {"name": "visit", "type": nested}])
     assert source.column_names[:3] == ["id", "visit_date", "visit_hour"]
+
+
+def _as_directory(folder: Path) -> None:
+    (folder / "things.json").mkdir()
+
+
+def _dangling_link(folder: Path) -> None:
+    (folder / "things.json").symlink_to(folder / "gone.json")
+
+
+def _link_to_a_device(folder: Path) -> None:
+    (folder / "things.json").symlink_to("/dev/zero")  # read whole, it would take every byte of memory
+
+
+def _too_large(folder: Path) -> None:
+    (folder / "things.json").write_bytes(b" " * (config.MAX_CONFIG_BYTES + 1))
+
+
+def _schema_name_with_a_nul(folder: Path) -> None:
+    write_config(folder, "things.json", config_document(quickstart=None, **{"schema.filename": "a\0.avsc"}))
+
+
+@pytest.mark.parametrize(
+    ("make", "option", "message"),
+    [
+        (_as_directory, "<document>", "cannot be read: not a regular file"),
+        (_dangling_link, "<document>", "cannot be read: no such file"),
+        (_link_to_a_device, "<document>", "cannot be read: not a regular file"),
+        (_too_large, "<document>", "not JSON: larger than 8,388,608 bytes"),
+        (_schema_name_with_a_nul, "config.schema.filename", "holds a NUL character"),
+    ],
+)
+def test_a_config_file_that_cannot_be_read_fails_naming_it_not_with_a_traceback(
+    tmp_path: Path, make: Any, option: str, message: str
+) -> None:
+    """IsADirectoryError, FileNotFoundError, ValueError (embedded null byte) and a MemoryError came out of the
+    loader at indexing, naming no file (a review's cases)."""
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    make(folder)
+    with pytest.raises(DatagenConfigError) as failure:
+        load_config_sources(folder, SOURCES.values())
+    assert str(failure.value).startswith(f"sources/things.json: {option}: ") and message in str(failure.value)
