@@ -279,6 +279,11 @@ class Settings(BaseSettings):
                 )
             eventhubs_namespace_host(self.kafka_broker_list)  # raises ValueError naming the settings
         if self.kafka_security_protocol != "SASL_SSL":
+            if eventhubs := [host for host in broker_hosts(self.kafka_broker_list) if ".servicebus." in host]:
+                raise ValueError(
+                    f"KAFKA_BROKER_LIST names Event Hubs ({eventhubs[0]}), whose Kafka endpoint takes "
+                    f"KAFKA_SECURITY_PROTOCOL=SASL_SSL only; got {self.kafka_security_protocol}"
+                )
             if self.kafka_sasl_mechanism == "OAUTHBEARER":
                 raise ValueError(
                     f"KAFKA_SASL_MECHANISM=OAUTHBEARER needs KAFKA_SECURITY_PROTOCOL=SASL_SSL; with "
@@ -306,6 +311,12 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"KAFKA_SASL_MECHANISM=OAUTHBEARER needs {', '.join(missing)}")
         return self
+
+
+def broker_hosts(broker_list: str) -> list[str]:
+    """The hosts of a Kafka broker list (``host:port,host:port``), lowercased."""
+    entries = (entry.strip() for entry in broker_list.split(","))
+    return [entry.rsplit(":", 1)[0].lower() if ":" in entry else entry.lower() for entry in entries if entry]
 
 
 def eventhubs_namespace_host(broker_list: str) -> str:

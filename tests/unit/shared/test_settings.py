@@ -110,6 +110,9 @@ def test_each_kafka_security_mode_with_what_it_needs_is_valid() -> None:
         ),
         ({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=Key"}, "APPLICATIONINSIGHTS_AUTHENTICATION"),
         ({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId"}, "APPLICATIONINSIGHTS_AUTHENTICATION"),
+        # Event Hubs over PLAINTEXT (the protocol's default): no TLS, and every connection would time out
+        ({"KAFKA_BROKER_LIST": "evhns-prod.servicebus.windows.net:9093"}, "takes KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
+        ({"KAFKA_BROKER_LIST": "localhost:9092, EVHNS.ServiceBus.Windows.net:9093"}, "evhns.servicebus.windows.net"),
     ],
 )
 def test_bad_settings_fail_with_the_setting_name(env: dict[str, str], message: str) -> None:
