@@ -124,9 +124,11 @@ async def handle_batch_with_state(
 ) -> BatchOutcome:
     """Land one batch and update its keys' entities: one lookup and one signal per key bucket.
 
-    With ``state`` None (``<SOURCE>_STATE_ENABLED=false``) the batch only lands, off the event loop.
+    With ``state`` None (``<SOURCE>_STATE_ENABLED=false``), or for a source no entity keeps (a Datagen config's,
+    whose ``STATE_ENABLED`` is then ignored, as ``registry.keeps_state`` says), the batch only lands, off the event
+    loop.
     """
-    if state is None:
+    if state is None or context.source.name not in ENTITY_KINDS:
         return await asyncio.to_thread(handle_batch, context, records)
     invocation = _begin(context, records)
     with _watched(invocation):

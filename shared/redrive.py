@@ -82,7 +82,7 @@ from shared.settings import LakeFormat
 from shared.source_model import INT64_MAX, Column, Row, Source
 from shared.state.aggregate import Signal, signals_for, with_holes
 from shared.state.bucket_counts import bucket_counts
-from shared.state.registry import entity_for
+from shared.state.registry import keeps_state
 
 log = logging.getLogger("streamingpoc.redrive")
 REDRIVE_AREA = "_redrive"
@@ -611,7 +611,7 @@ def _passing_in_one_life(
         KafkaRecord(e.topic, e.partition, e.offset, e.key, e.raw, e.timestamp_ms, content_type=e.content_type)
         for e in entries
     ]
-    keyed = target.state_enabled and entity_for(source.name) is not None
+    keyed = keeps_state(source.name, target.state_enabled)
     batch = process_batch(
         source, records, max_record_bytes=target.max_record_bytes, keyed=keyed, decoder=target.decoder
     )

@@ -71,7 +71,7 @@ from shared.reprocess import (
 )
 from shared.settings import Settings, load_settings, load_source_settings
 from shared.sources import SOURCES, Source
-from shared.state.registry import ENTITY_KINDS
+from shared.state.registry import keeps_state
 from tools.cli import MAX_ERROR_TEXT, lake_target, one_line, parse_since, tool_environment, tool_main
 from tools.redrive import EXIT_ANOTHER_REDRIVE_RUNNING
 
@@ -315,7 +315,7 @@ def _run(args: argparse.Namespace, source: Source, settings: Settings, env: dict
     )
     window = (args.start, args.end)
     run_id = f"{int(time.time())}-{uuid.uuid4().hex[:6]}"
-    keyed = source.name in ENTITY_KINDS and load_source_settings(source.name, env).state_enabled
+    keyed = keeps_state(source.name, load_source_settings(source.name, env).state_enabled)
     try:  # one operator run of a source at a time: two promotions would write the leaving rows' dead letters twice
         lease = take_lease(lake, source.name, f"reprocess-{run_id}") if args.promote else None
     except RedriveInProgress as error:

@@ -80,6 +80,12 @@ def entity_for(source: str) -> EntityKind | None:
     return ENTITY_KINDS.get(source)
 
 
+def keeps_state(source: str, state_enabled: bool) -> bool:
+    """Whether ``source``'s records go to keyed state: its ``<SOURCE>_STATE_ENABLED`` is on and it has an entity kind
+    (for a source without one, such as a Datagen config's, the setting is ignored: nothing would take its keys)."""
+    return state_enabled and source in ENTITY_KINDS
+
+
 def source_of_entity(entity: str) -> str:
     """The source whose keyed state entity kind ``entity`` holds (e.g. a lookup's entity)."""
     for kind in ENTITY_KINDS.values():

@@ -646,3 +646,18 @@ def test_a_piece_failing_then_the_batch_redelivered_cut_otherwise_counts_each_ev
     for low, high in [(first, second), (second, third), (0, 9000)]:
         _process(lake, records[low:high], gateway, max_record_bytes=1 << 20)
     assert device_events(gateway) == {"device-hot": 9000}
+
+
+async def test_state_enabled_for_a_source_no_entity_keeps_lands_its_records(tmp_path: Path) -> None:
+    """``<SOURCE>_STATE_ENABLED=true`` on a Datagen config's source (no entity kind, no key field): every record was
+    checked for an entity key and, with none, dead-lettered as bad_key (a review's case). The setting is ignored
+    there, as redrive and reprocess do (``registry.keeps_state``): the batch lands, nothing is read or signalled."""
+    from tests.unit.shared.datagen.conftest import schema_source
+
+    source = schema_source([{"name": "n", "type": "int"}])
+    records = records_for(source, 10)
+    assert {record.key for record in records} == {None}
+    gateway = RecordingGateway()
+    context = context_for(source, LocalLake(tmp_path), settings={"TEST_STATE_ENABLED": "true"})
+    outcome = await handle_batch_with_state(context, records, gateway, StateJoiner())
+    assert (outcome.landed, outcome.dead_letters, gateway.signalled) == (10, 0, [])
