@@ -82,7 +82,6 @@ variable "sources" {
     process_<source> scales out (one instance per partition at most). `lag_threshold` is the
     Kafka trigger's target of unprocessed events per instance (<SOURCE>_LAG_THRESHOLD):
     instances = lag / lag_threshold, rounded up, at most partition_count.
-    `partition_count` overrides `eventhub_partition_count` for that hub.
     `compaction_schedule` is the NCRONTAB of compact_<source> (raw hours -> curated Delta table); keep it at
     least every 30 minutes: the compaction-lag alert takes a source with no run reported in its last hour
     (telemetry arrives minutes late) for not running.
