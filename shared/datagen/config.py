@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import fastavro
 
@@ -321,8 +322,8 @@ def _check_converters(file: str, config: dict[str, Any]) -> tuple[str, str]:
             raise DatagenConfigError(
                 file, f"config.{REGISTRY_URL_OPTION}", f"{AVRO_CONVERTER} needs the schema registry's URL"
             )
-        if not registry_url.startswith(("http://", "https://")):
-            raise DatagenConfigError(file, f"config.{REGISTRY_URL_OPTION}", f"{registry_url!r} is not an http(s) URL")
+        if (problem := _url_problem(registry_url)) is not None:
+            raise DatagenConfigError(file, f"config.{REGISTRY_URL_OPTION}", f"{registry_url!r} {problem}")
         value_format = "avro"
     elif value_converter == JSON_CONVERTER:
         if registry_url:
@@ -379,6 +380,25 @@ def _lone_surrogate_at(value: Any) -> str | None:
             pending.extend(reversed([(child, f"{where}.{key}" if where else key) for key, child in item.items()]))
         elif isinstance(item, list):
             pending.extend(reversed([(child, f"{where}[{number}]") for number, child in enumerate(item)]))
+    return None
+
+
+def _url_problem(url: str) -> str | None:
+    """What keeps ``url`` from naming a registry to call (``None``: nothing): checked when the config is read, not
+    found by every generator tick failing."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        return "holds a control character"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError as error:
+        return f"is not a URL: {error}"
+    if parts.scheme not in ("http", "https"):
+        return "is not an http(s) URL"
+    if not parts.hostname:
+        return "names no host"
+    if port == 0:
+        return "names port 0"
     return None
 
 

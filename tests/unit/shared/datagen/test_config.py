@@ -287,6 +287,28 @@ def test_credentials_in_the_registry_url_are_refused_without_repeating_them(url:
     assert "SCHEMA_REGISTRY_PASSWORD" in str(failure.value) and "S3CRET" not in str(failure.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://", "names no host"),
+        ("https://[::1", "is not a URL"),
+        ("http://registry:99999", "is not a URL"),
+        ("http://registry:0", "names port 0"),
+        ("http://regi\x00stry:8081", "holds a control character"),
+        ("ftp://registry:8081", "is not an http(s) URL"),
+    ],
+)
+def test_a_registry_url_that_names_no_registry_is_refused_when_the_config_is_read(url: str, problem: str) -> None:
+    """They loaded, and then every generator tick failed, blaming SCHEMA_REGISTRY_URL (never set) or with a bare
+    ValueError (a review's cases)."""
+    document = config_document(
+        **{"value.converter": "io.confluent.connect.avro.AvroConverter", "value.converter.schema.registry.url": url}
+    )
+    with pytest.raises(DatagenConfigError) as failure:
+        parse_config(document, source="things", file="things.json", folder=Path("."))
+    assert failure.value.option == "config.value.converter.schema.registry.url" and problem in str(failure.value)
+
+
 def _keyed_by_a_string_of(length: int, *, keyed: bool = True) -> dict[str, Any]:
     """A config whose one field ``id``, of exactly ``length`` characters, is its message key."""
     schema = json.dumps(_record(field("id", "string", length={"min": length, "max": length + 1})))
