@@ -12,8 +12,8 @@ import os
 import queue
 import signal
 import threading
+import time
 from dataclasses import dataclass
-from multiprocessing.synchronize import Event
 from typing import Any
 
 from opentelemetry import metrics
@@ -33,8 +33,12 @@ def run_kafka_worker(
 ) -> None:
     """Entry point of a worker process; puts its per-function stats on ``pool.results`` when stopped.
 
-    When ``pool.drain`` is set its triggers drain (``KafkaTriggerRunner.draining``)."""
+    When ``pool.drain`` is set its triggers drain (``KafkaTriggerRunner.draining``). Ctrl-C and SIGTERM (sent to the
+    whole process group by ``timeout``, systemd or ``kill -- -PGID``) are the host's to act on: the worker stops when
+    the host says so, closing its consumers, or when the host is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    host = os.getppid()
     os.environ.update(config.settings)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
     functions = [f for f in index_app(importlib.import_module(app_module).app) if f.trigger_type == "kafkaTrigger"]
@@ -51,10 +55,11 @@ def run_kafka_worker(
         thread.start()
         threads.append(thread)
         runners.append(runner)
-    while not pool.stop.wait(0.2):
-        if pool.drain.is_set():
+    while not pool.stop.value and os.getppid() == host:
+        if pool.drain.value:
             for runner in runners:
                 runner.draining.set()
+        time.sleep(0.2)
     local_stop.set()
     for thread in threads:
         thread.join()
@@ -65,10 +70,12 @@ def run_kafka_worker(
 
 @dataclass
 class PoolSignals:
-    """What the host process and its workers share: stop, drain, and the workers' reports."""
+    """What the host process and its workers share: stop and drain flags, and the workers' reports. Flags in shared
+    memory that the workers poll, not ``multiprocessing.Event``: setting an Event waits for every process asleep on
+    it to wake, so a worker killed while waiting (the OOM killer) made the host's stop hang for ever."""
 
-    stop: Event
-    drain: Event
+    stop: Any  # multiprocessing Value("b"): 1 once the host stops
+    drain: Any  # 1 once --duration ran out
     results: Any
 
 
@@ -77,7 +84,9 @@ class WorkerPool:
 
     def __init__(self, count: int, config: HostConfig, app_module: str, durable_client_json: str) -> None:
         context = multiprocessing.get_context("spawn")
-        self.signals = PoolSignals(context.Event(), context.Event(), context.Queue())
+        self.signals = PoolSignals(
+            context.Value("b", 0, lock=False), context.Value("b", 0, lock=False), context.Queue()
+        )
         self.processes = [
             context.Process(
                 target=run_kafka_worker,
@@ -91,16 +100,21 @@ class WorkerPool:
 
     def drain(self) -> None:
         """Ask every worker's triggers to land what is left (the host's ``--duration`` ran out)."""
-        self.signals.drain.set()
+        self.signals.drain.value = 1
 
     def stop(self, timeout: float = 120) -> list[dict[str, Any]]:
-        self.signals.stop.set()
-        reports = []
-        for _ in self.processes:
+        """Stop the workers and collect their reports; a worker that died reports nothing and is not waited for."""
+        self.signals.stop.value = 1
+        reports: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(reports) < len(self.processes) and time.monotonic() < deadline:
             try:
-                reports.append(self.signals.results.get(timeout=timeout))
+                reports.append(self.signals.results.get(timeout=0.5))
             except queue.Empty:
-                break
+                if not any(process.is_alive() for process in self.processes):
+                    break
         for process in self.processes:
             process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
         return reports
