@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from shared.errors import ConfigurationError
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 EXIT_FAILED = 1  # a broker or Azurite that cannot be started or reached
 EXIT_USAGE = 2  # bad options or settings (argparse's own code), or a port that is taken
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM while starting (the shell's code for an interrupted command)
 
 
 def _broker(value: str) -> str:
@@ -35,6 +37,16 @@ def _positive(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:  # nan never runs out, so the run would never stop
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, got {value!r}")
     return number
 
 
@@ -71,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
     lake.add_argument("--storage", choices=["azurite"], help="start Azurite and land through the Blob API")
     start.add_argument("--azurite-dir", type=Path, help="Azurite's data directory (default .azurite)")
     start.add_argument("--no-timers", dest="timers", action="store_false", help="do not run timer triggers")
-    start.add_argument("--duration", type=float, help="stop cleanly after this many seconds (default: until Ctrl-C)")
+    start.add_argument("--duration", type=_seconds, help="stop cleanly after this many seconds (default: until Ctrl-C)")
     start.add_argument("--workers", type=int, default=1, help="processes sharing each consumer group (default 1)")
     start.add_argument("--port", type=_port, default=7071, help="HTTP port (default 7071)")
     start.add_argument(
@@ -125,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     except DevHostError as error:  # a broker or Azurite that cannot be started or reached: the message says what
         print(f"devhost: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the host was running: what it started is stopped
+        print("devhost: stopped while starting", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from devhost.runtime.host_loop import HostLoop
 from devhost.runtime.invoker import Invoker, WorkerLoop
 from devhost.runtime.workers import WorkerPool
 from devhost.services.broker import BrokerError, embedded_broker, ensure_topics, wait_for_metadata
-from devhost.timers.ncrontab import Schedule
+from devhost.timers.ncrontab import Schedule, ScheduleError
 from devhost.timers.runner import TimerRunner
 from devhost.web.dashboard.stats import LiveStats
 from devhost.web.routes import http_routes
@@ -96,6 +97,12 @@ class StartOptions:
     batches landed, so that a local run ends with a compacted lake (the Functions host has no such step)."""
 
 
+def _stop_starting(signum: int, _frame: Any) -> None:
+    """SIGTERM while the host starts: unwind as Ctrl-C does, so the broker and Azurite it started are stopped (the
+    default action would end the process at once and leave them running)."""
+    raise KeyboardInterrupt(f"signal {signum} while starting")
+
+
 class LocalHost:
     """Indexes the app and runs its functions until ``stop`` is set (Ctrl-C, SIGTERM or --duration)."""
 
@@ -114,6 +121,7 @@ class LocalHost:
 
     def run(self) -> int:
         check_port(self.options.port)
+        signal.signal(signal.SIGTERM, _stop_starting)  # until _wait takes it: the stack stops what was started
         with ExitStack() as stack:
             config = self.config = self._configure(stack)
             os.environ.update(config.settings)
@@ -267,11 +275,16 @@ class LocalHost:
         return runtime
 
     def _check_schedules(self, functions: list[IndexedFunction], config: HostConfig) -> None:
-        """Every timer's schedule parsed before anything runs: one that is not NCRONTAB stops the host at once
-        (``ScheduleError``), as the Functions host refuses it, not after the consumers started."""
+        """Every timer's schedule parsed before anything runs: one that is not NCRONTAB, or that never fires (the 31st
+        of February), stops the host at once (``ScheduleError`` naming it), not its timer's thread once running."""
+        now = datetime.now(UTC)
         for function in functions:
             if function.trigger_type == "timerTrigger":
-                Schedule.parse(config.resolve(function.trigger["schedule"]))
+                expression = config.resolve(function.trigger["schedule"])
+                try:
+                    Schedule.parse(expression).next_after(now)
+                except ScheduleError as error:
+                    raise ScheduleError(f"{function.name}: schedule {expression!r}: {error}") from None
 
     def _start_runners(self, functions: list[IndexedFunction], config: HostConfig, invoker: Invoker) -> None:
         for function in functions:

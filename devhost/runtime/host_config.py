@@ -110,7 +110,7 @@ def load_settings_file(path: Path | None) -> dict[str, str]:
         if path is not None:
             raise HostConfigError(f"settings file {path} does not exist")
         return {}
-    document = json.loads(target.read_text(encoding="utf-8"))
+    document = _json_object(target)
     values = document.get("Values", {})
     if not isinstance(values, dict):
         raise HostConfigError(f"{target}: 'Values' must be an object")
@@ -130,5 +130,24 @@ def load_host_config(
     settings.update(os.environ)
     settings.update(overrides or {})
     host_json = host_json or Path(os.environ.get("DEVHOST_HOST_JSON") or PROJECT_ROOT / "host.json")
-    host = json.loads(host_json.read_text(encoding="utf-8")) if host_json.exists() else {}
+    host = _json_object(host_json) if host_json.exists() else {}
+    for path in (("extensions",), ("extensions", "kafka")):
+        section: Any = host
+        for name in path:
+            section = section.get(name, {}) if isinstance(section, dict) else section
+        if not isinstance(section, dict):
+            raise HostConfigError(f"{host_json}: '{'.'.join(path)}' must be an object, not {json.dumps(section)[:40]}")
     return HostConfig(settings=settings, kafka=KafkaOptions.from_host_json(host))
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """A settings file or host.json as its JSON object; anything else is a ``HostConfigError`` naming the file."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise HostConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise HostConfigError(f"{path}: not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise HostConfigError(f"{path}: must be a JSON object, not {type(document).__name__}")
+    return document

@@ -121,7 +121,10 @@ class HttpFrontEnd:
         try:
             if request.method == "POST":
                 operation = request.query.get("op", "")
-                body = await request.text()
+                try:
+                    body = (await request.read()).decode("utf-8")  # JSON is UTF-8, whatever charset the header names
+                except UnicodeDecodeError:
+                    return web.json_response({"error": "the operation's input must be UTF-8 JSON"}, status=400)
                 await self.entities.signal(name, key, operation, body or None)
                 return web.Response(status=202)
             if request.method == "GET":

@@ -107,8 +107,79 @@ def test_a_schedule_ncrontab_refuses_stops_the_host_at_once_with_one_line_and_ex
     the host with exit 1 (a service failure) once the consumers had started."""
     done = _start_embedded(tmp_path, {"CLICKSTREAM_GENERATOR_SCHEDULE": "0 0 0 * * 8"})
     assert done.returncode == 2, done.stderr
-    assert done.stderr.splitlines() == ["devhost: day of week: '8' is outside 0-6"]
+    assert done.stderr.splitlines() == [
+        "devhost: generate_clickstream: schedule '0 0 0 * * 8': day of week: '8' is outside 0-6"
+    ]
     assert "listening on" not in done.stdout
+
+
+def test_a_schedule_that_never_fires_stops_the_host_at_once_naming_its_timer(tmp_path: Path) -> None:
+    """The 31st of February parses: its timer's thread died once running ("schedule never fires"), and the host
+    ran on and exited 0 without that generator (a review's case)."""
+    done = _start_embedded(tmp_path, {"CLICKSTREAM_GENERATOR_SCHEDULE": "0 0 0 31 2 *"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["devhost: generate_clickstream: schedule '0 0 0 31 2 *': schedule never fires"]
+
+
+@pytest.mark.parametrize(
+    ("host_json", "complaint"),
+    [
+        ('{"version": "2.0",}', "not JSON"),
+        ('["version"]', "must be a JSON object, not list"),
+        ('{"version": "2.0", "extensions": []}', "'extensions' must be an object, not []"),
+        ('{"version": "2.0", "extensions": {"kafka": null}}', "'extensions.kafka' must be an object, not null"),
+    ],
+)
+def test_a_host_json_that_is_not_an_object_of_objects_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], host_json: str, complaint: str
+) -> None:
+    """JSONDecodeError and AttributeError tracebacks, exit 1 (a review's cases); the settings file is read alike."""
+    from devhost.__main__ import main
+
+    path = tmp_path / "host.json"
+    path.write_text(host_json)
+    monkeypatch.setenv("DEVHOST_HOST_JSON", str(path))
+    assert main(["start", "--lake", str(tmp_path / "lake"), "--settings", str(tmp_path / "host.json")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"devhost: {path}: ") and complaint in line
+
+
+def test_a_settings_file_that_is_a_directory_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from devhost.__main__ import main
+
+    assert main(["start", "--lake", str(tmp_path / "lake"), "--settings", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"devhost: {tmp_path}: cannot be read: Is a directory"]
+
+
+def test_sigterm_while_starting_stops_the_embedded_broker(tmp_path: Path) -> None:
+    """SIGTERM's default action ended the host before its stack ran: the broker it had started kept listening (a
+    review's case). It unwinds as Ctrl-C does now: one line, exit 130, and the broker is gone."""
+    import signal
+    import socket
+    import time
+
+    from tests.conftest import ROOT
+
+    command = [sys.executable, "-m", "devhost", "start", "--broker", "embedded", "--lake", str(tmp_path / "lake")]
+    host = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout is not None
+        announced = ""
+        deadline = time.monotonic() + 60
+        while "embedded broker at" not in announced and time.monotonic() < deadline:  # readline returns per line
+            announced = host.stdout.readline()
+        assert "embedded broker at" in announced, "the host never announced its broker"
+        host.send_signal(signal.SIGTERM)
+        code = host.wait(timeout=60)
+    finally:
+        host.kill()
+        host.wait()
+    assert code == 130 and host.stderr is not None and "devhost: stopped while starting" in host.stderr.read()
+    address, port = announced.split("embedded broker at ")[1].split()[0].rsplit(":", 1)
+    with pytest.raises(OSError), socket.create_connection((address, int(port)), timeout=5):
+        pass
 
 
 def test_a_port_in_use_is_one_line_naming_it_and_nothing_is_started(
@@ -140,6 +211,9 @@ def test_a_port_in_use_is_one_line_naming_it_and_nothing_is_started(
         (["--port", "0"], "argument --port: expected a positive integer, got '0'"),
         (["--port", "70000"], "argument --port: expected a TCP port, 1 to 65535, got '70000'"),
         (["--log-level", "verbose"], "argument --log-level: invalid choice: 'VERBOSE'"),
+        (["--duration", "nan"], "argument --duration: expected a positive, finite number of seconds, got 'nan'"),
+        (["--duration", "0"], "argument --duration: expected a positive, finite number of seconds, got '0'"),
+        (["--duration", "soon"], "argument --duration: expected a number of seconds, got 'soon'"),
     ],
 )
 def test_bad_options_are_refused_by_the_parser(

@@ -265,3 +265,42 @@ async def test_a_body_a_form_could_send_to_a_differently_cased_path_is_refused(
         headers = {"Content-Type": content_type}
         assert await _status_as_sent(base_url, "POST", path, data="events=[]", headers=headers) == 415
     assert invoker.calls == []
+
+
+class _Signals:
+    """An entity runtime that keeps what it is signalled."""
+
+    def __init__(self) -> None:
+        self.received: list[str | None] = []
+
+    async def signal(self, name: str, key: str, operation: str, body: str | None) -> None:
+        self.received.append(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"\xff\xfe not UTF-8", "application/json", 400),
+        (b'{"parts": []}', "application/json; charset=nonexistent", 202),
+        (b'{"parts": []}', "application/json", 202),
+    ],
+)
+async def test_a_signal_body_is_read_as_utf_8_json_and_bad_bytes_are_a_400(
+    body: bytes, content_type: str, status: int
+) -> None:
+    """A body that is not UTF-8, or a charset Python does not know, was a 500 with a traceback in the host's log
+    (UnicodeDecodeError, LookupError: a review's cases)."""
+    entities = _Signals()
+    front = HttpFrontEnd([], invoker=None, entities=entities, stats=HostStats(), dashboard_snapshot=None)  # type: ignore[arg-type]
+    server = TestServer(front.application(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        url = f"http://127.0.0.1:{server.port}{SIGNAL}"
+        async with (
+            ClientSession() as session,
+            session.post(url, data=body, headers={"Content-Type": content_type}) as reply,
+        ):
+            assert reply.status == status
+    finally:
+        await server.close()
+    assert entities.received == ([] if status == 400 else ['{"parts": []}'])
