@@ -49,7 +49,7 @@ from shared.state.aggregate import (
 )
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
 from shared.state.lookups import StateGateway, StateJoiner, send_signals
-from shared.state.registry import ENTITY_KINDS, state_sources
+from shared.state.registry import ENTITY_KINDS, keeps_state, state_sources
 from shared.telemetry import LATENCY_SAMPLES, BatchMetrics, count_reasons, sample, telemetry
 
 log = logging.getLogger("streamingpoc.stream")
@@ -125,10 +125,9 @@ async def handle_batch_with_state(
     """Land one batch and update its keys' entities: one lookup and one signal per key bucket.
 
     With ``state`` None (``<SOURCE>_STATE_ENABLED=false``), or for a source no entity keeps (a Datagen config's,
-    whose ``STATE_ENABLED`` is then ignored, as ``registry.keeps_state`` says), the batch only lands, off the event
-    loop.
+    whose ``STATE_ENABLED`` is then ignored: ``registry.keeps_state``), the batch only lands, off the event loop.
     """
-    if state is None or context.source.name not in ENTITY_KINDS:
+    if state is None or not keeps_state(context.source.name, state_enabled=True):
         return await asyncio.to_thread(handle_batch, context, records)
     invocation = _begin(context, records)
     with _watched(invocation):

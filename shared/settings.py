@@ -279,7 +279,7 @@ class Settings(BaseSettings):
                 )
             eventhubs_namespace_host(self.kafka_broker_list)  # raises ValueError naming the settings
         if self.kafka_security_protocol != "SASL_SSL":
-            if eventhubs := [host for host in broker_hosts(self.kafka_broker_list) if ".servicebus." in host]:
+            if eventhubs := [host for host in broker_hosts(self.kafka_broker_list) if is_eventhubs_host(host)]:
                 raise ValueError(
                     f"KAFKA_BROKER_LIST names Event Hubs ({eventhubs[0]}), whose Kafka endpoint takes "
                     f"KAFKA_SECURITY_PROTOCOL=SASL_SSL only; got {self.kafka_security_protocol}"
@@ -324,14 +324,19 @@ def eventhubs_namespace_host(broker_list: str) -> str:
     ``evhns-x.servicebus.windows.net``, the host whose ``/.default`` scope a token for its Kafka endpoint is for.
     Anything else (a local broker) raises ``ValueError``."""
     first = broker_list.split(",")[0].strip()
-    host = first.rsplit(":", 1)[0] if ":" in first else first
-    name, _, domain = host.partition(".")
-    if not name or not domain.lower().startswith("servicebus."):
+    host = (broker_hosts(first) or [""])[0]
+    if not is_eventhubs_host(host):
         raise ValueError(
             "KAFKA_PRODUCER_CREDENTIAL=managedidentity needs KAFKA_BROKER_LIST to be an Event Hubs namespace's Kafka "
             f"endpoint, <namespace>.servicebus.windows.net:9093 (the token is for that namespace); got {first!r}"
         )
-    return host.lower()
+    return host
+
+
+def is_eventhubs_host(host: str) -> bool:
+    """Whether a lowercased broker host is an Event Hubs namespace's: ``<namespace>.servicebus.<cloud's domain>``."""
+    name, _, domain = host.partition(".")
+    return bool(name) and domain.startswith("servicebus.")
 
 
 def telemetry_identity(authentication_string: str) -> str | None:

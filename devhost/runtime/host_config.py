@@ -110,10 +110,7 @@ def load_settings_file(path: Path | None) -> dict[str, str]:
         if path is not None:
             raise HostConfigError(f"settings file {path} does not exist")
         return {}
-    document = _json_object(target)
-    values = document.get("Values", {})
-    if not isinstance(values, dict):
-        raise HostConfigError(f"{target}: 'Values' must be an object")
+    values = _object_at(target, "Values", _json_object(target).get("Values", {}))
     return {str(name): "" if value is None else str(value) for name, value in values.items()}
 
 
@@ -131,13 +128,16 @@ def load_host_config(
     settings.update(overrides or {})
     host_json = host_json or Path(os.environ.get("DEVHOST_HOST_JSON") or PROJECT_ROOT / "host.json")
     host = _json_object(host_json) if host_json.exists() else {}
-    for path in (("extensions",), ("extensions", "kafka")):
-        section: Any = host
-        for name in path:
-            section = section.get(name, {}) if isinstance(section, dict) else section
-        if not isinstance(section, dict):
-            raise HostConfigError(f"{host_json}: '{'.'.join(path)}' must be an object, not {json.dumps(section)[:40]}")
+    extensions = _object_at(host_json, "extensions", host.get("extensions", {}))
+    _object_at(host_json, "extensions.kafka", extensions.get("kafka", {}))
     return HostConfig(settings=settings, kafka=KafkaOptions.from_host_json(host))
+
+
+def _object_at(path: Path, name: str, value: Any) -> dict[str, Any]:
+    """``value``, the section ``name`` of the file at ``path``, when it is a JSON object; else a ``HostConfigError``."""
+    if not isinstance(value, dict):
+        raise HostConfigError(f"{path}: '{name}' must be an object, not {json.dumps(value)[:40]}")
+    return value
 
 
 def _json_object(path: Path) -> dict[str, Any]:
