@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from devhost.errors import DevHostError
 from devhost.runtime.host_config import PROJECT_ROOT
-from devhost.services.processes import free_port, stop
+from devhost.services.processes import free_port, spawn, stop
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (the same for every Azurite install), not a secret.
@@ -78,7 +77,7 @@ def start_azurite(location: Path, *, reuse_running: bool = True, timeout: float 
         "--tablePort",
         str(azurite.table_port),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = spawn(command)
     try:
         deadline = time.monotonic() + timeout
         ports = (azurite.blob_port, azurite.queue_port, azurite.table_port)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from devhost.errors import DevHostError
-from devhost.services.processes import free_port, stop
+from devhost.services.processes import free_port, spawn, stop
 
 log = logging.getLogger("devhost.services.broker")
 DEFAULT_PARTITIONS = 4
@@ -81,7 +80,7 @@ def embedded_broker(startup_timeout: float = 30.0) -> Iterator[str]:
         "--advertised-listener-url",
         f"tcp://{address}",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = spawn(command)
     try:
         wait_for_metadata({"bootstrap.servers": address, "logger": log}, startup_timeout)
         log.info("embedded Tansu broker on %s (memory storage, pid %d)", address, process.pid)
