@@ -31,6 +31,7 @@ from shared.state.query_api import (
     key_from_url,
     locate,
     public_state,
+    windows_answer,
 )
 
 bp = df.Blueprint()
@@ -126,7 +127,7 @@ async def get_state_by_query(req: func.HttpRequest, client: df.DurableOrchestrat
     found = await _read_key(client, source, wanted.key)
     if isinstance(found, func.HttpResponse):
         return found
-    return _json({"windows": found.get("windows", [])} if wanted.windows else found)
+    return _json(windows_answer(found) if wanted.windows else found)
 
 
 @bp.route(route="state/{source}/{key}", methods=["GET"])
@@ -144,4 +145,4 @@ async def get_sensor_windows(req: func.HttpRequest, client: df.DurableOrchestrat
     """GET /api/state/sensors/{key}/windows: the sensor's one-minute windows of the last hour (any key:
     ``GET /api/state/sensors?key=<key>&view=windows``)."""
     found = await _read(client, req, "sensors")
-    return found if isinstance(found, func.HttpResponse) else _json({"windows": found.get("windows", [])})
+    return found if isinstance(found, func.HttpResponse) else _json(windows_answer(found))

@@ -24,6 +24,7 @@ from shared.source_model import INT64_MAX, INT64_MIN, MAX_TIMESTAMP_MS, Column, 
 MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
 MAX_EVENT_LEAD_MS = 3600 * 1000
 LATEST_EVENT_MS = 4_102_444_800_000  # 2100-01-01: an event time without a Kafka timestamp must be before it
+NO_EVENT_TIME = "none"  # _event_time_source of a record with no event time and no Kafka timestamp (epoch 0)
 
 RECORD_LINEAGE: tuple[Column, ...] = (  # where a record came from: landed rows and dead letters carry these
     Column("_topic", "string", nullable=False),
@@ -57,7 +58,7 @@ def landing_times(kafka_ms: pa.Array, event_ms: pa.Array) -> tuple[pa.Array, pa.
     trusted = pc.fill_null(pc.if_else(pc.is_valid(kafka_ms), with_kafka, alone), False)
     has_kafka = pc.is_valid(kafka_ms)
     times = pc.if_else(trusted, event_ms, pc.fill_null(kafka_ms, 0))
-    sources = pc.if_else(trusted, "event", pc.if_else(has_kafka, "kafka", "none"))
+    sources = pc.if_else(trusted, "event", pc.if_else(has_kafka, "kafka", NO_EVENT_TIME))
     return times, sources
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from shared.lineage import NO_EVENT_TIME
 from shared.offset_ranges import OffsetRanges
 from shared.records import OffsetSpan, OffsetSpans, TopicPartition
 from shared.source_model import Row
@@ -60,8 +61,10 @@ def signals_for(
     whose clock, and so the Kafka timestamp its event time is checked against, runs ahead) reaches the
     entity as happening now: at its own time it would push its key's hour of windows out, and make the
     key's later events late to their sessions and older than its last value (frozen until the clock
-    caught up). The landed row keeps its time. The correction depends on the invocation's clock, which
-    a redelivery does not reproduce; that is harmless: which events a bucket applies depends on offsets
+    caught up). So does an event with no time at all (neither its own nor a Kafka timestamp: it lands at
+    epoch 0, which would be its key's first_seen and a session of 1970 for good). The landed row keeps its
+    time. The correction depends on the invocation's clock, which a redelivery does not reproduce; that is
+    harmless: which events a bucket applies depends on offsets
     only, never on event times, and an event is applied once, by the first signal carrying its offset
     to reach its bucket, so the state holds the time one delivery gave it, never two.
     """
@@ -77,7 +80,7 @@ def signals_for(
     for row in rows:
         group = (str(entity_key(row)), row["_topic"], row["_partition"], row["_incarnation"])
         event = compact(row)  # [offset, event_ms, ...]
-        if latest is not None and event[1] > latest:
+        if latest is not None and (event[1] > latest or row.get("_event_time_source") == NO_EVENT_TIME):
             event[1] = now_ms
         events = by_key.get(group)
         if events is None:

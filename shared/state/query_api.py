@@ -244,3 +244,12 @@ def public_state(state: dict[str, Any]) -> dict[str, Any]:
     if damaged:
         shown[DAMAGED] = damaged
     return shown
+
+
+def windows_answer(shown: dict[str, Any]) -> dict[str, Any]:
+    """The windows view of a state as :func:`public_state` shows it: its ``windows``, and what is damaged when
+    anything is (so a state whose windows cannot be read never passes for one that has none)."""
+    answer: dict[str, Any] = {"windows": shown.get("windows", [])}
+    if DAMAGED in shown:
+        answer[DAMAGED] = shown[DAMAGED]
+    return answer

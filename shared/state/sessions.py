@@ -67,10 +67,10 @@ def add_to_session(state: dict[str, Any], event_ms: int, detail: str | None = No
         state["late_to_session"] = state.get("late_to_session", 0) + 1
         return
     if current is not None and event_ms - current[END] <= INACTIVITY_MS:
+        if detail is not None and event_ms >= current[END]:  # an older event arriving late is not the last one
+            current[LAST] = detail
         current[END] = max(current[END], event_ms)
         current[EVENTS] += 1
-        if detail is not None:
-            current[LAST] = detail
         return
     if current is not None:
         closed = state.setdefault("closed_sessions", [])

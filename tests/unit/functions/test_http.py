@@ -354,3 +354,19 @@ async def test_the_query_form_answers_503_as_the_path_form_does(monkeypatch: pyt
     monkeypatch.setattr(http, "bucket_counts", lambda *a, **k: SimpleNamespace(of=unreadable))
     answers = [await _ask(None, "/api/state/clickstream/abc"), await _ask(None, "/api/state/clickstream", "key=abc")]  # type: ignore[arg-type]
     assert answers[0] == answers[1] and answers[0][0] == 503
+
+
+@pytest.mark.parametrize("query_form", [False, True])
+async def test_a_sensors_windows_that_cannot_be_read_are_named_not_shown_as_none(
+    durable_api: tuple[df.DurableOrchestrationClient, list[tuple[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+    query_form: bool,
+) -> None:
+    """Review 15: a state whose minutes are damaged (outside this code) answered ``{"windows": []}``, as if the
+    sensor had no reading in the hour, while the full view named the damage."""
+    client, _ = durable_api
+    monkeypatch.setitem(ANSWERS, ("sensor_stats", "s1"), (200, {"count": 3, "minutes": [["x"]]}))
+    asked = ("/api/state/sensors", "key=s1&view=windows") if query_form else ("/api/state/sensors/s1/windows", "")
+    status, body = await _ask(client, *asked)
+    assert status == 200 and body["windows"] == []
+    assert [note.split(":")[0] for note in body["damaged"]] == ["windows"]

@@ -223,3 +223,13 @@ def test_the_pieces_of_a_cut_apply_are_sent_one_after_another_in_offset_order() 
     asyncio.run(send_signals(Jittery(), signals))  # type: ignore[arg-type]
     assert sorted(seen) == sorted((s.key, s.payload["parts"][0]["range"][0]) for s in signals)
     assert [low for key, low in seen if key == signals[0].key] == pieces
+
+
+def test_an_event_with_no_time_at_all_reaches_its_entity_as_happening_now_not_in_1970() -> None:
+    """Review 15: no event time and no Kafka timestamp lands at epoch 0 (``_event_time_source`` "none"); folded at
+    0 it became the device's first_seen and a session of 1970 for good."""
+    now = 1_795_516_200_000
+    rows = [tap(0, 0, "home") | {"_event_time_source": "none"}, tap(1, 5, "cart") | {"_event_time_source": "event"}]
+    (signal,) = signals_for("mobile", rows, buckets=1, now_ms=now)
+    assert [event[1] for event in signal.payload["parts"][0]["keys"]["d1"]] == [now, 5]
+    assert rows[0]["_event_time"] == 0  # the landed row keeps what lineage gave it

@@ -42,3 +42,15 @@ def test_ten_users_migrated_from_before_the_cap_keep_their_bucket_under_256_kb()
     bucket: dict[str, Any] = {}
     adopt(bucket, {"states": {str(user): sessions.upgrade(copy.deepcopy(before_the_cap())) for user in range(10)}})
     assert len(dump(bucket)) < 256 * 1024
+
+
+def test_an_event_older_than_the_sessions_end_extends_it_but_is_not_its_last() -> None:
+    """Review 15: out of order within a session (T0, T0+10 min, then T0+5 min), the late event became ``last``,
+    so a device's session disagreed with its own ``last_screen``."""
+    state: dict[str, Any] = {}
+    add_to_session(state, T0, "/home")
+    add_to_session(state, T0 + 10 * MINUTE, "/cart")
+    add_to_session(state, T0 + 5 * MINUTE, "/search")
+    assert state["session"] == [T0, T0 + 10 * MINUTE, 3, "/cart"]
+    add_to_session(state, T0 + 10 * MINUTE, "/pay")  # the same time as the end: the later arrival is the last
+    assert state["session"][sessions.LAST] == "/pay"
