@@ -87,6 +87,7 @@ from shared.state.registry import keeps_state
 log = logging.getLogger("streamingpoc.redrive")
 REDRIVE_AREA = "_redrive"
 REDRIVE_LEASE_FILE = "lease.json"
+STATE_RUN = "-state"  # the run id suffix of a run's re-signals of refused state updates (its log apart from its sends)
 REDRIVE_LEASE_SECONDS = 300.0  # why this long, and no longer: ``RedriveLease``
 REDRIVE_LOG_COLUMNS = (
     Column("_topic", "string", nullable=False),
@@ -342,8 +343,10 @@ def _check_identity(entry: DeadLetterEntry) -> None:
             raise ValueError(f"{name} {getattr(entry, name)} is not a Kafka {name}")
 
 
-def redrive_log(lake: LakeStore, source: str) -> tuple[set[Identity], set[Identity]]:
-    """Identities already redriven (acknowledged) and identities announced but never confirmed.
+def redrive_log(lake: LakeStore, source: str, *, sends_only: bool = False) -> tuple[set[Identity], set[Identity]]:
+    """Identities already redriven (acknowledged) and identities announced but never confirmed; with
+    ``sends_only``, of the runs that sent records to Kafka only, not of those that re-signalled state
+    (``STATE_RUN``): a re-signal puts nothing back in raw/ or curated/.
 
     Per run, an identity it announced (``intent``) is settled when the broker acknowledged it
     (``sent``) or certainly did not append it (``unsent``: a later run sends it again); otherwise the
@@ -354,7 +357,7 @@ def redrive_log(lake: LakeStore, source: str) -> tuple[set[Identity], set[Identi
     logs: dict[tuple[str, str], set[Identity]] = defaultdict(set)
     for path in lake.list_paths(f"{REDRIVE_AREA}/{safe_segment(source)}"):
         run, _, kind = path.rsplit("/", 1)[-1].removesuffix(".jsonl.gz").rpartition(".")
-        if kind not in ("intent", "sent", "unsent"):
+        if kind not in ("intent", "sent", "unsent") or (sends_only and run.endswith(STATE_RUN)):
             continue
         logs[(run, kind)].update(_parsed_rows(lake, path, _logged_identity))
     sent = set().union(*(identities for (_, kind), identities in logs.items() if kind == "sent"))
@@ -536,7 +539,7 @@ def redrive(
             if signaller is None:
                 raise ValueError("an entity signaller is needed to re-apply refused state updates")
             buckets = target.state_buckets or bucket_counts(lake).of(source.name)
-            done = _resignal(lake, source.name, f"{run_id}-state", signaller, to_resignal, buckets)
+            done = _resignal(lake, source.name, f"{run_id}{STATE_RUN}", signaller, to_resignal, buckets)
             summary.resignalled, summary.resignal_failed = done, len(to_resignal) - done
     finally:
         lease.release()

@@ -143,7 +143,7 @@ def window_hours(window: tuple[int, int]) -> list[Hour]:
 def _dead_letters(lake: LakeStore, source: str, removed: frozenset[Identity]) -> list[DeadLetterEntry]:
     """The source's dead letters not redriven; of the ``entity_rejected`` ones, only rows a promotion removed
     (the others are in curated/, or will be once compacted: only their state update was refused)."""
-    sent, unconfirmed = redrive_log(lake, source)
+    sent, unconfirmed = redrive_log(lake, source, sends_only=True)
     unreadable: list[str] = []
     letters = [
         entry

@@ -25,7 +25,17 @@ from shared.formats import format_named
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS, land, plan_batch, plan_files
 from shared.records import KafkaRecord
-from shared.redrive import RedriveTarget, read_dead_letters, redrive, redrive_log, take_lease
+from shared.redrive import (
+    ENTITY_REJECTED,
+    STATE_RUN,
+    DeadLetterEntry,
+    RedriveTarget,
+    read_dead_letters,
+    redrive,
+    redrive_log,
+    take_lease,
+    write_redrive_log,
+)
 from shared.reprocess import HourNotPromotable, NotReprocessable
 from shared.settings import load_settings
 from shared.source_model import Row, Source
@@ -334,10 +344,18 @@ def test_a_compaction_committed_between_reprocessing_and_promoting_is_not_undone
     assert run(lake, "things").plan.tasks == ()
 
 
-def test_a_row_an_earlier_promotion_removed_comes_back_when_it_passes_again(lake: Lake) -> None:
+@pytest.mark.parametrize("resignalled_before", [False, True])
+def test_a_row_an_earlier_promotion_removed_comes_back_when_it_passes_again(
+    lake: Lake, resignalled_before: bool
+) -> None:
     """Its record is still in raw/ (landed and counted in state once), so redrive would skip it as landed:
-    the next promotion puts it back into its hour, once."""
+    the next promotion puts it back into its hour, once. Also when ``tools.redrive`` once re-signalled its
+    refused state update (review 15: that run's log left it out of curated/ for good)."""
     source = _land_two_hours(lake)
+    if resignalled_before:
+        refused = DeadLetterEntry("things", 0, 0, 3, None, FIXED_NOW_MS, ENTITY_REJECTED, None, FIXED_NOW_MS)
+        for kind in ("intent", "sent"):
+            write_redrive_log(lake.store, "things", f"20261124T100000Z-abcd{STATE_RUN}", kind, [refused])
     curated = lake.table("things")
     bad = reprocess(
         _changed(source), lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
