@@ -22,6 +22,9 @@ LEDGER_AREA = "_landing"
 # The curated tables' partition columns, which compaction adds to every row: no landed column may take either name.
 PARTITION_COLUMNS = ("date", "hour")
 OFFSET_DIGITS = 20
+NAME_BYTES = 255  # the longest file name (path segment) local file systems and ADLS Gen2 take
+REPROCESSED = "reprocessed-"  # the extension's start of dead letters tools.reprocess wrote for rows it removed
+REPROCESSED_DIGEST_CHARS = 16
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._=+%-]+\Z")
 
 
@@ -80,6 +83,27 @@ def parse_batch_file_name(name: str) -> BatchFile | None:
     return BatchFile(
         found["topic"], int(found["partition"]), int(incarnation or 0), int(found["first"]), int(found["last"])
     )
+
+
+def reprocessed_extension(digest: str) -> str:
+    """The extension of a dead-letter file ``tools.reprocess`` wrote, named by a digest of its rows' offsets."""
+    return f"{REPROCESSED}{digest[:REPROCESSED_DIGEST_CHARS]}.jsonl.gz"
+
+
+def is_reprocessed(path: str) -> bool:
+    """Whether ``path`` is a dead-letter file ``tools.reprocess`` wrote, read from the extension after its offsets
+    (never from the topic before them, which may hold the same text)."""
+    name = path.rpartition("/")[2]
+    found = _BATCH_FILE.match(name)
+    return found is not None and name.startswith(REPROCESSED, found.end())
+
+
+def longest_file_name_bytes(topic: str) -> int:
+    """Bytes of the longest file name a landing of ``topic`` can take: a reprocessed dead letter's, of the largest
+    partition, incarnation and offsets. Over ``NAME_BYTES`` no file of the topic could ever be written."""
+    largest = TopicPartition(topic, 2**31 - 1)
+    span = OffsetSpan(10**OFFSET_DIGITS - 1, 10**OFFSET_DIGITS - 1)
+    return len(batch_file_name(largest, span, 2**31 - 1, reprocessed_extension("0" * 64)).encode())
 
 
 def ledger_path(source: str, where: TopicPartition) -> str:

@@ -35,7 +35,7 @@ from shared.compaction.hours import parse_raw_path
 from shared.errors import LakeRefused, TransientError, UnreadableLakeFile, WriteConflict
 from shared.lake.base import LakeStore
 from shared.landing.ledger import Ledger
-from shared.layout import DEADLETTER_AREA, LEDGER_AREA, RAW_AREA, ledger_path, safe_segment
+from shared.layout import DEADLETTER_AREA, LEDGER_AREA, RAW_AREA, is_reprocessed, ledger_path, safe_segment
 from shared.records import TopicPartition
 from shared.source_model import INT64_MAX
 from shared.state.bucket_counts import RECORD_PATH as BUCKETS_RECORD_PATH
@@ -43,7 +43,6 @@ from shared.state.registry import ENTITY_KINDS
 
 IDENTITY = ["_topic", "_partition", "_incarnation", "_offset"]
 BOTH_BY_DESIGN = "entity_rejected"  # landed in raw and dead-lettered: its entity refused the update
-REPROCESSED = ".reprocessed-"  # dead letters tools.reprocess wrote for rows it removed from curated/
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +59,7 @@ class Landed:
     @property
     def also_in_raw_by_design(self) -> bool:
         """Dead letters of records that landed too: an entity refused their update, or a reprocess removed them."""
-        return self.reason == BOTH_BY_DESIGN or REPROCESSED in self.path
+        return self.reason == BOTH_BY_DESIGN or is_reprocessed(self.path)
 
 
 def landed_offsets(

@@ -73,8 +73,7 @@ from shared.landing.files import plan_files
 from shared.landing.ledger import names_pending, stored_holes
 from shared.landing.partition import CLOCK_SKEW_SECONDS, minimum_lease_seconds
 from shared.landing.raw_rows import Identity, raw_rows
-from shared.layout import DEADLETTER_AREA, safe_segment
-from shared.reconcile import REPROCESSED
+from shared.layout import DEADLETTER_AREA, is_reprocessed, safe_segment
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.wire import CONTENT_TYPE_HEADER
@@ -252,7 +251,7 @@ def _letters_to_check(lake: LakeStore, source: str, summary: RedriveSummary) -> 
     ``summary.unreadable``, one of an unfinished landing in ``summary.pending_files``."""
     letters = _Letters()
     for path in _dead_letter_files(lake, source):
-        reprocessed = REPROCESSED in path
+        reprocessed = is_reprocessed(path)
         try:
             # the ledger first, then the file: a landing no longer pending then was counted or removed before
             pending = not reprocessed and _names_pending(lake, source, path)

@@ -47,9 +47,15 @@ from shared.dead_letters import DeadLetter
 from shared.errors import StreamingPocError
 from shared.lake.base import LakeStore
 from shared.landing.raw_rows import Identity
-from shared.layout import DEADLETTER_AREA, RAW_AREA, hour_directory, parse_batch_file_name, safe_segment
+from shared.layout import (
+    DEADLETTER_AREA,
+    RAW_AREA,
+    hour_directory,
+    is_reprocessed,
+    parse_batch_file_name,
+    safe_segment,
+)
 from shared.lineage import LINEAGE_COLUMNS
-from shared.reconcile import REPROCESSED
 from shared.records import KafkaRecord
 from shared.redrive import DeadLetterEntry
 from shared.source_model import Row, Source
@@ -313,7 +319,7 @@ def removed_by_promotions(lake: LakeStore, source: str) -> frozenset[Identity]:
     A file that cannot be read is left out here (``read_dead_letters`` names it)."""
     removed: set[Identity] = set()
     for path in lake.list_paths(f"{DEADLETTER_AREA}/{safe_segment(source)}"):
-        if REPROCESSED not in path:
+        if not is_reprocessed(path):
             continue
         try:
             removed.update(_identity(row) for row in formats.decode("jsonl", lake.read(path)))

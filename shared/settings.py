@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
+from shared.layout import NAME_BYTES, longest_file_name_bytes
 
 LakeFormat = Literal["parquet", "avro", "jsonl"]
 
@@ -414,6 +415,12 @@ class SourceSettings(BaseSettings):
             raise ValueError(
                 f"{_setting_name(info)} must not start with '.' (an event hub's name cannot, and the raw files"
                 f" landed for it would be hidden files); got {value!r}"
+            )
+        if (longest := longest_file_name_bytes(value)) > NAME_BYTES:
+            most = len(value) - (longest - NAME_BYTES)
+            raise ValueError(
+                f"{_setting_name(info)} is too long for the lake: the files landed for it would take names of up to"
+                f" {longest} bytes, {NAME_BYTES} at most; a topic of at most {most} characters; got {len(value)}"
             )
         return value
 

@@ -47,7 +47,7 @@ from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
 from shared.landing.raw_rows import Identity
-from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, safe_segment
+from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, reprocessed_extension, safe_segment
 from shared.records import OffsetSpan, TopicPartition
 from shared.redrive import (
     ENTITY_REJECTED,
@@ -236,12 +236,12 @@ def _write_dead_letters(lake: LakeStore, source: str, result: HourResult, run_id
         by_file.setdefault(where, []).append(row)
     for (topic, partition, incarnation, hour_ms), rows in sorted(by_file.items()):
         offsets = sorted(int(str(row["_offset"])) for row in rows)
-        digest = hashlib.sha256(",".join(map(str, offsets)).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(",".join(map(str, offsets)).encode()).hexdigest()
         name = batch_file_name(
             TopicPartition(topic, partition),
             OffsetSpan(offsets[0], offsets[-1]),
             incarnation,
-            f"reprocessed-{digest}.jsonl.gz",
+            reprocessed_extension(digest),
         )
         data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="deadletter")
         lake.write_atomic(f"{hour_directory(DEADLETTER_AREA, source, hour_ms)}/{name}", data)

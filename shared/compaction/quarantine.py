@@ -46,7 +46,7 @@ from shared.compaction.rows import CompactionError
 from shared.errors import LakeError, LakeRefused, TransientError
 from shared.lake.base import LakeStore
 from shared.landing.ledger import names_pending
-from shared.layout import DEADLETTER_AREA, check_relative_path, safe_segment
+from shared.layout import DEADLETTER_AREA, NAME_BYTES, check_relative_path, safe_segment
 
 QUARANTINE = "quarantine"
 SUFFIX = ".quarantined"
@@ -54,7 +54,6 @@ REASON_SUFFIX = ".json"
 REASON = "unusable_raw_file"  # the sidecar's ``reason``, as a dead letter names its own
 DIGEST_CHARS = 16
 NAME_DIGEST_CHARS = 8  # of the whole raw name, in a name whose stem was cut
-NAME_BYTES = 255  # the longest file name (path segment) local file systems and ADLS Gen2 take
 RAW_EXTENSIONS = (".parquet", ".avro", ".jsonl.gz")
 NO_REASON = "no reason recorded (its sidecar is missing or damaged)"
 REFUSED_NAME = "a name the lake refuses (no copy compaction made: its sidecar is left unread)"

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from shared.errors import ConfigurationError
+from shared.layout import NAME_BYTES, longest_file_name_bytes
 from shared.settings import (
     PLATFORM_SETTINGS,
     SourceSettings,
@@ -256,12 +257,23 @@ def test_a_topic_starting_with_a_dot_is_refused_in_one_line_naming_the_setting()
     )
 
 
+def test_a_topic_too_long_for_the_lake_to_name_its_files_is_refused_naming_the_limit() -> None:
+    """Review 15: Kafka takes 249 characters, but a file landed for a topic is named by it and ~100 bytes more; a
+    topic of 190 landed raw files and then failed every batch with an entity's refusal (its dead-letter name too
+    long), for ever: one record stopped the stream."""
+    with pytest.raises(ConfigurationError) as raised:
+        load_source_settings("orders", {"ORDERS_TOPIC": "x" * 153})
+    (line,) = str(raised.value).splitlines()[1:]
+    assert "ORDERS_TOPIC is too long for the lake" in line and "at most 152 characters; got 153" in line
+    assert longest_file_name_bytes("x" * 152) == NAME_BYTES
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
         ("ORDERS_TOPIC", "Orders_v2-eu.raw"),
         ("ORDERS_TOPIC", "orders."),  # a dot anywhere but first
-        ("ORDERS_TOPIC", "x" * 249),
+        ("ORDERS_TOPIC", "x" * 152),  # the longest whose files the lake can name
         ("ORDERS_CONSUMER_GROUP", "$Default"),  # Event Hubs' default consumer group
         ("ORDERS_GENERATOR_SCHEDULE", "0 */5 9-17 * * MON-FRI"),
         ("ORDERS_GENERATOR_SCHEDULE", "0,30 * * 1 Jan,Jul *"),
