@@ -370,7 +370,7 @@ def _reference(reference: Any, url: str, what: str) -> tuple[str, str]:
 def _json(data: bytes) -> dict[str, Any]:
     try:
         document = json.loads(data or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past what the parser takes, no registry's answer
         return {}
     return document if isinstance(document, dict) else {}
 
@@ -441,7 +441,13 @@ class EventHubsRegistry:
         try:
             return call()
         except ResourceNotFoundError as error:
-            raise UnknownSchema(f"schema group {self.group} of {self.namespace}: no {what}") from error
+            if not _service_error_codes(error):  # no answer of the registry's: a gateway, proxy or wrong endpoint
+                raise RegistryRefused(
+                    f"Event Hubs Schema Registry {self.namespace}: {what}: HTTP 404 without the service's error code"
+                    " (is the namespace's endpoint right, and reachable without a proxy in between?)"
+                ) from error
+            where = self.namespace if by_id else f"schema group {self.group} of {self.namespace}"  # by id: any group
+            raise UnknownSchema(f"{where}: no {what}") from error
         except Exception as error:
             if by_id and _invalid_request(error):
                 refused = f"{self.namespace}: {what}: the service refuses the id (400 InvalidRequest)"
@@ -449,14 +455,18 @@ class EventHubsRegistry:
             raise _sdk_error(error, self.namespace, what) from error
 
 
-def _invalid_request(error: Exception) -> bool:
-    """Whether ``error`` is the service's 400 ``InvalidRequest``: what it answers a GET of an id not its own."""
-    if getattr(error, "status_code", None) != 400:
-        return False
+def _service_error_codes(error: Exception) -> set[str]:
+    """The error codes an Azure service puts in its error answers (the body's ``error.code``, the
+    ``x-ms-error-code`` header); none for an answer no Azure service sent (a gateway's or a proxy's page)."""
     code = getattr(getattr(error, "error", None), "code", None)
     response = getattr(error, "response", None)
     header = response.headers.get("x-ms-error-code") if response is not None else None
-    return "InvalidRequest" in (code, header)
+    return {str(found) for found in (code, header) if found}
+
+
+def _invalid_request(error: Exception) -> bool:
+    """Whether ``error`` is the service's 400 ``InvalidRequest``: what it answers a GET of an id not its own."""
+    return getattr(error, "status_code", None) == 400 and "InvalidRequest" in _service_error_codes(error)
 
 
 def _sdk_error(error: Exception, namespace: str, what: str) -> Exception:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -155,6 +155,9 @@ class AvroDecoder:
         self._text_bytes: dict[str, int] = {}
         self._readers: dict[str, _Reader] = {}  # by the reader schema's JSON text
         self._retrying: dict[frozenset[str], float] = {}  # stopped batches' ids: when they last stopped
+        # Ids the registry refused (RegistryRefused, no answer kept), when: asked after the ids never asked, so
+        # that a later attempt reaches an id it serves (after which a 40301 refusal is the id's own answer).
+        self._refused_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def decode(self, records: list[KafkaRecord], values: list[bytes], reader_schema: Any = None) -> DecodedBatch:
@@ -264,25 +267,30 @@ class AvroDecoder:
             schemas = {schema_id: self._schemas[schema_id] for schema_id in schema_ids if schema_id in self._schemas}
             for schema_id in schemas.keys() & self._text_bytes.keys():  # used again: forgotten last
                 self._text_bytes[schema_id] = self._text_bytes.pop(schema_id)
-            new = sorted(schema_ids - schemas.keys())
+            refused_at = {schema_id: self._refused_at.get(schema_id, -math.inf) for schema_id in schema_ids}
+            new = sorted(schema_ids - schemas.keys(), key=lambda schema_id: (refused_at[schema_id], schema_id))
             asked = {schema_id: self._unknown_since[schema_id] for schema_id in schema_ids & self._unknown_since.keys()}
         due = sorted((i for i, since in asked.items() if start - since >= UNKNOWN_RETRY_SECONDS), key=asked.__getitem__)
         key = frozenset(schema_ids)
         refused: list[str] = []
+        refusal: RegistryRefused | None = None
         try:
             for count, schema_id in enumerate(new):  # RegistryUnavailable propagates: the batch waits
                 if count and self.clock() - start >= REGISTRY_SECONDS_PER_BATCH:
-                    raise RegistryUnavailable(
-                        f"schema registry: {count} of {len(new)} schemas fetched within"
-                        f" {REGISTRY_SECONDS_PER_BATCH:.0f} s; the rest on the next attempt"
-                    )
+                    if refusal is not None and len(refused) == count:
+                        raise refusal  # refused everything asked: the app's problem, as below (not a slow registry)
+                    self._out_of_time(count - len(refused), len(new))
                 try:
                     schemas[schema_id] = self._store(schema_id, self._resolve(schema_id))
-                except RegistryRefused:
+                except RegistryRefused as error:
                     refused.append(schema_id)
+                    self._refused(schema_id)
+                    refusal = error
             # Asked again once the others were: a refusal of one id may be a dead letter once the registry has
             # served this app another schema (the client's 40301 rule); a refusal of everything still waits.
-            for schema_id in refused:
+            for count, schema_id in enumerate(refused):
+                if self.clock() - start >= REGISTRY_SECONDS_PER_BATCH:
+                    self._out_of_time(len(new) - len(refused) + count, len(new))
                 schemas[schema_id] = self._store(schema_id, self._resolve(schema_id))
         except Exception:
             if schemas:  # what it has learnt stays until the batch gets through
@@ -305,10 +313,25 @@ class AvroDecoder:
             self._forget_least_used(keep=schema_ids)
         return schemas
 
+    @staticmethod
+    def _out_of_time(answered: int, asked: int) -> NoReturn:
+        raise RegistryUnavailable(
+            f"schema registry: {answered} of {asked} schemas answered within {REGISTRY_SECONDS_PER_BATCH:.0f} s;"
+            " the rest on the next attempt"
+        )
+
+    def _refused(self, schema_id: str) -> None:
+        with self._lock:
+            self._refused_at.pop(schema_id, None)
+            self._refused_at[schema_id] = self.clock()
+            while len(self._refused_at) > MAX_UNKNOWN_IDS:
+                del self._refused_at[next(iter(self._refused_at))]
+
     def _store(self, schema_id: str, answer: tuple[ParsedSchema | _Refused, int]) -> ParsedSchema | _Refused:
         schema, text_bytes = answer
         answered = self.clock()
         with self._lock:
+            self._refused_at.pop(schema_id, None)
             self._schemas[schema_id] = schema
             self._text_bytes.pop(schema_id, None)
             if isinstance(schema, _Refused) and schema.reason == Reason.UNKNOWN_SCHEMA:

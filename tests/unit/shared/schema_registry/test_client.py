@@ -154,6 +154,24 @@ def test_event_hubs_answers_map_to_unknown_refused_or_waiting(
         registry.schema_text("0123abcd0123abcd0123abcd0123abcd")
 
 
+def test_an_event_hubs_404_no_azure_service_sent_waits_instead_of_dead_lettering(
+    event_hubs: tuple[EventHubsRegistry, FakeEventHubsRegistryHttp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 15: every 404 was "no such schema", so a gateway's or a proxy's page (a wrong or moved endpoint, no
+    error code of the service's) dead-lettered every good record of the batch as unknown_schema, and for a minute
+    after; the Confluent client waits on the same. The service's own 404 (its error code) is still unknown."""
+    registry, service = event_hubs
+    page = b"<html><body>404 Not Found</body></html>"
+    monkeypatch.setattr(
+        service, "_not_found", lambda request: service._answer(request, 404, page, {"Content-Type": "text/html"})
+    )
+    with pytest.raises(RegistryRefused, match="404 without the service's error code"):
+        registry.schema_text("0123abcd0123abcd0123abcd0123abcd")
+    monkeypatch.undo()
+    with pytest.raises(UnknownSchema, match="no schema"):
+        registry.schema_text("0123abcd0123abcd0123abcd0123abcd")
+
+
 def _answering(answer: bytes) -> tuple[socket.socket, str]:
     """A server that answers every connection with ``answer`` as it is, HTTP or not."""
     listener = socket.socket()
@@ -660,3 +678,16 @@ def test_a_forbidden_schema_id_waits_unless_the_key_was_served_a_schema_and_deni
             client.schema("777")
     finally:
         server.shutdown()
+
+
+def test_a_registry_answering_json_nested_past_the_parser_is_refused_in_one_line() -> None:
+    """Review 15: 200 KB of nested arrays made ``json.loads`` raise RecursionError, which left the client as itself,
+    a traceback naming no registry; it is an answer no registry gives: refused, naming the registry."""
+    body = b"[" * 100_000 + b"]" * 100_000
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nContent-Type: application/json\r\n\r\n".encode()
+    listener, url = _answering(head + body)
+    try:
+        with pytest.raises(RegistryRefused, match=r"127\.0\.0\.1"):
+            ConfluentRegistry(url).schema_text("1")
+    finally:
+        listener.close()

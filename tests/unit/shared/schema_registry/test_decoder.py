@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,7 +24,7 @@ from devhost.services.processes import free_port
 from shared.batch import process_batch
 from shared.datagen.config import parse_config
 from shared.datagen.source import config_source
-from shared.errors import ConfigurationError, RegistryUnavailable
+from shared.errors import ConfigurationError, RegistryRefused, RegistryUnavailable
 from shared.schema_registry import decoder as decoder_module
 from shared.schema_registry.avro_binary import encode, parse_writer_schema
 from shared.schema_registry.client import ConfluentRegistry, RegistrySchema, UnknownSchema
@@ -409,10 +410,10 @@ def test_an_attempt_spends_a_bounded_time_on_the_registry_and_the_next_goes_on()
 
     decoder = AvroDecoder(_NoSchemas(slow), clock=lambda: now[0])
     records = records_of(_junk(list(range(1, 21))))
-    with pytest.raises(RegistryUnavailable, match="5 of 20 schemas fetched"):
+    with pytest.raises(RegistryUnavailable, match="5 of 20 schemas answered"):
         process_batch(avro_source(), records, max_record_bytes=1 << 20, decoder=decoder)
     assert now[0] == decoder_module.REGISTRY_SECONDS_PER_BATCH == 5.0
-    with pytest.raises(RegistryUnavailable, match="5 of 15 schemas fetched"):
+    with pytest.raises(RegistryUnavailable, match="5 of 15 schemas answered"):
         process_batch(avro_source(), records, max_record_bytes=1 << 20, decoder=decoder)
 
 
@@ -652,3 +653,52 @@ def test_the_apps_identity_signs_in_only_to_the_event_hubs_registry_the_settings
     settings = load_settings({"SCHEMA_REGISTRY_KIND": "eventhubs", "SCHEMA_REGISTRY_GROUP": "g"})
     with pytest.raises(ConfigurationError, match=r"^SCHEMA_REGISTRY_KIND=eventhubs needs SCHEMA_REGISTRY_URL"):
         decoder_module.registry_for(_config_named("orders", "https://registry.other-party.example"), settings)
+
+
+def test_ids_a_registry_refuses_are_asked_after_the_others_so_each_attempt_gets_further() -> None:
+    """Review 15: a Confluent registry refusing 20 ids (403, 40301: another team's subjects) and serving the batch's
+    one good id, which sorts after them; a call takes a second, an attempt five. The refused ids were neither kept
+    nor reordered, so every attempt asked the same five and stopped: the partition never moved. Refusals before
+    the registry served this app anything wait (RegistryRefused); asked last, once the good id is served, each is
+    its record's own dead letter (the client's 40301 rule)."""
+    now = [0.0]
+    schema_text = Path("shared/datagen/quickstarts/orders.avsc").read_text()
+    good_id = 99
+
+    class Confluent(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            now[0] += 1.0
+            schema_id = int(self.path.rsplit("/", 1)[1])
+            served = schema_id == good_id
+            document = {"schema": schema_text} if served else {"error_code": 40301, "message": "denied: other-team"}
+            body = json.dumps(document).encode()
+            self.send_response(200 if served else 403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Confluent)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        decoder = AvroDecoder(ConfluentRegistry(f"http://127.0.0.1:{server.server_port}"), clock=lambda: now[0])
+        ((_, text),) = generated(avro_source(), 1)
+        good = confluent_frame(
+            good_id, encode(json.loads(schema_text), parse_writer_schema(schema_text), json.loads(text))
+        )
+        values = _junk(list(range(1, 21))) + [good] * 3
+        attempts = 0
+        while True:
+            attempts += 1
+            assert attempts <= 15, "the batch does not get past the refused ids"
+            try:
+                batch = process_batch(avro_source(), records_of(values), max_record_bytes=1 << 20, decoder=decoder)
+            except (RegistryUnavailable, RegistryRefused):
+                continue
+            break
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert batch.row_count == 3 and [letter.reason for letter in batch.dead_letters] == ["unknown_schema"] * 20
