@@ -127,7 +127,11 @@ def _terraform_sources_default() -> tuple[dict[str, Any], dict[str, dict[str, An
     fields: dict[str, Any] = {}
     for name, raw in re.findall(r"(\w+)\s*=\s*optional\(\w+,\s*([^)]+)\)", sources["type"]):
         fields[name] = json.loads(raw.replace("\\", "")) if raw.startswith('"') else json.loads(raw)
-    return fields, dict(sources["default"])
+    unquoted = {  # python-hcl2 keeps a string's quotes
+        name: {field: value.strip('"') if isinstance(value, str) else value for field, value in source.items()}
+        for name, source in sources["default"].items()
+    }
+    return fields, unquoted
 
 
 def terraform_number(name: str) -> int:

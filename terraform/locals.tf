@@ -19,18 +19,39 @@ locals {
   # the clients themselves and span the namespace; they are not Event Hubs consumer groups, so
   # nothing is created for them here. The names are the code's defaults
   # (shared.settings.source_defaults), so local runs and Azure use the same topics and groups.
+  # A var.sources entry is merged field by field onto its base: each field it sets (not null) wins,
+  # every other field keeps the base's value. The base of a Datagen config's name is the block
+  # derived from its sources/*.json below (so `orders = { partition_count = 4 }` changes only the
+  # partitions), that of a hand-written source local.source_field_defaults. The topic stays.
   sources = merge(local.datagen_sources, {
-    for name, source in var.sources : name => merge(source, {
-      topic           = try(local.datagen_configs[name]["kafka.topic"], name)
-      consumer_group  = "${name}-processor"
-      partition_count = coalesce(source.partition_count, var.eventhub_partition_count)
-    })
+    for name, source in var.sources : name => merge(
+      try(local.datagen_sources[name], merge(local.source_field_defaults, {
+        topic           = name
+        consumer_group  = "${name}-processor"
+        partition_count = var.eventhub_partition_count
+      })),
+      { for field, value in source : field => value if value != null },
+    )
   })
+
+  # What a field left unset (or null) in a hand-written source's var.sources entry deploys.
+  # variables.tf's default map spells these out, users at 5 a tick (tests/terraform checks they agree).
+  source_field_defaults = {
+    format                    = "parquet"
+    state_enabled             = true
+    generator_enabled         = true
+    generator_schedule        = "0 * * * * *"
+    generator_events_per_tick = 100
+    generator_iterations      = 0
+    generator_seed            = null
+    lag_threshold             = 1000
+    compaction_schedule       = "0 */15 * * * *"
+  }
 
   # Kafka Connect Datagen configs in ../sources/*.json are sources too (shared/datagen reads the
   # same files): the hub is the config's kafka.topic, and the generator's defaults follow from
   # max.interval, tasks.max, iterations and random.seed exactly as shared/datagen/config.py derives
-  # them. A var.sources entry of the same name overrides these settings (the topic stays).
+  # them. A var.sources entry of the same name changes only the fields it sets (above).
   datagen_configs = {
     for file in fileset("${path.module}/../sources", "*.json") :
     trimsuffix(file, ".json") => jsondecode(file("${path.module}/../sources/${file}")).config

@@ -50,25 +50,67 @@ variable "tags" {
 
 variable "sources" {
   type = map(object({
-    format                    = optional(string, "parquet")
-    state_enabled             = optional(bool, true)
-    generator_enabled         = optional(bool, true)
-    generator_schedule        = optional(string, "0 * * * * *")
-    generator_events_per_tick = optional(number, 100)
-    generator_iterations      = optional(number, 0)
+    # No defaults here: a field left out is null, so locals.tf can tell it from one set to any
+    # value and give it the base's (local.source_field_defaults, or a Datagen config's).
+    format                    = optional(string)
+    state_enabled             = optional(bool)
+    generator_enabled         = optional(bool)
+    generator_schedule        = optional(string)
+    generator_events_per_tick = optional(number)
+    generator_iterations      = optional(number)
     generator_seed            = optional(number)
     partition_count           = optional(number)
-    lag_threshold             = optional(number, 1000)
-    compaction_schedule       = optional(string, "0 */15 * * * *")
+    lag_threshold             = optional(number)
+    compaction_schedule       = optional(string)
   }))
+  # The hand-written sources with every field written out: locals.tf's source_field_defaults, but
+  # users at 5 events per tick (bench/cost.py and tools/cost.py read the generators' rates here).
   default = {
-    clickstream = {}
-    mobile      = {}
-    sensors     = {}
-    users       = { generator_events_per_tick = 5 }
+    clickstream = {
+      format                    = "parquet"
+      state_enabled             = true
+      generator_enabled         = true
+      generator_schedule        = "0 * * * * *"
+      generator_events_per_tick = 100
+      generator_iterations      = 0
+      lag_threshold             = 1000
+      compaction_schedule       = "0 */15 * * * *"
+    }
+    mobile = {
+      format                    = "parquet"
+      state_enabled             = true
+      generator_enabled         = true
+      generator_schedule        = "0 * * * * *"
+      generator_events_per_tick = 100
+      generator_iterations      = 0
+      lag_threshold             = 1000
+      compaction_schedule       = "0 */15 * * * *"
+    }
+    sensors = {
+      format                    = "parquet"
+      state_enabled             = true
+      generator_enabled         = true
+      generator_schedule        = "0 * * * * *"
+      generator_events_per_tick = 100
+      generator_iterations      = 0
+      lag_threshold             = 1000
+      compaction_schedule       = "0 */15 * * * *"
+    }
+    users = {
+      format                    = "parquet"
+      state_enabled             = true
+      generator_enabled         = true
+      generator_schedule        = "0 * * * * *"
+      generator_events_per_tick = 5
+      generator_iterations      = 0
+      lag_threshold             = 1000
+      compaction_schedule       = "0 */15 * * * *"
+    }
   }
   description = <<-EOT
-    The streams, keyed by the source names the code registers (shared/sources). Each gets an
+    The streams, keyed by the source names the code registers (shared/sources): the hand-written
+    clickstream, mobile, sensors and users, each of which must be here, and optionally a Datagen
+    config's name (sources/*.json, e.g. orders); any other key is refused. Each gets an
     event hub (the Kafka topic), a consumer group for its process_<source> function and the
     <SOURCE>_* app settings: lake `format` (parquet, avro or jsonl), `state_enabled` (keyed
     state in Durable entities; false only lands), the generator's switch (off also disables
@@ -78,6 +120,12 @@ variable "sources" {
     scale group, and its events cost what events cost; `python -m tools.cost --json` gives the
     defaults' rate and their timers' month under generators_default), events per tick, total events
     (`generator_iterations`, 0 = unbounded) and `generator_seed` (null = random).
+    A field left out (or null) takes its default: for a hand-written source
+    local.source_field_defaults (the values of the default map above, but 100 events per tick for
+    users too), for a Datagen config's name what Terraform derives from that config (Parquet,
+    state off, every 10 s, events per tick, iterations and seed from max.interval, tasks.max,
+    iterations and random.seed): `orders = { partition_count = 4 }` changes only the partitions.
+    Every source a Datagen config defines is deployed whether or not it is listed here.
     `partition_count` overrides `eventhub_partition_count` for that hub: it caps how far
     process_<source> scales out (one instance per partition at most). `lag_threshold` is the
     Kafka trigger's target of unprocessed events per instance (<SOURCE>_LAG_THRESHOLD):
@@ -98,7 +146,16 @@ variable "sources" {
     error_message = "sources must keep every source the code registers (clickstream, mobile, sensors, users): their functions are deployed anyway. Set generator_enabled = false to stop one's generator."
   }
   validation {
-    condition     = alltrue([for source in values(var.sources) : contains(["parquet", "avro", "jsonl"], source.format)])
+    # Only the code's sources: the hand-written ones (shared/sources, tests/terraform checks the list) and the
+    # Datagen configs (sources/*.json). Any other key would get a hub, a credential, a secret, a role and app
+    # settings that no function reads (a typo such as clikstream).
+    condition = alltrue([for name in keys(var.sources) :
+      contains(["clickstream", "mobile", "sensors", "users"], name) || contains(keys(local.datagen_configs), name)
+    ])
+    error_message = "sources names a source the code does not have: ${join(", ", sort([for name in keys(var.sources) : name if !contains(concat(["clickstream", "mobile", "sensors", "users"], keys(local.datagen_configs)), name)]))}. Keys must be the hand-written sources (clickstream, mobile, sensors, users) or the name of a Datagen config in sources/*.json (${join(", ", sort(keys(local.datagen_configs)))})."
+  }
+  validation {
+    condition     = alltrue([for source in values(var.sources) : source.format == null || contains(["parquet", "avro", "jsonl"], coalesce(source.format, "parquet"))])
     error_message = "format must be parquet, avro or jsonl."
   }
   validation {
@@ -107,18 +164,18 @@ variable "sources" {
     # stops every function of the app from loading, after an apply that succeeded.
     condition = alltrue(flatten([for source in values(var.sources) : [
       for schedule in [source.generator_schedule, source.compaction_schedule] :
-      can(regex("^\\s*(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*(\\s+(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*){5}\\s*$", schedule))
+      schedule == null || can(regex("^\\s*(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*(\\s+(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\\*|(\\*|[0-9]+|[A-Za-z]{3})(-(\\*|[0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*){5}\\s*$", schedule))
     ]]))
     error_message = "generator_schedule and compaction_schedule must be NCRONTAB expressions with six fields (seconds first), e.g. \"*/10 * * * * *\" or \"0 */15 * * * *\"; each field a list of *, numbers, three-letter names or ranges, each with an optional /step."
   }
   validation {
     condition = alltrue([for source in values(var.sources) :
-      source.generator_events_per_tick >= 0 && source.generator_events_per_tick <= 100000 && floor(source.generator_events_per_tick) == source.generator_events_per_tick
+      source.generator_events_per_tick == null || try(source.generator_events_per_tick >= 0 && source.generator_events_per_tick <= 100000 && floor(source.generator_events_per_tick) == source.generator_events_per_tick, false)
     ])
     error_message = "generator_events_per_tick must be a whole number from 0 to 100000."
   }
   validation {
-    condition     = alltrue([for source in values(var.sources) : source.generator_iterations >= 0 && floor(source.generator_iterations) == source.generator_iterations])
+    condition     = alltrue([for source in values(var.sources) : source.generator_iterations == null || try(source.generator_iterations >= 0 && floor(source.generator_iterations) == source.generator_iterations, false)])
     error_message = "generator_iterations must be a whole number >= 0 (0 means unbounded)."
   }
   validation {
@@ -132,7 +189,7 @@ variable "sources" {
     error_message = "partition_count must be null or 1-32."
   }
   validation {
-    condition     = alltrue([for source in values(var.sources) : source.lag_threshold >= 1 && floor(source.lag_threshold) == source.lag_threshold])
+    condition     = alltrue([for source in values(var.sources) : source.lag_threshold == null || try(source.lag_threshold >= 1 && floor(source.lag_threshold) == source.lag_threshold, false)])
     error_message = "lag_threshold must be a whole number >= 1 (unprocessed events per instance)."
   }
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,12 +15,68 @@ from shared.sources import CONFIG_SOURCES, SOURCES
 from tests.terraform.conftest import TERRAFORM_DIR, TerraformFailed, harness_dir, terraform_output
 
 REGISTERED_LIST = re.compile(r"setsubtract\(\[([^\]]*)\], keys\(var\.sources\)\)")
+KNOWN_LIST = re.compile(r"contains\(\[([^\]]*)\], name\) \|\| contains\(keys\(local\.datagen_configs\), name\)")
+HAND_WRITTEN = sorted(set(SOURCES) - {source.name for source in CONFIG_SOURCES})
 
 
 def test_the_variables_list_of_registered_sources_is_the_codes() -> None:
     """The validation that keeps every registered source names exactly the code's own (not Datagen configs)."""
     [listed] = REGISTERED_LIST.findall((TERRAFORM_DIR / "variables.tf").read_text())
-    assert sorted(json.loads(f"[{listed}]")) == sorted(set(SOURCES) - {source.name for source in CONFIG_SOURCES})
+    assert sorted(json.loads(f"[{listed}]")) == HAND_WRITTEN
+
+
+def test_the_variables_list_of_known_sources_is_the_codes() -> None:
+    """The validation that refuses an unknown key takes the hand-written sources from a list of its own."""
+    [listed] = KNOWN_LIST.findall((TERRAFORM_DIR / "variables.tf").read_text())
+    assert sorted(json.loads(f"[{listed}]")) == HAND_WRITTEN
+
+
+def test_a_sources_key_the_code_does_not_have_is_refused(tmp_path: Path) -> None:
+    """A typo would otherwise get a hub, a listen rule, a secret, its role and <SOURCE>_* settings nothing reads."""
+    typo = "{ clickstream = {}, mobile = {}, sensors = {}, users = {}, clikstream = {} }"
+    with pytest.raises(TerraformFailed) as failure:
+        terraform_output(harness_dir(tmp_path), vars={"sources": typo})
+    message = " ".join(str(failure.value).split())
+    assert "names a source the code does not have: clikstream." in message
+
+
+def _entries(**extra: str) -> str:
+    """The sources map with empty entries for the hand-written sources (users at 5 a tick) plus ``extra``."""
+    entries = {name: "{}" for name in HAND_WRITTEN} | {"users": "{ generator_events_per_tick = 5 }"} | extra
+    return "{ " + ", ".join(f"{name} = {value}" for name, value in entries.items()) + " }"
+
+
+def test_the_default_map_is_what_entries_left_empty_deploy(tmp_path: Path, evaluated: dict[str, Any]) -> None:
+    """variables.tf spells the defaults out in its default map; locals.tf gives the same to fields left out."""
+    values = terraform_output(harness_dir(tmp_path), vars={"sources": _entries()})
+    assert values["sources"] == evaluated["sources"]
+    assert values["app_settings"] == evaluated["app_settings"]
+
+
+def test_a_datagen_configs_entry_changes_only_the_fields_it_sets(tmp_path: Path, evaluated: dict[str, Any]) -> None:
+    """`orders = { partition_count = 4 }` keeps the config's rate, iterations, schedule and state off: the fields
+    left out are not var.sources' defaults for hand-written sources (100 a tick every minute, unbounded, state)."""
+    assert "orders" in {source.name for source in CONFIG_SOURCES}
+    from_config = evaluated["sources"]["orders"]
+    values = terraform_output(harness_dir(tmp_path), vars={"sources": _entries(orders="{ partition_count = 4 }")})
+    assert values["sources"]["orders"] == from_config | {"partition_count": 4}
+    orders = {name: value for name, value in values["app_settings"].items() if name.startswith("ORDERS_")}
+    assert orders == {name: value for name, value in evaluated["app_settings"].items() if name.startswith("ORDERS_")}
+
+
+def test_a_datagen_field_set_to_the_hand_written_default_is_still_set(tmp_path: Path, evaluated: dict[str, Any]) -> None:
+    """A field written in the entry wins even when it equals what a hand-written source would get."""
+    assert evaluated["sources"]["orders"]["generator_events_per_tick"] != 100
+    entry = '{ generator_events_per_tick = 100, state_enabled = true, generator_schedule = "0 * * * * *" }'
+    values = terraform_output(harness_dir(tmp_path), vars={"sources": _entries(orders=entry)})
+    orders = values["sources"]["orders"]
+    assert (orders["generator_events_per_tick"], orders["state_enabled"], orders["generator_schedule"]) == (
+        100,
+        True,
+        "0 * * * * *",
+    )
+    assert orders["generator_iterations"] == evaluated["sources"]["orders"]["generator_iterations"]
+    assert orders["topic"] == evaluated["sources"]["orders"]["topic"]
 
 
 @pytest.mark.parametrize("example", ["terraform.tfvars.example", "production.tfvars.example"])
