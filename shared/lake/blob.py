@@ -20,6 +20,7 @@ from shared.lake.sdk_errors import (
     container_gone,
     download_versioned,
     lake_errors,
+    lost_race,
     write_conditions,
 )
 from shared.layout import check_relative_path
@@ -99,7 +100,7 @@ class BlobWrites:
                 blob = self.container.get_blob_client(name)
                 written = blob.upload_blob(data, overwrite=True, timeout=self.server_timeout, **condition)
             except CONDITION_FAILED as error:
-                if container_gone(error):  # nothing was there to lose a race to
+                if not lost_race(error):  # a container gone, a policy: lake_errors says what it is
                     raise
                 raise WriteConflict(f"{name} changed since version {version}") from error
             return str(written["etag"])

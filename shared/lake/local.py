@@ -37,7 +37,10 @@ class LocalLake:
         self.root = Path(root).resolve()
 
     def _resolve(self, path: str) -> Path:
-        target = (self.root / check_relative_path(path)).resolve()
+        try:
+            target = (self.root / check_relative_path(path)).resolve()
+        except RuntimeError as error:  # a symlink loop (Python 3.11; later versions raise OSError)
+            raise LakeError(f"{path!r}: {error}") from error
         if not target.is_relative_to(self.root):
             raise LakeError(f"{path!r} escapes the lake root")
         return target
@@ -73,10 +76,17 @@ class LocalLake:
         )
 
     def list_modified(self, prefix: str) -> dict[str, int | None]:
+        """As listed, each with its modification time; a name no lake path can have (an operator's copy,
+        ``x (1).parquet``) is listed as the Blob and ADLS stores list it, for the caller to ignore."""
+        base = self._resolve(prefix)
+        if not base.is_dir():
+            return {}
         found: dict[str, int | None] = {}
-        for path in self.list_paths(prefix):
+        for file in sorted(base.rglob("*")):
+            if _is_private(file) or not file.is_file():
+                continue
             try:
-                found[path] = self._resolve(path).stat().st_mtime_ns // 1_000_000
+                found[file.relative_to(self.root).as_posix()] = file.stat().st_mtime_ns // 1_000_000
             except FileNotFoundError:  # deleted since it was listed
                 continue
             except OSError as error:
@@ -93,7 +103,7 @@ class LocalLake:
         except OSError as error:
             if error.errno == errno.ENAMETOOLONG:
                 return False  # no file can have that name
-            raise
+            raise _failed(f"cannot check {path}", error) from error
 
     def _check_root(self) -> None:
         """A root that is missing is an empty lake; one that is something else is a lake that is down."""

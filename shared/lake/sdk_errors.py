@@ -28,6 +28,10 @@ TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 NOT_AUTHORISED_STATUS = frozenset({401, 403})
 # What the SDKs raise when a conditional write finds the target changed, created or gone.
 CONDITION_FAILED = (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError)
+# The codes of those answers that mean another writer got there first: the ETag moved (412), the file appeared
+# (409, "only if absent") or went (404, "only if at this version"). The same exceptions carry other codes that no
+# race gives (a container being deleted, an immutability policy): those must not be retried as a race for ever.
+_RACE_CODES = frozenset({"ConditionNotMet", "BlobAlreadyExists", "PathAlreadyExists", "BlobNotFound", "PathNotFound"})
 # 404s that mean the container (an ADLS file system) itself is gone, never "no such file": on the Blob and the
 # Data Lake endpoint, and as Azurite and the fake DFS server of tests/lake answer.
 _CONTAINER_GONE = frozenset({"ContainerNotFound", "FilesystemNotFound"})
@@ -36,6 +40,13 @@ _CONTAINER_GONE = frozenset({"ContainerNotFound", "FilesystemNotFound"})
 def container_gone(error: BaseException) -> bool:
     """Whether ``error`` says the lake's container is not there (deleted under the app, or never created)."""
     return isinstance(error, ResourceNotFoundError) and getattr(error, "error_code", None) in _CONTAINER_GONE
+
+
+def lost_race(error: BaseException) -> bool:
+    """Whether a conditional write's ``CONDITION_FAILED`` error says another writer got there first (an answer
+    without a code, as some emulators give, is read as the race its exception type names)."""
+    code = getattr(error, "error_code", None)
+    return isinstance(error, CONDITION_FAILED) and (code is None or code in _RACE_CODES)
 
 
 def write_conditions(version: str | None) -> dict[str, Any]:

@@ -107,3 +107,15 @@ def test_a_stray_that_is_not_named_as_a_landed_batch_is_only_reported(tmp_path: 
     store.write_atomic("raw/orders/date=2026-11-24/hour=10/notes.txt", b"a note")
     report = run_compaction("orders", store, _settings(tmp_path), now_ms=FIXED_NOW_MS + 3 * HOUR)
     assert report.plan.ignored == ("raw/orders/date=2026-11-24/hour=10/notes.txt",) and report.plan.unplanned == ()
+
+
+def test_a_stray_no_lake_path_can_name_is_only_reported_on_the_local_lake_too(tmp_path: Path) -> None:
+    """Review 15: an operator's copy (``x (1).parquet``: a space and parentheses) is listed by the Blob and ADLS
+    stores and ignored by the plan; the local lake's listing refused the whole prefix for it (UnsafePath), so
+    compaction of the source failed on every run."""
+    store = LocalLake(tmp_path)
+    landed = _land_orders(tmp_path)
+    stray = f"{landed[0].rsplit('/', 1)[0]}/x (1).parquet"
+    (tmp_path / stray).write_bytes(b"junk")
+    report = run_compaction("orders", store, _settings(tmp_path), now_ms=FIXED_NOW_MS + 3 * HOUR)
+    assert report.plan.ignored == (stray,) and report.rows == 10

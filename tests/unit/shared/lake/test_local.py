@@ -90,3 +90,15 @@ def test_other_os_errors_are_still_the_lake_unavailable(tmp_path: Path) -> None:
     lake.write_atomic("a/file", b"x")
     with pytest.raises(LakeUnavailable):
         lake.create("a/file/below", b"x")  # a file where a directory should be: the disk's state, not the name
+
+
+def test_a_symlink_loop_in_the_lake_is_the_paths_lake_error_not_a_bare_runtime_error(tmp_path: Path) -> None:
+    """Review 15: Python 3.11's ``Path.resolve`` raises RuntimeError on a loop, which left every call as itself."""
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a").symlink_to(tmp_path / "raw" / "b")
+    (tmp_path / "raw" / "b").symlink_to(tmp_path / "raw" / "a")
+    lake = LocalLake(tmp_path)
+    for call in (lambda: lake.read("raw/a"), lambda: lake.exists("raw/a"), lambda: lake.create("raw/a", b"x")):
+        with pytest.raises(LakeError):
+            call()
+    assert lake.list_paths("raw") == [] and lake.list_modified("raw") == {}
