@@ -44,7 +44,8 @@ from shared.compaction.hours import Hour, parse_raw_path
 from shared.compaction.plan import planned_raw_file
 from shared.compaction.rows import TIMESTAMP
 from shared.dead_letters import DeadLetter
-from shared.errors import StreamingPocError
+from shared.errors import StreamingPocError, UnreadableLakeFile
+from shared.formats import DECODE_ERRORS
 from shared.lake.base import LakeStore
 from shared.landing.raw_rows import Identity
 from shared.layout import (
@@ -58,7 +59,7 @@ from shared.layout import (
 from shared.lineage import LINEAGE_COLUMNS
 from shared.records import KafkaRecord
 from shared.redrive import DeadLetterEntry
-from shared.source_model import Row, Source
+from shared.source_model import MAX_TIMESTAMP_MS, Row, Source
 from shared.state.enrich import JOINED_FIELDS
 from shared.state.registry import entity_for
 
@@ -309,7 +310,9 @@ def dead_letters_by_hour(
     by_hour: dict[Hour, list[DeadLetterEntry]] = defaultdict(list)
     for entry in entries:
         moment = landed.get(entry.identity)
-        by_hour[Hour.of_ms(entry.timestamp_ms or 0 if moment is None else moment)].append(entry)
+        moment = entry.timestamp_ms or 0 if moment is None else moment
+        # Processing files a record whose timestamp no date can hold at epoch 0 (validation._screen); so here.
+        by_hour[Hour.of_ms(moment if 0 <= moment <= MAX_TIMESTAMP_MS else 0)].append(entry)
     return by_hour
 
 
@@ -344,6 +347,9 @@ def raw_rows_in_hours(
                 continue
             wanted = offsets.get((name.topic, name.partition, name.incarnation), [])
             if any(name.first <= offset <= name.last for offset in wanted):
-                rows = formats.decode(raw.format, lake.read(path))
+                try:
+                    rows = formats.decode(raw.format, lake.read(path))
+                except DECODE_ERRORS as error:
+                    raise UnreadableLakeFile(path, f"{type(error).__name__}: {error}") from error
                 found.update((_identity(row), row) for row in rows if _identity(row) in identities)
     return found

@@ -32,8 +32,8 @@ def raw_rows(
     """The raw rows of ``identities`` that are in the lake; only files whose names cover one of them are read, in
     the event ``hours`` given (hour starts, ms), else in every hour of the source.
 
-    A row is its file's partition's, at its own ``_offset`` and ``_incarnation``; a row without an offset is
-    skipped. A covering file that cannot be read (damaged, foreign, deleted since it was listed, refused by the
+    A row is its file's partition's, at its own ``_offset`` and ``_incarnation`` (0 for a row landed before lives
+    were recorded, which has none: the row returned has it); a row without an offset is skipped. A covering file that cannot be read (damaged, foreign, deleted since it was listed, refused by the
     lake for good) raises :class:`UnreadableLakeFile` naming it; given ``unreadable``, each identity it may hold
     and no other file holds is put there with ``"<path>: <why>"`` instead. An outage (``LakeUnavailable``)
     propagates."""
@@ -71,6 +71,7 @@ def raw_rows(
         for row in rows:
             identity = _identity(topic, name.partition, row)
             if identity in wanted:
+                row["_incarnation"] = identity[2]  # a row landed before lives were recorded has none: it is life 0
                 found[identity] = row
         if len(found) == len(wanted):
             break

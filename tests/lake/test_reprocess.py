@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from shared.errors import LakeUnavailable
 from shared.formats import format_named
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS, land, plan_batch, plan_files
-from shared.records import KafkaRecord
+from shared.layout import batch_file_name
+from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.redrive import (
     ENTITY_REJECTED,
     STATE_RUN,
@@ -665,3 +667,42 @@ class _Untouched:
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"{name} was used")
+
+
+@pytest.mark.parametrize("timestamp_ms", [10**17, -(10**17)])
+def test_a_dead_letter_whose_timestamp_no_date_can_hold_is_filed_as_processing_files_it(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, timestamp_ms: int
+) -> None:
+    """Review 15: one such row anywhere in deadletter/ (foreign, or damaged) stopped every reprocess of the source
+    with a traceback (year out of range). Processing files a record with such a timestamp at epoch 0; so does this."""
+    source = _land_two_hours(lake)
+    letter = {"_topic": "things", "_partition": 0, "_incarnation": 0, "_offset": 99, "_key": "k"}
+    letter |= {"_kafka_timestamp": timestamp_ms, "reason": "schema", "detail": "x", "raw_base64": "e30="}
+    name = batch_file_name(TopicPartition("things", 0), OffsetSpan(99, 99), 0, "jsonl.gz")
+    lake.store.write_atomic(f"deadletter/things/date=1970-01-01/hour=00/{name}", gzip.compress(orjson.dumps(letter)))
+    assert _main(lake, monkeypatch, source) == 0
+
+
+def test_a_damaged_raw_file_holding_a_removed_row_stops_the_command_in_one_line(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 15: reading back a row an earlier promotion removed from a raw file that is damaged raised ArrowInvalid
+    out of the command, a traceback; now the lake's exit code, the file named."""
+    source = _land_two_hours(lake)
+    curated = lake.table("things")
+    bad = reprocess(
+        _changed(source), lake=lake.store, curated=curated, shadow=_shadow(lake), window=WINDOW, max_record_bytes=10_000
+    )
+    promote(
+        _changed(source),
+        next(r for r in bad if r.diff.hour == H10),
+        lake=lake.store,
+        curated=curated,
+        run_id="bad",
+        now_ms=FIXED_NOW_MS,
+    )
+    damaged = f"raw/things/date={H10.date}/hour={H10.hour}/things+0+i0+{3:020d}+{3:020d}.parquet"
+    lake.store.write_atomic(damaged, b"PAR1 and then nothing a reader takes")
+    assert _main(lake, monkeypatch, source) == 5
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert damaged in line

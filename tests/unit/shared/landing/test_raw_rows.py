@@ -53,3 +53,17 @@ def test_an_unreadable_covering_file_is_named_or_put_in_doubt(tmp_path: Path) ->
     in_doubt: dict[tuple[str, int, int, int], str] = {}
     assert raw_rows(lake, "mobile", [("mobile", 0, 0, 3), ("mobile", 0, 0, 20)], unreadable=in_doubt) == {}
     assert list(in_doubt) == [("mobile", 0, 0, 3)] and in_doubt[("mobile", 0, 0, 3)].startswith(f"{path}: ")
+
+
+def test_a_row_landed_before_lives_were_recorded_comes_back_as_life_0_and_signals(tmp_path: Path) -> None:
+    """Review 15: such a row (no ``_incarnation``) was found as life 0, then its re-signal (``tools.redrive``, or a
+    redelivery rejecting the record) read ``row["_incarnation"]`` and failed with a KeyError, every time."""
+    from shared.state.aggregate import signals_for
+
+    lake = LocalLake(tmp_path)
+    row = {"_topic": "mobile", "_partition": 0, "_offset": 3, "_event_time": FIXED_NOW_MS, "device_id": "d1"}
+    _landed(lake, 0, [row | {"event_type": "tap", "screen": "home", "app_version": "4.3.0", "os": "iOS"}])
+    (found,) = raw_rows(lake, "mobile", [("mobile", 0, 0, 3)]).values()
+    assert found["_incarnation"] == 0
+    (signal,) = signals_for("mobile", [found], buckets=4)
+    assert signal.payload["parts"][0]["incarnation"] == 0
