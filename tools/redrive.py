@@ -50,6 +50,7 @@ from shared.lake import open_lake
 from shared.redrive import Delivery, EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
 from shared.schema_registry.decoder import decoder_for
 from shared.settings import Settings, SourceSettings, load_settings, load_source_settings
+from shared.source_model import MAX_TIMESTAMP_MS
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, state_bucket_settings
@@ -158,9 +159,15 @@ class KafkaRedriveSender:
             key = None if message.key is None else message.key.encode()
         except UnicodeEncodeError:  # a lone surrogate in a foreign row's key: no broker takes it
             return Delivery.NOT_SENT
+        # The record's own Kafka timestamp, not the redrive's: lineage checks its event time against it, and one
+        # older than 7 days would otherwise be filed in the redrive's hour (0: a timestamp no date can hold, now).
+        stamp = message.entry.timestamp_ms
+        timestamp = stamp if stamp is not None and 0 < stamp <= MAX_TIMESTAMP_MS else 0
         for _ in range(2):
             try:
-                producer.produce(topic, message.value, key, headers=list(message.headers), on_delivery=callback)
+                producer.produce(
+                    topic, message.value, key, headers=list(message.headers), timestamp=timestamp, on_delivery=callback
+                )
                 return Delivery.UNKNOWN
             except BufferError:
                 producer.flush(self.timeout)
