@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from itertools import groupby, repeat
 from typing import Any
@@ -83,7 +83,33 @@ KEPT_OWED = 64  # owed ranges per position; past it, the oldest count as applied
 MAX_BUCKET_BYTES = 240_000
 KEEP_BUCKET_BYTES = 216_000  # what an eviction brings a bucket under
 EVICTED = "_evicted"  # how many keys the bucket has evicted, in all
+# Bookkeeping fields damaged outside this code (not of the shape below), kept to read: each is then held afresh.
+UNREADABLE_BOOKKEEPING = "_unreadable_bookkeeping"
 log = logging.getLogger("streamingpoc.state")
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _are_ranges(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(pair, list) and len(pair) == 2 and _is_int(pair[0]) and _is_int(pair[1]) for pair in value
+    )
+
+
+def _per_position(valid: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, dict) and all(isinstance(k, str) and valid(v) for k, v in value.items())
+
+
+_BOOKKEEPING_SHAPES: dict[str, Callable[[Any], bool]] = {
+    APPLIED: _per_position(_are_ranges),
+    OWED: _per_position(_are_ranges),
+    LEGACY_MARKS: _per_position(_is_int),
+    REFUSED: _per_position(_per_position(lambda offsets: isinstance(offsets, list) and all(map(_is_int, offsets)))),
+    ORIGINS: _per_position(lambda origin: isinstance(origin, dict)),
+    EVICTED: _is_int,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +134,7 @@ def operate(
     """
     if not is_bucket_key(entity_key):
         return Outcome(reduce(copy.deepcopy(state), operation, payload))
+    state = _with_bookkeeping_readable(state)
     if operation == "apply":
         return apply(fold, state, payload)
     if operation == "adopt":
@@ -214,6 +241,26 @@ def _latest_refused(recorded: dict[str, dict[str, list[int]]]) -> dict[str, dict
             break
         kept.append((key, positions))
     return dict(reversed(kept))
+
+
+def _with_bookkeeping_readable(state: Any) -> dict[str, Any]:
+    """``state`` with each bookkeeping field of the wrong shape (damaged outside this code) set aside under
+    ``UNREADABLE_BOOKKEEPING`` and held afresh, as damaged key states are: the bucket's operations apply instead of
+    failing, every one, for good, which would lose every later event of its keys. A state that is not an object
+    at all is kept there whole. Logged as an error, as it costs what the field kept: with ``_applied`` afresh a
+    redelivery of what the bucket had applied counts again; with ``_owed`` afresh an event it owed is taken as
+    applied when redriven."""
+    if not isinstance(state, dict):
+        log.error("a bucket's state is not an object; set aside under %s", UNREADABLE_BOOKKEEPING)
+        return {UNREADABLE_BOOKKEEPING: {"state": repr(state)}}
+    damaged = [name for name, valid in _BOOKKEEPING_SHAPES.items() if name in state and not valid(state[name])]
+    if damaged:
+        log.error("a bucket's %s not of its shape; set aside under %s", damaged, UNREADABLE_BOOKKEEPING)
+        kept = state.get(UNREADABLE_BOOKKEEPING)
+        kept = state[UNREADABLE_BOOKKEEPING] = kept if isinstance(kept, dict) else {}
+        for name in damaged:
+            kept[name] = repr(state.pop(name))
+    return state
 
 
 def _set_aside_unreadable_keys(state: dict[str, Any]) -> None:

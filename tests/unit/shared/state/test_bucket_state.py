@@ -504,3 +504,43 @@ def test_the_migration_reads_a_bucket_whose_key_states_are_not_an_object_as_hold
     buckets = {"~b0of2": {"keys": damaged}, "~b1of2": {"keys": {"9": '{"page_views": 1}'}}}
     states, _ = unbucketed(buckets)
     assert set(states) == {"9"}
+
+
+@pytest.mark.parametrize(
+    ("field", "damaged"),
+    [
+        ("_applied", ["x"]),
+        ("_applied", {"clickstream/0/0": "x"}),
+        ("_applied", {"clickstream/0/0": [[1]]}),
+        ("_owed", []),
+        ("_owed", {"clickstream/0/0": "x"}),
+        ("_offsets", "x"),
+        ("_refused", []),
+        ("_origins", "x"),
+        ("_evicted", "many"),
+    ],
+)
+def test_a_bucket_whose_bookkeeping_is_damaged_sets_it_aside_and_counts_on(
+    field: str, damaged: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review 15: damaged outside this code, a bookkeeping field of the wrong shape made every operation on the
+    bucket raise, for good: every later event of its keys was lost, silently to the signal's sender. It is set
+    aside to read, as damaged key states are, and the operation applies."""
+    from shared.state.bucket_state import UNREADABLE_BOOKKEEPING, operate
+
+    state: dict[str, Any] = {"keys": {}, field: damaged}
+    payload = {"parts": [part("clickstream", 0, "7", [click(4, T0), click(5, T0)])]}
+    outcome = operate(user_activity.fold, user_activity.reduce, "~b0of4", state, "apply", payload)
+    assert outcome.refused is None and (key_state(outcome.state, "7") or {}).get("page_views") == 2
+    assert outcome.state[UNREADABLE_BOOKKEEPING] == {field: repr(damaged)}
+    assert outcome.state["_applied"] == {"clickstream/0/0": [[4, 5]]}
+    assert "not of its shape" in caplog.text
+
+
+def test_a_bucket_state_that_is_not_an_object_is_kept_to_read_and_the_bucket_counts_afresh() -> None:
+    from shared.state.bucket_state import UNREADABLE_BOOKKEEPING, operate
+
+    payload = {"parts": [part("clickstream", 0, "7", [click(4, T0)])]}
+    outcome = operate(user_activity.fold, user_activity.reduce, "~b0of4", [1, 2], "apply", payload)  # type: ignore[arg-type]
+    assert outcome.refused is None and (key_state(outcome.state, "7") or {}).get("page_views") == 1
+    assert outcome.state[UNREADABLE_BOOKKEEPING] == {"state": "[1, 2]"}
