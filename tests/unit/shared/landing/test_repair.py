@@ -159,3 +159,36 @@ def test_a_repaired_landing_reports_every_row_of_it_landed(tmp_path: Path) -> No
     assert (report.row_count, report.dead_letter_count) == (5, 1)
     assert len(report.files) == 3  # of the four raw files (two records share an hour) and the dead letters
     assert _copies(tmp_path) == Counter({(0, offset): 1 for offset in range(6)})
+
+
+class AnswerLostLake(LocalLake):
+    """A worker's lake client whose create after ``lose_after`` creates is written but its answer lost (an outage
+    after the service committed it)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.lose_after: int | None = None
+
+    def create(self, path: str, data: bytes) -> bool:
+        written = super().create(path, data)
+        if self.lose_after == 0:
+            self.lose_after = None
+            raise LakeUnavailable("the answer was lost")
+        if self.lose_after is not None:
+            self.lose_after -= 1
+        return written
+
+
+def test_a_landing_whose_every_file_was_written_before_its_attempt_raised_reports_every_row(tmp_path: Path) -> None:
+    """Review 15: the attempt wrote every file, then lost the last answer and raised, so it reported nothing; its
+    retry found no file missing and reported nothing either: the rows were counted by no one as landed."""
+    records, clock = _clicks(6, not_json={5}), [1_000_000.0]
+    lake = AnswerLostLake(tmp_path)
+    guard = LandingGuard(lake, clock=lambda: clock[0])
+    lake.lose_after = 1  # the raw file, then the dead letters' file: written, its answer lost
+    with pytest.raises(LakeUnavailable):
+        _land(guard, records)
+    clock[0] += 1
+    report = _land(guard, records)
+    assert (report.row_count, report.dead_letter_count, report.files) == (5, 1, ())
+    assert _copies(tmp_path) == Counter({(0, offset): 1 for offset in range(6)})
