@@ -391,11 +391,11 @@ class PartitionLanding:
         missing = [path for path in pending.files if not self.lake.exists(path)]
         if not missing or (not pending.removing and _written_then_expired(pending.files, missing)):
             report = None
-            if not missing and not pending.removing and pending.owner == self.owner:
-                # Its own earlier attempt wrote every file, then raised (the last answer lost): it reported none.
-                if (planned := self._same_landing(ledger, pending, records, plan_pending)) is not None:
-                    rows, dead_letters = row_counts(planned)
-                    report = LandingReport(row_count=rows, dead_letter_count=dead_letters)
+            own_attempt = not missing and not pending.removing and pending.owner == self.owner
+            # Its own earlier attempt wrote every file, then raised (the last answer lost): it reported none.
+            if own_attempt and (planned := self._same_landing(ledger, pending, records, plan_pending)) is not None:
+                rows, dead_letters = row_counts(planned)
+                report = LandingReport(row_count=rows, dead_letter_count=dead_letters)
             ledger.pending = None
             ledger.mark_landed(pending.low, pending.high, pending.incarnation)
             return report

@@ -33,10 +33,10 @@ def raw_rows(
     the event ``hours`` given (hour starts, ms), else in every hour of the source.
 
     A row is its file's partition's, at its own ``_offset`` and ``_incarnation`` (0 for a row landed before lives
-    were recorded, which has none: the row returned has it); a row without an offset is skipped. A covering file that cannot be read (damaged, foreign, deleted since it was listed, refused by the
-    lake for good) raises :class:`UnreadableLakeFile` naming it; given ``unreadable``, each identity it may hold
-    and no other file holds is put there with ``"<path>: <why>"`` instead. An outage (``LakeUnavailable``)
-    propagates."""
+    were recorded, which has none: the row returned has it); a row without an offset is skipped. A covering file
+    that cannot be read (damaged, foreign, deleted since it was listed, refused by the lake for good) raises
+    :class:`UnreadableLakeFile` naming it; given ``unreadable``, each identity it may hold and no other file holds
+    is put there with ``"<path>: <why>"`` instead. An outage (``LakeUnavailable``) propagates."""
     wanted = set(identities)
     by_file_partition: dict[tuple[str, int, int], list[int]] = {}
     topics: dict[str, str] = {}

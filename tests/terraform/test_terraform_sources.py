@@ -64,7 +64,9 @@ def test_a_datagen_configs_entry_changes_only_the_fields_it_sets(tmp_path: Path,
     assert orders == {name: value for name, value in evaluated["app_settings"].items() if name.startswith("ORDERS_")}
 
 
-def test_a_datagen_field_set_to_the_hand_written_default_is_still_set(tmp_path: Path, evaluated: dict[str, Any]) -> None:
+def test_a_datagen_field_set_to_the_hand_written_default_is_still_set(
+    tmp_path: Path, evaluated: dict[str, Any]
+) -> None:
     """A field written in the entry wins even when it equals what a hand-written source would get."""
     assert evaluated["sources"]["orders"]["generator_events_per_tick"] != 100
     entry = '{ generator_events_per_tick = 100, state_enabled = true, generator_schedule = "0 * * * * *" }'
