@@ -69,6 +69,15 @@ class Oversized(NotAvro):
         self.counted = counted
 
 
+def without_generator_hints(schema: Any) -> Any:
+    """The schema as registered: Datagen's ``arg.properties`` are generator hints, not part of the type."""
+    if isinstance(schema, list):
+        return [without_generator_hints(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {key: without_generator_hints(value) for key, value in schema.items() if key != "arg.properties"}
+
+
 def parse_writer_schema(text: str, references: Sequence[str] = ()) -> ParsedSchema:
     """A registry's schema text, parsed for reading and writing without logical-type conversion, and without
     its defaults: a writer's defaults are never used to read its own records (only a reader's are), and

@@ -40,6 +40,7 @@ from shared.schema_registry.avro_binary import (
     parse_writer_schema,
     repeat_counter,
     with_writer_names,
+    without_generator_hints,
 )
 from shared.schema_registry.client import (
     ConfluentRegistry,
@@ -135,7 +136,8 @@ class _Reader:
         except BadSchema:
             return _AS_WRITTEN
         try:
-            return cls(parsed, parse_writer_schema(orjson.dumps(schema).decode()))
+            # As the generator registers it (no arg.properties): its records are then read as written, once.
+            return cls(parsed, parse_writer_schema(orjson.dumps(without_generator_hints(schema)).decode()))
         except BadSchema:
             return cls(parsed, None)
 

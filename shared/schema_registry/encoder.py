@@ -9,12 +9,11 @@ is Avro binary framed with the id (Confluent) or sent plain with ``content-type:
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import orjson
 
 from shared.records import ProducedRecord
-from shared.schema_registry.avro_binary import encode, parse_writer_schema
+from shared.schema_registry.avro_binary import encode, parse_writer_schema, without_generator_hints
 from shared.schema_registry.client import SchemaRegistry
 from shared.schema_registry.wire import CONTENT_TYPE_HEADER, confluent_frame, content_type
 from shared.source_model import Source
@@ -37,7 +36,7 @@ class AvroEncoder:
         if source.avro_schema is None:
             raise ValueError(f"{source.name} has no Avro schema")
         self.source, self.registry, self.topic = source, registry, topic
-        self.schema_text = orjson.dumps(_without_generator_hints(source.avro_schema)).decode()
+        self.schema_text = orjson.dumps(without_generator_hints(source.avro_schema)).decode()
         self._parsed = parse_writer_schema(self.schema_text)
         self._id: str | None = None
         self._lock = threading.Lock()
@@ -55,12 +54,3 @@ class AvroEncoder:
         if self.registry.kind == "eventhubs":
             return ProducedRecord(key, body, ((CONTENT_TYPE_HEADER, content_type(schema_id)),))
         return ProducedRecord(key, confluent_frame(schema_id, body))
-
-
-def _without_generator_hints(schema: Any) -> Any:
-    """The schema as registered: Datagen's ``arg.properties`` are generator hints, not part of the type."""
-    if isinstance(schema, list):
-        return [_without_generator_hints(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    return {key: _without_generator_hints(value) for key, value in schema.items() if key != "arg.properties"}

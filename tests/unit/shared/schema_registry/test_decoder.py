@@ -702,3 +702,18 @@ def test_ids_a_registry_refuses_are_asked_after_the_others_so_each_attempt_gets_
         server.shutdown()
         server.server_close()
     assert batch.row_count == 3 and [letter.reason for letter in batch.dead_letters] == ["unknown_schema"] * 20
+
+
+def test_records_written_with_the_schema_the_generator_registers_are_read_as_written_once(registry: str) -> None:
+    """Review 15: the generator registers its config's schema without Datagen's ``arg.properties``; the decoder
+    compared the registered schema with the config's own (with them), never equal, so every record the generator
+    wrote was decoded a second time by the resolving pass. Results were right; the work was double."""
+    source = avro_source()
+    client = ConfluentRegistry(registry)
+    encoder = AvroEncoder(source, client, "orders")
+    values = [encoder.encode(key, text).value for key, text in generated(source, 3)]
+    decoder = AvroDecoder(client)
+    batch = process_batch(source, records_of(values), max_record_bytes=1 << 20, decoder=decoder)
+    assert batch.row_count == 3 and not batch.dead_letters
+    (resolution,) = decoder._reader(source.avro_schema).resolutions.values()
+    assert resolution.reader is None, "read as written: one decode"
