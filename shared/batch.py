@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, lt
 from typing import TypeVar
 
 import pyarrow as pa
@@ -188,7 +188,7 @@ def process_batch(
     its only I/O is fetching a schema id not seen before; a registry that does not answer raises).
     Never raises for anything a record carries.
     """
-    records = list(records)
+    records = _first_copies(list(records))
     if decoder is None and source.value_format == "avro":
         raise ConfigurationError(f"{source.name} is an Avro source: its records need the registry's decoder")
     validated = validate_batch(source, records, max_record_bytes=max_record_bytes, decoder=decoder)
@@ -198,6 +198,27 @@ def process_batch(
             return _split(source, records, validated.origins, validated.dead_letters, table=table)
     transformed = transform_rows(source, validated, keyed=keyed)
     return _split(source, records, transformed.origins, transformed.dead_letters, rows=transformed.rows)
+
+
+def _first_copies(records: list[KafkaRecord]) -> list[KafkaRecord]:
+    """``records`` with each (topic, partition, offset) once, its first copy: a consumer that lost and regained a
+    partition while gathering a batch can fetch a record again. Before validation, as a copy's outcome may differ
+    from the first's (an Avro batch's repeat budget spent between them: one row and one dead letter of an offset).
+    Offsets increasing through the batch (one partition, the usual batch) hold no copy: checked in C."""
+    offsets = list(map(_OFFSET, records))
+    if all(map(lt, offsets, offsets[1:])):
+        return records
+    seen: set[tuple[str, int, int]] = set()
+    first = []
+    for record in records:
+        position = (record.topic, record.partition, record.offset)
+        if position not in seen:
+            seen.add(position)
+            first.append(record)
+    return first
+
+
+_OFFSET = attrgetter("offset")
 
 
 def _split(

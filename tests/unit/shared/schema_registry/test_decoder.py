@@ -25,6 +25,7 @@ from shared.batch import process_batch
 from shared.datagen.config import parse_config
 from shared.datagen.source import config_source
 from shared.errors import ConfigurationError, RegistryRefused, RegistryUnavailable
+from shared.records import KafkaRecord
 from shared.schema_registry import decoder as decoder_module
 from shared.schema_registry.avro_binary import encode, parse_writer_schema
 from shared.schema_registry.client import ConfluentRegistry, RegistrySchema, UnknownSchema
@@ -32,6 +33,7 @@ from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.encoder import AvroEncoder
 from shared.schema_registry.wire import confluent_frame
 from shared.settings import Settings, load_settings
+from tests.conftest import FIXED_NOW_MS
 from tests.unit.shared.schema_registry.conftest import AVRO_CONFIG, avro_source, generated, records_of
 from tests.unit.shared.schema_registry.test_avro_binary import zigzag
 
@@ -717,3 +719,30 @@ def test_records_written_with_the_schema_the_generator_registers_are_read_as_wri
     assert batch.row_count == 3 and not batch.dead_letters
     (resolution,) = decoder._reader(source.avro_schema).resolutions.values()
     assert resolution.reader is None, "read as written: one decode"
+
+
+def test_an_offset_delivered_twice_in_a_batch_is_one_row_or_one_dead_letter_never_both(
+    registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 15: a consumer that regained a partition while gathering a batch can deliver a record again. The
+    batch's repeat budget spent between the two copies of offset 0 (records with a long array in between) made the
+    first a row and the second an ``oversized`` dead letter, and both landed. The first copy is the one that counts."""
+    monkeypatch.setattr(decoder_module, "MAX_BATCH_REPEATED_VALUES", 1)  # spent by the first long array
+    source = avro_source()
+    client = ConfluentRegistry(registry)
+    encoder = AvroEncoder(source, client, "orders")
+    longer = json.loads(encoder.schema_text)
+    longer["fields"].append({"name": "xs", "type": {"type": "array", "items": ONE_BOOLEAN_RECORD}, "default": []})
+    longer_id = client.register("orders-value", json.dumps(longer))
+    ((key, text),) = generated(source, 1)
+    good = encoder.encode(key, text).value
+    record = orjson.loads(text) | {"xs": [{"b": True}] * 600}
+    amplifier = confluent_frame(longer_id, encode(longer, parse_writer_schema(json.dumps(longer)), record))
+    values = [good, amplifier, amplifier, good]
+    records = [
+        KafkaRecord("orders", 0, offset, "k", value, FIXED_NOW_MS)
+        for offset, value in zip([0, 1, 2, 0], values, strict=True)
+    ]
+    batch = process_batch(source, records, max_record_bytes=1 << 20, decoder=AvroDecoder(client))
+    assert sorted(row["_offset"] for row in batch.rows()) == [0, 1]
+    assert [letter.record.offset for letter in batch.dead_letters] == [2]
