@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from datetime import datetime
 from functools import cache, lru_cache
@@ -106,15 +107,23 @@ def to_record(event: func.KafkaEvent) -> KafkaRecord:
     body = event.get_body()
     if body is not None and type(body) is not bytes:
         body = bytes(body)
-    partition, offset = event.partition, event.offset
+    partition, offset, key = event.partition, event.offset, event.key
     return KafkaRecord(
         event.topic or str((event.metadata or {}).get("Topic", "")),  # metadata is rebuilt per access
         -1 if partition is None else int(partition),
         -1 if offset is None else int(offset),
-        event.key,
+        key if key is None or type(key) is str else _key_text(key),
         body,
         parse_timestamp_ms(event.timestamp),
     )
+
+
+def _key_text(key: Any) -> str:
+    """A key the worker handed over as something other than text (bytes, a number, JSON), as text: the record's
+    key is kept and written as text, never the reason its batch fails."""
+    if isinstance(key, bytes | bytearray | memoryview):
+        return bytes(key).decode("utf-8", "backslashreplace")
+    return key if isinstance(key, str) else json.dumps(key, default=str)
 
 
 def to_record_with_content_type(event: func.KafkaEvent) -> KafkaRecord:
@@ -138,15 +147,18 @@ def header_text(headers: list[Any] | None, name: str) -> str | None:
     return None
 
 
-def parse_timestamp_ms(value: str | None) -> int | None:
-    """The extension's record timestamp (ISO 8601, ``Z`` or an offset, up to 7 fraction digits) as epoch ms."""
-    if not value:
-        return None
-    return _parse_timestamp_ms(value)
+def parse_timestamp_ms(value: Any) -> int | None:
+    """The extension's record timestamp (ISO 8601, ``Z`` or an offset, up to 7 fraction digits) as epoch ms; epoch
+    milliseconds (a number, or digits) as they are; anything else none, never the reason its batch fails."""
+    if isinstance(value, str):
+        return _parse_timestamp_ms(value) if value else None
+    return value if type(value) is int else None
 
 
 @lru_cache(maxsize=4096)  # records produced together share their millisecond: most of a batch hits
 def _parse_timestamp_ms(value: str) -> int | None:
+    if value.isascii() and value.isdigit():
+        return int(value)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

@@ -18,9 +18,13 @@ from tests.unit.conftest import b64
         ("", None),
         (None, None),
         ("garbage", None),
+        ("1795516200000", 1795516200000),  # review 15: epoch milliseconds as text lost the Kafka time
+        (1795516200000, 1795516200000),  # ... and as a number raised TypeError outside the batch's watch: a stall
+        ([1, 2], None),
+        (True, None),
     ],
 )
-def test_kafka_record_timestamps_from_the_extension_parse(text: str | None, expected: int | None) -> None:
+def test_kafka_record_timestamps_from_the_extension_parse(text: object, expected: int | None) -> None:
     assert bindings.parse_timestamp_ms(text) == expected
 
 
@@ -37,6 +41,14 @@ def test_kafka_event_becomes_a_core_record() -> None:
         b'{"a":1}',
     )
     assert record.timestamp_ms == 1795516200000
+
+
+@pytest.mark.parametrize(("key", "text"), [(7, "7"), (b"k\xff", "k\\xff"), ({"id": 1}, '{"id": 1}'), (None, None)])
+def test_a_key_the_worker_hands_over_as_other_than_text_becomes_text(key: object, text: str | None) -> None:
+    """Review 15: an int, bytes or JSON key reached the dead-letter writer as itself and failed the batch with an
+    AttributeError, for ever; the record's key is kept as text instead."""
+    event = func.KafkaEvent(body=b"{}", key=key, partition=0, offset=1, topic="mobile")  # type: ignore[arg-type]
+    assert bindings.to_record(event).key == text
 
 
 def test_trace_context_of_the_current_span_becomes_a_header() -> None:
