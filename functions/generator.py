@@ -54,6 +54,10 @@ PROCESS_ID = uuid.uuid4().hex  # tells this worker's pending ticks from those an
 # Per source, the last tick this process's send delivered (the broker acknowledged every record): the proof with
 # which its next tick counts it as sent, without a write per tick to record it.
 _delivered: dict[str, Tick] = {}
+# Per source, the piece (its tick and first record) whose one record the broker refused for its size, taking the
+# others, and that record's place in it: the retries (every 5 s, for ever) send that record alone, not the piece's
+# others again each time; once it goes through, the piece is delivered.
+_refused_alone: dict[str, tuple[Tick, int, int]] = {}
 ACKNOWLEDGE_ATTEMPTS = 3
 
 
@@ -176,6 +180,7 @@ def _send(source: Source, tick: Tick, start: int, records: list[ProducedRecord],
             "record (docs/datagen.md); a broker or topic taking less needs its max.message.bytes raised",
             index=index,
             size=error.size,
+            alone=error.alone,
         ) from error
 
 
@@ -204,7 +209,17 @@ def _register(source: Source) -> None:
             config = kafka_clients.producer_config(current_settings())
             while position < tick.count:
                 piece = tick_piece(source, tick, position)
-                _send(source, tick, piece.start, _records(source, piece.messages, settings.topic), config)
+                records, first = _records(source, piece.messages, settings.topic), piece.start
+                refused = _refused_alone.get(source.name)
+                if refused is not None and refused[:2] == (tick, piece.start):
+                    records, first = records[refused[2] : refused[2] + 1], piece.start + refused[2]
+                try:
+                    _send(source, tick, first, records, config)
+                except kafka_clients.RecordTooLarge as error:
+                    if error.alone and refused is None:
+                        _refused_alone[source.name] = (tick, piece.start, error.index - tick.start - piece.start)
+                    raise
+                _refused_alone.pop(source.name, None)
                 position = piece.end
                 if tracked and position < tick.count:
                     recorded = _record_piece(source, tick, position, progress, version)

@@ -32,12 +32,14 @@ MESSAGE_TIMEOUT_SHARE = 0.75
 
 class RecordTooLarge(StreamingPocError):
     """The broker, or librdkafka before it (``message.max.bytes``), refuses a record for its size: not transient,
-    sending it again cannot succeed. ``index``: its place in the send; ``size``: its key, value and headers."""
+    sending it again cannot succeed. ``index``: its place in the send; ``size``: its key, value and headers;
+    ``alone``: the broker took every other record of the send (it is the only one the send failed)."""
 
-    def __init__(self, message: str, *, index: int, size: int) -> None:
+    def __init__(self, message: str, *, index: int, size: int, alone: bool = False) -> None:
         super().__init__(message)
         self.index = index
         self.size = size
+        self.alone = alone
 
 
 def record_size(record: ProducedRecord) -> int:
@@ -206,7 +208,9 @@ def send(config: dict[str, Any], topic: str, messages: Sequence[ProducedRecord])
         if remaining:
             _drop_queued(producer)
         if too_large:
-            raise min(too_large, key=lambda error: error.index)
+            first = min(too_large, key=lambda error: error.index)
+            first.alone = not remaining and len(failures) == 1
+            raise first
         raise TransientError(
             f"{topic}: {len(failures)} failed, {remaining} unacknowledged of {len(messages)}: {detail}"
         )

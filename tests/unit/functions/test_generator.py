@@ -52,6 +52,7 @@ def sends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Sends]:
     monkeypatch.setenv("LAKE_KIND", "local")
     monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
     monkeypatch.setattr(generator_functions, "_delivered", {})
+    monkeypatch.setattr(generator_functions, "_refused_alone", {})
     caches = (bindings.lake, bindings.source_settings, settings_module.current_settings)
     for cached in caches:
         cached.cache_clear()
@@ -379,6 +380,42 @@ def test_a_record_too_large_for_the_broker_fails_naming_the_source_the_record_an
     assert not isinstance(raised.value, TransientError)
     assert str(raised.value).startswith("generate_sensors: record 13 (1,234,567 bytes of key, value and headers)")
     assert (raised.value.index, raised.value.size) == (13, 1_234_567)
+
+
+def test_the_retries_after_a_record_too_large_send_it_alone_not_its_pieces_other_records_again(
+    sends: _Sends, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 15: the broker refused record 13 for its size and took the piece's others; every retry (every 5 s, for
+    ever) sent the whole piece again, so its nine other records went out once more each time. The records before it
+    were delivered, and the retries send it alone."""
+    monkeypatch.setattr(generator_ticks, "PIECE_RECORDS", 10)
+    monkeypatch.setenv("SENSORS_GENERATOR_SEED", "3")
+    monkeypatch.setenv("SENSORS_GENERATOR_EVENTS_PER_TICK", "30")
+    delivered: list[tuple[str | None, bytes]] = []
+    refused: list[tuple[str | None, bytes]] = []
+
+    def refuse_one_record_for_its_size(_config: Any, topic: str, records: Any) -> None:
+        sent = [(record.key, record.value) for record in records]
+        sends.attempts.append(sent)
+        if not refused and len(sends.attempts) == 2:
+            refused.append(sent[3])
+        if refused and refused[0] in sent:
+            index = sent.index(refused[0])
+            delivered.extend(record for record in sent if record != refused[0])
+            raise kafka_clients.RecordTooLarge(f"{topic}: too large", index=index, size=2_000_000, alone=True)
+        delivered.extend(sent)
+
+    monkeypatch.setattr(kafka_clients, "send", refuse_one_record_for_its_size)
+    generate = user_function("generate_sensors")
+    for attempt in range(5):
+        with pytest.raises(kafka_clients.RecordTooLarge, match="record 13 "):
+            generate(timer=None, context=_retry(attempt) if attempt else FIRST)
+    assert [len(attempt) for attempt in sends.attempts] == [10, 10, 1, 1, 1, 1]
+    assert len(delivered) == len(set(delivered)) == 19, "each record the broker took, once"
+    refused.clear()  # the topic's limit raised: the record goes, and the tick goes on after its piece
+    generate(timer=None, context=_retry(5))
+    assert [len(attempt) for attempt in sends.attempts[6:]] == [1, 10]
+    assert len(delivered) == len(set(delivered)) == 30
 
 
 def test_an_untracked_generator_sends_a_large_tick_in_pieces_and_keeps_nothing(

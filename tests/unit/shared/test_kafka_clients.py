@@ -310,3 +310,20 @@ def _drained(producer: Any, seconds: float = 5.0) -> int:
     while len(producer) and time.monotonic() < deadline:
         producer.poll(0.05)
     return len(producer)
+
+
+def test_a_record_refused_for_its_size_says_whether_the_broker_took_every_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``alone``: what lets the generator's retries send that record alone (review 15)."""
+    import confluent_kafka
+
+    from shared import kafka_clients
+    from shared.records import ProducedRecord
+
+    monkeypatch.setattr(confluent_kafka, "Producer", _RefusingProducer)
+    monkeypatch.setattr(kafka_clients, "_producers", {})
+    records = [ProducedRecord(str(i), b"x", ()) for i in range(3)]
+    with pytest.raises(kafka_clients.RecordTooLarge) as raised:
+        kafka_clients.send({"bootstrap.servers": "fake"}, "clicks", records)
+    assert raised.value.alone and raised.value.index == 1
