@@ -245,10 +245,13 @@ def plan_tick(
     tick, possibly still being sent, or a restarted process's) is sent again with the same records, whoever
     runs next, from the first piece not recorded delivered (``Plan.resume``). So a tick is never counted without
     having been delivered, and a failed one is sent until a send succeeds. ``fresh_seed`` seeds a new tick of an
-    unseeded generator, so that a resend sends the same records.
+    unseeded generator, so that a resend sends the same records. A generator switched off sends nothing, its
+    pending tick included (kept for when it is switched on again).
     """
     sent = int(progress.get("sent", 0))
     pending = progress.get("pending")
+    if pending and not settings.generator_enabled:  # switched off: nothing goes, the pending tick waits for it on
+        return Plan(Tick(sent, 0, now.isoformat(), None), dict(progress), taken_over=False)
     if pending:
         tick = _pending_tick(pending, settings)
         if not (pending.get("acknowledged") or tick == delivered):

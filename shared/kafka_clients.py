@@ -195,10 +195,11 @@ def send(config: dict[str, Any], topic: str, messages: Sequence[ProducedRecord])
                             f"{topic}: the producer's queue stayed full for {SEND_TIMEOUT_SECONDS:g} s"
                         ) from None
                     producer.poll(0.1)
-                except KafkaException as error:  # refused before it is queued: over message.max.bytes
+                except KafkaException as error:  # refused before it is queued: over message.max.bytes, or a topic
+                    # the client knows is missing or not allowed (a reused producer remembers), named here
                     if error.args and error.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
                         raise _too_large(topic, index, message, str(error.args[0].str())) from error
-                    raise
+                    raise TransientError(f"{topic}: the producer refused record {index}: {error}") from error
         remaining = producer.flush(max(0.0, deadline - time.monotonic()))
     except BaseException:
         _drop_queued(producer)

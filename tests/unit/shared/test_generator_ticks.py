@@ -109,6 +109,16 @@ def test_a_pending_tick_another_process_left_is_sent_again_and_then_confirmed_on
     assert acknowledged(following.progress, MOBILE, again.tick) is None  # confirmed already: nothing to record
 
 
+def test_a_generator_switched_off_sends_nothing_its_pending_tick_included_until_it_is_on_again() -> None:
+    """Review 15: a pending tick (a failed send) was sent again whatever the switch said, for ever if it kept
+    failing; "false stops its generator" (README)."""
+    failed = _plan({}, "a")
+    off = load_source_settings("mobile", {"MOBILE_GENERATOR_EVENTS_PER_TICK": "40", "MOBILE_GENERATOR_ENABLED": "0"})
+    stopped = plan_tick(failed.progress, off, now=FIXED_NOW, owner="a", delivered=None, fresh_seed=7)
+    assert stopped.tick.count == 0 and stopped.progress == failed.progress  # nothing sent, nothing written
+    assert _plan(stopped.progress, "a").tick == failed.tick  # switched on again: the same records go
+
+
 def test_an_unseeded_tick_keeps_its_seed_so_that_a_resend_sends_the_same_records() -> None:
     source = get_source("orders")  # a Datagen config without random.seed: counted, so tracked
     settings = load_source_settings("orders", {"ORDERS_GENERATOR_EVENTS_PER_TICK": "5"})

@@ -327,3 +327,31 @@ def test_a_record_refused_for_its_size_says_whether_the_broker_took_every_other(
     with pytest.raises(kafka_clients.RecordTooLarge) as raised:
         kafka_clients.send({"bootstrap.servers": "fake"}, "clicks", records)
     assert raised.value.alone and raised.value.index == 1
+
+
+class _TopicRefusingProducer(_RefusingProducer):
+    """A reused producer that remembers the topic as missing: ``produce`` raises at once (review 15)."""
+
+    def produce(self, _topic: str, value: bytes, key: str, headers: Any, on_delivery: Any) -> None:
+        from confluent_kafka import KafkaError, KafkaException
+
+        raise KafkaException(KafkaError(KafkaError._UNKNOWN_TOPIC))
+
+    def purge(self, **_: Any) -> None:
+        self.reports.clear()
+
+
+def test_a_record_the_producer_refuses_for_another_reason_is_transient_and_names_the_topic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It went up as a bare cimpl.KafkaException naming neither topic nor source."""
+    import confluent_kafka
+
+    from shared import kafka_clients
+    from shared.errors import TransientError
+    from shared.records import ProducedRecord
+
+    monkeypatch.setattr(confluent_kafka, "Producer", _TopicRefusingProducer)
+    monkeypatch.setattr(kafka_clients, "_producers", {})
+    with pytest.raises(TransientError, match="clicks: the producer refused record 0"):
+        kafka_clients.send({"bootstrap.servers": "fake"}, "clicks", [ProducedRecord("k", b"x", ())])
