@@ -99,25 +99,27 @@ def _plan(source: Source) -> tuple[Plan, str | None] | None:
     return plan, version
 
 
-def _record_acknowledged(source: Source, tick: Tick, progress: dict[str, Any], version: str | None) -> None:
+def _record_acknowledged(source: Source, tick: Tick, progress: dict[str, Any], version: str | None) -> bool:
     """Mark ``tick``, another process's pending tick this one delivered, acknowledged in the lake, so that no
-    instance sends it again; conditional, so it never overwrites newer progress. Not saved (the lake unavailable,
-    or busy), the tick is only sent once more by whoever finds it pending."""
+    instance sends it again; conditional, so it never overwrites newer progress. Whether it is recorded (marked, or
+    confirmed already); not saved (the lake unavailable, or busy), the tick is only sent once more by whoever finds
+    it pending."""
     settings = source_settings(source.name)
     why = "the progress kept changing"
     try:
         for _ in range(ACKNOWLEDGE_ATTEMPTS):
             updated = acknowledged(progress, settings, tick)
             if updated is None:  # no longer pending: confirmed already
-                return
+                return True
             try:
                 lake().write_if(progress_path(source.name), orjson.dumps(updated), version)
-                return
+                return True
             except WriteConflict:
                 progress, version = _read_progress(source.name)
     except TransientError as error:
         why = str(error)
     log.warning("generate_%s: delivered tick %s not recorded as acknowledged: %s", source.name, tick, why)
+    return False
 
 
 def _record_piece(
@@ -195,40 +197,48 @@ def _register(source: Source) -> None:
     @bp.retry(strategy="fixed_delay", max_retry_count="-1", delay_interval="00:00:05")
     def generate(timer: func.TimerRequest, context: func.Context) -> None:
         """Called on every tick of the source's NCRONTAB schedule; a failed send raises, and the retry sends
-        the same records again (a retry plans like any tick: the failed tick is still pending, unacknowledged)."""
+        the same records again (a retry plans like any tick: the failed tick is still pending, unacknowledged).
+        A tick another process left pending (a restart: only its memory knew it was delivered) is sent first,
+        then this fire's own, so a restart costs a resend but not a fire."""
         planned = _plan(source)
-        if planned is None:
-            return
-        plan, version = planned
-        tick, progress, position = plan.tick, plan.progress, plan.resume
-        if tick.count == 0:
-            return
-        settings = source_settings(source.name)
-        tracked = needs_progress(settings, source)
-        with producing_span(source.name):
-            config = kafka_clients.producer_config(current_settings())
-            while position < tick.count:
-                piece = tick_piece(source, tick, position)
-                records, first = _records(source, piece.messages, settings.topic), piece.start
-                refused = _refused_alone.get(source.name)
-                if refused is not None and refused[:2] == (tick, piece.start):
-                    records, first = records[refused[2] : refused[2] + 1], piece.start + refused[2]
-                try:
-                    _send(source, tick, first, records, config)
-                except kafka_clients.RecordTooLarge as error:
-                    if error.alone and refused is None:
-                        _refused_alone[source.name] = (tick, piece.start, error.index - tick.start - piece.start)
-                    raise
-                _refused_alone.pop(source.name, None)
-                position = piece.end
-                if tracked and position < tick.count:
-                    recorded = _record_piece(source, tick, position, progress, version)
-                    if recorded is None:  # another instance delivered the rest and said so
-                        return
-                    progress, version, position = recorded
-        _delivered[source.name] = tick
-        if plan.taken_over:  # only a tracked generator has pending ticks to take over
-            _record_acknowledged(source, tick, progress, version)
+        if planned is not None and _send_tick(source, *planned):
+            planned = _plan(source)
+            if planned is not None:
+                _send_tick(source, *planned)
+
+
+def _send_tick(source: Source, plan: Plan, version: str | None) -> bool:
+    """Send ``plan``'s tick from its first piece not recorded delivered; whether it was another process's, taken
+    over, and is now recorded acknowledged (so the next plan is a new tick)."""
+    tick, progress, position = plan.tick, plan.progress, plan.resume
+    if tick.count == 0:
+        return False
+    settings = source_settings(source.name)
+    tracked = needs_progress(settings, source)
+    with producing_span(source.name):
+        config = kafka_clients.producer_config(current_settings())
+        while position < tick.count:
+            piece = tick_piece(source, tick, position)
+            records, first = _records(source, piece.messages, settings.topic), piece.start
+            refused = _refused_alone.get(source.name)
+            if refused is not None and refused[:2] == (tick, piece.start):
+                records, first = records[refused[2] : refused[2] + 1], piece.start + refused[2]
+            try:
+                _send(source, tick, first, records, config)
+            except kafka_clients.RecordTooLarge as error:
+                if error.alone and refused is None:
+                    _refused_alone[source.name] = (tick, piece.start, error.index - tick.start - piece.start)
+                raise
+            _refused_alone.pop(source.name, None)
+            position = piece.end
+            if tracked and position < tick.count:
+                recorded = _record_piece(source, tick, position, progress, version)
+                if recorded is None:  # another instance delivered the rest and said so
+                    return False
+                progress, version, position = recorded
+    _delivered[source.name] = tick
+    # only a tracked generator has pending ticks to take over
+    return plan.taken_over and _record_acknowledged(source, tick, progress, version)
 
 
 for _source in SOURCES.values():

@@ -208,14 +208,31 @@ def test_a_tick_another_process_left_pending_is_sent_again_once_and_recorded_ack
     generate(timer=None, context=FIRST)  # A: records 0-9, delivered; A alone knows it
     memory_a = generator_functions._delivered
     _restart(monkeypatch, "B")
-    generate(timer=None, context=FIRST)  # B cannot know: sends 0-9 again, then records them acknowledged
-    assert sends.attempts[1] == sends.attempts[0]
-    assert _progress(tmp_path, "sensors")["pending"]["acknowledged"] is True
+    generate(timer=None, context=FIRST)  # B cannot know: sends 0-9 again, records them acknowledged, then 10-19
+    assert sends.attempts[1] == sends.attempts[0] and len(sends.attempts) == 3
+    progress = _progress(tmp_path, "sensors")
+    assert (progress["sent"], progress["pending"]["start"], progress["pending"]["owner"]) == (10, 10, "B")
     monkeypatch.setattr(generator_functions, "PROCESS_ID", "A")
     monkeypatch.setattr(generator_functions, "_delivered", memory_a)
-    generate(timer=None, context=FIRST)  # A: confirmed, records 10-19
-    assert _progress(tmp_path, "sensors")["sent"] == 10 and len(set(sends.values)) == 20
-    assert len(sends.values) == 30
+    generate(timer=None, context=FIRST)  # A cannot know B delivered 10-19: again, acknowledged, then 20-29
+    assert _progress(tmp_path, "sensors")["sent"] == 20 and len(set(sends.values)) == 30
+    assert len(sends.values) == 50  # each tick twice: instances ticking in turn, each fire sends a tick of its own
+
+
+def test_a_fire_on_a_new_process_sends_a_tick_of_its_own_after_the_one_it_finds_pending(
+    sends: _Sends, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 15: only a process's memory proves its last tick delivered, so a fire on a new process (Flex scaled in
+    between ticks, a rare schedule) sends the pending tick again; it then sent nothing of its own, so with a new
+    process every fire, every tick went twice and half the fires sent nothing new: half the rate."""
+    monkeypatch.setenv("SENSORS_GENERATOR_SEED", "3")
+    monkeypatch.setenv("SENSORS_GENERATOR_EVENTS_PER_TICK", "5")
+    generate = user_function("generate_sensors")
+    for fire in range(4):
+        _restart(monkeypatch, f"process-{fire}")
+        generate(timer=None, context=FIRST)
+    assert len(set(sends.values)) == 20, "four fires, four ticks of their own"
+    assert _progress(tmp_path, "sensors")["sent"] == 15  # the last tick pending, as always
 
 
 def test_a_retry_after_another_instance_delivered_the_failed_tick_does_not_send_it_again(
@@ -234,10 +251,10 @@ def test_a_retry_after_another_instance_delivered_the_failed_tick_does_not_send_
     generate(timer=None, context=FIRST)
     monkeypatch.setattr(generator_functions, "PROCESS_ID", "C")
     monkeypatch.setattr(generator_functions, "_delivered", memory_c)
-    generate(timer=None, context=_retry(1))
-    first, by_a, by_retry = sends.attempts
-    assert by_a == first and not set(by_retry) & set(first)
-    assert _progress(tmp_path, "sensors")["sent"] == 10
+    generate(timer=None, context=_retry(1))  # A's own tick 10-19 again (C cannot know), then 20-29
+    first, by_a, *later = sends.attempts
+    assert by_a == first and not any(set(attempt) & set(first) for attempt in later)
+    assert _progress(tmp_path, "sensors")["sent"] == 20
 
 
 def test_a_seed_the_progress_file_cannot_hold_is_a_settings_error_naming_it_and_nothing_is_sent(
@@ -324,9 +341,10 @@ def test_a_failed_piece_alone_is_sent_again_and_a_restart_resumes_at_the_first_p
     with pytest.raises(TransientError):
         generate(timer=None, context=_retry(1))  # 10-19 again, recorded; 20-23 delivered, then the send fails
     _restart(monkeypatch, "restarted")
-    generate(timer=None, context=FIRST)  # 20-29 and 30-34, then records them acknowledged
-    expected = _tick_records("sensors", _progress(tmp_path, "sensors"), 10)
-    assert broker.sends == [
+    left = _progress(tmp_path, "sensors")
+    generate(timer=None, context=FIRST)  # 20-29 and 30-34, records them acknowledged, then a tick of its own
+    expected = _tick_records("sensors", left, 10)
+    assert broker.sends[:6] == [
         expected[0:10],
         expected[10:20],
         expected[10:20],
@@ -334,9 +352,10 @@ def test_a_failed_piece_alone_is_sent_again_and_a_restart_resumes_at_the_first_p
         expected[20:30],
         expected[30:35],
     ]
-    assert broker.delivered == expected[:14] + expected[10:24] + expected[20:35]  # each failed piece's part, twice
-    pending = _progress(tmp_path, "sensors")["pending"]
-    assert (pending["delivered"], pending.get("acknowledged")) == (30, True)  # the last piece is never recorded
+    assert broker.delivered[:43] == expected[:14] + expected[10:24] + expected[20:35]  # a failed piece's part twice
+    progress = _progress(tmp_path, "sensors")
+    assert (progress["sent"], progress["pending"]["start"]) == (35, 35)  # the restarted fire's own tick went too
+    assert len(broker.delivered) == 43 + 35 and not set(broker.delivered[43:]) & set(expected)
 
 
 def test_a_tick_another_instance_delivered_whole_meanwhile_is_not_sent_further(
