@@ -269,8 +269,9 @@ def reconcile(
     its raw row is gone. It is one whatever ``committed`` and ``records_in`` say (the record was processed).
 
     ``committed``: the processor's consumer group's committed offsets (None for a partition it never
-    committed). An offset in neither area at or past it is *pending* (the processor has not reached it,
-    or has not committed since), not a gap; without ``committed`` every such offset is a gap.
+    committed, or whose offset expired). An offset in neither area at or past it is *pending* (the processor has
+    not reached it, or has not committed since), not a gap; with none committed, one past the partition's last
+    offset the lake holds is; without ``committed`` every such offset is a gap.
     ``records_in``: which of a partition's offsets in neither area hold a record a consumer is given. The
     others (a transactional producer's commit markers, records aborted or compacted away) are counted
     under ``no_record``; without it every offset is taken to hold one."""
@@ -303,15 +304,17 @@ def reconcile(
             report.dead_lettered += any(c.reason is not None for c in copies)
             if len(counted) > 1:
                 report.doubles[offset] = sorted(c.path for c in copies)
-        never_committed = committed is not None and committed.get(position) is None
-        if records_in is not None and missing and not never_committed:  # else all pending: nothing to read
-            held = records_in(position, ranges(missing))
+        first_pending = None if committed is None else committed.get(position)
+        if committed is not None and first_pending is None:
+            # No committed offset (never committed, or expired: Kafka drops an empty group's after 7 days): what
+            # the lake holds shows how far the processor got. An offset below a row of it is a gap, not pending.
+            first_pending = max(low, max(rows, default=low - 1) + 1)
+        if records_in is not None and missing and (first_pending is None or missing[0] < first_pending):
+            held = records_in(position, ranges(missing))  # else all pending: nothing to read
             report.no_record = len(missing)
             missing = [offset for offset in missing if offset in held]
             report.no_record -= len(missing)
-        if committed is not None:
-            first_pending = committed.get(position)
-            first_pending = low if first_pending is None else first_pending
+        if first_pending is not None:
             report.pending = sum(1 for offset in missing if offset >= first_pending)
             missing = [offset for offset in missing if offset < first_pending]
         report.raw_gone = ranges(raw_gone)

@@ -80,6 +80,10 @@ class MoveRefused(Exception):
     """The broker would not move a consumer group's offsets (a member joined, or the group is rebalancing)."""
 
 
+class MoveUnknown(Exception):
+    """The broker did not answer a move in time: the group may or may not have moved."""
+
+
 class Broker:
     """What reconcile and reposition ask the broker, through confluent-kafka (works with Tansu and Event Hubs)."""
 
@@ -210,14 +214,14 @@ class Broker:
         return {answer.partition: None if answer.error else answer.offset for answer in answers}
 
     def group_state(self, group: str) -> str:
-        described = self.admin.describe_consumer_groups([group])[group].result(TIMEOUT)
+        described = _answer(self.admin.describe_consumer_groups([group])[group], f"describe consumer group {group}")
         return f"{described.state}{'' if not described.members else f' ({len(described.members)} members)'}"
 
     def committed(self, group: str, topic: str, partitions: list[int]) -> dict[int, int | None]:
         from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
         request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])]
-        answer = self.admin.list_consumer_group_offsets(request)[group].result(TIMEOUT)
+        answer = _answer(self.admin.list_consumer_group_offsets(request)[group], f"committed offsets of {group}")
         return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answer.topic_partitions}
 
     def move(self, group: str, moves: list[Move]) -> None:
@@ -229,6 +233,8 @@ class Broker:
             result = answer[group].result(TIMEOUT)
         except KafkaException as error:  # the whole request refused, e.g. a member joined since the check
             raise MoveRefused(str(error.args[0] if error.args else error)) from error
+        except TimeoutError as error:
+            raise MoveUnknown(f"no answer within {TIMEOUT:.0f}s") from error
         failed = [tp for tp in result.topic_partitions if tp.error]
         if failed:
             errors = sorted({str(tp.error) for tp in failed})
@@ -236,6 +242,14 @@ class Broker:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def _answer(future: Any, what: str) -> Any:
+    """An admin request's answer, or ``BrokerFailed`` when none came within ``TIMEOUT`` (a broker slow part way)."""
+    try:
+        return future.result(TIMEOUT)
+    except TimeoutError as error:
+        raise BrokerFailed(f"{what}: no answer within {TIMEOUT:.0f}s") from error
 
 
 def broker_config(settings: Settings, source: str, env: dict[str, str], namespace: str | None) -> dict[str, Any]:
@@ -428,6 +442,13 @@ def run_move(
             print(
                 f"refused: the broker did not move consumer group {group} ({refusal}); it has members now, or had "
                 "them when asked. Stop its processor and run again (the table above is what a rerun moves)."
+            )
+            return 2
+        except MoveUnknown as unknown:
+            print(
+                f"unknown: the broker did not answer the move of consumer group {group} ({unknown}): it may or may "
+                "not have moved. Run again without --apply to see its committed offsets, then again with it if they "
+                "are not the targets above (the landing ledgers are marked already)."
             )
             return 2
         print(f"moved {group}: {len(moves)} partitions")

@@ -165,9 +165,12 @@ def test_offsets_that_hold_no_record_are_counted_apart_from_gaps_and_pending() -
     assert (report.gaps, report.pending, report.no_record, report.clean) == ([(12, 13)], 2, 15, False)
     [report] = reconcile({tp: (0, 21)}, landed, {}, {tp: 15}, lambda tp, gaps: set())
     assert (report.gaps, report.pending, report.no_record, report.clean) == ([], 0, 19, True)
-    asked.clear()  # a group that never committed: every missing offset is pending, and the log is not read for it
+    asked.clear()  # no committed offset: pending from past the last row landed (5-6), so 0-4 are read, as markers
     [report] = reconcile({tp: (0, 21)}, landed, {}, {tp: None}, records_in)
-    assert (asked, report.gaps, report.pending, report.no_record) == ([], [], 19, 0)
+    assert (asked, report.gaps, report.pending, report.no_record) == ([[(0, 4), (7, 20)]], [], 4, 15)
+    asked.clear()  # nothing landed: every missing offset is pending, and the log is not read for it
+    [report] = reconcile({tp: (0, 21)}, [], {}, {tp: None}, records_in)
+    assert (asked, report.gaps, report.pending, report.no_record) == ([], [], 21, 0)
     assert [in_ranges([(3, 3), (7, 9)], offset) for offset in (2, 3, 4, 7, 9, 10)] == [0, 1, 0, 1, 1, 0]
 
 

@@ -544,3 +544,13 @@ def test_a_new_lifes_records_landed_below_where_its_restart_showed_after_it_show
 
     assert code == 0 and "missing:" not in printed and "doubled" not in printed, printed
     assert _columns(printed)[1] == "1" and _columns(printed)[4] == "130", printed
+
+
+def test_with_no_committed_offset_a_hole_below_landed_rows_is_a_gap_not_pending() -> None:
+    """Review 15: a group with no committed offset on a partition (expired after 7 days empty, or renamed) made
+    every missing offset pending, a hole below rows that landed included: reported clean, exit 0."""
+    landed = [Landed("t", 0, 0, offset, "raw/a") for offset in (0, 1, 4, 5)]
+    (report,) = reconcile({TopicPartition("t", 0): (0, 8)}, landed, {}, {TopicPartition("t", 0): None})
+    assert (report.gaps, report.pending) == ([(2, 3)], 2)
+    (nothing,) = reconcile({TopicPartition("t", 0): (0, 3)}, [], {}, {TopicPartition("t", 0): None})
+    assert (nothing.gaps, nothing.pending) == ([], 3), "nothing landed yet: all of it is pending"

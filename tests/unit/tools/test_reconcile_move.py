@@ -3,6 +3,7 @@ moved to before the group is moved (``shared.reconcile.mark_moves``); a dry run,
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import orjson
@@ -197,3 +198,38 @@ def test_a_broker_that_fails_part_way_is_one_line_and_exit_2(
     assert line.startswith("reconcile of orders stopped: the broker at 127.0.0.1:9092 (KAFKA_BROKER_LIST) failed ")
     assert "nothing from offset 99 within 30s" in line and "nothing was moved" in line, line
     assert printed.out == "" and not list(tmp_path.iterdir())
+
+
+class _SlowAdmin:
+    """An admin client whose every request gets no answer in time (a broker slow part way)."""
+
+    class _Late:
+        def result(self, timeout: float) -> None:
+            raise TimeoutError
+
+    def __getattr__(self, _name: str) -> object:
+        return lambda *_args, **_kwargs: defaultdict(self._Late)
+
+
+def test_a_broker_that_answers_the_groups_requests_too_late_is_a_broker_failure_not_a_traceback() -> None:
+    """Review 15: ``Future.result`` raised the builtin TimeoutError, which main did not catch: a traceback and exit 1,
+    the code that says "NOT reconciled"."""
+    broker = reconcile_cli.Broker.__new__(reconcile_cli.Broker)
+    broker.admin = _SlowAdmin()
+    with pytest.raises(reconcile_cli.BrokerFailed, match="committed offsets of g: no answer within"):
+        broker.committed("g", TOPIC, [0])
+    with pytest.raises(reconcile_cli.BrokerFailed, match="describe consumer group g: no answer"):
+        broker.group_state("g")
+    with pytest.raises(reconcile_cli.MoveUnknown):
+        broker.move("g", [Move(TOPIC, 0, 10, 50, "search")])
+
+
+def test_a_move_the_broker_did_not_answer_says_its_outcome_is_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Unanswered(_Broker):
+        def move(self, group: str, moves: list[Move]) -> None:
+            raise reconcile_cli.MoveUnknown("no answer within 30s")
+
+    assert _run(Unanswered(LocalLake(tmp_path)), LocalLake(tmp_path), apply=True) == 2
+    assert "it may or may not have moved" in capsys.readouterr().out
