@@ -94,9 +94,9 @@ def landed_offsets(
 
 def _identities(fmt: str, data: bytes, path: str, dead: bool) -> list[Landed]:
     if fmt == "parquet":
-        table = pq.read_table(pa.BufferReader(data), columns=None)
-        names = [name for name in IDENTITY if name in table.column_names]
-        rows = table.select(names).to_pylist()
+        file = pq.ParquetFile(pa.BufferReader(data))
+        names = [name for name in IDENTITY if name in file.schema_arrow.names]
+        rows = file.read(columns=names).to_pylist()  # only those columns are decoded
     elif fmt == "jsonl":
         rows = [orjson.loads(line) for line in gzip.decompress(data).splitlines() if line]
     else:
