@@ -267,3 +267,12 @@ def test_a_retained_log_with_no_fingerprinted_offset_is_reported_unverified_not_
     printed = report_table("s", "t", reports)
     assert "unverified: partition 0" in printed
     assert printed.splitlines()[-1].startswith("result: every retained offset is in the lake exactly once, if")
+
+
+def test_fingerprinted_offsets_that_hold_no_record_now_leave_the_life_unverified() -> None:
+    """Review 15: the broker answered none of the fingerprinted offsets (a commit marker there, or compacted away):
+    nothing matched and nothing differed, and the life was reported verified, its rows counted as clean."""
+    old = _records(range(100, 120), "old")
+    ledger = _ledger([old[0], old[-1]], landed=[[100, 119]])
+    life = life_of(ledger, 100, 120, 100, lambda offsets: {})
+    assert (life.incarnation, life.verified) == (0, False)
