@@ -247,6 +247,9 @@ class PartitionReport:
     recreated_from: int | None = None  # the broker's records from here on are not those the lake landed (Life)
     verified: bool = True  # False: no fingerprinted offset retained, the lake's rows were not compared (Life)
     raw_gone: list[tuple[int, int]] = field(default_factory=list)  # gaps only letters in raw/ by design name
+    # Offsets from the group's committed one up to the first the broker retains that the lake does not hold: the
+    # broker deleted them (retention) before the processor reached them, so they can never land.
+    expired: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
@@ -254,7 +257,7 @@ class PartitionReport:
 
     @property
     def clean(self) -> bool:
-        return not self.gaps and not self.doubles
+        return not self.gaps and not self.doubles and not self.expired
 
 
 def reconcile(
@@ -307,6 +310,8 @@ def reconcile(
             if len(counted) > 1:
                 report.doubles[offset] = sorted(c.path for c in copies)
         first_pending = None if committed is None else committed.get(position)
+        if first_pending is not None and first_pending < low:
+            report.expired = _not_held(first_pending, low - 1, sorted(o for o in rows if first_pending <= o < low))
         if committed is not None and first_pending is None:
             # No committed offset (never committed, or expired: Kafka drops an empty group's after 7 days): what
             # the lake holds shows how far the processor got. An offset below a row of it is a gap, not pending.
@@ -323,6 +328,16 @@ def reconcile(
         report.gaps = ranges(missing + raw_gone)
         reports.append(report)
     return reports
+
+
+def _not_held(first: int, last: int, held: list[int]) -> list[tuple[int, int]]:
+    """The inclusive runs of ``[first, last]`` outside ``held`` (sorted offsets within it)."""
+    runs: list[tuple[int, int]] = []
+    for offset in [*held, last + 1]:
+        if offset > first:
+            runs.append((first, offset - 1))
+        first = offset + 1
+    return runs
 
 
 def in_ranges(gaps: list[tuple[int, int]], offset: int) -> bool:

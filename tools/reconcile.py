@@ -359,8 +359,14 @@ def report_table(
             )
         if not r.verified:
             lines.append(
-                f"unverified: partition {r.partition}: no offset its landing ledger fingerprinted is retained, so "
+                f"unverified: partition {r.partition}: no offset its landing ledger fingerprinted holds a record the "
+                "broker retains, so "
                 "whether the lake's rows are the broker's records (not a recreated topic's) was not checked"
+            )
+        for first, last in r.expired:
+            lines.append(
+                f"lost to retention: partition {r.partition} offsets {first}-{last} ({last - first + 1}): past the "
+                "group's committed offset, deleted by the broker before the processor reached them"
             )
         for first, last in r.gaps:
             lines.append(f"missing: partition {r.partition} offsets {first}-{last} ({last - first + 1})")

@@ -554,3 +554,13 @@ def test_with_no_committed_offset_a_hole_below_landed_rows_is_a_gap_not_pending(
     assert (report.gaps, report.pending) == ([(2, 3)], 2)
     (nothing,) = reconcile({TopicPartition("t", 0): (0, 3)}, [], {}, {TopicPartition("t", 0): None})
     assert (nothing.gaps, nothing.pending) == ([], 3), "nothing landed yet: all of it is pending"
+
+
+def test_offsets_the_broker_deleted_before_the_processor_reached_them_are_reported_lost() -> None:
+    """Review 15: the group committed 50, the broker retains from 100 (retention), the lake landed up to 49 and 60:
+    50-59 and 61-99 can never land (the group resets to 100), and the report said clean with 50 pending."""
+    landed = [Landed("t", 0, 0, offset, "raw/a") for offset in [*range(50), 60]]
+    (report,) = reconcile({TopicPartition("t", 0): (100, 110)}, landed, {}, {TopicPartition("t", 0): 50})
+    assert report.expired == [(50, 59), (61, 99)] and not report.clean
+    table = report_table("s", "t", [report])
+    assert "lost to retention: partition 0 offsets 50-59 (10)" in table and "NOT reconciled" in table
