@@ -21,7 +21,8 @@ _MONTHS = {
     for i, n in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)
 }
 _DAYS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
-_SEARCH_LIMIT = timedelta(days=366 * 5)
+# A day of the month on a weekday (29 February on a Monday) comes round within the calendar's 28-year cycle.
+_SEARCH_LIMIT = timedelta(days=366 * 29)
 
 
 class ScheduleError(DevHostError):

@@ -26,6 +26,7 @@ from shared.datagen.avro import (
     parse_schema,
 )
 from shared.errors import ConfigurationError
+from shared.layout import NAME_BYTES, longest_file_name_bytes
 
 QUICKSTART_DIR = Path(__file__).resolve().parent / "quickstarts"
 # Datagen's quickstarts: schema file and default schema.keyfield.
@@ -236,6 +237,13 @@ def parse_config(document: Any, *, source: str, file: str, folder: Path) -> Data
     topic = _text(file, "config.kafka.topic", config.get("kafka.topic", ""))
     if not TOPIC_NAME.match(topic):
         raise DatagenConfigError(file, "config.kafka.topic", f"{topic!r} is not a usable topic (event hub) name")
+    if (longest := longest_file_name_bytes(topic)) > NAME_BYTES:
+        raise DatagenConfigError(
+            file,
+            "config.kafka.topic",
+            f"is {len(topic)} characters: the files landed for it would take names of up to {longest} bytes, "
+            f"{NAME_BYTES} at most ({len(topic) - (longest - NAME_BYTES)} characters at most)",
+        )
     given = [option for option in SCHEMA_OPTIONS if _text(file, f"config.{option}", config.get(option, ""))]
     if not given:
         raise DatagenConfigError(file, "config.quickstart", f"one of {', '.join(SCHEMA_OPTIONS)} is required")

@@ -41,3 +41,14 @@ def test_day_of_week_7_is_refused_naming_the_field(weekday: str) -> None:
         Schedule.parse(f"0 0 0 * * {weekday}")
     sunday = datetime(2026, 12, 6, tzinfo=UTC)
     assert Schedule.parse("0 0 0 * * 0").next_after(sunday) == datetime(2026, 12, 13, tzinfo=UTC)  # Sunday is 0
+
+
+def test_a_schedule_that_fires_once_in_decades_is_accepted_as_azure_accepts_it() -> None:
+    """Review 15: the search stopped at 5 years, so 29 February on a Monday (next in 2044 from 2026) was refused as
+    never firing, and the host would not start; Azure's NCrontab takes it."""
+    from datetime import UTC, datetime
+
+    from devhost.timers.ncrontab import Schedule
+
+    fires = Schedule.parse("0 0 0 29 2 Mon").next_after(datetime(2026, 12, 6, tzinfo=UTC))
+    assert fires == datetime(2044, 2, 29, tzinfo=UTC)

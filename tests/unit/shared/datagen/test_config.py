@@ -79,6 +79,8 @@ from tests.unit.shared.datagen.conftest import config_document, field, schema_so
         ("things.json", config_document(**{"tasks.max": "0"}), "config.tasks.max", "at least 1"),
         ("things.json", config_document(iterations="many"), "config.iterations", "whole number"),
         ("things.json", config_document(**{"kafka.topic": "bad topic"}), "config.kafka.topic", "not a usable topic"),
+        # review 15: a name the lake cannot name files after, named as the config's, not as a setting never set
+        ("things.json", config_document(**{"kafka.topic": "t" * 153}), "config.kafka.topic", "152 characters at most"),
         ("things.json", config_document(name="other"), "config.name", "conflicts"),
         ("things.json", {"config": {}}, "name", "missing"),
         ("things.json", {"name": "x", "config": {}, "tasks": []}, "tasks", "unknown top-level key"),
