@@ -6,7 +6,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,15 @@ class IndexedFunction:
     @property
     def trigger_type(self) -> str:
         return str(self.trigger["type"])
+
+
+def enabled(functions: list[IndexedFunction], settings: Mapping[str, str]) -> list[IndexedFunction]:
+    """The functions the host runs: all but those an ``AzureWebJobs.<name>.Disabled`` setting of ``true`` or ``1``
+    switches off, as the Functions host reads it (Terraform sets it for a generator that is off)."""
+    return [f for f in functions if settings.get(f"AzureWebJobs.{f.name}.Disabled", "").strip().lower() not in _ON]
+
+
+_ON = ("true", "1")
 
 
 def parse_timespan(value: str) -> float:

@@ -33,7 +33,7 @@ from devhost.kafka.trigger import KafkaTriggerRunner
 from devhost.registry.server import MOUNT as REGISTRY_MOUNT
 from devhost.registry.server import registry_app
 from devhost.registry.store import RegistryStore
-from devhost.runtime.catalog import IndexedFunction, index_app
+from devhost.runtime.catalog import IndexedFunction, enabled, index_app
 from devhost.runtime.console import console, say
 from devhost.runtime.function_stats import HostStats
 from devhost.runtime.host_config import PROJECT_ROOT, HostConfig, load_host_config
@@ -131,7 +131,7 @@ class LocalHost:
                 metric_names.CONSUMER_LAG, callbacks=[self._observe_lag], unit=unit, description=description
             )
             app = importlib.import_module(self.options.app_module).app
-            functions = index_app(app)
+            functions = enabled(index_app(app), os.environ)
             self._check_schedules(functions, config)
             self._print_index(functions)
             self._prepare_topics(functions, config)

@@ -22,7 +22,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from devhost.kafka.output import OutputProducers
 from devhost.kafka.trigger import KafkaTriggerRunner
-from devhost.runtime.catalog import index_app
+from devhost.runtime.catalog import enabled, index_app
 from devhost.runtime.function_stats import HostStats
 from devhost.runtime.host_config import HostConfig
 from devhost.runtime.invoker import Invoker, WorkerLoop
@@ -41,7 +41,8 @@ def run_kafka_worker(
     host = os.getppid()
     os.environ.update(config.settings)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    functions = [f for f in index_app(importlib.import_module(app_module).app) if f.trigger_type == "kafkaTrigger"]
+    indexed = enabled(index_app(importlib.import_module(app_module).app), os.environ)
+    functions = [f for f in indexed if f.trigger_type == "kafkaTrigger"]
     worker_loop = WorkerLoop()
     producers = OutputProducers(config)
     invoker = Invoker(worker_loop, producers, durable_client_json)

@@ -32,3 +32,14 @@ def test_orchestrations_fail_indexing_with_a_message_naming_what_is_missing() ->
 
     with pytest.raises(IndexingError, match=r"workflow: the local host does not run orchestrationTrigger.*func start"):
         index_app(app)
+
+
+def test_a_function_switched_off_by_its_disabled_setting_is_not_run() -> None:
+    """Review 15: the local host ran every function, ``AzureWebJobs.<name>.Disabled`` (which Terraform sets for a
+    generator that is off, and ``func start`` honours) read by nothing."""
+    from devhost.runtime.catalog import IndexedFunction, enabled
+
+    functions = [IndexedFunction(name, (), lambda: None, None) for name in ("generate_orders", "process_orders")]
+    switched = {"AzureWebJobs.generate_orders.Disabled": " True ", "AzureWebJobs.process_orders.Disabled": "false"}
+    assert [f.name for f in enabled(functions, switched)] == ["process_orders"]
+    assert [f.name for f in enabled(functions, {"AzureWebJobs.generate_orders.Disabled": "1"})] == ["process_orders"]
