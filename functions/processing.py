@@ -18,7 +18,7 @@ from functions.bindings import (
     trace_carriers,
 )
 from functions.state_client import DurableStateGateway
-from shared.invocation import ProcessingContext, handle_batch_with_state
+from shared.invocation import ProcessingContext, handle_batch_with_state, starting
 from shared.settings import check_sources_apart, current_settings
 from shared.sources import SOURCES, Source
 from shared.state.lookups import StateJoiner
@@ -64,9 +64,11 @@ def _register(source: Source) -> None:
         this_source = source_settings(source.name)
         convert = to_record_with_content_type if _id_in_header(source) else to_record
         with processing_span(source.name, trace_carriers(events), message_count=len(events)):
-            context = ProcessingContext(source, lake(), current_settings(), this_source)
+            records = [convert(event) for event in events]
+            with starting(source.name, records):
+                context = ProcessingContext(source, lake(), current_settings(), this_source)
             state = DurableStateGateway(client) if this_source.state_enabled else None
-            await handle_batch_with_state(context, [convert(event) for event in events], state, _joiners[source.name])
+            await handle_batch_with_state(context, records, state, _joiners[source.name])
 
 
 # Every source's settings, read when the app is indexed: two sources on one topic or in one consumer group fail here,

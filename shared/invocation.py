@@ -139,6 +139,18 @@ def _begin(context: ProcessingContext, records: Sequence[KafkaRecord]) -> _Invoc
 
 
 @contextmanager
+def starting(source: str, records: Sequence[KafkaRecord]) -> Iterator[None]:
+    """Around what an invocation does before its batch is handled (its lake client, its context): a failure there
+    (a setting the lake needs, missing or refused) makes the batch's partitions wait, loudly and counted, as one
+    while it is handled does; it failed every invocation with no failure metric, so no alert fired."""
+    try:
+        yield
+    except Exception as error:
+        stalls.failed(source, offset_spans(records), error)
+        raise
+
+
+@contextmanager
 def _watched(invocation: _Invocation) -> Iterator[None]:
     """Tell the stall watch how the invocation ended: a failure makes its partitions wait (loudly)."""
     source = invocation.context.source.name

@@ -67,3 +67,29 @@ def test_a_batch_of_rows_is_built_without_the_cycle_collector_running() -> None:
     finally:
         gc.callbacks.remove(count)
     assert len(rows) == 10_000 and collections == []
+
+
+async def test_a_lake_that_cannot_be_opened_fails_the_batch_counted_as_infrastructure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 15: the lake client and the context were built before the batch's failures were watched, so a setting
+    the lake needs, missing, failed every invocation with no failure metric: the partition-waiting alert, which
+    counts infrastructure failures, never fired."""
+    import functions.processing as processing
+    from devhost.runtime.host import durable_client_json
+    from shared import invocation
+    from shared.errors import ConfigurationError
+
+    counted: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        invocation.stalls, "on_failure", lambda source, error_class: counted.append((source, error_class))
+    )
+
+    def no_lake() -> None:
+        raise ConfigurationError("LAKE_KIND=adls needs LAKE_ACCOUNT_URL (identity) or LAKE_CONNECTION_STRING")
+
+    monkeypatch.setattr(processing, "lake", no_lake)
+    events = [func.KafkaEvent(body=b"{}", partition=0, offset=offset, topic="clickstream") for offset in (0, 1)]
+    with pytest.raises(ConfigurationError):
+        await user_function("process_clickstream")(events=events, client=durable_client_json("http://127.0.0.1:9/"))
+    assert counted == [("clickstream", "infrastructure")]
