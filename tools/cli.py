@@ -192,4 +192,5 @@ def secure_url(url: str, option: str) -> str:
     secure = parsed.scheme == "https" and bool(parsed.hostname)
     if secure or (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS):
         return url
-    raise RefusedArgument(f"{option} must be https:// (or http:// to 127.0.0.1, localhost or [::1]): {url}")
+    shown = urllib.parse.urlunsplit((parsed.scheme, parsed.hostname or "", parsed.path, "", ""))  # no key, no user
+    raise RefusedArgument(f"{option} must be https:// (or http:// to 127.0.0.1, localhost or [::1]): {shown}")

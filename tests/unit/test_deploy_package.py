@@ -115,3 +115,14 @@ def test_docs_name_the_extension_bundle_that_host_json_loads() -> None:
     }
     assert named, "no page names the extension bundle any more"
     assert {version for _, version in named} == {loaded}, sorted(named)
+
+
+def test_what_a_workstation_makes_beside_the_app_is_not_published() -> None:
+    """Review 15: `make bench`'s .venv-quix/, the zip of docs/deploy.md, .env files and other local settings were
+    published by `func azure functionapp publish` (.funcignore named only .venv/ and local.settings.json)."""
+    import pathspec
+
+    spec = pathspec.PathSpec.from_lines("gitignore", (ROOT / ".funcignore").read_text().splitlines())
+    local = [".venv-quix/lib/site.py", "app.zip", ".env", ".env.local", "local.settings.azure.json"]
+    assert [path for path in local if not spec.match_file(path)] == []
+    assert not spec.match_file("function_app.py") and not spec.match_file("shared/settings.py")

@@ -181,3 +181,11 @@ def test_a_bad_setting_is_refused_before_a_missing_lake(tmp_path: Path, monkeypa
         tool_environment(None, lake=tmp_path / "missing", source="orders")
     with pytest.raises(RefusedArgument, match="--lake"):
         tool_environment(None, lake=tmp_path / "missing")
+
+
+def test_a_refused_url_is_named_without_its_query_or_credentials() -> None:
+    """Review 15: the refusal printed the URL whole, a ``?code=`` system key included."""
+    with pytest.raises(RefusedArgument) as refused:
+        DurableHttp("http://user:pw@func-x.azurewebsites.net/runtime/webhooks/durabletask?code=SYSKEYSECRET", "k")
+    assert "SYSKEYSECRET" not in str(refused.value) and "pw" not in str(refused.value)
+    assert str(refused.value).endswith("http://func-x.azurewebsites.net/runtime/webhooks/durabletask")
