@@ -103,7 +103,7 @@ class ConfluentRegistry:
     """Confluent Schema Registry's REST API: Confluent Cloud, Redpanda, Apicurio (``/apis/ccompat/v7``), the local host.
 
     ``url`` is the registry's base URL (a path prefix is kept); ``username``/``password`` are HTTP
-    basic credentials (a Confluent Cloud API key and secret), sent only over https or to loopback.
+    basic credentials (a Confluent Cloud API key and secret). https, or http to this machine only.
     """
 
     kind: RegistryKind = "confluent"
@@ -117,8 +117,11 @@ class ConfluentRegistry:
                 f"SCHEMA_REGISTRY_URL {redacted(url)!r} carries credentials (user:secret@): not supported, and a"
                 " secret does not belong in a URL; set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD"
             )
-        if username and parsed.scheme != "https" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise RegistryRefused("SCHEMA_REGISTRY_URL must be https when SCHEMA_REGISTRY_USERNAME is set")
+        if parsed.scheme != "https" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise RegistryRefused(
+                f"schema registry {redacted(url)!r} must be https:// (http only to 127.0.0.1, localhost or ::1):"
+                " over http the schemas records are read with, and any credentials, cross the network in clear"
+            )
         self.url = url.strip().rstrip("/")
         self.shown = redacted(self.url)  # the URL as error messages name it
         self.timeout = self.max_call_seconds = timeout

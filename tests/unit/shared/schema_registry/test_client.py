@@ -691,3 +691,12 @@ def test_a_registry_answering_json_nested_past_the_parser_is_refused_in_one_line
             ConfluentRegistry(url).schema_text("1")
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize("url", ["http://registry.example.com:8081", "http://schema-registry:8081/prefix"])
+def test_a_registry_over_plain_http_off_this_machine_is_refused_with_or_without_credentials(url: str) -> None:
+    """Review 15: without SCHEMA_REGISTRY_USERNAME any http URL was taken: the schemas records are decoded with
+    crossed the network in clear, for anyone in between to swap."""
+    with pytest.raises(RegistryRefused, match="must be https://"):
+        ConfluentRegistry(url)
+    assert ConfluentRegistry("http://127.0.0.1:8081").url == "http://127.0.0.1:8081"
