@@ -322,9 +322,13 @@ def _all_misfits(column: pa.ChunkedArray, wanted: pa.DataType) -> tuple[pa.Array
 
 
 def _cast_what_fits(column: pa.ChunkedArray, wanted: pa.DataType) -> tuple[pa.Array, dict[int, Any]]:
-    """The column in ``wanted`` type: the whole column when it casts, else value by value (misfits null)."""
+    """The column in ``wanted`` type: the whole column when it casts without changing a value, else value by value
+    (misfits null). A cast that changes a value (5 to true, "0501" to 501, "NaN" to a float NaN) is a misfit: the
+    value keeps its own form in ``_extra``."""
     try:
-        return _cast(column, wanted).combine_chunks(), {}
+        fitted = _cast(column, wanted).combine_chunks()
+        if _unchanged(fitted, column):
+            return fitted, {}
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         pass
     values: list[Any] = []
@@ -334,11 +338,29 @@ def _cast_what_fits(column: pa.ChunkedArray, wanted: pa.DataType) -> tuple[pa.Ar
             values.append(None)
             continue
         try:
-            values.append(_cast(pa.array([value]), wanted)[0].as_py())
+            one = pa.array([value], column.type)
+            fitted = _cast(one, wanted)
+            if not _unchanged(fitted, one):
+                raise pa.ArrowInvalid(f"{value!r} would change")
+            values.append(fitted[0].as_py())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
             values.append(None)
             misfits[row] = value
     return pa.array(values, wanted), misfits
+
+
+def _unchanged(fitted: ArrowValues, original: ArrowValues) -> bool:
+    """Whether casting ``fitted`` back gives ``original`` (scalar types; a nested type is taken as it casts)."""
+    if pa.types.is_nested(fitted.type) or pa.types.is_nested(original.type):
+        return True
+    try:
+        if pa.types.is_timestamp(fitted.type) and pa.types.is_integer(original.type):  # epoch ms, as _cast reads them
+            back = fitted.cast(pa.timestamp("ms", tz=fitted.type.tz)).cast(pa.int64()).cast(original.type)
+        else:
+            back = fitted.cast(original.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return False
+    return all(a == b or (a != a and b != b) for a, b in zip(back.to_pylist(), original.to_pylist(), strict=True))
 
 
 def _cast(values: ArrowValues, wanted: pa.DataType) -> ArrowValues:

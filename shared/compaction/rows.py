@@ -79,12 +79,18 @@ def _from_records(records: list[object], schema: pa.Schema | None, path: str) ->
 def _column(values: list[object], landed: pa.DataType | None) -> pa.Array:
     """``values`` as today's landed type; as their own type when a file of other code landed another (the hour's
     fit then casts what it can and keeps the rest in ``_extra``, as for Parquet); as text when they mix types."""
+    if landed is not None and pa.types.is_integer(landed) and any(_fraction(value) for value in values):
+        landed = None  # Arrow would cut 2.5 to 2 silently: as their own type, so the fit keeps them in _extra
     for kind in (landed, None) if landed is not None else (None,):
         try:
             return pa.array(values, type=kind)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
             continue
     return pa.array([value if value is None or isinstance(value, str) else _text(value) for value in values])
+
+
+def _fraction(value: object) -> bool:
+    return isinstance(value, float) and not value.is_integer()
 
 
 def _text(value: object) -> str:
