@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from shared import formats
 from shared.batch import process_batch, rows_of
+from shared.compaction import drift
 from shared.compaction.hours import Hour, parse_raw_path
 from shared.compaction.plan import planned_raw_file
 from shared.compaction.rows import TIMESTAMP
@@ -199,7 +200,7 @@ def recompute_hour(
     diff.removed = sum(1 for row in candidates if _identity(row) not in landed_now)
     leaving = [(letter, life) for letter, life in letters if _identity_of(letter.record, life) in before]
     diff.newly_dead.update(str(letter.reason) for letter, _ in leaving)
-    table = _table(source, kept + rows, curated.schema)
+    table = _table(source, kept, rows, curated.schema)
     return HourResult(diff, table, [letter for letter, _ in leaving], [life for _, life in leaving])
 
 
@@ -278,14 +279,25 @@ def _letter_record(entry: DeadLetterEntry) -> KafkaRecord:
     return KafkaRecord(entry.topic, entry.partition, entry.offset, entry.key, entry.raw, entry.timestamp_ms)
 
 
-def _table(source: Source, rows: list[Row], curated: pa.Schema) -> pa.Table:
-    """Recomputed rows typed like the curated table (its columns first, then any new ones)."""
+def _table(source: Source, kept: list[Row], rows: list[Row], curated: pa.Schema) -> pa.Table:
+    """The hour's rows typed like the curated table (its columns first, then any new ones): ``kept`` (curated
+    rows not recomputed) in the curated types, ``rows`` (recomputed) in today's model's, then fitted to the curated
+    table as compaction fits an hour, so a value of a type changed since keeps its own form in ``_extra``, never
+    cast into another value (2.5 into 2), and one that cannot be cast never stops the run."""
     landed = formats.arrow_schema((*source.columns, *LINEAGE_COLUMNS))
     names = [name for name in curated.names if name not in ("date", "hour")]
     names += [name for name in landed.names if name not in names]
+    first, second = (curated, landed), (landed, curated)
+    tables = [_typed(part, names, order) for part, order in ((kept, first), (rows, second))]
+    fitted, _ = drift.fit_tables(curated, tables)
+    return pa.concat_tables(fitted)
+
+
+def _typed(rows: list[Row], names: list[str], schemas: tuple[pa.Schema, pa.Schema]) -> pa.Table:
+    """``rows`` as a table of ``names``, each column in the first of ``schemas`` that has it."""
     fields = []
     for name in names:
-        kind = curated.field(name).type if name in curated.names else landed.field(name).type
+        kind = next(schema.field(name).type for schema in schemas if name in schema.names)
         if pa.types.is_timestamp(kind):
             kind = pa.timestamp("ms", tz="UTC")
         fields.append(pa.field(name, kind))
@@ -293,11 +305,22 @@ def _table(source: Source, rows: list[Row], curated: pa.Schema) -> pa.Table:
     for column in fields:
         if pa.types.is_map(column.type):
             values[column.name] = [None if v is None else list(v.items()) for v in values[column.name]]
-    table = pa.table({f.name: pa.array(values[f.name], f.type) for f in fields})
+    table = pa.table({f.name: _array(values[f.name], f.type) for f in fields})
     for index, column in enumerate(table.schema):
         if pa.types.is_timestamp(column.type):
             table = table.set_column(index, column.name, table.column(index).cast(TIMESTAMP))
     return table
+
+
+def _array(values: list[object], kind: pa.DataType) -> pa.Array:
+    """``values`` as ``kind``; as their own type when they are not of it (a curated row of a type changed since),
+    for the fit to move; never a float cut to an integer."""
+    if pa.types.is_integer(kind) and any(isinstance(v, float) and not v.is_integer() for v in values):
+        return pa.array(values)
+    try:
+        return pa.array(values, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.array(values)
 
 
 def dead_letters_by_hour(

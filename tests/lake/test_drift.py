@@ -290,3 +290,29 @@ def test_a_fraction_read_back_as_a_later_models_integer_is_not_cut(
         x == sent or (x is None and json.loads(extra)["x"] == sent)
         for (x, extra), sent in zip([values[1], values[2]], [2.5, -1.9], strict=True)
     ), values
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "old", "new", "curated"), [("long", "double", 3, 2.5, None), ("string", "long", "a", 5, "5")]
+)
+def test_reprocessing_after_a_type_change_keeps_each_value_and_does_not_stop(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, before: str, after: str, old: Any, new: Any, curated: Any
+) -> None:
+    """Review 15: tools.reprocess typed today's values with the curated column's type: 2.5 became 2 and its _extra
+    copy was dropped on --promote; an int for a string column raised ArrowTypeError out of the command, so no hour
+    of the window could be reprocessed. A value the curated type holds exactly (5 as "5") fits; others keep _extra."""
+    from shared import sources
+    from shared.settings import REGISTERED_DEFAULTS
+    from tools import reprocess as tool
+
+    monkeypatch.setitem(sources.SOURCES, "things", _thing(before))
+    monkeypatch.setitem(REGISTERED_DEFAULTS, "things", dict(_thing(before).setting_defaults))
+    _land_at(lake, _thing(before), [{"id": 0, "x": old}], 0, FIXED_NOW_MS, "parquet")
+    _land_at(lake, _thing(after), [{"id": 1, "x": new}], 1, FIXED_NOW_MS + 10, "parquet")
+    run(lake, "things")
+    monkeypatch.setitem(sources.SOURCES, "things", _thing(after))
+    window = ["--from", "2026-11-24T10:00Z", "--to", "2026-11-24T11:00Z", "--lake", str(lake.store.root)]
+    assert tool.main(["things", *window, "--settings", "/nonexistent.json", "--promote"]) == 0
+    rows = {row["id"]: row for row in curated_rows(lake, "things", H10)}
+    assert rows[1]["x"] == curated, rows[1]
+    assert curated is not None or json.loads(rows[1]["_extra"])["x"] == new
