@@ -79,6 +79,27 @@ def test_a_failing_hour_raises_after_reporting_the_lag(tmp_path: Path, reader: I
     assert _values(reader)[names.COMPACTION_LAG] == 3 * 3600.0
 
 
+def test_hours_committed_before_a_run_fails_are_reported(
+    tmp_path: Path, reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 15: the hours, rows and files were recorded only when the run returned; an outage after an hour
+    committed (here in vacuum) left them out for good, the next run seeing the hour covered."""
+    from shared.compaction.delta_table import CuratedTable
+    from shared.errors import LakeUnavailable
+
+    def outage(_table: CuratedTable) -> int:
+        raise LakeUnavailable("the lake went away during vacuum")
+
+    monkeypatch.setattr(CuratedTable, "vacuum", outage)
+    lake = LocalLake(tmp_path)
+    _land(lake, 0, 20)
+    settings = load_settings({"LAKE_LOCAL_ROOT": str(tmp_path), "COMPACTION_GRACE_MINUTES": "15"})
+    with pytest.raises(LakeUnavailable):
+        run_compaction("sensors", lake, settings, now_ms=HOUR.end_ms + 45 * 60_000)
+    values = _values(reader)
+    assert (values[names.COMPACTION_HOURS], values[names.COMPACTION_ROWS]) == (1, 20)
+
+
 def test_the_drift_metric_counts_the_fields_the_report_leaves_unnamed(reader: InMemoryMetricReader) -> None:
     _report_drift("sensors", HourDrift(HOUR, rows=9, new_fields={"coupon": 9}, more_fields=70))
     assert _values(reader) == {names.COMPACTION_DRIFT: 71}
