@@ -43,7 +43,7 @@ from shared.batch import process_batch, rows_of
 from shared.compaction import drift
 from shared.compaction.hours import Hour, parse_raw_path
 from shared.compaction.plan import planned_raw_file
-from shared.compaction.rows import TIMESTAMP
+from shared.compaction.rows import TIMESTAMP, column_as
 from shared.dead_letters import DeadLetter
 from shared.errors import StreamingPocError, UnreadableLakeFile
 from shared.formats import DECODE_ERRORS
@@ -305,22 +305,11 @@ def _typed(rows: list[Row], names: list[str], schemas: tuple[pa.Schema, pa.Schem
     for column in fields:
         if pa.types.is_map(column.type):
             values[column.name] = [None if v is None else list(v.items()) for v in values[column.name]]
-    table = pa.table({f.name: _array(values[f.name], f.type) for f in fields})
+    table = pa.table({f.name: column_as(values[f.name], f.type) for f in fields})
     for index, column in enumerate(table.schema):
         if pa.types.is_timestamp(column.type):
             table = table.set_column(index, column.name, table.column(index).cast(TIMESTAMP))
     return table
-
-
-def _array(values: list[object], kind: pa.DataType) -> pa.Array:
-    """``values`` as ``kind``; as their own type when they are not of it (a curated row of a type changed since),
-    for the fit to move; never a float cut to an integer."""
-    if pa.types.is_integer(kind) and any(isinstance(v, float) and not v.is_integer() for v in values):
-        return pa.array(values)
-    try:
-        return pa.array(values, kind)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        return pa.array(values)
 
 
 def dead_letters_by_hour(

@@ -72,11 +72,11 @@ def _from_records(records: list[object], schema: pa.Schema | None, path: str) ->
         rows.append(record)
     names = list(dict.fromkeys(name for record in rows for name in record))
     known = {} if schema is None else {field.name: field.type for field in schema}
-    arrays = [_column([record.get(name) for record in rows], known.get(name)) for name in names]
+    arrays = [column_as([record.get(name) for record in rows], known.get(name)) for name in names]
     return pa.table(dict(zip(names, arrays, strict=True)))
 
 
-def _column(values: list[object], landed: pa.DataType | None) -> pa.Array:
+def column_as(values: list[object], landed: pa.DataType | None) -> pa.Array:
     """``values`` as today's landed type; as their own type when a file of other code landed another (the hour's
     fit then casts what it can and keeps the rest in ``_extra``, as for Parquet); as text when they mix types."""
     if landed is not None and pa.types.is_integer(landed) and any(_fraction(value) for value in values):
