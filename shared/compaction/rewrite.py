@@ -58,10 +58,10 @@ from shared.compaction.slices import (
     duplicate_positions,
     earlier_overlaps,
     group_mask,
-    in_slice,
     offset_ranges,
     plan_slices,
     repeating_groups,
+    split_slice,
     without_positions,
     without_repeats,
 )
@@ -273,20 +273,19 @@ class HourRewrite:
         kept: set[Identity] = set()  # of the curated rows' repeated identities, those written
         try:
             for position, time_slice in enumerate(plan):
-                decoded = self._decoded(pool, scan, time_slice, carried)
+                following = set(plan[position + 1].inputs) if position + 1 < len(plan) else set()
+                raw_parts, carried = self._slice_of_raw(pool, scan, time_slice, carried, following)
                 parts = []
                 if CURATED in time_slice.inputs:
                     curated = self.table.read_slice(self.task.hour, time_slice)
                     parts.append(fit.fit(without_repeats(curated, scan.repeated, kept)))
-                for index, table in decoded.items():
+                for index, part in raw_parts.items():
                     with _reading(self.task.new_files[index - 1]):
-                        parts.append(fit.fit(in_slice(table, time_slice)))
+                        parts.append(fit.fit(part))
                 rows = assemble_slice(parts, fit.schema)
                 fit.count(rows)
                 written += rows.num_rows
                 files.write(rows)
-                following = set(plan[position + 1].inputs) if position + 1 < len(plan) else set()
-                carried = _carry(decoded, following, self.slice_rows)
             if written != scan.rows:
                 raise CompactionError(f"hour {self.task.hour}: {written} rows sliced, {scan.rows} planned")
             files.finish()
@@ -296,19 +295,41 @@ class HourRewrite:
             files.remove()
             raise
 
-    def _decoded(
-        self, pool: ThreadPoolExecutor, scan: _Scan, time_slice: TimeSlice, carried: dict[int, pa.Table]
-    ) -> dict[int, pa.Table]:
-        """The slice's raw inputs whole, repeated rows removed: carried over or read again."""
+    def _slice_of_raw(
+        self,
+        pool: ThreadPoolExecutor,
+        scan: _Scan,
+        time_slice: TimeSlice,
+        carried: dict[int, pa.Table],
+        following: set[int],
+    ) -> tuple[dict[int, pa.Table], dict[int, pa.Table]]:
+        """Each raw input's rows of the slice (repeated rows removed), and the rest of those the next slice reads
+        too, kept while they add up to at most a slice: carried over, else read again. Each file is cut to the
+        slice as it is decoded, so a file one late event spreads over the hour never stays whole in memory."""
         wanted = [index for index in time_slice.inputs if index != CURATED]
         missing = [index for index in wanted if index not in carried]
         files = [self.task.new_files[index - 1] for index in missing]
-        tables = dict(carried)
-        for index, raw, data in zip(missing, files, self._reads(pool, files), strict=True):
+        decoded = self._decoded(pool, scan, missing, files)
+        parts: dict[int, pa.Table] = {}
+        kept: dict[int, pa.Table] = {}
+        room = self.slice_rows
+        for index in wanted:
+            table = carried[index] if index in carried else next(decoded)
+            with _reading(self.task.new_files[index - 1]):
+                parts[index], rest = split_slice(table, time_slice)
+            if index in following and rest.num_rows <= room:
+                kept[index] = rest
+                room -= rest.num_rows
+        return parts, kept
+
+    def _decoded(
+        self, pool: ThreadPoolExecutor, scan: _Scan, indexes: Sequence[int], files: Sequence[RawFile]
+    ) -> Iterator[pa.Table]:
+        """The raw files (inputs ``indexes``) decoded one at a time, in order, repeated rows removed."""
+        for index, raw, data in zip(indexes, files, self._reads(pool, files), strict=True):
             with _reading(raw):
                 table = read_raw(raw.format, data, path=raw.path, schema=self.landed)
-            tables[index] = without_positions(table, scan.drops.get(index))
-        return {index: tables[index] for index in wanted}
+            yield without_positions(table, scan.drops.get(index))
 
     def _reads(self, pool: ThreadPoolExecutor, files: Sequence[RawFile]) -> Iterator[bytes]:
         return _read_ahead(pool, self.lake.read, [raw.path for raw in files], READ_AHEAD)
@@ -406,18 +427,6 @@ def _check_storable(hour: Hour, raw: RawFile, schema: pa.Schema) -> None:
             )
         fields.append(column.with_type(kind))
     delta_schema(hour, pa.schema([*fields, *_partition_fields()]))
-
-
-def _carry(decoded: dict[int, pa.Table], following: set[int], budget: int) -> dict[int, pa.Table]:
-    """Tables the next slice reads too, kept while they add up to at most ``budget`` rows."""
-    kept: dict[int, pa.Table] = {}
-    rows = 0
-    for index in sorted(following & decoded.keys()):
-        rows += decoded[index].num_rows
-        if rows > budget:
-            break
-        kept[index] = decoded[index]
-    return kept
 
 
 def _within(offsets: pa.Array, first: int, last: int) -> pa.Array:

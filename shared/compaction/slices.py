@@ -28,6 +28,7 @@ its new raw files. Among rows with the same identity the first input's wins, as 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class InputStats:
     null_times: int = 0
     groups: dict[GroupKey, GroupStats] = field(default_factory=dict)
     bins: Counter[int] = field(default_factory=Counter)
+    spans: list[TimeSpan] = field(default_factory=list)  # where its times are: kept when ``bins`` is not
 
     def add(self, hour: Hour, identity: pa.Table | pa.RecordBatch) -> None:
         """Count a table or batch of ``IDENTITY`` and ``EVENT_TIME`` columns (typed as ``read_raw`` gives them)."""
@@ -102,17 +104,59 @@ class InputStats:
         self.max_us = high if self.max_us is None else max(self.max_us, high)
         since = pc.subtract(present, hour.start_ms * 1000)
         index = pc.if_else(pc.less(since, 0), -1, pc.min_element_wise(pc.divide(since, BIN_US), BINS))
+        occupied = []
         for entry in pc.value_counts(index).to_pylist():
             self.bins[int(entry["values"])] += int(entry["counts"])
+            occupied.append(bin_span(hour, int(entry["values"])))
+        self.spans = joined_spans([*self.spans, *occupied])
 
     def overlaps(self, time_slice: TimeSlice) -> bool:
+        """Whether the input may hold rows of ``time_slice``: never false when it does. By its occupied bins, so
+        a file of one minute with one event late by fifty is read for the slices of those two times alone."""
         if time_slice.nulls:
             return self.null_times > 0
         if self.min_us is None or self.max_us is None:
             return False
         above = time_slice.lo_us is None or self.max_us >= time_slice.lo_us
         below = time_slice.hi_us is None or self.min_us < time_slice.hi_us
-        return above and below
+        return above and below and any(_meets(span, time_slice) for span in self.spans)
+
+
+TimeSpan = tuple[int | None, int | None]  # event times lo_us <= t < hi_us (None: unbounded)
+MAX_SPANS = 64  # per input; past it the nearest spans join (a wider span only makes a file read more often)
+
+
+def bin_span(hour: Hour, index: int) -> TimeSpan:
+    """The event times bin ``index`` of ``hour`` holds (bins -1 and ``BINS``: all before and after the hour)."""
+    start = hour.start_ms * 1000
+    return (
+        None if index < 0 else start + index * BIN_US,
+        None if index >= BINS else start + (index + 1) * BIN_US,
+    )
+
+
+def joined_spans(spans: Iterable[TimeSpan]) -> list[TimeSpan]:
+    """``spans`` in order, those that meet joined, and the closest joined until at most ``MAX_SPANS`` are left."""
+    ordered = sorted(spans, key=lambda span: -math.inf if span[0] is None else span[0])
+    joined: list[TimeSpan] = []
+    for lo, hi in ordered:
+        if joined and (joined[-1][1] is None or lo is None or lo <= joined[-1][1]):
+            last_lo, last_hi = joined[-1]
+            joined[-1] = (last_lo, None if last_hi is None or hi is None else max(last_hi, hi))
+        else:
+            joined.append((lo, hi))
+    while len(joined) > MAX_SPANS:
+        gaps = [(right[0] - left[1], index) for index, (left, right) in enumerate(pairwise(joined))]  # type: ignore[operator]
+        _, index = min(gaps)
+        joined[index : index + 2] = [(joined[index][0], joined[index + 1][1])]
+    return joined
+
+
+def _meets(span: TimeSpan, time_slice: TimeSlice) -> bool:
+    lo, hi = span
+    return (hi is None or time_slice.lo_us is None or hi > time_slice.lo_us) and (
+        lo is None or time_slice.hi_us is None or lo < time_slice.hi_us
+    )
 
 
 def micros(times: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -352,6 +396,16 @@ def without_repeats(rows: pa.Table, repeated: Collection[Identity], kept: set[Id
 
 def in_slice(table: pa.Table, time_slice: TimeSlice) -> pa.Table:
     """The rows of ``table`` that belong to ``time_slice``."""
+    return table.filter(slice_mask(table, time_slice))
+
+
+def split_slice(table: pa.Table, time_slice: TimeSlice) -> tuple[pa.Table, pa.Table]:
+    """The rows of ``table`` that belong to ``time_slice``, and the others."""
+    mask = slice_mask(table, time_slice)
+    return table.filter(mask), table.filter(pc.invert(mask))
+
+
+def slice_mask(table: pa.Table, time_slice: TimeSlice) -> pa.ChunkedArray | pa.Array:
     times = micros(table.column(EVENT_TIME))
     if time_slice.nulls:
         mask = pc.is_null(times)
@@ -363,7 +417,7 @@ def in_slice(table: pa.Table, time_slice: TimeSlice) -> pa.Table:
             mask = pc.and_(mask, pc.less(times, time_slice.hi_us))
     if time_slice.identities:
         mask = pc.and_(mask, _in_identities(table, time_slice.identities))
-    return table.filter(mask)
+    return mask
 
 
 def _in_identities(table: pa.Table, identities: Iterable[IdentityRange]) -> pa.ChunkedArray | pa.Array:

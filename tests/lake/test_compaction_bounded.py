@@ -191,6 +191,47 @@ def test_no_slice_holds_more_than_its_budget(lake: Lake, monkeypatch: pytest.Mon
     assert len(sizes) >= 6 and max(sizes) <= 100
 
 
+def test_a_late_event_in_every_file_neither_holds_the_hour_nor_decodes_it_again_per_slice(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch a minute, each carrying one event of the hour's first instant: every file spans the hour from its
+    first instant to its own minute. Each file is read for the slices its rows are in, cut to the slice as it
+    is decoded, and the rows held stay near a slice (they were the whole hour, decoded 16 times over)."""
+    files, per_file, budget = 40, 250, 500
+    paths = []
+    for index in range(files):
+        batch = rows(
+            list(range(index * per_file, (index + 1) * per_file)), partition=0, value=1.0, chance=random.Random()
+        )
+        for n, row in enumerate(batch):
+            row["_event_time"] = H10.start_ms + index * 60_000 + (n * 10_000) // per_file
+        batch[0]["_event_time"] = H10.start_ms
+        paths.append(land(lake, f"p{index:03d}", "parquet", batch))
+    expected = reference(lake, pa.table({}), paths)
+    decoded: list[int] = []
+    read = rewrite.read_raw
+
+    def counted(*args: Any, **kwargs: Any) -> pa.Table:
+        table = read(*args, **kwargs)
+        decoded.append(table.num_rows)
+        return table
+
+    held: list[int] = []
+    cut = rewrite.HourRewrite._slice_of_raw
+
+    def measured(self: Any, *args: Any) -> Any:
+        parts, kept = cut(self, *args)
+        held.append(sum(t.num_rows for t in [*parts.values(), *kept.values()]))
+        return parts, kept
+
+    monkeypatch.setattr(rewrite, "read_raw", counted)
+    monkeypatch.setattr(rewrite.HourRewrite, "_slice_of_raw", measured)
+    assert lake.compact(slice_rows=budget).rows == files * per_file
+    assert lake.hour_in_stored_order() == expected
+    assert sum(decoded) <= 3 * files * per_file, sum(decoded)
+    assert max(held) <= 2 * budget + files, held
+
+
 def test_rows_of_one_instant_past_the_budget_are_cut_by_identity_into_the_reference_order(
     lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
