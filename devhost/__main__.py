@@ -15,8 +15,8 @@ from pathlib import Path
 from devhost.errors import DevHostError
 from devhost.runtime.console import ConsoleLogHandler
 from devhost.runtime.host_config import HostConfigError
-from devhost.timers.ncrontab import ScheduleError
 from shared.errors import ConfigurationError
+from shared.ncrontab import ScheduleError
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 EXIT_FAILED = 1  # a broker or Azurite that cannot be started or reached
@@ -84,7 +84,7 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--azurite-dir", type=Path, help="Azurite's data directory (default .azurite)")
     start.add_argument("--no-timers", dest="timers", action="store_false", help="do not run timer triggers")
     start.add_argument("--duration", type=_seconds, help="stop cleanly after this many seconds (default: until Ctrl-C)")
-    start.add_argument("--workers", type=int, default=1, help="processes sharing each consumer group (default 1)")
+    start.add_argument("--workers", type=_positive, default=1, help="processes sharing each consumer group (default 1)")
     start.add_argument("--port", type=_port, default=7071, help="HTTP port (default 7071)")
     start.add_argument(
         "--partitions", type=_positive, default=4, help="partitions of topics the host creates (default 4)"
@@ -121,18 +121,18 @@ def main(argv: list[str] | None = None) -> int:
         azurite_dir=arguments.azurite_dir,
         timers=arguments.timers,
         duration=arguments.duration,
-        workers=max(1, arguments.workers),
+        workers=arguments.workers,
         port=arguments.port,
         partitions=arguments.partitions,
         final_timers=tuple(prefix for prefix in arguments.final_timers.split(",") if prefix),
     )
     try:
         return LocalHost(options).run()
-    except ConfigurationError as error:  # an app setting the code refuses (``shared.settings``): names it
-        print(settings_error_line("devhost", error), file=sys.stderr)
-        return EXIT_USAGE
     except (HostConfigError, PortUnavailable, ScheduleError) as error:
         print(f"devhost: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigurationError as error:  # an app setting the code refuses (``shared.settings``): names it
+        print(settings_error_line("devhost", error), file=sys.stderr)
         return EXIT_USAGE
     except DevHostError as error:  # a broker or Azurite that cannot be started or reached: the message says what
         print(f"devhost: {error}", file=sys.stderr)

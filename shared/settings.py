@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
 from shared.layout import NAME_BYTES, longest_file_name_bytes
+from shared.ncrontab import Schedule, ScheduleError
 
 LakeFormat = Literal["parquet", "avro", "jsonl"]
 
@@ -135,7 +136,9 @@ class Settings(BaseSettings):
     lake_file_system: str = Field(
         "lake",
         alias="LAKE_FILE_SYSTEM",
-        description="File system (container) that holds `raw/` and `deadletter/`.",
+        description=(
+            "File system (container) that holds `raw/` and `deadletter/`: 3-63 lowercase letters, digits, hyphens."
+        ),
     )
     applicationinsights_connection_string: SecretStr = Field(
         SecretStr(""),
@@ -186,9 +189,11 @@ class Settings(BaseSettings):
         150.0,
         alias="LANDING_LEASE_SECONDS",
         gt=0,
+        le=3600,
         description=(
             "How long an unfinished landing is left to its writer before another instance removes its files and lands "
-            "the records again; at least two of the lake's longest requests (66 s each on Azure) plus 2 s."
+            "the records again; at least two of the lake's longest requests (66 s each on Azure) plus 2 s; at most "
+            "3600."
         ),
     )
     compaction_grace_minutes: int = Field(
@@ -249,6 +254,31 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_buckets_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("lake_local_root", mode="before")
+    @classmethod
+    def _blank_root_is_the_default(cls, value: object) -> object:
+        return Path(".lake") if value is None or (isinstance(value, str) and not value.strip()) else value
+
+    @field_validator("applicationinsights_connection_string", mode="before")
+    @classmethod
+    def _telemetry_connection_readable(cls, value: object) -> object:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str):
+            check_telemetry_connection(text.strip())
+            return text.strip()
+        return value
+
+    @model_validator(mode="after")
+    def _file_system_is_a_container_name(self) -> Self:
+        """A name Azure Storage refuses would fail every batch, retried for ever, naming no setting."""
+        name = self.lake_file_system
+        if self.lake_kind != "local" and not (3 <= len(name) <= 63 and _CONTAINER_NAME.fullmatch(name)):
+            raise ValueError(
+                f"LAKE_FILE_SYSTEM must be a container name: 3-63 lowercase letters, digits and single hyphens, "
+                f"starting and ending with a letter or digit; got {name!r}"
+            )
+        return self
 
     @field_validator("kafka_broker_list")
     @classmethod
@@ -340,6 +370,32 @@ def is_eventhubs_host(host: str) -> bool:
     return bool(name) and domain.startswith("servicebus.")
 
 
+_CONTAINER_NAME = re.compile(r"[a-z0-9](?:-?[a-z0-9])+")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def check_telemetry_connection(connection_string: str) -> None:
+    """Raise ``ValueError`` naming APPLICATIONINSIGHTS_CONNECTION_STRING unless the Azure Monitor exporter reads it:
+    ``key=value`` pairs separated by ``;`` (no empty pair), an ``InstrumentationKey`` that is a lowercase UUID, and
+    no ``Authorization`` but ``ikey``. Empty means not exported."""
+    if not connection_string:
+        return
+    pairs = [part.split("=") for part in connection_string.split(";")]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING must be key=value pairs separated by ';' "
+            "(InstrumentationKey=<uuid>;IngestionEndpoint=https://...), with no empty pair or '=' in a value"
+        )
+    values = {key.lower(): value for key, value in pairs}
+    if not _UUID.fullmatch(values.get("instrumentationkey", "")):
+        raise ValueError("APPLICATIONINSIGHTS_CONNECTION_STRING needs an InstrumentationKey that is a lowercase UUID")
+    if values.get("authorization", "ikey").lower() != "ikey":
+        raise ValueError(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING: Authorization must be ikey (Entra ID export is set by "
+            "APPLICATIONINSIGHTS_AUTHENTICATION_STRING)"
+        )
+
+
 def telemetry_identity(authentication_string: str) -> str | None:
     """The managed identity's client id an APPLICATIONINSIGHTS_AUTHENTICATION_STRING names (None: system-assigned).
 
@@ -364,7 +420,12 @@ class SourceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
-    topic: str = Field(description="Kafka topic (event hub) the source is produced to and consumed from.")
+    topic: str = Field(
+        description=(
+            "Kafka topic (event hub) the source is produced to and consumed from: letters, digits, `.`, `_`, `-`, "
+            "at most 152 ASCII characters (the longest its lake files can be named by)."
+        )
+    )
     consumer_group: str = Field(description="Consumer group of the source's processing function.")
     format: LakeFormat = Field("parquet", description="Lake file format: parquet (zstd), avro or jsonl (gzip).")
     state_enabled: bool = Field(
@@ -440,6 +501,10 @@ class SourceSettings(BaseSettings):
                 f"{_setting_name(info)} must be an NCRONTAB expression of six fields, seconds first "
                 f'(e.g. "*/10 * * * * *" or "0 */15 * * * *"); got {value!r}'
             )
+        try:  # values the Functions host refuses (second 99, day of week 7, a step of 0) stop every function
+            Schedule.parse(value)
+        except ScheduleError as error:
+            raise ValueError(f"{_setting_name(info)}: {value!r}: {error}") from None
         return value
 
 

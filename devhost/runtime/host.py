@@ -41,12 +41,12 @@ from devhost.runtime.host_loop import HostLoop
 from devhost.runtime.invoker import Invoker, WorkerLoop
 from devhost.runtime.workers import WorkerPool
 from devhost.services.broker import BrokerError, embedded_broker, ensure_topics, wait_for_metadata
-from devhost.timers.ncrontab import Schedule, ScheduleError
 from devhost.timers.runner import TimerRunner
 from devhost.web.dashboard.stats import LiveStats
 from devhost.web.routes import http_routes
 from devhost.web.server import DURABLE_PREFIX, HttpFrontEnd
 from shared import kafka_clients, metric_names
+from shared.ncrontab import Schedule, ScheduleError
 
 log = logging.getLogger("devhost")
 EXAMPLE_SETTINGS = PROJECT_ROOT / "local.settings.example.json"

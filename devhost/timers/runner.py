@@ -14,7 +14,7 @@ from devhost.runtime.catalog import IndexedFunction
 from devhost.runtime.function_stats import FunctionStats
 from devhost.runtime.host_config import HostConfig
 from devhost.runtime.invoker import Invoker
-from devhost.timers.ncrontab import Schedule
+from shared.ncrontab import Schedule
 
 log = logging.getLogger("devhost.timers")
 

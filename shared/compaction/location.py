@@ -4,7 +4,7 @@
 - ``blob`` (Azurite, or any Blob account): ``az://<container>/curated/<source>`` with the account
   name and key of the connection string, and its Blob endpoint (HTTP allowed only for a loopback
   endpoint, i.e. the emulator).
-- ``adls``: ``abfss://<file system>@<account>.dfs.core.windows.net/curated/<source>`` with the
+- ``adls``: ``abfss://<file system>@<account>.dfs.core.windows.net/curated/<source>`` (public Azure only) with the
   managed identity (no key). On App Service and Functions the platform exposes the identity at
   ``IDENTITY_ENDPOINT``; the object store is pointed at it, and it sends ``IDENTITY_HEADER``.
   A connection string, when set, is used instead (as the other stores do).
@@ -24,6 +24,7 @@ from shared.settings import Settings
 
 CURATED_AREA = "curated"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+PUBLIC_CLOUD_DOMAINS = frozenset({"dfs.core.windows.net", "blob.core.windows.net"})
 DEVELOPMENT_ACCOUNT = "devstoreaccount1"
 DEVELOPMENT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
@@ -50,9 +51,15 @@ def delta_location(settings: Settings, source: str, environ: Mapping[str, str] |
         return _with_key(connection_string, container, relative)
     if not settings.lake_account_url:
         raise ConfigurationError(f"LAKE_KIND={settings.lake_kind} needs LAKE_ACCOUNT_URL or LAKE_CONNECTION_STRING")
-    account = (urlsplit(settings.lake_account_url).hostname or "").split(".")[0]
+    host = (urlsplit(settings.lake_account_url).hostname or "").lower()
+    account, _, domain = host.partition(".")
     if not account:
         raise ConfigurationError(f"cannot read the account name from LAKE_ACCOUNT_URL {settings.lake_account_url!r}")
+    if domain not in PUBLIC_CLOUD_DOMAINS:  # the Delta writer names public Azure's hosts and token audience only
+        raise ConfigurationError(
+            f"LAKE_ACCOUNT_URL {settings.lake_account_url!r}: compaction writes the curated table in public Azure "
+            f"only (<account>.dfs.core.windows.net); it would reach a host of that name there, not this account"
+        )
     options = {"azure_storage_account_name": account}
     if env.get("IDENTITY_ENDPOINT"):
         options["azure_msi_endpoint"] = env["IDENTITY_ENDPOINT"]

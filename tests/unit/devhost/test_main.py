@@ -103,12 +103,13 @@ def test_a_bad_app_setting_stops_the_embedded_broker_it_started(tmp_path: Path) 
 
 
 def test_a_schedule_ncrontab_refuses_stops_the_host_at_once_with_one_line_and_exit_2(tmp_path: Path) -> None:
-    """Weekday 8 passes the app's own check (six fields of the right form) but not NCrontab's ranges: it stopped
-    the host with exit 1 (a service failure) once the consumers had started."""
+    """Weekday 8 has six fields of the right form but is outside NCrontab's ranges: it stopped the host with exit 1
+    (a service failure) once the consumers had started; the settings now refuse it, naming the setting."""
     done = _start_embedded(tmp_path, {"CLICKSTREAM_GENERATOR_SCHEDULE": "0 0 0 * * 8"})
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
-        "devhost: generate_clickstream: schedule '0 0 0 * * 8': day of week: '8' is outside 0-6"
+        "devhost: invalid settings of source 'clickstream': CLICKSTREAM_GENERATOR_SCHEDULE: '0 0 0 * * 8': "
+        "day of week: '8' is outside 0-6"
     ]
     assert "listening on" not in done.stdout
 
@@ -232,3 +233,12 @@ def test_the_log_level_is_taken_in_any_case() -> None:
     from devhost.__main__ import parser
 
     assert parser().parse_args(["start", "--log-level", "debug"]).log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("workers", ["0", "-3"])
+def test_workers_below_one_are_refused_as_partitions_are(workers: str) -> None:
+    from devhost.__main__ import parser
+
+    with pytest.raises(SystemExit) as raised:
+        parser().parse_args(["start", "--workers", workers])
+    assert raised.value.code == 2

@@ -4,6 +4,8 @@ never print."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import orjson
 import pytest
@@ -23,6 +25,8 @@ from shared.settings import (
 )
 from shared.sources import CONFIG_SOURCES, SOURCES
 from tests.conftest import ROOT
+
+IKEY = "0a1b2c3d-0000-4000-8000-00000000abcd"
 
 EXAMPLE = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
 OAUTH = {
@@ -114,11 +118,40 @@ def test_each_kafka_security_mode_with_what_it_needs_is_valid() -> None:
         # Event Hubs over PLAINTEXT (the protocol's default): no TLS, and every connection would time out
         ({"KAFKA_BROKER_LIST": "evhns-prod.servicebus.windows.net:9093"}, "takes KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
         ({"KAFKA_BROKER_LIST": "localhost:9092, EVHNS.ServiceBus.Windows.net:9093"}, "evhns.servicebus.windows.net"),
+        # an infinite or huge lease overflowed the ledger's deadline, or made a partition wait for ever
+        ({"LANDING_LEASE_SECONDS": "inf"}, "LANDING_LEASE_SECONDS: Input should be less than or equal to 3600"),
+        ({"LANDING_LEASE_SECONDS": "1e20"}, "LANDING_LEASE_SECONDS"),
+        ({"LANDING_LEASE_SECONDS": "nan"}, "LANDING_LEASE_SECONDS"),
+        # the exporter's own parser raised a bare ValueError from function_app.py, naming nothing
+        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": "x"}, "APPLICATIONINSIGHTS_CONNECTION_STRING must be key=value"),
+        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={IKEY};"}, "no empty pair"),
+        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=abc"}, "lowercase UUID"),
+        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={IKEY.upper()}"}, "lowercase UUID"),
+        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={IKEY};Authorization=AAD"}, "ikey"),
+        # a container name Azure Storage refuses failed every batch, retried for ever, naming no setting
+        ({"LAKE_KIND": "blob", "LAKE_FILE_SYSTEM": ""}, "LAKE_FILE_SYSTEM must be a container name"),
+        ({"LAKE_KIND": "adls", "LAKE_FILE_SYSTEM": "Lake"}, "LAKE_FILE_SYSTEM must be a container name"),
+        ({"LAKE_KIND": "adls", "LAKE_FILE_SYSTEM": "la"}, "LAKE_FILE_SYSTEM must be a container name"),
+        ({"LAKE_KIND": "blob", "LAKE_FILE_SYSTEM": "a--b"}, "LAKE_FILE_SYSTEM must be a container name"),
+        ({"LAKE_KIND": "blob", "LAKE_FILE_SYSTEM": "lake-"}, "LAKE_FILE_SYSTEM must be a container name"),
     ],
 )
 def test_bad_settings_fail_with_the_setting_name(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         load_settings(env)
+
+
+def test_edge_values_that_mean_unset_or_are_valid_are_taken() -> None:
+    assert load_settings({"LAKE_LOCAL_ROOT": ""}).lake_local_root == Path(".lake")  # not the working directory
+    assert load_settings({"LAKE_LOCAL_ROOT": " "}).lake_local_root == Path(".lake")
+    blank = load_settings({"APPLICATIONINSIGHTS_CONNECTION_STRING": "  "})
+    assert blank.applicationinsights_connection_string.get_secret_value() == ""  # not exported, no traceback
+    azure = f" InstrumentationKey={IKEY};IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/ "
+    assert load_settings({"APPLICATIONINSIGHTS_CONNECTION_STRING": azure}).applicationinsights_connection_string
+    for name in ("lake", "lake-1", "a" * 63, "0ab"):
+        assert load_settings({"LAKE_KIND": "blob", "LAKE_FILE_SYSTEM": name}).lake_file_system == name
+    assert load_settings({"LAKE_FILE_SYSTEM": ""}).lake_kind == "local"  # the local lake names no container
+    assert load_settings({"LANDING_LEASE_SECONDS": "3600"}).landing_lease_seconds == 3600
 
 
 @pytest.mark.parametrize(
@@ -215,6 +248,25 @@ def test_a_seed_the_progress_file_cannot_hold_fails_naming_the_setting(seed: int
 def test_every_signed_64_bit_seed_is_taken_and_fits_the_progress_file(seed: int) -> None:
     settings = load_source_settings("sensors", {"SENSORS_GENERATOR_SEED": str(seed)})
     assert orjson.loads(orjson.dumps({"seed": settings.generator_seed})) == {"seed": seed}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("ORDERS_GENERATOR_SCHEDULE", "0 0 0 * * 7", "day of week: '7' is outside 0-6"),
+        ("ORDERS_GENERATOR_SCHEDULE", "*/0 * * * * *", "second: bad step"),
+        ("ORDERS_COMPACTION_SCHEDULE", "99 * * * * *", "second: '99' is outside 0-59"),
+        ("CLICKSTREAM_COMPACTION_SCHEDULE", "0 0 24 * * *", "hour: '24' is outside 0-23"),
+        ("CLICKSTREAM_GENERATOR_SCHEDULE", "0 0 0 0 * *", "day of month: '0' is outside 1-31"),
+        ("USERS_GENERATOR_SCHEDULE", "0 0 0 1 13 *", "month: '13' is outside 1-12"),
+        ("USERS_GENERATOR_SCHEDULE", "0 0 0 * * 5-1", "day of week: '5-1' is outside 0-6"),
+    ],
+)
+def test_a_schedule_outside_ncrontabs_ranges_is_refused_naming_the_setting(name: str, value: str, why: str) -> None:
+    """The Functions host refuses these, and with them every function of the app, after a deploy that succeeded."""
+    source = name.split("_", 1)[0].lower()
+    with pytest.raises(ConfigurationError, match=f"\n  {name}: '{re.escape(value)}': {re.escape(why)}"):
+        load_source_settings(source, {name: value})
 
 
 @pytest.mark.parametrize(

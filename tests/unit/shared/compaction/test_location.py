@@ -34,3 +34,10 @@ def test_plain_http_is_refused_off_loopback() -> None:
     remote = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5;BlobEndpoint=http://example.com/a"
     with pytest.raises(ConfigurationError, match="loopback"):
         delta_location(load_settings({"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": remote}), "sensors")
+
+
+@pytest.mark.parametrize("url", ["https://acct.dfs.core.chinacloudapi.cn", "https://acct.dfs.core.usgovcloudapi.net"])
+def test_an_account_outside_public_azure_is_refused_not_written_to_a_public_host_of_its_name(url: str) -> None:
+    """The Delta writer's abfss URI named <account>.dfs.core.windows.net whatever cloud LAKE_ACCOUNT_URL was in."""
+    with pytest.raises(ConfigurationError, match="public Azure only"):
+        delta_location(load_settings({"LAKE_KIND": "adls", "LAKE_ACCOUNT_URL": url}), "orders")

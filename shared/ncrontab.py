@@ -7,6 +7,9 @@ five-field expression (no seconds) fires at second 0. Days of the week are 0-6 (
 the day-of-week field, whatever they are: ``0 0 0 1 * Mon`` fires on a 1st that is a Monday, not on
 every 1st and every Monday as classic cron's "either" rule would have it (NCrontab, which the
 Functions host uses, finds the day of the month, then requires its day of the week).
+
+Settings check each schedule with it, so a value the Functions host would refuse (and with it every
+function of the app) is refused where it is read; the local host fires its timers by it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from devhost.errors import DevHostError
+from shared.errors import ConfigurationError
 
 _MONTHS = {
     n: i
@@ -25,7 +28,7 @@ _DAYS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "
 _SEARCH_LIMIT = timedelta(days=366 * 29)
 
 
-class ScheduleError(DevHostError):
+class ScheduleError(ConfigurationError):
     """The expression is not a valid NCRONTAB schedule."""
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devhost.timers.ncrontab import Schedule, ScheduleError
+from shared.ncrontab import Schedule, ScheduleError
 
 
 def test_ncrontab_six_fields_seconds_first() -> None:
@@ -48,7 +48,7 @@ def test_a_schedule_that_fires_once_in_decades_is_accepted_as_azure_accepts_it()
     never firing, and the host would not start; Azure's NCrontab takes it."""
     from datetime import UTC, datetime
 
-    from devhost.timers.ncrontab import Schedule
+    from shared.ncrontab import Schedule
 
     fires = Schedule.parse("0 0 0 29 2 Mon").next_after(datetime(2026, 12, 6, tzinfo=UTC))
     assert fires == datetime(2044, 2, 29, tzinfo=UTC)
