@@ -33,7 +33,11 @@ moved from changed meanwhile (signals still queued: let the entities drain, run 
 key an earlier run moved whose bucket has applied nothing since is moved again when its per-key entity has applied
 more: ``shared.state.migration.moved_on``). A key whose
 state cannot be put in today's form (``upgrade`` raises: a shape no release wrote, or damaged) is moved
-(or exported) as stored and the others go on; the run names it at the end and exits 1.
+(or exported) as stored and the others go on; the run names it at the end and exits 1. So is one whose stored
+text is not a JSON object (its new bucket holds it as damaged, as the old one did). Damaged outside this code, as
+the entity reads it (``shared.state.bucket_state``): a bucket's bookkeeping is set aside and its keys move; what a
+bucket set aside or refused stays in it; a raw file that cannot be read is passed over (a key only it holds is not
+moved): each is named in one line and the run exits 1.
 Exit 2, naming it, when the Durable HTTP API or the lake cannot be reached (nothing is recorded; run it again),
 or a setting or ``--durable-url`` is refused, or the lake's record of bucket counts is lost (one line; docs/scale.md,
 "If the record is lost").
@@ -75,7 +79,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from shared.compaction.hours import parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
-from shared.compaction.rows import read_raw
+from shared.compaction.rows import CompactionError, read_raw
 from shared.errors import ConfigurationError, LakeError, LakeUnavailable, UnsafePath
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
@@ -87,7 +91,7 @@ from shared.settings import Settings, load_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, imported, record_migrated, state_bucket_settings
-from shared.state.bucket_state import MAX_BUCKET_BYTES, as_adopted, held_keys, key_state
+from shared.state.bucket_state import MAX_BUCKET_BYTES, held_keys
 from shared.state.buckets import MAX_BUCKETS, bucket_for, bucket_key
 from shared.state.keys import BadKey, encode_key
 from shared.state.migration import (
@@ -97,13 +101,17 @@ from shared.state.migration import (
     StateExport,
     Verification,
     adopt_signals,
+    as_stored,
     export_bytes,
     export_of,
+    held_as_moved,
     keys_of,
+    left_behind,
     moved_on,
     parse_export,
     partition_of,
     positions_of,
+    readable,
     replaced_by,
     run_token,
     unbucketed,
@@ -132,15 +140,15 @@ class DurableHttp:
         path = f"{self.base_url}/entities/{urllib.parse.quote(entity, safe='')}/{urllib.parse.quote(key, safe='~:')}"
         return path + ("?" + urllib.parse.urlencode(query) if query else "")
 
-    def read(self, entity: str, key: str) -> dict[str, Any] | None:
+    def read(self, entity: str, key: str) -> Any:
+        """The entity's state as stored, of whatever shape (``None``: no such entity, or no state)."""
         try:
             with urllib.request.urlopen(self._url(entity, key), timeout=self.timeout) as response:
-                state = json.loads(response.read() or b"null")
+                return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 return None
             raise
-        return state if isinstance(state, dict) else None
 
     def signal(self, signal: Signal) -> None:
         body = json.dumps(json.dumps(signal.payload)).encode()  # what signal_entity posts: JSON text of JSON text
@@ -155,13 +163,22 @@ class DurableHttp:
                 raise RuntimeError(f"signal {signal.entity}@{signal.key}: HTTP {response.status}")
 
 
-def lake_rows(settings: Settings, source: str, environ: dict[str, str]) -> Iterator[dict[str, Any]]:
-    """Every row of a source the lake holds: its raw files, then its curated table."""
+def lake_rows(
+    settings: Settings, source: str, environ: dict[str, str], unreadable: list[str]
+) -> Iterator[dict[str, Any]]:
+    """Every row of a source the lake holds: its raw files, then its curated table. A raw file that cannot be read
+    (damaged) is passed over and named in ``unreadable`` (its path and why): a key only it holds is not found."""
     lake = open_lake(settings)
     for path in lake.list_paths(raw_prefix(source)):
         raw = parse_raw_path(source, path)
-        if raw is not None:
-            yield from read_raw(raw.format, lake.read(path), path=path).to_pylist()
+        if raw is None:
+            continue
+        try:
+            rows = read_raw(raw.format, lake.read(path), path=path).to_pylist()
+        except CompactionError as error:
+            unreadable.append(str(error))
+            continue
+        yield from rows
     location = delta_location(settings, source, environ)
     try:
         table = DeltaTable(location.uri, storage_options=location.storage_options)
@@ -176,20 +193,28 @@ def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_s
     again: one that changed since it was read (a signal still queued for it, applied after the read) holds what
     its bucket does not, so the move is not complete (``source_changed``, naming the keys)."""
     entity = ENTITY_KINDS[source].name
-    readable = sorted(key for key in keys if _encodable(key))
-    per_key = [encode_key(key) for key in readable]
+    encodable = sorted(key for key in keys if _encodable(key))
+    per_key = [encode_key(key) for key in encodable]
     before = _read_all(http, entity, per_key)
-    stored = {key: state for key, state in zip(readable, before.values(), strict=True) if state is not None}
+    stored = {
+        key: _per_key_state(state) for key, state in zip(encodable, before.values(), strict=True) if state is not None
+    }
     states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, stored)
     homes = sorted({bucket_for(key, buckets) for key in states})
-    renew = moved_on(states, _read_all(http, entity, homes), buckets)  # an earlier run left them behind
+    renew = moved_on(states, _read_buckets(http, entity, homes), buckets)  # an earlier run left them behind
     outcome = _move(http, entity, states, buckets, wait_seconds, renew=renew)
     outcome.not_upgraded, outcome.renewed = not_upgraded, renew
     if outcome.complete:
         after = _read_all(http, entity, per_key)
-        outcome.changed = [key for key, name in zip(readable, per_key, strict=True) if after[name] != before[name]]
+        outcome.changed = [key for key, name in zip(encodable, per_key, strict=True) if after[name] != before[name]]
         outcome.source_changed = bool(outcome.changed)  # signals were still arriving: their events are not moved
     return outcome
+
+
+def _per_key_state(state: Any) -> Any:
+    """A per-key entity's state as a move carries it: one that is not an object (damaged outside this code) as
+    stored (``as_stored``), which ``upgraded`` names."""
+    return state if isinstance(state, dict) else as_stored(state)
 
 
 def rebucket(
@@ -200,15 +225,16 @@ def rebucket(
     run's token comes from the ``lake``'s counter (``run_token``)."""
     entity = ENTITY_KINDS[source].name
     homes = [bucket_key(index, old) for index in range(old)]
-    before = _read_all(http, entity, homes)
+    before = _read_buckets(http, entity, homes)
     landed, gaps_kept = landed_offsets(lake, source, positions_of(before))
     stored, origins = unbucketed(before, landed)
     states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, stored)
     outcome = _move(http, entity, states, new, wait_seconds, origins, replace=lake)  # the record still names old
     outcome.not_upgraded = not_upgraded
     outcome.gaps_kept = gaps_kept
+    outcome.left_behind = left_behind(before)
     if outcome.complete:
-        after = _read_all(http, entity, homes)
+        after = _read_buckets(http, entity, homes)
         outcome.changed = [home for home in homes if after[home] != before[home]]
         outcome.source_changed = bool(outcome.changed)  # signals were still arriving: what was moved may miss some
     return outcome
@@ -216,18 +242,19 @@ def rebucket(
 
 def export_state(
     http: DurableHttp, source: str, buckets: int, *, lake: LakeStore | None = None
-) -> tuple[StateExport, bool, dict[str, str], dict[str, str]]:
+) -> tuple[StateExport, bool, dict[str, str], dict[str, str], dict[str, str]]:
     """Every key state the ``buckets`` buckets of ``source`` hold, whether a bucket changed while they were read,
-    the keys exported as stored because their upgrade raised (with why), and the positions whose origins keep
-    their gaps (no landing ledger of the ``lake`` to close them by: ``landed_offsets``)."""
+    the keys exported as stored because their upgrade raised or they are not an object (with why), the positions
+    whose origins keep their gaps (no landing ledger of the ``lake`` to close them by: ``landed_offsets``), and
+    what the export does not carry out of a bucket (``left_behind``)."""
     entity = ENTITY_KINDS[source].name
     homes = [bucket_key(index, buckets) for index in range(buckets)]
-    held = _read_all(http, entity, homes)
+    held = _read_buckets(http, entity, homes)
     landed, gaps_kept = landed_offsets(lake, source, positions_of(held))
     export = export_of(entity, buckets, held, landed)
     states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, export.states)
     export.states.update(states)
-    return export, _read_all(http, entity, homes) != held, not_upgraded, gaps_kept
+    return export, _read_buckets(http, entity, homes) != held, not_upgraded, gaps_kept, left_behind(held)
 
 
 def landed_offsets(
@@ -284,7 +311,7 @@ def held_otherwise(http: DurableHttp, export: StateExport, buckets: int) -> list
     move or holds with other state, and buckets that applied events (processing ran there). Empty: they hold
     nothing, or only what an interrupted run of this import adopted, which a run again completes."""
     homes = [bucket_key(index, buckets) for index in range(buckets)]
-    held = _read_all(http, export.entity, homes)
+    held = _read_buckets(http, export.entity, homes)
     found = [
         f"bucket {home} applied events"
         for home, bucket in held.items()
@@ -292,21 +319,25 @@ def held_otherwise(http: DurableHttp, export: StateExport, buckets: int) -> list
     ]
     for bucket in held.values():
         for key in held_keys(bucket):
-            moved = export.states.get(key)
-            if moved is None or key_state(bucket, key) != as_adopted(moved):
+            if key not in export.states or not held_as_moved(bucket, key, export.states[key]):
                 found.append(key)
     return sorted(found)
 
 
-def _read_all(http: DurableHttp, entity: str, keys: list[str]) -> dict[str, dict[str, Any] | None]:
+def _read_all(http: DurableHttp, entity: str, keys: list[str]) -> dict[str, Any]:
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         return dict(zip(keys, pool.map(lambda key: http.read(entity, key), keys), strict=True))
+
+
+def _read_buckets(http: DurableHttp, entity: str, homes: list[str]) -> dict[str, dict[str, Any] | None]:
+    """The buckets' states as their entity reads them (``readable``: damaged bookkeeping set aside)."""
+    return {home: readable(state) for home, state in _read_all(http, entity, homes).items()}
 
 
 def _move(
     http: DurableHttp,
     entity: str,
-    states: dict[str, dict[str, Any]],
+    states: dict[str, Any],
     buckets: int,
     wait_seconds: float,
     origins: Origins | None = None,
@@ -322,7 +353,7 @@ def _move(
         run = None
         if replace is not None:  # the buckets are read first: the run is named later than any run they name too
             homes = [bucket_key(index, buckets) for index in range(buckets)]
-            named = [replaced_by(bucket) for bucket in _read_all(http, entity, homes).values()]
+            named = [replaced_by(bucket) for bucket in _read_buckets(http, entity, homes).values()]
             run = run_token(replace, max((earlier for earlier in named if earlier is not None), default=0))
         else:
             homes = sorted({bucket_for(key, buckets) for key in states})
@@ -330,7 +361,7 @@ def _move(
         list(pool.map(http.signal, signals))
         deadline = time.monotonic() + wait_seconds
         while True:
-            held = _read_all(http, entity, homes)
+            held = _read_buckets(http, entity, homes)
             outcome = verify(states, held, buckets, origins, run=run)
             outcome.run = run
             if not (outcome.missing or outcome.not_emptied) or time.monotonic() > deadline:
@@ -379,8 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     not_upgraded: dict[str, list[str]] = {}
     for source in args.sources:
         buckets = counts.of(source)
+        unreadable: list[str] = []
         if args.to_buckets is None:
-            keys = keys_of(SOURCES[source].entity_key, lake_rows(settings, source, environ))
+            keys = keys_of(SOURCES[source].entity_key, lake_rows(settings, source, environ, unreadable))
             outcome = migrate(http, source, keys, buckets, args.wait)
             found = f"{len(keys):,} keys in the lake"
         elif args.to_buckets == buckets:
@@ -393,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 outcome.record_moved = record_migrated(lake, source, args.to_buckets, buckets, run=outcome.run)
             buckets = args.to_buckets
         failed = _report(source, found, buckets, outcome) or failed
+        failed = _report_unreadable(unreadable) or failed
         not_upgraded[source] = sorted(outcome.not_upgraded)
     return _exit_code(failed, not_upgraded)
 
@@ -401,9 +434,10 @@ def _export(http: DurableHttp, lake: LakeStore, sources: list[str], recorded: Ca
     """Write the selected sources' key states to ``path``; exit 1 (nothing written) if a bucket changed meanwhile."""
     exports = {}
     not_upgraded: dict[str, list[str]] = {}
+    failed = False
     for source in sources:
         buckets = recorded(source)
-        export, changed, not_upgraded_here, gaps_kept = export_state(http, source, buckets, lake=lake)
+        export, changed, not_upgraded_here, gaps_kept, left = export_state(http, source, buckets, lake=lake)
         if changed:
             print(
                 f"{source}: its buckets changed while they were read (processing running, or signals still "
@@ -414,12 +448,14 @@ def _export(http: DurableHttp, lake: LakeStore, sources: list[str], recorded: Ca
         print(f"{source}: {len(export.states):,} keys from {buckets:,} buckets")
         _report_gaps_kept(gaps_kept)
         _report_not_upgraded(not_upgraded_here)
+        _report_left_behind(left)
         not_upgraded[source] = sorted(not_upgraded_here)
+        failed = failed or bool(left)
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(export_bytes(exports))
     partial.replace(path)
     print(f"wrote {path}")
-    return _exit_code(False, not_upgraded)
+    return _exit_code(failed, not_upgraded)
 
 
 def _import(http: DurableHttp, lake: LakeStore, args: argparse.Namespace, recorded: Callable[[str], int]) -> int:
@@ -493,6 +529,7 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
         )
     _report_gaps_kept(outcome.gaps_kept)
     _report_not_upgraded(outcome.not_upgraded)
+    _report_left_behind(outcome.left_behind)
     if outcome.record_moved is not None:
         print(
             f"  the record names {outcome.record_moved:,} buckets, not the N this run moved from (another run moved "
@@ -504,7 +541,7 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
             f"queued), {len(outcome.changed):,} entities, e.g. {outcome.changed[:20]!r}: the record is unchanged; "
             "stop processing, let the entities drain, run again"
         )
-    return not outcome.complete
+    return not outcome.complete or bool(outcome.left_behind)
 
 
 def _report_gaps_kept(gaps_kept: dict[str, str]) -> None:
@@ -522,6 +559,19 @@ def _report_gaps_kept(gaps_kept: dict[str, str]) -> None:
 def _report_not_upgraded(not_upgraded: dict[str, str]) -> None:
     for key, why in sorted(not_upgraded.items())[:20]:
         print(f"  not upgraded, kept as stored: {key!r} ({why})")
+
+
+def _report_left_behind(left: dict[str, str]) -> None:
+    """Name what a move did not carry out of a bucket (it keeps it): damaged outside this code, for a person."""
+    for home, what in sorted(left.items())[:20]:
+        print(f"  bucket {home} keeps what was not moved (damaged outside this code; inspect it): {what}")
+
+
+def _report_unreadable(unreadable: list[str]) -> bool:
+    """Name each raw file that could not be read; True when there is one (a key only it holds was not moved)."""
+    for why in unreadable:
+        print(f"  {why}: a key only it holds was not moved; check its keys")
+    return bool(unreadable)
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -134,7 +134,7 @@ def operate(
     """
     if not is_bucket_key(entity_key):
         return Outcome(reduce(copy.deepcopy(state), operation, payload))
-    state = _with_bookkeeping_readable(state)
+    state = with_bookkeeping_readable(state)
     if operation == "apply":
         return apply(fold, state, payload)
     if operation == "adopt":
@@ -243,7 +243,7 @@ def _latest_refused(recorded: dict[str, dict[str, list[int]]]) -> dict[str, dict
     return dict(reversed(kept))
 
 
-def _with_bookkeeping_readable(state: Any) -> dict[str, Any]:
+def with_bookkeeping_readable(state: Any) -> dict[str, Any]:
     """``state`` with each bookkeeping field of the wrong shape (damaged outside this code) set aside under
     ``UNREADABLE_BOOKKEEPING`` and held afresh, as damaged key states are: the bucket's operations apply instead of
     failing, every one, for good, which would lose every later event of its keys. A state that is not an object

@@ -36,7 +36,24 @@ from shared.source_model import Row
 from shared.state import bucket_state
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import next_run
-from shared.state.bucket_state import MOVED_FROM, ORIGINS, OWED, REPLACED, as_adopted, held_keys, key_state
+from shared.state.bucket_state import (
+    KEYS,
+    MOVED_FROM,
+    ORIGINS,
+    OWED,
+    REFUSED,
+    REPLACED,
+    UNREADABLE,
+    UNREADABLE_BOOKKEEPING,
+    UNREADABLE_KEYS,
+    as_adopted,
+    dump,
+    held_keys,
+    is_bucket_state,
+    key_state,
+    key_text,
+    with_bookkeeping_readable,
+)
 from shared.state.buckets import bucket_for, bucket_key
 from shared.state.offsets import APPLIED
 
@@ -61,14 +78,22 @@ Origins = dict[str, dict[str, OffsetRanges]]  # old bucket -> per position, the 
 Landed = Mapping[str, OffsetRanges]
 
 
+def readable(bucket: Any) -> dict[str, Any] | None:
+    """A bucket's state as read (``None``: no such entity) as its entity reads it: bookkeeping damaged outside this
+    code set aside (``bucket_state.with_bookkeeping_readable``), so a move reads every bucket the entity can."""
+    return None if bucket is None else with_bookkeeping_readable(bucket)
+
+
 def unbucketed(
     buckets: Mapping[str, dict[str, Any] | None], landed: Landed | None = None
-) -> tuple[dict[str, dict[str, Any]], Origins]:
+) -> tuple[dict[str, Any], Origins]:
     """The key states a layout's buckets hold (bucket key -> state), each naming the bucket it came from
     (``_moved_from``), and each such bucket's applied offsets (``origin_ranges``, its gaps closed only over
     ``landed``): in its new bucket, a moved key still skips every offset its old bucket applied. A key moved before
-    keeps what its earlier origin applied too."""
-    states: dict[str, dict[str, Any]] = {}
+    keeps what its earlier origin applied too. A key whose stored text is not a JSON object (damaged outside this
+    code) is moved as stored (``as_stored``), so its new bucket still holds it, as damaged. The buckets are read as
+    ``readable`` gives them; what they hold that a move does not carry is named by ``left_behind``."""
+    states: dict[str, Any] = {}
     origins: Origins = {}
     for home, bucket in sorted(buckets.items()):
         if not bucket:
@@ -77,13 +102,91 @@ def unbucketed(
         for key in held_keys(bucket):
             state = key_state(bucket, key)
             if state is None:
+                states[key] = as_stored(_stored_value(key_text(bucket, key)))
                 continue
-            earlier = state.get(MOVED_FROM)
+            earlier = _earlier_origin(state)
             origin = home if earlier is None else f"{home}<{earlier}"
             if origin not in origins:
-                origins[origin] = _union(applied, bucket.get(ORIGINS, {}).get(earlier, {}) if earlier else {})
+                origins[origin] = _union(applied, _origin_of(bucket, earlier) if earlier else {})
             states[key] = state | {MOVED_FROM: origin}
     return states, origins
+
+
+def as_stored(value: Any) -> Any:
+    """A key state that is not a JSON object (damaged outside this code) as a move carries it: a value whose bucket
+    holds it as its text, still damaged (an event sets it aside, the state API answers it as damaged) and readable.
+    The value itself, or wrapped in a list where the bucket's adopt (``as_adopted``) would raise on it (a number, a
+    null, a text naming ``_applied``) or take it as a key state (an object a bucket held not as text), or what
+    orjson cannot write (its ``repr``, last)."""
+    candidates: tuple[Any, ...] = (value, [value], [[value]], [[repr(value)]])  # adopt takes any payload value
+    for carried in candidates:
+        if isinstance(carried, dict):
+            continue
+        try:
+            as_adopted(carried)
+        except (TypeError, AttributeError):  # orjson.JSONEncodeError is a TypeError
+            continue
+        return carried
+    raise AssertionError("a list of a list of text is always adopted")
+
+
+def _stored_value(text: Any) -> Any:
+    """The JSON value a key's stored text holds; the text itself when it is not JSON."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def _earlier_origin(state: dict[str, Any]) -> str | None:
+    """The origin a key moved before names (one not text is damaged: ``left_behind`` names it)."""
+    earlier = state.get(MOVED_FROM)
+    return earlier if isinstance(earlier, str) else None
+
+
+def _origin_of(bucket: dict[str, Any], origin: str) -> dict[str, OffsetRanges]:
+    """The applied ranges a bucket keeps for an origin (none when damaged: ``left_behind`` names it)."""
+    ranges = bucket.get(ORIGINS, {}).get(origin, {})
+    return ranges if _are_ranges(ranges) else {}
+
+
+def left_behind(buckets: Mapping[str, dict[str, Any] | None]) -> dict[str, str]:
+    """Per bucket (read as ``readable`` gives them), what a move out of it does not carry, for a person: what it
+    set aside (damaged bookkeeping, key states, its keys object; ``bucket_state``), the offsets it refused, damaged
+    ``_moved_from`` or ``_origins`` of its keys (their earlier origin's offsets). The bucket keeps them."""
+    found = {}
+    for home, bucket in sorted(buckets.items()):
+        what = _left_in(bucket) if bucket else []
+        if what:
+            found[home] = "; ".join(what)[:400]
+    return found
+
+
+def _left_in(bucket: dict[str, Any]) -> list[str]:
+    what = []
+    if set_aside := bucket.get(UNREADABLE_BOOKKEEPING):  # its applied or owed offsets among them: not carried
+        named = sorted(set_aside) if isinstance(set_aside, dict) else UNREADABLE_BOOKKEEPING
+        what.append(f"bookkeeping damaged, set aside, its offsets not carried: {named!r}")
+    if not is_bucket_state(bucket):
+        what.append(f"its {KEYS!r} is not an object: no key of it moved")
+    if UNREADABLE_KEYS in bucket:
+        what.append(f"a keys object set aside ({UNREADABLE_KEYS})")
+    for field_name, kept in ((UNREADABLE, "damaged key states set aside"), (REFUSED, "offsets refused of keys")):
+        if held := bucket.get(field_name):
+            what.append(f"{kept} ({field_name}): {sorted(held)[:10]!r}" if isinstance(held, dict) else field_name)
+    damaged = sorted(key for key in held_keys(bucket) if _damaged_origin(bucket, key_state(bucket, key)))
+    if damaged:
+        what.append(f"keys whose earlier origin is damaged, moved without its offsets: {damaged[:10]!r}")
+    return what
+
+
+def _damaged_origin(bucket: dict[str, Any], state: dict[str, Any] | None) -> bool:
+    if state is None or MOVED_FROM not in state:
+        return False
+    earlier = _earlier_origin(state)
+    return earlier is None or not _are_ranges(bucket.get(ORIGINS, {}).get(earlier, {}))
 
 
 def origin_ranges(bucket: dict[str, Any], landed: Landed) -> dict[str, OffsetRanges]:
@@ -175,7 +278,7 @@ def replaced_by(bucket: dict[str, Any] | None) -> int | None:
 
 def adopt_signals(
     entity: str,
-    states: Mapping[str, dict[str, Any]],
+    states: Mapping[str, Any],
     buckets: int,
     origins: Origins | None = None,
     *,
@@ -201,14 +304,14 @@ def adopt_signals(
 
 def _adopts(
     entity: str,
-    states: Mapping[str, dict[str, Any]],
+    states: Mapping[str, Any],
     buckets: int,
     origins: Origins | None = None,
     *,
     replace: bool = False,
     run: int | None = None,
 ) -> list[Signal]:
-    by_bucket: dict[str, dict[str, dict[str, Any]]] = {}
+    by_bucket: dict[str, dict[str, Any]] = {}
     if replace:
         if run is None:
             raise ValueError("a move that replaces needs its run's token (run_token)")
@@ -218,7 +321,7 @@ def _adopts(
     token = run if replace else None
     signals = []
     for home, moved in by_bucket.items():
-        chunk: dict[str, dict[str, Any]] = {}
+        chunk: dict[str, Any] = {}
         size = 0
         for key, state in moved.items():
             weight = len(orjson.dumps(state)) + len(key)
@@ -231,9 +334,7 @@ def _adopts(
     return signals
 
 
-def moved_on(
-    states: Mapping[str, dict[str, Any]], bucket_states: Mapping[str, dict[str, Any] | None], buckets: int
-) -> list[str]:
+def moved_on(states: Mapping[str, Any], bucket_states: Mapping[str, dict[str, Any] | None], buckets: int) -> list[str]:
     """The keys of a move from per-key entities whose bucket holds them as an earlier run moved them, from a per-key
     state that has applied more since (a signal still queued for it then, applied after that run read it: the run
     said so and failed): the bucket has applied no event (nothing processed into it since, so what it holds is only
@@ -244,7 +345,7 @@ def moved_on(
     for key, state in sorted(states.items()):
         bucket = bucket_states.get(bucket_for(key, buckets))
         held = key_state(bucket, key)
-        if held is None or bucket is None or any(bucket.get(APPLIED, {}).values()):
+        if held is None or bucket is None or not isinstance(state, dict) or any(bucket.get(APPLIED, {}).values()):
             continue
         given = as_adopted(state)
         was, now = held.get(APPLIED), given.get(APPLIED)
@@ -258,9 +359,9 @@ def moved_on(
     return found
 
 
-def _adopt_payload(states: dict[str, dict[str, Any]], origins: Origins | None, run: int | None) -> dict[str, Any]:
+def _adopt_payload(states: dict[str, Any], origins: Origins | None, run: int | None) -> dict[str, Any]:
     payload: dict[str, Any] = {"states": states} | ({"replace": run} if run is not None else {})
-    named = {state[MOVED_FROM] for state in states.values() if MOVED_FROM in state}
+    named = {state[MOVED_FROM] for state in states.values() if isinstance(state, dict) and MOVED_FROM in state}
     if named and origins is not None:
         payload["origins"] = {origin: origins[origin] for origin in sorted(named)}
     return payload
@@ -277,6 +378,8 @@ class Verification:
     changed: list[str] = field(default_factory=list)  # what changed: the old buckets, or the keys (per-key entities)
     renewed: list[str] = field(default_factory=list)  # keys moved again over an earlier run's adopt (``moved_on``)
     not_upgraded: dict[str, str] = field(default_factory=dict)  # key -> why: moved as stored (``upgraded``)
+    # bucket (or per-key entity) -> what the move did not carry out of it (``left_behind``): the run fails, named
+    left_behind: dict[str, str] = field(default_factory=dict)
     not_emptied: list[str] = field(default_factory=list)  # buckets the run's first adopt has not emptied (yet)
     gaps_kept: dict[str, str] = field(default_factory=dict)  # position -> why no ledger closed its origins' gaps
     near_capacity: dict[str, int] = field(default_factory=dict)  # bucket -> its bytes, over NEAR_CAPACITY of the max
@@ -295,13 +398,18 @@ class Verification:
 
 
 def upgraded(
-    upgrade: Callable[[dict[str, Any]], dict[str, Any]], states: Mapping[str, dict[str, Any]]
-) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]], states: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Each key's state in today's form, and why each one ``upgrade`` raised on (a shape no release wrote,
-    or damaged) was not: that one is kept as stored, so one key cannot stop a migration."""
-    states_now: dict[str, dict[str, Any]] = {}
+    or damaged) was not, nor one that is not a JSON object (``as_stored``): that one is kept as stored, so one key
+    cannot stop a migration."""
+    states_now: dict[str, Any] = {}
     failed: dict[str, str] = {}
     for key, state in states.items():
+        if not isinstance(state, dict):
+            states_now[key] = state
+            failed[key] = f"not a JSON object: {dump(state)}"[:200]
+            continue
         try:
             states_now[key] = upgrade(state)
         except Exception as error:  # anything a state of another shape raises: the key is named, the rest go on
@@ -311,7 +419,7 @@ def upgraded(
 
 
 def verify(
-    states: Mapping[str, dict[str, Any]],
+    states: Mapping[str, Any],
     bucket_states: Mapping[str, dict[str, Any] | None],
     buckets: int,
     origins: Origins | None = None,
@@ -325,12 +433,12 @@ def verify(
     outcome = Verification()
     for key, state in sorted(states.items()):
         bucket = bucket_states.get(bucket_for(key, buckets))
-        held = key_state(bucket, key)
-        origin = state.get(MOVED_FROM)
+        held = held_as_moved(bucket, key, state)
+        origin = state.get(MOVED_FROM) if isinstance(state, dict) else None
         held_origin = (bucket or {}).get(ORIGINS, {}).get(origin) if origin else None
         if held is None or (origin and held_origin is None):
             outcome.missing.append(key)
-        elif held != as_adopted(state) or (origin and origins is not None and held_origin != origins[origin]):
+        elif not held or (origin and origins is not None and held_origin != origins[origin]):
             outcome.conflicts.append(key)
         else:
             outcome.moved.append(key)
@@ -343,6 +451,16 @@ def verify(
         if size > limit:
             outcome.near_capacity[home] = size
     return outcome
+
+
+def held_as_moved(bucket: dict[str, Any] | None, key: str, state: Any) -> bool | None:
+    """Whether ``bucket`` holds ``key`` as an adopt of ``state`` leaves it (``None``: it does not hold the key as
+    such a state): an object as adopted, a key state moved as stored (``as_stored``) as the text adopt writes."""
+    if isinstance(state, dict):
+        held = key_state(bucket, key)
+        return None if held is None else held == as_adopted(state)
+    text = key_text(bucket, key)
+    return None if text is None else text == dump(as_adopted(state))
 
 
 EXPORT_FORMAT = "streamingpoc-state-export/1"
@@ -358,7 +476,7 @@ class StateExport:
 
     entity: str
     buckets: int
-    states: dict[str, dict[str, Any]]
+    states: dict[str, Any]  # an object, or a key state moved as stored (``as_stored``)
     origins: Origins
 
     def to_json(self) -> dict[str, Any]:
@@ -405,14 +523,29 @@ def _state_export(name: str, part: Any, entities: Mapping[str, str]) -> StateExp
     buckets, states, origins = part.get("buckets"), part.get("states"), part.get("origins")
     if type(buckets) is not int or buckets < 1:
         raise ExportError(f"{name!r}: 'buckets' is not a positive integer")
-    if not isinstance(states, dict) or not all(isinstance(state, dict) for state in states.values()):
+    if not isinstance(states, dict) or not all(_exported(state) for state in states.values()):
         raise ExportError(f"{name!r}: 'states' is not an object of key states")
     if not isinstance(origins, dict) or not all(_are_ranges(ranges) for ranges in origins.values()):
         raise ExportError(f"{name!r}: 'origins' is not an object of applied offset ranges per position")
-    unnamed = sorted(key for key, state in states.items() if state.get(MOVED_FROM) not in origins)
+    unnamed = sorted(key for key, state in states.items() if not _names_origin(state, origins))
     if unnamed:
         raise ExportError(f"{name!r}: {len(unnamed)} key states name no origin in the export, e.g. {unnamed[0]!r}")
     return StateExport(entities[name], buckets, states, origins)
+
+
+def _exported(state: Any) -> bool:
+    """Whether a key state is one an export writes: an object, or a damaged one as a move carries it (``as_stored``:
+    what the bucket's adopt takes)."""
+    return isinstance(state, dict) or as_stored(state) is state
+
+
+def _names_origin(state: Any, origins: Mapping[str, Any]) -> bool:
+    """Whether an exported key state names one of the export's origins, as every exported object does; a key state
+    exported as stored (``as_stored``: not an object) names none."""
+    if not isinstance(state, dict):
+        return True
+    origin = state.get(MOVED_FROM)
+    return isinstance(origin, str) and origin in origins
 
 
 def _are_ranges(per_position: Any) -> bool:

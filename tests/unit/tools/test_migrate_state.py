@@ -119,8 +119,8 @@ def test_state_exported_from_one_backend_and_imported_into_another_counts_each_o
     does not count again, at the same N or another, and a new offset still counts."""
     old = FakeEntityApi()
     _deployment(tmp_path, old)
-    export, changed, not_upgraded, _ = migrate_state.export_state(old, "mobile", 4)  # type: ignore[arg-type]
-    assert not changed and not not_upgraded and len(export.states) == 10
+    export, changed, not_upgraded, _, left = migrate_state.export_state(old, "mobile", 4)  # type: ignore[arg-type]
+    assert not changed and not not_upgraded and not left and len(export.states) == 10
     data = export_bytes({"mobile": export})
     for buckets in (4, 3):
         new = FakeEntityApi()
@@ -138,7 +138,7 @@ def test_state_exported_from_one_backend_and_imported_into_another_counts_each_o
 def test_an_export_is_refused_when_the_buckets_change_while_they_are_read(tmp_path: Path) -> None:
     api = FakeEntityApi(late_signal=True)
     _deployment(tmp_path, api)
-    _, changed, _, _ = migrate_state.export_state(api, "mobile", 4)  # type: ignore[arg-type]
+    _, changed, *_ = migrate_state.export_state(api, "mobile", 4)  # type: ignore[arg-type]
     assert changed
 
 
@@ -152,6 +152,9 @@ def test_an_export_is_refused_when_the_buckets_change_while_they_are_read(tmp_pa
         (_export_text(buckets=0), "'buckets'"),
         (_export_text(origins={"~b0of4": {"mobile/0/0": [[5, 1]]}}), "offset ranges"),
         (_export_text(states={"k": {"events": 1, "_moved_from": "~b9of4"}}), "name no origin"),
+        (_export_text(states={"k": {"events": 1, "_moved_from": [1]}}), "name no origin"),
+        (_export_text(states={"k": {"events": 1}}), "name no origin"),
+        (_export_text(states={"k": 7}), "'states'"),  # not as a move carries a damaged state (``as_stored``)
     ],
 )
 def test_an_export_file_that_is_not_one_is_refused_with_its_reason(data: bytes, complaint: str) -> None:
@@ -430,7 +433,7 @@ def test_without_a_readable_ledger_a_move_keeps_the_gaps_and_says_so(
 def test_an_export_closes_the_gaps_its_ledgers_count_landed(tmp_path: Path) -> None:
     api = FakeEntityApi()
     lake = _moved_over_deployment(tmp_path, api, _landed_ledger())
-    export, changed, _, gaps_kept = migrate_state.export_state(api, "mobile", 4, lake=lake)  # type: ignore[arg-type]
+    export, changed, _, gaps_kept, _ = migrate_state.export_state(api, "mobile", 4, lake=lake)  # type: ignore[arg-type]
     assert not changed and not gaps_kept
     assert export.origins[bucket_for("device-a", 4)] == {"mobile/0/0": [[0, 59], [200, 209]]}
 

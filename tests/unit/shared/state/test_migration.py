@@ -11,9 +11,21 @@ import pytest
 from shared.landing.ledger import Ledger
 from shared.offset_ranges import OffsetRanges
 from shared.sources import SOURCES
-from shared.state.bucket_state import MOVED_FROM, adopt, key_state, operate
+from shared.state.bucket_state import MOVED_FROM, adopt, key_state, key_text, operate
 from shared.state.buckets import bucket_for
-from shared.state.migration import MAX_ADOPT_BYTES, adopt_signals, keys_of, origin_ranges, unbucketed, verify
+from shared.state.migration import (
+    MAX_ADOPT_BYTES,
+    adopt_signals,
+    export_bytes,
+    export_of,
+    keys_of,
+    left_behind,
+    origin_ranges,
+    parse_export,
+    readable,
+    unbucketed,
+    verify,
+)
 from shared.state.query_api import public_state
 from shared.state.registry import ENTITY_KINDS
 
@@ -422,3 +434,52 @@ def test_without_a_ledger_a_move_keeps_the_gaps_and_an_event_a_rewind_lands_in_o
     new = _move(kind, old, 2)
     _apply(kind, new, {"device-a": [5, 150, 205]}, 2, (0, 209))  # a rewind to 0
     assert _events(new, "device-a", 2) == 3
+
+
+DAMAGED_TEXTS = ["{not json", "[1, 2]", "7", "null", '"_applied"', '{"_applied": {"mobile/0/0": [[0,', '{"_offsets"']
+
+
+@pytest.mark.parametrize("text", DAMAGED_TEXTS)
+def test_a_key_whose_stored_text_is_not_a_json_object_is_carried_by_a_move_and_adopted_as_stored(text: str) -> None:
+    """Never dropped (a review's case: GET /api/state answered 404 for it after a move): its new bucket's adopt takes
+    it whatever it is, holds it as damaged, and a move again carries it unchanged."""
+    old = {"~b0of1": {"keys": {"k": text, "ok": '{"events": 1}'}, "_applied": {"mobile/0/0": [[0, 9]]}}}
+    states, origins = unbucketed(old)
+    assert set(states) == {"k", "ok"}
+    buckets: dict[str, dict[str, Any]] = {}
+    for signal in adopt_signals("device_activity", states, 2, origins):
+        adopt(buckets.setdefault(signal.key, {}), signal.payload)
+    assert verify(states, buckets, 2, origins).moved == ["k", "ok"]
+    home = bucket_for("k", 2)
+    held = key_text(buckets[home], "k")
+    assert held is not None and key_state(buckets[home], "k") is None
+    assert unbucketed({home: buckets[home]})[0]["k"] == states["k"]  # a move again: the same, not wrapped again
+    export = export_of("device_activity", 2, buckets)
+    assert parse_export(export_bytes({"mobile": export}), {"mobile": "device_activity"})["mobile"] == export
+
+
+@pytest.mark.parametrize(
+    ("field", "damaged"),
+    [("_applied", [["mobile/0/0", 0, 9]]), ("_owed", "x"), ("_origins", ["~b0of2"]), ("_refused", 7)],
+)
+def test_a_bucket_whose_bookkeeping_is_damaged_is_read_as_its_entity_reads_it_and_named(
+    field: str, damaged: Any
+) -> None:
+    bucket = {"keys": {"k": '{"events": 1}'}, "_applied": {"mobile/0/0": [[0, 9]]}, field: damaged}
+    held = {"~b0of1": readable(bucket)}
+    states, origins = unbucketed(held)
+    assert states["k"]["events"] == 1 and set(origins) == {"~b0of1"}
+    assert field in left_behind(held)["~b0of1"]
+
+
+def test_a_key_moved_before_whose_origin_is_damaged_moves_without_that_origins_offsets_named() -> None:
+    bucket = {
+        "keys": {"a": '{"events": 1, "_moved_from": [1]}', "b": '{"events": 2, "_moved_from": "~b0of2"}'},
+        "_origins": {"~b0of2": {"mobile/0/0": "x"}},
+        "_applied": {"mobile/0/0": [[0, 9]]},
+    }
+    held = {"~b0of1": readable(bucket)}
+    states, origins = unbucketed(held)
+    assert (states["a"][MOVED_FROM], states["b"][MOVED_FROM]) == ("~b0of1", "~b0of1<~b0of2")
+    assert origins["~b0of1<~b0of2"] == {"mobile/0/0": [[0, 9]]}
+    assert "['a', 'b']" in left_behind(held)["~b0of1"]
