@@ -136,8 +136,9 @@ variable "sources" {
   EOT
 
   validation {
-    condition     = length(var.sources) > 0 && alltrue([for name in keys(var.sources) : can(regex("^[a-z][a-z0-9]*$", name))])
-    error_message = "sources needs at least one entry; names must be lowercase letters and digits (they become <SOURCE>_* setting names and hub names)."
+    # The code's rule for a source name (shared/datagen/config.py SOURCE_NAME: a Datagen config's file name).
+    condition     = length(var.sources) > 0 && alltrue([for name in keys(var.sources) : can(regex("^[a-z][a-z0-9_]{0,39}$", name))])
+    error_message = "sources needs at least one entry; names must be 1-40 lowercase letters, digits or '_', starting with a letter, as source names in the code (shared/datagen/config.py): they become function names (process_<source>), <SOURCE>_* setting names and hub names."
   }
   validation {
     # The code registers these (shared/sources, tests/terraform checks the list): their functions are deployed
@@ -169,6 +170,35 @@ variable "sources" {
     error_message = "generator_schedule and compaction_schedule must be NCRONTAB expressions with six fields (seconds first), e.g. \"*/10 * * * * *\" or \"0 */15 * * * *\"; each field a list of *, numbers, three-letter names or ranges, each with an optional /step."
   }
   validation {
+    # The values, as the Functions host's NCrontab reads them when it loads the app (the app's settings check them
+    # with shared/ncrontab.py): one out of its field's range stops every function of the app from loading too. Each
+    # item of a field is * (the field's whole range), a value or a range a-b, with an optional step /n; "5/15" runs
+    # from 5 to the field's end, so a and b are what is checked. What the check above refuses may show here as well.
+    condition = alltrue([
+      for item in flatten([for source in values(var.sources) : [
+        for schedule in [source.generator_schedule, source.compaction_schedule] : [
+          for index, field in local.ncrontab_fields : [
+            for text in split(",", regexall("\\S+", schedule)[index]) : {
+              field = field
+              step  = try(split("/", text)[1], "1")
+              # a name the field does not have (and anything else but digits) is -1, outside every range
+              ends = split("/", text)[0] == "*" ? [field.low, field.high] : [
+                for token in split("-", split("/", text)[0]) :
+                can(regex("^[0-9]+$", token)) ? tonumber(token) : lookup(field.names, lower(token), -1)
+              ]
+            }
+          ]
+        ] if try(length(regexall("\\S+", schedule)), 0) == 6
+      ]]) :
+      try(
+        tonumber(item.step) >= 1 && item.ends[0] <= item.ends[length(item.ends) - 1] &&
+        alltrue([for value in item.ends : value >= item.field.low && value <= item.field.high]),
+        false
+      )
+    ])
+    error_message = "generator_schedule and compaction_schedule take in their six fields (seconds first) only second 0-59, minute 0-59, hour 0-23, day of month 1-31, month 1-12 or Jan-Dec, day of week 0-6 or Sun-Sat (Sunday is 0; 7 is refused), names in any case; a range a-b needs a <= b and a step /n needs n >= 1."
+  }
+  validation {
     condition = alltrue([for source in values(var.sources) :
       source.generator_events_per_tick == null || try(source.generator_events_per_tick >= 0 && source.generator_events_per_tick <= 100000 && floor(source.generator_events_per_tick) == source.generator_events_per_tick, false)
     ])
@@ -192,6 +222,21 @@ variable "sources" {
     condition     = alltrue([for source in values(var.sources) : source.lag_threshold == null || try(source.lag_threshold >= 1 && floor(source.lag_threshold) == source.lag_threshold, false)])
     error_message = "lag_threshold must be a whole number >= 1 (unprocessed events per instance)."
   }
+}
+
+# The fields of an NCRONTAB schedule, seconds first, and the values each takes (shared/ncrontab.py, which follows
+# the Functions host's NCrontab): month and day-of-week names, in any case, stand for their numbers; the other
+# fields take numbers only. var.sources checks its schedules against it. Constants only: a validation may use locals,
+# but not one computed from the variable it validates (Terraform reports a cycle).
+locals {
+  ncrontab_fields = [
+    { name = "second", low = 0, high = 59, names = {} },
+    { name = "minute", low = 0, high = 59, names = {} },
+    { name = "hour", low = 0, high = 23, names = {} },
+    { name = "day of month", low = 1, high = 31, names = {} },
+    { name = "month", low = 1, high = 12, names = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8, sep = 9, oct = 10, nov = 11, dec = 12 } },
+    { name = "day of week", low = 0, high = 6, names = { sun = 0, mon = 1, tue = 2, wed = 3, thu = 4, fri = 5, sat = 6 } },
+  ]
 }
 
 variable "redrive_operator_principal_id" {
