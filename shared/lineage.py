@@ -47,11 +47,11 @@ def landing_times(kafka_ms: pa.Array, event_ms: pa.Array) -> tuple[pa.Array, pa.
     """Each row's landing time (epoch ms, int64) and where it came from: ``event``, ``kafka`` or ``none``.
 
     ``kafka_ms`` and ``event_ms`` are int64 arrays with nulls for a missing time. An event's own time
-    counts within a window around its Kafka timestamp, and never past ``MAX_TIMESTAMP_MS`` (a year
-    10000 hour has no directory).
+    counts within a window around its Kafka timestamp, never before 1970 (no tool files a row in a 1969 hour)
+    and never past ``MAX_TIMESTAMP_MS`` (a year 10000 hour has no directory).
     """
     with_kafka = pc.and_(
-        pc.greater_equal(event_ms, pc.subtract(kafka_ms, MAX_EVENT_AGE_MS)),
+        pc.greater_equal(event_ms, pc.max_element_wise(pc.subtract(kafka_ms, MAX_EVENT_AGE_MS), 0)),
         pc.less_equal(event_ms, pc.min_element_wise(pc.add(kafka_ms, MAX_EVENT_LEAD_MS), MAX_TIMESTAMP_MS)),
     )
     alone = pc.and_(pc.greater_equal(event_ms, 0), pc.less(event_ms, LATEST_EVENT_MS))

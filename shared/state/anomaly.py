@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shared.lineage import NO_EVENT_TIME
 from shared.source_model import Row
 from shared.state.carried import Carry
 from shared.state.running_stats import is_anomaly, update
@@ -46,10 +47,13 @@ def _judge(key: str, readings: list[Row], known: dict[str, Any] | None, carry: C
 
 
 def count_late(rows: list[Row], stats: Mapping[str, dict[str, Any] | None]) -> int:
-    """Readings older than the oldest window their sensor keeps: counted late, not windowed."""
+    """Readings older than the oldest window their sensor keeps: counted late, not windowed. A reading with no time
+    of its own is not: its entity takes it as happening when it is signalled (``aggregate.signals_for``)."""
     late = 0
     newest: dict[str, int | None] = {}
     for row in rows:
+        if row.get("_event_time_source") == NO_EVENT_TIME:
+            continue
         key = row["sensor_id"]
         if key not in newest:
             newest[key] = newest_window_start(stats.get(key))

@@ -1,7 +1,9 @@
-"""Per mobile device: sessions by inactivity, event-type counts, last screen, app versions and OS seen."""
+"""Per mobile device: sessions by inactivity, event-type counts, last screen, the highest app versions and the OS
+seen (at most ten of each, in version order)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from shared.source_model import Row
@@ -11,6 +13,7 @@ from shared.state.sessions import add_to_session
 
 ENTITY = "device_activity"
 KEPT_VERSIONS = 10
+_VERSION_PARTS = re.compile(r"\d+|\D+")
 
 
 def compact(row: Row) -> list[Any]:
@@ -19,9 +22,17 @@ def compact(row: Row) -> list[Any]:
 
 
 def _remember(values: list[str], value: str) -> None:
+    """Keep the ``KEPT_VERSIONS`` highest values seen, in version order: the same whatever order events came in
+    (keeping the last ten to arrive, a late event's old version pushed a newer one out)."""
     if value not in values:
         values.append(value)
+        values.sort(key=_version_order)
         del values[:-KEPT_VERSIONS]
+
+
+def _version_order(value: str) -> tuple[tuple[int, int, str], ...]:
+    """``1.10`` after ``1.9``: numbers compared as numbers, text as text, a number before text at one place."""
+    return tuple((1, 0, part) if not part.isdigit() else (0, int(part), "") for part in _VERSION_PARTS.findall(value))
 
 
 def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -> None:

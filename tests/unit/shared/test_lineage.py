@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pyarrow as pa
 import pytest
 
 from shared.batch import process_batch
 from shared.formats import format_named
 from shared.landing.files import plan_batch
-from shared.lineage import MAX_EVENT_AGE_MS
+from shared.lineage import MAX_EVENT_AGE_MS, landing_times
 from shared.records import KafkaRecord
 from shared.source_model import MAX_TIMESTAMP_MS
 from shared.sources import get_source
@@ -65,6 +66,13 @@ def test_event_time_far_in_the_past_is_implausible() -> None:
     late = KafkaRecord("sensors", 0, 0, None, record.value, FIXED_NOW_MS + MAX_EVENT_AGE_MS + 60_000)
     row = process_batch(SENSORS, [late], max_record_bytes=10_000).rows()[0]
     assert row["_event_time_source"] == "kafka"
+
+
+@pytest.mark.parametrize("event_ms", [-1, -1000, -3_600_000])
+def test_an_event_time_before_1970_is_not_trusted_even_near_its_kafka_timestamp(event_ms: int) -> None:
+    """It landed in a 1969 hour, which reprocess files as epoch 0's (a review); the Kafka timestamp counts."""
+    times, sources = landing_times(pa.array([1000], pa.int64()), pa.array([event_ms], pa.int64()))
+    assert (times.to_pylist(), sources.to_pylist()) == ([1000], ["kafka"])
 
 
 @pytest.mark.parametrize("columnar", [False, True])

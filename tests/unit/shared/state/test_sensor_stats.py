@@ -171,3 +171,13 @@ def sensor_record(offset: int, event_ms: int, value: float) -> KafkaRecord:
     body = {"sensor_id": "s1", "site": "ams-1", "metric": "temperature", "value": value, "unit": "celsius"}
     body["timestamp"] = datetime.fromtimestamp(event_ms / 1000, UTC).isoformat()
     return KafkaRecord("sensors", 0, offset, "s1", json.dumps(body).encode(), event_ms)
+
+
+def test_a_reading_with_no_time_of_its_own_is_not_counted_late() -> None:
+    """Its entity takes it as happening when signalled (aggregate.signals_for), so it is windowed, not late; the
+    metric counted it late by the epoch 0 it landed at."""
+    state: dict[str, Any] = {}
+    fold(state, readings([(T0, 1.0)]), {})
+    untimed = {"sensor_id": "s1", "_event_time": 0, "_event_time_source": "none"}
+    assert count_late([untimed], {"s1": state}) == 0
+    assert count_late([untimed | {"_event_time_source": "event"}], {"s1": state}) == 1
