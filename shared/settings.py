@@ -8,6 +8,7 @@ the Terraform app settings and the README table.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -67,7 +68,10 @@ class Settings(BaseSettings):
     kafka_security_protocol: KafkaSecurity = Field(
         "PLAINTEXT",
         alias="KAFKA_SECURITY_PROTOCOL",
-        description="PLAINTEXT locally; SASL_SSL (SASL PLAIN) for Event Hubs. Read when functions are indexed.",
+        description=(
+            "PLAINTEXT locally (a broker on this machine only); SASL_SSL (SASL PLAIN) for Event Hubs. Read when "
+            "functions are indexed."
+        ),
     )
     kafka_sasl_username: str = Field(
         "",
@@ -320,6 +324,12 @@ class Settings(BaseSettings):
                     f"KAFKA_SASL_MECHANISM=OAUTHBEARER needs KAFKA_SECURITY_PROTOCOL=SASL_SSL; with "
                     f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} nothing would authenticate"
                 )
+            if remote := [host for host in broker_hosts(self.kafka_broker_list) if not is_loopback(host)]:
+                raise ValueError(
+                    f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} (no TLS, no authentication) is accepted "
+                    f"only for a broker on this machine (127.0.0.1, localhost, ::1: Redpanda or the embedded one); "
+                    f"KAFKA_BROKER_LIST names {remote[0]}: use SASL_SSL"
+                )
             return self
         if self.kafka_sasl_mechanism == "PLAIN":
             if not self.kafka_sasl_username.strip():
@@ -348,6 +358,17 @@ def broker_hosts(broker_list: str) -> list[str]:
     """The hosts of a Kafka broker list (``host:port,host:port``), lowercased."""
     entries = (entry.strip() for entry in broker_list.split(","))
     return [entry.rsplit(":", 1)[0].lower() if ":" in entry else entry.lower() for entry in entries if entry]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a broker host (as ``broker_hosts`` gives it) is this machine: ``localhost`` or a loopback address."""
+    address = host.removeprefix("[").removesuffix("]")
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def eventhubs_namespace_host(broker_list: str) -> str:

@@ -118,6 +118,10 @@ def test_each_kafka_security_mode_with_what_it_needs_is_valid() -> None:
         # Event Hubs over PLAINTEXT (the protocol's default): no TLS, and every connection would time out
         ({"KAFKA_BROKER_LIST": "evhns-prod.servicebus.windows.net:9093"}, "takes KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
         ({"KAFKA_BROKER_LIST": "localhost:9092, EVHNS.ServiceBus.Windows.net:9093"}, "evhns.servicebus.windows.net"),
+        # any other broker over PLAINTEXT: records and offsets in clear, no authentication (TLS only off this machine)
+        ({"KAFKA_BROKER_LIST": "kafka.internal:9092"}, "accepted only for a broker on this machine.*kafka.internal"),
+        ({"KAFKA_BROKER_LIST": "127.0.0.1:9092,10.0.0.7:9092"}, "names 10.0.0.7: use SASL_SSL"),
+        ({"KAFKA_BROKER_LIST": "[2001:db8::1]:9092"}, "names \\[2001:db8::1\\]"),
         # an infinite or huge lease overflowed the ledger's deadline, or made a partition wait for ever
         ({"LANDING_LEASE_SECONDS": "inf"}, "LANDING_LEASE_SECONDS: Input should be less than or equal to 3600"),
         ({"LANDING_LEASE_SECONDS": "1e20"}, "LANDING_LEASE_SECONDS"),
@@ -152,6 +156,8 @@ def test_edge_values_that_mean_unset_or_are_valid_are_taken() -> None:
         assert load_settings({"LAKE_KIND": "blob", "LAKE_FILE_SYSTEM": name}).lake_file_system == name
     assert load_settings({"LAKE_FILE_SYSTEM": ""}).lake_kind == "local"  # the local lake names no container
     assert load_settings({"LANDING_LEASE_SECONDS": "3600"}).landing_lease_seconds == 3600
+    for local in ("127.0.0.1:9092", "localhost:19092", "[::1]:9092", "127.0.0.2:9092,LOCALHOST:9093"):
+        assert load_settings({"KAFKA_BROKER_LIST": local}).kafka_security_protocol == "PLAINTEXT"
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def test_redrive_cli_exits_with_3_while_another_redrive_holds_the_lease(
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        ({}, {"bootstrap.servers": "broker:9092"}),
+        ({"KAFKA_BROKER_LIST": "127.0.0.1:9092"}, {"bootstrap.servers": "127.0.0.1:9092"}),
         (
             {
                 "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
