@@ -139,8 +139,19 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "acks": "all",
         "enable.idempotence": False,  # as the output binding (the extension's default)
         "message.timeout.ms": max(1, int(SEND_TIMEOUT_SECONDS * 1000 * MESSAGE_TIMEOUT_SHARE)),
+        **IDLE_CONNECTION_SETTINGS,
     }
 
+
+# Azure's load balancers drop a connection idle for 240 s without telling either end; a producer kept across ticks
+# of a sparse schedule would then find its connections dead and its send time out. Event Hubs' recommended
+# librdkafka values (learn.microsoft.com/azure/event-hubs/apache-kafka-configurations), which the Kafka
+# extension also sets for the triggers: probe idle sockets, refresh metadata and close idle connections first.
+IDLE_CONNECTION_SETTINGS: dict[str, Any] = {
+    "socket.keepalive.enable": True,
+    "metadata.max.age.ms": 180_000,
+    "connections.max.idle.ms": 180_000,
+}
 
 _producers: dict[str, Any] = {}
 _lock = threading.Lock()

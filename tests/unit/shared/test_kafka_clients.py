@@ -60,6 +60,17 @@ def test_in_azure_the_generators_producer_sends_with_the_apps_identity_and_no_pa
     assert credential.scopes == ["https://evhns-x.servicebus.windows.net/.default"]
 
 
+def test_the_producer_keeps_its_connections_alive_past_azures_idle_timeout(credential: _Credential) -> None:
+    """Azure drops a connection idle for 240 s silently: a producer kept across the ticks of a sparse schedule found
+    its connections dead. Event Hubs' recommended values: keepalive on, metadata and idle closes under 240 s."""
+    from shared.kafka_clients import producer_config
+    from shared.settings import load_settings
+
+    for config in (producer_config(load_settings(EVENTHUBS)), producer_config(load_settings({}))):
+        assert config["socket.keepalive.enable"] is True
+        assert 0 < config["metadata.max.age.ms"] < 240_000 and 0 < config["connections.max.idle.ms"] < 240_000
+
+
 def test_the_identitys_producer_config_is_the_same_every_tick(credential: _Credential) -> None:
     """send() keeps one producer per configuration: a new callback per tick would build a producer per tick."""
     from shared.kafka_clients import producer_config
@@ -103,6 +114,9 @@ def test_locally_the_generators_producer_is_plaintext_with_no_authentication() -
         "acks": "all",
         "enable.idempotence": False,
         "message.timeout.ms": 45_000,
+        "socket.keepalive.enable": True,
+        "metadata.max.age.ms": 180_000,
+        "connections.max.idle.ms": 180_000,
     }
 
 
