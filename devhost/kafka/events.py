@@ -34,7 +34,7 @@ def _key(message: Message) -> str | None:
     return key.decode("utf-8", errors="replace") if isinstance(key, bytes) else str(key)
 
 
-def _headers(message: Message) -> list[dict[str, str]]:
+def _headers(message: Message) -> list[dict[str, str | None]]:
     """Headers as the extension serialises them: ``Value`` is the bytes in base64."""
     raw = message.headers()
     if not raw:
@@ -43,13 +43,15 @@ def _headers(message: Message) -> list[dict[str, str]]:
 
 
 @lru_cache(maxsize=1024)  # a generator tick stamps the same headers on all its records
-def _serialised_headers(headers: tuple[tuple[str, str | bytes | None], ...]) -> list[dict[str, str]]:
-    return [{"Key": name, "Value": base64.b64encode(_bytes(value)).decode("ascii")} for name, value in headers]
+def _serialised_headers(headers: tuple[tuple[str, str | bytes | None], ...]) -> list[dict[str, str | None]]:
+    """As the extension serialises them: a header with no value has ``"Value": null`` (its ``byte[]`` is null)."""
+    return [
+        {"Key": name, "Value": None if value is None else base64.b64encode(_bytes(value)).decode("ascii")}
+        for name, value in headers
+    ]
 
 
-def _bytes(value: str | bytes | None) -> bytes:
-    if value is None:
-        return b""
+def _bytes(value: str | bytes) -> bytes:
     return value.encode() if isinstance(value, str) else value
 
 

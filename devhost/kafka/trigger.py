@@ -22,8 +22,9 @@ first), and skipped (stored anyway, with an error) only after more than ``maxRet
 (``-1``: never). While a batch is retried the listener fills the channel and then waits, so the
 consumer stops polling and is put out of its group after ``maxPollIntervalMs``, as in the extension.
 
-Stopping differs from Azure on purpose: the extension cancels its executor (a batch that finishes
-after that is not stored), drops what the channel holds, then unsubscribes and disposes the consumer
+Stopping differs from Azure on purpose: outside drain mode the extension cancels its executor (a batch that
+finishes after that is not stored) and drops what the channel holds (in drain mode, a Flex scale-in, it runs
+and stores the channel's batches first), then unsubscribes and disposes the consumer
 without closing it (no final commit; the group keeps its partitions until ``session.timeout.ms``).
 The local host drops the channel's batches too, but finishes the batch in hand, stores its offsets
 if it succeeded, and closes the consumer, which commits them and leaves the group.

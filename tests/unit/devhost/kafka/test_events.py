@@ -8,7 +8,7 @@ import azure.functions as func
 from confluent_kafka import Message
 
 from devhost.kafka.events import decode_batch
-from functions.bindings import to_record
+from functions.bindings import header_text, to_record
 from tests.conftest import FIXED_NOW_MS
 
 
@@ -30,6 +30,18 @@ def test_many_cardinality_batch_decodes_to_the_workers_kafka_events() -> None:
     records = [to_record(e) for e in events]
     assert [r.timestamp_ms for r in records] == [FIXED_NOW_MS + 7, FIXED_NOW_MS + 8]
     assert (records[0].partition, records[0].offset, records[0].value) == (2, 7, b'{"a": 1}')
+
+
+def test_a_header_with_no_value_arrives_as_null_as_the_extension_hands_it_over() -> None:
+    """The extension's header Value is a byte[] that stays null; the local host sent "" (base64 of nothing), so the
+    app's null branch never ran here and a content-type header with no value read as "" rather than None."""
+    message = Message(
+        topic="orders", partition=0, offset=1, key=None, value=b"{}", headers=[("content-type", None)],
+        timestamp=(1, FIXED_NOW_MS),
+    )  # fmt: skip
+    (event,) = decode_batch([message], "MANY")
+    assert event.headers == [{"Key": "content-type", "Value": None}]
+    assert header_text(event.headers, "content-type") is None
 
 
 def test_one_cardinality_gives_a_single_event() -> None:
