@@ -316,6 +316,11 @@ variable "eventhubs_capacity" {
     condition     = length(local.sources) <= (var.eventhubs_sku == "Standard" ? 10 : 100 * var.eventhubs_capacity)
     error_message = "More sources (one event hub each, sources plus sources/*.json) than the namespace holds: 10 on Standard, 100 per processing unit on Premium. Use Premium or fewer sources."
   }
+  validation {
+    # A Premium namespace holds at most 200 partitions per processing unit, over all its event hubs.
+    condition     = var.eventhubs_sku != "Premium" || sum([for source in values(local.sources) : source.partition_count]) <= 200 * var.eventhubs_capacity
+    error_message = "The sources' partitions (all event hubs together) pass the 200 per processing unit a Premium namespace holds: more processing units, or fewer partitions."
+  }
 }
 
 variable "eventhubs_maximum_throughput_units" {

@@ -115,6 +115,18 @@ def test_more_sources_than_a_standard_namespace_holds_are_refused(tmp_path: Path
     assert len(terraform_output(directory, vars=premium)["sources"]) == 11
 
 
+def test_more_partitions_than_a_premium_namespace_holds_are_refused_at_plan(tmp_path: Path) -> None:
+    """Premium takes 32 partitions a hub but 200 per processing unit over the namespace: seven sources of 32 each
+    (224) planned, and Azure refused the hubs part-way through the apply (a review)."""
+    directory = harness_dir(tmp_path)
+    _add_datagen_configs(tmp_path, 7 - len(SOURCES))
+    premium = {"eventhubs_sku": "Premium", "eventhubs_capacity": "1", "eventhub_partition_count": "32"}
+    with pytest.raises(TerraformFailed, match=r"200 per\s+processing\s+unit"):
+        terraform_output(directory, vars=premium)
+    assert len(terraform_output(directory, vars=premium | {"eventhubs_capacity": "2"})["sources"]) == 7
+    assert len(terraform_output(directory, vars=premium | {"eventhub_partition_count": "28"})["sources"]) == 7
+
+
 def test_the_host_queue_role_is_granted_only_with_the_azure_storage_backend() -> None:
     """Only Durable Functions' Azure Storage backend keeps work items in the host account's queues; the app has no
     queue trigger, so with the Durable Task Scheduler the role would be unused (least privilege)."""
