@@ -14,17 +14,25 @@ from azure.functions import meta
 from azure.functions.kafka import KafkaTriggerConverter
 from confluent_kafka import Message
 
+DATETIME_MIN = "0001-01-01T00:00:00.000Z"  # .NET DateTime.MinValue: what a default (absent) DateTime serialises as
+_DATETIME_RANGE_MS = (-62_135_596_800_000, 253_402_300_799_999)  # 0001-01-01 to 9999-12-31T23:59:59.999, UTC
+
 
 @lru_cache(maxsize=4096)  # records produced together share their millisecond
 def extension_timestamp(epoch_ms: int) -> str:
-    """The record timestamp as the extension serialises a .NET DateTime (UTC, ISO 8601)."""
+    """The record timestamp as the extension serialises a .NET DateTime (UTC, ISO 8601). One no DateTime can hold
+    (a producer's year 10000) is handed over as DateTime.MinValue, which the app takes for no timestamp; it stopped
+    the local host's consumer of the topic for good."""
+    low, high = _DATETIME_RANGE_MS
+    if not low <= epoch_ms <= high:
+        return DATETIME_MIN
     seconds, millis = divmod(epoch_ms, 1000)
     return f"{_utc_second(seconds)}.{millis:03d}Z"
 
 
 @lru_cache(maxsize=256)
 def _utc_second(epoch_seconds: int) -> str:
-    return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC).replace(tzinfo=None).isoformat()  # year 1 as 0001
 
 
 def _key(message: Message) -> str | None:

@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -114,6 +115,7 @@ class LocalHost:
         self.reader = InMemoryMetricReader()
         self.threads: list[threading.Thread] = []
         self.kafka_runners: list[KafkaTriggerRunner] = []
+        self.crashed: dict[str, BaseException] = {}  # function name -> what ended its runner
         self.timer_runners: list[TimerRunner] = []
         self.timer_threads: list[threading.Thread] = []
         self.pool: WorkerPool | None = None
@@ -165,6 +167,9 @@ class LocalHost:
             self._wait()
             self._shutdown(entities, host_loop, self.pool)
         say(self.stats.summary())
+        if self.crashed:
+            say(f"devhost: stopped with an error, its records left for the next run: {', '.join(sorted(self.crashed))}")
+            return 1
         return 0
 
     def _configure(self, stack: ExitStack) -> HostConfig:
@@ -298,11 +303,22 @@ class LocalHost:
                 self.timer_runners.append(runner)
             else:
                 continue
-            thread = threading.Thread(target=runner.run, name=function.name, daemon=True)
+            thread = threading.Thread(target=self._reported, args=(function.name, runner.run), name=function.name)
+            thread.daemon = True
             thread.start()
             self.threads.append(thread)
             if isinstance(runner, TimerRunner):
                 self.timer_threads.append(thread)
+
+    def _reported(self, name: str, run: Callable[[], None]) -> None:
+        """``run`` a trigger's runner; one that ends with an error (a bug of this host's, not a failed invocation:
+        those are retried) is kept, so the run says so and exits 1 instead of 0 with the function silently gone."""
+        try:
+            run()
+        except BaseException as error:
+            self.crashed[name] = error
+            say(f"devhost: {name} stopped: {type(error).__name__}: {error}"[:300])
+            raise
 
     def _lag(self) -> dict[str, int]:
         """Lag per source for the dashboard; a topic set by ``<SOURCE>_TOPIC`` is shown under that source."""

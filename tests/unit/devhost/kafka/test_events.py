@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 
 import azure.functions as func
+import pytest
 from confluent_kafka import Message
 
-from devhost.kafka.events import decode_batch
+from devhost.kafka.events import decode_batch, extension_timestamp
 from functions.bindings import header_text, to_record
+from shared.sources import SOURCES
+from shared.validation import validate_batch
 from tests.conftest import FIXED_NOW_MS
 
 
@@ -42,6 +45,27 @@ def test_a_header_with_no_value_arrives_as_null_as_the_extension_hands_it_over()
     (event,) = decode_batch([message], "MANY")
     assert event.headers == [{"Key": "content-type", "Value": None}]
     assert header_text(event.headers, "content-type") is None
+
+
+@pytest.mark.parametrize("timestamp_ms", [253_402_300_800_000, 2**62, -62_135_596_801_000])
+def test_a_kafka_timestamp_no_datetime_holds_is_handed_over_as_none_not_a_dead_consumer(timestamp_ms: int) -> None:
+    """A producer's year-10000 (or year-0) timestamp raised in the host's decoding, outside the invocation, and
+    stopped the topic's consumer for good (a review, against Tansu). It arrives as DateTime.MinValue, which the
+    app takes for no timestamp: the record lands by its event time, or is dead-lettered, like one with none."""
+    message = Message(
+        topic="orders", partition=0, offset=3, key=None, value=b"{}", headers=None, timestamp=(1, timestamp_ms)
+    )
+    (event,) = decode_batch([message], "MANY")
+    assert event.timestamp == "0001-01-01T00:00:00.000Z"
+    assert (
+        validate_batch(SOURCES["orders"], [to_record(event)], max_record_bytes=1000).dead_letters[0].record.timestamp_ms
+        is None
+    )
+
+
+def test_years_before_1000_are_written_with_four_digits_as_dotnet_does() -> None:
+    assert extension_timestamp(-62_135_596_800_000) == "0001-01-01T00:00:00.000Z"
+    assert extension_timestamp(253_402_300_799_999) == "9999-12-31T23:59:59.999Z"
 
 
 def test_one_cardinality_gives_a_single_event() -> None:

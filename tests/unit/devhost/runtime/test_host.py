@@ -4,6 +4,7 @@ broker announced, no producer outliving it, messages never glued to the live lin
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -121,3 +122,21 @@ def test_a_message_during_the_live_line_starts_on_a_line_of_its_own(
     assert "process_clickstream 100 ev lag ?" in out, "the live line was shown"
     assert f"{ERASE_LINE}devhost: duration reached" in out
     assert out.endswith("\n"), "what comes next starts on a new line"
+
+
+def test_a_runner_ended_by_an_error_is_named_and_kept_for_the_exit_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A runner that a bug of the host ended (not a failed invocation: those are retried) left its function gone
+    while the run printed no failure and exited 0 (a review: a record's year-10000 timestamp)."""
+    monkeypatch.setattr(threading, "excepthook", lambda _args: None)
+    host = LocalHost(StartOptions(duration=0.5))
+
+    def broken() -> None:
+        raise ValueError("year 10000 is out of range")
+
+    thread = threading.Thread(target=host._reported, args=("process_clickstream", broken))
+    thread.start()
+    thread.join(5)
+    assert list(host.crashed) == ["process_clickstream"]
+    assert "devhost: process_clickstream stopped: ValueError: year 10000 is out of range" in capsys.readouterr().out
