@@ -54,7 +54,9 @@ def test_same_seed_gives_the_same_events(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_messages_are_keyed_by_entity_and_valid(name: str) -> None:
     source = get_source(name)
-    for message in generate_messages(source, 30, now=FIXED_NOW, seed=None, start_index=0):
+    messages = generate_messages(source, 30, now=FIXED_NOW, seed=None, start_index=0)
+    assert len(messages) == 30  # an empty tick would pass every check below
+    for message in messages:
         event = record_validator(source.model).validate_json(message.value)
         assert message.key == source.entity_key(source.transform(event))
 

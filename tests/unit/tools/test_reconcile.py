@@ -136,7 +136,9 @@ def test_an_unreachable_lake_is_one_line_naming_it(
 
 
 class _Broker:
-    """Partition 0 of ``t`` retains offsets 0-4; the group committed them all."""
+    """A fake broker (named as such): partition 0 of ``t`` retains offsets 0-4; the group committed them all. The
+    case is the lake's side (quarantined raw files); reconcile against Tansu is tests/integration/test_reconcile.py,
+    whose broker cannot report retention as Kafka does (Tansu's high watermark is its last batch's base + 1)."""
 
     def partitions(self, topic: str) -> list[int]:
         return [0]

@@ -20,8 +20,10 @@ TOPIC = "orders"
 
 
 class _Broker:
-    """Two partitions of ``orders``, each retaining offsets 0-99, record ``n`` stamped ``n`` ms; the group committed
-    10 on each. ``move`` records the ledgers as they are when the broker is asked to move the group."""
+    """A fake broker (named as such): two partitions of ``orders``, each retaining offsets 0-99, record ``n`` stamped
+    ``n`` ms; the group committed 10 on each. ``move`` records the ledgers as they are when the broker is asked to
+    move the group: what these cases check is the order of the tool's lake writes against that request, which a
+    real broker cannot show. The move itself against Tansu is ``tests/integration/test_reconcile.py``."""
 
     def __init__(self, lake: LocalLake, state: str = "ConsumerGroupState.EMPTY") -> None:
         self.lake, self.state = lake, state

@@ -32,7 +32,9 @@ def test_the_local_host_serves_its_registry_only_when_no_other_is_named(settings
 
 
 class _FakeBroker:
-    """Stands in for ``embedded_broker``: an address, and what had happened by the time it stopped."""
+    """A fake of ``embedded_broker`` (named as such): an address, and what had happened by the time it stopped. The
+    order of the host's shutdown against the broker's stop is what these cases check, which Tansu cannot report;
+    the host with the real embedded broker runs in tests/unit/devhost/test_main.py and tests/integration."""
 
     address = "127.0.0.1:5555"
 
