@@ -400,12 +400,18 @@ def in_slice(table: pa.Table, time_slice: TimeSlice) -> pa.Table:
 
 
 def split_slice(table: pa.Table, time_slice: TimeSlice) -> tuple[pa.Table, pa.Table]:
-    """The rows of ``table`` that belong to ``time_slice``, and the others."""
+    """The rows of ``table`` that belong to ``time_slice``, and the others (rows with no time among them)."""
     mask = slice_mask(table, time_slice)
     return table.filter(mask), table.filter(pc.invert(mask))
 
 
 def slice_mask(table: pa.Table, time_slice: TimeSlice) -> pa.ChunkedArray | pa.Array:
+    """True for each row of the slice, false for every other: never null (a row with no time compared with a bound
+    is null in Arrow, which ``filter`` drops from both sides of a split)."""
+    return pc.fill_null(_slice_mask(table, time_slice), False)
+
+
+def _slice_mask(table: pa.Table, time_slice: TimeSlice) -> pa.ChunkedArray | pa.Array:
     times = micros(table.column(EVENT_TIME))
     if time_slice.nulls:
         mask = pc.is_null(times)
