@@ -1,7 +1,8 @@
 """NCRONTAB schedules as the Functions timer trigger reads them: six fields, seconds first (UTC).
 
 ``{second} {minute} {hour} {day} {month} {day-of-week}``; each field takes ``*``, numbers,
-ranges ``a-b``, steps ``*/n`` or ``a-b/n``, lists ``a,b``, and month or day names. A
+ranges ``a-b``, steps ``*/n`` or ``a-b/n``, lists ``a,b``, and month or day names. As NCrontab reads them, a
+range given high to low is the same range (``22-2`` is 2 to 22, not a wrap past midnight) and a step of 0 is 1. A
 five-field expression (no seconds) fires at second 0. Days of the week are 0-6 (Sunday is 0;
 7 is refused, as NCrontab refuses it). A day fires only when it matches both the day-of-month and
 the day-of-week field, whatever they are: ``0 0 0 1 * Mon`` fires on a 1st that is a Monday, not on
@@ -48,18 +49,16 @@ def _field(text: str, field: str, low: int, high: int, names: dict[str, int] | N
         span, _, step_text = part.partition("/")
         if step_text and not step_text.isdigit():
             raise ScheduleError(f"{field}: bad step in {part!r}")
-        step = int(step_text) if step_text else 1
-        if step < 1:
-            raise ScheduleError(f"{field}: bad step in {part!r}")
+        step = max(1, int(step_text)) if step_text else 1  # NCrontab takes a step of 0 as 1
         if span == "*":
             start, end = low, high
         elif "-" in span:
             first, last = span.split("-", 1)
-            start, end = _number(first, names or {}, field), _number(last, names or {}, field)
+            start, end = sorted((_number(first, names or {}, field), _number(last, names or {}, field)))  # as NCrontab
         else:
             start = _number(span, names or {}, field)
             end = high if step_text else start
-        if not (low <= start <= high and low <= end <= high and start <= end):
+        if not (low <= start <= high and low <= end <= high):
             raise ScheduleError(f"{field}: {part!r} is outside {low}-{high}")
         values.update(range(start, end + 1, step))
     return frozenset(values)

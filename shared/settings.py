@@ -327,7 +327,7 @@ class Settings(BaseSettings):
             if remote := [host for host in broker_hosts(self.kafka_broker_list) if not is_loopback(host)]:
                 raise ValueError(
                     f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} (no TLS, no authentication) is accepted "
-                    f"only for a broker on this machine (127.0.0.1, localhost, ::1: Redpanda or the embedded one); "
+                    f"only for a broker on this machine (127.0.0.1, localhost, [::1]: Redpanda or the embedded one); "
                     f"KAFKA_BROKER_LIST names {remote[0]}: use SASL_SSL"
                 )
             return self

@@ -173,7 +173,8 @@ variable "sources" {
     # The values, as the Functions host's NCrontab reads them when it loads the app (the app's settings check them
     # with shared/ncrontab.py): one out of its field's range stops every function of the app from loading too. Each
     # item of a field is * (the field's whole range), a value or a range a-b, with an optional step /n; "5/15" runs
-    # from 5 to the field's end, so a and b are what is checked. What the check above refuses may show here as well.
+    # from 5 to the field's end, so a and b are what is checked (NCrontab swaps a range given high to low and takes a
+    # step of 0 as 1, so neither is refused). What the check above refuses may show here as well.
     condition = alltrue([
       for item in flatten([for source in values(var.sources) : [
         for schedule in [source.generator_schedule, source.compaction_schedule] : [
@@ -191,12 +192,12 @@ variable "sources" {
         ] if try(length(regexall("\\S+", schedule)), 0) == 6
       ]]) :
       try(
-        tonumber(item.step) >= 1 && item.ends[0] <= item.ends[length(item.ends) - 1] &&
+        tonumber(item.step) >= 0 &&
         alltrue([for value in item.ends : value >= item.field.low && value <= item.field.high]),
         false
       )
     ])
-    error_message = "generator_schedule and compaction_schedule take in their six fields (seconds first) only second 0-59, minute 0-59, hour 0-23, day of month 1-31, month 1-12 or Jan-Dec, day of week 0-6 or Sun-Sat (Sunday is 0; 7 is refused), names in any case; a range a-b needs a <= b and a step /n needs n >= 1."
+    error_message = "generator_schedule and compaction_schedule take in their six fields (seconds first) only second 0-59, minute 0-59, hour 0-23, day of month 1-31, month 1-12 or Jan-Dec, day of week 0-6 or Sun-Sat (Sunday is 0; 7 is refused), names in any case (as NCrontab reads them, a range given high to low is the same range and a step of 0 is 1)."
   }
   validation {
     condition = alltrue([for source in values(var.sources) :

@@ -18,11 +18,25 @@ def test_ncrontab_six_fields_seconds_first() -> None:
 
 
 @pytest.mark.parametrize(
-    "expression", ["* * * *", "61 * * * * *", "*/0 * * * * *", "*/a * * * * *", "a * * * * *", "0 0 0 31 2 *"]
+    "expression", ["* * * *", "61 * * * * *", "*/a * * * * *", "a * * * * *", "0 0 0 31 2 *", "0 0 20-25 * * *"]
 )
 def test_bad_schedules_are_rejected(expression: str) -> None:
     with pytest.raises(ScheduleError):
         Schedule.parse(expression).next_after(datetime(2026, 1, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("written", "as_read"),
+    [
+        ("0 0 22-2 * * *", "0 0 2-22 * * *"),
+        ("0 0 9 * * Fri-Mon", "0 0 9 * * Mon-Fri"),
+        ("*/0 * * * * *", "* * * * * *"),
+    ],
+)
+def test_a_range_high_to_low_and_a_step_of_0_are_read_as_ncrontab_reads_them(written: str, as_read: str) -> None:
+    """NCrontab (the Functions host's) swaps a range given high to low (22-2 is 2 to 22, no wrap past midnight) and
+    takes a step below 1 as 1: the host loads these, so they are no reason to refuse the app's settings."""
+    assert Schedule.parse(written) == Schedule.parse(as_read)
 
 
 def test_both_day_fields_restricted_fire_only_on_days_matching_both() -> None:
