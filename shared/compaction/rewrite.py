@@ -5,8 +5,10 @@ repeat, then read, sort and write the hour one event-time slice at a time into i
 (``parts``), and commit them in one Delta transaction that replaces the hour. Memory holds one
 slice (about ``SLICE_ROWS`` rows: an instant holding more is cut by offset range), ``READ_AHEAD``
 raw files in flight and the data file being written, whatever the hour's size. Each new raw file
-is read twice (scan, then its slice), a file that straddles two slices once more; the hour's
-curated rows are queried slice by slice.
+is read for the scan, then for each slice its rows are in (``InputStats.spans``: a file of one minute with one
+event late by fifty is read for those two times' slices, not for every slice between), and cut to the slice as
+it is decoded; what the next slice reads of it is carried while it fits in a slice. The hour's curated rows are
+queried slice by slice.
 The result is what ``rows.merge_hour`` gives the whole hour in memory, in the same order.
 
 Schema drift is handled as the hour passes (``drift.HourFit``): every part of every slice is
