@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, ParamSpec
 
 from shared.errors import ConfigurationError
+from shared.hosts import LOOPBACK_HOSTS
 from shared.settings import Settings, load_settings, load_source_settings
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 EXIT_BAD_ARGUMENTS = 2  # argparse's code
 EXIT_BAD_SETTINGS = EXIT_BAD_ARGUMENTS  # a bad setting is the same kind of mistake
 MAX_ERROR_TEXT = 300  # characters of a dependency's error quoted on a tool's one line

@@ -25,11 +25,11 @@ from devhost.runtime.function_stats import HostStats
 from devhost.runtime.invoker import Invoker
 from devhost.web.host_url import BadRequestTarget, function_url
 from devhost.web.routes import Route
+from shared.hosts import LOOPBACK_HOSTS
 from shared.state.keys import MAX_ENCODED_KEY_LENGTH, is_storable_key
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 DURABLE_PREFIX = "/runtime/webhooks/durabletask"
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 _STATIC_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}
 
 
@@ -174,7 +174,7 @@ def web_page_refusal(request: web.Request) -> web.StreamResponse | None:
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if "Origin" in request.headers or fetch_site not in (None, "none", "same-origin"):
         return web.json_response({"error": "the local host does not answer web pages"}, status=403)
-    if request.url.host not in LOOPBACK_NAMES:
+    if request.url.host not in LOOPBACK_HOSTS:
         return web.json_response({"error": "the local host answers on loopback names only"}, status=403)
     if request.method not in ("GET", "HEAD") and request.can_read_body and not _is_json(request.content_type):
         return web.json_response({"error": "a request's body must be sent as application/json"}, status=415)

@@ -19,11 +19,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError
+from shared.hosts import LOOPBACK_HOSTS
 from shared.layout import safe_segment
 from shared.settings import Settings
 
 CURATED_AREA = "curated"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 PUBLIC_CLOUD_DOMAINS = frozenset({"dfs.core.windows.net", "blob.core.windows.net"})
 DEVELOPMENT_ACCOUNT = "devstoreaccount1"
 DEVELOPMENT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="

@@ -31,6 +31,7 @@ from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline.policies import HTTPPolicy
 
 from shared.errors import ConfigurationError
+from shared.hosts import LOOPBACK_HOSTS
 from shared.settings import Settings
 
 REQUEST_LIMITS: dict[str, Any] = {
@@ -172,9 +173,6 @@ class LakeConnection:
     def server_timeout(self) -> int:
         """The server-side timeout every request of the store names (the SDK's per-operation ``timeout=``)."""
         return int(self.limits["server_timeout"])
-
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _in_transit_protected(url: str) -> bool:

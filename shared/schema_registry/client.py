@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.errors import RegistryRefused, RegistryUnavailable
+from shared.hosts import LOOPBACK_HOSTS
 from shared.schema_registry.avro_binary import BadSchema
 from shared.schema_registry.wire import EVENT_HUBS_ID, RegistryKind
 
@@ -117,7 +118,7 @@ class ConfluentRegistry:
                 f"SCHEMA_REGISTRY_URL {redacted(url)!r} carries credentials (user:secret@): not supported, and a"
                 " secret does not belong in a URL; set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD"
             )
-        if parsed.scheme != "https" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        if parsed.scheme != "https" and parsed.hostname not in LOOPBACK_HOSTS:
             raise RegistryRefused(
                 f"schema registry {redacted(url)!r} must be https:// (http only to 127.0.0.1, localhost or ::1):"
                 " over http the schemas records are read with, and any credentials, cross the network in clear"
