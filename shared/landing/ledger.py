@@ -40,6 +40,21 @@ KEPT_INCARNATIONS = 8
 KEPT_PREVIOUS_FINGERPRINTS = 16
 KEPT_MOVES = 8  # the newest offsets a consumer group was moved to (``Ledger.moved_to``)
 KEPT_HOLES = 8  # the newest gaps between a life's landed ranges that signals carry (``Ledger.holes``)
+FORMAT = 1  # a ledger of a higher ``format`` is a newer version's: refused, never read as this one's
+_FIELDS = frozenset(
+    {
+        "format",
+        "incarnation",
+        "landed",
+        "fingerprints",
+        "pending",
+        "previous",
+        "moved_to",
+        "seen_at",
+        "adopted",
+        "timestamps_ms",
+    }
+)  # a ledger's fields; any other top-level field is a newer version's, kept as it is (``Ledger.others``)
 
 
 def fingerprint(record: KafkaRecord) -> str:
@@ -115,6 +130,7 @@ class Ledger:
     seen_at: int | None = None
     adopted: OffsetRanges = field(default_factory=list)
     timestamps_ms: list[int] | None = None
+    others: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def first(cls) -> Ledger:
@@ -398,6 +414,7 @@ class Ledger:
             moved_to=list(self.moved_to),
             seen_at=seen_at,
             timestamps_ms=[],
+            others=dict(self.others),
         )
 
     def landed_in(self, incarnation: int) -> OffsetRanges:
@@ -476,6 +493,8 @@ class Ledger:
         restart = {} if self.seen_at is None else {"seen_at": self.seen_at, "adopted": self.adopted}
         stamps = {} if self.timestamps_ms is None else {"timestamps_ms": self.timestamps_ms}
         return {
+            **self.others,
+            "format": FORMAT,
             "incarnation": self.incarnation,
             "landed": self.landed,
             "fingerprints": _encoded(self.fingerprints),
@@ -492,30 +511,66 @@ class Ledger:
                 "others_until_ms": pending.others_until_ms,
                 "contents": pending.contents,
             },
-            "previous": self.previous,
+            "previous": self._previous_with_next_life(),
             **moves,
             **restart,
             **stamps,
         }
 
+    def _previous_with_next_life(self) -> list[dict[str, Any]]:
+        """``previous``, the life before this one holding a copy of where this life's restart showed (``next_life``)."""
+        before = self.previous[-1] if self.previous else None
+        if self.seen_at is None or before is None or int(before["incarnation"]) != self.incarnation - 1:
+            return self.previous
+        copy = {"incarnation": self.incarnation, "seen_at": self.seen_at, "adopted": self.adopted}
+        return [*self.previous[:-1], before | {"next_life": copy}]
+
     @classmethod
     def from_json(cls, document: Any) -> Ledger:
         """The ledger ``document`` (parsed JSON) holds. ``ValueError`` naming what is wrong when it is not a ledger
-        this version reads (damaged, or a newer version's ``pending``): never taken for one with other content."""
+        this version reads (damaged, a newer version's ``format`` or ``pending``): never taken for one with other
+        content."""
         if not isinstance(document, dict):
             raise ValueError(f"not a JSON object but {type(document).__name__}")
+        written_as = _integer(document.get("format", FORMAT), "format")
+        if written_as > FORMAT:
+            raise ValueError(f"written by a newer version (format {written_as}; this version reads {FORMAT})")
         pending = document.get("pending")
+        incarnation = _integer(document["incarnation"], "incarnation")
+        previous = [_earlier(entry) for entry in _typed(document.get("previous", []), list, "previous")]
+        restored = _restored_seen_at(previous)
+        own = restored.get(incarnation, {}) if "seen_at" not in document else document
         return cls(
-            incarnation=_integer(document["incarnation"], "incarnation"),
+            incarnation=incarnation,
             landed=_ranges(document.get("landed", []), "landed"),
             fingerprints=_checked_fingerprints(document),
             pending=None if pending is None else _pending(pending),
-            previous=[_earlier(entry) for entry in _typed(document.get("previous", []), list, "previous")],
+            previous=previous,
             moved_to=_offsets(document.get("moved_to", []), "moved_to"),
-            seen_at=_optional_integer(document.get("seen_at"), "seen_at"),
-            adopted=_ranges(document.get("adopted", []), "adopted"),
+            seen_at=_optional_integer(own.get("seen_at"), "seen_at"),
+            adopted=_ranges(own.get("adopted", []), "adopted"),
             timestamps_ms=_timestamps(document.get("timestamps_ms")),
+            others={name: value for name, value in document.items() if name not in _FIELDS},
         )
+
+
+def _restored_seen_at(previous: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Each life's ``next_life`` copy (incarnation -> seen_at, adopted), put back into an earlier life's entry that a
+    version not knowing ``seen_at`` wrote without it; the rest, for the current life, returned."""
+    copies: dict[int, dict[str, Any]] = {}
+    for entry in previous:
+        copy = entry.get("next_life")
+        if isinstance(copy, dict) and "seen_at" in copy:
+            life = _integer(copy.get("incarnation"), "next_life's incarnation")
+            copies[life] = {
+                "seen_at": _integer(copy["seen_at"], "next_life's seen_at"),
+                "adopted": _ranges(copy.get("adopted", []), "next_life's adopted"),
+            }
+    for entry in previous:
+        copy = copies.get(int(entry["incarnation"]))
+        if copy is not None and "seen_at" not in entry:
+            entry |= copy
+    return copies
 
 
 def _verdict(records: Sequence[KafkaRecord], known: dict[int, str], digests: dict[int, str]) -> bool | None:

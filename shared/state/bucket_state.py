@@ -31,6 +31,10 @@ Operations:
   whole (``_replaced`` keeps the run), so it holds that run's keys only; an adopt of an earlier run is refused, and
   so is one of that run once the bucket has applied events (a duplicate delivered after processing resumed).
   Origins no key the bucket holds names any more are dropped.
+
+An operation, or a field of a payload or part, that this version does not know is a newer version's signal (old and
+new workers share the task hub during a deploy): the operation is refused whole and logged (``unknown_fields``), never
+applied with the field ignored. docs/deploy.md says how to deploy a change to what processing sends.
 """
 
 from __future__ import annotations
@@ -135,6 +139,9 @@ def operate(
     if not is_bucket_key(entity_key):
         return Outcome(reduce(copy.deepcopy(state), operation, payload))
     state = with_bookkeeping_readable(state)
+    if (unknown := unknown_fields(operation, payload)) is not None:
+        log.error("bucket %s refused %s: %s", entity_key, operation, unknown)
+        return Outcome(state, f"{operation} refused, nothing applied: {unknown}")
     if operation == "apply":
         return apply(fold, state, payload)
     if operation == "adopt":
@@ -143,7 +150,35 @@ def operate(
         conflicts = adopt(state, payload)
         refused = f"adopt refused for {len(conflicts)} keys held with other state: {conflicts[:10]!r}"
         return Outcome(state, refused if conflicts else None)
-    raise ValueError(f"a bucket has no operation {operation!r}")
+    raise AssertionError(operation)  # unknown_fields refused it
+
+
+# What this version reads of each operation. A payload with anything else is a newer version's (a rolling deploy runs
+# both): refused whole, loudly, rather than marking its ranges applied with what this version would miss.
+KNOWN_FIELDS: dict[str, frozenset[str]] = {
+    "apply": frozenset({"parts"}),
+    "adopt": frozenset({"states", "origins", "replace"}),
+}
+KNOWN_PART_FIELDS = frozenset({"topic", "partition", "incarnation", "range", "keys", "owed", "holes"})
+
+
+def unknown_fields(operation: str, payload: Any) -> str | None:
+    """Why this version cannot read ``payload`` of ``operation`` whole (an operation or a field it does not know), or
+    None."""
+    known = KNOWN_FIELDS.get(operation)
+    if known is None:
+        return f"a bucket has no operation {operation!r}"
+    if not isinstance(payload, dict):
+        return f"its payload is not an object but {type(payload).__name__}"
+    unknown = set(payload) - known
+    if operation == "apply":
+        parts = payload.get("parts")
+        if not isinstance(parts, list) or not all(isinstance(part, dict) for part in parts):
+            return "its parts are not a list of objects"
+        unknown |= {f"parts[].{name}" for part in parts for name in set(part) - KNOWN_PART_FIELDS}
+    if unknown:
+        return f"fields this version does not know (a newer version's signal): {sorted(unknown)}"
+    return None
 
 
 Batches = list[tuple[dict[str, Any], list[list[Any]]]]  # one key's (part, its events the bucket has not applied)

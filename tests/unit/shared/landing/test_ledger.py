@@ -40,6 +40,10 @@ DAMAGED = {
     "adopted not ranges": b'{"incarnation": 1, "seen_at": 15, "adopted": [[9, 0]]}',
     "an earlier life's adopted": b'{"incarnation": 2, "previous": [{"incarnation": 1, "landed": [], '
     b'"seen_at": 4, "adopted": [3]}]}',
+    "a newer version's format": b'{"format": 2, "incarnation": 0}',
+    "format not a number": b'{"format": "1", "incarnation": 0}',
+    "a next_life copy's seen_at": b'{"incarnation": 1, "previous": [{"incarnation": 0, "landed": [], '
+    b'"next_life": {"incarnation": 1, "seen_at": "4"}}]}',
 }
 
 
@@ -71,6 +75,20 @@ def test_a_ledger_written_by_the_previous_version_keeps_working(tmp_path: Path) 
     assert landed_positions(tmp_path) == expected
 
 
+def test_a_newer_versions_top_level_field_is_kept_when_this_version_rewrites_the_ledger(tmp_path: Path) -> None:
+    """Peers of two versions share a ledger during a rolling deploy: this version lands (rewrites the ledger) and the
+    newer version's field, which it does not know, is still there, as stored; the format it writes is its own."""
+    records = records_for(CLICKS, 20)
+    land_clicks(LocalLake(tmp_path), records[:10])
+    stored = orjson.loads((tmp_path / LEDGER).read_bytes())
+    assert stored["format"] == 1
+    (tmp_path / LEDGER).write_bytes(orjson.dumps(stored | {"newer": {"kept": [1, "a"]}}))
+    assert land_clicks(LocalLake(tmp_path), records) == 10
+    rewritten = orjson.loads((tmp_path / LEDGER).read_bytes())
+    assert rewritten["newer"] == {"kept": [1, "a"]} and rewritten["format"] == 1
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(20)]
+
+
 def test_a_batch_at_no_fingerprint_is_the_life_of_the_batch_it_follows_unless_that_life_contradicts_it() -> None:
     from shared.landing.ledger import Ledger, fingerprint
 
@@ -94,7 +112,7 @@ def test_where_a_restart_showed_and_what_the_new_life_adopted_are_stored_and_rea
 
     old, new = records_for(CLICKS, 30, first_offset=20, seed=1), records_for(CLICKS, 40, seed=2)
     ledger = Ledger(landed=[[0, 9], [20, 49]], fingerprints={0: fingerprint(new[0]), 20: fingerprint(old[0])})
-    assert set(ledger.to_json()) == {"incarnation", "landed", "fingerprints", "pending", "previous"}
+    assert set(ledger.to_json()) == {"format", "incarnation", "landed", "fingerprints", "pending", "previous"}
     ledger = ledger.next_incarnation(20, seen_at=10)
     ledger.adopt([[0, 9]], 1)
     read = Ledger.from_json(orjson.loads(orjson.dumps(ledger.to_json())))

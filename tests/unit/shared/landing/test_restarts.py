@@ -73,6 +73,25 @@ def test_fresh_records_below_before_seen_are_recorded_as_landed(tmp_path: Path) 
     check(world, [OLD, NEW[0:40]], "fresh records below before_seen")
 
 
+def test_an_older_peers_rewrite_without_the_restart_point_does_not_land_records_twice(tmp_path: Path) -> None:
+    """A version from before ``seen_at`` (a peer during a rolling deploy) rewrites the ledger with its own fields: no
+    ``seen_at``, ``adopted``, ``timestamps_ms`` or ``format``, ``previous`` as stored. Inferred from what landed since,
+    the restart point was 0 and 5..14 landed again; the life before's ``next_life`` copy restores it."""
+    world = World(tmp_path)
+    lake = world.instance()
+    deliver_all(world, lake, OLD, NEW[5:15], NEW[15:40], NEW[0:30])
+    ledger_file = tmp_path / ledger_path("mobile", TopicPartition("mobile", 0))
+    stored = orjson.loads(ledger_file.read_bytes())
+    old_version = {name: value for name, value in stored.items() if name not in OLD_VERSION_DROPS}
+    assert set(stored) - set(old_version) == OLD_VERSION_DROPS
+    ledger_file.write_bytes(orjson.dumps(old_version))
+    world.deliver(world.instance(), NEW[2:30])
+    check(world, [OLD, NEW[0:40]], "an older peer's rewrite")
+
+
+OLD_VERSION_DROPS = {"seen_at", "adopted", "timestamps_ms", "format"}
+
+
 def test_a_ledger_written_before_the_restart_point_was_stored_keeps_its_inferred_point(tmp_path: Path) -> None:
     """As above, on a ledger the previous version wrote (no ``seen_at``, no ``adopted``): the point is inferred from
     the life's first landed range, then stored before records below it land in the life."""
@@ -82,6 +101,7 @@ def test_a_ledger_written_before_the_restart_point_was_stored_keeps_its_inferred
     ledger_file = tmp_path / ledger_path("mobile", TopicPartition("mobile", 0))
     stored = orjson.loads(ledger_file.read_bytes())
     assert (stored.pop("seen_at"), stored.pop("adopted")) == (15, [[5, 14]])
+    assert stored["previous"][-1].pop("next_life") == {"incarnation": 1, "seen_at": 15, "adopted": [[5, 14]]}
     ledger_file.write_bytes(orjson.dumps(stored))
     upgraded = world.instance()
     world.deliver(upgraded, NEW[0:30])

@@ -544,3 +544,31 @@ def test_a_bucket_state_that_is_not_an_object_is_kept_to_read_and_the_bucket_cou
     outcome = operate(user_activity.fold, user_activity.reduce, "~b0of4", [1, 2], "apply", payload)  # type: ignore[arg-type]
     assert outcome.refused is None and (key_state(outcome.state, "7") or {}).get("page_views") == 1
     assert outcome.state[UNREADABLE_BOOKKEEPING] == {"state": "[1, 2]"}
+
+
+@pytest.mark.parametrize(
+    ("operation", "payload", "named"),
+    [
+        ("apply", {"parts": [part("clickstream", 0, "7", [click(4, T0)]) | {"owed_v2": [4]}]}, "parts[].owed_v2"),
+        ("apply", {"parts": [part("clickstream", 0, "7", [click(4, T0)])], "v": 2}, "'v'"),
+        ("apply", {"parts": "all"}, "not a list of objects"),
+        ("adopt", {"states": {}, "keep": True}, "'keep'"),
+        ("compact", {}, "no operation 'compact'"),
+        ("apply", [1], "not an object"),
+    ],
+)
+def test_an_operation_a_newer_version_sent_is_refused_whole_not_applied_without_what_it_adds(
+    operation: str, payload: Any, named: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review 17 (rolling deploys): old and new workers share the task hub, so a worker may run an operation a newer
+    processing version sent. A part field it did not know (as ``owed`` and ``holes`` once were) was ignored and the
+    part's range marked applied: an event that field held back was never counted. Refused whole now: nothing
+    applied, nothing marked, the refusal names the fields."""
+    from shared.state.bucket_state import operate
+
+    state: dict[str, Any] = {"keys": {"7": '{"page_views": 3}'}, "_applied": {"clickstream/0/0": [[0, 3]]}}
+    before = {"keys": dict(state["keys"]), "_applied": {"clickstream/0/0": [[0, 3]]}}
+    outcome = operate(user_activity.fold, user_activity.reduce, "~b0of4", state, operation, payload)
+    assert outcome.refused is not None and named in outcome.refused
+    assert outcome.state == before
+    assert "refused" in caplog.text
