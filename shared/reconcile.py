@@ -128,16 +128,22 @@ class Life:
     landed yet): no row there counts. When they differ from the retained log's first fingerprinted offset on,
     ``incarnation`` is the next one, which nothing landed in yet. ``adopted_below``: rows of the life before,
     at offsets below it, count too: this life's first records, landed as the earlier life before the restart
-    showed (``Ledger.landed_before_seen``); so do those at the offsets the ledger recorded this life ``adopted``."""
+    showed (``Ledger.landed_before_seen``); so do those at the offsets the ledger recorded this life ``adopted``.
+    ``recreated_below``: below this offset the broker's records are not those the lake landed, although the life's
+    rows above match: the topic was recreated under a consumer that resumed at its old position, so the new
+    records below it were never read. No row of the life there counts."""
 
     incarnation: int
     recreated_from: int | None = None
     adopted_below: int | None = None
     verified: bool = True  # False: no offset the ledger fingerprinted is retained, so the life was not compared
     adopted: tuple[tuple[int, int], ...] = ()
+    recreated_below: int | None = None
 
     def counts(self, row: Landed) -> bool:
         if row.incarnation == self.incarnation:
+            if self.recreated_below is not None and row.offset < self.recreated_below:
+                return False
             return self.recreated_from is None or row.offset < self.recreated_from
         if row.incarnation != self.incarnation - 1:
             return False
@@ -188,7 +194,8 @@ def life_of(
 
     The current life's fingerprints: none matching and one differing, the topic was recreated and none of its new
     records landed; one matching and a later one differing, those from that one on have not landed (the new life's
-    first records landed as the old one, which held the offsets above them). The life before's fingerprints below
+    first records landed as the old one, which held the offsets above them); one differing below the lowest match,
+    the new life's records up to it were never read (``recreated_below``). The life before's fingerprints below
     the current life's first landed offset (the ledger's, or ``first_row``, its files' lowest): one matching, the
     earlier life's rows below that offset are this life's. A log that ends at or below an offset the ledger counts
     landed was recreated (offsets never go back in one life): told so when nothing fingerprinted is in ``[low, end)``;
@@ -223,8 +230,12 @@ def life_of(
     if differ and not matched:
         return Life(current + 1, recreated_from=low)
     recreated_from = next((offset for offset in differ if offset > matched[0]), None) if matched else None
+    differ_below = [offset for offset in differ if matched and offset < matched[0]]
+    recreated_below = differ_below[-1] + 1 if differ_below else None
     proven = any(found.get(offset) == digest for offset, digest in below.items())
-    return Life(current, recreated_from, min(firsts) if proven else None, adopted=adopted)
+    return Life(
+        current, recreated_from, min(firsts) if proven else None, adopted=adopted, recreated_below=recreated_below
+    )
 
 
 # The offsets among a partition's sorted inclusive ranges that hold a record a consumer is given.
@@ -245,6 +256,7 @@ class PartitionReport:
     gaps: list[tuple[int, int]] = field(default_factory=list)  # inclusive offset ranges in neither area
     doubles: dict[int, list[str]] = field(default_factory=dict)  # offset -> the files holding it
     recreated_from: int | None = None  # the broker's records from here on are not those the lake landed (Life)
+    recreated_below: int | None = None  # the broker's records below here are not those the lake landed (Life)
     verified: bool = True  # False: no fingerprinted offset retained, the lake's rows were not compared (Life)
     raw_gone: list[tuple[int, int]] = field(default_factory=list)  # gaps only letters in raw/ by design name
     # Offsets from the group's committed one up to the first the broker retains that the lake does not hold: the
@@ -291,7 +303,13 @@ def reconcile(
         low, end = retained[position]
         life = lives.get(TopicPartition(*position), Life(0))
         report = PartitionReport(
-            *position, life.incarnation, low, end, recreated_from=life.recreated_from, verified=life.verified
+            *position,
+            life.incarnation,
+            low,
+            end,
+            recreated_from=life.recreated_from,
+            recreated_below=life.recreated_below,
+            verified=life.verified,
         )
         rows = by_offset.get(position, {})
         missing: list[int] = []

@@ -357,6 +357,13 @@ def report_table(
                 "lake landed there (its landing ledger's fingerprints differ): the topic was recreated and its new "
                 "records have not landed yet; they count as pending, or missing below the group's committed offset"
             )
+        if r.recreated_below is not None:
+            lines.append(
+                f"recreated: partition {r.partition} holds other records below offset {r.recreated_below} than the "
+                "lake landed there (its landing ledger's fingerprints differ) although those above match: the topic "
+                "was recreated and a consumer resumed at its old position, so the new records below it were never "
+                "read; they count as missing"
+            )
         if not r.verified:
             lines.append(
                 f"unverified: partition {r.partition}: no offset its landing ledger fingerprinted holds a record the "
