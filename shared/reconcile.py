@@ -19,6 +19,7 @@ binary search over the records' timestamps, which needs only fetches.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 from bisect import bisect_right
@@ -36,6 +37,7 @@ from shared.errors import LakeRefused, TransientError, UnreadableLakeFile, Write
 from shared.lake.base import LakeStore
 from shared.landing.ledger import Ledger
 from shared.layout import DEADLETTER_AREA, LEDGER_AREA, RAW_AREA, is_reprocessed, ledger_path, safe_segment
+from shared.offset_ranges import without
 from shared.records import TopicPartition
 from shared.source_model import INT64_MAX
 from shared.state.bucket_counts import RECORD_PATH as BUCKETS_RECORD_PATH
@@ -139,6 +141,7 @@ class Life:
     verified: bool = True  # False: no offset the ledger fingerprinted is retained, so the life was not compared
     adopted: tuple[tuple[int, int], ...] = ()
     recreated_below: int | None = None
+    skipped: tuple[tuple[int, int], ...] = ()  # the ledger's holes in the life, passed over included (Ledger.holes)
 
     def counts(self, row: Landed) -> bool:
         if row.incarnation == self.incarnation:
@@ -180,7 +183,10 @@ def current_lives(
             continue
         first = lowest.get((position, ledger.incarnation))
         ask = None if fingerprints_at is None else functools.partial(fingerprints_at, position)
-        lives[position] = life_of(ledger, low, end, first, ask)
+        life = life_of(ledger, low, end, first, ask)
+        if life.incarnation == ledger.incarnation:
+            life = dataclasses.replace(life, skipped=tuple((a, b) for a, b in ledger.holes(life.incarnation)))
+        lives[position] = life
     return lives
 
 
@@ -262,6 +268,9 @@ class PartitionReport:
     # Offsets from the group's committed one up to the first the broker retains that the lake does not hold: the
     # broker deleted them (retention) before the processor reached them, so they can never land.
     expired: list[tuple[int, int]] = field(default_factory=list)
+    # Offsets the landing ledger never landed below ones it did (passed over by a consumer, or a group moved past them)
+    # that the broker no longer retains and the lake does not hold: lost to retention, unless they held no record.
+    skipped_gone: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
@@ -269,7 +278,7 @@ class PartitionReport:
 
     @property
     def clean(self) -> bool:
-        return not self.gaps and not self.doubles and not self.expired
+        return not self.gaps and not self.doubles and not self.expired and not self.skipped_gone
 
 
 def reconcile(
@@ -330,6 +339,7 @@ def reconcile(
         first_pending = None if committed is None else committed.get(position)
         if first_pending is not None and first_pending < low:
             report.expired = _not_held(first_pending, low - 1, sorted(o for o in rows if first_pending <= o < low))
+        report.skipped_gone = _skipped_gone(life.skipped, low, rows, report.expired)
         if committed is not None and first_pending is None:
             # No committed offset (never committed, or expired: Kafka drops an empty group's after 7 days): what
             # the lake holds shows how far the processor got. An offset below a row of it is a gap, not pending.
@@ -346,6 +356,20 @@ def reconcile(
         report.gaps = ranges(missing + raw_gone)
         reports.append(report)
     return reports
+
+
+def _skipped_gone(
+    skipped: Sequence[tuple[int, int]], low: int, rows: Mapping[int, object], expired: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The runs of the ledger's ``skipped`` ranges below the broker's first retained offset ``low`` that the lake does
+    not hold (``rows``' offsets) and ``expired`` does not name already."""
+    gone: list[tuple[int, int]] = []
+    for first, last in skipped:
+        if first < low:
+            last = min(last, low - 1)
+            gone += _not_held(first, last, sorted(o for o in rows if first <= o <= last))
+    named = [[first, last] for first, last in expired]
+    return [(first, last) for first, last in without([[first, last] for first, last in gone], named)]
 
 
 def _not_held(first: int, last: int, held: list[int]) -> list[tuple[int, int]]:

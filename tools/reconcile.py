@@ -375,6 +375,13 @@ def report_table(
                 f"lost to retention: partition {r.partition} offsets {first}-{last} ({last - first + 1}): past the "
                 "group's committed offset, deleted by the broker before the processor reached them"
             )
+        for first, last in r.skipped_gone:
+            lines.append(
+                f"not retained: partition {r.partition} offsets {first}-{last} ({last - first + 1}): the landing "
+                "never landed them (a consumer jumped over them: an offset reset after retention, or a group moved "
+                "by another tool) and the broker no longer retains them: lost to retention, unless they held no "
+                "record (a transactional producer's commit markers)"
+            )
         for first, last in r.gaps:
             lines.append(f"missing: partition {r.partition} offsets {first}-{last} ({last - first + 1})")
         for first, last in r.raw_gone:

@@ -28,7 +28,7 @@ import orjson
 
 from shared.errors import LakeError, LakeRefused, UnsafePath
 from shared.layout import DEADLETTER_AREA, RAW_AREA, batch_file_ledger_path, ledger_path, parse_batch_file_name
-from shared.offset_ranges import OffsetRanges, add, contains
+from shared.offset_ranges import OffsetRanges, add, contains, without
 from shared.records import KafkaRecord, TopicPartition
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ KEPT_INCARNATIONS = 8
 KEPT_PREVIOUS_FINGERPRINTS = 16
 KEPT_MOVES = 8  # the newest offsets a consumer group was moved to (``Ledger.moved_to``)
 KEPT_HOLES = 8  # the newest gaps between a life's landed ranges that signals carry (``Ledger.holes``)
+KEPT_PASSED_OVER = 8  # the newest ranges a consumer jumped over (``Ledger.passed_over``)
 FORMAT = 1  # a ledger of a higher ``format`` is a newer version's: refused, never read as this one's
 _FIELDS = frozenset(
     {
@@ -53,6 +54,7 @@ _FIELDS = frozenset(
         "seen_at",
         "adopted",
         "timestamps_ms",
+        "passed_over",
     }
 )  # a ledger's fields; any other top-level field is a newer version's, kept as it is (``Ledger.others``)
 
@@ -119,6 +121,21 @@ class Ledger:
     record landed there (``incarnation_of``). None where they are not known for every landing: in ledgers
     written before they were kept, and after a version that does not keep them wrote one; then they stay
     unknown for the life, never started part-way.
+
+    ``passed_over``: offsets of the current life that one consumer jumped over between two batches (the newest
+    ``KEPT_PASSED_OVER`` ranges; written only when there are some). They count as landed for the ledger's shape and
+    for what a batch that reads on may take as recordless (``PartitionLanding._recordless``: usually they hold no
+    record, a commit marker), but not for a batch that brings records there: an offset reset by the consumer
+    (retention deleted what it had not read) or a group moved by a tool other than ``tools.reconcile`` passes over
+    records too, and a rewind must land them. They are holes for the entities (``holes``), and ``tools.reconcile``
+    names those the broker no longer retains.
+
+    Peers of other versions share the ledger during a rolling deploy. ``format`` (``FORMAT``) is written with it: a
+    ledger of a higher format is refused (``from_json``), so its partition waits, loudly, for a newer instance.
+    Top-level fields this version does not know are kept as they are (``others``) and written back. A version
+    that does not know ``seen_at`` drops it when it writes the ledger, but keeps ``previous`` as stored: so the
+    life before keeps a copy (``next_life``: the incarnation, ``seen_at`` and ``adopted``) that ``from_json``
+    restores them from, rather than inferring ``seen_at`` from what landed since.
     """
 
     incarnation: int = 0
@@ -131,6 +148,7 @@ class Ledger:
     adopted: OffsetRanges = field(default_factory=list)
     timestamps_ms: list[int] | None = None
     others: dict[str, Any] = field(default_factory=dict)
+    passed_over: OffsetRanges = field(default_factory=list)
 
     @classmethod
     def first(cls) -> Ledger:
@@ -436,15 +454,33 @@ class Ledger:
             landed = add(landed, pending.low, pending.high)
         for low, high in self.adopted_in(incarnation):  # its records there landed in the life before
             landed = add(landed, low, high)
-        return [[below[1] + 1, above[0] - 1] for below, above in pairwise(landed)][-KEPT_HOLES:]
+        holes = [[below[1] + 1, above[0] - 1] for below, above in pairwise(landed)]
+        if incarnation == self.incarnation and self.passed_over:
+            holes = sorted([*holes, *self.passed_over])
+        return holes[-KEPT_HOLES:]
 
     def is_landed(self, offset: int, incarnation: int | None = None) -> bool:
-        return contains(self.landed_in(self.incarnation if incarnation is None else incarnation), offset)
+        """Whether a record at ``offset`` of ``incarnation`` landed (not at an offset a consumer passed over)."""
+        if incarnation is None or incarnation == self.incarnation:
+            return contains(self.landed, offset) and not contains(self.passed_over, offset)
+        return contains(self.landed_in(incarnation), offset)
+
+    def pass_over(self, low: int, high: int, incarnation: int) -> None:
+        """Record ``[low, high]`` as passed over by the consumer of ``incarnation``, so landed (``passed_over``: kept
+        for the current life only)."""
+        held = self.landed_in(incarnation)
+        for first, last in self.adopted_in(incarnation):
+            held = add(held, first, last)
+        unheld = without([[low, high]], held) if incarnation == self.incarnation else []
+        self.mark_landed(low, high, incarnation)
+        for first, last in unheld:  # what landed there before (a batch re-cut further down) stays landed
+            self.passed_over = add(self.passed_over, first, last)[-KEPT_PASSED_OVER:]
 
     def mark_landed(self, low: int, high: int, incarnation: int | None = None) -> None:
         """Record ``[low, high]`` as landed in ``incarnation`` (the current one by default)."""
         if incarnation is None or incarnation == self.incarnation:
             self.landed = add(self.landed, low, high)
+            self.passed_over = without(self.passed_over, [[low, high]])
             return
         for earlier in self.previous:
             if int(earlier["incarnation"]) == incarnation:
@@ -492,6 +528,7 @@ class Ledger:
         moves = {"moved_to": self.moved_to} if self.moved_to else {}  # a ledger never moved reads as before
         restart = {} if self.seen_at is None else {"seen_at": self.seen_at, "adopted": self.adopted}
         stamps = {} if self.timestamps_ms is None else {"timestamps_ms": self.timestamps_ms}
+        passed = {"passed_over": self.passed_over} if self.passed_over else {}
         return {
             **self.others,
             "format": FORMAT,
@@ -515,6 +552,7 @@ class Ledger:
             **moves,
             **restart,
             **stamps,
+            **passed,
         }
 
     def _previous_with_next_life(self) -> list[dict[str, Any]]:
@@ -551,6 +589,7 @@ class Ledger:
             adopted=_ranges(own.get("adopted", []), "adopted"),
             timestamps_ms=_timestamps(document.get("timestamps_ms")),
             others={name: value for name, value in document.items() if name not in _FIELDS},
+            passed_over=_ranges(document.get("passed_over", []), "passed_over"),
         )
 
 

@@ -318,7 +318,7 @@ class PartitionLanding:
         elif files:
             raise ValueError("files planned for a batch with no fresh records")
         if admission.recordless is not None:  # committed by this write, on the version it was decided on
-            ledger.mark_landed(*admission.recordless, admission.incarnation)
+            ledger.pass_over(*admission.recordless, admission.incarnation)
         self._commit(ledger)
         self._admitted = self._admitting  # decided on the ledger the write was conditional on
         return Begun(admission, tuple(files), self._deadline(started, ticking))

@@ -585,3 +585,25 @@ def test_a_topic_recreated_under_a_consumer_that_resumed_at_its_old_position_is_
     assert code == 1 and "result: NOT reconciled" in printed
     assert "holds other records below offset 50" in printed
     assert "missing: partition 0 offsets 0-49 (50)" in printed
+
+
+@pytest.mark.parametrize("resumed_by", ["the same process", "a new process"])
+def test_records_retention_deleted_before_the_processor_reached_them_stay_reported_after_it_reset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], resumed_by: str
+) -> None:
+    """Review 17: retention deleted 0-99 while the processor was stalled at 50; its consumer reset to the log start
+    (100) and committed 110. Reported while the group was below the log start, then clean (exit 0): the ledger took
+    the jump for offsets with no record (same process), or kept a hole nobody read (new process)."""
+    lake = LocalLake(tmp_path)
+    context = context_for(SOURCES["orders"], lake)
+    handle_batch(context, _orders(range(0, 25)))
+    handle_batch(context, _orders(range(25, 50)))
+    retained = [record for record in _orders(range(0, 110)) if record.offset >= 100]
+    code, printed = _run(lake, _Topic(retained, 50), monkeypatch, capsys)
+    assert code == 1 and "lost to retention: partition 0 offsets 50-99 (50)" in printed
+    if resumed_by == "a new process":
+        context = context_for(SOURCES["orders"], LocalLake(tmp_path))
+    handle_batch(context, _orders(range(100, 110)))
+    code, printed = _run(lake, _Topic(retained, 110), monkeypatch, capsys)
+    assert code == 1 and "result: NOT reconciled" in printed
+    assert "not retained: partition 0 offsets 50-99 (50)" in printed

@@ -18,7 +18,7 @@ import pytest
 from shared.errors import UnreadableLakeFile, WriteConflict
 from shared.lake import LocalLake
 from shared.landing.guard import guard_for
-from shared.landing.ledger import KEPT_MOVES, Ledger
+from shared.landing.ledger import KEPT_MOVES, KEPT_PASSED_OVER, Ledger
 from shared.layout import ledger_path
 from shared.reconcile import MARK_ATTEMPTS, Move, mark_moves
 from shared.records import TopicPartition
@@ -73,6 +73,42 @@ def test_a_group_moved_forward_under_a_live_process_then_rewound_lands_the_skipp
     restarted = LocalLake(tmp_path)  # the rewind done properly: processor stopped, a new process
     assert land_clicks(restarted, records[10:50]) == 40, "the rewind to the skipped records landed nothing"
     assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(70)]
+
+
+@pytest.mark.parametrize("rewound_by", ["the same process", "a new process"])
+def test_offsets_a_live_process_jumped_over_without_a_mark_are_landed_by_a_rewind(
+    tmp_path: Path, rewound_by: str
+) -> None:
+    """Review 17: a group moved by another tool (no mark), or a consumer's own offset reset after retention, looks to
+    the live process like offsets with no record. Recorded as landed, a rewind to them landed nothing: the records
+    were lost. They keep the ledger one range, but are ``passed_over``: holes for the entities, and a rewind lands
+    them."""
+    records = records_for(CLICKS, 100)
+    worker = LocalLake(tmp_path)
+    assert land_clicks(worker, records[:10]) == 10
+    assert land_clicks(worker, records[50:60]) == 10  # moved to 50 by another tool while it lived on
+    assert _landed(worker) == [[0, 59]]
+    assert _stored(tmp_path)["passed_over"] == [[10, 49]]
+    assert guard_for(worker).partition("clickstream", WHERE).holes(0) == [[10, 49]]
+    rewinder = worker if rewound_by == "the same process" else LocalLake(tmp_path)
+    assert land_clicks(rewinder, records[10:50]) == 40, "the rewind to the passed-over records landed nothing"
+    assert land_clicks(rewinder, records[0:60]) == 0, "nothing twice"
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(60)]
+    assert "passed_over" not in _stored(tmp_path), "landed now: passed over no more"
+
+
+def test_a_ledger_keeps_its_newest_passed_over_ranges_and_round_trips_them() -> None:
+    ledger = Ledger(landed=[[0, 9]])
+    assert "passed_over" not in ledger.to_json(), "none: written as before"
+    for start in range(20, 20 + 20 * (KEPT_PASSED_OVER + 2), 20):
+        ledger.pass_over(start - 10, start - 1, 0)
+        ledger.mark_landed(start, start + 9)
+    assert len(ledger.passed_over) == KEPT_PASSED_OVER and ledger.passed_over[-1] == [190, 199]
+    assert ledger.landed == [[0, 209]] and not ledger.is_landed(195) and ledger.is_landed(205)
+    again = Ledger.from_json(orjson.loads(orjson.dumps(ledger.to_json())))
+    assert again == ledger
+    with pytest.raises(ValueError, match="passed_over"):
+        Ledger.from_json(ledger.to_json() | {"passed_over": [[5, 1]]})
 
 
 def test_offsets_with_no_record_after_a_move_are_still_recorded_with_the_batch(tmp_path: Path) -> None:
