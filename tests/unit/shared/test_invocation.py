@@ -252,6 +252,44 @@ def test_a_redelivery_from_a_committed_offset_below_the_seen_restart_proves_what
     assert (landed, _counted(gateway)) == (250, 250)
 
 
+class _HeldSignals:
+    """A gateway whose signals are sent but not applied until ``arrive``: Durable does not order signals, so an
+    earlier batch's apply may reach its bucket after a later batch's."""
+
+    def __init__(self, real: ApplyingGateway) -> None:
+        self.real = real
+        self.held: list[Signal] = []
+
+    async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+        return await self.real.read(entity, key)
+
+    async def signal(self, signal: Signal) -> None:
+        self.held.append(signal)
+
+    def arrive(self) -> None:
+        for signal in self.held:
+            asyncio.run(self.real.signal(signal))
+        self.held.clear()
+
+
+def test_an_earlier_lifes_apply_arriving_after_a_batch_across_the_restart_counts_each_record_once(
+    tmp_path: Path,
+) -> None:
+    """The old life's log started at 100; its apply is still in flight when the new life's [0..49] (landed as the
+    old life) and then [0..149], crossing the restart at 100, are applied. The signals carry each life's span of
+    offsets, so the buckets tell the lives apart whichever apply arrives first: without them, the late old-life
+    apply's offsets were taken for the new life's, applied already, and its events not counted."""
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    in_flight = _HeldSignals(gateway)
+    landed = _deliver(lake, in_flight, records_for(MOBILE, 100, first_offset=100, seed=1))
+    new_life = records_for(MOBILE, 150, first_offset=0, seed=2)
+    landed += _deliver(lake, gateway, new_life[:50])
+    landed += _deliver(lake, gateway, new_life)  # redelivered, cut longer: it crosses the restart
+    assert in_flight.held
+    in_flight.arrive()  # the old life's apply arrives last
+    assert (landed, _counted(gateway)) == (250, 250)
+
+
 FAR_FUTURE_MS = 4_070_908_800_000  # 2099-01-01: a producer whose clock runs far ahead
 MINUTE_MS = 60_000
 
@@ -369,6 +407,23 @@ def test_a_dead_letter_of_an_earlier_life_of_the_offsets_does_not_hide_a_record_
     assert _process(lake, second_life, gateway, max_record_bytes=2000) == 6
     _process(lake, second_life, gateway, max_record_bytes=2000)  # redelivered
     assert device_events(gateway)["device-5"] == 1
+
+
+def test_a_dead_letter_at_the_first_offset_of_its_file_that_passes_when_redelivered_is_not_counted(
+    tmp_path: Path,
+) -> None:
+    """As ``test_a_dead_letter_that_passes_when_redelivered_is_not_counted_in_state``, with the dead letter the
+    first record of its batch: [0..4] lands, then [5..9] with offset 5 oversized, so its dead-letter file is named
+    from offset 5. Redelivered [3..5] after the limit was raised, 5 passes, but raw/ does not hold it: it is found
+    in that file (its first offset included), and no entity counts it."""
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    records = [device_tap(offset, "device-a") for offset in range(10) if offset != 5]
+    records.insert(5, device_tap(5, "device-big", padding=3000))
+    _process(lake, records[0:5], gateway, max_record_bytes=2000)
+    _process(lake, records[5:10], gateway, max_record_bytes=2000)
+    assert device_events(gateway) == {"device-a": 9}
+    assert _process(lake, records[3:6], gateway, max_record_bytes=1 << 20) == 0
+    assert device_events(gateway) == {"device-a": 9}
 
 
 class _FailingSignals(ApplyingGateway):
@@ -495,6 +550,22 @@ def test_a_refused_apply_does_not_dead_letter_as_in_raw_a_row_raw_does_not_hold(
     _process(lake, records, ApplyingGateway(), max_record_bytes=2000)
     _process(lake, records, RecordingGateway(refuse=bucket_for("device-a", 512)), max_record_bytes=1 << 20)
     assert sorted(_entity_rejected_offsets(tmp_path)) == [0, 1, 2, 3, 4]
+
+
+def test_a_row_raw_holds_in_an_earlier_life_that_a_batch_across_the_restart_rejects_is_found_there(
+    tmp_path: Path,
+) -> None:
+    """The old life's log started at 100. The new life's [0..49] lands as the old life (below its first offset);
+    then [0..149] is redelivered, crossing the restart at 100, with MAX_RECORD_BYTES lowered so offset 10 is
+    rejected now. raw/ holds its row in the life it landed in, not the batch's last: looked for there, it counts
+    from raw/, and nothing is owed or dead-lettered as entity_rejected."""
+    lake, gateway = LocalLake(tmp_path), ApplyingGateway()
+    _process(lake, records_for(MOBILE, 100, first_offset=100, seed=1), gateway, max_record_bytes=1 << 20)
+    new_life = [device_tap(offset, "device-x", padding=3000 if offset == 10 else 0) for offset in range(150)]
+    _process(lake, new_life[:50], gateway, max_record_bytes=1 << 20)
+    _process(lake, new_life, gateway, max_record_bytes=2000)
+    assert _entity_rejected_offsets(tmp_path) == {} and not _owed_anywhere(gateway)
+    assert device_events(gateway)["device-x"] == 150
 
 
 @pytest.mark.parametrize("kafka_key", [None, "not-the-device-id"])

@@ -243,6 +243,35 @@ def test_a_writer_starts_no_request_after_its_deadline(tmp_path: Path) -> None:
     assert list(tmp_path.glob("raw/**/*.parquet")) == []
 
 
+@pytest.mark.parametrize(("past_deadline", "sent"), [(-0.5, True), (0.5, False)], ids=["just before", "just after"])
+def test_a_writers_deadline_leaves_a_request_and_the_clock_skew_before_its_lease_ends(
+    tmp_path: Path, past_deadline: float, sent: bool
+) -> None:
+    """A request started at the deadline may take ``max_request_seconds`` to arrive, and another instance's clock
+    may be ``CLOCK_SKEW_SECONDS`` ahead: the deadline is the lease less both. Less only the skew, a create started
+    half a second later than this arrives when another instance may already judge the lease over and remove the
+    landing (the probe above, past the lease less one request, is too late to tell)."""
+    from shared.landing.files import plan_files
+    from shared.landing.partition import CLOCK_SKEW_SECONDS
+
+    records = records_for(CLICKS, 100)
+    lake = LocalLake(tmp_path)
+    guard = guard_for(lake)
+    now = [time.time()]
+    guard.clock = lambda: now[0]
+    landing = guard.partition("clickstream", TopicPartition("clickstream", 0))
+    (part,) = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    admission = landing.admit(records, lambda _pending, _incarnation: [])
+    begun = landing.begin(admission, plan_files(part, PARQUET, now_ms=FIXED_NOW_MS).files)
+    now[0] += DEFAULT_LEASE_SECONDS - lake.max_request_seconds - CLOCK_SKEW_SECONDS + past_deadline
+    if sent:
+        landing.write(begun)
+    else:
+        with pytest.raises(LeaseExpired):
+            landing.write(begun)
+    assert bool(list(tmp_path.glob("raw/**/*.parquet"))) == sent
+
+
 def test_a_wall_clock_stepped_back_mid_landing_lends_the_writer_no_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

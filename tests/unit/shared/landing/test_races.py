@@ -38,7 +38,7 @@ from shared.landing.guard import (
     PartitionWaiting,
     land_partition,
 )
-from shared.landing.partition import CLOCK_SKEW_SECONDS
+from shared.landing.partition import CLOCK_SKEW_SECONDS, LeaseExpired
 from shared.records import KafkaRecord
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -416,3 +416,89 @@ def test_a_batch_held_across_a_restart_does_not_double_the_next_life(scratch: Pa
     _land(guard_b, SECOND_LIFE[5:20])  # redelivered after a rebalance
     both = Scenario("held across a restart", a=[FIRST_LIFE[0:15]], b=[SECOND_LIFE[0:20]])
     _check(both, scratch, ())
+
+
+class _StallsAfterFirstDelete(_Lake):
+    """A worker's view of the lake whose process stalls (``stall`` runs) just after its first delete arrived."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.stall: Callable[[], None] = lambda: None
+
+    def delete(self, path: str) -> None:
+        super().delete(path)
+        self.stall, hook = (lambda: None), self.stall
+        hook()
+
+
+def test_a_remover_stalled_past_its_lease_between_deletes_deletes_no_file_landed_since(scratch: Path) -> None:
+    """A's landing of 0-9 is unfinished (its raw file written, its dead letters not: A lost the lake). B, its batch
+    cut shorter, takes it over after A's lease and removes it; B's process stalls after its first delete, past
+    B's own lease, and C, the partition's owner by then, removes what is left and lands 0-9 again, under the same
+    file names. When B resumes it must not delete another file: a delete checked only against the deadline of
+    the first would remove C's dead letters (offset 3 in no file, C's consumer past it)."""
+    clock = [1_000_000.0]
+    lake_a, lake_b = _Lake(scratch), _StallsAfterFirstDelete(scratch)
+    guard_a = LandingGuard(lake_a, clock=lambda: clock[0])
+    guard_b = LandingGuard(lake_b, clock=lambda: clock[0])
+    guard_c = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
+    lake_a.fail_after = 1  # the raw file, then the outage
+    with pytest.raises(LakeUnavailable):
+        _land(guard_a, FIRST_LIFE[0:10])
+    assert len(list(scratch.glob("raw/**/*.parquet"))) == 1 and not list(scratch.glob("deadletter/**/*.gz"))
+
+    def b_stalls_while_c_lands() -> None:
+        clock[0] += 2 * DEFAULT_LEASE_SECONDS  # B's lease runs out while it is paused
+        _land(guard_c, FIRST_LIFE[0:10])
+
+    lake_b.stall = b_stalls_while_c_lands
+    clock[0] += DEFAULT_LEASE_SECONDS + 1  # A's lease ran out: B may remove its landing
+    with contextlib.suppress(LeaseExpired, PartitionWaiting):  # B stops (its lease ran out); the trigger retries
+        _land(guard_b, FIRST_LIFE[0:5])
+    clock[0] += 1
+    _land(guard_c, FIRST_LIFE[10:20])  # C's consumer moves on
+    clock[0] += DEFAULT_LEASE_SECONDS + 1
+    _land(guard_b, FIRST_LIFE[0:5])  # B's retry: landed already
+    _check(Scenario("a remover stalled between deletes", a=[FIRST_LIFE[0:20]], b=[]), scratch, ())
+
+
+class _FenceAnswerLost(_Lake):
+    """A worker's view of the lake whose next ledger write, once ``lose_next_answer`` is set, is committed but its
+    answer lost: the worker forgets its snapshot and reads the ledger again."""
+
+    lose_next_answer = False
+
+    def write_if(self, path: str, data: bytes, version: str | None) -> str:
+        written = super().write_if(path, data, version)
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise LakeUnavailable("the ledger write's answer was lost")
+        return written
+
+
+def test_a_taker_whose_fence_answer_was_lost_still_waits_for_the_holder_it_took_from(scratch: Path) -> None:
+    """A names the files of 0-9 and is slow to write them (well within its lease). B, the same batch, takes the
+    landing over to complete it; its fence write commits but the answer is lost, so B reads the ledger again.
+    The landing reads as B's own now: only the holder's deadline stored with it (``others_until_ms``) tells B's
+    retry, cut shorter, to wait for A rather than remove the landing at once and land 0-4 again beside A's
+    files."""
+    clock = [1_000_000.0]
+    lake_b = _FenceAnswerLost(scratch)
+    guard_a = LandingGuard(_Lake(scratch), clock=lambda: clock[0])
+    guard_b = LandingGuard(lake_b, clock=lambda: clock[0])
+    slow_a = _lander(guard_a, FIRST_LIFE[0:10])
+    slow_a.admit()
+    slow_a.begin()  # A names its files; it is slow to write them
+    clock[0] += 10
+    lake_b.lose_next_answer = True
+    with pytest.raises(LakeUnavailable):
+        _land(guard_b, FIRST_LIFE[0:10])  # B takes the landing over: the fence
+    clock[0] += 10
+    with contextlib.suppress(PartitionWaiting):  # B's batch re-cut: it must wait for A
+        _land(guard_b, FIRST_LIFE[0:5])
+    slow_a.write()  # A is 20 s into a 150 s lease: its requests are allowed
+    slow_a.finish()
+    for batch in (FIRST_LIFE[0:5], FIRST_LIFE[5:10]):
+        clock[0] += DEFAULT_LEASE_SECONDS + 1
+        _land(guard_b, batch)
+    _check(Scenario("a fence's answer lost", a=[FIRST_LIFE[0:10]], b=[]), scratch, ())

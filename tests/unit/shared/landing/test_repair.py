@@ -128,6 +128,28 @@ def test_a_new_life_read_from_later_on_still_lands_its_first_records_when_they_c
     assert _copies(tmp_path) == Counter({**{(0, o): 1 for o in range(10)}, **{(1, o): 1 for o in range(8)}})
 
 
+def test_a_landing_of_an_earlier_life_repaired_after_a_restart_is_recorded_in_that_life(tmp_path: Path) -> None:
+    """A lands the old life's 0-19; the topic is recreated and B lands the new life's 0-9. A's held batch of the
+    old life, 15-29 (it matches the old life's fingerprint at 19), lands 20-29 there, but its first file fails;
+    A's retry completes the landing. Recorded as landed in the current life instead, 20-29 of the new life would
+    be skipped as landed when B's next batch brings them: in no file."""
+    clock = [1_000_000.0]
+    old, new = _life(30, seed=1, shift_ms=0), _life(30, seed=2, shift_ms=5000)
+    lake_a = FailingLake(tmp_path)
+    a = LandingGuard(lake_a, clock=lambda: clock[0])
+    b = LandingGuard(LocalLake(tmp_path), clock=lambda: clock[0])
+    _land(a, old[0:10])
+    _land(a, old[10:20])
+    _land(b, new[0:10])
+    lake_a.fail_after = 0
+    with pytest.raises(LakeUnavailable):
+        _land(a, old[15:30])
+    clock[0] += 1
+    _land(a, old[15:30])  # the trigger's retry repairs the landing it began
+    _land(b, new[10:30])
+    assert _copies(tmp_path) == Counter({**{(0, o): 1 for o in range(30)}, **{(1, o): 1 for o in range(30)}})
+
+
 def test_the_last_landing_before_an_idle_spell_keeps_its_dead_letters_after_raw_retention(tmp_path: Path) -> None:
     """``finish`` leaves the last landing pending; the lake's lifecycle deletes its raw file after
     raw_retention_days; the next batch, days later, must count it as landed, not delete its dead letters."""

@@ -148,6 +148,22 @@ def test_an_owed_event_that_comes_with_a_redelivered_batch_counts_once() -> None
     assert _events(state) == 1 and "_owed" not in state
 
 
+def test_while_a_bucket_owes_an_offset_a_redelivery_of_what_it_applied_counts_nothing_again() -> None:
+    """What a bucket owes is counted when it comes; the events it applied are not, owed offset or not. A review
+    found applied events counted again while the bucket owed anything at their position, and the last applied
+    offset (the top of the applied ranges) counted again alone."""
+    state = _apply({}, 0, 99, {"k": [_tap(5), _tap(99)]})
+    state = _apply(state, 100, 199, {}, owed=[150])  # a refused apply: the bucket owes 150
+    assert (_events(state), "_owed" in state) == (2, True)
+    state = _apply(state, 0, 99, {"k": [_tap(5), _tap(99)]})  # the first batch redelivered
+    assert (_events(state), "_owed" in state) == (2, True)
+    state = _apply({}, 0, 199, {"k": [_tap(199)]}, owed=[150])  # applied up to 199, owes 150 below it
+    state = _apply(state, 190, 199, {"k": [_tap(199)]})  # redelivered: 199 is the top of the applied ranges
+    assert (_events(state), "_owed" in state) == (1, True)
+    state = _apply(state, 150, 150, {"k": [_tap(150)]})  # tools.redrive's re-signal of what it owes
+    assert (_events(state), "_owed" in state) == (2, False)
+
+
 def test_a_bucket_owes_at_most_kept_owed_ranges_per_position() -> None:
     from shared.state.bucket_state import KEPT_OWED
 
