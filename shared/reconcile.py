@@ -271,6 +271,9 @@ class PartitionReport:
     # Offsets the landing ledger never landed below ones it did (passed over by a consumer, or a group moved past them)
     # that the broker no longer retains and the lake does not hold: lost to retention, unless they held no record.
     skipped_gone: list[tuple[int, int]] = field(default_factory=list)
+    # Those of one offset each: most likely a transactional producer's commit markers, so they are named, and the
+    # partition is not taken for unreconciled for them (a marker after every transaction would make it so for good).
+    skipped_one_gone: list[int] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
@@ -339,7 +342,9 @@ def reconcile(
         first_pending = None if committed is None else committed.get(position)
         if first_pending is not None and first_pending < low:
             report.expired = _not_held(first_pending, low - 1, sorted(o for o in rows if first_pending <= o < low))
-        report.skipped_gone = _skipped_gone(life.skipped, low, rows, report.expired)
+        gone = _skipped_gone(life.skipped, low, rows, report.expired)
+        report.skipped_gone = [(first, last) for first, last in gone if first < last]
+        report.skipped_one_gone = [first for first, last in gone if first == last]
         if committed is not None and first_pending is None:
             # No committed offset (never committed, or expired: Kafka drops an empty group's after 7 days): what
             # the lake holds shows how far the processor got. An offset below a row of it is a gap, not pending.

@@ -282,7 +282,7 @@ def landed_offsets(
         elif life != ledger.incarnation and all(int(entry["incarnation"]) != life for entry in ledger.previous):
             gaps_kept[where] = f"life {life} no longer in its landing ledger"
         else:
-            landed[where] = ledger.landed_in(life)
+            landed[where] = ledger.records_landed_in(life)
     return landed, gaps_kept
 
 

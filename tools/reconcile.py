@@ -375,12 +375,18 @@ def report_table(
                 f"lost to retention: partition {r.partition} offsets {first}-{last} ({last - first + 1}): past the "
                 "group's committed offset, deleted by the broker before the processor reached them"
             )
+        if r.skipped_one_gone:
+            shown = ", ".join(map(str, r.skipped_one_gone[:10])) + (", ..." if len(r.skipped_one_gone) > 10 else "")
+            lines.append(
+                f"not retained, one offset each: partition {r.partition} offsets {shown}: never landed and no longer "
+                "retained; most likely a transactional producer's commit markers (not counted as missing)"
+            )
         for first, last in r.skipped_gone:
             lines.append(
                 f"not retained: partition {r.partition} offsets {first}-{last} ({last - first + 1}): the landing "
                 "never landed them (a consumer jumped over them: an offset reset after retention, or a group moved "
                 "by another tool) and the broker no longer retains them: lost to retention, unless they held no "
-                "record (a transactional producer's commit markers)"
+                "record (an aborted transaction's)"
             )
         for first, last in r.gaps:
             lines.append(f"missing: partition {r.partition} offsets {first}-{last} ({last - first + 1})")

@@ -122,8 +122,9 @@ class Ledger:
     written before they were kept, and after a version that does not keep them wrote one; then they stay
     unknown for the life, never started part-way.
 
-    ``passed_over``: offsets of the current life that one consumer jumped over between two batches (the newest
-    ``KEPT_PASSED_OVER`` ranges; written only when there are some). They count as landed for the ledger's shape and
+    ``passed_over``: offsets of the current life that one consumer jumped over between two batches (at most
+    ``KEPT_PASSED_OVER`` ranges, one-offset ranges dropped first: a commit marker's; written only when there are
+    some). They count as landed for the ledger's shape and
     for what a batch that reads on may take as recordless (``PartitionLanding._recordless``: usually they hold no
     record, a commit marker), but not for a batch that brings records there: an offset reset by the consumer
     (retention deleted what it had not read) or a group moved by a tool other than ``tools.reconcile`` passes over
@@ -454,16 +455,21 @@ class Ledger:
             landed = add(landed, pending.low, pending.high)
         for low, high in self.adopted_in(incarnation):  # its records there landed in the life before
             landed = add(landed, low, high)
-        holes = [[below[1] + 1, above[0] - 1] for below, above in pairwise(landed)]
-        if incarnation == self.incarnation and self.passed_over:
+        holes = [[below[1] + 1, above[0] - 1] for below, above in pairwise(landed)][-KEPT_HOLES:]
+        if incarnation == self.incarnation and self.passed_over:  # their own budget: markers never crowd gaps out
             holes = sorted([*holes, *self.passed_over])
-        return holes[-KEPT_HOLES:]
+        return holes
 
     def is_landed(self, offset: int, incarnation: int | None = None) -> bool:
         """Whether a record at ``offset`` of ``incarnation`` landed (not at an offset a consumer passed over)."""
         if incarnation is None or incarnation == self.incarnation:
             return contains(self.landed, offset) and not contains(self.passed_over, offset)
         return contains(self.landed_in(incarnation), offset)
+
+    def records_landed_in(self, incarnation: int) -> OffsetRanges:
+        """The offsets of ``incarnation`` whose records landed: ``landed_in`` without what its consumer passed over."""
+        landed = self.landed_in(incarnation)
+        return without(landed, self.passed_over) if incarnation == self.incarnation else landed
 
     def pass_over(self, low: int, high: int, incarnation: int) -> None:
         """Record ``[low, high]`` as passed over by the consumer of ``incarnation``, so landed (``passed_over``: kept
@@ -474,7 +480,10 @@ class Ledger:
         unheld = without([[low, high]], held) if incarnation == self.incarnation else []
         self.mark_landed(low, high, incarnation)
         for first, last in unheld:  # what landed there before (a batch re-cut further down) stays landed
-            self.passed_over = add(self.passed_over, first, last)[-KEPT_PASSED_OVER:]
+            self.passed_over = add(self.passed_over, first, last)
+        while len(self.passed_over) > KEPT_PASSED_OVER:  # a one-offset jump (a commit marker, most likely) goes first
+            singles = [index for index, (first, last) in enumerate(self.passed_over) if first == last]
+            del self.passed_over[singles[0] if singles else 0]
 
     def mark_landed(self, low: int, high: int, incarnation: int | None = None) -> None:
         """Record ``[low, high]`` as landed in ``incarnation`` (the current one by default)."""

@@ -204,9 +204,10 @@ def origin_ranges(bucket: dict[str, Any], landed: Landed) -> dict[str, OffsetRan
     a rewind to them lands them then; so does every gap of a position ``landed`` does not name (no ledger read).
     Closed, a bucket's 32 ranges per partition are mostly one span (the landing counts the offsets one consumer
     passed over between its batches as landed, so a ledger keeps a gap only where the group was moved, or another
-    consumer went on past offsets with no record): kept, its keys would carry them into each new bucket, once per
-    old bucket, and a move to an N 32 times smaller would hold ~32 origins x partitions x 32 ranges a bucket
-    (~110 KB at 4 partitions), for good, counted toward ``MAX_BUCKET_BYTES``."""
+    consumer went on past offsets with no record; ``landed`` leaves out what it keeps as ``passed_over``: a
+    consumer's jump may have passed over records, and a rewind lands them): kept, its keys would carry them into
+    each new bucket, once per old bucket, and a move to an N 32 times smaller would hold ~32 origins x partitions
+    x 32 ranges a bucket (~110 KB at 4 partitions), for good, counted toward ``MAX_BUCKET_BYTES``."""
     owed = bucket.get(OWED, {})
     origins = {}
     for where, ranges in bucket.get(APPLIED, {}).items():

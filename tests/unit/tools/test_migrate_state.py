@@ -778,3 +778,19 @@ def test_a_lake_local_root_that_does_not_exist_is_refused_before_anything_is_wri
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("migrate_state: invalid settings: LAKE_LOCAL_ROOT: the local lake "), line
     assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_a_move_keeps_open_the_offsets_a_consumer_passed_over(tmp_path: Path) -> None:
+    """Review 17: offsets a live consumer jumped over (``passed_over``: a group moved by another tool, an offset reset)
+    are in the ledger's landed range for its shape, but a rewind lands their records. The move closed a bucket's
+    gap over them (it read ``landed_in``), so the moved keys' origins skipped the rewound events."""
+    from shared.state.migration import origin_ranges
+    from shared.state.offsets import APPLIED, partition_id
+
+    where = TopicPartition("clickstream", 0)
+    ledger = Ledger(landed=[[0, 59]], passed_over=[[10, 49]])
+    LocalLake(tmp_path).write_if(ledger_path("clickstream", where), orjson.dumps(ledger.to_json()), None)
+    position = partition_id(where.topic, where.partition, 0)
+    landed, kept = migrate_state.landed_offsets(LocalLake(tmp_path), "clickstream", {position})
+    assert landed == {position: [[0, 9], [50, 59]]} and not kept
+    assert origin_ranges({APPLIED: {position: [[0, 9], [50, 59]]}}, landed)[position] == [[0, 9], [50, 59]]

@@ -97,6 +97,23 @@ def test_offsets_a_live_process_jumped_over_without_a_mark_are_landed_by_a_rewin
     assert "passed_over" not in _stored(tmp_path), "landed now: passed over no more"
 
 
+def test_commit_markers_passed_over_after_a_jump_do_not_push_it_out(tmp_path: Path) -> None:
+    """Review 17: with a commit marker after each of 8 later transactions, the jump's range was the oldest of 9
+    passed-over ranges and was dropped, so the rewind landed nothing. One-offset ranges (markers) go first."""
+    records = records_for(CLICKS, 200)
+    worker = LocalLake(tmp_path)
+    assert land_clicks(worker, records[:10]) == 10
+    assert land_clicks(worker, records[50:60]) == 10  # moved to 50 by another tool while it lived on
+    offset = 61  # 60: a commit marker
+    for _ in range(2 * KEPT_PASSED_OVER):
+        assert land_clicks(worker, records[offset : offset + 5]) == 5
+        offset += 6  # each transaction: 5 records and its marker
+    assert _stored(tmp_path)["passed_over"][0] == [10, 49]
+    assert land_clicks(LocalLake(tmp_path), records[10:50]) == 40, (
+        "the rewind to the passed-over records landed nothing"
+    )
+
+
 def test_a_ledger_keeps_its_newest_passed_over_ranges_and_round_trips_them() -> None:
     ledger = Ledger(landed=[[0, 9]])
     assert "passed_over" not in ledger.to_json(), "none: written as before"

@@ -135,3 +135,18 @@ def test_a_signal_overtaken_by_fewer_than_kept_ranges_signals_counts_with_a_hole
         offset += 4
     asyncio.run(ApplyingGateway.signal(gateway, gateway.held[0]))  # the late signal arrives
     assert device_events(gateway)[SPARSE] == 1 + 1 + later + 1, "the late signal's event (offset 104) was dropped"
+
+
+def test_commit_markers_a_consumer_passes_over_do_not_crowd_a_moves_hole_out_of_the_signals(tmp_path: Path) -> None:
+    """Review 17: the offsets one consumer passes over (``passed_over``: a transaction's commit marker after each
+    batch) shared the newest ``KEPT_HOLES`` slots with the ledger's gaps, so after eight batches a group move's hole
+    was no longer signalled, the bucket closed it, and a rewind's events landed in raw/ but were never counted."""
+    gateway = ApplyingGateway()
+    _deliver(LocalLake(tmp_path), gateway, [device_tap(o, SPARSE if o == 5 else BUSY) for o in range(10)])
+    worker, offset, rounds = LocalLake(tmp_path), 100, KEPT_RANGES + 8  # a new worker at 100: 10..99 a hole
+    for _ in range(rounds):  # each batch followed by a commit marker
+        _deliver(worker, gateway, [device_tap(offset, SPARSE), device_tap(offset + 1, BUSY)])
+        _deliver(worker, gateway, [device_tap(offset + 3, BUSY), device_tap(offset + 4, BUSY)])
+        offset += 6
+    assert _deliver(LocalLake(tmp_path), gateway, [device_tap(o, SPARSE) for o in range(10, 100)]) == 90
+    assert device_events(gateway)[SPARSE] == 1 + rounds + 90
