@@ -523,6 +523,34 @@ def test_two_compactions_of_a_new_hour_at_once_hold_its_rows_once(local_lake: La
     assert run(local_lake, now_ms=after).plan.tasks == (), "B's commit covers the hour: nothing is left to redo"
 
 
+def test_an_append_naming_no_hour_between_plan_and_commit_fails_the_commit_and_its_row_stays(
+    local_lake: Lake,
+) -> None:
+    """Another kind of writer (an operator's append to curated/) names no hour in its commit, so it may have changed
+    any. Taken for a commit of no hour, it was replaced by the recompaction: its row, offset 500, was gone."""
+    land_batch(local_lake, 0, 10)
+    run(local_lake)
+    land_batch(local_lake, 10, 10)  # a late file: the hour is recompacted
+
+    def operators_append(_: object) -> None:
+        delta = local_lake.delta()
+        row = pa.table(QueryBuilder().register("t", delta).execute(f"SELECT * FROM t WHERE {H10.predicate} LIMIT 1"))
+        row = row.set_column(row.schema.get_field_index("_offset"), "_offset", pa.array([500], pa.int64()))
+        write_deltalake(delta, row.cast(pa.schema(delta.schema().to_arrow())), mode="append")
+
+    with pytest.raises(LakeUnavailable, match="another writer committed the hour after it was read"):
+        compact(
+            "clickstream",
+            local_lake.store,
+            local_lake.table(),
+            now_ms=LATER,
+            grace_ms=GRACE,
+            on_planned=operators_append,
+        )
+    assert run(local_lake).plan.tasks != (), "the hour is left for the next run"
+    assert sorted(row["_offset"] for row in curated_rows(local_lake)) == [*range(20), 500]
+
+
 def test_rows_the_hour_holds_twice_are_held_once_after_it_is_recompacted(local_lake: Lake) -> None:
     """Two first commits of a new hour within the same moment both added before compaction committed with no
     retry (docs/reliability.md): tables older code wrote may hold an hour's rows twice. The next compaction of

@@ -21,6 +21,7 @@ from shared.invocation import handle_batch
 from shared.lake import LocalLake
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
 from shared.landing.isolation import Unencodable
+from shared.landing.partition import CLOCK_SKEW_SECONDS
 from shared.landing.raw_rows import raw_rows
 from shared.records import KafkaRecord
 from shared.redrive import (
@@ -421,6 +422,26 @@ def test_the_lease_of_a_crashed_run_is_taken_over_once_it_expired(tmp_path: Path
     sender = RecordingSender()
     assert redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender).sent == 3
     assert redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender).already_redriven == 3  # released
+
+
+def test_a_lease_is_held_until_its_end_plus_the_clock_skew_and_taken_over_after(tmp_path: Path) -> None:
+    """Another host's clock may run up to CLOCK_SKEW_SECONDS ahead of the holder's. Counted as ending the skew before
+    its end, the lease was taken 1.5 s early by the holder's own clock, while the holder could still be writing its
+    intent: both runs sent every dead letter."""
+
+    def at(moment: float) -> Callable[[], float]:
+        return lambda: moment
+
+    lake = LocalLake(tmp_path)
+    start = FIXED_NOW_MS / 1000
+    held = take_lease(lake, "orders", "first-run", clock=at(start))
+    end = start + held.seconds
+    for moment in (end - 1.5, end, end + CLOCK_SKEW_SECONDS - 0.01):
+        with pytest.raises(RedriveInProgress, match="first-run"):
+            take_lease(lake, "orders", "second-run", clock=at(moment))
+    take_lease(lake, "orders", "second-run", clock=at(end + CLOCK_SKEW_SECONDS))
+    with pytest.raises(RedriveInProgress, match="took over"):
+        held.fence()
 
 
 def test_a_run_whose_lease_was_taken_over_before_it_sent_sends_nothing(tmp_path: Path) -> None:

@@ -199,3 +199,23 @@ def test_a_boolean_is_not_a_number_while_numeric_text_still_is(source_name: str)
             assert letter.reason.value == "schema" and "not true or false" in letter.detail, (name, letter.detail)
         as_text = dataclasses.replace(good, value=json.dumps(value | {name: str(value[name])}).encode())
         assert not process_batch(source, [as_text], max_record_bytes=1 << 20).dead_letters
+
+
+@pytest.mark.parametrize("beside_a_tombstone", [False, True])
+def test_a_record_of_exactly_max_record_bytes_lands_and_one_byte_more_is_oversized(beside_a_tombstone: bool) -> None:
+    """The limit is the largest record that lands. A batch holding a tombstone screens each record on its own,
+    and that screen took a record of exactly the limit for oversized: it landed only in batches without one."""
+    good, other, last = records_for(CLICKSTREAM, 3)
+    limit = len(good.value or b"")
+    longer = dataclasses.replace(other, value=(good.value or b"")[:-1] + b', "pad": 0}')
+    tombstone = [dataclasses.replace(last, value=None)] if beside_a_tombstone else []
+    batch = process_batch(CLICKSTREAM, [good, *tombstone], max_record_bytes=limit)
+    assert [row["_offset"] for row in batch.rows()] == [0]
+    assert [(letter.record.offset, letter.reason.value) for letter in batch.dead_letters] == (
+        [(2, "null_value")] if beside_a_tombstone else []
+    )
+    over = process_batch(CLICKSTREAM, [longer, *tombstone], max_record_bytes=limit)
+    assert over.rows() == []
+    assert [(letter.record.offset, letter.reason.value) for letter in over.dead_letters] == [(1, "oversized")] + (
+        [(2, "null_value")] if beside_a_tombstone else []
+    )

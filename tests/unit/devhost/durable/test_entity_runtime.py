@@ -156,6 +156,37 @@ async def test_signals_behind_a_failing_batch_wait_for_it_and_are_applied_after_
     assert _events(store) == 3 and store.pending() == []
 
 
+class HeldStore(FailingStore):
+    """A store whose commits wait for ``release``, each counted in ``held`` as it starts waiting."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.held = 0
+        self.release = threading.Event()
+
+    def commit(self, entity: str, key: str, state: str | None, applied: list[int]) -> None:
+        with self.changed:
+            self.held += 1
+            self.changed.notify_all()
+        assert self.release.wait(10), "never released"
+        super().commit(entity, key, state, applied)
+
+
+async def test_a_signal_accepted_while_a_batch_applies_is_applied_after_it_in_the_same_run(tmp_path: Path) -> None:
+    """Only appends happen to the entity's queue while a batch applies. Dropping one more than the batch from it
+    skipped the signal accepted meanwhile: it waited in the inbox until the next start, after later signals."""
+    store = HeldStore(tmp_path / "entities.db")
+    runtime, _ = _runtime(store)
+    await _signal(runtime, 0)
+    await store.until(lambda: store.held == 1)  # the first batch is committing
+    await _signal(runtime, 10)  # accepted meanwhile
+    first, second = (operation.id for operation in store.pending())
+    store.release.set()
+    await asyncio.wait_for(runtime.drained(), 10)
+    assert store.committed == [[first], [second]]
+    assert _events(store) == 2 and store.pending() == []
+
+
 async def test_a_batch_failing_past_its_retries_stalls_its_entity_and_nothing_overtakes_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -402,6 +402,25 @@ def test_a_stop_finishes_the_batch_in_hand_drops_the_channels_and_closes_the_con
     assert consumer.closed
 
 
+def test_a_stop_while_the_batch_in_hand_keeps_failing_stores_none_of_its_offsets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch that never succeeded (the lake down) is durable nowhere: at a stop it must come again. Its offsets
+    were stored as the stop's last act, as though it had landed, and its records were lost."""
+    consumer = _Consumer(at=[(0.0, 0, offset) for offset in range(3)])
+    invoker = _Invoker(consumer, failures=10**6)
+    with _running(monkeypatch, consumer, invoker, max_batch_size=100, subscriber_interval_seconds=0.2) as (
+        runner,
+        thread,
+    ):
+        _wait(lambda: len(invoker.calls) >= 2)
+        runner.stop.set()
+        thread.join(5)
+        assert not thread.is_alive()
+    assert _offsets(invoker.calls[:1]) == [0, 1, 2]
+    assert consumer.closed and consumer.store_calls == [] and consumer.stored == {}
+
+
 def test_draining_closes_a_window_at_its_first_empty_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     consumer = _Consumer(at=[(0.0, 0, offset) for offset in range(3)])
     invoker = _Invoker(consumer)

@@ -281,3 +281,25 @@ def test_a_name_too_long_for_the_lake_fails_only_its_hour(tmp_path: Path, monkey
 
     assert list(report.failed) == [CLICKS_H09] and "longer than the file system takes" in report.failed[CLICKS_H09]
     assert _curated_offsets(tmp_path, CLICKS_H10) == list(range(10))
+
+
+def test_an_outage_while_copying_to_the_quarantine_keeps_the_raw_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raw file goes only once its quarantined copy is made. Deleted first, a 503 on the copy left neither:
+    its records were gone, and Kafka does not send them again."""
+    lake = LocalLake(tmp_path)
+    raw_path = f"{ORDERS_HOUR}/a.parquet"
+    lake.write_atomic(raw_path, b"not parquet")
+
+    def unavailable(path: str, data: bytes) -> bool:
+        raise LakeUnavailable(f"cannot create {path}: 503 Server Busy")
+
+    monkeypatch.setattr(lake, "create", unavailable)
+    with pytest.raises(LakeUnavailable):
+        quarantine(lake, "orders", raw_path, "cannot read raw file")
+
+    assert lake.read(raw_path) == b"not parquet"
+    monkeypatch.undo()
+    moved = quarantine(lake, "orders", raw_path, "cannot read raw file")  # the next run moves it
+    assert (tmp_path / moved.path).read_bytes() == b"not parquet" and not (tmp_path / raw_path).exists()

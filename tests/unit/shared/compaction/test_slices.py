@@ -146,3 +146,16 @@ def test_without_repeats_keeps_the_first_copy_of_each_repeated_identity_across_t
     first = without_repeats(rows([0, 1, 1, 2]), repeated, kept)
     second = without_repeats(rows([2, 3, 2]), repeated, kept)
     assert first.column("_offset").to_pylist() == [0, 1, 2] and second.column("_offset").to_pylist() == [3]
+
+
+def test_duplicate_positions_of_one_incarnation_ignore_the_same_offsets_of_another() -> None:
+    """A topic re-created mid-hour: the old life's offsets 12-14 and the new life's 12-13 in one input. Selecting a
+    group's rows by topic and partition only took the new life's rows for repeats of the old life's, and the
+    hour lost them."""
+    old = identity([12, 13, 14], [START_US] * 3)
+    new = identity([12, 13], [START_US] * 2)
+    new = new.set_column(new.schema.get_field_index("_incarnation"), "_incarnation", pa.array([1, 1], pa.int64()))
+    table = pa.concat_tables([old, new])
+    assert duplicate_positions(table, ("t", 0, 0), seen=pa.array([], pa.int64())).to_pylist() == []
+    assert duplicate_positions(table, ("t", 0, 1), seen=pa.array([14], pa.int64())).to_pylist() == []
+    assert duplicate_positions(table, ("t", 0, 1), seen=pa.array([13], pa.int64())).to_pylist() == [4]

@@ -156,6 +156,26 @@ def test_a_nan_or_infinity_in_a_field_the_model_lacks_is_kept_in_received(regist
     assert [json.loads(text)["score"] for text in received][1:] == [float("inf"), float("-inf"), None, 1.5]
 
 
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_number_in_a_modelled_field_is_a_schema_dead_letter_beside_records_that_land(
+    registry: str, number: float
+) -> None:
+    """Avro holds NaN and infinities; the model refuses them, and no lake format stores them. A record the model
+    refused stays as it came from the validator, a dict too: taken for a valid one, it landed."""
+    source = avro_source()
+    client = ConfluentRegistry(registry)
+    encoder = AvroEncoder(source, client, "orders")
+    (key, text), *_ = generated(source, 1)
+    good = encoder.encode(key, text).value
+    writer = json.loads(encoder.schema_text)
+    record = orjson.loads(text) | {"orderunits": number}
+    bad = confluent_frame(encoder.schema_id(), encode(writer, parse_writer_schema(encoder.schema_text), record))
+    batch = process_batch(source, records_of([good, bad]), max_record_bytes=1 << 20, decoder=AvroDecoder(client))
+    assert [row["_offset"] for row in batch.rows()] == [0]
+    assert [(letter.record.offset, letter.reason) for letter in batch.dead_letters] == [(1, "schema")]
+    assert "orderunits" in batch.dead_letters[0].detail
+
+
 @pytest.mark.parametrize("depth", [300, 3000, 100_000])
 def test_a_record_of_a_recursive_writer_schema_is_a_dead_letter_however_deep(registry: str, depth: int) -> None:
     """Its depth costs a byte a level: 100,000 levels in 100 KB crashed fastavro's reader, and the worker."""
