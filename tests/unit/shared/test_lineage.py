@@ -11,7 +11,7 @@ import pytest
 from shared.batch import process_batch
 from shared.formats import format_named
 from shared.landing.files import plan_batch
-from shared.lineage import MAX_EVENT_AGE_MS, landing_times
+from shared.lineage import LATEST_EVENT_MS, MAX_EVENT_AGE_MS, MAX_EVENT_LEAD_MS, landing_times
 from shared.records import KafkaRecord
 from shared.source_model import MAX_TIMESTAMP_MS
 from shared.sources import get_source
@@ -92,3 +92,15 @@ def test_an_event_time_past_the_last_storable_instant_lands_by_its_kafka_timesta
     planned = plan_batch(batch, format_named("parquet"), now_ms=FIXED_NOW_MS)  # a year-10000 hour has no directory
     assert [file.row_count for file in planned] == [1]
     assert [(row["_event_time"], row["_event_time_source"]) for row in batch.rows()] == [(MAX_TIMESTAMP_MS, "kafka")]
+
+
+def test_the_trusted_window_includes_its_edges() -> None:
+    """An event's own time counts from exactly 7 days before to exactly 1 hour after its Kafka timestamp, and,
+    without one, from epoch 0 to just before 2100; one millisecond outside either window it does not."""
+    kafka = 10 * MAX_EVENT_AGE_MS
+    events = [kafka - MAX_EVENT_AGE_MS, kafka + MAX_EVENT_LEAD_MS, kafka - MAX_EVENT_AGE_MS - 1]
+    times, sources = landing_times(pa.array([kafka] * 3, pa.int64()), pa.array(events, pa.int64()))
+    assert times.to_pylist() == [*events[:2], kafka] and sources.to_pylist() == ["event", "event", "kafka"]
+    alone = [0, LATEST_EVENT_MS - 1, LATEST_EVENT_MS]
+    times, sources = landing_times(pa.nulls(3, pa.int64()), pa.array(alone, pa.int64()))
+    assert times.to_pylist() == [0, LATEST_EVENT_MS - 1, 0] and sources.to_pylist() == ["event", "event", "none"]

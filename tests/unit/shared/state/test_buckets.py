@@ -23,3 +23,9 @@ def test_a_key_hashes_to_the_same_bucket_in_every_process() -> None:
 def test_keys_spread_evenly_over_buckets() -> None:
     counts = Counter(bucket_index(f"sensor-{i:06d}", 256) for i in range(100_000))
     assert len(counts) == 256 and max(counts.values()) < 1.25 * 100_000 / 256
+
+
+def test_only_the_canonical_spelling_of_a_bucket_names_one() -> None:
+    """``~b07of512`` is no bucket this code writes: a leading zero would give one bucket two entity ids."""
+    assert not any(is_bucket_key(key) for key in ("~b07of512", "~b7of0512", "~bof512", "~b-1of512"))
+    assert is_bucket_key("~b0of1")

@@ -44,3 +44,16 @@ def test_versions_and_systems_seen_are_the_same_in_any_order_of_signals() -> Non
         for state in [_applied([_signal([event]) for event in order])]
     }
     assert seen == {(("1.9", "1.10", "2.0", "2.0-beta"), ("Android", "HarmonyOS", "iOS"))}
+
+
+def test_of_two_events_at_the_same_time_the_later_arrival_gives_the_last_screen() -> None:
+    """As the session's ``last`` does (``sessions.add_to_session``): a tie in event time goes to the later event."""
+    events = [[0, T0, "tap", "home", "1.0", "iOS"], [1, T0, "tap", "cart", "1.0", "iOS"]]
+    state = _applied([_signal(events)])
+    assert state["last_screen"] == "cart" and state["session"][3] == "cart"
+
+
+def test_at_one_place_a_number_comes_before_text() -> None:
+    """``2.0`` is below ``v2.0``: where one version has a number and the other text, the number comes first."""
+    state = _applied([_signal([_tap(0, "v2.0"), _tap(1, "2.0")])])
+    assert state["app_versions"] == ["2.0", "v2.0"]

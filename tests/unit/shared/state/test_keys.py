@@ -68,3 +68,14 @@ def test_a_key_ending_in_a_newline_is_escaped_not_sent_raw(key: str) -> None:
 def test_a_raw_newline_is_not_an_encoded_key() -> None:
     with pytest.raises(BadKey):
         decode_key("abc\n")
+
+
+def test_a_key_of_exactly_the_longest_encoded_length_is_taken() -> None:
+    """The limit is inclusive: a 400-character key names an entity; only longer ones are dead-lettered."""
+    assert encode_key("k" * MAX_ENCODED_KEY_LENGTH) == "k" * MAX_ENCODED_KEY_LENGTH
+
+
+@pytest.mark.parametrize("raw", ["a#b", "a/b", "a\\b", "a?b", "a\x7fb", ""])
+def test_a_raw_key_the_table_backend_cannot_store_is_refused_by_the_local_host_check(raw: str) -> None:
+    """Azure Table keys may not hold ``/ \\ # ?`` or control characters: the local host refuses them as Azure would."""
+    assert not is_storable_key(raw)

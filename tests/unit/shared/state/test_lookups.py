@@ -16,7 +16,7 @@ from shared.state.aggregate import Signal
 from shared.state.bucket_state import dump
 from shared.state.buckets import bucket_for
 from shared.state.cache import TtlCache
-from shared.state.lookups import StateJoiner
+from shared.state.lookups import BucketReads, StateJoiner
 from shared.state.running_stats import update
 from tests.conftest import context_for, records_for
 from tests.unit.shared.conftest import ApplyingGateway
@@ -209,3 +209,24 @@ async def test_a_bucket_not_of_a_buckets_shape_settles_nothing_carried(damaged: 
     outcome = await joiner.join(damaged_bucket, "sensors", outlier, {"sensors": 1})
     assert damaged_bucket.reads == [("sensor_stats", "~b0of1")]
     assert (outcome.anomalies, outlier[0]["anomaly"]) == (1, True)  # judged on the 40 readings carried
+
+
+async def test_buckets_read_for_a_batch_serve_it_even_when_the_cache_empties_at_its_limit() -> None:
+    """A cache of one bucket empties itself when the second is put: the first, read for this batch, still joins."""
+    homes = {u: bucket_for(str(u), 2) for u in (7, 9)}
+    assert homes[7] != homes[9]
+    states = {("user_profile", homes[u]): {"keys": {str(u): json.dumps(PROFILE)}} for u in (7, 9)}
+    joiner = StateJoiner()
+    joiner.caches["user_profile"] = TtlCache(limit=1)
+    rows = [{"userid": u, "user_known": True} for u in (7, 9)]
+    await joiner.join(RecordingGateway(states), "clickstream", rows, {"users": 2})
+    assert [row["city"] for row in rows] == ["Raleigh", "Raleigh"]
+
+
+def test_an_answer_to_a_read_begun_before_the_last_kept_answer_arrived_is_not_kept() -> None:
+    """Two overlapping reads of one bucket: the first answer is kept; the other, begun before it arrived, is not."""
+    reads = BucketReads()
+    earlier, later = reads.begin(), reads.begin()
+    assert reads.keep("~b0of1", earlier)
+    assert not reads.keep("~b0of1", later)
+    assert reads.keep("~b0of1", reads.begin())  # a read begun after it is kept

@@ -11,11 +11,13 @@ from shared.state.buckets import bucket_for
 from shared.state.query_api import (
     BadQuery,
     KeyQuery,
+    ascii_lower,
     entity_name,
     key_from_query,
     key_from_url,
     locate,
     public_state,
+    windows_answer,
 )
 from shared.state.registry import ENTITY_KINDS
 from tests.unit.devhost.web.azure_host_model import azure_request, kestrel_decode
@@ -224,3 +226,22 @@ def test_a_damaged_state_is_shown_as_stored_with_the_damage_named(state: dict[st
     assert shown["page_views"] == 3
     assert [entry.split(":")[0] for entry in shown["damaged"]] == [view]
     assert json.loads(json.dumps(shown)) == shown
+
+
+def test_an_escaped_slash_is_refused_even_when_the_route_value_agrees_with_it() -> None:
+    """``%2F`` is ambiguous whatever route value a host hands over: the path form never answers a key with ``/``."""
+    with pytest.raises(BadQuery, match="cannot be read from the URL path exactly"):
+        key_from_url("https://app/api/state/mobile/a%2Fb", "mobile", "a/b")
+
+
+def test_parameter_names_match_by_ascii_letters_only() -> None:
+    """``\u212aey`` (Kelvin sign) is not ``key``: ``str.lower()`` would make it one."""
+    assert ascii_lower("clic\u212aSTREAM") == "clic\u212astream"
+    with pytest.raises(BadQuery, match="no key"):
+        key_from_query("https://app/api/state/sensors?\u212aey=s1", "sensors")
+
+
+def test_the_windows_answer_names_damage_instead_of_passing_for_no_windows() -> None:
+    """A sensor whose windows cannot be read is answered with its damage named, never as a sensor with none."""
+    answer = windows_answer(public_state({"count": 1, "minutes": 7}))
+    assert answer["windows"] == [] and [entry.split(":")[0] for entry in answer["damaged"]] == ["windows"]

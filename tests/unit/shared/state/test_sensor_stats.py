@@ -181,3 +181,26 @@ def test_a_reading_with_no_time_of_its_own_is_not_counted_late() -> None:
     untimed = {"sensor_id": "s1", "_event_time": 0, "_event_time_source": "none"}
     assert count_late([untimed], {"s1": state}) == 0
     assert count_late([untimed | {"_event_time_source": "event"}], {"s1": state}) == 1
+
+
+def test_a_sum_keeps_fifteen_significant_digits() -> None:
+    """Only float addition's noise is dropped: a sum of eight significant digits is kept whole."""
+    state: dict[str, Any] = {}
+    fold(state, readings([(T0, 1234.5678), (T0 + 1, 1000.0001), (T0 + 2, 0.0001)]), {})
+    assert windows_of(state)[0][4] == 2234.568
+
+
+def test_a_reading_in_the_oldest_minute_kept_is_windowed_not_late() -> None:
+    """With the newest window at minute 59, minute 0 is still one of the sixty kept: its reading is windowed."""
+    state: dict[str, Any] = {}
+    fold(state, readings([(T0 + 59 * WINDOW_MS, 1.0), (T0, 2.0)]), {})
+    assert state.get("late", 0) == 0 and [w[0] for w in windows_of(state)] == [T0, T0 + 59 * WINDOW_MS]
+    fold(state, readings([(T0 - 1, 3.0)], first_offset=2), {})
+    assert state["late"] == 1 and len(windows_of(state)) == 2
+
+
+def test_the_newest_window_of_state_written_before_is_its_last() -> None:
+    """Legacy windows are stored oldest first: the newest starts where the last one does."""
+    legacy = {LEGACY_WINDOWS: [[T0, 1, 1.0, 1.0, 1.0], [T0 + 30 * WINDOW_MS, 1, 2.0, 2.0, 2.0]]}
+    assert newest_window_start(legacy) == T0 + 30 * WINDOW_MS
+    assert count_late([{"sensor_id": "s1", "_event_time": T0 - 30 * WINDOW_MS}], {"s1": legacy}) == 1

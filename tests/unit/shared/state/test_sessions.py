@@ -54,3 +54,36 @@ def test_an_event_older_than_the_sessions_end_extends_it_but_is_not_its_last() -
     assert state["session"] == [T0, T0 + 10 * MINUTE, 3, "/cart"]
     add_to_session(state, T0 + 10 * MINUTE, "/pay")  # the same time as the end: the later arrival is the last
     assert state["session"][sessions.LAST] == "/pay"
+
+
+def test_only_the_last_three_closed_sessions_are_kept_and_every_close_is_counted() -> None:
+    """A key's closed sessions are bounded (its bucket's size) while ``sessions_closed`` counts every one closed."""
+    state: dict[str, Any] = {}
+    for index in range(6):  # six sessions, an hour apart: five close
+        add_to_session(state, T0 + index * 60 * MINUTE, f"/{index}")
+    assert [session[sessions.LAST] for session in state["closed_sessions"]] == ["/2", "/3", "/4"]
+    assert state["sessions_closed"] == 5 and state["session"][sessions.LAST] == "/5"
+
+
+def test_an_upgrade_keeps_the_newest_closed_sessions() -> None:
+    """State written before with more closed sessions than are kept loses its oldest ones, not its newest."""
+    closed = [{"start": T0 + i * MINUTE, "end": T0 + i * MINUTE, "events": 1, "last": f"/{i}"} for i in range(5)]
+    upgraded = sessions.upgrade({"closed_sessions": closed})
+    assert [session[sessions.LAST] for session in upgraded["closed_sessions"]] == ["/2", "/3", "/4"]
+
+
+def test_an_event_exactly_thirty_minutes_after_the_last_or_at_the_start_extends_the_session() -> None:
+    """The inactivity gap is inclusive, and an event at the session's own start is not late to it."""
+    state: dict[str, Any] = {}
+    add_to_session(state, T0, "/a")
+    add_to_session(state, T0, "/b")
+    add_to_session(state, T0 + 30 * MINUTE, "/c")
+    assert state["session"] == [T0, T0 + 30 * MINUTE, 3, "/c"]
+    assert "late_to_session" not in state and "closed_sessions" not in state
+
+
+def test_a_new_events_detail_is_cut_when_it_is_stored() -> None:
+    """A long path is cut by the event that brings it, not only by the key's next event."""
+    state: dict[str, Any] = {}
+    add_to_session(state, T0, PATH)
+    assert state["session"][sessions.LAST] == PATH[:KEPT_DETAIL]

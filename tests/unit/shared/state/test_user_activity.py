@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -15,6 +16,7 @@ from shared.lake import LocalLake
 from shared.records import KafkaRecord, offset_spans
 from shared.source_model import INT64_MAX
 from shared.sources import SOURCES
+from shared.state import user_activity
 from shared.state.aggregate import Signal, signals_for
 from shared.state.bucket_state import key_state
 from shared.state.buckets import bucket_for
@@ -80,3 +82,11 @@ def test_ten_users_with_8_kb_paths_keep_their_bucket_under_the_256_kb_ceiling(tm
     assert list(sizes) == [target] and sizes[target] < 256 * 1024, sizes
     shown = sessions_view(gateway.key_states("user_activity")[str(users[0])])
     assert [len(s["last"]) for s in [*shown["closed_sessions"], shown["session"]]] == [KEPT_DETAIL] * 4
+
+
+def test_a_user_once_seen_as_a_bot_stays_a_bot() -> None:
+    """``bot`` is sticky: a later human-looking click does not clear it, whichever batch it comes in."""
+    state: dict[str, Any] = {}
+    user_activity.fold(state, [[0, FIXED_NOW_MS, "2xx", 10, True, "/robots.txt"]], {})
+    user_activity.fold(state, [[1, FIXED_NOW_MS + 1, "2xx", 10, False, "/home"]], {})
+    assert state["bot"] is True and state["page_views"] == 2

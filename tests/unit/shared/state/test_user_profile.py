@@ -12,9 +12,9 @@ from tests.unit.functions.test_entities import run_entity
 BUCKET, KEY = "~b0of1", "u1"
 
 
-def _signal(partition: int, offset: int, event_ms: int, city: str) -> dict[str, Any]:
+def _signal(partition: int, offset: int, event_ms: int, city: str, incarnation: int = 0) -> dict[str, Any]:
     profile = {"username": KEY, "first_name": None, "last_name": None, "city": city, "level": "Gold"}
-    part = {"topic": "users", "partition": partition, "incarnation": 0, "range": [offset, offset]}
+    part = {"topic": "users", "partition": partition, "incarnation": incarnation, "range": [offset, offset]}
     return {"parts": [part | {"keys": {KEY: [[offset, event_ms, profile | {"registered_at": None}]]}}]}
 
 
@@ -44,3 +44,18 @@ def _summary(held: dict[str, Any]) -> tuple[Any, ...]:
     """The kept profile's city, where it came from, and the other partitions' newest, as hashable values."""
     others = tuple((tuple(latest), profile["city"]) for latest, profile in held.get("others", []))
     return (held["profile"]["city"], tuple(held["latest"]), *others)
+
+
+def test_a_record_of_the_partitions_next_incarnation_wins_over_a_higher_offset_of_the_one_before() -> None:
+    """The topic was recreated: its offsets restarted at 0. Offset 0 of incarnation 1 is newer than offset 5 of
+    incarnation 0, in either order of arrival."""
+    signals = (_signal(0, 5, 100, "Old"), _signal(0, 0, 50, "New", incarnation=1))
+    kept = {_summary(_kept(order)) for order in permutations(signals)}
+    assert kept == {("New", ("users", 0, 1, 0, 50))}
+
+
+def test_records_of_two_partitions_at_the_same_event_time_go_to_the_higher_partition() -> None:
+    """A tie in event time is broken by topic-partition, so the kept profile does not depend on arrival order."""
+    signals = (_signal(0, 1, 100, "A"), _signal(1, 1, 100, "B"))
+    kept = {_summary(_kept(order))[:2] for order in permutations(signals)}
+    assert kept == {("B", ("users", 1, 0, 1, 100))}
