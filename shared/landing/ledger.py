@@ -42,6 +42,21 @@ KEPT_MOVES = 8  # the newest offsets a consumer group was moved to (``Ledger.mov
 KEPT_HOLES = 8  # the newest gaps between a life's landed ranges that signals carry (``Ledger.holes``)
 KEPT_PASSED_OVER = 8  # the newest ranges a consumer jumped over (``Ledger.passed_over``)
 FORMAT = 1  # a ledger of a higher ``format`` is a newer version's: refused, never read as this one's
+_FIELDS = frozenset(
+    {
+        "format",
+        "incarnation",
+        "landed",
+        "fingerprints",
+        "pending",
+        "previous",
+        "moved_to",
+        "seen_at",
+        "adopted",
+        "timestamps_ms",
+        "passed_over",
+    }
+)  # a ledger's fields; any other top-level field is a newer version's, kept as it is (``Ledger.others``)
 
 
 def fingerprint(record: KafkaRecord) -> str:
@@ -109,11 +124,12 @@ class Ledger:
 
     ``passed_over``: offsets of the current life that one consumer jumped over between two batches (at most
     ``KEPT_PASSED_OVER`` ranges, one-offset ranges dropped first: a commit marker's; written only when there are
-    some). They count as landed for the ledger's shape and for what a batch that reads on may take as recordless
-    (``PartitionLanding._recordless``: usually they hold no record, a commit marker), but not for a batch that
-    brings records there: an offset reset by the consumer (retention deleted what it had not read) or a group moved
-    by a tool other than ``tools.reconcile`` passes over records too, and a rewind must land them. They are holes
-    for the entities (``holes``), and ``tools.reconcile`` names those the broker no longer retains.
+    some). They count as landed for the ledger's shape and
+    for what a batch that reads on may take as recordless (``PartitionLanding._recordless``: usually they hold no
+    record, a commit marker), but not for a batch that brings records there: an offset reset by the consumer
+    (retention deleted what it had not read) or a group moved by a tool other than ``tools.reconcile`` passes over
+    records too, and a rewind must land them. They are holes for the entities (``holes``), and ``tools.reconcile``
+    names those the broker no longer retains.
 
     Peers of other versions share the ledger during a rolling deploy. ``format`` (``FORMAT``) is written with it: a
     ledger of a higher format is refused (``from_json``), so its partition waits, loudly, for a newer instance.
@@ -698,8 +714,6 @@ def _checked_fingerprints(entry: dict[str, Any]) -> dict[int, str]:
 
 
 _PENDING_FIELDS = frozenset(field.name for field in fields(Pending))
-# A ledger's own fields as stored; any other top-level field is a newer version's, kept as it is (``Ledger.others``).
-_FIELDS = frozenset(field.name for field in fields(Ledger)) - {"others"} | {"format"}
 
 
 def _pending(document: Any) -> Pending:
