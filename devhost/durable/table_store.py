@@ -12,6 +12,7 @@ Durable extension's own Azure Storage provider moves large states to blobs inste
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from typing import Any
@@ -26,6 +27,7 @@ MAX_BATCH = 99
 _STATE_ROW = "state"
 CHUNK_CHARS = 30_000
 MAX_STATE_CHARS = 16 * CHUNK_CHARS  # 16 chunks of <= 60 KB (UTF-16): inside the 1 MiB an entity may hold
+MAX_PARTITION_CHARS = 512  # a Table key is at most 1 KiB (UTF-16)
 
 
 __all__ = ["CHUNK_CHARS", "MAX_STATE_CHARS", "StateTooLarge", "TableEntityStore", "state_of", "state_row"]
@@ -49,7 +51,12 @@ def state_of(row: dict[str, Any]) -> str:
 
 
 def _partition(entity: str, key: str) -> str:
-    return f"{quote(entity, safe='')}|{quote(key, safe='')}"
+    """The entity's partition key: its name and key, escaped; a key whose escaped form would not fit a Table key
+    (``%3A`` for each ``:``) as ``*`` and its digest, a character no escaped key holds."""
+    partition = f"{quote(entity, safe='')}|{quote(key, safe='')}"
+    if len(partition) <= MAX_PARTITION_CHARS:
+        return partition
+    return f"{quote(entity, safe='')}|*{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 class TableEntityStore:
@@ -64,6 +71,8 @@ class TableEntityStore:
             {
                 "PartitionKey": _partition(entity, key),
                 "RowKey": f"op-{sequence:020d}",
+                "entity": entity,
+                "key": key,
                 "operation": operation,
                 "input": payload,
             }
@@ -74,11 +83,13 @@ class TableEntityStore:
         rows = self._table.query_entities("RowKey ge 'op-' and RowKey lt 'op.'")
         operations = []
         for row in rows:
-            entity, _, key = str(row["PartitionKey"]).partition("|")
             sequence = int(str(row["RowKey"])[3:])
-            operations.append(
-                PendingOperation(sequence, unquote(entity), unquote(key), row["operation"], row.get("input"))
-            )
+            if "key" in row:
+                entity, key = str(row["entity"]), str(row["key"])
+            else:  # a row written before they were stored: its partition key is the escaped name and key
+                escaped_entity, _, escaped_key = str(row["PartitionKey"]).partition("|")
+                entity, key = unquote(escaped_entity), unquote(escaped_key)
+            operations.append(PendingOperation(sequence, entity, key, row["operation"], row.get("input")))
         return sorted(operations, key=lambda operation: operation.id)
 
     def load(self, entity: str, key: str) -> str | None:

@@ -17,6 +17,7 @@ from shared.generator_ticks import generate_messages
 from shared.lake.blob import BlobLake
 from shared.settings import load_settings
 from shared.sources import SOURCES
+from shared.state.keys import encode_key, is_storable_key
 from tests.conftest import FIXED_NOW
 from tests.integration.harness import DevHost, Run, produce, wait_for
 
@@ -95,5 +96,30 @@ def test_table_store_keeps_a_bucket_sized_state_and_reads_rows_written_before_ch
             assert store.load("sensor_stats", "~b3of512") == '{"keys": {}}'
             store._table.upsert_entity({"PartitionKey": "sensor_stats|k", "RowKey": "state", "state": '{"count": 1}'})
             assert store.load("sensor_stats", "k") == '{"count": 1}'  # a row of the previous format
+        finally:
+            store.close()
+
+
+def test_table_store_keeps_entities_whose_escaped_key_would_not_fit_a_table_key(tmp_path: Path) -> None:
+    """A storable key of 400 ``:`` escapes to 1,200 characters, past a Table key's 1 KiB."""
+    long_key, near_twin = encode_key(":" * 400), encode_key(":" * 399 + "a")
+    assert is_storable_key(long_key) and is_storable_key(near_twin)
+    with start_azurite(tmp_path / "azurite", reuse_running=False) as azurite:
+        store = TableEntityStore(azurite.connection_string, table=f"Entities{uuid.uuid4().hex[:8]}")
+        try:
+            accepted = [
+                store.enqueue("user_activity", key, "apply", f'"{n}"') for n, key in enumerate((long_key, near_twin))
+            ]
+            assert [(op.key, op.input) for op in store.pending()] == [(long_key, '"0"'), (near_twin, '"1"')]
+            for n, (key, operation) in enumerate(zip((long_key, near_twin), accepted, strict=True)):
+                store.commit("user_activity", key, f'{{"n": {n}}}', [operation.id])
+            assert (
+                store.load("user_activity", long_key) == '{"n": 0}'
+                and store.load("user_activity", near_twin) == '{"n": 1}'
+            )
+            assert store.pending() == []
+            old = {"PartitionKey": "user_activity|a%2Fb", "RowKey": "op-00000000000000000001", "operation": "apply"}
+            store._table.create_entity(old)  # a signal accepted before rows named their entity and key
+            assert [(op.entity, op.key) for op in store.pending()] == [("user_activity", "a/b")]
         finally:
             store.close()
