@@ -116,6 +116,8 @@ class JsonLines(Format):
         return _encode_jsonl(columns, rows)
 
     def decode(self, data: bytes) -> list[Row]:
+        if not data:  # gzip takes no bytes at all for no lines; every file written holds a gzip stream
+            raise gzip.BadGzipFile("no bytes: not a gzip stream")
         return [orjson.loads(line) for line in gzip.decompress(data).splitlines() if line]
 
 

@@ -309,18 +309,28 @@ def _entry(row: dict[str, object]) -> DeadLetterEntry:
     key = row.get("_key")
     entry = DeadLetterEntry(
         topic=str(row["_topic"]),
-        partition=int(str(row["_partition"])),
-        incarnation=int(str(row.get("_incarnation") or 0)),
-        offset=int(str(row["_offset"])),
+        partition=_whole_number(row["_partition"]),
+        incarnation=_whole_number(row.get("_incarnation") or 0),
+        offset=_whole_number(row["_offset"]),
         key=None if key is None else str(key),
-        timestamp_ms=None if timestamp is None else int(str(timestamp)),
+        timestamp_ms=None if timestamp is None else _whole_number(timestamp),
         reason=str(row.get("reason", "")),
         raw=raw,
-        dead_lettered_at=int(str(row.get("dead_lettered_at") or 0)),
+        dead_lettered_at=_whole_number(row.get("dead_lettered_at") or 0),
         content_type=None if row.get("content_type") is None else str(row["content_type"]),
     )
     _check_identity(entry)
     return entry
+
+
+def _whole_number(value: object) -> int:
+    """A number as a landing writes it: a JSON integer, or its ASCII digits. ``int()`` alone would also take
+    other scripts' digits, ``_`` and spaces (``"\u0661"``, ``"1_0"``): a foreign row read as another identity."""
+    if type(value) is int:
+        return value
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value)
+    raise ValueError(f"{value!r} is not a whole number")
 
 
 def _headers(entry: DeadLetterEntry) -> tuple[tuple[str, bytes], ...]:
@@ -371,8 +381,8 @@ def redrive_log(lake: LakeStore, source: str, *, sends_only: bool = False) -> tu
 
 
 def _logged_identity(row: dict[str, object]) -> Identity:
-    incarnation = int(str(row.get("_incarnation") or 0))
-    return (str(row["_topic"]), int(str(row["_partition"])), incarnation, int(str(row["_offset"])))
+    incarnation = _whole_number(row.get("_incarnation") or 0)
+    return (str(row["_topic"]), _whole_number(row["_partition"]), incarnation, _whole_number(row["_offset"]))
 
 
 def write_redrive_log(lake: LakeStore, source: str, run_id: str, kind: str, entries: Sequence[DeadLetterEntry]) -> None:

@@ -193,7 +193,7 @@ def landed_rows(lake: Path, area: str, source: str) -> list[dict[str, Any]]:
     """Every row landed for ``source`` in ``raw`` or ``deadletter``."""
     rows: list[dict[str, Any]] = []
     for path in sorted((lake / area / source).rglob("*")):
-        if not path.is_file() or path.name.startswith(".tmp-"):
+        if not path.is_file() or path.name.startswith((".tmp-", ".lock-")):  # the local lake's own files
             continue
         fmt = "parquet" if path.suffix == ".parquet" else "avro" if path.suffix == ".avro" else "jsonl"
         rows.extend(decode(fmt, path.read_bytes()))

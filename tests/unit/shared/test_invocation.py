@@ -82,7 +82,7 @@ def test_a_refused_signal_dead_letters_that_buckets_landed_records_and_the_batch
         )
     )
     assert outcome.landed == 30 and refused_bucket not in gateway.signalled and gateway.signalled
-    letters = sorted(tmp_path.rglob("*.entity_rejected.jsonl.gz"))
+    letters = sorted(tmp_path.rglob("[!.]*.entity_rejected.jsonl.gz"))
     rows = sorted((row for f in letters for row in formats.decode("jsonl", f.read_bytes())), key=lambda r: r["_offset"])
     expected = [offset for offset, key in key_of.items() if bucket_for(key, 8) == refused_bucket]
     assert len(expected) < 30  # only the refused bucket's keys: the other buckets' signals went through
@@ -744,7 +744,7 @@ def _lake_records(root: Path) -> Counter[tuple[int, bytes]]:
         found.update(
             (row["_offset"], row["_received"].encode()) for row in formats.decode("parquet", path.read_bytes())
         )
-    for path in root.glob("deadletter/**/*.jsonl.gz"):
+    for path in root.glob("deadletter/**/[!.]*.jsonl.gz"):
         if "entity_rejected" not in path.name:
             rows = formats.decode("jsonl", path.read_bytes())
             found.update((row["_offset"], base64.b64decode(row["raw_base64"] or "")) for row in rows)

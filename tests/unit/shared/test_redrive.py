@@ -489,6 +489,7 @@ def test_with_state_off_a_key_no_entity_takes_is_redriven_as_processing_lands_it
 UNREADABLE = {
     "truncated gzip": lambda good: good[: len(good) // 2],
     "not gzip": lambda good: b"not gzip at all",
+    "emptied to no bytes": lambda good: b"",
     "a line that is not JSON": lambda good: gzip.compress(b"{oops\n"),
     "a row without the columns": lambda good: gzip.compress(b'{"hello": "world"}\n'),
     "an offset that is not a number": lambda good: gzip.compress(b'{"_topic":"orders","_partition":1,"_offset":"x"}\n'),
@@ -511,11 +512,13 @@ def test_an_unreadable_dead_letter_file_is_named_and_left_out_and_the_rest_go(tm
     assert f"unreadable: {bad_path}" in summary.table()
 
 
-def test_an_unreadable_redrive_log_stops_the_run_before_it_sends(tmp_path: Path) -> None:
-    """Without the log what was sent is unknown: leaving the file out could send its records twice."""
+@pytest.mark.parametrize("damaged", [b"not gzip", b""])
+def test_an_unreadable_redrive_log_stops_the_run_before_it_sends(tmp_path: Path, damaged: bytes) -> None:
+    """Without the log what was sent is unknown: leaving the file out could send its records twice. A log
+    emptied to no bytes is no empty log (the run writes a gzip stream, even of nothing)."""
     lake = LocalLake(tmp_path)
     _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
-    lake.write_atomic("_redrive/orders/20261124T100000Z-abcd.sent.jsonl.gz", b"not gzip")
+    lake.write_atomic("_redrive/orders/20261124T100000Z-abcd.sent.jsonl.gz", damaged)
     sender = RecordingSender()
     with pytest.raises(UnreadableLakeFile, match=r"20261124T100000Z-abcd\.sent"):
         redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender)
@@ -739,6 +742,10 @@ FOREIGN_ROWS: dict[str, dict[str, object]] = {
     "offset beyond a long": {"_offset": 2**63},
     "empty topic": {"_topic": ""},
     "topic too long for a path segment": {"_topic": "t" * 300},
+    "digits of another script": {"_partition": "\u0661", "_offset": "\u0663\u0663"},
+    "an offset with an underscore": {"_offset": "1_0"},
+    "an offset with spaces": {"_offset": " 10 "},
+    "an offset as a fraction": {"_offset": 10.0},
 }
 
 

@@ -198,7 +198,8 @@ class World:
         return [row for p in sorted(self.root.glob("raw/**/*.parquet")) for row in decode("parquet", p.read_bytes())]
 
     def letters(self) -> list[dict[str, Any]]:
-        return [row for p in sorted(self.root.glob("deadletter/**/*.gz")) for row in decode("jsonl", p.read_bytes())]
+        files = sorted(self.root.glob("deadletter/**/[!.]*.gz"))
+        return [row for p in files for row in decode("jsonl", p.read_bytes())]
 
     def counted(self) -> dict[str, int]:
         return {key: state.get("events", 0) for key, state in self.gateway.key_states("device_activity").items()}

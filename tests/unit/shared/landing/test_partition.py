@@ -129,7 +129,7 @@ def _poisoned(count: int, poison: set[int]) -> list[KafkaRecord]:
 
 
 def _letters(root: Path) -> list[tuple[object, ...]]:
-    rows = [row for p in sorted(root.glob("deadletter/**/*.gz")) for row in decode("jsonl", p.read_bytes())]
+    rows = [row for p in sorted(root.glob("deadletter/**/[!.]*.gz")) for row in decode("jsonl", p.read_bytes())]
     return sorted((row["_partition"], row["_incarnation"], row["_offset"], row["reason"]) for row in rows)
 
 

@@ -156,7 +156,7 @@ def _run(scenario: Scenario, schedule: tuple[int, ...], root: Path) -> tuple[lis
 
 def _check(scenario: Scenario, root: Path, schedule: tuple[int, ...]) -> None:
     raw = [row for p in sorted(root.glob("raw/**/*.parquet")) for row in decode("parquet", p.read_bytes())]
-    letters = [row for p in sorted(root.glob("deadletter/**/*.gz")) for row in decode("jsonl", p.read_bytes())]
+    letters = [row for p in sorted(root.glob("deadletter/**/[!.]*.gz")) for row in decode("jsonl", p.read_bytes())]
     landed = Counter((row["_offset"], row["_kafka_timestamp"]) for row in raw + letters)
     expected = {(r.offset, r.timestamp_ms) for batch in scenario.a + scenario.b for r in batch}
     doubled = {identity: n for identity, n in landed.items() if n > 1}
@@ -445,7 +445,7 @@ def test_a_remover_stalled_past_its_lease_between_deletes_deletes_no_file_landed
     lake_a.fail_after = 1  # the raw file, then the outage
     with pytest.raises(LakeUnavailable):
         _land(guard_a, FIRST_LIFE[0:10])
-    assert len(list(scratch.glob("raw/**/*.parquet"))) == 1 and not list(scratch.glob("deadletter/**/*.gz"))
+    assert len(list(scratch.glob("raw/**/*.parquet"))) == 1 and not list(scratch.glob("deadletter/**/[!.]*.gz"))
 
     def b_stalls_while_c_lands() -> None:
         clock[0] += 2 * DEFAULT_LEASE_SECONDS  # B's lease runs out while it is paused

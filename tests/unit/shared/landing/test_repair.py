@@ -53,7 +53,7 @@ def _land(guard: LandingGuard, records: list[KafkaRecord], max_record_bytes: int
 
 def _copies(root: Path) -> Counter[tuple[int, int]]:
     """How often each (incarnation, offset) is in raw/ or deadletter/."""
-    files = [*root.glob("raw/**/*.parquet"), *root.glob("deadletter/**/*.gz")]
+    files = [*root.glob("raw/**/*.parquet"), *root.glob("deadletter/**/[!.]*.gz")]
     fmt = {".parquet": "parquet", ".gz": "jsonl"}
     rows = [row for path in files for row in decode(fmt[path.suffix], path.read_bytes())]  # type: ignore[arg-type]
     return Counter((row["_incarnation"], row["_offset"]) for row in rows)
