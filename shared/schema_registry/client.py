@@ -9,7 +9,8 @@ One 403 is the record's instead: Confluent's 40301 for one schema id, once the r
 client a schema (:meth:`ConfluentRegistry.schema`).
 Every call is bounded: the Confluent client by an overall deadline (``TIMEOUT_SECONDS`` for one
 schema with its references, however slowly the registry sends its answer) and a size (``MAX_ANSWER_BYTES``),
-the Event Hubs client by ``REQUEST_LIMITS``, the lake's own timeouts and retries (``shared.lake.connection``).
+the Event Hubs client by an overall deadline too, the longest ``REQUEST_LIMITS`` allows (the lake's own timeouts
+and retries, ``shared.lake.connection``), as its timeouts bound each read, not the call.
 A registry URL never carries credentials (``https://key:secret@host`` is refused), and error messages name
 the URL redacted (:func:`redacted`), as they reach logs and the dashboard.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import http.client
 import json
 import re
@@ -27,8 +29,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from shared.errors import RegistryRefused, RegistryUnavailable
 from shared.hosts import LOOPBACK_HOSTS
@@ -61,6 +65,10 @@ REQUEST_LIMITS: dict[str, Any] = {
     "retry_backoff_factor": 1,  # azure-core: no wait before the first retry, 2 s before the second
     "retry_backoff_max": 4,
 }
+# Event Hubs calls given up on at their deadline but still running: past this many, calls fail at once.
+MAX_ABANDONED_CALLS = 4
+
+_T = TypeVar("_T")
 
 
 def event_hubs_max_call_seconds(limits: dict[str, Any]) -> float:
@@ -390,7 +398,14 @@ class EventHubsRegistry:
 
     kind: RegistryKind = "eventhubs"
 
-    def __init__(self, namespace: str, group: str, *, client: Any = None) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        group: str,
+        *,
+        client: Any = None,
+        max_call_seconds: float | None = None,
+    ) -> None:
         if "@" in namespace:
             raise RegistryRefused(
                 f"SCHEMA_REGISTRY_URL {redacted(namespace)!r} carries user information: the Event Hubs Schema"
@@ -402,7 +417,11 @@ class EventHubsRegistry:
         if not group:
             raise RegistryRefused("SCHEMA_REGISTRY_GROUP must name the schema group")
         self.namespace, self.group = host, group
-        self.max_call_seconds = event_hubs_max_call_seconds(REQUEST_LIMITS)
+        self.max_call_seconds = (
+            event_hubs_max_call_seconds(REQUEST_LIMITS) if max_call_seconds is None else max_call_seconds
+        )
+        self._abandoned = 0  # calls past their deadline whose threads still run
+        self._lock = threading.Lock()
         if client is None:
             from azure.identity import DefaultAzureCredential
             from azure.schemaregistry import SchemaRegistryClient
@@ -424,11 +443,15 @@ class EventHubsRegistry:
         """
         if not EVENT_HUBS_ID.match(schema_id):
             raise UnknownSchema(f"{schema_id[:80]!r} is not an Event Hubs schema id (32 hex digits)")
-        schema = self._sdk(lambda: self._client.get_schema(schema_id), f"schema {schema_id}", by_id=True)
+        what = f"schema {schema_id}"
+        schema = self._bounded(what, lambda: self._sdk(lambda: self._client.get_schema(schema_id), what, by_id=True))
         schema_format = schema.properties.format
         return RegistrySchema(str(getattr(schema_format, "value", schema_format)).upper(), str(schema.definition))
 
     def register(self, subject: str, schema: str) -> str:
+        return self._bounded(f"register under {subject}", lambda: self._register(subject, schema))
+
+    def _register(self, subject: str, schema: str) -> str:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -438,6 +461,48 @@ class EventHubsRegistry:
         except Exception as error:
             raise _sdk_error(error, self.namespace, f"look up {subject}") from error
         return str(found.id)
+
+    def _bounded(self, what: str, call: Callable[[], _T]) -> _T:
+        """``call()``, or :class:`RegistryUnavailable` once it has run ``max_call_seconds``.
+
+        Not _Deadline's socket shutdown: azure-core's sockets sit in urllib3's pools with no hook to the one a call
+        is blocked on, and the call also sleeps between tries and may fetch a token through the credential's own
+        transport. So the call runs in a thread of its own, and one past its deadline is left to end there: it
+        holds only its own pooled connection (the pool opens another for the next call).
+        """
+        with self._lock:
+            if self._abandoned >= MAX_ABANDONED_CALLS:
+                raise RegistryUnavailable(
+                    f"Event Hubs Schema Registry {self.namespace}: {what}: not called, {self._abandoned} earlier calls"
+                    f" past their {self.max_call_seconds:g} s are still waiting for an answer"
+                )
+        outcome: Future[_T] = Future()
+        abandoned = False
+
+        def run() -> None:
+            try:
+                outcome.set_result(call())
+            except BaseException as error:
+                outcome.set_exception(error)
+            finally:
+                with self._lock:
+                    if abandoned:
+                        self._abandoned -= 1
+
+        context = contextvars.copy_context()  # the caller's trace context, for the SDK's spans
+        threading.Thread(target=context.run, args=(run,), name="eventhubs-registry-call", daemon=True).start()
+        try:
+            return outcome.result(timeout=self.max_call_seconds)
+        except TimeoutError:
+            with self._lock:
+                abandoned = not outcome.done()
+                if abandoned:
+                    self._abandoned += 1
+            if not abandoned:
+                return outcome.result()
+            raise RegistryUnavailable(
+                f"Event Hubs Schema Registry {self.namespace}: {what}: no answer within {self.max_call_seconds:g} s"
+            ) from None
 
     def _sdk(self, call: Any, what: str, *, by_id: bool = False) -> Any:
         from azure.core.exceptions import ResourceNotFoundError
