@@ -17,7 +17,8 @@ Promoting replaces the hour in ``curated/<source>`` in one commit that keeps the
 (so compaction does not redo it; and as compaction keeps curated rows first, a late raw file
 never brings the old values back). Rows that leave are written to ``deadletter/`` as
 ``...reprocessed-<digest>.jsonl.gz``, named by the rows they hold (they stay in raw/, which is
-immutable), and come back when they pass again: they landed and were counted in state once. An hour
+immutable), and come back when they pass again: they landed and were counted in state once. The letters of
+an attempt whose commit never took effect are removed first (:func:`letters_never_committed`). An hour
 every row leaves is emptied. Dead letters that never landed and pass now are
 counted, not landed: ``tools.redrive`` sends them through the whole path (raw/, keyed state, then
 curated), once, by its redrive log; landing them here would skip raw/ and state.
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -53,6 +54,7 @@ from shared.layout import (
     DEADLETTER_AREA,
     RAW_AREA,
     hour_directory,
+    hour_start_ms,
     is_reprocessed,
     parse_batch_file_name,
     safe_segment,
@@ -147,6 +149,9 @@ class HourResult:
     letter_incarnations: list[int]  # the incarnation each of ``letters`` landed in
     covered: frozenset[str] = frozenset()  # the raw files the hour's curated rows held when they were read
     read_version: int | None = None  # the curated table's version they were read at (-1: no table yet)
+    # The hour's curated rows as read: each identity with its Kafka timestamp (ms; 0 when none), whose hour is where
+    # a letter of the row is filed (letters_never_committed).
+    read_rows: Mapping[Identity, int] = field(default_factory=dict)
 
 
 def joined_columns(source: Source) -> tuple[str, ...]:
@@ -201,7 +206,10 @@ def recompute_hour(
     leaving = [(letter, life) for letter, life in letters if _identity_of(letter.record, life) in before]
     diff.newly_dead.update(str(letter.reason) for letter, _ in leaving)
     table = _table(source, kept, rows, curated.schema)
-    return HourResult(diff, table, [letter for letter, _ in leaving], [life for _, life in leaving])
+    read_rows = {identity: row.get("_kafka_timestamp") or 0 for identity, row in before.items()}
+    return HourResult(
+        diff, table, [letter for letter, _ in leaving], [life for _, life in leaving], read_rows=read_rows
+    )
 
 
 def _records_by_life(candidates: list[Row], dead_letters: list[DeadLetterEntry]) -> dict[int, list[KafkaRecord]]:
@@ -341,6 +349,41 @@ def removed_by_promotions(lake: LakeStore, source: str) -> frozenset[Identity]:
         except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError):
             continue
     return frozenset(removed)
+
+
+def letters_never_committed(
+    lake: LakeStore, source: str, read_rows: Mapping[Identity, int], keep: Collection[str] = ()
+) -> list[str]:
+    """The ``.reprocessed`` letter files that hold only rows of the hour's curated rows as read (``read_rows``,
+    ``HourResult.read_rows``), but those in ``keep``: an earlier promotion of the hour wrote them and its commit
+    never took effect (a commit that did removed their rows), or a later promotion restored every row they hold.
+    Such a letter says a row left curated that did not.
+
+    A promotion removes them before it writes its own letters: a rerun whose leaving rows differ from the failed
+    attempt's (a late raw file compacted into the hour meanwhile, the code changed) names its files otherwise, and
+    the earlier ones stayed, their offsets dead-lettered twice, and a row that stays in curated dead-lettered too.
+    The letters of a promotion that committed, of this hour or another, hold rows not read here and are left as
+    they are; so is a file that cannot be read. Looked for where letters of the rows are filed: the directories of
+    their Kafka hours, files of their topic, partition and incarnation whose first and last offsets are rows read."""
+    by_segment = {(safe_segment(topic), partition, life, offset) for topic, partition, life, offset in read_rows}
+    directories = {hour_directory(DEADLETTER_AREA, source, hour_start_ms(ms)) for ms in read_rows.values()}
+    found: list[str] = []
+    for path in (path for directory in sorted(directories) for path in lake.list_paths(directory)):
+        name = parse_batch_file_name(path)
+        if name is None or not is_reprocessed(path) or path in keep:
+            continue
+        if any(
+            (name.topic, name.partition, name.incarnation, end) not in by_segment for end in (name.first, name.last)
+        ):
+            continue  # another hour's rows, or rows a committed promotion removed: not read
+        content = lake.read_versioned(path)  # None: gone since it was listed
+        try:
+            held = {_identity(row) for row in formats.decode("jsonl", content[0])} if content is not None else set()
+        except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError):
+            continue
+        if held and all(identity in read_rows for identity in held):
+            found.append(path)
+    return found
 
 
 def raw_rows_in_hours(

@@ -47,7 +47,14 @@ from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.files import DEADLETTER_COLUMNS, dead_letter_row
 from shared.landing.raw_rows import Identity
-from shared.layout import DEADLETTER_AREA, batch_file_name, hour_directory, reprocessed_extension, safe_segment
+from shared.layout import (
+    DEADLETTER_AREA,
+    batch_file_name,
+    hour_directory,
+    hour_start_ms,
+    reprocessed_extension,
+    safe_segment,
+)
 from shared.records import OffsetSpan, TopicPartition
 from shared.redrive import (
     ENTITY_REJECTED,
@@ -65,6 +72,7 @@ from shared.reprocess import (
     check_reprocessable,
     dead_letters_by_hour,
     joined_columns,
+    letters_never_committed,
     raw_rows_in_hours,
     recompute_hour,
     removed_by_promotions,
@@ -166,8 +174,12 @@ def promote(
     clock: Callable[[], float] = time.time,
 ) -> None:
     """Replace the hour in ``curated`` (empty it when every row leaves): the leaving rows' dead letters first, so
-    a crash loses nothing. Their files are named by the rows they hold: a rerun after a commit that failed
-    writes the same files again, never a second copy. An Avro source raises :class:`NotReprocessable` first.
+    a crash loses nothing. Their files are named by the rows they hold, and the letters an earlier attempt whose
+    commit never took effect wrote (every row they hold is still in the hour's rows as read:
+    ``letters_never_committed``) are removed before they are written: a rerun after a commit that failed leaves
+    one letter per leaving row, never a second copy, also when the hour's rows changed in between (a late raw
+    file compacted into it, the code changed), and none for a row that stays. An Avro source raises
+    :class:`NotReprocessable` first.
 
     An hour holding a raw file its rows were not read from, or that has not begun by ``clock`` (which stamps
     the commit), raises :class:`HourNotPromotable` before anything is written (``check_promotable``: refused,
@@ -183,7 +195,11 @@ def promote(
     # rows these lack, fails the promotion instead of being undone until the next compaction.
     metadata = commit_metadata(source.name, hour, sorted(result.covered), offsets, rows)
     metadata[REPROCESS_KEY] = _note(result)
-    _write_dead_letters(lake, source.name, result, run_id, now_ms)
+    letters = _dead_letter_files(source.name, result, run_id, now_ms)
+    for path in letters_never_committed(lake, source.name, result.read_rows, keep=letters):
+        lake.delete(path)  # before any letter is written: an offset is never in two files, whenever this stops
+    for path, data in letters.items():
+        lake.write_atomic(path, data)
     _replace_hour(lake, curated, curated_path(source.name), hour, merged, metadata, read_version=result.read_version)
 
 
@@ -222,17 +238,19 @@ def _note(result: HourResult) -> str:
     ).decode()
 
 
-def _write_dead_letters(lake: LakeStore, source: str, result: HourResult, run_id: str, now_ms: int) -> None:
-    """Rows that leave curated, as dead letters beside the others (``.reprocessed``: raw/ still holds them).
+def _dead_letter_files(source: str, result: HourResult, run_id: str, now_ms: int) -> dict[str, bytes]:
+    """Rows that leave curated, as dead-letter files beside the others (``.reprocessed``: raw/ still holds them),
+    by path: one per topic, partition, incarnation and Kafka hour.
 
     A file's name says which rows it holds (``reprocessed-<digest of their offsets>``), not which run wrote it:
     writing the same rows again replaces the file."""
+    files: dict[str, bytes] = {}
     by_file: dict[tuple[str, int, int, int], list[dict[str, object]]] = {}
     for letter, incarnation in zip(result.letters, result.letter_incarnations, strict=True):
         row = dead_letter_row(letter, now_ms, incarnation)  # the life it landed in: redrive identifies it by that
         row["detail"] = f"tools.reprocess {run_id}: {row['detail']}"
-        moment = letter.record.timestamp_ms or 0
-        where = (letter.record.topic, letter.record.partition, incarnation, moment - moment % HOUR_MS)
+        hour_ms = hour_start_ms(letter.record.timestamp_ms or 0)  # where letters_never_committed looks
+        where = (letter.record.topic, letter.record.partition, incarnation, hour_ms)
         by_file.setdefault(where, []).append(row)
     for (topic, partition, incarnation, hour_ms), rows in sorted(by_file.items()):
         offsets = sorted(int(str(row["_offset"])) for row in rows)
@@ -244,7 +262,8 @@ def _write_dead_letters(lake: LakeStore, source: str, result: HourResult, run_id
             reprocessed_extension(digest),
         )
         data = formats.encode("jsonl", DEADLETTER_COLUMNS, rows, record_name="deadletter")
-        lake.write_atomic(f"{hour_directory(DEADLETTER_AREA, source, hour_ms)}/{name}", data)
+        files[f"{hour_directory(DEADLETTER_AREA, source, hour_ms)}/{name}"] = data
+    return files
 
 
 def report(source: Source, results: list[HourResult], window: tuple[int, int]) -> str:
