@@ -803,9 +803,30 @@ def parse_reader_schema(schema: Any) -> ParsedSchema:
     """The schema a source reads its records as (its Datagen config's), logical types set aside as for writers
     (:func:`as_parsed`) and defaults kept: they fill the fields a writer lacks."""
     try:
-        return fastavro.parse_schema(as_parsed(schema, defaults=True))
+        parsed = fastavro.parse_schema(as_parsed(schema, defaults=True))
+        _bytes_defaults_as_bytes(parsed)
     except Exception as error:  # fastavro raises several kinds for a bad schema
         raise BadSchema(f"not an Avro schema: {type(error).__name__}: {error}"[:500]) from error
+    return parsed
+
+
+def _bytes_defaults_as_bytes(parsed: ParsedSchema) -> None:
+    """Each field default of a bytes or fixed type (of a union: of its first branch but null) turned from its JSON
+    form, text of code points 0-255, into those bytes: fastavro fills a field the writer lacks with the default as
+    it is, and only bytes become base64 text, the form a JSON record's default lands in
+    (:func:`shared.datagen.model.json_form_default`). Values inside a record, array or map default stay as they
+    are, as on the JSON path."""
+    named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
+    for record in (*_named_types(parsed), *named.values()):
+        for field in record.get("fields") or ():
+            kind = _definition(field["type"], named)
+            if isinstance(kind, list):
+                kind = next((branch for branch in kind if _kind(_definition(branch, named)) != "null"), None)
+                kind = _definition(kind, named)
+            default = field.get("default")
+            # Text past code point 255 is not bytes: left as text, it is refused as base64 where a record takes it.
+            if isinstance(default, str) and _kind(kind) in ("bytes", "fixed") and all(ord(c) < 256 for c in default):
+                field["default"] = default.encode("latin-1")
 
 
 def decode_as(writer: ParsedSchema, reader: ParsedSchema | None, body: bytes | memoryview) -> tuple[Any, Any]:
@@ -833,20 +854,52 @@ def decode_as(writer: ParsedSchema, reader: ParsedSchema | None, body: bytes | m
     except Exception as error:  # fastavro's resolution errors have no common type
         problem = f"{type(error).__name__}: {error}"[:300]
         raise Unresolved(f"does not resolve to the source's schema ({problem})", sent) from None
-    return _with_unread(_json_form(resolved), sent), sent
+    named = reader.get("__named_schemas", {}) if isinstance(reader, dict) else {}
+    return _with_unread(_json_form(resolved), sent, reader, named), sent
 
 
-def _with_unread(read: Any, sent: Any) -> Any:
+def _with_unread(read: Any, sent: Any, schema: Any, named: dict[str, Any]) -> Any:
     """``read`` with the fields of ``sent`` it does not have: in records (and map values) key by key, in
-    arrays item by item."""
+    arrays item by item. ``schema``: the reader's type of ``read``, whose fields were read from ``sent`` by
+    name or, when ``sent`` lacks their name, by one of their aliases (that writer field is not one ``read`` lacks)."""
+    schema = _read_branch(schema, read, named)
+    kind = _kind(schema)
     if isinstance(read, dict) and isinstance(sent, dict):
+        fields = schema["fields"] if kind in ("record", "error") else ()
+        types = {field["name"]: field["type"] for field in fields}
+        renamed = {
+            alias: field["name"]
+            for field in fields
+            if field["name"] in read and field["name"] not in sent
+            for alias in field.get("aliases", ())
+        }
         merged = dict(read)
         for name, value in sent.items():
-            merged[name] = _with_unread(read[name], value) if name in read else value
+            key = name if name in read else renamed.get(name, name)
+            inner = schema["values"] if kind == "map" else types.get(key)
+            merged[key] = _with_unread(read[key], value, inner, named) if key in read else value
         return merged
     if isinstance(read, list) and isinstance(sent, list) and len(read) == len(sent):
-        return [_with_unread(item, sent_item) for item, sent_item in zip(read, sent, strict=True)]
+        items = schema["items"] if kind == "array" else None
+        return [_with_unread(item, sent_item, items, named) for item, sent_item in zip(read, sent, strict=True)]
     return read
+
+
+def _read_branch(schema: Any, read: Any, named: dict[str, Any]) -> Any:
+    """``schema``'s definition; of a union, the branch ``read`` was read as: a record of its keys, else a map for a
+    dict, an array for a list (None when none is)."""
+    schema = _definition(schema, named)
+    if not isinstance(schema, list):
+        return schema
+    branches = [_definition(branch, named) for branch in schema]
+    if isinstance(read, dict):
+        records = (b for b in branches if _kind(b) in ("record", "error") and read.keys() == _field_names(b))
+        return next(records, next((b for b in branches if _kind(b) == "map"), None))
+    return next((b for b in branches if _kind(b) == "array"), None) if isinstance(read, list) else None
+
+
+def _field_names(record: dict[str, Any]) -> set[str]:
+    return {field["name"] for field in record["fields"]}
 
 
 def changed_meaning(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
