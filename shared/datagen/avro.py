@@ -204,7 +204,7 @@ def _largest_json(node: AvroType, times: int, contributions: list[tuple[int, str
     if "options" in props:
         return max(len(json.dumps(o, separators=(",", ":"), ensure_ascii=False).encode()) for o in props["options"])
     if "iteration" in props:
-        return 26 if node.kind == "string" else _SCALAR_JSON[node.kind]  # a number, quoted for strings
+        return _iteration_string_json(props["iteration"]) if node.kind == "string" else _SCALAR_JSON[node.kind]
     kind = node.kind
     if kind == "record":
         return 1 + sum(len(f.name) + 4 + _largest_json(f.type, times, contributions) for f in node.fields)
@@ -557,6 +557,15 @@ def _check_iteration(iteration: Any, kind: str, where: str) -> None:
             f"iteration can pass {limit:.8g}, the largest {'double' if kind == 'string' else kind}, within "
             f"{ITERATION_HORIZON:,} records (initial + records x step): lower its values",
         )
+
+
+def _iteration_string_json(iteration: dict[str, Any]) -> int:
+    """The most bytes a string iteration's value takes as JSON: a whole number is written with every digit
+    (``generate.iteration_value``: 1e300 is 301 characters), any other double in at most 24."""
+    values: dict[str, Any] = {"initial": iteration["start"], "step": 1, "restart": 0, **iteration}
+    reach = abs(float(values["initial"])) + ITERATION_HORIZON * abs(float(values["step"]))
+    largest = max(reach, abs(float(values["start"])), abs(float(values["restart"])))
+    return 2 + max(24, 1 + len(str(int(largest))))  # quotes, and a sign
 
 
 def _makes_surrogates(tree: Any) -> bool:

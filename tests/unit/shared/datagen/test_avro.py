@@ -57,6 +57,11 @@ TOO_LARGE = {
         _record(("code", _string(regex=r"[a\x{10000}-\x{10FFFF}]{250000}"))),
         "code arg.properties: regex",
     ),
+    # a string iteration of whole numbers is written with every digit: 1e300 is 301 characters, not 26
+    "string iterations of whole numbers": (
+        _record(("tags", _array(_string(iteration={"start": 1e300}), length=3_500))),
+        "tags arg.properties: length",
+    ),
 }
 
 
@@ -98,6 +103,16 @@ def test_a_class_of_every_character_but_the_surrogates_is_accepted_and_never_lar
     assert all(len(code) == 50 for code in codes)
     assert max(len(json.dumps(c, ensure_ascii=False).encode()) for c in codes) > 50 * 3  # mostly past U+FFFF
     assert max(len(m.value.encode()) for m in messages) <= largest
+
+
+@pytest.mark.parametrize(
+    "iteration", [{"start": 1e300}, {"start": -1e300, "step": 1e280}, {"start": 0}, {"start": 0.5}]
+)
+def test_a_string_iteration_is_never_larger_than_estimated(iteration: dict[str, float]) -> None:
+    largest = avro._largest_json(parse_schema(_record(("n", _string(iteration=iteration)))), 1, [])
+    source = schema_source([{"name": "n", "type": _string(iteration=iteration)}])
+    messages = generate_messages(source, 20, now=FIXED_NOW, seed=1, start_index=2**40)
+    assert max(len(json.dumps(json.loads(m.value), separators=(",", ":")).encode()) for m in messages) <= largest
 
 
 @pytest.mark.parametrize("quickstart", sorted(QUICKSTARTS))
