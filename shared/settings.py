@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
@@ -467,6 +468,7 @@ class SourceSettings(BaseSettings):
     lag_threshold: int = Field(
         1000,
         ge=1,
+        lt=2**63,  # the extension's LagThreshold is a long
         description=(
             "Target-based scaling of process_<source>: instances = unprocessed events / this, at most one per "
             "partition. Read when functions are indexed."
@@ -522,8 +524,8 @@ class SourceSettings(BaseSettings):
                 f"{_setting_name(info)} must be an NCRONTAB expression of six fields, seconds first "
                 f'(e.g. "*/10 * * * * *" or "0 */15 * * * *"); got {value!r}'
             )
-        try:  # values the Functions host refuses (second 99, day of week 7, a step of 0) stop every function
-            Schedule.parse(value)
+        try:  # values the Functions host refuses (second 99, day of week 7, a step of 0) stop every function;
+            Schedule.parse(value).next_after(datetime.now(UTC))  # the 31st of February would never run it
         except ScheduleError as error:
             raise ValueError(f"{_setting_name(info)}: {value!r}: {error}") from None
         return value

@@ -212,6 +212,7 @@ def test_a_refused_secret_setting_is_named_but_never_quoted() -> None:
         ("ORDERS_GENERATOR_ENABLED", "maybe", "valid boolean"),
         ("ORDERS_FORMAT", "csv", "'parquet', 'avro' or 'jsonl'"),
         ("ORDERS_LAG_THRESHOLD", "0", "greater than or equal to 1"),
+        ("ORDERS_LAG_THRESHOLD", str(2**63), "less than 9223372036854775808"),
         ("SENSORS_STATE_ENABLED", "2", "valid boolean"),
     ],
 )
@@ -266,10 +267,13 @@ def test_every_signed_64_bit_seed_is_taken_and_fits_the_progress_file(seed: int)
         ("CLICKSTREAM_GENERATOR_SCHEDULE", "0 0 0 0 * *", "day of month: '0' is outside 1-31"),
         ("USERS_GENERATOR_SCHEDULE", "0 0 0 1 13 *", "month: '13' is outside 1-12"),
         ("USERS_GENERATOR_SCHEDULE", "0 0 0 * * 5-8", "day of week: '5-8' is outside 0-6"),
+        ("ORDERS_COMPACTION_SCHEDULE", "0 0 0 30 2 *", "schedule never fires"),  # raw hours never curated
+        ("ORDERS_GENERATOR_SCHEDULE", "0 0 0 31 4 *", "schedule never fires"),
     ],
 )
 def test_a_schedule_outside_ncrontabs_ranges_is_refused_naming_the_setting(name: str, value: str, why: str) -> None:
-    """The Functions host refuses these, and with them every function of the app, after a deploy that succeeded."""
+    """The Functions host refuses these, and with them every function of the app, after a deploy that succeeded;
+    one that never fires (the 30th of February) would stop its function silently."""
     source = name.split("_", 1)[0].lower()
     with pytest.raises(ConfigurationError, match=f"\n  {name}: '{re.escape(value)}': {re.escape(why)}"):
         load_source_settings(source, {name: value})
