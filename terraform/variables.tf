@@ -200,6 +200,33 @@ variable "sources" {
     error_message = "generator_schedule and compaction_schedule take in their six fields (seconds first) only second 0-59, minute 0-59, hour 0-23, day of month 1-31, month 1-12 or Jan-Dec, day of week 0-6 or Sun-Sat (Sunday is 0; 7 is refused), names in any case (as NCrontab reads them, a range given high to low is the same range and a step of 0 is 1)."
   }
   validation {
+    # A schedule whose days of the month none of its months has (the 30th of February) never fires: the Functions
+    # host takes it and its timer never runs; the app's settings refuse it (shared/ncrontab.py next_after). It fires
+    # when its lowest day is within the longest of its months (February as 29 days). Malformed values are the checks'
+    # above.
+    condition = alltrue([
+      for schedule in flatten([for source in values(var.sources) : [source.generator_schedule, source.compaction_schedule]]) :
+      schedule == null || try(
+        min([for text in split(",", regexall("\\S+", schedule)[3]) :
+          split("/", text)[0] == "*" ? 1 : min([for token in split("-", split("/", text)[0]) : tonumber(token)]...)
+          ]...) <= max([
+          for month in flatten([for text in split(",", regexall("\\S+", schedule)[4]) : [
+            for ends in [[for token in split("-", split("/", text)[0]) :
+              can(regex("^[0-9]+$", token)) ? tonumber(token) : lookup(local.ncrontab_fields[4].names, lower(token), 0)
+            ]] :
+            split("/", text)[0] == "*" ? range(1, 13, max(1, try(tonumber(split("/", text)[1]), 1))) : range(
+              min(ends...),
+              (length(ends) > 1 ? max(ends...) : length(split("/", text)) > 1 ? 12 : ends[0]) + 1,
+              max(1, try(tonumber(split("/", text)[1]), 1))
+            )
+          ]]) : [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        ]...),
+        true
+      )
+    ])
+    error_message = "generator_schedule and compaction_schedule must fire: a day of the month none of its months has (the 30th of February, the 31st of April) never does."
+  }
+  validation {
     condition = alltrue([for source in values(var.sources) :
       source.generator_events_per_tick == null || try(source.generator_events_per_tick >= 0 && source.generator_events_per_tick <= 100000 && floor(source.generator_events_per_tick) == source.generator_events_per_tick, false)
     ])
@@ -220,8 +247,8 @@ variable "sources" {
     error_message = "partition_count must be null or 1-32."
   }
   validation {
-    condition     = alltrue([for source in values(var.sources) : source.lag_threshold == null || try(source.lag_threshold >= 1 && floor(source.lag_threshold) == source.lag_threshold, false)])
-    error_message = "lag_threshold must be a whole number >= 1 (unprocessed events per instance)."
+    condition     = alltrue([for source in values(var.sources) : source.lag_threshold == null || try(source.lag_threshold >= 1 && source.lag_threshold < 9223372036854775808 && floor(source.lag_threshold) == source.lag_threshold, false)])
+    error_message = "lag_threshold must be a whole number from 1 to 2^63-1 (unprocessed events per instance; the extension reads a long)."
   }
 }
 

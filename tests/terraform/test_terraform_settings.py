@@ -324,6 +324,10 @@ def _clickstream(value: str) -> str:
             {"sources": "{ clickstream = { lag_threshold = 0 }, mobile = {}, sensors = {}, users = {} }"},
             "lag_threshold must be",
         ),
+        (
+            {"sources": _clickstream("{ lag_threshold = 9223372036854775808 }")},  # the extension reads a long
+            "lag_threshold must be a whole number from 1 to 2^63-1",
+        ),
         ({"kafka_sas_scope": "topic"}, "kafka_sas_scope must be"),
         ({"state_buckets": "0"}, "state_buckets must be null or a whole number"),
         ({"state_buckets": "1.5"}, "state_buckets must be null or a whole number"),

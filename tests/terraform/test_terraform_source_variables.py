@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,46 @@ def test_a_schedule_value_out_of_range_is_refused(tmp_path: Path, setting: str, 
     assert "generator_schedule and compaction_schedule take in their six fields (seconds first)" in message
     assert RANGES in message
     assert "a range given high to low is the same range and a step of 0 is 1" in message
+
+
+def _never_fires(schedule: str) -> bool:
+    try:
+        Schedule.parse(schedule).next_after(datetime.now(UTC))
+    except ScheduleError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fires"),
+    [
+        ("0 0 0 30 2 *", False),  # the 30th of February
+        ("0 0 0 31 Apr,Jun,Sep,Nov *", False),
+        ("0 0 0 30-31 feb *", False),
+        ("0 0 0 31 4-6/2 *", False),  # April and June
+        ("0 0 0 31 */11 *", True),  # January and December
+        ("0 0 0 31 Feb/5 *", True),  # February and July
+        ("0 0 0 29 2 *", True),  # leap years
+        ("0 0 0 31 2,3 *", True),
+        ("0 0 0 31 Nov-Dec *", True),
+        ("0 0 0 31 12-1 *", True),  # a range given high to low is the same range
+        ("0 0 0 20/11 2 *", True),  # the 20th
+    ],
+)
+def test_a_schedule_that_never_fires_is_refused(tmp_path: Path, schedule: str, fires: bool) -> None:
+    """The Functions host takes it and its timer never runs (a compaction: raw hours never curated); the app's
+    settings refuse it, so Terraform does, at plan."""
+    assert _never_fires(schedule) is not fires, f"the code's NCRONTAB parser disagrees on {schedule!r}"
+    entry = f'{{ compaction_schedule = "{schedule}" }}'
+    if fires:
+        settings = terraform_output(harness_dir(tmp_path), vars={"sources": _sources(clickstream=entry)})[
+            "app_settings"
+        ]
+        assert settings["CLICKSTREAM_COMPACTION_SCHEDULE"] == schedule
+    else:
+        assert "must fire: a day of the month none of its months has" in _refused_message(
+            tmp_path, _sources(clickstream=entry)
+        )
 
 
 def test_a_datagen_sources_schedule_is_checked_too(tmp_path: Path) -> None:
