@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -13,6 +15,11 @@ import orjson
 from azure.functions import meta
 from azure.functions.kafka import KafkaTriggerConverter
 from confluent_kafka import Message
+
+log = logging.getLogger("devhost.kafka")
+# Records whose headers confluent-kafka could not read (_headers): asking again would crash the process.
+_UNREADABLE_HEADERS: OrderedDict[tuple[str | None, int | None, int | None], None] = OrderedDict()
+_UNREADABLE_HEADERS_KEPT = 100_000  # more than the records of every batch in flight
 
 DATETIME_MIN = "0001-01-01T00:00:00.000Z"  # .NET DateTime.MinValue: what a default (absent) DateTime serialises as
 _DATETIME_RANGE_MS = (-62_135_596_800_000, 253_402_300_799_999)  # 0001-01-01 to 9999-12-31T23:59:59.999, UTC
@@ -43,8 +50,23 @@ def _key(message: Message) -> str | None:
 
 
 def _headers(message: Message) -> list[dict[str, str | None]]:
-    """Headers as the extension serialises them: ``Value`` is the bytes in base64."""
-    raw = message.headers()
+    """Headers as the extension serialises them: ``Value`` is the bytes in base64.
+
+    A header key that is not UTF-8 (any client but librdkafka's may send one) makes confluent-kafka's
+    ``headers()`` raise ``SystemError`` and keep a broken list in the message, which the next call crashes the
+    process on (a segfault). Such a record is handed over without headers, and its headers are never asked for
+    again: the extension would hand it over too (it decodes a key with replacement characters)."""
+    position = (message.topic(), message.partition(), message.offset())
+    if position in _UNREADABLE_HEADERS:
+        return []
+    try:
+        raw = message.headers()
+    except (SystemError, UnicodeDecodeError) as error:
+        _UNREADABLE_HEADERS[position] = None
+        if len(_UNREADABLE_HEADERS) > _UNREADABLE_HEADERS_KEPT:  # the oldest: long past any retry of its batch
+            _UNREADABLE_HEADERS.popitem(last=False)
+        log.warning("%s/%s@%s: headers not readable, handed over without them: %s", *position, error.__cause__ or error)
+        return []
     if not raw:
         return []
     return _serialised_headers(tuple(raw.items()) if isinstance(raw, dict) else tuple(raw))
