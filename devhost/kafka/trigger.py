@@ -69,6 +69,7 @@ SUBSCRIBER_IDLE_BACKOFF_S = 0.05  # SubscriberIdleBackoffMs: the pause after a w
 # finished (confluent-kafka serialises the calls on one consumer: a store from the executor's thread would wait
 # for the listener's poll to return, and a listener that polls again at once can starve it) and sees a stop.
 POLL_SLICE_S = 0.1
+MAX_CONSUME_MESSAGES = 1_000_000  # librdkafka's most per consume(); a larger maxBatchSize gathers over several
 EXECUTOR_WAIT_S = 0.2  # how long the executor waits for a batch before it looks at the stop again
 Batch = list[Message]
 
@@ -182,7 +183,8 @@ class KafkaTriggerRunner:
             flushed_early = False
             available = float(window)
             while available > 0 and not self._stopping():
-                fetched = consumer.consume(num_messages=limit - len(pending), timeout=min(POLL_SLICE_S, available))
+                wanted = min(limit - len(pending), MAX_CONSUME_MESSAGES)
+                fetched = consumer.consume(num_messages=wanted, timeout=min(POLL_SLICE_S, available))
                 self._store_finished(consumer)
                 self._refresh_lag(consumer)
                 for message in fetched:

@@ -5,7 +5,8 @@ Routes (under the mount point, ``/registry`` on the local host):
 - ``GET /schemas/ids/{id}``: ``{"schema": ...}`` (and ``schemaType`` when not Avro); 404 with
   ``error_code`` 40403 for an unknown id, as the real registry answers.
 - ``POST /subjects/{subject}/versions`` ``{"schema": ..., "schemaType"?}``: ``{"id": ...}``; the same
-  schema keeps its id. An Avro schema fastavro cannot parse is refused (422, ``error_code`` 42201).
+  schema keeps its id. An Avro schema fastavro cannot parse, a JSON one that is not JSON, or a text that is not
+  Unicode (a lone surrogate) is refused (422, ``error_code`` 42201). A Protobuf schema is kept as text, unparsed.
 - ``POST /subjects/{subject}``: look a schema up under a subject (404, 40403 when absent).
 - ``GET /subjects``, ``GET /subjects/{subject}/versions``, ``GET /subjects/{subject}/versions/{n|latest}``.
 
@@ -121,6 +122,7 @@ class _Routes:
             schema, schema_type = body["schema"], str(body.get("schemaType") or "AVRO").upper()
             if not isinstance(schema, str) or schema_type not in SCHEMA_TYPES:
                 raise ValueError("schema must be a string, schemaType one of " + ", ".join(SCHEMA_TYPES))
+            schema.encode("utf-8")  # a lone surrogate (sent as a \ud800 escape) is no text SQLite can keep
             if schema_type == "AVRO":
                 fastavro.parse_schema(json.loads(schema))
             elif schema_type == "JSON":

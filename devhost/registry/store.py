@@ -1,6 +1,6 @@
 """Registered schemas and subject versions, persisted in one SQLite file.
 
-Ids are global and stable: the same schema (its type and its text compared in canonical JSON) keeps
+Ids are global and stable: the same schema (its type and its text compared in canonical form) keeps
 its id under every subject, as in Confluent Schema Registry, where the type is part of what a schema
 is: ``"string"`` registered as AVRO and as JSON are two schemas with two ids. A subject's versions
 count from 1.
@@ -29,9 +29,17 @@ class Registered:
     schema_type: str
 
 
-def canonical(schema: str) -> str:
-    """The schema as compact JSON with sorted keys: two texts of one schema compare equal."""
-    return json.dumps(json.loads(schema), sort_keys=True, separators=(",", ":"))
+def canonical(schema: str, schema_type: str | None = "AVRO") -> str:
+    """Two texts of one schema compare equal: an Avro or JSON schema as compact JSON with sorted keys, a Protobuf
+    one (not JSON) as its text without the whitespace around it. ``schema_type`` None: JSON if it parses."""
+    if schema_type == "PROTOBUF":
+        return schema.strip()
+    try:
+        return json.dumps(json.loads(schema), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        if schema_type is None:
+            return schema.strip()
+        raise
 
 
 class RegistryStore:
@@ -77,7 +85,7 @@ class RegistryStore:
 
     def register(self, subject: str, schema: str, schema_type: str = "AVRO") -> Registered:
         """The subject's version of ``schema``, added (with a new id if the schema is new) when it lacks it."""
-        key = canonical(schema)
+        key = canonical(schema, schema_type)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -144,7 +152,7 @@ class RegistryStore:
             " ORDER BY v.version LIMIT 1"
         )
         with self._lock:
-            row = self._db.execute(query, (subject, canonical(schema), schema_type)).fetchone()
+            row = self._db.execute(query, (subject, canonical(schema, schema_type), schema_type)).fetchone()
         return None if row is None else Registered(subject, row[0], row[1], row[2], row[3])
 
     def close(self) -> None:

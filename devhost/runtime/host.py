@@ -52,7 +52,7 @@ from shared.ncrontab import Schedule, ScheduleError
 log = logging.getLogger("devhost")
 EXAMPLE_SETTINGS = PROJECT_ROOT / "local.settings.example.json"
 DRAIN_GRACE_S = 30.0  # beyond one batch window, what a timed run waits for the last batches to land
-BROKER_WAIT_S = 15.0  # how long a start without --broker waits for the settings' broker to answer
+BROKER_WAIT_S = 15.0  # how long a start waits for the broker of --broker HOST:PORT or of the settings to answer
 NO_BROKER_HINT = "start one, or run with --broker embedded --lake .lake (what make run does)"
 HTTP_HOST = "127.0.0.1"
 
@@ -202,13 +202,14 @@ class LocalHost:
             config.settings["SCHEMA_REGISTRY_URL"] = f"http://127.0.0.1:{options.port}{REGISTRY_MOUNT}"
         if embedded is not None:
             self._announce_broker(embedded, state_directory(config), stack)
-        if options.broker is None:
+        if embedded is None:
             address = config.settings.get("KAFKA_BROKER_LIST", "127.0.0.1:9092")
+            named_by = "--broker" if options.broker else "KAFKA_BROKER_LIST"
             try:
                 wait_for_metadata({"bootstrap.servers": address, "logger": log}, timeout=BROKER_WAIT_S)
             except BrokerError as error:
                 raise BrokerError(
-                    f"no broker answered at {address} (KAFKA_BROKER_LIST) in {BROKER_WAIT_S:.0f}s: {NO_BROKER_HINT}"
+                    f"no broker answered at {address} ({named_by}) in {BROKER_WAIT_S:.0f}s: {NO_BROKER_HINT}"
                 ) from error
         return config
 

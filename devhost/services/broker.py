@@ -26,11 +26,11 @@ class BrokerError(DevHostError):
 def wait_for_metadata(client_settings: dict[str, Any], timeout: float) -> None:
     """Return once the broker answers a metadata request; ``BrokerError`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    host, _, port = str(client_settings["bootstrap.servers"]).split(",")[0].rpartition(":")
+    host, port = first_address(str(client_settings["bootstrap.servers"]))
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            socket.create_connection((host, int(port)), timeout=1).close()
+            socket.create_connection((host, port), timeout=1).close()
             break
         except OSError as error:
             last_error = error
@@ -45,10 +45,22 @@ def wait_for_metadata(client_settings: dict[str, Any], timeout: float) -> None:
     raise BrokerError(f"broker {client_settings['bootstrap.servers']} did not answer in {timeout:.0f}s: {last_error}")
 
 
+def first_address(servers: str) -> tuple[str, int]:
+    """Host and port of the first of ``bootstrap.servers`` (``host:port,...``): an IPv6 literal without its
+    brackets (``[::1]:9092`` is ``("::1", 9092)``), as ``socket`` takes it."""
+    host, _, port = servers.split(",")[0].strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
 def ensure_topics(client_settings: dict[str, Any], topics: Iterable[str], partitions: int = DEFAULT_PARTITIONS) -> None:
     """Create missing topics; existing ones are left as they are."""
     admin = AdminClient(client_settings)
-    existing = set(admin.list_topics(timeout=10).topics)
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except KafkaException as error:
+        raise BrokerError(f"broker {client_settings['bootstrap.servers']} did not list its topics: {error}") from error
     missing = sorted(set(topics) - existing)
     if not missing:
         return

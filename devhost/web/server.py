@@ -9,6 +9,7 @@ thread, so a slow function never blocks the entity API it may itself be calling.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -31,6 +32,9 @@ from shared.state.keys import MAX_ENCODED_KEY_LENGTH, is_storable_key
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 DURABLE_PREFIX = "/runtime/webhooks/durabletask"
 _STATIC_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}
+_DASHBOARD_FILES = frozenset(path.name for path in DASHBOARD_DIR.iterdir() if path.suffix in _STATIC_TYPES)
+# RFC 9110 Host: uri-host [":" port]; an IP literal in brackets, else a name without brackets, colons or spaces
+_HOST_HEADER = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[^\[\]:@/\\\s]+)(?::(?P<port>[0-9]{0,5}))?")
 
 
 class HttpFrontEnd:
@@ -141,9 +145,9 @@ class HttpFrontEnd:
 
     async def _dashboard_file(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["file"]
-        target = DASHBOARD_DIR / name
-        if "/" in name or target.suffix not in _STATIC_TYPES or not target.is_file():
+        if name not in _DASHBOARD_FILES:
             return web.Response(status=404)
+        target = DASHBOARD_DIR / name
         return web.FileResponse(target, headers={"Content-Type": _STATIC_TYPES[target.suffix]})
 
     async def _dashboard_stats(self, _request: web.Request) -> web.StreamResponse:
@@ -170,15 +174,35 @@ def web_page_refusal(request: web.Request) -> web.StreamResponse | None:
     not loopback (DNS rebinding), and a write whose body is not declared JSON (``application/json`` or
     ``application/*+json`` such as the schema registry's; an HTML form or a no-cors fetch cannot
     declare it). The dashboard's own requests are same-origin GETs, which carry no ``Origin``.
+    A Host header that is not ``host[:port]`` is a bad request (400), as Kestrel answers it.
     """
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if "Origin" in request.headers or fetch_site not in (None, "none", "same-origin"):
         return web.json_response({"error": "the local host does not answer web pages"}, status=403)
-    if request.url.host not in LOOPBACK_HOSTS:
+    host = host_name(request.host)
+    if host is None:
+        return web.json_response({"error": "the Host header is not host[:port]"}, status=400)
+    if host not in LOOPBACK_HOSTS:
         return web.json_response({"error": "the local host answers on loopback names only"}, status=403)
     if request.method not in ("GET", "HEAD") and request.can_read_body and not _is_json(request.content_type):
         return web.json_response({"error": "a request's body must be sent as application/json"}, status=415)
     return None
+
+
+def host_name(host: str) -> str | None:
+    """The name a Host header gives (lowercase, an IPv6 literal without its brackets), None when it is not
+    ``host[:port]`` with a port of 0-65535 (yarl's ``URL.host`` raises for some of those and reads ``[::1`` as
+    ``::1``)."""
+    match = _HOST_HEADER.fullmatch(host)
+    if match is None or int(match["port"] or 0) > 65_535:
+        return None
+    name = match["name"]
+    if not name.startswith("["):
+        return name.lower()
+    try:
+        return str(ipaddress.IPv6Address(name[1:-1]))
+    except ValueError:
+        return None
 
 
 def _any_case(name: str, literal: str) -> str:
