@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired, Union
 
 import orjson
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, Strict, create_model
+from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model
 from typing_extensions import TypedDict
 
 from shared.datagen.avro import FLOAT_MAX, NO_DEFAULT, AvroType, SchemaProblem, value_bounds
@@ -139,14 +139,43 @@ def annotation(node: AvroType) -> Any:
 
 
 def record_typed_dict(node: AvroType) -> Any:
-    """A nested record as a TypedDict keyed by the Avro field names (validates to plain dicts)."""
+    """A nested record as a TypedDict keyed by the Avro field names (validates to plain dicts). A record sent
+    under its fields' earlier names (``aliases``) or before a field existed (its ``default``) is read as the
+    top level reads it, and as Avro's resolution reads the same record."""
     fields: dict[str, Any] = {}
+    renamed: dict[str, str] = {}
+    defaults: dict[str, Any] = {}
     for item in node.fields:
         kind = annotation(item.type)
         fields[item.name] = NotRequired[kind] if item.type.nullable else kind
+        renamed.update((alias, item.name) for alias in item.aliases)
+        if item.default is not NO_DEFAULT:
+            defaults[item.name] = json_form_default(item.default, item.type)
     nested: Any = TypedDict(node.name.rsplit(".", 1)[-1], fields)  # type: ignore[misc]
     nested.__pydantic_config__ = KEEP_UNKNOWN_FIELDS  # type: ignore[attr-defined]  # unknown fields kept, for _extra
+    if renamed or defaults:
+        return Annotated[nested, BeforeValidator(_as_the_reader_reads(renamed, defaults))]
     return nested
+
+
+def _as_the_reader_reads(renamed: dict[str, str], defaults: dict[str, Any]) -> Callable[[Any], Any]:
+    """A nested record with each field sent under an alias moved to the field's name (unless the record also
+    has that name: the alias is then a field of its own, kept for ``_extra``) and each missing field given its
+    default."""
+
+    def read(value: Any) -> Any:
+        if not isinstance(value, dict) or (renamed.keys().isdisjoint(value) and defaults.keys() <= value.keys()):
+            return value
+        value = dict(value)
+        for alias, name in renamed.items():
+            if alias in value and name not in value:
+                value[name] = value.pop(alias)
+        for name, default in defaults.items():
+            if name not in value:
+                value[name] = copy.deepcopy(default)
+        return value
+
+    return read
 
 
 def build_model(root: AvroType, model_name: str) -> tuple[type[BaseModel], dict[str, str]]:

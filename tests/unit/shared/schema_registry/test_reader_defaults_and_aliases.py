@@ -73,16 +73,13 @@ def test_a_bytes_default_by_its_type_name_lands_as_from_json(registry: str) -> N
 
 
 def test_a_bytes_default_inside_a_nested_record_lands_as_the_record_holding_it_from_json(registry: str) -> None:
-    """The JSON path fills top-level fields only, so the JSON record carries the default (base64 text) itself."""
+    """The same record sent as JSON, lacking the nested field too, takes its default alike (the JSON path filled
+    top-level fields only, and the record was a dead letter ``schema``)."""
     inner = {"type": "record", "name": "Inner", "fields": [{"name": "x", "type": "long"}]}
     added = inner | {"fields": [*inner["fields"], {"name": "b", "type": "bytes", "default": "abcd"}]}
     value = {"id": 1, "name": "a", "inner": {"x": 2}}
     avro_row, json_row = _rows(
-        registry,
-        _with({"name": "inner", "type": added}),
-        _with({"name": "inner", "type": inner}),
-        value,
-        value | {"inner": {"x": 2, "b": "YWJjZA=="}},
+        registry, _with({"name": "inner", "type": added}), _with({"name": "inner", "type": inner}), value, value
     )
     assert avro_row["inner_b"] == "YWJjZA=="
     assert avro_row | {"_received": None} == json_row | {"_received": None}
@@ -116,14 +113,23 @@ NEW_INNER = _inner([{"name": "title", "type": "string", "aliases": ["name"]}])
     ids=["record", "record in a union", "array items"],
 )
 def test_a_nested_field_read_under_its_old_name_is_not_also_kept(registry: str, wrap: Any, sent: Any) -> None:
-    """The JSON path reads nested fields by their names only, so the JSON record carries the new name; the field
-    only the producer has (``more``) is still kept, as from JSON."""
-    renamed = orjson.loads(orjson.dumps(sent).replace(b'"name"', b'"title"'))
+    """The same record sent as JSON, under the old name too, is read alike (the JSON path read nested fields by
+    their names only: a dead letter ``schema``); the field only the producer has (``more``) is kept on both."""
+    value = {"id": 1, "name": "a", "inner": sent}
     avro_row, json_row = _rows(
         registry,
         _with({"name": "inner", "type": wrap(NEW_INNER)}),
         _with({"name": "inner", "type": wrap(OLD_INNER)}),
-        {"id": 1, "name": "a", "inner": sent},
-        {"id": 1, "name": "a", "inner": renamed},
+        value,
+        value,
     )
     assert avro_row | {"_received": None} == json_row | {"_received": None}
+
+
+def test_a_nested_record_with_both_names_keeps_the_field_and_the_old_name_apart() -> None:
+    """Sent under both names, the field is its own name's value, and the old name a field only the producer has."""
+    source = dataclasses.replace(_thing_source(_with({"name": "inner", "type": NEW_INNER})), value_format="json")
+    sent = {"id": 1, "name": "a", "inner": {"name": "old", "title": "new"}}
+    batch = process_batch(source, records_of([orjson.dumps(sent)], topic="things"), max_record_bytes=1 << 20)
+    (row,) = batch.rows()
+    assert (row["inner_title"], orjson.loads(row["_extra"])) == ("new", {"inner.name": "old"})
