@@ -187,10 +187,24 @@ def topic_problem(client: Any, topic: str, timeout: float, address: str = "") ->
 
 def secure_url(url: str, option: str) -> str:
     """``url`` when it is HTTPS, or HTTP to this machine's own loopback (the local host); else ``RefusedArgument``
-    naming ``option``: the tools send the Durable system key with each request."""
-    parsed = urllib.parse.urlsplit(url)
+    naming ``option``: the tools send the Durable system key with each request. A URL with whitespace or a control
+    character, or a port that is not a number, is refused too: ``http.client`` would refuse it at the first request
+    with an error quoting the whole request, the key's query included."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+    except ValueError as error:  # e.g. "Invalid IPv6 URL": it names no part of the URL
+        raise RefusedArgument(f"{option} is not a URL: {error}") from None
+    shown = urllib.parse.urlunsplit((parsed.scheme, parsed.hostname or "", parsed.path, "", ""))  # no key, no user
+    if _UNSAFE_URL_CHARACTER.search(url):
+        raise RefusedArgument(f"{option} must not contain whitespace or control characters: {shown!r}")
+    try:
+        parsed.port  # noqa: B018 (a port that is not a number raises)
+    except ValueError:
+        raise RefusedArgument(f"{option} has a port that is not a number from 0 to 65535: {shown}") from None
     secure = parsed.scheme == "https" and bool(parsed.hostname)
     if secure or (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS):
         return url
-    shown = urllib.parse.urlunsplit((parsed.scheme, parsed.hostname or "", parsed.path, "", ""))  # no key, no user
     raise RefusedArgument(f"{option} must be https:// (or http:// to 127.0.0.1, localhost or [::1]): {shown}")
+
+
+_UNSAFE_URL_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")  # what http.client refuses in a request line, and more

@@ -36,11 +36,14 @@ state cannot be put in today's form (``upgrade`` raises: a shape no release wrot
 (or exported) as stored and the others go on; the run names it at the end and exits 1. So is one whose stored
 text is not a JSON object (its new bucket holds it as damaged, as the old one did). Damaged outside this code, as
 the entity reads it (``shared.state.bucket_state``): a bucket's bookkeeping is set aside and its keys move; what a
-bucket set aside or refused stays in it; a raw file that cannot be read is passed over (a key only it holds is not
-moved): each is named in one line and the run exits 1.
+bucket set aside or refused stays in it; a raw file that cannot be read (or whose name the lake refuses), or a
+curated table that cannot be read (its log or a data file damaged: the rest of it), is passed over (a key only it
+holds is not moved): each is named in one line and the run exits 1.
 Exit 2, naming it, when the Durable HTTP API or the lake cannot be reached (nothing is recorded; run it again),
-or a setting or ``--durable-url`` is refused, or the lake's record of bucket counts is lost (one line; docs/scale.md,
-"If the record is lost").
+or a setting or an argument is refused (a ``--durable-url`` not https://, or with whitespace or a control
+character; a ``--wait`` not a number of seconds from 0; an ``--export`` FILE that is a directory or in none: before
+anything is read), or the ``--export`` FILE cannot be written (nothing left), or the lake's record of bucket counts
+is lost (one line; docs/scale.md, "If the record is lost").
 Running it again is harmless: nothing is moved twice. Buckets of an N the lake does not record hold only stale
 state (an interrupted run's, or the N the source used before): a move into them (``--to-buckets``, or
 ``--import`` into an N other than the recorded one) sends each of the N buckets an adopt naming the run, and
@@ -61,8 +64,13 @@ A bucket over 80% of its bound after the move is named: its next applies may evi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import http.client
+import itertools
 import json
+import math
+import re
 import sys
 import time
 import urllib.error
@@ -74,8 +82,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from shared.compaction.hours import parse_raw_path, raw_prefix
 from shared.compaction.location import delta_location
@@ -120,10 +129,24 @@ from shared.state.migration import (
 )
 from shared.state.offsets import APPLIED
 from shared.state.registry import ENTITY_KINDS
-from tools.cli import RefusedArgument, secure_url, settings_error_line, tool_environment
+from tools.cli import (
+    MAX_ERROR_TEXT,
+    RefusedArgument,
+    one_line,
+    secure_url,
+    settings_error_line,
+    tool_environment,
+)
 
 CONCURRENT_REQUESTS = 16
 LOCAL_DURABLE_URL = "http://127.0.0.1:7071/runtime/webhooks/durabletask"
+# what a damaged curated table raises as it is read (garbage in its log, a truncated data file)
+UNREADABLE_TABLE = (DeltaError, OSError, pa.ArrowException)
+
+
+class UnusableUrl(RefusedArgument):
+    """A ``--durable-url`` ``urllib`` cannot make a request of (it raised ``ValueError`` or ``InvalidURL`` before
+    sending anything): a bad argument. Its message names the URL without its query (the system key's ``code``)."""
 
 
 class DurableHttp:
@@ -140,10 +163,24 @@ class DurableHttp:
         path = f"{self.base_url}/entities/{urllib.parse.quote(entity, safe='')}/{urllib.parse.quote(key, safe='~:')}"
         return path + ("?" + urllib.parse.urlencode(query) if query else "")
 
+    def _open(self, url: str, **request: Any) -> Any:
+        """``urlopen`` of ``url``; one ``urllib`` or ``http.client`` cannot request (``ValueError``: a character a
+        request line cannot hold; ``InvalidURL``) is ``UnusableUrl``, never their message: it quotes the request,
+        the system key included."""
+        try:
+            return urllib.request.urlopen(urllib.request.Request(url, **request), timeout=self.timeout)
+        except (ValueError, http.client.InvalidURL) as error:
+            parsed = urllib.parse.urlsplit(self.base_url)
+            shown = urllib.parse.urlunsplit((parsed.scheme, parsed.hostname or "", parsed.path, "", ""))
+            raise UnusableUrl(
+                f"--durable-url {shown!r} cannot be requested ({type(error).__name__}: a character a URL cannot hold, "
+                "or a bad port?)"
+            ) from None
+
     def read(self, entity: str, key: str) -> Any:
         """The entity's state as stored, of whatever shape (``None``: no such entity, or no state)."""
         try:
-            with urllib.request.urlopen(self._url(entity, key), timeout=self.timeout) as response:
+            with self._open(self._url(entity, key)) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             if error.code == 404:
@@ -152,13 +189,12 @@ class DurableHttp:
 
     def signal(self, signal: Signal) -> None:
         body = json.dumps(json.dumps(signal.payload)).encode()  # what signal_entity posts: JSON text of JSON text
-        request = urllib.request.Request(
+        with self._open(
             self._url(signal.entity, signal.key, op=signal.operation),
             data=body,
             method="POST",
             headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+        ) as response:
             if response.status != 202:
                 raise RuntimeError(f"signal {signal.entity}@{signal.key}: HTTP {response.status}")
 
@@ -167,7 +203,9 @@ def lake_rows(
     settings: Settings, source: str, environ: dict[str, str], unreadable: list[str]
 ) -> Iterator[dict[str, Any]]:
     """Every row of a source the lake holds: its raw files, then its curated table. A raw file that cannot be read
-    (damaged) is passed over and named in ``unreadable`` (its path and why): a key only it holds is not found."""
+    (damaged, or a name the lake refuses) is passed over and named in ``unreadable`` (its path and why): a key only
+    it holds is not found. So is a curated table that cannot be read (its log or a data file damaged): its rows
+    read before the damage was met are taken, the rest passed over."""
     lake = open_lake(settings)
     for path in lake.list_paths(raw_prefix(source)):
         raw = parse_raw_path(source, path)
@@ -178,14 +216,38 @@ def lake_rows(
         except CompactionError as error:
             unreadable.append(str(error))
             continue
+        except UnsafePath as error:  # a name the lake refuses to read (e.g. a copy's "c (1).parquet")
+            unreadable.append(f"cannot read raw file {path}: {one_line(error, MAX_ERROR_TEXT)}")
+            continue
         yield from rows
     location = delta_location(settings, source, environ)
+    table = f"curated/{source}"
     try:
-        table = DeltaTable(location.uri, storage_options=location.storage_options)
+        found = DeltaTable(location.uri, storage_options=location.storage_options)
+        batches = iter(found.to_pyarrow_dataset().to_batches())
     except TableNotFoundError:
         return
-    for batch in table.to_pyarrow_dataset().to_batches():
+    except UNREADABLE_TABLE as error:
+        unreadable.append(_unreadable_table(table, error))
+        return
+    while True:
+        try:
+            batch = next(batches, None)
+        except UNREADABLE_TABLE as error:
+            unreadable.append(_unreadable_table(table, error))
+            return
+        if batch is None:
+            return
         yield from batch.to_pylist()
+
+
+def _unreadable_table(table: str, error: Exception) -> str:
+    """``cannot read curated/<source>: <why>`` on one line, without the stack backtrace a ``DeltaError`` may carry."""
+    why = "\n".join(itertools.takewhile(lambda line: not _BACKTRACE_FRAME.match(line), str(error).splitlines()))
+    return f"cannot read {table}: {type(error).__name__}: {one_line(why, MAX_ERROR_TEXT)}"
+
+
+_BACKTRACE_FRAME = re.compile(r"\s*\d+: ")  # "   0: <unknown>": delta-rs's backtrace, after the error's own lines
 
 
 def migrate(http: DurableHttp, source: str, keys: set[str], buckets: int, wait_seconds: float) -> Verification:
@@ -397,6 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.export is not None and args.to_buckets is not None:
         parser.error("--to-buckets goes with --import (or alone), not with --export")
     secure_url(args.durable_url, "--durable-url")  # a bad argument before any setting is read
+    if not math.isfinite(args.wait) or args.wait < 0:  # nan: a deadline never passed, the run never ended
+        raise RefusedArgument(f"--wait must be a number of seconds, 0 or more: {args.wait}")
+    if args.export is not None:
+        _check_export_path(args.export)  # before every bucket is read, not after
     environ = tool_environment(args.settings)  # a local lake that is not a directory: refused, exit 2
     settings = load_settings(environ)
     http = DurableHttp(args.durable_url, environ.get("DURABLE_SYSTEM_KEY") or None)
@@ -452,10 +518,28 @@ def _export(http: DurableHttp, lake: LakeStore, sources: list[str], recorded: Ca
         not_upgraded[source] = sorted(not_upgraded_here)
         failed = failed or bool(left)
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(export_bytes(exports))
-    partial.replace(path)
+    try:
+        partial.write_bytes(export_bytes(exports))
+        partial.replace(path)
+    except OSError as error:  # its directory gone meanwhile, a disk full, a directory made at the path
+        if partial.is_file() or partial.is_symlink():
+            with contextlib.suppress(OSError):
+                partial.unlink()
+        why = error.strerror or type(error).__name__
+        print(f"migrate_state: cannot write {path}: {one_line(why, MAX_ERROR_TEXT)}: nothing written", file=sys.stderr)
+        return 2
     print(f"wrote {path}")
     return _exit_code(failed, not_upgraded)
+
+
+def _check_export_path(path: Path) -> None:
+    """Refuse an ``--export`` path that cannot be written (``RefusedArgument``): its directory missing, or a
+    directory itself."""
+    if path.is_dir():
+        raise RefusedArgument(f"--export {path} is a directory: name a file; nothing was read")
+    if not path.parent.is_dir():
+        why = "does not exist" if not path.parent.exists() else "is not a directory"
+        raise RefusedArgument(f"--export {path}: its directory {path.parent} {why}; nothing was read")
 
 
 def _import(http: DurableHttp, lake: LakeStore, args: argparse.Namespace, recorded: Callable[[str], int]) -> int:
@@ -568,15 +652,17 @@ def _report_left_behind(left: dict[str, str]) -> None:
 
 
 def _report_unreadable(unreadable: list[str]) -> bool:
-    """Name each raw file that could not be read; True when there is one (a key only it holds was not moved)."""
+    """Name each raw file (or curated table) that could not be read; True when there is one (a key only it holds
+    was not moved)."""
     for why in unreadable:
         print(f"  {why}: a key only it holds was not moved; check its keys")
     return bool(unreadable)
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """``main`` with an unreachable Durable HTTP API or lake, refused settings or a refused ``--durable-url`` as one
-    line (exit 2), not a traceback."""
+    """``main`` with an unreachable Durable HTTP API or lake, refused settings or a refused argument (a
+    ``--durable-url``, ``--wait`` or ``--export``; a ``--durable-url`` no request can be made of: ``UnusableUrl``,
+    never quoting its query, the system key) as one line (exit 2), not a traceback."""
     try:
         return main(argv)
     except RefusedArgument as error:
