@@ -13,8 +13,8 @@ events/s), and are extrapolated beyond (marked ``extrapolated``). The deployed c
 diagnostic categories) is read from terraform/ and host.json. What is assumed, not measured or
 published, is in ``ASSUMPTIONS`` with its reason; docs/cost.md explains the model.
 
-Exit codes: 0 done; 2 bad arguments, a ``--results`` file that is missing, not JSON or not bench/cost.py's among them
-(one line naming it).
+Exit codes: 0 done; 2 bad arguments, a ``--results`` file that is missing, not JSON or not bench/cost.py's (a key
+the model reads missing, named) among them (one line naming it).
 """
 
 from __future__ import annotations
@@ -376,7 +376,53 @@ def load_results(path: Path = RESULTS) -> dict[str, Any]:
         raise UnreadableResults("not a bench/cost.py results file (no list of runs)")
     if not isinstance(document.get("config"), dict):
         raise UnreadableResults("not a bench/cost.py results file (no config)")
+    _check_model_inputs(document)
     return document
+
+
+CONFIG_KEYS = ("mix", "keys_per_source", "partitions")  # what the model reads of a results file's config
+MIX_KEYS = ("source", "events_per_minute")  # of each source in config.mix
+RUN_KEYS = (  # of each run (requests, state and buckets are optional: older files lack them)
+    "rate_ev_s",
+    "lake",
+    "seconds",
+    "activity",
+    "log_records",
+    "invocations",
+    "invocations_by_source",
+    "events_by_source",
+    "entity_operations",
+    "entity_executions",
+    "raw_files_by_source",
+    "bytes_written",
+)
+
+
+def _check_model_inputs(document: dict[str, Any]) -> None:
+    """``UnreadableResults`` naming the first key the model reads that the file lacks (a results file of another
+    writer or version): the config's, its mix's, a run's; and at least one local run with its requests."""
+
+    def refuse(why: str) -> UnreadableResults:
+        return UnreadableResults(f"not a bench/cost.py results file ({why})")
+
+    config = document["config"]
+    for key in CONFIG_KEYS:
+        if key not in config:
+            raise refuse(f"config has no {key!r}")
+    if not isinstance(config["mix"], list) or not config["mix"]:
+        raise refuse("config's 'mix' is not a list of sources")
+    for number, part in enumerate(config["mix"], 1):
+        missing = [key for key in MIX_KEYS if key not in part] if isinstance(part, dict) else ["source"]
+        if missing:
+            raise refuse(f"config's 'mix' source {number} has no {missing[0]!r}")
+    for number, run in enumerate(document["runs"], 1):
+        if not isinstance(run, dict):
+            raise refuse(f"run {number} is not an object")
+        missing = [key for key in RUN_KEYS if key not in run]
+        if missing:
+            raise refuse(f"run {number} has no {missing[0]!r}")
+    if not measured_runs(document, True):
+        raise refuse("no run of the local lake with state and its 'requests'")
 
 
 def _run_load(run: dict[str, Any], store: str) -> Load:
@@ -1162,6 +1208,18 @@ def parser() -> argparse.ArgumentParser:
     return options
 
 
+def _scenarios_of(results: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``scenarios``, with a value deeper in the file than ``load_results`` checks missing or of another type
+    (a nested key, a string for a number) ``UnreadableResults`` naming it, not a traceback."""
+    try:
+        return scenarios(results, path)
+    except KeyError as error:
+        raise UnreadableResults(f"not a bench/cost.py results file (no {error.args[0]!r})") from error
+    except (AttributeError, IndexError, TypeError, ValueError, ZeroDivisionError) as error:
+        why = (str(error).splitlines() or [""])[0][:200]
+        raise UnreadableResults(f"not a bench/cost.py results file ({type(error).__name__}: {why})") from error
+
+
 def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(argv)
     if args.prices:
@@ -1172,11 +1230,10 @@ def main(argv: Sequence[str]) -> int:
             print(f"rule: {rule}")
         return 0
     try:
-        results = load_results(args.results)
+        document = _scenarios_of(load_results(args.results), args.results)
     except UnreadableResults as error:  # a bad --results is a bad argument: argparse's code, one line
         print(f"{PROG}: cannot read --results {args.results}: {error}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
-    document = scenarios(results, args.results)
     if args.json:
         print(json.dumps(document, indent=1))
     else:

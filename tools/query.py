@@ -10,13 +10,15 @@ environment, as the other tools read them; ``--lake`` names a local lake over bo
 deltalake reads each table (to Arrow) and DuckDB queries the Arrow tables in place; DuckDB's own
 Delta extension is not needed.
 Exit codes: 0 done; 1 no curated tables yet; 2 bad arguments or settings (an unknown source, a setting named in
-one line); 3 the lake could not be read (named in one line).
+one line); 3 the lake could not be read, or a curated table lacks a column its queries read or has it of another
+type (a table of another version or writer; the table and column named in one line).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +54,57 @@ SENSOR_AVERAGES_PER_MINUTE = """
 """
 
 
+def _numeric(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind))
+
+
+# What the queries above (and ``load``'s count of hours) read of each curated table: a column and the Arrow types
+# it may have (None: any), described for the one line that names a column of another type.
+TypeCheck = tuple[str, Callable[[pa.DataType], bool]] | None
+TIMESTAMP: TypeCheck = ("a timestamp", pa.types.is_timestamp)
+QUERIED_COLUMNS: dict[str, dict[str, TypeCheck]] = {
+    "clickstream": {
+        "_event_time": TIMESTAMP,
+        "userid": None,
+        "request_path": None,
+        "bytes": ("a number", _numeric),
+        "is_bot": ("a boolean", pa.types.is_boolean),
+        "date": None,
+        "hour": None,
+    },
+    "sensors": {
+        "_event_time": TIMESTAMP,
+        "sensor_id": None,
+        "metric": None,
+        "value": ("a number", _numeric),
+        "unit": None,
+        "date": None,
+        "hour": None,
+    },
+}
+
+
 class LakeUnreadable(Exception):
     """deltalake could not read a table: the store did not answer (an ``OSError``) or refused."""
+
+
+class TableMismatch(Exception):
+    """A curated table the queries cannot run on: a column they read is missing or of another type (a table
+    of another version or writer)."""
+
+
+def check_columns(name: str, schema: pa.Schema) -> None:
+    """``TableMismatch`` naming the first column of ``QUERIED_COLUMNS[name]`` that ``schema`` lacks or has of
+    another type."""
+    for column, check in QUERIED_COLUMNS.get(name, {}).items():
+        index = schema.get_field_index(column)
+        if index < 0:
+            raise TableMismatch(f"curated/{name} has no column {_shown(column)!r}, which its queries read")
+        kind = schema.field(index).type
+        if check is not None and not check[1](kind):
+            raise TableMismatch(
+                f"curated/{name}: column {_shown(column)!r} is {_shown(kind)}, its queries need {check[0]}"
+            )
 
 
 def open_table(name: str, environment: dict[str, str]) -> DeltaTable | None:
@@ -78,7 +129,11 @@ def load(name: str, environment: dict[str, str]) -> pa.Table | None:
         rows = pa.table(QueryBuilder().register("t", table).execute("SELECT * FROM t"))
     except (OSError, DeltaError, pa.ArrowException) as error:  # the store, or a data file it cannot decode
         raise LakeUnreadable(f"curated/{name}: {error}") from error
-    hours = len(set(zip(rows.column("date").to_pylist(), rows.column("hour").to_pylist(), strict=True)))
+    check_columns(name, rows.schema)
+    try:
+        hours = len(set(zip(rows.column("date").to_pylist(), rows.column("hour").to_pylist(), strict=True)))
+    except (KeyError, TypeError, pa.ArrowException) as error:  # a backstop for what check_columns passed
+        raise TableMismatch(f"curated/{name}: cannot count its hours ({one_line(error, MAX_ERROR_TEXT)})") from error
     raw_files = len(open_lake(settings).list_paths(f"raw/{name}"))
     print(f"curated/{name}: {rows.num_rows} rows in {files} files, {hours} hours, v{version} (raw/: {raw_files} files)")
     return rows
@@ -149,6 +204,14 @@ def main(argv: list[str]) -> int:
         where = lake_target(load_settings(environment))
         print(f"{PROG}: cannot read the lake ({where}): {one_line(error, MAX_ERROR_TEXT)}", file=sys.stderr)
         return EXIT_LAKE_UNREADABLE
+    except TableMismatch as error:  # the same class: what is in the lake cannot be queried
+        where = lake_target(load_settings(environment))
+        print(
+            f"{PROG}: cannot query the lake ({where}): {one_line(error, MAX_ERROR_TEXT)} "
+            "(a table of another version or writer?)",
+            file=sys.stderr,
+        )
+        return EXIT_LAKE_UNREADABLE
 
 
 def _query(drift: list[str] | None, environment: dict[str, str]) -> int:
@@ -163,10 +226,16 @@ def _query(drift: list[str] | None, environment: dict[str, str]) -> int:
     connection = duckdb.connect()
     connection.register("clickstream", clickstream)
     connection.register("sensors", sensors)
-    print("\nPage views per user and hour (top 10, bots excluded):")
-    print(table_text(connection.sql(PAGE_VIEWS_PER_USER_AND_HOUR)))
-    print("\nSensor averages per minute (latest 10):")
-    print(table_text(connection.sql(SENSOR_AVERAGES_PER_MINUTE)))
+    for title, name, query in (
+        ("Page views per user and hour (top 10, bots excluded)", "clickstream", PAGE_VIEWS_PER_USER_AND_HOUR),
+        ("Sensor averages per minute (latest 10)", "sensors", SENSOR_AVERAGES_PER_MINUTE),
+    ):
+        try:  # a backstop for what check_columns passed: DuckDB's binder or a conversion it refuses
+            text = table_text(connection.sql(query))
+        except duckdb.Error as error:
+            raise TableMismatch(f"curated/{name}: its query failed ({one_line(error, MAX_ERROR_TEXT)})") from error
+        print(f"\n{title}:")
+        print(text)
     return 0
 
 
