@@ -35,6 +35,7 @@ from shared import formats
 from shared.compaction.hours import parse_raw_path
 from shared.errors import LakeRefused, TransientError, UnreadableLakeFile, WriteConflict
 from shared.lake.base import LakeStore
+from shared.landing.ledger import FORMAT as LEDGER_FORMAT
 from shared.landing.ledger import Ledger
 from shared.layout import DEADLETTER_AREA, LEDGER_AREA, RAW_AREA, is_reprocessed, ledger_path, safe_segment
 from shared.offset_ranges import without
@@ -142,6 +143,9 @@ class Life:
     adopted: tuple[tuple[int, int], ...] = ()
     recreated_below: int | None = None
     skipped: tuple[tuple[int, int], ...] = ()  # the ledger's holes in the life, passed over included (Ledger.holes)
+    # The highest offset of the life the ledger counts landed or names in its landing (below ``recreated_from``): a
+    # redelivery skips what it holds as landed, so with no file there those offsets are missing, not pending.
+    landed_high: int | None = None
 
     def counts(self, row: Landed) -> bool:
         if row.incarnation == self.incarnation:
@@ -161,10 +165,15 @@ def current_lives(
     retained: Mapping[TopicPartition, tuple[int, int]],
     landed: list[Landed],
     fingerprints_at: FingerprintsAt | None = None,
+    unreadable: list[str] | None = None,
 ) -> dict[TopicPartition, Life]:
     """Each partition's current life: its landing ledger's incarnation (else the highest its files carry), checked
     against the broker's records at the offsets the ledger fingerprinted (:func:`life_of`; not without
-    ``fingerprints_at``)."""
+    ``fingerprints_at``).
+
+    A ledger this version cannot read (damaged, or a newer version's) is not trusted: its partition's files decide
+    the incarnation, the life is not ``verified``, and ``"<path>: <why>"`` is appended to ``unreadable``
+    (without it, :class:`UnreadableLakeFile`). Outages and refusals propagate."""
     highest: dict[TopicPartition, int] = {}
     lowest: dict[tuple[TopicPartition, int], int] = {}
     for row in landed:
@@ -174,20 +183,60 @@ def current_lives(
     lives = {}
     for position, (low, end) in retained.items():
         position = TopicPartition(*position)
+        path = ledger_path(source, position)
+        found = None
         try:
-            ledger = Ledger.from_json(orjson.loads(lake.read(ledger_path(source, position))))
+            found = lake.read_versioned(path)
+            ledger = None if found is None else _ledger_at(path, found[0])
         except (TransientError, LakeRefused):  # not "no ledger": the lake's outage or refusal
             raise
-        except Exception:  # no ledger yet, or one this code cannot read: the files decide
+        except Exception as error:  # one this version cannot read: it proves nothing, so nothing is reconciled
+            why = _unreadable_ledger(path, None if found is None else found[0], error)
+            if unreadable is None:
+                raise UnreadableLakeFile(path, why) from error
+            unreadable.append(f"{path}: {why}")
+            lives[position] = Life(highest.get(position, 0), verified=False)
+            continue
+        if ledger is None:  # no ledger yet: the files decide
             lives[position] = Life(highest.get(position, 0))
             continue
         first = lowest.get((position, ledger.incarnation))
         ask = None if fingerprints_at is None else functools.partial(fingerprints_at, position)
         life = life_of(ledger, low, end, first, ask)
         if life.incarnation == ledger.incarnation:
-            life = dataclasses.replace(life, skipped=tuple((a, b) for a, b in ledger.holes(life.incarnation)))
+            high = _landed_high(ledger)
+            if high is not None and life.recreated_from is not None:
+                high = min(high, life.recreated_from - 1)
+            holes = tuple((a, b) for a, b in ledger.holes(life.incarnation))
+            life = dataclasses.replace(life, skipped=holes, landed_high=high)
         lives[position] = life
     return lives
+
+
+def _landed_high(ledger: Ledger) -> int | None:
+    """The highest offset of the ledger's current life it counts landed or names in its landing (one not being
+    removed: that one's records land again)."""
+    highs = [high for _, high in ledger.landed]
+    pending = ledger.pending
+    if pending is not None and not pending.removing and pending.incarnation in (None, ledger.incarnation):
+        highs.append(pending.high)
+    return max(highs, default=None)
+
+
+def _unreadable_ledger(path: str, data: bytes | None, error: Exception) -> str:
+    """Why the ledger at ``path`` (``data``, when it was read) cannot be read, as an operator acts on it."""
+    try:
+        written_as = orjson.loads(data).get("format") if data is not None else None
+    except (ValueError, AttributeError):
+        written_as = None
+    if isinstance(written_as, int) and written_as > LEDGER_FORMAT:
+        return (
+            f"written by a newer version (ledger format {written_as}; this version reads {LEDGER_FORMAT}): "
+            "run the newer version's tools.reconcile"
+        )
+    if isinstance(error, UnreadableLakeFile):
+        return str(error).removeprefix(f"{path}: ")
+    return f"{type(error).__name__}: {error}"
 
 
 def life_of(
@@ -300,7 +349,8 @@ def reconcile(
     ``committed``: the processor's consumer group's committed offsets (None for a partition it never
     committed, or whose offset expired). An offset in neither area at or past it is *pending* (the processor has
     not reached it, or has not committed since), not a gap; with none committed, one past the partition's last
-    offset the lake holds is; without ``committed`` every such offset is a gap.
+    offset the lake holds, or the ledger landed (``Life.landed_high``), is; without ``committed`` every such offset
+    is a gap.
     ``records_in``: which of a partition's offsets in neither area hold a record a consumer is given. The
     others (a transactional producer's commit markers, records aborted or compacted away) are counted
     under ``no_record``; without it every offset is taken to hold one."""
@@ -348,7 +398,9 @@ def reconcile(
         if committed is not None and first_pending is None:
             # No committed offset (never committed, or expired: Kafka drops an empty group's after 7 days): what
             # the lake holds shows how far the processor got. An offset below a row of it is a gap, not pending.
-            first_pending = max(low, max(rows, default=low - 1) + 1)
+            # Nor is one up to the highest the ledger landed (or names landing): a redelivery skips those as landed.
+            landed_high = low - 1 if life.landed_high is None else life.landed_high
+            first_pending = max(low, max(rows, default=low - 1) + 1, landed_high + 1)
         if records_in is not None and missing and (first_pending is None or missing[0] < first_pending):
             held = records_in(position, ranges(missing))  # else all pending: nothing to read
             report.no_record = len(missing)

@@ -32,7 +32,7 @@ from shared.kafka_clients import client_config, eventhubs_token_callback
 from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.ledger import fingerprint
-from shared.layout import DEADLETTER_AREA, RAW_AREA
+from shared.layout import DEADLETTER_AREA, LEDGER_AREA, RAW_AREA, ledger_path
 from shared.reconcile import (
     Landed,
     Move,
@@ -279,7 +279,9 @@ def run_reconcile(broker: Broker, settings: Settings, source: str, topic: str, g
     quarantined = quarantined_offsets(lake, source, moved, unreadable)
     landed = counted_once(raw, quarantined, moved, unreadable)
     landed += landed_offsets(lake, source, unreadable, areas=(DEADLETTER_AREA,))
-    lives = current_lives(lake, source, retained, landed, lambda tp, offsets: broker.fingerprints(*tp, offsets))
+    lives = current_lives(
+        lake, source, retained, landed, lambda tp, offsets: broker.fingerprints(*tp, offsets), unreadable
+    )
     reports = reconcile(retained, landed, lives, committed, lambda tp, gaps: broker.records_in(*tp, gaps))
     print(report_table(source, topic, reports, unreadable, moved))
     return 0 if all(report.clean for report in reports) and not unreadable else 1
@@ -364,7 +366,13 @@ def report_table(
                 "was recreated and a consumer resumed at its old position, so the new records below it were never "
                 "read; they count as missing"
             )
-        if not r.verified:
+        ledger = ledger_path(source, records.TopicPartition(r.topic, r.partition))
+        if not r.verified and any(entry.startswith(f"{ledger}: ") for entry in unreadable):
+            lines.append(
+                f"unverified: partition {r.partition}: its landing ledger cannot be read (named below), so whether "
+                "the lake's rows are the broker's records (not a recreated topic's) was not checked"
+            )
+        elif not r.verified:
             lines.append(
                 f"unverified: partition {r.partition}: no offset its landing ledger fingerprinted holds a record the "
                 "broker retains, so "
@@ -397,7 +405,11 @@ def report_table(
             )
         for offset, paths in sorted(r.doubles.items()):
             lines.append(f"double: partition {r.partition} offset {offset} in {', '.join(paths)}")
-    lines += [f"unreadable (left out, its offsets count as missing): {file}" for file in unreadable]
+    ledgers = [entry for entry in unreadable if entry.startswith(f"{LEDGER_AREA}/")]
+    lines += [
+        f"unreadable (left out, its offsets count as missing): {file}" for file in unreadable if file not in ledgers
+    ]
+    lines += [f"unreadable landing ledger (its partition is not reconciled): {entry}" for entry in ledgers]
     lines += [
         f"quarantined by compaction (its rows count as dead, not in curated/): {q.raw_path} -> {q.path}: {q.why}"
         for q in quarantined
