@@ -49,11 +49,12 @@ from typing import Any
 
 import orjson
 
-from shared.offset_ranges import OffsetRanges, add, contains, without
+from shared.offset_ranges import OffsetRanges, contains, runs, without
 from shared.state.buckets import is_bucket_key
 from shared.state.offsets import (
     APPLIED,
     LEGACY_MARKS,
+    BadEvent,
     Fold,
     Reducer,
     applied_ranges,
@@ -89,6 +90,7 @@ KEEP_BUCKET_BYTES = 216_000  # what an eviction brings a bucket under
 EVICTED = "_evicted"  # how many keys the bucket has evicted, in all
 # Bookkeeping fields damaged outside this code (not of the shape below), kept to read: each is then held afresh.
 UNREADABLE_BOOKKEEPING = "_unreadable_bookkeeping"
+MAX_OFFSET = 2**63 - 1  # Kafka's offsets are signed 64-bit
 log = logging.getLogger("streamingpoc.state")
 
 
@@ -98,7 +100,8 @@ def _is_int(value: Any) -> bool:
 
 def _are_ranges(value: Any) -> bool:
     return isinstance(value, list) and all(
-        isinstance(pair, list) and len(pair) == 2 and _is_int(pair[0]) and _is_int(pair[1]) for pair in value
+        isinstance(pair, list) and len(pair) == 2 and _is_int(pair[0]) and _is_int(pair[1]) and pair[0] <= pair[1]
+        for pair in value
     )
 
 
@@ -112,6 +115,7 @@ _BOOKKEEPING_SHAPES: dict[str, Callable[[Any], bool]] = {
     LEGACY_MARKS: _per_position(_is_int),
     REFUSED: _per_position(_per_position(lambda offsets: isinstance(offsets, list) and all(map(_is_int, offsets)))),
     ORIGINS: _per_position(lambda origin: isinstance(origin, dict)),
+    UNREADABLE: _per_position(lambda text: isinstance(text, str)),
     EVICTED: _is_int,
 }
 
@@ -142,6 +146,9 @@ def operate(
     if (unknown := unknown_fields(operation, payload)) is not None:
         log.error("bucket %s refused %s: %s", entity_key, operation, unknown)
         return Outcome(state, f"{operation} refused, nothing applied: {unknown}")
+    if (why := malformed(operation, payload)) is not None:
+        log.error("bucket %s refused %s: %s", entity_key, operation, why)
+        return Outcome(state, f"{operation} refused, nothing applied: {why}")
     if operation == "apply":
         return apply(fold, state, payload)
     if operation == "adopt":
@@ -178,6 +185,56 @@ def unknown_fields(operation: str, payload: Any) -> str | None:
         unknown |= {f"parts[].{name}" for part in parts for name in set(part) - KNOWN_PART_FIELDS}
     if unknown:
         return f"fields this version does not know (a newer version's signal): {sorted(unknown)}"
+    return None
+
+
+def _is_offset(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_OFFSET
+
+
+def malformed(operation: str, payload: dict[str, Any]) -> str | None:
+    """Why ``payload``, of fields this version knows, cannot be applied, or None: a position, range or offset that
+    is not an exact integer in order, or an offset twice at one position, could count an event twice or skip later
+    ones; an origin not of ranges would be stored as it came."""
+    if operation == "adopt":
+        if not _per_position(_per_position(_are_ranges))(payload.get("origins") or {}):
+            return "its origins are not {old bucket: {position: [[low, high], ...]}} of integers"
+        return None
+    seen: dict[str, set[int]] = {}
+    for index, part in enumerate(payload["parts"]):
+        if (why := _malformed_part(part)) is not None:
+            return f"parts[{index}] {why}"
+        offsets = seen.setdefault(position(part), set())
+        for key, events in part["keys"].items():
+            for event in events:
+                if event[0] in offsets:
+                    return f"parts[{index}] repeats offset {event[0]} at {position(part)} (key {key!r:.100})"
+                offsets.add(event[0])
+    return None
+
+
+def _malformed_part(part: dict[str, Any]) -> str | None:
+    if not isinstance(part.get("topic"), str):
+        return "has no topic"
+    if not all(type(value) is int and value >= 0 for value in (part.get("partition"), part.get("incarnation", 0))):
+        return "has a partition or incarnation that is not an integer >= 0"
+    bounds = part.get("range")
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(map(_is_offset, bounds)) and bounds[0] <= bounds[1]):
+        return f"has a range {bounds!r:.100} not of two offsets, low <= high"
+    keys = part.get("keys")
+    if not isinstance(keys, dict) or not all(isinstance(events, list) for events in keys.values()):
+        return "has keys that are not {key: [event, ...]}"
+    low, high = bounds
+    for key, events in keys.items():
+        if not all(isinstance(event, list) and event and type(event[0]) is int for event in events) or not all(
+            low <= event[0] <= high for event in events
+        ):
+            return f"has an event of key {key!r:.100} with no offset within its range {bounds}"
+    owed, holes = part.get("owed", []), part.get("holes")
+    if not (isinstance(owed, list) and all(map(_is_int, owed))):
+        return "owes offsets that are not integers"
+    if holes is not None and not _are_ranges(holes):
+        return "has holes that are not ranges"
     return None
 
 
@@ -229,7 +286,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
         text = keys.get(key)
         held = {} if text is None else _parsed(text)
         result = _folded(fold, held, batches, origins) if held is not None else None
-        if not isinstance(result, str) and text is not None:  # damaged: fold again from no state
+        if not isinstance(result, str | BadEvent) and text is not None:  # damaged: fold again from no state
             result = _folded(fold, {}, batches, origins)
             if isinstance(result, str):
                 why = "is not a JSON object" if held is None else "is a JSON object the fold cannot read"
@@ -239,6 +296,8 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
         else:
             log.error("events of key %r cannot be folded even from no state; not counted", key, exc_info=result)
             refused.append(key)
+    if unreadable:
+        state.setdefault(UNREADABLE, {}).update(unreadable)
     for key, text in folded.items():  # the keys in order of their last update, the least recent first
         keys.pop(key, None)
         keys[key] = text
@@ -253,8 +312,6 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
         state[REFUSED] = _latest_refused(state[REFUSED])
     state[APPLIED] = applied
     _keep_owed(state, owed)
-    if unreadable:
-        state.setdefault(UNREADABLE, {}).update(unreadable)
     message = f"events of {len(refused)} keys could not be folded, not counted (see {REFUSED}): {refused[:10]!r}"
     size, evicted = _within_capacity(state, folded)
     return Outcome(state, message if refused else None, size, evicted)
@@ -291,8 +348,10 @@ def with_bookkeeping_readable(state: Any) -> dict[str, Any]:
     damaged = [name for name, valid in _BOOKKEEPING_SHAPES.items() if name in state and not valid(state[name])]
     if damaged:
         log.error("a bucket's %s not of its shape; set aside under %s", damaged, UNREADABLE_BOOKKEEPING)
-        kept = state.get(UNREADABLE_BOOKKEEPING)
-        kept = state[UNREADABLE_BOOKKEEPING] = kept if isinstance(kept, dict) else {}
+        kept = state.get(UNREADABLE_BOOKKEEPING, {})
+        if not isinstance(kept, dict):
+            kept = {UNREADABLE_BOOKKEEPING: repr(kept)}
+        state[UNREADABLE_BOOKKEEPING] = kept
         for name in damaged:
             kept[name] = repr(state.pop(name))
     return state
@@ -514,10 +573,13 @@ def _owing(part: dict[str, Any], ranges: OffsetRanges | None, owing: OffsetRange
     owing it would count its event twice."""
     low, high = part_range(part)
     applied_before = without(ranges or [], owing or [])
-    owed = list(owing or [])
-    for offset in sorted({int(offset) for offset in part["owed"] if low <= int(offset) <= high}):
-        if not contains(applied_before, offset):
-            owed = add(owed, offset, offset)
+    new = without(runs({int(offset) for offset in part["owed"] if low <= int(offset) <= high}), applied_before)
+    owed: OffsetRanges = []
+    for current in sorted([*(owing or []), *new]):
+        if owed and current[0] <= owed[-1][1] + 1:
+            owed[-1][1] = max(owed[-1][1], current[1])
+        else:
+            owed.append([current[0], current[1]])
     return owed
 
 
@@ -551,10 +613,20 @@ def _not_applied_before(held: dict[str, Any], batches: Batches, origins: dict[st
         if APPLIED in held:  # moved from the per-key layout: what it applied there counts too
             fresh = not_in(held[APPLIED].get(where), fresh)
         if MOVED_FROM in held:  # moved from a bucket of another N: what that bucket applied counts too
-            fresh = not_in(origins.get(held[MOVED_FROM], {}).get(where), fresh)
+            fresh = not_in(_origin_ranges(origins, held[MOVED_FROM], where), fresh)
         if fresh:
             kept.append((part, fresh))
     return kept
+
+
+def _origin_ranges(origins: dict[str, dict[str, Any]], origin: Any, where: str) -> OffsetRanges | None:
+    """What a key's earlier bucket applied at ``where``; None where it is damaged (outside this code), as
+    ``shared.state.migration`` moves such a key: without that origin's offsets, its state kept."""
+    ranges = origins.get(origin, {}).get(where) if isinstance(origin, str) else None
+    if ranges is not None and not _are_ranges(ranges):
+        log.error("origin %r of a key is damaged at %s; its offsets are not skipped", origin, where)
+        return None
+    return ranges
 
 
 def _in_event_order(batches: Batches) -> Iterator[tuple[dict[str, Any], list[list[Any]]]]:

@@ -31,6 +31,10 @@ LEGACY_MARKS = "_offsets"  # state written before ranges: the highest offset app
 KEPT_RANGES = 32
 
 
+class BadEvent(ValueError):
+    """An event a fold refuses whatever state it folds into: its key keeps its state, the event is refused."""
+
+
 def partition_id(topic: str, partition: int, incarnation: int = 0) -> str:
     return f"{topic}/{partition}/{incarnation}"
 

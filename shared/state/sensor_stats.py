@@ -27,7 +27,7 @@ from typing import Any
 
 from shared.source_model import Row
 from shared.state.offsets import per_key_reduce
-from shared.state.running_stats import update
+from shared.state.running_stats import update_finite
 
 ENTITY = "sensor_stats"
 WINDOW_MS = 60_000
@@ -134,7 +134,7 @@ def fold(state: dict[str, Any], events: list[list[Any]], part: dict[str, Any]) -
     """Take in one batch's readings of this sensor not applied before (in the order ``bucket_state.apply`` gives)."""
     windows = windows_of(state)
     for _offset, event_ms, value, anomaly in events:
-        update(state, value)
+        update_finite(state, value)
         state["min"] = min(state.get("min", value), value)
         state["max"] = max(state.get("max", value), value)
         if event_ms >= state.get("last_time", event_ms):

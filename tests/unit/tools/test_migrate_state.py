@@ -280,8 +280,8 @@ def test_a_move_back_to_an_earlier_n_empties_its_buckets_so_a_key_evicted_meanwh
     assert migrate_state.rebucket(api, "mobile", 4, 1, wait_seconds=1, lake=lake).complete  # type: ignore[arg-type]
     monkeypatch.setattr(bucket_state, "MAX_BUCKET_BYTES", 2_500)
     monkeypatch.setattr(bucket_state, "KEEP_BUCKET_BYTES", 2_000)
-    for offset in range(20, 28):
-        api.apply("~b0of1", {f"device-{i}": [offset] for i in range(2, 10)}, (offset, offset))
+    for first in range(20, 84, 8):  # a record counts for one key: each key its own offset
+        api.apply("~b0of1", {f"device-{i}": [first + i - 2] for i in range(2, 10)}, (first, first + 7))
     monkeypatch.undo()
     assert _events(api, "device-1", 1) is None and _events(api, "device-0", 1) is None  # evicted
     assert _events(api, "device-1", 4) == 1  # the stale state the earlier N still holds
