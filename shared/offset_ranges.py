@@ -28,16 +28,22 @@ def add(
     those gaps then count as applied (see the callers for why that is safe for them). A gap that
     meets ``keep_open`` stays open, even past ``limit`` (the caller bounds ``keep_open``).
     """
-    merged: OffsetRanges = []
-    for current in sorted([*ranges, [low, high]]):
-        if merged and current[0] <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], current[1])
-        else:
-            merged.append([current[0], current[1]])
+    merged = union(ranges, [[low, high]])
     if limit is not None and len(merged) > limit:
         if not keep_open:
             return [[merged[0][0], merged[-limit][1]], *merged[len(merged) - limit + 1 :]]
         return _close_oldest_gaps(merged, limit, keep_open)
+    return merged
+
+
+def union(ranges: OffsetRanges, other: OffsetRanges) -> OffsetRanges:
+    """The offsets in ``ranges`` or ``other``, as sorted ranges; touching or overlapping ranges merge."""
+    merged: OffsetRanges = []
+    for current in sorted([*ranges, *other]):
+        if merged and current[0] <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], current[1])
+        else:
+            merged.append([current[0], current[1]])
     return merged
 
 

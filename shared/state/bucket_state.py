@@ -49,7 +49,7 @@ from typing import Any
 
 import orjson
 
-from shared.offset_ranges import OffsetRanges, contains, runs, without
+from shared.offset_ranges import OffsetRanges, contains, runs, union, without
 from shared.state.buckets import is_bucket_key
 from shared.state.offsets import (
     APPLIED,
@@ -574,13 +574,7 @@ def _owing(part: dict[str, Any], ranges: OffsetRanges | None, owing: OffsetRange
     low, high = part_range(part)
     applied_before = without(ranges or [], owing or [])
     new = without(runs({int(offset) for offset in part["owed"] if low <= int(offset) <= high}), applied_before)
-    owed: OffsetRanges = []
-    for current in sorted([*(owing or []), *new]):
-        if owed and current[0] <= owed[-1][1] + 1:
-            owed[-1][1] = max(owed[-1][1], current[1])
-        else:
-            owed.append([current[0], current[1]])
-    return owed
+    return union(owing or [], new)
 
 
 def _keep_owed(state: dict[str, Any], owed: dict[str, OffsetRanges]) -> None:
