@@ -23,14 +23,15 @@ run. Ends with a summary.
 
 One redrive of a source runs at a time: while another holds the source's lease (``_redrive/<source>/lease.json``)
 this one sends nothing and exits with 3. A run that crashed holds it for at most five minutes.
-Exit codes: 0 done; 1 some sends or signals failed (unconfirmed sends are not repeated: the summary says which
-counts), or an Avro source's schema registry did not answer (one line; run again once it answers); 2 bad arguments
-or settings (one line naming the setting); 3 another redrive is running; 4 the lake or a lake file could not be read
-(a dead-letter file is left out and named, the rest go; a letter whose record may be in a raw file that cannot be
-read is not sent, named as "unknown"; an unreadable redrive log stops the run before anything is sent; a lake that
-cannot be reached stops the run, named in one line: run again once it answers, the redrive log keeps a send from
-being repeated). Dead letters of a landing still pending and unfinished are not sent (named as "pending landing"): a
-later run sends them once it is counted.
+Exit codes: 0 done, every letter that passes sent; 1 some sends or signals failed (unconfirmed sends are not repeated:
+the summary says which counts) or some letters were not sent (refused by the broker, or too large for a batch: a later
+run tries them again), or an Avro source's schema registry did not answer (one line; run again once it answers); 2 bad
+arguments or settings (one line naming the setting); 3 another redrive is running; 4 the lake or a lake file could not
+be read (a dead-letter file is left out and named, the rest go; a letter whose record may be in a raw file that cannot
+be read is not sent, named as "unknown"; an unreadable redrive log stops the run before anything is sent; a lake that
+cannot be reached stops the run, named in one line: run again once it answers, the redrive log keeps a send from being
+repeated). Dead letters of a landing still pending and unfinished are not sent (named as "pending landing"): a later
+run sends them once it is counted.
 """
 
 from __future__ import annotations
@@ -378,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_SEND_FAILED
     print(summary.table())
-    if summary.failed or summary.resignal_failed:
+    if summary.failed or summary.resignal_failed or summary.not_sent:
         return EXIT_SEND_FAILED
     return EXIT_UNREADABLE_FILE if summary.unreadable or summary.unknown else 0
 

@@ -217,11 +217,11 @@ def test_an_event_hubs_error_part_way_leaves_the_letters_not_tried_to_a_later_ru
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], busy_event_hubs: type[_Busy]
 ) -> None:
     """Key k0's batch is acknowledged; making k1's fails. k1 and k2 never left the tool: not sent, not unconfirmed
-    (which would never be sent again), and the command ends with its summary, not a traceback."""
+    (which would never be sent again), and the command ends with its summary and exit 1, not a traceback or 0."""
     lake = _local_lake(tmp_path, monkeypatch)
     _letters_of_three_keys(lake)
     no_file = ["--settings", str(tmp_path / "absent.json")]
-    assert redrive_cli.main(["orders", "--eventhubs-namespace", "evhns-x", *no_file]) == 0
+    assert redrive_cli.main(["orders", "--eventhubs-namespace", "evhns-x", *no_file]) == redrive_cli.EXIT_SEND_FAILED
     printed = capsys.readouterr()
     assert re.search(r"^not sent \(sent again next run\) +2$", printed.out, re.MULTILINE), printed.out
     assert "stopped, 2 not sent (a later run sends them): EventHubError: the service is busy" in printed.err
