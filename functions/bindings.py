@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from functools import cache, lru_cache
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import azure.functions as func
+from azure.functions import meta
 from azure.functions.decorators.core import StringifyEnum
 from azure.functions.decorators.kafka import OAuthBearerMethod
+from azure.functions.kafka import KafkaTriggerConverter
 from opentelemetry import propagate
 
+from shared.kafka_clients import consumer_config, read_values
 from shared.lake import LakeStore, open_lake
 from shared.records import KafkaRecord
 from shared.schema_registry.wire import CONTENT_TYPE_HEADER
@@ -22,6 +30,7 @@ from shared.source_model import epoch_ms
 from shared.telemetry import configure as configure_telemetry
 
 BROKER_LIST = "%KAFKA_BROKER_LIST%"
+log = logging.getLogger(__name__)
 TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 MAX_TRACE_CONTEXTS = 128  # distinct trace contexts decoded per batch; links are capped lower still
 
@@ -116,6 +125,91 @@ def to_record(event: func.KafkaEvent) -> KafkaRecord:
         body,
         parse_timestamp_ms(event.timestamp),
     )
+
+
+class ValueNotHandedOver(func.KafkaEvent):
+    """A record of a batch whose values the host did not hand over one per record, so its value is read again
+    from the broker (:func:`with_values_from_broker`).
+
+    The Functions host leaves a null value (a tombstone's) out of a batch's values (``ToRpcByteArray`` skips null
+    elements) but keeps every record's metadata, so no value can be matched to its record, and the worker's
+    converter raises ``AssertionError`` before the function runs: retried for ever, the batch would stop its
+    partitions. :func:`tolerate_dropped_values` makes the converter hand such a batch over as these events.
+    """
+
+    def get_body(self) -> None:  # type: ignore[override]
+        return None
+
+
+_DecodeMany = Callable[[type, meta.Datum, Any], list[func.KafkaEvent]]
+
+
+def _tolerating_dropped_values(decode: _DecodeMany) -> _DecodeMany:
+    def decode_multiple_events(cls: type, data: meta.Datum, trigger_metadata: Any) -> list[func.KafkaEvent]:
+        try:
+            return decode(cls, data, trigger_metadata)
+        except AssertionError:  # the bodies and the metadata disagree in number
+            offsets = (trigger_metadata or {}).get("OffsetArray")
+            values = getattr(data.value, "bytes", None) if data.type == "collection_bytes" else None
+            if offsets is None or values is None or len(values) >= len(offsets.value.sint64):
+                raise  # not what the host does to null values: nothing to re-read
+            placeholders = SimpleNamespace(bytes=[b""] * len(offsets.value.sint64))
+            events = decode(cls, meta.Datum(type="collection_bytes", value=placeholders), trigger_metadata)
+            log.warning(
+                "%d of %d values not handed over (null values): reading the batch's values from the broker",
+                len(events) - len(values),
+                len(events),
+            )
+            return [
+                ValueNotHandedOver(
+                    body=b"",
+                    trigger_metadata=trigger_metadata,
+                    key=event.key,
+                    offset=event.offset,
+                    partition=event.partition,
+                    topic=event.topic,
+                    timestamp=event.timestamp,
+                    headers=event.headers,
+                )
+                for event in events
+            ]
+
+    decode_multiple_events.tolerates_dropped_values = True  # type: ignore[attr-defined]
+    return decode_multiple_events
+
+
+def tolerate_dropped_values(converter: Any = KafkaTriggerConverter) -> None:
+    """Make the worker's Kafka trigger converter hand a batch with fewer values than records over as
+    :class:`ValueNotHandedOver` events instead of raising. Idempotent."""
+    current = converter.decode_multiple_events.__func__
+    if not getattr(current, "tolerates_dropped_values", False):
+        converter.decode_multiple_events = classmethod(_tolerating_dropped_values(current))
+
+
+tolerate_dropped_values()
+
+
+def values_not_handed_over(events: list[func.KafkaEvent]) -> bool:
+    return bool(events) and isinstance(events[0], ValueNotHandedOver)
+
+
+def with_values_from_broker(source: str, records: list[KafkaRecord]) -> list[KafkaRecord]:
+    """``records`` with each value as the broker holds it (``None`` for a tombstone), read with the source's
+    trigger credentials. A record the topic no longer holds keeps no value (dead-lettered as ``null_value``), and is
+    logged. Raises ``TransientError`` when the broker does not answer (the batch is retried)."""
+    wanted: dict[str, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for record in records:
+        wanted[record.topic][record.partition].add(record.offset)
+    config = consumer_config(
+        current_settings(), source_settings(source), source_setting_name(source, "kafka_sasl_password")
+    )
+    values: dict[tuple[str, int, int], bytes | None] = {}
+    for topic, offsets in wanted.items():
+        values |= {(topic, *position): value for position, value in read_values(config, topic, offsets).items()}
+    gone = [f"{r.topic}/{r.partition}@{r.offset}" for r in records if (r.topic, r.partition, r.offset) not in values]
+    if gone:
+        log.warning("%d records no longer in the topic, their values unknown: %s", len(gone), ", ".join(gone[:20]))
+    return [replace(record, value=values.get((record.topic, record.partition, record.offset))) for record in records]
 
 
 def _key_text(key: Any) -> str:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import cache, partial
 from typing import Any
 
 from shared.errors import ConfigurationError, StreamingPocError, TransientError
 from shared.records import ProducedRecord
-from shared.settings import Settings, eventhubs_namespace_host
+from shared.settings import Settings, SourceSettings, eventhubs_namespace_host
 
 SEND_TIMEOUT_SECONDS = 60.0  # one send, from its first record to the last acknowledgement
 # librdkafka's message.timeout.ms, as a share of the send's: a record still unacknowledged then has failed (its
@@ -255,3 +255,58 @@ def close_producers(timeout: float = 10.0) -> None:
             producer.purge()
             producer.flush(0)
         producer.close()  # nothing queued now: close() flushes without a timeout, so it would wait for ever
+
+
+REREAD_TIMEOUT_SECONDS = 60.0  # one re-read of a batch's values, well inside the trigger's maxPollIntervalMs
+
+
+def consumer_config(settings: Settings, source: SourceSettings, password_setting: str) -> dict[str, Any]:
+    """librdkafka settings of a reader with the source's trigger credentials that never commits (so it leaves no
+    offsets behind and joins no group: it is assigned partitions, never subscribed)."""
+    password = source.kafka_sasl_password.get_secret_value()
+    return client_config(settings, password, password_setting) | {
+        "group.id": f"{source.consumer_group}-values",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        **IDLE_CONNECTION_SETTINGS,
+    }
+
+
+def read_values(
+    config: dict[str, Any], topic: str, offsets: Mapping[int, Collection[int]], timeout: float = REREAD_TIMEOUT_SECONDS
+) -> dict[tuple[int, int], bytes | None]:
+    """The value of each record of ``topic`` at ``offsets`` (partition -> offsets), read from the broker:
+    ``None`` for a record with no value (a tombstone). A record the topic no longer holds (retention deleted it
+    since, or the topic was recreated shorter) is absent from the answer. Raises ``TransientError`` when the
+    broker does not give every partition up to its highest offset within ``timeout``."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    wanted = {(partition, offset) for partition, members in offsets.items() for offset in members}
+    highest = {partition: max(members) for partition, members in offsets.items() if members}
+    found: dict[tuple[int, int], bytes | None] = {}
+    consumer = Consumer(config)
+    try:
+        consumer.assign([TopicPartition(topic, partition, min(offsets[partition])) for partition in highest])
+        deadline = time.monotonic() + timeout
+        while highest:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransientError(
+                    f"{topic}: re-reading values timed out after {timeout:g} s, partitions {sorted(highest)} unread"
+                )
+            message = consumer.poll(min(left, 1.0))
+            if message is None:
+                continue
+            partition, offset, error = int(message.partition() or 0), int(message.offset() or 0), message.error()
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                raise TransientError(f"{topic}: re-reading values failed: {error}")
+            if error is None and (partition, offset) in wanted:
+                found[partition, offset] = message.value()
+            if partition in highest and (error is not None or offset >= highest[partition]):
+                del highest[partition]  # read up to its highest wanted offset, or to its end
+                consumer.incremental_unassign([TopicPartition(topic, partition)])
+        return found
+    finally:
+        consumer.close()

@@ -94,10 +94,14 @@ def offset_of(message: Message) -> int:
 
 
 def trigger_data(messages: Sequence[Message]) -> tuple[meta.Datum, dict[str, meta.Datum]]:
-    """The ``collection_bytes`` payload and the ``*Array`` trigger metadata of a MANY-cardinality batch."""
+    """The ``collection_bytes`` payload and the ``*Array`` trigger metadata of a MANY-cardinality batch, as the
+    Functions host builds them: a record with no value (a tombstone) has its metadata but no entry in the values,
+    so the worker's converter cannot pair them (``functions.bindings.ValueNotHandedOver``)."""
     values, keys, partitions, offsets, topics, timestamps, headers = [], [], [], [], [], [], []
     for message in messages:  # one pass: this runs for every record the local host delivers
-        values.append(message.value() or b"")
+        value = message.value()
+        if value is not None:  # as the host does (ToRpcByteArray): a null value is left out, its metadata kept
+            values.append(value)
         keys.append(_key(message))
         partitions.append(message.partition() or 0)
         offsets.append(message.offset() or 0)

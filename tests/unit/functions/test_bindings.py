@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import azure.functions as func
+import orjson
 import pytest
+from azure.functions import meta
+from azure.functions.kafka import KafkaTriggerConverter
 
 from functions import bindings
 from functions.bindings import trace_carriers
@@ -102,3 +107,50 @@ def test_a_header_with_no_value_is_none_not_the_text_of_a_null() -> None:
     assert header_text([{"Key": "content-type", "Value": None}], "content-type") is None
     assert header_text([{"Key": "content-type"}], "content-type") is None
     assert header_text([{"Key": "Content-Type", "Value": "bnVsbA=="}], "content-type") == "null"
+
+
+def _host_batch(values: list[bytes], offsets: list[int]) -> tuple[meta.Datum, dict[str, meta.Datum]]:
+    """A MANY batch as the Functions host sends it to the worker: ``values`` and one metadata entry per offset."""
+
+    def as_json(value: object) -> meta.Datum:
+        return meta.Datum(type="json", value=orjson.dumps(value).decode())
+
+    metadata = {
+        "KeyArray": as_json([f"k{offset}" for offset in offsets]),
+        "PartitionArray": as_json([3] * len(offsets)),
+        "OffsetArray": meta.Datum(type="collection_sint64", value=SimpleNamespace(sint64=offsets)),
+        "TopicArray": meta.Datum(type="collection_string", value=SimpleNamespace(string=["users"] * len(offsets))),
+        "TimestampArray": as_json(["2026-11-24T10:30:00Z"] * len(offsets)),
+        "HeadersArray": as_json([[] for _ in offsets]),
+    }
+    return meta.Datum(type="collection_bytes", value=SimpleNamespace(bytes=values)), metadata
+
+
+def test_a_batch_the_host_left_a_null_value_out_of_decodes_to_events_whose_values_are_read_again() -> None:
+    """The host skips a tombstone's null value but keeps its metadata (azure-functions-host ``ToRpcByteArray``):
+    the worker's converter raised AssertionError before the function ran, and the batch was retried for ever."""
+    payload, metadata = _host_batch([b"{}", b"{}"], [10, 11, 12])
+    events = KafkaTriggerConverter.decode(payload, trigger_metadata=metadata)
+    assert bindings.values_not_handed_over(events)
+    assert [(e.topic, e.partition, e.offset, e.key, e.get_body()) for e in events] == [
+        ("users", 3, offset, f"k{offset}", None) for offset in (10, 11, 12)
+    ]
+    assert [bindings.to_record(e).timestamp_ms for e in events] == [1795516200000] * 3
+
+
+def test_a_batch_whose_values_match_its_metadata_decodes_as_before() -> None:
+    payload, metadata = _host_batch([b"{}", b"[]"], [10, 11])
+    events = KafkaTriggerConverter.decode(payload, trigger_metadata=metadata)
+    assert not bindings.values_not_handed_over(events) and [e.get_body() for e in events] == [b"{}", b"[]"]
+
+
+def test_more_values_than_metadata_is_not_taken_for_dropped_values() -> None:
+    payload, metadata = _host_batch([b"{}", b"{}", b"{}"], [10, 11])
+    with pytest.raises(AssertionError, match="mismatched"):
+        KafkaTriggerConverter.decode(payload, trigger_metadata=metadata)
+
+
+def test_tolerating_dropped_values_twice_wraps_the_converter_once() -> None:
+    before = KafkaTriggerConverter.decode_multiple_events.__func__  # type: ignore[attr-defined]
+    bindings.tolerate_dropped_values()
+    assert KafkaTriggerConverter.decode_multiple_events.__func__ is before  # type: ignore[attr-defined]

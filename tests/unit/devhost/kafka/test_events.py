@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Message
 
 from devhost.kafka.events import decode_batch, extension_timestamp
-from functions.bindings import header_text, to_record
+from functions.bindings import ValueNotHandedOver, header_text, to_record
 from shared.sources import SOURCES
 from shared.validation import validate_batch
 from tests.conftest import FIXED_NOW_MS
@@ -33,6 +33,20 @@ def test_many_cardinality_batch_decodes_to_the_workers_kafka_events() -> None:
     records = [to_record(e) for e in events]
     assert [r.timestamp_ms for r in records] == [FIXED_NOW_MS + 7, FIXED_NOW_MS + 8]
     assert (records[0].partition, records[0].offset, records[0].value) == (2, 7, b'{"a": 1}')
+
+
+def test_a_tombstone_is_left_out_of_the_values_as_the_host_does_and_its_batch_still_decodes() -> None:
+    """The Functions host drops a null value from a batch's values and keeps its metadata; the local host handed it
+    over as b"" instead, so the worker's converter never raised here as it does in Azure (retried for ever: a
+    stalled partition). Now the batch decodes to events whose values are read again from the broker."""
+    events = decode_batch([_message(7, b'{"a": 1}'), _message(8, None), _message(9, b"")], "MANY")
+    assert [type(e) for e in events] == [ValueNotHandedOver] * 3
+    assert [(e.partition, e.offset, e.key, e.get_body()) for e in events] == [
+        (2, 7, "user-1", None),
+        (2, 8, "user-1", None),
+        (2, 9, "user-1", None),
+    ]
+    assert [to_record(e).timestamp_ms for e in events] == [FIXED_NOW_MS + 7, FIXED_NOW_MS + 8, FIXED_NOW_MS + 9]
 
 
 def test_a_header_with_no_value_arrives_as_null_as_the_extension_hands_it_over() -> None:
