@@ -161,8 +161,9 @@ def record_migrated(
 ) -> int | None:
     """Record that ``source``'s state is now in ``buckets`` buckets (after a verified migration), only if the record
     still names ``moved_from``, the N the run moved from (compare-and-set at the record's version: another run that
-    moved the source meanwhile is not overwritten). Returns ``None`` when recorded, else the N the record names
-    (nothing written; ``0``: it names none). Then, in the runs record (``RUNS_PATH``), the completed ``run`` (no
+    moved the source meanwhile is not overwritten). Returns ``None`` when recorded (a record already naming
+    ``buckets`` counts: the write took effect though its answer was lost), else the N the record names (nothing
+    written; ``0``: it names none). Then, in the runs record (``RUNS_PATH``), the completed ``run`` (no
     token at or below it is handed out again: ``next_run``) and the ``export`` imported (its digest: an import of
     it again is refused, ``imported``)."""
     found: list[int | None] = []
@@ -175,8 +176,8 @@ def record_migrated(
         return buckets != moved_from
 
     _update(lake, move)
-    if found[0] != moved_from:
-        return found[0] or 0
+    if found[0] not in (moved_from, buckets):  # ``buckets``: this run's own write, whose answer was lost and whose
+        return found[0] or 0  # retry read the record again (or a run that made the same move)
 
     def completed(runs: dict[str, Any]) -> bool:
         if run is not None:

@@ -271,3 +271,22 @@ def test_a_source_that_landed_before_the_record_is_not_taken_for_lost_once_anoth
     assert record_migrated(lake, "mobile", 512, BEFORE_THE_RECORD, run=5) is None and lake.exists(RUNS_PATH)
     assert BucketCounts(LocalLake(tmp_path)).of("users") == BEFORE_THE_RECORD
     assert orjson.loads(lake.read(RECORD_PATH)) == {"buckets": {"mobile": 512, "users": BEFORE_THE_RECORD}}
+
+
+def test_a_migration_record_whose_write_answer_was_lost_counts_as_recorded_with_its_run(tmp_path: Path) -> None:
+    """A review's case: the record's conditional write took effect, its answer was lost, and the SDK's retry got 412
+    (WriteConflict); read again, the record named the new N (its own write), which was taken for another run's
+    move: the tool reported the move incomplete (exit 1) and the run and the export's digest were never recorded, so
+    the same export could be imported again."""
+    from shared.state.bucket_counts import RUNS_PATH, imported, record_migrated
+    from tests.unit.shared.landing.fault_world import FaultLake
+
+    lake = FaultLake(tmp_path)
+    lake.create(RECORD_PATH, orjson.dumps({"buckets": {"sensors": 4}}))
+    write = 2  # read the record, then write it
+    lake.arm(fail_at=write, kind="lost_conflict")
+    assert record_migrated(lake, "sensors", 8, 4, run=7_000, export="digest-1") is None
+    assert lake.calls[write - 1][0] == "write_if" and _record(lake) == {"sensors": 8}
+    lake.disarm()
+    assert orjson.loads(lake.read(RUNS_PATH))["completed"] == {"sensors": 7_000}
+    assert imported(lake, "sensors", "digest-1")
