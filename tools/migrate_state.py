@@ -59,6 +59,10 @@ N recorded ("already in N buckets"). An import into the recorded N adopts withou
 buckets that hold anything it would not bring (processing ran there); a completed import records the file's
 digest, and the same file imported again is "already imported", nothing done.
 A bucket over 80% of its bound after the move is named: its next applies may evict keys (raise N).
+What the old buckets owe (``_owed``: offsets whose events they were refused, which ``tools.redrive`` re-signals)
+moves too, an export carrying it: once every adopt is applied, each new bucket is sent one ``apply`` of ranges alone
+naming the offsets owed by the old buckets whose keys can hash into it (``shared.state.migration.owed_into``), and
+read back until it owes them; only then is the move complete.
 """
 
 from __future__ import annotations
@@ -94,19 +98,20 @@ from shared.lake import open_lake
 from shared.lake.base import LakeStore
 from shared.landing.ledger import Ledger
 from shared.layout import ledger_path
-from shared.offset_ranges import OffsetRanges
+from shared.offset_ranges import OffsetRanges, without
 from shared.records import TopicPartition
 from shared.settings import Settings, load_settings
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import bucket_counts, imported, record_migrated, state_bucket_settings
-from shared.state.bucket_state import MAX_BUCKET_BYTES, held_keys
+from shared.state.bucket_state import KEPT_OWED, MAX_BUCKET_BYTES, OWED, held_keys
 from shared.state.buckets import MAX_BUCKETS, bucket_for, bucket_key
 from shared.state.keys import BadKey, encode_key
 from shared.state.migration import (
     NEAR_CAPACITY,
     ExportError,
     Origins,
+    Owed,
     StateExport,
     Verification,
     adopt_signals,
@@ -117,6 +122,11 @@ from shared.state.migration import (
     keys_of,
     left_behind,
     moved_on,
+    not_owing,
+    owed_into,
+    owed_of,
+    owed_over,
+    owed_signals,
     parse_export,
     partition_of,
     positions_of,
@@ -291,7 +301,8 @@ def rebucket(
     landed, gaps_kept = landed_offsets(lake, source, positions_of(before))
     stored, origins = unbucketed(before, landed)
     states, not_upgraded = upgraded(ENTITY_KINDS[source].upgrade, stored)
-    outcome = _move(http, entity, states, new, wait_seconds, origins, replace=lake)  # the record still names old
+    # the record still names old
+    outcome = _move(http, entity, states, new, wait_seconds, origins, replace=lake, owed=owed_of(before))
     outcome.not_upgraded = not_upgraded
     outcome.gaps_kept = gaps_kept
     outcome.left_behind = left_behind(before)
@@ -365,25 +376,31 @@ def import_state(
     """Move an export's key states into their buckets of ``buckets`` (in the app's backend) and check them;
     ``replace`` (the lake, whose counter names the run) when the lake records another N (nothing processes into
     these buckets)."""
-    return _move(http, export.entity, export.states, buckets, wait_seconds, export.origins, replace=replace)
+    return _move(
+        http, export.entity, export.states, buckets, wait_seconds, export.origins, replace=replace, owed=export.owed
+    )
 
 
 def held_otherwise(http: DurableHttp, export: StateExport, buckets: int) -> list[str]:
     """What the ``buckets`` buckets hold that an import of ``export`` (not replacing) did not bring: keys it does not
-    move or holds with other state, and buckets that applied events (processing ran there). Empty: they hold
-    nothing, or only what an interrupted run of this import adopted, which a run again completes."""
+    move or holds with other state, and buckets that applied events (processing ran there): offsets they do not owe.
+    Empty: they hold nothing, or only what an interrupted run of this import adopted and told them they owe, which a
+    run again completes."""
     homes = [bucket_key(index, buckets) for index in range(buckets)]
     held = _read_buckets(http, export.entity, homes)
-    found = [
-        f"bucket {home} applied events"
-        for home, bucket in held.items()
-        if any((bucket or {}).get(APPLIED, {}).values())
-    ]
+    found = [f"bucket {home} applied events" for home, bucket in held.items() if _applied_unowed(bucket)]
     for bucket in held.values():
         for key in held_keys(bucket):
             if key not in export.states or not held_as_moved(bucket, key, export.states[key]):
                 found.append(key)
     return sorted(found)
+
+
+def _applied_unowed(bucket: dict[str, Any] | None) -> bool:
+    """Whether a bucket marked applied an offset it does not owe (an ``apply`` of ranges alone that names only what it
+    owes, as a move sends, applied no event)."""
+    owed = (bucket or {}).get(OWED) or {}
+    return any(without(ranges, owed.get(where, [])) for where, ranges in ((bucket or {}).get(APPLIED) or {}).items())
 
 
 def _read_all(http: DurableHttp, entity: str, keys: list[str]) -> dict[str, Any]:
@@ -406,11 +423,13 @@ def _move(
     *,
     replace: LakeStore | None = None,
     renew: list[str] | None = None,
+    owed: Owed | None = None,
 ) -> Verification:
     """Send the adopts and poll the buckets until every key is there; with ``replace`` (an N the record does not
     name; the lake whose counter names the run, before any adopt is sent), every one of the ``buckets`` buckets is
     sent this run's adopt and polled until the run has emptied it. ``renew``: keys whose adopts replace what their
-    bucket holds for them (``moved_on``)."""
+    bucket holds for them (``moved_on``). ``owed`` (per old bucket, what it owed: ``owed_of``): once every adopt is
+    applied, the new buckets are told to owe it (``_owe``)."""
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         run = None
         if replace is not None:  # the buckets are read first: the run is named later than any run they name too
@@ -427,8 +446,32 @@ def _move(
             outcome = verify(states, held, buckets, origins, run=run)
             outcome.run = run
             if not (outcome.missing or outcome.not_emptied) or time.monotonic() > deadline:
-                return outcome
+                break
             time.sleep(0.5)  # the adopt operations are queued: poll the buckets until they are applied
+        if owed and outcome.complete:  # after every adopt of the run: an applied bucket refuses the run's adopts
+            _owe(http, pool, entity, owed_into(owed, buckets), wait_seconds, outcome)
+        return outcome
+
+
+def _owe(
+    http: DurableHttp,
+    pool: ThreadPoolExecutor,
+    entity: str,
+    into: Owed,
+    wait_seconds: float,
+    outcome: Verification,
+) -> None:
+    """Tell each new bucket what it owes (``into``: ``owed_into``) and poll them until they owe it: the buckets
+    that do not yet are ``outcome.not_owing`` (the move is not complete), positions past ``KEPT_OWED`` owed ranges
+    ``outcome.owed_over``."""
+    outcome.owed_over = owed_over(into)
+    list(pool.map(http.signal, owed_signals(entity, into)))
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        outcome.not_owing = not_owing(into, _read_buckets(http, entity, sorted(into)))
+        if not outcome.not_owing or time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
 
 
 def _encodable(key: str) -> bool:
@@ -605,6 +648,16 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
         print(
             f"  {len(outcome.not_emptied):,} buckets not emptied by this run yet (its adopts still queued, or a "
             f"later run's): {outcome.not_emptied[:20]!r}"
+        )
+    if outcome.not_owing:
+        print(
+            f"  {len(outcome.not_owing):,} buckets do not owe yet the offsets the old buckets owed (the operations "
+            f"still queued): {outcome.not_owing[:20]!r}"
+        )
+    for where, ranges in sorted(outcome.owed_over.items())[:20]:
+        print(
+            f"  warning: a bucket owes {ranges:,} ranges at {where}, over the {KEPT_OWED} it keeps: the oldest count "
+            "as applied, their re-signals skipped (run tools.redrive first)"
         )
     for home, size in sorted(outcome.near_capacity.items())[:20]:
         print(

@@ -16,6 +16,14 @@ since the source last used this N does not come back with its state from then). 
 new N, the tool no longer replaces (``tools.migrate_state``): a run again after that cannot wipe what
 processing has since counted there.
 
+What an old bucket owes (``_owed``: offsets whose events it was refused, which ``tools.redrive`` re-signals) moves
+too: ``origin_ranges`` leaves those offsets out of the origins, and once every adopt of the move is applied each new
+bucket is told, in an ``apply`` of ranges alone (``owed_signals``), to owe every offset an old bucket whose keys can
+hash into it owed. Without that the new bucket only had a gap there, which a later move (the landing ledger counts
+the offset landed) or 32 later ranges closed, and the re-signal was skipped as applied. An ``apply`` marks the bucket
+applied, so it is sent after the run's last adopt (an applied bucket refuses its run's adopts: ``superseded``); a
+run again replaces the buckets and tells them again, and an ``apply`` of what a bucket already owes changes nothing.
+
 The migration is exact when the previous layout no longer changes while it runs: processing is
 stopped first and the previous layout's entities have applied the signals they were sent
 (docs/scale.md).
@@ -23,6 +31,8 @@ stopped first and the previous layout's entities have applied the signals they w
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,14 +40,16 @@ from typing import Any
 import orjson
 
 from shared.lake.base import LakeStore
-from shared.offset_ranges import OffsetRanges, add, without
+from shared.offset_ranges import OffsetRanges, add, union, without
 from shared.records import TopicPartition
 from shared.source_model import Row
 from shared.state import bucket_state
-from shared.state.aggregate import Signal
+from shared.state.aggregate import Signal, within_size
 from shared.state.bucket_counts import next_run
 from shared.state.bucket_state import (
+    KEPT_OWED,
     KEYS,
+    MAX_OFFSET,
     MOVED_FROM,
     ORIGINS,
     OWED,
@@ -224,6 +236,114 @@ def origin_ranges(bucket: dict[str, Any], landed: Landed) -> dict[str, OffsetRan
     return origins
 
 
+# Per bucket, per position, the offsets it owes (``_owed``): what an old layout's buckets owe (``owed_of``), or what
+# each new bucket must owe once its keys moved in (``owed_into``).
+Owed = dict[str, dict[str, OffsetRanges]]
+_BUCKET_KEY = re.compile(r"~b([0-9]+)of([1-9][0-9]*)\Z")
+
+
+def owed_of(buckets: Mapping[str, dict[str, Any] | None]) -> Owed:
+    """Per bucket (read as ``readable`` gives them) that owes any, the offsets it owes per position: what a move
+    carries into the new buckets (``owed_into``). Only offsets and positions an ``apply`` can name."""
+    found = {home: _nameable(bucket.get(OWED) or {}) for home, bucket in sorted(buckets.items()) if bucket}
+    return {home: owed for home, owed in found.items() if owed}
+
+
+def _nameable(per_position: Mapping[str, OffsetRanges]) -> dict[str, OffsetRanges]:
+    """Of one bucket's owed ranges (of ``_owed``'s shape), merged, those an ``apply`` can name: offsets of Kafka's
+    range, at positions that are ``topic/partition/incarnation``."""
+    owed = {}
+    for where, ranges in per_position.items():
+        kept = _merged([[low, high] for low, high in ranges if low >= 0 and high <= MAX_OFFSET])
+        if kept and partition_of(where) is not None:
+            owed[where] = kept
+    return owed
+
+
+def owed_into(owed: Mapping[str, Mapping[str, OffsetRanges]], buckets: int) -> Owed:
+    """Per bucket of ``buckets`` (a move's new N), what it must owe once the keys moved in: every offset owed (``owed``:
+    per old bucket, ``owed_of``) by an old bucket whose keys can hash into it.
+
+    A key's bucket is its hash modulo N (``buckets.bucket_index``), so a key of old bucket ``i`` of ``n`` goes to new
+    bucket ``j`` of ``m`` only when ``j`` and ``i`` are equal modulo ``gcd(n, m)`` (every such ``j`` is reached by
+    some key): an owed event's key, whichever it is, hashes to a new bucket that owes its offset. Moved again, that
+    bucket passes it on the same way. An old bucket named otherwise (not ``~b<i>of<n>``) feeds every new bucket."""
+    by_residue: dict[int, dict[int, dict[str, OffsetRanges]]] = {}
+    for home, per_position in owed.items():
+        found = _BUCKET_KEY.match(home)
+        divisor = math.gcd(int(found[2]), buckets) if found else 1
+        residue = int(found[1]) % divisor if found else 0
+        held = by_residue.setdefault(divisor, {}).setdefault(residue, {})
+        for where, ranges in per_position.items():
+            held[where] = union(held.get(where, []), ranges)
+    into: Owed = {}
+    combined: dict[tuple[int, ...], dict[str, OffsetRanges]] = {}
+    for index in range(buckets):
+        residues = tuple(index % divisor for divisor in by_residue)
+        if residues not in combined:
+            merged: dict[str, OffsetRanges] = {}
+            for divisor, residue in zip(by_residue, residues, strict=True):
+                for where, ranges in by_residue[divisor].get(residue, {}).items():
+                    merged[where] = union(merged.get(where, []), ranges)
+            combined[residues] = merged
+        if combined[residues]:
+            into[bucket_key(index, buckets)] = combined[residues]
+    return into
+
+
+def owed_signals(entity: str, into: Mapping[str, Mapping[str, OffsetRanges]]) -> list[Signal]:
+    """The ``apply`` operations that make each bucket owe what ``into`` (``owed_into``) names: ranges alone (no
+    events), a part per owed range whose every offset is owed, so the bucket marks applied no offset it does not owe
+    (one part spanning them all would mark the offsets between, which an old bucket may never have applied: a
+    rewind over offsets a group was moved over). Every part of a position names the span from its first gap to its
+    last as ``holes``, so marking them closes none of its gaps, however many ranges. Cut as processing cuts a large
+    ``apply`` (``aggregate.within_size``); in any order, and again, they change nothing more."""
+    signals = []
+    for home, per_position in sorted(into.items()):
+        parts = []
+        for where, ranges in sorted(per_position.items()):
+            located = partition_of(where)
+            if located is None or not ranges:
+                continue
+            (topic, partition), life = located
+            between = [[ranges[0][1] + 1, ranges[-1][0] - 1]] if len(ranges) > 1 else []
+            for low, high in ranges:
+                part = {"topic": topic, "partition": partition, "incarnation": life, "range": [low, high], "keys": {}}
+                part["owed"] = list(range(low, high + 1))
+                if between:
+                    part["holes"] = between
+                parts.append(part)
+        if parts:
+            signals.append(Signal(entity, home, "apply", {"parts": parts}))
+    return within_size(signals)
+
+
+def not_owing(
+    into: Mapping[str, Mapping[str, OffsetRanges]], bucket_states: Mapping[str, dict[str, Any] | None]
+) -> list[str]:
+    """The buckets of ``into`` (``owed_into``) that do not owe (yet) what it names: its newest ``KEPT_OWED`` ranges
+    per position, as many as a bucket keeps (``owed_over``)."""
+    return [
+        home
+        for home, per_position in sorted(into.items())
+        if any(
+            without(ranges[-KEPT_OWED:], ((bucket_states.get(home) or {}).get(OWED) or {}).get(where, []))
+            for where, ranges in per_position.items()
+        )
+    ]
+
+
+def owed_over(into: Mapping[str, Mapping[str, OffsetRanges]]) -> dict[str, int]:
+    """Per position, the most ranges a bucket of ``into`` must owe when over ``KEPT_OWED``: the oldest of them count
+    as applied there (``bucket_state``'s bound), their re-signals skipped."""
+    over: dict[str, int] = {}
+    for per_position in into.values():
+        for where, ranges in per_position.items():
+            if len(ranges) > KEPT_OWED:
+                over[where] = max(over.get(where, 0), len(ranges))
+    return over
+
+
 def partition_of(position: str) -> tuple[TopicPartition, int] | None:
     """The topic-partition and life a position (``topic/partition/incarnation``) names; ``None`` for another form."""
     parts = position.rsplit("/", 2)
@@ -384,6 +504,8 @@ class Verification:
     not_emptied: list[str] = field(default_factory=list)  # buckets the run's first adopt has not emptied (yet)
     gaps_kept: dict[str, str] = field(default_factory=dict)  # position -> why no ledger closed its origins' gaps
     near_capacity: dict[str, int] = field(default_factory=dict)  # bucket -> its bytes, over NEAR_CAPACITY of the max
+    not_owing: list[str] = field(default_factory=list)  # buckets that do not owe yet what the old ones owed
+    owed_over: dict[str, int] = field(default_factory=dict)  # position -> owed ranges past KEPT_OWED (``owed_over``)
     run: int | None = None  # the run's token (a move that replaces): recorded once the move completes
     record_moved: int | None = None  # the N the record named instead of the one the run moved from (0: none)
 
@@ -394,6 +516,7 @@ class Verification:
             and not self.conflicts
             and not self.source_changed
             and not self.not_emptied
+            and not self.not_owing
             and self.record_moved is None
         )
 
@@ -473,15 +596,18 @@ class ExportError(ValueError):
 
 @dataclass(frozen=True)
 class StateExport:
-    """One source's keyed state as a backend held it: every key's state, named by the bucket it came from."""
+    """One source's keyed state as a backend held it: every key's state, named by the bucket it came from, and what
+    each bucket owed (``owed_of``: written only when one owed anything, so a file without it reads as before)."""
 
     entity: str
     buckets: int
     states: dict[str, Any]  # an object, or a key state moved as stored (``as_stored``)
     origins: Origins
+    owed: Owed = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"entity": self.entity, "buckets": self.buckets, "states": self.states, "origins": self.origins}
+        body = {"entity": self.entity, "buckets": self.buckets, "states": self.states, "origins": self.origins}
+        return body | ({"owed": self.owed} if self.owed else {})
 
 
 def export_of(
@@ -490,7 +616,7 @@ def export_of(
     """The export of a source whose ``buckets`` buckets hold ``bucket_states`` (bucket key -> state); its origins'
     gaps closed over ``landed`` (``origin_ranges``)."""
     states, origins = unbucketed(bucket_states, landed)
-    return StateExport(entity, buckets, states, origins)
+    return StateExport(entity, buckets, states, origins, owed_of(bucket_states))
 
 
 def export_bytes(sources: Mapping[str, StateExport]) -> bytes:
@@ -521,17 +647,20 @@ def _state_export(name: str, part: Any, entities: Mapping[str, str]) -> StateExp
         raise ExportError(f"{name!r}: no keyed source of that name in this app")
     if not isinstance(part, dict) or part.get("entity") != entities[name]:
         raise ExportError(f"{name!r}: its entity is not {entities[name]!r}")
-    buckets, states, origins = part.get("buckets"), part.get("states"), part.get("origins")
+    buckets, states, origins, owed = part.get("buckets"), part.get("states"), part.get("origins"), part.get("owed", {})
     if type(buckets) is not int or buckets < 1:
         raise ExportError(f"{name!r}: 'buckets' is not a positive integer")
     if not isinstance(states, dict) or not all(_exported(state) for state in states.values()):
         raise ExportError(f"{name!r}: 'states' is not an object of key states")
     if not isinstance(origins, dict) or not all(_are_ranges(ranges) for ranges in origins.values()):
         raise ExportError(f"{name!r}: 'origins' is not an object of applied offset ranges per position")
+    if not isinstance(owed, dict) or not all(_are_ranges(ranges) for ranges in owed.values()):
+        raise ExportError(f"{name!r}: 'owed' is not an object of owed offset ranges per position")
     unnamed = sorted(key for key, state in states.items() if not _names_origin(state, origins))
     if unnamed:
         raise ExportError(f"{name!r}: {len(unnamed)} key states name no origin in the export, e.g. {unnamed[0]!r}")
-    return StateExport(entities[name], buckets, states, origins)
+    nameable = {home: found for home, per_position in owed.items() if (found := _nameable(per_position))}
+    return StateExport(entities[name], buckets, states, origins, nameable)
 
 
 def _exported(state: Any) -> bool:
