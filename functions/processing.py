@@ -68,9 +68,9 @@ def _register(source: Source) -> None:
         convert = to_record_with_content_type if _id_in_header(source) else to_record
         with processing_span(source.name, trace_carriers(events), message_count=len(events)):
             records = [convert(event) for event in events]
-            if values_not_handed_over(events):  # the host left null values out: read them from the broker
-                records = await asyncio.to_thread(with_values_from_broker, source.name, records)
             with starting(source.name, records):
+                if values_not_handed_over(events):  # the host left null values out: read them from the broker
+                    records = await asyncio.to_thread(with_values_from_broker, source.name, records)
                 context = ProcessingContext(source, lake(), current_settings(), this_source)
             state = DurableStateGateway(client) if this_source.state_enabled else None
             await handle_batch_with_state(context, records, state, _joiners[source.name])

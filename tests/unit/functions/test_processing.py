@@ -93,3 +93,34 @@ async def test_a_lake_that_cannot_be_opened_fails_the_batch_counted_as_infrastru
     with pytest.raises(ConfigurationError):
         await user_function("process_clickstream")(events=events, client=durable_client_json("http://127.0.0.1:9/"))
     assert counted == [("clickstream", "infrastructure")]
+
+
+async def test_a_batch_whose_values_cannot_be_read_again_fails_counted_as_infrastructure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch the host left a null value out of is read again from the broker before it is handled; a broker that
+    does not answer fails the batch (retried) and makes its partitions wait, counted as a transient failure."""
+    from devhost.runtime.host import durable_client_json
+    from shared import invocation, kafka_clients
+    from shared import settings as settings_module
+    from shared.errors import TransientError
+
+    counted: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        invocation.stalls, "on_failure", lambda source, error_class: counted.append((source, error_class))
+    )
+    monkeypatch.setenv("KAFKA_BROKER_LIST", "127.0.0.1:9")  # nothing answers there
+    monkeypatch.setattr(kafka_clients.read_values, "__defaults__", (1.0,))  # the timeout
+    caches = (bindings.source_settings, settings_module.current_settings)
+    for cached in caches:
+        cached.cache_clear()
+    events: list[func.KafkaEvent] = [
+        bindings.ValueNotHandedOver(body=b"", partition=0, offset=offset, topic="clickstream") for offset in (0, 1)
+    ]
+    try:
+        with pytest.raises(TransientError, match="re-reading values timed out"):
+            await user_function("process_clickstream")(events=events, client=durable_client_json("http://127.0.0.1:9/"))
+    finally:
+        for cached in caches:
+            cached.cache_clear()
+    assert counted == [("clickstream", "transient")]
