@@ -64,11 +64,21 @@ resource "azurerm_service_plan" "this" {
 }
 
 # Every app setting, from one place (modules/app_settings), matching shared/settings.py.
+# Secrets are Key Vault references to a secret's version (azurerm_key_vault_secret.*.id): a new
+# version (a rotated key, kafka_sas_scope switched, a new client secret) changes the settings, so
+# the PUT below runs again and the app restarts on the new value at once.
 module "app_settings" {
   source = "./modules/app_settings"
 
   kafka_bootstrap_servers   = local.kafka_bootstrap_servers
-  kafka_password_secret_ids = { for name, secret in azurerm_key_vault_secret.kafka : name => secret.versionless_id }
+  kafka_password_secret_ids = { for name, secret in azurerm_key_vault_secret.kafka : name => secret.id }
+  kafka_sasl_mechanism      = var.kafka_sasl_mechanism
+  kafka_oauth = var.kafka_sasl_mechanism != "OAUTHBEARER" ? null : {
+    client_id          = var.kafka_oauth.client_id
+    client_secret_id   = azurerm_key_vault_secret.kafka_oauth_client_secret[0].id
+    token_endpoint_url = coalesce(var.kafka_oauth.token_endpoint_url, "https://login.microsoftonline.com/${data.azurerm_client_config.current.tenant_id}/oauth2/v2.0/token")
+    scope              = coalesce(var.kafka_oauth.scope, "https://${azurerm_eventhub_namespace.this.name}.servicebus.windows.net/.default")
+  }
   lake_account_url          = trimsuffix(azurerm_storage_account.lake.primary_dfs_endpoint, "/")
   lake_file_system          = azurerm_storage_container.lake.name
   host_storage_account_name = azurerm_storage_account.host.name
@@ -164,11 +174,17 @@ resource "azurerm_function_app_flex_consumption" "this" {
 # no AzureWebJobsStorage key (tests/terraform/test_terraform_host_storage.py).
 #
 # replace_triggered_by runs the PUT again after any azurerm update of the site, which rewrites the
-# settings with its own AzureWebJobsStorage; a changed setting runs it as an update. The action
+# settings with its own AzureWebJobsStorage; a changed setting runs it as an update (the Key Vault
+# references name secret versions, so a new secret value is a changed setting). The action
 # reads nothing back: a setting changed by hand outside Terraform stays until the next change
 # here, or `terraform apply -replace=azapi_resource_action.app_settings` (docs/deploy.md).
-# With a Durable Task Scheduler backend (main.durable.tf) the settings point the host at the
-# scheduler, so the PUT waits for the app's role on it.
+#
+# The app starts on these settings and resolves them with its own roles: its Key Vault
+# references (Key Vault Secrets User on each secret), host storage, Application Insights and, with
+# a Durable Task Scheduler backend (main.durable.tf), the task hub. A reference that fails at
+# start stays unresolved until the references are read again (a restart, a settings change, or
+# App Service's refresh within 24 hours), so the PUT waits for those roles to propagate
+# (time_sleep.function_app_roles) rather than start the app on them too early.
 resource "azapi_resource_action" "app_settings" {
   type        = "Microsoft.Web/sites@2024-04-01"
   resource_id = azurerm_function_app_flex_consumption.this.id
@@ -179,7 +195,11 @@ resource "azapi_resource_action" "app_settings" {
     properties = module.app_settings.app_settings
   }
 
-  depends_on = [azurerm_role_assignment.durable_task_data_contributor]
+  depends_on = [
+    azurerm_role_assignment.function_app,
+    azurerm_role_assignment.durable_task_data_contributor,
+    time_sleep.function_app_roles,
+  ]
 
   lifecycle {
     replace_triggered_by = [azurerm_function_app_flex_consumption.this]

@@ -38,6 +38,21 @@ resource "azurerm_key_vault_secret" "kafka" {
   depends_on = [time_sleep.deployer_key_vault_role]
 }
 
+# With kafka_sasl_mechanism = "OAUTHBEARER": the Kafka triggers' service principal's client secret,
+# which KAFKA_OAUTH_CLIENT_SECRET references (by version, as the SAS secrets) and nothing else holds.
+resource "azurerm_key_vault_secret" "kafka_oauth_client_secret" {
+  count = var.kafka_sasl_mechanism == "OAUTHBEARER" ? 1 : 0
+  #checkov:skip=CKV_AZURE_41:The value is a client secret whose expiry Entra ID keeps on the app registration; Key Vault does not stop serving expired secrets, so an expiry here would only be a label. Rotate it by setting kafka_oauth_client_secret to the new one.
+
+  name         = "kafka-oauth-client-secret"
+  key_vault_id = azurerm_key_vault.this.id
+  value        = var.kafka_oauth_client_secret
+  content_type = "Entra ID client secret (Kafka SASL OAUTHBEARER of the triggers)"
+  tags         = local.tags
+
+  depends_on = [time_sleep.deployer_key_vault_role]
+}
+
 # A new role assignment takes up to 10 minutes to reach Key Vault's data plane ("Provide access
 # to Key Vault keys, certificates, and secrets with Azure RBAC", Known limits and performance);
 # until then secret writes fail with 403 ForbiddenByRbac, which azurerm does not retry. So the

@@ -27,6 +27,10 @@ resource "azurerm_application_insights" "this" {
   tags                          = local.tags
 }
 
+# Diagnostic settings ship logs only. Platform metrics (AllMetrics, Transaction) are not copied to
+# Log Analytics: no query reads the AzureMetrics table (the Event Hubs metric alerts read platform
+# metrics from Azure Monitor directly; the other alerts and the workbook read Application
+# Insights), and each row would be billed ingestion.
 resource "azurerm_monitor_diagnostic_setting" "key_vault" {
   count = var.diagnostic_settings_enabled ? 1 : 0
 
@@ -36,9 +40,6 @@ resource "azurerm_monitor_diagnostic_setting" "key_vault" {
 
   enabled_log {
     category_group = "audit"
-  }
-  enabled_metric {
-    category = "AllMetrics"
   }
 }
 
@@ -55,9 +56,6 @@ resource "azurerm_monitor_diagnostic_setting" "eventhubs" {
   enabled_log {
     category_group = "allLogs"
   }
-  enabled_metric {
-    category = "AllMetrics"
-  }
 }
 
 # Who deleted what in the host storage account, which holds the function keys (azure-webjobs-secrets),
@@ -73,8 +71,5 @@ resource "azurerm_monitor_diagnostic_setting" "host_blob" {
   # a billed Log Analytics row under StorageRead/StorageWrite, while deletes are rare and what an audit needs.
   enabled_log {
     category = "StorageDelete"
-  }
-  enabled_metric {
-    category = "Transaction"
   }
 }

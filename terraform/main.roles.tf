@@ -56,6 +56,13 @@ locals {
         role  = "Key Vault Secrets User"
       }
     },
+    # With kafka_sasl_mechanism = "OAUTHBEARER": the service principal's client secret too.
+    {
+      for secret in azurerm_key_vault_secret.kafka_oauth_client_secret : "key_vault_secret_kafka_oauth_client_secret" => {
+        scope = secret.resource_versionless_id
+        role  = "Key Vault Secrets User"
+      }
+    },
   )
 }
 
@@ -67,6 +74,24 @@ resource "azurerm_role_assignment" "function_app" {
   principal_id         = local.function_app_principal_id
   principal_type       = "ServicePrincipal"
   description          = "StreamingPOC function app ${local.names.function_app}: ${each.key}"
+}
+
+# The app's settings (azapi_resource_action.app_settings, main.functionapp.tf) wait this long after
+# the app's roles are created: the app starts on them and resolves its Key Vault references, host
+# storage and telemetry with these roles, and a new assignment can take up to 10 minutes to reach
+# Key Vault's data plane (as for Terraform's own role, main.keyvault.tf). A Key Vault reference
+# that fails at start stays unresolved until the app restarts, its settings change or App Service
+# refreshes its references (within 24 hours). The wait runs again whenever an assignment is added
+# or replaced (a new source's secret).
+resource "time_sleep" "function_app_roles" {
+  create_duration = "${var.key_vault_role_propagation_seconds}s"
+
+  triggers = {
+    role_assignment_ids = join(",", sort(concat(
+      [for assignment in azurerm_role_assignment.function_app : assignment.id],
+      [for assignment in azurerm_role_assignment.durable_task_data_contributor : assignment.id],
+    )))
+  }
 }
 
 # Event Hubs: the Kafka triggers authenticate with the listen-only SAS rules of

@@ -243,8 +243,8 @@ variable "sources" {
     error_message = "generator_seed must be null or a whole number from -2^63 to 2^63-1 (a signed 64-bit integer)."
   }
   validation {
-    condition     = alltrue([for source in values(var.sources) : source.partition_count == null || try(source.partition_count >= 1 && source.partition_count <= 32, false)])
-    error_message = "partition_count must be null or 1-32."
+    condition     = alltrue([for source in values(var.sources) : source.partition_count == null || try(source.partition_count >= 1 && source.partition_count <= 32 && floor(source.partition_count) == source.partition_count, false)])
+    error_message = "partition_count must be null or a whole number from 1 to 32."
   }
   validation {
     condition     = alltrue([for source in values(var.sources) : source.lag_threshold == null || try(source.lag_threshold >= 1 && source.lag_threshold < 9223372036854775808 && floor(source.lag_threshold) == source.lag_threshold, false)])
@@ -357,8 +357,8 @@ variable "eventhubs_maximum_throughput_units" {
   description = "Standard only: auto-inflate up to this many throughput units; 0 turns auto-inflate off."
 
   validation {
-    condition     = var.eventhubs_maximum_throughput_units == 0 || (var.eventhubs_maximum_throughput_units >= var.eventhubs_capacity && var.eventhubs_maximum_throughput_units <= 40)
-    error_message = "eventhubs_maximum_throughput_units must be 0 (off) or between eventhubs_capacity and 40."
+    condition     = var.eventhubs_maximum_throughput_units == 0 || (var.eventhubs_maximum_throughput_units >= var.eventhubs_capacity && var.eventhubs_maximum_throughput_units <= 40 && floor(var.eventhubs_maximum_throughput_units) == var.eventhubs_maximum_throughput_units)
+    error_message = "eventhubs_maximum_throughput_units must be 0 (off) or a whole number between eventhubs_capacity and 40."
   }
   validation {
     condition     = var.eventhubs_maximum_throughput_units == 0 || var.eventhubs_sku == "Standard"
@@ -407,6 +407,69 @@ variable "kafka_sas_scope" {
   validation {
     condition     = contains(["event_hub", "namespace"], var.kafka_sas_scope)
     error_message = "kafka_sas_scope must be event_hub or namespace."
+  }
+}
+
+variable "kafka_sasl_mechanism" {
+  type        = string
+  default     = "PLAIN"
+  description = <<-EOT
+    How the Kafka triggers authenticate (app setting KAFKA_SASL_MECHANISM). "PLAIN" (default): the
+    listen-only SAS connection strings of kafka_sas_scope, as Key Vault references. "OAUTHBEARER":
+    OIDC client credentials of a service principal, given by kafka_oauth and
+    kafka_oauth_client_secret (docs/deploy.md, Kafka credentials); the SAS rules and secrets stay.
+    The generators send with the app's identity either way.
+  EOT
+
+  validation {
+    condition     = contains(["PLAIN", "OAUTHBEARER"], var.kafka_sasl_mechanism)
+    error_message = "kafka_sasl_mechanism must be PLAIN or OAUTHBEARER."
+  }
+}
+
+variable "kafka_oauth" {
+  type = object({
+    client_id          = string
+    token_endpoint_url = optional(string)
+    scope              = optional(string)
+  })
+  default     = null
+  description = <<-EOT
+    With kafka_sasl_mechanism = "OAUTHBEARER" (and only then): the service principal the Kafka
+    triggers authenticate as. client_id: its application (client) ID (KAFKA_OAUTH_CLIENT_ID).
+    token_endpoint_url (KAFKA_OAUTH_TOKEN_ENDPOINT_URL): null takes
+    https://login.microsoftonline.com/<tenant of the identity running Terraform>/oauth2/v2.0/token.
+    scope (KAFKA_OAUTH_SCOPE): null takes https://<namespace>.servicebus.windows.net/.default.
+    Its client secret is kafka_oauth_client_secret.
+  EOT
+
+  validation {
+    condition     = var.kafka_oauth == null || try(can(regex("^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$", var.kafka_oauth.client_id)), false)
+    error_message = "kafka_oauth.client_id must be an application (client) ID (GUID)."
+  }
+  validation {
+    condition     = var.kafka_oauth == null || try(var.kafka_oauth.token_endpoint_url == null || can(regex("^https://[^/\\s]+/\\S*$", var.kafka_oauth.token_endpoint_url)), false)
+    error_message = "kafka_oauth.token_endpoint_url must be null or an https:// URL (the client secret is posted to it)."
+  }
+  validation {
+    condition     = var.kafka_oauth == null || try(var.kafka_oauth.scope == null || can(regex("^https://\\S+/\\.default$", var.kafka_oauth.scope)), false)
+    error_message = "kafka_oauth.scope must be null or https://<resource>/.default (e.g. https://<namespace>.servicebus.windows.net/.default)."
+  }
+  validation {
+    condition     = (var.kafka_oauth != null) == (var.kafka_sasl_mechanism == "OAUTHBEARER")
+    error_message = "kafka_oauth must be set with kafka_sasl_mechanism = \"OAUTHBEARER\", and only then (PLAIN would ignore it)."
+  }
+}
+
+variable "kafka_oauth_client_secret" {
+  type        = string
+  default     = null
+  sensitive   = true
+  description = "With kafka_sasl_mechanism = \"OAUTHBEARER\" (and only then): the client secret of kafka_oauth's service principal. Terraform writes it to the Key Vault (secret kafka-oauth-client-secret) like the SAS connection strings, grants the app Key Vault Secrets User on that secret only, and sets KAFKA_OAUTH_CLIENT_SECRET to a Key Vault reference to its current version: the value is in the Terraform state (as the SAS keys are), never in an app setting or output. Pass it as TF_VAR_kafka_oauth_client_secret rather than in a file."
+
+  validation {
+    condition     = (var.kafka_sasl_mechanism == "OAUTHBEARER") == try(trimspace(var.kafka_oauth_client_secret) != "", false)
+    error_message = "kafka_oauth_client_secret must be set (not blank) with kafka_sasl_mechanism = \"OAUTHBEARER\", and only then."
   }
 }
 
@@ -607,7 +670,7 @@ variable "key_vault_soft_delete_retention_days" {
 variable "key_vault_role_propagation_seconds" {
   type        = number
   default     = 600
-  description = "Seconds Terraform waits after creating its own Key Vault Secrets Officer role assignment before it writes the secrets: Microsoft documents up to 10 minutes before a new role assignment takes effect in Key Vault, and until then writes fail with 403 ForbiddenByRbac. Only the first apply (or one that replaces the assignment) waits; the wait overlaps the Event Hubs deployment. 0 skips it."
+  description = "Seconds Terraform waits after creating its own Key Vault Secrets Officer role assignment before it writes the secrets: Microsoft documents up to 10 minutes before a new role assignment takes effect in Key Vault, and until then writes fail with 403 ForbiddenByRbac. Only the first apply (or one that replaces the assignment) waits; the wait overlaps the Event Hubs deployment. The app's settings wait as long after the app's own role assignments (Key Vault Secrets User on each secret, storage, Application Insights, the Durable task hub) are created or change, since the app resolves its Key Vault references when it starts on them. 0 skips both waits."
 
   validation {
     condition     = var.key_vault_role_propagation_seconds >= 0 && var.key_vault_role_propagation_seconds <= 1800 && floor(var.key_vault_role_propagation_seconds) == var.key_vault_role_propagation_seconds

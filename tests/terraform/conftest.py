@@ -182,8 +182,11 @@ class TerraformFailed(Exception):
 # Evaluates the root's variables.tf and locals.tf (input-only locals) and calls
 # modules/app_settings exactly as main.functionapp.tf does, with stand-ins for values that
 # exist only after apply: each resource is replaced by what it is created from
-# (hub name = local.sources[...].topic, secret name as in main.keyvault.tf, the Durable Task
-# Scheduler's endpoint by an example of its form, its task hub as main.durable.tf names it).
+# (hub name = local.sources[...].topic, secret name as in main.keyvault.tf with a version of
+# Key Vault's form, the tenant by a GUID, the Durable Task Scheduler's endpoint by an example of
+# its form, its task hub as main.durable.tf names it).
+SECRET_VERSION = "0123456789abcdef0123456789abcdef"  # azurerm_key_vault_secret.id ends with one
+TENANT_ID = "11111111-2222-3333-4444-555555555555"  # data.azurerm_client_config.current.tenant_id
 HARNESS = """
 module "app_settings" {
   source = "./modules/app_settings"
@@ -191,7 +194,14 @@ module "app_settings" {
   kafka_bootstrap_servers   = "evhns-test.servicebus.windows.net:9093"
   kafka_password_secret_ids = {
     for name, credential in local.kafka_credentials :
-    name => "https://kv-test.vault.azure.net/secrets/eventhubs-${lower(replace(name, "_", "-"))}"
+    name => "https://kv-test.vault.azure.net/secrets/eventhubs-${lower(replace(name, "_", "-"))}/SECRET_VERSION"
+  }
+  kafka_sasl_mechanism = var.kafka_sasl_mechanism
+  kafka_oauth = var.kafka_sasl_mechanism != "OAUTHBEARER" ? null : {
+    client_id          = var.kafka_oauth.client_id
+    client_secret_id   = "https://kv-test.vault.azure.net/secrets/kafka-oauth-client-secret/SECRET_VERSION"
+    token_endpoint_url = coalesce(var.kafka_oauth.token_endpoint_url, "https://login.microsoftonline.com/TENANT_ID/oauth2/v2.0/token")
+    scope              = coalesce(var.kafka_oauth.scope, "https://evhns-test.servicebus.windows.net/.default")
   }
   lake_account_url          = "https://sttestlake.dfs.core.windows.net"
   lake_file_system          = var.lake_file_system
@@ -243,7 +253,7 @@ output "kafka_credentials" {
 output "kafka_namespace_rules" {
   value = local.kafka_namespace_rules
 }
-"""
+""".replace("SECRET_VERSION", SECRET_VERSION).replace("TENANT_ID", TENANT_ID)
 
 
 def harness_dir(tmp: Path) -> Path:

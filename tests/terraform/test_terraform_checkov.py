@@ -65,3 +65,24 @@ def test_skip_comments_are_inside_resources_with_reasons() -> None:
                 assert found["reason"] and len(found["reason"]) > 30, f"{path.name}:{number}: skip without a reason"
             code = strip_comment(line)
             depth += code.count("{") - code.count("}")
+
+
+def test_the_lake_containers_logging_skip_says_what_is_logged_by_default() -> None:
+    """CKV2_AZURE_21's skip on the lake's file system points at the diagnostic setting; that setting keeps
+    var.lake_diagnostic_log_categories, deletes only by default, so the reason must not claim reads and writes
+    are logged."""
+    import hcl2
+
+    (block,) = [
+        b
+        for b in hcl2.loads((TERRAFORM_DIR / "variables.tf").read_text())["variable"]
+        if '"lake_diagnostic_log_categories"' in b
+    ]
+    defaults = [category.strip('"') for category in block['"lake_diagnostic_log_categories"']["default"]]
+    text = (TERRAFORM_DIR / "main.lake.tf").read_text()
+    container = text[text.index('resource "azurerm_storage_container" "lake"') :]
+    (reason,) = [m["reason"] for m in map(SKIP.search, container.splitlines()) if m and m["id"] == "CKV2_AZURE_21"]
+    assert defaults == ["StorageDelete"]
+    assert "lake_diagnostic_log_categories" in reason, reason
+    assert "reads and writes are logged" not in reason, reason
+    assert "deletes only" in reason, reason

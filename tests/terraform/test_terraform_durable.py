@@ -121,8 +121,12 @@ def test_the_root_passes_the_schedulers_endpoint_and_hub_to_the_settings() -> No
         "task_hub = local.durable_task_hub_name }"
     ) in text
     assert "name = local.durable_task_hub_name parent_id = azapi_resource.durable_task_scheduler[each.key].id" in text
-    action = (TERRAFORM_DIR / "main.functionapp.tf").read_text()
-    assert "depends_on = [azurerm_role_assignment.durable_task_data_contributor]" in action
+    (action,) = [
+        block['"azapi_resource_action"']['"app_settings"']
+        for block in hcl2.loads((TERRAFORM_DIR / "main.functionapp.tf").read_text())["resource"]
+        if '"azapi_resource_action"' in block
+    ]
+    assert "${azurerm_role_assignment.durable_task_data_contributor}" in action["depends_on"]
 
 
 def test_the_default_backend_is_the_one_the_cost_model_chooses() -> None:

@@ -85,3 +85,27 @@ def test_the_failure_alert_and_panels_count_failed_invocations_from_exceptions()
 )
 def test_the_check_sees_queries_that_would_go_blank(query: str, expected: list[str]) -> None:
     assert [item.split(" (")[0] for item in dropped_tables(query)] == expected
+
+
+def test_diagnostic_settings_send_no_platform_metrics_to_log_analytics() -> None:
+    """AllMetrics/Transaction rows land in the AzureMetrics table, which no alert, workbook, tool or doc reads
+    (the Event Hubs metric alerts read platform metrics from Azure Monitor): billed ingestion for nothing."""
+    import hcl2
+
+    settings = {
+        f"{path.name}:{name}": body
+        for path in sorted(TERRAFORM.glob("*.tf"))
+        for block in hcl2.loads(path.read_text()).get("resource", [])
+        for name, body in block.get('"azurerm_monitor_diagnostic_setting"', {}).items()
+    }
+    assert len(settings) >= 4, sorted(settings)
+    assert [name for name, body in settings.items() if "enabled_metric" in body or "metric" in body] == []
+    logs = {
+        name for name, body in settings.items() if body.get("enabled_log") or "enabled_log" in str(body.get("dynamic"))
+    }
+    assert logs == set(settings), "a setting with nothing to send"
+    # Readers would be a KQL query here (alerts, workbook), a tool or a doc; comments do not read.
+    readers = [*queries().values()]
+    readers += [path.read_text() for path in (ROOT / "tools").rglob("*.py")]
+    readers += [path.read_text() for path in (ROOT / "docs").rglob("*.md")]
+    assert not [text for text in readers if "AzureMetrics" in text], "something reads AzureMetrics: keep the metrics"

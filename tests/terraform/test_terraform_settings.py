@@ -119,7 +119,9 @@ def test_datagen_config_sources_get_their_hub_and_the_codes_defaults(evaluated: 
 def test_secrets_are_key_vault_references_never_values(evaluated: dict[str, Any]) -> None:
     values: dict[str, str] = evaluated["app_settings"]
     for name in evaluated["kafka_credentials"]:
-        assert re.fullmatch(r"@Microsoft\.KeyVault\(SecretUri=https://[^/]+/secrets/[^/]+/\)", values[name]), name
+        assert re.fullmatch(
+            r"@Microsoft\.KeyVault\(SecretUri=https://[^/]+/secrets/[^/]+/[0-9a-f]{32}\)", values[name]
+        ), name
     assert not [name for name, value in values.items() if "SharedAccessKey" in value or "AccountKey=" in value]
     module = (TERRAFORM_DIR / "modules" / "app_settings" / "main.tf").read_text()
     assert "primary_connection_string" not in module and "primary_key" not in module
@@ -331,6 +333,12 @@ def _clickstream(value: str) -> str:
         ({"kafka_sas_scope": "topic"}, "kafka_sas_scope must be"),
         ({"state_buckets": "0"}, "state_buckets must be null or a whole number"),
         ({"state_buckets": "1.5"}, "state_buckets must be null or a whole number"),
+        # counts Azure takes as integers: a fraction would fail at apply, or be truncated
+        ({"sources": _clickstream("{ partition_count = 2.5 }")}, "partition_count must be null or a whole number"),
+        (
+            {"eventhubs_maximum_throughput_units": "2.5"},
+            "eventhubs_maximum_throughput_units must be 0 (off) or a whole number",
+        ),
     ],
 )
 def test_variable_validation_rejects_bad_input(tmp_path: Path, variables: dict[str, str], message: str) -> None:

@@ -198,7 +198,7 @@ def test_a_datagen_config_whose_name_has_an_underscore_can_be_tuned(tmp_path: Pa
     credential = values["kafka_credentials"]["BIG_ORDERS_KAFKA_SASL_PASSWORD"]
     assert credential["source"] == "big_orders"
     assert AUTHORIZATION_RULE_NAME.fullmatch(credential["rule_name"])
-    secret = re.search(r"/secrets/([^/]+)/\)$", settings["BIG_ORDERS_KAFKA_SASL_PASSWORD"])
+    secret = re.search(r"/secrets/([^/]+)/[0-9a-f]{32}\)$", settings["BIG_ORDERS_KAFKA_SASL_PASSWORD"])
     assert secret is not None and secret.group(1) == "eventhubs-big-orders-kafka-sasl-password"
     assert KEY_VAULT_SECRET_NAME.fullmatch(secret.group(1))
 

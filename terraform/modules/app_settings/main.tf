@@ -11,18 +11,19 @@ locals {
       AzureWebJobsStorage__credential  = "managedidentity"
 
       # Kafka: Event Hubs' Kafka endpoint over TLS. The triggers (the Kafka extension) use SASL
-      # PLAIN with a listen-only connection string per source (below); the OAUTHBEARER settings
-      # stay empty, and docs/deploy.md says how to switch them to a service principal. The
-      # generators' producer (shared/kafka_clients.py) uses the app's managed identity: SASL
-      # OAUTHBEARER with an Entra ID token and the identity's Data Sender role, no key.
+      # PLAIN with a listen-only connection string per source (below) or, with
+      # kafka_sasl_mechanism = "OAUTHBEARER", a service principal's OIDC client credentials
+      # (var.kafka_oauth; the client secret as a Key Vault reference, docs/deploy.md). The
+      # generators' producer (shared/kafka_clients.py) uses the app's managed identity either way:
+      # SASL OAUTHBEARER with an Entra ID token and the identity's Data Sender role, no key.
       KAFKA_BROKER_LIST              = var.kafka_bootstrap_servers
       KAFKA_SECURITY_PROTOCOL        = "SASL_SSL"
-      KAFKA_SASL_MECHANISM           = "PLAIN"
+      KAFKA_SASL_MECHANISM           = var.kafka_sasl_mechanism
       KAFKA_SASL_USERNAME            = "$ConnectionString"
-      KAFKA_OAUTH_CLIENT_ID          = ""
-      KAFKA_OAUTH_CLIENT_SECRET      = ""
-      KAFKA_OAUTH_TOKEN_ENDPOINT_URL = ""
-      KAFKA_OAUTH_SCOPE              = ""
+      KAFKA_OAUTH_CLIENT_ID          = var.kafka_oauth == null ? "" : var.kafka_oauth.client_id
+      KAFKA_OAUTH_CLIENT_SECRET      = var.kafka_oauth == null ? "" : "@Microsoft.KeyVault(SecretUri=${var.kafka_oauth.client_secret_id})"
+      KAFKA_OAUTH_TOKEN_ENDPOINT_URL = var.kafka_oauth == null ? "" : var.kafka_oauth.token_endpoint_url
+      KAFKA_OAUTH_SCOPE              = var.kafka_oauth == null ? "" : var.kafka_oauth.scope
       KAFKA_PRODUCER_CREDENTIAL      = "managedidentity"
 
       # Lake: ADLS Gen2 with the app's managed identity; no connection string in Azure.
@@ -53,10 +54,12 @@ locals {
       SCHEMA_REGISTRY_PASSWORD = ""
     },
     # <SOURCE>_KAFKA_SASL_PASSWORD (the triggers' listen-only connection strings): Key Vault
-    # references only, never the value.
+    # references only, never the value. Each names the secret's version, so a new version (a
+    # rotated key, or kafka_sas_scope switched) changes the setting, the settings PUT runs again
+    # and the app restarts on it; a versionless reference would keep the old value for up to a day.
     {
       for name, secret_id in var.kafka_password_secret_ids :
-      name => "@Microsoft.KeyVault(SecretUri=${trimsuffix(secret_id, "/")}/)"
+      name => "@Microsoft.KeyVault(SecretUri=${secret_id})"
     },
     # The Durable Task Scheduler backend, when chosen: host.json's storageProvider switched to
     # azureManaged by the host's own override syntax (AzureFunctionsJobHost__<path>), connected by

@@ -10,11 +10,41 @@ variable "kafka_bootstrap_servers" {
 
 variable "kafka_password_secret_ids" {
   type        = map(string)
-  description = "App-setting name -> versionless Key Vault secret ID of the Event Hubs connection string that setting holds (SASL PLAIN password)."
+  description = "App-setting name -> Key Vault secret ID, with its version, of the Event Hubs connection string that setting holds (SASL PLAIN password). The version makes a new secret value a new setting, so the app is restarted on it."
 
   validation {
-    condition     = alltrue([for id in values(var.kafka_password_secret_ids) : can(regex("^https://[^/]+/secrets/[^/]+/?$", id))])
-    error_message = "kafka_password_secret_ids values must be versionless Key Vault secret IDs (https://<vault>.vault.azure.net/secrets/<name>)."
+    condition     = alltrue([for id in values(var.kafka_password_secret_ids) : can(regex("^https://[^/]+/secrets/[^/]+/[0-9a-fA-F]{32}$", id))])
+    error_message = "kafka_password_secret_ids values must be versioned Key Vault secret IDs (https://<vault>.vault.azure.net/secrets/<name>/<version>)."
+  }
+}
+
+variable "kafka_sasl_mechanism" {
+  type        = string
+  description = "KAFKA_SASL_MECHANISM: how the Kafka triggers authenticate, PLAIN (the per-source SAS connection strings) or OAUTHBEARER (var.kafka_oauth)."
+
+  validation {
+    condition     = contains(["PLAIN", "OAUTHBEARER"], var.kafka_sasl_mechanism)
+    error_message = "kafka_sasl_mechanism must be PLAIN or OAUTHBEARER."
+  }
+}
+
+variable "kafka_oauth" {
+  type = object({
+    client_id          = string
+    client_secret_id   = string
+    token_endpoint_url = string
+    scope              = string
+  })
+  default     = null
+  description = "With kafka_sasl_mechanism = OAUTHBEARER (and only then): the service principal's KAFKA_OAUTH_CLIENT_ID, the versioned Key Vault secret ID of its client secret (KAFKA_OAUTH_CLIENT_SECRET becomes a Key Vault reference to it), KAFKA_OAUTH_TOKEN_ENDPOINT_URL and KAFKA_OAUTH_SCOPE."
+
+  validation {
+    condition     = (var.kafka_oauth != null) == (var.kafka_sasl_mechanism == "OAUTHBEARER")
+    error_message = "kafka_oauth must be set with kafka_sasl_mechanism = OAUTHBEARER, and only then."
+  }
+  validation {
+    condition     = var.kafka_oauth == null || try(trimspace(var.kafka_oauth.client_id) != "" && can(regex("^https://[^/]+/secrets/[^/]+/[0-9a-fA-F]{32}$", var.kafka_oauth.client_secret_id)) && can(regex("^https://[^/\\s]+/\\S*$", var.kafka_oauth.token_endpoint_url)) && can(regex("^https://\\S+$", var.kafka_oauth.scope)), false)
+    error_message = "kafka_oauth needs a client_id, a versioned Key Vault secret ID as client_secret_id, and https:// token_endpoint_url and scope."
   }
 }
 
