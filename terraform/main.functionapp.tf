@@ -100,6 +100,7 @@ module "app_settings" {
       format                    = source.format
       state_enabled             = source.state_enabled
       generator_enabled         = source.generator_enabled
+      processing_enabled        = try(source.processing_enabled, true) # locals.tf keeps only fields set
       generator_schedule        = source.generator_schedule
       generator_events_per_tick = source.generator_events_per_tick
       generator_iterations      = source.generator_iterations

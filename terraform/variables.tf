@@ -52,9 +52,11 @@ variable "sources" {
   type = map(object({
     # No defaults here: a field left out is null, so locals.tf can tell it from one set to any
     # value and give it the base's (local.source_field_defaults, or a Datagen config's).
+    # processing_enabled has no base there: main.functionapp.tf's module call takes one left out as true.
     format                    = optional(string)
     state_enabled             = optional(bool)
     generator_enabled         = optional(bool)
+    processing_enabled        = optional(bool)
     generator_schedule        = optional(string)
     generator_events_per_tick = optional(number)
     generator_iterations      = optional(number)
@@ -115,6 +117,10 @@ variable "sources" {
     <SOURCE>_* app settings: lake `format` (parquet, avro or jsonl), `state_enabled` (keyed
     state in Durable entities; false only lands), the generator's switch (off also disables
     generate_<source>, AzureWebJobs.generate_<source>.Disabled, so its timer is not billed),
+    `processing_enabled` (default true; false disables its Kafka trigger process_<source>,
+    AzureWebJobs.process_<source>.Disabled = true: events wait in the hub, offsets stay committed;
+    set it here, not with `az functionapp config appsettings set`, which the next apply undoes, for
+    a migration of keyed state or an upgrade that needs processing stopped, docs/scale.md),
     NCRONTAB `generator_schedule` (six fields, seconds first; once a minute here, where the
     code's local default is every 10 s: in Azure every tick is a billed execution of its own
     scale group, and its events cost what events cost; `python -m tools.cost --json` gives the

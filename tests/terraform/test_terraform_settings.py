@@ -19,6 +19,7 @@ from typing import Any
 import hcl2
 import pytest
 
+from devhost.runtime.catalog import IndexedFunction, enabled
 from shared.layout import DEADLETTER_AREA, RAW_AREA
 from shared.settings import (
     PLATFORM_SETTINGS,
@@ -38,8 +39,10 @@ _SOURCE_PREFIXES = tuple(f"{source.upper()}_" for source in SOURCES)
 
 def host_settings(sources: list[str]) -> set[str]:
     """Settings the Functions host reads: PLATFORM_SETTINGS, and ``AzureWebJobs.<function>.Disabled`` of the
-    generator timers (a generator that is off is a disabled function, so its ticks are not billed)."""
-    return set(PLATFORM_SETTINGS) | {f"AzureWebJobs.generate_{source}.Disabled" for source in sources}
+    generator timers (a generator that is off is a disabled function, so its ticks are not billed) and of the
+    Kafka triggers (``processing_enabled``: processing stopped for a migration survives the next apply)."""
+    switched = {f"AzureWebJobs.{kind}_{source}.Disabled" for kind in ("generate", "process") for source in sources}
+    return set(PLATFORM_SETTINGS) | switched
 
 
 def test_settings_match_the_code_in_both_directions(evaluated: dict[str, Any]) -> None:
@@ -60,9 +63,82 @@ def test_a_generator_that_is_off_is_a_disabled_function(
     assert values["AzureWebJobs.generate_clickstream.Disabled"] == "true"
     assert values["CLICKSTREAM_GENERATOR_ENABLED"] == "false"
     assert values["AzureWebJobs.generate_mobile.Disabled"] == "false"
+    assert values["AzureWebJobs.process_clickstream.Disabled"] == "false", "its processing goes on"
     disabled = {name.split(".")[1] for name in values if name.startswith("AzureWebJobs.")}
-    assert disabled == {f"generate_{name}" for name in evaluated["sources"]}  # the Datagen configs' too
+    names = evaluated["sources"]  # the Datagen configs' too
+    assert disabled == {f"{kind}_{name}" for kind in ("generate", "process") for name in names}
     assert disabled <= set(bindings), "a Disabled setting names no function of the app"
+
+
+def _switched_on(values: dict[str, str], bindings: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """The functions the local host runs with these settings (devhost.runtime.catalog.enabled: as the Functions
+    host reads ``AzureWebJobs.<name>.Disabled``)."""
+    functions = [IndexedFunction(name, (), lambda: None, None) for name in bindings]
+    return {function.name for function in enabled(functions, values)}
+
+
+def test_processing_is_on_by_default(evaluated: dict[str, Any], bindings: dict[str, list[dict[str, Any]]]) -> None:
+    values = evaluated["app_settings"]
+    assert {values[f"AzureWebJobs.process_{name}.Disabled"] for name in evaluated["sources"]} == {"false"}
+    assert _switched_on(values, bindings) == set(bindings), "the default deploys every function switched on"
+
+
+@pytest.mark.parametrize("source", ["clickstream", "orders"])  # a hand-written source, a Datagen config
+def test_processing_that_is_off_is_a_disabled_function_terraform_keeps(
+    tmp_path: Path, bindings: dict[str, list[dict[str, Any]]], source: str
+) -> None:
+    """docs/scale.md stops processing for a move of keyed state or an upgrade: set by hand (az functionapp config
+    appsettings set), ``AzureWebJobs.process_<source>.Disabled`` was dropped by the next apply, whose azapi PUT
+    writes the whole set, and the processors restarted mid-migration. ``processing_enabled = false`` puts it in
+    that set; the generator and the other sources go on."""
+    evaluated = terraform_output(
+        harness_dir(tmp_path), vars={"sources": _with(source, "{ processing_enabled = false }")}
+    )
+    values = evaluated["app_settings"]
+    assert values[f"AzureWebJobs.process_{source}.Disabled"] == "true"
+    assert values[f"AzureWebJobs.generate_{source}.Disabled"] == "false"
+    assert values[f"{source.upper()}_GENERATOR_ENABLED"] == "true"
+    others = {name for name in evaluated["sources"] if name != source}
+    assert {values[f"AzureWebJobs.process_{name}.Disabled"] for name in others} == {"false"}
+    assert _switched_on(values, bindings) == set(bindings) - {f"process_{source}"}
+    # The app's own checks take the set as it is: the host setting is none of theirs.
+    load_settings(values)
+    for name in evaluated["sources"]:
+        load_source_settings(name, values)
+    assert sorted(set(values) - set(app_setting_names(list(SOURCES))) - host_settings(list(SOURCES))) == []
+    # and back: left out (or null) is on again
+    (tmp_path / "back").mkdir()
+    back = terraform_output(
+        harness_dir(tmp_path / "back"), vars={"sources": _with(source, "{ processing_enabled = null }")}
+    )
+    assert back["app_settings"][f"AzureWebJobs.process_{source}.Disabled"] == "false"
+
+
+def test_processing_enabled_takes_a_bool_only(tmp_path: Path) -> None:
+    with pytest.raises(TerraformFailed, match=r"a\s+bool\s+is\s+required"):
+        terraform_output(
+            harness_dir(tmp_path), vars={"sources": _with("clickstream", '{ processing_enabled = "off" }')}
+        )
+
+
+@pytest.mark.parametrize("doc", ["datagen.md", "deploy.md", "scale.md"])
+def test_the_docs_stop_processing_with_terraform(doc: str) -> None:
+    """Each passage that stops a processor for a migration or an upgrade uses ``processing_enabled``: the CLI
+    route (``az functionapp config appsettings set ... AzureWebJobs.process_<source>.Disabled=true``) is undone by
+    the next apply, and is named only to say so."""
+    text = (ROOT / "docs" / doc).read_text()
+    assert "processing_enabled = false" in text
+    for line in text.splitlines():
+        if re.search(r"az functionapp config appsettings (set|delete)\b.*AzureWebJobs\.process_", line):
+            assert line.startswith("Not "), f"{doc} still stops processing with the CLI: {line}"
+    steps = re.findall(r"^\d+\. (?:Stop|Disable) the processing functions.*?(?=^\d+\. )", text, re.M | re.S)
+    assert all("processing_enabled = false" in step for step in steps), doc
+
+
+def _with(source: str, entry: str) -> str:
+    """var.sources: the hand-written sources with empty entries, ``source``'s being ``entry``."""
+    entries = {name: "{}" for name in ("clickstream", "mobile", "sensors", "users")} | {source: entry}
+    return "{ " + ", ".join(f"{name} = {value}" for name, value in entries.items()) + " }"
 
 
 def test_new_sources_take_small_buckets_on_azure_storage_and_their_own_on_dts(

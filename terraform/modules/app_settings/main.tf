@@ -87,6 +87,10 @@ locals {
         # A generator that is off has its timer function disabled (read by the host): otherwise
         # every tick would still be a billed execution that sends nothing (docs/cost.md, idle).
         "AzureWebJobs.generate_${name}.Disabled" = tostring(!source.generator_enabled)
+        # Its Kafka trigger, off while keyed state moves or an upgrade needs processing stopped
+        # (docs/scale.md): set here, the switch survives the next apply, which PUTs this whole map
+        # and so drops one set by hand with the CLI.
+        "AzureWebJobs.process_${name}.Disabled" = tostring(!source.processing_enabled)
       }
     ]...),
   )

@@ -123,6 +123,7 @@ variable "sources" {
     format                    = string
     state_enabled             = bool
     generator_enabled         = bool
+    processing_enabled        = bool
     generator_schedule        = string
     generator_events_per_tick = number
     generator_iterations      = number
