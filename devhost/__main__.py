@@ -17,6 +17,7 @@ from devhost.runtime.console import ConsoleLogHandler
 from devhost.runtime.host_config import HostConfigError
 from shared.errors import ConfigurationError
 from shared.ncrontab import ScheduleError
+from shared.settings import broker_address_problem
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 EXIT_FAILED = 1  # a broker or Azurite that cannot be started or reached
@@ -25,9 +26,21 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM while starting (the shell's code for
 
 
 def _broker(value: str) -> str:
-    if value != "embedded" and (":" not in value or not value.rsplit(":", 1)[1].isdigit()):
+    if value != "embedded" and broker_address_problem(value):  # the rule of each entry of KAFKA_BROKER_LIST
         raise argparse.ArgumentTypeError("expected 'embedded' or HOST:PORT")
     return value
+
+
+def lake_problem(lake: Path) -> str | None:
+    """Why ``--lake`` cannot be the local lake: a file (or a path through one) where its directory would be, which
+    the host would otherwise start on and fail each batch and timer with a traceback. None when it can: an existing
+    directory, or one that can be created (a new lake)."""
+    if lake.exists() and not lake.is_dir():
+        return f"--lake {lake} is not a directory: name the local lake's directory (a new one is created)"
+    blocking = next((parent for parent in lake.resolve().parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        return f"--lake {lake}: {blocking} is not a directory, so the lake cannot be created in it"
+    return None
 
 
 def _positive(value: str) -> int:
@@ -106,6 +119,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
+    if arguments.lake is not None and (problem := lake_problem(arguments.lake)):
+        print(f"devhost: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     logging.basicConfig(
         level=arguments.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -23,6 +23,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
+from shared.hosts import LOOPBACK_HOSTS
 from shared.layout import NAME_BYTES, longest_file_name_bytes
 from shared.ncrontab import Schedule, ScheduleError
 
@@ -290,7 +291,31 @@ class Settings(BaseSettings):
     def _brokers_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("KAFKA_BROKER_LIST must name at least one host:port")
+        for entry in (entry.strip() for entry in value.split(",")):
+            if entry and broker_address_problem(entry):  # "127.0.0.1:abc" or no port: every connection would fail
+                raise ValueError(
+                    f"KAFKA_BROKER_LIST must be HOST:PORT entries separated by commas (a port from 1 to 65535), "
+                    f"e.g. 127.0.0.1:9092 or <namespace>.servicebus.windows.net:9093; got {entry!r}"
+                )
         return value.strip()
+
+    @model_validator(mode="after")
+    def _lake_endpoints_readable(self) -> Self:
+        """The Azure lake's connection string and account URL in a form the storage SDKs read, checked where the
+        settings are read: otherwise a malformed one is a ``ValueError`` traceback of the SDK's at the first
+        ``open_lake`` (a tool), or every batch failing as infrastructure (the host). Never quotes the connection
+        string: it holds the account key or a SAS."""
+        if self.lake_kind == "local":
+            return self
+        if problem := lake_connection_string_problem(self.lake_connection_string.get_secret_value()):
+            raise ValueError(f"LAKE_CONNECTION_STRING: {problem}")
+        if self.lake_account_url and (problem := lake_url_problem(self.lake_account_url)):
+            shown = _shown(self.lake_account_url.split("?")[0])  # no query: a SAS would be a secret
+            raise ValueError(
+                f"LAKE_ACCOUNT_URL {problem} (https://<account>.dfs.core.windows.net; http only for the emulator on "
+                f"127.0.0.1, localhost or ::1); got {shown}"
+            )
+        return self
 
     @field_validator("applicationinsights_authentication_string")
     @classmethod
@@ -353,6 +378,72 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"KAFKA_SASL_MECHANISM=OAUTHBEARER needs {', '.join(missing)}")
         return self
+
+
+def broker_address_problem(address: str) -> str | None:
+    """Why ``address`` is not a broker's HOST:PORT (``--broker``, each entry of KAFKA_BROKER_LIST); None when it is.
+    HOST is anything not empty (a name, an IPv4 address or a bracketed IPv6 one, ``[::1]``), PORT a TCP port."""
+    host, _, port = address.rpartition(":")
+    if not host.strip() or not port.isascii() or not port.isdigit() or not 0 < int(port) <= 65_535:
+        return f"expected HOST:PORT, got {address!r}"
+    return None
+
+
+def lake_url_problem(url: str) -> str | None:
+    """Why ``url`` (an account URL, or an endpoint of a connection string) cannot be the lake's endpoint; None when
+    it can: https with a host name, or http to the emulator on loopback (``shared.lake.connection``'s rule: the
+    key, a signature or a token would otherwise go out in clear). Never quotes the URL."""
+    if _UNSAFE_URL_CHARACTER.search(url):
+        return "must not contain whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises)
+    except ValueError:
+        return "is not a URL with a valid host and port"
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in ("https", "http") or not host:
+        return "must be an https:// URL with a host name"
+    if scheme == "http" and host not in LOOPBACK_HOSTS:
+        return "must be https (plain http is for the emulator on loopback only)"
+    return None
+
+
+_UNSAFE_URL_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def lake_connection_string_problem(connection_string: str) -> str | None:
+    """Why the storage SDKs would refuse LAKE_CONNECTION_STRING (``ValueError`` at the first client), or an endpoint
+    it names is not one for the lake (:func:`lake_url_problem`); None when it is empty or usable. Read as the SDKs
+    read it (``parse_connection_str``): ``key=value`` pairs separated by ``;``, then ``UseDevelopmentStorage=true``
+    (the emulator), a ``BlobEndpoint``, or an ``AccountName`` the Blob endpoint is derived from. Never quotes a
+    value: the string holds the account key or a SAS."""
+    if not connection_string:
+        return None
+    pairs = [item.split("=", 1) for item in connection_string.rstrip(";").split(";")]
+    if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
+        return (
+            "malformed: key=value pairs separated by ';' are expected (AccountName=...;AccountKey=...;"
+            "EndpointSuffix=core.windows.net, or UseDevelopmentStorage=true for Azurite)"
+        )
+    values = {key.upper(): value for key, value in pairs}
+    if values.get("USEDEVELOPMENTSTORAGE") == "true":
+        return None  # the emulator on 127.0.0.1
+    if "BLOBENDPOINT" not in values and "BLOBSECONDARYENDPOINT" in values:
+        return "a BlobSecondaryEndpoint without a BlobEndpoint: the BlobEndpoint is needed"
+    if "BLOBENDPOINT" not in values and not values.get("ACCOUNTNAME", "").strip():
+        return "neither a BlobEndpoint nor an AccountName (or UseDevelopmentStorage=true for Azurite) is named"
+    endpoints = {key: value for key, value in values.items() if key.endswith("ENDPOINT")}
+    if "BLOBENDPOINT" not in values:  # derived by the SDKs, and http when the protocol says so
+        protocol = values.get("DEFAULTENDPOINTSPROTOCOL", "https")
+        suffix = values.get("ENDPOINTSUFFIX", "core.windows.net")
+        endpoints["the Blob endpoint derived from DefaultEndpointsProtocol, AccountName and EndpointSuffix"] = (
+            f"{protocol}://{values['ACCOUNTNAME'].strip()}.blob.{suffix}"
+        )
+    names = {key.upper(): key for key, _ in pairs}
+    for key, url in endpoints.items():
+        if problem := lake_url_problem(url):
+            return f"{names.get(key, key)} {problem}"
+    return None
 
 
 def broker_hosts(broker_list: str) -> list[str]:

@@ -16,11 +16,12 @@ from typing import Any, ParamSpec
 
 from shared.errors import ConfigurationError
 from shared.hosts import LOOPBACK_HOSTS
-from shared.settings import Settings, load_settings, load_source_settings
+from shared.settings import Settings, broker_address_problem, load_settings, load_source_settings
 
 EXIT_BAD_ARGUMENTS = 2  # argparse's code
 EXIT_BAD_SETTINGS = EXIT_BAD_ARGUMENTS  # a bad setting is the same kind of mistake
 MAX_ERROR_TEXT = 300  # characters of a dependency's error quoted on a tool's one line
+DEFAULT_SETTINGS_FILE = Path("local.settings.json")  # every tool's --settings default, which may be absent
 MAKE_RUN_BROKER_HINT = "for the broker of `make run`, pass --broker $(cat .lake.state/broker)"
 MISSING_LAKE = (  # why a tool refuses a local lake that is not an existing directory (tool_environment)
     "a local lake must be an existing directory (a mistyped path would be taken for an empty lake); "
@@ -112,8 +113,17 @@ def lake_target(settings: Settings) -> str:
 
 def environment(settings_file: Path | None) -> dict[str, str]:
     """The app's settings as the tools read them: ``local.settings.json``'s Values, the environment over them.
-    A settings file that is not a JSON object with an object of ``Values`` is a ``ConfigurationError``."""
+    A settings file that is not a JSON object with an object of ``Values`` is a ``ConfigurationError``.
+
+    The tools' default, ``local.settings.json`` (``DEFAULT_SETTINGS_FILE``), may be absent: the environment alone
+    is read. Any other file (a ``--settings`` given) must exist: a mistyped name was read as no file, and the tool
+    ran on the environment's settings and reported success. ``RefusedArgument``, one line, exit 2."""
     values: dict[str, str] = {}
+    if settings_file is not None and settings_file != DEFAULT_SETTINGS_FILE and not settings_file.exists():
+        raise RefusedArgument(
+            f"--settings {settings_file} does not exist (without --settings, {DEFAULT_SETTINGS_FILE} is read when "
+            "there is one); nothing was read or written"
+        )
     if settings_file is not None and settings_file.exists():
         try:
             document = json.loads(settings_file.read_text(encoding="utf-8"))
@@ -162,10 +172,9 @@ def parse_since(text: str) -> int:
 
 
 def broker_address(value: str) -> str:
-    """A ``--broker`` argument: HOST:PORT."""
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    """A ``--broker`` argument: HOST:PORT, as each entry of KAFKA_BROKER_LIST (``shared.settings``)."""
+    if problem := broker_address_problem(value):
+        raise ValueError(problem)
     return value
 
 

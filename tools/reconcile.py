@@ -523,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", type=broker_address, help="HOST:PORT (default: settings; devhost prints its own)")
     parser.add_argument("--lake", type=Path, help="a local lake directory (default: settings)")
     args = parser.parse_args(argv)
+    if args.apply and args.move_group_to_time is None:  # was ignored: a comparison ran and exited 0, nothing moved
+        parser.error("--apply needs --move-group-to-time TIME (it applies the move; without one nothing would move)")
     env = tool_environment(args.settings, broker=args.broker, lake=args.lake, source=args.source)
     settings = load_settings(env)
     source_settings = load_source_settings(args.source, env)

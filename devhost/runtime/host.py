@@ -12,7 +12,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -179,6 +179,19 @@ class LocalHost:
             settings_path = EXAMPLE_SETTINGS
             say(f"devhost: no local.settings.json; using {EXAMPLE_SETTINGS.name}")
         overrides: dict[str, str] = {}
+        if options.broker and options.broker != "embedded":
+            overrides["KAFKA_BROKER_LIST"] = options.broker
+        if options.lake is not None and options.storage != "azurite":
+            overrides |= {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(options.lake.resolve())}
+        # The app's settings are checked before a broker or Azurite is started or waited for: a bad one is one line
+        # and exit 2 at once, not a 15 s wait for a broker ("no broker answered", the setting never named), nor
+        # PLAINTEXT tried with a broker off this machine. Stand-ins for the addresses of what is started below.
+        stand_ins: dict[str, str] = {}
+        if options.broker == "embedded":
+            stand_ins |= {"KAFKA_BROKER_LIST": "127.0.0.1:9092", "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
+        if options.storage == "azurite":
+            stand_ins |= {"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": "UseDevelopmentStorage=true"}
+        check_app_settings(self._with_registry(load_host_config(settings_path, overrides | stand_ins)).settings)
         embedded = None
         if options.broker == "embedded":
             embedded = overrides["KAFKA_BROKER_LIST"] = stack.enter_context(embedded_broker())
@@ -186,8 +199,6 @@ class LocalHost:
             # Run before the broker stops (the stack unwinds in reverse): the generators' producers, kept across
             # ticks, would otherwise keep reconnecting to the stopped broker and log FAIL errors until exit.
             stack.callback(kafka_clients.close_producers)
-        elif options.broker:
-            overrides["KAFKA_BROKER_LIST"] = options.broker
         if options.storage == "azurite":
             from devhost.services.azurite import start_azurite
 
@@ -195,11 +206,7 @@ class LocalHost:
             azurite = stack.enter_context(start_azurite(location))
             overrides |= {"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": azurite.connection_string}
             overrides["AzureWebJobsStorage"] = azurite.connection_string
-        elif options.lake is not None:
-            overrides |= {"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(options.lake.resolve())}
-        config = load_host_config(settings_path, overrides)
-        if serves_registry(config.settings):  # Avro sources find the host's own registry
-            config.settings["SCHEMA_REGISTRY_URL"] = f"http://127.0.0.1:{options.port}{REGISTRY_MOUNT}"
+        config = self._with_registry(load_host_config(settings_path, overrides))
         if embedded is not None:
             self._announce_broker(embedded, state_directory(config), stack)
         if embedded is None:
@@ -211,6 +218,12 @@ class LocalHost:
                 raise BrokerError(
                     f"no broker answered at {address} ({named_by}) in {BROKER_WAIT_S:.0f}s: {NO_BROKER_HINT}"
                 ) from error
+        return config
+
+    def _with_registry(self, config: HostConfig) -> HostConfig:
+        """``config``, naming this host's own schema registry when the settings name none (Avro sources find it)."""
+        if serves_registry(config.settings):
+            config.settings["SCHEMA_REGISTRY_URL"] = f"http://127.0.0.1:{self.options.port}{REGISTRY_MOUNT}"
         return config
 
     @staticmethod
@@ -430,6 +443,17 @@ class LocalHost:
         for report in reports[1:]:
             for entry in report["functions"].values():
                 self.stats.functions[entry["name"]].merge(entry)
+
+
+def check_app_settings(settings: Mapping[str, str]) -> None:
+    """Refuse (``ConfigurationError``, naming each app setting) the settings the app refuses when it is indexed: the
+    global ones (``KAFKA_SECURITY_PROTOCOL=PLAINTEXT`` with a broker off this machine among them) and every
+    source's, each source with its own topic and consumer group (``functions.processing``)."""
+    from shared.settings import check_sources_apart, load_settings, load_source_settings
+    from shared.sources import SOURCES
+
+    load_settings(settings)
+    check_sources_apart({name: load_source_settings(name, settings) for name in SOURCES})
 
 
 def state_directory(config: HostConfig) -> Path:

@@ -19,7 +19,7 @@ from azure.storage.blob import ExponentialRetry as BlobRetry
 from azure.storage.filedatalake import ExponentialRetry as DataLakeRetry
 from azure.storage.filedatalake import FileSystemClient
 
-from shared.lake.blob import SINGLE_PUT_BYTES, BlobWrites, blob_endpoint, ensure_container
+from shared.lake.blob import SINGLE_PUT_BYTES, BlobWrites, blob_endpoint, ensure_container, sdk_refused_settings
 from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds
 from shared.lake.sdk_errors import container_gone, download_versioned, lake_errors
 from shared.layout import check_relative_path
@@ -59,19 +59,15 @@ class AdlsLake(BlobWrites):
         lake = lake_connection(settings, dfs_endpoint, client_options)
         paths = lake.client_options(DataLakeRetry)
         blobs = lake.client_options(BlobRetry) | {"max_single_put_size": SINGLE_PUT_BYTES}
-        if lake.connection_string:
-            store = cls(
-                FileSystemClient.from_connection_string(lake.connection_string, lake.file_system, **paths),
-                ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **blobs),
-                lake.server_timeout,
-            )
-        else:
-            credential = lake.credential()
-            store = cls(
-                FileSystemClient(lake.account_url, lake.file_system, credential=credential, **paths),
-                ContainerClient(blob_endpoint(lake.account_url), lake.file_system, credential, **blobs),
-                lake.server_timeout,
-            )
+        with sdk_refused_settings(lake.connection_string):
+            if lake.connection_string:
+                file_system = FileSystemClient.from_connection_string(lake.connection_string, lake.file_system, **paths)
+                container = ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **blobs)
+            else:
+                credential = lake.credential()
+                file_system = FileSystemClient(lake.account_url, lake.file_system, credential=credential, **paths)
+                container = ContainerClient(blob_endpoint(lake.account_url), lake.file_system, credential, **blobs)
+        store = cls(file_system, container, lake.server_timeout)
         store.max_request_seconds = lake.max_request_seconds
         return store
 

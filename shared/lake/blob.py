@@ -8,12 +8,14 @@ service gives up on it no later than the client does.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ExponentialRetry, StorageErrorCode
 
-from shared.errors import WriteConflict
+from shared.errors import ConfigurationError, WriteConflict
 from shared.lake.connection import REQUEST_LIMITS, lake_connection, max_request_seconds, unleased_write_timeout
 from shared.lake.sdk_errors import (
     CONDITION_FAILED,
@@ -61,6 +63,23 @@ def ensure_container(
         except ResourceExistsError as error:
             if getattr(error, "error_code", None) not in _ALREADY_EXISTS:
                 raise
+
+
+@contextmanager
+def sdk_refused_settings(connection_string: str) -> Iterator[None]:
+    """A ``ValueError`` of the storage SDKs' client constructors (a connection string they cannot parse, an account
+    URL they cannot read) as a ``ConfigurationError`` naming the setting, not a traceback, and never quoting the
+    connection string: it holds the account key or a SAS. ``shared.settings`` refuses such values as it reads them;
+    this covers whatever the SDK refuses beyond that."""
+    try:
+        yield
+    except ValueError as error:
+        setting = "LAKE_CONNECTION_STRING" if connection_string else "LAKE_ACCOUNT_URL"
+        why = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+        secrets = [connection_string, *(part.split("=", 1)[-1] for part in connection_string.split(";"))]
+        if any(len(secret) >= 4 and secret in why for secret in secrets):
+            why = "refused by the storage SDK"  # the SDK's message quotes a part of it: never shown
+        raise ConfigurationError(f"{setting}: the storage SDK cannot use it: {why}") from None
 
 
 class BlobWrites:
@@ -132,10 +151,11 @@ class BlobLake(BlobWrites):
         """A connection string when set (Azurite), else the account URL with the managed identity."""
         lake = lake_connection(settings, blob_endpoint, client_options)
         options = lake.client_options(ExponentialRetry) | {"max_single_put_size": SINGLE_PUT_BYTES}
-        if lake.connection_string:
-            container = ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **options)
-        else:
-            container = ContainerClient(lake.account_url, lake.file_system, lake.credential(), **options)
+        with sdk_refused_settings(lake.connection_string):
+            if lake.connection_string:
+                container = ContainerClient.from_connection_string(lake.connection_string, lake.file_system, **options)
+            else:
+                container = ContainerClient(lake.account_url, lake.file_system, lake.credential(), **options)
         store = cls(container, lake.server_timeout)
         store.max_request_seconds = lake.max_request_seconds
         return store

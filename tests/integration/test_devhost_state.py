@@ -28,6 +28,7 @@ from shared.state.buckets import bucket_for
 from shared.state.keys import encode_key
 from tests.conftest import FIXED_NOW
 from tests.integration.harness import DevHost, Run, landed_rows, produce, wait_for, wait_for_async
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools import migrate_state
 
 
@@ -209,7 +210,7 @@ async def test_per_key_state_moves_into_buckets_in_place_losing_and_doubling_not
         some_key = next(iter(before))
         assert host_query(lands_only, some_key) == before[some_key]  # read both until migrated
         durable = f"http://127.0.0.1:{lands_only.port}/runtime/webhooks/durabletask"
-        arguments = ["--sources", "mobile", "--durable-url", durable, "--settings", str(tmp_path / "none.json")]
+        arguments = ["--sources", "mobile", "--durable-url", durable, "--settings", NO_SETTINGS]
         with _environment({"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake), "STATE_BUCKETS": "16"}):
             assert migrate_state.main(arguments) == 0
             assert migrate_state.main(arguments) == 0  # run again: nothing moves twice
@@ -244,7 +245,7 @@ async def test_state_moves_to_another_bucket_count_in_place_losing_and_doubling_
     try:
         await _wait_for_counts(before, "mobile", "events", expected)
         durable = f"http://127.0.0.1:{before.port}/runtime/webhooks/durabletask"
-        arguments = ["--sources", "mobile", "--durable-url", durable, "--settings", str(tmp_path / "none.json")]
+        arguments = ["--sources", "mobile", "--durable-url", durable, "--settings", NO_SETTINGS]
         with _environment({"LAKE_KIND": "local", "LAKE_LOCAL_ROOT": str(lake)}):
             assert migrate_state.main([*arguments, "--to-buckets", "8"]) == 0
             assert migrate_state.main([*arguments, "--to-buckets", "8"]) == 0  # run again: already there
@@ -279,7 +280,7 @@ async def test_state_moves_to_another_backend_losing_and_doubling_nothing(broker
     run, lake = Run(), tmp_path / "lake"
     expected = _produce(broker, run, "mobile", 2000)
     export = tmp_path / "state.json"
-    arguments = ["--sources", "mobile", "--settings", str(tmp_path / "none.json")]
+    arguments = ["--sources", "mobile", "--settings", NO_SETTINGS]
     before = DevHost(broker, lake, run.settings(["mobile"], STATE_BUCKETS="16"), "--no-timers")
     try:
         await _wait_for_counts(before, "mobile", "events", expected)

@@ -25,6 +25,7 @@ from shared.reconcile import group_is_idle
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW
 from tests.integration.harness import END_OFFSETS, DevHost, Run, committed_lag, landed_rows, wait_for
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools import reconcile
 
 BASE_MS = 1_795_516_200_000  # FIXED_NOW
@@ -73,7 +74,7 @@ def tool_env(broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ru
 
 
 def tool(capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str]:
-    code = reconcile.main(["clickstream", "--settings", "/nonexistent.json", *arguments])
+    code = reconcile.main(["clickstream", "--settings", NO_SETTINGS, *arguments])
     return code, capsys.readouterr().out
 
 

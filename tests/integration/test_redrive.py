@@ -25,6 +25,7 @@ from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW, FIXED_NOW_MS, context_for
 from tests.integration.harness import records_until_sentinel
 from tests.unit.shared.test_redrive import DyingLake, Killed
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools import redrive as redrive_cli
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,7 @@ def test_redrive_sends_exactly_the_fixed_records_once(
     monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
     monkeypatch.setenv("KAFKA_BROKER_LIST", broker)
     monkeypatch.setenv("ORDERS_TOPIC", topic)
-    no_file = ["--settings", str(tmp_path / "absent.json")]
+    no_file = ["--settings", NO_SETTINGS]
 
     assert redrive_cli.main(["orders", "--dry-run", *no_file]) == 0
     dry = capsys.readouterr().out
@@ -168,7 +169,7 @@ def test_a_dead_letter_of_a_landing_a_worker_left_unfinished_is_not_redriven_and
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ORDERS_TOPIC", topic)
     monkeypatch.setenv("MAX_RECORD_BYTES", "100000")
-    no_file = ["--settings", str(tmp_path / "absent.json")]
+    no_file = ["--settings", NO_SETTINGS]
     assert redrive_cli.main(["orders", *no_file]) == 0
     first = capsys.readouterr().out
     assert _row(first, "pending landing: not sent") == 1 and _row(first, "sent") == 0, first

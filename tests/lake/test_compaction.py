@@ -39,6 +39,7 @@ from shared.settings import Settings, load_settings
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
 from tests.lake.conftest import NO_RETRIES
+from tests.unit.tools.no_settings import NO_SETTINGS
 
 H10 = Hour.of_ms(FIXED_NOW_MS)
 LATER = H10.end_ms + 2 * 3_600_000
@@ -638,7 +639,7 @@ def test_a_damaged_curated_file_fails_its_hour_and_the_tools_say_so_in_one_line(
     with damaged.open("r+b") as file:
         file.truncate(30)
     monkeypatch.setenv("LAKE_LOCAL_ROOT", str(local_lake.store.root))
-    settings = ["--settings", str(local_lake.store.root / "absent.json")]
+    settings = ["--settings", NO_SETTINGS]
 
     assert query.main(settings) == query.EXIT_LAKE_UNREADABLE
     (line,) = capsys.readouterr().err.splitlines()

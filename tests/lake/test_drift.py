@@ -30,6 +30,7 @@ from shared.source_model import Source
 from tests.conftest import FIXED_NOW_MS, datagen_source
 from tests.lake.test_compaction import H10, LATER, Lake, curated_rows, run
 from tests.lake.test_compaction_foreign_files import H09, parquet, put, raw_table, readable
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools import query
 
 ADDRESS = {"type": "record", "name": "Address", "fields": [{"name": "city", "type": "string"}]}
@@ -312,7 +313,7 @@ def test_reprocessing_after_a_type_change_keeps_each_value_and_does_not_stop(
     run(lake, "things")
     monkeypatch.setitem(sources.SOURCES, "things", _thing(after))
     window = ["--from", "2026-11-24T10:00Z", "--to", "2026-11-24T11:00Z", "--lake", str(lake.store.root)]
-    assert tool.main(["things", *window, "--settings", "/nonexistent.json", "--promote"]) == 0
+    assert tool.main(["things", *window, "--settings", NO_SETTINGS, "--promote"]) == 0
     rows = {row["id"]: row for row in curated_rows(lake, "things", H10)}
     assert rows[1]["x"] == curated, rows[1]
     assert curated is not None or json.loads(rows[1]["_extra"])["x"] == new

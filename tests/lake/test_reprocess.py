@@ -45,6 +45,7 @@ from tests.conftest import FIXED_NOW_MS
 from tests.lake.test_compaction import GRACE, H10, LATER, Lake, curated_rows, run
 from tests.lake.test_drift import land_records, things
 from tests.unit.shared.test_redrive import RecordingSender
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools.reprocess import EXIT_NOT_REPROCESSABLE, REPROCESS_KEY, promote, report, reprocess, shadow_location
 
 H11 = Hour.of_ms(H10.end_ms)
@@ -222,9 +223,9 @@ def test_the_command_promotes_only_the_hours_that_differ(
     monkeypatch.setitem(command.SOURCES, "things", dataclasses.replace(source, transform=transform))
     commits = len(lake.delta("things").history())
     window = ["--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--lake", str(lake.store.root)]
-    assert command.main(["things", *window, "--settings", "/nonexistent.json"]) == 0
+    assert command.main(["things", *window, "--settings", NO_SETTINGS]) == 0
     assert len(lake.delta("things").history()) == commits, "the diff alone changes nothing"
-    assert command.main(["things", *window, "--settings", "/nonexistent.json", "--promote"]) == 0
+    assert command.main(["things", *window, "--settings", NO_SETTINGS, "--promote"]) == 0
     printed = capsys.readouterr().out
     assert "hours that differ: 1 of 2" in printed and f"promoted {H11}" in printed and f"promoted {H10}" not in printed
     history = lake.delta("things").history()
@@ -243,11 +244,11 @@ def test_promoting_waits_for_a_redrive_of_the_source_and_holds_the_lease_while_i
     window = ["--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--lake", str(lake.store.root)]
     held = take_lease(lake.store, "things", "a-redrive")
     commits = len(lake.delta("things").history())
-    assert command.main(["things", *window, "--settings", "/nonexistent.json", "--promote"]) == 3
+    assert command.main(["things", *window, "--settings", NO_SETTINGS, "--promote"]) == 3
     assert "another redrive of things is running" in capsys.readouterr().err
     assert len(lake.delta("things").history()) == commits
     held.release()
-    assert command.main(["things", *window, "--settings", "/nonexistent.json", "--promote"]) == 0
+    assert command.main(["things", *window, "--settings", NO_SETTINGS, "--promote"]) == 0
     take_lease(lake.store, "things", "the-next-redrive")  # released when the promotion ended
 
 
@@ -384,7 +385,7 @@ def _main(lake: Lake, monkeypatch: pytest.MonkeyPatch, source: Source, *extra: s
 
     monkeypatch.setitem(command.SOURCES, "things", source)
     window = ["--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--lake", str(lake.store.root)]
-    return command.main(["things", *window, "--settings", "/nonexistent.json", "--promote", *extra])
+    return command.main(["things", *window, "--settings", NO_SETTINGS, "--promote", *extra])
 
 
 def _reprocessed_files(lake: Lake) -> list[str]:

@@ -23,6 +23,7 @@ from shared.state.lookups import StateJoiner
 from tests.conftest import FIXED_NOW_MS, context_for, records_for
 from tests.lake.test_compaction import H10, Lake, curated_rows, run
 from tests.unit.shared.conftest import RecordingGateway
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools.reprocess import promote, reprocess, shadow_location
 
 MOBILE = SOURCES["mobile"]
@@ -144,7 +145,7 @@ def test_an_hour_compaction_has_not_reached_is_not_changed_nor_published_in_part
     monkeypatch.setenv("STATE_BUCKETS", "8")
     monkeypatch.setenv("MOBILE_STATE_ENABLED", "true")
     argv = ["mobile", "--from", "2026-11-24T10:00Z", "--to", "2026-11-24T11:00Z", "--lake", str(tmp_path)]
-    assert command.main([*argv, "--settings", "/nonexistent.json", "--promote"]) == 0
+    assert command.main([*argv, "--settings", NO_SETTINGS, "--promote"]) == 0
     assert "promoted" not in capsys.readouterr().out
     run(lake, "mobile")
     assert len(_identities(lake, H10)) == 30

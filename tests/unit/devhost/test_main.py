@@ -86,20 +86,15 @@ def _start_embedded(tmp_path: Path, settings: dict[str, str]) -> subprocess.Comp
     )
 
 
-def test_a_bad_app_setting_stops_the_embedded_broker_it_started(tmp_path: Path) -> None:
-    """End to end, as a newcomer runs it: one line, exit 2, and the broker started before the settings were read
-    no longer listens."""
-    import socket
-
+def test_a_bad_app_setting_is_refused_before_the_embedded_broker_is_started(tmp_path: Path) -> None:
+    """End to end, as a newcomer runs it: one line, exit 2. The settings are checked before anything is started
+    (the broker was started first, then stopped, once the app read them)."""
     done = _start_embedded(tmp_path, {"STATE_BUCKETS": "0"})
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
         "devhost: invalid settings: STATE_BUCKETS: Input should be greater than or equal to 1 (got '0')"
     ]
-    (announced,) = [line for line in done.stdout.splitlines() if "embedded broker at" in line]
-    host, port = announced.split("embedded broker at ")[1].split()[0].rsplit(":", 1)
-    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=5):
-        pass
+    assert "embedded broker at" not in done.stdout
 
 
 def test_a_schedule_ncrontab_refuses_stops_the_host_at_once_with_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import cast
 import pytest
 
 from shared.errors import ConfigurationError
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools import redrive as redrive_cli
 from tools.cli import RefusedArgument
 from tools.migrate_state import DurableHttp
@@ -136,7 +137,7 @@ def test_every_tool_refuses_a_lake_directory_that_does_not_exist_and_creates_not
     the redrive and a promoting reprocess took the source's lease in it and reported an empty lake as done (exit
     0), and a move that applies could write its marks there and move the group. One line naming it, exit 2."""
     typo = tmp_path / ".lkae"
-    code = _tool_main(tool)([*LAKE_TOOLS[tool], "--lake", str(typo), "--settings", "/nonexistent"])
+    code = _tool_main(tool)([*LAKE_TOOLS[tool], "--lake", str(typo), "--settings", NO_SETTINGS])
     printed = capsys.readouterr()
     assert (code, typo.exists()) != (0, True), f"exit {code}, created {sorted(p.name for p in typo.rglob('*'))}"
     assert (code, typo.exists(), printed.out) == (2, False, ""), printed
@@ -153,7 +154,7 @@ def test_every_tool_refuses_a_lake_local_root_that_is_not_a_directory(
     monkeypatch.setenv("LAKE_KIND", "local")
     monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path / "lake-file"))
     (tmp_path / "lake-file").write_text("not a lake")
-    assert _tool_main(tool)([*LAKE_TOOLS[tool], "--settings", "/nonexistent"]) == 2
+    assert _tool_main(tool)([*LAKE_TOOLS[tool], "--settings", NO_SETTINGS]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(
         f"python -m tools.{tool}: invalid settings: LAKE_LOCAL_ROOT: the local lake {tmp_path / 'lake-file'} is not "

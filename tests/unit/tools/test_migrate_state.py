@@ -23,6 +23,7 @@ from shared.state.buckets import bucket_for, bucket_key
 from shared.state.keys import encode_key
 from shared.state.migration import ExportError, export_bytes, keys_of, parse_export
 from shared.state.registry import ENTITY_KINDS
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools import migrate_state
 
 KIND = ENTITY_KINDS["mobile"]
@@ -234,7 +235,7 @@ def test_a_key_whose_state_cannot_be_upgraded_moves_as_stored_the_others_move_an
     monkeypatch.setattr(migrate_state, "DurableHttp", lambda *args: api)
     monkeypatch.setenv("LAKE_KIND", "local")
     monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
-    argv = ["--settings", str(tmp_path / "none.json"), "--sources", "mobile", "--to-buckets", "3", "--wait", "1"]
+    argv = ["--settings", NO_SETTINGS, "--sources", "mobile", "--to-buckets", "3", "--wait", "1"]
     assert migrate_state.main(argv) == 1
     moved = key_state(api.states[bucket_for("device-3", 3)], "device-3") or {}
     assert moved["session"] == {"start": 1} and _events(api, "device-3", 3) == 1  # as stored
@@ -327,7 +328,7 @@ def test_an_adopt_of_an_earlier_run_applied_after_a_later_run_completed_changes_
 
 
 def _main_argv(tmp_path: Path, *more: str) -> list[str]:
-    return ["--settings", str(tmp_path / "none.json"), "--sources", "mobile", "--wait", "1", *more]
+    return ["--settings", NO_SETTINGS, "--sources", "mobile", "--wait", "1", *more]
 
 
 def test_a_run_again_once_the_record_names_the_new_n_replaces_nothing_processing_counted_there(
@@ -635,7 +636,7 @@ def test_a_durable_url_that_is_not_https_is_one_line_and_exit_2_for_a_bad_argume
 ) -> None:
     """Exit 1 says a key is missing or conflicts; a refused ``--durable-url`` is a bad argument (2), named in one
     line, and nothing is read."""
-    argv = ["--settings", str(tmp_path / "absent.json"), "--export", str(tmp_path / "state.json")]
+    argv = ["--settings", NO_SETTINGS, "--export", str(tmp_path / "state.json")]
     code = migrate_state.cli([*argv, "--durable-url", "http://example.com/runtime/webhooks/durabletask"])
     (line,) = capsys.readouterr().err.splitlines()
     assert code == 2
@@ -648,7 +649,7 @@ def test_invalid_settings_are_one_line(
 ) -> None:
     """As every tool says it (``tools.cli.settings_error_line``): ``invalid settings:`` once, the problem after it."""
     monkeypatch.setenv("LAKE_KIND", "bogus")
-    code = migrate_state.cli(["--settings", str(tmp_path / "absent.json"), "--export", str(tmp_path / "state.json")])
+    code = migrate_state.cli(["--settings", NO_SETTINGS, "--export", str(tmp_path / "state.json")])
     assert code == 2
     assert capsys.readouterr().err.splitlines() == [
         "migrate_state: invalid settings: LAKE_KIND: Input should be 'local', 'blob' or 'adls' (got 'bogus')"
@@ -773,7 +774,7 @@ def test_a_lake_local_root_that_does_not_exist_is_refused_before_anything_is_wri
     """A mistyped lake was opened as an empty one: no keys found, its counter record written there."""
     monkeypatch.setenv("LAKE_KIND", "local")
     monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path / "lkae"))
-    argv = ["--settings", str(tmp_path / "absent.json"), "--export", str(tmp_path / "state.json")]
+    argv = ["--settings", NO_SETTINGS, "--export", str(tmp_path / "state.json")]
     assert migrate_state.cli([*argv, "--durable-url", "http://127.0.0.1:1/runtime/webhooks/durabletask"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("migrate_state: invalid settings: LAKE_LOCAL_ROOT: the local lake "), line

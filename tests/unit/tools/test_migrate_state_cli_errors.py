@@ -18,6 +18,7 @@ from deltalake import write_deltalake
 from shared.lake import LocalLake
 from shared.state.aggregate import Signal
 from shared.state.bucket_counts import RECORD_PATH
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tests.unit.tools.test_migrate_state import (
     FakeEntityApi,
     _deployment,
@@ -135,7 +136,7 @@ def test_a_wait_that_is_not_a_number_of_seconds_from_0_is_a_bad_argument(
             raise AssertionError(f"--wait {wait}: still polling after {len(polls)} polls")
 
     monkeypatch.setattr(migrate_state.time, "sleep", poll)
-    argv = ["--settings", str(tmp_path / "none.json"), "--sources", "mobile", "--to-buckets", "3", f"--wait={wait}"]
+    argv = ["--settings", NO_SETTINGS, "--sources", "mobile", "--to-buckets", "3", f"--wait={wait}"]
     code = migrate_state.cli(argv)
     (line,) = capsys.readouterr().err.splitlines()
     assert code == 2

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.compaction.drift import CUT_MARK, FIELD_NAME_CHARS, FIELDS_TRACKED, NEW_FIELDS_REPORTED
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools.query import drift_line
 
 
@@ -106,7 +107,7 @@ def test_a_drift_of_a_source_that_does_not_exist_names_the_known_ones(
     from shared.sources import SOURCES
     from tools import query
 
-    assert query.main(["--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json"), "--drift", "nosuch"]) == 2
+    assert query.main(["--lake", str(tmp_path), "--settings", NO_SETTINGS, "--drift", "nosuch"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.splitlines() == [
         f"python -m tools.query: unknown source 'nosuch'; known: {', '.join(SOURCES)}"
@@ -129,7 +130,7 @@ def test_an_unreachable_lake_is_one_line_naming_it_and_exit_3(
     monkeypatch.setattr(query, "DeltaTable", unreachable)
     monkeypatch.setenv("LAKE_KIND", "blob")
     monkeypatch.setenv("LAKE_CONNECTION_STRING", "UseDevelopmentStorage=true")
-    assert query.main(["--settings", str(tmp_path / "absent.json")]) == 3
+    assert query.main(["--settings", NO_SETTINGS]) == 3
     assert capsys.readouterr().err.splitlines() == [
         "python -m tools.query: cannot read the lake (LAKE_KIND=blob at http://127.0.0.1:10000/devstoreaccount1, "
         "container lake): Kernel error -> Generic MicrosoftAzure error; ...; Connection refused (os error 111)"
@@ -142,7 +143,7 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
     from tools import query
 
     monkeypatch.setenv("LAKE_KIND", "s3")
-    assert query.main(["--settings", str(tmp_path / "absent.json")]) == 2
+    assert query.main(["--settings", NO_SETTINGS]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "python -m tools.query: invalid settings: LAKE_KIND: Input should be 'local', 'blob' or 'adls' (got 's3')"
     ]

@@ -16,6 +16,7 @@ import pytest
 from deltalake import write_deltalake
 
 from tests.conftest import ROOT
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools import query
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
@@ -59,7 +60,7 @@ def _no_lake_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_query(lake: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = query.main(["--lake", str(lake), "--settings", str(lake / "absent.json")])
+    code = query.main(["--lake", str(lake), "--settings", NO_SETTINGS])
     return code, capsys.readouterr().err
 
 
@@ -117,7 +118,7 @@ def test_tables_with_every_column_the_queries_read_are_queried(
     """The check is of what the queries read only: other columns, and any type where the queries take any."""
     extra = {"status": [200], "userid": ["u1"]}
     lake = lake_of(tmp_path, CLICKSTREAM | extra, SENSORS)
-    code = query.main(["--lake", str(lake), "--settings", str(lake / "absent.json")])
+    code = query.main(["--lake", str(lake), "--settings", NO_SETTINGS])
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     assert "Page views per user and hour" in out and "Sensor averages per minute" in out and "u1" in out
@@ -127,7 +128,7 @@ def test_the_command_on_a_drifted_lake_prints_no_traceback(tmp_path: Path) -> No
     """The reviewer's reproducer, as a newcomer runs it."""
     lake = lake_of(tmp_path, without(CLICKSTREAM, "is_bot"), without(SENSORS, "unit"))
     done = subprocess.run(
-        [sys.executable, "-m", "tools.query", "--lake", str(lake), "--settings", str(tmp_path / "absent.json")],
+        [sys.executable, "-m", "tools.query", "--lake", str(lake), "--settings", NO_SETTINGS],
         cwd=ROOT,
         capture_output=True,
         text=True,

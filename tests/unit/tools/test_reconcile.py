@@ -23,6 +23,7 @@ from shared.records import KafkaRecord, TopicPartition
 from shared.settings import load_settings
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW_MS, context_for
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools.reconcile import report_table
 
 
@@ -44,9 +45,7 @@ def test_reconcile_with_no_broker_to_reach_says_so_in_one_line(
 
     monkeypatch.delenv("KAFKA_BROKER_LIST", raising=False)
     monkeypatch.setattr(reconcile_cli, "CHECK_TIMEOUT", 1.0)
-    code = reconcile_cli.main(
-        ["orders", "--broker", "127.0.0.1:1", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")]
-    )
+    code = reconcile_cli.main(["orders", "--broker", "127.0.0.1:1", "--lake", str(tmp_path), "--settings", NO_SETTINGS])
     captured = capsys.readouterr()
     assert code == reconcile_cli.EXIT_BROKER_UNREACHABLE
     assert captured.err.startswith("reconcile of orders stopped: the broker at 127.0.0.1:1 (--broker) did not answer")
@@ -63,7 +62,7 @@ def test_with_no_broker_at_the_settings_address_the_line_names_that_address(
 
     monkeypatch.setenv("KAFKA_BROKER_LIST", "127.0.0.1:1")
     monkeypatch.setattr(reconcile_cli, "CHECK_TIMEOUT", 1.0)
-    code = reconcile_cli.main(["orders", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")])
+    code = reconcile_cli.main(["orders", "--lake", str(tmp_path), "--settings", NO_SETTINGS])
     (line,) = capsys.readouterr().err.splitlines()
     assert code == reconcile_cli.EXIT_BROKER_UNREACHABLE
     assert line.startswith("reconcile of orders stopped: the broker at 127.0.0.1:1 (KAFKA_BROKER_LIST) did not answer")
@@ -76,7 +75,7 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
     from tools import reconcile as reconcile_cli
 
     monkeypatch.setenv("STATE_BUCKETS", "0")
-    assert reconcile_cli.main(["orders", "--settings", str(tmp_path / "absent.json")]) == 2
+    assert reconcile_cli.main(["orders", "--settings", NO_SETTINGS]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "python -m tools.reconcile: invalid settings: STATE_BUCKETS: Input should be greater than or equal to 1 "
         "(got '0')"
@@ -99,7 +98,7 @@ def test_against_event_hubs_without_an_azure_login_is_one_line_not_a_traceback(
         return token
 
     monkeypatch.setattr(reconcile_cli, "eventhubs_token_callback", no_login)
-    argv = ["clickstream", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")]
+    argv = ["clickstream", "--lake", str(tmp_path), "--settings", NO_SETTINGS]
     code = reconcile_cli.main([*argv, "--eventhubs-namespace", "evhns-x1y2"])
     (line,) = capsys.readouterr().err.splitlines()
     assert code == reconcile_cli.EXIT_BROKER_UNREACHABLE
@@ -128,7 +127,7 @@ def test_an_unreachable_lake_is_one_line_naming_it(
     monkeypatch.setattr(reconcile_cli, "open_lake", unreachable)
     monkeypatch.setenv("LAKE_KIND", "blob")
     monkeypatch.setenv("LAKE_CONNECTION_STRING", "UseDevelopmentStorage=true")
-    assert reconcile_cli.main(["orders", "--settings", str(tmp_path / "absent.json")]) == 2
+    assert reconcile_cli.main(["orders", "--settings", NO_SETTINGS]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "reconcile of orders stopped: cannot read the lake (LAKE_KIND=blob at http://127.0.0.1:10000/devstoreaccount1,"
         " container lake): list raw/orders: Connection refused"

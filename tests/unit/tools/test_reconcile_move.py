@@ -14,6 +14,7 @@ from shared.lake import LocalLake
 from shared.layout import ledger_path
 from shared.reconcile import Move, offset_for_time
 from shared.records import TopicPartition
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools import reconcile as reconcile_cli
 
 TOPIC = "orders"
@@ -193,7 +194,7 @@ def test_a_broker_that_fails_part_way_is_one_line_and_exit_2(
             raise reconcile_cli.BrokerFailed(f"{topic}/{partition}: nothing from offset 99 within 30s")
 
     monkeypatch.setattr(reconcile_cli, "Broker", Failing)
-    argv = ["orders", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")]
+    argv = ["orders", "--lake", str(tmp_path), "--settings", NO_SETTINGS]
     assert reconcile_cli.main([*argv, "--move-group-to-time", "2026-11-24T12:00:00Z", "--apply"]) == 2
     printed = capsys.readouterr()
     (line,) = printed.err.splitlines()

@@ -19,6 +19,7 @@ from shared.settings import load_settings, load_source_settings
 from shared.sources import SOURCES
 from tests.conftest import FIXED_NOW_MS
 from tests.unit.shared.test_redrive import ORDER, ORDERS, RecordingSender, _valid_dead_letter_rows
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools import redrive as redrive_cli
 
 
@@ -34,7 +35,7 @@ def test_redrive_cli_exits_with_3_while_another_redrive_holds_the_lease(
 ) -> None:
     lake = _local_lake(tmp_path, monkeypatch)
     take_lease(lake, "orders", "the-other-run")
-    assert redrive_cli.main(["orders", "--settings", str(tmp_path / "absent.json")]) == 3
+    assert redrive_cli.main(["orders", "--settings", NO_SETTINGS]) == 3
     err = capsys.readouterr().err
     assert "another redrive of orders is running" in err and "the-other-run" in err
     assert redrive_log(lake, "orders") == (set(), set())
@@ -87,7 +88,7 @@ def test_the_cli_names_an_unreadable_dead_letter_file_and_exits_with_4(
     _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
     bad_path = f"deadletter/orders/date=2026-11-24/hour=10/orders+1+i0+{99:020d}+{99:020d}.schema.jsonl.gz"
     lake.write_atomic(bad_path, b"truncated")
-    assert redrive_cli.main(["orders", "--dry-run", "--settings", str(tmp_path / "absent.json")]) == 4
+    assert redrive_cli.main(["orders", "--dry-run", "--settings", NO_SETTINGS]) == 4
     out = capsys.readouterr().out
     assert f"unreadable: {bad_path}: BadGzipFile" in out
     assert re.search(r"^now valid +3$", out, re.MULTILINE), out
@@ -220,7 +221,7 @@ def test_an_event_hubs_error_part_way_leaves_the_letters_not_tried_to_a_later_ru
     (which would never be sent again), and the command ends with its summary and exit 1, not a traceback or 0."""
     lake = _local_lake(tmp_path, monkeypatch)
     _letters_of_three_keys(lake)
-    no_file = ["--settings", str(tmp_path / "absent.json")]
+    no_file = ["--settings", NO_SETTINGS]
     assert redrive_cli.main(["orders", "--eventhubs-namespace", "evhns-x", *no_file]) == redrive_cli.EXIT_SEND_FAILED
     printed = capsys.readouterr()
     assert re.search(r"^not sent \(sent again next run\) +2$", printed.out, re.MULTILINE), printed.out
@@ -334,7 +335,7 @@ def test_the_cli_names_a_letter_a_damaged_raw_file_may_hold_and_exits_with_4(
     _valid_dead_letter_rows(lake, range(10, 13), FIXED_NOW_MS)
     raw_path = f"raw/orders/date=2026-11-24/hour=10/orders+1+i0+{11:020d}+{11:020d}.parquet"
     lake.write_atomic(raw_path, b"PAR1 damaged")
-    assert redrive_cli.main(["orders", "--dry-run", "--settings", str(tmp_path / "absent.json")]) == 4
+    assert redrive_cli.main(["orders", "--dry-run", "--settings", NO_SETTINGS]) == 4
     out = capsys.readouterr().out
     assert f"unknown: not sent: orders/1/11 (schema): raw file {raw_path}: " in out
     assert re.search(r"^now valid +2$", out, re.MULTILINE), out
@@ -370,7 +371,7 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
     """It was pydantic's ValidationError (or the ConfigurationError) as a traceback."""
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    assert redrive_cli.main(["orders", "--dry-run", "--settings", str(tmp_path / "absent.json")]) == 2
+    assert redrive_cli.main(["orders", "--dry-run", "--settings", NO_SETTINGS]) == 2
     assert capsys.readouterr().err.splitlines() == [line]
 
 
@@ -388,7 +389,7 @@ def test_a_functions_url_that_is_not_https_is_one_line_and_exit_2_for_a_bad_argu
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Exit 1 says sends or signals failed; a refused ``--functions-url`` is a bad argument (2), named in one line."""
-    argv = ["orders", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")]
+    argv = ["orders", "--lake", str(tmp_path), "--settings", NO_SETTINGS]
     assert redrive_cli.main([*argv, "--broker", "127.0.0.1:1", "--functions-url", "http://example.com"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("python -m tools.redrive: --functions-url must be https://"), line
@@ -423,7 +424,7 @@ def test_an_unreachable_lake_is_one_line_naming_it_without_its_key_and_exit_4(
         "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;",
     )
     monkeypatch.setattr(redrive_cli, "open_lake", unreachable)
-    assert redrive_cli.main(["orders", "--dry-run", "--settings", str(tmp_path / "absent.json")]) == 4
+    assert redrive_cli.main(["orders", "--dry-run", "--settings", NO_SETTINGS]) == 4
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(
         "redrive of orders stopped: cannot read the lake (LAKE_KIND=blob at http://127.0.0.1:10000/devstoreaccount1, "
@@ -453,7 +454,7 @@ def test_an_unreachable_schema_registry_is_one_line_and_exit_1(
         f"deadletter/orders/date=2026-11-24/hour=10/orders+0+i0+{3:020d}+{3:020d}.unknown_schema.jsonl.gz", data
     )
     monkeypatch.setenv("SCHEMA_REGISTRY_URL", "http://127.0.0.1:1")
-    argv = ["orders", "--dry-run", "--lake", str(tmp_path), "--settings", str(tmp_path / "absent.json")]
+    argv = ["orders", "--dry-run", "--lake", str(tmp_path), "--settings", NO_SETTINGS]
     assert redrive_cli.main(argv) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("redrive of orders stopped: schema registry ") and "did not answer" in line

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.shared.schema_registry.conftest import avro_source
+from tests.unit.tools.no_settings import NO_SETTINGS
 from tools import reprocess as reprocess_cli
 
 
@@ -15,7 +16,7 @@ def test_a_window_that_ends_before_it_starts_is_refused_as_a_usage_error(
 ) -> None:
     argv = ["clickstream", "--from", "2026-11-24T12:00Z", "--to", "2026-11-24T10:00Z", "--lake", str(tmp_path)]
     with pytest.raises(SystemExit) as stop:
-        reprocess_cli.main([*argv, "--settings", "/nonexistent.json", "--promote"])
+        reprocess_cli.main([*argv, "--settings", NO_SETTINGS, "--promote"])
     assert stop.value.code == 2
     assert "--from must be before --to" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [], "nothing was read or written: no lease taken"
@@ -33,7 +34,7 @@ def test_an_avro_source_is_refused_before_anything_is_read_or_written(
     removed or rewrote rows that landed correctly. Refused with the reason, no traceback, no lease taken."""
     monkeypatch.setitem(reprocess_cli.SOURCES, "orders", avro_source())
     argv = ["orders", "--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--lake", str(tmp_path)]
-    assert reprocess_cli.main([*argv, "--settings", "/nonexistent.json", "--promote"]) == 4
+    assert reprocess_cli.main([*argv, "--settings", NO_SETTINGS, "--promote"]) == 4
     printed = capsys.readouterr()
     assert printed.err.startswith("not reprocessed: orders is an Avro source") and "Traceback" not in printed.err
     assert "writer schema id" in printed.err and "python -m tools.redrive orders" in printed.err
@@ -47,7 +48,7 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
     """A refused app setting was a ConfigurationError traceback."""
     monkeypatch.setenv("LAKE_KIND", "bogus")
     argv = ["clickstream", "--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z"]
-    assert reprocess_cli.main([*argv, "--settings", str(tmp_path / "absent.json")]) == 2
+    assert reprocess_cli.main([*argv, "--settings", NO_SETTINGS]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("python -m tools.reprocess: invalid settings: LAKE_KIND: ")
 
@@ -64,7 +65,7 @@ def test_an_unreachable_lake_is_one_line_naming_it_without_its_key_and_exit_5(
         "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;",
     )
     argv = ["clickstream", "--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--promote"]
-    assert reprocess_cli.main([*argv, "--settings", str(tmp_path / "absent.json")]) == 5
+    assert reprocess_cli.main([*argv, "--settings", NO_SETTINGS]) == 5
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(
         "reprocess of clickstream stopped: cannot use the lake (LAKE_KIND=blob at http://127.0.0.1:1/devstoreaccount1, "

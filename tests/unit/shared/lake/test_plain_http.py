@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ServiceResponseError
 from azure.core.pipeline.policies import HTTPPolicy
+from pydantic import SecretStr
 
 from devhost.services.azurite import Azurite
 from shared.errors import ConfigurationError
 from shared.lake.adls import AdlsLake, dfs_endpoint
 from shared.lake.blob import BlobLake, blob_endpoint
 from shared.lake.connection import lake_connection
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
 
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 ACCOUNT = f"AccountName=prodacct;AccountKey={KEY}"
@@ -48,6 +49,11 @@ def _connect(settings: dict[str, str]) -> Any:
     return lake_connection(load_settings({"LAKE_KIND": "blob"} | settings), blob_endpoint, {})
 
 
+def _unchecked(values: dict[str, Any]) -> Settings:
+    """Settings the loader would refuse (it checks these rules too), to show the stores refuse them on their own."""
+    return Settings.model_construct(**(Settings().model_dump() | values))
+
+
 @pytest.mark.parametrize("connection_string", REFUSED_STRINGS.values(), ids=REFUSED_STRINGS.keys())
 def test_a_connection_string_over_plain_http_off_loopback_is_refused(connection_string: str) -> None:
     with pytest.raises(ConfigurationError, match="LAKE_CONNECTION_STRING") as refused:
@@ -65,19 +71,22 @@ def test_https_and_the_emulator_on_loopback_are_accepted(connection_string: str)
     ("account_url", "accepted"),
     [
         ("https://prodacct.dfs.core.windows.net", True),
-        ("prodacct.dfs.core.windows.net", True),  # the SDKs prefix https://
         ("http://127.0.0.1:10000/devstoreaccount1", True),
+        ("prodacct.dfs.core.windows.net", False),  # the SDKs prefix https://; the loader asks for the URL
         ("http://prodacct.dfs.core.windows.net", False),
         ("HTTP://prodacct.blob.core.windows.net", False),
     ],
 )
 def test_an_account_url_over_plain_http_off_loopback_is_refused(account_url: str, accepted: bool) -> None:
-    settings = load_settings({"LAKE_KIND": "adls", "LAKE_ACCOUNT_URL": account_url})
     if accepted:
+        settings = load_settings({"LAKE_KIND": "adls", "LAKE_ACCOUNT_URL": account_url})
         assert lake_connection(settings, dfs_endpoint, {}).account_url == dfs_endpoint(account_url)
         return
     with pytest.raises(ConfigurationError, match="LAKE_ACCOUNT_URL"):
-        lake_connection(settings, dfs_endpoint, {})
+        load_settings({"LAKE_KIND": "adls", "LAKE_ACCOUNT_URL": account_url})
+    if account_url.lower().startswith("http:"):  # and the connection refuses it when the loader is bypassed
+        with pytest.raises(ConfigurationError, match="LAKE_ACCOUNT_URL"):
+            lake_connection(_unchecked({"lake_kind": "adls", "lake_account_url": account_url}), dfs_endpoint, {})
 
 
 class _Refuse(HTTPPolicy):  # type: ignore[misc]
@@ -96,7 +105,10 @@ class _Refuse(HTTPPolicy):  # type: ignore[misc]
 def test_a_store_on_a_plain_http_connection_string_sends_nothing(store: Any) -> None:
     """The reviewer's case: ``DefaultEndpointsProtocol=http`` for an Azure account, no explicit endpoint."""
     refuse = _Refuse()
-    settings = load_settings({"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": REFUSED_STRINGS["derived http endpoint"]})
+    connection_string = REFUSED_STRINGS["derived http endpoint"]
+    with pytest.raises(ConfigurationError, match="LAKE_CONNECTION_STRING"):  # refused as the settings are read
+        load_settings({"LAKE_KIND": "blob", "LAKE_CONNECTION_STRING": connection_string})
+    settings = _unchecked({"lake_kind": "blob", "lake_connection_string": SecretStr(connection_string)})
     with pytest.raises(ConfigurationError):
         store.from_settings(settings, _additional_pipeline_policies=[refuse], retry_total=0)
     assert not refuse.urls

@@ -1,0 +1,159 @@
+"""A bad setting or argument is one line and exit 2, never a traceback nor a run on other settings than meant
+(a review's findings, each command as the reviewer ran it)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from tests.unit.tools.no_settings import NO_SETTINGS
+
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+WINDOW = ["--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z"]
+# Each tool, as a lake setting reaches it, and its name on its one line
+TOOLS: dict[str, tuple[list[str], str]] = {
+    "redrive": (["users", "--dry-run"], "python -m tools.redrive"),
+    "reprocess": (["users", *WINDOW], "python -m tools.reprocess"),
+    "migrate_state": (["--export", "state.json"], "migrate_state"),
+}
+WITH_A_LAKE = {  # the tools that take --lake, and their arguments
+    "redrive": ["clickstream", "--dry-run"],
+    "reprocess": ["clickstream", *WINDOW],
+    "reconcile": ["clickstream", "--broker", "127.0.0.1:1"],
+    "query": ["--drift", "clickstream"],
+}
+
+
+def _main(tool: str) -> Callable[[list[str]], int]:
+    module = importlib.import_module(f"tools.{tool}")
+    return cast("Callable[[list[str]], int]", module.cli if tool == "migrate_state" else module.main)
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+@pytest.mark.parametrize("connection_string", ["garbage", f"garbage;AccountKey={KEY}"], ids=["garbage", "with a key"])
+def test_a_malformed_lake_connection_string_is_one_line_naming_it_and_exit_2(
+    tool: str,
+    connection_string: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It was the storage SDK's ``ValueError: Connection string is either blank or malformed.`` as a traceback."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAKE_KIND", "blob")
+    monkeypatch.setenv("LAKE_CONNECTION_STRING", connection_string)
+    arguments, prog = TOOLS[tool]
+    assert _main(tool)([*arguments, "--settings", NO_SETTINGS]) == 2
+    printed = capsys.readouterr()
+    (line,) = printed.err.splitlines()
+    assert line.startswith(f"{prog}: invalid settings: LAKE_CONNECTION_STRING: malformed: "), line
+    assert KEY not in printed.err + printed.out and "garbage" not in line
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_an_account_url_that_is_not_a_url_is_one_line_naming_it_and_exit_2(
+    tool: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LAKE_KIND=adls LAKE_ACCOUNT_URL=garbage: forty lines of DefaultAzureCredential's attempts, then exit 4."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAKE_KIND", "adls")
+    monkeypatch.setenv("LAKE_ACCOUNT_URL", "garbage")
+    monkeypatch.delenv("LAKE_CONNECTION_STRING", raising=False)
+    arguments, prog = TOOLS[tool]
+    assert _main(tool)([*arguments, "--settings", NO_SETTINGS]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{prog}: invalid settings: LAKE_ACCOUNT_URL must be an https:// URL with a host name")
+    assert line.endswith("got 'garbage'"), line
+
+
+@pytest.mark.parametrize("tool", sorted(WITH_A_LAKE))
+def test_a_settings_file_named_that_does_not_exist_is_one_line_and_exit_2(
+    tool: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --settings was read as no file: the tool ran on the environment's settings and exited 0."""
+    (tmp_path / "lake").mkdir()
+    typo = tmp_path / "local.setings.json"
+    code = _main(tool)([*WITH_A_LAKE[tool], "--lake", str(tmp_path / "lake"), "--settings", str(typo)])
+    printed = capsys.readouterr()
+    assert (code, printed.out) == (2, "")
+    assert printed.err.splitlines() == [
+        f"python -m tools.{tool}: --settings {typo} does not exist (without --settings, local.settings.json is read "
+        "when there is one); nothing was read or written"
+    ]
+    assert [path.name for path in (tmp_path / "lake").iterdir()] == []
+
+
+def test_migrate_state_refuses_a_settings_file_named_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "nonexistent.json"
+    assert _main("migrate_state")(["--settings", str(typo), "--export", str(tmp_path / "state.json")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"migrate_state: --settings {typo} does not exist (without --settings, local.settings.json is read when "
+        "there is one); nothing was read or written"
+    ]
+
+
+def test_without_settings_an_absent_local_settings_json_is_no_settings_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default may be absent (the environment alone is read), given as --settings' default or by name."""
+    from tools.cli import DEFAULT_SETTINGS_FILE, tool_environment
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ORDERS_TOPIC", "orders-from-the-environment")
+    (tmp_path / "lake").mkdir()
+    for settings in (DEFAULT_SETTINGS_FILE, Path("local.settings.json"), None):
+        assert tool_environment(settings, lake=Path("lake"))["ORDERS_TOPIC"] == "orders-from-the-environment"
+
+
+@pytest.mark.parametrize("brokers", ["127.0.0.1:abc", "127.0.0.1"])
+def test_a_broker_list_entry_that_is_not_host_port_is_one_line_and_exit_2(
+    brokers: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """KAFKA_BROKER_LIST=127.0.0.1:abc was taken: a dry run that reaches no broker exited 0."""
+    from tools import redrive
+
+    monkeypatch.setenv("KAFKA_BROKER_LIST", brokers)
+    assert redrive.main(["users", "--dry-run", "--lake", str(tmp_path), "--settings", NO_SETTINGS]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m tools.redrive: invalid settings: KAFKA_BROKER_LIST must be HOST:PORT entries")
+    assert line.endswith(f"got {brokers!r}"), line
+
+
+@pytest.mark.parametrize("broker", ["127.0.0.1:65536", "127.0.0.1:", "[::1]"])
+def test_a_broker_argument_that_is_not_host_port_is_the_parsers_error(
+    broker: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools import redrive
+
+    with pytest.raises(SystemExit) as exited:
+        redrive.main(["users", "--dry-run", "--broker", broker, "--settings", NO_SETTINGS])
+    assert exited.value.code == 2
+    assert "argument --broker" in capsys.readouterr().err
+
+
+def test_ipv6_and_event_hubs_brokers_are_host_port() -> None:
+    from tools.cli import broker_address
+
+    for broker in ("[::1]:9092", "evhns-x1y2.servicebus.windows.net:9093", "localhost:19092"):
+        assert broker_address(broker) == broker
+
+
+def test_reconcile_apply_without_a_time_to_move_to_is_the_parsers_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--apply`` alone was ignored: the comparison ran and exited 0, and the operator took the group as moved."""
+    from tools import reconcile
+
+    with pytest.raises(SystemExit) as exited:
+        reconcile.main(["clickstream", "--apply", "--lake", str(tmp_path), "--settings", NO_SETTINGS])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "python -m tools.reconcile: error: --apply needs --move-group-to-time TIME (it applies the move; without one "
+        "nothing would move)"
+    )
