@@ -6,7 +6,8 @@ import base64
 import json
 import logging
 import os
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -128,14 +129,19 @@ def to_record(event: func.KafkaEvent) -> KafkaRecord:
 
 
 class ValueNotHandedOver(func.KafkaEvent):
-    """A record of a batch whose values the host did not hand over one per record, so its value is read again
-    from the broker (:func:`with_values_from_broker`).
+    """A record of a batch whose values the host did not hand over one per record: which value is whose is found by
+    reading the batch's records again from the broker (:func:`with_values_from_broker`).
 
     The Functions host leaves a null value (a tombstone's) out of a batch's values (``ToRpcByteArray`` skips null
     elements) but keeps every record's metadata, so no value can be matched to its record, and the worker's
     converter raises ``AssertionError`` before the function runs: retried for ever, the batch would stop its
-    partitions. :func:`tolerate_dropped_values` makes the converter hand such a batch over as these events.
+    partitions. :func:`tolerate_dropped_values` makes the converter hand such a batch over as these events, each
+    holding the values the host did hand over (``handed_over``, the batch's, in order).
     """
+
+    def __init__(self, *, handed_over: list[bytes], **event: Any) -> None:
+        super().__init__(**event)
+        self.handed_over = handed_over
 
     def get_body(self) -> None:  # type: ignore[override]
         return None
@@ -156,12 +162,14 @@ def _tolerating_dropped_values(decode: _DecodeMany) -> _DecodeMany:
             placeholders = SimpleNamespace(bytes=[b""] * len(offsets.value.sint64))
             events = decode(cls, meta.Datum(type="collection_bytes", value=placeholders), trigger_metadata)
             log.warning(
-                "%d of %d values not handed over (null values): reading the batch's values from the broker",
+                "%d of %d values not handed over (null values): reading the batch's records from the broker",
                 len(events) - len(values),
                 len(events),
             )
+            handed_over = [bytes(value) for value in values]
             return [
                 ValueNotHandedOver(
+                    handed_over=handed_over,
                     body=b"",
                     trigger_metadata=trigger_metadata,
                     key=event.key,
@@ -189,27 +197,77 @@ def tolerate_dropped_values(converter: Any = KafkaTriggerConverter) -> None:
 tolerate_dropped_values()
 
 
-def values_not_handed_over(events: list[func.KafkaEvent]) -> bool:
-    return bool(events) and isinstance(events[0], ValueNotHandedOver)
+def values_not_handed_over(events: list[func.KafkaEvent]) -> list[bytes] | None:
+    """The values the host handed over for ``events`` when it left some out (:class:`ValueNotHandedOver`), else None."""
+    return events[0].handed_over if events and isinstance(events[0], ValueNotHandedOver) else None
 
 
-def with_values_from_broker(source: str, records: list[KafkaRecord]) -> list[KafkaRecord]:
-    """``records`` with each value as the broker holds it (``None`` for a tombstone), read with the source's
-    trigger credentials. A record the topic no longer holds keeps no value (dead-lettered as ``null_value``), and is
-    logged. Raises ``TransientError`` when the broker does not answer (the batch is retried)."""
+Position = tuple[str, int, int]  # topic, partition, offset
+_REREADS_KEPT = 8  # batches whose re-read a worker keeps: a retried batch is not read again
+_rereads: OrderedDict[tuple[Position, ...], dict[Position, bytes | None]] = OrderedDict()
+_rereads_lock = threading.Lock()
+
+
+def with_values_from_broker(source: str, records: list[KafkaRecord], handed_over: list[bytes]) -> list[KafkaRecord]:
+    """``records`` (a batch the host left null values out of) with their values: the broker names which records are
+    tombstones (``None``), and the values the host handed over (``handed_over``, in order) go to the others.
+
+    Read once per batch and worker with the source's trigger credentials (a retry of the batch reuses it, so the
+    retry cycle stays within ``maxPollIntervalMs``). A record the topic no longer holds (retention, compaction) is
+    placed by counting, when the tombstones the broker names leave no doubt; otherwise it keeps no value (dead-
+    lettered as ``null_value``) and is logged. Raises ``TransientError`` when the broker does not answer in time.
+    """
+    positions = tuple((record.topic, record.partition, record.offset) for record in records)
+    with _rereads_lock:
+        found = _rereads.get(positions)
+    if found is None:
+        found = _reread(source, positions)
+        with _rereads_lock:
+            _rereads[positions] = found
+            while len(_rereads) > _REREADS_KEPT:
+                _rereads.popitem(last=False)
+    values = _paired(positions, found, handed_over)
+    return [replace(record, value=value) for record, value in zip(records, values, strict=True)]
+
+
+def _reread(source: str, positions: tuple[Position, ...]) -> dict[Position, bytes | None]:
     wanted: dict[str, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
-    for record in records:
-        wanted[record.topic][record.partition].add(record.offset)
+    for topic, partition, offset in positions:
+        wanted[topic][partition].add(offset)
     config = consumer_config(
         current_settings(), source_settings(source), source_setting_name(source, "kafka_sasl_password")
     )
-    values: dict[tuple[str, int, int], bytes | None] = {}
+    found: dict[Position, bytes | None] = {}
     for topic, offsets in wanted.items():
-        values |= {(topic, *position): value for position, value in read_values(config, topic, offsets).items()}
-    gone = [f"{r.topic}/{r.partition}@{r.offset}" for r in records if (r.topic, r.partition, r.offset) not in values]
+        found |= {(topic, *position): value for position, value in read_values(config, topic, offsets).items()}
+    return found
+
+
+def _paired(
+    positions: tuple[Position, ...], found: dict[Position, bytes | None], handed_over: list[bytes]
+) -> list[bytes | None]:
+    """Each position's value: ``None`` where the broker holds a tombstone, the next value handed over elsewhere.
+    Records the broker no longer holds are all values or all tombstones when the count says so; if it does not, or
+    the broker's values disagree with the host's, the broker's own values (those gone keep none, logged)."""
+    tombstones = sum(1 for position in positions if position in found and found[position] is None)
+    gone = [position for position in positions if position not in found]
+    missing = len(positions) - len(handed_over)  # how many the host left out
+    if tombstones == missing or tombstones + len(gone) == missing:
+        gone_are_tombstones = tombstones != missing
+        remaining = iter(handed_over)
+        paired: list[bytes | None] = []
+        for position in positions:
+            is_tombstone = found[position] is None if position in found else gone_are_tombstones
+            paired.append(None if is_tombstone else next(remaining))
+        if all(found.get(position, value) == value for position, value in zip(positions, paired, strict=True)):
+            return paired
     if gone:
-        log.warning("%d records no longer in the topic, their values unknown: %s", len(gone), ", ".join(gone[:20]))
-    return [replace(record, value=values.get((record.topic, record.partition, record.offset))) for record in records]
+        log.warning(
+            "%d records no longer in the topic, their values not placed: %s",
+            len(gone),
+            ", ".join(f"{topic}/{partition}@{offset}" for topic, partition, offset in gone[:20]),
+        )
+    return [found.get(position) for position in positions]
 
 
 def _key_text(key: Any) -> str:

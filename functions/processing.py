@@ -69,8 +69,8 @@ def _register(source: Source) -> None:
         with processing_span(source.name, trace_carriers(events), message_count=len(events)):
             records = [convert(event) for event in events]
             with starting(source.name, records):
-                if values_not_handed_over(events):  # the host left null values out: read them from the broker
-                    records = await asyncio.to_thread(with_values_from_broker, source.name, records)
+                if (handed_over := values_not_handed_over(events)) is not None:  # the host left null values out
+                    records = await asyncio.to_thread(with_values_from_broker, source.name, records, handed_over)
                 context = ProcessingContext(source, lake(), current_settings(), this_source)
             state = DurableStateGateway(client) if this_source.state_enabled else None
             await handle_batch_with_state(context, records, state, _joiners[source.name])

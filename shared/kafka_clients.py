@@ -257,7 +257,9 @@ def close_producers(timeout: float = 10.0) -> None:
         producer.close()  # nothing queued now: close() flushes without a timeout, so it would wait for ever
 
 
-REREAD_TIMEOUT_SECONDS = 60.0  # one re-read of a batch's values, well inside the trigger's maxPollIntervalMs
+# One re-read of a batch's records (``read_values``), once per batch and worker (``functions.bindings``): with one
+# full retry cycle of the lake's and the registry's calls it stays within maxPollIntervalMs (test_poll_interval.py).
+REREAD_TIMEOUT_SECONDS = 30.0
 
 
 def consumer_config(settings: Settings, source: SourceSettings, password_setting: str) -> dict[str, Any]:

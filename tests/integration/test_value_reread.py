@@ -59,7 +59,7 @@ def worker_settings(broker: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 def test_an_invocation_takes_its_records_values_from_the_broker(broker: str) -> None:
     topic = _topic_with(broker, 1, {0: [b'{"x": 1}', None, b""]})
     records = [KafkaRecord(topic, 0, offset, "k", None, 1) for offset in range(3)]
-    reread = bindings.with_values_from_broker("users", records)
+    reread = bindings.with_values_from_broker("users", records, [b'{"x": 1}', b""])
     assert [(r.offset, r.key, r.value, r.timestamp_ms) for r in reread] == [
         (0, "k", b'{"x": 1}', 1),
         (1, "k", None, 1),

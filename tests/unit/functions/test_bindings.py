@@ -12,6 +12,7 @@ from azure.functions.kafka import KafkaTriggerConverter
 
 from functions import bindings
 from functions.bindings import trace_carriers
+from shared.records import KafkaRecord
 from tests.unit.conftest import b64
 
 
@@ -131,7 +132,7 @@ def test_a_batch_the_host_left_a_null_value_out_of_decodes_to_events_whose_value
     the worker's converter raised AssertionError before the function ran, and the batch was retried for ever."""
     payload, metadata = _host_batch([b"{}", b"{}"], [10, 11, 12])
     events = KafkaTriggerConverter.decode(payload, trigger_metadata=metadata)
-    assert bindings.values_not_handed_over(events)
+    assert bindings.values_not_handed_over(events) == [b"{}", b"{}"]
     assert [(e.topic, e.partition, e.offset, e.key, e.get_body()) for e in events] == [
         ("users", 3, offset, f"k{offset}", None) for offset in (10, 11, 12)
     ]
@@ -154,3 +155,54 @@ def test_tolerating_dropped_values_twice_wraps_the_converter_once() -> None:
     before = KafkaTriggerConverter.decode_multiple_events.__func__  # type: ignore[attr-defined]
     bindings.tolerate_dropped_values()
     assert KafkaTriggerConverter.decode_multiple_events.__func__ is before  # type: ignore[attr-defined]
+
+
+def _reread_answering(
+    monkeypatch: pytest.MonkeyPatch, answer: dict[tuple[int, int], bytes | None]
+) -> list[dict[int, set[int]]]:
+    """The broker's answer to a re-read, stubbed (Tansu cannot delete records); returns the re-reads asked for."""
+    asked: list[dict[int, set[int]]] = []
+
+    def read_values(_config: object, _topic: str, offsets: dict[int, set[int]]) -> dict[tuple[int, int], bytes | None]:
+        asked.append({partition: set(members) for partition, members in offsets.items()})
+        return dict(answer)
+
+    monkeypatch.setattr(bindings, "read_values", read_values)
+    monkeypatch.setattr(bindings, "_rereads", type(bindings._rereads)())
+    return asked
+
+
+def _records(offsets: list[int]) -> list[KafkaRecord]:
+    return [KafkaRecord("users", 0, offset, "k", None, 1) for offset in offsets]
+
+
+def test_the_hosts_values_go_to_the_records_the_broker_does_not_name_as_tombstones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A review's case: records 5 and 6 were gone from the topic (retention, compaction) by the re-read; they took no
+    value and were dead-lettered although the host had handed their values over. The tombstone the broker names
+    (7) accounts for the one value left out, so 5 and 6 are the host's two values, in order."""
+    asked = _reread_answering(monkeypatch, {(0, 7): None})
+    reread = bindings.with_values_from_broker("users", _records([5, 6, 7]), [b"v5", b"v6"])
+    assert [(r.offset, r.value) for r in reread] == [(5, b"v5"), (6, b"v6"), (7, None)]
+    again = bindings.with_values_from_broker("users", _records([5, 6, 7]), [b"v5", b"v6"])  # the batch retried
+    assert [r.value for r in again] == [b"v5", b"v6", None] and asked == [{0: {5, 6, 7}}]
+
+
+def test_records_gone_from_the_topic_are_tombstones_when_the_count_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    _reread_answering(monkeypatch, {(0, 6): b"v6"})
+    reread = bindings.with_values_from_broker("users", _records([5, 6, 7]), [b"v6"])
+    assert [r.value for r in reread] == [None, b"v6", None]
+
+
+def test_records_gone_whose_count_leaves_doubt_keep_no_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two gone, one of them the tombstone: which one is unknown, so neither is given a value (null_value, logged)."""
+    _reread_answering(monkeypatch, {(0, 7): b"v7"})
+    reread = bindings.with_values_from_broker("users", _records([5, 6, 7]), [b"vx", b"v7"])
+    assert [r.value for r in reread] == [None, None, b"v7"]
+
+
+def test_a_broker_whose_values_disagree_with_the_hosts_is_taken_at_its_word(monkeypatch: pytest.MonkeyPatch) -> None:
+    _reread_answering(monkeypatch, {(0, 5): b"other", (0, 6): None})
+    reread = bindings.with_values_from_broker("users", _records([5, 6]), [b"v5"])
+    assert [r.value for r in reread] == [b"other", None]

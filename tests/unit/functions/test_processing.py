@@ -115,7 +115,8 @@ async def test_a_batch_whose_values_cannot_be_read_again_fails_counted_as_infras
     for cached in caches:
         cached.cache_clear()
     events: list[func.KafkaEvent] = [
-        bindings.ValueNotHandedOver(body=b"", partition=0, offset=offset, topic="clickstream") for offset in (0, 1)
+        bindings.ValueNotHandedOver(handed_over=[b"{}"], body=b"", partition=0, offset=offset, topic="clickstream")
+        for offset in (0, 1)
     ]
     try:
         with pytest.raises(TransientError, match="re-reading values timed out"):
