@@ -429,7 +429,10 @@ def _move(
     name; the lake whose counter names the run, before any adopt is sent), every one of the ``buckets`` buckets is
     sent this run's adopt and polled until the run has emptied it. ``renew``: keys whose adopts replace what their
     bucket holds for them (``moved_on``). ``owed`` (per old bucket, what it owed: ``owed_of``): once every adopt is
-    applied, the new buckets are told to owe it (``_owe``)."""
+    applied, the new buckets are told to owe it (``_owe``); when a new bucket would owe more ranges of a position than
+    it keeps (``KEPT_OWED``), nothing is sent: the oldest would count as applied and their re-signals be skipped."""
+    if owed and (over := owed_over(owed_into(owed, buckets))):  # the oldest would count as applied: refused whole
+        return Verification(owed_over=over)
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         run = None
         if replace is not None:  # the buckets are read first: the run is named later than any run they name too
@@ -462,9 +465,7 @@ def _owe(
     outcome: Verification,
 ) -> None:
     """Tell each new bucket what it owes (``into``: ``owed_into``) and poll them until they owe it: the buckets
-    that do not yet are ``outcome.not_owing`` (the move is not complete), positions past ``KEPT_OWED`` owed ranges
-    ``outcome.owed_over``."""
-    outcome.owed_over = owed_over(into)
+    that do not yet are ``outcome.not_owing`` (the move is not complete)."""
     list(pool.map(http.signal, owed_signals(entity, into)))
     deadline = time.monotonic() + wait_seconds
     while True:
@@ -656,8 +657,8 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
         )
     for where, ranges in sorted(outcome.owed_over.items())[:20]:
         print(
-            f"  warning: a bucket owes {ranges:,} ranges at {where}, over the {KEPT_OWED} it keeps: the oldest count "
-            "as applied, their re-signals skipped (run tools.redrive first)"
+            f"  refused, nothing sent: a new bucket would owe {ranges:,} ranges at {where}, over the {KEPT_OWED} it "
+            "keeps (the oldest would count as applied, their re-signals skipped): run tools.redrive first, then again"
         )
     for home, size in sorted(outcome.near_capacity.items())[:20]:
         print(

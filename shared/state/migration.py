@@ -505,7 +505,8 @@ class Verification:
     gaps_kept: dict[str, str] = field(default_factory=dict)  # position -> why no ledger closed its origins' gaps
     near_capacity: dict[str, int] = field(default_factory=dict)  # bucket -> its bytes, over NEAR_CAPACITY of the max
     not_owing: list[str] = field(default_factory=list)  # buckets that do not owe yet what the old ones owed
-    owed_over: dict[str, int] = field(default_factory=dict)  # position -> owed ranges past KEPT_OWED (``owed_over``)
+    # position -> the owed ranges a new bucket would hold past KEPT_OWED (``owed_over``): the move was refused, unsent
+    owed_over: dict[str, int] = field(default_factory=dict)
     run: int | None = None  # the run's token (a move that replaces): recorded once the move completes
     record_moved: int | None = None  # the N the record named instead of the one the run moved from (0: none)
 
@@ -517,6 +518,7 @@ class Verification:
             and not self.source_changed
             and not self.not_emptied
             and not self.not_owing
+            and not self.owed_over
             and self.record_moved is None
         )
 

@@ -177,3 +177,33 @@ def test_an_export_file_without_owed_offsets_or_with_damaged_ones() -> None:
     part["owed"] = {"~b0of1": {"mobile/0/0": [[3, 1]]}}
     with pytest.raises(ValueError, match="'owed'"):
         parse_export(orjson.dumps(body), {"mobile": KIND.name})
+
+
+def test_a_move_whose_new_bucket_would_owe_more_ranges_than_it_keeps_is_refused_and_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A review's case: N=2, each bucket owes 40 scattered offsets (within the 64 ranges a bucket keeps); a move to
+    N=1 told the one new bucket to owe all 80, which it keeps only the newest 64 of: the oldest 16 counted as
+    applied, and the redrive right after the move counted 32 of each device's 40 events. The move is refused whole
+    (nothing sent, exit 1, the record unchanged) until tools.redrive has cleared what is owed."""
+    from shared.state.bucket_state import KEPT_OWED
+
+    api = FakeEntityApi()
+    lake = LocalLake(tmp_path)
+    lake.create(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 2}}))
+    devices = [next(f"{name}{i}" for i in range(1000) if bucket_for(f"{name}{i}", 2) == bucket_key(home, 2))
+               for name, home in (("a", 0), ("b", 1))]  # fmt: skip
+    for index in range(40):
+        for shift, device in enumerate(devices):
+            _refused(api, device, 4 * index + 2 * shift, 2)
+    _use(monkeypatch, tmp_path, api)
+    before = {home: dict(state) for home, state in api.states.items()}
+    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "1")) == 1
+    out = capsys.readouterr().out
+    assert f"refused, nothing sent: a new bucket would owe 80 ranges at mobile/0/0, over the {KEPT_OWED}" in out
+    assert api.states == before and BucketCounts(LocalLake(tmp_path)).of("mobile") == 2
+    for index in range(40):  # tools.redrive, then the move goes
+        for shift, device in enumerate(devices):
+            api.apply(bucket_for(device, 2), {device: [4 * index + 2 * shift]}, (4 * index + 2 * shift,) * 2)
+    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "1")) == 0
+    assert [_events(api, device, 1) for device in devices] == [40, 40]
