@@ -202,9 +202,9 @@ def values_not_handed_over(events: list[func.KafkaEvent]) -> list[bytes] | None:
     return events[0].handed_over if events and isinstance(events[0], ValueNotHandedOver) else None
 
 
-Position = tuple[str, int, int]  # topic, partition, offset
+RecordAt = tuple[str, int, int]  # a record by its topic, partition and offset
 _REREADS_KEPT = 8  # batches whose re-read a worker keeps: a retried batch is not read again
-_rereads: OrderedDict[tuple[Position, ...], dict[Position, bytes | None]] = OrderedDict()
+_rereads: OrderedDict[tuple[RecordAt, ...], dict[RecordAt, bytes | None]] = OrderedDict()
 _rereads_lock = threading.Lock()
 
 
@@ -230,21 +230,21 @@ def with_values_from_broker(source: str, records: list[KafkaRecord], handed_over
     return [replace(record, value=value) for record, value in zip(records, values, strict=True)]
 
 
-def _reread(source: str, positions: tuple[Position, ...]) -> dict[Position, bytes | None]:
+def _reread(source: str, positions: tuple[RecordAt, ...]) -> dict[RecordAt, bytes | None]:
     wanted: dict[str, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
     for topic, partition, offset in positions:
         wanted[topic][partition].add(offset)
     config = consumer_config(
         current_settings(), source_settings(source), source_setting_name(source, "kafka_sasl_password")
     )
-    found: dict[Position, bytes | None] = {}
+    found: dict[RecordAt, bytes | None] = {}
     for topic, offsets in wanted.items():
         found |= {(topic, *position): value for position, value in read_values(config, topic, offsets).items()}
     return found
 
 
 def _paired(
-    positions: tuple[Position, ...], found: dict[Position, bytes | None], handed_over: list[bytes]
+    positions: tuple[RecordAt, ...], found: dict[RecordAt, bytes | None], handed_over: list[bytes]
 ) -> list[bytes | None]:
     """Each position's value: ``None`` where the broker holds a tombstone, the next value handed over elsewhere.
     Records the broker no longer holds are all values or all tombstones when the count says so; if it does not, or
