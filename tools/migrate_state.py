@@ -431,7 +431,8 @@ def _move(
     bucket holds for them (``moved_on``). ``owed`` (per old bucket, what it owed: ``owed_of``): once every adopt is
     applied, the new buckets are told to owe it (``_owe``); when a new bucket would owe more ranges of a position than
     it keeps (``KEPT_OWED``), nothing is sent: the oldest would count as applied and their re-signals be skipped."""
-    if owed and (over := owed_over(owed_into(owed, buckets))):  # the oldest would count as applied: refused whole
+    into = owed_into(owed, buckets) if owed else {}
+    if over := owed_over(into):  # the oldest would count as applied: refused whole
         return Verification(owed_over=over)
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         run = None
@@ -451,8 +452,8 @@ def _move(
             if not (outcome.missing or outcome.not_emptied) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)  # the adopt operations are queued: poll the buckets until they are applied
-        if owed and outcome.complete:  # after every adopt of the run: an applied bucket refuses the run's adopts
-            _owe(http, pool, entity, owed_into(owed, buckets), wait_seconds, outcome)
+        if into and outcome.complete:  # after every adopt of the run: an applied bucket refuses the run's adopts
+            _owe(http, pool, entity, into, wait_seconds, outcome)
         return outcome
 
 
