@@ -28,8 +28,10 @@ docs: setup
 	$(BIN)/python -m tools.docs schemas
 
 ## Set up and run every check: lint, types, unit, integration, fault and Terraform tests.
+## Three workers on two cores: most of the suite's time is tests waiting on brokers, hosts and timeouts.
+TEST_WORKERS ?= 3
 test: setup lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
 
 ## Only the fault suite (also part of `make test`): kills, rewinds, outages, rebalances, offset restarts.
 faults: setup
