@@ -461,3 +461,14 @@ def test_a_full_bucket_evicts_through_the_entity_function_and_says_so_in_metrics
     assert dict(evicted.attributes) == {"source": "clickstream"}
     (size,) = points[names.STATE_BUCKET_BYTES]
     assert size.max <= MAX_BUCKET_BYTES and size.count == 1
+
+
+def test_the_first_apply_of_a_new_bucket_keeps_its_good_keys_when_one_key_is_refused() -> None:
+    """A bucket with no state yet: the SDK keeps only what ``set_state`` stored, so a refusal raised before it
+    dropped every other key's events and the batch's ranges (the tests before always started from a stored state)."""
+    part = taps(0, {"good": [0, 2], "bad": [1, 3]}, 0, 3)  # type: ignore[dict-item]
+    part["keys"]["bad"] = [[1], [3]]
+    after, results = run_entity("device_activity", None, [("apply", {"parts": [part]})], key=BUCKET)
+    assert results[0]["isError"]
+    assert after is not None and key_state(after, "good")["events"] == 2
+    assert after["_applied"] == {"mobile/0/0": [[0, 3]]}

@@ -16,6 +16,7 @@ from shared.batch import process_batch
 from shared.formats import decode, format_named
 from shared.lake import LocalLake
 from shared.landing.files import land, plan_batch, plan_files
+from shared.landing.guard import land_once
 from shared.records import KafkaRecord
 from shared.sources import SOURCES, get_source
 from tests.conftest import FIXED_NOW_MS, records_for
@@ -117,3 +118,19 @@ def test_an_arrow_batch_lands_the_same_files_as_its_rows() -> None:
         assert from_table.row_count == from_rows.row_count
         fmt = "jsonl" if from_table.dead_letters else "parquet"
         assert decode(fmt, from_table.data) == decode(fmt, from_rows.data)
+
+
+def test_a_table_encoder_failure_falls_back_to_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Arrow fast path is an optimisation: an encoder edge case there lands the batch from its rows instead of
+    stopping every batch of the partition."""
+    parquet = format_named("parquet")
+    batch = process_batch(
+        get_source("clickstream"), records_for(get_source("clickstream"), 10), max_record_bytes=1 << 20, columnar=True
+    )
+    assert all(part.table is not None for part in batch)
+
+    def broken(_self: object, _table: object) -> bytes:
+        raise RuntimeError("an encoder edge case")
+
+    monkeypatch.setattr(type(parquet), "encode_table", broken)
+    assert land_once(LocalLake(tmp_path), batch, parquet, now_ms=FIXED_NOW_MS).row_count == 10

@@ -13,7 +13,9 @@ import pytest
 from shared.batch import ProcessedBatch, process_batch
 from shared.errors import ConfigurationError
 from shared.lake import LocalLake
+from shared.landing.files import LandingReport
 from shared.landing.guard import DEFAULT_LEASE_SECONDS, LandingGuard, guard_for, land_once
+from shared.records import KafkaRecord
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
 from tests.unit.shared.landing.conftest import CLICKS, PARQUET, land_clicks, landed_positions
@@ -129,3 +131,37 @@ def test_a_steady_state_batch_looks_up_no_fingerprint_per_record(tmp_path: Path)
     batch = process_batch(CLICKS, records[100:], max_record_bytes=1 << 20)
     assert land_once(lake, batch, PARQUET, now_ms=FIXED_NOW_MS).row_count == 2000
     assert _CountingFingerprints.lookups <= 4
+
+
+def _two_partitions_one_not_json(offset: int) -> list[KafkaRecord]:
+    """Ten clicks on each of partitions 0 and 1, one shared timestamp; partition 1's record at ``offset`` not JSON."""
+    zero, one = records_for(CLICKS, 10, partition=0), records_for(CLICKS, 10, partition=1)
+    for record in zero + one:
+        record.timestamp_ms = FIXED_NOW_MS
+    one[offset].value = b"{not json"
+    return zero + one
+
+
+def _land_again(root: Path, records: list[KafkaRecord]) -> LandingReport:
+    batch = process_batch(CLICKS, records, max_record_bytes=1 << 20)
+    return land_once(LocalLake(root), batch, PARQUET, now_ms=FIXED_NOW_MS)
+
+
+def test_another_partitions_dead_letter_at_the_same_offset_hides_no_landed_row(tmp_path: Path) -> None:
+    """Dead-letter files of both partitions share an hour directory: only this partition's file (its name) says
+    which of its offsets were dead-lettered. Read by offset alone, partition 0's landed row 5 was taken for a dead
+    letter on redelivery, and state would never count it."""
+    records = _two_partitions_one_not_json(5)
+    assert _land_again(tmp_path, records).row_count == 19
+    again = _land_again(tmp_path, records)
+    assert again.dead_lettered_before == () and again.not_in_raw() == set()
+
+
+def test_a_damaged_dead_letter_file_stops_no_redelivery(tmp_path: Path) -> None:
+    """A dead-letter file that cannot be read is taken as landed (logged): raising there failed every redelivery of
+    the partition, for ever."""
+    records = _two_partitions_one_not_json(5)
+    _land_again(tmp_path, records)
+    (letters,) = tmp_path.glob("deadletter/**/*.gz")
+    letters.write_bytes(b"not gzip at all")
+    assert _land_again(tmp_path, records).row_count == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
 
 from shared.batch import process_batch
@@ -16,7 +17,8 @@ from shared.lake import LocalLake
 from shared.landing.files import LandingReport
 from shared.landing.guard import LandingGuard, land_partition
 from shared.landing.partition import DEFAULT_LEASE_SECONDS, PartitionWaiting
-from shared.records import KafkaRecord
+from shared.layout import ledger_path
+from shared.records import KafkaRecord, TopicPartition
 from tests.conftest import FIXED_NOW_MS, records_for
 from tests.unit.shared.landing.conftest import CLICKS, PARQUET
 
@@ -214,3 +216,22 @@ def test_a_landing_whose_every_file_was_written_before_its_attempt_raised_report
     report = _land(guard, records)
     assert (report.row_count, report.dead_letter_count, report.files) == (5, 1, ())
     assert _copies(tmp_path) == Counter({(0, offset): 1 for offset in range(6)})
+
+
+def test_a_landing_being_removed_whose_raw_files_are_gone_is_not_counted_landed(tmp_path: Path) -> None:
+    """A remover deleted the raw file of a pending landing, then died before its dead letters: that landing's rows
+    are in no raw file, so its redelivery must land them again, once."""
+    records, clock = _clicks(10, not_json={3}), [1_000_000.0]
+    _land(LandingGuard(LocalLake(tmp_path), clock=lambda: clock[0]), records[0:5])
+    lake = LocalLake(tmp_path)
+    path = ledger_path(CLICKS.name, TopicPartition(records[0].topic, 0))
+    ledger = orjson.loads(lake.read(path))
+    ledger["pending"]["removing"] = True
+    lake.write_atomic(path, orjson.dumps(ledger))
+    for raw in tmp_path.glob("raw/**/*.parquet"):
+        raw.unlink()
+    clock[0] += 3600  # the remover's lease is long gone
+    guard = LandingGuard(LocalLake(tmp_path), clock=lambda: clock[0])
+    _land(guard, records[5:10])
+    _land(guard, records[0:10])  # the redelivery brings 0..4 again
+    assert _copies(tmp_path) == Counter({(0, offset): 1 for offset in range(10)})

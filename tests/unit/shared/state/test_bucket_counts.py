@@ -13,7 +13,16 @@ from shared.errors import LakeError
 from shared.invocation import handle_batch_with_state
 from shared.lake import LocalLake
 from shared.sources import SOURCES
-from shared.state.bucket_counts import BEFORE_THE_RECORD, RECORD_PATH, BucketCounts, bucket_counts
+from shared.state import bucket_counts as bucket_counts_module
+from shared.state.bucket_counts import (
+    BEFORE_THE_RECORD,
+    RECORD_PATH,
+    BucketCounts,
+    RecordLost,
+    bucket_counts,
+    next_run,
+    record_migrated,
+)
 from shared.state.lookups import StateJoiner
 from shared.state.registry import ENTITY_KINDS
 from tests.conftest import context_for, records_for
@@ -290,3 +299,30 @@ def test_a_migration_record_whose_write_answer_was_lost_counts_as_recorded_with_
     lake.disarm()
     assert orjson.loads(lake.read(RUNS_PATH))["completed"] == {"sensors": 7_000}
     assert imported(lake, "sensors", "digest-1")
+
+
+def test_a_source_an_import_moved_is_refused_when_the_record_loses_it(tmp_path: Path) -> None:
+    """A record rewritten without a source an import moved would give that source the default N silently: its
+    state would start over."""
+    lake = LocalLake(tmp_path)
+    n = BucketCounts(lake).of("users")
+    lake.create("_landing/users/users+0.json", b"{}")
+    assert record_migrated(lake, "users", n * 2, n, export="digest") is None
+    found = lake.read_versioned(RECORD_PATH)
+    assert found is not None
+    lake.write_if(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 512}}), found[1])
+    with pytest.raises(RecordLost):
+        BucketCounts(LocalLake(tmp_path)).of("users")
+
+
+def test_a_run_completed_below_the_last_token_does_not_lower_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run tokens come from the clock: one behind must still get a token above every one handed out."""
+    lake = LocalLake(tmp_path)
+    lake.create(RECORD_PATH, orjson.dumps({"buckets": {"mobile": 4}}))
+    monkeypatch.setattr(bucket_counts_module.time, "time_ns", lambda: 1_000)
+    assert next_run(lake) == 1_000
+    assert record_migrated(lake, "mobile", 3, 4, run=5) is None
+    monkeypatch.setattr(bucket_counts_module.time, "time_ns", lambda: 0)
+    assert next_run(lake) > 1_000

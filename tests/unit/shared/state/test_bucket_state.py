@@ -8,7 +8,7 @@ import pytest
 
 from shared.state import sensor_stats, user_activity
 from shared.state.aggregate import signals_for
-from shared.state.bucket_state import apply, key_state
+from shared.state.bucket_state import adopt, apply, key_state, operate
 from shared.state.offsets import Fold
 
 T0 = 1_795_516_200_000
@@ -588,3 +588,21 @@ def test_an_operation_a_newer_version_sent_is_refused_whole_not_applied_without_
     assert outcome.refused is not None and named in outcome.refused
     assert outcome.state == before
     assert "refused" in caplog.text
+
+
+def test_an_adopt_whose_origin_the_bucket_holds_with_other_ranges_is_a_conflict() -> None:
+    """A move adopts an old bucket's skip ranges once: the same origin again with other ranges is named, not
+    silently kept (the moved keys would skip or count offsets again)."""
+    state: dict[str, Any] = {}
+    assert adopt(state, {"states": {}, "origins": {"~b0of2": {"mobile/0/0": [[0, 9]]}}}) == []
+    assert adopt(state, {"states": {}, "origins": {"~b0of2": {"mobile/0/0": [[0, 5]]}}}) == ["origin ~b0of2"]
+
+
+def test_an_inverted_range_is_refused_and_changes_nothing() -> None:
+    from shared.state.registry import ENTITY_KINDS
+
+    kind = ENTITY_KINDS["mobile"]
+    state = {"keys": {}, "_applied": {"mobile/0/0": [[0, 9]]}}
+    part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [30, 20], "keys": {}}
+    out = operate(kind.fold, kind.reduce, "~b0of1", state, "apply", {"parts": [part]})
+    assert out.refused and out.state["_applied"] == {"mobile/0/0": [[0, 9]]}

@@ -11,7 +11,7 @@ import pytest
 from shared.landing.ledger import Ledger
 from shared.offset_ranges import OffsetRanges
 from shared.sources import SOURCES
-from shared.state.bucket_state import MOVED_FROM, adopt, key_state, key_text, operate
+from shared.state.bucket_state import MOVED_FROM, adopt, as_adopted, dump, key_state, key_text, operate
 from shared.state.buckets import bucket_for
 from shared.state.migration import (
     MAX_ADOPT_BYTES,
@@ -20,6 +20,8 @@ from shared.state.migration import (
     export_of,
     keys_of,
     left_behind,
+    moved_on,
+    not_owing,
     origin_ranges,
     parse_export,
     readable,
@@ -483,3 +485,28 @@ def test_a_key_moved_before_whose_origin_is_damaged_moves_without_that_origins_o
     assert (states["a"][MOVED_FROM], states["b"][MOVED_FROM]) == ("~b0of1", "~b0of1<~b0of2")
     assert origins["~b0of1<~b0of2"] == {"mobile/0/0": [[0, 9]]}
     assert "['a', 'b']" in left_behind(held)["~b0of1"]
+
+
+def test_a_gap_whose_last_offset_never_landed_stays_open() -> None:
+    """Offset 49 never landed: the gap 10-49 must stay open after a move, or the event rewound there is skipped."""
+    bucket = {"keys": {}, "_applied": {"mobile/0/0": [[0, 9], [50, 59]]}}
+    assert origin_ranges(bucket, {"mobile/0/0": [[0, 48], [50, 59]]}) == {"mobile/0/0": [[0, 9], [50, 59]]}
+
+
+def test_a_bucket_owing_one_position_of_two_is_still_listed_as_not_owing() -> None:
+    into = {"~b0of1": {"a/0/0": [[1, 1]], "b/0/0": [[2, 2]]}}
+    assert not_owing(into, {"~b0of1": {"_owed": {"a/0/0": [[1, 1]]}}}) == ["~b0of1"]
+
+
+def test_a_key_whose_new_state_lacks_offsets_the_held_one_applied_is_not_moved_on() -> None:
+    """Moving a key again over a held state that applied offsets the given state lacks would undo their counts."""
+    held = {"events": 1, "_applied": {"p/0/0": [[0, 9]], "q/0/0": [[0, 9]]}}
+    given = {"events": 2, "_applied": {"p/0/0": [[0, 19]], "q/0/0": [[0, 4]]}}
+    assert moved_on({"k": given}, {bucket_for("k", 1): {"keys": {"k": dump(held)}}}, 1) == []
+
+
+def test_verify_names_a_key_whose_origin_is_held_with_other_ranges() -> None:
+    state = {"events": 1, MOVED_FROM: "~b0of2"}
+    bucket = {"keys": {"k": dump(as_adopted(state))}, "_origins": {"~b0of2": {"mobile/0/0": [[0, 5]]}}}
+    outcome = verify({"k": state}, {"~b0of1": bucket}, 1, {"~b0of2": {"mobile/0/0": [[0, 9]]}})
+    assert outcome.conflicts == ["k"] and not outcome.complete
