@@ -465,7 +465,7 @@ def test_a_full_bucket_evicts_through_the_entity_function_and_says_so_in_metrics
 
 def test_the_first_apply_of_a_new_bucket_keeps_its_good_keys_when_one_key_is_refused() -> None:
     """A bucket with no state yet: the SDK keeps only what ``set_state`` stored, so a refusal raised before it
-    dropped every other key's events and the batch's ranges (the tests before always started from a stored state)."""
+    would drop every other key's events and the batch's ranges (the tests before always started from a stored state)."""
     part = taps(0, {"good": [0, 2], "bad": [1, 3]}, 0, 3)  # type: ignore[dict-item]
     part["keys"]["bad"] = [[1], [3]]
     after, results = run_entity("device_activity", None, [("apply", {"parts": [part]})], key=BUCKET)

@@ -149,8 +149,8 @@ def _land_again(root: Path, records: list[KafkaRecord]) -> LandingReport:
 
 def test_another_partitions_dead_letter_at_the_same_offset_hides_no_landed_row(tmp_path: Path) -> None:
     """Dead-letter files of both partitions share an hour directory: only this partition's file (its name) says
-    which of its offsets were dead-lettered. Read by offset alone, partition 0's landed row 5 was taken for a dead
-    letter on redelivery, and state would never count it."""
+    which of its offsets were dead-lettered. Read by offset alone, partition 0's landed row 5 would be taken for a
+    dead letter on redelivery, and state would never count it."""
     records = _two_partitions_one_not_json(5)
     assert _land_again(tmp_path, records).row_count == 19
     again = _land_again(tmp_path, records)
@@ -158,8 +158,8 @@ def test_another_partitions_dead_letter_at_the_same_offset_hides_no_landed_row(t
 
 
 def test_a_damaged_dead_letter_file_stops_no_redelivery(tmp_path: Path) -> None:
-    """A dead-letter file that cannot be read is taken as landed (logged): raising there failed every redelivery of
-    the partition, for ever."""
+    """A dead-letter file that cannot be read is taken as landed (logged): raising there would fail every redelivery
+    of the partition, for ever."""
     records = _two_partitions_one_not_json(5)
     _land_again(tmp_path, records)
     (letters,) = tmp_path.glob("deadletter/**/*.gz")
