@@ -10,6 +10,7 @@ import pytest
 from shared.batch import ProcessedBatch, process_batch
 from shared.formats import decode, format_named
 from shared.lake import LocalLake
+from shared.landing.files import LandingReport
 from shared.landing.guard import land_once
 from shared.records import KafkaRecord
 from shared.sources import get_source
@@ -31,11 +32,16 @@ def _tables(batch: ProcessedBatch) -> bool:
 
 def land_clicks(lake: LocalLake, records: list[KafkaRecord]) -> int:
     """Land ``records`` once through the guard, in the batch form of the test; the rows landed."""
+    return land_clicks_report(lake, records).row_count
+
+
+def land_clicks_report(lake: LocalLake, records: list[KafkaRecord]) -> LandingReport:
+    """:func:`land_clicks`, answering the whole report."""
     batch = process_batch(CLICKS, records, max_record_bytes=1 << 20, columnar=_columnar[0])
     assert _tables(batch) == _columnar[0]
-    landed = land_once(lake, batch, PARQUET, now_ms=FIXED_NOW_MS).row_count
+    report = land_once(lake, batch, PARQUET, now_ms=FIXED_NOW_MS)
     assert _tables(batch) == _columnar[0]  # redeliveries and incarnations keep the table: no rows built
-    return landed
+    return report
 
 
 def _rows(root: Path) -> list[dict[str, object]]:

@@ -21,6 +21,7 @@ from shared.records import KafkaRecord
 from shared.sources import SOURCES, get_source
 from tests.conftest import FIXED_NOW_MS, records_for
 from tests.unit.shared.conftest import processed
+from tests.unit.shared.landing.conftest import CLICKS, PARQUET
 
 HOUR_MS = 3_600_000
 
@@ -123,14 +124,11 @@ def test_an_arrow_batch_lands_the_same_files_as_its_rows() -> None:
 def test_a_table_encoder_failure_falls_back_to_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Arrow fast path is an optimisation: an encoder edge case there lands the batch from its rows instead of
     stopping every batch of the partition."""
-    parquet = format_named("parquet")
-    batch = process_batch(
-        get_source("clickstream"), records_for(get_source("clickstream"), 10), max_record_bytes=1 << 20, columnar=True
-    )
+    batch = process_batch(CLICKS, records_for(CLICKS, 10), max_record_bytes=1 << 20, columnar=True)
     assert all(part.table is not None for part in batch)
 
     def broken(_self: object, _table: object) -> bytes:
         raise RuntimeError("an encoder edge case")
 
-    monkeypatch.setattr(type(parquet), "encode_table", broken)
-    assert land_once(LocalLake(tmp_path), batch, parquet, now_ms=FIXED_NOW_MS).row_count == 10
+    monkeypatch.setattr(type(PARQUET), "encode_table", broken)
+    assert land_once(LocalLake(tmp_path), batch, PARQUET, now_ms=FIXED_NOW_MS).row_count == 10

@@ -13,12 +13,11 @@ import pytest
 from shared.batch import ProcessedBatch, process_batch
 from shared.errors import ConfigurationError
 from shared.lake import LocalLake
-from shared.landing.files import LandingReport
 from shared.landing.guard import DEFAULT_LEASE_SECONDS, LandingGuard, guard_for, land_once
 from shared.records import KafkaRecord
 from shared.sources import get_source
 from tests.conftest import FIXED_NOW_MS, records_for
-from tests.unit.shared.landing.conftest import CLICKS, PARQUET, land_clicks, landed_positions
+from tests.unit.shared.landing.conftest import CLICKS, PARQUET, land_clicks, land_clicks_report, landed_positions
 
 pytestmark = pytest.mark.usefixtures("batch_form")
 
@@ -142,18 +141,13 @@ def _two_partitions_one_not_json(offset: int) -> list[KafkaRecord]:
     return zero + one
 
 
-def _land_again(root: Path, records: list[KafkaRecord]) -> LandingReport:
-    batch = process_batch(CLICKS, records, max_record_bytes=1 << 20)
-    return land_once(LocalLake(root), batch, PARQUET, now_ms=FIXED_NOW_MS)
-
-
 def test_another_partitions_dead_letter_at_the_same_offset_hides_no_landed_row(tmp_path: Path) -> None:
     """Dead-letter files of both partitions share an hour directory: only this partition's file (its name) says
     which of its offsets were dead-lettered. Read by offset alone, partition 0's landed row 5 would be taken for a
     dead letter on redelivery, and state would never count it."""
     records = _two_partitions_one_not_json(5)
-    assert _land_again(tmp_path, records).row_count == 19
-    again = _land_again(tmp_path, records)
+    assert land_clicks_report(LocalLake(tmp_path), records).row_count == 19
+    again = land_clicks_report(LocalLake(tmp_path), records)
     assert again.dead_lettered_before == () and again.not_in_raw() == set()
 
 
@@ -161,7 +155,7 @@ def test_a_damaged_dead_letter_file_stops_no_redelivery(tmp_path: Path) -> None:
     """A dead-letter file that cannot be read is taken as landed (logged): raising there would fail every redelivery
     of the partition, for ever."""
     records = _two_partitions_one_not_json(5)
-    _land_again(tmp_path, records)
+    land_clicks_report(LocalLake(tmp_path), records)
     (letters,) = tmp_path.glob("deadletter/**/*.gz")
     letters.write_bytes(b"not gzip at all")
-    assert _land_again(tmp_path, records).row_count == 0
+    assert land_clicks_report(LocalLake(tmp_path), records).row_count == 0
