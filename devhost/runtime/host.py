@@ -123,7 +123,7 @@ class LocalHost:
 
     def run(self) -> int:
         check_port(self.options.port)
-        signal.signal(signal.SIGTERM, _stop_starting)  # until _wait takes it: the stack stops what was started
+        signal.signal(signal.SIGTERM, _stop_starting)  # until _take_stop_signals: the stack stops what was started
         with ExitStack() as stack:
             config = self.config = self._configure(stack)
             os.environ.update(config.settings)
@@ -160,6 +160,7 @@ class LocalHost:
                 host_loop.serve(front.application(), HTTP_HOST, self.options.port)
             except OSError as error:
                 raise port_unavailable(self.options.port, error) from None
+            self._take_stop_signals()  # from here on Ctrl-C stops as a run does: what landed is committed, exit 0
             say(f"devhost: listening on http://127.0.0.1:{self.options.port} (dashboard: /dashboard)")
             self._start_runners(functions, config, invoker)
             if self.options.workers > 1:
@@ -356,9 +357,13 @@ class LocalHost:
                 waiting.setdefault(sources.get(runner.topic, runner.topic), {}).update(batches)
         return waiting
 
-    def _wait(self) -> None:
+    def _take_stop_signals(self) -> None:
+        """Ctrl-C and SIGTERM set ``stop`` instead of unwinding the start (exit 130). Taken before the host says it
+        is listening, so that a stop right after that line, while the runners start, is an ordinary one."""
         for name in ("SIGINT", "SIGTERM"):
             signal.signal(getattr(signal, name), lambda *_: self.stop.set())
+
+    def _wait(self) -> None:
         deadline = None if self.options.duration is None else time.monotonic() + self.options.duration
         interactive = sys.stdout.isatty()  # otherwise (a pipe, a file) the whole line every 5 s, no live line
         printed = 0.0

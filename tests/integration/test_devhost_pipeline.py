@@ -88,9 +88,6 @@ def test_ctrl_c_commits_offsets_of_everything_landed(broker: str, tmp_path: Path
     try:
         group = f"sensors-processor-{run.suffix}"
         wait_for(lambda: committed_lag(broker, group, run.topic("sensors")) == 0, 60, "the rest to be committed")
-        # The lag can be 0 before the host runs (all landed first), and Ctrl-C while starting is exit 130 by design.
-        # Its status line is printed only once it runs, with its Ctrl-C handler in place.
-        wait_for(lambda: " inv lag " in resumed.output(), 60, "the resumed host to be running")
         assert resumed.interrupt() == 0, resumed.output()
     finally:
         if resumed.process.poll() is None:

@@ -182,6 +182,35 @@ def test_sigterm_while_starting_stops_the_embedded_broker(tmp_path: Path) -> Non
         pass
 
 
+def test_ctrl_c_right_after_listening_on_is_an_ordinary_stop(tmp_path: Path) -> None:
+    """`listening on` promised a running host, but Ctrl-C while its runners and worker processes started unwound the
+    start (exit 130, no summary): a harness that stops a host once it listens got that at random. The line now
+    comes after the host takes Ctrl-C: a stop there is a run's stop, exit 0 with the summary."""
+    import signal
+    import time
+
+    from tests.conftest import ROOT
+
+    lake = str(tmp_path / "lake")
+    command = [sys.executable, "-m", "devhost", "start", "--broker", "embedded", "--lake", lake, "--workers", "3"]
+    host = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout is not None
+        line = ""
+        deadline = time.monotonic() + 60
+        while "listening on" not in line and time.monotonic() < deadline and host.poll() is None:
+            line = host.stdout.readline()
+        assert "listening on" in line, "the host never said it was listening"
+        host.send_signal(signal.SIGINT)
+        out, err = host.communicate(timeout=60)
+    finally:
+        host.kill()
+        host.wait()
+    assert host.returncode == 0, err
+    assert "stopped while starting" not in err and "devhost: stopped with an error" not in out
+    assert "invocations" in out and "process_clickstream" in out  # the exit summary, printed after the line
+
+
 def test_a_port_in_use_is_one_line_naming_it_and_nothing_is_started(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
