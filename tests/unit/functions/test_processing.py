@@ -125,3 +125,63 @@ async def test_a_batch_whose_values_cannot_be_read_again_fails_counted_as_infras
         for cached in caches:
             cached.cache_clear()
     assert counted == [("clickstream", "transient")]
+
+
+@pytest.mark.parametrize(
+    ("value_format", "registry_kind", "read"),
+    [("avro", "eventhubs", True), ("avro", "confluent", False), ("json", "eventhubs", False)],
+)
+def test_the_content_type_header_is_read_only_for_event_hubs_avro(
+    monkeypatch: pytest.MonkeyPatch, value_format: str, registry_kind: str, read: bool
+) -> None:
+    """Event Hubs Schema Registry Avro carries its schema id in the content-type header, Confluent's in the value."""
+    import dataclasses
+
+    import functions.processing as processing
+    from shared import settings as settings_module
+
+    url = "https://ns.servicebus.windows.net" if registry_kind == "eventhubs" else "http://127.0.0.1:8081"
+    monkeypatch.setenv("SCHEMA_REGISTRY_KIND", registry_kind)
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", url)
+    monkeypatch.setenv("SCHEMA_REGISTRY_GROUP", "g")
+    settings_module.current_settings.cache_clear()
+    try:
+        source = dataclasses.replace(SOURCES["orders"], value_format=value_format)
+        assert processing._id_in_header(source) is read
+    finally:
+        settings_module.current_settings.cache_clear()
+
+
+async def test_records_of_a_source_whose_schema_id_is_a_header_reach_the_batch_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The glue reads the header for such a source (else every Event Hubs Avro record is dead-lettered as having no
+    schema id); other sources' records carry none."""
+    import base64
+
+    import functions.processing as processing
+    from devhost.runtime.host import durable_client_json
+
+    handled: list[list[object]] = []
+
+    async def capture(_context: object, records: list[object], *_: object) -> None:
+        handled.append(records)
+
+    monkeypatch.setattr(processing, "handle_batch_with_state", capture)
+    monkeypatch.setattr(processing, "lake", lambda: None)
+
+    def header(value: str) -> dict[str, str]:
+        return {"Key": "Content-Type", "Value": base64.b64encode(value.encode()).decode()}
+
+    content_type = "avro/binary+" + "a" * 32
+    events = [
+        func.KafkaEvent(body=b"\x02", partition=0, offset=0, topic="orders", headers=[header(content_type)]),
+        func.KafkaEvent(body=b"\x02", partition=0, offset=1, topic="orders", headers=[]),
+    ]
+    client = durable_client_json("http://127.0.0.1:9/")
+    for in_header in (True, False):
+        monkeypatch.setattr(processing, "_id_in_header", lambda _source, answer=in_header: answer)
+        await user_function("process_orders")(events=events, client=client)
+    with_header, without = handled
+    assert [record.content_type for record in with_header] == [content_type, None]  # type: ignore[attr-defined]
+    assert [record.content_type for record in without] == [None, None]  # type: ignore[attr-defined]
