@@ -293,10 +293,26 @@ def header_text(headers: list[Any] | None, name: str) -> str | None:
             if not isinstance(value, str):  # a header with no value: the extension hands it over as null
                 return None
             try:
-                return base64.b64decode(value, validate=True).decode()
+                return header_value_text(base64.b64decode(value, validate=True))
             except (ValueError, UnicodeDecodeError):
                 return None
     return None
+
+
+# AMQP 1.0 type codes that hold bytes, with the width of the length that follows: vbin8, str8-utf8, sym8 (1 byte);
+# vbin32, str32-utf8, sym32 (4 bytes).
+_AMQP_TEXT_LENGTH_WIDTH = {0xA0: 1, 0xA1: 1, 0xA3: 1, 0xB0: 4, 0xB1: 4, 0xB3: 4}
+
+
+def header_value_text(raw: bytes) -> str:
+    """A header's value as text. A property an AMQP producer set (azure-eventhub's ``properties``, its tracing's
+    ``traceparent``) reaches Kafka consumers of Event Hubs AMQP-encoded: a type code, a length, then UTF-8
+    (github.com/Azure/azure-event-hubs-for-kafka, tutorials/interop). No UTF-8 text starts with those codes
+    (continuation bytes), so text that was sent as text reads as it was; raises UnicodeDecodeError for other bytes."""
+    width = _AMQP_TEXT_LENGTH_WIDTH.get(raw[0]) if raw else None
+    if width is not None and len(raw) == 1 + width + int.from_bytes(raw[1 : 1 + width], "big"):
+        raw = raw[1 + width :]
+    return raw.decode()
 
 
 def parse_timestamp_ms(value: Any) -> int | None:
@@ -350,7 +366,7 @@ def _decoded(raw: tuple[tuple[str, str], ...]) -> dict[str, str]:
     carrier = {}
     for name, value in raw:
         try:
-            carrier[name] = base64.b64decode(value, validate=True).decode()
+            carrier[name] = header_value_text(base64.b64decode(value, validate=True))
         except (ValueError, UnicodeDecodeError):
             continue
     return carrier

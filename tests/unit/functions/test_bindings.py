@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from types import SimpleNamespace
 
 import azure.functions as func
@@ -108,6 +109,48 @@ def test_a_header_with_no_value_is_none_not_the_text_of_a_null() -> None:
     assert header_text([{"Key": "content-type", "Value": None}], "content-type") is None
     assert header_text([{"Key": "content-type"}], "content-type") is None
     assert header_text([{"Key": "Content-Type", "Value": "bnVsbA=="}], "content-type") == "null"
+
+
+def _amqp_encoded(value: str | bytes) -> bytes:
+    """``value`` as azure-eventhub's AMQP encoder writes an application property's value (the bytes a Kafka consumer
+    of Event Hubs is handed for that property)."""
+    from azure.eventhub._pyamqp._encode import encode_unknown
+
+    encoded = bytearray()
+    encode_unknown(encoded, value)
+    return bytes(encoded)
+
+
+def _header(name: str, raw: bytes) -> dict[str, str]:
+    return {"Key": name, "Value": base64.b64encode(raw).decode()}
+
+
+@pytest.mark.parametrize("value", ["avro/binary+" + "a" * 32, "t" * 300, b"avro/binary+" + b"b" * 32])
+def test_a_header_an_amqp_producer_set_reads_as_its_text(value: str | bytes) -> None:
+    """An Event Hubs AMQP producer's properties reach Kafka consumers AMQP-encoded (a type code and a length before
+    the bytes): read as they are, an Event Hubs Avro record redriven or produced over AMQP had no schema id."""
+    from functions.bindings import header_text
+
+    text = value if isinstance(value, str) else value.decode()
+    raw = _amqp_encoded(value)
+    assert raw != text.encode()  # the encoder wrote a type code and a length
+    assert header_text([_header("content-type", raw)], "content-type") == text
+    assert header_text([_header("content-type", text.encode())], "content-type") == text  # sent as text: as it is
+
+
+def test_an_amqp_encoding_whose_length_disagrees_is_not_text() -> None:
+    from functions.bindings import header_text
+
+    raw = _amqp_encoded("avro/binary+" + "a" * 32)
+    assert header_text([_header("content-type", raw[:-1])], "content-type") is None
+    assert header_text([_header("content-type", raw + b"x")], "content-type") is None
+    assert header_text([_header("content-type", b"\xb1\x00")], "content-type") is None
+
+
+def test_a_traceparent_an_amqp_producer_set_links_the_trace() -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    event = func.KafkaEvent(body=b"{}", headers=[_header("traceparent", _amqp_encoded(traceparent))])
+    assert trace_carriers([event]) == [{"traceparent": traceparent}]
 
 
 def _host_batch(values: list[bytes], offsets: list[int]) -> tuple[meta.Datum, dict[str, meta.Datum]]:
