@@ -46,6 +46,7 @@ faults: setup
 bench: setup .venv-quix/bin/python
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/core.py
+	$(BIN)/python bench/core_stages.py
 	$(BIN)/python bench/telemetry_overhead.py
 	$(BIN)/python bench/state.py
 	$(BIN)/python bench/e2e.py
