@@ -61,6 +61,22 @@ def test_a_redelivery_inside_a_new_life_landing_below_the_restart_lands_once(tmp
     check(world, [OLD, NEW[0:40]], "a redelivery inside a landing below the restart")
 
 
+def test_a_redelivery_below_the_restart_after_many_small_landings_lands_once(tmp_path: Path) -> None:
+    """The new life's first records land as the old life in small batches, each taking a fingerprint, more than
+    the ledger keeps of a life (``KEPT_PREVIOUS_FINGERPRINTS``). When the restart shows, every fingerprint below it
+    must be kept with the old life: the first offset of each of those batches may be redelivered alone, and only
+    its fingerprint proves it landed. Keeping only the usual few landed offset 1 twice (a mutation run's gap,
+    found by a fuzz of 1,500 schedules: 14 doubled)."""
+    world = World(tmp_path)
+    lake = world.instance()
+    world.deliver(lake, OLD)
+    for first, end in ((0, 1), (1, 3), (3, 4), (4, 6), (6, 7), (7, 8), (8, 9), (9, 11), (11, 12), (12, 16)):
+        world.deliver(lake, NEW[first:end])  # below the old life's first offset: lands as the old life (documented)
+    world.deliver(lake, NEW[12:21])  # redelivered from 12, meets 20: the restart is seen
+    world.deliver(lake, NEW[1:2])  # the group rewound to 1
+    check(world, [OLD, NEW[0:21]], "a redelivery below the restart after many small landings")
+
+
 def test_fresh_records_below_before_seen_are_recorded_as_landed(tmp_path: Path) -> None:
     """``finish`` marked only [max(before_seen)+1, high] landed, so the fresh records below landed again."""
     world = World(tmp_path)
