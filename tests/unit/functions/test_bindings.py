@@ -111,13 +111,17 @@ def test_a_header_with_no_value_is_none_not_the_text_of_a_null() -> None:
     assert header_text([{"Key": "Content-Type", "Value": "bnVsbA=="}], "content-type") == "null"
 
 
-def _amqp_encoded(value: str | bytes) -> bytes:
+def _amqp_encoded(value: str | bytes, *, symbol: bool = False) -> bytes:
     """``value`` as azure-eventhub's AMQP encoder writes an application property's value (the bytes a Kafka consumer
-    of Event Hubs is handed for that property)."""
-    from azure.eventhub._pyamqp._encode import encode_unknown
+    of Event Hubs is handed for that property): text, binary, or with ``symbol`` an AMQP symbol."""
+    from azure.eventhub._pyamqp._encode import encode_unknown, encode_value
+    from azure.eventhub._pyamqp.types import TYPE, VALUE, AMQPTypes
 
     encoded = bytearray()
-    encode_unknown(encoded, value)
+    if symbol:
+        encode_value(encoded, {TYPE: AMQPTypes.symbol, VALUE: value if isinstance(value, bytes) else value.encode()})
+    else:
+        encode_unknown(encoded, value)
     return bytes(encoded)
 
 
@@ -125,15 +129,25 @@ def _header(name: str, raw: bytes) -> dict[str, str]:
     return {"Key": name, "Value": base64.b64encode(raw).decode()}
 
 
-@pytest.mark.parametrize("value", ["avro/binary+" + "a" * 32, "t" * 300, b"avro/binary+" + b"b" * 32])
-def test_a_header_an_amqp_producer_set_reads_as_its_text(value: str | bytes) -> None:
+@pytest.mark.parametrize(
+    ("value", "symbol"),
+    [
+        ("avro/binary+" + "a" * 32, False),  # str8-utf8
+        ("t" * 300, False),  # str32-utf8
+        (b"avro/binary+" + b"b" * 32, False),  # vbin8
+        (b"u" * 300, False),  # vbin32
+        ("avro/binary+" + "c" * 32, True),  # sym8
+        ("v" * 300, True),  # sym32
+    ],
+)
+def test_a_header_an_amqp_producer_set_reads_as_its_text(value: str | bytes, symbol: bool) -> None:
     """An Event Hubs AMQP producer's properties reach Kafka consumers AMQP-encoded (a type code and a length before
     the bytes): read as they are, an Event Hubs Avro record redriven or produced over AMQP had no schema id."""
     from functions.bindings import header_text
 
     text = value if isinstance(value, str) else value.decode()
-    raw = _amqp_encoded(value)
-    assert raw != text.encode()  # the encoder wrote a type code and a length
+    raw = _amqp_encoded(value, symbol=symbol)
+    assert len(raw) > len(text.encode()) and raw.endswith(text.encode())  # a type code and a length, then the text
     assert header_text([_header("content-type", raw)], "content-type") == text
     assert header_text([_header("content-type", text.encode())], "content-type") == text  # sent as text: as it is
 
