@@ -286,17 +286,20 @@ def to_record_with_content_type(event: func.KafkaEvent) -> KafkaRecord:
 
 
 def header_text(headers: list[Any] | None, name: str) -> str | None:
-    """The first header ``name`` (case-insensitive) as text; the extension hands values over in base64."""
-    for header in headers or ():
-        if isinstance(header, dict) and str(header.get("Key", "")).lower() == name:
-            value = header.get("Value")
-            if not isinstance(value, str):  # a header with no value: the extension hands it over as null
-                return None
-            try:
-                return header_value_text(base64.b64decode(value, validate=True))
-            except (ValueError, UnicodeDecodeError):
-                return None
-    return None
+    """The last header ``name`` (case-insensitive) as text, as Kafka's ``Headers.lastHeader`` reads it (and with it
+    azure-schemaregistry-kafka-avro's deserializer, for ``content-type``); the extension hands values over in base64."""
+    found = [
+        header for header in headers or () if isinstance(header, dict) and str(header.get("Key", "")).lower() == name
+    ]
+    if not found:
+        return None
+    value = found[-1].get("Value")
+    if not isinstance(value, str):  # a header with no value: the extension hands it over as null
+        return None
+    try:
+        return header_value_text(base64.b64decode(value, validate=True))
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 # AMQP 1.0 type codes that hold bytes, with the width of the length that follows: vbin8, str8-utf8, sym8 (1 byte);

@@ -263,3 +263,14 @@ def test_a_broker_whose_values_disagree_with_the_hosts_is_taken_at_its_word(monk
     _reread_answering(monkeypatch, {(0, 5): b"other", (0, 6): None})
     reread = bindings.with_values_from_broker("users", _records([5, 6]), [b"v5"])
     assert [r.value for r in reread] == [b"other", None]
+
+
+def test_of_two_content_type_headers_the_last_is_read() -> None:
+    """Kafka's ``Headers.lastHeader`` and azure-schemaregistry-kafka-avro's deserializer take the last; the first
+    was read here, so a record with two was decoded with another schema than Microsoft's reader would use."""
+    from functions.bindings import header_text
+
+    first, last = "avro/binary+" + "a" * 32, "avro/binary+" + "b" * 32
+    headers = [_header("content-type", first.encode()), _header("x", b"1"), _header("Content-Type", last.encode())]
+    assert header_text(headers, "content-type") == last
+    assert header_text([*headers, {"Key": "content-type", "Value": None}], "content-type") is None
