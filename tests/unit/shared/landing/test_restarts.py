@@ -356,8 +356,9 @@ def test_any_schedule_of_a_new_life_starting_below_the_old_one_lands_each_record
 ) -> None:
     """A property over random schedules: the new life's first records, below the old life's first offset, land one
     or two at a time as the old life (documented), by one to three instances; then batches cut anywhere, each
-    following the last or redelivered from an earlier start, until the restart shows and past it; then, mostly, a
-    new instance redelivers from one of those starts. Every record lands once and the entities count each once.
+    following the last or redelivered from an earlier start, up to offset 18, 29, 39 or 59 (all but the first past
+    the restart, which shows at 20); then, mostly, a new instance redelivers from one of those starts. Every record
+    lands once and the entities count each once.
     1,500 seeds of this landed each record once (2026-12-07; 400 checked with counts too); without the rule of the
     test above, 14 of the 1,500 doubled a record."""
     rng = random.Random(seed)
@@ -390,9 +391,9 @@ def test_a_batch_held_across_a_restart_does_not_double_the_new_life_below_it(tmp
     """A fuzz's witness (2026-12-07: 11 of 500 schedules with a held old-life batch doubled records, 11 lost some).
     The held batch (38..41 of the old life) follows its instance's last batch, but another instance wrote the ledger
     since, so it takes the current life and lands there. The new life's own 38..39 then contradict it and start a
-    third life, and a redelivery from 0 lands 0..6 again: they landed as the old life and were adopted by the second,
-    and nothing of the third life's ledger proves them landed. Telling the held batch from the new life needs the
-    landed records' content (``test_races.py``, a batch held across a restart)."""
+    third life, and a redelivery from 0 lands the valid records of 0..12 again: they landed as the old life and were
+    adopted by the second, and nothing of the third life's ledger proves them landed. Telling the held batch from the
+    new life needs the landed records' content (``test_races.py``, a batch held across a restart)."""
     world = World(tmp_path)
     holder, other = world.instance(), world.instance()
     world.deliver(holder, OLD[0:18])  # 20..37
