@@ -8,7 +8,8 @@ columnar transform with lineage (``transform_table``; two of its parts measured 
 encoding (``plan_batch``), in invocations of host.json's ``maxBatchSize``. Validation is also run with parts of its
 schema left out, to show what each part costs; those variants are not what the app runs (they would drop unknown
 fields or their shadows), only rulers. The rulers, the transform and the encoding check their output (every record
-valid, a table made, every row encoded); the baseline parses as ``core.py``'s does, each value's dict dropped at once.
+valid, a table made, every row encoded); the baseline and the whole path are ``core.py``'s own ``raw_parse`` and
+``pipeline`` (which checks its rows too).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 import pyarrow as pa
 from pydantic import ConfigDict, Json, TypeAdapter
 from typing_extensions import TypedDict
@@ -30,7 +30,7 @@ from typing_extensions import TypedDict
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import CheckFailed
-from bench.core import BATCH, PARQUET, seeded_records
+from bench.core import BATCH, PARQUET, pipeline, raw_parse, seeded_records
 from shared.batch import process_batch
 from shared.extra_fields import extra_texts
 from shared.landing.files import plan_batch
@@ -86,7 +86,7 @@ class Stages:
     def __init__(self, source: Source, records: list[KafkaRecord]) -> None:
         if source.transform_columns is None:
             raise SystemExit(f"{source.name} has no columnar transform: its state-off path builds rows")
-        self.source, self.record_count = source, len(records)
+        self.source, self.records, self.record_count = source, records, len(records)
         self.batches = [records[start : start + BATCH] for start in range(0, len(records), BATCH)]
         self.values = [[record.value or b"" for record in batch] for batch in self.batches]
         self.validated = [validate_batch(source, batch, max_record_bytes=MAX_RECORD_BYTES) for batch in self.batches]
@@ -95,12 +95,6 @@ class Stages:
         self.processed = [
             process_batch(source, batch, max_record_bytes=MAX_RECORD_BYTES, columnar=True) for batch in self.batches
         ]
-
-    def parse(self) -> None:
-        loads = orjson.loads
-        for batch in self.values:
-            for value in batch:
-                loads(value)
 
     def validate(self, adapter: TypeAdapter[list[Any]]) -> None:
         for batch in self.values:
@@ -129,21 +123,16 @@ class Stages:
         if rows != self.record_count:
             raise CheckFailed(f"{self.source.name}: {rows} rows encoded of {self.record_count}")
 
-    def whole_path(self) -> None:
-        for batch in self.batches:
-            result = process_batch(self.source, batch, max_record_bytes=MAX_RECORD_BYTES, columnar=True)
-            plan_batch(result, PARQUET, now_ms=FIXED_NOW_MS)
-
     def works(self) -> dict[str, Callable[[], object]]:
         rulers = validation_rulers(self.source)
         return {
-            "orjson.loads (baseline)": self.parse,
+            "orjson.loads (baseline)": partial(raw_parse, self.records),
             **{name: partial(self.validate, adapter) for name, adapter in rulers.items()},
             "transform_table (Arrow, lineage)": self.transform,
             "  of which the events' table": self.events_table,
             "  and the lineage columns": self.lineage,
             "plan_batch (Parquet, zstd)": self.encode,
-            "whole path (bench/core.py's)": self.whole_path,
+            "whole path (bench/core.py's)": partial(pipeline, self.source, self.records),
         }
 
 

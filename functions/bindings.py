@@ -288,13 +288,16 @@ def to_record_with_content_type(event: func.KafkaEvent) -> KafkaRecord:
 def header_text(headers: list[Any] | None, name: str) -> str | None:
     """The last header ``name`` (case-insensitive) as text, as Kafka's ``Headers.lastHeader`` reads it (and with it
     azure-schemaregistry-kafka-avro's deserializer, for ``content-type``); the extension hands values over in base64."""
-    found = [
-        header for header in headers or () if isinstance(header, dict) and str(header.get("Key", "")).lower() == name
-    ]
-    if not found:
-        return None
-    value = found[-1].get("Value")
-    if not isinstance(value, str):  # a header with no value: the extension hands it over as null
+    for header in reversed(headers or ()):
+        if isinstance(header, dict) and str(header.get("Key", "")).lower() == name:
+            return _base64_header_text(header.get("Value"))
+    return None
+
+
+def _base64_header_text(value: Any) -> str | None:
+    """A header value as the extension hands it over (base64) as text; None for no value (null) or one that is not
+    text."""
+    if not isinstance(value, str):
         return None
     try:
         return header_value_text(base64.b64decode(value, validate=True))
@@ -368,10 +371,8 @@ def trace_carriers(events: list[func.KafkaEvent]) -> list[dict[str, str]]:
 def _decoded(raw: tuple[tuple[str, str], ...]) -> dict[str, str]:
     carrier = {}
     for name, value in raw:
-        try:
-            carrier[name] = header_value_text(base64.b64decode(value, validate=True))
-        except (ValueError, UnicodeDecodeError):
-            continue
+        if (text := _base64_header_text(value)) is not None:
+            carrier[name] = text
     return carrier
 
 

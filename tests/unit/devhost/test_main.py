@@ -153,23 +153,29 @@ def test_a_settings_file_that_is_a_directory_is_one_line_and_exit_2(
     assert capsys.readouterr().err.splitlines() == [f"devhost: {tmp_path}: cannot be read: Is a directory"]
 
 
+def _line_saying(host: subprocess.Popen[str], words: str, timeout: float = 60) -> str:
+    """The first line of the host's output holding ``words``; the last line read if none did in ``timeout`` s."""
+    import time
+
+    assert host.stdout is not None
+    line, deadline = "", time.monotonic() + timeout
+    while words not in line and time.monotonic() < deadline and host.poll() is None:
+        line = host.stdout.readline()  # returns per line
+    return line
+
+
 def test_sigterm_while_starting_stops_the_embedded_broker(tmp_path: Path) -> None:
     """SIGTERM's default action ended the host before its stack ran: the broker it had started kept listening (a
     review's case). It unwinds as Ctrl-C does now: one line, exit 130, and the broker is gone."""
     import signal
     import socket
-    import time
 
     from tests.conftest import ROOT
 
     command = [sys.executable, "-m", "devhost", "start", "--broker", "embedded", "--lake", str(tmp_path / "lake")]
     host = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert host.stdout is not None
-        announced = ""
-        deadline = time.monotonic() + 60
-        while "embedded broker at" not in announced and time.monotonic() < deadline:  # readline returns per line
-            announced = host.stdout.readline()
+        announced = _line_saying(host, "embedded broker at")
         assert "embedded broker at" in announced, "the host never announced its broker"
         host.send_signal(signal.SIGTERM)
         code = host.wait(timeout=60)
@@ -187,7 +193,6 @@ def test_ctrl_c_right_after_listening_on_is_an_ordinary_stop(tmp_path: Path) -> 
     start (exit 130, no summary): a harness that stops a host once it listens got that at random. The line now
     comes after the host takes Ctrl-C: a stop there is a run's stop, exit 0 with the summary."""
     import signal
-    import time
 
     from tests.conftest import ROOT
 
@@ -195,12 +200,7 @@ def test_ctrl_c_right_after_listening_on_is_an_ordinary_stop(tmp_path: Path) -> 
     command = [sys.executable, "-m", "devhost", "start", "--broker", "embedded", "--lake", lake, "--workers", "3"]
     host = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert host.stdout is not None
-        line = ""
-        deadline = time.monotonic() + 60
-        while "listening on" not in line and time.monotonic() < deadline and host.poll() is None:
-            line = host.stdout.readline()
-        assert "listening on" in line, "the host never said it was listening"
+        assert "listening on" in _line_saying(host, "listening on"), "the host never said it was listening"
         host.send_signal(signal.SIGINT)
         out, err = host.communicate(timeout=60)
     finally:
