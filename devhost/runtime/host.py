@@ -442,6 +442,10 @@ class LocalHost:
         """Print each worker's events per Kafka-triggered function, then add the others' to the summary."""
         own = {name: stats.as_dict() for name, stats in self.stats.functions.items()}
         reports = [{"worker": 0, "functions": own}, *pool.stop()]
+        reported = {report["worker"] for report in reports}
+        for number in range(1, len(pool.processes) + 1):
+            if number not in reported:  # killed (the OOM killer, a signal): its uncommitted records come again
+                self.crashed[f"worker {number}"] = RuntimeError("the worker process ended without a report")
         for report in reports:
             entries = [e for e in report["functions"].values() if e["trigger"] == "kafkaTrigger"]
             say(f"worker {report['worker']}: " + " ".join(f"{e['name']}={e['events']}" for e in entries))

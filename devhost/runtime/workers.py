@@ -27,6 +27,8 @@ from devhost.runtime.function_stats import HostStats
 from devhost.runtime.host_config import HostConfig
 from devhost.runtime.invoker import Invoker, WorkerLoop
 
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
 
 def run_kafka_worker(
     config: HostConfig, app_module: str, durable_client_json: str, pool: PoolSignals, number: int
@@ -35,9 +37,11 @@ def run_kafka_worker(
 
     When ``pool.drain`` is set its triggers drain (``KafkaTriggerRunner.draining``). Ctrl-C and SIGTERM (sent to the
     whole process group by ``timeout``, systemd or ``kill -- -PGID``) are the host's to act on: the worker stops when
-    the host says so, closing its consumers, or when the host is gone."""
+    the host says so, closing its consumers, or when the host is gone. The worker starts with both blocked
+    (:class:`WorkerPool`), so one sent while it starts is ignored too, not a KeyboardInterrupt."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     host = os.getppid()
     os.environ.update(config.settings)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
@@ -81,7 +85,10 @@ class PoolSignals:
 
 
 class WorkerPool:
-    """Starts ``count`` worker processes and, on ``stop``, collects what they did."""
+    """Starts ``count`` worker processes and, on ``stop``, collects what they did.
+
+    The workers are started with Ctrl-C and SIGTERM blocked, a mask they inherit: a group Ctrl-C while a worker
+    imports the app (a second or two) killed it before it could ignore the signal, and nothing said so."""
 
     def __init__(self, count: int, config: HostConfig, app_module: str, durable_client_json: str) -> None:
         context = multiprocessing.get_context("spawn")
@@ -96,8 +103,12 @@ class WorkerPool:
             )
             for number in range(1, count + 1)
         ]
-        for process in self.processes:
-            process.start()
+        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            for process in self.processes:
+                process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
 
     def drain(self) -> None:
         """Ask every worker's triggers to land what is left (the host's ``--duration`` ran out)."""

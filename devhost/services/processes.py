@@ -1,5 +1,8 @@
 """Child processes the local host starts (broker, Azurite): stopped politely, then firmly, and on Linux
-stopped by the kernel too when the host dies without a chance to stop them (SIGKILL, OOM killer)."""
+stopped by the kernel too when the host dies without a chance to stop them (SIGKILL, OOM killer).
+
+Each runs in a process group of its own, so the Ctrl-C a terminal sends to its whole foreground group reaches
+only the host: the broker stays up while the host finishes its invocations and commits, then the host stops it."""
 
 from __future__ import annotations
 
@@ -32,10 +35,15 @@ def _parent_death_signal() -> Callable[[], None] | None:
 
 
 def spawn(command: Sequence[str]) -> subprocess.Popen[bytes]:
-    """``command`` as a child that ends with this process, whichever way it ends; stderr kept for errors.
-    Call it from the thread that outlives the child: Linux signals the child when the thread that forked it exits."""
+    """``command`` as a child that ends with this process, whichever way it ends, in a process group of its own;
+    stderr kept for errors. Call it from the thread that outlives the child: Linux signals the child when the thread
+    that forked it exits."""
     return subprocess.Popen(
-        list(command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_parent_death_signal()
+        list(command),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_parent_death_signal(),
+        process_group=0,
     )
 
 

@@ -211,6 +211,52 @@ def test_ctrl_c_right_after_listening_on_is_an_ordinary_stop(tmp_path: Path) -> 
     assert "invocations" in out and "process_clickstream" in out  # the exit summary, printed after the line
 
 
+def _wait_for_a_worker_process(host_pid: int, timeout: float = 60) -> bool:
+    """True once a child of ``host_pid`` runs multiprocessing's spawn (a worker starting), read from /proc."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                if parent == host_pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                    return True
+            except (OSError, IndexError, ValueError):  # the process ended while it was read
+                continue
+        time.sleep(0.01)  # a poll's interval: the worker is looked for again until the deadline
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes in /proc")
+def test_ctrl_c_to_the_whole_process_group_reaches_only_the_host(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C goes to its whole foreground group. It also killed the embedded broker at once (the host
+    then drained against a dead broker: a thousand `Connection refused` lines, its final commits failed) and the
+    worker processes still importing the app (no report from them, nothing said). The host is the only one that
+    takes it now: every worker reports, the broker stays up until the host stops it."""
+    import os
+    import signal
+
+    from tests.conftest import ROOT
+
+    lake = str(tmp_path / "lake")
+    command = [sys.executable, "-m", "devhost", "start", "--broker", "embedded", "--lake", lake, "--workers", "3"]
+    host = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert "listening on" in _line_saying(host, "listening on"), "the host never said it was listening"
+        assert _wait_for_a_worker_process(host.pid), "no worker process started"
+        os.killpg(host.pid, signal.SIGINT)  # while that worker starts: it imports the app for a second or two
+        out, err = host.communicate(timeout=90)
+    finally:
+        host.kill()
+        host.wait()
+    assert host.returncode == 0, out[-2000:] + err[-2000:]
+    assert "Connection refused" not in out + err
+    assert all(f"worker {number}: process_clickstream=" in out for number in range(3)), out[-2000:]
+
+
 def test_a_port_in_use_is_one_line_naming_it_and_nothing_is_started(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
