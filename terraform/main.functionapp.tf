@@ -53,7 +53,7 @@ resource "azurerm_storage_container" "deployment" {
 
 resource "azurerm_service_plan" "this" {
   #checkov:skip=CKV_AZURE_212:worker_count does not apply to Flex Consumption: instances scale per function between 0 and function_maximum_instance_count.
-  #checkov:skip=CKV_AZURE_225:Zone redundancy is var.zone_redundancy_enabled, off by default for a proof of concept: on Flex Consumption it keeps two billed always-ready instances per function scale group (about USD 500-715 a month for this app, docs/cost.md); terraform/production.tfvars.example turns it on.
+  #checkov:skip=CKV_AZURE_225:Zone redundancy is var.zone_redundancy_enabled, off by default for a proof of concept: on Flex Consumption it keeps two billed always-ready instances per function scale group (about USD 505-715 a month for this app, docs/cost.md); terraform/production.tfvars.example turns it on.
   name                   = local.names.service_plan
   resource_group_name    = local.resource_group_name
   location               = var.location

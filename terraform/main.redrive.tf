@@ -1,7 +1,9 @@
-# Dead-letter redrive (python -m tools.redrive) run by an operator, not by the app: it sends
-# through azure-eventhub with the operator's Entra ID login, so the operator (and only when
-# named) gets the data-plane Sender role on each source's hub (what a redrive sends to; not the
-# namespace), no SAS key, and blob access to the lake's file system (not the whole account).
+# Dead-letter redrive (python -m tools.redrive) and reconcile (python -m tools.reconcile) run by
+# an operator, not by the app: a redrive sends through azure-eventhub with the operator's Entra
+# ID login, so the operator (and only when named) gets the data-plane Sender role on each
+# source's hub (what a redrive sends to; not the namespace), no SAS key, and blob access to the
+# lake's file system (not the whole account). Reconcile reads each hub's records and its
+# processor's committed offsets, and --move-group-to-time moves them: Receiver on each hub.
 # An Avro source's dead letters are decoded with the Event Hubs Schema Registry, with the same
 # login: Schema Registry Reader on the schema group, granted as the app's own is
 # (main.schemaregistry.tf): only while a source is Avro, and on the group only.
@@ -11,6 +13,12 @@ locals {
       for name, hub in azurerm_eventhub.source : "eventhubs_sender_${name}" => {
         scope = hub.id
         role  = "Azure Event Hubs Data Sender"
+      }
+    },
+    {
+      for name, hub in azurerm_eventhub.source : "eventhubs_receiver_${name}" => {
+        scope = hub.id
+        role  = "Azure Event Hubs Data Receiver"
       }
     },
     {

@@ -45,7 +45,23 @@ variable "resource_group_name" {
 variable "tags" {
   type        = map(string)
   default     = {}
-  description = "Tags added to every resource, on top of `project` and `managed-by`."
+  description = "Tags added to every resource, on top of `project` and `managed-by` (which they cannot replace): at most 48, names of 1-128 characters without < > % & \\ ? / (a storage account's limit, the tightest here), values of at most 256."
+
+  validation {
+    condition     = length(var.tags) <= 48
+    error_message = "tags takes at most 48 entries: Azure allows 50 per resource and every resource also gets project and managed-by."
+  }
+  validation {
+    condition = alltrue([for name, value in var.tags :
+      length(name) >= 1 && length(name) <= 128 && !can(regex("[<>%&\\\\?/]", name)) && length(value) <= 256
+    ])
+    error_message = "tags names must be 1-128 characters without < > % & \\ ? / and values at most 256 characters (Azure's tag rules; a storage account takes names of 128 at most)."
+  }
+  validation {
+    # Tag names are case-insensitive in Azure; locals.tf sets these two after var.tags, so one given here was dropped.
+    condition     = !anytrue([for name in keys(var.tags) : contains(["project", "managed-by"], lower(name))])
+    error_message = "tags cannot set project or managed-by: every resource carries project = streamingpoc and managed-by = terraform."
+  }
 }
 
 variable "sources" {
@@ -136,9 +152,9 @@ variable "sources" {
     process_<source> scales out (one instance per partition at most). `lag_threshold` is the
     Kafka trigger's target of unprocessed events per instance (<SOURCE>_LAG_THRESHOLD):
     instances = lag / lag_threshold, rounded up, at most partition_count.
-    `compaction_schedule` is the NCRONTAB of compact_<source> (raw hours -> curated Delta table); keep it at
-    least every 30 minutes: the compaction-lag alert takes a source with no run reported in its last hour
-    (telemetry arrives minutes late) for not running.
+    `compaction_schedule` is the NCRONTAB of compact_<source> (raw hours -> curated Delta table); it must run
+    every hour of every day, at least every 30 minutes (refused at plan otherwise): the compaction-lag alert
+    takes a source with no run reported in its last hour (telemetry arrives minutes late) for not running.
   EOT
 
   validation {
@@ -233,6 +249,31 @@ variable "sources" {
     error_message = "generator_schedule and compaction_schedule must fire: a day of the month none of its months has (the 30th of February, the 31st of April) never does."
   }
   validation {
+    # The compaction-lag alert (main.alerts.tf) takes a source with no run reported in its last hour for not running,
+    # and telemetry arrives minutes late: compact_<source> must run every hour of every day, its minutes at most 30
+    # apart (the gap after the last minute wraps to the first of the next hour). Malformed values are the checks' above.
+    condition = alltrue([
+      for schedule in [for source in values(var.sources) : source.compaction_schedule if source.compaction_schedule != null] :
+      try(length(regexall("\\S+", schedule)) != 6, true) || try(
+        alltrue([for index in [2, 3, 4, 5] : contains(["*", "*/1"], regexall("\\S+", schedule)[index])]) &&
+        alltrue(flatten([
+          for minutes in [flatten([for text in split(",", regexall("\\S+", schedule)[1]) : [
+            for ends in [split("/", text)[0] == "*" ? [0, 59] : [for token in split("-", split("/", text)[0]) : tonumber(token)]] :
+            range(
+              min(ends...),
+              (length(ends) > 1 ? max(ends...) : length(split("/", text)) > 1 || split("/", text)[0] == "*" ? 59 : ends[0]) + 1,
+              max(1, try(tonumber(split("/", text)[1]), 1))
+            )
+            ]])] : [
+            for minute in minutes : min(concat([for later in minutes : later if later > minute], [min(minutes...) + 60])...) - minute <= 30
+          ]
+        ])),
+        false
+      )
+    ])
+    error_message = "compaction_schedule must run compact_<source> every hour of every day, at least every 30 minutes (hour, day, month and day-of-week fields *; e.g. \"0 */15 * * * *\"): the compaction-lag alert takes a source with no run reported in its last hour for not running."
+  }
+  validation {
     condition = alltrue([for source in values(var.sources) :
       source.generator_events_per_tick == null || try(source.generator_events_per_tick >= 0 && source.generator_events_per_tick <= 100000 && floor(source.generator_events_per_tick) == source.generator_events_per_tick, false)
     ])
@@ -276,7 +317,7 @@ locals {
 variable "redrive_operator_principal_id" {
   type        = string
   default     = null
-  description = "Object ID of the user or group that runs `python -m tools.redrive` against Azure: gets Azure Event Hubs Data Sender on each source's event hub, Storage Blob Data Contributor on the lake's file system (read dead letters, record what was redriven) and, while a source is Avro, Schema Registry Reader on the schema group (decode its dead letters). Null grants nothing."
+  description = "Object ID of the user or group that runs `python -m tools.redrive` and `python -m tools.reconcile` against Azure: gets Azure Event Hubs Data Sender and Data Receiver (reconcile reads records and moves a processor's group) on each source's event hub, Storage Blob Data Contributor on the lake's file system (read dead letters and ledgers, record what was redriven, mark a group's move in the ledgers) and, while a source is Avro, Schema Registry Reader on the schema group (decode its dead letters). Null grants nothing."
 
   validation {
     condition     = var.redrive_operator_principal_id == null || can(regex("^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$", var.redrive_operator_principal_id))
@@ -311,7 +352,7 @@ variable "zone_redundancy_enabled" {
     own group, plus the http and durable groups) and bills them as always ready whether or not
     events arrive: the always-ready baseline of `python -m tools.cost --prices` (USD 0.000004 per
     GB-s) is about USD 21 a month per instance at 2048 MB, so about USD 42 per group and USD
-    500-715 a month in all (docs/cost.md). Needs a region with zones and zone-redundant storage
+    505-715 a month in all (docs/cost.md). Needs a region with zones and zone-redundant storage
     (storage_replication_type ZRS, GZRS or RAGZRS).
   EOT
 

@@ -8,9 +8,10 @@ python -m tools.reconcile orders --eventhubs-namespace evhns-spoc-x1y2          
 Settings (broker, lake, the source's topic and consumer group) come from ``local.settings.json``
 (``--settings``) and the environment, as the app reads them. With ``--eventhubs-namespace`` the
 Kafka endpoint of that namespace is used with your Azure login (OAUTHBEARER, ``DefaultAzureCredential``):
-you need *Azure Event Hubs Data Receiver* on the namespace, and to read the lake, *Storage Blob
-Data Reader*. A group is moved only while it has no members: stop the local host, or in Azure
-disable ``process_<source>`` first (docs/operations in docs/datagen.md, "Reconcile and reposition").
+you need *Azure Event Hubs Data Receiver* on the source's hub, and to read the lake, *Storage Blob
+Data Reader* (*Contributor* for ``--apply``, which marks the move in the landing ledgers; Terraform's
+``redrive_operator_principal_id`` gets all three). A group is moved only while it has no members: stop the local
+host, or in Azure disable ``process_<source>`` first (docs/operations in docs/datagen.md, "Reconcile and reposition").
 """
 
 from __future__ import annotations

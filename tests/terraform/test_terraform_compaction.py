@@ -100,3 +100,44 @@ def test_the_compaction_lag_alert_takes_a_source_that_reports_nothing_for_not_ru
     assert "join kind=leftouter reported on source" in rendered
     assert f"lag_minutes = coalesce(lag_minutes, real({not_running}))" in rendered
     assert int(not_running) > 29 * 24 * 60 / 2, "past the largest compaction_lag_alert_minutes the variables allow"
+
+
+def _compaction_schedule_refusal(tmp_path: Path, schedule: str) -> str | None:
+    """The plan's complaint about ``schedule`` as clickstream's compaction_schedule; None when it is taken."""
+    entries = {name: "{}" for name in ("clickstream", "mobile", "sensors", "users")}
+    entries["clickstream"] = f'{{ compaction_schedule = "{schedule}" }}'
+    sources = "{ " + ", ".join(f"{name} = {entry}" for name, entry in entries.items()) + " }"
+    try:
+        terraform_output(harness_dir(tmp_path), vars={"sources": sources})
+    except TerraformFailed as failure:
+        return " ".join(str(failure).split())
+    return None
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    ["0 */15 * * * *", "0 0,30 * * * *", "0 10/20 * * * *", "*/10 */5 * * * *", "0 5-55/25 * * * *", "0 * */1 * * *"],
+)
+def test_a_compaction_schedule_that_runs_every_half_hour_is_taken(tmp_path: Path, schedule: str) -> None:
+    assert _compaction_schedule_refusal(tmp_path, schedule) is None
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "0 0 * * * *",  # hourly: a run reported late leaves an hour without one
+        "0 0,40 * * * *",  # 40 minutes from 0 to 40
+        "0 0-10 * * * *",  # 50 minutes from 10 to the next hour's 0
+        "0 45/10 * * * *",  # 45, 55: 50 minutes to the next hour's 45
+        "0 */15 8-18 * * *",  # office hours only: the alert fires every night
+        "0 */15 * * * 1-5",  # weekdays only
+        "0 */15 * 1 * *",  # the first of the month only
+    ],
+)
+def test_a_compaction_schedule_the_lag_alert_would_take_for_not_running_is_refused(
+    tmp_path: Path, schedule: str
+) -> None:
+    """The docs said to keep compaction_schedule at least every 30 minutes; an hourly one passed the plan, and the
+    compaction-lag alert (no run reported in its last hour: not running) then fired for a healthy source."""
+    refusal = _compaction_schedule_refusal(tmp_path, schedule)
+    assert refusal is not None and "compaction_schedule must run compact_<source> every hour of every day" in refusal

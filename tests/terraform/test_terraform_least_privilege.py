@@ -142,10 +142,12 @@ def test_schema_registry_roles_are_on_the_schema_group_not_the_namespace() -> No
 
 
 def test_the_redrive_operator_sends_per_hub_and_reaches_only_the_lakes_file_system_and_the_schema_group() -> None:
+    """Reconcile's operator had no role to read the hubs with (the docs named Receiver, Terraform granted none)."""
     roles = _local("main.redrive.tf", "redrive_operator_roles")
     assert HUB_GRANTS.search(roles), roles
     assert _GRANT.findall(roles) == [
         ("hub.id", DATA_SENDER),
+        ("hub.id", "Azure Event Hubs Data Receiver"),
         ("azurerm_storage_container.lake.id", "Storage Blob Data Contributor"),
         ("azurerm_eventhub_namespace_schema_group.sources.id", "Schema Registry Reader (Preview)"),
     ]

@@ -109,15 +109,15 @@ def _never_fires(schedule: str) -> bool:
     ],
 )
 def test_a_schedule_that_never_fires_is_refused(tmp_path: Path, schedule: str, fires: bool) -> None:
-    """The Functions host takes it and its timer never runs (a compaction: raw hours never curated); the app's
-    settings refuse it, so Terraform does, at plan."""
+    """The Functions host takes it and its timer never runs (a generator: no events); the app's settings refuse it,
+    so Terraform does, at plan. (A compaction_schedule must also run every half hour: refused before this matters.)"""
     assert _never_fires(schedule) is not fires, f"the code's NCRONTAB parser disagrees on {schedule!r}"
-    entry = f'{{ compaction_schedule = "{schedule}" }}'
+    entry = f'{{ generator_schedule = "{schedule}" }}'
     if fires:
         settings = terraform_output(harness_dir(tmp_path), vars={"sources": _sources(clickstream=entry)})[
             "app_settings"
         ]
-        assert settings["CLICKSTREAM_COMPACTION_SCHEDULE"] == schedule
+        assert settings["CLICKSTREAM_GENERATOR_SCHEDULE"] == schedule
     else:
         assert "must fire: a day of the month none of its months has" in _refused_message(
             tmp_path, _sources(clickstream=entry)
@@ -153,10 +153,12 @@ def test_a_datagen_sources_schedule_is_checked_too(tmp_path: Path) -> None:
     ],
 )
 def test_a_schedule_in_range_plans(tmp_path: Path, schedule: str) -> None:
+    """As a generator_schedule; the same range check takes compaction_schedule, which must also run every half hour
+    (tests/terraform/test_terraform_compaction.py)."""
     assert not _the_code_refuses(schedule), f"the code's NCRONTAB parser refuses {schedule!r}: the two sides disagree"
-    entry = f'{{ generator_schedule = "{schedule}", compaction_schedule = "{schedule}" }}'
+    entry = f'{{ generator_schedule = "{schedule}" }}'
     settings = terraform_output(harness_dir(tmp_path), vars={"sources": _sources(clickstream=entry)})["app_settings"]
-    assert settings["CLICKSTREAM_GENERATOR_SCHEDULE"] == settings["CLICKSTREAM_COMPACTION_SCHEDULE"] == schedule
+    assert settings["CLICKSTREAM_GENERATOR_SCHEDULE"] == schedule
 
 
 def test_a_sources_map_without_schedules_plans(tmp_path: Path) -> None:
