@@ -89,7 +89,11 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="index function_app.py and run its functions")
-    start.add_argument("--settings", type=Path, help="settings file (default: local.settings.json)")
+    start.add_argument(
+        "--settings",
+        type=Path,
+        help="settings file (default: local.settings.json, else local.settings.example.json)",
+    )
     start.add_argument("--broker", type=_broker, help="'embedded' (start Tansu) or HOST:PORT (default: from settings)")
     lake = start.add_mutually_exclusive_group()
     lake.add_argument("--lake", type=Path, help="local lake directory (LAKE_KIND=local)")
