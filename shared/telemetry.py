@@ -38,6 +38,7 @@ log = logging.getLogger("streamingpoc.telemetry")
 # The exporter's defaults that would write rows per execution, all off (azure-monitor-opentelemetry 1.8):
 TRACE_SAMPLING_RATIO = 0.0  # share of traces exported: a sampled invocation is a requests row (tools.cost prices it)
 TRACE_SAMPLER_VARIABLE = "OTEL_TRACES_SAMPLER"  # set (with OTEL_TRACES_SAMPLER_ARG), the distro's own sampler applies
+TRACE_SAMPLER_SETTINGS = (TRACE_SAMPLER_VARIABLE, "OTEL_TRACES_SAMPLER_ARG")  # Terraform's var.trace_sampling_ratio
 # Its auto-instrumentations: a dependencies row per lake, Key Vault or HTTP call inside a sampled trace.
 INSTRUMENTATIONS = (
     "azure_sdk",

@@ -92,6 +92,7 @@ module "app_settings" {
   durable_task_scheduler    = local.durable_task_scheduler_settings
 
   application_insights_connection_string = azurerm_application_insights.this.connection_string
+  trace_sampling_ratio                   = var.trace_sampling_ratio
 
   sources = {
     for name, source in local.sources : name => {

@@ -692,6 +692,17 @@ variable "state_buckets" {
   }
 }
 
+variable "trace_sampling_ratio" {
+  type        = number
+  default     = 0
+  description = "Share of end-to-end traces exported to Application Insights (0 to 1; 0.01 is 1%), chosen by trace id so each is whole: the generator's span as a dependencies row, each invocation's as a requests row. 0 (the default) exports none; spans still carry traceparent from generator to processor. Above 0 the app gets OTEL_TRACES_SAMPLER = microsoft.fixed_percentage and OTEL_TRACES_SAMPLER_ARG; `python -m tools.cost` prices a request row per sampled invocation."
+
+  validation {
+    condition     = var.trace_sampling_ratio >= 0 && var.trace_sampling_ratio <= 1
+    error_message = "trace_sampling_ratio must be from 0 (no traces) to 1 (every trace)."
+  }
+}
+
 variable "log_retention_days" {
   type        = number
   default     = 30

@@ -175,7 +175,7 @@ ASSUMPTIONS = {
     "metric_rows": "The code's OpenTelemetry metrics: 20 series per running function instance, exported once a "
     "minute, while traffic flows. Its exporter's performance counters and live metrics are off (shared/telemetry.py).",
     "trace_rows": "The code's exporter sends no logs (the host does, under host.json's levels) and a trace only as "
-    "sampled (Config.trace_sampling: shared.telemetry.TRACE_SAMPLING_RATIO, 0, unless OTEL_TRACES_SAMPLER is set): "
+    "sampled (Config.trace_sampling: Terraform's trace_sampling_ratio, 0 by default, which sets OTEL_TRACES_SAMPLER): "
     "a sampled processing invocation is one request row (its CONSUMER span), its auto-instrumentation is off. The "
     "generators' sampled ticks (a dependencies row each, and a customMetrics row per export) are not counted.",
     "host_traces_per_execution": "With Function at Information the host writes 2 trace rows per execution "
@@ -276,7 +276,7 @@ def deployed(root: Path = ROOT) -> Config:
         compaction_runs_per_hour=_runs_per_hour(_source_field_default(variables, "compaction_schedule")),
         state_buckets=state_buckets,
         azure_storage_buckets=azure_storage_buckets,
-        trace_sampling=TRACE_SAMPLING_RATIO,
+        trace_sampling=float(_variable_default(variables, "trace_sampling_ratio") or TRACE_SAMPLING_RATIO),
     )
 
 

@@ -219,6 +219,7 @@ module "app_settings" {
   }
 
   application_insights_connection_string = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://example.invalid/"
+  trace_sampling_ratio                   = var.trace_sampling_ratio
 
   sources = {
     for name, source in local.sources : name => {

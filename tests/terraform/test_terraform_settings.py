@@ -29,6 +29,7 @@ from shared.settings import (
     source_defaults,
 )
 from shared.sources import CONFIG_SOURCES, SOURCES
+from shared.telemetry import TRACE_SAMPLER_SETTINGS
 from tests.conftest import ROOT
 from tests.terraform.conftest import HARNESS, TERRAFORM_DIR, TerraformFailed, harness_dir, terraform_output
 from tools.cost import deployed
@@ -40,9 +41,10 @@ _SOURCE_PREFIXES = tuple(f"{source.upper()}_" for source in SOURCES)
 def host_settings(sources: list[str]) -> set[str]:
     """Settings the Functions host reads: PLATFORM_SETTINGS, and ``AzureWebJobs.<function>.Disabled`` of the
     generator timers (a generator that is off is a disabled function, so its ticks are not billed) and of the
-    Kafka triggers (``processing_enabled``: processing stopped for a migration survives the next apply)."""
+    Kafka triggers (``processing_enabled``: processing stopped for a migration survives the next apply), and the
+    Azure Monitor distro's trace sampler (``TRACE_SAMPLER_SETTINGS``, from ``trace_sampling_ratio``)."""
     switched = {f"AzureWebJobs.{kind}_{source}.Disabled" for kind in ("generate", "process") for source in sources}
-    return set(PLATFORM_SETTINGS) | switched
+    return set(PLATFORM_SETTINGS) | switched | set(TRACE_SAMPLER_SETTINGS)
 
 
 def test_settings_match_the_code_in_both_directions(evaluated: dict[str, Any]) -> None:
@@ -433,3 +435,19 @@ def test_schedules_terraform_accepts_the_app_accepts_too(tmp_path: Path) -> None
         "0 0,30 9-17 * * Mon-Fri",
         ["0", "*/20", "*", "*", "*", "*"],
     )
+
+
+def test_traces_are_exported_only_when_trace_sampling_ratio_asks(evaluated: dict[str, Any], tmp_path: Path) -> None:
+    """docs/deploy.md told operators to set OTEL_TRACES_SAMPLER by hand, which the next apply that changes a setting
+    takes away again (the settings PUT writes the whole set): a variable sets it now."""
+    assert not set(TRACE_SAMPLER_SETTINGS) & set(evaluated["app_settings"]), "no traces by default"
+    sampled = terraform_output(harness_dir(tmp_path), vars={"trace_sampling_ratio": "0.01"})["app_settings"]
+    assert sampled["OTEL_TRACES_SAMPLER"] == "microsoft.fixed_percentage"
+    assert sampled["OTEL_TRACES_SAMPLER_ARG"] == "0.01"
+    assert deployed().trace_sampling == 0.0, "the cost model's default is Terraform's"
+
+
+def test_a_trace_sampling_ratio_outside_0_to_1_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TerraformFailed) as failure:
+        terraform_output(harness_dir(tmp_path), vars={"trace_sampling_ratio": "1.5"})
+    assert "trace_sampling_ratio must be from 0 (no traces) to 1" in " ".join(str(failure.value).split())

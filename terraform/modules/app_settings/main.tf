@@ -70,6 +70,12 @@ locals {
       AzureFunctionsJobHost__extensions__durableTask__hubName                               = var.durable_task_scheduler.task_hub
       DURABLE_TASK_SCHEDULER_CONNECTION_STRING                                              = "Endpoint=${trimsuffix(var.durable_task_scheduler.endpoint, "/")};Authentication=ManagedIdentity"
     },
+    # Traces exported, when asked for: the Azure Monitor distro's own sampler, which keeps or drops a
+    # trace by its id, so a generator's span and its processors' spans are kept together.
+    var.trace_sampling_ratio == 0 ? {} : {
+      OTEL_TRACES_SAMPLER     = "microsoft.fixed_percentage"
+      OTEL_TRACES_SAMPLER_ARG = tostring(var.trace_sampling_ratio)
+    },
     # <SOURCE>_<FIELD> for every source.
     merge([
       for name, source in var.sources : {

@@ -74,6 +74,12 @@ variable "application_insights_connection_string" {
   description = "Connection string of Application Insights (host telemetry and the code's OpenTelemetry metrics)."
 }
 
+variable "trace_sampling_ratio" {
+  type        = number
+  default     = 0
+  description = "Share of traces the Azure Monitor distro exports (OTEL_TRACES_SAMPLER_ARG); 0 sets neither OTEL setting."
+}
+
 variable "max_record_bytes" {
   type        = number
   description = "MAX_RECORD_BYTES: larger records are dead-lettered as oversized."
