@@ -275,7 +275,12 @@ def _key_text(key: Any) -> str:
     key is kept and written as text, never the reason its batch fails."""
     if isinstance(key, bytes | bytearray | memoryview):
         return bytes(key).decode("utf-8", "backslashreplace")
-    return key if isinstance(key, str) else json.dumps(key, default=str)
+    if isinstance(key, str):
+        return key
+    try:
+        return json.dumps(key, default=str)
+    except ValueError as error:  # an integer past Python's 4,300-digit limit for text
+        return f"<{type(key).__name__} key not written as text: {error}>"
 
 
 def to_record_with_content_type(event: func.KafkaEvent) -> KafkaRecord:
@@ -332,7 +337,7 @@ def parse_timestamp_ms(value: Any) -> int | None:
 @lru_cache(maxsize=4096)  # records produced together share their millisecond: most of a batch hits
 def _parse_timestamp_ms(value: str) -> int | None:
     if value.isascii() and value.isdigit():
-        return int(value)
+        return int(value) if len(value) <= 19 else None  # more digits are past int64, and past any date
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

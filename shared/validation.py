@@ -227,6 +227,28 @@ def _classify(record: KafkaRecord, value: bytes, error: ValidationError) -> Dead
             value.decode("utf-8")
         except UnicodeDecodeError as decode_error:
             return DeadLetter(record, Reason.NOT_UTF8, str(decode_error))
-        return DeadLetter(record, Reason.NOT_JSON, issues[0]["msg"])
+        message = issues[0]["msg"]
+        if encoding := _wide_encoding(value):
+            detail = f"{encoding} without a byte-order mark; JSON is UTF-8 ({message})"
+            return DeadLetter(record, Reason.NOT_UTF8, detail)
+        if "number out of range" in message:
+            detail = f"{message}: a number of more than 4,300 digits, longer than the parser reads in any field"
+            return DeadLetter(record, Reason.SCHEMA, detail)
+        return DeadLetter(record, Reason.NOT_JSON, message)
     detail = "; ".join(f"{'.'.join(map(str, issue['loc'])) or '<record>'}: {issue['msg']}" for issue in issues[:10])
     return DeadLetter(record, Reason.SCHEMA, detail)
+
+
+def _wide_encoding(value: bytes) -> str | None:
+    """The UTF-16 or UTF-32 that ``value`` is in when it has no byte-order mark, from where its first two characters'
+    zero bytes fall (RFC 4627, section 3: JSON text starts with two ASCII characters); ASCII text in them is valid
+    UTF-8 (ASCII and NUL bytes), so the decoder alone takes it for UTF-8."""
+    if len(value) < 4:
+        return None
+    zeros = (value[0] == 0, value[1] == 0, value[2] == 0, value[3] == 0)
+    return {
+        (True, True, True, False): "UTF-32-BE",
+        (False, True, True, True): "UTF-32-LE",
+        (True, False, True, False): "UTF-16-BE",
+        (False, True, False, True): "UTF-16-LE",
+    }.get(zeros)

@@ -29,6 +29,8 @@ from tests.unit.conftest import b64
         (1795516200000, 1795516200000),  # ... and as a number raised TypeError outside the batch's watch: a stall
         ([1, 2], None),
         (True, None),
+        ("9" * 19, 9_999_999_999_999_999_999),  # past any date: the screening drops it, with its own reason
+        ("0" * 4301, None),  # raised ValueError (Python's 4,300-digit limit for int(text)), failing the batch
     ],
 )
 def test_kafka_record_timestamps_from_the_extension_parse(text: object, expected: int | None) -> None:
@@ -56,6 +58,13 @@ def test_a_key_the_worker_hands_over_as_other_than_text_becomes_text(key: object
     AttributeError, for ever; the record's key is kept as text instead."""
     event = func.KafkaEvent(body=b"{}", key=key, partition=0, offset=1, topic="mobile")  # type: ignore[arg-type]
     assert bindings.to_record(event).key == text
+
+
+def test_a_key_too_long_to_write_as_text_still_gives_a_record() -> None:
+    """An integer key past Python's 4,300-digit limit for text raised ValueError out of the batch's conversion."""
+    event = func.KafkaEvent(body=b"{}", key=10**4301, partition=0, offset=1, topic="mobile")  # type: ignore[arg-type]
+    key = bindings.to_record(event).key
+    assert key is not None and key.startswith("<int key not written as text: Exceeds the limit (4300 digits)")
 
 
 def test_trace_context_of_the_current_span_becomes_a_header() -> None:

@@ -26,6 +26,10 @@ SENSORS = get_source("sensors")
     ("value", "reason"),
     [
         (b"\xff\xfe{}", "not_utf8"),
+        ('{"ip": "1.2.3.4"}'.encode("utf-16-le"), "not_utf8"),  # no byte-order mark: ASCII and NUL bytes
+        ('{"ip": "1.2.3.4"}'.encode("utf-16-be"), "not_utf8"),
+        ('{"ip": "1.2.3.4"}'.encode("utf-32-le"), "not_utf8"),
+        ('{"ip": "1.2.3.4"}'.encode("utf-32-be"), "not_utf8"),
         (b"{not json", "not_json"),
         (b'{"ip": "1.2.3.4"}', "schema"),
         (b"[1, 2]", "schema"),
@@ -39,6 +43,24 @@ def test_each_kind_of_bad_record_is_dead_lettered_with_its_reason(value: bytes |
     assert [letter.reason for letter in batch.dead_letters] == [reason]
     assert batch.dead_letters[0].record.offset == 100
     assert batch.dead_letters[0].detail
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_json_in_utf16_or_utf32_without_a_byte_order_mark_is_named(encoding: str) -> None:
+    """ASCII JSON in UTF-16/32 is valid UTF-8 byte for byte (ASCII and NUL), so it was `not_json` "key must be a
+    string", where the reasons table promises `not_utf8` for UTF-16."""
+    value = json.dumps({"ip": "1.2.3.4", "note": "h\u00e9"}).encode(encoding)
+    (letter,) = process_batch(CLICKSTREAM, [clickstream_record(value)], max_record_bytes=10_000).dead_letters
+    assert letter.reason == "not_utf8" and letter.detail.startswith(f"{encoding.upper()} without a byte-order mark")
+
+
+def test_a_number_longer_than_the_parser_reads_is_a_schema_dead_letter_that_says_so() -> None:
+    """Valid JSON (Python's json reads it) that the parser refuses: it was `not_json`, which says the text is not
+    JSON; the value is the problem, as an integer past int64 is."""
+    for number in (b"9" * 4301, b"1" + b"0" * 4400 + b"e-4400"):  # an int, and 1.0 written long
+        value = json.dumps({"ip": "1.2.3.4"}).encode()[:-1] + b', "big": ' + number + b"}"
+        (letter,) = process_batch(CLICKSTREAM, [clickstream_record(value)], max_record_bytes=10_000).dead_letters
+        assert letter.reason == "schema" and "more than 4,300 digits" in letter.detail
 
 
 def test_bad_records_do_not_stop_the_rest_of_the_batch() -> None:
