@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import TypeVar
 
+import pyarrow.compute as pc
+
 from shared.batch import PartitionBatch, ProcessedBatch
 from shared.dead_letters import DeadLetter
 from shared.errors import ConfigurationError, WriteConflict
@@ -55,6 +57,11 @@ ATTEMPTS = 3  # a batch admitted again after a lost ledger write; more conflicts
 # written in one short request (docs/reliability.md: the lease bounds a holder's requests). Kafka batches of the
 # usual record sizes stay far below it; a batch of large records lands in parts.
 LANDING_MAX_BYTES = 32 * 1024 * 1024
+# How many files one landing may write: it names them in the ledger and sends them one request at a time within its
+# lease, and a retry checks each is there before it writes on. A batch whose rows fall in many hours (a backfill,
+# producer clocks far apart: 10,000 records, 10,000 hourly files) lands in parts of at most this many, so each part's
+# requests fit in a lease; in one landing, a retry's checks alone outlasted the lease and the partition stalled.
+LANDING_MAX_FILES = 64
 
 
 class LandingGuard:
@@ -115,8 +122,11 @@ def land_once(
 def land_partition(landing: PartitionLanding, part: PartitionBatch, fmt: Format, now_ms: int) -> LandingReport:
     """Land one partition's batch; admitted again when another instance moved its ledger. A batch that crosses
     the point where the partition's offsets restarted lands as two, each in its own life; so does a batch whose
-    values carry more than ``LANDING_MAX_BYTES``, halves landed one after the other, until each is small."""
+    values carry more than ``LANDING_MAX_BYTES``, or whose files would be more than ``LANDING_MAX_FILES``, halves
+    landed one after the other, until each is small."""
     cut = size_cut(part.records)
+    if cut is None:
+        cut = files_cut(part)
     if cut is not None:
         return _land_split(landing, part, cut, fmt, now_ms)
     for attempt in range(ATTEMPTS):
@@ -157,6 +167,26 @@ def size_cut(records: Sequence[KafkaRecord]) -> int | None:
         if 2 * running >= total:
             return next_offset
     return sizes[-1][0]
+
+
+def files_cut(part: PartitionBatch) -> int | None:
+    """Where to cut a batch of one partition whose landing would write more than ``LANDING_MAX_FILES`` files: the
+    offset that starts its second half by records. None for a batch within it (each record is in one file at most)."""
+    if len(part.records) <= LANDING_MAX_FILES or _files_at_most(part) <= LANDING_MAX_FILES:
+        return None
+    offsets = sorted(record.offset for record in part.records)
+    return offsets[len(offsets) // 2]
+
+
+def _files_at_most(part: PartitionBatch) -> int:
+    """The raw and dead-letter files landing ``part`` writes at most: a file per hour of its rows' landing times, and
+    one per Kafka hour of its dead letters (``shared.landing.files``)."""
+    if part.table is not None:
+        hours = pc.floor_temporal(part.table.column("_event_time"), unit="hour")
+        row_files = int(pc.count_distinct(hours).as_py())
+    else:
+        row_files = len({hour_start_ms(row["_event_time"]) for row in part.rows or ()})
+    return row_files + len({hour_start_ms(letter.record.timestamp_ms or 0) for letter in part.dead_letters})
 
 
 class PartitionLander:

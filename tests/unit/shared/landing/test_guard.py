@@ -159,3 +159,65 @@ def test_a_damaged_dead_letter_file_stops_no_redelivery(tmp_path: Path) -> None:
     (letters,) = tmp_path.glob("deadletter/**/*.gz")
     letters.write_bytes(b"not gzip at all")
     assert land_clicks_report(LocalLake(tmp_path), records).row_count == 0
+
+
+class _OneSecondALake(LocalLake):
+    """A local lake whose every request takes a second of the guard's clock (and of the monotonic one)."""
+
+    def __init__(self, root: Path, clock: list[float]) -> None:
+        super().__init__(root)
+        self.clock = clock
+        self.created: list[str] = []
+
+    def _tick(self) -> None:
+        self.clock[0] += 1.0
+
+    def create(self, path: str, data: bytes) -> bool:
+        self._tick()
+        self.created.append(path)
+        return super().create(path, data)
+
+    def exists(self, path: str) -> bool:
+        self._tick()
+        return super().exists(path)
+
+    def read_versioned(self, path: str) -> tuple[bytes, str] | None:
+        self._tick()
+        return super().read_versioned(path)
+
+    def write_if(self, path: str, data: bytes, version: str | None) -> str:
+        self._tick()
+        return super().write_if(path, data, version)
+
+
+def test_a_batch_spanning_many_hours_lands_in_parts_that_each_fit_a_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file per hour of its rows: 400 records with Kafka times an hour apart (producer clocks, a backfill) made one
+    landing of 400 files, one request each. Its lease ran out part way; every retry then checked the 400 files it
+    named before writing on, which took longer than a lease, so it never wrote again: the partition stalled. It now
+    lands in parts of at most LANDING_MAX_FILES files, each within its lease, each offset once."""
+    from shared.landing import guard as guard_module
+    from shared.landing import partition
+
+    clock = [float(FIXED_NOW_MS // 1000)]
+    monkeypatch.setattr(partition.time, "monotonic", lambda: clock[0])
+    lake = _OneSecondALake(tmp_path, clock)
+    guard_for(lake).clock = lambda: clock[0]
+    hour = 3_600_000
+    records = [
+        KafkaRecord(r.topic, r.partition, r.offset, r.key, r.value, FIXED_NOW_MS - offset * hour)
+        for offset, r in enumerate(records_for(CLICKS, 400))
+    ]
+    attempts = 0
+    while attempts < 5:  # the trigger retries a failed batch
+        attempts += 1
+        try:
+            land_clicks(lake, records)
+            break
+        except partition.LeaseExpired:
+            continue
+    assert landed_positions(tmp_path) == [(0, 0, offset) for offset in range(400)], f"{attempts} attempts"
+    assert attempts == 1
+    raw_files = [path for path in lake.created if path.startswith("raw/")]
+    assert len(raw_files) == len(set(raw_files)) > guard_module.LANDING_MAX_FILES
