@@ -29,6 +29,7 @@ from aiohttp import web
 from devhost.errors import DevHostError
 from devhost.registry.store import Registered, RegistryStore
 from devhost.services.processes import free_port
+from shared.schema_registry.avro_binary import malformed
 
 MOUNT = "/registry"
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -124,7 +125,10 @@ class _Routes:
                 raise ValueError("schema must be a string, schemaType one of " + ", ".join(SCHEMA_TYPES))
             schema.encode("utf-8")  # a lone surrogate (sent as a \ud800 escape) is no text SQLite can keep
             if schema_type == "AVRO":
-                fastavro.parse_schema(json.loads(schema))
+                document = json.loads(schema)
+                if (problem := malformed(document)) is not None:  # as Confluent's Java parser refuses it
+                    raise ValueError(problem)
+                fastavro.parse_schema(document)
             elif schema_type == "JSON":
                 json.loads(schema)
         except Exception as error:

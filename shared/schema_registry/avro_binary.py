@@ -114,13 +114,16 @@ def _parse_writer(text: str, named: dict[str, Any]) -> ParsedSchema:
         private = private_key(plain)
         if private is not None:
             raise BadSchema(f"the schema has a key {private!r}, which is fastavro's own marker")
+        problem = malformed(plain)
+        if problem is not None:
+            raise BadSchema(f"not an Avro schema: {problem}"[:500])
         known = dict(named)
         parsed = fastavro.parse_schema(plain, named)
         redefined = next((name for name, schema in known.items() if named.get(name) is not schema), None)
         if redefined is not None:
             raise BadSchema(f"{redefined}, a named type of a referenced schema, is defined again: not supported")
         recursive = recursive_type(plain) or _recursive_parsed(parsed, named)
-    except BadSchema:
+    except (BadSchema, MemoryError):  # out of memory is the worker's state, not the schema's: the batch is retried
         raise
     except Exception as error:  # fastavro raises several kinds for a bad schema; a RecursionError for a deep one
         raise BadSchema(f"not an Avro schema: {type(error).__name__}: {error}"[:500]) from error
@@ -142,6 +145,58 @@ def _parse_writer(text: str, named: dict[str, Any]) -> ParsedSchema:
 
 
 FASTAVRO_MARKERS = frozenset({"__fastavro_parsed", "__named_schemas"})  # keys fastavro.parse_schema trusts
+
+
+def malformed(schema: Any, where: str = "the schema") -> str | None:
+    """What in ``schema`` (a schema's JSON form) breaks the Avro specification where this code relies on it: a
+    named type without a text name, a record's fields not a list of fields with text names, an enum's symbols not
+    a list of text, a fixed's size not a whole number of bytes, an array without items, a map without values;
+    None when nothing does. fastavro's parser takes some of these (a fixed whose size is text, a field whose name
+    is an object) and they fail later, while records are decoded or resolved: a registry that stores such a schema
+    (Confluent's, Redpanda's and Event Hubs' refuse it; the local one and some others do not) stopped the partition
+    at every retry, where it is the record's problem (``unknown_schema``)."""
+    if isinstance(schema, str):
+        return None
+    if isinstance(schema, list):
+        return next((found for branch in schema if (found := malformed(branch, f"a branch of {where}"))), None)
+    if not isinstance(schema, dict):
+        return f"{where} is {type(schema).__name__}, not a schema"
+    kind = schema.get("type")
+    if isinstance(kind, dict | list):
+        return malformed(kind, where)
+    if not isinstance(kind, str):
+        return f"{where} has no type name"
+    if kind in ("record", "error", "enum", "fixed"):
+        name = schema.get("name")
+        if not isinstance(name, str) or not name:
+            return f"{where}: a {kind} whose name is {name!r}"
+        if not _texts(schema.get("aliases", [])):
+            return f"{where}: the aliases of {name} are not a list of names"
+        where = name
+    if kind in ("record", "error"):
+        fields = schema.get("fields")
+        if not isinstance(fields, list):
+            return f"{where}: its fields are not a list"
+        for field in fields:
+            if not isinstance(field, dict) or not isinstance(field.get("name"), str) or "type" not in field:
+                return f"{where}: a field that is not a name and a type: {field!r}"[:200]
+            if not _texts(field.get("aliases", [])):
+                return f"{where}.{field['name']}: its aliases are not a list of names"
+            if (found := malformed(field["type"], f"{where}.{field['name']}")) is not None:
+                return found
+    elif kind == "enum" and not (isinstance(schema.get("symbols"), list) and _texts(schema["symbols"])):
+        return f"{where}: its symbols are not a list of names"
+    elif kind == "fixed" and not (type(schema.get("size")) is int and schema["size"] >= 0):
+        return f"{where}: a fixed of size {schema.get('size')!r}, not a whole number of bytes"
+    elif kind == "array":
+        return f"{where}: an array without items" if "items" not in schema else malformed(schema["items"], where)
+    elif kind == "map":
+        return f"{where}: a map without values" if "values" not in schema else malformed(schema["values"], where)
+    return None
+
+
+def _texts(items: Any) -> bool:
+    return isinstance(items, list) and all(isinstance(item, str) for item in items)
 
 
 def private_key(document: Any) -> str | None:
@@ -805,6 +860,8 @@ def parse_reader_schema(schema: Any) -> ParsedSchema:
     try:
         parsed = fastavro.parse_schema(as_parsed(schema, defaults=True))
         _bytes_defaults_as_bytes(parsed)
+    except MemoryError:  # the worker's state: not cached as a schema that does not parse, the batch is retried
+        raise
     except Exception as error:  # fastavro raises several kinds for a bad schema
         raise BadSchema(f"not an Avro schema: {type(error).__name__}: {error}"[:500]) from error
     return parsed
@@ -938,6 +995,14 @@ def changed_meaning(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
         if not matches(written, read):
             return None
         written_kind, read_kind = _kind(written), _kind(read)
+        named_kinds = (_NAMED_FAMILY.get(written_kind), _NAMED_FAMILY.get(read_kind))
+        if None not in named_kinds and named_kinds[0] != named_kinds[1]:
+            # fastavro takes named types of one name for each other whatever their kinds: a fixed read as a record
+            # came back as its bytes, which landed as base64 text in a string branch beside it
+            return (
+                f"field {where or '(the record)'}: written as the {written_kind} {written.get('name')}, read as a"
+                f" {read_kind} of that name: Avro resolves neither kind to the other"
+            )
         if written_kind in ("record", "error") and read_kind in ("record", "error"):
             fields = {field["name"]: field["type"] for field in written["fields"]}
             for field in read["fields"]:

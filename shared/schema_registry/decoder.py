@@ -168,9 +168,7 @@ class AvroDecoder:
         reader = self._reader(reader_schema)
         located = [self._locate(record, value) for record, value in zip(records, values, strict=True)]
         schemas = self._fetch({found[0] for found in located if isinstance(found, tuple)})
-        usable = {schema_id: schema for schema_id, schema in schemas.items() if not isinstance(schema, _Refused)}
-        resolutions = {schema_id: self._resolution(reader, schema_id, schema) for schema_id, schema in usable.items()}
-        counters = {schema_id: repeat_counter(schema) for schema_id, schema in usable.items()}
+        resolutions, counters = self._prepare(reader, schemas)
         batch = DecodedBatch()
         repeats = 0  # the batch's weighted array items and map entries so far
         for record, found in zip(records, located, strict=True):
@@ -218,6 +216,27 @@ class AvroDecoder:
             batch.values.append(value)
             batch.received.append(received)
         return batch
+
+    def _prepare(
+        self, reader: _Reader, schemas: dict[str, ParsedSchema | _Refused]
+    ) -> tuple[dict[str, _Resolution], dict[str, Any]]:
+        """How ``reader`` reads each usable schema's records, and their repeat counters. A schema either step fails
+        on (one the checks at parse let through) is refused in ``schemas``: its records are dead letters, not the
+        batch's failure, which would come back on every retry and stop the partition."""
+        resolutions: dict[str, _Resolution] = {}
+        counters: dict[str, Any] = {}
+        for schema_id, schema in list(schemas.items()):
+            if isinstance(schema, _Refused):
+                continue
+            try:
+                resolutions[schema_id] = self._resolution(reader, schema_id, schema)
+                counters[schema_id] = repeat_counter(schema)
+            except MemoryError:  # the worker's state: the batch is retried
+                raise
+            except Exception as error:
+                detail = f"schema {schema_id}: its records cannot be read: {type(error).__name__}: {error}"[:500]
+                schemas[schema_id] = _Refused(Reason.UNKNOWN_SCHEMA, detail)
+        return resolutions, counters
 
     def _reader(self, schema: Any) -> _Reader:
         """``schema`` parsed once; records are read as written when there is none or it does not parse."""

@@ -11,14 +11,18 @@ test_union_and_logical_resolution)."""
 from __future__ import annotations
 
 import base64
+import io
+import json
 from typing import Any
 
+import fastavro
 import pytest
 
 from shared.batch import process_batch
 from shared.schema_registry import decoder as decoder_module
 from shared.schema_registry.client import ConfluentRegistry
 from shared.schema_registry.decoder import AvroDecoder
+from shared.schema_registry.wire import confluent_frame
 from tests.unit.shared.schema_registry.conftest import records_of
 from tests.unit.shared.schema_registry.test_decoder import THING, _produced, _read_as, _thing_source, _with
 
@@ -320,3 +324,114 @@ def test_a_fixed_of_another_size_or_bytes_is_a_schema_dead_letter(
     ((reason, detail),) = _letters(batch)
     assert reason == "schema" and detail.startswith("schema 1: does not resolve"), detail
     assert said in detail, detail
+
+
+def test_a_fixed_read_as_a_record_of_its_name_is_a_schema_dead_letter_not_base64_text(registry: str) -> None:
+    """fastavro takes named types of one name for each other whatever their kinds: a producer's fixed Addr read as
+    the source's record Addr came back as its bytes, and with a string branch beside the record they landed as
+    base64 text ('Um9tZQ==' for b'Rome'), no dead letter. Avro resolves neither kind to the other."""
+    address = {"type": "record", "name": "Addr", "fields": [{"name": "city", "type": "string"}]}
+    fixed = {"type": "fixed", "name": "Addr", "size": 4}
+    reader = _with({"name": "u", "type": ["null", "string", address], "default": None})
+    writer = _with({"name": "u", "type": ["null", fixed]})
+    batch = _read_as(
+        registry, _thing_source(reader), _produced(registry, writer, [{"id": 1, "name": "a", "u": b"Rome"}])
+    )
+    assert batch.rows() == [], batch.rows()
+    ((reason, detail),) = _letters(batch)
+    assert reason == "schema" and "written as the fixed x.Addr, read as a record of that name" in detail, detail
+
+
+@pytest.mark.parametrize(
+    ("field", "said"),
+    [
+        ({"name": "f", "type": {"type": "fixed", "name": "F", "size": "abc"}}, "a fixed of size 'abc'"),
+        ({"name": {"x": 1}, "type": "long"}, "a field that is not a name and a type"),
+        ({"name": "u", "type": ["null", {"type": "fixed", "name": "F", "size": []}]}, "a fixed of size []"),
+        ({"name": "e", "type": {"type": "enum", "name": "E", "symbols": "AB"}}, "its symbols are not a list of names"),
+        ({"name": "r", "type": {"type": "record", "name": 7, "fields": []}}, "a record whose name is 7"),
+        ({"name": "a", "type": {"type": "array"}}, "an array without items"),
+    ],
+)
+def test_a_malformed_schema_a_registry_stored_is_an_unknown_schema_dead_letter_not_a_stalled_partition(
+    tmp_path: Any, field: dict[str, Any], said: str
+) -> None:
+    """fastavro parses these (Confluent's, Redpanda's and Event Hubs' registries refuse them), and the code's own
+    walkers then raised (ValueError from int('abc'), TypeError from a dict as a name) out of the batch on every
+    retry: the partition stopped, the good records of the batch with it. Such a schema is the record's problem."""
+    from devhost.registry.server import serve_registry
+    from devhost.registry.store import RegistryStore
+
+    store_path = tmp_path / "lax.sqlite"
+    writer = _with(field)
+    bad_id = RegistryStore(store_path).register("things-value", json.dumps(writer)).id  # past the server's check
+    with serve_registry(store_path) as url:
+        good_id = int(ConfluentRegistry(url).register("other-value", json.dumps(THING)))
+        values = [confluent_frame(bad_id, b"\x02\x00"), _produced_with_id(good_id, THING, {"id": 2, "name": "b"})]
+        batch = _read_as(url, _thing_source(THING), values)
+    assert [row["id"] for row in batch.rows()] == [2], "the good record of the batch lands"
+    ((reason, detail),) = _letters(batch)
+    assert reason == "unknown_schema" and said in detail, detail
+
+
+def test_the_local_registry_refuses_a_malformed_schema_as_confluents_does(registry: str) -> None:
+    writer = _with({"name": "f", "type": {"type": "fixed", "name": "F", "size": "abc"}})
+    with pytest.raises(Exception, match="a fixed of size 'abc'"):
+        ConfluentRegistry(registry).register("things-value", json.dumps(writer))
+
+
+def _produced_with_id(schema_id: int, writer: dict[str, Any], record: dict[str, Any]) -> bytes:
+    sink = io.BytesIO()
+    fastavro.schemaless_writer(sink, fastavro.parse_schema(writer), record)
+    return confluent_frame(schema_id, sink.getvalue())
+
+
+def test_a_schema_the_resolution_fails_on_dead_letters_its_records_and_the_batch_lands(
+    registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the checks at parse let through and the resolution then raises on is that schema's records' problem:
+    raised out of the batch, it failed the batch's good records too, on every retry."""
+    writer = _with({"name": "qty", "type": "int", "default": 0})
+    values = [*_produced(registry, writer, [{"id": 1, "name": "a", "qty": 3}]), *_produced(registry, THING, [])]
+    values.append(
+        _produced_with_id(
+            int(ConfluentRegistry(registry).register("t-value", json.dumps(THING))), THING, {"id": 2, "name": "b"}
+        )
+    )
+    real = decoder_module.repeat_counter
+
+    def failing_for_qty(schema: Any) -> Any:
+        if "qty" in json.dumps(schema, default=str):
+            raise ValueError("a walker's assumption")
+        return real(schema)
+
+    monkeypatch.setattr(decoder_module, "repeat_counter", failing_for_qty)
+    batch = _read_as(registry, _thing_source(THING), values)
+    assert [row["id"] for row in batch.rows()] == [2]
+    ((reason, detail),) = _letters(batch)
+    assert reason == "unknown_schema" and "ValueError: a walker's assumption" in detail, detail
+
+
+def test_running_out_of_memory_while_parsing_a_schema_fails_the_batch_and_is_not_remembered(
+    registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A MemoryError was taken for a schema that does not parse: the record an unknown_schema dead letter (and the
+    id remembered so for 60 s); for the source's own schema, its records read as written for the worker's life."""
+    from shared.schema_registry import avro_binary
+
+    source, records = _thing_source(THING), records_of(_produced(registry, THING, [{"id": 1, "name": "a"}]), "things")
+    decoder = AvroDecoder(ConfluentRegistry(registry))
+    real, failures = avro_binary.fastavro.parse_schema, ["reader", "writer"]
+
+    def out_of_memory_first(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise MemoryError(failures.pop())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(avro_binary.fastavro, "parse_schema", out_of_memory_first)
+    while failures:  # the source's schema, then the writer's: each fails its batch, which the trigger retries
+        with pytest.raises(MemoryError):
+            process_batch(source, records, max_record_bytes=1 << 20, decoder=decoder)
+    batch = process_batch(source, records, max_record_bytes=1 << 20, decoder=decoder)
+    assert [row["id"] for row in batch.rows()] == [1] and batch.dead_letters == []
+    assert all(reader.parsed is not None for reader in decoder._readers.values()), "read as the source's schema"
