@@ -31,6 +31,7 @@ stopped first and the previous layout's entities have applied the signals they w
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -44,7 +45,7 @@ from shared.offset_ranges import OffsetRanges, add, union, without
 from shared.records import TopicPartition
 from shared.source_model import Row
 from shared.state import bucket_state
-from shared.state.aggregate import Signal, within_size
+from shared.state.aggregate import MAX_SIGNAL_BYTES, Signal, within_size
 from shared.state.bucket_counts import next_run
 from shared.state.bucket_state import (
     KEPT_OWED,
@@ -69,7 +70,10 @@ from shared.state.bucket_state import (
 from shared.state.buckets import bucket_for, bucket_key
 from shared.state.offsets import APPLIED
 
-MAX_ADOPT_BYTES = 200_000  # one adopt operation's states, JSON: well inside a queue message with its envelope
+# One adopt operation's payload (its states and the origins they name) as the Durable client sends it (``json.dumps``:
+# non-ASCII escaped, a space after each separator), at most: an apply's limit (``MAX_SIGNAL_BYTES``, which the Durable
+# Task Scheduler's message size sets), less room for the operation's envelope.
+MAX_ADOPT_BYTES = MAX_SIGNAL_BYTES - 4096
 NEAR_CAPACITY = 0.8  # of MAX_BUCKET_BYTES: a bucket this full after a move is reported (its applies may evict soon)
 
 
@@ -440,19 +444,44 @@ def _adopts(
     for key, state in sorted(states.items()):
         by_bucket.setdefault(bucket_for(key, buckets), {})[key] = state
     token = run if replace else None
+    empty = len(json.dumps(_adopt_payload({}, origins, token)))
     signals = []
     for home, moved in by_bucket.items():
         chunk: dict[str, Any] = {}
-        size = 0
+        carried: set[str] = set()  # the origins the chunk's adopt carries
+        size = empty
         for key, state in moved.items():
-            weight = len(orjson.dumps(state)) + len(key)
-            if chunk and size + weight > MAX_ADOPT_BYTES:
+            origin = _carried_origin(state, origins)
+            added = _entry_bytes(key, state) + _origin_bytes(origin, origins, carried)
+            if chunk and size + added > MAX_ADOPT_BYTES:
                 signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins, token)))
-                chunk, size = {}, 0
+                chunk, carried, size = {}, set(), empty
+                added = _entry_bytes(key, state) + _origin_bytes(origin, origins, carried)
             chunk[key] = state
-            size += weight
+            size += added
+            if origin is not None:
+                carried.add(origin)
         signals.append(Signal(entity, home, "adopt", _adopt_payload(chunk, origins, token)))
     return signals
+
+
+def _carried_origin(state: Any, origins: Origins | None) -> str | None:
+    """The origin a moved state names (``MOVED_FROM``) whose ranges its adopt carries (``_adopt_payload``)."""
+    origin = state.get(MOVED_FROM) if isinstance(state, dict) else None
+    return origin if origins is not None and isinstance(origin, str) else None
+
+
+def _origin_bytes(origin: str | None, origins: Origins | None, carried: set[str]) -> int:
+    """What carrying ``origin``'s ranges adds to an adopt that carries ``carried``'s already, as sent."""
+    if origin is None or origins is None or origin in carried:
+        return 0
+    return _entry_bytes(origin, origins.get(origin))
+
+
+def _entry_bytes(key: str, value: Any) -> int:
+    """What ``key: value`` adds to a JSON object as the Durable client writes it (``json.dumps``: ``"key": value, ``,
+    non-ASCII escaped): an upper bound by the last separator."""
+    return len(json.dumps({key: value})) - len("{}") + len(", ")
 
 
 def moved_on(states: Mapping[str, Any], bucket_states: Mapping[str, dict[str, Any] | None], buckets: int) -> list[str]:

@@ -11,8 +11,9 @@ import pytest
 from shared.landing.ledger import Ledger
 from shared.offset_ranges import OffsetRanges
 from shared.sources import SOURCES
+from shared.state.aggregate import MAX_SIGNAL_BYTES
 from shared.state.bucket_state import MOVED_FROM, adopt, as_adopted, dump, key_state, key_text, operate
-from shared.state.buckets import bucket_for
+from shared.state.buckets import bucket_for, bucket_key
 from shared.state.migration import (
     MAX_ADOPT_BYTES,
     adopt_signals,
@@ -48,8 +49,34 @@ def test_one_adopt_per_bucket_carrying_every_state_once() -> None:
 def test_a_bucket_with_more_state_than_one_operation_should_carry_is_cut_in_several() -> None:
     big = {f"k{i}": {"pad": "x" * 10_000} for i in range(60)}  # ~600 KB, one bucket
     signals = adopt_signals("sensor_stats", big, 1)
-    assert len(signals) > 1 and all(len(json.dumps(s.payload)) <= MAX_ADOPT_BYTES + 20_000 for s in signals)
+    assert len(signals) > 1 and all(len(json.dumps(s.payload)) <= MAX_ADOPT_BYTES for s in signals)
     assert {key for s in signals for key in s.payload["states"]} == set(big)
+
+
+def test_an_adopt_is_cut_by_its_size_as_sent_non_ascii_escaped_and_origins_counted() -> None:
+    """Adopts were cut at 200,000 bytes of their states' UTF-8: the Durable client sends ``json.dumps``, where a
+    Cyrillic letter is 6 bytes, and the origins an adopt carries were not counted. Two a review built went out at
+    378,916 and 313,818 bytes, over MAX_SIGNAL_BYTES, which the Durable Task Scheduler refuses: a backend switch
+    that could never finish (each rerun sent the same adopt)."""
+    name = "\u0410\u043b\u0435\u043a\u0441\u0430\u043d\u0434\u0440\u0430"
+    profiles = {
+        str(uid): {"profile": {"username": name * 3, "city": name}, "_applied": {"users/0/0": [[uid, uid]]}}
+        for uid in range(900)
+    }
+    ranges = {f"sensors/{p}/0": [[k * 1000 + 10**9, k * 1000 + 10**9 + 500] for k in range(32)] for p in range(4)}
+    origins = {bucket_key(index, 8192): ranges for index in range(0, 8192, 256)}
+    moved = {
+        f"sensor-{n}": {"count": 100, "pad": "x" * 520, MOVED_FROM: bucket_key(n * 256 % 8192, 8192)}
+        for n in range(400)
+    }
+    for signals in (adopt_signals("user_profile", profiles, 1), adopt_signals("sensor_stats", moved, 1, origins)):
+        sent = [len(json.dumps(signal.payload)) for signal in signals]
+        assert len(sent) > 1 and max(sent) <= MAX_ADOPT_BYTES < MAX_SIGNAL_BYTES, sent
+    assert {key for signal in signals for key in signal.payload["states"]} == set(moved)
+    assert all(
+        set(signal.payload["origins"]) == {state[MOVED_FROM] for state in signal.payload["states"].values()}
+        for signal in signals
+    )
 
 
 def test_verify_tells_moved_missing_and_conflicting_keys_apart() -> None:
