@@ -6,19 +6,22 @@ python -m tools.datagen --list-quickstarts
 
 Each line is ``<key>\\t<value>``: the message key (``null`` when the config has no
 ``schema.keyfield``) and the value exactly as the generator sends it. ``--start`` picks the
-absolute index of the first record (``iteration`` annotations count from it).
+absolute index of the first record (``iteration`` annotations count from it). Records are made
+in pieces of 1,000, each seeded by its first index, as a generator tick's pieces are: one piece is
+in memory at a time, whatever ``--count``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.datagen.config import QUICKSTARTS, DatagenConfigError, quickstart_config, read_config
 from shared.datagen.source import config_source
-from shared.generator_ticks import generate_messages
+from shared.generator_ticks import PIECE_RECORDS, generate_messages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,14 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--count and --start must be >= 0")
     try:
         config = read_config(args.config) if args.config else quickstart_config(args.quickstart)
+        source = config_source(config)  # refuses what only a record shows (options, defaults, a trial record)
     except (DatagenConfigError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    source = config_source(config)
     seed = args.seed if args.seed is not None else config.seed
     now = datetime.now(UTC)
-    for message in generate_messages(source, args.count, now=now, seed=seed, start_index=args.start):
-        print(f"{'null' if message.key is None else message.key}\t{message.value}")
+    try:
+        for start in range(args.start, args.start + args.count, PIECE_RECORDS):  # a piece in memory at a time
+            count = min(PIECE_RECORDS, args.start + args.count - start)
+            for message in generate_messages(source, count, now=now, seed=seed, start_index=start):
+                print(f"{'null' if message.key is None else message.key}\t{message.value}")
+    except BrokenPipeError:  # the reader stopped (| head): what it read was printed; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

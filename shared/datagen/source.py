@@ -102,7 +102,7 @@ def _check_options(config: DatagenConfig, model: type[BaseModel]) -> None:
                     if node.path
                     else f"arg.properties.options[{number}]"
                 )
-                raise DatagenConfigError(config.file, "schema", f"{where}: {error}") from None
+                raise DatagenConfigError(config.file, "schema", f"{where}: {_problem(error)}") from None
 
 
 def _check_defaults(config: DatagenConfig) -> None:

@@ -32,3 +32,35 @@ def test_datagen_cli_reports_a_bad_config(tmp_path: Path, capsys: pytest.Capture
     bad = write_config(tmp_path, "bad.json", config_document(**{"random.seeds": 1}))
     assert datagen.main(["--config", str(bad)]) == 2
     assert "config.random.seeds: unknown option" in capsys.readouterr().err
+
+
+def test_a_config_refused_only_when_its_records_are_tried_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An int field whose options are text parses, and is refused when its source is built: that was a traceback."""
+    from tools import datagen
+
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "a", "type": {"type": "int", "arg.properties": {"options": ["x"]}}}],
+    }
+    config = {"connector.class": "DatagenConnector", "kafka.topic": "badopt", "schema.string": json.dumps(schema)}
+    bad = tmp_path / "badopt.json"
+    bad.write_text(json.dumps({"name": "x", "config": config}))
+    assert datagen.main(["--config", str(bad)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ") and "options" in line
+
+
+def test_many_records_are_printed_a_piece_at_a_time_each_piece_seeded_by_its_first_index(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The whole count was generated before the first line (839 MB for 400,000 orders); now a piece of 1,000."""
+    from shared.generator_ticks import PIECE_RECORDS
+    from tools import datagen
+
+    assert datagen.main(["--quickstart", "orders", "--count", str(PIECE_RECORDS + 5), "--seed", "3"]) == 0
+    everything = capsys.readouterr().out.splitlines()
+    assert datagen.main(["--quickstart", "orders", "--count", "5", "--seed", "3", "--start", str(PIECE_RECORDS)]) == 0
+    assert len(everything) == PIECE_RECORDS + 5 and everything[PIECE_RECORDS:] == capsys.readouterr().out.splitlines()
