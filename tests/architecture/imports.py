@@ -56,7 +56,10 @@ def _with_packages(module: str) -> list[str]:
 @cache
 def _imports_anything(package: str) -> bool:
     tree = ast.parse(modules()[package].read_text(encoding="utf-8"))
-    return any(isinstance(node, ast.Import | ast.ImportFrom) and node.module != "__future__" for node in ast.walk(tree))
+    return any(
+        isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.module != "__future__")
+        for node in ast.walk(tree)
+    )
 
 
 @cache

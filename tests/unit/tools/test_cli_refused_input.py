@@ -157,3 +157,26 @@ def test_reconcile_apply_without_a_time_to_move_to_is_the_parsers_error(
         "python -m tools.reconcile: error: --apply needs --move-group-to-time TIME (it applies the move; without one "
         "nothing would move)"
     )
+
+
+def test_a_refused_datagen_config_is_one_line_and_exit_2_from_every_tool(tmp_path: Path) -> None:
+    """A config in sources/ that the code refuses is refused while shared.sources is imported, before a tool's own
+    error handling runs: every tool but two (--help included) ended in a DatagenConfigError traceback, exit 1."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    copy = tmp_path / "repo"
+    skipped = shutil.ignore_patterns(".*", "node_modules", "__pycache__", "tests", "bench", "docs", "terraform")
+    shutil.copytree(ROOT, copy, ignore=skipped)
+    (copy / "sources" / "typo.json").write_text('{"name": "typo", "quickstart": "nope", "config": {}}')
+    for tool in ("redrive", "reconcile", "reprocess", "migrate_state", "docs"):
+        ran = subprocess.run(
+            [sys.executable, "-m", f"tools.{tool}", "--help"], cwd=copy, capture_output=True, text=True, timeout=120
+        )
+        assert ran.returncode == 2, (tool, ran.stderr[-1500:])
+        assert ran.stderr.splitlines() == [
+            'error: sources/typo.json: quickstart: unknown top-level key; a connector is {"name": ..., "config": {...}}'
+        ], tool
