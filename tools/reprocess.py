@@ -143,6 +143,10 @@ def reprocess(
     return results
 
 
+# Each hour of a window is looked up and read: a window from year 1 to 9999 ran for hours on gigabytes of hour lists.
+MAX_WINDOW_HOURS = 366 * 24
+
+
 def window_hours(window: tuple[int, int]) -> list[Hour]:
     """The hours ``[from, to)`` touches."""
     return [Hour.of_ms(start) for start in range(window[0] - window[0] % HOUR_MS, window[1], HOUR_MS)]
@@ -306,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.start >= args.end:
         parser.error("--from must be before --to")
+    if (hours := len(range(args.start - args.start % HOUR_MS, args.end, HOUR_MS))) > MAX_WINDOW_HOURS:
+        parser.error(f"--from to --to spans {hours:,} hours; reprocess at most {MAX_WINDOW_HOURS:,} (a year) a run")
     source = SOURCES[args.source]
     try:
         check_reprocessable(source)

@@ -22,6 +22,24 @@ def test_a_window_that_ends_before_it_starts_is_refused_as_a_usage_error(
     assert list(tmp_path.iterdir()) == [], "nothing was read or written: no lease taken"
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "taken"),
+    [("0001-01-01T00:00Z", "9999-12-31T00:00Z", False), ("2025-11-24T10:00Z", "2026-11-24T10:00Z", True)],
+)
+def test_a_window_of_more_than_a_year_is_refused_as_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], start: str, end: str, taken: bool
+) -> None:
+    """Every hour of a window is listed and read: year 1 to 9999 ran for hours on gigabytes of hour lists."""
+    argv = ["clickstream", "--from", start, "--to", end, "--lake", str(tmp_path), "--settings", NO_SETTINGS]
+    if taken:
+        assert reprocess_cli.main(argv) == 0
+        return
+    with pytest.raises(SystemExit) as stop:
+        reprocess_cli.main(argv)
+    assert stop.value.code == 2
+    assert "spans 87,649,392 hours; reprocess at most 8,784 (a year) a run" in capsys.readouterr().err
+
+
 def test_the_window_holds_every_hour_it_touches() -> None:
     hours = reprocess_cli.window_hours((1_764_000_000_000 + 1_800_000, 1_764_000_000_000 + 3 * 3_600_000))
     assert [str(hour) for hour in hours] == ["2025-11-24T16", "2025-11-24T17", "2025-11-24T18"]
