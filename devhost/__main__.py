@@ -10,6 +10,7 @@ import argparse
 import logging
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from devhost.errors import DevHostError
@@ -43,6 +44,10 @@ def lake_problem(lake: Path) -> str | None:
     return None
 
 
+MAX_PARTITIONS = 100  # an event hub's most on Premium (32 on Standard); 100,000 kept the host starting for minutes
+MAX_WORKERS = 32  # each worker process imports the app; more than a topic's partitions only wait
+
+
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -51,6 +56,18 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return number
+
+
+def _at_most(highest: int, why: str) -> Callable[[str], int]:
+    """A positive integer of at most ``highest``."""
+
+    def bounded(value: str) -> int:
+        number = _positive(value)
+        if number > highest:
+            raise argparse.ArgumentTypeError(f"expected at most {highest} ({why}), got {value!r}")
+        return number
+
+    return bounded
 
 
 def _seconds(value: str) -> float:
@@ -101,10 +118,18 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--azurite-dir", type=Path, help="Azurite's data directory (default .azurite)")
     start.add_argument("--no-timers", dest="timers", action="store_false", help="do not run timer triggers")
     start.add_argument("--duration", type=_seconds, help="stop cleanly after this many seconds (default: until Ctrl-C)")
-    start.add_argument("--workers", type=_positive, default=1, help="processes sharing each consumer group (default 1)")
+    start.add_argument(
+        "--workers",
+        type=_at_most(MAX_WORKERS, "each is a process holding the app"),
+        default=1,
+        help=f"processes sharing each consumer group (default 1, at most {MAX_WORKERS})",
+    )
     start.add_argument("--port", type=_port, default=7071, help="HTTP port (default 7071)")
     start.add_argument(
-        "--partitions", type=_positive, default=4, help="partitions of topics the host creates (default 4)"
+        "--partitions",
+        type=_at_most(MAX_PARTITIONS, "an event hub's most on Premium"),
+        default=4,
+        help=f"partitions of topics the host creates (default 4, at most {MAX_PARTITIONS})",
     )
     start.add_argument(
         "--final-timers",

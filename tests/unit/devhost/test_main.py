@@ -282,6 +282,9 @@ def test_a_port_in_use_is_one_line_naming_it_and_nothing_is_started(
     [
         (["--partitions", "0"], "argument --partitions: expected a positive integer, got '0'"),
         (["--partitions", "-1"], "argument --partitions: expected a positive integer, got '-1'"),
+        (["--partitions", "101"], "argument --partitions: expected at most 100 (an event hub's most on Premium)"),
+        (["--partitions", "2147483648"], "argument --partitions: expected at most 100"),  # an OverflowError traceback
+        (["--workers", "33"], "argument --workers: expected at most 32 (each is a process holding the app)"),
         (["--partitions", "four"], "argument --partitions: expected a positive integer, got 'four'"),
         (["--port", "0"], "argument --port: expected a positive integer, got '0'"),
         (["--port", "70000"], "argument --port: expected a TCP port, 1 to 65535, got '70000'"),
