@@ -6,7 +6,6 @@ Every problem raises :class:`DatagenConfigError` naming the file and the option.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import re
@@ -27,6 +26,7 @@ from shared.datagen.avro import (
 )
 from shared.errors import ConfigurationError
 from shared.layout import NAME_BYTES, longest_file_name_bytes
+from shared.small_files import read_small_text
 
 QUICKSTART_DIR = Path(__file__).resolve().parent / "quickstarts"
 # Datagen's quickstarts: schema file and default schema.keyfield.
@@ -165,17 +165,8 @@ MAX_CONFIG_BYTES = 8 << 20  # a config or schema file: far past any real one, so
 
 
 def read_text(path: Path) -> str:
-    """A config or schema file's text: a regular file (a FIFO would block, a device never end) of at most
-    ``MAX_CONFIG_BYTES``; ``OSError`` for anything else, ``ValueError`` past the size or not UTF-8."""
-    if not path.is_file():
-        if path.exists():
-            raise OSError(errno.EINVAL, "not a regular file")
-        raise FileNotFoundError(errno.ENOENT, "no such file (or a link to none)")
-    with path.open("rb") as handle:
-        data = handle.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ValueError(f"larger than {MAX_CONFIG_BYTES:,} bytes")
-    return data.decode("utf-8")
+    """A config or schema file's text: a regular file of at most ``MAX_CONFIG_BYTES`` (``read_small_text``)."""
+    return read_small_text(path, MAX_CONFIG_BYTES)
 
 
 def _text(file: str, option: str, value: Any) -> str:

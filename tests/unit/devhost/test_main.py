@@ -150,7 +150,7 @@ def test_a_settings_file_that_is_a_directory_is_one_line_and_exit_2(
     from devhost.__main__ import main
 
     assert main(["start", "--lake", str(tmp_path / "lake"), "--settings", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.splitlines() == [f"devhost: {tmp_path}: cannot be read: Is a directory"]
+    assert capsys.readouterr().err.splitlines() == [f"devhost: {tmp_path}: cannot be read: not a regular file"]
 
 
 def _line_saying(host: subprocess.Popen[str], words: str, timeout: float = 60) -> str:

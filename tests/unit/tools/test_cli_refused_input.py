@@ -180,3 +180,30 @@ def test_a_refused_datagen_config_is_one_line_and_exit_2_from_every_tool(tmp_pat
         assert ran.stderr.splitlines() == [
             'error: sources/typo.json: quickstart: unknown top-level key; a connector is {"name": ..., "config": {...}}'
         ], tool
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "large"])
+def test_a_settings_or_results_file_that_is_no_small_regular_file_is_one_line_not_read_whole(
+    tmp_path: Path, kind: str
+) -> None:
+    """--settings /dev/zero was read whole (a MemoryError under a limit, else all of memory), a FIFO blocked for
+    ever; so did tools.cost --results. Only a regular file of at most 8 MiB is read."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = Path("/dev/zero") if kind == "device" else tmp_path / "settings.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "large":
+        path.write_bytes(b" " * (9 << 20))
+    for command in (
+        ["tools.query", "--settings", str(path), "--drift", "users"],
+        ["tools.cost", "--results", str(path)],
+    ):
+        ran = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 2, (command, ran.stderr[-1000:])
+        (line,) = ran.stderr.splitlines()
+        assert ("not a regular file" if kind != "large" else "larger than 8,388,608 bytes") in line, line

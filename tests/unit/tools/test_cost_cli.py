@@ -12,7 +12,7 @@ from tools import cost
 @pytest.mark.parametrize(
     ("content", "why"),
     [
-        (None, "No such file or directory"),  # FileNotFoundError, a traceback before
+        (None, "no such file (or a link to none)"),  # FileNotFoundError, a traceback before
         ("not json", "not JSON (Expecting value: line 1 column 1 (char 0))"),  # JSONDecodeError, a traceback before
         ("[1, 2]", "not a bench/cost.py results file (no list of runs)"),
         ('{"runs": []}', "not a bench/cost.py results file (no config)"),
