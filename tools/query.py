@@ -29,7 +29,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from shared.compaction.drift import cut_name, drift_from_history, fields_text, printable
 from shared.compaction.location import delta_location
-from shared.errors import LakeError, LakeUnavailable
+from shared.errors import LakeError, LakeUnavailable, UnsafePath
 from shared.lake import open_lake
 from shared.settings import load_settings
 from tools.cli import MAX_ERROR_TEXT, lake_target, one_line, tool_environment, tool_main
@@ -145,7 +145,7 @@ def print_drift(sources: list[str], environment: dict[str, str]) -> int:
     no longer registered whose table remains is still reported."""
     from shared.sources import SOURCES
 
-    unknown = [name for name in sources if name not in SOURCES and open_table(name, environment) is None]
+    unknown = [name for name in sources if name not in SOURCES and not _is_table(name, environment)]
     if unknown:
         print(
             f"{PROG}: unknown source{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
@@ -163,6 +163,14 @@ def print_drift(sources: list[str], environment: dict[str, str]) -> int:
         for document in hours:
             print("  " + drift_line(document))
     return 0
+
+
+def _is_table(name: str, environment: dict[str, str]) -> bool:
+    """Whether ``curated/<name>`` holds a table; a name no path may hold (``..``, empty, too long) never does."""
+    try:
+        return open_table(name, environment) is not None
+    except UnsafePath:
+        return False
 
 
 def drift_line(document: dict[str, Any]) -> str:

@@ -114,6 +114,17 @@ def test_a_drift_of_a_source_that_does_not_exist_names_the_known_ones(
     ]
 
 
+@pytest.mark.parametrize("name", ["..", ".", "", "x" * 300])
+def test_a_drift_of_a_name_no_path_may_hold_is_an_unknown_source_not_a_lake_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """The lake refused the path safely, and the tool reported it as the lake failing (exit 3)."""
+    from tools import query
+
+    assert query.main(["--lake", str(tmp_path), "--settings", NO_SETTINGS, "--drift", name]) == 2
+    assert f"unknown source {name!r}" in capsys.readouterr().err
+
+
 def test_an_unreachable_lake_is_one_line_naming_it_and_exit_3(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
