@@ -255,7 +255,10 @@ variable "sources" {
     condition = alltrue([
       for schedule in [for source in values(var.sources) : source.compaction_schedule if source.compaction_schedule != null] :
       try(length(regexall("\\S+", schedule)) != 6, true) || try(
-        alltrue([for index in [2, 3, 4, 5] : contains(["*", "*/1"], regexall("\\S+", schedule)[index])]) &&
+        # every hour, day, month and day of the week: * or their whole range, as any spelling of it runs the same
+        alltrue([for index, whole in { 2 = ["0-23"], 3 = ["1-31"], 4 = ["1-12", "jan-dec"], 5 = ["0-6", "sun-sat"] } :
+          contains(concat(["*", "*/1"], whole, [for range in whole : "${range}/1"]), lower(regexall("\\S+", schedule)[index]))
+        ]) &&
         alltrue(flatten([
           for minutes in [flatten([for text in split(",", regexall("\\S+", schedule)[1]) : [
             for ends in [split("/", text)[0] == "*" ? [0, 59] : [for token in split("-", split("/", text)[0]) : tonumber(token)]] :
@@ -271,7 +274,7 @@ variable "sources" {
         false
       )
     ])
-    error_message = "compaction_schedule must run compact_<source> every hour of every day, at least every 30 minutes (hour, day, month and day-of-week fields *; e.g. \"0 */15 * * * *\"): the compaction-lag alert takes a source with no run reported in its last hour for not running."
+    error_message = "compaction_schedule must run compact_<source> every hour of every day, at least every 30 minutes (hour, day, month and day-of-week fields * or their whole range; e.g. \"0 */15 * * * *\"): the compaction-lag alert takes a source with no run reported in its last hour for not running."
   }
   validation {
     condition = alltrue([for source in values(var.sources) :

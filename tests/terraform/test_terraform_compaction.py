@@ -116,7 +116,19 @@ def _compaction_schedule_refusal(tmp_path: Path, schedule: str) -> str | None:
 
 @pytest.mark.parametrize(
     "schedule",
-    ["0 */15 * * * *", "0 0,30 * * * *", "0 10/20 * * * *", "*/10 */5 * * * *", "0 5-55/25 * * * *", "0 * */1 * * *"],
+    [
+        "0 */15 * * * *",
+        "0 0,30 * * * *",
+        "0 10/20 * * * *",
+        "*/10 */5 * * * *",
+        "0 5-55/25 * * * *",
+        "0 * */1 * * *",
+        "0 */15 0-23 * * *",  # each other field spelled as its whole range (a review: these were refused)
+        "0 */15 * 1-31 * *",
+        "0 */15 * * Jan-Dec *",
+        "0 */15 * * * SUN-SAT",
+        "0 */15 * * * 0-6/1",
+    ],
 )
 def test_a_compaction_schedule_that_runs_every_half_hour_is_taken(tmp_path: Path, schedule: str) -> None:
     assert _compaction_schedule_refusal(tmp_path, schedule) is None
