@@ -58,7 +58,8 @@ run moved from (else exit 1, naming the N found: another run moved the source); 
 N recorded ("already in N buckets"). An import into the recorded N adopts without replacing, and first refuses
 buckets that hold anything it would not bring (processing ran there); a completed import records the file's
 digest, and the same file imported again is "already imported", nothing done.
-A bucket over 80% of its bound after the move is named: its next applies may evict keys (raise N).
+A move into a new N whose buckets would pass their bound once the adopts are applied is refused, nothing sent;
+a bucket over 80% of its bound after the move is named: its next applies may evict keys (raise N).
 What the old buckets owe (``_owed``: offsets whose events they were refused, which ``tools.redrive`` re-signals)
 moves too, an export carrying it: once every adopt is applied, each new bucket is sent one ``apply`` of ranges alone
 naming the offsets owed by the old buckets whose keys can hash into it (``shared.state.migration.owed_into``), and
@@ -123,6 +124,7 @@ from shared.state.migration import (
     left_behind,
     moved_on,
     not_owing,
+    overfull,
     owed_into,
     owed_of,
     owed_over,
@@ -434,6 +436,8 @@ def _move(
     into = owed_into(owed, buckets) if owed else {}
     if over := owed_over(into):  # the oldest would count as applied: refused whole
         return Verification(owed_over=over)
+    if replace is not None and (full := overfull(entity, states, buckets, origins)):  # into empty buckets: known now
+        return Verification(overfull=full)
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         run = None
         if replace is not None:  # the buckets are read first: the run is named later than any run they name too
@@ -660,6 +664,11 @@ def _report(source: str, found: str, buckets: int, outcome: Verification) -> boo
         print(
             f"  refused, nothing sent: a new bucket would owe {ranges:,} ranges at {where}, over the {KEPT_OWED} it "
             "keeps (the oldest would count as applied, their re-signals skipped): run tools.redrive first, then again"
+        )
+    for home, size in sorted(outcome.overfull.items())[:20]:
+        print(
+            f"  refused, nothing sent: bucket {home} would hold {size:,} bytes after the move, over its "
+            f"{MAX_BUCKET_BYTES:,}: its first apply would evict keys, their state dropped (move to a larger N)"
         )
     for home, size in sorted(outcome.near_capacity.items())[:20]:
         print(

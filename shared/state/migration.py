@@ -484,6 +484,16 @@ def _entry_bytes(key: str, value: Any) -> int:
     return len(json.dumps({key: value})) - len("{}") + len(", ")
 
 
+def overfull(entity: str, states: Mapping[str, Any], buckets: int, origins: Origins | None = None) -> dict[str, int]:
+    """Per bucket of ``buckets``, its size as stored once this move's adopts are applied to it empty, where over
+    ``MAX_BUCKET_BYTES``: a move into too few buckets, whose first apply would evict keys (their state dropped)."""
+    held: dict[str, dict[str, Any]] = {}
+    for signal in adopt_signals(entity, states, buckets, origins):
+        bucket_state.adopt(held.setdefault(signal.key, {}), signal.payload)
+    sizes = {home: bucket_state.stored_size(bucket) for home, bucket in held.items()}
+    return {home: size for home, size in sorted(sizes.items()) if size > bucket_state.MAX_BUCKET_BYTES}
+
+
 def moved_on(states: Mapping[str, Any], bucket_states: Mapping[str, dict[str, Any] | None], buckets: int) -> list[str]:
     """The keys of a move from per-key entities whose bucket holds them as an earlier run moved them, from a per-key
     state that has applied more since (a signal still queued for it then, applied after that run read it: the run
@@ -536,6 +546,8 @@ class Verification:
     not_owing: list[str] = field(default_factory=list)  # buckets that do not owe yet what the old ones owed
     # position -> the owed ranges a new bucket would hold past KEPT_OWED (``owed_over``): the move was refused, unsent
     owed_over: dict[str, int] = field(default_factory=dict)
+    # bucket -> its bytes as stored after this run's adopts, past MAX_BUCKET_BYTES (``overfull``): refused, unsent
+    overfull: dict[str, int] = field(default_factory=dict)
     run: int | None = None  # the run's token (a move that replaces): recorded once the move completes
     record_moved: int | None = None  # the N the record named instead of the one the run moved from (0: none)
 
@@ -548,6 +560,7 @@ class Verification:
             and not self.not_emptied
             and not self.not_owing
             and not self.owed_over
+            and not self.overfull
             and self.record_moved is None
         )
 

@@ -350,6 +350,24 @@ def test_a_run_again_once_the_record_names_the_new_n_replaces_nothing_processing
 def test_a_bucket_over_80_percent_of_its_bound_after_the_move_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from shared.state import migration
+
+    api = FakeEntityApi()
+    _deployment(tmp_path, api)
+    monkeypatch.setattr(migrate_state, "DurableHttp", lambda *args: api)
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    monkeypatch.setattr(migration, "NEAR_CAPACITY", 0.001)  # over it, within the bound itself
+    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "1")) == 0  # a warning, not a failure
+    assert "warning: bucket ~b0of1 holds" in capsys.readouterr().out
+
+
+def test_a_move_into_buckets_too_small_for_their_keys_is_refused_before_anything_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A move into too few buckets built buckets past MAX_BUCKET_BYTES (600 KB in a review's case), named only
+    after the move: the first apply then evicted most of their keys, their state dropped. Into empty buckets the
+    size is known before sending: refused whole, nothing sent."""
     from shared.state import bucket_state
 
     api = FakeEntityApi()
@@ -357,9 +375,11 @@ def test_a_bucket_over_80_percent_of_its_bound_after_the_move_is_named(
     monkeypatch.setattr(migrate_state, "DurableHttp", lambda *args: api)
     monkeypatch.setenv("LAKE_KIND", "local")
     monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    before = orjson.dumps(api.states, option=orjson.OPT_SORT_KEYS)
     monkeypatch.setattr(bucket_state, "MAX_BUCKET_BYTES", 2_000)
-    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "1")) == 0  # a warning, not a failure
-    assert "warning: bucket ~b0of1 holds" in capsys.readouterr().out
+    assert migrate_state.main(_main_argv(tmp_path, "--to-buckets", "1")) == 1
+    assert "refused, nothing sent: bucket ~b0of1 would hold" in capsys.readouterr().out
+    assert orjson.dumps(api.states, option=orjson.OPT_SORT_KEYS) == before, "no adopt was sent"
 
 
 def _moved_over_deployment(tmp_path: Path, api: FakeEntityApi, ledger: bytes | None) -> LocalLake:
