@@ -149,7 +149,12 @@ MAX_WINDOW_HOURS = 366 * 24
 
 def window_hours(window: tuple[int, int]) -> list[Hour]:
     """The hours ``[from, to)`` touches."""
-    return [Hour.of_ms(start) for start in range(window[0] - window[0] % HOUR_MS, window[1], HOUR_MS)]
+    return [Hour.of_ms(start) for start in _hour_starts(window)]
+
+
+def _hour_starts(window: tuple[int, int]) -> range:
+    """The epoch ms at which each hour ``[from, to)`` touches starts."""
+    return range(window[0] - window[0] % HOUR_MS, window[1], HOUR_MS)
 
 
 def _dead_letters(lake: LakeStore, source: str, removed: frozenset[Identity]) -> list[DeadLetterEntry]:
@@ -310,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.start >= args.end:
         parser.error("--from must be before --to")
-    if (hours := len(range(args.start - args.start % HOUR_MS, args.end, HOUR_MS))) > MAX_WINDOW_HOURS:
+    if (hours := len(_hour_starts((args.start, args.end)))) > MAX_WINDOW_HOURS:
         parser.error(f"--from to --to spans {hours:,} hours; reprocess at most {MAX_WINDOW_HOURS:,} (a year) a run")
     source = SOURCES[args.source]
     try:
