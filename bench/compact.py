@@ -46,11 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared import formats
 from shared.batch import process_batch
-from shared.compaction.hours import HOUR_MS
 from shared.compaction.job import compact, open_curated
 from shared.lake import LakeStore, LocalLake
 from shared.landing.files import landed_columns
-from shared.layout import RAW_AREA, batch_file_name, hour_directory
+from shared.layout import HOUR_MS, RAW_AREA, batch_file_name, hour_directory
 from shared.records import OffsetSpan, TopicPartition
 from shared.settings import Settings, load_settings
 from shared.sources import get_source

@@ -120,5 +120,8 @@ def _ledger_path(source: str, topic_segment: str, partition: int) -> str:
     return f"{LEDGER_AREA}/{safe_segment(source)}/{topic_segment}+{partition}.json"
 
 
+HOUR_MS = 3_600_000
+
+
 def hour_start_ms(event_ms: int) -> int:
-    return event_ms - event_ms % 3_600_000
+    return event_ms - event_ms % HOUR_MS

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from shared.layout import RAW_AREA, safe_segment
+from shared.layout import HOUR_MS, RAW_AREA, safe_segment
 
-HOUR_MS = 3_600_000
 RawFormat = Literal["parquet", "avro", "jsonl"]
 _HOUR_DIRECTORY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/")
 _RAW_FILE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+\.(parquet|avro|jsonl\.gz)\Z")

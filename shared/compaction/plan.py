@@ -24,9 +24,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from shared.compaction.hours import HOUR_MS, Hour, RawFile, hour_of_raw_path, parse_raw_path
+from shared.compaction.hours import Hour, RawFile, hour_of_raw_path, parse_raw_path
 from shared.errors import UnsafePath
-from shared.layout import check_relative_path, parse_batch_file_name
+from shared.layout import HOUR_MS, check_relative_path, parse_batch_file_name
 
 AHEAD_LEAD_MS = HOUR_MS
 """How far past now an hour may start and still wait to close. A producer clock a few minutes ahead files rows

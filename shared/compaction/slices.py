@@ -38,8 +38,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.compaction.coverage import OffsetRange
-from shared.compaction.hours import HOUR_MS, Hour
+from shared.compaction.hours import Hour
 from shared.compaction.rows import EVENT_TIME, IDENTITY, sort_by_event_time
+from shared.layout import HOUR_MS
 
 GroupKey = tuple[str, int, int]  # topic, partition, incarnation
 Identity = tuple[str, int, int, int]  # topic, partition, incarnation, offset

@@ -42,6 +42,7 @@ from shared.landing.partition import (
 )
 from shared.layout import (
     DEADLETTER_AREA,
+    HOUR_MS,
     batch_file_name,
     hour_directory,
     hour_start_ms,
@@ -181,12 +182,29 @@ def files_cut(part: PartitionBatch) -> int | None:
 def _files_at_most(part: PartitionBatch) -> int:
     """The raw and dead-letter files landing ``part`` writes at most: a file per hour of its rows' landing times, and
     one per Kafka hour of its dead letters (``shared.landing.files``)."""
+    letter_files = len({hour_start_ms(letter.record.timestamp_ms or 0) for letter in part.dead_letters})
+    return _row_hours(part, LANDING_MAX_FILES - letter_files) + letter_files
+
+
+def _row_hours(part: PartitionBatch, within: int) -> int:
+    """The hours of ``part``'s rows; when the hours from its earliest to its latest are at most ``within`` (a
+    batch's rows are seconds apart), those, an upper bound that decides the same without a pass per row."""
     if part.table is not None:
-        hours = pc.floor_temporal(part.table.column("_event_time"), unit="hour")
-        row_files = int(pc.count_distinct(hours).as_py())
+        if part.table.num_rows == 0:
+            return 0
+        times = part.table.column("_event_time")
+        earliest, latest = (scalar.value for scalar in pc.min_max(times).values())
     else:
-        row_files = len({hour_start_ms(row["_event_time"]) for row in part.rows or ()})
-    return row_files + len({hour_start_ms(letter.record.timestamp_ms or 0) for letter in part.dead_letters})
+        if not part.rows:
+            return 0
+        times = [row["_event_time"] for row in part.rows]
+        earliest, latest = min(times), max(times)
+    spanned = (hour_start_ms(latest) - hour_start_ms(earliest)) // HOUR_MS + 1
+    if spanned <= within:
+        return spanned
+    if isinstance(times, list):
+        return len({hour_start_ms(time) for time in times})
+    return int(pc.count_distinct(pc.floor_temporal(times, unit="hour")).as_py())
 
 
 class PartitionLander:

@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 
 from shared.batch import process_batch
 from shared.compaction import quarantine as quarantine_module
-from shared.compaction.hours import HOUR_MS, Hour, parse_raw_path
+from shared.compaction.hours import Hour, parse_raw_path
 from shared.compaction.job import CompactionReport, compact, open_curated
 from shared.compaction.quarantine import (
     NAME_BYTES,
@@ -37,7 +37,7 @@ from shared.lake import LocalLake
 from shared.landing.files import land, plan_batch
 from shared.landing.guard import LandingGuard, PartitionLander
 from shared.landing.partition import DEFAULT_LEASE_SECONDS
-from shared.layout import batch_file_name
+from shared.layout import HOUR_MS, batch_file_name
 from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.settings import load_settings
 from shared.sources import get_source
