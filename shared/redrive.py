@@ -56,6 +56,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
+import orjson
+
 from shared import formats
 from shared.batch import process_batch
 from shared.errors import (
@@ -412,7 +414,7 @@ class LeaseRecord:
     def decode(data: bytes) -> LeaseRecord | None:
         """The record, or None when the file is not one (then it counts as free: taking it is still conditional)."""
         try:
-            fields = json.loads(data)
+            fields = orjson.loads(data)  # depth-limited: a ValueError, where json raised RecursionError
             return LeaseRecord(str(fields["owner"]), str(fields["host"]), int(fields["expires_ms"]))
         except (ValueError, TypeError, KeyError):
             return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import re
@@ -17,7 +16,7 @@ from typing import Any, ParamSpec
 from shared.errors import ConfigurationError
 from shared.hosts import LOOPBACK_HOSTS
 from shared.settings import Settings, broker_address_problem, load_settings, load_source_settings
-from shared.small_files import read_small_text
+from shared.small_files import UnreadableFile, read_json_object
 
 EXIT_BAD_ARGUMENTS = 2  # argparse's code
 EXIT_BAD_SETTINGS = EXIT_BAD_ARGUMENTS  # a bad setting is the same kind of mistake
@@ -127,9 +126,8 @@ def environment(settings_file: Path | None) -> dict[str, str]:
         )
     if settings_file is not None and settings_file.exists():
         try:
-            document = json.loads(read_small_text(settings_file))
-            values = {k: str(v) for k, v in document.get("Values", {}).items()}
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as error:
+            values = {k: str(v) for k, v in read_json_object(settings_file).get("Values", {}).items()}
+        except (UnreadableFile, AttributeError) as error:
             why = "not a JSON object with an object of Values" if isinstance(error, AttributeError) else error
             raise ConfigurationError(f"{settings_file}: {one_line(why, MAX_ERROR_TEXT)}") from None
     return values | dict(os.environ)

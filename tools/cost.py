@@ -31,7 +31,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from shared.small_files import read_small_text
+from shared.small_files import UnreadableFile, read_json_object
 
 PROG = "python -m tools.cost"
 EXIT_BAD_ARGUMENTS = 2  # argparse's own: a --results file that cannot be read is one too
@@ -369,16 +369,10 @@ def load_results(path: Path = RESULTS) -> dict[str, Any]:
     """A bench/cost.py results file; ``UnreadableResults`` (naming why) for one that is missing, not JSON, or without
     the ``runs`` and ``config`` the model reads."""
     try:
-        text = read_small_text(path)
-    except OSError as error:
-        raise UnreadableResults(error.strerror or str(error)) from error
-    except ValueError as error:  # too large, or not UTF-8
+        document = read_json_object(path)
+    except UnreadableFile as error:
         raise UnreadableResults(str(error)) from error
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise UnreadableResults(f"not JSON ({error})") from error
-    if not isinstance(document, dict) or not isinstance(document.get("runs"), list):
+    if not isinstance(document.get("runs"), list):
         raise UnreadableResults("not a bench/cost.py results file (no list of runs)")
     if not isinstance(document.get("config"), dict):
         raise UnreadableResults("not a bench/cost.py results file (no config)")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from devhost.errors import DevHostError
-from shared.small_files import read_small_text
+from shared.small_files import UnreadableFile, read_json_object
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _SETTING_REF = re.compile(r"%([A-Za-z0-9_.:-]+)%")
@@ -144,15 +144,6 @@ def _object_at(path: Path, name: str, value: Any) -> dict[str, Any]:
 def _json_object(path: Path) -> dict[str, Any]:
     """A settings file or host.json as its JSON object; anything else is a ``HostConfigError`` naming the file."""
     try:
-        text = read_small_text(path)
-    except OSError as error:
-        raise HostConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
-    except ValueError as error:  # too large, or not UTF-8
-        raise HostConfigError(f"{path}: cannot be read: {error}") from None
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise HostConfigError(f"{path}: not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise HostConfigError(f"{path}: must be a JSON object, not {type(document).__name__}")
-    return document
+        return read_json_object(path)
+    except UnreadableFile as error:
+        raise HostConfigError(f"{path}: {error}") from None

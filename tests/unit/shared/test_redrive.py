@@ -30,6 +30,7 @@ from shared.redrive import (
     Delivery,
     OutgoingRedrive,
     RedriveTarget,
+    lease_path,
     read_dead_letters,
     redrive,
     redrive_log,
@@ -884,3 +885,16 @@ def test_an_event_hubs_registry_avro_letter_is_redriven_with_the_content_type_it
     again = RecordingSender()
     redrive(source, lake=lake, target=target, sender=again)
     assert again.sent == []
+
+
+@pytest.mark.parametrize(
+    "stored", [b"[" * 100_000, b"{oops", b"[]", b'{"owner": "a"}'], ids=["deep", "text", "list", "part"]
+)
+def test_a_lease_file_damaged_outside_this_code_counts_as_free(tmp_path: Path, stored: bytes) -> None:
+    """Not a lease record: taking it over is still conditional on what is stored. Nested past the parser's depth it
+    was a RecursionError traceback on every run."""
+    lake = LocalLake(tmp_path)
+    _valid_dead_letter_rows(lake, range(90, 92), FIXED_NOW_MS)
+    lake.create(lease_path("orders"), stored)
+    sender = RecordingSender()
+    assert redrive(SOURCES["orders"], lake=lake, target=ORDERS, sender=sender).sent == 2

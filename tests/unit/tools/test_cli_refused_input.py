@@ -182,12 +182,13 @@ def test_a_refused_datagen_config_is_one_line_and_exit_2_from_every_tool(tmp_pat
         ], tool
 
 
-@pytest.mark.parametrize("kind", ["device", "fifo", "large"])
+@pytest.mark.parametrize("kind", ["device", "fifo", "large", "nested"])
 def test_a_settings_or_results_file_that_is_no_small_regular_file_is_one_line_not_read_whole(
     tmp_path: Path, kind: str
 ) -> None:
     """--settings /dev/zero was read whole (a MemoryError under a limit, else all of memory), a FIFO blocked for
-    ever; so did tools.cost --results. Only a regular file of at most 8 MiB is read."""
+    ever; so did tools.cost --results. Only a regular file of at most 8 MiB is read. JSON nested past the parser's
+    depth was a ``RecursionError`` traceback."""
     import os
     import subprocess
     import sys
@@ -199,6 +200,8 @@ def test_a_settings_or_results_file_that_is_no_small_regular_file_is_one_line_no
         os.mkfifo(path)
     elif kind == "large":
         path.write_bytes(b" " * (9 << 20))
+    elif kind == "nested":
+        path.write_bytes(b"[" * 100_000)
     for command in (
         ["tools.query", "--settings", str(path), "--drift", "users"],
         ["tools.cost", "--results", str(path)],
@@ -206,4 +209,5 @@ def test_a_settings_or_results_file_that_is_no_small_regular_file_is_one_line_no
         ran = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert ran.returncode == 2, (command, ran.stderr[-1000:])
         (line,) = ran.stderr.splitlines()
-        assert ("not a regular file" if kind != "large" else "larger than 8,388,608 bytes") in line, line
+        why = {"large": "larger than 8,388,608 bytes", "nested": "not JSON: depth limit exceeded"}
+        assert why.get(kind, "not a regular file") in line, line

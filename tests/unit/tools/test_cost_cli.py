@@ -12,12 +12,13 @@ from tools import cost
 @pytest.mark.parametrize(
     ("content", "why"),
     [
-        (None, "no such file (or a link to none)"),  # FileNotFoundError, a traceback before
-        ("not json", "not JSON (Expecting value: line 1 column 1 (char 0))"),  # JSONDecodeError, a traceback before
-        ("[1, 2]", "not a bench/cost.py results file (no list of runs)"),
+        (None, "cannot be read: no such file (or a link to none)"),  # FileNotFoundError, a traceback before
+        ("not json", "not JSON: invalid literal, expected 'null': line 1 column 1 (char 0)"),  # a traceback before
+        ("[" * 100_000, "not JSON: depth limit exceeded: line 1 column 1026 (char 1025)"),  # RecursionError before
+        ("[1, 2]", "must be a JSON object, not list"),
         ('{"runs": []}', "not a bench/cost.py results file (no config)"),
     ],
-    ids=["missing", "not JSON", "not an object", "no config"],
+    ids=["missing", "not JSON", "nested too deep", "not an object", "no config"],
 )
 def test_a_results_file_it_cannot_read_is_one_line_naming_it(
     content: str | None, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -382,7 +382,7 @@ def test_a_settings_file_that_is_not_json_is_one_line_naming_it(
     settings.write_text("{not json")
     assert redrive_cli.main(["orders", "--dry-run", "--settings", str(settings)]) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"python -m tools.redrive: invalid settings: {settings}: Expecting property name")
+    assert line.startswith(f"python -m tools.redrive: invalid settings: {settings}: not JSON: unexpected character")
 
 
 def test_a_functions_url_that_is_not_https_is_one_line_and_exit_2_for_a_bad_argument(

@@ -4,10 +4,11 @@ refused."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from devhost.runtime.host_config import HostConfigError, KafkaOptions
+from devhost.runtime.host_config import HostConfigError, KafkaOptions, load_settings_file
 from tests.conftest import ROOT
 
 
@@ -50,3 +51,23 @@ def test_a_subscriber_interval_the_extension_refuses_stops_the_host(value: objec
 def test_a_whole_subscriber_interval_is_read(value: object, seconds: int) -> None:
     options = KafkaOptions.from_host_json({"extensions": {"kafka": {"SubscriberIntervalInSeconds": value}}})
     assert options.subscriber_interval_seconds == seconds
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"[" * 100_000, "not JSON: depth limit exceeded"),  # a RecursionError traceback before
+        (b"{oops", "not JSON: unexpected character"),
+        (b"[1]", "must be a JSON object, not list"),
+        (b"\xff{}", "cannot be read: 'utf-8' codec can't decode"),
+    ],
+    ids=["nested too deep", "not JSON", "not an object", "not UTF-8"],
+)
+def test_a_settings_file_that_is_not_a_json_object_is_one_error_naming_it(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    settings = tmp_path / "local.settings.json"
+    settings.write_bytes(content)
+    with pytest.raises(HostConfigError) as refused:
+        load_settings_file(settings)
+    assert str(refused.value).startswith(f"{settings}: {why}"), refused.value
