@@ -233,8 +233,9 @@ class Settings(BaseSettings):
         "",
         alias="SCHEMA_REGISTRY_URL",
         description=(
-            "Confluent-compatible registry URL (empty: a config's `value.converter.schema.registry.url`; the "
-            "local host serves its own), or `https://<namespace>.servicebus.windows.net` for `eventhubs`."
+            "Confluent-compatible registry URL, https (http only to 127.0.0.1, localhost or ::1; empty: a config's "
+            "`value.converter.schema.registry.url`; the local host serves its own), or "
+            "`https://<namespace>.servicebus.windows.net` for `eventhubs`."
         ),
     )
     schema_registry_username: str = Field(
@@ -314,6 +315,31 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"LAKE_ACCOUNT_URL {problem} (https://<account>.dfs.core.windows.net; http only for the emulator on "
                 f"127.0.0.1, localhost or ::1); got {shown}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _schema_registry_url_usable(self) -> Self:
+        """Checked where the settings are read, as the registry client checks it: otherwise an http:// URL to another
+        host passed every check and failed an Avro source's first batch, and each retry. Never quotes user
+        information (a URL with ``user:secret@`` holds a secret)."""
+        url = self.schema_registry_url.strip()
+        if not url or (self.schema_registry_kind == "eventhubs" and "://" not in url):  # a bare namespace host
+            return self
+        parsed = urlsplit(url)
+        if "@" in parsed.netloc:
+            raise ValueError(
+                "SCHEMA_REGISTRY_URL carries user information (user:secret@): a secret does not belong in a URL; "
+                "set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD (eventhubs: the app's identity)"
+            )
+        shown = _shown(url.split("?")[0])
+        if parsed.scheme.lower() not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"SCHEMA_REGISTRY_URL must be an https:// URL; got {shown}")
+        plain_http = self.schema_registry_kind == "confluent" and parsed.scheme.lower() != "https"
+        if plain_http and parsed.hostname not in LOOPBACK_HOSTS:
+            raise ValueError(
+                "SCHEMA_REGISTRY_URL must be https:// (http only to 127.0.0.1, localhost or ::1): over http the "
+                f"schemas records are read with, and any credentials, cross the network in clear; got {shown}"
             )
         return self
 

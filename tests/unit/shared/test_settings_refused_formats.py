@@ -120,3 +120,39 @@ def test_an_event_hubs_broker_list_is_taken() -> None:
         }
     )
     assert settings.kafka_broker_list == "evhns-x1y2.servicebus.windows.net:9093"
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "why"),
+    [
+        ("http://registry.example.com", "confluent", "must be https:// (http only to 127.0.0.1"),
+        ("registry.example.com:8081", "confluent", "must be an https:// URL"),
+        ("ftp://registry.example.com", "confluent", "must be an https:// URL"),
+        ("https://", "confluent", "must be an https:// URL"),
+        ("https://key:s3cret@registry.example.com", "confluent", "carries user information"),
+        ("https://key:s3cret@ns.servicebus.windows.net", "eventhubs", "carries user information"),
+    ],
+)
+def test_a_schema_registry_url_the_client_would_refuse_is_refused_with_the_settings(
+    url: str, kind: str, why: str
+) -> None:
+    """It passed, and failed an Avro source's first batch and each retry (the registry client refuses it)."""
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings({"SCHEMA_REGISTRY_URL": url, "SCHEMA_REGISTRY_KIND": kind})
+    (line,) = str(refused.value).splitlines()[1:]
+    assert line.strip().startswith("SCHEMA_REGISTRY_URL ") and why in line and "s3cret" not in line, line
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("", "confluent"),
+        ("https://psrc-abc.westeurope.azure.confluent.cloud", "confluent"),
+        ("http://127.0.0.1:8081/registry", "confluent"),
+        ("http://localhost:8081", "confluent"),
+        ("ns.servicebus.windows.net", "eventhubs"),
+        ("https://ns.servicebus.windows.net", "eventhubs"),
+    ],
+)
+def test_https_registry_urls_a_loopback_one_and_a_bare_namespace_are_taken(url: str, kind: str) -> None:
+    assert load_settings({"SCHEMA_REGISTRY_URL": url, "SCHEMA_REGISTRY_KIND": kind}).schema_registry_url == url
