@@ -80,7 +80,7 @@ from shared.records import KafkaRecord, OffsetSpan, TopicPartition
 from shared.schema_registry.decoder import AvroDecoder
 from shared.schema_registry.wire import CONTENT_TYPE_HEADER
 from shared.settings import LakeFormat
-from shared.source_model import INT64_MAX, Column, Row, Source
+from shared.source_model import INT64_MAX, MAX_TIMESTAMP_MS, Column, Row, Source
 from shared.state.aggregate import Signal, signals_for, with_holes
 from shared.state.bucket_counts import bucket_counts
 from shared.state.registry import keeps_state
@@ -412,12 +412,14 @@ class LeaseRecord:
 
     @staticmethod
     def decode(data: bytes) -> LeaseRecord | None:
-        """The record, or None when the file is not one (then it counts as free: taking it is still conditional)."""
+        """The record, or None when the file is not one (then it counts as free: taking it is still conditional).
+        An end past year 9999 (or not finite) is not one: no date can be built from it to name the holder by."""
         try:
             fields = orjson.loads(data)  # depth-limited: a ValueError, where json raised RecursionError
-            return LeaseRecord(str(fields["owner"]), str(fields["host"]), int(fields["expires_ms"]))
-        except (ValueError, TypeError, KeyError):
+            record = LeaseRecord(str(fields["owner"]), str(fields["host"]), int(fields["expires_ms"]))
+        except (ValueError, TypeError, KeyError, OverflowError):
             return None
+        return record if 0 <= record.expires_ms <= MAX_TIMESTAMP_MS else None
 
     def live_at(self, now: float) -> bool:
         """Still held, even if the holder's clock is behind this host's by the allowed skew."""

@@ -888,11 +888,22 @@ def test_an_event_hubs_registry_avro_letter_is_redriven_with_the_content_type_it
 
 
 @pytest.mark.parametrize(
-    "stored", [b"[" * 100_000, b"{oops", b"[]", b'{"owner": "a"}'], ids=["deep", "text", "list", "part"]
+    "stored",
+    [
+        b"[" * 100_000,
+        b"{oops",
+        b"[]",
+        b'{"owner": "a"}',
+        b'{"owner": "a", "host": "h", "expires_ms": 1e999}',
+        b'{"owner": "a", "host": "h", "expires_ms": 99999999999999999999}',
+        b'{"owner": "a", "host": "h", "expires_ms": -5}',
+    ],
+    ids=["deep", "text", "list", "part", "infinite end", "end past 9999", "negative end"],
 )
 def test_a_lease_file_damaged_outside_this_code_counts_as_free(tmp_path: Path, stored: bytes) -> None:
-    """Not a lease record: taking it over is still conditional on what is stored. Nested past the parser's depth it
-    was a RecursionError traceback on every run."""
+    """Not a lease record: taking it over is still conditional on what is stored. Nested past the parser's depth,
+    or with an end no date can be built from, it was a traceback on every run (RecursionError, OverflowError,
+    OSError)."""
     lake = LocalLake(tmp_path)
     _valid_dead_letter_rows(lake, range(90, 92), FIXED_NOW_MS)
     lake.create(lease_path("orders"), stored)
