@@ -74,8 +74,10 @@ async def _read_key(
     where = locate(source, key, buckets)
     try:
         held = await _entity_state(client, where.entity, where.bucket)
-        if held is not None and not is_bucket_state(held):  # damaged outside this code
-            return {DAMAGED: ["bucket"], "state": held}
+        if held is not None and not is_bucket_state(held):  # damaged outside this code: it holds other keys' state
+            log.error("state query for %s: entity %s@%s is not of a bucket's shape", source, where.entity, where.bucket)
+            why = f"the bucket holding {source} key {key!r} is damaged (not of a bucket's shape): see the logs"
+            return _json({"error": why, DAMAGED: ["bucket"]}, 500)
         state = key_state(held, key)
         if state is None and (stored := key_text(held, key)) is not None:  # not an object: damaged outside this code
             return {DAMAGED: ["state"], "state": stored}

@@ -181,17 +181,26 @@ async def test_a_key_whose_stored_state_is_not_an_object_is_shown_as_stored(
 
 
 @pytest.mark.parametrize(
-    "stored", [{"keys": ["a"]}, {"keys": "abc"}, ["a", "b"]], ids=["keys list", "keys text", "list"]
+    "stored",
+    [{"keys": ["alice"]}, {"keys": "alice-state"}, ["alice", "bob"]],
+    ids=["keys list", "keys text", "list"],
 )
-async def test_a_damaged_bucket_is_shown_as_stored_not_a_retryable_503(
+async def test_a_damaged_bucket_is_named_not_shown_nor_a_retryable_503(
     durable_api: tuple[df.DurableOrchestrationClient, list[tuple[str, str]]],
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
     stored: object,
 ) -> None:
+    """A bucket holds other keys' state: it was answered whole to a query for any key (a review's finding)."""
     client, _ = durable_api
     monkeypatch.setitem(ANSWERS, ("user_activity", "~b1of8"), (200, stored))
-    found = await http._read(client, _get("https://app.example/api/state/clickstream/abc", "abc"), "clickstream")
-    assert found == {"damaged": ["bucket"], "state": stored}
+    with caplog.at_level(logging.ERROR, logger="streamingpoc.http"):
+        found = await http._read(client, _get("https://app.example/api/state/clickstream/abc", "abc"), "clickstream")
+    assert isinstance(found, func.HttpResponse) and found.status_code == 500, found
+    body = json.loads(found.get_body())
+    assert body["damaged"] == ["bucket"] and "damaged" in body["error"] and "Retry-After" not in found.headers
+    assert json.dumps(stored) not in found.get_body().decode() and "alice" not in found.get_body().decode()
+    assert "user_activity@~b1of8" in caplog.text
 
 
 # The path form and the query form (``GET /api/state/{source}?key=<key>``), through the real handlers, with the
