@@ -103,7 +103,11 @@ class InputStats:
         low, high = int(extremes["min"].as_py()), int(extremes["max"].as_py())
         self.min_us = low if self.min_us is None else min(self.min_us, low)
         self.max_us = high if self.max_us is None else max(self.max_us, high)
-        since = pc.subtract(present, hour.start_ms * 1000)
+        start_us = hour.start_ms * 1000
+        # kept within a bin of the hour first: a time near int64's ends (a foreign file's) wrapped around when
+        # subtracted, into a bin its slice never read, and its hour failed every run on the rows it missed
+        within = pc.min_element_wise(pc.max_element_wise(present, start_us - 1), start_us + BINS * BIN_US)
+        since = pc.subtract(within, start_us)
         index = pc.if_else(pc.less(since, 0), -1, pc.min_element_wise(pc.divide(since, BIN_US), BINS))
         occupied = []
         for entry in pc.value_counts(index).to_pylist():

@@ -10,6 +10,7 @@ import pytest
 
 from shared.compaction.slices import (
     BIN_US,
+    BINS,
     InputStats,
     duplicate_positions,
     earlier_overlaps,
@@ -39,6 +40,18 @@ def test_stats_count_rows_times_and_offsets_per_group() -> None:
     group = stats.groups[("t", 0, 0)]
     assert (group.first, group.last, group.rows, group.distinct) == (5, 6, 3, 2)
     assert repeating_groups(stats) == [("t", 0, 0)]
+
+
+@pytest.mark.parametrize("far", [-(2**63) + 1, -9_223_000_000_000_000_000, 2**63 - 1], ids=["min", "near min", "max"])
+def test_a_time_near_int64s_ends_falls_in_the_bin_before_or_after_the_hour_and_its_slice_reads_it(far: int) -> None:
+    """Subtracted from the hour's start, such a time (a foreign file's) wrapped around into the bin of the other end:
+    the slice of its real time never read its file, and the hour failed every run ("30 rows sliced, 31 planned")."""
+    table = identity([1, 2], [START_US, far])
+    stats = stats_of(table)
+    assert stats.bins == Counter({0: 1, -1 if far < 0 else BINS: 1})
+    plan = plan_slices(H10, [stats], budget=1)
+    assert sum(in_slice(table, s).num_rows for s in plan) == 2
+    assert all(in_slice(table, s).num_rows == 0 or s.inputs == (0,) for s in plan)
 
 
 def test_slices_hold_at_most_the_budget_in_time_order_and_cover_every_row() -> None:
