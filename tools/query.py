@@ -175,23 +175,43 @@ def _is_table(name: str, environment: dict[str, str]) -> bool:
 
 def drift_line(document: dict[str, Any]) -> str:
     """One hour of a drift report as text, one line whatever the commit holds: names and types ``printable``,
-    at most ``NEW_FIELDS_REPORTED`` new fields (a commit of older code may name every one)."""
+    at most ``NEW_FIELDS_REPORTED`` new fields (a commit of older code may name every one), and a part of another
+    writer's shape (a list for an object, text for a number) left out rather than a traceback."""
     approximate = document.get("fields_approximate") is True
-    fields = fields_text(document.get("new_fields", {}), int(document.get("more_fields", 0)), approximate) or "-"
+    new_fields = {str(name): rows for name, rows in _object(document, "new_fields").items() if _is_count(rows)}
+    more = document.get("more_fields")
+    fields = fields_text(new_fields, more if _is_count(more) else 0, approximate) or "-"
     changes = (
         ", ".join(
-            f"{_shown(name)} {_shown(change['landed'])} -> {_shown(change['curated'])} ({change['moved']} to _extra)"
-            for name, change in document.get("type_changes", {}).items()
+            f"{_shown(name)} {_shown(change.get('landed'))} -> {_shown(change.get('curated'))} "
+            f"({_shown(change.get('moved'))} to _extra)"
+            for name, change in _object(document, "type_changes").items()
+            if isinstance(change, dict)
         )
         or "-"
     )
-    nulls = ", ".join(f"{_shown(name)} {rate:.0%}" for name, rate in document.get("null_rates", {}).items()) or "-"
-    columns = ", ".join(_shown(name) for name in document.get("new_columns", [])) or "-"
+    rates = _object(document, "null_rates").items()
+    nulls = ", ".join(f"{_shown(name)} {rate:.0%}" for name, rate in rates if _is_rate(rate)) or "-"
+    listed = document.get("new_columns")
+    columns = ", ".join(_shown(name) for name in (listed if isinstance(listed, list) else [])) or "-"
     hour = _shown(f"{document.get('date')}T{document.get('hour')}")
     return (
-        f"{hour}  rows {document.get('rows')}  new fields: {fields}  type changes: {changes}  "
+        f"{hour}  rows {_shown(document.get('rows'))}  new fields: {fields}  type changes: {changes}  "
         f"new columns: {columns}  null rates: {nulls}"
     )
+
+
+def _object(document: dict[str, Any], name: str) -> dict[Any, Any]:
+    value = document.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_rate(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
 
 
 def _shown(text: Any) -> str:

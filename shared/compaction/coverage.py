@@ -70,7 +70,9 @@ class HourCoverage:
 
 
 def parse_commit(commit: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The compaction document of one history entry, or ``None`` for commits that are not compactions."""
+    """The compaction document of one history entry, or ``None`` for commits that are not compactions: of
+    another writer, or of this format's version without the hour and raw files it names (a ``KeyError`` at
+    every run before, the source's compaction stopped)."""
     raw = commit.get(METADATA_KEY)
     if not isinstance(raw, str):
         return None
@@ -79,6 +81,11 @@ def parse_commit(commit: Mapping[str, Any]) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     if not isinstance(document, dict) or document.get("version") != FORMAT_VERSION:
+        return None
+    files = document.get("raw_files")
+    if not isinstance(document.get("date"), str) or not isinstance(document.get("hour"), str):
+        return None
+    if not isinstance(files, list) or not all(isinstance(path, str) for path in files):
         return None
     return document
 

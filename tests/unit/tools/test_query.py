@@ -158,3 +158,25 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
     assert capsys.readouterr().err.splitlines() == [
         "python -m tools.query: invalid settings: LAKE_KIND: Input should be 'local', 'blob' or 'adls' (got 's3')"
     ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"type_changes": ["a"]},
+        {"type_changes": {"a": "int -> string"}},
+        {"new_fields": ["a"]},
+        {"new_fields": {"a": "many"}},
+        {"null_rates": {"value": "high"}},
+        {"null_rates": {"value": float("nan")}},
+        {"more_fields": "many"},
+        {"new_columns": "c"},
+    ],
+    ids=str,
+)
+def test_a_document_of_another_writers_shape_is_still_one_line(change: dict[str, object]) -> None:
+    """Each was a traceback (AttributeError, ValueError, TypeError) where the docstring promises one line; the part
+    of the wrong shape is left out."""
+    line = drift_line({"date": "2026-11-24", "hour": "10", "rows": 2, "new_fields": {"ok": 1}} | change)
+    assert line.startswith("2026-11-24T10  rows 2  new fields: ") and "\n" not in line
+    assert "type changes: -" in line and "null rates: -" in line and "new columns: -" in line
