@@ -180,7 +180,7 @@ def drift_line(document: dict[str, Any]) -> str:
     approximate = document.get("fields_approximate") is True
     new_fields = {str(name): rows for name, rows in _object(document, "new_fields").items() if _is_count(rows)}
     more = document.get("more_fields")
-    fields = fields_text(new_fields, more if _is_count(more) else 0, approximate) or "-"
+    fields = fields_text(new_fields, int(more) if _is_count(more) else 0, approximate) or "-"
     changes = (
         ", ".join(
             f"{_shown(name)} {_shown(change.get('landed'))} -> {_shown(change.get('curated'))} "
