@@ -514,7 +514,8 @@ class RedriveTarget:
     topic: str
     max_record_bytes: int
     fmt: LakeFormat = "parquet"
-    state_buckets: int | None = None  # N of the source's key buckets; None: the lake's record
+    state_buckets: int | None = None  # N of the source's key buckets; None: the lake's record, read when needed
+    bucket_settings: tuple[int | None, int | None] = (None, None)  # ``state_bucket_settings``: how N is read then
     decoder: AvroDecoder | None = None  # an Avro source's registry decoder (``decoder_for``)
     state_enabled: bool = True  # ``<SOURCE>_STATE_ENABLED``: entity keys are checked only then, as processing does
 
@@ -551,7 +552,7 @@ def redrive(
         if to_resignal:
             if signaller is None:
                 raise ValueError("an entity signaller is needed to re-apply refused state updates")
-            buckets = target.state_buckets or bucket_counts(lake).of(source.name)
+            buckets = target.state_buckets or bucket_counts(lake, *target.bucket_settings).of(source.name)
             done = _resignal(lake, source.name, f"{run_id}{STATE_RUN}", signaller, to_resignal, buckets)
             summary.resignalled, summary.resignal_failed = done, len(to_resignal) - done
     finally:

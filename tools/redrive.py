@@ -54,8 +54,7 @@ from shared.settings import Settings, SourceSettings, load_settings, load_source
 from shared.source_model import MAX_TIMESTAMP_MS
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
-from shared.state.bucket_counts import bucket_counts, state_bucket_settings
-from shared.state.registry import ENTITY_KINDS
+from shared.state.bucket_counts import state_bucket_settings
 from tools.cli import (
     MAX_ERROR_TEXT,
     QUIET,
@@ -342,15 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         summary = redrive(
             source,
             lake=lake,
-            target=RedriveTarget(
+            target=RedriveTarget(  # N is read (and, for a source the lake's record lacks, written) only to re-signal
                 source_settings.topic,
                 settings.max_record_bytes,
                 source_settings.format,
-                bucket_counts(lake, *state_bucket_settings(settings)).of(source.name)
-                if source.name in ENTITY_KINDS
-                else None,
-                decoder_for(source, settings) if source.value_format == "avro" else None,
-                source_settings.state_enabled,
+                bucket_settings=state_bucket_settings(settings),
+                decoder=decoder_for(source, settings) if source.value_format == "avro" else None,
+                state_enabled=source_settings.state_enabled,
             ),
             sender=sender,
             signaller=signaller,

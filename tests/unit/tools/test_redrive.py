@@ -459,3 +459,14 @@ def test_an_unreachable_schema_registry_is_one_line_and_exit_1(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("redrive of orders stopped: schema registry ") and "did not answer" in line
     assert line.endswith("what was sent before is logged; run again once it answers")
+
+
+def test_a_dry_run_of_a_keyed_source_writes_no_record_of_bucket_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run promises to send nothing; it wrote the lake's record of N with the operator's
+    NEW_SOURCE_STATE_BUCKETS, which the app then took (a small N evicts keys from full buckets)."""
+    monkeypatch.setenv("NEW_SOURCE_STATE_BUCKETS", "16")
+    argv = ["mobile", "--dry-run", "--lake", str(tmp_path), "--settings", NO_SETTINGS]
+    assert redrive_cli.main(argv) == 0
+    assert not (tmp_path / "_state").exists()
