@@ -20,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import duckdb
 import pyarrow as pa
@@ -180,7 +180,7 @@ def drift_line(document: dict[str, Any]) -> str:
     approximate = document.get("fields_approximate") is True
     new_fields = {str(name): rows for name, rows in _object(document, "new_fields").items() if _is_count(rows)}
     more = document.get("more_fields")
-    fields = fields_text(new_fields, int(more) if _is_count(more) else 0, approximate) or "-"
+    fields = fields_text(new_fields, more if _is_count(more) else 0, approximate) or "-"
     changes = (
         ", ".join(
             f"{_shown(name)} {_shown(change.get('landed'))} -> {_shown(change.get('curated'))} "
@@ -206,7 +206,7 @@ def _object(document: dict[str, Any], name: str) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _is_count(value: Any) -> bool:
+def _is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
