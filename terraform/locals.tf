@@ -85,8 +85,10 @@ locals {
   # With kafka_sas_scope = "event_hub" each credential is a rule on that source's hub (its
   # connection string carries EntityPath=<hub>); with "namespace" they share one listen-only
   # namespace rule (kafka_namespace_rules). Rules, secrets and app settings all follow from these
-  # maps; tests/terraform checks each binding's setting against the rights here.
-  kafka_credentials = {
+  # maps; tests/terraform checks each binding's setting against the rights here. With
+  # kafka_sasl_mechanism = "OAUTHBEARER" no binding reads a password: none exist, and the
+  # namespace's SAS authentication is off (main.eventhubs.tf).
+  kafka_credentials = var.kafka_sasl_mechanism != "PLAIN" ? {} : {
     for name in keys(local.sources) : "${upper(name)}_KAFKA_SASL_PASSWORD" => {
       source    = name
       rule_name = "${name}-processor-listen"
@@ -95,7 +97,7 @@ locals {
     }
   }
 
-  kafka_namespace_rules = var.kafka_sas_scope == "namespace" ? {
+  kafka_namespace_rules = var.kafka_sas_scope == "namespace" && var.kafka_sasl_mechanism == "PLAIN" ? {
     listen = { rule_name = "functions-kafka-listen", listen = true, send = false }
   } : {}
 }

@@ -11,12 +11,14 @@ resource "azurerm_eventhub_namespace" "this" {
   auto_inflate_enabled     = var.eventhubs_maximum_throughput_units > 0
   maximum_throughput_units = var.eventhubs_maximum_throughput_units > 0 ? var.eventhubs_maximum_throughput_units : null
 
-  # SAS (local) authentication must stay on: the Functions Kafka extension (the triggers)
-  # authenticates with SASL PLAIN (user "$ConnectionString", a SAS connection string as password)
-  # or OAUTHBEARER with OIDC client credentials of a service principal; it has no managed-identity
-  # mode. Its keys live only in Key Vault (main.keyvault.tf); each rule is on one hub, Listen only.
-  # The generators produce with the app's managed identity instead (Entra ID, main.roles.tf).
-  local_authentication_enabled = true
+  # SAS (local) authentication stays on only for kafka_sasl_mechanism = "PLAIN": the Functions
+  # Kafka extension (the triggers) authenticates with SASL PLAIN (user "$ConnectionString", a SAS
+  # connection string as password) or OAUTHBEARER with OIDC client credentials of a service
+  # principal; it has no managed-identity mode. PLAIN's keys live only in Key Vault
+  # (main.keyvault.tf); each rule is on one hub, Listen only. With OAUTHBEARER nothing here reads a
+  # key (the generators and tools.redrive use Entra ID too), so no SAS key, the root one included,
+  # is accepted.
+  local_authentication_enabled = var.kafka_sasl_mechanism == "PLAIN"
   # The Flex Consumption app is not VNet-integrated here, so it reaches the namespace over its
   # public endpoint (TLS 1.2+, SAS- or Entra ID-authenticated). See docs/deploy.md, "Network exposure".
   public_network_access_enabled = true

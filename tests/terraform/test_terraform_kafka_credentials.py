@@ -116,6 +116,24 @@ def test_oauthbearer_inputs_become_settings_the_app_accepts(tmp_path: Path) -> N
     assert settings.kafka_oauth_client_secret.get_secret_value() == values["KAFKA_OAUTH_CLIENT_SECRET"]
 
 
+@pytest.mark.parametrize("scope", ["event_hub", "namespace"])
+def test_oauthbearer_leaves_no_sas_rule_secret_or_password_setting(tmp_path: Path, scope: str) -> None:
+    """No OAUTHBEARER binding reads a password: the listen rules, their secrets (and the app's read access to them)
+    and the password settings were kept anyway, live keys nothing used (a security review's finding)."""
+    outputs = terraform_output(harness_dir(tmp_path), vars=OAUTH | {"kafka_sas_scope": scope})
+    assert outputs["kafka_credentials"] == {} and outputs["kafka_namespace_rules"] == {}
+    assert not [name for name in outputs["app_settings"] if name.endswith("_KAFKA_SASL_PASSWORD")]
+
+
+def test_the_namespaces_sas_authentication_is_on_only_for_plain() -> None:
+    """With OAUTHBEARER every client of the namespace authenticates with Entra ID, so no SAS key, the root
+    ``RootManageSharedAccessKey`` included, is accepted."""
+    (namespace,) = hcl2.loads((TERRAFORM_DIR / "main.eventhubs.tf").read_text())["resource"][0][
+        '"azurerm_eventhub_namespace"'
+    ].values()
+    assert namespace["local_authentication_enabled"] == '${var.kafka_sasl_mechanism == "PLAIN"}'
+
+
 def test_oauthbearer_takes_an_explicit_token_endpoint_and_scope(tmp_path: Path) -> None:
     oauth = (
         f'{{ client_id = "{CLIENT_ID}", token_endpoint_url = "https://login.microsoftonline.com/contoso.onmicrosoft.com'
