@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import SchemaParseException
 
+from shared.bounded_reads import check_avro_container, json_lines
 from shared.settings import LakeFormat
 from shared.source_model import EPOCH, MILLISECOND, Column, Row
 
@@ -106,6 +107,7 @@ class Avro(Format):
         return _encode_avro(columns, rows, record_name)
 
     def decode(self, data: bytes) -> list[Row]:
+        check_avro_container(data)
         return [_timestamps_to_ms(row) for row in fastavro.reader(io.BytesIO(data))]  # type: ignore[arg-type]
 
 
@@ -118,7 +120,7 @@ class JsonLines(Format):
     def decode(self, data: bytes) -> list[Row]:
         if not data:  # gzip takes no bytes at all for no lines; every file written holds a gzip stream
             raise gzip.BadGzipFile("no bytes: not a gzip stream")
-        return [orjson.loads(line) for line in gzip.decompress(data).splitlines() if line]
+        return [orjson.loads(line) for line in json_lines(data)]
 
 
 FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (Parquet(), Avro(), JsonLines())}

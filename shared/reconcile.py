@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gzip
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shared import formats
+from shared.bounded_reads import json_lines
 from shared.compaction.hours import parse_raw_path
 from shared.errors import LakeRefused, TransientError, UnreadableLakeFile, WriteConflict
 from shared.lake.base import LakeStore
@@ -101,7 +101,7 @@ def _identities(fmt: str, data: bytes, path: str, dead: bool) -> list[Landed]:
         names = [name for name in IDENTITY if name in file.schema_arrow.names]
         rows = file.read(columns=names).to_pylist()  # only those columns are decoded
     elif fmt == "jsonl":
-        rows = [orjson.loads(line) for line in gzip.decompress(data).splitlines() if line]
+        rows = [orjson.loads(line) for line in json_lines(data)]
     else:
         rows = formats.decode("avro", data)
     return [

@@ -13,7 +13,6 @@ Among rows with the same identity the first one wins, in the order the tables ar
 from __future__ import annotations
 
 import functools
-import gzip
 import io
 from collections.abc import Sequence
 
@@ -23,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from shared.bounded_reads import check_avro_container, json_lines
 from shared.compaction.coverage import OffsetRange
 from shared.compaction.hours import Hour, RawFormat
 from shared.errors import StreamingPocError
@@ -52,15 +52,29 @@ def read_raw(fmt: RawFormat, data: bytes, *, path: str, schema: pa.Schema | None
         if fmt == "parquet":
             table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)  # small files: threads cost more
         elif fmt == "avro":
+            check_avro_container(data)
             table = _from_records(list(fastavro.reader(io.BytesIO(data))), schema, path)
         else:
-            lines = gzip.decompress(data).splitlines()
-            table = _from_records([orjson.loads(line) for line in lines if line], schema, path)
+            table = _from_records(_landed_rows(data, path), schema, path)
     except CompactionError:
         raise
     except DECODE_ERRORS as error:
         raise CompactionError(f"cannot read raw file {path}: {type(error).__name__}: {error}") from error
     return _with_lineage(table, path)
+
+
+def _landed_rows(data: bytes, path: str) -> list[object]:
+    """A JSON lines file's rows, refused at the first that is not a landed row (an object with its offset) before
+    the rest are held: a file of millions of ``{}`` lines is not read whole to be refused."""
+    rows: list[object] = []
+    for number, line in enumerate(json_lines(data), start=1):
+        row = orjson.loads(line)
+        if not isinstance(row, dict):
+            raise CompactionError(f"raw file {path}: row {number} is not an object ({type(row).__name__})")
+        if "_offset" not in row:
+            raise CompactionError(f"raw file {path}: row {number} has no _offset: not a landed row")
+        rows.append(row)
+    return rows
 
 
 def _from_records(records: list[object], schema: pa.Schema | None, path: str) -> pa.Table:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,28 @@ def _damaged_gzip() -> bytes:
     return bytes(data)
 
 
+def _gzip_bomb() -> bytes:
+    """About 130 KiB that decompress to 129 MiB of newlines (the review's was 255 KiB to 256 MiB)."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return b"".join(squeeze.compress(b"\n" * (1 << 20)) for _ in range(129)) + squeeze.flush()
+
+
+def _avro_of_nulls() -> bytes:
+    """The review's 179 bytes: a record whose array of nulls declares 2**40 items, which take no bytes."""
+    schema = {"type": "record", "name": "r", "fields": [{"name": "a", "type": {"type": "array", "items": "null"}}]}
+    meta = {b"avro.schema": json.dumps(schema).encode(), b"avro.codec": b"null"}
+    header = b"Obj\x01\x04" + b"".join(_varint(2 * len(k)) + k + _varint(2 * len(v)) + v for k, v in meta.items())
+    record = _varint(2 * 2**40) + b"\x00"  # zig-zag: 2**40 items, then the end of the array
+    return header + b"\x00" + b"S" * 16 + b"\x02" + _varint(2 * len(record)) + record + b"S" * 16
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while n > 0x7F:
+        out, n = out + bytes([n & 0x7F | 0x80]), n >> 7
+    return out + bytes([n])
+
+
 def _parquet(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink)
@@ -67,6 +90,9 @@ DAMAGED = {
     "avro-schema": ("avro", _avro().replace(b'{"name": "value"', b'{"nam<": "value"', 1), "SchemaParseException"),
     "json-array-line": ("jsonl", gzip.compress(b"[1, 2]\n"), "row 1 is not an object (list)"),
     "json-number-line": ("jsonl", gzip.compress(orjson.dumps(ROW) + b"\n7\n"), "row 2 is not an object (int)"),
+    "json-no-offset": ("jsonl", gzip.compress(orjson.dumps(ROW) + b"\n{}\n" * 3), "row 2 has no _offset"),
+    "gzip-bomb": ("jsonl", _gzip_bomb(), "TooLargeToRead: decompresses to more than 134,217,728 bytes"),
+    "avro-array-of-nulls": ("avro", _avro_of_nulls(), "TooLargeToRead: its schema has values that take no bytes"),
 }
 
 
