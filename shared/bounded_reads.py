@@ -23,6 +23,7 @@ import orjson
 MAX_DECOMPRESSED_BYTES = 128 << 20
 _AVRO_MAGIC = b"Obj\x01"
 _SYNC_BYTES = 16
+_READ_BYTES = 1 << 20
 
 
 class TooLargeToRead(ValueError):
@@ -31,11 +32,15 @@ class TooLargeToRead(ValueError):
 
 def gunzip(data: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
     """``gzip.decompress(data)``, with its errors, refusing output past ``limit`` before holding more of it."""
+    parts: list[bytes] = []
+    held = 0
     with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-        text = stream.read(limit + 1)
-    if len(text) > limit:
-        raise TooLargeToRead(f"decompresses to more than {limit:,} bytes: not a file this app lands")
-    return text
+        while part := stream.read(_READ_BYTES):  # read(limit + 1) would allocate the whole limit for any file
+            held += len(part)
+            if held > limit:
+                raise TooLargeToRead(f"decompresses to more than {limit:,} bytes: not a file this app lands")
+            parts.append(part)
+    return b"".join(parts)
 
 
 def json_lines(data: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> Iterator[bytes]:
