@@ -73,7 +73,7 @@ def test_redrive_raises_it_rather_than_naming_letter_files_unreadable(tmp_path: 
     lake.refusing = True
     summary = RedriveSummary(source="mobile")
     with pytest.raises(LakeRefused):
-        _letters_to_check(lake, "mobile", summary)
+        _letters_to_check(lake, "mobile", summary, lambda entry: True, 1 << 20)
     assert summary.unreadable == []
 
 
