@@ -191,6 +191,8 @@ _NOT_APPENDED = frozenset(
         "TOPIC_AUTHORIZATION_FAILED",
         "CLUSTER_AUTHORIZATION_FAILED",
         "_INVALID_ARG",
+        "INVALID_TIMESTAMP",  # a redriven record keeps its time: a topic that refuses old ones refuses it whole
+        "POLICY_VIOLATION",
     }
 )
 

@@ -470,3 +470,22 @@ def test_a_dry_run_of_a_keyed_source_writes_no_record_of_bucket_counts(
     argv = ["mobile", "--dry-run", "--lake", str(tmp_path), "--settings", NO_SETTINGS]
     assert redrive_cli.main(argv) == 0
     assert not (tmp_path / "_state").exists()
+
+
+@pytest.mark.parametrize(
+    ("code", "delivery"),
+    [
+        ("INVALID_TIMESTAMP", "NOT_SENT"),
+        ("POLICY_VIOLATION", "NOT_SENT"),
+        ("MSG_SIZE_TOO_LARGE", "NOT_SENT"),
+        ("_MSG_TIMED_OUT", "UNKNOWN"),
+        ("REQUEST_TIMED_OUT", "UNKNOWN"),
+    ],
+)
+def test_a_broker_refusal_is_not_sent_and_a_timeout_unknown(code: str, delivery: str) -> None:
+    """A redriven record keeps its Kafka timestamp: a topic whose message.timestamp.difference.max.ms it exceeds
+    refuses it (INVALID_TIMESTAMP), never appended; taken for unknown, it was never sent again (a review's
+    finding). A timeout may have been appended: unknown, never sent again."""
+    from confluent_kafka import KafkaError
+
+    assert redrive_cli._kafka_delivery(KafkaError(getattr(KafkaError, code))) is Delivery[delivery]
