@@ -70,6 +70,9 @@ class InputStats:
     max_us: int | None = None
     null_times: int = 0
     groups: dict[GroupKey, GroupStats] = field(default_factory=dict)
+    # each group's offsets batch by batch: how a crowded bin is cut. One span for the curated rows of a whole
+    # hour took 100,000 rows at one offset range and one far offset as spread over both, a part for all of them
+    pieces: dict[GroupKey, list[GroupStats]] = field(default_factory=dict)
     bins: Counter[int] = field(default_factory=Counter)
     spans: list[TimeSpan] = field(default_factory=list)  # where its times are: kept when ``bins`` is not
 
@@ -88,6 +91,7 @@ class InputStats:
             found = GroupStats(
                 row["_offset_min"], row["_offset_max"], row["_offset_count"], row["_offset_count_distinct"]
             )
+            self.pieces.setdefault(key, []).append(found)
             known = self.groups.get(key)
             # Adding per-batch distinct counts is exact only when batches share no offset: true of the
             # curated rows (unique by construction: every compaction wrote them deduplicated), the
@@ -245,11 +249,12 @@ def split_by_identity(inputs: Sequence[InputStats], crowded: TimeSlice, budget: 
     """``crowded`` (one bin, or the rows without time) as parts of about ``budget`` rows, in identity order.
 
     Each input that may hold rows of the slice is taken to spread its rows of a group evenly over the
-    group's offset range, all of them in the slice: a bound of what it holds in any part of that range.
+    group's offset range in each batch it was read in (raw files: one), all of them in the slice: a part
+    holds no more than its bound by more than a batch's rows.
     Ranges are cut where the bound of a part would pass ``budget``; a part takes one or more groups'
     consecutive ranges.
     """
-    spans = [(key, group) for index in crowded.inputs for key, group in inputs[index].groups.items()]
+    spans = [(key, piece) for index in crowded.inputs for key, found in inputs[index].pieces.items() for piece in found]
     parts: list[TimeSlice] = []
     for identities, rows in _packed(_segments(spans, budget), budget):
         reading = tuple(i for i in crowded.inputs if _holds_any(inputs[i], identities))

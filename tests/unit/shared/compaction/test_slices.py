@@ -54,6 +54,20 @@ def test_a_time_near_int64s_ends_falls_in_the_bin_before_or_after_the_hour_and_i
     assert all(in_slice(table, s).num_rows == 0 or s.inputs == (0,) for s in plan)
 
 
+def test_a_crowded_bin_of_an_input_read_in_batches_is_cut_by_each_batchs_offsets() -> None:
+    """The curated rows of an hour are read batch by batch; taken as one span, a stuck clock's 10,000 rows at
+    offsets 0-9,999 and one far offset (10**9) were spread over the whole range: one part held all 10,001 rows
+    where the budget was 2,500 (a review's finding: a recompacted hour's memory grew with its crowded rows)."""
+    offsets = [*range(10_000), 10**9]
+    table = identity(offsets, [START_US] * len(offsets))
+    curated = InputStats()
+    for batch in table.to_batches(max_chunksize=2_500):
+        curated.add(H10, batch)
+    plan = plan_slices(H10, [curated], budget=2_500)
+    held = [in_slice(table, part).num_rows for part in plan]
+    assert sum(held) == len(offsets) and max(held) <= 2_501, held
+
+
 def test_slices_hold_at_most_the_budget_in_time_order_and_cover_every_row() -> None:
     times = [START_US + BIN_US * (i % 50) for i in range(1000)]  # 20 rows in each of 50 bins
     first, second = identity(list(range(500)), times[:500]), identity(list(range(500, 1000)), times[500:])
