@@ -178,6 +178,25 @@ variable "sources" {
     error_message = "sources names a source the code does not have: ${join(", ", sort([for name in keys(var.sources) : name if !contains(concat(["clickstream", "mobile", "sensors", "users"], keys(local.datagen_configs)), name)]))}. Keys must be the hand-written sources (clickstream, mobile, sensors, users) or the name of a Datagen config in sources/*.json (${join(", ", sort(keys(local.datagen_configs)))})."
   }
   validation {
+    # The app's own rules for a Datagen config (shared/datagen/config.py SOURCE_NAME, TOPIC_NAME; settings' sources
+    # kept apart): one it refuses stops every function from loading after an apply that succeeded, and two sources
+    # of one topic would make two hubs of one name, an apply that fails half way. Every deployed source is checked:
+    # those of var.sources and of sources/*.json.
+    condition = alltrue([for name in setunion(keys(var.sources), keys(local.datagen_configs)) :
+      !contains(keys(local.datagen_configs), name) || (
+        can(regex("^[a-z][a-z0-9_]{0,39}$", name)) && !contains(["clickstream", "mobile", "sensors", "users"], name) &&
+        can(regex("^[A-Za-z0-9]([A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$", try(tostring(local.datagen_configs[name]["kafka.topic"]), "")))
+      )
+    ])
+    error_message = "sources/*.json: each Datagen config's file name must be 1-40 lowercase letters, digits or '_', starting with a letter, and none of clickstream, mobile, sensors or users; its config's kafka.topic a topic (event hub) name: 1-256 letters, digits, '.', '_' or '-', starting and ending with a letter or digit."
+  }
+  validation {
+    condition = length(distinct([for name in setunion(keys(var.sources), keys(local.datagen_configs)) :
+      try(tostring(local.datagen_configs[name]["kafka.topic"]), name)
+    ])) == length(setunion(keys(var.sources), keys(local.datagen_configs)))
+    error_message = "Two sources share a topic (each would produce to the other's hub and dead-letter its records): ${join(", ", [for name in sort(setunion(keys(var.sources), keys(local.datagen_configs))) : "${name} -> ${try(tostring(local.datagen_configs[name]["kafka.topic"]), name)}"])}."
+  }
+  validation {
     condition     = alltrue([for source in values(var.sources) : source.format == null || contains(["parquet", "avro", "jsonl"], coalesce(source.format, "parquet"))])
     error_message = "format must be parquet, avro or jsonl."
   }

@@ -134,3 +134,27 @@ def test_the_host_queue_role_is_granted_only_with_the_azure_storage_backend() ->
     conditional = re.search(r'var\.durable_backend == "azure_storage" \? \{(.*?)\} : \{\}', text, re.DOTALL)
     assert conditional is not None and "host_queue_data" in conditional.group(1)
     assert text.count("Storage Queue Data Contributor") == 1
+
+
+@pytest.mark.parametrize(
+    ("file_name", "topic", "why"),
+    [
+        ("Bad-Name.json", "bad", "each Datagen config's file name must be"),
+        ("users.json", "users2", "none of clickstream, mobile, sensors or users"),
+        ("payments.json", "pay ments", "its config's kafka.topic a topic (event hub) name"),
+        ("payments.json", "orders", "Two sources share a topic"),
+        ("payments.json", "clickstream", "Two sources share a topic"),
+    ],
+    ids=["file name", "a hand-written name", "topic", "another config's topic", "a hand-written topic"],
+)
+def test_a_datagen_config_the_app_refuses_is_refused_at_plan(
+    tmp_path: Path, file_name: str, topic: str, why: str
+) -> None:
+    """Planned, such a config made an app whose functions never loaded (the app refuses it at load), or two hubs of
+    one name (an apply failing half way): a security review's finding."""
+    harness = harness_dir(tmp_path)
+    config = {"name": file_name.removesuffix(".json"), "config": {"kafka.topic": topic, "quickstart": "orders"}}
+    (tmp_path / "sources" / file_name).write_text(json.dumps(config))
+    with pytest.raises(TerraformFailed) as failure:
+        terraform_output(harness)
+    assert why in " ".join(str(failure.value).split())
