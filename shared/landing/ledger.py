@@ -208,8 +208,9 @@ class Ledger:
         return _timestamps(entry.get("timestamps_ms"))
 
     def newer_than_landed(self, records: Sequence[KafkaRecord]) -> bool:
-        """Whether ``records`` are of a life after the current one by their Kafka timestamps: one sits at an offset
-        the current life landed and every one is newer than every record that life landed (``timestamps_ms``), and
+        """Whether ``records`` are of a life after the current one by their Kafka timestamps: one with a timestamp
+        sits at an offset where the current life landed a record (not one its consumer passed over) and every one is
+        newer than every record that life landed (``timestamps_ms``), and
         for every earlier life kept, one sits at an offset it landed with a timestamp outside its (``_not_of``).
 
         A record at a landed offset with a timestamp outside those the life landed is not the record landed there
@@ -220,13 +221,14 @@ class Ledger:
         life, as before: three reviews proved that readings of the timestamps short of this proof (an older batch
         for the life before; a newer one for the next life while an earlier life could hold it, its clock gone
         back or its unlanded records newer) lost records or started lives that do not exist."""
-        span, landed = self.timestamps_ms, self.landed
+        # offsets whose records landed: one the consumer passed over (a jump) holds no record to compare
+        span, landed = self.timestamps_ms, self.records_landed_in(self.incarnation)
         if not span or not landed:
             return False
         stamps = [stamp for record in records if (stamp := record.timestamp_ms) is not None]
         if not stamps or min(stamps) <= span[1]:
             return False
-        if not any(contains(landed, record.offset) for record in records):
+        if not any(record.timestamp_ms is not None and contains(landed, record.offset) for record in records):
             return False
         return all(self._not_of(int(entry["incarnation"]), records) for entry in self.previous)
 

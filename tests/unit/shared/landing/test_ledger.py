@@ -174,6 +174,27 @@ def test_a_ledger_that_cannot_be_read_still_counts_as_naming_its_pending_files(t
     assert names_pending(lake, "clickstream", raw, unless_complete=True)
 
 
+def test_offsets_the_consumer_passed_over_prove_no_next_life() -> None:
+    """A group moved forward (offsets 10-19 passed over: landed, no record there) then back: the records at 10-19,
+    stamped by a clock ahead, were newer than every record the life landed and sat at "landed" offsets, so a life
+    that does not exist began, and a later batch across 20 landed 20-25 in it again (a review's reproduction:
+    six offsets doubled). Only offsets where a record landed, and a record with a timestamp there, prove it."""
+    import dataclasses
+
+    from shared.landing.ledger import Ledger, fingerprint
+
+    records = records_for(CLICKS, 35, seed=1)
+    ledger = Ledger.first()
+    ledger.landed, ledger.passed_over = [[0, 29]], [[10, 19]]
+    ledger.fingerprints = {0: fingerprint(records[0]), 29: fingerprint(records[29])}
+    ledger.stamp(timestamp_span([*records[:10], *records[20:30]]), 0)
+    ahead = [dataclasses.replace(record, timestamp_ms=(record.timestamp_ms or 0) + 5_000) for record in records]
+    assert ledger.incarnation_of(ahead[10:20]) == 0, "a rewind into what the consumer passed over lands there"
+    assert ledger.incarnation_of(ahead[20:25]) == 1, "at offsets whose records landed: still the next life"
+    untimed = [dataclasses.replace(record, timestamp_ms=None) for record in records[20:22]]
+    assert ledger.incarnation_of([*untimed, *ahead[30:]]) == 0, "no timestamp at a landed offset: nothing proved"
+
+
 def test_a_batch_newer_than_all_its_life_landed_at_an_offset_it_landed_is_of_the_next_life() -> None:
     """A re-created topic's consumer group starting inside the old life's landed offsets (retention, a move) meets
     none of its kept fingerprints: its records, all newer than every record the life landed, are not the ones
