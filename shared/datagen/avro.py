@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -176,12 +177,28 @@ DEFAULT_LENGTH_MAX = 15  # largest of Avro Random Generator's default length 8..
 _SCALAR_JSON = {"null": 4, "boolean": 5, "int": 11, "long": 20, "float": 24, "double": 24}  # "-1.7976931348623157e+308"
 
 
-def _check_largest_record(root: AvroType) -> None:
+@dataclass
+class _Sizing:
+    """What sizing a schema's largest record gathers: each length's, regex's or options' bytes in it (``(bytes,
+    where, option)``), and the options' largest values as a record sends them (``option_bytes``, by ``id`` of
+    their node: an ``int`` on a ``double`` is sent as ``0.0``, a record option with its defaults filled in)."""
+
+    contributions: list[tuple[int, str, str]] = field(default_factory=list)
+    option_bytes: Mapping[int, int] = field(default_factory=dict)
+
+
+def check_largest_record(root: AvroType, option_bytes: Mapping[int, int]) -> None:
+    """:func:`_check_largest_record` with the options' sizes as sent (``shared.datagen.source`` measures them)."""
+    _check_largest_record(root, option_bytes)
+
+
+def _check_largest_record(root: AvroType, option_bytes: Mapping[int, int] | None = None) -> None:
     """Refuse a schema whose largest record, as JSON, is over :data:`MAX_RECORD_JSON_BYTES`, naming the ``length``
-    (or ``regex``) that contributes most to it: every length is taken at its maximum, nested ones multiplied, and
-    each byte is counted for the innermost length or regex that makes it."""
-    contributions: list[tuple[int, str, str]] = []  # (bytes in the largest record, where, option)
-    largest = _largest_json(root, 1, contributions)
+    (or ``regex``, or ``options``) that contributes most to it: every length is taken at its maximum, nested ones
+    multiplied, and each byte is counted for the innermost length, regex or options that makes it."""
+    sizing = _Sizing(option_bytes=option_bytes or {})
+    largest = _largest_json(root, 1, sizing)
+    contributions = sizing.contributions
     if largest <= MAX_RECORD_JSON_BYTES:
         return
     limit = f"{MAX_RECORD_JSON_BYTES:,} bytes, the most a generated record may have (a Kafka message holds 1,000,000)"
@@ -194,37 +211,41 @@ def _check_largest_record(root: AvroType) -> None:
 def largest_json(node: AvroType) -> int:
     """The most bytes ``node``'s value can take as compact JSON: at least the UTF-8 bytes of its text (a message
     key is a field's text, and a string's JSON adds its quotes and escapes to it)."""
-    return _largest_json(node, 1, [])
+    return _largest_json(node, 1, _Sizing())
 
 
-def _largest_json(node: AvroType, times: int, contributions: list[tuple[int, str, str]]) -> int:
+def _largest_json(node: AvroType, times: int, sizing: _Sizing) -> int:
     """The most bytes ``node``'s value can take as compact JSON; ``times``: how often one record holds it."""
     props = node.props
     where = f"{node.path} arg.properties" if node.path else "arg.properties"
     if "options" in props:
-        return max(len(json.dumps(o, separators=(",", ":"), ensure_ascii=False).encode()) for o in props["options"])
+        written = max(len(json.dumps(o, separators=(",", ":"), ensure_ascii=False).encode()) for o in props["options"])
+        size = max(written, sizing.option_bytes.get(id(node), 0))
+        sizing.contributions.append((times * size, where, "options"))
+        return size
     if "iteration" in props:
         return _iteration_string_json(props["iteration"]) if node.kind == "string" else _SCALAR_JSON[node.kind]
     kind = node.kind
     if kind == "record":
-        return 1 + sum(len(f.name) + 4 + _largest_json(f.type, times, contributions) for f in node.fields)
+        return 1 + sum(len(f.name) + 4 + _largest_json(f.type, times, sizing) for f in node.fields)
     if kind == "union":
-        return max(_largest_json(branch, times, contributions) for branch in node.branches)
+        return max(_largest_json(branch, times, sizing) for branch in node.branches)
     if kind in ("array", "map"):
         assert node.items is not None
         count = _largest_length(props)
-        nested = len(contributions)
-        entry = 1 + _largest_json(node.items, times * count, contributions)
+        nested = len(sizing.contributions)
+        entry = 1 + _largest_json(node.items, times * count, sizing)
         if kind == "map":
-            entry += 1 + _largest_string(props.get("keys", {}), f"{where}.keys", times * count, contributions)
+            entry += 1 + _largest_string(props.get("keys", {}), f"{where}.keys", times * count, sizing.contributions)
         size = 2 + count * entry
         if "length" in props:  # what the lengths nested in it do not already account for
-            contributions.append((times * size - sum(c[0] for c in contributions[nested:]), where, "length"))
+            inner = sum(c[0] for c in sizing.contributions[nested:])
+            sizing.contributions.append((times * size - inner, where, "length"))
         return size
     if kind == "enum":
         return 2 + max(len(symbol) for symbol in node.symbols)
     if kind == "string":
-        return 38 if node.logical == "uuid" else _largest_string(props, where, times, contributions)
+        return 38 if node.logical == "uuid" else _largest_string(props, where, times, sizing.contributions)
     if kind in ("bytes", "fixed"):
         if node.logical == "decimal":
             count = max(node.size, (10**node.precision).bit_length() // 8 + 1)
@@ -232,7 +253,7 @@ def _largest_json(node: AvroType, times: int, contributions: list[tuple[int, str
             count = node.size if kind == "fixed" else _largest_length(props)
         size = 2 + 4 * -(-count // 3)  # base64
         if kind == "bytes" and "length" in props and node.logical != "decimal":
-            contributions.append((times * size, where, "length"))
+            sizing.contributions.append((times * size, where, "length"))
         return size
     return _SCALAR_JSON[kind]
 

@@ -13,7 +13,7 @@ import orjson
 from faker import Faker
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared.datagen.avro import NO_DEFAULT, AvroType, SchemaProblem
+from shared.datagen.avro import NO_DEFAULT, AvroType, SchemaProblem, check_largest_record
 from shared.datagen.config import DatagenConfig, DatagenConfigError, read_config
 from shared.datagen.generate import RecordGenerator
 from shared.datagen.model import annotation, build_model, json_form_default, landed_columns
@@ -89,13 +89,19 @@ def config_source(config: DatagenConfig) -> Source:
 
 
 def _check_options(config: DatagenConfig, model: type[BaseModel]) -> None:
-    """Every ``options`` value must be one the schema accepts, or the records carrying it would fail."""
+    """Every ``options`` value must be one the schema accepts, or the records carrying it would fail; and the
+    largest record is sized again with each option as a record sends it (validated, then dumped: ``0`` on a
+    ``double`` is ``0.0``, a record option has its defaults filled in), which may be larger than as written."""
+    sent: dict[int, int] = {}
     for node in _nodes(config.schema):
         options: list[Any] = node.props.get("options", [])
-        check: Any = model.model_validate if node is config.schema else TypeAdapter(annotation(node)).validate_python
+        adapter = None if node is config.schema else TypeAdapter(annotation(node))
         for number, option in enumerate(options):
             try:
-                check(option)
+                if adapter is None:
+                    size = len(model.model_validate(option).model_dump_json(by_alias=True).encode())
+                else:
+                    size = len(adapter.dump_json(adapter.validate_python(option), by_alias=True))
             except ValueError as error:
                 where = (
                     f"{node.path} arg.properties.options[{number}]"
@@ -103,6 +109,11 @@ def _check_options(config: DatagenConfig, model: type[BaseModel]) -> None:
                     else f"arg.properties.options[{number}]"
                 )
                 raise DatagenConfigError(config.file, "schema", f"{where}: {_problem(error)}") from None
+            sent[id(node)] = max(sent.get(id(node), 0), size)
+    try:
+        check_largest_record(config.schema, sent)
+    except SchemaProblem as problem:
+        raise DatagenConfigError(config.file, "schema", str(problem)) from None
 
 
 def _check_defaults(config: DatagenConfig) -> None:

@@ -95,7 +95,7 @@ def test_a_record_up_to_the_bound_is_accepted_and_never_larger_than_estimated() 
 
 def test_a_class_of_every_character_but_the_surrogates_is_accepted_and_never_larger_than_estimated() -> None:
     regex = r"[\x{0}-\x{D7FF}\x{E000}-\x{10FFFF}]{50}"
-    largest = avro._largest_json(parse_schema(_record(("code", _string(regex=regex)))), 1, [])
+    largest = avro.largest_json(parse_schema(_record(("code", _string(regex=regex)))))
     assert largest == len('{"code":""}') + 50 * 6  # a control character escaped as \u0000
     source = schema_source([{"name": "code", "type": _string(regex=regex)}])
     messages = generate_messages(source, 100, now=FIXED_NOW, seed=3, start_index=0)
@@ -109,7 +109,7 @@ def test_a_class_of_every_character_but_the_surrogates_is_accepted_and_never_lar
     "iteration", [{"start": 1e300}, {"start": -1e300, "step": 1e280}, {"start": 0}, {"start": 0.5}]
 )
 def test_a_string_iteration_is_never_larger_than_estimated(iteration: dict[str, float]) -> None:
-    largest = avro._largest_json(parse_schema(_record(("n", _string(iteration=iteration)))), 1, [])
+    largest = avro.largest_json(parse_schema(_record(("n", _string(iteration=iteration)))))
     source = schema_source([{"name": "n", "type": _string(iteration=iteration)}])
     messages = generate_messages(source, 20, now=FIXED_NOW, seed=1, start_index=2**40)
     assert max(len(json.dumps(json.loads(m.value), separators=(",", ":")).encode()) for m in messages) <= largest
@@ -117,7 +117,7 @@ def test_a_string_iteration_is_never_larger_than_estimated(iteration: dict[str, 
 
 @pytest.mark.parametrize("quickstart", sorted(QUICKSTARTS))
 def test_every_quickstart_is_well_under_the_bound_and_its_records_under_the_estimate(quickstart: str) -> None:
-    largest = avro._largest_json(parse_schema(load_quickstart(quickstart)), 1, [])
+    largest = avro.largest_json(parse_schema(load_quickstart(quickstart)))
     assert largest < avro.MAX_RECORD_JSON_BYTES // 100
     source = config_source(quickstart_config(quickstart, seed=5))
     messages = generate_messages(source, 200, now=FIXED_NOW, seed=5, start_index=0)

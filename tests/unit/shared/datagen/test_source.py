@@ -62,3 +62,56 @@ def test_a_config_may_not_take_a_hand_written_sources_name_or_topic(tmp_path: Pa
     write_config(folder, "clicks.json", config_document(**{"kafka.topic": "clickstream"}))
     with pytest.raises(DatagenConfigError, match=r"config.kafka.topic: 'clickstream' is already the topic"):
         load_config_sources(folder, hand_written)
+
+
+def _record_source(schema: dict[str, Any]) -> Any:
+    import json
+
+    from shared.datagen.config import parse_config
+    from tests.unit.shared.datagen.conftest import DATAGEN_CLASS
+
+    options = {"connector.class": DATAGEN_CLASS, "kafka.topic": "test", "schema.string": json.dumps(schema)}
+    return config_source(parse_config({"name": "t", "config": options}, source="test", file="t.json", folder=Path(".")))
+
+
+@pytest.mark.parametrize(
+    ("schema", "where"),
+    [
+        (  # written as 0 (1 byte), sent as 0.0: 480,000 of them made 1.9 MB records
+            {
+                "type": "record",
+                "name": "r",
+                "fields": [
+                    {
+                        "name": "xs",
+                        "type": {
+                            "type": "array",
+                            "items": {"type": "double", "arg.properties": {"options": [0]}},
+                            "arg.properties": {"length": 480_000},
+                        },
+                    }
+                ],
+            },
+            "xs[] arg.properties: options",
+        ),
+        (  # a record option sent with its fields' defaults: 1.1 MB of "pad" in every record
+            {
+                "type": "record",
+                "name": "r",
+                "fields": [
+                    {"name": "id", "type": "string", "arg.properties": {"regex": "[a-z]{5}"}},
+                    {"name": "pad", "type": "string", "default": "x" * 1_100_000},
+                ],
+                "arg.properties": {"options": [{"id": "a"}, {"id": "b"}]},
+            },
+            "arg.properties: options",
+        ),
+    ],
+    ids=["int options on a double", "a record option's defaults"],
+)
+def test_options_larger_as_sent_than_as_written_are_sized_as_sent(schema: dict[str, Any], where: str) -> None:
+    """Sized as written, such a config was taken at indexing and each record was too large to send: every tick
+    failed with RecordTooLarge, retried for ever (a review's reproduction against a real broker)."""
+    with pytest.raises(DatagenConfigError, match="lets a record reach") as refused:
+        _record_source(schema)
+    assert f"schema: {where} lets a record reach" in str(refused.value)
