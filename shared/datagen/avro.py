@@ -322,7 +322,8 @@ def _parse(schema: Any, path: str, named: dict[str, AvroType], *, namespace: str
         return reference
     if isinstance(schema, list):
         node = AvroType("union", path, once_per_record=once)
-        node.branches = [_parse(b, path, named, namespace=namespace, once=False) for b in schema]
+        # one branch's value per value of the union: an iteration there counts by the record as the union does
+        node.branches = [_parse(b, path, named, namespace=namespace, once=once) for b in schema]
         if not node.branches:
             raise SchemaProblem(path, "a union needs at least one branch")
         unnamed = [branch.kind for branch in node.branches if branch.kind not in ("record", "enum", "fixed")]

@@ -111,6 +111,22 @@ def test_iteration_start_step_restart_initial_and_continuation() -> None:
     assert needs_progress(load_source_settings("test", {}), source)
 
 
+def test_an_iteration_in_a_union_branch_counts_by_the_record_and_in_an_array_within_it() -> None:
+    """A union's branch counted from 0 in each record: ``["null", long iteration start 100]`` was always 100 (a
+    review's finding). It counts by the record, as the union's value does (a record taking the other branch
+    skips its value); an array's items count that record's values (docs/datagen.md)."""
+    counted = {"type": "long", "arg.properties": {"iteration": {"start": 100}}}
+    source = schema_source(
+        [
+            {"name": "b", "type": ["null", counted]},
+            {"name": "xs", "type": {"type": "array", "items": counted, "arg.properties": {"length": 3}}},
+        ]
+    )
+    records = values(source, 6, start_index=10)
+    assert all(r["b"] in (None, 110 + n) for n, r in enumerate(records)) and {r["b"] for r in records} - {None}
+    assert all(r["xs"] == [100, 101, 102] for r in records)
+
+
 def test_regex_strings_match_their_pattern() -> None:
     source = schema_source(
         [
