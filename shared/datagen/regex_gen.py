@@ -72,6 +72,10 @@ MAX_GROUP_DEPTH = 50
 # makes an empty string, but only after looping 10**12 times. Above the longest value a record holds
 # (983,040 characters), so a regex that makes long values still meets the record-size bound first.
 MAX_REGEX_WORK = 1_000_000
+# The most members (characters, ranges, class escapes) one character class may list. Each is merged into the
+# class's sorted ranges as it is read, in the order written (first appearance decides the order generated from):
+# 520,000 single characters took 100 s to index; ranges say the same in a few members.
+MAX_CLASS_MEMBERS = 10_000
 _WORK_CAP = 10**18  # steps are counted up to here, past which the product's exact size no longer matters
 
 
@@ -252,6 +256,11 @@ class _Parser:
                 chosen.append((ord(start), ord(end)))
             else:
                 chosen.extend(_ranges_of(start) if isinstance(start, str) else start)
+            if len(chosen) > MAX_CLASS_MEMBERS:
+                example = r"a-z, \x{4E00}-\x{9FFF}"
+                raise RegexError(
+                    f"a character class of more than {MAX_CLASS_MEMBERS:,} members: write ranges ({example})"
+                )
         ranges = _printable_except(chosen) if negate else _first_seen(chosen)
         if not ranges:
             raise RegexError("empty character class")
