@@ -1,91 +1,106 @@
 """Reading a compressed lake file only as far as a file this app lands can go.
 
-A raw or dead-letter file is read whole into memory, then decompressed. A file written by someone else (a foreign
-file, or a hostile one) may decompress to any size: 127 KiB of gzip held 128 MiB, and an Avro file of 179 bytes
-declared 2**40 items of an array of nulls (items that take no bytes). Both took the worker's memory on every
-compaction run, so the hour never compacted and the file was never quarantined. Here such a file is a
-``TooLargeToRead`` (a ``ValueError``, one of ``shared.formats.DECODE_ERRORS``): unreadable, named, quarantined.
+A raw or dead-letter file is read whole into memory, then decompressed and parsed. A file written by someone else
+(a foreign file, or a hostile one) may decompress to any size: 127 KiB of gzip held 128 MiB of newlines, and an
+Avro file of 179 bytes declared 2**40 items of an array of nulls (items that take no bytes). Both took the worker's
+memory on every compaction run, so the hour never compacted and the file was never quarantined. Here such a file
+is a ``TooLargeToRead`` (a ``ValueError``, one of ``shared.formats.DECODE_ERRORS``): unreadable, named, quarantined.
+
+The bounds sit far past any file this app lands, so that none is refused: a landing's values carry at most 32 MiB
+(``LANDING_MAX_BYTES``) and one batch of one partition (``maxBatchSize`` records, 10,000 by default), but a row's
+text can be many times its value (an Avro source's arrays and enums land as JSON text, its record again in
+``_received``). What they bound is a file's rows and its decompressed bytes; a file within them may still take as
+much memory as the largest file this app lands.
 """
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
+import fastavro
 import orjson
 
-# What one landed file can decompress to: a landing's values carry at most 32 MiB (LANDING_MAX_BYTES), and a row
-# holds its value's fields and lineage (a dead letter its value in base64); four times that is past any file this
-# app writes.
-MAX_DECOMPRESSED_BYTES = 128 << 20
+MAX_DECOMPRESSED_BYTES = 1 << 30
+MAX_FILE_ROWS = 2_000_000
 _AVRO_MAGIC = b"Obj\x01"
 _SYNC_BYTES = 16
-_READ_BYTES = 1 << 20
+_CHECKED_CODECS = ("null", "deflate", "bzip2", "xz")  # the ones read with a bound here
 
 
 class TooLargeToRead(ValueError):
     """A file that decompresses (or declares values) past what a file this app lands can hold."""
 
 
-def gunzip(data: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
-    """``gzip.decompress(data)``, with its errors, refusing output past ``limit`` before holding more of it."""
-    parts: list[bytes] = []
-    held = 0
+def json_lines(data: bytes, limit: int = MAX_DECOMPRESSED_BYTES, max_lines: int = MAX_FILE_ROWS) -> Iterator[bytes]:
+    """The non-blank lines of gzipped JSON lines, decompressed one at a time (``gzip.decompress``'s errors): the
+    text is never held whole. ``TooLargeToRead`` past ``limit`` bytes of text or ``max_lines`` lines, blank ones
+    counted too (this app writes none): 256 MiB of newlines split at once took 1.4 GB, and read one by one they
+    would take minutes."""
+    held = lines = 0
     with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-        while part := stream.read(_READ_BYTES):  # read(limit + 1) would allocate the whole limit for any file
-            held += len(part)
+        while line := stream.readline(limit - held + 1):
+            held += len(line)
+            lines += 1
             if held > limit:
                 raise TooLargeToRead(f"decompresses to more than {limit:,} bytes: not a file this app lands")
-            parts.append(part)
-    return b"".join(parts)
+            if lines > max_lines:
+                raise TooLargeToRead(f"holds more than {max_lines:,} lines: not a file this app lands")
+            if not line.isspace():
+                yield line
 
 
-def json_lines(data: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> Iterator[bytes]:
-    """The non-blank lines of gzipped JSON lines (:func:`gunzip`), one at a time: a file of blank lines is never
-    held as a list of them (256 MiB of newlines took 1.4 GB split at once)."""
-    for line in io.BytesIO(gunzip(data, limit)):
-        if not line.isspace():
-            yield line
-
-
-def check_avro_container(data: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> None:
+def check_avro_container(data: bytes, limit: int = MAX_DECOMPRESSED_BYTES, max_rows: int = MAX_FILE_ROWS) -> None:
     """Refuse an Avro object container file whose reading could take memory out of proportion to its bytes: blocks
-    that decompress past ``limit`` in all, more records in a block than its bytes, or a schema with a value that
-    takes no bytes (a null, an empty record) where a count decides how many there are (records, array items, map
-    values). Every other value takes at least a byte, so what is read stays within ``limit`` values. A file that is
-    not a container is left to the reader to refuse."""
+    that decompress past ``limit`` in all, more records than ``max_rows`` in all or than bytes in a block, a codec
+    not read with a bound here, or a schema with a value that takes no bytes (a null, an empty record) where a
+    count decides how many there are (records, array items). Every other value takes at least a byte, so what is
+    read stays within ``limit`` values. A file that is not a container, or whose schema fastavro refuses, is left
+    to the reader to refuse."""
     stream = io.BytesIO(data)
     if stream.read(4) != _AVRO_MAGIC:
         return
     metadata = _read_metadata(stream)
-    schema = orjson.loads(metadata.get("avro.schema", b"null"))
-    codec = metadata.get("avro.codec", b"null").decode("ascii", "replace")
-    if _takes_no_bytes(schema, {}) or _counts_free_values(schema, {}):
+    codec = metadata.get("avro.codec", b"null").decode("ascii", "replace") or "null"
+    if codec not in _CHECKED_CODECS:
+        raise TooLargeToRead(f"Avro codec {codec!r}: this app lands deflate and reads {', '.join(_CHECKED_CODECS)}")
+    try:
+        parsed = fastavro.parse_schema(orjson.loads(metadata.get("avro.schema", b"null")))
+    except Exception:  # the reader refuses it the same way, with its own error
+        return
+    named: dict[str, Any] = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
+    if _takes_no_bytes(parsed, named) or _counts_free_values(parsed, named):
         raise TooLargeToRead("its schema has values that take no bytes, counted by the file: not a file this app lands")
     stream.read(_SYNC_BYTES)
-    total = 0
+    total = rows = 0
     while stream.tell() < len(data):
         records, size = _read_long(stream), _read_long(stream)
         if records < 0 or size < 0 or size > len(data):
             raise TooLargeToRead(f"a block of {records} records in {size} bytes: not a file this app lands")
         block = _decompressed(codec, stream.read(size), limit - total)
-        total += len(block)
+        total, rows = total + len(block), rows + records
         if records > len(block):
             raise TooLargeToRead(f"a block of {records:,} records in {len(block):,} bytes: not a file this app lands")
+        if rows > max_rows:
+            raise TooLargeToRead(f"holds more than {max_rows:,} records: not a file this app lands")
         stream.read(_SYNC_BYTES)
 
 
 def _decompressed(codec: str, block: bytes, room: int) -> bytes:
-    if codec != "deflate":  # null: as stored; any other codec is the reader's to take or refuse
-        if len(block) > room:
-            raise TooLargeToRead(f"blocks of more than {MAX_DECOMPRESSED_BYTES:,} bytes: not a file this app lands")
-        return block
-    inflater = zlib.decompressobj(-15)
-    out = inflater.decompress(block, room + 1)
-    if len(out) > room or inflater.unconsumed_tail:
+    """A block's bytes as decompressed, refused past ``room`` bytes before more is held."""
+    if codec == "null":
+        out = block
+    elif codec == "deflate":
+        out = zlib.decompressobj(-15).decompress(block, room + 1)
+    else:
+        decompressor: Any = bz2.BZ2Decompressor() if codec == "bzip2" else lzma.LZMADecompressor()
+        out = decompressor.decompress(block, max_length=room + 1)
+    if len(out) > room:
         raise TooLargeToRead(f"decompresses to more than {MAX_DECOMPRESSED_BYTES:,} bytes: not a file this app lands")
     return out
 
@@ -124,53 +139,45 @@ def _read_bytes(stream: io.BytesIO) -> bytes:
     return stream.read(length)
 
 
-def _named(schema: Any, names: dict[str, Any]) -> Any:
-    """``schema`` with a reference to a named type replaced by the type, recording named types as they are defined
-    (by their full and their short name: a reference may use either)."""
+_RECORDS = ("record", "error")  # fastavro reads an "error" as a record
+
+
+def _takes_no_bytes(schema: Any, named: dict[str, Any], seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a value of ``schema`` (as ``fastavro.parse_schema`` gives it: named types by their full names) can
+    be encoded in no bytes: null, a fixed of size 0, a record of such fields."""
     if isinstance(schema, str):
-        return names.get(schema, names.get(schema.rsplit(".", 1)[-1], schema))
-    if isinstance(schema, dict) and isinstance(schema.get("name"), str):
-        name, namespace = schema["name"], schema.get("namespace")
-        names.setdefault(name.rsplit(".", 1)[-1], schema)
-        names.setdefault(f"{namespace}.{name}" if isinstance(namespace, str) and "." not in name else name, schema)
-    return schema
-
-
-def _takes_no_bytes(schema: Any, names: dict[str, Any], seen: frozenset[int] = frozenset()) -> bool:
-    """Whether a value of ``schema`` can be encoded in no bytes: null, a fixed of size 0, a record of such fields."""
-    schema = _named(schema, names)
-    if schema == "null":
-        return True
-    if not isinstance(schema, dict) or id(schema) in seen:
-        return False
+        if schema == "null":
+            return True
+        return schema in named and schema not in seen and _takes_no_bytes(named[schema], named, seen | {schema})
+    if not isinstance(schema, dict):
+        return False  # a union: its branch's index takes a byte
     kind = schema.get("type")
-    if isinstance(kind, (dict, list)) or kind in names:
-        return _takes_no_bytes(kind, names, seen | {id(schema)})
     if kind == "fixed":
         return schema.get("size") == 0
-    if kind == "record":
-        fields = schema.get("fields") or []
-        inner = seen | {id(schema)}
-        return all(isinstance(f, dict) and _takes_no_bytes(f.get("type"), names, inner) for f in fields)
+    if kind in _RECORDS:
+        inner = seen | {str(schema.get("name"))}
+        return all(_takes_no_bytes(field.get("type"), named, inner) for field in schema.get("fields") or [])
+    if isinstance(kind, dict) or (isinstance(kind, str) and kind in named):  # a type wrapped: {"type": {...}}
+        return _takes_no_bytes(kind, named, seen)
     return kind == "null"
 
 
-def _counts_free_values(schema: Any, names: dict[str, Any], seen: frozenset[int] = frozenset()) -> bool:
-    """Whether an array or map anywhere in ``schema`` holds values that can take no bytes."""
-    schema = _named(schema, names)
+def _counts_free_values(schema: Any, named: dict[str, Any], seen: frozenset[str] = frozenset()) -> bool:
+    """Whether an array anywhere in ``schema`` holds values that can take no bytes (a map's entries take their
+    keys' bytes at least)."""
+    if isinstance(schema, str):
+        return schema in named and schema not in seen and _counts_free_values(named[schema], named, seen | {schema})
     if isinstance(schema, list):
-        return any(_counts_free_values(branch, names, seen) for branch in schema)
-    if not isinstance(schema, dict) or id(schema) in seen:
+        return any(_counts_free_values(branch, named, seen) for branch in schema)
+    if not isinstance(schema, dict):
         return False
-    inner = seen | {id(schema)}
     kind = schema.get("type")
     if kind == "array":
         items = schema.get("items")
-        return _takes_no_bytes(items, names) or _counts_free_values(items, names, inner)
+        return _takes_no_bytes(items, named) or _counts_free_values(items, named, seen)
     if kind == "map":
-        values = schema.get("values")
-        return _counts_free_values(values, names, inner)  # each entry's key takes a byte at least
-    if kind == "record":
-        fields = schema.get("fields") or []
-        return any(isinstance(f, dict) and _counts_free_values(f.get("type"), names, inner) for f in fields)
-    return isinstance(kind, (dict, list)) and _counts_free_values(kind, names, inner)
+        return _counts_free_values(schema.get("values"), named, seen)
+    if kind in _RECORDS:
+        inner = seen | {str(schema.get("name"))}
+        return any(_counts_free_values(field.get("type"), named, inner) for field in schema.get("fields") or [])
+    return isinstance(kind, (dict, list)) and _counts_free_values(kind, named, seen)
