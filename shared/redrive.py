@@ -563,15 +563,17 @@ def redrive(
     lease = take_lease(lake, source.name, run_id)
     try:
         to_send, to_resignal = _plan(source, lake, target, reasons, since_ms, summary)
+        buckets = 0
+        if to_resignal:  # N before anything is sent: a lost record of it (RecordLost) stops the run with nothing sent
+            if signaller is None:
+                raise ValueError("an entity signaller is needed to re-apply refused state updates")
+            buckets = target.state_buckets or bucket_counts(lake, *target.bucket_settings).of(source.name)
         if to_send:
             if sender is None:
                 raise ValueError("a sender is needed to send dead letters that now pass")
             lease.fence()
             _send(lake, source.name, run_id, target.topic, sender, to_send, summary)
-        if to_resignal:
-            if signaller is None:
-                raise ValueError("an entity signaller is needed to re-apply refused state updates")
-            buckets = target.state_buckets or bucket_counts(lake, *target.bucket_settings).of(source.name)
+        if to_resignal and signaller is not None:
             done = _resignal(lake, source.name, f"{run_id}{STATE_RUN}", signaller, to_resignal, buckets)
             summary.resignalled, summary.resignal_failed = done, len(to_resignal) - done
     finally:

@@ -933,3 +933,30 @@ def test_a_run_holds_the_bytes_only_of_letters_it_may_send(tmp_path: Path, reaso
     assert (summary.filtered_out, summary.still_invalid["oversized"]) == ((letters, 0) if reasons else (0, letters))
     # one file's letter at a time (orjson takes about 14 times a long line while it parses it), never all of them
     assert peak < letters * size / 2, f"{peak:,} bytes at the peak: about every letter's bytes at once"
+
+
+def test_a_lost_record_of_bucket_counts_stops_the_run_before_it_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N is read only to re-signal; read after sending, a lost record of it (``RecordLost``) stopped the run once its
+    letters had gone, with no summary (the session's review). It is read before anything is sent."""
+    from shared import redrive as redrive_module
+    from shared.state.bucket_counts import RecordLost
+
+    lake = LocalLake(tmp_path)
+    mobile = SOURCES["mobile"]
+    land_one_refused_state_update(lake)
+    (valid,) = records_for(mobile, 1, first_offset=50)
+    row = _mobile_letter_row(valid, "schema", "refused by an older model")
+    data = formats.encode("jsonl", DEADLETTER_COLUMNS, [row], record_name="x")
+    lake.write_atomic("deadletter/mobile/date=2026-11-24/hour=10/mobile+0+i0+00000000000000000050.jsonl.gz", data)
+
+    class Lost:
+        def of(self, source: str) -> int:
+            raise RecordLost(f"the record naming {source} is lost")
+
+    monkeypatch.setattr(redrive_module, "bucket_counts", lambda *args: Lost())
+    sender, signaller = RecordingSender(), RecordingSignaller()
+    with pytest.raises(RecordLost):
+        redrive(mobile, lake=lake, target=RedriveTarget("mobile", 1 << 20), sender=sender, signaller=signaller)
+    assert sender.sent == [] and signaller.signals == []
