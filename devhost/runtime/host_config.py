@@ -62,11 +62,11 @@ def _flag(options: Mapping[str, Any], name: str, default: bool) -> bool:
 
 
 def _number(options: Mapping[str, Any], name: str, default: int, *, minimum: int) -> int:
+    """A whole number: the extension's options are ints, and binding 0.9 or "0.9" to one fails the host's start
+    (``int(0.9)`` made ``maxRetries`` 0 here: a failed batch skipped after one round)."""
     value = options.get(name.lower(), default)
-    try:
-        number = int(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        number = None
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    number = int(text) if re.fullmatch(r"\s*[+-]?[0-9]+\s*", text) else None
     if number is None or number < minimum:
         raise HostConfigError(f"host.json extensions.kafka.{name} must be an integer >= {minimum}, not {value!r}")
     return number

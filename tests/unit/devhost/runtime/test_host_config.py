@@ -27,11 +27,28 @@ def test_commit_on_failure_false_reads_as_false_however_it_is_written(value: obj
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("commitOnFailure", "no"), ("commitOnFailure", 0), ("maxRetries", "x"), ("maxBatchSize", 0)]
+    ("name", "value"),
+    [
+        ("commitOnFailure", "no"),
+        ("commitOnFailure", 0),
+        ("maxRetries", "x"),
+        ("maxBatchSize", 0),
+        ("maxRetries", 0.9),  # was int(0.9): 0 retries, a failed batch skipped after one round
+        ("maxRetries", -1.5),
+        ("maxBatchSize", 1.5),
+        ("maxBatchSize", "1.5"),
+        ("maxBatchSize", True),
+    ],
 )
 def test_kafka_options_of_the_wrong_type_are_refused(name: str, value: object) -> None:
+    """The extension's options are ints: a fraction fails to bind at the host's start, so it is refused, not cut."""
     with pytest.raises(HostConfigError, match=name):
         KafkaOptions.from_host_json({"extensions": {"kafka": {name: value}}})
+
+
+@pytest.mark.parametrize(("value", "read"), [(-1, -1), ("-1", -1), (" 7 ", 7), (3, 3)])
+def test_whole_numbers_are_read_as_written(value: object, read: int) -> None:
+    assert KafkaOptions.from_host_json({"extensions": {"kafka": {"maxRetries": value}}}).max_retries == read
 
 
 def test_kafka_defaults_are_the_extensions() -> None:
