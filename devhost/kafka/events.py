@@ -29,7 +29,8 @@ _DATETIME_RANGE_MS = (-62_135_596_800_000, 253_402_300_799_999)  # 0001-01-01 to
 def extension_timestamp(epoch_ms: int) -> str:
     """The record timestamp as the extension serialises a .NET DateTime (UTC, ISO 8601). One no DateTime can hold
     (a producer's year 10000) is handed over as DateTime.MinValue, which the app takes for no timestamp; it stopped
-    the local host's consumer of the topic for good."""
+    the local host's consumer of the topic for good. The extension itself would throw reading it, by its code
+    (docs/reliability.md, "Not dead letters"): this keeps the local host running, it is not what Azure does."""
     low, high = _DATETIME_RANGE_MS
     if not low <= epoch_ms <= high:
         return DATETIME_MIN
