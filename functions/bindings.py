@@ -31,7 +31,7 @@ from shared.source_model import epoch_ms
 from shared.telemetry import configure as configure_telemetry
 
 BROKER_LIST = "%KAFKA_BROKER_LIST%"
-log = logging.getLogger(__name__)
+log = logging.getLogger("streamingpoc.bindings")  # exported: its warnings come from a thread the host drops
 TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 MAX_TRACE_CONTEXTS = 128  # distinct trace contexts decoded per batch; links are capped lower still
 

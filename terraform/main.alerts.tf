@@ -28,9 +28,9 @@ locals {
   compaction_not_running_minutes = 999999
 }
 
-# Failed invocations per function. host.json logs no request rows (Host.Results at Warning: the
-# host writes them at Information, success or failure); a failed execution is still logged at
-# Error with its exception, so each failed invocation has exception rows under its operation id.
+# Failed invocations per function, from the exceptions a failed execution logs at Error under its operation
+# id. (host.json keeps Host.Results at Warning: no request row for a success; a failure's, written at Error, is
+# kept, but this counts the exceptions.)
 resource "azurerm_monitor_scheduled_query_rules_alert_v2" "function_failures" {
   name                 = "${local.names.alert}-function-failures"
   display_name         = "StreamingPOC: function failures"
@@ -192,6 +192,58 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "compaction_lag" {
   tags = local.tags
 }
 
+# A failed compaction run: an hour not compacted, a raw file quarantined or left out (shared/compaction/job.py).
+# compact_<source> runs every 15 minutes without a retry policy, so it never reaches function_failure_threshold
+# failures in the function-failures rule's 15 minutes; and a run that quarantines a file fails once with the lag
+# back at 0, which the compaction-lag rule does not see. Any failure in the hour fires this one.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "compaction_failures" {
+  name                 = "${local.names.alert}-compaction-failures"
+  display_name         = "StreamingPOC: compaction failures"
+  description          = "compact_<source> failed in the last hour: an hour not compacted, or a raw file quarantined (moved under deadletter/<source>/quarantine/ with its reason) or left out; the exception names it. A lake outage is retried by the next run. See the exceptions table and the workbook's Compaction panels."
+  resource_group_name  = local.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  enabled              = var.alerts_enabled
+  severity             = 2
+  evaluation_frequency = "PT15M"
+  window_duration      = "PT1H"
+
+  criteria {
+    query                   = <<-KQL
+      exceptions
+      | where operation_Name startswith "compact_"
+      | summarize failures = dcount(operation_Id) by function_name = operation_Name
+    KQL
+    time_aggregation_method = "Total"
+    metric_measure_column   = "failures"
+    operator                = "GreaterThan"
+    threshold               = 0
+
+    dimension {
+      name     = "function_name"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  auto_mitigation_enabled = true
+
+  dynamic "action" {
+    for_each = length(local.action_group_ids) > 0 ? [1] : []
+
+    content {
+      action_groups = local.action_group_ids
+    }
+  }
+
+  tags = local.tags
+}
+
 # A key bucket nearing the size its backend holds (shared/state/bucket_state.py MAX_BUCKET_BYTES, 240,000
 # bytes; docs/scale.md): past it the bucket evicts the keys updated least recently. The remedy is a larger N
 # (python -m tools.migrate_state --to-buckets). Evictions count in the same query, so one past the bound fires too.
@@ -299,7 +351,8 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "partition_waiting" {
 # function is stalled, failing before it commits, or its trigger is not running). One rule
 # per hub because a multi-condition metric alert cannot split by "all values" of a dimension.
 resource "azurerm_monitor_metric_alert" "eventhubs_unprocessed" {
-  for_each = local.sources
+  # not for a source whose processing is stopped on purpose (processing_enabled = false, docs/deploy.md)
+  for_each = { for name, source in local.sources : name => source if try(source.processing_enabled, true) }
 
   name                = "${local.names.alert}-unprocessed-${each.key}"
   description         = "Events arrived on event hub ${each.value.topic} in the last 15 minutes but none were read: process_${each.key} is not consuming."

@@ -176,7 +176,7 @@ locals {
           type = 1
           name = "title"
           content = {
-            json = "## StreamingPOC\nPer-source throughput, failures, dead letters, latency and lake writes, from the metrics the functions emit (`streamingpoc.*` in customMetrics) and the exceptions of failed executions (no request rows: host.json drops the host's, and the code's exporter sends none, shared/telemetry.py)."
+            json = "## StreamingPOC\nPer-source throughput, failures, dead letters, latency and lake writes, from the metrics the functions emit (`streamingpoc.*` in customMetrics) and the exceptions of failed executions (host.json drops a successful execution's request row and the code's exporter sends none, shared/telemetry.py)."
           }
         },
         {

@@ -8,7 +8,8 @@ run; one its partition's landing still names as pending is left out instead (``L
 not covered, tried again by the next run). An hour that still cannot be compacted (any other error of
 its own) is logged and skipped so that the other hours go on, and vacuum after them. Either way the
 run then raises, so the failure, the quarantine or the file left out shows as a failed invocation
-(and a failed hour, or an hour still due, in the compaction-lag alert), never silently; so does a file
+(the compaction-failures alert; a failed hour, or an hour still due, in the compaction-lag alert too), never
+silently; so does a file
 named as a landed batch that compaction does not read (``CompactionPlan.unplanned``). Only a
 transient error (the lake unavailable, a commit that lost its version to another writer's or whose
 outcome is unknown) stops the run at once: the next tick retries; it never quarantines a file.

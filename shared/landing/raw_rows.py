@@ -7,7 +7,6 @@ is not sent again; a refused state update is re-applied from its row). A record 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Iterable, Iterator
 
 from shared.errors import LakeError, LakeRefused, UnreadableLakeFile, UnsafePath
@@ -15,8 +14,6 @@ from shared.formats import DECODE_ERRORS, Format, format_of_path
 from shared.lake.base import LakeStore
 from shared.layout import RAW_AREA, hour_directory, parse_batch_file_name, safe_segment
 from shared.source_model import Row
-
-log = logging.getLogger(__name__)
 
 Identity = tuple[str, int, int, int]  # topic, partition, incarnation (the life of its offsets), offset
 

@@ -153,3 +153,27 @@ def test_a_compaction_schedule_the_lag_alert_would_take_for_not_running_is_refus
     compaction-lag alert (no run reported in its last hour: not running) then fired for a healthy source."""
     refusal = _compaction_schedule_refusal(tmp_path, schedule)
     assert refusal is not None and "compaction_schedule must run compact_<source> every hour of every day" in refusal
+
+
+def _alert(name: str) -> dict[str, Any]:
+    resources = hcl2.loads((TERRAFORM_DIR / "main.alerts.tf").read_text())["resource"]
+    (found,) = [body[f'"{name}"'] for resource in resources for body in resource.values() if f'"{name}"' in body]
+    return dict(found)
+
+
+def test_any_compaction_failure_in_the_hour_fires_its_own_alert() -> None:
+    """compact_<source> runs every 15 minutes without retries: it never reaches the function-failures rule's 5
+    failures in 15 minutes, and a run that quarantines a file fails once with the lag back at 0 (a review found no
+    alert for it, where the docs promised one)."""
+    rule = _alert("compaction_failures")
+    (criteria,) = rule["criteria"]
+    assert 'where operation_Name startswith "compact_"' in criteria["query"]
+    assert (criteria["operator"], criteria["threshold"], rule["window_duration"]) == ('"GreaterThan"', 0, '"PT1H"')
+    assert rule["evaluation_frequency"] == '"PT15M"'  # compaction's own schedule: each run is seen
+
+
+def test_no_unprocessed_alert_for_a_source_whose_processing_is_stopped_on_purpose() -> None:
+    """processing_enabled = false is what docs/deploy.md prescribes for a migration; the severity-1 alert fired
+    throughout it."""
+    rule = _alert("eventhubs_unprocessed")
+    assert "try(source.processing_enabled, true)" in rule["for_each"], rule["for_each"]

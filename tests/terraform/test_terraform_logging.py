@@ -1,5 +1,5 @@
-"""Logs that cost what they are worth (issue 19): host.json writes no request rows, still logs failures,
-and every alert and workbook query under terraform/ reads only telemetry that host.json keeps."""
+"""Logs that cost what they are worth (issue 19): host.json writes no request row for a success, still logs
+failures, and every alert and workbook query under terraform/ reads only telemetry that host.json keeps."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ TERRAFORM = ROOT / "terraform"
 # customMetrics here are the code's OpenTelemetry metrics (shared/telemetry.py), which host.json's log
 # levels do not filter; Host.Aggregator's would be customMetrics too, and no query reads those.
 TABLE_CATEGORY = {
-    "requests": ("Host.Results", "information"),  # written at Information, success and failure alike
+    "requests": ("Host.Results", "information"),  # a success's at Information (dropped); a failure's at Error
     "exceptions": ("Function.process_clickstream", "error"),  # a failed execution's exception, at Error
     "traces": ("Function.process_clickstream.User", "warning"),  # kept at the category's level and above
 }
