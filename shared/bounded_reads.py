@@ -26,6 +26,8 @@ from typing import Any
 import fastavro
 import orjson
 
+from shared.schema_registry.avro_binary import zero_width_items
+
 MAX_DECOMPRESSED_BYTES = 1 << 30
 MAX_FILE_ROWS = 2_000_000
 _AVRO_MAGIC = b"Obj\x01"
@@ -74,7 +76,7 @@ def check_avro_container(data: bytes, limit: int = MAX_DECOMPRESSED_BYTES, max_r
     except Exception:  # the reader refuses it the same way, with its own error
         return
     named: dict[str, Any] = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
-    if _takes_no_bytes(parsed, named) or _counts_free_values(parsed, named):
+    if zero_width_items({"type": "array", "items": parsed}, named):  # a block counts its records as an array does
         raise TooLargeToRead("its schema has values that take no bytes, counted by the file: not a file this app lands")
     stream.read(_SYNC_BYTES)
     total = rows = 0
@@ -137,47 +139,3 @@ def _read_bytes(stream: io.BytesIO) -> bytes:
     if length < 0:
         raise ValueError(f"an Avro byte string of length {length}")
     return stream.read(length)
-
-
-_RECORDS = ("record", "error")  # fastavro reads an "error" as a record
-
-
-def _takes_no_bytes(schema: Any, named: dict[str, Any], seen: frozenset[str] = frozenset()) -> bool:
-    """Whether a value of ``schema`` (as ``fastavro.parse_schema`` gives it: named types by their full names) can
-    be encoded in no bytes: null, a fixed of size 0, a record of such fields."""
-    if isinstance(schema, str):
-        if schema == "null":
-            return True
-        return schema in named and schema not in seen and _takes_no_bytes(named[schema], named, seen | {schema})
-    if not isinstance(schema, dict):
-        return False  # a union: its branch's index takes a byte
-    kind = schema.get("type")
-    if kind == "fixed":
-        return schema.get("size") == 0
-    if kind in _RECORDS:
-        inner = seen | {str(schema.get("name"))}
-        return all(_takes_no_bytes(field.get("type"), named, inner) for field in schema.get("fields") or [])
-    if isinstance(kind, dict) or (isinstance(kind, str) and kind in named):  # a type wrapped: {"type": {...}}
-        return _takes_no_bytes(kind, named, seen)
-    return kind == "null"
-
-
-def _counts_free_values(schema: Any, named: dict[str, Any], seen: frozenset[str] = frozenset()) -> bool:
-    """Whether an array anywhere in ``schema`` holds values that can take no bytes (a map's entries take their
-    keys' bytes at least)."""
-    if isinstance(schema, str):
-        return schema in named and schema not in seen and _counts_free_values(named[schema], named, seen | {schema})
-    if isinstance(schema, list):
-        return any(_counts_free_values(branch, named, seen) for branch in schema)
-    if not isinstance(schema, dict):
-        return False
-    kind = schema.get("type")
-    if kind == "array":
-        items = schema.get("items")
-        return _takes_no_bytes(items, named) or _counts_free_values(items, named, seen)
-    if kind == "map":
-        return _counts_free_values(schema.get("values"), named, seen)
-    if kind in _RECORDS:
-        inner = seen | {str(schema.get("name"))}
-        return any(_counts_free_values(field.get("type"), named, inner) for field in schema.get("fields") or [])
-    return isinstance(kind, (dict, list)) and _counts_free_values(kind, named, seen)
