@@ -283,10 +283,13 @@ def _letters_to_check(
         for entry in file_entries:
             if entry.identity in letters.entries:
                 continue
-            if entry.raw is not None and not (needs_value(entry) and len(entry.raw) <= max_record_bytes):
-                if needs_value(entry):
+            if entry.raw is not None:
+                needed = needs_value(entry)
+                if needed and len(entry.raw) > max_record_bytes:
                     letters.oversized.add(entry.identity)
-                entry = dataclasses.replace(entry, raw=None)
+                    needed = False
+                if not needed:
+                    entry = dataclasses.replace(entry, raw=None)
             letters.entries[entry.identity] = entry
     return letters
 

@@ -151,7 +151,7 @@ def parse_schema(schema: Any) -> AvroType:
     if root.kind != "record":
         raise SchemaProblem("", f"the top-level schema must be a record, not {root.kind}")
     _check_generated_values(root)
-    _check_largest_record(root)
+    check_largest_record(root)
     return root
 
 
@@ -187,15 +187,11 @@ class _Sizing:
     option_bytes: Mapping[int, int] = field(default_factory=dict)
 
 
-def check_largest_record(root: AvroType, option_bytes: Mapping[int, int]) -> None:
-    """:func:`_check_largest_record` with the options' sizes as sent (``shared.datagen.source`` measures them)."""
-    _check_largest_record(root, option_bytes)
-
-
-def _check_largest_record(root: AvroType, option_bytes: Mapping[int, int] | None = None) -> None:
+def check_largest_record(root: AvroType, option_bytes: Mapping[int, int] | None = None) -> None:
     """Refuse a schema whose largest record, as JSON, is over :data:`MAX_RECORD_JSON_BYTES`, naming the ``length``
     (or ``regex``, or ``options``) that contributes most to it: every length is taken at its maximum, nested ones
-    multiplied, and each byte is counted for the innermost length, regex or options that makes it."""
+    multiplied, and each byte is counted for the innermost length, regex or options that makes it; options at
+    ``option_bytes`` (by ``id`` of their node) when ``shared.datagen.source`` measured them as sent."""
     sizing = _Sizing(option_bytes=option_bytes or {})
     largest = _largest_json(root, 1, sizing)
     contributions = sizing.contributions
