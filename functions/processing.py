@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import typing
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -62,7 +63,8 @@ def _register(source: Source) -> None:
         strategy="exponential_backoff", max_retry_count="5", minimum_interval="00:00:02", maximum_interval="00:01:00"
     )
     @bp.durable_client_input(client_name="client")
-    async def process(events: list[func.KafkaEvent], client: df.DurableOrchestrationClient) -> None:
+    # typing.List: the Python worker refuses list[...] (not a class, not typing's generic) and then indexes no function
+    async def process(events: typing.List[func.KafkaEvent], client: df.DurableOrchestrationClient) -> None:  # noqa: UP006
         """Called by the Kafka extension with up to ``maxBatchSize`` records, partitions mixed."""
         this_source = source_settings(source.name)
         convert = to_record_with_content_type if _id_in_header(source) else to_record

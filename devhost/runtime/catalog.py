@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import os
 import re
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +110,7 @@ def index_app(app: func.FunctionApp) -> list[IndexedFunction]:
             user_function=function.get_user_function(),
             retry=_retry_policy(settings),
         )
+        check_worker_annotations(entry)
         if entry.trigger_type not in SUPPORTED_TRIGGERS:
             raise IndexingError(
                 f"{entry.name}: the local host does not run {entry.trigger_type} functions "
@@ -116,3 +119,34 @@ def index_app(app: func.FunctionApp) -> list[IndexedFunction]:
             )
         indexed.append(entry)
     return indexed
+
+
+def check_worker_annotations(function: IndexedFunction) -> None:
+    """Refuse what the Python worker refuses when it indexes a function, so that the app fails here as in Azure.
+
+    The worker (``azure_functions_worker/functions.py``, ``validate_function_params``) reads the annotations with
+    ``typing.get_type_hints`` and takes a binding's annotation only if it is a class or one of ``typing``'s generic
+    aliases: ``list[X]`` is neither (azure-functions-python-worker#1034) and fails every function of the app. Then
+    an input binding's converter must accept the annotation (``check_input_type_annotation``).
+    """
+    user_function = function.user_function
+    parameters = inspect.signature(user_function).parameters
+    hints = typing.get_type_hints(user_function)
+    registry = func.get_binding_registry()  # type: ignore[no-untyped-call]
+    for binding in function.bindings:
+        name = binding.get("name")
+        if name not in parameters or name not in hints or binding.get("direction") == "out":
+            continue
+        annotation = hints[name]
+        if not isinstance(annotation, type) and not isinstance(annotation, typing._GenericAlias):  # type: ignore[attr-defined]
+            raise IndexingError(
+                f"{function.name}: binding {name} has invalid non-type annotation {annotation!r} (the Python "
+                "worker takes classes and typing's generics only: write typing.List[...], not list[...])"
+            )
+        converter = registry.get(binding["type"])
+        if annotation in (str, bytes) or converter is None:  # the worker's generic binding takes these as they come
+            continue
+        if not converter.check_input_type_annotation(annotation):
+            raise IndexingError(
+                f"{function.name}: the {binding['type']} binding {name} does not take the annotation {annotation!r}"
+            )

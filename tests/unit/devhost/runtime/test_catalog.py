@@ -43,3 +43,42 @@ def test_a_function_switched_off_by_its_disabled_setting_is_not_run() -> None:
     switched = {"AzureWebJobs.generate_orders.Disabled": " True ", "AzureWebJobs.process_orders.Disabled": "false"}
     assert [f.name for f in enabled(functions, switched)] == ["process_orders"]
     assert [f.name for f in enabled(functions, {"AzureWebJobs.generate_orders.Disabled": "1"})] == ["process_orders"]
+
+
+def _kafka_app(annotation: object) -> object:
+    import azure.functions as func
+
+    app = func.FunctionApp()
+
+    def process(events) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    process.__annotations__["events"] = annotation
+    app.function_name(name="process")(
+        app.kafka_trigger(arg_name="events", topic="t", broker_list="b", cardinality=func.Cardinality.MANY)(process)
+    )
+    return app
+
+
+def test_annotations_the_python_worker_refuses_fail_indexing_as_they_fail_the_whole_app_in_azure() -> None:
+    """Review 2026-12-07: ``events: list[func.KafkaEvent]`` ran here, but the Python worker's indexing takes only
+    classes and ``typing``'s generics (azure-functions-python-worker#1034) and, failing one function, indexes none."""
+    import typing
+
+    import azure.functions as func
+
+    from devhost.runtime.catalog import IndexingError, index_app
+
+    with pytest.raises(IndexingError, match=r"process: binding events has invalid non-type annotation list\["):
+        index_app(_kafka_app(list[func.KafkaEvent]))  # type: ignore[arg-type]
+    with pytest.raises(IndexingError, match=r"process: the kafkaTrigger binding events does not take"):
+        index_app(_kafka_app(func.HttpRequest))  # type: ignore[arg-type]
+    assert [f.name for f in index_app(_kafka_app(typing.List[func.KafkaEvent]))] == ["process"]  # type: ignore[arg-type]  # noqa: UP006
+
+
+def test_every_function_of_the_app_passes_the_python_workers_checks() -> None:
+    import function_app
+    from devhost.runtime.catalog import index_app
+
+    names = {f.name for f in index_app(function_app.app)}
+    assert {"process_clickstream", "get_state", "compact_clickstream"} <= names
