@@ -19,9 +19,9 @@ class DurableStateGateway:
     def __init__(self, client: df.DurableOrchestrationClient) -> None:
         self.client = client
 
-    async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+    async def read(self, entity: str, key: str) -> Any:
         response = await self.client.read_entity_state(df.EntityId(entity, key))
-        return dict(response.entity_state) if response.entity_exists and response.entity_state else None
+        return response.entity_state if response.entity_exists and response.entity_state else None
 
     async def signal(self, signal: Signal) -> None:
         await self.client.signal_entity(df.EntityId(signal.entity, signal.key), signal.operation, signal.payload)

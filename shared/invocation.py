@@ -289,7 +289,7 @@ class _RecordIsolatingGateway:
         self.state = state
         self.rejected: list[tuple[Signal, str]] = []
 
-    async def read(self, entity: str, key: str) -> dict[str, Any] | None:
+    async def read(self, entity: str, key: str) -> Any:
         try:
             return await self.state.read(entity, key)
         except Exception as error:

@@ -45,7 +45,7 @@ import logging
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from itertools import groupby, repeat
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -751,7 +751,7 @@ def key_state(bucket: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
     return None if held is None else _parsed(held)
 
 
-def is_bucket_state(state: Any) -> bool:
+def is_bucket_state(state: Any) -> TypeGuard[dict[str, Any]]:
     """Whether ``state`` has a bucket's shape: an object whose ``keys``, if any, is an object."""
     return isinstance(state, dict) and isinstance(state.get(KEYS, {}), dict)
 

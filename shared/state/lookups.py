@@ -29,7 +29,9 @@ class StateGateway(Protocol):
     entity's key already encoded (``shared.state.keys``).
     """
 
-    async def read(self, entity: str, key: str) -> dict[str, Any] | None: ...
+    async def read(self, entity: str, key: str) -> Any:
+        """The entity's state as stored: any JSON value (a bucket's is an object unless damaged outside this
+        code), or ``None`` when the entity does not exist or holds nothing."""
 
     async def signal(self, signal: Signal) -> None: ...
 
@@ -95,7 +97,7 @@ async def read_cached(
     return held
 
 
-def _bucket_or_none(entity: str, home: str, state: dict[str, Any] | None) -> dict[str, Any] | None:
+def _bucket_or_none(entity: str, home: str, state: Any) -> dict[str, Any] | None:
     """``state`` as read of bucket ``home``, or no state when it is not of a bucket's shape (damaged outside this
     code, as the state API names it), logged once per read: its keys are joined as no state and its carried events
     stay carried, so the batch lands instead of every batch of the source failing on it."""
