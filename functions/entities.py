@@ -3,6 +3,7 @@ previous layout (kept so that signals they were sent before an upgrade still app
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import azure.durable_functions as df
@@ -10,6 +11,11 @@ import azure.durable_functions as df
 from shared.state.bucket_state import operate
 from shared.state.registry import ENTITY_KINDS, EntityKind
 from shared.telemetry import telemetry
+
+# The SDK's default ("loose") JSON decoding turns any object holding __class__, __module__ and __data__ into a
+# custom object: a bucket whose keys were those three record keys (STATE_BUCKETS=1) failed every operation for ever.
+# Strict typing decodes state and input as plain JSON (azure-functions 1.26, df_loads); read on every decode.
+os.environ["AZURE_FUNCTIONS_DURABLE_STRICT_TYPING"] = "1"
 
 bp = df.Blueprint()
 

@@ -472,3 +472,27 @@ def test_the_first_apply_of_a_new_bucket_keeps_its_good_keys_when_one_key_is_ref
     assert results[0]["isError"]
     assert after is not None and key_state(after, "good")["events"] == 2
     assert after["_applied"] == {"mobile/0/0": [[0, 3]]}
+
+
+def test_record_keys_that_spell_the_sdks_custom_object_envelope_are_plain_keys() -> None:
+    """Review 2026-12-07: with one bucket (STATE_BUCKETS=1), device ids ``__class__``, ``__module__`` and
+    ``__data__`` made the bucket's ``keys`` an envelope the SDK's loose decoding took for a custom object: every
+    later operation on the bucket failed, and an apply carrying all three was lost whole."""
+    envelope = ["__class__", "__module__", "__data__"]
+
+    def part(first: int, keys: dict[str, int]) -> dict[str, Any]:
+        events = {key: [[offset, T0 + offset, "tap", "home", "4.3.0", "iOS"]] for key, offset in keys.items()}
+        span = [first, max(keys.values())]
+        return {"parts": [{"topic": "mobile", "partition": 0, "incarnation": 0, "range": span, "keys": events}]}
+
+    state = None
+    for offset, key in enumerate(envelope):
+        state, results = run_entity("device_activity", state, [("apply", part(offset, {key: offset}))], key="~b0of1")
+        assert not results[0]["isError"], results
+    state, results = run_entity("device_activity", state, [("apply", part(3, {"device-1": 3}))], key="~b0of1")
+    assert not results[0]["isError"], results
+    assert state is not None and sorted(state["keys"]) == sorted([*envelope, "device-1"])
+    together = part(0, dict(zip(envelope, range(3), strict=True)))
+    state, results = run_entity("device_activity", None, [("apply", together)], key="~b0of1")
+    assert not results[0]["isError"], results
+    assert state is not None and sorted(state["keys"]) == sorted(envelope)

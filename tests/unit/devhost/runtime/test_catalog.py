@@ -77,8 +77,15 @@ def test_annotations_the_python_worker_refuses_fail_indexing_as_they_fail_the_wh
 
 
 def test_every_function_of_the_app_passes_the_python_workers_checks() -> None:
-    import function_app
-    from devhost.runtime.catalog import index_app
+    """In a fresh interpreter, as the worker indexes the app once at start-up."""
+    import json
+    import subprocess
+    import sys
 
-    names = {f.name for f in index_app(function_app.app)}
-    assert {"process_clickstream", "get_state", "compact_clickstream"} <= names
+    from tests.conftest import ROOT
+
+    script = "import json, function_app\nfrom devhost.runtime.catalog import index_app\n"
+    script += "print(json.dumps([f.name for f in index_app(function_app.app)]))\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {"process_clickstream", "get_state", "compact_clickstream"} <= set(json.loads(done.stdout))
