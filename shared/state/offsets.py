@@ -6,7 +6,7 @@ that range is in the part). The entity applies the events whose offsets it has n
 yet, then adds the range to its applied ranges. Signals may arrive twice, late or out of order
 (Durable Functions does not order a client's signals): each event still counts once.
 
-A bucket entity (``shared.state.bucket``) keeps these ranges once for all its keys; a per-key
+A bucket entity (``shared.state.bucket_state``) keeps these ranges once for all its keys; a per-key
 entity of the previous layout keeps them in its own state (``per_key_reduce``), and a key
 moved into a bucket keeps them too, so offsets it applied before the move never count twice.
 
@@ -32,7 +32,8 @@ KEPT_RANGES = 32
 
 
 class BadEvent(ValueError):
-    """An event a fold refuses whatever state it folds into: its key keeps its state, the event is refused."""
+    """An event a fold refuses whatever state it folds into: its key keeps its state, and every event of that key in
+    the operation is refused with it (``shared.state.bucket_state.apply``: a key folds all or nothing)."""
 
 
 def partition_id(topic: str, partition: int, incarnation: int = 0) -> str:
