@@ -327,7 +327,7 @@ class Settings(BaseSettings):
         if not url or (self.schema_registry_kind == "eventhubs" and "://" not in url):  # a bare namespace host
             return self
         parsed = urlsplit(url)
-        if "@" in parsed.netloc:
+        if "@" in url:  # anywhere: a secret holding / ? or # ends urlsplit's netloc before its @
             raise ValueError(
                 "SCHEMA_REGISTRY_URL carries user information (user:secret@): a secret does not belong in a URL; "
                 "set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD (eventhubs: the app's identity)"

@@ -121,7 +121,7 @@ class ConfluentRegistry:
         parsed = urllib.parse.urlsplit(url.strip())
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise RegistryRefused(f"SCHEMA_REGISTRY_URL {redacted(url)!r} is not an http(s) URL")
-        if "@" in parsed.netloc:
+        if "@" in url:  # anywhere: a secret holding / ? or # ends urlsplit's netloc before its @
             raise RegistryRefused(
                 f"SCHEMA_REGISTRY_URL {redacted(url)!r} carries credentials (user:secret@): not supported, and a"
                 " secret does not belong in a URL; set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD"
@@ -133,6 +133,7 @@ class ConfluentRegistry:
             )
         self.url = url.strip().rstrip("/")
         self.shown = redacted(self.url)  # the URL as error messages name it
+        self._direct = parsed.scheme == "http"  # loopback only: never through a proxy, which would see it in clear
         self.timeout = self.max_call_seconds = timeout
         self._authorization = (
             "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii") if username else None
@@ -235,7 +236,8 @@ class ConfluentRegistry:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("no time left")
-            with watch.opener().open(request, timeout=remaining) as response:  # the scheme is checked in __init__
+            opener = watch.opener(direct=self._direct)  # the scheme is checked in __init__
+            with opener.open(request, timeout=remaining) as response:
                 status, data = response.status, _read(response, MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as error:
             try:
@@ -286,8 +288,12 @@ class _Deadline:
         self._timer.daemon = True
         self._timer.start()
 
-    def opener(self) -> urllib.request.OpenerDirector:
-        return urllib.request.build_opener(_RefuseRedirects, _WatchedHttp(self), _WatchedHttps(self))
+    def opener(self, *, direct: bool) -> urllib.request.OpenerDirector:
+        """``direct``: no proxy, whatever ``http_proxy`` says (build_opener adds the environment's otherwise)."""
+        handlers: list[Any] = [_RefuseRedirects, _WatchedHttp(self), _WatchedHttps(self)]
+        if direct:
+            handlers.append(urllib.request.ProxyHandler({}))
+        return urllib.request.build_opener(*handlers)
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
@@ -354,8 +360,13 @@ _USERINFO = re.compile(r"[^/?#\s@]*@")
 
 
 def redacted(url: str) -> str:
-    """``url`` as messages may name it: without user information (``user:secret@``), query or fragment."""
-    text = _USERINFO.sub("***@", url.strip())
+    """``url`` as messages may name it: without user information (``user:secret@``), query or fragment. Everything
+    between ``://`` and the last ``@`` is user information: a secret may hold ``/``, ``?`` or ``#``."""
+    text = url.strip()
+    scheme, separator, rest = text.partition("://")
+    if separator and "@" in rest:
+        text = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    text = _USERINFO.sub("***@", text)
     return re.split(r"[?#]", text, maxsplit=1)[0][:300]
 
 
