@@ -36,7 +36,7 @@ from shared.extra_fields import extra_texts
 from shared.landing.files import plan_batch
 from shared.lineage import lineage_arrays
 from shared.records import KafkaRecord
-from shared.source_model import SHADOW_MARK, Source, event_schema, record_type
+from shared.source_model import Source, event_schema, record_type
 from shared.sources import SOURCES
 from shared.transform import transform_table
 from shared.validation import batch_validator, validate_batch
@@ -51,7 +51,7 @@ def validation_rulers(source: Source) -> dict[str, TypeAdapter[list[Any]]]:
     if not hasattr(record, "__annotations__"):  # a model with check_record: Annotated, not a plain TypedDict
         raise SystemExit(f"{source.name}: its record type has a cross-field check; pick a source without one")
     fields = dict(record.__annotations__)
-    own = {name: annotation for name, annotation in fields.items() if not name.startswith(SHADOW_MARK)}
+    own = {name: annotation for name, annotation in fields.items() if name in source.model.model_fields}
 
     def variant(annotations: dict[str, Any], extra: Literal["allow", "ignore"]) -> TypeAdapter[list[Any]]:
         typed: Any = TypedDict(f"{source.model.__name__}Ruler", annotations)  # type: ignore[misc]

@@ -148,7 +148,8 @@ def epoch_ms(moment: datetime | None) -> int | None:
 # A field read under another name (``_time`` into ``time_ms``) would hide a producer's own field named like
 # its Python name, which the validated record holds under that name. ``record_type`` reads such a field
 # under this mark plus the name instead, and ``shared.extra_fields`` reports it under the name. The mark is
-# a private-use character, and a record that sends a marked name itself is refused, so nothing is hidden.
+# a private-use character; a record that sends a shadow's own key is refused, and any other marked name is an
+# unknown field like another, so nothing is hidden.
 SHADOW_MARK = "\uf8ff"
 
 
@@ -189,13 +190,25 @@ def record_type(model: type[BaseModel]) -> Any:
         names = Field(alias=info.alias or name, validation_alias=info.validation_alias)  # earlier names read too
         annotated: Any = Annotated[(info.annotation, *info.metadata, names)]
         fields[name] = annotated if info.is_required() else NotRequired[annotated]
-    for shadow, name in shadow_fields(model).items():
+    shadows = shadow_fields(model)
+    for shadow, name in shadows.items():
         fields[shadow] = NotRequired[Annotated[Any, Field(alias=name)]]
-        fields[SHADOW_MARK + shadow] = NotRequired[Annotated[Any, AfterValidator(_reserved), Field(alias=shadow)]]
+    for shadow, name in shadows.items():  # a guard refuses a record that sends the shadow's own key
+        fields[_guard_name(model, name, fields, shadow)] = NotRequired[
+            Annotated[Any, AfterValidator(_reserved), Field(alias=shadow)]
+        ]
     record: Any = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
     record.__pydantic_config__ = KEEP_UNKNOWN_FIELDS  # type: ignore[attr-defined]
     check = getattr(model, "check_record", None)
     return Annotated[record, AfterValidator(check)] if check else record
+
+
+def _guard_name(model: type[BaseModel], name: str, taken: dict[str, Any], shadow: str) -> str:
+    """The guard's Python name: a name ``name``'s field is sent under, so that a record sending it is read by that
+    field. Validation drops a sent key equal to a Python name that is read under another key (pydantic keeps the
+    output's names apart): a guard named ``SHADOW_MARK + shadow`` would drop such a key, unseen in ``_extra``."""
+    spare = sorted(wire_names(model.model_fields[name], name) - set(taken))
+    return spare[0] if spare else SHADOW_MARK + shadow
 
 
 @cache
