@@ -20,6 +20,7 @@ from itertools import compress
 from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
+import orjson
 from pydantic import BaseModel, Field, Json, TypeAdapter, ValidationError
 
 from shared.dead_letters import DeadLetter, Reason
@@ -191,20 +192,29 @@ def _unframed(model: type[BaseModel], values: list[Any], events: list[Any]) -> d
     KafkaJsonSchemaSerializer and Datagen's JsonSchemaConverter send) validated by its text alone.
     ``events`` takes each such record's event in place; returns the index -> text of every framed value,
     valid or not: its dead letter's reason is its text's, whatever bytes the schema id holds. A value is
-    framed when its text opens an object; other bytes that start with 0 keep their own reason. JSON text
-    never starts with byte 0, so no plain record is read differently."""
+    framed when its text opens an object, or is JSON of another kind (a ``schema`` dead letter, not ``not_json``
+    or UTF-32 by its id's bytes); other bytes that start with 0 keep their own reason. JSON text never starts
+    with byte 0, so no plain record is read differently."""
     framed = {
         index: bytes(value[HEADER_BYTES:])
         for index, (value, event) in enumerate(zip(values, events, strict=True))
         if type(event) is not dict
         and len(value) > HEADER_BYTES
         and value[0] == MAGIC_BYTE
-        and value[HEADER_BYTES:].lstrip()[:1] == b"{"
+        and (value[HEADER_BYTES:].lstrip()[:1] == b"{" or _is_json(value[HEADER_BYTES:]))
     }
     for index, event in zip(framed, _validate_all(model, list(framed.values())), strict=True):
         if type(event) is dict:
             events[index] = event
     return framed
+
+
+def _is_json(text: bytes) -> bool:
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _reason(model: type[BaseModel], record: KafkaRecord, text: bytes | None = None) -> DeadLetter:
@@ -233,6 +243,9 @@ def _classify(record: KafkaRecord, value: bytes, error: ValidationError) -> Dead
             return DeadLetter(record, Reason.NOT_UTF8, detail)
         if "number out of range" in message:
             detail = f"{message}: a number of more than 4,300 digits, longer than the parser reads in any field"
+            return DeadLetter(record, Reason.SCHEMA, detail)
+        if "recursion limit exceeded" in message:
+            detail = f"{message}: values nested deeper than the parser reads (about 200 levels), in any field"
             return DeadLetter(record, Reason.SCHEMA, detail)
         return DeadLetter(record, Reason.NOT_JSON, message)
     detail = "; ".join(f"{'.'.join(map(str, issue['loc'])) or '<record>'}: {issue['msg']}" for issue in issues[:10])

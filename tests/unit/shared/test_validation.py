@@ -201,6 +201,25 @@ def test_json_in_the_confluent_wire_format_is_validated_by_its_text(columnar: bo
     assert "ip" in batch.dead_letters[0].detail and batch.dead_letters[0].record.value == batch_records[2].value
 
 
+@pytest.mark.parametrize("schema_id", [5, 300, 65_535, 100_001])
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"7"])
+def test_a_framed_json_body_that_is_not_an_object_is_a_schema_dead_letter_whatever_its_id(
+    schema_id: int, body: bytes
+) -> None:
+    """Review 2026-12-07: only bodies opening an object were unframed, so the rest were judged with their header:
+    ``not_json`` for a small id, "UTF-32-BE without a byte-order mark" for ids 256..65535, ``not_utf8`` past."""
+    [record] = records_for(CLICKSTREAM, 1)
+    (letter,) = process_batch(CLICKSTREAM, [_framed(record, body, schema_id)], max_record_bytes=10_000).dead_letters
+    assert letter.reason == "schema" and "object" in letter.detail, letter
+
+
+def test_json_nested_deeper_than_the_parser_reads_is_a_schema_dead_letter_that_says_so() -> None:
+    """Valid JSON the parser refuses for its depth (an unknown field nested 250 levels): it was ``not_json``."""
+    value = json.dumps({"ip": "1.2.3.4"}).encode()[:-1] + b', "deep": ' + b"[" * 250 + b"]" * 250 + b"}"
+    (letter,) = process_batch(CLICKSTREAM, [clickstream_record(value)], max_record_bytes=10_000).dead_letters
+    assert letter.reason == "schema" and "nested deeper than the parser reads" in letter.detail
+
+
 def _number_fields(source_name: str) -> list[str]:
     value = json.loads(records_for(get_source(source_name), 1)[0].value or b"{}")
     return [name for name, item in value.items() if isinstance(item, int | float) and not isinstance(item, bool)]
