@@ -350,17 +350,31 @@ def _cast_what_fits(column: pa.ChunkedArray, wanted: pa.DataType) -> tuple[pa.Ar
 
 
 def _unchanged(fitted: ArrowValues, original: ArrowValues) -> bool:
-    """Whether casting ``fitted`` back gives ``original`` (scalar types; a nested type is taken as it casts)."""
-    if pa.types.is_nested(fitted.type) or pa.types.is_nested(original.type):
-        return True
+    """Whether casting ``fitted`` back gives ``original``, values inside structs and lists included. A nested value
+    that does not cast back (a struct the target gave fewer fields, which move to ``_extra`` on their own) is
+    compared as read."""
+    nested = pa.types.is_nested(fitted.type) or pa.types.is_nested(original.type)
     try:
         if pa.types.is_timestamp(fitted.type) and pa.types.is_integer(original.type):  # epoch ms, as _cast reads them
             back = fitted.cast(pa.timestamp("ms", tz=fitted.type.tz)).cast(pa.int64()).cast(original.type)
         else:
             back = fitted.cast(original.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return False
-    return all(a == b or (a != a and b != b) for a, b in zip(back.to_pylist(), original.to_pylist(), strict=True))
+        if not nested:
+            return False
+        back = fitted
+    values = zip(back.to_pylist(), original.to_pylist(), fitted.to_pylist(), strict=True)
+    return all(_holds(a, b, shape) for a, b, shape in values)
+
+
+def _holds(back: Any, original: Any, fitted: Any) -> bool:
+    """``back`` is ``original`` at any depth (NaN is NaN), but for struct fields ``fitted`` does not have."""
+    if isinstance(fitted, dict) and isinstance(back, dict) and isinstance(original, dict):
+        return all(_holds(back.get(name), original.get(name), value) for name, value in fitted.items())
+    if isinstance(fitted, list) and isinstance(back, list) and isinstance(original, list):
+        items = zip(back, original, fitted, strict=False)
+        return len(back) == len(original) == len(fitted) and all(_holds(*item) for item in items)
+    return bool(back == original) or (back != back and original != original)
 
 
 def _cast(values: ArrowValues, wanted: pa.DataType) -> ArrowValues:

@@ -67,3 +67,22 @@ def test_a_list_of_structs_with_fields_the_target_lacks_moves_whole() -> None:
     fitted = fit_table(table, {"items": wanted}, changes)
     assert fitted.column("items").to_pylist() == [None, None] and changes["items"].moved == 1
     assert fitted.column("_extra").to_pylist() == ['{"items":[{"sku":"a","qty":2}]}', None]
+
+
+def test_a_cast_that_changes_a_value_inside_a_struct_or_list_is_a_misfit_kept_in_extra() -> None:
+    """Review 2026-12-07: the check that a cast keeps each value was skipped for nested types, so "0501" inside a
+    struct landed as 501 and [5, 0, -3] as [true, false, true], counted as nothing moved."""
+    wanted = {"address": pa.struct([("zip", pa.int64())]), "flags": pa.list_(pa.bool_()), "_extra": pa.string()}
+    table = pa.table(
+        {
+            "address": pa.array([{"zip": "0501"}, {"zip": "42"}], pa.struct([("zip", pa.string())])),
+            "flags": pa.array([[5, 0, -3], [1, 0]], pa.list_(pa.int64())),
+            "_extra": pa.array([None, None], pa.string()),
+        }
+    )
+    changes: dict[str, TypeChange] = {}
+    fitted = fit_table(table, wanted, changes)
+    assert fitted.column("address").to_pylist() == [None, {"zip": 42}]
+    assert fitted.column("flags").to_pylist() == [None, [True, False]]
+    assert fitted.column("_extra").to_pylist() == ['{"address":{"zip":"0501"},"flags":[5,0,-3]}', None]
+    assert (changes["address"].moved, changes["flags"].moved) == (1, 1)
