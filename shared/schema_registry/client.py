@@ -215,9 +215,10 @@ class ConfluentRegistry:
         path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions"
         status, document = self._call("POST", path, {"schema": schema}, deadline=time.monotonic() + self.timeout)
         self._check(status, document, f"register under {subject}")
-        if not isinstance(document.get("id"), int):
-            raise RegistryRefused(f"{self.shown}: register under {subject}: the answer has no id")
-        return str(document["id"])
+        schema_id = document.get("id")
+        if type(schema_id) is not int or not 1 <= schema_id <= MAX_CONFLUENT_ID:  # true is an int to isinstance
+            raise RegistryRefused(f"{self.shown}: register under {subject}: the answer has no id from 1 to 2**31-1")
+        return str(schema_id)
 
     def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, *, deadline: float

@@ -736,3 +736,21 @@ def test_a_loopback_registry_over_http_is_never_reached_through_a_proxy(monkeypa
     finally:
         proxy.shutdown()
         registry.shutdown()
+
+
+@pytest.mark.parametrize("answer", [{"id": True}, {"id": 2**31}, {"id": 0}, {"id": "7"}, {}])
+def test_a_registration_answered_without_a_usable_id_is_refused(answer: dict[str, Any]) -> None:
+    """Review 2026-12-07: ``{"id": true}`` registered as schema id "True", and an id past 2**31-1 failed later
+    in the generator's framing with a bare struct.error."""
+
+    class Registry(_JsonAnswers):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._send(200, answer)
+
+    server, url = _serving(Registry)
+    try:
+        with pytest.raises(RegistryRefused, match="no id from 1 to 2"):
+            ConfluentRegistry(url).register("orders-value", '"string"')
+    finally:
+        server.shutdown()
