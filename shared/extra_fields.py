@@ -2,7 +2,8 @@
 
 Models validate with unknown fields kept (``shared.source_model.KEEP_UNKNOWN_FIELDS``). A top-level
 unknown field is kept whole under its name, nested objects included; an unknown field inside a
-known nested record (a Datagen record field) under ``parent.child``, the names as sent. In a name
+known nested record (a Datagen record field) under ``parent.child``, the names as sent (the parent's by its
+current name: one sent under an earlier name, an alias, is reported under the current one). In a name
 that holds ``.`` or ``\\``, each of those is escaped by a ``\\`` (a top-level ``address.zip`` is
 ``address\\.zip``), so that no two fields share a key: a top-level field's key has no unescaped dot,
 a nested one's has one per level (``field_key``). Clean batches, the usual case, cost one subset test
