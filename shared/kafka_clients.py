@@ -145,8 +145,8 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 
 # Azure's load balancers drop a connection idle for 240 s without telling either end; a producer kept across ticks
 # of a sparse schedule would then find its connections dead and its send time out. Event Hubs' recommended
-# librdkafka values (learn.microsoft.com/azure/event-hubs/apache-kafka-configurations), which the Kafka
-# extension also sets for the triggers: probe idle sockets, refresh metadata and close idle connections first.
+# librdkafka values (learn.microsoft.com/azure/event-hubs/apache-kafka-configurations): probe idle sockets, refresh
+# metadata and close idle connections first. The Kafka extension (4.3.2) sets the first two for the triggers.
 IDLE_CONNECTION_SETTINGS: dict[str, Any] = {
     "socket.keepalive.enable": True,
     "metadata.max.age.ms": 180_000,
