@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import itertools
 import json
@@ -138,7 +139,7 @@ def check_worker_annotations(function: IndexedFunction) -> None:
         if name not in parameters or name not in hints or binding.get("direction") == "out":
             continue
         annotation = hints[name]
-        if not isinstance(annotation, type) and not isinstance(annotation, typing._GenericAlias):  # type: ignore[attr-defined]
+        if not isinstance(annotation, type) and not _typing_generic(annotation):
             raise IndexingError(
                 f"{function.name}: binding {name} has invalid non-type annotation {annotation!r} (the Python "
                 "worker takes classes and typing's generics only: write typing.List[...], not list[...])"
@@ -150,3 +151,10 @@ def check_worker_annotations(function: IndexedFunction) -> None:
             raise IndexingError(
                 f"{function.name}: the {binding['type']} binding {name} does not take the annotation {annotation!r}"
             )
+
+
+def _typing_generic(annotation: Any) -> bool:
+    """The worker's ``typing_inspect.is_generic_type``: one of ``typing``'s generic aliases, not a Union (Optional),
+    tuple, ClassVar or Callable."""
+    excluded = (typing.Union, tuple, typing.ClassVar, collections.abc.Callable)
+    return isinstance(annotation, typing._GenericAlias) and typing.get_origin(annotation) not in excluded  # type: ignore[attr-defined]

@@ -71,6 +71,8 @@ def test_annotations_the_python_worker_refuses_fail_indexing_as_they_fail_the_wh
 
     with pytest.raises(IndexingError, match=r"process: binding events has invalid non-type annotation list\["):
         index_app(_kafka_app(list[func.KafkaEvent]))  # type: ignore[arg-type]
+    with pytest.raises(IndexingError, match=r"process: binding events has invalid non-type annotation typing.Opt"):
+        index_app(_kafka_app(typing.Optional[func.KafkaEvent]))  # type: ignore[arg-type]  # noqa: UP045
     with pytest.raises(IndexingError, match=r"process: the kafkaTrigger binding events does not take"):
         index_app(_kafka_app(func.HttpRequest))  # type: ignore[arg-type]
     assert [f.name for f in index_app(_kafka_app(typing.List[func.KafkaEvent]))] == ["process"]  # type: ignore[arg-type]  # noqa: UP006
