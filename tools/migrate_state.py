@@ -161,6 +161,11 @@ class UnusableUrl(RefusedArgument):
     sending anything): a bad argument. Its message names the URL without its query (the system key's ``code``)."""
 
 
+class DurableApiError(Exception):
+    """The ``--durable-url`` answered, but not as the Durable HTTP API does (a page that is not JSON, a signal not
+    accepted with 202): most likely a wrong path or a login page."""
+
+
 class DurableHttp:
     """The Durable Functions HTTP API for entities: read a state, signal an operation (as the durable client does)."""
 
@@ -198,6 +203,8 @@ class DurableHttp:
             if error.code == 404:
                 return None
             raise
+        except ValueError as error:  # json's JSONDecodeError, or text that is not UTF-8
+            raise DurableApiError(f"reading {entity}@{key} answered what is not JSON ({error})") from None
 
     def signal(self, signal: Signal) -> None:
         body = json.dumps(json.dumps(signal.payload)).encode()  # what signal_entity posts: JSON text of JSON text
@@ -208,7 +215,7 @@ class DurableHttp:
             headers={"Content-Type": "application/json"},
         ) as response:
             if response.status != 202:
-                raise RuntimeError(f"signal {signal.entity}@{signal.key}: HTTP {response.status}")
+                raise DurableApiError(f"signal {signal.entity}@{signal.key} answered {response.status}, not 202")
 
 
 def lake_rows(
@@ -490,7 +497,9 @@ def _encodable(key: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.migrate_state", description=__doc__.splitlines()[0])
-    parser.add_argument("--sources", nargs="*", choices=sorted(ENTITY_KINDS), default=sorted(ENTITY_KINDS))
+    parser.add_argument(
+        "--sources", nargs="+", choices=sorted(ENTITY_KINDS), help="keyed sources (default: all of them)"
+    )
     parser.add_argument("--durable-url", default=LOCAL_DURABLE_URL, help="the app's .../runtime/webhooks/durabletask")
     parser.add_argument("--settings", type=Path, default=Path("local.settings.json"), help="settings file (Values)")
     parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the buckets to apply")
@@ -503,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         "--import", dest="import_file", type=Path, metavar="FILE", help="move the key states of FILE into the buckets"
     )
     args = parser.parse_args(argv)
+    args.named_sources = args.sources is not None
+    args.sources = args.sources or sorted(ENTITY_KINDS)
     if args.to_buckets is not None and not 1 <= args.to_buckets <= MAX_BUCKETS:
         parser.error(f"--to-buckets must be from 1 to {MAX_BUCKETS:,}")
     if args.export is not None and args.to_buckets is not None:
@@ -600,6 +611,13 @@ def _import(http: DurableHttp, lake: LakeStore, args: argparse.Namespace, record
         print(f"cannot import {args.import_file}: {error}", file=sys.stderr)
         return 2
     digest = hashlib.sha256(data).hexdigest()
+    missing = [source for source in args.sources if source not in exports]
+    if missing and (args.named_sources or len(missing) == len(args.sources)):
+        print(
+            f"cannot import {args.import_file}: it holds no state of {', '.join(missing)}; nothing imported",
+            file=sys.stderr,
+        )
+        return 2
     failed = False
     for source in args.sources:
         if source not in exports:
@@ -733,6 +751,12 @@ def cli(argv: list[str] | None = None) -> int:
         print(f"migrate_state: {error}", file=sys.stderr)
     except urllib.error.HTTPError as error:
         print(f"migrate_state: the Durable HTTP API answered {error.code} {error.reason}", file=sys.stderr)
+    except DurableApiError as error:
+        print(
+            f"migrate_state: --durable-url does not answer as the Durable HTTP API: {error}; is it the app's "
+            ".../runtime/webhooks/durabletask?",
+            file=sys.stderr,
+        )
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         reason = getattr(error, "reason", error)
         print(f"migrate_state: the Durable HTTP API did not answer ({reason}); is the app running?", file=sys.stderr)

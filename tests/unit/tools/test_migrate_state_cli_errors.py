@@ -256,3 +256,83 @@ def test_a_raw_file_whose_name_the_lake_refuses_is_named_the_others_are_read_and
     (named,) = [line for line in out.splitlines() if "c (1).parquet" in line]
     assert named.startswith("  cannot read raw file raw/mobile/date=2026-12-01/hour=00/c (1).parquet: "), named
     assert _events(api, "device-2", 4) == 1
+
+
+def _answering(get_status: int, get_body: bytes, post_status: int) -> tuple[Any, str]:
+    """A real HTTP server on a free loopback port answering every GET and POST the same way, and its Durable URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._answer(get_status, get_body)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._answer(post_status, b"")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/runtime/webhooks/durabletask"
+
+
+@pytest.mark.parametrize(
+    ("get_status", "get_body", "post_status", "complaint"),
+    [
+        (200, b"<html>sign in</html>", 202, "user_profile@~b0of4 answered what is not JSON"),
+        (404, b"", 200, "signal user_profile@~b0of2 answered 200, not 202"),
+    ],
+    ids=["a login page", "a signal not accepted"],
+)
+def test_a_durable_url_that_does_not_answer_as_the_durable_api_is_one_line_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    get_status: int,
+    get_body: bytes,
+    post_status: int,
+    complaint: str,
+) -> None:
+    """Review 2026-12-07: a page that is not JSON was a JSONDecodeError traceback, a signal answered 200 a
+    RuntimeError traceback, each exit 1, where the docstring promises one line and exit 2."""
+    LocalLake(tmp_path).create(RECORD_PATH, orjson.dumps({"buckets": {"users": 4}}))
+    monkeypatch.setenv("LAKE_KIND", "local")
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(tmp_path))
+    server, url = _answering(get_status, get_body, post_status)
+    try:
+        argv = _main_argv(tmp_path, "--durable-url", url, "--sources", "users", "--to-buckets", "2", "--wait", "1")
+        code = migrate_state.cli(argv)
+    finally:
+        server.shutdown()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    (line,) = err.splitlines()
+    assert line.startswith("migrate_state: --durable-url does not answer as the Durable HTTP API") and complaint in line
+
+
+def test_sources_given_no_value_or_absent_from_the_import_file_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 2026-12-07: ``--sources $EMPTY`` exported no source and exit 0, and importing that file, even naming a
+    source, skipped it with exit 0: a backend switch moved no state and every step said it succeeded."""
+    _real_durable_api(monkeypatch, tmp_path)
+    with pytest.raises(SystemExit) as refused:
+        migrate_state.main(_main_argv(tmp_path, "--export", str(tmp_path / "state.json"), "--sources"))
+    assert refused.value.code == 2 and not (tmp_path / "state.json").exists()
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(orjson.dumps({"format": "streamingpoc-state-export/1", "sources": {}}))
+    url = "http://127.0.0.1:9/runtime/webhooks/durabletask"  # nothing is asked of it
+    for named in (["--sources", "mobile"], []):  # named, and every keyed source by default
+        capsys.readouterr()
+        argv = ["--settings", NO_SETTINGS, "--durable-url", url, "--import", str(empty), *named]
+        assert migrate_state.cli(argv) == 2
+        assert "holds no state of" in capsys.readouterr().err
