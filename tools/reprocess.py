@@ -346,8 +346,10 @@ def _run(args: argparse.Namespace, source: Source, settings: Settings, env: dict
     window = (args.start, args.end)
     run_id = f"{int(time.time())}-{uuid.uuid4().hex[:6]}"
     keyed = keeps_state(source.name, load_source_settings(source.name, env).state_enabled)
-    try:  # one operator run of a source at a time: two promotions would write the leaving rows' dead letters twice
-        lease = take_lease(lake, source.name, f"reprocess-{run_id}") if args.promote else None
+    # One operator run of a source at a time, a diff-only one too: two promotions would write the leaving rows' dead
+    # letters twice, and two runs writing shadow/<source> at once fail each other's commits.
+    try:
+        lease = take_lease(lake, source.name, f"reprocess-{run_id}")
     except RedriveInProgress as error:
         print(f"not reprocessed: {error}", file=sys.stderr)
         return EXIT_ANOTHER_REDRIVE_RUNNING
@@ -362,7 +364,7 @@ def _run(args: argparse.Namespace, source: Source, settings: Settings, env: dict
             keyed=keyed,
         )
         print(report(source, results, window))
-        if lease is None:
+        if not args.promote:
             print("nothing in curated/ changed; --promote replaces the hours that differ")
             return 0
         not_promoted = _promote_differing(source, results, lake=lake, curated=curated, lease=lease, run_id=run_id)
@@ -370,8 +372,7 @@ def _run(args: argparse.Namespace, source: Source, settings: Settings, env: dict
         print(f"stopped: {error}", file=sys.stderr)
         return EXIT_ANOTHER_REDRIVE_RUNNING
     finally:
-        if lease is not None:
-            lease.release()
+        lease.release()
     return EXIT_NOT_PROMOTED if not_promoted else 0
 
 
