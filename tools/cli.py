@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import os
@@ -17,6 +18,7 @@ from shared.errors import ConfigurationError
 from shared.hosts import LOOPBACK_HOSTS
 from shared.settings import Settings, broker_address_problem, load_settings, load_source_settings
 from shared.small_files import UnreadableFile, read_json_object
+from shared.source_model import EPOCH, MAX_TIMESTAMP_MS, MILLISECOND
 
 EXIT_BAD_ARGUMENTS = 2  # argparse's code
 EXIT_BAD_SETTINGS = EXIT_BAD_ARGUMENTS  # a bad setting is the same kind of mistake
@@ -163,11 +165,19 @@ def tool_environment(
 
 
 def parse_since(text: str) -> int:
-    """An ISO time (``Z`` or an offset; UTC when it has none) as epoch milliseconds."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """An ISO time (``Z`` or an offset; UTC when it has none) as epoch milliseconds, from 1970 to the end of 9999
+    (no lake hour is before 1970 or past 9999, and Kafka reads a negative time as a sentinel: -1 latest, -2
+    earliest); argparse names the option and the refusal."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time such as 2026-11-27T10:00:00Z: {text!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    epoch_ms = (moment - EPOCH) // MILLISECOND
+    if not 0 <= epoch_ms <= MAX_TIMESTAMP_MS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z")
+    return epoch_ms
 
 
 def broker_address(value: str) -> str:

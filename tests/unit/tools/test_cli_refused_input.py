@@ -211,3 +211,29 @@ def test_a_settings_or_results_file_that_is_no_small_regular_file_is_one_line_no
         (line,) = ran.stderr.splitlines()
         why = {"large": "larger than 8,388,608 bytes", "nested": "not JSON: depth limit exceeded"}
         assert why.get(kind, "not a regular file") in line, line
+
+
+@pytest.mark.parametrize(
+    ("tool", "argv"),
+    [
+        ("reconcile", ["clickstream", "--move-group-to-time", "1026-11-27T10:00:00Z"]),
+        ("reprocess", ["clickstream", "--from", "0001-01-01T00:30+01:00", "--to", "0001-01-01T03:00Z"]),
+        ("reprocess", ["clickstream", "--from", "2026-11-27T10:00Z", "--to", "9999-12-31T23:30-01:00"]),
+        ("redrive", ["users", "--dry-run", "--since", "not-a-time"]),
+    ],
+    ids=["reconcile-before-1970", "reprocess-year-0", "reprocess-year-10000", "redrive-not-iso"],
+)
+def test_a_time_outside_1970_to_9999_or_not_iso_is_the_parsers_error(
+    tool: str, argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 2026-12-07: a typo'd year before 1970 reached the broker as a negative ListOffsets time (-1 and -2
+    are Kafka's latest and earliest) and was reported as a broker failure, every run; reprocess windows reaching
+    year 0 or 10000 were a ValueError traceback."""
+    import importlib
+
+    module = importlib.import_module(f"tools.{tool}")
+    with pytest.raises(SystemExit) as exited:
+        module.main([*argv, "--lake", str(tmp_path), "--settings", NO_SETTINGS])
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "is not from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z" in last or "not an ISO time" in last, last
