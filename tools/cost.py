@@ -421,8 +421,31 @@ def _check_model_inputs(document: dict[str, Any]) -> None:
         missing = [key for key in RUN_KEYS if key not in run]
         if missing:
             raise refuse(f"run {number} has no {missing[0]!r}")
+    if problem := _unmeasurable(document, "the file"):
+        raise refuse(problem)
+    for number, run in enumerate(document["runs"], 1):
+        for key in ("rate_ev_s", "seconds"):
+            if type(run[key]) not in (int, float) or run[key] <= 0:
+                raise refuse(f"run {number}'s {key!r} is not a number above 0: {run[key]!r}")
     if not measured_runs(document, True):
         raise refuse("no run of the local lake with state and its 'requests'")
+
+
+MAX_MEASURED = 1e15  # far above any count or size a run measures, far below what a month's product overflows
+
+
+def _unmeasurable(value: Any, where: str) -> str | None:
+    """Where ``value`` holds a number no measurement gives (negative, not finite, past ``MAX_MEASURED``): a count
+    of -60 seconds priced a month at USD -32.97, and 1e308 overflowed into a traceback."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return None if 0 <= value <= MAX_MEASURED else f"{where} holds {value!r}, not a measured count or size"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if problem := _unmeasurable(item, f"{where}[{key!r}]" if where != "the file" else repr(key)):
+            return problem
+    return None
 
 
 def _run_load(run: dict[str, Any], store: str) -> Load:
@@ -1215,7 +1238,7 @@ def _scenarios_of(results: dict[str, Any], path: Path) -> dict[str, Any]:
         return scenarios(results, path)
     except KeyError as error:
         raise UnreadableResults(f"not a bench/cost.py results file (no {error.args[0]!r})") from error
-    except (AttributeError, IndexError, TypeError, ValueError, ZeroDivisionError) as error:
+    except (AttributeError, IndexError, TypeError, ValueError, ZeroDivisionError, OverflowError) as error:
         why = (str(error).splitlines() or [""])[0][:200]
         raise UnreadableResults(f"not a bench/cost.py results file ({type(error).__name__}: {why})") from error
 

@@ -79,9 +79,39 @@ def test_a_value_of_another_type_is_one_line_too(tmp_path: Path, capsys: pytest.
     assert cost.main(["--results", str(results), "--json"]) == 2
     out, err = capsys.readouterr()
     (line,) = err.splitlines()
-    assert out == "" and line.startswith(
-        f"python -m tools.cost: cannot read --results {results}: {NOT_OURS} (TypeError: "
+    assert out == "" and line == (
+        f"python -m tools.cost: cannot read --results {results}: {NOT_OURS} (run 1's 'seconds' is not a number "
+        "above 0: 'sixty')"
     )
+
+
+def _set_run(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda document: document["runs"][0].__setitem__(key, value)
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (_set_run("rate_ev_s", "10"), "run 1's 'rate_ev_s' is not a number above 0: '10'"),
+        (_set_run("seconds", -60), "'runs'[0]['seconds'] holds -60, not a measured count or size"),
+        (_set_run("entity_operations", 1e308), "'runs'[0]['entity_operations'] holds 1e+308, not a measured"),
+        (lambda document: document["host_json"].__setitem__("max_batch_size", -1), "'max_batch_size'] holds -1"),
+    ],
+    ids=["rate as text", "negative seconds", "past any measure", "negative batch"],
+)
+def test_numbers_no_measurement_gives_are_one_line_not_a_traceback_or_a_negative_bill(
+    damage: Callable[[dict[str, Any]], None], why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 2026-12-07: a rate as text and 1e308 were tracebacks (TypeError, OverflowError), and -60 seconds
+    priced the 10 ev/s month at USD -32.97 with exit 0."""
+    document = json.loads(CHECKED_IN.read_text(encoding="utf-8"))
+    damage(document)
+    results = tmp_path / "cost.json"
+    results.write_text(json.dumps(document), encoding="utf-8")
+    assert cost.main(["--results", str(results), "--json"]) == 2
+    out, err = capsys.readouterr()
+    (line,) = err.splitlines()
+    assert out == "" and NOT_OURS in line and why in line, line
 
 
 def test_the_reviewers_minimal_file_is_one_line_and_exit_2_as_a_command(tmp_path: Path) -> None:
