@@ -654,6 +654,22 @@ def test_a_damaged_curated_file_fails_its_hour_and_the_tools_say_so_in_one_line(
     assert list(report.failed) == [H10] and damaged.name in report.failed[H10]
 
 
+def test_query_runs_the_query_of_the_table_there_and_names_the_one_not_there_yet(
+    local_lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 2026-12-07: with only clickstream compacted (sensors off, or not compacted yet) tools.query printed
+    clickstream's summary, then "no curated tables yet" and exit 1, and ran no query."""
+    from tools import query
+
+    land_batch(local_lake, 0, 20)
+    run(local_lake)
+    monkeypatch.setenv("LAKE_LOCAL_ROOT", str(local_lake.store.root))
+    assert query.main(["--settings", NO_SETTINGS]) == 0
+    out = capsys.readouterr().out
+    assert "page_views" in out.split("Page views per user and hour")[1]
+    assert "Sensor averages per minute (latest 10): curated/sensors has no table yet" in out
+
+
 def test_a_run_of_many_hours_reads_each_commit_since_its_plan_once(
     local_lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
