@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.count < 0 or args.start < 0:
         parser.error("--count and --start must be >= 0")
+    if args.seed is not None and not -(2**63) <= args.seed < 2**63:  # as <SOURCE>_GENERATOR_SEED: no generator uses it
+        parser.error("--seed must be a signed 64-bit integer, as <SOURCE>_GENERATOR_SEED")
     try:
         config = read_config(args.config) if args.config else quickstart_config(args.quickstart)
         source = config_source(config)  # refuses what only a record shows (options, defaults, a trial record)

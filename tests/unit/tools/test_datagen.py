@@ -64,3 +64,14 @@ def test_many_records_are_printed_a_piece_at_a_time_each_piece_seeded_by_its_fir
     everything = capsys.readouterr().out.splitlines()
     assert datagen.main(["--quickstart", "orders", "--count", "5", "--seed", "3", "--start", str(PIECE_RECORDS)]) == 0
     assert len(everything) == PIECE_RECORDS + 5 and everything[PIECE_RECORDS:] == capsys.readouterr().out.splitlines()
+
+
+def test_a_seed_no_generator_setting_takes_is_the_parsers_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Review 2026-12-07: the preview took any integer while <SOURCE>_GENERATOR_SEED refuses one outside int64,
+    so it showed records no generator could send."""
+    from tools import datagen
+
+    with pytest.raises(SystemExit) as refused:
+        datagen.main(["--quickstart", "clickstream", "--count", "1", "--seed", str(2**63)])
+    assert refused.value.code == 2 and "--seed must be a signed 64-bit integer" in capsys.readouterr().err
+    assert datagen.main(["--quickstart", "clickstream", "--count", "1", "--seed", str(2**63 - 1)]) == 0
