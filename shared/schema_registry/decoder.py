@@ -427,7 +427,17 @@ def registry_url(source: Source, settings: Settings) -> str:
 
 
 def registry_for(source: Source, settings: Settings) -> SchemaRegistry:
-    """The worker's client for ``source``'s registry (one per registry, shared by its sources).
+    """The worker's client for ``source``'s registry (one per registry, shared by its sources)."""
+    return _clients(*_client_key(source, settings))[0]
+
+
+def decoder_for(source: Source, settings: Settings) -> AvroDecoder:
+    """The worker's decoder for ``source``'s registry: schemas fetched by one batch serve the next."""
+    return _clients(*_client_key(source, settings))[1]
+
+
+def _client_key(source: Source, settings: Settings) -> tuple[str, str, str, str, str]:
+    """What tells ``source``'s registry client apart: kind, URL, credentials and group.
 
     Credentials go only to the registry they were configured for, ``SCHEMA_REGISTRY_URL``: never to a registry
     a config under ``sources/`` names (any file there could name any host). So with ``SCHEMA_REGISTRY_URL`` empty,
@@ -451,28 +461,20 @@ def registry_for(source: Source, settings: Settings) -> SchemaRegistry:
                 "credentials go only to the registry SCHEMA_REGISTRY_URL names, never to one a config under sources/ "
                 f"names ({named}); set SCHEMA_REGISTRY_URL to the registry they belong to"
             )
-    return _registry(settings.schema_registry_kind, url, username, password, settings.schema_registry_group)
+    return settings.schema_registry_kind, url, username, password, settings.schema_registry_group
 
 
 @lru_cache(maxsize=16)
-def _registry(kind: str, url: str, username: str, password: str, group: str) -> SchemaRegistry:
-    if kind == "eventhubs":
-        return EventHubsRegistry(url, group)
-    return ConfluentRegistry(url, username=username, password=password)
-
-
-def decoder_for(source: Source, settings: Settings) -> AvroDecoder:
-    """The worker's decoder for ``source``'s registry: schemas fetched by one batch serve the next."""
-    registry = registry_for(source, settings)
-    with _decoders_lock:
-        decoder = _decoders.get(id(registry))
-        if decoder is None:
-            decoder = _decoders[id(registry)] = AvroDecoder(registry)
-        return decoder
-
-
-_decoders: dict[int, AvroDecoder] = {}  # by registry client (cached, so alive as long as its entry)
-_decoders_lock = threading.Lock()
+def _clients(kind: str, url: str, username: str, password: str, group: str) -> tuple[SchemaRegistry, AvroDecoder]:
+    """A registry's client and the decoder that caches its schemas, kept together and as long as this cache keeps
+    them (decoders kept by their client's ``id()`` elsewhere outlived their clients: every configuration a worker
+    saw, rotated credentials, kept its decoder and schemas)."""
+    registry: SchemaRegistry = (
+        EventHubsRegistry(url, group)
+        if kind == "eventhubs"
+        else ConfluentRegistry(url, username=username, password=password)
+    )
+    return registry, AvroDecoder(registry)
 
 
 _NON_FINITE = {

@@ -625,7 +625,7 @@ CONFLUENT_CREDENTIALS = {
 
 def _carrying(settings: Settings, *sources: Any) -> list[str]:
     """The registries ``registry_for`` would send the basic credentials to (a refused one carries none)."""
-    decoder_module._registry.cache_clear()
+    decoder_module._clients.cache_clear()
     clients = []
     try:
         for source in sources:
@@ -634,7 +634,7 @@ def _carrying(settings: Settings, *sources: Any) -> list[str]:
             except ConfigurationError:
                 continue
     finally:
-        decoder_module._registry.cache_clear()
+        decoder_module._clients.cache_clear()
     return [str(getattr(client, "url", "")) for client in clients if getattr(client, "_authorization", None)]
 
 
@@ -661,11 +661,11 @@ def test_registry_credentials_go_only_to_the_registry_they_were_configured_for()
 
 
 def test_a_registry_a_config_names_is_reached_without_credentials() -> None:
-    decoder_module._registry.cache_clear()
+    decoder_module._clients.cache_clear()
     try:
         client = decoder_module.registry_for(_config_named("orders", "https://registry.example"), load_settings({}))
     finally:
-        decoder_module._registry.cache_clear()
+        decoder_module._clients.cache_clear()
     assert isinstance(client, ConfluentRegistry) and client.url == "https://registry.example"
     assert client._authorization is None
 
@@ -766,3 +766,24 @@ def test_an_offset_delivered_twice_in_a_batch_is_one_row_or_one_dead_letter_neve
     batch = process_batch(source, records, max_record_bytes=1 << 20, decoder=AvroDecoder(client))
     assert sorted(row["_offset"] for row in batch.rows()) == [0, 1]
     assert [letter.record.offset for letter in batch.dead_letters] == [2]
+
+
+def test_decoders_are_kept_as_long_as_their_registrys_client_and_no_longer() -> None:
+    """Review 2026-12-07: decoders were kept by their client's ``id()`` in a dict never emptied, each holding its
+    client: every registry configuration a worker ever saw (rotated credentials) kept its decoder and schemas."""
+    import gc
+    import weakref
+
+    decoder_module._clients.cache_clear()
+    try:
+        first = _config_named("orders", "https://registry-first.example")
+        kept = weakref.ref(decoder_module.decoder_for(first, load_settings({})))
+        for number in range(40):
+            source = _config_named("orders", f"https://registry-{number}.example")
+            decoder = decoder_module.decoder_for(source, load_settings({}))
+            assert decoder.registry is decoder_module.registry_for(source, load_settings({}))
+        del decoder
+        gc.collect()
+        assert kept() is None
+    finally:
+        decoder_module._clients.cache_clear()
