@@ -14,8 +14,10 @@ from shared.telemetry import telemetry
 
 # The SDK's default ("loose") JSON decoding turns any object holding __class__, __module__ and __data__ into a
 # custom object: a bucket whose keys were those three record keys (STATE_BUCKETS=1) failed every operation for ever.
-# Strict typing decodes state and input as plain JSON (azure-functions 1.26, df_loads); read on every decode.
+# Strict typing decodes state and input as plain JSON (azure-functions 1.26, df_loads); read on every decode. Without
+# an expected type, so that a state that is not an object reaches ``operate``, which sets it aside.
 os.environ["AZURE_FUNCTIONS_DURABLE_STRICT_TYPING"] = "1"
+ENVELOPE_STATE = "<a state shaped as the SDK's custom-object envelope: __class__, __module__, __data__>"
 
 bp = df.Blueprint()
 
@@ -25,8 +27,11 @@ def _register(kind: EntityKind) -> None:
     @bp.entity_trigger(context_name="context", entity_name=kind.name)
     def entity(context: df.DurableEntityContext) -> None:
         """Called by the Durable extension with one operation of a batch for one entity id."""
-        state: dict[str, Any] = context.get_state(dict, expected_type=dict) or {}
-        payload: dict[str, Any] = context.get_input(expected_type=dict)
+        payload: Any = context.get_input()
+        try:
+            state: Any = context.get_state(dict) or {}
+        except TypeError:  # strict typing refuses a stored top level that looks like the envelope: damaged
+            state = ENVELOPE_STATE
         outcome = operate(kind.fold, kind.reduce, context.entity_key, state, context.operation_name, payload)
         context.set_state(outcome.state)
         telemetry().record_bucket(kind.source, size=outcome.size, evicted=outcome.evicted)

@@ -496,3 +496,16 @@ def test_record_keys_that_spell_the_sdks_custom_object_envelope_are_plain_keys()
     state, results = run_entity("device_activity", None, [("apply", together)], key="~b0of1")
     assert not results[0]["isError"], results
     assert state is not None and sorted(state["keys"]) == sorted(envelope)
+
+
+@pytest.mark.parametrize(
+    "damaged", ["not an object", [1, 2], 7, {"__class__": "X", "__module__": "nowhere", "__data__": {}}]
+)
+def test_a_bucket_whose_stored_state_is_not_a_buckets_applies_with_the_damage_set_aside(damaged: Any) -> None:
+    """Review 2026-12-07: with strict typing and an expected type the SDK raised TypeError for a state that is not an
+    object, before the entity could set it aside: every operation on the bucket failed for ever."""
+    part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [0, 0]}
+    payload = {"parts": [part | {"keys": {"device-1": [[0, T0, "tap", "home", "4.3.0", "iOS"]]}}]}
+    state, results = run_entity("device_activity", damaged, [("apply", payload)], key="~b0of1")
+    assert not results[0]["isError"], results
+    assert state is not None and "device-1" in state["keys"]

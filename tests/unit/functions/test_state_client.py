@@ -16,17 +16,18 @@ from shared.invocation import handle_batch_with_state
 from shared.lake import LocalLake
 from shared.sources import SOURCES
 from shared.state.bucket_counts import bucket_counts
-from shared.state.bucket_state import operate
 from shared.state.buckets import bucket_for
 from shared.state.lookups import StateJoiner
 from shared.state.registry import ENTITY_KINDS
 from tests.conftest import context_for, records_for
+from tests.unit.functions.test_entities import run_entity
 
 SENSORS = SOURCES["sensors"]
 
 
 class DurableClient:
-    """The client's entity calls over states held as JSON text; signals applied by the entities' own core."""
+    """The client's entity calls over states held as JSON text; signals applied by the app's entity function, through
+    the Durable SDK's own decoding (``run_entity``)."""
 
     def __init__(self, states: dict[str, str]) -> None:
         self.states = states
@@ -36,10 +37,11 @@ class DurableClient:
         return EntityStateResponse(False) if text is None else EntityStateResponse(True, json.loads(text))
 
     async def signal_entity(self, entity_id: df.EntityId, operation: str, payload: Any) -> None:
-        kind = ENTITY_KINDS["sensors"]
-        state = json.loads(self.states.get(entity_id.key, "{}"))
-        applied = operate(kind.fold, kind.reduce, entity_id.key, state, operation, json.loads(json.dumps(payload)))
-        self.states[entity_id.key] = json.dumps(applied.state)
+        text = self.states.get(entity_id.key)
+        state = None if text is None else json.loads(text)
+        applied, results = run_entity(ENTITY_KINDS["sensors"].name, state, [(operation, payload)], key=entity_id.key)
+        assert not any(result["isError"] for result in results), results
+        self.states[entity_id.key] = json.dumps(applied)
 
 
 @pytest.mark.parametrize("damage", ['"not an object"', "[1, 2]", "7", '{"keys": "not an object"}'])
