@@ -138,9 +138,31 @@ def reprocess(
         )
         result = dataclasses.replace(result, covered=coverage.get(hour, frozenset()), read_version=read_version)
         recomputed = _merged(hour, [result.table])
-        _replace_hour(lake, shadow, shadow_path(source.name), hour, recomputed, {REPROCESS_KEY: _note(result)})
+        _write_shadow_hour(lake, shadow, source.name, hour, recomputed, {REPROCESS_KEY: _note(result)})
         results.append(result)
     return results
+
+
+class ShadowTaken(Exception):
+    """``shadow/<source>`` changed under this run: another reprocess of the source is writing it (a diff-only run
+    takes no lease, so that it never holds up a redrive)."""
+
+
+def _write_shadow_hour(
+    lake: LakeStore, shadow: CuratedTable, source: str, hour: Hour, rows: pa.Table | None, metadata: dict[str, str]
+) -> None:
+    """The recomputed hour into ``shadow/<source>``; a commit that fails because the table moved on since this run
+    read it is :class:`ShadowTaken` (exit 3), not a lake that cannot be used."""
+    held = shadow.version()
+    try:
+        _replace_hour(lake, shadow, shadow_path(source), hour, rows, metadata)
+    except LakeUnavailable as error:
+        if CuratedTable(shadow.location, target_file_bytes=shadow.target_file_bytes).version() == held:
+            raise
+        raise ShadowTaken(
+            f"shadow/{source} changed under this run at {hour} (another reprocess of {source} running?): run again "
+            "once it is done"
+        ) from error
 
 
 # Each hour of a window is looked up and read: a window from year 1 to 9999 ran for hours on gigabytes of hour lists.
@@ -346,10 +368,8 @@ def _run(args: argparse.Namespace, source: Source, settings: Settings, env: dict
     window = (args.start, args.end)
     run_id = f"{int(time.time())}-{uuid.uuid4().hex[:6]}"
     keyed = keeps_state(source.name, load_source_settings(source.name, env).state_enabled)
-    # One operator run of a source at a time, a diff-only one too: two promotions would write the leaving rows' dead
-    # letters twice, and two runs writing shadow/<source> at once fail each other's commits.
-    try:
-        lease = take_lease(lake, source.name, f"reprocess-{run_id}")
+    try:  # one operator run of a source at a time: two promotions would write the leaving rows' dead letters twice
+        lease = take_lease(lake, source.name, f"reprocess-{run_id}") if args.promote else None
     except RedriveInProgress as error:
         print(f"not reprocessed: {error}", file=sys.stderr)
         return EXIT_ANOTHER_REDRIVE_RUNNING
@@ -364,15 +384,16 @@ def _run(args: argparse.Namespace, source: Source, settings: Settings, env: dict
             keyed=keyed,
         )
         print(report(source, results, window))
-        if not args.promote:
+        if lease is None:
             print("nothing in curated/ changed; --promote replaces the hours that differ")
             return 0
         not_promoted = _promote_differing(source, results, lake=lake, curated=curated, lease=lease, run_id=run_id)
-    except RedriveInProgress as error:
+    except (RedriveInProgress, ShadowTaken) as error:
         print(f"stopped: {error}", file=sys.stderr)
         return EXIT_ANOTHER_REDRIVE_RUNNING
     finally:
-        lease.release()
+        if lease is not None:
+            lease.release()
     return EXIT_NOT_PROMOTED if not_promoted else 0
 
 
