@@ -204,11 +204,16 @@ def record_type(model: type[BaseModel]) -> Any:
 
 
 def _guard_name(model: type[BaseModel], name: str, taken: dict[str, Any], shadow: str) -> str:
-    """The guard's Python name: a name ``name``'s field is sent under, so that a record sending it is read by that
-    field. Validation drops a sent key equal to a Python name that is read under another key (pydantic keeps the
-    output's names apart): a guard named ``SHADOW_MARK + shadow`` would drop such a key, unseen in ``_extra``."""
-    spare = sorted(wire_names(model.model_fields[name], name) - set(taken))
-    return spare[0] if spare else SHADOW_MARK + shadow
+    """The guard's Python name: the key ``name``'s field reads first, so that a record sending it always has it read
+    by that field. Validation drops a sent key equal to a Python name that is read under another key (pydantic keeps
+    the output's names apart): a guard named ``SHADOW_MARK + shadow``, or after a later (earlier-name) key the field
+    may leave unread when both are sent, would drop that key, unseen in ``_extra``."""
+    info = model.model_fields[name]
+    chosen = info.validation_alias
+    first = chosen.choices[0] if isinstance(chosen, AliasChoices) else chosen if chosen is not None else info.alias
+    if isinstance(first, str) and first not in taken:
+        return first
+    return SHADOW_MARK + shadow
 
 
 @cache
