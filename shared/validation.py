@@ -192,16 +192,16 @@ def _unframed(model: type[BaseModel], values: list[Any], events: list[Any]) -> d
     KafkaJsonSchemaSerializer and Datagen's JsonSchemaConverter send) validated by its text alone.
     ``events`` takes each such record's event in place; returns the index -> text of every framed value,
     valid or not: its dead letter's reason is its text's, whatever bytes the schema id holds. A value is
-    framed when its text opens an object, or is JSON of another kind (a ``schema`` dead letter, not ``not_json``
-    or UTF-32 by its id's bytes); other bytes that start with 0 keep their own reason. JSON text never starts
-    with byte 0, so no plain record is read differently."""
+    framed when its text opens a JSON value (``_json_text``): an array or a number is then a ``schema`` dead letter,
+    not ``not_json`` or UTF-32 by its id's bytes; other bytes that start with 0 keep their own reason. JSON text
+    never starts with byte 0, so no plain record is read differently."""
     framed = {
         index: bytes(value[HEADER_BYTES:])
         for index, (value, event) in enumerate(zip(values, events, strict=True))
         if type(event) is not dict
         and len(value) > HEADER_BYTES
         and value[0] == MAGIC_BYTE
-        and (value[HEADER_BYTES:].lstrip()[:1] == b"{" or _is_json(value[HEADER_BYTES:]))
+        and _json_text(value[HEADER_BYTES:])
     }
     for index, event in zip(framed, _validate_all(model, list(framed.values())), strict=True):
         if type(event) is dict:
@@ -209,7 +209,18 @@ def _unframed(model: type[BaseModel], values: list[Any], events: list[Any]) -> d
     return framed
 
 
-def _is_json(text: bytes) -> bool:
+_JSON_STARTS = frozenset(b'{["-0123456789tfn')
+
+
+def _json_text(body: bytes) -> bool:
+    """Whether ``body`` reads as JSON text of some kind: it opens a JSON value and holds no NUL byte (UTF-8 JSON
+    never does; UTF-16 or UTF-32 text of ASCII does, every other byte or more, and keeps its own reason)."""
+    start = body.lstrip()[:1]
+    return bool(start) and start[0] in _JSON_STARTS and b"\x00" not in body
+
+
+def _valid_json(text: bytes) -> bool:
+    """Whether another parser (orjson, 1,024 levels deep) reads ``text`` as JSON."""
     try:
         orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -244,7 +255,7 @@ def _classify(record: KafkaRecord, value: bytes, error: ValidationError) -> Dead
         if "number out of range" in message:
             detail = f"{message}: a number of more than 4,300 digits, longer than the parser reads in any field"
             return DeadLetter(record, Reason.SCHEMA, detail)
-        if "recursion limit exceeded" in message:
+        if "recursion limit exceeded" in message and _valid_json(value):
             detail = f"{message}: values nested deeper than the parser reads (about 200 levels), in any field"
             return DeadLetter(record, Reason.SCHEMA, detail)
         return DeadLetter(record, Reason.NOT_JSON, message)

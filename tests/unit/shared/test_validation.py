@@ -202,7 +202,7 @@ def test_json_in_the_confluent_wire_format_is_validated_by_its_text(columnar: bo
 
 
 @pytest.mark.parametrize("schema_id", [5, 300, 65_535, 100_001])
-@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"7"])
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"7", b"1e400"])
 def test_a_framed_json_body_that_is_not_an_object_is_a_schema_dead_letter_whatever_its_id(
     schema_id: int, body: bytes
 ) -> None:
@@ -218,6 +218,18 @@ def test_json_nested_deeper_than_the_parser_reads_is_a_schema_dead_letter_that_s
     value = json.dumps({"ip": "1.2.3.4"}).encode()[:-1] + b', "deep": ' + b"[" * 250 + b"]" * 250 + b"}"
     (letter,) = process_batch(CLICKSTREAM, [clickstream_record(value)], max_record_bytes=10_000).dead_letters
     assert letter.reason == "schema" and "nested deeper than the parser reads" in letter.detail
+    for text in (b"[" * 300, b"[" * 300 + b"oops"):  # not JSON, however deep (the diff review: taken for schema)
+        (letter,) = process_batch(CLICKSTREAM, [clickstream_record(text)], max_record_bytes=10_000).dead_letters
+        assert letter.reason == "not_json", letter
+
+
+def test_utf16_json_behind_a_zero_byte_keeps_its_own_reason_not_a_framed_bodys() -> None:
+    """UTF-16-BE JSON starts with a zero byte and its sixth byte may open a JSON value (``[[1]]``): it holds NUL bytes,
+    which framed UTF-8 JSON never does, so it is not read as framed."""
+    (letter,) = process_batch(
+        CLICKSTREAM, [clickstream_record("[[1]]".encode("utf-16-be"))], max_record_bytes=10_000
+    ).dead_letters
+    assert letter.reason == "not_utf8" and letter.detail.startswith("UTF-16-BE without a byte-order mark"), letter
 
 
 def _number_fields(source_name: str) -> list[str]:
