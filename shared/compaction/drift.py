@@ -363,6 +363,9 @@ def _unchanged(fitted: ArrowValues, original: ArrowValues) -> bool:
         if not nested:
             return False
         back = fitted
+    whole = original.combine_chunks() if isinstance(original, pa.ChunkedArray) else original
+    if back.type == whole.type and back.equals(whole):  # the usual widening, compared in Arrow
+        return True
     values = zip(back.to_pylist(), original.to_pylist(), fitted.to_pylist(), strict=True)
     return all(_holds(a, b, shape) for a, b, shape in values)
 
@@ -371,7 +374,7 @@ def _holds(back: Any, original: Any, fitted: Any) -> bool:
     """``back`` is ``original`` at any depth (NaN is NaN), but for struct fields ``fitted`` does not have."""
     if isinstance(fitted, dict) and isinstance(back, dict) and isinstance(original, dict):
         return all(_holds(back.get(name), original.get(name), value) for name, value in fitted.items())
-    if isinstance(fitted, list) and isinstance(back, list) and isinstance(original, list):
+    if isinstance(fitted, list | tuple) and isinstance(back, list | tuple) and isinstance(original, list | tuple):
         items = zip(back, original, fitted, strict=False)
         return len(back) == len(original) == len(fitted) and all(_holds(*item) for item in items)
     return bool(back == original) or (back != back and original != original)

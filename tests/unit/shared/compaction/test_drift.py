@@ -86,3 +86,19 @@ def test_a_cast_that_changes_a_value_inside_a_struct_or_list_is_a_misfit_kept_in
     assert fitted.column("flags").to_pylist() == [None, [True, False]]
     assert fitted.column("_extra").to_pylist() == ['{"address":{"zip":"0501"},"flags":[5,0,-3]}', None]
     assert (changes["address"].moved, changes["flags"].moved) == (1, 1)
+
+
+def test_a_widened_map_or_list_holding_nan_keeps_its_values() -> None:
+    """The diff review: map entries read as tuples compared NaN with ``==``, so a widened map<string,float32> holding
+    a NaN moved to ``_extra``, where NaN is written as null."""
+    wanted = {"m": pa.map_(pa.string(), pa.float64()), "l": pa.list_(pa.float64())}
+    table = pa.table(
+        {
+            "m": pa.array([[("a", float("nan"))], [("a", 1.5)]], pa.map_(pa.string(), pa.float32())),
+            "l": pa.array([[float("nan")], [1.5]], pa.list_(pa.float32())),
+        }
+    )
+    changes: dict[str, TypeChange] = {}
+    fitted = fit_table(table, wanted, changes)
+    assert fitted.column("m").type == wanted["m"] and fitted.column("m").to_pylist()[1] == [("a", 1.5)]
+    assert (changes["m"].moved, changes["l"].moved) == (0, 0) and "_extra" not in fitted.column_names
