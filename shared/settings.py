@@ -330,7 +330,8 @@ class Settings(BaseSettings):
         if "@" in url:  # anywhere: a secret holding / ? or # ends urlsplit's netloc before its @
             raise ValueError(
                 "SCHEMA_REGISTRY_URL carries user information (user:secret@): a secret does not belong in a URL; "
-                "set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD (eventhubs: the app's identity)"
+                "set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD (eventhubs: the app's identity); an @ in "
+                "a path or query: write it %40"
             )
         shown = _shown(url.split("?")[0])
         if parsed.scheme.lower() not in ("http", "https") or not parsed.hostname:

@@ -124,7 +124,8 @@ class ConfluentRegistry:
         if "@" in url:  # anywhere: a secret holding / ? or # ends urlsplit's netloc before its @
             raise RegistryRefused(
                 f"SCHEMA_REGISTRY_URL {redacted(url)!r} carries credentials (user:secret@): not supported, and a"
-                " secret does not belong in a URL; set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD"
+                " secret does not belong in a URL; set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD (an @ in"
+                " a path or query: write it %40)"
             )
         if parsed.scheme != "https" and parsed.hostname not in LOOPBACK_HOSTS:
             raise RegistryRefused(

@@ -133,6 +133,7 @@ def test_an_event_hubs_broker_list_is_taken() -> None:
         ("https://key:s3cret@ns.servicebus.windows.net", "eventhubs", "carries user information"),
         ("https://key:p4/s3cret+Q@registry.example.com", "confluent", "carries user information"),
         ("https://key:a?s3cret#b@registry.example.com", "confluent", "carries user information"),
+        ("https://registry.example.com/team@prod", "confluent", "an @ in a path or query: write it %40"),
     ],
 )
 def test_a_schema_registry_url_the_client_would_refuse_is_refused_with_the_settings(
