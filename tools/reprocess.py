@@ -36,7 +36,7 @@ import pyarrow as pa
 from shared import formats
 from shared.compaction import drift
 from shared.compaction.coverage import commit_metadata
-from shared.compaction.delta_table import CuratedTable
+from shared.compaction.delta_table import CuratedTable, HourChangedSince, VersionTaken
 from shared.compaction.hours import Hour
 from shared.compaction.job import MB, open_curated
 from shared.compaction.location import DeltaLocation, curated_path, delta_location
@@ -151,14 +151,11 @@ class ShadowTaken(Exception):
 def _write_shadow_hour(
     lake: LakeStore, shadow: CuratedTable, source: str, hour: Hour, rows: pa.Table | None, metadata: dict[str, str]
 ) -> None:
-    """The recomputed hour into ``shadow/<source>``; a commit that fails because the table moved on since this run
-    read it is :class:`ShadowTaken` (exit 3), not a lake that cannot be used."""
-    held = shadow.version()
+    """The recomputed hour into ``shadow/<source>``; a commit that fails because another writer committed the hour,
+    or the version, first is :class:`ShadowTaken` (exit 3), not a lake that cannot be used."""
     try:
         _replace_hour(lake, shadow, shadow_path(source), hour, rows, metadata)
-    except LakeUnavailable as error:
-        if CuratedTable(shadow.location, target_file_bytes=shadow.target_file_bytes).version() == held:
-            raise
+    except (HourChangedSince, VersionTaken) as error:
         raise ShadowTaken(
             f"shadow/{source} changed under this run at {hour} (another reprocess of {source} running?): run again "
             "once it is done"

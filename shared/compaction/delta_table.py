@@ -56,6 +56,15 @@ class CommitOutcomeUnknown(LakeUnavailable):
     itself when a request whose reply was lost was sent again). The table says which (``references``)."""
 
 
+class HourChangedSince(LakeUnavailable):
+    """Another writer committed the hour after it was read: the commit was not made."""
+
+
+class VersionTaken(CommitOutcomeUnknown):
+    """The commit lost its version (most often to another writer's commit; by this commit itself only when a request
+    whose reply was lost was sent again)."""
+
+
 class CuratedTable:
     """``curated/<source>`` on one store. Each method is one step of a compaction run."""
 
@@ -336,7 +345,7 @@ class CuratedTable:
         except (DeltaError, OSError) as error:
             raise LakeUnavailable(f"cannot read the history of {self.location.uri}: {error}") from error
         if any(_may_change(commit, hour) for commit in newer):
-            raise LakeUnavailable(f"hour {hour}: another writer committed the hour after it was read")
+            raise HourChangedSince(f"hour {hour}: another writer committed the hour after it was read")
         return table
 
     def _commits_since(self, table: DeltaTable, read: int) -> list[Mapping[str, Any]]:
@@ -363,7 +372,7 @@ class CuratedTable:
             raise CompactionError(f"hour {hour}: rows do not fit the table's schema: {error}") from error
         except CommitFailedError as error:  # with no retry, most often another writer's commit took the version
             self._table = None
-            raise CommitOutcomeUnknown(f"hour {hour}: another writer committed first: {error}") from error
+            raise VersionTaken(f"hour {hour}: another writer committed first: {error}") from error
         except (DeltaError, OSError) as error:
             self._table = None  # the log may hold the commit or not: read it afresh
             raise CommitOutcomeUnknown(f"hour {hour}: cannot commit to {self.location.uri}: {error}") from error

@@ -733,3 +733,33 @@ def test_a_run_whose_shadow_hour_another_run_wrote_meanwhile_exits_3_not_as_a_la
     capsys.readouterr()
     assert command.main(["things", *window, "--settings", NO_SETTINGS]) == 3
     assert "changed under this run" in capsys.readouterr().err
+
+
+def test_a_shadow_write_the_lake_refuses_is_the_lakes_failure_whatever_else_committed(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second diff review: with the table's version moved by another run's commit of another hour, a write the
+    lake itself refused was reported as another run's doing (exit 3). Only a lost race is ShadowTaken."""
+    import tools.reprocess as command
+    from shared.errors import LakeUnavailable
+
+    source = _land_two_hours(lake)
+    monkeypatch.setitem(command.SOURCES, "things", source)
+    window = ["--from", "2026-11-24T10:00Z", "--to", "2026-11-24T12:00Z", "--lake", str(lake.store.root)]
+    assert command.main(["things", *window, "--settings", NO_SETTINGS]) == 0
+    replace, written = command._replace_hour, []
+
+    def refused_after_another_run(store: Any, table: Any, path: str, hour: Any, rows: Any, metadata: Any) -> None:
+        if not written:
+            written.append((store, path, hour, rows, metadata))
+            replace(store, table, path, hour, rows, metadata)
+            return
+        first_store, first_path, first_hour, first_rows, first_metadata = written[0]
+        other = command.CuratedTable(table.location, target_file_bytes=table.target_file_bytes)
+        replace(first_store, other, first_path, first_hour, first_rows, first_metadata)  # another run, another hour
+        raise LakeUnavailable("cannot write shadow/things: 403 AuthorizationPermissionMismatch")
+
+    monkeypatch.setattr(command, "_replace_hour", refused_after_another_run)
+    capsys.readouterr()
+    assert command.main(["things", *window, "--settings", NO_SETTINGS]) == command.EXIT_LAKE_UNAVAILABLE
+    assert "cannot use the lake" in capsys.readouterr().err
