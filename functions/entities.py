@@ -3,6 +3,7 @@ previous layout (kept so that signals they were sent before an upgrade still app
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -17,7 +18,7 @@ from shared.telemetry import telemetry
 # Strict typing decodes state and input as plain JSON (azure-functions 1.26, df_loads); read on every decode. Without
 # an expected type, so that a state that is not an object reaches ``operate``, which sets it aside.
 os.environ["AZURE_FUNCTIONS_DURABLE_STRICT_TYPING"] = "1"
-ENVELOPE_STATE = "<a state shaped as the SDK's custom-object envelope: __class__, __module__, __data__>"
+UNREADABLE_STATE = "<a stored state the SDK refused to decode>"
 
 bp = df.Blueprint()
 
@@ -30,13 +31,24 @@ def _register(kind: EntityKind) -> None:
         payload: Any = context.get_input()
         try:
             state: Any = context.get_state(dict) or {}
-        except TypeError:  # strict typing refuses a stored top level that looks like the envelope: damaged
-            state = ENVELOPE_STATE
+        except TypeError:  # strict typing refuses a stored top level holding the envelope's keys: read it plainly
+            state = _plain_state(context)
         outcome = operate(kind.fold, kind.reduce, context.entity_key, state, context.operation_name, payload)
         context.set_state(outcome.state)
         telemetry().record_bucket(kind.source, size=outcome.size, evicted=outcome.evicted)
         if outcome.refused:  # after set_state: what was accepted is kept, the error result names the rest
             raise ValueError(outcome.refused)
+
+
+def _plain_state(context: df.DurableEntityContext) -> Any:
+    """The stored state as plain JSON, when strict typing refused it for holding ``__class__``, ``__module__`` and
+    ``__data__`` at its top level (damaged outside this code): its keys' states stay, the stray fields are set aside
+    (``shared.state.bucket_state``). The SDK keeps the undecoded text in ``_state`` (azure-functions-durable 1.7)."""
+    raw = getattr(context, "_state", None)
+    try:
+        return json.loads(raw) if isinstance(raw, str) else UNREADABLE_STATE
+    except ValueError:
+        return UNREADABLE_STATE
 
 
 for _kind in ENTITY_KINDS.values():

@@ -509,3 +509,18 @@ def test_a_bucket_whose_stored_state_is_not_a_buckets_applies_with_the_damage_se
     state, results = run_entity("device_activity", damaged, [("apply", payload)], key="~b0of1")
     assert not results[0]["isError"], results
     assert state is not None and "device-1" in state["keys"]
+
+
+def test_a_bucket_with_stray_envelope_fields_keeps_its_keys_states() -> None:
+    """The second diff review: a bucket whose top level also held ``__class__``, ``__module__`` and ``__data__``
+    (damaged outside this code), which strict typing refuses to decode, was replaced whole by a marker: every key's
+    state lost. It is read as plain JSON instead."""
+    part = {"topic": "mobile", "partition": 0, "incarnation": 0}
+    first = {"parts": [part | {"range": [0, 0], "keys": {"device-1": [[0, T0, "tap", "home", "4.3.0", "iOS"]]}}]}
+    second = {"parts": [part | {"range": [1, 1], "keys": {"device-2": [[1, T0, "tap", "home", "4.3.0", "iOS"]]}}]}
+    state, _ = run_entity("device_activity", None, [("apply", first)], key="~b0of1")
+    assert state is not None
+    damaged = state | {"__class__": "X", "__module__": "nowhere", "__data__": {}}
+    state, results = run_entity("device_activity", damaged, [("apply", second)], key="~b0of1")
+    assert not results[0]["isError"], results
+    assert state is not None and sorted(state["keys"]) == ["device-1", "device-2"]
