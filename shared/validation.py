@@ -13,6 +13,7 @@ decoded records are validated the same way, as Python objects.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -209,21 +210,29 @@ def _unframed(model: type[BaseModel], values: list[Any], events: list[Any]) -> d
     return framed
 
 
-_JSON_STARTS = frozenset(b'{["-0123456789tfn')
+_JSON_STARTS = frozenset(b'{["-0123456789tfnNI')  # NaN and Infinity too: the parser reads them (as numbers)
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _json_text(body: bytes) -> bool:
-    """Whether ``body`` reads as JSON text of some kind: it opens a JSON value and holds no NUL byte (UTF-8 JSON
-    never does; UTF-16 or UTF-32 text of ASCII does, every other byte or more, and keeps its own reason)."""
-    start = body.lstrip()[:1]
-    return bool(start) and start[0] in _JSON_STARTS and b"\x00" not in body
+    """Whether ``body`` reads as JSON text of some kind (a BOM before it taken as part of it): it opens an object,
+    or another JSON value with no NUL byte in it (UTF-8 JSON never holds one; UTF-16 or UTF-32 text of ASCII does,
+    every other byte or more, and keeps its own reason)."""
+    start = body.removeprefix(UTF8_BOM).lstrip()[:1]
+    return start == b"{" or (bool(start) and start[0] in _JSON_STARTS and b"\x00" not in body)
 
 
 def _valid_json(text: bytes) -> bool:
-    """Whether another parser (orjson, 1,024 levels deep) reads ``text`` as JSON."""
+    """Whether another parser reads ``text`` as JSON: orjson (1,024 levels), else the standard library's (NaN,
+    Infinity and numbers past a double, which orjson refuses; about 1,000 levels)."""
     try:
         orjson.loads(text)
+        return True
     except orjson.JSONDecodeError:
+        pass
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
         return False
     return True
 

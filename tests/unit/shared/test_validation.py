@@ -213,11 +213,28 @@ def test_a_framed_json_body_that_is_not_an_object_is_a_schema_dead_letter_whatev
     assert letter.reason == "schema" and "object" in letter.detail, letter
 
 
+@pytest.mark.parametrize("schema_id", [5, 300, 1000, 0x01000100, 100_001])
+def test_a_framed_value_takes_its_texts_reason_whatever_its_schema_id(schema_id: int) -> None:
+    """The second diff review: a body with a C string's NUL terminator, a NaN literal or a BOM took a reason from its
+    schema id's bytes (not_json, "UTF-32-BE", "UTF-16-BE" or not_utf8 by the id)."""
+    [record] = records_for(CLICKSTREAM, 1)
+    good = record.value or b""
+    for body, reason in ((good + b"\x00", "not_json"), (b"NaN", "schema"), (b"\xef\xbb\xbf" + good, "not_json")):
+        plain = process_batch(CLICKSTREAM, [dataclasses.replace(record, value=body)], max_record_bytes=10_000)
+        framed = process_batch(CLICKSTREAM, [_framed(record, body, schema_id)], max_record_bytes=10_000)
+        (alone,), (behind,) = plain.dead_letters, framed.dead_letters
+        assert (behind.reason, behind.detail) == (alone.reason, alone.detail) and alone.reason == reason, body[:12]
+
+
 def test_json_nested_deeper_than_the_parser_reads_is_a_schema_dead_letter_that_says_so() -> None:
     """Valid JSON the parser refuses for its depth (an unknown field nested 250 levels): it was ``not_json``."""
     value = json.dumps({"ip": "1.2.3.4"}).encode()[:-1] + b', "deep": ' + b"[" * 250 + b"]" * 250 + b"}"
     (letter,) = process_batch(CLICKSTREAM, [clickstream_record(value)], max_record_bytes=10_000).dead_letters
     assert letter.reason == "schema" and "nested deeper than the parser reads" in letter.detail
+    for extra in (b', "big": 1e400', b', "n": NaN'):  # JSON orjson refuses: the standard library reads it
+        value = json.dumps({"ip": "1.2.3.4"}).encode()[:-1] + extra + b', "deep": ' + b"[" * 250 + b"]" * 250 + b"}"
+        (letter,) = process_batch(CLICKSTREAM, [clickstream_record(value)], max_record_bytes=10_000).dead_letters
+        assert letter.reason == "schema" and "nested deeper than the parser reads" in letter.detail, extra
     for text in (b"[" * 300, b"[" * 300 + b"oops"):  # not JSON, however deep (the diff review: taken for schema)
         (letter,) = process_batch(CLICKSTREAM, [clickstream_record(text)], max_record_bytes=10_000).dead_letters
         assert letter.reason == "not_json", letter
