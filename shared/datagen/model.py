@@ -86,12 +86,16 @@ def _uuid(text: str) -> str:
     return text
 
 
-def python_name(name: str, taken: set[str]) -> str:
-    """A pydantic field name for an Avro field name (``_time`` -> ``f_time``); the alias keeps the wire name."""
+def python_name(name: str, taken: set[str], others: frozenset[str] = frozenset()) -> str:
+    """A pydantic field name for an Avro field name (``_time`` -> ``f_time``); the alias keeps the wire name.
+
+    Never a name in ``others``, the names the record's fields are sent under but this field's own: validation drops
+    a sent key equal to a Python name that is read under another key, so a record sending it beside the field's
+    own name would lose it unseen (``shared.source_model.record_type``)."""
     candidate = name
     if name.startswith("_") or keyword.iskeyword(name) or name.startswith("model_") or hasattr(BaseModel, name):
         candidate = f"f_{name.lstrip('_')}"
-    while candidate in taken:
+    while candidate in taken or candidate in others:
         candidate += "_"
     taken.add(candidate)
     return candidate
@@ -184,8 +188,9 @@ def build_model(root: AvroType, model_name: str) -> tuple[type[BaseModel], dict[
     names: dict[str, str] = {}
     definitions: dict[str, Any] = {}
     defaults: dict[str, Any] = {}
+    sent = frozenset(name for item in root.fields for name in (item.name, *item.aliases))
     for item in root.fields:
-        python = names[item.name] = python_name(item.name, taken)
+        python = names[item.name] = python_name(item.name, taken, sent - {item.name})
         kind = annotation(item.type)
         default: Any = None if item.type.nullable else ...
         if item.default is not NO_DEFAULT:  # a record sent before the field existed reads its default

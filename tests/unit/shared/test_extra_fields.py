@@ -137,18 +137,29 @@ def test_a_record_sending_a_shadow_fields_own_key_is_refused_and_other_marked_na
     assert json.loads(row["_extra"]) == {SHADOW_MARK + "x": 2}
 
 
-@pytest.mark.parametrize("source_name", [*sorted(SOURCES), "datagen _x", "datagen _x aliased"])
+DATAGEN_FIELDS: dict[str, list[dict[str, Any]]] = {
+    "datagen _x": [{"name": "_x", "type": "int"}],
+    "datagen _x aliased": [{"name": "_x", "type": "int", "aliases": ["_a"]}],
+    # the second diff review's: an earlier name equal to the Python name _x once took, beside its field, and the
+    # Python name another field's first key took
+    "datagen _x aliased f_x": [{"name": "_x", "type": "int", "aliases": ["f_x"]}],
+    "datagen _x, y aliased f_x": [{"name": "_x", "type": "int"}, {"name": "y", "type": "int", "aliases": ["f_x"]}],
+    "datagen _x, f_x": [{"name": "_x", "type": "int"}, {"name": "f_x", "type": "int"}],
+}
+
+
+@pytest.mark.parametrize("source_name", [*sorted(SOURCES), *DATAGEN_FIELDS])
 def test_no_key_a_record_sends_is_dropped_unseen_by_validation(source_name: str) -> None:
     """Validation drops a sent key equal to a Python name of the record type that is read under another key.
     Review 2026-12-07: the guard refusing a shadow's own key was named ``SHADOW_MARK * 2 + name``, so a record
     sending that name landed without it (not in a column, not in ``_extra``). Every Python name of the record
     type, and each mark more in front of a shadow's, is now read by a field, refused, or kept in ``_extra``."""
-    datagen = {"datagen _x": {"name": "_x", "type": "int"}, "datagen _x aliased": {"name": "_x", "type": "int",
-               "aliases": ["_a"]}}  # fmt: skip
-    source = _datagen_source([datagen[source_name]]) if source_name in datagen else SOURCES[source_name]
+    fields = DATAGEN_FIELDS.get(source_name)
+    source = _datagen_source(fields) if fields else SOURCES[source_name]
     model = source.model
-    if source_name in datagen:
-        record = KafkaRecord("fx", 0, 0, "k", b'{"_x": 1}', 1_764_000_000_000)
+    if fields:
+        sent = {field["name"]: number for number, field in enumerate(fields)}
+        record = KafkaRecord("fx", 0, 0, "k", orjson.dumps(sent), 1_764_000_000_000)
     else:
         record = records_for(source, 1)[0]
     typed = record_type(model)
