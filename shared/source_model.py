@@ -167,6 +167,16 @@ def wire_names(info: FieldInfo, name: str) -> set[str]:
     return {info.alias or name}
 
 
+def first_wire_name(info: FieldInfo, name: str) -> str | None:
+    """The name a field reads first (a record sending it always has it read by that field); None when that is a
+    path into a nested value, not a name."""
+    chosen = info.validation_alias
+    first = chosen.choices[0] if isinstance(chosen, AliasChoices) else chosen
+    if first is None:
+        return info.alias or name
+    return first if isinstance(first, str) else None
+
+
 @cache
 def shadow_fields(model: type[BaseModel]) -> dict[str, str]:
     """``model``'s shadow fields (:data:`SHADOW_MARK`): the key each reads a Python name under -> the name. A
@@ -208,12 +218,8 @@ def _guard_name(model: type[BaseModel], name: str, taken: dict[str, Any], shadow
     by that field. Validation drops a sent key equal to a Python name that is read under another key (pydantic keeps
     the output's names apart): a guard named ``SHADOW_MARK + shadow``, or after a later (earlier-name) key the field
     may leave unread when both are sent, would drop that key, unseen in ``_extra``."""
-    info = model.model_fields[name]
-    chosen = info.validation_alias
-    first = chosen.choices[0] if isinstance(chosen, AliasChoices) else chosen if chosen is not None else info.alias
-    if isinstance(first, str) and first not in taken:
-        return first
-    return SHADOW_MARK + shadow
+    first = first_wire_name(model.model_fields[name], name)
+    return first if first is not None and first not in taken else SHADOW_MARK + shadow
 
 
 @cache
