@@ -168,10 +168,10 @@ def _json_depth(value: Any) -> int:
     return deepest
 
 
-# The largest record a schema may generate, as compact JSON (what a JSON source sends; an Avro body is never
-# larger): 960 KiB, under librdkafka's default message.max.bytes of 1,000,000 (and Event Hubs' 1 MiB) with room
-# for the key, the headers and the message's framing. A bigger record could never be sent, and the generator
-# would retry its tick forever.
+# The largest record a schema may generate, as compact JSON (what a JSON source sends; an Avro source's options
+# count at their Avro size where it is larger, ``avro_bytes``): 960 KiB, under librdkafka's default
+# message.max.bytes of 1,000,000 (and Event Hubs' 1 MiB) with room for the key, the headers and the message's
+# framing. A bigger record could never be sent, and the generator would retry its tick forever.
 MAX_RECORD_JSON_BYTES = 960 * 1024
 DEFAULT_LENGTH_MAX = 15  # largest of Avro Random Generator's default length 8..16 (max exclusive)
 _SCALAR_JSON = {"null": 4, "boolean": 5, "int": 11, "long": 20, "float": 24, "double": 24}  # "-1.7976931348623157e+308"
@@ -187,21 +187,53 @@ class _Sizing:
     option_bytes: Mapping[int, int] = field(default_factory=dict)
 
 
-def check_largest_record(root: AvroType, option_bytes: Mapping[int, int] | None = None) -> None:
+def check_largest_record(root: AvroType, option_bytes: Mapping[int, int] | None = None, *, avro: bool = False) -> None:
     """Refuse a schema whose largest record, as JSON, is over :data:`MAX_RECORD_JSON_BYTES`, naming the ``length``
     (or ``regex``, or ``options``) that contributes most to it: every length is taken at its maximum, nested ones
     multiplied, and each byte is counted for the innermost length, regex or options that makes it; options at
-    ``option_bytes`` (by ``id`` of their node) when ``shared.datagen.source`` measured them as sent."""
+    ``option_bytes`` (by ``id`` of their node) when ``shared.datagen.source`` measured them as sent (``avro``: as
+    JSON or in the Avro body, whichever is larger)."""
     sizing = _Sizing(option_bytes=option_bytes or {})
     largest = _largest_json(root, 1, sizing)
     contributions = sizing.contributions
     if largest <= MAX_RECORD_JSON_BYTES:
         return
     limit = f"{MAX_RECORD_JSON_BYTES:,} bytes, the most a generated record may have (a Kafka message holds 1,000,000)"
+    unit = "bytes as JSON or Avro" if avro else "bytes of JSON"
     if not contributions:
-        raise SchemaProblem("", f"a record can reach {largest:,} bytes of JSON, over {limit}")
+        raise SchemaProblem("", f"a record can reach {largest:,} {unit}, over {limit}")
     _, where, option = max(contributions)
-    raise SchemaProblem(where, f"{option} lets a record reach {largest:,} bytes of JSON, over {limit}: lower it")
+    raise SchemaProblem(where, f"{option} lets a record reach {largest:,} {unit}, over {limit}: lower it")
+
+
+_AVRO_SCALAR = {"null": 0, "boolean": 1, "int": 5, "long": 10, "float": 4, "double": 8, "enum": 5}
+_VARINT = 10  # the most bytes a long (a length, a count, a union's branch) takes in Avro
+
+
+def avro_bytes(node: AvroType, value: Any) -> int:
+    """The most bytes ``value`` (as a record sends it, in JSON form) can take in an Avro body of ``node``. It can be
+    more than its JSON: ``0.0`` is 3 bytes of JSON and 8 as a double, ``null`` of a union a byte, a union's ``0``
+    two."""
+    kind = node.kind
+    if kind == "union":
+        return _VARINT + max(avro_bytes(branch, value) for branch in node.branches)
+    if kind in _AVRO_SCALAR:
+        return _AVRO_SCALAR[kind]
+    if kind == "fixed":
+        return node.size
+    if kind == "record":
+        fields = value if isinstance(value, dict) else {}
+        return sum(avro_bytes(item.type, fields.get(item.name)) for item in node.fields)
+    if kind in ("array", "map"):
+        assert node.items is not None
+        entries = value.items() if isinstance(value, dict) else enumerate(value if isinstance(value, list) else ())
+        key = _VARINT if kind == "map" else 0
+        return 2 * _VARINT + sum(
+            key + len(str(name).encode()) * (kind == "map") + avro_bytes(node.items, item) for name, item in entries
+        )
+    text = value if isinstance(value, str) else json.dumps(value)  # string, bytes (base64 text), a decimal
+    decimal = max(node.size, (10**node.precision).bit_length() // 8 + 1) if node.logical == "decimal" else 0
+    return _VARINT + max(len(text.encode()), decimal)
 
 
 def largest_json(node: AvroType) -> int:

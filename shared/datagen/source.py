@@ -13,7 +13,7 @@ import orjson
 from faker import Faker
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared.datagen.avro import NO_DEFAULT, AvroType, SchemaProblem, check_largest_record
+from shared.datagen.avro import NO_DEFAULT, AvroType, SchemaProblem, avro_bytes, check_largest_record
 from shared.datagen.config import DatagenConfig, DatagenConfigError, read_config
 from shared.datagen.generate import RecordGenerator
 from shared.datagen.model import annotation, build_model, json_form_default, landed_columns
@@ -91,7 +91,9 @@ def config_source(config: DatagenConfig) -> Source:
 def _check_options(config: DatagenConfig, model: type[BaseModel]) -> None:
     """Every ``options`` value must be one the schema accepts, or the records carrying it would fail; and the
     largest record is sized again with each option as a record sends it (validated, then dumped: ``0`` on a
-    ``double`` is ``0.0``, a record option has its defaults filled in), which may be larger than as written."""
+    ``double`` is ``0.0``, a record option has its defaults filled in), which may be larger than as written; for an
+    Avro source, at the most it may take in the Avro body when that is more (``0.0``: 3 bytes of JSON, 8 of Avro).
+    Every other value's JSON bound is at least its Avro one (numbers at their longest, strings with quotes)."""
     sent: dict[int, int] = {}
     for node in _nodes(config.schema):
         options: list[Any] = node.props.get("options", [])
@@ -99,9 +101,12 @@ def _check_options(config: DatagenConfig, model: type[BaseModel]) -> None:
         for number, option in enumerate(options):
             try:
                 if adapter is None:
-                    size = len(model.model_validate(option).model_dump_json(by_alias=True).encode())
+                    dumped = model.model_validate(option).model_dump_json(by_alias=True).encode()
                 else:
-                    size = len(adapter.dump_json(adapter.validate_python(option), by_alias=True))
+                    dumped = adapter.dump_json(adapter.validate_python(option), by_alias=True)
+                size = len(dumped)
+                if config.value_format == "avro":
+                    size = max(size, avro_bytes(node, orjson.loads(dumped)))
             except ValueError as error:
                 where = (
                     f"{node.path} arg.properties.options[{number}]"
@@ -111,7 +116,7 @@ def _check_options(config: DatagenConfig, model: type[BaseModel]) -> None:
                 raise DatagenConfigError(config.file, "schema", f"{where}: {_problem(error)}") from None
             sent[id(node)] = max(sent.get(id(node), 0), size)
     try:
-        check_largest_record(config.schema, sent)
+        check_largest_record(config.schema, sent, avro=config.value_format == "avro")
     except SchemaProblem as problem:
         raise DatagenConfigError(config.file, "schema", str(problem)) from None
 
@@ -146,7 +151,7 @@ def _try_generating(config: DatagenConfig, model: type[BaseModel], generator: Re
                 text = event.model_dump_json(by_alias=True)  # what it sends
                 transform(validate(text))  # what the processor lands
                 if avro is not None:
-                    encode(config.schema_json, avro, orjson.loads(text))
+                    encode(avro, orjson.loads(text))
     except Exception as error:  # whatever fails here would fail on every tick, retried forever
         raise DatagenConfigError(
             config.file, "schema", f"a trial record of its generator (number {start:,} or after) {_problem(error)}"

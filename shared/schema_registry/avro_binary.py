@@ -1265,10 +1265,11 @@ def _json_form(value: Any) -> Any:
     return value
 
 
-def encode(schema: Any, parsed: ParsedSchema, record: Any) -> bytes:
-    """``record`` in the JSON converter's form (base64 bytes) as the Avro binary body of ``schema``."""
+def encode(parsed: ParsedSchema, record: Any) -> bytes:
+    """``record`` in the JSON converter's form (base64 bytes) as the Avro binary body of ``parsed``
+    (:func:`parse_writer_schema`: full names, so that a union's record branch can be named to fastavro)."""
     sink = io.BytesIO()
-    fastavro.schemaless_writer(sink, parsed, _avro_form(schema, record, {}))
+    fastavro.schemaless_writer(sink, parsed, _avro_form(parsed, record, dict(parsed.get("__named_schemas") or {})))
     return sink.getvalue()
 
 
@@ -1308,10 +1309,13 @@ def _is_text(branch: Any) -> bool:
 
 
 def _union(branches: list[Any], value: Any, named: dict[str, Any]) -> Any:
-    """A union value: text stays text when the union has a string branch; otherwise the first non-null
-    branch that converts it (bytes, or a record holding bytes) does."""
+    """A union value: text stays text when the union has a string branch; an object goes by the record branch
+    whose fields it fills (:func:`_record_branch`); otherwise the first non-null branch that converts it (bytes)
+    does."""
     if isinstance(value, str) and any(_is_text(branch) for branch in branches):
         return value
+    if isinstance(value, dict) and (record := _record_branch(branches, value, named)) is not None:
+        return record["name"], _avro_form(record, value, named)  # fastavro's notation: written as that branch
     for branch in branches:
         if branch == "null":
             continue
@@ -1319,3 +1323,19 @@ def _union(branches: list[Any], value: Any, named: dict[str, Any]) -> Any:
         if converted is not value:
             return converted
     return value
+
+
+def _record_branch(branches: list[Any], value: dict[str, Any], named: dict[str, Any]) -> dict[str, Any] | None:
+    """The record branch an object was made as: one with exactly its keys as fields (the first, if several: they
+    hold the same JSON), or None. Left to its first record branch that converts it, the object lost the keys that
+    branch lacks (``{x, y}`` written as ``A{x}`` of ``[A{x}, B{x, y}]``) or was refused (another branch's keys);
+    left to fastavro, it could gain a field (written as an earlier branch with a default for a key it lacks)."""
+    for branch in branches:
+        record = named.get(branch) if isinstance(branch, str) else branch
+        if (
+            isinstance(record, dict)
+            and record.get("type") in ("record", "error")
+            and value.keys() == {item["name"] for item in record["fields"]}
+        ):
+            return record
+    return None

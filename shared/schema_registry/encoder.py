@@ -50,7 +50,7 @@ class AvroEncoder:
     def encode(self, key: str | None, record_json: str | bytes) -> ProducedRecord:
         """One record, given as the JSON converter's text (what the JSON generator sends), in the wire format."""
         schema_id = self.schema_id()
-        body = encode(self.source.avro_schema, self._parsed, orjson.loads(record_json))
+        body = encode(self._parsed, orjson.loads(record_json))
         if self.registry.kind == "eventhubs":
             return ProducedRecord(key, body, ((CONTENT_TYPE_HEADER, content_type(schema_id)),))
         return ProducedRecord(key, confluent_frame(schema_id, body))

@@ -3,6 +3,7 @@ stay unique."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,54 @@ def test_options_larger_as_sent_than_as_written_are_sized_as_sent(schema: dict[s
     with pytest.raises(DatagenConfigError, match="lets a record reach") as refused:
         _record_source(schema)
     assert f"schema: {where} lets a record reach" in str(refused.value)
+
+
+AVRO = {
+    "value.converter": "io.confluent.connect.avro.AvroConverter",
+    "value.converter.schema.registry.url": "http://127.0.0.1:8081",
+}
+
+
+def _zeros(length: int) -> list[dict[str, Any]]:
+    """An array of doubles sent as ``0.0``: 3 bytes of JSON (and a comma), 8 of Avro each."""
+    items = {"type": "double", "arg.properties": {"options": [0.0]}}
+    return [field("v", {"type": "array", "items": items, "arg.properties": {"length": length}})]
+
+
+def test_options_larger_in_avro_than_as_json_are_sized_as_avro() -> None:
+    """A review's reproduction: 240,000 doubles of ``0.0`` are 960,007 bytes of JSON, under the bound, and 1,920,009
+    on the Avro wire: taken at indexing, every tick failed with RecordTooLarge at the broker, retried for ever."""
+    assert schema_source(_zeros(240_000)).name == "test"  # as JSON it is sent whole
+    refused = r"v\[\] arg.properties: options lets a record reach 2,160,0\d\d bytes as JSON or Avro"
+    with pytest.raises(DatagenConfigError, match=refused):
+        schema_source(_zeros(240_000), **AVRO)
+    assert schema_source(_zeros(100_000), **AVRO).name == "test"
+
+
+@pytest.mark.parametrize(
+    "avro_type",
+    [
+        ["null", "int"],
+        ["null", {"type": "enum", "name": "e", "symbols": ["A", "B"]}],
+        {"type": "array", "items": ["null", "boolean"]},
+        {"type": "map", "values": "float"},
+        {"type": "record", "name": "r", "fields": [{"name": "d", "type": "double"}, {"name": "s", "type": "string"}]},
+    ],
+)
+def test_an_options_avro_bound_is_at_least_its_avro_body(avro_type: Any) -> None:
+    from shared.datagen.avro import avro_bytes, parse_schema
+    from shared.schema_registry.avro_binary import encode, parse_writer_schema
+
+    options = {
+        "int": [None, 0, -(2**31)],
+        "enum": [None, "A"],
+        "array": [[None, True, None]],
+        "map": [{"k": 0.0, "": 1.5}],
+        "record": [{"d": 0.0, "s": "é"}],
+    }
+    kind = next(key for key in options if key in json.dumps(avro_type))
+    schema = {"type": "record", "name": "t", "fields": [{"name": "f", "type": avro_type}]}
+    parsed = parse_writer_schema(json.dumps(schema))
+    node = parse_schema(schema).fields[0].type
+    for option in options[kind]:
+        assert avro_bytes(node, option) >= len(encode(parsed, {"f": option}))

@@ -129,7 +129,7 @@ def test_a_newer_writer_schema_with_a_field_the_model_lacks_keeps_it_in_extra(re
     schema_id = client.register("orders-value", json.dumps(newer))
     (_, text), *_ = generated(source, 1)
     record = orjson.loads(text) | {"coupon": {"code": "SPRING", "percent": 10}}
-    value = confluent_frame(schema_id, encode(newer, parse_writer_schema(json.dumps(newer)), record))
+    value = confluent_frame(schema_id, encode(parse_writer_schema(json.dumps(newer)), record))
     (row,) = process_batch(source, records_of([value]), max_record_bytes=1 << 20, decoder=AvroDecoder(client)).rows()
     assert json.loads(row["_extra"]) == {"coupon": {"code": "SPRING", "percent": 10}}
     assert orjson.loads(row["_received"]) == record
@@ -147,7 +147,7 @@ def test_a_nan_or_infinity_in_a_field_the_model_lacks_is_kept_in_received(regist
     (_, text), *_ = generated(source, 1)
     writer = parse_writer_schema(json.dumps(newer))
     scores = [float("nan"), float("inf"), float("-inf"), None, 1.5]
-    values = [confluent_frame(schema_id, encode(newer, writer, orjson.loads(text) | {"score": s})) for s in scores]
+    values = [confluent_frame(schema_id, encode(writer, orjson.loads(text) | {"score": s})) for s in scores]
     rows = process_batch(source, records_of(values), max_record_bytes=1 << 20, decoder=AvroDecoder(client)).rows()
     received = [row["_received"] for row in rows]
     assert [text.rsplit('"score":', 1)[1].rstrip("}") for text in received] == [
@@ -167,9 +167,8 @@ def test_a_non_finite_number_in_a_modelled_field_is_a_schema_dead_letter_beside_
     encoder = AvroEncoder(source, client, "orders")
     (key, text), *_ = generated(source, 1)
     good = encoder.encode(key, text).value
-    writer = json.loads(encoder.schema_text)
     record = orjson.loads(text) | {"orderunits": number}
-    bad = confluent_frame(encoder.schema_id(), encode(writer, parse_writer_schema(encoder.schema_text), record))
+    bad = confluent_frame(encoder.schema_id(), encode(parse_writer_schema(encoder.schema_text), record))
     batch = process_batch(source, records_of([good, bad]), max_record_bytes=1 << 20, decoder=AvroDecoder(client))
     assert [row["_offset"] for row in batch.rows()] == [0]
     assert [(letter.record.offset, letter.reason) for letter in batch.dead_letters] == [(1, "schema")]
@@ -707,9 +706,7 @@ def test_ids_a_registry_refuses_are_asked_after_the_others_so_each_attempt_gets_
     try:
         decoder = AvroDecoder(ConfluentRegistry(f"http://127.0.0.1:{server.server_port}"), clock=lambda: now[0])
         ((_, text),) = generated(avro_source(), 1)
-        good = confluent_frame(
-            good_id, encode(json.loads(schema_text), parse_writer_schema(schema_text), json.loads(text))
-        )
+        good = confluent_frame(good_id, encode(parse_writer_schema(schema_text), json.loads(text)))
         values = _junk(list(range(1, 21))) + [good] * 3
         attempts = 0
         while True:
@@ -757,7 +754,7 @@ def test_an_offset_delivered_twice_in_a_batch_is_one_row_or_one_dead_letter_neve
     ((key, text),) = generated(source, 1)
     good = encoder.encode(key, text).value
     record = orjson.loads(text) | {"xs": [{"b": True}] * 600}
-    amplifier = confluent_frame(longer_id, encode(longer, parse_writer_schema(json.dumps(longer)), record))
+    amplifier = confluent_frame(longer_id, encode(parse_writer_schema(json.dumps(longer)), record))
     values = [good, amplifier, amplifier, good]
     records = [
         KafkaRecord("orders", 0, offset, "k", value, FIXED_NOW_MS)
