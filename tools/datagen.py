@@ -5,10 +5,13 @@ python -m tools.datagen --quickstart clickstream --count 3 --seed 42
 python -m tools.datagen --list-quickstarts
 
 Each line is ``<key>\\t<value>``: the message key (``null`` when the config has no
-``schema.keyfield``) and the value exactly as the generator sends it. ``--start`` picks the
-absolute index of the first record (``iteration`` annotations count from it). Records are made
-in pieces of 1,000, each seeded by its first index, as a generator tick's pieces are: one piece is
-in memory at a time, whatever ``--count``.
+``schema.keyfield``) and the value as the generator makes one, JSON (an Avro source's value is
+sent as the Avro encoding of that JSON). ``--start`` picks the absolute index of the first record
+(``iteration`` annotations count from it). Records are made in pieces of 1,000, each seeded by its
+first index: one piece is in memory at a time, whatever ``--count``. With ``--seed``, the first
+piece is the records a tick of that seed sends from ``--start`` (at the time it runs), up to the
+tick's size; the generator seeds each tick (and each 1 MB piece of one) anew, so later records
+are another tick's, not these.
 """
 
 from __future__ import annotations

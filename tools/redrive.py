@@ -50,7 +50,7 @@ from shared.kafka_clients import producer_security
 from shared.lake import open_lake
 from shared.redrive import Delivery, EntitySignaller, OutgoingRedrive, RedriveSender, RedriveTarget, redrive
 from shared.schema_registry.decoder import decoder_for
-from shared.settings import Settings, SourceSettings, load_settings, load_source_settings
+from shared.settings import Settings, SourceSettings, is_eventhubs_host, load_settings, load_source_settings
 from shared.source_model import MAX_TIMESTAMP_MS
 from shared.sources import SOURCES
 from shared.state.aggregate import Signal
@@ -300,8 +300,8 @@ def _send_batch(client: Any, batch: Any, members: list[int], outcomes: list[Deli
 def choose_sender(settings: Settings, source: SourceSettings, namespace: str | None) -> RedriveSender:
     if namespace:
         return EventHubsRedriveSender(namespace)
-    host = settings.kafka_broker_list.split(",")[0].rsplit(":", 1)[0]
-    if host.endswith(EVENTHUBS_SUFFIX):
+    host = settings.kafka_broker_list.split(",")[0].rsplit(":", 1)[0].strip().lower()
+    if is_eventhubs_host(host):  # any cloud's: servicebus.windows.net, servicebus.chinacloudapi.cn, ...
         return EventHubsRedriveSender(host)
     return KafkaRedriveSender(settings, source)
 

@@ -20,6 +20,7 @@ from typing import Any
 from shared.datagen.avro import FLOAT_MAX, INT_BOUNDS, AvroType, decimal_bounds, real_bounds, value_bounds
 from shared.datagen.regex_gen import generate as regex_generate
 from shared.datagen.regex_gen import parse_regex
+from shared.source_model import epoch_ms
 
 DEFAULT_LENGTH = (8, 16)  # Avro Random Generator's default length {min: 8, max: 16}, max exclusive
 _LETTERS = string.ascii_letters + string.digits
@@ -33,7 +34,7 @@ class RecordGenerator:
         self._regexes: dict[str, Any] = {}
 
     def records(self, rnd: random.Random, count: int, now: datetime, start_index: int) -> list[dict[str, Any]]:
-        now_ms = int(now.timestamp() * 1000)
+        now_ms = epoch_ms(now) or 0  # exactly: a float product lands 9999-12-31T23:59:59.999999 past year 9999
         return [self._value(self.root, rnd, start_index + i, now_ms, {}) for i in range(count)]
 
     def _value(self, node: AvroType, rnd: random.Random, index: int, now_ms: int, counters: dict[int, int]) -> Any:

@@ -68,6 +68,26 @@ def test_the_kafka_sender_connects_as_the_sources_generator_does(
     assert sender.config["enable.idempotence"] is True and expected.items() <= sender.config.items()
 
 
+@pytest.mark.parametrize(
+    "broker",
+    ["ns.servicebus.windows.net:9093", "NS.servicebus.chinacloudapi.cn:9093", " ns.servicebus.usgovcloudapi.net:9093"],
+)
+def test_an_event_hubs_namespace_of_any_cloud_is_sent_to_with_the_event_hubs_client(broker: str) -> None:
+    """Only the public cloud's suffix was known: a sovereign cloud's namespace got the Kafka sender."""
+    env = {
+        "KAFKA_BROKER_LIST": broker,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+        "KAFKA_OAUTH_CLIENT_ID": "id",
+        "KAFKA_OAUTH_CLIENT_SECRET": "secret",
+        "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.example/token",
+        "KAFKA_OAUTH_SCOPE": "https://broker/.default",
+    }
+    sender = redrive_cli.choose_sender(load_settings(env), load_source_settings("orders", env), None)
+    assert isinstance(sender, redrive_cli.EventHubsRedriveSender)
+    assert sender.namespace == broker.strip().rsplit(":", 1)[0].lower()
+
+
 def test_with_the_broker_unreachable_nothing_is_in_doubt_and_the_next_run_sends_every_letter(tmp_path: Path) -> None:
     """A send to no broker never left the process: it is ``not sent``, not ``unconfirmed`` (never sent again)."""
     lake = LocalLake(tmp_path)

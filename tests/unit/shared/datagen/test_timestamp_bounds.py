@@ -93,3 +93,14 @@ def test_an_avro_record_through_the_registry_is_held_to_the_same_bounds(tmp_path
         (3, Reason.SCHEMA),
         (4, Reason.SCHEMA),
     ]
+
+
+def test_a_tick_at_the_last_microsecond_of_year_9999_generates_records_its_model_takes() -> None:
+    """``now.timestamp() * 1000``, a float, rounded 9999-12-31T23:59:59.999999 one millisecond past the last one:
+    the generated record failed its own model, on every retry of the tick (a review's reproduction)."""
+    from shared.generator_ticks import Tick, tick_piece
+
+    source = datagen_source("ts", {"type": "record", "name": "T", "fields": FIELDS[:3]})
+    last = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    (message,) = tick_piece(source, Tick(0, 1, last.isoformat(), 1), 0).messages
+    assert json.loads(message.value)["ms"] == MAX_TIMESTAMP_MS
