@@ -283,9 +283,10 @@ class CuratedTable:
         included); the table keeps its columns and gains any new nullable ones. The table is created
         only if absent: when another compaction created it first (after this one looked, or in the
         same moment: delta-rs' creation then loses the race for version 0), the hour takes the
-        overwrite path, so nothing is ever appended twice. When another writer committed the hour
-        after this run read it (a ``tools.reprocess --promote``, another compaction), the commit fails
-        instead (``LakeUnavailable``, see ``_latest_unchanged``), and so does a commit that loses its
+        overwrite path, so nothing is ever appended twice, unless a commit after that creation may have
+        changed the hour (a promotion: replacing the hour would undo it), as below. When another writer
+        committed the hour after this run read it (a ``tools.reprocess --promote``, another compaction), the
+        commit fails instead (``LakeUnavailable``, see ``_latest_unchanged``), and so does a commit that loses its
         version to another writer's (``COMMIT_RETRIES``, ``CommitOutcomeUnknown``): the next run redoes
         the hour. ``read_version``: the version the hour was read at (``version``), when not the one
         this object holds (``tools.reprocess`` reads every hour before it promotes any; a compaction
@@ -302,7 +303,7 @@ class CuratedTable:
         commit = _commit_properties(metadata)
         with self._committing(hour):
             if existing is None and not self._created(columns, adds, commit):
-                existing = self._open(refresh=True)
+                existing = self._latest_unchanged(hour, read_version=0)  # what came after another's creation
                 if existing is None:  # the creation failed, yet no table: it lost to nothing
                     raise LakeUnavailable(f"hour {hour}: cannot create {self.location.uri}, nor open it")
             if existing is not None:

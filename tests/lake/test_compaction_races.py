@@ -17,13 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from shared.compaction import delta_table
-from shared.compaction.delta_table import CuratedTable
+from shared.compaction.coverage import commit_metadata
+from shared.compaction.delta_table import CuratedTable, HourChangedSince
 from shared.compaction.hours import Hour
 from shared.compaction.job import CompactionReport, compact
+from shared.compaction.location import curated_path
 from shared.compaction.plan import CompactionPlan
+from shared.compaction.rewrite import replace_hour
+from shared.compaction.rows import offset_ranges, sort_by_event_time, with_partition_columns
 from shared.errors import LakeUnavailable
 from shared.lake import LocalLake
 from shared.lake.blob import BlobLake
@@ -195,3 +200,35 @@ def test_two_recompactions_of_a_compacted_hour_at_once_hold_its_rows_once(
     keys = [_key(row) for row in curated_rows(lake)]
     assert len(keys) == len(set(keys)) == 30
     assert run(lake).plan.tasks == ()
+
+
+def test_a_run_whose_creation_lost_does_not_undo_a_commit_of_its_hour_made_after_the_creation(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A review's reproduction: run B plans with no table; run A creates it with H10, a promotion removes offset 3
+    from H10; B's creation then fails and it took the overwrite path unchecked: offset 3 was back in curated (and
+    in the promotion's ``.reprocessed`` dead letter too: counted twice). B's run now stops at the hour (the next
+    run redoes it from the table as it is, or finds it covered)."""
+    land_batch(lake, 0, 10)
+    create = delta_table.create_table_with_add_actions
+    pending = [True]
+
+    def others_first(*args: Any, **kwargs: Any) -> Any:
+        if pending:  # B got here having seen no table; meanwhile A compacts and a promotion follows
+            pending.pop()
+            run(lake)
+            table = lake.table()
+            read_version = table.version()
+            hour = table.read_hour(H10)
+            kept = hour.filter(pc.not_equal(hour.column("_offset"), 3))
+            rows = with_partition_columns(H10, sort_by_event_time(kept))
+            raw = [path for path in lake.store.list_paths("raw/clickstream") if path.endswith(".parquet")]
+            metadata = commit_metadata("clickstream", H10, raw, offset_ranges(rows), rows.num_rows)
+            replace_hour(lake.store, table, curated_path("clickstream"), H10, rows, metadata, read_version=read_version)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(delta_table, "create_table_with_add_actions", others_first)
+    with pytest.raises(HourChangedSince):
+        _compaction(lake, LATER)()
+    run(lake)  # the next tick: the promotion's commit covers the hour's raw files
+    assert sorted(row["_offset"] for row in curated_rows(lake)) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
