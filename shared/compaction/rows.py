@@ -192,13 +192,17 @@ def _cast(table: pa.Table, name: str, target: pa.DataType, path: str) -> pa.Tabl
 
 
 def _as_timestamp(column: pa.ChunkedArray, path: str, name: str) -> pa.ChunkedArray:
-    """Timestamps as Delta stores them; epoch milliseconds (Avro without logical type, JSON lines) included."""
+    """Timestamps as Delta stores them; epoch milliseconds (Avro without logical type, JSON lines) included.
+    Nanoseconds (pandas' unit) are cut to microseconds, Delta's precision (raw keeps them): no value overflows."""
     try:
         if pa.types.is_integer(column.type):
             column = column.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+        if pa.types.is_timestamp(column.type) and column.type.unit == "ns":
+            return column.cast(TIMESTAMP, safe=False)
         return column.cast(TIMESTAMP)
     except pa.ArrowException as error:
-        raise CompactionError(f"raw file {path}: column {name} is {column.type}, not a timestamp") from error
+        what = "holds a time Delta's microseconds cannot" if pa.types.is_timestamp(column.type) else "is not a time"
+        raise CompactionError(f"raw file {path}: column {name} ({column.type}) {what}: {error}") from error
 
 
 def merge_hour(hour: Hour, tables: Sequence[pa.Table]) -> pa.Table:
