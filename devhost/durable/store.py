@@ -34,6 +34,14 @@ class StateTooLarge(DevHostError):
         self.limit = limit
 
 
+class SignalTooLarge(DevHostError):
+    """A signal whose input is beyond what the store can hold (far past the app's ``MAX_SIGNAL_BYTES``)."""
+
+
+class StoreUnavailable(DevHostError):
+    """The entity store failed a request (Azurite down, a refused write): the sender retries."""
+
+
 class EntityStore(Protocol):
     def enqueue(self, entity: str, key: str, operation: str, payload: str | None) -> PendingOperation: ...
 

@@ -6,8 +6,9 @@ transaction. Batches are capped at ``MAX_BATCH`` signals to fit one transaction.
 
 A string property holds at most 32K UTF-16 characters, and a key bucket's state is often more
 (``shared.state.bucket_state``), so a state is cut into ``state``, ``state1``, ``state2`` ...
-properties of the same row (an entity holds at most 1 MiB, about ``MAX_STATE_CHARS``); the
-Durable extension's own Azure Storage provider moves large states to blobs instead.
+properties of the same row (an entity holds at most 1 MiB, about ``MAX_STATE_CHARS``), and a
+signal's input (up to 256 KiB) into ``input``, ``input1`` ... of its row; the Durable
+extension's own Azure Storage provider moves large states and messages to blobs instead.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import time
 from typing import Any
 from urllib.parse import quote, unquote
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
-from devhost.durable.store import PendingOperation, StateTooLarge
+from devhost.durable.store import PendingOperation, SignalTooLarge, StateTooLarge, StoreUnavailable
 
 MAX_BATCH = 99
 _STATE_ROW = "state"
@@ -37,17 +38,25 @@ def state_row(partition: str, state: str) -> dict[str, Any]:
     """The row holding ``state``, cut into properties that each fit a Table string."""
     if len(state) > MAX_STATE_CHARS:
         raise StateTooLarge(len(state), MAX_STATE_CHARS, "the local Table store")
-    chunks = [state[start : start + CHUNK_CHARS] for start in range(0, len(state), CHUNK_CHARS)] or [""]
-    row: dict[str, Any] = {"PartitionKey": partition, "RowKey": _STATE_ROW, "chunks": len(chunks)}
-    for index, chunk in enumerate(chunks):
-        row["state" if index == 0 else f"state{index}"] = chunk
-    return row
+    return {"PartitionKey": partition, "RowKey": _STATE_ROW, **_chunked("state", "chunks", state)}
 
 
 def state_of(row: dict[str, Any]) -> str:
     """The state a row holds (rows written before chunking have ``state`` alone)."""
-    count = int(row.get("chunks") or 1)
-    return "".join(str(row["state" if index == 0 else f"state{index}"]) for index in range(count))
+    return _joined(row, "state", "chunks")
+
+
+def _chunked(name: str, count: str, text: str) -> dict[str, Any]:
+    """``text`` as properties ``name``, ``name1``, ... that each fit a Table string, and their ``count``."""
+    chunks = [text[start : start + CHUNK_CHARS] for start in range(0, len(text), CHUNK_CHARS)] or [""]
+    return {
+        count: len(chunks),
+        **{name if index == 0 else f"{name}{index}": chunk for index, chunk in enumerate(chunks)},
+    }
+
+
+def _joined(row: dict[str, Any], name: str, count: str) -> str:
+    return "".join(str(row[name if index == 0 else f"{name}{index}"]) for index in range(int(row.get(count) or 1)))
 
 
 def _partition(entity: str, key: str) -> str:
@@ -66,17 +75,22 @@ class TableEntityStore:
         self._sequence = itertools.count(time.time_ns())
 
     def enqueue(self, entity: str, key: str, operation: str, payload: str | None) -> PendingOperation:
+        """Store a signal; its input is cut as a state is (a signal may be up to 256 KiB: ``MAX_SIGNAL_BYTES``)."""
+        if payload is not None and len(payload) > MAX_STATE_CHARS:
+            limit = f"the local store holds {MAX_STATE_CHARS:,}"
+            raise SignalTooLarge(f"entity signal input of {len(payload):,} characters; {limit}")
         sequence = next(self._sequence)
-        self._table.create_entity(
-            {
-                "PartitionKey": _partition(entity, key),
-                "RowKey": f"op-{sequence:020d}",
-                "entity": entity,
-                "key": key,
-                "operation": operation,
-                "input": payload,
-            }
-        )
+        row = {
+            "PartitionKey": _partition(entity, key),
+            "RowKey": f"op-{sequence:020d}",
+            "entity": entity,
+            "key": key,
+            "operation": operation,
+        }
+        try:
+            self._table.create_entity(row | ({} if payload is None else _chunked("input", "input_chunks", payload)))
+        except AzureError as error:
+            raise StoreUnavailable(f"the local entity store refused a signal: {error}".splitlines()[0]) from error
         return PendingOperation(sequence, entity, key, operation, payload)
 
     def pending(self) -> list[PendingOperation]:
@@ -89,7 +103,8 @@ class TableEntityStore:
             else:  # a row written before they were stored: its partition key is the escaped name and key
                 escaped_entity, _, escaped_key = str(row["PartitionKey"]).partition("|")
                 entity, key = unquote(escaped_entity), unquote(escaped_key)
-            operations.append(PendingOperation(sequence, entity, key, row["operation"], row.get("input")))
+            payload = _joined(row, "input", "input_chunks") if row.get("input") is not None else None
+            operations.append(PendingOperation(sequence, entity, key, row["operation"], payload))
         return sorted(operations, key=lambda operation: operation.id)
 
     def load(self, entity: str, key: str) -> str | None:

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from devhost.durable.entity_runtime import EntityRuntime, EntityStalled, UnknownEntity
+from devhost.durable.store import SignalTooLarge, StoreUnavailable
 from devhost.runtime.function_stats import HostStats
 from devhost.runtime.invoker import Invoker
 from devhost.web.host_url import BadRequestTarget, function_url
@@ -136,8 +137,10 @@ class HttpFrontEnd:
                 return web.Response(status=404) if state is None else web.json_response(state)
         except UnknownEntity:
             return web.json_response({"error": f"no entity function named {name}"}, status=404)
-        except EntityStalled as error:  # the sender retries: its signal is not stored behind the stalled ones
+        except (EntityStalled, StoreUnavailable) as error:  # the sender retries: its signal is not stored
             return web.json_response({"error": str(error)}, status=503)
+        except SignalTooLarge as error:
+            return web.json_response({"error": str(error)}, status=413)
         return web.Response(status=405)
 
     async def _dashboard_page(self, _request: web.Request) -> web.StreamResponse:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from devhost.durable.table_store import CHUNK_CHARS, TableEntityStore
+from devhost.durable.store import SignalTooLarge, StoreUnavailable
+from devhost.durable.table_store import CHUNK_CHARS, MAX_STATE_CHARS, TableEntityStore
 from devhost.services.azurite import DEFAULT_PORTS, start_azurite
 from shared.formats import decode
 from shared.generator_ticks import generate_messages
@@ -123,3 +124,27 @@ def test_table_store_keeps_entities_whose_escaped_key_would_not_fit_a_table_key(
             assert [(op.entity, op.key) for op in store.pending()] == [("user_activity", "a/b")]
         finally:
             store.close()
+
+
+def test_table_store_keeps_a_signal_as_large_as_the_app_sends(tmp_path: Path) -> None:
+    """A review's run: a 40,121-character apply (the app sends up to 256 KiB, ``MAX_SIGNAL_BYTES``) was refused by
+    Azurite (a Table string holds 32K characters) as a plain 500, and its batch retried for ever."""
+    large = json.dumps({"keys": {f"device-{i}": "x" * 1000 for i in range(250)}})
+    assert 8 * CHUNK_CHARS < len(large) <= 256 * 1024
+    with start_azurite(tmp_path / "azurite", reuse_running=False) as azurite:
+        store = TableEntityStore(azurite.connection_string, table=f"Entities{uuid.uuid4().hex[:8]}")
+        try:
+            accepted = [store.enqueue("device_activity", "~b1of64", "apply", text) for text in (large, None, "")]
+            assert [(op.operation, op.input) for op in store.pending()] == [
+                ("apply", large),
+                ("apply", None),
+                ("apply", ""),
+            ]
+            store.commit("device_activity", "~b1of64", "{}", [op.id for op in accepted])
+            assert store.pending() == []
+            with pytest.raises(SignalTooLarge):
+                store.enqueue("device_activity", "~b1of64", "apply", "x" * (MAX_STATE_CHARS + 1))
+        finally:
+            store.close()
+    with pytest.raises(StoreUnavailable):  # Azurite stopped: a clear error the host answers with 503
+        store.enqueue("device_activity", "~b1of64", "apply", "{}")
