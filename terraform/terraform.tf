@@ -2,7 +2,8 @@
 # provider version of the schema in @cdktf/provider-azurerm 14.23.1, time 0.13 that of
 # @cdktf/provider-time 11.0.1 (tests/terraform). azapi (the function app's settings,
 # main.functionapp.tf) is checked against the azapi 2.13 schema of cdktn-provider-azapi 1.0.0;
-# every argument used here exists since azapi 2.5.
+# azapi 2.8 is the first whose embedded schemas hold Microsoft.DurableTask@2025-11-01 (before it,
+# plan refuses the api-version of main.durable.tf).
 terraform {
   required_version = ">= 1.9, < 2.0"
 
@@ -17,7 +18,7 @@ terraform {
     }
     # Microsoft.DurableTask (the Durable Task Scheduler option, main.durable.tf) has no azurerm
     # resource; the function app's settings are written through azapi too (main.functionapp.tf).
-    azapi = { source = "Azure/azapi", version = "~> 2.5" }
+    azapi = { source = "Azure/azapi", version = "~> 2.8" }
     time = {
       source  = "hashicorp/time"
       version = "~> 0.13"

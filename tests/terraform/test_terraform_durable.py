@@ -56,7 +56,7 @@ def durable() -> dict[str, Any]:
 
 def test_azapi_is_pinned_as_agreed() -> None:
     text = (TERRAFORM / "terraform.tf").read_text()
-    assert 'azapi = { source = "Azure/azapi", version = "~> 2.5" }' in text
+    assert 'azapi = { source = "Azure/azapi", version = "~> 2.8" }' in text
 
 
 def test_scheduler_and_task_hub_bodies_match_the_arm_reference() -> None:

@@ -37,8 +37,8 @@ FLEX_STORAGE_ARGUMENTS = {
     "storage_container_type",
     "storage_user_assigned_identity_id",
 }
-# azapi_resource_action's arguments in azapi v2.5.0 (docs/resources/resource_action.md at that tag),
-# the oldest version `~> 2.5` admits; the schema test checks them against 2.13.
+# azapi_resource_action's arguments in azapi v2.5.0 (docs/resources/resource_action.md at that tag), older
+# than the oldest version `~> 2.8` admits (what 2.5 has, 2.8 has); the schema test checks them against 2.13.
 AZAPI_2_5_RESOURCE_ACTION = {
     "type",
     "resource_id",
@@ -114,7 +114,7 @@ def test_site_config_agrees_with_the_put_so_azurerm_sees_no_change(evaluated: di
 
 def test_azapi_arguments_exist_at_the_pinned_minimum() -> None:
     assert re.search(
-        r'azapi = \{ source = "Azure/azapi", version = "~> 2\.5" \}', (TERRAFORM_DIR / "terraform.tf").read_text()
+        r'azapi = \{ source = "Azure/azapi", version = "~> 2\.8" \}', (TERRAFORM_DIR / "terraform.tf").read_text()
     )
     for name, body in _resources("azapi_resource_action").items():
         used = set(body) - META - {"__start_line__", "__end_line__", "__is_block__"}

@@ -40,7 +40,7 @@ def test_configuration_loads(tmp_path: Path) -> None:
     assert retcode == 0, err
     assert "provider[registry.terraform.io/hashicorp/azurerm] ~> 4.55" in out
     assert "provider[registry.terraform.io/hashicorp/random] ~> 3.7" in out
-    assert "provider[registry.terraform.io/azure/azapi] ~> 2.5" in out
+    assert "provider[registry.terraform.io/azure/azapi] ~> 2.8" in out
     assert "provider[registry.terraform.io/hashicorp/time] ~> 0.13" in out
     assert "module.app_settings" in out
 
