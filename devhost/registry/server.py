@@ -10,7 +10,8 @@ Routes (under the mount point, ``/registry`` on the local host):
 - ``POST /subjects/{subject}``: look a schema up under a subject (404, 40403 when absent).
 - ``GET /subjects``, ``GET /subjects/{subject}/versions``, ``GET /subjects/{subject}/versions/{n|latest}``.
 
-Not implemented: compatibility checks (every schema is accepted), deletes, references, contexts.
+Not implemented: compatibility checks (every schema is accepted), deletes, references (a body that carries
+some is refused, 422), contexts.
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ class _Routes:
             schema, schema_type = body["schema"], str(body.get("schemaType") or "AVRO").upper()
             if not isinstance(schema, str) or schema_type not in SCHEMA_TYPES:
                 raise ValueError("schema must be a string, schemaType one of " + ", ".join(SCHEMA_TYPES))
+            if body.get("references"):  # kept, they would be served as if resolved: a producer's broken one too
+                raise ValueError("schema references are not supported by the local registry")
             schema.encode("utf-8")  # a lone surrogate (sent as a \ud800 escape) is no text SQLite can keep
             if schema_type == "AVRO":
                 document = json.loads(schema)

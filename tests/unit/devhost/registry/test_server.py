@@ -33,6 +33,10 @@ def test_the_registry_keeps_one_id_per_schema_and_persists_it(tmp_path: Path) ->
         assert (latest["version"], str(latest["id"])) == (2, second)
         refused = requests.post(f"{url}/subjects/x/versions", json={"schema": '{"type": "nope"}'}, timeout=10)
         assert (refused.status_code, refused.json()["error_code"]) == (422, 42201)
+        referring = {"schema": '"string"', "references": [{"name": "a.B", "subject": "y", "version": 1}]}
+        refused = requests.post(f"{url}/subjects/x/versions", json=referring, timeout=10)  # no subject y: was id 2
+        assert (refused.status_code, refused.json()["error_code"]) == (422, 42201)
+        assert "references are not supported" in refused.json()["message"]
     with serve_registry(store) as url:  # a restarted host keeps its ids
         assert ConfluentRegistry(url).schema_text(second) == ("AVRO", evolved)
 
