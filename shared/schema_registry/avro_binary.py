@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import fastavro
 import orjson
+from fastavro.validation import _validate as fastavro_validate  # what its writer picks a union branch by
 
 from shared.errors import StreamingPocError
 from shared.schema_registry.wire import NotAvro
@@ -1268,8 +1269,12 @@ def _json_form(value: Any) -> Any:
 def encode(parsed: ParsedSchema, record: Any) -> bytes:
     """``record`` in the JSON converter's form (base64 bytes) as the Avro binary body of ``parsed``
     (:func:`parse_writer_schema`: full names, so that a union's record branch can be named to fastavro)."""
+    if isinstance(parsed, dict) and "__named_schemas" in parsed:
+        named = dict(parsed["__named_schemas"])
+    else:  # a top-level union or primitive: its named types where they are defined
+        named = {definition["name"]: definition for definition in _named_types(parsed)}
     sink = io.BytesIO()
-    fastavro.schemaless_writer(sink, parsed, _avro_form(parsed, record, dict(parsed.get("__named_schemas") or {})))
+    fastavro.schemaless_writer(sink, parsed, _avro_form(parsed, record, named))
     return sink.getvalue()
 
 
@@ -1314,8 +1319,8 @@ def _union(branches: list[Any], value: Any, named: dict[str, Any]) -> Any:
     does."""
     if isinstance(value, str) and any(_is_text(branch) for branch in branches):
         return value
-    if isinstance(value, dict) and (record := _record_branch(branches, value, named)) is not None:
-        return record["name"], _avro_form(record, value, named)  # fastavro's notation: written as that branch
+    if isinstance(value, dict) and (chosen := _record_branch(branches, value, named)) is not None:
+        return chosen  # fastavro's notation (name, value): written as that branch
     for branch in branches:
         if branch == "null":
             continue
@@ -1325,11 +1330,12 @@ def _union(branches: list[Any], value: Any, named: dict[str, Any]) -> Any:
     return value
 
 
-def _record_branch(branches: list[Any], value: dict[str, Any], named: dict[str, Any]) -> dict[str, Any] | None:
-    """The record branch an object was made as: one with exactly its keys as fields (the first, if several: they
-    hold the same JSON), or None. Left to its first record branch that converts it, the object lost the keys that
-    branch lacks (``{x, y}`` written as ``A{x}`` of ``[A{x}, B{x, y}]``) or was refused (another branch's keys);
-    left to fastavro, it could gain a field (written as an earlier branch with a default for a key it lacks)."""
+def _record_branch(branches: list[Any], value: dict[str, Any], named: dict[str, Any]) -> tuple[str, Any] | None:
+    """The record branch an object was made as, by name, and the object in its form: the first whose fields are
+    exactly its keys and whose types take its values (``{x: 1.5}`` is not ``A{x: long}``), or None (then fastavro
+    picks among the branches: a map's, an object with fewer keys). Left to its first record branch that converts
+    it, the object lost the keys that branch lacks (``{x, y}`` written as ``A{x}`` of ``[A{x}, B{x, y}]``) or was
+    refused (another branch's keys); left to fastavro, it could gain a field (an earlier branch's default)."""
     for branch in branches:
         record = named.get(branch) if isinstance(branch, str) else branch
         if (
@@ -1337,5 +1343,10 @@ def _record_branch(branches: list[Any], value: dict[str, Any], named: dict[str, 
             and record.get("type") in ("record", "error")
             and value.keys() == {item["name"] for item in record["fields"]}
         ):
-            return record
+            try:
+                converted = _avro_form(record, value, named)
+            except ValueError:  # text that is no base64 for this branch's bytes: another branch's string
+                continue
+            if fastavro_validate(converted, record, named, "", False, {}):
+                return record["name"], converted
     return None
