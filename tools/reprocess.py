@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from shared import formats
 from shared.compaction import drift
-from shared.compaction.coverage import commit_metadata
+from shared.compaction.coverage import REPROCESS_KEY, commit_metadata
 from shared.compaction.delta_table import CuratedTable, HourChangedSince, VersionTaken
 from shared.compaction.hours import Hour
 from shared.compaction.job import MB, open_curated
@@ -88,7 +88,6 @@ EXIT_NOT_PROMOTED = 1  # an hour's commit failed: run the command again for it
 EXIT_NOT_REPROCESSABLE = 4  # an Avro source (shared.reprocess.check_reprocessable): nothing read or written
 EXIT_LAKE_UNAVAILABLE = 5  # the lake could not be read or written before any hour was promoted
 PROG = "python -m tools.reprocess"
-REPROCESS_KEY = "streamingpoc.reprocess"
 
 
 def shadow_path(source: str) -> str:

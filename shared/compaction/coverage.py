@@ -20,6 +20,7 @@ import orjson
 from shared.compaction.hours import Hour
 
 METADATA_KEY = "streamingpoc.compaction"
+REPROCESS_KEY = "streamingpoc.reprocess"  # beside it in a commit of tools.reprocess --promote
 FORMAT_VERSION = 1
 LOG_RETENTION = "interval 30 days"
 

@@ -17,7 +17,13 @@ from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchEr
 from deltalake.schema import Field, PrimitiveType
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
-from shared.compaction.coverage import LOG_RETENTION, HourCoverage, hour_coverage_from_history, parse_commit
+from shared.compaction.coverage import (
+    LOG_RETENTION,
+    REPROCESS_KEY,
+    HourCoverage,
+    hour_coverage_from_history,
+    parse_commit,
+)
 from shared.compaction.hours import Hour
 from shared.compaction.location import DeltaLocation
 from shared.compaction.parts import DataFile
@@ -303,7 +309,7 @@ class CuratedTable:
         commit = _commit_properties(metadata)
         with self._committing(hour):
             if existing is None and not self._created(columns, adds, commit):
-                existing = self._latest_unchanged(hour, read_version=0)  # what came after another's creation
+                existing = self._after_lost_creation(hour)
                 if existing is None:  # the creation failed, yet no table: it lost to nothing
                     raise LakeUnavailable(f"hour {hour}: cannot create {self.location.uri}, nor open it")
             if existing is not None:
@@ -347,6 +353,24 @@ class CuratedTable:
             raise LakeUnavailable(f"cannot read the history of {self.location.uri}: {error}") from error
         if any(_may_change(commit, hour) for commit in newer):
             raise HourChangedSince(f"hour {hour}: another writer committed the hour after it was read")
+        return table
+
+    def _after_lost_creation(self, hour: Hour) -> DeltaTable | None:
+        """The table another writer created after this run read (None if there is none), checked as
+        ``_latest_unchanged`` checks a table read before: ``HourChangedSince`` when a commit since may have changed
+        the hour. The creation itself is no change when it is a compaction's: replacing its hour by the same raw
+        files is the race's overwrite path. A promotion's (``tools.reprocess`` on a source with no table yet) is."""
+        table = self._open(refresh=True)
+        if table is None:
+            return None
+        try:
+            commits = self._commits_since(table, -1)
+        except (DeltaError, OSError) as error:
+            raise LakeUnavailable(f"cannot read the history of {self.location.uri}: {error}") from error
+        for commit in commits:
+            compaction_creation = commit.get("version") == 0 and REPROCESS_KEY not in commit
+            if _may_change(commit, hour) and not (compaction_creation and parse_commit(commit) is not None):
+                raise HourChangedSince(f"hour {hour}: another writer committed the hour after it was read")
         return table
 
     def _commits_since(self, table: DeltaTable, read: int) -> list[Mapping[str, Any]]:

@@ -193,12 +193,16 @@ def _cast(table: pa.Table, name: str, target: pa.DataType, path: str) -> pa.Tabl
 
 def _as_timestamp(column: pa.ChunkedArray, path: str, name: str) -> pa.ChunkedArray:
     """Timestamps as Delta stores them; epoch milliseconds (Avro without logical type, JSON lines) included.
-    Nanoseconds (pandas' unit) are cut to microseconds, Delta's precision (raw keeps them): no value overflows."""
+    Nanoseconds (pandas' unit) are floored to microseconds, Delta's precision (raw keeps them): no value overflows,
+    and a time before 1970 stays in its hour (a plain cast cuts toward zero: -1 ns would be 1970-01-01)."""
     try:
         if pa.types.is_integer(column.type):
             column = column.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
         if pa.types.is_timestamp(column.type) and column.type.unit == "ns":
-            return column.cast(TIMESTAMP, safe=False)
+            nanos = column.cast(pa.int64())
+            micros = column.cast(pa.timestamp("us", tz=column.type.tz), safe=False).cast(pa.int64())
+            floored = pc.if_else(pc.greater(pc.multiply(micros, 1000), nanos), pc.subtract(micros, 1), micros)
+            column = floored.cast(pa.timestamp("us", tz=column.type.tz))
         return column.cast(TIMESTAMP)
     except pa.ArrowException as error:
         what = "holds a time Delta's microseconds cannot" if pa.types.is_timestamp(column.type) else "is not a time"

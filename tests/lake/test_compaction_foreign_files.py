@@ -290,14 +290,16 @@ def test_a_raw_file_with_an_unusual_column_never_makes_the_table_unreadable(
 def test_a_time_in_nanoseconds_is_cut_to_microseconds_not_quarantined(lake: Lake) -> None:
     """A pandas file's times are nanoseconds; Delta holds microseconds. A safe cast refused any value with
     nanoseconds, and the file was quarantined as 'timestamp[ns], not a timestamp'."""
-    at = pa.array([1_500, 2_000, None], pa.timestamp("ns"))
-    put(lake, H09, "pandas.parquet", parquet(raw_table(H09, [100, 101, 102], seen_at=at)))
+    at = pa.array([1_500, 2_000, None, -1, -3_600_000_000_001], pa.timestamp("ns"))
+    put(lake, H09, "pandas.parquet", parquet(raw_table(H09, [100, 101, 102, 103, 104], seen_at=at)))
 
     report = run(lake)
 
     assert not report.failed and not report.quarantined
     rows = readable(lake, H09).sort_by("_offset").to_pylist()
-    assert [row["seen_at"] for row in rows] == [AT, AT.replace(microsecond=2), None]
+    before = datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)  # floored: a plain cast made -1 ns 1970
+    expected = [AT, AT.replace(microsecond=2), None, before, before.replace(hour=22)]
+    assert [row["seen_at"] for row in rows] == expected
 
 
 def test_a_foreign_extra_and_a_time_past_year_9999_are_kept_as_they_are(lake: Lake) -> None:

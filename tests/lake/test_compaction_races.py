@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pytest
 
 from shared.compaction import delta_table
-from shared.compaction.coverage import commit_metadata
+from shared.compaction.coverage import REPROCESS_KEY, commit_metadata
 from shared.compaction.delta_table import CuratedTable, HourChangedSince
 from shared.compaction.hours import Hour
 from shared.compaction.job import CompactionReport, compact
@@ -231,4 +231,34 @@ def test_a_run_whose_creation_lost_does_not_undo_a_commit_of_its_hour_made_after
     with pytest.raises(HourChangedSince):
         _compaction(lake, LATER)()
     run(lake)  # the next tick: the promotion's commit covers the hour's raw files
+    assert sorted(row["_offset"] for row in curated_rows(lake)) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+
+
+def test_a_run_whose_creation_lost_to_a_promotion_does_not_undo_it(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second review of the fix above: a promotion on a source with no table yet creates it (version 0), and a
+    compaction that planned before then took version 0 for another compaction's creation and overwrote the hour."""
+    land_batch(lake, 0, 10)
+    elsewhere = tmp_path / "elsewhere"  # the promotion's rows: the hour compacted, offset 3 removed
+    other = Lake(LocalLake(elsewhere), load_settings({"LAKE_LOCAL_ROOT": str(elsewhere)}))
+    land_batch(other, 0, 10)
+    run(other)
+    hour = other.table().read_hour(H10)
+    rows = with_partition_columns(H10, sort_by_event_time(hour.filter(pc.not_equal(hour.column("_offset"), 3))))
+    raw = [path for path in lake.store.list_paths("raw/clickstream") if path.endswith(".parquet")]
+    metadata = commit_metadata("clickstream", H10, raw, offset_ranges(rows), rows.num_rows) | {REPROCESS_KEY: "{}"}
+    create = delta_table.create_table_with_add_actions
+    pending = [True]
+
+    def promotion_first(*args: Any, **kwargs: Any) -> Any:
+        if pending:
+            pending.pop()
+            replace_hour(lake.store, lake.table(), curated_path("clickstream"), H10, rows, metadata, read_version=-1)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(delta_table, "create_table_with_add_actions", promotion_first)
+    with pytest.raises(HourChangedSince):
+        _compaction(lake, LATER)()
+    run(lake)
     assert sorted(row["_offset"] for row in curated_rows(lake)) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
