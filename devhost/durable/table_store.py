@@ -19,7 +19,7 @@ import time
 from typing import Any
 from urllib.parse import quote, unquote
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from devhost.durable.store import PendingOperation, SignalTooLarge, StateTooLarge, StoreUnavailable
@@ -34,10 +34,15 @@ MAX_PARTITION_CHARS = 512  # a Table key is at most 1 KiB (UTF-16)
 __all__ = ["CHUNK_CHARS", "MAX_STATE_CHARS", "StateTooLarge", "TableEntityStore", "state_of", "state_row"]
 
 
+def utf16_units(text: str) -> int:
+    """What Table storage counts of a string: UTF-16 code units (a character past U+FFFF, an emoji, is two)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def state_row(partition: str, state: str) -> dict[str, Any]:
     """The row holding ``state``, cut into properties that each fit a Table string."""
-    if len(state) > MAX_STATE_CHARS:
-        raise StateTooLarge(len(state), MAX_STATE_CHARS, "the local Table store")
+    if (units := utf16_units(state)) > MAX_STATE_CHARS:
+        raise StateTooLarge(units, MAX_STATE_CHARS, "the local Table store")
     return {"PartitionKey": partition, "RowKey": _STATE_ROW, **_chunked("state", "chunks", state)}
 
 
@@ -48,7 +53,8 @@ def state_of(row: dict[str, Any]) -> str:
 
 def _chunked(name: str, count: str, text: str) -> dict[str, Any]:
     """``text`` as properties ``name``, ``name1``, ... that each fit a Table string, and their ``count``."""
-    chunks = [text[start : start + CHUNK_CHARS] for start in range(0, len(text), CHUNK_CHARS)] or [""]
+    step = CHUNK_CHARS if utf16_units(text) == len(text) else CHUNK_CHARS // 2  # at most two units a character
+    chunks = [text[start : start + step] for start in range(0, len(text), step)] or [""]
     return {
         count: len(chunks),
         **{name if index == 0 else f"{name}{index}": chunk for index, chunk in enumerate(chunks)},
@@ -76,9 +82,9 @@ class TableEntityStore:
 
     def enqueue(self, entity: str, key: str, operation: str, payload: str | None) -> PendingOperation:
         """Store a signal; its input is cut as a state is (a signal may be up to 256 KiB: ``MAX_SIGNAL_BYTES``)."""
-        if payload is not None and len(payload) > MAX_STATE_CHARS:
+        if payload is not None and (units := utf16_units(payload)) > MAX_STATE_CHARS:
             limit = f"the local store holds {MAX_STATE_CHARS:,}"
-            raise SignalTooLarge(f"entity signal input of {len(payload):,} characters; {limit}")
+            raise SignalTooLarge(f"entity signal input of {units:,} UTF-16 characters; {limit}")
         sequence = next(self._sequence)
         row = {
             "PartitionKey": _partition(entity, key),
@@ -89,8 +95,13 @@ class TableEntityStore:
         }
         try:
             self._table.create_entity(row | ({} if payload is None else _chunked("input", "input_chunks", payload)))
+        except HttpResponseError as error:
+            refused = f"the local entity store refused a signal: {error}".splitlines()[0]
+            if error.status_code == 400:  # a value or row Table storage cannot hold: sending it again cannot help
+                raise SignalTooLarge(refused) from error
+            raise StoreUnavailable(refused) from error
         except AzureError as error:
-            raise StoreUnavailable(f"the local entity store refused a signal: {error}".splitlines()[0]) from error
+            raise StoreUnavailable(f"the local entity store failed: {error}".splitlines()[0]) from error
         return PendingOperation(sequence, entity, key, operation, payload)
 
     def pending(self) -> list[PendingOperation]:

@@ -128,19 +128,19 @@ def test_table_store_keeps_entities_whose_escaped_key_would_not_fit_a_table_key(
 
 def test_table_store_keeps_a_signal_as_large_as_the_app_sends(tmp_path: Path) -> None:
     """A review's run: a 40,121-character apply (the app sends up to 256 KiB, ``MAX_SIGNAL_BYTES``) was refused by
-    Azurite (a Table string holds 32K characters) as a plain 500, and its batch retried for ever."""
+    Azurite (a Table string holds 32K UTF-16 characters) as a plain 500, and its batch retried for ever; the next
+    review's: characters past U+FFFF take two of those."""
     large = json.dumps({"keys": {f"device-{i}": "x" * 1000 for i in range(250)}})
     assert 8 * CHUNK_CHARS < len(large) <= 256 * 1024
     with start_azurite(tmp_path / "azurite", reuse_running=False) as azurite:
         store = TableEntityStore(azurite.connection_string, table=f"Entities{uuid.uuid4().hex[:8]}")
         try:
-            accepted = [store.enqueue("device_activity", "~b1of64", "apply", text) for text in (large, None, "")]
-            assert [(op.operation, op.input) for op in store.pending()] == [
-                ("apply", large),
-                ("apply", None),
-                ("apply", ""),
-            ]
-            store.commit("device_activity", "~b1of64", "{}", [op.id for op in accepted])
+            emoji = json.dumps({"k": "\U0001f600" * 20_000}, ensure_ascii=False)  # 40,018 UTF-16 units: was refused
+            texts = (large, None, "", emoji)
+            accepted = [store.enqueue("device_activity", "~b1of64", "apply", text) for text in texts]
+            assert [(op.operation, op.input) for op in store.pending()] == [("apply", text) for text in texts]
+            store.commit("device_activity", "~b1of64", emoji * 4, [op.id for op in accepted])
+            assert store.load("device_activity", "~b1of64") == emoji * 4
             assert store.pending() == []
             with pytest.raises(SignalTooLarge):
                 store.enqueue("device_activity", "~b1of64", "apply", "x" * (MAX_STATE_CHARS + 1))
