@@ -1315,8 +1315,9 @@ def _is_text(branch: Any) -> bool:
 
 def _union(branches: list[Any], value: Any, named: dict[str, Any]) -> Any:
     """A union value: text stays text when the union has a string branch; an object goes by the record branch
-    whose fields it fills (:func:`_record_branch`); otherwise the first non-null branch that converts it (bytes)
-    does."""
+    whose fields it fills (:func:`_record_branch`); otherwise by the first non-null branch that converts it (base64
+    text to bytes) into a value that branch takes, or as it is (fastavro picks). A record branch converts any object
+    into one holding only its fields: taken unchecked, a map's object was written as that record, its keys lost."""
     if isinstance(value, str) and any(_is_text(branch) for branch in branches):
         return value
     if isinstance(value, dict) and (chosen := _record_branch(branches, value, named)) is not None:
@@ -1324,8 +1325,11 @@ def _union(branches: list[Any], value: Any, named: dict[str, Any]) -> Any:
     for branch in branches:
         if branch == "null":
             continue
-        converted = _avro_form(branch, value, named)
-        if converted is not value:
+        try:
+            converted = _avro_form(branch, value, named)
+        except ValueError:  # text that is no base64 for this branch's bytes: another branch's
+            continue
+        if converted is not value and fastavro_validate(converted, branch, named, "", False, {}):
             return converted
     return value
 

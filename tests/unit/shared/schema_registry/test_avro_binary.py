@@ -341,6 +341,20 @@ SAME_KEYS_OTHER_TYPES = {  # the second review's: chosen by keys alone, each was
         [{"x": "zz"}, {"x": "P"}],
     ),
     "a map beside a record": ([{"type": "map", "values": "string"}, _fields("R", a="int")], [{"a": "s"}, {"a": 1}]),
+    "a map whose keys no record has": ([_fields("R", x="int"), {"type": "map", "values": "string"}], [{"foo": "b"}]),
+    "a record or a map of longs": (["null", _fields("R", x="int"), {"type": "map", "values": "long"}], [{"y": 1}]),
+    "a record or a map of text": (
+        [_fields("R", x="bytes"), {"type": "map", "values": "string"}],
+        [{"x": "hello!"}, {"x": "aGk="}],
+    ),
+    "maps of bytes or text": (
+        ["null", {"type": "map", "values": "bytes"}, {"type": "map", "values": "string"}],
+        [{"k": "hello!"}],
+    ),
+    "arrays of bytes or text": (
+        ["null", {"type": "array", "items": "bytes"}, {"type": "array", "items": "string"}],
+        [["hello!"], ["aGk="]],
+    ),
     "records of records": (
         [_fields("A", x=_fields("X", p="int")), _fields("B", x=_fields("Y", p="string"))],
         [{"x": {"p": "s"}}, {"x": {"p": 1}}],
