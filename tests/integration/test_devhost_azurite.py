@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from devhost.durable.store import SignalTooLarge, StoreUnavailable
-from devhost.durable.table_store import CHUNK_CHARS, MAX_STATE_CHARS, TableEntityStore
+from devhost.durable.store import SignalTooLarge, StateTooLarge, StoreUnavailable
+from devhost.durable.table_store import CHUNK_CHARS, MAX_STORED_BYTES, TableEntityStore
 from devhost.services.azurite import DEFAULT_PORTS, start_azurite
 from shared.formats import decode
 from shared.generator_ticks import generate_messages
@@ -143,7 +143,11 @@ def test_table_store_keeps_a_signal_as_large_as_the_app_sends(tmp_path: Path) ->
             assert store.load("device_activity", "~b1of64") == emoji * 4
             assert store.pending() == []
             with pytest.raises(SignalTooLarge):
-                store.enqueue("device_activity", "~b1of64", "apply", "x" * (MAX_STATE_CHARS + 1))
+                store.enqueue("device_activity", "~b1of64", "apply", "x" * MAX_STORED_BYTES)
+            with pytest.raises(StateTooLarge):  # 174,689 CJK characters are Azurite's most, as escaped JSON
+                store.commit("device_activity", "~b1of64", "中" * 200_000, [])
+            store.commit("device_activity", "~b1of64", "中" * 160_000, [])
+            assert store.load("device_activity", "~b1of64") == "中" * 160_000
         finally:
             store.close()
     with pytest.raises(StoreUnavailable):  # Azurite stopped: a clear error the host answers with 503

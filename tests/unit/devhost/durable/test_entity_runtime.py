@@ -14,7 +14,7 @@ import pytest
 
 from devhost.durable.entity_runtime import Backoff, EntityRuntime, EntityStalled
 from devhost.durable.store import SqliteEntityStore, StateTooLarge
-from devhost.durable.table_store import MAX_STATE_CHARS, state_row
+from devhost.durable.table_store import MAX_STORED_BYTES, state_row, stored_bytes
 from devhost.runtime.catalog import IndexedFunction
 from devhost.runtime.function_stats import FunctionStats
 from shared.state.bucket_state import key_state, operate
@@ -242,14 +242,14 @@ async def test_a_state_too_large_stalls_its_entity_at_once_and_says_so(
     """A bucket past what the Table store holds fails on every commit: not retried, logged as an error with
     the entity and the size, counted as a failure, and signals for it refused (so processing's partition
     waits, visibly) instead of piling up unapplied behind a 202."""
-    oversized = "x" * (MAX_STATE_CHARS + 1)
+    oversized = "x" * MAX_STORED_BYTES  # its quotes take it past
 
     def too_large() -> Exception:
         try:
             state_row("p", oversized)
         except StateTooLarge as error:
             return error
-        raise AssertionError("state_row took a state past MAX_STATE_CHARS")
+        raise AssertionError("state_row took a state past MAX_STORED_BYTES")
 
     store = FailingStore(tmp_path / "entities.db", failures=-1, error=too_large)
     runtime, stats = _runtime(store)
@@ -257,7 +257,7 @@ async def test_a_state_too_large_stalls_its_entity_at_once_and_says_so(
         await _send(runtime, 0)
     assert store.attempts == 1 and stats.failures == 1  # not retried
     messages = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert any(f"{MOBILE.name}@{BUCKET}" in m and f"{MAX_STATE_CHARS + 1:,} characters" in m for m in messages)
+    assert any(f"{MOBILE.name}@{BUCKET}" in m and f"{stored_bytes(oversized):,} characters" in m for m in messages)
     stall = runtime.stalled()[f"{MOBILE.name}@{BUCKET}"]
     assert stall["permanent"] is True and stall["waiting"] == 1
     for _ in range(2):

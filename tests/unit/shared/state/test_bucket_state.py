@@ -187,7 +187,7 @@ def test_a_full_bucket_evicts_the_keys_updated_least_recently_and_stays_under_it
 
     import orjson
 
-    from devhost.durable.table_store import MAX_STATE_CHARS
+    from devhost.durable.table_store import MAX_STORED_BYTES, stored_bytes
     from shared.state.bucket_state import EVICTED, KEEP_BUCKET_BYTES, MAX_BUCKET_BYTES
     from shared.state.device_activity import fold as device_fold
 
@@ -203,7 +203,8 @@ def test_a_full_bucket_evicts_the_keys_updated_least_recently_and_stays_under_it
         assert outcome.size is None or outcome.size <= MAX_BUCKET_BYTES
         assert key_state(state, key) is not None  # the key it updated is never evicted
     size = len(json.dumps(state))  # as the entity SDK stores it
-    assert KEEP_BUCKET_BYTES - 2_000 < size <= MAX_BUCKET_BYTES < 256 * 1024 and size < MAX_STATE_CHARS
+    assert KEEP_BUCKET_BYTES - 2_000 < size <= MAX_BUCKET_BYTES < 256 * 1024
+    assert stored_bytes(json.dumps(state)) < MAX_STORED_BYTES  # what the local Table store takes
     assert evicted == state[EVICTED] > 0
     held = list(state["keys"])
     assert key_state(state, keys[0]) is not None and key_state(state, keys[1]) is None
