@@ -41,19 +41,22 @@ def test_redrive_cli_exits_with_3_while_another_redrive_holds_the_lease(
     assert redrive_log(lake, "orders") == (set(), set())
 
 
+OAUTH_SETTINGS = {
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+    "KAFKA_OAUTH_CLIENT_ID": "id",
+    "KAFKA_OAUTH_CLIENT_SECRET": "secret",
+    "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.example/token",
+    "KAFKA_OAUTH_SCOPE": "https://broker/.default",
+}
+
+
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
         ({"KAFKA_BROKER_LIST": "127.0.0.1:9092"}, {"bootstrap.servers": "127.0.0.1:9092"}),
         (
-            {
-                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-                "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
-                "KAFKA_OAUTH_CLIENT_ID": "id",
-                "KAFKA_OAUTH_CLIENT_SECRET": "secret",
-                "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.example/token",
-                "KAFKA_OAUTH_SCOPE": "https://broker/.default",
-            },
+            OAUTH_SETTINGS,
             {"sasl.mechanism": "OAUTHBEARER", "sasl.oauthbearer.method": "oidc", "sasl.oauthbearer.client.id": "id"},
         ),
     ],
@@ -74,15 +77,7 @@ def test_the_kafka_sender_connects_as_the_sources_generator_does(
 )
 def test_an_event_hubs_namespace_of_any_cloud_is_sent_to_with_the_event_hubs_client(broker: str) -> None:
     """Only the public cloud's suffix was known: a sovereign cloud's namespace got the Kafka sender."""
-    env = {
-        "KAFKA_BROKER_LIST": broker,
-        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
-        "KAFKA_OAUTH_CLIENT_ID": "id",
-        "KAFKA_OAUTH_CLIENT_SECRET": "secret",
-        "KAFKA_OAUTH_TOKEN_ENDPOINT_URL": "https://login.example/token",
-        "KAFKA_OAUTH_SCOPE": "https://broker/.default",
-    }
+    env = {"KAFKA_BROKER_LIST": broker} | OAUTH_SETTINGS
     sender = redrive_cli.choose_sender(load_settings(env), load_source_settings("orders", env), None)
     assert isinstance(sender, redrive_cli.EventHubsRedriveSender)
     assert sender.namespace == broker.strip().rsplit(":", 1)[0].lower()
