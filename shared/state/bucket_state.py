@@ -19,7 +19,8 @@ Operations:
   invocation's events, per topic-partition. ``owed`` (optional) names offsets in the range whose events the
   part does not carry although they count (raw/ holds their rows): the bucket keeps them under ``_owed`` and
   applies an event at one when it comes, once (``tools.redrive`` re-applies them from raw/). ``holes``
-  (optional) are the landing ledger's (``Ledger.holes``): a gap that meets one is never closed. A part may
+  (optional) are the landing ledger's (``Ledger.holes``): a gap that meets one is never closed, and the bucket keeps
+  them (``_holes``) until applied, so that signals that do not carry them close none either. A part may
   carry no keys at all, only its range and what it owes: what processing sends a bucket whose ``apply`` was
   refused.
 - ``adopt`` ``{"states": {key: state}, "origins": {old bucket: applied ranges}, "replace": run}``: keys moved
@@ -81,6 +82,8 @@ REPLACED = "_replaced"
 # touches what is owed.
 OWED = "_owed"
 KEPT_OWED = 64  # owed ranges per position; past it, the oldest count as applied, as closed gaps do
+HOLES = "_holes"  # per position, the landing ledger's holes not applied yet: their gaps stay open (offsets.mark)
+KEPT_HOLES = 16  # per position; past it, the oldest are forgotten (their gaps close as any other)
 # A bucket's state as the entity SDK serialises it (``json.dumps``, measured by ``stored_size``) stays under this many
 # bytes (docs/scale.md sizes N so that the fullest bucket holds ~230 KB at 100,000 keys, under the Durable Task
 # Scheduler's 256 KB): a source with more keys than its N was sized for evicts the keys updated least recently,
@@ -112,6 +115,7 @@ def _per_position(valid: Callable[[Any], bool]) -> Callable[[Any], bool]:
 _BOOKKEEPING_SHAPES: dict[str, Callable[[Any], bool]] = {
     APPLIED: _per_position(_are_ranges),
     OWED: _per_position(_are_ranges),
+    HOLES: _per_position(_are_ranges),
     LEGACY_MARKS: _per_position(_is_int),
     REFUSED: _per_position(_per_position(lambda offsets: isinstance(offsets, list) and all(map(_is_int, offsets)))),
     ORIGINS: _per_position(lambda origin: isinstance(origin, dict)),
@@ -264,6 +268,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     keys: dict[str, str] = state.setdefault(KEYS, {})
     applied = {where: list(ranges) for where, ranges in applied_ranges(state).items()}
     owed: dict[str, OffsetRanges] = {where: list(ranges) for where, ranges in state.get(OWED, {}).items()}
+    holes: dict[str, OffsetRanges] = {where: list(ranges) for where, ranges in state.get(HOLES, {}).items()}
     origins: dict[str, dict[str, Any]] = state.get(ORIGINS, {})
     pending: dict[str, Batches] = {}
     for part in payload["parts"]:
@@ -278,7 +283,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
             owed[where] = owing = without(owing or [], [[offset, offset] for offset in sorted(set(taken))])
         if part.get("owed"):
             owed[where] = _owing(part, ranges, owing)
-        mark(applied, part)
+        mark(applied, part, holes)
     folded: dict[str, str] = {}
     unreadable: dict[str, str] = {}
     refused: list[str] = []
@@ -312,6 +317,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
         state[REFUSED] = _latest_refused(state[REFUSED])
     state[APPLIED] = applied
     _keep_owed(state, owed)
+    _keep_holes(state, holes)
     message = f"events of {len(refused)} keys could not be folded, not counted (see {REFUSED}): {refused[:10]!r}"
     size, evicted = _within_capacity(state, folded)
     return Outcome(state, message if refused else None, size, evicted)
@@ -575,6 +581,15 @@ def _owing(part: dict[str, Any], ranges: OffsetRanges | None, owing: OffsetRange
     applied_before = without(ranges or [], owing or [])
     new = without(runs({int(offset) for offset in part["owed"] if low <= int(offset) <= high}), applied_before)
     return union(owing or [], new)
+
+
+def _keep_holes(state: dict[str, Any], holes: dict[str, OffsetRanges]) -> None:
+    """Store the holes not applied yet, at most ``KEPT_HOLES`` ranges per position (the newest)."""
+    kept = {where: ranges[-KEPT_HOLES:] for where, ranges in holes.items() if ranges}
+    if kept:
+        state[HOLES] = kept
+    else:
+        state.pop(HOLES, None)
 
 
 def _keep_owed(state: dict[str, Any], owed: dict[str, OffsetRanges]) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shared.offset_ranges import OffsetRanges, add, contains
+from shared.offset_ranges import OffsetRanges, add, contains, union, without
 
 APPLIED = "_applied"
 LEGACY_MARKS = "_offsets"  # state written before ranges: the highest offset applied per partition
@@ -88,13 +88,22 @@ def advance(state: dict[str, Any], payload: dict[str, Any]) -> None:
     mark(applied_ranges(state), payload)
 
 
-def mark(applied: dict[str, OffsetRanges], part: dict[str, Any]) -> None:
+def mark(applied: dict[str, OffsetRanges], part: dict[str, Any], holes: dict[str, OffsetRanges] | None = None) -> None:
     """Add the part's range to the ranges applied at its position, keeping at most ``KEPT_RANGES``. A gap that
     meets the part's ``holes`` (offsets its partition's landing ledger has not landed, below ones it has: a
-    consumer group moved over them) stays open: a rewind may land them yet, and their events must count then."""
+    consumer group moved over them) stays open: a rewind may land them yet, and their events must count then.
+
+    With ``holes`` (the entity's, by position) the part's are kept there until applied, so that the gap stays open
+    for signals that do not carry them: one sent after the rewind landed them (which may overtake the rewind's), or
+    one from before, delivered again."""
     where = position(part)
     low, high = part_range(part)
-    applied[where] = add(applied.get(where, []), low, high, limit=KEPT_RANGES, keep_open=part.get("holes"))
+    open_holes = part.get("holes")
+    if holes is not None:
+        open_holes = union(holes.get(where, []), open_holes or [])
+    applied[where] = add(applied.get(where, []), low, high, limit=KEPT_RANGES, keep_open=open_holes)
+    if holes is not None:
+        holes[where] = without(open_holes or [], applied[where])
 
 
 def per_key_reduce(entity: str, fold: Fold) -> Reducer:

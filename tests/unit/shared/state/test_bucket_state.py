@@ -607,3 +607,30 @@ def test_an_inverted_range_is_refused_and_changes_nothing() -> None:
     part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [30, 20], "keys": {}}
     out = operate(kind.fold, kind.reduce, "~b0of1", state, "apply", {"parts": [part]})
     assert out.refused and out.state["_applied"] == {"mobile/0/0": [[0, 9]]}
+
+
+def _apply_part(state: dict[str, Any], low: int, high: int, keys: dict[str, Any], **extra: Any) -> Any:
+    from shared.state.device_activity import fold as device_fold
+
+    part = {"topic": "mobile", "partition": 0, "incarnation": 0, "range": [low, high], "keys": keys} | extra
+    return apply(device_fold, state, {"parts": [part]}).state
+
+
+@pytest.mark.parametrize("late", ["a later signal first", "an earlier signal delivered again first"])
+def test_a_ledger_holes_gap_stays_open_for_signals_that_do_not_carry_it(late: str) -> None:
+    """A review's fuzz: a consumer group moved over 10..19, and later signals carried that hole, so its gap stayed
+    open past 32 ranges; but a signal without it (sent after the rewind landed the hole, overtaking the rewind's,
+    or one from before the hole, delivered again) closed it at once, and the rewind's events were not counted.
+    The bucket now keeps the hole until it is applied."""
+    state = _apply_part({}, 0, 9, {"k": [_tap(5)]})
+    first_signal = (0, 9, {"k": [_tap(5)]})
+    for n in range(2, 42):  # 40 ranges apart, each signal telling the hole
+        state = _apply_part(state, n * 20, n * 20 + 9, {"k": [_tap(n * 20)]}, holes=[[10, 19]])
+    if late == "a later signal first":
+        state = _apply_part(state, 900, 909, {"k": [_tap(900)]})
+    else:
+        state = _apply_part(state, *first_signal)
+    counted = _events(state)
+    state = _apply_part(state, 10, 19, {"k": [_tap(offset) for offset in range(10, 20)]})  # the rewind
+    assert _events(state) == counted + 10
+    assert "_holes" not in state  # applied: nothing kept for it
