@@ -54,6 +54,7 @@ from shared.offset_ranges import OffsetRanges, contains, runs, union, without
 from shared.state.buckets import is_bucket_key
 from shared.state.offsets import (
     APPLIED,
+    KEPT_HOLES,
     LEGACY_MARKS,
     BadEvent,
     Fold,
@@ -83,7 +84,6 @@ REPLACED = "_replaced"
 OWED = "_owed"
 KEPT_OWED = 64  # owed ranges per position; past it, the oldest count as applied, as closed gaps do
 HOLES = "_holes"  # per position, the landing ledger's holes not applied yet: their gaps stay open (offsets.mark)
-KEPT_HOLES = 16  # per position; past it, the oldest are forgotten (their gaps close as any other)
 # A bucket's state as the entity SDK serialises it (``json.dumps``, measured by ``stored_size``) stays under this many
 # bytes (docs/scale.md sizes N so that the fullest bucket holds ~230 KB at 100,000 keys, under the Durable Task
 # Scheduler's 256 KB): a source with more keys than its N was sized for evicts the keys updated least recently,
@@ -268,7 +268,7 @@ def apply(fold: Fold, state: dict[str, Any], payload: dict[str, Any]) -> Outcome
     keys: dict[str, str] = state.setdefault(KEYS, {})
     applied = {where: list(ranges) for where, ranges in applied_ranges(state).items()}
     owed: dict[str, OffsetRanges] = {where: list(ranges) for where, ranges in state.get(OWED, {}).items()}
-    holes: dict[str, OffsetRanges] = {where: list(ranges) for where, ranges in state.get(HOLES, {}).items()}
+    holes: dict[str, OffsetRanges] = {where: ranges[-KEPT_HOLES:] for where, ranges in state.get(HOLES, {}).items()}
     origins: dict[str, dict[str, Any]] = state.get(ORIGINS, {})
     pending: dict[str, Batches] = {}
     for part in payload["parts"]:
@@ -584,8 +584,8 @@ def _owing(part: dict[str, Any], ranges: OffsetRanges | None, owing: OffsetRange
 
 
 def _keep_holes(state: dict[str, Any], holes: dict[str, OffsetRanges]) -> None:
-    """Store the holes not applied yet, at most ``KEPT_HOLES`` ranges per position (the newest)."""
-    kept = {where: ranges[-KEPT_HOLES:] for where, ranges in holes.items() if ranges}
+    """Store the holes not applied yet (``offsets.mark`` keeps at most ``KEPT_HOLES`` a position)."""
+    kept = {where: ranges for where, ranges in holes.items() if ranges}
     if kept:
         state[HOLES] = kept
     else:

@@ -29,6 +29,7 @@ from shared.offset_ranges import OffsetRanges, add, contains, union, without
 APPLIED = "_applied"
 LEGACY_MARKS = "_offsets"  # state written before ranges: the highest offset applied per partition
 KEPT_RANGES = 32
+KEPT_HOLES = 16  # a key bucket's ledger holes kept per position (``mark``), as the ledger reports at most
 
 
 class BadEvent(ValueError):
@@ -103,7 +104,21 @@ def mark(applied: dict[str, OffsetRanges], part: dict[str, Any], holes: dict[str
         open_holes = union(holes.get(where, []), open_holes or [])
     applied[where] = add(applied.get(where, []), low, high, limit=KEPT_RANGES, keep_open=open_holes)
     if holes is not None:
-        holes[where] = without(open_holes or [], applied[where])
+        holes[where] = _kept_holes(without(open_holes or [], applied[where]), part.get("holes") or [])
+
+
+def _kept_holes(holes: OffsetRanges, carried: OffsetRanges) -> OffsetRanges:
+    """At most ``KEPT_HOLES`` of ``holes``: first those the part carried (the ledger's own, which it bounds), then
+    gaps before single offsets (a commit marker's: the ledger reports those among its holes and drops them first),
+    then the newest. Keeping only the newest let 16 markers push out a hole the ledger still had."""
+    if len(holes) <= KEPT_HOLES:
+        return holes
+
+    def rank(hole: list[int]) -> tuple[bool, bool, int]:
+        told = any(low <= hole[1] and hole[0] <= high for low, high in carried)
+        return told, hole[1] > hole[0], hole[0]
+
+    return sorted(sorted(holes, key=rank)[-KEPT_HOLES:])
 
 
 def per_key_reduce(entity: str, fold: Fold) -> Reducer:

@@ -634,3 +634,46 @@ def test_a_ledger_holes_gap_stays_open_for_signals_that_do_not_carry_it(late: st
     state = _apply_part(state, 10, 19, {"k": [_tap(offset) for offset in range(10, 20)]})  # the rewind
     assert _events(state) == counted + 10
     assert "_holes" not in state  # applied: nothing kept for it
+
+
+def test_commit_markers_among_a_ledgers_holes_do_not_push_out_the_hole_a_rewind_lands() -> None:
+    """The review of the change above, with the real ledger and signals: the ledger reports commit markers (single
+    offsets no record holds) among its holes; kept newest first, 16 of them pushed 10..19 out while the ledger still
+    had it, and a later signal that carried only markers closed its gap before the rewind's signal came."""
+    from shared.landing.ledger import Ledger
+    from shared.records import OffsetSpan, TopicPartition
+    from shared.state.aggregate import with_holes, within_size
+    from shared.state.buckets import bucket_for
+
+    buckets, alice = 4, "alice"
+    other = next(key for key in (f"k{n}" for n in range(100)) if bucket_for(key, buckets) != bucket_for(alice, buckets))
+    ledger = Ledger.first()
+
+    def payloads(low: int, high: int, key: str) -> list[dict[str, Any]]:
+        rows = [
+            {"_topic": "clickstream", "_partition": 0, "_incarnation": 0, "_offset": offset,
+             "_event_time": T0 + offset * 1000, "status_class": "2xx", "bytes": 1, "is_bot": False,
+             "request_path": "/x", "userid": key, "user_known": True, "ip": "1.1.1.1"}
+            for offset in range(low, high + 1)
+        ]  # fmt: skip
+        spans = {TopicPartition("clickstream", 0): OffsetSpan(low, high)}
+        found = signals_for("clickstream", rows, spans, buckets=buckets)
+        holes = ledger.holes(0)
+        sent = within_size(with_holes(found, {("clickstream", 0, 0): holes} if holes else {}))
+        ledger.mark_landed(low, high, 0)
+        return [signal.payload for signal in sent if signal.key == bucket_for(alice, buckets)]
+
+    before = payloads(0, 9, alice)
+    ledger.pass_over(10, 19, 0)  # the group moved over 10..19
+    between, low = [], 20
+    for n in range(2, 80):
+        between += payloads(low, low + 8, alice if n % 2 == 0 else other)
+        if n < 40:  # a commit marker after each of these batches
+            ledger.pass_over(low + 9, low + 9, 0)
+        low += 10 if n < 40 else 9
+    rewind = payloads(10, 19, alice)
+    after = payloads(low, low + 8, alice)
+    state: dict[str, Any] = {}
+    for payload in [*before, *between, *after, *rewind]:  # the rewind's signal overtaken by the next one
+        state = apply(user_activity.fold, state, payload).state
+    assert (key_state(state, alice) or {})["page_views"] == 10 + 39 * 9 + 10 + 9  # before, between, rewind, after
