@@ -29,7 +29,9 @@ from shared.offset_ranges import OffsetRanges, add, contains, union, without
 APPLIED = "_applied"
 LEGACY_MARKS = "_offsets"  # state written before ranges: the highest offset applied per partition
 KEPT_RANGES = 32
-KEPT_HOLES = 16  # a key bucket's ledger holes kept per position (``mark``), as the ledger reports at most
+# A key bucket's ledger holes kept per position (``mark``), as KEPT_OWED: the ledger reports its 8 newest gaps and
+# its passed-over ranges (8, more once rewinds land parts of them and split them; 16 lost a split hole in a review).
+KEPT_HOLES = 64
 
 
 class BadEvent(ValueError):

@@ -636,20 +636,21 @@ def test_a_ledger_holes_gap_stays_open_for_signals_that_do_not_carry_it(late: st
     assert "_holes" not in state  # applied: nothing kept for it
 
 
-def test_commit_markers_among_a_ledgers_holes_do_not_push_out_the_hole_a_rewind_lands() -> None:
-    """The review of the change above, with the real ledger and signals: the ledger reports commit markers (single
-    offsets no record holds) among its holes; kept newest first, 16 of them pushed 10..19 out while the ledger still
-    had it, and a later signal that carried only markers closed its gap before the rewind's signal came."""
-    from shared.landing.ledger import Ledger
-    from shared.records import OffsetSpan, TopicPartition
-    from shared.state.aggregate import with_holes, within_size
-    from shared.state.buckets import bucket_for
+class _Landed:
+    """Clickstream batches landed through the real ledger, and the signals processing sends one bucket for them."""
 
-    buckets, alice = 4, "alice"
-    other = next(key for key in (f"k{n}" for n in range(100)) if bucket_for(key, buckets) != bucket_for(alice, buckets))
-    ledger = Ledger.first()
+    def __init__(self, key: str = "alice", buckets: int = 4) -> None:
+        from shared.landing.ledger import Ledger
+        from shared.state.buckets import bucket_for
 
-    def payloads(low: int, high: int, key: str) -> list[dict[str, Any]]:
+        self.key, self.buckets, self.ledger = key, buckets, Ledger.first()
+        self.bucket = bucket_for(key, buckets)
+        self.other = next(k for k in (f"k{n}" for n in range(100)) if bucket_for(k, buckets) != self.bucket)
+
+    def payloads(self, low: int, high: int, key: str) -> list[dict[str, Any]]:
+        from shared.records import OffsetSpan, TopicPartition
+        from shared.state.aggregate import with_holes, within_size
+
         rows = [
             {"_topic": "clickstream", "_partition": 0, "_incarnation": 0, "_offset": offset,
              "_event_time": T0 + offset * 1000, "status_class": "2xx", "bytes": 1, "is_bot": False,
@@ -657,23 +658,55 @@ def test_commit_markers_among_a_ledgers_holes_do_not_push_out_the_hole_a_rewind_
             for offset in range(low, high + 1)
         ]  # fmt: skip
         spans = {TopicPartition("clickstream", 0): OffsetSpan(low, high)}
-        found = signals_for("clickstream", rows, spans, buckets=buckets)
-        holes = ledger.holes(0)
+        found = signals_for("clickstream", rows, spans, buckets=self.buckets)
+        holes = self.ledger.holes(0)
         sent = within_size(with_holes(found, {("clickstream", 0, 0): holes} if holes else {}))
-        ledger.mark_landed(low, high, 0)
-        return [signal.payload for signal in sent if signal.key == bucket_for(alice, buckets)]
+        self.ledger.mark_landed(low, high, 0)
+        return [signal.payload for signal in sent if signal.key == self.bucket]
 
-    before = payloads(0, 9, alice)
-    ledger.pass_over(10, 19, 0)  # the group moved over 10..19
+    def page_views(self, payloads: list[dict[str, Any]]) -> int:
+        state: dict[str, Any] = {}
+        for payload in payloads:
+            state = apply(user_activity.fold, state, payload).state
+        return int((key_state(state, self.key) or {})["page_views"])
+
+
+def test_commit_markers_among_a_ledgers_holes_do_not_push_out_the_hole_a_rewind_lands() -> None:
+    """The review of the change above, with the real ledger and signals: the ledger reports commit markers (single
+    offsets no record holds) among its holes; kept newest first, 16 of them pushed 10..19 out while the ledger still
+    had it, and a later signal that carried only markers closed its gap before the rewind's signal came."""
+    landed = _Landed()
+    before = landed.payloads(0, 9, landed.key)
+    landed.ledger.pass_over(10, 19, 0)  # the group moved over 10..19
     between, low = [], 20
     for n in range(2, 80):
-        between += payloads(low, low + 8, alice if n % 2 == 0 else other)
+        between += landed.payloads(low, low + 8, landed.key if n % 2 == 0 else landed.other)
         if n < 40:  # a commit marker after each of these batches
-            ledger.pass_over(low + 9, low + 9, 0)
+            landed.ledger.pass_over(low + 9, low + 9, 0)
         low += 10 if n < 40 else 9
-    rewind = payloads(10, 19, alice)
-    after = payloads(low, low + 8, alice)
-    state: dict[str, Any] = {}
-    for payload in [*before, *between, *after, *rewind]:  # the rewind's signal overtaken by the next one
-        state = apply(user_activity.fold, state, payload).state
-    assert (key_state(state, alice) or {})["page_views"] == 10 + 39 * 9 + 10 + 9  # before, between, rewind, after
+    rewind = landed.payloads(10, 19, landed.key)
+    after = landed.payloads(low, low + 8, landed.key)
+    # the rewind's signal overtaken by the next one: before, between, rewind, after all counted
+    assert landed.page_views([*before, *between, *after, *rewind]) == 10 + 39 * 9 + 10 + 9
+
+
+def test_rewinds_that_split_passed_over_ranges_keep_every_piece_open() -> None:
+    """The third review: rewinds landing parts of 8 passed-over ranges split them into 24, all of which the ledger
+    reports; kept 16, a piece dropped was closed by a signal that overtook the rewind landing it."""
+    landed = _Landed()
+    signals, low, bases = landed.payloads(0, 9, landed.key), 10, []
+    for _ in range(8):  # 8 ten-offset holes, the ledger's most
+        landed.ledger.pass_over(low, low + 9, 0)
+        bases.append(low)
+        signals += landed.payloads(low + 10, low + 14, landed.key)
+        low += 15
+    for n in range(100):  # over 32 ranges in the bucket
+        signals += landed.payloads(low, low + 4, landed.key if n % 2 == 0 else landed.other)
+        low += 5
+    for base in bases:  # rewinds land offsets 3 and 6 of each hole: 24 pieces left
+        signals += landed.payloads(base + 3, base + 3, landed.key) + landed.payloads(base + 6, base + 6, landed.key)
+    assert len(landed.ledger.holes(0)) > 16
+    signals += landed.payloads(low, low + 4, landed.key)
+    rewind = landed.payloads(bases[0], bases[0] + 2, landed.key)
+    after = landed.payloads(low + 5, low + 9, landed.key)
+    assert landed.page_views([*signals, *after, *rewind]) == landed.page_views([*signals, *rewind, *after])
