@@ -91,10 +91,7 @@ class TableEntityStore:
 
     def enqueue(self, entity: str, key: str, operation: str, payload: str | None) -> PendingOperation:
         """Store a signal; its input is cut as a state is (a signal may be up to 256 KiB: ``MAX_SIGNAL_BYTES``)."""
-        if (
-            payload is not None
-            and (stored := max(2 * utf16_units(payload), len(json.dumps(payload)))) > MAX_STORED_BYTES
-        ):
+        if payload is not None and (stored := stored_bytes(payload)) > MAX_STORED_BYTES:
             limit = f"the local store holds {MAX_STORED_BYTES:,}"
             raise SignalTooLarge(f"entity signal input of {stored:,} bytes as stored; {limit}")
         sequence = next(self._sequence)

@@ -347,11 +347,7 @@ class CuratedTable:
         table = self._open(refresh=True)
         if table is None or read is None or table.version() == read:
             return table
-        try:
-            newer = self._commits_since(table, read)
-        except (DeltaError, OSError) as error:
-            raise LakeUnavailable(f"cannot read the history of {self.location.uri}: {error}") from error
-        if any(_may_change(commit, hour) for commit in newer):
+        if any(_may_change(commit, hour) for commit in self._history_since(table, read)):
             raise HourChangedSince(f"hour {hour}: another writer committed the hour after it was read")
         return table
 
@@ -363,15 +359,18 @@ class CuratedTable:
         table = self._open(refresh=True)
         if table is None:
             return None
-        try:
-            commits = self._commits_since(table, -1)
-        except (DeltaError, OSError) as error:
-            raise LakeUnavailable(f"cannot read the history of {self.location.uri}: {error}") from error
-        for commit in commits:
+        for commit in self._history_since(table, -1):
             compaction_creation = commit.get("version") == 0 and REPROCESS_KEY not in commit
             if _may_change(commit, hour) and not (compaction_creation and parse_commit(commit) is not None):
                 raise HourChangedSince(f"hour {hour}: another writer committed the hour after it was read")
         return table
+
+    def _history_since(self, table: DeltaTable, read: int) -> list[Mapping[str, Any]]:
+        """:meth:`_commits_since`, an unreadable log as ``LakeUnavailable``."""
+        try:
+            return self._commits_since(table, read)
+        except (DeltaError, OSError) as error:
+            raise LakeUnavailable(f"cannot read the history of {self.location.uri}: {error}") from error
 
     def _commits_since(self, table: DeltaTable, read: int) -> list[Mapping[str, Any]]:
         """The log's entries after version ``read`` up to the table's, each read once by this object: a run checks

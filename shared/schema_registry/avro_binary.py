@@ -1323,15 +1323,19 @@ def _union(branches: list[Any], value: Any, named: dict[str, Any]) -> Any:
     if isinstance(value, dict) and (chosen := _record_branch(branches, value, named)) is not None:
         return chosen  # fastavro's notation (name, value): written as that branch
     for branch in branches:
-        if branch == "null":
-            continue
-        try:
-            converted = _avro_form(branch, value, named)
-        except ValueError:  # text that is no base64 for this branch's bytes: another branch's
-            continue
-        if converted is not value and fastavro_validate(converted, branch, named, "", False, {}):
+        if branch != "null" and (converted := _fitted(branch, value, named)) is not None and converted is not value:
             return converted
     return value
+
+
+def _fitted(branch: Any, value: Any, named: dict[str, Any]) -> Any:
+    """``value`` in ``branch``'s form when that branch takes it (fastavro's check, as its writer picks a branch),
+    else None: text that is no base64 for the branch's bytes is another branch's."""
+    try:
+        converted = _avro_form(branch, value, named)
+    except ValueError:
+        return None
+    return converted if fastavro_validate(converted, branch, named, "", False, {}) else None
 
 
 def _record_branch(branches: list[Any], value: dict[str, Any], named: dict[str, Any]) -> tuple[str, Any] | None:
@@ -1346,11 +1350,7 @@ def _record_branch(branches: list[Any], value: dict[str, Any], named: dict[str, 
             isinstance(record, dict)
             and record.get("type") in ("record", "error")
             and value.keys() == {item["name"] for item in record["fields"]}
+            and (converted := _fitted(record, value, named)) is not None
         ):
-            try:
-                converted = _avro_form(record, value, named)
-            except ValueError:  # text that is no base64 for this branch's bytes: another branch's string
-                continue
-            if fastavro_validate(converted, record, named, "", False, {}):
-                return record["name"], converted
+            return record["name"], converted
     return None
